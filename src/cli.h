@@ -1,0 +1,70 @@
+// The subcommands: each has an Options struct, setup_x() that declares it on
+// the CLI11 app, and run_x() that does the work and returns the exit code
+// (0 ok, 1 tool or I/O failure, 2 spec or usage error).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "ir.h"
+#include "spec.h"
+
+namespace asmsrv {
+
+/// What every compiling subcommand shares: the spec, the syntax, --port.
+struct CompileOptions {
+  std::string spec;
+  std::string syntax = "nasm";
+  std::optional<int> port;
+};
+
+struct GenOptions {
+  CompileOptions compile;
+  std::string output;  // empty: stdout
+};
+CLI::App* setup_gen(CLI::App& app, GenOptions& opt);
+int run_gen(const GenOptions& opt);
+
+struct BuildOptions {
+  CompileOptions compile;
+  std::string output;
+  std::string keep_asm;
+  bool verbose = false;
+};
+CLI::App* setup_build(CLI::App& app, BuildOptions& opt);
+int run_build(const BuildOptions& opt);
+
+struct RunOptions {
+  CompileOptions compile;
+  bool verbose = false;
+};
+CLI::App* setup_run(CLI::App& app, RunOptions& opt);
+int run_run(const RunOptions& opt);
+
+struct CheckOptions {
+  std::string spec;
+};
+CLI::App* setup_check(CLI::App& app, CheckOptions& opt);
+int run_check(const CheckOptions& opt);
+
+struct ExplainOptions {
+  std::string spec;
+  std::optional<int> port;
+};
+CLI::App* setup_explain(CLI::App& app, ExplainOptions& opt);
+int run_explain(const ExplainOptions& opt);
+
+// Shared by the subcommands (cli_gen.cc).
+
+/// Declares SPEC, --syntax and --port on a subcommand.
+void add_compile_options(CLI::App& cmd, CompileOptions& opt);
+/// Loads the spec and applies --port.
+Spec load_for_compile(const std::string& spec_path, std::optional<int> port);
+/// The spec compiled to assembly text in the chosen syntax.
+std::string compile_to_asm(const CompileOptions& opt, Program* program = nullptr);
+/// Runs `body`, turning SpecError into exit 2 and other errors into exit 1,
+/// each reported on stderr.
+int guarded(const std::function<int()>& body);
+
+}  // namespace asmsrv

@@ -1,0 +1,42 @@
+#include "cli.h"
+#include "dialect.h"
+#include "fs.h"
+#include "toolchain.h"
+
+#include <filesystem>
+
+namespace asmsrv {
+
+CLI::App* setup_build(CLI::App& app, BuildOptions& opt) {
+  CLI::App* cmd = app.add_subcommand("build", "Assemble and link the server into a static binary");
+  add_compile_options(*cmd, opt.compile);
+  cmd->add_option("-o,--output", opt.output, "The executable to write")->required();
+  cmd->add_option("--keep-asm", opt.keep_asm, "Also write the assembly source to FILE");
+  cmd->add_flag("-v,--verbose", opt.verbose, "Print each tool's command line");
+  return cmd;
+}
+
+/// Assembles and links `asm_text` for `opt` in `workdir`; returns the binary's path.
+std::string build_in(const CompileOptions& opt, const std::string& asm_text,
+                     const std::string& workdir, bool verbose) {
+  Spec spec = load_for_compile(opt.spec, opt.port);
+  std::vector<std::string> includes;
+  if (spec.response && !spec.response->file.empty())
+    includes.push_back(std::filesystem::absolute(spec.dir).lexically_normal().string());
+  std::string exe = workdir + "/server";
+  assemble_and_link(*find_dialect(opt.syntax), asm_text, includes, workdir, exe, verbose);
+  return exe;
+}
+
+int run_build(const BuildOptions& opt) {
+  return guarded([&] {
+    std::string text = compile_to_asm(opt.compile);
+    TempDir tmp;
+    std::string exe = build_in(opt.compile, text, tmp.path(), opt.verbose);
+    if (!opt.keep_asm.empty()) write_file_atomic(opt.keep_asm, text);
+    copy_file_atomic(exe, opt.output, 0755);
+    return 0;
+  });
+}
+
+}  // namespace asmsrv

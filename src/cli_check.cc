@@ -1,0 +1,22 @@
+#include <fmt/format.h>
+
+#include "cli.h"
+
+namespace asmsrv {
+
+CLI::App* setup_check(CLI::App& app, CheckOptions& opt) {
+  CLI::App* cmd = app.add_subcommand("check", "Validate a spec and report every error");
+  cmd->add_option("SPEC", opt.spec, "The server spec (JSON)")->required();
+  return cmd;
+}
+
+int run_check(const CheckOptions& opt) {
+  return guarded([&] {
+    Spec spec = load_spec(opt.spec);
+    fmt::print("{}: ok ({}, {} mode)\n", opt.spec, listen_text(spec),
+               spec.mode == Mode::fork ? "fork" : "iterative");
+    return 0;
+  });
+}
+
+}  // namespace asmsrv

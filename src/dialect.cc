@@ -1,0 +1,81 @@
+#include "dialect.h"
+
+namespace asmsrv {
+
+const Dialect& nasm_dialect() {
+  static const Dialect d = {
+      .name = "nasm",
+      .comment = ";",
+      .local_prefix = "",
+      .size_kw = {"", "byte ", "word ", "dword ", "qword "},
+      .rip_open = "[rel ",
+      .movabs = "mov",
+      .db = "db",
+      .ascii = "",
+      .align = "align",
+      .align_bss = "alignb",
+      .skip = "resb",
+      .incbin = "incbin",
+      .skeleton = "nasm.s",
+      .assembler = "nasm",
+      .package = "nasm",
+      .assembler_flags = {"-f", "elf64"},
+      .include_flag = "-i",
+      .include_needs_slash = true,
+  };
+  return d;
+}
+
+const Dialect& gas_dialect() {
+  static const Dialect d = {
+      .name = "gas",
+      .comment = "#",
+      .local_prefix = ".L",
+      .size_kw = {"", "BYTE PTR ", "WORD PTR ", "DWORD PTR ", "QWORD PTR "},
+      .rip_open = "[rip + ",
+      .movabs = "movabs",
+      .db = ".byte",
+      .ascii = ".ascii",
+      .align = ".balign",
+      .align_bss = ".balign",
+      .skip = ".skip",
+      .incbin = ".incbin",
+      .skeleton = "gas.s",
+      .assembler = "as",
+      .package = "binutils",
+      .assembler_flags = {"--64"},
+      .include_flag = "-I",
+      .include_needs_slash = false,
+  };
+  return d;
+}
+
+const Dialect* find_dialect(std::string_view name) {
+  if (name == "nasm") return &nasm_dialect();
+  if (name == "gas") return &gas_dialect();
+  return nullptr;
+}
+
+std::vector<std::string> assemble_command(const Dialect& d, const std::string& src,
+                                          const std::string& obj,
+                                          const std::vector<std::string>& include_dirs) {
+  std::vector<std::string> argv = {d.assembler};
+  argv.insert(argv.end(), d.assembler_flags.begin(), d.assembler_flags.end());
+  for (std::string dir : include_dirs) {
+    if (dir.empty()) dir = ".";
+    if (d.include_needs_slash && dir.back() != '/') dir += '/';
+    argv.push_back(d.include_flag);
+    argv.push_back(dir);
+  }
+  argv.insert(argv.end(), {"-o", obj, src});
+  return argv;
+}
+
+std::vector<std::string> link_command(const std::string& obj, const std::string& exe) {
+  // -static: no dynamic loader; -s: strip symbols; noexecstack: PT_GNU_STACK RW;
+  // separate-code keeps .text apart from data, so no segment is both W and X.
+  return {"ld", "-static", "-s", "-z", "noexecstack", "-z", "separate-code",
+          "-o", exe, obj};
+}
+
+}  // namespace asmsrv

@@ -1,0 +1,90 @@
+#include "http.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+namespace asmsrv {
+
+namespace {
+
+constexpr std::pair<int, std::string_view> kReasons[] = {
+    {100, "Continue"}, {101, "Switching Protocols"}, {102, "Processing"}, {103, "Early Hints"},
+    {200, "OK"}, {201, "Created"}, {202, "Accepted"}, {203, "Non-Authoritative Information"},
+    {204, "No Content"}, {205, "Reset Content"}, {206, "Partial Content"},
+    {207, "Multi-Status"}, {208, "Already Reported"}, {226, "IM Used"},
+    {300, "Multiple Choices"}, {301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"},
+    {304, "Not Modified"}, {305, "Use Proxy"}, {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"}, {401, "Unauthorized"}, {402, "Payment Required"}, {403, "Forbidden"},
+    {404, "Not Found"}, {405, "Method Not Allowed"}, {406, "Not Acceptable"},
+    {407, "Proxy Authentication Required"}, {408, "Request Timeout"}, {409, "Conflict"},
+    {410, "Gone"}, {411, "Length Required"}, {412, "Precondition Failed"},
+    {413, "Content Too Large"}, {414, "URI Too Long"}, {415, "Unsupported Media Type"},
+    {416, "Range Not Satisfiable"}, {417, "Expectation Failed"}, {418, "I'm a teapot"},
+    {421, "Misdirected Request"}, {422, "Unprocessable Content"}, {423, "Locked"},
+    {424, "Failed Dependency"}, {425, "Too Early"}, {426, "Upgrade Required"},
+    {428, "Precondition Required"}, {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"}, {451, "Unavailable For Legal Reasons"},
+    {500, "Internal Server Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
+    {503, "Service Unavailable"}, {504, "Gateway Timeout"}, {505, "HTTP Version Not Supported"},
+    {506, "Variant Also Negotiates"}, {507, "Insufficient Storage"}, {508, "Loop Detected"},
+    {510, "Not Extended"}, {511, "Network Authentication Required"},
+};
+
+constexpr std::pair<std::string_view, std::string_view> kMediaTypes[] = {
+    {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"}, {"js", "text/javascript; charset=utf-8"},
+    {"json", "application/json"}, {"txt", "text/plain; charset=utf-8"},
+    {"svg", "image/svg+xml"}, {"png", "image/png"}, {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"}, {"gif", "image/gif"}, {"ico", "image/x-icon"},
+    {"wasm", "application/wasm"}, {"pdf", "application/pdf"}, {"woff2", "font/woff2"},
+};
+
+}  // namespace
+
+std::string_view standard_reason(int status) {
+  for (const auto& [code, text] : kReasons)
+    if (code == status) return text;
+  return "";
+}
+
+std::string_view media_type_for(std::string_view filename) {
+  size_t slash = filename.rfind('/');
+  std::string_view base = slash == std::string_view::npos ? filename : filename.substr(slash + 1);
+  size_t dot = base.rfind('.');
+  if (dot != std::string_view::npos) {
+    std::string ext(base.substr(dot + 1));
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    for (const auto& [e, type] : kMediaTypes)
+      if (e == ext) return type;
+  }
+  return "application/octet-stream";
+}
+
+bool is_token(std::string_view s) {
+  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || kExtra.find(static_cast<char>(c)) != std::string_view::npos;
+  });
+}
+
+bool status_has_no_body(int status) {
+  return status < 200 || status == 204 || status == 304;
+}
+
+std::string response_head(const HttpResponse& r) {
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason);
+  if (!status_has_no_body(r.status)) {
+    out += fmt::format("Content-Type: {}\r\n", r.content_type);
+    out += fmt::format("Content-Length: {}\r\n", r.body_size());
+  }
+  out += "Connection: close\r\n";
+  for (const auto& [name, value] : r.headers) out += fmt::format("{}: {}\r\n", name, value);
+  return out + "\r\n";
+}
+
+}  // namespace asmsrv

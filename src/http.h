@@ -1,0 +1,28 @@
+// HTTP facts computed at compile time: reason phrases, media types, and the
+// bytes of a complete response head.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "spec.h"
+
+namespace asmsrv {
+
+/// The standard reason phrase for `status` (RFC 9110 §15), or "" if none.
+std::string_view standard_reason(int status);
+
+/// The media type for a file name's extension, application/octet-stream if unknown.
+std::string_view media_type_for(std::string_view filename);
+
+/// true for a token (RFC 9110 §5.6.2): a valid header name or method.
+bool is_token(std::string_view s);
+
+/// true when a response with this status carries no body (1xx, 204, 304).
+bool status_has_no_body(int status);
+
+/// The status line and header section, ending in CRLF CRLF:
+/// "HTTP/1.1 200 OK\r\nContent-Type: ...\r\nContent-Length: N\r\nConnection: close\r\n...\r\n"
+std::string response_head(const HttpResponse& r);
+
+}  // namespace asmsrv

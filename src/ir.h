@@ -1,0 +1,228 @@
+// The IR: what the generated server does, as blocks of x86-64 instructions.
+//
+// The IR is the single source of truth for the machine code. Every number in
+// it (lengths, offsets, the byte-swapped port) is resolved here, at compile
+// time, so a printer only spells it; the two dialects differ in spelling only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace asmsrv {
+
+/// General-purpose registers in hardware encoding order (as xbyak/asmjit).
+enum class Reg : uint8_t {
+  rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi,
+  r8, r9, r10, r11, r12, r13, r14, r15,
+};
+
+/// Operand width in bits; also the size of a memory access.
+enum class Width : uint8_t { none, b8, b16, b32, b64 };
+
+/// The name of `reg` at `width` ("rax", "eax", "ax", "al", "r12d", ...).
+const char* reg_name(Reg reg, Width width);
+
+/// A label: an index into Program::labels.
+struct Label {
+  int id = -1;
+  bool operator==(const Label&) const = default;
+};
+
+struct RegOp {
+  Reg reg;
+  Width width;
+  bool operator==(const RegOp&) const = default;
+};
+
+struct ImmOp {
+  int64_t value;
+  bool operator==(const ImmOp&) const = default;
+};
+
+/// A memory operand: [base + index + disp], or [rip + label] when `rip` is set.
+struct MemOp {
+  Width width = Width::none;  // access size; none for lea
+  Reg base = Reg::rax;
+  bool has_index = false;
+  Reg index = Reg::rax;
+  int32_t disp = 0;
+  bool rip = false;
+  Label label;
+  bool operator==(const MemOp&) const = default;
+};
+
+/// A jump or call target.
+struct LabelOp {
+  Label label;
+  bool operator==(const LabelOp&) const = default;
+};
+
+using Operand = std::variant<RegOp, ImmOp, MemOp, LabelOp>;
+
+// Typed operand helpers: r64(Reg::rdi), imm(16), mem32(Reg::rsp, 8), rip(label).
+inline RegOp r64(Reg r) { return {r, Width::b64}; }
+inline RegOp r32(Reg r) { return {r, Width::b32}; }
+inline RegOp r16(Reg r) { return {r, Width::b16}; }
+inline RegOp r8(Reg r) { return {r, Width::b8}; }
+inline ImmOp imm(int64_t v) { return {v}; }
+inline MemOp mem(Width w, Reg base, int32_t disp = 0) {
+  MemOp m;
+  m.width = w;
+  m.base = base;
+  m.disp = disp;
+  return m;
+}
+inline MemOp mem8(Reg base, int32_t disp = 0) { return mem(Width::b8, base, disp); }
+inline MemOp mem16(Reg base, int32_t disp = 0) { return mem(Width::b16, base, disp); }
+inline MemOp mem32(Reg base, int32_t disp = 0) { return mem(Width::b32, base, disp); }
+inline MemOp mem64(Reg base, int32_t disp = 0) { return mem(Width::b64, base, disp); }
+/// [base + index], an indexed access of width w.
+inline MemOp mem_index(Width w, Reg base, Reg index, int32_t disp = 0) {
+  MemOp m = mem(w, base, disp);
+  m.has_index = true;
+  m.index = index;
+  return m;
+}
+/// [rip + label]: the address of a data label (for lea), or an access of width w.
+inline MemOp rip(Label l, Width w = Width::none) {
+  MemOp m;
+  m.width = w;
+  m.rip = true;
+  m.label = l;
+  return m;
+}
+
+/// Every instruction asmsrv emits. One list generates the enum and the names.
+#define ASMSRV_OPS(X)                                                        \
+  X(mov) X(movabs) X(movzx) X(lea) X(add) X(sub) X(xor_, "xor") X(and_, "and") \
+  X(or_, "or") X(cmp) X(test) X(inc) X(dec) X(neg) X(div) X(ror) X(shl)      \
+  X(shr) X(push) X(pop) X(call) X(ret) X(jmp) X(je) X(jne) X(jl) X(jle)      \
+  X(jg) X(jge) X(jb) X(jbe) X(ja) X(jae) X(js) X(jns) X(jz) X(jnz)          \
+  X(syscall)                                                                 \
+  X(rep_movsb, "rep movsb")
+
+#define ASMSRV_OP_ENUM(name, ...) name,
+enum class Op : uint8_t { ASMSRV_OPS(ASMSRV_OP_ENUM) };
+#undef ASMSRV_OP_ENUM
+
+/// The mnemonic of `op`, the same in NASM and GAS Intel syntax.
+const char* op_name(Op op);
+
+struct Instr {
+  Op op;
+  std::vector<Operand> operands;
+  std::string comment;
+};
+
+/// A label definition inside a block.
+struct LabelDef {
+  Label label;
+};
+
+/// A comment line inside a block (explains the next instructions).
+struct Note {
+  std::string text;
+};
+
+using Line = std::variant<Instr, LabelDef, Note>;
+
+/// A named block: one step of the server, usually one system call.
+struct Block {
+  Label label;            // defined at the top of the block
+  std::string title;      // "bind the listening socket"
+  std::string syscall;    // "bind" (empty when the block makes none)
+  int syscall_nr = -1;    // 49
+  std::string c_equiv;    // "bind(listen_fd, &listen_addr, sizeof listen_addr)"
+  std::string why;        // one or two sentences for the reader
+  std::vector<Line> lines;
+};
+
+/// A piece of data: literal bytes, a file embedded by the assembler, or zeros.
+struct Bytes {
+  std::string bytes;
+};
+struct Incbin {
+  std::string path;  // as the assembler will look it up (relative to -i/-I)
+  uint64_t size;     // checked at compile time
+};
+struct Zeros {
+  uint64_t size;
+};
+using Piece = std::variant<Bytes, Incbin, Zeros>;
+
+enum class Section : uint8_t { rodata, data, bss };
+
+struct DataItem {
+  Label label;
+  Section section;
+  int align = 8;
+  std::string comment;
+  std::vector<Piece> pieces;
+  uint64_t size() const;
+};
+
+struct LabelInfo {
+  std::string name;
+  bool local;  // code label: printed with the dialect's local prefix
+};
+
+/// The whole generated program.
+struct Program {
+  std::string name;                // server name, for the header
+  std::string spec_file;           // spec file name, for the header
+  std::vector<std::string> include_dirs;  // where incbin files live
+  std::string notes;               // header text: the register map and such
+  std::vector<LabelInfo> labels;   // indexed by Label::id
+  Label entry;                     // _start
+  std::vector<Block> blocks;       // in output order
+  std::vector<DataItem> data;      // in output order within each section
+
+  const LabelInfo& info(Label l) const { return labels.at(l.id); }
+};
+
+/// Builds a Program. chibicc-style: one helper per instruction line, labels
+/// from one counter.
+class Builder {
+ public:
+  explicit Builder(Program& p) : p_(p) {}
+
+  /// A new code label, named `hint_N` from the one counter.
+  Label new_label(const std::string& hint);
+  /// A global (non-local) symbol, named exactly `name`.
+  Label symbol(const std::string& name);
+
+  /// Starts a new block; the following instructions go into it.
+  Block& block(Label label, std::string title, std::string syscall, int syscall_nr,
+               std::string c_equiv, std::string why);
+  /// Defines `l` at this point of the current block.
+  void label(Label l);
+  /// A comment line in the current block.
+  void note(std::string text);
+
+  void emit(Op op, std::vector<Operand> ops, std::string comment = "");
+
+  /// mov into a 64-bit register, choosing the shortest exact encoding:
+  /// mov r32, imm32 (zero-extends) or mov r64, simm32 or movabs.
+  void mov_imm(Reg dst, int64_t value, std::string comment = "");
+  /// xor r32, r32: dst = 0 (clobbers the flags).
+  void zero(Reg dst, std::string comment = "");
+  /// rax = syscall number, then `syscall`.
+  void syscall(int nr, const std::string& name);
+
+  /// Adds a data item and returns its label.
+  Label data(const std::string& name, Section s, std::vector<Piece> pieces,
+             std::string comment, int align = 8);
+  Label bytes(const std::string& name, std::string bytes, std::string comment);
+  Label bss(const std::string& name, uint64_t size, std::string comment,
+            int align = 8);
+
+ private:
+  Program& p_;
+  int counter_ = 0;
+  Block& cur();
+  size_t cur_ = SIZE_MAX;  // index into p_.blocks
+};
+
+}  // namespace asmsrv

@@ -1,0 +1,262 @@
+#include "printer.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "templates.h"
+
+namespace asmsrv {
+
+namespace {
+
+constexpr int kInstrIndent = 8;
+constexpr int kMnemonicWidth = 8;
+constexpr int kCommentColumn = 48;
+constexpr size_t kDataLineBytes = 64;
+
+std::string label_name(const Program& p, const Dialect& d, Label l) {
+  const LabelInfo& info = p.info(l);
+  return info.local ? d.local_prefix + info.name : info.name;
+}
+
+std::string format_imm(int64_t v) {
+  if (v >= -4096 && v <= 4096) return std::to_string(v);
+  if (v < 0) return fmt::format("-0x{:x}", -static_cast<uint64_t>(v));
+  return fmt::format("0x{:x}", v);
+}
+
+std::string format_mem(const Program& p, const Dialect& d, const MemOp& m) {
+  std::string out = d.size_kw[static_cast<int>(m.width)];
+  if (m.rip) return out + d.rip_open + label_name(p, d, m.label) + "]";
+  out += "[";
+  out += reg_name(m.base, Width::b64);
+  if (m.has_index) {
+    out += "+";
+    out += reg_name(m.index, Width::b64);
+  }
+  if (m.disp > 0) out += fmt::format("+{}", m.disp);
+  if (m.disp < 0) out += fmt::format("-{}", -static_cast<int64_t>(m.disp));
+  return out + "]";
+}
+
+std::string format_operand(const Program& p, const Dialect& d, const Operand& op) {
+  if (auto* r = std::get_if<RegOp>(&op)) return reg_name(r->reg, r->width);
+  if (auto* i = std::get_if<ImmOp>(&op)) return format_imm(i->value);
+  if (auto* m = std::get_if<MemOp>(&op)) return format_mem(p, d, *m);
+  return label_name(p, d, std::get<LabelOp>(op).label);
+}
+
+// One line of output: text, then the comment at kCommentColumn.
+void emit_line(std::string& out, const Dialect& d, const std::string& text,
+               const std::string& comment) {
+  out += text;
+  if (!comment.empty()) {
+    size_t pad = text.size() < kCommentColumn ? kCommentColumn - text.size() : 1;
+    out.append(pad, ' ');
+    out += d.comment + " " + comment;
+  }
+  out += '\n';
+}
+
+std::string indent(const std::string& text) {
+  return std::string(kInstrIndent, ' ') + text;
+}
+
+// A comment paragraph: every line of `text` behind the comment marker.
+void emit_comment(std::string& out, const Dialect& d, const std::string& marker,
+                  const std::string& text) {
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t nl = text.find('\n', start);
+    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    out += line.empty() ? marker + "\n" : marker + " " + line + "\n";
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  (void)d;
+}
+
+bool is_text_byte(unsigned char c) { return (c >= 0x20 && c < 0x7f) || c == '\r' || c == '\n' || c == '\t'; }
+bool is_plain_byte(unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }
+
+// GAS: .ascii "HTTP/1.1 200 OK\r\n"
+std::string ascii_line(const Dialect& d, std::string_view s) {
+  std::string out = d.ascii + " \"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '\r': out += "\\r"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      default: out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// NASM: db "HTTP/1.1 200 OK", 13, 10  (quoted runs of plain bytes, numbers otherwise)
+// Also every dialect's form for binary data: db 2, 0, 31, 144
+std::string db_line(const Dialect& d, std::string_view s, bool quote_runs) {
+  std::string out = d.db + " ";
+  bool first = true;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (!first) out += ", ";
+    first = false;
+    if (quote_runs && is_plain_byte(s[i])) {
+      size_t j = i;
+      while (j < s.size() && is_plain_byte(s[j])) ++j;
+      out += "\"" + std::string(s.substr(i, j - i)) + "\"";
+      i = j;
+    } else {
+      out += std::to_string(static_cast<unsigned char>(s[i]));
+      ++i;
+    }
+  }
+  return out;
+}
+
+void emit_bytes(std::string& out, const Dialect& d, const std::string& bytes) {
+  size_t i = 0;
+  while (i < bytes.size()) {
+    // A line ends after '\n' or at kDataLineBytes, so text reads as text.
+    size_t end = std::min(bytes.size(), i + kDataLineBytes);
+    size_t nl = bytes.find('\n', i);
+    if (nl != std::string::npos && nl < end) end = nl + 1;
+    std::string_view chunk(bytes.data() + i, end - i);
+    bool text = true;
+    for (unsigned char c : chunk) text = text && is_text_byte(c);
+    if (text && !d.ascii.empty())
+      out += indent(ascii_line(d, chunk)) + "\n";
+    else
+      out += indent(db_line(d, chunk, text)) + "\n";
+    i = end;
+  }
+}
+
+std::string section_text(const Program& p, const Dialect& d, Section s) {
+  std::string out;
+  for (const DataItem& item : p.data) {
+    if (item.section != s) continue;
+    out += "\n";
+    emit_comment(out, d, d.comment, fmt::format("{} ({} bytes)", item.comment, item.size()));
+    out += indent(fmt::format("{} {}", s == Section::bss ? d.align_bss : d.align, item.align)) + "\n";
+    out += label_name(p, d, item.label) + ":\n";
+    for (const Piece& piece : item.pieces) {
+      if (auto* b = std::get_if<Bytes>(&piece)) emit_bytes(out, d, b->bytes);
+      if (auto* f = std::get_if<Incbin>(&piece))
+        emit_line(out, d, indent(fmt::format("{} \"{}\"", d.incbin, f->path)),
+                  fmt::format("{} bytes, read by the assembler", f->size));
+      if (auto* z = std::get_if<Zeros>(&piece))
+        out += indent(fmt::format("{} {}", d.skip, z->size)) + "\n";
+    }
+  }
+  return out;
+}
+
+std::string block_heading(const Block& b) {
+  std::string head = b.title;
+  if (!b.syscall.empty())
+    head += fmt::format(": {}(2), syscall {}", b.syscall, b.syscall_nr);
+  return head;
+}
+
+void emit_block(std::string& out, const Program& p, const Dialect& d, const Block& b) {
+  std::string marker = d.comment + d.comment;
+  out += "\n" + marker + " " + std::string(74, '-') + "\n";
+  emit_comment(out, d, marker, block_heading(b));
+  if (!b.c_equiv.empty()) emit_comment(out, d, marker, "C: " + b.c_equiv);
+  if (!b.why.empty()) emit_comment(out, d, marker, b.why);
+  out += label_name(p, d, b.label) + ":\n";
+  for (const Line& line : b.lines) {
+    if (auto* ins = std::get_if<Instr>(&line))
+      emit_line(out, d, indent(format_instr(p, d, *ins)), ins->comment);
+    else if (auto* l = std::get_if<LabelDef>(&line))
+      out += label_name(p, d, l->label) + ":\n";
+    else
+      emit_comment(out, d, indent(d.comment), std::get<Note>(line).text);
+  }
+}
+
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const std::string& a : argv) out += (out.empty() ? "" : " ") + a;
+  return out;
+}
+
+}  // namespace
+
+std::string format_instr(const Program& p, const Dialect& d, const Instr& ins) {
+  std::string mnemonic = ins.op == Op::movabs ? d.movabs : op_name(ins.op);
+  if (ins.operands.empty()) return mnemonic;
+  std::string out = mnemonic;
+  out.append(mnemonic.size() < kMnemonicWidth ? kMnemonicWidth - mnemonic.size() : 1, ' ');
+  for (size_t i = 0; i < ins.operands.size(); ++i) {
+    if (i) out += ", ";
+    out += format_operand(p, d, ins.operands[i]);
+  }
+  return out;
+}
+
+std::string print_program(const Program& p, const Dialect& d) {
+  std::string header_text = render(
+      load_template("header.txt"),
+      {{"name", p.name},
+       {"dialect", d.name == "nasm" ? "NASM" : "GNU as, Intel syntax"},
+       {"version", ASMSRV_VERSION},
+       {"spec", p.spec_file},
+       {"assemble", command_line(assemble_command(d, "server.s", "server.o", p.include_dirs))},
+       {"link", command_line(link_command("server.o", "server"))}});
+  if (!p.notes.empty()) header_text += "\n" + p.notes;
+  std::string header;
+  emit_comment(header, d, d.comment, header_text);
+
+  std::string text;
+  for (const Block& b : p.blocks) emit_block(text, p, d, b);
+
+  return render(load_template(d.skeleton),
+                {{"header", header},
+                 {"entry", label_name(p, d, p.entry)},
+                 {"text", text},
+                 {"rodata", section_text(p, d, Section::rodata)},
+                 {"data", section_text(p, d, Section::data)},
+                 {"bss", section_text(p, d, Section::bss)}});
+}
+
+std::string explain_program(const Program& p) {
+  const Dialect& d = nasm_dialect();
+  std::string out = fmt::format("{}: {} blocks, {} data items\n", p.name, p.blocks.size(), p.data.size());
+  if (!p.notes.empty()) out += "\n" + p.notes + "\n";
+  int n = 0;
+  for (const Block& b : p.blocks) {
+    out += fmt::format("\n[{}] {}\n", ++n, b.title);
+    out += fmt::format("    label    {}\n", label_name(p, d, b.label));
+    if (!b.syscall.empty())
+      out += fmt::format("    syscall  {} ({})\n", b.syscall, b.syscall_nr);
+    if (!b.c_equiv.empty()) out += fmt::format("    C        {}\n", b.c_equiv);
+    if (!b.why.empty()) out += fmt::format("    why      {}\n", b.why);
+    for (const Line& line : b.lines) {
+      if (auto* ins = std::get_if<Instr>(&line)) {
+        std::string t = "        " + format_instr(p, d, *ins);
+        if (!ins->comment.empty())
+          t += std::string(t.size() < 48 ? 48 - t.size() : 1, ' ') + "; " + ins->comment;
+        out += t + "\n";
+      } else if (auto* l = std::get_if<LabelDef>(&line)) {
+        out += "      " + label_name(p, d, l->label) + ":\n";
+      } else {
+        out += "        ; " + std::get<Note>(line).text + "\n";
+      }
+    }
+  }
+  out += "\ndata:\n";
+  for (const DataItem& item : p.data) {
+    static const char* kSection[] = {".rodata", ".data", ".bss"};
+    out += fmt::format("    {:<8} {:<20} {:>8} bytes  {}\n", kSection[static_cast<int>(item.section)],
+                       p.info(item.label).name, item.size(), item.comment);
+  }
+  return out;
+}
+
+}  // namespace asmsrv

@@ -1,0 +1,20 @@
+// Prints a Program as assembly source in one dialect, or as an explain listing.
+#pragma once
+
+#include <string>
+
+#include "dialect.h"
+#include "ir.h"
+
+namespace asmsrv {
+
+/// One instruction as text: "mov     rdi, r12" (no indentation, no comment).
+std::string format_instr(const Program& p, const Dialect& d, const Instr& ins);
+
+/// The complete source file: header, skeleton, text, data.
+std::string print_program(const Program& p, const Dialect& d);
+
+/// The explain listing: each block with its syscall, C equivalent and code.
+std::string explain_program(const Program& p);
+
+}  // namespace asmsrv

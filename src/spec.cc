@@ -1,0 +1,397 @@
+#include "spec.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "fs.h"
+#include "http.h"
+#include "templates.h"
+
+namespace asmsrv {
+
+using json = nlohmann::ordered_json;
+
+namespace {
+
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const std::string& l : lines) out += (out.empty() ? "" : "\n") + l;
+  return out;
+}
+
+// "/listen" + "port" -> "/listen/port", escaping ~ and / (RFC 6901).
+std::string child(const std::string& ptr, std::string_view key) {
+  std::string out = ptr + "/";
+  for (char c : key) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+
+std::string json_quote(std::string_view s) { return json(std::string(s)).dump(); }
+
+// A JSON value as shown in a message, cut short when long.
+std::string shown(const json& j) {
+  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > 40) s = s.substr(0, 37) + "...";
+  return s;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diag + (std::tolower(a[i - 1]) == std::tolower(b[j - 1]) ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// Collects every error with its JSON pointer; the checks read like the spec.
+class Checker {
+ public:
+  explicit Checker(std::string file) : file_(std::move(file)) {}
+
+  void error(const std::string& ptr, const std::string& msg) {
+    errors_.push_back(fmt::format("{}: {}: {}", file_, ptr.empty() ? "/" : ptr, msg));
+  }
+  const std::vector<std::string>& errors() const { return errors_; }
+
+  // Reports keys of `obj` not in `allowed`, suggesting the closest one.
+  bool object(const json& obj, const std::string& ptr, std::initializer_list<std::string_view> allowed) {
+    if (!obj.is_object()) {
+      error(ptr, "expected an object, got " + shown(obj));
+      return false;
+    }
+    for (const auto& [key, value] : obj.items()) {
+      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+      std::string_view best;
+      size_t best_d = SIZE_MAX;
+      for (std::string_view k : allowed) {
+        size_t d = edit_distance(key, k);
+        if (d < best_d) best_d = d, best = k;
+      }
+      if (best_d <= std::max<size_t>(2, key.size() / 3))
+        error(child(ptr, key), fmt::format("unknown key; did you mean {}?", json_quote(best)));
+      else {
+        std::string all;
+        for (std::string_view k : allowed) all += (all.empty() ? "" : ", ") + json_quote(k);
+        error(child(ptr, key), "unknown key; valid keys here: " + all);
+      }
+    }
+    return true;
+  }
+
+  std::optional<int> integer(const json& j, const std::string& ptr, int lo, int hi) {
+    if (j.is_number_integer()) {
+      auto v = j.get<int64_t>();
+      if (v >= lo && v <= hi) return static_cast<int>(v);
+    }
+    error(ptr, fmt::format("expected an integer from {} to {}, got {}", lo, hi, shown(j)));
+    return std::nullopt;
+  }
+
+  std::optional<std::string> string(const json& j, const std::string& ptr) {
+    if (j.is_string()) return j.get<std::string>();
+    error(ptr, "expected a string, got " + shown(j));
+    return std::nullopt;
+  }
+
+  std::optional<bool> boolean(const json& j, const std::string& ptr) {
+    if (j.is_boolean()) return j.get<bool>();
+    error(ptr, "expected true or false, got " + shown(j));
+    return std::nullopt;
+  }
+
+  std::optional<std::string> one_of(const json& j, const std::string& ptr,
+                                    std::initializer_list<std::string_view> choices) {
+    if (j.is_string()) {
+      auto s = j.get<std::string>();
+      if (std::find(choices.begin(), choices.end(), s) != choices.end()) return s;
+    }
+    std::string all;
+    for (std::string_view c : choices) all += (all.empty() ? "" : " or ") + json_quote(c);
+    error(ptr, fmt::format("expected {}, got {}", all, shown(j)));
+    return std::nullopt;
+  }
+
+  // A header value, reason phrase or content type: one line of visible text.
+  bool field_text(const std::string& value, const std::string& ptr, std::string_view what) {
+    if (value.find_first_of("\r\n") != std::string::npos) {
+      error(ptr, fmt::format("{} must not contain CR or LF", what));
+      return false;
+    }
+    for (unsigned char c : value) {
+      if ((c < 0x20 && c != '\t') || c == 0x7f) {
+        error(ptr, fmt::format("{} must not contain control characters", what));
+        return false;
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+std::optional<std::array<uint8_t, 4>> parse_ipv4(const std::string& s) {
+  std::array<uint8_t, 4> out{};
+  size_t pos = 0;
+  for (int part = 0; part < 4; ++part) {
+    if (part > 0) {
+      if (pos >= s.size() || s[pos] != '.') return std::nullopt;
+      ++pos;
+    }
+    size_t start = pos;
+    int v = 0;
+    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos])) && pos - start < 3)
+      v = v * 10 + (s[pos++] - '0');
+    size_t len = pos - start;
+    if (len == 0 || v > 255 || (len > 1 && s[start] == '0')) return std::nullopt;
+    out[part] = static_cast<uint8_t>(v);
+  }
+  if (pos != s.size()) return std::nullopt;
+  return out;
+}
+
+void check_listen(Checker& c, const json& j, Spec& spec) {
+  const std::string ptr = "/listen";
+  if (!c.object(j, ptr, {"address", "port", "backlog"})) return;
+  if (j.contains("address")) {
+    if (auto s = c.string(j["address"], ptr + "/address")) {
+      if (auto bytes = parse_ipv4(*s)) {
+        spec.address = *s;
+        spec.address_bytes = *bytes;
+      } else {
+        c.error(ptr + "/address", "expected an IPv4 address like \"127.0.0.1\", got " + json_quote(*s));
+      }
+    }
+  }
+  if (j.contains("port"))
+    if (auto v = c.integer(j["port"], ptr + "/port", 1, 65535)) spec.port = *v;
+  if (j.contains("backlog"))
+    if (auto v = c.integer(j["backlog"], ptr + "/backlog", 1, 65535)) spec.backlog = *v;
+}
+
+void check_body_size(Checker& c, uint64_t size, const std::string& ptr) {
+  if (size > kMaxBodyBytes)
+    c.error(ptr, fmt::format("{} bytes is over the limit of {} bytes (16 MiB)", size, kMaxBodyBytes));
+}
+
+void check_headers(Checker& c, const json& j, const std::string& ptr, HttpResponse& r) {
+  if (!j.is_object()) {
+    c.error(ptr, "expected an object of header names to values, got " + shown(j));
+    return;
+  }
+  for (const auto& [name, value] : j.items()) {
+    std::string hptr = child(ptr, name);
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (!is_token(name)) {
+      c.error(hptr, "header name is not a token (letters, digits and !#$%&'*+-.^_`|~)");
+      continue;
+    }
+    if (lower == "content-length" || lower == "connection" || lower == "transfer-encoding") {
+      c.error(hptr, "this header is set by asmsrv; remove it");
+      continue;
+    }
+    if (lower == "content-type") {
+      c.error(hptr, "use \"content_type\" for the Content-Type header");
+      continue;
+    }
+    auto dup = std::find_if(r.headers.begin(), r.headers.end(), [&](const auto& h) {
+      return h.first.size() == name.size() &&
+             std::equal(h.first.begin(), h.first.end(), name.begin(),
+                        [](char a, char b) { return std::tolower(a) == std::tolower(b); });
+    });
+    if (dup != r.headers.end()) {
+      c.error(hptr, fmt::format("duplicate of header {}", json_quote(dup->first)));
+      continue;
+    }
+    auto v = c.string(value, hptr);
+    if (!v || !c.field_text(*v, hptr, "a header value")) continue;
+    r.headers.emplace_back(name, *v);
+  }
+}
+
+void check_response(Checker& c, const json& j, const std::string& ptr, const Spec& spec,
+                    HttpResponse& r) {
+  if (!c.object(j, ptr, {"status", "reason", "content_type", "headers", "body", "file"})) return;
+  if (j.contains("status"))
+    if (auto v = c.integer(j["status"], ptr + "/status", 100, 599)) r.status = *v;
+  r.reason = std::string(standard_reason(r.status));
+  if (j.contains("reason")) {
+    if (auto s = c.string(j["reason"], ptr + "/reason"); s && c.field_text(*s, ptr + "/reason", "a reason phrase"))
+      r.reason = *s;
+  } else if (r.reason.empty()) {
+    r.reason = "Status";  // an unregistered code with no reason given
+  }
+  if (j.contains("headers")) check_headers(c, j["headers"], ptr + "/headers", r);
+  if (j.contains("body") && j.contains("file")) {
+    c.error(ptr + "/file", "give either \"body\" or \"file\", not both");
+    return;
+  }
+  if (j.contains("body")) {
+    if (auto s = c.string(j["body"], ptr + "/body")) {
+      r.body = *s;
+      check_body_size(c, r.body.size(), ptr + "/body");
+    }
+  } else if (j.contains("file")) {
+    if (auto s = c.string(j["file"], ptr + "/file")) {
+      std::string path = std::filesystem::path(spec.dir) / *s;
+      struct stat st;
+      std::string why;
+      if (::stat(path.c_str(), &st) != 0)
+        why = std::strerror(errno);
+      else if (!S_ISREG(st.st_mode))
+        why = "not a regular file";
+      else if (::access(path.c_str(), R_OK) != 0)
+        why = std::strerror(errno);
+      if (s->empty()) {
+        c.error(ptr + "/file", "expected a file path, got \"\"");
+      } else if (s->find_first_of("\"\n\r") != std::string::npos) {
+        c.error(ptr + "/file", "the path must not contain a double quote, CR or LF");
+      } else if (!why.empty()) {
+        c.error(ptr + "/file", fmt::format("cannot read {}: {}", json_quote(*s), why));
+      } else {
+        r.file = *s;
+        r.file_size = static_cast<uint64_t>(st.st_size);
+        check_body_size(c, r.file_size, ptr + "/file");
+      }
+    }
+  } else if (!status_has_no_body(r.status)) {
+    r.body = render(load_template("error_body.txt"),
+                    {{"status", std::to_string(r.status)}, {"reason", r.reason}});
+  }
+  if (status_has_no_body(r.status) && r.body_size() > 0)
+    c.error(ptr + (r.file.empty() ? "/body" : "/file"),
+            fmt::format("a {} response has no body", r.status));
+  if (j.contains("content_type")) {
+    if (auto s = c.string(j["content_type"], ptr + "/content_type");
+        s && c.field_text(*s, ptr + "/content_type", "a content type")) {
+      if (s->empty()) c.error(ptr + "/content_type", "expected a media type like \"text/html\", got \"\"");
+      r.content_type = *s;
+    }
+  } else {
+    r.content_type = r.file.empty() ? "text/plain" : std::string(media_type_for(r.file));
+  }
+}
+
+void check_log(Checker& c, const json& j, Spec& spec) {
+  const std::string ptr = "/log";
+  if (!c.object(j, ptr, {"connections", "target"})) return;
+  if (j.contains("connections"))
+    if (auto b = c.boolean(j["connections"], ptr + "/connections")) spec.log_connections = *b;
+  if (j.contains("target")) {
+    if (auto s = c.string(j["target"], ptr + "/target")) {
+      if (*s == "stdout") {
+        spec.log_target = LogTarget::stdout_;
+      } else if (*s == "stderr") {
+        spec.log_target = LogTarget::stderr_;
+      } else if (s->empty() || s->find('\0') != std::string::npos || s->size() > 4000) {
+        c.error(ptr + "/target", "expected \"stdout\", \"stderr\" or a file path, got " + shown(j["target"]));
+      } else {
+        spec.log_target = LogTarget::file;
+        spec.log_path = *s;
+      }
+    }
+  }
+}
+
+void check_name(Checker& c, const json& j, Spec& spec) {
+  auto s = c.string(j, "/name");
+  if (!s) return;
+  bool ok = !s->empty() && s->size() <= 64 &&
+            std::all_of(s->begin(), s->end(), [](unsigned char ch) {
+              return std::isalnum(ch) || ch == '.' || ch == '_' || ch == '-';
+            });
+  if (ok)
+    spec.name = *s;
+  else
+    c.error("/name", "expected 1 to 64 characters from A-Z a-z 0-9 . _ -, got " + json_quote(*s));
+}
+
+// "FILE:LINE:COL: message" for a JSON syntax error at byte offset `byte` (1-based).
+std::string syntax_error(const std::string& file, const std::string& text,
+                         const json::parse_error& e) {
+  size_t end = std::min<size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < end; ++i) {
+    if (text[i] == '\n') ++line, col = 1;
+    else ++col;
+  }
+  std::string msg = e.what();
+  if (size_t p = msg.find(": "); p != std::string::npos && msg.find("parse error") < p) msg = msg.substr(p + 2);
+  return fmt::format("{}:{}:{}: {}", file, line, col, msg);
+}
+
+}  // namespace
+
+SpecError::SpecError(std::vector<std::string> lines)
+    : std::runtime_error(join_lines(lines)), lines_(std::move(lines)) {}
+
+std::string listen_text(const Spec& spec) { return fmt::format("{}:{}", spec.address, spec.port); }
+
+Spec parse_spec(const std::string& text, const std::string& path) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw SpecError({syntax_error(path, text, e)});
+  }
+  Spec spec;
+  spec.file = path;
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  spec.dir = dir.empty() ? "." : dir;
+
+  Checker c(path);
+  if (c.object(root, "", {"name", "listen", "mode", "raw_response", "response", "log"})) {
+    if (root.contains("name")) check_name(c, root["name"], spec);
+    if (root.contains("listen")) check_listen(c, root["listen"], spec);
+    if (root.contains("mode")) {
+      if (auto m = c.one_of(root["mode"], "/mode", {"iterative", "fork"}))
+        spec.mode = *m == "fork" ? Mode::fork : Mode::iterative;
+    }
+    bool has_raw = root.contains("raw_response"), has_resp = root.contains("response");
+    if (has_raw && has_resp) {
+      c.error("/raw_response", "give either \"raw_response\" or \"response\", not both");
+    } else if (!has_raw && !has_resp) {
+      c.error("", "missing the response: give \"response\" or \"raw_response\"");
+    } else if (has_raw) {
+      if (auto s = c.string(root["raw_response"], "/raw_response")) {
+        if (s->empty()) c.error("/raw_response", "expected at least one byte, got \"\"");
+        check_body_size(c, s->size(), "/raw_response");
+        spec.raw_response = *s;
+      }
+    } else {
+      HttpResponse r;
+      check_response(c, root["response"], "/response", spec, r);
+      spec.response = r;
+    }
+    if (root.contains("log")) check_log(c, root["log"], spec);
+  }
+  if (!c.errors().empty()) throw SpecError(c.errors());
+  return spec;
+}
+
+Spec load_spec(const std::string& path) { return parse_spec(read_file(path), path); }
+
+}  // namespace asmsrv

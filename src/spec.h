@@ -1,0 +1,71 @@
+// The server spec: JSON in, a validated Spec out, or every error found as
+// "FILE: /json/pointer: message".
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace asmsrv {
+
+/// The largest body asmsrv embeds (16 MiB).
+constexpr uint64_t kMaxBodyBytes = 16u << 20;
+
+enum class Mode { iterative, fork };
+
+/// A complete HTTP response, fixed at compile time.
+struct HttpResponse {
+  int status = 200;
+  std::string reason;        // defaults to the standard phrase
+  std::string content_type;  // defaults to text/plain (or from the file's extension)
+  std::vector<std::pair<std::string, std::string>> headers;  // in spec order
+  std::string body;          // when file is empty
+  std::string file;          // as written in the spec: relative to the spec's directory
+  uint64_t file_size = 0;
+  uint64_t body_size() const { return file.empty() ? body.size() : file_size; }
+};
+
+enum class LogTarget { stdout_, stderr_, file };
+
+struct Spec {
+  std::string file;                    // the spec's path, as given
+  std::string dir;                     // its directory ("." for a bare name)
+  std::string name = "asmsrv";
+  std::string address = "0.0.0.0";
+  std::array<uint8_t, 4> address_bytes = {0, 0, 0, 0};
+  int port = 8080;
+  int backlog = 128;
+  Mode mode = Mode::iterative;
+  std::optional<std::string> raw_response;
+  std::optional<HttpResponse> response;
+  bool log_connections = false;
+  LogTarget log_target = LogTarget::stdout_;
+  std::string log_path;                // when log_target is file
+};
+
+/// Thrown for an invalid spec; what() holds every error, one per line.
+class SpecError : public std::runtime_error {
+ public:
+  explicit SpecError(std::vector<std::string> lines);
+  const std::vector<std::string>& lines() const { return lines_; }
+
+ private:
+  std::vector<std::string> lines_;
+};
+
+/// Reads and validates the spec at `path`. Files named by the spec are
+/// resolved relative to the spec's directory. Throws SpecError, or
+/// std::runtime_error when the spec itself cannot be read.
+Spec load_spec(const std::string& path);
+
+/// Validates spec text; `path` is used for messages and to find files.
+Spec parse_spec(const std::string& text, const std::string& path);
+
+/// "0.0.0.0:8080"
+std::string listen_text(const Spec& spec);
+
+}  // namespace asmsrv
