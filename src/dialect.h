@@ -18,10 +18,11 @@ struct Dialect {
   std::string movabs;          // mnemonic for a 64-bit immediate load
   std::string db;              // list of bytes: "db" or ".byte"
   std::string ascii;           // text directive with C escapes; empty: quote runs in db
-  std::string align;           // "align" or ".balign"
-  std::string align_bss;       // the same in .bss: "alignb" or ".balign"
+  std::string align;           // pad data with zeros to a multiple of {}: "align {}, db 0"
+  std::string align_bss;       // the same in .bss: "alignb {}" or ".balign {}"
   std::string skip;            // reserve zeroed bytes: "resb" or ".skip"
   std::string incbin;          // "incbin" or ".incbin"
+  std::string sections[3];     // by Section: the directive that opens it
   std::string skeleton;        // template file: the section layout
   // The toolchain.
   std::string assembler;       // program name

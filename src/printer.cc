@@ -136,13 +136,14 @@ void emit_bytes(std::string& out, const Dialect& d, const std::string& bytes) {
   }
 }
 
+// The section's directive and items; nothing when it has no items.
 std::string section_text(const Program& p, const Dialect& d, Section s) {
   std::string out;
   for (const DataItem& item : p.data) {
     if (item.section != s) continue;
     out += "\n";
     emit_comment(out, d, d.comment, fmt::format("{} ({} bytes)", item.comment, item.size()));
-    out += indent(fmt::format("{} {}", s == Section::bss ? d.align_bss : d.align, item.align)) + "\n";
+    out += indent(fmt::format(fmt::runtime(s == Section::bss ? d.align_bss : d.align), item.align)) + "\n";
     out += label_name(p, d, item.label) + ":\n";
     for (const Piece& piece : item.pieces) {
       if (auto* b = std::get_if<Bytes>(&piece)) emit_bytes(out, d, b->bytes);
@@ -153,7 +154,8 @@ std::string section_text(const Program& p, const Dialect& d, Section s) {
         out += indent(fmt::format("{} {}", d.skip, z->size)) + "\n";
     }
   }
-  return out;
+  if (out.empty()) return out;
+  return "\n" + indent(d.sections[static_cast<int>(s)]) + "\n" + out;
 }
 
 std::string block_heading(const Block& b) {

@@ -3,12 +3,6 @@
         .globl {{entry}}
 
         .text
-{{text}}
-        .section .rodata
-{{rodata}}
-        .data
-{{data}}
-        .bss
-{{bss}}
+{{text}}{{rodata}}{{data}}{{bss}}
         # An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         .section .note.GNU-stack,"",@progbits

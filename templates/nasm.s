@@ -3,12 +3,6 @@
         global {{entry}}
 
         section .text
-{{text}}
-        section .rodata
-{{rodata}}
-        section .data
-{{data}}
-        section .bss
-{{bss}}
+{{text}}{{rodata}}{{data}}{{bss}}
         ; An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         section .note.GNU-stack noalloc noexec nowrite progbits

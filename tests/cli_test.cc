@@ -1,0 +1,189 @@
+// The command line: subcommands, exit codes, atomic outputs, the toolchain.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "test_util.h"
+
+namespace asmsrv::test {
+namespace {
+
+namespace fsys = std::filesystem;
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+TEST(Cli, Version) {
+  CmdResult r = asmsrv({"--version"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, std::string("asmsrv ") + ASMSRV_VERSION + "\n");
+}
+
+TEST(Cli, HelpOnEverySubcommand) {
+  for (const char* cmd : {"gen", "build", "run", "check", "explain"}) {
+    CmdResult r = asmsrv({cmd, "--help"});
+    EXPECT_EQ(r.status, 0) << cmd;
+    EXPECT_TRUE(contains(r.out, "SPEC")) << cmd << ": " << r.out;
+  }
+  EXPECT_EQ(asmsrv({"--help"}).status, 0);
+}
+
+TEST(Cli, UsageErrorsExit2) {
+  EXPECT_EQ(asmsrv({}).status, 2);
+  EXPECT_EQ(asmsrv({"frobnicate"}).status, 2);
+  EXPECT_EQ(asmsrv({"gen"}).status, 2);
+  CmdResult r = asmsrv({"gen", "specs/hello.json", "--syntax", "masm"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "--syntax: masm not in {nasm,gas}")) << r.err;
+  EXPECT_EQ(asmsrv({"gen", "specs/hello.json", "--port", "0"}).status, 2);
+  EXPECT_EQ(asmsrv({"gen", "specs/hello.json", "--port", "65536"}).status, 2);
+  EXPECT_EQ(asmsrv({"build", "specs/hello.json"}).status, 2) << "build needs -o";
+}
+
+TEST(Cli, MissingSpecFileIsAnIoError) {
+  CmdResult r = asmsrv({"check", "specs/nope.json"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "asmsrv: cannot read specs/nope.json: No such file or directory\n");
+}
+
+TEST(Cli, SpecErrorExits2AndWritesNothing) {
+  std::string dir = temp_dir();
+  write(dir + "/bad.json", R"({"response": {"status": 700}})");
+  for (const char* cmd : {"gen", "build"}) {
+    std::string out = dir + "/out-" + cmd;
+    CmdResult r = asmsrv({cmd, dir + "/bad.json", "-o", out});
+    EXPECT_EQ(r.status, 2) << cmd;
+    EXPECT_EQ(r.err, dir + "/bad.json: /response/status: expected an integer from 100 to 599, got 700\n");
+    EXPECT_EQ(r.out, "");
+    EXPECT_FALSE(exists(out)) << cmd;
+  }
+  // An existing output stays as it was.
+  write(dir + "/keep.s", "old");
+  EXPECT_EQ(asmsrv({"gen", dir + "/bad.json", "-o", dir + "/keep.s"}).status, 2);
+  EXPECT_EQ(read(dir + "/keep.s"), "old");
+  EXPECT_EQ(asmsrv({"check", dir + "/bad.json"}).status, 2);
+  EXPECT_EQ(asmsrv({"explain", dir + "/bad.json"}).status, 2);
+}
+
+TEST(Cli, GenWritesAtomically) {
+  std::string dir = temp_dir();
+  CmdResult r = asmsrv({"gen", "specs/hello.json", "-o", dir + "/server.s"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(read(dir + "/server.s"), asmsrv({"gen", "specs/hello.json"}).out);
+  int files = 0;
+  for ([[maybe_unused]] const auto& e : fsys::directory_iterator(dir)) ++files;
+  EXPECT_EQ(files, 1) << "no temp file may be left behind";
+}
+
+TEST(Cli, PortOverride) {
+  CmdResult r = asmsrv({"gen", "specs/hello.json", "--port", "9999"});
+  ASSERT_EQ(r.status, 0);
+  EXPECT_TRUE(contains(r.out, "hello listening on 0.0.0.0:9999")) << "the startup line";
+  EXPECT_TRUE(contains(r.out, "db 2, 0, 39, 15, 0, 0, 0, 0")) << "sockaddr_in with port 9999 = 0x270f, big-endian";
+}
+
+TEST(Cli, CheckAndExplain) {
+  CmdResult c = asmsrv({"check", "specs/fork.json"});
+  EXPECT_EQ(c.status, 0);
+  EXPECT_EQ(c.out, "specs/fork.json: ok (0.0.0.0:8080, fork mode)\n");
+  CmdResult e = asmsrv({"explain", "specs/fork.json"});
+  EXPECT_EQ(e.status, 0);
+  EXPECT_TRUE(contains(e.out, "    syscall  fork (57)\n    C        pid = fork()\n")) << e.out;
+  EXPECT_TRUE(contains(e.out, "    syscall  bind (49)\n")) << e.out;
+}
+
+TEST(Cli, BuildVerboseAndKeepAsm) {
+  std::string dir = temp_dir();
+  CmdResult r = asmsrv({"build", "specs/hello.json", "--syntax", "gas", "-o", dir + "/srv",
+                        "--keep-asm", dir + "/srv.s", "-v"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "as --64 -o ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "ld -static -s -z noexecstack -z separate-code -o ")) << r.err;
+  EXPECT_EQ(read(dir + "/srv.s"), asmsrv({"gen", "specs/hello.json", "--syntax", "gas"}).out);
+  EXPECT_EQ(::access((dir + "/srv").c_str(), X_OK), 0);
+}
+
+// A PATH that holds only the named tools.
+std::string path_with(const std::vector<std::string>& tools) {
+  std::string dir = temp_dir();
+  for (const std::string& t : tools) fsys::create_symlink("/usr/bin/" + t, dir + "/" + t);
+  return dir;
+}
+
+TEST(Cli, MissingToolsNameTheirPackage) {
+  std::string dir = temp_dir();
+  CmdResult r = asmsrv({"build", "specs/hello.json", "-o", dir + "/x"}, {{"PATH", path_with({"ld", "as"})}});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "asmsrv: nasm not found in PATH; install it with: apt-get install nasm\n");
+  r = asmsrv({"build", "specs/hello.json", "--syntax", "gas", "-o", dir + "/x"}, {{"PATH", path_with({"ld"})}});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "asmsrv: as not found in PATH; install it with: apt-get install binutils\n");
+  r = asmsrv({"build", "specs/hello.json", "-o", dir + "/x"}, {{"PATH", path_with({"nasm"})}});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "asmsrv: ld not found in PATH; install it with: apt-get install binutils\n");
+  EXPECT_FALSE(exists(dir + "/x"));
+}
+
+TEST(Cli, InstalledAsmsrvWorksFromAnyDirectory) {
+  std::string prefix = temp_dir();
+  CmdResult inst = run({"cmake", "--install", ASMSRV_BUILD_DIR, "--prefix", prefix});
+  ASSERT_EQ(inst.status, 0) << inst.err;
+  ASSERT_TRUE(exists(prefix + "/share/asmsrv/templates/header.txt"));
+  // Mark the installed header: the installed binary must read its own templates.
+  write(prefix + "/share/asmsrv/templates/header.txt",
+        read(prefix + "/share/asmsrv/templates/header.txt") + "installed-templates-marker\n");
+  std::string elsewhere = temp_dir();
+  CmdResult r = run({prefix + "/bin/asmsrv", "gen", source_dir() + "/specs/hello.json"}, elsewhere);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "; installed-templates-marker")) << r.out.substr(0, 400);
+}
+
+TEST(Cli, RunForwardsSignalsAndCleansUp) {
+  std::string tmp = temp_dir();
+  int port = free_port();
+  std::string out = tmp + "/out";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::setenv("TMPDIR", tmp.c_str(), 1);
+    FILE* f = std::freopen(out.c_str(), "w", stdout);
+    (void)f;
+    if (::chdir(source_dir().c_str()) != 0) ::_exit(126);
+    ::execl(asmsrv_bin().c_str(), "asmsrv", "run", "specs/hello.json", "--port",
+            std::to_string(port).c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    up = exists(out) && contains(read(out), "listening on");
+  }
+  EXPECT_TRUE(up) << "the server did not start";
+  int dirs = 0;
+  for ([[maybe_unused]] const auto& e : fsys::directory_iterator(tmp)) ++dirs;
+  EXPECT_EQ(dirs, 2) << "the output file and asmsrv's temp dir";
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (i == 99) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      FAIL() << "asmsrv run did not stop on SIGTERM";
+    }
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the server's exit status";
+  dirs = 0;
+  for ([[maybe_unused]] const auto& e : fsys::directory_iterator(tmp)) ++dirs;
+  EXPECT_EQ(dirs, 1) << "the temp dir must be removed";
+}
+
+}  // namespace
+}  // namespace asmsrv::test

@@ -1,0 +1,224 @@
+// Spec validation: every error message, verbatim.
+#include "spec.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "test_util.h"
+
+namespace asmsrv {
+namespace {
+
+// The error lines parse_spec reports for `text` (empty when valid).
+std::vector<std::string> errors(const std::string& text, const std::string& path = "s.json") {
+  try {
+    parse_spec(text, path);
+  } catch (const SpecError& e) {
+    return e.lines();
+  }
+  return {};
+}
+
+std::string error(const std::string& text) {
+  auto lines = errors(text);
+  EXPECT_EQ(lines.size(), 1u) << "for " << text;
+  return lines.empty() ? "" : lines[0];
+}
+
+TEST(Spec, Defaults) {
+  Spec s = parse_spec(R"({"response": {}})", "dir/s.json");
+  EXPECT_EQ(s.name, "asmsrv");
+  EXPECT_EQ(s.address, "0.0.0.0");
+  EXPECT_EQ(s.port, 8080);
+  EXPECT_EQ(s.backlog, 128);
+  EXPECT_EQ(s.mode, Mode::iterative);
+  EXPECT_EQ(s.dir, "dir");
+  ASSERT_TRUE(s.response);
+  EXPECT_EQ(s.response->status, 200);
+  EXPECT_EQ(s.response->reason, "OK");
+  EXPECT_EQ(s.response->content_type, "text/plain");
+  EXPECT_EQ(s.response->body, "200 OK\n");
+  EXPECT_FALSE(s.log_connections);
+  EXPECT_EQ(s.log_target, LogTarget::stdout_);
+}
+
+TEST(Spec, FullSpec) {
+  Spec s = parse_spec(R"({
+    "name": "svc-1.0", "listen": {"address": "127.0.0.1", "port": 9000, "backlog": 16},
+    "mode": "fork",
+    "response": {"status": 503, "content_type": "text/html", "headers": {"Retry-After": "120", "X-A": "b"},
+                 "body": "<p>later</p>"},
+    "log": {"connections": true, "target": "/var/log/x.log"}})",
+                      "s.json");
+  EXPECT_EQ(s.name, "svc-1.0");
+  EXPECT_EQ(s.address_bytes, (std::array<uint8_t, 4>{127, 0, 0, 1}));
+  EXPECT_EQ(s.port, 9000);
+  EXPECT_EQ(s.backlog, 16);
+  EXPECT_EQ(s.mode, Mode::fork);
+  EXPECT_EQ(s.response->reason, "Service Unavailable");
+  EXPECT_EQ(s.response->headers,
+            (std::vector<std::pair<std::string, std::string>>{{"Retry-After", "120"}, {"X-A", "b"}}));
+  EXPECT_EQ(s.log_target, LogTarget::file);
+  EXPECT_EQ(s.log_path, "/var/log/x.log");
+  EXPECT_EQ(s.dir, ".");
+}
+
+TEST(Spec, RawResponse) {
+  Spec s = parse_spec(R"({"raw_response": "HTTP/1.0 200 OK\r\n\r\n"})", "s.json");
+  EXPECT_EQ(*s.raw_response, "HTTP/1.0 200 OK\r\n\r\n");
+  EXPECT_FALSE(s.response);
+}
+
+TEST(SpecErrors, InvalidJson) {
+  EXPECT_EQ(error("{\n  \"response\": {},\n  }"),
+            "s.json:3:3: syntax error while parsing object key - unexpected '}'; expected string literal");
+  EXPECT_EQ(error(R"({"response": {}, )"),
+            "s.json:1:18: syntax error while parsing object key - unexpected end of input; expected string literal");
+}
+
+TEST(SpecErrors, RootAndUnknownKeys) {
+  EXPECT_EQ(error("[1]"), "s.json: /: expected an object, got [1]");
+  EXPECT_EQ(error(R"({"listen": {}})"), "s.json: /: missing the response: give \"response\" or \"raw_response\"");
+  EXPECT_EQ(error(R"({"response": {}, "lisen": {}})"), "s.json: /lisen: unknown key; did you mean \"listen\"?");
+  EXPECT_EQ(error(R"({"response": {}, "zzzzzzzz": 1})"),
+            "s.json: /zzzzzzzz: unknown key; valid keys here: \"name\", \"listen\", \"mode\", "
+            "\"raw_response\", \"response\", \"log\"");
+  EXPECT_EQ(error(R"({"response": {"bdy": "x"}})"), "s.json: /response/bdy: unknown key; did you mean \"body\"?");
+  EXPECT_EQ(error(R"({"response": {}, "listen": {"prot": 1}})"),
+            "s.json: /listen/prot: unknown key; did you mean \"port\"?");
+  EXPECT_EQ(error(R"({"response": {}, "log": {"a/b~c": 1}})"),
+            "s.json: /log/a~1b~0c: unknown key; valid keys here: \"connections\", \"target\"");
+}
+
+TEST(SpecErrors, ExactlyOneResponse) {
+  EXPECT_EQ(error(R"({"raw_response": "x", "response": {}})"),
+            "s.json: /raw_response: give either \"raw_response\" or \"response\", not both");
+  EXPECT_EQ(error(R"({"raw_response": ""})"), "s.json: /raw_response: expected at least one byte, got \"\"");
+  EXPECT_EQ(error(R"({"raw_response": 5})"), "s.json: /raw_response: expected a string, got 5");
+}
+
+TEST(SpecErrors, WrongTypes) {
+  EXPECT_EQ(error(R"({"response": {}, "name": 5})"), "s.json: /name: expected a string, got 5");
+  EXPECT_EQ(error(R"({"response": {}, "listen": 8080})"), "s.json: /listen: expected an object, got 8080");
+  EXPECT_EQ(error(R"({"response": {}, "listen": {"port": "80"}})"),
+            "s.json: /listen/port: expected an integer from 1 to 65535, got \"80\"");
+  EXPECT_EQ(error(R"({"response": {}, "listen": {"port": 80.5}})"),
+            "s.json: /listen/port: expected an integer from 1 to 65535, got 80.5");
+  EXPECT_EQ(error(R"({"response": {}, "log": {"connections": 1}})"),
+            "s.json: /log/connections: expected true or false, got 1");
+  EXPECT_EQ(error(R"({"response": {"headers": ["X"]}})"),
+            "s.json: /response/headers: expected an object of header names to values, got [\"X\"]");
+  EXPECT_EQ(error(R"({"response": {"headers": {"X-A": 1}}})"),
+            "s.json: /response/headers/X-A: expected a string, got 1");
+  EXPECT_EQ(error(R"({"response": {"body": ["a very long array that is cut short in the message"]}})"),
+            "s.json: /response/body: expected a string, got [\"a very long array that is cut short...");
+}
+
+TEST(SpecErrors, OutOfRange) {
+  EXPECT_EQ(error(R"({"response": {}, "listen": {"port": 0}})"),
+            "s.json: /listen/port: expected an integer from 1 to 65535, got 0");
+  EXPECT_EQ(error(R"({"response": {}, "listen": {"port": 70000}})"),
+            "s.json: /listen/port: expected an integer from 1 to 65535, got 70000");
+  EXPECT_EQ(error(R"({"response": {}, "listen": {"backlog": 0}})"),
+            "s.json: /listen/backlog: expected an integer from 1 to 65535, got 0");
+  EXPECT_EQ(error(R"({"response": {"status": 99}})"),
+            "s.json: /response/status: expected an integer from 100 to 599, got 99");
+  EXPECT_EQ(error(R"({"response": {"status": 600}})"),
+            "s.json: /response/status: expected an integer from 100 to 599, got 600");
+  EXPECT_EQ(error(R"({"response": {}, "mode": "forks"})"),
+            "s.json: /mode: expected \"iterative\" or \"fork\", got \"forks\"");
+}
+
+TEST(SpecErrors, Address) {
+  for (const char* bad : {"1.2.3", "1.2.3.4.5", "256.0.0.1", "01.2.3.4", "a.b.c.d", "1.2.3.4 ", ""}) {
+    EXPECT_EQ(error(std::string(R"({"response": {}, "listen": {"address": ")") + bad + "\"}}"),
+              std::string("s.json: /listen/address: expected an IPv4 address like \"127.0.0.1\", got \"") + bad + "\"");
+  }
+  EXPECT_TRUE(errors(R"({"response": {}, "listen": {"address": "255.255.255.255"}})").empty());
+}
+
+TEST(SpecErrors, HeadersAndReason) {
+  EXPECT_EQ(error(R"({"response": {"headers": {"Bad Name": "x"}}})"),
+            "s.json: /response/headers/Bad Name: header name is not a token (letters, digits and !#$%&'*+-.^_`|~)");
+  EXPECT_EQ(error(R"({"response": {"headers": {"": "x"}}})"),
+            "s.json: /response/headers/: header name is not a token (letters, digits and !#$%&'*+-.^_`|~)");
+  EXPECT_EQ(error(R"({"response": {"headers": {"X-A": "a\r\nSet-Cookie: x"}}})"),
+            "s.json: /response/headers/X-A: a header value must not contain CR or LF");
+  EXPECT_EQ(error(R"({"response": {"headers": {"X-A": "a\u0000b"}}})"),
+            "s.json: /response/headers/X-A: a header value must not contain control characters");
+  EXPECT_EQ(error(R"({"response": {"reason": "O\nK"}})"),
+            "s.json: /response/reason: a reason phrase must not contain CR or LF");
+  EXPECT_EQ(error(R"({"response": {"content_type": "text/html\r\nX: y"}})"),
+            "s.json: /response/content_type: a content type must not contain CR or LF");
+  EXPECT_EQ(error(R"({"response": {"headers": {"Content-Length": "3"}}})"),
+            "s.json: /response/headers/Content-Length: this header is set by asmsrv; remove it");
+  EXPECT_EQ(error(R"({"response": {"headers": {"connection": "keep-alive"}}})"),
+            "s.json: /response/headers/connection: this header is set by asmsrv; remove it");
+  EXPECT_EQ(error(R"({"response": {"headers": {"Content-Type": "text/html"}}})"),
+            "s.json: /response/headers/Content-Type: use \"content_type\" for the Content-Type header");
+  EXPECT_EQ(error(R"({"response": {"headers": {"X-Dup": "1", "x-dup": "2"}}})"),
+            "s.json: /response/headers/x-dup: duplicate of header \"X-Dup\"");
+}
+
+TEST(SpecErrors, Bodies) {
+  EXPECT_EQ(error(R"({"response": {"body": "x", "file": "y"}})"),
+            "s.json: /response/file: give either \"body\" or \"file\", not both");
+  EXPECT_EQ(error(R"({"response": {"status": 204, "body": "x"}})"),
+            "s.json: /response/body: a 204 response has no body");
+  std::string big(kMaxBodyBytes + 1, 'x');
+  EXPECT_EQ(error(R"({"response": {"body": ")" + big + "\"}}"),
+            "s.json: /response/body: 16777217 bytes is over the limit of 16777216 bytes (16 MiB)");
+  EXPECT_EQ(error(R"({"raw_response": ")" + big + "\"}"),
+            "s.json: /raw_response: 16777217 bytes is over the limit of 16777216 bytes (16 MiB)");
+  std::string max(kMaxBodyBytes, 'x');
+  EXPECT_TRUE(errors(R"({"response": {"body": ")" + max + "\"}}").empty());
+}
+
+TEST(SpecErrors, Files) {
+  std::string dir = test::temp_dir();
+  test::write(dir + "/page.html", "<h1>hi</h1>\n");
+  std::filesystem::create_directory(dir + "/sub");
+  Spec s = parse_spec(R"({"response": {"file": "page.html"}})", dir + "/s.json");
+  EXPECT_EQ(s.response->file, "page.html");
+  EXPECT_EQ(s.response->file_size, 12u);
+  EXPECT_EQ(s.response->content_type, "text/html; charset=utf-8");
+  EXPECT_EQ(errors(R"({"response": {"file": "missing.html"}})", dir + "/s.json"),
+            std::vector<std::string>{dir + "/s.json: /response/file: cannot read \"missing.html\": No such file or directory"});
+  EXPECT_EQ(errors(R"({"response": {"file": "sub"}})", dir + "/s.json"),
+            std::vector<std::string>{dir + "/s.json: /response/file: cannot read \"sub\": not a regular file"});
+  EXPECT_EQ(errors(R"({"response": {"file": ""}})", dir + "/s.json"),
+            std::vector<std::string>{dir + "/s.json: /response/file: expected a file path, got \"\""});
+  // A file over 16 MiB: a sparse file costs no disk.
+  std::string huge = dir + "/huge.bin";
+  test::write(huge, "");
+  std::filesystem::resize_file(huge, kMaxBodyBytes + 1);
+  EXPECT_EQ(errors(R"({"response": {"file": "huge.bin"}})", dir + "/s.json"),
+            std::vector<std::string>{dir + "/s.json: /response/file: 16777217 bytes is over the limit of 16777216 bytes (16 MiB)"});
+}
+
+TEST(SpecErrors, NameAndLog) {
+  EXPECT_EQ(error(R"({"response": {}, "name": "my server"})"),
+            "s.json: /name: expected 1 to 64 characters from A-Z a-z 0-9 . _ -, got \"my server\"");
+  EXPECT_EQ(error(R"({"response": {}, "log": {"target": ""}})"),
+            "s.json: /log/target: expected \"stdout\", \"stderr\" or a file path, got \"\"");
+  EXPECT_EQ(parse_spec(R"({"response": {}, "log": {"target": "stderr"}})", "s.json").log_target, LogTarget::stderr_);
+}
+
+TEST(SpecErrors, EveryErrorIsReported) {
+  EXPECT_EQ(errors(R"({"response": {"status": 1}, "listen": {"port": 0, "backlog": -1}, "mode": 1})"),
+            (std::vector<std::string>{
+                "s.json: /listen/port: expected an integer from 1 to 65535, got 0",
+                "s.json: /listen/backlog: expected an integer from 1 to 65535, got -1",
+                "s.json: /mode: expected \"iterative\" or \"fork\", got 1",
+                "s.json: /response/status: expected an integer from 100 to 599, got 1",
+            }));
+}
+
+TEST(Spec, EveryShippedSpecIsValid) {
+  for (const std::string& name : test::spec_names())
+    EXPECT_NO_THROW(load_spec(test::source_dir() + "/specs/" + name + ".json")) << name;
+}
+
+}  // namespace
+}  // namespace asmsrv
