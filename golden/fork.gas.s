@@ -13,8 +13,10 @@
 # Registers that live across the whole program:
 #   r12  the listening socket's file descriptor
 #   r13  the client socket's file descriptor
-#   r14  bytes of the request read so far
+#   r14  bytes in the request buffer
 #   r15  the log's file descriptor
+# Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
+# rbx, rbp and r12-r15.
 
         .intel_syntax noprefix
         .globl _start
@@ -39,11 +41,11 @@ _start:
 ## C: sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)
 ## With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the
 ## kernel at once: no zombie ever stays, and no wait4() loop is needed.
-.Lreap_children_12:
+.Lreap_children_13:
         mov     edi, 17                         # signum = SIGCHLD
         lea     rsi, [rip + sigaction_nocldwait] # act = SIG_IGN + SA_NOCLDWAIT
         xor     edx, edx                        # oldact = NULL
-        mov     r10d, 8                         # sizeof(sigset_t)
+        mov     r10d, 8                         # sizeof(sigset_t) as the kernel counts it
         mov     eax, 13                         # syscall number: rt_sigaction
         syscall
 
@@ -55,24 +57,24 @@ _start:
 ## exits at once when idle, else it lets the current connection finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_13:
+.Lcatch_stop_signals_14:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal_9]
+        lea     rax, [rip + .Lon_signal_10]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer_10]
+        lea     rax, [rip + .Lsignal_restorer_11]
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
         mov     rsi, rsp                        # act = the struct above
         xor     edx, edx                        # oldact = NULL
-        mov     r10d, 8                         # sizeof(sigset_t)
+        mov     r10d, 8                         # sizeof(sigset_t) as the kernel counts it
         mov     eax, 13                         # syscall number: rt_sigaction
         syscall
         mov     edi, 2                          # signum = SIGINT
         mov     rsi, rsp                        # act = the struct above
         xor     edx, edx                        # oldact = NULL
-        mov     r10d, 8                         # sizeof(sigset_t)
+        mov     r10d, 8                         # sizeof(sigset_t) as the kernel counts it
         mov     eax, 13                         # syscall number: rt_sigaction
         syscall
         add     rsp, 32                         # drop the struct
@@ -80,25 +82,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_14:
+.Lchoose_log_15:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_15:
+.Lsocket_16:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_16
+        jns     .Lok_17
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 21                         # its length
-        jmp     .Ldie_8                         # print it with the errno's text and exit 1
-.Lok_16:
+        jmp     .Ldie_9                         # print it with the errno's text and exit 1
+.Lok_17:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -106,7 +108,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_17:
+.Lreuseaddr_18:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -115,50 +117,50 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_18
+        jns     .Lok_19
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 38                         # its length
-        jmp     .Ldie_8                         # print it with the errno's text and exit 1
-.Lok_18:
+        jmp     .Ldie_9                         # print it with the errno's text and exit 1
+.Lok_19:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_19:
+.Lbind_20:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_20
+        jns     .Lok_21
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 32                         # its length
-        jmp     .Ldie_8                         # print it with the errno's text and exit 1
-.Lok_20:
+        jmp     .Ldie_9                         # print it with the errno's text and exit 1
+.Lok_21:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_21:
+.Llisten_22:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_22
+        jns     .Lok_23
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 34                         # its length
-        jmp     .Ldie_8                         # print it with the errno's text and exit 1
-.Lok_22:
+        jmp     .Ldie_9                         # print it with the errno's text and exit 1
+.Lok_23:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "fork_server listening on 0.0.0.0:8080\n", 38)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_23:
+.Lannounce_24:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 38                         # count
@@ -183,7 +185,7 @@ _start:
         js      .Laccept_failed_2
         mov     r13, rax                        # r13 = client_fd
         mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
-        jmp     .Lfork_11
+        jmp     .Lfork_12
 
 ## --------------------------------------------------------------------------
 ## survive a failed accept: nanosleep(2), syscall 35
@@ -207,12 +209,12 @@ _start:
 ## C: pid = fork()
 ## The child serves the connection and exits; the parent goes straight back
 ## to accept(). The kernel reaps the children (SA_NOCLDWAIT, above).
-.Lfork_11:
+.Lfork_12:
         mov     eax, 57                         # syscall number: fork
         syscall
         test    rax, rax
-        js      .Lfork_failed_25                # fork failed (EAGAIN, ENOMEM)
-        je      .Lchild_24                      # 0 in the child
+        js      .Lfork_failed_26                # fork failed (EAGAIN, ENOMEM)
+        je      .Lchild_25                      # 0 in the child
         # the parent: the child has its own copy of client_fd
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
@@ -223,7 +225,7 @@ _start:
 ## survive a failed fork: close(2), syscall 3
 ## C: close(client_fd); nanosleep(&(struct timespec){ 0, 100000000 }, NULL)
 ## Too many processes or no memory: drop this connection, pause 100 ms.
-.Lfork_failed_25:
+.Lfork_failed_26:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -237,7 +239,7 @@ _start:
 ## the child lets go of the listening socket: close(2), syscall 3
 ## C: close(listen_fd)
 ## Only the parent accepts; the child keeps just its client.
-.Lchild_24:
+.Lchild_25:
         mov     rdi, r12                        # fd = listen_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -270,40 +272,41 @@ _start:
 ## C: n = read(client_fd, request_buf, 8192)
 ## One read, as the raw server answers after the first bytes arrive.
 ## End of file, a timeout or an error closes the connection unanswered.
-.Lread_request_27:
-        xor     r14d, r14d                      # bytes read = 0
-.Lread_again_26:
+.Lread_request_28:
+        mov     QWORD PTR [rip + conn_bytes], 0 # no bytes read yet
+.Lread_again_27:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + request_buf]        # buf = request_buf
         mov     edx, 0x2000                     # count = the buffer's size
         mov     eax, 0                          # syscall number: read
         syscall
         cmp     rax, -4                         # -EINTR: a signal came, read again
-        je      .Lread_again_26
+        je      .Lread_again_27
         test    rax, rax
         jle     .Lfinish_connection_4           # 0: end of file; < 0: timeout or error
-        mov     r14, rax                        # r14 = bytes read
+        mov     QWORD PTR [rip + conn_bytes], rax # bytes read, for the log
 
 ## --------------------------------------------------------------------------
 ## send the response: write(2), syscall 1
 ## C: write_all(client_fd, response, 35)
-## Every byte of the precomputed response; write_all loops on short writes
-## and EINTR. A failed write (the client left) just ends the connection.
-.Lrespond_28:
+## Every byte of the raw response; write_all loops on short writes and EINTR.
+## A failed write (the client left) just ends the connection.
+.Lrespond_29:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + response]           # buf = response
         mov     edx, 35                         # count: computed at compile time
         call    .Lwrite_all_6
+        jmp     .Lfinish_connection_4
 
 ## --------------------------------------------------------------------------
 ## drain unread input: recvfrom(2), syscall 45
-## C: while (recv(client_fd, request_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
+## C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
 ## Closing a socket with unread input makes the kernel send RST, which can
 ## destroy the response before the client reads it. Take what has already
 ## arrived, without waiting (at most 16 buffers), so close() sends FIN.
 .Lfinish_connection_4:
         mov     ebx, 16                         # at most 16 reads
-.Ldrain_29:
+.Ldrain_30:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + request_buf]        # buf = request_buf
         mov     edx, 0x2000                     # len
@@ -313,16 +316,16 @@ _start:
         mov     eax, 45                         # syscall number: recvfrom
         syscall
         test    rax, rax
-        jle     .Ldrained_30                    # nothing more (-EAGAIN), end of file, or error
+        jle     .Ldrained_31                    # nothing more (-EAGAIN), end of file, or error
         dec     rbx
-        jnz     .Ldrain_29
-.Ldrained_30:
+        jnz     .Ldrain_30
+.Ldrained_31:
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
 ## C: close(client_fd)
 ## The child's work is done: it exits, and the kernel reaps it.
-.Lclose_client_31:
+.Lclose_client_32:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -343,25 +346,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_32:
+.Lwrite_more_33:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_33
+        jz      .Lwrite_done_34
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_32
+        je      .Lwrite_more_33
         test    rax, rax
-        js      .Lwrite_return_35               # -errno: give up
-        jz      .Lwrite_eio_34                  # no progress: give up
+        js      .Lwrite_return_36               # -errno: give up
+        jz      .Lwrite_eio_35                  # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_32
-.Lwrite_eio_34:
+        jmp     .Lwrite_more_33
+.Lwrite_eio_35:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_33:
+.Lwrite_done_34:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_35:
+.Lwrite_return_36:
         ret
 
 ## --------------------------------------------------------------------------
@@ -374,14 +377,14 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_36:
+.Ldigit_37:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_36
+        jnz     .Ldigit_37
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
@@ -394,7 +397,7 @@ _start:
 ## Names the call, the address and the reason, e.g.
 ## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
 ## text here is printed as its number.
-.Ldie_8:
+.Ldie_9:
         neg     rax
         mov     rbx, rax                        # rbx = errno
         lea     rdi, [rip + line_buf]           # the line is built in line_buf
@@ -402,136 +405,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_40
+        je      .Lis_EPERM_41
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_41
+        je      .Lis_ENOENT_42
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_42
+        je      .Lis_EBADF_43
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_43
+        je      .Lis_ENOMEM_44
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_44
+        je      .Lis_EACCES_45
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_45
+        je      .Lis_EEXIST_46
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_46
+        je      .Lis_ENOTDIR_47
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_47
+        je      .Lis_EISDIR_48
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_48
+        je      .Lis_EINVAL_49
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_49
+        je      .Lis_ENFILE_50
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_50
+        je      .Lis_EMFILE_51
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_51
+        je      .Lis_ENOSPC_52
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_52
+        je      .Lis_EROFS_53
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_53
+        je      .Lis_ENAMETOOLONG_54
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_54
+        je      .Lis_ELOOP_55
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_55
+        je      .Lis_EPROTONOSUPPORT_56
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_56
+        je      .Lis_EAFNOSUPPORT_57
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_57
+        je      .Lis_EADDRINUSE_58
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_58
+        je      .Lis_EADDRNOTAVAIL_59
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_59
-        jmp     .Lunknown_errno_38
-.Lis_EPERM_40:
+        je      .Lis_ENOBUFS_60
+        jmp     .Lunknown_errno_39
+.Lis_EPERM_41:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_37
-.Lis_ENOENT_41:
+        jmp     .Lcopy_text_38
+.Lis_ENOENT_42:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_37
-.Lis_EBADF_42:
+        jmp     .Lcopy_text_38
+.Lis_EBADF_43:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_37
-.Lis_ENOMEM_43:
+        jmp     .Lcopy_text_38
+.Lis_ENOMEM_44:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_37
-.Lis_EACCES_44:
+        jmp     .Lcopy_text_38
+.Lis_EACCES_45:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_37
-.Lis_EEXIST_45:
+        jmp     .Lcopy_text_38
+.Lis_EEXIST_46:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_37
-.Lis_ENOTDIR_46:
+        jmp     .Lcopy_text_38
+.Lis_ENOTDIR_47:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_37
-.Lis_EISDIR_47:
+        jmp     .Lcopy_text_38
+.Lis_EISDIR_48:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_37
-.Lis_EINVAL_48:
+        jmp     .Lcopy_text_38
+.Lis_EINVAL_49:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_37
-.Lis_ENFILE_49:
+        jmp     .Lcopy_text_38
+.Lis_ENFILE_50:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_37
-.Lis_EMFILE_50:
+        jmp     .Lcopy_text_38
+.Lis_EMFILE_51:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_37
-.Lis_ENOSPC_51:
+        jmp     .Lcopy_text_38
+.Lis_ENOSPC_52:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_37
-.Lis_EROFS_52:
+        jmp     .Lcopy_text_38
+.Lis_EROFS_53:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_37
-.Lis_ENAMETOOLONG_53:
+        jmp     .Lcopy_text_38
+.Lis_ENAMETOOLONG_54:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_37
-.Lis_ELOOP_54:
+        jmp     .Lcopy_text_38
+.Lis_ELOOP_55:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_37
-.Lis_EPROTONOSUPPORT_55:
+        jmp     .Lcopy_text_38
+.Lis_EPROTONOSUPPORT_56:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_37
-.Lis_EAFNOSUPPORT_56:
+        jmp     .Lcopy_text_38
+.Lis_EAFNOSUPPORT_57:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_37
-.Lis_EADDRINUSE_57:
+        jmp     .Lcopy_text_38
+.Lis_EADDRINUSE_58:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_37
-.Lis_EADDRNOTAVAIL_58:
+        jmp     .Lcopy_text_38
+.Lis_EADDRNOTAVAIL_59:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_37
-.Lis_ENOBUFS_59:
+        jmp     .Lcopy_text_38
+.Lis_ENOBUFS_60:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_37
-.Lunknown_errno_38:
+        jmp     .Lcopy_text_38
+.Lunknown_errno_39:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_39
-.Lcopy_text_37:
+        jmp     .Lnewline_40
+.Lcopy_text_38:
         rep movsb                               # copy the errno's text
-.Lnewline_39:
+.Lnewline_40:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -548,13 +551,13 @@ _start:
 ## C: if (!busy) _exit(0); stop_requested = 1;
 ## Idle (blocked in accept): exit now. Busy: note the request; the accept
 ## loop exits once the current connection is done.
-.Lon_signal_9:
+.Lon_signal_10:
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        jne     .Lstop_later_60
+        jne     .Lstop_later_61
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall
-.Lstop_later_60:
+.Lstop_later_61:
         mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
 
@@ -563,7 +566,7 @@ _start:
 ## C: rt_sigreturn()
 ## The kernel pushed this address as the handler's return address
 ## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-.Lsignal_restorer_10:
+.Lsignal_restorer_11:
         mov     eax, 15                         # syscall number: rt_sigreturn
         syscall
 
@@ -653,6 +656,11 @@ response:
         .balign 64
 request_buf:
         .skip 8192
+
+# bytes read from this connection, for the connection log (8 bytes)
+        .balign 8
+conn_bytes:
+        .skip 8
 
 # struct sockaddr_in: the client, filled by accept (16 bytes)
         .balign 8

@@ -13,8 +13,10 @@
 ; Registers that live across the whole program:
 ;   r12  the listening socket's file descriptor
 ;   r13  the client socket's file descriptor
-;   r14  bytes of the request read so far
+;   r14  bytes in the request buffer
 ;   r15  the log's file descriptor
+; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
+; rbx, rbp and r12-r15.
 
         bits 64
         global _start
@@ -42,24 +44,24 @@ _start:
 ;; exits at once when idle, else it lets the current connection finish.
 ;; No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-catch_stop_signals_11:
+catch_stop_signals_21:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal_9]
+        lea     rax, [rel on_signal_10]
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer_10]
+        lea     rax, [rel signal_restorer_11]
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
         mov     rsi, rsp                        ; act = the struct above
         xor     edx, edx                        ; oldact = NULL
-        mov     r10d, 8                         ; sizeof(sigset_t)
+        mov     r10d, 8                         ; sizeof(sigset_t) as the kernel counts it
         mov     eax, 13                         ; syscall number: rt_sigaction
         syscall
         mov     edi, 2                          ; signum = SIGINT
         mov     rsi, rsp                        ; act = the struct above
         xor     edx, edx                        ; oldact = NULL
-        mov     r10d, 8                         ; sizeof(sigset_t)
+        mov     r10d, 8                         ; sizeof(sigset_t) as the kernel counts it
         mov     eax, 13                         ; syscall number: rt_sigaction
         syscall
         add     rsp, 32                         ; drop the struct
@@ -67,25 +69,25 @@ catch_stop_signals_11:
 ;; --------------------------------------------------------------------------
 ;; choose the log's file descriptor
 ;; C: log_fd = STDOUT_FILENO
-choose_log_12:
+choose_log_22:
         mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
 ;; C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ;; A TCP socket over IPv4.
-socket_13:
+socket_23:
         mov     edi, 2                          ; domain = AF_INET
         mov     esi, 1                          ; type = SOCK_STREAM
         xor     edx, edx                        ; protocol = 0: TCP
         mov     eax, 41                         ; syscall number: socket
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_14
+        jns     ok_24
         lea     rsi, [rel error_socket]         ; the start of the error message
         mov     edx, 15                         ; its length
-        jmp     die_8                           ; print it with the errno's text and exit 1
-ok_14:
+        jmp     die_9                           ; print it with the errno's text and exit 1
+ok_24:
         mov     r12, rax                        ; r12 = listen_fd
 
 ;; --------------------------------------------------------------------------
@@ -93,7 +95,7 @@ ok_14:
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ;; Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ;; sit in TIME_WAIT.
-reuseaddr_15:
+reuseaddr_25:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
@@ -102,50 +104,50 @@ reuseaddr_15:
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_16
+        jns     ok_26
         lea     rsi, [rel error_setsockopt]     ; the start of the error message
         mov     edx, 32                         ; its length
-        jmp     die_8                           ; print it with the errno's text and exit 1
-ok_16:
+        jmp     die_9                           ; print it with the errno's text and exit 1
+ok_26:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
-bind_17:
+bind_27:
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel listen_addr]          ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_18
+        jns     ok_28
         lea     rsi, [rel error_bind]           ; the start of the error message
         mov     edx, 26                         ; its length
-        jmp     die_8                           ; print it with the errno's text and exit 1
-ok_18:
+        jmp     die_9                           ; print it with the errno's text and exit 1
+ok_28:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
 ;; C: listen(listen_fd, 128)
 ;; The kernel now completes handshakes and queues connections for accept().
-listen_19:
+listen_29:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 128                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_20
+        jns     ok_30
         lea     rsi, [rel error_listen]         ; the start of the error message
         mov     edx, 28                         ; its length
-        jmp     die_8                           ; print it with the errno's text and exit 1
-ok_20:
+        jmp     die_9                           ; print it with the errno's text and exit 1
+ok_30:
 
 ;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
 ;; C: write_all(STDOUT_FILENO, "hello listening on 0.0.0.0:8080\n", 32)
 ;; Printed only once listen() succeeded, so a script can wait for this line.
-announce_21:
+announce_31:
         mov     edi, 1                          ; fd = STDOUT_FILENO
         lea     rsi, [rel startup_line]         ; buf
         mov     edx, 32                         ; count
@@ -190,19 +192,13 @@ accept_failed_2:
         jmp     accept_1
 
 ;; --------------------------------------------------------------------------
-;; bound the time a client may take: setsockopt(2), syscall 54
-;; C: setsockopt(client_fd, SOL_SOCKET, SO_RCVTIMEO, &io_timeout, sizeof io_timeout);
-;; setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
-;; A silent client, or one that never reads, gives up its slot after 10 s:
-;; read() and write() then fail with -EAGAIN.
+;; start an HTTP connection: setsockopt(2), syscall 54
+;; C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
+;;    len = 0; served = 0; deadline = now_ms() + header_timeout_ms
+;; A client that never reads gives up its slot after 10 s (write() fails
+;; with -EAGAIN). The first request's head must arrive within 10000 ms of
+;; accept(), however slowly it trickles in.
 serve_3:
-        mov     rdi, r13                        ; fd = client_fd
-        mov     esi, 1                          ; level = SOL_SOCKET
-        mov     edx, 20                         ; optname = SO_RCVTIMEO
-        lea     r10, [rel io_timeout]           ; optval = &io_timeout
-        mov     r8d, 16                         ; optlen = sizeof(struct timeval)
-        mov     eax, 54                         ; syscall number: setsockopt
-        syscall
         mov     rdi, r13                        ; fd = client_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 21                         ; optname = SO_SNDTIMEO
@@ -210,76 +206,206 @@ serve_3:
         mov     r8d, 16                         ; optlen = sizeof(struct timeval)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
+        xor     r14d, r14d                      ; len = 0: the buffer is empty
+        mov     qword [rel scanned], 0
+        mov     qword [rel conn_bytes], 0
+        mov     dword [rel served], 0
+        call    now_ms_15
+        add     rax, 0x2710                     ; + header_timeout_ms
+        mov     qword [rel deadline], rax       ; deadline
 
 ;; --------------------------------------------------------------------------
-;; read the request head: read(2), syscall 0
-;; C: n = read(client_fd, request_buf + len, 8192 - len)
-;; Read until the header section ends (CR LF CR LF), the client closes,
-;; or the 8192 byte buffer is full; never past the buffer. A timeout or an
-;; error before any complete request closes the connection unanswered.
-read_request_28:
-        xor     r14d, r14d                      ; len = 0
-read_more_22:
-        mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel request_buf]          ; buf = request_buf + len
-        add     rsi, r14
-        mov     edx, 0x2000                     ; count = the room left
-        sub     rdx, r14
-        mov     eax, 0                          ; syscall number: read
-        syscall
-        cmp     rax, -4                         ; -EINTR: a signal came, read again
-        je      read_more_22
+;; look for a complete request head
+;; C: head_len = find_head_end(buf, len)
+;; Pipelined requests may already be in the buffer: each is answered, in
+;; order, before the next read.
+next_request_12:
+        call    find_head_end_17
         test    rax, rax
-        jle     read_ended_26                   ; 0: end of file; < 0: timeout or error
-        mov     rbx, r14                        ; rbx = where the new bytes start
-        add     r14, rax                        ; len += n
-        ; Look for CR LF CR LF in the new bytes, starting 3 bytes back: the
-        ; terminator may straddle two reads.
-        sub     rbx, 3                          ; i = start - 3
-        jns     scan_from_24
-        xor     ebx, ebx                        ; but not before the buffer: i = 0
-scan_from_24:
-        lea     rsi, [rel request_buf]
-scan_23:
-        lea     rax, [rbx+4]                    ; i + 4
-        cmp     rax, r14
-        ja      scanned_25                      ; no 4 bytes left to compare
-        cmp     dword [rsi+rbx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
-        je      request_read_27
-        inc     rbx
-        jmp     scan_23
-scanned_25:
+        jnz     have_head_32                    ; complete: answer it
         cmp     r14, 0x2000
-        jb      read_more_22                    ; room left: read more
-        jmp     request_read_27                 ; buffer full: answer what we have
-read_ended_26:
-        test    rax, rax
-        jnz     finish_connection_4             ; timeout or error: close unanswered
-        test    r14, r14
-        jz      finish_connection_4             ; closed before sending anything
-        ; end of file after some bytes: answer them
-request_read_27:
+        jae     head_too_large_33               ; the buffer is full and the head has no end
 
 ;; --------------------------------------------------------------------------
-;; send the response: write(2), syscall 1
-;; C: write_all(client_fd, response, 134)
-;; Every byte of the precomputed response; write_all loops on short writes
-;; and EINTR. A failed write (the client left) just ends the connection.
-respond_29:
-        mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel response]             ; buf = response
-        mov     edx, 134                        ; count: computed at compile time
-        call    write_all_6
+;; read more of the request: read(2), syscall 0
+;; C: n = read_timed(buf + len, sizeof buf - len)
+;; Waits until the deadline at most. End of file, a timeout or an error closes
+;; the connection unanswered. A stop signal ends an idle keep-alive connection.
+read_more_34:
+read_again_35:
+        lea     rsi, [rel request_buf]
+        add     rsi, r14                        ; buf + len
+        mov     edx, 0x2000                     ; the room left: request_bytes - len
+        sub     rdx, r14
+        call    read_timed_16
+        cmp     rax, -4                         ; -EINTR: a signal came
+        jne     not_eintr_36
+        cmp     dword [rel stop_requested], 0   ; asked to stop?
+        je      read_again_35                   ; no: wait on
+        test    r14, r14                        ; in the middle of a request?
+        jnz     read_again_35                   ; yes: finish it first
+        jmp     finish_connection_4             ; no: close now
+not_eintr_36:
+        test    rax, rax
+        jle     finish_connection_4             ; end of file, timeout or error: close
+        add     qword [rel conn_bytes], rax     ; count it for the connection log
+        ; The first bytes of a keep-alive request start its header deadline.
+        test    r14, r14
+        jnz     counted_37
+        cmp     dword [rel served], 0
+        je      counted_37                      ; the first request's deadline runs from accept()
+        mov     rbx, rax                        ; keep n
+        call    now_ms_15
+        add     rax, 0x2710                     ; + header_timeout_ms
+        mov     qword [rel deadline], rax       ; deadline
+        mov     rax, rbx
+counted_37:
+        add     r14, rax                        ; len += n
+        jmp     next_request_12
+
+;; --------------------------------------------------------------------------
+;; the head does not fit in the buffer
+;; C: response = memchr(buf, '\n', len) ? 431 : 414
+;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
+;; line has no end, else 431 Request Header Fields Too Large.
+head_too_large_33:
+        lea     rsi, [rel request_buf]
+        xor     ecx, ecx                        ; i = 0
+scan_lf_40:
+        cmp     rcx, r14
+        jae     no_lf_39
+        cmp     byte [rsi+rcx], 10              ; '\n'
+        je      found_lf_38
+        inc     rcx
+        jmp     scan_lf_40
+found_lf_38:
+        mov     eax, 4                          ; 431
+        jmp     answer_too_large_41
+no_lf_39:
+        mov     eax, 3                          ; 414
+answer_too_large_41:
+        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
+        mov     qword [rel req_content_length], 0
+        mov     qword [rel head_len], r14
+        jmp     respond_14
+
+;; --------------------------------------------------------------------------
+;; parse the request
+;; C: response = parse_request(buf, head_len)
+;; Everything the head says is checked, then routed to a response index.
+have_head_32:
+        mov     qword [rel head_len], rax
+        call    parse_request_18                ; eax = the response's index
+
+;; --------------------------------------------------------------------------
+;; answer
+;; C: conn_mode = keep_alive(request) ? 1 or 2 : 0; send_response(index)
+;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
+;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
+;; signal and the last of limits.keepalive_requests close the connection.
+respond_14:
+        mov     ebx, eax                        ; ebx = response index
+        mov     dword [rel conn_mode], 0        ; close, unless kept below
+        mov     ecx, ebx
+        shl     rcx, 5                          ; index * 32: its record
+        lea     rdx, [rel responses]
+        cmp     dword [rdx+rcx+28], 0           ; always close after it?
+        jne     mode_decided_42
+        cmp     dword [rel stop_requested], 0   ; shutting down?
+        jne     mode_decided_42
+        mov     ecx, dword [rel served]
+        inc     ecx
+        cmp     ecx, 1000                       ; the last request allowed?
+        jae     mode_decided_42
+        cmp     dword [rel req_close], 0        ; Connection: close?
+        jne     mode_decided_42
+        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
+        je      http10_43
+        mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
+        jmp     mode_decided_42
+http10_43:
+        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
+        je      mode_decided_42
+        mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
+mode_decided_42:
+        mov     eax, ebx
+        call    send_response_19                ; rax = 0, or -errno
+        mov     rbp, rax                        ; keep the result
+        inc     dword [rel served]
+        test    rbp, rbp
+        js      finish_connection_4             ; the client is gone
+        cmp     dword [rel conn_mode], 0
+        je      finish_connection_4             ; Connection: close
+
+;; --------------------------------------------------------------------------
+;; drop the request and its body: read(2), syscall 0
+;; C: discard(head_len + content_length); deadline = now_ms() + timeout
+;; The next request starts right after this one's body. A body that is
+;; already in the buffer is skipped; the rest is read and thrown away, each
+;; read waiting at most header_timeout_ms.
+after_response_13:
+        mov     rax, qword [rel head_len]
+        mov     rbx, qword [rel req_content_length]
+        mov     rcx, r14
+        sub     rcx, rax                        ; body bytes already here
+        cmp     rcx, rbx
+        jae     body_in_buffer_44
+        sub     rbx, rcx                        ; rbx = body bytes still to come
+        xor     r14d, r14d                      ; the buffer holds nothing we need
+discard_45:
+        test    rbx, rbx
+        jz      consumed_48
+        call    now_ms_15
+        add     rax, 0x2710                     ; + header_timeout_ms for each read
+        mov     qword [rel deadline], rax       ; deadline
+        lea     rsi, [rel request_buf]          ; read into the buffer
+        mov     rdx, rbx                        ; no more than the body's rest:
+        cmp     rdx, 0x2000                     ; the next request stays unread
+        jbe     count_ok_46
+        mov     edx, 0x2000
+count_ok_46:
+        call    read_timed_16
+        cmp     rax, -4
+        jne     discard_ok_47
+        cmp     dword [rel stop_requested], 0   ; a signal: stop if asked to
+        je      discard_45
+        jmp     finish_connection_4
+discard_ok_47:
+        test    rax, rax
+        jle     finish_connection_4             ; end of file, timeout or error
+        add     qword [rel conn_bytes], rax
+        sub     rbx, rax
+        jmp     discard_45
+body_in_buffer_44:
+        add     rax, rbx                        ; n = head + body
+        lea     rdi, [rel request_buf]          ; memmove(buf, buf + n, len - n)
+        lea     rsi, [rdi+rax]
+        mov     rcx, r14
+        sub     rcx, rax
+        sub     r14, rax                        ; len -= n
+        rep movsb                               ; forward copy: safe when the areas overlap this way
+consumed_48:
+        mov     qword [rel scanned], 0          ; search the new request from its start
+        call    now_ms_15
+        test    r14, r14                        ; is the next request already here?
+        jnz     pipelined_49
+        add     rax, 0x1388                     ; no: wait keepalive_timeout_ms for it
+        mov     qword [rel deadline], rax
+        jmp     next_request_12
+pipelined_49:
+        add     rax, 0x2710                     ; yes: its head has header_timeout_ms
+        mov     qword [rel deadline], rax
+        jmp     next_request_12
 
 ;; --------------------------------------------------------------------------
 ;; drain unread input: recvfrom(2), syscall 45
-;; C: while (recv(client_fd, request_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
+;; C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
 ;; Closing a socket with unread input makes the kernel send RST, which can
 ;; destroy the response before the client reads it. Take what has already
 ;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
 finish_connection_4:
         mov     ebx, 16                         ; at most 16 reads
-drain_30:
+drain_50:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel request_buf]          ; buf = request_buf
         mov     edx, 0x2000                     ; len
@@ -289,16 +415,16 @@ drain_30:
         mov     eax, 45                         ; syscall number: recvfrom
         syscall
         test    rax, rax
-        jle     drained_31                      ; nothing more (-EAGAIN), end of file, or error
+        jle     drained_51                      ; nothing more (-EAGAIN), end of file, or error
         dec     rbx
-        jnz     drain_30
-drained_31:
+        jnz     drain_50
+drained_51:
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
 ;; C: close(client_fd)
 ;; Then back to accept() for the next client.
-close_client_32:
+close_client_52:
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
         syscall
@@ -319,25 +445,25 @@ exit_ok_5:
 ;; write() may write fewer bytes than asked (a full socket buffer, a signal):
 ;; loop until every byte is out. Returns rax = 0, or -errno.
 write_all_6:
-write_more_33:
+write_more_53:
         test    rdx, rdx                        ; anything left?
-        jz      write_done_34
+        jz      write_done_54
         mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_33
+        je      write_more_53
         test    rax, rax
-        js      write_return_36                 ; -errno: give up
-        jz      write_eio_35                    ; no progress: give up
+        js      write_return_56                 ; -errno: give up
+        jz      write_eio_55                    ; no progress: give up
         add     rsi, rax                        ; buf += n
         sub     rdx, rax                        ; count -= n
-        jmp     write_more_33
-write_eio_35:
+        jmp     write_more_53
+write_eio_55:
         mov     rax, -5                         ; -EIO
         ret
-write_done_34:
+write_done_54:
         xor     eax, eax                        ; 0: all written
-write_return_36:
+write_return_56:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -350,14 +476,14 @@ append_u64_7:
         sub     rsp, 32                         ; room for 20 digits
         lea     rsi, [rsp+32]                   ; rsi = end of the room
         mov     ecx, 10                         ; divisor
-digit_37:
+digit_57:
         xor     edx, edx                        ; rdx:rax / 10
         div     rcx                             ; rax = quotient, rdx = last digit
         add     dl, 48                          ; to ASCII
         dec     rsi
         mov     byte [rsi], dl
         test    rax, rax
-        jnz     digit_37
+        jnz     digit_57
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        ; rcx = number of digits
         rep movsb                               ; copy them to dst
@@ -370,7 +496,7 @@ digit_37:
 ;; Names the call, the address and the reason, e.g.
 ;; "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
 ;; text here is printed as its number.
-die_8:
+die_9:
         neg     rax
         mov     rbx, rax                        ; rbx = errno
         lea     rdi, [rel line_buf]             ; the line is built in line_buf
@@ -378,136 +504,136 @@ die_8:
         rep movsb                               ; copy the message start
         lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
         cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_41
+        je      is_EPERM_61
         cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_42
+        je      is_ENOENT_62
         cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_43
+        je      is_EBADF_63
         cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_44
+        je      is_ENOMEM_64
         cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_45
+        je      is_EACCES_65
         cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_46
+        je      is_EEXIST_66
         cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_47
+        je      is_ENOTDIR_67
         cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_48
+        je      is_EISDIR_68
         cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_49
+        je      is_EINVAL_69
         cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_50
+        je      is_ENFILE_70
         cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_51
+        je      is_EMFILE_71
         cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_52
+        je      is_ENOSPC_72
         cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_53
+        je      is_EROFS_73
         cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_54
+        je      is_ENAMETOOLONG_74
         cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_55
+        je      is_ELOOP_75
         cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_56
+        je      is_EPROTONOSUPPORT_76
         cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_57
+        je      is_EAFNOSUPPORT_77
         cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_58
+        je      is_EADDRINUSE_78
         cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_59
+        je      is_EADDRNOTAVAIL_79
         cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_60
-        jmp     unknown_errno_39
-is_EPERM_41:
+        je      is_ENOBUFS_80
+        jmp     unknown_errno_59
+is_EPERM_61:
         add     rsi, 0                          ; "Operation not permitted"
         mov     ecx, 23
-        jmp     copy_text_38
-is_ENOENT_42:
+        jmp     copy_text_58
+is_ENOENT_62:
         add     rsi, 23                         ; "No such file or directory"
         mov     ecx, 25
-        jmp     copy_text_38
-is_EBADF_43:
+        jmp     copy_text_58
+is_EBADF_63:
         add     rsi, 48                         ; "Bad file descriptor"
         mov     ecx, 19
-        jmp     copy_text_38
-is_ENOMEM_44:
+        jmp     copy_text_58
+is_ENOMEM_64:
         add     rsi, 67                         ; "Cannot allocate memory"
         mov     ecx, 22
-        jmp     copy_text_38
-is_EACCES_45:
+        jmp     copy_text_58
+is_EACCES_65:
         add     rsi, 89                         ; "Permission denied"
         mov     ecx, 17
-        jmp     copy_text_38
-is_EEXIST_46:
+        jmp     copy_text_58
+is_EEXIST_66:
         add     rsi, 106                        ; "File exists"
         mov     ecx, 11
-        jmp     copy_text_38
-is_ENOTDIR_47:
+        jmp     copy_text_58
+is_ENOTDIR_67:
         add     rsi, 117                        ; "Not a directory"
         mov     ecx, 15
-        jmp     copy_text_38
-is_EISDIR_48:
+        jmp     copy_text_58
+is_EISDIR_68:
         add     rsi, 132                        ; "Is a directory"
         mov     ecx, 14
-        jmp     copy_text_38
-is_EINVAL_49:
+        jmp     copy_text_58
+is_EINVAL_69:
         add     rsi, 146                        ; "Invalid argument"
         mov     ecx, 16
-        jmp     copy_text_38
-is_ENFILE_50:
+        jmp     copy_text_58
+is_ENFILE_70:
         add     rsi, 162                        ; "Too many open files in system"
         mov     ecx, 29
-        jmp     copy_text_38
-is_EMFILE_51:
+        jmp     copy_text_58
+is_EMFILE_71:
         add     rsi, 191                        ; "Too many open files"
         mov     ecx, 19
-        jmp     copy_text_38
-is_ENOSPC_52:
+        jmp     copy_text_58
+is_ENOSPC_72:
         add     rsi, 210                        ; "No space left on device"
         mov     ecx, 23
-        jmp     copy_text_38
-is_EROFS_53:
+        jmp     copy_text_58
+is_EROFS_73:
         add     rsi, 233                        ; "Read-only file system"
         mov     ecx, 21
-        jmp     copy_text_38
-is_ENAMETOOLONG_54:
+        jmp     copy_text_58
+is_ENAMETOOLONG_74:
         add     rsi, 254                        ; "File name too long"
         mov     ecx, 18
-        jmp     copy_text_38
-is_ELOOP_55:
+        jmp     copy_text_58
+is_ELOOP_75:
         add     rsi, 272                        ; "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     copy_text_38
-is_EPROTONOSUPPORT_56:
+        jmp     copy_text_58
+is_EPROTONOSUPPORT_76:
         add     rsi, 305                        ; "Protocol not supported"
         mov     ecx, 22
-        jmp     copy_text_38
-is_EAFNOSUPPORT_57:
+        jmp     copy_text_58
+is_EAFNOSUPPORT_77:
         add     rsi, 327                        ; "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     copy_text_38
-is_EADDRINUSE_58:
+        jmp     copy_text_58
+is_EADDRINUSE_78:
         add     rsi, 367                        ; "Address already in use"
         mov     ecx, 22
-        jmp     copy_text_38
-is_EADDRNOTAVAIL_59:
+        jmp     copy_text_58
+is_EADDRNOTAVAIL_79:
         add     rsi, 389                        ; "Cannot assign requested address"
         mov     ecx, 31
-        jmp     copy_text_38
-is_ENOBUFS_60:
+        jmp     copy_text_58
+is_ENOBUFS_80:
         add     rsi, 420                        ; "No buffer space available"
         mov     ecx, 25
-        jmp     copy_text_38
-unknown_errno_39:
+        jmp     copy_text_58
+unknown_errno_59:
         lea     rsi, [rel errno_word]
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
         call    append_u64_7
-        jmp     newline_40
-copy_text_38:
+        jmp     newline_60
+copy_text_58:
         rep movsb                               ; copy the errno's text
-newline_40:
+newline_60:
         mov     byte [rdi], 10                  ; '\n'
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -524,13 +650,13 @@ newline_40:
 ;; C: if (!busy) _exit(0); stop_requested = 1;
 ;; Idle (blocked in accept): exit now. Busy: note the request; the accept
 ;; loop exits once the current connection is done.
-on_signal_9:
+on_signal_10:
         cmp     dword [rel busy], 0             ; serving a connection?
-        jne     stop_later_61
+        jne     stop_later_81
         xor     edi, edi                        ; status = 0
         mov     eax, 231                        ; syscall number: exit_group
         syscall
-stop_later_61:
+stop_later_81:
         mov     dword [rel stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
 
@@ -539,9 +665,604 @@ stop_later_61:
 ;; C: rt_sigreturn()
 ;; The kernel pushed this address as the handler's return address
 ;; (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-signal_restorer_10:
+signal_restorer_11:
         mov     eax, 15                         ; syscall number: rt_sigreturn
         syscall
+
+;; --------------------------------------------------------------------------
+;; subroutine now_ms: clock_gettime(2), syscall 228
+;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
+;; rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
+;; rsi, rdi, r11.
+now_ms_15:
+        mov     edi, 1                          ; CLOCK_MONOTONIC
+        lea     rsi, [rel now_ts]
+        mov     eax, 228                        ; syscall number: clock_gettime
+        syscall
+        mov     rax, qword [rsi+8]              ; tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             ; rax = tv_nsec / 1000000
+        imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
+        add     rax, rcx
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine read_timed(rsi = buf, rdx = count): poll(2), syscall 7
+;; C: if (poll(&(struct pollfd){ client_fd, POLLIN }, 1, deadline - now_ms()) <= 0)
+;;    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
+;; Waits for input until the deadline, then reads it: rax = bytes read, 0 at
+;; end of file, -ETIMEDOUT, -EINTR when a signal came, or -errno.
+read_timed_16:
+        mov     r8, rsi                         ; keep buf
+        mov     r9, rdx                         ; keep count
+        call    now_ms_15
+        mov     rdx, qword [rel deadline]
+        sub     rdx, rax                        ; timeout = deadline - now, in ms
+        jg      wait_82
+timed_out_83:
+        mov     rax, -110                       ; -ETIMEDOUT
+        ret
+wait_82:
+        lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
+        mov     dword [rdi], r13d               ; fd = client_fd
+        mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
+        mov     esi, 1                          ; nfds = 1
+        mov     eax, 7                          ; syscall number: poll
+        syscall
+        test    rax, rax
+        jz      timed_out_83                    ; 0: nothing came in time
+        js      read_timed_done_84              ; -EINTR or -errno
+        mov     rdi, r13                        ; fd = client_fd
+        mov     rsi, r8                         ; buf
+        mov     rdx, r9                         ; count
+        mov     eax, 0                          ; syscall number: read
+        syscall
+read_timed_done_84:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine find_head_end
+;; C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
+;;    return p ? p + 4 - buf : (scanned = len, 0);
+;; rax = the length of the request head, up to and with CR LF CR LF, or 0.
+;; Bytes searched before are not searched again, but for the last 3: the
+;; terminator may straddle two reads.
+find_head_end_17:
+        lea     rsi, [rel request_buf]
+        mov     rcx, qword [rel scanned]
+        sub     rcx, 3                          ; i = scanned - 3
+        jns     scan_from_85
+        xor     ecx, ecx                        ; but not before the buffer: i = 0
+scan_from_85:
+scan_86:
+        lea     rax, [rcx+4]                    ; i + 4
+        cmp     rax, r14
+        ja      no_end_yet_87                   ; no 4 bytes left to compare
+        cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
+        je      found_end_88
+        inc     rcx
+        jmp     scan_86
+found_end_88:
+        ret                                     ; rax = i + 4
+no_end_yet_87:
+        mov     qword [rel scanned], r14        ; scanned = len
+        xor     eax, eax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine parse_request: the method
+;; C: method = one of GET HEAD POST PUT DELETE PATCH OPTIONS, then one space
+;; eax = the index of the response that answers the request in buf.
+;; The head ends in CR LF CR LF (find_head_end made sure), so every scan
+;; below stops inside it. rsi walks the head; r8 = char_class.
+;; A token that is not a known method: 501. Anything else malformed: 400.
+parse_request_18:
+        mov     dword [rel req_minor], 0
+        mov     dword [rel req_close], 0
+        mov     dword [rel req_keepalive], 0
+        mov     dword [rel req_host], 0
+        mov     dword [rel req_cl_count], 0
+        mov     dword [rel req_te], 0
+        mov     dword [rel req_method], 0
+        mov     qword [rel req_content_length], 0
+        lea     rsi, [rel request_buf]          ; rsi = the request line
+        lea     r8, [rel char_class]
+        cmp     dword [rsi], 0x20544547         ; "GET "
+        jne     not_GET_94
+        mov     dword [rel req_method], 1       ; GET
+        add     rsi, 4
+        jmp     target_89
+not_GET_94:
+        cmp     dword [rsi], 0x44414548         ; "HEAD"
+        jne     not_HEAD_95
+        cmp     dword [rsi+1], 0x20444145       ; "EAD "
+        jne     not_HEAD_95
+        mov     dword [rel req_method], 2       ; HEAD
+        add     rsi, 5
+        jmp     target_89
+not_HEAD_95:
+        cmp     dword [rsi], 0x54534f50         ; "POST"
+        jne     not_POST_96
+        cmp     dword [rsi+1], 0x2054534f       ; "OST "
+        jne     not_POST_96
+        mov     dword [rel req_method], 3       ; POST
+        add     rsi, 5
+        jmp     target_89
+not_POST_96:
+        cmp     dword [rsi], 0x20545550         ; "PUT "
+        jne     not_PUT_97
+        mov     dword [rel req_method], 4       ; PUT
+        add     rsi, 4
+        jmp     target_89
+not_PUT_97:
+        cmp     dword [rsi], 0x454c4544         ; "DELE"
+        jne     not_DELETE_98
+        cmp     dword [rsi+3], 0x20455445       ; "ETE "
+        jne     not_DELETE_98
+        mov     dword [rel req_method], 5       ; DELETE
+        add     rsi, 7
+        jmp     target_89
+not_DELETE_98:
+        cmp     dword [rsi], 0x43544150         ; "PATC"
+        jne     not_PATCH_99
+        cmp     dword [rsi+2], 0x20484354       ; "TCH "
+        jne     not_PATCH_99
+        mov     dword [rel req_method], 6       ; PATCH
+        add     rsi, 6
+        jmp     target_89
+not_PATCH_99:
+        cmp     dword [rsi], 0x4954504f         ; "OPTI"
+        jne     not_OPTIONS_100
+        cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
+        jne     not_OPTIONS_100
+        mov     dword [rel req_method], 7       ; OPTIONS
+        add     rsi, 8
+        jmp     target_89
+not_OPTIONS_100:
+unknown_method_90:
+        mov     rcx, rsi
+method_token_91:
+        movzx   eax, byte [rcx]
+        test    byte [r8+rax], 1                ; a token character?
+        jz      method_token_end_92
+        inc     rcx
+        jmp     method_token_91
+method_token_end_92:
+        cmp     rcx, rsi
+        je      bad_request_93                  ; no method at all
+        cmp     byte [rcx], 32
+        jne     bad_request_93                  ; not followed by one space
+        mov     eax, 5                          ; 501 Not Implemented
+        ret
+
+;; --------------------------------------------------------------------------
+;; parse_request: the target
+;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
+;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
+;; server must accept too. The query is ignored for routing.
+target_89:
+        cmp     byte [rsi], 47
+        je      origin_form_101
+        mov     eax, dword [rsi]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x70747468                 ; "http"
+        jne     bad_request_93
+        mov     eax, dword [rsi+3]
+        or      eax, 32                         ; to lower case
+        cmp     eax, 0x2f2f3a70                 ; "p://"
+        jne     bad_request_93
+        add     rsi, 7                          ; skip "http://"
+authority_102:
+        movzx   eax, byte [rsi]
+        cmp     eax, 47
+        je      origin_form_101                 ; the path starts
+        cmp     eax, 32
+        je      no_path_103                     ; "http://host": the path is "/"
+        test    byte [r8+rax], 4
+        jz      bad_request_93
+        inc     rsi
+        jmp     authority_102
+no_path_103:
+        mov     qword [rel req_path_len], 1
+        jmp     version_107
+origin_form_101:
+        mov     qword [rel req_path], rsi       ; the path starts here
+path_104:
+        movzx   eax, byte [rsi]
+        cmp     eax, 32
+        je      path_end_105
+        cmp     eax, 63
+        je      query_106
+        cmp     eax, 35
+        je      query_106
+        test    byte [r8+rax], 4                ; a visible character?
+        jz      bad_request_93                  ; CR, LF, a control character: malformed
+        inc     rsi
+        jmp     path_104
+query_106:
+        mov     rax, rsi
+        sub     rax, qword [rel req_path]
+        mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
+skip_query_108:
+        inc     rsi
+        movzx   eax, byte [rsi]
+        cmp     eax, 32
+        je      version_107
+        test    byte [r8+rax], 4
+        jz      bad_request_93
+        jmp     skip_query_108
+path_end_105:
+        mov     rax, rsi
+        sub     rax, qword [rel req_path]
+        mov     qword [rel req_path_len], rax
+
+;; --------------------------------------------------------------------------
+;; parse_request: the version
+;; C: " HTTP/" DIGIT "." DIGIT CR LF
+;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
+version_107:
+        cmp     dword [rsi], 0x54544820         ; " HTT"
+        jne     bad_request_93
+        cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
+        jne     bad_request_93
+        movzx   eax, byte [rsi+6]               ; the major digit
+        sub     eax, 48
+        cmp     eax, 9
+        ja      bad_request_93                  ; not a digit
+        cmp     byte [rsi+7], 46
+        jne     bad_request_93
+        movzx   ecx, byte [rsi+8]               ; the minor digit
+        sub     ecx, 48
+        cmp     ecx, 9
+        ja      bad_request_93
+        cmp     word [rsi+9], 2573              ; CR LF ends the request line
+        jne     bad_request_93                  ; anything else (a bare CR, trailing text): malformed
+        cmp     eax, 1
+        je      http_1_109
+        mov     eax, 6                          ; 505 HTTP Version Not Supported
+        ret
+http_1_109:
+        mov     dword [rel req_minor], ecx      ; HTTP/1.minor
+        add     rsi, 11                         ; the first header line
+
+;; --------------------------------------------------------------------------
+;; parse_request: the header fields
+;; C: for each "name: value\r\n": name is a token, value has no CTL, no bare CR
+;; 400 for whitespace before the colon, a line folded onto the previous one,
+;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
+;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
+header_line_110:
+        cmp     word [rsi], 2573                ; an empty line ends the head
+        je      headers_done_119
+        mov     rcx, rsi                        ; rcx = the name
+field_name_111:
+        movzx   eax, byte [rsi]
+        test    byte [r8+rax], 1
+        jz      field_name_end_112
+        inc     rsi
+        jmp     field_name_111
+field_name_end_112:
+        mov     rdx, rsi
+        sub     rdx, rcx                        ; rdx = its length
+        jz      bad_request_93                  ; empty: a line that starts with a space (obs-fold) or ':'
+        cmp     byte [rsi], 58
+        jne     bad_request_93                  ; whitespace (or anything) before the colon
+        inc     rsi
+skip_ows_113:
+        cmp     byte [rsi], 32                  ; optional whitespace before the value
+        je      ows_char_120
+        cmp     byte [rsi], 9
+        jne     field_value_114
+ows_char_120:
+        inc     rsi
+        jmp     skip_ows_113
+field_value_114:
+        mov     r11, rsi                        ; r11 = the value
+value_char_121:
+        movzx   eax, byte [rsi]
+        cmp     eax, 13
+        je      field_cr_115
+        test    byte [r8+rax], 2                ; allowed in a value?
+        jz      bad_request_93                  ; a bare LF, NUL or another control character
+        inc     rsi
+        jmp     value_char_121
+field_cr_115:
+        cmp     byte [rsi+1], 10
+        jne     bad_request_93                  ; a bare CR
+        mov     r9, rsi                         ; r9 = the value's end
+trim_116:
+        cmp     r9, r11
+        je      trimmed_117
+        movzx   eax, byte [r9-1]
+        cmp     eax, 32                         ; trailing whitespace is not part of the value
+        je      trim_one_122
+        cmp     eax, 9
+        jne     trimmed_117
+trim_one_122:
+        dec     r9
+        jmp     trim_116
+trimmed_117:
+        cmp     rdx, 4
+        jne     not_host_123
+        mov     eax, dword [rcx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x74736f68                 ; "host"
+        jne     not_host_123
+        inc     dword [rel req_host]            ; Host
+        jmp     next_field_118
+not_host_123:
+        cmp     rdx, 14
+        jne     not_content_length_125
+        mov     eax, dword [rcx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x746e6f63                 ; "cont"
+        jne     not_content_length_125
+        mov     eax, dword [rcx+4]
+        or      eax, 0x202020                   ; to lower case
+        cmp     eax, 0x2d746e65                 ; "ent-"
+        jne     not_content_length_125
+        mov     eax, dword [rcx+8]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x676e656c                 ; "leng"
+        jne     not_content_length_125
+        mov     eax, dword [rcx+10]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x6874676e                 ; "ngth"
+        jne     not_content_length_125
+        inc     dword [rel req_cl_count]        ; Content-Length
+        cmp     r11, r9
+        je      bad_request_93                  ; empty
+        xor     eax, eax                        ; the value
+        xor     edx, edx                        ; digits seen
+cl_digit_127:
+        cmp     r11, r9
+        je      cl_end_128
+        movzx   ecx, byte [r11]
+        sub     ecx, 48
+        cmp     ecx, 9
+        ja      bad_request_93                  ; not a digit: invalid
+        inc     rdx
+        cmp     rdx, 15
+        ja      cl_too_many_digits_129          ; over 15 digits: far over any limit
+        imul    rax, rax, 10
+        add     rax, rcx
+cl_too_many_digits_129:
+        inc     r11
+        jmp     cl_digit_127
+cl_end_128:
+        cmp     rdx, 15
+        jbe     cl_store_130
+        mov     rax, 0x4000000000000000         ; too large to matter: 2^62
+cl_store_130:
+        mov     qword [rel req_content_length], rax
+        jmp     next_field_118
+not_content_length_125:
+        cmp     rdx, 17
+        jne     not_transfer_encoding_126
+        mov     eax, dword [rcx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x6e617274                 ; "tran"
+        jne     not_transfer_encoding_126
+        mov     eax, dword [rcx+4]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x72656673                 ; "sfer"
+        jne     not_transfer_encoding_126
+        mov     eax, dword [rcx+8]
+        or      eax, 0x20202000                 ; to lower case
+        cmp     eax, 0x636e652d                 ; "-enc"
+        jne     not_transfer_encoding_126
+        mov     eax, dword [rcx+12]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x6e69646f                 ; "odin"
+        jne     not_transfer_encoding_126
+        mov     eax, dword [rcx+13]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x676e6964                 ; "ding"
+        jne     not_transfer_encoding_126
+        mov     dword [rel req_te], 1           ; Transfer-Encoding
+        jmp     next_field_118
+not_transfer_encoding_126:
+        cmp     rdx, 10
+        jne     not_connection_124
+        mov     eax, dword [rcx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x6e6e6f63                 ; "conn"
+        jne     not_connection_124
+        mov     eax, dword [rcx+4]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x69746365                 ; "ecti"
+        jne     not_connection_124
+        mov     eax, dword [rcx+6]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x6e6f6974                 ; "tion"
+        jne     not_connection_124
+conn_token_131:
+        cmp     r11, r9
+        jae     next_field_118                  ; no more tokens
+        movzx   eax, byte [r11]
+        cmp     eax, 44
+        je      conn_separator_132
+        cmp     eax, 32
+        je      conn_separator_132
+        cmp     eax, 9
+        jne     conn_token_start_137
+conn_separator_132:
+        inc     r11
+        jmp     conn_token_131
+conn_token_start_137:
+        mov     rcx, r11                        ; rcx = the token
+conn_scan_133:
+        cmp     r11, r9
+        jae     conn_scanned_134
+        movzx   eax, byte [r11]
+        cmp     eax, 44
+        je      conn_scanned_134
+        cmp     eax, 32
+        je      conn_scanned_134
+        cmp     eax, 9
+        je      conn_scanned_134
+        inc     r11
+        jmp     conn_scan_133
+conn_scanned_134:
+        mov     rdx, r11
+        sub     rdx, rcx                        ; its length
+        cmp     rdx, 5
+        jne     not_close_135
+        mov     eax, dword [rcx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x736f6c63                 ; "clos"
+        jne     not_close_135
+        mov     eax, dword [rcx+1]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x65736f6c                 ; "lose"
+        jne     not_close_135
+        mov     dword [rel req_close], 1        ; Connection: close
+not_close_135:
+        cmp     rdx, 10
+        jne     not_keep_alive_136
+        mov     eax, dword [rcx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x7065656b                 ; "keep"
+        jne     not_keep_alive_136
+        mov     eax, dword [rcx+4]
+        or      eax, 0x20202000                 ; to lower case
+        cmp     eax, 0x696c612d                 ; "-ali"
+        jne     not_keep_alive_136
+        mov     eax, dword [rcx+6]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x6576696c                 ; "live"
+        jne     not_keep_alive_136
+        mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
+not_keep_alive_136:
+        jmp     conn_token_131
+not_connection_124:
+next_field_118:
+        add     rsi, 2                          ; past the field's CR LF
+        jmp     header_line_110
+headers_done_119:
+
+;; --------------------------------------------------------------------------
+;; parse_request: the rules across fields
+;; C: Transfer-Encoding: 501 (400 with Content-Length); two Content-Lengths,
+;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
+;; A request body is read and thrown away, so only Content-Length bodies
+;; are accepted: chunked bodies are not implemented.
+check_request_141:
+        cmp     dword [rel req_te], 0
+        je      no_transfer_encoding_138
+        cmp     dword [rel req_cl_count], 0
+        jne     bad_request_93                  ; both framings: a smuggling attempt
+        mov     eax, 5                          ; 501 Not Implemented
+        ret
+no_transfer_encoding_138:
+        cmp     dword [rel req_cl_count], 1
+        ja      bad_request_93                  ; Content-Length twice
+        cmp     dword [rel req_host], 1
+        ja      bad_request_93                  ; Host twice
+        je      host_ok_139
+        cmp     dword [rel req_minor], 0
+        jne     bad_request_93                  ; HTTP/1.1 without Host
+host_ok_139:
+        mov     ecx, 0x100000                   ; limits.body_bytes
+        cmp     qword [rel req_content_length], rcx
+        jbe     size_ok_140
+        mov     eax, 2                          ; 413 Content Too Large
+        ret
+size_ok_140:
+
+;; --------------------------------------------------------------------------
+;; parse_request: route
+;; C: return the response
+;; "response" answers every path with every known method (HEAD without a body).
+route_142:
+        mov     eax, 0                          ; the response
+        ret
+
+;; --------------------------------------------------------------------------
+;; parse_request: a malformed request
+;; C: return 400
+bad_request_93:
+        mov     eax, 1                          ; 400 Bad Request
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine send_response(eax = response index): writev(2), syscall 20
+;; C: writev(client_fd, (struct iovec[]){ { head, head_len }, { body, body_len } }, 2)
+;; The head for this connection mode and the body, both precomputed, in one
+;; system call; a short write is finished with write_all. HEAD gets no body.
+;; rax = 0, or -errno.
+send_response_19:
+        mov     ecx, eax
+        shl     rcx, 5                          ; index * 32
+        lea     r10, [rel responses]
+        add     r10, rcx                        ; r10 = &responses[index]
+        lea     rsi, [rel response_heads]
+        mov     eax, dword [r10]                ; head offset
+        add     rsi, rax                        ; rsi = the head with Connection: close
+        mov     edx, dword [r10+4]              ; rdx = its length
+        mov     ecx, dword [rel conn_mode]
+        test    ecx, ecx
+        jz      head_ready_143                  ; mode 0: close
+        add     rsi, rdx                        ; the keep-alive head follows it
+        mov     edx, dword [r10+8]
+        cmp     ecx, 1
+        je      head_ready_143                  ; mode 1: HTTP/1.1 keep-alive
+        add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
+        mov     edx, dword [r10+12]
+head_ready_143:
+        lea     r8, [rel response_bodies]
+        mov     eax, dword [r10+16]             ; body offset
+        add     r8, rax                         ; r8 = the body
+        mov     r9d, dword [r10+24]             ; r9 = its length
+        cmp     dword [rel req_method], 2       ; HEAD?
+        jne     body_ready_144
+        xor     r9d, r9d                        ; HEAD: the same head, no body
+body_ready_144:
+        mov     eax, dword [r10+20]
+        mov     dword [rel resp_status], eax    ; for the access log
+        mov     qword [rel resp_body_bytes], r9
+        lea     rdi, [rel iov]
+        mov     qword [rdi], rsi                ; iov[0] = { head, head_len }
+        mov     qword [rdi+8], rdx
+        mov     qword [rdi+16], r8              ; iov[1] = { body, body_len }
+        mov     qword [rdi+24], r9
+writev_again_145:
+        mov     rdi, r13                        ; fd = client_fd
+        lea     rsi, [rel iov]                  ; iov
+        mov     edx, 2                          ; iovcnt = 2
+        mov     eax, 20                         ; syscall number: writev
+        syscall
+        cmp     rax, -4                         ; -EINTR: try again
+        je      writev_again_145
+        test    rax, rax
+        js      send_done_147                   ; -errno: the client is gone
+        ; A short write: finish the head, then the body, with write_all.
+        lea     r10, [rel iov]
+        mov     rcx, qword [r10+8]              ; head_len
+        cmp     rax, rcx
+        jae     head_done_146
+        mov     rsi, qword [r10]
+        add     rsi, rax                        ; the head's rest
+        mov     rdx, rcx
+        sub     rdx, rax
+        mov     rdi, r13
+        call    write_all_6
+        test    rax, rax
+        js      send_done_147
+        xor     eax, eax                        ; no body bytes written yet
+        lea     r10, [rel iov]
+        mov     ecx, 0
+head_done_146:
+        sub     rax, rcx                        ; body bytes written
+        mov     rsi, qword [r10+16]
+        add     rsi, rax                        ; the body's rest
+        mov     rdx, qword [r10+24]
+        sub     rdx, rax
+        mov     rdi, r13
+        call    write_all_6                     ; returns at once when nothing is left
+send_done_147:
+        ret
 
         section .rodata
 
@@ -612,23 +1333,203 @@ errno_texts:
 errno_word:
         db "errno "
 
-; the whole HTTP response: status line, headers, body (19 body bytes) (134 bytes)
+; every response's status line and header section, three times: with
+; "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
+; "Connection: keep-alive" (HTTP/1.0); protocol errors only close (935 bytes)
         align 8, db 0
-response:
+response_heads:
         db "HTTP/1.1 200 OK", 13, 10
         db "Content-Type: text/plain; charset=utf-8", 13, 10
         db "Content-Length: 19", 13, 10
         db "Connection: close", 13, 10
         db "Server: asmsrv", 13, 10
         db 13, 10
+        db "HTTP/1.1 200 OK", 13, 10
+        db "Content-Type: text/plain; charset=utf-8", 13, 10
+        db "Content-Length: 19", 13, 10
+        db "Server: asmsrv", 13, 10
+        db 13, 10
+        db "HTTP/1.1 200 OK", 13, 10
+        db "Content-Type: text/plain; charset=utf-8", 13, 10
+        db "Content-Length: 19", 13, 10
+        db "Connection: keep-alive", 13, 10
+        db "Server: asmsrv", 13, 10
+        db 13, 10
+        db "HTTP/1.1 400 Bad Request", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 16", 13, 10
+        db "Connection: close", 13, 10
+        db 13, 10
+        db "HTTP/1.1 413 Content Too Large", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 22", 13, 10
+        db "Connection: close", 13, 10
+        db 13, 10
+        db "HTTP/1.1 414 URI Too Long", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 17", 13, 10
+        db "Connection: close", 13, 10
+        db 13, 10
+        db "HTTP/1.1 431 Request Header Fields Too Large", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 36", 13, 10
+        db "Connection: close", 13, 10
+        db 13, 10
+        db "HTTP/1.1 501 Not Implemented", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 20", 13, 10
+        db "Connection: close", 13, 10
+        db 13, 10
+        db "HTTP/1.1 505 HTTP Version Not Supported", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 31", 13, 10
+        db "Connection: close", 13, 10
+        db 13, 10
+
+; every response's body, back to back (161 bytes)
+        align 8, db 0
+response_bodies:
         db "Hello from asmsrv!", 10
+        db "400 Bad Request", 10
+        db "413 Content Too Large", 10
+        db "414 URI Too Long", 10
+        db "431 Request Header Fields Too Large", 10
+        db "501 Not Implemented", 10
+        db "505 HTTP Version Not Supported", 10
+
+; the response table, one 32-byte record per response: head offset,
+; head lengths (close, keep-alive, keep-alive 1.0), body offset, status,
+; body length, 1 if the connection always closes after it (224 bytes)
+        align 32, db 0
+responses:
+        dd 0, 115, 96, 120, 0, 200, 19, 0       ; 0: every request
+        dd 331, 93, 0, 0, 19, 400, 16, 1        ; 1: 400 for a malformed request
+        dd 424, 99, 0, 0, 35, 413, 22, 1        ; 2: 413 for a body over limits.body_bytes
+        dd 523, 94, 0, 0, 57, 414, 17, 1        ; 3: 414 for a request line over limits.request_bytes
+        dd 617, 113, 0, 0, 74, 431, 36, 1       ; 4: 431 for a header section over limits.request_bytes
+        dd 730, 97, 0, 0, 110, 501, 20, 1       ; 5: 501 for an unknown method or a Transfer-Encoding
+        dd 827, 108, 0, 0, 130, 505, 31, 1      ; 6: 505 for HTTP/2 and above
+
+; character classes by code: 1 token character (methods, header names),
+; 2 field-value character, 4 request-target character (256 bytes)
+        align 8, db 0
+char_class:
+        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6
+        db 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0
+        db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
+        db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
         section .bss
+
+; struct timespec, filled by clock_gettime (16 bytes)
+        alignb 8
+now_ts:
+        resb 16
+
+; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
+        alignb 8
+client_pollfd:
+        resb 8
+
+; struct iovec[2]: the head and the body of a response (32 bytes)
+        alignb 8
+iov:
+        resb 32
+
+; bytes of the buffer already searched for the head's end (8 bytes)
+        alignb 8
+scanned:
+        resb 8
+
+; when the current wait times out (CLOCK_MONOTONIC, ms) (8 bytes)
+        alignb 8
+deadline:
+        resb 8
+
+; length of the request head, up to and with CR LF CR LF (8 bytes)
+        alignb 8
+head_len:
+        resb 8
+
+; the request's Content-Length (8 bytes)
+        alignb 8
+req_content_length:
+        resb 8
+
+; address of the request's path (8 bytes)
+        alignb 8
+req_path:
+        resb 8
+
+; its length, without the query (8 bytes)
+        alignb 8
+req_path_len:
+        resb 8
+
+; body bytes of the last response, for the log (8 bytes)
+        alignb 8
+resp_body_bytes:
+        resb 8
+
+; requests answered on this connection (4 bytes)
+        alignb 4
+served:
+        resb 4
+
+; after the response: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0) (4 bytes)
+        alignb 4
+conn_mode:
+        resb 4
+
+; status of the last response, for the log (4 bytes)
+        alignb 4
+resp_status:
+        resb 4
+
+; 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
+        alignb 4
+req_method:
+        resb 4
+
+; HTTP/1.x: x (4 bytes)
+        alignb 4
+req_minor:
+        resb 4
+
+; 1: Connection: close (4 bytes)
+        alignb 4
+req_close:
+        resb 4
+
+; 1: Connection: keep-alive (4 bytes)
+        alignb 4
+req_keepalive:
+        resb 4
+
+; number of Host fields (4 bytes)
+        alignb 4
+req_host:
+        resb 4
+
+; number of Content-Length fields (4 bytes)
+        alignb 4
+req_cl_count:
+        resb 4
+
+; 1: Transfer-Encoding (4 bytes)
+        alignb 4
+req_te:
+        resb 4
 
 ; the request is read here (8192 bytes)
         alignb 64
 request_buf:
         resb 8192
+
+; bytes read from this connection, for the connection log (8 bytes)
+        alignb 8
+conn_bytes:
+        resb 8
 
 ; struct sockaddr_in: the client, filled by accept (16 bytes)
         alignb 8

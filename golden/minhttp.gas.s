@@ -13,8 +13,10 @@
 # Registers that live across the whole program:
 #   r12  the listening socket's file descriptor
 #   r13  the client socket's file descriptor
-#   r14  bytes of the request read so far
+#   r14  bytes in the request buffer
 #   r15  the log's file descriptor
+# Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
+# rbx, rbp and r12-r15.
 
         .intel_syntax noprefix
         .globl _start
@@ -42,24 +44,24 @@ _start:
 ## exits at once when idle, else it lets the current connection finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_11:
+.Lcatch_stop_signals_21:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal_9]
+        lea     rax, [rip + .Lon_signal_10]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer_10]
+        lea     rax, [rip + .Lsignal_restorer_11]
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
         mov     rsi, rsp                        # act = the struct above
         xor     edx, edx                        # oldact = NULL
-        mov     r10d, 8                         # sizeof(sigset_t)
+        mov     r10d, 8                         # sizeof(sigset_t) as the kernel counts it
         mov     eax, 13                         # syscall number: rt_sigaction
         syscall
         mov     edi, 2                          # signum = SIGINT
         mov     rsi, rsp                        # act = the struct above
         xor     edx, edx                        # oldact = NULL
-        mov     r10d, 8                         # sizeof(sigset_t)
+        mov     r10d, 8                         # sizeof(sigset_t) as the kernel counts it
         mov     eax, 13                         # syscall number: rt_sigaction
         syscall
         add     rsp, 32                         # drop the struct
@@ -67,25 +69,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_12:
+.Lchoose_log_22:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_13:
+.Lsocket_23:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_14
+        jns     .Lok_24
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 17                         # its length
-        jmp     .Ldie_8                         # print it with the errno's text and exit 1
-.Lok_14:
+        jmp     .Ldie_9                         # print it with the errno's text and exit 1
+.Lok_24:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -93,7 +95,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_15:
+.Lreuseaddr_25:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -102,50 +104,50 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_16
+        jns     .Lok_26
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 34                         # its length
-        jmp     .Ldie_8                         # print it with the errno's text and exit 1
-.Lok_16:
+        jmp     .Ldie_9                         # print it with the errno's text and exit 1
+.Lok_26:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_17:
+.Lbind_27:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_18
+        jns     .Lok_28
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 28                         # its length
-        jmp     .Ldie_8                         # print it with the errno's text and exit 1
-.Lok_18:
+        jmp     .Ldie_9                         # print it with the errno's text and exit 1
+.Lok_28:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_19:
+.Llisten_29:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_20
+        jns     .Lok_30
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 30                         # its length
-        jmp     .Ldie_8                         # print it with the errno's text and exit 1
-.Lok_20:
+        jmp     .Ldie_9                         # print it with the errno's text and exit 1
+.Lok_30:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "minhttp listening on 0.0.0.0:8080\n", 34)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_21:
+.Lannounce_31:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 34                         # count
@@ -190,19 +192,13 @@ _start:
         jmp     .Laccept_1
 
 ## --------------------------------------------------------------------------
-## bound the time a client may take: setsockopt(2), syscall 54
-## C: setsockopt(client_fd, SOL_SOCKET, SO_RCVTIMEO, &io_timeout, sizeof io_timeout);
-## setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
-## A silent client, or one that never reads, gives up its slot after 10 s:
-## read() and write() then fail with -EAGAIN.
+## start an HTTP connection: setsockopt(2), syscall 54
+## C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
+##    len = 0; served = 0; deadline = now_ms() + header_timeout_ms
+## A client that never reads gives up its slot after 10 s (write() fails
+## with -EAGAIN). The first request's head must arrive within 10000 ms of
+## accept(), however slowly it trickles in.
 .Lserve_3:
-        mov     rdi, r13                        # fd = client_fd
-        mov     esi, 1                          # level = SOL_SOCKET
-        mov     edx, 20                         # optname = SO_RCVTIMEO
-        lea     r10, [rip + io_timeout]         # optval = &io_timeout
-        mov     r8d, 16                         # optlen = sizeof(struct timeval)
-        mov     eax, 54                         # syscall number: setsockopt
-        syscall
         mov     rdi, r13                        # fd = client_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 21                         # optname = SO_SNDTIMEO
@@ -210,76 +206,206 @@ _start:
         mov     r8d, 16                         # optlen = sizeof(struct timeval)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
+        xor     r14d, r14d                      # len = 0: the buffer is empty
+        mov     QWORD PTR [rip + scanned], 0
+        mov     QWORD PTR [rip + conn_bytes], 0
+        mov     DWORD PTR [rip + served], 0
+        call    .Lnow_ms_15
+        add     rax, 0x2710                     # + header_timeout_ms
+        mov     QWORD PTR [rip + deadline], rax # deadline
 
 ## --------------------------------------------------------------------------
-## read the request head: read(2), syscall 0
-## C: n = read(client_fd, request_buf + len, 8192 - len)
-## Read until the header section ends (CR LF CR LF), the client closes,
-## or the 8192 byte buffer is full; never past the buffer. A timeout or an
-## error before any complete request closes the connection unanswered.
-.Lread_request_28:
-        xor     r14d, r14d                      # len = 0
-.Lread_more_22:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + request_buf]        # buf = request_buf + len
-        add     rsi, r14
-        mov     edx, 0x2000                     # count = the room left
-        sub     rdx, r14
-        mov     eax, 0                          # syscall number: read
-        syscall
-        cmp     rax, -4                         # -EINTR: a signal came, read again
-        je      .Lread_more_22
+## look for a complete request head
+## C: head_len = find_head_end(buf, len)
+## Pipelined requests may already be in the buffer: each is answered, in
+## order, before the next read.
+.Lnext_request_12:
+        call    .Lfind_head_end_17
         test    rax, rax
-        jle     .Lread_ended_26                 # 0: end of file; < 0: timeout or error
-        mov     rbx, r14                        # rbx = where the new bytes start
-        add     r14, rax                        # len += n
-        # Look for CR LF CR LF in the new bytes, starting 3 bytes back: the
-        # terminator may straddle two reads.
-        sub     rbx, 3                          # i = start - 3
-        jns     .Lscan_from_24
-        xor     ebx, ebx                        # but not before the buffer: i = 0
-.Lscan_from_24:
-        lea     rsi, [rip + request_buf]
-.Lscan_23:
-        lea     rax, [rbx+4]                    # i + 4
-        cmp     rax, r14
-        ja      .Lscanned_25                    # no 4 bytes left to compare
-        cmp     DWORD PTR [rsi+rbx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
-        je      .Lrequest_read_27
-        inc     rbx
-        jmp     .Lscan_23
-.Lscanned_25:
+        jnz     .Lhave_head_32                  # complete: answer it
         cmp     r14, 0x2000
-        jb      .Lread_more_22                  # room left: read more
-        jmp     .Lrequest_read_27               # buffer full: answer what we have
-.Lread_ended_26:
-        test    rax, rax
-        jnz     .Lfinish_connection_4           # timeout or error: close unanswered
-        test    r14, r14
-        jz      .Lfinish_connection_4           # closed before sending anything
-        # end of file after some bytes: answer them
-.Lrequest_read_27:
+        jae     .Lhead_too_large_33             # the buffer is full and the head has no end
 
 ## --------------------------------------------------------------------------
-## send the response: write(2), syscall 1
-## C: write_all(client_fd, response, 105)
-## Every byte of the precomputed response; write_all loops on short writes
-## and EINTR. A failed write (the client left) just ends the connection.
-.Lrespond_29:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + response]           # buf = response
-        mov     edx, 105                        # count: computed at compile time
-        call    .Lwrite_all_6
+## read more of the request: read(2), syscall 0
+## C: n = read_timed(buf + len, sizeof buf - len)
+## Waits until the deadline at most. End of file, a timeout or an error closes
+## the connection unanswered. A stop signal ends an idle keep-alive connection.
+.Lread_more_34:
+.Lread_again_35:
+        lea     rsi, [rip + request_buf]
+        add     rsi, r14                        # buf + len
+        mov     edx, 0x2000                     # the room left: request_bytes - len
+        sub     rdx, r14
+        call    .Lread_timed_16
+        cmp     rax, -4                         # -EINTR: a signal came
+        jne     .Lnot_eintr_36
+        cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
+        je      .Lread_again_35                 # no: wait on
+        test    r14, r14                        # in the middle of a request?
+        jnz     .Lread_again_35                 # yes: finish it first
+        jmp     .Lfinish_connection_4           # no: close now
+.Lnot_eintr_36:
+        test    rax, rax
+        jle     .Lfinish_connection_4           # end of file, timeout or error: close
+        add     QWORD PTR [rip + conn_bytes], rax # count it for the connection log
+        # The first bytes of a keep-alive request start its header deadline.
+        test    r14, r14
+        jnz     .Lcounted_37
+        cmp     DWORD PTR [rip + served], 0
+        je      .Lcounted_37                    # the first request's deadline runs from accept()
+        mov     rbx, rax                        # keep n
+        call    .Lnow_ms_15
+        add     rax, 0x2710                     # + header_timeout_ms
+        mov     QWORD PTR [rip + deadline], rax # deadline
+        mov     rax, rbx
+.Lcounted_37:
+        add     r14, rax                        # len += n
+        jmp     .Lnext_request_12
+
+## --------------------------------------------------------------------------
+## the head does not fit in the buffer
+## C: response = memchr(buf, '\n', len) ? 431 : 414
+## Over limits.request_bytes (8192): 414 URI Too Long when even the request
+## line has no end, else 431 Request Header Fields Too Large.
+.Lhead_too_large_33:
+        lea     rsi, [rip + request_buf]
+        xor     ecx, ecx                        # i = 0
+.Lscan_lf_40:
+        cmp     rcx, r14
+        jae     .Lno_lf_39
+        cmp     BYTE PTR [rsi+rcx], 10          # '\n'
+        je      .Lfound_lf_38
+        inc     rcx
+        jmp     .Lscan_lf_40
+.Lfound_lf_38:
+        mov     eax, 4                          # 431
+        jmp     .Lanswer_too_large_41
+.Lno_lf_39:
+        mov     eax, 3                          # 414
+.Lanswer_too_large_41:
+        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
+        mov     QWORD PTR [rip + req_content_length], 0
+        mov     QWORD PTR [rip + head_len], r14
+        jmp     .Lrespond_14
+
+## --------------------------------------------------------------------------
+## parse the request
+## C: response = parse_request(buf, head_len)
+## Everything the head says is checked, then routed to a response index.
+.Lhave_head_32:
+        mov     QWORD PTR [rip + head_len], rax
+        call    .Lparse_request_18              # eax = the response's index
+
+## --------------------------------------------------------------------------
+## answer
+## C: conn_mode = keep_alive(request) ? 1 or 2 : 0; send_response(index)
+## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
+## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
+## signal and the last of limits.keepalive_requests close the connection.
+.Lrespond_14:
+        mov     ebx, eax                        # ebx = response index
+        mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
+        mov     ecx, ebx
+        shl     rcx, 5                          # index * 32: its record
+        lea     rdx, [rip + responses]
+        cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
+        jne     .Lmode_decided_42
+        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
+        jne     .Lmode_decided_42
+        mov     ecx, DWORD PTR [rip + served]
+        inc     ecx
+        cmp     ecx, 1000                       # the last request allowed?
+        jae     .Lmode_decided_42
+        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
+        jne     .Lmode_decided_42
+        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
+        je      .Lhttp10_43
+        mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
+        jmp     .Lmode_decided_42
+.Lhttp10_43:
+        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
+        je      .Lmode_decided_42
+        mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
+.Lmode_decided_42:
+        mov     eax, ebx
+        call    .Lsend_response_19              # rax = 0, or -errno
+        mov     rbp, rax                        # keep the result
+        inc     DWORD PTR [rip + served]
+        test    rbp, rbp
+        js      .Lfinish_connection_4           # the client is gone
+        cmp     DWORD PTR [rip + conn_mode], 0
+        je      .Lfinish_connection_4           # Connection: close
+
+## --------------------------------------------------------------------------
+## drop the request and its body: read(2), syscall 0
+## C: discard(head_len + content_length); deadline = now_ms() + timeout
+## The next request starts right after this one's body. A body that is
+## already in the buffer is skipped; the rest is read and thrown away, each
+## read waiting at most header_timeout_ms.
+.Lafter_response_13:
+        mov     rax, QWORD PTR [rip + head_len]
+        mov     rbx, QWORD PTR [rip + req_content_length]
+        mov     rcx, r14
+        sub     rcx, rax                        # body bytes already here
+        cmp     rcx, rbx
+        jae     .Lbody_in_buffer_44
+        sub     rbx, rcx                        # rbx = body bytes still to come
+        xor     r14d, r14d                      # the buffer holds nothing we need
+.Ldiscard_45:
+        test    rbx, rbx
+        jz      .Lconsumed_48
+        call    .Lnow_ms_15
+        add     rax, 0x2710                     # + header_timeout_ms for each read
+        mov     QWORD PTR [rip + deadline], rax # deadline
+        lea     rsi, [rip + request_buf]        # read into the buffer
+        mov     rdx, rbx                        # no more than the body's rest:
+        cmp     rdx, 0x2000                     # the next request stays unread
+        jbe     .Lcount_ok_46
+        mov     edx, 0x2000
+.Lcount_ok_46:
+        call    .Lread_timed_16
+        cmp     rax, -4
+        jne     .Ldiscard_ok_47
+        cmp     DWORD PTR [rip + stop_requested], 0 # a signal: stop if asked to
+        je      .Ldiscard_45
+        jmp     .Lfinish_connection_4
+.Ldiscard_ok_47:
+        test    rax, rax
+        jle     .Lfinish_connection_4           # end of file, timeout or error
+        add     QWORD PTR [rip + conn_bytes], rax
+        sub     rbx, rax
+        jmp     .Ldiscard_45
+.Lbody_in_buffer_44:
+        add     rax, rbx                        # n = head + body
+        lea     rdi, [rip + request_buf]        # memmove(buf, buf + n, len - n)
+        lea     rsi, [rdi+rax]
+        mov     rcx, r14
+        sub     rcx, rax
+        sub     r14, rax                        # len -= n
+        rep movsb                               # forward copy: safe when the areas overlap this way
+.Lconsumed_48:
+        mov     QWORD PTR [rip + scanned], 0    # search the new request from its start
+        call    .Lnow_ms_15
+        test    r14, r14                        # is the next request already here?
+        jnz     .Lpipelined_49
+        add     rax, 0x1388                     # no: wait keepalive_timeout_ms for it
+        mov     QWORD PTR [rip + deadline], rax
+        jmp     .Lnext_request_12
+.Lpipelined_49:
+        add     rax, 0x2710                     # yes: its head has header_timeout_ms
+        mov     QWORD PTR [rip + deadline], rax
+        jmp     .Lnext_request_12
 
 ## --------------------------------------------------------------------------
 ## drain unread input: recvfrom(2), syscall 45
-## C: while (recv(client_fd, request_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
+## C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
 ## Closing a socket with unread input makes the kernel send RST, which can
 ## destroy the response before the client reads it. Take what has already
 ## arrived, without waiting (at most 16 buffers), so close() sends FIN.
 .Lfinish_connection_4:
         mov     ebx, 16                         # at most 16 reads
-.Ldrain_30:
+.Ldrain_50:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + request_buf]        # buf = request_buf
         mov     edx, 0x2000                     # len
@@ -289,45 +415,26 @@ _start:
         mov     eax, 45                         # syscall number: recvfrom
         syscall
         test    rax, rax
-        jle     .Ldrained_31                    # nothing more (-EAGAIN), end of file, or error
+        jle     .Ldrained_51                    # nothing more (-EAGAIN), end of file, or error
         dec     rbx
-        jnz     .Ldrain_30
-.Ldrained_31:
+        jnz     .Ldrain_50
+.Ldrained_51:
 
 ## --------------------------------------------------------------------------
 ## log the connection: write(2), syscall 1
 ## C: dprintf(log_fd, "connection from %s:%u, bytes read: %zu\n", ip, port, len)
 ## Built in line_buf and written with one write(), so lines from several
 ## processes do not interleave.
-.Llog_connection_32:
+.Llog_connection_52:
         lea     rdi, [rip + line_buf]           # rdi = where the line is built
         lea     rsi, [rip + log_from]
         mov     ecx, 16
         rep movsb                               # copy "connection from "
-        lea     rbx, [rip + client_addr]        # rbx = &client_addr
-        movzx   eax, BYTE PTR [rbx+4]           # address byte 1
-        call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 46              # '.'
-        inc     rdi
-        movzx   eax, BYTE PTR [rbx+5]           # address byte 2
-        call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 46              # '.'
-        inc     rdi
-        movzx   eax, BYTE PTR [rbx+6]           # address byte 3
-        call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 46              # '.'
-        inc     rdi
-        movzx   eax, BYTE PTR [rbx+7]           # address byte 4
-        call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 58              # ':'
-        inc     rdi
-        movzx   eax, WORD PTR [rbx+2]           # sin_port, network byte order
-        ror     ax, 8                           # ntohs: swap the two bytes
-        call    .Lappend_u64_7
+        call    .Lappend_ip_8                   # "127.0.0.1:54321"
         lea     rsi, [rip + log_bytes]
         mov     ecx, 14
         rep movsb                               # copy ", bytes read: "
-        mov     rax, r14
+        mov     rax, QWORD PTR [rip + conn_bytes]
         call    .Lappend_u64_7
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
@@ -341,7 +448,7 @@ _start:
 ## close the connection: close(2), syscall 3
 ## C: close(client_fd)
 ## Then back to accept() for the next client.
-.Lclose_client_33:
+.Lclose_client_53:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -362,25 +469,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_34:
+.Lwrite_more_54:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_35
+        jz      .Lwrite_done_55
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_34
+        je      .Lwrite_more_54
         test    rax, rax
-        js      .Lwrite_return_37               # -errno: give up
-        jz      .Lwrite_eio_36                  # no progress: give up
+        js      .Lwrite_return_57               # -errno: give up
+        jz      .Lwrite_eio_56                  # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_34
-.Lwrite_eio_36:
+        jmp     .Lwrite_more_54
+.Lwrite_eio_56:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_35:
+.Lwrite_done_55:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_37:
+.Lwrite_return_57:
         ret
 
 ## --------------------------------------------------------------------------
@@ -393,18 +500,46 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_38:
+.Ldigit_58:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_38
+        jnz     .Ldigit_58
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
         add     rsp, 32
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine append_ip(rdi = dst)
+## C: dst += sprintf(dst, "%u.%u.%u.%u:%u", ip[0], ip[1], ip[2], ip[3], ntohs(port))
+## The client's address and port from client_addr, as text; advances rdi.
+## Clobbers rax, rcx, rdx, rsi, r8.
+.Lappend_ip_8:
+        lea     r8, [rip + client_addr]         # r8 = &client_addr
+        movzx   eax, BYTE PTR [r8+4]            # address byte 1
+        call    .Lappend_u64_7
+        mov     BYTE PTR [rdi], 46              # '.'
+        inc     rdi
+        movzx   eax, BYTE PTR [r8+5]            # address byte 2
+        call    .Lappend_u64_7
+        mov     BYTE PTR [rdi], 46              # '.'
+        inc     rdi
+        movzx   eax, BYTE PTR [r8+6]            # address byte 3
+        call    .Lappend_u64_7
+        mov     BYTE PTR [rdi], 46              # '.'
+        inc     rdi
+        movzx   eax, BYTE PTR [r8+7]            # address byte 4
+        call    .Lappend_u64_7
+        mov     BYTE PTR [rdi], 58              # ':'
+        inc     rdi
+        movzx   eax, WORD PTR [r8+2]            # sin_port, network byte order
+        ror     ax, 8                           # ntohs: swap the two bytes
+        call    .Lappend_u64_7
         ret
 
 ## --------------------------------------------------------------------------
@@ -413,7 +548,7 @@ _start:
 ## Names the call, the address and the reason, e.g.
 ## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
 ## text here is printed as its number.
-.Ldie_8:
+.Ldie_9:
         neg     rax
         mov     rbx, rax                        # rbx = errno
         lea     rdi, [rip + line_buf]           # the line is built in line_buf
@@ -421,136 +556,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_42
+        je      .Lis_EPERM_62
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_43
+        je      .Lis_ENOENT_63
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_44
+        je      .Lis_EBADF_64
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_45
+        je      .Lis_ENOMEM_65
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_46
+        je      .Lis_EACCES_66
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_47
+        je      .Lis_EEXIST_67
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_48
+        je      .Lis_ENOTDIR_68
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_49
+        je      .Lis_EISDIR_69
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_50
+        je      .Lis_EINVAL_70
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_51
+        je      .Lis_ENFILE_71
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_52
+        je      .Lis_EMFILE_72
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_53
+        je      .Lis_ENOSPC_73
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_54
+        je      .Lis_EROFS_74
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_55
+        je      .Lis_ENAMETOOLONG_75
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_56
+        je      .Lis_ELOOP_76
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_57
+        je      .Lis_EPROTONOSUPPORT_77
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_58
+        je      .Lis_EAFNOSUPPORT_78
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_59
+        je      .Lis_EADDRINUSE_79
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_60
+        je      .Lis_EADDRNOTAVAIL_80
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_61
-        jmp     .Lunknown_errno_40
-.Lis_EPERM_42:
+        je      .Lis_ENOBUFS_81
+        jmp     .Lunknown_errno_60
+.Lis_EPERM_62:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_39
-.Lis_ENOENT_43:
+        jmp     .Lcopy_text_59
+.Lis_ENOENT_63:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_39
-.Lis_EBADF_44:
+        jmp     .Lcopy_text_59
+.Lis_EBADF_64:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_39
-.Lis_ENOMEM_45:
+        jmp     .Lcopy_text_59
+.Lis_ENOMEM_65:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_39
-.Lis_EACCES_46:
+        jmp     .Lcopy_text_59
+.Lis_EACCES_66:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_39
-.Lis_EEXIST_47:
+        jmp     .Lcopy_text_59
+.Lis_EEXIST_67:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_39
-.Lis_ENOTDIR_48:
+        jmp     .Lcopy_text_59
+.Lis_ENOTDIR_68:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_39
-.Lis_EISDIR_49:
+        jmp     .Lcopy_text_59
+.Lis_EISDIR_69:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_39
-.Lis_EINVAL_50:
+        jmp     .Lcopy_text_59
+.Lis_EINVAL_70:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_39
-.Lis_ENFILE_51:
+        jmp     .Lcopy_text_59
+.Lis_ENFILE_71:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_39
-.Lis_EMFILE_52:
+        jmp     .Lcopy_text_59
+.Lis_EMFILE_72:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_39
-.Lis_ENOSPC_53:
+        jmp     .Lcopy_text_59
+.Lis_ENOSPC_73:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_39
-.Lis_EROFS_54:
+        jmp     .Lcopy_text_59
+.Lis_EROFS_74:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_39
-.Lis_ENAMETOOLONG_55:
+        jmp     .Lcopy_text_59
+.Lis_ENAMETOOLONG_75:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_39
-.Lis_ELOOP_56:
+        jmp     .Lcopy_text_59
+.Lis_ELOOP_76:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_39
-.Lis_EPROTONOSUPPORT_57:
+        jmp     .Lcopy_text_59
+.Lis_EPROTONOSUPPORT_77:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_39
-.Lis_EAFNOSUPPORT_58:
+        jmp     .Lcopy_text_59
+.Lis_EAFNOSUPPORT_78:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_39
-.Lis_EADDRINUSE_59:
+        jmp     .Lcopy_text_59
+.Lis_EADDRINUSE_79:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_39
-.Lis_EADDRNOTAVAIL_60:
+        jmp     .Lcopy_text_59
+.Lis_EADDRNOTAVAIL_80:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_39
-.Lis_ENOBUFS_61:
+        jmp     .Lcopy_text_59
+.Lis_ENOBUFS_81:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_39
-.Lunknown_errno_40:
+        jmp     .Lcopy_text_59
+.Lunknown_errno_60:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_41
-.Lcopy_text_39:
+        jmp     .Lnewline_61
+.Lcopy_text_59:
         rep movsb                               # copy the errno's text
-.Lnewline_41:
+.Lnewline_61:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -567,13 +702,13 @@ _start:
 ## C: if (!busy) _exit(0); stop_requested = 1;
 ## Idle (blocked in accept): exit now. Busy: note the request; the accept
 ## loop exits once the current connection is done.
-.Lon_signal_9:
+.Lon_signal_10:
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        jne     .Lstop_later_62
+        jne     .Lstop_later_82
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall
-.Lstop_later_62:
+.Lstop_later_82:
         mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
 
@@ -582,9 +717,604 @@ _start:
 ## C: rt_sigreturn()
 ## The kernel pushed this address as the handler's return address
 ## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-.Lsignal_restorer_10:
+.Lsignal_restorer_11:
         mov     eax, 15                         # syscall number: rt_sigreturn
         syscall
+
+## --------------------------------------------------------------------------
+## subroutine now_ms: clock_gettime(2), syscall 228
+## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
+## rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
+## rsi, rdi, r11.
+.Lnow_ms_15:
+        mov     edi, 1                          # CLOCK_MONOTONIC
+        lea     rsi, [rip + now_ts]
+        mov     eax, 228                        # syscall number: clock_gettime
+        syscall
+        mov     rax, QWORD PTR [rsi+8]          # tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             # rax = tv_nsec / 1000000
+        imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
+        add     rax, rcx
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine read_timed(rsi = buf, rdx = count): poll(2), syscall 7
+## C: if (poll(&(struct pollfd){ client_fd, POLLIN }, 1, deadline - now_ms()) <= 0)
+##    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
+## Waits for input until the deadline, then reads it: rax = bytes read, 0 at
+## end of file, -ETIMEDOUT, -EINTR when a signal came, or -errno.
+.Lread_timed_16:
+        mov     r8, rsi                         # keep buf
+        mov     r9, rdx                         # keep count
+        call    .Lnow_ms_15
+        mov     rdx, QWORD PTR [rip + deadline]
+        sub     rdx, rax                        # timeout = deadline - now, in ms
+        jg      .Lwait_83
+.Ltimed_out_84:
+        mov     rax, -110                       # -ETIMEDOUT
+        ret
+.Lwait_83:
+        lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
+        mov     DWORD PTR [rdi], r13d           # fd = client_fd
+        mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
+        mov     esi, 1                          # nfds = 1
+        mov     eax, 7                          # syscall number: poll
+        syscall
+        test    rax, rax
+        jz      .Ltimed_out_84                  # 0: nothing came in time
+        js      .Lread_timed_done_85            # -EINTR or -errno
+        mov     rdi, r13                        # fd = client_fd
+        mov     rsi, r8                         # buf
+        mov     rdx, r9                         # count
+        mov     eax, 0                          # syscall number: read
+        syscall
+.Lread_timed_done_85:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine find_head_end
+## C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
+##    return p ? p + 4 - buf : (scanned = len, 0);
+## rax = the length of the request head, up to and with CR LF CR LF, or 0.
+## Bytes searched before are not searched again, but for the last 3: the
+## terminator may straddle two reads.
+.Lfind_head_end_17:
+        lea     rsi, [rip + request_buf]
+        mov     rcx, QWORD PTR [rip + scanned]
+        sub     rcx, 3                          # i = scanned - 3
+        jns     .Lscan_from_86
+        xor     ecx, ecx                        # but not before the buffer: i = 0
+.Lscan_from_86:
+.Lscan_87:
+        lea     rax, [rcx+4]                    # i + 4
+        cmp     rax, r14
+        ja      .Lno_end_yet_88                 # no 4 bytes left to compare
+        cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
+        je      .Lfound_end_89
+        inc     rcx
+        jmp     .Lscan_87
+.Lfound_end_89:
+        ret                                     # rax = i + 4
+.Lno_end_yet_88:
+        mov     QWORD PTR [rip + scanned], r14  # scanned = len
+        xor     eax, eax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine parse_request: the method
+## C: method = one of GET HEAD POST PUT DELETE PATCH OPTIONS, then one space
+## eax = the index of the response that answers the request in buf.
+## The head ends in CR LF CR LF (find_head_end made sure), so every scan
+## below stops inside it. rsi walks the head; r8 = char_class.
+## A token that is not a known method: 501. Anything else malformed: 400.
+.Lparse_request_18:
+        mov     DWORD PTR [rip + req_minor], 0
+        mov     DWORD PTR [rip + req_close], 0
+        mov     DWORD PTR [rip + req_keepalive], 0
+        mov     DWORD PTR [rip + req_host], 0
+        mov     DWORD PTR [rip + req_cl_count], 0
+        mov     DWORD PTR [rip + req_te], 0
+        mov     DWORD PTR [rip + req_method], 0
+        mov     QWORD PTR [rip + req_content_length], 0
+        lea     rsi, [rip + request_buf]        # rsi = the request line
+        lea     r8, [rip + char_class]
+        cmp     DWORD PTR [rsi], 0x20544547     # "GET "
+        jne     .Lnot_GET_95
+        mov     DWORD PTR [rip + req_method], 1 # GET
+        add     rsi, 4
+        jmp     .Ltarget_90
+.Lnot_GET_95:
+        cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
+        jne     .Lnot_HEAD_96
+        cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
+        jne     .Lnot_HEAD_96
+        mov     DWORD PTR [rip + req_method], 2 # HEAD
+        add     rsi, 5
+        jmp     .Ltarget_90
+.Lnot_HEAD_96:
+        cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
+        jne     .Lnot_POST_97
+        cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
+        jne     .Lnot_POST_97
+        mov     DWORD PTR [rip + req_method], 3 # POST
+        add     rsi, 5
+        jmp     .Ltarget_90
+.Lnot_POST_97:
+        cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
+        jne     .Lnot_PUT_98
+        mov     DWORD PTR [rip + req_method], 4 # PUT
+        add     rsi, 4
+        jmp     .Ltarget_90
+.Lnot_PUT_98:
+        cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
+        jne     .Lnot_DELETE_99
+        cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
+        jne     .Lnot_DELETE_99
+        mov     DWORD PTR [rip + req_method], 5 # DELETE
+        add     rsi, 7
+        jmp     .Ltarget_90
+.Lnot_DELETE_99:
+        cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
+        jne     .Lnot_PATCH_100
+        cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
+        jne     .Lnot_PATCH_100
+        mov     DWORD PTR [rip + req_method], 6 # PATCH
+        add     rsi, 6
+        jmp     .Ltarget_90
+.Lnot_PATCH_100:
+        cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
+        jne     .Lnot_OPTIONS_101
+        cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
+        jne     .Lnot_OPTIONS_101
+        mov     DWORD PTR [rip + req_method], 7 # OPTIONS
+        add     rsi, 8
+        jmp     .Ltarget_90
+.Lnot_OPTIONS_101:
+.Lunknown_method_91:
+        mov     rcx, rsi
+.Lmethod_token_92:
+        movzx   eax, BYTE PTR [rcx]
+        test    BYTE PTR [r8+rax], 1            # a token character?
+        jz      .Lmethod_token_end_93
+        inc     rcx
+        jmp     .Lmethod_token_92
+.Lmethod_token_end_93:
+        cmp     rcx, rsi
+        je      .Lbad_request_94                # no method at all
+        cmp     BYTE PTR [rcx], 32
+        jne     .Lbad_request_94                # not followed by one space
+        mov     eax, 5                          # 501 Not Implemented
+        ret
+
+## --------------------------------------------------------------------------
+## parse_request: the target
+## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
+## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
+## server must accept too. The query is ignored for routing.
+.Ltarget_90:
+        cmp     BYTE PTR [rsi], 47
+        je      .Lorigin_form_102
+        mov     eax, DWORD PTR [rsi]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x70747468                 # "http"
+        jne     .Lbad_request_94
+        mov     eax, DWORD PTR [rsi+3]
+        or      eax, 32                         # to lower case
+        cmp     eax, 0x2f2f3a70                 # "p://"
+        jne     .Lbad_request_94
+        add     rsi, 7                          # skip "http://"
+.Lauthority_103:
+        movzx   eax, BYTE PTR [rsi]
+        cmp     eax, 47
+        je      .Lorigin_form_102               # the path starts
+        cmp     eax, 32
+        je      .Lno_path_104                   # "http://host": the path is "/"
+        test    BYTE PTR [r8+rax], 4
+        jz      .Lbad_request_94
+        inc     rsi
+        jmp     .Lauthority_103
+.Lno_path_104:
+        mov     QWORD PTR [rip + req_path_len], 1
+        jmp     .Lversion_108
+.Lorigin_form_102:
+        mov     QWORD PTR [rip + req_path], rsi # the path starts here
+.Lpath_105:
+        movzx   eax, BYTE PTR [rsi]
+        cmp     eax, 32
+        je      .Lpath_end_106
+        cmp     eax, 63
+        je      .Lquery_107
+        cmp     eax, 35
+        je      .Lquery_107
+        test    BYTE PTR [r8+rax], 4            # a visible character?
+        jz      .Lbad_request_94                # CR, LF, a control character: malformed
+        inc     rsi
+        jmp     .Lpath_105
+.Lquery_107:
+        mov     rax, rsi
+        sub     rax, QWORD PTR [rip + req_path]
+        mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
+.Lskip_query_109:
+        inc     rsi
+        movzx   eax, BYTE PTR [rsi]
+        cmp     eax, 32
+        je      .Lversion_108
+        test    BYTE PTR [r8+rax], 4
+        jz      .Lbad_request_94
+        jmp     .Lskip_query_109
+.Lpath_end_106:
+        mov     rax, rsi
+        sub     rax, QWORD PTR [rip + req_path]
+        mov     QWORD PTR [rip + req_path_len], rax
+
+## --------------------------------------------------------------------------
+## parse_request: the version
+## C: " HTTP/" DIGIT "." DIGIT CR LF
+## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
+.Lversion_108:
+        cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
+        jne     .Lbad_request_94
+        cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
+        jne     .Lbad_request_94
+        movzx   eax, BYTE PTR [rsi+6]           # the major digit
+        sub     eax, 48
+        cmp     eax, 9
+        ja      .Lbad_request_94                # not a digit
+        cmp     BYTE PTR [rsi+7], 46
+        jne     .Lbad_request_94
+        movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
+        sub     ecx, 48
+        cmp     ecx, 9
+        ja      .Lbad_request_94
+        cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
+        jne     .Lbad_request_94                # anything else (a bare CR, trailing text): malformed
+        cmp     eax, 1
+        je      .Lhttp_1_110
+        mov     eax, 6                          # 505 HTTP Version Not Supported
+        ret
+.Lhttp_1_110:
+        mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
+        add     rsi, 11                         # the first header line
+
+## --------------------------------------------------------------------------
+## parse_request: the header fields
+## C: for each "name: value\r\n": name is a token, value has no CTL, no bare CR
+## 400 for whitespace before the colon, a line folded onto the previous one,
+## a bare CR or LF. The fields that matter here (case-insensitive): Host,
+## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
+.Lheader_line_111:
+        cmp     WORD PTR [rsi], 2573            # an empty line ends the head
+        je      .Lheaders_done_120
+        mov     rcx, rsi                        # rcx = the name
+.Lfield_name_112:
+        movzx   eax, BYTE PTR [rsi]
+        test    BYTE PTR [r8+rax], 1
+        jz      .Lfield_name_end_113
+        inc     rsi
+        jmp     .Lfield_name_112
+.Lfield_name_end_113:
+        mov     rdx, rsi
+        sub     rdx, rcx                        # rdx = its length
+        jz      .Lbad_request_94                # empty: a line that starts with a space (obs-fold) or ':'
+        cmp     BYTE PTR [rsi], 58
+        jne     .Lbad_request_94                # whitespace (or anything) before the colon
+        inc     rsi
+.Lskip_ows_114:
+        cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
+        je      .Lows_char_121
+        cmp     BYTE PTR [rsi], 9
+        jne     .Lfield_value_115
+.Lows_char_121:
+        inc     rsi
+        jmp     .Lskip_ows_114
+.Lfield_value_115:
+        mov     r11, rsi                        # r11 = the value
+.Lvalue_char_122:
+        movzx   eax, BYTE PTR [rsi]
+        cmp     eax, 13
+        je      .Lfield_cr_116
+        test    BYTE PTR [r8+rax], 2            # allowed in a value?
+        jz      .Lbad_request_94                # a bare LF, NUL or another control character
+        inc     rsi
+        jmp     .Lvalue_char_122
+.Lfield_cr_116:
+        cmp     BYTE PTR [rsi+1], 10
+        jne     .Lbad_request_94                # a bare CR
+        mov     r9, rsi                         # r9 = the value's end
+.Ltrim_117:
+        cmp     r9, r11
+        je      .Ltrimmed_118
+        movzx   eax, BYTE PTR [r9-1]
+        cmp     eax, 32                         # trailing whitespace is not part of the value
+        je      .Ltrim_one_123
+        cmp     eax, 9
+        jne     .Ltrimmed_118
+.Ltrim_one_123:
+        dec     r9
+        jmp     .Ltrim_117
+.Ltrimmed_118:
+        cmp     rdx, 4
+        jne     .Lnot_host_124
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x74736f68                 # "host"
+        jne     .Lnot_host_124
+        inc     DWORD PTR [rip + req_host]      # Host
+        jmp     .Lnext_field_119
+.Lnot_host_124:
+        cmp     rdx, 14
+        jne     .Lnot_content_length_126
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x746e6f63                 # "cont"
+        jne     .Lnot_content_length_126
+        mov     eax, DWORD PTR [rcx+4]
+        or      eax, 0x202020                   # to lower case
+        cmp     eax, 0x2d746e65                 # "ent-"
+        jne     .Lnot_content_length_126
+        mov     eax, DWORD PTR [rcx+8]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x676e656c                 # "leng"
+        jne     .Lnot_content_length_126
+        mov     eax, DWORD PTR [rcx+10]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x6874676e                 # "ngth"
+        jne     .Lnot_content_length_126
+        inc     DWORD PTR [rip + req_cl_count]  # Content-Length
+        cmp     r11, r9
+        je      .Lbad_request_94                # empty
+        xor     eax, eax                        # the value
+        xor     edx, edx                        # digits seen
+.Lcl_digit_128:
+        cmp     r11, r9
+        je      .Lcl_end_129
+        movzx   ecx, BYTE PTR [r11]
+        sub     ecx, 48
+        cmp     ecx, 9
+        ja      .Lbad_request_94                # not a digit: invalid
+        inc     rdx
+        cmp     rdx, 15
+        ja      .Lcl_too_many_digits_130        # over 15 digits: far over any limit
+        imul    rax, rax, 10
+        add     rax, rcx
+.Lcl_too_many_digits_130:
+        inc     r11
+        jmp     .Lcl_digit_128
+.Lcl_end_129:
+        cmp     rdx, 15
+        jbe     .Lcl_store_131
+        movabs  rax, 0x4000000000000000         # too large to matter: 2^62
+.Lcl_store_131:
+        mov     QWORD PTR [rip + req_content_length], rax
+        jmp     .Lnext_field_119
+.Lnot_content_length_126:
+        cmp     rdx, 17
+        jne     .Lnot_transfer_encoding_127
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x6e617274                 # "tran"
+        jne     .Lnot_transfer_encoding_127
+        mov     eax, DWORD PTR [rcx+4]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x72656673                 # "sfer"
+        jne     .Lnot_transfer_encoding_127
+        mov     eax, DWORD PTR [rcx+8]
+        or      eax, 0x20202000                 # to lower case
+        cmp     eax, 0x636e652d                 # "-enc"
+        jne     .Lnot_transfer_encoding_127
+        mov     eax, DWORD PTR [rcx+12]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x6e69646f                 # "odin"
+        jne     .Lnot_transfer_encoding_127
+        mov     eax, DWORD PTR [rcx+13]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x676e6964                 # "ding"
+        jne     .Lnot_transfer_encoding_127
+        mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
+        jmp     .Lnext_field_119
+.Lnot_transfer_encoding_127:
+        cmp     rdx, 10
+        jne     .Lnot_connection_125
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x6e6e6f63                 # "conn"
+        jne     .Lnot_connection_125
+        mov     eax, DWORD PTR [rcx+4]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x69746365                 # "ecti"
+        jne     .Lnot_connection_125
+        mov     eax, DWORD PTR [rcx+6]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x6e6f6974                 # "tion"
+        jne     .Lnot_connection_125
+.Lconn_token_132:
+        cmp     r11, r9
+        jae     .Lnext_field_119                # no more tokens
+        movzx   eax, BYTE PTR [r11]
+        cmp     eax, 44
+        je      .Lconn_separator_133
+        cmp     eax, 32
+        je      .Lconn_separator_133
+        cmp     eax, 9
+        jne     .Lconn_token_start_138
+.Lconn_separator_133:
+        inc     r11
+        jmp     .Lconn_token_132
+.Lconn_token_start_138:
+        mov     rcx, r11                        # rcx = the token
+.Lconn_scan_134:
+        cmp     r11, r9
+        jae     .Lconn_scanned_135
+        movzx   eax, BYTE PTR [r11]
+        cmp     eax, 44
+        je      .Lconn_scanned_135
+        cmp     eax, 32
+        je      .Lconn_scanned_135
+        cmp     eax, 9
+        je      .Lconn_scanned_135
+        inc     r11
+        jmp     .Lconn_scan_134
+.Lconn_scanned_135:
+        mov     rdx, r11
+        sub     rdx, rcx                        # its length
+        cmp     rdx, 5
+        jne     .Lnot_close_136
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x736f6c63                 # "clos"
+        jne     .Lnot_close_136
+        mov     eax, DWORD PTR [rcx+1]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x65736f6c                 # "lose"
+        jne     .Lnot_close_136
+        mov     DWORD PTR [rip + req_close], 1  # Connection: close
+.Lnot_close_136:
+        cmp     rdx, 10
+        jne     .Lnot_keep_alive_137
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x7065656b                 # "keep"
+        jne     .Lnot_keep_alive_137
+        mov     eax, DWORD PTR [rcx+4]
+        or      eax, 0x20202000                 # to lower case
+        cmp     eax, 0x696c612d                 # "-ali"
+        jne     .Lnot_keep_alive_137
+        mov     eax, DWORD PTR [rcx+6]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x6576696c                 # "live"
+        jne     .Lnot_keep_alive_137
+        mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
+.Lnot_keep_alive_137:
+        jmp     .Lconn_token_132
+.Lnot_connection_125:
+.Lnext_field_119:
+        add     rsi, 2                          # past the field's CR LF
+        jmp     .Lheader_line_111
+.Lheaders_done_120:
+
+## --------------------------------------------------------------------------
+## parse_request: the rules across fields
+## C: Transfer-Encoding: 501 (400 with Content-Length); two Content-Lengths,
+##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
+## A request body is read and thrown away, so only Content-Length bodies
+## are accepted: chunked bodies are not implemented.
+.Lcheck_request_142:
+        cmp     DWORD PTR [rip + req_te], 0
+        je      .Lno_transfer_encoding_139
+        cmp     DWORD PTR [rip + req_cl_count], 0
+        jne     .Lbad_request_94                # both framings: a smuggling attempt
+        mov     eax, 5                          # 501 Not Implemented
+        ret
+.Lno_transfer_encoding_139:
+        cmp     DWORD PTR [rip + req_cl_count], 1
+        ja      .Lbad_request_94                # Content-Length twice
+        cmp     DWORD PTR [rip + req_host], 1
+        ja      .Lbad_request_94                # Host twice
+        je      .Lhost_ok_140
+        cmp     DWORD PTR [rip + req_minor], 0
+        jne     .Lbad_request_94                # HTTP/1.1 without Host
+.Lhost_ok_140:
+        mov     ecx, 0x100000                   # limits.body_bytes
+        cmp     QWORD PTR [rip + req_content_length], rcx
+        jbe     .Lsize_ok_141
+        mov     eax, 2                          # 413 Content Too Large
+        ret
+.Lsize_ok_141:
+
+## --------------------------------------------------------------------------
+## parse_request: route
+## C: return the response
+## "response" answers every path with every known method (HEAD without a body).
+.Lroute_143:
+        mov     eax, 0                          # the response
+        ret
+
+## --------------------------------------------------------------------------
+## parse_request: a malformed request
+## C: return 400
+.Lbad_request_94:
+        mov     eax, 1                          # 400 Bad Request
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine send_response(eax = response index): writev(2), syscall 20
+## C: writev(client_fd, (struct iovec[]){ { head, head_len }, { body, body_len } }, 2)
+## The head for this connection mode and the body, both precomputed, in one
+## system call; a short write is finished with write_all. HEAD gets no body.
+## rax = 0, or -errno.
+.Lsend_response_19:
+        mov     ecx, eax
+        shl     rcx, 5                          # index * 32
+        lea     r10, [rip + responses]
+        add     r10, rcx                        # r10 = &responses[index]
+        lea     rsi, [rip + response_heads]
+        mov     eax, DWORD PTR [r10]            # head offset
+        add     rsi, rax                        # rsi = the head with Connection: close
+        mov     edx, DWORD PTR [r10+4]          # rdx = its length
+        mov     ecx, DWORD PTR [rip + conn_mode]
+        test    ecx, ecx
+        jz      .Lhead_ready_144                # mode 0: close
+        add     rsi, rdx                        # the keep-alive head follows it
+        mov     edx, DWORD PTR [r10+8]
+        cmp     ecx, 1
+        je      .Lhead_ready_144                # mode 1: HTTP/1.1 keep-alive
+        add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
+        mov     edx, DWORD PTR [r10+12]
+.Lhead_ready_144:
+        lea     r8, [rip + response_bodies]
+        mov     eax, DWORD PTR [r10+16]         # body offset
+        add     r8, rax                         # r8 = the body
+        mov     r9d, DWORD PTR [r10+24]         # r9 = its length
+        cmp     DWORD PTR [rip + req_method], 2 # HEAD?
+        jne     .Lbody_ready_145
+        xor     r9d, r9d                        # HEAD: the same head, no body
+.Lbody_ready_145:
+        mov     eax, DWORD PTR [r10+20]
+        mov     DWORD PTR [rip + resp_status], eax # for the access log
+        mov     QWORD PTR [rip + resp_body_bytes], r9
+        lea     rdi, [rip + iov]
+        mov     QWORD PTR [rdi], rsi            # iov[0] = { head, head_len }
+        mov     QWORD PTR [rdi+8], rdx
+        mov     QWORD PTR [rdi+16], r8          # iov[1] = { body, body_len }
+        mov     QWORD PTR [rdi+24], r9
+.Lwritev_again_146:
+        mov     rdi, r13                        # fd = client_fd
+        lea     rsi, [rip + iov]                # iov
+        mov     edx, 2                          # iovcnt = 2
+        mov     eax, 20                         # syscall number: writev
+        syscall
+        cmp     rax, -4                         # -EINTR: try again
+        je      .Lwritev_again_146
+        test    rax, rax
+        js      .Lsend_done_148                 # -errno: the client is gone
+        # A short write: finish the head, then the body, with write_all.
+        lea     r10, [rip + iov]
+        mov     rcx, QWORD PTR [r10+8]          # head_len
+        cmp     rax, rcx
+        jae     .Lhead_done_147
+        mov     rsi, QWORD PTR [r10]
+        add     rsi, rax                        # the head's rest
+        mov     rdx, rcx
+        sub     rdx, rax
+        mov     rdi, r13
+        call    .Lwrite_all_6
+        test    rax, rax
+        js      .Lsend_done_148
+        xor     eax, eax                        # no body bytes written yet
+        lea     r10, [rip + iov]
+        mov     ecx, 0
+.Lhead_done_147:
+        sub     rax, rcx                        # body bytes written
+        mov     rsi, QWORD PTR [r10+16]
+        add     rsi, rax                        # the body's rest
+        mov     rdx, QWORD PTR [r10+24]
+        sub     rdx, rax
+        mov     rdi, r13
+        call    .Lwrite_all_6                   # returns at once when nothing is left
+.Lsend_done_148:
+        ret
 
         .section .rodata
 
@@ -665,22 +1395,200 @@ log_from:
 log_bytes:
         .ascii ", bytes read: "
 
-# the whole HTTP response: status line, headers, body (21 body bytes) (105 bytes)
+# every response's status line and header section, three times: with
+# "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
+# "Connection: keep-alive" (HTTP/1.0); protocol errors only close (842 bytes)
         .balign 8, 0
-response:
+response_heads:
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 21\r\n"
         .ascii "Connection: close\r\n"
         .ascii "\r\n"
+        .ascii "HTTP/1.1 200 OK\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 21\r\n"
+        .ascii "\r\n"
+        .ascii "HTTP/1.1 200 OK\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 21\r\n"
+        .ascii "Connection: keep-alive\r\n"
+        .ascii "\r\n"
+        .ascii "HTTP/1.1 400 Bad Request\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 16\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "\r\n"
+        .ascii "HTTP/1.1 413 Content Too Large\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 22\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "\r\n"
+        .ascii "HTTP/1.1 414 URI Too Long\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 17\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "\r\n"
+        .ascii "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 36\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "\r\n"
+        .ascii "HTTP/1.1 501 Not Implemented\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 20\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "\r\n"
+        .ascii "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 31\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "\r\n"
+
+# every response's body, back to back (163 bytes)
+        .balign 8, 0
+response_bodies:
         .ascii "Hello from assembly!\n"
+        .ascii "400 Bad Request\n"
+        .ascii "413 Content Too Large\n"
+        .ascii "414 URI Too Long\n"
+        .ascii "431 Request Header Fields Too Large\n"
+        .ascii "501 Not Implemented\n"
+        .ascii "505 HTTP Version Not Supported\n"
+
+# the response table, one 32-byte record per response: head offset,
+# head lengths (close, keep-alive, keep-alive 1.0), body offset, status,
+# body length, 1 if the connection always closes after it (224 bytes)
+        .balign 32, 0
+responses:
+        .long 0, 84, 65, 89, 0, 200, 21, 0      # 0: every request
+        .long 238, 93, 0, 0, 21, 400, 16, 1     # 1: 400 for a malformed request
+        .long 331, 99, 0, 0, 37, 413, 22, 1     # 2: 413 for a body over limits.body_bytes
+        .long 430, 94, 0, 0, 59, 414, 17, 1     # 3: 414 for a request line over limits.request_bytes
+        .long 524, 113, 0, 0, 76, 431, 36, 1    # 4: 431 for a header section over limits.request_bytes
+        .long 637, 97, 0, 0, 112, 501, 20, 1    # 5: 501 for an unknown method or a Transfer-Encoding
+        .long 734, 108, 0, 0, 132, 505, 31, 1   # 6: 505 for HTTP/2 and above
+
+# character classes by code: 1 token character (methods, header names),
+# 2 field-value character, 4 request-target character (256 bytes)
+        .balign 8, 0
+char_class:
+        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6
+        .byte 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0
+        .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
+        .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
         .bss
+
+# struct timespec, filled by clock_gettime (16 bytes)
+        .balign 8
+now_ts:
+        .skip 16
+
+# struct pollfd { client_fd, POLLIN, revents } (8 bytes)
+        .balign 8
+client_pollfd:
+        .skip 8
+
+# struct iovec[2]: the head and the body of a response (32 bytes)
+        .balign 8
+iov:
+        .skip 32
+
+# bytes of the buffer already searched for the head's end (8 bytes)
+        .balign 8
+scanned:
+        .skip 8
+
+# when the current wait times out (CLOCK_MONOTONIC, ms) (8 bytes)
+        .balign 8
+deadline:
+        .skip 8
+
+# length of the request head, up to and with CR LF CR LF (8 bytes)
+        .balign 8
+head_len:
+        .skip 8
+
+# the request's Content-Length (8 bytes)
+        .balign 8
+req_content_length:
+        .skip 8
+
+# address of the request's path (8 bytes)
+        .balign 8
+req_path:
+        .skip 8
+
+# its length, without the query (8 bytes)
+        .balign 8
+req_path_len:
+        .skip 8
+
+# body bytes of the last response, for the log (8 bytes)
+        .balign 8
+resp_body_bytes:
+        .skip 8
+
+# requests answered on this connection (4 bytes)
+        .balign 4
+served:
+        .skip 4
+
+# after the response: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0) (4 bytes)
+        .balign 4
+conn_mode:
+        .skip 4
+
+# status of the last response, for the log (4 bytes)
+        .balign 4
+resp_status:
+        .skip 4
+
+# 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
+        .balign 4
+req_method:
+        .skip 4
+
+# HTTP/1.x: x (4 bytes)
+        .balign 4
+req_minor:
+        .skip 4
+
+# 1: Connection: close (4 bytes)
+        .balign 4
+req_close:
+        .skip 4
+
+# 1: Connection: keep-alive (4 bytes)
+        .balign 4
+req_keepalive:
+        .skip 4
+
+# number of Host fields (4 bytes)
+        .balign 4
+req_host:
+        .skip 4
+
+# number of Content-Length fields (4 bytes)
+        .balign 4
+req_cl_count:
+        .skip 4
+
+# 1: Transfer-Encoding (4 bytes)
+        .balign 4
+req_te:
+        .skip 4
 
 # the request is read here (8192 bytes)
         .balign 64
 request_buf:
         .skip 8192
+
+# bytes read from this connection, for the connection log (8 bytes)
+        .balign 8
+conn_bytes:
+        .skip 8
 
 # struct sockaddr_in: the client, filled by accept (16 bytes)
         .balign 8

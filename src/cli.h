@@ -63,6 +63,10 @@ void add_compile_options(CLI::App& cmd, CompileOptions& opt);
 Spec load_for_compile(const std::string& spec_path, std::optional<int> port);
 /// The spec compiled to assembly text in the chosen syntax.
 std::string compile_to_asm(const CompileOptions& opt, Program* program = nullptr);
+/// Assembles and links `asm_text` (the output of `program`) in `workdir`;
+/// returns the path of the binary there (cli_build.cc).
+std::string build_in(const Program& program, const std::string& syntax, const std::string& asm_text,
+                     const std::string& workdir, bool verbose);
 /// Runs `body`, turning SpecError into exit 2 and other errors into exit 1,
 /// each reported on stderr.
 int guarded(const std::function<int()>& body);

@@ -16,23 +16,25 @@ CLI::App* setup_build(CLI::App& app, BuildOptions& opt) {
   return cmd;
 }
 
-/// Assembles and links `asm_text` for `opt` in `workdir`; returns the binary's path.
-std::string build_in(const CompileOptions& opt, const std::string& asm_text,
+/// Assembles and links `asm_text`, the output of `program`, in `workdir`;
+/// returns the binary's path. Files embedded with incbin are found in the
+/// program's include dirs, made absolute since the source sits in workdir.
+std::string build_in(const Program& program, const std::string& syntax, const std::string& asm_text,
                      const std::string& workdir, bool verbose) {
-  Spec spec = load_for_compile(opt.spec, opt.port);
   std::vector<std::string> includes;
-  if (spec.response && !spec.response->file.empty())
-    includes.push_back(std::filesystem::absolute(spec.dir).lexically_normal().string());
+  for (const std::string& dir : program.include_dirs)
+    includes.push_back(std::filesystem::absolute(dir).lexically_normal().string());
   std::string exe = workdir + "/server";
-  assemble_and_link(*find_dialect(opt.syntax), asm_text, includes, workdir, exe, verbose);
+  assemble_and_link(*find_dialect(syntax), asm_text, includes, workdir, exe, verbose);
   return exe;
 }
 
 int run_build(const BuildOptions& opt) {
   return guarded([&] {
-    std::string text = compile_to_asm(opt.compile);
+    Program program;
+    std::string text = compile_to_asm(opt.compile, &program);
     TempDir tmp;
-    std::string exe = build_in(opt.compile, text, tmp.path(), opt.verbose);
+    std::string exe = build_in(program, opt.compile.syntax, text, tmp.path(), opt.verbose);
     if (!opt.keep_asm.empty()) write_file_atomic(opt.keep_asm, text);
     copy_file_atomic(exe, opt.output, 0755);
     return 0;

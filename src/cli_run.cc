@@ -12,9 +12,6 @@
 
 namespace asmsrv {
 
-std::string build_in(const CompileOptions& opt, const std::string& asm_text,
-                     const std::string& workdir, bool verbose);
-
 namespace {
 
 volatile sig_atomic_t g_child = 0;
@@ -34,9 +31,10 @@ CLI::App* setup_run(CLI::App& app, RunOptions& opt) {
 
 int run_run(const RunOptions& opt) {
   return guarded([&] {
-    std::string text = compile_to_asm(opt.compile);
+    Program program;
+    std::string text = compile_to_asm(opt.compile, &program);
     TempDir tmp;
-    std::string exe = build_in(opt.compile, text, tmp.path(), opt.verbose);
+    std::string exe = build_in(program, opt.compile.syntax, text, tmp.path(), opt.verbose);
     // SIGINT, SIGTERM and SIGHUP sent to asmsrv go on to the server.
     struct sigaction sa {};
     sa.sa_handler = forward_signal;

@@ -11,6 +11,7 @@ const Dialect& nasm_dialect() {
       .rip_open = "[rel ",
       .movabs = "mov",
       .db = "db",
+      .ints = {"db", "dw", "dd", "dq"},
       .ascii = "",
       .align = "align {}, db 0",  // plain align pads with NOPs (0x90)
       .align_bss = "alignb {}",
@@ -36,6 +37,7 @@ const Dialect& gas_dialect() {
       .rip_open = "[rip + ",
       .movabs = "movabs",
       .db = ".byte",
+      .ints = {".byte", ".short", ".long", ".quad"},
       .ascii = ".ascii",
       .align = ".balign {}, 0",
       .align_bss = ".balign {}",

@@ -17,6 +17,7 @@ struct Dialect {
   std::string rip_open;        // "[rel " or "[rip + "
   std::string movabs;          // mnemonic for a 64-bit immediate load
   std::string db;              // list of bytes: "db" or ".byte"
+  std::string ints[4];         // by log2(width): dw/dd/dq or .short/.long/.quad (and db)
   std::string ascii;           // text directive with C escapes; empty: quote runs in db
   std::string align;           // pad data with zeros to a multiple of {}: "align {}, db 0"
   std::string align_bss;       // the same in .bss: "alignb {}" or ".balign {}"

@@ -76,14 +76,30 @@ bool status_has_no_body(int status) {
   return status < 200 || status == 204 || status == 304;
 }
 
-std::string response_head(const HttpResponse& r) {
+namespace {
+
+bool same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+std::string response_head(const HttpResponse& r, ConnHeader conn, const Headers& global) {
   std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason);
   if (!status_has_no_body(r.status)) {
     out += fmt::format("Content-Type: {}\r\n", r.content_type);
     out += fmt::format("Content-Length: {}\r\n", r.body_size());
   }
-  out += "Connection: close\r\n";
+  if (conn == ConnHeader::close) out += "Connection: close\r\n";
+  if (conn == ConnHeader::keep_alive_10) out += "Connection: keep-alive\r\n";
   for (const auto& [name, value] : r.headers) out += fmt::format("{}: {}\r\n", name, value);
+  for (const auto& [name, value] : global) {
+    bool own = std::any_of(r.headers.begin(), r.headers.end(),
+                           [&](const auto& h) { return same_name(h.first, name); });
+    if (!own) out += fmt::format("{}: {}\r\n", name, value);
+  }
   return out + "\r\n";
 }
 

@@ -21,8 +21,20 @@ bool is_token(std::string_view s);
 /// true when a response with this status carries no body (1xx, 204, 304).
 bool status_has_no_body(int status);
 
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+/// What the response says about the connection.
+enum class ConnHeader {
+  close,          // "Connection: close"
+  keep_alive,     // nothing: HTTP/1.1 keeps the connection by default
+  keep_alive_10,  // "Connection: keep-alive", for an HTTP/1.0 client that asked
+};
+
 /// The status line and header section, ending in CRLF CRLF:
-/// "HTTP/1.1 200 OK\r\nContent-Type: ...\r\nContent-Length: N\r\nConnection: close\r\n...\r\n"
-std::string response_head(const HttpResponse& r);
+/// "HTTP/1.1 200 OK\r\nContent-Type: ...\r\nContent-Length: N\r\nConnection: close\r\n...\r\n".
+/// `global` headers follow the response's own, except those it sets itself
+/// (names compared without case).
+std::string response_head(const HttpResponse& r, ConnHeader conn = ConnHeader::close,
+                          const Headers& global = {});
 
 }  // namespace asmsrv

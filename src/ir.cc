@@ -42,6 +42,7 @@ uint64_t DataItem::size() const {
     if (auto* b = std::get_if<Bytes>(&piece)) n += b->bytes.size();
     if (auto* f = std::get_if<Incbin>(&piece)) n += f->size;
     if (auto* z = std::get_if<Zeros>(&piece)) n += z->size;
+    if (auto* i = std::get_if<Ints>(&piece)) n += i->values.size() * static_cast<uint64_t>(i->width);
   }
   return n;
 }
@@ -83,17 +84,24 @@ void Builder::label(Label l) { cur().lines.push_back(LabelDef{l}); }
 void Builder::note(std::string text) { cur().lines.push_back(Note{std::move(text)}); }
 
 void Builder::emit(Op op, std::vector<Operand> ops, std::string comment) {
+  // mov r64, imm: NASM shrinks it to the 32-bit form where GAS does not, so the
+  // IR always spells the encoding it wants (see mov_imm).
+  if (op == Op::mov && ops.size() == 2 && std::holds_alternative<ImmOp>(ops[1])) {
+    if (auto* r = std::get_if<RegOp>(&ops[0]); r && r->width == Width::b64) {
+      mov_imm(r->reg, std::get<ImmOp>(ops[1]).value, std::move(comment));
+      return;
+    }
+  }
   cur().lines.push_back(Instr{op, std::move(ops), std::move(comment)});
 }
 
 void Builder::mov_imm(Reg dst, int64_t value, std::string comment) {
-  if (value >= 0 && value <= 0xffffffffLL) {
-    emit(Op::mov, {r32(dst), imm(value)}, std::move(comment));
-  } else if (value >= INT32_MIN && value <= INT32_MAX) {
-    emit(Op::mov, {r64(dst), imm(value)}, std::move(comment));
-  } else {
-    emit(Op::movabs, {r64(dst), imm(value)}, std::move(comment));
-  }
+  Instr ins{Op::mov, {r64(dst), imm(value)}, std::move(comment)};
+  if (value >= 0 && value <= 0xffffffffLL)
+    ins.operands[0] = r32(dst);  // zero-extends into the whole register
+  else if (value < INT32_MIN || value > INT32_MAX)
+    ins.op = Op::movabs;
+  cur().lines.push_back(std::move(ins));
 }
 
 void Builder::zero(Reg dst, std::string comment) {

@@ -100,8 +100,8 @@ inline MemOp rip(Label l, Width w = Width::none) {
   X(or_, "or") X(cmp) X(test) X(inc) X(dec) X(neg) X(div) X(ror) X(shl)      \
   X(shr) X(push) X(pop) X(call) X(ret) X(jmp) X(je) X(jne) X(jl) X(jle)      \
   X(jg) X(jge) X(jb) X(jbe) X(ja) X(jae) X(js) X(jns) X(jz) X(jnz)          \
-  X(syscall)                                                                 \
-  X(rep_movsb, "rep movsb")
+  X(syscall) X(imul)                                                         \
+  X(rep_movsb, "rep movsb") X(repe_cmpsb, "repe cmpsb")
 
 #define ASMSRV_OP_ENUM(name, ...) name,
 enum class Op : uint8_t { ASMSRV_OPS(ASMSRV_OP_ENUM) };
@@ -150,7 +150,13 @@ struct Incbin {
 struct Zeros {
   uint64_t size;
 };
-using Piece = std::variant<Bytes, Incbin, Zeros>;
+/// Little-endian integers of one width (1, 2, 4 or 8 bytes): a table row.
+struct Ints {
+  int width;
+  std::vector<uint64_t> values;
+  std::string comment;
+};
+using Piece = std::variant<Bytes, Incbin, Zeros, Ints>;
 
 enum class Section : uint8_t { rodata, data, bss };
 

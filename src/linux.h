@@ -25,6 +25,9 @@ inline constexpr Sys kListen{"listen", 50};
 inline constexpr Sys kSetsockopt{"setsockopt", 54};
 inline constexpr Sys kFork{"fork", 57};
 inline constexpr Sys kExitGroup{"exit_group", 231};
+inline constexpr Sys kPoll{"poll", 7};
+inline constexpr Sys kWritev{"writev", 20};
+inline constexpr Sys kClockGettime{"clock_gettime", 228};
 
 inline constexpr int kAfInet = 2;
 inline constexpr int kSockStream = 1;
@@ -51,5 +54,9 @@ inline constexpr int kOCloexec = 0x80000;
 inline constexpr int kEintr = 4;
 inline constexpr int kEio = 5;
 inline constexpr int kEconnaborted = 103;
+inline constexpr int kEtimedout = 110;
+
+inline constexpr int kClockMonotonic = 1;
+inline constexpr int kPollin = 1;
 
 }  // namespace asmsrv::linux

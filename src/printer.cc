@@ -152,6 +152,13 @@ std::string section_text(const Program& p, const Dialect& d, Section s) {
                   fmt::format("{} bytes, read by the assembler", f->size));
       if (auto* z = std::get_if<Zeros>(&piece))
         out += indent(fmt::format("{} {}", d.skip, z->size)) + "\n";
+      if (auto* n = std::get_if<Ints>(&piece)) {
+        int log2 = n->width == 8 ? 3 : n->width == 4 ? 2 : n->width == 2 ? 1 : 0;
+        std::string text = d.ints[log2] + " ";
+        for (size_t i = 0; i < n->values.size(); ++i)
+          text += (i ? ", " : "") + std::to_string(n->values[i]);
+        emit_line(out, d, indent(text), n->comment);
+      }
     }
   }
   if (out.empty()) return out;

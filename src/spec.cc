@@ -75,7 +75,7 @@ class Checker {
   const std::vector<std::string>& errors() const { return errors_; }
 
   // Reports keys of `obj` not in `allowed`, suggesting the closest one.
-  bool object(const json& obj, const std::string& ptr, std::initializer_list<std::string_view> allowed) {
+  bool object(const json& obj, const std::string& ptr, const std::vector<std::string_view>& allowed) {
     if (!obj.is_object()) {
       error(ptr, "expected an object, got " + shown(obj));
       return false;
@@ -99,10 +99,10 @@ class Checker {
     return true;
   }
 
-  std::optional<int> integer(const json& j, const std::string& ptr, int lo, int hi) {
+  std::optional<int64_t> integer(const json& j, const std::string& ptr, int64_t lo, int64_t hi) {
     if (j.is_number_integer()) {
       auto v = j.get<int64_t>();
-      if (v >= lo && v <= hi) return static_cast<int>(v);
+      if (v >= lo && v <= hi) return v;
     }
     error(ptr, fmt::format("expected an integer from {} to {}, got {}", lo, hi, shown(j)));
     return std::nullopt;
@@ -196,7 +196,8 @@ void check_body_size(Checker& c, uint64_t size, const std::string& ptr) {
     c.error(ptr, fmt::format("{} bytes is over the limit of {} bytes (16 MiB)", size, kMaxBodyBytes));
 }
 
-void check_headers(Checker& c, const json& j, const std::string& ptr, HttpResponse& r) {
+void check_headers(Checker& c, const json& j, const std::string& ptr,
+                   std::vector<std::pair<std::string, std::string>>& headers) {
   if (!j.is_object()) {
     c.error(ptr, "expected an object of header names to values, got " + shown(j));
     return;
@@ -217,24 +218,27 @@ void check_headers(Checker& c, const json& j, const std::string& ptr, HttpRespon
       c.error(hptr, "use \"content_type\" for the Content-Type header");
       continue;
     }
-    auto dup = std::find_if(r.headers.begin(), r.headers.end(), [&](const auto& h) {
+    auto dup = std::find_if(headers.begin(), headers.end(), [&](const auto& h) {
       return h.first.size() == name.size() &&
              std::equal(h.first.begin(), h.first.end(), name.begin(),
                         [](char a, char b) { return std::tolower(a) == std::tolower(b); });
     });
-    if (dup != r.headers.end()) {
+    if (dup != headers.end()) {
       c.error(hptr, fmt::format("duplicate of header {}", json_quote(dup->first)));
       continue;
     }
     auto v = c.string(value, hptr);
     if (!v || !c.field_text(*v, hptr, "a header value")) continue;
-    r.headers.emplace_back(name, *v);
+    headers.emplace_back(name, *v);
   }
 }
 
+// A response object at `ptr`; `extra_keys` are allowed beside the response's own.
 void check_response(Checker& c, const json& j, const std::string& ptr, const Spec& spec,
-                    HttpResponse& r) {
-  if (!c.object(j, ptr, {"status", "reason", "content_type", "headers", "body", "file"})) return;
+                    HttpResponse& r, std::vector<std::string_view> extra_keys = {}) {
+  std::vector<std::string_view> keys = {"status", "reason", "content_type", "headers", "body", "file"};
+  keys.insert(keys.begin(), extra_keys.begin(), extra_keys.end());
+  if (!c.object(j, ptr, keys)) return;
   if (j.contains("status"))
     if (auto v = c.integer(j["status"], ptr + "/status", 100, 599)) r.status = *v;
   r.reason = std::string(standard_reason(r.status));
@@ -244,7 +248,8 @@ void check_response(Checker& c, const json& j, const std::string& ptr, const Spe
   } else if (r.reason.empty()) {
     r.reason = "Status";  // an unregistered code with no reason given
   }
-  if (j.contains("headers")) check_headers(c, j["headers"], ptr + "/headers", r);
+  if (j.contains("headers")) check_headers(c, j["headers"], ptr + "/headers", r.headers);
+  r.body_given = j.contains("body") || j.contains("file");
   if (j.contains("body") && j.contains("file")) {
     c.error(ptr + "/file", "give either \"body\" or \"file\", not both");
     return;
@@ -297,9 +302,11 @@ void check_response(Checker& c, const json& j, const std::string& ptr, const Spe
 
 void check_log(Checker& c, const json& j, Spec& spec) {
   const std::string ptr = "/log";
-  if (!c.object(j, ptr, {"connections", "target"})) return;
+  if (!c.object(j, ptr, {"connections", "requests", "target"})) return;
   if (j.contains("connections"))
     if (auto b = c.boolean(j["connections"], ptr + "/connections")) spec.log_connections = *b;
+  if (j.contains("requests"))
+    if (auto b = c.boolean(j["requests"], ptr + "/requests")) spec.log_requests = *b;
   if (j.contains("target")) {
     if (auto s = c.string(j["target"], ptr + "/target")) {
       if (*s == "stdout") {
@@ -313,6 +320,73 @@ void check_log(Checker& c, const json& j, Spec& spec) {
         spec.log_path = *s;
       }
     }
+  }
+}
+
+void check_limits(Checker& c, const json& j, Limits& l) {
+  const std::string ptr = "/limits";
+  if (!c.object(j, ptr, {"request_bytes", "body_bytes", "header_timeout_ms", "keepalive_timeout_ms",
+                         "keepalive_requests"}))
+    return;
+  auto get = [&](const char* key, auto& field, int64_t lo, int64_t hi) {
+    if (j.contains(key))
+      if (auto v = c.integer(j[key], ptr + "/" + key, lo, hi)) field = static_cast<std::decay_t<decltype(field)>>(*v);
+  };
+  get("request_bytes", l.request_bytes, 256, 1 << 20);
+  get("body_bytes", l.body_bytes, 0, int64_t{1} << 40);
+  get("header_timeout_ms", l.header_timeout_ms, 1, 3'600'000);
+  get("keepalive_timeout_ms", l.keepalive_timeout_ms, 0, 3'600'000);
+  get("keepalive_requests", l.keepalive_requests, 1, 1'000'000'000);
+}
+
+void check_route_path(Checker& c, const json& j, const std::string& ptr, std::string& path) {
+  auto s = c.string(j, ptr);
+  if (!s) return;
+  if (s->empty() || (*s)[0] != '/') {
+    c.error(ptr, "expected a path that starts with \"/\", got " + shown(j));
+  } else if (s->find_first_of("?#") != std::string::npos) {
+    c.error(ptr, "a route path has no query or fragment (the query is ignored when matching)");
+  } else if (s->size() > 1024) {
+    c.error(ptr, "a route path has at most 1024 bytes");
+  } else if (std::any_of(s->begin(), s->end(), [](unsigned char ch) { return ch <= 0x20 || ch == 0x7f; })) {
+    c.error(ptr, "a route path has no spaces or control characters");
+  } else {
+    path = *s;
+  }
+}
+
+void check_routes(Checker& c, const json& j, Spec& spec) {
+  if (!j.is_array() || j.empty()) {
+    c.error("/routes", "expected a non-empty array of routes, got " + shown(j));
+    return;
+  }
+  std::vector<std::pair<std::string, size_t>> seen;  // "GET /x" -> index
+  for (size_t i = 0; i < j.size(); ++i) {
+    std::string ptr = "/routes/" + std::to_string(i);
+    Route route;
+    check_response(c, j[i], ptr, spec, route.response, {"method", "path"});
+    if (!j[i].is_object()) continue;
+    if (j[i].contains("method")) {
+      if (auto m = c.one_of(j[i]["method"], ptr + "/method",
+                            {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})) {
+        for (int k = 1; k <= kMethodCount; ++k)
+          if (*m == kMethodNames[k]) route.method = static_cast<Method>(k);
+      }
+    }
+    if (!j[i].contains("path")) {
+      c.error(ptr, "missing \"path\"");
+      continue;
+    }
+    check_route_path(c, j[i]["path"], ptr + "/path", route.path);
+    if (route.path.empty()) continue;
+    std::string key = std::string(kMethodNames[static_cast<int>(route.method)]) + " " + route.path;
+    auto dup = std::find_if(seen.begin(), seen.end(), [&](const auto& p) { return p.first == key; });
+    if (dup != seen.end()) {
+      c.error(ptr, fmt::format("duplicate route {}: already /routes/{}", key, dup->second));
+      continue;
+    }
+    seen.emplace_back(key, i);
+    spec.routes.push_back(std::move(route));
   }
 }
 
@@ -363,29 +437,52 @@ Spec parse_spec(const std::string& text, const std::string& path) {
   spec.dir = dir.empty() ? "." : dir;
 
   Checker c(path);
-  if (c.object(root, "", {"name", "listen", "mode", "raw_response", "response", "log"})) {
+  if (c.object(root, "", {"name", "listen", "mode", "raw_response", "response", "routes", "not_found",
+                          "headers", "limits", "log"})) {
     if (root.contains("name")) check_name(c, root["name"], spec);
     if (root.contains("listen")) check_listen(c, root["listen"], spec);
     if (root.contains("mode")) {
       if (auto m = c.one_of(root["mode"], "/mode", {"iterative", "fork"}))
         spec.mode = *m == "fork" ? Mode::fork : Mode::iterative;
     }
-    bool has_raw = root.contains("raw_response"), has_resp = root.contains("response");
-    if (has_raw && has_resp) {
-      c.error("/raw_response", "give either \"raw_response\" or \"response\", not both");
-    } else if (!has_raw && !has_resp) {
-      c.error("", "missing the response: give \"response\" or \"raw_response\"");
-    } else if (has_raw) {
+    std::vector<std::string> given;
+    for (const char* k : {"raw_response", "response", "routes"})
+      if (root.contains(k)) given.push_back(k);
+    if (given.size() > 1) {
+      c.error("/" + given[1], fmt::format("give exactly one of \"raw_response\", \"response\" or "
+                                          "\"routes\", not both \"{}\" and \"{}\"", given[0], given[1]));
+    } else if (given.empty()) {
+      c.error("", "missing the response: give \"response\", \"routes\" or \"raw_response\"");
+    } else if (given[0] == "raw_response") {
       if (auto s = c.string(root["raw_response"], "/raw_response")) {
         if (s->empty()) c.error("/raw_response", "expected at least one byte, got \"\"");
         check_body_size(c, s->size(), "/raw_response");
         spec.raw_response = *s;
       }
-    } else {
+      for (const char* k : {"not_found", "headers", "limits"})
+        if (root.contains(k)) c.error(std::string("/") + k, "only with \"response\" or \"routes\": a raw response is not HTTP");
+      if (root.contains("log") && root["log"].is_object() && root["log"].contains("requests"))
+        c.error("/log/requests", "only with \"response\" or \"routes\": a raw response is not HTTP");
+    } else if (given[0] == "response") {
       HttpResponse r;
       check_response(c, root["response"], "/response", spec, r);
       spec.response = r;
+      if (root.contains("not_found")) c.error("/not_found", "only with \"routes\": \"response\" answers every path");
+    } else {
+      check_routes(c, root["routes"], spec);
     }
+    spec.not_found.status = 404;
+    spec.not_found.reason = "Not Found";
+    spec.not_found.content_type = "text/plain";
+    spec.not_found.body = "Not Found\n";
+    if (root.contains("not_found") && spec.raw_response == std::nullopt && !spec.response) {
+      HttpResponse nf;
+      nf.status = 404;
+      check_response(c, root["not_found"], "/not_found", spec, nf);
+      spec.not_found = nf;
+    }
+    if (root.contains("headers") && !spec.raw_response) check_headers(c, root["headers"], "/headers", spec.headers);
+    if (root.contains("limits") && !spec.raw_response) check_limits(c, root["limits"], spec.limits);
     if (root.contains("log")) check_log(c, root["log"], spec);
   }
   if (!c.errors().empty()) throw SpecError(c.errors());

@@ -24,12 +24,34 @@ struct HttpResponse {
   std::string content_type;  // defaults to text/plain (or from the file's extension)
   std::vector<std::pair<std::string, std::string>> headers;  // in spec order
   std::string body;          // when file is empty
+  bool body_given = false;   // body or file came from the spec (not the default)
   std::string file;          // as written in the spec: relative to the spec's directory
   uint64_t file_size = 0;
   uint64_t body_size() const { return file.empty() ? body.size() : file_size; }
 };
 
 enum class LogTarget { stdout_, stderr_, file };
+
+/// The methods a route can name, numbered as the generated parser numbers them.
+enum class Method { GET = 1, HEAD, POST, PUT, DELETE, PATCH, OPTIONS };
+inline constexpr const char* kMethodNames[] = {"", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+inline constexpr int kMethodCount = 7;
+
+/// One route: an exact path and a method, answered with a fixed response.
+struct Route {
+  Method method = Method::GET;
+  std::string path;
+  HttpResponse response;
+};
+
+/// Bounds on every request and connection.
+struct Limits {
+  int request_bytes = 8192;            // the request line and header section
+  int64_t body_bytes = 1048576;        // a request body, read and discarded
+  int header_timeout_ms = 10000;       // deadline for the whole header section
+  int keepalive_timeout_ms = 5000;     // idle time between requests
+  int keepalive_requests = 1000;       // requests per connection
+};
 
 struct Spec {
   std::string file;                    // the spec's path, as given
@@ -42,7 +64,12 @@ struct Spec {
   Mode mode = Mode::iterative;
   std::optional<std::string> raw_response;
   std::optional<HttpResponse> response;
+  std::vector<Route> routes;           // when neither raw_response nor response
+  HttpResponse not_found;              // for unmatched paths (routes only)
+  std::vector<std::pair<std::string, std::string>> headers;  // added to every HTTP response
+  Limits limits;
   bool log_connections = false;
+  bool log_requests = false;
   LogTarget log_target = LogTarget::stdout_;
   std::string log_path;                // when log_target is file
 };

@@ -79,21 +79,26 @@ TEST(SpecErrors, InvalidJson) {
 
 TEST(SpecErrors, RootAndUnknownKeys) {
   EXPECT_EQ(error("[1]"), "s.json: /: expected an object, got [1]");
-  EXPECT_EQ(error(R"({"listen": {}})"), "s.json: /: missing the response: give \"response\" or \"raw_response\"");
+  EXPECT_EQ(error(R"({"listen": {}})"),
+            "s.json: /: missing the response: give \"response\", \"routes\" or \"raw_response\"");
   EXPECT_EQ(error(R"({"response": {}, "lisen": {}})"), "s.json: /lisen: unknown key; did you mean \"listen\"?");
   EXPECT_EQ(error(R"({"response": {}, "zzzzzzzz": 1})"),
             "s.json: /zzzzzzzz: unknown key; valid keys here: \"name\", \"listen\", \"mode\", "
-            "\"raw_response\", \"response\", \"log\"");
+            "\"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", \"limits\", \"log\"");
   EXPECT_EQ(error(R"({"response": {"bdy": "x"}})"), "s.json: /response/bdy: unknown key; did you mean \"body\"?");
   EXPECT_EQ(error(R"({"response": {}, "listen": {"prot": 1}})"),
             "s.json: /listen/prot: unknown key; did you mean \"port\"?");
   EXPECT_EQ(error(R"({"response": {}, "log": {"a/b~c": 1}})"),
-            "s.json: /log/a~1b~0c: unknown key; valid keys here: \"connections\", \"target\"");
+            "s.json: /log/a~1b~0c: unknown key; valid keys here: \"connections\", \"requests\", \"target\"");
 }
 
 TEST(SpecErrors, ExactlyOneResponse) {
   EXPECT_EQ(error(R"({"raw_response": "x", "response": {}})"),
-            "s.json: /raw_response: give either \"raw_response\" or \"response\", not both");
+            "s.json: /response: give exactly one of \"raw_response\", \"response\" or \"routes\", "
+            "not both \"raw_response\" and \"response\"");
+  EXPECT_EQ(error(R"({"response": {}, "routes": [{"path": "/"}]})"),
+            "s.json: /routes: give exactly one of \"raw_response\", \"response\" or \"routes\", "
+            "not both \"response\" and \"routes\"");
   EXPECT_EQ(error(R"({"raw_response": ""})"), "s.json: /raw_response: expected at least one byte, got \"\"");
   EXPECT_EQ(error(R"({"raw_response": 5})"), "s.json: /raw_response: expected a string, got 5");
 }
@@ -203,6 +208,92 @@ TEST(SpecErrors, NameAndLog) {
   EXPECT_EQ(error(R"({"response": {}, "log": {"target": ""}})"),
             "s.json: /log/target: expected \"stdout\", \"stderr\" or a file path, got \"\"");
   EXPECT_EQ(parse_spec(R"({"response": {}, "log": {"target": "stderr"}})", "s.json").log_target, LogTarget::stderr_);
+}
+
+TEST(Spec, Routes) {
+  Spec s = parse_spec(R"({
+    "headers": {"Server": "asmsrv"},
+    "routes": [
+      {"path": "/", "body": "home"},
+      {"method": "POST", "path": "/api", "status": 201, "body": "made"},
+      {"method": "HEAD", "path": "/x", "status": 204}],
+    "not_found": {"body": "nope"},
+    "limits": {"request_bytes": 4096, "body_bytes": 0, "header_timeout_ms": 500,
+               "keepalive_timeout_ms": 0, "keepalive_requests": 7},
+    "log": {"requests": true}})",
+                      "s.json");
+  ASSERT_EQ(s.routes.size(), 3u);
+  EXPECT_EQ(s.routes[0].method, Method::GET);
+  EXPECT_EQ(s.routes[0].path, "/");
+  EXPECT_EQ(s.routes[1].method, Method::POST);
+  EXPECT_EQ(s.routes[1].response.status, 201);
+  EXPECT_EQ(s.routes[1].response.reason, "Created");
+  EXPECT_EQ(s.routes[2].method, Method::HEAD);
+  EXPECT_EQ(s.not_found.status, 404);
+  EXPECT_EQ(s.not_found.body, "nope");
+  EXPECT_EQ(s.headers, (std::vector<std::pair<std::string, std::string>>{{"Server", "asmsrv"}}));
+  EXPECT_EQ(s.limits.request_bytes, 4096);
+  EXPECT_EQ(s.limits.body_bytes, 0);
+  EXPECT_EQ(s.limits.header_timeout_ms, 500);
+  EXPECT_EQ(s.limits.keepalive_timeout_ms, 0);
+  EXPECT_EQ(s.limits.keepalive_requests, 7);
+  EXPECT_TRUE(s.log_requests);
+}
+
+TEST(Spec, DefaultNotFoundAndLimits) {
+  Spec s = parse_spec(R"({"routes": [{"path": "/"}]})", "s.json");
+  EXPECT_EQ(s.not_found.status, 404);
+  EXPECT_EQ(s.not_found.content_type, "text/plain");
+  EXPECT_EQ(s.not_found.body, "Not Found\n");
+  EXPECT_EQ(s.limits.request_bytes, 8192);
+  EXPECT_EQ(s.limits.body_bytes, 1048576);
+  EXPECT_EQ(s.limits.header_timeout_ms, 10000);
+  EXPECT_EQ(s.limits.keepalive_timeout_ms, 5000);
+  EXPECT_EQ(s.limits.keepalive_requests, 1000);
+}
+
+TEST(SpecErrors, Routes) {
+  EXPECT_EQ(error(R"({"routes": []})"), "s.json: /routes: expected a non-empty array of routes, got []");
+  EXPECT_EQ(error(R"({"routes": [{"body": "x"}]})"), "s.json: /routes/0: missing \"path\"");
+  EXPECT_EQ(error(R"({"routes": [{"path": "x"}]})"),
+            "s.json: /routes/0/path: expected a path that starts with \"/\", got \"x\"");
+  EXPECT_EQ(error(R"({"routes": [{"path": "/a?b=1"}]})"),
+            "s.json: /routes/0/path: a route path has no query or fragment (the query is ignored when matching)");
+  EXPECT_EQ(error(R"({"routes": [{"path": "/a b"}]})"),
+            "s.json: /routes/0/path: a route path has no spaces or control characters");
+  EXPECT_EQ(error(R"({"routes": [{"path": "/", "method": "TRACE"}]})"),
+            "s.json: /routes/0/method: expected \"GET\" or \"HEAD\" or \"POST\" or \"PUT\" or \"DELETE\" "
+            "or \"PATCH\" or \"OPTIONS\", got \"TRACE\"");
+  EXPECT_EQ(error(R"({"routes": [{"path": "/a"}, {"path": "/b"}, {"path": "/a", "method": "GET"}]})"),
+            "s.json: /routes/2: duplicate route GET /a: already /routes/0");
+  EXPECT_EQ(error(R"({"routes": [{"path": "/", "bdy": "x"}]})"),
+            "s.json: /routes/0/bdy: unknown key; did you mean \"body\"?");
+  EXPECT_TRUE(errors(R"({"routes": [{"path": "/a"}, {"path": "/a", "method": "POST"}]})").empty());
+}
+
+TEST(SpecErrors, HttpOnlyKeys) {
+  EXPECT_EQ(error(R"({"raw_response": "x", "headers": {"A": "b"}})"),
+            "s.json: /headers: only with \"response\" or \"routes\": a raw response is not HTTP");
+  EXPECT_EQ(error(R"({"raw_response": "x", "log": {"requests": true}})"),
+            "s.json: /log/requests: only with \"response\" or \"routes\": a raw response is not HTTP");
+  EXPECT_EQ(error(R"({"response": {}, "not_found": {}})"),
+            "s.json: /not_found: only with \"routes\": \"response\" answers every path");
+  EXPECT_EQ(error(R"({"response": {}, "headers": {"Content-Length": "1"}})"),
+            "s.json: /headers/Content-Length: this header is set by asmsrv; remove it");
+}
+
+TEST(SpecErrors, Limits) {
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"request_bytes": 100}})"),
+            "s.json: /limits/request_bytes: expected an integer from 256 to 1048576, got 100");
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"header_timeout_ms": 0}})"),
+            "s.json: /limits/header_timeout_ms: expected an integer from 1 to 3600000, got 0");
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"keepalive_requests": 0}})"),
+            "s.json: /limits/keepalive_requests: expected an integer from 1 to 1000000000, got 0");
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"body_bytes": -1}})"),
+            "s.json: /limits/body_bytes: expected an integer from 0 to 1099511627776, got -1");
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"keepalive": 1}})"),
+            "s.json: /limits/keepalive: unknown key; valid keys here: \"request_bytes\", \"body_bytes\", "
+            "\"header_timeout_ms\", \"keepalive_timeout_ms\", \"keepalive_requests\"");
 }
 
 TEST(SpecErrors, EveryErrorIsReported) {

@@ -1,0 +1,119 @@
+// The Lowerer: builds the Program for one spec. Private to lower*.cc:
+// lower.cc holds start-up, the accept loop, the modes and the shared
+// subroutines; lower_http.cc holds the HTTP/1.1 engine.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ir.h"
+#include "linux.h"
+#include "routes.h"
+#include "spec.h"
+
+namespace asmsrv {
+
+// Registers that live across the whole program.
+inline constexpr Reg kListenFd = Reg::r12;
+inline constexpr Reg kClientFd = Reg::r13;
+inline constexpr Reg kBufLen = Reg::r14;
+inline constexpr Reg kLogFd = Reg::r15;
+
+/// Little-endian bytes of an integer, for structs laid out in .rodata.
+std::string le(uint64_t v, int n);
+
+class Lowerer {
+ public:
+  explicit Lowerer(const Spec& spec);
+  Program run();
+
+ private:
+  using Sys = linux::Sys;
+  // --- small helpers: one IR line each ---------------------------------------
+  void lea(Reg r, Label l, std::string c = "") { b_.emit(Op::lea, {r64(r), rip(l)}, std::move(c)); }
+  void mov(Operand d, Operand s, std::string c = "") { b_.emit(Op::mov, {d, s}, std::move(c)); }
+  void op(Op o, Operand d, Operand s, std::string c = "") { b_.emit(o, {d, s}, std::move(c)); }
+  void op(Op o, Operand d, std::string c = "") { b_.emit(o, {d}, std::move(c)); }
+  void jmp(Op o, Label l, std::string c = "") { b_.emit(o, {LabelOp{l}}, std::move(c)); }
+  void call(Label l, std::string c = "") { b_.emit(Op::call, {LabelOp{l}}, std::move(c)); }
+  void ret(std::string c = "") { b_.emit(Op::ret, {}, std::move(c)); }
+  void sys(const Sys& s) { b_.syscall(s.nr, s.name); }
+  // A 32-bit variable in .bss: dword [rel label].
+  static MemOp var32(Label l) { return rip(l, Width::b32); }
+  static MemOp var64(Label l) { return rip(l, Width::b64); }
+  // Starts a block that makes the system call `s` (nullptr: none).
+  void block(Label l, std::string title, const Sys* s, std::string c_equiv, std::string why);
+  // deadline = now_ms() + ms (clobbers as now_ms).
+  void set_deadline(int ms, const std::string& what);
+  // rt_sigaction(sig, act, NULL, sizeof(sigset_t)); `act` is the address operand.
+  void sigaction(int sig, const std::string& sig_name, Operand act, const std::string& act_comment);
+  // rax < 0 after a syscall: print "<name>: <what>: <errno text>" and exit 1.
+  void die_if_failed(Label prefix, size_t prefix_len);
+
+  // --- lower.cc ----------------------------------------------------------------
+  void declare_labels();
+  void declare_data();
+  void start();
+  void accept_loop();
+  void fork_connection();
+  void serve_raw();
+  void read_once();
+  void finish_connection();
+  void log_connection();
+  void exit_ok();
+  void write_all();
+  void append_u64();
+  void append_ip();
+  void die();
+  void signal_handler();
+
+  // --- lower_http.cc -------------------------------------------------------------
+  void declare_http_data();
+  void http_connection();
+  void http_after_response();
+  void now_ms();
+  void read_timed();
+  void find_head_end();
+  void parse_request();
+  void parse_headers();
+  void check_request();
+  void route();
+  void send_response();
+  void log_request();
+  // Compares the bytes of `text` at [base+disp] with immediates (case-folded
+  // when `fold`, for letters and '-'); jumps to `fail` on a difference.
+  void match_text(Reg base, int disp, const std::string& text, bool fold, Label fail);
+  bool http() const { return !spec_.raw_response.has_value(); }
+
+  const Spec& spec_;
+  Program p_;
+  Builder b_;
+
+  // Code labels.
+  Label start_, accept_, accept_failed_, fork_, serve_, finish_, exit_ok_;
+  Label write_all_, append_u64_, append_ip_, die_, on_signal_, restorer_;
+  // Data labels.
+  Label sa_ignore_, sa_nocldwait_, listen_addr_, one_, io_timeout_, backoff_, startup_;
+  Label log_path_, errno_texts_, errno_word_, log_from_, log_bytes_, response_;
+  Label request_buf_, client_addr_, client_addrlen_, busy_, stop_, line_buf_, conn_bytes_;
+  std::pair<Label, size_t> err_socket_, err_reuse_, err_bind_, err_listen_;
+  std::optional<std::pair<Label, size_t>> err_open_;
+  std::vector<size_t> errno_offsets_;
+  size_t longest_line_ = 0;
+  uint64_t response_len_ = 0;
+
+  // The HTTP engine.
+  ResponseTable table_;
+  Label next_request_, after_response_, respond_, close_conn_;
+  Label now_ms_, read_timed_, find_head_end_, parse_request_, send_response_, log_request_;
+  Label heads_, bodies_, responses_, char_class_, now_ts_, pollfd_, iov_;
+  Label scanned_, deadline_, served_, head_len_, conn_mode_, resp_status_, resp_body_bytes_;
+  Label req_method_, req_minor_, req_close_, req_keepalive_, req_host_, req_cl_count_, req_te_;
+  Label req_content_length_, req_path_, req_path_len_, slash_;
+  Label bad_request_;  // in parse_request: return the 400 response
+  std::vector<Label> path_labels_;
+};
+
+}  // namespace asmsrv

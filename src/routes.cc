@@ -1,0 +1,103 @@
+#include "routes.h"
+
+#include <fmt/format.h>
+
+#include "templates.h"
+
+namespace asmsrv {
+
+namespace {
+
+class TableBuilder {
+ public:
+  explicit TableBuilder(const Spec& spec) : spec_(spec) {}
+
+  int add(const std::string& what, const HttpResponse& r, bool always_close) {
+    CompiledResponse c;
+    c.what = what;
+    c.status = r.status;
+    c.always_close = always_close;
+    c.heads[0] = response_head(r, ConnHeader::close, spec_.headers);
+    if (!always_close) {
+      c.heads[1] = response_head(r, ConnHeader::keep_alive, spec_.headers);
+      c.heads[2] = response_head(r, ConnHeader::keep_alive_10, spec_.headers);
+    }
+    if (r.file.empty())
+      c.body = r.body;
+    else
+      c.file = r.file;
+    c.body_size = status_has_no_body(r.status) ? 0 : r.body_size();
+    table_.responses.push_back(std::move(c));
+    return static_cast<int>(table_.responses.size()) - 1;
+  }
+
+  // A response asmsrv makes itself: "<status> <reason>\n" as text/plain.
+  int error(int status, const std::string& why, bool always_close, Headers extra = {}) {
+    HttpResponse r;
+    r.status = status;
+    r.reason = std::string(standard_reason(status));
+    r.content_type = "text/plain";
+    r.headers = std::move(extra);
+    r.body = render(load_template("error_body.txt"),
+                    {{"status", std::to_string(status)}, {"reason", r.reason}});
+    return add(fmt::format("{} {}", status, why), r, always_close);
+  }
+
+  ResponseTable build() {
+    if (spec_.response) {
+      table_.catch_all = add("every request", *spec_.response, false);
+    } else {
+      for (const Route& route : spec_.routes) {
+        PathRoutes* p = find_path(route.path);
+        if (!p) {
+          table_.paths.push_back(PathRoutes{route.path, {}, -1});
+          p = &table_.paths.back();
+          p->by_method.fill(-1);
+        }
+        p->by_method[static_cast<int>(route.method)] =
+            add(fmt::format("{} {}", kMethodNames[static_cast<int>(route.method)], route.path),
+                route.response, false);
+      }
+      for (PathRoutes& p : table_.paths) {
+        // A GET route also answers HEAD, with the same head and no body.
+        int get = p.by_method[static_cast<int>(Method::GET)];
+        int& head = p.by_method[static_cast<int>(Method::HEAD)];
+        if (head < 0 && get >= 0) head = get;
+        std::string allow;
+        bool missing = false;
+        for (int m = 1; m <= kMethodCount; ++m) {
+          if (p.by_method[m] >= 0)
+            allow += (allow.empty() ? "" : ", ") + std::string(kMethodNames[m]);
+          else
+            missing = true;
+        }
+        if (missing)
+          p.not_allowed = error(405, "for " + p.path + " (Allow: " + allow + ")", false, {{"Allow", allow}});
+      }
+      table_.not_found = add("not found", spec_.not_found, false);
+    }
+    table_.bad_request = error(400, "for a malformed request", true);
+    table_.content_too_large = error(413, "for a body over limits.body_bytes", true);
+    table_.uri_too_long = error(414, "for a request line over limits.request_bytes", true);
+    table_.headers_too_large = error(431, "for a header section over limits.request_bytes", true);
+    table_.not_implemented = error(501, "for an unknown method or a Transfer-Encoding", true);
+    table_.version_not_supported = error(505, "for HTTP/2 and above", true);
+    return std::move(table_);
+  }
+
+ private:
+  PathRoutes* find_path(const std::string& path) {
+    for (PathRoutes& p : table_.paths)
+      if (p.path == path) return &p;
+    return nullptr;
+  }
+
+  const Spec& spec_;
+  ResponseTable table_;
+};
+
+}  // namespace
+
+ResponseTable build_response_table(const Spec& spec) { return TableBuilder(spec).build(); }
+
+}  // namespace asmsrv
