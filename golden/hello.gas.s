@@ -14,6 +14,7 @@
 #   r12  the listening socket's file descriptor
 #   r13  the client socket's file descriptor
 #   r14  bytes in the request buffer
+#   rbp  the request buffer (HTTP)
 #   r15  the log's file descriptor
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
@@ -44,12 +45,12 @@ _start:
 ## exits at once when idle, else it lets the current connection finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_21:
+.Lcatch_stop_signals_36:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal_10]
+        lea     rax, [rip + .Lon_signal_12]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer_11]
+        lea     rax, [rip + .Lsignal_restorer_13]
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
@@ -69,25 +70,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_22:
+.Lchoose_log_37:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_23:
+.Lsocket_38:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_24
+        jns     .Lok_39
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 15                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_24:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_39:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -95,7 +96,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_25:
+.Lreuseaddr_40:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -104,331 +105,685 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_26
+        jns     .Lok_41
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 32                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_26:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_41:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_27:
+.Lbind_42:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_28
+        jns     .Lok_43
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 26                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_28:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_43:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_29:
+.Llisten_44:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_30
+        jns     .Lok_45
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 28                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_30:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_45:
+
+## --------------------------------------------------------------------------
+## make the listener non-blocking: fcntl(2), syscall 72
+## C: fcntl(listen_fd, F_SETFL, O_NONBLOCK)
+## The event loop accepts until -EAGAIN instead of blocking in accept().
+.Lnonblocking_46:
+        mov     rdi, r12                        # fd = listen_fd
+        mov     esi, 4                          # F_SETFL
+        mov     edx, 2048                       # O_NONBLOCK
+        mov     eax, 72                         # syscall number: fcntl
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     .Lok_47
+        lea     rsi, [rip + error_fcntl]        # the start of the error message
+        mov     edx, 25                         # its length
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_47:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "hello listening on 0.0.0.0:8080\n", 32)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_31:
+.Lannounce_48:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 32                         # count
         call    .Lwrite_all_6                   # a closed stdout is not fatal: the result is ignored
 
 ## --------------------------------------------------------------------------
-## wait for the next connection: accept(2), syscall 43
-## C: client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)
-## Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
-## while we wait here ends the server at once.
-.Laccept_1:
-        mov     DWORD PTR [rip + busy], 0       # busy = 0
-        cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal came while busy?
-        jne     .Lexit_ok_5                     # then exit now, between connections
-        mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
+## a worker starts
+.Lworker_main_14:
+
+## --------------------------------------------------------------------------
+## create the epoll instance: epoll_create1(2), syscall 291
+## C: epfd = epoll_create1(EPOLL_CLOEXEC); every slot free; listen_on()
+## One loop serves up to 1024 connections (limits.max_connections) from
+## static memory: a table of 128-byte records and a 8208-byte buffer each.
+.Lepoll_start_50:
+        mov     edi, 0x80000                    # EPOLL_CLOEXEC
+        mov     eax, 291                        # syscall number: epoll_create1
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     .Lok_51
+        lea     rsi, [rip + error_epoll]        # the start of the error message
+        mov     edx, 22                         # its length
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_51:
+        mov     DWORD PTR [rip + epfd], eax
+        mov     DWORD PTR [rip + busy], 1       # stop signals are handled by the loop, not the handler
+        # SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
+        # atomically: a signal can never slip in between the stop check and the wait.
+        mov     edi, 0                          # SIG_BLOCK
+        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        xor     edx, edx                        # oldset = NULL
+        mov     r10d, 8                         # sizeof(sigset_t)
+        mov     eax, 14                         # syscall number: rt_sigprocmask
+        syscall
+        # Each record gets its buffer; the free stack holds every index, 0 on top.
+        lea     rdi, [rip + conns]
+        lea     rsi, [rip + conn_bufs]
+        lea     rdx, [rip + free_stack]
+        mov     ecx, 1024                       # rcx = slots left to set up
+.Linit_slot_49:
+        mov     QWORD PTR [rdi+104], rsi        # record.buf
+        dec     ecx
+        mov     DWORD PTR [rdx], ecx            # free_stack[i] = max - 1 - i
+        add     rdi, 128
+        add     rsi, 0x2010
+        add     rdx, 4
+        test    ecx, ecx
+        jnz     .Linit_slot_49
+        mov     DWORD PTR [rip + free_top], 1024 # every slot is free
+        call    .Llisten_on_32
+        call    .Lnow_ms_19
+        add     rax, 100
+        mov     QWORD PTR [rip + next_sweep], rax
+
+## --------------------------------------------------------------------------
+## the event loop: epoll_pwait(2), syscall 281
+## C: n = epoll_pwait(epfd, events, 64, 100, &no_signals); handle each; sweep deadlines
+## Level-triggered. The 100 ms timeout drives the sweep that closes connections
+## past their deadline (header, keep-alive, send), so a slow or idle client
+## never delays another.
+.Levent_loop_26:
+        cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal?
+        je      .Lwait_events_57
+        call    .Lbegin_shutdown_35             # exits when done
+.Lwait_events_57:
+        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        lea     rsi, [rip + events]             # events
+        mov     edx, 64                         # maxevents
+        mov     r10d, 100                       # timeout in ms
+        lea     r8, [rip + no_signals]          # sigmask = {}: stop signals may arrive now
+        mov     r9d, 8                          # sizeof(sigset_t)
+        mov     eax, 281                        # syscall number: epoll_pwait
+        syscall
+        test    rax, rax
+        jns     .Lwait_ok_52
+        xor     eax, eax                        # -EINTR (a signal): no events
+.Lwait_ok_52:
+        mov     DWORD PTR [rip + ev_n], eax
+        mov     DWORD PTR [rip + ev_i], 0
+.Lnext_event_53:
+        mov     ecx, DWORD PTR [rip + ev_i]
+        cmp     ecx, DWORD PTR [rip + ev_n]
+        jae     .Levents_done_54
+        inc     DWORD PTR [rip + ev_i]
+        imul    rcx, rcx, 12                    # i * sizeof(struct epoll_event)
+        lea     rsi, [rip + events]
+        mov     rbx, QWORD PTR [rsi+rcx+4]      # data: the connection's record
+        test    rbx, rbx
+        jnz     .Lis_connection_55
+        call    .Laccept_all_27                 # 0: the listener
+        jmp     .Lnext_event_53
+.Lis_connection_55:
+        call    .Lconnection_event_28
+        jmp     .Lnext_event_53
+.Levents_done_54:
+        call    .Lnow_ms_19
+        cmp     rax, QWORD PTR [rip + next_sweep]
+        jl      .Lno_sweep_56
+        add     rax, 100
+        mov     QWORD PTR [rip + next_sweep], rax
+        call    .Lsweep_31
+.Lno_sweep_56:
+        jmp     .Levent_loop_26
+
+## --------------------------------------------------------------------------
+## subroutine begin_shutdown: a graceful stop: close(2), syscall 3
+## C: close(listen_fd); close idle connections; exit when none is left or at the deadline
+## Responses in flight are finished (with Connection: close); requests being
+## received are answered, then closed. After limits.shutdown_timeout_ms
+## (5000 ms) the worker exits anyway. A second signal exits at once (see the
+## handler).
+.Lbegin_shutdown_35:
+        cmp     DWORD PTR [rip + shutting_down], 0
+        jne     .Lshutdown_check_62             # already stopping
+        mov     DWORD PTR [rip + shutting_down], 1
+        call    .Lnow_ms_19
+        add     rax, 0x1388                     # + shutdown_timeout_ms
+        mov     QWORD PTR [rip + shutdown_deadline], rax
+        call    .Llisten_off_33
+        mov     rdi, r12                        # close the listener: no new connections
+        mov     eax, 3                          # syscall number: close
+        syscall
+        lea     rbx, [rip + conns]              # close every idle connection
+.Lclose_idle_59:
+        lea     rax, [rip + conns]
+        add     rax, 0x20000
+        cmp     rbx, rax
+        jae     .Lidle_closed_61
+        cmp     DWORD PTR [rbx+4], 1            # waiting for a request...
+        jne     .Lclose_idle_next_60
+        cmp     QWORD PTR [rbx+8], 0            # ...with nothing of it received
+        jne     .Lclose_idle_next_60
+        call    .Lclose_connection_29
+.Lclose_idle_next_60:
+        add     rbx, 128
+        jmp     .Lclose_idle_59
+.Lidle_closed_61:
+.Lshutdown_started_58:
+.Lshutdown_check_62:
+        cmp     DWORD PTR [rip + nconns], 0
+        je      .Lexit_ok_5                     # nothing left: exit 0
+        call    .Lnow_ms_19
+        cmp     rax, QWORD PTR [rip + shutdown_deadline]
+        jl      .Lnot_yet_63
+        jmp     .Lexit_ok_5                     # out of time: exit 0
+.Lnot_yet_63:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine accept_all: take every pending connection: accept4(2), syscall 288
+## C: while ((fd = accept4(listen_fd, &client_addr, &len, SOCK_NONBLOCK)) >= 0) add it
+## Until -EAGAIN. With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM,
+## the listener leaves the epoll set: pending clients wait in the kernel's
+## queue instead of being accepted and dropped, and nothing spins. It comes
+## back when a connection closes (or at the next sweep).
+.Laccept_all_27:
+.Laccept_next_64:
+        cmp     DWORD PTR [rip + nconns], 1024  # a free slot?
+        jae     .Ltable_full_66
+        mov     DWORD PTR [rip + client_addrlen], 16
         mov     rdi, r12                        # fd = listen_fd
-        lea     rsi, [rip + client_addr]        # addr = &client_addr
-        lea     rdx, [rip + client_addrlen]     # addrlen = &client_addrlen
-        mov     eax, 43                         # syscall number: accept
+        lea     rsi, [rip + client_addr]        # addr
+        lea     rdx, [rip + client_addrlen]     # addrlen
+        mov     r10d, 2048                      # SOCK_NONBLOCK
+        mov     eax, 288                        # syscall number: accept4
         syscall
         test    rax, rax
-        js      .Laccept_failed_2
-        mov     r13, rax                        # r13 = client_fd
-        mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
-        jmp     .Lserve_3
-
-## --------------------------------------------------------------------------
-## survive a failed accept: nanosleep(2), syscall 35
-## C: if (errno != EINTR && errno != ECONNABORTED) nanosleep(&(struct timespec){ 0, 100000000 }, NULL)
-## EINTR (a signal) and ECONNABORTED (the client gave up) are retried at once.
-## EMFILE, ENFILE, ENOBUFS, ENOMEM and the rest would fail again at once:
-## pausing 100 ms keeps the server alive without spinning the CPU.
-.Laccept_failed_2:
-        cmp     rax, -4                         # -EINTR
-        je      .Laccept_1
-        cmp     rax, -103                       # -ECONNABORTED
-        je      .Laccept_1
-        lea     rdi, [rip + accept_backoff]     # req = 100 ms
-        xor     esi, esi                        # rem = NULL
-        mov     eax, 35                         # syscall number: nanosleep
+        jns     .Laccepted_65
+        cmp     rax, -11                        # -EAGAIN: none left
+        je      .Laccept_done_67
+        cmp     rax, -4
+        je      .Laccept_next_64
+        cmp     rax, -103                       # the client gave up
+        je      .Laccept_next_64
+.Ltable_full_66:
+        call    .Llisten_off_33                 # out of slots or descriptors: stop accepting for now
+        ret
+.Laccepted_65:
+        mov     r13, rax                        # r13 = the new socket
+        dec     DWORD PTR [rip + free_top]      # pop a free slot
+        mov     ecx, DWORD PTR [rip + free_top]
+        shl     rcx, 2
+        lea     rdx, [rip + free_stack]
+        mov     ecx, DWORD PTR [rdx+rcx]        # its index
+        shl     rcx, 7
+        lea     rbx, [rip + conns]
+        add     rbx, rcx                        # rbx = &conns[index]
+        mov     DWORD PTR [rbx], r13d           # record.fd
+        mov     DWORD PTR [rbx+4], 1            # waiting for the first request
+        mov     QWORD PTR [rbx+8], 0
+        mov     QWORD PTR [rbx+16], 0
+        mov     QWORD PTR [rbx+72], 0
+        mov     QWORD PTR [rbx+96], 0
+        mov     DWORD PTR [rbx+24], 0
+        mov     DWORD PTR [rbx+112], 0
+        lea     rsi, [rip + client_addr]
+        mov     rax, QWORD PTR [rsi]            # family, port and address: 8 bytes
+        mov     QWORD PTR [rbx+88], rax         # kept for the logs
+        mov     eax, 0x2710                     # the first request's deadline
+        call    .Lconn_deadline_34
+        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     DWORD PTR [r10], 1              # EPOLLIN
+        mov     QWORD PTR [r10+4], rbx          # data: which connection
+        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     esi, 1                          # EPOLL_CTL_ADD
+        mov     rdx, r13                        # fd
+        mov     eax, 233                        # syscall number: epoll_ctl
         syscall
-        jmp     .Laccept_1
+        inc     DWORD PTR [rip + nconns]
+        jmp     .Laccept_next_64
+.Laccept_done_67:
+        ret
 
 ## --------------------------------------------------------------------------
-## start an HTTP connection: setsockopt(2), syscall 54
-## C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-##    len = 0; served = 0; deadline = now_ms() + header_timeout_ms
-## A client that never reads gives up its slot after 10 s (write() fails
-## with -EAGAIN). The first request's head must arrive within 10000 ms of
-## accept(), however slowly it trickles in.
-.Lserve_3:
-        mov     rdi, r13                        # fd = client_fd
-        mov     esi, 1                          # level = SOL_SOCKET
-        mov     edx, 21                         # optname = SO_SNDTIMEO
-        lea     r10, [rip + io_timeout]         # optval = &io_timeout
-        mov     r8d, 16                         # optlen = sizeof(struct timeval)
-        mov     eax, 54                         # syscall number: setsockopt
-        syscall
-        xor     r14d, r14d                      # len = 0: the buffer is empty
-        mov     QWORD PTR [rip + scanned], 0
-        mov     QWORD PTR [rip + conn_bytes], 0
-        mov     DWORD PTR [rip + served], 0
-        call    .Lnow_ms_15
-        add     rax, 0x2710                     # + header_timeout_ms
-        mov     QWORD PTR [rip + deadline], rax # deadline
+## subroutine conn_deadline(rax = ms)
+## C: record.deadline = now_ms() + ms
+## rbx = the record.
+.Lconn_deadline_34:
+        mov     r8, rax
+        call    .Lnow_ms_19
+        add     rax, r8
+        mov     QWORD PTR [rbx+32], rax
+        ret
 
 ## --------------------------------------------------------------------------
-## look for a complete request head
-## C: head_len = find_head_end(buf, len)
-## Pipelined requests may already be in the buffer: each is answered, in
-## order, before the next read.
-.Lnext_request_12:
-        call    .Lfind_head_end_17
-        test    rax, rax
-        jnz     .Lhave_head_32                  # complete: answer it
-        cmp     r14, 0x2000
-        jae     .Lhead_too_large_33             # the buffer is full and the head has no end
-
-## --------------------------------------------------------------------------
-## read more of the request: read(2), syscall 0
-## C: n = read_timed(buf + len, sizeof buf - len)
-## Waits until the deadline at most. End of file, a timeout or an error closes
-## the connection unanswered. A stop signal ends an idle keep-alive connection.
-.Lread_more_34:
-.Lread_again_35:
-        lea     rsi, [rip + request_buf]
-        add     rsi, r14                        # buf + len
-        mov     edx, 0x2000                     # the room left: request_bytes - len
+## subroutine connection_event(rbx = record): read(2), syscall 0
+## C: switch (record.state) { reading: read, then answer what is complete;
+##    writing: flush; discarding: read and drop the body }
+## The record's buffer is rbp, its length r14, its socket r13, as in the
+## blocking modes, so the parser and the response table are shared.
+.Lconnection_event_28:
+        mov     r13d, DWORD PTR [rbx]           # r13 = fd
+        mov     rbp, QWORD PTR [rbx+104]        # rbp = its buffer
+        mov     r14, QWORD PTR [rbx+8]          # r14 = bytes in it
+        cmp     DWORD PTR [rbx+4], 2
+        je      .Lconn_writing_70
+        cmp     DWORD PTR [rbx+4], 3
+        je      .Lconn_discarding_69
+.Lconn_reading_68:
+        mov     edx, 0x2000                     # count = the room left
         sub     rdx, r14
-        call    .Lread_timed_16
-        cmp     rax, -4                         # -EINTR: a signal came
-        jne     .Lnot_eintr_36
-        cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
-        je      .Lread_again_35                 # no: wait on
-        test    r14, r14                        # in the middle of a request?
-        jnz     .Lread_again_35                 # yes: finish it first
-        jmp     .Lfinish_connection_4           # no: close now
-.Lnot_eintr_36:
+        jz      .Lprocess_71                    # full: the head cannot fit (414 or 431)
+        mov     rsi, rbp
+        add     rsi, r14                        # buf + len
+        mov     rdi, r13
+        mov     eax, 0                          # syscall number: read
+        syscall
+        cmp     rax, -11                        # nothing after all
+        je      .Lsave_len_72
+        cmp     rax, -4
+        je      .Lsave_len_72                   # level-triggered: it comes back
         test    rax, rax
-        jle     .Lfinish_connection_4           # end of file, timeout or error: close
-        add     QWORD PTR [rip + conn_bytes], rax # count it for the connection log
-        # The first bytes of a keep-alive request start its header deadline.
-        test    r14, r14
-        jnz     .Lcounted_37
-        cmp     DWORD PTR [rip + served], 0
-        je      .Lcounted_37                    # the first request's deadline runs from accept()
-        mov     rbx, rax                        # keep n
-        call    .Lnow_ms_15
-        add     rax, 0x2710                     # + header_timeout_ms
-        mov     QWORD PTR [rip + deadline], rax # deadline
-        mov     rax, rbx
-.Lcounted_37:
+        jle     .Lconn_close_74                 # end of file or error
+        add     QWORD PTR [rbx+96], rax
         add     r14, rax                        # len += n
-        jmp     .Lnext_request_12
+        # The first bytes of a keep-alive request start its header deadline.
+        cmp     r14, rax
+        jne     .Lprocess_71
+        cmp     DWORD PTR [rbx+24], 0
+        je      .Lprocess_71
+        mov     eax, 0x2710
+        call    .Lconn_deadline_34
+        jmp     .Lprocess_71
+.Lconn_discarding_69:
+        mov     rdx, QWORD PTR [rbx+72]         # count = what is left of the body...
+        cmp     rdx, 0x2000
+        jbe     .Ldiscard_count_ok_75
+        mov     edx, 0x2000                     # ...at most a buffer: the next request stays unread
+.Ldiscard_count_ok_75:
+        mov     rsi, rbp
+        mov     rdi, r13
+        mov     eax, 0                          # syscall number: read
+        syscall
+        cmp     rax, -11
+        je      .Lsave_len_72
+        cmp     rax, -4
+        je      .Lsave_len_72
+        test    rax, rax
+        jle     .Lconn_close_74
+        add     QWORD PTR [rbx+96], rax
+        sub     QWORD PTR [rbx+72], rax
+        jnz     .Lsave_len_72                   # more of the body to come
+        mov     DWORD PTR [rbx+4], 1            # the body is gone: wait for the next request
+        mov     eax, 0x1388
+        call    .Lconn_deadline_34
+        jmp     .Lsave_len_72
+.Lconn_writing_70:
+        call    .Lflush_30
+        test    rax, rax
+        js      .Lconn_close_74                 # the client is gone
+        jz      .Lsave_len_72                   # still more to send
+        jmp     .Lafter_write_73
 
 ## --------------------------------------------------------------------------
-## the head does not fit in the buffer
-## C: response = memchr(buf, '\n', len) ? 431 : 414
-## Over limits.request_bytes (8192): 414 URI Too Long when even the request
-## line has no end, else 431 Request Header Fields Too Large.
-.Lhead_too_large_33:
-        lea     rsi, [rip + request_buf]
-        xor     ecx, ecx                        # i = 0
-.Lscan_lf_40:
-        cmp     rcx, r14
-        jae     .Lno_lf_39
-        cmp     BYTE PTR [rsi+rcx], 10          # '\n'
-        je      .Lfound_lf_38
-        inc     rcx
-        jmp     .Lscan_lf_40
-.Lfound_lf_38:
-        mov     eax, 4                          # 431
-        jmp     .Lanswer_too_large_41
-.Lno_lf_39:
+## answer the complete requests in the buffer
+## C: while (head complete) { parse; route; queue the response; flush }
+## Pipelined requests are answered in order. A response that does not fit
+## in the socket buffer waits for EPOLLOUT; reading resumes after it.
+.Lprocess_71:
+        mov     rax, QWORD PTR [rbx+16]
+        mov     QWORD PTR [rip + scanned], rax
+        call    .Lfind_head_end_21
+        mov     rcx, QWORD PTR [rip + scanned]
+        mov     QWORD PTR [rbx+16], rcx
+        test    rax, rax
+        jnz     .Lconn_have_head_76
+        cmp     r14, 0x2000
+        jb      .Lsave_len_72                   # incomplete: wait for more
+        # The head does not fit: 414 if even the request line has no end, else 431.
+        xor     ecx, ecx
         mov     eax, 3                          # 414
-.Lanswer_too_large_41:
-        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
+.Lconn_scan_lf_83:
+        cmp     rcx, r14
+        jae     .Lconn_answer_too_large_84
+        cmp     BYTE PTR [rbp+rcx], 10
+        je      .Lconn_found_lf_82
+        inc     rcx
+        jmp     .Lconn_scan_lf_83
+.Lconn_found_lf_82:
+        mov     eax, 4                          # 431
+.Lconn_answer_too_large_84:
+        mov     DWORD PTR [rip + req_method], 0
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
-        jmp     .Lrespond_14
-
-## --------------------------------------------------------------------------
-## parse the request
-## C: response = parse_request(buf, head_len)
-## Everything the head says is checked, then routed to a response index.
-.Lhave_head_32:
+        jmp     .Lconn_respond_77
+.Lconn_have_head_76:
         mov     QWORD PTR [rip + head_len], rax
-        call    .Lparse_request_18              # eax = the response's index
-
-## --------------------------------------------------------------------------
-## answer
-## C: conn_mode = keep_alive(request) ? 1 or 2 : 0; send_response(index)
-## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
-## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
-## signal and the last of limits.keepalive_requests close the connection.
-.Lrespond_14:
-        mov     ebx, eax                        # ebx = response index
+        call    .Lparse_request_22              # eax = the response
+.Lconn_respond_77:
+        mov     edx, eax                        # edx = the response's index
         mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
-        mov     ecx, ebx
-        shl     rcx, 5                          # index * 32: its record
-        lea     rdx, [rip + responses]
-        cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_42
-        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_42
-        mov     ecx, DWORD PTR [rip + served]
+        mov     ecx, eax
+        shl     rcx, 5                          # its record in responses
+        lea     rsi, [rip + responses]
+        cmp     DWORD PTR [rsi+rcx+28], 0       # always close after it?
+        jne     .Lconn_mode_decided_78
+        cmp     DWORD PTR [rip + stop_requested], 0 # stopping?
+        jne     .Lconn_mode_decided_78
+        mov     ecx, DWORD PTR [rbx+24]
         inc     ecx
         cmp     ecx, 1000                       # the last request allowed?
-        jae     .Lmode_decided_42
+        jae     .Lconn_mode_decided_78
         cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_42
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_43
+        jne     .Lconn_mode_decided_78
+        cmp     DWORD PTR [rip + req_minor], 0
+        je      .Lconn_http10_79
         mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
-        jmp     .Lmode_decided_42
-.Lhttp10_43:
-        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_42
+        jmp     .Lconn_mode_decided_78
+.Lconn_http10_79:
+        cmp     DWORD PTR [rip + req_keepalive], 0
+        je      .Lconn_mode_decided_78
         mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_42:
-        mov     eax, ebx
-        call    .Lsend_response_19              # rax = 0, or -errno
-        mov     rbp, rax                        # keep the result
-        inc     DWORD PTR [rip + served]
-        test    rbp, rbp
-        js      .Lfinish_connection_4           # the client is gone
-        cmp     DWORD PTR [rip + conn_mode], 0
-        je      .Lfinish_connection_4           # Connection: close
-
-## --------------------------------------------------------------------------
-## drop the request and its body: read(2), syscall 0
-## C: discard(head_len + content_length); deadline = now_ms() + timeout
-## The next request starts right after this one's body. A body that is
-## already in the buffer is skipped; the rest is read and thrown away, each
-## read waiting at most header_timeout_ms.
-.Lafter_response_13:
+.Lconn_mode_decided_78:
+        mov     eax, DWORD PTR [rip + conn_mode]
+        mov     DWORD PTR [rbx+28], eax
+        mov     eax, edx
+        call    .Lprepare_response_23           # iov = head and body
+        inc     DWORD PTR [rbx+24]
+        # What to drop once the response is out: the head, and the body (read and
+        # thrown away later if it is not all here yet).
         mov     rax, QWORD PTR [rip + head_len]
-        mov     rbx, QWORD PTR [rip + req_content_length]
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
-        cmp     rcx, rbx
-        jae     .Lbody_in_buffer_44
-        sub     rbx, rcx                        # rbx = body bytes still to come
-        xor     r14d, r14d                      # the buffer holds nothing we need
-.Ldiscard_45:
-        test    rbx, rbx
-        jz      .Lconsumed_48
-        call    .Lnow_ms_15
-        add     rax, 0x2710                     # + header_timeout_ms for each read
-        mov     QWORD PTR [rip + deadline], rax # deadline
-        lea     rsi, [rip + request_buf]        # read into the buffer
-        mov     rdx, rbx                        # no more than the body's rest:
-        cmp     rdx, 0x2000                     # the next request stays unread
-        jbe     .Lcount_ok_46
-        mov     edx, 0x2000
-.Lcount_ok_46:
-        call    .Lread_timed_16
-        cmp     rax, -4
-        jne     .Ldiscard_ok_47
-        cmp     DWORD PTR [rip + stop_requested], 0 # a signal: stop if asked to
-        je      .Ldiscard_45
-        jmp     .Lfinish_connection_4
-.Ldiscard_ok_47:
+        mov     rdx, QWORD PTR [rip + req_content_length]
+        cmp     rcx, rdx
+        jae     .Lconn_body_here_81
+        sub     rdx, rcx
+        mov     QWORD PTR [rbx+72], rdx         # the rest is read and dropped later
+        mov     QWORD PTR [rbx+80], r14         # the whole buffer goes
+        jmp     .Lconn_queued_80
+.Lconn_body_here_81:
+        add     rax, rdx
+        mov     QWORD PTR [rbx+80], rax         # head + body
+        mov     QWORD PTR [rbx+72], 0
+.Lconn_queued_80:
+        lea     rsi, [rip + iov]
+        mov     rax, QWORD PTR [rsi]
+        mov     QWORD PTR [rbx+40], rax         # record.iov = iov
+        mov     rax, QWORD PTR [rsi+8]
+        mov     QWORD PTR [rbx+48], rax
+        mov     rax, QWORD PTR [rsi+16]
+        mov     QWORD PTR [rbx+56], rax
+        mov     rax, QWORD PTR [rsi+24]
+        mov     QWORD PTR [rbx+64], rax
+        mov     DWORD PTR [rbx+4], 2
+        mov     eax, 0x2710                     # a client must take the response within 10 s
+        call    .Lconn_deadline_34
+        call    .Lflush_30
         test    rax, rax
-        jle     .Lfinish_connection_4           # end of file, timeout or error
-        add     QWORD PTR [rip + conn_bytes], rax
-        sub     rbx, rax
-        jmp     .Ldiscard_45
-.Lbody_in_buffer_44:
-        add     rax, rbx                        # n = head + body
-        lea     rdi, [rip + request_buf]        # memmove(buf, buf + n, len - n)
-        lea     rsi, [rdi+rax]
-        mov     rcx, r14
-        sub     rcx, rax
-        sub     r14, rax                        # len -= n
-        rep movsb                               # forward copy: safe when the areas overlap this way
-.Lconsumed_48:
-        mov     QWORD PTR [rip + scanned], 0    # search the new request from its start
-        call    .Lnow_ms_15
-        test    r14, r14                        # is the next request already here?
-        jnz     .Lpipelined_49
-        add     rax, 0x1388                     # no: wait keepalive_timeout_ms for it
-        mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_12
-.Lpipelined_49:
-        add     rax, 0x2710                     # yes: its head has header_timeout_ms
-        mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_12
+        js      .Lconn_close_74
+        jz      .Lsave_len_72                   # the rest goes out on EPOLLOUT
 
 ## --------------------------------------------------------------------------
-## drain unread input: recvfrom(2), syscall 45
+## after a response: epoll_ctl(2), syscall 233
+## C: drop the request; close, or wait for the body's rest or the next request
+.Lafter_write_73:
+        cmp     DWORD PTR [rbx+112], 0          # was it waiting for EPOLLOUT?
+        je      .Lconn_in_again_88
+        mov     DWORD PTR [rbx+112], 0
+        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     DWORD PTR [r10], 1              # back to EPOLLIN
+        mov     QWORD PTR [r10+4], rbx          # data: which connection
+        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     esi, 3                          # EPOLL_CTL_MOD
+        mov     rdx, r13                        # fd
+        mov     eax, 233                        # syscall number: epoll_ctl
+        syscall
+.Lconn_in_again_88:
+        cmp     DWORD PTR [rbx+28], 0           # Connection: close?
+        je      .Lconn_close_74
+        cmp     DWORD PTR [rip + shutting_down], 0 # stopping?
+        jne     .Lconn_close_74
+.Lconn_keep_85:
+        mov     rax, QWORD PTR [rbx+80]         # memmove(buf, buf + consume, len - consume)
+        mov     rdi, rbp
+        lea     rsi, [rbp+rax]
+        mov     rcx, r14
+        sub     rcx, rax
+        sub     r14, rax
+        rep movsb
+        mov     QWORD PTR [rbx+16], 0
+        cmp     QWORD PTR [rbx+72], 0           # a body still to drop?
+        je      .Lconn_no_discard_86
+        mov     DWORD PTR [rbx+4], 3
+        mov     eax, 0x2710
+        call    .Lconn_deadline_34
+        jmp     .Lsave_len_72
+.Lconn_no_discard_86:
+        mov     DWORD PTR [rbx+4], 1
+        test    r14, r14                        # the next request already here?
+        jz      .Lconn_idle_87
+        mov     eax, 0x2710                     # yes: its head has header_timeout_ms
+        call    .Lconn_deadline_34
+        jmp     .Lprocess_71
+.Lconn_idle_87:
+        mov     eax, 0x1388                     # no: wait keepalive_timeout_ms
+        call    .Lconn_deadline_34
+.Lsave_len_72:
+        mov     QWORD PTR [rbx+8], r14          # record.len = r14
+        ret
+.Lconn_close_74:
+        jmp     .Lclose_connection_29           # close_connection returns for us
+
+## --------------------------------------------------------------------------
+## subroutine flush(rbx = record): writev(2), syscall 20
+## C: writev(fd, record.iov, 2) until all is sent or it would block
+## rax = 1 when all is sent, 0 when the rest waits for EPOLLOUT, or -errno.
+.Lflush_30:
+.Lflush_again_89:
+        mov     rax, QWORD PTR [rbx+48]
+        or      rax, QWORD PTR [rbx+64]         # anything left?
+        jz      .Lflush_done_93
+        mov     rdi, r13
+        lea     rsi, [rbx+40]                   # iov = record.iov
+        mov     edx, 2
+        mov     eax, 20                         # syscall number: writev
+        syscall
+        cmp     rax, -11                        # the socket buffer is full
+        je      .Lflush_pending_91
+        cmp     rax, -4
+        je      .Lflush_again_89
+        test    rax, rax
+        js      .Lflush_fail_94
+        mov     rcx, QWORD PTR [rbx+48]
+        cmp     rax, rcx
+        jb      .Lflush_in_head_90
+        sub     rax, rcx                        # the head is out; rax = body bytes sent
+        add     QWORD PTR [rbx+40], rcx
+        mov     QWORD PTR [rbx+48], 0
+        add     QWORD PTR [rbx+56], rax
+        sub     QWORD PTR [rbx+64], rax
+        jmp     .Lflush_again_89
+.Lflush_in_head_90:
+        add     QWORD PTR [rbx+40], rax
+        sub     QWORD PTR [rbx+48], rax
+        jmp     .Lflush_again_89
+.Lflush_pending_91:
+        mov     eax, 0x2710                     # 10 s for the client to read on
+        call    .Lconn_deadline_34
+        cmp     DWORD PTR [rbx+112], 0
+        jne     .Lflush_armed_92
+        mov     DWORD PTR [rbx+112], 1
+        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
+        mov     QWORD PTR [r10+4], rbx          # data: which connection
+        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     esi, 3                          # EPOLL_CTL_MOD
+        mov     rdx, r13                        # fd
+        mov     eax, 233                        # syscall number: epoll_ctl
+        syscall
+.Lflush_armed_92:
+        xor     eax, eax
+        ret
+.Lflush_done_93:
+        mov     eax, 1
+.Lflush_fail_94:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine close_connection(rbx = record): close(2), syscall 3
+## C: drain_input(); log; close(fd); free the slot; listen_on()
+## close() also takes the socket out of the epoll set.
+.Lclose_connection_29:
+        mov     r13d, DWORD PTR [rbx]
+        call    .Ldrain_input_9
+        mov     rdi, r13
+        mov     eax, 3                          # syscall number: close
+        syscall
+        mov     DWORD PTR [rbx+4], 0            # the slot is free
+        mov     rax, rbx
+        lea     rcx, [rip + conns]
+        sub     rax, rcx
+        shr     rax, 7                          # its index
+        mov     ecx, DWORD PTR [rip + free_top]
+        shl     rcx, 2
+        lea     rdx, [rip + free_stack]
+        mov     DWORD PTR [rdx+rcx], eax        # push it on the free stack
+        inc     DWORD PTR [rip + free_top]
+        dec     DWORD PTR [rip + nconns]
+        call    .Llisten_on_32                  # a slot is free: accept again if we had stopped
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine sweep: close connections past their deadline
+## C: for each open record: if (record.deadline <= now) close_connection(record)
+## Header deadlines, idle keep-alive and send timeouts are all a deadline in
+## the record; one pass over the table every 100 ms enforces them. Also
+## retries accepting after EMFILE.
+.Lsweep_31:
+        call    .Lnow_ms_19
+        mov     rbp, rax                        # rbp = now
+        lea     rbx, [rip + conns]
+.Lsweep_loop_95:
+        lea     rax, [rip + conns]
+        add     rax, 0x20000
+        cmp     rbx, rax
+        jae     .Lsweep_done_97
+        cmp     DWORD PTR [rbx+4], 0
+        je      .Lsweep_next_96                 # free
+        cmp     QWORD PTR [rbx+32], rbp
+        jg      .Lsweep_next_96                 # not yet
+        call    .Lclose_connection_29
+.Lsweep_next_96:
+        add     rbx, 128
+        jmp     .Lsweep_loop_95
+.Lsweep_done_97:
+        call    .Llisten_on_32
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine listen_on: epoll_ctl(2), syscall 233
+## C: if (!accepting && !shutting_down && nconns < max) epoll_ctl(ADD, listen_fd, EPOLLIN | EPOLLEXCLUSIVE)
+## EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
+## wakes one of them per connection, not all.
+.Llisten_on_32:
+        cmp     DWORD PTR [rip + accepting], 0
+        jne     .Llisten_on_skip_98
+        cmp     DWORD PTR [rip + shutting_down], 0
+        jne     .Llisten_on_skip_98
+        cmp     DWORD PTR [rip + nconns], 1024
+        jae     .Llisten_on_skip_98
+        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     DWORD PTR [r10], 0x10000001     # EPOLLIN | EPOLLEXCLUSIVE
+        mov     QWORD PTR [r10+4], 0            # data: which connection (0: the listener)
+        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     esi, 1                          # EPOLL_CTL_ADD
+        mov     rdx, r12                        # fd
+        mov     eax, 233                        # syscall number: epoll_ctl
+        syscall
+        mov     DWORD PTR [rip + accepting], 1
+.Llisten_on_skip_98:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine listen_off: epoll_ctl(2), syscall 233
+## C: if (accepting) epoll_ctl(DEL, listen_fd)
+## Pending connections wait in the kernel's queue (the listen backlog).
+.Llisten_off_33:
+        cmp     DWORD PTR [rip + accepting], 0
+        je      .Llisten_off_skip_99
+        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     DWORD PTR [r10], 0              # no events
+        mov     QWORD PTR [r10+4], 0            # data: which connection (0: the listener)
+        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     esi, 2                          # EPOLL_CTL_DEL
+        mov     rdx, r12                        # fd
+        mov     eax, 233                        # syscall number: epoll_ctl
+        syscall
+        mov     DWORD PTR [rip + accepting], 0
+.Llisten_off_skip_99:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine drain_input: recvfrom(2), syscall 45
 ## C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
 ## Closing a socket with unread input makes the kernel send RST, which can
 ## destroy the response before the client reads it. Take what has already
 ## arrived, without waiting (at most 16 buffers), so close() sends FIN.
-.Lfinish_connection_4:
-        mov     ebx, 16                         # at most 16 reads
-.Ldrain_50:
+.Ldrain_input_9:
+        mov     r10d, 16                        # at most 16 reads
+.Ldrain_100:
         mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + request_buf]        # buf = request_buf
+        lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
         mov     edx, 0x2000                     # len
+        mov     r8, r10                         # keep the count
         mov     r10d, 64                        # flags = MSG_DONTWAIT
+        push    r8
         xor     r8d, r8d                        # src_addr = NULL
         xor     r9d, r9d                        # addrlen = NULL
         mov     eax, 45                         # syscall number: recvfrom
         syscall
+        pop     r10                             # the count
         test    rax, rax
-        jle     .Ldrained_51                    # nothing more (-EAGAIN), end of file, or error
-        dec     rbx
-        jnz     .Ldrain_50
-.Ldrained_51:
-
-## --------------------------------------------------------------------------
-## close the connection: close(2), syscall 3
-## C: close(client_fd)
-## Then back to accept() for the next client.
-.Lclose_client_52:
-        mov     rdi, r13                        # fd = client_fd
-        mov     eax, 3                          # syscall number: close
-        syscall
-        jmp     .Laccept_1
+        jle     .Ldrained_101                   # nothing more (-EAGAIN), end of file, or error
+        dec     r10
+        jnz     .Ldrain_100
+.Ldrained_101:
+        ret
 
 ## --------------------------------------------------------------------------
 ## exit: exit_group(2), syscall 231
@@ -445,25 +800,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_53:
+.Lwrite_more_102:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_54
+        jz      .Lwrite_done_103
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_53
+        je      .Lwrite_more_102
         test    rax, rax
-        js      .Lwrite_return_56               # -errno: give up
-        jz      .Lwrite_eio_55                  # no progress: give up
+        js      .Lwrite_return_105              # -errno: give up
+        jz      .Lwrite_eio_104                 # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_53
-.Lwrite_eio_55:
+        jmp     .Lwrite_more_102
+.Lwrite_eio_104:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_54:
+.Lwrite_done_103:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_56:
+.Lwrite_return_105:
         ret
 
 ## --------------------------------------------------------------------------
@@ -476,14 +831,14 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_57:
+.Ldigit_106:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_57
+        jnz     .Ldigit_106
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
@@ -496,7 +851,7 @@ _start:
 ## Names the call, the address and the reason, e.g.
 ## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
 ## text here is printed as its number.
-.Ldie_9:
+.Ldie_11:
         neg     rax
         mov     rbx, rax                        # rbx = errno
         lea     rdi, [rip + line_buf]           # the line is built in line_buf
@@ -504,136 +859,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_61
+        je      .Lis_EPERM_110
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_62
+        je      .Lis_ENOENT_111
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_63
+        je      .Lis_EBADF_112
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_64
+        je      .Lis_ENOMEM_113
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_65
+        je      .Lis_EACCES_114
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_66
+        je      .Lis_EEXIST_115
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_67
+        je      .Lis_ENOTDIR_116
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_68
+        je      .Lis_EISDIR_117
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_69
+        je      .Lis_EINVAL_118
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_70
+        je      .Lis_ENFILE_119
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_71
+        je      .Lis_EMFILE_120
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_72
+        je      .Lis_ENOSPC_121
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_73
+        je      .Lis_EROFS_122
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_74
+        je      .Lis_ENAMETOOLONG_123
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_75
+        je      .Lis_ELOOP_124
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_76
+        je      .Lis_EPROTONOSUPPORT_125
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_77
+        je      .Lis_EAFNOSUPPORT_126
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_78
+        je      .Lis_EADDRINUSE_127
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_79
+        je      .Lis_EADDRNOTAVAIL_128
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_80
-        jmp     .Lunknown_errno_59
-.Lis_EPERM_61:
+        je      .Lis_ENOBUFS_129
+        jmp     .Lunknown_errno_108
+.Lis_EPERM_110:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_58
-.Lis_ENOENT_62:
+        jmp     .Lcopy_text_107
+.Lis_ENOENT_111:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_58
-.Lis_EBADF_63:
+        jmp     .Lcopy_text_107
+.Lis_EBADF_112:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_58
-.Lis_ENOMEM_64:
+        jmp     .Lcopy_text_107
+.Lis_ENOMEM_113:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_58
-.Lis_EACCES_65:
+        jmp     .Lcopy_text_107
+.Lis_EACCES_114:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_58
-.Lis_EEXIST_66:
+        jmp     .Lcopy_text_107
+.Lis_EEXIST_115:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_58
-.Lis_ENOTDIR_67:
+        jmp     .Lcopy_text_107
+.Lis_ENOTDIR_116:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_58
-.Lis_EISDIR_68:
+        jmp     .Lcopy_text_107
+.Lis_EISDIR_117:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_58
-.Lis_EINVAL_69:
+        jmp     .Lcopy_text_107
+.Lis_EINVAL_118:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_58
-.Lis_ENFILE_70:
+        jmp     .Lcopy_text_107
+.Lis_ENFILE_119:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_58
-.Lis_EMFILE_71:
+        jmp     .Lcopy_text_107
+.Lis_EMFILE_120:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_58
-.Lis_ENOSPC_72:
+        jmp     .Lcopy_text_107
+.Lis_ENOSPC_121:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_58
-.Lis_EROFS_73:
+        jmp     .Lcopy_text_107
+.Lis_EROFS_122:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_58
-.Lis_ENAMETOOLONG_74:
+        jmp     .Lcopy_text_107
+.Lis_ENAMETOOLONG_123:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_58
-.Lis_ELOOP_75:
+        jmp     .Lcopy_text_107
+.Lis_ELOOP_124:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_58
-.Lis_EPROTONOSUPPORT_76:
+        jmp     .Lcopy_text_107
+.Lis_EPROTONOSUPPORT_125:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_58
-.Lis_EAFNOSUPPORT_77:
+        jmp     .Lcopy_text_107
+.Lis_EAFNOSUPPORT_126:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_58
-.Lis_EADDRINUSE_78:
+        jmp     .Lcopy_text_107
+.Lis_EADDRINUSE_127:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_58
-.Lis_EADDRNOTAVAIL_79:
+        jmp     .Lcopy_text_107
+.Lis_EADDRNOTAVAIL_128:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_58
-.Lis_ENOBUFS_80:
+        jmp     .Lcopy_text_107
+.Lis_ENOBUFS_129:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_58
-.Lunknown_errno_59:
+        jmp     .Lcopy_text_107
+.Lunknown_errno_108:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_60
-.Lcopy_text_58:
+        jmp     .Lnewline_109
+.Lcopy_text_107:
         rep movsb                               # copy the errno's text
-.Lnewline_60:
+.Lnewline_109:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -647,25 +1002,28 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-## C: if (!busy) _exit(0); stop_requested = 1;
-## Idle (blocked in accept): exit now. Busy: note the request; the accept
-## loop exits once the current connection is done.
-.Lon_signal_10:
+## C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
+## The first signal asks the event loop for a graceful stop; a second one
+## exits at once.
+.Lon_signal_12:
+.Lsignal_in_worker_130:
+        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
+        jne     .Lexit_now_131
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        jne     .Lstop_later_81
+        je      .Lexit_now_131
+        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
+        ret                                     # returns into signal_restorer
+.Lexit_now_131:
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall
-.Lstop_later_81:
-        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
-        ret                                     # returns into signal_restorer
 
 ## --------------------------------------------------------------------------
 ## signal return trampoline: rt_sigreturn(2), syscall 15
 ## C: rt_sigreturn()
 ## The kernel pushed this address as the handler's return address
 ## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-.Lsignal_restorer_11:
+.Lsignal_restorer_13:
         mov     eax, 15                         # syscall number: rt_sigreturn
         syscall
 
@@ -674,7 +1032,7 @@ _start:
 ## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ## rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ## rsi, rdi, r11.
-.Lnow_ms_15:
+.Lnow_ms_19:
         mov     edi, 1                          # CLOCK_MONOTONIC
         lea     rsi, [rip + now_ts]
         mov     eax, 228                        # syscall number: clock_gettime
@@ -688,64 +1046,30 @@ _start:
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine read_timed(rsi = buf, rdx = count): poll(2), syscall 7
-## C: if (poll(&(struct pollfd){ client_fd, POLLIN }, 1, deadline - now_ms()) <= 0)
-##    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
-## Waits for input until the deadline, then reads it: rax = bytes read, 0 at
-## end of file, -ETIMEDOUT, -EINTR when a signal came, or -errno.
-.Lread_timed_16:
-        mov     r8, rsi                         # keep buf
-        mov     r9, rdx                         # keep count
-        call    .Lnow_ms_15
-        mov     rdx, QWORD PTR [rip + deadline]
-        sub     rdx, rax                        # timeout = deadline - now, in ms
-        jg      .Lwait_82
-.Ltimed_out_83:
-        mov     rax, -110                       # -ETIMEDOUT
-        ret
-.Lwait_82:
-        lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
-        mov     DWORD PTR [rdi], r13d           # fd = client_fd
-        mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
-        mov     esi, 1                          # nfds = 1
-        mov     eax, 7                          # syscall number: poll
-        syscall
-        test    rax, rax
-        jz      .Ltimed_out_83                  # 0: nothing came in time
-        js      .Lread_timed_done_84            # -EINTR or -errno
-        mov     rdi, r13                        # fd = client_fd
-        mov     rsi, r8                         # buf
-        mov     rdx, r9                         # count
-        mov     eax, 0                          # syscall number: read
-        syscall
-.Lread_timed_done_84:
-        ret
-
-## --------------------------------------------------------------------------
 ## subroutine find_head_end
 ## C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
 ##    return p ? p + 4 - buf : (scanned = len, 0);
 ## rax = the length of the request head, up to and with CR LF CR LF, or 0.
 ## Bytes searched before are not searched again, but for the last 3: the
 ## terminator may straddle two reads.
-.Lfind_head_end_17:
-        lea     rsi, [rip + request_buf]
+.Lfind_head_end_21:
+        mov     rsi, rbp
         mov     rcx, QWORD PTR [rip + scanned]
         sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_85
+        jns     .Lscan_from_132
         xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_85:
-.Lscan_86:
+.Lscan_from_132:
+.Lscan_133:
         lea     rax, [rcx+4]                    # i + 4
         cmp     rax, r14
-        ja      .Lno_end_yet_87                 # no 4 bytes left to compare
+        ja      .Lno_end_yet_134                # no 4 bytes left to compare
         cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
-        je      .Lfound_end_88
+        je      .Lfound_end_135
         inc     rcx
-        jmp     .Lscan_86
-.Lfound_end_88:
+        jmp     .Lscan_133
+.Lfound_end_135:
         ret                                     # rax = i + 4
-.Lno_end_yet_87:
+.Lno_end_yet_134:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
         ret
@@ -757,7 +1081,7 @@ _start:
 ## The head ends in CR LF CR LF (find_head_end made sure), so every scan
 ## below stops inside it. rsi walks the head; r8 = char_class.
 ## A token that is not a known method: 501. Anything else malformed: 400.
-.Lparse_request_18:
+.Lparse_request_22:
         mov     DWORD PTR [rip + req_minor], 0
         mov     DWORD PTR [rip + req_close], 0
         mov     DWORD PTR [rip + req_keepalive], 0
@@ -766,73 +1090,73 @@ _start:
         mov     DWORD PTR [rip + req_te], 0
         mov     DWORD PTR [rip + req_method], 0
         mov     QWORD PTR [rip + req_content_length], 0
-        lea     rsi, [rip + request_buf]        # rsi = the request line
+        mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_94
+        jne     .Lnot_GET_141
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_89
-.Lnot_GET_94:
+        jmp     .Ltarget_136
+.Lnot_GET_141:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_95
+        jne     .Lnot_HEAD_142
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_95
+        jne     .Lnot_HEAD_142
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_89
-.Lnot_HEAD_95:
+        jmp     .Ltarget_136
+.Lnot_HEAD_142:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_96
+        jne     .Lnot_POST_143
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_96
+        jne     .Lnot_POST_143
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_89
-.Lnot_POST_96:
+        jmp     .Ltarget_136
+.Lnot_POST_143:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_97
+        jne     .Lnot_PUT_144
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_89
-.Lnot_PUT_97:
+        jmp     .Ltarget_136
+.Lnot_PUT_144:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_98
+        jne     .Lnot_DELETE_145
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_98
+        jne     .Lnot_DELETE_145
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_89
-.Lnot_DELETE_98:
+        jmp     .Ltarget_136
+.Lnot_DELETE_145:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_99
+        jne     .Lnot_PATCH_146
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_99
+        jne     .Lnot_PATCH_146
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_89
-.Lnot_PATCH_99:
+        jmp     .Ltarget_136
+.Lnot_PATCH_146:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_100
+        jne     .Lnot_OPTIONS_147
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_100
+        jne     .Lnot_OPTIONS_147
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_89
-.Lnot_OPTIONS_100:
-.Lunknown_method_90:
+        jmp     .Ltarget_136
+.Lnot_OPTIONS_147:
+.Lunknown_method_137:
         mov     rcx, rsi
-.Lmethod_token_91:
+.Lmethod_token_138:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_92
+        jz      .Lmethod_token_end_139
         inc     rcx
-        jmp     .Lmethod_token_91
-.Lmethod_token_end_92:
+        jmp     .Lmethod_token_138
+.Lmethod_token_end_139:
         cmp     rcx, rsi
-        je      .Lbad_request_93                # no method at all
+        je      .Lbad_request_140               # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_93                # not followed by one space
+        jne     .Lbad_request_140               # not followed by one space
         mov     eax, 5                          # 501 Not Implemented
         ret
 
@@ -841,58 +1165,58 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_89:
+.Ltarget_136:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_101
+        je      .Lorigin_form_148
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_93
+        jne     .Lbad_request_140
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_93
+        jne     .Lbad_request_140
         add     rsi, 7                          # skip "http://"
-.Lauthority_102:
+.Lauthority_149:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_101               # the path starts
+        je      .Lorigin_form_148               # the path starts
         cmp     eax, 32
-        je      .Lno_path_103                   # "http://host": the path is "/"
+        je      .Lno_path_150                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_93
+        jz      .Lbad_request_140
         inc     rsi
-        jmp     .Lauthority_102
-.Lno_path_103:
+        jmp     .Lauthority_149
+.Lno_path_150:
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_107
-.Lorigin_form_101:
+        jmp     .Lversion_154
+.Lorigin_form_148:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_104:
+.Lpath_151:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_105
+        je      .Lpath_end_152
         cmp     eax, 63
-        je      .Lquery_106
+        je      .Lquery_153
         cmp     eax, 35
-        je      .Lquery_106
+        je      .Lquery_153
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_93                # CR, LF, a control character: malformed
+        jz      .Lbad_request_140               # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_104
-.Lquery_106:
+        jmp     .Lpath_151
+.Lquery_153:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_108:
+.Lskip_query_155:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_107
+        je      .Lversion_154
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_93
-        jmp     .Lskip_query_108
-.Lpath_end_105:
+        jz      .Lbad_request_140
+        jmp     .Lskip_query_155
+.Lpath_end_152:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -901,28 +1225,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_107:
+.Lversion_154:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_93
+        jne     .Lbad_request_140
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_93
+        jne     .Lbad_request_140
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_93                # not a digit
+        ja      .Lbad_request_140               # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_93
+        jne     .Lbad_request_140
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_93
+        ja      .Lbad_request_140
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_93                # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_140               # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_109
+        je      .Lhttp_1_156
         mov     eax, 6                          # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_109:
+.Lhttp_1_156:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -932,215 +1256,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_110:
+.Lheader_line_157:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_119
+        je      .Lheaders_done_166
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_111:
+.Lfield_name_158:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_112
+        jz      .Lfield_name_end_159
         inc     rsi
-        jmp     .Lfield_name_111
-.Lfield_name_end_112:
+        jmp     .Lfield_name_158
+.Lfield_name_end_159:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_93                # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_140               # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_93                # whitespace (or anything) before the colon
+        jne     .Lbad_request_140               # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_113:
+.Lskip_ows_160:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_120
+        je      .Lows_char_167
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_114
-.Lows_char_120:
+        jne     .Lfield_value_161
+.Lows_char_167:
         inc     rsi
-        jmp     .Lskip_ows_113
-.Lfield_value_114:
+        jmp     .Lskip_ows_160
+.Lfield_value_161:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_121:
+.Lvalue_char_168:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_115
+        je      .Lfield_cr_162
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_93                # a bare LF, NUL or another control character
+        jz      .Lbad_request_140               # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_121
-.Lfield_cr_115:
+        jmp     .Lvalue_char_168
+.Lfield_cr_162:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_93                # a bare CR
+        jne     .Lbad_request_140               # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_116:
+.Ltrim_163:
         cmp     r9, r11
-        je      .Ltrimmed_117
+        je      .Ltrimmed_164
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_122
+        je      .Ltrim_one_169
         cmp     eax, 9
-        jne     .Ltrimmed_117
-.Ltrim_one_122:
+        jne     .Ltrimmed_164
+.Ltrim_one_169:
         dec     r9
-        jmp     .Ltrim_116
-.Ltrimmed_117:
+        jmp     .Ltrim_163
+.Ltrimmed_164:
         cmp     rdx, 4
-        jne     .Lnot_host_123
+        jne     .Lnot_host_170
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_123
+        jne     .Lnot_host_170
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_118
-.Lnot_host_123:
+        jmp     .Lnext_field_165
+.Lnot_host_170:
         cmp     rdx, 14
-        jne     .Lnot_content_length_125
+        jne     .Lnot_content_length_172
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_125
+        jne     .Lnot_content_length_172
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_125
+        jne     .Lnot_content_length_172
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_125
+        jne     .Lnot_content_length_172
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_125
+        jne     .Lnot_content_length_172
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_93                # empty
+        je      .Lbad_request_140               # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_127:
+.Lcl_digit_174:
         cmp     r11, r9
-        je      .Lcl_end_128
+        je      .Lcl_end_175
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_93                # not a digit: invalid
+        ja      .Lbad_request_140               # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_129        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_176        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_129:
+.Lcl_too_many_digits_176:
         inc     r11
-        jmp     .Lcl_digit_127
-.Lcl_end_128:
+        jmp     .Lcl_digit_174
+.Lcl_end_175:
         cmp     rdx, 15
-        jbe     .Lcl_store_130
+        jbe     .Lcl_store_177
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_130:
+.Lcl_store_177:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_118
-.Lnot_content_length_125:
+        jmp     .Lnext_field_165
+.Lnot_content_length_172:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_173
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_173
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_173
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_173
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_173
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_173
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_118
-.Lnot_transfer_encoding_126:
+        jmp     .Lnext_field_165
+.Lnot_transfer_encoding_173:
         cmp     rdx, 10
-        jne     .Lnot_connection_124
+        jne     .Lnot_connection_171
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_124
+        jne     .Lnot_connection_171
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_124
+        jne     .Lnot_connection_171
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_124
-.Lconn_token_131:
+        jne     .Lnot_connection_171
+.Lconn_token_178:
         cmp     r11, r9
-        jae     .Lnext_field_118                # no more tokens
+        jae     .Lnext_field_165                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_132
+        je      .Lconn_separator_179
         cmp     eax, 32
-        je      .Lconn_separator_132
+        je      .Lconn_separator_179
         cmp     eax, 9
-        jne     .Lconn_token_start_137
-.Lconn_separator_132:
+        jne     .Lconn_token_start_184
+.Lconn_separator_179:
         inc     r11
-        jmp     .Lconn_token_131
-.Lconn_token_start_137:
+        jmp     .Lconn_token_178
+.Lconn_token_start_184:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_133:
+.Lconn_scan_180:
         cmp     r11, r9
-        jae     .Lconn_scanned_134
+        jae     .Lconn_scanned_181
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_134
+        je      .Lconn_scanned_181
         cmp     eax, 32
-        je      .Lconn_scanned_134
+        je      .Lconn_scanned_181
         cmp     eax, 9
-        je      .Lconn_scanned_134
+        je      .Lconn_scanned_181
         inc     r11
-        jmp     .Lconn_scan_133
-.Lconn_scanned_134:
+        jmp     .Lconn_scan_180
+.Lconn_scanned_181:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_135
+        jne     .Lnot_close_182
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_135
+        jne     .Lnot_close_182
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_135
+        jne     .Lnot_close_182
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_135:
+.Lnot_close_182:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_136
+        jne     .Lnot_keep_alive_183
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_136
+        jne     .Lnot_keep_alive_183
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_136
+        jne     .Lnot_keep_alive_183
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_136
+        jne     .Lnot_keep_alive_183
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_136:
-        jmp     .Lconn_token_131
-.Lnot_connection_124:
-.Lnext_field_118:
+.Lnot_keep_alive_183:
+        jmp     .Lconn_token_178
+.Lnot_connection_171:
+.Lnext_field_165:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_110
-.Lheaders_done_119:
+        jmp     .Lheader_line_157
+.Lheaders_done_166:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1148,51 +1472,51 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_141:
+.Lcheck_request_188:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_138
+        je      .Lno_transfer_encoding_185
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_93                # both framings: a smuggling attempt
+        jne     .Lbad_request_140               # both framings: a smuggling attempt
         mov     eax, 5                          # 501 Not Implemented
         ret
-.Lno_transfer_encoding_138:
+.Lno_transfer_encoding_185:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_93                # Content-Length twice
+        ja      .Lbad_request_140               # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_93                # Host twice
-        je      .Lhost_ok_139
+        ja      .Lbad_request_140               # Host twice
+        je      .Lhost_ok_186
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_93                # HTTP/1.1 without Host
-.Lhost_ok_139:
+        jne     .Lbad_request_140               # HTTP/1.1 without Host
+.Lhost_ok_186:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_140
+        jbe     .Lsize_ok_187
         mov     eax, 2                          # 413 Content Too Large
         ret
-.Lsize_ok_140:
+.Lsize_ok_187:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route
 ## C: return the response
 ## "response" answers every path with every known method (HEAD without a body).
-.Lroute_142:
+.Lroute_189:
         mov     eax, 0                          # the response
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_93:
+.Lbad_request_140:
         mov     eax, 1                          # 400 Bad Request
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine send_response(eax = response index): writev(2), syscall 20
-## C: writev(client_fd, (struct iovec[]){ { head, head_len }, { body, body_len } }, 2)
-## The head for this connection mode and the body, both precomputed, in one
-## system call; a short write is finished with write_all. HEAD gets no body.
-## rax = 0, or -errno.
-.Lsend_response_19:
+## subroutine prepare_response(eax = response index)
+## C: iov[0] = { head for conn_mode, its length }; iov[1] = { body, HEAD ? 0 : body_len }
+## Looks the response up in the table: the head for this connection mode
+## and the body, both precomputed. HEAD gets no body. Also records the
+## status and body bytes for the access log.
+.Lprepare_response_23:
         mov     ecx, eax
         shl     rcx, 5                          # index * 32
         lea     r10, [rip + responses]
@@ -1203,22 +1527,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_143                # mode 0: close
+        jz      .Lhead_ready_190                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_143                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_190                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_143:
+.Lhead_ready_190:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_144
+        jne     .Lbody_ready_191
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_144:
+.Lbody_ready_191:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9
@@ -1227,41 +1551,6 @@ _start:
         mov     QWORD PTR [rdi+8], rdx
         mov     QWORD PTR [rdi+16], r8          # iov[1] = { body, body_len }
         mov     QWORD PTR [rdi+24], r9
-.Lwritev_again_145:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + iov]                # iov
-        mov     edx, 2                          # iovcnt = 2
-        mov     eax, 20                         # syscall number: writev
-        syscall
-        cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_145
-        test    rax, rax
-        js      .Lsend_done_147                 # -errno: the client is gone
-        # A short write: finish the head, then the body, with write_all.
-        lea     r10, [rip + iov]
-        mov     rcx, QWORD PTR [r10+8]          # head_len
-        cmp     rax, rcx
-        jae     .Lhead_done_146
-        mov     rsi, QWORD PTR [r10]
-        add     rsi, rax                        # the head's rest
-        mov     rdx, rcx
-        sub     rdx, rax
-        mov     rdi, r13
-        call    .Lwrite_all_6
-        test    rax, rax
-        js      .Lsend_done_147
-        xor     eax, eax                        # no body bytes written yet
-        lea     r10, [rip + iov]
-        mov     ecx, 0
-.Lhead_done_146:
-        sub     rax, rcx                        # body bytes written
-        mov     rsi, QWORD PTR [r10+16]
-        add     rsi, rax                        # the body's rest
-        mov     rdx, QWORD PTR [r10+24]
-        sub     rdx, rax
-        mov     rdi, r13
-        call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_147:
         ret
 
         .section .rodata
@@ -1316,6 +1605,16 @@ error_bind:
         .balign 8, 0
 error_listen:
         .ascii "hello: listen 0.0.0.0:8080: "
+
+# error message start (22 bytes)
+        .balign 8, 0
+error_epoll:
+        .ascii "hello: epoll_create1: "
+
+# error message start (25 bytes)
+        .balign 8, 0
+error_fcntl:
+        .ascii "hello: fcntl O_NONBLOCK: "
 
 # strerror() texts of the errnos named by die (445 bytes)
         .balign 8, 0
@@ -1418,6 +1717,16 @@ char_class:
         .byte 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
+
+# sigset_t { SIGTERM, SIGINT } (8 bytes)
+        .balign 8, 0
+stop_signals:
+        .byte 2, 64, 0, 0, 0, 0, 0, 0
+
+# the empty sigset_t (8 bytes)
+        .balign 8, 0
+no_signals:
+        .byte 0, 0, 0, 0, 0, 0, 0, 0
 
         .bss
 
@@ -1555,6 +1864,76 @@ stop_requested:
         .balign 8
 line_buf:
         .skip 160
+
+# the epoll instance (4 bytes)
+        .balign 4
+epfd:
+        .skip 4
+
+# open connections (4 bytes)
+        .balign 4
+nconns:
+        .skip 4
+
+# 1 while the listener is in the epoll set (4 bytes)
+        .balign 4
+accepting:
+        .skip 4
+
+# 1 once a stop signal came (4 bytes)
+        .balign 4
+shutting_down:
+        .skip 4
+
+# free slots on the stack (4 bytes)
+        .balign 4
+free_top:
+        .skip 4
+
+# the event being handled (4 bytes)
+        .balign 4
+ev_i:
+        .skip 4
+
+# events returned by epoll_wait (4 bytes)
+        .balign 4
+ev_n:
+        .skip 4
+
+# when deadlines are next checked (ms) (8 bytes)
+        .balign 8
+next_sweep:
+        .skip 8
+
+# when a graceful stop gives up (ms) (8 bytes)
+        .balign 8
+shutdown_deadline:
+        .skip 8
+
+# struct epoll_event for epoll_ctl: events, data (packed) (16 bytes)
+        .balign 8
+ctl_event:
+        .skip 16
+
+# struct epoll_event[64] for epoll_wait (768 bytes)
+        .balign 8
+events:
+        .skip 768
+
+# indices of free connection slots (a stack) (4096 bytes)
+        .balign 4
+free_stack:
+        .skip 4096
+
+# the connection table: 1024 records of 128 bytes (limits.max_connections) (131072 bytes)
+        .balign 64
+conns:
+        .skip 131072
+
+# a 8208 byte request buffer per connection (8404992 bytes)
+        .balign 64
+conn_bufs:
+        .skip 8404992
 
         # An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         .section .note.GNU-stack,"",@progbits

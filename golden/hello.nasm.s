@@ -14,6 +14,7 @@
 ;   r12  the listening socket's file descriptor
 ;   r13  the client socket's file descriptor
 ;   r14  bytes in the request buffer
+;   rbp  the request buffer (HTTP)
 ;   r15  the log's file descriptor
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
@@ -44,12 +45,12 @@ _start:
 ;; exits at once when idle, else it lets the current connection finish.
 ;; No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-catch_stop_signals_21:
+catch_stop_signals_36:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal_10]
+        lea     rax, [rel on_signal_12]
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer_11]
+        lea     rax, [rel signal_restorer_13]
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
@@ -69,25 +70,25 @@ catch_stop_signals_21:
 ;; --------------------------------------------------------------------------
 ;; choose the log's file descriptor
 ;; C: log_fd = STDOUT_FILENO
-choose_log_22:
+choose_log_37:
         mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
 ;; C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ;; A TCP socket over IPv4.
-socket_23:
+socket_38:
         mov     edi, 2                          ; domain = AF_INET
         mov     esi, 1                          ; type = SOCK_STREAM
         xor     edx, edx                        ; protocol = 0: TCP
         mov     eax, 41                         ; syscall number: socket
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_24
+        jns     ok_39
         lea     rsi, [rel error_socket]         ; the start of the error message
         mov     edx, 15                         ; its length
-        jmp     die_9                           ; print it with the errno's text and exit 1
-ok_24:
+        jmp     die_11                          ; print it with the errno's text and exit 1
+ok_39:
         mov     r12, rax                        ; r12 = listen_fd
 
 ;; --------------------------------------------------------------------------
@@ -95,7 +96,7 @@ ok_24:
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ;; Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ;; sit in TIME_WAIT.
-reuseaddr_25:
+reuseaddr_40:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
@@ -104,331 +105,685 @@ reuseaddr_25:
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_26
+        jns     ok_41
         lea     rsi, [rel error_setsockopt]     ; the start of the error message
         mov     edx, 32                         ; its length
-        jmp     die_9                           ; print it with the errno's text and exit 1
-ok_26:
+        jmp     die_11                          ; print it with the errno's text and exit 1
+ok_41:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
-bind_27:
+bind_42:
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel listen_addr]          ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_28
+        jns     ok_43
         lea     rsi, [rel error_bind]           ; the start of the error message
         mov     edx, 26                         ; its length
-        jmp     die_9                           ; print it with the errno's text and exit 1
-ok_28:
+        jmp     die_11                          ; print it with the errno's text and exit 1
+ok_43:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
 ;; C: listen(listen_fd, 128)
 ;; The kernel now completes handshakes and queues connections for accept().
-listen_29:
+listen_44:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 128                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_30
+        jns     ok_45
         lea     rsi, [rel error_listen]         ; the start of the error message
         mov     edx, 28                         ; its length
-        jmp     die_9                           ; print it with the errno's text and exit 1
-ok_30:
+        jmp     die_11                          ; print it with the errno's text and exit 1
+ok_45:
+
+;; --------------------------------------------------------------------------
+;; make the listener non-blocking: fcntl(2), syscall 72
+;; C: fcntl(listen_fd, F_SETFL, O_NONBLOCK)
+;; The event loop accepts until -EAGAIN instead of blocking in accept().
+nonblocking_46:
+        mov     rdi, r12                        ; fd = listen_fd
+        mov     esi, 4                          ; F_SETFL
+        mov     edx, 2048                       ; O_NONBLOCK
+        mov     eax, 72                         ; syscall number: fcntl
+        syscall
+        test    rax, rax                        ; rax < 0 means -errno
+        jns     ok_47
+        lea     rsi, [rel error_fcntl]          ; the start of the error message
+        mov     edx, 25                         ; its length
+        jmp     die_11                          ; print it with the errno's text and exit 1
+ok_47:
 
 ;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
 ;; C: write_all(STDOUT_FILENO, "hello listening on 0.0.0.0:8080\n", 32)
 ;; Printed only once listen() succeeded, so a script can wait for this line.
-announce_31:
+announce_48:
         mov     edi, 1                          ; fd = STDOUT_FILENO
         lea     rsi, [rel startup_line]         ; buf
         mov     edx, 32                         ; count
         call    write_all_6                     ; a closed stdout is not fatal: the result is ignored
 
 ;; --------------------------------------------------------------------------
-;; wait for the next connection: accept(2), syscall 43
-;; C: client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)
-;; Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
-;; while we wait here ends the server at once.
-accept_1:
-        mov     dword [rel busy], 0             ; busy = 0
-        cmp     dword [rel stop_requested], 0   ; a stop signal came while busy?
-        jne     exit_ok_5                       ; then exit now, between connections
-        mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
+;; a worker starts
+worker_main_14:
+
+;; --------------------------------------------------------------------------
+;; create the epoll instance: epoll_create1(2), syscall 291
+;; C: epfd = epoll_create1(EPOLL_CLOEXEC); every slot free; listen_on()
+;; One loop serves up to 1024 connections (limits.max_connections) from
+;; static memory: a table of 128-byte records and a 8208-byte buffer each.
+epoll_start_50:
+        mov     edi, 0x80000                    ; EPOLL_CLOEXEC
+        mov     eax, 291                        ; syscall number: epoll_create1
+        syscall
+        test    rax, rax                        ; rax < 0 means -errno
+        jns     ok_51
+        lea     rsi, [rel error_epoll]          ; the start of the error message
+        mov     edx, 22                         ; its length
+        jmp     die_11                          ; print it with the errno's text and exit 1
+ok_51:
+        mov     dword [rel epfd], eax
+        mov     dword [rel busy], 1             ; stop signals are handled by the loop, not the handler
+        ; SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
+        ; atomically: a signal can never slip in between the stop check and the wait.
+        mov     edi, 0                          ; SIG_BLOCK
+        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        xor     edx, edx                        ; oldset = NULL
+        mov     r10d, 8                         ; sizeof(sigset_t)
+        mov     eax, 14                         ; syscall number: rt_sigprocmask
+        syscall
+        ; Each record gets its buffer; the free stack holds every index, 0 on top.
+        lea     rdi, [rel conns]
+        lea     rsi, [rel conn_bufs]
+        lea     rdx, [rel free_stack]
+        mov     ecx, 1024                       ; rcx = slots left to set up
+init_slot_49:
+        mov     qword [rdi+104], rsi            ; record.buf
+        dec     ecx
+        mov     dword [rdx], ecx                ; free_stack[i] = max - 1 - i
+        add     rdi, 128
+        add     rsi, 0x2010
+        add     rdx, 4
+        test    ecx, ecx
+        jnz     init_slot_49
+        mov     dword [rel free_top], 1024      ; every slot is free
+        call    listen_on_32
+        call    now_ms_19
+        add     rax, 100
+        mov     qword [rel next_sweep], rax
+
+;; --------------------------------------------------------------------------
+;; the event loop: epoll_pwait(2), syscall 281
+;; C: n = epoll_pwait(epfd, events, 64, 100, &no_signals); handle each; sweep deadlines
+;; Level-triggered. The 100 ms timeout drives the sweep that closes connections
+;; past their deadline (header, keep-alive, send), so a slow or idle client
+;; never delays another.
+event_loop_26:
+        cmp     dword [rel stop_requested], 0   ; a stop signal?
+        je      wait_events_57
+        call    begin_shutdown_35               ; exits when done
+wait_events_57:
+        mov     edi, dword [rel epfd]           ; epfd
+        lea     rsi, [rel events]               ; events
+        mov     edx, 64                         ; maxevents
+        mov     r10d, 100                       ; timeout in ms
+        lea     r8, [rel no_signals]            ; sigmask = {}: stop signals may arrive now
+        mov     r9d, 8                          ; sizeof(sigset_t)
+        mov     eax, 281                        ; syscall number: epoll_pwait
+        syscall
+        test    rax, rax
+        jns     wait_ok_52
+        xor     eax, eax                        ; -EINTR (a signal): no events
+wait_ok_52:
+        mov     dword [rel ev_n], eax
+        mov     dword [rel ev_i], 0
+next_event_53:
+        mov     ecx, dword [rel ev_i]
+        cmp     ecx, dword [rel ev_n]
+        jae     events_done_54
+        inc     dword [rel ev_i]
+        imul    rcx, rcx, 12                    ; i * sizeof(struct epoll_event)
+        lea     rsi, [rel events]
+        mov     rbx, qword [rsi+rcx+4]          ; data: the connection's record
+        test    rbx, rbx
+        jnz     is_connection_55
+        call    accept_all_27                   ; 0: the listener
+        jmp     next_event_53
+is_connection_55:
+        call    connection_event_28
+        jmp     next_event_53
+events_done_54:
+        call    now_ms_19
+        cmp     rax, qword [rel next_sweep]
+        jl      no_sweep_56
+        add     rax, 100
+        mov     qword [rel next_sweep], rax
+        call    sweep_31
+no_sweep_56:
+        jmp     event_loop_26
+
+;; --------------------------------------------------------------------------
+;; subroutine begin_shutdown: a graceful stop: close(2), syscall 3
+;; C: close(listen_fd); close idle connections; exit when none is left or at the deadline
+;; Responses in flight are finished (with Connection: close); requests being
+;; received are answered, then closed. After limits.shutdown_timeout_ms
+;; (5000 ms) the worker exits anyway. A second signal exits at once (see the
+;; handler).
+begin_shutdown_35:
+        cmp     dword [rel shutting_down], 0
+        jne     shutdown_check_62               ; already stopping
+        mov     dword [rel shutting_down], 1
+        call    now_ms_19
+        add     rax, 0x1388                     ; + shutdown_timeout_ms
+        mov     qword [rel shutdown_deadline], rax
+        call    listen_off_33
+        mov     rdi, r12                        ; close the listener: no new connections
+        mov     eax, 3                          ; syscall number: close
+        syscall
+        lea     rbx, [rel conns]                ; close every idle connection
+close_idle_59:
+        lea     rax, [rel conns]
+        add     rax, 0x20000
+        cmp     rbx, rax
+        jae     idle_closed_61
+        cmp     dword [rbx+4], 1                ; waiting for a request...
+        jne     close_idle_next_60
+        cmp     qword [rbx+8], 0                ; ...with nothing of it received
+        jne     close_idle_next_60
+        call    close_connection_29
+close_idle_next_60:
+        add     rbx, 128
+        jmp     close_idle_59
+idle_closed_61:
+shutdown_started_58:
+shutdown_check_62:
+        cmp     dword [rel nconns], 0
+        je      exit_ok_5                       ; nothing left: exit 0
+        call    now_ms_19
+        cmp     rax, qword [rel shutdown_deadline]
+        jl      not_yet_63
+        jmp     exit_ok_5                       ; out of time: exit 0
+not_yet_63:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine accept_all: take every pending connection: accept4(2), syscall 288
+;; C: while ((fd = accept4(listen_fd, &client_addr, &len, SOCK_NONBLOCK)) >= 0) add it
+;; Until -EAGAIN. With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM,
+;; the listener leaves the epoll set: pending clients wait in the kernel's
+;; queue instead of being accepted and dropped, and nothing spins. It comes
+;; back when a connection closes (or at the next sweep).
+accept_all_27:
+accept_next_64:
+        cmp     dword [rel nconns], 1024        ; a free slot?
+        jae     table_full_66
+        mov     dword [rel client_addrlen], 16
         mov     rdi, r12                        ; fd = listen_fd
-        lea     rsi, [rel client_addr]          ; addr = &client_addr
-        lea     rdx, [rel client_addrlen]       ; addrlen = &client_addrlen
-        mov     eax, 43                         ; syscall number: accept
+        lea     rsi, [rel client_addr]          ; addr
+        lea     rdx, [rel client_addrlen]       ; addrlen
+        mov     r10d, 2048                      ; SOCK_NONBLOCK
+        mov     eax, 288                        ; syscall number: accept4
         syscall
         test    rax, rax
-        js      accept_failed_2
-        mov     r13, rax                        ; r13 = client_fd
-        mov     dword [rel busy], 1             ; busy = 1: a stop signal now waits for this connection
-        jmp     serve_3
-
-;; --------------------------------------------------------------------------
-;; survive a failed accept: nanosleep(2), syscall 35
-;; C: if (errno != EINTR && errno != ECONNABORTED) nanosleep(&(struct timespec){ 0, 100000000 }, NULL)
-;; EINTR (a signal) and ECONNABORTED (the client gave up) are retried at once.
-;; EMFILE, ENFILE, ENOBUFS, ENOMEM and the rest would fail again at once:
-;; pausing 100 ms keeps the server alive without spinning the CPU.
-accept_failed_2:
-        cmp     rax, -4                         ; -EINTR
-        je      accept_1
-        cmp     rax, -103                       ; -ECONNABORTED
-        je      accept_1
-        lea     rdi, [rel accept_backoff]       ; req = 100 ms
-        xor     esi, esi                        ; rem = NULL
-        mov     eax, 35                         ; syscall number: nanosleep
+        jns     accepted_65
+        cmp     rax, -11                        ; -EAGAIN: none left
+        je      accept_done_67
+        cmp     rax, -4
+        je      accept_next_64
+        cmp     rax, -103                       ; the client gave up
+        je      accept_next_64
+table_full_66:
+        call    listen_off_33                   ; out of slots or descriptors: stop accepting for now
+        ret
+accepted_65:
+        mov     r13, rax                        ; r13 = the new socket
+        dec     dword [rel free_top]            ; pop a free slot
+        mov     ecx, dword [rel free_top]
+        shl     rcx, 2
+        lea     rdx, [rel free_stack]
+        mov     ecx, dword [rdx+rcx]            ; its index
+        shl     rcx, 7
+        lea     rbx, [rel conns]
+        add     rbx, rcx                        ; rbx = &conns[index]
+        mov     dword [rbx], r13d               ; record.fd
+        mov     dword [rbx+4], 1                ; waiting for the first request
+        mov     qword [rbx+8], 0
+        mov     qword [rbx+16], 0
+        mov     qword [rbx+72], 0
+        mov     qword [rbx+96], 0
+        mov     dword [rbx+24], 0
+        mov     dword [rbx+112], 0
+        lea     rsi, [rel client_addr]
+        mov     rax, qword [rsi]                ; family, port and address: 8 bytes
+        mov     qword [rbx+88], rax             ; kept for the logs
+        mov     eax, 0x2710                     ; the first request's deadline
+        call    conn_deadline_34
+        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     dword [r10], 1                  ; EPOLLIN
+        mov     qword [r10+4], rbx              ; data: which connection
+        mov     edi, dword [rel epfd]           ; epfd
+        mov     esi, 1                          ; EPOLL_CTL_ADD
+        mov     rdx, r13                        ; fd
+        mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-        jmp     accept_1
+        inc     dword [rel nconns]
+        jmp     accept_next_64
+accept_done_67:
+        ret
 
 ;; --------------------------------------------------------------------------
-;; start an HTTP connection: setsockopt(2), syscall 54
-;; C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-;;    len = 0; served = 0; deadline = now_ms() + header_timeout_ms
-;; A client that never reads gives up its slot after 10 s (write() fails
-;; with -EAGAIN). The first request's head must arrive within 10000 ms of
-;; accept(), however slowly it trickles in.
-serve_3:
-        mov     rdi, r13                        ; fd = client_fd
-        mov     esi, 1                          ; level = SOL_SOCKET
-        mov     edx, 21                         ; optname = SO_SNDTIMEO
-        lea     r10, [rel io_timeout]           ; optval = &io_timeout
-        mov     r8d, 16                         ; optlen = sizeof(struct timeval)
-        mov     eax, 54                         ; syscall number: setsockopt
-        syscall
-        xor     r14d, r14d                      ; len = 0: the buffer is empty
-        mov     qword [rel scanned], 0
-        mov     qword [rel conn_bytes], 0
-        mov     dword [rel served], 0
-        call    now_ms_15
-        add     rax, 0x2710                     ; + header_timeout_ms
-        mov     qword [rel deadline], rax       ; deadline
+;; subroutine conn_deadline(rax = ms)
+;; C: record.deadline = now_ms() + ms
+;; rbx = the record.
+conn_deadline_34:
+        mov     r8, rax
+        call    now_ms_19
+        add     rax, r8
+        mov     qword [rbx+32], rax
+        ret
 
 ;; --------------------------------------------------------------------------
-;; look for a complete request head
-;; C: head_len = find_head_end(buf, len)
-;; Pipelined requests may already be in the buffer: each is answered, in
-;; order, before the next read.
-next_request_12:
-        call    find_head_end_17
-        test    rax, rax
-        jnz     have_head_32                    ; complete: answer it
-        cmp     r14, 0x2000
-        jae     head_too_large_33               ; the buffer is full and the head has no end
-
-;; --------------------------------------------------------------------------
-;; read more of the request: read(2), syscall 0
-;; C: n = read_timed(buf + len, sizeof buf - len)
-;; Waits until the deadline at most. End of file, a timeout or an error closes
-;; the connection unanswered. A stop signal ends an idle keep-alive connection.
-read_more_34:
-read_again_35:
-        lea     rsi, [rel request_buf]
-        add     rsi, r14                        ; buf + len
-        mov     edx, 0x2000                     ; the room left: request_bytes - len
+;; subroutine connection_event(rbx = record): read(2), syscall 0
+;; C: switch (record.state) { reading: read, then answer what is complete;
+;;    writing: flush; discarding: read and drop the body }
+;; The record's buffer is rbp, its length r14, its socket r13, as in the
+;; blocking modes, so the parser and the response table are shared.
+connection_event_28:
+        mov     r13d, dword [rbx]               ; r13 = fd
+        mov     rbp, qword [rbx+104]            ; rbp = its buffer
+        mov     r14, qword [rbx+8]              ; r14 = bytes in it
+        cmp     dword [rbx+4], 2
+        je      conn_writing_70
+        cmp     dword [rbx+4], 3
+        je      conn_discarding_69
+conn_reading_68:
+        mov     edx, 0x2000                     ; count = the room left
         sub     rdx, r14
-        call    read_timed_16
-        cmp     rax, -4                         ; -EINTR: a signal came
-        jne     not_eintr_36
-        cmp     dword [rel stop_requested], 0   ; asked to stop?
-        je      read_again_35                   ; no: wait on
-        test    r14, r14                        ; in the middle of a request?
-        jnz     read_again_35                   ; yes: finish it first
-        jmp     finish_connection_4             ; no: close now
-not_eintr_36:
+        jz      process_71                      ; full: the head cannot fit (414 or 431)
+        mov     rsi, rbp
+        add     rsi, r14                        ; buf + len
+        mov     rdi, r13
+        mov     eax, 0                          ; syscall number: read
+        syscall
+        cmp     rax, -11                        ; nothing after all
+        je      save_len_72
+        cmp     rax, -4
+        je      save_len_72                     ; level-triggered: it comes back
         test    rax, rax
-        jle     finish_connection_4             ; end of file, timeout or error: close
-        add     qword [rel conn_bytes], rax     ; count it for the connection log
-        ; The first bytes of a keep-alive request start its header deadline.
-        test    r14, r14
-        jnz     counted_37
-        cmp     dword [rel served], 0
-        je      counted_37                      ; the first request's deadline runs from accept()
-        mov     rbx, rax                        ; keep n
-        call    now_ms_15
-        add     rax, 0x2710                     ; + header_timeout_ms
-        mov     qword [rel deadline], rax       ; deadline
-        mov     rax, rbx
-counted_37:
+        jle     conn_close_74                   ; end of file or error
+        add     qword [rbx+96], rax
         add     r14, rax                        ; len += n
-        jmp     next_request_12
+        ; The first bytes of a keep-alive request start its header deadline.
+        cmp     r14, rax
+        jne     process_71
+        cmp     dword [rbx+24], 0
+        je      process_71
+        mov     eax, 0x2710
+        call    conn_deadline_34
+        jmp     process_71
+conn_discarding_69:
+        mov     rdx, qword [rbx+72]             ; count = what is left of the body...
+        cmp     rdx, 0x2000
+        jbe     discard_count_ok_75
+        mov     edx, 0x2000                     ; ...at most a buffer: the next request stays unread
+discard_count_ok_75:
+        mov     rsi, rbp
+        mov     rdi, r13
+        mov     eax, 0                          ; syscall number: read
+        syscall
+        cmp     rax, -11
+        je      save_len_72
+        cmp     rax, -4
+        je      save_len_72
+        test    rax, rax
+        jle     conn_close_74
+        add     qword [rbx+96], rax
+        sub     qword [rbx+72], rax
+        jnz     save_len_72                     ; more of the body to come
+        mov     dword [rbx+4], 1                ; the body is gone: wait for the next request
+        mov     eax, 0x1388
+        call    conn_deadline_34
+        jmp     save_len_72
+conn_writing_70:
+        call    flush_30
+        test    rax, rax
+        js      conn_close_74                   ; the client is gone
+        jz      save_len_72                     ; still more to send
+        jmp     after_write_73
 
 ;; --------------------------------------------------------------------------
-;; the head does not fit in the buffer
-;; C: response = memchr(buf, '\n', len) ? 431 : 414
-;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
-;; line has no end, else 431 Request Header Fields Too Large.
-head_too_large_33:
-        lea     rsi, [rel request_buf]
-        xor     ecx, ecx                        ; i = 0
-scan_lf_40:
-        cmp     rcx, r14
-        jae     no_lf_39
-        cmp     byte [rsi+rcx], 10              ; '\n'
-        je      found_lf_38
-        inc     rcx
-        jmp     scan_lf_40
-found_lf_38:
-        mov     eax, 4                          ; 431
-        jmp     answer_too_large_41
-no_lf_39:
+;; answer the complete requests in the buffer
+;; C: while (head complete) { parse; route; queue the response; flush }
+;; Pipelined requests are answered in order. A response that does not fit
+;; in the socket buffer waits for EPOLLOUT; reading resumes after it.
+process_71:
+        mov     rax, qword [rbx+16]
+        mov     qword [rel scanned], rax
+        call    find_head_end_21
+        mov     rcx, qword [rel scanned]
+        mov     qword [rbx+16], rcx
+        test    rax, rax
+        jnz     conn_have_head_76
+        cmp     r14, 0x2000
+        jb      save_len_72                     ; incomplete: wait for more
+        ; The head does not fit: 414 if even the request line has no end, else 431.
+        xor     ecx, ecx
         mov     eax, 3                          ; 414
-answer_too_large_41:
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
+conn_scan_lf_83:
+        cmp     rcx, r14
+        jae     conn_answer_too_large_84
+        cmp     byte [rbp+rcx], 10
+        je      conn_found_lf_82
+        inc     rcx
+        jmp     conn_scan_lf_83
+conn_found_lf_82:
+        mov     eax, 4                          ; 431
+conn_answer_too_large_84:
+        mov     dword [rel req_method], 0
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
-        jmp     respond_14
-
-;; --------------------------------------------------------------------------
-;; parse the request
-;; C: response = parse_request(buf, head_len)
-;; Everything the head says is checked, then routed to a response index.
-have_head_32:
+        jmp     conn_respond_77
+conn_have_head_76:
         mov     qword [rel head_len], rax
-        call    parse_request_18                ; eax = the response's index
-
-;; --------------------------------------------------------------------------
-;; answer
-;; C: conn_mode = keep_alive(request) ? 1 or 2 : 0; send_response(index)
-;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
-;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
-;; signal and the last of limits.keepalive_requests close the connection.
-respond_14:
-        mov     ebx, eax                        ; ebx = response index
+        call    parse_request_22                ; eax = the response
+conn_respond_77:
+        mov     edx, eax                        ; edx = the response's index
         mov     dword [rel conn_mode], 0        ; close, unless kept below
-        mov     ecx, ebx
-        shl     rcx, 5                          ; index * 32: its record
-        lea     rdx, [rel responses]
-        cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_42
-        cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_42
-        mov     ecx, dword [rel served]
+        mov     ecx, eax
+        shl     rcx, 5                          ; its record in responses
+        lea     rsi, [rel responses]
+        cmp     dword [rsi+rcx+28], 0           ; always close after it?
+        jne     conn_mode_decided_78
+        cmp     dword [rel stop_requested], 0   ; stopping?
+        jne     conn_mode_decided_78
+        mov     ecx, dword [rbx+24]
         inc     ecx
         cmp     ecx, 1000                       ; the last request allowed?
-        jae     mode_decided_42
+        jae     conn_mode_decided_78
         cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_42
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_43
+        jne     conn_mode_decided_78
+        cmp     dword [rel req_minor], 0
+        je      conn_http10_79
         mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
-        jmp     mode_decided_42
-http10_43:
-        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_42
+        jmp     conn_mode_decided_78
+conn_http10_79:
+        cmp     dword [rel req_keepalive], 0
+        je      conn_mode_decided_78
         mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_42:
-        mov     eax, ebx
-        call    send_response_19                ; rax = 0, or -errno
-        mov     rbp, rax                        ; keep the result
-        inc     dword [rel served]
-        test    rbp, rbp
-        js      finish_connection_4             ; the client is gone
-        cmp     dword [rel conn_mode], 0
-        je      finish_connection_4             ; Connection: close
-
-;; --------------------------------------------------------------------------
-;; drop the request and its body: read(2), syscall 0
-;; C: discard(head_len + content_length); deadline = now_ms() + timeout
-;; The next request starts right after this one's body. A body that is
-;; already in the buffer is skipped; the rest is read and thrown away, each
-;; read waiting at most header_timeout_ms.
-after_response_13:
+conn_mode_decided_78:
+        mov     eax, dword [rel conn_mode]
+        mov     dword [rbx+28], eax
+        mov     eax, edx
+        call    prepare_response_23             ; iov = head and body
+        inc     dword [rbx+24]
+        ; What to drop once the response is out: the head, and the body (read and
+        ; thrown away later if it is not all here yet).
         mov     rax, qword [rel head_len]
-        mov     rbx, qword [rel req_content_length]
         mov     rcx, r14
         sub     rcx, rax                        ; body bytes already here
-        cmp     rcx, rbx
-        jae     body_in_buffer_44
-        sub     rbx, rcx                        ; rbx = body bytes still to come
-        xor     r14d, r14d                      ; the buffer holds nothing we need
-discard_45:
-        test    rbx, rbx
-        jz      consumed_48
-        call    now_ms_15
-        add     rax, 0x2710                     ; + header_timeout_ms for each read
-        mov     qword [rel deadline], rax       ; deadline
-        lea     rsi, [rel request_buf]          ; read into the buffer
-        mov     rdx, rbx                        ; no more than the body's rest:
-        cmp     rdx, 0x2000                     ; the next request stays unread
-        jbe     count_ok_46
-        mov     edx, 0x2000
-count_ok_46:
-        call    read_timed_16
-        cmp     rax, -4
-        jne     discard_ok_47
-        cmp     dword [rel stop_requested], 0   ; a signal: stop if asked to
-        je      discard_45
-        jmp     finish_connection_4
-discard_ok_47:
+        mov     rdx, qword [rel req_content_length]
+        cmp     rcx, rdx
+        jae     conn_body_here_81
+        sub     rdx, rcx
+        mov     qword [rbx+72], rdx             ; the rest is read and dropped later
+        mov     qword [rbx+80], r14             ; the whole buffer goes
+        jmp     conn_queued_80
+conn_body_here_81:
+        add     rax, rdx
+        mov     qword [rbx+80], rax             ; head + body
+        mov     qword [rbx+72], 0
+conn_queued_80:
+        lea     rsi, [rel iov]
+        mov     rax, qword [rsi]
+        mov     qword [rbx+40], rax             ; record.iov = iov
+        mov     rax, qword [rsi+8]
+        mov     qword [rbx+48], rax
+        mov     rax, qword [rsi+16]
+        mov     qword [rbx+56], rax
+        mov     rax, qword [rsi+24]
+        mov     qword [rbx+64], rax
+        mov     dword [rbx+4], 2
+        mov     eax, 0x2710                     ; a client must take the response within 10 s
+        call    conn_deadline_34
+        call    flush_30
         test    rax, rax
-        jle     finish_connection_4             ; end of file, timeout or error
-        add     qword [rel conn_bytes], rax
-        sub     rbx, rax
-        jmp     discard_45
-body_in_buffer_44:
-        add     rax, rbx                        ; n = head + body
-        lea     rdi, [rel request_buf]          ; memmove(buf, buf + n, len - n)
-        lea     rsi, [rdi+rax]
-        mov     rcx, r14
-        sub     rcx, rax
-        sub     r14, rax                        ; len -= n
-        rep movsb                               ; forward copy: safe when the areas overlap this way
-consumed_48:
-        mov     qword [rel scanned], 0          ; search the new request from its start
-        call    now_ms_15
-        test    r14, r14                        ; is the next request already here?
-        jnz     pipelined_49
-        add     rax, 0x1388                     ; no: wait keepalive_timeout_ms for it
-        mov     qword [rel deadline], rax
-        jmp     next_request_12
-pipelined_49:
-        add     rax, 0x2710                     ; yes: its head has header_timeout_ms
-        mov     qword [rel deadline], rax
-        jmp     next_request_12
+        js      conn_close_74
+        jz      save_len_72                     ; the rest goes out on EPOLLOUT
 
 ;; --------------------------------------------------------------------------
-;; drain unread input: recvfrom(2), syscall 45
+;; after a response: epoll_ctl(2), syscall 233
+;; C: drop the request; close, or wait for the body's rest or the next request
+after_write_73:
+        cmp     dword [rbx+112], 0              ; was it waiting for EPOLLOUT?
+        je      conn_in_again_88
+        mov     dword [rbx+112], 0
+        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     dword [r10], 1                  ; back to EPOLLIN
+        mov     qword [r10+4], rbx              ; data: which connection
+        mov     edi, dword [rel epfd]           ; epfd
+        mov     esi, 3                          ; EPOLL_CTL_MOD
+        mov     rdx, r13                        ; fd
+        mov     eax, 233                        ; syscall number: epoll_ctl
+        syscall
+conn_in_again_88:
+        cmp     dword [rbx+28], 0               ; Connection: close?
+        je      conn_close_74
+        cmp     dword [rel shutting_down], 0    ; stopping?
+        jne     conn_close_74
+conn_keep_85:
+        mov     rax, qword [rbx+80]             ; memmove(buf, buf + consume, len - consume)
+        mov     rdi, rbp
+        lea     rsi, [rbp+rax]
+        mov     rcx, r14
+        sub     rcx, rax
+        sub     r14, rax
+        rep movsb
+        mov     qword [rbx+16], 0
+        cmp     qword [rbx+72], 0               ; a body still to drop?
+        je      conn_no_discard_86
+        mov     dword [rbx+4], 3
+        mov     eax, 0x2710
+        call    conn_deadline_34
+        jmp     save_len_72
+conn_no_discard_86:
+        mov     dword [rbx+4], 1
+        test    r14, r14                        ; the next request already here?
+        jz      conn_idle_87
+        mov     eax, 0x2710                     ; yes: its head has header_timeout_ms
+        call    conn_deadline_34
+        jmp     process_71
+conn_idle_87:
+        mov     eax, 0x1388                     ; no: wait keepalive_timeout_ms
+        call    conn_deadline_34
+save_len_72:
+        mov     qword [rbx+8], r14              ; record.len = r14
+        ret
+conn_close_74:
+        jmp     close_connection_29             ; close_connection returns for us
+
+;; --------------------------------------------------------------------------
+;; subroutine flush(rbx = record): writev(2), syscall 20
+;; C: writev(fd, record.iov, 2) until all is sent or it would block
+;; rax = 1 when all is sent, 0 when the rest waits for EPOLLOUT, or -errno.
+flush_30:
+flush_again_89:
+        mov     rax, qword [rbx+48]
+        or      rax, qword [rbx+64]             ; anything left?
+        jz      flush_done_93
+        mov     rdi, r13
+        lea     rsi, [rbx+40]                   ; iov = record.iov
+        mov     edx, 2
+        mov     eax, 20                         ; syscall number: writev
+        syscall
+        cmp     rax, -11                        ; the socket buffer is full
+        je      flush_pending_91
+        cmp     rax, -4
+        je      flush_again_89
+        test    rax, rax
+        js      flush_fail_94
+        mov     rcx, qword [rbx+48]
+        cmp     rax, rcx
+        jb      flush_in_head_90
+        sub     rax, rcx                        ; the head is out; rax = body bytes sent
+        add     qword [rbx+40], rcx
+        mov     qword [rbx+48], 0
+        add     qword [rbx+56], rax
+        sub     qword [rbx+64], rax
+        jmp     flush_again_89
+flush_in_head_90:
+        add     qword [rbx+40], rax
+        sub     qword [rbx+48], rax
+        jmp     flush_again_89
+flush_pending_91:
+        mov     eax, 0x2710                     ; 10 s for the client to read on
+        call    conn_deadline_34
+        cmp     dword [rbx+112], 0
+        jne     flush_armed_92
+        mov     dword [rbx+112], 1
+        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     dword [r10], 4                  ; wait for EPOLLOUT
+        mov     qword [r10+4], rbx              ; data: which connection
+        mov     edi, dword [rel epfd]           ; epfd
+        mov     esi, 3                          ; EPOLL_CTL_MOD
+        mov     rdx, r13                        ; fd
+        mov     eax, 233                        ; syscall number: epoll_ctl
+        syscall
+flush_armed_92:
+        xor     eax, eax
+        ret
+flush_done_93:
+        mov     eax, 1
+flush_fail_94:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine close_connection(rbx = record): close(2), syscall 3
+;; C: drain_input(); log; close(fd); free the slot; listen_on()
+;; close() also takes the socket out of the epoll set.
+close_connection_29:
+        mov     r13d, dword [rbx]
+        call    drain_input_9
+        mov     rdi, r13
+        mov     eax, 3                          ; syscall number: close
+        syscall
+        mov     dword [rbx+4], 0                ; the slot is free
+        mov     rax, rbx
+        lea     rcx, [rel conns]
+        sub     rax, rcx
+        shr     rax, 7                          ; its index
+        mov     ecx, dword [rel free_top]
+        shl     rcx, 2
+        lea     rdx, [rel free_stack]
+        mov     dword [rdx+rcx], eax            ; push it on the free stack
+        inc     dword [rel free_top]
+        dec     dword [rel nconns]
+        call    listen_on_32                    ; a slot is free: accept again if we had stopped
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine sweep: close connections past their deadline
+;; C: for each open record: if (record.deadline <= now) close_connection(record)
+;; Header deadlines, idle keep-alive and send timeouts are all a deadline in
+;; the record; one pass over the table every 100 ms enforces them. Also
+;; retries accepting after EMFILE.
+sweep_31:
+        call    now_ms_19
+        mov     rbp, rax                        ; rbp = now
+        lea     rbx, [rel conns]
+sweep_loop_95:
+        lea     rax, [rel conns]
+        add     rax, 0x20000
+        cmp     rbx, rax
+        jae     sweep_done_97
+        cmp     dword [rbx+4], 0
+        je      sweep_next_96                   ; free
+        cmp     qword [rbx+32], rbp
+        jg      sweep_next_96                   ; not yet
+        call    close_connection_29
+sweep_next_96:
+        add     rbx, 128
+        jmp     sweep_loop_95
+sweep_done_97:
+        call    listen_on_32
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine listen_on: epoll_ctl(2), syscall 233
+;; C: if (!accepting && !shutting_down && nconns < max) epoll_ctl(ADD, listen_fd, EPOLLIN | EPOLLEXCLUSIVE)
+;; EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
+;; wakes one of them per connection, not all.
+listen_on_32:
+        cmp     dword [rel accepting], 0
+        jne     listen_on_skip_98
+        cmp     dword [rel shutting_down], 0
+        jne     listen_on_skip_98
+        cmp     dword [rel nconns], 1024
+        jae     listen_on_skip_98
+        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     dword [r10], 0x10000001         ; EPOLLIN | EPOLLEXCLUSIVE
+        mov     qword [r10+4], 0                ; data: which connection (0: the listener)
+        mov     edi, dword [rel epfd]           ; epfd
+        mov     esi, 1                          ; EPOLL_CTL_ADD
+        mov     rdx, r12                        ; fd
+        mov     eax, 233                        ; syscall number: epoll_ctl
+        syscall
+        mov     dword [rel accepting], 1
+listen_on_skip_98:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine listen_off: epoll_ctl(2), syscall 233
+;; C: if (accepting) epoll_ctl(DEL, listen_fd)
+;; Pending connections wait in the kernel's queue (the listen backlog).
+listen_off_33:
+        cmp     dword [rel accepting], 0
+        je      listen_off_skip_99
+        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     dword [r10], 0                  ; no events
+        mov     qword [r10+4], 0                ; data: which connection (0: the listener)
+        mov     edi, dword [rel epfd]           ; epfd
+        mov     esi, 2                          ; EPOLL_CTL_DEL
+        mov     rdx, r12                        ; fd
+        mov     eax, 233                        ; syscall number: epoll_ctl
+        syscall
+        mov     dword [rel accepting], 0
+listen_off_skip_99:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine drain_input: recvfrom(2), syscall 45
 ;; C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
 ;; Closing a socket with unread input makes the kernel send RST, which can
 ;; destroy the response before the client reads it. Take what has already
 ;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
-finish_connection_4:
-        mov     ebx, 16                         ; at most 16 reads
-drain_50:
+drain_input_9:
+        mov     r10d, 16                        ; at most 16 reads
+drain_100:
         mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel request_buf]          ; buf = request_buf
+        lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
         mov     edx, 0x2000                     ; len
+        mov     r8, r10                         ; keep the count
         mov     r10d, 64                        ; flags = MSG_DONTWAIT
+        push    r8
         xor     r8d, r8d                        ; src_addr = NULL
         xor     r9d, r9d                        ; addrlen = NULL
         mov     eax, 45                         ; syscall number: recvfrom
         syscall
+        pop     r10                             ; the count
         test    rax, rax
-        jle     drained_51                      ; nothing more (-EAGAIN), end of file, or error
-        dec     rbx
-        jnz     drain_50
-drained_51:
-
-;; --------------------------------------------------------------------------
-;; close the connection: close(2), syscall 3
-;; C: close(client_fd)
-;; Then back to accept() for the next client.
-close_client_52:
-        mov     rdi, r13                        ; fd = client_fd
-        mov     eax, 3                          ; syscall number: close
-        syscall
-        jmp     accept_1
+        jle     drained_101                     ; nothing more (-EAGAIN), end of file, or error
+        dec     r10
+        jnz     drain_100
+drained_101:
+        ret
 
 ;; --------------------------------------------------------------------------
 ;; exit: exit_group(2), syscall 231
@@ -445,25 +800,25 @@ exit_ok_5:
 ;; write() may write fewer bytes than asked (a full socket buffer, a signal):
 ;; loop until every byte is out. Returns rax = 0, or -errno.
 write_all_6:
-write_more_53:
+write_more_102:
         test    rdx, rdx                        ; anything left?
-        jz      write_done_54
+        jz      write_done_103
         mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_53
+        je      write_more_102
         test    rax, rax
-        js      write_return_56                 ; -errno: give up
-        jz      write_eio_55                    ; no progress: give up
+        js      write_return_105                ; -errno: give up
+        jz      write_eio_104                   ; no progress: give up
         add     rsi, rax                        ; buf += n
         sub     rdx, rax                        ; count -= n
-        jmp     write_more_53
-write_eio_55:
+        jmp     write_more_102
+write_eio_104:
         mov     rax, -5                         ; -EIO
         ret
-write_done_54:
+write_done_103:
         xor     eax, eax                        ; 0: all written
-write_return_56:
+write_return_105:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -476,14 +831,14 @@ append_u64_7:
         sub     rsp, 32                         ; room for 20 digits
         lea     rsi, [rsp+32]                   ; rsi = end of the room
         mov     ecx, 10                         ; divisor
-digit_57:
+digit_106:
         xor     edx, edx                        ; rdx:rax / 10
         div     rcx                             ; rax = quotient, rdx = last digit
         add     dl, 48                          ; to ASCII
         dec     rsi
         mov     byte [rsi], dl
         test    rax, rax
-        jnz     digit_57
+        jnz     digit_106
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        ; rcx = number of digits
         rep movsb                               ; copy them to dst
@@ -496,7 +851,7 @@ digit_57:
 ;; Names the call, the address and the reason, e.g.
 ;; "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
 ;; text here is printed as its number.
-die_9:
+die_11:
         neg     rax
         mov     rbx, rax                        ; rbx = errno
         lea     rdi, [rel line_buf]             ; the line is built in line_buf
@@ -504,136 +859,136 @@ die_9:
         rep movsb                               ; copy the message start
         lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
         cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_61
+        je      is_EPERM_110
         cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_62
+        je      is_ENOENT_111
         cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_63
+        je      is_EBADF_112
         cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_64
+        je      is_ENOMEM_113
         cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_65
+        je      is_EACCES_114
         cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_66
+        je      is_EEXIST_115
         cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_67
+        je      is_ENOTDIR_116
         cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_68
+        je      is_EISDIR_117
         cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_69
+        je      is_EINVAL_118
         cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_70
+        je      is_ENFILE_119
         cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_71
+        je      is_EMFILE_120
         cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_72
+        je      is_ENOSPC_121
         cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_73
+        je      is_EROFS_122
         cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_74
+        je      is_ENAMETOOLONG_123
         cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_75
+        je      is_ELOOP_124
         cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_76
+        je      is_EPROTONOSUPPORT_125
         cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_77
+        je      is_EAFNOSUPPORT_126
         cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_78
+        je      is_EADDRINUSE_127
         cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_79
+        je      is_EADDRNOTAVAIL_128
         cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_80
-        jmp     unknown_errno_59
-is_EPERM_61:
+        je      is_ENOBUFS_129
+        jmp     unknown_errno_108
+is_EPERM_110:
         add     rsi, 0                          ; "Operation not permitted"
         mov     ecx, 23
-        jmp     copy_text_58
-is_ENOENT_62:
+        jmp     copy_text_107
+is_ENOENT_111:
         add     rsi, 23                         ; "No such file or directory"
         mov     ecx, 25
-        jmp     copy_text_58
-is_EBADF_63:
+        jmp     copy_text_107
+is_EBADF_112:
         add     rsi, 48                         ; "Bad file descriptor"
         mov     ecx, 19
-        jmp     copy_text_58
-is_ENOMEM_64:
+        jmp     copy_text_107
+is_ENOMEM_113:
         add     rsi, 67                         ; "Cannot allocate memory"
         mov     ecx, 22
-        jmp     copy_text_58
-is_EACCES_65:
+        jmp     copy_text_107
+is_EACCES_114:
         add     rsi, 89                         ; "Permission denied"
         mov     ecx, 17
-        jmp     copy_text_58
-is_EEXIST_66:
+        jmp     copy_text_107
+is_EEXIST_115:
         add     rsi, 106                        ; "File exists"
         mov     ecx, 11
-        jmp     copy_text_58
-is_ENOTDIR_67:
+        jmp     copy_text_107
+is_ENOTDIR_116:
         add     rsi, 117                        ; "Not a directory"
         mov     ecx, 15
-        jmp     copy_text_58
-is_EISDIR_68:
+        jmp     copy_text_107
+is_EISDIR_117:
         add     rsi, 132                        ; "Is a directory"
         mov     ecx, 14
-        jmp     copy_text_58
-is_EINVAL_69:
+        jmp     copy_text_107
+is_EINVAL_118:
         add     rsi, 146                        ; "Invalid argument"
         mov     ecx, 16
-        jmp     copy_text_58
-is_ENFILE_70:
+        jmp     copy_text_107
+is_ENFILE_119:
         add     rsi, 162                        ; "Too many open files in system"
         mov     ecx, 29
-        jmp     copy_text_58
-is_EMFILE_71:
+        jmp     copy_text_107
+is_EMFILE_120:
         add     rsi, 191                        ; "Too many open files"
         mov     ecx, 19
-        jmp     copy_text_58
-is_ENOSPC_72:
+        jmp     copy_text_107
+is_ENOSPC_121:
         add     rsi, 210                        ; "No space left on device"
         mov     ecx, 23
-        jmp     copy_text_58
-is_EROFS_73:
+        jmp     copy_text_107
+is_EROFS_122:
         add     rsi, 233                        ; "Read-only file system"
         mov     ecx, 21
-        jmp     copy_text_58
-is_ENAMETOOLONG_74:
+        jmp     copy_text_107
+is_ENAMETOOLONG_123:
         add     rsi, 254                        ; "File name too long"
         mov     ecx, 18
-        jmp     copy_text_58
-is_ELOOP_75:
+        jmp     copy_text_107
+is_ELOOP_124:
         add     rsi, 272                        ; "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     copy_text_58
-is_EPROTONOSUPPORT_76:
+        jmp     copy_text_107
+is_EPROTONOSUPPORT_125:
         add     rsi, 305                        ; "Protocol not supported"
         mov     ecx, 22
-        jmp     copy_text_58
-is_EAFNOSUPPORT_77:
+        jmp     copy_text_107
+is_EAFNOSUPPORT_126:
         add     rsi, 327                        ; "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     copy_text_58
-is_EADDRINUSE_78:
+        jmp     copy_text_107
+is_EADDRINUSE_127:
         add     rsi, 367                        ; "Address already in use"
         mov     ecx, 22
-        jmp     copy_text_58
-is_EADDRNOTAVAIL_79:
+        jmp     copy_text_107
+is_EADDRNOTAVAIL_128:
         add     rsi, 389                        ; "Cannot assign requested address"
         mov     ecx, 31
-        jmp     copy_text_58
-is_ENOBUFS_80:
+        jmp     copy_text_107
+is_ENOBUFS_129:
         add     rsi, 420                        ; "No buffer space available"
         mov     ecx, 25
-        jmp     copy_text_58
-unknown_errno_59:
+        jmp     copy_text_107
+unknown_errno_108:
         lea     rsi, [rel errno_word]
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
         call    append_u64_7
-        jmp     newline_60
-copy_text_58:
+        jmp     newline_109
+copy_text_107:
         rep movsb                               ; copy the errno's text
-newline_60:
+newline_109:
         mov     byte [rdi], 10                  ; '\n'
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -647,25 +1002,28 @@ newline_60:
 
 ;; --------------------------------------------------------------------------
 ;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-;; C: if (!busy) _exit(0); stop_requested = 1;
-;; Idle (blocked in accept): exit now. Busy: note the request; the accept
-;; loop exits once the current connection is done.
-on_signal_10:
+;; C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
+;; The first signal asks the event loop for a graceful stop; a second one
+;; exits at once.
+on_signal_12:
+signal_in_worker_130:
+        cmp     dword [rel stop_requested], 0   ; a second signal?
+        jne     exit_now_131
         cmp     dword [rel busy], 0             ; serving a connection?
-        jne     stop_later_81
+        je      exit_now_131
+        mov     dword [rel stop_requested], 1   ; stop_requested = 1
+        ret                                     ; returns into signal_restorer
+exit_now_131:
         xor     edi, edi                        ; status = 0
         mov     eax, 231                        ; syscall number: exit_group
         syscall
-stop_later_81:
-        mov     dword [rel stop_requested], 1   ; stop_requested = 1
-        ret                                     ; returns into signal_restorer
 
 ;; --------------------------------------------------------------------------
 ;; signal return trampoline: rt_sigreturn(2), syscall 15
 ;; C: rt_sigreturn()
 ;; The kernel pushed this address as the handler's return address
 ;; (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-signal_restorer_11:
+signal_restorer_13:
         mov     eax, 15                         ; syscall number: rt_sigreturn
         syscall
 
@@ -674,7 +1032,7 @@ signal_restorer_11:
 ;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ;; rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ;; rsi, rdi, r11.
-now_ms_15:
+now_ms_19:
         mov     edi, 1                          ; CLOCK_MONOTONIC
         lea     rsi, [rel now_ts]
         mov     eax, 228                        ; syscall number: clock_gettime
@@ -688,64 +1046,30 @@ now_ms_15:
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine read_timed(rsi = buf, rdx = count): poll(2), syscall 7
-;; C: if (poll(&(struct pollfd){ client_fd, POLLIN }, 1, deadline - now_ms()) <= 0)
-;;    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
-;; Waits for input until the deadline, then reads it: rax = bytes read, 0 at
-;; end of file, -ETIMEDOUT, -EINTR when a signal came, or -errno.
-read_timed_16:
-        mov     r8, rsi                         ; keep buf
-        mov     r9, rdx                         ; keep count
-        call    now_ms_15
-        mov     rdx, qword [rel deadline]
-        sub     rdx, rax                        ; timeout = deadline - now, in ms
-        jg      wait_82
-timed_out_83:
-        mov     rax, -110                       ; -ETIMEDOUT
-        ret
-wait_82:
-        lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
-        mov     dword [rdi], r13d               ; fd = client_fd
-        mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
-        mov     esi, 1                          ; nfds = 1
-        mov     eax, 7                          ; syscall number: poll
-        syscall
-        test    rax, rax
-        jz      timed_out_83                    ; 0: nothing came in time
-        js      read_timed_done_84              ; -EINTR or -errno
-        mov     rdi, r13                        ; fd = client_fd
-        mov     rsi, r8                         ; buf
-        mov     rdx, r9                         ; count
-        mov     eax, 0                          ; syscall number: read
-        syscall
-read_timed_done_84:
-        ret
-
-;; --------------------------------------------------------------------------
 ;; subroutine find_head_end
 ;; C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
 ;;    return p ? p + 4 - buf : (scanned = len, 0);
 ;; rax = the length of the request head, up to and with CR LF CR LF, or 0.
 ;; Bytes searched before are not searched again, but for the last 3: the
 ;; terminator may straddle two reads.
-find_head_end_17:
-        lea     rsi, [rel request_buf]
+find_head_end_21:
+        mov     rsi, rbp
         mov     rcx, qword [rel scanned]
         sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_85
+        jns     scan_from_132
         xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_85:
-scan_86:
+scan_from_132:
+scan_133:
         lea     rax, [rcx+4]                    ; i + 4
         cmp     rax, r14
-        ja      no_end_yet_87                   ; no 4 bytes left to compare
+        ja      no_end_yet_134                  ; no 4 bytes left to compare
         cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
-        je      found_end_88
+        je      found_end_135
         inc     rcx
-        jmp     scan_86
-found_end_88:
+        jmp     scan_133
+found_end_135:
         ret                                     ; rax = i + 4
-no_end_yet_87:
+no_end_yet_134:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
         ret
@@ -757,7 +1081,7 @@ no_end_yet_87:
 ;; The head ends in CR LF CR LF (find_head_end made sure), so every scan
 ;; below stops inside it. rsi walks the head; r8 = char_class.
 ;; A token that is not a known method: 501. Anything else malformed: 400.
-parse_request_18:
+parse_request_22:
         mov     dword [rel req_minor], 0
         mov     dword [rel req_close], 0
         mov     dword [rel req_keepalive], 0
@@ -766,73 +1090,73 @@ parse_request_18:
         mov     dword [rel req_te], 0
         mov     dword [rel req_method], 0
         mov     qword [rel req_content_length], 0
-        lea     rsi, [rel request_buf]          ; rsi = the request line
+        mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_94
+        jne     not_GET_141
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_89
-not_GET_94:
+        jmp     target_136
+not_GET_141:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_95
+        jne     not_HEAD_142
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_95
+        jne     not_HEAD_142
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_89
-not_HEAD_95:
+        jmp     target_136
+not_HEAD_142:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_96
+        jne     not_POST_143
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_96
+        jne     not_POST_143
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_89
-not_POST_96:
+        jmp     target_136
+not_POST_143:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_97
+        jne     not_PUT_144
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_89
-not_PUT_97:
+        jmp     target_136
+not_PUT_144:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_98
+        jne     not_DELETE_145
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_98
+        jne     not_DELETE_145
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_89
-not_DELETE_98:
+        jmp     target_136
+not_DELETE_145:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_99
+        jne     not_PATCH_146
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_99
+        jne     not_PATCH_146
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_89
-not_PATCH_99:
+        jmp     target_136
+not_PATCH_146:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_100
+        jne     not_OPTIONS_147
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_100
+        jne     not_OPTIONS_147
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_89
-not_OPTIONS_100:
-unknown_method_90:
+        jmp     target_136
+not_OPTIONS_147:
+unknown_method_137:
         mov     rcx, rsi
-method_token_91:
+method_token_138:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_92
+        jz      method_token_end_139
         inc     rcx
-        jmp     method_token_91
-method_token_end_92:
+        jmp     method_token_138
+method_token_end_139:
         cmp     rcx, rsi
-        je      bad_request_93                  ; no method at all
+        je      bad_request_140                 ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_93                  ; not followed by one space
+        jne     bad_request_140                 ; not followed by one space
         mov     eax, 5                          ; 501 Not Implemented
         ret
 
@@ -841,58 +1165,58 @@ method_token_end_92:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_89:
+target_136:
         cmp     byte [rsi], 47
-        je      origin_form_101
+        je      origin_form_148
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_93
+        jne     bad_request_140
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_93
+        jne     bad_request_140
         add     rsi, 7                          ; skip "http://"
-authority_102:
+authority_149:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_101                 ; the path starts
+        je      origin_form_148                 ; the path starts
         cmp     eax, 32
-        je      no_path_103                     ; "http://host": the path is "/"
+        je      no_path_150                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_93
+        jz      bad_request_140
         inc     rsi
-        jmp     authority_102
-no_path_103:
+        jmp     authority_149
+no_path_150:
         mov     qword [rel req_path_len], 1
-        jmp     version_107
-origin_form_101:
+        jmp     version_154
+origin_form_148:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_104:
+path_151:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_105
+        je      path_end_152
         cmp     eax, 63
-        je      query_106
+        je      query_153
         cmp     eax, 35
-        je      query_106
+        je      query_153
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_93                  ; CR, LF, a control character: malformed
+        jz      bad_request_140                 ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_104
-query_106:
+        jmp     path_151
+query_153:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_108:
+skip_query_155:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_107
+        je      version_154
         test    byte [r8+rax], 4
-        jz      bad_request_93
-        jmp     skip_query_108
-path_end_105:
+        jz      bad_request_140
+        jmp     skip_query_155
+path_end_152:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -901,28 +1225,28 @@ path_end_105:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_107:
+version_154:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_93
+        jne     bad_request_140
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_93
+        jne     bad_request_140
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_93                  ; not a digit
+        ja      bad_request_140                 ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_93
+        jne     bad_request_140
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_93
+        ja      bad_request_140
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_93                  ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_140                 ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_109
+        je      http_1_156
         mov     eax, 6                          ; 505 HTTP Version Not Supported
         ret
-http_1_109:
+http_1_156:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -932,215 +1256,215 @@ http_1_109:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_110:
+header_line_157:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_119
+        je      headers_done_166
         mov     rcx, rsi                        ; rcx = the name
-field_name_111:
+field_name_158:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_112
+        jz      field_name_end_159
         inc     rsi
-        jmp     field_name_111
-field_name_end_112:
+        jmp     field_name_158
+field_name_end_159:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_93                  ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_140                 ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_93                  ; whitespace (or anything) before the colon
+        jne     bad_request_140                 ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_113:
+skip_ows_160:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_120
+        je      ows_char_167
         cmp     byte [rsi], 9
-        jne     field_value_114
-ows_char_120:
+        jne     field_value_161
+ows_char_167:
         inc     rsi
-        jmp     skip_ows_113
-field_value_114:
+        jmp     skip_ows_160
+field_value_161:
         mov     r11, rsi                        ; r11 = the value
-value_char_121:
+value_char_168:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_115
+        je      field_cr_162
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_93                  ; a bare LF, NUL or another control character
+        jz      bad_request_140                 ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_121
-field_cr_115:
+        jmp     value_char_168
+field_cr_162:
         cmp     byte [rsi+1], 10
-        jne     bad_request_93                  ; a bare CR
+        jne     bad_request_140                 ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_116:
+trim_163:
         cmp     r9, r11
-        je      trimmed_117
+        je      trimmed_164
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_122
+        je      trim_one_169
         cmp     eax, 9
-        jne     trimmed_117
-trim_one_122:
+        jne     trimmed_164
+trim_one_169:
         dec     r9
-        jmp     trim_116
-trimmed_117:
+        jmp     trim_163
+trimmed_164:
         cmp     rdx, 4
-        jne     not_host_123
+        jne     not_host_170
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_123
+        jne     not_host_170
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_118
-not_host_123:
+        jmp     next_field_165
+not_host_170:
         cmp     rdx, 14
-        jne     not_content_length_125
+        jne     not_content_length_172
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_125
+        jne     not_content_length_172
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_125
+        jne     not_content_length_172
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_125
+        jne     not_content_length_172
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_125
+        jne     not_content_length_172
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_93                  ; empty
+        je      bad_request_140                 ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_127:
+cl_digit_174:
         cmp     r11, r9
-        je      cl_end_128
+        je      cl_end_175
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_93                  ; not a digit: invalid
+        ja      bad_request_140                 ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_129          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_176          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_129:
+cl_too_many_digits_176:
         inc     r11
-        jmp     cl_digit_127
-cl_end_128:
+        jmp     cl_digit_174
+cl_end_175:
         cmp     rdx, 15
-        jbe     cl_store_130
+        jbe     cl_store_177
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_130:
+cl_store_177:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_118
-not_content_length_125:
+        jmp     next_field_165
+not_content_length_172:
         cmp     rdx, 17
-        jne     not_transfer_encoding_126
+        jne     not_transfer_encoding_173
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_126
+        jne     not_transfer_encoding_173
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_126
+        jne     not_transfer_encoding_173
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_126
+        jne     not_transfer_encoding_173
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_126
+        jne     not_transfer_encoding_173
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_126
+        jne     not_transfer_encoding_173
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_118
-not_transfer_encoding_126:
+        jmp     next_field_165
+not_transfer_encoding_173:
         cmp     rdx, 10
-        jne     not_connection_124
+        jne     not_connection_171
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_124
+        jne     not_connection_171
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_124
+        jne     not_connection_171
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_124
-conn_token_131:
+        jne     not_connection_171
+conn_token_178:
         cmp     r11, r9
-        jae     next_field_118                  ; no more tokens
+        jae     next_field_165                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_132
+        je      conn_separator_179
         cmp     eax, 32
-        je      conn_separator_132
+        je      conn_separator_179
         cmp     eax, 9
-        jne     conn_token_start_137
-conn_separator_132:
+        jne     conn_token_start_184
+conn_separator_179:
         inc     r11
-        jmp     conn_token_131
-conn_token_start_137:
+        jmp     conn_token_178
+conn_token_start_184:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_133:
+conn_scan_180:
         cmp     r11, r9
-        jae     conn_scanned_134
+        jae     conn_scanned_181
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_134
+        je      conn_scanned_181
         cmp     eax, 32
-        je      conn_scanned_134
+        je      conn_scanned_181
         cmp     eax, 9
-        je      conn_scanned_134
+        je      conn_scanned_181
         inc     r11
-        jmp     conn_scan_133
-conn_scanned_134:
+        jmp     conn_scan_180
+conn_scanned_181:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_135
+        jne     not_close_182
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_135
+        jne     not_close_182
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_135
+        jne     not_close_182
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_135:
+not_close_182:
         cmp     rdx, 10
-        jne     not_keep_alive_136
+        jne     not_keep_alive_183
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_136
+        jne     not_keep_alive_183
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_136
+        jne     not_keep_alive_183
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_136
+        jne     not_keep_alive_183
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_136:
-        jmp     conn_token_131
-not_connection_124:
-next_field_118:
+not_keep_alive_183:
+        jmp     conn_token_178
+not_connection_171:
+next_field_165:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_110
-headers_done_119:
+        jmp     header_line_157
+headers_done_166:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1148,51 +1472,51 @@ headers_done_119:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_141:
+check_request_188:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_138
+        je      no_transfer_encoding_185
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_93                  ; both framings: a smuggling attempt
+        jne     bad_request_140                 ; both framings: a smuggling attempt
         mov     eax, 5                          ; 501 Not Implemented
         ret
-no_transfer_encoding_138:
+no_transfer_encoding_185:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_93                  ; Content-Length twice
+        ja      bad_request_140                 ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_93                  ; Host twice
-        je      host_ok_139
+        ja      bad_request_140                 ; Host twice
+        je      host_ok_186
         cmp     dword [rel req_minor], 0
-        jne     bad_request_93                  ; HTTP/1.1 without Host
-host_ok_139:
+        jne     bad_request_140                 ; HTTP/1.1 without Host
+host_ok_186:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_140
+        jbe     size_ok_187
         mov     eax, 2                          ; 413 Content Too Large
         ret
-size_ok_140:
+size_ok_187:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route
 ;; C: return the response
 ;; "response" answers every path with every known method (HEAD without a body).
-route_142:
+route_189:
         mov     eax, 0                          ; the response
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_93:
+bad_request_140:
         mov     eax, 1                          ; 400 Bad Request
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine send_response(eax = response index): writev(2), syscall 20
-;; C: writev(client_fd, (struct iovec[]){ { head, head_len }, { body, body_len } }, 2)
-;; The head for this connection mode and the body, both precomputed, in one
-;; system call; a short write is finished with write_all. HEAD gets no body.
-;; rax = 0, or -errno.
-send_response_19:
+;; subroutine prepare_response(eax = response index)
+;; C: iov[0] = { head for conn_mode, its length }; iov[1] = { body, HEAD ? 0 : body_len }
+;; Looks the response up in the table: the head for this connection mode
+;; and the body, both precomputed. HEAD gets no body. Also records the
+;; status and body bytes for the access log.
+prepare_response_23:
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32
         lea     r10, [rel responses]
@@ -1203,22 +1527,22 @@ send_response_19:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_143                  ; mode 0: close
+        jz      head_ready_190                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_143                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_190                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_143:
+head_ready_190:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_144
+        jne     body_ready_191
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_144:
+body_ready_191:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1227,41 +1551,6 @@ body_ready_144:
         mov     qword [rdi+8], rdx
         mov     qword [rdi+16], r8              ; iov[1] = { body, body_len }
         mov     qword [rdi+24], r9
-writev_again_145:
-        mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel iov]                  ; iov
-        mov     edx, 2                          ; iovcnt = 2
-        mov     eax, 20                         ; syscall number: writev
-        syscall
-        cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_145
-        test    rax, rax
-        js      send_done_147                   ; -errno: the client is gone
-        ; A short write: finish the head, then the body, with write_all.
-        lea     r10, [rel iov]
-        mov     rcx, qword [r10+8]              ; head_len
-        cmp     rax, rcx
-        jae     head_done_146
-        mov     rsi, qword [r10]
-        add     rsi, rax                        ; the head's rest
-        mov     rdx, rcx
-        sub     rdx, rax
-        mov     rdi, r13
-        call    write_all_6
-        test    rax, rax
-        js      send_done_147
-        xor     eax, eax                        ; no body bytes written yet
-        lea     r10, [rel iov]
-        mov     ecx, 0
-head_done_146:
-        sub     rax, rcx                        ; body bytes written
-        mov     rsi, qword [r10+16]
-        add     rsi, rax                        ; the body's rest
-        mov     rdx, qword [r10+24]
-        sub     rdx, rax
-        mov     rdi, r13
-        call    write_all_6                     ; returns at once when nothing is left
-send_done_147:
         ret
 
         section .rodata
@@ -1316,6 +1605,16 @@ error_bind:
         align 8, db 0
 error_listen:
         db "hello: listen 0.0.0.0:8080: "
+
+; error message start (22 bytes)
+        align 8, db 0
+error_epoll:
+        db "hello: epoll_create1: "
+
+; error message start (25 bytes)
+        align 8, db 0
+error_fcntl:
+        db "hello: fcntl O_NONBLOCK: "
 
 ; strerror() texts of the errnos named by die (445 bytes)
         align 8, db 0
@@ -1418,6 +1717,16 @@ char_class:
         db 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0
         db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
         db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
+
+; sigset_t { SIGTERM, SIGINT } (8 bytes)
+        align 8, db 0
+stop_signals:
+        db 2, 64, 0, 0, 0, 0, 0, 0
+
+; the empty sigset_t (8 bytes)
+        align 8, db 0
+no_signals:
+        db 0, 0, 0, 0, 0, 0, 0, 0
 
         section .bss
 
@@ -1555,6 +1864,76 @@ stop_requested:
         alignb 8
 line_buf:
         resb 160
+
+; the epoll instance (4 bytes)
+        alignb 4
+epfd:
+        resb 4
+
+; open connections (4 bytes)
+        alignb 4
+nconns:
+        resb 4
+
+; 1 while the listener is in the epoll set (4 bytes)
+        alignb 4
+accepting:
+        resb 4
+
+; 1 once a stop signal came (4 bytes)
+        alignb 4
+shutting_down:
+        resb 4
+
+; free slots on the stack (4 bytes)
+        alignb 4
+free_top:
+        resb 4
+
+; the event being handled (4 bytes)
+        alignb 4
+ev_i:
+        resb 4
+
+; events returned by epoll_wait (4 bytes)
+        alignb 4
+ev_n:
+        resb 4
+
+; when deadlines are next checked (ms) (8 bytes)
+        alignb 8
+next_sweep:
+        resb 8
+
+; when a graceful stop gives up (ms) (8 bytes)
+        alignb 8
+shutdown_deadline:
+        resb 8
+
+; struct epoll_event for epoll_ctl: events, data (packed) (16 bytes)
+        alignb 8
+ctl_event:
+        resb 16
+
+; struct epoll_event[64] for epoll_wait (768 bytes)
+        alignb 8
+events:
+        resb 768
+
+; indices of free connection slots (a stack) (4096 bytes)
+        alignb 4
+free_stack:
+        resb 4096
+
+; the connection table: 1024 records of 128 bytes (limits.max_connections) (131072 bytes)
+        alignb 64
+conns:
+        resb 131072
+
+; a 8208 byte request buffer per connection (8404992 bytes)
+        alignb 64
+conn_bufs:
+        resb 8404992
 
         ; An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         section .note.GNU-stack noalloc noexec nowrite progbits

@@ -14,6 +14,7 @@
 ;   r12  the listening socket's file descriptor
 ;   r13  the client socket's file descriptor
 ;   r14  bytes in the request buffer
+;   rbp  the request buffer (HTTP)
 ;   r15  the log's file descriptor
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
@@ -44,12 +45,12 @@ _start:
 ;; exits at once when idle, else it lets the current connection finish.
 ;; No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-catch_stop_signals_21:
+catch_stop_signals_26:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal_10]
+        lea     rax, [rel on_signal_12]
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer_11]
+        lea     rax, [rel signal_restorer_13]
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
@@ -69,25 +70,25 @@ catch_stop_signals_21:
 ;; --------------------------------------------------------------------------
 ;; choose the log's file descriptor
 ;; C: log_fd = STDOUT_FILENO
-choose_log_22:
+choose_log_27:
         mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
 ;; C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ;; A TCP socket over IPv4.
-socket_23:
+socket_28:
         mov     edi, 2                          ; domain = AF_INET
         mov     esi, 1                          ; type = SOCK_STREAM
         xor     edx, edx                        ; protocol = 0: TCP
         mov     eax, 41                         ; syscall number: socket
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_24
+        jns     ok_29
         lea     rsi, [rel error_socket]         ; the start of the error message
         mov     edx, 17                         ; its length
-        jmp     die_9                           ; print it with the errno's text and exit 1
-ok_24:
+        jmp     die_11                          ; print it with the errno's text and exit 1
+ok_29:
         mov     r12, rax                        ; r12 = listen_fd
 
 ;; --------------------------------------------------------------------------
@@ -95,7 +96,7 @@ ok_24:
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ;; Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ;; sit in TIME_WAIT.
-reuseaddr_25:
+reuseaddr_30:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
@@ -104,54 +105,58 @@ reuseaddr_25:
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_26
+        jns     ok_31
         lea     rsi, [rel error_setsockopt]     ; the start of the error message
         mov     edx, 34                         ; its length
-        jmp     die_9                           ; print it with the errno's text and exit 1
-ok_26:
+        jmp     die_11                          ; print it with the errno's text and exit 1
+ok_31:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
-bind_27:
+bind_32:
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel listen_addr]          ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_28
+        jns     ok_33
         lea     rsi, [rel error_bind]           ; the start of the error message
         mov     edx, 28                         ; its length
-        jmp     die_9                           ; print it with the errno's text and exit 1
-ok_28:
+        jmp     die_11                          ; print it with the errno's text and exit 1
+ok_33:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
 ;; C: listen(listen_fd, 128)
 ;; The kernel now completes handshakes and queues connections for accept().
-listen_29:
+listen_34:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 128                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_30
+        jns     ok_35
         lea     rsi, [rel error_listen]         ; the start of the error message
         mov     edx, 30                         ; its length
-        jmp     die_9                           ; print it with the errno's text and exit 1
-ok_30:
+        jmp     die_11                          ; print it with the errno's text and exit 1
+ok_35:
 
 ;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
 ;; C: write_all(STDOUT_FILENO, "minhttp listening on 0.0.0.0:8080\n", 34)
 ;; Printed only once listen() succeeded, so a script can wait for this line.
-announce_31:
+announce_36:
         mov     edi, 1                          ; fd = STDOUT_FILENO
         lea     rsi, [rel startup_line]         ; buf
         mov     edx, 34                         ; count
         call    write_all_6                     ; a closed stdout is not fatal: the result is ignored
+
+;; --------------------------------------------------------------------------
+;; a worker starts
+worker_main_14:
 
 ;; --------------------------------------------------------------------------
 ;; wait for the next connection: accept(2), syscall 43
@@ -206,11 +211,12 @@ serve_3:
         mov     r8d, 16                         ; optlen = sizeof(struct timeval)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
+        lea     rbp, [rel request_buf]          ; rbp = the request buffer
         xor     r14d, r14d                      ; len = 0: the buffer is empty
         mov     qword [rel scanned], 0
         mov     qword [rel conn_bytes], 0
         mov     dword [rel served], 0
-        call    now_ms_15
+        call    now_ms_19
         add     rax, 0x2710                     ; + header_timeout_ms
         mov     qword [rel deadline], rax       ; deadline
 
@@ -219,83 +225,83 @@ serve_3:
 ;; C: head_len = find_head_end(buf, len)
 ;; Pipelined requests may already be in the buffer: each is answered, in
 ;; order, before the next read.
-next_request_12:
-        call    find_head_end_17
+next_request_16:
+        call    find_head_end_21
         test    rax, rax
-        jnz     have_head_32                    ; complete: answer it
+        jnz     have_head_37                    ; complete: answer it
         cmp     r14, 0x2000
-        jae     head_too_large_33               ; the buffer is full and the head has no end
+        jae     head_too_large_38               ; the buffer is full and the head has no end
 
 ;; --------------------------------------------------------------------------
 ;; read more of the request: read(2), syscall 0
 ;; C: n = read_timed(buf + len, sizeof buf - len)
 ;; Waits until the deadline at most. End of file, a timeout or an error closes
 ;; the connection unanswered. A stop signal ends an idle keep-alive connection.
-read_more_34:
-read_again_35:
-        lea     rsi, [rel request_buf]
+read_more_39:
+read_again_40:
+        mov     rsi, rbp
         add     rsi, r14                        ; buf + len
         mov     edx, 0x2000                     ; the room left: request_bytes - len
         sub     rdx, r14
-        call    read_timed_16
+        call    read_timed_20
         cmp     rax, -4                         ; -EINTR: a signal came
-        jne     not_eintr_36
+        jne     not_eintr_41
         cmp     dword [rel stop_requested], 0   ; asked to stop?
-        je      read_again_35                   ; no: wait on
+        je      read_again_40                   ; no: wait on
         test    r14, r14                        ; in the middle of a request?
-        jnz     read_again_35                   ; yes: finish it first
+        jnz     read_again_40                   ; yes: finish it first
         jmp     finish_connection_4             ; no: close now
-not_eintr_36:
+not_eintr_41:
         test    rax, rax
         jle     finish_connection_4             ; end of file, timeout or error: close
         add     qword [rel conn_bytes], rax     ; count it for the connection log
         ; The first bytes of a keep-alive request start its header deadline.
         test    r14, r14
-        jnz     counted_37
+        jnz     counted_42
         cmp     dword [rel served], 0
-        je      counted_37                      ; the first request's deadline runs from accept()
+        je      counted_42                      ; the first request's deadline runs from accept()
         mov     rbx, rax                        ; keep n
-        call    now_ms_15
+        call    now_ms_19
         add     rax, 0x2710                     ; + header_timeout_ms
         mov     qword [rel deadline], rax       ; deadline
         mov     rax, rbx
-counted_37:
+counted_42:
         add     r14, rax                        ; len += n
-        jmp     next_request_12
+        jmp     next_request_16
 
 ;; --------------------------------------------------------------------------
 ;; the head does not fit in the buffer
 ;; C: response = memchr(buf, '\n', len) ? 431 : 414
 ;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
 ;; line has no end, else 431 Request Header Fields Too Large.
-head_too_large_33:
-        lea     rsi, [rel request_buf]
+head_too_large_38:
+        mov     rsi, rbp
         xor     ecx, ecx                        ; i = 0
-scan_lf_40:
+scan_lf_45:
         cmp     rcx, r14
-        jae     no_lf_39
+        jae     no_lf_44
         cmp     byte [rsi+rcx], 10              ; '\n'
-        je      found_lf_38
+        je      found_lf_43
         inc     rcx
-        jmp     scan_lf_40
-found_lf_38:
+        jmp     scan_lf_45
+found_lf_43:
         mov     eax, 4                          ; 431
-        jmp     answer_too_large_41
-no_lf_39:
+        jmp     answer_too_large_46
+no_lf_44:
         mov     eax, 3                          ; 414
-answer_too_large_41:
+answer_too_large_46:
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
-        jmp     respond_14
+        jmp     respond_18
 
 ;; --------------------------------------------------------------------------
 ;; parse the request
 ;; C: response = parse_request(buf, head_len)
 ;; Everything the head says is checked, then routed to a response index.
-have_head_32:
+have_head_37:
         mov     qword [rel head_len], rax
-        call    parse_request_18                ; eax = the response's index
+        call    parse_request_22                ; eax = the response's index
 
 ;; --------------------------------------------------------------------------
 ;; answer
@@ -303,36 +309,36 @@ have_head_32:
 ;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ;; signal and the last of limits.keepalive_requests close the connection.
-respond_14:
+respond_18:
         mov     ebx, eax                        ; ebx = response index
         mov     dword [rel conn_mode], 0        ; close, unless kept below
         mov     ecx, ebx
         shl     rcx, 5                          ; index * 32: its record
         lea     rdx, [rel responses]
         cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_42
+        jne     mode_decided_47
         cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_42
+        jne     mode_decided_47
         mov     ecx, dword [rel served]
         inc     ecx
         cmp     ecx, 1000                       ; the last request allowed?
-        jae     mode_decided_42
+        jae     mode_decided_47
         cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_42
+        jne     mode_decided_47
         cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_43
+        je      http10_48
         mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
-        jmp     mode_decided_42
-http10_43:
+        jmp     mode_decided_47
+http10_48:
         cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_42
+        je      mode_decided_47
         mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_42:
+mode_decided_47:
         mov     eax, ebx
-        call    send_response_19                ; rax = 0, or -errno
-        mov     rbp, rax                        ; keep the result
+        call    send_response_24                ; rax = 0, or -errno
+        mov     rbx, rax                        ; keep the result
         inc     dword [rel served]
-        test    rbp, rbp
+        test    rbx, rbx
         js      finish_connection_4             ; the client is gone
         cmp     dword [rel conn_mode], 0
         je      finish_connection_4             ; Connection: close
@@ -343,94 +349,116 @@ mode_decided_42:
 ;; The next request starts right after this one's body. A body that is
 ;; already in the buffer is skipped; the rest is read and thrown away, each
 ;; read waiting at most header_timeout_ms.
-after_response_13:
+after_response_17:
         mov     rax, qword [rel head_len]
         mov     rbx, qword [rel req_content_length]
         mov     rcx, r14
         sub     rcx, rax                        ; body bytes already here
         cmp     rcx, rbx
-        jae     body_in_buffer_44
+        jae     body_in_buffer_49
         sub     rbx, rcx                        ; rbx = body bytes still to come
         xor     r14d, r14d                      ; the buffer holds nothing we need
-discard_45:
+discard_50:
         test    rbx, rbx
-        jz      consumed_48
-        call    now_ms_15
+        jz      consumed_53
+        call    now_ms_19
         add     rax, 0x2710                     ; + header_timeout_ms for each read
         mov     qword [rel deadline], rax       ; deadline
-        lea     rsi, [rel request_buf]          ; read into the buffer
+        mov     rsi, rbp                        ; read into the buffer
         mov     rdx, rbx                        ; no more than the body's rest:
         cmp     rdx, 0x2000                     ; the next request stays unread
-        jbe     count_ok_46
+        jbe     count_ok_51
         mov     edx, 0x2000
-count_ok_46:
-        call    read_timed_16
+count_ok_51:
+        call    read_timed_20
         cmp     rax, -4
-        jne     discard_ok_47
+        jne     discard_ok_52
         cmp     dword [rel stop_requested], 0   ; a signal: stop if asked to
-        je      discard_45
+        je      discard_50
         jmp     finish_connection_4
-discard_ok_47:
+discard_ok_52:
         test    rax, rax
         jle     finish_connection_4             ; end of file, timeout or error
         add     qword [rel conn_bytes], rax
         sub     rbx, rax
-        jmp     discard_45
-body_in_buffer_44:
+        jmp     discard_50
+body_in_buffer_49:
         add     rax, rbx                        ; n = head + body
-        lea     rdi, [rel request_buf]          ; memmove(buf, buf + n, len - n)
+        mov     rdi, rbp                        ; memmove(buf, buf + n, len - n)
         lea     rsi, [rdi+rax]
         mov     rcx, r14
         sub     rcx, rax
         sub     r14, rax                        ; len -= n
         rep movsb                               ; forward copy: safe when the areas overlap this way
-consumed_48:
+consumed_53:
         mov     qword [rel scanned], 0          ; search the new request from its start
-        call    now_ms_15
+        call    now_ms_19
         test    r14, r14                        ; is the next request already here?
-        jnz     pipelined_49
+        jnz     pipelined_54
         add     rax, 0x1388                     ; no: wait keepalive_timeout_ms for it
         mov     qword [rel deadline], rax
-        jmp     next_request_12
-pipelined_49:
+        jmp     next_request_16
+pipelined_54:
         add     rax, 0x2710                     ; yes: its head has header_timeout_ms
         mov     qword [rel deadline], rax
-        jmp     next_request_12
+        jmp     next_request_16
 
 ;; --------------------------------------------------------------------------
-;; drain unread input: recvfrom(2), syscall 45
+;; close the connection: close(2), syscall 3
+;; C: drain_input(); log_connection(); close(client_fd)
+;; Then back to accept() for the next client.
+finish_connection_4:
+        call    drain_input_9
+        call    log_connection_10
+        mov     rdi, r13                        ; fd = client_fd
+        mov     eax, 3                          ; syscall number: close
+        syscall
+        jmp     accept_1
+
+;; --------------------------------------------------------------------------
+;; subroutine drain_input: recvfrom(2), syscall 45
 ;; C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
 ;; Closing a socket with unread input makes the kernel send RST, which can
 ;; destroy the response before the client reads it. Take what has already
 ;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
-finish_connection_4:
-        mov     ebx, 16                         ; at most 16 reads
-drain_50:
+drain_input_9:
+        mov     r10d, 16                        ; at most 16 reads
+drain_55:
         mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel request_buf]          ; buf = request_buf
+        lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
         mov     edx, 0x2000                     ; len
+        mov     r8, r10                         ; keep the count
         mov     r10d, 64                        ; flags = MSG_DONTWAIT
+        push    r8
         xor     r8d, r8d                        ; src_addr = NULL
         xor     r9d, r9d                        ; addrlen = NULL
         mov     eax, 45                         ; syscall number: recvfrom
         syscall
+        pop     r10                             ; the count
         test    rax, rax
-        jle     drained_51                      ; nothing more (-EAGAIN), end of file, or error
-        dec     rbx
-        jnz     drain_50
-drained_51:
+        jle     drained_56                      ; nothing more (-EAGAIN), end of file, or error
+        dec     r10
+        jnz     drain_55
+drained_56:
+        ret
 
 ;; --------------------------------------------------------------------------
-;; log the connection: write(2), syscall 1
+;; subroutine log_connection: write(2), syscall 1
 ;; C: dprintf(log_fd, "connection from %s:%u, bytes read: %zu\n", ip, port, len)
 ;; Built in line_buf and written with one write(), so lines from several
 ;; processes do not interleave.
-log_connection_52:
+log_connection_10:
         lea     rdi, [rel line_buf]             ; rdi = where the line is built
         lea     rsi, [rel log_from]
         mov     ecx, 16
         rep movsb                               ; copy "connection from "
-        call    append_ip_8                     ; "127.0.0.1:54321"
+        call    append_ip_8                     ; "127.0.0.1"
+        mov     byte [rdi], 58                  ; ':'
+        inc     rdi
+        lea     r8, [rel client_addr]
+        movzx   eax, word [r8+2]                ; sin_port, network byte order
+        ror     ax, 8                           ; ntohs: swap the two bytes
+        call    append_u64_7
         lea     rsi, [rel log_bytes]
         mov     ecx, 14
         rep movsb                               ; copy ", bytes read: "
@@ -443,16 +471,7 @@ log_connection_52:
         sub     rdx, rsi
         mov     rdi, r15                        ; fd = log_fd
         call    write_all_6                     ; a failed log write is not fatal
-
-;; --------------------------------------------------------------------------
-;; close the connection: close(2), syscall 3
-;; C: close(client_fd)
-;; Then back to accept() for the next client.
-close_client_53:
-        mov     rdi, r13                        ; fd = client_fd
-        mov     eax, 3                          ; syscall number: close
-        syscall
-        jmp     accept_1
+        ret
 
 ;; --------------------------------------------------------------------------
 ;; exit: exit_group(2), syscall 231
@@ -469,25 +488,25 @@ exit_ok_5:
 ;; write() may write fewer bytes than asked (a full socket buffer, a signal):
 ;; loop until every byte is out. Returns rax = 0, or -errno.
 write_all_6:
-write_more_54:
+write_more_57:
         test    rdx, rdx                        ; anything left?
-        jz      write_done_55
+        jz      write_done_58
         mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_54
+        je      write_more_57
         test    rax, rax
-        js      write_return_57                 ; -errno: give up
-        jz      write_eio_56                    ; no progress: give up
+        js      write_return_60                 ; -errno: give up
+        jz      write_eio_59                    ; no progress: give up
         add     rsi, rax                        ; buf += n
         sub     rdx, rax                        ; count -= n
-        jmp     write_more_54
-write_eio_56:
+        jmp     write_more_57
+write_eio_59:
         mov     rax, -5                         ; -EIO
         ret
-write_done_55:
+write_done_58:
         xor     eax, eax                        ; 0: all written
-write_return_57:
+write_return_60:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -500,14 +519,14 @@ append_u64_7:
         sub     rsp, 32                         ; room for 20 digits
         lea     rsi, [rsp+32]                   ; rsi = end of the room
         mov     ecx, 10                         ; divisor
-digit_58:
+digit_61:
         xor     edx, edx                        ; rdx:rax / 10
         div     rcx                             ; rax = quotient, rdx = last digit
         add     dl, 48                          ; to ASCII
         dec     rsi
         mov     byte [rsi], dl
         test    rax, rax
-        jnz     digit_58
+        jnz     digit_61
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        ; rcx = number of digits
         rep movsb                               ; copy them to dst
@@ -516,8 +535,8 @@ digit_58:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine append_ip(rdi = dst)
-;; C: dst += sprintf(dst, "%u.%u.%u.%u:%u", ip[0], ip[1], ip[2], ip[3], ntohs(port))
-;; The client's address and port from client_addr, as text; advances rdi.
+;; C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
+;; The client's address from client_addr, as text; advances rdi.
 ;; Clobbers rax, rcx, rdx, rsi, r8.
 append_ip_8:
         lea     r8, [rel client_addr]           ; r8 = &client_addr
@@ -535,11 +554,6 @@ append_ip_8:
         inc     rdi
         movzx   eax, byte [r8+7]                ; address byte 4
         call    append_u64_7
-        mov     byte [rdi], 58                  ; ':'
-        inc     rdi
-        movzx   eax, word [r8+2]                ; sin_port, network byte order
-        ror     ax, 8                           ; ntohs: swap the two bytes
-        call    append_u64_7
         ret
 
 ;; --------------------------------------------------------------------------
@@ -548,7 +562,7 @@ append_ip_8:
 ;; Names the call, the address and the reason, e.g.
 ;; "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
 ;; text here is printed as its number.
-die_9:
+die_11:
         neg     rax
         mov     rbx, rax                        ; rbx = errno
         lea     rdi, [rel line_buf]             ; the line is built in line_buf
@@ -556,136 +570,136 @@ die_9:
         rep movsb                               ; copy the message start
         lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
         cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_62
+        je      is_EPERM_65
         cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_63
+        je      is_ENOENT_66
         cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_64
+        je      is_EBADF_67
         cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_65
+        je      is_ENOMEM_68
         cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_66
+        je      is_EACCES_69
         cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_67
+        je      is_EEXIST_70
         cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_68
+        je      is_ENOTDIR_71
         cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_69
+        je      is_EISDIR_72
         cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_70
+        je      is_EINVAL_73
         cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_71
+        je      is_ENFILE_74
         cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_72
+        je      is_EMFILE_75
         cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_73
+        je      is_ENOSPC_76
         cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_74
+        je      is_EROFS_77
         cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_75
+        je      is_ENAMETOOLONG_78
         cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_76
+        je      is_ELOOP_79
         cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_77
+        je      is_EPROTONOSUPPORT_80
         cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_78
+        je      is_EAFNOSUPPORT_81
         cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_79
+        je      is_EADDRINUSE_82
         cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_80
+        je      is_EADDRNOTAVAIL_83
         cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_81
-        jmp     unknown_errno_60
-is_EPERM_62:
+        je      is_ENOBUFS_84
+        jmp     unknown_errno_63
+is_EPERM_65:
         add     rsi, 0                          ; "Operation not permitted"
         mov     ecx, 23
-        jmp     copy_text_59
-is_ENOENT_63:
+        jmp     copy_text_62
+is_ENOENT_66:
         add     rsi, 23                         ; "No such file or directory"
         mov     ecx, 25
-        jmp     copy_text_59
-is_EBADF_64:
+        jmp     copy_text_62
+is_EBADF_67:
         add     rsi, 48                         ; "Bad file descriptor"
         mov     ecx, 19
-        jmp     copy_text_59
-is_ENOMEM_65:
+        jmp     copy_text_62
+is_ENOMEM_68:
         add     rsi, 67                         ; "Cannot allocate memory"
         mov     ecx, 22
-        jmp     copy_text_59
-is_EACCES_66:
+        jmp     copy_text_62
+is_EACCES_69:
         add     rsi, 89                         ; "Permission denied"
         mov     ecx, 17
-        jmp     copy_text_59
-is_EEXIST_67:
+        jmp     copy_text_62
+is_EEXIST_70:
         add     rsi, 106                        ; "File exists"
         mov     ecx, 11
-        jmp     copy_text_59
-is_ENOTDIR_68:
+        jmp     copy_text_62
+is_ENOTDIR_71:
         add     rsi, 117                        ; "Not a directory"
         mov     ecx, 15
-        jmp     copy_text_59
-is_EISDIR_69:
+        jmp     copy_text_62
+is_EISDIR_72:
         add     rsi, 132                        ; "Is a directory"
         mov     ecx, 14
-        jmp     copy_text_59
-is_EINVAL_70:
+        jmp     copy_text_62
+is_EINVAL_73:
         add     rsi, 146                        ; "Invalid argument"
         mov     ecx, 16
-        jmp     copy_text_59
-is_ENFILE_71:
+        jmp     copy_text_62
+is_ENFILE_74:
         add     rsi, 162                        ; "Too many open files in system"
         mov     ecx, 29
-        jmp     copy_text_59
-is_EMFILE_72:
+        jmp     copy_text_62
+is_EMFILE_75:
         add     rsi, 191                        ; "Too many open files"
         mov     ecx, 19
-        jmp     copy_text_59
-is_ENOSPC_73:
+        jmp     copy_text_62
+is_ENOSPC_76:
         add     rsi, 210                        ; "No space left on device"
         mov     ecx, 23
-        jmp     copy_text_59
-is_EROFS_74:
+        jmp     copy_text_62
+is_EROFS_77:
         add     rsi, 233                        ; "Read-only file system"
         mov     ecx, 21
-        jmp     copy_text_59
-is_ENAMETOOLONG_75:
+        jmp     copy_text_62
+is_ENAMETOOLONG_78:
         add     rsi, 254                        ; "File name too long"
         mov     ecx, 18
-        jmp     copy_text_59
-is_ELOOP_76:
+        jmp     copy_text_62
+is_ELOOP_79:
         add     rsi, 272                        ; "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     copy_text_59
-is_EPROTONOSUPPORT_77:
+        jmp     copy_text_62
+is_EPROTONOSUPPORT_80:
         add     rsi, 305                        ; "Protocol not supported"
         mov     ecx, 22
-        jmp     copy_text_59
-is_EAFNOSUPPORT_78:
+        jmp     copy_text_62
+is_EAFNOSUPPORT_81:
         add     rsi, 327                        ; "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     copy_text_59
-is_EADDRINUSE_79:
+        jmp     copy_text_62
+is_EADDRINUSE_82:
         add     rsi, 367                        ; "Address already in use"
         mov     ecx, 22
-        jmp     copy_text_59
-is_EADDRNOTAVAIL_80:
+        jmp     copy_text_62
+is_EADDRNOTAVAIL_83:
         add     rsi, 389                        ; "Cannot assign requested address"
         mov     ecx, 31
-        jmp     copy_text_59
-is_ENOBUFS_81:
+        jmp     copy_text_62
+is_ENOBUFS_84:
         add     rsi, 420                        ; "No buffer space available"
         mov     ecx, 25
-        jmp     copy_text_59
-unknown_errno_60:
+        jmp     copy_text_62
+unknown_errno_63:
         lea     rsi, [rel errno_word]
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
         call    append_u64_7
-        jmp     newline_61
-copy_text_59:
+        jmp     newline_64
+copy_text_62:
         rep movsb                               ; copy the errno's text
-newline_61:
+newline_64:
         mov     byte [rdi], 10                  ; '\n'
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -699,25 +713,29 @@ newline_61:
 
 ;; --------------------------------------------------------------------------
 ;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-;; C: if (!busy) _exit(0); stop_requested = 1;
+;; C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
 ;; Idle (blocked in accept): exit now. Busy: note the request; the accept
-;; loop exits once the current connection is done.
-on_signal_10:
+;; loop exits once the current connection is done. A second signal exits
+;; at once.
+on_signal_12:
+signal_in_worker_85:
+        cmp     dword [rel stop_requested], 0   ; a second signal?
+        jne     exit_now_86
         cmp     dword [rel busy], 0             ; serving a connection?
-        jne     stop_later_82
+        je      exit_now_86
+        mov     dword [rel stop_requested], 1   ; stop_requested = 1
+        ret                                     ; returns into signal_restorer
+exit_now_86:
         xor     edi, edi                        ; status = 0
         mov     eax, 231                        ; syscall number: exit_group
         syscall
-stop_later_82:
-        mov     dword [rel stop_requested], 1   ; stop_requested = 1
-        ret                                     ; returns into signal_restorer
 
 ;; --------------------------------------------------------------------------
 ;; signal return trampoline: rt_sigreturn(2), syscall 15
 ;; C: rt_sigreturn()
 ;; The kernel pushed this address as the handler's return address
 ;; (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-signal_restorer_11:
+signal_restorer_13:
         mov     eax, 15                         ; syscall number: rt_sigreturn
         syscall
 
@@ -726,7 +744,7 @@ signal_restorer_11:
 ;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ;; rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ;; rsi, rdi, r11.
-now_ms_15:
+now_ms_19:
         mov     edi, 1                          ; CLOCK_MONOTONIC
         lea     rsi, [rel now_ts]
         mov     eax, 228                        ; syscall number: clock_gettime
@@ -745,17 +763,17 @@ now_ms_15:
 ;;    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
 ;; Waits for input until the deadline, then reads it: rax = bytes read, 0 at
 ;; end of file, -ETIMEDOUT, -EINTR when a signal came, or -errno.
-read_timed_16:
+read_timed_20:
         mov     r8, rsi                         ; keep buf
         mov     r9, rdx                         ; keep count
-        call    now_ms_15
+        call    now_ms_19
         mov     rdx, qword [rel deadline]
         sub     rdx, rax                        ; timeout = deadline - now, in ms
-        jg      wait_83
-timed_out_84:
+        jg      wait_87
+timed_out_88:
         mov     rax, -110                       ; -ETIMEDOUT
         ret
-wait_83:
+wait_87:
         lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
         mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
@@ -763,14 +781,14 @@ wait_83:
         mov     eax, 7                          ; syscall number: poll
         syscall
         test    rax, rax
-        jz      timed_out_84                    ; 0: nothing came in time
-        js      read_timed_done_85              ; -EINTR or -errno
+        jz      timed_out_88                    ; 0: nothing came in time
+        js      read_timed_done_89              ; -EINTR or -errno
         mov     rdi, r13                        ; fd = client_fd
         mov     rsi, r8                         ; buf
         mov     rdx, r9                         ; count
         mov     eax, 0                          ; syscall number: read
         syscall
-read_timed_done_85:
+read_timed_done_89:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -780,24 +798,24 @@ read_timed_done_85:
 ;; rax = the length of the request head, up to and with CR LF CR LF, or 0.
 ;; Bytes searched before are not searched again, but for the last 3: the
 ;; terminator may straddle two reads.
-find_head_end_17:
-        lea     rsi, [rel request_buf]
+find_head_end_21:
+        mov     rsi, rbp
         mov     rcx, qword [rel scanned]
         sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_86
+        jns     scan_from_90
         xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_86:
-scan_87:
+scan_from_90:
+scan_91:
         lea     rax, [rcx+4]                    ; i + 4
         cmp     rax, r14
-        ja      no_end_yet_88                   ; no 4 bytes left to compare
+        ja      no_end_yet_92                   ; no 4 bytes left to compare
         cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
-        je      found_end_89
+        je      found_end_93
         inc     rcx
-        jmp     scan_87
-found_end_89:
+        jmp     scan_91
+found_end_93:
         ret                                     ; rax = i + 4
-no_end_yet_88:
+no_end_yet_92:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
         ret
@@ -809,7 +827,7 @@ no_end_yet_88:
 ;; The head ends in CR LF CR LF (find_head_end made sure), so every scan
 ;; below stops inside it. rsi walks the head; r8 = char_class.
 ;; A token that is not a known method: 501. Anything else malformed: 400.
-parse_request_18:
+parse_request_22:
         mov     dword [rel req_minor], 0
         mov     dword [rel req_close], 0
         mov     dword [rel req_keepalive], 0
@@ -818,73 +836,73 @@ parse_request_18:
         mov     dword [rel req_te], 0
         mov     dword [rel req_method], 0
         mov     qword [rel req_content_length], 0
-        lea     rsi, [rel request_buf]          ; rsi = the request line
+        mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_95
+        jne     not_GET_99
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_90
-not_GET_95:
+        jmp     target_94
+not_GET_99:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_96
+        jne     not_HEAD_100
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_96
+        jne     not_HEAD_100
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_90
-not_HEAD_96:
+        jmp     target_94
+not_HEAD_100:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_97
+        jne     not_POST_101
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_97
+        jne     not_POST_101
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_90
-not_POST_97:
+        jmp     target_94
+not_POST_101:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_98
+        jne     not_PUT_102
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_90
-not_PUT_98:
+        jmp     target_94
+not_PUT_102:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_99
+        jne     not_DELETE_103
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_99
+        jne     not_DELETE_103
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_90
-not_DELETE_99:
+        jmp     target_94
+not_DELETE_103:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_100
+        jne     not_PATCH_104
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_100
+        jne     not_PATCH_104
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_90
-not_PATCH_100:
+        jmp     target_94
+not_PATCH_104:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_101
+        jne     not_OPTIONS_105
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_101
+        jne     not_OPTIONS_105
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_90
-not_OPTIONS_101:
-unknown_method_91:
+        jmp     target_94
+not_OPTIONS_105:
+unknown_method_95:
         mov     rcx, rsi
-method_token_92:
+method_token_96:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_93
+        jz      method_token_end_97
         inc     rcx
-        jmp     method_token_92
-method_token_end_93:
+        jmp     method_token_96
+method_token_end_97:
         cmp     rcx, rsi
-        je      bad_request_94                  ; no method at all
+        je      bad_request_98                  ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_94                  ; not followed by one space
+        jne     bad_request_98                  ; not followed by one space
         mov     eax, 5                          ; 501 Not Implemented
         ret
 
@@ -893,58 +911,58 @@ method_token_end_93:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_90:
+target_94:
         cmp     byte [rsi], 47
-        je      origin_form_102
+        je      origin_form_106
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_94
+        jne     bad_request_98
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_94
+        jne     bad_request_98
         add     rsi, 7                          ; skip "http://"
-authority_103:
+authority_107:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_102                 ; the path starts
+        je      origin_form_106                 ; the path starts
         cmp     eax, 32
-        je      no_path_104                     ; "http://host": the path is "/"
+        je      no_path_108                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_94
+        jz      bad_request_98
         inc     rsi
-        jmp     authority_103
-no_path_104:
+        jmp     authority_107
+no_path_108:
         mov     qword [rel req_path_len], 1
-        jmp     version_108
-origin_form_102:
+        jmp     version_112
+origin_form_106:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_105:
+path_109:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_106
+        je      path_end_110
         cmp     eax, 63
-        je      query_107
+        je      query_111
         cmp     eax, 35
-        je      query_107
+        je      query_111
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_94                  ; CR, LF, a control character: malformed
+        jz      bad_request_98                  ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_105
-query_107:
+        jmp     path_109
+query_111:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_109:
+skip_query_113:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_108
+        je      version_112
         test    byte [r8+rax], 4
-        jz      bad_request_94
-        jmp     skip_query_109
-path_end_106:
+        jz      bad_request_98
+        jmp     skip_query_113
+path_end_110:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -953,28 +971,28 @@ path_end_106:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_108:
+version_112:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_94
+        jne     bad_request_98
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_94
+        jne     bad_request_98
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_94                  ; not a digit
+        ja      bad_request_98                  ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_94
+        jne     bad_request_98
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_94
+        ja      bad_request_98
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_94                  ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_98                  ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_110
+        je      http_1_114
         mov     eax, 6                          ; 505 HTTP Version Not Supported
         ret
-http_1_110:
+http_1_114:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -984,215 +1002,215 @@ http_1_110:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_111:
+header_line_115:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_120
+        je      headers_done_124
         mov     rcx, rsi                        ; rcx = the name
-field_name_112:
+field_name_116:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_113
+        jz      field_name_end_117
         inc     rsi
-        jmp     field_name_112
-field_name_end_113:
+        jmp     field_name_116
+field_name_end_117:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_94                  ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_98                  ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_94                  ; whitespace (or anything) before the colon
+        jne     bad_request_98                  ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_114:
+skip_ows_118:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_121
+        je      ows_char_125
         cmp     byte [rsi], 9
-        jne     field_value_115
-ows_char_121:
+        jne     field_value_119
+ows_char_125:
         inc     rsi
-        jmp     skip_ows_114
-field_value_115:
+        jmp     skip_ows_118
+field_value_119:
         mov     r11, rsi                        ; r11 = the value
-value_char_122:
+value_char_126:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_116
+        je      field_cr_120
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_94                  ; a bare LF, NUL or another control character
+        jz      bad_request_98                  ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_122
-field_cr_116:
+        jmp     value_char_126
+field_cr_120:
         cmp     byte [rsi+1], 10
-        jne     bad_request_94                  ; a bare CR
+        jne     bad_request_98                  ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_117:
+trim_121:
         cmp     r9, r11
-        je      trimmed_118
+        je      trimmed_122
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_123
+        je      trim_one_127
         cmp     eax, 9
-        jne     trimmed_118
-trim_one_123:
+        jne     trimmed_122
+trim_one_127:
         dec     r9
-        jmp     trim_117
-trimmed_118:
+        jmp     trim_121
+trimmed_122:
         cmp     rdx, 4
-        jne     not_host_124
+        jne     not_host_128
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_124
+        jne     not_host_128
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_119
-not_host_124:
+        jmp     next_field_123
+not_host_128:
         cmp     rdx, 14
-        jne     not_content_length_126
+        jne     not_content_length_130
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_126
+        jne     not_content_length_130
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_126
+        jne     not_content_length_130
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_126
+        jne     not_content_length_130
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_126
+        jne     not_content_length_130
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_94                  ; empty
+        je      bad_request_98                  ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_128:
+cl_digit_132:
         cmp     r11, r9
-        je      cl_end_129
+        je      cl_end_133
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_94                  ; not a digit: invalid
+        ja      bad_request_98                  ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_130          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_134          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_130:
+cl_too_many_digits_134:
         inc     r11
-        jmp     cl_digit_128
-cl_end_129:
+        jmp     cl_digit_132
+cl_end_133:
         cmp     rdx, 15
-        jbe     cl_store_131
+        jbe     cl_store_135
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_131:
+cl_store_135:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_119
-not_content_length_126:
+        jmp     next_field_123
+not_content_length_130:
         cmp     rdx, 17
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_131
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_131
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_131
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_131
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_131
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_131
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_119
-not_transfer_encoding_127:
+        jmp     next_field_123
+not_transfer_encoding_131:
         cmp     rdx, 10
-        jne     not_connection_125
+        jne     not_connection_129
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_125
+        jne     not_connection_129
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_125
+        jne     not_connection_129
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_125
-conn_token_132:
+        jne     not_connection_129
+conn_token_136:
         cmp     r11, r9
-        jae     next_field_119                  ; no more tokens
+        jae     next_field_123                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_133
+        je      conn_separator_137
         cmp     eax, 32
-        je      conn_separator_133
+        je      conn_separator_137
         cmp     eax, 9
-        jne     conn_token_start_138
-conn_separator_133:
+        jne     conn_token_start_142
+conn_separator_137:
         inc     r11
-        jmp     conn_token_132
-conn_token_start_138:
+        jmp     conn_token_136
+conn_token_start_142:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_134:
+conn_scan_138:
         cmp     r11, r9
-        jae     conn_scanned_135
+        jae     conn_scanned_139
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_135
+        je      conn_scanned_139
         cmp     eax, 32
-        je      conn_scanned_135
+        je      conn_scanned_139
         cmp     eax, 9
-        je      conn_scanned_135
+        je      conn_scanned_139
         inc     r11
-        jmp     conn_scan_134
-conn_scanned_135:
+        jmp     conn_scan_138
+conn_scanned_139:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_136
+        jne     not_close_140
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_136
+        jne     not_close_140
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_136
+        jne     not_close_140
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_136:
+not_close_140:
         cmp     rdx, 10
-        jne     not_keep_alive_137
+        jne     not_keep_alive_141
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_137
+        jne     not_keep_alive_141
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_137
+        jne     not_keep_alive_141
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_137
+        jne     not_keep_alive_141
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_137:
-        jmp     conn_token_132
-not_connection_125:
-next_field_119:
+not_keep_alive_141:
+        jmp     conn_token_136
+not_connection_129:
+next_field_123:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_111
-headers_done_120:
+        jmp     header_line_115
+headers_done_124:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1200,51 +1218,51 @@ headers_done_120:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_142:
+check_request_146:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_139
+        je      no_transfer_encoding_143
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_94                  ; both framings: a smuggling attempt
+        jne     bad_request_98                  ; both framings: a smuggling attempt
         mov     eax, 5                          ; 501 Not Implemented
         ret
-no_transfer_encoding_139:
+no_transfer_encoding_143:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_94                  ; Content-Length twice
+        ja      bad_request_98                  ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_94                  ; Host twice
-        je      host_ok_140
+        ja      bad_request_98                  ; Host twice
+        je      host_ok_144
         cmp     dword [rel req_minor], 0
-        jne     bad_request_94                  ; HTTP/1.1 without Host
-host_ok_140:
+        jne     bad_request_98                  ; HTTP/1.1 without Host
+host_ok_144:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_141
+        jbe     size_ok_145
         mov     eax, 2                          ; 413 Content Too Large
         ret
-size_ok_141:
+size_ok_145:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route
 ;; C: return the response
 ;; "response" answers every path with every known method (HEAD without a body).
-route_143:
+route_147:
         mov     eax, 0                          ; the response
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_94:
+bad_request_98:
         mov     eax, 1                          ; 400 Bad Request
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine send_response(eax = response index): writev(2), syscall 20
-;; C: writev(client_fd, (struct iovec[]){ { head, head_len }, { body, body_len } }, 2)
-;; The head for this connection mode and the body, both precomputed, in one
-;; system call; a short write is finished with write_all. HEAD gets no body.
-;; rax = 0, or -errno.
-send_response_19:
+;; subroutine prepare_response(eax = response index)
+;; C: iov[0] = { head for conn_mode, its length }; iov[1] = { body, HEAD ? 0 : body_len }
+;; Looks the response up in the table: the head for this connection mode
+;; and the body, both precomputed. HEAD gets no body. Also records the
+;; status and body bytes for the access log.
+prepare_response_23:
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32
         lea     r10, [rel responses]
@@ -1255,22 +1273,22 @@ send_response_19:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_144                  ; mode 0: close
+        jz      head_ready_148                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_144                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_148                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_144:
+head_ready_148:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_145
+        jne     body_ready_149
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_145:
+body_ready_149:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1279,21 +1297,30 @@ body_ready_145:
         mov     qword [rdi+8], rdx
         mov     qword [rdi+16], r8              ; iov[1] = { body, body_len }
         mov     qword [rdi+24], r9
-writev_again_146:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine send_response(eax = response index): writev(2), syscall 20
+;; C: writev(client_fd, iov, 2) after prepare_response
+;; Head and body in one system call; a short write is finished with
+;; write_all (blocking modes). rax = 0, or -errno.
+send_response_24:
+        call    prepare_response_23
+writev_again_150:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel iov]                  ; iov
         mov     edx, 2                          ; iovcnt = 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_146
+        je      writev_again_150
         test    rax, rax
-        js      send_done_148                   ; -errno: the client is gone
+        js      send_done_152                   ; -errno: the client is gone
         ; A short write: finish the head, then the body, with write_all.
         lea     r10, [rel iov]
         mov     rcx, qword [r10+8]              ; head_len
         cmp     rax, rcx
-        jae     head_done_147
+        jae     head_done_151
         mov     rsi, qword [r10]
         add     rsi, rax                        ; the head's rest
         mov     rdx, rcx
@@ -1301,11 +1328,11 @@ writev_again_146:
         mov     rdi, r13
         call    write_all_6
         test    rax, rax
-        js      send_done_148
+        js      send_done_152
         xor     eax, eax                        ; no body bytes written yet
         lea     r10, [rel iov]
         mov     ecx, 0
-head_done_147:
+head_done_151:
         sub     rax, rcx                        ; body bytes written
         mov     rsi, qword [r10+16]
         add     rsi, rax                        ; the body's rest
@@ -1313,7 +1340,7 @@ head_done_147:
         sub     rdx, rax
         mov     rdi, r13
         call    write_all_6                     ; returns at once when nothing is left
-send_done_148:
+send_done_152:
         ret
 
         section .rodata

@@ -14,6 +14,7 @@
 #   r12  the listening socket's file descriptor
 #   r13  the client socket's file descriptor
 #   r14  bytes in the request buffer
+#   rbp  the request buffer (HTTP)
 #   r15  the log's file descriptor
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
@@ -44,12 +45,12 @@ _start:
 ## exits at once when idle, else it lets the current connection finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_21:
+.Lcatch_stop_signals_26:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal_10]
+        lea     rax, [rip + .Lon_signal_12]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer_11]
+        lea     rax, [rip + .Lsignal_restorer_13]
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
@@ -69,25 +70,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_22:
+.Lchoose_log_27:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_23:
+.Lsocket_28:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_24
+        jns     .Lok_29
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 16                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_24:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_29:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -95,7 +96,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_25:
+.Lreuseaddr_30:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -104,54 +105,58 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_26
+        jns     .Lok_31
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 33                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_26:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_31:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_27:
+.Lbind_32:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_28
+        jns     .Lok_33
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 27                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_28:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_33:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_29:
+.Llisten_34:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_30
+        jns     .Lok_35
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 29                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_30:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_35:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "routes listening on 0.0.0.0:8080\n", 33)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_31:
+.Lannounce_36:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 33                         # count
         call    .Lwrite_all_6                   # a closed stdout is not fatal: the result is ignored
+
+## --------------------------------------------------------------------------
+## a worker starts
+.Lworker_main_14:
 
 ## --------------------------------------------------------------------------
 ## wait for the next connection: accept(2), syscall 43
@@ -206,11 +211,12 @@ _start:
         mov     r8d, 16                         # optlen = sizeof(struct timeval)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
+        lea     rbp, [rip + request_buf]        # rbp = the request buffer
         xor     r14d, r14d                      # len = 0: the buffer is empty
         mov     QWORD PTR [rip + scanned], 0
         mov     QWORD PTR [rip + conn_bytes], 0
         mov     DWORD PTR [rip + served], 0
-        call    .Lnow_ms_15
+        call    .Lnow_ms_19
         add     rax, 0x2710                     # + header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax # deadline
 
@@ -219,83 +225,83 @@ _start:
 ## C: head_len = find_head_end(buf, len)
 ## Pipelined requests may already be in the buffer: each is answered, in
 ## order, before the next read.
-.Lnext_request_12:
-        call    .Lfind_head_end_17
+.Lnext_request_16:
+        call    .Lfind_head_end_21
         test    rax, rax
-        jnz     .Lhave_head_32                  # complete: answer it
+        jnz     .Lhave_head_37                  # complete: answer it
         cmp     r14, 0x2000
-        jae     .Lhead_too_large_33             # the buffer is full and the head has no end
+        jae     .Lhead_too_large_38             # the buffer is full and the head has no end
 
 ## --------------------------------------------------------------------------
 ## read more of the request: read(2), syscall 0
 ## C: n = read_timed(buf + len, sizeof buf - len)
 ## Waits until the deadline at most. End of file, a timeout or an error closes
 ## the connection unanswered. A stop signal ends an idle keep-alive connection.
-.Lread_more_34:
-.Lread_again_35:
-        lea     rsi, [rip + request_buf]
+.Lread_more_39:
+.Lread_again_40:
+        mov     rsi, rbp
         add     rsi, r14                        # buf + len
         mov     edx, 0x2000                     # the room left: request_bytes - len
         sub     rdx, r14
-        call    .Lread_timed_16
+        call    .Lread_timed_20
         cmp     rax, -4                         # -EINTR: a signal came
-        jne     .Lnot_eintr_36
+        jne     .Lnot_eintr_41
         cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
-        je      .Lread_again_35                 # no: wait on
+        je      .Lread_again_40                 # no: wait on
         test    r14, r14                        # in the middle of a request?
-        jnz     .Lread_again_35                 # yes: finish it first
+        jnz     .Lread_again_40                 # yes: finish it first
         jmp     .Lfinish_connection_4           # no: close now
-.Lnot_eintr_36:
+.Lnot_eintr_41:
         test    rax, rax
         jle     .Lfinish_connection_4           # end of file, timeout or error: close
         add     QWORD PTR [rip + conn_bytes], rax # count it for the connection log
         # The first bytes of a keep-alive request start its header deadline.
         test    r14, r14
-        jnz     .Lcounted_37
+        jnz     .Lcounted_42
         cmp     DWORD PTR [rip + served], 0
-        je      .Lcounted_37                    # the first request's deadline runs from accept()
+        je      .Lcounted_42                    # the first request's deadline runs from accept()
         mov     rbx, rax                        # keep n
-        call    .Lnow_ms_15
+        call    .Lnow_ms_19
         add     rax, 0x2710                     # + header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax # deadline
         mov     rax, rbx
-.Lcounted_37:
+.Lcounted_42:
         add     r14, rax                        # len += n
-        jmp     .Lnext_request_12
+        jmp     .Lnext_request_16
 
 ## --------------------------------------------------------------------------
 ## the head does not fit in the buffer
 ## C: response = memchr(buf, '\n', len) ? 431 : 414
 ## Over limits.request_bytes (8192): 414 URI Too Long when even the request
 ## line has no end, else 431 Request Header Fields Too Large.
-.Lhead_too_large_33:
-        lea     rsi, [rip + request_buf]
+.Lhead_too_large_38:
+        mov     rsi, rbp
         xor     ecx, ecx                        # i = 0
-.Lscan_lf_40:
+.Lscan_lf_45:
         cmp     rcx, r14
-        jae     .Lno_lf_39
+        jae     .Lno_lf_44
         cmp     BYTE PTR [rsi+rcx], 10          # '\n'
-        je      .Lfound_lf_38
+        je      .Lfound_lf_43
         inc     rcx
-        jmp     .Lscan_lf_40
-.Lfound_lf_38:
+        jmp     .Lscan_lf_45
+.Lfound_lf_43:
         mov     eax, 20                         # 431
-        jmp     .Lanswer_too_large_41
-.Lno_lf_39:
+        jmp     .Lanswer_too_large_46
+.Lno_lf_44:
         mov     eax, 19                         # 414
-.Lanswer_too_large_41:
+.Lanswer_too_large_46:
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
-        jmp     .Lrespond_14
+        jmp     .Lrespond_18
 
 ## --------------------------------------------------------------------------
 ## parse the request
 ## C: response = parse_request(buf, head_len)
 ## Everything the head says is checked, then routed to a response index.
-.Lhave_head_32:
+.Lhave_head_37:
         mov     QWORD PTR [rip + head_len], rax
-        call    .Lparse_request_18              # eax = the response's index
+        call    .Lparse_request_22              # eax = the response's index
 
 ## --------------------------------------------------------------------------
 ## answer
@@ -303,37 +309,37 @@ _start:
 ## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ## signal and the last of limits.keepalive_requests close the connection.
-.Lrespond_14:
+.Lrespond_18:
         mov     ebx, eax                        # ebx = response index
         mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
         mov     ecx, ebx
         shl     rcx, 5                          # index * 32: its record
         lea     rdx, [rip + responses]
         cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_42
+        jne     .Lmode_decided_47
         cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_42
+        jne     .Lmode_decided_47
         mov     ecx, DWORD PTR [rip + served]
         inc     ecx
         cmp     ecx, 100                        # the last request allowed?
-        jae     .Lmode_decided_42
+        jae     .Lmode_decided_47
         cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_42
+        jne     .Lmode_decided_47
         cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_43
+        je      .Lhttp10_48
         mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
-        jmp     .Lmode_decided_42
-.Lhttp10_43:
+        jmp     .Lmode_decided_47
+.Lhttp10_48:
         cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_42
+        je      .Lmode_decided_47
         mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_42:
+.Lmode_decided_47:
         mov     eax, ebx
-        call    .Lsend_response_19              # rax = 0, or -errno
-        mov     rbp, rax                        # keep the result
-        call    .Llog_request_20                # one access-log line
+        call    .Lsend_response_24              # rax = 0, or -errno
+        mov     rbx, rax                        # keep the result
+        call    .Llog_request_25                # one access-log line
         inc     DWORD PTR [rip + served]
-        test    rbp, rbp
+        test    rbx, rbx
         js      .Lfinish_connection_4           # the client is gone
         cmp     DWORD PTR [rip + conn_mode], 0
         je      .Lfinish_connection_4           # Connection: close
@@ -344,92 +350,97 @@ _start:
 ## The next request starts right after this one's body. A body that is
 ## already in the buffer is skipped; the rest is read and thrown away, each
 ## read waiting at most header_timeout_ms.
-.Lafter_response_13:
+.Lafter_response_17:
         mov     rax, QWORD PTR [rip + head_len]
         mov     rbx, QWORD PTR [rip + req_content_length]
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
         cmp     rcx, rbx
-        jae     .Lbody_in_buffer_44
+        jae     .Lbody_in_buffer_49
         sub     rbx, rcx                        # rbx = body bytes still to come
         xor     r14d, r14d                      # the buffer holds nothing we need
-.Ldiscard_45:
+.Ldiscard_50:
         test    rbx, rbx
-        jz      .Lconsumed_48
-        call    .Lnow_ms_15
+        jz      .Lconsumed_53
+        call    .Lnow_ms_19
         add     rax, 0x2710                     # + header_timeout_ms for each read
         mov     QWORD PTR [rip + deadline], rax # deadline
-        lea     rsi, [rip + request_buf]        # read into the buffer
+        mov     rsi, rbp                        # read into the buffer
         mov     rdx, rbx                        # no more than the body's rest:
         cmp     rdx, 0x2000                     # the next request stays unread
-        jbe     .Lcount_ok_46
+        jbe     .Lcount_ok_51
         mov     edx, 0x2000
-.Lcount_ok_46:
-        call    .Lread_timed_16
+.Lcount_ok_51:
+        call    .Lread_timed_20
         cmp     rax, -4
-        jne     .Ldiscard_ok_47
+        jne     .Ldiscard_ok_52
         cmp     DWORD PTR [rip + stop_requested], 0 # a signal: stop if asked to
-        je      .Ldiscard_45
+        je      .Ldiscard_50
         jmp     .Lfinish_connection_4
-.Ldiscard_ok_47:
+.Ldiscard_ok_52:
         test    rax, rax
         jle     .Lfinish_connection_4           # end of file, timeout or error
         add     QWORD PTR [rip + conn_bytes], rax
         sub     rbx, rax
-        jmp     .Ldiscard_45
-.Lbody_in_buffer_44:
+        jmp     .Ldiscard_50
+.Lbody_in_buffer_49:
         add     rax, rbx                        # n = head + body
-        lea     rdi, [rip + request_buf]        # memmove(buf, buf + n, len - n)
+        mov     rdi, rbp                        # memmove(buf, buf + n, len - n)
         lea     rsi, [rdi+rax]
         mov     rcx, r14
         sub     rcx, rax
         sub     r14, rax                        # len -= n
         rep movsb                               # forward copy: safe when the areas overlap this way
-.Lconsumed_48:
+.Lconsumed_53:
         mov     QWORD PTR [rip + scanned], 0    # search the new request from its start
-        call    .Lnow_ms_15
+        call    .Lnow_ms_19
         test    r14, r14                        # is the next request already here?
-        jnz     .Lpipelined_49
+        jnz     .Lpipelined_54
         add     rax, 0x1388                     # no: wait keepalive_timeout_ms for it
         mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_12
-.Lpipelined_49:
+        jmp     .Lnext_request_16
+.Lpipelined_54:
         add     rax, 0x2710                     # yes: its head has header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_12
-
-## --------------------------------------------------------------------------
-## drain unread input: recvfrom(2), syscall 45
-## C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
-## Closing a socket with unread input makes the kernel send RST, which can
-## destroy the response before the client reads it. Take what has already
-## arrived, without waiting (at most 16 buffers), so close() sends FIN.
-.Lfinish_connection_4:
-        mov     ebx, 16                         # at most 16 reads
-.Ldrain_50:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + request_buf]        # buf = request_buf
-        mov     edx, 0x2000                     # len
-        mov     r10d, 64                        # flags = MSG_DONTWAIT
-        xor     r8d, r8d                        # src_addr = NULL
-        xor     r9d, r9d                        # addrlen = NULL
-        mov     eax, 45                         # syscall number: recvfrom
-        syscall
-        test    rax, rax
-        jle     .Ldrained_51                    # nothing more (-EAGAIN), end of file, or error
-        dec     rbx
-        jnz     .Ldrain_50
-.Ldrained_51:
+        jmp     .Lnext_request_16
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
-## C: close(client_fd)
+## C: drain_input(); log_connection(); close(client_fd)
 ## Then back to accept() for the next client.
-.Lclose_client_52:
+.Lfinish_connection_4:
+        call    .Ldrain_input_9
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
         jmp     .Laccept_1
+
+## --------------------------------------------------------------------------
+## subroutine drain_input: recvfrom(2), syscall 45
+## C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
+## Closing a socket with unread input makes the kernel send RST, which can
+## destroy the response before the client reads it. Take what has already
+## arrived, without waiting (at most 16 buffers), so close() sends FIN.
+.Ldrain_input_9:
+        mov     r10d, 16                        # at most 16 reads
+.Ldrain_55:
+        mov     rdi, r13                        # fd = client_fd
+        lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
+        mov     edx, 0x2000                     # len
+        mov     r8, r10                         # keep the count
+        mov     r10d, 64                        # flags = MSG_DONTWAIT
+        push    r8
+        xor     r8d, r8d                        # src_addr = NULL
+        xor     r9d, r9d                        # addrlen = NULL
+        mov     eax, 45                         # syscall number: recvfrom
+        syscall
+        pop     r10                             # the count
+        test    rax, rax
+        jle     .Ldrained_56                    # nothing more (-EAGAIN), end of file, or error
+        dec     r10
+        jnz     .Ldrain_55
+.Ldrained_56:
+        ret
 
 ## --------------------------------------------------------------------------
 ## exit: exit_group(2), syscall 231
@@ -446,25 +457,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_53:
+.Lwrite_more_57:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_54
+        jz      .Lwrite_done_58
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_53
+        je      .Lwrite_more_57
         test    rax, rax
-        js      .Lwrite_return_56               # -errno: give up
-        jz      .Lwrite_eio_55                  # no progress: give up
+        js      .Lwrite_return_60               # -errno: give up
+        jz      .Lwrite_eio_59                  # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_53
-.Lwrite_eio_55:
+        jmp     .Lwrite_more_57
+.Lwrite_eio_59:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_54:
+.Lwrite_done_58:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_56:
+.Lwrite_return_60:
         ret
 
 ## --------------------------------------------------------------------------
@@ -477,14 +488,14 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_57:
+.Ldigit_61:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_57
+        jnz     .Ldigit_61
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
@@ -493,8 +504,8 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine append_ip(rdi = dst)
-## C: dst += sprintf(dst, "%u.%u.%u.%u:%u", ip[0], ip[1], ip[2], ip[3], ntohs(port))
-## The client's address and port from client_addr, as text; advances rdi.
+## C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
+## The client's address from client_addr, as text; advances rdi.
 ## Clobbers rax, rcx, rdx, rsi, r8.
 .Lappend_ip_8:
         lea     r8, [rip + client_addr]         # r8 = &client_addr
@@ -512,11 +523,6 @@ _start:
         inc     rdi
         movzx   eax, BYTE PTR [r8+7]            # address byte 4
         call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 58              # ':'
-        inc     rdi
-        movzx   eax, WORD PTR [r8+2]            # sin_port, network byte order
-        ror     ax, 8                           # ntohs: swap the two bytes
-        call    .Lappend_u64_7
         ret
 
 ## --------------------------------------------------------------------------
@@ -525,7 +531,7 @@ _start:
 ## Names the call, the address and the reason, e.g.
 ## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
 ## text here is printed as its number.
-.Ldie_9:
+.Ldie_11:
         neg     rax
         mov     rbx, rax                        # rbx = errno
         lea     rdi, [rip + line_buf]           # the line is built in line_buf
@@ -533,136 +539,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_61
+        je      .Lis_EPERM_65
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_62
+        je      .Lis_ENOENT_66
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_63
+        je      .Lis_EBADF_67
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_64
+        je      .Lis_ENOMEM_68
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_65
+        je      .Lis_EACCES_69
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_66
+        je      .Lis_EEXIST_70
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_67
+        je      .Lis_ENOTDIR_71
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_68
+        je      .Lis_EISDIR_72
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_69
+        je      .Lis_EINVAL_73
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_70
+        je      .Lis_ENFILE_74
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_71
+        je      .Lis_EMFILE_75
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_72
+        je      .Lis_ENOSPC_76
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_73
+        je      .Lis_EROFS_77
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_74
+        je      .Lis_ENAMETOOLONG_78
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_75
+        je      .Lis_ELOOP_79
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_76
+        je      .Lis_EPROTONOSUPPORT_80
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_77
+        je      .Lis_EAFNOSUPPORT_81
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_78
+        je      .Lis_EADDRINUSE_82
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_79
+        je      .Lis_EADDRNOTAVAIL_83
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_80
-        jmp     .Lunknown_errno_59
-.Lis_EPERM_61:
+        je      .Lis_ENOBUFS_84
+        jmp     .Lunknown_errno_63
+.Lis_EPERM_65:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_58
-.Lis_ENOENT_62:
+        jmp     .Lcopy_text_62
+.Lis_ENOENT_66:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_58
-.Lis_EBADF_63:
+        jmp     .Lcopy_text_62
+.Lis_EBADF_67:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_58
-.Lis_ENOMEM_64:
+        jmp     .Lcopy_text_62
+.Lis_ENOMEM_68:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_58
-.Lis_EACCES_65:
+        jmp     .Lcopy_text_62
+.Lis_EACCES_69:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_58
-.Lis_EEXIST_66:
+        jmp     .Lcopy_text_62
+.Lis_EEXIST_70:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_58
-.Lis_ENOTDIR_67:
+        jmp     .Lcopy_text_62
+.Lis_ENOTDIR_71:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_58
-.Lis_EISDIR_68:
+        jmp     .Lcopy_text_62
+.Lis_EISDIR_72:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_58
-.Lis_EINVAL_69:
+        jmp     .Lcopy_text_62
+.Lis_EINVAL_73:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_58
-.Lis_ENFILE_70:
+        jmp     .Lcopy_text_62
+.Lis_ENFILE_74:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_58
-.Lis_EMFILE_71:
+        jmp     .Lcopy_text_62
+.Lis_EMFILE_75:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_58
-.Lis_ENOSPC_72:
+        jmp     .Lcopy_text_62
+.Lis_ENOSPC_76:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_58
-.Lis_EROFS_73:
+        jmp     .Lcopy_text_62
+.Lis_EROFS_77:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_58
-.Lis_ENAMETOOLONG_74:
+        jmp     .Lcopy_text_62
+.Lis_ENAMETOOLONG_78:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_58
-.Lis_ELOOP_75:
+        jmp     .Lcopy_text_62
+.Lis_ELOOP_79:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_58
-.Lis_EPROTONOSUPPORT_76:
+        jmp     .Lcopy_text_62
+.Lis_EPROTONOSUPPORT_80:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_58
-.Lis_EAFNOSUPPORT_77:
+        jmp     .Lcopy_text_62
+.Lis_EAFNOSUPPORT_81:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_58
-.Lis_EADDRINUSE_78:
+        jmp     .Lcopy_text_62
+.Lis_EADDRINUSE_82:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_58
-.Lis_EADDRNOTAVAIL_79:
+        jmp     .Lcopy_text_62
+.Lis_EADDRNOTAVAIL_83:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_58
-.Lis_ENOBUFS_80:
+        jmp     .Lcopy_text_62
+.Lis_ENOBUFS_84:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_58
-.Lunknown_errno_59:
+        jmp     .Lcopy_text_62
+.Lunknown_errno_63:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_60
-.Lcopy_text_58:
+        jmp     .Lnewline_64
+.Lcopy_text_62:
         rep movsb                               # copy the errno's text
-.Lnewline_60:
+.Lnewline_64:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -676,25 +682,29 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-## C: if (!busy) _exit(0); stop_requested = 1;
+## C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
 ## Idle (blocked in accept): exit now. Busy: note the request; the accept
-## loop exits once the current connection is done.
-.Lon_signal_10:
+## loop exits once the current connection is done. A second signal exits
+## at once.
+.Lon_signal_12:
+.Lsignal_in_worker_85:
+        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
+        jne     .Lexit_now_86
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        jne     .Lstop_later_81
+        je      .Lexit_now_86
+        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
+        ret                                     # returns into signal_restorer
+.Lexit_now_86:
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall
-.Lstop_later_81:
-        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
-        ret                                     # returns into signal_restorer
 
 ## --------------------------------------------------------------------------
 ## signal return trampoline: rt_sigreturn(2), syscall 15
 ## C: rt_sigreturn()
 ## The kernel pushed this address as the handler's return address
 ## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-.Lsignal_restorer_11:
+.Lsignal_restorer_13:
         mov     eax, 15                         # syscall number: rt_sigreturn
         syscall
 
@@ -703,7 +713,7 @@ _start:
 ## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ## rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ## rsi, rdi, r11.
-.Lnow_ms_15:
+.Lnow_ms_19:
         mov     edi, 1                          # CLOCK_MONOTONIC
         lea     rsi, [rip + now_ts]
         mov     eax, 228                        # syscall number: clock_gettime
@@ -722,17 +732,17 @@ _start:
 ##    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
 ## Waits for input until the deadline, then reads it: rax = bytes read, 0 at
 ## end of file, -ETIMEDOUT, -EINTR when a signal came, or -errno.
-.Lread_timed_16:
+.Lread_timed_20:
         mov     r8, rsi                         # keep buf
         mov     r9, rdx                         # keep count
-        call    .Lnow_ms_15
+        call    .Lnow_ms_19
         mov     rdx, QWORD PTR [rip + deadline]
         sub     rdx, rax                        # timeout = deadline - now, in ms
-        jg      .Lwait_82
-.Ltimed_out_83:
+        jg      .Lwait_87
+.Ltimed_out_88:
         mov     rax, -110                       # -ETIMEDOUT
         ret
-.Lwait_82:
+.Lwait_87:
         lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
@@ -740,14 +750,14 @@ _start:
         mov     eax, 7                          # syscall number: poll
         syscall
         test    rax, rax
-        jz      .Ltimed_out_83                  # 0: nothing came in time
-        js      .Lread_timed_done_84            # -EINTR or -errno
+        jz      .Ltimed_out_88                  # 0: nothing came in time
+        js      .Lread_timed_done_89            # -EINTR or -errno
         mov     rdi, r13                        # fd = client_fd
         mov     rsi, r8                         # buf
         mov     rdx, r9                         # count
         mov     eax, 0                          # syscall number: read
         syscall
-.Lread_timed_done_84:
+.Lread_timed_done_89:
         ret
 
 ## --------------------------------------------------------------------------
@@ -757,24 +767,24 @@ _start:
 ## rax = the length of the request head, up to and with CR LF CR LF, or 0.
 ## Bytes searched before are not searched again, but for the last 3: the
 ## terminator may straddle two reads.
-.Lfind_head_end_17:
-        lea     rsi, [rip + request_buf]
+.Lfind_head_end_21:
+        mov     rsi, rbp
         mov     rcx, QWORD PTR [rip + scanned]
         sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_85
+        jns     .Lscan_from_90
         xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_85:
-.Lscan_86:
+.Lscan_from_90:
+.Lscan_91:
         lea     rax, [rcx+4]                    # i + 4
         cmp     rax, r14
-        ja      .Lno_end_yet_87                 # no 4 bytes left to compare
+        ja      .Lno_end_yet_92                 # no 4 bytes left to compare
         cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
-        je      .Lfound_end_88
+        je      .Lfound_end_93
         inc     rcx
-        jmp     .Lscan_86
-.Lfound_end_88:
+        jmp     .Lscan_91
+.Lfound_end_93:
         ret                                     # rax = i + 4
-.Lno_end_yet_87:
+.Lno_end_yet_92:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
         ret
@@ -786,7 +796,7 @@ _start:
 ## The head ends in CR LF CR LF (find_head_end made sure), so every scan
 ## below stops inside it. rsi walks the head; r8 = char_class.
 ## A token that is not a known method: 501. Anything else malformed: 400.
-.Lparse_request_18:
+.Lparse_request_22:
         mov     DWORD PTR [rip + req_minor], 0
         mov     DWORD PTR [rip + req_close], 0
         mov     DWORD PTR [rip + req_keepalive], 0
@@ -795,73 +805,73 @@ _start:
         mov     DWORD PTR [rip + req_te], 0
         mov     DWORD PTR [rip + req_method], 0
         mov     QWORD PTR [rip + req_content_length], 0
-        lea     rsi, [rip + request_buf]        # rsi = the request line
+        mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_94
+        jne     .Lnot_GET_99
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_89
-.Lnot_GET_94:
+        jmp     .Ltarget_94
+.Lnot_GET_99:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_95
+        jne     .Lnot_HEAD_100
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_95
+        jne     .Lnot_HEAD_100
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_89
-.Lnot_HEAD_95:
+        jmp     .Ltarget_94
+.Lnot_HEAD_100:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_96
+        jne     .Lnot_POST_101
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_96
+        jne     .Lnot_POST_101
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_89
-.Lnot_POST_96:
+        jmp     .Ltarget_94
+.Lnot_POST_101:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_97
+        jne     .Lnot_PUT_102
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_89
-.Lnot_PUT_97:
+        jmp     .Ltarget_94
+.Lnot_PUT_102:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_98
+        jne     .Lnot_DELETE_103
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_98
+        jne     .Lnot_DELETE_103
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_89
-.Lnot_DELETE_98:
+        jmp     .Ltarget_94
+.Lnot_DELETE_103:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_99
+        jne     .Lnot_PATCH_104
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_99
+        jne     .Lnot_PATCH_104
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_89
-.Lnot_PATCH_99:
+        jmp     .Ltarget_94
+.Lnot_PATCH_104:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_100
+        jne     .Lnot_OPTIONS_105
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_100
+        jne     .Lnot_OPTIONS_105
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_89
-.Lnot_OPTIONS_100:
-.Lunknown_method_90:
+        jmp     .Ltarget_94
+.Lnot_OPTIONS_105:
+.Lunknown_method_95:
         mov     rcx, rsi
-.Lmethod_token_91:
+.Lmethod_token_96:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_92
+        jz      .Lmethod_token_end_97
         inc     rcx
-        jmp     .Lmethod_token_91
-.Lmethod_token_end_92:
+        jmp     .Lmethod_token_96
+.Lmethod_token_end_97:
         cmp     rcx, rsi
-        je      .Lbad_request_93                # no method at all
+        je      .Lbad_request_98                # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_93                # not followed by one space
+        jne     .Lbad_request_98                # not followed by one space
         mov     eax, 21                         # 501 Not Implemented
         ret
 
@@ -870,60 +880,60 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_89:
+.Ltarget_94:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_101
+        je      .Lorigin_form_106
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_93
+        jne     .Lbad_request_98
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_93
+        jne     .Lbad_request_98
         add     rsi, 7                          # skip "http://"
-.Lauthority_102:
+.Lauthority_107:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_101               # the path starts
+        je      .Lorigin_form_106               # the path starts
         cmp     eax, 32
-        je      .Lno_path_103                   # "http://host": the path is "/"
+        je      .Lno_path_108                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_93
+        jz      .Lbad_request_98
         inc     rsi
-        jmp     .Lauthority_102
-.Lno_path_103:
+        jmp     .Lauthority_107
+.Lno_path_108:
         lea     rax, [rip + path_root]
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_107
-.Lorigin_form_101:
+        jmp     .Lversion_112
+.Lorigin_form_106:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_104:
+.Lpath_109:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_105
+        je      .Lpath_end_110
         cmp     eax, 63
-        je      .Lquery_106
+        je      .Lquery_111
         cmp     eax, 35
-        je      .Lquery_106
+        je      .Lquery_111
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_93                # CR, LF, a control character: malformed
+        jz      .Lbad_request_98                # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_104
-.Lquery_106:
+        jmp     .Lpath_109
+.Lquery_111:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_108:
+.Lskip_query_113:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_107
+        je      .Lversion_112
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_93
-        jmp     .Lskip_query_108
-.Lpath_end_105:
+        jz      .Lbad_request_98
+        jmp     .Lskip_query_113
+.Lpath_end_110:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -932,28 +942,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_107:
+.Lversion_112:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_93
+        jne     .Lbad_request_98
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_93
+        jne     .Lbad_request_98
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_93                # not a digit
+        ja      .Lbad_request_98                # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_93
+        jne     .Lbad_request_98
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_93
+        ja      .Lbad_request_98
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_93                # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_98                # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_109
+        je      .Lhttp_1_114
         mov     eax, 22                         # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_109:
+.Lhttp_1_114:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -963,215 +973,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_110:
+.Lheader_line_115:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_119
+        je      .Lheaders_done_124
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_111:
+.Lfield_name_116:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_112
+        jz      .Lfield_name_end_117
         inc     rsi
-        jmp     .Lfield_name_111
-.Lfield_name_end_112:
+        jmp     .Lfield_name_116
+.Lfield_name_end_117:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_93                # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_98                # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_93                # whitespace (or anything) before the colon
+        jne     .Lbad_request_98                # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_113:
+.Lskip_ows_118:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_120
+        je      .Lows_char_125
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_114
-.Lows_char_120:
+        jne     .Lfield_value_119
+.Lows_char_125:
         inc     rsi
-        jmp     .Lskip_ows_113
-.Lfield_value_114:
+        jmp     .Lskip_ows_118
+.Lfield_value_119:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_121:
+.Lvalue_char_126:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_115
+        je      .Lfield_cr_120
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_93                # a bare LF, NUL or another control character
+        jz      .Lbad_request_98                # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_121
-.Lfield_cr_115:
+        jmp     .Lvalue_char_126
+.Lfield_cr_120:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_93                # a bare CR
+        jne     .Lbad_request_98                # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_116:
+.Ltrim_121:
         cmp     r9, r11
-        je      .Ltrimmed_117
+        je      .Ltrimmed_122
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_122
+        je      .Ltrim_one_127
         cmp     eax, 9
-        jne     .Ltrimmed_117
-.Ltrim_one_122:
+        jne     .Ltrimmed_122
+.Ltrim_one_127:
         dec     r9
-        jmp     .Ltrim_116
-.Ltrimmed_117:
+        jmp     .Ltrim_121
+.Ltrimmed_122:
         cmp     rdx, 4
-        jne     .Lnot_host_123
+        jne     .Lnot_host_128
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_123
+        jne     .Lnot_host_128
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_118
-.Lnot_host_123:
+        jmp     .Lnext_field_123
+.Lnot_host_128:
         cmp     rdx, 14
-        jne     .Lnot_content_length_125
+        jne     .Lnot_content_length_130
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_125
+        jne     .Lnot_content_length_130
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_125
+        jne     .Lnot_content_length_130
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_125
+        jne     .Lnot_content_length_130
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_125
+        jne     .Lnot_content_length_130
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_93                # empty
+        je      .Lbad_request_98                # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_127:
+.Lcl_digit_132:
         cmp     r11, r9
-        je      .Lcl_end_128
+        je      .Lcl_end_133
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_93                # not a digit: invalid
+        ja      .Lbad_request_98                # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_129        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_134        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_129:
+.Lcl_too_many_digits_134:
         inc     r11
-        jmp     .Lcl_digit_127
-.Lcl_end_128:
+        jmp     .Lcl_digit_132
+.Lcl_end_133:
         cmp     rdx, 15
-        jbe     .Lcl_store_130
+        jbe     .Lcl_store_135
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_130:
+.Lcl_store_135:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_118
-.Lnot_content_length_125:
+        jmp     .Lnext_field_123
+.Lnot_content_length_130:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_131
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_131
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_131
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_131
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_131
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_126
+        jne     .Lnot_transfer_encoding_131
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_118
-.Lnot_transfer_encoding_126:
+        jmp     .Lnext_field_123
+.Lnot_transfer_encoding_131:
         cmp     rdx, 10
-        jne     .Lnot_connection_124
+        jne     .Lnot_connection_129
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_124
+        jne     .Lnot_connection_129
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_124
+        jne     .Lnot_connection_129
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_124
-.Lconn_token_131:
+        jne     .Lnot_connection_129
+.Lconn_token_136:
         cmp     r11, r9
-        jae     .Lnext_field_118                # no more tokens
+        jae     .Lnext_field_123                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_132
+        je      .Lconn_separator_137
         cmp     eax, 32
-        je      .Lconn_separator_132
+        je      .Lconn_separator_137
         cmp     eax, 9
-        jne     .Lconn_token_start_137
-.Lconn_separator_132:
+        jne     .Lconn_token_start_142
+.Lconn_separator_137:
         inc     r11
-        jmp     .Lconn_token_131
-.Lconn_token_start_137:
+        jmp     .Lconn_token_136
+.Lconn_token_start_142:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_133:
+.Lconn_scan_138:
         cmp     r11, r9
-        jae     .Lconn_scanned_134
+        jae     .Lconn_scanned_139
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_134
+        je      .Lconn_scanned_139
         cmp     eax, 32
-        je      .Lconn_scanned_134
+        je      .Lconn_scanned_139
         cmp     eax, 9
-        je      .Lconn_scanned_134
+        je      .Lconn_scanned_139
         inc     r11
-        jmp     .Lconn_scan_133
-.Lconn_scanned_134:
+        jmp     .Lconn_scan_138
+.Lconn_scanned_139:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_135
+        jne     .Lnot_close_140
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_135
+        jne     .Lnot_close_140
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_135
+        jne     .Lnot_close_140
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_135:
+.Lnot_close_140:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_136
+        jne     .Lnot_keep_alive_141
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_136
+        jne     .Lnot_keep_alive_141
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_136
+        jne     .Lnot_keep_alive_141
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_136
+        jne     .Lnot_keep_alive_141
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_136:
-        jmp     .Lconn_token_131
-.Lnot_connection_124:
-.Lnext_field_118:
+.Lnot_keep_alive_141:
+        jmp     .Lconn_token_136
+.Lnot_connection_129:
+.Lnext_field_123:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_110
-.Lheaders_done_119:
+        jmp     .Lheader_line_115
+.Lheaders_done_124:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1179,101 +1189,101 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_141:
+.Lcheck_request_146:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_138
+        je      .Lno_transfer_encoding_143
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_93                # both framings: a smuggling attempt
+        jne     .Lbad_request_98                # both framings: a smuggling attempt
         mov     eax, 21                         # 501 Not Implemented
         ret
-.Lno_transfer_encoding_138:
+.Lno_transfer_encoding_143:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_93                # Content-Length twice
+        ja      .Lbad_request_98                # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_93                # Host twice
-        je      .Lhost_ok_139
+        ja      .Lbad_request_98                # Host twice
+        je      .Lhost_ok_144
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_93                # HTTP/1.1 without Host
-.Lhost_ok_139:
+        jne     .Lbad_request_98                # HTTP/1.1 without Host
+.Lhost_ok_144:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_140
+        jbe     .Lsize_ok_145
         mov     eax, 18                         # 413 Content Too Large
         ret
-.Lsize_ok_140:
+.Lsize_ok_145:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route by exact path
 ## C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ## A compare chain generated from the spec: the length first, then the bytes.
 ## Unknown paths get not_found.
-.Lroute_142:
+.Lroute_147:
         mov     r9, QWORD PTR [rip + req_path]  # r9 = the path
         mov     r10, QWORD PTR [rip + req_path_len] # r10 = its length
         cmp     r10, 1                          # "/"
-        jne     .Lnot_path_143
+        jne     .Lnot_path_148
         mov     rsi, r9
         lea     rdi, [rip + path_0]
         mov     ecx, 1
         repe cmpsb                              # compare while equal
-        je      .Lpath_144
-.Lnot_path_143:
+        je      .Lpath_149
+.Lnot_path_148:
         cmp     r10, 7                          # "/health"
-        jne     .Lnot_path_145
+        jne     .Lnot_path_150
         mov     rsi, r9
         lea     rdi, [rip + path_1]
         mov     ecx, 7
         repe cmpsb                              # compare while equal
-        je      .Lpath_146
-.Lnot_path_145:
+        je      .Lpath_151
+.Lnot_path_150:
         cmp     r10, 11                         # "/api/status"
-        jne     .Lnot_path_147
+        jne     .Lnot_path_152
         mov     rsi, r9
         lea     rdi, [rip + path_2]
         mov     ecx, 11
         repe cmpsb                              # compare while equal
-        je      .Lpath_148
-.Lnot_path_147:
+        je      .Lpath_153
+.Lnot_path_152:
         cmp     r10, 10                         # "/api/items"
-        jne     .Lnot_path_149
+        jne     .Lnot_path_154
         mov     rsi, r9
         lea     rdi, [rip + path_3]
         mov     ecx, 10
         repe cmpsb                              # compare while equal
-        je      .Lpath_150
-.Lnot_path_149:
+        je      .Lpath_155
+.Lnot_path_154:
         cmp     r10, 12                         # "/api/items/1"
-        jne     .Lnot_path_151
+        jne     .Lnot_path_156
         mov     rsi, r9
         lea     rdi, [rip + path_4]
         mov     ecx, 12
         repe cmpsb                              # compare while equal
-        je      .Lpath_152
-.Lnot_path_151:
+        je      .Lpath_157
+.Lnot_path_156:
         cmp     r10, 4                          # "/old"
-        jne     .Lnot_path_153
+        jne     .Lnot_path_158
         mov     rsi, r9
         lea     rdi, [rip + path_5]
         mov     ecx, 4
         repe cmpsb                              # compare while equal
-        je      .Lpath_154
-.Lnot_path_153:
+        je      .Lpath_159
+.Lnot_path_158:
         cmp     r10, 7                          # "/teapot"
-        jne     .Lnot_path_155
+        jne     .Lnot_path_160
         mov     rsi, r9
         lea     rdi, [rip + path_6]
         mov     ecx, 7
         repe cmpsb                              # compare while equal
-        je      .Lpath_156
-.Lnot_path_155:
+        je      .Lpath_161
+.Lnot_path_160:
         cmp     r10, 12                         # "/maintenance"
-        jne     .Lnot_path_157
+        jne     .Lnot_path_162
         mov     rsi, r9
         lea     rdi, [rip + path_7]
         mov     ecx, 12
         repe cmpsb                              # compare while equal
-        je      .Lpath_158
-.Lnot_path_157:
+        je      .Lpath_163
+.Lnot_path_162:
         mov     eax, 16                         # 404: not_found
         ret
 
@@ -1281,18 +1291,18 @@ _start:
 ## parse_request: the methods of /
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_144:
+.Lpath_149:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_159
+        jne     .Lnot_164
         mov     eax, 0                          # GET /
         ret
-.Lnot_159:
+.Lnot_164:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_160
+        jne     .Lnot_165
         mov     eax, 0                          # GET /
         ret
-.Lnot_160:
+.Lnot_165:
         mov     eax, 8                          # 405 Method Not Allowed
         ret
 
@@ -1300,18 +1310,18 @@ _start:
 ## parse_request: the methods of /health
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_146:
+.Lpath_151:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_161
+        jne     .Lnot_166
         mov     eax, 1                          # GET /health
         ret
-.Lnot_161:
+.Lnot_166:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_162
+        jne     .Lnot_167
         mov     eax, 1                          # GET /health
         ret
-.Lnot_162:
+.Lnot_167:
         mov     eax, 9                          # 405 Method Not Allowed
         ret
 
@@ -1319,18 +1329,18 @@ _start:
 ## parse_request: the methods of /api/status
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_148:
+.Lpath_153:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_163
+        jne     .Lnot_168
         mov     eax, 2                          # GET /api/status
         ret
-.Lnot_163:
+.Lnot_168:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_164
+        jne     .Lnot_169
         mov     eax, 2                          # GET /api/status
         ret
-.Lnot_164:
+.Lnot_169:
         mov     eax, 10                         # 405 Method Not Allowed
         ret
 
@@ -1338,13 +1348,13 @@ _start:
 ## parse_request: the methods of /api/items
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_150:
+.Lpath_155:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 3                          # POST
-        jne     .Lnot_165
+        jne     .Lnot_170
         mov     eax, 3                          # POST /api/items
         ret
-.Lnot_165:
+.Lnot_170:
         mov     eax, 11                         # 405 Method Not Allowed
         ret
 
@@ -1352,13 +1362,13 @@ _start:
 ## parse_request: the methods of /api/items/1
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_152:
+.Lpath_157:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 5                          # DELETE
-        jne     .Lnot_166
+        jne     .Lnot_171
         mov     eax, 4                          # DELETE /api/items/1
         ret
-.Lnot_166:
+.Lnot_171:
         mov     eax, 12                         # 405 Method Not Allowed
         ret
 
@@ -1366,18 +1376,18 @@ _start:
 ## parse_request: the methods of /old
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_154:
+.Lpath_159:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_167
+        jne     .Lnot_172
         mov     eax, 5                          # GET /old
         ret
-.Lnot_167:
+.Lnot_172:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_168
+        jne     .Lnot_173
         mov     eax, 5                          # GET /old
         ret
-.Lnot_168:
+.Lnot_173:
         mov     eax, 13                         # 405 Method Not Allowed
         ret
 
@@ -1385,18 +1395,18 @@ _start:
 ## parse_request: the methods of /teapot
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_156:
+.Lpath_161:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_169
+        jne     .Lnot_174
         mov     eax, 6                          # GET /teapot
         ret
-.Lnot_169:
+.Lnot_174:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_170
+        jne     .Lnot_175
         mov     eax, 6                          # GET /teapot
         ret
-.Lnot_170:
+.Lnot_175:
         mov     eax, 14                         # 405 Method Not Allowed
         ret
 
@@ -1404,35 +1414,35 @@ _start:
 ## parse_request: the methods of /maintenance
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_158:
+.Lpath_163:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_171
+        jne     .Lnot_176
         mov     eax, 7                          # GET /maintenance
         ret
-.Lnot_171:
+.Lnot_176:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_172
+        jne     .Lnot_177
         mov     eax, 7                          # GET /maintenance
         ret
-.Lnot_172:
+.Lnot_177:
         mov     eax, 15                         # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_93:
+.Lbad_request_98:
         mov     eax, 17                         # 400 Bad Request
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine send_response(eax = response index): writev(2), syscall 20
-## C: writev(client_fd, (struct iovec[]){ { head, head_len }, { body, body_len } }, 2)
-## The head for this connection mode and the body, both precomputed, in one
-## system call; a short write is finished with write_all. HEAD gets no body.
-## rax = 0, or -errno.
-.Lsend_response_19:
+## subroutine prepare_response(eax = response index)
+## C: iov[0] = { head for conn_mode, its length }; iov[1] = { body, HEAD ? 0 : body_len }
+## Looks the response up in the table: the head for this connection mode
+## and the body, both precomputed. HEAD gets no body. Also records the
+## status and body bytes for the access log.
+.Lprepare_response_23:
         mov     ecx, eax
         shl     rcx, 5                          # index * 32
         lea     r10, [rip + responses]
@@ -1443,22 +1453,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_173                # mode 0: close
+        jz      .Lhead_ready_178                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_173                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_178                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_173:
+.Lhead_ready_178:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_174
+        jne     .Lbody_ready_179
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_174:
+.Lbody_ready_179:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9
@@ -1467,21 +1477,30 @@ _start:
         mov     QWORD PTR [rdi+8], rdx
         mov     QWORD PTR [rdi+16], r8          # iov[1] = { body, body_len }
         mov     QWORD PTR [rdi+24], r9
-.Lwritev_again_175:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine send_response(eax = response index): writev(2), syscall 20
+## C: writev(client_fd, iov, 2) after prepare_response
+## Head and body in one system call; a short write is finished with
+## write_all (blocking modes). rax = 0, or -errno.
+.Lsend_response_24:
+        call    .Lprepare_response_23
+.Lwritev_again_180:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + iov]                # iov
         mov     edx, 2                          # iovcnt = 2
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_175
+        je      .Lwritev_again_180
         test    rax, rax
-        js      .Lsend_done_177                 # -errno: the client is gone
+        js      .Lsend_done_182                 # -errno: the client is gone
         # A short write: finish the head, then the body, with write_all.
         lea     r10, [rip + iov]
         mov     rcx, QWORD PTR [r10+8]          # head_len
         cmp     rax, rcx
-        jae     .Lhead_done_176
+        jae     .Lhead_done_181
         mov     rsi, QWORD PTR [r10]
         add     rsi, rax                        # the head's rest
         mov     rdx, rcx
@@ -1489,11 +1508,11 @@ _start:
         mov     rdi, r13
         call    .Lwrite_all_6
         test    rax, rax
-        js      .Lsend_done_177
+        js      .Lsend_done_182
         xor     eax, eax                        # no body bytes written yet
         lea     r10, [rip + iov]
         mov     ecx, 0
-.Lhead_done_176:
+.Lhead_done_181:
         sub     rax, rcx                        # body bytes written
         mov     rsi, QWORD PTR [r10+16]
         add     rsi, rax                        # the body's rest
@@ -1501,7 +1520,7 @@ _start:
         sub     rdx, rax
         mov     rdi, r13
         call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_177:
+.Lsend_done_182:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1509,24 +1528,24 @@ _start:
 ## C: dprintf(log_fd, "%s \"%.*s\" %d %zu\n", ip, line_len, buf, status, body_bytes)
 ## One access-log line: client address, request line, status, body bytes.
 ## Built in line_buf and written with one write(). Keeps rbx and rbp.
-.Llog_request_20:
+.Llog_request_25:
         lea     rdi, [rip + line_buf]
         call    .Lappend_ip_8
         mov     WORD PTR [rdi], 0x2220          # ' "'
         add     rdi, 2
-        lea     rsi, [rip + request_buf]
+        mov     rsi, rbp
         xor     ecx, ecx                        # the request line: up to the first CR or LF
-.Lline_len_178:
+.Lline_len_183:
         cmp     rcx, r14
-        jae     .Lcopy_line_179
+        jae     .Lcopy_line_184
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      .Lcopy_line_179
+        je      .Lcopy_line_184
         cmp     eax, 10
-        je      .Lcopy_line_179
+        je      .Lcopy_line_184
         inc     rcx
-        jmp     .Lline_len_178
-.Lcopy_line_179:
+        jmp     .Lline_len_183
+.Lcopy_line_184:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2

@@ -14,6 +14,7 @@
 #   r12  the listening socket's file descriptor
 #   r13  the client socket's file descriptor
 #   r14  bytes in the request buffer
+#   rbp  the request buffer (HTTP)
 #   r15  the log's file descriptor
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
@@ -37,19 +38,6 @@ _start:
         syscall
 
 ## --------------------------------------------------------------------------
-## reap children automatically: rt_sigaction(2), syscall 13
-## C: sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)
-## With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the
-## kernel at once: no zombie ever stays, and no wait4() loop is needed.
-.Lreap_children_22:
-        mov     edi, 17                         # signum = SIGCHLD
-        lea     rsi, [rip + sigaction_nocldwait] # act = SIG_IGN + SA_NOCLDWAIT
-        xor     edx, edx                        # oldact = NULL
-        mov     r10d, 8                         # sizeof(sigset_t) as the kernel counts it
-        mov     eax, 13                         # syscall number: rt_sigaction
-        syscall
-
-## --------------------------------------------------------------------------
 ## catch SIGTERM and SIGINT: rt_sigaction(2), syscall 13
 ## C: sigaction(SIGTERM, &sa, NULL); sigaction(SIGINT, &sa, NULL)  with sa = { on_signal, SA_RESTORER, signal_restorer }
 ## SIGTERM (docker stop, kill) and SIGINT (Ctrl-C) end the server with status 0,
@@ -57,12 +45,12 @@ _start:
 ## exits at once when idle, else it lets the current connection finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_23:
+.Lcatch_stop_signals_27:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal_10]
+        lea     rax, [rip + .Lon_signal_12]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer_11]
+        lea     rax, [rip + .Lsignal_restorer_13]
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
@@ -82,25 +70,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_24:
+.Lchoose_log_28:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_25:
+.Lsocket_29:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_26
+        jns     .Lok_30
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 14                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_26:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_30:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -108,7 +96,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_27:
+.Lreuseaddr_31:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -117,54 +105,71 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_28
+        jns     .Lok_32
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 31                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_28:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_32:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_29:
+.Lbind_33:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_30
+        jns     .Lok_34
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 25                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_30:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_34:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_31:
+.Llisten_35:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_32
+        jns     .Lok_36
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 27                         # its length
-        jmp     .Ldie_9                         # print it with the errno's text and exit 1
-.Lok_32:
+        jmp     .Ldie_11                        # print it with the errno's text and exit 1
+.Lok_36:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "site listening on 0.0.0.0:8080\n", 31)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_33:
+.Lannounce_37:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 31                         # count
         call    .Lwrite_all_6                   # a closed stdout is not fatal: the result is ignored
+
+## --------------------------------------------------------------------------
+## a worker starts
+.Lworker_main_15:
+
+## --------------------------------------------------------------------------
+## reap children automatically: rt_sigaction(2), syscall 13
+## C: sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)
+## With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the
+## kernel at once: no zombie ever stays, and no wait4() loop is needed.
+.Lreap_children_38:
+        mov     edi, 17                         # signum = SIGCHLD
+        lea     rsi, [rip + sigaction_nocldwait] # act = SIG_IGN + SA_NOCLDWAIT
+        xor     edx, edx                        # oldact = NULL
+        mov     r10d, 8                         # sizeof(sigset_t) as the kernel counts it
+        mov     eax, 13                         # syscall number: rt_sigaction
+        syscall
 
 ## --------------------------------------------------------------------------
 ## wait for the next connection: accept(2), syscall 43
@@ -185,7 +190,7 @@ _start:
         js      .Laccept_failed_2
         mov     r13, rax                        # r13 = client_fd
         mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
-        jmp     .Lfork_12
+        jmp     .Lfork_14
 
 ## --------------------------------------------------------------------------
 ## survive a failed accept: nanosleep(2), syscall 35
@@ -209,12 +214,12 @@ _start:
 ## C: pid = fork()
 ## The child serves the connection and exits; the parent goes straight back
 ## to accept(). The kernel reaps the children (SA_NOCLDWAIT, above).
-.Lfork_12:
+.Lfork_14:
         mov     eax, 57                         # syscall number: fork
         syscall
         test    rax, rax
-        js      .Lfork_failed_35                # fork failed (EAGAIN, ENOMEM)
-        je      .Lchild_34                      # 0 in the child
+        js      .Lfork_failed_40                # fork failed (EAGAIN, ENOMEM)
+        je      .Lchild_39                      # 0 in the child
         # the parent: the child has its own copy of client_fd
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
@@ -225,7 +230,7 @@ _start:
 ## survive a failed fork: close(2), syscall 3
 ## C: close(client_fd); nanosleep(&(struct timespec){ 0, 100000000 }, NULL)
 ## Too many processes or no memory: drop this connection, pause 100 ms.
-.Lfork_failed_35:
+.Lfork_failed_40:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -239,7 +244,7 @@ _start:
 ## the child lets go of the listening socket: close(2), syscall 3
 ## C: close(listen_fd)
 ## Only the parent accepts; the child keeps just its client.
-.Lchild_34:
+.Lchild_39:
         mov     rdi, r12                        # fd = listen_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -260,11 +265,12 @@ _start:
         mov     r8d, 16                         # optlen = sizeof(struct timeval)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
+        lea     rbp, [rip + request_buf]        # rbp = the request buffer
         xor     r14d, r14d                      # len = 0: the buffer is empty
         mov     QWORD PTR [rip + scanned], 0
         mov     QWORD PTR [rip + conn_bytes], 0
         mov     DWORD PTR [rip + served], 0
-        call    .Lnow_ms_16
+        call    .Lnow_ms_20
         add     rax, 0x2710                     # + header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax # deadline
 
@@ -273,83 +279,83 @@ _start:
 ## C: head_len = find_head_end(buf, len)
 ## Pipelined requests may already be in the buffer: each is answered, in
 ## order, before the next read.
-.Lnext_request_13:
-        call    .Lfind_head_end_18
+.Lnext_request_17:
+        call    .Lfind_head_end_22
         test    rax, rax
-        jnz     .Lhave_head_36                  # complete: answer it
+        jnz     .Lhave_head_41                  # complete: answer it
         cmp     r14, 0x2000
-        jae     .Lhead_too_large_37             # the buffer is full and the head has no end
+        jae     .Lhead_too_large_42             # the buffer is full and the head has no end
 
 ## --------------------------------------------------------------------------
 ## read more of the request: read(2), syscall 0
 ## C: n = read_timed(buf + len, sizeof buf - len)
 ## Waits until the deadline at most. End of file, a timeout or an error closes
 ## the connection unanswered. A stop signal ends an idle keep-alive connection.
-.Lread_more_38:
-.Lread_again_39:
-        lea     rsi, [rip + request_buf]
+.Lread_more_43:
+.Lread_again_44:
+        mov     rsi, rbp
         add     rsi, r14                        # buf + len
         mov     edx, 0x2000                     # the room left: request_bytes - len
         sub     rdx, r14
-        call    .Lread_timed_17
+        call    .Lread_timed_21
         cmp     rax, -4                         # -EINTR: a signal came
-        jne     .Lnot_eintr_40
+        jne     .Lnot_eintr_45
         cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
-        je      .Lread_again_39                 # no: wait on
+        je      .Lread_again_44                 # no: wait on
         test    r14, r14                        # in the middle of a request?
-        jnz     .Lread_again_39                 # yes: finish it first
+        jnz     .Lread_again_44                 # yes: finish it first
         jmp     .Lfinish_connection_4           # no: close now
-.Lnot_eintr_40:
+.Lnot_eintr_45:
         test    rax, rax
         jle     .Lfinish_connection_4           # end of file, timeout or error: close
         add     QWORD PTR [rip + conn_bytes], rax # count it for the connection log
         # The first bytes of a keep-alive request start its header deadline.
         test    r14, r14
-        jnz     .Lcounted_41
+        jnz     .Lcounted_46
         cmp     DWORD PTR [rip + served], 0
-        je      .Lcounted_41                    # the first request's deadline runs from accept()
+        je      .Lcounted_46                    # the first request's deadline runs from accept()
         mov     rbx, rax                        # keep n
-        call    .Lnow_ms_16
+        call    .Lnow_ms_20
         add     rax, 0x2710                     # + header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax # deadline
         mov     rax, rbx
-.Lcounted_41:
+.Lcounted_46:
         add     r14, rax                        # len += n
-        jmp     .Lnext_request_13
+        jmp     .Lnext_request_17
 
 ## --------------------------------------------------------------------------
 ## the head does not fit in the buffer
 ## C: response = memchr(buf, '\n', len) ? 431 : 414
 ## Over limits.request_bytes (8192): 414 URI Too Long when even the request
 ## line has no end, else 431 Request Header Fields Too Large.
-.Lhead_too_large_37:
-        lea     rsi, [rip + request_buf]
+.Lhead_too_large_42:
+        mov     rsi, rbp
         xor     ecx, ecx                        # i = 0
-.Lscan_lf_44:
+.Lscan_lf_49:
         cmp     rcx, r14
-        jae     .Lno_lf_43
+        jae     .Lno_lf_48
         cmp     BYTE PTR [rsi+rcx], 10          # '\n'
-        je      .Lfound_lf_42
+        je      .Lfound_lf_47
         inc     rcx
-        jmp     .Lscan_lf_44
-.Lfound_lf_42:
+        jmp     .Lscan_lf_49
+.Lfound_lf_47:
         mov     eax, 12                         # 431
-        jmp     .Lanswer_too_large_45
-.Lno_lf_43:
+        jmp     .Lanswer_too_large_50
+.Lno_lf_48:
         mov     eax, 11                         # 414
-.Lanswer_too_large_45:
+.Lanswer_too_large_50:
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
-        jmp     .Lrespond_15
+        jmp     .Lrespond_19
 
 ## --------------------------------------------------------------------------
 ## parse the request
 ## C: response = parse_request(buf, head_len)
 ## Everything the head says is checked, then routed to a response index.
-.Lhave_head_36:
+.Lhave_head_41:
         mov     QWORD PTR [rip + head_len], rax
-        call    .Lparse_request_19              # eax = the response's index
+        call    .Lparse_request_23              # eax = the response's index
 
 ## --------------------------------------------------------------------------
 ## answer
@@ -357,37 +363,37 @@ _start:
 ## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ## signal and the last of limits.keepalive_requests close the connection.
-.Lrespond_15:
+.Lrespond_19:
         mov     ebx, eax                        # ebx = response index
         mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
         mov     ecx, ebx
         shl     rcx, 5                          # index * 32: its record
         lea     rdx, [rip + responses]
         cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_46
+        jne     .Lmode_decided_51
         cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_46
+        jne     .Lmode_decided_51
         mov     ecx, DWORD PTR [rip + served]
         inc     ecx
         cmp     ecx, 1000                       # the last request allowed?
-        jae     .Lmode_decided_46
+        jae     .Lmode_decided_51
         cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_46
+        jne     .Lmode_decided_51
         cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_47
+        je      .Lhttp10_52
         mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
-        jmp     .Lmode_decided_46
-.Lhttp10_47:
+        jmp     .Lmode_decided_51
+.Lhttp10_52:
         cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_46
+        je      .Lmode_decided_51
         mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_46:
+.Lmode_decided_51:
         mov     eax, ebx
-        call    .Lsend_response_20              # rax = 0, or -errno
-        mov     rbp, rax                        # keep the result
-        call    .Llog_request_21                # one access-log line
+        call    .Lsend_response_25              # rax = 0, or -errno
+        mov     rbx, rax                        # keep the result
+        call    .Llog_request_26                # one access-log line
         inc     DWORD PTR [rip + served]
-        test    rbp, rbp
+        test    rbx, rbx
         js      .Lfinish_connection_4           # the client is gone
         cmp     DWORD PTR [rip + conn_mode], 0
         je      .Lfinish_connection_4           # Connection: close
@@ -398,92 +404,97 @@ _start:
 ## The next request starts right after this one's body. A body that is
 ## already in the buffer is skipped; the rest is read and thrown away, each
 ## read waiting at most header_timeout_ms.
-.Lafter_response_14:
+.Lafter_response_18:
         mov     rax, QWORD PTR [rip + head_len]
         mov     rbx, QWORD PTR [rip + req_content_length]
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
         cmp     rcx, rbx
-        jae     .Lbody_in_buffer_48
+        jae     .Lbody_in_buffer_53
         sub     rbx, rcx                        # rbx = body bytes still to come
         xor     r14d, r14d                      # the buffer holds nothing we need
-.Ldiscard_49:
+.Ldiscard_54:
         test    rbx, rbx
-        jz      .Lconsumed_52
-        call    .Lnow_ms_16
+        jz      .Lconsumed_57
+        call    .Lnow_ms_20
         add     rax, 0x2710                     # + header_timeout_ms for each read
         mov     QWORD PTR [rip + deadline], rax # deadline
-        lea     rsi, [rip + request_buf]        # read into the buffer
+        mov     rsi, rbp                        # read into the buffer
         mov     rdx, rbx                        # no more than the body's rest:
         cmp     rdx, 0x2000                     # the next request stays unread
-        jbe     .Lcount_ok_50
+        jbe     .Lcount_ok_55
         mov     edx, 0x2000
-.Lcount_ok_50:
-        call    .Lread_timed_17
+.Lcount_ok_55:
+        call    .Lread_timed_21
         cmp     rax, -4
-        jne     .Ldiscard_ok_51
+        jne     .Ldiscard_ok_56
         cmp     DWORD PTR [rip + stop_requested], 0 # a signal: stop if asked to
-        je      .Ldiscard_49
+        je      .Ldiscard_54
         jmp     .Lfinish_connection_4
-.Ldiscard_ok_51:
+.Ldiscard_ok_56:
         test    rax, rax
         jle     .Lfinish_connection_4           # end of file, timeout or error
         add     QWORD PTR [rip + conn_bytes], rax
         sub     rbx, rax
-        jmp     .Ldiscard_49
-.Lbody_in_buffer_48:
+        jmp     .Ldiscard_54
+.Lbody_in_buffer_53:
         add     rax, rbx                        # n = head + body
-        lea     rdi, [rip + request_buf]        # memmove(buf, buf + n, len - n)
+        mov     rdi, rbp                        # memmove(buf, buf + n, len - n)
         lea     rsi, [rdi+rax]
         mov     rcx, r14
         sub     rcx, rax
         sub     r14, rax                        # len -= n
         rep movsb                               # forward copy: safe when the areas overlap this way
-.Lconsumed_52:
+.Lconsumed_57:
         mov     QWORD PTR [rip + scanned], 0    # search the new request from its start
-        call    .Lnow_ms_16
+        call    .Lnow_ms_20
         test    r14, r14                        # is the next request already here?
-        jnz     .Lpipelined_53
+        jnz     .Lpipelined_58
         add     rax, 0x1388                     # no: wait keepalive_timeout_ms for it
         mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_13
-.Lpipelined_53:
+        jmp     .Lnext_request_17
+.Lpipelined_58:
         add     rax, 0x2710                     # yes: its head has header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_13
-
-## --------------------------------------------------------------------------
-## drain unread input: recvfrom(2), syscall 45
-## C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
-## Closing a socket with unread input makes the kernel send RST, which can
-## destroy the response before the client reads it. Take what has already
-## arrived, without waiting (at most 16 buffers), so close() sends FIN.
-.Lfinish_connection_4:
-        mov     ebx, 16                         # at most 16 reads
-.Ldrain_54:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + request_buf]        # buf = request_buf
-        mov     edx, 0x2000                     # len
-        mov     r10d, 64                        # flags = MSG_DONTWAIT
-        xor     r8d, r8d                        # src_addr = NULL
-        xor     r9d, r9d                        # addrlen = NULL
-        mov     eax, 45                         # syscall number: recvfrom
-        syscall
-        test    rax, rax
-        jle     .Ldrained_55                    # nothing more (-EAGAIN), end of file, or error
-        dec     rbx
-        jnz     .Ldrain_54
-.Ldrained_55:
+        jmp     .Lnext_request_17
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
-## C: close(client_fd)
+## C: drain_input(); log_connection(); close(client_fd)
 ## The child's work is done: it exits, and the kernel reaps it.
-.Lclose_client_56:
+.Lfinish_connection_4:
+        call    .Ldrain_input_9
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
         jmp     .Lexit_ok_5
+
+## --------------------------------------------------------------------------
+## subroutine drain_input: recvfrom(2), syscall 45
+## C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
+## Closing a socket with unread input makes the kernel send RST, which can
+## destroy the response before the client reads it. Take what has already
+## arrived, without waiting (at most 16 buffers), so close() sends FIN.
+.Ldrain_input_9:
+        mov     r10d, 16                        # at most 16 reads
+.Ldrain_59:
+        mov     rdi, r13                        # fd = client_fd
+        lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
+        mov     edx, 0x2000                     # len
+        mov     r8, r10                         # keep the count
+        mov     r10d, 64                        # flags = MSG_DONTWAIT
+        push    r8
+        xor     r8d, r8d                        # src_addr = NULL
+        xor     r9d, r9d                        # addrlen = NULL
+        mov     eax, 45                         # syscall number: recvfrom
+        syscall
+        pop     r10                             # the count
+        test    rax, rax
+        jle     .Ldrained_60                    # nothing more (-EAGAIN), end of file, or error
+        dec     r10
+        jnz     .Ldrain_59
+.Ldrained_60:
+        ret
 
 ## --------------------------------------------------------------------------
 ## exit: exit_group(2), syscall 231
@@ -500,25 +511,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_57:
+.Lwrite_more_61:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_58
+        jz      .Lwrite_done_62
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_57
+        je      .Lwrite_more_61
         test    rax, rax
-        js      .Lwrite_return_60               # -errno: give up
-        jz      .Lwrite_eio_59                  # no progress: give up
+        js      .Lwrite_return_64               # -errno: give up
+        jz      .Lwrite_eio_63                  # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_57
-.Lwrite_eio_59:
+        jmp     .Lwrite_more_61
+.Lwrite_eio_63:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_58:
+.Lwrite_done_62:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_60:
+.Lwrite_return_64:
         ret
 
 ## --------------------------------------------------------------------------
@@ -531,14 +542,14 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_61:
+.Ldigit_65:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_61
+        jnz     .Ldigit_65
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
@@ -547,8 +558,8 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine append_ip(rdi = dst)
-## C: dst += sprintf(dst, "%u.%u.%u.%u:%u", ip[0], ip[1], ip[2], ip[3], ntohs(port))
-## The client's address and port from client_addr, as text; advances rdi.
+## C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
+## The client's address from client_addr, as text; advances rdi.
 ## Clobbers rax, rcx, rdx, rsi, r8.
 .Lappend_ip_8:
         lea     r8, [rip + client_addr]         # r8 = &client_addr
@@ -566,11 +577,6 @@ _start:
         inc     rdi
         movzx   eax, BYTE PTR [r8+7]            # address byte 4
         call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 58              # ':'
-        inc     rdi
-        movzx   eax, WORD PTR [r8+2]            # sin_port, network byte order
-        ror     ax, 8                           # ntohs: swap the two bytes
-        call    .Lappend_u64_7
         ret
 
 ## --------------------------------------------------------------------------
@@ -579,7 +585,7 @@ _start:
 ## Names the call, the address and the reason, e.g.
 ## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
 ## text here is printed as its number.
-.Ldie_9:
+.Ldie_11:
         neg     rax
         mov     rbx, rax                        # rbx = errno
         lea     rdi, [rip + line_buf]           # the line is built in line_buf
@@ -587,136 +593,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_65
+        je      .Lis_EPERM_69
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_66
+        je      .Lis_ENOENT_70
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_67
+        je      .Lis_EBADF_71
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_68
+        je      .Lis_ENOMEM_72
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_69
+        je      .Lis_EACCES_73
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_70
+        je      .Lis_EEXIST_74
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_71
+        je      .Lis_ENOTDIR_75
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_72
+        je      .Lis_EISDIR_76
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_73
+        je      .Lis_EINVAL_77
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_74
+        je      .Lis_ENFILE_78
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_75
+        je      .Lis_EMFILE_79
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_76
+        je      .Lis_ENOSPC_80
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_77
+        je      .Lis_EROFS_81
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_78
+        je      .Lis_ENAMETOOLONG_82
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_79
+        je      .Lis_ELOOP_83
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_80
+        je      .Lis_EPROTONOSUPPORT_84
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_81
+        je      .Lis_EAFNOSUPPORT_85
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_82
+        je      .Lis_EADDRINUSE_86
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_83
+        je      .Lis_EADDRNOTAVAIL_87
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_84
-        jmp     .Lunknown_errno_63
-.Lis_EPERM_65:
+        je      .Lis_ENOBUFS_88
+        jmp     .Lunknown_errno_67
+.Lis_EPERM_69:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_62
-.Lis_ENOENT_66:
+        jmp     .Lcopy_text_66
+.Lis_ENOENT_70:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_62
-.Lis_EBADF_67:
+        jmp     .Lcopy_text_66
+.Lis_EBADF_71:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_62
-.Lis_ENOMEM_68:
+        jmp     .Lcopy_text_66
+.Lis_ENOMEM_72:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_62
-.Lis_EACCES_69:
+        jmp     .Lcopy_text_66
+.Lis_EACCES_73:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_62
-.Lis_EEXIST_70:
+        jmp     .Lcopy_text_66
+.Lis_EEXIST_74:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_62
-.Lis_ENOTDIR_71:
+        jmp     .Lcopy_text_66
+.Lis_ENOTDIR_75:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_62
-.Lis_EISDIR_72:
+        jmp     .Lcopy_text_66
+.Lis_EISDIR_76:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_62
-.Lis_EINVAL_73:
+        jmp     .Lcopy_text_66
+.Lis_EINVAL_77:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_62
-.Lis_ENFILE_74:
+        jmp     .Lcopy_text_66
+.Lis_ENFILE_78:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_62
-.Lis_EMFILE_75:
+        jmp     .Lcopy_text_66
+.Lis_EMFILE_79:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_62
-.Lis_ENOSPC_76:
+        jmp     .Lcopy_text_66
+.Lis_ENOSPC_80:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_62
-.Lis_EROFS_77:
+        jmp     .Lcopy_text_66
+.Lis_EROFS_81:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_62
-.Lis_ENAMETOOLONG_78:
+        jmp     .Lcopy_text_66
+.Lis_ENAMETOOLONG_82:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_62
-.Lis_ELOOP_79:
+        jmp     .Lcopy_text_66
+.Lis_ELOOP_83:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_62
-.Lis_EPROTONOSUPPORT_80:
+        jmp     .Lcopy_text_66
+.Lis_EPROTONOSUPPORT_84:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_62
-.Lis_EAFNOSUPPORT_81:
+        jmp     .Lcopy_text_66
+.Lis_EAFNOSUPPORT_85:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_62
-.Lis_EADDRINUSE_82:
+        jmp     .Lcopy_text_66
+.Lis_EADDRINUSE_86:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_62
-.Lis_EADDRNOTAVAIL_83:
+        jmp     .Lcopy_text_66
+.Lis_EADDRNOTAVAIL_87:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_62
-.Lis_ENOBUFS_84:
+        jmp     .Lcopy_text_66
+.Lis_ENOBUFS_88:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_62
-.Lunknown_errno_63:
+        jmp     .Lcopy_text_66
+.Lunknown_errno_67:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_64
-.Lcopy_text_62:
+        jmp     .Lnewline_68
+.Lcopy_text_66:
         rep movsb                               # copy the errno's text
-.Lnewline_64:
+.Lnewline_68:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -730,25 +736,29 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-## C: if (!busy) _exit(0); stop_requested = 1;
+## C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
 ## Idle (blocked in accept): exit now. Busy: note the request; the accept
-## loop exits once the current connection is done.
-.Lon_signal_10:
+## loop exits once the current connection is done. A second signal exits
+## at once.
+.Lon_signal_12:
+.Lsignal_in_worker_89:
+        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
+        jne     .Lexit_now_90
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        jne     .Lstop_later_85
+        je      .Lexit_now_90
+        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
+        ret                                     # returns into signal_restorer
+.Lexit_now_90:
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall
-.Lstop_later_85:
-        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
-        ret                                     # returns into signal_restorer
 
 ## --------------------------------------------------------------------------
 ## signal return trampoline: rt_sigreturn(2), syscall 15
 ## C: rt_sigreturn()
 ## The kernel pushed this address as the handler's return address
 ## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-.Lsignal_restorer_11:
+.Lsignal_restorer_13:
         mov     eax, 15                         # syscall number: rt_sigreturn
         syscall
 
@@ -757,7 +767,7 @@ _start:
 ## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ## rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ## rsi, rdi, r11.
-.Lnow_ms_16:
+.Lnow_ms_20:
         mov     edi, 1                          # CLOCK_MONOTONIC
         lea     rsi, [rip + now_ts]
         mov     eax, 228                        # syscall number: clock_gettime
@@ -776,17 +786,17 @@ _start:
 ##    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
 ## Waits for input until the deadline, then reads it: rax = bytes read, 0 at
 ## end of file, -ETIMEDOUT, -EINTR when a signal came, or -errno.
-.Lread_timed_17:
+.Lread_timed_21:
         mov     r8, rsi                         # keep buf
         mov     r9, rdx                         # keep count
-        call    .Lnow_ms_16
+        call    .Lnow_ms_20
         mov     rdx, QWORD PTR [rip + deadline]
         sub     rdx, rax                        # timeout = deadline - now, in ms
-        jg      .Lwait_86
-.Ltimed_out_87:
+        jg      .Lwait_91
+.Ltimed_out_92:
         mov     rax, -110                       # -ETIMEDOUT
         ret
-.Lwait_86:
+.Lwait_91:
         lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
@@ -794,14 +804,14 @@ _start:
         mov     eax, 7                          # syscall number: poll
         syscall
         test    rax, rax
-        jz      .Ltimed_out_87                  # 0: nothing came in time
-        js      .Lread_timed_done_88            # -EINTR or -errno
+        jz      .Ltimed_out_92                  # 0: nothing came in time
+        js      .Lread_timed_done_93            # -EINTR or -errno
         mov     rdi, r13                        # fd = client_fd
         mov     rsi, r8                         # buf
         mov     rdx, r9                         # count
         mov     eax, 0                          # syscall number: read
         syscall
-.Lread_timed_done_88:
+.Lread_timed_done_93:
         ret
 
 ## --------------------------------------------------------------------------
@@ -811,24 +821,24 @@ _start:
 ## rax = the length of the request head, up to and with CR LF CR LF, or 0.
 ## Bytes searched before are not searched again, but for the last 3: the
 ## terminator may straddle two reads.
-.Lfind_head_end_18:
-        lea     rsi, [rip + request_buf]
+.Lfind_head_end_22:
+        mov     rsi, rbp
         mov     rcx, QWORD PTR [rip + scanned]
         sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_89
+        jns     .Lscan_from_94
         xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_89:
-.Lscan_90:
+.Lscan_from_94:
+.Lscan_95:
         lea     rax, [rcx+4]                    # i + 4
         cmp     rax, r14
-        ja      .Lno_end_yet_91                 # no 4 bytes left to compare
+        ja      .Lno_end_yet_96                 # no 4 bytes left to compare
         cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
-        je      .Lfound_end_92
+        je      .Lfound_end_97
         inc     rcx
-        jmp     .Lscan_90
-.Lfound_end_92:
+        jmp     .Lscan_95
+.Lfound_end_97:
         ret                                     # rax = i + 4
-.Lno_end_yet_91:
+.Lno_end_yet_96:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
         ret
@@ -840,7 +850,7 @@ _start:
 ## The head ends in CR LF CR LF (find_head_end made sure), so every scan
 ## below stops inside it. rsi walks the head; r8 = char_class.
 ## A token that is not a known method: 501. Anything else malformed: 400.
-.Lparse_request_19:
+.Lparse_request_23:
         mov     DWORD PTR [rip + req_minor], 0
         mov     DWORD PTR [rip + req_close], 0
         mov     DWORD PTR [rip + req_keepalive], 0
@@ -849,73 +859,73 @@ _start:
         mov     DWORD PTR [rip + req_te], 0
         mov     DWORD PTR [rip + req_method], 0
         mov     QWORD PTR [rip + req_content_length], 0
-        lea     rsi, [rip + request_buf]        # rsi = the request line
+        mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_98
+        jne     .Lnot_GET_103
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_93
-.Lnot_GET_98:
+        jmp     .Ltarget_98
+.Lnot_GET_103:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_99
+        jne     .Lnot_HEAD_104
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_99
+        jne     .Lnot_HEAD_104
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_93
-.Lnot_HEAD_99:
+        jmp     .Ltarget_98
+.Lnot_HEAD_104:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_100
+        jne     .Lnot_POST_105
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_100
+        jne     .Lnot_POST_105
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_93
-.Lnot_POST_100:
+        jmp     .Ltarget_98
+.Lnot_POST_105:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_101
+        jne     .Lnot_PUT_106
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_93
-.Lnot_PUT_101:
+        jmp     .Ltarget_98
+.Lnot_PUT_106:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_102
+        jne     .Lnot_DELETE_107
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_102
+        jne     .Lnot_DELETE_107
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_93
-.Lnot_DELETE_102:
+        jmp     .Ltarget_98
+.Lnot_DELETE_107:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_103
+        jne     .Lnot_PATCH_108
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_103
+        jne     .Lnot_PATCH_108
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_93
-.Lnot_PATCH_103:
+        jmp     .Ltarget_98
+.Lnot_PATCH_108:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_104
+        jne     .Lnot_OPTIONS_109
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_104
+        jne     .Lnot_OPTIONS_109
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_93
-.Lnot_OPTIONS_104:
-.Lunknown_method_94:
+        jmp     .Ltarget_98
+.Lnot_OPTIONS_109:
+.Lunknown_method_99:
         mov     rcx, rsi
-.Lmethod_token_95:
+.Lmethod_token_100:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_96
+        jz      .Lmethod_token_end_101
         inc     rcx
-        jmp     .Lmethod_token_95
-.Lmethod_token_end_96:
+        jmp     .Lmethod_token_100
+.Lmethod_token_end_101:
         cmp     rcx, rsi
-        je      .Lbad_request_97                # no method at all
+        je      .Lbad_request_102               # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_97                # not followed by one space
+        jne     .Lbad_request_102               # not followed by one space
         mov     eax, 13                         # 501 Not Implemented
         ret
 
@@ -924,60 +934,60 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_93:
+.Ltarget_98:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_105
+        je      .Lorigin_form_110
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_97
+        jne     .Lbad_request_102
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_97
+        jne     .Lbad_request_102
         add     rsi, 7                          # skip "http://"
-.Lauthority_106:
+.Lauthority_111:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_105               # the path starts
+        je      .Lorigin_form_110               # the path starts
         cmp     eax, 32
-        je      .Lno_path_107                   # "http://host": the path is "/"
+        je      .Lno_path_112                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_97
+        jz      .Lbad_request_102
         inc     rsi
-        jmp     .Lauthority_106
-.Lno_path_107:
+        jmp     .Lauthority_111
+.Lno_path_112:
         lea     rax, [rip + path_root]
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_111
-.Lorigin_form_105:
+        jmp     .Lversion_116
+.Lorigin_form_110:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_108:
+.Lpath_113:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_109
+        je      .Lpath_end_114
         cmp     eax, 63
-        je      .Lquery_110
+        je      .Lquery_115
         cmp     eax, 35
-        je      .Lquery_110
+        je      .Lquery_115
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_97                # CR, LF, a control character: malformed
+        jz      .Lbad_request_102               # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_108
-.Lquery_110:
+        jmp     .Lpath_113
+.Lquery_115:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_112:
+.Lskip_query_117:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_111
+        je      .Lversion_116
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_97
-        jmp     .Lskip_query_112
-.Lpath_end_109:
+        jz      .Lbad_request_102
+        jmp     .Lskip_query_117
+.Lpath_end_114:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -986,28 +996,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_111:
+.Lversion_116:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_97
+        jne     .Lbad_request_102
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_97
+        jne     .Lbad_request_102
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_97                # not a digit
+        ja      .Lbad_request_102               # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_97
+        jne     .Lbad_request_102
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_97
+        ja      .Lbad_request_102
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_97                # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_102               # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_113
+        je      .Lhttp_1_118
         mov     eax, 14                         # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_113:
+.Lhttp_1_118:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -1017,215 +1027,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_114:
+.Lheader_line_119:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_123
+        je      .Lheaders_done_128
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_115:
+.Lfield_name_120:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_116
+        jz      .Lfield_name_end_121
         inc     rsi
-        jmp     .Lfield_name_115
-.Lfield_name_end_116:
+        jmp     .Lfield_name_120
+.Lfield_name_end_121:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_97                # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_102               # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_97                # whitespace (or anything) before the colon
+        jne     .Lbad_request_102               # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_117:
+.Lskip_ows_122:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_124
+        je      .Lows_char_129
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_118
-.Lows_char_124:
+        jne     .Lfield_value_123
+.Lows_char_129:
         inc     rsi
-        jmp     .Lskip_ows_117
-.Lfield_value_118:
+        jmp     .Lskip_ows_122
+.Lfield_value_123:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_125:
+.Lvalue_char_130:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_119
+        je      .Lfield_cr_124
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_97                # a bare LF, NUL or another control character
+        jz      .Lbad_request_102               # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_125
-.Lfield_cr_119:
+        jmp     .Lvalue_char_130
+.Lfield_cr_124:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_97                # a bare CR
+        jne     .Lbad_request_102               # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_120:
+.Ltrim_125:
         cmp     r9, r11
-        je      .Ltrimmed_121
+        je      .Ltrimmed_126
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_126
+        je      .Ltrim_one_131
         cmp     eax, 9
-        jne     .Ltrimmed_121
-.Ltrim_one_126:
+        jne     .Ltrimmed_126
+.Ltrim_one_131:
         dec     r9
-        jmp     .Ltrim_120
-.Ltrimmed_121:
+        jmp     .Ltrim_125
+.Ltrimmed_126:
         cmp     rdx, 4
-        jne     .Lnot_host_127
+        jne     .Lnot_host_132
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_127
+        jne     .Lnot_host_132
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_122
-.Lnot_host_127:
+        jmp     .Lnext_field_127
+.Lnot_host_132:
         cmp     rdx, 14
-        jne     .Lnot_content_length_129
+        jne     .Lnot_content_length_134
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_129
+        jne     .Lnot_content_length_134
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_129
+        jne     .Lnot_content_length_134
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_129
+        jne     .Lnot_content_length_134
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_129
+        jne     .Lnot_content_length_134
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_97                # empty
+        je      .Lbad_request_102               # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_131:
+.Lcl_digit_136:
         cmp     r11, r9
-        je      .Lcl_end_132
+        je      .Lcl_end_137
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_97                # not a digit: invalid
+        ja      .Lbad_request_102               # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_133        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_138        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_133:
+.Lcl_too_many_digits_138:
         inc     r11
-        jmp     .Lcl_digit_131
-.Lcl_end_132:
+        jmp     .Lcl_digit_136
+.Lcl_end_137:
         cmp     rdx, 15
-        jbe     .Lcl_store_134
+        jbe     .Lcl_store_139
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_134:
+.Lcl_store_139:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_122
-.Lnot_content_length_129:
+        jmp     .Lnext_field_127
+.Lnot_content_length_134:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_130
+        jne     .Lnot_transfer_encoding_135
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_130
+        jne     .Lnot_transfer_encoding_135
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_130
+        jne     .Lnot_transfer_encoding_135
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_130
+        jne     .Lnot_transfer_encoding_135
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_130
+        jne     .Lnot_transfer_encoding_135
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_130
+        jne     .Lnot_transfer_encoding_135
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_122
-.Lnot_transfer_encoding_130:
+        jmp     .Lnext_field_127
+.Lnot_transfer_encoding_135:
         cmp     rdx, 10
-        jne     .Lnot_connection_128
+        jne     .Lnot_connection_133
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_128
+        jne     .Lnot_connection_133
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_128
+        jne     .Lnot_connection_133
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_128
-.Lconn_token_135:
+        jne     .Lnot_connection_133
+.Lconn_token_140:
         cmp     r11, r9
-        jae     .Lnext_field_122                # no more tokens
+        jae     .Lnext_field_127                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_136
+        je      .Lconn_separator_141
         cmp     eax, 32
-        je      .Lconn_separator_136
+        je      .Lconn_separator_141
         cmp     eax, 9
-        jne     .Lconn_token_start_141
-.Lconn_separator_136:
+        jne     .Lconn_token_start_146
+.Lconn_separator_141:
         inc     r11
-        jmp     .Lconn_token_135
-.Lconn_token_start_141:
+        jmp     .Lconn_token_140
+.Lconn_token_start_146:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_137:
+.Lconn_scan_142:
         cmp     r11, r9
-        jae     .Lconn_scanned_138
+        jae     .Lconn_scanned_143
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_138
+        je      .Lconn_scanned_143
         cmp     eax, 32
-        je      .Lconn_scanned_138
+        je      .Lconn_scanned_143
         cmp     eax, 9
-        je      .Lconn_scanned_138
+        je      .Lconn_scanned_143
         inc     r11
-        jmp     .Lconn_scan_137
-.Lconn_scanned_138:
+        jmp     .Lconn_scan_142
+.Lconn_scanned_143:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_139
+        jne     .Lnot_close_144
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_139
+        jne     .Lnot_close_144
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_139
+        jne     .Lnot_close_144
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_139:
+.Lnot_close_144:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_140
+        jne     .Lnot_keep_alive_145
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_140
+        jne     .Lnot_keep_alive_145
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_140
+        jne     .Lnot_keep_alive_145
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_140
+        jne     .Lnot_keep_alive_145
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_140:
-        jmp     .Lconn_token_135
-.Lnot_connection_128:
-.Lnext_field_122:
+.Lnot_keep_alive_145:
+        jmp     .Lconn_token_140
+.Lnot_connection_133:
+.Lnext_field_127:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_114
-.Lheaders_done_123:
+        jmp     .Lheader_line_119
+.Lheaders_done_128:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1233,69 +1243,69 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_145:
+.Lcheck_request_150:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_142
+        je      .Lno_transfer_encoding_147
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_97                # both framings: a smuggling attempt
+        jne     .Lbad_request_102               # both framings: a smuggling attempt
         mov     eax, 13                         # 501 Not Implemented
         ret
-.Lno_transfer_encoding_142:
+.Lno_transfer_encoding_147:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_97                # Content-Length twice
+        ja      .Lbad_request_102               # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_97                # Host twice
-        je      .Lhost_ok_143
+        ja      .Lbad_request_102               # Host twice
+        je      .Lhost_ok_148
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_97                # HTTP/1.1 without Host
-.Lhost_ok_143:
+        jne     .Lbad_request_102               # HTTP/1.1 without Host
+.Lhost_ok_148:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_144
+        jbe     .Lsize_ok_149
         mov     eax, 10                         # 413 Content Too Large
         ret
-.Lsize_ok_144:
+.Lsize_ok_149:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route by exact path
 ## C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ## A compare chain generated from the spec: the length first, then the bytes.
 ## Unknown paths get not_found.
-.Lroute_146:
+.Lroute_151:
         mov     r9, QWORD PTR [rip + req_path]  # r9 = the path
         mov     r10, QWORD PTR [rip + req_path_len] # r10 = its length
         cmp     r10, 1                          # "/"
-        jne     .Lnot_path_147
+        jne     .Lnot_path_152
         mov     rsi, r9
         lea     rdi, [rip + path_0]
         mov     ecx, 1
         repe cmpsb                              # compare while equal
-        je      .Lpath_148
-.Lnot_path_147:
+        je      .Lpath_153
+.Lnot_path_152:
         cmp     r10, 11                         # "/index.html"
-        jne     .Lnot_path_149
+        jne     .Lnot_path_154
         mov     rsi, r9
         lea     rdi, [rip + path_1]
         mov     ecx, 11
         repe cmpsb                              # compare while equal
-        je      .Lpath_150
-.Lnot_path_149:
+        je      .Lpath_155
+.Lnot_path_154:
         cmp     r10, 10                         # "/style.css"
-        jne     .Lnot_path_151
+        jne     .Lnot_path_156
         mov     rsi, r9
         lea     rdi, [rip + path_2]
         mov     ecx, 10
         repe cmpsb                              # compare while equal
-        je      .Lpath_152
-.Lnot_path_151:
+        je      .Lpath_157
+.Lnot_path_156:
         cmp     r10, 9                          # "/logo.png"
-        jne     .Lnot_path_153
+        jne     .Lnot_path_158
         mov     rsi, r9
         lea     rdi, [rip + path_3]
         mov     ecx, 9
         repe cmpsb                              # compare while equal
-        je      .Lpath_154
-.Lnot_path_153:
+        je      .Lpath_159
+.Lnot_path_158:
         mov     eax, 8                          # 404: not_found
         ret
 
@@ -1303,18 +1313,18 @@ _start:
 ## parse_request: the methods of /
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_148:
+.Lpath_153:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_155
+        jne     .Lnot_160
         mov     eax, 0                          # GET /
         ret
-.Lnot_155:
+.Lnot_160:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_156
+        jne     .Lnot_161
         mov     eax, 0                          # GET /
         ret
-.Lnot_156:
+.Lnot_161:
         mov     eax, 4                          # 405 Method Not Allowed
         ret
 
@@ -1322,18 +1332,18 @@ _start:
 ## parse_request: the methods of /index.html
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_150:
+.Lpath_155:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_157
+        jne     .Lnot_162
         mov     eax, 1                          # GET /index.html
         ret
-.Lnot_157:
+.Lnot_162:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_158
+        jne     .Lnot_163
         mov     eax, 1                          # GET /index.html
         ret
-.Lnot_158:
+.Lnot_163:
         mov     eax, 5                          # 405 Method Not Allowed
         ret
 
@@ -1341,18 +1351,18 @@ _start:
 ## parse_request: the methods of /style.css
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_152:
+.Lpath_157:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_159
+        jne     .Lnot_164
         mov     eax, 2                          # GET /style.css
         ret
-.Lnot_159:
+.Lnot_164:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_160
+        jne     .Lnot_165
         mov     eax, 2                          # GET /style.css
         ret
-.Lnot_160:
+.Lnot_165:
         mov     eax, 6                          # 405 Method Not Allowed
         ret
 
@@ -1360,35 +1370,35 @@ _start:
 ## parse_request: the methods of /logo.png
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_154:
+.Lpath_159:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_161
+        jne     .Lnot_166
         mov     eax, 3                          # GET /logo.png
         ret
-.Lnot_161:
+.Lnot_166:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_162
+        jne     .Lnot_167
         mov     eax, 3                          # GET /logo.png
         ret
-.Lnot_162:
+.Lnot_167:
         mov     eax, 7                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_97:
+.Lbad_request_102:
         mov     eax, 9                          # 400 Bad Request
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine send_response(eax = response index): writev(2), syscall 20
-## C: writev(client_fd, (struct iovec[]){ { head, head_len }, { body, body_len } }, 2)
-## The head for this connection mode and the body, both precomputed, in one
-## system call; a short write is finished with write_all. HEAD gets no body.
-## rax = 0, or -errno.
-.Lsend_response_20:
+## subroutine prepare_response(eax = response index)
+## C: iov[0] = { head for conn_mode, its length }; iov[1] = { body, HEAD ? 0 : body_len }
+## Looks the response up in the table: the head for this connection mode
+## and the body, both precomputed. HEAD gets no body. Also records the
+## status and body bytes for the access log.
+.Lprepare_response_24:
         mov     ecx, eax
         shl     rcx, 5                          # index * 32
         lea     r10, [rip + responses]
@@ -1399,22 +1409,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_163                # mode 0: close
+        jz      .Lhead_ready_168                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_163                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_168                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_163:
+.Lhead_ready_168:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_164
+        jne     .Lbody_ready_169
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_164:
+.Lbody_ready_169:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9
@@ -1423,21 +1433,30 @@ _start:
         mov     QWORD PTR [rdi+8], rdx
         mov     QWORD PTR [rdi+16], r8          # iov[1] = { body, body_len }
         mov     QWORD PTR [rdi+24], r9
-.Lwritev_again_165:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine send_response(eax = response index): writev(2), syscall 20
+## C: writev(client_fd, iov, 2) after prepare_response
+## Head and body in one system call; a short write is finished with
+## write_all (blocking modes). rax = 0, or -errno.
+.Lsend_response_25:
+        call    .Lprepare_response_24
+.Lwritev_again_170:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + iov]                # iov
         mov     edx, 2                          # iovcnt = 2
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_165
+        je      .Lwritev_again_170
         test    rax, rax
-        js      .Lsend_done_167                 # -errno: the client is gone
+        js      .Lsend_done_172                 # -errno: the client is gone
         # A short write: finish the head, then the body, with write_all.
         lea     r10, [rip + iov]
         mov     rcx, QWORD PTR [r10+8]          # head_len
         cmp     rax, rcx
-        jae     .Lhead_done_166
+        jae     .Lhead_done_171
         mov     rsi, QWORD PTR [r10]
         add     rsi, rax                        # the head's rest
         mov     rdx, rcx
@@ -1445,11 +1464,11 @@ _start:
         mov     rdi, r13
         call    .Lwrite_all_6
         test    rax, rax
-        js      .Lsend_done_167
+        js      .Lsend_done_172
         xor     eax, eax                        # no body bytes written yet
         lea     r10, [rip + iov]
         mov     ecx, 0
-.Lhead_done_166:
+.Lhead_done_171:
         sub     rax, rcx                        # body bytes written
         mov     rsi, QWORD PTR [r10+16]
         add     rsi, rax                        # the body's rest
@@ -1457,7 +1476,7 @@ _start:
         sub     rdx, rax
         mov     rdi, r13
         call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_167:
+.Lsend_done_172:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1465,24 +1484,24 @@ _start:
 ## C: dprintf(log_fd, "%s \"%.*s\" %d %zu\n", ip, line_len, buf, status, body_bytes)
 ## One access-log line: client address, request line, status, body bytes.
 ## Built in line_buf and written with one write(). Keeps rbx and rbp.
-.Llog_request_21:
+.Llog_request_26:
         lea     rdi, [rip + line_buf]
         call    .Lappend_ip_8
         mov     WORD PTR [rdi], 0x2220          # ' "'
         add     rdi, 2
-        lea     rsi, [rip + request_buf]
+        mov     rsi, rbp
         xor     ecx, ecx                        # the request line: up to the first CR or LF
-.Lline_len_168:
+.Lline_len_173:
         cmp     rcx, r14
-        jae     .Lcopy_line_169
+        jae     .Lcopy_line_174
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      .Lcopy_line_169
+        je      .Lcopy_line_174
         cmp     eax, 10
-        je      .Lcopy_line_169
+        je      .Lcopy_line_174
         inc     rcx
-        jmp     .Lline_len_168
-.Lcopy_line_169:
+        jmp     .Lline_len_173
+.Lcopy_line_174:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2

@@ -13,8 +13,8 @@ CLI::App* setup_check(CLI::App& app, CheckOptions& opt) {
 int run_check(const CheckOptions& opt) {
   return guarded([&] {
     Spec spec = load_spec(opt.spec);
-    fmt::print("{}: ok ({}, {} mode)\n", opt.spec, listen_text(spec),
-               spec.mode == Mode::fork ? "fork" : "iterative");
+    fmt::print("{}: ok ({}, {} mode, {} worker{})\n", opt.spec, listen_text(spec),
+               kModeNames[static_cast<int>(spec.mode)], spec.workers, spec.workers == 1 ? "" : "s");
     return 0;
   });
 }

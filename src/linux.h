@@ -28,6 +28,16 @@ inline constexpr Sys kExitGroup{"exit_group", 231};
 inline constexpr Sys kPoll{"poll", 7};
 inline constexpr Sys kWritev{"writev", 20};
 inline constexpr Sys kClockGettime{"clock_gettime", 228};
+inline constexpr Sys kEpollWait{"epoll_wait", 232};
+inline constexpr Sys kEpollPwait{"epoll_pwait", 281};
+inline constexpr Sys kRtSigprocmask{"rt_sigprocmask", 14};
+inline constexpr Sys kEpollCtl{"epoll_ctl", 233};
+inline constexpr Sys kAccept4{"accept4", 288};
+inline constexpr Sys kEpollCreate1{"epoll_create1", 291};
+inline constexpr Sys kFcntl{"fcntl", 72};
+inline constexpr Sys kKill{"kill", 62};
+inline constexpr Sys kWait4{"wait4", 61};
+inline constexpr Sys kPrctl{"prctl", 157};
 
 inline constexpr int kAfInet = 2;
 inline constexpr int kSockStream = 1;
@@ -57,6 +67,10 @@ inline constexpr int kEconnaborted = 103;
 inline constexpr int kEtimedout = 110;
 
 inline constexpr int kClockMonotonic = 1;
+inline constexpr int kFSetfl = 4;
+inline constexpr int kONonblock = 0x800;
+inline constexpr int kPrSetPdeathsig = 1;
+inline constexpr int kSigBlock = 0;
 inline constexpr int kPollin = 1;
 
 }  // namespace asmsrv::linux

@@ -28,6 +28,7 @@ constexpr const char* kRegisterMap =
     "  r12  the listening socket's file descriptor\n"
     "  r13  the client socket's file descriptor\n"
     "  r14  bytes in the request buffer\n"
+    "  rbp  the request buffer (HTTP)\n"
     "  r15  the log's file descriptor\n"
     "Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep\n"
     "rbx, rbp and r12-r15.";
@@ -46,27 +47,36 @@ Program Lowerer::run() {
   declare_labels();
   declare_data();
   start();
-  accept_loop();
-  if (spec_.mode == Mode::fork) fork_connection();
-  if (http()) {
-    http_connection();
-    http_after_response();
+  if (spec_.workers > 1) supervisor();
+  worker_start();
+  if (spec_.mode == Mode::epoll) {
+    epoll_worker();
   } else {
-    serve_raw();
+    accept_loop();
+    if (spec_.mode == Mode::fork) fork_connection();
+    if (http()) {
+      http_connection();
+      http_after_response();
+    } else {
+      serve_raw();
+    }
+    finish_connection();
   }
-  finish_connection();
+  drain_input();
+  if (spec_.log_connections) log_connection();
   exit_ok();
   write_all();
   append_u64();
   if (spec_.log_connections || spec_.log_requests) append_ip();
   die();
   signal_handler();
+  if (http() || spec_.mode == Mode::epoll) now_ms();
   if (http()) {
-    now_ms();
-    read_timed();
+    if (spec_.mode != Mode::epoll) read_timed();
     find_head_end();
     parse_request();
-    send_response();
+    prepare_response();
+    if (spec_.mode != Mode::epoll) send_response();
     if (spec_.log_requests) log_request();
   }
   return std::move(p_);
@@ -108,10 +118,14 @@ void Lowerer::declare_labels() {
   write_all_ = b_.new_label("write_all");
   append_u64_ = b_.new_label("append_u64");
   append_ip_ = b_.new_label("append_ip");
+  drain_ = b_.new_label("drain_input");
+  log_conn_ = b_.new_label("log_connection");
   die_ = b_.new_label("die");
   on_signal_ = b_.new_label("on_signal");
   restorer_ = b_.new_label("signal_restorer");
   if (spec_.mode == Mode::fork) fork_ = b_.new_label("fork");
+  worker_main_ = b_.new_label("worker_main");
+  spawn_ = b_.new_label("spawn_worker");
 }
 
 void Lowerer::declare_data() {
@@ -149,6 +163,18 @@ void Lowerer::declare_data() {
   err_reuse_ = prefix("error_setsockopt", "setsockopt SO_REUSEADDR");
   err_bind_ = prefix("error_bind", "bind " + at);
   err_listen_ = prefix("error_listen", "listen " + at);
+  if (spec_.mode == Mode::epoll) {
+    err_epoll_ = prefix("error_epoll", "epoll_create1");
+    err_fcntl_ = prefix("error_fcntl", "fcntl O_NONBLOCK");
+  }
+  if (spec_.workers > 1) {
+    std::string msg = fmt::format("{}: a worker exited; starting another\n", spec_.name);
+    restart_msg_ = b_.bytes("restart_msg", msg, "printed when a worker is replaced");
+    restart_msg_len_ = msg.size();
+    pids_ = b_.bss("pids", 4 * static_cast<uint64_t>(spec_.workers), "the workers' process ids", 4);
+    is_supervisor_ = b_.bss("is_supervisor", 4, "1 in the supervisor, 0 in workers", 4);
+    wstatus_ = b_.bss("wstatus", 4, "status from wait4", 4);
+  }
   if (spec_.log_target == LogTarget::file) {
     err_open_ = prefix("error_open_log", "open " + spec_.log_path);
     log_path_ = b_.bytes("log_path", spec_.log_path + '\0',
@@ -183,6 +209,7 @@ void Lowerer::declare_data() {
   // log line (a request line of up to request_bytes, plus at most 60 bytes).
   if (spec_.log_requests) longest_line_ = std::max<size_t>(longest_line_, buf_bytes);
   line_buf_ = b_.bss("line_buf", longest_line_ + 128, "log and error lines are built here");
+  if (spec_.mode == Mode::epoll) declare_epoll_data();
 }
 
 void Lowerer::start() {
@@ -191,15 +218,6 @@ void Lowerer::start() {
            "A client that closes early must not kill the server: with SIGPIPE ignored,\n"
            "write() to a closed socket returns -EPIPE instead.");
   sigaction(kSigpipe, "SIGPIPE", rip(sa_ignore_), "act = SIG_IGN");
-
-  if (spec_.mode == Mode::fork) {
-    block(b_.new_label("reap_children"), "reap children automatically", &kRtSigaction,
-             "sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, "
-             ".sa_flags = SA_NOCLDWAIT }, NULL)",
-             "With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the\n"
-             "kernel at once: no zombie ever stays, and no wait4() loop is needed.");
-    sigaction(kSigchld, "SIGCHLD", rip(sa_nocldwait_), "act = SIG_IGN + SA_NOCLDWAIT");
-  }
 
   block(b_.new_label("catch_stop_signals"), "catch SIGTERM and SIGINT", &kRtSigaction,
            "sigaction(SIGTERM, &sa, NULL); sigaction(SIGINT, &sa, NULL)  "
@@ -278,6 +296,17 @@ void Lowerer::start() {
   sys(kListen);
   die_if_failed(err_listen_.first, err_listen_.second);
 
+  if (spec_.mode == Mode::epoll) {
+    block(b_.new_label("nonblocking"), "make the listener non-blocking", &kFcntl,
+          "fcntl(listen_fd, F_SETFL, O_NONBLOCK)",
+          "The event loop accepts until -EAGAIN instead of blocking in accept().");
+    mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
+    b_.mov_imm(Reg::rsi, kFSetfl, "F_SETFL");
+    b_.mov_imm(Reg::rdx, kONonblock, "O_NONBLOCK");
+    sys(kFcntl);
+    die_if_failed(err_fcntl_.first, err_fcntl_.second);
+  }
+
   block(b_.new_label("announce"), "say that the server is up", &kWrite,
            fmt::format("write_all(STDOUT_FILENO, \"{} listening on {}\\n\", {})", spec_.name,
                        listen_text(spec_), spec_.name.size() + 15 + listen_text(spec_).size()),
@@ -286,6 +315,113 @@ void Lowerer::start() {
   lea(Reg::rsi, startup_, "buf");
   b_.mov_imm(Reg::rdx, static_cast<int64_t>(spec_.name.size() + 15 + listen_text(spec_).size()), "count");
   call(write_all_, "a closed stdout is not fatal: the result is ignored");
+}
+
+void Lowerer::worker_start() {
+  block(worker_main_, "a worker starts", spec_.workers > 1 ? &kPrctl : nullptr,
+        spec_.workers > 1 ? "prctl(PR_SET_PDEATHSIG, SIGTERM)" : "",
+        spec_.workers > 1 ? "Should the supervisor die, the kernel sends this worker SIGTERM." : "");
+  if (spec_.workers > 1) {
+    b_.mov_imm(Reg::rdi, kPrSetPdeathsig, "PR_SET_PDEATHSIG");
+    b_.mov_imm(Reg::rsi, kSigterm, "SIGTERM");
+    sys(kPrctl);
+  }
+  if (spec_.mode == Mode::fork) {
+    block(b_.new_label("reap_children"), "reap children automatically", &kRtSigaction,
+             "sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, "
+             ".sa_flags = SA_NOCLDWAIT }, NULL)",
+             "With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the\n"
+             "kernel at once: no zombie ever stays, and no wait4() loop is needed.");
+    sigaction(kSigchld, "SIGCHLD", rip(sa_nocldwait_), "act = SIG_IGN + SA_NOCLDWAIT");
+  }
+
+}
+
+void Lowerer::supervisor() {
+  const int n = spec_.workers;
+  Label spawn_all = b_.new_label("spawn_all");
+  Label reap = b_.new_label("reap");
+  Label find = b_.new_label("find_worker");
+  Label found = b_.new_label("worker_found");
+  block(b_.new_label("supervise"), fmt::format("start {} workers", n), &kFork,
+        fmt::format("for (i = 0; i < {}; i++) spawn_worker(i)", n),
+        "This process only supervises: the workers share the listening socket\n"
+        "and each accepts from it. A worker that dies is replaced; SIGTERM and\n"
+        "SIGINT are passed on to every worker (see the signal handler).");
+  mov(var32(is_supervisor_), imm(1));
+  b_.zero(Reg::rbx, "i = 0");
+  b_.label(spawn_all);
+  call(spawn_);
+  op(Op::inc, r32(Reg::rbx));
+  op(Op::cmp, r32(Reg::rbx), imm(n));
+  jmp(Op::jb, spawn_all);
+
+  block(reap, "wait for a worker to exit", &kWait4, "pid = wait4(-1, &status, 0, NULL)",
+        "Replace it unless we are stopping; exit 0 once every worker is gone.");
+  b_.mov_imm(Reg::rdi, -1, "any child");
+  lea(Reg::rsi, wstatus_);
+  b_.zero(Reg::rdx, "options = 0");
+  b_.zero(Reg::r10, "rusage = NULL");
+  sys(kWait4);
+  op(Op::cmp, r64(Reg::rax), imm(-kEintr), "a signal: the handler passed it on");
+  jmp(Op::je, reap);
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::js, exit_ok_, "-ECHILD: no worker left");
+  lea(Reg::rsi, pids_);
+  b_.zero(Reg::r8, "byte offset in pids");
+  b_.label(find);
+  op(Op::cmp, mem_index(Width::b32, Reg::rsi, Reg::r8), r32(Reg::rax));
+  jmp(Op::je, found);
+  op(Op::add, r64(Reg::r8), imm(4));
+  op(Op::cmp, r64(Reg::r8), imm(4 * n));
+  jmp(Op::jb, find);
+  jmp(Op::jmp, reap, "not a worker of ours");
+  b_.label(found);
+  mov(mem_index(Width::b32, Reg::rsi, Reg::r8), imm(0), "the slot is empty");
+  op(Op::cmp, var32(stop_), imm(0), "stopping?");
+  jmp(Op::jne, reap, "then do not replace it");
+  mov(r64(Reg::rbx), r64(Reg::r8));
+  op(Op::shr, r64(Reg::rbx), imm(2), "rbx = the slot");
+  b_.mov_imm(Reg::rdi, 2, "fd = STDERR_FILENO");
+  lea(Reg::rsi, restart_msg_);
+  b_.mov_imm(Reg::rdx, static_cast<int64_t>(restart_msg_len_));
+  call(write_all_);
+  lea(Reg::rdi, backoff_, "pause 100 ms: a crashing worker must not make us spin");
+  b_.zero(Reg::rsi);
+  sys(kNanosleep);
+  call(spawn_);
+  jmp(Op::jmp, reap);
+
+  Label child = b_.new_label("worker_child");
+  Label retry = b_.new_label("fork_retry");
+  Label forked = b_.new_label("forked");
+  Label done = b_.new_label("spawned");
+  block(spawn_, "subroutine spawn_worker(rbx = slot)", &kFork, "pids[slot] = fork()",
+        "The child becomes a worker. A stop signal that came meanwhile reaches it too.");
+  b_.label(retry);
+  sys(kFork);
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::jns, forked);
+  lea(Reg::rdi, backoff_, "fork failed: pause 100 ms, try again");
+  b_.zero(Reg::rsi);
+  sys(kNanosleep);
+  jmp(Op::jmp, retry);
+  b_.label(forked);
+  jmp(Op::jz, child);
+  mov(r32(Reg::rcx), r32(Reg::rbx));
+  op(Op::shl, r64(Reg::rcx), imm(2));
+  lea(Reg::rsi, pids_);
+  mov(mem_index(Width::b32, Reg::rsi, Reg::rcx), r32(Reg::rax), "pids[slot] = pid");
+  op(Op::cmp, var32(stop_), imm(0));
+  jmp(Op::je, done);
+  mov(r32(Reg::rdi), r32(Reg::rax), "stopping already: pass it on");
+  b_.mov_imm(Reg::rsi, kSigterm, "SIGTERM");
+  sys(kKill);
+  b_.label(done);
+  ret();
+  b_.label(child);
+  mov(var32(is_supervisor_), imm(0), "a worker");
+  jmp(Op::jmp, worker_main_);
 }
 
 void Lowerer::accept_loop() {
@@ -402,40 +538,46 @@ void Lowerer::read_once() {
 }
 
 void Lowerer::finish_connection() {
-  Label drain = b_.new_label("drain");
-  Label drained = b_.new_label("drained");
-  block(finish_, "drain unread input", &kRecvfrom,
-           "while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}",
-           "Closing a socket with unread input makes the kernel send RST, which can\n"
-           "destroy the response before the client reads it. Take what has already\n"
-           "arrived, without waiting (at most 16 buffers), so close() sends FIN.");
-  b_.mov_imm(Reg::rbx, 16, "at most 16 reads");
-  b_.label(drain);
-  mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
-  lea(Reg::rsi, request_buf_, "buf = request_buf");
-  b_.mov_imm(Reg::rdx, http() ? spec_.limits.request_bytes : kRequestBufferBytes, "len");
-  b_.mov_imm(Reg::r10, kMsgDontwait, "flags = MSG_DONTWAIT");
-  b_.zero(Reg::r8, "src_addr = NULL");
-  b_.zero(Reg::r9, "addrlen = NULL");
-  sys(kRecvfrom);
-  b_.emit(Op::test, {r64(Reg::rax), r64(Reg::rax)});
-  jmp(Op::jle, drained, "nothing more (-EAGAIN), end of file, or error");
-  b_.emit(Op::dec, {r64(Reg::rbx)});
-  jmp(Op::jnz, drain);
-  b_.label(drained);
-
-  if (spec_.log_connections) log_connection();
-
-  block(b_.new_label("close_client"), "close the connection", &kClose, "close(client_fd)",
-           spec_.mode == Mode::fork ? "The child's work is done: it exits, and the kernel reaps it."
-                                    : "Then back to accept() for the next client.");
+  block(finish_, "close the connection", &kClose, "drain_input(); log_connection(); close(client_fd)",
+        spec_.mode == Mode::fork ? "The child's work is done: it exits, and the kernel reaps it."
+                                 : "Then back to accept() for the next client.");
+  call(drain_);
+  if (spec_.log_connections) call(log_conn_);
   mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
   sys(kClose);
   jmp(Op::jmp, spec_.mode == Mode::fork ? exit_ok_ : accept_);
 }
 
+void Lowerer::drain_input() {
+  Label drain = b_.new_label("drain");
+  Label drained = b_.new_label("drained");
+  block(drain_, "subroutine drain_input", &kRecvfrom,
+        "while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}",
+        "Closing a socket with unread input makes the kernel send RST, which can\n"
+        "destroy the response before the client reads it. Take what has already\n"
+        "arrived, without waiting (at most 16 buffers), so close() sends FIN.");
+  b_.mov_imm(Reg::r10, 16, "at most 16 reads");
+  b_.label(drain);
+  mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
+  lea(Reg::rsi, request_buf_, "buf = request_buf, as scratch");
+  b_.mov_imm(Reg::rdx, http() ? spec_.limits.request_bytes : kRequestBufferBytes, "len");
+  mov(r64(Reg::r8), r64(Reg::r10), "keep the count");
+  b_.mov_imm(Reg::r10, kMsgDontwait, "flags = MSG_DONTWAIT");
+  op(Op::push, r64(Reg::r8));
+  b_.zero(Reg::r8, "src_addr = NULL");
+  b_.zero(Reg::r9, "addrlen = NULL");
+  sys(kRecvfrom);
+  op(Op::pop, r64(Reg::r10), "the count");
+  b_.emit(Op::test, {r64(Reg::rax), r64(Reg::rax)});
+  jmp(Op::jle, drained, "nothing more (-EAGAIN), end of file, or error");
+  b_.emit(Op::dec, {r64(Reg::r10)});
+  jmp(Op::jnz, drain);
+  b_.label(drained);
+  ret();
+}
+
 void Lowerer::log_connection() {
-  block(b_.new_label("log_connection"), "log the connection", &kWrite,
+  block(log_conn_, "subroutine log_connection", &kWrite,
            "dprintf(log_fd, \"connection from %s:%u, bytes read: %zu\\n\", ip, port, len)",
            "Built in line_buf and written with one write(), so lines from several\n"
            "processes do not interleave.");
@@ -443,7 +585,13 @@ void Lowerer::log_connection() {
   lea(Reg::rsi, log_from_);
   b_.mov_imm(Reg::rcx, 16);
   b_.emit(Op::rep_movsb, {}, "copy \"connection from \"");
-  call(append_ip_, "\"127.0.0.1:54321\"");
+  call(append_ip_, "\"127.0.0.1\"");
+  mov(mem8(Reg::rdi), imm(':'), "':'");
+  b_.emit(Op::inc, {r64(Reg::rdi)});
+  lea(Reg::r8, client_addr_);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem16(Reg::r8, 2)}, "sin_port, network byte order");
+  b_.emit(Op::ror, {r16(Reg::rax), imm(8)}, "ntohs: swap the two bytes");
+  call(append_u64_);
   lea(Reg::rsi, log_bytes_);
   b_.mov_imm(Reg::rcx, 14);
   b_.emit(Op::rep_movsb, {}, "copy \", bytes read: \"");
@@ -456,23 +604,22 @@ void Lowerer::log_connection() {
   b_.emit(Op::sub, {r64(Reg::rdx), r64(Reg::rsi)});
   mov(r64(Reg::rdi), r64(kLogFd), "fd = log_fd");
   call(write_all_, "a failed log write is not fatal");
+  ret();
 }
 
 void Lowerer::append_ip() {
   block(append_ip_, "subroutine append_ip(rdi = dst)", nullptr,
-        "dst += sprintf(dst, \"%u.%u.%u.%u:%u\", ip[0], ip[1], ip[2], ip[3], ntohs(port))",
-        "The client's address and port from client_addr, as text; advances rdi.\n"
+        "dst += sprintf(dst, \"%u.%u.%u.%u\", ip[0], ip[1], ip[2], ip[3])",
+        "The client's address from client_addr, as text; advances rdi.\n"
         "Clobbers rax, rcx, rdx, rsi, r8.");
   lea(Reg::r8, client_addr_, "r8 = &client_addr");
   for (int i = 0; i < 4; ++i) {
     b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r8, 4 + i)}, fmt::format("address byte {}", i + 1));
     call(append_u64_);
-    mov(mem8(Reg::rdi), imm(i < 3 ? '.' : ':'), i < 3 ? "'.'" : "':'");
+    if (i == 3) break;
+    mov(mem8(Reg::rdi), imm('.'), "'.'");
     b_.emit(Op::inc, {r64(Reg::rdi)});
   }
-  b_.emit(Op::movzx, {r32(Reg::rax), mem16(Reg::r8, 2)}, "sin_port, network byte order");
-  b_.emit(Op::ror, {r16(Reg::rax), imm(8)}, "ntohs: swap the two bytes");
-  call(append_u64_);
   ret();
 }
 
@@ -592,18 +739,47 @@ void Lowerer::die() {
 }
 
 void Lowerer::signal_handler() {
-  Label later = b_.new_label("stop_later");
+  Label worker = b_.new_label("signal_in_worker");
+  Label now = b_.new_label("exit_now");
   block(on_signal_, "signal handler for SIGTERM and SIGINT", &kExitGroup,
-           "if (!busy) _exit(0); stop_requested = 1;",
-           "Idle (blocked in accept): exit now. Busy: note the request; the accept\n"
-           "loop exits once the current connection is done.");
-  b_.emit(Op::cmp, {rip(busy_, Width::b32), imm(0)}, "serving a connection?");
-  jmp(Op::jne, later);
+        "if (stop_requested || !busy) _exit(0); stop_requested = 1;",
+        spec_.mode == Mode::epoll
+            ? "The first signal asks the event loop for a graceful stop; a second one\n"
+              "exits at once."
+            : "Idle (blocked in accept): exit now. Busy: note the request; the accept\n"
+              "loop exits once the current connection is done. A second signal exits\n"
+              "at once.");
+  if (spec_.workers > 1) {
+    Label next = b_.new_label("next_pid");
+    Label loop = b_.new_label("pass_on");
+    op(Op::cmp, var32(is_supervisor_), imm(0));
+    jmp(Op::je, worker);
+    b_.note("The supervisor passes the signal on to every worker (as SIGTERM).");
+    mov(var32(stop_), imm(1), "stop_requested = 1: no more restarts");
+    b_.zero(Reg::r8, "byte offset in pids");
+    b_.label(loop);
+    lea(Reg::rsi, pids_);
+    mov(r32(Reg::rdi), mem_index(Width::b32, Reg::rsi, Reg::r8), "pid");
+    op(Op::test, r32(Reg::rdi), r32(Reg::rdi));
+    jmp(Op::jz, next, "an empty slot");
+    b_.mov_imm(Reg::rsi, kSigterm, "SIGTERM");
+    sys(kKill);
+    b_.label(next);
+    op(Op::add, r64(Reg::r8), imm(4));
+    op(Op::cmp, r64(Reg::r8), imm(4 * spec_.workers));
+    jmp(Op::jb, loop);
+    ret("returns into signal_restorer");
+  }
+  b_.label(worker);
+  op(Op::cmp, var32(stop_), imm(0), "a second signal?");
+  jmp(Op::jne, now);
+  op(Op::cmp, var32(busy_), imm(0), "serving a connection?");
+  jmp(Op::je, now);
+  mov(var32(stop_), imm(1), "stop_requested = 1");
+  ret("returns into signal_restorer");
+  b_.label(now);
   b_.zero(Reg::rdi, "status = 0");
   sys(kExitGroup);
-  b_.label(later);
-  mov(rip(stop_, Width::b32), imm(1), "stop_requested = 1");
-  b_.emit(Op::ret, {}, "returns into signal_restorer");
 
   block(restorer_, "signal return trampoline", &kRtSigreturn, "rt_sigreturn()",
            "The kernel pushed this address as the handler's return address\n"

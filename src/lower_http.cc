@@ -111,6 +111,7 @@ void Lowerer::declare_http_data() {
   read_timed_ = b_.new_label("read_timed");
   find_head_end_ = b_.new_label("find_head_end");
   parse_request_ = b_.new_label("parse_request");
+  prepare_response_ = b_.new_label("prepare_response");
   send_response_ = b_.new_label("send_response");
   log_request_ = b_.new_label("log_request");
 
@@ -194,6 +195,7 @@ void Lowerer::http_connection() {
   lea(Reg::r10, io_timeout_, "optval = &io_timeout");
   b_.mov_imm(Reg::r8, 16, "optlen = sizeof(struct timeval)");
   sys(kSetsockopt);
+  lea(kBuf, request_buf_, "rbp = the request buffer");
   b_.zero(kBufLen, "len = 0: the buffer is empty");
   mov(var64(scanned_), imm(0));
   mov(var64(conn_bytes_), imm(0));
@@ -218,7 +220,7 @@ void Lowerer::http_connection() {
         "Waits until the deadline at most. End of file, a timeout or an error closes\n"
         "the connection unanswered. A stop signal ends an idle keep-alive connection.");
   b_.label(again);
-  lea(Reg::rsi, request_buf_);
+  mov(r64(Reg::rsi), r64(kBuf));
   op(Op::add, r64(Reg::rsi), r64(kBufLen), "buf + len");
   b_.mov_imm(Reg::rdx, lim.request_bytes, "the room left: request_bytes - len");
   op(Op::sub, r64(Reg::rdx), r64(kBufLen));
@@ -255,7 +257,7 @@ void Lowerer::http_connection() {
         fmt::format("Over limits.request_bytes ({}): 414 URI Too Long when even the request\n"
                     "line has no end, else 431 Request Header Fields Too Large.",
                     lim.request_bytes));
-  lea(Reg::rsi, request_buf_);
+  mov(r64(Reg::rsi), r64(kBuf));
   b_.zero(Reg::rcx, "i = 0");
   b_.label(scan);
   op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
@@ -317,10 +319,10 @@ void Lowerer::http_connection() {
   b_.label(decided);
   mov(r32(Reg::rax), r32(Reg::rbx));
   call(send_response_, "rax = 0, or -errno");
-  mov(r64(Reg::rbp), r64(Reg::rax), "keep the result");
+  mov(r64(Reg::rbx), r64(Reg::rax), "keep the result");
   if (spec_.log_requests) call(log_request_, "one access-log line");
   op(Op::inc, var32(served_));
-  op(Op::test, r64(Reg::rbp), r64(Reg::rbp));
+  op(Op::test, r64(Reg::rbx), r64(Reg::rbx));
   jmp(Op::js, finish_, "the client is gone");
   op(Op::cmp, var32(conn_mode_), imm(kModeClose));
   jmp(Op::je, finish_, "Connection: close");
@@ -351,7 +353,7 @@ void Lowerer::http_after_response() {
   op(Op::test, r64(Reg::rbx), r64(Reg::rbx));
   jmp(Op::jz, consumed);
   set_deadline(lim.header_timeout_ms, "header_timeout_ms for each read");
-  lea(Reg::rsi, request_buf_, "read into the buffer");
+  mov(r64(Reg::rsi), r64(kBuf), "read into the buffer");
   mov(r64(Reg::rdx), r64(Reg::rbx), "no more than the body's rest:");
   op(Op::cmp, r64(Reg::rdx), imm(lim.request_bytes), "the next request stays unread");
   jmp(Op::jbe, count_ok);
@@ -372,7 +374,7 @@ void Lowerer::http_after_response() {
 
   b_.label(all_here);
   op(Op::add, r64(Reg::rax), r64(Reg::rbx), "n = head + body");
-  lea(Reg::rdi, request_buf_, "memmove(buf, buf + n, len - n)");
+  mov(r64(Reg::rdi), r64(kBuf), "memmove(buf, buf + n, len - n)");
   b_.emit(Op::lea, {r64(Reg::rsi), mem_index(Width::none, Reg::rdi, Reg::rax)});
   mov(r64(Reg::rcx), r64(kBufLen));
   op(Op::sub, r64(Reg::rcx), r64(Reg::rax));
@@ -463,7 +465,7 @@ void Lowerer::find_head_end() {
         "rax = the length of the request head, up to and with CR LF CR LF, or 0.\n"
         "Bytes searched before are not searched again, but for the last 3: the\n"
         "terminator may straddle two reads.");
-  lea(Reg::rsi, request_buf_);
+  mov(r64(Reg::rsi), r64(kBuf));
   mov(r64(Reg::rcx), var64(scanned_));
   op(Op::sub, r64(Reg::rcx), imm(3), "i = scanned - 3");
   jmp(Op::jns, from);
@@ -486,17 +488,14 @@ void Lowerer::find_head_end() {
   ret();
 }
 
-void Lowerer::send_response() {
+void Lowerer::prepare_response() {
   Label head_ready = b_.new_label("head_ready");
   Label body_ready = b_.new_label("body_ready");
-  Label again = b_.new_label("writev_again");
-  Label head_done = b_.new_label("head_done");
-  Label done = b_.new_label("send_done");
-  block(send_response_, "subroutine send_response(eax = response index)", &kWritev,
-        "writev(client_fd, (struct iovec[]){ { head, head_len }, { body, body_len } }, 2)",
-        "The head for this connection mode and the body, both precomputed, in one\n"
-        "system call; a short write is finished with write_all. HEAD gets no body.\n"
-        "rax = 0, or -errno.");
+  block(prepare_response_, "subroutine prepare_response(eax = response index)", nullptr,
+        "iov[0] = { head for conn_mode, its length }; iov[1] = { body, HEAD ? 0 : body_len }",
+        "Looks the response up in the table: the head for this connection mode\n"
+        "and the body, both precomputed. HEAD gets no body. Also records the\n"
+        "status and body bytes for the access log.");
   mov(r32(Reg::rcx), r32(Reg::rax));
   op(Op::shl, r64(Reg::rcx), imm(kRecordShift), "index * 32");
   lea(Reg::r10, responses_);
@@ -531,6 +530,18 @@ void Lowerer::send_response() {
   mov(mem64(Reg::rdi, 8), r64(Reg::rdx));
   mov(mem64(Reg::rdi, 16), r64(Reg::r8), "iov[1] = { body, body_len }");
   mov(mem64(Reg::rdi, 24), r64(Reg::r9));
+  ret();
+}
+
+void Lowerer::send_response() {
+  Label again = b_.new_label("writev_again");
+  Label head_done = b_.new_label("head_done");
+  Label done = b_.new_label("send_done");
+  block(send_response_, "subroutine send_response(eax = response index)", &kWritev,
+        "writev(client_fd, iov, 2) after prepare_response",
+        "Head and body in one system call; a short write is finished with\n"
+        "write_all (blocking modes). rax = 0, or -errno.");
+  call(prepare_response_);
   b_.label(again);
   mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
   lea(Reg::rsi, iov_, "iov");
@@ -579,7 +590,7 @@ void Lowerer::log_request() {
   call(append_ip_);
   mov(mem16(Reg::rdi), imm(text_imm(" \"", false).first), "' \"'");
   op(Op::add, r64(Reg::rdi), imm(2));
-  lea(Reg::rsi, request_buf_);
+  mov(r64(Reg::rsi), r64(kBuf));
   b_.zero(Reg::rcx, "the request line: up to the first CR or LF");
   b_.label(len);
   op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
@@ -627,7 +638,7 @@ void Lowerer::parse_request() {
   for (Label l : {req_minor_, req_close_, req_keepalive_, req_host_, req_cl_count_, req_te_, req_method_})
     mov(var32(l), imm(0));
   mov(var64(req_content_length_), imm(0));
-  lea(Reg::rsi, request_buf_, "rsi = the request line");
+  mov(r64(Reg::rsi), r64(kBuf), "rsi = the request line");
   lea(Reg::r8, char_class_);
   for (int m = 1; m <= kMethodCount; ++m) {
     std::string name = kMethodNames[m];

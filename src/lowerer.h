@@ -20,6 +20,7 @@ inline constexpr Reg kListenFd = Reg::r12;
 inline constexpr Reg kClientFd = Reg::r13;
 inline constexpr Reg kBufLen = Reg::r14;
 inline constexpr Reg kLogFd = Reg::r15;
+inline constexpr Reg kBuf = Reg::rbp;  // the current connection's request buffer
 
 /// Little-endian bytes of an integer, for structs laid out in .rodata.
 std::string le(uint64_t v, int n);
@@ -61,6 +62,7 @@ class Lowerer {
   void serve_raw();
   void read_once();
   void finish_connection();
+  void drain_input();
   void log_connection();
   void exit_ok();
   void write_all();
@@ -68,6 +70,21 @@ class Lowerer {
   void append_ip();
   void die();
   void signal_handler();
+
+  void supervisor();
+  void worker_start();
+
+  // --- lower_epoll.cc ------------------------------------------------------------
+  void declare_epoll_data();
+  void epoll_worker();
+  void epoll_shutdown();
+  void epoll_accept();
+  void epoll_conn_event();
+  void epoll_flush();
+  void epoll_close();
+  void epoll_sweep();
+  void epoll_listen();
+  void epoll_ctl(int ctl, Operand fd, int events, Operand data, const std::string& why);
 
   // --- lower_http.cc -------------------------------------------------------------
   void declare_http_data();
@@ -80,6 +97,7 @@ class Lowerer {
   void parse_headers();
   void check_request();
   void route();
+  void prepare_response();
   void send_response();
   void log_request();
   // Compares the bytes of `text` at [base+disp] with immediates (case-folded
@@ -93,7 +111,7 @@ class Lowerer {
 
   // Code labels.
   Label start_, accept_, accept_failed_, fork_, serve_, finish_, exit_ok_;
-  Label write_all_, append_u64_, append_ip_, die_, on_signal_, restorer_;
+  Label write_all_, append_u64_, append_ip_, die_, on_signal_, restorer_, drain_, log_conn_;
   // Data labels.
   Label sa_ignore_, sa_nocldwait_, listen_addr_, one_, io_timeout_, backoff_, startup_;
   Label log_path_, errno_texts_, errno_word_, log_from_, log_bytes_, response_;
@@ -106,14 +124,23 @@ class Lowerer {
 
   // The HTTP engine.
   ResponseTable table_;
-  Label next_request_, after_response_, respond_, close_conn_;
-  Label now_ms_, read_timed_, find_head_end_, parse_request_, send_response_, log_request_;
+  Label next_request_, after_response_, respond_;
+  Label now_ms_, read_timed_, find_head_end_, parse_request_, prepare_response_, send_response_, log_request_;
   Label heads_, bodies_, responses_, char_class_, now_ts_, pollfd_, iov_;
   Label scanned_, deadline_, served_, head_len_, conn_mode_, resp_status_, resp_body_bytes_;
   Label req_method_, req_minor_, req_close_, req_keepalive_, req_host_, req_cl_count_, req_te_;
   Label req_content_length_, req_path_, req_path_len_, slash_;
   Label bad_request_;  // in parse_request: return the 400 response
   std::vector<Label> path_labels_;
+
+  // Workers and the epoll loop.
+  Label worker_main_, spawn_, is_supervisor_, pids_, wstatus_, restart_msg_;
+  size_t restart_msg_len_ = 0;
+  std::pair<Label, size_t> err_epoll_, err_fcntl_;
+  Label epoll_loop_, accept_all_, conn_event_, close_conn_, flush_, sweep_, listen_on_, listen_off_;
+  Label conn_deadline_, begin_shutdown_;
+  Label epfd_, nconns_, accepting_, shutting_down_, free_top_, ev_i_, ev_n_, next_sweep_;
+  Label shutdown_deadline_, ev_, events_, free_stack_, conns_, bufs_, stop_sigs_, no_sigs_;
 };
 
 }  // namespace asmsrv

@@ -326,7 +326,7 @@ void check_log(Checker& c, const json& j, Spec& spec) {
 void check_limits(Checker& c, const json& j, Limits& l) {
   const std::string ptr = "/limits";
   if (!c.object(j, ptr, {"request_bytes", "body_bytes", "header_timeout_ms", "keepalive_timeout_ms",
-                         "keepalive_requests"}))
+                         "keepalive_requests", "max_connections", "shutdown_timeout_ms"}))
     return;
   auto get = [&](const char* key, auto& field, int64_t lo, int64_t hi) {
     if (j.contains(key))
@@ -337,6 +337,8 @@ void check_limits(Checker& c, const json& j, Limits& l) {
   get("header_timeout_ms", l.header_timeout_ms, 1, 3'600'000);
   get("keepalive_timeout_ms", l.keepalive_timeout_ms, 0, 3'600'000);
   get("keepalive_requests", l.keepalive_requests, 1, 1'000'000'000);
+  get("max_connections", l.max_connections, 1, 65536);
+  get("shutdown_timeout_ms", l.shutdown_timeout_ms, 0, 3'600'000);
 }
 
 void check_route_path(Checker& c, const json& j, const std::string& ptr, std::string& path) {
@@ -437,14 +439,17 @@ Spec parse_spec(const std::string& text, const std::string& path) {
   spec.dir = dir.empty() ? "." : dir;
 
   Checker c(path);
-  if (c.object(root, "", {"name", "listen", "mode", "raw_response", "response", "routes", "not_found",
-                          "headers", "limits", "log"})) {
+  if (c.object(root, "", {"name", "listen", "mode", "workers", "raw_response", "response", "routes",
+                          "not_found", "headers", "limits", "log"})) {
     if (root.contains("name")) check_name(c, root["name"], spec);
     if (root.contains("listen")) check_listen(c, root["listen"], spec);
     if (root.contains("mode")) {
-      if (auto m = c.one_of(root["mode"], "/mode", {"iterative", "fork"}))
-        spec.mode = *m == "fork" ? Mode::fork : Mode::iterative;
+      if (auto m = c.one_of(root["mode"], "/mode", {"epoll", "iterative", "fork"}))
+        for (int k = 0; k < 3; ++k)
+          if (*m == kModeNames[k]) spec.mode = static_cast<Mode>(k);
     }
+    if (root.contains("workers"))
+      if (auto v = c.integer(root["workers"], "/workers", 1, 64)) spec.workers = static_cast<int>(*v);
     std::vector<std::string> given;
     for (const char* k : {"raw_response", "response", "routes"})
       if (root.contains(k)) given.push_back(k);
@@ -459,7 +464,7 @@ Spec parse_spec(const std::string& text, const std::string& path) {
         check_body_size(c, s->size(), "/raw_response");
         spec.raw_response = *s;
       }
-      for (const char* k : {"not_found", "headers", "limits"})
+      for (const char* k : {"not_found", "headers"})
         if (root.contains(k)) c.error(std::string("/") + k, "only with \"response\" or \"routes\": a raw response is not HTTP");
       if (root.contains("log") && root["log"].is_object() && root["log"].contains("requests"))
         c.error("/log/requests", "only with \"response\" or \"routes\": a raw response is not HTTP");
@@ -482,7 +487,7 @@ Spec parse_spec(const std::string& text, const std::string& path) {
       spec.not_found = nf;
     }
     if (root.contains("headers") && !spec.raw_response) check_headers(c, root["headers"], "/headers", spec.headers);
-    if (root.contains("limits") && !spec.raw_response) check_limits(c, root["limits"], spec.limits);
+    if (root.contains("limits")) check_limits(c, root["limits"], spec.limits);
     if (root.contains("log")) check_log(c, root["log"], spec);
   }
   if (!c.errors().empty()) throw SpecError(c.errors());

@@ -15,7 +15,8 @@ namespace asmsrv {
 /// The largest body asmsrv embeds (16 MiB).
 constexpr uint64_t kMaxBodyBytes = 16u << 20;
 
-enum class Mode { iterative, fork };
+enum class Mode { epoll, iterative, fork };
+inline constexpr const char* kModeNames[] = {"epoll", "iterative", "fork"};
 
 /// A complete HTTP response, fixed at compile time.
 struct HttpResponse {
@@ -51,6 +52,8 @@ struct Limits {
   int header_timeout_ms = 10000;       // deadline for the whole header section
   int keepalive_timeout_ms = 5000;     // idle time between requests
   int keepalive_requests = 1000;       // requests per connection
+  int max_connections = 1024;          // epoll: the per-worker connection table
+  int shutdown_timeout_ms = 5000;      // epoll: how long a graceful stop may take
 };
 
 struct Spec {
@@ -61,7 +64,8 @@ struct Spec {
   std::array<uint8_t, 4> address_bytes = {0, 0, 0, 0};
   int port = 8080;
   int backlog = 128;
-  Mode mode = Mode::iterative;
+  Mode mode = Mode::epoll;
+  int workers = 1;                     // server processes; more than 1: a supervisor
   std::optional<std::string> raw_response;
   std::optional<HttpResponse> response;
   std::vector<Route> routes;           // when neither raw_response nor response

@@ -90,7 +90,7 @@ TEST(Cli, PortOverride) {
 TEST(Cli, CheckAndExplain) {
   CmdResult c = asmsrv({"check", "specs/fork.json"});
   EXPECT_EQ(c.status, 0);
-  EXPECT_EQ(c.out, "specs/fork.json: ok (0.0.0.0:8080, fork mode)\n");
+  EXPECT_EQ(c.out, "specs/fork.json: ok (0.0.0.0:8080, fork mode, 1 worker)\n");
   CmdResult e = asmsrv({"explain", "specs/fork.json"});
   EXPECT_EQ(e.status, 0);
   EXPECT_TRUE(contains(e.out, "    syscall  fork (57)\n    C        pid = fork()\n")) << e.out;

@@ -108,7 +108,7 @@ TEST(Lower, SockaddrHasThePortInNetworkOrder) {
 }
 
 TEST(Lower, RawResponseLengthIsAnImmediate) {
-  Spec s = parse_spec(R"({"raw_response": "HTTP/1.0 200 OK\r\n\r\n"})", "s.json");
+  Spec s = parse_spec(R"({"raw_response": "HTTP/1.0 200 OK\r\n\r\n", "mode": "iterative"})", "s.json");
   Program p = lower(s);
   bool found = false;
   for (const Block& blk : p.blocks)
@@ -138,7 +138,7 @@ TEST(Lower, ResponseTableRecords) {
 }
 
 TEST(Lower, ModesDiffer) {
-  Program it = lower(parse_spec(R"({"response": {}})", "s.json"));
+  Program it = lower(parse_spec(R"({"response": {}, "mode": "iterative"})", "s.json"));
   Program fk = lower(parse_spec(R"({"response": {}, "mode": "fork"})", "s.json"));
   auto has = [](const Program& p, const std::string& sys) {
     return std::any_of(p.blocks.begin(), p.blocks.end(), [&](const Block& b) { return b.syscall == sys; });
@@ -152,6 +152,12 @@ TEST(Lower, ModesDiffer) {
   };
   auto ft = titles(fk);
   EXPECT_NE(std::find(ft.begin(), ft.end(), "reap children automatically"), ft.end());
+  Program ep = lower(parse_spec(R"({"response": {}})", "s.json"));
+  EXPECT_TRUE(has(ep, "epoll_pwait")) << "epoll is the default mode";
+  EXPECT_FALSE(has(ep, "fork"));
+  Program workers = lower(parse_spec(R"({"response": {}, "workers": 3})", "s.json"));
+  EXPECT_TRUE(has(workers, "wait4")) << "a supervisor";
+  EXPECT_TRUE(has(workers, "prctl"));
 }
 
 TEST(Lower, IsDeterministic) {

@@ -32,7 +32,10 @@ TEST(Spec, Defaults) {
   EXPECT_EQ(s.address, "0.0.0.0");
   EXPECT_EQ(s.port, 8080);
   EXPECT_EQ(s.backlog, 128);
-  EXPECT_EQ(s.mode, Mode::iterative);
+  EXPECT_EQ(s.mode, Mode::epoll);
+  EXPECT_EQ(s.workers, 1);
+  EXPECT_EQ(s.limits.max_connections, 1024);
+  EXPECT_EQ(s.limits.shutdown_timeout_ms, 5000);
   EXPECT_EQ(s.dir, "dir");
   ASSERT_TRUE(s.response);
   EXPECT_EQ(s.response->status, 200);
@@ -46,7 +49,7 @@ TEST(Spec, Defaults) {
 TEST(Spec, FullSpec) {
   Spec s = parse_spec(R"({
     "name": "svc-1.0", "listen": {"address": "127.0.0.1", "port": 9000, "backlog": 16},
-    "mode": "fork",
+    "mode": "fork", "workers": 4,
     "response": {"status": 503, "content_type": "text/html", "headers": {"Retry-After": "120", "X-A": "b"},
                  "body": "<p>later</p>"},
     "log": {"connections": true, "target": "/var/log/x.log"}})",
@@ -56,6 +59,7 @@ TEST(Spec, FullSpec) {
   EXPECT_EQ(s.port, 9000);
   EXPECT_EQ(s.backlog, 16);
   EXPECT_EQ(s.mode, Mode::fork);
+  EXPECT_EQ(s.workers, 4);
   EXPECT_EQ(s.response->reason, "Service Unavailable");
   EXPECT_EQ(s.response->headers,
             (std::vector<std::pair<std::string, std::string>>{{"Retry-After", "120"}, {"X-A", "b"}}));
@@ -83,7 +87,7 @@ TEST(SpecErrors, RootAndUnknownKeys) {
             "s.json: /: missing the response: give \"response\", \"routes\" or \"raw_response\"");
   EXPECT_EQ(error(R"({"response": {}, "lisen": {}})"), "s.json: /lisen: unknown key; did you mean \"listen\"?");
   EXPECT_EQ(error(R"({"response": {}, "zzzzzzzz": 1})"),
-            "s.json: /zzzzzzzz: unknown key; valid keys here: \"name\", \"listen\", \"mode\", "
+            "s.json: /zzzzzzzz: unknown key; valid keys here: \"name\", \"listen\", \"mode\", \"workers\", "
             "\"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", \"limits\", \"log\"");
   EXPECT_EQ(error(R"({"response": {"bdy": "x"}})"), "s.json: /response/bdy: unknown key; did you mean \"body\"?");
   EXPECT_EQ(error(R"({"response": {}, "listen": {"prot": 1}})"),
@@ -132,7 +136,15 @@ TEST(SpecErrors, OutOfRange) {
   EXPECT_EQ(error(R"({"response": {"status": 600}})"),
             "s.json: /response/status: expected an integer from 100 to 599, got 600");
   EXPECT_EQ(error(R"({"response": {}, "mode": "forks"})"),
-            "s.json: /mode: expected \"iterative\" or \"fork\", got \"forks\"");
+            "s.json: /mode: expected \"epoll\" or \"iterative\" or \"fork\", got \"forks\"");
+  EXPECT_EQ(error(R"({"response": {}, "workers": 0})"),
+            "s.json: /workers: expected an integer from 1 to 64, got 0");
+  EXPECT_EQ(error(R"({"response": {}, "workers": 65})"),
+            "s.json: /workers: expected an integer from 1 to 64, got 65");
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"max_connections": 0}})"),
+            "s.json: /limits/max_connections: expected an integer from 1 to 65536, got 0");
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"shutdown_timeout_ms": -1}})"),
+            "s.json: /limits/shutdown_timeout_ms: expected an integer from 0 to 3600000, got -1");
 }
 
 TEST(SpecErrors, Address) {
@@ -293,7 +305,8 @@ TEST(SpecErrors, Limits) {
             "s.json: /limits/body_bytes: expected an integer from 0 to 1099511627776, got -1");
   EXPECT_EQ(error(R"({"response": {}, "limits": {"keepalive": 1}})"),
             "s.json: /limits/keepalive: unknown key; valid keys here: \"request_bytes\", \"body_bytes\", "
-            "\"header_timeout_ms\", \"keepalive_timeout_ms\", \"keepalive_requests\"");
+            "\"header_timeout_ms\", \"keepalive_timeout_ms\", \"keepalive_requests\", \"max_connections\", "
+            "\"shutdown_timeout_ms\"");
 }
 
 TEST(SpecErrors, EveryErrorIsReported) {
@@ -301,7 +314,7 @@ TEST(SpecErrors, EveryErrorIsReported) {
             (std::vector<std::string>{
                 "s.json: /listen/port: expected an integer from 1 to 65535, got 0",
                 "s.json: /listen/backlog: expected an integer from 1 to 65535, got -1",
-                "s.json: /mode: expected \"iterative\" or \"fork\", got 1",
+                "s.json: /mode: expected \"epoll\" or \"iterative\" or \"fork\", got 1",
                 "s.json: /response/status: expected an integer from 100 to 599, got 1",
             }));
 }
