@@ -45,7 +45,7 @@ _start:
 ;; exits at once when idle, else it lets the current connection finish.
 ;; No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-catch_stop_signals_36:
+catch_stop_signals_38:
         sub     rsp, 32                         ; struct sigaction on the stack
         lea     rax, [rel on_signal_12]
         mov     qword [rsp], rax                ; sa_handler = on_signal
@@ -70,25 +70,25 @@ catch_stop_signals_36:
 ;; --------------------------------------------------------------------------
 ;; choose the log's file descriptor
 ;; C: log_fd = STDOUT_FILENO
-choose_log_37:
+choose_log_39:
         mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
 ;; C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ;; A TCP socket over IPv4.
-socket_38:
+socket_40:
         mov     edi, 2                          ; domain = AF_INET
         mov     esi, 1                          ; type = SOCK_STREAM
         xor     edx, edx                        ; protocol = 0: TCP
         mov     eax, 41                         ; syscall number: socket
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_39
+        jns     ok_41
         lea     rsi, [rel error_socket]         ; the start of the error message
         mov     edx, 15                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_39:
+ok_41:
         mov     r12, rax                        ; r12 = listen_fd
 
 ;; --------------------------------------------------------------------------
@@ -96,7 +96,7 @@ ok_39:
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ;; Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ;; sit in TIME_WAIT.
-reuseaddr_40:
+reuseaddr_42:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
@@ -105,67 +105,67 @@ reuseaddr_40:
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_41
+        jns     ok_43
         lea     rsi, [rel error_setsockopt]     ; the start of the error message
         mov     edx, 32                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_41:
+ok_43:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
-bind_42:
+bind_44:
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel listen_addr]          ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_43
+        jns     ok_45
         lea     rsi, [rel error_bind]           ; the start of the error message
         mov     edx, 26                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_43:
+ok_45:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
 ;; C: listen(listen_fd, 128)
 ;; The kernel now completes handshakes and queues connections for accept().
-listen_44:
+listen_46:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 128                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_45
+        jns     ok_47
         lea     rsi, [rel error_listen]         ; the start of the error message
         mov     edx, 28                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_45:
+ok_47:
 
 ;; --------------------------------------------------------------------------
 ;; make the listener non-blocking: fcntl(2), syscall 72
 ;; C: fcntl(listen_fd, F_SETFL, O_NONBLOCK)
 ;; The event loop accepts until -EAGAIN instead of blocking in accept().
-nonblocking_46:
+nonblocking_48:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 4                          ; F_SETFL
         mov     edx, 2048                       ; O_NONBLOCK
         mov     eax, 72                         ; syscall number: fcntl
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_47
+        jns     ok_49
         lea     rsi, [rel error_fcntl]          ; the start of the error message
         mov     edx, 25                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_47:
+ok_49:
 
 ;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
 ;; C: write_all(STDOUT_FILENO, "hello listening on 0.0.0.0:8080\n", 32)
 ;; Printed only once listen() succeeded, so a script can wait for this line.
-announce_48:
+announce_50:
         mov     edi, 1                          ; fd = STDOUT_FILENO
         lea     rsi, [rel startup_line]         ; buf
         mov     edx, 32                         ; count
@@ -180,16 +180,16 @@ worker_main_14:
 ;; C: epfd = epoll_create1(EPOLL_CLOEXEC); every slot free; listen_on()
 ;; One loop serves up to 1024 connections (limits.max_connections) from
 ;; static memory: a table of 128-byte records and a 8208-byte buffer each.
-epoll_start_50:
+epoll_start_52:
         mov     edi, 0x80000                    ; EPOLL_CLOEXEC
         mov     eax, 291                        ; syscall number: epoll_create1
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_51
+        jns     ok_53
         lea     rsi, [rel error_epoll]          ; the start of the error message
         mov     edx, 22                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_51:
+ok_53:
         mov     dword [rel epfd], eax
         mov     dword [rel busy], 1             ; stop signals are handled by the loop, not the handler
         ; SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
@@ -205,7 +205,7 @@ ok_51:
         lea     rsi, [rel conn_bufs]
         lea     rdx, [rel free_stack]
         mov     ecx, 1024                       ; rcx = slots left to set up
-init_slot_49:
+init_slot_51:
         mov     qword [rdi+104], rsi            ; record.buf
         dec     ecx
         mov     dword [rdx], ecx                ; free_stack[i] = max - 1 - i
@@ -213,9 +213,9 @@ init_slot_49:
         add     rsi, 0x2010
         add     rdx, 4
         test    ecx, ecx
-        jnz     init_slot_49
+        jnz     init_slot_51
         mov     dword [rel free_top], 1024      ; every slot is free
-        call    listen_on_32
+        call    listen_on_34
         call    now_ms_19
         mov     qword [rel loop_now], rax
         add     rax, 100
@@ -227,11 +227,11 @@ init_slot_49:
 ;; Level-triggered. The 100 ms timeout drives the sweep that closes connections
 ;; past their deadline (header, keep-alive, send), so a slow or idle client
 ;; never delays another.
-event_loop_26:
+event_loop_28:
         cmp     dword [rel stop_requested], 0   ; a stop signal?
-        je      wait_events_57
-        call    begin_shutdown_35               ; exits when done
-wait_events_57:
+        je      wait_events_59
+        call    begin_shutdown_37               ; exits when done
+wait_events_59:
         mov     edi, dword [rel epfd]           ; epfd
         lea     rsi, [rel events]               ; events
         mov     edx, 64                         ; maxevents
@@ -241,37 +241,37 @@ wait_events_57:
         mov     eax, 281                        ; syscall number: epoll_pwait
         syscall
         test    rax, rax
-        jns     wait_ok_52
+        jns     wait_ok_54
         xor     eax, eax                        ; -EINTR (a signal): no events
-wait_ok_52:
+wait_ok_54:
         mov     dword [rel ev_n], eax
         mov     dword [rel ev_i], 0
         call    now_ms_19                       ; the time, once for the whole batch
         mov     qword [rel loop_now], rax
-next_event_53:
+next_event_55:
         mov     ecx, dword [rel ev_i]
         cmp     ecx, dword [rel ev_n]
-        jae     events_done_54
+        jae     events_done_56
         inc     dword [rel ev_i]
         imul    rcx, rcx, 12                    ; i * sizeof(struct epoll_event)
         lea     rsi, [rel events]
         mov     rbx, qword [rsi+rcx+4]          ; data: the connection's record
         test    rbx, rbx
-        jnz     is_connection_55
-        call    accept_all_27                   ; 0: the listener
-        jmp     next_event_53
-is_connection_55:
-        call    connection_event_28
-        jmp     next_event_53
-events_done_54:
+        jnz     is_connection_57
+        call    accept_all_29                   ; 0: the listener
+        jmp     next_event_55
+is_connection_57:
+        call    connection_event_30
+        jmp     next_event_55
+events_done_56:
         mov     rax, qword [rel loop_now]
         cmp     rax, qword [rel next_sweep]
-        jl      no_sweep_56
+        jl      no_sweep_58
         add     rax, 100
         mov     qword [rel next_sweep], rax
-        call    sweep_31
-no_sweep_56:
-        jmp     event_loop_26
+        call    sweep_33
+no_sweep_58:
+        jmp     event_loop_28
 
 ;; --------------------------------------------------------------------------
 ;; subroutine begin_shutdown: a graceful stop: close(2), syscall 3
@@ -280,41 +280,41 @@ no_sweep_56:
 ;; received are answered, then closed. After limits.shutdown_timeout_ms
 ;; (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ;; handler).
-begin_shutdown_35:
+begin_shutdown_37:
         cmp     dword [rel shutting_down], 0
-        jne     shutdown_check_62               ; already stopping
+        jne     shutdown_check_64               ; already stopping
         mov     dword [rel shutting_down], 1
         call    now_ms_19
         add     rax, 0x1388                     ; + shutdown_timeout_ms
         mov     qword [rel shutdown_deadline], rax
-        call    listen_off_33
+        call    listen_off_35
         mov     rdi, r12                        ; close the listener: no new connections
         mov     eax, 3                          ; syscall number: close
         syscall
         lea     rbx, [rel conns]                ; close every idle connection
-close_idle_59:
+close_idle_61:
         lea     rax, [rel conns]
         add     rax, 0x20000
         cmp     rbx, rax
-        jae     idle_closed_61
+        jae     idle_closed_63
         cmp     dword [rbx+4], 1                ; waiting for a request...
-        jne     close_idle_next_60
+        jne     close_idle_next_62
         cmp     qword [rbx+8], 0                ; ...with nothing of it received
-        jne     close_idle_next_60
-        call    close_connection_29
-close_idle_next_60:
+        jne     close_idle_next_62
+        call    close_connection_31
+close_idle_next_62:
         add     rbx, 128
-        jmp     close_idle_59
-idle_closed_61:
-shutdown_started_58:
-shutdown_check_62:
+        jmp     close_idle_61
+idle_closed_63:
+shutdown_started_60:
+shutdown_check_64:
         cmp     dword [rel nconns], 0
         je      exit_ok_5                       ; nothing left: exit 0
         call    now_ms_19
         cmp     rax, qword [rel shutdown_deadline]
-        jl      not_yet_63
+        jl      not_yet_65
         jmp     exit_ok_5                       ; out of time: exit 0
-not_yet_63:
+not_yet_65:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -324,10 +324,10 @@ not_yet_63:
 ;; the listener leaves the epoll set: pending clients wait in the kernel's
 ;; queue instead of being accepted and dropped, and nothing spins. It comes
 ;; back when a connection closes (or at the next sweep).
-accept_all_27:
-accept_next_64:
+accept_all_29:
+accept_next_66:
         cmp     dword [rel nconns], 1024        ; a free slot?
-        jae     table_full_66
+        jae     table_full_68
         mov     dword [rel client_addrlen], 16
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel client_addr]          ; addr
@@ -336,17 +336,17 @@ accept_next_64:
         mov     eax, 288                        ; syscall number: accept4
         syscall
         test    rax, rax
-        jns     accepted_65
+        jns     accepted_67
         cmp     rax, -11                        ; -EAGAIN: none left
-        je      accept_done_67
+        je      accept_done_69
         cmp     rax, -4
-        je      accept_next_64
+        je      accept_next_66
         cmp     rax, -103                       ; the client gave up
-        je      accept_next_64
-table_full_66:
-        call    listen_off_33                   ; out of slots or descriptors: stop accepting for now
+        je      accept_next_66
+table_full_68:
+        call    listen_off_35                   ; out of slots or descriptors: stop accepting for now
         ret
-accepted_65:
+accepted_67:
         mov     r13, rax                        ; r13 = the new socket
         dec     dword [rel free_top]            ; pop a free slot
         mov     ecx, dword [rel free_top]
@@ -368,7 +368,7 @@ accepted_65:
         mov     rax, qword [rsi]                ; family, port and address: 8 bytes
         mov     qword [rbx+88], rax             ; kept for the logs
         mov     eax, 0x2710                     ; the first request's deadline
-        call    conn_deadline_34
+        call    conn_deadline_36
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 1                  ; EPOLLIN
         mov     qword [r10+4], rbx              ; data: which connection
@@ -378,8 +378,8 @@ accepted_65:
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
         inc     dword [rel nconns]
-        jmp     accept_next_64
-accept_done_67:
+        jmp     accept_next_66
+accept_done_69:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -387,7 +387,7 @@ accept_done_67:
 ;; C: record.deadline = loop_now + ms
 ;; rbx = the record. The time is the one read once per loop iteration, as
 ;; nginx does: no clock_gettime per request.
-conn_deadline_34:
+conn_deadline_36:
         add     rax, qword [rel loop_now]
         mov     qword [rbx+32], rax
         ret
@@ -398,129 +398,93 @@ conn_deadline_34:
 ;;    writing: flush; discarding: read and drop the body }
 ;; The record's buffer is rbp, its length r14, its socket r13, as in the
 ;; blocking modes, so the parser and the response table are shared.
-connection_event_28:
+connection_event_30:
         mov     r13d, dword [rbx]               ; r13 = fd
         mov     rbp, qword [rbx+104]            ; rbp = its buffer
         mov     r14, qword [rbx+8]              ; r14 = bytes in it
         cmp     dword [rbx+4], 2
-        je      conn_writing_70
+        je      conn_writing_72
         cmp     dword [rbx+4], 3
-        je      conn_discarding_69
-conn_reading_68:
+        je      conn_discarding_71
+conn_reading_70:
         mov     edx, 0x2000                     ; count = the room left
         sub     rdx, r14
-        jz      process_71                      ; full: the head cannot fit (414 or 431)
+        jz      process_73                      ; full: the head cannot fit (414 or 431)
         mov     rsi, rbp
         add     rsi, r14                        ; buf + len
         mov     rdi, r13
         mov     eax, 0                          ; syscall number: read
         syscall
         cmp     rax, -11                        ; nothing after all
-        je      save_len_72
+        je      save_len_74
         cmp     rax, -4
-        je      save_len_72                     ; level-triggered: it comes back
+        je      save_len_74                     ; level-triggered: it comes back
         test    rax, rax
-        jle     conn_close_74                   ; end of file or error
+        jle     conn_close_76                   ; end of file or error
         add     qword [rbx+96], rax
         add     r14, rax                        ; len += n
         ; The first bytes of a keep-alive request start its header deadline.
         cmp     r14, rax
-        jne     process_71
+        jne     process_73
         cmp     dword [rbx+24], 0
-        je      process_71
+        je      process_73
         mov     eax, 0x2710
-        call    conn_deadline_34
-        jmp     process_71
-conn_discarding_69:
+        call    conn_deadline_36
+        jmp     process_73
+conn_discarding_71:
         mov     rdx, qword [rbx+72]             ; count = what is left of the body...
         cmp     rdx, 0x2000
-        jbe     discard_count_ok_75
+        jbe     discard_count_ok_77
         mov     edx, 0x2000                     ; ...at most a buffer: the next request stays unread
-discard_count_ok_75:
+discard_count_ok_77:
         mov     rsi, rbp
         mov     rdi, r13
         mov     eax, 0                          ; syscall number: read
         syscall
         cmp     rax, -11
-        je      save_len_72
+        je      save_len_74
         cmp     rax, -4
-        je      save_len_72
+        je      save_len_74
         test    rax, rax
-        jle     conn_close_74
+        jle     conn_close_76
         add     qword [rbx+96], rax
         sub     qword [rbx+72], rax
-        jnz     save_len_72                     ; more of the body to come
+        jnz     save_len_74                     ; more of the body to come
         mov     dword [rbx+4], 1                ; the body is gone: wait for the next request
         mov     eax, 0x1388
-        call    conn_deadline_34
-        jmp     save_len_72
-conn_writing_70:
-        call    flush_30
+        call    conn_deadline_36
+        jmp     save_len_74
+conn_writing_72:
+        call    flush_32
         test    rax, rax
-        js      conn_close_74                   ; the client is gone
-        jz      save_len_72                     ; still more to send
-        jmp     after_write_73
+        js      conn_close_76                   ; the client is gone
+        jz      save_len_74                     ; still more to send
+        jmp     after_write_75
 
 ;; --------------------------------------------------------------------------
 ;; answer the complete requests in the buffer
 ;; C: while (head complete) { parse; route; queue the response; flush }
 ;; Pipelined requests are answered in order. A response that does not fit
 ;; in the socket buffer waits for EPOLLOUT; reading resumes after it.
-process_71:
+process_73:
         mov     rax, qword [rbx+16]
         mov     qword [rel scanned], rax
         call    find_head_end_21
         mov     rcx, qword [rel scanned]
         mov     qword [rbx+16], rcx
         test    rax, rax
-        jnz     conn_have_head_76
+        jnz     conn_have_head_78
         cmp     r14, 0x2000
-        jb      save_len_72                     ; incomplete: wait for more
-        ; The head does not fit: 414 if even the request line has no end, else 431.
-        xor     ecx, ecx
-        mov     eax, 3                          ; 414
-conn_scan_lf_83:
-        cmp     rcx, r14
-        jae     conn_answer_too_large_84
-        cmp     byte [rbp+rcx], 10
-        je      conn_found_lf_82
-        inc     rcx
-        jmp     conn_scan_lf_83
-conn_found_lf_82:
-        mov     eax, 4                          ; 431
-conn_answer_too_large_84:
-        mov     dword [rel req_method], 0
-        mov     qword [rel req_content_length], 0
-        mov     qword [rel head_len], r14
-        jmp     conn_respond_77
-conn_have_head_76:
+        jb      save_len_74                     ; incomplete: wait for more
+        call    too_large_26                    ; 414 or 431
+        jmp     conn_respond_79
+conn_have_head_78:
         mov     qword [rel head_len], rax
         call    parse_request_22                ; eax = the response
-conn_respond_77:
+conn_respond_79:
+        mov     ecx, dword [rbx+24]             ; requests answered before this one
+        call    decide_mode_25                  ; conn_mode = 0, 1 or 2; keeps eax
         mov     edx, eax                        ; edx = the response's index
-        mov     dword [rel conn_mode], 0        ; close, unless kept below
-        mov     ecx, eax
-        shl     rcx, 5                          ; its record in responses
-        lea     rsi, [rel responses]
-        cmp     dword [rsi+rcx+28], 0           ; always close after it?
-        jne     conn_mode_decided_78
-        cmp     dword [rel stop_requested], 0   ; stopping?
-        jne     conn_mode_decided_78
-        mov     ecx, dword [rbx+24]
-        inc     ecx
-        cmp     ecx, 1000                       ; the last request allowed?
-        jae     conn_mode_decided_78
-        cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     conn_mode_decided_78
-        cmp     dword [rel req_minor], 0
-        je      conn_http10_79
-        mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
-        jmp     conn_mode_decided_78
-conn_http10_79:
-        cmp     dword [rel req_keepalive], 0
-        je      conn_mode_decided_78
-        mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-conn_mode_decided_78:
         mov     eax, dword [rel conn_mode]
         mov     dword [rbx+28], eax
         mov     eax, edx
@@ -554,18 +518,18 @@ conn_queued_80:
         mov     qword [rbx+64], rax
         mov     dword [rbx+4], 2
         mov     eax, 0x2710                     ; a client must take the response within 10 s
-        call    conn_deadline_34
-        call    flush_30
+        call    conn_deadline_36
+        call    flush_32
         test    rax, rax
-        js      conn_close_74
-        jz      save_len_72                     ; the rest goes out on EPOLLOUT
+        js      conn_close_76
+        jz      save_len_74                     ; the rest goes out on EPOLLOUT
 
 ;; --------------------------------------------------------------------------
 ;; after a response: epoll_ctl(2), syscall 233
 ;; C: drop the request; close, or wait for the body's rest or the next request
-after_write_73:
+after_write_75:
         cmp     dword [rbx+112], 0              ; was it waiting for EPOLLOUT?
-        je      conn_in_again_88
+        je      conn_in_again_85
         mov     dword [rbx+112], 0
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 1                  ; back to EPOLLIN
@@ -575,12 +539,12 @@ after_write_73:
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-conn_in_again_88:
+conn_in_again_85:
         cmp     dword [rbx+28], 0               ; Connection: close?
-        je      conn_close_74
+        je      conn_close_76
         cmp     dword [rel shutting_down], 0    ; stopping?
-        jne     conn_close_74
-conn_keep_85:
+        jne     conn_close_76
+conn_keep_82:
         mov     rax, qword [rbx+80]             ; memmove(buf, buf + consume, len - consume)
         mov     rdi, rbp
         lea     rsi, [rbp+rax]
@@ -590,65 +554,65 @@ conn_keep_85:
         rep movsb
         mov     qword [rbx+16], 0
         cmp     qword [rbx+72], 0               ; a body still to drop?
-        je      conn_no_discard_86
+        je      conn_no_discard_83
         mov     dword [rbx+4], 3
         mov     eax, 0x2710
-        call    conn_deadline_34
-        jmp     save_len_72
-conn_no_discard_86:
+        call    conn_deadline_36
+        jmp     save_len_74
+conn_no_discard_83:
         mov     dword [rbx+4], 1
         test    r14, r14                        ; the next request already here?
-        jz      conn_idle_87
+        jz      conn_idle_84
         mov     eax, 0x2710                     ; yes: its head has header_timeout_ms
-        call    conn_deadline_34
-        jmp     process_71
-conn_idle_87:
+        call    conn_deadline_36
+        jmp     process_73
+conn_idle_84:
         mov     eax, 0x1388                     ; no: wait keepalive_timeout_ms
-        call    conn_deadline_34
-save_len_72:
+        call    conn_deadline_36
+save_len_74:
         mov     qword [rbx+8], r14              ; record.len = r14
         ret
-conn_close_74:
-        jmp     close_connection_29             ; close_connection returns for us
+conn_close_76:
+        jmp     close_connection_31             ; close_connection returns for us
 
 ;; --------------------------------------------------------------------------
 ;; subroutine flush(rbx = record): writev(2), syscall 20
 ;; C: writev(fd, record.iov, 2) until all is sent or it would block
 ;; rax = 1 when all is sent, 0 when the rest waits for EPOLLOUT, or -errno.
-flush_30:
-flush_again_89:
+flush_32:
+flush_again_86:
         mov     rax, qword [rbx+48]
         or      rax, qword [rbx+64]             ; anything left?
-        jz      flush_done_93
+        jz      flush_done_90
         mov     rdi, r13
         lea     rsi, [rbx+40]                   ; iov = record.iov
         mov     edx, 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -11                        ; the socket buffer is full
-        je      flush_pending_91
+        je      flush_pending_88
         cmp     rax, -4
-        je      flush_again_89
+        je      flush_again_86
         test    rax, rax
-        js      flush_fail_94
+        js      flush_fail_91
         mov     rcx, qword [rbx+48]
         cmp     rax, rcx
-        jb      flush_in_head_90
+        jb      flush_in_head_87
         sub     rax, rcx                        ; the head is out; rax = body bytes sent
         add     qword [rbx+40], rcx
         mov     qword [rbx+48], 0
         add     qword [rbx+56], rax
         sub     qword [rbx+64], rax
-        jmp     flush_again_89
-flush_in_head_90:
+        jmp     flush_again_86
+flush_in_head_87:
         add     qword [rbx+40], rax
         sub     qword [rbx+48], rax
-        jmp     flush_again_89
-flush_pending_91:
+        jmp     flush_again_86
+flush_pending_88:
         mov     eax, 0x2710                     ; 10 s for the client to read on
-        call    conn_deadline_34
+        call    conn_deadline_36
         cmp     dword [rbx+112], 0
-        jne     flush_armed_92
+        jne     flush_armed_89
         mov     dword [rbx+112], 1
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
@@ -658,19 +622,19 @@ flush_pending_91:
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-flush_armed_92:
+flush_armed_89:
         xor     eax, eax
         ret
-flush_done_93:
+flush_done_90:
         mov     eax, 1
-flush_fail_94:
+flush_fail_91:
         ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine close_connection(rbx = record): close(2), syscall 3
 ;; C: drain_input(); log; close(fd); free the slot; listen_on()
 ;; close() also takes the socket out of the epoll set.
-close_connection_29:
+close_connection_31:
         mov     r13d, dword [rbx]
         call    drain_input_9
         mov     rdi, r13
@@ -687,7 +651,7 @@ close_connection_29:
         mov     dword [rdx+rcx], eax            ; push it on the free stack
         inc     dword [rel free_top]
         dec     dword [rel nconns]
-        call    listen_on_32                    ; a slot is free: accept again if we had stopped
+        call    listen_on_34                    ; a slot is free: accept again if we had stopped
         ret
 
 ;; --------------------------------------------------------------------------
@@ -696,24 +660,24 @@ close_connection_29:
 ;; Header deadlines, idle keep-alive and send timeouts are all a deadline in
 ;; the record; one pass over the table every 100 ms enforces them. Also
 ;; retries accepting after EMFILE.
-sweep_31:
+sweep_33:
         mov     rbp, qword [rel loop_now]       ; rbp = now
         lea     rbx, [rel conns]
-sweep_loop_95:
+sweep_loop_92:
         lea     rax, [rel conns]
         add     rax, 0x20000
         cmp     rbx, rax
-        jae     sweep_done_97
+        jae     sweep_done_94
         cmp     dword [rbx+4], 0
-        je      sweep_next_96                   ; free
+        je      sweep_next_93                   ; free
         cmp     qword [rbx+32], rbp
-        jg      sweep_next_96                   ; not yet
-        call    close_connection_29
-sweep_next_96:
+        jg      sweep_next_93                   ; not yet
+        call    close_connection_31
+sweep_next_93:
         add     rbx, 128
-        jmp     sweep_loop_95
-sweep_done_97:
-        call    listen_on_32
+        jmp     sweep_loop_92
+sweep_done_94:
+        call    listen_on_34
         ret
 
 ;; --------------------------------------------------------------------------
@@ -721,13 +685,13 @@ sweep_done_97:
 ;; C: if (!accepting && !shutting_down && nconns < max) epoll_ctl(ADD, listen_fd, EPOLLIN | EPOLLEXCLUSIVE)
 ;; EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
 ;; wakes one of them per connection, not all.
-listen_on_32:
+listen_on_34:
         cmp     dword [rel accepting], 0
-        jne     listen_on_skip_98
+        jne     listen_on_skip_95
         cmp     dword [rel shutting_down], 0
-        jne     listen_on_skip_98
+        jne     listen_on_skip_95
         cmp     dword [rel nconns], 1024
-        jae     listen_on_skip_98
+        jae     listen_on_skip_95
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 0x10000001         ; EPOLLIN | EPOLLEXCLUSIVE
         mov     qword [r10+4], 0                ; data: which connection (0: the listener)
@@ -737,16 +701,16 @@ listen_on_32:
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
         mov     dword [rel accepting], 1
-listen_on_skip_98:
+listen_on_skip_95:
         ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine listen_off: epoll_ctl(2), syscall 233
 ;; C: if (accepting) epoll_ctl(DEL, listen_fd)
 ;; Pending connections wait in the kernel's queue (the listen backlog).
-listen_off_33:
+listen_off_35:
         cmp     dword [rel accepting], 0
-        je      listen_off_skip_99
+        je      listen_off_skip_96
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 0                  ; no events
         mov     qword [r10+4], 0                ; data: which connection (0: the listener)
@@ -756,7 +720,7 @@ listen_off_33:
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
         mov     dword [rel accepting], 0
-listen_off_skip_99:
+listen_off_skip_96:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -767,7 +731,7 @@ listen_off_skip_99:
 ;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
 drain_input_9:
         mov     r10d, 16                        ; at most 16 reads
-drain_100:
+drain_97:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
         mov     edx, 0x2000                     ; len
@@ -780,10 +744,10 @@ drain_100:
         syscall
         pop     r10                             ; the count
         test    rax, rax
-        jle     drained_101                     ; nothing more (-EAGAIN), end of file, or error
+        jle     drained_98                      ; nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     drain_100
-drained_101:
+        jnz     drain_97
+drained_98:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -801,25 +765,25 @@ exit_ok_5:
 ;; write() may write fewer bytes than asked (a full socket buffer, a signal):
 ;; loop until every byte is out. Returns rax = 0, or -errno.
 write_all_6:
-write_more_102:
+write_more_99:
         test    rdx, rdx                        ; anything left?
-        jz      write_done_103
+        jz      write_done_100
         mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_102
+        je      write_more_99
         test    rax, rax
-        js      write_return_105                ; -errno: give up
-        jz      write_eio_104                   ; no progress: give up
+        js      write_return_102                ; -errno: give up
+        jz      write_eio_101                   ; no progress: give up
         add     rsi, rax                        ; buf += n
         sub     rdx, rax                        ; count -= n
-        jmp     write_more_102
-write_eio_104:
+        jmp     write_more_99
+write_eio_101:
         mov     rax, -5                         ; -EIO
         ret
-write_done_103:
+write_done_100:
         xor     eax, eax                        ; 0: all written
-write_return_105:
+write_return_102:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -832,14 +796,14 @@ append_u64_7:
         sub     rsp, 32                         ; room for 20 digits
         lea     rsi, [rsp+32]                   ; rsi = end of the room
         mov     ecx, 10                         ; divisor
-digit_106:
+digit_103:
         xor     edx, edx                        ; rdx:rax / 10
         div     rcx                             ; rax = quotient, rdx = last digit
         add     dl, 48                          ; to ASCII
         dec     rsi
         mov     byte [rsi], dl
         test    rax, rax
-        jnz     digit_106
+        jnz     digit_103
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        ; rcx = number of digits
         rep movsb                               ; copy them to dst
@@ -860,136 +824,136 @@ die_11:
         rep movsb                               ; copy the message start
         lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
         cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_110
+        je      is_EPERM_107
         cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_111
+        je      is_ENOENT_108
         cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_112
+        je      is_EBADF_109
         cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_113
+        je      is_ENOMEM_110
         cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_114
+        je      is_EACCES_111
         cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_115
+        je      is_EEXIST_112
         cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_116
+        je      is_ENOTDIR_113
         cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_117
+        je      is_EISDIR_114
         cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_118
+        je      is_EINVAL_115
         cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_119
+        je      is_ENFILE_116
         cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_120
+        je      is_EMFILE_117
         cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_121
+        je      is_ENOSPC_118
         cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_122
+        je      is_EROFS_119
         cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_123
+        je      is_ENAMETOOLONG_120
         cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_124
+        je      is_ELOOP_121
         cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_125
+        je      is_EPROTONOSUPPORT_122
         cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_126
+        je      is_EAFNOSUPPORT_123
         cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_127
+        je      is_EADDRINUSE_124
         cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_128
+        je      is_EADDRNOTAVAIL_125
         cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_129
-        jmp     unknown_errno_108
-is_EPERM_110:
+        je      is_ENOBUFS_126
+        jmp     unknown_errno_105
+is_EPERM_107:
         add     rsi, 0                          ; "Operation not permitted"
         mov     ecx, 23
-        jmp     copy_text_107
-is_ENOENT_111:
+        jmp     copy_text_104
+is_ENOENT_108:
         add     rsi, 23                         ; "No such file or directory"
         mov     ecx, 25
-        jmp     copy_text_107
-is_EBADF_112:
+        jmp     copy_text_104
+is_EBADF_109:
         add     rsi, 48                         ; "Bad file descriptor"
         mov     ecx, 19
-        jmp     copy_text_107
-is_ENOMEM_113:
+        jmp     copy_text_104
+is_ENOMEM_110:
         add     rsi, 67                         ; "Cannot allocate memory"
         mov     ecx, 22
-        jmp     copy_text_107
-is_EACCES_114:
+        jmp     copy_text_104
+is_EACCES_111:
         add     rsi, 89                         ; "Permission denied"
         mov     ecx, 17
-        jmp     copy_text_107
-is_EEXIST_115:
+        jmp     copy_text_104
+is_EEXIST_112:
         add     rsi, 106                        ; "File exists"
         mov     ecx, 11
-        jmp     copy_text_107
-is_ENOTDIR_116:
+        jmp     copy_text_104
+is_ENOTDIR_113:
         add     rsi, 117                        ; "Not a directory"
         mov     ecx, 15
-        jmp     copy_text_107
-is_EISDIR_117:
+        jmp     copy_text_104
+is_EISDIR_114:
         add     rsi, 132                        ; "Is a directory"
         mov     ecx, 14
-        jmp     copy_text_107
-is_EINVAL_118:
+        jmp     copy_text_104
+is_EINVAL_115:
         add     rsi, 146                        ; "Invalid argument"
         mov     ecx, 16
-        jmp     copy_text_107
-is_ENFILE_119:
+        jmp     copy_text_104
+is_ENFILE_116:
         add     rsi, 162                        ; "Too many open files in system"
         mov     ecx, 29
-        jmp     copy_text_107
-is_EMFILE_120:
+        jmp     copy_text_104
+is_EMFILE_117:
         add     rsi, 191                        ; "Too many open files"
         mov     ecx, 19
-        jmp     copy_text_107
-is_ENOSPC_121:
+        jmp     copy_text_104
+is_ENOSPC_118:
         add     rsi, 210                        ; "No space left on device"
         mov     ecx, 23
-        jmp     copy_text_107
-is_EROFS_122:
+        jmp     copy_text_104
+is_EROFS_119:
         add     rsi, 233                        ; "Read-only file system"
         mov     ecx, 21
-        jmp     copy_text_107
-is_ENAMETOOLONG_123:
+        jmp     copy_text_104
+is_ENAMETOOLONG_120:
         add     rsi, 254                        ; "File name too long"
         mov     ecx, 18
-        jmp     copy_text_107
-is_ELOOP_124:
+        jmp     copy_text_104
+is_ELOOP_121:
         add     rsi, 272                        ; "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     copy_text_107
-is_EPROTONOSUPPORT_125:
+        jmp     copy_text_104
+is_EPROTONOSUPPORT_122:
         add     rsi, 305                        ; "Protocol not supported"
         mov     ecx, 22
-        jmp     copy_text_107
-is_EAFNOSUPPORT_126:
+        jmp     copy_text_104
+is_EAFNOSUPPORT_123:
         add     rsi, 327                        ; "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     copy_text_107
-is_EADDRINUSE_127:
+        jmp     copy_text_104
+is_EADDRINUSE_124:
         add     rsi, 367                        ; "Address already in use"
         mov     ecx, 22
-        jmp     copy_text_107
-is_EADDRNOTAVAIL_128:
+        jmp     copy_text_104
+is_EADDRNOTAVAIL_125:
         add     rsi, 389                        ; "Cannot assign requested address"
         mov     ecx, 31
-        jmp     copy_text_107
-is_ENOBUFS_129:
+        jmp     copy_text_104
+is_ENOBUFS_126:
         add     rsi, 420                        ; "No buffer space available"
         mov     ecx, 25
-        jmp     copy_text_107
-unknown_errno_108:
+        jmp     copy_text_104
+unknown_errno_105:
         lea     rsi, [rel errno_word]
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
         call    append_u64_7
-        jmp     newline_109
-copy_text_107:
+        jmp     newline_106
+copy_text_104:
         rep movsb                               ; copy the errno's text
-newline_109:
+newline_106:
         mov     byte [rdi], 10                  ; '\n'
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -1007,14 +971,14 @@ newline_109:
 ;; The first signal asks the event loop for a graceful stop; a second one
 ;; exits at once.
 on_signal_12:
-signal_in_worker_130:
+signal_in_worker_127:
         cmp     dword [rel stop_requested], 0   ; a second signal?
-        jne     exit_now_131
+        jne     exit_now_128
         cmp     dword [rel busy], 0             ; serving a connection?
-        je      exit_now_131
+        je      exit_now_128
         mov     dword [rel stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
-exit_now_131:
+exit_now_128:
         xor     edi, edi                        ; status = 0
         mov     eax, 231                        ; syscall number: exit_group
         syscall
@@ -1057,20 +1021,20 @@ find_head_end_21:
         mov     rsi, rbp
         mov     rcx, qword [rel scanned]
         sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_132
+        jns     scan_from_129
         xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_132:
-scan_133:
+scan_from_129:
+scan_130:
         lea     rax, [rcx+4]                    ; i + 4
         cmp     rax, r14
-        ja      no_end_yet_134                  ; no 4 bytes left to compare
+        ja      no_end_yet_131                  ; no 4 bytes left to compare
         cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
-        je      found_end_135
+        je      found_end_132
         inc     rcx
-        jmp     scan_133
-found_end_135:
+        jmp     scan_130
+found_end_132:
         ret                                     ; rax = i + 4
-no_end_yet_134:
+no_end_yet_131:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
         ret
@@ -1094,70 +1058,70 @@ parse_request_22:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_141
+        jne     not_GET_138
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_136
-not_GET_141:
+        jmp     target_133
+not_GET_138:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_142
+        jne     not_HEAD_139
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_142
+        jne     not_HEAD_139
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_136
-not_HEAD_142:
+        jmp     target_133
+not_HEAD_139:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_143
+        jne     not_POST_140
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_143
+        jne     not_POST_140
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_136
-not_POST_143:
+        jmp     target_133
+not_POST_140:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_144
+        jne     not_PUT_141
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_136
-not_PUT_144:
+        jmp     target_133
+not_PUT_141:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_145
+        jne     not_DELETE_142
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_145
+        jne     not_DELETE_142
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_136
-not_DELETE_145:
+        jmp     target_133
+not_DELETE_142:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_146
+        jne     not_PATCH_143
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_146
+        jne     not_PATCH_143
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_136
-not_PATCH_146:
+        jmp     target_133
+not_PATCH_143:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_147
+        jne     not_OPTIONS_144
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_147
+        jne     not_OPTIONS_144
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_136
-not_OPTIONS_147:
-unknown_method_137:
+        jmp     target_133
+not_OPTIONS_144:
+unknown_method_134:
         mov     rcx, rsi
-method_token_138:
+method_token_135:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_139
+        jz      method_token_end_136
         inc     rcx
-        jmp     method_token_138
-method_token_end_139:
+        jmp     method_token_135
+method_token_end_136:
         cmp     rcx, rsi
-        je      bad_request_140                 ; no method at all
+        je      bad_request_137                 ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_140                 ; not followed by one space
+        jne     bad_request_137                 ; not followed by one space
         mov     eax, 5                          ; 501 Not Implemented
         ret
 
@@ -1166,58 +1130,58 @@ method_token_end_139:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_136:
+target_133:
         cmp     byte [rsi], 47
-        je      origin_form_148
+        je      origin_form_145
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_140
+        jne     bad_request_137
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_140
+        jne     bad_request_137
         add     rsi, 7                          ; skip "http://"
-authority_149:
+authority_146:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_148                 ; the path starts
+        je      origin_form_145                 ; the path starts
         cmp     eax, 32
-        je      no_path_150                     ; "http://host": the path is "/"
+        je      no_path_147                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_140
+        jz      bad_request_137
         inc     rsi
-        jmp     authority_149
-no_path_150:
+        jmp     authority_146
+no_path_147:
         mov     qword [rel req_path_len], 1
-        jmp     version_154
-origin_form_148:
+        jmp     version_151
+origin_form_145:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_151:
+path_148:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_152
+        je      path_end_149
         cmp     eax, 63
-        je      query_153
+        je      query_150
         cmp     eax, 35
-        je      query_153
+        je      query_150
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_140                 ; CR, LF, a control character: malformed
+        jz      bad_request_137                 ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_151
-query_153:
+        jmp     path_148
+query_150:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_155:
+skip_query_152:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_154
+        je      version_151
         test    byte [r8+rax], 4
-        jz      bad_request_140
-        jmp     skip_query_155
-path_end_152:
+        jz      bad_request_137
+        jmp     skip_query_152
+path_end_149:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -1226,28 +1190,28 @@ path_end_152:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_154:
+version_151:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_140
+        jne     bad_request_137
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_140
+        jne     bad_request_137
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_140                 ; not a digit
+        ja      bad_request_137                 ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_140
+        jne     bad_request_137
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_140
+        ja      bad_request_137
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_140                 ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_137                 ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_156
+        je      http_1_153
         mov     eax, 6                          ; 505 HTTP Version Not Supported
         ret
-http_1_156:
+http_1_153:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -1257,215 +1221,215 @@ http_1_156:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_157:
+header_line_154:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_166
+        je      headers_done_163
         mov     rcx, rsi                        ; rcx = the name
-field_name_158:
+field_name_155:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_159
+        jz      field_name_end_156
         inc     rsi
-        jmp     field_name_158
-field_name_end_159:
+        jmp     field_name_155
+field_name_end_156:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_140                 ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_137                 ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_140                 ; whitespace (or anything) before the colon
+        jne     bad_request_137                 ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_160:
+skip_ows_157:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_167
+        je      ows_char_164
         cmp     byte [rsi], 9
-        jne     field_value_161
-ows_char_167:
+        jne     field_value_158
+ows_char_164:
         inc     rsi
-        jmp     skip_ows_160
-field_value_161:
+        jmp     skip_ows_157
+field_value_158:
         mov     r11, rsi                        ; r11 = the value
-value_char_168:
+value_char_165:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_162
+        je      field_cr_159
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_140                 ; a bare LF, NUL or another control character
+        jz      bad_request_137                 ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_168
-field_cr_162:
+        jmp     value_char_165
+field_cr_159:
         cmp     byte [rsi+1], 10
-        jne     bad_request_140                 ; a bare CR
+        jne     bad_request_137                 ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_163:
+trim_160:
         cmp     r9, r11
-        je      trimmed_164
+        je      trimmed_161
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_169
+        je      trim_one_166
         cmp     eax, 9
-        jne     trimmed_164
-trim_one_169:
+        jne     trimmed_161
+trim_one_166:
         dec     r9
-        jmp     trim_163
-trimmed_164:
+        jmp     trim_160
+trimmed_161:
         cmp     rdx, 4
-        jne     not_host_170
+        jne     not_host_167
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_170
+        jne     not_host_167
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_165
-not_host_170:
+        jmp     next_field_162
+not_host_167:
         cmp     rdx, 14
-        jne     not_content_length_172
+        jne     not_content_length_169
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_172
+        jne     not_content_length_169
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_172
+        jne     not_content_length_169
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_172
+        jne     not_content_length_169
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_172
+        jne     not_content_length_169
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_140                 ; empty
+        je      bad_request_137                 ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_174:
+cl_digit_171:
         cmp     r11, r9
-        je      cl_end_175
+        je      cl_end_172
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_140                 ; not a digit: invalid
+        ja      bad_request_137                 ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_176          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_173          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_176:
+cl_too_many_digits_173:
         inc     r11
-        jmp     cl_digit_174
-cl_end_175:
+        jmp     cl_digit_171
+cl_end_172:
         cmp     rdx, 15
-        jbe     cl_store_177
+        jbe     cl_store_174
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_177:
+cl_store_174:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_165
-not_content_length_172:
+        jmp     next_field_162
+not_content_length_169:
         cmp     rdx, 17
-        jne     not_transfer_encoding_173
+        jne     not_transfer_encoding_170
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_173
+        jne     not_transfer_encoding_170
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_173
+        jne     not_transfer_encoding_170
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_173
+        jne     not_transfer_encoding_170
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_173
+        jne     not_transfer_encoding_170
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_173
+        jne     not_transfer_encoding_170
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_165
-not_transfer_encoding_173:
+        jmp     next_field_162
+not_transfer_encoding_170:
         cmp     rdx, 10
-        jne     not_connection_171
+        jne     not_connection_168
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_171
+        jne     not_connection_168
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_171
+        jne     not_connection_168
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_171
-conn_token_178:
+        jne     not_connection_168
+conn_token_175:
         cmp     r11, r9
-        jae     next_field_165                  ; no more tokens
+        jae     next_field_162                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_179
+        je      conn_separator_176
         cmp     eax, 32
-        je      conn_separator_179
+        je      conn_separator_176
         cmp     eax, 9
-        jne     conn_token_start_184
-conn_separator_179:
+        jne     conn_token_start_181
+conn_separator_176:
         inc     r11
-        jmp     conn_token_178
-conn_token_start_184:
+        jmp     conn_token_175
+conn_token_start_181:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_180:
+conn_scan_177:
         cmp     r11, r9
-        jae     conn_scanned_181
+        jae     conn_scanned_178
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_181
+        je      conn_scanned_178
         cmp     eax, 32
-        je      conn_scanned_181
+        je      conn_scanned_178
         cmp     eax, 9
-        je      conn_scanned_181
+        je      conn_scanned_178
         inc     r11
-        jmp     conn_scan_180
-conn_scanned_181:
+        jmp     conn_scan_177
+conn_scanned_178:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_182
+        jne     not_close_179
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_182
+        jne     not_close_179
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_182
+        jne     not_close_179
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_182:
+not_close_179:
         cmp     rdx, 10
-        jne     not_keep_alive_183
+        jne     not_keep_alive_180
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_183
+        jne     not_keep_alive_180
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_183
+        jne     not_keep_alive_180
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_183
+        jne     not_keep_alive_180
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_183:
-        jmp     conn_token_178
-not_connection_171:
-next_field_165:
+not_keep_alive_180:
+        jmp     conn_token_175
+not_connection_168:
+next_field_162:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_157
-headers_done_166:
+        jmp     header_line_154
+headers_done_163:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1473,42 +1437,102 @@ headers_done_166:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_188:
+check_request_185:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_185
+        je      no_transfer_encoding_182
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_140                 ; both framings: a smuggling attempt
+        jne     bad_request_137                 ; both framings: a smuggling attempt
         mov     eax, 5                          ; 501 Not Implemented
         ret
-no_transfer_encoding_185:
+no_transfer_encoding_182:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_140                 ; Content-Length twice
+        ja      bad_request_137                 ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_140                 ; Host twice
-        je      host_ok_186
+        ja      bad_request_137                 ; Host twice
+        je      host_ok_183
         cmp     dword [rel req_minor], 0
-        jne     bad_request_140                 ; HTTP/1.1 without Host
-host_ok_186:
+        jne     bad_request_137                 ; HTTP/1.1 without Host
+host_ok_183:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_187
+        jbe     size_ok_184
         mov     eax, 2                          ; 413 Content Too Large
         ret
-size_ok_187:
+size_ok_184:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route
 ;; C: return the response
 ;; "response" answers every path with every known method (HEAD without a body).
-route_189:
+route_186:
         mov     eax, 0                          ; the response
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_140:
+bad_request_137:
         mov     eax, 1                          ; 400 Bad Request
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine decide_mode(eax = response, ecx = requests answered)
+;; C: conn_mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
+;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
+;; signal and the last of limits.keepalive_requests close the connection.
+;; Keeps eax.
+decide_mode_25:
+        mov     dword [rel conn_mode], 0        ; close, unless kept below
+        inc     ecx                             ; this one too
+        cmp     ecx, 1000                       ; the last request allowed?
+        jae     mode_decided_187
+        mov     ecx, eax
+        shl     rcx, 5                          ; index * 32: its record
+        lea     rdx, [rel responses]
+        cmp     dword [rdx+rcx+28], 0           ; always close after it?
+        jne     mode_decided_187
+        cmp     dword [rel stop_requested], 0   ; shutting down?
+        jne     mode_decided_187
+        cmp     dword [rel req_close], 0        ; Connection: close?
+        jne     mode_decided_187
+        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
+        je      http10_188
+        mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
+        ret
+http10_188:
+        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
+        je      mode_decided_187
+        mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
+mode_decided_187:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine too_large: the head does not fit
+;; C: return memchr(buf, '\n', len) ? 431 : 414
+;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
+;; line has no end, else 431 Request Header Fields Too Large. The whole
+;; buffer counts as the head.
+too_large_26:
+        xor     ecx, ecx                        ; i = 0
+scan_lf_190:
+        cmp     rcx, r14
+        jae     answer_too_large_191
+        cmp     byte [rbp+rcx], 10              ; '\n'
+        je      found_lf_189
+        inc     rcx
+        jmp     scan_lf_190
+found_lf_189:
+        mov     eax, 4                          ; 431
+        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
+        mov     qword [rel req_content_length], 0
+        mov     qword [rel head_len], r14
+        ret
+answer_too_large_191:
+        mov     eax, 3                          ; 414
+        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
+        mov     qword [rel req_content_length], 0
+        mov     qword [rel head_len], r14
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1528,22 +1552,22 @@ prepare_response_23:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_190                  ; mode 0: close
+        jz      head_ready_192                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_190                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_192                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_190:
+head_ready_192:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_191
+        jne     body_ready_193
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_191:
+body_ready_193:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9

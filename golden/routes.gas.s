@@ -45,7 +45,7 @@ _start:
 ## exits at once when idle, else it lets the current connection finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_26:
+.Lcatch_stop_signals_28:
         sub     rsp, 32                         # struct sigaction on the stack
         lea     rax, [rip + .Lon_signal_12]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
@@ -70,25 +70,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_27:
+.Lchoose_log_29:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_28:
+.Lsocket_30:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_29
+        jns     .Lok_31
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 16                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_29:
+.Lok_31:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -96,7 +96,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_30:
+.Lreuseaddr_32:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -105,50 +105,50 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_31
+        jns     .Lok_33
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 33                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_31:
+.Lok_33:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_32:
+.Lbind_34:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_33
+        jns     .Lok_35
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 27                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_33:
+.Lok_35:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_34:
+.Llisten_36:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_35
+        jns     .Lok_37
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 29                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_35:
+.Lok_37:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "routes listening on 0.0.0.0:8080\n", 33)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_36:
+.Lannounce_38:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 33                         # count
@@ -228,78 +228,59 @@ _start:
 .Lnext_request_16:
         call    .Lfind_head_end_21
         test    rax, rax
-        jnz     .Lhave_head_37                  # complete: answer it
+        jnz     .Lhave_head_39                  # complete: answer it
         cmp     r14, 0x2000
-        jae     .Lhead_too_large_38             # the buffer is full and the head has no end
+        jae     .Lhead_too_large_40             # the buffer is full and the head has no end
 
 ## --------------------------------------------------------------------------
 ## read more of the request: read(2), syscall 0
 ## C: n = read_timed(buf + len, sizeof buf - len)
 ## Waits until the deadline at most. End of file, a timeout or an error closes
 ## the connection unanswered. A stop signal ends an idle keep-alive connection.
-.Lread_more_39:
-.Lread_again_40:
+.Lread_more_41:
+.Lread_again_42:
         mov     rsi, rbp
         add     rsi, r14                        # buf + len
         mov     edx, 0x2000                     # the room left: request_bytes - len
         sub     rdx, r14
         call    .Lread_timed_20
         cmp     rax, -4                         # -EINTR: a signal came
-        jne     .Lnot_eintr_41
+        jne     .Lnot_eintr_43
         cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
-        je      .Lread_again_40                 # no: wait on
+        je      .Lread_again_42                 # no: wait on
         test    r14, r14                        # in the middle of a request?
-        jnz     .Lread_again_40                 # yes: finish it first
+        jnz     .Lread_again_42                 # yes: finish it first
         jmp     .Lfinish_connection_4           # no: close now
-.Lnot_eintr_41:
+.Lnot_eintr_43:
         test    rax, rax
         jle     .Lfinish_connection_4           # end of file, timeout or error: close
         add     QWORD PTR [rip + conn_bytes], rax # count it for the connection log
         # The first bytes of a keep-alive request start its header deadline.
         test    r14, r14
-        jnz     .Lcounted_42
+        jnz     .Lcounted_44
         cmp     DWORD PTR [rip + served], 0
-        je      .Lcounted_42                    # the first request's deadline runs from accept()
+        je      .Lcounted_44                    # the first request's deadline runs from accept()
         mov     rbx, rax                        # keep n
         call    .Lnow_ms_19
         add     rax, 0x2710                     # + header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax # deadline
         mov     rax, rbx
-.Lcounted_42:
+.Lcounted_44:
         add     r14, rax                        # len += n
         jmp     .Lnext_request_16
 
 ## --------------------------------------------------------------------------
 ## the head does not fit in the buffer
-## C: response = memchr(buf, '\n', len) ? 431 : 414
-## Over limits.request_bytes (8192): 414 URI Too Long when even the request
-## line has no end, else 431 Request Header Fields Too Large.
-.Lhead_too_large_38:
-        mov     rsi, rbp
-        xor     ecx, ecx                        # i = 0
-.Lscan_lf_45:
-        cmp     rcx, r14
-        jae     .Lno_lf_44
-        cmp     BYTE PTR [rsi+rcx], 10          # '\n'
-        je      .Lfound_lf_43
-        inc     rcx
-        jmp     .Lscan_lf_45
-.Lfound_lf_43:
-        mov     eax, 20                         # 431
-        jmp     .Lanswer_too_large_46
-.Lno_lf_44:
-        mov     eax, 19                         # 414
-.Lanswer_too_large_46:
-        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
-        mov     QWORD PTR [rip + req_content_length], 0
-        mov     QWORD PTR [rip + head_len], r14
+## C: response = too_large()
+.Lhead_too_large_40:
+        call    .Ltoo_large_26
         jmp     .Lrespond_18
 
 ## --------------------------------------------------------------------------
 ## parse the request
 ## C: response = parse_request(buf, head_len)
 ## Everything the head says is checked, then routed to a response index.
-.Lhave_head_37:
+.Lhave_head_39:
         mov     QWORD PTR [rip + head_len], rax
         call    .Lparse_request_22              # eax = the response's index
 
@@ -311,33 +292,12 @@ _start:
 ## signal and the last of limits.keepalive_requests close the connection.
 .Lrespond_18:
         mov     ebx, eax                        # ebx = response index
-        mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
-        mov     ecx, ebx
-        shl     rcx, 5                          # index * 32: its record
-        lea     rdx, [rip + responses]
-        cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_47
-        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_47
-        mov     ecx, DWORD PTR [rip + served]
-        inc     ecx
-        cmp     ecx, 100                        # the last request allowed?
-        jae     .Lmode_decided_47
-        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_47
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_48
-        mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
-        jmp     .Lmode_decided_47
-.Lhttp10_48:
-        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_47
-        mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_47:
+        mov     ecx, DWORD PTR [rip + served]   # requests answered before this one
+        call    .Ldecide_mode_25                # conn_mode = 0, 1 or 2
         mov     eax, ebx
         call    .Lsend_response_24              # rax = 0, or -errno
         mov     rbx, rax                        # keep the result
-        call    .Llog_request_25                # one access-log line
+        call    .Llog_request_27                # one access-log line
         inc     DWORD PTR [rip + served]
         test    rbx, rbx
         js      .Lfinish_connection_4           # the client is gone
@@ -356,34 +316,34 @@ _start:
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
         cmp     rcx, rbx
-        jae     .Lbody_in_buffer_49
+        jae     .Lbody_in_buffer_45
         sub     rbx, rcx                        # rbx = body bytes still to come
         xor     r14d, r14d                      # the buffer holds nothing we need
-.Ldiscard_50:
+.Ldiscard_46:
         test    rbx, rbx
-        jz      .Lconsumed_53
+        jz      .Lconsumed_49
         call    .Lnow_ms_19
         add     rax, 0x2710                     # + header_timeout_ms for each read
         mov     QWORD PTR [rip + deadline], rax # deadline
         mov     rsi, rbp                        # read into the buffer
         mov     rdx, rbx                        # no more than the body's rest:
         cmp     rdx, 0x2000                     # the next request stays unread
-        jbe     .Lcount_ok_51
+        jbe     .Lcount_ok_47
         mov     edx, 0x2000
-.Lcount_ok_51:
+.Lcount_ok_47:
         call    .Lread_timed_20
         cmp     rax, -4
-        jne     .Ldiscard_ok_52
+        jne     .Ldiscard_ok_48
         cmp     DWORD PTR [rip + stop_requested], 0 # a signal: stop if asked to
-        je      .Ldiscard_50
+        je      .Ldiscard_46
         jmp     .Lfinish_connection_4
-.Ldiscard_ok_52:
+.Ldiscard_ok_48:
         test    rax, rax
         jle     .Lfinish_connection_4           # end of file, timeout or error
         add     QWORD PTR [rip + conn_bytes], rax
         sub     rbx, rax
-        jmp     .Ldiscard_50
-.Lbody_in_buffer_49:
+        jmp     .Ldiscard_46
+.Lbody_in_buffer_45:
         add     rax, rbx                        # n = head + body
         mov     rdi, rbp                        # memmove(buf, buf + n, len - n)
         lea     rsi, [rdi+rax]
@@ -391,15 +351,15 @@ _start:
         sub     rcx, rax
         sub     r14, rax                        # len -= n
         rep movsb                               # forward copy: safe when the areas overlap this way
-.Lconsumed_53:
+.Lconsumed_49:
         mov     QWORD PTR [rip + scanned], 0    # search the new request from its start
         call    .Lnow_ms_19
         test    r14, r14                        # is the next request already here?
-        jnz     .Lpipelined_54
+        jnz     .Lpipelined_50
         add     rax, 0x1388                     # no: wait keepalive_timeout_ms for it
         mov     QWORD PTR [rip + deadline], rax
         jmp     .Lnext_request_16
-.Lpipelined_54:
+.Lpipelined_50:
         add     rax, 0x2710                     # yes: its head has header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax
         jmp     .Lnext_request_16
@@ -423,7 +383,7 @@ _start:
 ## arrived, without waiting (at most 16 buffers), so close() sends FIN.
 .Ldrain_input_9:
         mov     r10d, 16                        # at most 16 reads
-.Ldrain_55:
+.Ldrain_51:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
         mov     edx, 0x2000                     # len
@@ -436,10 +396,10 @@ _start:
         syscall
         pop     r10                             # the count
         test    rax, rax
-        jle     .Ldrained_56                    # nothing more (-EAGAIN), end of file, or error
+        jle     .Ldrained_52                    # nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     .Ldrain_55
-.Ldrained_56:
+        jnz     .Ldrain_51
+.Ldrained_52:
         ret
 
 ## --------------------------------------------------------------------------
@@ -457,25 +417,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_57:
+.Lwrite_more_53:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_58
+        jz      .Lwrite_done_54
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_57
+        je      .Lwrite_more_53
         test    rax, rax
-        js      .Lwrite_return_60               # -errno: give up
-        jz      .Lwrite_eio_59                  # no progress: give up
+        js      .Lwrite_return_56               # -errno: give up
+        jz      .Lwrite_eio_55                  # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_57
-.Lwrite_eio_59:
+        jmp     .Lwrite_more_53
+.Lwrite_eio_55:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_58:
+.Lwrite_done_54:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_60:
+.Lwrite_return_56:
         ret
 
 ## --------------------------------------------------------------------------
@@ -488,14 +448,14 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_61:
+.Ldigit_57:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_61
+        jnz     .Ldigit_57
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
@@ -539,136 +499,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_65
+        je      .Lis_EPERM_61
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_66
+        je      .Lis_ENOENT_62
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_67
+        je      .Lis_EBADF_63
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_68
+        je      .Lis_ENOMEM_64
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_69
+        je      .Lis_EACCES_65
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_70
+        je      .Lis_EEXIST_66
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_71
+        je      .Lis_ENOTDIR_67
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_72
+        je      .Lis_EISDIR_68
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_73
+        je      .Lis_EINVAL_69
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_74
+        je      .Lis_ENFILE_70
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_75
+        je      .Lis_EMFILE_71
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_76
+        je      .Lis_ENOSPC_72
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_77
+        je      .Lis_EROFS_73
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_78
+        je      .Lis_ENAMETOOLONG_74
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_79
+        je      .Lis_ELOOP_75
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_80
+        je      .Lis_EPROTONOSUPPORT_76
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_81
+        je      .Lis_EAFNOSUPPORT_77
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_82
+        je      .Lis_EADDRINUSE_78
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_83
+        je      .Lis_EADDRNOTAVAIL_79
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_84
-        jmp     .Lunknown_errno_63
-.Lis_EPERM_65:
+        je      .Lis_ENOBUFS_80
+        jmp     .Lunknown_errno_59
+.Lis_EPERM_61:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_62
-.Lis_ENOENT_66:
+        jmp     .Lcopy_text_58
+.Lis_ENOENT_62:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_62
-.Lis_EBADF_67:
+        jmp     .Lcopy_text_58
+.Lis_EBADF_63:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_62
-.Lis_ENOMEM_68:
+        jmp     .Lcopy_text_58
+.Lis_ENOMEM_64:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_62
-.Lis_EACCES_69:
+        jmp     .Lcopy_text_58
+.Lis_EACCES_65:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_62
-.Lis_EEXIST_70:
+        jmp     .Lcopy_text_58
+.Lis_EEXIST_66:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_62
-.Lis_ENOTDIR_71:
+        jmp     .Lcopy_text_58
+.Lis_ENOTDIR_67:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_62
-.Lis_EISDIR_72:
+        jmp     .Lcopy_text_58
+.Lis_EISDIR_68:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_62
-.Lis_EINVAL_73:
+        jmp     .Lcopy_text_58
+.Lis_EINVAL_69:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_62
-.Lis_ENFILE_74:
+        jmp     .Lcopy_text_58
+.Lis_ENFILE_70:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_62
-.Lis_EMFILE_75:
+        jmp     .Lcopy_text_58
+.Lis_EMFILE_71:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_62
-.Lis_ENOSPC_76:
+        jmp     .Lcopy_text_58
+.Lis_ENOSPC_72:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_62
-.Lis_EROFS_77:
+        jmp     .Lcopy_text_58
+.Lis_EROFS_73:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_62
-.Lis_ENAMETOOLONG_78:
+        jmp     .Lcopy_text_58
+.Lis_ENAMETOOLONG_74:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_62
-.Lis_ELOOP_79:
+        jmp     .Lcopy_text_58
+.Lis_ELOOP_75:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_62
-.Lis_EPROTONOSUPPORT_80:
+        jmp     .Lcopy_text_58
+.Lis_EPROTONOSUPPORT_76:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_62
-.Lis_EAFNOSUPPORT_81:
+        jmp     .Lcopy_text_58
+.Lis_EAFNOSUPPORT_77:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_62
-.Lis_EADDRINUSE_82:
+        jmp     .Lcopy_text_58
+.Lis_EADDRINUSE_78:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_62
-.Lis_EADDRNOTAVAIL_83:
+        jmp     .Lcopy_text_58
+.Lis_EADDRNOTAVAIL_79:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_62
-.Lis_ENOBUFS_84:
+        jmp     .Lcopy_text_58
+.Lis_ENOBUFS_80:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_62
-.Lunknown_errno_63:
+        jmp     .Lcopy_text_58
+.Lunknown_errno_59:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_64
-.Lcopy_text_62:
+        jmp     .Lnewline_60
+.Lcopy_text_58:
         rep movsb                               # copy the errno's text
-.Lnewline_64:
+.Lnewline_60:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -687,14 +647,14 @@ _start:
 ## loop exits once the current connection is done. A second signal exits
 ## at once.
 .Lon_signal_12:
-.Lsignal_in_worker_85:
+.Lsignal_in_worker_81:
         cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
-        jne     .Lexit_now_86
+        jne     .Lexit_now_82
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        je      .Lexit_now_86
+        je      .Lexit_now_82
         mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
-.Lexit_now_86:
+.Lexit_now_82:
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall
@@ -738,11 +698,11 @@ _start:
         call    .Lnow_ms_19
         mov     rdx, QWORD PTR [rip + deadline]
         sub     rdx, rax                        # timeout = deadline - now, in ms
-        jg      .Lwait_87
-.Ltimed_out_88:
+        jg      .Lwait_83
+.Ltimed_out_84:
         mov     rax, -110                       # -ETIMEDOUT
         ret
-.Lwait_87:
+.Lwait_83:
         lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
@@ -750,14 +710,14 @@ _start:
         mov     eax, 7                          # syscall number: poll
         syscall
         test    rax, rax
-        jz      .Ltimed_out_88                  # 0: nothing came in time
-        js      .Lread_timed_done_89            # -EINTR or -errno
+        jz      .Ltimed_out_84                  # 0: nothing came in time
+        js      .Lread_timed_done_85            # -EINTR or -errno
         mov     rdi, r13                        # fd = client_fd
         mov     rsi, r8                         # buf
         mov     rdx, r9                         # count
         mov     eax, 0                          # syscall number: read
         syscall
-.Lread_timed_done_89:
+.Lread_timed_done_85:
         ret
 
 ## --------------------------------------------------------------------------
@@ -771,20 +731,20 @@ _start:
         mov     rsi, rbp
         mov     rcx, QWORD PTR [rip + scanned]
         sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_90
+        jns     .Lscan_from_86
         xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_90:
-.Lscan_91:
+.Lscan_from_86:
+.Lscan_87:
         lea     rax, [rcx+4]                    # i + 4
         cmp     rax, r14
-        ja      .Lno_end_yet_92                 # no 4 bytes left to compare
+        ja      .Lno_end_yet_88                 # no 4 bytes left to compare
         cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
-        je      .Lfound_end_93
+        je      .Lfound_end_89
         inc     rcx
-        jmp     .Lscan_91
-.Lfound_end_93:
+        jmp     .Lscan_87
+.Lfound_end_89:
         ret                                     # rax = i + 4
-.Lno_end_yet_92:
+.Lno_end_yet_88:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
         ret
@@ -808,70 +768,70 @@ _start:
         mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_99
+        jne     .Lnot_GET_95
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_94
-.Lnot_GET_99:
+        jmp     .Ltarget_90
+.Lnot_GET_95:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_100
+        jne     .Lnot_HEAD_96
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_100
+        jne     .Lnot_HEAD_96
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_94
-.Lnot_HEAD_100:
+        jmp     .Ltarget_90
+.Lnot_HEAD_96:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_101
+        jne     .Lnot_POST_97
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_101
+        jne     .Lnot_POST_97
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_94
-.Lnot_POST_101:
+        jmp     .Ltarget_90
+.Lnot_POST_97:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_102
+        jne     .Lnot_PUT_98
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_94
-.Lnot_PUT_102:
+        jmp     .Ltarget_90
+.Lnot_PUT_98:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_103
+        jne     .Lnot_DELETE_99
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_103
+        jne     .Lnot_DELETE_99
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_94
-.Lnot_DELETE_103:
+        jmp     .Ltarget_90
+.Lnot_DELETE_99:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_104
+        jne     .Lnot_PATCH_100
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_104
+        jne     .Lnot_PATCH_100
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_94
-.Lnot_PATCH_104:
+        jmp     .Ltarget_90
+.Lnot_PATCH_100:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_105
+        jne     .Lnot_OPTIONS_101
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_105
+        jne     .Lnot_OPTIONS_101
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_94
-.Lnot_OPTIONS_105:
-.Lunknown_method_95:
+        jmp     .Ltarget_90
+.Lnot_OPTIONS_101:
+.Lunknown_method_91:
         mov     rcx, rsi
-.Lmethod_token_96:
+.Lmethod_token_92:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_97
+        jz      .Lmethod_token_end_93
         inc     rcx
-        jmp     .Lmethod_token_96
-.Lmethod_token_end_97:
+        jmp     .Lmethod_token_92
+.Lmethod_token_end_93:
         cmp     rcx, rsi
-        je      .Lbad_request_98                # no method at all
+        je      .Lbad_request_94                # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_98                # not followed by one space
+        jne     .Lbad_request_94                # not followed by one space
         mov     eax, 21                         # 501 Not Implemented
         ret
 
@@ -880,60 +840,60 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_94:
+.Ltarget_90:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_106
+        je      .Lorigin_form_102
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_98
+        jne     .Lbad_request_94
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_98
+        jne     .Lbad_request_94
         add     rsi, 7                          # skip "http://"
-.Lauthority_107:
+.Lauthority_103:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_106               # the path starts
+        je      .Lorigin_form_102               # the path starts
         cmp     eax, 32
-        je      .Lno_path_108                   # "http://host": the path is "/"
+        je      .Lno_path_104                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_98
+        jz      .Lbad_request_94
         inc     rsi
-        jmp     .Lauthority_107
-.Lno_path_108:
+        jmp     .Lauthority_103
+.Lno_path_104:
         lea     rax, [rip + path_root]
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_112
-.Lorigin_form_106:
+        jmp     .Lversion_108
+.Lorigin_form_102:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_109:
+.Lpath_105:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_110
+        je      .Lpath_end_106
         cmp     eax, 63
-        je      .Lquery_111
+        je      .Lquery_107
         cmp     eax, 35
-        je      .Lquery_111
+        je      .Lquery_107
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_98                # CR, LF, a control character: malformed
+        jz      .Lbad_request_94                # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_109
-.Lquery_111:
+        jmp     .Lpath_105
+.Lquery_107:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_113:
+.Lskip_query_109:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_112
+        je      .Lversion_108
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_98
-        jmp     .Lskip_query_113
-.Lpath_end_110:
+        jz      .Lbad_request_94
+        jmp     .Lskip_query_109
+.Lpath_end_106:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -942,28 +902,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_112:
+.Lversion_108:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_98
+        jne     .Lbad_request_94
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_98
+        jne     .Lbad_request_94
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_98                # not a digit
+        ja      .Lbad_request_94                # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_98
+        jne     .Lbad_request_94
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_98
+        ja      .Lbad_request_94
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_98                # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_94                # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_114
+        je      .Lhttp_1_110
         mov     eax, 22                         # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_114:
+.Lhttp_1_110:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -973,215 +933,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_115:
+.Lheader_line_111:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_124
+        je      .Lheaders_done_120
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_116:
+.Lfield_name_112:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_117
+        jz      .Lfield_name_end_113
         inc     rsi
-        jmp     .Lfield_name_116
-.Lfield_name_end_117:
+        jmp     .Lfield_name_112
+.Lfield_name_end_113:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_98                # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_94                # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_98                # whitespace (or anything) before the colon
+        jne     .Lbad_request_94                # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_118:
+.Lskip_ows_114:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_125
+        je      .Lows_char_121
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_119
-.Lows_char_125:
+        jne     .Lfield_value_115
+.Lows_char_121:
         inc     rsi
-        jmp     .Lskip_ows_118
-.Lfield_value_119:
+        jmp     .Lskip_ows_114
+.Lfield_value_115:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_126:
+.Lvalue_char_122:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_120
+        je      .Lfield_cr_116
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_98                # a bare LF, NUL or another control character
+        jz      .Lbad_request_94                # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_126
-.Lfield_cr_120:
+        jmp     .Lvalue_char_122
+.Lfield_cr_116:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_98                # a bare CR
+        jne     .Lbad_request_94                # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_121:
+.Ltrim_117:
         cmp     r9, r11
-        je      .Ltrimmed_122
+        je      .Ltrimmed_118
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_127
+        je      .Ltrim_one_123
         cmp     eax, 9
-        jne     .Ltrimmed_122
-.Ltrim_one_127:
+        jne     .Ltrimmed_118
+.Ltrim_one_123:
         dec     r9
-        jmp     .Ltrim_121
-.Ltrimmed_122:
+        jmp     .Ltrim_117
+.Ltrimmed_118:
         cmp     rdx, 4
-        jne     .Lnot_host_128
+        jne     .Lnot_host_124
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_128
+        jne     .Lnot_host_124
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_123
-.Lnot_host_128:
+        jmp     .Lnext_field_119
+.Lnot_host_124:
         cmp     rdx, 14
-        jne     .Lnot_content_length_130
+        jne     .Lnot_content_length_126
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_130
+        jne     .Lnot_content_length_126
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_130
+        jne     .Lnot_content_length_126
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_130
+        jne     .Lnot_content_length_126
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_130
+        jne     .Lnot_content_length_126
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_98                # empty
+        je      .Lbad_request_94                # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_132:
+.Lcl_digit_128:
         cmp     r11, r9
-        je      .Lcl_end_133
+        je      .Lcl_end_129
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_98                # not a digit: invalid
+        ja      .Lbad_request_94                # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_134        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_130        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_134:
+.Lcl_too_many_digits_130:
         inc     r11
-        jmp     .Lcl_digit_132
-.Lcl_end_133:
+        jmp     .Lcl_digit_128
+.Lcl_end_129:
         cmp     rdx, 15
-        jbe     .Lcl_store_135
+        jbe     .Lcl_store_131
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_135:
+.Lcl_store_131:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_123
-.Lnot_content_length_130:
+        jmp     .Lnext_field_119
+.Lnot_content_length_126:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_127
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_127
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_127
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_127
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_127
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_127
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_123
-.Lnot_transfer_encoding_131:
+        jmp     .Lnext_field_119
+.Lnot_transfer_encoding_127:
         cmp     rdx, 10
-        jne     .Lnot_connection_129
+        jne     .Lnot_connection_125
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_129
+        jne     .Lnot_connection_125
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_129
+        jne     .Lnot_connection_125
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_129
-.Lconn_token_136:
+        jne     .Lnot_connection_125
+.Lconn_token_132:
         cmp     r11, r9
-        jae     .Lnext_field_123                # no more tokens
+        jae     .Lnext_field_119                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_137
+        je      .Lconn_separator_133
         cmp     eax, 32
-        je      .Lconn_separator_137
+        je      .Lconn_separator_133
         cmp     eax, 9
-        jne     .Lconn_token_start_142
-.Lconn_separator_137:
+        jne     .Lconn_token_start_138
+.Lconn_separator_133:
         inc     r11
-        jmp     .Lconn_token_136
-.Lconn_token_start_142:
+        jmp     .Lconn_token_132
+.Lconn_token_start_138:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_138:
+.Lconn_scan_134:
         cmp     r11, r9
-        jae     .Lconn_scanned_139
+        jae     .Lconn_scanned_135
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_139
+        je      .Lconn_scanned_135
         cmp     eax, 32
-        je      .Lconn_scanned_139
+        je      .Lconn_scanned_135
         cmp     eax, 9
-        je      .Lconn_scanned_139
+        je      .Lconn_scanned_135
         inc     r11
-        jmp     .Lconn_scan_138
-.Lconn_scanned_139:
+        jmp     .Lconn_scan_134
+.Lconn_scanned_135:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_140
+        jne     .Lnot_close_136
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_140
+        jne     .Lnot_close_136
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_140
+        jne     .Lnot_close_136
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_140:
+.Lnot_close_136:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_141
+        jne     .Lnot_keep_alive_137
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_141
+        jne     .Lnot_keep_alive_137
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_141
+        jne     .Lnot_keep_alive_137
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_141
+        jne     .Lnot_keep_alive_137
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_141:
-        jmp     .Lconn_token_136
-.Lnot_connection_129:
-.Lnext_field_123:
+.Lnot_keep_alive_137:
+        jmp     .Lconn_token_132
+.Lnot_connection_125:
+.Lnext_field_119:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_115
-.Lheaders_done_124:
+        jmp     .Lheader_line_111
+.Lheaders_done_120:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1189,101 +1149,101 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_146:
+.Lcheck_request_142:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_143
+        je      .Lno_transfer_encoding_139
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_98                # both framings: a smuggling attempt
+        jne     .Lbad_request_94                # both framings: a smuggling attempt
         mov     eax, 21                         # 501 Not Implemented
         ret
-.Lno_transfer_encoding_143:
+.Lno_transfer_encoding_139:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_98                # Content-Length twice
+        ja      .Lbad_request_94                # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_98                # Host twice
-        je      .Lhost_ok_144
+        ja      .Lbad_request_94                # Host twice
+        je      .Lhost_ok_140
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_98                # HTTP/1.1 without Host
-.Lhost_ok_144:
+        jne     .Lbad_request_94                # HTTP/1.1 without Host
+.Lhost_ok_140:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_145
+        jbe     .Lsize_ok_141
         mov     eax, 18                         # 413 Content Too Large
         ret
-.Lsize_ok_145:
+.Lsize_ok_141:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route by exact path
 ## C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ## A compare chain generated from the spec: the length first, then the bytes.
 ## Unknown paths get not_found.
-.Lroute_147:
+.Lroute_143:
         mov     r9, QWORD PTR [rip + req_path]  # r9 = the path
         mov     r10, QWORD PTR [rip + req_path_len] # r10 = its length
         cmp     r10, 1                          # "/"
-        jne     .Lnot_path_148
+        jne     .Lnot_path_144
         mov     rsi, r9
         lea     rdi, [rip + path_0]
         mov     ecx, 1
         repe cmpsb                              # compare while equal
-        je      .Lpath_149
-.Lnot_path_148:
+        je      .Lpath_145
+.Lnot_path_144:
         cmp     r10, 7                          # "/health"
-        jne     .Lnot_path_150
+        jne     .Lnot_path_146
         mov     rsi, r9
         lea     rdi, [rip + path_1]
         mov     ecx, 7
         repe cmpsb                              # compare while equal
-        je      .Lpath_151
-.Lnot_path_150:
+        je      .Lpath_147
+.Lnot_path_146:
         cmp     r10, 11                         # "/api/status"
-        jne     .Lnot_path_152
+        jne     .Lnot_path_148
         mov     rsi, r9
         lea     rdi, [rip + path_2]
         mov     ecx, 11
         repe cmpsb                              # compare while equal
-        je      .Lpath_153
-.Lnot_path_152:
+        je      .Lpath_149
+.Lnot_path_148:
         cmp     r10, 10                         # "/api/items"
-        jne     .Lnot_path_154
+        jne     .Lnot_path_150
         mov     rsi, r9
         lea     rdi, [rip + path_3]
         mov     ecx, 10
         repe cmpsb                              # compare while equal
-        je      .Lpath_155
-.Lnot_path_154:
+        je      .Lpath_151
+.Lnot_path_150:
         cmp     r10, 12                         # "/api/items/1"
-        jne     .Lnot_path_156
+        jne     .Lnot_path_152
         mov     rsi, r9
         lea     rdi, [rip + path_4]
         mov     ecx, 12
         repe cmpsb                              # compare while equal
-        je      .Lpath_157
-.Lnot_path_156:
+        je      .Lpath_153
+.Lnot_path_152:
         cmp     r10, 4                          # "/old"
-        jne     .Lnot_path_158
+        jne     .Lnot_path_154
         mov     rsi, r9
         lea     rdi, [rip + path_5]
         mov     ecx, 4
         repe cmpsb                              # compare while equal
-        je      .Lpath_159
-.Lnot_path_158:
+        je      .Lpath_155
+.Lnot_path_154:
         cmp     r10, 7                          # "/teapot"
-        jne     .Lnot_path_160
+        jne     .Lnot_path_156
         mov     rsi, r9
         lea     rdi, [rip + path_6]
         mov     ecx, 7
         repe cmpsb                              # compare while equal
-        je      .Lpath_161
-.Lnot_path_160:
+        je      .Lpath_157
+.Lnot_path_156:
         cmp     r10, 12                         # "/maintenance"
-        jne     .Lnot_path_162
+        jne     .Lnot_path_158
         mov     rsi, r9
         lea     rdi, [rip + path_7]
         mov     ecx, 12
         repe cmpsb                              # compare while equal
-        je      .Lpath_163
-.Lnot_path_162:
+        je      .Lpath_159
+.Lnot_path_158:
         mov     eax, 16                         # 404: not_found
         ret
 
@@ -1291,18 +1251,18 @@ _start:
 ## parse_request: the methods of /
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_149:
+.Lpath_145:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_164
+        jne     .Lnot_160
         mov     eax, 0                          # GET /
         ret
-.Lnot_164:
+.Lnot_160:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_165
+        jne     .Lnot_161
         mov     eax, 0                          # GET /
         ret
-.Lnot_165:
+.Lnot_161:
         mov     eax, 8                          # 405 Method Not Allowed
         ret
 
@@ -1310,18 +1270,18 @@ _start:
 ## parse_request: the methods of /health
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_151:
+.Lpath_147:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_166
+        jne     .Lnot_162
         mov     eax, 1                          # GET /health
         ret
-.Lnot_166:
+.Lnot_162:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_167
+        jne     .Lnot_163
         mov     eax, 1                          # GET /health
         ret
-.Lnot_167:
+.Lnot_163:
         mov     eax, 9                          # 405 Method Not Allowed
         ret
 
@@ -1329,18 +1289,18 @@ _start:
 ## parse_request: the methods of /api/status
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_153:
+.Lpath_149:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_168
+        jne     .Lnot_164
         mov     eax, 2                          # GET /api/status
         ret
-.Lnot_168:
+.Lnot_164:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_169
+        jne     .Lnot_165
         mov     eax, 2                          # GET /api/status
         ret
-.Lnot_169:
+.Lnot_165:
         mov     eax, 10                         # 405 Method Not Allowed
         ret
 
@@ -1348,13 +1308,13 @@ _start:
 ## parse_request: the methods of /api/items
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_155:
+.Lpath_151:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 3                          # POST
-        jne     .Lnot_170
+        jne     .Lnot_166
         mov     eax, 3                          # POST /api/items
         ret
-.Lnot_170:
+.Lnot_166:
         mov     eax, 11                         # 405 Method Not Allowed
         ret
 
@@ -1362,13 +1322,13 @@ _start:
 ## parse_request: the methods of /api/items/1
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_157:
+.Lpath_153:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 5                          # DELETE
-        jne     .Lnot_171
+        jne     .Lnot_167
         mov     eax, 4                          # DELETE /api/items/1
         ret
-.Lnot_171:
+.Lnot_167:
         mov     eax, 12                         # 405 Method Not Allowed
         ret
 
@@ -1376,18 +1336,18 @@ _start:
 ## parse_request: the methods of /old
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_159:
+.Lpath_155:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_172
+        jne     .Lnot_168
         mov     eax, 5                          # GET /old
         ret
-.Lnot_172:
+.Lnot_168:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_173
+        jne     .Lnot_169
         mov     eax, 5                          # GET /old
         ret
-.Lnot_173:
+.Lnot_169:
         mov     eax, 13                         # 405 Method Not Allowed
         ret
 
@@ -1395,18 +1355,18 @@ _start:
 ## parse_request: the methods of /teapot
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_161:
+.Lpath_157:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_174
+        jne     .Lnot_170
         mov     eax, 6                          # GET /teapot
         ret
-.Lnot_174:
+.Lnot_170:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_175
+        jne     .Lnot_171
         mov     eax, 6                          # GET /teapot
         ret
-.Lnot_175:
+.Lnot_171:
         mov     eax, 14                         # 405 Method Not Allowed
         ret
 
@@ -1414,26 +1374,86 @@ _start:
 ## parse_request: the methods of /maintenance
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_163:
+.Lpath_159:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_176
+        jne     .Lnot_172
         mov     eax, 7                          # GET /maintenance
         ret
-.Lnot_176:
+.Lnot_172:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_177
+        jne     .Lnot_173
         mov     eax, 7                          # GET /maintenance
         ret
-.Lnot_177:
+.Lnot_173:
         mov     eax, 15                         # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_98:
+.Lbad_request_94:
         mov     eax, 17                         # 400 Bad Request
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine decide_mode(eax = response, ecx = requests answered)
+## C: conn_mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
+## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
+## signal and the last of limits.keepalive_requests close the connection.
+## Keeps eax.
+.Ldecide_mode_25:
+        mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
+        inc     ecx                             # this one too
+        cmp     ecx, 100                        # the last request allowed?
+        jae     .Lmode_decided_174
+        mov     ecx, eax
+        shl     rcx, 5                          # index * 32: its record
+        lea     rdx, [rip + responses]
+        cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
+        jne     .Lmode_decided_174
+        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
+        jne     .Lmode_decided_174
+        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
+        jne     .Lmode_decided_174
+        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
+        je      .Lhttp10_175
+        mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
+        ret
+.Lhttp10_175:
+        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
+        je      .Lmode_decided_174
+        mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
+.Lmode_decided_174:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine too_large: the head does not fit
+## C: return memchr(buf, '\n', len) ? 431 : 414
+## Over limits.request_bytes (8192): 414 URI Too Long when even the request
+## line has no end, else 431 Request Header Fields Too Large. The whole
+## buffer counts as the head.
+.Ltoo_large_26:
+        xor     ecx, ecx                        # i = 0
+.Lscan_lf_177:
+        cmp     rcx, r14
+        jae     .Lanswer_too_large_178
+        cmp     BYTE PTR [rbp+rcx], 10          # '\n'
+        je      .Lfound_lf_176
+        inc     rcx
+        jmp     .Lscan_lf_177
+.Lfound_lf_176:
+        mov     eax, 20                         # 431
+        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
+        mov     QWORD PTR [rip + req_content_length], 0
+        mov     QWORD PTR [rip + head_len], r14
+        ret
+.Lanswer_too_large_178:
+        mov     eax, 19                         # 414
+        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
+        mov     QWORD PTR [rip + req_content_length], 0
+        mov     QWORD PTR [rip + head_len], r14
         ret
 
 ## --------------------------------------------------------------------------
@@ -1453,22 +1473,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_178                # mode 0: close
+        jz      .Lhead_ready_179                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_178                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_179                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_178:
+.Lhead_ready_179:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_179
+        jne     .Lbody_ready_180
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_179:
+.Lbody_ready_180:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9
@@ -1486,21 +1506,21 @@ _start:
 ## write_all (blocking modes). rax = 0, or -errno.
 .Lsend_response_24:
         call    .Lprepare_response_23
-.Lwritev_again_180:
+.Lwritev_again_181:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + iov]                # iov
         mov     edx, 2                          # iovcnt = 2
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_180
+        je      .Lwritev_again_181
         test    rax, rax
-        js      .Lsend_done_182                 # -errno: the client is gone
+        js      .Lsend_done_183                 # -errno: the client is gone
         # A short write: finish the head, then the body, with write_all.
         lea     r10, [rip + iov]
         mov     rcx, QWORD PTR [r10+8]          # head_len
         cmp     rax, rcx
-        jae     .Lhead_done_181
+        jae     .Lhead_done_182
         mov     rsi, QWORD PTR [r10]
         add     rsi, rax                        # the head's rest
         mov     rdx, rcx
@@ -1508,11 +1528,11 @@ _start:
         mov     rdi, r13
         call    .Lwrite_all_6
         test    rax, rax
-        js      .Lsend_done_182
+        js      .Lsend_done_183
         xor     eax, eax                        # no body bytes written yet
         lea     r10, [rip + iov]
         mov     ecx, 0
-.Lhead_done_181:
+.Lhead_done_182:
         sub     rax, rcx                        # body bytes written
         mov     rsi, QWORD PTR [r10+16]
         add     rsi, rax                        # the body's rest
@@ -1520,7 +1540,7 @@ _start:
         sub     rdx, rax
         mov     rdi, r13
         call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_182:
+.Lsend_done_183:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1528,24 +1548,24 @@ _start:
 ## C: dprintf(log_fd, "%s \"%.*s\" %d %zu\n", ip, line_len, buf, status, body_bytes)
 ## One access-log line: client address, request line, status, body bytes.
 ## Built in line_buf and written with one write(). Keeps rbx and rbp.
-.Llog_request_25:
+.Llog_request_27:
         lea     rdi, [rip + line_buf]
         call    .Lappend_ip_8
         mov     WORD PTR [rdi], 0x2220          # ' "'
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        # the request line: up to the first CR or LF
-.Lline_len_183:
+.Lline_len_184:
         cmp     rcx, r14
-        jae     .Lcopy_line_184
+        jae     .Lcopy_line_185
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      .Lcopy_line_184
+        je      .Lcopy_line_185
         cmp     eax, 10
-        je      .Lcopy_line_184
+        je      .Lcopy_line_185
         inc     rcx
-        jmp     .Lline_len_183
-.Lcopy_line_184:
+        jmp     .Lline_len_184
+.Lcopy_line_185:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2

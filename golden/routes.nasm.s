@@ -45,7 +45,7 @@ _start:
 ;; exits at once when idle, else it lets the current connection finish.
 ;; No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-catch_stop_signals_26:
+catch_stop_signals_28:
         sub     rsp, 32                         ; struct sigaction on the stack
         lea     rax, [rel on_signal_12]
         mov     qword [rsp], rax                ; sa_handler = on_signal
@@ -70,25 +70,25 @@ catch_stop_signals_26:
 ;; --------------------------------------------------------------------------
 ;; choose the log's file descriptor
 ;; C: log_fd = STDOUT_FILENO
-choose_log_27:
+choose_log_29:
         mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
 ;; C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ;; A TCP socket over IPv4.
-socket_28:
+socket_30:
         mov     edi, 2                          ; domain = AF_INET
         mov     esi, 1                          ; type = SOCK_STREAM
         xor     edx, edx                        ; protocol = 0: TCP
         mov     eax, 41                         ; syscall number: socket
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_29
+        jns     ok_31
         lea     rsi, [rel error_socket]         ; the start of the error message
         mov     edx, 16                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_29:
+ok_31:
         mov     r12, rax                        ; r12 = listen_fd
 
 ;; --------------------------------------------------------------------------
@@ -96,7 +96,7 @@ ok_29:
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ;; Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ;; sit in TIME_WAIT.
-reuseaddr_30:
+reuseaddr_32:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
@@ -105,50 +105,50 @@ reuseaddr_30:
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_31
+        jns     ok_33
         lea     rsi, [rel error_setsockopt]     ; the start of the error message
         mov     edx, 33                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_31:
+ok_33:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
-bind_32:
+bind_34:
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel listen_addr]          ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_33
+        jns     ok_35
         lea     rsi, [rel error_bind]           ; the start of the error message
         mov     edx, 27                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_33:
+ok_35:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
 ;; C: listen(listen_fd, 128)
 ;; The kernel now completes handshakes and queues connections for accept().
-listen_34:
+listen_36:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 128                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_35
+        jns     ok_37
         lea     rsi, [rel error_listen]         ; the start of the error message
         mov     edx, 29                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_35:
+ok_37:
 
 ;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
 ;; C: write_all(STDOUT_FILENO, "routes listening on 0.0.0.0:8080\n", 33)
 ;; Printed only once listen() succeeded, so a script can wait for this line.
-announce_36:
+announce_38:
         mov     edi, 1                          ; fd = STDOUT_FILENO
         lea     rsi, [rel startup_line]         ; buf
         mov     edx, 33                         ; count
@@ -228,78 +228,59 @@ serve_3:
 next_request_16:
         call    find_head_end_21
         test    rax, rax
-        jnz     have_head_37                    ; complete: answer it
+        jnz     have_head_39                    ; complete: answer it
         cmp     r14, 0x2000
-        jae     head_too_large_38               ; the buffer is full and the head has no end
+        jae     head_too_large_40               ; the buffer is full and the head has no end
 
 ;; --------------------------------------------------------------------------
 ;; read more of the request: read(2), syscall 0
 ;; C: n = read_timed(buf + len, sizeof buf - len)
 ;; Waits until the deadline at most. End of file, a timeout or an error closes
 ;; the connection unanswered. A stop signal ends an idle keep-alive connection.
-read_more_39:
-read_again_40:
+read_more_41:
+read_again_42:
         mov     rsi, rbp
         add     rsi, r14                        ; buf + len
         mov     edx, 0x2000                     ; the room left: request_bytes - len
         sub     rdx, r14
         call    read_timed_20
         cmp     rax, -4                         ; -EINTR: a signal came
-        jne     not_eintr_41
+        jne     not_eintr_43
         cmp     dword [rel stop_requested], 0   ; asked to stop?
-        je      read_again_40                   ; no: wait on
+        je      read_again_42                   ; no: wait on
         test    r14, r14                        ; in the middle of a request?
-        jnz     read_again_40                   ; yes: finish it first
+        jnz     read_again_42                   ; yes: finish it first
         jmp     finish_connection_4             ; no: close now
-not_eintr_41:
+not_eintr_43:
         test    rax, rax
         jle     finish_connection_4             ; end of file, timeout or error: close
         add     qword [rel conn_bytes], rax     ; count it for the connection log
         ; The first bytes of a keep-alive request start its header deadline.
         test    r14, r14
-        jnz     counted_42
+        jnz     counted_44
         cmp     dword [rel served], 0
-        je      counted_42                      ; the first request's deadline runs from accept()
+        je      counted_44                      ; the first request's deadline runs from accept()
         mov     rbx, rax                        ; keep n
         call    now_ms_19
         add     rax, 0x2710                     ; + header_timeout_ms
         mov     qword [rel deadline], rax       ; deadline
         mov     rax, rbx
-counted_42:
+counted_44:
         add     r14, rax                        ; len += n
         jmp     next_request_16
 
 ;; --------------------------------------------------------------------------
 ;; the head does not fit in the buffer
-;; C: response = memchr(buf, '\n', len) ? 431 : 414
-;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
-;; line has no end, else 431 Request Header Fields Too Large.
-head_too_large_38:
-        mov     rsi, rbp
-        xor     ecx, ecx                        ; i = 0
-scan_lf_45:
-        cmp     rcx, r14
-        jae     no_lf_44
-        cmp     byte [rsi+rcx], 10              ; '\n'
-        je      found_lf_43
-        inc     rcx
-        jmp     scan_lf_45
-found_lf_43:
-        mov     eax, 20                         ; 431
-        jmp     answer_too_large_46
-no_lf_44:
-        mov     eax, 19                         ; 414
-answer_too_large_46:
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0
-        mov     qword [rel head_len], r14
+;; C: response = too_large()
+head_too_large_40:
+        call    too_large_26
         jmp     respond_18
 
 ;; --------------------------------------------------------------------------
 ;; parse the request
 ;; C: response = parse_request(buf, head_len)
 ;; Everything the head says is checked, then routed to a response index.
-have_head_37:
+have_head_39:
         mov     qword [rel head_len], rax
         call    parse_request_22                ; eax = the response's index
 
@@ -311,33 +292,12 @@ have_head_37:
 ;; signal and the last of limits.keepalive_requests close the connection.
 respond_18:
         mov     ebx, eax                        ; ebx = response index
-        mov     dword [rel conn_mode], 0        ; close, unless kept below
-        mov     ecx, ebx
-        shl     rcx, 5                          ; index * 32: its record
-        lea     rdx, [rel responses]
-        cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_47
-        cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_47
-        mov     ecx, dword [rel served]
-        inc     ecx
-        cmp     ecx, 100                        ; the last request allowed?
-        jae     mode_decided_47
-        cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_47
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_48
-        mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
-        jmp     mode_decided_47
-http10_48:
-        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_47
-        mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_47:
+        mov     ecx, dword [rel served]         ; requests answered before this one
+        call    decide_mode_25                  ; conn_mode = 0, 1 or 2
         mov     eax, ebx
         call    send_response_24                ; rax = 0, or -errno
         mov     rbx, rax                        ; keep the result
-        call    log_request_25                  ; one access-log line
+        call    log_request_27                  ; one access-log line
         inc     dword [rel served]
         test    rbx, rbx
         js      finish_connection_4             ; the client is gone
@@ -356,34 +316,34 @@ after_response_17:
         mov     rcx, r14
         sub     rcx, rax                        ; body bytes already here
         cmp     rcx, rbx
-        jae     body_in_buffer_49
+        jae     body_in_buffer_45
         sub     rbx, rcx                        ; rbx = body bytes still to come
         xor     r14d, r14d                      ; the buffer holds nothing we need
-discard_50:
+discard_46:
         test    rbx, rbx
-        jz      consumed_53
+        jz      consumed_49
         call    now_ms_19
         add     rax, 0x2710                     ; + header_timeout_ms for each read
         mov     qword [rel deadline], rax       ; deadline
         mov     rsi, rbp                        ; read into the buffer
         mov     rdx, rbx                        ; no more than the body's rest:
         cmp     rdx, 0x2000                     ; the next request stays unread
-        jbe     count_ok_51
+        jbe     count_ok_47
         mov     edx, 0x2000
-count_ok_51:
+count_ok_47:
         call    read_timed_20
         cmp     rax, -4
-        jne     discard_ok_52
+        jne     discard_ok_48
         cmp     dword [rel stop_requested], 0   ; a signal: stop if asked to
-        je      discard_50
+        je      discard_46
         jmp     finish_connection_4
-discard_ok_52:
+discard_ok_48:
         test    rax, rax
         jle     finish_connection_4             ; end of file, timeout or error
         add     qword [rel conn_bytes], rax
         sub     rbx, rax
-        jmp     discard_50
-body_in_buffer_49:
+        jmp     discard_46
+body_in_buffer_45:
         add     rax, rbx                        ; n = head + body
         mov     rdi, rbp                        ; memmove(buf, buf + n, len - n)
         lea     rsi, [rdi+rax]
@@ -391,15 +351,15 @@ body_in_buffer_49:
         sub     rcx, rax
         sub     r14, rax                        ; len -= n
         rep movsb                               ; forward copy: safe when the areas overlap this way
-consumed_53:
+consumed_49:
         mov     qword [rel scanned], 0          ; search the new request from its start
         call    now_ms_19
         test    r14, r14                        ; is the next request already here?
-        jnz     pipelined_54
+        jnz     pipelined_50
         add     rax, 0x1388                     ; no: wait keepalive_timeout_ms for it
         mov     qword [rel deadline], rax
         jmp     next_request_16
-pipelined_54:
+pipelined_50:
         add     rax, 0x2710                     ; yes: its head has header_timeout_ms
         mov     qword [rel deadline], rax
         jmp     next_request_16
@@ -423,7 +383,7 @@ finish_connection_4:
 ;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
 drain_input_9:
         mov     r10d, 16                        ; at most 16 reads
-drain_55:
+drain_51:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
         mov     edx, 0x2000                     ; len
@@ -436,10 +396,10 @@ drain_55:
         syscall
         pop     r10                             ; the count
         test    rax, rax
-        jle     drained_56                      ; nothing more (-EAGAIN), end of file, or error
+        jle     drained_52                      ; nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     drain_55
-drained_56:
+        jnz     drain_51
+drained_52:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -457,25 +417,25 @@ exit_ok_5:
 ;; write() may write fewer bytes than asked (a full socket buffer, a signal):
 ;; loop until every byte is out. Returns rax = 0, or -errno.
 write_all_6:
-write_more_57:
+write_more_53:
         test    rdx, rdx                        ; anything left?
-        jz      write_done_58
+        jz      write_done_54
         mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_57
+        je      write_more_53
         test    rax, rax
-        js      write_return_60                 ; -errno: give up
-        jz      write_eio_59                    ; no progress: give up
+        js      write_return_56                 ; -errno: give up
+        jz      write_eio_55                    ; no progress: give up
         add     rsi, rax                        ; buf += n
         sub     rdx, rax                        ; count -= n
-        jmp     write_more_57
-write_eio_59:
+        jmp     write_more_53
+write_eio_55:
         mov     rax, -5                         ; -EIO
         ret
-write_done_58:
+write_done_54:
         xor     eax, eax                        ; 0: all written
-write_return_60:
+write_return_56:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -488,14 +448,14 @@ append_u64_7:
         sub     rsp, 32                         ; room for 20 digits
         lea     rsi, [rsp+32]                   ; rsi = end of the room
         mov     ecx, 10                         ; divisor
-digit_61:
+digit_57:
         xor     edx, edx                        ; rdx:rax / 10
         div     rcx                             ; rax = quotient, rdx = last digit
         add     dl, 48                          ; to ASCII
         dec     rsi
         mov     byte [rsi], dl
         test    rax, rax
-        jnz     digit_61
+        jnz     digit_57
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        ; rcx = number of digits
         rep movsb                               ; copy them to dst
@@ -539,136 +499,136 @@ die_11:
         rep movsb                               ; copy the message start
         lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
         cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_65
+        je      is_EPERM_61
         cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_66
+        je      is_ENOENT_62
         cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_67
+        je      is_EBADF_63
         cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_68
+        je      is_ENOMEM_64
         cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_69
+        je      is_EACCES_65
         cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_70
+        je      is_EEXIST_66
         cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_71
+        je      is_ENOTDIR_67
         cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_72
+        je      is_EISDIR_68
         cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_73
+        je      is_EINVAL_69
         cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_74
+        je      is_ENFILE_70
         cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_75
+        je      is_EMFILE_71
         cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_76
+        je      is_ENOSPC_72
         cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_77
+        je      is_EROFS_73
         cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_78
+        je      is_ENAMETOOLONG_74
         cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_79
+        je      is_ELOOP_75
         cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_80
+        je      is_EPROTONOSUPPORT_76
         cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_81
+        je      is_EAFNOSUPPORT_77
         cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_82
+        je      is_EADDRINUSE_78
         cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_83
+        je      is_EADDRNOTAVAIL_79
         cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_84
-        jmp     unknown_errno_63
-is_EPERM_65:
+        je      is_ENOBUFS_80
+        jmp     unknown_errno_59
+is_EPERM_61:
         add     rsi, 0                          ; "Operation not permitted"
         mov     ecx, 23
-        jmp     copy_text_62
-is_ENOENT_66:
+        jmp     copy_text_58
+is_ENOENT_62:
         add     rsi, 23                         ; "No such file or directory"
         mov     ecx, 25
-        jmp     copy_text_62
-is_EBADF_67:
+        jmp     copy_text_58
+is_EBADF_63:
         add     rsi, 48                         ; "Bad file descriptor"
         mov     ecx, 19
-        jmp     copy_text_62
-is_ENOMEM_68:
+        jmp     copy_text_58
+is_ENOMEM_64:
         add     rsi, 67                         ; "Cannot allocate memory"
         mov     ecx, 22
-        jmp     copy_text_62
-is_EACCES_69:
+        jmp     copy_text_58
+is_EACCES_65:
         add     rsi, 89                         ; "Permission denied"
         mov     ecx, 17
-        jmp     copy_text_62
-is_EEXIST_70:
+        jmp     copy_text_58
+is_EEXIST_66:
         add     rsi, 106                        ; "File exists"
         mov     ecx, 11
-        jmp     copy_text_62
-is_ENOTDIR_71:
+        jmp     copy_text_58
+is_ENOTDIR_67:
         add     rsi, 117                        ; "Not a directory"
         mov     ecx, 15
-        jmp     copy_text_62
-is_EISDIR_72:
+        jmp     copy_text_58
+is_EISDIR_68:
         add     rsi, 132                        ; "Is a directory"
         mov     ecx, 14
-        jmp     copy_text_62
-is_EINVAL_73:
+        jmp     copy_text_58
+is_EINVAL_69:
         add     rsi, 146                        ; "Invalid argument"
         mov     ecx, 16
-        jmp     copy_text_62
-is_ENFILE_74:
+        jmp     copy_text_58
+is_ENFILE_70:
         add     rsi, 162                        ; "Too many open files in system"
         mov     ecx, 29
-        jmp     copy_text_62
-is_EMFILE_75:
+        jmp     copy_text_58
+is_EMFILE_71:
         add     rsi, 191                        ; "Too many open files"
         mov     ecx, 19
-        jmp     copy_text_62
-is_ENOSPC_76:
+        jmp     copy_text_58
+is_ENOSPC_72:
         add     rsi, 210                        ; "No space left on device"
         mov     ecx, 23
-        jmp     copy_text_62
-is_EROFS_77:
+        jmp     copy_text_58
+is_EROFS_73:
         add     rsi, 233                        ; "Read-only file system"
         mov     ecx, 21
-        jmp     copy_text_62
-is_ENAMETOOLONG_78:
+        jmp     copy_text_58
+is_ENAMETOOLONG_74:
         add     rsi, 254                        ; "File name too long"
         mov     ecx, 18
-        jmp     copy_text_62
-is_ELOOP_79:
+        jmp     copy_text_58
+is_ELOOP_75:
         add     rsi, 272                        ; "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     copy_text_62
-is_EPROTONOSUPPORT_80:
+        jmp     copy_text_58
+is_EPROTONOSUPPORT_76:
         add     rsi, 305                        ; "Protocol not supported"
         mov     ecx, 22
-        jmp     copy_text_62
-is_EAFNOSUPPORT_81:
+        jmp     copy_text_58
+is_EAFNOSUPPORT_77:
         add     rsi, 327                        ; "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     copy_text_62
-is_EADDRINUSE_82:
+        jmp     copy_text_58
+is_EADDRINUSE_78:
         add     rsi, 367                        ; "Address already in use"
         mov     ecx, 22
-        jmp     copy_text_62
-is_EADDRNOTAVAIL_83:
+        jmp     copy_text_58
+is_EADDRNOTAVAIL_79:
         add     rsi, 389                        ; "Cannot assign requested address"
         mov     ecx, 31
-        jmp     copy_text_62
-is_ENOBUFS_84:
+        jmp     copy_text_58
+is_ENOBUFS_80:
         add     rsi, 420                        ; "No buffer space available"
         mov     ecx, 25
-        jmp     copy_text_62
-unknown_errno_63:
+        jmp     copy_text_58
+unknown_errno_59:
         lea     rsi, [rel errno_word]
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
         call    append_u64_7
-        jmp     newline_64
-copy_text_62:
+        jmp     newline_60
+copy_text_58:
         rep movsb                               ; copy the errno's text
-newline_64:
+newline_60:
         mov     byte [rdi], 10                  ; '\n'
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -687,14 +647,14 @@ newline_64:
 ;; loop exits once the current connection is done. A second signal exits
 ;; at once.
 on_signal_12:
-signal_in_worker_85:
+signal_in_worker_81:
         cmp     dword [rel stop_requested], 0   ; a second signal?
-        jne     exit_now_86
+        jne     exit_now_82
         cmp     dword [rel busy], 0             ; serving a connection?
-        je      exit_now_86
+        je      exit_now_82
         mov     dword [rel stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
-exit_now_86:
+exit_now_82:
         xor     edi, edi                        ; status = 0
         mov     eax, 231                        ; syscall number: exit_group
         syscall
@@ -738,11 +698,11 @@ read_timed_20:
         call    now_ms_19
         mov     rdx, qword [rel deadline]
         sub     rdx, rax                        ; timeout = deadline - now, in ms
-        jg      wait_87
-timed_out_88:
+        jg      wait_83
+timed_out_84:
         mov     rax, -110                       ; -ETIMEDOUT
         ret
-wait_87:
+wait_83:
         lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
         mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
@@ -750,14 +710,14 @@ wait_87:
         mov     eax, 7                          ; syscall number: poll
         syscall
         test    rax, rax
-        jz      timed_out_88                    ; 0: nothing came in time
-        js      read_timed_done_89              ; -EINTR or -errno
+        jz      timed_out_84                    ; 0: nothing came in time
+        js      read_timed_done_85              ; -EINTR or -errno
         mov     rdi, r13                        ; fd = client_fd
         mov     rsi, r8                         ; buf
         mov     rdx, r9                         ; count
         mov     eax, 0                          ; syscall number: read
         syscall
-read_timed_done_89:
+read_timed_done_85:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -771,20 +731,20 @@ find_head_end_21:
         mov     rsi, rbp
         mov     rcx, qword [rel scanned]
         sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_90
+        jns     scan_from_86
         xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_90:
-scan_91:
+scan_from_86:
+scan_87:
         lea     rax, [rcx+4]                    ; i + 4
         cmp     rax, r14
-        ja      no_end_yet_92                   ; no 4 bytes left to compare
+        ja      no_end_yet_88                   ; no 4 bytes left to compare
         cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
-        je      found_end_93
+        je      found_end_89
         inc     rcx
-        jmp     scan_91
-found_end_93:
+        jmp     scan_87
+found_end_89:
         ret                                     ; rax = i + 4
-no_end_yet_92:
+no_end_yet_88:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
         ret
@@ -808,70 +768,70 @@ parse_request_22:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_99
+        jne     not_GET_95
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_94
-not_GET_99:
+        jmp     target_90
+not_GET_95:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_100
+        jne     not_HEAD_96
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_100
+        jne     not_HEAD_96
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_94
-not_HEAD_100:
+        jmp     target_90
+not_HEAD_96:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_101
+        jne     not_POST_97
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_101
+        jne     not_POST_97
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_94
-not_POST_101:
+        jmp     target_90
+not_POST_97:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_102
+        jne     not_PUT_98
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_94
-not_PUT_102:
+        jmp     target_90
+not_PUT_98:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_103
+        jne     not_DELETE_99
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_103
+        jne     not_DELETE_99
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_94
-not_DELETE_103:
+        jmp     target_90
+not_DELETE_99:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_104
+        jne     not_PATCH_100
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_104
+        jne     not_PATCH_100
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_94
-not_PATCH_104:
+        jmp     target_90
+not_PATCH_100:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_105
+        jne     not_OPTIONS_101
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_105
+        jne     not_OPTIONS_101
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_94
-not_OPTIONS_105:
-unknown_method_95:
+        jmp     target_90
+not_OPTIONS_101:
+unknown_method_91:
         mov     rcx, rsi
-method_token_96:
+method_token_92:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_97
+        jz      method_token_end_93
         inc     rcx
-        jmp     method_token_96
-method_token_end_97:
+        jmp     method_token_92
+method_token_end_93:
         cmp     rcx, rsi
-        je      bad_request_98                  ; no method at all
+        je      bad_request_94                  ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_98                  ; not followed by one space
+        jne     bad_request_94                  ; not followed by one space
         mov     eax, 21                         ; 501 Not Implemented
         ret
 
@@ -880,60 +840,60 @@ method_token_end_97:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_94:
+target_90:
         cmp     byte [rsi], 47
-        je      origin_form_106
+        je      origin_form_102
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_98
+        jne     bad_request_94
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_98
+        jne     bad_request_94
         add     rsi, 7                          ; skip "http://"
-authority_107:
+authority_103:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_106                 ; the path starts
+        je      origin_form_102                 ; the path starts
         cmp     eax, 32
-        je      no_path_108                     ; "http://host": the path is "/"
+        je      no_path_104                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_98
+        jz      bad_request_94
         inc     rsi
-        jmp     authority_107
-no_path_108:
+        jmp     authority_103
+no_path_104:
         lea     rax, [rel path_root]
         mov     qword [rel req_path], rax
         mov     qword [rel req_path_len], 1
-        jmp     version_112
-origin_form_106:
+        jmp     version_108
+origin_form_102:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_109:
+path_105:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_110
+        je      path_end_106
         cmp     eax, 63
-        je      query_111
+        je      query_107
         cmp     eax, 35
-        je      query_111
+        je      query_107
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_98                  ; CR, LF, a control character: malformed
+        jz      bad_request_94                  ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_109
-query_111:
+        jmp     path_105
+query_107:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_113:
+skip_query_109:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_112
+        je      version_108
         test    byte [r8+rax], 4
-        jz      bad_request_98
-        jmp     skip_query_113
-path_end_110:
+        jz      bad_request_94
+        jmp     skip_query_109
+path_end_106:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -942,28 +902,28 @@ path_end_110:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_112:
+version_108:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_98
+        jne     bad_request_94
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_98
+        jne     bad_request_94
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_98                  ; not a digit
+        ja      bad_request_94                  ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_98
+        jne     bad_request_94
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_98
+        ja      bad_request_94
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_98                  ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_94                  ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_114
+        je      http_1_110
         mov     eax, 22                         ; 505 HTTP Version Not Supported
         ret
-http_1_114:
+http_1_110:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -973,215 +933,215 @@ http_1_114:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_115:
+header_line_111:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_124
+        je      headers_done_120
         mov     rcx, rsi                        ; rcx = the name
-field_name_116:
+field_name_112:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_117
+        jz      field_name_end_113
         inc     rsi
-        jmp     field_name_116
-field_name_end_117:
+        jmp     field_name_112
+field_name_end_113:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_98                  ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_94                  ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_98                  ; whitespace (or anything) before the colon
+        jne     bad_request_94                  ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_118:
+skip_ows_114:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_125
+        je      ows_char_121
         cmp     byte [rsi], 9
-        jne     field_value_119
-ows_char_125:
+        jne     field_value_115
+ows_char_121:
         inc     rsi
-        jmp     skip_ows_118
-field_value_119:
+        jmp     skip_ows_114
+field_value_115:
         mov     r11, rsi                        ; r11 = the value
-value_char_126:
+value_char_122:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_120
+        je      field_cr_116
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_98                  ; a bare LF, NUL or another control character
+        jz      bad_request_94                  ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_126
-field_cr_120:
+        jmp     value_char_122
+field_cr_116:
         cmp     byte [rsi+1], 10
-        jne     bad_request_98                  ; a bare CR
+        jne     bad_request_94                  ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_121:
+trim_117:
         cmp     r9, r11
-        je      trimmed_122
+        je      trimmed_118
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_127
+        je      trim_one_123
         cmp     eax, 9
-        jne     trimmed_122
-trim_one_127:
+        jne     trimmed_118
+trim_one_123:
         dec     r9
-        jmp     trim_121
-trimmed_122:
+        jmp     trim_117
+trimmed_118:
         cmp     rdx, 4
-        jne     not_host_128
+        jne     not_host_124
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_128
+        jne     not_host_124
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_123
-not_host_128:
+        jmp     next_field_119
+not_host_124:
         cmp     rdx, 14
-        jne     not_content_length_130
+        jne     not_content_length_126
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_130
+        jne     not_content_length_126
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_130
+        jne     not_content_length_126
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_130
+        jne     not_content_length_126
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_130
+        jne     not_content_length_126
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_98                  ; empty
+        je      bad_request_94                  ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_132:
+cl_digit_128:
         cmp     r11, r9
-        je      cl_end_133
+        je      cl_end_129
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_98                  ; not a digit: invalid
+        ja      bad_request_94                  ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_134          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_130          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_134:
+cl_too_many_digits_130:
         inc     r11
-        jmp     cl_digit_132
-cl_end_133:
+        jmp     cl_digit_128
+cl_end_129:
         cmp     rdx, 15
-        jbe     cl_store_135
+        jbe     cl_store_131
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_135:
+cl_store_131:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_123
-not_content_length_130:
+        jmp     next_field_119
+not_content_length_126:
         cmp     rdx, 17
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_127
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_127
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_127
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_127
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_127
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_127
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_123
-not_transfer_encoding_131:
+        jmp     next_field_119
+not_transfer_encoding_127:
         cmp     rdx, 10
-        jne     not_connection_129
+        jne     not_connection_125
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_129
+        jne     not_connection_125
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_129
+        jne     not_connection_125
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_129
-conn_token_136:
+        jne     not_connection_125
+conn_token_132:
         cmp     r11, r9
-        jae     next_field_123                  ; no more tokens
+        jae     next_field_119                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_137
+        je      conn_separator_133
         cmp     eax, 32
-        je      conn_separator_137
+        je      conn_separator_133
         cmp     eax, 9
-        jne     conn_token_start_142
-conn_separator_137:
+        jne     conn_token_start_138
+conn_separator_133:
         inc     r11
-        jmp     conn_token_136
-conn_token_start_142:
+        jmp     conn_token_132
+conn_token_start_138:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_138:
+conn_scan_134:
         cmp     r11, r9
-        jae     conn_scanned_139
+        jae     conn_scanned_135
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_139
+        je      conn_scanned_135
         cmp     eax, 32
-        je      conn_scanned_139
+        je      conn_scanned_135
         cmp     eax, 9
-        je      conn_scanned_139
+        je      conn_scanned_135
         inc     r11
-        jmp     conn_scan_138
-conn_scanned_139:
+        jmp     conn_scan_134
+conn_scanned_135:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_140
+        jne     not_close_136
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_140
+        jne     not_close_136
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_140
+        jne     not_close_136
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_140:
+not_close_136:
         cmp     rdx, 10
-        jne     not_keep_alive_141
+        jne     not_keep_alive_137
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_141
+        jne     not_keep_alive_137
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_141
+        jne     not_keep_alive_137
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_141
+        jne     not_keep_alive_137
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_141:
-        jmp     conn_token_136
-not_connection_129:
-next_field_123:
+not_keep_alive_137:
+        jmp     conn_token_132
+not_connection_125:
+next_field_119:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_115
-headers_done_124:
+        jmp     header_line_111
+headers_done_120:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1189,101 +1149,101 @@ headers_done_124:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_146:
+check_request_142:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_143
+        je      no_transfer_encoding_139
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_98                  ; both framings: a smuggling attempt
+        jne     bad_request_94                  ; both framings: a smuggling attempt
         mov     eax, 21                         ; 501 Not Implemented
         ret
-no_transfer_encoding_143:
+no_transfer_encoding_139:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_98                  ; Content-Length twice
+        ja      bad_request_94                  ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_98                  ; Host twice
-        je      host_ok_144
+        ja      bad_request_94                  ; Host twice
+        je      host_ok_140
         cmp     dword [rel req_minor], 0
-        jne     bad_request_98                  ; HTTP/1.1 without Host
-host_ok_144:
+        jne     bad_request_94                  ; HTTP/1.1 without Host
+host_ok_140:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_145
+        jbe     size_ok_141
         mov     eax, 18                         ; 413 Content Too Large
         ret
-size_ok_145:
+size_ok_141:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route by exact path
 ;; C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ;; A compare chain generated from the spec: the length first, then the bytes.
 ;; Unknown paths get not_found.
-route_147:
+route_143:
         mov     r9, qword [rel req_path]        ; r9 = the path
         mov     r10, qword [rel req_path_len]   ; r10 = its length
         cmp     r10, 1                          ; "/"
-        jne     not_path_148
+        jne     not_path_144
         mov     rsi, r9
         lea     rdi, [rel path_0]
         mov     ecx, 1
         repe cmpsb                              ; compare while equal
-        je      path_149
-not_path_148:
+        je      path_145
+not_path_144:
         cmp     r10, 7                          ; "/health"
-        jne     not_path_150
+        jne     not_path_146
         mov     rsi, r9
         lea     rdi, [rel path_1]
         mov     ecx, 7
         repe cmpsb                              ; compare while equal
-        je      path_151
-not_path_150:
+        je      path_147
+not_path_146:
         cmp     r10, 11                         ; "/api/status"
-        jne     not_path_152
+        jne     not_path_148
         mov     rsi, r9
         lea     rdi, [rel path_2]
         mov     ecx, 11
         repe cmpsb                              ; compare while equal
-        je      path_153
-not_path_152:
+        je      path_149
+not_path_148:
         cmp     r10, 10                         ; "/api/items"
-        jne     not_path_154
+        jne     not_path_150
         mov     rsi, r9
         lea     rdi, [rel path_3]
         mov     ecx, 10
         repe cmpsb                              ; compare while equal
-        je      path_155
-not_path_154:
+        je      path_151
+not_path_150:
         cmp     r10, 12                         ; "/api/items/1"
-        jne     not_path_156
+        jne     not_path_152
         mov     rsi, r9
         lea     rdi, [rel path_4]
         mov     ecx, 12
         repe cmpsb                              ; compare while equal
-        je      path_157
-not_path_156:
+        je      path_153
+not_path_152:
         cmp     r10, 4                          ; "/old"
-        jne     not_path_158
+        jne     not_path_154
         mov     rsi, r9
         lea     rdi, [rel path_5]
         mov     ecx, 4
         repe cmpsb                              ; compare while equal
-        je      path_159
-not_path_158:
+        je      path_155
+not_path_154:
         cmp     r10, 7                          ; "/teapot"
-        jne     not_path_160
+        jne     not_path_156
         mov     rsi, r9
         lea     rdi, [rel path_6]
         mov     ecx, 7
         repe cmpsb                              ; compare while equal
-        je      path_161
-not_path_160:
+        je      path_157
+not_path_156:
         cmp     r10, 12                         ; "/maintenance"
-        jne     not_path_162
+        jne     not_path_158
         mov     rsi, r9
         lea     rdi, [rel path_7]
         mov     ecx, 12
         repe cmpsb                              ; compare while equal
-        je      path_163
-not_path_162:
+        je      path_159
+not_path_158:
         mov     eax, 16                         ; 404: not_found
         ret
 
@@ -1291,18 +1251,18 @@ not_path_162:
 ;; parse_request: the methods of /
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_149:
+path_145:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_164
+        jne     not_160
         mov     eax, 0                          ; GET /
         ret
-not_164:
+not_160:
         cmp     ecx, 2                          ; HEAD
-        jne     not_165
+        jne     not_161
         mov     eax, 0                          ; GET /
         ret
-not_165:
+not_161:
         mov     eax, 8                          ; 405 Method Not Allowed
         ret
 
@@ -1310,18 +1270,18 @@ not_165:
 ;; parse_request: the methods of /health
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_151:
+path_147:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_166
+        jne     not_162
         mov     eax, 1                          ; GET /health
         ret
-not_166:
+not_162:
         cmp     ecx, 2                          ; HEAD
-        jne     not_167
+        jne     not_163
         mov     eax, 1                          ; GET /health
         ret
-not_167:
+not_163:
         mov     eax, 9                          ; 405 Method Not Allowed
         ret
 
@@ -1329,18 +1289,18 @@ not_167:
 ;; parse_request: the methods of /api/status
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_153:
+path_149:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_168
+        jne     not_164
         mov     eax, 2                          ; GET /api/status
         ret
-not_168:
+not_164:
         cmp     ecx, 2                          ; HEAD
-        jne     not_169
+        jne     not_165
         mov     eax, 2                          ; GET /api/status
         ret
-not_169:
+not_165:
         mov     eax, 10                         ; 405 Method Not Allowed
         ret
 
@@ -1348,13 +1308,13 @@ not_169:
 ;; parse_request: the methods of /api/items
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_155:
+path_151:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 3                          ; POST
-        jne     not_170
+        jne     not_166
         mov     eax, 3                          ; POST /api/items
         ret
-not_170:
+not_166:
         mov     eax, 11                         ; 405 Method Not Allowed
         ret
 
@@ -1362,13 +1322,13 @@ not_170:
 ;; parse_request: the methods of /api/items/1
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_157:
+path_153:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 5                          ; DELETE
-        jne     not_171
+        jne     not_167
         mov     eax, 4                          ; DELETE /api/items/1
         ret
-not_171:
+not_167:
         mov     eax, 12                         ; 405 Method Not Allowed
         ret
 
@@ -1376,18 +1336,18 @@ not_171:
 ;; parse_request: the methods of /old
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_159:
+path_155:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_172
+        jne     not_168
         mov     eax, 5                          ; GET /old
         ret
-not_172:
+not_168:
         cmp     ecx, 2                          ; HEAD
-        jne     not_173
+        jne     not_169
         mov     eax, 5                          ; GET /old
         ret
-not_173:
+not_169:
         mov     eax, 13                         ; 405 Method Not Allowed
         ret
 
@@ -1395,18 +1355,18 @@ not_173:
 ;; parse_request: the methods of /teapot
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_161:
+path_157:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_174
+        jne     not_170
         mov     eax, 6                          ; GET /teapot
         ret
-not_174:
+not_170:
         cmp     ecx, 2                          ; HEAD
-        jne     not_175
+        jne     not_171
         mov     eax, 6                          ; GET /teapot
         ret
-not_175:
+not_171:
         mov     eax, 14                         ; 405 Method Not Allowed
         ret
 
@@ -1414,26 +1374,86 @@ not_175:
 ;; parse_request: the methods of /maintenance
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_163:
+path_159:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_176
+        jne     not_172
         mov     eax, 7                          ; GET /maintenance
         ret
-not_176:
+not_172:
         cmp     ecx, 2                          ; HEAD
-        jne     not_177
+        jne     not_173
         mov     eax, 7                          ; GET /maintenance
         ret
-not_177:
+not_173:
         mov     eax, 15                         ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_98:
+bad_request_94:
         mov     eax, 17                         ; 400 Bad Request
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine decide_mode(eax = response, ecx = requests answered)
+;; C: conn_mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
+;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
+;; signal and the last of limits.keepalive_requests close the connection.
+;; Keeps eax.
+decide_mode_25:
+        mov     dword [rel conn_mode], 0        ; close, unless kept below
+        inc     ecx                             ; this one too
+        cmp     ecx, 100                        ; the last request allowed?
+        jae     mode_decided_174
+        mov     ecx, eax
+        shl     rcx, 5                          ; index * 32: its record
+        lea     rdx, [rel responses]
+        cmp     dword [rdx+rcx+28], 0           ; always close after it?
+        jne     mode_decided_174
+        cmp     dword [rel stop_requested], 0   ; shutting down?
+        jne     mode_decided_174
+        cmp     dword [rel req_close], 0        ; Connection: close?
+        jne     mode_decided_174
+        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
+        je      http10_175
+        mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
+        ret
+http10_175:
+        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
+        je      mode_decided_174
+        mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
+mode_decided_174:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine too_large: the head does not fit
+;; C: return memchr(buf, '\n', len) ? 431 : 414
+;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
+;; line has no end, else 431 Request Header Fields Too Large. The whole
+;; buffer counts as the head.
+too_large_26:
+        xor     ecx, ecx                        ; i = 0
+scan_lf_177:
+        cmp     rcx, r14
+        jae     answer_too_large_178
+        cmp     byte [rbp+rcx], 10              ; '\n'
+        je      found_lf_176
+        inc     rcx
+        jmp     scan_lf_177
+found_lf_176:
+        mov     eax, 20                         ; 431
+        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
+        mov     qword [rel req_content_length], 0
+        mov     qword [rel head_len], r14
+        ret
+answer_too_large_178:
+        mov     eax, 19                         ; 414
+        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
+        mov     qword [rel req_content_length], 0
+        mov     qword [rel head_len], r14
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1453,22 +1473,22 @@ prepare_response_23:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_178                  ; mode 0: close
+        jz      head_ready_179                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_178                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_179                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_178:
+head_ready_179:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_179
+        jne     body_ready_180
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_179:
+body_ready_180:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1486,21 +1506,21 @@ body_ready_179:
 ;; write_all (blocking modes). rax = 0, or -errno.
 send_response_24:
         call    prepare_response_23
-writev_again_180:
+writev_again_181:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel iov]                  ; iov
         mov     edx, 2                          ; iovcnt = 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_180
+        je      writev_again_181
         test    rax, rax
-        js      send_done_182                   ; -errno: the client is gone
+        js      send_done_183                   ; -errno: the client is gone
         ; A short write: finish the head, then the body, with write_all.
         lea     r10, [rel iov]
         mov     rcx, qword [r10+8]              ; head_len
         cmp     rax, rcx
-        jae     head_done_181
+        jae     head_done_182
         mov     rsi, qword [r10]
         add     rsi, rax                        ; the head's rest
         mov     rdx, rcx
@@ -1508,11 +1528,11 @@ writev_again_180:
         mov     rdi, r13
         call    write_all_6
         test    rax, rax
-        js      send_done_182
+        js      send_done_183
         xor     eax, eax                        ; no body bytes written yet
         lea     r10, [rel iov]
         mov     ecx, 0
-head_done_181:
+head_done_182:
         sub     rax, rcx                        ; body bytes written
         mov     rsi, qword [r10+16]
         add     rsi, rax                        ; the body's rest
@@ -1520,7 +1540,7 @@ head_done_181:
         sub     rdx, rax
         mov     rdi, r13
         call    write_all_6                     ; returns at once when nothing is left
-send_done_182:
+send_done_183:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1528,24 +1548,24 @@ send_done_182:
 ;; C: dprintf(log_fd, "%s \"%.*s\" %d %zu\n", ip, line_len, buf, status, body_bytes)
 ;; One access-log line: client address, request line, status, body bytes.
 ;; Built in line_buf and written with one write(). Keeps rbx and rbp.
-log_request_25:
+log_request_27:
         lea     rdi, [rel line_buf]
         call    append_ip_8
         mov     word [rdi], 0x2220              ; ' "'
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        ; the request line: up to the first CR or LF
-line_len_183:
+line_len_184:
         cmp     rcx, r14
-        jae     copy_line_184
+        jae     copy_line_185
         movzx   eax, byte [rsi+rcx]
         cmp     eax, 13
-        je      copy_line_184
+        je      copy_line_185
         cmp     eax, 10
-        je      copy_line_184
+        je      copy_line_185
         inc     rcx
-        jmp     line_len_183
-copy_line_184:
+        jmp     line_len_184
+copy_line_185:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2

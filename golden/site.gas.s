@@ -45,7 +45,7 @@ _start:
 ## exits at once when idle, else it lets the current connection finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_27:
+.Lcatch_stop_signals_29:
         sub     rsp, 32                         # struct sigaction on the stack
         lea     rax, [rip + .Lon_signal_12]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
@@ -70,25 +70,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_28:
+.Lchoose_log_30:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_29:
+.Lsocket_31:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_30
+        jns     .Lok_32
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 14                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_30:
+.Lok_32:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -96,7 +96,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_31:
+.Lreuseaddr_33:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -105,50 +105,50 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_32
+        jns     .Lok_34
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 31                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_32:
+.Lok_34:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_33:
+.Lbind_35:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_34
+        jns     .Lok_36
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 25                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_34:
+.Lok_36:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_35:
+.Llisten_37:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_36
+        jns     .Lok_38
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 27                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_36:
+.Lok_38:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "site listening on 0.0.0.0:8080\n", 31)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_37:
+.Lannounce_39:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 31                         # count
@@ -163,7 +163,7 @@ _start:
 ## C: sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)
 ## With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the
 ## kernel at once: no zombie ever stays, and no wait4() loop is needed.
-.Lreap_children_38:
+.Lreap_children_40:
         mov     edi, 17                         # signum = SIGCHLD
         lea     rsi, [rip + sigaction_nocldwait] # act = SIG_IGN + SA_NOCLDWAIT
         xor     edx, edx                        # oldact = NULL
@@ -218,8 +218,8 @@ _start:
         mov     eax, 57                         # syscall number: fork
         syscall
         test    rax, rax
-        js      .Lfork_failed_40                # fork failed (EAGAIN, ENOMEM)
-        je      .Lchild_39                      # 0 in the child
+        js      .Lfork_failed_42                # fork failed (EAGAIN, ENOMEM)
+        je      .Lchild_41                      # 0 in the child
         # the parent: the child has its own copy of client_fd
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
@@ -230,7 +230,7 @@ _start:
 ## survive a failed fork: close(2), syscall 3
 ## C: close(client_fd); nanosleep(&(struct timespec){ 0, 100000000 }, NULL)
 ## Too many processes or no memory: drop this connection, pause 100 ms.
-.Lfork_failed_40:
+.Lfork_failed_42:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -244,7 +244,7 @@ _start:
 ## the child lets go of the listening socket: close(2), syscall 3
 ## C: close(listen_fd)
 ## Only the parent accepts; the child keeps just its client.
-.Lchild_39:
+.Lchild_41:
         mov     rdi, r12                        # fd = listen_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -282,78 +282,59 @@ _start:
 .Lnext_request_17:
         call    .Lfind_head_end_22
         test    rax, rax
-        jnz     .Lhave_head_41                  # complete: answer it
+        jnz     .Lhave_head_43                  # complete: answer it
         cmp     r14, 0x2000
-        jae     .Lhead_too_large_42             # the buffer is full and the head has no end
+        jae     .Lhead_too_large_44             # the buffer is full and the head has no end
 
 ## --------------------------------------------------------------------------
 ## read more of the request: read(2), syscall 0
 ## C: n = read_timed(buf + len, sizeof buf - len)
 ## Waits until the deadline at most. End of file, a timeout or an error closes
 ## the connection unanswered. A stop signal ends an idle keep-alive connection.
-.Lread_more_43:
-.Lread_again_44:
+.Lread_more_45:
+.Lread_again_46:
         mov     rsi, rbp
         add     rsi, r14                        # buf + len
         mov     edx, 0x2000                     # the room left: request_bytes - len
         sub     rdx, r14
         call    .Lread_timed_21
         cmp     rax, -4                         # -EINTR: a signal came
-        jne     .Lnot_eintr_45
+        jne     .Lnot_eintr_47
         cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
-        je      .Lread_again_44                 # no: wait on
+        je      .Lread_again_46                 # no: wait on
         test    r14, r14                        # in the middle of a request?
-        jnz     .Lread_again_44                 # yes: finish it first
+        jnz     .Lread_again_46                 # yes: finish it first
         jmp     .Lfinish_connection_4           # no: close now
-.Lnot_eintr_45:
+.Lnot_eintr_47:
         test    rax, rax
         jle     .Lfinish_connection_4           # end of file, timeout or error: close
         add     QWORD PTR [rip + conn_bytes], rax # count it for the connection log
         # The first bytes of a keep-alive request start its header deadline.
         test    r14, r14
-        jnz     .Lcounted_46
+        jnz     .Lcounted_48
         cmp     DWORD PTR [rip + served], 0
-        je      .Lcounted_46                    # the first request's deadline runs from accept()
+        je      .Lcounted_48                    # the first request's deadline runs from accept()
         mov     rbx, rax                        # keep n
         call    .Lnow_ms_20
         add     rax, 0x2710                     # + header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax # deadline
         mov     rax, rbx
-.Lcounted_46:
+.Lcounted_48:
         add     r14, rax                        # len += n
         jmp     .Lnext_request_17
 
 ## --------------------------------------------------------------------------
 ## the head does not fit in the buffer
-## C: response = memchr(buf, '\n', len) ? 431 : 414
-## Over limits.request_bytes (8192): 414 URI Too Long when even the request
-## line has no end, else 431 Request Header Fields Too Large.
-.Lhead_too_large_42:
-        mov     rsi, rbp
-        xor     ecx, ecx                        # i = 0
-.Lscan_lf_49:
-        cmp     rcx, r14
-        jae     .Lno_lf_48
-        cmp     BYTE PTR [rsi+rcx], 10          # '\n'
-        je      .Lfound_lf_47
-        inc     rcx
-        jmp     .Lscan_lf_49
-.Lfound_lf_47:
-        mov     eax, 12                         # 431
-        jmp     .Lanswer_too_large_50
-.Lno_lf_48:
-        mov     eax, 11                         # 414
-.Lanswer_too_large_50:
-        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
-        mov     QWORD PTR [rip + req_content_length], 0
-        mov     QWORD PTR [rip + head_len], r14
+## C: response = too_large()
+.Lhead_too_large_44:
+        call    .Ltoo_large_27
         jmp     .Lrespond_19
 
 ## --------------------------------------------------------------------------
 ## parse the request
 ## C: response = parse_request(buf, head_len)
 ## Everything the head says is checked, then routed to a response index.
-.Lhave_head_41:
+.Lhave_head_43:
         mov     QWORD PTR [rip + head_len], rax
         call    .Lparse_request_23              # eax = the response's index
 
@@ -365,33 +346,12 @@ _start:
 ## signal and the last of limits.keepalive_requests close the connection.
 .Lrespond_19:
         mov     ebx, eax                        # ebx = response index
-        mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
-        mov     ecx, ebx
-        shl     rcx, 5                          # index * 32: its record
-        lea     rdx, [rip + responses]
-        cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_51
-        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_51
-        mov     ecx, DWORD PTR [rip + served]
-        inc     ecx
-        cmp     ecx, 1000                       # the last request allowed?
-        jae     .Lmode_decided_51
-        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_51
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_52
-        mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
-        jmp     .Lmode_decided_51
-.Lhttp10_52:
-        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_51
-        mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_51:
+        mov     ecx, DWORD PTR [rip + served]   # requests answered before this one
+        call    .Ldecide_mode_26                # conn_mode = 0, 1 or 2
         mov     eax, ebx
         call    .Lsend_response_25              # rax = 0, or -errno
         mov     rbx, rax                        # keep the result
-        call    .Llog_request_26                # one access-log line
+        call    .Llog_request_28                # one access-log line
         inc     DWORD PTR [rip + served]
         test    rbx, rbx
         js      .Lfinish_connection_4           # the client is gone
@@ -410,34 +370,34 @@ _start:
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
         cmp     rcx, rbx
-        jae     .Lbody_in_buffer_53
+        jae     .Lbody_in_buffer_49
         sub     rbx, rcx                        # rbx = body bytes still to come
         xor     r14d, r14d                      # the buffer holds nothing we need
-.Ldiscard_54:
+.Ldiscard_50:
         test    rbx, rbx
-        jz      .Lconsumed_57
+        jz      .Lconsumed_53
         call    .Lnow_ms_20
         add     rax, 0x2710                     # + header_timeout_ms for each read
         mov     QWORD PTR [rip + deadline], rax # deadline
         mov     rsi, rbp                        # read into the buffer
         mov     rdx, rbx                        # no more than the body's rest:
         cmp     rdx, 0x2000                     # the next request stays unread
-        jbe     .Lcount_ok_55
+        jbe     .Lcount_ok_51
         mov     edx, 0x2000
-.Lcount_ok_55:
+.Lcount_ok_51:
         call    .Lread_timed_21
         cmp     rax, -4
-        jne     .Ldiscard_ok_56
+        jne     .Ldiscard_ok_52
         cmp     DWORD PTR [rip + stop_requested], 0 # a signal: stop if asked to
-        je      .Ldiscard_54
+        je      .Ldiscard_50
         jmp     .Lfinish_connection_4
-.Ldiscard_ok_56:
+.Ldiscard_ok_52:
         test    rax, rax
         jle     .Lfinish_connection_4           # end of file, timeout or error
         add     QWORD PTR [rip + conn_bytes], rax
         sub     rbx, rax
-        jmp     .Ldiscard_54
-.Lbody_in_buffer_53:
+        jmp     .Ldiscard_50
+.Lbody_in_buffer_49:
         add     rax, rbx                        # n = head + body
         mov     rdi, rbp                        # memmove(buf, buf + n, len - n)
         lea     rsi, [rdi+rax]
@@ -445,15 +405,15 @@ _start:
         sub     rcx, rax
         sub     r14, rax                        # len -= n
         rep movsb                               # forward copy: safe when the areas overlap this way
-.Lconsumed_57:
+.Lconsumed_53:
         mov     QWORD PTR [rip + scanned], 0    # search the new request from its start
         call    .Lnow_ms_20
         test    r14, r14                        # is the next request already here?
-        jnz     .Lpipelined_58
+        jnz     .Lpipelined_54
         add     rax, 0x1388                     # no: wait keepalive_timeout_ms for it
         mov     QWORD PTR [rip + deadline], rax
         jmp     .Lnext_request_17
-.Lpipelined_58:
+.Lpipelined_54:
         add     rax, 0x2710                     # yes: its head has header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax
         jmp     .Lnext_request_17
@@ -477,7 +437,7 @@ _start:
 ## arrived, without waiting (at most 16 buffers), so close() sends FIN.
 .Ldrain_input_9:
         mov     r10d, 16                        # at most 16 reads
-.Ldrain_59:
+.Ldrain_55:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
         mov     edx, 0x2000                     # len
@@ -490,10 +450,10 @@ _start:
         syscall
         pop     r10                             # the count
         test    rax, rax
-        jle     .Ldrained_60                    # nothing more (-EAGAIN), end of file, or error
+        jle     .Ldrained_56                    # nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     .Ldrain_59
-.Ldrained_60:
+        jnz     .Ldrain_55
+.Ldrained_56:
         ret
 
 ## --------------------------------------------------------------------------
@@ -511,25 +471,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_61:
+.Lwrite_more_57:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_62
+        jz      .Lwrite_done_58
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_61
+        je      .Lwrite_more_57
         test    rax, rax
-        js      .Lwrite_return_64               # -errno: give up
-        jz      .Lwrite_eio_63                  # no progress: give up
+        js      .Lwrite_return_60               # -errno: give up
+        jz      .Lwrite_eio_59                  # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_61
-.Lwrite_eio_63:
+        jmp     .Lwrite_more_57
+.Lwrite_eio_59:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_62:
+.Lwrite_done_58:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_64:
+.Lwrite_return_60:
         ret
 
 ## --------------------------------------------------------------------------
@@ -542,14 +502,14 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_65:
+.Ldigit_61:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_65
+        jnz     .Ldigit_61
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
@@ -593,136 +553,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_69
+        je      .Lis_EPERM_65
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_70
+        je      .Lis_ENOENT_66
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_71
+        je      .Lis_EBADF_67
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_72
+        je      .Lis_ENOMEM_68
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_73
+        je      .Lis_EACCES_69
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_74
+        je      .Lis_EEXIST_70
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_75
+        je      .Lis_ENOTDIR_71
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_76
+        je      .Lis_EISDIR_72
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_77
+        je      .Lis_EINVAL_73
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_78
+        je      .Lis_ENFILE_74
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_79
+        je      .Lis_EMFILE_75
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_80
+        je      .Lis_ENOSPC_76
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_81
+        je      .Lis_EROFS_77
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_82
+        je      .Lis_ENAMETOOLONG_78
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_83
+        je      .Lis_ELOOP_79
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_84
+        je      .Lis_EPROTONOSUPPORT_80
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_85
+        je      .Lis_EAFNOSUPPORT_81
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_86
+        je      .Lis_EADDRINUSE_82
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_87
+        je      .Lis_EADDRNOTAVAIL_83
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_88
-        jmp     .Lunknown_errno_67
-.Lis_EPERM_69:
+        je      .Lis_ENOBUFS_84
+        jmp     .Lunknown_errno_63
+.Lis_EPERM_65:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_66
-.Lis_ENOENT_70:
+        jmp     .Lcopy_text_62
+.Lis_ENOENT_66:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_66
-.Lis_EBADF_71:
+        jmp     .Lcopy_text_62
+.Lis_EBADF_67:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_66
-.Lis_ENOMEM_72:
+        jmp     .Lcopy_text_62
+.Lis_ENOMEM_68:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_66
-.Lis_EACCES_73:
+        jmp     .Lcopy_text_62
+.Lis_EACCES_69:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_66
-.Lis_EEXIST_74:
+        jmp     .Lcopy_text_62
+.Lis_EEXIST_70:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_66
-.Lis_ENOTDIR_75:
+        jmp     .Lcopy_text_62
+.Lis_ENOTDIR_71:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_66
-.Lis_EISDIR_76:
+        jmp     .Lcopy_text_62
+.Lis_EISDIR_72:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_66
-.Lis_EINVAL_77:
+        jmp     .Lcopy_text_62
+.Lis_EINVAL_73:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_66
-.Lis_ENFILE_78:
+        jmp     .Lcopy_text_62
+.Lis_ENFILE_74:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_66
-.Lis_EMFILE_79:
+        jmp     .Lcopy_text_62
+.Lis_EMFILE_75:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_66
-.Lis_ENOSPC_80:
+        jmp     .Lcopy_text_62
+.Lis_ENOSPC_76:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_66
-.Lis_EROFS_81:
+        jmp     .Lcopy_text_62
+.Lis_EROFS_77:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_66
-.Lis_ENAMETOOLONG_82:
+        jmp     .Lcopy_text_62
+.Lis_ENAMETOOLONG_78:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_66
-.Lis_ELOOP_83:
+        jmp     .Lcopy_text_62
+.Lis_ELOOP_79:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_66
-.Lis_EPROTONOSUPPORT_84:
+        jmp     .Lcopy_text_62
+.Lis_EPROTONOSUPPORT_80:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_66
-.Lis_EAFNOSUPPORT_85:
+        jmp     .Lcopy_text_62
+.Lis_EAFNOSUPPORT_81:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_66
-.Lis_EADDRINUSE_86:
+        jmp     .Lcopy_text_62
+.Lis_EADDRINUSE_82:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_66
-.Lis_EADDRNOTAVAIL_87:
+        jmp     .Lcopy_text_62
+.Lis_EADDRNOTAVAIL_83:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_66
-.Lis_ENOBUFS_88:
+        jmp     .Lcopy_text_62
+.Lis_ENOBUFS_84:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_66
-.Lunknown_errno_67:
+        jmp     .Lcopy_text_62
+.Lunknown_errno_63:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_68
-.Lcopy_text_66:
+        jmp     .Lnewline_64
+.Lcopy_text_62:
         rep movsb                               # copy the errno's text
-.Lnewline_68:
+.Lnewline_64:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -741,14 +701,14 @@ _start:
 ## loop exits once the current connection is done. A second signal exits
 ## at once.
 .Lon_signal_12:
-.Lsignal_in_worker_89:
+.Lsignal_in_worker_85:
         cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
-        jne     .Lexit_now_90
+        jne     .Lexit_now_86
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        je      .Lexit_now_90
+        je      .Lexit_now_86
         mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
-.Lexit_now_90:
+.Lexit_now_86:
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall
@@ -792,11 +752,11 @@ _start:
         call    .Lnow_ms_20
         mov     rdx, QWORD PTR [rip + deadline]
         sub     rdx, rax                        # timeout = deadline - now, in ms
-        jg      .Lwait_91
-.Ltimed_out_92:
+        jg      .Lwait_87
+.Ltimed_out_88:
         mov     rax, -110                       # -ETIMEDOUT
         ret
-.Lwait_91:
+.Lwait_87:
         lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
@@ -804,14 +764,14 @@ _start:
         mov     eax, 7                          # syscall number: poll
         syscall
         test    rax, rax
-        jz      .Ltimed_out_92                  # 0: nothing came in time
-        js      .Lread_timed_done_93            # -EINTR or -errno
+        jz      .Ltimed_out_88                  # 0: nothing came in time
+        js      .Lread_timed_done_89            # -EINTR or -errno
         mov     rdi, r13                        # fd = client_fd
         mov     rsi, r8                         # buf
         mov     rdx, r9                         # count
         mov     eax, 0                          # syscall number: read
         syscall
-.Lread_timed_done_93:
+.Lread_timed_done_89:
         ret
 
 ## --------------------------------------------------------------------------
@@ -825,20 +785,20 @@ _start:
         mov     rsi, rbp
         mov     rcx, QWORD PTR [rip + scanned]
         sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_94
+        jns     .Lscan_from_90
         xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_94:
-.Lscan_95:
+.Lscan_from_90:
+.Lscan_91:
         lea     rax, [rcx+4]                    # i + 4
         cmp     rax, r14
-        ja      .Lno_end_yet_96                 # no 4 bytes left to compare
+        ja      .Lno_end_yet_92                 # no 4 bytes left to compare
         cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
-        je      .Lfound_end_97
+        je      .Lfound_end_93
         inc     rcx
-        jmp     .Lscan_95
-.Lfound_end_97:
+        jmp     .Lscan_91
+.Lfound_end_93:
         ret                                     # rax = i + 4
-.Lno_end_yet_96:
+.Lno_end_yet_92:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
         ret
@@ -862,70 +822,70 @@ _start:
         mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_103
+        jne     .Lnot_GET_99
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_98
-.Lnot_GET_103:
+        jmp     .Ltarget_94
+.Lnot_GET_99:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_104
+        jne     .Lnot_HEAD_100
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_104
+        jne     .Lnot_HEAD_100
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_98
-.Lnot_HEAD_104:
+        jmp     .Ltarget_94
+.Lnot_HEAD_100:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_105
+        jne     .Lnot_POST_101
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_105
+        jne     .Lnot_POST_101
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_98
-.Lnot_POST_105:
+        jmp     .Ltarget_94
+.Lnot_POST_101:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_106
+        jne     .Lnot_PUT_102
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_98
-.Lnot_PUT_106:
+        jmp     .Ltarget_94
+.Lnot_PUT_102:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_107
+        jne     .Lnot_DELETE_103
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_107
+        jne     .Lnot_DELETE_103
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_98
-.Lnot_DELETE_107:
+        jmp     .Ltarget_94
+.Lnot_DELETE_103:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_108
+        jne     .Lnot_PATCH_104
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_108
+        jne     .Lnot_PATCH_104
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_98
-.Lnot_PATCH_108:
+        jmp     .Ltarget_94
+.Lnot_PATCH_104:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_109
+        jne     .Lnot_OPTIONS_105
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_109
+        jne     .Lnot_OPTIONS_105
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_98
-.Lnot_OPTIONS_109:
-.Lunknown_method_99:
+        jmp     .Ltarget_94
+.Lnot_OPTIONS_105:
+.Lunknown_method_95:
         mov     rcx, rsi
-.Lmethod_token_100:
+.Lmethod_token_96:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_101
+        jz      .Lmethod_token_end_97
         inc     rcx
-        jmp     .Lmethod_token_100
-.Lmethod_token_end_101:
+        jmp     .Lmethod_token_96
+.Lmethod_token_end_97:
         cmp     rcx, rsi
-        je      .Lbad_request_102               # no method at all
+        je      .Lbad_request_98                # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_102               # not followed by one space
+        jne     .Lbad_request_98                # not followed by one space
         mov     eax, 13                         # 501 Not Implemented
         ret
 
@@ -934,60 +894,60 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_98:
+.Ltarget_94:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_110
+        je      .Lorigin_form_106
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_102
+        jne     .Lbad_request_98
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_102
+        jne     .Lbad_request_98
         add     rsi, 7                          # skip "http://"
-.Lauthority_111:
+.Lauthority_107:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_110               # the path starts
+        je      .Lorigin_form_106               # the path starts
         cmp     eax, 32
-        je      .Lno_path_112                   # "http://host": the path is "/"
+        je      .Lno_path_108                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_102
+        jz      .Lbad_request_98
         inc     rsi
-        jmp     .Lauthority_111
-.Lno_path_112:
+        jmp     .Lauthority_107
+.Lno_path_108:
         lea     rax, [rip + path_root]
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_116
-.Lorigin_form_110:
+        jmp     .Lversion_112
+.Lorigin_form_106:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_113:
+.Lpath_109:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_114
+        je      .Lpath_end_110
         cmp     eax, 63
-        je      .Lquery_115
+        je      .Lquery_111
         cmp     eax, 35
-        je      .Lquery_115
+        je      .Lquery_111
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_102               # CR, LF, a control character: malformed
+        jz      .Lbad_request_98                # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_113
-.Lquery_115:
+        jmp     .Lpath_109
+.Lquery_111:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_117:
+.Lskip_query_113:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_116
+        je      .Lversion_112
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_102
-        jmp     .Lskip_query_117
-.Lpath_end_114:
+        jz      .Lbad_request_98
+        jmp     .Lskip_query_113
+.Lpath_end_110:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -996,28 +956,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_116:
+.Lversion_112:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_102
+        jne     .Lbad_request_98
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_102
+        jne     .Lbad_request_98
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_102               # not a digit
+        ja      .Lbad_request_98                # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_102
+        jne     .Lbad_request_98
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_102
+        ja      .Lbad_request_98
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_102               # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_98                # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_118
+        je      .Lhttp_1_114
         mov     eax, 14                         # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_118:
+.Lhttp_1_114:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -1027,215 +987,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_119:
+.Lheader_line_115:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_128
+        je      .Lheaders_done_124
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_120:
+.Lfield_name_116:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_121
+        jz      .Lfield_name_end_117
         inc     rsi
-        jmp     .Lfield_name_120
-.Lfield_name_end_121:
+        jmp     .Lfield_name_116
+.Lfield_name_end_117:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_102               # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_98                # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_102               # whitespace (or anything) before the colon
+        jne     .Lbad_request_98                # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_122:
+.Lskip_ows_118:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_129
+        je      .Lows_char_125
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_123
-.Lows_char_129:
+        jne     .Lfield_value_119
+.Lows_char_125:
         inc     rsi
-        jmp     .Lskip_ows_122
-.Lfield_value_123:
+        jmp     .Lskip_ows_118
+.Lfield_value_119:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_130:
+.Lvalue_char_126:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_124
+        je      .Lfield_cr_120
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_102               # a bare LF, NUL or another control character
+        jz      .Lbad_request_98                # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_130
-.Lfield_cr_124:
+        jmp     .Lvalue_char_126
+.Lfield_cr_120:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_102               # a bare CR
+        jne     .Lbad_request_98                # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_125:
+.Ltrim_121:
         cmp     r9, r11
-        je      .Ltrimmed_126
+        je      .Ltrimmed_122
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_131
+        je      .Ltrim_one_127
         cmp     eax, 9
-        jne     .Ltrimmed_126
-.Ltrim_one_131:
+        jne     .Ltrimmed_122
+.Ltrim_one_127:
         dec     r9
-        jmp     .Ltrim_125
-.Ltrimmed_126:
+        jmp     .Ltrim_121
+.Ltrimmed_122:
         cmp     rdx, 4
-        jne     .Lnot_host_132
+        jne     .Lnot_host_128
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_132
+        jne     .Lnot_host_128
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_127
-.Lnot_host_132:
+        jmp     .Lnext_field_123
+.Lnot_host_128:
         cmp     rdx, 14
-        jne     .Lnot_content_length_134
+        jne     .Lnot_content_length_130
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_134
+        jne     .Lnot_content_length_130
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_134
+        jne     .Lnot_content_length_130
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_134
+        jne     .Lnot_content_length_130
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_134
+        jne     .Lnot_content_length_130
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_102               # empty
+        je      .Lbad_request_98                # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_136:
+.Lcl_digit_132:
         cmp     r11, r9
-        je      .Lcl_end_137
+        je      .Lcl_end_133
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_102               # not a digit: invalid
+        ja      .Lbad_request_98                # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_138        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_134        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_138:
+.Lcl_too_many_digits_134:
         inc     r11
-        jmp     .Lcl_digit_136
-.Lcl_end_137:
+        jmp     .Lcl_digit_132
+.Lcl_end_133:
         cmp     rdx, 15
-        jbe     .Lcl_store_139
+        jbe     .Lcl_store_135
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_139:
+.Lcl_store_135:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_127
-.Lnot_content_length_134:
+        jmp     .Lnext_field_123
+.Lnot_content_length_130:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_135
+        jne     .Lnot_transfer_encoding_131
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_135
+        jne     .Lnot_transfer_encoding_131
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_135
+        jne     .Lnot_transfer_encoding_131
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_135
+        jne     .Lnot_transfer_encoding_131
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_135
+        jne     .Lnot_transfer_encoding_131
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_135
+        jne     .Lnot_transfer_encoding_131
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_127
-.Lnot_transfer_encoding_135:
+        jmp     .Lnext_field_123
+.Lnot_transfer_encoding_131:
         cmp     rdx, 10
-        jne     .Lnot_connection_133
+        jne     .Lnot_connection_129
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_133
+        jne     .Lnot_connection_129
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_133
+        jne     .Lnot_connection_129
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_133
-.Lconn_token_140:
+        jne     .Lnot_connection_129
+.Lconn_token_136:
         cmp     r11, r9
-        jae     .Lnext_field_127                # no more tokens
+        jae     .Lnext_field_123                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_141
+        je      .Lconn_separator_137
         cmp     eax, 32
-        je      .Lconn_separator_141
+        je      .Lconn_separator_137
         cmp     eax, 9
-        jne     .Lconn_token_start_146
-.Lconn_separator_141:
+        jne     .Lconn_token_start_142
+.Lconn_separator_137:
         inc     r11
-        jmp     .Lconn_token_140
-.Lconn_token_start_146:
+        jmp     .Lconn_token_136
+.Lconn_token_start_142:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_142:
+.Lconn_scan_138:
         cmp     r11, r9
-        jae     .Lconn_scanned_143
+        jae     .Lconn_scanned_139
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_143
+        je      .Lconn_scanned_139
         cmp     eax, 32
-        je      .Lconn_scanned_143
+        je      .Lconn_scanned_139
         cmp     eax, 9
-        je      .Lconn_scanned_143
+        je      .Lconn_scanned_139
         inc     r11
-        jmp     .Lconn_scan_142
-.Lconn_scanned_143:
+        jmp     .Lconn_scan_138
+.Lconn_scanned_139:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_144
+        jne     .Lnot_close_140
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_144
+        jne     .Lnot_close_140
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_144
+        jne     .Lnot_close_140
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_144:
+.Lnot_close_140:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_145
+        jne     .Lnot_keep_alive_141
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_145
+        jne     .Lnot_keep_alive_141
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_145
+        jne     .Lnot_keep_alive_141
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_145
+        jne     .Lnot_keep_alive_141
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_145:
-        jmp     .Lconn_token_140
-.Lnot_connection_133:
-.Lnext_field_127:
+.Lnot_keep_alive_141:
+        jmp     .Lconn_token_136
+.Lnot_connection_129:
+.Lnext_field_123:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_119
-.Lheaders_done_128:
+        jmp     .Lheader_line_115
+.Lheaders_done_124:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1243,69 +1203,69 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_150:
+.Lcheck_request_146:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_147
+        je      .Lno_transfer_encoding_143
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_102               # both framings: a smuggling attempt
+        jne     .Lbad_request_98                # both framings: a smuggling attempt
         mov     eax, 13                         # 501 Not Implemented
         ret
-.Lno_transfer_encoding_147:
+.Lno_transfer_encoding_143:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_102               # Content-Length twice
+        ja      .Lbad_request_98                # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_102               # Host twice
-        je      .Lhost_ok_148
+        ja      .Lbad_request_98                # Host twice
+        je      .Lhost_ok_144
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_102               # HTTP/1.1 without Host
-.Lhost_ok_148:
+        jne     .Lbad_request_98                # HTTP/1.1 without Host
+.Lhost_ok_144:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_149
+        jbe     .Lsize_ok_145
         mov     eax, 10                         # 413 Content Too Large
         ret
-.Lsize_ok_149:
+.Lsize_ok_145:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route by exact path
 ## C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ## A compare chain generated from the spec: the length first, then the bytes.
 ## Unknown paths get not_found.
-.Lroute_151:
+.Lroute_147:
         mov     r9, QWORD PTR [rip + req_path]  # r9 = the path
         mov     r10, QWORD PTR [rip + req_path_len] # r10 = its length
         cmp     r10, 1                          # "/"
-        jne     .Lnot_path_152
+        jne     .Lnot_path_148
         mov     rsi, r9
         lea     rdi, [rip + path_0]
         mov     ecx, 1
         repe cmpsb                              # compare while equal
-        je      .Lpath_153
-.Lnot_path_152:
+        je      .Lpath_149
+.Lnot_path_148:
         cmp     r10, 11                         # "/index.html"
-        jne     .Lnot_path_154
+        jne     .Lnot_path_150
         mov     rsi, r9
         lea     rdi, [rip + path_1]
         mov     ecx, 11
         repe cmpsb                              # compare while equal
-        je      .Lpath_155
-.Lnot_path_154:
+        je      .Lpath_151
+.Lnot_path_150:
         cmp     r10, 10                         # "/style.css"
-        jne     .Lnot_path_156
+        jne     .Lnot_path_152
         mov     rsi, r9
         lea     rdi, [rip + path_2]
         mov     ecx, 10
         repe cmpsb                              # compare while equal
-        je      .Lpath_157
-.Lnot_path_156:
+        je      .Lpath_153
+.Lnot_path_152:
         cmp     r10, 9                          # "/logo.png"
-        jne     .Lnot_path_158
+        jne     .Lnot_path_154
         mov     rsi, r9
         lea     rdi, [rip + path_3]
         mov     ecx, 9
         repe cmpsb                              # compare while equal
-        je      .Lpath_159
-.Lnot_path_158:
+        je      .Lpath_155
+.Lnot_path_154:
         mov     eax, 8                          # 404: not_found
         ret
 
@@ -1313,18 +1273,18 @@ _start:
 ## parse_request: the methods of /
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_153:
+.Lpath_149:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_160
+        jne     .Lnot_156
         mov     eax, 0                          # GET /
         ret
-.Lnot_160:
+.Lnot_156:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_161
+        jne     .Lnot_157
         mov     eax, 0                          # GET /
         ret
-.Lnot_161:
+.Lnot_157:
         mov     eax, 4                          # 405 Method Not Allowed
         ret
 
@@ -1332,18 +1292,18 @@ _start:
 ## parse_request: the methods of /index.html
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_155:
+.Lpath_151:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_162
+        jne     .Lnot_158
         mov     eax, 1                          # GET /index.html
         ret
-.Lnot_162:
+.Lnot_158:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_163
+        jne     .Lnot_159
         mov     eax, 1                          # GET /index.html
         ret
-.Lnot_163:
+.Lnot_159:
         mov     eax, 5                          # 405 Method Not Allowed
         ret
 
@@ -1351,18 +1311,18 @@ _start:
 ## parse_request: the methods of /style.css
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_157:
+.Lpath_153:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_164
+        jne     .Lnot_160
         mov     eax, 2                          # GET /style.css
         ret
-.Lnot_164:
+.Lnot_160:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_165
+        jne     .Lnot_161
         mov     eax, 2                          # GET /style.css
         ret
-.Lnot_165:
+.Lnot_161:
         mov     eax, 6                          # 405 Method Not Allowed
         ret
 
@@ -1370,26 +1330,86 @@ _start:
 ## parse_request: the methods of /logo.png
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_159:
+.Lpath_155:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_166
+        jne     .Lnot_162
         mov     eax, 3                          # GET /logo.png
         ret
-.Lnot_166:
+.Lnot_162:
         cmp     ecx, 2                          # HEAD
-        jne     .Lnot_167
+        jne     .Lnot_163
         mov     eax, 3                          # GET /logo.png
         ret
-.Lnot_167:
+.Lnot_163:
         mov     eax, 7                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_102:
+.Lbad_request_98:
         mov     eax, 9                          # 400 Bad Request
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine decide_mode(eax = response, ecx = requests answered)
+## C: conn_mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
+## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
+## signal and the last of limits.keepalive_requests close the connection.
+## Keeps eax.
+.Ldecide_mode_26:
+        mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
+        inc     ecx                             # this one too
+        cmp     ecx, 1000                       # the last request allowed?
+        jae     .Lmode_decided_164
+        mov     ecx, eax
+        shl     rcx, 5                          # index * 32: its record
+        lea     rdx, [rip + responses]
+        cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
+        jne     .Lmode_decided_164
+        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
+        jne     .Lmode_decided_164
+        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
+        jne     .Lmode_decided_164
+        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
+        je      .Lhttp10_165
+        mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
+        ret
+.Lhttp10_165:
+        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
+        je      .Lmode_decided_164
+        mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
+.Lmode_decided_164:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine too_large: the head does not fit
+## C: return memchr(buf, '\n', len) ? 431 : 414
+## Over limits.request_bytes (8192): 414 URI Too Long when even the request
+## line has no end, else 431 Request Header Fields Too Large. The whole
+## buffer counts as the head.
+.Ltoo_large_27:
+        xor     ecx, ecx                        # i = 0
+.Lscan_lf_167:
+        cmp     rcx, r14
+        jae     .Lanswer_too_large_168
+        cmp     BYTE PTR [rbp+rcx], 10          # '\n'
+        je      .Lfound_lf_166
+        inc     rcx
+        jmp     .Lscan_lf_167
+.Lfound_lf_166:
+        mov     eax, 12                         # 431
+        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
+        mov     QWORD PTR [rip + req_content_length], 0
+        mov     QWORD PTR [rip + head_len], r14
+        ret
+.Lanswer_too_large_168:
+        mov     eax, 11                         # 414
+        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
+        mov     QWORD PTR [rip + req_content_length], 0
+        mov     QWORD PTR [rip + head_len], r14
         ret
 
 ## --------------------------------------------------------------------------
@@ -1409,22 +1429,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_168                # mode 0: close
+        jz      .Lhead_ready_169                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_168                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_169                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_168:
+.Lhead_ready_169:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_169
+        jne     .Lbody_ready_170
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_169:
+.Lbody_ready_170:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9
@@ -1442,21 +1462,21 @@ _start:
 ## write_all (blocking modes). rax = 0, or -errno.
 .Lsend_response_25:
         call    .Lprepare_response_24
-.Lwritev_again_170:
+.Lwritev_again_171:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + iov]                # iov
         mov     edx, 2                          # iovcnt = 2
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_170
+        je      .Lwritev_again_171
         test    rax, rax
-        js      .Lsend_done_172                 # -errno: the client is gone
+        js      .Lsend_done_173                 # -errno: the client is gone
         # A short write: finish the head, then the body, with write_all.
         lea     r10, [rip + iov]
         mov     rcx, QWORD PTR [r10+8]          # head_len
         cmp     rax, rcx
-        jae     .Lhead_done_171
+        jae     .Lhead_done_172
         mov     rsi, QWORD PTR [r10]
         add     rsi, rax                        # the head's rest
         mov     rdx, rcx
@@ -1464,11 +1484,11 @@ _start:
         mov     rdi, r13
         call    .Lwrite_all_6
         test    rax, rax
-        js      .Lsend_done_172
+        js      .Lsend_done_173
         xor     eax, eax                        # no body bytes written yet
         lea     r10, [rip + iov]
         mov     ecx, 0
-.Lhead_done_171:
+.Lhead_done_172:
         sub     rax, rcx                        # body bytes written
         mov     rsi, QWORD PTR [r10+16]
         add     rsi, rax                        # the body's rest
@@ -1476,7 +1496,7 @@ _start:
         sub     rdx, rax
         mov     rdi, r13
         call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_172:
+.Lsend_done_173:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1484,24 +1504,24 @@ _start:
 ## C: dprintf(log_fd, "%s \"%.*s\" %d %zu\n", ip, line_len, buf, status, body_bytes)
 ## One access-log line: client address, request line, status, body bytes.
 ## Built in line_buf and written with one write(). Keeps rbx and rbp.
-.Llog_request_26:
+.Llog_request_28:
         lea     rdi, [rip + line_buf]
         call    .Lappend_ip_8
         mov     WORD PTR [rdi], 0x2220          # ' "'
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        # the request line: up to the first CR or LF
-.Lline_len_173:
+.Lline_len_174:
         cmp     rcx, r14
-        jae     .Lcopy_line_174
+        jae     .Lcopy_line_175
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      .Lcopy_line_174
+        je      .Lcopy_line_175
         cmp     eax, 10
-        je      .Lcopy_line_174
+        je      .Lcopy_line_175
         inc     rcx
-        jmp     .Lline_len_173
-.Lcopy_line_174:
+        jmp     .Lline_len_174
+.Lcopy_line_175:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2

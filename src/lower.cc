@@ -75,6 +75,8 @@ Program Lowerer::run() {
     if (spec_.mode != Mode::epoll) read_timed();
     find_head_end();
     parse_request();
+    decide_mode();
+    too_large();
     prepare_response();
     if (spec_.mode != Mode::epoll) send_response();
     if (spec_.log_requests) log_request();

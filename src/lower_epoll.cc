@@ -403,8 +403,6 @@ void Lowerer::epoll_conn_event() {
   // Answer every complete request in the buffer.
   Label have_head = b_.new_label("conn_have_head");
   Label respond = b_.new_label("conn_respond");
-  Label decided = b_.new_label("conn_mode_decided");
-  Label http10 = b_.new_label("conn_http10");
   Label queued = b_.new_label("conn_queued");
   Label body_here = b_.new_label("conn_body_here");
   block(process, "answer the complete requests in the buffer", nullptr,
@@ -421,59 +419,16 @@ void Lowerer::epoll_conn_event() {
     jmp(Op::jnz, have_head);
     op(Op::cmp, r64(kBufLen), imm(rb));
     jmp(Op::jb, save, "incomplete: wait for more");
-    {
-      Label found_lf = b_.new_label("conn_found_lf");
-      Label scan = b_.new_label("conn_scan_lf");
-      Label answer = b_.new_label("conn_answer_too_large");
-      b_.note("The head does not fit: 414 if even the request line has no end, else 431.");
-      b_.zero(Reg::rcx);
-      b_.mov_imm(Reg::rax, table_.uri_too_long, "414");
-      b_.label(scan);
-      op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
-      jmp(Op::jae, answer);
-      op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx), imm('\n'));
-      jmp(Op::je, found_lf);
-      op(Op::inc, r64(Reg::rcx));
-      jmp(Op::jmp, scan);
-      b_.label(found_lf);
-      b_.mov_imm(Reg::rax, table_.headers_too_large, "431");
-      b_.label(answer);
-      mov(var32(req_method_), imm(0));
-      mov(var64(req_content_length_), imm(0));
-      mov(var64(head_len_), r64(kBufLen));
-      jmp(Op::jmp, respond);
-    }
+    call(too_large_, "414 or 431");
+    jmp(Op::jmp, respond);
     b_.label(have_head);
     mov(var64(head_len_), r64(Reg::rax));
     call(parse_request_, "eax = the response");
 
     b_.label(respond);
+    mov(r32(Reg::rcx), mem32(Reg::rbx, kCServed), "requests answered before this one");
+    call(decide_mode_, "conn_mode = 0, 1 or 2; keeps eax");
     mov(r32(Reg::rdx), r32(Reg::rax), "edx = the response's index");
-    mov(var32(conn_mode_), imm(0), "close, unless kept below");
-    if (lim.keepalive_timeout_ms > 0) {
-      mov(r32(Reg::rcx), r32(Reg::rax));
-      op(Op::shl, r64(Reg::rcx), imm(5), "its record in responses");
-      lea(Reg::rsi, responses_);
-      op(Op::cmp, mem_index(Width::b32, Reg::rsi, Reg::rcx, 28), imm(0), "always close after it?");
-      jmp(Op::jne, decided);
-      op(Op::cmp, var32(stop_), imm(0), "stopping?");
-      jmp(Op::jne, decided);
-      mov(r32(Reg::rcx), mem32(Reg::rbx, kCServed));
-      op(Op::inc, r32(Reg::rcx));
-      op(Op::cmp, r32(Reg::rcx), imm(lim.keepalive_requests), "the last request allowed?");
-      jmp(Op::jae, decided);
-      op(Op::cmp, var32(req_close_), imm(0), "Connection: close?");
-      jmp(Op::jne, decided);
-      op(Op::cmp, var32(req_minor_), imm(0));
-      jmp(Op::je, http10);
-      mov(var32(conn_mode_), imm(1), "HTTP/1.1: keep-alive");
-      jmp(Op::jmp, decided);
-      b_.label(http10);
-      op(Op::cmp, var32(req_keepalive_), imm(0));
-      jmp(Op::je, decided);
-      mov(var32(conn_mode_), imm(2), "HTTP/1.0 with Connection: keep-alive");
-    }
-    b_.label(decided);
     mov(r32(Reg::rax), var32(conn_mode_));
     mov(mem32(Reg::rbx, kCMode), r32(Reg::rax));
     mov(r32(Reg::rax), r32(Reg::rdx));

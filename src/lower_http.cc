@@ -113,6 +113,8 @@ void Lowerer::declare_http_data() {
   parse_request_ = b_.new_label("parse_request");
   prepare_response_ = b_.new_label("prepare_response");
   send_response_ = b_.new_label("send_response");
+  decide_mode_ = b_.new_label("decide_mode");
+  too_large_ = b_.new_label("too_large");
   log_request_ = b_.new_label("log_request");
 
   std::string heads;
@@ -248,33 +250,8 @@ void Lowerer::http_connection() {
   op(Op::add, r64(kBufLen), r64(Reg::rax), "len += n");
   jmp(Op::jmp, next_request_);
 
-  Label found_lf = b_.new_label("found_lf");
-  Label no_lf = b_.new_label("no_lf");
-  Label scan = b_.new_label("scan_lf");
-  Label answer = b_.new_label("answer_too_large");
-  block(too_large, "the head does not fit in the buffer", nullptr,
-        "response = memchr(buf, '\\n', len) ? 431 : 414",
-        fmt::format("Over limits.request_bytes ({}): 414 URI Too Long when even the request\n"
-                    "line has no end, else 431 Request Header Fields Too Large.",
-                    lim.request_bytes));
-  mov(r64(Reg::rsi), r64(kBuf));
-  b_.zero(Reg::rcx, "i = 0");
-  b_.label(scan);
-  op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
-  jmp(Op::jae, no_lf);
-  op(Op::cmp, mem_index(Width::b8, Reg::rsi, Reg::rcx), imm('\n'), "'\\n'");
-  jmp(Op::je, found_lf);
-  op(Op::inc, r64(Reg::rcx));
-  jmp(Op::jmp, scan);
-  b_.label(found_lf);
-  b_.mov_imm(Reg::rax, table_.headers_too_large, "431");
-  jmp(Op::jmp, answer);
-  b_.label(no_lf);
-  b_.mov_imm(Reg::rax, table_.uri_too_long, "414");
-  b_.label(answer);
-  mov(var32(req_method_), imm(0), "not HEAD: the error has a body");
-  mov(var64(req_content_length_), imm(0));
-  mov(var64(head_len_), r64(kBufLen));
+  block(too_large, "the head does not fit in the buffer", nullptr, "response = too_large()", "");
+  call(too_large_);
   jmp(Op::jmp, respond_);
 
   block(have_head, "parse the request", nullptr, "response = parse_request(buf, head_len)",
@@ -282,41 +259,14 @@ void Lowerer::http_connection() {
   mov(var64(head_len_), r64(Reg::rax));
   call(parse_request_, "eax = the response's index");
 
-  Label decided = b_.new_label("mode_decided");
-  Label http10 = b_.new_label("http10");
   block(respond_, "answer", nullptr,
         "conn_mode = keep_alive(request) ? 1 or 2 : 0; send_response(index)",
         "Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with\n"
         "\"Connection: keep-alive\"; \"Connection: close\", protocol errors, a stop\n"
         "signal and the last of limits.keepalive_requests close the connection.");
   mov(r32(Reg::rbx), r32(Reg::rax), "ebx = response index");
-  mov(var32(conn_mode_), imm(kModeClose), "close, unless kept below");
-  if (lim.keepalive_timeout_ms > 0) {
-    mov(r32(Reg::rcx), r32(Reg::rbx));
-    op(Op::shl, r64(Reg::rcx), imm(kRecordShift), "index * 32: its record");
-    lea(Reg::rdx, responses_);
-    op(Op::cmp, mem_index(Width::b32, Reg::rdx, Reg::rcx, kRecClose), imm(0), "always close after it?");
-    jmp(Op::jne, decided);
-    op(Op::cmp, var32(stop_), imm(0), "shutting down?");
-    jmp(Op::jne, decided);
-    mov(r32(Reg::rcx), var32(served_));
-    op(Op::inc, r32(Reg::rcx));
-    op(Op::cmp, r32(Reg::rcx), imm(lim.keepalive_requests), "the last request allowed?");
-    jmp(Op::jae, decided);
-    op(Op::cmp, var32(req_close_), imm(0), "Connection: close?");
-    jmp(Op::jne, decided);
-    op(Op::cmp, var32(req_minor_), imm(0), "HTTP/1.0?");
-    jmp(Op::je, http10);
-    mov(var32(conn_mode_), imm(kModeKeep), "HTTP/1.1: keep-alive");
-    jmp(Op::jmp, decided);
-    b_.label(http10);
-    op(Op::cmp, var32(req_keepalive_), imm(0), "HTTP/1.0 keeps only when asked");
-    jmp(Op::je, decided);
-    mov(var32(conn_mode_), imm(kModeKeep10), "HTTP/1.0 with Connection: keep-alive");
-  } else {
-    b_.note("limits.keepalive_timeout_ms is 0: every connection closes after one response.");
-  }
-  b_.label(decided);
+  mov(r32(Reg::rcx), var32(served_), "requests answered before this one");
+  call(decide_mode_, "conn_mode = 0, 1 or 2");
   mov(r32(Reg::rax), r32(Reg::rbx));
   call(send_response_, "rax = 0, or -errno");
   mov(r64(Reg::rbx), r64(Reg::rax), "keep the result");
@@ -395,6 +345,77 @@ void Lowerer::http_after_response() {
 }
 
 // --- subroutines -------------------------------------------------------------
+
+void Lowerer::decide_mode() {
+  const Limits& lim = spec_.limits;
+  Label decided = b_.new_label("mode_decided");
+  Label http10 = b_.new_label("http10");
+  block(decide_mode_, "subroutine decide_mode(eax = response, ecx = requests answered)", nullptr,
+        "conn_mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0",
+        "Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with\n"
+        "\"Connection: keep-alive\"; \"Connection: close\", protocol errors, a stop\n"
+        "signal and the last of limits.keepalive_requests close the connection.\n"
+        "Keeps eax.");
+  mov(var32(conn_mode_), imm(kModeClose), "close, unless kept below");
+  if (lim.keepalive_timeout_ms > 0) {
+    op(Op::inc, r32(Reg::rcx), "this one too");
+    op(Op::cmp, r32(Reg::rcx), imm(lim.keepalive_requests), "the last request allowed?");
+    jmp(Op::jae, decided);
+    mov(r32(Reg::rcx), r32(Reg::rax));
+    op(Op::shl, r64(Reg::rcx), imm(kRecordShift), "index * 32: its record");
+    lea(Reg::rdx, responses_);
+    op(Op::cmp, mem_index(Width::b32, Reg::rdx, Reg::rcx, kRecClose), imm(0), "always close after it?");
+    jmp(Op::jne, decided);
+    op(Op::cmp, var32(stop_), imm(0), "shutting down?");
+    jmp(Op::jne, decided);
+    op(Op::cmp, var32(req_close_), imm(0), "Connection: close?");
+    jmp(Op::jne, decided);
+    op(Op::cmp, var32(req_minor_), imm(0), "HTTP/1.0?");
+    jmp(Op::je, http10);
+    mov(var32(conn_mode_), imm(kModeKeep), "HTTP/1.1: keep-alive");
+    ret();
+    b_.label(http10);
+    op(Op::cmp, var32(req_keepalive_), imm(0), "HTTP/1.0 keeps only when asked");
+    jmp(Op::je, decided);
+    mov(var32(conn_mode_), imm(kModeKeep10), "HTTP/1.0 with Connection: keep-alive");
+  } else {
+    b_.note("limits.keepalive_timeout_ms is 0: every connection closes after one response.");
+  }
+  b_.label(decided);
+  ret();
+}
+
+void Lowerer::too_large() {
+  Label found_lf = b_.new_label("found_lf");
+  Label scan = b_.new_label("scan_lf");
+  Label answer = b_.new_label("answer_too_large");
+  block(too_large_, "subroutine too_large: the head does not fit", nullptr,
+        "return memchr(buf, '\\n', len) ? 431 : 414",
+        fmt::format("Over limits.request_bytes ({}): 414 URI Too Long when even the request\n"
+                    "line has no end, else 431 Request Header Fields Too Large. The whole\n"
+                    "buffer counts as the head.",
+                    spec_.limits.request_bytes));
+  b_.zero(Reg::rcx, "i = 0");
+  b_.label(scan);
+  op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
+  jmp(Op::jae, answer);
+  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx), imm('\n'), "'\\n'");
+  jmp(Op::je, found_lf);
+  op(Op::inc, r64(Reg::rcx));
+  jmp(Op::jmp, scan);
+  b_.label(found_lf);
+  b_.mov_imm(Reg::rax, table_.headers_too_large, "431");
+  mov(var32(req_method_), imm(0), "not HEAD: the error has a body");
+  mov(var64(req_content_length_), imm(0));
+  mov(var64(head_len_), r64(kBufLen));
+  ret();
+  b_.label(answer);
+  b_.mov_imm(Reg::rax, table_.uri_too_long, "414");
+  mov(var32(req_method_), imm(0), "not HEAD: the error has a body");
+  mov(var64(req_content_length_), imm(0));
+  mov(var64(head_len_), r64(kBufLen));
+  ret();
+}
 
 void Lowerer::set_deadline(int ms, const std::string& what) {
   call(now_ms_);

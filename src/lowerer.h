@@ -97,6 +97,8 @@ class Lowerer {
   void parse_headers();
   void check_request();
   void route();
+  void decide_mode();
+  void too_large();
   void prepare_response();
   void send_response();
   void log_request();
@@ -125,7 +127,7 @@ class Lowerer {
   // The HTTP engine.
   ResponseTable table_;
   Label next_request_, after_response_, respond_;
-  Label now_ms_, read_timed_, find_head_end_, parse_request_, prepare_response_, send_response_, log_request_;
+  Label decide_mode_, too_large_, now_ms_, read_timed_, find_head_end_, parse_request_, prepare_response_, send_response_, log_request_;
   Label heads_, bodies_, responses_, char_class_, now_ts_, pollfd_, iov_;
   Label scanned_, deadline_, served_, head_len_, conn_mode_, resp_status_, resp_body_bytes_;
   Label req_method_, req_minor_, req_close_, req_keepalive_, req_host_, req_cl_count_, req_te_;
