@@ -45,7 +45,7 @@ _start:
 ## exits at once when idle, else it lets the current connection finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_17:
+.Lcatch_stop_signals_18:
         sub     rsp, 32                         # struct sigaction on the stack
         lea     rax, [rip + .Lon_signal_12]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
@@ -70,25 +70,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_18:
+.Lchoose_log_19:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_19:
+.Lsocket_20:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_20
+        jns     .Lok_21
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 21                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_20:
+.Lok_21:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -96,7 +96,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_21:
+.Lreuseaddr_22:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -105,50 +105,50 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_22
+        jns     .Lok_23
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 38                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_22:
+.Lok_23:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_23:
+.Lbind_24:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_24
+        jns     .Lok_25
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 32                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_24:
+.Lok_25:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_25:
+.Llisten_26:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_26
+        jns     .Lok_27
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 34                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_26:
+.Lok_27:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "fork_server listening on 0.0.0.0:8080\n", 38)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_27:
+.Lannounce_28:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 38                         # count
@@ -163,7 +163,7 @@ _start:
 ## C: sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)
 ## With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the
 ## kernel at once: no zombie ever stays, and no wait4() loop is needed.
-.Lreap_children_28:
+.Lreap_children_29:
         mov     edi, 17                         # signum = SIGCHLD
         lea     rsi, [rip + sigaction_nocldwait] # act = SIG_IGN + SA_NOCLDWAIT
         xor     edx, edx                        # oldact = NULL
@@ -218,8 +218,8 @@ _start:
         mov     eax, 57                         # syscall number: fork
         syscall
         test    rax, rax
-        js      .Lfork_failed_30                # fork failed (EAGAIN, ENOMEM)
-        je      .Lchild_29                      # 0 in the child
+        js      .Lfork_failed_31                # fork failed (EAGAIN, ENOMEM)
+        je      .Lchild_30                      # 0 in the child
         # the parent: the child has its own copy of client_fd
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
@@ -230,7 +230,7 @@ _start:
 ## survive a failed fork: close(2), syscall 3
 ## C: close(client_fd); nanosleep(&(struct timespec){ 0, 100000000 }, NULL)
 ## Too many processes or no memory: drop this connection, pause 100 ms.
-.Lfork_failed_30:
+.Lfork_failed_31:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -244,7 +244,7 @@ _start:
 ## the child lets go of the listening socket: close(2), syscall 3
 ## C: close(listen_fd)
 ## Only the parent accepts; the child keeps just its client.
-.Lchild_29:
+.Lchild_30:
         mov     rdi, r12                        # fd = listen_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -277,16 +277,16 @@ _start:
 ## C: n = read(client_fd, request_buf, 8192)
 ## One read, as the raw server answers after the first bytes arrive.
 ## End of file, a timeout or an error closes the connection unanswered.
-.Lread_request_32:
+.Lread_request_33:
         mov     QWORD PTR [rip + conn_bytes], 0 # no bytes read yet
-.Lread_again_31:
+.Lread_again_32:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + request_buf]        # buf = request_buf
         mov     edx, 0x2000                     # count = the buffer's size
         mov     eax, 0                          # syscall number: read
         syscall
         cmp     rax, -4                         # -EINTR: a signal came, read again
-        je      .Lread_again_31
+        je      .Lread_again_32
         test    rax, rax
         jle     .Lfinish_connection_4           # 0: end of file; < 0: timeout or error
         mov     QWORD PTR [rip + conn_bytes], rax # bytes read, for the log
@@ -296,7 +296,7 @@ _start:
 ## C: write_all(client_fd, response, 35)
 ## Every byte of the raw response; write_all loops on short writes and EINTR.
 ## A failed write (the client left) just ends the connection.
-.Lrespond_33:
+.Lrespond_34:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + response]           # buf = response
         mov     edx, 35                         # count: computed at compile time
@@ -322,7 +322,7 @@ _start:
 ## arrived, without waiting (at most 16 buffers), so close() sends FIN.
 .Ldrain_input_9:
         mov     r10d, 16                        # at most 16 reads
-.Ldrain_34:
+.Ldrain_35:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
         mov     edx, 0x2000                     # len
@@ -335,10 +335,10 @@ _start:
         syscall
         pop     r10                             # the count
         test    rax, rax
-        jle     .Ldrained_35                    # nothing more (-EAGAIN), end of file, or error
+        jle     .Ldrained_36                    # nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     .Ldrain_34
-.Ldrained_35:
+        jnz     .Ldrain_35
+.Ldrained_36:
         ret
 
 ## --------------------------------------------------------------------------
@@ -356,25 +356,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_36:
+.Lwrite_more_37:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_37
+        jz      .Lwrite_done_38
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_36
+        je      .Lwrite_more_37
         test    rax, rax
-        js      .Lwrite_return_39               # -errno: give up
-        jz      .Lwrite_eio_38                  # no progress: give up
+        js      .Lwrite_return_40               # -errno: give up
+        jz      .Lwrite_eio_39                  # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_36
-.Lwrite_eio_38:
+        jmp     .Lwrite_more_37
+.Lwrite_eio_39:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_37:
+.Lwrite_done_38:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_39:
+.Lwrite_return_40:
         ret
 
 ## --------------------------------------------------------------------------
@@ -387,14 +387,14 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_40:
+.Ldigit_41:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_40
+        jnz     .Ldigit_41
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
@@ -415,136 +415,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_44
+        je      .Lis_EPERM_45
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_45
+        je      .Lis_ENOENT_46
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_46
+        je      .Lis_EBADF_47
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_47
+        je      .Lis_ENOMEM_48
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_48
+        je      .Lis_EACCES_49
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_49
+        je      .Lis_EEXIST_50
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_50
+        je      .Lis_ENOTDIR_51
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_51
+        je      .Lis_EISDIR_52
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_52
+        je      .Lis_EINVAL_53
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_53
+        je      .Lis_ENFILE_54
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_54
+        je      .Lis_EMFILE_55
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_55
+        je      .Lis_ENOSPC_56
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_56
+        je      .Lis_EROFS_57
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_57
+        je      .Lis_ENAMETOOLONG_58
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_58
+        je      .Lis_ELOOP_59
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_59
+        je      .Lis_EPROTONOSUPPORT_60
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_60
+        je      .Lis_EAFNOSUPPORT_61
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_61
+        je      .Lis_EADDRINUSE_62
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_62
+        je      .Lis_EADDRNOTAVAIL_63
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_63
-        jmp     .Lunknown_errno_42
-.Lis_EPERM_44:
+        je      .Lis_ENOBUFS_64
+        jmp     .Lunknown_errno_43
+.Lis_EPERM_45:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_41
-.Lis_ENOENT_45:
+        jmp     .Lcopy_text_42
+.Lis_ENOENT_46:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_41
-.Lis_EBADF_46:
+        jmp     .Lcopy_text_42
+.Lis_EBADF_47:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_41
-.Lis_ENOMEM_47:
+        jmp     .Lcopy_text_42
+.Lis_ENOMEM_48:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_41
-.Lis_EACCES_48:
+        jmp     .Lcopy_text_42
+.Lis_EACCES_49:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_41
-.Lis_EEXIST_49:
+        jmp     .Lcopy_text_42
+.Lis_EEXIST_50:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_41
-.Lis_ENOTDIR_50:
+        jmp     .Lcopy_text_42
+.Lis_ENOTDIR_51:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_41
-.Lis_EISDIR_51:
+        jmp     .Lcopy_text_42
+.Lis_EISDIR_52:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_41
-.Lis_EINVAL_52:
+        jmp     .Lcopy_text_42
+.Lis_EINVAL_53:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_41
-.Lis_ENFILE_53:
+        jmp     .Lcopy_text_42
+.Lis_ENFILE_54:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_41
-.Lis_EMFILE_54:
+        jmp     .Lcopy_text_42
+.Lis_EMFILE_55:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_41
-.Lis_ENOSPC_55:
+        jmp     .Lcopy_text_42
+.Lis_ENOSPC_56:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_41
-.Lis_EROFS_56:
+        jmp     .Lcopy_text_42
+.Lis_EROFS_57:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_41
-.Lis_ENAMETOOLONG_57:
+        jmp     .Lcopy_text_42
+.Lis_ENAMETOOLONG_58:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_41
-.Lis_ELOOP_58:
+        jmp     .Lcopy_text_42
+.Lis_ELOOP_59:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_41
-.Lis_EPROTONOSUPPORT_59:
+        jmp     .Lcopy_text_42
+.Lis_EPROTONOSUPPORT_60:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_41
-.Lis_EAFNOSUPPORT_60:
+        jmp     .Lcopy_text_42
+.Lis_EAFNOSUPPORT_61:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_41
-.Lis_EADDRINUSE_61:
+        jmp     .Lcopy_text_42
+.Lis_EADDRINUSE_62:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_41
-.Lis_EADDRNOTAVAIL_62:
+        jmp     .Lcopy_text_42
+.Lis_EADDRNOTAVAIL_63:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_41
-.Lis_ENOBUFS_63:
+        jmp     .Lcopy_text_42
+.Lis_ENOBUFS_64:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_41
-.Lunknown_errno_42:
+        jmp     .Lcopy_text_42
+.Lunknown_errno_43:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_43
-.Lcopy_text_41:
+        jmp     .Lnewline_44
+.Lcopy_text_42:
         rep movsb                               # copy the errno's text
-.Lnewline_43:
+.Lnewline_44:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -563,14 +563,14 @@ _start:
 ## loop exits once the current connection is done. A second signal exits
 ## at once.
 .Lon_signal_12:
-.Lsignal_in_worker_64:
+.Lsignal_in_worker_65:
         cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
-        jne     .Lexit_now_65
+        jne     .Lexit_now_66
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        je      .Lexit_now_65
+        je      .Lexit_now_66
         mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
-.Lexit_now_65:
+.Lexit_now_66:
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall

@@ -45,7 +45,7 @@ _start:
 ;; exits at once when idle, else it lets the current connection finish.
 ;; No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-catch_stop_signals_17:
+catch_stop_signals_18:
         sub     rsp, 32                         ; struct sigaction on the stack
         lea     rax, [rel on_signal_12]
         mov     qword [rsp], rax                ; sa_handler = on_signal
@@ -70,25 +70,25 @@ catch_stop_signals_17:
 ;; --------------------------------------------------------------------------
 ;; choose the log's file descriptor
 ;; C: log_fd = STDOUT_FILENO
-choose_log_18:
+choose_log_19:
         mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
 ;; C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ;; A TCP socket over IPv4.
-socket_19:
+socket_20:
         mov     edi, 2                          ; domain = AF_INET
         mov     esi, 1                          ; type = SOCK_STREAM
         xor     edx, edx                        ; protocol = 0: TCP
         mov     eax, 41                         ; syscall number: socket
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_20
+        jns     ok_21
         lea     rsi, [rel error_socket]         ; the start of the error message
         mov     edx, 21                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_20:
+ok_21:
         mov     r12, rax                        ; r12 = listen_fd
 
 ;; --------------------------------------------------------------------------
@@ -96,7 +96,7 @@ ok_20:
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ;; Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ;; sit in TIME_WAIT.
-reuseaddr_21:
+reuseaddr_22:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
@@ -105,50 +105,50 @@ reuseaddr_21:
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_22
+        jns     ok_23
         lea     rsi, [rel error_setsockopt]     ; the start of the error message
         mov     edx, 38                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_22:
+ok_23:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
-bind_23:
+bind_24:
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel listen_addr]          ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_24
+        jns     ok_25
         lea     rsi, [rel error_bind]           ; the start of the error message
         mov     edx, 32                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_24:
+ok_25:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
 ;; C: listen(listen_fd, 128)
 ;; The kernel now completes handshakes and queues connections for accept().
-listen_25:
+listen_26:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 128                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_26
+        jns     ok_27
         lea     rsi, [rel error_listen]         ; the start of the error message
         mov     edx, 34                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_26:
+ok_27:
 
 ;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
 ;; C: write_all(STDOUT_FILENO, "fork_server listening on 0.0.0.0:8080\n", 38)
 ;; Printed only once listen() succeeded, so a script can wait for this line.
-announce_27:
+announce_28:
         mov     edi, 1                          ; fd = STDOUT_FILENO
         lea     rsi, [rel startup_line]         ; buf
         mov     edx, 38                         ; count
@@ -163,7 +163,7 @@ worker_main_15:
 ;; C: sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)
 ;; With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the
 ;; kernel at once: no zombie ever stays, and no wait4() loop is needed.
-reap_children_28:
+reap_children_29:
         mov     edi, 17                         ; signum = SIGCHLD
         lea     rsi, [rel sigaction_nocldwait]  ; act = SIG_IGN + SA_NOCLDWAIT
         xor     edx, edx                        ; oldact = NULL
@@ -218,8 +218,8 @@ fork_14:
         mov     eax, 57                         ; syscall number: fork
         syscall
         test    rax, rax
-        js      fork_failed_30                  ; fork failed (EAGAIN, ENOMEM)
-        je      child_29                        ; 0 in the child
+        js      fork_failed_31                  ; fork failed (EAGAIN, ENOMEM)
+        je      child_30                        ; 0 in the child
         ; the parent: the child has its own copy of client_fd
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
@@ -230,7 +230,7 @@ fork_14:
 ;; survive a failed fork: close(2), syscall 3
 ;; C: close(client_fd); nanosleep(&(struct timespec){ 0, 100000000 }, NULL)
 ;; Too many processes or no memory: drop this connection, pause 100 ms.
-fork_failed_30:
+fork_failed_31:
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
         syscall
@@ -244,7 +244,7 @@ fork_failed_30:
 ;; the child lets go of the listening socket: close(2), syscall 3
 ;; C: close(listen_fd)
 ;; Only the parent accepts; the child keeps just its client.
-child_29:
+child_30:
         mov     rdi, r12                        ; fd = listen_fd
         mov     eax, 3                          ; syscall number: close
         syscall
@@ -277,16 +277,16 @@ serve_3:
 ;; C: n = read(client_fd, request_buf, 8192)
 ;; One read, as the raw server answers after the first bytes arrive.
 ;; End of file, a timeout or an error closes the connection unanswered.
-read_request_32:
+read_request_33:
         mov     qword [rel conn_bytes], 0       ; no bytes read yet
-read_again_31:
+read_again_32:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel request_buf]          ; buf = request_buf
         mov     edx, 0x2000                     ; count = the buffer's size
         mov     eax, 0                          ; syscall number: read
         syscall
         cmp     rax, -4                         ; -EINTR: a signal came, read again
-        je      read_again_31
+        je      read_again_32
         test    rax, rax
         jle     finish_connection_4             ; 0: end of file; < 0: timeout or error
         mov     qword [rel conn_bytes], rax     ; bytes read, for the log
@@ -296,7 +296,7 @@ read_again_31:
 ;; C: write_all(client_fd, response, 35)
 ;; Every byte of the raw response; write_all loops on short writes and EINTR.
 ;; A failed write (the client left) just ends the connection.
-respond_33:
+respond_34:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel response]             ; buf = response
         mov     edx, 35                         ; count: computed at compile time
@@ -322,7 +322,7 @@ finish_connection_4:
 ;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
 drain_input_9:
         mov     r10d, 16                        ; at most 16 reads
-drain_34:
+drain_35:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
         mov     edx, 0x2000                     ; len
@@ -335,10 +335,10 @@ drain_34:
         syscall
         pop     r10                             ; the count
         test    rax, rax
-        jle     drained_35                      ; nothing more (-EAGAIN), end of file, or error
+        jle     drained_36                      ; nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     drain_34
-drained_35:
+        jnz     drain_35
+drained_36:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -356,25 +356,25 @@ exit_ok_5:
 ;; write() may write fewer bytes than asked (a full socket buffer, a signal):
 ;; loop until every byte is out. Returns rax = 0, or -errno.
 write_all_6:
-write_more_36:
+write_more_37:
         test    rdx, rdx                        ; anything left?
-        jz      write_done_37
+        jz      write_done_38
         mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_36
+        je      write_more_37
         test    rax, rax
-        js      write_return_39                 ; -errno: give up
-        jz      write_eio_38                    ; no progress: give up
+        js      write_return_40                 ; -errno: give up
+        jz      write_eio_39                    ; no progress: give up
         add     rsi, rax                        ; buf += n
         sub     rdx, rax                        ; count -= n
-        jmp     write_more_36
-write_eio_38:
+        jmp     write_more_37
+write_eio_39:
         mov     rax, -5                         ; -EIO
         ret
-write_done_37:
+write_done_38:
         xor     eax, eax                        ; 0: all written
-write_return_39:
+write_return_40:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -387,14 +387,14 @@ append_u64_7:
         sub     rsp, 32                         ; room for 20 digits
         lea     rsi, [rsp+32]                   ; rsi = end of the room
         mov     ecx, 10                         ; divisor
-digit_40:
+digit_41:
         xor     edx, edx                        ; rdx:rax / 10
         div     rcx                             ; rax = quotient, rdx = last digit
         add     dl, 48                          ; to ASCII
         dec     rsi
         mov     byte [rsi], dl
         test    rax, rax
-        jnz     digit_40
+        jnz     digit_41
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        ; rcx = number of digits
         rep movsb                               ; copy them to dst
@@ -415,136 +415,136 @@ die_11:
         rep movsb                               ; copy the message start
         lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
         cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_44
+        je      is_EPERM_45
         cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_45
+        je      is_ENOENT_46
         cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_46
+        je      is_EBADF_47
         cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_47
+        je      is_ENOMEM_48
         cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_48
+        je      is_EACCES_49
         cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_49
+        je      is_EEXIST_50
         cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_50
+        je      is_ENOTDIR_51
         cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_51
+        je      is_EISDIR_52
         cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_52
+        je      is_EINVAL_53
         cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_53
+        je      is_ENFILE_54
         cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_54
+        je      is_EMFILE_55
         cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_55
+        je      is_ENOSPC_56
         cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_56
+        je      is_EROFS_57
         cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_57
+        je      is_ENAMETOOLONG_58
         cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_58
+        je      is_ELOOP_59
         cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_59
+        je      is_EPROTONOSUPPORT_60
         cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_60
+        je      is_EAFNOSUPPORT_61
         cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_61
+        je      is_EADDRINUSE_62
         cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_62
+        je      is_EADDRNOTAVAIL_63
         cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_63
-        jmp     unknown_errno_42
-is_EPERM_44:
+        je      is_ENOBUFS_64
+        jmp     unknown_errno_43
+is_EPERM_45:
         add     rsi, 0                          ; "Operation not permitted"
         mov     ecx, 23
-        jmp     copy_text_41
-is_ENOENT_45:
+        jmp     copy_text_42
+is_ENOENT_46:
         add     rsi, 23                         ; "No such file or directory"
         mov     ecx, 25
-        jmp     copy_text_41
-is_EBADF_46:
+        jmp     copy_text_42
+is_EBADF_47:
         add     rsi, 48                         ; "Bad file descriptor"
         mov     ecx, 19
-        jmp     copy_text_41
-is_ENOMEM_47:
+        jmp     copy_text_42
+is_ENOMEM_48:
         add     rsi, 67                         ; "Cannot allocate memory"
         mov     ecx, 22
-        jmp     copy_text_41
-is_EACCES_48:
+        jmp     copy_text_42
+is_EACCES_49:
         add     rsi, 89                         ; "Permission denied"
         mov     ecx, 17
-        jmp     copy_text_41
-is_EEXIST_49:
+        jmp     copy_text_42
+is_EEXIST_50:
         add     rsi, 106                        ; "File exists"
         mov     ecx, 11
-        jmp     copy_text_41
-is_ENOTDIR_50:
+        jmp     copy_text_42
+is_ENOTDIR_51:
         add     rsi, 117                        ; "Not a directory"
         mov     ecx, 15
-        jmp     copy_text_41
-is_EISDIR_51:
+        jmp     copy_text_42
+is_EISDIR_52:
         add     rsi, 132                        ; "Is a directory"
         mov     ecx, 14
-        jmp     copy_text_41
-is_EINVAL_52:
+        jmp     copy_text_42
+is_EINVAL_53:
         add     rsi, 146                        ; "Invalid argument"
         mov     ecx, 16
-        jmp     copy_text_41
-is_ENFILE_53:
+        jmp     copy_text_42
+is_ENFILE_54:
         add     rsi, 162                        ; "Too many open files in system"
         mov     ecx, 29
-        jmp     copy_text_41
-is_EMFILE_54:
+        jmp     copy_text_42
+is_EMFILE_55:
         add     rsi, 191                        ; "Too many open files"
         mov     ecx, 19
-        jmp     copy_text_41
-is_ENOSPC_55:
+        jmp     copy_text_42
+is_ENOSPC_56:
         add     rsi, 210                        ; "No space left on device"
         mov     ecx, 23
-        jmp     copy_text_41
-is_EROFS_56:
+        jmp     copy_text_42
+is_EROFS_57:
         add     rsi, 233                        ; "Read-only file system"
         mov     ecx, 21
-        jmp     copy_text_41
-is_ENAMETOOLONG_57:
+        jmp     copy_text_42
+is_ENAMETOOLONG_58:
         add     rsi, 254                        ; "File name too long"
         mov     ecx, 18
-        jmp     copy_text_41
-is_ELOOP_58:
+        jmp     copy_text_42
+is_ELOOP_59:
         add     rsi, 272                        ; "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     copy_text_41
-is_EPROTONOSUPPORT_59:
+        jmp     copy_text_42
+is_EPROTONOSUPPORT_60:
         add     rsi, 305                        ; "Protocol not supported"
         mov     ecx, 22
-        jmp     copy_text_41
-is_EAFNOSUPPORT_60:
+        jmp     copy_text_42
+is_EAFNOSUPPORT_61:
         add     rsi, 327                        ; "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     copy_text_41
-is_EADDRINUSE_61:
+        jmp     copy_text_42
+is_EADDRINUSE_62:
         add     rsi, 367                        ; "Address already in use"
         mov     ecx, 22
-        jmp     copy_text_41
-is_EADDRNOTAVAIL_62:
+        jmp     copy_text_42
+is_EADDRNOTAVAIL_63:
         add     rsi, 389                        ; "Cannot assign requested address"
         mov     ecx, 31
-        jmp     copy_text_41
-is_ENOBUFS_63:
+        jmp     copy_text_42
+is_ENOBUFS_64:
         add     rsi, 420                        ; "No buffer space available"
         mov     ecx, 25
-        jmp     copy_text_41
-unknown_errno_42:
+        jmp     copy_text_42
+unknown_errno_43:
         lea     rsi, [rel errno_word]
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
         call    append_u64_7
-        jmp     newline_43
-copy_text_41:
+        jmp     newline_44
+copy_text_42:
         rep movsb                               ; copy the errno's text
-newline_43:
+newline_44:
         mov     byte [rdi], 10                  ; '\n'
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -563,14 +563,14 @@ newline_43:
 ;; loop exits once the current connection is done. A second signal exits
 ;; at once.
 on_signal_12:
-signal_in_worker_64:
+signal_in_worker_65:
         cmp     dword [rel stop_requested], 0   ; a second signal?
-        jne     exit_now_65
+        jne     exit_now_66
         cmp     dword [rel busy], 0             ; serving a connection?
-        je      exit_now_65
+        je      exit_now_66
         mov     dword [rel stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
-exit_now_65:
+exit_now_66:
         xor     edi, edi                        ; status = 0
         mov     eax, 231                        ; syscall number: exit_group
         syscall

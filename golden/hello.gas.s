@@ -216,7 +216,7 @@ _start:
         jnz     .Linit_slot_51
         mov     DWORD PTR [rip + free_top], 1024 # every slot is free
         call    .Llisten_on_34
-        call    .Lnow_ms_19
+        call    .Lnow_ms_15
         mov     QWORD PTR [rip + loop_now], rax
         add     rax, 100
         mov     QWORD PTR [rip + next_sweep], rax
@@ -246,7 +246,7 @@ _start:
 .Lwait_ok_54:
         mov     DWORD PTR [rip + ev_n], eax
         mov     DWORD PTR [rip + ev_i], 0
-        call    .Lnow_ms_19                     # the time, once for the whole batch
+        call    .Lnow_ms_15                     # the time, once for the whole batch
         mov     QWORD PTR [rip + loop_now], rax
 .Lnext_event_55:
         mov     ecx, DWORD PTR [rip + ev_i]
@@ -284,7 +284,7 @@ _start:
         cmp     DWORD PTR [rip + shutting_down], 0
         jne     .Lshutdown_check_64             # already stopping
         mov     DWORD PTR [rip + shutting_down], 1
-        call    .Lnow_ms_19
+        call    .Lnow_ms_15
         add     rax, 0x1388                     # + shutdown_timeout_ms
         mov     QWORD PTR [rip + shutdown_deadline], rax
         call    .Llisten_off_35
@@ -310,7 +310,7 @@ _start:
 .Lshutdown_check_64:
         cmp     DWORD PTR [rip + nconns], 0
         je      .Lexit_ok_5                     # nothing left: exit 0
-        call    .Lnow_ms_19
+        call    .Lnow_ms_15
         cmp     rax, QWORD PTR [rip + shutdown_deadline]
         jl      .Lnot_yet_65
         jmp     .Lexit_ok_5                     # out of time: exit 0
@@ -997,7 +997,7 @@ _start:
 ## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ## rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ## rsi, rdi, r11.
-.Lnow_ms_19:
+.Lnow_ms_15:
         mov     edi, 1                          # CLOCK_MONOTONIC
         lea     rsi, [rip + now_ts]
         mov     eax, 228                        # syscall number: clock_gettime
@@ -1755,11 +1755,6 @@ no_signals:
 
         .bss
 
-# struct timespec, filled by clock_gettime (16 bytes)
-        .balign 8
-now_ts:
-        .skip 16
-
 # struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         .balign 8
 client_pollfd:
@@ -1889,6 +1884,11 @@ stop_requested:
         .balign 8
 line_buf:
         .skip 160
+
+# struct timespec, filled by clock_gettime (16 bytes)
+        .balign 8
+now_ts:
+        .skip 16
 
 # the epoll instance (4 bytes)
         .balign 4

@@ -216,7 +216,7 @@ init_slot_51:
         jnz     init_slot_51
         mov     dword [rel free_top], 1024      ; every slot is free
         call    listen_on_34
-        call    now_ms_19
+        call    now_ms_15
         mov     qword [rel loop_now], rax
         add     rax, 100
         mov     qword [rel next_sweep], rax
@@ -246,7 +246,7 @@ wait_events_59:
 wait_ok_54:
         mov     dword [rel ev_n], eax
         mov     dword [rel ev_i], 0
-        call    now_ms_19                       ; the time, once for the whole batch
+        call    now_ms_15                       ; the time, once for the whole batch
         mov     qword [rel loop_now], rax
 next_event_55:
         mov     ecx, dword [rel ev_i]
@@ -284,7 +284,7 @@ begin_shutdown_37:
         cmp     dword [rel shutting_down], 0
         jne     shutdown_check_64               ; already stopping
         mov     dword [rel shutting_down], 1
-        call    now_ms_19
+        call    now_ms_15
         add     rax, 0x1388                     ; + shutdown_timeout_ms
         mov     qword [rel shutdown_deadline], rax
         call    listen_off_35
@@ -310,7 +310,7 @@ shutdown_started_60:
 shutdown_check_64:
         cmp     dword [rel nconns], 0
         je      exit_ok_5                       ; nothing left: exit 0
-        call    now_ms_19
+        call    now_ms_15
         cmp     rax, qword [rel shutdown_deadline]
         jl      not_yet_65
         jmp     exit_ok_5                       ; out of time: exit 0
@@ -997,7 +997,7 @@ signal_restorer_13:
 ;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ;; rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ;; rsi, rdi, r11.
-now_ms_19:
+now_ms_15:
         mov     edi, 1                          ; CLOCK_MONOTONIC
         lea     rsi, [rel now_ts]
         mov     eax, 228                        ; syscall number: clock_gettime
@@ -1755,11 +1755,6 @@ no_signals:
 
         section .bss
 
-; struct timespec, filled by clock_gettime (16 bytes)
-        alignb 8
-now_ts:
-        resb 16
-
 ; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         alignb 8
 client_pollfd:
@@ -1889,6 +1884,11 @@ stop_requested:
         alignb 8
 line_buf:
         resb 160
+
+; struct timespec, filled by clock_gettime (16 bytes)
+        alignb 8
+now_ts:
+        resb 16
 
 ; the epoll instance (4 bytes)
         alignb 4

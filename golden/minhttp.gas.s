@@ -216,7 +216,7 @@ _start:
         mov     QWORD PTR [rip + scanned], 0
         mov     QWORD PTR [rip + conn_bytes], 0
         mov     DWORD PTR [rip + served], 0
-        call    .Lnow_ms_19
+        call    .Lnow_ms_15
         add     rax, 0x2710                     # + header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax # deadline
 
@@ -225,7 +225,7 @@ _start:
 ## C: head_len = find_head_end(buf, len)
 ## Pipelined requests may already be in the buffer: each is answered, in
 ## order, before the next read.
-.Lnext_request_16:
+.Lnext_request_17:
         call    .Lfind_head_end_21
         test    rax, rax
         jnz     .Lhave_head_39                  # complete: answer it
@@ -239,6 +239,11 @@ _start:
 ## the connection unanswered. A stop signal ends an idle keep-alive connection.
 .Lread_more_41:
 .Lread_again_42:
+        cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop (maybe while we wrote)?
+        je      .Lwait_ok_45
+        test    r14, r14                        # with no request under way...
+        jz      .Lfinish_connection_4           # ...close now rather than wait for one
+.Lwait_ok_45:
         mov     rsi, rbp
         add     rsi, r14                        # buf + len
         mov     edx, 0x2000                     # the room left: request_bytes - len
@@ -261,20 +266,20 @@ _start:
         cmp     DWORD PTR [rip + served], 0
         je      .Lcounted_44                    # the first request's deadline runs from accept()
         mov     rbx, rax                        # keep n
-        call    .Lnow_ms_19
+        call    .Lnow_ms_15
         add     rax, 0x2710                     # + header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax # deadline
         mov     rax, rbx
 .Lcounted_44:
         add     r14, rax                        # len += n
-        jmp     .Lnext_request_16
+        jmp     .Lnext_request_17
 
 ## --------------------------------------------------------------------------
 ## the head does not fit in the buffer
 ## C: response = too_large()
 .Lhead_too_large_40:
         call    .Ltoo_large_26
-        jmp     .Lrespond_18
+        jmp     .Lrespond_19
 
 ## --------------------------------------------------------------------------
 ## parse the request
@@ -290,7 +295,7 @@ _start:
 ## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ## signal and the last of limits.keepalive_requests close the connection.
-.Lrespond_18:
+.Lrespond_19:
         mov     ebx, eax                        # ebx = response index
         mov     ecx, DWORD PTR [rip + served]   # requests answered before this one
         call    .Ldecide_mode_25                # conn_mode = 0, 1 or 2
@@ -309,40 +314,40 @@ _start:
 ## The next request starts right after this one's body. A body that is
 ## already in the buffer is skipped; the rest is read and thrown away, each
 ## read waiting at most header_timeout_ms.
-.Lafter_response_17:
+.Lafter_response_18:
         mov     rax, QWORD PTR [rip + head_len]
         mov     rbx, QWORD PTR [rip + req_content_length]
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
         cmp     rcx, rbx
-        jae     .Lbody_in_buffer_45
+        jae     .Lbody_in_buffer_46
         sub     rbx, rcx                        # rbx = body bytes still to come
         xor     r14d, r14d                      # the buffer holds nothing we need
-.Ldiscard_46:
+.Ldiscard_47:
         test    rbx, rbx
-        jz      .Lconsumed_49
-        call    .Lnow_ms_19
+        jz      .Lconsumed_50
+        call    .Lnow_ms_15
         add     rax, 0x2710                     # + header_timeout_ms for each read
         mov     QWORD PTR [rip + deadline], rax # deadline
         mov     rsi, rbp                        # read into the buffer
         mov     rdx, rbx                        # no more than the body's rest:
         cmp     rdx, 0x2000                     # the next request stays unread
-        jbe     .Lcount_ok_47
+        jbe     .Lcount_ok_48
         mov     edx, 0x2000
-.Lcount_ok_47:
+.Lcount_ok_48:
         call    .Lread_timed_20
         cmp     rax, -4
-        jne     .Ldiscard_ok_48
+        jne     .Ldiscard_ok_49
         cmp     DWORD PTR [rip + stop_requested], 0 # a signal: stop if asked to
-        je      .Ldiscard_46
+        je      .Ldiscard_47
         jmp     .Lfinish_connection_4
-.Ldiscard_ok_48:
+.Ldiscard_ok_49:
         test    rax, rax
         jle     .Lfinish_connection_4           # end of file, timeout or error
         add     QWORD PTR [rip + conn_bytes], rax
         sub     rbx, rax
-        jmp     .Ldiscard_46
-.Lbody_in_buffer_45:
+        jmp     .Ldiscard_47
+.Lbody_in_buffer_46:
         add     rax, rbx                        # n = head + body
         mov     rdi, rbp                        # memmove(buf, buf + n, len - n)
         lea     rsi, [rdi+rax]
@@ -350,18 +355,18 @@ _start:
         sub     rcx, rax
         sub     r14, rax                        # len -= n
         rep movsb                               # forward copy: safe when the areas overlap this way
-.Lconsumed_49:
+.Lconsumed_50:
         mov     QWORD PTR [rip + scanned], 0    # search the new request from its start
-        call    .Lnow_ms_19
+        call    .Lnow_ms_15
         test    r14, r14                        # is the next request already here?
-        jnz     .Lpipelined_50
+        jnz     .Lpipelined_51
         add     rax, 0x1388                     # no: wait keepalive_timeout_ms for it
         mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_16
-.Lpipelined_50:
+        jmp     .Lnext_request_17
+.Lpipelined_51:
         add     rax, 0x2710                     # yes: its head has header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_16
+        jmp     .Lnext_request_17
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
@@ -383,7 +388,7 @@ _start:
 ## arrived, without waiting (at most 16 buffers), so close() sends FIN.
 .Ldrain_input_9:
         mov     r10d, 16                        # at most 16 reads
-.Ldrain_51:
+.Ldrain_52:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
         mov     edx, 0x2000                     # len
@@ -396,10 +401,10 @@ _start:
         syscall
         pop     r10                             # the count
         test    rax, rax
-        jle     .Ldrained_52                    # nothing more (-EAGAIN), end of file, or error
+        jle     .Ldrained_53                    # nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     .Ldrain_51
-.Ldrained_52:
+        jnz     .Ldrain_52
+.Ldrained_53:
         ret
 
 ## --------------------------------------------------------------------------
@@ -448,25 +453,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_53:
+.Lwrite_more_54:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_54
+        jz      .Lwrite_done_55
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_53
+        je      .Lwrite_more_54
         test    rax, rax
-        js      .Lwrite_return_56               # -errno: give up
-        jz      .Lwrite_eio_55                  # no progress: give up
+        js      .Lwrite_return_57               # -errno: give up
+        jz      .Lwrite_eio_56                  # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_53
-.Lwrite_eio_55:
+        jmp     .Lwrite_more_54
+.Lwrite_eio_56:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_54:
+.Lwrite_done_55:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_56:
+.Lwrite_return_57:
         ret
 
 ## --------------------------------------------------------------------------
@@ -479,14 +484,14 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_57:
+.Ldigit_58:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_57
+        jnz     .Ldigit_58
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
@@ -530,136 +535,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_61
+        je      .Lis_EPERM_62
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_62
+        je      .Lis_ENOENT_63
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_63
+        je      .Lis_EBADF_64
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_64
+        je      .Lis_ENOMEM_65
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_65
+        je      .Lis_EACCES_66
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_66
+        je      .Lis_EEXIST_67
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_67
+        je      .Lis_ENOTDIR_68
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_68
+        je      .Lis_EISDIR_69
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_69
+        je      .Lis_EINVAL_70
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_70
+        je      .Lis_ENFILE_71
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_71
+        je      .Lis_EMFILE_72
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_72
+        je      .Lis_ENOSPC_73
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_73
+        je      .Lis_EROFS_74
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_74
+        je      .Lis_ENAMETOOLONG_75
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_75
+        je      .Lis_ELOOP_76
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_76
+        je      .Lis_EPROTONOSUPPORT_77
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_77
+        je      .Lis_EAFNOSUPPORT_78
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_78
+        je      .Lis_EADDRINUSE_79
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_79
+        je      .Lis_EADDRNOTAVAIL_80
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_80
-        jmp     .Lunknown_errno_59
-.Lis_EPERM_61:
+        je      .Lis_ENOBUFS_81
+        jmp     .Lunknown_errno_60
+.Lis_EPERM_62:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_58
-.Lis_ENOENT_62:
+        jmp     .Lcopy_text_59
+.Lis_ENOENT_63:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_58
-.Lis_EBADF_63:
+        jmp     .Lcopy_text_59
+.Lis_EBADF_64:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_58
-.Lis_ENOMEM_64:
+        jmp     .Lcopy_text_59
+.Lis_ENOMEM_65:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_58
-.Lis_EACCES_65:
+        jmp     .Lcopy_text_59
+.Lis_EACCES_66:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_58
-.Lis_EEXIST_66:
+        jmp     .Lcopy_text_59
+.Lis_EEXIST_67:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_58
-.Lis_ENOTDIR_67:
+        jmp     .Lcopy_text_59
+.Lis_ENOTDIR_68:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_58
-.Lis_EISDIR_68:
+        jmp     .Lcopy_text_59
+.Lis_EISDIR_69:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_58
-.Lis_EINVAL_69:
+        jmp     .Lcopy_text_59
+.Lis_EINVAL_70:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_58
-.Lis_ENFILE_70:
+        jmp     .Lcopy_text_59
+.Lis_ENFILE_71:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_58
-.Lis_EMFILE_71:
+        jmp     .Lcopy_text_59
+.Lis_EMFILE_72:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_58
-.Lis_ENOSPC_72:
+        jmp     .Lcopy_text_59
+.Lis_ENOSPC_73:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_58
-.Lis_EROFS_73:
+        jmp     .Lcopy_text_59
+.Lis_EROFS_74:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_58
-.Lis_ENAMETOOLONG_74:
+        jmp     .Lcopy_text_59
+.Lis_ENAMETOOLONG_75:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_58
-.Lis_ELOOP_75:
+        jmp     .Lcopy_text_59
+.Lis_ELOOP_76:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_58
-.Lis_EPROTONOSUPPORT_76:
+        jmp     .Lcopy_text_59
+.Lis_EPROTONOSUPPORT_77:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_58
-.Lis_EAFNOSUPPORT_77:
+        jmp     .Lcopy_text_59
+.Lis_EAFNOSUPPORT_78:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_58
-.Lis_EADDRINUSE_78:
+        jmp     .Lcopy_text_59
+.Lis_EADDRINUSE_79:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_58
-.Lis_EADDRNOTAVAIL_79:
+        jmp     .Lcopy_text_59
+.Lis_EADDRNOTAVAIL_80:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_58
-.Lis_ENOBUFS_80:
+        jmp     .Lcopy_text_59
+.Lis_ENOBUFS_81:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_58
-.Lunknown_errno_59:
+        jmp     .Lcopy_text_59
+.Lunknown_errno_60:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_60
-.Lcopy_text_58:
+        jmp     .Lnewline_61
+.Lcopy_text_59:
         rep movsb                               # copy the errno's text
-.Lnewline_60:
+.Lnewline_61:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -678,14 +683,14 @@ _start:
 ## loop exits once the current connection is done. A second signal exits
 ## at once.
 .Lon_signal_12:
-.Lsignal_in_worker_81:
+.Lsignal_in_worker_82:
         cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
-        jne     .Lexit_now_82
+        jne     .Lexit_now_83
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        je      .Lexit_now_82
+        je      .Lexit_now_83
         mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
-.Lexit_now_82:
+.Lexit_now_83:
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall
@@ -704,7 +709,7 @@ _start:
 ## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ## rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ## rsi, rdi, r11.
-.Lnow_ms_19:
+.Lnow_ms_15:
         mov     edi, 1                          # CLOCK_MONOTONIC
         lea     rsi, [rip + now_ts]
         mov     eax, 228                        # syscall number: clock_gettime
@@ -726,14 +731,14 @@ _start:
 .Lread_timed_20:
         mov     r8, rsi                         # keep buf
         mov     r9, rdx                         # keep count
-        call    .Lnow_ms_19
+        call    .Lnow_ms_15
         mov     rdx, QWORD PTR [rip + deadline]
         sub     rdx, rax                        # timeout = deadline - now, in ms
-        jg      .Lwait_83
-.Ltimed_out_84:
+        jg      .Lwait_84
+.Ltimed_out_85:
         mov     rax, -110                       # -ETIMEDOUT
         ret
-.Lwait_83:
+.Lwait_84:
         lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
@@ -741,14 +746,14 @@ _start:
         mov     eax, 7                          # syscall number: poll
         syscall
         test    rax, rax
-        jz      .Ltimed_out_84                  # 0: nothing came in time
-        js      .Lread_timed_done_85            # -EINTR or -errno
+        jz      .Ltimed_out_85                  # 0: nothing came in time
+        js      .Lread_timed_done_86            # -EINTR or -errno
         mov     rdi, r13                        # fd = client_fd
         mov     rsi, r8                         # buf
         mov     rdx, r9                         # count
         mov     eax, 0                          # syscall number: read
         syscall
-.Lread_timed_done_85:
+.Lread_timed_done_86:
         ret
 
 ## --------------------------------------------------------------------------
@@ -762,20 +767,20 @@ _start:
         mov     rsi, rbp
         mov     rcx, QWORD PTR [rip + scanned]
         sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_86
+        jns     .Lscan_from_87
         xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_86:
-.Lscan_87:
+.Lscan_from_87:
+.Lscan_88:
         lea     rax, [rcx+4]                    # i + 4
         cmp     rax, r14
-        ja      .Lno_end_yet_88                 # no 4 bytes left to compare
+        ja      .Lno_end_yet_89                 # no 4 bytes left to compare
         cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
-        je      .Lfound_end_89
+        je      .Lfound_end_90
         inc     rcx
-        jmp     .Lscan_87
-.Lfound_end_89:
+        jmp     .Lscan_88
+.Lfound_end_90:
         ret                                     # rax = i + 4
-.Lno_end_yet_88:
+.Lno_end_yet_89:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
         ret
@@ -799,70 +804,70 @@ _start:
         mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_95
+        jne     .Lnot_GET_96
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_90
-.Lnot_GET_95:
+        jmp     .Ltarget_91
+.Lnot_GET_96:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_96
+        jne     .Lnot_HEAD_97
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_96
+        jne     .Lnot_HEAD_97
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_90
-.Lnot_HEAD_96:
+        jmp     .Ltarget_91
+.Lnot_HEAD_97:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_97
+        jne     .Lnot_POST_98
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_97
+        jne     .Lnot_POST_98
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_90
-.Lnot_POST_97:
+        jmp     .Ltarget_91
+.Lnot_POST_98:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_98
+        jne     .Lnot_PUT_99
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_90
-.Lnot_PUT_98:
+        jmp     .Ltarget_91
+.Lnot_PUT_99:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_99
+        jne     .Lnot_DELETE_100
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_99
+        jne     .Lnot_DELETE_100
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_90
-.Lnot_DELETE_99:
+        jmp     .Ltarget_91
+.Lnot_DELETE_100:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_100
+        jne     .Lnot_PATCH_101
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_100
+        jne     .Lnot_PATCH_101
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_90
-.Lnot_PATCH_100:
+        jmp     .Ltarget_91
+.Lnot_PATCH_101:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_101
+        jne     .Lnot_OPTIONS_102
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_101
+        jne     .Lnot_OPTIONS_102
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_90
-.Lnot_OPTIONS_101:
-.Lunknown_method_91:
+        jmp     .Ltarget_91
+.Lnot_OPTIONS_102:
+.Lunknown_method_92:
         mov     rcx, rsi
-.Lmethod_token_92:
+.Lmethod_token_93:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_93
+        jz      .Lmethod_token_end_94
         inc     rcx
-        jmp     .Lmethod_token_92
-.Lmethod_token_end_93:
+        jmp     .Lmethod_token_93
+.Lmethod_token_end_94:
         cmp     rcx, rsi
-        je      .Lbad_request_94                # no method at all
+        je      .Lbad_request_95                # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_94                # not followed by one space
+        jne     .Lbad_request_95                # not followed by one space
         mov     eax, 5                          # 501 Not Implemented
         ret
 
@@ -871,58 +876,58 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_90:
+.Ltarget_91:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_102
+        je      .Lorigin_form_103
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_94
+        jne     .Lbad_request_95
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_94
+        jne     .Lbad_request_95
         add     rsi, 7                          # skip "http://"
-.Lauthority_103:
+.Lauthority_104:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_102               # the path starts
+        je      .Lorigin_form_103               # the path starts
         cmp     eax, 32
-        je      .Lno_path_104                   # "http://host": the path is "/"
+        je      .Lno_path_105                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_94
+        jz      .Lbad_request_95
         inc     rsi
-        jmp     .Lauthority_103
-.Lno_path_104:
+        jmp     .Lauthority_104
+.Lno_path_105:
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_108
-.Lorigin_form_102:
+        jmp     .Lversion_109
+.Lorigin_form_103:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_105:
+.Lpath_106:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_106
+        je      .Lpath_end_107
         cmp     eax, 63
-        je      .Lquery_107
+        je      .Lquery_108
         cmp     eax, 35
-        je      .Lquery_107
+        je      .Lquery_108
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_94                # CR, LF, a control character: malformed
+        jz      .Lbad_request_95                # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_105
-.Lquery_107:
+        jmp     .Lpath_106
+.Lquery_108:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_109:
+.Lskip_query_110:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_108
+        je      .Lversion_109
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_94
-        jmp     .Lskip_query_109
-.Lpath_end_106:
+        jz      .Lbad_request_95
+        jmp     .Lskip_query_110
+.Lpath_end_107:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -931,28 +936,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_108:
+.Lversion_109:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_94
+        jne     .Lbad_request_95
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_94
+        jne     .Lbad_request_95
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_94                # not a digit
+        ja      .Lbad_request_95                # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_94
+        jne     .Lbad_request_95
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_94
+        ja      .Lbad_request_95
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_94                # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_95                # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_110
+        je      .Lhttp_1_111
         mov     eax, 6                          # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_110:
+.Lhttp_1_111:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -962,215 +967,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_111:
+.Lheader_line_112:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_120
+        je      .Lheaders_done_121
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_112:
+.Lfield_name_113:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_113
+        jz      .Lfield_name_end_114
         inc     rsi
-        jmp     .Lfield_name_112
-.Lfield_name_end_113:
+        jmp     .Lfield_name_113
+.Lfield_name_end_114:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_94                # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_95                # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_94                # whitespace (or anything) before the colon
+        jne     .Lbad_request_95                # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_114:
+.Lskip_ows_115:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_121
+        je      .Lows_char_122
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_115
-.Lows_char_121:
+        jne     .Lfield_value_116
+.Lows_char_122:
         inc     rsi
-        jmp     .Lskip_ows_114
-.Lfield_value_115:
+        jmp     .Lskip_ows_115
+.Lfield_value_116:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_122:
+.Lvalue_char_123:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_116
+        je      .Lfield_cr_117
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_94                # a bare LF, NUL or another control character
+        jz      .Lbad_request_95                # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_122
-.Lfield_cr_116:
+        jmp     .Lvalue_char_123
+.Lfield_cr_117:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_94                # a bare CR
+        jne     .Lbad_request_95                # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_117:
+.Ltrim_118:
         cmp     r9, r11
-        je      .Ltrimmed_118
+        je      .Ltrimmed_119
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_123
+        je      .Ltrim_one_124
         cmp     eax, 9
-        jne     .Ltrimmed_118
-.Ltrim_one_123:
+        jne     .Ltrimmed_119
+.Ltrim_one_124:
         dec     r9
-        jmp     .Ltrim_117
-.Ltrimmed_118:
+        jmp     .Ltrim_118
+.Ltrimmed_119:
         cmp     rdx, 4
-        jne     .Lnot_host_124
+        jne     .Lnot_host_125
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_124
+        jne     .Lnot_host_125
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_119
-.Lnot_host_124:
+        jmp     .Lnext_field_120
+.Lnot_host_125:
         cmp     rdx, 14
-        jne     .Lnot_content_length_126
+        jne     .Lnot_content_length_127
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_126
+        jne     .Lnot_content_length_127
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_126
+        jne     .Lnot_content_length_127
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_126
+        jne     .Lnot_content_length_127
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_126
+        jne     .Lnot_content_length_127
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_94                # empty
+        je      .Lbad_request_95                # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_128:
+.Lcl_digit_129:
         cmp     r11, r9
-        je      .Lcl_end_129
+        je      .Lcl_end_130
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_94                # not a digit: invalid
+        ja      .Lbad_request_95                # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_130        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_131        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_130:
+.Lcl_too_many_digits_131:
         inc     r11
-        jmp     .Lcl_digit_128
-.Lcl_end_129:
+        jmp     .Lcl_digit_129
+.Lcl_end_130:
         cmp     rdx, 15
-        jbe     .Lcl_store_131
+        jbe     .Lcl_store_132
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_131:
+.Lcl_store_132:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_119
-.Lnot_content_length_126:
+        jmp     .Lnext_field_120
+.Lnot_content_length_127:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_127
+        jne     .Lnot_transfer_encoding_128
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_127
+        jne     .Lnot_transfer_encoding_128
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_127
+        jne     .Lnot_transfer_encoding_128
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_127
+        jne     .Lnot_transfer_encoding_128
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_127
+        jne     .Lnot_transfer_encoding_128
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_127
+        jne     .Lnot_transfer_encoding_128
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_119
-.Lnot_transfer_encoding_127:
+        jmp     .Lnext_field_120
+.Lnot_transfer_encoding_128:
         cmp     rdx, 10
-        jne     .Lnot_connection_125
+        jne     .Lnot_connection_126
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_125
+        jne     .Lnot_connection_126
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_125
+        jne     .Lnot_connection_126
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_125
-.Lconn_token_132:
+        jne     .Lnot_connection_126
+.Lconn_token_133:
         cmp     r11, r9
-        jae     .Lnext_field_119                # no more tokens
+        jae     .Lnext_field_120                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_133
+        je      .Lconn_separator_134
         cmp     eax, 32
-        je      .Lconn_separator_133
+        je      .Lconn_separator_134
         cmp     eax, 9
-        jne     .Lconn_token_start_138
-.Lconn_separator_133:
+        jne     .Lconn_token_start_139
+.Lconn_separator_134:
         inc     r11
-        jmp     .Lconn_token_132
-.Lconn_token_start_138:
+        jmp     .Lconn_token_133
+.Lconn_token_start_139:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_134:
+.Lconn_scan_135:
         cmp     r11, r9
-        jae     .Lconn_scanned_135
+        jae     .Lconn_scanned_136
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_135
+        je      .Lconn_scanned_136
         cmp     eax, 32
-        je      .Lconn_scanned_135
+        je      .Lconn_scanned_136
         cmp     eax, 9
-        je      .Lconn_scanned_135
+        je      .Lconn_scanned_136
         inc     r11
-        jmp     .Lconn_scan_134
-.Lconn_scanned_135:
+        jmp     .Lconn_scan_135
+.Lconn_scanned_136:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_136
+        jne     .Lnot_close_137
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_136
+        jne     .Lnot_close_137
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_136
+        jne     .Lnot_close_137
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_136:
+.Lnot_close_137:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_137
+        jne     .Lnot_keep_alive_138
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_137
+        jne     .Lnot_keep_alive_138
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_137
+        jne     .Lnot_keep_alive_138
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_137
+        jne     .Lnot_keep_alive_138
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_137:
-        jmp     .Lconn_token_132
-.Lnot_connection_125:
-.Lnext_field_119:
+.Lnot_keep_alive_138:
+        jmp     .Lconn_token_133
+.Lnot_connection_126:
+.Lnext_field_120:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_111
-.Lheaders_done_120:
+        jmp     .Lheader_line_112
+.Lheaders_done_121:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1178,41 +1183,41 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_142:
+.Lcheck_request_143:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_139
+        je      .Lno_transfer_encoding_140
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_94                # both framings: a smuggling attempt
+        jne     .Lbad_request_95                # both framings: a smuggling attempt
         mov     eax, 5                          # 501 Not Implemented
         ret
-.Lno_transfer_encoding_139:
+.Lno_transfer_encoding_140:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_94                # Content-Length twice
+        ja      .Lbad_request_95                # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_94                # Host twice
-        je      .Lhost_ok_140
+        ja      .Lbad_request_95                # Host twice
+        je      .Lhost_ok_141
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_94                # HTTP/1.1 without Host
-.Lhost_ok_140:
+        jne     .Lbad_request_95                # HTTP/1.1 without Host
+.Lhost_ok_141:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_141
+        jbe     .Lsize_ok_142
         mov     eax, 2                          # 413 Content Too Large
         ret
-.Lsize_ok_141:
+.Lsize_ok_142:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route
 ## C: return the response
 ## "response" answers every path with every known method (HEAD without a body).
-.Lroute_143:
+.Lroute_144:
         mov     eax, 0                          # the response
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_94:
+.Lbad_request_95:
         mov     eax, 1                          # 400 Bad Request
         ret
 
@@ -1227,25 +1232,25 @@ _start:
         mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
         inc     ecx                             # this one too
         cmp     ecx, 1000                       # the last request allowed?
-        jae     .Lmode_decided_144
+        jae     .Lmode_decided_145
         mov     ecx, eax
         shl     rcx, 5                          # index * 32: its record
         lea     rdx, [rip + responses]
         cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_144
+        jne     .Lmode_decided_145
         cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_144
+        jne     .Lmode_decided_145
         cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_144
+        jne     .Lmode_decided_145
         cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_145
+        je      .Lhttp10_146
         mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
         ret
-.Lhttp10_145:
+.Lhttp10_146:
         cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_144
+        je      .Lmode_decided_145
         mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_144:
+.Lmode_decided_145:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1256,20 +1261,20 @@ _start:
 ## buffer counts as the head.
 .Ltoo_large_26:
         xor     ecx, ecx                        # i = 0
-.Lscan_lf_147:
+.Lscan_lf_148:
         cmp     rcx, r14
-        jae     .Lanswer_too_large_148
+        jae     .Lanswer_too_large_149
         cmp     BYTE PTR [rbp+rcx], 10          # '\n'
-        je      .Lfound_lf_146
+        je      .Lfound_lf_147
         inc     rcx
-        jmp     .Lscan_lf_147
-.Lfound_lf_146:
+        jmp     .Lscan_lf_148
+.Lfound_lf_147:
         mov     eax, 4                          # 431
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
         ret
-.Lanswer_too_large_148:
+.Lanswer_too_large_149:
         mov     eax, 3                          # 414
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
@@ -1293,22 +1298,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_149                # mode 0: close
+        jz      .Lhead_ready_150                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_149                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_150                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_149:
+.Lhead_ready_150:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_150
+        jne     .Lbody_ready_151
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_150:
+.Lbody_ready_151:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9
@@ -1326,21 +1331,21 @@ _start:
 ## write_all (blocking modes). rax = 0, or -errno.
 .Lsend_response_24:
         call    .Lprepare_response_23
-.Lwritev_again_151:
+.Lwritev_again_152:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + iov]                # iov
         mov     edx, 2                          # iovcnt = 2
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_151
+        je      .Lwritev_again_152
         test    rax, rax
-        js      .Lsend_done_153                 # -errno: the client is gone
+        js      .Lsend_done_154                 # -errno: the client is gone
         # A short write: finish the head, then the body, with write_all.
         lea     r10, [rip + iov]
         mov     rcx, QWORD PTR [r10+8]          # head_len
         cmp     rax, rcx
-        jae     .Lhead_done_152
+        jae     .Lhead_done_153
         mov     rsi, QWORD PTR [r10]
         add     rsi, rax                        # the head's rest
         mov     rdx, rcx
@@ -1348,11 +1353,11 @@ _start:
         mov     rdi, r13
         call    .Lwrite_all_6
         test    rax, rax
-        js      .Lsend_done_153
+        js      .Lsend_done_154
         xor     eax, eax                        # no body bytes written yet
         lea     r10, [rip + iov]
         mov     ecx, 0
-.Lhead_done_152:
+.Lhead_done_153:
         sub     rax, rcx                        # body bytes written
         mov     rsi, QWORD PTR [r10+16]
         add     rsi, rax                        # the body's rest
@@ -1360,7 +1365,7 @@ _start:
         sub     rdx, rax
         mov     rdi, r13
         call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_153:
+.Lsend_done_154:
         ret
 
         .section .rodata
@@ -1527,11 +1532,6 @@ char_class:
 
         .bss
 
-# struct timespec, filled by clock_gettime (16 bytes)
-        .balign 8
-now_ts:
-        .skip 16
-
 # struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         .balign 8
 client_pollfd:
@@ -1661,6 +1661,11 @@ stop_requested:
         .balign 8
 line_buf:
         .skip 162
+
+# struct timespec, filled by clock_gettime (16 bytes)
+        .balign 8
+now_ts:
+        .skip 16
 
         # An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         .section .note.GNU-stack,"",@progbits

@@ -216,7 +216,7 @@ serve_3:
         mov     qword [rel scanned], 0
         mov     qword [rel conn_bytes], 0
         mov     dword [rel served], 0
-        call    now_ms_19
+        call    now_ms_15
         add     rax, 0x2710                     ; + header_timeout_ms
         mov     qword [rel deadline], rax       ; deadline
 
@@ -225,7 +225,7 @@ serve_3:
 ;; C: head_len = find_head_end(buf, len)
 ;; Pipelined requests may already be in the buffer: each is answered, in
 ;; order, before the next read.
-next_request_16:
+next_request_17:
         call    find_head_end_21
         test    rax, rax
         jnz     have_head_39                    ; complete: answer it
@@ -239,6 +239,11 @@ next_request_16:
 ;; the connection unanswered. A stop signal ends an idle keep-alive connection.
 read_more_41:
 read_again_42:
+        cmp     dword [rel stop_requested], 0   ; asked to stop (maybe while we wrote)?
+        je      wait_ok_45
+        test    r14, r14                        ; with no request under way...
+        jz      finish_connection_4             ; ...close now rather than wait for one
+wait_ok_45:
         mov     rsi, rbp
         add     rsi, r14                        ; buf + len
         mov     edx, 0x2000                     ; the room left: request_bytes - len
@@ -261,20 +266,20 @@ not_eintr_43:
         cmp     dword [rel served], 0
         je      counted_44                      ; the first request's deadline runs from accept()
         mov     rbx, rax                        ; keep n
-        call    now_ms_19
+        call    now_ms_15
         add     rax, 0x2710                     ; + header_timeout_ms
         mov     qword [rel deadline], rax       ; deadline
         mov     rax, rbx
 counted_44:
         add     r14, rax                        ; len += n
-        jmp     next_request_16
+        jmp     next_request_17
 
 ;; --------------------------------------------------------------------------
 ;; the head does not fit in the buffer
 ;; C: response = too_large()
 head_too_large_40:
         call    too_large_26
-        jmp     respond_18
+        jmp     respond_19
 
 ;; --------------------------------------------------------------------------
 ;; parse the request
@@ -290,7 +295,7 @@ have_head_39:
 ;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ;; signal and the last of limits.keepalive_requests close the connection.
-respond_18:
+respond_19:
         mov     ebx, eax                        ; ebx = response index
         mov     ecx, dword [rel served]         ; requests answered before this one
         call    decide_mode_25                  ; conn_mode = 0, 1 or 2
@@ -310,40 +315,40 @@ respond_18:
 ;; The next request starts right after this one's body. A body that is
 ;; already in the buffer is skipped; the rest is read and thrown away, each
 ;; read waiting at most header_timeout_ms.
-after_response_17:
+after_response_18:
         mov     rax, qword [rel head_len]
         mov     rbx, qword [rel req_content_length]
         mov     rcx, r14
         sub     rcx, rax                        ; body bytes already here
         cmp     rcx, rbx
-        jae     body_in_buffer_45
+        jae     body_in_buffer_46
         sub     rbx, rcx                        ; rbx = body bytes still to come
         xor     r14d, r14d                      ; the buffer holds nothing we need
-discard_46:
+discard_47:
         test    rbx, rbx
-        jz      consumed_49
-        call    now_ms_19
+        jz      consumed_50
+        call    now_ms_15
         add     rax, 0x2710                     ; + header_timeout_ms for each read
         mov     qword [rel deadline], rax       ; deadline
         mov     rsi, rbp                        ; read into the buffer
         mov     rdx, rbx                        ; no more than the body's rest:
         cmp     rdx, 0x2000                     ; the next request stays unread
-        jbe     count_ok_47
+        jbe     count_ok_48
         mov     edx, 0x2000
-count_ok_47:
+count_ok_48:
         call    read_timed_20
         cmp     rax, -4
-        jne     discard_ok_48
+        jne     discard_ok_49
         cmp     dword [rel stop_requested], 0   ; a signal: stop if asked to
-        je      discard_46
+        je      discard_47
         jmp     finish_connection_4
-discard_ok_48:
+discard_ok_49:
         test    rax, rax
         jle     finish_connection_4             ; end of file, timeout or error
         add     qword [rel conn_bytes], rax
         sub     rbx, rax
-        jmp     discard_46
-body_in_buffer_45:
+        jmp     discard_47
+body_in_buffer_46:
         add     rax, rbx                        ; n = head + body
         mov     rdi, rbp                        ; memmove(buf, buf + n, len - n)
         lea     rsi, [rdi+rax]
@@ -351,18 +356,18 @@ body_in_buffer_45:
         sub     rcx, rax
         sub     r14, rax                        ; len -= n
         rep movsb                               ; forward copy: safe when the areas overlap this way
-consumed_49:
+consumed_50:
         mov     qword [rel scanned], 0          ; search the new request from its start
-        call    now_ms_19
+        call    now_ms_15
         test    r14, r14                        ; is the next request already here?
-        jnz     pipelined_50
+        jnz     pipelined_51
         add     rax, 0x1388                     ; no: wait keepalive_timeout_ms for it
         mov     qword [rel deadline], rax
-        jmp     next_request_16
-pipelined_50:
+        jmp     next_request_17
+pipelined_51:
         add     rax, 0x2710                     ; yes: its head has header_timeout_ms
         mov     qword [rel deadline], rax
-        jmp     next_request_16
+        jmp     next_request_17
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
@@ -383,7 +388,7 @@ finish_connection_4:
 ;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
 drain_input_9:
         mov     r10d, 16                        ; at most 16 reads
-drain_51:
+drain_52:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
         mov     edx, 0x2000                     ; len
@@ -396,10 +401,10 @@ drain_51:
         syscall
         pop     r10                             ; the count
         test    rax, rax
-        jle     drained_52                      ; nothing more (-EAGAIN), end of file, or error
+        jle     drained_53                      ; nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     drain_51
-drained_52:
+        jnz     drain_52
+drained_53:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -417,25 +422,25 @@ exit_ok_5:
 ;; write() may write fewer bytes than asked (a full socket buffer, a signal):
 ;; loop until every byte is out. Returns rax = 0, or -errno.
 write_all_6:
-write_more_53:
+write_more_54:
         test    rdx, rdx                        ; anything left?
-        jz      write_done_54
+        jz      write_done_55
         mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_53
+        je      write_more_54
         test    rax, rax
-        js      write_return_56                 ; -errno: give up
-        jz      write_eio_55                    ; no progress: give up
+        js      write_return_57                 ; -errno: give up
+        jz      write_eio_56                    ; no progress: give up
         add     rsi, rax                        ; buf += n
         sub     rdx, rax                        ; count -= n
-        jmp     write_more_53
-write_eio_55:
+        jmp     write_more_54
+write_eio_56:
         mov     rax, -5                         ; -EIO
         ret
-write_done_54:
+write_done_55:
         xor     eax, eax                        ; 0: all written
-write_return_56:
+write_return_57:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -448,14 +453,14 @@ append_u64_7:
         sub     rsp, 32                         ; room for 20 digits
         lea     rsi, [rsp+32]                   ; rsi = end of the room
         mov     ecx, 10                         ; divisor
-digit_57:
+digit_58:
         xor     edx, edx                        ; rdx:rax / 10
         div     rcx                             ; rax = quotient, rdx = last digit
         add     dl, 48                          ; to ASCII
         dec     rsi
         mov     byte [rsi], dl
         test    rax, rax
-        jnz     digit_57
+        jnz     digit_58
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        ; rcx = number of digits
         rep movsb                               ; copy them to dst
@@ -499,136 +504,136 @@ die_11:
         rep movsb                               ; copy the message start
         lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
         cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_61
+        je      is_EPERM_62
         cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_62
+        je      is_ENOENT_63
         cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_63
+        je      is_EBADF_64
         cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_64
+        je      is_ENOMEM_65
         cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_65
+        je      is_EACCES_66
         cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_66
+        je      is_EEXIST_67
         cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_67
+        je      is_ENOTDIR_68
         cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_68
+        je      is_EISDIR_69
         cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_69
+        je      is_EINVAL_70
         cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_70
+        je      is_ENFILE_71
         cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_71
+        je      is_EMFILE_72
         cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_72
+        je      is_ENOSPC_73
         cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_73
+        je      is_EROFS_74
         cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_74
+        je      is_ENAMETOOLONG_75
         cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_75
+        je      is_ELOOP_76
         cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_76
+        je      is_EPROTONOSUPPORT_77
         cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_77
+        je      is_EAFNOSUPPORT_78
         cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_78
+        je      is_EADDRINUSE_79
         cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_79
+        je      is_EADDRNOTAVAIL_80
         cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_80
-        jmp     unknown_errno_59
-is_EPERM_61:
+        je      is_ENOBUFS_81
+        jmp     unknown_errno_60
+is_EPERM_62:
         add     rsi, 0                          ; "Operation not permitted"
         mov     ecx, 23
-        jmp     copy_text_58
-is_ENOENT_62:
+        jmp     copy_text_59
+is_ENOENT_63:
         add     rsi, 23                         ; "No such file or directory"
         mov     ecx, 25
-        jmp     copy_text_58
-is_EBADF_63:
+        jmp     copy_text_59
+is_EBADF_64:
         add     rsi, 48                         ; "Bad file descriptor"
         mov     ecx, 19
-        jmp     copy_text_58
-is_ENOMEM_64:
+        jmp     copy_text_59
+is_ENOMEM_65:
         add     rsi, 67                         ; "Cannot allocate memory"
         mov     ecx, 22
-        jmp     copy_text_58
-is_EACCES_65:
+        jmp     copy_text_59
+is_EACCES_66:
         add     rsi, 89                         ; "Permission denied"
         mov     ecx, 17
-        jmp     copy_text_58
-is_EEXIST_66:
+        jmp     copy_text_59
+is_EEXIST_67:
         add     rsi, 106                        ; "File exists"
         mov     ecx, 11
-        jmp     copy_text_58
-is_ENOTDIR_67:
+        jmp     copy_text_59
+is_ENOTDIR_68:
         add     rsi, 117                        ; "Not a directory"
         mov     ecx, 15
-        jmp     copy_text_58
-is_EISDIR_68:
+        jmp     copy_text_59
+is_EISDIR_69:
         add     rsi, 132                        ; "Is a directory"
         mov     ecx, 14
-        jmp     copy_text_58
-is_EINVAL_69:
+        jmp     copy_text_59
+is_EINVAL_70:
         add     rsi, 146                        ; "Invalid argument"
         mov     ecx, 16
-        jmp     copy_text_58
-is_ENFILE_70:
+        jmp     copy_text_59
+is_ENFILE_71:
         add     rsi, 162                        ; "Too many open files in system"
         mov     ecx, 29
-        jmp     copy_text_58
-is_EMFILE_71:
+        jmp     copy_text_59
+is_EMFILE_72:
         add     rsi, 191                        ; "Too many open files"
         mov     ecx, 19
-        jmp     copy_text_58
-is_ENOSPC_72:
+        jmp     copy_text_59
+is_ENOSPC_73:
         add     rsi, 210                        ; "No space left on device"
         mov     ecx, 23
-        jmp     copy_text_58
-is_EROFS_73:
+        jmp     copy_text_59
+is_EROFS_74:
         add     rsi, 233                        ; "Read-only file system"
         mov     ecx, 21
-        jmp     copy_text_58
-is_ENAMETOOLONG_74:
+        jmp     copy_text_59
+is_ENAMETOOLONG_75:
         add     rsi, 254                        ; "File name too long"
         mov     ecx, 18
-        jmp     copy_text_58
-is_ELOOP_75:
+        jmp     copy_text_59
+is_ELOOP_76:
         add     rsi, 272                        ; "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     copy_text_58
-is_EPROTONOSUPPORT_76:
+        jmp     copy_text_59
+is_EPROTONOSUPPORT_77:
         add     rsi, 305                        ; "Protocol not supported"
         mov     ecx, 22
-        jmp     copy_text_58
-is_EAFNOSUPPORT_77:
+        jmp     copy_text_59
+is_EAFNOSUPPORT_78:
         add     rsi, 327                        ; "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     copy_text_58
-is_EADDRINUSE_78:
+        jmp     copy_text_59
+is_EADDRINUSE_79:
         add     rsi, 367                        ; "Address already in use"
         mov     ecx, 22
-        jmp     copy_text_58
-is_EADDRNOTAVAIL_79:
+        jmp     copy_text_59
+is_EADDRNOTAVAIL_80:
         add     rsi, 389                        ; "Cannot assign requested address"
         mov     ecx, 31
-        jmp     copy_text_58
-is_ENOBUFS_80:
+        jmp     copy_text_59
+is_ENOBUFS_81:
         add     rsi, 420                        ; "No buffer space available"
         mov     ecx, 25
-        jmp     copy_text_58
-unknown_errno_59:
+        jmp     copy_text_59
+unknown_errno_60:
         lea     rsi, [rel errno_word]
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
         call    append_u64_7
-        jmp     newline_60
-copy_text_58:
+        jmp     newline_61
+copy_text_59:
         rep movsb                               ; copy the errno's text
-newline_60:
+newline_61:
         mov     byte [rdi], 10                  ; '\n'
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -647,14 +652,14 @@ newline_60:
 ;; loop exits once the current connection is done. A second signal exits
 ;; at once.
 on_signal_12:
-signal_in_worker_81:
+signal_in_worker_82:
         cmp     dword [rel stop_requested], 0   ; a second signal?
-        jne     exit_now_82
+        jne     exit_now_83
         cmp     dword [rel busy], 0             ; serving a connection?
-        je      exit_now_82
+        je      exit_now_83
         mov     dword [rel stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
-exit_now_82:
+exit_now_83:
         xor     edi, edi                        ; status = 0
         mov     eax, 231                        ; syscall number: exit_group
         syscall
@@ -673,7 +678,7 @@ signal_restorer_13:
 ;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ;; rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ;; rsi, rdi, r11.
-now_ms_19:
+now_ms_15:
         mov     edi, 1                          ; CLOCK_MONOTONIC
         lea     rsi, [rel now_ts]
         mov     eax, 228                        ; syscall number: clock_gettime
@@ -695,14 +700,14 @@ now_ms_19:
 read_timed_20:
         mov     r8, rsi                         ; keep buf
         mov     r9, rdx                         ; keep count
-        call    now_ms_19
+        call    now_ms_15
         mov     rdx, qword [rel deadline]
         sub     rdx, rax                        ; timeout = deadline - now, in ms
-        jg      wait_83
-timed_out_84:
+        jg      wait_84
+timed_out_85:
         mov     rax, -110                       ; -ETIMEDOUT
         ret
-wait_83:
+wait_84:
         lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
         mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
@@ -710,14 +715,14 @@ wait_83:
         mov     eax, 7                          ; syscall number: poll
         syscall
         test    rax, rax
-        jz      timed_out_84                    ; 0: nothing came in time
-        js      read_timed_done_85              ; -EINTR or -errno
+        jz      timed_out_85                    ; 0: nothing came in time
+        js      read_timed_done_86              ; -EINTR or -errno
         mov     rdi, r13                        ; fd = client_fd
         mov     rsi, r8                         ; buf
         mov     rdx, r9                         ; count
         mov     eax, 0                          ; syscall number: read
         syscall
-read_timed_done_85:
+read_timed_done_86:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -731,20 +736,20 @@ find_head_end_21:
         mov     rsi, rbp
         mov     rcx, qword [rel scanned]
         sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_86
+        jns     scan_from_87
         xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_86:
-scan_87:
+scan_from_87:
+scan_88:
         lea     rax, [rcx+4]                    ; i + 4
         cmp     rax, r14
-        ja      no_end_yet_88                   ; no 4 bytes left to compare
+        ja      no_end_yet_89                   ; no 4 bytes left to compare
         cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
-        je      found_end_89
+        je      found_end_90
         inc     rcx
-        jmp     scan_87
-found_end_89:
+        jmp     scan_88
+found_end_90:
         ret                                     ; rax = i + 4
-no_end_yet_88:
+no_end_yet_89:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
         ret
@@ -768,70 +773,70 @@ parse_request_22:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_95
+        jne     not_GET_96
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_90
-not_GET_95:
+        jmp     target_91
+not_GET_96:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_96
+        jne     not_HEAD_97
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_96
+        jne     not_HEAD_97
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_90
-not_HEAD_96:
+        jmp     target_91
+not_HEAD_97:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_97
+        jne     not_POST_98
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_97
+        jne     not_POST_98
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_90
-not_POST_97:
+        jmp     target_91
+not_POST_98:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_98
+        jne     not_PUT_99
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_90
-not_PUT_98:
+        jmp     target_91
+not_PUT_99:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_99
+        jne     not_DELETE_100
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_99
+        jne     not_DELETE_100
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_90
-not_DELETE_99:
+        jmp     target_91
+not_DELETE_100:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_100
+        jne     not_PATCH_101
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_100
+        jne     not_PATCH_101
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_90
-not_PATCH_100:
+        jmp     target_91
+not_PATCH_101:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_101
+        jne     not_OPTIONS_102
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_101
+        jne     not_OPTIONS_102
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_90
-not_OPTIONS_101:
-unknown_method_91:
+        jmp     target_91
+not_OPTIONS_102:
+unknown_method_92:
         mov     rcx, rsi
-method_token_92:
+method_token_93:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_93
+        jz      method_token_end_94
         inc     rcx
-        jmp     method_token_92
-method_token_end_93:
+        jmp     method_token_93
+method_token_end_94:
         cmp     rcx, rsi
-        je      bad_request_94                  ; no method at all
+        je      bad_request_95                  ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_94                  ; not followed by one space
+        jne     bad_request_95                  ; not followed by one space
         mov     eax, 21                         ; 501 Not Implemented
         ret
 
@@ -840,60 +845,60 @@ method_token_end_93:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_90:
+target_91:
         cmp     byte [rsi], 47
-        je      origin_form_102
+        je      origin_form_103
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_94
+        jne     bad_request_95
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_94
+        jne     bad_request_95
         add     rsi, 7                          ; skip "http://"
-authority_103:
+authority_104:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_102                 ; the path starts
+        je      origin_form_103                 ; the path starts
         cmp     eax, 32
-        je      no_path_104                     ; "http://host": the path is "/"
+        je      no_path_105                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_94
+        jz      bad_request_95
         inc     rsi
-        jmp     authority_103
-no_path_104:
+        jmp     authority_104
+no_path_105:
         lea     rax, [rel path_root]
         mov     qword [rel req_path], rax
         mov     qword [rel req_path_len], 1
-        jmp     version_108
-origin_form_102:
+        jmp     version_109
+origin_form_103:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_105:
+path_106:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_106
+        je      path_end_107
         cmp     eax, 63
-        je      query_107
+        je      query_108
         cmp     eax, 35
-        je      query_107
+        je      query_108
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_94                  ; CR, LF, a control character: malformed
+        jz      bad_request_95                  ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_105
-query_107:
+        jmp     path_106
+query_108:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_109:
+skip_query_110:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_108
+        je      version_109
         test    byte [r8+rax], 4
-        jz      bad_request_94
-        jmp     skip_query_109
-path_end_106:
+        jz      bad_request_95
+        jmp     skip_query_110
+path_end_107:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -902,28 +907,28 @@ path_end_106:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_108:
+version_109:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_94
+        jne     bad_request_95
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_94
+        jne     bad_request_95
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_94                  ; not a digit
+        ja      bad_request_95                  ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_94
+        jne     bad_request_95
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_94
+        ja      bad_request_95
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_94                  ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_95                  ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_110
+        je      http_1_111
         mov     eax, 22                         ; 505 HTTP Version Not Supported
         ret
-http_1_110:
+http_1_111:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -933,215 +938,215 @@ http_1_110:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_111:
+header_line_112:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_120
+        je      headers_done_121
         mov     rcx, rsi                        ; rcx = the name
-field_name_112:
+field_name_113:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_113
+        jz      field_name_end_114
         inc     rsi
-        jmp     field_name_112
-field_name_end_113:
+        jmp     field_name_113
+field_name_end_114:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_94                  ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_95                  ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_94                  ; whitespace (or anything) before the colon
+        jne     bad_request_95                  ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_114:
+skip_ows_115:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_121
+        je      ows_char_122
         cmp     byte [rsi], 9
-        jne     field_value_115
-ows_char_121:
+        jne     field_value_116
+ows_char_122:
         inc     rsi
-        jmp     skip_ows_114
-field_value_115:
+        jmp     skip_ows_115
+field_value_116:
         mov     r11, rsi                        ; r11 = the value
-value_char_122:
+value_char_123:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_116
+        je      field_cr_117
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_94                  ; a bare LF, NUL or another control character
+        jz      bad_request_95                  ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_122
-field_cr_116:
+        jmp     value_char_123
+field_cr_117:
         cmp     byte [rsi+1], 10
-        jne     bad_request_94                  ; a bare CR
+        jne     bad_request_95                  ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_117:
+trim_118:
         cmp     r9, r11
-        je      trimmed_118
+        je      trimmed_119
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_123
+        je      trim_one_124
         cmp     eax, 9
-        jne     trimmed_118
-trim_one_123:
+        jne     trimmed_119
+trim_one_124:
         dec     r9
-        jmp     trim_117
-trimmed_118:
+        jmp     trim_118
+trimmed_119:
         cmp     rdx, 4
-        jne     not_host_124
+        jne     not_host_125
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_124
+        jne     not_host_125
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_119
-not_host_124:
+        jmp     next_field_120
+not_host_125:
         cmp     rdx, 14
-        jne     not_content_length_126
+        jne     not_content_length_127
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_126
+        jne     not_content_length_127
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_126
+        jne     not_content_length_127
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_126
+        jne     not_content_length_127
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_126
+        jne     not_content_length_127
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_94                  ; empty
+        je      bad_request_95                  ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_128:
+cl_digit_129:
         cmp     r11, r9
-        je      cl_end_129
+        je      cl_end_130
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_94                  ; not a digit: invalid
+        ja      bad_request_95                  ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_130          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_131          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_130:
+cl_too_many_digits_131:
         inc     r11
-        jmp     cl_digit_128
-cl_end_129:
+        jmp     cl_digit_129
+cl_end_130:
         cmp     rdx, 15
-        jbe     cl_store_131
+        jbe     cl_store_132
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_131:
+cl_store_132:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_119
-not_content_length_126:
+        jmp     next_field_120
+not_content_length_127:
         cmp     rdx, 17
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_128
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_128
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_128
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_128
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_128
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_127
+        jne     not_transfer_encoding_128
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_119
-not_transfer_encoding_127:
+        jmp     next_field_120
+not_transfer_encoding_128:
         cmp     rdx, 10
-        jne     not_connection_125
+        jne     not_connection_126
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_125
+        jne     not_connection_126
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_125
+        jne     not_connection_126
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_125
-conn_token_132:
+        jne     not_connection_126
+conn_token_133:
         cmp     r11, r9
-        jae     next_field_119                  ; no more tokens
+        jae     next_field_120                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_133
+        je      conn_separator_134
         cmp     eax, 32
-        je      conn_separator_133
+        je      conn_separator_134
         cmp     eax, 9
-        jne     conn_token_start_138
-conn_separator_133:
+        jne     conn_token_start_139
+conn_separator_134:
         inc     r11
-        jmp     conn_token_132
-conn_token_start_138:
+        jmp     conn_token_133
+conn_token_start_139:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_134:
+conn_scan_135:
         cmp     r11, r9
-        jae     conn_scanned_135
+        jae     conn_scanned_136
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_135
+        je      conn_scanned_136
         cmp     eax, 32
-        je      conn_scanned_135
+        je      conn_scanned_136
         cmp     eax, 9
-        je      conn_scanned_135
+        je      conn_scanned_136
         inc     r11
-        jmp     conn_scan_134
-conn_scanned_135:
+        jmp     conn_scan_135
+conn_scanned_136:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_136
+        jne     not_close_137
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_136
+        jne     not_close_137
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_136
+        jne     not_close_137
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_136:
+not_close_137:
         cmp     rdx, 10
-        jne     not_keep_alive_137
+        jne     not_keep_alive_138
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_137
+        jne     not_keep_alive_138
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_137
+        jne     not_keep_alive_138
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_137
+        jne     not_keep_alive_138
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_137:
-        jmp     conn_token_132
-not_connection_125:
-next_field_119:
+not_keep_alive_138:
+        jmp     conn_token_133
+not_connection_126:
+next_field_120:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_111
-headers_done_120:
+        jmp     header_line_112
+headers_done_121:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1149,101 +1154,101 @@ headers_done_120:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_142:
+check_request_143:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_139
+        je      no_transfer_encoding_140
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_94                  ; both framings: a smuggling attempt
+        jne     bad_request_95                  ; both framings: a smuggling attempt
         mov     eax, 21                         ; 501 Not Implemented
         ret
-no_transfer_encoding_139:
+no_transfer_encoding_140:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_94                  ; Content-Length twice
+        ja      bad_request_95                  ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_94                  ; Host twice
-        je      host_ok_140
+        ja      bad_request_95                  ; Host twice
+        je      host_ok_141
         cmp     dword [rel req_minor], 0
-        jne     bad_request_94                  ; HTTP/1.1 without Host
-host_ok_140:
+        jne     bad_request_95                  ; HTTP/1.1 without Host
+host_ok_141:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_141
+        jbe     size_ok_142
         mov     eax, 18                         ; 413 Content Too Large
         ret
-size_ok_141:
+size_ok_142:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route by exact path
 ;; C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ;; A compare chain generated from the spec: the length first, then the bytes.
 ;; Unknown paths get not_found.
-route_143:
+route_144:
         mov     r9, qword [rel req_path]        ; r9 = the path
         mov     r10, qword [rel req_path_len]   ; r10 = its length
         cmp     r10, 1                          ; "/"
-        jne     not_path_144
+        jne     not_path_145
         mov     rsi, r9
         lea     rdi, [rel path_0]
         mov     ecx, 1
         repe cmpsb                              ; compare while equal
-        je      path_145
-not_path_144:
+        je      path_146
+not_path_145:
         cmp     r10, 7                          ; "/health"
-        jne     not_path_146
+        jne     not_path_147
         mov     rsi, r9
         lea     rdi, [rel path_1]
         mov     ecx, 7
         repe cmpsb                              ; compare while equal
-        je      path_147
-not_path_146:
+        je      path_148
+not_path_147:
         cmp     r10, 11                         ; "/api/status"
-        jne     not_path_148
+        jne     not_path_149
         mov     rsi, r9
         lea     rdi, [rel path_2]
         mov     ecx, 11
         repe cmpsb                              ; compare while equal
-        je      path_149
-not_path_148:
+        je      path_150
+not_path_149:
         cmp     r10, 10                         ; "/api/items"
-        jne     not_path_150
+        jne     not_path_151
         mov     rsi, r9
         lea     rdi, [rel path_3]
         mov     ecx, 10
         repe cmpsb                              ; compare while equal
-        je      path_151
-not_path_150:
+        je      path_152
+not_path_151:
         cmp     r10, 12                         ; "/api/items/1"
-        jne     not_path_152
+        jne     not_path_153
         mov     rsi, r9
         lea     rdi, [rel path_4]
         mov     ecx, 12
         repe cmpsb                              ; compare while equal
-        je      path_153
-not_path_152:
+        je      path_154
+not_path_153:
         cmp     r10, 4                          ; "/old"
-        jne     not_path_154
+        jne     not_path_155
         mov     rsi, r9
         lea     rdi, [rel path_5]
         mov     ecx, 4
         repe cmpsb                              ; compare while equal
-        je      path_155
-not_path_154:
+        je      path_156
+not_path_155:
         cmp     r10, 7                          ; "/teapot"
-        jne     not_path_156
+        jne     not_path_157
         mov     rsi, r9
         lea     rdi, [rel path_6]
         mov     ecx, 7
         repe cmpsb                              ; compare while equal
-        je      path_157
-not_path_156:
+        je      path_158
+not_path_157:
         cmp     r10, 12                         ; "/maintenance"
-        jne     not_path_158
+        jne     not_path_159
         mov     rsi, r9
         lea     rdi, [rel path_7]
         mov     ecx, 12
         repe cmpsb                              ; compare while equal
-        je      path_159
-not_path_158:
+        je      path_160
+not_path_159:
         mov     eax, 16                         ; 404: not_found
         ret
 
@@ -1251,18 +1256,18 @@ not_path_158:
 ;; parse_request: the methods of /
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_145:
+path_146:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_160
-        mov     eax, 0                          ; GET /
-        ret
-not_160:
-        cmp     ecx, 2                          ; HEAD
         jne     not_161
         mov     eax, 0                          ; GET /
         ret
 not_161:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_162
+        mov     eax, 0                          ; GET /
+        ret
+not_162:
         mov     eax, 8                          ; 405 Method Not Allowed
         ret
 
@@ -1270,18 +1275,18 @@ not_161:
 ;; parse_request: the methods of /health
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_147:
+path_148:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_162
-        mov     eax, 1                          ; GET /health
-        ret
-not_162:
-        cmp     ecx, 2                          ; HEAD
         jne     not_163
         mov     eax, 1                          ; GET /health
         ret
 not_163:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_164
+        mov     eax, 1                          ; GET /health
+        ret
+not_164:
         mov     eax, 9                          ; 405 Method Not Allowed
         ret
 
@@ -1289,18 +1294,18 @@ not_163:
 ;; parse_request: the methods of /api/status
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_149:
+path_150:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_164
-        mov     eax, 2                          ; GET /api/status
-        ret
-not_164:
-        cmp     ecx, 2                          ; HEAD
         jne     not_165
         mov     eax, 2                          ; GET /api/status
         ret
 not_165:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_166
+        mov     eax, 2                          ; GET /api/status
+        ret
+not_166:
         mov     eax, 10                         ; 405 Method Not Allowed
         ret
 
@@ -1308,13 +1313,13 @@ not_165:
 ;; parse_request: the methods of /api/items
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_151:
+path_152:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 3                          ; POST
-        jne     not_166
+        jne     not_167
         mov     eax, 3                          ; POST /api/items
         ret
-not_166:
+not_167:
         mov     eax, 11                         ; 405 Method Not Allowed
         ret
 
@@ -1322,13 +1327,13 @@ not_166:
 ;; parse_request: the methods of /api/items/1
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_153:
+path_154:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 5                          ; DELETE
-        jne     not_167
+        jne     not_168
         mov     eax, 4                          ; DELETE /api/items/1
         ret
-not_167:
+not_168:
         mov     eax, 12                         ; 405 Method Not Allowed
         ret
 
@@ -1336,18 +1341,18 @@ not_167:
 ;; parse_request: the methods of /old
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_155:
+path_156:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_168
-        mov     eax, 5                          ; GET /old
-        ret
-not_168:
-        cmp     ecx, 2                          ; HEAD
         jne     not_169
         mov     eax, 5                          ; GET /old
         ret
 not_169:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_170
+        mov     eax, 5                          ; GET /old
+        ret
+not_170:
         mov     eax, 13                         ; 405 Method Not Allowed
         ret
 
@@ -1355,18 +1360,18 @@ not_169:
 ;; parse_request: the methods of /teapot
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_157:
+path_158:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_170
-        mov     eax, 6                          ; GET /teapot
-        ret
-not_170:
-        cmp     ecx, 2                          ; HEAD
         jne     not_171
         mov     eax, 6                          ; GET /teapot
         ret
 not_171:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_172
+        mov     eax, 6                          ; GET /teapot
+        ret
+not_172:
         mov     eax, 14                         ; 405 Method Not Allowed
         ret
 
@@ -1374,25 +1379,25 @@ not_171:
 ;; parse_request: the methods of /maintenance
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_159:
+path_160:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_172
-        mov     eax, 7                          ; GET /maintenance
-        ret
-not_172:
-        cmp     ecx, 2                          ; HEAD
         jne     not_173
         mov     eax, 7                          ; GET /maintenance
         ret
 not_173:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_174
+        mov     eax, 7                          ; GET /maintenance
+        ret
+not_174:
         mov     eax, 15                         ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_94:
+bad_request_95:
         mov     eax, 17                         ; 400 Bad Request
         ret
 
@@ -1407,25 +1412,25 @@ decide_mode_25:
         mov     dword [rel conn_mode], 0        ; close, unless kept below
         inc     ecx                             ; this one too
         cmp     ecx, 100                        ; the last request allowed?
-        jae     mode_decided_174
+        jae     mode_decided_175
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32: its record
         lea     rdx, [rel responses]
         cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_174
+        jne     mode_decided_175
         cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_174
+        jne     mode_decided_175
         cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_174
+        jne     mode_decided_175
         cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_175
+        je      http10_176
         mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
         ret
-http10_175:
+http10_176:
         cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_174
+        je      mode_decided_175
         mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_174:
+mode_decided_175:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1436,20 +1441,20 @@ mode_decided_174:
 ;; buffer counts as the head.
 too_large_26:
         xor     ecx, ecx                        ; i = 0
-scan_lf_177:
+scan_lf_178:
         cmp     rcx, r14
-        jae     answer_too_large_178
+        jae     answer_too_large_179
         cmp     byte [rbp+rcx], 10              ; '\n'
-        je      found_lf_176
+        je      found_lf_177
         inc     rcx
-        jmp     scan_lf_177
-found_lf_176:
+        jmp     scan_lf_178
+found_lf_177:
         mov     eax, 20                         ; 431
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
         ret
-answer_too_large_178:
+answer_too_large_179:
         mov     eax, 19                         ; 414
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
@@ -1473,22 +1478,22 @@ prepare_response_23:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_179                  ; mode 0: close
+        jz      head_ready_180                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_179                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_180                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_179:
+head_ready_180:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_180
+        jne     body_ready_181
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_180:
+body_ready_181:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1506,21 +1511,21 @@ body_ready_180:
 ;; write_all (blocking modes). rax = 0, or -errno.
 send_response_24:
         call    prepare_response_23
-writev_again_181:
+writev_again_182:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel iov]                  ; iov
         mov     edx, 2                          ; iovcnt = 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_181
+        je      writev_again_182
         test    rax, rax
-        js      send_done_183                   ; -errno: the client is gone
+        js      send_done_184                   ; -errno: the client is gone
         ; A short write: finish the head, then the body, with write_all.
         lea     r10, [rel iov]
         mov     rcx, qword [r10+8]              ; head_len
         cmp     rax, rcx
-        jae     head_done_182
+        jae     head_done_183
         mov     rsi, qword [r10]
         add     rsi, rax                        ; the head's rest
         mov     rdx, rcx
@@ -1528,11 +1533,11 @@ writev_again_181:
         mov     rdi, r13
         call    write_all_6
         test    rax, rax
-        js      send_done_183
+        js      send_done_184
         xor     eax, eax                        ; no body bytes written yet
         lea     r10, [rel iov]
         mov     ecx, 0
-head_done_182:
+head_done_183:
         sub     rax, rcx                        ; body bytes written
         mov     rsi, qword [r10+16]
         add     rsi, rax                        ; the body's rest
@@ -1540,7 +1545,7 @@ head_done_182:
         sub     rdx, rax
         mov     rdi, r13
         call    write_all_6                     ; returns at once when nothing is left
-send_done_183:
+send_done_184:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1555,17 +1560,17 @@ log_request_27:
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        ; the request line: up to the first CR or LF
-line_len_184:
+line_len_185:
         cmp     rcx, r14
-        jae     copy_line_185
+        jae     copy_line_186
         movzx   eax, byte [rsi+rcx]
         cmp     eax, 13
-        je      copy_line_185
+        je      copy_line_186
         cmp     eax, 10
-        je      copy_line_185
+        je      copy_line_186
         inc     rcx
-        jmp     line_len_184
-copy_line_185:
+        jmp     line_len_185
+copy_line_186:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2
@@ -2184,11 +2189,6 @@ path_root:
 
         section .bss
 
-; struct timespec, filled by clock_gettime (16 bytes)
-        alignb 8
-now_ts:
-        resb 16
-
 ; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         alignb 8
 client_pollfd:
@@ -2318,6 +2318,11 @@ stop_requested:
         alignb 8
 line_buf:
         resb 8320
+
+; struct timespec, filled by clock_gettime (16 bytes)
+        alignb 8
+now_ts:
+        resb 16
 
         ; An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         section .note.GNU-stack noalloc noexec nowrite progbits

@@ -270,7 +270,7 @@ _start:
         mov     QWORD PTR [rip + scanned], 0
         mov     QWORD PTR [rip + conn_bytes], 0
         mov     DWORD PTR [rip + served], 0
-        call    .Lnow_ms_20
+        call    .Lnow_ms_16
         add     rax, 0x2710                     # + header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax # deadline
 
@@ -279,7 +279,7 @@ _start:
 ## C: head_len = find_head_end(buf, len)
 ## Pipelined requests may already be in the buffer: each is answered, in
 ## order, before the next read.
-.Lnext_request_17:
+.Lnext_request_18:
         call    .Lfind_head_end_22
         test    rax, rax
         jnz     .Lhave_head_43                  # complete: answer it
@@ -293,6 +293,11 @@ _start:
 ## the connection unanswered. A stop signal ends an idle keep-alive connection.
 .Lread_more_45:
 .Lread_again_46:
+        cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop (maybe while we wrote)?
+        je      .Lwait_ok_49
+        test    r14, r14                        # with no request under way...
+        jz      .Lfinish_connection_4           # ...close now rather than wait for one
+.Lwait_ok_49:
         mov     rsi, rbp
         add     rsi, r14                        # buf + len
         mov     edx, 0x2000                     # the room left: request_bytes - len
@@ -315,20 +320,20 @@ _start:
         cmp     DWORD PTR [rip + served], 0
         je      .Lcounted_48                    # the first request's deadline runs from accept()
         mov     rbx, rax                        # keep n
-        call    .Lnow_ms_20
+        call    .Lnow_ms_16
         add     rax, 0x2710                     # + header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax # deadline
         mov     rax, rbx
 .Lcounted_48:
         add     r14, rax                        # len += n
-        jmp     .Lnext_request_17
+        jmp     .Lnext_request_18
 
 ## --------------------------------------------------------------------------
 ## the head does not fit in the buffer
 ## C: response = too_large()
 .Lhead_too_large_44:
         call    .Ltoo_large_27
-        jmp     .Lrespond_19
+        jmp     .Lrespond_20
 
 ## --------------------------------------------------------------------------
 ## parse the request
@@ -344,7 +349,7 @@ _start:
 ## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ## signal and the last of limits.keepalive_requests close the connection.
-.Lrespond_19:
+.Lrespond_20:
         mov     ebx, eax                        # ebx = response index
         mov     ecx, DWORD PTR [rip + served]   # requests answered before this one
         call    .Ldecide_mode_26                # conn_mode = 0, 1 or 2
@@ -364,40 +369,40 @@ _start:
 ## The next request starts right after this one's body. A body that is
 ## already in the buffer is skipped; the rest is read and thrown away, each
 ## read waiting at most header_timeout_ms.
-.Lafter_response_18:
+.Lafter_response_19:
         mov     rax, QWORD PTR [rip + head_len]
         mov     rbx, QWORD PTR [rip + req_content_length]
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
         cmp     rcx, rbx
-        jae     .Lbody_in_buffer_49
+        jae     .Lbody_in_buffer_50
         sub     rbx, rcx                        # rbx = body bytes still to come
         xor     r14d, r14d                      # the buffer holds nothing we need
-.Ldiscard_50:
+.Ldiscard_51:
         test    rbx, rbx
-        jz      .Lconsumed_53
-        call    .Lnow_ms_20
+        jz      .Lconsumed_54
+        call    .Lnow_ms_16
         add     rax, 0x2710                     # + header_timeout_ms for each read
         mov     QWORD PTR [rip + deadline], rax # deadline
         mov     rsi, rbp                        # read into the buffer
         mov     rdx, rbx                        # no more than the body's rest:
         cmp     rdx, 0x2000                     # the next request stays unread
-        jbe     .Lcount_ok_51
+        jbe     .Lcount_ok_52
         mov     edx, 0x2000
-.Lcount_ok_51:
+.Lcount_ok_52:
         call    .Lread_timed_21
         cmp     rax, -4
-        jne     .Ldiscard_ok_52
+        jne     .Ldiscard_ok_53
         cmp     DWORD PTR [rip + stop_requested], 0 # a signal: stop if asked to
-        je      .Ldiscard_50
+        je      .Ldiscard_51
         jmp     .Lfinish_connection_4
-.Ldiscard_ok_52:
+.Ldiscard_ok_53:
         test    rax, rax
         jle     .Lfinish_connection_4           # end of file, timeout or error
         add     QWORD PTR [rip + conn_bytes], rax
         sub     rbx, rax
-        jmp     .Ldiscard_50
-.Lbody_in_buffer_49:
+        jmp     .Ldiscard_51
+.Lbody_in_buffer_50:
         add     rax, rbx                        # n = head + body
         mov     rdi, rbp                        # memmove(buf, buf + n, len - n)
         lea     rsi, [rdi+rax]
@@ -405,18 +410,18 @@ _start:
         sub     rcx, rax
         sub     r14, rax                        # len -= n
         rep movsb                               # forward copy: safe when the areas overlap this way
-.Lconsumed_53:
+.Lconsumed_54:
         mov     QWORD PTR [rip + scanned], 0    # search the new request from its start
-        call    .Lnow_ms_20
+        call    .Lnow_ms_16
         test    r14, r14                        # is the next request already here?
-        jnz     .Lpipelined_54
+        jnz     .Lpipelined_55
         add     rax, 0x1388                     # no: wait keepalive_timeout_ms for it
         mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_17
-.Lpipelined_54:
+        jmp     .Lnext_request_18
+.Lpipelined_55:
         add     rax, 0x2710                     # yes: its head has header_timeout_ms
         mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_17
+        jmp     .Lnext_request_18
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
@@ -437,7 +442,7 @@ _start:
 ## arrived, without waiting (at most 16 buffers), so close() sends FIN.
 .Ldrain_input_9:
         mov     r10d, 16                        # at most 16 reads
-.Ldrain_55:
+.Ldrain_56:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
         mov     edx, 0x2000                     # len
@@ -450,10 +455,10 @@ _start:
         syscall
         pop     r10                             # the count
         test    rax, rax
-        jle     .Ldrained_56                    # nothing more (-EAGAIN), end of file, or error
+        jle     .Ldrained_57                    # nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     .Ldrain_55
-.Ldrained_56:
+        jnz     .Ldrain_56
+.Ldrained_57:
         ret
 
 ## --------------------------------------------------------------------------
@@ -471,25 +476,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_57:
+.Lwrite_more_58:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_58
+        jz      .Lwrite_done_59
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_57
+        je      .Lwrite_more_58
         test    rax, rax
-        js      .Lwrite_return_60               # -errno: give up
-        jz      .Lwrite_eio_59                  # no progress: give up
+        js      .Lwrite_return_61               # -errno: give up
+        jz      .Lwrite_eio_60                  # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_57
-.Lwrite_eio_59:
+        jmp     .Lwrite_more_58
+.Lwrite_eio_60:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_58:
+.Lwrite_done_59:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_60:
+.Lwrite_return_61:
         ret
 
 ## --------------------------------------------------------------------------
@@ -502,14 +507,14 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_61:
+.Ldigit_62:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_61
+        jnz     .Ldigit_62
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
@@ -553,136 +558,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_65
+        je      .Lis_EPERM_66
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_66
+        je      .Lis_ENOENT_67
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_67
+        je      .Lis_EBADF_68
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_68
+        je      .Lis_ENOMEM_69
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_69
+        je      .Lis_EACCES_70
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_70
+        je      .Lis_EEXIST_71
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_71
+        je      .Lis_ENOTDIR_72
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_72
+        je      .Lis_EISDIR_73
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_73
+        je      .Lis_EINVAL_74
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_74
+        je      .Lis_ENFILE_75
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_75
+        je      .Lis_EMFILE_76
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_76
+        je      .Lis_ENOSPC_77
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_77
+        je      .Lis_EROFS_78
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_78
+        je      .Lis_ENAMETOOLONG_79
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_79
+        je      .Lis_ELOOP_80
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_80
+        je      .Lis_EPROTONOSUPPORT_81
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_81
+        je      .Lis_EAFNOSUPPORT_82
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_82
+        je      .Lis_EADDRINUSE_83
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_83
+        je      .Lis_EADDRNOTAVAIL_84
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_84
-        jmp     .Lunknown_errno_63
-.Lis_EPERM_65:
+        je      .Lis_ENOBUFS_85
+        jmp     .Lunknown_errno_64
+.Lis_EPERM_66:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_62
-.Lis_ENOENT_66:
+        jmp     .Lcopy_text_63
+.Lis_ENOENT_67:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_62
-.Lis_EBADF_67:
+        jmp     .Lcopy_text_63
+.Lis_EBADF_68:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_62
-.Lis_ENOMEM_68:
+        jmp     .Lcopy_text_63
+.Lis_ENOMEM_69:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_62
-.Lis_EACCES_69:
+        jmp     .Lcopy_text_63
+.Lis_EACCES_70:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_62
-.Lis_EEXIST_70:
+        jmp     .Lcopy_text_63
+.Lis_EEXIST_71:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_62
-.Lis_ENOTDIR_71:
+        jmp     .Lcopy_text_63
+.Lis_ENOTDIR_72:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_62
-.Lis_EISDIR_72:
+        jmp     .Lcopy_text_63
+.Lis_EISDIR_73:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_62
-.Lis_EINVAL_73:
+        jmp     .Lcopy_text_63
+.Lis_EINVAL_74:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_62
-.Lis_ENFILE_74:
+        jmp     .Lcopy_text_63
+.Lis_ENFILE_75:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_62
-.Lis_EMFILE_75:
+        jmp     .Lcopy_text_63
+.Lis_EMFILE_76:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_62
-.Lis_ENOSPC_76:
+        jmp     .Lcopy_text_63
+.Lis_ENOSPC_77:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_62
-.Lis_EROFS_77:
+        jmp     .Lcopy_text_63
+.Lis_EROFS_78:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_62
-.Lis_ENAMETOOLONG_78:
+        jmp     .Lcopy_text_63
+.Lis_ENAMETOOLONG_79:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_62
-.Lis_ELOOP_79:
+        jmp     .Lcopy_text_63
+.Lis_ELOOP_80:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_62
-.Lis_EPROTONOSUPPORT_80:
+        jmp     .Lcopy_text_63
+.Lis_EPROTONOSUPPORT_81:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_62
-.Lis_EAFNOSUPPORT_81:
+        jmp     .Lcopy_text_63
+.Lis_EAFNOSUPPORT_82:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_62
-.Lis_EADDRINUSE_82:
+        jmp     .Lcopy_text_63
+.Lis_EADDRINUSE_83:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_62
-.Lis_EADDRNOTAVAIL_83:
+        jmp     .Lcopy_text_63
+.Lis_EADDRNOTAVAIL_84:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_62
-.Lis_ENOBUFS_84:
+        jmp     .Lcopy_text_63
+.Lis_ENOBUFS_85:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_62
-.Lunknown_errno_63:
+        jmp     .Lcopy_text_63
+.Lunknown_errno_64:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_64
-.Lcopy_text_62:
+        jmp     .Lnewline_65
+.Lcopy_text_63:
         rep movsb                               # copy the errno's text
-.Lnewline_64:
+.Lnewline_65:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -701,14 +706,14 @@ _start:
 ## loop exits once the current connection is done. A second signal exits
 ## at once.
 .Lon_signal_12:
-.Lsignal_in_worker_85:
+.Lsignal_in_worker_86:
         cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
-        jne     .Lexit_now_86
+        jne     .Lexit_now_87
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        je      .Lexit_now_86
+        je      .Lexit_now_87
         mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
-.Lexit_now_86:
+.Lexit_now_87:
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall
@@ -727,7 +732,7 @@ _start:
 ## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ## rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ## rsi, rdi, r11.
-.Lnow_ms_20:
+.Lnow_ms_16:
         mov     edi, 1                          # CLOCK_MONOTONIC
         lea     rsi, [rip + now_ts]
         mov     eax, 228                        # syscall number: clock_gettime
@@ -749,14 +754,14 @@ _start:
 .Lread_timed_21:
         mov     r8, rsi                         # keep buf
         mov     r9, rdx                         # keep count
-        call    .Lnow_ms_20
+        call    .Lnow_ms_16
         mov     rdx, QWORD PTR [rip + deadline]
         sub     rdx, rax                        # timeout = deadline - now, in ms
-        jg      .Lwait_87
-.Ltimed_out_88:
+        jg      .Lwait_88
+.Ltimed_out_89:
         mov     rax, -110                       # -ETIMEDOUT
         ret
-.Lwait_87:
+.Lwait_88:
         lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
@@ -764,14 +769,14 @@ _start:
         mov     eax, 7                          # syscall number: poll
         syscall
         test    rax, rax
-        jz      .Ltimed_out_88                  # 0: nothing came in time
-        js      .Lread_timed_done_89            # -EINTR or -errno
+        jz      .Ltimed_out_89                  # 0: nothing came in time
+        js      .Lread_timed_done_90            # -EINTR or -errno
         mov     rdi, r13                        # fd = client_fd
         mov     rsi, r8                         # buf
         mov     rdx, r9                         # count
         mov     eax, 0                          # syscall number: read
         syscall
-.Lread_timed_done_89:
+.Lread_timed_done_90:
         ret
 
 ## --------------------------------------------------------------------------
@@ -785,20 +790,20 @@ _start:
         mov     rsi, rbp
         mov     rcx, QWORD PTR [rip + scanned]
         sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_90
+        jns     .Lscan_from_91
         xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_90:
-.Lscan_91:
+.Lscan_from_91:
+.Lscan_92:
         lea     rax, [rcx+4]                    # i + 4
         cmp     rax, r14
-        ja      .Lno_end_yet_92                 # no 4 bytes left to compare
+        ja      .Lno_end_yet_93                 # no 4 bytes left to compare
         cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
-        je      .Lfound_end_93
+        je      .Lfound_end_94
         inc     rcx
-        jmp     .Lscan_91
-.Lfound_end_93:
+        jmp     .Lscan_92
+.Lfound_end_94:
         ret                                     # rax = i + 4
-.Lno_end_yet_92:
+.Lno_end_yet_93:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
         ret
@@ -822,70 +827,70 @@ _start:
         mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_99
+        jne     .Lnot_GET_100
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_94
-.Lnot_GET_99:
+        jmp     .Ltarget_95
+.Lnot_GET_100:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_100
+        jne     .Lnot_HEAD_101
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_100
+        jne     .Lnot_HEAD_101
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_94
-.Lnot_HEAD_100:
+        jmp     .Ltarget_95
+.Lnot_HEAD_101:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_101
+        jne     .Lnot_POST_102
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_101
+        jne     .Lnot_POST_102
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_94
-.Lnot_POST_101:
+        jmp     .Ltarget_95
+.Lnot_POST_102:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_102
+        jne     .Lnot_PUT_103
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_94
-.Lnot_PUT_102:
+        jmp     .Ltarget_95
+.Lnot_PUT_103:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_103
+        jne     .Lnot_DELETE_104
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_103
+        jne     .Lnot_DELETE_104
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_94
-.Lnot_DELETE_103:
+        jmp     .Ltarget_95
+.Lnot_DELETE_104:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_104
+        jne     .Lnot_PATCH_105
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_104
+        jne     .Lnot_PATCH_105
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_94
-.Lnot_PATCH_104:
+        jmp     .Ltarget_95
+.Lnot_PATCH_105:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_105
+        jne     .Lnot_OPTIONS_106
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_105
+        jne     .Lnot_OPTIONS_106
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_94
-.Lnot_OPTIONS_105:
-.Lunknown_method_95:
+        jmp     .Ltarget_95
+.Lnot_OPTIONS_106:
+.Lunknown_method_96:
         mov     rcx, rsi
-.Lmethod_token_96:
+.Lmethod_token_97:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_97
+        jz      .Lmethod_token_end_98
         inc     rcx
-        jmp     .Lmethod_token_96
-.Lmethod_token_end_97:
+        jmp     .Lmethod_token_97
+.Lmethod_token_end_98:
         cmp     rcx, rsi
-        je      .Lbad_request_98                # no method at all
+        je      .Lbad_request_99                # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_98                # not followed by one space
+        jne     .Lbad_request_99                # not followed by one space
         mov     eax, 13                         # 501 Not Implemented
         ret
 
@@ -894,60 +899,60 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_94:
+.Ltarget_95:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_106
+        je      .Lorigin_form_107
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_98
+        jne     .Lbad_request_99
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_98
+        jne     .Lbad_request_99
         add     rsi, 7                          # skip "http://"
-.Lauthority_107:
+.Lauthority_108:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_106               # the path starts
+        je      .Lorigin_form_107               # the path starts
         cmp     eax, 32
-        je      .Lno_path_108                   # "http://host": the path is "/"
+        je      .Lno_path_109                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_98
+        jz      .Lbad_request_99
         inc     rsi
-        jmp     .Lauthority_107
-.Lno_path_108:
+        jmp     .Lauthority_108
+.Lno_path_109:
         lea     rax, [rip + path_root]
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_112
-.Lorigin_form_106:
+        jmp     .Lversion_113
+.Lorigin_form_107:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_109:
+.Lpath_110:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_110
+        je      .Lpath_end_111
         cmp     eax, 63
-        je      .Lquery_111
+        je      .Lquery_112
         cmp     eax, 35
-        je      .Lquery_111
+        je      .Lquery_112
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_98                # CR, LF, a control character: malformed
+        jz      .Lbad_request_99                # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_109
-.Lquery_111:
+        jmp     .Lpath_110
+.Lquery_112:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_113:
+.Lskip_query_114:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_112
+        je      .Lversion_113
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_98
-        jmp     .Lskip_query_113
-.Lpath_end_110:
+        jz      .Lbad_request_99
+        jmp     .Lskip_query_114
+.Lpath_end_111:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -956,28 +961,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_112:
+.Lversion_113:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_98
+        jne     .Lbad_request_99
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_98
+        jne     .Lbad_request_99
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_98                # not a digit
+        ja      .Lbad_request_99                # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_98
+        jne     .Lbad_request_99
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_98
+        ja      .Lbad_request_99
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_98                # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_99                # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_114
+        je      .Lhttp_1_115
         mov     eax, 14                         # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_114:
+.Lhttp_1_115:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -987,215 +992,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_115:
+.Lheader_line_116:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_124
+        je      .Lheaders_done_125
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_116:
+.Lfield_name_117:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_117
+        jz      .Lfield_name_end_118
         inc     rsi
-        jmp     .Lfield_name_116
-.Lfield_name_end_117:
+        jmp     .Lfield_name_117
+.Lfield_name_end_118:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_98                # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_99                # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_98                # whitespace (or anything) before the colon
+        jne     .Lbad_request_99                # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_118:
+.Lskip_ows_119:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_125
+        je      .Lows_char_126
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_119
-.Lows_char_125:
+        jne     .Lfield_value_120
+.Lows_char_126:
         inc     rsi
-        jmp     .Lskip_ows_118
-.Lfield_value_119:
+        jmp     .Lskip_ows_119
+.Lfield_value_120:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_126:
+.Lvalue_char_127:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_120
+        je      .Lfield_cr_121
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_98                # a bare LF, NUL or another control character
+        jz      .Lbad_request_99                # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_126
-.Lfield_cr_120:
+        jmp     .Lvalue_char_127
+.Lfield_cr_121:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_98                # a bare CR
+        jne     .Lbad_request_99                # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_121:
+.Ltrim_122:
         cmp     r9, r11
-        je      .Ltrimmed_122
+        je      .Ltrimmed_123
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_127
+        je      .Ltrim_one_128
         cmp     eax, 9
-        jne     .Ltrimmed_122
-.Ltrim_one_127:
+        jne     .Ltrimmed_123
+.Ltrim_one_128:
         dec     r9
-        jmp     .Ltrim_121
-.Ltrimmed_122:
+        jmp     .Ltrim_122
+.Ltrimmed_123:
         cmp     rdx, 4
-        jne     .Lnot_host_128
+        jne     .Lnot_host_129
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_128
+        jne     .Lnot_host_129
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_123
-.Lnot_host_128:
+        jmp     .Lnext_field_124
+.Lnot_host_129:
         cmp     rdx, 14
-        jne     .Lnot_content_length_130
+        jne     .Lnot_content_length_131
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_130
+        jne     .Lnot_content_length_131
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_130
+        jne     .Lnot_content_length_131
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_130
+        jne     .Lnot_content_length_131
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_130
+        jne     .Lnot_content_length_131
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_98                # empty
+        je      .Lbad_request_99                # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_132:
+.Lcl_digit_133:
         cmp     r11, r9
-        je      .Lcl_end_133
+        je      .Lcl_end_134
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_98                # not a digit: invalid
+        ja      .Lbad_request_99                # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_134        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_135        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_134:
+.Lcl_too_many_digits_135:
         inc     r11
-        jmp     .Lcl_digit_132
-.Lcl_end_133:
+        jmp     .Lcl_digit_133
+.Lcl_end_134:
         cmp     rdx, 15
-        jbe     .Lcl_store_135
+        jbe     .Lcl_store_136
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_135:
+.Lcl_store_136:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_123
-.Lnot_content_length_130:
+        jmp     .Lnext_field_124
+.Lnot_content_length_131:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_132
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_132
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_132
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_132
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_132
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_131
+        jne     .Lnot_transfer_encoding_132
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_123
-.Lnot_transfer_encoding_131:
+        jmp     .Lnext_field_124
+.Lnot_transfer_encoding_132:
         cmp     rdx, 10
-        jne     .Lnot_connection_129
+        jne     .Lnot_connection_130
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_129
+        jne     .Lnot_connection_130
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_129
+        jne     .Lnot_connection_130
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_129
-.Lconn_token_136:
+        jne     .Lnot_connection_130
+.Lconn_token_137:
         cmp     r11, r9
-        jae     .Lnext_field_123                # no more tokens
+        jae     .Lnext_field_124                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_137
+        je      .Lconn_separator_138
         cmp     eax, 32
-        je      .Lconn_separator_137
+        je      .Lconn_separator_138
         cmp     eax, 9
-        jne     .Lconn_token_start_142
-.Lconn_separator_137:
+        jne     .Lconn_token_start_143
+.Lconn_separator_138:
         inc     r11
-        jmp     .Lconn_token_136
-.Lconn_token_start_142:
+        jmp     .Lconn_token_137
+.Lconn_token_start_143:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_138:
+.Lconn_scan_139:
         cmp     r11, r9
-        jae     .Lconn_scanned_139
+        jae     .Lconn_scanned_140
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_139
+        je      .Lconn_scanned_140
         cmp     eax, 32
-        je      .Lconn_scanned_139
+        je      .Lconn_scanned_140
         cmp     eax, 9
-        je      .Lconn_scanned_139
+        je      .Lconn_scanned_140
         inc     r11
-        jmp     .Lconn_scan_138
-.Lconn_scanned_139:
+        jmp     .Lconn_scan_139
+.Lconn_scanned_140:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_140
+        jne     .Lnot_close_141
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_140
+        jne     .Lnot_close_141
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_140
+        jne     .Lnot_close_141
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_140:
+.Lnot_close_141:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_141
+        jne     .Lnot_keep_alive_142
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_141
+        jne     .Lnot_keep_alive_142
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_141
+        jne     .Lnot_keep_alive_142
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_141
+        jne     .Lnot_keep_alive_142
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_141:
-        jmp     .Lconn_token_136
-.Lnot_connection_129:
-.Lnext_field_123:
+.Lnot_keep_alive_142:
+        jmp     .Lconn_token_137
+.Lnot_connection_130:
+.Lnext_field_124:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_115
-.Lheaders_done_124:
+        jmp     .Lheader_line_116
+.Lheaders_done_125:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1203,69 +1208,69 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_146:
+.Lcheck_request_147:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_143
+        je      .Lno_transfer_encoding_144
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_98                # both framings: a smuggling attempt
+        jne     .Lbad_request_99                # both framings: a smuggling attempt
         mov     eax, 13                         # 501 Not Implemented
         ret
-.Lno_transfer_encoding_143:
+.Lno_transfer_encoding_144:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_98                # Content-Length twice
+        ja      .Lbad_request_99                # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_98                # Host twice
-        je      .Lhost_ok_144
+        ja      .Lbad_request_99                # Host twice
+        je      .Lhost_ok_145
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_98                # HTTP/1.1 without Host
-.Lhost_ok_144:
+        jne     .Lbad_request_99                # HTTP/1.1 without Host
+.Lhost_ok_145:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_145
+        jbe     .Lsize_ok_146
         mov     eax, 10                         # 413 Content Too Large
         ret
-.Lsize_ok_145:
+.Lsize_ok_146:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route by exact path
 ## C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ## A compare chain generated from the spec: the length first, then the bytes.
 ## Unknown paths get not_found.
-.Lroute_147:
+.Lroute_148:
         mov     r9, QWORD PTR [rip + req_path]  # r9 = the path
         mov     r10, QWORD PTR [rip + req_path_len] # r10 = its length
         cmp     r10, 1                          # "/"
-        jne     .Lnot_path_148
+        jne     .Lnot_path_149
         mov     rsi, r9
         lea     rdi, [rip + path_0]
         mov     ecx, 1
         repe cmpsb                              # compare while equal
-        je      .Lpath_149
-.Lnot_path_148:
+        je      .Lpath_150
+.Lnot_path_149:
         cmp     r10, 11                         # "/index.html"
-        jne     .Lnot_path_150
+        jne     .Lnot_path_151
         mov     rsi, r9
         lea     rdi, [rip + path_1]
         mov     ecx, 11
         repe cmpsb                              # compare while equal
-        je      .Lpath_151
-.Lnot_path_150:
+        je      .Lpath_152
+.Lnot_path_151:
         cmp     r10, 10                         # "/style.css"
-        jne     .Lnot_path_152
+        jne     .Lnot_path_153
         mov     rsi, r9
         lea     rdi, [rip + path_2]
         mov     ecx, 10
         repe cmpsb                              # compare while equal
-        je      .Lpath_153
-.Lnot_path_152:
+        je      .Lpath_154
+.Lnot_path_153:
         cmp     r10, 9                          # "/logo.png"
-        jne     .Lnot_path_154
+        jne     .Lnot_path_155
         mov     rsi, r9
         lea     rdi, [rip + path_3]
         mov     ecx, 9
         repe cmpsb                              # compare while equal
-        je      .Lpath_155
-.Lnot_path_154:
+        je      .Lpath_156
+.Lnot_path_155:
         mov     eax, 8                          # 404: not_found
         ret
 
@@ -1273,18 +1278,18 @@ _start:
 ## parse_request: the methods of /
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_149:
+.Lpath_150:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_156
-        mov     eax, 0                          # GET /
-        ret
-.Lnot_156:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_157
         mov     eax, 0                          # GET /
         ret
 .Lnot_157:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_158
+        mov     eax, 0                          # GET /
+        ret
+.Lnot_158:
         mov     eax, 4                          # 405 Method Not Allowed
         ret
 
@@ -1292,18 +1297,18 @@ _start:
 ## parse_request: the methods of /index.html
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_151:
+.Lpath_152:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_158
-        mov     eax, 1                          # GET /index.html
-        ret
-.Lnot_158:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_159
         mov     eax, 1                          # GET /index.html
         ret
 .Lnot_159:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_160
+        mov     eax, 1                          # GET /index.html
+        ret
+.Lnot_160:
         mov     eax, 5                          # 405 Method Not Allowed
         ret
 
@@ -1311,18 +1316,18 @@ _start:
 ## parse_request: the methods of /style.css
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_153:
+.Lpath_154:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_160
-        mov     eax, 2                          # GET /style.css
-        ret
-.Lnot_160:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_161
         mov     eax, 2                          # GET /style.css
         ret
 .Lnot_161:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_162
+        mov     eax, 2                          # GET /style.css
+        ret
+.Lnot_162:
         mov     eax, 6                          # 405 Method Not Allowed
         ret
 
@@ -1330,25 +1335,25 @@ _start:
 ## parse_request: the methods of /logo.png
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_155:
+.Lpath_156:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_162
-        mov     eax, 3                          # GET /logo.png
-        ret
-.Lnot_162:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_163
         mov     eax, 3                          # GET /logo.png
         ret
 .Lnot_163:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_164
+        mov     eax, 3                          # GET /logo.png
+        ret
+.Lnot_164:
         mov     eax, 7                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_98:
+.Lbad_request_99:
         mov     eax, 9                          # 400 Bad Request
         ret
 
@@ -1363,25 +1368,25 @@ _start:
         mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
         inc     ecx                             # this one too
         cmp     ecx, 1000                       # the last request allowed?
-        jae     .Lmode_decided_164
+        jae     .Lmode_decided_165
         mov     ecx, eax
         shl     rcx, 5                          # index * 32: its record
         lea     rdx, [rip + responses]
         cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_164
+        jne     .Lmode_decided_165
         cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_164
+        jne     .Lmode_decided_165
         cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_164
+        jne     .Lmode_decided_165
         cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_165
+        je      .Lhttp10_166
         mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
         ret
-.Lhttp10_165:
+.Lhttp10_166:
         cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_164
+        je      .Lmode_decided_165
         mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_164:
+.Lmode_decided_165:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1392,20 +1397,20 @@ _start:
 ## buffer counts as the head.
 .Ltoo_large_27:
         xor     ecx, ecx                        # i = 0
-.Lscan_lf_167:
+.Lscan_lf_168:
         cmp     rcx, r14
-        jae     .Lanswer_too_large_168
+        jae     .Lanswer_too_large_169
         cmp     BYTE PTR [rbp+rcx], 10          # '\n'
-        je      .Lfound_lf_166
+        je      .Lfound_lf_167
         inc     rcx
-        jmp     .Lscan_lf_167
-.Lfound_lf_166:
+        jmp     .Lscan_lf_168
+.Lfound_lf_167:
         mov     eax, 12                         # 431
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
         ret
-.Lanswer_too_large_168:
+.Lanswer_too_large_169:
         mov     eax, 11                         # 414
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
@@ -1429,22 +1434,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_169                # mode 0: close
+        jz      .Lhead_ready_170                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_169                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_170                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_169:
+.Lhead_ready_170:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_170
+        jne     .Lbody_ready_171
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_170:
+.Lbody_ready_171:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9
@@ -1462,21 +1467,21 @@ _start:
 ## write_all (blocking modes). rax = 0, or -errno.
 .Lsend_response_25:
         call    .Lprepare_response_24
-.Lwritev_again_171:
+.Lwritev_again_172:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + iov]                # iov
         mov     edx, 2                          # iovcnt = 2
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_171
+        je      .Lwritev_again_172
         test    rax, rax
-        js      .Lsend_done_173                 # -errno: the client is gone
+        js      .Lsend_done_174                 # -errno: the client is gone
         # A short write: finish the head, then the body, with write_all.
         lea     r10, [rip + iov]
         mov     rcx, QWORD PTR [r10+8]          # head_len
         cmp     rax, rcx
-        jae     .Lhead_done_172
+        jae     .Lhead_done_173
         mov     rsi, QWORD PTR [r10]
         add     rsi, rax                        # the head's rest
         mov     rdx, rcx
@@ -1484,11 +1489,11 @@ _start:
         mov     rdi, r13
         call    .Lwrite_all_6
         test    rax, rax
-        js      .Lsend_done_173
+        js      .Lsend_done_174
         xor     eax, eax                        # no body bytes written yet
         lea     r10, [rip + iov]
         mov     ecx, 0
-.Lhead_done_172:
+.Lhead_done_173:
         sub     rax, rcx                        # body bytes written
         mov     rsi, QWORD PTR [r10+16]
         add     rsi, rax                        # the body's rest
@@ -1496,7 +1501,7 @@ _start:
         sub     rdx, rax
         mov     rdi, r13
         call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_173:
+.Lsend_done_174:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1511,17 +1516,17 @@ _start:
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        # the request line: up to the first CR or LF
-.Lline_len_174:
+.Lline_len_175:
         cmp     rcx, r14
-        jae     .Lcopy_line_175
+        jae     .Lcopy_line_176
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      .Lcopy_line_175
+        je      .Lcopy_line_176
         cmp     eax, 10
-        je      .Lcopy_line_175
+        je      .Lcopy_line_176
         inc     rcx
-        jmp     .Lline_len_174
-.Lcopy_line_175:
+        jmp     .Lline_len_175
+.Lcopy_line_176:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2
@@ -1903,11 +1908,6 @@ path_root:
 
         .bss
 
-# struct timespec, filled by clock_gettime (16 bytes)
-        .balign 8
-now_ts:
-        .skip 16
-
 # struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         .balign 8
 client_pollfd:
@@ -2037,6 +2037,11 @@ stop_requested:
         .balign 8
 line_buf:
         .skip 8320
+
+# struct timespec, filled by clock_gettime (16 bytes)
+        .balign 8
+now_ts:
+        .skip 16
 
         # An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         .section .note.GNU-stack,"",@progbits

@@ -270,7 +270,7 @@ serve_3:
         mov     qword [rel scanned], 0
         mov     qword [rel conn_bytes], 0
         mov     dword [rel served], 0
-        call    now_ms_20
+        call    now_ms_16
         add     rax, 0x2710                     ; + header_timeout_ms
         mov     qword [rel deadline], rax       ; deadline
 
@@ -279,7 +279,7 @@ serve_3:
 ;; C: head_len = find_head_end(buf, len)
 ;; Pipelined requests may already be in the buffer: each is answered, in
 ;; order, before the next read.
-next_request_17:
+next_request_18:
         call    find_head_end_22
         test    rax, rax
         jnz     have_head_43                    ; complete: answer it
@@ -293,6 +293,11 @@ next_request_17:
 ;; the connection unanswered. A stop signal ends an idle keep-alive connection.
 read_more_45:
 read_again_46:
+        cmp     dword [rel stop_requested], 0   ; asked to stop (maybe while we wrote)?
+        je      wait_ok_49
+        test    r14, r14                        ; with no request under way...
+        jz      finish_connection_4             ; ...close now rather than wait for one
+wait_ok_49:
         mov     rsi, rbp
         add     rsi, r14                        ; buf + len
         mov     edx, 0x2000                     ; the room left: request_bytes - len
@@ -315,20 +320,20 @@ not_eintr_47:
         cmp     dword [rel served], 0
         je      counted_48                      ; the first request's deadline runs from accept()
         mov     rbx, rax                        ; keep n
-        call    now_ms_20
+        call    now_ms_16
         add     rax, 0x2710                     ; + header_timeout_ms
         mov     qword [rel deadline], rax       ; deadline
         mov     rax, rbx
 counted_48:
         add     r14, rax                        ; len += n
-        jmp     next_request_17
+        jmp     next_request_18
 
 ;; --------------------------------------------------------------------------
 ;; the head does not fit in the buffer
 ;; C: response = too_large()
 head_too_large_44:
         call    too_large_27
-        jmp     respond_19
+        jmp     respond_20
 
 ;; --------------------------------------------------------------------------
 ;; parse the request
@@ -344,7 +349,7 @@ have_head_43:
 ;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ;; signal and the last of limits.keepalive_requests close the connection.
-respond_19:
+respond_20:
         mov     ebx, eax                        ; ebx = response index
         mov     ecx, dword [rel served]         ; requests answered before this one
         call    decide_mode_26                  ; conn_mode = 0, 1 or 2
@@ -364,40 +369,40 @@ respond_19:
 ;; The next request starts right after this one's body. A body that is
 ;; already in the buffer is skipped; the rest is read and thrown away, each
 ;; read waiting at most header_timeout_ms.
-after_response_18:
+after_response_19:
         mov     rax, qword [rel head_len]
         mov     rbx, qword [rel req_content_length]
         mov     rcx, r14
         sub     rcx, rax                        ; body bytes already here
         cmp     rcx, rbx
-        jae     body_in_buffer_49
+        jae     body_in_buffer_50
         sub     rbx, rcx                        ; rbx = body bytes still to come
         xor     r14d, r14d                      ; the buffer holds nothing we need
-discard_50:
+discard_51:
         test    rbx, rbx
-        jz      consumed_53
-        call    now_ms_20
+        jz      consumed_54
+        call    now_ms_16
         add     rax, 0x2710                     ; + header_timeout_ms for each read
         mov     qword [rel deadline], rax       ; deadline
         mov     rsi, rbp                        ; read into the buffer
         mov     rdx, rbx                        ; no more than the body's rest:
         cmp     rdx, 0x2000                     ; the next request stays unread
-        jbe     count_ok_51
+        jbe     count_ok_52
         mov     edx, 0x2000
-count_ok_51:
+count_ok_52:
         call    read_timed_21
         cmp     rax, -4
-        jne     discard_ok_52
+        jne     discard_ok_53
         cmp     dword [rel stop_requested], 0   ; a signal: stop if asked to
-        je      discard_50
+        je      discard_51
         jmp     finish_connection_4
-discard_ok_52:
+discard_ok_53:
         test    rax, rax
         jle     finish_connection_4             ; end of file, timeout or error
         add     qword [rel conn_bytes], rax
         sub     rbx, rax
-        jmp     discard_50
-body_in_buffer_49:
+        jmp     discard_51
+body_in_buffer_50:
         add     rax, rbx                        ; n = head + body
         mov     rdi, rbp                        ; memmove(buf, buf + n, len - n)
         lea     rsi, [rdi+rax]
@@ -405,18 +410,18 @@ body_in_buffer_49:
         sub     rcx, rax
         sub     r14, rax                        ; len -= n
         rep movsb                               ; forward copy: safe when the areas overlap this way
-consumed_53:
+consumed_54:
         mov     qword [rel scanned], 0          ; search the new request from its start
-        call    now_ms_20
+        call    now_ms_16
         test    r14, r14                        ; is the next request already here?
-        jnz     pipelined_54
+        jnz     pipelined_55
         add     rax, 0x1388                     ; no: wait keepalive_timeout_ms for it
         mov     qword [rel deadline], rax
-        jmp     next_request_17
-pipelined_54:
+        jmp     next_request_18
+pipelined_55:
         add     rax, 0x2710                     ; yes: its head has header_timeout_ms
         mov     qword [rel deadline], rax
-        jmp     next_request_17
+        jmp     next_request_18
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
@@ -437,7 +442,7 @@ finish_connection_4:
 ;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
 drain_input_9:
         mov     r10d, 16                        ; at most 16 reads
-drain_55:
+drain_56:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
         mov     edx, 0x2000                     ; len
@@ -450,10 +455,10 @@ drain_55:
         syscall
         pop     r10                             ; the count
         test    rax, rax
-        jle     drained_56                      ; nothing more (-EAGAIN), end of file, or error
+        jle     drained_57                      ; nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     drain_55
-drained_56:
+        jnz     drain_56
+drained_57:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -471,25 +476,25 @@ exit_ok_5:
 ;; write() may write fewer bytes than asked (a full socket buffer, a signal):
 ;; loop until every byte is out. Returns rax = 0, or -errno.
 write_all_6:
-write_more_57:
+write_more_58:
         test    rdx, rdx                        ; anything left?
-        jz      write_done_58
+        jz      write_done_59
         mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_57
+        je      write_more_58
         test    rax, rax
-        js      write_return_60                 ; -errno: give up
-        jz      write_eio_59                    ; no progress: give up
+        js      write_return_61                 ; -errno: give up
+        jz      write_eio_60                    ; no progress: give up
         add     rsi, rax                        ; buf += n
         sub     rdx, rax                        ; count -= n
-        jmp     write_more_57
-write_eio_59:
+        jmp     write_more_58
+write_eio_60:
         mov     rax, -5                         ; -EIO
         ret
-write_done_58:
+write_done_59:
         xor     eax, eax                        ; 0: all written
-write_return_60:
+write_return_61:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -502,14 +507,14 @@ append_u64_7:
         sub     rsp, 32                         ; room for 20 digits
         lea     rsi, [rsp+32]                   ; rsi = end of the room
         mov     ecx, 10                         ; divisor
-digit_61:
+digit_62:
         xor     edx, edx                        ; rdx:rax / 10
         div     rcx                             ; rax = quotient, rdx = last digit
         add     dl, 48                          ; to ASCII
         dec     rsi
         mov     byte [rsi], dl
         test    rax, rax
-        jnz     digit_61
+        jnz     digit_62
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        ; rcx = number of digits
         rep movsb                               ; copy them to dst
@@ -553,136 +558,136 @@ die_11:
         rep movsb                               ; copy the message start
         lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
         cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_65
+        je      is_EPERM_66
         cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_66
+        je      is_ENOENT_67
         cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_67
+        je      is_EBADF_68
         cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_68
+        je      is_ENOMEM_69
         cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_69
+        je      is_EACCES_70
         cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_70
+        je      is_EEXIST_71
         cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_71
+        je      is_ENOTDIR_72
         cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_72
+        je      is_EISDIR_73
         cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_73
+        je      is_EINVAL_74
         cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_74
+        je      is_ENFILE_75
         cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_75
+        je      is_EMFILE_76
         cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_76
+        je      is_ENOSPC_77
         cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_77
+        je      is_EROFS_78
         cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_78
+        je      is_ENAMETOOLONG_79
         cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_79
+        je      is_ELOOP_80
         cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_80
+        je      is_EPROTONOSUPPORT_81
         cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_81
+        je      is_EAFNOSUPPORT_82
         cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_82
+        je      is_EADDRINUSE_83
         cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_83
+        je      is_EADDRNOTAVAIL_84
         cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_84
-        jmp     unknown_errno_63
-is_EPERM_65:
+        je      is_ENOBUFS_85
+        jmp     unknown_errno_64
+is_EPERM_66:
         add     rsi, 0                          ; "Operation not permitted"
         mov     ecx, 23
-        jmp     copy_text_62
-is_ENOENT_66:
+        jmp     copy_text_63
+is_ENOENT_67:
         add     rsi, 23                         ; "No such file or directory"
         mov     ecx, 25
-        jmp     copy_text_62
-is_EBADF_67:
+        jmp     copy_text_63
+is_EBADF_68:
         add     rsi, 48                         ; "Bad file descriptor"
         mov     ecx, 19
-        jmp     copy_text_62
-is_ENOMEM_68:
+        jmp     copy_text_63
+is_ENOMEM_69:
         add     rsi, 67                         ; "Cannot allocate memory"
         mov     ecx, 22
-        jmp     copy_text_62
-is_EACCES_69:
+        jmp     copy_text_63
+is_EACCES_70:
         add     rsi, 89                         ; "Permission denied"
         mov     ecx, 17
-        jmp     copy_text_62
-is_EEXIST_70:
+        jmp     copy_text_63
+is_EEXIST_71:
         add     rsi, 106                        ; "File exists"
         mov     ecx, 11
-        jmp     copy_text_62
-is_ENOTDIR_71:
+        jmp     copy_text_63
+is_ENOTDIR_72:
         add     rsi, 117                        ; "Not a directory"
         mov     ecx, 15
-        jmp     copy_text_62
-is_EISDIR_72:
+        jmp     copy_text_63
+is_EISDIR_73:
         add     rsi, 132                        ; "Is a directory"
         mov     ecx, 14
-        jmp     copy_text_62
-is_EINVAL_73:
+        jmp     copy_text_63
+is_EINVAL_74:
         add     rsi, 146                        ; "Invalid argument"
         mov     ecx, 16
-        jmp     copy_text_62
-is_ENFILE_74:
+        jmp     copy_text_63
+is_ENFILE_75:
         add     rsi, 162                        ; "Too many open files in system"
         mov     ecx, 29
-        jmp     copy_text_62
-is_EMFILE_75:
+        jmp     copy_text_63
+is_EMFILE_76:
         add     rsi, 191                        ; "Too many open files"
         mov     ecx, 19
-        jmp     copy_text_62
-is_ENOSPC_76:
+        jmp     copy_text_63
+is_ENOSPC_77:
         add     rsi, 210                        ; "No space left on device"
         mov     ecx, 23
-        jmp     copy_text_62
-is_EROFS_77:
+        jmp     copy_text_63
+is_EROFS_78:
         add     rsi, 233                        ; "Read-only file system"
         mov     ecx, 21
-        jmp     copy_text_62
-is_ENAMETOOLONG_78:
+        jmp     copy_text_63
+is_ENAMETOOLONG_79:
         add     rsi, 254                        ; "File name too long"
         mov     ecx, 18
-        jmp     copy_text_62
-is_ELOOP_79:
+        jmp     copy_text_63
+is_ELOOP_80:
         add     rsi, 272                        ; "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     copy_text_62
-is_EPROTONOSUPPORT_80:
+        jmp     copy_text_63
+is_EPROTONOSUPPORT_81:
         add     rsi, 305                        ; "Protocol not supported"
         mov     ecx, 22
-        jmp     copy_text_62
-is_EAFNOSUPPORT_81:
+        jmp     copy_text_63
+is_EAFNOSUPPORT_82:
         add     rsi, 327                        ; "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     copy_text_62
-is_EADDRINUSE_82:
+        jmp     copy_text_63
+is_EADDRINUSE_83:
         add     rsi, 367                        ; "Address already in use"
         mov     ecx, 22
-        jmp     copy_text_62
-is_EADDRNOTAVAIL_83:
+        jmp     copy_text_63
+is_EADDRNOTAVAIL_84:
         add     rsi, 389                        ; "Cannot assign requested address"
         mov     ecx, 31
-        jmp     copy_text_62
-is_ENOBUFS_84:
+        jmp     copy_text_63
+is_ENOBUFS_85:
         add     rsi, 420                        ; "No buffer space available"
         mov     ecx, 25
-        jmp     copy_text_62
-unknown_errno_63:
+        jmp     copy_text_63
+unknown_errno_64:
         lea     rsi, [rel errno_word]
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
         call    append_u64_7
-        jmp     newline_64
-copy_text_62:
+        jmp     newline_65
+copy_text_63:
         rep movsb                               ; copy the errno's text
-newline_64:
+newline_65:
         mov     byte [rdi], 10                  ; '\n'
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -701,14 +706,14 @@ newline_64:
 ;; loop exits once the current connection is done. A second signal exits
 ;; at once.
 on_signal_12:
-signal_in_worker_85:
+signal_in_worker_86:
         cmp     dword [rel stop_requested], 0   ; a second signal?
-        jne     exit_now_86
+        jne     exit_now_87
         cmp     dword [rel busy], 0             ; serving a connection?
-        je      exit_now_86
+        je      exit_now_87
         mov     dword [rel stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
-exit_now_86:
+exit_now_87:
         xor     edi, edi                        ; status = 0
         mov     eax, 231                        ; syscall number: exit_group
         syscall
@@ -727,7 +732,7 @@ signal_restorer_13:
 ;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
 ;; rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
 ;; rsi, rdi, r11.
-now_ms_20:
+now_ms_16:
         mov     edi, 1                          ; CLOCK_MONOTONIC
         lea     rsi, [rel now_ts]
         mov     eax, 228                        ; syscall number: clock_gettime
@@ -749,14 +754,14 @@ now_ms_20:
 read_timed_21:
         mov     r8, rsi                         ; keep buf
         mov     r9, rdx                         ; keep count
-        call    now_ms_20
+        call    now_ms_16
         mov     rdx, qword [rel deadline]
         sub     rdx, rax                        ; timeout = deadline - now, in ms
-        jg      wait_87
-timed_out_88:
+        jg      wait_88
+timed_out_89:
         mov     rax, -110                       ; -ETIMEDOUT
         ret
-wait_87:
+wait_88:
         lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
         mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
@@ -764,14 +769,14 @@ wait_87:
         mov     eax, 7                          ; syscall number: poll
         syscall
         test    rax, rax
-        jz      timed_out_88                    ; 0: nothing came in time
-        js      read_timed_done_89              ; -EINTR or -errno
+        jz      timed_out_89                    ; 0: nothing came in time
+        js      read_timed_done_90              ; -EINTR or -errno
         mov     rdi, r13                        ; fd = client_fd
         mov     rsi, r8                         ; buf
         mov     rdx, r9                         ; count
         mov     eax, 0                          ; syscall number: read
         syscall
-read_timed_done_89:
+read_timed_done_90:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -785,20 +790,20 @@ find_head_end_22:
         mov     rsi, rbp
         mov     rcx, qword [rel scanned]
         sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_90
+        jns     scan_from_91
         xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_90:
-scan_91:
+scan_from_91:
+scan_92:
         lea     rax, [rcx+4]                    ; i + 4
         cmp     rax, r14
-        ja      no_end_yet_92                   ; no 4 bytes left to compare
+        ja      no_end_yet_93                   ; no 4 bytes left to compare
         cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
-        je      found_end_93
+        je      found_end_94
         inc     rcx
-        jmp     scan_91
-found_end_93:
+        jmp     scan_92
+found_end_94:
         ret                                     ; rax = i + 4
-no_end_yet_92:
+no_end_yet_93:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
         ret
@@ -822,70 +827,70 @@ parse_request_23:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_99
+        jne     not_GET_100
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_94
-not_GET_99:
+        jmp     target_95
+not_GET_100:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_100
+        jne     not_HEAD_101
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_100
+        jne     not_HEAD_101
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_94
-not_HEAD_100:
+        jmp     target_95
+not_HEAD_101:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_101
+        jne     not_POST_102
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_101
+        jne     not_POST_102
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_94
-not_POST_101:
+        jmp     target_95
+not_POST_102:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_102
+        jne     not_PUT_103
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_94
-not_PUT_102:
+        jmp     target_95
+not_PUT_103:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_103
+        jne     not_DELETE_104
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_103
+        jne     not_DELETE_104
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_94
-not_DELETE_103:
+        jmp     target_95
+not_DELETE_104:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_104
+        jne     not_PATCH_105
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_104
+        jne     not_PATCH_105
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_94
-not_PATCH_104:
+        jmp     target_95
+not_PATCH_105:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_105
+        jne     not_OPTIONS_106
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_105
+        jne     not_OPTIONS_106
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_94
-not_OPTIONS_105:
-unknown_method_95:
+        jmp     target_95
+not_OPTIONS_106:
+unknown_method_96:
         mov     rcx, rsi
-method_token_96:
+method_token_97:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_97
+        jz      method_token_end_98
         inc     rcx
-        jmp     method_token_96
-method_token_end_97:
+        jmp     method_token_97
+method_token_end_98:
         cmp     rcx, rsi
-        je      bad_request_98                  ; no method at all
+        je      bad_request_99                  ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_98                  ; not followed by one space
+        jne     bad_request_99                  ; not followed by one space
         mov     eax, 13                         ; 501 Not Implemented
         ret
 
@@ -894,60 +899,60 @@ method_token_end_97:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_94:
+target_95:
         cmp     byte [rsi], 47
-        je      origin_form_106
+        je      origin_form_107
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_98
+        jne     bad_request_99
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_98
+        jne     bad_request_99
         add     rsi, 7                          ; skip "http://"
-authority_107:
+authority_108:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_106                 ; the path starts
+        je      origin_form_107                 ; the path starts
         cmp     eax, 32
-        je      no_path_108                     ; "http://host": the path is "/"
+        je      no_path_109                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_98
+        jz      bad_request_99
         inc     rsi
-        jmp     authority_107
-no_path_108:
+        jmp     authority_108
+no_path_109:
         lea     rax, [rel path_root]
         mov     qword [rel req_path], rax
         mov     qword [rel req_path_len], 1
-        jmp     version_112
-origin_form_106:
+        jmp     version_113
+origin_form_107:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_109:
+path_110:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_110
+        je      path_end_111
         cmp     eax, 63
-        je      query_111
+        je      query_112
         cmp     eax, 35
-        je      query_111
+        je      query_112
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_98                  ; CR, LF, a control character: malformed
+        jz      bad_request_99                  ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_109
-query_111:
+        jmp     path_110
+query_112:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_113:
+skip_query_114:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_112
+        je      version_113
         test    byte [r8+rax], 4
-        jz      bad_request_98
-        jmp     skip_query_113
-path_end_110:
+        jz      bad_request_99
+        jmp     skip_query_114
+path_end_111:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -956,28 +961,28 @@ path_end_110:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_112:
+version_113:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_98
+        jne     bad_request_99
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_98
+        jne     bad_request_99
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_98                  ; not a digit
+        ja      bad_request_99                  ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_98
+        jne     bad_request_99
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_98
+        ja      bad_request_99
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_98                  ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_99                  ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_114
+        je      http_1_115
         mov     eax, 14                         ; 505 HTTP Version Not Supported
         ret
-http_1_114:
+http_1_115:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -987,215 +992,215 @@ http_1_114:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_115:
+header_line_116:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_124
+        je      headers_done_125
         mov     rcx, rsi                        ; rcx = the name
-field_name_116:
+field_name_117:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_117
+        jz      field_name_end_118
         inc     rsi
-        jmp     field_name_116
-field_name_end_117:
+        jmp     field_name_117
+field_name_end_118:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_98                  ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_99                  ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_98                  ; whitespace (or anything) before the colon
+        jne     bad_request_99                  ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_118:
+skip_ows_119:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_125
+        je      ows_char_126
         cmp     byte [rsi], 9
-        jne     field_value_119
-ows_char_125:
+        jne     field_value_120
+ows_char_126:
         inc     rsi
-        jmp     skip_ows_118
-field_value_119:
+        jmp     skip_ows_119
+field_value_120:
         mov     r11, rsi                        ; r11 = the value
-value_char_126:
+value_char_127:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_120
+        je      field_cr_121
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_98                  ; a bare LF, NUL or another control character
+        jz      bad_request_99                  ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_126
-field_cr_120:
+        jmp     value_char_127
+field_cr_121:
         cmp     byte [rsi+1], 10
-        jne     bad_request_98                  ; a bare CR
+        jne     bad_request_99                  ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_121:
+trim_122:
         cmp     r9, r11
-        je      trimmed_122
+        je      trimmed_123
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_127
+        je      trim_one_128
         cmp     eax, 9
-        jne     trimmed_122
-trim_one_127:
+        jne     trimmed_123
+trim_one_128:
         dec     r9
-        jmp     trim_121
-trimmed_122:
+        jmp     trim_122
+trimmed_123:
         cmp     rdx, 4
-        jne     not_host_128
+        jne     not_host_129
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_128
+        jne     not_host_129
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_123
-not_host_128:
+        jmp     next_field_124
+not_host_129:
         cmp     rdx, 14
-        jne     not_content_length_130
+        jne     not_content_length_131
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_130
+        jne     not_content_length_131
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_130
+        jne     not_content_length_131
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_130
+        jne     not_content_length_131
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_130
+        jne     not_content_length_131
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_98                  ; empty
+        je      bad_request_99                  ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_132:
+cl_digit_133:
         cmp     r11, r9
-        je      cl_end_133
+        je      cl_end_134
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_98                  ; not a digit: invalid
+        ja      bad_request_99                  ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_134          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_135          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_134:
+cl_too_many_digits_135:
         inc     r11
-        jmp     cl_digit_132
-cl_end_133:
+        jmp     cl_digit_133
+cl_end_134:
         cmp     rdx, 15
-        jbe     cl_store_135
+        jbe     cl_store_136
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_135:
+cl_store_136:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_123
-not_content_length_130:
+        jmp     next_field_124
+not_content_length_131:
         cmp     rdx, 17
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_132
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_132
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_132
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_132
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_132
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_131
+        jne     not_transfer_encoding_132
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_123
-not_transfer_encoding_131:
+        jmp     next_field_124
+not_transfer_encoding_132:
         cmp     rdx, 10
-        jne     not_connection_129
+        jne     not_connection_130
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_129
+        jne     not_connection_130
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_129
+        jne     not_connection_130
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_129
-conn_token_136:
+        jne     not_connection_130
+conn_token_137:
         cmp     r11, r9
-        jae     next_field_123                  ; no more tokens
+        jae     next_field_124                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_137
+        je      conn_separator_138
         cmp     eax, 32
-        je      conn_separator_137
+        je      conn_separator_138
         cmp     eax, 9
-        jne     conn_token_start_142
-conn_separator_137:
+        jne     conn_token_start_143
+conn_separator_138:
         inc     r11
-        jmp     conn_token_136
-conn_token_start_142:
+        jmp     conn_token_137
+conn_token_start_143:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_138:
+conn_scan_139:
         cmp     r11, r9
-        jae     conn_scanned_139
+        jae     conn_scanned_140
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_139
+        je      conn_scanned_140
         cmp     eax, 32
-        je      conn_scanned_139
+        je      conn_scanned_140
         cmp     eax, 9
-        je      conn_scanned_139
+        je      conn_scanned_140
         inc     r11
-        jmp     conn_scan_138
-conn_scanned_139:
+        jmp     conn_scan_139
+conn_scanned_140:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_140
+        jne     not_close_141
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_140
+        jne     not_close_141
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_140
+        jne     not_close_141
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_140:
+not_close_141:
         cmp     rdx, 10
-        jne     not_keep_alive_141
+        jne     not_keep_alive_142
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_141
+        jne     not_keep_alive_142
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_141
+        jne     not_keep_alive_142
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_141
+        jne     not_keep_alive_142
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_141:
-        jmp     conn_token_136
-not_connection_129:
-next_field_123:
+not_keep_alive_142:
+        jmp     conn_token_137
+not_connection_130:
+next_field_124:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_115
-headers_done_124:
+        jmp     header_line_116
+headers_done_125:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1203,69 +1208,69 @@ headers_done_124:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_146:
+check_request_147:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_143
+        je      no_transfer_encoding_144
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_98                  ; both framings: a smuggling attempt
+        jne     bad_request_99                  ; both framings: a smuggling attempt
         mov     eax, 13                         ; 501 Not Implemented
         ret
-no_transfer_encoding_143:
+no_transfer_encoding_144:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_98                  ; Content-Length twice
+        ja      bad_request_99                  ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_98                  ; Host twice
-        je      host_ok_144
+        ja      bad_request_99                  ; Host twice
+        je      host_ok_145
         cmp     dword [rel req_minor], 0
-        jne     bad_request_98                  ; HTTP/1.1 without Host
-host_ok_144:
+        jne     bad_request_99                  ; HTTP/1.1 without Host
+host_ok_145:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_145
+        jbe     size_ok_146
         mov     eax, 10                         ; 413 Content Too Large
         ret
-size_ok_145:
+size_ok_146:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route by exact path
 ;; C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ;; A compare chain generated from the spec: the length first, then the bytes.
 ;; Unknown paths get not_found.
-route_147:
+route_148:
         mov     r9, qword [rel req_path]        ; r9 = the path
         mov     r10, qword [rel req_path_len]   ; r10 = its length
         cmp     r10, 1                          ; "/"
-        jne     not_path_148
+        jne     not_path_149
         mov     rsi, r9
         lea     rdi, [rel path_0]
         mov     ecx, 1
         repe cmpsb                              ; compare while equal
-        je      path_149
-not_path_148:
+        je      path_150
+not_path_149:
         cmp     r10, 11                         ; "/index.html"
-        jne     not_path_150
+        jne     not_path_151
         mov     rsi, r9
         lea     rdi, [rel path_1]
         mov     ecx, 11
         repe cmpsb                              ; compare while equal
-        je      path_151
-not_path_150:
+        je      path_152
+not_path_151:
         cmp     r10, 10                         ; "/style.css"
-        jne     not_path_152
+        jne     not_path_153
         mov     rsi, r9
         lea     rdi, [rel path_2]
         mov     ecx, 10
         repe cmpsb                              ; compare while equal
-        je      path_153
-not_path_152:
+        je      path_154
+not_path_153:
         cmp     r10, 9                          ; "/logo.png"
-        jne     not_path_154
+        jne     not_path_155
         mov     rsi, r9
         lea     rdi, [rel path_3]
         mov     ecx, 9
         repe cmpsb                              ; compare while equal
-        je      path_155
-not_path_154:
+        je      path_156
+not_path_155:
         mov     eax, 8                          ; 404: not_found
         ret
 
@@ -1273,18 +1278,18 @@ not_path_154:
 ;; parse_request: the methods of /
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_149:
+path_150:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_156
-        mov     eax, 0                          ; GET /
-        ret
-not_156:
-        cmp     ecx, 2                          ; HEAD
         jne     not_157
         mov     eax, 0                          ; GET /
         ret
 not_157:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_158
+        mov     eax, 0                          ; GET /
+        ret
+not_158:
         mov     eax, 4                          ; 405 Method Not Allowed
         ret
 
@@ -1292,18 +1297,18 @@ not_157:
 ;; parse_request: the methods of /index.html
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_151:
+path_152:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_158
-        mov     eax, 1                          ; GET /index.html
-        ret
-not_158:
-        cmp     ecx, 2                          ; HEAD
         jne     not_159
         mov     eax, 1                          ; GET /index.html
         ret
 not_159:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_160
+        mov     eax, 1                          ; GET /index.html
+        ret
+not_160:
         mov     eax, 5                          ; 405 Method Not Allowed
         ret
 
@@ -1311,18 +1316,18 @@ not_159:
 ;; parse_request: the methods of /style.css
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_153:
+path_154:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_160
-        mov     eax, 2                          ; GET /style.css
-        ret
-not_160:
-        cmp     ecx, 2                          ; HEAD
         jne     not_161
         mov     eax, 2                          ; GET /style.css
         ret
 not_161:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_162
+        mov     eax, 2                          ; GET /style.css
+        ret
+not_162:
         mov     eax, 6                          ; 405 Method Not Allowed
         ret
 
@@ -1330,25 +1335,25 @@ not_161:
 ;; parse_request: the methods of /logo.png
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_155:
+path_156:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_162
-        mov     eax, 3                          ; GET /logo.png
-        ret
-not_162:
-        cmp     ecx, 2                          ; HEAD
         jne     not_163
         mov     eax, 3                          ; GET /logo.png
         ret
 not_163:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_164
+        mov     eax, 3                          ; GET /logo.png
+        ret
+not_164:
         mov     eax, 7                          ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_98:
+bad_request_99:
         mov     eax, 9                          ; 400 Bad Request
         ret
 
@@ -1363,25 +1368,25 @@ decide_mode_26:
         mov     dword [rel conn_mode], 0        ; close, unless kept below
         inc     ecx                             ; this one too
         cmp     ecx, 1000                       ; the last request allowed?
-        jae     mode_decided_164
+        jae     mode_decided_165
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32: its record
         lea     rdx, [rel responses]
         cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_164
+        jne     mode_decided_165
         cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_164
+        jne     mode_decided_165
         cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_164
+        jne     mode_decided_165
         cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_165
+        je      http10_166
         mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
         ret
-http10_165:
+http10_166:
         cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_164
+        je      mode_decided_165
         mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_164:
+mode_decided_165:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1392,20 +1397,20 @@ mode_decided_164:
 ;; buffer counts as the head.
 too_large_27:
         xor     ecx, ecx                        ; i = 0
-scan_lf_167:
+scan_lf_168:
         cmp     rcx, r14
-        jae     answer_too_large_168
+        jae     answer_too_large_169
         cmp     byte [rbp+rcx], 10              ; '\n'
-        je      found_lf_166
+        je      found_lf_167
         inc     rcx
-        jmp     scan_lf_167
-found_lf_166:
+        jmp     scan_lf_168
+found_lf_167:
         mov     eax, 12                         ; 431
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
         ret
-answer_too_large_168:
+answer_too_large_169:
         mov     eax, 11                         ; 414
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
@@ -1429,22 +1434,22 @@ prepare_response_24:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_169                  ; mode 0: close
+        jz      head_ready_170                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_169                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_170                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_169:
+head_ready_170:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_170
+        jne     body_ready_171
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_170:
+body_ready_171:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1462,21 +1467,21 @@ body_ready_170:
 ;; write_all (blocking modes). rax = 0, or -errno.
 send_response_25:
         call    prepare_response_24
-writev_again_171:
+writev_again_172:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel iov]                  ; iov
         mov     edx, 2                          ; iovcnt = 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_171
+        je      writev_again_172
         test    rax, rax
-        js      send_done_173                   ; -errno: the client is gone
+        js      send_done_174                   ; -errno: the client is gone
         ; A short write: finish the head, then the body, with write_all.
         lea     r10, [rel iov]
         mov     rcx, qword [r10+8]              ; head_len
         cmp     rax, rcx
-        jae     head_done_172
+        jae     head_done_173
         mov     rsi, qword [r10]
         add     rsi, rax                        ; the head's rest
         mov     rdx, rcx
@@ -1484,11 +1489,11 @@ writev_again_171:
         mov     rdi, r13
         call    write_all_6
         test    rax, rax
-        js      send_done_173
+        js      send_done_174
         xor     eax, eax                        ; no body bytes written yet
         lea     r10, [rel iov]
         mov     ecx, 0
-head_done_172:
+head_done_173:
         sub     rax, rcx                        ; body bytes written
         mov     rsi, qword [r10+16]
         add     rsi, rax                        ; the body's rest
@@ -1496,7 +1501,7 @@ head_done_172:
         sub     rdx, rax
         mov     rdi, r13
         call    write_all_6                     ; returns at once when nothing is left
-send_done_173:
+send_done_174:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1511,17 +1516,17 @@ log_request_28:
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        ; the request line: up to the first CR or LF
-line_len_174:
+line_len_175:
         cmp     rcx, r14
-        jae     copy_line_175
+        jae     copy_line_176
         movzx   eax, byte [rsi+rcx]
         cmp     eax, 13
-        je      copy_line_175
+        je      copy_line_176
         cmp     eax, 10
-        je      copy_line_175
+        je      copy_line_176
         inc     rcx
-        jmp     line_len_174
-copy_line_175:
+        jmp     line_len_175
+copy_line_176:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2
@@ -1903,11 +1908,6 @@ path_root:
 
         section .bss
 
-; struct timespec, filled by clock_gettime (16 bytes)
-        alignb 8
-now_ts:
-        resb 16
-
 ; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         alignb 8
 client_pollfd:
@@ -2037,6 +2037,11 @@ stop_requested:
         alignb 8
 line_buf:
         resb 8320
+
+; struct timespec, filled by clock_gettime (16 bytes)
+        alignb 8
+now_ts:
+        resb 16
 
         ; An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         section .note.GNU-stack noalloc noexec nowrite progbits

@@ -92,6 +92,13 @@ void Builder::emit(Op op, std::vector<Operand> ops, std::string comment) {
       return;
     }
   }
+  for (const Operand& o : ops) {
+    const Label* l = nullptr;
+    if (auto* m = std::get_if<MemOp>(&o); m && m->rip) l = &m->label;
+    if (auto* t = std::get_if<LabelOp>(&o)) l = &t->label;
+    if (l && (l->id < 0 || static_cast<size_t>(l->id) >= p_.labels.size()))
+      throw std::logic_error("a label that was never made, used in block \"" + cur().title + "\"");
+  }
   cur().lines.push_back(Instr{op, std::move(ops), std::move(comment)});
 }
 

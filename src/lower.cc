@@ -127,6 +127,7 @@ void Lowerer::declare_labels() {
   restorer_ = b_.new_label("signal_restorer");
   if (spec_.mode == Mode::fork) fork_ = b_.new_label("fork");
   worker_main_ = b_.new_label("worker_main");
+  now_ms_ = b_.new_label("now_ms");
   spawn_ = b_.new_label("spawn_worker");
 }
 
@@ -211,6 +212,8 @@ void Lowerer::declare_data() {
   // log line (a request line of up to request_bytes, plus at most 60 bytes).
   if (spec_.log_requests) longest_line_ = std::max<size_t>(longest_line_, buf_bytes);
   line_buf_ = b_.bss("line_buf", longest_line_ + 128, "log and error lines are built here");
+  if (http() || spec_.mode == Mode::epoll)
+    now_ts_ = b_.bss("now_ts", 16, "struct timespec, filled by clock_gettime");
   if (spec_.mode == Mode::epoll) declare_epoll_data();
 }
 
@@ -358,8 +361,20 @@ void Lowerer::supervisor() {
   op(Op::cmp, r32(Reg::rbx), imm(n));
   jmp(Op::jb, spawn_all);
 
+  Label wait = b_.new_label("wait_worker");
   block(reap, "wait for a worker to exit", &kWait4, "pid = wait4(-1, &status, 0, NULL)",
-        "Replace it unless we are stopping; exit 0 once every worker is gone.");
+        "Replace it unless we are stopping; exit 0 once every worker is gone.\n"
+        "Once stopping, the supervisor closes its copy of the listening socket, so\n"
+        "the socket closes (new connects are refused) as soon as the workers close\n"
+        "theirs.");
+  op(Op::cmp, var32(stop_), imm(0), "stopping?");
+  jmp(Op::je, wait);
+  op(Op::cmp, r32(kListenFd), imm(0), "listener still open? (-1 once closed)");
+  jmp(Op::jl, wait);
+  mov(r64(Reg::rdi), r64(kListenFd));
+  sys(kClose);
+  b_.mov_imm(kListenFd, -1, "closed");
+  b_.label(wait);
   b_.mov_imm(Reg::rdi, -1, "any child");
   lea(Reg::rsi, wstatus_);
   b_.zero(Reg::rdx, "options = 0");

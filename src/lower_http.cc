@@ -107,7 +107,6 @@ void Lowerer::declare_http_data() {
   next_request_ = b_.new_label("next_request");
   after_response_ = b_.new_label("after_response");
   respond_ = b_.new_label("respond");
-  now_ms_ = b_.new_label("now_ms");
   read_timed_ = b_.new_label("read_timed");
   find_head_end_ = b_.new_label("find_head_end");
   parse_request_ = b_.new_label("parse_request");
@@ -154,7 +153,6 @@ void Lowerer::declare_http_data() {
                                     "route path " + std::to_string(i)));
   if (!table_.paths.empty()) slash_ = b_.bytes("path_root", "/", "the path of an absolute-form target without one");
 
-  now_ts_ = b_.bss("now_ts", 16, "struct timespec, filled by clock_gettime");
   pollfd_ = b_.bss("client_pollfd", 8, "struct pollfd { client_fd, POLLIN, revents }");
   iov_ = b_.bss("iov", 32, "struct iovec[2]: the head and the body of a response");
   scanned_ = b_.bss("scanned", 8, "bytes of the buffer already searched for the head's end");
@@ -222,6 +220,12 @@ void Lowerer::http_connection() {
         "Waits until the deadline at most. End of file, a timeout or an error closes\n"
         "the connection unanswered. A stop signal ends an idle keep-alive connection.");
   b_.label(again);
+  Label wait_ok = b_.new_label("wait_ok");
+  op(Op::cmp, var32(stop_), imm(0), "asked to stop (maybe while we wrote)?");
+  jmp(Op::je, wait_ok);
+  op(Op::test, r64(kBufLen), r64(kBufLen), "with no request under way...");
+  jmp(Op::jz, finish_, "...close now rather than wait for one");
+  b_.label(wait_ok);
   mov(r64(Reg::rsi), r64(kBuf));
   op(Op::add, r64(Reg::rsi), r64(kBufLen), "buf + len");
   b_.mov_imm(Reg::rdx, lim.request_bytes, "the room left: request_bytes - len");
