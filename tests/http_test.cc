@@ -1,0 +1,886 @@
+// HTTP/1.1 conformance over raw sockets (RFC 9112, with nginx as the model
+// where the RFC leaves a choice): one test per rule, each against servers
+// built with both syntaxes (nasm, gas) in both modes (iterative, fork).
+//
+// The main spec is specs/routes.json. Expected bytes come from the
+// compiler's own response table (asmsrv::build_response_table), and a few
+// are also written out by hand so that the suite is not circular.
+#include <gtest/gtest.h>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "http.h"
+#include "routes.h"
+#include "server_util.h"
+#include "spec.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace ::asmsrv::test;
+using ::asmsrv::ConnHeader;
+using ::asmsrv::ResponseTable;
+using std::chrono::milliseconds;
+using json = nlohmann::ordered_json;
+
+// ---------------------------------------------------------------------------
+// Requests
+
+/// "METHOD TARGET HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n": extra holds
+/// whole header lines ("Name: value\r\n").
+std::string req(const std::string& method, const std::string& target,
+                const std::string& extra = "") {
+  return method + " " + target + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n";
+}
+
+std::string req_close(const std::string& method, const std::string& target) {
+  return req(method, target, "Connection: close\r\n");
+}
+
+// ---------------------------------------------------------------------------
+// Expected bytes, from the compiler's response table
+
+class Expected {
+ public:
+  explicit Expected(const ::asmsrv::Spec& spec)
+      : spec_(spec), t_(::asmsrv::build_response_table(spec)) {}
+
+  const ResponseTable& table() const { return t_; }
+
+  /// The response index for METHOD PATH: the route, 405, or not_found;
+  /// 501 for a method asmsrv does not know.
+  int index(const std::string& method, const std::string& path) const {
+    int m = -1;
+    for (int k = 1; k <= ::asmsrv::kMethodCount; ++k)
+      if (method == ::asmsrv::kMethodNames[k]) m = k;
+    if (m < 0) return t_.not_implemented;
+    if (t_.catch_all >= 0) return t_.catch_all;
+    for (const auto& p : t_.paths) {
+      if (p.path != path) continue;
+      if (p.by_method[static_cast<size_t>(m)] >= 0) return p.by_method[static_cast<size_t>(m)];
+      return p.not_allowed;
+    }
+    return t_.not_found;
+  }
+
+  /// The bytes of response `idx` with the head for `conn` (protocol errors
+  /// always have the "close" head); no body for HEAD.
+  std::string bytes(int idx, ConnHeader conn, bool head_request = false) const {
+    const auto& c = t_.responses.at(static_cast<size_t>(idx));
+    std::string out = c.always_close ? c.heads[0] : c.heads[static_cast<size_t>(conn)];
+    if (!head_request && !::asmsrv::status_has_no_body(c.status))
+      out += c.file.empty() ? c.body : read(spec_.dir + "/" + c.file);
+    return out;
+  }
+
+  /// The answer to METHOD PATH on a connection in `conn` mode.
+  std::string answer(const std::string& method, const std::string& path,
+                     ConnHeader conn = ConnHeader::keep_alive) const {
+    return bytes(index(method, path), conn, method == "HEAD");
+  }
+
+  std::string error(int ResponseTable::*which) const { return bytes(t_.*which, ConnHeader::close); }
+
+ private:
+  ::asmsrv::Spec spec_;
+  ResponseTable t_;
+};
+
+// Written out by hand (routes.json): the table must agree with these.
+const std::string kHealthKeep =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
+    "Cache-Control: no-store\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\nok\n";
+const std::string kHealthClose =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n"
+    "Cache-Control: no-store\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\nok\n";
+const std::string kHealthKeep10 =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
+    "Connection: keep-alive\r\nCache-Control: no-store\r\nServer: asmsrv\r\n"
+    "Access-Control-Allow-Origin: *\r\n\r\nok\n";
+const std::string kNotFoundKeep =
+    "HTTP/1.1 404 Not Found\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 18\r\n"
+    "Server: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n<h1>Not here</h1>\n";
+const std::string kBadRequest =
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n"
+    "Connection: close\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
+    "400 Bad Request\n";
+
+std::string error_by_hand(int status, const std::string& reason) {
+  std::string body = std::to_string(status) + " " + reason + "\n";
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason +
+         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n" + body;
+}
+
+// ---------------------------------------------------------------------------
+// Variants: syntax x mode
+
+struct Variant {
+  std::string syntax;
+  std::string mode;
+};
+
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.syntax << " " << v.mode; }
+
+std::vector<Variant> all_variants() {
+  std::vector<Variant> v;
+  for (const char* syn : {"nasm", "gas"})
+    for (const char* mode : {"iterative", "fork"}) v.push_back({syn, mode});
+  return v;
+}
+
+class Http : public testing::TestWithParam<Variant> {
+ protected:
+  const std::string& syntax() const { return GetParam().syntax; }
+  const std::string& mode() const { return GetParam().mode; }
+  bool fork_mode() const { return mode() == "fork"; }
+
+  /// Copies specs/NAME.json into a temp dir with "mode" set to this
+  /// variant's and `limits` merged into its limits (with specs/site/:
+  /// file paths are relative to the spec), then builds and starts it.
+  bool start(const std::string& name, const json& limits = json::object()) {
+    std::string file;
+    try {
+      json patch = {{"mode", mode()}};
+      if (!limits.empty()) patch["limits"] = limits;
+      file = spec_copy(name, patch);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "cannot copy specs/" << name << ".json: " << e.what();
+      return false;
+    }
+    server_ = start_server(file, syntax());
+    if (!server_) return false;
+    if (server_->spec.mode != (fork_mode() ? ::asmsrv::Mode::fork : ::asmsrv::Mode::iterative)) {
+      ADD_FAILURE() << "the copy of " << name << " is not in " << mode() << " mode";
+      return false;
+    }
+    expect_.emplace(server_->spec);
+    return true;
+  }
+
+  int port() const { return server_->port; }
+  ServerProcess& proc() { return *server_->proc; }
+  const Expected& expect() const { return *expect_; }
+
+  /// A fresh connection (a failure is recorded if it cannot connect).
+  Client client() {
+    Client c(port());
+    EXPECT_TRUE(c.valid()) << "cannot connect to 127.0.0.1:" << port();
+    return c;
+  }
+
+  /// Sends `request` on a new connection; the server must answer exactly
+  /// `want` and then close the connection.
+  void expect_answer_then_close(const std::string& request, const std::string& want) {
+    SCOPED_TRACE(testing::PrintToString(request.substr(0, 120)));
+    Client c = client();
+    ASSERT_TRUE(c.valid());
+    (void)c.send(request);  // may fail once the server answered and closed
+    ReadResult r = c.read_until_eof(3000);
+    EXPECT_EQ(r.data, want);
+    EXPECT_TRUE(r.eof || r.error) << "the server did not close the connection";
+    EXPECT_FALSE(r.timeout) << "no EOF within 3 s";
+  }
+
+  std::optional<Running> server_;
+  std::optional<Expected> expect_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Variants, Http, testing::ValuesIn(all_variants()),
+                         [](const testing::TestParamInfo<Variant>& i) {
+                           return i.param.syntax + "_" + i.param.mode;
+                         });
+
+// ===========================================================================
+// Routing
+
+TEST_P(Http, RoutesByExactPathIgnoringTheQuery) {
+  ASSERT_TRUE(start("routes"));
+  EXPECT_EQ(expect().answer("GET", "/health"), kHealthKeep) << "the table disagrees with the spec";
+  EXPECT_EQ(expect().answer("GET", "/nope"), kNotFoundKeep);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/", "/"},
+      {"/health", "/health"},
+      {"/health?x=1", "/health"},
+      {"/health?", "/health"},
+      {"/api/status?verbose=1&x=%20y", "/api/status"},
+      {"/healthz", "/nope"},
+      {"/Health", "/nope"},
+      {"/health/", "/nope"},
+      {"//health", "/nope"},
+      {"/api", "/nope"},
+      {"/api/items/1/x", "/nope"},
+      {"/index.html", "/nope"},
+      {"http://host/health", "/health"},
+      {"http://127.0.0.1:8080/api/status?q=1", "/api/status"},
+      {"HTTP://EXAMPLE.COM/teapot", "/teapot"},
+      {"http://host/nope", "/nope"},
+  };
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  for (const auto& [target, routed] : cases) {
+    SCOPED_TRACE(target);
+    ASSERT_TRUE(c.send(req("GET", target)));
+    Reply r = c.read_response();
+    ASSERT_TRUE(r.complete) << "no response";
+    EXPECT_EQ(r.raw, expect().answer("GET", routed));
+  }
+  // By hand as well.
+  ASSERT_TRUE(c.send(req("GET", "/health?x=1")));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+  ASSERT_TRUE(c.send(req("GET", "http://host/health")));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+  ASSERT_TRUE(c.send(req("GET", "/unknown/path")));
+  EXPECT_EQ(c.read_response().raw, kNotFoundKeep);
+}
+
+TEST_P(Http, EveryRouteAnswersItsResponse) {
+  ASSERT_TRUE(start("routes"));
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  for (const ::asmsrv::Route& route : server_->spec.routes) {
+    std::string method = ::asmsrv::kMethodNames[static_cast<int>(route.method)];
+    SCOPED_TRACE(method + " " + route.path);
+    ASSERT_TRUE(c.send(req(method, route.path)));
+    Reply r = c.read_response();
+    ASSERT_TRUE(r.complete);
+    EXPECT_EQ(r.raw, expect().answer(method, route.path));
+    EXPECT_EQ(r.header_count("Connection"), 0) << "HTTP/1.1 keep-alive: no Connection header";
+    EXPECT_EQ(r.header_count("Server"), 1);
+  }
+  // By hand: a custom reason and a route header that replaces a global one.
+  ASSERT_TRUE(c.send(req("GET", "/maintenance")));
+  EXPECT_EQ(c.read_response().raw,
+            "HTTP/1.1 503 Down For Maintenance\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n"
+            "Retry-After: 3600\r\nServer: maintenance-page\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
+            "back soon\n");
+  // 204: no Content-Type, no Content-Length, no body.
+  ASSERT_TRUE(c.send(req("DELETE", "/api/items/1")));
+  EXPECT_EQ(c.read_response().raw,
+            "HTTP/1.1 204 No Content\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n");
+  ASSERT_TRUE(c.send(req("POST", "/api/items", "Content-Length: 0\r\n")));
+  EXPECT_EQ(c.read_response().raw,
+            "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 9\r\n"
+            "Location: /api/items/1\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
+            "{\"id\":1}\n");
+  EXPECT_FALSE(readable_within(c.fd(), 100)) << "bytes after the last response";
+}
+
+TEST_P(Http, HeadAnswersLikeGetWithoutBody) {
+  ASSERT_TRUE(start("routes"));
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  std::vector<std::string> paths;
+  for (const ::asmsrv::Route& route : server_->spec.routes)
+    if (route.method == ::asmsrv::Method::GET) paths.push_back(route.path);
+  paths.push_back("/no/such/page");  // 404: HEAD gets its head too
+  for (const std::string& path : paths) {
+    SCOPED_TRACE(path);
+    ASSERT_TRUE(c.send(req("GET", path)));
+    Reply get = c.read_response();
+    ASSERT_TRUE(get.complete);
+    ASSERT_TRUE(c.send(req("HEAD", path)));
+    Reply head = c.read_response(/*head_request=*/true);
+    ASSERT_TRUE(head.complete);
+    EXPECT_EQ(head.raw, get.head) << "the same head, no body";
+    EXPECT_EQ(head.header("Content-Length"), get.header("Content-Length"));
+    EXPECT_EQ(head.raw, expect().answer("HEAD", path));
+  }
+  ASSERT_TRUE(c.send(req("HEAD", "/health")));
+  EXPECT_EQ(c.read_response(true).raw, kHealthKeep.substr(0, kHealthKeep.size() - 3));
+  // Had a HEAD response carried a body, it would show up here.
+  ASSERT_TRUE(c.send(req("GET", "/health")));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+  EXPECT_FALSE(readable_within(c.fd(), 100)) << "bytes after the last response";
+}
+
+TEST_P(Http, MethodNotAllowedListsAllowedMethods) {
+  ASSERT_TRUE(start("routes"));
+  struct Case {
+    std::string method, path, allow;
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/api/items", "POST"},        {"HEAD", "/api/items", "POST"},
+      {"DELETE", "/api/items", "POST"},     {"POST", "/", "GET, HEAD"},
+      {"PUT", "/health", "GET, HEAD"},      {"OPTIONS", "/old", "GET, HEAD"},
+      {"GET", "/api/items/1", "DELETE"},    {"PATCH", "/maintenance", "GET, HEAD"},
+  };
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.method + " " + k.path);
+    ASSERT_TRUE(c.send(req(k.method, k.path)));
+    Reply r = c.read_response(k.method == "HEAD");
+    ASSERT_TRUE(r.complete) << "405 must keep the connection";
+    EXPECT_EQ(r.status, 405);
+    EXPECT_EQ(r.header("Allow"), k.allow);
+    EXPECT_EQ(r.header_count("Connection"), 0) << "not a protocol error: kept alive";
+    EXPECT_EQ(r.raw, expect().answer(k.method, k.path));
+  }
+  ASSERT_TRUE(c.send(req("GET", "/api/items")));
+  EXPECT_EQ(c.read_response().raw,
+            "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n"
+            "Allow: POST\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
+            "405 Method Not Allowed\n");
+  ASSERT_TRUE(c.send(req("POST", "/", "Content-Length: 0\r\n")));
+  EXPECT_EQ(c.read_response().raw,
+            "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n"
+            "Allow: GET, HEAD\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
+            "405 Method Not Allowed\n");
+  // Still the same connection.
+  ASSERT_TRUE(c.send(req("GET", "/health")));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+}
+
+// ===========================================================================
+// Protocol errors: answered with "Connection: close", then closed
+
+TEST_P(Http, MalformedRequestsGet400AndClose) {
+  ASSERT_TRUE(start("routes"));
+  ASSERT_EQ(expect().error(&ResponseTable::bad_request), kBadRequest);
+  const std::vector<std::string> bad = {
+      "GET /\r\n\r\n",                                           // no version
+      "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",                      // two spaces
+      "GET / HTTP/1.1 x\r\nHost: x\r\n\r\n",                     // trailing text
+      "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",                    // a space in the target
+      "GET health HTTP/1.1\r\nHost: x\r\n\r\n",                  // not origin or absolute form
+      "GET / http/1.1\r\nHost: x\r\n\r\n",                       // the version is case-sensitive
+      "GET / HTTP/1.1\r\n\r\n",                                  // HTTP/1.1 without Host
+      "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",            // two Hosts
+      "GET / HTTP/1.1\r\nHost : x\r\n\r\n",                      // whitespace before the colon
+      "GET / HTTP/1.1\r\nHost: x\r\nX-A : 1\r\n\r\n",            // ... in any field
+      "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",          // a bare CR
+      "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n",  // obs-fold
+      "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\tfolded\r\n\r\n", // obs-fold with a tab
+      "GET / HTTP/1.1\r\nHost: x\r\nNo-Colon\r\n\r\n",           // not a field
+      "GET / HTTP/1.1\r\nHost: x\r\n: empty name\r\n\r\n",       // empty field name
+      "POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+      "POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+      "POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Length: 1 2\r\n\r\n",
+      "POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n",
+      "POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+      "POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n",
+      "POST /api/items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+      "Content-Length: 3\r\n\r\n",
+  };
+  for (const std::string& r : bad) expect_answer_then_close(r, kBadRequest);
+  // After a good request on a kept-alive connection: 400, close, and a
+  // request pipelined behind the bad one is not answered.
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send(req("GET", "/health")));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+  (void)c.send("GET / HTTP/1.1\r\n\r\n" + req("GET", "/teapot"));
+  ReadResult r = c.read_until_eof(3000);
+  EXPECT_EQ(r.data, kBadRequest);
+  EXPECT_TRUE(r.eof || r.error);
+  EXPECT_FALSE(proc().exited());
+}
+
+TEST_P(Http, RequestLineOverLimitGets414) {
+  ASSERT_TRUE(start("routes"));
+  std::string e414 = expect().error(&ResponseTable::uri_too_long);
+  EXPECT_EQ(e414, error_by_hand(414, "URI Too Long"));
+  ASSERT_EQ(server_->spec.limits.request_bytes, 8192);
+  expect_answer_then_close("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", e414);
+  expect_answer_then_close("GET /health?q=" + std::string(20000, 'q') + " HTTP/1.1\r\nHost: x\r\n\r\n",
+                           e414);
+  // Exactly 8192 bytes of request line, its CR LF beyond the limit.
+  expect_answer_then_close("GET /" + std::string(8192 - 5, 'b') + "\r\nHost: x\r\n\r\n", e414);
+  EXPECT_EQ(exchange(port(), req_close("GET", "/health")).data, kHealthClose)
+      << "the next client is served";
+}
+
+TEST_P(Http, HeaderSectionOverLimitGets431) {
+  ASSERT_TRUE(start("routes"));
+  std::string e431 = expect().error(&ResponseTable::headers_too_large);
+  EXPECT_EQ(e431, error_by_hand(431, "Request Header Fields Too Large"));
+  expect_answer_then_close(req("GET", "/health", "X-Big: " + std::string(9000, 'a') + "\r\n"), e431);
+  std::string many;
+  for (int i = 0; i < 600; ++i) many += "X-Field-" + std::to_string(i) + ": value\r\n";
+  ASSERT_GT(many.size(), 10000u);
+  expect_answer_then_close(req("GET", "/health", many), e431);
+  // The limit is the head with its final CR LF CR LF: 8192 bytes fit, 8193 do not.
+  auto head_of_size = [](size_t n) {
+    std::string base = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ";
+    return base + std::string(n - base.size() - 4, 'p') + "\r\n\r\n";
+  };
+  ASSERT_EQ(head_of_size(8192).size(), 8192u);
+  expect_answer_then_close(head_of_size(8192), kHealthClose);
+  expect_answer_then_close(head_of_size(8193), e431);
+  EXPECT_EQ(exchange(port(), req_close("GET", "/health")).data, kHealthClose);
+}
+
+TEST_P(Http, BodyOverLimitGets413WithoutReadingIt) {
+  ASSERT_TRUE(start("routes"));
+  std::string e413 = expect().error(&ResponseTable::content_too_large);
+  EXPECT_EQ(e413, error_by_hand(413, "Content Too Large"));
+  ASSERT_EQ(server_->spec.limits.body_bytes, 1048576);
+  for (const std::string length : {"1048577", "99999999999", "99999999999999999999999999"}) {
+    SCOPED_TRACE(length);
+    // Only the head is sent: the answer must not wait for the body.
+    auto t0 = Clock::now();
+    expect_answer_then_close(req("POST", "/api/items", "Content-Length: " + length + "\r\n"), e413);
+    EXPECT_LT(seconds_since(t0), 2.0);
+  }
+  // The limit itself is allowed: the body is read, and the connection kept.
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send(req("POST", "/api/items", "Content-Length: 1048576\r\n") +
+                     std::string(1048576, 'b') + req("GET", "/health")));
+  EXPECT_EQ(c.read_response().raw, expect().answer("POST", "/api/items"));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+}
+
+TEST_P(Http, UnknownMethodOrTransferEncodingGets501) {
+  ASSERT_TRUE(start("routes"));
+  std::string e501 = expect().error(&ResponseTable::not_implemented);
+  EXPECT_EQ(e501, error_by_hand(501, "Not Implemented"));
+  expect_answer_then_close("BREW / HTTP/1.1\r\nHost: x\r\n\r\n", e501);
+  expect_answer_then_close("PROPFIND /health HTTP/1.1\r\nHost: x\r\n\r\n", e501);
+  expect_answer_then_close("POST /api/items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "3\r\nabc\r\n0\r\n\r\n",
+                           e501);
+  expect_answer_then_close(req("POST", "/api/items", "Transfer-Encoding: gzip, chunked\r\n"), e501);
+  expect_answer_then_close(req("GET", "/health", "transfer-encoding: identity\r\n"), e501);
+}
+
+TEST_P(Http, OtherMajorVersionsGet505) {
+  ASSERT_TRUE(start("routes"));
+  std::string e505 = expect().error(&ResponseTable::version_not_supported);
+  EXPECT_EQ(e505, error_by_hand(505, "HTTP Version Not Supported"));
+  expect_answer_then_close("GET / HTTP/2.0\r\nHost: x\r\n\r\n", e505);
+  expect_answer_then_close("GET / HTTP/3.0\r\nHost: x\r\n\r\n", e505);
+  expect_answer_then_close("GET /health HTTP/2.0\r\n\r\n", e505);
+}
+
+TEST_P(Http, ErrorResponsesSayCloseAndClose) {
+  ASSERT_TRUE(start("routes"));
+  const std::vector<std::string> requests = {
+      "GET / HTTP/1.1\r\n\r\n",
+      "GET /" + std::string(9000, 'u') + " HTTP/1.1\r\nHost: x\r\n\r\n",
+      req("GET", "/", "X-Big: " + std::string(9000, 'h') + "\r\n"),
+      req("POST", "/api/items", "Content-Length: 2000000\r\n"),
+      "BREW / HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+  };
+  for (const std::string& request : requests) {
+    SCOPED_TRACE(testing::PrintToString(request.substr(0, 60)));
+    Client c = client();
+    ASSERT_TRUE(c.valid());
+    // Even when the client asks to keep the connection.
+    (void)c.send(request);
+    Reply r = c.read_response(false, 3000);
+    ASSERT_TRUE(r.complete);
+    EXPECT_GE(r.status, 400);
+    EXPECT_EQ(r.header("Connection"), "close");
+    std::string extra;
+    EXPECT_TRUE(c.closed_within(3000, &extra)) << "the server kept the connection after " << r.status;
+    EXPECT_EQ(extra, "") << "nothing after the error response";
+  }
+}
+
+// ===========================================================================
+// Bodies, keep-alive, pipelining
+
+TEST_P(Http, RequestBodiesAreReadAndDiscarded) {
+  ASSERT_TRUE(start("routes"));
+  std::string created = expect().answer("POST", "/api/items");
+  // A body that looks like requests: answered, it would show up as 418s.
+  auto body_of = [](size_t n) {
+    std::string decoy = req("GET", "/teapot");
+    std::string b;
+    while (b.size() < n) b += decoy;
+    return b.substr(0, n);
+  };
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  // 100 bytes, in the same write as the head.
+  ASSERT_TRUE(c.send(req("POST", "/api/items", "Content-Length: 100\r\n") + body_of(100)));
+  EXPECT_EQ(c.read_response().raw, created);
+  // 100000 bytes, in pieces, the head alone first.
+  std::string big = body_of(100000);
+  ASSERT_TRUE(c.send(req("POST", "/api/items", "Content-Length: 100000\r\n")));
+  for (size_t off = 0; off < big.size(); off += 7001) {
+    ASSERT_TRUE(c.send(big.substr(off, 7001)));
+    if (off % 5 == 0) sleep_ms(1);
+  }
+  EXPECT_EQ(c.read_response().raw, created);
+  ASSERT_TRUE(c.send(req("GET", "/health")));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+  // A body and the next request in one write.
+  ASSERT_TRUE(c.send(req("POST", "/api/items", "Content-Length: 10\r\n") + "0123456789" +
+                     req("GET", "/health")));
+  EXPECT_EQ(c.read_response().raw, created);
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+  // A 404 and a 405 with bodies: discarded just the same.
+  ASSERT_TRUE(c.send(req("PUT", "/nope", "Content-Length: 300\r\n") + body_of(300) +
+                     req("PUT", "/health", "Content-Length: 5\r\n") + "abcde" +
+                     req("GET", "/health")));
+  EXPECT_EQ(c.read_response().raw, expect().answer("PUT", "/nope"));
+  EXPECT_EQ(c.read_response().raw, expect().answer("PUT", "/health"));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+  EXPECT_FALSE(readable_within(c.fd(), 200)) << "a body was taken for a request";
+  EXPECT_EQ(c.pending(), "");
+}
+
+TEST_P(Http, KeepAliveIsTheDefaultForHttp11) {
+  ASSERT_TRUE(start("routes"));
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  for (int i = 0; i < 10; ++i) {
+    std::string path = i % 2 ? "/health" : "/api/status";
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(c.send(req("GET", path)));
+    Reply r = c.read_response();
+    ASSERT_TRUE(r.complete);
+    EXPECT_EQ(r.header_count("Connection"), 0);
+    EXPECT_EQ(r.raw, expect().answer("GET", path));
+  }
+  EXPECT_FALSE(readable_within(c.fd(), 100)) << "the connection stays open, quiet";
+  ASSERT_TRUE(c.send(req_close("GET", "/health")));
+  ReadResult r = c.read_until_eof(3000);
+  EXPECT_EQ(r.data, kHealthClose);
+  EXPECT_TRUE(r.eof);
+}
+
+TEST_P(Http, Http10ClosesUnlessAskedToKeepAlive) {
+  ASSERT_TRUE(start("routes"));
+  EXPECT_EQ(expect().answer("GET", "/health", ConnHeader::keep_alive_10), kHealthKeep10);
+  expect_answer_then_close("GET /health HTTP/1.0\r\n\r\n", kHealthClose);
+  expect_answer_then_close("GET /health HTTP/1.0\r\nHost: x\r\n\r\n", kHealthClose);
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(c.send("GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    EXPECT_EQ(c.read_response().raw, kHealthKeep10);
+  }
+  ASSERT_TRUE(c.send("GET /nope HTTP/1.0\r\nconnection: Keep-Alive\r\n\r\n"));
+  EXPECT_EQ(c.read_response().raw, expect().answer("GET", "/nope", ConnHeader::keep_alive_10));
+  ASSERT_TRUE(c.send("GET /health HTTP/1.0\r\n\r\n"));
+  ReadResult r = c.read_until_eof(3000);
+  EXPECT_EQ(r.data, kHealthClose);
+  EXPECT_TRUE(r.eof);
+}
+
+TEST_P(Http, ConnectionCloseIsHonoured) {
+  ASSERT_TRUE(start("routes"));
+  for (const std::string value : {"close", "Close", "CLOSE", "keep-alive, close", "foo, close"}) {
+    SCOPED_TRACE(value);
+    expect_answer_then_close(req("GET", "/health", "Connection: " + value + "\r\n"), kHealthClose);
+  }
+  // After keep-alive requests on the same connection.
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send(req("GET", "/health")));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+  ASSERT_TRUE(c.send(req_close("GET", "/nope")));
+  ReadResult r = c.read_until_eof(3000);
+  EXPECT_EQ(r.data, expect().answer("GET", "/nope", ConnHeader::close));
+  EXPECT_TRUE(r.eof);
+}
+
+TEST_P(Http, AtMostKeepaliveRequestsPerConnection) {
+  ASSERT_TRUE(start("routes"));
+  const int limit = server_->spec.limits.keepalive_requests;
+  ASSERT_EQ(limit, 100);
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  for (int i = 1; i < limit; ++i) {
+    ASSERT_TRUE(c.send(req("GET", "/health")));
+    Reply r = c.read_response();
+    ASSERT_TRUE(r.complete) << "request " << i;
+    ASSERT_EQ(r.raw, kHealthKeep) << "request " << i;
+  }
+  ASSERT_TRUE(c.send(req("GET", "/health")));
+  Reply last = c.read_response();
+  ASSERT_TRUE(last.complete);
+  EXPECT_EQ(last.raw, kHealthClose) << "the 100th response says close";
+  EXPECT_TRUE(c.closed_within(3000)) << "and the connection ends";
+  // Pipelined past the limit: answers 1..100, then EOF.
+  Client p = client();
+  ASSERT_TRUE(p.valid());
+  std::string all;
+  for (int i = 0; i < limit + 5; ++i) all += req("GET", "/health");
+  (void)p.send(all);
+  for (int i = 1; i <= limit; ++i) {
+    Reply r = p.read_response();
+    ASSERT_TRUE(r.complete) << "pipelined request " << i;
+    ASSERT_EQ(r.raw, i < limit ? kHealthKeep : kHealthClose) << "pipelined request " << i;
+  }
+  ReadResult rest = p.read_until_eof(3000);
+  EXPECT_EQ(rest.data, "") << "nothing after the last allowed response";
+  EXPECT_TRUE(rest.eof || rest.error);
+}
+
+TEST_P(Http, IdleConnectionsCloseAfterKeepaliveTimeout) {
+  ASSERT_TRUE(start("routes", {{"keepalive_timeout_ms", 300}}));
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    Client c = client();
+    ASSERT_TRUE(c.valid());
+    ASSERT_TRUE(c.send(req("GET", "/health")));
+    EXPECT_EQ(c.read_response().raw, kHealthKeep);
+    auto t0 = Clock::now();
+    std::string extra;
+    EXPECT_TRUE(c.closed_within(3000, &extra)) << "an idle connection stays open";
+    double after = seconds_since(t0);
+    EXPECT_EQ(extra, "") << "closed without a response";
+    EXPECT_GT(after, 0.2);
+    EXPECT_LT(after, 1.5) << "closed " << after << " s after the last response";
+  }
+  // Activity restarts the wait: requests 100 ms apart stay on one connection.
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(c.send(req("GET", "/health")));
+    EXPECT_EQ(c.read_response().raw, kHealthKeep) << i;
+    sleep_ms(100);
+  }
+  c.close();
+  EXPECT_EQ(exchange(port(), req_close("GET", "/health")).data, kHealthClose);
+}
+
+TEST_P(Http, PipelinedRequestsAreAnsweredInOrder) {
+  ASSERT_TRUE(start("routes"));
+  const std::vector<std::pair<std::string, std::string>> reqs = {
+      {"GET", "/"},           {"HEAD", "/health"},      {"GET", "/nope?x"},
+      {"GET", "/api/items"},  {"POST", "/api/items"},   {"GET", "/api/status"},
+      {"DELETE", "/api/items/1"}, {"GET", "/teapot"},
+  };
+  std::string all;
+  for (const auto& [m, p] : reqs)
+    all += m == "POST" ? req(m, p, "Content-Length: 5\r\n") + "hello" : req(m, p);
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    Client c = client();
+    ASSERT_TRUE(c.valid());
+    ASSERT_TRUE(c.send(all));
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const auto& [m, p] = reqs[i];
+      Reply r = c.read_response(m == "HEAD");
+      ASSERT_TRUE(r.complete) << "response " << i << " (" << m << " " << p << ")";
+      EXPECT_EQ(r.raw, expect().answer(m, p)) << "response " << i << " (" << m << " " << p << ")";
+    }
+    EXPECT_FALSE(readable_within(c.fd(), 100)) << "more responses than requests";
+    // The connection is still good.
+    ASSERT_TRUE(c.send(req_close("GET", "/health")));
+    ReadResult r = c.read_until_eof(3000);
+    EXPECT_EQ(r.data, kHealthClose);
+  }
+}
+
+TEST_P(Http, PipelinedRequestsBeyondTheRequestBuffer) {
+  // 60 requests of ~200 bytes in one write: more than limits.request_bytes
+  // (8192), so the server answers, shifts the buffer, and reads on.
+  ASSERT_TRUE(start("routes"));
+  std::string all;
+  for (int i = 0; i < 60; ++i)
+    all += req("GET", i % 3 ? "/health" : "/nope",
+               "X-Pad: " + std::string(150, static_cast<char>('a' + i % 26)) + "\r\n");
+  ASSERT_GT(all.size(), 8192u * 1.4);
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send(all));
+  for (int i = 0; i < 60; ++i) {
+    Reply r = c.read_response();
+    ASSERT_TRUE(r.complete) << "response " << i;
+    ASSERT_EQ(r.raw, i % 3 ? kHealthKeep : kNotFoundKeep) << "response " << i;
+  }
+  EXPECT_FALSE(readable_within(c.fd(), 100)) << "more responses than requests";
+}
+
+TEST_P(Http, FieldNamesAreCaseInsensitive) {
+  ASSERT_TRUE(start("routes"));
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send("GET /health HTTP/1.1\r\nhOsT: x\r\n\r\n"));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+  // CONTENT-LENGTH counts: the 5 bytes are skipped, the next request is found.
+  ASSERT_TRUE(c.send("POST /api/items HTTP/1.1\r\nHOST: x\r\nCONTENT-LENGTH: 5\r\n\r\nabcde" +
+                     req("GET", "/health")));
+  EXPECT_EQ(c.read_response().raw, expect().answer("POST", "/api/items"));
+  EXPECT_EQ(c.read_response().raw, kHealthKeep);
+  c.close();  // iterative: the next connection waits for this one
+  expect_answer_then_close("GET /health HTTP/1.1\r\nHOST: a\r\nhost: a\r\n\r\n", kBadRequest);
+  expect_answer_then_close("GET /health HTTP/1.1\r\nHost: x\r\nCONNECTION: Close\r\n\r\n",
+                           kHealthClose);
+  expect_answer_then_close(
+      "POST /api/items HTTP/1.1\r\nHost: x\r\ntransfer-ENCODING: chunked\r\n\r\n0\r\n\r\n",
+      expect().error(&ResponseTable::not_implemented));
+  expect_answer_then_close(
+      "POST /api/items HTTP/1.1\r\nHost: x\r\ncontent-length: 1\r\nContent-Length: 1\r\n\r\nx",
+      kBadRequest);
+}
+
+TEST_P(Http, RequestSentOneByteAtATimeIsAnsweredOnce) {
+  ASSERT_TRUE(start("routes"));
+  std::string request = req("GET", "/health?slow=1", "User-Agent: trickle\r\nAccept: */*\r\n");
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  set_nodelay(c.fd());
+  for (size_t i = 0; i < request.size(); ++i) {
+    ASSERT_TRUE(c.send(request.substr(i, 1)));
+    sleep_ms(1);
+    if (i + 1 < request.size() && i % 8 == 0) {
+      ASSERT_FALSE(readable_within(c.fd(), 0)) << "answered after " << i + 1 << " bytes";
+    }
+  }
+  Reply r = c.read_response();
+  EXPECT_EQ(r.raw, kHealthKeep);
+  EXPECT_FALSE(readable_within(c.fd(), 200)) << "answered more than once";
+  ASSERT_TRUE(c.send(req_close("GET", "/")));
+  EXPECT_EQ(c.read_until_eof(3000).data, expect().answer("GET", "/", ConnHeader::close));
+}
+
+TEST_P(Http, HeaderTimeoutIsADeadlineForTheWholeHead) {
+  ASSERT_TRUE(start("routes", {{"header_timeout_ms", 1000}}));
+  for (bool after_a_request : {false, true}) {
+    SCOPED_TRACE(after_a_request ? "second request on a connection" : "first request");
+    Client c = client();
+    ASSERT_TRUE(c.valid());
+    set_nodelay(c.fd());
+    if (after_a_request) {
+      ASSERT_TRUE(c.send(req("GET", "/health")));
+      EXPECT_EQ(c.read_response().raw, kHealthKeep);
+    }
+    // 200 bytes at one every 100 ms would take 20 s.
+    std::string slow = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 's');
+    auto t0 = Clock::now();
+    std::string got;
+    bool closed = false;
+    double closed_after = 0;
+    for (size_t i = 0; i < slow.size() && !closed && seconds_since(t0) < 5.0; ++i) {
+      (void)c.send(slow.substr(i, 1));  // fails once the server closed
+      if (readable_within(c.fd(), 100)) {
+        char buf[4096];
+        ssize_t n = ::recv(c.fd(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) {
+          got.append(buf, static_cast<size_t>(n));
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+          closed = true;
+          closed_after = seconds_since(t0);
+        }
+      }
+    }
+    EXPECT_TRUE(closed) << "the trickling client was not cut off within 5 s";
+    EXPECT_EQ(got, "") << "cut off without a response";
+    EXPECT_GT(closed_after, 0.8);
+    EXPECT_LT(closed_after, 1.8) << "cut off only after " << closed_after << " s";
+  }
+  EXPECT_EQ(exchange(port(), req_close("GET", "/health")).data, kHealthClose);
+}
+
+// ===========================================================================
+// Static files
+
+TEST_P(Http, SiteServesFilesWithTheirTypes) {
+  ASSERT_TRUE(start("site"));
+  struct File {
+    std::string path, file, type;
+  };
+  const std::vector<File> files = {
+      {"/", "index.html", "text/html; charset=utf-8"},
+      {"/index.html", "index.html", "text/html; charset=utf-8"},
+      {"/style.css", "style.css", "text/css; charset=utf-8"},
+      {"/logo.png", "logo.png", "image/png"},
+  };
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  for (const File& f : files) {
+    SCOPED_TRACE(f.path);
+    std::string bytes = read(source_dir() + "/specs/site/" + f.file);
+    ASSERT_TRUE(c.send(req("GET", f.path)));
+    Reply r = c.read_response();
+    ASSERT_TRUE(r.complete);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("Content-Type"), f.type);
+    EXPECT_EQ(r.header("Content-Length"), std::to_string(bytes.size()));
+    EXPECT_TRUE(r.body == bytes) << "the file's bytes differ";
+    EXPECT_EQ(r.raw, expect().answer("GET", f.path));
+    ASSERT_TRUE(c.send(req("HEAD", f.path)));
+    EXPECT_EQ(c.read_response(true).raw, r.head);
+  }
+  std::string png = read(source_dir() + "/specs/site/logo.png");
+  ASSERT_TRUE(c.send(req_close("GET", "/logo.png")));
+  ReadResult r = c.read_until_eof(3000);
+  EXPECT_TRUE(r.data == "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: " +
+                            std::to_string(png.size()) +
+                            "\r\nConnection: close\r\nCache-Control: max-age=86400\r\n"
+                            "Server: asmsrv\r\n\r\n" + png)
+      << testing::PrintToString(r.data.substr(0, 200));
+  EXPECT_EQ(png.compare(0, 8, "\x89PNG\r\n\x1a\n"), 0) << "the fixture is a PNG";
+}
+
+// ===========================================================================
+// The access log
+
+TEST_P(Http, AccessLogLinePerRequest) {
+  ASSERT_TRUE(start("routes"));
+  std::string want = startup_line(server_->spec, port());
+  {
+    Client c = client();
+    ASSERT_TRUE(c.valid());
+    ASSERT_TRUE(c.send(req("GET", "/health")));
+    EXPECT_EQ(c.read_response().raw, kHealthKeep);
+    ASSERT_TRUE(c.send(req("HEAD", "/")));
+    EXPECT_TRUE(c.read_response(true).complete);
+    ASSERT_TRUE(c.send(req("GET", "/nope?x=1")));
+    EXPECT_EQ(c.read_response().raw, kNotFoundKeep);
+    ASSERT_TRUE(c.send("POST /api/items HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc"));
+    ReadResult r = c.read_until_eof(3000);
+    EXPECT_EQ(r.data, expect().answer("POST", "/api/items", ConnHeader::close));
+    EXPECT_TRUE(r.eof);
+  }
+  expect_answer_then_close("GET / HTTP/1.1\r\n\r\n", kBadRequest);
+  want += "127.0.0.1 \"GET /health HTTP/1.1\" 200 3\n";
+  want += "127.0.0.1 \"HEAD / HTTP/1.1\" 200 0\n";
+  want += "127.0.0.1 \"GET /nope?x=1 HTTP/1.1\" 404 18\n";
+  want += "127.0.0.1 \"POST /api/items HTTP/1.0\" 201 9\n";
+  want += "127.0.0.1 \"GET / HTTP/1.1\" 400 16\n";
+  eventually([&] { return proc().out() == want; }, 2000);
+  EXPECT_EQ(proc().out(), want);
+  EXPECT_EQ(proc().err(), "");
+}
+
+// ===========================================================================
+// curl
+
+TEST_P(Http, Curl) {
+  std::string curl = find_in_path("curl");
+  ASSERT_FALSE(curl.empty()) << "curl is not installed (not found in PATH): install curl "
+                                "(e.g. apt-get install curl) to run this test";
+  ASSERT_TRUE(start("routes"));
+  std::string base = "http://127.0.0.1:" + std::to_string(port());
+  auto run_curl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {curl, "-s", "--max-time", "5"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CmdResult r = run(argv);
+    EXPECT_EQ(r.status, 0) << "curl failed: " << r.err;
+    return r.out;
+  };
+  EXPECT_EQ(run_curl({"-i", base + "/health"}), kHealthKeep);
+  EXPECT_EQ(run_curl({"-i", base + "/api/status?x=1"}), expect().answer("GET", "/api/status"));
+  EXPECT_EQ(run_curl({"-i", base + "/missing"}), kNotFoundKeep);
+  EXPECT_EQ(run_curl({"-i", "-X", "POST", "--data-binary", "{\"name\":\"x\"}", base + "/api/items"}),
+            expect().answer("POST", "/api/items"));
+  EXPECT_EQ(run_curl({"-I", base + "/"}), expect().answer("HEAD", "/"));
+  // Two URLs, one connection (curl reuses it: keep-alive works for it).
+  EXPECT_EQ(run_curl({"-i", base + "/health", base + "/teapot"}),
+            kHealthKeep + expect().answer("GET", "/teapot"));
+  EXPECT_EQ(run_curl({"-i", "--http1.0", base + "/health"}), kHealthClose);
+}
+
+}  // namespace
