@@ -45,7 +45,7 @@ _start:
 ## exits at once when idle, else it lets the current connection finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_39:
+.Lcatch_stop_signals_38:
         sub     rsp, 32                         # struct sigaction on the stack
         lea     rax, [rip + .Lon_signal_12]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
@@ -70,25 +70,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_40:
+.Lchoose_log_39:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_41:
+.Lsocket_40:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_42
+        jns     .Lok_41
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 15                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_42:
+.Lok_41:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -96,7 +96,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_43:
+.Lreuseaddr_42:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -105,67 +105,67 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_44
+        jns     .Lok_43
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 32                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_44:
+.Lok_43:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_45:
+.Lbind_44:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_46
+        jns     .Lok_45
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 26                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_46:
+.Lok_45:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_47:
+.Llisten_46:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_48
+        jns     .Lok_47
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 28                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_48:
+.Lok_47:
 
 ## --------------------------------------------------------------------------
 ## make the listener non-blocking: fcntl(2), syscall 72
 ## C: fcntl(listen_fd, F_SETFL, O_NONBLOCK)
 ## The event loop accepts until -EAGAIN instead of blocking in accept().
-.Lnonblocking_49:
+.Lnonblocking_48:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 4                          # F_SETFL
         mov     edx, 2048                       # O_NONBLOCK
         mov     eax, 72                         # syscall number: fcntl
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_50
+        jns     .Lok_49
         lea     rsi, [rip + error_fcntl]        # the start of the error message
         mov     edx, 25                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_50:
+.Lok_49:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "hello listening on 0.0.0.0:8080\n", 32)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_51:
+.Lannounce_50:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 32                         # count
@@ -180,16 +180,16 @@ _start:
 ## C: epfd = epoll_create1(EPOLL_CLOEXEC); every slot free; listen_on()
 ## One loop serves up to 1024 connections (limits.max_connections) from
 ## static memory: a table of 128-byte records and a 8208-byte buffer each.
-.Lepoll_start_53:
+.Lepoll_start_52:
         mov     edi, 0x80000                    # EPOLL_CLOEXEC
         mov     eax, 291                        # syscall number: epoll_create1
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_54
+        jns     .Lok_53
         lea     rsi, [rip + error_epoll]        # the start of the error message
         mov     edx, 22                         # its length
         jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_54:
+.Lok_53:
         mov     DWORD PTR [rip + epfd], eax
         mov     DWORD PTR [rip + busy], 1       # stop signals are handled by the loop, not the handler
         # SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
@@ -205,7 +205,7 @@ _start:
         lea     rsi, [rip + conn_bufs]
         lea     rdx, [rip + free_stack]
         mov     ecx, 1024                       # rcx = slots left to set up
-.Linit_slot_52:
+.Linit_slot_51:
         mov     QWORD PTR [rdi+104], rsi        # record.buf
         dec     ecx
         mov     DWORD PTR [rdx], ecx            # free_stack[i] = max - 1 - i
@@ -213,9 +213,9 @@ _start:
         add     rsi, 0x2010
         add     rdx, 4
         test    ecx, ecx
-        jnz     .Linit_slot_52
+        jnz     .Linit_slot_51
         mov     DWORD PTR [rip + free_top], 1024 # every slot is free
-        call    .Llisten_on_35
+        call    .Llisten_on_34
         call    .Lnow_ms_15
         mov     QWORD PTR [rip + loop_now], rax
         add     rax, 100
@@ -229,9 +229,9 @@ _start:
 ## never delays another.
 .Levent_loop_28:
         cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal?
-        je      .Lwait_events_60
-        call    .Lbegin_shutdown_38             # exits when done
-.Lwait_events_60:
+        je      .Lwait_events_59
+        call    .Lbegin_shutdown_37             # exits when done
+.Lwait_events_59:
         mov     edi, DWORD PTR [rip + epfd]     # epfd
         lea     rsi, [rip + events]             # events
         mov     edx, 64                         # maxevents
@@ -241,36 +241,36 @@ _start:
         mov     eax, 281                        # syscall number: epoll_pwait
         syscall
         test    rax, rax
-        jns     .Lwait_ok_55
+        jns     .Lwait_ok_54
         xor     eax, eax                        # -EINTR (a signal): no events
-.Lwait_ok_55:
+.Lwait_ok_54:
         mov     DWORD PTR [rip + ev_n], eax
         mov     DWORD PTR [rip + ev_i], 0
         call    .Lnow_ms_15                     # the time, once for the whole batch
         mov     QWORD PTR [rip + loop_now], rax
-.Lnext_event_56:
+.Lnext_event_55:
         mov     ecx, DWORD PTR [rip + ev_i]
         cmp     ecx, DWORD PTR [rip + ev_n]
-        jae     .Levents_done_57
+        jae     .Levents_done_56
         inc     DWORD PTR [rip + ev_i]
         imul    rcx, rcx, 12                    # i * sizeof(struct epoll_event)
         lea     rsi, [rip + events]
         mov     rbx, QWORD PTR [rsi+rcx+4]      # data: the connection's record
         test    rbx, rbx
-        jnz     .Lis_connection_58
+        jnz     .Lis_connection_57
         call    .Laccept_all_29                 # 0: the listener
-        jmp     .Lnext_event_56
-.Lis_connection_58:
+        jmp     .Lnext_event_55
+.Lis_connection_57:
         call    .Lconnection_event_30
-        jmp     .Lnext_event_56
-.Levents_done_57:
+        jmp     .Lnext_event_55
+.Levents_done_56:
         mov     rax, QWORD PTR [rip + loop_now]
         cmp     rax, QWORD PTR [rip + next_sweep]
-        jl      .Lno_sweep_59
+        jl      .Lno_sweep_58
         add     rax, 100
         mov     QWORD PTR [rip + next_sweep], rax
-        call    .Lsweep_34
-.Lno_sweep_59:
+        call    .Lsweep_33
+.Lno_sweep_58:
         jmp     .Levent_loop_28
 
 ## --------------------------------------------------------------------------
@@ -280,41 +280,41 @@ _start:
 ## received are answered, then closed. After limits.shutdown_timeout_ms
 ## (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ## handler).
-.Lbegin_shutdown_38:
+.Lbegin_shutdown_37:
         cmp     DWORD PTR [rip + shutting_down], 0
-        jne     .Lshutdown_check_65             # already stopping
+        jne     .Lshutdown_check_64             # already stopping
         mov     DWORD PTR [rip + shutting_down], 1
         call    .Lnow_ms_15
         add     rax, 0x1388                     # + shutdown_timeout_ms
         mov     QWORD PTR [rip + shutdown_deadline], rax
-        call    .Llisten_off_36
+        call    .Llisten_off_35
         mov     rdi, r12                        # close the listener: no new connections
         mov     eax, 3                          # syscall number: close
         syscall
         lea     rbx, [rip + conns]              # close every idle connection
-.Lclose_idle_62:
+.Lclose_idle_61:
         lea     rax, [rip + conns]
         add     rax, 0x20000
         cmp     rbx, rax
-        jae     .Lidle_closed_64
+        jae     .Lidle_closed_63
         cmp     DWORD PTR [rbx+4], 1            # waiting for a request...
-        jne     .Lclose_idle_next_63
+        jne     .Lclose_idle_next_62
         cmp     QWORD PTR [rbx+8], 0            # ...with nothing of it received
-        jne     .Lclose_idle_next_63
+        jne     .Lclose_idle_next_62
         call    .Lclose_connection_31
-.Lclose_idle_next_63:
+.Lclose_idle_next_62:
         add     rbx, 128
-        jmp     .Lclose_idle_62
-.Lidle_closed_64:
-.Lshutdown_started_61:
-.Lshutdown_check_65:
+        jmp     .Lclose_idle_61
+.Lidle_closed_63:
+.Lshutdown_started_60:
+.Lshutdown_check_64:
         cmp     DWORD PTR [rip + nconns], 0
         je      .Lexit_ok_5                     # nothing left: exit 0
         call    .Lnow_ms_15
         cmp     rax, QWORD PTR [rip + shutdown_deadline]
-        jl      .Lnot_yet_66
+        jl      .Lnot_yet_65
         jmp     .Lexit_ok_5                     # out of time: exit 0
-.Lnot_yet_66:
+.Lnot_yet_65:
         ret
 
 ## --------------------------------------------------------------------------
@@ -325,9 +325,9 @@ _start:
 ## queue instead of being accepted and dropped, and nothing spins. It comes
 ## back when a connection closes (or at the next sweep).
 .Laccept_all_29:
-.Laccept_next_67:
+.Laccept_next_66:
         cmp     DWORD PTR [rip + nconns], 1024  # a free slot?
-        jae     .Ltable_full_69
+        jae     .Ltable_full_68
         mov     DWORD PTR [rip + client_addrlen], 16
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + client_addr]        # addr
@@ -336,17 +336,17 @@ _start:
         mov     eax, 288                        # syscall number: accept4
         syscall
         test    rax, rax
-        jns     .Laccepted_68
+        jns     .Laccepted_67
         cmp     rax, -11                        # -EAGAIN: none left
-        je      .Laccept_done_70
+        je      .Laccept_done_69
         cmp     rax, -4
-        je      .Laccept_next_67
+        je      .Laccept_next_66
         cmp     rax, -103                       # the client gave up
-        je      .Laccept_next_67
-.Ltable_full_69:
-        call    .Llisten_off_36                 # out of slots or descriptors: stop accepting for now
+        je      .Laccept_next_66
+.Ltable_full_68:
+        call    .Llisten_off_35                 # out of slots or descriptors: stop accepting for now
         ret
-.Laccepted_68:
+.Laccepted_67:
         mov     r13, rax                        # r13 = the new socket
         dec     DWORD PTR [rip + free_top]      # pop a free slot
         mov     ecx, DWORD PTR [rip + free_top]
@@ -368,7 +368,7 @@ _start:
         mov     rax, QWORD PTR [rsi]            # family, port and address: 8 bytes
         mov     QWORD PTR [rbx+88], rax         # kept for the logs
         mov     eax, 0x2710                     # the first request's deadline
-        call    .Lconn_deadline_37
+        call    .Lconn_deadline_36
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: which connection
@@ -378,8 +378,8 @@ _start:
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
         inc     DWORD PTR [rip + nconns]
-        jmp     .Laccept_next_67
-.Laccept_done_70:
+        jmp     .Laccept_next_66
+.Laccept_done_69:
         ret
 
 ## --------------------------------------------------------------------------
@@ -387,7 +387,7 @@ _start:
 ## C: record.deadline = loop_now + ms
 ## rbx = the record. The time is the one read once per loop iteration, as
 ## nginx does: no clock_gettime per request.
-.Lconn_deadline_37:
+.Lconn_deadline_36:
         add     rax, QWORD PTR [rip + loop_now]
         mov     QWORD PTR [rbx+32], rax
         ret
@@ -403,85 +403,85 @@ _start:
         mov     rbp, QWORD PTR [rbx+104]        # rbp = its buffer
         mov     r14, QWORD PTR [rbx+8]          # r14 = bytes in it
         cmp     DWORD PTR [rbx+4], 2
-        je      .Lconn_writing_73
+        je      .Lconn_writing_72
         cmp     DWORD PTR [rbx+4], 3
-        je      .Lconn_discarding_72
-.Lconn_reading_71:
+        je      .Lconn_discarding_71
+.Lconn_reading_70:
         mov     edx, 0x2000                     # count = the room left
         sub     rdx, r14
-        jz      .Lprocess_74                    # full: the head cannot fit (414 or 431)
+        jz      .Lprocess_73                    # full: the head cannot fit (414 or 431)
         mov     rsi, rbp
         add     rsi, r14                        # buf + len
         mov     rdi, r13
         mov     eax, 0                          # syscall number: read
         syscall
         cmp     rax, -11                        # nothing after all
-        je      .Lsave_len_75
+        je      .Lsave_len_74
         cmp     rax, -4
-        je      .Lsave_len_75                   # level-triggered: it comes back
+        je      .Lsave_len_74                   # level-triggered: it comes back
         test    rax, rax
-        jle     .Lconn_close_77                 # end of file or error
+        jle     .Lconn_close_76                 # end of file or error
         add     QWORD PTR [rbx+96], rax
         add     r14, rax                        # len += n
         # The first bytes of a keep-alive request start its header deadline.
         cmp     r14, rax
-        jne     .Lprocess_74
+        jne     .Lprocess_73
         cmp     DWORD PTR [rbx+24], 0
-        je      .Lprocess_74
+        je      .Lprocess_73
         mov     eax, 0x2710
-        call    .Lconn_deadline_37
-        jmp     .Lprocess_74
-.Lconn_discarding_72:
+        call    .Lconn_deadline_36
+        jmp     .Lprocess_73
+.Lconn_discarding_71:
         mov     rdx, QWORD PTR [rbx+72]         # count = what is left of the body...
         cmp     rdx, 0x2000
-        jbe     .Ldiscard_count_ok_78
+        jbe     .Ldiscard_count_ok_77
         mov     edx, 0x2000                     # ...at most a buffer: the next request stays unread
-.Ldiscard_count_ok_78:
+.Ldiscard_count_ok_77:
         mov     rsi, rbp
         mov     rdi, r13
         mov     eax, 0                          # syscall number: read
         syscall
         cmp     rax, -11
-        je      .Lsave_len_75
+        je      .Lsave_len_74
         cmp     rax, -4
-        je      .Lsave_len_75
+        je      .Lsave_len_74
         test    rax, rax
-        jle     .Lconn_close_77
+        jle     .Lconn_close_76
         add     QWORD PTR [rbx+96], rax
         sub     QWORD PTR [rbx+72], rax
-        jnz     .Lsave_len_75                   # more of the body to come
+        jnz     .Lsave_len_74                   # more of the body to come
         mov     DWORD PTR [rbx+4], 1            # the body is gone: wait for the next request
         mov     eax, 0x1388
-        call    .Lconn_deadline_37
-        jmp     .Lsave_len_75
-.Lconn_writing_73:
-        call    .Lflush_33
+        call    .Lconn_deadline_36
+        jmp     .Lsave_len_74
+.Lconn_writing_72:
+        call    .Lflush_32
         test    rax, rax
-        js      .Lconn_close_77                 # the client is gone
-        jz      .Lsave_len_75                   # still more to send
-        jmp     .Lafter_write_76
+        js      .Lconn_close_76                 # the client is gone
+        jz      .Lsave_len_74                   # still more to send
+        jmp     .Lafter_write_75
 
 ## --------------------------------------------------------------------------
 ## answer the complete requests in the buffer
 ## C: while (head complete) { parse; route; queue the response; flush }
 ## Pipelined requests are answered in order. A response that does not fit
 ## in the socket buffer waits for EPOLLOUT; reading resumes after it.
-.Lprocess_74:
+.Lprocess_73:
         mov     rax, QWORD PTR [rbx+16]
         mov     QWORD PTR [rip + scanned], rax
         call    .Lfind_head_end_21
         mov     rcx, QWORD PTR [rip + scanned]
         mov     QWORD PTR [rbx+16], rcx
         test    rax, rax
-        jnz     .Lconn_have_head_79
+        jnz     .Lconn_have_head_78
         cmp     r14, 0x2000
-        jb      .Lsave_len_75                   # incomplete: wait for more
+        jb      .Lsave_len_74                   # incomplete: wait for more
         call    .Ltoo_large_26                  # 414 or 431
-        jmp     .Lconn_respond_80
-.Lconn_have_head_79:
+        jmp     .Lconn_respond_79
+.Lconn_have_head_78:
         mov     QWORD PTR [rip + head_len], rax
         call    .Lparse_request_22              # eax = the response
-.Lconn_respond_80:
+.Lconn_respond_79:
         mov     ecx, DWORD PTR [rbx+24]         # requests answered before this one
         call    .Ldecide_mode_25                # conn_mode = 0, 1 or 2; keeps eax
         mov     edx, eax                        # edx = the response's index
@@ -497,16 +497,16 @@ _start:
         sub     rcx, rax                        # body bytes already here
         mov     rdx, QWORD PTR [rip + req_content_length]
         cmp     rcx, rdx
-        jae     .Lconn_body_here_82
+        jae     .Lconn_body_here_81
         sub     rdx, rcx
         mov     QWORD PTR [rbx+72], rdx         # the rest is read and dropped later
         mov     QWORD PTR [rbx+80], r14         # the whole buffer goes
-        jmp     .Lconn_queued_81
-.Lconn_body_here_82:
+        jmp     .Lconn_queued_80
+.Lconn_body_here_81:
         add     rax, rdx
         mov     QWORD PTR [rbx+80], rax         # head + body
         mov     QWORD PTR [rbx+72], 0
-.Lconn_queued_81:
+.Lconn_queued_80:
         lea     rsi, [rip + iov]
         mov     rax, QWORD PTR [rsi]
         mov     QWORD PTR [rbx+40], rax         # record.iov = iov
@@ -518,18 +518,18 @@ _start:
         mov     QWORD PTR [rbx+64], rax
         mov     DWORD PTR [rbx+4], 2
         mov     eax, 0x2710                     # a client must take the response within 10 s
-        call    .Lconn_deadline_37
-        call    .Lflush_33
+        call    .Lconn_deadline_36
+        call    .Lflush_32
         test    rax, rax
-        js      .Lconn_close_77
-        jz      .Lsave_len_75                   # the rest goes out on EPOLLOUT
+        js      .Lconn_close_76
+        jz      .Lsave_len_74                   # the rest goes out on EPOLLOUT
 
 ## --------------------------------------------------------------------------
 ## after a response: epoll_ctl(2), syscall 233
 ## C: drop the request; close, or wait for the body's rest or the next request
-.Lafter_write_76:
+.Lafter_write_75:
         cmp     DWORD PTR [rbx+112], 0          # was it waiting for EPOLLOUT?
-        je      .Lconn_in_again_86
+        je      .Lconn_in_again_85
         mov     DWORD PTR [rbx+112], 0
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # back to EPOLLIN
@@ -539,20 +539,12 @@ _start:
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
-.Lconn_in_again_86:
+.Lconn_in_again_85:
         cmp     DWORD PTR [rbx+28], 0           # Connection: close?
-        jne     .Lconn_keep_open_87
-        # Closing after a response: when the request was consumed exactly and no body
-        # is pending, nothing can be unread, so skip the drain (one recvfrom less).
-        cmp     QWORD PTR [rbx+80], r14
-        jne     .Lconn_close_77
-        cmp     QWORD PTR [rbx+72], 0
-        jne     .Lconn_close_77
-        jmp     .Lclose_drained_32
-.Lconn_keep_open_87:
+        je      .Lconn_close_76
         cmp     DWORD PTR [rip + shutting_down], 0 # stopping?
-        jne     .Lconn_close_77
-.Lconn_keep_83:
+        jne     .Lconn_close_76
+.Lconn_keep_82:
         mov     rax, QWORD PTR [rbx+80]         # memmove(buf, buf + consume, len - consume)
         mov     rdi, rbp
         lea     rsi, [rbp+rax]
@@ -562,65 +554,65 @@ _start:
         rep movsb
         mov     QWORD PTR [rbx+16], 0
         cmp     QWORD PTR [rbx+72], 0           # a body still to drop?
-        je      .Lconn_no_discard_84
+        je      .Lconn_no_discard_83
         mov     DWORD PTR [rbx+4], 3
         mov     eax, 0x2710
-        call    .Lconn_deadline_37
-        jmp     .Lsave_len_75
-.Lconn_no_discard_84:
+        call    .Lconn_deadline_36
+        jmp     .Lsave_len_74
+.Lconn_no_discard_83:
         mov     DWORD PTR [rbx+4], 1
         test    r14, r14                        # the next request already here?
-        jz      .Lconn_idle_85
+        jz      .Lconn_idle_84
         mov     eax, 0x2710                     # yes: its head has header_timeout_ms
-        call    .Lconn_deadline_37
-        jmp     .Lprocess_74
-.Lconn_idle_85:
+        call    .Lconn_deadline_36
+        jmp     .Lprocess_73
+.Lconn_idle_84:
         mov     eax, 0x1388                     # no: wait keepalive_timeout_ms
-        call    .Lconn_deadline_37
-.Lsave_len_75:
+        call    .Lconn_deadline_36
+.Lsave_len_74:
         mov     QWORD PTR [rbx+8], r14          # record.len = r14
         ret
-.Lconn_close_77:
+.Lconn_close_76:
         jmp     .Lclose_connection_31           # close_connection returns for us
 
 ## --------------------------------------------------------------------------
 ## subroutine flush(rbx = record): writev(2), syscall 20
 ## C: writev(fd, record.iov, 2) until all is sent or it would block
 ## rax = 1 when all is sent, 0 when the rest waits for EPOLLOUT, or -errno.
-.Lflush_33:
-.Lflush_again_88:
+.Lflush_32:
+.Lflush_again_86:
         mov     rax, QWORD PTR [rbx+48]
         or      rax, QWORD PTR [rbx+64]         # anything left?
-        jz      .Lflush_done_92
+        jz      .Lflush_done_90
         mov     rdi, r13
         lea     rsi, [rbx+40]                   # iov = record.iov
         mov     edx, 2
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -11                        # the socket buffer is full
-        je      .Lflush_pending_90
+        je      .Lflush_pending_88
         cmp     rax, -4
-        je      .Lflush_again_88
+        je      .Lflush_again_86
         test    rax, rax
-        js      .Lflush_fail_93
+        js      .Lflush_fail_91
         mov     rcx, QWORD PTR [rbx+48]
         cmp     rax, rcx
-        jb      .Lflush_in_head_89
+        jb      .Lflush_in_head_87
         sub     rax, rcx                        # the head is out; rax = body bytes sent
         add     QWORD PTR [rbx+40], rcx
         mov     QWORD PTR [rbx+48], 0
         add     QWORD PTR [rbx+56], rax
         sub     QWORD PTR [rbx+64], rax
-        jmp     .Lflush_again_88
-.Lflush_in_head_89:
+        jmp     .Lflush_again_86
+.Lflush_in_head_87:
         add     QWORD PTR [rbx+40], rax
         sub     QWORD PTR [rbx+48], rax
-        jmp     .Lflush_again_88
-.Lflush_pending_90:
+        jmp     .Lflush_again_86
+.Lflush_pending_88:
         mov     eax, 0x2710                     # 10 s for the client to read on
-        call    .Lconn_deadline_37
+        call    .Lconn_deadline_36
         cmp     DWORD PTR [rbx+112], 0
-        jne     .Lflush_armed_91
+        jne     .Lflush_armed_89
         mov     DWORD PTR [rbx+112], 1
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
@@ -630,12 +622,12 @@ _start:
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
-.Lflush_armed_91:
+.Lflush_armed_89:
         xor     eax, eax
         ret
-.Lflush_done_92:
+.Lflush_done_90:
         mov     eax, 1
-.Lflush_fail_93:
+.Lflush_fail_91:
         ret
 
 ## --------------------------------------------------------------------------
@@ -645,7 +637,6 @@ _start:
 .Lclose_connection_31:
         mov     r13d, DWORD PTR [rbx]
         call    .Ldrain_input_9
-.Lclose_drained_32:
         mov     rdi, r13
         mov     eax, 3                          # syscall number: close
         syscall
@@ -660,7 +651,7 @@ _start:
         mov     DWORD PTR [rdx+rcx], eax        # push it on the free stack
         inc     DWORD PTR [rip + free_top]
         dec     DWORD PTR [rip + nconns]
-        call    .Llisten_on_35                  # a slot is free: accept again if we had stopped
+        call    .Llisten_on_34                  # a slot is free: accept again if we had stopped
         ret
 
 ## --------------------------------------------------------------------------
@@ -669,24 +660,24 @@ _start:
 ## Header deadlines, idle keep-alive and send timeouts are all a deadline in
 ## the record; one pass over the table every 100 ms enforces them. Also
 ## retries accepting after EMFILE.
-.Lsweep_34:
+.Lsweep_33:
         mov     rbp, QWORD PTR [rip + loop_now] # rbp = now
         lea     rbx, [rip + conns]
-.Lsweep_loop_94:
+.Lsweep_loop_92:
         lea     rax, [rip + conns]
         add     rax, 0x20000
         cmp     rbx, rax
-        jae     .Lsweep_done_96
+        jae     .Lsweep_done_94
         cmp     DWORD PTR [rbx+4], 0
-        je      .Lsweep_next_95                 # free
+        je      .Lsweep_next_93                 # free
         cmp     QWORD PTR [rbx+32], rbp
-        jg      .Lsweep_next_95                 # not yet
+        jg      .Lsweep_next_93                 # not yet
         call    .Lclose_connection_31
-.Lsweep_next_95:
+.Lsweep_next_93:
         add     rbx, 128
-        jmp     .Lsweep_loop_94
-.Lsweep_done_96:
-        call    .Llisten_on_35
+        jmp     .Lsweep_loop_92
+.Lsweep_done_94:
+        call    .Llisten_on_34
         ret
 
 ## --------------------------------------------------------------------------
@@ -694,13 +685,13 @@ _start:
 ## C: if (!accepting && !shutting_down && nconns < max) epoll_ctl(ADD, listen_fd, EPOLLIN | EPOLLEXCLUSIVE)
 ## EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
 ## wakes one of them per connection, not all.
-.Llisten_on_35:
+.Llisten_on_34:
         cmp     DWORD PTR [rip + accepting], 0
-        jne     .Llisten_on_skip_97
+        jne     .Llisten_on_skip_95
         cmp     DWORD PTR [rip + shutting_down], 0
-        jne     .Llisten_on_skip_97
+        jne     .Llisten_on_skip_95
         cmp     DWORD PTR [rip + nconns], 1024
-        jae     .Llisten_on_skip_97
+        jae     .Llisten_on_skip_95
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 0x10000001     # EPOLLIN | EPOLLEXCLUSIVE
         mov     QWORD PTR [r10+4], 0            # data: which connection (0: the listener)
@@ -710,16 +701,16 @@ _start:
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
         mov     DWORD PTR [rip + accepting], 1
-.Llisten_on_skip_97:
+.Llisten_on_skip_95:
         ret
 
 ## --------------------------------------------------------------------------
 ## subroutine listen_off: epoll_ctl(2), syscall 233
 ## C: if (accepting) epoll_ctl(DEL, listen_fd)
 ## Pending connections wait in the kernel's queue (the listen backlog).
-.Llisten_off_36:
+.Llisten_off_35:
         cmp     DWORD PTR [rip + accepting], 0
-        je      .Llisten_off_skip_98
+        je      .Llisten_off_skip_96
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 0              # no events
         mov     QWORD PTR [r10+4], 0            # data: which connection (0: the listener)
@@ -729,7 +720,7 @@ _start:
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
         mov     DWORD PTR [rip + accepting], 0
-.Llisten_off_skip_98:
+.Llisten_off_skip_96:
         ret
 
 ## --------------------------------------------------------------------------
@@ -740,7 +731,7 @@ _start:
 ## arrived, without waiting (at most 16 buffers), so close() sends FIN.
 .Ldrain_input_9:
         mov     r10d, 16                        # at most 16 reads
-.Ldrain_99:
+.Ldrain_97:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
         mov     edx, 0x2000                     # len
@@ -753,10 +744,10 @@ _start:
         syscall
         pop     r10                             # the count
         test    rax, rax
-        jle     .Ldrained_100                   # nothing more (-EAGAIN), end of file, or error
+        jle     .Ldrained_98                    # nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     .Ldrain_99
-.Ldrained_100:
+        jnz     .Ldrain_97
+.Ldrained_98:
         ret
 
 ## --------------------------------------------------------------------------
@@ -774,25 +765,25 @@ _start:
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
 .Lwrite_all_6:
-.Lwrite_more_101:
+.Lwrite_more_99:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_102
+        jz      .Lwrite_done_100
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_101
+        je      .Lwrite_more_99
         test    rax, rax
-        js      .Lwrite_return_104              # -errno: give up
-        jz      .Lwrite_eio_103                 # no progress: give up
+        js      .Lwrite_return_102              # -errno: give up
+        jz      .Lwrite_eio_101                 # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_101
-.Lwrite_eio_103:
+        jmp     .Lwrite_more_99
+.Lwrite_eio_101:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_102:
+.Lwrite_done_100:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_104:
+.Lwrite_return_102:
         ret
 
 ## --------------------------------------------------------------------------
@@ -805,14 +796,14 @@ _start:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_105:
+.Ldigit_103:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
         add     dl, 48                          # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_105
+        jnz     .Ldigit_103
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
         rep movsb                               # copy them to dst
@@ -833,136 +824,136 @@ _start:
         rep movsb                               # copy the message start
         lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
         cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_109
+        je      .Lis_EPERM_107
         cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_110
+        je      .Lis_ENOENT_108
         cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_111
+        je      .Lis_EBADF_109
         cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_112
+        je      .Lis_ENOMEM_110
         cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_113
+        je      .Lis_EACCES_111
         cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_114
+        je      .Lis_EEXIST_112
         cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_115
+        je      .Lis_ENOTDIR_113
         cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_116
+        je      .Lis_EISDIR_114
         cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_117
+        je      .Lis_EINVAL_115
         cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_118
+        je      .Lis_ENFILE_116
         cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_119
+        je      .Lis_EMFILE_117
         cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_120
+        je      .Lis_ENOSPC_118
         cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_121
+        je      .Lis_EROFS_119
         cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_122
+        je      .Lis_ENAMETOOLONG_120
         cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_123
+        je      .Lis_ELOOP_121
         cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_124
+        je      .Lis_EPROTONOSUPPORT_122
         cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_125
+        je      .Lis_EAFNOSUPPORT_123
         cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_126
+        je      .Lis_EADDRINUSE_124
         cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_127
+        je      .Lis_EADDRNOTAVAIL_125
         cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_128
-        jmp     .Lunknown_errno_107
-.Lis_EPERM_109:
+        je      .Lis_ENOBUFS_126
+        jmp     .Lunknown_errno_105
+.Lis_EPERM_107:
         add     rsi, 0                          # "Operation not permitted"
         mov     ecx, 23
-        jmp     .Lcopy_text_106
-.Lis_ENOENT_110:
+        jmp     .Lcopy_text_104
+.Lis_ENOENT_108:
         add     rsi, 23                         # "No such file or directory"
         mov     ecx, 25
-        jmp     .Lcopy_text_106
-.Lis_EBADF_111:
+        jmp     .Lcopy_text_104
+.Lis_EBADF_109:
         add     rsi, 48                         # "Bad file descriptor"
         mov     ecx, 19
-        jmp     .Lcopy_text_106
-.Lis_ENOMEM_112:
+        jmp     .Lcopy_text_104
+.Lis_ENOMEM_110:
         add     rsi, 67                         # "Cannot allocate memory"
         mov     ecx, 22
-        jmp     .Lcopy_text_106
-.Lis_EACCES_113:
+        jmp     .Lcopy_text_104
+.Lis_EACCES_111:
         add     rsi, 89                         # "Permission denied"
         mov     ecx, 17
-        jmp     .Lcopy_text_106
-.Lis_EEXIST_114:
+        jmp     .Lcopy_text_104
+.Lis_EEXIST_112:
         add     rsi, 106                        # "File exists"
         mov     ecx, 11
-        jmp     .Lcopy_text_106
-.Lis_ENOTDIR_115:
+        jmp     .Lcopy_text_104
+.Lis_ENOTDIR_113:
         add     rsi, 117                        # "Not a directory"
         mov     ecx, 15
-        jmp     .Lcopy_text_106
-.Lis_EISDIR_116:
+        jmp     .Lcopy_text_104
+.Lis_EISDIR_114:
         add     rsi, 132                        # "Is a directory"
         mov     ecx, 14
-        jmp     .Lcopy_text_106
-.Lis_EINVAL_117:
+        jmp     .Lcopy_text_104
+.Lis_EINVAL_115:
         add     rsi, 146                        # "Invalid argument"
         mov     ecx, 16
-        jmp     .Lcopy_text_106
-.Lis_ENFILE_118:
+        jmp     .Lcopy_text_104
+.Lis_ENFILE_116:
         add     rsi, 162                        # "Too many open files in system"
         mov     ecx, 29
-        jmp     .Lcopy_text_106
-.Lis_EMFILE_119:
+        jmp     .Lcopy_text_104
+.Lis_EMFILE_117:
         add     rsi, 191                        # "Too many open files"
         mov     ecx, 19
-        jmp     .Lcopy_text_106
-.Lis_ENOSPC_120:
+        jmp     .Lcopy_text_104
+.Lis_ENOSPC_118:
         add     rsi, 210                        # "No space left on device"
         mov     ecx, 23
-        jmp     .Lcopy_text_106
-.Lis_EROFS_121:
+        jmp     .Lcopy_text_104
+.Lis_EROFS_119:
         add     rsi, 233                        # "Read-only file system"
         mov     ecx, 21
-        jmp     .Lcopy_text_106
-.Lis_ENAMETOOLONG_122:
+        jmp     .Lcopy_text_104
+.Lis_ENAMETOOLONG_120:
         add     rsi, 254                        # "File name too long"
         mov     ecx, 18
-        jmp     .Lcopy_text_106
-.Lis_ELOOP_123:
+        jmp     .Lcopy_text_104
+.Lis_ELOOP_121:
         add     rsi, 272                        # "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     .Lcopy_text_106
-.Lis_EPROTONOSUPPORT_124:
+        jmp     .Lcopy_text_104
+.Lis_EPROTONOSUPPORT_122:
         add     rsi, 305                        # "Protocol not supported"
         mov     ecx, 22
-        jmp     .Lcopy_text_106
-.Lis_EAFNOSUPPORT_125:
+        jmp     .Lcopy_text_104
+.Lis_EAFNOSUPPORT_123:
         add     rsi, 327                        # "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     .Lcopy_text_106
-.Lis_EADDRINUSE_126:
+        jmp     .Lcopy_text_104
+.Lis_EADDRINUSE_124:
         add     rsi, 367                        # "Address already in use"
         mov     ecx, 22
-        jmp     .Lcopy_text_106
-.Lis_EADDRNOTAVAIL_127:
+        jmp     .Lcopy_text_104
+.Lis_EADDRNOTAVAIL_125:
         add     rsi, 389                        # "Cannot assign requested address"
         mov     ecx, 31
-        jmp     .Lcopy_text_106
-.Lis_ENOBUFS_128:
+        jmp     .Lcopy_text_104
+.Lis_ENOBUFS_126:
         add     rsi, 420                        # "No buffer space available"
         mov     ecx, 25
-        jmp     .Lcopy_text_106
-.Lunknown_errno_107:
+        jmp     .Lcopy_text_104
+.Lunknown_errno_105:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
         call    .Lappend_u64_7
-        jmp     .Lnewline_108
-.Lcopy_text_106:
+        jmp     .Lnewline_106
+.Lcopy_text_104:
         rep movsb                               # copy the errno's text
-.Lnewline_108:
+.Lnewline_106:
         mov     BYTE PTR [rdi], 10              # '\n'
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -980,14 +971,14 @@ _start:
 ## The first signal asks the event loop for a graceful stop; a second one
 ## exits at once.
 .Lon_signal_12:
-.Lsignal_in_worker_129:
+.Lsignal_in_worker_127:
         cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
-        jne     .Lexit_now_130
+        jne     .Lexit_now_128
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        je      .Lexit_now_130
+        je      .Lexit_now_128
         mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
-.Lexit_now_130:
+.Lexit_now_128:
         xor     edi, edi                        # status = 0
         mov     eax, 231                        # syscall number: exit_group
         syscall
@@ -1030,20 +1021,20 @@ _start:
         mov     rsi, rbp
         mov     rcx, QWORD PTR [rip + scanned]
         sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_131
+        jns     .Lscan_from_129
         xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_131:
-.Lscan_132:
+.Lscan_from_129:
+.Lscan_130:
         lea     rax, [rcx+4]                    # i + 4
         cmp     rax, r14
-        ja      .Lno_end_yet_133                # no 4 bytes left to compare
+        ja      .Lno_end_yet_131                # no 4 bytes left to compare
         cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
-        je      .Lfound_end_134
+        je      .Lfound_end_132
         inc     rcx
-        jmp     .Lscan_132
-.Lfound_end_134:
+        jmp     .Lscan_130
+.Lfound_end_132:
         ret                                     # rax = i + 4
-.Lno_end_yet_133:
+.Lno_end_yet_131:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
         ret
@@ -1067,70 +1058,70 @@ _start:
         mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_140
+        jne     .Lnot_GET_138
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_135
-.Lnot_GET_140:
+        jmp     .Ltarget_133
+.Lnot_GET_138:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_141
+        jne     .Lnot_HEAD_139
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_141
+        jne     .Lnot_HEAD_139
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_135
-.Lnot_HEAD_141:
+        jmp     .Ltarget_133
+.Lnot_HEAD_139:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_142
+        jne     .Lnot_POST_140
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_142
+        jne     .Lnot_POST_140
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_135
-.Lnot_POST_142:
+        jmp     .Ltarget_133
+.Lnot_POST_140:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_143
+        jne     .Lnot_PUT_141
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_135
-.Lnot_PUT_143:
+        jmp     .Ltarget_133
+.Lnot_PUT_141:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_144
+        jne     .Lnot_DELETE_142
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_144
+        jne     .Lnot_DELETE_142
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_135
-.Lnot_DELETE_144:
+        jmp     .Ltarget_133
+.Lnot_DELETE_142:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_145
+        jne     .Lnot_PATCH_143
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_145
+        jne     .Lnot_PATCH_143
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_135
-.Lnot_PATCH_145:
+        jmp     .Ltarget_133
+.Lnot_PATCH_143:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_146
+        jne     .Lnot_OPTIONS_144
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_146
+        jne     .Lnot_OPTIONS_144
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_135
-.Lnot_OPTIONS_146:
-.Lunknown_method_136:
+        jmp     .Ltarget_133
+.Lnot_OPTIONS_144:
+.Lunknown_method_134:
         mov     rcx, rsi
-.Lmethod_token_137:
+.Lmethod_token_135:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_138
+        jz      .Lmethod_token_end_136
         inc     rcx
-        jmp     .Lmethod_token_137
-.Lmethod_token_end_138:
+        jmp     .Lmethod_token_135
+.Lmethod_token_end_136:
         cmp     rcx, rsi
-        je      .Lbad_request_139               # no method at all
+        je      .Lbad_request_137               # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_139               # not followed by one space
+        jne     .Lbad_request_137               # not followed by one space
         mov     eax, 5                          # 501 Not Implemented
         ret
 
@@ -1139,58 +1130,58 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_135:
+.Ltarget_133:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_147
+        je      .Lorigin_form_145
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_139
+        jne     .Lbad_request_137
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_139
+        jne     .Lbad_request_137
         add     rsi, 7                          # skip "http://"
-.Lauthority_148:
+.Lauthority_146:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_147               # the path starts
+        je      .Lorigin_form_145               # the path starts
         cmp     eax, 32
-        je      .Lno_path_149                   # "http://host": the path is "/"
+        je      .Lno_path_147                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_139
+        jz      .Lbad_request_137
         inc     rsi
-        jmp     .Lauthority_148
-.Lno_path_149:
+        jmp     .Lauthority_146
+.Lno_path_147:
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_153
-.Lorigin_form_147:
+        jmp     .Lversion_151
+.Lorigin_form_145:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_150:
+.Lpath_148:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_151
+        je      .Lpath_end_149
         cmp     eax, 63
-        je      .Lquery_152
+        je      .Lquery_150
         cmp     eax, 35
-        je      .Lquery_152
+        je      .Lquery_150
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_139               # CR, LF, a control character: malformed
+        jz      .Lbad_request_137               # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_150
-.Lquery_152:
+        jmp     .Lpath_148
+.Lquery_150:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_154:
+.Lskip_query_152:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_153
+        je      .Lversion_151
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_139
-        jmp     .Lskip_query_154
-.Lpath_end_151:
+        jz      .Lbad_request_137
+        jmp     .Lskip_query_152
+.Lpath_end_149:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -1199,28 +1190,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_153:
+.Lversion_151:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_139
+        jne     .Lbad_request_137
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_139
+        jne     .Lbad_request_137
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_139               # not a digit
+        ja      .Lbad_request_137               # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_139
+        jne     .Lbad_request_137
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_139
+        ja      .Lbad_request_137
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_139               # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_137               # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_155
+        je      .Lhttp_1_153
         mov     eax, 6                          # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_155:
+.Lhttp_1_153:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -1230,215 +1221,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_156:
+.Lheader_line_154:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_165
+        je      .Lheaders_done_163
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_157:
+.Lfield_name_155:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_158
+        jz      .Lfield_name_end_156
         inc     rsi
-        jmp     .Lfield_name_157
-.Lfield_name_end_158:
+        jmp     .Lfield_name_155
+.Lfield_name_end_156:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_139               # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_137               # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_139               # whitespace (or anything) before the colon
+        jne     .Lbad_request_137               # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_159:
+.Lskip_ows_157:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_166
+        je      .Lows_char_164
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_160
-.Lows_char_166:
+        jne     .Lfield_value_158
+.Lows_char_164:
         inc     rsi
-        jmp     .Lskip_ows_159
-.Lfield_value_160:
+        jmp     .Lskip_ows_157
+.Lfield_value_158:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_167:
+.Lvalue_char_165:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_161
+        je      .Lfield_cr_159
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_139               # a bare LF, NUL or another control character
+        jz      .Lbad_request_137               # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_167
-.Lfield_cr_161:
+        jmp     .Lvalue_char_165
+.Lfield_cr_159:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_139               # a bare CR
+        jne     .Lbad_request_137               # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_162:
+.Ltrim_160:
         cmp     r9, r11
-        je      .Ltrimmed_163
+        je      .Ltrimmed_161
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_168
+        je      .Ltrim_one_166
         cmp     eax, 9
-        jne     .Ltrimmed_163
-.Ltrim_one_168:
+        jne     .Ltrimmed_161
+.Ltrim_one_166:
         dec     r9
-        jmp     .Ltrim_162
-.Ltrimmed_163:
+        jmp     .Ltrim_160
+.Ltrimmed_161:
         cmp     rdx, 4
-        jne     .Lnot_host_169
+        jne     .Lnot_host_167
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_169
+        jne     .Lnot_host_167
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_164
-.Lnot_host_169:
+        jmp     .Lnext_field_162
+.Lnot_host_167:
         cmp     rdx, 14
-        jne     .Lnot_content_length_171
+        jne     .Lnot_content_length_169
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_171
+        jne     .Lnot_content_length_169
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_171
+        jne     .Lnot_content_length_169
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_171
+        jne     .Lnot_content_length_169
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_171
+        jne     .Lnot_content_length_169
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_139               # empty
+        je      .Lbad_request_137               # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_173:
+.Lcl_digit_171:
         cmp     r11, r9
-        je      .Lcl_end_174
+        je      .Lcl_end_172
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_139               # not a digit: invalid
+        ja      .Lbad_request_137               # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_175        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_173        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_175:
+.Lcl_too_many_digits_173:
         inc     r11
-        jmp     .Lcl_digit_173
-.Lcl_end_174:
+        jmp     .Lcl_digit_171
+.Lcl_end_172:
         cmp     rdx, 15
-        jbe     .Lcl_store_176
+        jbe     .Lcl_store_174
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_176:
+.Lcl_store_174:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_164
-.Lnot_content_length_171:
+        jmp     .Lnext_field_162
+.Lnot_content_length_169:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_172
+        jne     .Lnot_transfer_encoding_170
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_172
+        jne     .Lnot_transfer_encoding_170
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_172
+        jne     .Lnot_transfer_encoding_170
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_172
+        jne     .Lnot_transfer_encoding_170
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_172
+        jne     .Lnot_transfer_encoding_170
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_172
+        jne     .Lnot_transfer_encoding_170
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_164
-.Lnot_transfer_encoding_172:
+        jmp     .Lnext_field_162
+.Lnot_transfer_encoding_170:
         cmp     rdx, 10
-        jne     .Lnot_connection_170
+        jne     .Lnot_connection_168
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_170
+        jne     .Lnot_connection_168
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_170
+        jne     .Lnot_connection_168
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_170
-.Lconn_token_177:
+        jne     .Lnot_connection_168
+.Lconn_token_175:
         cmp     r11, r9
-        jae     .Lnext_field_164                # no more tokens
+        jae     .Lnext_field_162                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_178
+        je      .Lconn_separator_176
         cmp     eax, 32
-        je      .Lconn_separator_178
+        je      .Lconn_separator_176
         cmp     eax, 9
-        jne     .Lconn_token_start_183
-.Lconn_separator_178:
+        jne     .Lconn_token_start_181
+.Lconn_separator_176:
         inc     r11
-        jmp     .Lconn_token_177
-.Lconn_token_start_183:
+        jmp     .Lconn_token_175
+.Lconn_token_start_181:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_179:
+.Lconn_scan_177:
         cmp     r11, r9
-        jae     .Lconn_scanned_180
+        jae     .Lconn_scanned_178
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_180
+        je      .Lconn_scanned_178
         cmp     eax, 32
-        je      .Lconn_scanned_180
+        je      .Lconn_scanned_178
         cmp     eax, 9
-        je      .Lconn_scanned_180
+        je      .Lconn_scanned_178
         inc     r11
-        jmp     .Lconn_scan_179
-.Lconn_scanned_180:
+        jmp     .Lconn_scan_177
+.Lconn_scanned_178:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_181
+        jne     .Lnot_close_179
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_181
+        jne     .Lnot_close_179
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_181
+        jne     .Lnot_close_179
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_181:
+.Lnot_close_179:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_182
+        jne     .Lnot_keep_alive_180
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_182
+        jne     .Lnot_keep_alive_180
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_182
+        jne     .Lnot_keep_alive_180
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_182
+        jne     .Lnot_keep_alive_180
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_182:
-        jmp     .Lconn_token_177
-.Lnot_connection_170:
-.Lnext_field_164:
+.Lnot_keep_alive_180:
+        jmp     .Lconn_token_175
+.Lnot_connection_168:
+.Lnext_field_162:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_156
-.Lheaders_done_165:
+        jmp     .Lheader_line_154
+.Lheaders_done_163:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1446,41 +1437,41 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_187:
+.Lcheck_request_185:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_184
+        je      .Lno_transfer_encoding_182
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_139               # both framings: a smuggling attempt
+        jne     .Lbad_request_137               # both framings: a smuggling attempt
         mov     eax, 5                          # 501 Not Implemented
         ret
-.Lno_transfer_encoding_184:
+.Lno_transfer_encoding_182:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_139               # Content-Length twice
+        ja      .Lbad_request_137               # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_139               # Host twice
-        je      .Lhost_ok_185
+        ja      .Lbad_request_137               # Host twice
+        je      .Lhost_ok_183
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_139               # HTTP/1.1 without Host
-.Lhost_ok_185:
+        jne     .Lbad_request_137               # HTTP/1.1 without Host
+.Lhost_ok_183:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_186
+        jbe     .Lsize_ok_184
         mov     eax, 2                          # 413 Content Too Large
         ret
-.Lsize_ok_186:
+.Lsize_ok_184:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route
 ## C: return the response
 ## "response" answers every path with every known method (HEAD without a body).
-.Lroute_188:
+.Lroute_186:
         mov     eax, 0                          # the response
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_139:
+.Lbad_request_137:
         mov     eax, 1                          # 400 Bad Request
         ret
 
@@ -1495,25 +1486,25 @@ _start:
         mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
         inc     ecx                             # this one too
         cmp     ecx, 1000                       # the last request allowed?
-        jae     .Lmode_decided_189
+        jae     .Lmode_decided_187
         mov     ecx, eax
         shl     rcx, 5                          # index * 32: its record
         lea     rdx, [rip + responses]
         cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_189
+        jne     .Lmode_decided_187
         cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_189
+        jne     .Lmode_decided_187
         cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_189
+        jne     .Lmode_decided_187
         cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_190
+        je      .Lhttp10_188
         mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
         ret
-.Lhttp10_190:
+.Lhttp10_188:
         cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_189
+        je      .Lmode_decided_187
         mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_189:
+.Lmode_decided_187:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1524,20 +1515,20 @@ _start:
 ## buffer counts as the head.
 .Ltoo_large_26:
         xor     ecx, ecx                        # i = 0
-.Lscan_lf_192:
+.Lscan_lf_190:
         cmp     rcx, r14
-        jae     .Lanswer_too_large_193
+        jae     .Lanswer_too_large_191
         cmp     BYTE PTR [rbp+rcx], 10          # '\n'
-        je      .Lfound_lf_191
+        je      .Lfound_lf_189
         inc     rcx
-        jmp     .Lscan_lf_192
-.Lfound_lf_191:
+        jmp     .Lscan_lf_190
+.Lfound_lf_189:
         mov     eax, 4                          # 431
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
         ret
-.Lanswer_too_large_193:
+.Lanswer_too_large_191:
         mov     eax, 3                          # 414
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
@@ -1561,22 +1552,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_194                # mode 0: close
+        jz      .Lhead_ready_192                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_194                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_192                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_194:
+.Lhead_ready_192:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_195
+        jne     .Lbody_ready_193
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_195:
+.Lbody_ready_193:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9

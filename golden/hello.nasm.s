@@ -45,7 +45,7 @@ _start:
 ;; exits at once when idle, else it lets the current connection finish.
 ;; No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-catch_stop_signals_39:
+catch_stop_signals_38:
         sub     rsp, 32                         ; struct sigaction on the stack
         lea     rax, [rel on_signal_12]
         mov     qword [rsp], rax                ; sa_handler = on_signal
@@ -70,25 +70,25 @@ catch_stop_signals_39:
 ;; --------------------------------------------------------------------------
 ;; choose the log's file descriptor
 ;; C: log_fd = STDOUT_FILENO
-choose_log_40:
+choose_log_39:
         mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
 ;; C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ;; A TCP socket over IPv4.
-socket_41:
+socket_40:
         mov     edi, 2                          ; domain = AF_INET
         mov     esi, 1                          ; type = SOCK_STREAM
         xor     edx, edx                        ; protocol = 0: TCP
         mov     eax, 41                         ; syscall number: socket
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_42
+        jns     ok_41
         lea     rsi, [rel error_socket]         ; the start of the error message
         mov     edx, 15                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_42:
+ok_41:
         mov     r12, rax                        ; r12 = listen_fd
 
 ;; --------------------------------------------------------------------------
@@ -96,7 +96,7 @@ ok_42:
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ;; Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ;; sit in TIME_WAIT.
-reuseaddr_43:
+reuseaddr_42:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
@@ -105,67 +105,67 @@ reuseaddr_43:
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_44
+        jns     ok_43
         lea     rsi, [rel error_setsockopt]     ; the start of the error message
         mov     edx, 32                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_44:
+ok_43:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
-bind_45:
+bind_44:
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel listen_addr]          ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_46
+        jns     ok_45
         lea     rsi, [rel error_bind]           ; the start of the error message
         mov     edx, 26                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_46:
+ok_45:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
 ;; C: listen(listen_fd, 128)
 ;; The kernel now completes handshakes and queues connections for accept().
-listen_47:
+listen_46:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 128                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_48
+        jns     ok_47
         lea     rsi, [rel error_listen]         ; the start of the error message
         mov     edx, 28                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_48:
+ok_47:
 
 ;; --------------------------------------------------------------------------
 ;; make the listener non-blocking: fcntl(2), syscall 72
 ;; C: fcntl(listen_fd, F_SETFL, O_NONBLOCK)
 ;; The event loop accepts until -EAGAIN instead of blocking in accept().
-nonblocking_49:
+nonblocking_48:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 4                          ; F_SETFL
         mov     edx, 2048                       ; O_NONBLOCK
         mov     eax, 72                         ; syscall number: fcntl
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_50
+        jns     ok_49
         lea     rsi, [rel error_fcntl]          ; the start of the error message
         mov     edx, 25                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_50:
+ok_49:
 
 ;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
 ;; C: write_all(STDOUT_FILENO, "hello listening on 0.0.0.0:8080\n", 32)
 ;; Printed only once listen() succeeded, so a script can wait for this line.
-announce_51:
+announce_50:
         mov     edi, 1                          ; fd = STDOUT_FILENO
         lea     rsi, [rel startup_line]         ; buf
         mov     edx, 32                         ; count
@@ -180,16 +180,16 @@ worker_main_14:
 ;; C: epfd = epoll_create1(EPOLL_CLOEXEC); every slot free; listen_on()
 ;; One loop serves up to 1024 connections (limits.max_connections) from
 ;; static memory: a table of 128-byte records and a 8208-byte buffer each.
-epoll_start_53:
+epoll_start_52:
         mov     edi, 0x80000                    ; EPOLL_CLOEXEC
         mov     eax, 291                        ; syscall number: epoll_create1
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_54
+        jns     ok_53
         lea     rsi, [rel error_epoll]          ; the start of the error message
         mov     edx, 22                         ; its length
         jmp     die_11                          ; print it with the errno's text and exit 1
-ok_54:
+ok_53:
         mov     dword [rel epfd], eax
         mov     dword [rel busy], 1             ; stop signals are handled by the loop, not the handler
         ; SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
@@ -205,7 +205,7 @@ ok_54:
         lea     rsi, [rel conn_bufs]
         lea     rdx, [rel free_stack]
         mov     ecx, 1024                       ; rcx = slots left to set up
-init_slot_52:
+init_slot_51:
         mov     qword [rdi+104], rsi            ; record.buf
         dec     ecx
         mov     dword [rdx], ecx                ; free_stack[i] = max - 1 - i
@@ -213,9 +213,9 @@ init_slot_52:
         add     rsi, 0x2010
         add     rdx, 4
         test    ecx, ecx
-        jnz     init_slot_52
+        jnz     init_slot_51
         mov     dword [rel free_top], 1024      ; every slot is free
-        call    listen_on_35
+        call    listen_on_34
         call    now_ms_15
         mov     qword [rel loop_now], rax
         add     rax, 100
@@ -229,9 +229,9 @@ init_slot_52:
 ;; never delays another.
 event_loop_28:
         cmp     dword [rel stop_requested], 0   ; a stop signal?
-        je      wait_events_60
-        call    begin_shutdown_38               ; exits when done
-wait_events_60:
+        je      wait_events_59
+        call    begin_shutdown_37               ; exits when done
+wait_events_59:
         mov     edi, dword [rel epfd]           ; epfd
         lea     rsi, [rel events]               ; events
         mov     edx, 64                         ; maxevents
@@ -241,36 +241,36 @@ wait_events_60:
         mov     eax, 281                        ; syscall number: epoll_pwait
         syscall
         test    rax, rax
-        jns     wait_ok_55
+        jns     wait_ok_54
         xor     eax, eax                        ; -EINTR (a signal): no events
-wait_ok_55:
+wait_ok_54:
         mov     dword [rel ev_n], eax
         mov     dword [rel ev_i], 0
         call    now_ms_15                       ; the time, once for the whole batch
         mov     qword [rel loop_now], rax
-next_event_56:
+next_event_55:
         mov     ecx, dword [rel ev_i]
         cmp     ecx, dword [rel ev_n]
-        jae     events_done_57
+        jae     events_done_56
         inc     dword [rel ev_i]
         imul    rcx, rcx, 12                    ; i * sizeof(struct epoll_event)
         lea     rsi, [rel events]
         mov     rbx, qword [rsi+rcx+4]          ; data: the connection's record
         test    rbx, rbx
-        jnz     is_connection_58
+        jnz     is_connection_57
         call    accept_all_29                   ; 0: the listener
-        jmp     next_event_56
-is_connection_58:
+        jmp     next_event_55
+is_connection_57:
         call    connection_event_30
-        jmp     next_event_56
-events_done_57:
+        jmp     next_event_55
+events_done_56:
         mov     rax, qword [rel loop_now]
         cmp     rax, qword [rel next_sweep]
-        jl      no_sweep_59
+        jl      no_sweep_58
         add     rax, 100
         mov     qword [rel next_sweep], rax
-        call    sweep_34
-no_sweep_59:
+        call    sweep_33
+no_sweep_58:
         jmp     event_loop_28
 
 ;; --------------------------------------------------------------------------
@@ -280,41 +280,41 @@ no_sweep_59:
 ;; received are answered, then closed. After limits.shutdown_timeout_ms
 ;; (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ;; handler).
-begin_shutdown_38:
+begin_shutdown_37:
         cmp     dword [rel shutting_down], 0
-        jne     shutdown_check_65               ; already stopping
+        jne     shutdown_check_64               ; already stopping
         mov     dword [rel shutting_down], 1
         call    now_ms_15
         add     rax, 0x1388                     ; + shutdown_timeout_ms
         mov     qword [rel shutdown_deadline], rax
-        call    listen_off_36
+        call    listen_off_35
         mov     rdi, r12                        ; close the listener: no new connections
         mov     eax, 3                          ; syscall number: close
         syscall
         lea     rbx, [rel conns]                ; close every idle connection
-close_idle_62:
+close_idle_61:
         lea     rax, [rel conns]
         add     rax, 0x20000
         cmp     rbx, rax
-        jae     idle_closed_64
+        jae     idle_closed_63
         cmp     dword [rbx+4], 1                ; waiting for a request...
-        jne     close_idle_next_63
+        jne     close_idle_next_62
         cmp     qword [rbx+8], 0                ; ...with nothing of it received
-        jne     close_idle_next_63
+        jne     close_idle_next_62
         call    close_connection_31
-close_idle_next_63:
+close_idle_next_62:
         add     rbx, 128
-        jmp     close_idle_62
-idle_closed_64:
-shutdown_started_61:
-shutdown_check_65:
+        jmp     close_idle_61
+idle_closed_63:
+shutdown_started_60:
+shutdown_check_64:
         cmp     dword [rel nconns], 0
         je      exit_ok_5                       ; nothing left: exit 0
         call    now_ms_15
         cmp     rax, qword [rel shutdown_deadline]
-        jl      not_yet_66
+        jl      not_yet_65
         jmp     exit_ok_5                       ; out of time: exit 0
-not_yet_66:
+not_yet_65:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -325,9 +325,9 @@ not_yet_66:
 ;; queue instead of being accepted and dropped, and nothing spins. It comes
 ;; back when a connection closes (or at the next sweep).
 accept_all_29:
-accept_next_67:
+accept_next_66:
         cmp     dword [rel nconns], 1024        ; a free slot?
-        jae     table_full_69
+        jae     table_full_68
         mov     dword [rel client_addrlen], 16
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel client_addr]          ; addr
@@ -336,17 +336,17 @@ accept_next_67:
         mov     eax, 288                        ; syscall number: accept4
         syscall
         test    rax, rax
-        jns     accepted_68
+        jns     accepted_67
         cmp     rax, -11                        ; -EAGAIN: none left
-        je      accept_done_70
+        je      accept_done_69
         cmp     rax, -4
-        je      accept_next_67
+        je      accept_next_66
         cmp     rax, -103                       ; the client gave up
-        je      accept_next_67
-table_full_69:
-        call    listen_off_36                   ; out of slots or descriptors: stop accepting for now
+        je      accept_next_66
+table_full_68:
+        call    listen_off_35                   ; out of slots or descriptors: stop accepting for now
         ret
-accepted_68:
+accepted_67:
         mov     r13, rax                        ; r13 = the new socket
         dec     dword [rel free_top]            ; pop a free slot
         mov     ecx, dword [rel free_top]
@@ -368,7 +368,7 @@ accepted_68:
         mov     rax, qword [rsi]                ; family, port and address: 8 bytes
         mov     qword [rbx+88], rax             ; kept for the logs
         mov     eax, 0x2710                     ; the first request's deadline
-        call    conn_deadline_37
+        call    conn_deadline_36
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 1                  ; EPOLLIN
         mov     qword [r10+4], rbx              ; data: which connection
@@ -378,8 +378,8 @@ accepted_68:
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
         inc     dword [rel nconns]
-        jmp     accept_next_67
-accept_done_70:
+        jmp     accept_next_66
+accept_done_69:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -387,7 +387,7 @@ accept_done_70:
 ;; C: record.deadline = loop_now + ms
 ;; rbx = the record. The time is the one read once per loop iteration, as
 ;; nginx does: no clock_gettime per request.
-conn_deadline_37:
+conn_deadline_36:
         add     rax, qword [rel loop_now]
         mov     qword [rbx+32], rax
         ret
@@ -403,85 +403,85 @@ connection_event_30:
         mov     rbp, qword [rbx+104]            ; rbp = its buffer
         mov     r14, qword [rbx+8]              ; r14 = bytes in it
         cmp     dword [rbx+4], 2
-        je      conn_writing_73
+        je      conn_writing_72
         cmp     dword [rbx+4], 3
-        je      conn_discarding_72
-conn_reading_71:
+        je      conn_discarding_71
+conn_reading_70:
         mov     edx, 0x2000                     ; count = the room left
         sub     rdx, r14
-        jz      process_74                      ; full: the head cannot fit (414 or 431)
+        jz      process_73                      ; full: the head cannot fit (414 or 431)
         mov     rsi, rbp
         add     rsi, r14                        ; buf + len
         mov     rdi, r13
         mov     eax, 0                          ; syscall number: read
         syscall
         cmp     rax, -11                        ; nothing after all
-        je      save_len_75
+        je      save_len_74
         cmp     rax, -4
-        je      save_len_75                     ; level-triggered: it comes back
+        je      save_len_74                     ; level-triggered: it comes back
         test    rax, rax
-        jle     conn_close_77                   ; end of file or error
+        jle     conn_close_76                   ; end of file or error
         add     qword [rbx+96], rax
         add     r14, rax                        ; len += n
         ; The first bytes of a keep-alive request start its header deadline.
         cmp     r14, rax
-        jne     process_74
+        jne     process_73
         cmp     dword [rbx+24], 0
-        je      process_74
+        je      process_73
         mov     eax, 0x2710
-        call    conn_deadline_37
-        jmp     process_74
-conn_discarding_72:
+        call    conn_deadline_36
+        jmp     process_73
+conn_discarding_71:
         mov     rdx, qword [rbx+72]             ; count = what is left of the body...
         cmp     rdx, 0x2000
-        jbe     discard_count_ok_78
+        jbe     discard_count_ok_77
         mov     edx, 0x2000                     ; ...at most a buffer: the next request stays unread
-discard_count_ok_78:
+discard_count_ok_77:
         mov     rsi, rbp
         mov     rdi, r13
         mov     eax, 0                          ; syscall number: read
         syscall
         cmp     rax, -11
-        je      save_len_75
+        je      save_len_74
         cmp     rax, -4
-        je      save_len_75
+        je      save_len_74
         test    rax, rax
-        jle     conn_close_77
+        jle     conn_close_76
         add     qword [rbx+96], rax
         sub     qword [rbx+72], rax
-        jnz     save_len_75                     ; more of the body to come
+        jnz     save_len_74                     ; more of the body to come
         mov     dword [rbx+4], 1                ; the body is gone: wait for the next request
         mov     eax, 0x1388
-        call    conn_deadline_37
-        jmp     save_len_75
-conn_writing_73:
-        call    flush_33
+        call    conn_deadline_36
+        jmp     save_len_74
+conn_writing_72:
+        call    flush_32
         test    rax, rax
-        js      conn_close_77                   ; the client is gone
-        jz      save_len_75                     ; still more to send
-        jmp     after_write_76
+        js      conn_close_76                   ; the client is gone
+        jz      save_len_74                     ; still more to send
+        jmp     after_write_75
 
 ;; --------------------------------------------------------------------------
 ;; answer the complete requests in the buffer
 ;; C: while (head complete) { parse; route; queue the response; flush }
 ;; Pipelined requests are answered in order. A response that does not fit
 ;; in the socket buffer waits for EPOLLOUT; reading resumes after it.
-process_74:
+process_73:
         mov     rax, qword [rbx+16]
         mov     qword [rel scanned], rax
         call    find_head_end_21
         mov     rcx, qword [rel scanned]
         mov     qword [rbx+16], rcx
         test    rax, rax
-        jnz     conn_have_head_79
+        jnz     conn_have_head_78
         cmp     r14, 0x2000
-        jb      save_len_75                     ; incomplete: wait for more
+        jb      save_len_74                     ; incomplete: wait for more
         call    too_large_26                    ; 414 or 431
-        jmp     conn_respond_80
-conn_have_head_79:
+        jmp     conn_respond_79
+conn_have_head_78:
         mov     qword [rel head_len], rax
         call    parse_request_22                ; eax = the response
-conn_respond_80:
+conn_respond_79:
         mov     ecx, dword [rbx+24]             ; requests answered before this one
         call    decide_mode_25                  ; conn_mode = 0, 1 or 2; keeps eax
         mov     edx, eax                        ; edx = the response's index
@@ -497,16 +497,16 @@ conn_respond_80:
         sub     rcx, rax                        ; body bytes already here
         mov     rdx, qword [rel req_content_length]
         cmp     rcx, rdx
-        jae     conn_body_here_82
+        jae     conn_body_here_81
         sub     rdx, rcx
         mov     qword [rbx+72], rdx             ; the rest is read and dropped later
         mov     qword [rbx+80], r14             ; the whole buffer goes
-        jmp     conn_queued_81
-conn_body_here_82:
+        jmp     conn_queued_80
+conn_body_here_81:
         add     rax, rdx
         mov     qword [rbx+80], rax             ; head + body
         mov     qword [rbx+72], 0
-conn_queued_81:
+conn_queued_80:
         lea     rsi, [rel iov]
         mov     rax, qword [rsi]
         mov     qword [rbx+40], rax             ; record.iov = iov
@@ -518,18 +518,18 @@ conn_queued_81:
         mov     qword [rbx+64], rax
         mov     dword [rbx+4], 2
         mov     eax, 0x2710                     ; a client must take the response within 10 s
-        call    conn_deadline_37
-        call    flush_33
+        call    conn_deadline_36
+        call    flush_32
         test    rax, rax
-        js      conn_close_77
-        jz      save_len_75                     ; the rest goes out on EPOLLOUT
+        js      conn_close_76
+        jz      save_len_74                     ; the rest goes out on EPOLLOUT
 
 ;; --------------------------------------------------------------------------
 ;; after a response: epoll_ctl(2), syscall 233
 ;; C: drop the request; close, or wait for the body's rest or the next request
-after_write_76:
+after_write_75:
         cmp     dword [rbx+112], 0              ; was it waiting for EPOLLOUT?
-        je      conn_in_again_86
+        je      conn_in_again_85
         mov     dword [rbx+112], 0
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 1                  ; back to EPOLLIN
@@ -539,20 +539,12 @@ after_write_76:
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-conn_in_again_86:
+conn_in_again_85:
         cmp     dword [rbx+28], 0               ; Connection: close?
-        jne     conn_keep_open_87
-        ; Closing after a response: when the request was consumed exactly and no body
-        ; is pending, nothing can be unread, so skip the drain (one recvfrom less).
-        cmp     qword [rbx+80], r14
-        jne     conn_close_77
-        cmp     qword [rbx+72], 0
-        jne     conn_close_77
-        jmp     close_drained_32
-conn_keep_open_87:
+        je      conn_close_76
         cmp     dword [rel shutting_down], 0    ; stopping?
-        jne     conn_close_77
-conn_keep_83:
+        jne     conn_close_76
+conn_keep_82:
         mov     rax, qword [rbx+80]             ; memmove(buf, buf + consume, len - consume)
         mov     rdi, rbp
         lea     rsi, [rbp+rax]
@@ -562,65 +554,65 @@ conn_keep_83:
         rep movsb
         mov     qword [rbx+16], 0
         cmp     qword [rbx+72], 0               ; a body still to drop?
-        je      conn_no_discard_84
+        je      conn_no_discard_83
         mov     dword [rbx+4], 3
         mov     eax, 0x2710
-        call    conn_deadline_37
-        jmp     save_len_75
-conn_no_discard_84:
+        call    conn_deadline_36
+        jmp     save_len_74
+conn_no_discard_83:
         mov     dword [rbx+4], 1
         test    r14, r14                        ; the next request already here?
-        jz      conn_idle_85
+        jz      conn_idle_84
         mov     eax, 0x2710                     ; yes: its head has header_timeout_ms
-        call    conn_deadline_37
-        jmp     process_74
-conn_idle_85:
+        call    conn_deadline_36
+        jmp     process_73
+conn_idle_84:
         mov     eax, 0x1388                     ; no: wait keepalive_timeout_ms
-        call    conn_deadline_37
-save_len_75:
+        call    conn_deadline_36
+save_len_74:
         mov     qword [rbx+8], r14              ; record.len = r14
         ret
-conn_close_77:
+conn_close_76:
         jmp     close_connection_31             ; close_connection returns for us
 
 ;; --------------------------------------------------------------------------
 ;; subroutine flush(rbx = record): writev(2), syscall 20
 ;; C: writev(fd, record.iov, 2) until all is sent or it would block
 ;; rax = 1 when all is sent, 0 when the rest waits for EPOLLOUT, or -errno.
-flush_33:
-flush_again_88:
+flush_32:
+flush_again_86:
         mov     rax, qword [rbx+48]
         or      rax, qword [rbx+64]             ; anything left?
-        jz      flush_done_92
+        jz      flush_done_90
         mov     rdi, r13
         lea     rsi, [rbx+40]                   ; iov = record.iov
         mov     edx, 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -11                        ; the socket buffer is full
-        je      flush_pending_90
+        je      flush_pending_88
         cmp     rax, -4
-        je      flush_again_88
+        je      flush_again_86
         test    rax, rax
-        js      flush_fail_93
+        js      flush_fail_91
         mov     rcx, qword [rbx+48]
         cmp     rax, rcx
-        jb      flush_in_head_89
+        jb      flush_in_head_87
         sub     rax, rcx                        ; the head is out; rax = body bytes sent
         add     qword [rbx+40], rcx
         mov     qword [rbx+48], 0
         add     qword [rbx+56], rax
         sub     qword [rbx+64], rax
-        jmp     flush_again_88
-flush_in_head_89:
+        jmp     flush_again_86
+flush_in_head_87:
         add     qword [rbx+40], rax
         sub     qword [rbx+48], rax
-        jmp     flush_again_88
-flush_pending_90:
+        jmp     flush_again_86
+flush_pending_88:
         mov     eax, 0x2710                     ; 10 s for the client to read on
-        call    conn_deadline_37
+        call    conn_deadline_36
         cmp     dword [rbx+112], 0
-        jne     flush_armed_91
+        jne     flush_armed_89
         mov     dword [rbx+112], 1
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
@@ -630,12 +622,12 @@ flush_pending_90:
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-flush_armed_91:
+flush_armed_89:
         xor     eax, eax
         ret
-flush_done_92:
+flush_done_90:
         mov     eax, 1
-flush_fail_93:
+flush_fail_91:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -645,7 +637,6 @@ flush_fail_93:
 close_connection_31:
         mov     r13d, dword [rbx]
         call    drain_input_9
-close_drained_32:
         mov     rdi, r13
         mov     eax, 3                          ; syscall number: close
         syscall
@@ -660,7 +651,7 @@ close_drained_32:
         mov     dword [rdx+rcx], eax            ; push it on the free stack
         inc     dword [rel free_top]
         dec     dword [rel nconns]
-        call    listen_on_35                    ; a slot is free: accept again if we had stopped
+        call    listen_on_34                    ; a slot is free: accept again if we had stopped
         ret
 
 ;; --------------------------------------------------------------------------
@@ -669,24 +660,24 @@ close_drained_32:
 ;; Header deadlines, idle keep-alive and send timeouts are all a deadline in
 ;; the record; one pass over the table every 100 ms enforces them. Also
 ;; retries accepting after EMFILE.
-sweep_34:
+sweep_33:
         mov     rbp, qword [rel loop_now]       ; rbp = now
         lea     rbx, [rel conns]
-sweep_loop_94:
+sweep_loop_92:
         lea     rax, [rel conns]
         add     rax, 0x20000
         cmp     rbx, rax
-        jae     sweep_done_96
+        jae     sweep_done_94
         cmp     dword [rbx+4], 0
-        je      sweep_next_95                   ; free
+        je      sweep_next_93                   ; free
         cmp     qword [rbx+32], rbp
-        jg      sweep_next_95                   ; not yet
+        jg      sweep_next_93                   ; not yet
         call    close_connection_31
-sweep_next_95:
+sweep_next_93:
         add     rbx, 128
-        jmp     sweep_loop_94
-sweep_done_96:
-        call    listen_on_35
+        jmp     sweep_loop_92
+sweep_done_94:
+        call    listen_on_34
         ret
 
 ;; --------------------------------------------------------------------------
@@ -694,13 +685,13 @@ sweep_done_96:
 ;; C: if (!accepting && !shutting_down && nconns < max) epoll_ctl(ADD, listen_fd, EPOLLIN | EPOLLEXCLUSIVE)
 ;; EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
 ;; wakes one of them per connection, not all.
-listen_on_35:
+listen_on_34:
         cmp     dword [rel accepting], 0
-        jne     listen_on_skip_97
+        jne     listen_on_skip_95
         cmp     dword [rel shutting_down], 0
-        jne     listen_on_skip_97
+        jne     listen_on_skip_95
         cmp     dword [rel nconns], 1024
-        jae     listen_on_skip_97
+        jae     listen_on_skip_95
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 0x10000001         ; EPOLLIN | EPOLLEXCLUSIVE
         mov     qword [r10+4], 0                ; data: which connection (0: the listener)
@@ -710,16 +701,16 @@ listen_on_35:
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
         mov     dword [rel accepting], 1
-listen_on_skip_97:
+listen_on_skip_95:
         ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine listen_off: epoll_ctl(2), syscall 233
 ;; C: if (accepting) epoll_ctl(DEL, listen_fd)
 ;; Pending connections wait in the kernel's queue (the listen backlog).
-listen_off_36:
+listen_off_35:
         cmp     dword [rel accepting], 0
-        je      listen_off_skip_98
+        je      listen_off_skip_96
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 0                  ; no events
         mov     qword [r10+4], 0                ; data: which connection (0: the listener)
@@ -729,7 +720,7 @@ listen_off_36:
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
         mov     dword [rel accepting], 0
-listen_off_skip_98:
+listen_off_skip_96:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -740,7 +731,7 @@ listen_off_skip_98:
 ;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
 drain_input_9:
         mov     r10d, 16                        ; at most 16 reads
-drain_99:
+drain_97:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
         mov     edx, 0x2000                     ; len
@@ -753,10 +744,10 @@ drain_99:
         syscall
         pop     r10                             ; the count
         test    rax, rax
-        jle     drained_100                     ; nothing more (-EAGAIN), end of file, or error
+        jle     drained_98                      ; nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     drain_99
-drained_100:
+        jnz     drain_97
+drained_98:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -774,25 +765,25 @@ exit_ok_5:
 ;; write() may write fewer bytes than asked (a full socket buffer, a signal):
 ;; loop until every byte is out. Returns rax = 0, or -errno.
 write_all_6:
-write_more_101:
+write_more_99:
         test    rdx, rdx                        ; anything left?
-        jz      write_done_102
+        jz      write_done_100
         mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_101
+        je      write_more_99
         test    rax, rax
-        js      write_return_104                ; -errno: give up
-        jz      write_eio_103                   ; no progress: give up
+        js      write_return_102                ; -errno: give up
+        jz      write_eio_101                   ; no progress: give up
         add     rsi, rax                        ; buf += n
         sub     rdx, rax                        ; count -= n
-        jmp     write_more_101
-write_eio_103:
+        jmp     write_more_99
+write_eio_101:
         mov     rax, -5                         ; -EIO
         ret
-write_done_102:
+write_done_100:
         xor     eax, eax                        ; 0: all written
-write_return_104:
+write_return_102:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -805,14 +796,14 @@ append_u64_7:
         sub     rsp, 32                         ; room for 20 digits
         lea     rsi, [rsp+32]                   ; rsi = end of the room
         mov     ecx, 10                         ; divisor
-digit_105:
+digit_103:
         xor     edx, edx                        ; rdx:rax / 10
         div     rcx                             ; rax = quotient, rdx = last digit
         add     dl, 48                          ; to ASCII
         dec     rsi
         mov     byte [rsi], dl
         test    rax, rax
-        jnz     digit_105
+        jnz     digit_103
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        ; rcx = number of digits
         rep movsb                               ; copy them to dst
@@ -833,136 +824,136 @@ die_11:
         rep movsb                               ; copy the message start
         lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
         cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_109
+        je      is_EPERM_107
         cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_110
+        je      is_ENOENT_108
         cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_111
+        je      is_EBADF_109
         cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_112
+        je      is_ENOMEM_110
         cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_113
+        je      is_EACCES_111
         cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_114
+        je      is_EEXIST_112
         cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_115
+        je      is_ENOTDIR_113
         cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_116
+        je      is_EISDIR_114
         cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_117
+        je      is_EINVAL_115
         cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_118
+        je      is_ENFILE_116
         cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_119
+        je      is_EMFILE_117
         cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_120
+        je      is_ENOSPC_118
         cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_121
+        je      is_EROFS_119
         cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_122
+        je      is_ENAMETOOLONG_120
         cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_123
+        je      is_ELOOP_121
         cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_124
+        je      is_EPROTONOSUPPORT_122
         cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_125
+        je      is_EAFNOSUPPORT_123
         cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_126
+        je      is_EADDRINUSE_124
         cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_127
+        je      is_EADDRNOTAVAIL_125
         cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_128
-        jmp     unknown_errno_107
-is_EPERM_109:
+        je      is_ENOBUFS_126
+        jmp     unknown_errno_105
+is_EPERM_107:
         add     rsi, 0                          ; "Operation not permitted"
         mov     ecx, 23
-        jmp     copy_text_106
-is_ENOENT_110:
+        jmp     copy_text_104
+is_ENOENT_108:
         add     rsi, 23                         ; "No such file or directory"
         mov     ecx, 25
-        jmp     copy_text_106
-is_EBADF_111:
+        jmp     copy_text_104
+is_EBADF_109:
         add     rsi, 48                         ; "Bad file descriptor"
         mov     ecx, 19
-        jmp     copy_text_106
-is_ENOMEM_112:
+        jmp     copy_text_104
+is_ENOMEM_110:
         add     rsi, 67                         ; "Cannot allocate memory"
         mov     ecx, 22
-        jmp     copy_text_106
-is_EACCES_113:
+        jmp     copy_text_104
+is_EACCES_111:
         add     rsi, 89                         ; "Permission denied"
         mov     ecx, 17
-        jmp     copy_text_106
-is_EEXIST_114:
+        jmp     copy_text_104
+is_EEXIST_112:
         add     rsi, 106                        ; "File exists"
         mov     ecx, 11
-        jmp     copy_text_106
-is_ENOTDIR_115:
+        jmp     copy_text_104
+is_ENOTDIR_113:
         add     rsi, 117                        ; "Not a directory"
         mov     ecx, 15
-        jmp     copy_text_106
-is_EISDIR_116:
+        jmp     copy_text_104
+is_EISDIR_114:
         add     rsi, 132                        ; "Is a directory"
         mov     ecx, 14
-        jmp     copy_text_106
-is_EINVAL_117:
+        jmp     copy_text_104
+is_EINVAL_115:
         add     rsi, 146                        ; "Invalid argument"
         mov     ecx, 16
-        jmp     copy_text_106
-is_ENFILE_118:
+        jmp     copy_text_104
+is_ENFILE_116:
         add     rsi, 162                        ; "Too many open files in system"
         mov     ecx, 29
-        jmp     copy_text_106
-is_EMFILE_119:
+        jmp     copy_text_104
+is_EMFILE_117:
         add     rsi, 191                        ; "Too many open files"
         mov     ecx, 19
-        jmp     copy_text_106
-is_ENOSPC_120:
+        jmp     copy_text_104
+is_ENOSPC_118:
         add     rsi, 210                        ; "No space left on device"
         mov     ecx, 23
-        jmp     copy_text_106
-is_EROFS_121:
+        jmp     copy_text_104
+is_EROFS_119:
         add     rsi, 233                        ; "Read-only file system"
         mov     ecx, 21
-        jmp     copy_text_106
-is_ENAMETOOLONG_122:
+        jmp     copy_text_104
+is_ENAMETOOLONG_120:
         add     rsi, 254                        ; "File name too long"
         mov     ecx, 18
-        jmp     copy_text_106
-is_ELOOP_123:
+        jmp     copy_text_104
+is_ELOOP_121:
         add     rsi, 272                        ; "Too many levels of symbolic links"
         mov     ecx, 33
-        jmp     copy_text_106
-is_EPROTONOSUPPORT_124:
+        jmp     copy_text_104
+is_EPROTONOSUPPORT_122:
         add     rsi, 305                        ; "Protocol not supported"
         mov     ecx, 22
-        jmp     copy_text_106
-is_EAFNOSUPPORT_125:
+        jmp     copy_text_104
+is_EAFNOSUPPORT_123:
         add     rsi, 327                        ; "Address family not supported by protocol"
         mov     ecx, 40
-        jmp     copy_text_106
-is_EADDRINUSE_126:
+        jmp     copy_text_104
+is_EADDRINUSE_124:
         add     rsi, 367                        ; "Address already in use"
         mov     ecx, 22
-        jmp     copy_text_106
-is_EADDRNOTAVAIL_127:
+        jmp     copy_text_104
+is_EADDRNOTAVAIL_125:
         add     rsi, 389                        ; "Cannot assign requested address"
         mov     ecx, 31
-        jmp     copy_text_106
-is_ENOBUFS_128:
+        jmp     copy_text_104
+is_ENOBUFS_126:
         add     rsi, 420                        ; "No buffer space available"
         mov     ecx, 25
-        jmp     copy_text_106
-unknown_errno_107:
+        jmp     copy_text_104
+unknown_errno_105:
         lea     rsi, [rel errno_word]
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
         call    append_u64_7
-        jmp     newline_108
-copy_text_106:
+        jmp     newline_106
+copy_text_104:
         rep movsb                               ; copy the errno's text
-newline_108:
+newline_106:
         mov     byte [rdi], 10                  ; '\n'
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -980,14 +971,14 @@ newline_108:
 ;; The first signal asks the event loop for a graceful stop; a second one
 ;; exits at once.
 on_signal_12:
-signal_in_worker_129:
+signal_in_worker_127:
         cmp     dword [rel stop_requested], 0   ; a second signal?
-        jne     exit_now_130
+        jne     exit_now_128
         cmp     dword [rel busy], 0             ; serving a connection?
-        je      exit_now_130
+        je      exit_now_128
         mov     dword [rel stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
-exit_now_130:
+exit_now_128:
         xor     edi, edi                        ; status = 0
         mov     eax, 231                        ; syscall number: exit_group
         syscall
@@ -1030,20 +1021,20 @@ find_head_end_21:
         mov     rsi, rbp
         mov     rcx, qword [rel scanned]
         sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_131
+        jns     scan_from_129
         xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_131:
-scan_132:
+scan_from_129:
+scan_130:
         lea     rax, [rcx+4]                    ; i + 4
         cmp     rax, r14
-        ja      no_end_yet_133                  ; no 4 bytes left to compare
+        ja      no_end_yet_131                  ; no 4 bytes left to compare
         cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
-        je      found_end_134
+        je      found_end_132
         inc     rcx
-        jmp     scan_132
-found_end_134:
+        jmp     scan_130
+found_end_132:
         ret                                     ; rax = i + 4
-no_end_yet_133:
+no_end_yet_131:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
         ret
@@ -1067,70 +1058,70 @@ parse_request_22:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_140
+        jne     not_GET_138
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_135
-not_GET_140:
+        jmp     target_133
+not_GET_138:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_141
+        jne     not_HEAD_139
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_141
+        jne     not_HEAD_139
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_135
-not_HEAD_141:
+        jmp     target_133
+not_HEAD_139:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_142
+        jne     not_POST_140
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_142
+        jne     not_POST_140
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_135
-not_POST_142:
+        jmp     target_133
+not_POST_140:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_143
+        jne     not_PUT_141
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_135
-not_PUT_143:
+        jmp     target_133
+not_PUT_141:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_144
+        jne     not_DELETE_142
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_144
+        jne     not_DELETE_142
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_135
-not_DELETE_144:
+        jmp     target_133
+not_DELETE_142:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_145
+        jne     not_PATCH_143
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_145
+        jne     not_PATCH_143
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_135
-not_PATCH_145:
+        jmp     target_133
+not_PATCH_143:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_146
+        jne     not_OPTIONS_144
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_146
+        jne     not_OPTIONS_144
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_135
-not_OPTIONS_146:
-unknown_method_136:
+        jmp     target_133
+not_OPTIONS_144:
+unknown_method_134:
         mov     rcx, rsi
-method_token_137:
+method_token_135:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_138
+        jz      method_token_end_136
         inc     rcx
-        jmp     method_token_137
-method_token_end_138:
+        jmp     method_token_135
+method_token_end_136:
         cmp     rcx, rsi
-        je      bad_request_139                 ; no method at all
+        je      bad_request_137                 ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_139                 ; not followed by one space
+        jne     bad_request_137                 ; not followed by one space
         mov     eax, 5                          ; 501 Not Implemented
         ret
 
@@ -1139,58 +1130,58 @@ method_token_end_138:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_135:
+target_133:
         cmp     byte [rsi], 47
-        je      origin_form_147
+        je      origin_form_145
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_139
+        jne     bad_request_137
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_139
+        jne     bad_request_137
         add     rsi, 7                          ; skip "http://"
-authority_148:
+authority_146:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_147                 ; the path starts
+        je      origin_form_145                 ; the path starts
         cmp     eax, 32
-        je      no_path_149                     ; "http://host": the path is "/"
+        je      no_path_147                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_139
+        jz      bad_request_137
         inc     rsi
-        jmp     authority_148
-no_path_149:
+        jmp     authority_146
+no_path_147:
         mov     qword [rel req_path_len], 1
-        jmp     version_153
-origin_form_147:
+        jmp     version_151
+origin_form_145:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_150:
+path_148:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_151
+        je      path_end_149
         cmp     eax, 63
-        je      query_152
+        je      query_150
         cmp     eax, 35
-        je      query_152
+        je      query_150
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_139                 ; CR, LF, a control character: malformed
+        jz      bad_request_137                 ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_150
-query_152:
+        jmp     path_148
+query_150:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_154:
+skip_query_152:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_153
+        je      version_151
         test    byte [r8+rax], 4
-        jz      bad_request_139
-        jmp     skip_query_154
-path_end_151:
+        jz      bad_request_137
+        jmp     skip_query_152
+path_end_149:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -1199,28 +1190,28 @@ path_end_151:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_153:
+version_151:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_139
+        jne     bad_request_137
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_139
+        jne     bad_request_137
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_139                 ; not a digit
+        ja      bad_request_137                 ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_139
+        jne     bad_request_137
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_139
+        ja      bad_request_137
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_139                 ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_137                 ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_155
+        je      http_1_153
         mov     eax, 6                          ; 505 HTTP Version Not Supported
         ret
-http_1_155:
+http_1_153:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -1230,215 +1221,215 @@ http_1_155:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_156:
+header_line_154:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_165
+        je      headers_done_163
         mov     rcx, rsi                        ; rcx = the name
-field_name_157:
+field_name_155:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_158
+        jz      field_name_end_156
         inc     rsi
-        jmp     field_name_157
-field_name_end_158:
+        jmp     field_name_155
+field_name_end_156:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_139                 ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_137                 ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_139                 ; whitespace (or anything) before the colon
+        jne     bad_request_137                 ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_159:
+skip_ows_157:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_166
+        je      ows_char_164
         cmp     byte [rsi], 9
-        jne     field_value_160
-ows_char_166:
+        jne     field_value_158
+ows_char_164:
         inc     rsi
-        jmp     skip_ows_159
-field_value_160:
+        jmp     skip_ows_157
+field_value_158:
         mov     r11, rsi                        ; r11 = the value
-value_char_167:
+value_char_165:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_161
+        je      field_cr_159
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_139                 ; a bare LF, NUL or another control character
+        jz      bad_request_137                 ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_167
-field_cr_161:
+        jmp     value_char_165
+field_cr_159:
         cmp     byte [rsi+1], 10
-        jne     bad_request_139                 ; a bare CR
+        jne     bad_request_137                 ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_162:
+trim_160:
         cmp     r9, r11
-        je      trimmed_163
+        je      trimmed_161
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_168
+        je      trim_one_166
         cmp     eax, 9
-        jne     trimmed_163
-trim_one_168:
+        jne     trimmed_161
+trim_one_166:
         dec     r9
-        jmp     trim_162
-trimmed_163:
+        jmp     trim_160
+trimmed_161:
         cmp     rdx, 4
-        jne     not_host_169
+        jne     not_host_167
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_169
+        jne     not_host_167
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_164
-not_host_169:
+        jmp     next_field_162
+not_host_167:
         cmp     rdx, 14
-        jne     not_content_length_171
+        jne     not_content_length_169
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_171
+        jne     not_content_length_169
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_171
+        jne     not_content_length_169
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_171
+        jne     not_content_length_169
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_171
+        jne     not_content_length_169
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_139                 ; empty
+        je      bad_request_137                 ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_173:
+cl_digit_171:
         cmp     r11, r9
-        je      cl_end_174
+        je      cl_end_172
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_139                 ; not a digit: invalid
+        ja      bad_request_137                 ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_175          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_173          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_175:
+cl_too_many_digits_173:
         inc     r11
-        jmp     cl_digit_173
-cl_end_174:
+        jmp     cl_digit_171
+cl_end_172:
         cmp     rdx, 15
-        jbe     cl_store_176
+        jbe     cl_store_174
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_176:
+cl_store_174:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_164
-not_content_length_171:
+        jmp     next_field_162
+not_content_length_169:
         cmp     rdx, 17
-        jne     not_transfer_encoding_172
+        jne     not_transfer_encoding_170
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_172
+        jne     not_transfer_encoding_170
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_172
+        jne     not_transfer_encoding_170
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_172
+        jne     not_transfer_encoding_170
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_172
+        jne     not_transfer_encoding_170
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_172
+        jne     not_transfer_encoding_170
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_164
-not_transfer_encoding_172:
+        jmp     next_field_162
+not_transfer_encoding_170:
         cmp     rdx, 10
-        jne     not_connection_170
+        jne     not_connection_168
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_170
+        jne     not_connection_168
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_170
+        jne     not_connection_168
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_170
-conn_token_177:
+        jne     not_connection_168
+conn_token_175:
         cmp     r11, r9
-        jae     next_field_164                  ; no more tokens
+        jae     next_field_162                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_178
+        je      conn_separator_176
         cmp     eax, 32
-        je      conn_separator_178
+        je      conn_separator_176
         cmp     eax, 9
-        jne     conn_token_start_183
-conn_separator_178:
+        jne     conn_token_start_181
+conn_separator_176:
         inc     r11
-        jmp     conn_token_177
-conn_token_start_183:
+        jmp     conn_token_175
+conn_token_start_181:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_179:
+conn_scan_177:
         cmp     r11, r9
-        jae     conn_scanned_180
+        jae     conn_scanned_178
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_180
+        je      conn_scanned_178
         cmp     eax, 32
-        je      conn_scanned_180
+        je      conn_scanned_178
         cmp     eax, 9
-        je      conn_scanned_180
+        je      conn_scanned_178
         inc     r11
-        jmp     conn_scan_179
-conn_scanned_180:
+        jmp     conn_scan_177
+conn_scanned_178:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_181
+        jne     not_close_179
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_181
+        jne     not_close_179
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_181
+        jne     not_close_179
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_181:
+not_close_179:
         cmp     rdx, 10
-        jne     not_keep_alive_182
+        jne     not_keep_alive_180
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_182
+        jne     not_keep_alive_180
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_182
+        jne     not_keep_alive_180
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_182
+        jne     not_keep_alive_180
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_182:
-        jmp     conn_token_177
-not_connection_170:
-next_field_164:
+not_keep_alive_180:
+        jmp     conn_token_175
+not_connection_168:
+next_field_162:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_156
-headers_done_165:
+        jmp     header_line_154
+headers_done_163:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1446,41 +1437,41 @@ headers_done_165:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_187:
+check_request_185:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_184
+        je      no_transfer_encoding_182
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_139                 ; both framings: a smuggling attempt
+        jne     bad_request_137                 ; both framings: a smuggling attempt
         mov     eax, 5                          ; 501 Not Implemented
         ret
-no_transfer_encoding_184:
+no_transfer_encoding_182:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_139                 ; Content-Length twice
+        ja      bad_request_137                 ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_139                 ; Host twice
-        je      host_ok_185
+        ja      bad_request_137                 ; Host twice
+        je      host_ok_183
         cmp     dword [rel req_minor], 0
-        jne     bad_request_139                 ; HTTP/1.1 without Host
-host_ok_185:
+        jne     bad_request_137                 ; HTTP/1.1 without Host
+host_ok_183:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_186
+        jbe     size_ok_184
         mov     eax, 2                          ; 413 Content Too Large
         ret
-size_ok_186:
+size_ok_184:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route
 ;; C: return the response
 ;; "response" answers every path with every known method (HEAD without a body).
-route_188:
+route_186:
         mov     eax, 0                          ; the response
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_139:
+bad_request_137:
         mov     eax, 1                          ; 400 Bad Request
         ret
 
@@ -1495,25 +1486,25 @@ decide_mode_25:
         mov     dword [rel conn_mode], 0        ; close, unless kept below
         inc     ecx                             ; this one too
         cmp     ecx, 1000                       ; the last request allowed?
-        jae     mode_decided_189
+        jae     mode_decided_187
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32: its record
         lea     rdx, [rel responses]
         cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_189
+        jne     mode_decided_187
         cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_189
+        jne     mode_decided_187
         cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_189
+        jne     mode_decided_187
         cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_190
+        je      http10_188
         mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
         ret
-http10_190:
+http10_188:
         cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_189
+        je      mode_decided_187
         mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_189:
+mode_decided_187:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1524,20 +1515,20 @@ mode_decided_189:
 ;; buffer counts as the head.
 too_large_26:
         xor     ecx, ecx                        ; i = 0
-scan_lf_192:
+scan_lf_190:
         cmp     rcx, r14
-        jae     answer_too_large_193
+        jae     answer_too_large_191
         cmp     byte [rbp+rcx], 10              ; '\n'
-        je      found_lf_191
+        je      found_lf_189
         inc     rcx
-        jmp     scan_lf_192
-found_lf_191:
+        jmp     scan_lf_190
+found_lf_189:
         mov     eax, 4                          ; 431
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
         ret
-answer_too_large_193:
+answer_too_large_191:
         mov     eax, 3                          ; 414
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
@@ -1561,22 +1552,22 @@ prepare_response_23:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_194                  ; mode 0: close
+        jz      head_ready_192                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_194                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_192                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_194:
+head_ready_192:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_195
+        jne     body_ready_193
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_195:
+body_ready_193:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9

@@ -51,7 +51,6 @@ void Lowerer::declare_epoll_data() {
   accept_all_ = b_.new_label("accept_all");
   conn_event_ = b_.new_label("connection_event");
   close_conn_ = b_.new_label("close_connection");
-  close_drained_ = b_.new_label("close_drained");
   flush_ = b_.new_label("flush");
   sweep_ = b_.new_label("sweep");
   listen_on_ = b_.new_label("listen_on");
@@ -497,16 +496,7 @@ void Lowerer::epoll_conn_event() {
   epoll_ctl(kCtlMod, r64(kClientFd), kEpollIn, r64(Reg::rbx), "back to EPOLLIN");
   b_.label(in_again);
   op(Op::cmp, mem32(Reg::rbx, kCMode), imm(0), "Connection: close?");
-  Label keep_open = b_.new_label("conn_keep_open");
-  jmp(Op::jne, keep_open);
-  b_.note("Closing after a response: when the request was consumed exactly and no body");
-  b_.note("is pending, nothing can be unread, so skip the drain (one recvfrom less).");
-  op(Op::cmp, mem64(Reg::rbx, kCConsume), r64(kBufLen));
-  jmp(Op::jne, closing);
-  op(Op::cmp, mem64(Reg::rbx, kCDiscard), imm(0));
-  jmp(Op::jne, closing);
-  jmp(Op::jmp, close_drained_);
-  b_.label(keep_open);
+  jmp(Op::je, closing);
   op(Op::cmp, var32(shutting_down_), imm(0), "stopping?");
   jmp(Op::jne, closing);
   b_.label(keep);
@@ -600,7 +590,6 @@ void Lowerer::epoll_close() {
         "close() also takes the socket out of the epoll set.");
   mov(r32(kClientFd), mem32(Reg::rbx, kCFd));
   call(drain_);
-  b_.label(close_drained_);
   if (spec_.log_connections) {
     mov(r64(Reg::rax), mem64(Reg::rbx, kCAddr));
     lea(Reg::rsi, client_addr_);

@@ -139,7 +139,7 @@ class Lowerer {
   Label worker_main_, spawn_, is_supervisor_, pids_, wstatus_, restart_msg_;
   size_t restart_msg_len_ = 0;
   std::pair<Label, size_t> err_epoll_, err_fcntl_;
-  Label epoll_loop_, accept_all_, conn_event_, close_conn_, close_drained_, flush_, sweep_, listen_on_, listen_off_;
+  Label epoll_loop_, accept_all_, conn_event_, close_conn_, flush_, sweep_, listen_on_, listen_off_;
   Label conn_deadline_, begin_shutdown_;
   Label loop_now_, epfd_, nconns_, accepting_, shutting_down_, free_top_, ev_i_, ev_n_, next_sweep_;
   Label shutdown_deadline_, ev_, events_, free_stack_, conns_, bufs_, stop_sigs_, no_sigs_;
