@@ -282,7 +282,7 @@ _start:
 ## handler).
 .Lbegin_shutdown_37:
         cmp     DWORD PTR [rip + shutting_down], 0
-        jne     .Lshutdown_check_64             # already stopping
+        jne     .Lshutdown_started_60           # already stopping
         mov     DWORD PTR [rip + shutting_down], 1
         call    .Lnow_ms_15
         add     rax, 0x1388                     # + shutdown_timeout_ms
@@ -291,6 +291,8 @@ _start:
         mov     rdi, r12                        # close the listener: no new connections
         mov     eax, 3                          # syscall number: close
         syscall
+.Lshutdown_started_60:
+        # On every pass: a connection may have become idle since the last one.
         lea     rbx, [rip + conns]              # close every idle connection
 .Lclose_idle_61:
         lea     rax, [rip + conns]
@@ -306,15 +308,13 @@ _start:
         add     rbx, 128
         jmp     .Lclose_idle_61
 .Lidle_closed_63:
-.Lshutdown_started_60:
-.Lshutdown_check_64:
         cmp     DWORD PTR [rip + nconns], 0
         je      .Lexit_ok_5                     # nothing left: exit 0
         call    .Lnow_ms_15
         cmp     rax, QWORD PTR [rip + shutdown_deadline]
-        jl      .Lnot_yet_65
+        jl      .Lnot_yet_64
         jmp     .Lexit_ok_5                     # out of time: exit 0
-.Lnot_yet_65:
+.Lnot_yet_64:
         ret
 
 ## --------------------------------------------------------------------------
@@ -325,9 +325,9 @@ _start:
 ## queue instead of being accepted and dropped, and nothing spins. It comes
 ## back when a connection closes (or at the next sweep).
 .Laccept_all_29:
-.Laccept_next_66:
+.Laccept_next_65:
         cmp     DWORD PTR [rip + nconns], 1024  # a free slot?
-        jae     .Ltable_full_68
+        jae     .Ltable_full_67
         mov     DWORD PTR [rip + client_addrlen], 16
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + client_addr]        # addr
@@ -336,17 +336,17 @@ _start:
         mov     eax, 288                        # syscall number: accept4
         syscall
         test    rax, rax
-        jns     .Laccepted_67
+        jns     .Laccepted_66
         cmp     rax, -11                        # -EAGAIN: none left
-        je      .Laccept_done_69
+        je      .Laccept_done_68
         cmp     rax, -4
-        je      .Laccept_next_66
+        je      .Laccept_next_65
         cmp     rax, -103                       # the client gave up
-        je      .Laccept_next_66
-.Ltable_full_68:
+        je      .Laccept_next_65
+.Ltable_full_67:
         call    .Llisten_off_35                 # out of slots or descriptors: stop accepting for now
         ret
-.Laccepted_67:
+.Laccepted_66:
         mov     r13, rax                        # r13 = the new socket
         dec     DWORD PTR [rip + free_top]      # pop a free slot
         mov     ecx, DWORD PTR [rip + free_top]
@@ -378,8 +378,8 @@ _start:
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
         inc     DWORD PTR [rip + nconns]
-        jmp     .Laccept_next_66
-.Laccept_done_69:
+        jmp     .Laccept_next_65
+.Laccept_done_68:
         ret
 
 ## --------------------------------------------------------------------------
@@ -403,70 +403,74 @@ _start:
         mov     rbp, QWORD PTR [rbx+104]        # rbp = its buffer
         mov     r14, QWORD PTR [rbx+8]          # r14 = bytes in it
         cmp     DWORD PTR [rbx+4], 2
-        je      .Lconn_writing_72
+        je      .Lconn_writing_71
         cmp     DWORD PTR [rbx+4], 3
-        je      .Lconn_discarding_71
-.Lconn_reading_70:
+        je      .Lconn_discarding_70
+.Lconn_reading_69:
         mov     edx, 0x2000                     # count = the room left
         sub     rdx, r14
-        jz      .Lprocess_73                    # full: the head cannot fit (414 or 431)
+        jz      .Lprocess_72                    # full: the head cannot fit (414 or 431)
         mov     rsi, rbp
         add     rsi, r14                        # buf + len
         mov     rdi, r13
         mov     eax, 0                          # syscall number: read
         syscall
         cmp     rax, -11                        # nothing after all
-        je      .Lsave_len_74
+        je      .Lsave_len_73
         cmp     rax, -4
-        je      .Lsave_len_74                   # level-triggered: it comes back
+        je      .Lsave_len_73                   # level-triggered: it comes back
         test    rax, rax
-        jle     .Lconn_close_76                 # end of file or error
+        jle     .Lconn_close_75                 # end of file or error
         add     QWORD PTR [rbx+96], rax
         add     r14, rax                        # len += n
         # The first bytes of a keep-alive request start its header deadline.
         cmp     r14, rax
-        jne     .Lprocess_73
+        jne     .Lprocess_72
         cmp     DWORD PTR [rbx+24], 0
-        je      .Lprocess_73
+        je      .Lprocess_72
         mov     eax, 0x2710
         call    .Lconn_deadline_36
-        jmp     .Lprocess_73
-.Lconn_discarding_71:
+        jmp     .Lprocess_72
+.Lconn_discarding_70:
         mov     rdx, QWORD PTR [rbx+72]         # count = what is left of the body...
         cmp     rdx, 0x2000
-        jbe     .Ldiscard_count_ok_77
+        jbe     .Ldiscard_count_ok_76
         mov     edx, 0x2000                     # ...at most a buffer: the next request stays unread
-.Ldiscard_count_ok_77:
+.Ldiscard_count_ok_76:
         mov     rsi, rbp
         mov     rdi, r13
         mov     eax, 0                          # syscall number: read
         syscall
         cmp     rax, -11
-        je      .Lsave_len_74
+        je      .Lsave_len_73
         cmp     rax, -4
-        je      .Lsave_len_74
+        je      .Lsave_len_73
         test    rax, rax
-        jle     .Lconn_close_76
+        jle     .Lconn_close_75
         add     QWORD PTR [rbx+96], rax
         sub     QWORD PTR [rbx+72], rax
-        jnz     .Lsave_len_74                   # more of the body to come
+        jz      .Lbody_dropped_77
+        mov     eax, 0x2710                     # more to come: header_timeout_ms from this read
+        call    .Lconn_deadline_36
+        jmp     .Lsave_len_73
+.Lbody_dropped_77:
         mov     DWORD PTR [rbx+4], 1            # the body is gone: wait for the next request
         mov     eax, 0x1388
         call    .Lconn_deadline_36
-        jmp     .Lsave_len_74
-.Lconn_writing_72:
+        jmp     .Lsave_len_73
+.Lconn_writing_71:
         call    .Lflush_32
         test    rax, rax
-        js      .Lconn_close_76                 # the client is gone
-        jz      .Lsave_len_74                   # still more to send
-        jmp     .Lafter_write_75
+        js      .Lconn_close_75                 # the client is gone
+        jz      .Lsave_len_73                   # still more to send
+        jmp     .Lafter_write_74
 
 ## --------------------------------------------------------------------------
 ## answer the complete requests in the buffer
 ## C: while (head complete) { parse; route; queue the response; flush }
 ## Pipelined requests are answered in order. A response that does not fit
 ## in the socket buffer waits for EPOLLOUT; reading resumes after it.
-.Lprocess_73:
+.Lprocess_72:
         mov     rax, QWORD PTR [rbx+16]
         mov     QWORD PTR [rip + scanned], rax
         call    .Lfind_head_end_21
@@ -475,7 +479,7 @@ _start:
         test    rax, rax
         jnz     .Lconn_have_head_78
         cmp     r14, 0x2000
-        jb      .Lsave_len_74                   # incomplete: wait for more
+        jb      .Lsave_len_73                   # incomplete: wait for more
         call    .Ltoo_large_26                  # 414 or 431
         jmp     .Lconn_respond_79
 .Lconn_have_head_78:
@@ -521,13 +525,13 @@ _start:
         call    .Lconn_deadline_36
         call    .Lflush_32
         test    rax, rax
-        js      .Lconn_close_76
-        jz      .Lsave_len_74                   # the rest goes out on EPOLLOUT
+        js      .Lconn_close_75
+        jz      .Lsave_len_73                   # the rest goes out on EPOLLOUT
 
 ## --------------------------------------------------------------------------
 ## after a response: epoll_ctl(2), syscall 233
 ## C: drop the request; close, or wait for the body's rest or the next request
-.Lafter_write_75:
+.Lafter_write_74:
         cmp     DWORD PTR [rbx+112], 0          # was it waiting for EPOLLOUT?
         je      .Lconn_in_again_85
         mov     DWORD PTR [rbx+112], 0
@@ -541,9 +545,9 @@ _start:
         syscall
 .Lconn_in_again_85:
         cmp     DWORD PTR [rbx+28], 0           # Connection: close?
-        je      .Lconn_close_76
+        je      .Lconn_close_75
         cmp     DWORD PTR [rip + shutting_down], 0 # stopping?
-        jne     .Lconn_close_76
+        jne     .Lconn_close_75
 .Lconn_keep_82:
         mov     rax, QWORD PTR [rbx+80]         # memmove(buf, buf + consume, len - consume)
         mov     rdi, rbp
@@ -558,21 +562,21 @@ _start:
         mov     DWORD PTR [rbx+4], 3
         mov     eax, 0x2710
         call    .Lconn_deadline_36
-        jmp     .Lsave_len_74
+        jmp     .Lsave_len_73
 .Lconn_no_discard_83:
         mov     DWORD PTR [rbx+4], 1
         test    r14, r14                        # the next request already here?
         jz      .Lconn_idle_84
         mov     eax, 0x2710                     # yes: its head has header_timeout_ms
         call    .Lconn_deadline_36
-        jmp     .Lprocess_73
+        jmp     .Lprocess_72
 .Lconn_idle_84:
         mov     eax, 0x1388                     # no: wait keepalive_timeout_ms
         call    .Lconn_deadline_36
-.Lsave_len_74:
+.Lsave_len_73:
         mov     QWORD PTR [rbx+8], r14          # record.len = r14
         ret
-.Lconn_close_76:
+.Lconn_close_75:
         jmp     .Lclose_connection_31           # close_connection returns for us
 
 ## --------------------------------------------------------------------------
@@ -1012,28 +1016,34 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine find_head_end
-## C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
-##    return p ? p + 4 - buf : (scanned = len, 0);
+## C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+##    scanned = len; return 0;
 ## rax = the length of the request head, up to and with CR LF CR LF, or 0.
-## Bytes searched before are not searched again, but for the last 3: the
-## terminator may straddle two reads.
+## Only bytes not searched before are looked at (the test looks back). A bare
+## LF also ends the head, so that parse_request answers it with 400 instead of
+## leaving the client to the header timeout.
 .Lfind_head_end_21:
-        mov     rsi, rbp
-        mov     rcx, QWORD PTR [rip + scanned]
-        sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_129
-        xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_129:
-.Lscan_130:
-        lea     rax, [rcx+4]                    # i + 4
-        cmp     rax, r14
-        ja      .Lno_end_yet_131                # no 4 bytes left to compare
-        cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
+        mov     rcx, QWORD PTR [rip + scanned]  # i = the first new byte
+.Lscan_129:
+        cmp     rcx, r14
+        jae     .Lno_end_yet_131                # all searched
+        cmp     BYTE PTR [rbp+rcx], 10          # LF?
+        jne     .Lscan_next_130
+        test    rcx, rcx
+        jz      .Lbare_lf_133                   # an LF first of all: bare
+        cmp     BYTE PTR [rbp+rcx-1], 13        # CR before it?
+        jne     .Lbare_lf_133
+        cmp     rcx, 3
+        jb      .Lscan_next_130
+        cmp     DWORD PTR [rbp+rcx-3], 0xa0d0a0d # "\r\n\r\n" read as a little-endian dword
         je      .Lfound_end_132
+.Lscan_next_130:
         inc     rcx
-        jmp     .Lscan_130
+        jmp     .Lscan_129
+.Lbare_lf_133:
 .Lfound_end_132:
-        ret                                     # rax = i + 4
+        lea     rax, [rcx+1]                    # rax = i + 1
+        ret
 .Lno_end_yet_131:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
@@ -1058,70 +1068,70 @@ _start:
         mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_138
+        jne     .Lnot_GET_139
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_133
-.Lnot_GET_138:
+        jmp     .Ltarget_134
+.Lnot_GET_139:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_139
+        jne     .Lnot_HEAD_140
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_139
+        jne     .Lnot_HEAD_140
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_133
-.Lnot_HEAD_139:
+        jmp     .Ltarget_134
+.Lnot_HEAD_140:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_140
+        jne     .Lnot_POST_141
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_140
+        jne     .Lnot_POST_141
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_133
-.Lnot_POST_140:
+        jmp     .Ltarget_134
+.Lnot_POST_141:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_141
+        jne     .Lnot_PUT_142
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_133
-.Lnot_PUT_141:
+        jmp     .Ltarget_134
+.Lnot_PUT_142:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_142
+        jne     .Lnot_DELETE_143
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_142
+        jne     .Lnot_DELETE_143
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_133
-.Lnot_DELETE_142:
+        jmp     .Ltarget_134
+.Lnot_DELETE_143:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_143
+        jne     .Lnot_PATCH_144
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_143
+        jne     .Lnot_PATCH_144
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_133
-.Lnot_PATCH_143:
+        jmp     .Ltarget_134
+.Lnot_PATCH_144:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_144
+        jne     .Lnot_OPTIONS_145
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_144
+        jne     .Lnot_OPTIONS_145
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_133
-.Lnot_OPTIONS_144:
-.Lunknown_method_134:
+        jmp     .Ltarget_134
+.Lnot_OPTIONS_145:
+.Lunknown_method_135:
         mov     rcx, rsi
-.Lmethod_token_135:
+.Lmethod_token_136:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_136
+        jz      .Lmethod_token_end_137
         inc     rcx
-        jmp     .Lmethod_token_135
-.Lmethod_token_end_136:
+        jmp     .Lmethod_token_136
+.Lmethod_token_end_137:
         cmp     rcx, rsi
-        je      .Lbad_request_137               # no method at all
+        je      .Lbad_request_138               # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_137               # not followed by one space
+        jne     .Lbad_request_138               # not followed by one space
         mov     eax, 5                          # 501 Not Implemented
         ret
 
@@ -1130,58 +1140,58 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_133:
+.Ltarget_134:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_145
+        je      .Lorigin_form_146
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_137
+        jne     .Lbad_request_138
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_137
+        jne     .Lbad_request_138
         add     rsi, 7                          # skip "http://"
-.Lauthority_146:
+.Lauthority_147:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_145               # the path starts
+        je      .Lorigin_form_146               # the path starts
         cmp     eax, 32
-        je      .Lno_path_147                   # "http://host": the path is "/"
+        je      .Lno_path_148                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_137
+        jz      .Lbad_request_138
         inc     rsi
-        jmp     .Lauthority_146
-.Lno_path_147:
+        jmp     .Lauthority_147
+.Lno_path_148:
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_151
-.Lorigin_form_145:
+        jmp     .Lversion_152
+.Lorigin_form_146:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_148:
+.Lpath_149:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_149
+        je      .Lpath_end_150
         cmp     eax, 63
-        je      .Lquery_150
+        je      .Lquery_151
         cmp     eax, 35
-        je      .Lquery_150
+        je      .Lquery_151
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_137               # CR, LF, a control character: malformed
+        jz      .Lbad_request_138               # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_148
-.Lquery_150:
+        jmp     .Lpath_149
+.Lquery_151:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_152:
+.Lskip_query_153:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_151
+        je      .Lversion_152
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_137
-        jmp     .Lskip_query_152
-.Lpath_end_149:
+        jz      .Lbad_request_138
+        jmp     .Lskip_query_153
+.Lpath_end_150:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -1190,28 +1200,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_151:
+.Lversion_152:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_137
+        jne     .Lbad_request_138
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_137
+        jne     .Lbad_request_138
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_137               # not a digit
+        ja      .Lbad_request_138               # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_137
+        jne     .Lbad_request_138
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_137
+        ja      .Lbad_request_138
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_137               # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_138               # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_153
+        je      .Lhttp_1_154
         mov     eax, 6                          # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_153:
+.Lhttp_1_154:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -1221,215 +1231,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_154:
+.Lheader_line_155:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_163
+        je      .Lheaders_done_164
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_155:
+.Lfield_name_156:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_156
+        jz      .Lfield_name_end_157
         inc     rsi
-        jmp     .Lfield_name_155
-.Lfield_name_end_156:
+        jmp     .Lfield_name_156
+.Lfield_name_end_157:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_137               # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_138               # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_137               # whitespace (or anything) before the colon
+        jne     .Lbad_request_138               # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_157:
+.Lskip_ows_158:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_164
+        je      .Lows_char_165
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_158
-.Lows_char_164:
+        jne     .Lfield_value_159
+.Lows_char_165:
         inc     rsi
-        jmp     .Lskip_ows_157
-.Lfield_value_158:
+        jmp     .Lskip_ows_158
+.Lfield_value_159:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_165:
+.Lvalue_char_166:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_159
+        je      .Lfield_cr_160
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_137               # a bare LF, NUL or another control character
+        jz      .Lbad_request_138               # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_165
-.Lfield_cr_159:
+        jmp     .Lvalue_char_166
+.Lfield_cr_160:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_137               # a bare CR
+        jne     .Lbad_request_138               # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_160:
+.Ltrim_161:
         cmp     r9, r11
-        je      .Ltrimmed_161
+        je      .Ltrimmed_162
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_166
+        je      .Ltrim_one_167
         cmp     eax, 9
-        jne     .Ltrimmed_161
-.Ltrim_one_166:
+        jne     .Ltrimmed_162
+.Ltrim_one_167:
         dec     r9
-        jmp     .Ltrim_160
-.Ltrimmed_161:
+        jmp     .Ltrim_161
+.Ltrimmed_162:
         cmp     rdx, 4
-        jne     .Lnot_host_167
+        jne     .Lnot_host_168
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_167
+        jne     .Lnot_host_168
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_162
-.Lnot_host_167:
+        jmp     .Lnext_field_163
+.Lnot_host_168:
         cmp     rdx, 14
-        jne     .Lnot_content_length_169
+        jne     .Lnot_content_length_170
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_169
+        jne     .Lnot_content_length_170
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_169
+        jne     .Lnot_content_length_170
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_169
+        jne     .Lnot_content_length_170
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_169
+        jne     .Lnot_content_length_170
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_137               # empty
+        je      .Lbad_request_138               # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_171:
+.Lcl_digit_172:
         cmp     r11, r9
-        je      .Lcl_end_172
+        je      .Lcl_end_173
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_137               # not a digit: invalid
+        ja      .Lbad_request_138               # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_173        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_174        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_173:
+.Lcl_too_many_digits_174:
         inc     r11
-        jmp     .Lcl_digit_171
-.Lcl_end_172:
+        jmp     .Lcl_digit_172
+.Lcl_end_173:
         cmp     rdx, 15
-        jbe     .Lcl_store_174
+        jbe     .Lcl_store_175
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_174:
+.Lcl_store_175:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_162
-.Lnot_content_length_169:
+        jmp     .Lnext_field_163
+.Lnot_content_length_170:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_170
+        jne     .Lnot_transfer_encoding_171
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_170
+        jne     .Lnot_transfer_encoding_171
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_170
+        jne     .Lnot_transfer_encoding_171
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_170
+        jne     .Lnot_transfer_encoding_171
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_170
+        jne     .Lnot_transfer_encoding_171
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_170
+        jne     .Lnot_transfer_encoding_171
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_162
-.Lnot_transfer_encoding_170:
+        jmp     .Lnext_field_163
+.Lnot_transfer_encoding_171:
         cmp     rdx, 10
-        jne     .Lnot_connection_168
+        jne     .Lnot_connection_169
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_168
+        jne     .Lnot_connection_169
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_168
+        jne     .Lnot_connection_169
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_168
-.Lconn_token_175:
+        jne     .Lnot_connection_169
+.Lconn_token_176:
         cmp     r11, r9
-        jae     .Lnext_field_162                # no more tokens
+        jae     .Lnext_field_163                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_176
+        je      .Lconn_separator_177
         cmp     eax, 32
-        je      .Lconn_separator_176
+        je      .Lconn_separator_177
         cmp     eax, 9
-        jne     .Lconn_token_start_181
-.Lconn_separator_176:
+        jne     .Lconn_token_start_182
+.Lconn_separator_177:
         inc     r11
-        jmp     .Lconn_token_175
-.Lconn_token_start_181:
+        jmp     .Lconn_token_176
+.Lconn_token_start_182:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_177:
+.Lconn_scan_178:
         cmp     r11, r9
-        jae     .Lconn_scanned_178
+        jae     .Lconn_scanned_179
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_178
+        je      .Lconn_scanned_179
         cmp     eax, 32
-        je      .Lconn_scanned_178
+        je      .Lconn_scanned_179
         cmp     eax, 9
-        je      .Lconn_scanned_178
+        je      .Lconn_scanned_179
         inc     r11
-        jmp     .Lconn_scan_177
-.Lconn_scanned_178:
+        jmp     .Lconn_scan_178
+.Lconn_scanned_179:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_179
+        jne     .Lnot_close_180
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_179
+        jne     .Lnot_close_180
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_179
+        jne     .Lnot_close_180
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_179:
+.Lnot_close_180:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_180
+        jne     .Lnot_keep_alive_181
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_180
+        jne     .Lnot_keep_alive_181
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_180
+        jne     .Lnot_keep_alive_181
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_180
+        jne     .Lnot_keep_alive_181
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_180:
-        jmp     .Lconn_token_175
-.Lnot_connection_168:
-.Lnext_field_162:
+.Lnot_keep_alive_181:
+        jmp     .Lconn_token_176
+.Lnot_connection_169:
+.Lnext_field_163:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_154
-.Lheaders_done_163:
+        jmp     .Lheader_line_155
+.Lheaders_done_164:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1437,41 +1447,41 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_185:
+.Lcheck_request_186:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_182
+        je      .Lno_transfer_encoding_183
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_137               # both framings: a smuggling attempt
+        jne     .Lbad_request_138               # both framings: a smuggling attempt
         mov     eax, 5                          # 501 Not Implemented
         ret
-.Lno_transfer_encoding_182:
+.Lno_transfer_encoding_183:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_137               # Content-Length twice
+        ja      .Lbad_request_138               # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_137               # Host twice
-        je      .Lhost_ok_183
+        ja      .Lbad_request_138               # Host twice
+        je      .Lhost_ok_184
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_137               # HTTP/1.1 without Host
-.Lhost_ok_183:
+        jne     .Lbad_request_138               # HTTP/1.1 without Host
+.Lhost_ok_184:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_184
+        jbe     .Lsize_ok_185
         mov     eax, 2                          # 413 Content Too Large
         ret
-.Lsize_ok_184:
+.Lsize_ok_185:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route
 ## C: return the response
 ## "response" answers every path with every known method (HEAD without a body).
-.Lroute_186:
+.Lroute_187:
         mov     eax, 0                          # the response
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_137:
+.Lbad_request_138:
         mov     eax, 1                          # 400 Bad Request
         ret
 
@@ -1486,25 +1496,25 @@ _start:
         mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
         inc     ecx                             # this one too
         cmp     ecx, 1000                       # the last request allowed?
-        jae     .Lmode_decided_187
+        jae     .Lmode_decided_188
         mov     ecx, eax
         shl     rcx, 5                          # index * 32: its record
         lea     rdx, [rip + responses]
         cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_187
+        jne     .Lmode_decided_188
         cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_187
+        jne     .Lmode_decided_188
         cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_187
+        jne     .Lmode_decided_188
         cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_188
+        je      .Lhttp10_189
         mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
         ret
-.Lhttp10_188:
+.Lhttp10_189:
         cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_187
+        je      .Lmode_decided_188
         mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_187:
+.Lmode_decided_188:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1515,20 +1525,20 @@ _start:
 ## buffer counts as the head.
 .Ltoo_large_26:
         xor     ecx, ecx                        # i = 0
-.Lscan_lf_190:
+.Lscan_lf_191:
         cmp     rcx, r14
-        jae     .Lanswer_too_large_191
+        jae     .Lanswer_too_large_192
         cmp     BYTE PTR [rbp+rcx], 10          # '\n'
-        je      .Lfound_lf_189
+        je      .Lfound_lf_190
         inc     rcx
-        jmp     .Lscan_lf_190
-.Lfound_lf_189:
+        jmp     .Lscan_lf_191
+.Lfound_lf_190:
         mov     eax, 4                          # 431
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
         ret
-.Lanswer_too_large_191:
+.Lanswer_too_large_192:
         mov     eax, 3                          # 414
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
@@ -1552,22 +1562,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_192                # mode 0: close
+        jz      .Lhead_ready_193                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_192                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_193                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_192:
+.Lhead_ready_193:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_193
+        jne     .Lbody_ready_194
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_193:
+.Lbody_ready_194:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9

@@ -282,7 +282,7 @@ no_sweep_58:
 ;; handler).
 begin_shutdown_37:
         cmp     dword [rel shutting_down], 0
-        jne     shutdown_check_64               ; already stopping
+        jne     shutdown_started_60             ; already stopping
         mov     dword [rel shutting_down], 1
         call    now_ms_15
         add     rax, 0x1388                     ; + shutdown_timeout_ms
@@ -291,6 +291,8 @@ begin_shutdown_37:
         mov     rdi, r12                        ; close the listener: no new connections
         mov     eax, 3                          ; syscall number: close
         syscall
+shutdown_started_60:
+        ; On every pass: a connection may have become idle since the last one.
         lea     rbx, [rel conns]                ; close every idle connection
 close_idle_61:
         lea     rax, [rel conns]
@@ -306,15 +308,13 @@ close_idle_next_62:
         add     rbx, 128
         jmp     close_idle_61
 idle_closed_63:
-shutdown_started_60:
-shutdown_check_64:
         cmp     dword [rel nconns], 0
         je      exit_ok_5                       ; nothing left: exit 0
         call    now_ms_15
         cmp     rax, qword [rel shutdown_deadline]
-        jl      not_yet_65
+        jl      not_yet_64
         jmp     exit_ok_5                       ; out of time: exit 0
-not_yet_65:
+not_yet_64:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -325,9 +325,9 @@ not_yet_65:
 ;; queue instead of being accepted and dropped, and nothing spins. It comes
 ;; back when a connection closes (or at the next sweep).
 accept_all_29:
-accept_next_66:
+accept_next_65:
         cmp     dword [rel nconns], 1024        ; a free slot?
-        jae     table_full_68
+        jae     table_full_67
         mov     dword [rel client_addrlen], 16
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel client_addr]          ; addr
@@ -336,17 +336,17 @@ accept_next_66:
         mov     eax, 288                        ; syscall number: accept4
         syscall
         test    rax, rax
-        jns     accepted_67
+        jns     accepted_66
         cmp     rax, -11                        ; -EAGAIN: none left
-        je      accept_done_69
+        je      accept_done_68
         cmp     rax, -4
-        je      accept_next_66
+        je      accept_next_65
         cmp     rax, -103                       ; the client gave up
-        je      accept_next_66
-table_full_68:
+        je      accept_next_65
+table_full_67:
         call    listen_off_35                   ; out of slots or descriptors: stop accepting for now
         ret
-accepted_67:
+accepted_66:
         mov     r13, rax                        ; r13 = the new socket
         dec     dword [rel free_top]            ; pop a free slot
         mov     ecx, dword [rel free_top]
@@ -378,8 +378,8 @@ accepted_67:
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
         inc     dword [rel nconns]
-        jmp     accept_next_66
-accept_done_69:
+        jmp     accept_next_65
+accept_done_68:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -403,70 +403,74 @@ connection_event_30:
         mov     rbp, qword [rbx+104]            ; rbp = its buffer
         mov     r14, qword [rbx+8]              ; r14 = bytes in it
         cmp     dword [rbx+4], 2
-        je      conn_writing_72
+        je      conn_writing_71
         cmp     dword [rbx+4], 3
-        je      conn_discarding_71
-conn_reading_70:
+        je      conn_discarding_70
+conn_reading_69:
         mov     edx, 0x2000                     ; count = the room left
         sub     rdx, r14
-        jz      process_73                      ; full: the head cannot fit (414 or 431)
+        jz      process_72                      ; full: the head cannot fit (414 or 431)
         mov     rsi, rbp
         add     rsi, r14                        ; buf + len
         mov     rdi, r13
         mov     eax, 0                          ; syscall number: read
         syscall
         cmp     rax, -11                        ; nothing after all
-        je      save_len_74
+        je      save_len_73
         cmp     rax, -4
-        je      save_len_74                     ; level-triggered: it comes back
+        je      save_len_73                     ; level-triggered: it comes back
         test    rax, rax
-        jle     conn_close_76                   ; end of file or error
+        jle     conn_close_75                   ; end of file or error
         add     qword [rbx+96], rax
         add     r14, rax                        ; len += n
         ; The first bytes of a keep-alive request start its header deadline.
         cmp     r14, rax
-        jne     process_73
+        jne     process_72
         cmp     dword [rbx+24], 0
-        je      process_73
+        je      process_72
         mov     eax, 0x2710
         call    conn_deadline_36
-        jmp     process_73
-conn_discarding_71:
+        jmp     process_72
+conn_discarding_70:
         mov     rdx, qword [rbx+72]             ; count = what is left of the body...
         cmp     rdx, 0x2000
-        jbe     discard_count_ok_77
+        jbe     discard_count_ok_76
         mov     edx, 0x2000                     ; ...at most a buffer: the next request stays unread
-discard_count_ok_77:
+discard_count_ok_76:
         mov     rsi, rbp
         mov     rdi, r13
         mov     eax, 0                          ; syscall number: read
         syscall
         cmp     rax, -11
-        je      save_len_74
+        je      save_len_73
         cmp     rax, -4
-        je      save_len_74
+        je      save_len_73
         test    rax, rax
-        jle     conn_close_76
+        jle     conn_close_75
         add     qword [rbx+96], rax
         sub     qword [rbx+72], rax
-        jnz     save_len_74                     ; more of the body to come
+        jz      body_dropped_77
+        mov     eax, 0x2710                     ; more to come: header_timeout_ms from this read
+        call    conn_deadline_36
+        jmp     save_len_73
+body_dropped_77:
         mov     dword [rbx+4], 1                ; the body is gone: wait for the next request
         mov     eax, 0x1388
         call    conn_deadline_36
-        jmp     save_len_74
-conn_writing_72:
+        jmp     save_len_73
+conn_writing_71:
         call    flush_32
         test    rax, rax
-        js      conn_close_76                   ; the client is gone
-        jz      save_len_74                     ; still more to send
-        jmp     after_write_75
+        js      conn_close_75                   ; the client is gone
+        jz      save_len_73                     ; still more to send
+        jmp     after_write_74
 
 ;; --------------------------------------------------------------------------
 ;; answer the complete requests in the buffer
 ;; C: while (head complete) { parse; route; queue the response; flush }
 ;; Pipelined requests are answered in order. A response that does not fit
 ;; in the socket buffer waits for EPOLLOUT; reading resumes after it.
-process_73:
+process_72:
         mov     rax, qword [rbx+16]
         mov     qword [rel scanned], rax
         call    find_head_end_21
@@ -475,7 +479,7 @@ process_73:
         test    rax, rax
         jnz     conn_have_head_78
         cmp     r14, 0x2000
-        jb      save_len_74                     ; incomplete: wait for more
+        jb      save_len_73                     ; incomplete: wait for more
         call    too_large_26                    ; 414 or 431
         jmp     conn_respond_79
 conn_have_head_78:
@@ -521,13 +525,13 @@ conn_queued_80:
         call    conn_deadline_36
         call    flush_32
         test    rax, rax
-        js      conn_close_76
-        jz      save_len_74                     ; the rest goes out on EPOLLOUT
+        js      conn_close_75
+        jz      save_len_73                     ; the rest goes out on EPOLLOUT
 
 ;; --------------------------------------------------------------------------
 ;; after a response: epoll_ctl(2), syscall 233
 ;; C: drop the request; close, or wait for the body's rest or the next request
-after_write_75:
+after_write_74:
         cmp     dword [rbx+112], 0              ; was it waiting for EPOLLOUT?
         je      conn_in_again_85
         mov     dword [rbx+112], 0
@@ -541,9 +545,9 @@ after_write_75:
         syscall
 conn_in_again_85:
         cmp     dword [rbx+28], 0               ; Connection: close?
-        je      conn_close_76
+        je      conn_close_75
         cmp     dword [rel shutting_down], 0    ; stopping?
-        jne     conn_close_76
+        jne     conn_close_75
 conn_keep_82:
         mov     rax, qword [rbx+80]             ; memmove(buf, buf + consume, len - consume)
         mov     rdi, rbp
@@ -558,21 +562,21 @@ conn_keep_82:
         mov     dword [rbx+4], 3
         mov     eax, 0x2710
         call    conn_deadline_36
-        jmp     save_len_74
+        jmp     save_len_73
 conn_no_discard_83:
         mov     dword [rbx+4], 1
         test    r14, r14                        ; the next request already here?
         jz      conn_idle_84
         mov     eax, 0x2710                     ; yes: its head has header_timeout_ms
         call    conn_deadline_36
-        jmp     process_73
+        jmp     process_72
 conn_idle_84:
         mov     eax, 0x1388                     ; no: wait keepalive_timeout_ms
         call    conn_deadline_36
-save_len_74:
+save_len_73:
         mov     qword [rbx+8], r14              ; record.len = r14
         ret
-conn_close_76:
+conn_close_75:
         jmp     close_connection_31             ; close_connection returns for us
 
 ;; --------------------------------------------------------------------------
@@ -1012,28 +1016,34 @@ now_ms_15:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine find_head_end
-;; C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
-;;    return p ? p + 4 - buf : (scanned = len, 0);
+;; C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+;;    scanned = len; return 0;
 ;; rax = the length of the request head, up to and with CR LF CR LF, or 0.
-;; Bytes searched before are not searched again, but for the last 3: the
-;; terminator may straddle two reads.
+;; Only bytes not searched before are looked at (the test looks back). A bare
+;; LF also ends the head, so that parse_request answers it with 400 instead of
+;; leaving the client to the header timeout.
 find_head_end_21:
-        mov     rsi, rbp
-        mov     rcx, qword [rel scanned]
-        sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_129
-        xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_129:
-scan_130:
-        lea     rax, [rcx+4]                    ; i + 4
-        cmp     rax, r14
-        ja      no_end_yet_131                  ; no 4 bytes left to compare
-        cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
+        mov     rcx, qword [rel scanned]        ; i = the first new byte
+scan_129:
+        cmp     rcx, r14
+        jae     no_end_yet_131                  ; all searched
+        cmp     byte [rbp+rcx], 10              ; LF?
+        jne     scan_next_130
+        test    rcx, rcx
+        jz      bare_lf_133                     ; an LF first of all: bare
+        cmp     byte [rbp+rcx-1], 13            ; CR before it?
+        jne     bare_lf_133
+        cmp     rcx, 3
+        jb      scan_next_130
+        cmp     dword [rbp+rcx-3], 0xa0d0a0d    ; "\r\n\r\n" read as a little-endian dword
         je      found_end_132
+scan_next_130:
         inc     rcx
-        jmp     scan_130
+        jmp     scan_129
+bare_lf_133:
 found_end_132:
-        ret                                     ; rax = i + 4
+        lea     rax, [rcx+1]                    ; rax = i + 1
+        ret
 no_end_yet_131:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
@@ -1058,70 +1068,70 @@ parse_request_22:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_138
+        jne     not_GET_139
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_133
-not_GET_138:
+        jmp     target_134
+not_GET_139:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_139
+        jne     not_HEAD_140
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_139
+        jne     not_HEAD_140
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_133
-not_HEAD_139:
+        jmp     target_134
+not_HEAD_140:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_140
+        jne     not_POST_141
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_140
+        jne     not_POST_141
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_133
-not_POST_140:
+        jmp     target_134
+not_POST_141:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_141
+        jne     not_PUT_142
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_133
-not_PUT_141:
+        jmp     target_134
+not_PUT_142:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_142
+        jne     not_DELETE_143
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_142
+        jne     not_DELETE_143
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_133
-not_DELETE_142:
+        jmp     target_134
+not_DELETE_143:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_143
+        jne     not_PATCH_144
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_143
+        jne     not_PATCH_144
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_133
-not_PATCH_143:
+        jmp     target_134
+not_PATCH_144:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_144
+        jne     not_OPTIONS_145
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_144
+        jne     not_OPTIONS_145
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_133
-not_OPTIONS_144:
-unknown_method_134:
+        jmp     target_134
+not_OPTIONS_145:
+unknown_method_135:
         mov     rcx, rsi
-method_token_135:
+method_token_136:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_136
+        jz      method_token_end_137
         inc     rcx
-        jmp     method_token_135
-method_token_end_136:
+        jmp     method_token_136
+method_token_end_137:
         cmp     rcx, rsi
-        je      bad_request_137                 ; no method at all
+        je      bad_request_138                 ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_137                 ; not followed by one space
+        jne     bad_request_138                 ; not followed by one space
         mov     eax, 5                          ; 501 Not Implemented
         ret
 
@@ -1130,58 +1140,58 @@ method_token_end_136:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_133:
+target_134:
         cmp     byte [rsi], 47
-        je      origin_form_145
+        je      origin_form_146
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_137
+        jne     bad_request_138
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_137
+        jne     bad_request_138
         add     rsi, 7                          ; skip "http://"
-authority_146:
+authority_147:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_145                 ; the path starts
+        je      origin_form_146                 ; the path starts
         cmp     eax, 32
-        je      no_path_147                     ; "http://host": the path is "/"
+        je      no_path_148                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_137
+        jz      bad_request_138
         inc     rsi
-        jmp     authority_146
-no_path_147:
+        jmp     authority_147
+no_path_148:
         mov     qword [rel req_path_len], 1
-        jmp     version_151
-origin_form_145:
+        jmp     version_152
+origin_form_146:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_148:
+path_149:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_149
+        je      path_end_150
         cmp     eax, 63
-        je      query_150
+        je      query_151
         cmp     eax, 35
-        je      query_150
+        je      query_151
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_137                 ; CR, LF, a control character: malformed
+        jz      bad_request_138                 ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_148
-query_150:
+        jmp     path_149
+query_151:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_152:
+skip_query_153:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_151
+        je      version_152
         test    byte [r8+rax], 4
-        jz      bad_request_137
-        jmp     skip_query_152
-path_end_149:
+        jz      bad_request_138
+        jmp     skip_query_153
+path_end_150:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -1190,28 +1200,28 @@ path_end_149:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_151:
+version_152:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_137
+        jne     bad_request_138
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_137
+        jne     bad_request_138
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_137                 ; not a digit
+        ja      bad_request_138                 ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_137
+        jne     bad_request_138
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_137
+        ja      bad_request_138
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_137                 ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_138                 ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_153
+        je      http_1_154
         mov     eax, 6                          ; 505 HTTP Version Not Supported
         ret
-http_1_153:
+http_1_154:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -1221,215 +1231,215 @@ http_1_153:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_154:
+header_line_155:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_163
+        je      headers_done_164
         mov     rcx, rsi                        ; rcx = the name
-field_name_155:
+field_name_156:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_156
+        jz      field_name_end_157
         inc     rsi
-        jmp     field_name_155
-field_name_end_156:
+        jmp     field_name_156
+field_name_end_157:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_137                 ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_138                 ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_137                 ; whitespace (or anything) before the colon
+        jne     bad_request_138                 ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_157:
+skip_ows_158:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_164
+        je      ows_char_165
         cmp     byte [rsi], 9
-        jne     field_value_158
-ows_char_164:
+        jne     field_value_159
+ows_char_165:
         inc     rsi
-        jmp     skip_ows_157
-field_value_158:
+        jmp     skip_ows_158
+field_value_159:
         mov     r11, rsi                        ; r11 = the value
-value_char_165:
+value_char_166:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_159
+        je      field_cr_160
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_137                 ; a bare LF, NUL or another control character
+        jz      bad_request_138                 ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_165
-field_cr_159:
+        jmp     value_char_166
+field_cr_160:
         cmp     byte [rsi+1], 10
-        jne     bad_request_137                 ; a bare CR
+        jne     bad_request_138                 ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_160:
+trim_161:
         cmp     r9, r11
-        je      trimmed_161
+        je      trimmed_162
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_166
+        je      trim_one_167
         cmp     eax, 9
-        jne     trimmed_161
-trim_one_166:
+        jne     trimmed_162
+trim_one_167:
         dec     r9
-        jmp     trim_160
-trimmed_161:
+        jmp     trim_161
+trimmed_162:
         cmp     rdx, 4
-        jne     not_host_167
+        jne     not_host_168
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_167
+        jne     not_host_168
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_162
-not_host_167:
+        jmp     next_field_163
+not_host_168:
         cmp     rdx, 14
-        jne     not_content_length_169
+        jne     not_content_length_170
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_169
+        jne     not_content_length_170
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_169
+        jne     not_content_length_170
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_169
+        jne     not_content_length_170
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_169
+        jne     not_content_length_170
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_137                 ; empty
+        je      bad_request_138                 ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_171:
+cl_digit_172:
         cmp     r11, r9
-        je      cl_end_172
+        je      cl_end_173
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_137                 ; not a digit: invalid
+        ja      bad_request_138                 ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_173          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_174          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_173:
+cl_too_many_digits_174:
         inc     r11
-        jmp     cl_digit_171
-cl_end_172:
+        jmp     cl_digit_172
+cl_end_173:
         cmp     rdx, 15
-        jbe     cl_store_174
+        jbe     cl_store_175
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_174:
+cl_store_175:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_162
-not_content_length_169:
+        jmp     next_field_163
+not_content_length_170:
         cmp     rdx, 17
-        jne     not_transfer_encoding_170
+        jne     not_transfer_encoding_171
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_170
+        jne     not_transfer_encoding_171
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_170
+        jne     not_transfer_encoding_171
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_170
+        jne     not_transfer_encoding_171
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_170
+        jne     not_transfer_encoding_171
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_170
+        jne     not_transfer_encoding_171
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_162
-not_transfer_encoding_170:
+        jmp     next_field_163
+not_transfer_encoding_171:
         cmp     rdx, 10
-        jne     not_connection_168
+        jne     not_connection_169
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_168
+        jne     not_connection_169
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_168
+        jne     not_connection_169
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_168
-conn_token_175:
+        jne     not_connection_169
+conn_token_176:
         cmp     r11, r9
-        jae     next_field_162                  ; no more tokens
+        jae     next_field_163                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_176
+        je      conn_separator_177
         cmp     eax, 32
-        je      conn_separator_176
+        je      conn_separator_177
         cmp     eax, 9
-        jne     conn_token_start_181
-conn_separator_176:
+        jne     conn_token_start_182
+conn_separator_177:
         inc     r11
-        jmp     conn_token_175
-conn_token_start_181:
+        jmp     conn_token_176
+conn_token_start_182:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_177:
+conn_scan_178:
         cmp     r11, r9
-        jae     conn_scanned_178
+        jae     conn_scanned_179
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_178
+        je      conn_scanned_179
         cmp     eax, 32
-        je      conn_scanned_178
+        je      conn_scanned_179
         cmp     eax, 9
-        je      conn_scanned_178
+        je      conn_scanned_179
         inc     r11
-        jmp     conn_scan_177
-conn_scanned_178:
+        jmp     conn_scan_178
+conn_scanned_179:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_179
+        jne     not_close_180
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_179
+        jne     not_close_180
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_179
+        jne     not_close_180
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_179:
+not_close_180:
         cmp     rdx, 10
-        jne     not_keep_alive_180
+        jne     not_keep_alive_181
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_180
+        jne     not_keep_alive_181
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_180
+        jne     not_keep_alive_181
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_180
+        jne     not_keep_alive_181
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_180:
-        jmp     conn_token_175
-not_connection_168:
-next_field_162:
+not_keep_alive_181:
+        jmp     conn_token_176
+not_connection_169:
+next_field_163:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_154
-headers_done_163:
+        jmp     header_line_155
+headers_done_164:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1437,41 +1447,41 @@ headers_done_163:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_185:
+check_request_186:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_182
+        je      no_transfer_encoding_183
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_137                 ; both framings: a smuggling attempt
+        jne     bad_request_138                 ; both framings: a smuggling attempt
         mov     eax, 5                          ; 501 Not Implemented
         ret
-no_transfer_encoding_182:
+no_transfer_encoding_183:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_137                 ; Content-Length twice
+        ja      bad_request_138                 ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_137                 ; Host twice
-        je      host_ok_183
+        ja      bad_request_138                 ; Host twice
+        je      host_ok_184
         cmp     dword [rel req_minor], 0
-        jne     bad_request_137                 ; HTTP/1.1 without Host
-host_ok_183:
+        jne     bad_request_138                 ; HTTP/1.1 without Host
+host_ok_184:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_184
+        jbe     size_ok_185
         mov     eax, 2                          ; 413 Content Too Large
         ret
-size_ok_184:
+size_ok_185:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route
 ;; C: return the response
 ;; "response" answers every path with every known method (HEAD without a body).
-route_186:
+route_187:
         mov     eax, 0                          ; the response
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_137:
+bad_request_138:
         mov     eax, 1                          ; 400 Bad Request
         ret
 
@@ -1486,25 +1496,25 @@ decide_mode_25:
         mov     dword [rel conn_mode], 0        ; close, unless kept below
         inc     ecx                             ; this one too
         cmp     ecx, 1000                       ; the last request allowed?
-        jae     mode_decided_187
+        jae     mode_decided_188
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32: its record
         lea     rdx, [rel responses]
         cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_187
+        jne     mode_decided_188
         cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_187
+        jne     mode_decided_188
         cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_187
+        jne     mode_decided_188
         cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_188
+        je      http10_189
         mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
         ret
-http10_188:
+http10_189:
         cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_187
+        je      mode_decided_188
         mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_187:
+mode_decided_188:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1515,20 +1525,20 @@ mode_decided_187:
 ;; buffer counts as the head.
 too_large_26:
         xor     ecx, ecx                        ; i = 0
-scan_lf_190:
+scan_lf_191:
         cmp     rcx, r14
-        jae     answer_too_large_191
+        jae     answer_too_large_192
         cmp     byte [rbp+rcx], 10              ; '\n'
-        je      found_lf_189
+        je      found_lf_190
         inc     rcx
-        jmp     scan_lf_190
-found_lf_189:
+        jmp     scan_lf_191
+found_lf_190:
         mov     eax, 4                          ; 431
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
         ret
-answer_too_large_191:
+answer_too_large_192:
         mov     eax, 3                          ; 414
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
@@ -1552,22 +1562,22 @@ prepare_response_23:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_192                  ; mode 0: close
+        jz      head_ready_193                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_192                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_193                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_192:
+head_ready_193:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_193
+        jne     body_ready_194
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_193:
+body_ready_194:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9

@@ -758,28 +758,34 @@ read_timed_done_86:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine find_head_end
-;; C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
-;;    return p ? p + 4 - buf : (scanned = len, 0);
+;; C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+;;    scanned = len; return 0;
 ;; rax = the length of the request head, up to and with CR LF CR LF, or 0.
-;; Bytes searched before are not searched again, but for the last 3: the
-;; terminator may straddle two reads.
+;; Only bytes not searched before are looked at (the test looks back). A bare
+;; LF also ends the head, so that parse_request answers it with 400 instead of
+;; leaving the client to the header timeout.
 find_head_end_21:
-        mov     rsi, rbp
-        mov     rcx, qword [rel scanned]
-        sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_87
-        xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_87:
-scan_88:
-        lea     rax, [rcx+4]                    ; i + 4
-        cmp     rax, r14
-        ja      no_end_yet_89                   ; no 4 bytes left to compare
-        cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
+        mov     rcx, qword [rel scanned]        ; i = the first new byte
+scan_87:
+        cmp     rcx, r14
+        jae     no_end_yet_89                   ; all searched
+        cmp     byte [rbp+rcx], 10              ; LF?
+        jne     scan_next_88
+        test    rcx, rcx
+        jz      bare_lf_91                      ; an LF first of all: bare
+        cmp     byte [rbp+rcx-1], 13            ; CR before it?
+        jne     bare_lf_91
+        cmp     rcx, 3
+        jb      scan_next_88
+        cmp     dword [rbp+rcx-3], 0xa0d0a0d    ; "\r\n\r\n" read as a little-endian dword
         je      found_end_90
+scan_next_88:
         inc     rcx
-        jmp     scan_88
+        jmp     scan_87
+bare_lf_91:
 found_end_90:
-        ret                                     ; rax = i + 4
+        lea     rax, [rcx+1]                    ; rax = i + 1
+        ret
 no_end_yet_89:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
@@ -804,70 +810,70 @@ parse_request_22:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_96
+        jne     not_GET_97
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_91
-not_GET_96:
+        jmp     target_92
+not_GET_97:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_97
+        jne     not_HEAD_98
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_97
+        jne     not_HEAD_98
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_91
-not_HEAD_97:
+        jmp     target_92
+not_HEAD_98:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_98
+        jne     not_POST_99
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_98
+        jne     not_POST_99
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_91
-not_POST_98:
+        jmp     target_92
+not_POST_99:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_99
+        jne     not_PUT_100
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_91
-not_PUT_99:
+        jmp     target_92
+not_PUT_100:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_100
+        jne     not_DELETE_101
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_100
+        jne     not_DELETE_101
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_91
-not_DELETE_100:
+        jmp     target_92
+not_DELETE_101:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_101
+        jne     not_PATCH_102
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_101
+        jne     not_PATCH_102
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_91
-not_PATCH_101:
+        jmp     target_92
+not_PATCH_102:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_102
+        jne     not_OPTIONS_103
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_102
+        jne     not_OPTIONS_103
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_91
-not_OPTIONS_102:
-unknown_method_92:
+        jmp     target_92
+not_OPTIONS_103:
+unknown_method_93:
         mov     rcx, rsi
-method_token_93:
+method_token_94:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_94
+        jz      method_token_end_95
         inc     rcx
-        jmp     method_token_93
-method_token_end_94:
+        jmp     method_token_94
+method_token_end_95:
         cmp     rcx, rsi
-        je      bad_request_95                  ; no method at all
+        je      bad_request_96                  ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_95                  ; not followed by one space
+        jne     bad_request_96                  ; not followed by one space
         mov     eax, 5                          ; 501 Not Implemented
         ret
 
@@ -876,58 +882,58 @@ method_token_end_94:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_91:
+target_92:
         cmp     byte [rsi], 47
-        je      origin_form_103
+        je      origin_form_104
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_95
+        jne     bad_request_96
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_95
+        jne     bad_request_96
         add     rsi, 7                          ; skip "http://"
-authority_104:
+authority_105:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_103                 ; the path starts
+        je      origin_form_104                 ; the path starts
         cmp     eax, 32
-        je      no_path_105                     ; "http://host": the path is "/"
+        je      no_path_106                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_95
+        jz      bad_request_96
         inc     rsi
-        jmp     authority_104
-no_path_105:
+        jmp     authority_105
+no_path_106:
         mov     qword [rel req_path_len], 1
-        jmp     version_109
-origin_form_103:
+        jmp     version_110
+origin_form_104:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_106:
+path_107:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_107
+        je      path_end_108
         cmp     eax, 63
-        je      query_108
+        je      query_109
         cmp     eax, 35
-        je      query_108
+        je      query_109
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_95                  ; CR, LF, a control character: malformed
+        jz      bad_request_96                  ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_106
-query_108:
+        jmp     path_107
+query_109:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_110:
+skip_query_111:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_109
+        je      version_110
         test    byte [r8+rax], 4
-        jz      bad_request_95
-        jmp     skip_query_110
-path_end_107:
+        jz      bad_request_96
+        jmp     skip_query_111
+path_end_108:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -936,28 +942,28 @@ path_end_107:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_109:
+version_110:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_95
+        jne     bad_request_96
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_95
+        jne     bad_request_96
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_95                  ; not a digit
+        ja      bad_request_96                  ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_95
+        jne     bad_request_96
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_95
+        ja      bad_request_96
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_95                  ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_96                  ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_111
+        je      http_1_112
         mov     eax, 6                          ; 505 HTTP Version Not Supported
         ret
-http_1_111:
+http_1_112:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -967,215 +973,215 @@ http_1_111:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_112:
+header_line_113:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_121
+        je      headers_done_122
         mov     rcx, rsi                        ; rcx = the name
-field_name_113:
+field_name_114:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_114
+        jz      field_name_end_115
         inc     rsi
-        jmp     field_name_113
-field_name_end_114:
+        jmp     field_name_114
+field_name_end_115:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_95                  ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_96                  ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_95                  ; whitespace (or anything) before the colon
+        jne     bad_request_96                  ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_115:
+skip_ows_116:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_122
+        je      ows_char_123
         cmp     byte [rsi], 9
-        jne     field_value_116
-ows_char_122:
+        jne     field_value_117
+ows_char_123:
         inc     rsi
-        jmp     skip_ows_115
-field_value_116:
+        jmp     skip_ows_116
+field_value_117:
         mov     r11, rsi                        ; r11 = the value
-value_char_123:
+value_char_124:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_117
+        je      field_cr_118
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_95                  ; a bare LF, NUL or another control character
+        jz      bad_request_96                  ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_123
-field_cr_117:
+        jmp     value_char_124
+field_cr_118:
         cmp     byte [rsi+1], 10
-        jne     bad_request_95                  ; a bare CR
+        jne     bad_request_96                  ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_118:
+trim_119:
         cmp     r9, r11
-        je      trimmed_119
+        je      trimmed_120
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_124
+        je      trim_one_125
         cmp     eax, 9
-        jne     trimmed_119
-trim_one_124:
+        jne     trimmed_120
+trim_one_125:
         dec     r9
-        jmp     trim_118
-trimmed_119:
+        jmp     trim_119
+trimmed_120:
         cmp     rdx, 4
-        jne     not_host_125
+        jne     not_host_126
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_125
+        jne     not_host_126
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_120
-not_host_125:
+        jmp     next_field_121
+not_host_126:
         cmp     rdx, 14
-        jne     not_content_length_127
+        jne     not_content_length_128
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_127
+        jne     not_content_length_128
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_127
+        jne     not_content_length_128
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_127
+        jne     not_content_length_128
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_127
+        jne     not_content_length_128
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_95                  ; empty
+        je      bad_request_96                  ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_129:
+cl_digit_130:
         cmp     r11, r9
-        je      cl_end_130
+        je      cl_end_131
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_95                  ; not a digit: invalid
+        ja      bad_request_96                  ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_131          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_132          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_131:
+cl_too_many_digits_132:
         inc     r11
-        jmp     cl_digit_129
-cl_end_130:
+        jmp     cl_digit_130
+cl_end_131:
         cmp     rdx, 15
-        jbe     cl_store_132
+        jbe     cl_store_133
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_132:
+cl_store_133:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_120
-not_content_length_127:
+        jmp     next_field_121
+not_content_length_128:
         cmp     rdx, 17
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_120
-not_transfer_encoding_128:
+        jmp     next_field_121
+not_transfer_encoding_129:
         cmp     rdx, 10
-        jne     not_connection_126
+        jne     not_connection_127
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_126
+        jne     not_connection_127
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_126
+        jne     not_connection_127
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_126
-conn_token_133:
+        jne     not_connection_127
+conn_token_134:
         cmp     r11, r9
-        jae     next_field_120                  ; no more tokens
+        jae     next_field_121                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_134
+        je      conn_separator_135
         cmp     eax, 32
-        je      conn_separator_134
+        je      conn_separator_135
         cmp     eax, 9
-        jne     conn_token_start_139
-conn_separator_134:
+        jne     conn_token_start_140
+conn_separator_135:
         inc     r11
-        jmp     conn_token_133
-conn_token_start_139:
+        jmp     conn_token_134
+conn_token_start_140:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_135:
+conn_scan_136:
         cmp     r11, r9
-        jae     conn_scanned_136
+        jae     conn_scanned_137
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_136
+        je      conn_scanned_137
         cmp     eax, 32
-        je      conn_scanned_136
+        je      conn_scanned_137
         cmp     eax, 9
-        je      conn_scanned_136
+        je      conn_scanned_137
         inc     r11
-        jmp     conn_scan_135
-conn_scanned_136:
+        jmp     conn_scan_136
+conn_scanned_137:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_137
+        jne     not_close_138
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_137
+        jne     not_close_138
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_137
+        jne     not_close_138
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_137:
+not_close_138:
         cmp     rdx, 10
-        jne     not_keep_alive_138
+        jne     not_keep_alive_139
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_138
+        jne     not_keep_alive_139
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_138
+        jne     not_keep_alive_139
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_138
+        jne     not_keep_alive_139
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_138:
-        jmp     conn_token_133
-not_connection_126:
-next_field_120:
+not_keep_alive_139:
+        jmp     conn_token_134
+not_connection_127:
+next_field_121:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_112
-headers_done_121:
+        jmp     header_line_113
+headers_done_122:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1183,41 +1189,41 @@ headers_done_121:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_143:
+check_request_144:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_140
+        je      no_transfer_encoding_141
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_95                  ; both framings: a smuggling attempt
+        jne     bad_request_96                  ; both framings: a smuggling attempt
         mov     eax, 5                          ; 501 Not Implemented
         ret
-no_transfer_encoding_140:
+no_transfer_encoding_141:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_95                  ; Content-Length twice
+        ja      bad_request_96                  ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_95                  ; Host twice
-        je      host_ok_141
+        ja      bad_request_96                  ; Host twice
+        je      host_ok_142
         cmp     dword [rel req_minor], 0
-        jne     bad_request_95                  ; HTTP/1.1 without Host
-host_ok_141:
+        jne     bad_request_96                  ; HTTP/1.1 without Host
+host_ok_142:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_142
+        jbe     size_ok_143
         mov     eax, 2                          ; 413 Content Too Large
         ret
-size_ok_142:
+size_ok_143:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route
 ;; C: return the response
 ;; "response" answers every path with every known method (HEAD without a body).
-route_144:
+route_145:
         mov     eax, 0                          ; the response
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_95:
+bad_request_96:
         mov     eax, 1                          ; 400 Bad Request
         ret
 
@@ -1232,25 +1238,25 @@ decide_mode_25:
         mov     dword [rel conn_mode], 0        ; close, unless kept below
         inc     ecx                             ; this one too
         cmp     ecx, 1000                       ; the last request allowed?
-        jae     mode_decided_145
+        jae     mode_decided_146
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32: its record
         lea     rdx, [rel responses]
         cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_145
+        jne     mode_decided_146
         cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_145
+        jne     mode_decided_146
         cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_145
+        jne     mode_decided_146
         cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_146
+        je      http10_147
         mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
         ret
-http10_146:
+http10_147:
         cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_145
+        je      mode_decided_146
         mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_145:
+mode_decided_146:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1261,20 +1267,20 @@ mode_decided_145:
 ;; buffer counts as the head.
 too_large_26:
         xor     ecx, ecx                        ; i = 0
-scan_lf_148:
+scan_lf_149:
         cmp     rcx, r14
-        jae     answer_too_large_149
+        jae     answer_too_large_150
         cmp     byte [rbp+rcx], 10              ; '\n'
-        je      found_lf_147
+        je      found_lf_148
         inc     rcx
-        jmp     scan_lf_148
-found_lf_147:
+        jmp     scan_lf_149
+found_lf_148:
         mov     eax, 4                          ; 431
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
         ret
-answer_too_large_149:
+answer_too_large_150:
         mov     eax, 3                          ; 414
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
@@ -1298,22 +1304,22 @@ prepare_response_23:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_150                  ; mode 0: close
+        jz      head_ready_151                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_150                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_151                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_150:
+head_ready_151:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_151
+        jne     body_ready_152
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_151:
+body_ready_152:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1331,21 +1337,21 @@ body_ready_151:
 ;; write_all (blocking modes). rax = 0, or -errno.
 send_response_24:
         call    prepare_response_23
-writev_again_152:
+writev_again_153:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel iov]                  ; iov
         mov     edx, 2                          ; iovcnt = 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_152
+        je      writev_again_153
         test    rax, rax
-        js      send_done_154                   ; -errno: the client is gone
+        js      send_done_155                   ; -errno: the client is gone
         ; A short write: finish the head, then the body, with write_all.
         lea     r10, [rel iov]
         mov     rcx, qword [r10+8]              ; head_len
         cmp     rax, rcx
-        jae     head_done_153
+        jae     head_done_154
         mov     rsi, qword [r10]
         add     rsi, rax                        ; the head's rest
         mov     rdx, rcx
@@ -1353,11 +1359,11 @@ writev_again_152:
         mov     rdi, r13
         call    write_all_6
         test    rax, rax
-        js      send_done_154
+        js      send_done_155
         xor     eax, eax                        ; no body bytes written yet
         lea     r10, [rel iov]
         mov     ecx, 0
-head_done_153:
+head_done_154:
         sub     rax, rcx                        ; body bytes written
         mov     rsi, qword [r10+16]
         add     rsi, rax                        ; the body's rest
@@ -1365,7 +1371,7 @@ head_done_153:
         sub     rdx, rax
         mov     rdi, r13
         call    write_all_6                     ; returns at once when nothing is left
-send_done_154:
+send_done_155:
         ret
 
         section .rodata

@@ -727,28 +727,34 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine find_head_end
-## C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
-##    return p ? p + 4 - buf : (scanned = len, 0);
+## C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+##    scanned = len; return 0;
 ## rax = the length of the request head, up to and with CR LF CR LF, or 0.
-## Bytes searched before are not searched again, but for the last 3: the
-## terminator may straddle two reads.
+## Only bytes not searched before are looked at (the test looks back). A bare
+## LF also ends the head, so that parse_request answers it with 400 instead of
+## leaving the client to the header timeout.
 .Lfind_head_end_21:
-        mov     rsi, rbp
-        mov     rcx, QWORD PTR [rip + scanned]
-        sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_87
-        xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_87:
-.Lscan_88:
-        lea     rax, [rcx+4]                    # i + 4
-        cmp     rax, r14
-        ja      .Lno_end_yet_89                 # no 4 bytes left to compare
-        cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
+        mov     rcx, QWORD PTR [rip + scanned]  # i = the first new byte
+.Lscan_87:
+        cmp     rcx, r14
+        jae     .Lno_end_yet_89                 # all searched
+        cmp     BYTE PTR [rbp+rcx], 10          # LF?
+        jne     .Lscan_next_88
+        test    rcx, rcx
+        jz      .Lbare_lf_91                    # an LF first of all: bare
+        cmp     BYTE PTR [rbp+rcx-1], 13        # CR before it?
+        jne     .Lbare_lf_91
+        cmp     rcx, 3
+        jb      .Lscan_next_88
+        cmp     DWORD PTR [rbp+rcx-3], 0xa0d0a0d # "\r\n\r\n" read as a little-endian dword
         je      .Lfound_end_90
+.Lscan_next_88:
         inc     rcx
-        jmp     .Lscan_88
+        jmp     .Lscan_87
+.Lbare_lf_91:
 .Lfound_end_90:
-        ret                                     # rax = i + 4
+        lea     rax, [rcx+1]                    # rax = i + 1
+        ret
 .Lno_end_yet_89:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
@@ -773,70 +779,70 @@ _start:
         mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_96
+        jne     .Lnot_GET_97
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_91
-.Lnot_GET_96:
+        jmp     .Ltarget_92
+.Lnot_GET_97:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_97
+        jne     .Lnot_HEAD_98
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_97
+        jne     .Lnot_HEAD_98
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_91
-.Lnot_HEAD_97:
+        jmp     .Ltarget_92
+.Lnot_HEAD_98:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_98
+        jne     .Lnot_POST_99
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_98
+        jne     .Lnot_POST_99
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_91
-.Lnot_POST_98:
+        jmp     .Ltarget_92
+.Lnot_POST_99:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_99
+        jne     .Lnot_PUT_100
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_91
-.Lnot_PUT_99:
+        jmp     .Ltarget_92
+.Lnot_PUT_100:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_100
+        jne     .Lnot_DELETE_101
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_100
+        jne     .Lnot_DELETE_101
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_91
-.Lnot_DELETE_100:
+        jmp     .Ltarget_92
+.Lnot_DELETE_101:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_101
+        jne     .Lnot_PATCH_102
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_101
+        jne     .Lnot_PATCH_102
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_91
-.Lnot_PATCH_101:
+        jmp     .Ltarget_92
+.Lnot_PATCH_102:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_102
+        jne     .Lnot_OPTIONS_103
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_102
+        jne     .Lnot_OPTIONS_103
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_91
-.Lnot_OPTIONS_102:
-.Lunknown_method_92:
+        jmp     .Ltarget_92
+.Lnot_OPTIONS_103:
+.Lunknown_method_93:
         mov     rcx, rsi
-.Lmethod_token_93:
+.Lmethod_token_94:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_94
+        jz      .Lmethod_token_end_95
         inc     rcx
-        jmp     .Lmethod_token_93
-.Lmethod_token_end_94:
+        jmp     .Lmethod_token_94
+.Lmethod_token_end_95:
         cmp     rcx, rsi
-        je      .Lbad_request_95                # no method at all
+        je      .Lbad_request_96                # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_95                # not followed by one space
+        jne     .Lbad_request_96                # not followed by one space
         mov     eax, 21                         # 501 Not Implemented
         ret
 
@@ -845,60 +851,60 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_91:
+.Ltarget_92:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_103
+        je      .Lorigin_form_104
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_95
+        jne     .Lbad_request_96
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_95
+        jne     .Lbad_request_96
         add     rsi, 7                          # skip "http://"
-.Lauthority_104:
+.Lauthority_105:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_103               # the path starts
+        je      .Lorigin_form_104               # the path starts
         cmp     eax, 32
-        je      .Lno_path_105                   # "http://host": the path is "/"
+        je      .Lno_path_106                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_95
+        jz      .Lbad_request_96
         inc     rsi
-        jmp     .Lauthority_104
-.Lno_path_105:
+        jmp     .Lauthority_105
+.Lno_path_106:
         lea     rax, [rip + path_root]
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_109
-.Lorigin_form_103:
+        jmp     .Lversion_110
+.Lorigin_form_104:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_106:
+.Lpath_107:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_107
+        je      .Lpath_end_108
         cmp     eax, 63
-        je      .Lquery_108
+        je      .Lquery_109
         cmp     eax, 35
-        je      .Lquery_108
+        je      .Lquery_109
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_95                # CR, LF, a control character: malformed
+        jz      .Lbad_request_96                # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_106
-.Lquery_108:
+        jmp     .Lpath_107
+.Lquery_109:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_110:
+.Lskip_query_111:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_109
+        je      .Lversion_110
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_95
-        jmp     .Lskip_query_110
-.Lpath_end_107:
+        jz      .Lbad_request_96
+        jmp     .Lskip_query_111
+.Lpath_end_108:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -907,28 +913,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_109:
+.Lversion_110:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_95
+        jne     .Lbad_request_96
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_95
+        jne     .Lbad_request_96
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_95                # not a digit
+        ja      .Lbad_request_96                # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_95
+        jne     .Lbad_request_96
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_95
+        ja      .Lbad_request_96
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_95                # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_96                # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_111
+        je      .Lhttp_1_112
         mov     eax, 22                         # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_111:
+.Lhttp_1_112:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -938,215 +944,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_112:
+.Lheader_line_113:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_121
+        je      .Lheaders_done_122
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_113:
+.Lfield_name_114:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_114
+        jz      .Lfield_name_end_115
         inc     rsi
-        jmp     .Lfield_name_113
-.Lfield_name_end_114:
+        jmp     .Lfield_name_114
+.Lfield_name_end_115:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_95                # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_96                # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_95                # whitespace (or anything) before the colon
+        jne     .Lbad_request_96                # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_115:
+.Lskip_ows_116:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_122
+        je      .Lows_char_123
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_116
-.Lows_char_122:
+        jne     .Lfield_value_117
+.Lows_char_123:
         inc     rsi
-        jmp     .Lskip_ows_115
-.Lfield_value_116:
+        jmp     .Lskip_ows_116
+.Lfield_value_117:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_123:
+.Lvalue_char_124:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_117
+        je      .Lfield_cr_118
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_95                # a bare LF, NUL or another control character
+        jz      .Lbad_request_96                # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_123
-.Lfield_cr_117:
+        jmp     .Lvalue_char_124
+.Lfield_cr_118:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_95                # a bare CR
+        jne     .Lbad_request_96                # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_118:
+.Ltrim_119:
         cmp     r9, r11
-        je      .Ltrimmed_119
+        je      .Ltrimmed_120
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_124
+        je      .Ltrim_one_125
         cmp     eax, 9
-        jne     .Ltrimmed_119
-.Ltrim_one_124:
+        jne     .Ltrimmed_120
+.Ltrim_one_125:
         dec     r9
-        jmp     .Ltrim_118
-.Ltrimmed_119:
+        jmp     .Ltrim_119
+.Ltrimmed_120:
         cmp     rdx, 4
-        jne     .Lnot_host_125
+        jne     .Lnot_host_126
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_125
+        jne     .Lnot_host_126
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_120
-.Lnot_host_125:
+        jmp     .Lnext_field_121
+.Lnot_host_126:
         cmp     rdx, 14
-        jne     .Lnot_content_length_127
+        jne     .Lnot_content_length_128
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_127
+        jne     .Lnot_content_length_128
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_127
+        jne     .Lnot_content_length_128
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_127
+        jne     .Lnot_content_length_128
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_127
+        jne     .Lnot_content_length_128
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_95                # empty
+        je      .Lbad_request_96                # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_129:
+.Lcl_digit_130:
         cmp     r11, r9
-        je      .Lcl_end_130
+        je      .Lcl_end_131
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_95                # not a digit: invalid
+        ja      .Lbad_request_96                # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_131        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_132        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_131:
+.Lcl_too_many_digits_132:
         inc     r11
-        jmp     .Lcl_digit_129
-.Lcl_end_130:
+        jmp     .Lcl_digit_130
+.Lcl_end_131:
         cmp     rdx, 15
-        jbe     .Lcl_store_132
+        jbe     .Lcl_store_133
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_132:
+.Lcl_store_133:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_120
-.Lnot_content_length_127:
+        jmp     .Lnext_field_121
+.Lnot_content_length_128:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_128
+        jne     .Lnot_transfer_encoding_129
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_128
+        jne     .Lnot_transfer_encoding_129
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_128
+        jne     .Lnot_transfer_encoding_129
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_128
+        jne     .Lnot_transfer_encoding_129
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_128
+        jne     .Lnot_transfer_encoding_129
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_128
+        jne     .Lnot_transfer_encoding_129
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_120
-.Lnot_transfer_encoding_128:
+        jmp     .Lnext_field_121
+.Lnot_transfer_encoding_129:
         cmp     rdx, 10
-        jne     .Lnot_connection_126
+        jne     .Lnot_connection_127
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_126
+        jne     .Lnot_connection_127
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_126
+        jne     .Lnot_connection_127
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_126
-.Lconn_token_133:
+        jne     .Lnot_connection_127
+.Lconn_token_134:
         cmp     r11, r9
-        jae     .Lnext_field_120                # no more tokens
+        jae     .Lnext_field_121                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_134
+        je      .Lconn_separator_135
         cmp     eax, 32
-        je      .Lconn_separator_134
+        je      .Lconn_separator_135
         cmp     eax, 9
-        jne     .Lconn_token_start_139
-.Lconn_separator_134:
+        jne     .Lconn_token_start_140
+.Lconn_separator_135:
         inc     r11
-        jmp     .Lconn_token_133
-.Lconn_token_start_139:
+        jmp     .Lconn_token_134
+.Lconn_token_start_140:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_135:
+.Lconn_scan_136:
         cmp     r11, r9
-        jae     .Lconn_scanned_136
+        jae     .Lconn_scanned_137
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_136
+        je      .Lconn_scanned_137
         cmp     eax, 32
-        je      .Lconn_scanned_136
+        je      .Lconn_scanned_137
         cmp     eax, 9
-        je      .Lconn_scanned_136
+        je      .Lconn_scanned_137
         inc     r11
-        jmp     .Lconn_scan_135
-.Lconn_scanned_136:
+        jmp     .Lconn_scan_136
+.Lconn_scanned_137:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_137
+        jne     .Lnot_close_138
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_137
+        jne     .Lnot_close_138
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_137
+        jne     .Lnot_close_138
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_137:
+.Lnot_close_138:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_138
+        jne     .Lnot_keep_alive_139
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_138
+        jne     .Lnot_keep_alive_139
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_138
+        jne     .Lnot_keep_alive_139
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_138
+        jne     .Lnot_keep_alive_139
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_138:
-        jmp     .Lconn_token_133
-.Lnot_connection_126:
-.Lnext_field_120:
+.Lnot_keep_alive_139:
+        jmp     .Lconn_token_134
+.Lnot_connection_127:
+.Lnext_field_121:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_112
-.Lheaders_done_121:
+        jmp     .Lheader_line_113
+.Lheaders_done_122:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1154,101 +1160,101 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_143:
+.Lcheck_request_144:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_140
+        je      .Lno_transfer_encoding_141
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_95                # both framings: a smuggling attempt
+        jne     .Lbad_request_96                # both framings: a smuggling attempt
         mov     eax, 21                         # 501 Not Implemented
         ret
-.Lno_transfer_encoding_140:
+.Lno_transfer_encoding_141:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_95                # Content-Length twice
+        ja      .Lbad_request_96                # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_95                # Host twice
-        je      .Lhost_ok_141
+        ja      .Lbad_request_96                # Host twice
+        je      .Lhost_ok_142
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_95                # HTTP/1.1 without Host
-.Lhost_ok_141:
+        jne     .Lbad_request_96                # HTTP/1.1 without Host
+.Lhost_ok_142:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_142
+        jbe     .Lsize_ok_143
         mov     eax, 18                         # 413 Content Too Large
         ret
-.Lsize_ok_142:
+.Lsize_ok_143:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route by exact path
 ## C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ## A compare chain generated from the spec: the length first, then the bytes.
 ## Unknown paths get not_found.
-.Lroute_144:
+.Lroute_145:
         mov     r9, QWORD PTR [rip + req_path]  # r9 = the path
         mov     r10, QWORD PTR [rip + req_path_len] # r10 = its length
         cmp     r10, 1                          # "/"
-        jne     .Lnot_path_145
+        jne     .Lnot_path_146
         mov     rsi, r9
         lea     rdi, [rip + path_0]
         mov     ecx, 1
         repe cmpsb                              # compare while equal
-        je      .Lpath_146
-.Lnot_path_145:
+        je      .Lpath_147
+.Lnot_path_146:
         cmp     r10, 7                          # "/health"
-        jne     .Lnot_path_147
+        jne     .Lnot_path_148
         mov     rsi, r9
         lea     rdi, [rip + path_1]
         mov     ecx, 7
         repe cmpsb                              # compare while equal
-        je      .Lpath_148
-.Lnot_path_147:
+        je      .Lpath_149
+.Lnot_path_148:
         cmp     r10, 11                         # "/api/status"
-        jne     .Lnot_path_149
+        jne     .Lnot_path_150
         mov     rsi, r9
         lea     rdi, [rip + path_2]
         mov     ecx, 11
         repe cmpsb                              # compare while equal
-        je      .Lpath_150
-.Lnot_path_149:
+        je      .Lpath_151
+.Lnot_path_150:
         cmp     r10, 10                         # "/api/items"
-        jne     .Lnot_path_151
+        jne     .Lnot_path_152
         mov     rsi, r9
         lea     rdi, [rip + path_3]
         mov     ecx, 10
         repe cmpsb                              # compare while equal
-        je      .Lpath_152
-.Lnot_path_151:
+        je      .Lpath_153
+.Lnot_path_152:
         cmp     r10, 12                         # "/api/items/1"
-        jne     .Lnot_path_153
+        jne     .Lnot_path_154
         mov     rsi, r9
         lea     rdi, [rip + path_4]
         mov     ecx, 12
         repe cmpsb                              # compare while equal
-        je      .Lpath_154
-.Lnot_path_153:
+        je      .Lpath_155
+.Lnot_path_154:
         cmp     r10, 4                          # "/old"
-        jne     .Lnot_path_155
+        jne     .Lnot_path_156
         mov     rsi, r9
         lea     rdi, [rip + path_5]
         mov     ecx, 4
         repe cmpsb                              # compare while equal
-        je      .Lpath_156
-.Lnot_path_155:
+        je      .Lpath_157
+.Lnot_path_156:
         cmp     r10, 7                          # "/teapot"
-        jne     .Lnot_path_157
+        jne     .Lnot_path_158
         mov     rsi, r9
         lea     rdi, [rip + path_6]
         mov     ecx, 7
         repe cmpsb                              # compare while equal
-        je      .Lpath_158
-.Lnot_path_157:
+        je      .Lpath_159
+.Lnot_path_158:
         cmp     r10, 12                         # "/maintenance"
-        jne     .Lnot_path_159
+        jne     .Lnot_path_160
         mov     rsi, r9
         lea     rdi, [rip + path_7]
         mov     ecx, 12
         repe cmpsb                              # compare while equal
-        je      .Lpath_160
-.Lnot_path_159:
+        je      .Lpath_161
+.Lnot_path_160:
         mov     eax, 16                         # 404: not_found
         ret
 
@@ -1256,18 +1262,18 @@ _start:
 ## parse_request: the methods of /
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_146:
+.Lpath_147:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_161
-        mov     eax, 0                          # GET /
-        ret
-.Lnot_161:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_162
         mov     eax, 0                          # GET /
         ret
 .Lnot_162:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_163
+        mov     eax, 0                          # GET /
+        ret
+.Lnot_163:
         mov     eax, 8                          # 405 Method Not Allowed
         ret
 
@@ -1275,18 +1281,18 @@ _start:
 ## parse_request: the methods of /health
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_148:
+.Lpath_149:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_163
-        mov     eax, 1                          # GET /health
-        ret
-.Lnot_163:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_164
         mov     eax, 1                          # GET /health
         ret
 .Lnot_164:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_165
+        mov     eax, 1                          # GET /health
+        ret
+.Lnot_165:
         mov     eax, 9                          # 405 Method Not Allowed
         ret
 
@@ -1294,18 +1300,18 @@ _start:
 ## parse_request: the methods of /api/status
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_150:
+.Lpath_151:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_165
-        mov     eax, 2                          # GET /api/status
-        ret
-.Lnot_165:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_166
         mov     eax, 2                          # GET /api/status
         ret
 .Lnot_166:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_167
+        mov     eax, 2                          # GET /api/status
+        ret
+.Lnot_167:
         mov     eax, 10                         # 405 Method Not Allowed
         ret
 
@@ -1313,13 +1319,13 @@ _start:
 ## parse_request: the methods of /api/items
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_152:
+.Lpath_153:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 3                          # POST
-        jne     .Lnot_167
+        jne     .Lnot_168
         mov     eax, 3                          # POST /api/items
         ret
-.Lnot_167:
+.Lnot_168:
         mov     eax, 11                         # 405 Method Not Allowed
         ret
 
@@ -1327,13 +1333,13 @@ _start:
 ## parse_request: the methods of /api/items/1
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_154:
+.Lpath_155:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 5                          # DELETE
-        jne     .Lnot_168
+        jne     .Lnot_169
         mov     eax, 4                          # DELETE /api/items/1
         ret
-.Lnot_168:
+.Lnot_169:
         mov     eax, 12                         # 405 Method Not Allowed
         ret
 
@@ -1341,18 +1347,18 @@ _start:
 ## parse_request: the methods of /old
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_156:
+.Lpath_157:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_169
-        mov     eax, 5                          # GET /old
-        ret
-.Lnot_169:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_170
         mov     eax, 5                          # GET /old
         ret
 .Lnot_170:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_171
+        mov     eax, 5                          # GET /old
+        ret
+.Lnot_171:
         mov     eax, 13                         # 405 Method Not Allowed
         ret
 
@@ -1360,18 +1366,18 @@ _start:
 ## parse_request: the methods of /teapot
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_158:
+.Lpath_159:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_171
-        mov     eax, 6                          # GET /teapot
-        ret
-.Lnot_171:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_172
         mov     eax, 6                          # GET /teapot
         ret
 .Lnot_172:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_173
+        mov     eax, 6                          # GET /teapot
+        ret
+.Lnot_173:
         mov     eax, 14                         # 405 Method Not Allowed
         ret
 
@@ -1379,25 +1385,25 @@ _start:
 ## parse_request: the methods of /maintenance
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_160:
+.Lpath_161:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_173
-        mov     eax, 7                          # GET /maintenance
-        ret
-.Lnot_173:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_174
         mov     eax, 7                          # GET /maintenance
         ret
 .Lnot_174:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_175
+        mov     eax, 7                          # GET /maintenance
+        ret
+.Lnot_175:
         mov     eax, 15                         # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_95:
+.Lbad_request_96:
         mov     eax, 17                         # 400 Bad Request
         ret
 
@@ -1412,25 +1418,25 @@ _start:
         mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
         inc     ecx                             # this one too
         cmp     ecx, 100                        # the last request allowed?
-        jae     .Lmode_decided_175
+        jae     .Lmode_decided_176
         mov     ecx, eax
         shl     rcx, 5                          # index * 32: its record
         lea     rdx, [rip + responses]
         cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_175
+        jne     .Lmode_decided_176
         cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_175
+        jne     .Lmode_decided_176
         cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_175
+        jne     .Lmode_decided_176
         cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_176
+        je      .Lhttp10_177
         mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
         ret
-.Lhttp10_176:
+.Lhttp10_177:
         cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_175
+        je      .Lmode_decided_176
         mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_175:
+.Lmode_decided_176:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1441,20 +1447,20 @@ _start:
 ## buffer counts as the head.
 .Ltoo_large_26:
         xor     ecx, ecx                        # i = 0
-.Lscan_lf_178:
+.Lscan_lf_179:
         cmp     rcx, r14
-        jae     .Lanswer_too_large_179
+        jae     .Lanswer_too_large_180
         cmp     BYTE PTR [rbp+rcx], 10          # '\n'
-        je      .Lfound_lf_177
+        je      .Lfound_lf_178
         inc     rcx
-        jmp     .Lscan_lf_178
-.Lfound_lf_177:
+        jmp     .Lscan_lf_179
+.Lfound_lf_178:
         mov     eax, 20                         # 431
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
         ret
-.Lanswer_too_large_179:
+.Lanswer_too_large_180:
         mov     eax, 19                         # 414
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
@@ -1478,22 +1484,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_180                # mode 0: close
+        jz      .Lhead_ready_181                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_180                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_181                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_180:
+.Lhead_ready_181:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_181
+        jne     .Lbody_ready_182
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_181:
+.Lbody_ready_182:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9
@@ -1511,21 +1517,21 @@ _start:
 ## write_all (blocking modes). rax = 0, or -errno.
 .Lsend_response_24:
         call    .Lprepare_response_23
-.Lwritev_again_182:
+.Lwritev_again_183:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + iov]                # iov
         mov     edx, 2                          # iovcnt = 2
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_182
+        je      .Lwritev_again_183
         test    rax, rax
-        js      .Lsend_done_184                 # -errno: the client is gone
+        js      .Lsend_done_185                 # -errno: the client is gone
         # A short write: finish the head, then the body, with write_all.
         lea     r10, [rip + iov]
         mov     rcx, QWORD PTR [r10+8]          # head_len
         cmp     rax, rcx
-        jae     .Lhead_done_183
+        jae     .Lhead_done_184
         mov     rsi, QWORD PTR [r10]
         add     rsi, rax                        # the head's rest
         mov     rdx, rcx
@@ -1533,11 +1539,11 @@ _start:
         mov     rdi, r13
         call    .Lwrite_all_6
         test    rax, rax
-        js      .Lsend_done_184
+        js      .Lsend_done_185
         xor     eax, eax                        # no body bytes written yet
         lea     r10, [rip + iov]
         mov     ecx, 0
-.Lhead_done_183:
+.Lhead_done_184:
         sub     rax, rcx                        # body bytes written
         mov     rsi, QWORD PTR [r10+16]
         add     rsi, rax                        # the body's rest
@@ -1545,7 +1551,7 @@ _start:
         sub     rdx, rax
         mov     rdi, r13
         call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_184:
+.Lsend_done_185:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1560,17 +1566,17 @@ _start:
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        # the request line: up to the first CR or LF
-.Lline_len_185:
+.Lline_len_186:
         cmp     rcx, r14
-        jae     .Lcopy_line_186
+        jae     .Lcopy_line_187
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      .Lcopy_line_186
+        je      .Lcopy_line_187
         cmp     eax, 10
-        je      .Lcopy_line_186
+        je      .Lcopy_line_187
         inc     rcx
-        jmp     .Lline_len_185
-.Lcopy_line_186:
+        jmp     .Lline_len_186
+.Lcopy_line_187:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2

@@ -727,28 +727,34 @@ read_timed_done_86:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine find_head_end
-;; C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
-;;    return p ? p + 4 - buf : (scanned = len, 0);
+;; C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+;;    scanned = len; return 0;
 ;; rax = the length of the request head, up to and with CR LF CR LF, or 0.
-;; Bytes searched before are not searched again, but for the last 3: the
-;; terminator may straddle two reads.
+;; Only bytes not searched before are looked at (the test looks back). A bare
+;; LF also ends the head, so that parse_request answers it with 400 instead of
+;; leaving the client to the header timeout.
 find_head_end_21:
-        mov     rsi, rbp
-        mov     rcx, qword [rel scanned]
-        sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_87
-        xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_87:
-scan_88:
-        lea     rax, [rcx+4]                    ; i + 4
-        cmp     rax, r14
-        ja      no_end_yet_89                   ; no 4 bytes left to compare
-        cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
+        mov     rcx, qword [rel scanned]        ; i = the first new byte
+scan_87:
+        cmp     rcx, r14
+        jae     no_end_yet_89                   ; all searched
+        cmp     byte [rbp+rcx], 10              ; LF?
+        jne     scan_next_88
+        test    rcx, rcx
+        jz      bare_lf_91                      ; an LF first of all: bare
+        cmp     byte [rbp+rcx-1], 13            ; CR before it?
+        jne     bare_lf_91
+        cmp     rcx, 3
+        jb      scan_next_88
+        cmp     dword [rbp+rcx-3], 0xa0d0a0d    ; "\r\n\r\n" read as a little-endian dword
         je      found_end_90
+scan_next_88:
         inc     rcx
-        jmp     scan_88
+        jmp     scan_87
+bare_lf_91:
 found_end_90:
-        ret                                     ; rax = i + 4
+        lea     rax, [rcx+1]                    ; rax = i + 1
+        ret
 no_end_yet_89:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
@@ -773,70 +779,70 @@ parse_request_22:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_96
+        jne     not_GET_97
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_91
-not_GET_96:
+        jmp     target_92
+not_GET_97:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_97
+        jne     not_HEAD_98
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_97
+        jne     not_HEAD_98
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_91
-not_HEAD_97:
+        jmp     target_92
+not_HEAD_98:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_98
+        jne     not_POST_99
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_98
+        jne     not_POST_99
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_91
-not_POST_98:
+        jmp     target_92
+not_POST_99:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_99
+        jne     not_PUT_100
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_91
-not_PUT_99:
+        jmp     target_92
+not_PUT_100:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_100
+        jne     not_DELETE_101
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_100
+        jne     not_DELETE_101
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_91
-not_DELETE_100:
+        jmp     target_92
+not_DELETE_101:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_101
+        jne     not_PATCH_102
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_101
+        jne     not_PATCH_102
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_91
-not_PATCH_101:
+        jmp     target_92
+not_PATCH_102:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_102
+        jne     not_OPTIONS_103
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_102
+        jne     not_OPTIONS_103
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_91
-not_OPTIONS_102:
-unknown_method_92:
+        jmp     target_92
+not_OPTIONS_103:
+unknown_method_93:
         mov     rcx, rsi
-method_token_93:
+method_token_94:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_94
+        jz      method_token_end_95
         inc     rcx
-        jmp     method_token_93
-method_token_end_94:
+        jmp     method_token_94
+method_token_end_95:
         cmp     rcx, rsi
-        je      bad_request_95                  ; no method at all
+        je      bad_request_96                  ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_95                  ; not followed by one space
+        jne     bad_request_96                  ; not followed by one space
         mov     eax, 21                         ; 501 Not Implemented
         ret
 
@@ -845,60 +851,60 @@ method_token_end_94:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_91:
+target_92:
         cmp     byte [rsi], 47
-        je      origin_form_103
+        je      origin_form_104
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_95
+        jne     bad_request_96
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_95
+        jne     bad_request_96
         add     rsi, 7                          ; skip "http://"
-authority_104:
+authority_105:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_103                 ; the path starts
+        je      origin_form_104                 ; the path starts
         cmp     eax, 32
-        je      no_path_105                     ; "http://host": the path is "/"
+        je      no_path_106                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_95
+        jz      bad_request_96
         inc     rsi
-        jmp     authority_104
-no_path_105:
+        jmp     authority_105
+no_path_106:
         lea     rax, [rel path_root]
         mov     qword [rel req_path], rax
         mov     qword [rel req_path_len], 1
-        jmp     version_109
-origin_form_103:
+        jmp     version_110
+origin_form_104:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_106:
+path_107:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_107
+        je      path_end_108
         cmp     eax, 63
-        je      query_108
+        je      query_109
         cmp     eax, 35
-        je      query_108
+        je      query_109
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_95                  ; CR, LF, a control character: malformed
+        jz      bad_request_96                  ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_106
-query_108:
+        jmp     path_107
+query_109:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_110:
+skip_query_111:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_109
+        je      version_110
         test    byte [r8+rax], 4
-        jz      bad_request_95
-        jmp     skip_query_110
-path_end_107:
+        jz      bad_request_96
+        jmp     skip_query_111
+path_end_108:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -907,28 +913,28 @@ path_end_107:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_109:
+version_110:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_95
+        jne     bad_request_96
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_95
+        jne     bad_request_96
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_95                  ; not a digit
+        ja      bad_request_96                  ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_95
+        jne     bad_request_96
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_95
+        ja      bad_request_96
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_95                  ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_96                  ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_111
+        je      http_1_112
         mov     eax, 22                         ; 505 HTTP Version Not Supported
         ret
-http_1_111:
+http_1_112:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -938,215 +944,215 @@ http_1_111:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_112:
+header_line_113:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_121
+        je      headers_done_122
         mov     rcx, rsi                        ; rcx = the name
-field_name_113:
+field_name_114:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_114
+        jz      field_name_end_115
         inc     rsi
-        jmp     field_name_113
-field_name_end_114:
+        jmp     field_name_114
+field_name_end_115:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_95                  ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_96                  ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_95                  ; whitespace (or anything) before the colon
+        jne     bad_request_96                  ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_115:
+skip_ows_116:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_122
+        je      ows_char_123
         cmp     byte [rsi], 9
-        jne     field_value_116
-ows_char_122:
+        jne     field_value_117
+ows_char_123:
         inc     rsi
-        jmp     skip_ows_115
-field_value_116:
+        jmp     skip_ows_116
+field_value_117:
         mov     r11, rsi                        ; r11 = the value
-value_char_123:
+value_char_124:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_117
+        je      field_cr_118
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_95                  ; a bare LF, NUL or another control character
+        jz      bad_request_96                  ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_123
-field_cr_117:
+        jmp     value_char_124
+field_cr_118:
         cmp     byte [rsi+1], 10
-        jne     bad_request_95                  ; a bare CR
+        jne     bad_request_96                  ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_118:
+trim_119:
         cmp     r9, r11
-        je      trimmed_119
+        je      trimmed_120
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_124
+        je      trim_one_125
         cmp     eax, 9
-        jne     trimmed_119
-trim_one_124:
+        jne     trimmed_120
+trim_one_125:
         dec     r9
-        jmp     trim_118
-trimmed_119:
+        jmp     trim_119
+trimmed_120:
         cmp     rdx, 4
-        jne     not_host_125
+        jne     not_host_126
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_125
+        jne     not_host_126
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_120
-not_host_125:
+        jmp     next_field_121
+not_host_126:
         cmp     rdx, 14
-        jne     not_content_length_127
+        jne     not_content_length_128
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_127
+        jne     not_content_length_128
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_127
+        jne     not_content_length_128
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_127
+        jne     not_content_length_128
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_127
+        jne     not_content_length_128
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_95                  ; empty
+        je      bad_request_96                  ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_129:
+cl_digit_130:
         cmp     r11, r9
-        je      cl_end_130
+        je      cl_end_131
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_95                  ; not a digit: invalid
+        ja      bad_request_96                  ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_131          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_132          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_131:
+cl_too_many_digits_132:
         inc     r11
-        jmp     cl_digit_129
-cl_end_130:
+        jmp     cl_digit_130
+cl_end_131:
         cmp     rdx, 15
-        jbe     cl_store_132
+        jbe     cl_store_133
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_132:
+cl_store_133:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_120
-not_content_length_127:
+        jmp     next_field_121
+not_content_length_128:
         cmp     rdx, 17
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_128
+        jne     not_transfer_encoding_129
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_120
-not_transfer_encoding_128:
+        jmp     next_field_121
+not_transfer_encoding_129:
         cmp     rdx, 10
-        jne     not_connection_126
+        jne     not_connection_127
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_126
+        jne     not_connection_127
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_126
+        jne     not_connection_127
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_126
-conn_token_133:
+        jne     not_connection_127
+conn_token_134:
         cmp     r11, r9
-        jae     next_field_120                  ; no more tokens
+        jae     next_field_121                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_134
+        je      conn_separator_135
         cmp     eax, 32
-        je      conn_separator_134
+        je      conn_separator_135
         cmp     eax, 9
-        jne     conn_token_start_139
-conn_separator_134:
+        jne     conn_token_start_140
+conn_separator_135:
         inc     r11
-        jmp     conn_token_133
-conn_token_start_139:
+        jmp     conn_token_134
+conn_token_start_140:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_135:
+conn_scan_136:
         cmp     r11, r9
-        jae     conn_scanned_136
+        jae     conn_scanned_137
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_136
+        je      conn_scanned_137
         cmp     eax, 32
-        je      conn_scanned_136
+        je      conn_scanned_137
         cmp     eax, 9
-        je      conn_scanned_136
+        je      conn_scanned_137
         inc     r11
-        jmp     conn_scan_135
-conn_scanned_136:
+        jmp     conn_scan_136
+conn_scanned_137:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_137
+        jne     not_close_138
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_137
+        jne     not_close_138
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_137
+        jne     not_close_138
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_137:
+not_close_138:
         cmp     rdx, 10
-        jne     not_keep_alive_138
+        jne     not_keep_alive_139
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_138
+        jne     not_keep_alive_139
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_138
+        jne     not_keep_alive_139
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_138
+        jne     not_keep_alive_139
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_138:
-        jmp     conn_token_133
-not_connection_126:
-next_field_120:
+not_keep_alive_139:
+        jmp     conn_token_134
+not_connection_127:
+next_field_121:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_112
-headers_done_121:
+        jmp     header_line_113
+headers_done_122:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1154,101 +1160,101 @@ headers_done_121:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_143:
+check_request_144:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_140
+        je      no_transfer_encoding_141
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_95                  ; both framings: a smuggling attempt
+        jne     bad_request_96                  ; both framings: a smuggling attempt
         mov     eax, 21                         ; 501 Not Implemented
         ret
-no_transfer_encoding_140:
+no_transfer_encoding_141:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_95                  ; Content-Length twice
+        ja      bad_request_96                  ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_95                  ; Host twice
-        je      host_ok_141
+        ja      bad_request_96                  ; Host twice
+        je      host_ok_142
         cmp     dword [rel req_minor], 0
-        jne     bad_request_95                  ; HTTP/1.1 without Host
-host_ok_141:
+        jne     bad_request_96                  ; HTTP/1.1 without Host
+host_ok_142:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_142
+        jbe     size_ok_143
         mov     eax, 18                         ; 413 Content Too Large
         ret
-size_ok_142:
+size_ok_143:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route by exact path
 ;; C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ;; A compare chain generated from the spec: the length first, then the bytes.
 ;; Unknown paths get not_found.
-route_144:
+route_145:
         mov     r9, qword [rel req_path]        ; r9 = the path
         mov     r10, qword [rel req_path_len]   ; r10 = its length
         cmp     r10, 1                          ; "/"
-        jne     not_path_145
+        jne     not_path_146
         mov     rsi, r9
         lea     rdi, [rel path_0]
         mov     ecx, 1
         repe cmpsb                              ; compare while equal
-        je      path_146
-not_path_145:
+        je      path_147
+not_path_146:
         cmp     r10, 7                          ; "/health"
-        jne     not_path_147
+        jne     not_path_148
         mov     rsi, r9
         lea     rdi, [rel path_1]
         mov     ecx, 7
         repe cmpsb                              ; compare while equal
-        je      path_148
-not_path_147:
+        je      path_149
+not_path_148:
         cmp     r10, 11                         ; "/api/status"
-        jne     not_path_149
+        jne     not_path_150
         mov     rsi, r9
         lea     rdi, [rel path_2]
         mov     ecx, 11
         repe cmpsb                              ; compare while equal
-        je      path_150
-not_path_149:
+        je      path_151
+not_path_150:
         cmp     r10, 10                         ; "/api/items"
-        jne     not_path_151
+        jne     not_path_152
         mov     rsi, r9
         lea     rdi, [rel path_3]
         mov     ecx, 10
         repe cmpsb                              ; compare while equal
-        je      path_152
-not_path_151:
+        je      path_153
+not_path_152:
         cmp     r10, 12                         ; "/api/items/1"
-        jne     not_path_153
+        jne     not_path_154
         mov     rsi, r9
         lea     rdi, [rel path_4]
         mov     ecx, 12
         repe cmpsb                              ; compare while equal
-        je      path_154
-not_path_153:
+        je      path_155
+not_path_154:
         cmp     r10, 4                          ; "/old"
-        jne     not_path_155
+        jne     not_path_156
         mov     rsi, r9
         lea     rdi, [rel path_5]
         mov     ecx, 4
         repe cmpsb                              ; compare while equal
-        je      path_156
-not_path_155:
+        je      path_157
+not_path_156:
         cmp     r10, 7                          ; "/teapot"
-        jne     not_path_157
+        jne     not_path_158
         mov     rsi, r9
         lea     rdi, [rel path_6]
         mov     ecx, 7
         repe cmpsb                              ; compare while equal
-        je      path_158
-not_path_157:
+        je      path_159
+not_path_158:
         cmp     r10, 12                         ; "/maintenance"
-        jne     not_path_159
+        jne     not_path_160
         mov     rsi, r9
         lea     rdi, [rel path_7]
         mov     ecx, 12
         repe cmpsb                              ; compare while equal
-        je      path_160
-not_path_159:
+        je      path_161
+not_path_160:
         mov     eax, 16                         ; 404: not_found
         ret
 
@@ -1256,18 +1262,18 @@ not_path_159:
 ;; parse_request: the methods of /
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_146:
+path_147:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_161
-        mov     eax, 0                          ; GET /
-        ret
-not_161:
-        cmp     ecx, 2                          ; HEAD
         jne     not_162
         mov     eax, 0                          ; GET /
         ret
 not_162:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_163
+        mov     eax, 0                          ; GET /
+        ret
+not_163:
         mov     eax, 8                          ; 405 Method Not Allowed
         ret
 
@@ -1275,18 +1281,18 @@ not_162:
 ;; parse_request: the methods of /health
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_148:
+path_149:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_163
-        mov     eax, 1                          ; GET /health
-        ret
-not_163:
-        cmp     ecx, 2                          ; HEAD
         jne     not_164
         mov     eax, 1                          ; GET /health
         ret
 not_164:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_165
+        mov     eax, 1                          ; GET /health
+        ret
+not_165:
         mov     eax, 9                          ; 405 Method Not Allowed
         ret
 
@@ -1294,18 +1300,18 @@ not_164:
 ;; parse_request: the methods of /api/status
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_150:
+path_151:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_165
-        mov     eax, 2                          ; GET /api/status
-        ret
-not_165:
-        cmp     ecx, 2                          ; HEAD
         jne     not_166
         mov     eax, 2                          ; GET /api/status
         ret
 not_166:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_167
+        mov     eax, 2                          ; GET /api/status
+        ret
+not_167:
         mov     eax, 10                         ; 405 Method Not Allowed
         ret
 
@@ -1313,13 +1319,13 @@ not_166:
 ;; parse_request: the methods of /api/items
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_152:
+path_153:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 3                          ; POST
-        jne     not_167
+        jne     not_168
         mov     eax, 3                          ; POST /api/items
         ret
-not_167:
+not_168:
         mov     eax, 11                         ; 405 Method Not Allowed
         ret
 
@@ -1327,13 +1333,13 @@ not_167:
 ;; parse_request: the methods of /api/items/1
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_154:
+path_155:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 5                          ; DELETE
-        jne     not_168
+        jne     not_169
         mov     eax, 4                          ; DELETE /api/items/1
         ret
-not_168:
+not_169:
         mov     eax, 12                         ; 405 Method Not Allowed
         ret
 
@@ -1341,18 +1347,18 @@ not_168:
 ;; parse_request: the methods of /old
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_156:
+path_157:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_169
-        mov     eax, 5                          ; GET /old
-        ret
-not_169:
-        cmp     ecx, 2                          ; HEAD
         jne     not_170
         mov     eax, 5                          ; GET /old
         ret
 not_170:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_171
+        mov     eax, 5                          ; GET /old
+        ret
+not_171:
         mov     eax, 13                         ; 405 Method Not Allowed
         ret
 
@@ -1360,18 +1366,18 @@ not_170:
 ;; parse_request: the methods of /teapot
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_158:
+path_159:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_171
-        mov     eax, 6                          ; GET /teapot
-        ret
-not_171:
-        cmp     ecx, 2                          ; HEAD
         jne     not_172
         mov     eax, 6                          ; GET /teapot
         ret
 not_172:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_173
+        mov     eax, 6                          ; GET /teapot
+        ret
+not_173:
         mov     eax, 14                         ; 405 Method Not Allowed
         ret
 
@@ -1379,25 +1385,25 @@ not_172:
 ;; parse_request: the methods of /maintenance
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_160:
+path_161:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_173
-        mov     eax, 7                          ; GET /maintenance
-        ret
-not_173:
-        cmp     ecx, 2                          ; HEAD
         jne     not_174
         mov     eax, 7                          ; GET /maintenance
         ret
 not_174:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_175
+        mov     eax, 7                          ; GET /maintenance
+        ret
+not_175:
         mov     eax, 15                         ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_95:
+bad_request_96:
         mov     eax, 17                         ; 400 Bad Request
         ret
 
@@ -1412,25 +1418,25 @@ decide_mode_25:
         mov     dword [rel conn_mode], 0        ; close, unless kept below
         inc     ecx                             ; this one too
         cmp     ecx, 100                        ; the last request allowed?
-        jae     mode_decided_175
+        jae     mode_decided_176
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32: its record
         lea     rdx, [rel responses]
         cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_175
+        jne     mode_decided_176
         cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_175
+        jne     mode_decided_176
         cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_175
+        jne     mode_decided_176
         cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_176
+        je      http10_177
         mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
         ret
-http10_176:
+http10_177:
         cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_175
+        je      mode_decided_176
         mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_175:
+mode_decided_176:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1441,20 +1447,20 @@ mode_decided_175:
 ;; buffer counts as the head.
 too_large_26:
         xor     ecx, ecx                        ; i = 0
-scan_lf_178:
+scan_lf_179:
         cmp     rcx, r14
-        jae     answer_too_large_179
+        jae     answer_too_large_180
         cmp     byte [rbp+rcx], 10              ; '\n'
-        je      found_lf_177
+        je      found_lf_178
         inc     rcx
-        jmp     scan_lf_178
-found_lf_177:
+        jmp     scan_lf_179
+found_lf_178:
         mov     eax, 20                         ; 431
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
         ret
-answer_too_large_179:
+answer_too_large_180:
         mov     eax, 19                         ; 414
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
@@ -1478,22 +1484,22 @@ prepare_response_23:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_180                  ; mode 0: close
+        jz      head_ready_181                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_180                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_181                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_180:
+head_ready_181:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_181
+        jne     body_ready_182
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_181:
+body_ready_182:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1511,21 +1517,21 @@ body_ready_181:
 ;; write_all (blocking modes). rax = 0, or -errno.
 send_response_24:
         call    prepare_response_23
-writev_again_182:
+writev_again_183:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel iov]                  ; iov
         mov     edx, 2                          ; iovcnt = 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_182
+        je      writev_again_183
         test    rax, rax
-        js      send_done_184                   ; -errno: the client is gone
+        js      send_done_185                   ; -errno: the client is gone
         ; A short write: finish the head, then the body, with write_all.
         lea     r10, [rel iov]
         mov     rcx, qword [r10+8]              ; head_len
         cmp     rax, rcx
-        jae     head_done_183
+        jae     head_done_184
         mov     rsi, qword [r10]
         add     rsi, rax                        ; the head's rest
         mov     rdx, rcx
@@ -1533,11 +1539,11 @@ writev_again_182:
         mov     rdi, r13
         call    write_all_6
         test    rax, rax
-        js      send_done_184
+        js      send_done_185
         xor     eax, eax                        ; no body bytes written yet
         lea     r10, [rel iov]
         mov     ecx, 0
-head_done_183:
+head_done_184:
         sub     rax, rcx                        ; body bytes written
         mov     rsi, qword [r10+16]
         add     rsi, rax                        ; the body's rest
@@ -1545,7 +1551,7 @@ head_done_183:
         sub     rdx, rax
         mov     rdi, r13
         call    write_all_6                     ; returns at once when nothing is left
-send_done_184:
+send_done_185:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1560,17 +1566,17 @@ log_request_27:
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        ; the request line: up to the first CR or LF
-line_len_185:
+line_len_186:
         cmp     rcx, r14
-        jae     copy_line_186
+        jae     copy_line_187
         movzx   eax, byte [rsi+rcx]
         cmp     eax, 13
-        je      copy_line_186
+        je      copy_line_187
         cmp     eax, 10
-        je      copy_line_186
+        je      copy_line_187
         inc     rcx
-        jmp     line_len_185
-copy_line_186:
+        jmp     line_len_186
+copy_line_187:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2

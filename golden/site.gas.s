@@ -781,28 +781,34 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine find_head_end
-## C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
-##    return p ? p + 4 - buf : (scanned = len, 0);
+## C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+##    scanned = len; return 0;
 ## rax = the length of the request head, up to and with CR LF CR LF, or 0.
-## Bytes searched before are not searched again, but for the last 3: the
-## terminator may straddle two reads.
+## Only bytes not searched before are looked at (the test looks back). A bare
+## LF also ends the head, so that parse_request answers it with 400 instead of
+## leaving the client to the header timeout.
 .Lfind_head_end_22:
-        mov     rsi, rbp
-        mov     rcx, QWORD PTR [rip + scanned]
-        sub     rcx, 3                          # i = scanned - 3
-        jns     .Lscan_from_91
-        xor     ecx, ecx                        # but not before the buffer: i = 0
-.Lscan_from_91:
-.Lscan_92:
-        lea     rax, [rcx+4]                    # i + 4
-        cmp     rax, r14
-        ja      .Lno_end_yet_93                 # no 4 bytes left to compare
-        cmp     DWORD PTR [rsi+rcx], 0xa0d0a0d  # "\r\n\r\n" read as a little-endian dword
+        mov     rcx, QWORD PTR [rip + scanned]  # i = the first new byte
+.Lscan_91:
+        cmp     rcx, r14
+        jae     .Lno_end_yet_93                 # all searched
+        cmp     BYTE PTR [rbp+rcx], 10          # LF?
+        jne     .Lscan_next_92
+        test    rcx, rcx
+        jz      .Lbare_lf_95                    # an LF first of all: bare
+        cmp     BYTE PTR [rbp+rcx-1], 13        # CR before it?
+        jne     .Lbare_lf_95
+        cmp     rcx, 3
+        jb      .Lscan_next_92
+        cmp     DWORD PTR [rbp+rcx-3], 0xa0d0a0d # "\r\n\r\n" read as a little-endian dword
         je      .Lfound_end_94
+.Lscan_next_92:
         inc     rcx
-        jmp     .Lscan_92
+        jmp     .Lscan_91
+.Lbare_lf_95:
 .Lfound_end_94:
-        ret                                     # rax = i + 4
+        lea     rax, [rcx+1]                    # rax = i + 1
+        ret
 .Lno_end_yet_93:
         mov     QWORD PTR [rip + scanned], r14  # scanned = len
         xor     eax, eax
@@ -827,70 +833,70 @@ _start:
         mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_100
+        jne     .Lnot_GET_101
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_95
-.Lnot_GET_100:
+        jmp     .Ltarget_96
+.Lnot_GET_101:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_101
+        jne     .Lnot_HEAD_102
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_101
+        jne     .Lnot_HEAD_102
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_95
-.Lnot_HEAD_101:
+        jmp     .Ltarget_96
+.Lnot_HEAD_102:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_102
+        jne     .Lnot_POST_103
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_102
+        jne     .Lnot_POST_103
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_95
-.Lnot_POST_102:
+        jmp     .Ltarget_96
+.Lnot_POST_103:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_103
+        jne     .Lnot_PUT_104
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_95
-.Lnot_PUT_103:
+        jmp     .Ltarget_96
+.Lnot_PUT_104:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_104
+        jne     .Lnot_DELETE_105
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_104
+        jne     .Lnot_DELETE_105
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_95
-.Lnot_DELETE_104:
+        jmp     .Ltarget_96
+.Lnot_DELETE_105:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_105
+        jne     .Lnot_PATCH_106
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_105
+        jne     .Lnot_PATCH_106
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_95
-.Lnot_PATCH_105:
+        jmp     .Ltarget_96
+.Lnot_PATCH_106:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_106
+        jne     .Lnot_OPTIONS_107
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_106
+        jne     .Lnot_OPTIONS_107
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_95
-.Lnot_OPTIONS_106:
-.Lunknown_method_96:
+        jmp     .Ltarget_96
+.Lnot_OPTIONS_107:
+.Lunknown_method_97:
         mov     rcx, rsi
-.Lmethod_token_97:
+.Lmethod_token_98:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_98
+        jz      .Lmethod_token_end_99
         inc     rcx
-        jmp     .Lmethod_token_97
-.Lmethod_token_end_98:
+        jmp     .Lmethod_token_98
+.Lmethod_token_end_99:
         cmp     rcx, rsi
-        je      .Lbad_request_99                # no method at all
+        je      .Lbad_request_100               # no method at all
         cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_99                # not followed by one space
+        jne     .Lbad_request_100               # not followed by one space
         mov     eax, 13                         # 501 Not Implemented
         ret
 
@@ -899,60 +905,60 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_95:
+.Ltarget_96:
         cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_107
+        je      .Lorigin_form_108
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_99
+        jne     .Lbad_request_100
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_99
+        jne     .Lbad_request_100
         add     rsi, 7                          # skip "http://"
-.Lauthority_108:
+.Lauthority_109:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 47
-        je      .Lorigin_form_107               # the path starts
+        je      .Lorigin_form_108               # the path starts
         cmp     eax, 32
-        je      .Lno_path_109                   # "http://host": the path is "/"
+        je      .Lno_path_110                   # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_99
+        jz      .Lbad_request_100
         inc     rsi
-        jmp     .Lauthority_108
-.Lno_path_109:
+        jmp     .Lauthority_109
+.Lno_path_110:
         lea     rax, [rip + path_root]
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_113
-.Lorigin_form_107:
+        jmp     .Lversion_114
+.Lorigin_form_108:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_110:
+.Lpath_111:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lpath_end_111
+        je      .Lpath_end_112
         cmp     eax, 63
-        je      .Lquery_112
+        je      .Lquery_113
         cmp     eax, 35
-        je      .Lquery_112
+        je      .Lquery_113
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_99                # CR, LF, a control character: malformed
+        jz      .Lbad_request_100               # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_110
-.Lquery_112:
+        jmp     .Lpath_111
+.Lquery_113:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_114:
+.Lskip_query_115:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 32
-        je      .Lversion_113
+        je      .Lversion_114
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_99
-        jmp     .Lskip_query_114
-.Lpath_end_111:
+        jz      .Lbad_request_100
+        jmp     .Lskip_query_115
+.Lpath_end_112:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
@@ -961,28 +967,28 @@ _start:
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_113:
+.Lversion_114:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_99
+        jne     .Lbad_request_100
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_99
+        jne     .Lbad_request_100
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      .Lbad_request_99                # not a digit
+        ja      .Lbad_request_100               # not a digit
         cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_99
+        jne     .Lbad_request_100
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_99
+        ja      .Lbad_request_100
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_99                # anything else (a bare CR, trailing text): malformed
+        jne     .Lbad_request_100               # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_115
+        je      .Lhttp_1_116
         mov     eax, 14                         # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_115:
+.Lhttp_1_116:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -992,215 +998,215 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_116:
+.Lheader_line_117:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_125
+        je      .Lheaders_done_126
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_117:
+.Lfield_name_118:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_118
+        jz      .Lfield_name_end_119
         inc     rsi
-        jmp     .Lfield_name_117
-.Lfield_name_end_118:
+        jmp     .Lfield_name_118
+.Lfield_name_end_119:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_99                # empty: a line that starts with a space (obs-fold) or ':'
+        jz      .Lbad_request_100               # empty: a line that starts with a space (obs-fold) or ':'
         cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_99                # whitespace (or anything) before the colon
+        jne     .Lbad_request_100               # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_119:
+.Lskip_ows_120:
         cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_126
+        je      .Lows_char_127
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_120
-.Lows_char_126:
+        jne     .Lfield_value_121
+.Lows_char_127:
         inc     rsi
-        jmp     .Lskip_ows_119
-.Lfield_value_120:
+        jmp     .Lskip_ows_120
+.Lfield_value_121:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_127:
+.Lvalue_char_128:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_121
+        je      .Lfield_cr_122
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_99                # a bare LF, NUL or another control character
+        jz      .Lbad_request_100               # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_127
-.Lfield_cr_121:
+        jmp     .Lvalue_char_128
+.Lfield_cr_122:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_99                # a bare CR
+        jne     .Lbad_request_100               # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_122:
+.Ltrim_123:
         cmp     r9, r11
-        je      .Ltrimmed_123
+        je      .Ltrimmed_124
         movzx   eax, BYTE PTR [r9-1]
         cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_128
+        je      .Ltrim_one_129
         cmp     eax, 9
-        jne     .Ltrimmed_123
-.Ltrim_one_128:
+        jne     .Ltrimmed_124
+.Ltrim_one_129:
         dec     r9
-        jmp     .Ltrim_122
-.Ltrimmed_123:
+        jmp     .Ltrim_123
+.Ltrimmed_124:
         cmp     rdx, 4
-        jne     .Lnot_host_129
+        jne     .Lnot_host_130
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_129
+        jne     .Lnot_host_130
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_124
-.Lnot_host_129:
+        jmp     .Lnext_field_125
+.Lnot_host_130:
         cmp     rdx, 14
-        jne     .Lnot_content_length_131
+        jne     .Lnot_content_length_132
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_131
+        jne     .Lnot_content_length_132
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_131
+        jne     .Lnot_content_length_132
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_131
+        jne     .Lnot_content_length_132
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_131
+        jne     .Lnot_content_length_132
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_99                # empty
+        je      .Lbad_request_100               # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_133:
+.Lcl_digit_134:
         cmp     r11, r9
-        je      .Lcl_end_134
+        je      .Lcl_end_135
         movzx   ecx, BYTE PTR [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      .Lbad_request_99                # not a digit: invalid
+        ja      .Lbad_request_100               # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_135        # over 15 digits: far over any limit
+        ja      .Lcl_too_many_digits_136        # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_135:
+.Lcl_too_many_digits_136:
         inc     r11
-        jmp     .Lcl_digit_133
-.Lcl_end_134:
+        jmp     .Lcl_digit_134
+.Lcl_end_135:
         cmp     rdx, 15
-        jbe     .Lcl_store_136
+        jbe     .Lcl_store_137
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_136:
+.Lcl_store_137:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_124
-.Lnot_content_length_131:
+        jmp     .Lnext_field_125
+.Lnot_content_length_132:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_132
+        jne     .Lnot_transfer_encoding_133
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_132
+        jne     .Lnot_transfer_encoding_133
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_132
+        jne     .Lnot_transfer_encoding_133
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_132
+        jne     .Lnot_transfer_encoding_133
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_132
+        jne     .Lnot_transfer_encoding_133
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_132
+        jne     .Lnot_transfer_encoding_133
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_124
-.Lnot_transfer_encoding_132:
+        jmp     .Lnext_field_125
+.Lnot_transfer_encoding_133:
         cmp     rdx, 10
-        jne     .Lnot_connection_130
+        jne     .Lnot_connection_131
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_130
+        jne     .Lnot_connection_131
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_130
+        jne     .Lnot_connection_131
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_130
-.Lconn_token_137:
+        jne     .Lnot_connection_131
+.Lconn_token_138:
         cmp     r11, r9
-        jae     .Lnext_field_124                # no more tokens
+        jae     .Lnext_field_125                # no more tokens
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_separator_138
+        je      .Lconn_separator_139
         cmp     eax, 32
-        je      .Lconn_separator_138
+        je      .Lconn_separator_139
         cmp     eax, 9
-        jne     .Lconn_token_start_143
-.Lconn_separator_138:
+        jne     .Lconn_token_start_144
+.Lconn_separator_139:
         inc     r11
-        jmp     .Lconn_token_137
-.Lconn_token_start_143:
+        jmp     .Lconn_token_138
+.Lconn_token_start_144:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_139:
+.Lconn_scan_140:
         cmp     r11, r9
-        jae     .Lconn_scanned_140
+        jae     .Lconn_scanned_141
         movzx   eax, BYTE PTR [r11]
         cmp     eax, 44
-        je      .Lconn_scanned_140
+        je      .Lconn_scanned_141
         cmp     eax, 32
-        je      .Lconn_scanned_140
+        je      .Lconn_scanned_141
         cmp     eax, 9
-        je      .Lconn_scanned_140
+        je      .Lconn_scanned_141
         inc     r11
-        jmp     .Lconn_scan_139
-.Lconn_scanned_140:
+        jmp     .Lconn_scan_140
+.Lconn_scanned_141:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_141
+        jne     .Lnot_close_142
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_141
+        jne     .Lnot_close_142
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_141
+        jne     .Lnot_close_142
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_141:
+.Lnot_close_142:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_142
+        jne     .Lnot_keep_alive_143
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_142
+        jne     .Lnot_keep_alive_143
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_142
+        jne     .Lnot_keep_alive_143
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_142
+        jne     .Lnot_keep_alive_143
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_142:
-        jmp     .Lconn_token_137
-.Lnot_connection_130:
-.Lnext_field_124:
+.Lnot_keep_alive_143:
+        jmp     .Lconn_token_138
+.Lnot_connection_131:
+.Lnext_field_125:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_116
-.Lheaders_done_125:
+        jmp     .Lheader_line_117
+.Lheaders_done_126:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1208,69 +1214,69 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_147:
+.Lcheck_request_148:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_144
+        je      .Lno_transfer_encoding_145
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_99                # both framings: a smuggling attempt
+        jne     .Lbad_request_100               # both framings: a smuggling attempt
         mov     eax, 13                         # 501 Not Implemented
         ret
-.Lno_transfer_encoding_144:
+.Lno_transfer_encoding_145:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_99                # Content-Length twice
+        ja      .Lbad_request_100               # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_99                # Host twice
-        je      .Lhost_ok_145
+        ja      .Lbad_request_100               # Host twice
+        je      .Lhost_ok_146
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_99                # HTTP/1.1 without Host
-.Lhost_ok_145:
+        jne     .Lbad_request_100               # HTTP/1.1 without Host
+.Lhost_ok_146:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_146
+        jbe     .Lsize_ok_147
         mov     eax, 10                         # 413 Content Too Large
         ret
-.Lsize_ok_146:
+.Lsize_ok_147:
 
 ## --------------------------------------------------------------------------
 ## parse_request: route by exact path
 ## C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ## A compare chain generated from the spec: the length first, then the bytes.
 ## Unknown paths get not_found.
-.Lroute_148:
+.Lroute_149:
         mov     r9, QWORD PTR [rip + req_path]  # r9 = the path
         mov     r10, QWORD PTR [rip + req_path_len] # r10 = its length
         cmp     r10, 1                          # "/"
-        jne     .Lnot_path_149
+        jne     .Lnot_path_150
         mov     rsi, r9
         lea     rdi, [rip + path_0]
         mov     ecx, 1
         repe cmpsb                              # compare while equal
-        je      .Lpath_150
-.Lnot_path_149:
+        je      .Lpath_151
+.Lnot_path_150:
         cmp     r10, 11                         # "/index.html"
-        jne     .Lnot_path_151
+        jne     .Lnot_path_152
         mov     rsi, r9
         lea     rdi, [rip + path_1]
         mov     ecx, 11
         repe cmpsb                              # compare while equal
-        je      .Lpath_152
-.Lnot_path_151:
+        je      .Lpath_153
+.Lnot_path_152:
         cmp     r10, 10                         # "/style.css"
-        jne     .Lnot_path_153
+        jne     .Lnot_path_154
         mov     rsi, r9
         lea     rdi, [rip + path_2]
         mov     ecx, 10
         repe cmpsb                              # compare while equal
-        je      .Lpath_154
-.Lnot_path_153:
+        je      .Lpath_155
+.Lnot_path_154:
         cmp     r10, 9                          # "/logo.png"
-        jne     .Lnot_path_155
+        jne     .Lnot_path_156
         mov     rsi, r9
         lea     rdi, [rip + path_3]
         mov     ecx, 9
         repe cmpsb                              # compare while equal
-        je      .Lpath_156
-.Lnot_path_155:
+        je      .Lpath_157
+.Lnot_path_156:
         mov     eax, 8                          # 404: not_found
         ret
 
@@ -1278,18 +1284,18 @@ _start:
 ## parse_request: the methods of /
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_150:
+.Lpath_151:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_157
-        mov     eax, 0                          # GET /
-        ret
-.Lnot_157:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_158
         mov     eax, 0                          # GET /
         ret
 .Lnot_158:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_159
+        mov     eax, 0                          # GET /
+        ret
+.Lnot_159:
         mov     eax, 4                          # 405 Method Not Allowed
         ret
 
@@ -1297,18 +1303,18 @@ _start:
 ## parse_request: the methods of /index.html
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_152:
+.Lpath_153:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_159
-        mov     eax, 1                          # GET /index.html
-        ret
-.Lnot_159:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_160
         mov     eax, 1                          # GET /index.html
         ret
 .Lnot_160:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_161
+        mov     eax, 1                          # GET /index.html
+        ret
+.Lnot_161:
         mov     eax, 5                          # 405 Method Not Allowed
         ret
 
@@ -1316,18 +1322,18 @@ _start:
 ## parse_request: the methods of /style.css
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_154:
+.Lpath_155:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_161
-        mov     eax, 2                          # GET /style.css
-        ret
-.Lnot_161:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_162
         mov     eax, 2                          # GET /style.css
         ret
 .Lnot_162:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_163
+        mov     eax, 2                          # GET /style.css
+        ret
+.Lnot_163:
         mov     eax, 6                          # 405 Method Not Allowed
         ret
 
@@ -1335,25 +1341,25 @@ _start:
 ## parse_request: the methods of /logo.png
 ## C: switch (method)
 ## Other methods: 405 with Allow.
-.Lpath_156:
+.Lpath_157:
         mov     ecx, DWORD PTR [rip + req_method]
         cmp     ecx, 1                          # GET
-        jne     .Lnot_163
-        mov     eax, 3                          # GET /logo.png
-        ret
-.Lnot_163:
-        cmp     ecx, 2                          # HEAD
         jne     .Lnot_164
         mov     eax, 3                          # GET /logo.png
         ret
 .Lnot_164:
+        cmp     ecx, 2                          # HEAD
+        jne     .Lnot_165
+        mov     eax, 3                          # GET /logo.png
+        ret
+.Lnot_165:
         mov     eax, 7                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_99:
+.Lbad_request_100:
         mov     eax, 9                          # 400 Bad Request
         ret
 
@@ -1368,25 +1374,25 @@ _start:
         mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
         inc     ecx                             # this one too
         cmp     ecx, 1000                       # the last request allowed?
-        jae     .Lmode_decided_165
+        jae     .Lmode_decided_166
         mov     ecx, eax
         shl     rcx, 5                          # index * 32: its record
         lea     rdx, [rip + responses]
         cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_165
+        jne     .Lmode_decided_166
         cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_165
+        jne     .Lmode_decided_166
         cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_165
+        jne     .Lmode_decided_166
         cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_166
+        je      .Lhttp10_167
         mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
         ret
-.Lhttp10_166:
+.Lhttp10_167:
         cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_165
+        je      .Lmode_decided_166
         mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_165:
+.Lmode_decided_166:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1397,20 +1403,20 @@ _start:
 ## buffer counts as the head.
 .Ltoo_large_27:
         xor     ecx, ecx                        # i = 0
-.Lscan_lf_168:
+.Lscan_lf_169:
         cmp     rcx, r14
-        jae     .Lanswer_too_large_169
+        jae     .Lanswer_too_large_170
         cmp     BYTE PTR [rbp+rcx], 10          # '\n'
-        je      .Lfound_lf_167
+        je      .Lfound_lf_168
         inc     rcx
-        jmp     .Lscan_lf_168
-.Lfound_lf_167:
+        jmp     .Lscan_lf_169
+.Lfound_lf_168:
         mov     eax, 12                         # 431
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
         ret
-.Lanswer_too_large_169:
+.Lanswer_too_large_170:
         mov     eax, 11                         # 414
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
@@ -1434,22 +1440,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_170                # mode 0: close
+        jz      .Lhead_ready_171                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_170                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_171                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_170:
+.Lhead_ready_171:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_171
+        jne     .Lbody_ready_172
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_171:
+.Lbody_ready_172:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9
@@ -1467,21 +1473,21 @@ _start:
 ## write_all (blocking modes). rax = 0, or -errno.
 .Lsend_response_25:
         call    .Lprepare_response_24
-.Lwritev_again_172:
+.Lwritev_again_173:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + iov]                # iov
         mov     edx, 2                          # iovcnt = 2
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_172
+        je      .Lwritev_again_173
         test    rax, rax
-        js      .Lsend_done_174                 # -errno: the client is gone
+        js      .Lsend_done_175                 # -errno: the client is gone
         # A short write: finish the head, then the body, with write_all.
         lea     r10, [rip + iov]
         mov     rcx, QWORD PTR [r10+8]          # head_len
         cmp     rax, rcx
-        jae     .Lhead_done_173
+        jae     .Lhead_done_174
         mov     rsi, QWORD PTR [r10]
         add     rsi, rax                        # the head's rest
         mov     rdx, rcx
@@ -1489,11 +1495,11 @@ _start:
         mov     rdi, r13
         call    .Lwrite_all_6
         test    rax, rax
-        js      .Lsend_done_174
+        js      .Lsend_done_175
         xor     eax, eax                        # no body bytes written yet
         lea     r10, [rip + iov]
         mov     ecx, 0
-.Lhead_done_173:
+.Lhead_done_174:
         sub     rax, rcx                        # body bytes written
         mov     rsi, QWORD PTR [r10+16]
         add     rsi, rax                        # the body's rest
@@ -1501,7 +1507,7 @@ _start:
         sub     rdx, rax
         mov     rdi, r13
         call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_174:
+.Lsend_done_175:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1516,17 +1522,17 @@ _start:
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        # the request line: up to the first CR or LF
-.Lline_len_175:
+.Lline_len_176:
         cmp     rcx, r14
-        jae     .Lcopy_line_176
+        jae     .Lcopy_line_177
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      .Lcopy_line_176
+        je      .Lcopy_line_177
         cmp     eax, 10
-        je      .Lcopy_line_176
+        je      .Lcopy_line_177
         inc     rcx
-        jmp     .Lline_len_175
-.Lcopy_line_176:
+        jmp     .Lline_len_176
+.Lcopy_line_177:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2

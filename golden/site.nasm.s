@@ -781,28 +781,34 @@ read_timed_done_90:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine find_head_end
-;; C: p = memmem(buf + max(scanned - 3, 0), len, "\r\n\r\n", 4);
-;;    return p ? p + 4 - buf : (scanned = len, 0);
+;; C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+;;    scanned = len; return 0;
 ;; rax = the length of the request head, up to and with CR LF CR LF, or 0.
-;; Bytes searched before are not searched again, but for the last 3: the
-;; terminator may straddle two reads.
+;; Only bytes not searched before are looked at (the test looks back). A bare
+;; LF also ends the head, so that parse_request answers it with 400 instead of
+;; leaving the client to the header timeout.
 find_head_end_22:
-        mov     rsi, rbp
-        mov     rcx, qword [rel scanned]
-        sub     rcx, 3                          ; i = scanned - 3
-        jns     scan_from_91
-        xor     ecx, ecx                        ; but not before the buffer: i = 0
-scan_from_91:
-scan_92:
-        lea     rax, [rcx+4]                    ; i + 4
-        cmp     rax, r14
-        ja      no_end_yet_93                   ; no 4 bytes left to compare
-        cmp     dword [rsi+rcx], 0xa0d0a0d      ; "\r\n\r\n" read as a little-endian dword
+        mov     rcx, qword [rel scanned]        ; i = the first new byte
+scan_91:
+        cmp     rcx, r14
+        jae     no_end_yet_93                   ; all searched
+        cmp     byte [rbp+rcx], 10              ; LF?
+        jne     scan_next_92
+        test    rcx, rcx
+        jz      bare_lf_95                      ; an LF first of all: bare
+        cmp     byte [rbp+rcx-1], 13            ; CR before it?
+        jne     bare_lf_95
+        cmp     rcx, 3
+        jb      scan_next_92
+        cmp     dword [rbp+rcx-3], 0xa0d0a0d    ; "\r\n\r\n" read as a little-endian dword
         je      found_end_94
+scan_next_92:
         inc     rcx
-        jmp     scan_92
+        jmp     scan_91
+bare_lf_95:
 found_end_94:
-        ret                                     ; rax = i + 4
+        lea     rax, [rcx+1]                    ; rax = i + 1
+        ret
 no_end_yet_93:
         mov     qword [rel scanned], r14        ; scanned = len
         xor     eax, eax
@@ -827,70 +833,70 @@ parse_request_23:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_100
+        jne     not_GET_101
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_95
-not_GET_100:
+        jmp     target_96
+not_GET_101:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_101
+        jne     not_HEAD_102
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_101
+        jne     not_HEAD_102
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_95
-not_HEAD_101:
+        jmp     target_96
+not_HEAD_102:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_102
+        jne     not_POST_103
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_102
+        jne     not_POST_103
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_95
-not_POST_102:
+        jmp     target_96
+not_POST_103:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_103
+        jne     not_PUT_104
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_95
-not_PUT_103:
+        jmp     target_96
+not_PUT_104:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_104
+        jne     not_DELETE_105
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_104
+        jne     not_DELETE_105
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_95
-not_DELETE_104:
+        jmp     target_96
+not_DELETE_105:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_105
+        jne     not_PATCH_106
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_105
+        jne     not_PATCH_106
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_95
-not_PATCH_105:
+        jmp     target_96
+not_PATCH_106:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_106
+        jne     not_OPTIONS_107
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_106
+        jne     not_OPTIONS_107
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_95
-not_OPTIONS_106:
-unknown_method_96:
+        jmp     target_96
+not_OPTIONS_107:
+unknown_method_97:
         mov     rcx, rsi
-method_token_97:
+method_token_98:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_98
+        jz      method_token_end_99
         inc     rcx
-        jmp     method_token_97
-method_token_end_98:
+        jmp     method_token_98
+method_token_end_99:
         cmp     rcx, rsi
-        je      bad_request_99                  ; no method at all
+        je      bad_request_100                 ; no method at all
         cmp     byte [rcx], 32
-        jne     bad_request_99                  ; not followed by one space
+        jne     bad_request_100                 ; not followed by one space
         mov     eax, 13                         ; 501 Not Implemented
         ret
 
@@ -899,60 +905,60 @@ method_token_end_98:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_95:
+target_96:
         cmp     byte [rsi], 47
-        je      origin_form_107
+        je      origin_form_108
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_99
+        jne     bad_request_100
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_99
+        jne     bad_request_100
         add     rsi, 7                          ; skip "http://"
-authority_108:
+authority_109:
         movzx   eax, byte [rsi]
         cmp     eax, 47
-        je      origin_form_107                 ; the path starts
+        je      origin_form_108                 ; the path starts
         cmp     eax, 32
-        je      no_path_109                     ; "http://host": the path is "/"
+        je      no_path_110                     ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_99
+        jz      bad_request_100
         inc     rsi
-        jmp     authority_108
-no_path_109:
+        jmp     authority_109
+no_path_110:
         lea     rax, [rel path_root]
         mov     qword [rel req_path], rax
         mov     qword [rel req_path_len], 1
-        jmp     version_113
-origin_form_107:
+        jmp     version_114
+origin_form_108:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_110:
+path_111:
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      path_end_111
+        je      path_end_112
         cmp     eax, 63
-        je      query_112
+        je      query_113
         cmp     eax, 35
-        je      query_112
+        je      query_113
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_99                  ; CR, LF, a control character: malformed
+        jz      bad_request_100                 ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_110
-query_112:
+        jmp     path_111
+query_113:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_114:
+skip_query_115:
         inc     rsi
         movzx   eax, byte [rsi]
         cmp     eax, 32
-        je      version_113
+        je      version_114
         test    byte [r8+rax], 4
-        jz      bad_request_99
-        jmp     skip_query_114
-path_end_111:
+        jz      bad_request_100
+        jmp     skip_query_115
+path_end_112:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
@@ -961,28 +967,28 @@ path_end_111:
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_113:
+version_114:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_99
+        jne     bad_request_100
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_99
+        jne     bad_request_100
         movzx   eax, byte [rsi+6]               ; the major digit
         sub     eax, 48
         cmp     eax, 9
-        ja      bad_request_99                  ; not a digit
+        ja      bad_request_100                 ; not a digit
         cmp     byte [rsi+7], 46
-        jne     bad_request_99
+        jne     bad_request_100
         movzx   ecx, byte [rsi+8]               ; the minor digit
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_99
+        ja      bad_request_100
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_99                  ; anything else (a bare CR, trailing text): malformed
+        jne     bad_request_100                 ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_115
+        je      http_1_116
         mov     eax, 14                         ; 505 HTTP Version Not Supported
         ret
-http_1_115:
+http_1_116:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -992,215 +998,215 @@ http_1_115:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_116:
+header_line_117:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_125
+        je      headers_done_126
         mov     rcx, rsi                        ; rcx = the name
-field_name_117:
+field_name_118:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_118
+        jz      field_name_end_119
         inc     rsi
-        jmp     field_name_117
-field_name_end_118:
+        jmp     field_name_118
+field_name_end_119:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_99                  ; empty: a line that starts with a space (obs-fold) or ':'
+        jz      bad_request_100                 ; empty: a line that starts with a space (obs-fold) or ':'
         cmp     byte [rsi], 58
-        jne     bad_request_99                  ; whitespace (or anything) before the colon
+        jne     bad_request_100                 ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_119:
+skip_ows_120:
         cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_126
+        je      ows_char_127
         cmp     byte [rsi], 9
-        jne     field_value_120
-ows_char_126:
+        jne     field_value_121
+ows_char_127:
         inc     rsi
-        jmp     skip_ows_119
-field_value_120:
+        jmp     skip_ows_120
+field_value_121:
         mov     r11, rsi                        ; r11 = the value
-value_char_127:
+value_char_128:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_121
+        je      field_cr_122
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_99                  ; a bare LF, NUL or another control character
+        jz      bad_request_100                 ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_127
-field_cr_121:
+        jmp     value_char_128
+field_cr_122:
         cmp     byte [rsi+1], 10
-        jne     bad_request_99                  ; a bare CR
+        jne     bad_request_100                 ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_122:
+trim_123:
         cmp     r9, r11
-        je      trimmed_123
+        je      trimmed_124
         movzx   eax, byte [r9-1]
         cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_128
+        je      trim_one_129
         cmp     eax, 9
-        jne     trimmed_123
-trim_one_128:
+        jne     trimmed_124
+trim_one_129:
         dec     r9
-        jmp     trim_122
-trimmed_123:
+        jmp     trim_123
+trimmed_124:
         cmp     rdx, 4
-        jne     not_host_129
+        jne     not_host_130
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_129
+        jne     not_host_130
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_124
-not_host_129:
+        jmp     next_field_125
+not_host_130:
         cmp     rdx, 14
-        jne     not_content_length_131
+        jne     not_content_length_132
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_131
+        jne     not_content_length_132
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_131
+        jne     not_content_length_132
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_131
+        jne     not_content_length_132
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_131
+        jne     not_content_length_132
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_99                  ; empty
+        je      bad_request_100                 ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_133:
+cl_digit_134:
         cmp     r11, r9
-        je      cl_end_134
+        je      cl_end_135
         movzx   ecx, byte [r11]
         sub     ecx, 48
         cmp     ecx, 9
-        ja      bad_request_99                  ; not a digit: invalid
+        ja      bad_request_100                 ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_135          ; over 15 digits: far over any limit
+        ja      cl_too_many_digits_136          ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_135:
+cl_too_many_digits_136:
         inc     r11
-        jmp     cl_digit_133
-cl_end_134:
+        jmp     cl_digit_134
+cl_end_135:
         cmp     rdx, 15
-        jbe     cl_store_136
+        jbe     cl_store_137
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_136:
+cl_store_137:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_124
-not_content_length_131:
+        jmp     next_field_125
+not_content_length_132:
         cmp     rdx, 17
-        jne     not_transfer_encoding_132
+        jne     not_transfer_encoding_133
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_132
+        jne     not_transfer_encoding_133
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_132
+        jne     not_transfer_encoding_133
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_132
+        jne     not_transfer_encoding_133
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_132
+        jne     not_transfer_encoding_133
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_132
+        jne     not_transfer_encoding_133
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_124
-not_transfer_encoding_132:
+        jmp     next_field_125
+not_transfer_encoding_133:
         cmp     rdx, 10
-        jne     not_connection_130
+        jne     not_connection_131
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_130
+        jne     not_connection_131
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_130
+        jne     not_connection_131
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_130
-conn_token_137:
+        jne     not_connection_131
+conn_token_138:
         cmp     r11, r9
-        jae     next_field_124                  ; no more tokens
+        jae     next_field_125                  ; no more tokens
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_separator_138
+        je      conn_separator_139
         cmp     eax, 32
-        je      conn_separator_138
+        je      conn_separator_139
         cmp     eax, 9
-        jne     conn_token_start_143
-conn_separator_138:
+        jne     conn_token_start_144
+conn_separator_139:
         inc     r11
-        jmp     conn_token_137
-conn_token_start_143:
+        jmp     conn_token_138
+conn_token_start_144:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_139:
+conn_scan_140:
         cmp     r11, r9
-        jae     conn_scanned_140
+        jae     conn_scanned_141
         movzx   eax, byte [r11]
         cmp     eax, 44
-        je      conn_scanned_140
+        je      conn_scanned_141
         cmp     eax, 32
-        je      conn_scanned_140
+        je      conn_scanned_141
         cmp     eax, 9
-        je      conn_scanned_140
+        je      conn_scanned_141
         inc     r11
-        jmp     conn_scan_139
-conn_scanned_140:
+        jmp     conn_scan_140
+conn_scanned_141:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_141
+        jne     not_close_142
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_141
+        jne     not_close_142
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_141
+        jne     not_close_142
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_141:
+not_close_142:
         cmp     rdx, 10
-        jne     not_keep_alive_142
+        jne     not_keep_alive_143
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_142
+        jne     not_keep_alive_143
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_142
+        jne     not_keep_alive_143
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_142
+        jne     not_keep_alive_143
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_142:
-        jmp     conn_token_137
-not_connection_130:
-next_field_124:
+not_keep_alive_143:
+        jmp     conn_token_138
+not_connection_131:
+next_field_125:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_116
-headers_done_125:
+        jmp     header_line_117
+headers_done_126:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1208,69 +1214,69 @@ headers_done_125:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_147:
+check_request_148:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_144
+        je      no_transfer_encoding_145
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_99                  ; both framings: a smuggling attempt
+        jne     bad_request_100                 ; both framings: a smuggling attempt
         mov     eax, 13                         ; 501 Not Implemented
         ret
-no_transfer_encoding_144:
+no_transfer_encoding_145:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_99                  ; Content-Length twice
+        ja      bad_request_100                 ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_99                  ; Host twice
-        je      host_ok_145
+        ja      bad_request_100                 ; Host twice
+        je      host_ok_146
         cmp     dword [rel req_minor], 0
-        jne     bad_request_99                  ; HTTP/1.1 without Host
-host_ok_145:
+        jne     bad_request_100                 ; HTTP/1.1 without Host
+host_ok_146:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_146
+        jbe     size_ok_147
         mov     eax, 10                         ; 413 Content Too Large
         ret
-size_ok_146:
+size_ok_147:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: route by exact path
 ;; C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
 ;; A compare chain generated from the spec: the length first, then the bytes.
 ;; Unknown paths get not_found.
-route_148:
+route_149:
         mov     r9, qword [rel req_path]        ; r9 = the path
         mov     r10, qword [rel req_path_len]   ; r10 = its length
         cmp     r10, 1                          ; "/"
-        jne     not_path_149
+        jne     not_path_150
         mov     rsi, r9
         lea     rdi, [rel path_0]
         mov     ecx, 1
         repe cmpsb                              ; compare while equal
-        je      path_150
-not_path_149:
+        je      path_151
+not_path_150:
         cmp     r10, 11                         ; "/index.html"
-        jne     not_path_151
+        jne     not_path_152
         mov     rsi, r9
         lea     rdi, [rel path_1]
         mov     ecx, 11
         repe cmpsb                              ; compare while equal
-        je      path_152
-not_path_151:
+        je      path_153
+not_path_152:
         cmp     r10, 10                         ; "/style.css"
-        jne     not_path_153
+        jne     not_path_154
         mov     rsi, r9
         lea     rdi, [rel path_2]
         mov     ecx, 10
         repe cmpsb                              ; compare while equal
-        je      path_154
-not_path_153:
+        je      path_155
+not_path_154:
         cmp     r10, 9                          ; "/logo.png"
-        jne     not_path_155
+        jne     not_path_156
         mov     rsi, r9
         lea     rdi, [rel path_3]
         mov     ecx, 9
         repe cmpsb                              ; compare while equal
-        je      path_156
-not_path_155:
+        je      path_157
+not_path_156:
         mov     eax, 8                          ; 404: not_found
         ret
 
@@ -1278,18 +1284,18 @@ not_path_155:
 ;; parse_request: the methods of /
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_150:
+path_151:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_157
-        mov     eax, 0                          ; GET /
-        ret
-not_157:
-        cmp     ecx, 2                          ; HEAD
         jne     not_158
         mov     eax, 0                          ; GET /
         ret
 not_158:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_159
+        mov     eax, 0                          ; GET /
+        ret
+not_159:
         mov     eax, 4                          ; 405 Method Not Allowed
         ret
 
@@ -1297,18 +1303,18 @@ not_158:
 ;; parse_request: the methods of /index.html
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_152:
+path_153:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_159
-        mov     eax, 1                          ; GET /index.html
-        ret
-not_159:
-        cmp     ecx, 2                          ; HEAD
         jne     not_160
         mov     eax, 1                          ; GET /index.html
         ret
 not_160:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_161
+        mov     eax, 1                          ; GET /index.html
+        ret
+not_161:
         mov     eax, 5                          ; 405 Method Not Allowed
         ret
 
@@ -1316,18 +1322,18 @@ not_160:
 ;; parse_request: the methods of /style.css
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_154:
+path_155:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_161
-        mov     eax, 2                          ; GET /style.css
-        ret
-not_161:
-        cmp     ecx, 2                          ; HEAD
         jne     not_162
         mov     eax, 2                          ; GET /style.css
         ret
 not_162:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_163
+        mov     eax, 2                          ; GET /style.css
+        ret
+not_163:
         mov     eax, 6                          ; 405 Method Not Allowed
         ret
 
@@ -1335,25 +1341,25 @@ not_162:
 ;; parse_request: the methods of /logo.png
 ;; C: switch (method)
 ;; Other methods: 405 with Allow.
-path_156:
+path_157:
         mov     ecx, dword [rel req_method]
         cmp     ecx, 1                          ; GET
-        jne     not_163
-        mov     eax, 3                          ; GET /logo.png
-        ret
-not_163:
-        cmp     ecx, 2                          ; HEAD
         jne     not_164
         mov     eax, 3                          ; GET /logo.png
         ret
 not_164:
+        cmp     ecx, 2                          ; HEAD
+        jne     not_165
+        mov     eax, 3                          ; GET /logo.png
+        ret
+not_165:
         mov     eax, 7                          ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_99:
+bad_request_100:
         mov     eax, 9                          ; 400 Bad Request
         ret
 
@@ -1368,25 +1374,25 @@ decide_mode_26:
         mov     dword [rel conn_mode], 0        ; close, unless kept below
         inc     ecx                             ; this one too
         cmp     ecx, 1000                       ; the last request allowed?
-        jae     mode_decided_165
+        jae     mode_decided_166
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32: its record
         lea     rdx, [rel responses]
         cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_165
+        jne     mode_decided_166
         cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_165
+        jne     mode_decided_166
         cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_165
+        jne     mode_decided_166
         cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_166
+        je      http10_167
         mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
         ret
-http10_166:
+http10_167:
         cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_165
+        je      mode_decided_166
         mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_165:
+mode_decided_166:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1397,20 +1403,20 @@ mode_decided_165:
 ;; buffer counts as the head.
 too_large_27:
         xor     ecx, ecx                        ; i = 0
-scan_lf_168:
+scan_lf_169:
         cmp     rcx, r14
-        jae     answer_too_large_169
+        jae     answer_too_large_170
         cmp     byte [rbp+rcx], 10              ; '\n'
-        je      found_lf_167
+        je      found_lf_168
         inc     rcx
-        jmp     scan_lf_168
-found_lf_167:
+        jmp     scan_lf_169
+found_lf_168:
         mov     eax, 12                         ; 431
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
         ret
-answer_too_large_169:
+answer_too_large_170:
         mov     eax, 11                         ; 414
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
@@ -1434,22 +1440,22 @@ prepare_response_24:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_170                  ; mode 0: close
+        jz      head_ready_171                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_170                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_171                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_170:
+head_ready_171:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_171
+        jne     body_ready_172
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_171:
+body_ready_172:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1467,21 +1473,21 @@ body_ready_171:
 ;; write_all (blocking modes). rax = 0, or -errno.
 send_response_25:
         call    prepare_response_24
-writev_again_172:
+writev_again_173:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel iov]                  ; iov
         mov     edx, 2                          ; iovcnt = 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_172
+        je      writev_again_173
         test    rax, rax
-        js      send_done_174                   ; -errno: the client is gone
+        js      send_done_175                   ; -errno: the client is gone
         ; A short write: finish the head, then the body, with write_all.
         lea     r10, [rel iov]
         mov     rcx, qword [r10+8]              ; head_len
         cmp     rax, rcx
-        jae     head_done_173
+        jae     head_done_174
         mov     rsi, qword [r10]
         add     rsi, rax                        ; the head's rest
         mov     rdx, rcx
@@ -1489,11 +1495,11 @@ writev_again_172:
         mov     rdi, r13
         call    write_all_6
         test    rax, rax
-        js      send_done_174
+        js      send_done_175
         xor     eax, eax                        ; no body bytes written yet
         lea     r10, [rel iov]
         mov     ecx, 0
-head_done_173:
+head_done_174:
         sub     rax, rcx                        ; body bytes written
         mov     rsi, qword [r10+16]
         add     rsi, rax                        ; the body's rest
@@ -1501,7 +1507,7 @@ head_done_173:
         sub     rdx, rax
         mov     rdi, r13
         call    write_all_6                     ; returns at once when nothing is left
-send_done_174:
+send_done_175:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1516,17 +1522,17 @@ log_request_28:
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        ; the request line: up to the first CR or LF
-line_len_175:
+line_len_176:
         cmp     rcx, r14
-        jae     copy_line_176
+        jae     copy_line_177
         movzx   eax, byte [rsi+rcx]
         cmp     eax, 13
-        je      copy_line_176
+        je      copy_line_177
         cmp     eax, 10
-        je      copy_line_176
+        je      copy_line_177
         inc     rcx
-        jmp     line_len_175
-copy_line_176:
+        jmp     line_len_176
+copy_line_177:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2

@@ -44,6 +44,9 @@ int run_run(const RunOptions& opt) {
     pid_t pid = ::fork();
     if (pid < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
     if (pid == 0) {
+      // A process group of its own: a terminal's Ctrl-C reaches only asmsrv,
+      // which passes it on once (a second signal makes the server exit at once).
+      ::setpgid(0, 0);
       ::execl(exe.c_str(), exe.c_str(), static_cast<char*>(nullptr));
       fmt::print(stderr, "asmsrv: cannot run the server: {}\n", std::strerror(errno));
       ::_exit(127);

@@ -38,6 +38,7 @@ inline constexpr Sys kFcntl{"fcntl", 72};
 inline constexpr Sys kKill{"kill", 62};
 inline constexpr Sys kWait4{"wait4", 61};
 inline constexpr Sys kPrctl{"prctl", 157};
+inline constexpr Sys kSetpgid{"setpgid", 109};
 
 inline constexpr int kAfInet = 2;
 inline constexpr int kSockStream = 1;

@@ -438,6 +438,11 @@ void Lowerer::supervisor() {
   ret();
   b_.label(child);
   mov(var32(is_supervisor_), imm(0), "a worker");
+  b_.note("setpgid(0, 0): a process group of its own, so a terminal's Ctrl-C reaches only");
+  b_.note("the supervisor, which passes it on once (twice would mean: exit at once).");
+  b_.zero(Reg::rdi, "pid = 0: this process");
+  b_.zero(Reg::rsi, "pgid = 0: its own pid");
+  sys(kSetpgid);
   jmp(Op::jmp, worker_main_);
 }
 

@@ -209,7 +209,6 @@ void Lowerer::epoll_shutdown() {
   Label loop = b_.new_label("close_idle");
   Label next = b_.new_label("close_idle_next");
   Label done = b_.new_label("idle_closed");
-  Label check = b_.new_label("shutdown_check");
   Label not_yet = b_.new_label("not_yet");
   block(begin_shutdown_, "subroutine begin_shutdown: a graceful stop", &kClose,
         "close(listen_fd); close idle connections; exit when none is left or at the deadline",
@@ -218,7 +217,7 @@ void Lowerer::epoll_shutdown() {
                     "({} ms) the worker exits anyway. A second signal exits at once (see the\n"
                     "handler).", lim.shutdown_timeout_ms));
   op(Op::cmp, var32(shutting_down_), imm(0));
-  jmp(Op::jne, check, "already stopping");
+  jmp(Op::jne, started, "already stopping");
   mov(var32(shutting_down_), imm(1));
   call(now_ms_);
   op(Op::add, r64(Reg::rax), imm(lim.shutdown_timeout_ms), "+ shutdown_timeout_ms");
@@ -226,6 +225,8 @@ void Lowerer::epoll_shutdown() {
   call(listen_off_);
   mov(r64(Reg::rdi), r64(kListenFd), "close the listener: no new connections");
   sys(kClose);
+  b_.label(started);
+  b_.note("On every pass: a connection may have become idle since the last one.");
   lea(Reg::rbx, conns_, "close every idle connection");
   b_.label(loop);
   lea(Reg::rax, conns_);
@@ -241,8 +242,6 @@ void Lowerer::epoll_shutdown() {
   op(Op::add, r64(Reg::rbx), imm(kRecBytes));
   jmp(Op::jmp, loop);
   b_.label(done);
-  b_.label(started);
-  b_.label(check);
   op(Op::cmp, var32(nconns_), imm(0));
   jmp(Op::je, exit_ok_, "nothing left: exit 0");
   call(now_ms_);
@@ -387,7 +386,12 @@ void Lowerer::epoll_conn_event() {
   jmp(Op::jle, closing);
   op(Op::add, mem64(Reg::rbx, kCBytes), r64(Reg::rax));
   op(Op::sub, mem64(Reg::rbx, kCDiscard), r64(Reg::rax));
-  jmp(Op::jnz, save, "more of the body to come");
+  Label body_done = b_.new_label("body_dropped");
+  jmp(Op::jz, body_done);
+  b_.mov_imm(Reg::rax, http() ? lim.header_timeout_ms : 0, "more to come: header_timeout_ms from this read");
+  call(conn_deadline_);
+  jmp(Op::jmp, save);
+  b_.label(body_done);
   mov(mem32(Reg::rbx, kCState), imm(kReading), "the body is gone: wait for the next request");
   b_.mov_imm(Reg::rax, http() ? lim.keepalive_timeout_ms : 0);
   call(conn_deadline_);

@@ -480,33 +480,40 @@ void Lowerer::read_timed() {
 }
 
 void Lowerer::find_head_end() {
-  Label from = b_.new_label("scan_from");
   Label loop = b_.new_label("scan");
+  Label next = b_.new_label("scan_next");
   Label none = b_.new_label("no_end_yet");
   Label found = b_.new_label("found_end");
+  Label bare = b_.new_label("bare_lf");
   block(find_head_end_, "subroutine find_head_end", nullptr,
-        "p = memmem(buf + max(scanned - 3, 0), len, \"\\r\\n\\r\\n\", 4);\n"
-        "   return p ? p + 4 - buf : (scanned = len, 0);",
+        "for each new LF at i: if buf[i-3..i] == \"\\r\\n\\r\\n\" or buf[i-1] != '\\r' return i + 1;\n"
+        "   scanned = len; return 0;",
         "rax = the length of the request head, up to and with CR LF CR LF, or 0.\n"
-        "Bytes searched before are not searched again, but for the last 3: the\n"
-        "terminator may straddle two reads.");
-  mov(r64(Reg::rsi), r64(kBuf));
-  mov(r64(Reg::rcx), var64(scanned_));
-  op(Op::sub, r64(Reg::rcx), imm(3), "i = scanned - 3");
-  jmp(Op::jns, from);
-  b_.zero(Reg::rcx, "but not before the buffer: i = 0");
-  b_.label(from);
+        "Only bytes not searched before are looked at (the test looks back). A bare\n"
+        "LF also ends the head, so that parse_request answers it with 400 instead of\n"
+        "leaving the client to the header timeout.");
+  mov(r64(Reg::rcx), var64(scanned_), "i = the first new byte");
   b_.label(loop);
-  b_.emit(Op::lea, {r64(Reg::rax), mem(Width::none, Reg::rcx, 4)}, "i + 4");
-  op(Op::cmp, r64(Reg::rax), r64(kBufLen));
-  jmp(Op::ja, none, "no 4 bytes left to compare");
-  op(Op::cmp, mem_index(Width::b32, Reg::rsi, Reg::rcx), imm(0x0A0D0A0D),
+  op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
+  jmp(Op::jae, none, "all searched");
+  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx), imm('\n'), "LF?");
+  jmp(Op::jne, next);
+  op(Op::test, r64(Reg::rcx), r64(Reg::rcx));
+  jmp(Op::jz, bare, "an LF first of all: bare");
+  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx, -1), imm('\r'), "CR before it?");
+  jmp(Op::jne, bare);
+  op(Op::cmp, r64(Reg::rcx), imm(3));
+  jmp(Op::jb, next);
+  op(Op::cmp, mem_index(Width::b32, kBuf, Reg::rcx, -3), imm(0x0A0D0A0D),
      "\"\\r\\n\\r\\n\" read as a little-endian dword");
   jmp(Op::je, found);
+  b_.label(next);
   op(Op::inc, r64(Reg::rcx));
   jmp(Op::jmp, loop);
+  b_.label(bare);
   b_.label(found);
-  ret("rax = i + 4");
+  b_.emit(Op::lea, {r64(Reg::rax), mem(Width::none, Reg::rcx, 1)}, "rax = i + 1");
+  ret();
   b_.label(none);
   mov(var64(scanned_), r64(kBufLen), "scanned = len");
   b_.zero(Reg::rax);
