@@ -488,6 +488,14 @@ Spec parse_spec(const std::string& text, const std::string& path) {
     }
     if (root.contains("headers") && !spec.raw_response) check_headers(c, root["headers"], "/headers", spec.headers);
     if (root.contains("limits")) check_limits(c, root["limits"], spec.limits);
+    // epoll keeps a request buffer per connection slot in .bss.
+    uint64_t table = static_cast<uint64_t>(spec.limits.max_connections) *
+                     static_cast<uint64_t>(spec.limits.request_bytes + 16 + 128);
+    if (spec.mode == Mode::epoll && table > (uint64_t{1} << 30))
+      c.error("/limits/max_connections",
+              fmt::format("{} connections with {}-byte buffers need {} MiB of memory; the limit is "
+                          "1024 MiB: lower max_connections or request_bytes",
+                          spec.limits.max_connections, spec.limits.request_bytes, table >> 20));
     if (root.contains("log")) check_log(c, root["log"], spec);
   }
   if (!c.errors().empty()) throw SpecError(c.errors());
