@@ -944,6 +944,71 @@ TEST_P(Epoll, SecondSignalExitsAtOnce) {
   EXPECT_LT(seconds_since(t0), 0.3);
 }
 
+// A Connection: close response (keepalive_requests 1) to a client that
+// sends a pipelined request while the response is still being written: the
+// server must read and drop that unread input before it closes, or the
+// kernel answers the close with RST and the client loses the end of the
+// response. Before a fix (a "skip the drain" shortcut), an 8 MB response
+// was cut off after some MB with ECONNRESET.
+TEST_P(Epoll, CloseWithUnreadPipelinedInputDeliversTheWholeResponse) {
+  constexpr size_t kBytes = 8u << 20;
+  static const std::string content = big_content().substr(0, kBytes);
+  json spec = json::object();
+  spec["name"] = "drain";
+  spec["listen"] = json::object();
+  spec["listen"]["address"] = "127.0.0.1";
+  spec["listen"]["port"] = 8080;
+  spec["mode"] = "epoll";
+  spec["response"] = json::object();
+  spec["response"]["file"] = "big8.bin";
+  spec["limits"] = json::object();
+  spec["limits"]["keepalive_requests"] = 1;
+  START(r, spec, std::nullopt, {{"big8.bin", &content}});
+  ASSERT_TRUE(r.spec.response.has_value());
+  ASSERT_EQ(r.spec.response->file_size, kBytes);
+  const std::string want = answer(r, "/", ConnHeader::close);
+  ASSERT_NE(want.find("Connection: close\r\n"), std::string::npos);
+
+  Client c(r.port, 64 * 1024);
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  sleep_ms(300);
+  EXPECT_LT(static_cast<size_t>(unread_bytes(c.fd())), want.size()) << "still writing";
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));  // never answered
+  ReadResult res = c.read_until_eof(30000);
+  EXPECT_FALSE(res.error) << "the connection was reset after " << res.data.size() << " of "
+                          << want.size() << " bytes";
+  EXPECT_FALSE(res.timeout);
+  EXPECT_TRUE(res.eof);
+  EXPECT_TRUE(res.data == want) << describe(res.data, want);
+}
+
+// A stopped connection that still has a request body to discard: once the
+// body is in, the connection is idle and closes at once. Before a fix, the
+// idle scan ran only on the first pass after the signal, so the server
+// waited out shutdown_timeout_ms (20 s here).
+TEST_P(Epoll, ConnectionIdleOnlyAfterTheStopClosesAtOnce) {
+  json spec = base_spec();
+  spec["limits"] = json::object();
+  spec["limits"]["shutdown_timeout_ms"] = 20000;
+  START(r, spec);
+  Client c(r.port);
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send("POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"));
+  Reply rep = c.read_response(false, 3000);
+  EXPECT_EQ(rep.raw, answer(r, "/post", ConnHeader::keep_alive, "POST"));
+  ASSERT_TRUE(r.proc->signal(SIGTERM));
+  EXPECT_FALSE(r.proc->wait_exit(200).has_value()) << "exited with a body still to come";
+  auto t0 = Clock::now();
+  ASSERT_TRUE(c.send("0123456789"));
+  std::string extra;
+  EXPECT_TRUE(c.closed_within(2000, &extra)) << "still open after the body";
+  EXPECT_EQ(extra, "");
+  EXPECT_EQ(r.proc->wait_exit(3000), std::optional<int>(0)) << r.proc->err();
+  double dt = seconds_since(t0);
+  EXPECT_LT(dt, 1.0) << "exited " << dt << " s after the body (shutdown_timeout_ms is 20 s)";
+}
+
 // ---------------------------------------------------------------------------
 // PID 1
 
@@ -1117,6 +1182,55 @@ TEST_P(Epoll, WorkersGracefulStopAnswersARequestInProgress) {
   EXPECT_EQ(r.proc->err(), "") << "no worker is replaced while stopping";
 }
 
+/// Ctrl-C in a terminal: SIGINT to the server's whole process group while
+/// a worker is receiving a request. The request is still answered (with
+/// Connection: close) and the supervisor exits 0. Before a fix, every worker
+/// got SIGINT from the group and SIGTERM from the supervisor, took that as a
+/// second signal and exited at once, without answering.
+void ctrl_c_to_the_group(Running& r) {
+  pid_t sup = r.proc->pid();
+  ASSERT_EQ(::getpgid(sup), sup) << "the server leads a process group of its own";
+  std::vector<pid_t> w = wait_workers(sup, 2);
+  // Workers lead groups of their own, out of reach of ~ServerProcess's
+  // kill(-pgid): end any that a failure leaves behind.
+  struct KillLeftovers {
+    const std::vector<pid_t>& pids;
+    ~KillLeftovers() {
+      for (pid_t p : pids)
+        if (alive(p)) ::kill(p, SIGKILL);
+    }
+  } kill_leftovers{w};
+  ASSERT_EQ(w.size(), 2u) << pids_text(w);
+  Client partial(r.port);
+  ASSERT_TRUE(partial.valid());
+  ASSERT_TRUE(partial.send("GET / HTTP/1.1\r\nHost: x\r\n"));
+  sleep_ms(100);  // a worker has read the partial head
+  ASSERT_EQ(::killpg(sup, SIGINT), 0);
+  sleep_ms(300);
+  EXPECT_FALSE(r.proc->exited()) << "a worker is still receiving a request";
+  ASSERT_TRUE(partial.send("\r\n"));
+  ReadResult res = partial.read_until_eof(2000);
+  EXPECT_EQ(res.data, answer(r, "/", ConnHeader::close));
+  EXPECT_TRUE(res.eof);
+  EXPECT_EQ(r.proc->wait_exit(2000), std::optional<int>(0)) << r.proc->err();
+  expect_no_leftovers(sup, w);
+}
+
+TEST_P(Epoll, WorkersCtrlCToTheGroupIsGraceful) {
+  json spec = base_spec("multi");
+  spec["workers"] = 2;
+  START(r, spec);
+  ctrl_c_to_the_group(r);
+}
+
+TEST_P(Epoll, IterativeWorkersCtrlCToTheGroupIsGraceful) {
+  json spec = base_spec("iter");
+  spec["mode"] = "iterative";
+  spec["workers"] = 2;
+  START(r, spec);
+  ctrl_c_to_the_group(r);
+}
+
 TEST_P(Epoll, WorkersInIterativeMode) {
   json spec = base_spec("iter");
   spec["mode"] = "iterative";
@@ -1206,9 +1320,19 @@ TEST_P(Epoll, WorkersInForkMode) {
     for (int round = 0; round < 2; ++round)
       for (auto& c : cs) expect_prompt_keepalive(r, c, "concurrent keep-alive connections");
   }
-  // Every connection is closed: their processes end.
-  EXPECT_TRUE(eventually([&] { return live_in_group(sup).size() == 4; }, 2000))
-      << pids_text(live_in_group(sup));
+  // Every connection is closed: their processes end. Each worker leads a
+  // process group of its own (so that Ctrl-C reaches it once), holding the
+  // processes it forks: count the supervisor's group and the workers'.
+  auto server_processes = [&] {
+    std::vector<pid_t> all = live_in_group(sup);
+    for (pid_t p : w) {
+      std::vector<pid_t> g = live_in_group(p);
+      all.insert(all.end(), g.begin(), g.end());
+    }
+    return all;
+  };
+  EXPECT_TRUE(eventually([&] { return server_processes().size() == 4; }, 2000))
+      << pids_text(server_processes());
   auto t0 = Clock::now();
   ASSERT_TRUE(r.proc->signal(SIGTERM));
   EXPECT_EQ(r.proc->wait_exit(2000), std::optional<int>(0)) << r.proc->err();

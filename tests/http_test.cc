@@ -388,6 +388,20 @@ TEST_P(Http, MalformedRequestsGet400AndClose) {
   EXPECT_FALSE(proc().exited());
 }
 
+// Bare LF line ends are not accepted: the head ends there (at LF LF) and
+// is answered 400 at once. Before a fix, the server looked only for
+// CR LF CR LF, so such a request was not answered until the header timeout.
+TEST_P(Http, BareLfLineEndsGet400Promptly) {
+  ASSERT_TRUE(start("routes"));
+  for (const std::string request : {"GET / HTTP/1.0\n\n", "GET / HTTP/1.1\nHost: x\n\n"}) {
+    SCOPED_TRACE(testing::PrintToString(request));
+    auto t0 = Clock::now();
+    expect_answer_then_close(request, kBadRequest);
+    EXPECT_LT(seconds_since(t0), 1.0);
+  }
+  EXPECT_EQ(exchange(port(), req_close("GET", "/health")).data, kHealthClose);
+}
+
 TEST_P(Http, RequestLineOverLimitGets414) {
   ASSERT_TRUE(start("routes"));
   std::string e414 = expect().error(&ResponseTable::uri_too_long);
