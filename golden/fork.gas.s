@@ -178,6 +178,14 @@ _start:
 ## while we wait here ends the server at once.
 .Laccept_1:
         mov     DWORD PTR [rip + busy], 0       # busy = 0
+        # Stop signals are blocked while a connection is served (they arrive only in
+        # ppoll, see read_timed); one that came meanwhile is delivered right here.
+        mov     edi, 1                          # SIG_UNBLOCK
+        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        xor     edx, edx                        # oldset = NULL
+        mov     r10d, 8                         # sizeof(sigset_t)
+        mov     eax, 14                         # syscall number: rt_sigprocmask
+        syscall
         cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal came while busy?
         jne     .Lexit_ok_5                     # then exit now, between connections
         mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
@@ -190,6 +198,12 @@ _start:
         js      .Laccept_failed_2
         mov     r13, rax                        # r13 = client_fd
         mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
+        mov     edi, 0                          # SIG_BLOCK
+        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        xor     edx, edx                        # oldset = NULL
+        mov     r10d, 8                         # sizeof(sigset_t)
+        mov     eax, 14                         # syscall number: rt_sigprocmask
+        syscall
         jmp     .Lfork_14
 
 ## --------------------------------------------------------------------------
@@ -248,6 +262,7 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     eax, 3                          # syscall number: close
         syscall
+        mov     DWORD PTR [rip + stop_requested], 0 # a stop meant for the parent: this connection is served in full
         jmp     .Lserve_3
 
 ## --------------------------------------------------------------------------
@@ -663,6 +678,16 @@ errno_word:
 response:
         .ascii "HTTP/1.0 200 OK FROM TCP SERVER\r\n"
         .ascii "\r\n"
+
+# sigset_t { SIGTERM, SIGINT } (8 bytes)
+        .balign 8, 0
+stop_signals:
+        .byte 2, 64, 0, 0, 0, 0, 0, 0
+
+# the empty sigset_t (8 bytes)
+        .balign 8, 0
+no_signals:
+        .byte 0, 0, 0, 0, 0, 0, 0, 0
 
         .bss
 

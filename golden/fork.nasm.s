@@ -178,6 +178,14 @@ reap_children_29:
 ;; while we wait here ends the server at once.
 accept_1:
         mov     dword [rel busy], 0             ; busy = 0
+        ; Stop signals are blocked while a connection is served (they arrive only in
+        ; ppoll, see read_timed); one that came meanwhile is delivered right here.
+        mov     edi, 1                          ; SIG_UNBLOCK
+        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        xor     edx, edx                        ; oldset = NULL
+        mov     r10d, 8                         ; sizeof(sigset_t)
+        mov     eax, 14                         ; syscall number: rt_sigprocmask
+        syscall
         cmp     dword [rel stop_requested], 0   ; a stop signal came while busy?
         jne     exit_ok_5                       ; then exit now, between connections
         mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
@@ -190,6 +198,12 @@ accept_1:
         js      accept_failed_2
         mov     r13, rax                        ; r13 = client_fd
         mov     dword [rel busy], 1             ; busy = 1: a stop signal now waits for this connection
+        mov     edi, 0                          ; SIG_BLOCK
+        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        xor     edx, edx                        ; oldset = NULL
+        mov     r10d, 8                         ; sizeof(sigset_t)
+        mov     eax, 14                         ; syscall number: rt_sigprocmask
+        syscall
         jmp     fork_14
 
 ;; --------------------------------------------------------------------------
@@ -248,6 +262,7 @@ child_30:
         mov     rdi, r12                        ; fd = listen_fd
         mov     eax, 3                          ; syscall number: close
         syscall
+        mov     dword [rel stop_requested], 0   ; a stop meant for the parent: this connection is served in full
         jmp     serve_3
 
 ;; --------------------------------------------------------------------------
@@ -663,6 +678,16 @@ errno_word:
 response:
         db "HTTP/1.0 200 OK FROM TCP SERVER", 13, 10
         db 13, 10
+
+; sigset_t { SIGTERM, SIGINT } (8 bytes)
+        align 8, db 0
+stop_signals:
+        db 2, 64, 0, 0, 0, 0, 0, 0
+
+; the empty sigset_t (8 bytes)
+        align 8, db 0
+no_signals:
+        db 0, 0, 0, 0, 0, 0, 0, 0
 
         section .bss
 

@@ -369,6 +369,7 @@ _start:
         mov     QWORD PTR [rbx+88], rax         # kept for the logs
         mov     eax, 0x2710                     # the first request's deadline
         call    .Lconn_deadline_36
+        inc     DWORD PTR [rip + nconns]
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: which connection
@@ -377,7 +378,9 @@ _start:
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
-        inc     DWORD PTR [rip + nconns]
+        test    rax, rax
+        jns     .Laccept_next_65
+        call    .Lclose_connection_31           # could not watch it (ENOMEM, ENOSPC): close it at once
         jmp     .Laccept_next_65
 .Laccept_done_68:
         ret

@@ -369,6 +369,7 @@ accepted_66:
         mov     qword [rbx+88], rax             ; kept for the logs
         mov     eax, 0x2710                     ; the first request's deadline
         call    conn_deadline_36
+        inc     dword [rel nconns]
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 1                  ; EPOLLIN
         mov     qword [r10+4], rbx              ; data: which connection
@@ -377,7 +378,9 @@ accepted_66:
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-        inc     dword [rel nconns]
+        test    rax, rax
+        jns     accept_next_65
+        call    close_connection_31             ; could not watch it (ENOMEM, ENOSPC): close it at once
         jmp     accept_next_65
 accept_done_68:
         ret

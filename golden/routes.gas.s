@@ -165,6 +165,14 @@ _start:
 ## while we wait here ends the server at once.
 .Laccept_1:
         mov     DWORD PTR [rip + busy], 0       # busy = 0
+        # Stop signals are blocked while a connection is served (they arrive only in
+        # ppoll, see read_timed); one that came meanwhile is delivered right here.
+        mov     edi, 1                          # SIG_UNBLOCK
+        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        xor     edx, edx                        # oldset = NULL
+        mov     r10d, 8                         # sizeof(sigset_t)
+        mov     eax, 14                         # syscall number: rt_sigprocmask
+        syscall
         cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal came while busy?
         jne     .Lexit_ok_5                     # then exit now, between connections
         mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
@@ -177,6 +185,12 @@ _start:
         js      .Laccept_failed_2
         mov     r13, rax                        # r13 = client_fd
         mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
+        mov     edi, 0                          # SIG_BLOCK
+        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        xor     edx, edx                        # oldset = NULL
+        mov     r10d, 8                         # sizeof(sigset_t)
+        mov     eax, 14                         # syscall number: rt_sigprocmask
+        syscall
         jmp     .Lserve_3
 
 ## --------------------------------------------------------------------------
@@ -692,37 +706,51 @@ _start:
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine read_timed(rsi = buf, rdx = count): poll(2), syscall 7
-## C: if (poll(&(struct pollfd){ client_fd, POLLIN }, 1, deadline - now_ms()) <= 0)
+## subroutine read_timed(rsi = buf, rdx = count): ppoll(2), syscall 271
+## C: if (ppoll(&(struct pollfd){ client_fd, POLLIN }, 1, &(deadline - now_ms()), &no_signals) <= 0)
 ##    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
 ## Waits for input until the deadline, then reads it: rax = bytes read, 0 at
-## end of file, -ETIMEDOUT, -EINTR when a signal came, or -errno.
+## end of file, -ETIMEDOUT, -EINTR when a stop signal came, or -errno. Stop
+## signals are blocked while serving; ppoll unblocks them for the wait only,
+## atomically, so one cannot slip in between the stop check and the wait.
 .Lread_timed_20:
-        mov     r8, rsi                         # keep buf
-        mov     r9, rdx                         # keep count
+        push    rsi                             # keep buf
+        push    rdx                             # keep count
         call    .Lnow_ms_15
-        mov     rdx, QWORD PTR [rip + deadline]
-        sub     rdx, rax                        # timeout = deadline - now, in ms
+        mov     rcx, QWORD PTR [rip + deadline]
+        sub     rcx, rax                        # ms left = deadline - now
         jg      .Lwait_84
 .Ltimed_out_85:
         mov     rax, -110                       # -ETIMEDOUT
-        ret
+        jmp     .Lread_timed_done_86
 .Lwait_84:
+        mov     rax, rcx
+        xor     edx, edx
+        mov     ecx, 1000
+        div     rcx                             # rax = seconds, rdx = the rest in ms
+        lea     rsi, [rip + poll_timeout]
+        mov     QWORD PTR [rsi], rax            # tv_sec
+        imul    rdx, rdx, 0xf4240
+        mov     QWORD PTR [rsi+8], rdx          # tv_nsec
         lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
+        mov     rdx, rsi                        # tmo_p = &poll_timeout
         mov     esi, 1                          # nfds = 1
-        mov     eax, 7                          # syscall number: poll
+        lea     r10, [rip + no_signals]         # sigmask = {}: stop signals may arrive now
+        mov     r8d, 8                          # sizeof(sigset_t)
+        mov     eax, 271                        # syscall number: ppoll
         syscall
         test    rax, rax
         jz      .Ltimed_out_85                  # 0: nothing came in time
         js      .Lread_timed_done_86            # -EINTR or -errno
         mov     rdi, r13                        # fd = client_fd
-        mov     rsi, r8                         # buf
-        mov     rdx, r9                         # count
+        mov     rdx, QWORD PTR [rsp]            # count
+        mov     rsi, QWORD PTR [rsp+8]          # buf
         mov     eax, 0                          # syscall number: read
         syscall
 .Lread_timed_done_86:
+        add     rsp, 16                         # drop buf and count
         ret
 
 ## --------------------------------------------------------------------------
@@ -2193,6 +2221,16 @@ path_7:
 path_root:
         .ascii "/"
 
+# sigset_t { SIGTERM, SIGINT } (8 bytes)
+        .balign 8, 0
+stop_signals:
+        .byte 2, 64, 0, 0, 0, 0, 0, 0
+
+# the empty sigset_t (8 bytes)
+        .balign 8, 0
+no_signals:
+        .byte 0, 0, 0, 0, 0, 0, 0, 0
+
         .bss
 
 # struct pollfd { client_fd, POLLIN, revents } (8 bytes)
@@ -2328,6 +2366,11 @@ line_buf:
 # struct timespec, filled by clock_gettime (16 bytes)
         .balign 8
 now_ts:
+        .skip 16
+
+# struct timespec for ppoll (16 bytes)
+        .balign 8
+poll_timeout:
         .skip 16
 
         # An empty note that asks for a non-executable stack (PT_GNU_STACK RW).

@@ -178,6 +178,14 @@ reap_children_40:
 ;; while we wait here ends the server at once.
 accept_1:
         mov     dword [rel busy], 0             ; busy = 0
+        ; Stop signals are blocked while a connection is served (they arrive only in
+        ; ppoll, see read_timed); one that came meanwhile is delivered right here.
+        mov     edi, 1                          ; SIG_UNBLOCK
+        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        xor     edx, edx                        ; oldset = NULL
+        mov     r10d, 8                         ; sizeof(sigset_t)
+        mov     eax, 14                         ; syscall number: rt_sigprocmask
+        syscall
         cmp     dword [rel stop_requested], 0   ; a stop signal came while busy?
         jne     exit_ok_5                       ; then exit now, between connections
         mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
@@ -190,6 +198,12 @@ accept_1:
         js      accept_failed_2
         mov     r13, rax                        ; r13 = client_fd
         mov     dword [rel busy], 1             ; busy = 1: a stop signal now waits for this connection
+        mov     edi, 0                          ; SIG_BLOCK
+        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        xor     edx, edx                        ; oldset = NULL
+        mov     r10d, 8                         ; sizeof(sigset_t)
+        mov     eax, 14                         ; syscall number: rt_sigprocmask
+        syscall
         jmp     fork_14
 
 ;; --------------------------------------------------------------------------
@@ -248,6 +262,7 @@ child_41:
         mov     rdi, r12                        ; fd = listen_fd
         mov     eax, 3                          ; syscall number: close
         syscall
+        mov     dword [rel stop_requested], 0   ; a stop meant for the parent: this connection is served in full
         jmp     serve_3
 
 ;; --------------------------------------------------------------------------
@@ -746,37 +761,51 @@ now_ms_16:
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine read_timed(rsi = buf, rdx = count): poll(2), syscall 7
-;; C: if (poll(&(struct pollfd){ client_fd, POLLIN }, 1, deadline - now_ms()) <= 0)
+;; subroutine read_timed(rsi = buf, rdx = count): ppoll(2), syscall 271
+;; C: if (ppoll(&(struct pollfd){ client_fd, POLLIN }, 1, &(deadline - now_ms()), &no_signals) <= 0)
 ;;    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
 ;; Waits for input until the deadline, then reads it: rax = bytes read, 0 at
-;; end of file, -ETIMEDOUT, -EINTR when a signal came, or -errno.
+;; end of file, -ETIMEDOUT, -EINTR when a stop signal came, or -errno. Stop
+;; signals are blocked while serving; ppoll unblocks them for the wait only,
+;; atomically, so one cannot slip in between the stop check and the wait.
 read_timed_21:
-        mov     r8, rsi                         ; keep buf
-        mov     r9, rdx                         ; keep count
+        push    rsi                             ; keep buf
+        push    rdx                             ; keep count
         call    now_ms_16
-        mov     rdx, qword [rel deadline]
-        sub     rdx, rax                        ; timeout = deadline - now, in ms
+        mov     rcx, qword [rel deadline]
+        sub     rcx, rax                        ; ms left = deadline - now
         jg      wait_88
 timed_out_89:
         mov     rax, -110                       ; -ETIMEDOUT
-        ret
+        jmp     read_timed_done_90
 wait_88:
+        mov     rax, rcx
+        xor     edx, edx
+        mov     ecx, 1000
+        div     rcx                             ; rax = seconds, rdx = the rest in ms
+        lea     rsi, [rel poll_timeout]
+        mov     qword [rsi], rax                ; tv_sec
+        imul    rdx, rdx, 0xf4240
+        mov     qword [rsi+8], rdx              ; tv_nsec
         lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
         mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
+        mov     rdx, rsi                        ; tmo_p = &poll_timeout
         mov     esi, 1                          ; nfds = 1
-        mov     eax, 7                          ; syscall number: poll
+        lea     r10, [rel no_signals]           ; sigmask = {}: stop signals may arrive now
+        mov     r8d, 8                          ; sizeof(sigset_t)
+        mov     eax, 271                        ; syscall number: ppoll
         syscall
         test    rax, rax
         jz      timed_out_89                    ; 0: nothing came in time
         js      read_timed_done_90              ; -EINTR or -errno
         mov     rdi, r13                        ; fd = client_fd
-        mov     rsi, r8                         ; buf
-        mov     rdx, r9                         ; count
+        mov     rdx, qword [rsp]                ; count
+        mov     rsi, qword [rsp+8]              ; buf
         mov     eax, 0                          ; syscall number: read
         syscall
 read_timed_done_90:
+        add     rsp, 16                         ; drop buf and count
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1912,6 +1941,16 @@ path_3:
 path_root:
         db "/"
 
+; sigset_t { SIGTERM, SIGINT } (8 bytes)
+        align 8, db 0
+stop_signals:
+        db 2, 64, 0, 0, 0, 0, 0, 0
+
+; the empty sigset_t (8 bytes)
+        align 8, db 0
+no_signals:
+        db 0, 0, 0, 0, 0, 0, 0, 0
+
         section .bss
 
 ; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
@@ -2047,6 +2086,11 @@ line_buf:
 ; struct timespec, filled by clock_gettime (16 bytes)
         alignb 8
 now_ts:
+        resb 16
+
+; struct timespec for ppoll (16 bytes)
+        alignb 8
+poll_timeout:
         resb 16
 
         ; An empty note that asks for a non-executable stack (PT_GNU_STACK RW).

@@ -39,6 +39,9 @@ inline constexpr Sys kKill{"kill", 62};
 inline constexpr Sys kWait4{"wait4", 61};
 inline constexpr Sys kPrctl{"prctl", 157};
 inline constexpr Sys kSetpgid{"setpgid", 109};
+inline constexpr Sys kPpoll{"ppoll", 271};
+inline constexpr Sys kGetpid{"getpid", 39};
+inline constexpr Sys kGetppid{"getppid", 110};
 
 inline constexpr int kAfInet = 2;
 inline constexpr int kSockStream = 1;
@@ -72,6 +75,7 @@ inline constexpr int kFSetfl = 4;
 inline constexpr int kONonblock = 0x800;
 inline constexpr int kPrSetPdeathsig = 1;
 inline constexpr int kSigBlock = 0;
+inline constexpr int kSigUnblock = 1;
 inline constexpr int kPollin = 1;
 
 }  // namespace asmsrv::linux

@@ -177,6 +177,7 @@ void Lowerer::declare_data() {
     pids_ = b_.bss("pids", 4 * static_cast<uint64_t>(spec_.workers), "the workers' process ids", 4);
     is_supervisor_ = b_.bss("is_supervisor", 4, "1 in the supervisor, 0 in workers", 4);
     wstatus_ = b_.bss("wstatus", 4, "status from wait4", 4);
+    supervisor_pid_ = b_.bss("supervisor_pid", 4, "the supervisor's pid, for the workers", 4);
   }
   if (spec_.log_target == LogTarget::file) {
     err_open_ = prefix("error_open_log", "open " + spec_.log_path);
@@ -214,6 +215,11 @@ void Lowerer::declare_data() {
   line_buf_ = b_.bss("line_buf", longest_line_ + 128, "log and error lines are built here");
   if (http() || spec_.mode == Mode::epoll)
     now_ts_ = b_.bss("now_ts", 16, "struct timespec, filled by clock_gettime");
+  stop_sigs_ = b_.bytes("stop_signals", le((1u << (kSigterm - 1)) | (1u << (kSigint - 1)), 8),
+                        "sigset_t { SIGTERM, SIGINT }");
+  no_sigs_ = b_.bytes("no_signals", le(0, 8), "the empty sigset_t");
+  if (http() && spec_.mode != Mode::epoll)
+    poll_ts_ = b_.bss("poll_timeout", 16, "struct timespec for ppoll");
   if (spec_.mode == Mode::epoll) declare_epoll_data();
 }
 
@@ -330,6 +336,10 @@ void Lowerer::worker_start() {
     b_.mov_imm(Reg::rdi, kPrSetPdeathsig, "PR_SET_PDEATHSIG");
     b_.mov_imm(Reg::rsi, kSigterm, "SIGTERM");
     sys(kPrctl);
+    b_.note("The supervisor may have died before prctl: then no signal will come.");
+    sys(kGetppid);
+    op(Op::cmp, r32(Reg::rax), var32(supervisor_pid_), "still its child?");
+    jmp(Op::jne, exit_ok_, "orphaned already: exit");
   }
   if (spec_.mode == Mode::fork) {
     block(b_.new_label("reap_children"), "reap children automatically", &kRtSigaction,
@@ -354,6 +364,8 @@ void Lowerer::supervisor() {
         "and each accepts from it. A worker that dies is replaced; SIGTERM and\n"
         "SIGINT are passed on to every worker (see the signal handler).");
   mov(var32(is_supervisor_), imm(1));
+  sys(kGetpid);
+  mov(var32(supervisor_pid_), r32(Reg::rax), "for the workers' check");
   b_.zero(Reg::rbx, "i = 0");
   b_.label(spawn_all);
   call(spawn_);
@@ -422,6 +434,8 @@ void Lowerer::supervisor() {
   lea(Reg::rdi, backoff_, "fork failed: pause 100 ms, try again");
   b_.zero(Reg::rsi);
   sys(kNanosleep);
+  op(Op::cmp, var32(stop_), imm(0), "unless we are stopping");
+  jmp(Op::jne, done);
   jmp(Op::jmp, retry);
   b_.label(forked);
   jmp(Op::jz, child);
@@ -452,6 +466,13 @@ void Lowerer::accept_loop() {
            "Blocks until a client connects. busy = 0 first: a SIGTERM that arrives\n"
            "while we wait here ends the server at once.");
   mov(rip(busy_, Width::b32), imm(0), "busy = 0");
+  b_.note("Stop signals are blocked while a connection is served (they arrive only in");
+  b_.note("ppoll, see read_timed); one that came meanwhile is delivered right here.");
+  b_.mov_imm(Reg::rdi, kSigUnblock, "SIG_UNBLOCK");
+  lea(Reg::rsi, stop_sigs_, "{ SIGTERM, SIGINT }");
+  b_.zero(Reg::rdx, "oldset = NULL");
+  b_.mov_imm(Reg::r10, kSigsetBytes, "sizeof(sigset_t)");
+  sys(kRtSigprocmask);
   b_.emit(Op::cmp, {rip(stop_, Width::b32), imm(0)}, "a stop signal came while busy?");
   jmp(Op::jne, exit_ok_, "then exit now, between connections");
   mov(rip(client_addrlen_, Width::b32), imm(16), "client_addrlen = sizeof(struct sockaddr_in)");
@@ -463,6 +484,11 @@ void Lowerer::accept_loop() {
   jmp(Op::js, accept_failed_);
   mov(r64(kClientFd), r64(Reg::rax), "r13 = client_fd");
   mov(rip(busy_, Width::b32), imm(1), "busy = 1: a stop signal now waits for this connection");
+  b_.mov_imm(Reg::rdi, kSigBlock, "SIG_BLOCK");
+  lea(Reg::rsi, stop_sigs_, "{ SIGTERM, SIGINT }");
+  b_.zero(Reg::rdx, "oldset = NULL");
+  b_.mov_imm(Reg::r10, kSigsetBytes, "sizeof(sigset_t)");
+  sys(kRtSigprocmask);
   jmp(Op::jmp, spec_.mode == Mode::fork ? fork_ : serve_);
 
   block(accept_failed_, "survive a failed accept", &kNanosleep,
@@ -511,6 +537,7 @@ void Lowerer::fork_connection() {
            "Only the parent accepts; the child keeps just its client.");
   mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
   sys(kClose);
+  mov(var32(stop_), imm(0), "a stop meant for the parent: this connection is served in full");
   jmp(Op::jmp, serve_);
 }
 

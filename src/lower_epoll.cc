@@ -58,9 +58,7 @@ void Lowerer::declare_epoll_data() {
   conn_deadline_ = b_.new_label("conn_deadline");
   begin_shutdown_ = b_.new_label("begin_shutdown");
   epfd_ = b_.bss("epfd", 4, "the epoll instance", 4);
-  stop_sigs_ = b_.bytes("stop_signals", le((1u << (kSigterm - 1)) | (1u << (kSigint - 1)), 8),
-                        "sigset_t { SIGTERM, SIGINT }");
-  no_sigs_ = b_.bytes("no_signals", le(0, 8), "the empty sigset_t");
+
   nconns_ = b_.bss("nconns", 4, "open connections", 4);
   accepting_ = b_.bss("accepting", 4, "1 while the listener is in the epoll set", 4);
   shutting_down_ = b_.bss("shutting_down", 4, "1 once a stop signal came", 4);
@@ -304,8 +302,11 @@ void Lowerer::epoll_accept() {
   mov(mem64(Reg::rbx, kCAddr), r64(Reg::rax), "kept for the logs");
   b_.mov_imm(Reg::rax, http() ? lim.header_timeout_ms : kIoTimeoutSeconds * 1000, "the first request's deadline");
   call(conn_deadline_);
-  epoll_ctl(kCtlAdd, r64(kClientFd), kEpollIn, r64(Reg::rbx), "EPOLLIN");
   op(Op::inc, var32(nconns_));
+  epoll_ctl(kCtlAdd, r64(kClientFd), kEpollIn, r64(Reg::rbx), "EPOLLIN");
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::jns, next);
+  call(close_conn_, "could not watch it (ENOMEM, ENOSPC): close it at once");
   jmp(Op::jmp, next);
   b_.label(done);
   ret();

@@ -447,35 +447,49 @@ void Lowerer::now_ms() {
 void Lowerer::read_timed() {
   Label wait = b_.new_label("wait");
   Label timeout = b_.new_label("timed_out");
-  Label done = b_.new_label("read_timed_done");
-  block(read_timed_, "subroutine read_timed(rsi = buf, rdx = count)", &kPoll,
-        "if (poll(&(struct pollfd){ client_fd, POLLIN }, 1, deadline - now_ms()) <= 0)\n"
+  Label out = b_.new_label("read_timed_done");
+  block(read_timed_, "subroutine read_timed(rsi = buf, rdx = count)", &kPpoll,
+        "if (ppoll(&(struct pollfd){ client_fd, POLLIN }, 1, &(deadline - now_ms()), &no_signals) <= 0)\n"
         "   return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);",
         "Waits for input until the deadline, then reads it: rax = bytes read, 0 at\n"
-        "end of file, -ETIMEDOUT, -EINTR when a signal came, or -errno.");
-  mov(r64(Reg::r8), r64(Reg::rsi), "keep buf");
-  mov(r64(Reg::r9), r64(Reg::rdx), "keep count");
+        "end of file, -ETIMEDOUT, -EINTR when a stop signal came, or -errno. Stop\n"
+        "signals are blocked while serving; ppoll unblocks them for the wait only,\n"
+        "atomically, so one cannot slip in between the stop check and the wait.");
+  op(Op::push, r64(Reg::rsi), "keep buf");
+  op(Op::push, r64(Reg::rdx), "keep count");
   call(now_ms_);
-  mov(r64(Reg::rdx), var64(deadline_));
-  op(Op::sub, r64(Reg::rdx), r64(Reg::rax), "timeout = deadline - now, in ms");
+  mov(r64(Reg::rcx), var64(deadline_));
+  op(Op::sub, r64(Reg::rcx), r64(Reg::rax), "ms left = deadline - now");
   jmp(Op::jg, wait);
   b_.label(timeout);
   b_.mov_imm(Reg::rax, -kEtimedout, "-ETIMEDOUT");
-  ret();
+  jmp(Op::jmp, out);
   b_.label(wait);
+  mov(r64(Reg::rax), r64(Reg::rcx));
+  b_.zero(Reg::rdx);
+  b_.mov_imm(Reg::rcx, 1000);
+  op(Op::div, r64(Reg::rcx), "rax = seconds, rdx = the rest in ms");
+  lea(Reg::rsi, poll_ts_);
+  mov(mem64(Reg::rsi), r64(Reg::rax), "tv_sec");
+  b_.emit(Op::imul, {r64(Reg::rdx), r64(Reg::rdx), imm(1000000)});
+  mov(mem64(Reg::rsi, 8), r64(Reg::rdx), "tv_nsec");
   lea(Reg::rdi, pollfd_, "fds = &client_pollfd");
   mov(mem32(Reg::rdi), r32(kClientFd), "fd = client_fd");
   mov(mem32(Reg::rdi, 4), imm(kPollin), "events = POLLIN, revents = 0");
+  mov(r64(Reg::rdx), r64(Reg::rsi), "tmo_p = &poll_timeout");
   b_.mov_imm(Reg::rsi, 1, "nfds = 1");
-  sys(kPoll);
+  lea(Reg::r10, no_sigs_, "sigmask = {}: stop signals may arrive now");
+  b_.mov_imm(Reg::r8, kSigsetBytes, "sizeof(sigset_t)");
+  sys(kPpoll);
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::jz, timeout, "0: nothing came in time");
-  jmp(Op::js, done, "-EINTR or -errno");
+  jmp(Op::js, out, "-EINTR or -errno");
   mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
-  mov(r64(Reg::rsi), r64(Reg::r8), "buf");
-  mov(r64(Reg::rdx), r64(Reg::r9), "count");
+  mov(r64(Reg::rdx), mem64(Reg::rsp), "count");
+  mov(r64(Reg::rsi), mem64(Reg::rsp, 8), "buf");
   sys(kRead);
-  b_.label(done);
+  b_.label(out);
+  op(Op::add, r64(Reg::rsp), imm(16), "drop buf and count");
   ret();
 }
 

@@ -136,7 +136,7 @@ class Lowerer {
   std::vector<Label> path_labels_;
 
   // Workers and the epoll loop.
-  Label worker_main_, spawn_, is_supervisor_, pids_, wstatus_, restart_msg_;
+  Label worker_main_, spawn_, is_supervisor_, pids_, wstatus_, restart_msg_, supervisor_pid_, poll_ts_;
   size_t restart_msg_len_ = 0;
   std::pair<Label, size_t> err_epoll_, err_fcntl_;
   Label epoll_loop_, accept_all_, conn_event_, close_conn_, flush_, sweep_, listen_on_, listen_off_;
