@@ -99,6 +99,12 @@ void Lowerer::sigaction(int sig, const std::string& sig_name, Operand act, const
   sys(kRtSigaction);
 }
 
+void Lowerer::pause_100ms(const std::string& why) {
+  lea(Reg::rdi, backoff_, why);
+  b_.zero(Reg::rsi, "rem = NULL");
+  sys(kNanosleep);
+}
+
 void Lowerer::die_if_failed(Label prefix, size_t prefix_len) {
   Label ok = b_.new_label("ok");
   b_.emit(Op::test, {r64(Reg::rax), r64(Reg::rax)}, "rax < 0 means -errno");
@@ -415,9 +421,7 @@ void Lowerer::supervisor() {
   lea(Reg::rsi, restart_msg_);
   b_.mov_imm(Reg::rdx, static_cast<int64_t>(restart_msg_len_));
   call(write_all_);
-  lea(Reg::rdi, backoff_, "pause 100 ms: a crashing worker must not make us spin");
-  b_.zero(Reg::rsi);
-  sys(kNanosleep);
+  pause_100ms("pause 100 ms: a crashing worker must not make us spin");
   call(spawn_);
   jmp(Op::jmp, reap);
 
@@ -431,9 +435,7 @@ void Lowerer::supervisor() {
   sys(kFork);
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::jns, forked);
-  lea(Reg::rdi, backoff_, "fork failed: pause 100 ms, try again");
-  b_.zero(Reg::rsi);
-  sys(kNanosleep);
+  pause_100ms("fork failed: pause 100 ms, try again");
   op(Op::cmp, var32(stop_), imm(0), "unless we are stopping");
   jmp(Op::jne, done);
   jmp(Op::jmp, retry);
@@ -500,9 +502,7 @@ void Lowerer::accept_loop() {
   jmp(Op::je, accept_);
   b_.emit(Op::cmp, {r64(Reg::rax), imm(-kEconnaborted)}, "-ECONNABORTED");
   jmp(Op::je, accept_);
-  lea(Reg::rdi, backoff_, "req = 100 ms");
-  b_.zero(Reg::rsi, "rem = NULL");
-  sys(kNanosleep);
+  pause_100ms("req = 100 ms");
   jmp(Op::jmp, accept_);
 }
 
@@ -527,9 +527,7 @@ void Lowerer::fork_connection() {
            "Too many processes or no memory: drop this connection, pause 100 ms.");
   mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
   sys(kClose);
-  lea(Reg::rdi, backoff_, "req = 100 ms");
-  b_.zero(Reg::rsi, "rem = NULL");
-  sys(kNanosleep);
+  pause_100ms("req = 100 ms");
   jmp(Op::jmp, accept_);
 
   block(child, "the child lets go of the listening socket", &kClose,

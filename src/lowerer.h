@@ -50,6 +50,8 @@ class Lowerer {
   void set_deadline(int ms, const std::string& what);
   // rt_sigaction(sig, act, NULL, sizeof(sigset_t)); `act` is the address operand.
   void sigaction(int sig, const std::string& sig_name, Operand act, const std::string& act_comment);
+  // nanosleep(&accept_backoff, NULL): 100 ms, so that a failing call cannot spin.
+  void pause_100ms(const std::string& why);
   // rax < 0 after a syscall: print "<name>: <what>: <errno text>" and exit 1.
   void die_if_failed(Label prefix, size_t prefix_len);
 
