@@ -701,7 +701,7 @@ _start:
         jae     .Llisten_on_skip_95
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 0x10000001     # EPOLLIN | EPOLLEXCLUSIVE
-        mov     QWORD PTR [r10+4], 0            # data: which connection (0: the listener)
+        mov     QWORD PTR [r10+4], 0            # data: 0, the listener
         mov     edi, DWORD PTR [rip + epfd]     # epfd
         mov     esi, 1                          # EPOLL_CTL_ADD
         mov     rdx, r12                        # fd
@@ -720,7 +720,7 @@ _start:
         je      .Llisten_off_skip_96
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 0              # no events
-        mov     QWORD PTR [r10+4], 0            # data: which connection (0: the listener)
+        mov     QWORD PTR [r10+4], 0            # data: 0, the listener
         mov     edi, DWORD PTR [rip + epfd]     # epfd
         mov     esi, 2                          # EPOLL_CTL_DEL
         mov     rdx, r12                        # fd
@@ -1530,19 +1530,17 @@ _start:
         xor     ecx, ecx                        # i = 0
 .Lscan_lf_191:
         cmp     rcx, r14
-        jae     .Lanswer_too_large_192
+        jae     .Lno_lf_192
         cmp     BYTE PTR [rbp+rcx], 10          # '\n'
         je      .Lfound_lf_190
         inc     rcx
         jmp     .Lscan_lf_191
 .Lfound_lf_190:
         mov     eax, 4                          # 431
-        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
-        mov     QWORD PTR [rip + req_content_length], 0
-        mov     QWORD PTR [rip + head_len], r14
-        ret
-.Lanswer_too_large_192:
+        jmp     .Lanswer_too_large_193
+.Lno_lf_192:
         mov     eax, 3                          # 414
+.Lanswer_too_large_193:
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
@@ -1565,22 +1563,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_193                # mode 0: close
+        jz      .Lhead_ready_194                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_193                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_194                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_193:
+.Lhead_ready_194:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_194
+        jne     .Lbody_ready_195
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_194:
+.Lbody_ready_195:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9

@@ -701,7 +701,7 @@ listen_on_34:
         jae     listen_on_skip_95
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 0x10000001         ; EPOLLIN | EPOLLEXCLUSIVE
-        mov     qword [r10+4], 0                ; data: which connection (0: the listener)
+        mov     qword [r10+4], 0                ; data: 0, the listener
         mov     edi, dword [rel epfd]           ; epfd
         mov     esi, 1                          ; EPOLL_CTL_ADD
         mov     rdx, r12                        ; fd
@@ -720,7 +720,7 @@ listen_off_35:
         je      listen_off_skip_96
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 0                  ; no events
-        mov     qword [r10+4], 0                ; data: which connection (0: the listener)
+        mov     qword [r10+4], 0                ; data: 0, the listener
         mov     edi, dword [rel epfd]           ; epfd
         mov     esi, 2                          ; EPOLL_CTL_DEL
         mov     rdx, r12                        ; fd
@@ -1530,19 +1530,17 @@ too_large_26:
         xor     ecx, ecx                        ; i = 0
 scan_lf_191:
         cmp     rcx, r14
-        jae     answer_too_large_192
+        jae     no_lf_192
         cmp     byte [rbp+rcx], 10              ; '\n'
         je      found_lf_190
         inc     rcx
         jmp     scan_lf_191
 found_lf_190:
         mov     eax, 4                          ; 431
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0
-        mov     qword [rel head_len], r14
-        ret
-answer_too_large_192:
+        jmp     answer_too_large_193
+no_lf_192:
         mov     eax, 3                          ; 414
+answer_too_large_193:
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
@@ -1565,22 +1563,22 @@ prepare_response_23:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_193                  ; mode 0: close
+        jz      head_ready_194                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_193                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_194                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_193:
+head_ready_194:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_194
+        jne     body_ready_195
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_194:
+body_ready_195:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9

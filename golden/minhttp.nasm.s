@@ -1297,19 +1297,17 @@ too_large_26:
         xor     ecx, ecx                        ; i = 0
 scan_lf_149:
         cmp     rcx, r14
-        jae     answer_too_large_150
+        jae     no_lf_150
         cmp     byte [rbp+rcx], 10              ; '\n'
         je      found_lf_148
         inc     rcx
         jmp     scan_lf_149
 found_lf_148:
         mov     eax, 4                          ; 431
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0
-        mov     qword [rel head_len], r14
-        ret
-answer_too_large_150:
+        jmp     answer_too_large_151
+no_lf_150:
         mov     eax, 3                          ; 414
+answer_too_large_151:
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
@@ -1332,22 +1330,22 @@ prepare_response_23:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_151                  ; mode 0: close
+        jz      head_ready_152                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_151                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_152                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_151:
+head_ready_152:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_152
+        jne     body_ready_153
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_152:
+body_ready_153:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1365,21 +1363,21 @@ body_ready_152:
 ;; write_all (blocking modes). rax = 0, or -errno.
 send_response_24:
         call    prepare_response_23
-writev_again_153:
+writev_again_154:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel iov]                  ; iov
         mov     edx, 2                          ; iovcnt = 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_153
+        je      writev_again_154
         test    rax, rax
-        js      send_done_155                   ; -errno: the client is gone
+        js      send_done_156                   ; -errno: the client is gone
         ; A short write: finish the head, then the body, with write_all.
         lea     r10, [rel iov]
         mov     rcx, qword [r10+8]              ; head_len
         cmp     rax, rcx
-        jae     head_done_154
+        jae     head_done_155
         mov     rsi, qword [r10]
         add     rsi, rax                        ; the head's rest
         mov     rdx, rcx
@@ -1387,11 +1385,11 @@ writev_again_153:
         mov     rdi, r13
         call    write_all_6
         test    rax, rax
-        js      send_done_155
+        js      send_done_156
         xor     eax, eax                        ; no body bytes written yet
         lea     r10, [rel iov]
         mov     ecx, 0
-head_done_154:
+head_done_155:
         sub     rax, rcx                        ; body bytes written
         mov     rsi, qword [r10+16]
         add     rsi, rax                        ; the body's rest
@@ -1399,7 +1397,7 @@ head_done_154:
         sub     rdx, rax
         mov     rdi, r13
         call    write_all_6                     ; returns at once when nothing is left
-send_done_155:
+send_done_156:
         ret
 
         section .rodata

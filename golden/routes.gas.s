@@ -1477,19 +1477,17 @@ _start:
         xor     ecx, ecx                        # i = 0
 .Lscan_lf_179:
         cmp     rcx, r14
-        jae     .Lanswer_too_large_180
+        jae     .Lno_lf_180
         cmp     BYTE PTR [rbp+rcx], 10          # '\n'
         je      .Lfound_lf_178
         inc     rcx
         jmp     .Lscan_lf_179
 .Lfound_lf_178:
         mov     eax, 20                         # 431
-        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
-        mov     QWORD PTR [rip + req_content_length], 0
-        mov     QWORD PTR [rip + head_len], r14
-        ret
-.Lanswer_too_large_180:
+        jmp     .Lanswer_too_large_181
+.Lno_lf_180:
         mov     eax, 19                         # 414
+.Lanswer_too_large_181:
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + head_len], r14
@@ -1512,22 +1510,22 @@ _start:
         mov     edx, DWORD PTR [r10+4]          # rdx = its length
         mov     ecx, DWORD PTR [rip + conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_181                # mode 0: close
+        jz      .Lhead_ready_182                # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
         mov     edx, DWORD PTR [r10+8]
         cmp     ecx, 1
-        je      .Lhead_ready_181                # mode 1: HTTP/1.1 keep-alive
+        je      .Lhead_ready_182                # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
         mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_181:
+.Lhead_ready_182:
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+16]         # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+24]         # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_182
+        jne     .Lbody_ready_183
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_182:
+.Lbody_ready_183:
         mov     eax, DWORD PTR [r10+20]
         mov     DWORD PTR [rip + resp_status], eax # for the access log
         mov     QWORD PTR [rip + resp_body_bytes], r9
@@ -1545,21 +1543,21 @@ _start:
 ## write_all (blocking modes). rax = 0, or -errno.
 .Lsend_response_24:
         call    .Lprepare_response_23
-.Lwritev_again_183:
+.Lwritev_again_184:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + iov]                # iov
         mov     edx, 2                          # iovcnt = 2
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_183
+        je      .Lwritev_again_184
         test    rax, rax
-        js      .Lsend_done_185                 # -errno: the client is gone
+        js      .Lsend_done_186                 # -errno: the client is gone
         # A short write: finish the head, then the body, with write_all.
         lea     r10, [rip + iov]
         mov     rcx, QWORD PTR [r10+8]          # head_len
         cmp     rax, rcx
-        jae     .Lhead_done_184
+        jae     .Lhead_done_185
         mov     rsi, QWORD PTR [r10]
         add     rsi, rax                        # the head's rest
         mov     rdx, rcx
@@ -1567,11 +1565,11 @@ _start:
         mov     rdi, r13
         call    .Lwrite_all_6
         test    rax, rax
-        js      .Lsend_done_185
+        js      .Lsend_done_186
         xor     eax, eax                        # no body bytes written yet
         lea     r10, [rip + iov]
         mov     ecx, 0
-.Lhead_done_184:
+.Lhead_done_185:
         sub     rax, rcx                        # body bytes written
         mov     rsi, QWORD PTR [r10+16]
         add     rsi, rax                        # the body's rest
@@ -1579,7 +1577,7 @@ _start:
         sub     rdx, rax
         mov     rdi, r13
         call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_185:
+.Lsend_done_186:
         ret
 
 ## --------------------------------------------------------------------------
@@ -1594,17 +1592,17 @@ _start:
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        # the request line: up to the first CR or LF
-.Lline_len_186:
+.Lline_len_187:
         cmp     rcx, r14
-        jae     .Lcopy_line_187
+        jae     .Lcopy_line_188
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      .Lcopy_line_187
+        je      .Lcopy_line_188
         cmp     eax, 10
-        je      .Lcopy_line_187
+        je      .Lcopy_line_188
         inc     rcx
-        jmp     .Lline_len_186
-.Lcopy_line_187:
+        jmp     .Lline_len_187
+.Lcopy_line_188:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2

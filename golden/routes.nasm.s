@@ -1477,19 +1477,17 @@ too_large_26:
         xor     ecx, ecx                        ; i = 0
 scan_lf_179:
         cmp     rcx, r14
-        jae     answer_too_large_180
+        jae     no_lf_180
         cmp     byte [rbp+rcx], 10              ; '\n'
         je      found_lf_178
         inc     rcx
         jmp     scan_lf_179
 found_lf_178:
         mov     eax, 20                         ; 431
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0
-        mov     qword [rel head_len], r14
-        ret
-answer_too_large_180:
+        jmp     answer_too_large_181
+no_lf_180:
         mov     eax, 19                         ; 414
+answer_too_large_181:
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
@@ -1512,22 +1510,22 @@ prepare_response_23:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_181                  ; mode 0: close
+        jz      head_ready_182                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_181                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_182                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_181:
+head_ready_182:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_182
+        jne     body_ready_183
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_182:
+body_ready_183:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1545,21 +1543,21 @@ body_ready_182:
 ;; write_all (blocking modes). rax = 0, or -errno.
 send_response_24:
         call    prepare_response_23
-writev_again_183:
+writev_again_184:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel iov]                  ; iov
         mov     edx, 2                          ; iovcnt = 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_183
+        je      writev_again_184
         test    rax, rax
-        js      send_done_185                   ; -errno: the client is gone
+        js      send_done_186                   ; -errno: the client is gone
         ; A short write: finish the head, then the body, with write_all.
         lea     r10, [rel iov]
         mov     rcx, qword [r10+8]              ; head_len
         cmp     rax, rcx
-        jae     head_done_184
+        jae     head_done_185
         mov     rsi, qword [r10]
         add     rsi, rax                        ; the head's rest
         mov     rdx, rcx
@@ -1567,11 +1565,11 @@ writev_again_183:
         mov     rdi, r13
         call    write_all_6
         test    rax, rax
-        js      send_done_185
+        js      send_done_186
         xor     eax, eax                        ; no body bytes written yet
         lea     r10, [rel iov]
         mov     ecx, 0
-head_done_184:
+head_done_185:
         sub     rax, rcx                        ; body bytes written
         mov     rsi, qword [r10+16]
         add     rsi, rax                        ; the body's rest
@@ -1579,7 +1577,7 @@ head_done_184:
         sub     rdx, rax
         mov     rdi, r13
         call    write_all_6                     ; returns at once when nothing is left
-send_done_185:
+send_done_186:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1594,17 +1592,17 @@ log_request_27:
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        ; the request line: up to the first CR or LF
-line_len_186:
+line_len_187:
         cmp     rcx, r14
-        jae     copy_line_187
+        jae     copy_line_188
         movzx   eax, byte [rsi+rcx]
         cmp     eax, 13
-        je      copy_line_187
+        je      copy_line_188
         cmp     eax, 10
-        je      copy_line_187
+        je      copy_line_188
         inc     rcx
-        jmp     line_len_186
-copy_line_187:
+        jmp     line_len_187
+copy_line_188:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2

@@ -1434,19 +1434,17 @@ too_large_27:
         xor     ecx, ecx                        ; i = 0
 scan_lf_169:
         cmp     rcx, r14
-        jae     answer_too_large_170
+        jae     no_lf_170
         cmp     byte [rbp+rcx], 10              ; '\n'
         je      found_lf_168
         inc     rcx
         jmp     scan_lf_169
 found_lf_168:
         mov     eax, 12                         ; 431
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0
-        mov     qword [rel head_len], r14
-        ret
-answer_too_large_170:
+        jmp     answer_too_large_171
+no_lf_170:
         mov     eax, 11                         ; 414
+answer_too_large_171:
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
         mov     qword [rel head_len], r14
@@ -1469,22 +1467,22 @@ prepare_response_24:
         mov     edx, dword [r10+4]              ; rdx = its length
         mov     ecx, dword [rel conn_mode]
         test    ecx, ecx
-        jz      head_ready_171                  ; mode 0: close
+        jz      head_ready_172                  ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
         mov     edx, dword [r10+8]
         cmp     ecx, 1
-        je      head_ready_171                  ; mode 1: HTTP/1.1 keep-alive
+        je      head_ready_172                  ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
         mov     edx, dword [r10+12]
-head_ready_171:
+head_ready_172:
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+16]             ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+24]             ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_172
+        jne     body_ready_173
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_172:
+body_ready_173:
         mov     eax, dword [r10+20]
         mov     dword [rel resp_status], eax    ; for the access log
         mov     qword [rel resp_body_bytes], r9
@@ -1502,21 +1500,21 @@ body_ready_172:
 ;; write_all (blocking modes). rax = 0, or -errno.
 send_response_25:
         call    prepare_response_24
-writev_again_173:
+writev_again_174:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel iov]                  ; iov
         mov     edx, 2                          ; iovcnt = 2
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_173
+        je      writev_again_174
         test    rax, rax
-        js      send_done_175                   ; -errno: the client is gone
+        js      send_done_176                   ; -errno: the client is gone
         ; A short write: finish the head, then the body, with write_all.
         lea     r10, [rel iov]
         mov     rcx, qword [r10+8]              ; head_len
         cmp     rax, rcx
-        jae     head_done_174
+        jae     head_done_175
         mov     rsi, qword [r10]
         add     rsi, rax                        ; the head's rest
         mov     rdx, rcx
@@ -1524,11 +1522,11 @@ writev_again_173:
         mov     rdi, r13
         call    write_all_6
         test    rax, rax
-        js      send_done_175
+        js      send_done_176
         xor     eax, eax                        ; no body bytes written yet
         lea     r10, [rel iov]
         mov     ecx, 0
-head_done_174:
+head_done_175:
         sub     rax, rcx                        ; body bytes written
         mov     rsi, qword [r10+16]
         add     rsi, rax                        ; the body's rest
@@ -1536,7 +1534,7 @@ head_done_174:
         sub     rdx, rax
         mov     rdi, r13
         call    write_all_6                     ; returns at once when nothing is left
-send_done_175:
+send_done_176:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1551,17 +1549,17 @@ log_request_28:
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        ; the request line: up to the first CR or LF
-line_len_176:
+line_len_177:
         cmp     rcx, r14
-        jae     copy_line_177
+        jae     copy_line_178
         movzx   eax, byte [rsi+rcx]
         cmp     eax, 13
-        je      copy_line_177
+        je      copy_line_178
         cmp     eax, 10
-        je      copy_line_177
+        je      copy_line_178
         inc     rcx
-        jmp     line_len_176
-copy_line_177:
+        jmp     line_len_177
+copy_line_178:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2

@@ -83,11 +83,8 @@ void Lowerer::declare_epoll_data() {
 void Lowerer::epoll_ctl(int ctl, Operand fd, int events, Operand data, const std::string& why) {
   lea(Reg::r10, ev_, "event = &ctl_event");
   mov(mem32(Reg::r10), imm(events), why);
-  if (std::holds_alternative<ImmOp>(data)) {
-    mov(mem64(Reg::r10, 4), data, "data: which connection (0: the listener)");
-  } else {
-    mov(mem64(Reg::r10, 4), data, "data: which connection");
-  }
+  mov(mem64(Reg::r10, 4), data,
+      std::holds_alternative<ImmOp>(data) ? "data: 0, the listener" : "data: which connection");
   mov(r32(Reg::rdi), var32(epfd_), "epfd");
   b_.mov_imm(Reg::rsi, ctl, ctl == kCtlAdd ? "EPOLL_CTL_ADD" : ctl == kCtlDel ? "EPOLL_CTL_DEL" : "EPOLL_CTL_MOD");
   mov(r64(Reg::rdx), fd, "fd");

@@ -392,6 +392,7 @@ void Lowerer::decide_mode() {
 void Lowerer::too_large() {
   Label found_lf = b_.new_label("found_lf");
   Label scan = b_.new_label("scan_lf");
+  Label no_lf = b_.new_label("no_lf");
   Label answer = b_.new_label("answer_too_large");
   block(too_large_, "subroutine too_large: the head does not fit", nullptr,
         "return memchr(buf, '\\n', len) ? 431 : 414",
@@ -402,19 +403,17 @@ void Lowerer::too_large() {
   b_.zero(Reg::rcx, "i = 0");
   b_.label(scan);
   op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
-  jmp(Op::jae, answer);
+  jmp(Op::jae, no_lf);
   op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx), imm('\n'), "'\\n'");
   jmp(Op::je, found_lf);
   op(Op::inc, r64(Reg::rcx));
   jmp(Op::jmp, scan);
   b_.label(found_lf);
   b_.mov_imm(Reg::rax, table_.headers_too_large, "431");
-  mov(var32(req_method_), imm(0), "not HEAD: the error has a body");
-  mov(var64(req_content_length_), imm(0));
-  mov(var64(head_len_), r64(kBufLen));
-  ret();
-  b_.label(answer);
+  jmp(Op::jmp, answer);
+  b_.label(no_lf);
   b_.mov_imm(Reg::rax, table_.uri_too_long, "414");
+  b_.label(answer);
   mov(var32(req_method_), imm(0), "not HEAD: the error has a body");
   mov(var64(req_content_length_), imm(0));
   mov(var64(head_len_), r64(kBufLen));

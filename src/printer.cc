@@ -248,10 +248,7 @@ std::string explain_program(const Program& p) {
     if (!b.why.empty()) out += fmt::format("    why      {}\n", b.why);
     for (const Line& line : b.lines) {
       if (auto* ins = std::get_if<Instr>(&line)) {
-        std::string t = "        " + format_instr(p, d, *ins);
-        if (!ins->comment.empty())
-          t += std::string(t.size() < 48 ? 48 - t.size() : 1, ' ') + "; " + ins->comment;
-        out += t + "\n";
+        emit_line(out, d, indent(format_instr(p, d, *ins)), ins->comment);
       } else if (auto* l = std::get_if<LabelDef>(&line)) {
         out += "      " + label_name(p, d, l->label) + ":\n";
       } else {

@@ -249,7 +249,6 @@ void check_response(Checker& c, const json& j, const std::string& ptr, const Spe
     r.reason = "Status";  // an unregistered code with no reason given
   }
   if (j.contains("headers")) check_headers(c, j["headers"], ptr + "/headers", r.headers);
-  r.body_given = j.contains("body") || j.contains("file");
   if (j.contains("body") && j.contains("file")) {
     c.error(ptr + "/file", "give either \"body\" or \"file\", not both");
     return;

@@ -25,7 +25,6 @@ struct HttpResponse {
   std::string content_type;  // defaults to text/plain (or from the file's extension)
   std::vector<std::pair<std::string, std::string>> headers;  // in spec order
   std::string body;          // when file is empty
-  bool body_given = false;   // body or file came from the spec (not the default)
   std::string file;          // as written in the spec: relative to the spec's directory
   uint64_t file_size = 0;
   uint64_t body_size() const { return file.empty() ? body.size() : file_size; }
