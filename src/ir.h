@@ -36,8 +36,16 @@ struct RegOp {
   bool operator==(const RegOp&) const = default;
 };
 
+/// How the listing spells an immediate; the value is the same in every style.
+enum class ImmStyle : uint8_t {
+  plain,  // decimal up to 4096, hex above (flags, addresses, masks)
+  dec,    // always decimal: times in ms, counts, sizes
+  chr,    // a character literal: '/', '\r' (printable ASCII and CR, LF, TAB only)
+};
+
 struct ImmOp {
   int64_t value;
+  ImmStyle style = ImmStyle::plain;
   bool operator==(const ImmOp&) const = default;
 };
 
@@ -48,6 +56,9 @@ struct MemOp {
   bool has_index = false;
   Reg index = Reg::rax;
   int32_t disp = 0;
+  /// When set, the listing spells disp as this named constant (a record field,
+  /// "conn_deadline", defined in Program::constants); disp stays the truth.
+  std::string disp_name;
   bool rip = false;
   Label label;
   bool operator==(const MemOp&) const = default;
@@ -67,6 +78,10 @@ inline RegOp r32(Reg r) { return {r, Width::b32}; }
 inline RegOp r16(Reg r) { return {r, Width::b16}; }
 inline RegOp r8(Reg r) { return {r, Width::b8}; }
 inline ImmOp imm(int64_t v) { return {v}; }
+/// An immediate printed in decimal: a time in ms, a count, a size.
+inline ImmOp dec(int64_t v) { return {v, ImmStyle::dec}; }
+/// An immediate printed as a character literal: chr('/').
+inline ImmOp chr(char c) { return {static_cast<unsigned char>(c), ImmStyle::chr}; }
 inline MemOp mem(Width w, Reg base, int32_t disp = 0) {
   MemOp m;
   m.width = w;
@@ -169,6 +184,15 @@ struct DataItem {
   uint64_t size() const;
 };
 
+/// A named assembly-time constant, printed once at the top of the listing
+/// ("conn_deadline equ 32" / ".set conn_deadline, 32"), so that memory
+/// operands can name record fields. Never used for label arithmetic.
+struct Constant {
+  std::string name;
+  int64_t value;
+  std::string comment;
+};
+
 struct LabelInfo {
   std::string name;
   bool local;  // code label: printed with the dialect's local prefix
@@ -184,6 +208,7 @@ struct Program {
   Label entry;                     // _start
   std::vector<Block> blocks;       // in output order
   std::vector<DataItem> data;      // in output order within each section
+  std::vector<Constant> constants; // named displacements, in definition order
 
   const LabelInfo& info(Label l) const { return labels.at(l.id); }
 };

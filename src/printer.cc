@@ -20,8 +20,20 @@ std::string label_name(const Program& p, const Dialect& d, Label l) {
   return info.local ? d.local_prefix + info.name : info.name;
 }
 
-std::string format_imm(int64_t v) {
-  if (v >= -4096 && v <= 4096) return std::to_string(v);
+std::string format_imm(const ImmOp& i) {
+  int64_t v = i.value;
+  if (i.style == ImmStyle::chr) {
+    switch (v) {
+      case '\r': return "13";  // the two assemblers disagree on escapes: CR, LF, TAB by number
+      case '\n': return "10";
+      case '\t': return "9";
+      case '\'': case '\\': break;
+      default:
+        if (v >= 0x20 && v < 0x7f) return fmt::format("'{}'", static_cast<char>(v));
+    }
+    return std::to_string(v);
+  }
+  if (i.style == ImmStyle::dec || (v >= -4096 && v <= 4096)) return std::to_string(v);
   if (v < 0) return fmt::format("-0x{:x}", -static_cast<uint64_t>(v));
   return fmt::format("0x{:x}", v);
 }
@@ -35,14 +47,15 @@ std::string format_mem(const Program& p, const Dialect& d, const MemOp& m) {
     out += "+";
     out += reg_name(m.index, Width::b64);
   }
-  if (m.disp > 0) out += fmt::format("+{}", m.disp);
-  if (m.disp < 0) out += fmt::format("-{}", -static_cast<int64_t>(m.disp));
+  if (!m.disp_name.empty()) out += "+" + m.disp_name;
+  else if (m.disp > 0) out += fmt::format("+{}", m.disp);
+  else if (m.disp < 0) out += fmt::format("-{}", -static_cast<int64_t>(m.disp));
   return out + "]";
 }
 
 std::string format_operand(const Program& p, const Dialect& d, const Operand& op) {
   if (auto* r = std::get_if<RegOp>(&op)) return reg_name(r->reg, r->width);
-  if (auto* i = std::get_if<ImmOp>(&op)) return format_imm(i->value);
+  if (auto* i = std::get_if<ImmOp>(&op)) return format_imm(*i);
   if (auto* m = std::get_if<MemOp>(&op)) return format_mem(p, d, *m);
   return label_name(p, d, std::get<LabelOp>(op).label);
 }
@@ -223,6 +236,13 @@ std::string print_program(const Program& p, const Dialect& d) {
   emit_comment(header, d, d.comment, header_text);
 
   std::string text;
+  if (!p.constants.empty()) {
+    text += "\n";
+    emit_comment(text, d, d.comment + d.comment,
+                 "Named offsets: the fields of the records the code reads and writes.");
+    for (const Constant& c : p.constants)
+      emit_line(text, d, indent(fmt::format(fmt::runtime(d.equ), c.name, c.value)), c.comment);
+  }
   for (const Block& b : p.blocks) emit_block(text, p, d, b);
 
   return render(load_template(d.skeleton),
