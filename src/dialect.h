@@ -23,6 +23,9 @@ struct Dialect {
   std::string align_bss;       // the same in .bss: "alignb {}" or ".balign {}"
   std::string skip;            // reserve zeroed bytes: "resb" or ".skip"
   std::string incbin;          // "incbin" or ".incbin"
+  std::string near_prefix;     // before a near jump's mnemonic: "" or "{disp32} "
+  std::string near_keyword;    // before a near jump's target: "near " or ""
+  std::string short_keyword;   // before a short jump's target: "short "
   std::string equ;             // a named constant: "{} equ {}" or ".set {}, {}"
   std::string sections[3];     // by Section: the directive that opens it
   std::string skeleton;        // template file: the section layout

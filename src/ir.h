@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <variant>
 #include <vector>
@@ -57,7 +58,8 @@ struct MemOp {
   Reg index = Reg::rax;
   int32_t disp = 0;
   /// When set, the listing spells disp as this named constant (a record field,
-  /// "conn_deadline", defined in Program::constants); disp stays the truth.
+  /// "conn_deadline", defined in Program::constants), maybe plus a number
+  /// ("conn_iov+16"); disp stays the truth, and finish() checks they agree.
   std::string disp_name;
   bool rip = false;
   Label label;
@@ -125,10 +127,15 @@ enum class Op : uint8_t { ASMSRV_OPS(ASMSRV_OP_ENUM) };
 /// The mnemonic of `op`, the same in NASM and GAS Intel syntax.
 const char* op_name(Op op);
 
+/// The encoding of a jmp or jcc, chosen by the IR (encode.h), not by the
+/// assembler; `any` for every other instruction.
+enum class JumpSize : uint8_t { any, short_, near_ };
+
 struct Instr {
   Op op;
   std::vector<Operand> operands;
-  std::string comment;
+  std::string comment = {};  // may be left out: {Op::ret, {}}
+  JumpSize jump = JumpSize::any;  // set by finish() for jumps
 };
 
 /// A label definition inside a block.
@@ -152,6 +159,7 @@ struct Block {
   std::string c_equiv;    // "bind(listen_fd, &listen_addr, sizeof listen_addr)"
   std::string why;        // one or two sentences for the reader
   std::vector<Line> lines;
+  Label falls_into;       // the block its end runs into (the next one); id -1: none
 };
 
 /// A piece of data: literal bytes, a file embedded by the assembler, or zeros.
@@ -171,7 +179,19 @@ struct Ints {
   std::vector<uint64_t> values;
   std::string comment;
 };
-using Piece = std::variant<Bytes, Incbin, Zeros, Ints>;
+/// One named field of a struct in data: 1, 2, 4 or 8 bytes, little-endian.
+struct Field {
+  int width;
+  uint64_t value;
+  std::string name;  // "tv_sec", "sin_port (8080, network order)"
+};
+/// A struct laid out field by field (timespec, sigaction, sockaddr_in): the
+/// listing prints one field a line with its name, where Bytes would print the
+/// same bytes as a row of numbers.
+struct Fields {
+  std::vector<Field> fields;
+};
+using Piece = std::variant<Bytes, Incbin, Zeros, Ints, Fields>;
 
 enum class Section : uint8_t { rodata, data, bss };
 
@@ -193,6 +213,10 @@ struct Constant {
   std::string comment;
 };
 
+/// A label's name is final once Builder::finish() has run: a block's label is
+/// named its hint ("accept"), a label placed inside block B is "B.hint"
+/// ("parse_request.not_host"), a symbol keeps its name. Before that, `name`
+/// holds the hint, so that one block's labels never depend on another's.
 struct LabelInfo {
   std::string name;
   bool local;  // code label: printed with the dialect's local prefix
@@ -209,17 +233,33 @@ struct Program {
   std::vector<Block> blocks;       // in output order
   std::vector<DataItem> data;      // in output order within each section
   std::vector<Constant> constants; // named displacements, in definition order
+  /// Set by Builder::finish(): the IR passed its checks and every label has its
+  /// final name. print_program and explain_program refuse anything else.
+  bool finished = false;
 
   const LabelInfo& info(Label l) const { return labels.at(l.id); }
 };
 
-/// Builds a Program. chibicc-style: one helper per instruction line, labels
-/// from one counter.
+/// A broken rule of the IR, found by Builder::finish(): always a bug in the
+/// lowering, never in the user's spec. The message names the block (by its
+/// title) and the instruction as the NASM listing spells it:
+///   block "read the request": mov qword [rax], qword [rbx]: mov takes no two memory operands
+class IrError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+/// Builds a Program. chibicc-style: one helper per instruction line.
 class Builder {
  public:
   explicit Builder(Program& p) : p_(p) {}
 
-  /// A new code label, named `hint_N` from the one counter.
+  /// The program being built.
+  Program& program() { return p_; }
+
+  /// A new code label. Its final name comes from where it is placed (see
+  /// LabelInfo), decided by finish(): `hint` for a block's label, "B.hint"
+  /// inside block B, with "_2", "_3"... for a hint repeated in one block.
   Label new_label(const std::string& hint);
   /// A global (non-local) symbol, named exactly `name`.
   Label symbol(const std::string& name);
@@ -231,12 +271,18 @@ class Builder {
   void label(Label l);
   /// A comment line in the current block.
   void note(std::string text);
+  /// The current block ends by running into the block labeled `next`, which
+  /// finish() checks is the very next block.
+  void falls_into(Label next);
 
+  /// An instruction in the current block; its operands are checked by finish().
   void emit(Op op, std::vector<Operand> ops, std::string comment = "");
 
   /// mov into a 64-bit register, choosing the shortest exact encoding:
   /// mov r32, imm32 (zero-extends) or mov r64, simm32 or movabs.
   void mov_imm(Reg dst, int64_t value, std::string comment = "");
+  /// The same, keeping the immediate's display style: mov_imm(rdx, dec(1000)).
+  void mov_imm(Reg dst, ImmOp value, std::string comment = "");
   /// xor r32, r32: dst = 0 (clobbers the flags).
   void zero(Reg dst, std::string comment = "");
   /// rax = syscall number, then `syscall`.
@@ -248,11 +294,32 @@ class Builder {
   Label bytes(const std::string& name, std::string bytes, std::string comment);
   Label bss(const std::string& name, uint64_t size, std::string comment,
             int align = 8);
+  /// A named constant (a record field's offset) for memory operands to name
+  /// in MemOp::disp_name.
+  void constant(std::string name, int64_t value, std::string comment);
+
+  /// Ends the program: checks it and gives every label its final name; the
+  /// lowering calls it once, last. print_program and explain_program take
+  /// only a finished program (std::logic_error otherwise). Throws IrError when
+  ///  - a label that an instruction jumps to, calls or addresses (rip), or
+  ///    the entry symbol, is not placed (a block's label, a label line, a
+  ///    data item);
+  ///  - a label is placed twice;
+  ///  - two labels or constants end up with one name, or a block, data item
+  ///    or constant is named after a register, a mnemonic or another
+  ///    assembler keyword;
+  ///  - a block that falls into another is not right before it;
+  ///  - a memory operand's disp_name is not a constant (plus a number) whose
+  ///    value is its disp;
+  ///  - an instruction's operands have a shape it does not take (see
+  ///    kShapes in ir.cc), or an immediate does not fit its encoding;
+  ///  - a data field or table entry does not fit its width.
+  void finish();
 
  private:
   Program& p_;
-  int counter_ = 0;
   Block& cur();
+  void check_open() const;
   size_t cur_ = SIZE_MAX;  // index into p_.blocks
 };
 

@@ -1,4 +1,5 @@
-// Lowering: a validated Spec becomes a Program of syscall blocks.
+// Lowering: a validated Spec becomes a Program of syscall blocks, composed
+// from components (lower.cc).
 #pragma once
 
 #include "ir.h"
@@ -6,13 +7,8 @@
 
 namespace asmsrv {
 
-/// The size of the request buffer, in bytes.
-constexpr int kRequestBufferBytes = 8192;
-/// The receive and send timeout on a client socket, in seconds.
-constexpr int kIoTimeoutSeconds = 10;
-
 /// Builds the whole server for `spec`. Deterministic: the same spec gives
-/// the same Program.
+/// the same Program, checked (Builder::finish).
 Program lower(const Spec& spec);
 
 }  // namespace asmsrv

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "templates.h"
@@ -16,6 +18,7 @@ constexpr int kCommentColumn = 48;
 constexpr size_t kDataLineBytes = 64;
 
 std::string label_name(const Program& p, const Dialect& d, Label l) {
+  if (l.id < 0 || static_cast<size_t>(l.id) >= p.labels.size()) return "?";  // in a message only
   const LabelInfo& info = p.info(l);
   return info.local ? d.local_prefix + info.name : info.name;
 }
@@ -38,11 +41,19 @@ std::string format_imm(const ImmOp& i) {
   return fmt::format("0x{:x}", v);
 }
 
+// A field value in data: as a plain immediate, but all 64 bits unsigned.
+std::string format_uint(uint64_t v) {
+  return v <= 4096 ? std::to_string(v) : fmt::format("0x{:x}", v);
+}
+
 std::string format_mem(const Program& p, const Dialect& d, const MemOp& m) {
   std::string out = d.size_kw[static_cast<int>(m.width)];
-  if (m.rip) return out + d.rip_open + label_name(p, d, m.label) + "]";
-  out += "[";
-  out += reg_name(m.base, Width::b64);
+  if (m.rip) {
+    out += d.rip_open + label_name(p, d, m.label);  // [rel label+8] / [rip + label+8]
+  } else {
+    out += "[";
+    out += reg_name(m.base, Width::b64);
+  }
   if (m.has_index) {
     out += "+";
     out += reg_name(m.index, Width::b64);
@@ -131,22 +142,30 @@ std::string db_line(const Dialect& d, std::string_view s, bool quote_runs) {
   return out;
 }
 
+// Text (every byte is_text_byte) goes a line per line of text, at most
+// kDataLineBytes; anything else is binary, kDataLineBytes a line, since a
+// 0x0A in a PNG is no line end. Linear: each line looks at its own bytes only.
 void emit_bytes(std::string& out, const Dialect& d, const std::string& bytes) {
+  bool text = std::all_of(bytes.begin(), bytes.end(), [](char c) { return is_text_byte(c); });
   size_t i = 0;
   while (i < bytes.size()) {
-    // A line ends after '\n' or at kDataLineBytes, so text reads as text.
     size_t end = std::min(bytes.size(), i + kDataLineBytes);
-    size_t nl = bytes.find('\n', i);
-    if (nl != std::string::npos && nl < end) end = nl + 1;
+    if (text) {
+      const void* nl = std::memchr(bytes.data() + i, '\n', end - i);
+      if (nl) end = static_cast<size_t>(static_cast<const char*>(nl) - bytes.data()) + 1;
+    }
     std::string_view chunk(bytes.data() + i, end - i);
-    bool text = true;
-    for (unsigned char c : chunk) text = text && is_text_byte(c);
     if (text && !d.ascii.empty())
       out += indent(ascii_line(d, chunk)) + "\n";
     else
       out += indent(db_line(d, chunk, text)) + "\n";
     i = end;
   }
+}
+
+// dq / .quad for 8 bytes, and so on.
+const std::string& ints_directive(const Dialect& d, int width) {
+  return d.ints[width == 8 ? 3 : width == 4 ? 2 : width == 2 ? 1 : 0];
 }
 
 // The section's directive and items; nothing when it has no items.
@@ -166,12 +185,14 @@ std::string section_text(const Program& p, const Dialect& d, Section s) {
       if (auto* z = std::get_if<Zeros>(&piece))
         out += indent(fmt::format("{} {}", d.skip, z->size)) + "\n";
       if (auto* n = std::get_if<Ints>(&piece)) {
-        int log2 = n->width == 8 ? 3 : n->width == 4 ? 2 : n->width == 2 ? 1 : 0;
-        std::string text = d.ints[log2] + " ";
+        std::string text = ints_directive(d, n->width) + " ";
         for (size_t i = 0; i < n->values.size(); ++i)
           text += (i ? ", " : "") + std::to_string(n->values[i]);
         emit_line(out, d, indent(text), n->comment);
       }
+      if (auto* s = std::get_if<Fields>(&piece))  // a struct: one named field a line
+        for (const Field& f : s->fields)
+          emit_line(out, d, indent(ints_directive(d, f.width) + " " + format_uint(f.value)), f.name);
     }
   }
   if (out.empty()) return out;
@@ -202,6 +223,22 @@ void emit_block(std::string& out, const Program& p, const Dialect& d, const Bloc
   }
 }
 
+// "    why      " and the text, its continuation lines aligned under its first.
+std::string explain_field(const std::string& key, const std::string& text) {
+  std::string head = fmt::format("    {:<8} ", key);
+  std::string out = head;
+  for (char c : text) {
+    out += c;
+    if (c == '\n') out.append(head.size(), ' ');
+  }
+  return out + "\n";
+}
+
+void require_finished(const Program& p, const char* what) {
+  if (!p.finished)
+    throw std::logic_error(std::string(what) + ": the program is not finished (Builder::finish)");
+}
+
 std::string command_line(const std::vector<std::string>& argv) {
   std::string out;
   for (const std::string& a : argv) out += (out.empty() ? "" : " ") + a;
@@ -215,6 +252,9 @@ std::string format_instr(const Program& p, const Dialect& d, const Instr& ins) {
   if (ins.operands.empty()) return mnemonic;
   std::string out = mnemonic;
   out.append(mnemonic.size() < kMnemonicWidth ? kMnemonicWidth - mnemonic.size() : 1, ' ');
+  // The IR chose the jump's size: both assemblers are told, so neither relaxes.
+  if (ins.jump == JumpSize::short_) out += d.short_keyword;
+  if (ins.jump == JumpSize::near_) out = d.near_prefix + out + d.near_keyword;
   for (size_t i = 0; i < ins.operands.size(); ++i) {
     if (i) out += ", ";
     out += format_operand(p, d, ins.operands[i]);
@@ -222,7 +262,16 @@ std::string format_instr(const Program& p, const Dialect& d, const Instr& ins) {
   return out;
 }
 
+std::string instr_text(const Program& p, const Instr& ins) {
+  const Dialect& d = nasm_dialect();
+  std::string out = ins.op == Op::movabs ? d.movabs : op_name(ins.op);
+  for (size_t i = 0; i < ins.operands.size(); ++i)
+    out += (i ? ", " : " ") + format_operand(p, d, ins.operands[i]);
+  return out;
+}
+
 std::string print_program(const Program& p, const Dialect& d) {
+  require_finished(p, "print_program");
   std::string header_text = render(
       load_template("header.txt"),
       {{"name", p.name},
@@ -255,24 +304,24 @@ std::string print_program(const Program& p, const Dialect& d) {
 }
 
 std::string explain_program(const Program& p) {
+  require_finished(p, "explain_program");
   const Dialect& d = nasm_dialect();
   std::string out = fmt::format("{}: {} blocks, {} data items\n", p.name, p.blocks.size(), p.data.size());
   if (!p.notes.empty()) out += "\n" + p.notes + "\n";
   int n = 0;
   for (const Block& b : p.blocks) {
     out += fmt::format("\n[{}] {}\n", ++n, b.title);
-    out += fmt::format("    label    {}\n", label_name(p, d, b.label));
-    if (!b.syscall.empty())
-      out += fmt::format("    syscall  {} ({})\n", b.syscall, b.syscall_nr);
-    if (!b.c_equiv.empty()) out += fmt::format("    C        {}\n", b.c_equiv);
-    if (!b.why.empty()) out += fmt::format("    why      {}\n", b.why);
+    out += explain_field("label", label_name(p, d, b.label));
+    if (!b.syscall.empty()) out += explain_field("syscall", fmt::format("{} ({})", b.syscall, b.syscall_nr));
+    if (!b.c_equiv.empty()) out += explain_field("C", b.c_equiv);
+    if (!b.why.empty()) out += explain_field("why", b.why);
     for (const Line& line : b.lines) {
       if (auto* ins = std::get_if<Instr>(&line)) {
         emit_line(out, d, indent(format_instr(p, d, *ins)), ins->comment);
       } else if (auto* l = std::get_if<LabelDef>(&line)) {
         out += "      " + label_name(p, d, l->label) + ":\n";
       } else {
-        out += "        ; " + std::get<Note>(line).text + "\n";
+        emit_comment(out, d, indent(d.comment), std::get<Note>(line).text);
       }
     }
   }

@@ -11,10 +11,16 @@ namespace asmsrv {
 /// One instruction as text: "mov     rdi, r12" (no indentation, no comment).
 std::string format_instr(const Program& p, const Dialect& d, const Instr& ins);
 
-/// The complete source file: header, skeleton, text, data.
+/// One instruction as NASM spells it, single-spaced, for messages:
+/// "mov qword [rax], qword [rbx]".
+std::string instr_text(const Program& p, const Instr& ins);
+
+/// The complete source file: header, skeleton, text, data. `p` must be
+/// finished (Builder::finish); std::logic_error otherwise.
 std::string print_program(const Program& p, const Dialect& d);
 
 /// The explain listing: each block with its syscall, C equivalent and code.
+/// `p` must be finished, as for print_program.
 std::string explain_program(const Program& p);
 
 }  // namespace asmsrv

@@ -11,8 +11,14 @@
 
 namespace asmsrv {
 
+/// How a response is made at run time (see response.h).
+enum class ResponseKind : uint8_t {
+  fixed,  // a head and a body made at compile time, the Date line made once a second
+};
+
 /// One response, ready to be laid out in .rodata.
 struct CompiledResponse {
+  ResponseKind kind = ResponseKind::fixed;
   std::string what;                 // "GET /index.html", "400 for a malformed request"
   int status = 200;
   std::array<std::string, 3> heads; // by ConnHeader: close, keep-alive, keep-alive 1.0

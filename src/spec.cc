@@ -1,5 +1,7 @@
 #include "spec.h"
 
+#include "abi.h"
+
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -489,7 +491,7 @@ Spec parse_spec(const std::string& text, const std::string& path) {
     if (root.contains("limits")) check_limits(c, root["limits"], spec.limits);
     // epoll keeps a request buffer per connection slot in .bss.
     uint64_t table = static_cast<uint64_t>(spec.limits.max_connections) *
-                     static_cast<uint64_t>(spec.limits.request_bytes + 16 + 128);
+                     static_cast<uint64_t>(spec.limits.request_bytes + kRequestBufferSlack + kConnRecordBytes);
     if (spec.mode == Mode::epoll && table > (uint64_t{1} << 30))
       c.error("/limits/max_connections",
               fmt::format("{} connections with {}-byte buffers need {} MiB of memory; the limit is "

@@ -84,7 +84,10 @@ TEST(Cli, PortOverride) {
   CmdResult r = asmsrv({"gen", "specs/hello.json", "--port", "9999"});
   ASSERT_EQ(r.status, 0);
   EXPECT_TRUE(contains(r.out, "hello listening on 0.0.0.0:9999")) << "the startup line";
-  EXPECT_TRUE(contains(r.out, "db 2, 0, 39, 15, 0, 0, 0, 0")) << "sockaddr_in with port 9999 = 0x270f, big-endian";
+  // sin_port is 9999 = 0x270f in network byte order: the bytes 27 0f, the
+  // little-endian word 0x0f27 = 3879.
+  EXPECT_TRUE(contains(r.out, "dw 3879")) << "sockaddr_in.sin_port, big-endian";
+  EXPECT_TRUE(contains(r.out, "sin_port = 9999, in network byte order"));
 }
 
 TEST(Cli, CheckAndExplain) {

@@ -28,18 +28,423 @@ TEST(Ir, OpNames) {
   EXPECT_STREQ(op_name(Op::syscall), "syscall");
 }
 
-TEST(Ir, LabelsComeFromOneCounter) {
+// A program with an entry block "start" (labeled _start), ready for more.
+struct Prog {
+  Program p;
+  Builder b{p};
+  Prog() {
+    p.entry = b.symbol("_start");
+    b.block(p.entry, "start", "", -1, "", "");
+  }
+  // finish()'s message, or "finished".
+  std::string finish() {
+    try {
+      b.finish();
+    } catch (const IrError& e) {
+      return e.what();
+    }
+    return "finished";
+  }
+  std::string name(Label l) const { return p.info(l).name; }
+};
+
+TEST(Ir, LabelsAreNamedWhereTheyArePlaced) {
+  Prog t;
+  Label s = t.b.symbol("response");
+  Label d = t.b.bytes("reply", "hi", "c");
+  Label accept = t.b.new_label("accept");
+  Label retry = t.b.new_label("retry");
+  Label again = t.b.new_label("again");
+  Label again2 = t.b.new_label("again");
+  Label again3 = t.b.new_label("again");
+  Label unused = t.b.new_label("unused");
+  Label start_ok = t.b.new_label("ok");
+  t.b.label(start_ok);
+  t.b.block(accept, "accept a connection", "", -1, "", "");
+  t.b.label(retry);
+  t.b.label(again);
+  t.b.label(s);
+  t.b.label(again2);
+  t.b.label(again3);
+  EXPECT_EQ(t.name(accept), "accept") << "until finish(), a label's name is its hint";
+  ASSERT_EQ(t.finish(), "finished");
+  EXPECT_TRUE(t.p.finished);
+  EXPECT_EQ(t.name(accept), "accept") << "a block's label: its hint";
+  EXPECT_EQ(t.name(retry), "accept.retry") << "a label line: scoped by its block";
+  EXPECT_EQ(t.name(again), "accept.again");
+  EXPECT_EQ(t.name(again2), "accept.again_2") << "a repeated hint, in order of placement";
+  EXPECT_EQ(t.name(again3), "accept.again_3");
+  EXPECT_EQ(t.name(start_ok), "_start.ok");
+  EXPECT_EQ(t.name(s), "response") << "a symbol keeps its name wherever it is placed";
+  EXPECT_EQ(t.name(d), "reply") << "so does a data item";
+  EXPECT_EQ(t.name(unused), "unused") << "a label never placed nor used is fine";
+  EXPECT_TRUE(t.p.info(retry).local);
+  EXPECT_FALSE(t.p.info(s).local);
+  EXPECT_FALSE(t.p.info(d).local);
+  EXPECT_THROW(t.b.symbol("response"), std::logic_error);
+}
+
+// The names of block "b"'s labels, in a program whose block "a" has
+// `a_labels` label lines before it.
+std::vector<std::string> names_in_b(int a_labels) {
+  Prog t;
+  Label a = t.b.new_label("a"), b = t.b.new_label("b");
+  t.b.block(a, "a", "", -1, "", "");
+  for (int i = 0; i < a_labels; ++i) t.b.label(t.b.new_label("next"));
+  t.b.block(b, "b", "", -1, "", "");
+  Label x = t.b.new_label("next"), y = t.b.new_label("done");
+  t.b.label(x);
+  t.b.label(y);
+  EXPECT_EQ(t.finish(), "finished");
+  return {t.name(b), t.name(x), t.name(y)};
+}
+
+TEST(Ir, AChangeInOneBlockRenamesNothingInAnother) {
+  std::vector<std::string> expected = {"b", "b.next", "b.done"};
+  EXPECT_EQ(names_in_b(0), expected);
+  EXPECT_EQ(names_in_b(3), expected);
+}
+
+TEST(Ir, FinishIsOnceAndLast) {
+  Prog t;
+  ASSERT_EQ(t.finish(), "finished");
+  EXPECT_THROW(t.b.finish(), std::logic_error);
+  EXPECT_THROW(t.b.emit(Op::ret, {}), std::logic_error);
+  EXPECT_THROW(t.b.new_label("late"), std::logic_error);
+}
+
+// (a) Every label an instruction uses is placed.
+TEST(IrCheck, AJumpToALabelNeverPlaced) {
+  Prog t;
+  Label retry = t.b.new_label("retry");
+  t.b.block(t.b.new_label("respond"), "answer", "", -1, "", "");
+  t.b.emit(Op::jmp, {LabelOp{retry}});
+  EXPECT_EQ(t.finish(), "block \"answer\": jmp retry: 'retry' is a label never placed");
+}
+
+TEST(IrCheck, AnAddressOfALabelNeverPlaced) {
+  Prog t;
+  Label buf = t.b.new_label("buf");
+  t.b.emit(Op::lea, {r64(Reg::rsi), rip(buf)});
+  EXPECT_EQ(t.finish(), "block \"start\": lea rsi, [rel buf]: 'buf' is a label never placed");
+}
+
+TEST(IrCheck, TheEntryIsAPlacedSymbol) {
   Program p;
   Builder b(p);
-  Label a = b.new_label("accept");
-  Label s = b.symbol("response");
-  Label c = b.new_label("accept");
-  EXPECT_EQ(p.info(a).name, "accept_1");
-  EXPECT_TRUE(p.info(a).local);
-  EXPECT_EQ(p.info(s).name, "response");
-  EXPECT_FALSE(p.info(s).local);
-  EXPECT_EQ(p.info(c).name, "accept_2");
-  EXPECT_THROW(b.symbol("response"), std::logic_error);
+  p.entry = b.symbol("_start");
+  b.block(b.new_label("main"), "main", "", -1, "", "");
+  try {
+    b.finish();
+    FAIL();
+  } catch (const IrError& e) {
+    EXPECT_STREQ(e.what(), "the entry symbol '_start' is a label never placed");
+  }
+  Program q;
+  Builder c(q);
+  c.block(c.new_label("main"), "main", "", -1, "", "");
+  EXPECT_THROW(c.finish(), IrError) << "no entry at all";
+}
+
+// (b) No label is placed twice.
+TEST(IrCheck, ALabelPlacedTwice) {
+  {
+    Prog t;
+    Label l = t.b.new_label("loop");
+    t.b.block(l, "first", "", -1, "", "");
+    t.b.block(l, "second", "", -1, "", "");
+    EXPECT_EQ(t.finish(), "label 'loop' is placed twice: block \"first\" and block \"second\"");
+  }
+  {
+    Prog t;
+    Label l = t.b.new_label("loop");
+    t.b.block(l, "first", "", -1, "", "");
+    t.b.note("a note");
+    t.b.label(l);
+    EXPECT_EQ(t.finish(), "label 'loop' is placed twice: block \"first\" and block \"first\", line 2");
+  }
+  {
+    Prog t;
+    Label l = t.b.new_label("loop");
+    t.b.label(l);
+    t.b.label(l);
+    EXPECT_EQ(t.finish(), "label 'loop' is placed twice: block \"start\", line 1 and block \"start\", line 2");
+  }
+  {
+    Prog t;
+    Label d = t.b.bytes("msg", "hi", "c");
+    t.b.label(d);
+    EXPECT_EQ(t.finish(), "label 'msg' is placed twice: block \"start\", line 1 and data item 'msg'");
+  }
+}
+
+// (c) Every instruction has a shape it takes.
+std::string shape_error(Op op, std::vector<Operand> ops) {
+  Prog t;
+  t.b.emit(op, std::move(ops));
+  return t.finish();
+}
+
+TEST(IrCheck, NoTwoMemoryOperands) {
+  Prog t;
+  t.b.block(t.b.new_label("read"), "read the request", "", -1, "", "");
+  t.b.emit(Op::mov, {mem64(Reg::rax), mem64(Reg::rbx)});
+  EXPECT_EQ(t.finish(), "block \"read the request\": mov qword [rax], qword [rbx]: mov takes no two memory operands");
+  EXPECT_EQ(shape_error(Op::cmp, {mem8(Reg::rsi), mem8(Reg::rdi, 1)}),
+            "block \"start\": cmp byte [rsi], byte [rdi+1]: cmp takes no two memory operands");
+}
+
+TEST(IrCheck, OperandsOfOneWidth) {
+  EXPECT_EQ(shape_error(Op::mov, {r64(Reg::rax), r32(Reg::rcx)}),
+            "block \"start\": mov rax, ecx: mov takes operands of one width");
+  EXPECT_EQ(shape_error(Op::add, {mem32(Reg::rsp, 8), r64(Reg::rcx)}),
+            "block \"start\": add dword [rsp+8], rcx: add takes operands of one width");
+  EXPECT_EQ(shape_error(Op::imul, {r64(Reg::rax), r32(Reg::rcx), imm(10)}),
+            "block \"start\": imul rax, ecx, 10: imul takes operands of one width");
+}
+
+TEST(IrCheck, MemoryNeedsAWidthExceptForLea) {
+  EXPECT_EQ(shape_error(Op::inc, {mem(Width::none, Reg::rax)}),
+            "block \"start\": inc [rax]: inc needs a width on its memory operand");
+  EXPECT_EQ(shape_error(Op::mov, {r64(Reg::rax), mem(Width::none, Reg::rbx)}),
+            "block \"start\": mov rax, [rbx]: mov needs a width on its memory operand");
+  Prog t;  // Builder::emit drops the width a helper's field operand brings to lea
+  t.b.emit(Op::lea, {r64(Reg::rax), mem64(Reg::rbx, 8)});
+  EXPECT_EQ(std::get<MemOp>(std::get<Instr>(t.p.blocks[0].lines[0]).operands[1]).width, Width::none);
+  t.p.blocks[0].lines.push_back(Instr{Op::lea, {r64(Reg::rax), mem64(Reg::rbx, 8)}});
+  EXPECT_EQ(t.finish(), "block \"start\": lea rax, qword [rbx+8]: lea takes a memory operand without a width");
+}
+
+TEST(IrCheck, OperandKindsComeFromTheTable) {
+  EXPECT_EQ(shape_error(Op::push, {r32(Reg::rbx)}), "block \"start\": push ebx: push takes r64");
+  EXPECT_EQ(shape_error(Op::lea, {r32(Reg::rax), mem(Width::none, Reg::rbx)}),
+            "block \"start\": lea eax, [rbx]: lea takes r64, m");
+  EXPECT_EQ(shape_error(Op::movzx, {r16(Reg::rax), mem8(Reg::rbx)}),
+            "block \"start\": movzx ax, byte [rbx]: movzx takes r32|r64, r8|r16|m8|m16");
+  EXPECT_EQ(shape_error(Op::shl, {r64(Reg::rax), r8(Reg::rcx)}),
+            "block \"start\": shl rax, cl: shl takes r|m, imm");
+  EXPECT_EQ(shape_error(Op::mov, {imm(1), r64(Reg::rax)}),
+            "block \"start\": mov 1, rax: mov takes r, r or r, m or m, r or r, imm or m, imm");
+  EXPECT_EQ(shape_error(Op::imul, {r8(Reg::rax), r8(Reg::rcx)}),
+            "block \"start\": imul al, cl: imul takes r16|r32|r64, r16|r32|r64|m16|m32|m64 "
+            "or r16|r32|r64, r16|r32|r64|m16|m32|m64, imm");
+  EXPECT_EQ(shape_error(Op::jmp, {r64(Reg::rax)}), "block \"start\": jmp rax: jmp takes label");
+  EXPECT_EQ(shape_error(Op::ret, {imm(8)}), "block \"start\": ret 8: ret takes no operands");
+  EXPECT_EQ(shape_error(Op::div, {}), "block \"start\": div: div takes r|m");
+}
+
+TEST(IrCheck, MemoryOperandsThatCannotBeEncoded) {
+  Prog t;
+  Label d = t.b.bss("buf", 8, "c");
+  MemOp m = rip(d, Width::b8);
+  m.has_index = true;
+  t.b.emit(Op::mov, {r8(Reg::rax), m});
+  EXPECT_EQ(t.finish(), "block \"start\": mov al, byte [rel buf+rax]: a rip-relative operand has no index");
+  EXPECT_EQ(shape_error(Op::mov, {r8(Reg::rax), mem_index(Width::b8, Reg::rbx, Reg::rsp)}),
+            "block \"start\": mov al, byte [rbx+rsp]: rsp cannot be an index");
+}
+
+TEST(IrCheck, ImmediatesFitTheirEncoding) {
+  EXPECT_EQ(shape_error(Op::add, {r64(Reg::rax), imm(0x80000000LL)}),
+            "block \"start\": add rax, 0x80000000: the immediate does not fit a sign-extended imm32");
+  EXPECT_EQ(shape_error(Op::cmp, {mem64(Reg::rax), imm(0xffffffffLL)}),
+            "block \"start\": cmp qword [rax], 0xffffffff: the immediate does not fit a sign-extended imm32");
+  EXPECT_EQ(shape_error(Op::mov, {mem8(Reg::rax), imm(256)}),
+            "block \"start\": mov byte [rax], 256: the immediate does not fit an imm8");
+  EXPECT_EQ(shape_error(Op::cmp, {r16(Reg::rax), imm(-32769)}),
+            "block \"start\": cmp ax, -0x8001: the immediate does not fit an imm16");
+  EXPECT_EQ(shape_error(Op::shl, {r64(Reg::rax), imm(256)}),
+            "block \"start\": shl rax, 256: the immediate does not fit an imm8 shift count");
+  EXPECT_EQ(shape_error(Op::imul, {r64(Reg::rax), r64(Reg::rax), imm(1LL << 31)}),
+            "block \"start\": imul rax, rax, 0x80000000: the immediate does not fit a sign-extended imm32");
+  // Each at the edge of its encoding, so accepted.
+  EXPECT_EQ(shape_error(Op::add, {r64(Reg::rax), imm(INT32_MIN)}), "finished");
+  EXPECT_EQ(shape_error(Op::mov, {r32(Reg::rax), imm(0xffffffffLL)}), "finished") << "mov r32 zero-extends";
+  EXPECT_EQ(shape_error(Op::movabs, {r64(Reg::rax), imm(INT64_MIN)}), "finished");
+  EXPECT_EQ(shape_error(Op::cmp, {mem8(Reg::rsi), imm(-128)}), "finished");
+  EXPECT_EQ(shape_error(Op::cmp, {mem8(Reg::rsi), imm(255)}), "finished");
+}
+
+// Every form the lowering emits (one of each), so that finish() accepts it.
+TEST(IrCheck, TheFormsTheLoweringUses) {
+  Prog t;
+  Label l = t.b.new_label("l");
+  Label v = t.b.bss("v", 8, "c");
+  auto& b = t.b;
+  b.label(l);
+  b.emit(Op::mov, {r64(Reg::rdi), r64(Reg::r12)});
+  b.emit(Op::mov, {r32(Reg::rax), mem32(Reg::rbx, 4)});
+  b.emit(Op::mov, {rip(v, Width::b64), r64(Reg::rax)});
+  b.emit(Op::mov, {mem8(Reg::rdi), chr('\n')});
+  b.emit(Op::mov, {rip(v, Width::b32), imm(0)});
+  b.emit(Op::mov, {r64(Reg::rax), imm(-4)});
+  b.mov_imm(Reg::rax, 0x123456789LL);
+  b.emit(Op::movzx, {r32(Reg::rax), mem16(Reg::r8, 2)});
+  b.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, Reg::rsi, Reg::rcx)});
+  b.emit(Op::lea, {r64(Reg::rsi), rip(v)});
+  b.emit(Op::lea, {r64(Reg::rsi), mem(Width::none, Reg::rsi, 16)});
+  for (Op op : {Op::add, Op::sub, Op::and_, Op::or_, Op::xor_, Op::cmp, Op::test}) {
+    b.emit(op, {r64(Reg::rax), r64(Reg::rcx)});
+    b.emit(op, {r32(Reg::rax), mem32(Reg::rcx)});
+    b.emit(op, {mem64(Reg::rcx), r64(Reg::rax)});
+    b.emit(op, {r64(Reg::rsp), imm(32)});
+    b.emit(op, {rip(v, Width::b32), imm(1)});
+    b.emit(op, {mem_index(Width::b8, Reg::r8, Reg::rax), imm(0x80)});
+  }
+  for (Op op : {Op::inc, Op::dec, Op::neg, Op::div}) {
+    b.emit(op, {r64(Reg::rcx)});
+    b.emit(op, {rip(v, Width::b64)});
+  }
+  b.emit(Op::ror, {r16(Reg::rax), imm(8)});
+  b.emit(Op::shl, {r64(Reg::rcx), imm(5)});
+  b.emit(Op::shr, {mem32(Reg::rax), imm(2)});
+  b.emit(Op::imul, {r64(Reg::rcx), r64(Reg::rcx), imm(12)});
+  b.emit(Op::imul, {r64(Reg::rcx), mem64(Reg::rsi), imm(1000)});
+  b.emit(Op::imul, {r64(Reg::rax), r64(Reg::rcx)});
+  b.emit(Op::push, {r64(Reg::rbx)});
+  b.emit(Op::pop, {r64(Reg::rbx)});
+  for (Op op : {Op::call, Op::jmp, Op::je, Op::jne, Op::jl, Op::jle, Op::jg, Op::jge, Op::jb, Op::jbe,
+                Op::ja, Op::jae, Op::js, Op::jns, Op::jz, Op::jnz})
+    b.emit(op, {LabelOp{l}});
+  for (Op op : {Op::ret, Op::syscall, Op::rep_movsb, Op::repe_cmpsb}) b.emit(op, {});
+  b.zero(Reg::rdx);
+  b.syscall(60, "exit");
+  EXPECT_EQ(t.finish(), "finished");
+}
+
+// (d) Final names are unique and are no assembler's keyword.
+TEST(IrCheck, TwoLabelsWithOneName) {
+  {
+    Prog t;
+    t.b.block(t.b.new_label("path"), "the methods of /", "", -1, "", "");
+    t.b.block(t.b.new_label("path"), "the methods of /a", "", -1, "", "");
+    EXPECT_EQ(t.finish(), "the name 'path' is given twice: block \"the methods of /\" and block \"the methods of /a\"");
+  }
+  {
+    Prog t;
+    t.b.bytes("path_0", "/", "c");
+    t.b.block(t.b.new_label("path_0"), "the methods of /", "", -1, "", "");
+    EXPECT_EQ(t.finish(), "the name 'path_0' is given twice: block \"the methods of /\" and data item 'path_0'");
+  }
+  {
+    Prog t;
+    t.b.label(t.b.new_label("ok"));
+    t.b.label(t.b.new_label("ok"));
+    t.b.label(t.b.new_label("ok_2"));
+    EXPECT_EQ(t.finish(), "the name '_start.ok_2' is given twice: block \"start\", line 2 and block \"start\", line 3");
+  }
+}
+
+TEST(IrCheck, NoBlockOrDataIsNamedAfterAKeyword) {
+  {
+    Prog t;
+    t.b.block(t.b.new_label("wait"), "wait for the workers", "", -1, "", "");
+    EXPECT_EQ(t.finish(), "block \"wait for the workers\": the name 'wait' is an assembler reserved word");
+  }
+  {
+    Prog t;
+    t.b.bss("byte", 1, "c");
+    EXPECT_EQ(t.finish(), "data item 'byte': the name 'byte' is an assembler reserved word");
+  }
+  {
+    Prog t;
+    t.b.bss("R12D", 4, "c");
+    EXPECT_EQ(t.finish(), "data item 'R12D': the name 'R12D' is an assembler reserved word");
+  }
+  for (const char* word : {"rax", "al", "r15w", "mov", "movsb", "xor", "jae", "syscall", "times", "rel"}) {
+    Prog t;
+    t.b.bss(word, 1, "c");
+    EXPECT_NE(t.finish(), "finished") << word;
+  }
+  Prog scoped;
+  scoped.b.label(scoped.b.new_label("loop"));
+  EXPECT_EQ(scoped.finish(), "finished") << "_start.loop is no keyword";
+}
+
+TEST(IrCheck, NamesAreIdentifiers) {
+  Prog t;
+  t.b.label(t.b.new_label("not-host"));
+  EXPECT_EQ(t.finish(),
+            "block \"start\", line 1: the label 'not-host' is not a name (letters, digits, '_', not first a digit)");
+}
+
+TEST(IrCheck, ConstantsShareTheNamesOfLabels) {
+  {
+    Prog t;
+    t.b.constant("conn_fd", 0, "the socket");
+    t.b.bss("conn_fd", 4, "c");
+    EXPECT_EQ(t.finish(), "the name 'conn_fd' is given twice: data item 'conn_fd' and constant 'conn_fd'");
+  }
+  {
+    Prog t;
+    t.b.constant("rel", 0, "c");
+    EXPECT_EQ(t.finish(), "constant 'rel': the name 'rel' is an assembler reserved word");
+  }
+}
+
+// A record field named in the listing is the displacement the IR holds.
+TEST(IrCheck, NamedDisplacementsAgreeWithTheirConstant) {
+  auto named = [](int32_t disp, const std::string& name) {
+    Prog t;
+    t.b.constant("conn_len", 16, "bytes in the buffer");
+    t.b.constant("conn_iov", 24, "struct iovec[3]");
+    MemOp m = mem32(Reg::rbx, disp);
+    m.disp_name = name;
+    t.b.emit(Op::mov, {r32(Reg::rax), m});
+    return t.finish();
+  };
+  EXPECT_EQ(named(16, "conn_len"), "finished");
+  EXPECT_EQ(named(40, "conn_iov+16"), "finished");
+  EXPECT_EQ(named(20, "conn_len"), "block \"start\": mov eax, dword [rbx+conn_len]: conn_len is 16, not the displacement 20");
+  EXPECT_EQ(named(24, "conn_iov+16"),
+            "block \"start\": mov eax, dword [rbx+conn_iov+16]: conn_iov+16 is 40, not the displacement 24");
+  EXPECT_EQ(named(8, "conn_fd"), "block \"start\": mov eax, dword [rbx+conn_fd]: 'conn_fd' is no constant");
+  EXPECT_EQ(named(8, "conn_len*2"), "block \"start\": mov eax, dword [rbx+conn_len*2]: 'conn_len*2' is no constant");
+}
+
+TEST(IrCheck, ABlockFallsIntoTheNextOne) {
+  Label a, b;
+  {
+    Prog t;
+    a = t.b.new_label("accept");
+    b = t.b.new_label("serve");
+    t.b.falls_into(a);
+    t.b.block(a, "accept a connection", "", -1, "", "");
+    t.b.falls_into(b);
+    t.b.block(b, "serve it", "", -1, "", "");
+    t.b.emit(Op::ret, {});
+    EXPECT_EQ(t.finish(), "finished");
+  }
+  {
+    Prog t;
+    a = t.b.new_label("accept");
+    b = t.b.new_label("serve");
+    t.b.falls_into(b);
+    t.b.block(a, "accept a connection", "", -1, "", "");
+    t.b.block(b, "serve it", "", -1, "", "");
+    EXPECT_EQ(t.finish(), "block \"start\": falls into 'serve', but the next block is \"accept a connection\"");
+  }
+  {
+    Prog t;
+    a = t.b.new_label("accept");
+    t.b.block(a, "accept a connection", "", -1, "", "");
+    t.b.falls_into(a);
+    EXPECT_EQ(t.finish(), "block \"accept a connection\": falls into 'accept', but it is the last block");
+  }
+}
+
+// (e) Data fits its declared widths.
+TEST(IrCheck, FieldsAndRowsFitTheirWidth) {
+  {
+    Prog t;
+    t.b.data("addr", Section::rodata, {Fields{{{2, 2, "sin_family"}, {2, 0x10000, "sin_port"}}}}, "c");
+    EXPECT_EQ(t.finish(), "data item 'addr': field 'sin_port': 65536 does not fit 2 bytes");
+  }
+  {
+    Prog t;
+    t.b.data("table", Section::rodata, {Ints{3, {1}, "row 0"}}, "c");
+    EXPECT_EQ(t.finish(), "data item 'table': row \"row 0\": width 3 is not 1, 2, 4 or 8 bytes");
+  }
 }
 
 // The instruction mov_imm chose for `value`.
@@ -71,9 +476,12 @@ TEST(Ir, EveryMovOfAnImmediateIntoA64BitRegisterIsCanonical) {
   Builder b(p);
   b.block(b.new_label("t"), "t", "", -1, "", "");
   b.emit(Op::mov, {r64(Reg::rcx), imm(0)}, "c");
+  b.emit(Op::mov, {r64(Reg::rdx), dec(5000)});
   Instr ins = std::get<Instr>(p.blocks[0].lines[0]);
   EXPECT_EQ(std::get<RegOp>(ins.operands[0]), r32(Reg::rcx)) << "NASM would shrink mov rcx, 0; GAS would not";
   EXPECT_EQ(ins.comment, "c");
+  Instr ms = std::get<Instr>(p.blocks[0].lines[1]);
+  EXPECT_EQ(ms.operands[1], Operand(dec(5000))) << "the display style survives";
 }
 
 TEST(Ir, BlocksCarryTheirSyscall) {
@@ -92,8 +500,28 @@ TEST(Ir, BlocksCarryTheirSyscall) {
 TEST(Ir, DataSizes) {
   Program p;
   Builder b(p);
-  b.data("d", Section::rodata, {Bytes{"abc"}, Incbin{"f.png", 100}, Zeros{5}}, "c");
-  EXPECT_EQ(p.data[0].size(), 108u);
+  b.data("d", Section::rodata,
+         {Bytes{"abc"}, Incbin{"f.png", 100}, Zeros{5}, Ints{4, {1, 2}, ""},
+          Fields{{{8, 0, "tv_sec"}, {2, 0, "sin_port"}}}},
+         "c");
+  EXPECT_EQ(p.data[0].size(), 3u + 100 + 5 + 8 + 10);
+}
+
+// The bytes of a data item made of Bytes, Fields, Ints and Zeros.
+std::string bytes_of(const DataItem& item) {
+  std::string out;
+  auto put = [&](uint64_t v, int width) {
+    for (int i = 0; i < width; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  for (const Piece& piece : item.pieces) {
+    if (auto* b = std::get_if<Bytes>(&piece)) out += b->bytes;
+    if (auto* z = std::get_if<Zeros>(&piece)) out.append(z->size, '\0');
+    if (auto* n = std::get_if<Ints>(&piece))
+      for (uint64_t v : n->values) put(v, n->width);
+    if (auto* s = std::get_if<Fields>(&piece))
+      for (const Field& f : s->fields) put(f.value, f.width);
+  }
+  return out;
 }
 
 // Lowering: every number is resolved at compile time.
@@ -103,8 +531,7 @@ TEST(Lower, SockaddrHasThePortInNetworkOrder) {
   auto it = std::find_if(p.data.begin(), p.data.end(),
                          [&](const DataItem& d) { return p.info(d.label).name == "listen_addr"; });
   ASSERT_NE(it, p.data.end());
-  EXPECT_EQ(std::get<Bytes>(it->pieces[0]).bytes,
-            std::string("\x02\x00\x1f\x90\x0a\x01\x02\x03\0\0\0\0\0\0\0\0", 16));
+  EXPECT_EQ(bytes_of(*it), std::string("\x02\x00\x1f\x90\x0a\x01\x02\x03\0\0\0\0\0\0\0\0", 16));
 }
 
 TEST(Lower, RawResponseLengthIsAnImmediate) {
@@ -129,11 +556,14 @@ TEST(Lower, ResponseTableRecords) {
   ASSERT_NE(it, p.data.end());
   const Ints& first = std::get<Ints>(it->pieces[0]);
   EXPECT_EQ(first.width, 4);
-  EXPECT_EQ(first.comment, "0: GET /");
+  EXPECT_EQ(first.comment, "0: GET / (fixed)");
   std::string close = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n";
   std::string keep = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n";
   std::string keep10 = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n";
-  EXPECT_EQ(first.values, (std::vector<uint64_t>{0, close.size(), keep.size(), keep10.size(), 0, 200, 2, 0}));
+  // Each head without its last CR LF (the Date line ends it); then the body,
+  // its length, the status, the flags.
+  EXPECT_EQ(first.values,
+            (std::vector<uint64_t>{0, close.size() - 2, keep.size() - 2, keep10.size() - 2, 0, 2, 200, 0}));
   EXPECT_EQ(it->size(), 32u * (1 + 1 + 1 + 6)) << "the route, its 405, not_found, and six protocol errors";
 }
 

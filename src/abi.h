@@ -1,0 +1,199 @@
+// The ABI facts the generated code relies on, each written once: Linux
+// x86-64 syscall numbers, flags and struct sizes, the registers the server
+// keeps across calls, and the layouts of the records it reads and writes.
+// Numbers from arch/x86/entry/syscalls/syscall_64.tbl and the uapi headers.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "ir.h"
+
+namespace asmsrv {
+
+// --- registers that live across the whole program -----------------------------
+inline constexpr Reg kListenFd = Reg::r12;  // the listening socket
+inline constexpr Reg kClientFd = Reg::r13;  // the current connection's socket
+inline constexpr Reg kBufLen = Reg::r14;    // bytes in the current request buffer
+inline constexpr Reg kLogFd = Reg::r15;     // the log's file descriptor
+inline constexpr Reg kBuf = Reg::rbp;       // the current request buffer
+inline constexpr Reg kConn = Reg::rbx;      // the current connection record
+
+}  // namespace asmsrv
+
+namespace asmsrv::linux {
+
+/// A system call: its name (as in man section 2) and its number.
+struct Sys {
+  const char* name;
+  int nr;
+};
+
+inline constexpr Sys kRead{"read", 0};
+inline constexpr Sys kWrite{"write", 1};
+inline constexpr Sys kOpen{"open", 2};
+inline constexpr Sys kClose{"close", 3};
+inline constexpr Sys kRtSigaction{"rt_sigaction", 13};
+inline constexpr Sys kRtSigreturn{"rt_sigreturn", 15};
+inline constexpr Sys kNanosleep{"nanosleep", 35};
+inline constexpr Sys kSocket{"socket", 41};
+inline constexpr Sys kAccept{"accept", 43};
+inline constexpr Sys kRecvfrom{"recvfrom", 45};
+inline constexpr Sys kBind{"bind", 49};
+inline constexpr Sys kListen{"listen", 50};
+inline constexpr Sys kSetsockopt{"setsockopt", 54};
+inline constexpr Sys kFork{"fork", 57};
+inline constexpr Sys kExitGroup{"exit_group", 231};
+inline constexpr Sys kPoll{"poll", 7};
+inline constexpr Sys kWritev{"writev", 20};
+inline constexpr Sys kClockGettime{"clock_gettime", 228};
+inline constexpr Sys kEpollWait{"epoll_wait", 232};
+inline constexpr Sys kEpollPwait{"epoll_pwait", 281};
+inline constexpr Sys kRtSigprocmask{"rt_sigprocmask", 14};
+inline constexpr Sys kEpollCtl{"epoll_ctl", 233};
+inline constexpr Sys kAccept4{"accept4", 288};
+inline constexpr Sys kEpollCreate1{"epoll_create1", 291};
+inline constexpr Sys kFcntl{"fcntl", 72};
+inline constexpr Sys kKill{"kill", 62};
+inline constexpr Sys kWait4{"wait4", 61};
+inline constexpr Sys kPrctl{"prctl", 157};
+inline constexpr Sys kSetpgid{"setpgid", 109};
+inline constexpr Sys kPpoll{"ppoll", 271};
+inline constexpr Sys kGetpid{"getpid", 39};
+inline constexpr Sys kGetppid{"getppid", 110};
+
+inline constexpr int kAfInet = 2;
+inline constexpr int kSockStream = 1;
+inline constexpr int kSolSocket = 1;
+inline constexpr int kSoReuseaddr = 2;
+inline constexpr int kSoRcvtimeo = 20;
+inline constexpr int kSoSndtimeo = 21;
+inline constexpr int kMsgDontwait = 0x40;
+
+inline constexpr int kSigint = 2;
+inline constexpr int kSigpipe = 13;
+inline constexpr int kSigterm = 15;
+inline constexpr int kSigchld = 17;
+inline constexpr int kSigIgn = 1;
+inline constexpr int kSaNocldwait = 0x2;
+inline constexpr int kSaRestorer = 0x04000000;
+inline constexpr int kSigsetBytes = 8;  // the kernel's sigset_t
+
+inline constexpr int kOWronly = 0x1;
+inline constexpr int kOCreat = 0x40;
+inline constexpr int kOAppend = 0x400;
+inline constexpr int kOCloexec = 0x80000;
+
+inline constexpr int kEintr = 4;
+inline constexpr int kEio = 5;
+inline constexpr int kEconnaborted = 103;
+inline constexpr int kEtimedout = 110;
+
+inline constexpr int kClockMonotonic = 1;
+inline constexpr int kFSetfl = 4;
+inline constexpr int kONonblock = 0x800;
+inline constexpr int kPrSetPdeathsig = 1;
+inline constexpr int kSigBlock = 0;
+inline constexpr int kSigUnblock = 1;
+inline constexpr int kPollin = 1;
+inline constexpr int kEagain = 11;
+inline constexpr int kSockNonblock = 0x800;
+inline constexpr int kEpollCloexec = 0x80000;
+inline constexpr int kEpollIn = 1, kEpollOut = 4, kEpollExclusive = 1 << 28;
+inline constexpr int kEpollCtlAdd = 1, kEpollCtlDel = 2, kEpollCtlMod = 3;
+inline constexpr int kClockRealtime = 0;
+inline constexpr int kStdout = 1, kStderr = 2;
+
+// Struct sizes, as the kernel lays them out on x86-64.
+inline constexpr int kSockaddrInBytes = 16;  // struct sockaddr_in
+inline constexpr int kTimespecBytes = 16;    // struct timespec { tv_sec, tv_nsec }
+inline constexpr int kTimevalBytes = 16;     // struct timeval { tv_sec, tv_usec }
+inline constexpr int kSigactionBytes = 32;   // the kernel's struct sigaction
+inline constexpr int kEpollEventBytes = 12;  // struct epoll_event, packed on x86-64
+inline constexpr int kIovecBytes = 16;       // struct iovec { base, len }
+inline constexpr int kPollfdBytes = 8;       // struct pollfd { fd, events, revents }
+inline constexpr int kIntBytes = 4;          // int, socklen_t
+
+}  // namespace asmsrv::linux
+
+namespace asmsrv {
+
+/// One field of a record: its name in the listing, its size, what it holds.
+struct FieldDecl {
+  const char* name;
+  int bytes;  // 4 or 8 (read with that width), or a multiple of 8 (an array)
+  const char* what;
+};
+
+/// A record laid out from one field list: offsets with natural alignment,
+/// the size rounded up to a power of two (so an index shifts into an offset).
+/// The same list gives the lowering its offsets, spec.cc its memory check and
+/// the listing its named constants.
+template <size_t N>
+struct Layout {
+  std::array<FieldDecl, N> decl;
+  std::array<int, N> offset{};
+  int size = 0;   // bytes, a power of two
+  int shift = 0;  // log2(size)
+
+  constexpr explicit Layout(std::array<FieldDecl, N> fields) : decl(fields) {
+    int at = 0;
+    for (size_t i = 0; i < N; ++i) {
+      int align = decl[i].bytes >= 8 ? 8 : decl[i].bytes;
+      at = (at + align - 1) / align * align;
+      offset[i] = at;
+      at += decl[i].bytes;
+    }
+    size = 1;
+    while (size < at) size *= 2;
+    while ((1 << shift) < size) ++shift;
+  }
+};
+
+/// [base + field], with the width the field is read with and its name.
+template <size_t N, typename F>
+MemOp field(const Layout<N>& l, const char* prefix, Reg base, F f, int extra = 0) {
+  size_t i = static_cast<size_t>(f);
+  const FieldDecl& d = l.decl[i];
+  Width w = d.bytes == 4 ? Width::b32 : Width::b64;
+  MemOp m = mem(w, base, l.offset[i] + extra);
+  m.disp_name = std::string(prefix) + d.name + (extra ? "+" + std::to_string(extra) : "");
+  return m;
+}
+
+// --- the connection record -----------------------------------------------------
+// One per connection: a static one in the blocking modes, a table of them in
+// epoll mode. The HTTP state machine (http_conn.cc) reads and writes it; the
+// drivers only know fd, state, deadline and what flush needs.
+enum class ConnField {
+  fd, state, served, mode, len, scanned, out, deadline, iov, discard, consume, addr, bytes, buf,
+};
+inline constexpr Layout<14> kConnLayout{{{
+    {"fd", 4, "the socket"},
+    {"state", 4, "0 free, 1 reading a request, 2 writing a response, 3 dropping a body"},
+    {"served", 4, "requests answered on this connection"},
+    {"mode", 4, "after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)"},
+    {"len", 4, "bytes in the request buffer"},
+    {"scanned", 4, "bytes of the buffer already searched for the head's end"},
+    {"out", 4, "1 while the driver waits for the socket to become writable"},
+    {"deadline", 8, "when the current wait times out (CLOCK_MONOTONIC, ms)"},
+    {"iov", 48, "struct iovec[3]: what is left to send of head, Date line and body"},
+    {"discard", 8, "body bytes still to read and drop"},
+    {"consume", 8, "bytes to drop from the buffer once the response is out"},
+    {"addr", 8, "the client: sin_family, sin_port, sin_addr"},
+    {"bytes", 8, "bytes read, for the connection log"},
+    {"buf", 8, "this connection's request buffer"},
+}}};
+inline constexpr int kConnRecordBytes = kConnLayout.size;
+/// A request buffer holds limits.request_bytes and this much slack beyond it.
+inline constexpr int kRequestBufferSlack = 16;
+inline constexpr int kConnFree = 0, kConnReading = 1, kConnWriting = 2, kConnDiscarding = 3;
+
+/// [base + conn_<field>] (+ extra bytes into an array field).
+inline MemOp conn(Reg base, ConnField f, int extra = 0) {
+  return field(kConnLayout, "conn_", base, f, extra);
+}
+inline MemOp conn(ConnField f, int extra = 0) { return conn(kConn, f, extra); }
+
+}  // namespace asmsrv

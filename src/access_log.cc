@@ -1,0 +1,107 @@
+#include "access_log.h"
+
+namespace asmsrv {
+
+using namespace linux;
+
+AccessLog::AccessLog(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt) {
+  request_ = local("log_request");
+  connection_ = local("log_connection");
+  // An access log line holds a request line of up to request_bytes, plus
+  // at most 60 bytes; a connection line at most 72.
+  if (spec_.log_requests) rt_.need_line(static_cast<size_t>(spec_.limits.request_bytes));
+}
+
+Label AccessLog::request(Label status, Label body_bytes) {
+  want_request_ = true;
+  status_ = status;
+  body_bytes_ = body_bytes;
+  return request_;
+}
+
+Label AccessLog::connection() {
+  want_connection_ = true;
+  return connection_;
+}
+
+void AccessLog::emit() {
+  if (want_request_) {
+    Label len = local("line_len");
+    Label copy = local("copy_line");
+    block(request_, "subroutine log_request", &kWrite,
+          "dprintf(log_fd, \"%s \\\"%.*s\\\" %d %zu\\n\", ip, line_len, buf, status, body_bytes)",
+          "One access-log line: client address, request line, status, body bytes.\n"
+          "Built in line_buf and written with one write(). Keeps rbx and rbp.");
+    lea(Reg::rdi, rt_.line_buf());
+    lea(Reg::rsi, conn(ConnField::addr), "the client's address");
+    call(rt_.append_ip());
+    mov(mem16(Reg::rdi), imm(0x2220), "' \"'");
+    op(Op::add, r64(Reg::rdi), imm(2));
+    mov(r64(Reg::rsi), r64(kBuf));
+    zero(Reg::rcx, "the request line: up to the first CR or LF");
+    label(len);
+    op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
+    jmp(Op::jae, copy);
+    b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, Reg::rsi, Reg::rcx)});
+    op(Op::cmp, r32(Reg::rax), chr('\r'));
+    jmp(Op::je, copy);
+    op(Op::cmp, r32(Reg::rax), chr('\n'));
+    jmp(Op::je, copy);
+    op(Op::inc, r64(Reg::rcx));
+    jmp(Op::jmp, len);
+    label(copy);
+    plain(Op::rep_movsb, "copy it");
+    mov(mem16(Reg::rdi), imm(0x2022), "'\" '");
+    op(Op::add, r64(Reg::rdi), imm(2));
+    mov(r32(Reg::rax), var32(status_));
+    call(rt_.append_u64());
+    mov(mem8(Reg::rdi), chr(' '));
+    op(Op::inc, r64(Reg::rdi));
+    mov(r64(Reg::rax), var64(body_bytes_));
+    call(rt_.append_u64());
+    mov(mem8(Reg::rdi), chr('\n'));
+    op(Op::inc, r64(Reg::rdi));
+    mov(r64(Reg::rdx), r64(Reg::rdi), "count = end - start");
+    lea(Reg::rsi, rt_.line_buf(), "buf = line_buf");
+    op(Op::sub, r64(Reg::rdx), r64(Reg::rsi));
+    mov(r64(Reg::rdi), r64(kLogFd), "fd = log_fd");
+    call(rt_.write_all(), "a failed log write is not fatal");
+    ret();
+  }
+  if (want_connection_) {
+    Label from = b_.bytes("log_from", "connection from ", "connection log, part 1");
+    Label bytes = b_.bytes("log_bytes", ", bytes read: ", "connection log, part 2");
+    block(connection_, "subroutine log_connection", &kWrite,
+          "dprintf(log_fd, \"connection from %s:%u, bytes read: %zu\\n\", ip, port, record.bytes)",
+          "Built in line_buf and written with one write(), so lines from several\n"
+          "processes do not interleave.");
+    lea(Reg::rdi, rt_.line_buf(), "rdi = where the line is built");
+    lea(Reg::rsi, from);
+    set(Reg::rcx, 16);
+    plain(Op::rep_movsb, "copy \"connection from \"");
+    lea(Reg::rsi, conn(ConnField::addr), "the client's address");
+    call(rt_.append_ip(), "\"127.0.0.1\"");
+    mov(mem8(Reg::rdi), chr(':'));
+    op(Op::inc, r64(Reg::rdi));
+    MemOp port = conn(ConnField::addr, 2);
+    port.width = Width::b16;
+    b_.emit(Op::movzx, {r32(Reg::rax), port}, "sin_port, network byte order");
+    op(Op::ror, r16(Reg::rax), imm(8), "ntohs: swap the two bytes");
+    call(rt_.append_u64());
+    lea(Reg::rsi, bytes);
+    set(Reg::rcx, 14);
+    plain(Op::rep_movsb, "copy \", bytes read: \"");
+    mov(r64(Reg::rax), conn(ConnField::bytes));
+    call(rt_.append_u64());
+    mov(mem8(Reg::rdi), chr('\n'));
+    op(Op::inc, r64(Reg::rdi));
+    mov(r64(Reg::rdx), r64(Reg::rdi), "count = end - start");
+    lea(Reg::rsi, rt_.line_buf(), "buf = line_buf");
+    op(Op::sub, r64(Reg::rdx), r64(Reg::rsi));
+    mov(r64(Reg::rdi), r64(kLogFd), "fd = log_fd");
+    call(rt_.write_all(), "a failed log write is not fatal");
+    ret();
+  }
+}
+
+}  // namespace asmsrv

@@ -1,0 +1,57 @@
+// The connection state machine, as the drivers see it. A driver owns the
+// waiting (a blocking loop, an epoll loop, io_uring one day) and the socket
+// calls; a Conn decides everything else from the connection record. Every
+// entry point is a subroutine taking rbx = the record and returning, where
+// stated, eax = what the driver does next:
+//
+//   open         a new connection: the record is initialised, its deadline set
+//   read_window  rsi = where to read, rdx = how many bytes at most
+//   received     rax = n > 0 bytes just read             -> eax = action
+//   flush        write what is left of the response       -> rax = 1 sent, 0 would block, < 0 error
+//   sent         the whole response is out                -> eax = action
+//
+// Actions: kActRead (wait for input until record.deadline), kActSend (flush,
+// then sent), kActClose. An idle connection (one a stop may close at once) is
+// one in state kConnReading with record.len == 0.
+#pragma once
+
+#include "gen.h"
+#include "runtime.h"
+
+namespace asmsrv {
+
+enum ConnAction { kActRead = 0, kActSend = 1, kActClose = 2 };
+
+class Conn : public Gen {
+ public:
+  /// How long a client may take to read a response, each time it stalls.
+  static constexpr int kSendTimeoutMs = 10000;
+
+  Conn(const Spec& spec, Builder& b, Runtime& rt);
+  virtual ~Conn() = default;
+
+  virtual Label open() const = 0;
+  virtual Label received() const = 0;
+  virtual Label sent() const = 0;
+  Label read_window() const { return read_window_; }
+  Label flush() const { return flush_; }
+  /// Subroutine: record.deadline = clock_now + eax ms. Clobbers rax.
+  Label deadline() const { return deadline_; }
+
+  /// Emits the protocol's subroutines and the shared ones.
+  virtual void emit() = 0;
+
+ protected:
+  void emit_shared();
+  /// mov eax, ms; call deadline.
+  void set_deadline(int ms, const std::string& what);
+  /// mov eax, action; ret.
+  void answer(ConnAction a);
+  Runtime& rt_;
+
+ private:
+  void emit_flush();
+  Label read_window_, flush_, deadline_;
+};
+
+}  // namespace asmsrv

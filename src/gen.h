@@ -1,0 +1,56 @@
+// The emit helpers every component of the lowering shares: one IR line each,
+// as chibicc's codegen has one helper per instruction line.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "abi.h"
+#include "ir.h"
+#include "spec.h"
+
+namespace asmsrv {
+
+/// Little-endian bytes of an integer, for data laid out in .rodata.
+std::string le(uint64_t v, int n);
+
+/// A component of the generated server: it owns its labels and data and
+/// writes its blocks through these helpers.
+class Gen {
+ public:
+  Gen(const Spec& spec, Builder& b) : spec_(spec), b_(b) {}
+
+ protected:
+  using Sys = linux::Sys;
+  void lea(Reg r, Label l, std::string c = "") { b_.emit(Op::lea, {r64(r), rip(l)}, std::move(c)); }
+  void lea(Reg r, MemOp m, std::string c = "") { b_.emit(Op::lea, {r64(r), m}, std::move(c)); }
+  void mov(Operand d, Operand s, std::string c = "") { b_.emit(Op::mov, {d, s}, std::move(c)); }
+  void op(Op o, Operand d, Operand s, std::string c = "") { b_.emit(o, {d, s}, std::move(c)); }
+  void op(Op o, Operand d, std::string c = "") { b_.emit(o, {d}, std::move(c)); }
+  void plain(Op o, std::string c = "") { b_.emit(o, {}, std::move(c)); }
+  void jmp(Op o, Label l, std::string c = "") { b_.emit(o, {LabelOp{l}}, std::move(c)); }
+  void call(Label l, std::string c = "") { b_.emit(Op::call, {LabelOp{l}}, std::move(c)); }
+  void ret(std::string c = "") { b_.emit(Op::ret, {}, std::move(c)); }
+  void sys(const Sys& s) { b_.syscall(s.nr, s.name); }
+  void set(Reg r, int64_t v, std::string c = "") { b_.mov_imm(r, v, std::move(c)); }
+  void zero(Reg r, std::string c = "") { b_.zero(r, std::move(c)); }
+  void label(Label l) { b_.label(l); }
+  void note(std::string text) { b_.note(std::move(text)); }
+  Label local(const std::string& hint) { return b_.new_label(hint); }
+  /// The current block ends by falling into the block `next`, which must be
+  /// the very next one (checked when the program is finished).
+  void falls_into(Label next) { b_.falls_into(next); }
+  /// A 32- or 64-bit variable in .bss: dword [rel label].
+  static MemOp var32(Label l) { return rip(l, Width::b32); }
+  static MemOp var64(Label l) { return rip(l, Width::b64); }
+  /// Starts a block that makes the system call `s` (nullptr: none).
+  void block(Label l, std::string title, const Sys* s, std::string c_equiv, std::string why) {
+    b_.block(l, std::move(title), s ? s->name : "", s ? s->nr : -1, std::move(c_equiv),
+             std::move(why));
+  }
+
+  const Spec& spec_;
+  Builder& b_;
+};
+
+}  // namespace asmsrv

@@ -1,0 +1,35 @@
+// The HTTP connection state machine: no I/O of its own. Bytes in -> what to
+// send, what to wait for next; response sent -> read more, answer the next
+// pipelined request, or close. Every driver calls it (see conn.h).
+#pragma once
+
+#include "access_log.h"
+#include "conn.h"
+#include "http_parse.h"
+#include "response.h"
+
+namespace asmsrv {
+
+class HttpConn : public Conn {
+ public:
+  HttpConn(const Spec& spec, Builder& b, Runtime& rt, const HttpParse& parse, Responses& responses,
+           AccessLog& log);
+  Label open() const override { return open_; }
+  Label received() const override { return received_; }
+  Label sent() const override { return sent_; }
+  void emit() override;
+
+ private:
+  void emit_open();
+  void emit_received();
+  void emit_process();
+  void emit_decide_mode();
+  void emit_sent();
+  const HttpParse& parse_;
+  const RequestVars& req_;
+  Responses& responses_;
+  AccessLog& log_;
+  Label open_, received_, sent_, process_, decide_mode_;
+};
+
+}  // namespace asmsrv

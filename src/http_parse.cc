@@ -1,0 +1,625 @@
+#include "http_parse.h"
+
+#include <fmt/format.h>
+
+#include "http.h"
+
+namespace asmsrv {
+
+using namespace linux;
+
+namespace {
+
+// Bits of char_class: one byte per character code, computed here.
+constexpr int kTchar = 1;       // token: methods and header names (RFC 9110 §5.6.2)
+constexpr int kFieldChar = 2;   // field value: VCHAR, obs-text, SP, HT
+constexpr int kTargetChar = 4;  // request target: VCHAR and obs-text
+constexpr int kHostChar = 8;    // reg-name: unreserved and sub-delims (RFC 3986 §3.2.2)
+constexpr int kHexChar = 16;    // HEXDIG, after '%' in a reg-name
+constexpr int kLiteralChar = 32;  // inside an IP-literal's brackets: host characters and ':'
+
+std::string char_class_table() {
+  std::string t(256, '\0');
+  for (int c = 0; c < 256; ++c) {
+    int bits = 0;
+    bool alnum = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+    if (c < 128 && is_token(std::string(1, static_cast<char>(c)))) bits |= kTchar;
+    if ((c > 0x20 && c < 0x7f) || c >= 0x80 || c == ' ' || c == '\t') bits |= kFieldChar;
+    if ((c > 0x20 && c < 0x7f) || c >= 0x80) bits |= kTargetChar;
+    if (alnum || (c != 0 && std::string_view("-._~!$&'()*+,;=").find(static_cast<char>(c)) != std::string_view::npos))
+      bits |= kHostChar | kLiteralChar;
+    if (c == ':') bits |= kLiteralChar;
+    if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')) bits |= kHexChar;
+    t[c] = static_cast<char>(bits);
+  }
+  return t;
+}
+
+std::string printable(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\r') out += "\\r";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::pair<int64_t, int64_t> HttpParse::text_imm(const std::string& text, bool fold) {
+  int64_t v = 0, mask = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    bool letter = (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+    if (fold && letter) {
+      c |= 0x20;
+      mask |= int64_t{0x20} << (8 * i);
+    }
+    v |= int64_t{c} << (8 * i);
+  }
+  return {v, mask};
+}
+
+HttpParse::HttpParse(const Spec& spec, Builder& b, const ResponseTable& table) : Gen(spec, b), t_(table) {
+  find_head_end_ = local("find_head_end");
+  parse_request_ = local("parse_request");
+  too_large_ = local("too_large");
+  bad_request_ = local("bad_request");
+  char_class_ = b_.bytes("char_class", char_class_table(),
+                         "character classes by code: 1 token (methods, header names), 2 field\n"
+                         "value, 4 request target, 8 host name, 16 hex digit, 32 IP literal");
+  if (!t_.paths.empty()) slash_ = b_.bytes("path_root", "/", "the path of an absolute-form target without one");
+  v_.content_length = b_.bss("req_content_length", 8, "the request's Content-Length");
+  v_.path = b_.bss("req_path", 8, "address of the request's path");
+  v_.path_len = b_.bss("req_path_len", 8, "its length, without the query");
+  v_.head_len = b_.bss("req_head_len", 8, "length of the request head, up to and with CR LF CR LF");
+  v_.method = b_.bss("req_method", 4, "1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS", 4);
+  v_.minor = b_.bss("req_minor", 4, "HTTP/1.x: x", 4);
+  v_.close = b_.bss("req_close", 4, "1: Connection: close", 4);
+  v_.keepalive = b_.bss("req_keepalive", 4, "1: Connection: keep-alive", 4);
+  v_.host = b_.bss("req_host", 4, "number of Host fields", 4);
+  v_.cl_count = b_.bss("req_cl_count", 4, "number of Content-Length fields", 4);
+  v_.te = b_.bss("req_te", 4, "1: Transfer-Encoding", 4);
+}
+
+void HttpParse::match_text(Reg base, int disp, const std::string& text, bool fold, Label fail) {
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t left = text.size() - i;
+    // Whole dwords; the tail as an overlapping dword when the text has 4 bytes.
+    size_t at = i, n = 4;
+    if (left < 4) {
+      if (text.size() >= 4) at = text.size() - 4;
+      else n = left >= 2 ? 2 : 1;
+    }
+    std::string chunk = text.substr(at, n);
+    auto [value, mask] = text_imm(chunk, fold);
+    Width w = n == 4 ? Width::b32 : n == 2 ? Width::b16 : Width::b8;
+    std::string what = fmt::format("\"{}\"", printable(chunk));
+    MemOp m = mem(w, base, disp + static_cast<int>(at));
+    if (fold && mask) {
+      if (n == 4) mov(r32(Reg::rax), m);
+      else b_.emit(Op::movzx, {r32(Reg::rax), m});
+      op(Op::or_, r32(Reg::rax), imm(mask), "to lower case");
+      op(Op::cmp, r32(Reg::rax), imm(value), what);
+    } else {
+      op(Op::cmp, m, n == 1 ? chr(static_cast<char>(value)) : imm(value), what);
+    }
+    jmp(Op::jne, fail);
+    i = at + n;
+  }
+}
+
+void HttpParse::emit(Label route) {
+  emit_find_head_end();
+  emit_too_large();
+  Label target = local("target");
+  Label version = local("version");
+  emit_method(target);
+  block(target, "parse_request: the target", nullptr,
+        "path = target up to '?' or '#': \"/a/b?x=1\" -> \"/a/b\"; \"http://host/a\" -> \"/a\"",
+        "Origin form (\"/path?query\"), or absolute form (\"http://host/path\"), which a\n"
+        "server must accept too. The query is ignored for routing.");
+  emit_target(version);
+  block(version, "parse_request: the version", nullptr, "\" HTTP/\" DIGIT \".\" DIGIT CR LF",
+        "HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).");
+  emit_version();
+  Label headers = local("parse_headers");
+  falls_into(headers);
+  emit_headers(headers);
+  emit_checks(route);
+  block(bad_request_, "parse_request: a malformed request", nullptr, "return 400", "");
+  set(Reg::rax, t_.bad_request, "400 Bad Request");
+  ret();
+}
+
+void HttpParse::emit_find_head_end() {
+  Label loop = local("scan");
+  Label next = local("next");
+  Label none = local("no_end_yet");
+  Label found = local("found_end");
+  block(find_head_end_, "subroutine find_head_end", nullptr,
+        "for each new LF at i: if buf[i-3..i] == \"\\r\\n\\r\\n\" or buf[i-1] != '\\r' return i + 1;\n"
+        "   record.scanned = len; return 0;",
+        "rax = the length of the request head, up to and with CR LF CR LF, or 0.\n"
+        "Only bytes not searched before are looked at (the test looks back). A bare\n"
+        "LF also ends the head, so that parse_request answers it with 400 instead of\n"
+        "leaving the client to the header timeout.");
+  mov(r32(Reg::rcx), conn(ConnField::scanned), "i = the first new byte");
+  label(loop);
+  op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
+  jmp(Op::jae, none, "all searched");
+  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx), chr('\n'), "LF?");
+  jmp(Op::jne, next);
+  op(Op::test, r64(Reg::rcx), r64(Reg::rcx));
+  jmp(Op::jz, found, "an LF first of all: bare (parse_request says 400)");
+  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx, -1), chr('\r'), "CR before it?");
+  jmp(Op::jne, found, "no: a bare LF (parse_request says 400)");
+  op(Op::cmp, r64(Reg::rcx), imm(3));
+  jmp(Op::jb, next);
+  op(Op::cmp, mem_index(Width::b32, kBuf, Reg::rcx, -3), imm(0x0A0D0A0D),
+     "\"\\r\\n\\r\\n\" read as a little-endian dword");
+  jmp(Op::je, found);
+  label(next);
+  op(Op::inc, r64(Reg::rcx));
+  jmp(Op::jmp, loop);
+  label(found);
+  lea(Reg::rax, mem(Width::none, Reg::rcx, 1), "rax = i + 1");
+  ret();
+  label(none);
+  mov(conn(ConnField::scanned), r32(kBufLen), "record.scanned = len");
+  zero(Reg::rax);
+  ret();
+}
+
+void HttpParse::emit_too_large() {
+  Label found_lf = local("found_lf");
+  Label scan = local("scan");
+  Label no_lf = local("no_lf");
+  Label answer = local("answer");
+  block(too_large_, "subroutine too_large: the head does not fit", nullptr,
+        "return memchr(buf, '\\n', len) ? 431 : 414",
+        fmt::format("Over limits.request_bytes ({}): 414 URI Too Long when even the request\n"
+                    "line has no end, else 431 Request Header Fields Too Large. The whole\n"
+                    "buffer counts as the head.",
+                    spec_.limits.request_bytes));
+  zero(Reg::rcx, "i = 0");
+  label(scan);
+  op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
+  jmp(Op::jae, no_lf);
+  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx), chr('\n'));
+  jmp(Op::je, found_lf);
+  op(Op::inc, r64(Reg::rcx));
+  jmp(Op::jmp, scan);
+  label(found_lf);
+  set(Reg::rax, t_.headers_too_large, "431");
+  jmp(Op::jmp, answer);
+  label(no_lf);
+  set(Reg::rax, t_.uri_too_long, "414");
+  label(answer);
+  mov(var32(v_.method), imm(0), "not HEAD: the error has a body");
+  mov(var64(v_.content_length), imm(0));
+  mov(var64(v_.head_len), r64(kBufLen));
+  ret();
+}
+
+void HttpParse::emit_method(Label target) {
+  Label unknown = local("unknown_method");
+  Label tok = local("token");
+  Label tok_end = local("token_end");
+  block(parse_request_, "subroutine parse_request: the method", nullptr,
+        "method = one of GET HEAD POST PUT DELETE PATCH OPTIONS, then one space",
+        "eax = the index of the response that answers the request in buf.\n"
+        "The head ends in CR LF CR LF (find_head_end made sure), so every scan\n"
+        "below stops inside it. rsi walks the head; r8 = char_class.\n"
+        "A token that is not a known method: 501. Anything else malformed: 400.");
+  for (Label l : {v_.minor, v_.close, v_.keepalive, v_.host, v_.cl_count, v_.te, v_.method})
+    mov(var32(l), imm(0));
+  mov(var64(v_.content_length), imm(0));
+  mov(r64(Reg::rsi), r64(kBuf), "rsi = the request line");
+  lea(Reg::r8, char_class_);
+  for (int m = 1; m <= kMethodCount; ++m) {
+    std::string name = kMethodNames[m];
+    Label next = local("not_" + name);
+    match_text(Reg::rsi, 0, name + " ", false, next);
+    mov(var32(v_.method), imm(m), name);
+    op(Op::add, r64(Reg::rsi), imm(static_cast<int64_t>(name.size()) + 1));
+    jmp(Op::jmp, target);
+    label(next);
+  }
+  label(unknown);
+  mov(r64(Reg::rcx), r64(Reg::rsi));
+  label(tok);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rcx)});
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kTchar), "a token character?");
+  jmp(Op::jz, tok_end);
+  op(Op::inc, r64(Reg::rcx));
+  jmp(Op::jmp, tok);
+  label(tok_end);
+  op(Op::cmp, r64(Reg::rcx), r64(Reg::rsi));
+  jmp(Op::je, bad_request_, "no method at all");
+  op(Op::cmp, mem8(Reg::rcx), chr(' '));
+  jmp(Op::jne, bad_request_, "not followed by one space");
+  set(Reg::rax, t_.not_implemented, "501 Not Implemented");
+  ret();
+}
+
+void HttpParse::emit_target(Label version) {
+  Label origin = local("origin_form");
+  Label authority = local("authority");
+  Label no_path = local("no_path");
+  Label path = local("path");
+  Label path_end = local("path_end");
+  Label query = local("query");
+  Label skip = local("skip_query");
+  op(Op::cmp, mem8(Reg::rsi), chr('/'));
+  jmp(Op::je, origin);
+  match_text(Reg::rsi, 0, "http://", true, bad_request_);
+  op(Op::add, r64(Reg::rsi), imm(7), "skip \"http://\"");
+  label(authority);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
+  op(Op::cmp, r32(Reg::rax), chr('/'));
+  jmp(Op::je, origin, "the path starts");
+  op(Op::cmp, r32(Reg::rax), chr(' '));
+  jmp(Op::je, no_path, "\"http://host\": the path is \"/\"");
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kTargetChar));
+  jmp(Op::jz, bad_request_);
+  op(Op::inc, r64(Reg::rsi));
+  jmp(Op::jmp, authority);
+  label(no_path);
+  if (!t_.paths.empty()) {
+    lea(Reg::rax, slash_);
+    mov(var64(v_.path), r64(Reg::rax));
+  }
+  mov(var64(v_.path_len), imm(1));
+  jmp(Op::jmp, version);
+  label(origin);
+  mov(var64(v_.path), r64(Reg::rsi), "the path starts here");
+  label(path);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
+  op(Op::cmp, r32(Reg::rax), chr(' '));
+  jmp(Op::je, path_end);
+  op(Op::cmp, r32(Reg::rax), chr('?'));
+  jmp(Op::je, query);
+  op(Op::cmp, r32(Reg::rax), chr('#'));
+  jmp(Op::je, query);
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kTargetChar), "a visible character?");
+  jmp(Op::jz, bad_request_, "CR, LF, a control character: malformed");
+  op(Op::inc, r64(Reg::rsi));
+  jmp(Op::jmp, path);
+  label(query);
+  mov(r64(Reg::rax), r64(Reg::rsi));
+  op(Op::sub, r64(Reg::rax), var64(v_.path));
+  mov(var64(v_.path_len), r64(Reg::rax), "the path ends at '?' or '#'");
+  label(skip);
+  op(Op::inc, r64(Reg::rsi));
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
+  op(Op::cmp, r32(Reg::rax), chr(' '));
+  jmp(Op::je, version);
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kTargetChar));
+  jmp(Op::jz, bad_request_);
+  jmp(Op::jmp, skip);
+  label(path_end);
+  mov(r64(Reg::rax), r64(Reg::rsi));
+  op(Op::sub, r64(Reg::rax), var64(v_.path));
+  mov(var64(v_.path_len), r64(Reg::rax));
+  jmp(Op::jmp, version);
+}
+
+void HttpParse::emit_version() {
+  Label v1 = local("http_1");
+  match_text(Reg::rsi, 0, " HTTP/", false, bad_request_);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi, 6)}, "the major digit");
+  op(Op::sub, r32(Reg::rax), chr('0'));
+  op(Op::cmp, r32(Reg::rax), imm(9));
+  jmp(Op::ja, bad_request_, "not a digit");
+  op(Op::cmp, mem8(Reg::rsi, 7), chr('.'));
+  jmp(Op::jne, bad_request_);
+  b_.emit(Op::movzx, {r32(Reg::rcx), mem8(Reg::rsi, 8)}, "the minor digit");
+  op(Op::sub, r32(Reg::rcx), chr('0'));
+  op(Op::cmp, r32(Reg::rcx), imm(9));
+  jmp(Op::ja, bad_request_);
+  op(Op::cmp, mem16(Reg::rsi, 9), imm(0x0A0D), "CR LF ends the request line");
+  jmp(Op::jne, bad_request_, "anything else (a bare CR, trailing text): malformed");
+  op(Op::cmp, r32(Reg::rax), imm(1));
+  jmp(Op::je, v1);
+  set(Reg::rax, t_.version_not_supported, "505 HTTP Version Not Supported");
+  ret();
+  label(v1);
+  mov(var32(v_.minor), r32(Reg::rcx), "HTTP/1.minor");
+  op(Op::add, r64(Reg::rsi), imm(11), "the first header line");
+}
+
+void HttpParse::emit_headers(Label line) {
+  Label name = local("name");
+  Label name_end = local("name_end");
+  Label ows = local("skip_ows");
+  Label skip_one = local("ows_char");
+  Label value = local("value");
+  Label vloop = local("value_char");
+  Label cr = local("cr");
+  Label trim = local("trim");
+  Label trim_one = local("trim_one");
+  Label trimmed = local("trimmed");
+  Label next = local("next_field");
+  Label done = local("done");
+  block(line, "parse_request: the header fields", nullptr,
+        "for each \"name: value\\r\\n\": name is a token, value has no CTL, no bare CR",
+        "400 for whitespace before the colon, a line folded onto the previous one,\n"
+        "a bare CR or LF. The fields that matter here (case-insensitive): Host,\n"
+        "Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.");
+  op(Op::cmp, mem16(Reg::rsi), imm(0x0A0D), "an empty line ends the head");
+  jmp(Op::je, done);
+  mov(r64(Reg::rcx), r64(Reg::rsi), "rcx = the name");
+  label(name);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kTchar));
+  jmp(Op::jz, name_end);
+  op(Op::inc, r64(Reg::rsi));
+  jmp(Op::jmp, name);
+  label(name_end);
+  mov(r64(Reg::rdx), r64(Reg::rsi));
+  op(Op::sub, r64(Reg::rdx), r64(Reg::rcx), "rdx = its length");
+  jmp(Op::jz, bad_request_, "empty: a line that starts with a space (obs-fold) or ':'");
+  op(Op::cmp, mem8(Reg::rsi), chr(':'));
+  jmp(Op::jne, bad_request_, "whitespace (or anything) before the colon");
+  op(Op::inc, r64(Reg::rsi));
+  label(ows);
+  op(Op::cmp, mem8(Reg::rsi), chr(' '), "optional whitespace before the value");
+  jmp(Op::je, skip_one);
+  op(Op::cmp, mem8(Reg::rsi), chr('\t'));
+  jmp(Op::jne, value);
+  label(skip_one);
+  op(Op::inc, r64(Reg::rsi));
+  jmp(Op::jmp, ows);
+  label(value);
+  mov(r64(Reg::r11), r64(Reg::rsi), "r11 = the value");
+  label(vloop);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
+  op(Op::cmp, r32(Reg::rax), chr('\r'));
+  jmp(Op::je, cr);
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kFieldChar), "allowed in a value?");
+  jmp(Op::jz, bad_request_, "a bare LF, NUL or another control character");
+  op(Op::inc, r64(Reg::rsi));
+  jmp(Op::jmp, vloop);
+  label(cr);
+  op(Op::cmp, mem8(Reg::rsi, 1), chr('\n'));
+  jmp(Op::jne, bad_request_, "a bare CR");
+  mov(r64(Reg::r9), r64(Reg::rsi), "r9 = the value's end");
+  label(trim);
+  op(Op::cmp, r64(Reg::r9), r64(Reg::r11));
+  jmp(Op::je, trimmed);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r9, -1)});
+  op(Op::cmp, r32(Reg::rax), chr(' '), "trailing whitespace is not part of the value");
+  jmp(Op::je, trim_one);
+  op(Op::cmp, r32(Reg::rax), chr('\t'));
+  jmp(Op::jne, trimmed);
+  label(trim_one);
+  op(Op::dec, r64(Reg::r9));
+  jmp(Op::jmp, trim);
+  label(trimmed);
+
+  // Dispatch on the name's length, then its letters.
+  Label not_host = local("not_host");
+  Label not_cl = local("not_content_length");
+  Label not_te = local("not_transfer_encoding");
+  Label not_conn = local("not_connection");
+  op(Op::cmp, r64(Reg::rdx), imm(4));
+  jmp(Op::jne, not_host);
+  match_text(Reg::rcx, 0, "host", true, not_host);
+  emit_host(next);
+  label(not_host);
+  op(Op::cmp, r64(Reg::rdx), imm(14));
+  jmp(Op::jne, not_cl);
+  match_text(Reg::rcx, 0, "content-length", true, not_cl);
+  emit_content_length(next);
+  label(not_cl);
+  op(Op::cmp, r64(Reg::rdx), imm(17));
+  jmp(Op::jne, not_te);
+  match_text(Reg::rcx, 0, "transfer-encoding", true, not_te);
+  mov(var32(v_.te), imm(1), "Transfer-Encoding");
+  jmp(Op::jmp, next);
+  label(not_te);
+  op(Op::cmp, r64(Reg::rdx), imm(10));
+  jmp(Op::jne, not_conn);
+  match_text(Reg::rcx, 0, "connection", true, not_conn);
+  emit_connection(next);
+  label(not_conn);
+  label(next);
+  op(Op::add, r64(Reg::rsi), imm(2), "past the field's CR LF");
+  jmp(Op::jmp, line);
+  label(done);
+}
+
+void HttpParse::emit_host(Label next) {
+  // Host = uri-host [ ":" port ] (RFC 9112 §3.2, RFC 3986 §3.2.2): a reg-name
+  // (which includes IPv4 addresses), or an IP-literal in brackets.
+  Label reg_name = local("host_name");
+  Label pct = local("host_pct");
+  Label literal = local("host_literal");
+  Label literal_end = local("host_literal_end");
+  Label after = local("host_after");
+  Label port = local("host_port");
+  Label port_digit = local("host_port_digit");
+  op(Op::inc, var32(v_.host), "Host");
+  mov(r64(Reg::rcx), r64(Reg::r11), "rcx walks the value; empty is allowed");
+  op(Op::cmp, r64(Reg::rcx), r64(Reg::r9));
+  jmp(Op::je, next);
+  op(Op::cmp, mem8(Reg::rcx), chr('['), "an IP-literal?");
+  jmp(Op::jne, reg_name);
+  label(literal);
+  op(Op::inc, r64(Reg::rcx));
+  op(Op::cmp, r64(Reg::rcx), r64(Reg::r9));
+  jmp(Op::jae, bad_request_, "no closing ']'");
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rcx)});
+  op(Op::cmp, r32(Reg::rax), chr(']'));
+  jmp(Op::je, literal_end);
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kLiteralChar), "hex digits, ':', '.'...");
+  jmp(Op::jz, bad_request_);
+  jmp(Op::jmp, literal);
+  label(literal_end);
+  op(Op::inc, r64(Reg::rcx), "past ']'");
+  label(after);
+  op(Op::cmp, r64(Reg::rcx), r64(Reg::r9));
+  jmp(Op::je, next, "no port");
+  op(Op::cmp, mem8(Reg::rcx), chr(':'));
+  jmp(Op::je, port);
+  jmp(Op::jmp, bad_request_, "anything else after the host");
+  label(reg_name);
+  op(Op::cmp, r64(Reg::rcx), r64(Reg::r9));
+  jmp(Op::je, next);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rcx)});
+  op(Op::cmp, r32(Reg::rax), chr(':'));
+  jmp(Op::je, port);
+  op(Op::cmp, r32(Reg::rax), chr('%'));
+  jmp(Op::je, pct);
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kHostChar), "unreserved or a sub-delim?");
+  jmp(Op::jz, bad_request_, "a space, '@' (userinfo), '/'...");
+  op(Op::inc, r64(Reg::rcx));
+  jmp(Op::jmp, reg_name);
+  label(pct);
+  note("'%' and two hex digits; what follows the value (whitespace, CR) is no hex digit.");
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rcx, 1)});
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kHexChar));
+  jmp(Op::jz, bad_request_);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rcx, 2)});
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kHexChar));
+  jmp(Op::jz, bad_request_);
+  op(Op::add, r64(Reg::rcx), imm(3));
+  jmp(Op::jmp, reg_name);
+  label(port);
+  op(Op::inc, r64(Reg::rcx), "past ':'; the port may be empty");
+  label(port_digit);
+  op(Op::cmp, r64(Reg::rcx), r64(Reg::r9));
+  jmp(Op::je, next);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rcx)});
+  op(Op::sub, r32(Reg::rax), chr('0'));
+  op(Op::cmp, r32(Reg::rax), imm(9));
+  jmp(Op::ja, bad_request_, "the port has digits only");
+  op(Op::inc, r64(Reg::rcx));
+  jmp(Op::jmp, port_digit);
+}
+
+void HttpParse::emit_content_length(Label next) {
+  Label digit = local("cl_digit");
+  Label cl_end = local("cl_end");
+  Label no_acc = local("cl_too_many_digits");
+  Label store = local("cl_store");
+  op(Op::inc, var32(v_.cl_count), "Content-Length");
+  op(Op::cmp, r64(Reg::r11), r64(Reg::r9));
+  jmp(Op::je, bad_request_, "empty");
+  zero(Reg::rax, "the value");
+  zero(Reg::rdx, "digits seen");
+  label(digit);
+  op(Op::cmp, r64(Reg::r11), r64(Reg::r9));
+  jmp(Op::je, cl_end);
+  b_.emit(Op::movzx, {r32(Reg::rcx), mem8(Reg::r11)});
+  op(Op::sub, r32(Reg::rcx), chr('0'));
+  op(Op::cmp, r32(Reg::rcx), imm(9));
+  jmp(Op::ja, bad_request_, "not a digit: invalid");
+  op(Op::inc, r64(Reg::rdx));
+  op(Op::cmp, r64(Reg::rdx), imm(15));
+  jmp(Op::ja, no_acc, "over 15 digits: far over any limit");
+  b_.emit(Op::imul, {r64(Reg::rax), r64(Reg::rax), imm(10)});
+  op(Op::add, r64(Reg::rax), r64(Reg::rcx));
+  label(no_acc);
+  op(Op::inc, r64(Reg::r11));
+  jmp(Op::jmp, digit);
+  label(cl_end);
+  op(Op::cmp, r64(Reg::rdx), imm(15));
+  jmp(Op::jbe, store);
+  set(Reg::rax, int64_t{1} << 62, "too large to matter: 2^62");
+  label(store);
+  mov(var64(v_.content_length), r64(Reg::rax));
+  jmp(Op::jmp, next);
+}
+
+void HttpParse::emit_connection(Label next) {
+  // Connection: a comma-separated list of tokens; close and keep-alive matter.
+  Label tok = local("conn_token");
+  Label sep = local("conn_separator");
+  Label start_tok = local("conn_token_start");
+  Label scan = local("conn_scan");
+  Label scanned = local("conn_scanned");
+  Label not_close = local("not_close");
+  Label not_ka = local("not_keep_alive");
+  label(tok);
+  op(Op::cmp, r64(Reg::r11), r64(Reg::r9));
+  jmp(Op::jae, next, "no more tokens");
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r11)});
+  op(Op::cmp, r32(Reg::rax), chr(','));
+  jmp(Op::je, sep);
+  op(Op::cmp, r32(Reg::rax), chr(' '));
+  jmp(Op::je, sep);
+  op(Op::cmp, r32(Reg::rax), chr('\t'));
+  jmp(Op::jne, start_tok);
+  label(sep);
+  op(Op::inc, r64(Reg::r11));
+  jmp(Op::jmp, tok);
+  label(start_tok);
+  mov(r64(Reg::rcx), r64(Reg::r11), "rcx = the token");
+  label(scan);
+  op(Op::cmp, r64(Reg::r11), r64(Reg::r9));
+  jmp(Op::jae, scanned);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r11)});
+  op(Op::cmp, r32(Reg::rax), chr(','));
+  jmp(Op::je, scanned);
+  op(Op::cmp, r32(Reg::rax), chr(' '));
+  jmp(Op::je, scanned);
+  op(Op::cmp, r32(Reg::rax), chr('\t'));
+  jmp(Op::je, scanned);
+  op(Op::inc, r64(Reg::r11));
+  jmp(Op::jmp, scan);
+  label(scanned);
+  mov(r64(Reg::rdx), r64(Reg::r11));
+  op(Op::sub, r64(Reg::rdx), r64(Reg::rcx), "its length");
+  op(Op::cmp, r64(Reg::rdx), imm(5));
+  jmp(Op::jne, not_close);
+  match_text(Reg::rcx, 0, "close", true, not_close);
+  mov(var32(v_.close), imm(1), "Connection: close");
+  label(not_close);
+  op(Op::cmp, r64(Reg::rdx), imm(10));
+  jmp(Op::jne, not_ka);
+  match_text(Reg::rcx, 0, "keep-alive", true, not_ka);
+  mov(var32(v_.keepalive), imm(1), "Connection: keep-alive");
+  label(not_ka);
+  jmp(Op::jmp, tok);
+}
+
+void HttpParse::emit_checks(Label route) {
+  Label no_te = local("no_transfer_encoding");
+  Label host_ok = local("host_ok");
+  Label size_ok = local("size_ok");
+  Label check = local("check_request");
+  falls_into(check);
+  block(check, "parse_request: the rules across fields", nullptr,
+        "Transfer-Encoding: 501 (400 with Content-Length); two Content-Lengths,\n"
+        "   no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413",
+        "A request body is read and thrown away, so only Content-Length bodies\n"
+        "are accepted: chunked bodies are not implemented.");
+  op(Op::cmp, var32(v_.te), imm(0));
+  jmp(Op::je, no_te);
+  op(Op::cmp, var32(v_.cl_count), imm(0));
+  jmp(Op::jne, bad_request_, "both framings: a smuggling attempt");
+  set(Reg::rax, t_.not_implemented, "501 Not Implemented");
+  ret();
+  label(no_te);
+  op(Op::cmp, var32(v_.cl_count), imm(1));
+  jmp(Op::ja, bad_request_, "Content-Length twice");
+  op(Op::cmp, var32(v_.host), imm(1));
+  jmp(Op::ja, bad_request_, "Host twice");
+  jmp(Op::je, host_ok);
+  op(Op::cmp, var32(v_.minor), imm(0));
+  jmp(Op::jne, bad_request_, "HTTP/1.1 without Host");
+  label(host_ok);
+  set(Reg::rcx, spec_.limits.body_bytes, "limits.body_bytes");
+  op(Op::cmp, var64(v_.content_length), r64(Reg::rcx));
+  jmp(Op::jbe, size_ok);
+  set(Reg::rax, t_.content_too_large, "413 Content Too Large");
+  ret();
+  label(size_ok);
+  jmp(Op::jmp, route, "route it: a tail call, route returns to our caller");
+}
+
+}  // namespace asmsrv

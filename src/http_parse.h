@@ -1,0 +1,56 @@
+// Parsing a request head: where it ends, the request line, the header fields
+// that matter, the rules across fields (RFC 9112), then a tail call to routing.
+// The answer is a response index in eax.
+#pragma once
+
+#include "gen.h"
+#include "routes.h"
+
+namespace asmsrv {
+
+/// What parse_request leaves for routing, responses and the logs: one
+/// variable each in .bss, valid until the next request is parsed.
+struct RequestVars {
+  Label method, minor, close, keepalive, host, cl_count, te;  // dwords
+  Label content_length, path, path_len, head_len;             // qwords
+};
+
+class HttpParse : public Gen {
+ public:
+  HttpParse(const Spec& spec, Builder& b, const ResponseTable& table);
+  const RequestVars& vars() const { return v_; }
+
+  // Subroutines; rbx = the connection record, rbp = its buffer, r14 = bytes in it.
+  Label find_head_end() const { return find_head_end_; }  // rax = head length or 0
+  Label parse_request() const { return parse_request_; }  // eax = response index
+  Label too_large() const { return too_large_; }          // eax = 414 or 431
+
+  /// Emits the subroutines; parse_request ends in a tail call to `route`.
+  void emit(Label route);
+
+  /// "ab" as a little-endian immediate of text.size() bytes, with each
+  /// letter's 0x20 bit in the second value when folding case.
+  static std::pair<int64_t, int64_t> text_imm(const std::string& text, bool fold);
+
+ private:
+  void emit_find_head_end();
+  void emit_too_large();
+  void emit_method(Label target);
+  void emit_target(Label version);
+  void emit_version();
+  void emit_headers(Label line);
+  void emit_host(Label next);
+  void emit_content_length(Label next);
+  void emit_connection(Label next);
+  void emit_checks(Label route);
+  /// Compares the bytes of `text` at [base+disp] with immediates (case-folded
+  /// when `fold`); jumps to `fail` on a difference.
+  void match_text(Reg base, int disp, const std::string& text, bool fold, Label fail);
+
+  const ResponseTable& t_;
+  RequestVars v_;
+  Label char_class_, slash_;
+  Label find_head_end_, parse_request_, too_large_, bad_request_;
+};
+
+}  // namespace asmsrv

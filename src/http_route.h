@@ -1,0 +1,27 @@
+// Routing, compiled from the spec: the request's path and method to the index
+// of the response that answers it.
+#pragma once
+
+#include <vector>
+
+#include "gen.h"
+#include "http_parse.h"
+#include "routes.h"
+
+namespace asmsrv {
+
+class HttpRoute : public Gen {
+ public:
+  HttpRoute(const Spec& spec, Builder& b, const ResponseTable& table, const RequestVars& req);
+  /// parse_request's tail: eax = the response index, then ret.
+  Label entry() const { return entry_; }
+  void emit();
+
+ private:
+  const ResponseTable& t_;
+  const RequestVars& req_;
+  Label entry_;
+  std::vector<Label> path_data_;
+};
+
+}  // namespace asmsrv

@@ -1,0 +1,281 @@
+// The blocking driver, for the iterative and fork modes: accept one
+// connection, serve it to the end with blocking calls (each wait bounded by
+// the record's deadline), then accept the next — in this process (iterative)
+// or in a child of its own (fork). One static connection record.
+#include <fmt/format.h>
+
+#include "driver.h"
+
+namespace asmsrv {
+
+using namespace linux;
+
+namespace {
+
+class BlockingDriver : public Driver, Gen {
+ public:
+  explicit BlockingDriver(const DriverDeps& d)
+      : Gen(d.spec, d.b), rt_(d.rt), conn_(d.conn), log_(d.log), fork_(d.spec.mode == Mode::fork) {
+    entry_ = local(fork_ ? "reap_children" : "accept");
+    accept_ = fork_ ? local("accept") : entry_;
+  }
+  bool nonblocking_listener() const override { return false; }
+  Label entry() const override { return entry_; }
+  void emit() override;
+
+ private:
+  void emit_accept();
+  void emit_fork();
+  void emit_serve();
+  void emit_read_timed();
+
+  Runtime& rt_;
+  Conn& conn_;
+  AccessLog& log_;
+  bool fork_;
+  Label entry_, accept_, fork_label_, serve_, dispatch_, want_read_, send_, finish_, read_timed_;
+  Label record_, buf_, client_addr_, client_addrlen_, pollfd_, poll_ts_, io_timeout_;
+};
+
+void BlockingDriver::emit() {
+  serve_ = local("serve");
+  dispatch_ = local("next_action");
+  want_read_ = local("wait_for_input");
+  send_ = local("send");
+  finish_ = local("finish_connection");
+  read_timed_ = local("read_timed");
+  if (fork_) fork_label_ = local("fork");
+  int buf_bytes = spec_.limits.request_bytes + kRequestBufferSlack;
+  record_ = b_.bss("conn", kConnRecordBytes, "the connection record (see conn_* above)", 64);
+  buf_ = b_.bss("request_buf", static_cast<uint64_t>(buf_bytes), "the request is read here", 64);
+  client_addr_ = b_.bss("client_addr", kSockaddrInBytes, "struct sockaddr_in: the client, filled by accept");
+  client_addrlen_ = b_.bss("client_addrlen", kIntBytes, "socklen_t: in: the buffer's size, out: the address's", 4);
+  pollfd_ = b_.bss("client_pollfd", kPollfdBytes, "struct pollfd { client_fd, POLLIN, revents }");
+  poll_ts_ = b_.bss("poll_timeout", kTimespecBytes, "struct timespec for ppoll");
+  io_timeout_ = b_.data("io_timeout", Section::rodata,
+                        {Fields{{{8, Conn::kSendTimeoutMs / 1000, "tv_sec"}, {8, 0, "tv_usec"}}}},
+                        "struct timeval: how long a write may block");
+  if (fork_) {
+    Label sa = b_.data("sigaction_nocldwait", Section::rodata,
+                       {Fields{{{8, static_cast<uint64_t>(kSigIgn), "sa_handler = SIG_IGN"},
+                                {8, static_cast<uint64_t>(kSaNocldwait), "sa_flags = SA_NOCLDWAIT"},
+                                {8, 0, "sa_restorer"},
+                                {8, 0, "sa_mask"}}}},
+                       "struct sigaction: the kernel reaps children itself");
+    block(entry_, "reap children automatically", &kRtSigaction,
+          "sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)",
+          "With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the\n"
+          "kernel at once: no zombie ever stays, and no wait4() loop is needed.");
+    rt_.sigaction(kSigchld, "SIGCHLD", rip(sa), "act = SIG_IGN + SA_NOCLDWAIT");
+    falls_into(accept_);
+  }
+  emit_accept();
+  if (fork_) emit_fork();
+  emit_serve();
+  emit_read_timed();
+}
+
+void BlockingDriver::emit_accept() {
+  Label failed = local("accept_failed");
+  block(accept_, "wait for the next connection", &kAccept,
+        "client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)",
+        "Blocks until a client connects. busy = 0 first: a SIGTERM that arrives\n"
+        "while we wait here ends the server at once.");
+  mov(var32(rt_.busy()), imm(0), "busy = 0");
+  note("Stop signals are blocked while a connection is served (they arrive only in");
+  note("ppoll, see read_timed); one that came meanwhile is delivered right here.");
+  rt_.mask_stop_signals(kSigUnblock, "");
+  op(Op::cmp, var32(rt_.stop_requested()), imm(0), "a stop signal came while busy?");
+  jmp(Op::jne, rt_.exit_ok(), "then exit now, between connections");
+  mov(var32(client_addrlen_), imm(kSockaddrInBytes), "client_addrlen = sizeof(struct sockaddr_in)");
+  mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
+  lea(Reg::rsi, client_addr_, "addr = &client_addr");
+  lea(Reg::rdx, client_addrlen_, "addrlen = &client_addrlen");
+  sys(kAccept);
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::js, failed);
+  mov(r64(kClientFd), r64(Reg::rax), "r13 = client_fd");
+  mov(var32(rt_.busy()), imm(1), "busy = 1: a stop signal now waits for this connection");
+  rt_.mask_stop_signals(kSigBlock, "");
+  jmp(Op::jmp, fork_ ? fork_label_ : serve_);
+
+  block(failed, "survive a failed accept", &kNanosleep,
+        "if (errno != EINTR && errno != ECONNABORTED) nanosleep(&(struct timespec){ 0, 100000000 }, NULL)",
+        "EINTR (a signal) and ECONNABORTED (the client gave up) are retried at once.\n"
+        "EMFILE, ENFILE, ENOBUFS, ENOMEM and the rest would fail again at once:\n"
+        "pausing 100 ms keeps the server alive without spinning the CPU.");
+  op(Op::cmp, r64(Reg::rax), imm(-kEintr), "-EINTR");
+  jmp(Op::je, accept_);
+  op(Op::cmp, r64(Reg::rax), imm(-kEconnaborted), "-ECONNABORTED");
+  jmp(Op::je, accept_);
+  rt_.pause_100ms("req = 100 ms");
+  jmp(Op::jmp, accept_);
+}
+
+void BlockingDriver::emit_fork() {
+  Label child = local("child");
+  Label failed = local("fork_failed");
+  block(fork_label_, "hand the connection to a child process", &kFork, "pid = fork()",
+        "The child serves the connection and exits; the parent goes straight back\n"
+        "to accept(). The kernel reaps the children (SA_NOCLDWAIT, above).");
+  sys(kFork);
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::js, failed, "fork failed (EAGAIN, ENOMEM)");
+  jmp(Op::je, child, "0 in the child");
+  note("the parent: the child has its own copy of client_fd");
+  mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
+  sys(kClose);
+  jmp(Op::jmp, accept_);
+
+  block(failed, "survive a failed fork", &kClose,
+        "close(client_fd); nanosleep(&(struct timespec){ 0, 100000000 }, NULL)",
+        "Too many processes or no memory: drop this connection, pause 100 ms.");
+  mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
+  sys(kClose);
+  rt_.pause_100ms("req = 100 ms");
+  jmp(Op::jmp, accept_);
+
+  block(child, "the child lets go of the listening socket", &kClose, "close(listen_fd)",
+        "Only the parent accepts; the child keeps just its client.");
+  mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
+  sys(kClose);
+  mov(var32(rt_.stop_requested()), imm(0), "a stop meant for the parent: this connection is served in full");
+  falls_into(serve_);
+}
+
+void BlockingDriver::emit_serve() {
+  block(serve_, "serve a connection", &kSetsockopt,
+        "setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);\n"
+        "   record = { client_fd, request_buf, client_addr }; http_open(&record)",
+        fmt::format("A client that never reads gives up its slot after {} s: write() then\n"
+                    "fails with -EAGAIN. Reads wait in ppoll until the record's deadline.",
+                    Conn::kSendTimeoutMs / 1000));
+  mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
+  set(Reg::rsi, kSolSocket, "level = SOL_SOCKET");
+  set(Reg::rdx, kSoSndtimeo, "optname = SO_SNDTIMEO");
+  lea(Reg::r10, io_timeout_, "optval = &io_timeout");
+  set(Reg::r8, kTimevalBytes, "optlen = sizeof(struct timeval)");
+  sys(kSetsockopt);
+  lea(kConn, record_, "rbx = the connection record");
+  mov(conn(ConnField::fd), r32(kClientFd));
+  lea(Reg::rax, buf_);
+  mov(conn(ConnField::buf), r64(Reg::rax));
+  mov(r64(Reg::rax), var64(client_addr_), "family, port and address: 8 bytes");
+  mov(conn(ConnField::addr), r64(Reg::rax), "kept for the logs");
+  call(rt_.now_ms(), "clock_now, for the first deadline");
+  call(conn_.open());
+  jmp(Op::jmp, want_read_);
+
+  block(dispatch_, "do what the connection asks (eax = action)", nullptr,
+        "switch (action) { case send: ...; case close: ...; case want_read: ... }", "");
+  op(Op::cmp, r32(Reg::rax), imm(kActSend), "send");
+  jmp(Op::je, send_);
+  op(Op::cmp, r32(Reg::rax), imm(kActClose), "close");
+  jmp(Op::je, finish_);
+  falls_into(want_read_);
+
+  Label again = local("again");
+  Label wait = local("wait");
+  Label got = local("got");
+  block(want_read_, "wait for input", &kRead, "n = read_timed(read_window()); action = received(n)",
+        "Until the record's deadline at most. End of file, a timeout or an error\n"
+        "closes the connection. A stop signal ends an idle connection at once; a\n"
+        "request under way is answered first (with Connection: close).");
+  label(again);
+  op(Op::cmp, var32(rt_.stop_requested()), imm(0), "asked to stop?");
+  jmp(Op::je, wait);
+  op(Op::cmp, conn(ConnField::state), imm(kConnReading), "idle: waiting for a request...");
+  jmp(Op::jne, wait);
+  op(Op::cmp, conn(ConnField::len), imm(0), "...with nothing of it here?");
+  jmp(Op::je, finish_, "then close now rather than wait for one");
+  label(wait);
+  call(conn_.read_window(), "rsi = where, rdx = how much");
+  call(read_timed_);
+  op(Op::cmp, r64(Reg::rax), imm(-kEintr), "-EINTR: a stop signal came");
+  jmp(Op::je, again);
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::jg, got);
+  jmp(Op::jmp, finish_, "end of file, timeout or error: close");
+  label(got);
+  op(Op::push, r64(Reg::rax), "keep n");
+  call(rt_.now_ms(), "clock_now, for the deadlines it sets");
+  op(Op::pop, r64(Reg::rax));
+  call(conn_.received());
+  jmp(Op::jmp, dispatch_);
+
+  block(send_, "send the response", &kWritev, "flush(record); action = sent(record)",
+        "Blocking writes: flush returns once all is out, or when the send timeout\n"
+        "ran out (0) or the client is gone (< 0): then the connection closes.");
+  call(conn_.flush());
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::jle, finish_, "timed out, or the client is gone");
+  call(rt_.now_ms(), "clock_now: the write may have taken a while");
+  call(conn_.sent());
+  jmp(Op::jmp, dispatch_);
+
+  block(finish_, "close the connection", &kClose, "drain_input(); log_connection(); close(client_fd)",
+        fork_ ? "The child's work is done: it exits, and the kernel reaps it."
+              : "Then back to accept() for the next client.");
+  call(rt_.drain_input());
+  if (spec_.log_connections) call(log_.connection());
+  mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
+  sys(kClose);
+  jmp(Op::jmp, fork_ ? rt_.exit_ok() : accept_);
+}
+
+void BlockingDriver::emit_read_timed() {
+  Label wait = local("wait");
+  Label timeout = local("timed_out");
+  Label out = local("done");
+  block(read_timed_, "subroutine read_timed(rsi = buf, rdx = count)", &kPpoll,
+        "if (ppoll(&(struct pollfd){ client_fd, POLLIN }, 1, &(record.deadline - now_ms()), &no_signals) <= 0)\n"
+        "   return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);",
+        "Waits for input until the record's deadline, then reads it: rax = bytes\n"
+        "read, 0 at end of file, -ETIMEDOUT, -EINTR when a stop signal came, or\n"
+        "-errno. Stop signals are blocked while serving; ppoll unblocks them for the\n"
+        "wait only, atomically, so one cannot slip in between the check and the wait.");
+  op(Op::push, r64(Reg::rsi), "keep buf");
+  op(Op::push, r64(Reg::rdx), "keep count");
+  call(rt_.now_ms());
+  mov(r64(Reg::rcx), conn(ConnField::deadline));
+  op(Op::sub, r64(Reg::rcx), r64(Reg::rax), "ms left = deadline - now");
+  jmp(Op::jg, wait);
+  label(timeout);
+  set(Reg::rax, -kEtimedout, "-ETIMEDOUT");
+  jmp(Op::jmp, out);
+  label(wait);
+  mov(r64(Reg::rax), r64(Reg::rcx));
+  zero(Reg::rdx);
+  set(Reg::rcx, 1000);
+  op(Op::div, r64(Reg::rcx), "rax = seconds, rdx = the rest in ms");
+  lea(Reg::rsi, poll_ts_);
+  mov(mem64(Reg::rsi), r64(Reg::rax), "tv_sec");
+  b_.emit(Op::imul, {r64(Reg::rdx), r64(Reg::rdx), imm(1000000)});
+  mov(mem64(Reg::rsi, 8), r64(Reg::rdx), "tv_nsec");
+  lea(Reg::rdi, pollfd_, "fds = &client_pollfd");
+  mov(mem32(Reg::rdi), r32(kClientFd), "fd = client_fd");
+  mov(mem32(Reg::rdi, 4), imm(kPollin), "events = POLLIN, revents = 0");
+  mov(r64(Reg::rdx), r64(Reg::rsi), "tmo_p = &poll_timeout");
+  set(Reg::rsi, 1, "nfds = 1");
+  lea(Reg::r10, rt_.no_signals(), "sigmask = {}: stop signals may arrive now");
+  set(Reg::r8, kSigsetBytes, "sizeof(sigset_t)");
+  sys(kPpoll);
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::jz, timeout, "0: nothing came in time");
+  jmp(Op::js, out, "-EINTR or -errno");
+  mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
+  mov(r64(Reg::rdx), mem64(Reg::rsp), "count");
+  mov(r64(Reg::rsi), mem64(Reg::rsp, 8), "buf");
+  sys(kRead);
+  label(out);
+  op(Op::add, r64(Reg::rsp), imm(16), "drop buf and count");
+  ret();
+}
+
+}  // namespace
+
+std::unique_ptr<Driver> make_blocking_driver(const DriverDeps& deps) {
+  return std::make_unique<BlockingDriver>(deps);
+}
+
+}  // namespace asmsrv

@@ -1,0 +1,45 @@
+#include "raw_conn.h"
+
+#include <fmt/format.h>
+
+namespace asmsrv {
+
+RawConn::RawConn(const Spec& spec, Builder& b, Runtime& rt) : Conn(spec, b, rt) {
+  open_ = local("raw_open");
+  received_ = local("raw_received");
+  sent_ = local("raw_sent");
+  response_ = b_.bytes("response", *spec_.raw_response, "the raw response, sent verbatim");
+}
+
+void RawConn::emit() {
+  block(open_, "subroutine raw_open(rbx = record)", nullptr,
+        "record = { reading, len 0 }; deadline = now + 10 s",
+        "A client that sends nothing gives up its slot after 10 s.");
+  mov(conn(ConnField::state), imm(kConnReading));
+  for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served, ConnField::out, ConnField::mode})
+    mov(conn(f), imm(0));
+  for (ConnField f : {ConnField::discard, ConnField::bytes}) mov(conn(f), imm(0));
+  set(Reg::rax, kFirstBytesTimeoutMs, "10 s");
+  jmp(Op::jmp, deadline(), "set_deadline returns for us");
+
+  uint64_t n = spec_.raw_response->size();
+  block(received_, "subroutine raw_received(rax = n bytes read)", nullptr,
+        fmt::format("record.iov = {{ response, {} }}, {{}}, {{}}; then close", n),
+        "Any bytes at all are answered with the raw response; what they said does\n"
+        "not matter. Then the connection closes.");
+  op(Op::add, conn(ConnField::bytes), r64(Reg::rax), "for the connection log");
+  op(Op::add, conn(ConnField::len), r32(Reg::rax));
+  lea(Reg::rax, response_);
+  mov(conn(ConnField::iov), r64(Reg::rax), "iov[0] = the response");
+  mov(conn(ConnField::iov, 8), imm(static_cast<int64_t>(n)), "its length, computed at compile time");
+  for (int off : {16, 24, 32, 40}) mov(conn(ConnField::iov, off), imm(0));
+  mov(conn(ConnField::state), imm(kConnWriting));
+  set_deadline(kSendTimeoutMs, "a client must take the response within 10 s");
+  answer(kActSend);
+
+  block(sent_, "subroutine raw_sent(rbx = record)", nullptr, "return close", "");
+  answer(kActClose);
+  emit_shared();
+}
+
+}  // namespace asmsrv

@@ -1,0 +1,371 @@
+#include "runtime.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "errno_text.h"
+
+namespace asmsrv {
+
+using namespace linux;
+
+std::string le(uint64_t v, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+Label Runtime::sub(Sub s, const char* name) {
+  auto it = subs_.find(s);
+  if (it != subs_.end()) return it->second;
+  return subs_[s] = local(name);
+}
+
+Label Runtime::write_all() { return sub(Sub::write_all, "write_all"); }
+Label Runtime::append_u64() { return sub(Sub::append_u64, "append_u64"); }
+Label Runtime::append_ip() { return sub(Sub::append_ip, "append_ip"); }
+Label Runtime::now_ms() { return sub(Sub::now_ms, "now_ms"); }
+Label Runtime::drain_input() {
+  need_line(static_cast<size_t>(spec_.limits.request_bytes));  // its scratch
+  return sub(Sub::drain_input, "drain_input");
+}
+Label Runtime::exit_ok() { return sub(Sub::exit_ok, "exit_ok"); }
+Label Runtime::on_signal() { return sub(Sub::on_signal, "on_signal"); }
+
+Label Runtime::restorer() {
+  on_signal();  // the restorer is emitted with the handler
+  if (!restorer_made_) restorer_ = local("signal_restorer");
+  restorer_made_ = true;
+  return restorer_;
+}
+
+Label Runtime::data_once(const char* name, const std::function<Label()>& make) {
+  auto it = data_.find(name);
+  if (it != data_.end()) return it->second;
+  return data_[name] = make();
+}
+
+Label Runtime::clock_now() {
+  return data_once("clock_now", [&] {
+    return b_.bss("clock_now", 8, "CLOCK_MONOTONIC in ms, as now_ms last read it");
+  });
+}
+Label Runtime::busy() {
+  return data_once("busy", [&] { return b_.bss("busy", 4, "1 while a connection is being served", 4); });
+}
+Label Runtime::stop_requested() {
+  return data_once("stop_requested", [&] {
+    return b_.bss("stop_requested", 4, "set by the signal handler: stop gracefully", 4);
+  });
+}
+Label Runtime::stop_signals() {
+  return data_once("stop_signals", [&] {
+    return b_.data("stop_signals", Section::rodata,
+                   {Fields{{{8, (1u << (kSigterm - 1)) | (1u << (kSigint - 1)), "bits of SIGTERM and SIGINT"}}}},
+                   "sigset_t { SIGTERM, SIGINT }");
+  });
+}
+Label Runtime::no_signals() {
+  return data_once("no_signals", [&] {
+    return b_.data("no_signals", Section::rodata, {Fields{{{8, 0, "no signal"}}}}, "the empty sigset_t");
+  });
+}
+
+Label Runtime::line_buf() {
+  if (!line_buf_made_) {
+    line_buf_ = b_.bss("line_buf", std::max(longest_prefix_, line_need_) + 128,
+                       "log and error lines are built here");
+    line_buf_made_ = true;
+  }
+  return line_buf_;
+}
+
+void Runtime::need_line(size_t bytes) {
+  if (line_buf_made_ && bytes > line_need_) throw std::logic_error("need_line after line_buf was laid out");
+  line_need_ = std::max(line_need_, bytes);
+}
+
+ErrorPrefix Runtime::error_prefix(const std::string& data_name, const std::string& what) {
+  if (line_buf_made_) throw std::logic_error("error_prefix after line_buf was laid out");
+  std::string s = fmt::format("{}: {}: ", spec_.name, what);
+  longest_prefix_ = std::max(longest_prefix_, s.size());
+  return {b_.bytes(data_name, s, "error message start"), s.size()};
+}
+
+void Runtime::die_if_failed(const ErrorPrefix& prefix) {
+  Label ok = local("ok");
+  op(Op::test, r64(Reg::rax), r64(Reg::rax), "rax < 0 means -errno");
+  jmp(Op::jns, ok);
+  lea(Reg::rsi, prefix.label, "the start of the error message");
+  set(Reg::rdx, static_cast<int64_t>(prefix.len), "its length");
+  jmp(Op::jmp, sub(Sub::die, "die"), "print it with the errno's text and exit 1");
+  label(ok);
+}
+
+void Runtime::pause_100ms(const std::string& why) {
+  Label backoff = data_once("backoff", [&] {
+    return b_.data("backoff", Section::rodata,
+                   {Fields{{{8, 0, "tv_sec"}, {8, 100'000'000, "tv_nsec: 100 ms"}}}},
+                   "struct timespec { 0 s, 100 ms }: the pause after a call that failed");
+  });
+  lea(Reg::rdi, backoff, why);
+  zero(Reg::rsi, "rem = NULL");
+  sys(kNanosleep);
+}
+
+void Runtime::sigaction(int sig, const std::string& sig_name, Operand act, const std::string& act_comment) {
+  set(Reg::rdi, sig, "signum = " + sig_name);
+  if (std::holds_alternative<MemOp>(act))
+    b_.emit(Op::lea, {r64(Reg::rsi), act}, act_comment);
+  else
+    mov(r64(Reg::rsi), act, act_comment);
+  zero(Reg::rdx, "oldact = NULL");
+  set(Reg::r10, kSigsetBytes, "sizeof(sigset_t) as the kernel counts it");
+  sys(kRtSigaction);
+}
+
+void Runtime::mask_stop_signals(int how, const std::string& why) {
+  set(Reg::rdi, how, how == kSigBlock ? "SIG_BLOCK" : "SIG_UNBLOCK");
+  lea(Reg::rsi, stop_signals(), why.empty() ? "{ SIGTERM, SIGINT }" : why);
+  zero(Reg::rdx, "oldset = NULL");
+  set(Reg::r10, kSigsetBytes, "sizeof(sigset_t)");
+  sys(kRtSigprocmask);
+}
+
+void Runtime::emit() {
+  // Callers come before callees in Sub's order, so a subroutine asked for
+  // while another is emitted is still emitted.
+  for (int s = 0; s <= static_cast<int>(Sub::append_u64); ++s) {
+    auto it = subs_.find(static_cast<Sub>(s));
+    if (it != subs_.end()) emit_sub(it->first, it->second);
+  }
+}
+
+void Runtime::emit_sub(Sub s, Label l) {
+  switch (s) {
+    case Sub::on_signal: return emit_on_signal(l);
+    case Sub::drain_input: return emit_drain_input(l);
+    case Sub::now_ms: return emit_now_ms(l);
+    case Sub::append_ip: return emit_append_ip(l);
+    case Sub::write_all: return emit_write_all(l);
+    case Sub::exit_ok: return emit_exit_ok(l);
+    case Sub::append_u64: return emit_append_u64(l);
+    case Sub::die: return emit_die(l);
+  }
+}
+
+void Runtime::emit_on_signal(Label l) {
+  Label now = local("exit_now");
+  block(l, "signal handler for SIGTERM and SIGINT", &kExitGroup,
+        "if (stop_requested || !busy) _exit(0); stop_requested = 1;",
+        "Idle (a blocking server waiting in accept): exit now. Otherwise note the\n"
+        "request: the loop stops gracefully once the connections in progress are\n"
+        "done. A second signal exits at once.");
+  if (supervisor_signal_.id >= 0) {
+    op(Op::cmp, var32(is_supervisor_), imm(0), "the supervisor?");
+    jmp(Op::jne, supervisor_signal_, "it passes the signal on to the workers");
+  }
+  op(Op::cmp, var32(stop_requested()), imm(0), "a second signal?");
+  jmp(Op::jne, now);
+  op(Op::cmp, var32(busy()), imm(0), "serving a connection?");
+  jmp(Op::je, now);
+  mov(var32(stop_requested()), imm(1), "stop_requested = 1");
+  ret("returns into signal_restorer");
+  label(now);
+  zero(Reg::rdi, "status = 0");
+  sys(kExitGroup);
+
+  block(restorer(), "signal return trampoline", &kRtSigreturn, "rt_sigreturn()",
+        "The kernel pushed this address as the handler's return address\n"
+        "(SA_RESTORER); rt_sigreturn restores the interrupted registers.");
+  sys(kRtSigreturn);
+}
+
+void Runtime::emit_drain_input(Label l) {
+  Label drain = local("again");
+  Label drained = local("drained");
+  int room = spec_.limits.request_bytes;
+  block(l, "subroutine drain_input", &kRecvfrom,
+        fmt::format("while (recv(client_fd, line_buf, {}, MSG_DONTWAIT) > 0 && ++n < 16) {{}}", room),
+        "Closing a socket with unread input makes the kernel send RST, which can\n"
+        "destroy the response before the client reads it. Take what has already\n"
+        "arrived, without waiting (at most 16 reads), so close() sends FIN.");
+  set(Reg::r10, 16, "at most 16 reads");
+  label(drain);
+  mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
+  lea(Reg::rsi, line_buf(), "buf = line_buf, as scratch");
+  set(Reg::rdx, room, "len");
+  mov(r64(Reg::r8), r64(Reg::r10), "keep the count");
+  set(Reg::r10, kMsgDontwait, "flags = MSG_DONTWAIT");
+  op(Op::push, r64(Reg::r8));
+  zero(Reg::r8, "src_addr = NULL");
+  zero(Reg::r9, "addrlen = NULL");
+  sys(kRecvfrom);
+  op(Op::pop, r64(Reg::r10), "the count");
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::jle, drained, "nothing more (-EAGAIN), end of file, or error");
+  op(Op::dec, r64(Reg::r10));
+  jmp(Op::jnz, drain);
+  label(drained);
+  ret();
+}
+
+void Runtime::emit_now_ms(Label l) {
+  Label ts = b_.bss("now_ts", kTimespecBytes, "struct timespec, filled by clock_gettime");
+  block(l, "subroutine now_ms", &kClockGettime,
+        "clock_gettime(CLOCK_MONOTONIC, &now_ts); return clock_now = tv_sec * 1000 + tv_nsec / 1000000",
+        "rax = milliseconds on a clock that never jumps, also kept in clock_now for\n"
+        "the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.");
+  set(Reg::rdi, kClockMonotonic, "CLOCK_MONOTONIC");
+  lea(Reg::rsi, ts);
+  sys(kClockGettime);
+  mov(r64(Reg::rax), mem64(Reg::rsi, 8), "tv_nsec");
+  zero(Reg::rdx);
+  set(Reg::rcx, 1000000);
+  op(Op::div, r64(Reg::rcx), "rax = tv_nsec / 1000000");
+  b_.emit(Op::imul, {r64(Reg::rcx), mem64(Reg::rsi), imm(1000)}, "rcx = tv_sec * 1000");
+  op(Op::add, r64(Reg::rax), r64(Reg::rcx));
+  mov(var64(clock_now()), r64(Reg::rax));
+  ret();
+}
+
+void Runtime::emit_append_ip(Label l) {
+  block(l, "subroutine append_ip(rsi = address, rdi = dst)", nullptr,
+        "dst += sprintf(dst, \"%u.%u.%u.%u\", ip[0], ip[1], ip[2], ip[3])",
+        "The client's address as text, from the first 8 bytes of a sockaddr_in;\n"
+        "advances rdi. Clobbers rax, rcx, rdx, rsi, r8.");
+  mov(r64(Reg::r8), r64(Reg::rsi), "r8 = the address");
+  for (int i = 0; i < 4; ++i) {
+    b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r8, 4 + i)}, fmt::format("address byte {}", i + 1));
+    call(append_u64());
+    if (i == 3) break;
+    mov(mem8(Reg::rdi), chr('.'));
+    op(Op::inc, r64(Reg::rdi));
+  }
+  ret();
+}
+
+void Runtime::emit_exit_ok(Label l) {
+  block(l, "exit", &kExitGroup, "exit_group(0)", "");
+  zero(Reg::rdi, "status = 0");
+  sys(kExitGroup);
+}
+
+void Runtime::emit_write_all(Label l) {
+  Label loop = local("more");
+  Label done = local("done");
+  Label eio = local("eio");
+  Label out = local("return");
+  block(l, "subroutine write_all(rdi = fd, rsi = buf, rdx = count)", &kWrite,
+        "while (count > 0) { n = write(fd, buf, count); if (n == -EINTR) continue;\n"
+        "  if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;",
+        "write() may write fewer bytes than asked (a full socket buffer, a signal):\n"
+        "loop until every byte is out. Returns rax = 0, or -errno.");
+  label(loop);
+  op(Op::test, r64(Reg::rdx), r64(Reg::rdx), "anything left?");
+  jmp(Op::jz, done);
+  sys(kWrite);
+  op(Op::cmp, r64(Reg::rax), imm(-kEintr), "-EINTR: try again");
+  jmp(Op::je, loop);
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::js, out, "-errno: give up");
+  jmp(Op::jz, eio, "no progress: give up");
+  op(Op::add, r64(Reg::rsi), r64(Reg::rax), "buf += n");
+  op(Op::sub, r64(Reg::rdx), r64(Reg::rax), "count -= n");
+  jmp(Op::jmp, loop);
+  label(eio);
+  set(Reg::rax, -kEio, "-EIO");
+  ret();
+  label(done);
+  zero(Reg::rax, "0: all written");
+  label(out);
+  ret();
+}
+
+void Runtime::emit_append_u64(Label l) {
+  Label digit = local("digit");
+  block(l, "subroutine append_u64(rax = value, rdi = dst)", nullptr,
+        "dst += sprintf(dst, \"%lu\", value)",
+        "Writes the decimal digits of rax at rdi and advances rdi past them.\n"
+        "Digits come out last first, so they are built backwards on the stack.\n"
+        "Clobbers rax, rcx, rdx, rsi.");
+  op(Op::sub, r64(Reg::rsp), imm(32), "room for 20 digits");
+  lea(Reg::rsi, mem(Width::none, Reg::rsp, 32), "rsi = end of the room");
+  set(Reg::rcx, 10, "divisor");
+  label(digit);
+  zero(Reg::rdx, "rdx:rax / 10");
+  op(Op::div, r64(Reg::rcx), "rax = quotient, rdx = last digit");
+  op(Op::add, r8(Reg::rdx), chr('0'), "to ASCII");
+  op(Op::dec, r64(Reg::rsi));
+  mov(mem8(Reg::rsi), r8(Reg::rdx));
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::jnz, digit);
+  lea(Reg::rcx, mem(Width::none, Reg::rsp, 32));
+  op(Op::sub, r64(Reg::rcx), r64(Reg::rsi), "rcx = number of digits");
+  plain(Op::rep_movsb);
+  op(Op::add, r64(Reg::rsp), imm(32));
+  ret();
+}
+
+void Runtime::emit_die(Label l) {
+  std::string texts;
+  std::vector<size_t> offsets;
+  for (const ErrnoText& e : common_errnos()) {
+    offsets.push_back(texts.size());
+    texts += e.text;
+  }
+  Label texts_label = b_.bytes("errno_texts", texts, "strerror() texts of the errnos named by die");
+  Label word = b_.bytes("errno_word", "errno ", "for an errno without a text");
+  Label copy = local("copy_text");
+  Label unknown = local("unknown_errno");
+  Label newline = local("newline");
+  block(l, "fatal start-up error (rax = -errno, rsi/rdx = message start)", &kWrite,
+        "fprintf(stderr, \"%s%s\\n\", message, strerror(errno)); exit(1)",
+        "Names the call, the address and the reason, e.g.\n"
+        "\"server: bind 0.0.0.0:8080: Address already in use\"; an errno without a\n"
+        "text here is printed as its number.");
+  op(Op::neg, r64(Reg::rax));
+  mov(r64(Reg::rbx), r64(Reg::rax), "rbx = errno");
+  lea(Reg::rdi, line_buf(), "the line is built in line_buf");
+  mov(r64(Reg::rcx), r64(Reg::rdx));
+  plain(Op::rep_movsb, "copy the message start");
+  lea(Reg::rsi, texts_label, "rsi = all the texts, one after another");
+  std::vector<std::pair<Label, size_t>> cases;
+  size_t i = 0;
+  for (const ErrnoText& e : common_errnos()) {
+    Label c = local(std::string("is_") + e.name);
+    op(Op::cmp, r32(Reg::rbx), dec(e.number), e.name);
+    jmp(Op::je, c);
+    cases.emplace_back(c, i++);
+  }
+  jmp(Op::jmp, unknown);
+  for (const auto& [c, idx] : cases) {
+    const ErrnoText& e = common_errnos()[idx];
+    label(c);
+    op(Op::add, r64(Reg::rsi), imm(static_cast<int64_t>(offsets[idx])), fmt::format("\"{}\"", e.text));
+    set(Reg::rcx, static_cast<int64_t>(std::string_view(e.text).size()));
+    jmp(Op::jmp, copy);
+  }
+  label(unknown);
+  lea(Reg::rsi, word);
+  set(Reg::rcx, 6);
+  plain(Op::rep_movsb, "\"errno \"");
+  mov(r64(Reg::rax), r64(Reg::rbx));
+  call(append_u64());
+  jmp(Op::jmp, newline);
+  label(copy);
+  plain(Op::rep_movsb, "copy the errno's text");
+  label(newline);
+  mov(mem8(Reg::rdi), imm('\n'), "'\\n'");
+  op(Op::inc, r64(Reg::rdi));
+  mov(r64(Reg::rdx), r64(Reg::rdi), "count = end - start");
+  lea(Reg::rsi, line_buf(), "buf = line_buf");
+  op(Op::sub, r64(Reg::rdx), r64(Reg::rsi));
+  set(Reg::rdi, kStderr, "fd = STDERR_FILENO");
+  call(write_all());
+  set(Reg::rdi, 1, "status = 1");
+  sys(kExitGroup);
+}
+
+}  // namespace asmsrv

@@ -1,0 +1,93 @@
+// The runtime: subroutines and data any part of the server may use — writing
+// all of a buffer, decimal numbers and addresses as text, the clock, fatal
+// errors, the stop signals. Each subroutine is emitted only if some
+// component asked for its label.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "gen.h"
+
+namespace asmsrv {
+
+/// The start of a fatal error message ("name: bind 0.0.0.0:8080: ") and its length.
+struct ErrorPrefix {
+  Label label;
+  size_t len = 0;
+};
+
+class Runtime : public Gen {
+ public:
+  Runtime(const Spec& spec, Builder& b) : Gen(spec, b) {}
+
+  // Subroutines (emitted by emit() once asked for). Registers as documented
+  // in each block; all keep rbx, rbp and r12-r15.
+  Label write_all();    // rdi = fd, rsi = buf, rdx = count -> rax = 0 or -errno
+  Label append_u64();   // rax = value, rdi = dst: decimal digits, rdi advanced
+  Label append_ip();    // rsi = the 8 bytes family, port, address; rdi = dst
+  Label now_ms();       // rax = CLOCK_MONOTONIC in ms, also kept in clock_now
+  Label drain_input();  // recv what already arrived on r13, so close() sends FIN
+  Label exit_ok();      // exit_group(0)
+  Label on_signal();    // the SIGTERM/SIGINT handler
+  Label restorer();     // its SA_RESTORER trampoline
+
+  // Data.
+  Label clock_now();       // dq: the last value now_ms read
+  Label busy();            // dd: 1 while a connection is served (blocking modes)
+  Label stop_requested();  // dd: set by the signal handler
+  Label stop_signals();    // sigset_t { SIGTERM, SIGINT }
+  Label no_signals();      // the empty sigset_t
+  Label line_buf();        // where log and error lines are built
+  /// line_buf must hold `bytes` more than the longest error prefix.
+  void need_line(size_t bytes);
+  /// "<name>: <what>: ", for die.
+  ErrorPrefix error_prefix(const std::string& data_name, const std::string& what);
+
+  // Inline code.
+  /// rax < 0 after a syscall: print prefix + the errno's text and exit 1.
+  void die_if_failed(const ErrorPrefix& prefix);
+  /// nanosleep 100 ms, so that a call that keeps failing cannot spin.
+  void pause_100ms(const std::string& why);
+  /// rt_sigaction(sig, act, NULL, sizeof(sigset_t)); `act` an address operand.
+  void sigaction(int sig, const std::string& sig_name, Operand act, const std::string& act_comment);
+  /// rt_sigprocmask(how, &stop_signals, NULL, sizeof(sigset_t)).
+  void mask_stop_signals(int how, const std::string& why);
+
+  /// With workers, the signal handler first jumps here in the supervisor.
+  void set_supervisor_signal(Label is_supervisor, Label pass_on) {
+    is_supervisor_ = is_supervisor;
+    supervisor_signal_ = pass_on;
+  }
+
+  /// Emits every subroutine asked for, and line_buf.
+  void emit();
+
+ private:
+  enum class Sub { on_signal, die, drain_input, now_ms, append_ip, write_all, exit_ok, append_u64 };
+  Label sub(Sub s, const char* name);
+  Label data_once(const char* name, const std::function<Label()>& make);
+  void emit_sub(Sub s, Label l);
+  void emit_write_all(Label l);
+  void emit_append_u64(Label l);
+  void emit_append_ip(Label l);
+  void emit_now_ms(Label l);
+  void emit_drain_input(Label l);
+  void emit_exit_ok(Label l);
+  void emit_die(Label l);
+  void emit_on_signal(Label l);
+
+  std::map<Sub, Label> subs_;
+  std::map<std::string, Label> data_;
+  Label restorer_;
+  bool restorer_made_ = false;
+  Label is_supervisor_, supervisor_signal_;
+  size_t longest_prefix_ = 0;
+  size_t line_need_ = 0;
+  Label line_buf_;
+  bool line_buf_made_ = false;
+};
+
+}  // namespace asmsrv
