@@ -13,8 +13,8 @@
 # Registers that live across the whole program:
 #   r12  the listening socket's file descriptor
 #   r13  the client socket's file descriptor
-#   r14  bytes in the request buffer
-#   rbp  the request buffer (HTTP)
+#   rbx  the connection record (conn_* fields)
+#   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
 #   r15  the log's file descriptor
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
@@ -23,6 +23,22 @@
         .globl _start
 
         .text
+
+## Named offsets: the fields of the records the code reads and writes.
+        .set conn_fd, 0                         # the socket
+        .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
+        .set conn_served, 8                     # requests answered on this connection
+        .set conn_mode, 12                      # after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        .set conn_len, 16                       # bytes in the request buffer
+        .set conn_scanned, 20                   # bytes of the buffer already searched for the head's end
+        .set conn_out, 24                       # 1 while the driver waits for the socket to become writable
+        .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
+        .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
+        .set conn_discard, 88                   # body bytes still to read and drop
+        .set conn_consume, 96                   # bytes to drop from the buffer once the response is out
+        .set conn_addr, 104                     # the client: sin_family, sin_port, sin_addr
+        .set conn_bytes, 112                    # bytes read, for the connection log
+        .set conn_buf, 120                      # this connection's request buffer
 
 ## --------------------------------------------------------------------------
 ## start: ignore SIGPIPE: rt_sigaction(2), syscall 13
@@ -42,15 +58,15 @@ _start:
 ## C: sigaction(SIGTERM, &sa, NULL); sigaction(SIGINT, &sa, NULL)  with sa = { on_signal, SA_RESTORER, signal_restorer }
 ## SIGTERM (docker stop, kill) and SIGINT (Ctrl-C) end the server with status 0,
 ## also as PID 1, where signals without a handler are ignored. The handler
-## exits at once when idle, else it lets the current connection finish.
+## exits at once when idle, else it lets the connections in progress finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_18:
+.Lcatch_stop_signals:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal_12]
+        lea     rax, [rip + .Lon_signal]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer_13]
+        lea     rax, [rip + .Lsignal_restorer]
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
@@ -70,25 +86,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_19:
+.Lchoose_log:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_20:
+.Lsocket:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_21
+        jns     short .Lsocket.ok
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 21                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_21:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lsocket.ok:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -96,7 +112,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_22:
+.Lreuseaddr:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -105,65 +121,67 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_23
+        jns     short .Lreuseaddr.ok
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 38                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_23:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lreuseaddr.ok:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_24:
+.Lbind:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_25
+        jns     short .Lbind.ok
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 32                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_25:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lbind.ok:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_26:
+.Llisten:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_27
+        jns     short .Llisten.ok
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 34                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_27:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Llisten.ok:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "fork_server listening on 0.0.0.0:8080\n", 38)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_28:
+.Lannounce:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 38                         # count
-        call    .Lwrite_all_6                   # a closed stdout is not fatal: the result is ignored
+        call    .Lwrite_all                     # a closed stdout is not fatal: the result is ignored
+        jmp     short .Lworker_main
 
 ## --------------------------------------------------------------------------
 ## a worker starts
-.Lworker_main_15:
+.Lworker_main:
+        jmp     short .Lreap_children
 
 ## --------------------------------------------------------------------------
 ## reap children automatically: rt_sigaction(2), syscall 13
 ## C: sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)
 ## With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the
 ## kernel at once: no zombie ever stays, and no wait4() loop is needed.
-.Lreap_children_29:
+.Lreap_children:
         mov     edi, 17                         # signum = SIGCHLD
         lea     rsi, [rip + sigaction_nocldwait] # act = SIG_IGN + SA_NOCLDWAIT
         xor     edx, edx                        # oldact = NULL
@@ -176,7 +194,7 @@ _start:
 ## C: client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)
 ## Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
 ## while we wait here ends the server at once.
-.Laccept_1:
+.Laccept:
         mov     DWORD PTR [rip + busy], 0       # busy = 0
         # Stop signals are blocked while a connection is served (they arrive only in
         # ppoll, see read_timed); one that came meanwhile is delivered right here.
@@ -187,7 +205,7 @@ _start:
         mov     eax, 14                         # syscall number: rt_sigprocmask
         syscall
         cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal came while busy?
-        jne     .Lexit_ok_5                     # then exit now, between connections
+        {disp32} jne     .Lexit_ok              # then exit now, between connections
         mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + client_addr]        # addr = &client_addr
@@ -195,7 +213,7 @@ _start:
         mov     eax, 43                         # syscall number: accept
         syscall
         test    rax, rax
-        js      .Laccept_failed_2
+        js      short .Laccept_failed
         mov     r13, rax                        # r13 = client_fd
         mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          # SIG_BLOCK
@@ -204,7 +222,7 @@ _start:
         mov     r10d, 8                         # sizeof(sigset_t)
         mov     eax, 14                         # syscall number: rt_sigprocmask
         syscall
-        jmp     .Lfork_14
+        jmp     short .Lfork
 
 ## --------------------------------------------------------------------------
 ## survive a failed accept: nanosleep(2), syscall 35
@@ -212,73 +230,65 @@ _start:
 ## EINTR (a signal) and ECONNABORTED (the client gave up) are retried at once.
 ## EMFILE, ENFILE, ENOBUFS, ENOMEM and the rest would fail again at once:
 ## pausing 100 ms keeps the server alive without spinning the CPU.
-.Laccept_failed_2:
+.Laccept_failed:
         cmp     rax, -4                         # -EINTR
-        je      .Laccept_1
+        {disp32} je      .Laccept
         cmp     rax, -103                       # -ECONNABORTED
-        je      .Laccept_1
-        lea     rdi, [rip + accept_backoff]     # req = 100 ms
+        {disp32} je      .Laccept
+        lea     rdi, [rip + backoff]            # req = 100 ms
         xor     esi, esi                        # rem = NULL
         mov     eax, 35                         # syscall number: nanosleep
         syscall
-        jmp     .Laccept_1
+        {disp32} jmp     .Laccept
 
 ## --------------------------------------------------------------------------
 ## hand the connection to a child process: fork(2), syscall 57
 ## C: pid = fork()
 ## The child serves the connection and exits; the parent goes straight back
 ## to accept(). The kernel reaps the children (SA_NOCLDWAIT, above).
-.Lfork_14:
+.Lfork:
         mov     eax, 57                         # syscall number: fork
         syscall
         test    rax, rax
-        js      .Lfork_failed_31                # fork failed (EAGAIN, ENOMEM)
-        je      .Lchild_30                      # 0 in the child
+        js      short .Lfork_failed             # fork failed (EAGAIN, ENOMEM)
+        je      short .Lchild                   # 0 in the child
         # the parent: the child has its own copy of client_fd
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
-        jmp     .Laccept_1
+        {disp32} jmp     .Laccept
 
 ## --------------------------------------------------------------------------
 ## survive a failed fork: close(2), syscall 3
 ## C: close(client_fd); nanosleep(&(struct timespec){ 0, 100000000 }, NULL)
 ## Too many processes or no memory: drop this connection, pause 100 ms.
-.Lfork_failed_31:
+.Lfork_failed:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
-        lea     rdi, [rip + accept_backoff]     # req = 100 ms
+        lea     rdi, [rip + backoff]            # req = 100 ms
         xor     esi, esi                        # rem = NULL
         mov     eax, 35                         # syscall number: nanosleep
         syscall
-        jmp     .Laccept_1
+        {disp32} jmp     .Laccept
 
 ## --------------------------------------------------------------------------
 ## the child lets go of the listening socket: close(2), syscall 3
 ## C: close(listen_fd)
 ## Only the parent accepts; the child keeps just its client.
-.Lchild_30:
+.Lchild:
         mov     rdi, r12                        # fd = listen_fd
         mov     eax, 3                          # syscall number: close
         syscall
         mov     DWORD PTR [rip + stop_requested], 0 # a stop meant for the parent: this connection is served in full
-        jmp     .Lserve_3
 
 ## --------------------------------------------------------------------------
-## bound the time a client may take: setsockopt(2), syscall 54
-## C: setsockopt(client_fd, SOL_SOCKET, SO_RCVTIMEO, &io_timeout, sizeof io_timeout);
-## setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
-## A silent client, or one that never reads, gives up its slot after 10 s:
-## read() and write() then fail with -EAGAIN.
-.Lserve_3:
-        mov     rdi, r13                        # fd = client_fd
-        mov     esi, 1                          # level = SOL_SOCKET
-        mov     edx, 20                         # optname = SO_RCVTIMEO
-        lea     r10, [rip + io_timeout]         # optval = &io_timeout
-        mov     r8d, 16                         # optlen = sizeof(struct timeval)
-        mov     eax, 54                         # syscall number: setsockopt
-        syscall
+## serve a connection: setsockopt(2), syscall 54
+## C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
+##    record = { client_fd, request_buf, client_addr }; http_open(&record)
+## A client that never reads gives up its slot after 10 s: write() then
+## fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
+.Lserve:
         mov     rdi, r13                        # fd = client_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 21                         # optname = SO_SNDTIMEO
@@ -286,60 +296,458 @@ _start:
         mov     r8d, 16                         # optlen = sizeof(struct timeval)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
+        lea     rbx, [rip + conn]               # rbx = the connection record
+        mov     DWORD PTR [rbx+conn_fd], r13d
+        lea     rax, [rip + request_buf]
+        mov     QWORD PTR [rbx+conn_buf], rax
+        mov     rax, QWORD PTR [rip + client_addr] # family, port and address: 8 bytes
+        mov     QWORD PTR [rbx+conn_addr], rax  # kept for the logs
+        call    .Lnow_ms                        # clock_now, for the first deadline
+        call    .Lraw_open
+        jmp     short .Lwait_for_input
 
 ## --------------------------------------------------------------------------
-## read the request once: read(2), syscall 0
-## C: n = read(client_fd, request_buf, 8192)
-## One read, as the raw server answers after the first bytes arrive.
-## End of file, a timeout or an error closes the connection unanswered.
-.Lread_request_33:
-        mov     QWORD PTR [rip + conn_bytes], 0 # no bytes read yet
-.Lread_again_32:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + request_buf]        # buf = request_buf
-        mov     edx, 0x2000                     # count = the buffer's size
-        mov     eax, 0                          # syscall number: read
-        syscall
-        cmp     rax, -4                         # -EINTR: a signal came, read again
-        je      .Lread_again_32
+## do what the connection asks (eax = action)
+## C: switch (action) { case send: ...; case close: ...; case want_read: ... }
+.Lnext_action:
+        cmp     eax, 1                          # send
+        je      short .Lsend
+        cmp     eax, 2                          # close
+        je      short .Lfinish_connection
+
+## --------------------------------------------------------------------------
+## wait for input: read(2), syscall 0
+## C: n = read_timed(read_window()); action = received(n)
+## Until the record's deadline at most. End of file, a timeout or an error
+## closes the connection. A stop signal ends an idle connection at once; a
+## request under way is answered first (with Connection: close).
+.Lwait_for_input:
+.Lwait_for_input.again:
+        cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
+        je      short .Lwait_for_input.wait
+        cmp     DWORD PTR [rbx+conn_state], 1   # idle: waiting for a request...
+        jne     short .Lwait_for_input.wait
+        cmp     DWORD PTR [rbx+conn_len], 0     # ...with nothing of it here?
+        je      short .Lfinish_connection       # then close now rather than wait for one
+.Lwait_for_input.wait:
+        call    .Lread_window                   # rsi = where, rdx = how much
+        call    .Lread_timed
+        cmp     rax, -4                         # -EINTR: a stop signal came
+        je      short .Lwait_for_input.again
         test    rax, rax
-        jle     .Lfinish_connection_4           # 0: end of file; < 0: timeout or error
-        mov     QWORD PTR [rip + conn_bytes], rax # bytes read, for the log
+        jg      short .Lwait_for_input.got
+        jmp     short .Lfinish_connection       # end of file, timeout or error: close
+.Lwait_for_input.got:
+        push    rax                             # keep n
+        call    .Lnow_ms                        # clock_now, for the deadlines it sets
+        pop     rax
+        call    .Lraw_received
+        jmp     short .Lnext_action
 
 ## --------------------------------------------------------------------------
-## send the response: write(2), syscall 1
-## C: write_all(client_fd, response, 35)
-## Every byte of the raw response; write_all loops on short writes and EINTR.
-## A failed write (the client left) just ends the connection.
-.Lrespond_34:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + response]           # buf = response
-        mov     edx, 35                         # count: computed at compile time
-        call    .Lwrite_all_6
-        jmp     .Lfinish_connection_4
+## send the response: writev(2), syscall 20
+## C: flush(record); action = sent(record)
+## Blocking writes: flush returns once all is out, or when the send timeout
+## ran out (0) or the client is gone (< 0): then the connection closes.
+.Lsend:
+        call    .Lflush
+        test    rax, rax
+        jle     short .Lfinish_connection       # timed out, or the client is gone
+        call    .Lnow_ms                        # clock_now: the write may have taken a while
+        call    .Lraw_sent
+        jmp     short .Lnext_action
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
 ## C: drain_input(); log_connection(); close(client_fd)
 ## The child's work is done: it exits, and the kernel reaps it.
-.Lfinish_connection_4:
-        call    .Ldrain_input_9
+.Lfinish_connection:
+        call    .Ldrain_input
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
-        jmp     .Lexit_ok_5
+        {disp32} jmp     .Lexit_ok
+
+## --------------------------------------------------------------------------
+## subroutine read_timed(rsi = buf, rdx = count): ppoll(2), syscall 271
+## C: if (ppoll(&(struct pollfd){ client_fd, POLLIN }, 1, &(record.deadline - now_ms()), &no_signals) <= 0)
+##    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
+## Waits for input until the record's deadline, then reads it: rax = bytes
+## read, 0 at end of file, -ETIMEDOUT, -EINTR when a stop signal came, or
+## -errno. Stop signals are blocked while serving; ppoll unblocks them for the
+## wait only, atomically, so one cannot slip in between the check and the wait.
+.Lread_timed:
+        push    rsi                             # keep buf
+        push    rdx                             # keep count
+        call    .Lnow_ms
+        mov     rcx, QWORD PTR [rbx+conn_deadline]
+        sub     rcx, rax                        # ms left = deadline - now
+        jg      short .Lread_timed.wait
+.Lread_timed.timed_out:
+        mov     rax, -110                       # -ETIMEDOUT
+        jmp     short .Lread_timed.done
+.Lread_timed.wait:
+        mov     rax, rcx
+        xor     edx, edx
+        mov     ecx, 1000
+        div     rcx                             # rax = seconds, rdx = the rest in ms
+        lea     rsi, [rip + poll_timeout]
+        mov     QWORD PTR [rsi], rax            # tv_sec
+        imul    rdx, rdx, 0xf4240
+        mov     QWORD PTR [rsi+8], rdx          # tv_nsec
+        lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
+        mov     DWORD PTR [rdi], r13d           # fd = client_fd
+        mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
+        mov     rdx, rsi                        # tmo_p = &poll_timeout
+        mov     esi, 1                          # nfds = 1
+        lea     r10, [rip + no_signals]         # sigmask = {}: stop signals may arrive now
+        mov     r8d, 8                          # sizeof(sigset_t)
+        mov     eax, 271                        # syscall number: ppoll
+        syscall
+        test    rax, rax
+        jz      short .Lread_timed.timed_out    # 0: nothing came in time
+        js      short .Lread_timed.done         # -EINTR or -errno
+        mov     rdi, r13                        # fd = client_fd
+        mov     rdx, QWORD PTR [rsp]            # count
+        mov     rsi, QWORD PTR [rsp+8]          # buf
+        mov     eax, 0                          # syscall number: read
+        syscall
+.Lread_timed.done:
+        add     rsp, 16                         # drop buf and count
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine raw_open(rbx = record)
+## C: record = { reading, len 0 }; deadline = now + 10 s
+## A client that sends nothing gives up its slot after 10 s.
+.Lraw_open:
+        mov     DWORD PTR [rbx+conn_state], 1
+        mov     DWORD PTR [rbx+conn_len], 0
+        mov     DWORD PTR [rbx+conn_scanned], 0
+        mov     DWORD PTR [rbx+conn_served], 0
+        mov     DWORD PTR [rbx+conn_out], 0
+        mov     DWORD PTR [rbx+conn_mode], 0
+        mov     QWORD PTR [rbx+conn_discard], 0
+        mov     QWORD PTR [rbx+conn_bytes], 0
+        mov     eax, 0x2710                     # 10 s
+        {disp32} jmp     .Lset_deadline         # set_deadline returns for us
+
+## --------------------------------------------------------------------------
+## subroutine raw_received(rax = n bytes read)
+## C: record.iov = { response, 35 }, {}, {}; then close
+## Any bytes at all are answered with the raw response; what they said does
+## not matter. Then the connection closes.
+.Lraw_received:
+        add     QWORD PTR [rbx+conn_bytes], rax # for the connection log
+        add     DWORD PTR [rbx+conn_len], eax
+        lea     rax, [rip + response]
+        mov     QWORD PTR [rbx+conn_iov], rax   # iov[0] = the response
+        mov     QWORD PTR [rbx+conn_iov+8], 35  # its length, computed at compile time
+        mov     QWORD PTR [rbx+conn_iov+16], 0
+        mov     QWORD PTR [rbx+conn_iov+24], 0
+        mov     QWORD PTR [rbx+conn_iov+32], 0
+        mov     QWORD PTR [rbx+conn_iov+40], 0
+        mov     DWORD PTR [rbx+conn_state], 2
+        mov     eax, 0x2710                     # a client must take the response within 10 s
+        call    .Lset_deadline
+        mov     eax, 1                          # send
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine raw_sent(rbx = record)
+## C: return close
+.Lraw_sent:
+        mov     eax, 2                          # close
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine read_window
+## C: reading: rsi = buf + len, rdx = room left;  dropping a body: rsi = buf, rdx = min(discard, room)
+## Where the next read goes. A body that is dropped is read into the buffer,
+## which is empty then, and never past its end: the next request stays unread.
+.Lread_window:
+        mov     rsi, QWORD PTR [rbx+conn_buf]
+        cmp     DWORD PTR [rbx+conn_state], 3
+        je      short .Lread_window.dropping
+        mov     eax, DWORD PTR [rbx+conn_len]
+        add     rsi, rax                        # buf + len
+        mov     edx, 0x2000                     # request_bytes - len
+        sub     rdx, rax
+        ret
+.Lread_window.dropping:
+        mov     rdx, QWORD PTR [rbx+conn_discard] # what is left of the body...
+        cmp     rdx, 8192
+        jbe     short .Lread_window.capped
+        mov     edx, 0x2000                     # ...at most a buffer
+.Lread_window.capped:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine set_deadline(eax = ms)
+## C: record.deadline = clock_now + ms
+## clock_now is read once per wake-up by the driver, as nginx does: no
+## clock_gettime per request.
+.Lset_deadline:
+        add     rax, QWORD PTR [rip + clock_now]
+        mov     QWORD PTR [rbx+conn_deadline], rax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine flush(rbx = record): writev(2), syscall 20
+## C: while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }
+## rax = 1 when all is sent, 0 when the socket would block (the rest waits for
+## it to drain; a blocking socket says so only when its send timeout ran out),
+## or -errno. Up to three parts go out in one system call.
+.Lflush:
+.Lflush.again:
+        mov     rax, QWORD PTR [rbx+conn_iov+8]
+        or      rax, QWORD PTR [rbx+conn_iov+24]
+        or      rax, QWORD PTR [rbx+conn_iov+40] # anything left?
+        jz      short .Lflush.done
+        mov     edi, DWORD PTR [rbx+conn_fd]    # fd = record.fd
+        lea     rsi, [rbx+conn_iov]             # iov = record.iov
+        mov     edx, 3                          # iovcnt
+        mov     eax, 20                         # syscall number: writev
+        syscall
+        cmp     rax, -11                        # the socket buffer is full
+        je      short .Lflush.would_block
+        cmp     rax, -4
+        je      short .Lflush.again
+        test    rax, rax
+        js      short .Lflush.return            # -errno: the client is gone
+        # rax bytes went out: move the iov past them, part by part.
+        mov     rcx, QWORD PTR [rbx+conn_iov+8] # the head
+        cmp     rax, rcx
+        jb      short .Lflush.partial
+        add     QWORD PTR [rbx+conn_iov], rcx   # all of it went
+        mov     QWORD PTR [rbx+conn_iov+8], 0
+        sub     rax, rcx
+        mov     rcx, QWORD PTR [rbx+conn_iov+24] # the Date line
+        cmp     rax, rcx
+        jb      short .Lflush.partial_2
+        add     QWORD PTR [rbx+conn_iov+16], rcx # all of it went
+        mov     QWORD PTR [rbx+conn_iov+24], 0
+        sub     rax, rcx
+        mov     rcx, QWORD PTR [rbx+conn_iov+40] # the body
+        cmp     rax, rcx
+        jb      short .Lflush.partial_3
+        add     QWORD PTR [rbx+conn_iov+32], rcx # all of it went
+        mov     QWORD PTR [rbx+conn_iov+40], 0
+        sub     rax, rcx
+        jmp     short .Lflush.again
+.Lflush.would_block:
+        xor     eax, eax                        # 0: would block
+        ret
+.Lflush.done:
+        mov     eax, 1                          # 1: all sent
+.Lflush.return:
+        ret
+.Lflush.partial:
+        add     QWORD PTR [rbx+conn_iov], rax   # part of the head went
+        sub     QWORD PTR [rbx+conn_iov+8], rax
+        {disp32} jmp     .Lflush.again
+.Lflush.partial_2:
+        add     QWORD PTR [rbx+conn_iov+16], rax # part of the Date line went
+        sub     QWORD PTR [rbx+conn_iov+24], rax
+        {disp32} jmp     .Lflush.again
+.Lflush.partial_3:
+        add     QWORD PTR [rbx+conn_iov+32], rax # part of the body went
+        sub     QWORD PTR [rbx+conn_iov+40], rax
+        {disp32} jmp     .Lflush.again
+
+## --------------------------------------------------------------------------
+## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
+## C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
+## Idle (a blocking server waiting in accept): exit now. Otherwise note the
+## request: the loop stops gracefully once the connections in progress are
+## done. A second signal exits at once.
+.Lon_signal:
+        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
+        jne     short .Lon_signal.exit_now
+        cmp     DWORD PTR [rip + busy], 0       # serving a connection?
+        je      short .Lon_signal.exit_now
+        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
+        ret                                     # returns into signal_restorer
+.Lon_signal.exit_now:
+        xor     edi, edi                        # status = 0
+        mov     eax, 231                        # syscall number: exit_group
+        syscall
+
+## --------------------------------------------------------------------------
+## signal return trampoline: rt_sigreturn(2), syscall 15
+## C: rt_sigreturn()
+## The kernel pushed this address as the handler's return address
+## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
+.Lsignal_restorer:
+        mov     eax, 15                         # syscall number: rt_sigreturn
+        syscall
+
+## --------------------------------------------------------------------------
+## fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
+## C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
+## Names the call, the address and the reason, e.g.
+## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
+## text here is printed as its number.
+.Ldie:
+        neg     rax
+        mov     rbx, rax                        # rbx = errno
+        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     rcx, rdx
+        rep movsb                               # copy the message start
+        lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
+        cmp     ebx, 1                          # EPERM
+        {disp32} je      .Ldie.is_EPERM
+        cmp     ebx, 2                          # ENOENT
+        {disp32} je      .Ldie.is_ENOENT
+        cmp     ebx, 9                          # EBADF
+        {disp32} je      .Ldie.is_EBADF
+        cmp     ebx, 12                         # ENOMEM
+        {disp32} je      .Ldie.is_ENOMEM
+        cmp     ebx, 13                         # EACCES
+        {disp32} je      .Ldie.is_EACCES
+        cmp     ebx, 17                         # EEXIST
+        {disp32} je      .Ldie.is_EEXIST
+        cmp     ebx, 20                         # ENOTDIR
+        {disp32} je      .Ldie.is_ENOTDIR
+        cmp     ebx, 21                         # EISDIR
+        {disp32} je      .Ldie.is_EISDIR
+        cmp     ebx, 22                         # EINVAL
+        {disp32} je      .Ldie.is_EINVAL
+        cmp     ebx, 23                         # ENFILE
+        {disp32} je      .Ldie.is_ENFILE
+        cmp     ebx, 24                         # EMFILE
+        {disp32} je      .Ldie.is_EMFILE
+        cmp     ebx, 28                         # ENOSPC
+        {disp32} je      .Ldie.is_ENOSPC
+        cmp     ebx, 30                         # EROFS
+        {disp32} je      .Ldie.is_EROFS
+        cmp     ebx, 36                         # ENAMETOOLONG
+        {disp32} je      .Ldie.is_ENAMETOOLONG
+        cmp     ebx, 40                         # ELOOP
+        {disp32} je      .Ldie.is_ELOOP
+        cmp     ebx, 93                         # EPROTONOSUPPORT
+        {disp32} je      .Ldie.is_EPROTONOSUPPORT
+        cmp     ebx, 97                         # EAFNOSUPPORT
+        {disp32} je      .Ldie.is_EAFNOSUPPORT
+        cmp     ebx, 98                         # EADDRINUSE
+        {disp32} je      .Ldie.is_EADDRINUSE
+        cmp     ebx, 99                         # EADDRNOTAVAIL
+        {disp32} je      .Ldie.is_EADDRNOTAVAIL
+        cmp     ebx, 105                        # ENOBUFS
+        {disp32} je      .Ldie.is_ENOBUFS
+        {disp32} jmp     .Ldie.unknown_errno
+.Ldie.is_EPERM:
+        add     rsi, 0                          # "Operation not permitted"
+        mov     ecx, 23
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOENT:
+        add     rsi, 23                         # "No such file or directory"
+        mov     ecx, 25
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EBADF:
+        add     rsi, 48                         # "Bad file descriptor"
+        mov     ecx, 19
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOMEM:
+        add     rsi, 67                         # "Cannot allocate memory"
+        mov     ecx, 22
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EACCES:
+        add     rsi, 89                         # "Permission denied"
+        mov     ecx, 17
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EEXIST:
+        add     rsi, 106                        # "File exists"
+        mov     ecx, 11
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOTDIR:
+        add     rsi, 117                        # "Not a directory"
+        mov     ecx, 15
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EISDIR:
+        add     rsi, 132                        # "Is a directory"
+        mov     ecx, 14
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EINVAL:
+        add     rsi, 146                        # "Invalid argument"
+        mov     ecx, 16
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENFILE:
+        add     rsi, 162                        # "Too many open files in system"
+        mov     ecx, 29
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EMFILE:
+        add     rsi, 191                        # "Too many open files"
+        mov     ecx, 19
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOSPC:
+        add     rsi, 210                        # "No space left on device"
+        mov     ecx, 23
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EROFS:
+        add     rsi, 233                        # "Read-only file system"
+        mov     ecx, 21
+        jmp     short .Ldie.copy_text
+.Ldie.is_ENAMETOOLONG:
+        add     rsi, 254                        # "File name too long"
+        mov     ecx, 18
+        jmp     short .Ldie.copy_text
+.Ldie.is_ELOOP:
+        add     rsi, 272                        # "Too many levels of symbolic links"
+        mov     ecx, 33
+        jmp     short .Ldie.copy_text
+.Ldie.is_EPROTONOSUPPORT:
+        add     rsi, 305                        # "Protocol not supported"
+        mov     ecx, 22
+        jmp     short .Ldie.copy_text
+.Ldie.is_EAFNOSUPPORT:
+        add     rsi, 327                        # "Address family not supported by protocol"
+        mov     ecx, 40
+        jmp     short .Ldie.copy_text
+.Ldie.is_EADDRINUSE:
+        add     rsi, 367                        # "Address already in use"
+        mov     ecx, 22
+        jmp     short .Ldie.copy_text
+.Ldie.is_EADDRNOTAVAIL:
+        add     rsi, 389                        # "Cannot assign requested address"
+        mov     ecx, 31
+        jmp     short .Ldie.copy_text
+.Ldie.is_ENOBUFS:
+        add     rsi, 420                        # "No buffer space available"
+        mov     ecx, 25
+        jmp     short .Ldie.copy_text
+.Ldie.unknown_errno:
+        lea     rsi, [rip + errno_word]
+        mov     ecx, 6
+        rep movsb                               # "errno "
+        mov     rax, rbx
+        call    .Lappend_u64
+        jmp     short .Ldie.newline
+.Ldie.copy_text:
+        rep movsb                               # copy the errno's text
+.Ldie.newline:
+        mov     BYTE PTR [rdi], 10              # '\n'
+        inc     rdi
+        mov     rdx, rdi                        # count = end - start
+        lea     rsi, [rip + line_buf]           # buf = line_buf
+        sub     rdx, rsi
+        mov     edi, 2                          # fd = STDERR_FILENO
+        call    .Lwrite_all
+        mov     edi, 1                          # status = 1
+        mov     eax, 231                        # syscall number: exit_group
+        syscall
 
 ## --------------------------------------------------------------------------
 ## subroutine drain_input: recvfrom(2), syscall 45
-## C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
+## C: while (recv(client_fd, line_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
 ## Closing a socket with unread input makes the kernel send RST, which can
 ## destroy the response before the client reads it. Take what has already
-## arrived, without waiting (at most 16 buffers), so close() sends FIN.
-.Ldrain_input_9:
+## arrived, without waiting (at most 16 reads), so close() sends FIN.
+.Ldrain_input:
         mov     r10d, 16                        # at most 16 reads
-.Ldrain_35:
+.Ldrain_input.again:
         mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
+        lea     rsi, [rip + line_buf]           # buf = line_buf, as scratch
         mov     edx, 0x2000                     # len
         mov     r8, r10                         # keep the count
         mov     r10d, 64                        # flags = MSG_DONTWAIT
@@ -350,19 +758,30 @@ _start:
         syscall
         pop     r10                             # the count
         test    rax, rax
-        jle     .Ldrained_36                    # nothing more (-EAGAIN), end of file, or error
+        jle     short .Ldrain_input.drained     # nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     .Ldrain_35
-.Ldrained_36:
+        jnz     short .Ldrain_input.again
+.Ldrain_input.drained:
         ret
 
 ## --------------------------------------------------------------------------
-## exit: exit_group(2), syscall 231
-## C: exit_group(0)
-.Lexit_ok_5:
-        xor     edi, edi                        # status = 0
-        mov     eax, 231                        # syscall number: exit_group
+## subroutine now_ms: clock_gettime(2), syscall 228
+## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return clock_now = tv_sec * 1000 + tv_nsec / 1000000
+## rax = milliseconds on a clock that never jumps, also kept in clock_now for
+## the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
+.Lnow_ms:
+        mov     edi, 1                          # CLOCK_MONOTONIC
+        lea     rsi, [rip + now_ts]
+        mov     eax, 228                        # syscall number: clock_gettime
         syscall
+        mov     rax, QWORD PTR [rsi+8]          # tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             # rax = tv_nsec / 1000000
+        imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
+        add     rax, rcx
+        mov     QWORD PTR [rip + clock_now], rax
+        ret
 
 ## --------------------------------------------------------------------------
 ## subroutine write_all(rdi = fd, rsi = buf, rdx = count): write(2), syscall 1
@@ -370,27 +789,35 @@ _start:
 ##   if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;
 ## write() may write fewer bytes than asked (a full socket buffer, a signal):
 ## loop until every byte is out. Returns rax = 0, or -errno.
-.Lwrite_all_6:
-.Lwrite_more_37:
+.Lwrite_all:
+.Lwrite_all.more:
         test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_38
+        jz      short .Lwrite_all.done
         mov     eax, 1                          # syscall number: write
         syscall
         cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_37
+        je      short .Lwrite_all.more
         test    rax, rax
-        js      .Lwrite_return_40               # -errno: give up
-        jz      .Lwrite_eio_39                  # no progress: give up
+        js      short .Lwrite_all.return        # -errno: give up
+        jz      short .Lwrite_all.eio           # no progress: give up
         add     rsi, rax                        # buf += n
         sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_37
-.Lwrite_eio_39:
+        jmp     short .Lwrite_all.more
+.Lwrite_all.eio:
         mov     rax, -5                         # -EIO
         ret
-.Lwrite_done_38:
+.Lwrite_all.done:
         xor     eax, eax                        # 0: all written
-.Lwrite_return_40:
+.Lwrite_all.return:
         ret
+
+## --------------------------------------------------------------------------
+## exit: exit_group(2), syscall 231
+## C: exit_group(0)
+.Lexit_ok:
+        xor     edi, edi                        # status = 0
+        mov     eax, 231                        # syscall number: exit_group
+        syscall
 
 ## --------------------------------------------------------------------------
 ## subroutine append_u64(rax = value, rdi = dst)
@@ -398,244 +825,31 @@ _start:
 ## Writes the decimal digits of rax at rdi and advances rdi past them.
 ## Digits come out last first, so they are built backwards on the stack.
 ## Clobbers rax, rcx, rdx, rsi.
-.Lappend_u64_7:
+.Lappend_u64:
         sub     rsp, 32                         # room for 20 digits
         lea     rsi, [rsp+32]                   # rsi = end of the room
         mov     ecx, 10                         # divisor
-.Ldigit_41:
+.Lappend_u64.digit:
         xor     edx, edx                        # rdx:rax / 10
         div     rcx                             # rax = quotient, rdx = last digit
-        add     dl, 48                          # to ASCII
+        add     dl, '0'                         # to ASCII
         dec     rsi
         mov     BYTE PTR [rsi], dl
         test    rax, rax
-        jnz     .Ldigit_41
+        jnz     short .Lappend_u64.digit
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        # rcx = number of digits
-        rep movsb                               # copy them to dst
+        rep movsb
         add     rsp, 32
         ret
 
-## --------------------------------------------------------------------------
-## fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
-## C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
-## Names the call, the address and the reason, e.g.
-## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
-## text here is printed as its number.
-.Ldie_11:
-        neg     rax
-        mov     rbx, rax                        # rbx = errno
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
-        mov     rcx, rdx
-        rep movsb                               # copy the message start
-        lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
-        cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_45
-        cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_46
-        cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_47
-        cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_48
-        cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_49
-        cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_50
-        cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_51
-        cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_52
-        cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_53
-        cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_54
-        cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_55
-        cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_56
-        cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_57
-        cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_58
-        cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_59
-        cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_60
-        cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_61
-        cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_62
-        cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_63
-        cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_64
-        jmp     .Lunknown_errno_43
-.Lis_EPERM_45:
-        add     rsi, 0                          # "Operation not permitted"
-        mov     ecx, 23
-        jmp     .Lcopy_text_42
-.Lis_ENOENT_46:
-        add     rsi, 23                         # "No such file or directory"
-        mov     ecx, 25
-        jmp     .Lcopy_text_42
-.Lis_EBADF_47:
-        add     rsi, 48                         # "Bad file descriptor"
-        mov     ecx, 19
-        jmp     .Lcopy_text_42
-.Lis_ENOMEM_48:
-        add     rsi, 67                         # "Cannot allocate memory"
-        mov     ecx, 22
-        jmp     .Lcopy_text_42
-.Lis_EACCES_49:
-        add     rsi, 89                         # "Permission denied"
-        mov     ecx, 17
-        jmp     .Lcopy_text_42
-.Lis_EEXIST_50:
-        add     rsi, 106                        # "File exists"
-        mov     ecx, 11
-        jmp     .Lcopy_text_42
-.Lis_ENOTDIR_51:
-        add     rsi, 117                        # "Not a directory"
-        mov     ecx, 15
-        jmp     .Lcopy_text_42
-.Lis_EISDIR_52:
-        add     rsi, 132                        # "Is a directory"
-        mov     ecx, 14
-        jmp     .Lcopy_text_42
-.Lis_EINVAL_53:
-        add     rsi, 146                        # "Invalid argument"
-        mov     ecx, 16
-        jmp     .Lcopy_text_42
-.Lis_ENFILE_54:
-        add     rsi, 162                        # "Too many open files in system"
-        mov     ecx, 29
-        jmp     .Lcopy_text_42
-.Lis_EMFILE_55:
-        add     rsi, 191                        # "Too many open files"
-        mov     ecx, 19
-        jmp     .Lcopy_text_42
-.Lis_ENOSPC_56:
-        add     rsi, 210                        # "No space left on device"
-        mov     ecx, 23
-        jmp     .Lcopy_text_42
-.Lis_EROFS_57:
-        add     rsi, 233                        # "Read-only file system"
-        mov     ecx, 21
-        jmp     .Lcopy_text_42
-.Lis_ENAMETOOLONG_58:
-        add     rsi, 254                        # "File name too long"
-        mov     ecx, 18
-        jmp     .Lcopy_text_42
-.Lis_ELOOP_59:
-        add     rsi, 272                        # "Too many levels of symbolic links"
-        mov     ecx, 33
-        jmp     .Lcopy_text_42
-.Lis_EPROTONOSUPPORT_60:
-        add     rsi, 305                        # "Protocol not supported"
-        mov     ecx, 22
-        jmp     .Lcopy_text_42
-.Lis_EAFNOSUPPORT_61:
-        add     rsi, 327                        # "Address family not supported by protocol"
-        mov     ecx, 40
-        jmp     .Lcopy_text_42
-.Lis_EADDRINUSE_62:
-        add     rsi, 367                        # "Address already in use"
-        mov     ecx, 22
-        jmp     .Lcopy_text_42
-.Lis_EADDRNOTAVAIL_63:
-        add     rsi, 389                        # "Cannot assign requested address"
-        mov     ecx, 31
-        jmp     .Lcopy_text_42
-.Lis_ENOBUFS_64:
-        add     rsi, 420                        # "No buffer space available"
-        mov     ecx, 25
-        jmp     .Lcopy_text_42
-.Lunknown_errno_43:
-        lea     rsi, [rip + errno_word]
-        mov     ecx, 6
-        rep movsb                               # "errno "
-        mov     rax, rbx
-        call    .Lappend_u64_7
-        jmp     .Lnewline_44
-.Lcopy_text_42:
-        rep movsb                               # copy the errno's text
-.Lnewline_44:
-        mov     BYTE PTR [rdi], 10              # '\n'
-        inc     rdi
-        mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
-        sub     rdx, rsi
-        mov     edi, 2                          # fd = STDERR_FILENO
-        call    .Lwrite_all_6
-        mov     edi, 1                          # status = 1
-        mov     eax, 231                        # syscall number: exit_group
-        syscall
-
-## --------------------------------------------------------------------------
-## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-## C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
-## Idle (blocked in accept): exit now. Busy: note the request; the accept
-## loop exits once the current connection is done. A second signal exits
-## at once.
-.Lon_signal_12:
-.Lsignal_in_worker_65:
-        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
-        jne     .Lexit_now_66
-        cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        je      .Lexit_now_66
-        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
-        ret                                     # returns into signal_restorer
-.Lexit_now_66:
-        xor     edi, edi                        # status = 0
-        mov     eax, 231                        # syscall number: exit_group
-        syscall
-
-## --------------------------------------------------------------------------
-## signal return trampoline: rt_sigreturn(2), syscall 15
-## C: rt_sigreturn()
-## The kernel pushed this address as the handler's return address
-## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-.Lsignal_restorer_13:
-        mov     eax, 15                         # syscall number: rt_sigreturn
-        syscall
-
         .section .rodata
 
-# struct sigaction: sa_handler = SIG_IGN, no flags (32 bytes)
+# the raw response, sent verbatim (35 bytes)
         .balign 8, 0
-sigaction_ignore:
-        .byte 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-
-# struct sigaction: SIG_IGN with SA_NOCLDWAIT: the kernel reaps children itself (32 bytes)
-        .balign 8, 0
-sigaction_nocldwait:
-        .byte 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-
-# struct sockaddr_in for 0.0.0.0:8080: family AF_INET, port 8080 in network byte order, address, zero padding (16 bytes)
-        .balign 8, 0
-listen_addr:
-        .byte 2, 0, 31, 144, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-
-# int 1: the value that turns a socket option on (4 bytes)
-        .balign 8, 0
-int_one:
-        .byte 1, 0, 0, 0
-
-# struct timeval { 10 s, 0 us }: client socket timeout (16 bytes)
-        .balign 8, 0
-io_timeout:
-        .ascii "\n"
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-
-# struct timespec { 0 s, 100 ms }: pause after a failed accept (16 bytes)
-        .balign 8, 0
-accept_backoff:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 225, 245, 5, 0, 0, 0, 0
-
-# printed once the socket listens (38 bytes)
-        .balign 8, 0
-startup_line:
-        .ascii "fork_server listening on 0.0.0.0:8080\n"
+response:
+        .ascii "HTTP/1.0 200 OK FROM TCP SERVER\r\n"
+        .ascii "\r\n"
 
 # error message start (21 bytes)
         .balign 8, 0
@@ -657,6 +871,62 @@ error_bind:
 error_listen:
         .ascii "fork_server: listen 0.0.0.0:8080: "
 
+# struct sigaction: ignore the signal (32 bytes)
+        .balign 8, 0
+sigaction_ignore:
+        .quad 1                                 # sa_handler = SIG_IGN
+        .quad 0                                 # sa_flags
+        .quad 0                                 # sa_restorer
+        .quad 0                                 # sa_mask
+
+# the value that turns a socket option on (4 bytes)
+        .balign 8, 0
+int_one:
+        .long 1                                 # int 1
+
+# struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
+        .balign 8, 0
+listen_addr:
+        .short 2                                # sin_family = AF_INET
+        .short 0x901f                           # sin_port = 8080, in network byte order
+        .long 0                                 # sin_addr = 0.0.0.0, in network byte order
+        .quad 0                                 # sin_zero
+
+# printed once the socket listens (38 bytes)
+        .balign 8, 0
+startup_line:
+        .ascii "fork_server listening on 0.0.0.0:8080\n"
+
+# struct timeval: how long a write may block (16 bytes)
+        .balign 8, 0
+io_timeout:
+        .quad 10                                # tv_sec
+        .quad 0                                 # tv_usec
+
+# struct sigaction: the kernel reaps children itself (32 bytes)
+        .balign 8, 0
+sigaction_nocldwait:
+        .quad 1                                 # sa_handler = SIG_IGN
+        .quad 2                                 # sa_flags = SA_NOCLDWAIT
+        .quad 0                                 # sa_restorer
+        .quad 0                                 # sa_mask
+
+# sigset_t { SIGTERM, SIGINT } (8 bytes)
+        .balign 8, 0
+stop_signals:
+        .quad 0x4002                            # bits of SIGTERM and SIGINT
+
+# struct timespec { 0 s, 100 ms }: the pause after a call that failed (16 bytes)
+        .balign 8, 0
+backoff:
+        .quad 0                                 # tv_sec
+        .quad 0x5f5e100                         # tv_nsec: 100 ms
+
+# the empty sigset_t (8 bytes)
+        .balign 8, 0
+no_signals:
+        .quad 0                                 # no signal
+
 # strerror() texts of the errnos named by die (445 bytes)
         .balign 8, 0
 errno_texts:
@@ -673,58 +943,62 @@ errno_texts:
 errno_word:
         .ascii "errno "
 
-# the raw response, sent verbatim (35 bytes)
-        .balign 8, 0
-response:
-        .ascii "HTTP/1.0 200 OK FROM TCP SERVER\r\n"
-        .ascii "\r\n"
-
-# sigset_t { SIGTERM, SIGINT } (8 bytes)
-        .balign 8, 0
-stop_signals:
-        .byte 2, 64, 0, 0, 0, 0, 0, 0
-
-# the empty sigset_t (8 bytes)
-        .balign 8, 0
-no_signals:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0
-
         .bss
 
-# the request is read here (8192 bytes)
+# the connection record (see conn_* above) (128 bytes)
+        .balign 64
+conn:
+        .skip 128
+
+# the request is read here (8208 bytes)
         .balign 64
 request_buf:
-        .skip 8192
-
-# bytes read from this connection, for the connection log (8 bytes)
-        .balign 8
-conn_bytes:
-        .skip 8
+        .skip 8208
 
 # struct sockaddr_in: the client, filled by accept (16 bytes)
         .balign 8
 client_addr:
         .skip 16
 
-# socklen_t: in: the buffer size, out: the address size (4 bytes)
+# socklen_t: in: the buffer's size, out: the address's (4 bytes)
         .balign 4
 client_addrlen:
         .skip 4
+
+# struct pollfd { client_fd, POLLIN, revents } (8 bytes)
+        .balign 8
+client_pollfd:
+        .skip 8
+
+# struct timespec for ppoll (16 bytes)
+        .balign 8
+poll_timeout:
+        .skip 16
 
 # 1 while a connection is being served (4 bytes)
         .balign 4
 busy:
         .skip 4
 
-# set by the signal handler when busy (4 bytes)
+# set by the signal handler: stop gracefully (4 bytes)
         .balign 4
 stop_requested:
         .skip 4
 
-# log and error lines are built here (166 bytes)
+# CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
+        .balign 8
+clock_now:
+        .skip 8
+
+# log and error lines are built here (8320 bytes)
         .balign 8
 line_buf:
-        .skip 166
+        .skip 8320
+
+# struct timespec, filled by clock_gettime (16 bytes)
+        .balign 8
+now_ts:
+        .skip 16
 
         # An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         .section .note.GNU-stack,"",@progbits

@@ -13,8 +13,8 @@
 ; Registers that live across the whole program:
 ;   r12  the listening socket's file descriptor
 ;   r13  the client socket's file descriptor
-;   r14  bytes in the request buffer
-;   rbp  the request buffer (HTTP)
+;   rbx  the connection record (conn_* fields)
+;   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
 ;   r15  the log's file descriptor
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
@@ -23,6 +23,22 @@
         global _start
 
         section .text
+
+;; Named offsets: the fields of the records the code reads and writes.
+        conn_fd equ 0                           ; the socket
+        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
+        conn_served equ 8                       ; requests answered on this connection
+        conn_mode equ 12                        ; after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        conn_len equ 16                         ; bytes in the request buffer
+        conn_scanned equ 20                     ; bytes of the buffer already searched for the head's end
+        conn_out equ 24                         ; 1 while the driver waits for the socket to become writable
+        conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
+        conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
+        conn_discard equ 88                     ; body bytes still to read and drop
+        conn_consume equ 96                     ; bytes to drop from the buffer once the response is out
+        conn_addr equ 104                       ; the client: sin_family, sin_port, sin_addr
+        conn_bytes equ 112                      ; bytes read, for the connection log
+        conn_buf equ 120                        ; this connection's request buffer
 
 ;; --------------------------------------------------------------------------
 ;; start: ignore SIGPIPE: rt_sigaction(2), syscall 13
@@ -42,15 +58,15 @@ _start:
 ;; C: sigaction(SIGTERM, &sa, NULL); sigaction(SIGINT, &sa, NULL)  with sa = { on_signal, SA_RESTORER, signal_restorer }
 ;; SIGTERM (docker stop, kill) and SIGINT (Ctrl-C) end the server with status 0,
 ;; also as PID 1, where signals without a handler are ignored. The handler
-;; exits at once when idle, else it lets the current connection finish.
+;; exits at once when idle, else it lets the connections in progress finish.
 ;; No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-catch_stop_signals_18:
+catch_stop_signals:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal_12]
+        lea     rax, [rel on_signal]
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer_13]
+        lea     rax, [rel signal_restorer]
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
@@ -70,25 +86,25 @@ catch_stop_signals_18:
 ;; --------------------------------------------------------------------------
 ;; choose the log's file descriptor
 ;; C: log_fd = STDOUT_FILENO
-choose_log_19:
+choose_log:
         mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
 ;; C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ;; A TCP socket over IPv4.
-socket_20:
+socket:
         mov     edi, 2                          ; domain = AF_INET
         mov     esi, 1                          ; type = SOCK_STREAM
         xor     edx, edx                        ; protocol = 0: TCP
         mov     eax, 41                         ; syscall number: socket
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_21
+        jns     short socket.ok
         lea     rsi, [rel error_socket]         ; the start of the error message
         mov     edx, 21                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_21:
+        jmp     near die                        ; print it with the errno's text and exit 1
+socket.ok:
         mov     r12, rax                        ; r12 = listen_fd
 
 ;; --------------------------------------------------------------------------
@@ -96,7 +112,7 @@ ok_21:
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ;; Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ;; sit in TIME_WAIT.
-reuseaddr_22:
+reuseaddr:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
@@ -105,65 +121,67 @@ reuseaddr_22:
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_23
+        jns     short reuseaddr.ok
         lea     rsi, [rel error_setsockopt]     ; the start of the error message
         mov     edx, 38                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_23:
+        jmp     near die                        ; print it with the errno's text and exit 1
+reuseaddr.ok:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
-bind_24:
+bind:
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel listen_addr]          ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_25
+        jns     short bind.ok
         lea     rsi, [rel error_bind]           ; the start of the error message
         mov     edx, 32                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_25:
+        jmp     near die                        ; print it with the errno's text and exit 1
+bind.ok:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
 ;; C: listen(listen_fd, 128)
 ;; The kernel now completes handshakes and queues connections for accept().
-listen_26:
+listen:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 128                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_27
+        jns     short listen.ok
         lea     rsi, [rel error_listen]         ; the start of the error message
         mov     edx, 34                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_27:
+        jmp     near die                        ; print it with the errno's text and exit 1
+listen.ok:
 
 ;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
 ;; C: write_all(STDOUT_FILENO, "fork_server listening on 0.0.0.0:8080\n", 38)
 ;; Printed only once listen() succeeded, so a script can wait for this line.
-announce_28:
+announce:
         mov     edi, 1                          ; fd = STDOUT_FILENO
         lea     rsi, [rel startup_line]         ; buf
         mov     edx, 38                         ; count
-        call    write_all_6                     ; a closed stdout is not fatal: the result is ignored
+        call    write_all                       ; a closed stdout is not fatal: the result is ignored
+        jmp     short worker_main
 
 ;; --------------------------------------------------------------------------
 ;; a worker starts
-worker_main_15:
+worker_main:
+        jmp     short reap_children
 
 ;; --------------------------------------------------------------------------
 ;; reap children automatically: rt_sigaction(2), syscall 13
 ;; C: sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)
 ;; With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the
 ;; kernel at once: no zombie ever stays, and no wait4() loop is needed.
-reap_children_29:
+reap_children:
         mov     edi, 17                         ; signum = SIGCHLD
         lea     rsi, [rel sigaction_nocldwait]  ; act = SIG_IGN + SA_NOCLDWAIT
         xor     edx, edx                        ; oldact = NULL
@@ -176,7 +194,7 @@ reap_children_29:
 ;; C: client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)
 ;; Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
 ;; while we wait here ends the server at once.
-accept_1:
+accept:
         mov     dword [rel busy], 0             ; busy = 0
         ; Stop signals are blocked while a connection is served (they arrive only in
         ; ppoll, see read_timed); one that came meanwhile is delivered right here.
@@ -187,7 +205,7 @@ accept_1:
         mov     eax, 14                         ; syscall number: rt_sigprocmask
         syscall
         cmp     dword [rel stop_requested], 0   ; a stop signal came while busy?
-        jne     exit_ok_5                       ; then exit now, between connections
+        jne     near exit_ok                    ; then exit now, between connections
         mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel client_addr]          ; addr = &client_addr
@@ -195,7 +213,7 @@ accept_1:
         mov     eax, 43                         ; syscall number: accept
         syscall
         test    rax, rax
-        js      accept_failed_2
+        js      short accept_failed
         mov     r13, rax                        ; r13 = client_fd
         mov     dword [rel busy], 1             ; busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          ; SIG_BLOCK
@@ -204,7 +222,7 @@ accept_1:
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
         syscall
-        jmp     fork_14
+        jmp     short fork
 
 ;; --------------------------------------------------------------------------
 ;; survive a failed accept: nanosleep(2), syscall 35
@@ -212,73 +230,65 @@ accept_1:
 ;; EINTR (a signal) and ECONNABORTED (the client gave up) are retried at once.
 ;; EMFILE, ENFILE, ENOBUFS, ENOMEM and the rest would fail again at once:
 ;; pausing 100 ms keeps the server alive without spinning the CPU.
-accept_failed_2:
+accept_failed:
         cmp     rax, -4                         ; -EINTR
-        je      accept_1
+        je      near accept
         cmp     rax, -103                       ; -ECONNABORTED
-        je      accept_1
-        lea     rdi, [rel accept_backoff]       ; req = 100 ms
+        je      near accept
+        lea     rdi, [rel backoff]              ; req = 100 ms
         xor     esi, esi                        ; rem = NULL
         mov     eax, 35                         ; syscall number: nanosleep
         syscall
-        jmp     accept_1
+        jmp     near accept
 
 ;; --------------------------------------------------------------------------
 ;; hand the connection to a child process: fork(2), syscall 57
 ;; C: pid = fork()
 ;; The child serves the connection and exits; the parent goes straight back
 ;; to accept(). The kernel reaps the children (SA_NOCLDWAIT, above).
-fork_14:
+fork:
         mov     eax, 57                         ; syscall number: fork
         syscall
         test    rax, rax
-        js      fork_failed_31                  ; fork failed (EAGAIN, ENOMEM)
-        je      child_30                        ; 0 in the child
+        js      short fork_failed               ; fork failed (EAGAIN, ENOMEM)
+        je      short child                     ; 0 in the child
         ; the parent: the child has its own copy of client_fd
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
         syscall
-        jmp     accept_1
+        jmp     near accept
 
 ;; --------------------------------------------------------------------------
 ;; survive a failed fork: close(2), syscall 3
 ;; C: close(client_fd); nanosleep(&(struct timespec){ 0, 100000000 }, NULL)
 ;; Too many processes or no memory: drop this connection, pause 100 ms.
-fork_failed_31:
+fork_failed:
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
         syscall
-        lea     rdi, [rel accept_backoff]       ; req = 100 ms
+        lea     rdi, [rel backoff]              ; req = 100 ms
         xor     esi, esi                        ; rem = NULL
         mov     eax, 35                         ; syscall number: nanosleep
         syscall
-        jmp     accept_1
+        jmp     near accept
 
 ;; --------------------------------------------------------------------------
 ;; the child lets go of the listening socket: close(2), syscall 3
 ;; C: close(listen_fd)
 ;; Only the parent accepts; the child keeps just its client.
-child_30:
+child:
         mov     rdi, r12                        ; fd = listen_fd
         mov     eax, 3                          ; syscall number: close
         syscall
         mov     dword [rel stop_requested], 0   ; a stop meant for the parent: this connection is served in full
-        jmp     serve_3
 
 ;; --------------------------------------------------------------------------
-;; bound the time a client may take: setsockopt(2), syscall 54
-;; C: setsockopt(client_fd, SOL_SOCKET, SO_RCVTIMEO, &io_timeout, sizeof io_timeout);
-;; setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
-;; A silent client, or one that never reads, gives up its slot after 10 s:
-;; read() and write() then fail with -EAGAIN.
-serve_3:
-        mov     rdi, r13                        ; fd = client_fd
-        mov     esi, 1                          ; level = SOL_SOCKET
-        mov     edx, 20                         ; optname = SO_RCVTIMEO
-        lea     r10, [rel io_timeout]           ; optval = &io_timeout
-        mov     r8d, 16                         ; optlen = sizeof(struct timeval)
-        mov     eax, 54                         ; syscall number: setsockopt
-        syscall
+;; serve a connection: setsockopt(2), syscall 54
+;; C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
+;;    record = { client_fd, request_buf, client_addr }; http_open(&record)
+;; A client that never reads gives up its slot after 10 s: write() then
+;; fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
+serve:
         mov     rdi, r13                        ; fd = client_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 21                         ; optname = SO_SNDTIMEO
@@ -286,60 +296,458 @@ serve_3:
         mov     r8d, 16                         ; optlen = sizeof(struct timeval)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
+        lea     rbx, [rel conn]                 ; rbx = the connection record
+        mov     dword [rbx+conn_fd], r13d
+        lea     rax, [rel request_buf]
+        mov     qword [rbx+conn_buf], rax
+        mov     rax, qword [rel client_addr]    ; family, port and address: 8 bytes
+        mov     qword [rbx+conn_addr], rax      ; kept for the logs
+        call    now_ms                          ; clock_now, for the first deadline
+        call    raw_open
+        jmp     short wait_for_input
 
 ;; --------------------------------------------------------------------------
-;; read the request once: read(2), syscall 0
-;; C: n = read(client_fd, request_buf, 8192)
-;; One read, as the raw server answers after the first bytes arrive.
-;; End of file, a timeout or an error closes the connection unanswered.
-read_request_33:
-        mov     qword [rel conn_bytes], 0       ; no bytes read yet
-read_again_32:
-        mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel request_buf]          ; buf = request_buf
-        mov     edx, 0x2000                     ; count = the buffer's size
-        mov     eax, 0                          ; syscall number: read
-        syscall
-        cmp     rax, -4                         ; -EINTR: a signal came, read again
-        je      read_again_32
+;; do what the connection asks (eax = action)
+;; C: switch (action) { case send: ...; case close: ...; case want_read: ... }
+next_action:
+        cmp     eax, 1                          ; send
+        je      short send
+        cmp     eax, 2                          ; close
+        je      short finish_connection
+
+;; --------------------------------------------------------------------------
+;; wait for input: read(2), syscall 0
+;; C: n = read_timed(read_window()); action = received(n)
+;; Until the record's deadline at most. End of file, a timeout or an error
+;; closes the connection. A stop signal ends an idle connection at once; a
+;; request under way is answered first (with Connection: close).
+wait_for_input:
+wait_for_input.again:
+        cmp     dword [rel stop_requested], 0   ; asked to stop?
+        je      short wait_for_input.wait
+        cmp     dword [rbx+conn_state], 1       ; idle: waiting for a request...
+        jne     short wait_for_input.wait
+        cmp     dword [rbx+conn_len], 0         ; ...with nothing of it here?
+        je      short finish_connection         ; then close now rather than wait for one
+wait_for_input.wait:
+        call    read_window                     ; rsi = where, rdx = how much
+        call    read_timed
+        cmp     rax, -4                         ; -EINTR: a stop signal came
+        je      short wait_for_input.again
         test    rax, rax
-        jle     finish_connection_4             ; 0: end of file; < 0: timeout or error
-        mov     qword [rel conn_bytes], rax     ; bytes read, for the log
+        jg      short wait_for_input.got
+        jmp     short finish_connection         ; end of file, timeout or error: close
+wait_for_input.got:
+        push    rax                             ; keep n
+        call    now_ms                          ; clock_now, for the deadlines it sets
+        pop     rax
+        call    raw_received
+        jmp     short next_action
 
 ;; --------------------------------------------------------------------------
-;; send the response: write(2), syscall 1
-;; C: write_all(client_fd, response, 35)
-;; Every byte of the raw response; write_all loops on short writes and EINTR.
-;; A failed write (the client left) just ends the connection.
-respond_34:
-        mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel response]             ; buf = response
-        mov     edx, 35                         ; count: computed at compile time
-        call    write_all_6
-        jmp     finish_connection_4
+;; send the response: writev(2), syscall 20
+;; C: flush(record); action = sent(record)
+;; Blocking writes: flush returns once all is out, or when the send timeout
+;; ran out (0) or the client is gone (< 0): then the connection closes.
+send:
+        call    flush
+        test    rax, rax
+        jle     short finish_connection         ; timed out, or the client is gone
+        call    now_ms                          ; clock_now: the write may have taken a while
+        call    raw_sent
+        jmp     short next_action
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
 ;; C: drain_input(); log_connection(); close(client_fd)
 ;; The child's work is done: it exits, and the kernel reaps it.
-finish_connection_4:
-        call    drain_input_9
+finish_connection:
+        call    drain_input
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
         syscall
-        jmp     exit_ok_5
+        jmp     near exit_ok
+
+;; --------------------------------------------------------------------------
+;; subroutine read_timed(rsi = buf, rdx = count): ppoll(2), syscall 271
+;; C: if (ppoll(&(struct pollfd){ client_fd, POLLIN }, 1, &(record.deadline - now_ms()), &no_signals) <= 0)
+;;    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
+;; Waits for input until the record's deadline, then reads it: rax = bytes
+;; read, 0 at end of file, -ETIMEDOUT, -EINTR when a stop signal came, or
+;; -errno. Stop signals are blocked while serving; ppoll unblocks them for the
+;; wait only, atomically, so one cannot slip in between the check and the wait.
+read_timed:
+        push    rsi                             ; keep buf
+        push    rdx                             ; keep count
+        call    now_ms
+        mov     rcx, qword [rbx+conn_deadline]
+        sub     rcx, rax                        ; ms left = deadline - now
+        jg      short read_timed.wait
+read_timed.timed_out:
+        mov     rax, -110                       ; -ETIMEDOUT
+        jmp     short read_timed.done
+read_timed.wait:
+        mov     rax, rcx
+        xor     edx, edx
+        mov     ecx, 1000
+        div     rcx                             ; rax = seconds, rdx = the rest in ms
+        lea     rsi, [rel poll_timeout]
+        mov     qword [rsi], rax                ; tv_sec
+        imul    rdx, rdx, 0xf4240
+        mov     qword [rsi+8], rdx              ; tv_nsec
+        lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
+        mov     dword [rdi], r13d               ; fd = client_fd
+        mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
+        mov     rdx, rsi                        ; tmo_p = &poll_timeout
+        mov     esi, 1                          ; nfds = 1
+        lea     r10, [rel no_signals]           ; sigmask = {}: stop signals may arrive now
+        mov     r8d, 8                          ; sizeof(sigset_t)
+        mov     eax, 271                        ; syscall number: ppoll
+        syscall
+        test    rax, rax
+        jz      short read_timed.timed_out      ; 0: nothing came in time
+        js      short read_timed.done           ; -EINTR or -errno
+        mov     rdi, r13                        ; fd = client_fd
+        mov     rdx, qword [rsp]                ; count
+        mov     rsi, qword [rsp+8]              ; buf
+        mov     eax, 0                          ; syscall number: read
+        syscall
+read_timed.done:
+        add     rsp, 16                         ; drop buf and count
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine raw_open(rbx = record)
+;; C: record = { reading, len 0 }; deadline = now + 10 s
+;; A client that sends nothing gives up its slot after 10 s.
+raw_open:
+        mov     dword [rbx+conn_state], 1
+        mov     dword [rbx+conn_len], 0
+        mov     dword [rbx+conn_scanned], 0
+        mov     dword [rbx+conn_served], 0
+        mov     dword [rbx+conn_out], 0
+        mov     dword [rbx+conn_mode], 0
+        mov     qword [rbx+conn_discard], 0
+        mov     qword [rbx+conn_bytes], 0
+        mov     eax, 0x2710                     ; 10 s
+        jmp     near set_deadline               ; set_deadline returns for us
+
+;; --------------------------------------------------------------------------
+;; subroutine raw_received(rax = n bytes read)
+;; C: record.iov = { response, 35 }, {}, {}; then close
+;; Any bytes at all are answered with the raw response; what they said does
+;; not matter. Then the connection closes.
+raw_received:
+        add     qword [rbx+conn_bytes], rax     ; for the connection log
+        add     dword [rbx+conn_len], eax
+        lea     rax, [rel response]
+        mov     qword [rbx+conn_iov], rax       ; iov[0] = the response
+        mov     qword [rbx+conn_iov+8], 35      ; its length, computed at compile time
+        mov     qword [rbx+conn_iov+16], 0
+        mov     qword [rbx+conn_iov+24], 0
+        mov     qword [rbx+conn_iov+32], 0
+        mov     qword [rbx+conn_iov+40], 0
+        mov     dword [rbx+conn_state], 2
+        mov     eax, 0x2710                     ; a client must take the response within 10 s
+        call    set_deadline
+        mov     eax, 1                          ; send
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine raw_sent(rbx = record)
+;; C: return close
+raw_sent:
+        mov     eax, 2                          ; close
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine read_window
+;; C: reading: rsi = buf + len, rdx = room left;  dropping a body: rsi = buf, rdx = min(discard, room)
+;; Where the next read goes. A body that is dropped is read into the buffer,
+;; which is empty then, and never past its end: the next request stays unread.
+read_window:
+        mov     rsi, qword [rbx+conn_buf]
+        cmp     dword [rbx+conn_state], 3
+        je      short read_window.dropping
+        mov     eax, dword [rbx+conn_len]
+        add     rsi, rax                        ; buf + len
+        mov     edx, 0x2000                     ; request_bytes - len
+        sub     rdx, rax
+        ret
+read_window.dropping:
+        mov     rdx, qword [rbx+conn_discard]   ; what is left of the body...
+        cmp     rdx, 8192
+        jbe     short read_window.capped
+        mov     edx, 0x2000                     ; ...at most a buffer
+read_window.capped:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine set_deadline(eax = ms)
+;; C: record.deadline = clock_now + ms
+;; clock_now is read once per wake-up by the driver, as nginx does: no
+;; clock_gettime per request.
+set_deadline:
+        add     rax, qword [rel clock_now]
+        mov     qword [rbx+conn_deadline], rax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine flush(rbx = record): writev(2), syscall 20
+;; C: while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }
+;; rax = 1 when all is sent, 0 when the socket would block (the rest waits for
+;; it to drain; a blocking socket says so only when its send timeout ran out),
+;; or -errno. Up to three parts go out in one system call.
+flush:
+flush.again:
+        mov     rax, qword [rbx+conn_iov+8]
+        or      rax, qword [rbx+conn_iov+24]
+        or      rax, qword [rbx+conn_iov+40]    ; anything left?
+        jz      short flush.done
+        mov     edi, dword [rbx+conn_fd]        ; fd = record.fd
+        lea     rsi, [rbx+conn_iov]             ; iov = record.iov
+        mov     edx, 3                          ; iovcnt
+        mov     eax, 20                         ; syscall number: writev
+        syscall
+        cmp     rax, -11                        ; the socket buffer is full
+        je      short flush.would_block
+        cmp     rax, -4
+        je      short flush.again
+        test    rax, rax
+        js      short flush.return              ; -errno: the client is gone
+        ; rax bytes went out: move the iov past them, part by part.
+        mov     rcx, qword [rbx+conn_iov+8]     ; the head
+        cmp     rax, rcx
+        jb      short flush.partial
+        add     qword [rbx+conn_iov], rcx       ; all of it went
+        mov     qword [rbx+conn_iov+8], 0
+        sub     rax, rcx
+        mov     rcx, qword [rbx+conn_iov+24]    ; the Date line
+        cmp     rax, rcx
+        jb      short flush.partial_2
+        add     qword [rbx+conn_iov+16], rcx    ; all of it went
+        mov     qword [rbx+conn_iov+24], 0
+        sub     rax, rcx
+        mov     rcx, qword [rbx+conn_iov+40]    ; the body
+        cmp     rax, rcx
+        jb      short flush.partial_3
+        add     qword [rbx+conn_iov+32], rcx    ; all of it went
+        mov     qword [rbx+conn_iov+40], 0
+        sub     rax, rcx
+        jmp     short flush.again
+flush.would_block:
+        xor     eax, eax                        ; 0: would block
+        ret
+flush.done:
+        mov     eax, 1                          ; 1: all sent
+flush.return:
+        ret
+flush.partial:
+        add     qword [rbx+conn_iov], rax       ; part of the head went
+        sub     qword [rbx+conn_iov+8], rax
+        jmp     near flush.again
+flush.partial_2:
+        add     qword [rbx+conn_iov+16], rax    ; part of the Date line went
+        sub     qword [rbx+conn_iov+24], rax
+        jmp     near flush.again
+flush.partial_3:
+        add     qword [rbx+conn_iov+32], rax    ; part of the body went
+        sub     qword [rbx+conn_iov+40], rax
+        jmp     near flush.again
+
+;; --------------------------------------------------------------------------
+;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
+;; C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
+;; Idle (a blocking server waiting in accept): exit now. Otherwise note the
+;; request: the loop stops gracefully once the connections in progress are
+;; done. A second signal exits at once.
+on_signal:
+        cmp     dword [rel stop_requested], 0   ; a second signal?
+        jne     short on_signal.exit_now
+        cmp     dword [rel busy], 0             ; serving a connection?
+        je      short on_signal.exit_now
+        mov     dword [rel stop_requested], 1   ; stop_requested = 1
+        ret                                     ; returns into signal_restorer
+on_signal.exit_now:
+        xor     edi, edi                        ; status = 0
+        mov     eax, 231                        ; syscall number: exit_group
+        syscall
+
+;; --------------------------------------------------------------------------
+;; signal return trampoline: rt_sigreturn(2), syscall 15
+;; C: rt_sigreturn()
+;; The kernel pushed this address as the handler's return address
+;; (SA_RESTORER); rt_sigreturn restores the interrupted registers.
+signal_restorer:
+        mov     eax, 15                         ; syscall number: rt_sigreturn
+        syscall
+
+;; --------------------------------------------------------------------------
+;; fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
+;; C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
+;; Names the call, the address and the reason, e.g.
+;; "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
+;; text here is printed as its number.
+die:
+        neg     rax
+        mov     rbx, rax                        ; rbx = errno
+        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     rcx, rdx
+        rep movsb                               ; copy the message start
+        lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
+        cmp     ebx, 1                          ; EPERM
+        je      near die.is_EPERM
+        cmp     ebx, 2                          ; ENOENT
+        je      near die.is_ENOENT
+        cmp     ebx, 9                          ; EBADF
+        je      near die.is_EBADF
+        cmp     ebx, 12                         ; ENOMEM
+        je      near die.is_ENOMEM
+        cmp     ebx, 13                         ; EACCES
+        je      near die.is_EACCES
+        cmp     ebx, 17                         ; EEXIST
+        je      near die.is_EEXIST
+        cmp     ebx, 20                         ; ENOTDIR
+        je      near die.is_ENOTDIR
+        cmp     ebx, 21                         ; EISDIR
+        je      near die.is_EISDIR
+        cmp     ebx, 22                         ; EINVAL
+        je      near die.is_EINVAL
+        cmp     ebx, 23                         ; ENFILE
+        je      near die.is_ENFILE
+        cmp     ebx, 24                         ; EMFILE
+        je      near die.is_EMFILE
+        cmp     ebx, 28                         ; ENOSPC
+        je      near die.is_ENOSPC
+        cmp     ebx, 30                         ; EROFS
+        je      near die.is_EROFS
+        cmp     ebx, 36                         ; ENAMETOOLONG
+        je      near die.is_ENAMETOOLONG
+        cmp     ebx, 40                         ; ELOOP
+        je      near die.is_ELOOP
+        cmp     ebx, 93                         ; EPROTONOSUPPORT
+        je      near die.is_EPROTONOSUPPORT
+        cmp     ebx, 97                         ; EAFNOSUPPORT
+        je      near die.is_EAFNOSUPPORT
+        cmp     ebx, 98                         ; EADDRINUSE
+        je      near die.is_EADDRINUSE
+        cmp     ebx, 99                         ; EADDRNOTAVAIL
+        je      near die.is_EADDRNOTAVAIL
+        cmp     ebx, 105                        ; ENOBUFS
+        je      near die.is_ENOBUFS
+        jmp     near die.unknown_errno
+die.is_EPERM:
+        add     rsi, 0                          ; "Operation not permitted"
+        mov     ecx, 23
+        jmp     near die.copy_text
+die.is_ENOENT:
+        add     rsi, 23                         ; "No such file or directory"
+        mov     ecx, 25
+        jmp     near die.copy_text
+die.is_EBADF:
+        add     rsi, 48                         ; "Bad file descriptor"
+        mov     ecx, 19
+        jmp     near die.copy_text
+die.is_ENOMEM:
+        add     rsi, 67                         ; "Cannot allocate memory"
+        mov     ecx, 22
+        jmp     near die.copy_text
+die.is_EACCES:
+        add     rsi, 89                         ; "Permission denied"
+        mov     ecx, 17
+        jmp     near die.copy_text
+die.is_EEXIST:
+        add     rsi, 106                        ; "File exists"
+        mov     ecx, 11
+        jmp     near die.copy_text
+die.is_ENOTDIR:
+        add     rsi, 117                        ; "Not a directory"
+        mov     ecx, 15
+        jmp     near die.copy_text
+die.is_EISDIR:
+        add     rsi, 132                        ; "Is a directory"
+        mov     ecx, 14
+        jmp     near die.copy_text
+die.is_EINVAL:
+        add     rsi, 146                        ; "Invalid argument"
+        mov     ecx, 16
+        jmp     near die.copy_text
+die.is_ENFILE:
+        add     rsi, 162                        ; "Too many open files in system"
+        mov     ecx, 29
+        jmp     near die.copy_text
+die.is_EMFILE:
+        add     rsi, 191                        ; "Too many open files"
+        mov     ecx, 19
+        jmp     near die.copy_text
+die.is_ENOSPC:
+        add     rsi, 210                        ; "No space left on device"
+        mov     ecx, 23
+        jmp     near die.copy_text
+die.is_EROFS:
+        add     rsi, 233                        ; "Read-only file system"
+        mov     ecx, 21
+        jmp     short die.copy_text
+die.is_ENAMETOOLONG:
+        add     rsi, 254                        ; "File name too long"
+        mov     ecx, 18
+        jmp     short die.copy_text
+die.is_ELOOP:
+        add     rsi, 272                        ; "Too many levels of symbolic links"
+        mov     ecx, 33
+        jmp     short die.copy_text
+die.is_EPROTONOSUPPORT:
+        add     rsi, 305                        ; "Protocol not supported"
+        mov     ecx, 22
+        jmp     short die.copy_text
+die.is_EAFNOSUPPORT:
+        add     rsi, 327                        ; "Address family not supported by protocol"
+        mov     ecx, 40
+        jmp     short die.copy_text
+die.is_EADDRINUSE:
+        add     rsi, 367                        ; "Address already in use"
+        mov     ecx, 22
+        jmp     short die.copy_text
+die.is_EADDRNOTAVAIL:
+        add     rsi, 389                        ; "Cannot assign requested address"
+        mov     ecx, 31
+        jmp     short die.copy_text
+die.is_ENOBUFS:
+        add     rsi, 420                        ; "No buffer space available"
+        mov     ecx, 25
+        jmp     short die.copy_text
+die.unknown_errno:
+        lea     rsi, [rel errno_word]
+        mov     ecx, 6
+        rep movsb                               ; "errno "
+        mov     rax, rbx
+        call    append_u64
+        jmp     short die.newline
+die.copy_text:
+        rep movsb                               ; copy the errno's text
+die.newline:
+        mov     byte [rdi], 10                  ; '\n'
+        inc     rdi
+        mov     rdx, rdi                        ; count = end - start
+        lea     rsi, [rel line_buf]             ; buf = line_buf
+        sub     rdx, rsi
+        mov     edi, 2                          ; fd = STDERR_FILENO
+        call    write_all
+        mov     edi, 1                          ; status = 1
+        mov     eax, 231                        ; syscall number: exit_group
+        syscall
 
 ;; --------------------------------------------------------------------------
 ;; subroutine drain_input: recvfrom(2), syscall 45
-;; C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
+;; C: while (recv(client_fd, line_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
 ;; Closing a socket with unread input makes the kernel send RST, which can
 ;; destroy the response before the client reads it. Take what has already
-;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
-drain_input_9:
+;; arrived, without waiting (at most 16 reads), so close() sends FIN.
+drain_input:
         mov     r10d, 16                        ; at most 16 reads
-drain_35:
+drain_input.again:
         mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
+        lea     rsi, [rel line_buf]             ; buf = line_buf, as scratch
         mov     edx, 0x2000                     ; len
         mov     r8, r10                         ; keep the count
         mov     r10d, 64                        ; flags = MSG_DONTWAIT
@@ -350,19 +758,30 @@ drain_35:
         syscall
         pop     r10                             ; the count
         test    rax, rax
-        jle     drained_36                      ; nothing more (-EAGAIN), end of file, or error
+        jle     short drain_input.drained       ; nothing more (-EAGAIN), end of file, or error
         dec     r10
-        jnz     drain_35
-drained_36:
+        jnz     short drain_input.again
+drain_input.drained:
         ret
 
 ;; --------------------------------------------------------------------------
-;; exit: exit_group(2), syscall 231
-;; C: exit_group(0)
-exit_ok_5:
-        xor     edi, edi                        ; status = 0
-        mov     eax, 231                        ; syscall number: exit_group
+;; subroutine now_ms: clock_gettime(2), syscall 228
+;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return clock_now = tv_sec * 1000 + tv_nsec / 1000000
+;; rax = milliseconds on a clock that never jumps, also kept in clock_now for
+;; the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
+now_ms:
+        mov     edi, 1                          ; CLOCK_MONOTONIC
+        lea     rsi, [rel now_ts]
+        mov     eax, 228                        ; syscall number: clock_gettime
         syscall
+        mov     rax, qword [rsi+8]              ; tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             ; rax = tv_nsec / 1000000
+        imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
+        add     rax, rcx
+        mov     qword [rel clock_now], rax
+        ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine write_all(rdi = fd, rsi = buf, rdx = count): write(2), syscall 1
@@ -370,27 +789,35 @@ exit_ok_5:
 ;;   if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;
 ;; write() may write fewer bytes than asked (a full socket buffer, a signal):
 ;; loop until every byte is out. Returns rax = 0, or -errno.
-write_all_6:
-write_more_37:
+write_all:
+write_all.more:
         test    rdx, rdx                        ; anything left?
-        jz      write_done_38
+        jz      short write_all.done
         mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_37
+        je      short write_all.more
         test    rax, rax
-        js      write_return_40                 ; -errno: give up
-        jz      write_eio_39                    ; no progress: give up
+        js      short write_all.return          ; -errno: give up
+        jz      short write_all.eio             ; no progress: give up
         add     rsi, rax                        ; buf += n
         sub     rdx, rax                        ; count -= n
-        jmp     write_more_37
-write_eio_39:
+        jmp     short write_all.more
+write_all.eio:
         mov     rax, -5                         ; -EIO
         ret
-write_done_38:
+write_all.done:
         xor     eax, eax                        ; 0: all written
-write_return_40:
+write_all.return:
         ret
+
+;; --------------------------------------------------------------------------
+;; exit: exit_group(2), syscall 231
+;; C: exit_group(0)
+exit_ok:
+        xor     edi, edi                        ; status = 0
+        mov     eax, 231                        ; syscall number: exit_group
+        syscall
 
 ;; --------------------------------------------------------------------------
 ;; subroutine append_u64(rax = value, rdi = dst)
@@ -398,244 +825,31 @@ write_return_40:
 ;; Writes the decimal digits of rax at rdi and advances rdi past them.
 ;; Digits come out last first, so they are built backwards on the stack.
 ;; Clobbers rax, rcx, rdx, rsi.
-append_u64_7:
+append_u64:
         sub     rsp, 32                         ; room for 20 digits
         lea     rsi, [rsp+32]                   ; rsi = end of the room
         mov     ecx, 10                         ; divisor
-digit_41:
+append_u64.digit:
         xor     edx, edx                        ; rdx:rax / 10
         div     rcx                             ; rax = quotient, rdx = last digit
-        add     dl, 48                          ; to ASCII
+        add     dl, '0'                         ; to ASCII
         dec     rsi
         mov     byte [rsi], dl
         test    rax, rax
-        jnz     digit_41
+        jnz     short append_u64.digit
         lea     rcx, [rsp+32]
         sub     rcx, rsi                        ; rcx = number of digits
-        rep movsb                               ; copy them to dst
+        rep movsb
         add     rsp, 32
         ret
 
-;; --------------------------------------------------------------------------
-;; fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
-;; C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
-;; Names the call, the address and the reason, e.g.
-;; "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
-;; text here is printed as its number.
-die_11:
-        neg     rax
-        mov     rbx, rax                        ; rbx = errno
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
-        mov     rcx, rdx
-        rep movsb                               ; copy the message start
-        lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
-        cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_45
-        cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_46
-        cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_47
-        cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_48
-        cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_49
-        cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_50
-        cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_51
-        cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_52
-        cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_53
-        cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_54
-        cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_55
-        cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_56
-        cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_57
-        cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_58
-        cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_59
-        cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_60
-        cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_61
-        cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_62
-        cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_63
-        cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_64
-        jmp     unknown_errno_43
-is_EPERM_45:
-        add     rsi, 0                          ; "Operation not permitted"
-        mov     ecx, 23
-        jmp     copy_text_42
-is_ENOENT_46:
-        add     rsi, 23                         ; "No such file or directory"
-        mov     ecx, 25
-        jmp     copy_text_42
-is_EBADF_47:
-        add     rsi, 48                         ; "Bad file descriptor"
-        mov     ecx, 19
-        jmp     copy_text_42
-is_ENOMEM_48:
-        add     rsi, 67                         ; "Cannot allocate memory"
-        mov     ecx, 22
-        jmp     copy_text_42
-is_EACCES_49:
-        add     rsi, 89                         ; "Permission denied"
-        mov     ecx, 17
-        jmp     copy_text_42
-is_EEXIST_50:
-        add     rsi, 106                        ; "File exists"
-        mov     ecx, 11
-        jmp     copy_text_42
-is_ENOTDIR_51:
-        add     rsi, 117                        ; "Not a directory"
-        mov     ecx, 15
-        jmp     copy_text_42
-is_EISDIR_52:
-        add     rsi, 132                        ; "Is a directory"
-        mov     ecx, 14
-        jmp     copy_text_42
-is_EINVAL_53:
-        add     rsi, 146                        ; "Invalid argument"
-        mov     ecx, 16
-        jmp     copy_text_42
-is_ENFILE_54:
-        add     rsi, 162                        ; "Too many open files in system"
-        mov     ecx, 29
-        jmp     copy_text_42
-is_EMFILE_55:
-        add     rsi, 191                        ; "Too many open files"
-        mov     ecx, 19
-        jmp     copy_text_42
-is_ENOSPC_56:
-        add     rsi, 210                        ; "No space left on device"
-        mov     ecx, 23
-        jmp     copy_text_42
-is_EROFS_57:
-        add     rsi, 233                        ; "Read-only file system"
-        mov     ecx, 21
-        jmp     copy_text_42
-is_ENAMETOOLONG_58:
-        add     rsi, 254                        ; "File name too long"
-        mov     ecx, 18
-        jmp     copy_text_42
-is_ELOOP_59:
-        add     rsi, 272                        ; "Too many levels of symbolic links"
-        mov     ecx, 33
-        jmp     copy_text_42
-is_EPROTONOSUPPORT_60:
-        add     rsi, 305                        ; "Protocol not supported"
-        mov     ecx, 22
-        jmp     copy_text_42
-is_EAFNOSUPPORT_61:
-        add     rsi, 327                        ; "Address family not supported by protocol"
-        mov     ecx, 40
-        jmp     copy_text_42
-is_EADDRINUSE_62:
-        add     rsi, 367                        ; "Address already in use"
-        mov     ecx, 22
-        jmp     copy_text_42
-is_EADDRNOTAVAIL_63:
-        add     rsi, 389                        ; "Cannot assign requested address"
-        mov     ecx, 31
-        jmp     copy_text_42
-is_ENOBUFS_64:
-        add     rsi, 420                        ; "No buffer space available"
-        mov     ecx, 25
-        jmp     copy_text_42
-unknown_errno_43:
-        lea     rsi, [rel errno_word]
-        mov     ecx, 6
-        rep movsb                               ; "errno "
-        mov     rax, rbx
-        call    append_u64_7
-        jmp     newline_44
-copy_text_42:
-        rep movsb                               ; copy the errno's text
-newline_44:
-        mov     byte [rdi], 10                  ; '\n'
-        inc     rdi
-        mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
-        sub     rdx, rsi
-        mov     edi, 2                          ; fd = STDERR_FILENO
-        call    write_all_6
-        mov     edi, 1                          ; status = 1
-        mov     eax, 231                        ; syscall number: exit_group
-        syscall
-
-;; --------------------------------------------------------------------------
-;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-;; C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
-;; Idle (blocked in accept): exit now. Busy: note the request; the accept
-;; loop exits once the current connection is done. A second signal exits
-;; at once.
-on_signal_12:
-signal_in_worker_65:
-        cmp     dword [rel stop_requested], 0   ; a second signal?
-        jne     exit_now_66
-        cmp     dword [rel busy], 0             ; serving a connection?
-        je      exit_now_66
-        mov     dword [rel stop_requested], 1   ; stop_requested = 1
-        ret                                     ; returns into signal_restorer
-exit_now_66:
-        xor     edi, edi                        ; status = 0
-        mov     eax, 231                        ; syscall number: exit_group
-        syscall
-
-;; --------------------------------------------------------------------------
-;; signal return trampoline: rt_sigreturn(2), syscall 15
-;; C: rt_sigreturn()
-;; The kernel pushed this address as the handler's return address
-;; (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-signal_restorer_13:
-        mov     eax, 15                         ; syscall number: rt_sigreturn
-        syscall
-
         section .rodata
 
-; struct sigaction: sa_handler = SIG_IGN, no flags (32 bytes)
+; the raw response, sent verbatim (35 bytes)
         align 8, db 0
-sigaction_ignore:
-        db 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-
-; struct sigaction: SIG_IGN with SA_NOCLDWAIT: the kernel reaps children itself (32 bytes)
-        align 8, db 0
-sigaction_nocldwait:
-        db 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-
-; struct sockaddr_in for 0.0.0.0:8080: family AF_INET, port 8080 in network byte order, address, zero padding (16 bytes)
-        align 8, db 0
-listen_addr:
-        db 2, 0, 31, 144, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-
-; int 1: the value that turns a socket option on (4 bytes)
-        align 8, db 0
-int_one:
-        db 1, 0, 0, 0
-
-; struct timeval { 10 s, 0 us }: client socket timeout (16 bytes)
-        align 8, db 0
-io_timeout:
-        db 10
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-
-; struct timespec { 0 s, 100 ms }: pause after a failed accept (16 bytes)
-        align 8, db 0
-accept_backoff:
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 225, 245, 5, 0, 0, 0, 0
-
-; printed once the socket listens (38 bytes)
-        align 8, db 0
-startup_line:
-        db "fork_server listening on 0.0.0.0:8080", 10
+response:
+        db "HTTP/1.0 200 OK FROM TCP SERVER", 13, 10
+        db 13, 10
 
 ; error message start (21 bytes)
         align 8, db 0
@@ -657,6 +871,62 @@ error_bind:
 error_listen:
         db "fork_server: listen 0.0.0.0:8080: "
 
+; struct sigaction: ignore the signal (32 bytes)
+        align 8, db 0
+sigaction_ignore:
+        dq 1                                    ; sa_handler = SIG_IGN
+        dq 0                                    ; sa_flags
+        dq 0                                    ; sa_restorer
+        dq 0                                    ; sa_mask
+
+; the value that turns a socket option on (4 bytes)
+        align 8, db 0
+int_one:
+        dd 1                                    ; int 1
+
+; struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
+        align 8, db 0
+listen_addr:
+        dw 2                                    ; sin_family = AF_INET
+        dw 0x901f                               ; sin_port = 8080, in network byte order
+        dd 0                                    ; sin_addr = 0.0.0.0, in network byte order
+        dq 0                                    ; sin_zero
+
+; printed once the socket listens (38 bytes)
+        align 8, db 0
+startup_line:
+        db "fork_server listening on 0.0.0.0:8080", 10
+
+; struct timeval: how long a write may block (16 bytes)
+        align 8, db 0
+io_timeout:
+        dq 10                                   ; tv_sec
+        dq 0                                    ; tv_usec
+
+; struct sigaction: the kernel reaps children itself (32 bytes)
+        align 8, db 0
+sigaction_nocldwait:
+        dq 1                                    ; sa_handler = SIG_IGN
+        dq 2                                    ; sa_flags = SA_NOCLDWAIT
+        dq 0                                    ; sa_restorer
+        dq 0                                    ; sa_mask
+
+; sigset_t { SIGTERM, SIGINT } (8 bytes)
+        align 8, db 0
+stop_signals:
+        dq 0x4002                               ; bits of SIGTERM and SIGINT
+
+; struct timespec { 0 s, 100 ms }: the pause after a call that failed (16 bytes)
+        align 8, db 0
+backoff:
+        dq 0                                    ; tv_sec
+        dq 0x5f5e100                            ; tv_nsec: 100 ms
+
+; the empty sigset_t (8 bytes)
+        align 8, db 0
+no_signals:
+        dq 0                                    ; no signal
+
 ; strerror() texts of the errnos named by die (445 bytes)
         align 8, db 0
 errno_texts:
@@ -673,58 +943,62 @@ errno_texts:
 errno_word:
         db "errno "
 
-; the raw response, sent verbatim (35 bytes)
-        align 8, db 0
-response:
-        db "HTTP/1.0 200 OK FROM TCP SERVER", 13, 10
-        db 13, 10
-
-; sigset_t { SIGTERM, SIGINT } (8 bytes)
-        align 8, db 0
-stop_signals:
-        db 2, 64, 0, 0, 0, 0, 0, 0
-
-; the empty sigset_t (8 bytes)
-        align 8, db 0
-no_signals:
-        db 0, 0, 0, 0, 0, 0, 0, 0
-
         section .bss
 
-; the request is read here (8192 bytes)
+; the connection record (see conn_* above) (128 bytes)
+        alignb 64
+conn:
+        resb 128
+
+; the request is read here (8208 bytes)
         alignb 64
 request_buf:
-        resb 8192
-
-; bytes read from this connection, for the connection log (8 bytes)
-        alignb 8
-conn_bytes:
-        resb 8
+        resb 8208
 
 ; struct sockaddr_in: the client, filled by accept (16 bytes)
         alignb 8
 client_addr:
         resb 16
 
-; socklen_t: in: the buffer size, out: the address size (4 bytes)
+; socklen_t: in: the buffer's size, out: the address's (4 bytes)
         alignb 4
 client_addrlen:
         resb 4
+
+; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
+        alignb 8
+client_pollfd:
+        resb 8
+
+; struct timespec for ppoll (16 bytes)
+        alignb 8
+poll_timeout:
+        resb 16
 
 ; 1 while a connection is being served (4 bytes)
         alignb 4
 busy:
         resb 4
 
-; set by the signal handler when busy (4 bytes)
+; set by the signal handler: stop gracefully (4 bytes)
         alignb 4
 stop_requested:
         resb 4
 
-; log and error lines are built here (166 bytes)
+; CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
+        alignb 8
+clock_now:
+        resb 8
+
+; log and error lines are built here (8320 bytes)
         alignb 8
 line_buf:
-        resb 166
+        resb 8320
+
+; struct timespec, filled by clock_gettime (16 bytes)
+        alignb 8
+now_ts:
+        resb 16
 
         ; An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         section .note.GNU-stack noalloc noexec nowrite progbits

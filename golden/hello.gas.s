@@ -13,8 +13,8 @@
 # Registers that live across the whole program:
 #   r12  the listening socket's file descriptor
 #   r13  the client socket's file descriptor
-#   r14  bytes in the request buffer
-#   rbp  the request buffer (HTTP)
+#   rbx  the connection record (conn_* fields)
+#   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
 #   r15  the log's file descriptor
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
@@ -23,6 +23,30 @@
         .globl _start
 
         .text
+
+## Named offsets: the fields of the records the code reads and writes.
+        .set conn_fd, 0                         # the socket
+        .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
+        .set conn_served, 8                     # requests answered on this connection
+        .set conn_mode, 12                      # after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        .set conn_len, 16                       # bytes in the request buffer
+        .set conn_scanned, 20                   # bytes of the buffer already searched for the head's end
+        .set conn_out, 24                       # 1 while the driver waits for the socket to become writable
+        .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
+        .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
+        .set conn_discard, 88                   # body bytes still to read and drop
+        .set conn_consume, 96                   # bytes to drop from the buffer once the response is out
+        .set conn_addr, 104                     # the client: sin_family, sin_port, sin_addr
+        .set conn_bytes, 112                    # bytes read, for the connection log
+        .set conn_buf, 120                      # this connection's request buffer
+        .set resp_head, 0                       # offset of the first head in response_heads
+        .set resp_len_close, 4                  # length of the head with Connection: close (without its last CR LF)
+        .set resp_len_keep, 8                   # ... for HTTP/1.1 keep-alive
+        .set resp_len_keep10, 12                # ... with Connection: keep-alive (HTTP/1.0)
+        .set resp_body, 16                      # offset of the body in response_bodies
+        .set resp_body_len, 20                  # length of the body
+        .set resp_status, 24                    # the status code, for the log
+        .set resp_flags, 28                     # bits 0-7: the kind; bit 8: always close the connection after it
 
 ## --------------------------------------------------------------------------
 ## start: ignore SIGPIPE: rt_sigaction(2), syscall 13
@@ -42,15 +66,15 @@ _start:
 ## C: sigaction(SIGTERM, &sa, NULL); sigaction(SIGINT, &sa, NULL)  with sa = { on_signal, SA_RESTORER, signal_restorer }
 ## SIGTERM (docker stop, kill) and SIGINT (Ctrl-C) end the server with status 0,
 ## also as PID 1, where signals without a handler are ignored. The handler
-## exits at once when idle, else it lets the current connection finish.
+## exits at once when idle, else it lets the connections in progress finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_38:
+.Lcatch_stop_signals:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal_12]
+        lea     rax, [rip + .Lon_signal]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer_13]
+        lea     rax, [rip + .Lsignal_restorer]
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
@@ -70,25 +94,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_39:
+.Lchoose_log:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_40:
+.Lsocket:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_41
+        jns     short .Lsocket.ok
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 15                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_41:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lsocket.ok:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -96,7 +120,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_42:
+.Lreuseaddr:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -105,91 +129,93 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_43
+        jns     short .Lreuseaddr.ok
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 32                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_43:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lreuseaddr.ok:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_44:
+.Lbind:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_45
+        jns     short .Lbind.ok
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 26                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_45:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lbind.ok:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_46:
+.Llisten:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_47
+        jns     short .Llisten.ok
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 28                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_47:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Llisten.ok:
 
 ## --------------------------------------------------------------------------
 ## make the listener non-blocking: fcntl(2), syscall 72
 ## C: fcntl(listen_fd, F_SETFL, O_NONBLOCK)
 ## The event loop accepts until -EAGAIN instead of blocking in accept().
-.Lnonblocking_48:
+.Lnonblocking:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 4                          # F_SETFL
         mov     edx, 2048                       # O_NONBLOCK
         mov     eax, 72                         # syscall number: fcntl
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_49
+        jns     short .Lnonblocking.ok
         lea     rsi, [rip + error_fcntl]        # the start of the error message
         mov     edx, 25                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_49:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lnonblocking.ok:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "hello listening on 0.0.0.0:8080\n", 32)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_50:
+.Lannounce:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 32                         # count
-        call    .Lwrite_all_6                   # a closed stdout is not fatal: the result is ignored
+        call    .Lwrite_all                     # a closed stdout is not fatal: the result is ignored
+        jmp     short .Lworker_main
 
 ## --------------------------------------------------------------------------
 ## a worker starts
-.Lworker_main_14:
+.Lworker_main:
+        jmp     short .Lepoll_start
 
 ## --------------------------------------------------------------------------
 ## create the epoll instance: epoll_create1(2), syscall 291
 ## C: epfd = epoll_create1(EPOLL_CLOEXEC); every slot free; listen_on()
 ## One loop serves up to 1024 connections (limits.max_connections) from
 ## static memory: a table of 128-byte records and a 8208-byte buffer each.
-.Lepoll_start_52:
+.Lepoll_start:
         mov     edi, 0x80000                    # EPOLL_CLOEXEC
         mov     eax, 291                        # syscall number: epoll_create1
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_53
+        jns     short .Lepoll_start.ok
         lea     rsi, [rip + error_epoll]        # the start of the error message
         mov     edx, 22                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_53:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lepoll_start.ok:
         mov     DWORD PTR [rip + epfd], eax
         mov     DWORD PTR [rip + busy], 1       # stop signals are handled by the loop, not the handler
         # SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
@@ -205,19 +231,18 @@ _start:
         lea     rsi, [rip + conn_bufs]
         lea     rdx, [rip + free_stack]
         mov     ecx, 1024                       # rcx = slots left to set up
-.Linit_slot_51:
-        mov     QWORD PTR [rdi+104], rsi        # record.buf
+.Lepoll_start.init_slot:
+        mov     QWORD PTR [rdi+conn_buf], rsi   # record.buf
         dec     ecx
         mov     DWORD PTR [rdx], ecx            # free_stack[i] = max - 1 - i
         add     rdi, 128
-        add     rsi, 0x2010
+        add     rsi, 8208
         add     rdx, 4
         test    ecx, ecx
-        jnz     .Linit_slot_51
+        jnz     short .Lepoll_start.init_slot
         mov     DWORD PTR [rip + free_top], 1024 # every slot is free
-        call    .Llisten_on_34
-        call    .Lnow_ms_15
-        mov     QWORD PTR [rip + loop_now], rax
+        call    .Llisten_on
+        call    .Lnow_ms
         add     rax, 100
         mov     QWORD PTR [rip + next_sweep], rax
 
@@ -226,12 +251,12 @@ _start:
 ## C: n = epoll_pwait(epfd, events, 64, 100, &no_signals); handle each; sweep deadlines
 ## Level-triggered. The 100 ms timeout drives the sweep that closes connections
 ## past their deadline (header, keep-alive, send), so a slow or idle client
-## never delays another.
-.Levent_loop_28:
+## never delays another. The clock is read once per wake-up.
+.Levent_loop:
         cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal?
-        je      .Lwait_events_59
-        call    .Lbegin_shutdown_37             # exits when done
-.Lwait_events_59:
+        je      short .Levent_loop.wait
+        call    .Lbegin_shutdown                # exits when done
+.Levent_loop.wait:
         mov     edi, DWORD PTR [rip + epfd]     # epfd
         lea     rsi, [rip + events]             # events
         mov     edx, 64                         # maxevents
@@ -241,37 +266,36 @@ _start:
         mov     eax, 281                        # syscall number: epoll_pwait
         syscall
         test    rax, rax
-        jns     .Lwait_ok_54
+        jns     short .Levent_loop.wait_ok
         xor     eax, eax                        # -EINTR (a signal): no events
-.Lwait_ok_54:
+.Levent_loop.wait_ok:
         mov     DWORD PTR [rip + ev_n], eax
         mov     DWORD PTR [rip + ev_i], 0
-        call    .Lnow_ms_15                     # the time, once for the whole batch
-        mov     QWORD PTR [rip + loop_now], rax
-.Lnext_event_55:
+        call    .Lnow_ms                        # clock_now, once for the whole batch
+.Levent_loop.next_event:
         mov     ecx, DWORD PTR [rip + ev_i]
         cmp     ecx, DWORD PTR [rip + ev_n]
-        jae     .Levents_done_56
+        jae     short .Levent_loop.events_done
         inc     DWORD PTR [rip + ev_i]
         imul    rcx, rcx, 12                    # i * sizeof(struct epoll_event)
         lea     rsi, [rip + events]
         mov     rbx, QWORD PTR [rsi+rcx+4]      # data: the connection's record
         test    rbx, rbx
-        jnz     .Lis_connection_57
-        call    .Laccept_all_29                 # 0: the listener
-        jmp     .Lnext_event_55
-.Lis_connection_57:
-        call    .Lconnection_event_30
-        jmp     .Lnext_event_55
-.Levents_done_56:
-        mov     rax, QWORD PTR [rip + loop_now]
+        jnz     short .Levent_loop.is_connection
+        call    .Laccept_all                    # 0: the listener
+        jmp     short .Levent_loop.next_event
+.Levent_loop.is_connection:
+        call    .Lconnection_event
+        jmp     short .Levent_loop.next_event
+.Levent_loop.events_done:
+        mov     rax, QWORD PTR [rip + clock_now]
         cmp     rax, QWORD PTR [rip + next_sweep]
-        jl      .Lno_sweep_58
+        jl      short .Levent_loop.no_sweep
         add     rax, 100
         mov     QWORD PTR [rip + next_sweep], rax
-        call    .Lsweep_33
-.Lno_sweep_58:
-        jmp     .Levent_loop_28
+        call    .Lsweep
+.Levent_loop.no_sweep:
+        {disp32} jmp     .Levent_loop
 
 ## --------------------------------------------------------------------------
 ## subroutine begin_shutdown: a graceful stop: close(2), syscall 3
@@ -280,41 +304,41 @@ _start:
 ## received are answered, then closed. After limits.shutdown_timeout_ms
 ## (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ## handler).
-.Lbegin_shutdown_37:
+.Lbegin_shutdown:
         cmp     DWORD PTR [rip + shutting_down], 0
-        jne     .Lshutdown_started_60           # already stopping
+        jne     short .Lbegin_shutdown.started  # already stopping
         mov     DWORD PTR [rip + shutting_down], 1
-        call    .Lnow_ms_15
-        add     rax, 0x1388                     # + shutdown_timeout_ms
+        mov     rax, QWORD PTR [rip + clock_now]
+        add     rax, 5000                       # + shutdown_timeout_ms
         mov     QWORD PTR [rip + shutdown_deadline], rax
-        call    .Llisten_off_35
+        call    .Llisten_off
         mov     rdi, r12                        # close the listener: no new connections
         mov     eax, 3                          # syscall number: close
         syscall
-.Lshutdown_started_60:
+.Lbegin_shutdown.started:
         # On every pass: a connection may have become idle since the last one.
-        lea     rbx, [rip + conns]              # close every idle connection
-.Lclose_idle_61:
+        lea     rbx, [rip + conns]
+.Lbegin_shutdown.close_idle:
         lea     rax, [rip + conns]
-        add     rax, 0x20000
+        add     rax, 131072                     # the table's end
         cmp     rbx, rax
-        jae     .Lidle_closed_63
-        cmp     DWORD PTR [rbx+4], 1            # waiting for a request...
-        jne     .Lclose_idle_next_62
-        cmp     QWORD PTR [rbx+8], 0            # ...with nothing of it received
-        jne     .Lclose_idle_next_62
-        call    .Lclose_connection_31
-.Lclose_idle_next_62:
+        jae     short .Lbegin_shutdown.close_idle_done
+        cmp     DWORD PTR [rbx+conn_state], 1   # waiting for a request...
+        jne     short .Lbegin_shutdown.close_idle_next
+        cmp     DWORD PTR [rbx+conn_len], 0     # ...with nothing of it received
+        jne     short .Lbegin_shutdown.close_idle_next
+        call    .Lclose_connection
+.Lbegin_shutdown.close_idle_next:
         add     rbx, 128
-        jmp     .Lclose_idle_61
-.Lidle_closed_63:
+        jmp     short .Lbegin_shutdown.close_idle
+.Lbegin_shutdown.close_idle_done:
         cmp     DWORD PTR [rip + nconns], 0
-        je      .Lexit_ok_5                     # nothing left: exit 0
-        call    .Lnow_ms_15
+        {disp32} je      .Lexit_ok              # nothing left: exit 0
+        mov     rax, QWORD PTR [rip + clock_now]
         cmp     rax, QWORD PTR [rip + shutdown_deadline]
-        jl      .Lnot_yet_64
-        jmp     .Lexit_ok_5                     # out of time: exit 0
-.Lnot_yet_64:
+        jl      short .Lbegin_shutdown.not_yet
+        {disp32} jmp     .Lexit_ok              # out of time: exit 0
+.Lbegin_shutdown.not_yet:
         ret
 
 ## --------------------------------------------------------------------------
@@ -324,10 +348,10 @@ _start:
 ## the listener leaves the epoll set: pending clients wait in the kernel's
 ## queue instead of being accepted and dropped, and nothing spins. It comes
 ## back when a connection closes (or at the next sweep).
-.Laccept_all_29:
-.Laccept_next_65:
+.Laccept_all:
+.Laccept_all.next:
         cmp     DWORD PTR [rip + nconns], 1024  # a free slot?
-        jae     .Ltable_full_67
+        jae     short .Laccept_all.table_full
         mov     DWORD PTR [rip + client_addrlen], 16
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + client_addr]        # addr
@@ -336,318 +360,125 @@ _start:
         mov     eax, 288                        # syscall number: accept4
         syscall
         test    rax, rax
-        jns     .Laccepted_66
+        jns     short .Laccept_all.accepted
         cmp     rax, -11                        # -EAGAIN: none left
-        je      .Laccept_done_68
+        {disp32} je      .Laccept_all.done
         cmp     rax, -4
-        je      .Laccept_next_65
+        je      short .Laccept_all.next
         cmp     rax, -103                       # the client gave up
-        je      .Laccept_next_65
-.Ltable_full_67:
-        call    .Llisten_off_35                 # out of slots or descriptors: stop accepting for now
+        je      short .Laccept_all.next
+.Laccept_all.table_full:
+        call    .Llisten_off                    # out of slots or descriptors: stop accepting for now
         ret
-.Laccepted_66:
+.Laccept_all.accepted:
         mov     r13, rax                        # r13 = the new socket
         dec     DWORD PTR [rip + free_top]      # pop a free slot
         mov     ecx, DWORD PTR [rip + free_top]
         shl     rcx, 2
         lea     rdx, [rip + free_stack]
         mov     ecx, DWORD PTR [rdx+rcx]        # its index
-        shl     rcx, 7
+        shl     rcx, 7                          # * 128
         lea     rbx, [rip + conns]
         add     rbx, rcx                        # rbx = &conns[index]
-        mov     DWORD PTR [rbx], r13d           # record.fd
-        mov     DWORD PTR [rbx+4], 1            # waiting for the first request
-        mov     QWORD PTR [rbx+8], 0
-        mov     QWORD PTR [rbx+16], 0
-        mov     QWORD PTR [rbx+72], 0
-        mov     QWORD PTR [rbx+96], 0
-        mov     DWORD PTR [rbx+24], 0
-        mov     DWORD PTR [rbx+112], 0
-        lea     rsi, [rip + client_addr]
-        mov     rax, QWORD PTR [rsi]            # family, port and address: 8 bytes
-        mov     QWORD PTR [rbx+88], rax         # kept for the logs
-        mov     eax, 0x2710                     # the first request's deadline
-        call    .Lconn_deadline_36
         inc     DWORD PTR [rip + nconns]
+        mov     DWORD PTR [rbx+conn_fd], r13d   # record.fd
+        mov     rax, QWORD PTR [rip + client_addr] # family, port and address: 8 bytes
+        mov     QWORD PTR [rbx+conn_addr], rax  # kept for the logs
+        call    .Lhttp_open                     # the record starts reading, with its first deadline
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # EPOLLIN
-        mov     QWORD PTR [r10+4], rbx          # data: which connection
+        mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
         mov     esi, 1                          # EPOLL_CTL_ADD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
         test    rax, rax
-        jns     .Laccept_next_65
-        call    .Lclose_connection_31           # could not watch it (ENOMEM, ENOSPC): close it at once
-        jmp     .Laccept_next_65
-.Laccept_done_68:
-        ret
-
-## --------------------------------------------------------------------------
-## subroutine conn_deadline(rax = ms)
-## C: record.deadline = loop_now + ms
-## rbx = the record. The time is the one read once per loop iteration, as
-## nginx does: no clock_gettime per request.
-.Lconn_deadline_36:
-        add     rax, QWORD PTR [rip + loop_now]
-        mov     QWORD PTR [rbx+32], rax
+        {disp32} jns     .Laccept_all.next
+        call    .Lclose_connection              # could not watch it (ENOMEM, ENOSPC): close it at once
+        {disp32} jmp     .Laccept_all.next
+.Laccept_all.done:
         ret
 
 ## --------------------------------------------------------------------------
 ## subroutine connection_event(rbx = record): read(2), syscall 0
-## C: switch (record.state) { reading: read, then answer what is complete;
-##    writing: flush; discarding: read and drop the body }
-## The record's buffer is rbp, its length r14, its socket r13, as in the
-## blocking modes, so the parser and the response table are shared.
-.Lconnection_event_30:
-        mov     r13d, DWORD PTR [rbx]           # r13 = fd
-        mov     rbp, QWORD PTR [rbx+104]        # rbp = its buffer
-        mov     r14, QWORD PTR [rbx+8]          # r14 = bytes in it
-        cmp     DWORD PTR [rbx+4], 2
-        je      .Lconn_writing_71
-        cmp     DWORD PTR [rbx+4], 3
-        je      .Lconn_discarding_70
-.Lconn_reading_69:
-        mov     edx, 0x2000                     # count = the room left
-        sub     rdx, r14
-        jz      .Lprocess_72                    # full: the head cannot fit (414 or 431)
-        mov     rsi, rbp
-        add     rsi, r14                        # buf + len
+## C: writing: flush;  else: n = read(fd, read_window()); action = received(n)
+## Then do what the connection asks: send (flush, then sent), close, or wait
+## for more input. A response that does not fit in the socket buffer waits
+## for EPOLLOUT; reading resumes after it.
+.Lconnection_event:
+        mov     r13d, DWORD PTR [rbx+conn_fd]   # r13 = fd
+        cmp     DWORD PTR [rbx+conn_state], 2
+        je      short .Lconnection_event.writing
+        call    .Lread_window                   # rsi = where, rdx = how much
         mov     rdi, r13
         mov     eax, 0                          # syscall number: read
         syscall
         cmp     rax, -11                        # nothing after all
-        je      .Lsave_len_73
+        je      short .Lconnection_event.quiet
         cmp     rax, -4
-        je      .Lsave_len_73                   # level-triggered: it comes back
+        je      short .Lconnection_event.quiet  # level-triggered: it comes back
         test    rax, rax
-        jle     .Lconn_close_75                 # end of file or error
-        add     QWORD PTR [rbx+96], rax
-        add     r14, rax                        # len += n
-        # The first bytes of a keep-alive request start its header deadline.
-        cmp     r14, rax
-        jne     .Lprocess_72
-        cmp     DWORD PTR [rbx+24], 0
-        je      .Lprocess_72
-        mov     eax, 0x2710
-        call    .Lconn_deadline_36
-        jmp     .Lprocess_72
-.Lconn_discarding_70:
-        mov     rdx, QWORD PTR [rbx+72]         # count = what is left of the body...
-        cmp     rdx, 0x2000
-        jbe     .Ldiscard_count_ok_76
-        mov     edx, 0x2000                     # ...at most a buffer: the next request stays unread
-.Ldiscard_count_ok_76:
-        mov     rsi, rbp
-        mov     rdi, r13
-        mov     eax, 0                          # syscall number: read
-        syscall
-        cmp     rax, -11
-        je      .Lsave_len_73
-        cmp     rax, -4
-        je      .Lsave_len_73
+        {disp32} jle     .Lconnection_event.close # end of file or error
+        call    .Lhttp_received
+.Lconnection_event.act:
+        cmp     eax, 1                          # send?
+        je      short .Lconnection_event.send
+        cmp     eax, 2                          # close?
+        {disp32} je      .Lconnection_event.close
+.Lconnection_event.quiet:
+        ret                                     # want to read: wait for EPOLLIN
+.Lconnection_event.writing:
+.Lconnection_event.send:
+        call    .Lflush
         test    rax, rax
-        jle     .Lconn_close_75
-        add     QWORD PTR [rbx+96], rax
-        sub     QWORD PTR [rbx+72], rax
-        jz      .Lbody_dropped_77
-        mov     eax, 0x2710                     # more to come: header_timeout_ms from this read
-        call    .Lconn_deadline_36
-        jmp     .Lsave_len_73
-.Lbody_dropped_77:
-        mov     DWORD PTR [rbx+4], 1            # the body is gone: wait for the next request
-        mov     eax, 0x1388
-        call    .Lconn_deadline_36
-        jmp     .Lsave_len_73
-.Lconn_writing_71:
-        call    .Lflush_32
-        test    rax, rax
-        js      .Lconn_close_75                 # the client is gone
-        jz      .Lsave_len_73                   # still more to send
-        jmp     .Lafter_write_74
-
-## --------------------------------------------------------------------------
-## answer the complete requests in the buffer
-## C: while (head complete) { parse; route; queue the response; flush }
-## Pipelined requests are answered in order. A response that does not fit
-## in the socket buffer waits for EPOLLOUT; reading resumes after it.
-.Lprocess_72:
-        mov     rax, QWORD PTR [rbx+16]
-        mov     QWORD PTR [rip + scanned], rax
-        call    .Lfind_head_end_21
-        mov     rcx, QWORD PTR [rip + scanned]
-        mov     QWORD PTR [rbx+16], rcx
-        test    rax, rax
-        jnz     .Lconn_have_head_78
-        cmp     r14, 0x2000
-        jb      .Lsave_len_73                   # incomplete: wait for more
-        call    .Ltoo_large_26                  # 414 or 431
-        jmp     .Lconn_respond_79
-.Lconn_have_head_78:
-        mov     QWORD PTR [rip + head_len], rax
-        call    .Lparse_request_22              # eax = the response
-.Lconn_respond_79:
-        mov     ecx, DWORD PTR [rbx+24]         # requests answered before this one
-        call    .Ldecide_mode_25                # conn_mode = 0, 1 or 2; keeps eax
-        mov     edx, eax                        # edx = the response's index
-        mov     eax, DWORD PTR [rip + conn_mode]
-        mov     DWORD PTR [rbx+28], eax
-        mov     eax, edx
-        call    .Lprepare_response_23           # iov = head and body
-        inc     DWORD PTR [rbx+24]
-        # What to drop once the response is out: the head, and the body (read and
-        # thrown away later if it is not all here yet).
-        mov     rax, QWORD PTR [rip + head_len]
-        mov     rcx, r14
-        sub     rcx, rax                        # body bytes already here
-        mov     rdx, QWORD PTR [rip + req_content_length]
-        cmp     rcx, rdx
-        jae     .Lconn_body_here_81
-        sub     rdx, rcx
-        mov     QWORD PTR [rbx+72], rdx         # the rest is read and dropped later
-        mov     QWORD PTR [rbx+80], r14         # the whole buffer goes
-        jmp     .Lconn_queued_80
-.Lconn_body_here_81:
-        add     rax, rdx
-        mov     QWORD PTR [rbx+80], rax         # head + body
-        mov     QWORD PTR [rbx+72], 0
-.Lconn_queued_80:
-        lea     rsi, [rip + iov]
-        mov     rax, QWORD PTR [rsi]
-        mov     QWORD PTR [rbx+40], rax         # record.iov = iov
-        mov     rax, QWORD PTR [rsi+8]
-        mov     QWORD PTR [rbx+48], rax
-        mov     rax, QWORD PTR [rsi+16]
-        mov     QWORD PTR [rbx+56], rax
-        mov     rax, QWORD PTR [rsi+24]
-        mov     QWORD PTR [rbx+64], rax
-        mov     DWORD PTR [rbx+4], 2
-        mov     eax, 0x2710                     # a client must take the response within 10 s
-        call    .Lconn_deadline_36
-        call    .Lflush_32
-        test    rax, rax
-        js      .Lconn_close_75
-        jz      .Lsave_len_73                   # the rest goes out on EPOLLOUT
-
-## --------------------------------------------------------------------------
-## after a response: epoll_ctl(2), syscall 233
-## C: drop the request; close, or wait for the body's rest or the next request
-.Lafter_write_74:
-        cmp     DWORD PTR [rbx+112], 0          # was it waiting for EPOLLOUT?
-        je      .Lconn_in_again_85
-        mov     DWORD PTR [rbx+112], 0
+        js      short .Lconnection_event.close  # the client is gone
+        jz      short .Lconnection_event.pending # the rest goes out on EPOLLOUT
+.Lconnection_event.flushed:
+        cmp     DWORD PTR [rbx+conn_out], 0     # was it waiting for EPOLLOUT?
+        je      short .Lconnection_event.in_again
+        mov     DWORD PTR [rbx+conn_out], 0
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # back to EPOLLIN
-        mov     QWORD PTR [r10+4], rbx          # data: which connection
+        mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
         mov     esi, 3                          # EPOLL_CTL_MOD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
-.Lconn_in_again_85:
-        cmp     DWORD PTR [rbx+28], 0           # Connection: close?
-        je      .Lconn_close_75
-        cmp     DWORD PTR [rip + shutting_down], 0 # stopping?
-        jne     .Lconn_close_75
-.Lconn_keep_82:
-        mov     rax, QWORD PTR [rbx+80]         # memmove(buf, buf + consume, len - consume)
-        mov     rdi, rbp
-        lea     rsi, [rbp+rax]
-        mov     rcx, r14
-        sub     rcx, rax
-        sub     r14, rax
-        rep movsb
-        mov     QWORD PTR [rbx+16], 0
-        cmp     QWORD PTR [rbx+72], 0           # a body still to drop?
-        je      .Lconn_no_discard_83
-        mov     DWORD PTR [rbx+4], 3
-        mov     eax, 0x2710
-        call    .Lconn_deadline_36
-        jmp     .Lsave_len_73
-.Lconn_no_discard_83:
-        mov     DWORD PTR [rbx+4], 1
-        test    r14, r14                        # the next request already here?
-        jz      .Lconn_idle_84
-        mov     eax, 0x2710                     # yes: its head has header_timeout_ms
-        call    .Lconn_deadline_36
-        jmp     .Lprocess_72
-.Lconn_idle_84:
-        mov     eax, 0x1388                     # no: wait keepalive_timeout_ms
-        call    .Lconn_deadline_36
-.Lsave_len_73:
-        mov     QWORD PTR [rbx+8], r14          # record.len = r14
-        ret
-.Lconn_close_75:
-        jmp     .Lclose_connection_31           # close_connection returns for us
-
-## --------------------------------------------------------------------------
-## subroutine flush(rbx = record): writev(2), syscall 20
-## C: writev(fd, record.iov, 2) until all is sent or it would block
-## rax = 1 when all is sent, 0 when the rest waits for EPOLLOUT, or -errno.
-.Lflush_32:
-.Lflush_again_86:
-        mov     rax, QWORD PTR [rbx+48]
-        or      rax, QWORD PTR [rbx+64]         # anything left?
-        jz      .Lflush_done_90
-        mov     rdi, r13
-        lea     rsi, [rbx+40]                   # iov = record.iov
-        mov     edx, 2
-        mov     eax, 20                         # syscall number: writev
-        syscall
-        cmp     rax, -11                        # the socket buffer is full
-        je      .Lflush_pending_88
-        cmp     rax, -4
-        je      .Lflush_again_86
-        test    rax, rax
-        js      .Lflush_fail_91
-        mov     rcx, QWORD PTR [rbx+48]
-        cmp     rax, rcx
-        jb      .Lflush_in_head_87
-        sub     rax, rcx                        # the head is out; rax = body bytes sent
-        add     QWORD PTR [rbx+40], rcx
-        mov     QWORD PTR [rbx+48], 0
-        add     QWORD PTR [rbx+56], rax
-        sub     QWORD PTR [rbx+64], rax
-        jmp     .Lflush_again_86
-.Lflush_in_head_87:
-        add     QWORD PTR [rbx+40], rax
-        sub     QWORD PTR [rbx+48], rax
-        jmp     .Lflush_again_86
-.Lflush_pending_88:
+.Lconnection_event.in_again:
+        call    .Lhttp_sent                     # what next: the next pipelined response, more input, or close
+        jmp     short .Lconnection_event.act
+.Lconnection_event.pending:
         mov     eax, 0x2710                     # 10 s for the client to read on
-        call    .Lconn_deadline_36
-        cmp     DWORD PTR [rbx+112], 0
-        jne     .Lflush_armed_89
-        mov     DWORD PTR [rbx+112], 1
+        call    .Lset_deadline
+        cmp     DWORD PTR [rbx+conn_out], 0
+        jne     short .Lconnection_event.armed
+        mov     DWORD PTR [rbx+conn_out], 1
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
-        mov     QWORD PTR [r10+4], rbx          # data: which connection
+        mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
         mov     esi, 3                          # EPOLL_CTL_MOD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
-.Lflush_armed_89:
-        xor     eax, eax
+.Lconnection_event.armed:
         ret
-.Lflush_done_90:
-        mov     eax, 1
-.Lflush_fail_91:
-        ret
+.Lconnection_event.close:
+        jmp     short .Lclose_connection        # close_connection returns for us
 
 ## --------------------------------------------------------------------------
 ## subroutine close_connection(rbx = record): close(2), syscall 3
 ## C: drain_input(); log; close(fd); free the slot; listen_on()
 ## close() also takes the socket out of the epoll set.
-.Lclose_connection_31:
-        mov     r13d, DWORD PTR [rbx]
-        call    .Ldrain_input_9
+.Lclose_connection:
+        mov     r13d, DWORD PTR [rbx+conn_fd]
+        call    .Ldrain_input
         mov     rdi, r13
         mov     eax, 3                          # syscall number: close
         syscall
-        mov     DWORD PTR [rbx+4], 0            # the slot is free
+        mov     DWORD PTR [rbx+conn_state], 0   # the slot is free
         mov     rax, rbx
         lea     rcx, [rip + conns]
         sub     rax, rcx
@@ -658,33 +489,33 @@ _start:
         mov     DWORD PTR [rdx+rcx], eax        # push it on the free stack
         inc     DWORD PTR [rip + free_top]
         dec     DWORD PTR [rip + nconns]
-        call    .Llisten_on_34                  # a slot is free: accept again if we had stopped
+        call    .Llisten_on                     # a slot is free: accept again if we had stopped
         ret
 
 ## --------------------------------------------------------------------------
 ## subroutine sweep: close connections past their deadline
-## C: for each open record: if (record.deadline <= now) close_connection(record)
+## C: for each open record: if (record.deadline <= clock_now) close_connection(record)
 ## Header deadlines, idle keep-alive and send timeouts are all a deadline in
 ## the record; one pass over the table every 100 ms enforces them. Also
 ## retries accepting after EMFILE.
-.Lsweep_33:
-        mov     rbp, QWORD PTR [rip + loop_now] # rbp = now
+.Lsweep:
         lea     rbx, [rip + conns]
-.Lsweep_loop_92:
+.Lsweep.check:
         lea     rax, [rip + conns]
-        add     rax, 0x20000
+        add     rax, 131072                     # the table's end
         cmp     rbx, rax
-        jae     .Lsweep_done_94
-        cmp     DWORD PTR [rbx+4], 0
-        je      .Lsweep_next_93                 # free
-        cmp     QWORD PTR [rbx+32], rbp
-        jg      .Lsweep_next_93                 # not yet
-        call    .Lclose_connection_31
-.Lsweep_next_93:
+        jae     short .Lsweep.check_done
+        cmp     DWORD PTR [rbx+conn_state], 0
+        je      short .Lsweep.check_next        # free
+        mov     rax, QWORD PTR [rip + clock_now]
+        cmp     QWORD PTR [rbx+conn_deadline], rax
+        jg      short .Lsweep.check_next        # not yet
+        call    .Lclose_connection
+.Lsweep.check_next:
         add     rbx, 128
-        jmp     .Lsweep_loop_92
-.Lsweep_done_94:
-        call    .Llisten_on_34
+        jmp     short .Lsweep.check
+.Lsweep.check_done:
+        call    .Llisten_on
         ret
 
 ## --------------------------------------------------------------------------
@@ -692,13 +523,13 @@ _start:
 ## C: if (!accepting && !shutting_down && nconns < max) epoll_ctl(ADD, listen_fd, EPOLLIN | EPOLLEXCLUSIVE)
 ## EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
 ## wakes one of them per connection, not all.
-.Llisten_on_34:
+.Llisten_on:
         cmp     DWORD PTR [rip + accepting], 0
-        jne     .Llisten_on_skip_95
+        jne     short .Llisten_on.skip
         cmp     DWORD PTR [rip + shutting_down], 0
-        jne     .Llisten_on_skip_95
+        jne     short .Llisten_on.skip
         cmp     DWORD PTR [rip + nconns], 1024
-        jae     .Llisten_on_skip_95
+        jae     short .Llisten_on.skip
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 0x10000001     # EPOLLIN | EPOLLEXCLUSIVE
         mov     QWORD PTR [r10+4], 0            # data: 0, the listener
@@ -708,16 +539,16 @@ _start:
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
         mov     DWORD PTR [rip + accepting], 1
-.Llisten_on_skip_95:
+.Llisten_on.skip:
         ret
 
 ## --------------------------------------------------------------------------
 ## subroutine listen_off: epoll_ctl(2), syscall 233
 ## C: if (accepting) epoll_ctl(DEL, listen_fd)
 ## Pending connections wait in the kernel's queue (the listen backlog).
-.Llisten_off_35:
+.Llisten_off:
         cmp     DWORD PTR [rip + accepting], 0
-        je      .Llisten_off_skip_96
+        je      short .Llisten_off.skip
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 0              # no events
         mov     QWORD PTR [r10+4], 0            # data: 0, the listener
@@ -727,329 +558,339 @@ _start:
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
         mov     DWORD PTR [rip + accepting], 0
-.Llisten_off_skip_96:
+.Llisten_off.skip:
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine drain_input: recvfrom(2), syscall 45
-## C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
-## Closing a socket with unread input makes the kernel send RST, which can
-## destroy the response before the client reads it. Take what has already
-## arrived, without waiting (at most 16 buffers), so close() sends FIN.
-.Ldrain_input_9:
-        mov     r10d, 16                        # at most 16 reads
-.Ldrain_97:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
-        mov     edx, 0x2000                     # len
-        mov     r8, r10                         # keep the count
-        mov     r10d, 64                        # flags = MSG_DONTWAIT
-        push    r8
-        xor     r8d, r8d                        # src_addr = NULL
-        xor     r9d, r9d                        # addrlen = NULL
-        mov     eax, 45                         # syscall number: recvfrom
-        syscall
-        pop     r10                             # the count
+## subroutine http_open(rbx = record)
+## C: record = { reading, len 0, scanned 0, served 0 }; deadline = now + header_timeout_ms
+## The first request's head must arrive within 10000 ms of accept(), however
+## slowly it trickles in.
+.Lhttp_open:
+        mov     DWORD PTR [rbx+conn_state], 1   # waiting for the first request
+        mov     DWORD PTR [rbx+conn_len], 0
+        mov     DWORD PTR [rbx+conn_scanned], 0
+        mov     DWORD PTR [rbx+conn_served], 0
+        mov     DWORD PTR [rbx+conn_out], 0
+        mov     QWORD PTR [rbx+conn_discard], 0
+        mov     QWORD PTR [rbx+conn_bytes], 0
+        mov     eax, 0x2710                     # header_timeout_ms
+        {disp32} jmp     .Lset_deadline         # set_deadline returns for us
+
+## --------------------------------------------------------------------------
+## subroutine http_received(rax = n bytes read)
+## C: dropping a body: discard -= n;  reading: len += n, then answer what is complete
+## The first bytes of a keep-alive request start its header deadline; a body
+## being dropped gets header_timeout_ms for each read.
+.Lhttp_received:
+        add     QWORD PTR [rbx+conn_bytes], rax # for the connection log
+        cmp     DWORD PTR [rbx+conn_state], 3
+        jne     short .Lhttp_received.reading
+        sub     QWORD PTR [rbx+conn_discard], rax
+        jz      short .Lhttp_received.body_dropped
+        mov     eax, 0x2710                     # more to come: header_timeout_ms for it
+        call    .Lset_deadline
+        mov     eax, 0                          # want to read
+        ret
+.Lhttp_received.body_dropped:
+        mov     DWORD PTR [rbx+conn_state], 1   # the body is gone: wait for the next request
+        mov     eax, 0x1388                     # keepalive_timeout_ms
+        call    .Lset_deadline
+        mov     eax, 0                          # want to read
+        ret
+.Lhttp_received.reading:
+        mov     rbp, QWORD PTR [rbx+conn_buf]   # rbp = the buffer
+        mov     r14d, DWORD PTR [rbx+conn_len]  # r14 = bytes in it
+        test    r14, r14                        # the first bytes of a request?
+        jnz     short .Lhttp_received.counted
+        cmp     DWORD PTR [rbx+conn_served], 0  # and not the first request?
+        je      short .Lhttp_received.counted   # the first request's deadline runs from accept()
+        mov     rcx, rax                        # keep n
+        mov     eax, 0x2710                     # header_timeout_ms for this head
+        call    .Lset_deadline
+        mov     rax, rcx
+.Lhttp_received.counted:
+        add     r14, rax                        # len += n
+        mov     DWORD PTR [rbx+conn_len], r14d
+
+## --------------------------------------------------------------------------
+## answer the next complete request in the buffer
+## C: if (!(head_len = find_head_end())) return buffer full ? respond(too_large()) : want_read;
+##    respond(parse_request())
+## rbp = the buffer, r14 = its length. Pipelined requests are answered one at
+## a time, in order: the next one when this response is out (http_sent).
+.Lhttp_process:
+        call    .Lfind_head_end
         test    rax, rax
-        jle     .Ldrained_98                    # nothing more (-EAGAIN), end of file, or error
-        dec     r10
-        jnz     .Ldrain_97
-.Ldrained_98:
+        jnz     short .Lhttp_process.have_head  # complete: answer it
+        cmp     r14, 8192
+        jb      short .Lhttp_process.want_more  # incomplete: wait for more
+        call    .Ltoo_large                     # the buffer is full and the head has no end: 414 or 431
+        jmp     short .Lhttp_process.respond
+.Lhttp_process.want_more:
+        mov     eax, 0                          # want to read
+        ret
+.Lhttp_process.have_head:
+        mov     QWORD PTR [rip + req_head_len], rax
+        call    .Lparse_request                 # eax = the response's index
+.Lhttp_process.respond:
+        call    .Ldecide_mode                   # record.mode = 0, 1 or 2; keeps eax
+        call    .Lprepare_response              # record.iov = its head, Date line and body
+        inc     DWORD PTR [rbx+conn_served]
+        # What to drop once the response is out: the head, and the body (read and
+        # thrown away later if it is not all here yet).
+        mov     rax, QWORD PTR [rip + req_head_len]
+        mov     rcx, r14
+        sub     rcx, rax                        # body bytes already here
+        mov     rdx, QWORD PTR [rip + req_content_length]
+        cmp     rcx, rdx
+        jae     short .Lhttp_process.body_here
+        sub     rdx, rcx
+        mov     QWORD PTR [rbx+conn_discard], rdx # the rest is read and dropped later
+        mov     QWORD PTR [rbx+conn_consume], r14 # the whole buffer goes
+        jmp     short .Lhttp_process.queued
+.Lhttp_process.body_here:
+        add     rax, rdx
+        mov     QWORD PTR [rbx+conn_consume], rax # head + body
+        mov     QWORD PTR [rbx+conn_discard], 0
+.Lhttp_process.queued:
+        mov     DWORD PTR [rbx+conn_state], 2
+        mov     eax, 0x2710                     # a client must take the response within 10 s
+        call    .Lset_deadline
+        mov     eax, 1                          # send
         ret
 
 ## --------------------------------------------------------------------------
-## exit: exit_group(2), syscall 231
-## C: exit_group(0)
-.Lexit_ok_5:
-        xor     edi, edi                        # status = 0
-        mov     eax, 231                        # syscall number: exit_group
-        syscall
+## subroutine http_sent(rbx = record)
+## C: close, or drop the request from the buffer and wait for the body's rest,
+##    answer the next pipelined request, or wait for one
+## Connection: close, and a stop signal, close the connection here.
+.Lhttp_sent:
+        cmp     DWORD PTR [rbx+conn_mode], 0    # Connection: close?
+        je      short .Lhttp_sent.close
+        cmp     DWORD PTR [rip + stop_requested], 0 # stopping?
+        jne     short .Lhttp_sent.close
+        mov     rbp, QWORD PTR [rbx+conn_buf]
+        mov     r14d, DWORD PTR [rbx+conn_len]
+        mov     rax, QWORD PTR [rbx+conn_consume] # memmove(buf, buf + consume, len - consume)
+        mov     rdi, rbp
+        lea     rsi, [rbp+rax]
+        mov     rcx, r14
+        sub     rcx, rax
+        sub     r14, rax                        # len -= consume
+        rep movsb                               # forward copy: safe when the areas overlap this way
+        mov     DWORD PTR [rbx+conn_len], r14d
+        mov     DWORD PTR [rbx+conn_scanned], 0 # search the next request from its start
+        cmp     QWORD PTR [rbx+conn_discard], 0 # a body still to drop?
+        je      short .Lhttp_sent.no_discard
+        mov     DWORD PTR [rbx+conn_state], 3
+        mov     eax, 0x2710                     # header_timeout_ms for each read of it
+        call    .Lset_deadline
+        mov     eax, 0                          # want to read
+        ret
+.Lhttp_sent.no_discard:
+        mov     DWORD PTR [rbx+conn_state], 1
+        test    r14, r14                        # the next request already here?
+        jz      short .Lhttp_sent.idle
+        mov     eax, 0x2710                     # yes: its head has header_timeout_ms
+        call    .Lset_deadline
+        {disp32} jmp     .Lhttp_process
+.Lhttp_sent.idle:
+        mov     eax, 0x1388                     # no: wait keepalive_timeout_ms for it
+        call    .Lset_deadline
+        mov     eax, 0                          # want to read
+        ret
+.Lhttp_sent.close:
+        mov     eax, 2                          # close
+        ret
 
 ## --------------------------------------------------------------------------
-## subroutine write_all(rdi = fd, rsi = buf, rdx = count): write(2), syscall 1
-## C: while (count > 0) { n = write(fd, buf, count); if (n == -EINTR) continue;
-##   if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;
-## write() may write fewer bytes than asked (a full socket buffer, a signal):
-## loop until every byte is out. Returns rax = 0, or -errno.
-.Lwrite_all_6:
-.Lwrite_more_99:
-        test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_100
-        mov     eax, 1                          # syscall number: write
+## subroutine decide_mode(eax = response index)
+## C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
+## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
+## signal and the last of limits.keepalive_requests close the connection.
+## Keeps eax.
+.Ldecide_mode:
+        mov     DWORD PTR [rbx+conn_mode], 0    # close, unless kept below
+        mov     ecx, DWORD PTR [rbx+conn_served]
+        inc     ecx                             # this one too
+        cmp     ecx, 1000                       # the last request allowed?
+        jae     short .Ldecide_mode.decided
+        mov     ecx, eax
+        shl     rcx, 5                          # its record
+        lea     rdx, [rip + responses]
+        add     rdx, rcx
+        test    DWORD PTR [rdx+resp_flags], 256 # always close after it?
+        jnz     short .Ldecide_mode.decided
+        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
+        jne     short .Ldecide_mode.decided
+        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
+        jne     short .Ldecide_mode.decided
+        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
+        je      short .Ldecide_mode.http10
+        mov     DWORD PTR [rbx+conn_mode], 1    # HTTP/1.1: keep-alive
+        ret
+.Ldecide_mode.http10:
+        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
+        je      short .Ldecide_mode.decided
+        mov     DWORD PTR [rbx+conn_mode], 2    # HTTP/1.0 with Connection: keep-alive
+.Ldecide_mode.decided:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine read_window
+## C: reading: rsi = buf + len, rdx = room left;  dropping a body: rsi = buf, rdx = min(discard, room)
+## Where the next read goes. A body that is dropped is read into the buffer,
+## which is empty then, and never past its end: the next request stays unread.
+.Lread_window:
+        mov     rsi, QWORD PTR [rbx+conn_buf]
+        cmp     DWORD PTR [rbx+conn_state], 3
+        je      short .Lread_window.dropping
+        mov     eax, DWORD PTR [rbx+conn_len]
+        add     rsi, rax                        # buf + len
+        mov     edx, 0x2000                     # request_bytes - len
+        sub     rdx, rax
+        ret
+.Lread_window.dropping:
+        mov     rdx, QWORD PTR [rbx+conn_discard] # what is left of the body...
+        cmp     rdx, 8192
+        jbe     short .Lread_window.capped
+        mov     edx, 0x2000                     # ...at most a buffer
+.Lread_window.capped:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine set_deadline(eax = ms)
+## C: record.deadline = clock_now + ms
+## clock_now is read once per wake-up by the driver, as nginx does: no
+## clock_gettime per request.
+.Lset_deadline:
+        add     rax, QWORD PTR [rip + clock_now]
+        mov     QWORD PTR [rbx+conn_deadline], rax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine flush(rbx = record): writev(2), syscall 20
+## C: while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }
+## rax = 1 when all is sent, 0 when the socket would block (the rest waits for
+## it to drain; a blocking socket says so only when its send timeout ran out),
+## or -errno. Up to three parts go out in one system call.
+.Lflush:
+.Lflush.again:
+        mov     rax, QWORD PTR [rbx+conn_iov+8]
+        or      rax, QWORD PTR [rbx+conn_iov+24]
+        or      rax, QWORD PTR [rbx+conn_iov+40] # anything left?
+        jz      short .Lflush.done
+        mov     edi, DWORD PTR [rbx+conn_fd]    # fd = record.fd
+        lea     rsi, [rbx+conn_iov]             # iov = record.iov
+        mov     edx, 3                          # iovcnt
+        mov     eax, 20                         # syscall number: writev
         syscall
-        cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_99
+        cmp     rax, -11                        # the socket buffer is full
+        je      short .Lflush.would_block
+        cmp     rax, -4
+        je      short .Lflush.again
         test    rax, rax
-        js      .Lwrite_return_102              # -errno: give up
-        jz      .Lwrite_eio_101                 # no progress: give up
-        add     rsi, rax                        # buf += n
-        sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_99
-.Lwrite_eio_101:
-        mov     rax, -5                         # -EIO
+        js      short .Lflush.return            # -errno: the client is gone
+        # rax bytes went out: move the iov past them, part by part.
+        mov     rcx, QWORD PTR [rbx+conn_iov+8] # the head
+        cmp     rax, rcx
+        jb      short .Lflush.partial
+        add     QWORD PTR [rbx+conn_iov], rcx   # all of it went
+        mov     QWORD PTR [rbx+conn_iov+8], 0
+        sub     rax, rcx
+        mov     rcx, QWORD PTR [rbx+conn_iov+24] # the Date line
+        cmp     rax, rcx
+        jb      short .Lflush.partial_2
+        add     QWORD PTR [rbx+conn_iov+16], rcx # all of it went
+        mov     QWORD PTR [rbx+conn_iov+24], 0
+        sub     rax, rcx
+        mov     rcx, QWORD PTR [rbx+conn_iov+40] # the body
+        cmp     rax, rcx
+        jb      short .Lflush.partial_3
+        add     QWORD PTR [rbx+conn_iov+32], rcx # all of it went
+        mov     QWORD PTR [rbx+conn_iov+40], 0
+        sub     rax, rcx
+        jmp     short .Lflush.again
+.Lflush.would_block:
+        xor     eax, eax                        # 0: would block
         ret
-.Lwrite_done_100:
-        xor     eax, eax                        # 0: all written
-.Lwrite_return_102:
+.Lflush.done:
+        mov     eax, 1                          # 1: all sent
+.Lflush.return:
         ret
-
-## --------------------------------------------------------------------------
-## subroutine append_u64(rax = value, rdi = dst)
-## C: dst += sprintf(dst, "%lu", value)
-## Writes the decimal digits of rax at rdi and advances rdi past them.
-## Digits come out last first, so they are built backwards on the stack.
-## Clobbers rax, rcx, rdx, rsi.
-.Lappend_u64_7:
-        sub     rsp, 32                         # room for 20 digits
-        lea     rsi, [rsp+32]                   # rsi = end of the room
-        mov     ecx, 10                         # divisor
-.Ldigit_103:
-        xor     edx, edx                        # rdx:rax / 10
-        div     rcx                             # rax = quotient, rdx = last digit
-        add     dl, 48                          # to ASCII
-        dec     rsi
-        mov     BYTE PTR [rsi], dl
-        test    rax, rax
-        jnz     .Ldigit_103
-        lea     rcx, [rsp+32]
-        sub     rcx, rsi                        # rcx = number of digits
-        rep movsb                               # copy them to dst
-        add     rsp, 32
-        ret
-
-## --------------------------------------------------------------------------
-## fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
-## C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
-## Names the call, the address and the reason, e.g.
-## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
-## text here is printed as its number.
-.Ldie_11:
-        neg     rax
-        mov     rbx, rax                        # rbx = errno
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
-        mov     rcx, rdx
-        rep movsb                               # copy the message start
-        lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
-        cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_107
-        cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_108
-        cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_109
-        cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_110
-        cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_111
-        cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_112
-        cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_113
-        cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_114
-        cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_115
-        cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_116
-        cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_117
-        cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_118
-        cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_119
-        cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_120
-        cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_121
-        cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_122
-        cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_123
-        cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_124
-        cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_125
-        cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_126
-        jmp     .Lunknown_errno_105
-.Lis_EPERM_107:
-        add     rsi, 0                          # "Operation not permitted"
-        mov     ecx, 23
-        jmp     .Lcopy_text_104
-.Lis_ENOENT_108:
-        add     rsi, 23                         # "No such file or directory"
-        mov     ecx, 25
-        jmp     .Lcopy_text_104
-.Lis_EBADF_109:
-        add     rsi, 48                         # "Bad file descriptor"
-        mov     ecx, 19
-        jmp     .Lcopy_text_104
-.Lis_ENOMEM_110:
-        add     rsi, 67                         # "Cannot allocate memory"
-        mov     ecx, 22
-        jmp     .Lcopy_text_104
-.Lis_EACCES_111:
-        add     rsi, 89                         # "Permission denied"
-        mov     ecx, 17
-        jmp     .Lcopy_text_104
-.Lis_EEXIST_112:
-        add     rsi, 106                        # "File exists"
-        mov     ecx, 11
-        jmp     .Lcopy_text_104
-.Lis_ENOTDIR_113:
-        add     rsi, 117                        # "Not a directory"
-        mov     ecx, 15
-        jmp     .Lcopy_text_104
-.Lis_EISDIR_114:
-        add     rsi, 132                        # "Is a directory"
-        mov     ecx, 14
-        jmp     .Lcopy_text_104
-.Lis_EINVAL_115:
-        add     rsi, 146                        # "Invalid argument"
-        mov     ecx, 16
-        jmp     .Lcopy_text_104
-.Lis_ENFILE_116:
-        add     rsi, 162                        # "Too many open files in system"
-        mov     ecx, 29
-        jmp     .Lcopy_text_104
-.Lis_EMFILE_117:
-        add     rsi, 191                        # "Too many open files"
-        mov     ecx, 19
-        jmp     .Lcopy_text_104
-.Lis_ENOSPC_118:
-        add     rsi, 210                        # "No space left on device"
-        mov     ecx, 23
-        jmp     .Lcopy_text_104
-.Lis_EROFS_119:
-        add     rsi, 233                        # "Read-only file system"
-        mov     ecx, 21
-        jmp     .Lcopy_text_104
-.Lis_ENAMETOOLONG_120:
-        add     rsi, 254                        # "File name too long"
-        mov     ecx, 18
-        jmp     .Lcopy_text_104
-.Lis_ELOOP_121:
-        add     rsi, 272                        # "Too many levels of symbolic links"
-        mov     ecx, 33
-        jmp     .Lcopy_text_104
-.Lis_EPROTONOSUPPORT_122:
-        add     rsi, 305                        # "Protocol not supported"
-        mov     ecx, 22
-        jmp     .Lcopy_text_104
-.Lis_EAFNOSUPPORT_123:
-        add     rsi, 327                        # "Address family not supported by protocol"
-        mov     ecx, 40
-        jmp     .Lcopy_text_104
-.Lis_EADDRINUSE_124:
-        add     rsi, 367                        # "Address already in use"
-        mov     ecx, 22
-        jmp     .Lcopy_text_104
-.Lis_EADDRNOTAVAIL_125:
-        add     rsi, 389                        # "Cannot assign requested address"
-        mov     ecx, 31
-        jmp     .Lcopy_text_104
-.Lis_ENOBUFS_126:
-        add     rsi, 420                        # "No buffer space available"
-        mov     ecx, 25
-        jmp     .Lcopy_text_104
-.Lunknown_errno_105:
-        lea     rsi, [rip + errno_word]
-        mov     ecx, 6
-        rep movsb                               # "errno "
-        mov     rax, rbx
-        call    .Lappend_u64_7
-        jmp     .Lnewline_106
-.Lcopy_text_104:
-        rep movsb                               # copy the errno's text
-.Lnewline_106:
-        mov     BYTE PTR [rdi], 10              # '\n'
-        inc     rdi
-        mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
-        sub     rdx, rsi
-        mov     edi, 2                          # fd = STDERR_FILENO
-        call    .Lwrite_all_6
-        mov     edi, 1                          # status = 1
-        mov     eax, 231                        # syscall number: exit_group
-        syscall
-
-## --------------------------------------------------------------------------
-## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-## C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
-## The first signal asks the event loop for a graceful stop; a second one
-## exits at once.
-.Lon_signal_12:
-.Lsignal_in_worker_127:
-        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
-        jne     .Lexit_now_128
-        cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        je      .Lexit_now_128
-        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
-        ret                                     # returns into signal_restorer
-.Lexit_now_128:
-        xor     edi, edi                        # status = 0
-        mov     eax, 231                        # syscall number: exit_group
-        syscall
-
-## --------------------------------------------------------------------------
-## signal return trampoline: rt_sigreturn(2), syscall 15
-## C: rt_sigreturn()
-## The kernel pushed this address as the handler's return address
-## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-.Lsignal_restorer_13:
-        mov     eax, 15                         # syscall number: rt_sigreturn
-        syscall
-
-## --------------------------------------------------------------------------
-## subroutine now_ms: clock_gettime(2), syscall 228
-## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
-## rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
-## rsi, rdi, r11.
-.Lnow_ms_15:
-        mov     edi, 1                          # CLOCK_MONOTONIC
-        lea     rsi, [rip + now_ts]
-        mov     eax, 228                        # syscall number: clock_gettime
-        syscall
-        mov     rax, QWORD PTR [rsi+8]          # tv_nsec
-        xor     edx, edx
-        mov     ecx, 0xf4240
-        div     rcx                             # rax = tv_nsec / 1000000
-        imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
-        add     rax, rcx
-        ret
+.Lflush.partial:
+        add     QWORD PTR [rbx+conn_iov], rax   # part of the head went
+        sub     QWORD PTR [rbx+conn_iov+8], rax
+        {disp32} jmp     .Lflush.again
+.Lflush.partial_2:
+        add     QWORD PTR [rbx+conn_iov+16], rax # part of the Date line went
+        sub     QWORD PTR [rbx+conn_iov+24], rax
+        {disp32} jmp     .Lflush.again
+.Lflush.partial_3:
+        add     QWORD PTR [rbx+conn_iov+32], rax # part of the body went
+        sub     QWORD PTR [rbx+conn_iov+40], rax
+        {disp32} jmp     .Lflush.again
 
 ## --------------------------------------------------------------------------
 ## subroutine find_head_end
 ## C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
-##    scanned = len; return 0;
+##    record.scanned = len; return 0;
 ## rax = the length of the request head, up to and with CR LF CR LF, or 0.
 ## Only bytes not searched before are looked at (the test looks back). A bare
 ## LF also ends the head, so that parse_request answers it with 400 instead of
 ## leaving the client to the header timeout.
-.Lfind_head_end_21:
-        mov     rcx, QWORD PTR [rip + scanned]  # i = the first new byte
-.Lscan_129:
+.Lfind_head_end:
+        mov     ecx, DWORD PTR [rbx+conn_scanned] # i = the first new byte
+.Lfind_head_end.scan:
         cmp     rcx, r14
-        jae     .Lno_end_yet_131                # all searched
+        jae     short .Lfind_head_end.no_end_yet # all searched
         cmp     BYTE PTR [rbp+rcx], 10          # LF?
-        jne     .Lscan_next_130
+        jne     short .Lfind_head_end.next
         test    rcx, rcx
-        jz      .Lbare_lf_133                   # an LF first of all: bare
+        jz      short .Lfind_head_end.found_end # an LF first of all: bare (parse_request says 400)
         cmp     BYTE PTR [rbp+rcx-1], 13        # CR before it?
-        jne     .Lbare_lf_133
+        jne     short .Lfind_head_end.found_end # no: a bare LF (parse_request says 400)
         cmp     rcx, 3
-        jb      .Lscan_next_130
+        jb      short .Lfind_head_end.next
         cmp     DWORD PTR [rbp+rcx-3], 0xa0d0a0d # "\r\n\r\n" read as a little-endian dword
-        je      .Lfound_end_132
-.Lscan_next_130:
+        je      short .Lfind_head_end.found_end
+.Lfind_head_end.next:
         inc     rcx
-        jmp     .Lscan_129
-.Lbare_lf_133:
-.Lfound_end_132:
+        jmp     short .Lfind_head_end.scan
+.Lfind_head_end.found_end:
         lea     rax, [rcx+1]                    # rax = i + 1
         ret
-.Lno_end_yet_131:
-        mov     QWORD PTR [rip + scanned], r14  # scanned = len
+.Lfind_head_end.no_end_yet:
+        mov     DWORD PTR [rbx+conn_scanned], r14d # record.scanned = len
         xor     eax, eax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine too_large: the head does not fit
+## C: return memchr(buf, '\n', len) ? 431 : 414
+## Over limits.request_bytes (8192): 414 URI Too Long when even the request
+## line has no end, else 431 Request Header Fields Too Large. The whole
+## buffer counts as the head.
+.Ltoo_large:
+        xor     ecx, ecx                        # i = 0
+.Ltoo_large.scan:
+        cmp     rcx, r14
+        jae     short .Ltoo_large.no_lf
+        cmp     BYTE PTR [rbp+rcx], 10
+        je      short .Ltoo_large.found_lf
+        inc     rcx
+        jmp     short .Ltoo_large.scan
+.Ltoo_large.found_lf:
+        mov     eax, 4                          # 431
+        jmp     short .Ltoo_large.answer
+.Ltoo_large.no_lf:
+        mov     eax, 3                          # 414
+.Ltoo_large.answer:
+        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
+        mov     QWORD PTR [rip + req_content_length], 0
+        mov     QWORD PTR [rip + req_head_len], r14
         ret
 
 ## --------------------------------------------------------------------------
@@ -1059,7 +900,7 @@ _start:
 ## The head ends in CR LF CR LF (find_head_end made sure), so every scan
 ## below stops inside it. rsi walks the head; r8 = char_class.
 ## A token that is not a known method: 501. Anything else malformed: 400.
-.Lparse_request_22:
+.Lparse_request:
         mov     DWORD PTR [rip + req_minor], 0
         mov     DWORD PTR [rip + req_close], 0
         mov     DWORD PTR [rip + req_keepalive], 0
@@ -1071,70 +912,70 @@ _start:
         mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_139
+        jne     short .Lparse_request.not_GET
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_134
-.Lnot_GET_139:
+        {disp32} jmp     .Ltarget
+.Lparse_request.not_GET:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_140
+        jne     short .Lparse_request.not_HEAD
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_140
+        jne     short .Lparse_request.not_HEAD
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_134
-.Lnot_HEAD_140:
+        {disp32} jmp     .Ltarget
+.Lparse_request.not_HEAD:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_141
+        jne     short .Lparse_request.not_POST
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_141
+        jne     short .Lparse_request.not_POST
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_134
-.Lnot_POST_141:
+        {disp32} jmp     .Ltarget
+.Lparse_request.not_POST:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_142
+        jne     short .Lparse_request.not_PUT
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_134
-.Lnot_PUT_142:
+        {disp32} jmp     .Ltarget
+.Lparse_request.not_PUT:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_143
+        jne     short .Lparse_request.not_DELETE
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_143
+        jne     short .Lparse_request.not_DELETE
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_134
-.Lnot_DELETE_143:
+        jmp     short .Ltarget
+.Lparse_request.not_DELETE:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_144
+        jne     short .Lparse_request.not_PATCH
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_144
+        jne     short .Lparse_request.not_PATCH
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_134
-.Lnot_PATCH_144:
+        jmp     short .Ltarget
+.Lparse_request.not_PATCH:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_145
+        jne     short .Lparse_request.not_OPTIONS
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_145
+        jne     short .Lparse_request.not_OPTIONS
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_134
-.Lnot_OPTIONS_145:
-.Lunknown_method_135:
+        jmp     short .Ltarget
+.Lparse_request.not_OPTIONS:
+.Lparse_request.unknown_method:
         mov     rcx, rsi
-.Lmethod_token_136:
+.Lparse_request.token:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_137
+        jz      short .Lparse_request.token_end
         inc     rcx
-        jmp     .Lmethod_token_136
-.Lmethod_token_end_137:
+        jmp     short .Lparse_request.token
+.Lparse_request.token_end:
         cmp     rcx, rsi
-        je      .Lbad_request_138               # no method at all
-        cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_138               # not followed by one space
+        {disp32} je      .Lbad_request          # no method at all
+        cmp     BYTE PTR [rcx], ' '
+        {disp32} jne     .Lbad_request          # not followed by one space
         mov     eax, 5                          # 501 Not Implemented
         ret
 
@@ -1143,88 +984,89 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_134:
-        cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_146
+.Ltarget:
+        cmp     BYTE PTR [rsi], '/'
+        je      short .Ltarget.origin_form
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_138
+        {disp32} jne     .Lbad_request
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_138
+        {disp32} jne     .Lbad_request
         add     rsi, 7                          # skip "http://"
-.Lauthority_147:
+.Ltarget.authority:
         movzx   eax, BYTE PTR [rsi]
-        cmp     eax, 47
-        je      .Lorigin_form_146               # the path starts
-        cmp     eax, 32
-        je      .Lno_path_148                   # "http://host": the path is "/"
+        cmp     eax, '/'
+        je      short .Ltarget.origin_form      # the path starts
+        cmp     eax, ' '
+        je      short .Ltarget.no_path          # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_138
+        {disp32} jz      .Lbad_request
         inc     rsi
-        jmp     .Lauthority_147
-.Lno_path_148:
+        jmp     short .Ltarget.authority
+.Ltarget.no_path:
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_152
-.Lorigin_form_146:
+        jmp     short .Lversion
+.Ltarget.origin_form:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_149:
+.Ltarget.path:
         movzx   eax, BYTE PTR [rsi]
-        cmp     eax, 32
-        je      .Lpath_end_150
-        cmp     eax, 63
-        je      .Lquery_151
-        cmp     eax, 35
-        je      .Lquery_151
+        cmp     eax, ' '
+        je      short .Ltarget.path_end
+        cmp     eax, '?'
+        je      short .Ltarget.query
+        cmp     eax, '#'
+        je      short .Ltarget.query
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_138               # CR, LF, a control character: malformed
+        {disp32} jz      .Lbad_request          # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_149
-.Lquery_151:
+        jmp     short .Ltarget.path
+.Ltarget.query:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_153:
+.Ltarget.skip_query:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
-        cmp     eax, 32
-        je      .Lversion_152
+        cmp     eax, ' '
+        je      short .Lversion
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_138
-        jmp     .Lskip_query_153
-.Lpath_end_150:
+        {disp32} jz      .Lbad_request
+        jmp     short .Ltarget.skip_query
+.Ltarget.path_end:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
+        jmp     short .Lversion
 
 ## --------------------------------------------------------------------------
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_152:
+.Lversion:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_138
+        {disp32} jne     .Lbad_request
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_138
+        {disp32} jne     .Lbad_request
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
-        sub     eax, 48
+        sub     eax, '0'
         cmp     eax, 9
-        ja      .Lbad_request_138               # not a digit
-        cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_138
+        {disp32} ja      .Lbad_request          # not a digit
+        cmp     BYTE PTR [rsi+7], '.'
+        {disp32} jne     .Lbad_request
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
-        sub     ecx, 48
+        sub     ecx, '0'
         cmp     ecx, 9
-        ja      .Lbad_request_138
+        {disp32} ja      .Lbad_request
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_138               # anything else (a bare CR, trailing text): malformed
+        {disp32} jne     .Lbad_request          # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_154
+        je      short .Lversion.http_1
         mov     eax, 6                          # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_154:
+.Lversion.http_1:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -1234,215 +1076,270 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_155:
+.Lparse_headers:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_164
+        {disp32} je      .Lparse_headers.done
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_156:
+.Lparse_headers.name:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_157
+        jz      short .Lparse_headers.name_end
         inc     rsi
-        jmp     .Lfield_name_156
-.Lfield_name_end_157:
+        jmp     short .Lparse_headers.name
+.Lparse_headers.name_end:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_138               # empty: a line that starts with a space (obs-fold) or ':'
-        cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_138               # whitespace (or anything) before the colon
+        {disp32} jz      .Lbad_request          # empty: a line that starts with a space (obs-fold) or ':'
+        cmp     BYTE PTR [rsi], ':'
+        {disp32} jne     .Lbad_request          # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_158:
-        cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_165
+.Lparse_headers.skip_ows:
+        cmp     BYTE PTR [rsi], ' '             # optional whitespace before the value
+        je      short .Lparse_headers.ows_char
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_159
-.Lows_char_165:
+        jne     short .Lparse_headers.value
+.Lparse_headers.ows_char:
         inc     rsi
-        jmp     .Lskip_ows_158
-.Lfield_value_159:
+        jmp     short .Lparse_headers.skip_ows
+.Lparse_headers.value:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_166:
+.Lparse_headers.value_char:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_160
+        je      short .Lparse_headers.cr
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_138               # a bare LF, NUL or another control character
+        {disp32} jz      .Lbad_request          # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_166
-.Lfield_cr_160:
+        jmp     short .Lparse_headers.value_char
+.Lparse_headers.cr:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_138               # a bare CR
+        {disp32} jne     .Lbad_request          # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_161:
+.Lparse_headers.trim:
         cmp     r9, r11
-        je      .Ltrimmed_162
+        je      short .Lparse_headers.trimmed
         movzx   eax, BYTE PTR [r9-1]
-        cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_167
+        cmp     eax, ' '                        # trailing whitespace is not part of the value
+        je      short .Lparse_headers.trim_one
         cmp     eax, 9
-        jne     .Ltrimmed_162
-.Ltrim_one_167:
+        jne     short .Lparse_headers.trimmed
+.Lparse_headers.trim_one:
         dec     r9
-        jmp     .Ltrim_161
-.Ltrimmed_162:
+        jmp     short .Lparse_headers.trim
+.Lparse_headers.trimmed:
         cmp     rdx, 4
-        jne     .Lnot_host_168
+        {disp32} jne     .Lparse_headers.not_host
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_168
+        {disp32} jne     .Lparse_headers.not_host
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_163
-.Lnot_host_168:
+        mov     rcx, r11                        # rcx walks the value; empty is allowed
+        cmp     rcx, r9
+        {disp32} je      .Lparse_headers.next_field
+        cmp     BYTE PTR [rcx], '['             # an IP-literal?
+        jne     short .Lparse_headers.host_name
+.Lparse_headers.host_literal:
+        inc     rcx
+        cmp     rcx, r9
+        {disp32} jae     .Lbad_request          # no closing ']'
+        movzx   eax, BYTE PTR [rcx]
+        cmp     eax, ']'
+        je      short .Lparse_headers.host_literal_end
+        test    BYTE PTR [r8+rax], 32           # hex digits, ':', '.'...
+        {disp32} jz      .Lbad_request
+        jmp     short .Lparse_headers.host_literal
+.Lparse_headers.host_literal_end:
+        inc     rcx                             # past ']'
+.Lparse_headers.host_after:
+        cmp     rcx, r9
+        {disp32} je      .Lparse_headers.next_field # no port
+        cmp     BYTE PTR [rcx], ':'
+        je      short .Lparse_headers.host_port
+        {disp32} jmp     .Lbad_request          # anything else after the host
+.Lparse_headers.host_name:
+        cmp     rcx, r9
+        {disp32} je      .Lparse_headers.next_field
+        movzx   eax, BYTE PTR [rcx]
+        cmp     eax, ':'
+        je      short .Lparse_headers.host_port
+        cmp     eax, '%'
+        je      short .Lparse_headers.host_pct
+        test    BYTE PTR [r8+rax], 8            # unreserved or a sub-delim?
+        {disp32} jz      .Lbad_request          # a space, '@' (userinfo), '/'...
+        inc     rcx
+        jmp     short .Lparse_headers.host_name
+.Lparse_headers.host_pct:
+        # '%' and two hex digits; what follows the value (whitespace, CR) is no hex digit.
+        movzx   eax, BYTE PTR [rcx+1]
+        test    BYTE PTR [r8+rax], 16
+        {disp32} jz      .Lbad_request
+        movzx   eax, BYTE PTR [rcx+2]
+        test    BYTE PTR [r8+rax], 16
+        {disp32} jz      .Lbad_request
+        add     rcx, 3
+        jmp     short .Lparse_headers.host_name
+.Lparse_headers.host_port:
+        inc     rcx                             # past ':'; the port may be empty
+.Lparse_headers.host_port_digit:
+        cmp     rcx, r9
+        {disp32} je      .Lparse_headers.next_field
+        movzx   eax, BYTE PTR [rcx]
+        sub     eax, '0'
+        cmp     eax, 9
+        {disp32} ja      .Lbad_request          # the port has digits only
+        inc     rcx
+        jmp     short .Lparse_headers.host_port_digit
+.Lparse_headers.not_host:
         cmp     rdx, 14
-        jne     .Lnot_content_length_170
+        {disp32} jne     .Lparse_headers.not_content_length
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_170
+        {disp32} jne     .Lparse_headers.not_content_length
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_170
+        jne     short .Lparse_headers.not_content_length
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_170
+        jne     short .Lparse_headers.not_content_length
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_170
+        jne     short .Lparse_headers.not_content_length
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_138               # empty
+        {disp32} je      .Lbad_request          # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_172:
+.Lparse_headers.cl_digit:
         cmp     r11, r9
-        je      .Lcl_end_173
+        je      short .Lparse_headers.cl_end
         movzx   ecx, BYTE PTR [r11]
-        sub     ecx, 48
+        sub     ecx, '0'
         cmp     ecx, 9
-        ja      .Lbad_request_138               # not a digit: invalid
+        {disp32} ja      .Lbad_request          # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_174        # over 15 digits: far over any limit
+        ja      short .Lparse_headers.cl_too_many_digits # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_174:
+.Lparse_headers.cl_too_many_digits:
         inc     r11
-        jmp     .Lcl_digit_172
-.Lcl_end_173:
+        jmp     short .Lparse_headers.cl_digit
+.Lparse_headers.cl_end:
         cmp     rdx, 15
-        jbe     .Lcl_store_175
+        jbe     short .Lparse_headers.cl_store
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_175:
+.Lparse_headers.cl_store:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_163
-.Lnot_content_length_170:
+        {disp32} jmp     .Lparse_headers.next_field
+.Lparse_headers.not_content_length:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_171
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_171
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_171
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_171
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_171
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_171
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_163
-.Lnot_transfer_encoding_171:
+        {disp32} jmp     .Lparse_headers.next_field
+.Lparse_headers.not_transfer_encoding:
         cmp     rdx, 10
-        jne     .Lnot_connection_169
+        {disp32} jne     .Lparse_headers.not_connection
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_169
+        {disp32} jne     .Lparse_headers.not_connection
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_169
+        {disp32} jne     .Lparse_headers.not_connection
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_169
-.Lconn_token_176:
+        {disp32} jne     .Lparse_headers.not_connection
+.Lparse_headers.conn_token:
         cmp     r11, r9
-        jae     .Lnext_field_163                # no more tokens
+        {disp32} jae     .Lparse_headers.next_field # no more tokens
         movzx   eax, BYTE PTR [r11]
-        cmp     eax, 44
-        je      .Lconn_separator_177
-        cmp     eax, 32
-        je      .Lconn_separator_177
+        cmp     eax, ','
+        je      short .Lparse_headers.conn_separator
+        cmp     eax, ' '
+        je      short .Lparse_headers.conn_separator
         cmp     eax, 9
-        jne     .Lconn_token_start_182
-.Lconn_separator_177:
+        jne     short .Lparse_headers.conn_token_start
+.Lparse_headers.conn_separator:
         inc     r11
-        jmp     .Lconn_token_176
-.Lconn_token_start_182:
+        jmp     short .Lparse_headers.conn_token
+.Lparse_headers.conn_token_start:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_178:
+.Lparse_headers.conn_scan:
         cmp     r11, r9
-        jae     .Lconn_scanned_179
+        jae     short .Lparse_headers.conn_scanned
         movzx   eax, BYTE PTR [r11]
-        cmp     eax, 44
-        je      .Lconn_scanned_179
-        cmp     eax, 32
-        je      .Lconn_scanned_179
+        cmp     eax, ','
+        je      short .Lparse_headers.conn_scanned
+        cmp     eax, ' '
+        je      short .Lparse_headers.conn_scanned
         cmp     eax, 9
-        je      .Lconn_scanned_179
+        je      short .Lparse_headers.conn_scanned
         inc     r11
-        jmp     .Lconn_scan_178
-.Lconn_scanned_179:
+        jmp     short .Lparse_headers.conn_scan
+.Lparse_headers.conn_scanned:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_180
+        jne     short .Lparse_headers.not_close
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_180
+        jne     short .Lparse_headers.not_close
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_180
+        jne     short .Lparse_headers.not_close
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_180:
+.Lparse_headers.not_close:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_181
+        jne     short .Lparse_headers.not_keep_alive
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_181
+        jne     short .Lparse_headers.not_keep_alive
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_181
+        jne     short .Lparse_headers.not_keep_alive
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_181
+        jne     short .Lparse_headers.not_keep_alive
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_181:
-        jmp     .Lconn_token_176
-.Lnot_connection_169:
-.Lnext_field_163:
+.Lparse_headers.not_keep_alive:
+        {disp32} jmp     .Lparse_headers.conn_token
+.Lparse_headers.not_connection:
+.Lparse_headers.next_field:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_155
-.Lheaders_done_164:
+        {disp32} jmp     .Lparse_headers
+.Lparse_headers.done:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1450,177 +1347,631 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_186:
+.Lcheck_request:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_183
+        je      short .Lcheck_request.no_transfer_encoding
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_138               # both framings: a smuggling attempt
+        jne     short .Lbad_request             # both framings: a smuggling attempt
         mov     eax, 5                          # 501 Not Implemented
         ret
-.Lno_transfer_encoding_183:
+.Lcheck_request.no_transfer_encoding:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_138               # Content-Length twice
+        ja      short .Lbad_request             # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_138               # Host twice
-        je      .Lhost_ok_184
+        ja      short .Lbad_request             # Host twice
+        je      short .Lcheck_request.host_ok
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_138               # HTTP/1.1 without Host
-.Lhost_ok_184:
+        jne     short .Lbad_request             # HTTP/1.1 without Host
+.Lcheck_request.host_ok:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_185
+        jbe     short .Lcheck_request.size_ok
         mov     eax, 2                          # 413 Content Too Large
         ret
-.Lsize_ok_185:
-
-## --------------------------------------------------------------------------
-## parse_request: route
-## C: return the response
-## "response" answers every path with every known method (HEAD without a body).
-.Lroute_187:
-        mov     eax, 0                          # the response
-        ret
+.Lcheck_request.size_ok:
+        jmp     short .Lroute                   # route it: a tail call, route returns to our caller
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_138:
+.Lbad_request:
         mov     eax, 1                          # 400 Bad Request
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine decide_mode(eax = response, ecx = requests answered)
-## C: conn_mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
-## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
-## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
-## signal and the last of limits.keepalive_requests close the connection.
-## Keeps eax.
-.Ldecide_mode_25:
-        mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
-        inc     ecx                             # this one too
-        cmp     ecx, 1000                       # the last request allowed?
-        jae     .Lmode_decided_188
-        mov     ecx, eax
-        shl     rcx, 5                          # index * 32: its record
-        lea     rdx, [rip + responses]
-        cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_188
-        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_188
-        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_188
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_189
-        mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
-        ret
-.Lhttp10_189:
-        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_188
-        mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_188:
-        ret
-
-## --------------------------------------------------------------------------
-## subroutine too_large: the head does not fit
-## C: return memchr(buf, '\n', len) ? 431 : 414
-## Over limits.request_bytes (8192): 414 URI Too Long when even the request
-## line has no end, else 431 Request Header Fields Too Large. The whole
-## buffer counts as the head.
-.Ltoo_large_26:
-        xor     ecx, ecx                        # i = 0
-.Lscan_lf_191:
-        cmp     rcx, r14
-        jae     .Lno_lf_192
-        cmp     BYTE PTR [rbp+rcx], 10          # '\n'
-        je      .Lfound_lf_190
-        inc     rcx
-        jmp     .Lscan_lf_191
-.Lfound_lf_190:
-        mov     eax, 4                          # 431
-        jmp     .Lanswer_too_large_193
-.Lno_lf_192:
-        mov     eax, 3                          # 414
-.Lanswer_too_large_193:
-        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
-        mov     QWORD PTR [rip + req_content_length], 0
-        mov     QWORD PTR [rip + head_len], r14
+## route: one response
+## C: return the response
+## "response" answers every path with every known method (HEAD without a body).
+.Lroute:
+        mov     eax, 0                          # the response
         ret
 
 ## --------------------------------------------------------------------------
 ## subroutine prepare_response(eax = response index)
-## C: iov[0] = { head for conn_mode, its length }; iov[1] = { body, HEAD ? 0 : body_len }
-## Looks the response up in the table: the head for this connection mode
-## and the body, both precomputed. HEAD gets no body. Also records the
-## status and body bytes for the access log.
-.Lprepare_response_23:
+## C: r10 = &responses[index]; switch (r10->kind) ...
+## Looks the response up in the table; its kind says how its parts are made.
+## The record's conn_mode is already decided. Also records the status and
+## the body bytes for the access log.
+.Lprepare_response:
         mov     ecx, eax
         shl     rcx, 5                          # index * 32
         lea     r10, [rip + responses]
         add     r10, rcx                        # r10 = &responses[index]
+        mov     eax, DWORD PTR [r10+resp_status]
+        mov     DWORD PTR [rip + last_status], eax # for the access log
+
+## --------------------------------------------------------------------------
+## prepare_response: a fixed response
+## C: iov[0] = { head for conn_mode }; iov[1] = { date_line }; iov[2] = { body, HEAD ? 0 : body_len }
+## Head and body were made at compile time; the Date line is made at most once
+## a second (refresh_date). HEAD gets the same head and no body.
+.Lkind_fixed:
         lea     rsi, [rip + response_heads]
-        mov     eax, DWORD PTR [r10]            # head offset
+        mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head with Connection: close
-        mov     edx, DWORD PTR [r10+4]          # rdx = its length
-        mov     ecx, DWORD PTR [rip + conn_mode]
+        mov     edx, DWORD PTR [r10+resp_len_close] # rdx = its length
+        mov     ecx, DWORD PTR [rbx+conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_194                # mode 0: close
+        jz      short .Lkind_fixed.head_ready   # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
-        mov     edx, DWORD PTR [r10+8]
+        mov     edx, DWORD PTR [r10+resp_len_keep]
         cmp     ecx, 1
-        je      .Lhead_ready_194                # mode 1: HTTP/1.1 keep-alive
+        je      short .Lkind_fixed.head_ready   # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
-        mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_194:
+        mov     edx, DWORD PTR [r10+resp_len_keep10]
+.Lkind_fixed.head_ready:
+        mov     QWORD PTR [rbx+conn_iov], rsi   # iov[0] = { head, head_len }
+        mov     QWORD PTR [rbx+conn_iov+8], rdx
         lea     r8, [rip + response_bodies]
-        mov     eax, DWORD PTR [r10+16]         # body offset
+        mov     eax, DWORD PTR [r10+resp_body]  # body offset
         add     r8, rax                         # r8 = the body
-        mov     r9d, DWORD PTR [r10+24]         # r9 = its length
+        mov     r9d, DWORD PTR [r10+resp_body_len] # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_195
+        jne     short .Lkind_fixed.body_ready
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_195:
-        mov     eax, DWORD PTR [r10+20]
-        mov     DWORD PTR [rip + resp_status], eax # for the access log
-        mov     QWORD PTR [rip + resp_body_bytes], r9
-        lea     rdi, [rip + iov]
-        mov     QWORD PTR [rdi], rsi            # iov[0] = { head, head_len }
-        mov     QWORD PTR [rdi+8], rdx
-        mov     QWORD PTR [rdi+16], r8          # iov[1] = { body, body_len }
-        mov     QWORD PTR [rdi+24], r9
+.Lkind_fixed.body_ready:
+        mov     QWORD PTR [rbx+conn_iov+32], r8 # iov[2] = { body, body_len }
+        mov     QWORD PTR [rbx+conn_iov+40], r9
+        mov     QWORD PTR [rip + last_body_bytes], r9 # for the access log
+        mov     rax, QWORD PTR [rip + clock_now]
+        cmp     rax, QWORD PTR [rip + date_expires] # a new second since the Date line was made?
+        jl      short .Lkind_fixed.date_fresh
+        call    .Lrefresh_date
+.Lkind_fixed.date_fresh:
+        lea     rax, [rip + date_line]
+        mov     QWORD PTR [rbx+conn_iov+16], rax # iov[1] = { date_line, 39 }
+        mov     QWORD PTR [rbx+conn_iov+24], 39
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine refresh_date: clock_gettime(2), syscall 228
+## C: clock_gettime(CLOCK_REALTIME, &ts); strftime(date_line + 6, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&ts.tv_sec));
+##    date_expires = clock_now + 1000 - ts.tv_nsec / 1000000
+## The wall clock, read at most once a second: the line stays valid until the
+## second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
+.Lrefresh_date:
+        mov     edi, 0                          # CLOCK_REALTIME
+        lea     rsi, [rip + date_ts]
+        mov     eax, 228                        # syscall number: clock_gettime
+        syscall
+        lea     rsi, [rip + date_ts]
+        mov     rax, QWORD PTR [rsi+8]          # tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             # rax = ms into this second
+        mov     rcx, QWORD PTR [rip + clock_now]
+        add     rcx, 1000
+        sub     rcx, rax
+        mov     QWORD PTR [rip + date_expires], rcx # made again when the next second starts
+        mov     rax, QWORD PTR [rsi]            # tv_sec
+        xor     edx, edx
+        mov     ecx, 0x15180
+        div     rcx                             # rax = days since 1970-01-01, rdx = second of the day
+        mov     r8, rdx                         # r8 = second of the day
+        mov     r9, rax                         # r9 = days
+        lea     rdi, [rip + date_line]          # rdi = the line; the date starts at +6
+        # The weekday: 1970-01-01 was a Thursday (4).
+        lea     rax, [r9+4]
+        xor     edx, edx
+        mov     ecx, 7
+        div     rcx                             # rdx = weekday, 0 = Sunday
+        shl     rdx, 2                          # 4 bytes a name
+        lea     rsi, [rip + day_names]
+        mov     eax, DWORD PTR [rsi+rdx]
+        mov     DWORD PTR [rdi+6], eax          # "Sun,"
+        # z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
+        lea     rax, [r9+719468]
+        xor     edx, edx
+        mov     ecx, 0x23ab1
+        div     rcx                             # rax = era, rdx = day of the era
+        imul    r10, rax, 400                   # r10 = the era's first year
+        mov     r11, rdx                        # r11 = doe
+        # yoe = (doe - doe/1460 + doe/36524 - doe/146096) / 365: the year of the era
+        mov     rsi, r11
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 1460
+        div     rcx
+        sub     rsi, rax                        # - doe / 1460
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 0x8eac
+        div     rcx
+        add     rsi, rax                        # + doe / 36524
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 0x23ab0
+        div     rcx
+        sub     rsi, rax                        # - doe / 146096
+        mov     rax, rsi
+        xor     edx, edx
+        mov     ecx, 365
+        div     rcx                             # rax = yoe
+        add     r10, rax                        # r10 = the year, counted from March
+        # doy = doe - (365 * yoe + yoe/4 - yoe/100): the day of the year, from 1 March
+        mov     r9, rax                         # r9 = yoe
+        imul    rsi, rax, 365
+        shr     rax, 2
+        add     rsi, rax                        # + yoe / 4
+        mov     rax, r9
+        xor     edx, edx
+        mov     ecx, 100
+        div     rcx
+        sub     rsi, rax                        # - yoe / 100
+        sub     r11, rsi                        # r11 = doy
+        # mp = (5 * doy + 2) / 153: the month, from March = 0
+        imul    rax, r11, 5
+        add     rax, 2
+        xor     edx, edx
+        mov     ecx, 153
+        div     rcx
+        mov     r9, rax                         # r9 = mp
+        # day = doy - (153 * mp + 2) / 5 + 1
+        imul    rax, rax, 153
+        add     rax, 2
+        xor     edx, edx
+        mov     ecx, 5
+        div     rcx
+        mov     rdx, r11
+        sub     rdx, rax
+        lea     rax, [rdx+1]                    # the day of the month, 1 to 31
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+11], ax           # "06"
+        # January and February belong to the next year: month = mp < 10 ? mp + 2 : mp - 10
+        cmp     r9, 10
+        jb      short .Lrefresh_date.march_to_december
+        sub     r9, 12
+        inc     r10                             # the year turns in January
+.Lrefresh_date.march_to_december:
+        add     r9, 2                           # r9 = month, 0 = January
+        shl     r9, 2                           # 4 bytes a name
+        lea     rsi, [rip + month_names]
+        mov     eax, DWORD PTR [rsi+r9]
+        mov     DWORD PTR [rdi+14], eax         # "Nov "
+        mov     rax, r10
+        xor     edx, edx
+        mov     ecx, 100
+        div     rcx                             # rax = century, rdx = year in it
+        mov     r10, rdx
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+18], ax           # "19"
+        mov     rax, r10
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+20], ax           # "94"
+        # The time of day from r8, the second of the day.
+        mov     rax, r8
+        xor     edx, edx
+        mov     ecx, 3600
+        div     rcx                             # rax = hours, rdx = seconds into the hour
+        mov     r8, rdx
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+23], ax           # "08"
+        mov     rax, r8
+        xor     edx, edx
+        mov     ecx, 60
+        div     rcx                             # rax = minutes, rdx = seconds
+        mov     r8, rdx
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+26], ax           # "49"
+        mov     rax, r8
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+29], ax           # "37"
+        ret
+
+## --------------------------------------------------------------------------
+## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
+## C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
+## Idle (a blocking server waiting in accept): exit now. Otherwise note the
+## request: the loop stops gracefully once the connections in progress are
+## done. A second signal exits at once.
+.Lon_signal:
+        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
+        jne     short .Lon_signal.exit_now
+        cmp     DWORD PTR [rip + busy], 0       # serving a connection?
+        je      short .Lon_signal.exit_now
+        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
+        ret                                     # returns into signal_restorer
+.Lon_signal.exit_now:
+        xor     edi, edi                        # status = 0
+        mov     eax, 231                        # syscall number: exit_group
+        syscall
+
+## --------------------------------------------------------------------------
+## signal return trampoline: rt_sigreturn(2), syscall 15
+## C: rt_sigreturn()
+## The kernel pushed this address as the handler's return address
+## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
+.Lsignal_restorer:
+        mov     eax, 15                         # syscall number: rt_sigreturn
+        syscall
+
+## --------------------------------------------------------------------------
+## fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
+## C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
+## Names the call, the address and the reason, e.g.
+## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
+## text here is printed as its number.
+.Ldie:
+        neg     rax
+        mov     rbx, rax                        # rbx = errno
+        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     rcx, rdx
+        rep movsb                               # copy the message start
+        lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
+        cmp     ebx, 1                          # EPERM
+        {disp32} je      .Ldie.is_EPERM
+        cmp     ebx, 2                          # ENOENT
+        {disp32} je      .Ldie.is_ENOENT
+        cmp     ebx, 9                          # EBADF
+        {disp32} je      .Ldie.is_EBADF
+        cmp     ebx, 12                         # ENOMEM
+        {disp32} je      .Ldie.is_ENOMEM
+        cmp     ebx, 13                         # EACCES
+        {disp32} je      .Ldie.is_EACCES
+        cmp     ebx, 17                         # EEXIST
+        {disp32} je      .Ldie.is_EEXIST
+        cmp     ebx, 20                         # ENOTDIR
+        {disp32} je      .Ldie.is_ENOTDIR
+        cmp     ebx, 21                         # EISDIR
+        {disp32} je      .Ldie.is_EISDIR
+        cmp     ebx, 22                         # EINVAL
+        {disp32} je      .Ldie.is_EINVAL
+        cmp     ebx, 23                         # ENFILE
+        {disp32} je      .Ldie.is_ENFILE
+        cmp     ebx, 24                         # EMFILE
+        {disp32} je      .Ldie.is_EMFILE
+        cmp     ebx, 28                         # ENOSPC
+        {disp32} je      .Ldie.is_ENOSPC
+        cmp     ebx, 30                         # EROFS
+        {disp32} je      .Ldie.is_EROFS
+        cmp     ebx, 36                         # ENAMETOOLONG
+        {disp32} je      .Ldie.is_ENAMETOOLONG
+        cmp     ebx, 40                         # ELOOP
+        {disp32} je      .Ldie.is_ELOOP
+        cmp     ebx, 93                         # EPROTONOSUPPORT
+        {disp32} je      .Ldie.is_EPROTONOSUPPORT
+        cmp     ebx, 97                         # EAFNOSUPPORT
+        {disp32} je      .Ldie.is_EAFNOSUPPORT
+        cmp     ebx, 98                         # EADDRINUSE
+        {disp32} je      .Ldie.is_EADDRINUSE
+        cmp     ebx, 99                         # EADDRNOTAVAIL
+        {disp32} je      .Ldie.is_EADDRNOTAVAIL
+        cmp     ebx, 105                        # ENOBUFS
+        {disp32} je      .Ldie.is_ENOBUFS
+        {disp32} jmp     .Ldie.unknown_errno
+.Ldie.is_EPERM:
+        add     rsi, 0                          # "Operation not permitted"
+        mov     ecx, 23
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOENT:
+        add     rsi, 23                         # "No such file or directory"
+        mov     ecx, 25
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EBADF:
+        add     rsi, 48                         # "Bad file descriptor"
+        mov     ecx, 19
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOMEM:
+        add     rsi, 67                         # "Cannot allocate memory"
+        mov     ecx, 22
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EACCES:
+        add     rsi, 89                         # "Permission denied"
+        mov     ecx, 17
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EEXIST:
+        add     rsi, 106                        # "File exists"
+        mov     ecx, 11
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOTDIR:
+        add     rsi, 117                        # "Not a directory"
+        mov     ecx, 15
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EISDIR:
+        add     rsi, 132                        # "Is a directory"
+        mov     ecx, 14
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EINVAL:
+        add     rsi, 146                        # "Invalid argument"
+        mov     ecx, 16
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENFILE:
+        add     rsi, 162                        # "Too many open files in system"
+        mov     ecx, 29
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EMFILE:
+        add     rsi, 191                        # "Too many open files"
+        mov     ecx, 19
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOSPC:
+        add     rsi, 210                        # "No space left on device"
+        mov     ecx, 23
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EROFS:
+        add     rsi, 233                        # "Read-only file system"
+        mov     ecx, 21
+        jmp     short .Ldie.copy_text
+.Ldie.is_ENAMETOOLONG:
+        add     rsi, 254                        # "File name too long"
+        mov     ecx, 18
+        jmp     short .Ldie.copy_text
+.Ldie.is_ELOOP:
+        add     rsi, 272                        # "Too many levels of symbolic links"
+        mov     ecx, 33
+        jmp     short .Ldie.copy_text
+.Ldie.is_EPROTONOSUPPORT:
+        add     rsi, 305                        # "Protocol not supported"
+        mov     ecx, 22
+        jmp     short .Ldie.copy_text
+.Ldie.is_EAFNOSUPPORT:
+        add     rsi, 327                        # "Address family not supported by protocol"
+        mov     ecx, 40
+        jmp     short .Ldie.copy_text
+.Ldie.is_EADDRINUSE:
+        add     rsi, 367                        # "Address already in use"
+        mov     ecx, 22
+        jmp     short .Ldie.copy_text
+.Ldie.is_EADDRNOTAVAIL:
+        add     rsi, 389                        # "Cannot assign requested address"
+        mov     ecx, 31
+        jmp     short .Ldie.copy_text
+.Ldie.is_ENOBUFS:
+        add     rsi, 420                        # "No buffer space available"
+        mov     ecx, 25
+        jmp     short .Ldie.copy_text
+.Ldie.unknown_errno:
+        lea     rsi, [rip + errno_word]
+        mov     ecx, 6
+        rep movsb                               # "errno "
+        mov     rax, rbx
+        call    .Lappend_u64
+        jmp     short .Ldie.newline
+.Ldie.copy_text:
+        rep movsb                               # copy the errno's text
+.Ldie.newline:
+        mov     BYTE PTR [rdi], 10              # '\n'
+        inc     rdi
+        mov     rdx, rdi                        # count = end - start
+        lea     rsi, [rip + line_buf]           # buf = line_buf
+        sub     rdx, rsi
+        mov     edi, 2                          # fd = STDERR_FILENO
+        call    .Lwrite_all
+        mov     edi, 1                          # status = 1
+        mov     eax, 231                        # syscall number: exit_group
+        syscall
+
+## --------------------------------------------------------------------------
+## subroutine drain_input: recvfrom(2), syscall 45
+## C: while (recv(client_fd, line_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
+## Closing a socket with unread input makes the kernel send RST, which can
+## destroy the response before the client reads it. Take what has already
+## arrived, without waiting (at most 16 reads), so close() sends FIN.
+.Ldrain_input:
+        mov     r10d, 16                        # at most 16 reads
+.Ldrain_input.again:
+        mov     rdi, r13                        # fd = client_fd
+        lea     rsi, [rip + line_buf]           # buf = line_buf, as scratch
+        mov     edx, 0x2000                     # len
+        mov     r8, r10                         # keep the count
+        mov     r10d, 64                        # flags = MSG_DONTWAIT
+        push    r8
+        xor     r8d, r8d                        # src_addr = NULL
+        xor     r9d, r9d                        # addrlen = NULL
+        mov     eax, 45                         # syscall number: recvfrom
+        syscall
+        pop     r10                             # the count
+        test    rax, rax
+        jle     short .Ldrain_input.drained     # nothing more (-EAGAIN), end of file, or error
+        dec     r10
+        jnz     short .Ldrain_input.again
+.Ldrain_input.drained:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine now_ms: clock_gettime(2), syscall 228
+## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return clock_now = tv_sec * 1000 + tv_nsec / 1000000
+## rax = milliseconds on a clock that never jumps, also kept in clock_now for
+## the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
+.Lnow_ms:
+        mov     edi, 1                          # CLOCK_MONOTONIC
+        lea     rsi, [rip + now_ts]
+        mov     eax, 228                        # syscall number: clock_gettime
+        syscall
+        mov     rax, QWORD PTR [rsi+8]          # tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             # rax = tv_nsec / 1000000
+        imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
+        add     rax, rcx
+        mov     QWORD PTR [rip + clock_now], rax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine write_all(rdi = fd, rsi = buf, rdx = count): write(2), syscall 1
+## C: while (count > 0) { n = write(fd, buf, count); if (n == -EINTR) continue;
+##   if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;
+## write() may write fewer bytes than asked (a full socket buffer, a signal):
+## loop until every byte is out. Returns rax = 0, or -errno.
+.Lwrite_all:
+.Lwrite_all.more:
+        test    rdx, rdx                        # anything left?
+        jz      short .Lwrite_all.done
+        mov     eax, 1                          # syscall number: write
+        syscall
+        cmp     rax, -4                         # -EINTR: try again
+        je      short .Lwrite_all.more
+        test    rax, rax
+        js      short .Lwrite_all.return        # -errno: give up
+        jz      short .Lwrite_all.eio           # no progress: give up
+        add     rsi, rax                        # buf += n
+        sub     rdx, rax                        # count -= n
+        jmp     short .Lwrite_all.more
+.Lwrite_all.eio:
+        mov     rax, -5                         # -EIO
+        ret
+.Lwrite_all.done:
+        xor     eax, eax                        # 0: all written
+.Lwrite_all.return:
+        ret
+
+## --------------------------------------------------------------------------
+## exit: exit_group(2), syscall 231
+## C: exit_group(0)
+.Lexit_ok:
+        xor     edi, edi                        # status = 0
+        mov     eax, 231                        # syscall number: exit_group
+        syscall
+
+## --------------------------------------------------------------------------
+## subroutine append_u64(rax = value, rdi = dst)
+## C: dst += sprintf(dst, "%lu", value)
+## Writes the decimal digits of rax at rdi and advances rdi past them.
+## Digits come out last first, so they are built backwards on the stack.
+## Clobbers rax, rcx, rdx, rsi.
+.Lappend_u64:
+        sub     rsp, 32                         # room for 20 digits
+        lea     rsi, [rsp+32]                   # rsi = end of the room
+        mov     ecx, 10                         # divisor
+.Lappend_u64.digit:
+        xor     edx, edx                        # rdx:rax / 10
+        div     rcx                             # rax = quotient, rdx = last digit
+        add     dl, '0'                         # to ASCII
+        dec     rsi
+        mov     BYTE PTR [rsi], dl
+        test    rax, rax
+        jnz     short .Lappend_u64.digit
+        lea     rcx, [rsp+32]
+        sub     rcx, rsi                        # rcx = number of digits
+        rep movsb
+        add     rsp, 32
         ret
 
         .section .rodata
 
-# struct sigaction: sa_handler = SIG_IGN, no flags (32 bytes)
+# character classes by code: 1 token (methods, header names), 2 field
+# value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
         .balign 8, 0
-sigaction_ignore:
-        .byte 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+char_class:
+        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 47, 6, 7, 47, 7, 47, 47, 46, 46, 47, 47, 46, 47, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 46, 6, 46, 6, 6
+        .byte 6, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 6, 6, 7, 47, 7, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 7, 6, 47, 0
+        .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
+        .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
-# struct sockaddr_in for 0.0.0.0:8080: family AF_INET, port 8080 in network byte order, address, zero padding (16 bytes)
+# four bytes a weekday, Sunday first (28 bytes)
         .balign 8, 0
-listen_addr:
-        .byte 2, 0, 31, 144, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+day_names:
+        .ascii "Sun,Mon,Tue,Wed,Thu,Fri,Sat,"
 
-# int 1: the value that turns a socket option on (4 bytes)
+# four bytes a month (48 bytes)
         .balign 8, 0
-int_one:
-        .byte 1, 0, 0, 0
+month_names:
+        .ascii "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
-# struct timeval { 10 s, 0 us }: client socket timeout (16 bytes)
+# every response's status line and header fields, three times: with
+# "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
+# "Connection: keep-alive" (HTTP/1.0); protocol errors only close.
+# The Date line and the blank line follow from date_line. (917 bytes)
         .balign 8, 0
-io_timeout:
-        .ascii "\n"
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+response_heads:
+        .ascii "HTTP/1.1 200 OK\r\n"
+        .ascii "Content-Type: text/plain; charset=utf-8\r\n"
+        .ascii "Content-Length: 19\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "Server: asmsrv\r\n"
+        .ascii "HTTP/1.1 200 OK\r\n"
+        .ascii "Content-Type: text/plain; charset=utf-8\r\n"
+        .ascii "Content-Length: 19\r\n"
+        .ascii "Server: asmsrv\r\n"
+        .ascii "HTTP/1.1 200 OK\r\n"
+        .ascii "Content-Type: text/plain; charset=utf-8\r\n"
+        .ascii "Content-Length: 19\r\n"
+        .ascii "Connection: keep-alive\r\n"
+        .ascii "Server: asmsrv\r\n"
+        .ascii "HTTP/1.1 400 Bad Request\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 16\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "HTTP/1.1 413 Content Too Large\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 22\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "HTTP/1.1 414 URI Too Long\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 17\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 36\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "HTTP/1.1 501 Not Implemented\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 20\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 31\r\n"
+        .ascii "Connection: close\r\n"
 
-# struct timespec { 0 s, 100 ms }: pause after a failed accept (16 bytes)
+# every response's body, back to back (161 bytes)
         .balign 8, 0
-accept_backoff:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 225, 245, 5, 0, 0, 0, 0
+response_bodies:
+        .ascii "Hello from asmsrv!\n"
+        .ascii "400 Bad Request\n"
+        .ascii "413 Content Too Large\n"
+        .ascii "414 URI Too Long\n"
+        .ascii "431 Request Header Fields Too Large\n"
+        .ascii "501 Not Implemented\n"
+        .ascii "505 HTTP Version Not Supported\n"
 
-# printed once the socket listens (32 bytes)
+# the response table, one 32-byte record per response: head offset,
+# head lengths (close, keep-alive, keep-alive 1.0), body offset,
+# body length, status, flags (kind, always close) (224 bytes)
+        .balign 32, 0
+responses:
+        .long 0, 113, 94, 118, 0, 19, 200, 0    # 0: every request (fixed)
+        .long 325, 91, 0, 0, 19, 16, 400, 256   # 1: 400 for a malformed request (fixed, closes)
+        .long 416, 97, 0, 0, 35, 22, 413, 256   # 2: 413 for a body over limits.body_bytes (fixed, closes)
+        .long 513, 92, 0, 0, 57, 17, 414, 256   # 3: 414 for a request line over limits.request_bytes (fixed, closes)
+        .long 605, 111, 0, 0, 74, 36, 431, 256  # 4: 431 for a header section over limits.request_bytes (fixed, closes)
+        .long 716, 95, 0, 0, 110, 20, 501, 256  # 5: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        .long 811, 106, 0, 0, 130, 31, 505, 256 # 6: 505 for HTTP/2 and above (fixed, closes)
+
+# error message start (22 bytes)
         .balign 8, 0
-startup_line:
-        .ascii "hello listening on 0.0.0.0:8080\n"
+error_epoll:
+        .ascii "hello: epoll_create1: "
 
 # error message start (15 bytes)
         .balign 8, 0
@@ -1642,15 +1993,46 @@ error_bind:
 error_listen:
         .ascii "hello: listen 0.0.0.0:8080: "
 
-# error message start (22 bytes)
-        .balign 8, 0
-error_epoll:
-        .ascii "hello: epoll_create1: "
-
 # error message start (25 bytes)
         .balign 8, 0
 error_fcntl:
         .ascii "hello: fcntl O_NONBLOCK: "
+
+# struct sigaction: ignore the signal (32 bytes)
+        .balign 8, 0
+sigaction_ignore:
+        .quad 1                                 # sa_handler = SIG_IGN
+        .quad 0                                 # sa_flags
+        .quad 0                                 # sa_restorer
+        .quad 0                                 # sa_mask
+
+# the value that turns a socket option on (4 bytes)
+        .balign 8, 0
+int_one:
+        .long 1                                 # int 1
+
+# struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
+        .balign 8, 0
+listen_addr:
+        .short 2                                # sin_family = AF_INET
+        .short 0x901f                           # sin_port = 8080, in network byte order
+        .long 0                                 # sin_addr = 0.0.0.0, in network byte order
+        .quad 0                                 # sin_zero
+
+# printed once the socket listens (32 bytes)
+        .balign 8, 0
+startup_line:
+        .ascii "hello listening on 0.0.0.0:8080\n"
+
+# sigset_t { SIGTERM, SIGINT } (8 bytes)
+        .balign 8, 0
+stop_signals:
+        .quad 0x4002                            # bits of SIGTERM and SIGINT
+
+# the empty sigset_t (8 bytes)
+        .balign 8, 0
+no_signals:
+        .quad 0                                 # no signal
 
 # strerror() texts of the errnos named by die (445 bytes)
         .balign 8, 0
@@ -1668,128 +2050,16 @@ errno_texts:
 errno_word:
         .ascii "errno "
 
-# every response's status line and header section, three times: with
-# "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
-# "Connection: keep-alive" (HTTP/1.0); protocol errors only close (935 bytes)
-        .balign 8, 0
-response_heads:
-        .ascii "HTTP/1.1 200 OK\r\n"
-        .ascii "Content-Type: text/plain; charset=utf-8\r\n"
-        .ascii "Content-Length: 19\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
-        .ascii "HTTP/1.1 200 OK\r\n"
-        .ascii "Content-Type: text/plain; charset=utf-8\r\n"
-        .ascii "Content-Length: 19\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
-        .ascii "HTTP/1.1 200 OK\r\n"
-        .ascii "Content-Type: text/plain; charset=utf-8\r\n"
-        .ascii "Content-Length: 19\r\n"
-        .ascii "Connection: keep-alive\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
-        .ascii "HTTP/1.1 400 Bad Request\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 16\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "\r\n"
-        .ascii "HTTP/1.1 413 Content Too Large\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 22\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "\r\n"
-        .ascii "HTTP/1.1 414 URI Too Long\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 17\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "\r\n"
-        .ascii "HTTP/1.1 431 Request Header Fields Too Large\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 36\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "\r\n"
-        .ascii "HTTP/1.1 501 Not Implemented\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 20\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "\r\n"
-        .ascii "HTTP/1.1 505 HTTP Version Not Supported\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 31\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "\r\n"
+        .data
 
-# every response's body, back to back (161 bytes)
+# the Date field and the blank line that ends the head; refresh_date
+# rewrites the date in place once a second (39 bytes)
         .balign 8, 0
-response_bodies:
-        .ascii "Hello from asmsrv!\n"
-        .ascii "400 Bad Request\n"
-        .ascii "413 Content Too Large\n"
-        .ascii "414 URI Too Long\n"
-        .ascii "431 Request Header Fields Too Large\n"
-        .ascii "501 Not Implemented\n"
-        .ascii "505 HTTP Version Not Supported\n"
-
-# the response table, one 32-byte record per response: head offset,
-# head lengths (close, keep-alive, keep-alive 1.0), body offset, status,
-# body length, 1 if the connection always closes after it (224 bytes)
-        .balign 32, 0
-responses:
-        .long 0, 115, 96, 120, 0, 200, 19, 0    # 0: every request
-        .long 331, 93, 0, 0, 19, 400, 16, 1     # 1: 400 for a malformed request
-        .long 424, 99, 0, 0, 35, 413, 22, 1     # 2: 413 for a body over limits.body_bytes
-        .long 523, 94, 0, 0, 57, 414, 17, 1     # 3: 414 for a request line over limits.request_bytes
-        .long 617, 113, 0, 0, 74, 431, 36, 1    # 4: 431 for a header section over limits.request_bytes
-        .long 730, 97, 0, 0, 110, 501, 20, 1    # 5: 501 for an unknown method or a Transfer-Encoding
-        .long 827, 108, 0, 0, 130, 505, 31, 1   # 6: 505 for HTTP/2 and above
-
-# character classes by code: 1 token character (methods, header names),
-# 2 field-value character, 4 request-target character (256 bytes)
-        .balign 8, 0
-char_class:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6
-        .byte 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0
-        .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
-        .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
-
-# sigset_t { SIGTERM, SIGINT } (8 bytes)
-        .balign 8, 0
-stop_signals:
-        .byte 2, 64, 0, 0, 0, 0, 0, 0
-
-# the empty sigset_t (8 bytes)
-        .balign 8, 0
-no_signals:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0
+date_line:
+        .ascii "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+        .ascii "\r\n"
 
         .bss
-
-# struct pollfd { client_fd, POLLIN, revents } (8 bytes)
-        .balign 8
-client_pollfd:
-        .skip 8
-
-# struct iovec[2]: the head and the body of a response (32 bytes)
-        .balign 8
-iov:
-        .skip 32
-
-# bytes of the buffer already searched for the head's end (8 bytes)
-        .balign 8
-scanned:
-        .skip 8
-
-# when the current wait times out (CLOCK_MONOTONIC, ms) (8 bytes)
-        .balign 8
-deadline:
-        .skip 8
-
-# length of the request head, up to and with CR LF CR LF (8 bytes)
-        .balign 8
-head_len:
-        .skip 8
 
 # the request's Content-Length (8 bytes)
         .balign 8
@@ -1806,25 +2076,10 @@ req_path:
 req_path_len:
         .skip 8
 
-# body bytes of the last response, for the log (8 bytes)
+# length of the request head, up to and with CR LF CR LF (8 bytes)
         .balign 8
-resp_body_bytes:
+req_head_len:
         .skip 8
-
-# requests answered on this connection (4 bytes)
-        .balign 4
-served:
-        .skip 4
-
-# after the response: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0) (4 bytes)
-        .balign 4
-conn_mode:
-        .skip 4
-
-# status of the last response, for the log (4 bytes)
-        .balign 4
-resp_status:
-        .skip 4
 
 # 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
         .balign 4
@@ -1861,54 +2116,54 @@ req_cl_count:
 req_te:
         .skip 4
 
-# the request is read here (8192 bytes)
-        .balign 64
-request_buf:
-        .skip 8192
-
-# bytes read from this connection, for the connection log (8 bytes)
+# clock_now (ms) when date_line must be made again (8 bytes)
         .balign 8
-conn_bytes:
+date_expires:
         .skip 8
 
-# struct sockaddr_in: the client, filled by accept (16 bytes)
+# struct timespec from CLOCK_REALTIME (16 bytes)
         .balign 8
-client_addr:
+date_ts:
         .skip 16
 
-# socklen_t: in: the buffer size, out: the address size (4 bytes)
+# status of the last response, for the log (4 bytes)
         .balign 4
-client_addrlen:
+last_status:
         .skip 4
 
-# 1 while a connection is being served (4 bytes)
-        .balign 4
-busy:
-        .skip 4
-
-# set by the signal handler when busy (4 bytes)
-        .balign 4
-stop_requested:
-        .skip 4
-
-# log and error lines are built here (160 bytes)
+# body bytes of the last response, for the log (8 bytes)
         .balign 8
-line_buf:
-        .skip 160
-
-# struct timespec, filled by clock_gettime (16 bytes)
-        .balign 8
-now_ts:
-        .skip 16
-
-# the epoll instance (4 bytes)
-        .balign 4
-epfd:
-        .skip 4
+last_body_bytes:
+        .skip 8
 
 # open connections (4 bytes)
         .balign 4
 nconns:
+        .skip 4
+
+# free slots on the stack (4 bytes)
+        .balign 4
+free_top:
+        .skip 4
+
+# indices of free connection slots (a stack) (4096 bytes)
+        .balign 4
+free_stack:
+        .skip 4096
+
+# the connection table: 1024 records of 128 bytes (limits.max_connections) (131072 bytes)
+        .balign 64
+conns:
+        .skip 131072
+
+# a 8208-byte request buffer per connection (8404992 bytes)
+        .balign 64
+conn_bufs:
+        .skip 8404992
+
+# the epoll instance (4 bytes)
+        .balign 4
+epfd:
         .skip 4
 
 # 1 while the listener is in the epoll set (4 bytes)
@@ -1919,11 +2174,6 @@ accepting:
 # 1 once a stop signal came (4 bytes)
         .balign 4
 shutting_down:
-        .skip 4
-
-# free slots on the stack (4 bytes)
-        .balign 4
-free_top:
         .skip 4
 
 # the event being handled (4 bytes)
@@ -1941,11 +2191,6 @@ ev_n:
 next_sweep:
         .skip 8
 
-# CLOCK_MONOTONIC ms, read once per loop iteration (8 bytes)
-        .balign 8
-loop_now:
-        .skip 8
-
 # when a graceful stop gives up (ms) (8 bytes)
         .balign 8
 shutdown_deadline:
@@ -1961,20 +2206,40 @@ ctl_event:
 events:
         .skip 768
 
-# indices of free connection slots (a stack) (4096 bytes)
+# struct sockaddr_in: the client, filled by accept4 (16 bytes)
+        .balign 8
+client_addr:
+        .skip 16
+
+# socklen_t: in: the buffer's size, out: the address's (4 bytes)
         .balign 4
-free_stack:
-        .skip 4096
+client_addrlen:
+        .skip 4
 
-# the connection table: 1024 records of 128 bytes (limits.max_connections) (131072 bytes)
-        .balign 64
-conns:
-        .skip 131072
+# 1 while a connection is being served (4 bytes)
+        .balign 4
+busy:
+        .skip 4
 
-# a 8208 byte request buffer per connection (8404992 bytes)
-        .balign 64
-conn_bufs:
-        .skip 8404992
+# set by the signal handler: stop gracefully (4 bytes)
+        .balign 4
+stop_requested:
+        .skip 4
+
+# CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
+        .balign 8
+clock_now:
+        .skip 8
+
+# log and error lines are built here (8320 bytes)
+        .balign 8
+line_buf:
+        .skip 8320
+
+# struct timespec, filled by clock_gettime (16 bytes)
+        .balign 8
+now_ts:
+        .skip 16
 
         # An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         .section .note.GNU-stack,"",@progbits

@@ -13,8 +13,8 @@
 ; Registers that live across the whole program:
 ;   r12  the listening socket's file descriptor
 ;   r13  the client socket's file descriptor
-;   r14  bytes in the request buffer
-;   rbp  the request buffer (HTTP)
+;   rbx  the connection record (conn_* fields)
+;   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
 ;   r15  the log's file descriptor
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
@@ -23,6 +23,30 @@
         global _start
 
         section .text
+
+;; Named offsets: the fields of the records the code reads and writes.
+        conn_fd equ 0                           ; the socket
+        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
+        conn_served equ 8                       ; requests answered on this connection
+        conn_mode equ 12                        ; after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        conn_len equ 16                         ; bytes in the request buffer
+        conn_scanned equ 20                     ; bytes of the buffer already searched for the head's end
+        conn_out equ 24                         ; 1 while the driver waits for the socket to become writable
+        conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
+        conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
+        conn_discard equ 88                     ; body bytes still to read and drop
+        conn_consume equ 96                     ; bytes to drop from the buffer once the response is out
+        conn_addr equ 104                       ; the client: sin_family, sin_port, sin_addr
+        conn_bytes equ 112                      ; bytes read, for the connection log
+        conn_buf equ 120                        ; this connection's request buffer
+        resp_head equ 0                         ; offset of the first head in response_heads
+        resp_len_close equ 4                    ; length of the head with Connection: close (without its last CR LF)
+        resp_len_keep equ 8                     ; ... for HTTP/1.1 keep-alive
+        resp_len_keep10 equ 12                  ; ... with Connection: keep-alive (HTTP/1.0)
+        resp_body equ 16                        ; offset of the body in response_bodies
+        resp_body_len equ 20                    ; length of the body
+        resp_status equ 24                      ; the status code, for the log
+        resp_flags equ 28                       ; bits 0-7: the kind; bit 8: always close the connection after it
 
 ;; --------------------------------------------------------------------------
 ;; start: ignore SIGPIPE: rt_sigaction(2), syscall 13
@@ -42,15 +66,15 @@ _start:
 ;; C: sigaction(SIGTERM, &sa, NULL); sigaction(SIGINT, &sa, NULL)  with sa = { on_signal, SA_RESTORER, signal_restorer }
 ;; SIGTERM (docker stop, kill) and SIGINT (Ctrl-C) end the server with status 0,
 ;; also as PID 1, where signals without a handler are ignored. The handler
-;; exits at once when idle, else it lets the current connection finish.
+;; exits at once when idle, else it lets the connections in progress finish.
 ;; No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-catch_stop_signals_38:
+catch_stop_signals:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal_12]
+        lea     rax, [rel on_signal]
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer_13]
+        lea     rax, [rel signal_restorer]
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
@@ -70,25 +94,25 @@ catch_stop_signals_38:
 ;; --------------------------------------------------------------------------
 ;; choose the log's file descriptor
 ;; C: log_fd = STDOUT_FILENO
-choose_log_39:
+choose_log:
         mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
 ;; C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ;; A TCP socket over IPv4.
-socket_40:
+socket:
         mov     edi, 2                          ; domain = AF_INET
         mov     esi, 1                          ; type = SOCK_STREAM
         xor     edx, edx                        ; protocol = 0: TCP
         mov     eax, 41                         ; syscall number: socket
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_41
+        jns     short socket.ok
         lea     rsi, [rel error_socket]         ; the start of the error message
         mov     edx, 15                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_41:
+        jmp     near die                        ; print it with the errno's text and exit 1
+socket.ok:
         mov     r12, rax                        ; r12 = listen_fd
 
 ;; --------------------------------------------------------------------------
@@ -96,7 +120,7 @@ ok_41:
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ;; Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ;; sit in TIME_WAIT.
-reuseaddr_42:
+reuseaddr:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
@@ -105,91 +129,93 @@ reuseaddr_42:
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_43
+        jns     short reuseaddr.ok
         lea     rsi, [rel error_setsockopt]     ; the start of the error message
         mov     edx, 32                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_43:
+        jmp     near die                        ; print it with the errno's text and exit 1
+reuseaddr.ok:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
-bind_44:
+bind:
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel listen_addr]          ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_45
+        jns     short bind.ok
         lea     rsi, [rel error_bind]           ; the start of the error message
         mov     edx, 26                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_45:
+        jmp     near die                        ; print it with the errno's text and exit 1
+bind.ok:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
 ;; C: listen(listen_fd, 128)
 ;; The kernel now completes handshakes and queues connections for accept().
-listen_46:
+listen:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 128                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_47
+        jns     short listen.ok
         lea     rsi, [rel error_listen]         ; the start of the error message
         mov     edx, 28                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_47:
+        jmp     near die                        ; print it with the errno's text and exit 1
+listen.ok:
 
 ;; --------------------------------------------------------------------------
 ;; make the listener non-blocking: fcntl(2), syscall 72
 ;; C: fcntl(listen_fd, F_SETFL, O_NONBLOCK)
 ;; The event loop accepts until -EAGAIN instead of blocking in accept().
-nonblocking_48:
+nonblocking:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 4                          ; F_SETFL
         mov     edx, 2048                       ; O_NONBLOCK
         mov     eax, 72                         ; syscall number: fcntl
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_49
+        jns     short nonblocking.ok
         lea     rsi, [rel error_fcntl]          ; the start of the error message
         mov     edx, 25                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_49:
+        jmp     near die                        ; print it with the errno's text and exit 1
+nonblocking.ok:
 
 ;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
 ;; C: write_all(STDOUT_FILENO, "hello listening on 0.0.0.0:8080\n", 32)
 ;; Printed only once listen() succeeded, so a script can wait for this line.
-announce_50:
+announce:
         mov     edi, 1                          ; fd = STDOUT_FILENO
         lea     rsi, [rel startup_line]         ; buf
         mov     edx, 32                         ; count
-        call    write_all_6                     ; a closed stdout is not fatal: the result is ignored
+        call    write_all                       ; a closed stdout is not fatal: the result is ignored
+        jmp     short worker_main
 
 ;; --------------------------------------------------------------------------
 ;; a worker starts
-worker_main_14:
+worker_main:
+        jmp     short epoll_start
 
 ;; --------------------------------------------------------------------------
 ;; create the epoll instance: epoll_create1(2), syscall 291
 ;; C: epfd = epoll_create1(EPOLL_CLOEXEC); every slot free; listen_on()
 ;; One loop serves up to 1024 connections (limits.max_connections) from
 ;; static memory: a table of 128-byte records and a 8208-byte buffer each.
-epoll_start_52:
+epoll_start:
         mov     edi, 0x80000                    ; EPOLL_CLOEXEC
         mov     eax, 291                        ; syscall number: epoll_create1
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_53
+        jns     short epoll_start.ok
         lea     rsi, [rel error_epoll]          ; the start of the error message
         mov     edx, 22                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_53:
+        jmp     near die                        ; print it with the errno's text and exit 1
+epoll_start.ok:
         mov     dword [rel epfd], eax
         mov     dword [rel busy], 1             ; stop signals are handled by the loop, not the handler
         ; SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
@@ -205,19 +231,18 @@ ok_53:
         lea     rsi, [rel conn_bufs]
         lea     rdx, [rel free_stack]
         mov     ecx, 1024                       ; rcx = slots left to set up
-init_slot_51:
-        mov     qword [rdi+104], rsi            ; record.buf
+epoll_start.init_slot:
+        mov     qword [rdi+conn_buf], rsi       ; record.buf
         dec     ecx
         mov     dword [rdx], ecx                ; free_stack[i] = max - 1 - i
         add     rdi, 128
-        add     rsi, 0x2010
+        add     rsi, 8208
         add     rdx, 4
         test    ecx, ecx
-        jnz     init_slot_51
+        jnz     short epoll_start.init_slot
         mov     dword [rel free_top], 1024      ; every slot is free
-        call    listen_on_34
-        call    now_ms_15
-        mov     qword [rel loop_now], rax
+        call    listen_on
+        call    now_ms
         add     rax, 100
         mov     qword [rel next_sweep], rax
 
@@ -226,12 +251,12 @@ init_slot_51:
 ;; C: n = epoll_pwait(epfd, events, 64, 100, &no_signals); handle each; sweep deadlines
 ;; Level-triggered. The 100 ms timeout drives the sweep that closes connections
 ;; past their deadline (header, keep-alive, send), so a slow or idle client
-;; never delays another.
-event_loop_28:
+;; never delays another. The clock is read once per wake-up.
+event_loop:
         cmp     dword [rel stop_requested], 0   ; a stop signal?
-        je      wait_events_59
-        call    begin_shutdown_37               ; exits when done
-wait_events_59:
+        je      short event_loop.wait
+        call    begin_shutdown                  ; exits when done
+event_loop.wait:
         mov     edi, dword [rel epfd]           ; epfd
         lea     rsi, [rel events]               ; events
         mov     edx, 64                         ; maxevents
@@ -241,37 +266,36 @@ wait_events_59:
         mov     eax, 281                        ; syscall number: epoll_pwait
         syscall
         test    rax, rax
-        jns     wait_ok_54
+        jns     short event_loop.wait_ok
         xor     eax, eax                        ; -EINTR (a signal): no events
-wait_ok_54:
+event_loop.wait_ok:
         mov     dword [rel ev_n], eax
         mov     dword [rel ev_i], 0
-        call    now_ms_15                       ; the time, once for the whole batch
-        mov     qword [rel loop_now], rax
-next_event_55:
+        call    now_ms                          ; clock_now, once for the whole batch
+event_loop.next_event:
         mov     ecx, dword [rel ev_i]
         cmp     ecx, dword [rel ev_n]
-        jae     events_done_56
+        jae     short event_loop.events_done
         inc     dword [rel ev_i]
         imul    rcx, rcx, 12                    ; i * sizeof(struct epoll_event)
         lea     rsi, [rel events]
         mov     rbx, qword [rsi+rcx+4]          ; data: the connection's record
         test    rbx, rbx
-        jnz     is_connection_57
-        call    accept_all_29                   ; 0: the listener
-        jmp     next_event_55
-is_connection_57:
-        call    connection_event_30
-        jmp     next_event_55
-events_done_56:
-        mov     rax, qword [rel loop_now]
+        jnz     short event_loop.is_connection
+        call    accept_all                      ; 0: the listener
+        jmp     short event_loop.next_event
+event_loop.is_connection:
+        call    connection_event
+        jmp     short event_loop.next_event
+event_loop.events_done:
+        mov     rax, qword [rel clock_now]
         cmp     rax, qword [rel next_sweep]
-        jl      no_sweep_58
+        jl      short event_loop.no_sweep
         add     rax, 100
         mov     qword [rel next_sweep], rax
-        call    sweep_33
-no_sweep_58:
-        jmp     event_loop_28
+        call    sweep
+event_loop.no_sweep:
+        jmp     near event_loop
 
 ;; --------------------------------------------------------------------------
 ;; subroutine begin_shutdown: a graceful stop: close(2), syscall 3
@@ -280,41 +304,41 @@ no_sweep_58:
 ;; received are answered, then closed. After limits.shutdown_timeout_ms
 ;; (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ;; handler).
-begin_shutdown_37:
+begin_shutdown:
         cmp     dword [rel shutting_down], 0
-        jne     shutdown_started_60             ; already stopping
+        jne     short begin_shutdown.started    ; already stopping
         mov     dword [rel shutting_down], 1
-        call    now_ms_15
-        add     rax, 0x1388                     ; + shutdown_timeout_ms
+        mov     rax, qword [rel clock_now]
+        add     rax, 5000                       ; + shutdown_timeout_ms
         mov     qword [rel shutdown_deadline], rax
-        call    listen_off_35
+        call    listen_off
         mov     rdi, r12                        ; close the listener: no new connections
         mov     eax, 3                          ; syscall number: close
         syscall
-shutdown_started_60:
+begin_shutdown.started:
         ; On every pass: a connection may have become idle since the last one.
-        lea     rbx, [rel conns]                ; close every idle connection
-close_idle_61:
+        lea     rbx, [rel conns]
+begin_shutdown.close_idle:
         lea     rax, [rel conns]
-        add     rax, 0x20000
+        add     rax, 131072                     ; the table's end
         cmp     rbx, rax
-        jae     idle_closed_63
-        cmp     dword [rbx+4], 1                ; waiting for a request...
-        jne     close_idle_next_62
-        cmp     qword [rbx+8], 0                ; ...with nothing of it received
-        jne     close_idle_next_62
-        call    close_connection_31
-close_idle_next_62:
+        jae     short begin_shutdown.close_idle_done
+        cmp     dword [rbx+conn_state], 1       ; waiting for a request...
+        jne     short begin_shutdown.close_idle_next
+        cmp     dword [rbx+conn_len], 0         ; ...with nothing of it received
+        jne     short begin_shutdown.close_idle_next
+        call    close_connection
+begin_shutdown.close_idle_next:
         add     rbx, 128
-        jmp     close_idle_61
-idle_closed_63:
+        jmp     short begin_shutdown.close_idle
+begin_shutdown.close_idle_done:
         cmp     dword [rel nconns], 0
-        je      exit_ok_5                       ; nothing left: exit 0
-        call    now_ms_15
+        je      near exit_ok                    ; nothing left: exit 0
+        mov     rax, qword [rel clock_now]
         cmp     rax, qword [rel shutdown_deadline]
-        jl      not_yet_64
-        jmp     exit_ok_5                       ; out of time: exit 0
-not_yet_64:
+        jl      short begin_shutdown.not_yet
+        jmp     near exit_ok                    ; out of time: exit 0
+begin_shutdown.not_yet:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -324,10 +348,10 @@ not_yet_64:
 ;; the listener leaves the epoll set: pending clients wait in the kernel's
 ;; queue instead of being accepted and dropped, and nothing spins. It comes
 ;; back when a connection closes (or at the next sweep).
-accept_all_29:
-accept_next_65:
+accept_all:
+accept_all.next:
         cmp     dword [rel nconns], 1024        ; a free slot?
-        jae     table_full_67
+        jae     short accept_all.table_full
         mov     dword [rel client_addrlen], 16
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel client_addr]          ; addr
@@ -336,318 +360,125 @@ accept_next_65:
         mov     eax, 288                        ; syscall number: accept4
         syscall
         test    rax, rax
-        jns     accepted_66
+        jns     short accept_all.accepted
         cmp     rax, -11                        ; -EAGAIN: none left
-        je      accept_done_68
+        je      near accept_all.done
         cmp     rax, -4
-        je      accept_next_65
+        je      short accept_all.next
         cmp     rax, -103                       ; the client gave up
-        je      accept_next_65
-table_full_67:
-        call    listen_off_35                   ; out of slots or descriptors: stop accepting for now
+        je      short accept_all.next
+accept_all.table_full:
+        call    listen_off                      ; out of slots or descriptors: stop accepting for now
         ret
-accepted_66:
+accept_all.accepted:
         mov     r13, rax                        ; r13 = the new socket
         dec     dword [rel free_top]            ; pop a free slot
         mov     ecx, dword [rel free_top]
         shl     rcx, 2
         lea     rdx, [rel free_stack]
         mov     ecx, dword [rdx+rcx]            ; its index
-        shl     rcx, 7
+        shl     rcx, 7                          ; * 128
         lea     rbx, [rel conns]
         add     rbx, rcx                        ; rbx = &conns[index]
-        mov     dword [rbx], r13d               ; record.fd
-        mov     dword [rbx+4], 1                ; waiting for the first request
-        mov     qword [rbx+8], 0
-        mov     qword [rbx+16], 0
-        mov     qword [rbx+72], 0
-        mov     qword [rbx+96], 0
-        mov     dword [rbx+24], 0
-        mov     dword [rbx+112], 0
-        lea     rsi, [rel client_addr]
-        mov     rax, qword [rsi]                ; family, port and address: 8 bytes
-        mov     qword [rbx+88], rax             ; kept for the logs
-        mov     eax, 0x2710                     ; the first request's deadline
-        call    conn_deadline_36
         inc     dword [rel nconns]
+        mov     dword [rbx+conn_fd], r13d       ; record.fd
+        mov     rax, qword [rel client_addr]    ; family, port and address: 8 bytes
+        mov     qword [rbx+conn_addr], rax      ; kept for the logs
+        call    http_open                       ; the record starts reading, with its first deadline
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 1                  ; EPOLLIN
-        mov     qword [r10+4], rbx              ; data: which connection
+        mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
         mov     esi, 1                          ; EPOLL_CTL_ADD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
         test    rax, rax
-        jns     accept_next_65
-        call    close_connection_31             ; could not watch it (ENOMEM, ENOSPC): close it at once
-        jmp     accept_next_65
-accept_done_68:
-        ret
-
-;; --------------------------------------------------------------------------
-;; subroutine conn_deadline(rax = ms)
-;; C: record.deadline = loop_now + ms
-;; rbx = the record. The time is the one read once per loop iteration, as
-;; nginx does: no clock_gettime per request.
-conn_deadline_36:
-        add     rax, qword [rel loop_now]
-        mov     qword [rbx+32], rax
+        jns     near accept_all.next
+        call    close_connection                ; could not watch it (ENOMEM, ENOSPC): close it at once
+        jmp     near accept_all.next
+accept_all.done:
         ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine connection_event(rbx = record): read(2), syscall 0
-;; C: switch (record.state) { reading: read, then answer what is complete;
-;;    writing: flush; discarding: read and drop the body }
-;; The record's buffer is rbp, its length r14, its socket r13, as in the
-;; blocking modes, so the parser and the response table are shared.
-connection_event_30:
-        mov     r13d, dword [rbx]               ; r13 = fd
-        mov     rbp, qword [rbx+104]            ; rbp = its buffer
-        mov     r14, qword [rbx+8]              ; r14 = bytes in it
-        cmp     dword [rbx+4], 2
-        je      conn_writing_71
-        cmp     dword [rbx+4], 3
-        je      conn_discarding_70
-conn_reading_69:
-        mov     edx, 0x2000                     ; count = the room left
-        sub     rdx, r14
-        jz      process_72                      ; full: the head cannot fit (414 or 431)
-        mov     rsi, rbp
-        add     rsi, r14                        ; buf + len
+;; C: writing: flush;  else: n = read(fd, read_window()); action = received(n)
+;; Then do what the connection asks: send (flush, then sent), close, or wait
+;; for more input. A response that does not fit in the socket buffer waits
+;; for EPOLLOUT; reading resumes after it.
+connection_event:
+        mov     r13d, dword [rbx+conn_fd]       ; r13 = fd
+        cmp     dword [rbx+conn_state], 2
+        je      short connection_event.writing
+        call    read_window                     ; rsi = where, rdx = how much
         mov     rdi, r13
         mov     eax, 0                          ; syscall number: read
         syscall
         cmp     rax, -11                        ; nothing after all
-        je      save_len_73
+        je      short connection_event.quiet
         cmp     rax, -4
-        je      save_len_73                     ; level-triggered: it comes back
+        je      short connection_event.quiet    ; level-triggered: it comes back
         test    rax, rax
-        jle     conn_close_75                   ; end of file or error
-        add     qword [rbx+96], rax
-        add     r14, rax                        ; len += n
-        ; The first bytes of a keep-alive request start its header deadline.
-        cmp     r14, rax
-        jne     process_72
-        cmp     dword [rbx+24], 0
-        je      process_72
-        mov     eax, 0x2710
-        call    conn_deadline_36
-        jmp     process_72
-conn_discarding_70:
-        mov     rdx, qword [rbx+72]             ; count = what is left of the body...
-        cmp     rdx, 0x2000
-        jbe     discard_count_ok_76
-        mov     edx, 0x2000                     ; ...at most a buffer: the next request stays unread
-discard_count_ok_76:
-        mov     rsi, rbp
-        mov     rdi, r13
-        mov     eax, 0                          ; syscall number: read
-        syscall
-        cmp     rax, -11
-        je      save_len_73
-        cmp     rax, -4
-        je      save_len_73
+        jle     near connection_event.close     ; end of file or error
+        call    http_received
+connection_event.act:
+        cmp     eax, 1                          ; send?
+        je      short connection_event.send
+        cmp     eax, 2                          ; close?
+        je      near connection_event.close
+connection_event.quiet:
+        ret                                     ; want to read: wait for EPOLLIN
+connection_event.writing:
+connection_event.send:
+        call    flush
         test    rax, rax
-        jle     conn_close_75
-        add     qword [rbx+96], rax
-        sub     qword [rbx+72], rax
-        jz      body_dropped_77
-        mov     eax, 0x2710                     ; more to come: header_timeout_ms from this read
-        call    conn_deadline_36
-        jmp     save_len_73
-body_dropped_77:
-        mov     dword [rbx+4], 1                ; the body is gone: wait for the next request
-        mov     eax, 0x1388
-        call    conn_deadline_36
-        jmp     save_len_73
-conn_writing_71:
-        call    flush_32
-        test    rax, rax
-        js      conn_close_75                   ; the client is gone
-        jz      save_len_73                     ; still more to send
-        jmp     after_write_74
-
-;; --------------------------------------------------------------------------
-;; answer the complete requests in the buffer
-;; C: while (head complete) { parse; route; queue the response; flush }
-;; Pipelined requests are answered in order. A response that does not fit
-;; in the socket buffer waits for EPOLLOUT; reading resumes after it.
-process_72:
-        mov     rax, qword [rbx+16]
-        mov     qword [rel scanned], rax
-        call    find_head_end_21
-        mov     rcx, qword [rel scanned]
-        mov     qword [rbx+16], rcx
-        test    rax, rax
-        jnz     conn_have_head_78
-        cmp     r14, 0x2000
-        jb      save_len_73                     ; incomplete: wait for more
-        call    too_large_26                    ; 414 or 431
-        jmp     conn_respond_79
-conn_have_head_78:
-        mov     qword [rel head_len], rax
-        call    parse_request_22                ; eax = the response
-conn_respond_79:
-        mov     ecx, dword [rbx+24]             ; requests answered before this one
-        call    decide_mode_25                  ; conn_mode = 0, 1 or 2; keeps eax
-        mov     edx, eax                        ; edx = the response's index
-        mov     eax, dword [rel conn_mode]
-        mov     dword [rbx+28], eax
-        mov     eax, edx
-        call    prepare_response_23             ; iov = head and body
-        inc     dword [rbx+24]
-        ; What to drop once the response is out: the head, and the body (read and
-        ; thrown away later if it is not all here yet).
-        mov     rax, qword [rel head_len]
-        mov     rcx, r14
-        sub     rcx, rax                        ; body bytes already here
-        mov     rdx, qword [rel req_content_length]
-        cmp     rcx, rdx
-        jae     conn_body_here_81
-        sub     rdx, rcx
-        mov     qword [rbx+72], rdx             ; the rest is read and dropped later
-        mov     qword [rbx+80], r14             ; the whole buffer goes
-        jmp     conn_queued_80
-conn_body_here_81:
-        add     rax, rdx
-        mov     qword [rbx+80], rax             ; head + body
-        mov     qword [rbx+72], 0
-conn_queued_80:
-        lea     rsi, [rel iov]
-        mov     rax, qword [rsi]
-        mov     qword [rbx+40], rax             ; record.iov = iov
-        mov     rax, qword [rsi+8]
-        mov     qword [rbx+48], rax
-        mov     rax, qword [rsi+16]
-        mov     qword [rbx+56], rax
-        mov     rax, qword [rsi+24]
-        mov     qword [rbx+64], rax
-        mov     dword [rbx+4], 2
-        mov     eax, 0x2710                     ; a client must take the response within 10 s
-        call    conn_deadline_36
-        call    flush_32
-        test    rax, rax
-        js      conn_close_75
-        jz      save_len_73                     ; the rest goes out on EPOLLOUT
-
-;; --------------------------------------------------------------------------
-;; after a response: epoll_ctl(2), syscall 233
-;; C: drop the request; close, or wait for the body's rest or the next request
-after_write_74:
-        cmp     dword [rbx+112], 0              ; was it waiting for EPOLLOUT?
-        je      conn_in_again_85
-        mov     dword [rbx+112], 0
+        js      short connection_event.close    ; the client is gone
+        jz      short connection_event.pending  ; the rest goes out on EPOLLOUT
+connection_event.flushed:
+        cmp     dword [rbx+conn_out], 0         ; was it waiting for EPOLLOUT?
+        je      short connection_event.in_again
+        mov     dword [rbx+conn_out], 0
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 1                  ; back to EPOLLIN
-        mov     qword [r10+4], rbx              ; data: which connection
+        mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
         mov     esi, 3                          ; EPOLL_CTL_MOD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-conn_in_again_85:
-        cmp     dword [rbx+28], 0               ; Connection: close?
-        je      conn_close_75
-        cmp     dword [rel shutting_down], 0    ; stopping?
-        jne     conn_close_75
-conn_keep_82:
-        mov     rax, qword [rbx+80]             ; memmove(buf, buf + consume, len - consume)
-        mov     rdi, rbp
-        lea     rsi, [rbp+rax]
-        mov     rcx, r14
-        sub     rcx, rax
-        sub     r14, rax
-        rep movsb
-        mov     qword [rbx+16], 0
-        cmp     qword [rbx+72], 0               ; a body still to drop?
-        je      conn_no_discard_83
-        mov     dword [rbx+4], 3
-        mov     eax, 0x2710
-        call    conn_deadline_36
-        jmp     save_len_73
-conn_no_discard_83:
-        mov     dword [rbx+4], 1
-        test    r14, r14                        ; the next request already here?
-        jz      conn_idle_84
-        mov     eax, 0x2710                     ; yes: its head has header_timeout_ms
-        call    conn_deadline_36
-        jmp     process_72
-conn_idle_84:
-        mov     eax, 0x1388                     ; no: wait keepalive_timeout_ms
-        call    conn_deadline_36
-save_len_73:
-        mov     qword [rbx+8], r14              ; record.len = r14
-        ret
-conn_close_75:
-        jmp     close_connection_31             ; close_connection returns for us
-
-;; --------------------------------------------------------------------------
-;; subroutine flush(rbx = record): writev(2), syscall 20
-;; C: writev(fd, record.iov, 2) until all is sent or it would block
-;; rax = 1 when all is sent, 0 when the rest waits for EPOLLOUT, or -errno.
-flush_32:
-flush_again_86:
-        mov     rax, qword [rbx+48]
-        or      rax, qword [rbx+64]             ; anything left?
-        jz      flush_done_90
-        mov     rdi, r13
-        lea     rsi, [rbx+40]                   ; iov = record.iov
-        mov     edx, 2
-        mov     eax, 20                         ; syscall number: writev
-        syscall
-        cmp     rax, -11                        ; the socket buffer is full
-        je      flush_pending_88
-        cmp     rax, -4
-        je      flush_again_86
-        test    rax, rax
-        js      flush_fail_91
-        mov     rcx, qword [rbx+48]
-        cmp     rax, rcx
-        jb      flush_in_head_87
-        sub     rax, rcx                        ; the head is out; rax = body bytes sent
-        add     qword [rbx+40], rcx
-        mov     qword [rbx+48], 0
-        add     qword [rbx+56], rax
-        sub     qword [rbx+64], rax
-        jmp     flush_again_86
-flush_in_head_87:
-        add     qword [rbx+40], rax
-        sub     qword [rbx+48], rax
-        jmp     flush_again_86
-flush_pending_88:
+connection_event.in_again:
+        call    http_sent                       ; what next: the next pipelined response, more input, or close
+        jmp     short connection_event.act
+connection_event.pending:
         mov     eax, 0x2710                     ; 10 s for the client to read on
-        call    conn_deadline_36
-        cmp     dword [rbx+112], 0
-        jne     flush_armed_89
-        mov     dword [rbx+112], 1
+        call    set_deadline
+        cmp     dword [rbx+conn_out], 0
+        jne     short connection_event.armed
+        mov     dword [rbx+conn_out], 1
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
-        mov     qword [r10+4], rbx              ; data: which connection
+        mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
         mov     esi, 3                          ; EPOLL_CTL_MOD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-flush_armed_89:
-        xor     eax, eax
+connection_event.armed:
         ret
-flush_done_90:
-        mov     eax, 1
-flush_fail_91:
-        ret
+connection_event.close:
+        jmp     short close_connection          ; close_connection returns for us
 
 ;; --------------------------------------------------------------------------
 ;; subroutine close_connection(rbx = record): close(2), syscall 3
 ;; C: drain_input(); log; close(fd); free the slot; listen_on()
 ;; close() also takes the socket out of the epoll set.
-close_connection_31:
-        mov     r13d, dword [rbx]
-        call    drain_input_9
+close_connection:
+        mov     r13d, dword [rbx+conn_fd]
+        call    drain_input
         mov     rdi, r13
         mov     eax, 3                          ; syscall number: close
         syscall
-        mov     dword [rbx+4], 0                ; the slot is free
+        mov     dword [rbx+conn_state], 0       ; the slot is free
         mov     rax, rbx
         lea     rcx, [rel conns]
         sub     rax, rcx
@@ -658,33 +489,33 @@ close_connection_31:
         mov     dword [rdx+rcx], eax            ; push it on the free stack
         inc     dword [rel free_top]
         dec     dword [rel nconns]
-        call    listen_on_34                    ; a slot is free: accept again if we had stopped
+        call    listen_on                       ; a slot is free: accept again if we had stopped
         ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine sweep: close connections past their deadline
-;; C: for each open record: if (record.deadline <= now) close_connection(record)
+;; C: for each open record: if (record.deadline <= clock_now) close_connection(record)
 ;; Header deadlines, idle keep-alive and send timeouts are all a deadline in
 ;; the record; one pass over the table every 100 ms enforces them. Also
 ;; retries accepting after EMFILE.
-sweep_33:
-        mov     rbp, qword [rel loop_now]       ; rbp = now
+sweep:
         lea     rbx, [rel conns]
-sweep_loop_92:
+sweep.check:
         lea     rax, [rel conns]
-        add     rax, 0x20000
+        add     rax, 131072                     ; the table's end
         cmp     rbx, rax
-        jae     sweep_done_94
-        cmp     dword [rbx+4], 0
-        je      sweep_next_93                   ; free
-        cmp     qword [rbx+32], rbp
-        jg      sweep_next_93                   ; not yet
-        call    close_connection_31
-sweep_next_93:
+        jae     short sweep.check_done
+        cmp     dword [rbx+conn_state], 0
+        je      short sweep.check_next          ; free
+        mov     rax, qword [rel clock_now]
+        cmp     qword [rbx+conn_deadline], rax
+        jg      short sweep.check_next          ; not yet
+        call    close_connection
+sweep.check_next:
         add     rbx, 128
-        jmp     sweep_loop_92
-sweep_done_94:
-        call    listen_on_34
+        jmp     short sweep.check
+sweep.check_done:
+        call    listen_on
         ret
 
 ;; --------------------------------------------------------------------------
@@ -692,13 +523,13 @@ sweep_done_94:
 ;; C: if (!accepting && !shutting_down && nconns < max) epoll_ctl(ADD, listen_fd, EPOLLIN | EPOLLEXCLUSIVE)
 ;; EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
 ;; wakes one of them per connection, not all.
-listen_on_34:
+listen_on:
         cmp     dword [rel accepting], 0
-        jne     listen_on_skip_95
+        jne     short listen_on.skip
         cmp     dword [rel shutting_down], 0
-        jne     listen_on_skip_95
+        jne     short listen_on.skip
         cmp     dword [rel nconns], 1024
-        jae     listen_on_skip_95
+        jae     short listen_on.skip
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 0x10000001         ; EPOLLIN | EPOLLEXCLUSIVE
         mov     qword [r10+4], 0                ; data: 0, the listener
@@ -708,16 +539,16 @@ listen_on_34:
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
         mov     dword [rel accepting], 1
-listen_on_skip_95:
+listen_on.skip:
         ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine listen_off: epoll_ctl(2), syscall 233
 ;; C: if (accepting) epoll_ctl(DEL, listen_fd)
 ;; Pending connections wait in the kernel's queue (the listen backlog).
-listen_off_35:
+listen_off:
         cmp     dword [rel accepting], 0
-        je      listen_off_skip_96
+        je      short listen_off.skip
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 0                  ; no events
         mov     qword [r10+4], 0                ; data: 0, the listener
@@ -727,329 +558,339 @@ listen_off_35:
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
         mov     dword [rel accepting], 0
-listen_off_skip_96:
+listen_off.skip:
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine drain_input: recvfrom(2), syscall 45
-;; C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
-;; Closing a socket with unread input makes the kernel send RST, which can
-;; destroy the response before the client reads it. Take what has already
-;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
-drain_input_9:
-        mov     r10d, 16                        ; at most 16 reads
-drain_97:
-        mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
-        mov     edx, 0x2000                     ; len
-        mov     r8, r10                         ; keep the count
-        mov     r10d, 64                        ; flags = MSG_DONTWAIT
-        push    r8
-        xor     r8d, r8d                        ; src_addr = NULL
-        xor     r9d, r9d                        ; addrlen = NULL
-        mov     eax, 45                         ; syscall number: recvfrom
-        syscall
-        pop     r10                             ; the count
+;; subroutine http_open(rbx = record)
+;; C: record = { reading, len 0, scanned 0, served 0 }; deadline = now + header_timeout_ms
+;; The first request's head must arrive within 10000 ms of accept(), however
+;; slowly it trickles in.
+http_open:
+        mov     dword [rbx+conn_state], 1       ; waiting for the first request
+        mov     dword [rbx+conn_len], 0
+        mov     dword [rbx+conn_scanned], 0
+        mov     dword [rbx+conn_served], 0
+        mov     dword [rbx+conn_out], 0
+        mov     qword [rbx+conn_discard], 0
+        mov     qword [rbx+conn_bytes], 0
+        mov     eax, 0x2710                     ; header_timeout_ms
+        jmp     near set_deadline               ; set_deadline returns for us
+
+;; --------------------------------------------------------------------------
+;; subroutine http_received(rax = n bytes read)
+;; C: dropping a body: discard -= n;  reading: len += n, then answer what is complete
+;; The first bytes of a keep-alive request start its header deadline; a body
+;; being dropped gets header_timeout_ms for each read.
+http_received:
+        add     qword [rbx+conn_bytes], rax     ; for the connection log
+        cmp     dword [rbx+conn_state], 3
+        jne     short http_received.reading
+        sub     qword [rbx+conn_discard], rax
+        jz      short http_received.body_dropped
+        mov     eax, 0x2710                     ; more to come: header_timeout_ms for it
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+http_received.body_dropped:
+        mov     dword [rbx+conn_state], 1       ; the body is gone: wait for the next request
+        mov     eax, 0x1388                     ; keepalive_timeout_ms
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+http_received.reading:
+        mov     rbp, qword [rbx+conn_buf]       ; rbp = the buffer
+        mov     r14d, dword [rbx+conn_len]      ; r14 = bytes in it
+        test    r14, r14                        ; the first bytes of a request?
+        jnz     short http_received.counted
+        cmp     dword [rbx+conn_served], 0      ; and not the first request?
+        je      short http_received.counted     ; the first request's deadline runs from accept()
+        mov     rcx, rax                        ; keep n
+        mov     eax, 0x2710                     ; header_timeout_ms for this head
+        call    set_deadline
+        mov     rax, rcx
+http_received.counted:
+        add     r14, rax                        ; len += n
+        mov     dword [rbx+conn_len], r14d
+
+;; --------------------------------------------------------------------------
+;; answer the next complete request in the buffer
+;; C: if (!(head_len = find_head_end())) return buffer full ? respond(too_large()) : want_read;
+;;    respond(parse_request())
+;; rbp = the buffer, r14 = its length. Pipelined requests are answered one at
+;; a time, in order: the next one when this response is out (http_sent).
+http_process:
+        call    find_head_end
         test    rax, rax
-        jle     drained_98                      ; nothing more (-EAGAIN), end of file, or error
-        dec     r10
-        jnz     drain_97
-drained_98:
+        jnz     short http_process.have_head    ; complete: answer it
+        cmp     r14, 8192
+        jb      short http_process.want_more    ; incomplete: wait for more
+        call    too_large                       ; the buffer is full and the head has no end: 414 or 431
+        jmp     short http_process.respond
+http_process.want_more:
+        mov     eax, 0                          ; want to read
+        ret
+http_process.have_head:
+        mov     qword [rel req_head_len], rax
+        call    parse_request                   ; eax = the response's index
+http_process.respond:
+        call    decide_mode                     ; record.mode = 0, 1 or 2; keeps eax
+        call    prepare_response                ; record.iov = its head, Date line and body
+        inc     dword [rbx+conn_served]
+        ; What to drop once the response is out: the head, and the body (read and
+        ; thrown away later if it is not all here yet).
+        mov     rax, qword [rel req_head_len]
+        mov     rcx, r14
+        sub     rcx, rax                        ; body bytes already here
+        mov     rdx, qword [rel req_content_length]
+        cmp     rcx, rdx
+        jae     short http_process.body_here
+        sub     rdx, rcx
+        mov     qword [rbx+conn_discard], rdx   ; the rest is read and dropped later
+        mov     qword [rbx+conn_consume], r14   ; the whole buffer goes
+        jmp     short http_process.queued
+http_process.body_here:
+        add     rax, rdx
+        mov     qword [rbx+conn_consume], rax   ; head + body
+        mov     qword [rbx+conn_discard], 0
+http_process.queued:
+        mov     dword [rbx+conn_state], 2
+        mov     eax, 0x2710                     ; a client must take the response within 10 s
+        call    set_deadline
+        mov     eax, 1                          ; send
         ret
 
 ;; --------------------------------------------------------------------------
-;; exit: exit_group(2), syscall 231
-;; C: exit_group(0)
-exit_ok_5:
-        xor     edi, edi                        ; status = 0
-        mov     eax, 231                        ; syscall number: exit_group
-        syscall
+;; subroutine http_sent(rbx = record)
+;; C: close, or drop the request from the buffer and wait for the body's rest,
+;;    answer the next pipelined request, or wait for one
+;; Connection: close, and a stop signal, close the connection here.
+http_sent:
+        cmp     dword [rbx+conn_mode], 0        ; Connection: close?
+        je      short http_sent.close
+        cmp     dword [rel stop_requested], 0   ; stopping?
+        jne     short http_sent.close
+        mov     rbp, qword [rbx+conn_buf]
+        mov     r14d, dword [rbx+conn_len]
+        mov     rax, qword [rbx+conn_consume]   ; memmove(buf, buf + consume, len - consume)
+        mov     rdi, rbp
+        lea     rsi, [rbp+rax]
+        mov     rcx, r14
+        sub     rcx, rax
+        sub     r14, rax                        ; len -= consume
+        rep movsb                               ; forward copy: safe when the areas overlap this way
+        mov     dword [rbx+conn_len], r14d
+        mov     dword [rbx+conn_scanned], 0     ; search the next request from its start
+        cmp     qword [rbx+conn_discard], 0     ; a body still to drop?
+        je      short http_sent.no_discard
+        mov     dword [rbx+conn_state], 3
+        mov     eax, 0x2710                     ; header_timeout_ms for each read of it
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+http_sent.no_discard:
+        mov     dword [rbx+conn_state], 1
+        test    r14, r14                        ; the next request already here?
+        jz      short http_sent.idle
+        mov     eax, 0x2710                     ; yes: its head has header_timeout_ms
+        call    set_deadline
+        jmp     near http_process
+http_sent.idle:
+        mov     eax, 0x1388                     ; no: wait keepalive_timeout_ms for it
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+http_sent.close:
+        mov     eax, 2                          ; close
+        ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine write_all(rdi = fd, rsi = buf, rdx = count): write(2), syscall 1
-;; C: while (count > 0) { n = write(fd, buf, count); if (n == -EINTR) continue;
-;;   if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;
-;; write() may write fewer bytes than asked (a full socket buffer, a signal):
-;; loop until every byte is out. Returns rax = 0, or -errno.
-write_all_6:
-write_more_99:
-        test    rdx, rdx                        ; anything left?
-        jz      write_done_100
-        mov     eax, 1                          ; syscall number: write
+;; subroutine decide_mode(eax = response index)
+;; C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
+;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
+;; signal and the last of limits.keepalive_requests close the connection.
+;; Keeps eax.
+decide_mode:
+        mov     dword [rbx+conn_mode], 0        ; close, unless kept below
+        mov     ecx, dword [rbx+conn_served]
+        inc     ecx                             ; this one too
+        cmp     ecx, 1000                       ; the last request allowed?
+        jae     short decide_mode.decided
+        mov     ecx, eax
+        shl     rcx, 5                          ; its record
+        lea     rdx, [rel responses]
+        add     rdx, rcx
+        test    dword [rdx+resp_flags], 256     ; always close after it?
+        jnz     short decide_mode.decided
+        cmp     dword [rel stop_requested], 0   ; shutting down?
+        jne     short decide_mode.decided
+        cmp     dword [rel req_close], 0        ; Connection: close?
+        jne     short decide_mode.decided
+        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
+        je      short decide_mode.http10
+        mov     dword [rbx+conn_mode], 1        ; HTTP/1.1: keep-alive
+        ret
+decide_mode.http10:
+        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
+        je      short decide_mode.decided
+        mov     dword [rbx+conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
+decide_mode.decided:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine read_window
+;; C: reading: rsi = buf + len, rdx = room left;  dropping a body: rsi = buf, rdx = min(discard, room)
+;; Where the next read goes. A body that is dropped is read into the buffer,
+;; which is empty then, and never past its end: the next request stays unread.
+read_window:
+        mov     rsi, qword [rbx+conn_buf]
+        cmp     dword [rbx+conn_state], 3
+        je      short read_window.dropping
+        mov     eax, dword [rbx+conn_len]
+        add     rsi, rax                        ; buf + len
+        mov     edx, 0x2000                     ; request_bytes - len
+        sub     rdx, rax
+        ret
+read_window.dropping:
+        mov     rdx, qword [rbx+conn_discard]   ; what is left of the body...
+        cmp     rdx, 8192
+        jbe     short read_window.capped
+        mov     edx, 0x2000                     ; ...at most a buffer
+read_window.capped:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine set_deadline(eax = ms)
+;; C: record.deadline = clock_now + ms
+;; clock_now is read once per wake-up by the driver, as nginx does: no
+;; clock_gettime per request.
+set_deadline:
+        add     rax, qword [rel clock_now]
+        mov     qword [rbx+conn_deadline], rax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine flush(rbx = record): writev(2), syscall 20
+;; C: while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }
+;; rax = 1 when all is sent, 0 when the socket would block (the rest waits for
+;; it to drain; a blocking socket says so only when its send timeout ran out),
+;; or -errno. Up to three parts go out in one system call.
+flush:
+flush.again:
+        mov     rax, qword [rbx+conn_iov+8]
+        or      rax, qword [rbx+conn_iov+24]
+        or      rax, qword [rbx+conn_iov+40]    ; anything left?
+        jz      short flush.done
+        mov     edi, dword [rbx+conn_fd]        ; fd = record.fd
+        lea     rsi, [rbx+conn_iov]             ; iov = record.iov
+        mov     edx, 3                          ; iovcnt
+        mov     eax, 20                         ; syscall number: writev
         syscall
-        cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_99
+        cmp     rax, -11                        ; the socket buffer is full
+        je      short flush.would_block
+        cmp     rax, -4
+        je      short flush.again
         test    rax, rax
-        js      write_return_102                ; -errno: give up
-        jz      write_eio_101                   ; no progress: give up
-        add     rsi, rax                        ; buf += n
-        sub     rdx, rax                        ; count -= n
-        jmp     write_more_99
-write_eio_101:
-        mov     rax, -5                         ; -EIO
+        js      short flush.return              ; -errno: the client is gone
+        ; rax bytes went out: move the iov past them, part by part.
+        mov     rcx, qword [rbx+conn_iov+8]     ; the head
+        cmp     rax, rcx
+        jb      short flush.partial
+        add     qword [rbx+conn_iov], rcx       ; all of it went
+        mov     qword [rbx+conn_iov+8], 0
+        sub     rax, rcx
+        mov     rcx, qword [rbx+conn_iov+24]    ; the Date line
+        cmp     rax, rcx
+        jb      short flush.partial_2
+        add     qword [rbx+conn_iov+16], rcx    ; all of it went
+        mov     qword [rbx+conn_iov+24], 0
+        sub     rax, rcx
+        mov     rcx, qword [rbx+conn_iov+40]    ; the body
+        cmp     rax, rcx
+        jb      short flush.partial_3
+        add     qword [rbx+conn_iov+32], rcx    ; all of it went
+        mov     qword [rbx+conn_iov+40], 0
+        sub     rax, rcx
+        jmp     short flush.again
+flush.would_block:
+        xor     eax, eax                        ; 0: would block
         ret
-write_done_100:
-        xor     eax, eax                        ; 0: all written
-write_return_102:
+flush.done:
+        mov     eax, 1                          ; 1: all sent
+flush.return:
         ret
-
-;; --------------------------------------------------------------------------
-;; subroutine append_u64(rax = value, rdi = dst)
-;; C: dst += sprintf(dst, "%lu", value)
-;; Writes the decimal digits of rax at rdi and advances rdi past them.
-;; Digits come out last first, so they are built backwards on the stack.
-;; Clobbers rax, rcx, rdx, rsi.
-append_u64_7:
-        sub     rsp, 32                         ; room for 20 digits
-        lea     rsi, [rsp+32]                   ; rsi = end of the room
-        mov     ecx, 10                         ; divisor
-digit_103:
-        xor     edx, edx                        ; rdx:rax / 10
-        div     rcx                             ; rax = quotient, rdx = last digit
-        add     dl, 48                          ; to ASCII
-        dec     rsi
-        mov     byte [rsi], dl
-        test    rax, rax
-        jnz     digit_103
-        lea     rcx, [rsp+32]
-        sub     rcx, rsi                        ; rcx = number of digits
-        rep movsb                               ; copy them to dst
-        add     rsp, 32
-        ret
-
-;; --------------------------------------------------------------------------
-;; fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
-;; C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
-;; Names the call, the address and the reason, e.g.
-;; "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
-;; text here is printed as its number.
-die_11:
-        neg     rax
-        mov     rbx, rax                        ; rbx = errno
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
-        mov     rcx, rdx
-        rep movsb                               ; copy the message start
-        lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
-        cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_107
-        cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_108
-        cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_109
-        cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_110
-        cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_111
-        cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_112
-        cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_113
-        cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_114
-        cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_115
-        cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_116
-        cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_117
-        cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_118
-        cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_119
-        cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_120
-        cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_121
-        cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_122
-        cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_123
-        cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_124
-        cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_125
-        cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_126
-        jmp     unknown_errno_105
-is_EPERM_107:
-        add     rsi, 0                          ; "Operation not permitted"
-        mov     ecx, 23
-        jmp     copy_text_104
-is_ENOENT_108:
-        add     rsi, 23                         ; "No such file or directory"
-        mov     ecx, 25
-        jmp     copy_text_104
-is_EBADF_109:
-        add     rsi, 48                         ; "Bad file descriptor"
-        mov     ecx, 19
-        jmp     copy_text_104
-is_ENOMEM_110:
-        add     rsi, 67                         ; "Cannot allocate memory"
-        mov     ecx, 22
-        jmp     copy_text_104
-is_EACCES_111:
-        add     rsi, 89                         ; "Permission denied"
-        mov     ecx, 17
-        jmp     copy_text_104
-is_EEXIST_112:
-        add     rsi, 106                        ; "File exists"
-        mov     ecx, 11
-        jmp     copy_text_104
-is_ENOTDIR_113:
-        add     rsi, 117                        ; "Not a directory"
-        mov     ecx, 15
-        jmp     copy_text_104
-is_EISDIR_114:
-        add     rsi, 132                        ; "Is a directory"
-        mov     ecx, 14
-        jmp     copy_text_104
-is_EINVAL_115:
-        add     rsi, 146                        ; "Invalid argument"
-        mov     ecx, 16
-        jmp     copy_text_104
-is_ENFILE_116:
-        add     rsi, 162                        ; "Too many open files in system"
-        mov     ecx, 29
-        jmp     copy_text_104
-is_EMFILE_117:
-        add     rsi, 191                        ; "Too many open files"
-        mov     ecx, 19
-        jmp     copy_text_104
-is_ENOSPC_118:
-        add     rsi, 210                        ; "No space left on device"
-        mov     ecx, 23
-        jmp     copy_text_104
-is_EROFS_119:
-        add     rsi, 233                        ; "Read-only file system"
-        mov     ecx, 21
-        jmp     copy_text_104
-is_ENAMETOOLONG_120:
-        add     rsi, 254                        ; "File name too long"
-        mov     ecx, 18
-        jmp     copy_text_104
-is_ELOOP_121:
-        add     rsi, 272                        ; "Too many levels of symbolic links"
-        mov     ecx, 33
-        jmp     copy_text_104
-is_EPROTONOSUPPORT_122:
-        add     rsi, 305                        ; "Protocol not supported"
-        mov     ecx, 22
-        jmp     copy_text_104
-is_EAFNOSUPPORT_123:
-        add     rsi, 327                        ; "Address family not supported by protocol"
-        mov     ecx, 40
-        jmp     copy_text_104
-is_EADDRINUSE_124:
-        add     rsi, 367                        ; "Address already in use"
-        mov     ecx, 22
-        jmp     copy_text_104
-is_EADDRNOTAVAIL_125:
-        add     rsi, 389                        ; "Cannot assign requested address"
-        mov     ecx, 31
-        jmp     copy_text_104
-is_ENOBUFS_126:
-        add     rsi, 420                        ; "No buffer space available"
-        mov     ecx, 25
-        jmp     copy_text_104
-unknown_errno_105:
-        lea     rsi, [rel errno_word]
-        mov     ecx, 6
-        rep movsb                               ; "errno "
-        mov     rax, rbx
-        call    append_u64_7
-        jmp     newline_106
-copy_text_104:
-        rep movsb                               ; copy the errno's text
-newline_106:
-        mov     byte [rdi], 10                  ; '\n'
-        inc     rdi
-        mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
-        sub     rdx, rsi
-        mov     edi, 2                          ; fd = STDERR_FILENO
-        call    write_all_6
-        mov     edi, 1                          ; status = 1
-        mov     eax, 231                        ; syscall number: exit_group
-        syscall
-
-;; --------------------------------------------------------------------------
-;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-;; C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
-;; The first signal asks the event loop for a graceful stop; a second one
-;; exits at once.
-on_signal_12:
-signal_in_worker_127:
-        cmp     dword [rel stop_requested], 0   ; a second signal?
-        jne     exit_now_128
-        cmp     dword [rel busy], 0             ; serving a connection?
-        je      exit_now_128
-        mov     dword [rel stop_requested], 1   ; stop_requested = 1
-        ret                                     ; returns into signal_restorer
-exit_now_128:
-        xor     edi, edi                        ; status = 0
-        mov     eax, 231                        ; syscall number: exit_group
-        syscall
-
-;; --------------------------------------------------------------------------
-;; signal return trampoline: rt_sigreturn(2), syscall 15
-;; C: rt_sigreturn()
-;; The kernel pushed this address as the handler's return address
-;; (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-signal_restorer_13:
-        mov     eax, 15                         ; syscall number: rt_sigreturn
-        syscall
-
-;; --------------------------------------------------------------------------
-;; subroutine now_ms: clock_gettime(2), syscall 228
-;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
-;; rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
-;; rsi, rdi, r11.
-now_ms_15:
-        mov     edi, 1                          ; CLOCK_MONOTONIC
-        lea     rsi, [rel now_ts]
-        mov     eax, 228                        ; syscall number: clock_gettime
-        syscall
-        mov     rax, qword [rsi+8]              ; tv_nsec
-        xor     edx, edx
-        mov     ecx, 0xf4240
-        div     rcx                             ; rax = tv_nsec / 1000000
-        imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
-        add     rax, rcx
-        ret
+flush.partial:
+        add     qword [rbx+conn_iov], rax       ; part of the head went
+        sub     qword [rbx+conn_iov+8], rax
+        jmp     near flush.again
+flush.partial_2:
+        add     qword [rbx+conn_iov+16], rax    ; part of the Date line went
+        sub     qword [rbx+conn_iov+24], rax
+        jmp     near flush.again
+flush.partial_3:
+        add     qword [rbx+conn_iov+32], rax    ; part of the body went
+        sub     qword [rbx+conn_iov+40], rax
+        jmp     near flush.again
 
 ;; --------------------------------------------------------------------------
 ;; subroutine find_head_end
 ;; C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
-;;    scanned = len; return 0;
+;;    record.scanned = len; return 0;
 ;; rax = the length of the request head, up to and with CR LF CR LF, or 0.
 ;; Only bytes not searched before are looked at (the test looks back). A bare
 ;; LF also ends the head, so that parse_request answers it with 400 instead of
 ;; leaving the client to the header timeout.
-find_head_end_21:
-        mov     rcx, qword [rel scanned]        ; i = the first new byte
-scan_129:
+find_head_end:
+        mov     ecx, dword [rbx+conn_scanned]   ; i = the first new byte
+find_head_end.scan:
         cmp     rcx, r14
-        jae     no_end_yet_131                  ; all searched
+        jae     short find_head_end.no_end_yet  ; all searched
         cmp     byte [rbp+rcx], 10              ; LF?
-        jne     scan_next_130
+        jne     short find_head_end.next
         test    rcx, rcx
-        jz      bare_lf_133                     ; an LF first of all: bare
+        jz      short find_head_end.found_end   ; an LF first of all: bare (parse_request says 400)
         cmp     byte [rbp+rcx-1], 13            ; CR before it?
-        jne     bare_lf_133
+        jne     short find_head_end.found_end   ; no: a bare LF (parse_request says 400)
         cmp     rcx, 3
-        jb      scan_next_130
+        jb      short find_head_end.next
         cmp     dword [rbp+rcx-3], 0xa0d0a0d    ; "\r\n\r\n" read as a little-endian dword
-        je      found_end_132
-scan_next_130:
+        je      short find_head_end.found_end
+find_head_end.next:
         inc     rcx
-        jmp     scan_129
-bare_lf_133:
-found_end_132:
+        jmp     short find_head_end.scan
+find_head_end.found_end:
         lea     rax, [rcx+1]                    ; rax = i + 1
         ret
-no_end_yet_131:
-        mov     qword [rel scanned], r14        ; scanned = len
+find_head_end.no_end_yet:
+        mov     dword [rbx+conn_scanned], r14d  ; record.scanned = len
         xor     eax, eax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine too_large: the head does not fit
+;; C: return memchr(buf, '\n', len) ? 431 : 414
+;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
+;; line has no end, else 431 Request Header Fields Too Large. The whole
+;; buffer counts as the head.
+too_large:
+        xor     ecx, ecx                        ; i = 0
+too_large.scan:
+        cmp     rcx, r14
+        jae     short too_large.no_lf
+        cmp     byte [rbp+rcx], 10
+        je      short too_large.found_lf
+        inc     rcx
+        jmp     short too_large.scan
+too_large.found_lf:
+        mov     eax, 4                          ; 431
+        jmp     short too_large.answer
+too_large.no_lf:
+        mov     eax, 3                          ; 414
+too_large.answer:
+        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
+        mov     qword [rel req_content_length], 0
+        mov     qword [rel req_head_len], r14
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1059,7 +900,7 @@ no_end_yet_131:
 ;; The head ends in CR LF CR LF (find_head_end made sure), so every scan
 ;; below stops inside it. rsi walks the head; r8 = char_class.
 ;; A token that is not a known method: 501. Anything else malformed: 400.
-parse_request_22:
+parse_request:
         mov     dword [rel req_minor], 0
         mov     dword [rel req_close], 0
         mov     dword [rel req_keepalive], 0
@@ -1071,70 +912,70 @@ parse_request_22:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_139
+        jne     short parse_request.not_GET
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_134
-not_GET_139:
+        jmp     near target
+parse_request.not_GET:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_140
+        jne     short parse_request.not_HEAD
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_140
+        jne     short parse_request.not_HEAD
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_134
-not_HEAD_140:
+        jmp     near target
+parse_request.not_HEAD:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_141
+        jne     short parse_request.not_POST
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_141
+        jne     short parse_request.not_POST
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_134
-not_POST_141:
+        jmp     near target
+parse_request.not_POST:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_142
+        jne     short parse_request.not_PUT
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_134
-not_PUT_142:
+        jmp     near target
+parse_request.not_PUT:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_143
+        jne     short parse_request.not_DELETE
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_143
+        jne     short parse_request.not_DELETE
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_134
-not_DELETE_143:
+        jmp     short target
+parse_request.not_DELETE:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_144
+        jne     short parse_request.not_PATCH
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_144
+        jne     short parse_request.not_PATCH
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_134
-not_PATCH_144:
+        jmp     short target
+parse_request.not_PATCH:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_145
+        jne     short parse_request.not_OPTIONS
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_145
+        jne     short parse_request.not_OPTIONS
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_134
-not_OPTIONS_145:
-unknown_method_135:
+        jmp     short target
+parse_request.not_OPTIONS:
+parse_request.unknown_method:
         mov     rcx, rsi
-method_token_136:
+parse_request.token:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_137
+        jz      short parse_request.token_end
         inc     rcx
-        jmp     method_token_136
-method_token_end_137:
+        jmp     short parse_request.token
+parse_request.token_end:
         cmp     rcx, rsi
-        je      bad_request_138                 ; no method at all
-        cmp     byte [rcx], 32
-        jne     bad_request_138                 ; not followed by one space
+        je      near bad_request                ; no method at all
+        cmp     byte [rcx], ' '
+        jne     near bad_request                ; not followed by one space
         mov     eax, 5                          ; 501 Not Implemented
         ret
 
@@ -1143,88 +984,89 @@ method_token_end_137:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_134:
-        cmp     byte [rsi], 47
-        je      origin_form_146
+target:
+        cmp     byte [rsi], '/'
+        je      short target.origin_form
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_138
+        jne     near bad_request
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_138
+        jne     near bad_request
         add     rsi, 7                          ; skip "http://"
-authority_147:
+target.authority:
         movzx   eax, byte [rsi]
-        cmp     eax, 47
-        je      origin_form_146                 ; the path starts
-        cmp     eax, 32
-        je      no_path_148                     ; "http://host": the path is "/"
+        cmp     eax, '/'
+        je      short target.origin_form        ; the path starts
+        cmp     eax, ' '
+        je      short target.no_path            ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_138
+        jz      near bad_request
         inc     rsi
-        jmp     authority_147
-no_path_148:
+        jmp     short target.authority
+target.no_path:
         mov     qword [rel req_path_len], 1
-        jmp     version_152
-origin_form_146:
+        jmp     short version
+target.origin_form:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_149:
+target.path:
         movzx   eax, byte [rsi]
-        cmp     eax, 32
-        je      path_end_150
-        cmp     eax, 63
-        je      query_151
-        cmp     eax, 35
-        je      query_151
+        cmp     eax, ' '
+        je      short target.path_end
+        cmp     eax, '?'
+        je      short target.query
+        cmp     eax, '#'
+        je      short target.query
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_138                 ; CR, LF, a control character: malformed
+        jz      near bad_request                ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_149
-query_151:
+        jmp     short target.path
+target.query:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_153:
+target.skip_query:
         inc     rsi
         movzx   eax, byte [rsi]
-        cmp     eax, 32
-        je      version_152
+        cmp     eax, ' '
+        je      short version
         test    byte [r8+rax], 4
-        jz      bad_request_138
-        jmp     skip_query_153
-path_end_150:
+        jz      near bad_request
+        jmp     short target.skip_query
+target.path_end:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
+        jmp     short version
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_152:
+version:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_138
+        jne     near bad_request
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_138
+        jne     near bad_request
         movzx   eax, byte [rsi+6]               ; the major digit
-        sub     eax, 48
+        sub     eax, '0'
         cmp     eax, 9
-        ja      bad_request_138                 ; not a digit
-        cmp     byte [rsi+7], 46
-        jne     bad_request_138
+        ja      near bad_request                ; not a digit
+        cmp     byte [rsi+7], '.'
+        jne     near bad_request
         movzx   ecx, byte [rsi+8]               ; the minor digit
-        sub     ecx, 48
+        sub     ecx, '0'
         cmp     ecx, 9
-        ja      bad_request_138
+        ja      near bad_request
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_138                 ; anything else (a bare CR, trailing text): malformed
+        jne     near bad_request                ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_154
+        je      short version.http_1
         mov     eax, 6                          ; 505 HTTP Version Not Supported
         ret
-http_1_154:
+version.http_1:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -1234,215 +1076,270 @@ http_1_154:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_155:
+parse_headers:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_164
+        je      near parse_headers.done
         mov     rcx, rsi                        ; rcx = the name
-field_name_156:
+parse_headers.name:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_157
+        jz      short parse_headers.name_end
         inc     rsi
-        jmp     field_name_156
-field_name_end_157:
+        jmp     short parse_headers.name
+parse_headers.name_end:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_138                 ; empty: a line that starts with a space (obs-fold) or ':'
-        cmp     byte [rsi], 58
-        jne     bad_request_138                 ; whitespace (or anything) before the colon
+        jz      near bad_request                ; empty: a line that starts with a space (obs-fold) or ':'
+        cmp     byte [rsi], ':'
+        jne     near bad_request                ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_158:
-        cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_165
+parse_headers.skip_ows:
+        cmp     byte [rsi], ' '                 ; optional whitespace before the value
+        je      short parse_headers.ows_char
         cmp     byte [rsi], 9
-        jne     field_value_159
-ows_char_165:
+        jne     short parse_headers.value
+parse_headers.ows_char:
         inc     rsi
-        jmp     skip_ows_158
-field_value_159:
+        jmp     short parse_headers.skip_ows
+parse_headers.value:
         mov     r11, rsi                        ; r11 = the value
-value_char_166:
+parse_headers.value_char:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_160
+        je      short parse_headers.cr
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_138                 ; a bare LF, NUL or another control character
+        jz      near bad_request                ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_166
-field_cr_160:
+        jmp     short parse_headers.value_char
+parse_headers.cr:
         cmp     byte [rsi+1], 10
-        jne     bad_request_138                 ; a bare CR
+        jne     near bad_request                ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_161:
+parse_headers.trim:
         cmp     r9, r11
-        je      trimmed_162
+        je      short parse_headers.trimmed
         movzx   eax, byte [r9-1]
-        cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_167
+        cmp     eax, ' '                        ; trailing whitespace is not part of the value
+        je      short parse_headers.trim_one
         cmp     eax, 9
-        jne     trimmed_162
-trim_one_167:
+        jne     short parse_headers.trimmed
+parse_headers.trim_one:
         dec     r9
-        jmp     trim_161
-trimmed_162:
+        jmp     short parse_headers.trim
+parse_headers.trimmed:
         cmp     rdx, 4
-        jne     not_host_168
+        jne     near parse_headers.not_host
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_168
+        jne     near parse_headers.not_host
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_163
-not_host_168:
+        mov     rcx, r11                        ; rcx walks the value; empty is allowed
+        cmp     rcx, r9
+        je      near parse_headers.next_field
+        cmp     byte [rcx], '['                 ; an IP-literal?
+        jne     short parse_headers.host_name
+parse_headers.host_literal:
+        inc     rcx
+        cmp     rcx, r9
+        jae     near bad_request                ; no closing ']'
+        movzx   eax, byte [rcx]
+        cmp     eax, ']'
+        je      short parse_headers.host_literal_end
+        test    byte [r8+rax], 32               ; hex digits, ':', '.'...
+        jz      near bad_request
+        jmp     short parse_headers.host_literal
+parse_headers.host_literal_end:
+        inc     rcx                             ; past ']'
+parse_headers.host_after:
+        cmp     rcx, r9
+        je      near parse_headers.next_field   ; no port
+        cmp     byte [rcx], ':'
+        je      short parse_headers.host_port
+        jmp     near bad_request                ; anything else after the host
+parse_headers.host_name:
+        cmp     rcx, r9
+        je      near parse_headers.next_field
+        movzx   eax, byte [rcx]
+        cmp     eax, ':'
+        je      short parse_headers.host_port
+        cmp     eax, '%'
+        je      short parse_headers.host_pct
+        test    byte [r8+rax], 8                ; unreserved or a sub-delim?
+        jz      near bad_request                ; a space, '@' (userinfo), '/'...
+        inc     rcx
+        jmp     short parse_headers.host_name
+parse_headers.host_pct:
+        ; '%' and two hex digits; what follows the value (whitespace, CR) is no hex digit.
+        movzx   eax, byte [rcx+1]
+        test    byte [r8+rax], 16
+        jz      near bad_request
+        movzx   eax, byte [rcx+2]
+        test    byte [r8+rax], 16
+        jz      near bad_request
+        add     rcx, 3
+        jmp     short parse_headers.host_name
+parse_headers.host_port:
+        inc     rcx                             ; past ':'; the port may be empty
+parse_headers.host_port_digit:
+        cmp     rcx, r9
+        je      near parse_headers.next_field
+        movzx   eax, byte [rcx]
+        sub     eax, '0'
+        cmp     eax, 9
+        ja      near bad_request                ; the port has digits only
+        inc     rcx
+        jmp     short parse_headers.host_port_digit
+parse_headers.not_host:
         cmp     rdx, 14
-        jne     not_content_length_170
+        jne     near parse_headers.not_content_length
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_170
+        jne     near parse_headers.not_content_length
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_170
+        jne     short parse_headers.not_content_length
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_170
+        jne     short parse_headers.not_content_length
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_170
+        jne     short parse_headers.not_content_length
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_138                 ; empty
+        je      near bad_request                ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_172:
+parse_headers.cl_digit:
         cmp     r11, r9
-        je      cl_end_173
+        je      short parse_headers.cl_end
         movzx   ecx, byte [r11]
-        sub     ecx, 48
+        sub     ecx, '0'
         cmp     ecx, 9
-        ja      bad_request_138                 ; not a digit: invalid
+        ja      near bad_request                ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_174          ; over 15 digits: far over any limit
+        ja      short parse_headers.cl_too_many_digits ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_174:
+parse_headers.cl_too_many_digits:
         inc     r11
-        jmp     cl_digit_172
-cl_end_173:
+        jmp     short parse_headers.cl_digit
+parse_headers.cl_end:
         cmp     rdx, 15
-        jbe     cl_store_175
+        jbe     short parse_headers.cl_store
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_175:
+parse_headers.cl_store:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_163
-not_content_length_170:
+        jmp     near parse_headers.next_field
+parse_headers.not_content_length:
         cmp     rdx, 17
-        jne     not_transfer_encoding_171
+        jne     short parse_headers.not_transfer_encoding
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_171
+        jne     short parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_171
+        jne     short parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_171
+        jne     short parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_171
+        jne     short parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_171
+        jne     short parse_headers.not_transfer_encoding
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_163
-not_transfer_encoding_171:
+        jmp     near parse_headers.next_field
+parse_headers.not_transfer_encoding:
         cmp     rdx, 10
-        jne     not_connection_169
+        jne     near parse_headers.not_connection
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_169
+        jne     near parse_headers.not_connection
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_169
+        jne     near parse_headers.not_connection
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_169
-conn_token_176:
+        jne     near parse_headers.not_connection
+parse_headers.conn_token:
         cmp     r11, r9
-        jae     next_field_163                  ; no more tokens
+        jae     near parse_headers.next_field   ; no more tokens
         movzx   eax, byte [r11]
-        cmp     eax, 44
-        je      conn_separator_177
-        cmp     eax, 32
-        je      conn_separator_177
+        cmp     eax, ','
+        je      short parse_headers.conn_separator
+        cmp     eax, ' '
+        je      short parse_headers.conn_separator
         cmp     eax, 9
-        jne     conn_token_start_182
-conn_separator_177:
+        jne     short parse_headers.conn_token_start
+parse_headers.conn_separator:
         inc     r11
-        jmp     conn_token_176
-conn_token_start_182:
+        jmp     short parse_headers.conn_token
+parse_headers.conn_token_start:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_178:
+parse_headers.conn_scan:
         cmp     r11, r9
-        jae     conn_scanned_179
+        jae     short parse_headers.conn_scanned
         movzx   eax, byte [r11]
-        cmp     eax, 44
-        je      conn_scanned_179
-        cmp     eax, 32
-        je      conn_scanned_179
+        cmp     eax, ','
+        je      short parse_headers.conn_scanned
+        cmp     eax, ' '
+        je      short parse_headers.conn_scanned
         cmp     eax, 9
-        je      conn_scanned_179
+        je      short parse_headers.conn_scanned
         inc     r11
-        jmp     conn_scan_178
-conn_scanned_179:
+        jmp     short parse_headers.conn_scan
+parse_headers.conn_scanned:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_180
+        jne     short parse_headers.not_close
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_180
+        jne     short parse_headers.not_close
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_180
+        jne     short parse_headers.not_close
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_180:
+parse_headers.not_close:
         cmp     rdx, 10
-        jne     not_keep_alive_181
+        jne     short parse_headers.not_keep_alive
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_181
+        jne     short parse_headers.not_keep_alive
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_181
+        jne     short parse_headers.not_keep_alive
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_181
+        jne     short parse_headers.not_keep_alive
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_181:
-        jmp     conn_token_176
-not_connection_169:
-next_field_163:
+parse_headers.not_keep_alive:
+        jmp     near parse_headers.conn_token
+parse_headers.not_connection:
+parse_headers.next_field:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_155
-headers_done_164:
+        jmp     near parse_headers
+parse_headers.done:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1450,177 +1347,631 @@ headers_done_164:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_186:
+check_request:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_183
+        je      short check_request.no_transfer_encoding
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_138                 ; both framings: a smuggling attempt
+        jne     short bad_request               ; both framings: a smuggling attempt
         mov     eax, 5                          ; 501 Not Implemented
         ret
-no_transfer_encoding_183:
+check_request.no_transfer_encoding:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_138                 ; Content-Length twice
+        ja      short bad_request               ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_138                 ; Host twice
-        je      host_ok_184
+        ja      short bad_request               ; Host twice
+        je      short check_request.host_ok
         cmp     dword [rel req_minor], 0
-        jne     bad_request_138                 ; HTTP/1.1 without Host
-host_ok_184:
+        jne     short bad_request               ; HTTP/1.1 without Host
+check_request.host_ok:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_185
+        jbe     short check_request.size_ok
         mov     eax, 2                          ; 413 Content Too Large
         ret
-size_ok_185:
-
-;; --------------------------------------------------------------------------
-;; parse_request: route
-;; C: return the response
-;; "response" answers every path with every known method (HEAD without a body).
-route_187:
-        mov     eax, 0                          ; the response
-        ret
+check_request.size_ok:
+        jmp     short route                     ; route it: a tail call, route returns to our caller
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_138:
+bad_request:
         mov     eax, 1                          ; 400 Bad Request
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine decide_mode(eax = response, ecx = requests answered)
-;; C: conn_mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
-;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
-;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
-;; signal and the last of limits.keepalive_requests close the connection.
-;; Keeps eax.
-decide_mode_25:
-        mov     dword [rel conn_mode], 0        ; close, unless kept below
-        inc     ecx                             ; this one too
-        cmp     ecx, 1000                       ; the last request allowed?
-        jae     mode_decided_188
-        mov     ecx, eax
-        shl     rcx, 5                          ; index * 32: its record
-        lea     rdx, [rel responses]
-        cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_188
-        cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_188
-        cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_188
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_189
-        mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
-        ret
-http10_189:
-        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_188
-        mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_188:
-        ret
-
-;; --------------------------------------------------------------------------
-;; subroutine too_large: the head does not fit
-;; C: return memchr(buf, '\n', len) ? 431 : 414
-;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
-;; line has no end, else 431 Request Header Fields Too Large. The whole
-;; buffer counts as the head.
-too_large_26:
-        xor     ecx, ecx                        ; i = 0
-scan_lf_191:
-        cmp     rcx, r14
-        jae     no_lf_192
-        cmp     byte [rbp+rcx], 10              ; '\n'
-        je      found_lf_190
-        inc     rcx
-        jmp     scan_lf_191
-found_lf_190:
-        mov     eax, 4                          ; 431
-        jmp     answer_too_large_193
-no_lf_192:
-        mov     eax, 3                          ; 414
-answer_too_large_193:
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0
-        mov     qword [rel head_len], r14
+;; route: one response
+;; C: return the response
+;; "response" answers every path with every known method (HEAD without a body).
+route:
+        mov     eax, 0                          ; the response
         ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine prepare_response(eax = response index)
-;; C: iov[0] = { head for conn_mode, its length }; iov[1] = { body, HEAD ? 0 : body_len }
-;; Looks the response up in the table: the head for this connection mode
-;; and the body, both precomputed. HEAD gets no body. Also records the
-;; status and body bytes for the access log.
-prepare_response_23:
+;; C: r10 = &responses[index]; switch (r10->kind) ...
+;; Looks the response up in the table; its kind says how its parts are made.
+;; The record's conn_mode is already decided. Also records the status and
+;; the body bytes for the access log.
+prepare_response:
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32
         lea     r10, [rel responses]
         add     r10, rcx                        ; r10 = &responses[index]
+        mov     eax, dword [r10+resp_status]
+        mov     dword [rel last_status], eax    ; for the access log
+
+;; --------------------------------------------------------------------------
+;; prepare_response: a fixed response
+;; C: iov[0] = { head for conn_mode }; iov[1] = { date_line }; iov[2] = { body, HEAD ? 0 : body_len }
+;; Head and body were made at compile time; the Date line is made at most once
+;; a second (refresh_date). HEAD gets the same head and no body.
+kind_fixed:
         lea     rsi, [rel response_heads]
-        mov     eax, dword [r10]                ; head offset
+        mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head with Connection: close
-        mov     edx, dword [r10+4]              ; rdx = its length
-        mov     ecx, dword [rel conn_mode]
+        mov     edx, dword [r10+resp_len_close] ; rdx = its length
+        mov     ecx, dword [rbx+conn_mode]
         test    ecx, ecx
-        jz      head_ready_194                  ; mode 0: close
+        jz      short kind_fixed.head_ready     ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
-        mov     edx, dword [r10+8]
+        mov     edx, dword [r10+resp_len_keep]
         cmp     ecx, 1
-        je      head_ready_194                  ; mode 1: HTTP/1.1 keep-alive
+        je      short kind_fixed.head_ready     ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
-        mov     edx, dword [r10+12]
-head_ready_194:
+        mov     edx, dword [r10+resp_len_keep10]
+kind_fixed.head_ready:
+        mov     qword [rbx+conn_iov], rsi       ; iov[0] = { head, head_len }
+        mov     qword [rbx+conn_iov+8], rdx
         lea     r8, [rel response_bodies]
-        mov     eax, dword [r10+16]             ; body offset
+        mov     eax, dword [r10+resp_body]      ; body offset
         add     r8, rax                         ; r8 = the body
-        mov     r9d, dword [r10+24]             ; r9 = its length
+        mov     r9d, dword [r10+resp_body_len]  ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_195
+        jne     short kind_fixed.body_ready
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_195:
-        mov     eax, dword [r10+20]
-        mov     dword [rel resp_status], eax    ; for the access log
-        mov     qword [rel resp_body_bytes], r9
-        lea     rdi, [rel iov]
-        mov     qword [rdi], rsi                ; iov[0] = { head, head_len }
-        mov     qword [rdi+8], rdx
-        mov     qword [rdi+16], r8              ; iov[1] = { body, body_len }
-        mov     qword [rdi+24], r9
+kind_fixed.body_ready:
+        mov     qword [rbx+conn_iov+32], r8     ; iov[2] = { body, body_len }
+        mov     qword [rbx+conn_iov+40], r9
+        mov     qword [rel last_body_bytes], r9 ; for the access log
+        mov     rax, qword [rel clock_now]
+        cmp     rax, qword [rel date_expires]   ; a new second since the Date line was made?
+        jl      short kind_fixed.date_fresh
+        call    refresh_date
+kind_fixed.date_fresh:
+        lea     rax, [rel date_line]
+        mov     qword [rbx+conn_iov+16], rax    ; iov[1] = { date_line, 39 }
+        mov     qword [rbx+conn_iov+24], 39
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine refresh_date: clock_gettime(2), syscall 228
+;; C: clock_gettime(CLOCK_REALTIME, &ts); strftime(date_line + 6, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&ts.tv_sec));
+;;    date_expires = clock_now + 1000 - ts.tv_nsec / 1000000
+;; The wall clock, read at most once a second: the line stays valid until the
+;; second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
+refresh_date:
+        mov     edi, 0                          ; CLOCK_REALTIME
+        lea     rsi, [rel date_ts]
+        mov     eax, 228                        ; syscall number: clock_gettime
+        syscall
+        lea     rsi, [rel date_ts]
+        mov     rax, qword [rsi+8]              ; tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             ; rax = ms into this second
+        mov     rcx, qword [rel clock_now]
+        add     rcx, 1000
+        sub     rcx, rax
+        mov     qword [rel date_expires], rcx   ; made again when the next second starts
+        mov     rax, qword [rsi]                ; tv_sec
+        xor     edx, edx
+        mov     ecx, 0x15180
+        div     rcx                             ; rax = days since 1970-01-01, rdx = second of the day
+        mov     r8, rdx                         ; r8 = second of the day
+        mov     r9, rax                         ; r9 = days
+        lea     rdi, [rel date_line]            ; rdi = the line; the date starts at +6
+        ; The weekday: 1970-01-01 was a Thursday (4).
+        lea     rax, [r9+4]
+        xor     edx, edx
+        mov     ecx, 7
+        div     rcx                             ; rdx = weekday, 0 = Sunday
+        shl     rdx, 2                          ; 4 bytes a name
+        lea     rsi, [rel day_names]
+        mov     eax, dword [rsi+rdx]
+        mov     dword [rdi+6], eax              ; "Sun,"
+        ; z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
+        lea     rax, [r9+719468]
+        xor     edx, edx
+        mov     ecx, 0x23ab1
+        div     rcx                             ; rax = era, rdx = day of the era
+        imul    r10, rax, 400                   ; r10 = the era's first year
+        mov     r11, rdx                        ; r11 = doe
+        ; yoe = (doe - doe/1460 + doe/36524 - doe/146096) / 365: the year of the era
+        mov     rsi, r11
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 1460
+        div     rcx
+        sub     rsi, rax                        ; - doe / 1460
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 0x8eac
+        div     rcx
+        add     rsi, rax                        ; + doe / 36524
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 0x23ab0
+        div     rcx
+        sub     rsi, rax                        ; - doe / 146096
+        mov     rax, rsi
+        xor     edx, edx
+        mov     ecx, 365
+        div     rcx                             ; rax = yoe
+        add     r10, rax                        ; r10 = the year, counted from March
+        ; doy = doe - (365 * yoe + yoe/4 - yoe/100): the day of the year, from 1 March
+        mov     r9, rax                         ; r9 = yoe
+        imul    rsi, rax, 365
+        shr     rax, 2
+        add     rsi, rax                        ; + yoe / 4
+        mov     rax, r9
+        xor     edx, edx
+        mov     ecx, 100
+        div     rcx
+        sub     rsi, rax                        ; - yoe / 100
+        sub     r11, rsi                        ; r11 = doy
+        ; mp = (5 * doy + 2) / 153: the month, from March = 0
+        imul    rax, r11, 5
+        add     rax, 2
+        xor     edx, edx
+        mov     ecx, 153
+        div     rcx
+        mov     r9, rax                         ; r9 = mp
+        ; day = doy - (153 * mp + 2) / 5 + 1
+        imul    rax, rax, 153
+        add     rax, 2
+        xor     edx, edx
+        mov     ecx, 5
+        div     rcx
+        mov     rdx, r11
+        sub     rdx, rax
+        lea     rax, [rdx+1]                    ; the day of the month, 1 to 31
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+11], ax               ; "06"
+        ; January and February belong to the next year: month = mp < 10 ? mp + 2 : mp - 10
+        cmp     r9, 10
+        jb      short refresh_date.march_to_december
+        sub     r9, 12
+        inc     r10                             ; the year turns in January
+refresh_date.march_to_december:
+        add     r9, 2                           ; r9 = month, 0 = January
+        shl     r9, 2                           ; 4 bytes a name
+        lea     rsi, [rel month_names]
+        mov     eax, dword [rsi+r9]
+        mov     dword [rdi+14], eax             ; "Nov "
+        mov     rax, r10
+        xor     edx, edx
+        mov     ecx, 100
+        div     rcx                             ; rax = century, rdx = year in it
+        mov     r10, rdx
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+18], ax               ; "19"
+        mov     rax, r10
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+20], ax               ; "94"
+        ; The time of day from r8, the second of the day.
+        mov     rax, r8
+        xor     edx, edx
+        mov     ecx, 3600
+        div     rcx                             ; rax = hours, rdx = seconds into the hour
+        mov     r8, rdx
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+23], ax               ; "08"
+        mov     rax, r8
+        xor     edx, edx
+        mov     ecx, 60
+        div     rcx                             ; rax = minutes, rdx = seconds
+        mov     r8, rdx
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+26], ax               ; "49"
+        mov     rax, r8
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+29], ax               ; "37"
+        ret
+
+;; --------------------------------------------------------------------------
+;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
+;; C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
+;; Idle (a blocking server waiting in accept): exit now. Otherwise note the
+;; request: the loop stops gracefully once the connections in progress are
+;; done. A second signal exits at once.
+on_signal:
+        cmp     dword [rel stop_requested], 0   ; a second signal?
+        jne     short on_signal.exit_now
+        cmp     dword [rel busy], 0             ; serving a connection?
+        je      short on_signal.exit_now
+        mov     dword [rel stop_requested], 1   ; stop_requested = 1
+        ret                                     ; returns into signal_restorer
+on_signal.exit_now:
+        xor     edi, edi                        ; status = 0
+        mov     eax, 231                        ; syscall number: exit_group
+        syscall
+
+;; --------------------------------------------------------------------------
+;; signal return trampoline: rt_sigreturn(2), syscall 15
+;; C: rt_sigreturn()
+;; The kernel pushed this address as the handler's return address
+;; (SA_RESTORER); rt_sigreturn restores the interrupted registers.
+signal_restorer:
+        mov     eax, 15                         ; syscall number: rt_sigreturn
+        syscall
+
+;; --------------------------------------------------------------------------
+;; fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
+;; C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
+;; Names the call, the address and the reason, e.g.
+;; "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
+;; text here is printed as its number.
+die:
+        neg     rax
+        mov     rbx, rax                        ; rbx = errno
+        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     rcx, rdx
+        rep movsb                               ; copy the message start
+        lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
+        cmp     ebx, 1                          ; EPERM
+        je      near die.is_EPERM
+        cmp     ebx, 2                          ; ENOENT
+        je      near die.is_ENOENT
+        cmp     ebx, 9                          ; EBADF
+        je      near die.is_EBADF
+        cmp     ebx, 12                         ; ENOMEM
+        je      near die.is_ENOMEM
+        cmp     ebx, 13                         ; EACCES
+        je      near die.is_EACCES
+        cmp     ebx, 17                         ; EEXIST
+        je      near die.is_EEXIST
+        cmp     ebx, 20                         ; ENOTDIR
+        je      near die.is_ENOTDIR
+        cmp     ebx, 21                         ; EISDIR
+        je      near die.is_EISDIR
+        cmp     ebx, 22                         ; EINVAL
+        je      near die.is_EINVAL
+        cmp     ebx, 23                         ; ENFILE
+        je      near die.is_ENFILE
+        cmp     ebx, 24                         ; EMFILE
+        je      near die.is_EMFILE
+        cmp     ebx, 28                         ; ENOSPC
+        je      near die.is_ENOSPC
+        cmp     ebx, 30                         ; EROFS
+        je      near die.is_EROFS
+        cmp     ebx, 36                         ; ENAMETOOLONG
+        je      near die.is_ENAMETOOLONG
+        cmp     ebx, 40                         ; ELOOP
+        je      near die.is_ELOOP
+        cmp     ebx, 93                         ; EPROTONOSUPPORT
+        je      near die.is_EPROTONOSUPPORT
+        cmp     ebx, 97                         ; EAFNOSUPPORT
+        je      near die.is_EAFNOSUPPORT
+        cmp     ebx, 98                         ; EADDRINUSE
+        je      near die.is_EADDRINUSE
+        cmp     ebx, 99                         ; EADDRNOTAVAIL
+        je      near die.is_EADDRNOTAVAIL
+        cmp     ebx, 105                        ; ENOBUFS
+        je      near die.is_ENOBUFS
+        jmp     near die.unknown_errno
+die.is_EPERM:
+        add     rsi, 0                          ; "Operation not permitted"
+        mov     ecx, 23
+        jmp     near die.copy_text
+die.is_ENOENT:
+        add     rsi, 23                         ; "No such file or directory"
+        mov     ecx, 25
+        jmp     near die.copy_text
+die.is_EBADF:
+        add     rsi, 48                         ; "Bad file descriptor"
+        mov     ecx, 19
+        jmp     near die.copy_text
+die.is_ENOMEM:
+        add     rsi, 67                         ; "Cannot allocate memory"
+        mov     ecx, 22
+        jmp     near die.copy_text
+die.is_EACCES:
+        add     rsi, 89                         ; "Permission denied"
+        mov     ecx, 17
+        jmp     near die.copy_text
+die.is_EEXIST:
+        add     rsi, 106                        ; "File exists"
+        mov     ecx, 11
+        jmp     near die.copy_text
+die.is_ENOTDIR:
+        add     rsi, 117                        ; "Not a directory"
+        mov     ecx, 15
+        jmp     near die.copy_text
+die.is_EISDIR:
+        add     rsi, 132                        ; "Is a directory"
+        mov     ecx, 14
+        jmp     near die.copy_text
+die.is_EINVAL:
+        add     rsi, 146                        ; "Invalid argument"
+        mov     ecx, 16
+        jmp     near die.copy_text
+die.is_ENFILE:
+        add     rsi, 162                        ; "Too many open files in system"
+        mov     ecx, 29
+        jmp     near die.copy_text
+die.is_EMFILE:
+        add     rsi, 191                        ; "Too many open files"
+        mov     ecx, 19
+        jmp     near die.copy_text
+die.is_ENOSPC:
+        add     rsi, 210                        ; "No space left on device"
+        mov     ecx, 23
+        jmp     near die.copy_text
+die.is_EROFS:
+        add     rsi, 233                        ; "Read-only file system"
+        mov     ecx, 21
+        jmp     short die.copy_text
+die.is_ENAMETOOLONG:
+        add     rsi, 254                        ; "File name too long"
+        mov     ecx, 18
+        jmp     short die.copy_text
+die.is_ELOOP:
+        add     rsi, 272                        ; "Too many levels of symbolic links"
+        mov     ecx, 33
+        jmp     short die.copy_text
+die.is_EPROTONOSUPPORT:
+        add     rsi, 305                        ; "Protocol not supported"
+        mov     ecx, 22
+        jmp     short die.copy_text
+die.is_EAFNOSUPPORT:
+        add     rsi, 327                        ; "Address family not supported by protocol"
+        mov     ecx, 40
+        jmp     short die.copy_text
+die.is_EADDRINUSE:
+        add     rsi, 367                        ; "Address already in use"
+        mov     ecx, 22
+        jmp     short die.copy_text
+die.is_EADDRNOTAVAIL:
+        add     rsi, 389                        ; "Cannot assign requested address"
+        mov     ecx, 31
+        jmp     short die.copy_text
+die.is_ENOBUFS:
+        add     rsi, 420                        ; "No buffer space available"
+        mov     ecx, 25
+        jmp     short die.copy_text
+die.unknown_errno:
+        lea     rsi, [rel errno_word]
+        mov     ecx, 6
+        rep movsb                               ; "errno "
+        mov     rax, rbx
+        call    append_u64
+        jmp     short die.newline
+die.copy_text:
+        rep movsb                               ; copy the errno's text
+die.newline:
+        mov     byte [rdi], 10                  ; '\n'
+        inc     rdi
+        mov     rdx, rdi                        ; count = end - start
+        lea     rsi, [rel line_buf]             ; buf = line_buf
+        sub     rdx, rsi
+        mov     edi, 2                          ; fd = STDERR_FILENO
+        call    write_all
+        mov     edi, 1                          ; status = 1
+        mov     eax, 231                        ; syscall number: exit_group
+        syscall
+
+;; --------------------------------------------------------------------------
+;; subroutine drain_input: recvfrom(2), syscall 45
+;; C: while (recv(client_fd, line_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
+;; Closing a socket with unread input makes the kernel send RST, which can
+;; destroy the response before the client reads it. Take what has already
+;; arrived, without waiting (at most 16 reads), so close() sends FIN.
+drain_input:
+        mov     r10d, 16                        ; at most 16 reads
+drain_input.again:
+        mov     rdi, r13                        ; fd = client_fd
+        lea     rsi, [rel line_buf]             ; buf = line_buf, as scratch
+        mov     edx, 0x2000                     ; len
+        mov     r8, r10                         ; keep the count
+        mov     r10d, 64                        ; flags = MSG_DONTWAIT
+        push    r8
+        xor     r8d, r8d                        ; src_addr = NULL
+        xor     r9d, r9d                        ; addrlen = NULL
+        mov     eax, 45                         ; syscall number: recvfrom
+        syscall
+        pop     r10                             ; the count
+        test    rax, rax
+        jle     short drain_input.drained       ; nothing more (-EAGAIN), end of file, or error
+        dec     r10
+        jnz     short drain_input.again
+drain_input.drained:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine now_ms: clock_gettime(2), syscall 228
+;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return clock_now = tv_sec * 1000 + tv_nsec / 1000000
+;; rax = milliseconds on a clock that never jumps, also kept in clock_now for
+;; the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
+now_ms:
+        mov     edi, 1                          ; CLOCK_MONOTONIC
+        lea     rsi, [rel now_ts]
+        mov     eax, 228                        ; syscall number: clock_gettime
+        syscall
+        mov     rax, qword [rsi+8]              ; tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             ; rax = tv_nsec / 1000000
+        imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
+        add     rax, rcx
+        mov     qword [rel clock_now], rax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine write_all(rdi = fd, rsi = buf, rdx = count): write(2), syscall 1
+;; C: while (count > 0) { n = write(fd, buf, count); if (n == -EINTR) continue;
+;;   if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;
+;; write() may write fewer bytes than asked (a full socket buffer, a signal):
+;; loop until every byte is out. Returns rax = 0, or -errno.
+write_all:
+write_all.more:
+        test    rdx, rdx                        ; anything left?
+        jz      short write_all.done
+        mov     eax, 1                          ; syscall number: write
+        syscall
+        cmp     rax, -4                         ; -EINTR: try again
+        je      short write_all.more
+        test    rax, rax
+        js      short write_all.return          ; -errno: give up
+        jz      short write_all.eio             ; no progress: give up
+        add     rsi, rax                        ; buf += n
+        sub     rdx, rax                        ; count -= n
+        jmp     short write_all.more
+write_all.eio:
+        mov     rax, -5                         ; -EIO
+        ret
+write_all.done:
+        xor     eax, eax                        ; 0: all written
+write_all.return:
+        ret
+
+;; --------------------------------------------------------------------------
+;; exit: exit_group(2), syscall 231
+;; C: exit_group(0)
+exit_ok:
+        xor     edi, edi                        ; status = 0
+        mov     eax, 231                        ; syscall number: exit_group
+        syscall
+
+;; --------------------------------------------------------------------------
+;; subroutine append_u64(rax = value, rdi = dst)
+;; C: dst += sprintf(dst, "%lu", value)
+;; Writes the decimal digits of rax at rdi and advances rdi past them.
+;; Digits come out last first, so they are built backwards on the stack.
+;; Clobbers rax, rcx, rdx, rsi.
+append_u64:
+        sub     rsp, 32                         ; room for 20 digits
+        lea     rsi, [rsp+32]                   ; rsi = end of the room
+        mov     ecx, 10                         ; divisor
+append_u64.digit:
+        xor     edx, edx                        ; rdx:rax / 10
+        div     rcx                             ; rax = quotient, rdx = last digit
+        add     dl, '0'                         ; to ASCII
+        dec     rsi
+        mov     byte [rsi], dl
+        test    rax, rax
+        jnz     short append_u64.digit
+        lea     rcx, [rsp+32]
+        sub     rcx, rsi                        ; rcx = number of digits
+        rep movsb
+        add     rsp, 32
         ret
 
         section .rodata
 
-; struct sigaction: sa_handler = SIG_IGN, no flags (32 bytes)
+; character classes by code: 1 token (methods, header names), 2 field
+; value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
         align 8, db 0
-sigaction_ignore:
-        db 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+char_class:
+        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 47, 6, 7, 47, 7, 47, 47, 46, 46, 47, 47, 46, 47, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 46, 6, 46, 6, 6
+        db 6, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 6, 6, 7, 47, 7, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 7, 6, 47, 0
+        db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
+        db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
-; struct sockaddr_in for 0.0.0.0:8080: family AF_INET, port 8080 in network byte order, address, zero padding (16 bytes)
+; four bytes a weekday, Sunday first (28 bytes)
         align 8, db 0
-listen_addr:
-        db 2, 0, 31, 144, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+day_names:
+        db "Sun,Mon,Tue,Wed,Thu,Fri,Sat,"
 
-; int 1: the value that turns a socket option on (4 bytes)
+; four bytes a month (48 bytes)
         align 8, db 0
-int_one:
-        db 1, 0, 0, 0
+month_names:
+        db "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
-; struct timeval { 10 s, 0 us }: client socket timeout (16 bytes)
+; every response's status line and header fields, three times: with
+; "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
+; "Connection: keep-alive" (HTTP/1.0); protocol errors only close.
+; The Date line and the blank line follow from date_line. (917 bytes)
         align 8, db 0
-io_timeout:
-        db 10
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+response_heads:
+        db "HTTP/1.1 200 OK", 13, 10
+        db "Content-Type: text/plain; charset=utf-8", 13, 10
+        db "Content-Length: 19", 13, 10
+        db "Connection: close", 13, 10
+        db "Server: asmsrv", 13, 10
+        db "HTTP/1.1 200 OK", 13, 10
+        db "Content-Type: text/plain; charset=utf-8", 13, 10
+        db "Content-Length: 19", 13, 10
+        db "Server: asmsrv", 13, 10
+        db "HTTP/1.1 200 OK", 13, 10
+        db "Content-Type: text/plain; charset=utf-8", 13, 10
+        db "Content-Length: 19", 13, 10
+        db "Connection: keep-alive", 13, 10
+        db "Server: asmsrv", 13, 10
+        db "HTTP/1.1 400 Bad Request", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 16", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 413 Content Too Large", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 22", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 414 URI Too Long", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 17", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 431 Request Header Fields Too Large", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 36", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 501 Not Implemented", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 20", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 505 HTTP Version Not Supported", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 31", 13, 10
+        db "Connection: close", 13, 10
 
-; struct timespec { 0 s, 100 ms }: pause after a failed accept (16 bytes)
+; every response's body, back to back (161 bytes)
         align 8, db 0
-accept_backoff:
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 225, 245, 5, 0, 0, 0, 0
+response_bodies:
+        db "Hello from asmsrv!", 10
+        db "400 Bad Request", 10
+        db "413 Content Too Large", 10
+        db "414 URI Too Long", 10
+        db "431 Request Header Fields Too Large", 10
+        db "501 Not Implemented", 10
+        db "505 HTTP Version Not Supported", 10
 
-; printed once the socket listens (32 bytes)
+; the response table, one 32-byte record per response: head offset,
+; head lengths (close, keep-alive, keep-alive 1.0), body offset,
+; body length, status, flags (kind, always close) (224 bytes)
+        align 32, db 0
+responses:
+        dd 0, 113, 94, 118, 0, 19, 200, 0       ; 0: every request (fixed)
+        dd 325, 91, 0, 0, 19, 16, 400, 256      ; 1: 400 for a malformed request (fixed, closes)
+        dd 416, 97, 0, 0, 35, 22, 413, 256      ; 2: 413 for a body over limits.body_bytes (fixed, closes)
+        dd 513, 92, 0, 0, 57, 17, 414, 256      ; 3: 414 for a request line over limits.request_bytes (fixed, closes)
+        dd 605, 111, 0, 0, 74, 36, 431, 256     ; 4: 431 for a header section over limits.request_bytes (fixed, closes)
+        dd 716, 95, 0, 0, 110, 20, 501, 256     ; 5: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        dd 811, 106, 0, 0, 130, 31, 505, 256    ; 6: 505 for HTTP/2 and above (fixed, closes)
+
+; error message start (22 bytes)
         align 8, db 0
-startup_line:
-        db "hello listening on 0.0.0.0:8080", 10
+error_epoll:
+        db "hello: epoll_create1: "
 
 ; error message start (15 bytes)
         align 8, db 0
@@ -1642,15 +1993,46 @@ error_bind:
 error_listen:
         db "hello: listen 0.0.0.0:8080: "
 
-; error message start (22 bytes)
-        align 8, db 0
-error_epoll:
-        db "hello: epoll_create1: "
-
 ; error message start (25 bytes)
         align 8, db 0
 error_fcntl:
         db "hello: fcntl O_NONBLOCK: "
+
+; struct sigaction: ignore the signal (32 bytes)
+        align 8, db 0
+sigaction_ignore:
+        dq 1                                    ; sa_handler = SIG_IGN
+        dq 0                                    ; sa_flags
+        dq 0                                    ; sa_restorer
+        dq 0                                    ; sa_mask
+
+; the value that turns a socket option on (4 bytes)
+        align 8, db 0
+int_one:
+        dd 1                                    ; int 1
+
+; struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
+        align 8, db 0
+listen_addr:
+        dw 2                                    ; sin_family = AF_INET
+        dw 0x901f                               ; sin_port = 8080, in network byte order
+        dd 0                                    ; sin_addr = 0.0.0.0, in network byte order
+        dq 0                                    ; sin_zero
+
+; printed once the socket listens (32 bytes)
+        align 8, db 0
+startup_line:
+        db "hello listening on 0.0.0.0:8080", 10
+
+; sigset_t { SIGTERM, SIGINT } (8 bytes)
+        align 8, db 0
+stop_signals:
+        dq 0x4002                               ; bits of SIGTERM and SIGINT
+
+; the empty sigset_t (8 bytes)
+        align 8, db 0
+no_signals:
+        dq 0                                    ; no signal
 
 ; strerror() texts of the errnos named by die (445 bytes)
         align 8, db 0
@@ -1668,128 +2050,16 @@ errno_texts:
 errno_word:
         db "errno "
 
-; every response's status line and header section, three times: with
-; "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
-; "Connection: keep-alive" (HTTP/1.0); protocol errors only close (935 bytes)
-        align 8, db 0
-response_heads:
-        db "HTTP/1.1 200 OK", 13, 10
-        db "Content-Type: text/plain; charset=utf-8", 13, 10
-        db "Content-Length: 19", 13, 10
-        db "Connection: close", 13, 10
-        db "Server: asmsrv", 13, 10
-        db 13, 10
-        db "HTTP/1.1 200 OK", 13, 10
-        db "Content-Type: text/plain; charset=utf-8", 13, 10
-        db "Content-Length: 19", 13, 10
-        db "Server: asmsrv", 13, 10
-        db 13, 10
-        db "HTTP/1.1 200 OK", 13, 10
-        db "Content-Type: text/plain; charset=utf-8", 13, 10
-        db "Content-Length: 19", 13, 10
-        db "Connection: keep-alive", 13, 10
-        db "Server: asmsrv", 13, 10
-        db 13, 10
-        db "HTTP/1.1 400 Bad Request", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 16", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-        db "HTTP/1.1 413 Content Too Large", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 22", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-        db "HTTP/1.1 414 URI Too Long", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 17", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-        db "HTTP/1.1 431 Request Header Fields Too Large", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 36", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-        db "HTTP/1.1 501 Not Implemented", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 20", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-        db "HTTP/1.1 505 HTTP Version Not Supported", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 31", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
+        section .data
 
-; every response's body, back to back (161 bytes)
+; the Date field and the blank line that ends the head; refresh_date
+; rewrites the date in place once a second (39 bytes)
         align 8, db 0
-response_bodies:
-        db "Hello from asmsrv!", 10
-        db "400 Bad Request", 10
-        db "413 Content Too Large", 10
-        db "414 URI Too Long", 10
-        db "431 Request Header Fields Too Large", 10
-        db "501 Not Implemented", 10
-        db "505 HTTP Version Not Supported", 10
-
-; the response table, one 32-byte record per response: head offset,
-; head lengths (close, keep-alive, keep-alive 1.0), body offset, status,
-; body length, 1 if the connection always closes after it (224 bytes)
-        align 32, db 0
-responses:
-        dd 0, 115, 96, 120, 0, 200, 19, 0       ; 0: every request
-        dd 331, 93, 0, 0, 19, 400, 16, 1        ; 1: 400 for a malformed request
-        dd 424, 99, 0, 0, 35, 413, 22, 1        ; 2: 413 for a body over limits.body_bytes
-        dd 523, 94, 0, 0, 57, 414, 17, 1        ; 3: 414 for a request line over limits.request_bytes
-        dd 617, 113, 0, 0, 74, 431, 36, 1       ; 4: 431 for a header section over limits.request_bytes
-        dd 730, 97, 0, 0, 110, 501, 20, 1       ; 5: 501 for an unknown method or a Transfer-Encoding
-        dd 827, 108, 0, 0, 130, 505, 31, 1      ; 6: 505 for HTTP/2 and above
-
-; character classes by code: 1 token character (methods, header names),
-; 2 field-value character, 4 request-target character (256 bytes)
-        align 8, db 0
-char_class:
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6
-        db 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0
-        db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
-        db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
-
-; sigset_t { SIGTERM, SIGINT } (8 bytes)
-        align 8, db 0
-stop_signals:
-        db 2, 64, 0, 0, 0, 0, 0, 0
-
-; the empty sigset_t (8 bytes)
-        align 8, db 0
-no_signals:
-        db 0, 0, 0, 0, 0, 0, 0, 0
+date_line:
+        db "Date: Thu, 01 Jan 1970 00:00:00 GMT", 13, 10
+        db 13, 10
 
         section .bss
-
-; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
-        alignb 8
-client_pollfd:
-        resb 8
-
-; struct iovec[2]: the head and the body of a response (32 bytes)
-        alignb 8
-iov:
-        resb 32
-
-; bytes of the buffer already searched for the head's end (8 bytes)
-        alignb 8
-scanned:
-        resb 8
-
-; when the current wait times out (CLOCK_MONOTONIC, ms) (8 bytes)
-        alignb 8
-deadline:
-        resb 8
-
-; length of the request head, up to and with CR LF CR LF (8 bytes)
-        alignb 8
-head_len:
-        resb 8
 
 ; the request's Content-Length (8 bytes)
         alignb 8
@@ -1806,25 +2076,10 @@ req_path:
 req_path_len:
         resb 8
 
-; body bytes of the last response, for the log (8 bytes)
+; length of the request head, up to and with CR LF CR LF (8 bytes)
         alignb 8
-resp_body_bytes:
+req_head_len:
         resb 8
-
-; requests answered on this connection (4 bytes)
-        alignb 4
-served:
-        resb 4
-
-; after the response: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0) (4 bytes)
-        alignb 4
-conn_mode:
-        resb 4
-
-; status of the last response, for the log (4 bytes)
-        alignb 4
-resp_status:
-        resb 4
 
 ; 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
         alignb 4
@@ -1861,54 +2116,54 @@ req_cl_count:
 req_te:
         resb 4
 
-; the request is read here (8192 bytes)
-        alignb 64
-request_buf:
-        resb 8192
-
-; bytes read from this connection, for the connection log (8 bytes)
+; clock_now (ms) when date_line must be made again (8 bytes)
         alignb 8
-conn_bytes:
+date_expires:
         resb 8
 
-; struct sockaddr_in: the client, filled by accept (16 bytes)
+; struct timespec from CLOCK_REALTIME (16 bytes)
         alignb 8
-client_addr:
+date_ts:
         resb 16
 
-; socklen_t: in: the buffer size, out: the address size (4 bytes)
+; status of the last response, for the log (4 bytes)
         alignb 4
-client_addrlen:
+last_status:
         resb 4
 
-; 1 while a connection is being served (4 bytes)
-        alignb 4
-busy:
-        resb 4
-
-; set by the signal handler when busy (4 bytes)
-        alignb 4
-stop_requested:
-        resb 4
-
-; log and error lines are built here (160 bytes)
+; body bytes of the last response, for the log (8 bytes)
         alignb 8
-line_buf:
-        resb 160
-
-; struct timespec, filled by clock_gettime (16 bytes)
-        alignb 8
-now_ts:
-        resb 16
-
-; the epoll instance (4 bytes)
-        alignb 4
-epfd:
-        resb 4
+last_body_bytes:
+        resb 8
 
 ; open connections (4 bytes)
         alignb 4
 nconns:
+        resb 4
+
+; free slots on the stack (4 bytes)
+        alignb 4
+free_top:
+        resb 4
+
+; indices of free connection slots (a stack) (4096 bytes)
+        alignb 4
+free_stack:
+        resb 4096
+
+; the connection table: 1024 records of 128 bytes (limits.max_connections) (131072 bytes)
+        alignb 64
+conns:
+        resb 131072
+
+; a 8208-byte request buffer per connection (8404992 bytes)
+        alignb 64
+conn_bufs:
+        resb 8404992
+
+; the epoll instance (4 bytes)
+        alignb 4
+epfd:
         resb 4
 
 ; 1 while the listener is in the epoll set (4 bytes)
@@ -1919,11 +2174,6 @@ accepting:
 ; 1 once a stop signal came (4 bytes)
         alignb 4
 shutting_down:
-        resb 4
-
-; free slots on the stack (4 bytes)
-        alignb 4
-free_top:
         resb 4
 
 ; the event being handled (4 bytes)
@@ -1941,11 +2191,6 @@ ev_n:
 next_sweep:
         resb 8
 
-; CLOCK_MONOTONIC ms, read once per loop iteration (8 bytes)
-        alignb 8
-loop_now:
-        resb 8
-
 ; when a graceful stop gives up (ms) (8 bytes)
         alignb 8
 shutdown_deadline:
@@ -1961,20 +2206,40 @@ ctl_event:
 events:
         resb 768
 
-; indices of free connection slots (a stack) (4096 bytes)
+; struct sockaddr_in: the client, filled by accept4 (16 bytes)
+        alignb 8
+client_addr:
+        resb 16
+
+; socklen_t: in: the buffer's size, out: the address's (4 bytes)
         alignb 4
-free_stack:
-        resb 4096
+client_addrlen:
+        resb 4
 
-; the connection table: 1024 records of 128 bytes (limits.max_connections) (131072 bytes)
-        alignb 64
-conns:
-        resb 131072
+; 1 while a connection is being served (4 bytes)
+        alignb 4
+busy:
+        resb 4
 
-; a 8208 byte request buffer per connection (8404992 bytes)
-        alignb 64
-conn_bufs:
-        resb 8404992
+; set by the signal handler: stop gracefully (4 bytes)
+        alignb 4
+stop_requested:
+        resb 4
+
+; CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
+        alignb 8
+clock_now:
+        resb 8
+
+; log and error lines are built here (8320 bytes)
+        alignb 8
+line_buf:
+        resb 8320
+
+; struct timespec, filled by clock_gettime (16 bytes)
+        alignb 8
+now_ts:
+        resb 16
 
         ; An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
         section .note.GNU-stack noalloc noexec nowrite progbits

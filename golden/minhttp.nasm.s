@@ -13,8 +13,8 @@
 ; Registers that live across the whole program:
 ;   r12  the listening socket's file descriptor
 ;   r13  the client socket's file descriptor
-;   r14  bytes in the request buffer
-;   rbp  the request buffer (HTTP)
+;   rbx  the connection record (conn_* fields)
+;   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
 ;   r15  the log's file descriptor
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
@@ -23,6 +23,30 @@
         global _start
 
         section .text
+
+;; Named offsets: the fields of the records the code reads and writes.
+        conn_fd equ 0                           ; the socket
+        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
+        conn_served equ 8                       ; requests answered on this connection
+        conn_mode equ 12                        ; after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        conn_len equ 16                         ; bytes in the request buffer
+        conn_scanned equ 20                     ; bytes of the buffer already searched for the head's end
+        conn_out equ 24                         ; 1 while the driver waits for the socket to become writable
+        conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
+        conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
+        conn_discard equ 88                     ; body bytes still to read and drop
+        conn_consume equ 96                     ; bytes to drop from the buffer once the response is out
+        conn_addr equ 104                       ; the client: sin_family, sin_port, sin_addr
+        conn_bytes equ 112                      ; bytes read, for the connection log
+        conn_buf equ 120                        ; this connection's request buffer
+        resp_head equ 0                         ; offset of the first head in response_heads
+        resp_len_close equ 4                    ; length of the head with Connection: close (without its last CR LF)
+        resp_len_keep equ 8                     ; ... for HTTP/1.1 keep-alive
+        resp_len_keep10 equ 12                  ; ... with Connection: keep-alive (HTTP/1.0)
+        resp_body equ 16                        ; offset of the body in response_bodies
+        resp_body_len equ 20                    ; length of the body
+        resp_status equ 24                      ; the status code, for the log
+        resp_flags equ 28                       ; bits 0-7: the kind; bit 8: always close the connection after it
 
 ;; --------------------------------------------------------------------------
 ;; start: ignore SIGPIPE: rt_sigaction(2), syscall 13
@@ -42,15 +66,15 @@ _start:
 ;; C: sigaction(SIGTERM, &sa, NULL); sigaction(SIGINT, &sa, NULL)  with sa = { on_signal, SA_RESTORER, signal_restorer }
 ;; SIGTERM (docker stop, kill) and SIGINT (Ctrl-C) end the server with status 0,
 ;; also as PID 1, where signals without a handler are ignored. The handler
-;; exits at once when idle, else it lets the current connection finish.
+;; exits at once when idle, else it lets the connections in progress finish.
 ;; No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-catch_stop_signals_28:
+catch_stop_signals:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal_12]
+        lea     rax, [rel on_signal]
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer_13]
+        lea     rax, [rel signal_restorer]
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
@@ -70,25 +94,25 @@ catch_stop_signals_28:
 ;; --------------------------------------------------------------------------
 ;; choose the log's file descriptor
 ;; C: log_fd = STDOUT_FILENO
-choose_log_29:
+choose_log:
         mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
 ;; C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ;; A TCP socket over IPv4.
-socket_30:
+socket:
         mov     edi, 2                          ; domain = AF_INET
         mov     esi, 1                          ; type = SOCK_STREAM
         xor     edx, edx                        ; protocol = 0: TCP
         mov     eax, 41                         ; syscall number: socket
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_31
+        jns     short socket.ok
         lea     rsi, [rel error_socket]         ; the start of the error message
         mov     edx, 17                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_31:
+        jmp     near die                        ; print it with the errno's text and exit 1
+socket.ok:
         mov     r12, rax                        ; r12 = listen_fd
 
 ;; --------------------------------------------------------------------------
@@ -96,7 +120,7 @@ ok_31:
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ;; Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ;; sit in TIME_WAIT.
-reuseaddr_32:
+reuseaddr:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
@@ -105,65 +129,67 @@ reuseaddr_32:
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_33
+        jns     short reuseaddr.ok
         lea     rsi, [rel error_setsockopt]     ; the start of the error message
         mov     edx, 34                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_33:
+        jmp     near die                        ; print it with the errno's text and exit 1
+reuseaddr.ok:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
-bind_34:
+bind:
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel listen_addr]          ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_35
+        jns     short bind.ok
         lea     rsi, [rel error_bind]           ; the start of the error message
         mov     edx, 28                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_35:
+        jmp     near die                        ; print it with the errno's text and exit 1
+bind.ok:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
 ;; C: listen(listen_fd, 128)
 ;; The kernel now completes handshakes and queues connections for accept().
-listen_36:
+listen:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 128                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     ok_37
+        jns     short listen.ok
         lea     rsi, [rel error_listen]         ; the start of the error message
         mov     edx, 30                         ; its length
-        jmp     die_11                          ; print it with the errno's text and exit 1
-ok_37:
+        jmp     near die                        ; print it with the errno's text and exit 1
+listen.ok:
 
 ;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
 ;; C: write_all(STDOUT_FILENO, "minhttp listening on 0.0.0.0:8080\n", 34)
 ;; Printed only once listen() succeeded, so a script can wait for this line.
-announce_38:
+announce:
         mov     edi, 1                          ; fd = STDOUT_FILENO
         lea     rsi, [rel startup_line]         ; buf
         mov     edx, 34                         ; count
-        call    write_all_6                     ; a closed stdout is not fatal: the result is ignored
+        call    write_all                       ; a closed stdout is not fatal: the result is ignored
+        jmp     short worker_main
 
 ;; --------------------------------------------------------------------------
 ;; a worker starts
-worker_main_14:
+worker_main:
+        jmp     short accept
 
 ;; --------------------------------------------------------------------------
 ;; wait for the next connection: accept(2), syscall 43
 ;; C: client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)
 ;; Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
 ;; while we wait here ends the server at once.
-accept_1:
+accept:
         mov     dword [rel busy], 0             ; busy = 0
         ; Stop signals are blocked while a connection is served (they arrive only in
         ; ppoll, see read_timed); one that came meanwhile is delivered right here.
@@ -174,7 +200,7 @@ accept_1:
         mov     eax, 14                         ; syscall number: rt_sigprocmask
         syscall
         cmp     dword [rel stop_requested], 0   ; a stop signal came while busy?
-        jne     exit_ok_5                       ; then exit now, between connections
+        jne     near exit_ok                    ; then exit now, between connections
         mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
         mov     rdi, r12                        ; fd = listen_fd
         lea     rsi, [rel client_addr]          ; addr = &client_addr
@@ -182,7 +208,7 @@ accept_1:
         mov     eax, 43                         ; syscall number: accept
         syscall
         test    rax, rax
-        js      accept_failed_2
+        js      short accept_failed
         mov     r13, rax                        ; r13 = client_fd
         mov     dword [rel busy], 1             ; busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          ; SIG_BLOCK
@@ -191,7 +217,7 @@ accept_1:
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
         syscall
-        jmp     serve_3
+        jmp     short serve
 
 ;; --------------------------------------------------------------------------
 ;; survive a failed accept: nanosleep(2), syscall 35
@@ -199,25 +225,24 @@ accept_1:
 ;; EINTR (a signal) and ECONNABORTED (the client gave up) are retried at once.
 ;; EMFILE, ENFILE, ENOBUFS, ENOMEM and the rest would fail again at once:
 ;; pausing 100 ms keeps the server alive without spinning the CPU.
-accept_failed_2:
+accept_failed:
         cmp     rax, -4                         ; -EINTR
-        je      accept_1
+        je      near accept
         cmp     rax, -103                       ; -ECONNABORTED
-        je      accept_1
-        lea     rdi, [rel accept_backoff]       ; req = 100 ms
+        je      near accept
+        lea     rdi, [rel backoff]              ; req = 100 ms
         xor     esi, esi                        ; rem = NULL
         mov     eax, 35                         ; syscall number: nanosleep
         syscall
-        jmp     accept_1
+        jmp     near accept
 
 ;; --------------------------------------------------------------------------
-;; start an HTTP connection: setsockopt(2), syscall 54
+;; serve a connection: setsockopt(2), syscall 54
 ;; C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-;;    len = 0; served = 0; deadline = now_ms() + header_timeout_ms
-;; A client that never reads gives up its slot after 10 s (write() fails
-;; with -EAGAIN). The first request's head must arrive within 10000 ms of
-;; accept(), however slowly it trickles in.
-serve_3:
+;;    record = { client_fd, request_buf, client_addr }; http_open(&record)
+;; A client that never reads gives up its slot after 10 s: write() then
+;; fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
+serve:
         mov     rdi, r13                        ; fd = client_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 21                         ; optname = SO_SNDTIMEO
@@ -225,536 +250,98 @@ serve_3:
         mov     r8d, 16                         ; optlen = sizeof(struct timeval)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
-        lea     rbp, [rel request_buf]          ; rbp = the request buffer
-        xor     r14d, r14d                      ; len = 0: the buffer is empty
-        mov     qword [rel scanned], 0
-        mov     qword [rel conn_bytes], 0
-        mov     dword [rel served], 0
-        call    now_ms_15
-        add     rax, 0x2710                     ; + header_timeout_ms
-        mov     qword [rel deadline], rax       ; deadline
+        lea     rbx, [rel conn]                 ; rbx = the connection record
+        mov     dword [rbx+conn_fd], r13d
+        lea     rax, [rel request_buf]
+        mov     qword [rbx+conn_buf], rax
+        mov     rax, qword [rel client_addr]    ; family, port and address: 8 bytes
+        mov     qword [rbx+conn_addr], rax      ; kept for the logs
+        call    now_ms                          ; clock_now, for the first deadline
+        call    http_open
+        jmp     short wait_for_input
 
 ;; --------------------------------------------------------------------------
-;; look for a complete request head
-;; C: head_len = find_head_end(buf, len)
-;; Pipelined requests may already be in the buffer: each is answered, in
-;; order, before the next read.
-next_request_17:
-        call    find_head_end_21
-        test    rax, rax
-        jnz     have_head_39                    ; complete: answer it
-        cmp     r14, 0x2000
-        jae     head_too_large_40               ; the buffer is full and the head has no end
+;; do what the connection asks (eax = action)
+;; C: switch (action) { case send: ...; case close: ...; case want_read: ... }
+next_action:
+        cmp     eax, 1                          ; send
+        je      short send
+        cmp     eax, 2                          ; close
+        je      short finish_connection
 
 ;; --------------------------------------------------------------------------
-;; read more of the request: read(2), syscall 0
-;; C: n = read_timed(buf + len, sizeof buf - len)
-;; Waits until the deadline at most. End of file, a timeout or an error closes
-;; the connection unanswered. A stop signal ends an idle keep-alive connection.
-read_more_41:
-read_again_42:
-        cmp     dword [rel stop_requested], 0   ; asked to stop (maybe while we wrote)?
-        je      wait_ok_45
-        test    r14, r14                        ; with no request under way...
-        jz      finish_connection_4             ; ...close now rather than wait for one
-wait_ok_45:
-        mov     rsi, rbp
-        add     rsi, r14                        ; buf + len
-        mov     edx, 0x2000                     ; the room left: request_bytes - len
-        sub     rdx, r14
-        call    read_timed_20
-        cmp     rax, -4                         ; -EINTR: a signal came
-        jne     not_eintr_43
+;; wait for input: read(2), syscall 0
+;; C: n = read_timed(read_window()); action = received(n)
+;; Until the record's deadline at most. End of file, a timeout or an error
+;; closes the connection. A stop signal ends an idle connection at once; a
+;; request under way is answered first (with Connection: close).
+wait_for_input:
+wait_for_input.again:
         cmp     dword [rel stop_requested], 0   ; asked to stop?
-        je      read_again_42                   ; no: wait on
-        test    r14, r14                        ; in the middle of a request?
-        jnz     read_again_42                   ; yes: finish it first
-        jmp     finish_connection_4             ; no: close now
-not_eintr_43:
+        je      short wait_for_input.wait
+        cmp     dword [rbx+conn_state], 1       ; idle: waiting for a request...
+        jne     short wait_for_input.wait
+        cmp     dword [rbx+conn_len], 0         ; ...with nothing of it here?
+        je      short finish_connection         ; then close now rather than wait for one
+wait_for_input.wait:
+        call    read_window                     ; rsi = where, rdx = how much
+        call    read_timed
+        cmp     rax, -4                         ; -EINTR: a stop signal came
+        je      short wait_for_input.again
         test    rax, rax
-        jle     finish_connection_4             ; end of file, timeout or error: close
-        add     qword [rel conn_bytes], rax     ; count it for the connection log
-        ; The first bytes of a keep-alive request start its header deadline.
-        test    r14, r14
-        jnz     counted_44
-        cmp     dword [rel served], 0
-        je      counted_44                      ; the first request's deadline runs from accept()
-        mov     rbx, rax                        ; keep n
-        call    now_ms_15
-        add     rax, 0x2710                     ; + header_timeout_ms
-        mov     qword [rel deadline], rax       ; deadline
-        mov     rax, rbx
-counted_44:
-        add     r14, rax                        ; len += n
-        jmp     next_request_17
+        jg      short wait_for_input.got
+        jmp     short finish_connection         ; end of file, timeout or error: close
+wait_for_input.got:
+        push    rax                             ; keep n
+        call    now_ms                          ; clock_now, for the deadlines it sets
+        pop     rax
+        call    http_received
+        jmp     short next_action
 
 ;; --------------------------------------------------------------------------
-;; the head does not fit in the buffer
-;; C: response = too_large()
-head_too_large_40:
-        call    too_large_26
-        jmp     respond_19
-
-;; --------------------------------------------------------------------------
-;; parse the request
-;; C: response = parse_request(buf, head_len)
-;; Everything the head says is checked, then routed to a response index.
-have_head_39:
-        mov     qword [rel head_len], rax
-        call    parse_request_22                ; eax = the response's index
-
-;; --------------------------------------------------------------------------
-;; answer
-;; C: conn_mode = keep_alive(request) ? 1 or 2 : 0; send_response(index)
-;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
-;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
-;; signal and the last of limits.keepalive_requests close the connection.
-respond_19:
-        mov     ebx, eax                        ; ebx = response index
-        mov     ecx, dword [rel served]         ; requests answered before this one
-        call    decide_mode_25                  ; conn_mode = 0, 1 or 2
-        mov     eax, ebx
-        call    send_response_24                ; rax = 0, or -errno
-        mov     rbx, rax                        ; keep the result
-        inc     dword [rel served]
-        test    rbx, rbx
-        js      finish_connection_4             ; the client is gone
-        cmp     dword [rel conn_mode], 0
-        je      finish_connection_4             ; Connection: close
-
-;; --------------------------------------------------------------------------
-;; drop the request and its body: read(2), syscall 0
-;; C: discard(head_len + content_length); deadline = now_ms() + timeout
-;; The next request starts right after this one's body. A body that is
-;; already in the buffer is skipped; the rest is read and thrown away, each
-;; read waiting at most header_timeout_ms.
-after_response_18:
-        mov     rax, qword [rel head_len]
-        mov     rbx, qword [rel req_content_length]
-        mov     rcx, r14
-        sub     rcx, rax                        ; body bytes already here
-        cmp     rcx, rbx
-        jae     body_in_buffer_46
-        sub     rbx, rcx                        ; rbx = body bytes still to come
-        xor     r14d, r14d                      ; the buffer holds nothing we need
-discard_47:
-        test    rbx, rbx
-        jz      consumed_50
-        call    now_ms_15
-        add     rax, 0x2710                     ; + header_timeout_ms for each read
-        mov     qword [rel deadline], rax       ; deadline
-        mov     rsi, rbp                        ; read into the buffer
-        mov     rdx, rbx                        ; no more than the body's rest:
-        cmp     rdx, 0x2000                     ; the next request stays unread
-        jbe     count_ok_48
-        mov     edx, 0x2000
-count_ok_48:
-        call    read_timed_20
-        cmp     rax, -4
-        jne     discard_ok_49
-        cmp     dword [rel stop_requested], 0   ; a signal: stop if asked to
-        je      discard_47
-        jmp     finish_connection_4
-discard_ok_49:
+;; send the response: writev(2), syscall 20
+;; C: flush(record); action = sent(record)
+;; Blocking writes: flush returns once all is out, or when the send timeout
+;; ran out (0) or the client is gone (< 0): then the connection closes.
+send:
+        call    flush
         test    rax, rax
-        jle     finish_connection_4             ; end of file, timeout or error
-        add     qword [rel conn_bytes], rax
-        sub     rbx, rax
-        jmp     discard_47
-body_in_buffer_46:
-        add     rax, rbx                        ; n = head + body
-        mov     rdi, rbp                        ; memmove(buf, buf + n, len - n)
-        lea     rsi, [rdi+rax]
-        mov     rcx, r14
-        sub     rcx, rax
-        sub     r14, rax                        ; len -= n
-        rep movsb                               ; forward copy: safe when the areas overlap this way
-consumed_50:
-        mov     qword [rel scanned], 0          ; search the new request from its start
-        call    now_ms_15
-        test    r14, r14                        ; is the next request already here?
-        jnz     pipelined_51
-        add     rax, 0x1388                     ; no: wait keepalive_timeout_ms for it
-        mov     qword [rel deadline], rax
-        jmp     next_request_17
-pipelined_51:
-        add     rax, 0x2710                     ; yes: its head has header_timeout_ms
-        mov     qword [rel deadline], rax
-        jmp     next_request_17
+        jle     short finish_connection         ; timed out, or the client is gone
+        call    now_ms                          ; clock_now: the write may have taken a while
+        call    http_sent
+        jmp     short next_action
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
 ;; C: drain_input(); log_connection(); close(client_fd)
 ;; Then back to accept() for the next client.
-finish_connection_4:
-        call    drain_input_9
-        call    log_connection_10
+finish_connection:
+        call    drain_input
+        call    log_connection
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
         syscall
-        jmp     accept_1
-
-;; --------------------------------------------------------------------------
-;; subroutine drain_input: recvfrom(2), syscall 45
-;; C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
-;; Closing a socket with unread input makes the kernel send RST, which can
-;; destroy the response before the client reads it. Take what has already
-;; arrived, without waiting (at most 16 buffers), so close() sends FIN.
-drain_input_9:
-        mov     r10d, 16                        ; at most 16 reads
-drain_52:
-        mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel request_buf]          ; buf = request_buf, as scratch
-        mov     edx, 0x2000                     ; len
-        mov     r8, r10                         ; keep the count
-        mov     r10d, 64                        ; flags = MSG_DONTWAIT
-        push    r8
-        xor     r8d, r8d                        ; src_addr = NULL
-        xor     r9d, r9d                        ; addrlen = NULL
-        mov     eax, 45                         ; syscall number: recvfrom
-        syscall
-        pop     r10                             ; the count
-        test    rax, rax
-        jle     drained_53                      ; nothing more (-EAGAIN), end of file, or error
-        dec     r10
-        jnz     drain_52
-drained_53:
-        ret
-
-;; --------------------------------------------------------------------------
-;; subroutine log_connection: write(2), syscall 1
-;; C: dprintf(log_fd, "connection from %s:%u, bytes read: %zu\n", ip, port, len)
-;; Built in line_buf and written with one write(), so lines from several
-;; processes do not interleave.
-log_connection_10:
-        lea     rdi, [rel line_buf]             ; rdi = where the line is built
-        lea     rsi, [rel log_from]
-        mov     ecx, 16
-        rep movsb                               ; copy "connection from "
-        call    append_ip_8                     ; "127.0.0.1"
-        mov     byte [rdi], 58                  ; ':'
-        inc     rdi
-        lea     r8, [rel client_addr]
-        movzx   eax, word [r8+2]                ; sin_port, network byte order
-        ror     ax, 8                           ; ntohs: swap the two bytes
-        call    append_u64_7
-        lea     rsi, [rel log_bytes]
-        mov     ecx, 14
-        rep movsb                               ; copy ", bytes read: "
-        mov     rax, qword [rel conn_bytes]
-        call    append_u64_7
-        mov     byte [rdi], 10                  ; '\n'
-        inc     rdi
-        mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
-        sub     rdx, rsi
-        mov     rdi, r15                        ; fd = log_fd
-        call    write_all_6                     ; a failed log write is not fatal
-        ret
-
-;; --------------------------------------------------------------------------
-;; exit: exit_group(2), syscall 231
-;; C: exit_group(0)
-exit_ok_5:
-        xor     edi, edi                        ; status = 0
-        mov     eax, 231                        ; syscall number: exit_group
-        syscall
-
-;; --------------------------------------------------------------------------
-;; subroutine write_all(rdi = fd, rsi = buf, rdx = count): write(2), syscall 1
-;; C: while (count > 0) { n = write(fd, buf, count); if (n == -EINTR) continue;
-;;   if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;
-;; write() may write fewer bytes than asked (a full socket buffer, a signal):
-;; loop until every byte is out. Returns rax = 0, or -errno.
-write_all_6:
-write_more_54:
-        test    rdx, rdx                        ; anything left?
-        jz      write_done_55
-        mov     eax, 1                          ; syscall number: write
-        syscall
-        cmp     rax, -4                         ; -EINTR: try again
-        je      write_more_54
-        test    rax, rax
-        js      write_return_57                 ; -errno: give up
-        jz      write_eio_56                    ; no progress: give up
-        add     rsi, rax                        ; buf += n
-        sub     rdx, rax                        ; count -= n
-        jmp     write_more_54
-write_eio_56:
-        mov     rax, -5                         ; -EIO
-        ret
-write_done_55:
-        xor     eax, eax                        ; 0: all written
-write_return_57:
-        ret
-
-;; --------------------------------------------------------------------------
-;; subroutine append_u64(rax = value, rdi = dst)
-;; C: dst += sprintf(dst, "%lu", value)
-;; Writes the decimal digits of rax at rdi and advances rdi past them.
-;; Digits come out last first, so they are built backwards on the stack.
-;; Clobbers rax, rcx, rdx, rsi.
-append_u64_7:
-        sub     rsp, 32                         ; room for 20 digits
-        lea     rsi, [rsp+32]                   ; rsi = end of the room
-        mov     ecx, 10                         ; divisor
-digit_58:
-        xor     edx, edx                        ; rdx:rax / 10
-        div     rcx                             ; rax = quotient, rdx = last digit
-        add     dl, 48                          ; to ASCII
-        dec     rsi
-        mov     byte [rsi], dl
-        test    rax, rax
-        jnz     digit_58
-        lea     rcx, [rsp+32]
-        sub     rcx, rsi                        ; rcx = number of digits
-        rep movsb                               ; copy them to dst
-        add     rsp, 32
-        ret
-
-;; --------------------------------------------------------------------------
-;; subroutine append_ip(rdi = dst)
-;; C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
-;; The client's address from client_addr, as text; advances rdi.
-;; Clobbers rax, rcx, rdx, rsi, r8.
-append_ip_8:
-        lea     r8, [rel client_addr]           ; r8 = &client_addr
-        movzx   eax, byte [r8+4]                ; address byte 1
-        call    append_u64_7
-        mov     byte [rdi], 46                  ; '.'
-        inc     rdi
-        movzx   eax, byte [r8+5]                ; address byte 2
-        call    append_u64_7
-        mov     byte [rdi], 46                  ; '.'
-        inc     rdi
-        movzx   eax, byte [r8+6]                ; address byte 3
-        call    append_u64_7
-        mov     byte [rdi], 46                  ; '.'
-        inc     rdi
-        movzx   eax, byte [r8+7]                ; address byte 4
-        call    append_u64_7
-        ret
-
-;; --------------------------------------------------------------------------
-;; fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
-;; C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
-;; Names the call, the address and the reason, e.g.
-;; "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
-;; text here is printed as its number.
-die_11:
-        neg     rax
-        mov     rbx, rax                        ; rbx = errno
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
-        mov     rcx, rdx
-        rep movsb                               ; copy the message start
-        lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
-        cmp     ebx, 1                          ; EPERM
-        je      is_EPERM_62
-        cmp     ebx, 2                          ; ENOENT
-        je      is_ENOENT_63
-        cmp     ebx, 9                          ; EBADF
-        je      is_EBADF_64
-        cmp     ebx, 12                         ; ENOMEM
-        je      is_ENOMEM_65
-        cmp     ebx, 13                         ; EACCES
-        je      is_EACCES_66
-        cmp     ebx, 17                         ; EEXIST
-        je      is_EEXIST_67
-        cmp     ebx, 20                         ; ENOTDIR
-        je      is_ENOTDIR_68
-        cmp     ebx, 21                         ; EISDIR
-        je      is_EISDIR_69
-        cmp     ebx, 22                         ; EINVAL
-        je      is_EINVAL_70
-        cmp     ebx, 23                         ; ENFILE
-        je      is_ENFILE_71
-        cmp     ebx, 24                         ; EMFILE
-        je      is_EMFILE_72
-        cmp     ebx, 28                         ; ENOSPC
-        je      is_ENOSPC_73
-        cmp     ebx, 30                         ; EROFS
-        je      is_EROFS_74
-        cmp     ebx, 36                         ; ENAMETOOLONG
-        je      is_ENAMETOOLONG_75
-        cmp     ebx, 40                         ; ELOOP
-        je      is_ELOOP_76
-        cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      is_EPROTONOSUPPORT_77
-        cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      is_EAFNOSUPPORT_78
-        cmp     ebx, 98                         ; EADDRINUSE
-        je      is_EADDRINUSE_79
-        cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      is_EADDRNOTAVAIL_80
-        cmp     ebx, 105                        ; ENOBUFS
-        je      is_ENOBUFS_81
-        jmp     unknown_errno_60
-is_EPERM_62:
-        add     rsi, 0                          ; "Operation not permitted"
-        mov     ecx, 23
-        jmp     copy_text_59
-is_ENOENT_63:
-        add     rsi, 23                         ; "No such file or directory"
-        mov     ecx, 25
-        jmp     copy_text_59
-is_EBADF_64:
-        add     rsi, 48                         ; "Bad file descriptor"
-        mov     ecx, 19
-        jmp     copy_text_59
-is_ENOMEM_65:
-        add     rsi, 67                         ; "Cannot allocate memory"
-        mov     ecx, 22
-        jmp     copy_text_59
-is_EACCES_66:
-        add     rsi, 89                         ; "Permission denied"
-        mov     ecx, 17
-        jmp     copy_text_59
-is_EEXIST_67:
-        add     rsi, 106                        ; "File exists"
-        mov     ecx, 11
-        jmp     copy_text_59
-is_ENOTDIR_68:
-        add     rsi, 117                        ; "Not a directory"
-        mov     ecx, 15
-        jmp     copy_text_59
-is_EISDIR_69:
-        add     rsi, 132                        ; "Is a directory"
-        mov     ecx, 14
-        jmp     copy_text_59
-is_EINVAL_70:
-        add     rsi, 146                        ; "Invalid argument"
-        mov     ecx, 16
-        jmp     copy_text_59
-is_ENFILE_71:
-        add     rsi, 162                        ; "Too many open files in system"
-        mov     ecx, 29
-        jmp     copy_text_59
-is_EMFILE_72:
-        add     rsi, 191                        ; "Too many open files"
-        mov     ecx, 19
-        jmp     copy_text_59
-is_ENOSPC_73:
-        add     rsi, 210                        ; "No space left on device"
-        mov     ecx, 23
-        jmp     copy_text_59
-is_EROFS_74:
-        add     rsi, 233                        ; "Read-only file system"
-        mov     ecx, 21
-        jmp     copy_text_59
-is_ENAMETOOLONG_75:
-        add     rsi, 254                        ; "File name too long"
-        mov     ecx, 18
-        jmp     copy_text_59
-is_ELOOP_76:
-        add     rsi, 272                        ; "Too many levels of symbolic links"
-        mov     ecx, 33
-        jmp     copy_text_59
-is_EPROTONOSUPPORT_77:
-        add     rsi, 305                        ; "Protocol not supported"
-        mov     ecx, 22
-        jmp     copy_text_59
-is_EAFNOSUPPORT_78:
-        add     rsi, 327                        ; "Address family not supported by protocol"
-        mov     ecx, 40
-        jmp     copy_text_59
-is_EADDRINUSE_79:
-        add     rsi, 367                        ; "Address already in use"
-        mov     ecx, 22
-        jmp     copy_text_59
-is_EADDRNOTAVAIL_80:
-        add     rsi, 389                        ; "Cannot assign requested address"
-        mov     ecx, 31
-        jmp     copy_text_59
-is_ENOBUFS_81:
-        add     rsi, 420                        ; "No buffer space available"
-        mov     ecx, 25
-        jmp     copy_text_59
-unknown_errno_60:
-        lea     rsi, [rel errno_word]
-        mov     ecx, 6
-        rep movsb                               ; "errno "
-        mov     rax, rbx
-        call    append_u64_7
-        jmp     newline_61
-copy_text_59:
-        rep movsb                               ; copy the errno's text
-newline_61:
-        mov     byte [rdi], 10                  ; '\n'
-        inc     rdi
-        mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
-        sub     rdx, rsi
-        mov     edi, 2                          ; fd = STDERR_FILENO
-        call    write_all_6
-        mov     edi, 1                          ; status = 1
-        mov     eax, 231                        ; syscall number: exit_group
-        syscall
-
-;; --------------------------------------------------------------------------
-;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-;; C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
-;; Idle (blocked in accept): exit now. Busy: note the request; the accept
-;; loop exits once the current connection is done. A second signal exits
-;; at once.
-on_signal_12:
-signal_in_worker_82:
-        cmp     dword [rel stop_requested], 0   ; a second signal?
-        jne     exit_now_83
-        cmp     dword [rel busy], 0             ; serving a connection?
-        je      exit_now_83
-        mov     dword [rel stop_requested], 1   ; stop_requested = 1
-        ret                                     ; returns into signal_restorer
-exit_now_83:
-        xor     edi, edi                        ; status = 0
-        mov     eax, 231                        ; syscall number: exit_group
-        syscall
-
-;; --------------------------------------------------------------------------
-;; signal return trampoline: rt_sigreturn(2), syscall 15
-;; C: rt_sigreturn()
-;; The kernel pushed this address as the handler's return address
-;; (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-signal_restorer_13:
-        mov     eax, 15                         ; syscall number: rt_sigreturn
-        syscall
-
-;; --------------------------------------------------------------------------
-;; subroutine now_ms: clock_gettime(2), syscall 228
-;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
-;; rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
-;; rsi, rdi, r11.
-now_ms_15:
-        mov     edi, 1                          ; CLOCK_MONOTONIC
-        lea     rsi, [rel now_ts]
-        mov     eax, 228                        ; syscall number: clock_gettime
-        syscall
-        mov     rax, qword [rsi+8]              ; tv_nsec
-        xor     edx, edx
-        mov     ecx, 0xf4240
-        div     rcx                             ; rax = tv_nsec / 1000000
-        imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
-        add     rax, rcx
-        ret
+        jmp     near accept
 
 ;; --------------------------------------------------------------------------
 ;; subroutine read_timed(rsi = buf, rdx = count): ppoll(2), syscall 271
-;; C: if (ppoll(&(struct pollfd){ client_fd, POLLIN }, 1, &(deadline - now_ms()), &no_signals) <= 0)
+;; C: if (ppoll(&(struct pollfd){ client_fd, POLLIN }, 1, &(record.deadline - now_ms()), &no_signals) <= 0)
 ;;    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
-;; Waits for input until the deadline, then reads it: rax = bytes read, 0 at
-;; end of file, -ETIMEDOUT, -EINTR when a stop signal came, or -errno. Stop
-;; signals are blocked while serving; ppoll unblocks them for the wait only,
-;; atomically, so one cannot slip in between the stop check and the wait.
-read_timed_20:
+;; Waits for input until the record's deadline, then reads it: rax = bytes
+;; read, 0 at end of file, -ETIMEDOUT, -EINTR when a stop signal came, or
+;; -errno. Stop signals are blocked while serving; ppoll unblocks them for the
+;; wait only, atomically, so one cannot slip in between the check and the wait.
+read_timed:
         push    rsi                             ; keep buf
         push    rdx                             ; keep count
-        call    now_ms_15
-        mov     rcx, qword [rel deadline]
+        call    now_ms
+        mov     rcx, qword [rbx+conn_deadline]
         sub     rcx, rax                        ; ms left = deadline - now
-        jg      wait_84
-timed_out_85:
+        jg      short read_timed.wait
+read_timed.timed_out:
         mov     rax, -110                       ; -ETIMEDOUT
-        jmp     read_timed_done_86
-wait_84:
+        jmp     short read_timed.done
+read_timed.wait:
         mov     rax, rcx
         xor     edx, edx
         mov     ecx, 1000
@@ -773,50 +360,347 @@ wait_84:
         mov     eax, 271                        ; syscall number: ppoll
         syscall
         test    rax, rax
-        jz      timed_out_85                    ; 0: nothing came in time
-        js      read_timed_done_86              ; -EINTR or -errno
+        jz      short read_timed.timed_out      ; 0: nothing came in time
+        js      short read_timed.done           ; -EINTR or -errno
         mov     rdi, r13                        ; fd = client_fd
         mov     rdx, qword [rsp]                ; count
         mov     rsi, qword [rsp+8]              ; buf
         mov     eax, 0                          ; syscall number: read
         syscall
-read_timed_done_86:
+read_timed.done:
         add     rsp, 16                         ; drop buf and count
         ret
 
 ;; --------------------------------------------------------------------------
+;; subroutine http_open(rbx = record)
+;; C: record = { reading, len 0, scanned 0, served 0 }; deadline = now + header_timeout_ms
+;; The first request's head must arrive within 10000 ms of accept(), however
+;; slowly it trickles in.
+http_open:
+        mov     dword [rbx+conn_state], 1       ; waiting for the first request
+        mov     dword [rbx+conn_len], 0
+        mov     dword [rbx+conn_scanned], 0
+        mov     dword [rbx+conn_served], 0
+        mov     dword [rbx+conn_out], 0
+        mov     qword [rbx+conn_discard], 0
+        mov     qword [rbx+conn_bytes], 0
+        mov     eax, 0x2710                     ; header_timeout_ms
+        jmp     near set_deadline               ; set_deadline returns for us
+
+;; --------------------------------------------------------------------------
+;; subroutine http_received(rax = n bytes read)
+;; C: dropping a body: discard -= n;  reading: len += n, then answer what is complete
+;; The first bytes of a keep-alive request start its header deadline; a body
+;; being dropped gets header_timeout_ms for each read.
+http_received:
+        add     qword [rbx+conn_bytes], rax     ; for the connection log
+        cmp     dword [rbx+conn_state], 3
+        jne     short http_received.reading
+        sub     qword [rbx+conn_discard], rax
+        jz      short http_received.body_dropped
+        mov     eax, 0x2710                     ; more to come: header_timeout_ms for it
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+http_received.body_dropped:
+        mov     dword [rbx+conn_state], 1       ; the body is gone: wait for the next request
+        mov     eax, 0x1388                     ; keepalive_timeout_ms
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+http_received.reading:
+        mov     rbp, qword [rbx+conn_buf]       ; rbp = the buffer
+        mov     r14d, dword [rbx+conn_len]      ; r14 = bytes in it
+        test    r14, r14                        ; the first bytes of a request?
+        jnz     short http_received.counted
+        cmp     dword [rbx+conn_served], 0      ; and not the first request?
+        je      short http_received.counted     ; the first request's deadline runs from accept()
+        mov     rcx, rax                        ; keep n
+        mov     eax, 0x2710                     ; header_timeout_ms for this head
+        call    set_deadline
+        mov     rax, rcx
+http_received.counted:
+        add     r14, rax                        ; len += n
+        mov     dword [rbx+conn_len], r14d
+
+;; --------------------------------------------------------------------------
+;; answer the next complete request in the buffer
+;; C: if (!(head_len = find_head_end())) return buffer full ? respond(too_large()) : want_read;
+;;    respond(parse_request())
+;; rbp = the buffer, r14 = its length. Pipelined requests are answered one at
+;; a time, in order: the next one when this response is out (http_sent).
+http_process:
+        call    find_head_end
+        test    rax, rax
+        jnz     short http_process.have_head    ; complete: answer it
+        cmp     r14, 8192
+        jb      short http_process.want_more    ; incomplete: wait for more
+        call    too_large                       ; the buffer is full and the head has no end: 414 or 431
+        jmp     short http_process.respond
+http_process.want_more:
+        mov     eax, 0                          ; want to read
+        ret
+http_process.have_head:
+        mov     qword [rel req_head_len], rax
+        call    parse_request                   ; eax = the response's index
+http_process.respond:
+        call    decide_mode                     ; record.mode = 0, 1 or 2; keeps eax
+        call    prepare_response                ; record.iov = its head, Date line and body
+        inc     dword [rbx+conn_served]
+        ; What to drop once the response is out: the head, and the body (read and
+        ; thrown away later if it is not all here yet).
+        mov     rax, qword [rel req_head_len]
+        mov     rcx, r14
+        sub     rcx, rax                        ; body bytes already here
+        mov     rdx, qword [rel req_content_length]
+        cmp     rcx, rdx
+        jae     short http_process.body_here
+        sub     rdx, rcx
+        mov     qword [rbx+conn_discard], rdx   ; the rest is read and dropped later
+        mov     qword [rbx+conn_consume], r14   ; the whole buffer goes
+        jmp     short http_process.queued
+http_process.body_here:
+        add     rax, rdx
+        mov     qword [rbx+conn_consume], rax   ; head + body
+        mov     qword [rbx+conn_discard], 0
+http_process.queued:
+        mov     dword [rbx+conn_state], 2
+        mov     eax, 0x2710                     ; a client must take the response within 10 s
+        call    set_deadline
+        mov     eax, 1                          ; send
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine http_sent(rbx = record)
+;; C: close, or drop the request from the buffer and wait for the body's rest,
+;;    answer the next pipelined request, or wait for one
+;; Connection: close, and a stop signal, close the connection here.
+http_sent:
+        cmp     dword [rbx+conn_mode], 0        ; Connection: close?
+        je      short http_sent.close
+        cmp     dword [rel stop_requested], 0   ; stopping?
+        jne     short http_sent.close
+        mov     rbp, qword [rbx+conn_buf]
+        mov     r14d, dword [rbx+conn_len]
+        mov     rax, qword [rbx+conn_consume]   ; memmove(buf, buf + consume, len - consume)
+        mov     rdi, rbp
+        lea     rsi, [rbp+rax]
+        mov     rcx, r14
+        sub     rcx, rax
+        sub     r14, rax                        ; len -= consume
+        rep movsb                               ; forward copy: safe when the areas overlap this way
+        mov     dword [rbx+conn_len], r14d
+        mov     dword [rbx+conn_scanned], 0     ; search the next request from its start
+        cmp     qword [rbx+conn_discard], 0     ; a body still to drop?
+        je      short http_sent.no_discard
+        mov     dword [rbx+conn_state], 3
+        mov     eax, 0x2710                     ; header_timeout_ms for each read of it
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+http_sent.no_discard:
+        mov     dword [rbx+conn_state], 1
+        test    r14, r14                        ; the next request already here?
+        jz      short http_sent.idle
+        mov     eax, 0x2710                     ; yes: its head has header_timeout_ms
+        call    set_deadline
+        jmp     near http_process
+http_sent.idle:
+        mov     eax, 0x1388                     ; no: wait keepalive_timeout_ms for it
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+http_sent.close:
+        mov     eax, 2                          ; close
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine decide_mode(eax = response index)
+;; C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
+;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
+;; signal and the last of limits.keepalive_requests close the connection.
+;; Keeps eax.
+decide_mode:
+        mov     dword [rbx+conn_mode], 0        ; close, unless kept below
+        mov     ecx, dword [rbx+conn_served]
+        inc     ecx                             ; this one too
+        cmp     ecx, 1000                       ; the last request allowed?
+        jae     short decide_mode.decided
+        mov     ecx, eax
+        shl     rcx, 5                          ; its record
+        lea     rdx, [rel responses]
+        add     rdx, rcx
+        test    dword [rdx+resp_flags], 256     ; always close after it?
+        jnz     short decide_mode.decided
+        cmp     dword [rel stop_requested], 0   ; shutting down?
+        jne     short decide_mode.decided
+        cmp     dword [rel req_close], 0        ; Connection: close?
+        jne     short decide_mode.decided
+        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
+        je      short decide_mode.http10
+        mov     dword [rbx+conn_mode], 1        ; HTTP/1.1: keep-alive
+        ret
+decide_mode.http10:
+        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
+        je      short decide_mode.decided
+        mov     dword [rbx+conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
+decide_mode.decided:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine read_window
+;; C: reading: rsi = buf + len, rdx = room left;  dropping a body: rsi = buf, rdx = min(discard, room)
+;; Where the next read goes. A body that is dropped is read into the buffer,
+;; which is empty then, and never past its end: the next request stays unread.
+read_window:
+        mov     rsi, qword [rbx+conn_buf]
+        cmp     dword [rbx+conn_state], 3
+        je      short read_window.dropping
+        mov     eax, dword [rbx+conn_len]
+        add     rsi, rax                        ; buf + len
+        mov     edx, 0x2000                     ; request_bytes - len
+        sub     rdx, rax
+        ret
+read_window.dropping:
+        mov     rdx, qword [rbx+conn_discard]   ; what is left of the body...
+        cmp     rdx, 8192
+        jbe     short read_window.capped
+        mov     edx, 0x2000                     ; ...at most a buffer
+read_window.capped:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine set_deadline(eax = ms)
+;; C: record.deadline = clock_now + ms
+;; clock_now is read once per wake-up by the driver, as nginx does: no
+;; clock_gettime per request.
+set_deadline:
+        add     rax, qword [rel clock_now]
+        mov     qword [rbx+conn_deadline], rax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine flush(rbx = record): writev(2), syscall 20
+;; C: while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }
+;; rax = 1 when all is sent, 0 when the socket would block (the rest waits for
+;; it to drain; a blocking socket says so only when its send timeout ran out),
+;; or -errno. Up to three parts go out in one system call.
+flush:
+flush.again:
+        mov     rax, qword [rbx+conn_iov+8]
+        or      rax, qword [rbx+conn_iov+24]
+        or      rax, qword [rbx+conn_iov+40]    ; anything left?
+        jz      short flush.done
+        mov     edi, dword [rbx+conn_fd]        ; fd = record.fd
+        lea     rsi, [rbx+conn_iov]             ; iov = record.iov
+        mov     edx, 3                          ; iovcnt
+        mov     eax, 20                         ; syscall number: writev
+        syscall
+        cmp     rax, -11                        ; the socket buffer is full
+        je      short flush.would_block
+        cmp     rax, -4
+        je      short flush.again
+        test    rax, rax
+        js      short flush.return              ; -errno: the client is gone
+        ; rax bytes went out: move the iov past them, part by part.
+        mov     rcx, qword [rbx+conn_iov+8]     ; the head
+        cmp     rax, rcx
+        jb      short flush.partial
+        add     qword [rbx+conn_iov], rcx       ; all of it went
+        mov     qword [rbx+conn_iov+8], 0
+        sub     rax, rcx
+        mov     rcx, qword [rbx+conn_iov+24]    ; the Date line
+        cmp     rax, rcx
+        jb      short flush.partial_2
+        add     qword [rbx+conn_iov+16], rcx    ; all of it went
+        mov     qword [rbx+conn_iov+24], 0
+        sub     rax, rcx
+        mov     rcx, qword [rbx+conn_iov+40]    ; the body
+        cmp     rax, rcx
+        jb      short flush.partial_3
+        add     qword [rbx+conn_iov+32], rcx    ; all of it went
+        mov     qword [rbx+conn_iov+40], 0
+        sub     rax, rcx
+        jmp     short flush.again
+flush.would_block:
+        xor     eax, eax                        ; 0: would block
+        ret
+flush.done:
+        mov     eax, 1                          ; 1: all sent
+flush.return:
+        ret
+flush.partial:
+        add     qword [rbx+conn_iov], rax       ; part of the head went
+        sub     qword [rbx+conn_iov+8], rax
+        jmp     near flush.again
+flush.partial_2:
+        add     qword [rbx+conn_iov+16], rax    ; part of the Date line went
+        sub     qword [rbx+conn_iov+24], rax
+        jmp     near flush.again
+flush.partial_3:
+        add     qword [rbx+conn_iov+32], rax    ; part of the body went
+        sub     qword [rbx+conn_iov+40], rax
+        jmp     near flush.again
+
+;; --------------------------------------------------------------------------
 ;; subroutine find_head_end
 ;; C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
-;;    scanned = len; return 0;
+;;    record.scanned = len; return 0;
 ;; rax = the length of the request head, up to and with CR LF CR LF, or 0.
 ;; Only bytes not searched before are looked at (the test looks back). A bare
 ;; LF also ends the head, so that parse_request answers it with 400 instead of
 ;; leaving the client to the header timeout.
-find_head_end_21:
-        mov     rcx, qword [rel scanned]        ; i = the first new byte
-scan_87:
+find_head_end:
+        mov     ecx, dword [rbx+conn_scanned]   ; i = the first new byte
+find_head_end.scan:
         cmp     rcx, r14
-        jae     no_end_yet_89                   ; all searched
+        jae     short find_head_end.no_end_yet  ; all searched
         cmp     byte [rbp+rcx], 10              ; LF?
-        jne     scan_next_88
+        jne     short find_head_end.next
         test    rcx, rcx
-        jz      bare_lf_91                      ; an LF first of all: bare
+        jz      short find_head_end.found_end   ; an LF first of all: bare (parse_request says 400)
         cmp     byte [rbp+rcx-1], 13            ; CR before it?
-        jne     bare_lf_91
+        jne     short find_head_end.found_end   ; no: a bare LF (parse_request says 400)
         cmp     rcx, 3
-        jb      scan_next_88
+        jb      short find_head_end.next
         cmp     dword [rbp+rcx-3], 0xa0d0a0d    ; "\r\n\r\n" read as a little-endian dword
-        je      found_end_90
-scan_next_88:
+        je      short find_head_end.found_end
+find_head_end.next:
         inc     rcx
-        jmp     scan_87
-bare_lf_91:
-found_end_90:
+        jmp     short find_head_end.scan
+find_head_end.found_end:
         lea     rax, [rcx+1]                    ; rax = i + 1
         ret
-no_end_yet_89:
-        mov     qword [rel scanned], r14        ; scanned = len
+find_head_end.no_end_yet:
+        mov     dword [rbx+conn_scanned], r14d  ; record.scanned = len
         xor     eax, eax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine too_large: the head does not fit
+;; C: return memchr(buf, '\n', len) ? 431 : 414
+;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
+;; line has no end, else 431 Request Header Fields Too Large. The whole
+;; buffer counts as the head.
+too_large:
+        xor     ecx, ecx                        ; i = 0
+too_large.scan:
+        cmp     rcx, r14
+        jae     short too_large.no_lf
+        cmp     byte [rbp+rcx], 10
+        je      short too_large.found_lf
+        inc     rcx
+        jmp     short too_large.scan
+too_large.found_lf:
+        mov     eax, 4                          ; 431
+        jmp     short too_large.answer
+too_large.no_lf:
+        mov     eax, 3                          ; 414
+too_large.answer:
+        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
+        mov     qword [rel req_content_length], 0
+        mov     qword [rel req_head_len], r14
         ret
 
 ;; --------------------------------------------------------------------------
@@ -826,7 +710,7 @@ no_end_yet_89:
 ;; The head ends in CR LF CR LF (find_head_end made sure), so every scan
 ;; below stops inside it. rsi walks the head; r8 = char_class.
 ;; A token that is not a known method: 501. Anything else malformed: 400.
-parse_request_22:
+parse_request:
         mov     dword [rel req_minor], 0
         mov     dword [rel req_close], 0
         mov     dword [rel req_keepalive], 0
@@ -838,70 +722,70 @@ parse_request_22:
         mov     rsi, rbp                        ; rsi = the request line
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     not_GET_97
+        jne     short parse_request.not_GET
         mov     dword [rel req_method], 1       ; GET
         add     rsi, 4
-        jmp     target_92
-not_GET_97:
+        jmp     near target
+parse_request.not_GET:
         cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     not_HEAD_98
+        jne     short parse_request.not_HEAD
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     not_HEAD_98
+        jne     short parse_request.not_HEAD
         mov     dword [rel req_method], 2       ; HEAD
         add     rsi, 5
-        jmp     target_92
-not_HEAD_98:
+        jmp     near target
+parse_request.not_HEAD:
         cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     not_POST_99
+        jne     short parse_request.not_POST
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     not_POST_99
+        jne     short parse_request.not_POST
         mov     dword [rel req_method], 3       ; POST
         add     rsi, 5
-        jmp     target_92
-not_POST_99:
+        jmp     near target
+parse_request.not_POST:
         cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     not_PUT_100
+        jne     short parse_request.not_PUT
         mov     dword [rel req_method], 4       ; PUT
         add     rsi, 4
-        jmp     target_92
-not_PUT_100:
+        jmp     near target
+parse_request.not_PUT:
         cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     not_DELETE_101
+        jne     short parse_request.not_DELETE
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     not_DELETE_101
+        jne     short parse_request.not_DELETE
         mov     dword [rel req_method], 5       ; DELETE
         add     rsi, 7
-        jmp     target_92
-not_DELETE_101:
+        jmp     short target
+parse_request.not_DELETE:
         cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     not_PATCH_102
+        jne     short parse_request.not_PATCH
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     not_PATCH_102
+        jne     short parse_request.not_PATCH
         mov     dword [rel req_method], 6       ; PATCH
         add     rsi, 6
-        jmp     target_92
-not_PATCH_102:
+        jmp     short target
+parse_request.not_PATCH:
         cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     not_OPTIONS_103
+        jne     short parse_request.not_OPTIONS
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     not_OPTIONS_103
+        jne     short parse_request.not_OPTIONS
         mov     dword [rel req_method], 7       ; OPTIONS
         add     rsi, 8
-        jmp     target_92
-not_OPTIONS_103:
-unknown_method_93:
+        jmp     short target
+parse_request.not_OPTIONS:
+parse_request.unknown_method:
         mov     rcx, rsi
-method_token_94:
+parse_request.token:
         movzx   eax, byte [rcx]
         test    byte [r8+rax], 1                ; a token character?
-        jz      method_token_end_95
+        jz      short parse_request.token_end
         inc     rcx
-        jmp     method_token_94
-method_token_end_95:
+        jmp     short parse_request.token
+parse_request.token_end:
         cmp     rcx, rsi
-        je      bad_request_96                  ; no method at all
-        cmp     byte [rcx], 32
-        jne     bad_request_96                  ; not followed by one space
+        je      near bad_request                ; no method at all
+        cmp     byte [rcx], ' '
+        jne     near bad_request                ; not followed by one space
         mov     eax, 5                          ; 501 Not Implemented
         ret
 
@@ -910,88 +794,89 @@ method_token_end_95:
 ;; C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
-target_92:
-        cmp     byte [rsi], 47
-        je      origin_form_104
+target:
+        cmp     byte [rsi], '/'
+        je      short target.origin_form
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
-        jne     bad_request_96
+        jne     near bad_request
         mov     eax, dword [rsi+3]
         or      eax, 32                         ; to lower case
         cmp     eax, 0x2f2f3a70                 ; "p://"
-        jne     bad_request_96
+        jne     near bad_request
         add     rsi, 7                          ; skip "http://"
-authority_105:
+target.authority:
         movzx   eax, byte [rsi]
-        cmp     eax, 47
-        je      origin_form_104                 ; the path starts
-        cmp     eax, 32
-        je      no_path_106                     ; "http://host": the path is "/"
+        cmp     eax, '/'
+        je      short target.origin_form        ; the path starts
+        cmp     eax, ' '
+        je      short target.no_path            ; "http://host": the path is "/"
         test    byte [r8+rax], 4
-        jz      bad_request_96
+        jz      near bad_request
         inc     rsi
-        jmp     authority_105
-no_path_106:
+        jmp     short target.authority
+target.no_path:
         mov     qword [rel req_path_len], 1
-        jmp     version_110
-origin_form_104:
+        jmp     short version
+target.origin_form:
         mov     qword [rel req_path], rsi       ; the path starts here
-path_107:
+target.path:
         movzx   eax, byte [rsi]
-        cmp     eax, 32
-        je      path_end_108
-        cmp     eax, 63
-        je      query_109
-        cmp     eax, 35
-        je      query_109
+        cmp     eax, ' '
+        je      short target.path_end
+        cmp     eax, '?'
+        je      short target.query
+        cmp     eax, '#'
+        je      short target.query
         test    byte [r8+rax], 4                ; a visible character?
-        jz      bad_request_96                  ; CR, LF, a control character: malformed
+        jz      near bad_request                ; CR, LF, a control character: malformed
         inc     rsi
-        jmp     path_107
-query_109:
+        jmp     short target.path
+target.query:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
-skip_query_111:
+target.skip_query:
         inc     rsi
         movzx   eax, byte [rsi]
-        cmp     eax, 32
-        je      version_110
+        cmp     eax, ' '
+        je      short version
         test    byte [r8+rax], 4
-        jz      bad_request_96
-        jmp     skip_query_111
-path_end_108:
+        jz      near bad_request
+        jmp     short target.skip_query
+target.path_end:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
         mov     qword [rel req_path_len], rax
+        jmp     short version
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the version
 ;; C: " HTTP/" DIGIT "." DIGIT CR LF
 ;; HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-version_110:
+version:
         cmp     dword [rsi], 0x54544820         ; " HTT"
-        jne     bad_request_96
+        jne     near bad_request
         cmp     dword [rsi+2], 0x2f505454       ; "TTP/"
-        jne     bad_request_96
+        jne     near bad_request
         movzx   eax, byte [rsi+6]               ; the major digit
-        sub     eax, 48
+        sub     eax, '0'
         cmp     eax, 9
-        ja      bad_request_96                  ; not a digit
-        cmp     byte [rsi+7], 46
-        jne     bad_request_96
+        ja      near bad_request                ; not a digit
+        cmp     byte [rsi+7], '.'
+        jne     near bad_request
         movzx   ecx, byte [rsi+8]               ; the minor digit
-        sub     ecx, 48
+        sub     ecx, '0'
         cmp     ecx, 9
-        ja      bad_request_96
+        ja      near bad_request
         cmp     word [rsi+9], 2573              ; CR LF ends the request line
-        jne     bad_request_96                  ; anything else (a bare CR, trailing text): malformed
+        jne     near bad_request                ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      http_1_112
+        je      short version.http_1
         mov     eax, 6                          ; 505 HTTP Version Not Supported
         ret
-http_1_112:
+version.http_1:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
@@ -1001,215 +886,270 @@ http_1_112:
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-header_line_113:
+parse_headers:
         cmp     word [rsi], 2573                ; an empty line ends the head
-        je      headers_done_122
+        je      near parse_headers.done
         mov     rcx, rsi                        ; rcx = the name
-field_name_114:
+parse_headers.name:
         movzx   eax, byte [rsi]
         test    byte [r8+rax], 1
-        jz      field_name_end_115
+        jz      short parse_headers.name_end
         inc     rsi
-        jmp     field_name_114
-field_name_end_115:
+        jmp     short parse_headers.name
+parse_headers.name_end:
         mov     rdx, rsi
         sub     rdx, rcx                        ; rdx = its length
-        jz      bad_request_96                  ; empty: a line that starts with a space (obs-fold) or ':'
-        cmp     byte [rsi], 58
-        jne     bad_request_96                  ; whitespace (or anything) before the colon
+        jz      near bad_request                ; empty: a line that starts with a space (obs-fold) or ':'
+        cmp     byte [rsi], ':'
+        jne     near bad_request                ; whitespace (or anything) before the colon
         inc     rsi
-skip_ows_116:
-        cmp     byte [rsi], 32                  ; optional whitespace before the value
-        je      ows_char_123
+parse_headers.skip_ows:
+        cmp     byte [rsi], ' '                 ; optional whitespace before the value
+        je      short parse_headers.ows_char
         cmp     byte [rsi], 9
-        jne     field_value_117
-ows_char_123:
+        jne     short parse_headers.value
+parse_headers.ows_char:
         inc     rsi
-        jmp     skip_ows_116
-field_value_117:
+        jmp     short parse_headers.skip_ows
+parse_headers.value:
         mov     r11, rsi                        ; r11 = the value
-value_char_124:
+parse_headers.value_char:
         movzx   eax, byte [rsi]
         cmp     eax, 13
-        je      field_cr_118
+        je      short parse_headers.cr
         test    byte [r8+rax], 2                ; allowed in a value?
-        jz      bad_request_96                  ; a bare LF, NUL or another control character
+        jz      near bad_request                ; a bare LF, NUL or another control character
         inc     rsi
-        jmp     value_char_124
-field_cr_118:
+        jmp     short parse_headers.value_char
+parse_headers.cr:
         cmp     byte [rsi+1], 10
-        jne     bad_request_96                  ; a bare CR
+        jne     near bad_request                ; a bare CR
         mov     r9, rsi                         ; r9 = the value's end
-trim_119:
+parse_headers.trim:
         cmp     r9, r11
-        je      trimmed_120
+        je      short parse_headers.trimmed
         movzx   eax, byte [r9-1]
-        cmp     eax, 32                         ; trailing whitespace is not part of the value
-        je      trim_one_125
+        cmp     eax, ' '                        ; trailing whitespace is not part of the value
+        je      short parse_headers.trim_one
         cmp     eax, 9
-        jne     trimmed_120
-trim_one_125:
+        jne     short parse_headers.trimmed
+parse_headers.trim_one:
         dec     r9
-        jmp     trim_119
-trimmed_120:
+        jmp     short parse_headers.trim
+parse_headers.trimmed:
         cmp     rdx, 4
-        jne     not_host_126
+        jne     near parse_headers.not_host
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x74736f68                 ; "host"
-        jne     not_host_126
+        jne     near parse_headers.not_host
         inc     dword [rel req_host]            ; Host
-        jmp     next_field_121
-not_host_126:
+        mov     rcx, r11                        ; rcx walks the value; empty is allowed
+        cmp     rcx, r9
+        je      near parse_headers.next_field
+        cmp     byte [rcx], '['                 ; an IP-literal?
+        jne     short parse_headers.host_name
+parse_headers.host_literal:
+        inc     rcx
+        cmp     rcx, r9
+        jae     near bad_request                ; no closing ']'
+        movzx   eax, byte [rcx]
+        cmp     eax, ']'
+        je      short parse_headers.host_literal_end
+        test    byte [r8+rax], 32               ; hex digits, ':', '.'...
+        jz      near bad_request
+        jmp     short parse_headers.host_literal
+parse_headers.host_literal_end:
+        inc     rcx                             ; past ']'
+parse_headers.host_after:
+        cmp     rcx, r9
+        je      near parse_headers.next_field   ; no port
+        cmp     byte [rcx], ':'
+        je      short parse_headers.host_port
+        jmp     near bad_request                ; anything else after the host
+parse_headers.host_name:
+        cmp     rcx, r9
+        je      near parse_headers.next_field
+        movzx   eax, byte [rcx]
+        cmp     eax, ':'
+        je      short parse_headers.host_port
+        cmp     eax, '%'
+        je      short parse_headers.host_pct
+        test    byte [r8+rax], 8                ; unreserved or a sub-delim?
+        jz      near bad_request                ; a space, '@' (userinfo), '/'...
+        inc     rcx
+        jmp     short parse_headers.host_name
+parse_headers.host_pct:
+        ; '%' and two hex digits; what follows the value (whitespace, CR) is no hex digit.
+        movzx   eax, byte [rcx+1]
+        test    byte [r8+rax], 16
+        jz      near bad_request
+        movzx   eax, byte [rcx+2]
+        test    byte [r8+rax], 16
+        jz      near bad_request
+        add     rcx, 3
+        jmp     short parse_headers.host_name
+parse_headers.host_port:
+        inc     rcx                             ; past ':'; the port may be empty
+parse_headers.host_port_digit:
+        cmp     rcx, r9
+        je      near parse_headers.next_field
+        movzx   eax, byte [rcx]
+        sub     eax, '0'
+        cmp     eax, 9
+        ja      near bad_request                ; the port has digits only
+        inc     rcx
+        jmp     short parse_headers.host_port_digit
+parse_headers.not_host:
         cmp     rdx, 14
-        jne     not_content_length_128
+        jne     near parse_headers.not_content_length
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x746e6f63                 ; "cont"
-        jne     not_content_length_128
+        jne     near parse_headers.not_content_length
         mov     eax, dword [rcx+4]
         or      eax, 0x202020                   ; to lower case
         cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     not_content_length_128
+        jne     short parse_headers.not_content_length
         mov     eax, dword [rcx+8]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e656c                 ; "leng"
-        jne     not_content_length_128
+        jne     short parse_headers.not_content_length
         mov     eax, dword [rcx+10]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6874676e                 ; "ngth"
-        jne     not_content_length_128
+        jne     short parse_headers.not_content_length
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
-        je      bad_request_96                  ; empty
+        je      near bad_request                ; empty
         xor     eax, eax                        ; the value
         xor     edx, edx                        ; digits seen
-cl_digit_130:
+parse_headers.cl_digit:
         cmp     r11, r9
-        je      cl_end_131
+        je      short parse_headers.cl_end
         movzx   ecx, byte [r11]
-        sub     ecx, 48
+        sub     ecx, '0'
         cmp     ecx, 9
-        ja      bad_request_96                  ; not a digit: invalid
+        ja      near bad_request                ; not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      cl_too_many_digits_132          ; over 15 digits: far over any limit
+        ja      short parse_headers.cl_too_many_digits ; over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-cl_too_many_digits_132:
+parse_headers.cl_too_many_digits:
         inc     r11
-        jmp     cl_digit_130
-cl_end_131:
+        jmp     short parse_headers.cl_digit
+parse_headers.cl_end:
         cmp     rdx, 15
-        jbe     cl_store_133
+        jbe     short parse_headers.cl_store
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
-cl_store_133:
+parse_headers.cl_store:
         mov     qword [rel req_content_length], rax
-        jmp     next_field_121
-not_content_length_128:
+        jmp     near parse_headers.next_field
+parse_headers.not_content_length:
         cmp     rdx, 17
-        jne     not_transfer_encoding_129
+        jne     short parse_headers.not_transfer_encoding
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     not_transfer_encoding_129
+        jne     short parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     not_transfer_encoding_129
+        jne     short parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     not_transfer_encoding_129
+        jne     short parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     not_transfer_encoding_129
+        jne     short parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     not_transfer_encoding_129
+        jne     short parse_headers.not_transfer_encoding
         mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     next_field_121
-not_transfer_encoding_129:
+        jmp     near parse_headers.next_field
+parse_headers.not_transfer_encoding:
         cmp     rdx, 10
-        jne     not_connection_127
+        jne     near parse_headers.not_connection
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     not_connection_127
+        jne     near parse_headers.not_connection
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x69746365                 ; "ecti"
-        jne     not_connection_127
+        jne     near parse_headers.not_connection
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e6f6974                 ; "tion"
-        jne     not_connection_127
-conn_token_134:
+        jne     near parse_headers.not_connection
+parse_headers.conn_token:
         cmp     r11, r9
-        jae     next_field_121                  ; no more tokens
+        jae     near parse_headers.next_field   ; no more tokens
         movzx   eax, byte [r11]
-        cmp     eax, 44
-        je      conn_separator_135
-        cmp     eax, 32
-        je      conn_separator_135
+        cmp     eax, ','
+        je      short parse_headers.conn_separator
+        cmp     eax, ' '
+        je      short parse_headers.conn_separator
         cmp     eax, 9
-        jne     conn_token_start_140
-conn_separator_135:
+        jne     short parse_headers.conn_token_start
+parse_headers.conn_separator:
         inc     r11
-        jmp     conn_token_134
-conn_token_start_140:
+        jmp     short parse_headers.conn_token
+parse_headers.conn_token_start:
         mov     rcx, r11                        ; rcx = the token
-conn_scan_136:
+parse_headers.conn_scan:
         cmp     r11, r9
-        jae     conn_scanned_137
+        jae     short parse_headers.conn_scanned
         movzx   eax, byte [r11]
-        cmp     eax, 44
-        je      conn_scanned_137
-        cmp     eax, 32
-        je      conn_scanned_137
+        cmp     eax, ','
+        je      short parse_headers.conn_scanned
+        cmp     eax, ' '
+        je      short parse_headers.conn_scanned
         cmp     eax, 9
-        je      conn_scanned_137
+        je      short parse_headers.conn_scanned
         inc     r11
-        jmp     conn_scan_136
-conn_scanned_137:
+        jmp     short parse_headers.conn_scan
+parse_headers.conn_scanned:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
         cmp     rdx, 5
-        jne     not_close_138
+        jne     short parse_headers.not_close
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x736f6c63                 ; "clos"
-        jne     not_close_138
+        jne     short parse_headers.not_close
         mov     eax, dword [rcx+1]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
-        jne     not_close_138
+        jne     short parse_headers.not_close
         mov     dword [rel req_close], 1        ; Connection: close
-not_close_138:
+parse_headers.not_close:
         cmp     rdx, 10
-        jne     not_keep_alive_139
+        jne     short parse_headers.not_keep_alive
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x7065656b                 ; "keep"
-        jne     not_keep_alive_139
+        jne     short parse_headers.not_keep_alive
         mov     eax, dword [rcx+4]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x696c612d                 ; "-ali"
-        jne     not_keep_alive_139
+        jne     short parse_headers.not_keep_alive
         mov     eax, dword [rcx+6]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
-        jne     not_keep_alive_139
+        jne     short parse_headers.not_keep_alive
         mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
-not_keep_alive_139:
-        jmp     conn_token_134
-not_connection_127:
-next_field_121:
+parse_headers.not_keep_alive:
+        jmp     near parse_headers.conn_token
+parse_headers.not_connection:
+parse_headers.next_field:
         add     rsi, 2                          ; past the field's CR LF
-        jmp     header_line_113
-headers_done_122:
+        jmp     near parse_headers
+parse_headers.done:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
@@ -1217,221 +1157,677 @@ headers_done_122:
 ;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ;; A request body is read and thrown away, so only Content-Length bodies
 ;; are accepted: chunked bodies are not implemented.
-check_request_144:
+check_request:
         cmp     dword [rel req_te], 0
-        je      no_transfer_encoding_141
+        je      short check_request.no_transfer_encoding
         cmp     dword [rel req_cl_count], 0
-        jne     bad_request_96                  ; both framings: a smuggling attempt
+        jne     short bad_request               ; both framings: a smuggling attempt
         mov     eax, 5                          ; 501 Not Implemented
         ret
-no_transfer_encoding_141:
+check_request.no_transfer_encoding:
         cmp     dword [rel req_cl_count], 1
-        ja      bad_request_96                  ; Content-Length twice
+        ja      short bad_request               ; Content-Length twice
         cmp     dword [rel req_host], 1
-        ja      bad_request_96                  ; Host twice
-        je      host_ok_142
+        ja      short bad_request               ; Host twice
+        je      short check_request.host_ok
         cmp     dword [rel req_minor], 0
-        jne     bad_request_96                  ; HTTP/1.1 without Host
-host_ok_142:
+        jne     short bad_request               ; HTTP/1.1 without Host
+check_request.host_ok:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
-        jbe     size_ok_143
+        jbe     short check_request.size_ok
         mov     eax, 2                          ; 413 Content Too Large
         ret
-size_ok_143:
-
-;; --------------------------------------------------------------------------
-;; parse_request: route
-;; C: return the response
-;; "response" answers every path with every known method (HEAD without a body).
-route_145:
-        mov     eax, 0                          ; the response
-        ret
+check_request.size_ok:
+        jmp     short route                     ; route it: a tail call, route returns to our caller
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: a malformed request
 ;; C: return 400
-bad_request_96:
+bad_request:
         mov     eax, 1                          ; 400 Bad Request
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine decide_mode(eax = response, ecx = requests answered)
-;; C: conn_mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
-;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
-;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
-;; signal and the last of limits.keepalive_requests close the connection.
-;; Keeps eax.
-decide_mode_25:
-        mov     dword [rel conn_mode], 0        ; close, unless kept below
-        inc     ecx                             ; this one too
-        cmp     ecx, 1000                       ; the last request allowed?
-        jae     mode_decided_146
-        mov     ecx, eax
-        shl     rcx, 5                          ; index * 32: its record
-        lea     rdx, [rel responses]
-        cmp     dword [rdx+rcx+28], 0           ; always close after it?
-        jne     mode_decided_146
-        cmp     dword [rel stop_requested], 0   ; shutting down?
-        jne     mode_decided_146
-        cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     mode_decided_146
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
-        je      http10_147
-        mov     dword [rel conn_mode], 1        ; HTTP/1.1: keep-alive
-        ret
-http10_147:
-        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      mode_decided_146
-        mov     dword [rel conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
-mode_decided_146:
-        ret
-
-;; --------------------------------------------------------------------------
-;; subroutine too_large: the head does not fit
-;; C: return memchr(buf, '\n', len) ? 431 : 414
-;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
-;; line has no end, else 431 Request Header Fields Too Large. The whole
-;; buffer counts as the head.
-too_large_26:
-        xor     ecx, ecx                        ; i = 0
-scan_lf_149:
-        cmp     rcx, r14
-        jae     no_lf_150
-        cmp     byte [rbp+rcx], 10              ; '\n'
-        je      found_lf_148
-        inc     rcx
-        jmp     scan_lf_149
-found_lf_148:
-        mov     eax, 4                          ; 431
-        jmp     answer_too_large_151
-no_lf_150:
-        mov     eax, 3                          ; 414
-answer_too_large_151:
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0
-        mov     qword [rel head_len], r14
+;; route: one response
+;; C: return the response
+;; "response" answers every path with every known method (HEAD without a body).
+route:
+        mov     eax, 0                          ; the response
         ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine prepare_response(eax = response index)
-;; C: iov[0] = { head for conn_mode, its length }; iov[1] = { body, HEAD ? 0 : body_len }
-;; Looks the response up in the table: the head for this connection mode
-;; and the body, both precomputed. HEAD gets no body. Also records the
-;; status and body bytes for the access log.
-prepare_response_23:
+;; C: r10 = &responses[index]; switch (r10->kind) ...
+;; Looks the response up in the table; its kind says how its parts are made.
+;; The record's conn_mode is already decided. Also records the status and
+;; the body bytes for the access log.
+prepare_response:
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32
         lea     r10, [rel responses]
         add     r10, rcx                        ; r10 = &responses[index]
+        mov     eax, dword [r10+resp_status]
+        mov     dword [rel last_status], eax    ; for the access log
+
+;; --------------------------------------------------------------------------
+;; prepare_response: a fixed response
+;; C: iov[0] = { head for conn_mode }; iov[1] = { date_line }; iov[2] = { body, HEAD ? 0 : body_len }
+;; Head and body were made at compile time; the Date line is made at most once
+;; a second (refresh_date). HEAD gets the same head and no body.
+kind_fixed:
         lea     rsi, [rel response_heads]
-        mov     eax, dword [r10]                ; head offset
+        mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head with Connection: close
-        mov     edx, dword [r10+4]              ; rdx = its length
-        mov     ecx, dword [rel conn_mode]
+        mov     edx, dword [r10+resp_len_close] ; rdx = its length
+        mov     ecx, dword [rbx+conn_mode]
         test    ecx, ecx
-        jz      head_ready_152                  ; mode 0: close
+        jz      short kind_fixed.head_ready     ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
-        mov     edx, dword [r10+8]
+        mov     edx, dword [r10+resp_len_keep]
         cmp     ecx, 1
-        je      head_ready_152                  ; mode 1: HTTP/1.1 keep-alive
+        je      short kind_fixed.head_ready     ; mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
-        mov     edx, dword [r10+12]
-head_ready_152:
+        mov     edx, dword [r10+resp_len_keep10]
+kind_fixed.head_ready:
+        mov     qword [rbx+conn_iov], rsi       ; iov[0] = { head, head_len }
+        mov     qword [rbx+conn_iov+8], rdx
         lea     r8, [rel response_bodies]
-        mov     eax, dword [r10+16]             ; body offset
+        mov     eax, dword [r10+resp_body]      ; body offset
         add     r8, rax                         ; r8 = the body
-        mov     r9d, dword [r10+24]             ; r9 = its length
+        mov     r9d, dword [r10+resp_body_len]  ; r9 = its length
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     body_ready_153
+        jne     short kind_fixed.body_ready
         xor     r9d, r9d                        ; HEAD: the same head, no body
-body_ready_153:
-        mov     eax, dword [r10+20]
-        mov     dword [rel resp_status], eax    ; for the access log
-        mov     qword [rel resp_body_bytes], r9
-        lea     rdi, [rel iov]
-        mov     qword [rdi], rsi                ; iov[0] = { head, head_len }
-        mov     qword [rdi+8], rdx
-        mov     qword [rdi+16], r8              ; iov[1] = { body, body_len }
-        mov     qword [rdi+24], r9
+kind_fixed.body_ready:
+        mov     qword [rbx+conn_iov+32], r8     ; iov[2] = { body, body_len }
+        mov     qword [rbx+conn_iov+40], r9
+        mov     qword [rel last_body_bytes], r9 ; for the access log
+        mov     rax, qword [rel clock_now]
+        cmp     rax, qword [rel date_expires]   ; a new second since the Date line was made?
+        jl      short kind_fixed.date_fresh
+        call    refresh_date
+kind_fixed.date_fresh:
+        lea     rax, [rel date_line]
+        mov     qword [rbx+conn_iov+16], rax    ; iov[1] = { date_line, 39 }
+        mov     qword [rbx+conn_iov+24], 39
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine send_response(eax = response index): writev(2), syscall 20
-;; C: writev(client_fd, iov, 2) after prepare_response
-;; Head and body in one system call; a short write is finished with
-;; write_all (blocking modes). rax = 0, or -errno.
-send_response_24:
-        call    prepare_response_23
-writev_again_154:
+;; subroutine refresh_date: clock_gettime(2), syscall 228
+;; C: clock_gettime(CLOCK_REALTIME, &ts); strftime(date_line + 6, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&ts.tv_sec));
+;;    date_expires = clock_now + 1000 - ts.tv_nsec / 1000000
+;; The wall clock, read at most once a second: the line stays valid until the
+;; second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
+refresh_date:
+        mov     edi, 0                          ; CLOCK_REALTIME
+        lea     rsi, [rel date_ts]
+        mov     eax, 228                        ; syscall number: clock_gettime
+        syscall
+        lea     rsi, [rel date_ts]
+        mov     rax, qword [rsi+8]              ; tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             ; rax = ms into this second
+        mov     rcx, qword [rel clock_now]
+        add     rcx, 1000
+        sub     rcx, rax
+        mov     qword [rel date_expires], rcx   ; made again when the next second starts
+        mov     rax, qword [rsi]                ; tv_sec
+        xor     edx, edx
+        mov     ecx, 0x15180
+        div     rcx                             ; rax = days since 1970-01-01, rdx = second of the day
+        mov     r8, rdx                         ; r8 = second of the day
+        mov     r9, rax                         ; r9 = days
+        lea     rdi, [rel date_line]            ; rdi = the line; the date starts at +6
+        ; The weekday: 1970-01-01 was a Thursday (4).
+        lea     rax, [r9+4]
+        xor     edx, edx
+        mov     ecx, 7
+        div     rcx                             ; rdx = weekday, 0 = Sunday
+        shl     rdx, 2                          ; 4 bytes a name
+        lea     rsi, [rel day_names]
+        mov     eax, dword [rsi+rdx]
+        mov     dword [rdi+6], eax              ; "Sun,"
+        ; z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
+        lea     rax, [r9+719468]
+        xor     edx, edx
+        mov     ecx, 0x23ab1
+        div     rcx                             ; rax = era, rdx = day of the era
+        imul    r10, rax, 400                   ; r10 = the era's first year
+        mov     r11, rdx                        ; r11 = doe
+        ; yoe = (doe - doe/1460 + doe/36524 - doe/146096) / 365: the year of the era
+        mov     rsi, r11
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 1460
+        div     rcx
+        sub     rsi, rax                        ; - doe / 1460
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 0x8eac
+        div     rcx
+        add     rsi, rax                        ; + doe / 36524
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 0x23ab0
+        div     rcx
+        sub     rsi, rax                        ; - doe / 146096
+        mov     rax, rsi
+        xor     edx, edx
+        mov     ecx, 365
+        div     rcx                             ; rax = yoe
+        add     r10, rax                        ; r10 = the year, counted from March
+        ; doy = doe - (365 * yoe + yoe/4 - yoe/100): the day of the year, from 1 March
+        mov     r9, rax                         ; r9 = yoe
+        imul    rsi, rax, 365
+        shr     rax, 2
+        add     rsi, rax                        ; + yoe / 4
+        mov     rax, r9
+        xor     edx, edx
+        mov     ecx, 100
+        div     rcx
+        sub     rsi, rax                        ; - yoe / 100
+        sub     r11, rsi                        ; r11 = doy
+        ; mp = (5 * doy + 2) / 153: the month, from March = 0
+        imul    rax, r11, 5
+        add     rax, 2
+        xor     edx, edx
+        mov     ecx, 153
+        div     rcx
+        mov     r9, rax                         ; r9 = mp
+        ; day = doy - (153 * mp + 2) / 5 + 1
+        imul    rax, rax, 153
+        add     rax, 2
+        xor     edx, edx
+        mov     ecx, 5
+        div     rcx
+        mov     rdx, r11
+        sub     rdx, rax
+        lea     rax, [rdx+1]                    ; the day of the month, 1 to 31
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+11], ax               ; "06"
+        ; January and February belong to the next year: month = mp < 10 ? mp + 2 : mp - 10
+        cmp     r9, 10
+        jb      short refresh_date.march_to_december
+        sub     r9, 12
+        inc     r10                             ; the year turns in January
+refresh_date.march_to_december:
+        add     r9, 2                           ; r9 = month, 0 = January
+        shl     r9, 2                           ; 4 bytes a name
+        lea     rsi, [rel month_names]
+        mov     eax, dword [rsi+r9]
+        mov     dword [rdi+14], eax             ; "Nov "
+        mov     rax, r10
+        xor     edx, edx
+        mov     ecx, 100
+        div     rcx                             ; rax = century, rdx = year in it
+        mov     r10, rdx
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+18], ax               ; "19"
+        mov     rax, r10
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+20], ax               ; "94"
+        ; The time of day from r8, the second of the day.
+        mov     rax, r8
+        xor     edx, edx
+        mov     ecx, 3600
+        div     rcx                             ; rax = hours, rdx = seconds into the hour
+        mov     r8, rdx
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+23], ax               ; "08"
+        mov     rax, r8
+        xor     edx, edx
+        mov     ecx, 60
+        div     rcx                             ; rax = minutes, rdx = seconds
+        mov     r8, rdx
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+26], ax               ; "49"
+        mov     rax, r8
+        mov     ecx, 10
+        div     cl                              ; al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      ; both to ASCII: + '0' each
+        mov     word [rdi+29], ax               ; "37"
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine log_connection: write(2), syscall 1
+;; C: dprintf(log_fd, "connection from %s:%u, bytes read: %zu\n", ip, port, record.bytes)
+;; Built in line_buf and written with one write(), so lines from several
+;; processes do not interleave.
+log_connection:
+        lea     rdi, [rel line_buf]             ; rdi = where the line is built
+        lea     rsi, [rel log_from]
+        mov     ecx, 16
+        rep movsb                               ; copy "connection from "
+        lea     rsi, [rbx+conn_addr]            ; the client's address
+        call    append_ip                       ; "127.0.0.1"
+        mov     byte [rdi], ':'
+        inc     rdi
+        movzx   eax, word [rbx+conn_addr+2]     ; sin_port, network byte order
+        ror     ax, 8                           ; ntohs: swap the two bytes
+        call    append_u64
+        lea     rsi, [rel log_bytes]
+        mov     ecx, 14
+        rep movsb                               ; copy ", bytes read: "
+        mov     rax, qword [rbx+conn_bytes]
+        call    append_u64
+        mov     byte [rdi], 10
+        inc     rdi
+        mov     rdx, rdi                        ; count = end - start
+        lea     rsi, [rel line_buf]             ; buf = line_buf
+        sub     rdx, rsi
+        mov     rdi, r15                        ; fd = log_fd
+        call    write_all                       ; a failed log write is not fatal
+        ret
+
+;; --------------------------------------------------------------------------
+;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
+;; C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
+;; Idle (a blocking server waiting in accept): exit now. Otherwise note the
+;; request: the loop stops gracefully once the connections in progress are
+;; done. A second signal exits at once.
+on_signal:
+        cmp     dword [rel stop_requested], 0   ; a second signal?
+        jne     short on_signal.exit_now
+        cmp     dword [rel busy], 0             ; serving a connection?
+        je      short on_signal.exit_now
+        mov     dword [rel stop_requested], 1   ; stop_requested = 1
+        ret                                     ; returns into signal_restorer
+on_signal.exit_now:
+        xor     edi, edi                        ; status = 0
+        mov     eax, 231                        ; syscall number: exit_group
+        syscall
+
+;; --------------------------------------------------------------------------
+;; signal return trampoline: rt_sigreturn(2), syscall 15
+;; C: rt_sigreturn()
+;; The kernel pushed this address as the handler's return address
+;; (SA_RESTORER); rt_sigreturn restores the interrupted registers.
+signal_restorer:
+        mov     eax, 15                         ; syscall number: rt_sigreturn
+        syscall
+
+;; --------------------------------------------------------------------------
+;; fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
+;; C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
+;; Names the call, the address and the reason, e.g.
+;; "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
+;; text here is printed as its number.
+die:
+        neg     rax
+        mov     rbx, rax                        ; rbx = errno
+        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     rcx, rdx
+        rep movsb                               ; copy the message start
+        lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
+        cmp     ebx, 1                          ; EPERM
+        je      near die.is_EPERM
+        cmp     ebx, 2                          ; ENOENT
+        je      near die.is_ENOENT
+        cmp     ebx, 9                          ; EBADF
+        je      near die.is_EBADF
+        cmp     ebx, 12                         ; ENOMEM
+        je      near die.is_ENOMEM
+        cmp     ebx, 13                         ; EACCES
+        je      near die.is_EACCES
+        cmp     ebx, 17                         ; EEXIST
+        je      near die.is_EEXIST
+        cmp     ebx, 20                         ; ENOTDIR
+        je      near die.is_ENOTDIR
+        cmp     ebx, 21                         ; EISDIR
+        je      near die.is_EISDIR
+        cmp     ebx, 22                         ; EINVAL
+        je      near die.is_EINVAL
+        cmp     ebx, 23                         ; ENFILE
+        je      near die.is_ENFILE
+        cmp     ebx, 24                         ; EMFILE
+        je      near die.is_EMFILE
+        cmp     ebx, 28                         ; ENOSPC
+        je      near die.is_ENOSPC
+        cmp     ebx, 30                         ; EROFS
+        je      near die.is_EROFS
+        cmp     ebx, 36                         ; ENAMETOOLONG
+        je      near die.is_ENAMETOOLONG
+        cmp     ebx, 40                         ; ELOOP
+        je      near die.is_ELOOP
+        cmp     ebx, 93                         ; EPROTONOSUPPORT
+        je      near die.is_EPROTONOSUPPORT
+        cmp     ebx, 97                         ; EAFNOSUPPORT
+        je      near die.is_EAFNOSUPPORT
+        cmp     ebx, 98                         ; EADDRINUSE
+        je      near die.is_EADDRINUSE
+        cmp     ebx, 99                         ; EADDRNOTAVAIL
+        je      near die.is_EADDRNOTAVAIL
+        cmp     ebx, 105                        ; ENOBUFS
+        je      near die.is_ENOBUFS
+        jmp     near die.unknown_errno
+die.is_EPERM:
+        add     rsi, 0                          ; "Operation not permitted"
+        mov     ecx, 23
+        jmp     near die.copy_text
+die.is_ENOENT:
+        add     rsi, 23                         ; "No such file or directory"
+        mov     ecx, 25
+        jmp     near die.copy_text
+die.is_EBADF:
+        add     rsi, 48                         ; "Bad file descriptor"
+        mov     ecx, 19
+        jmp     near die.copy_text
+die.is_ENOMEM:
+        add     rsi, 67                         ; "Cannot allocate memory"
+        mov     ecx, 22
+        jmp     near die.copy_text
+die.is_EACCES:
+        add     rsi, 89                         ; "Permission denied"
+        mov     ecx, 17
+        jmp     near die.copy_text
+die.is_EEXIST:
+        add     rsi, 106                        ; "File exists"
+        mov     ecx, 11
+        jmp     near die.copy_text
+die.is_ENOTDIR:
+        add     rsi, 117                        ; "Not a directory"
+        mov     ecx, 15
+        jmp     near die.copy_text
+die.is_EISDIR:
+        add     rsi, 132                        ; "Is a directory"
+        mov     ecx, 14
+        jmp     near die.copy_text
+die.is_EINVAL:
+        add     rsi, 146                        ; "Invalid argument"
+        mov     ecx, 16
+        jmp     near die.copy_text
+die.is_ENFILE:
+        add     rsi, 162                        ; "Too many open files in system"
+        mov     ecx, 29
+        jmp     near die.copy_text
+die.is_EMFILE:
+        add     rsi, 191                        ; "Too many open files"
+        mov     ecx, 19
+        jmp     near die.copy_text
+die.is_ENOSPC:
+        add     rsi, 210                        ; "No space left on device"
+        mov     ecx, 23
+        jmp     near die.copy_text
+die.is_EROFS:
+        add     rsi, 233                        ; "Read-only file system"
+        mov     ecx, 21
+        jmp     short die.copy_text
+die.is_ENAMETOOLONG:
+        add     rsi, 254                        ; "File name too long"
+        mov     ecx, 18
+        jmp     short die.copy_text
+die.is_ELOOP:
+        add     rsi, 272                        ; "Too many levels of symbolic links"
+        mov     ecx, 33
+        jmp     short die.copy_text
+die.is_EPROTONOSUPPORT:
+        add     rsi, 305                        ; "Protocol not supported"
+        mov     ecx, 22
+        jmp     short die.copy_text
+die.is_EAFNOSUPPORT:
+        add     rsi, 327                        ; "Address family not supported by protocol"
+        mov     ecx, 40
+        jmp     short die.copy_text
+die.is_EADDRINUSE:
+        add     rsi, 367                        ; "Address already in use"
+        mov     ecx, 22
+        jmp     short die.copy_text
+die.is_EADDRNOTAVAIL:
+        add     rsi, 389                        ; "Cannot assign requested address"
+        mov     ecx, 31
+        jmp     short die.copy_text
+die.is_ENOBUFS:
+        add     rsi, 420                        ; "No buffer space available"
+        mov     ecx, 25
+        jmp     short die.copy_text
+die.unknown_errno:
+        lea     rsi, [rel errno_word]
+        mov     ecx, 6
+        rep movsb                               ; "errno "
+        mov     rax, rbx
+        call    append_u64
+        jmp     short die.newline
+die.copy_text:
+        rep movsb                               ; copy the errno's text
+die.newline:
+        mov     byte [rdi], 10                  ; '\n'
+        inc     rdi
+        mov     rdx, rdi                        ; count = end - start
+        lea     rsi, [rel line_buf]             ; buf = line_buf
+        sub     rdx, rsi
+        mov     edi, 2                          ; fd = STDERR_FILENO
+        call    write_all
+        mov     edi, 1                          ; status = 1
+        mov     eax, 231                        ; syscall number: exit_group
+        syscall
+
+;; --------------------------------------------------------------------------
+;; subroutine drain_input: recvfrom(2), syscall 45
+;; C: while (recv(client_fd, line_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
+;; Closing a socket with unread input makes the kernel send RST, which can
+;; destroy the response before the client reads it. Take what has already
+;; arrived, without waiting (at most 16 reads), so close() sends FIN.
+drain_input:
+        mov     r10d, 16                        ; at most 16 reads
+drain_input.again:
         mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel iov]                  ; iov
-        mov     edx, 2                          ; iovcnt = 2
-        mov     eax, 20                         ; syscall number: writev
+        lea     rsi, [rel line_buf]             ; buf = line_buf, as scratch
+        mov     edx, 0x2000                     ; len
+        mov     r8, r10                         ; keep the count
+        mov     r10d, 64                        ; flags = MSG_DONTWAIT
+        push    r8
+        xor     r8d, r8d                        ; src_addr = NULL
+        xor     r9d, r9d                        ; addrlen = NULL
+        mov     eax, 45                         ; syscall number: recvfrom
+        syscall
+        pop     r10                             ; the count
+        test    rax, rax
+        jle     short drain_input.drained       ; nothing more (-EAGAIN), end of file, or error
+        dec     r10
+        jnz     short drain_input.again
+drain_input.drained:
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine now_ms: clock_gettime(2), syscall 228
+;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return clock_now = tv_sec * 1000 + tv_nsec / 1000000
+;; rax = milliseconds on a clock that never jumps, also kept in clock_now for
+;; the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
+now_ms:
+        mov     edi, 1                          ; CLOCK_MONOTONIC
+        lea     rsi, [rel now_ts]
+        mov     eax, 228                        ; syscall number: clock_gettime
+        syscall
+        mov     rax, qword [rsi+8]              ; tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             ; rax = tv_nsec / 1000000
+        imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
+        add     rax, rcx
+        mov     qword [rel clock_now], rax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine append_ip(rsi = address, rdi = dst)
+;; C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
+;; The client's address as text, from the first 8 bytes of a sockaddr_in;
+;; advances rdi. Clobbers rax, rcx, rdx, rsi, r8.
+append_ip:
+        mov     r8, rsi                         ; r8 = the address
+        movzx   eax, byte [r8+4]                ; address byte 1
+        call    append_u64
+        mov     byte [rdi], '.'
+        inc     rdi
+        movzx   eax, byte [r8+5]                ; address byte 2
+        call    append_u64
+        mov     byte [rdi], '.'
+        inc     rdi
+        movzx   eax, byte [r8+6]                ; address byte 3
+        call    append_u64
+        mov     byte [rdi], '.'
+        inc     rdi
+        movzx   eax, byte [r8+7]                ; address byte 4
+        call    append_u64
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine write_all(rdi = fd, rsi = buf, rdx = count): write(2), syscall 1
+;; C: while (count > 0) { n = write(fd, buf, count); if (n == -EINTR) continue;
+;;   if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;
+;; write() may write fewer bytes than asked (a full socket buffer, a signal):
+;; loop until every byte is out. Returns rax = 0, or -errno.
+write_all:
+write_all.more:
+        test    rdx, rdx                        ; anything left?
+        jz      short write_all.done
+        mov     eax, 1                          ; syscall number: write
         syscall
         cmp     rax, -4                         ; -EINTR: try again
-        je      writev_again_154
+        je      short write_all.more
         test    rax, rax
-        js      send_done_156                   ; -errno: the client is gone
-        ; A short write: finish the head, then the body, with write_all.
-        lea     r10, [rel iov]
-        mov     rcx, qword [r10+8]              ; head_len
-        cmp     rax, rcx
-        jae     head_done_155
-        mov     rsi, qword [r10]
-        add     rsi, rax                        ; the head's rest
-        mov     rdx, rcx
-        sub     rdx, rax
-        mov     rdi, r13
-        call    write_all_6
+        js      short write_all.return          ; -errno: give up
+        jz      short write_all.eio             ; no progress: give up
+        add     rsi, rax                        ; buf += n
+        sub     rdx, rax                        ; count -= n
+        jmp     short write_all.more
+write_all.eio:
+        mov     rax, -5                         ; -EIO
+        ret
+write_all.done:
+        xor     eax, eax                        ; 0: all written
+write_all.return:
+        ret
+
+;; --------------------------------------------------------------------------
+;; exit: exit_group(2), syscall 231
+;; C: exit_group(0)
+exit_ok:
+        xor     edi, edi                        ; status = 0
+        mov     eax, 231                        ; syscall number: exit_group
+        syscall
+
+;; --------------------------------------------------------------------------
+;; subroutine append_u64(rax = value, rdi = dst)
+;; C: dst += sprintf(dst, "%lu", value)
+;; Writes the decimal digits of rax at rdi and advances rdi past them.
+;; Digits come out last first, so they are built backwards on the stack.
+;; Clobbers rax, rcx, rdx, rsi.
+append_u64:
+        sub     rsp, 32                         ; room for 20 digits
+        lea     rsi, [rsp+32]                   ; rsi = end of the room
+        mov     ecx, 10                         ; divisor
+append_u64.digit:
+        xor     edx, edx                        ; rdx:rax / 10
+        div     rcx                             ; rax = quotient, rdx = last digit
+        add     dl, '0'                         ; to ASCII
+        dec     rsi
+        mov     byte [rsi], dl
         test    rax, rax
-        js      send_done_156
-        xor     eax, eax                        ; no body bytes written yet
-        lea     r10, [rel iov]
-        mov     ecx, 0
-head_done_155:
-        sub     rax, rcx                        ; body bytes written
-        mov     rsi, qword [r10+16]
-        add     rsi, rax                        ; the body's rest
-        mov     rdx, qword [r10+24]
-        sub     rdx, rax
-        mov     rdi, r13
-        call    write_all_6                     ; returns at once when nothing is left
-send_done_156:
+        jnz     short append_u64.digit
+        lea     rcx, [rsp+32]
+        sub     rcx, rsi                        ; rcx = number of digits
+        rep movsb
+        add     rsp, 32
         ret
 
         section .rodata
 
-; struct sigaction: sa_handler = SIG_IGN, no flags (32 bytes)
+; character classes by code: 1 token (methods, header names), 2 field
+; value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
         align 8, db 0
-sigaction_ignore:
-        db 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+char_class:
+        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 47, 6, 7, 47, 7, 47, 47, 46, 46, 47, 47, 46, 47, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 46, 6, 46, 6, 6
+        db 6, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 6, 6, 7, 47, 7, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 7, 6, 47, 0
+        db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
+        db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
-; struct sockaddr_in for 0.0.0.0:8080: family AF_INET, port 8080 in network byte order, address, zero padding (16 bytes)
+; four bytes a weekday, Sunday first (28 bytes)
         align 8, db 0
-listen_addr:
-        db 2, 0, 31, 144, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+day_names:
+        db "Sun,Mon,Tue,Wed,Thu,Fri,Sat,"
 
-; int 1: the value that turns a socket option on (4 bytes)
+; four bytes a month (48 bytes)
         align 8, db 0
-int_one:
-        db 1, 0, 0, 0
+month_names:
+        db "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
-; struct timeval { 10 s, 0 us }: client socket timeout (16 bytes)
+; every response's status line and header fields, three times: with
+; "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
+; "Connection: keep-alive" (HTTP/1.0); protocol errors only close.
+; The Date line and the blank line follow from date_line. (824 bytes)
         align 8, db 0
-io_timeout:
-        db 10
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+response_heads:
+        db "HTTP/1.1 200 OK", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 21", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 200 OK", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 21", 13, 10
+        db "HTTP/1.1 200 OK", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 21", 13, 10
+        db "Connection: keep-alive", 13, 10
+        db "HTTP/1.1 400 Bad Request", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 16", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 413 Content Too Large", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 22", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 414 URI Too Long", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 17", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 431 Request Header Fields Too Large", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 36", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 501 Not Implemented", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 20", 13, 10
+        db "Connection: close", 13, 10
+        db "HTTP/1.1 505 HTTP Version Not Supported", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 31", 13, 10
+        db "Connection: close", 13, 10
 
-; struct timespec { 0 s, 100 ms }: pause after a failed accept (16 bytes)
+; every response's body, back to back (163 bytes)
         align 8, db 0
-accept_backoff:
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 225, 245, 5, 0, 0, 0, 0
+response_bodies:
+        db "Hello from assembly!", 10
+        db "400 Bad Request", 10
+        db "413 Content Too Large", 10
+        db "414 URI Too Long", 10
+        db "431 Request Header Fields Too Large", 10
+        db "501 Not Implemented", 10
+        db "505 HTTP Version Not Supported", 10
 
-; printed once the socket listens (34 bytes)
-        align 8, db 0
-startup_line:
-        db "minhttp listening on 0.0.0.0:8080", 10
+; the response table, one 32-byte record per response: head offset,
+; head lengths (close, keep-alive, keep-alive 1.0), body offset,
+; body length, status, flags (kind, always close) (224 bytes)
+        align 32, db 0
+responses:
+        dd 0, 82, 63, 87, 0, 21, 200, 0         ; 0: every request (fixed)
+        dd 232, 91, 0, 0, 21, 16, 400, 256      ; 1: 400 for a malformed request (fixed, closes)
+        dd 323, 97, 0, 0, 37, 22, 413, 256      ; 2: 413 for a body over limits.body_bytes (fixed, closes)
+        dd 420, 92, 0, 0, 59, 17, 414, 256      ; 3: 414 for a request line over limits.request_bytes (fixed, closes)
+        dd 512, 111, 0, 0, 76, 36, 431, 256     ; 4: 431 for a header section over limits.request_bytes (fixed, closes)
+        dd 623, 95, 0, 0, 112, 20, 501, 256     ; 5: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        dd 718, 106, 0, 0, 132, 31, 505, 256    ; 6: 505 for HTTP/2 and above (fixed, closes)
 
 ; error message start (17 bytes)
         align 8, db 0
@@ -1453,6 +1849,64 @@ error_bind:
 error_listen:
         db "minhttp: listen 0.0.0.0:8080: "
 
+; struct sigaction: ignore the signal (32 bytes)
+        align 8, db 0
+sigaction_ignore:
+        dq 1                                    ; sa_handler = SIG_IGN
+        dq 0                                    ; sa_flags
+        dq 0                                    ; sa_restorer
+        dq 0                                    ; sa_mask
+
+; the value that turns a socket option on (4 bytes)
+        align 8, db 0
+int_one:
+        dd 1                                    ; int 1
+
+; struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
+        align 8, db 0
+listen_addr:
+        dw 2                                    ; sin_family = AF_INET
+        dw 0x901f                               ; sin_port = 8080, in network byte order
+        dd 0                                    ; sin_addr = 0.0.0.0, in network byte order
+        dq 0                                    ; sin_zero
+
+; printed once the socket listens (34 bytes)
+        align 8, db 0
+startup_line:
+        db "minhttp listening on 0.0.0.0:8080", 10
+
+; struct timeval: how long a write may block (16 bytes)
+        align 8, db 0
+io_timeout:
+        dq 10                                   ; tv_sec
+        dq 0                                    ; tv_usec
+
+; sigset_t { SIGTERM, SIGINT } (8 bytes)
+        align 8, db 0
+stop_signals:
+        dq 0x4002                               ; bits of SIGTERM and SIGINT
+
+; struct timespec { 0 s, 100 ms }: the pause after a call that failed (16 bytes)
+        align 8, db 0
+backoff:
+        dq 0                                    ; tv_sec
+        dq 0x5f5e100                            ; tv_nsec: 100 ms
+
+; the empty sigset_t (8 bytes)
+        align 8, db 0
+no_signals:
+        dq 0                                    ; no signal
+
+; connection log, part 1 (16 bytes)
+        align 8, db 0
+log_from:
+        db "connection from "
+
+; connection log, part 2 (14 bytes)
+        align 8, db 0
+log_bytes:
+        db ", bytes read: "
+
 ; strerror() texts of the errnos named by die (445 bytes)
         align 8, db 0
 errno_texts:
@@ -1469,135 +1923,16 @@ errno_texts:
 errno_word:
         db "errno "
 
-; connection log, part 1 (16 bytes)
-        align 8, db 0
-log_from:
-        db "connection from "
+        section .data
 
-; connection log, part 2 (14 bytes)
+; the Date field and the blank line that ends the head; refresh_date
+; rewrites the date in place once a second (39 bytes)
         align 8, db 0
-log_bytes:
-        db ", bytes read: "
-
-; every response's status line and header section, three times: with
-; "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
-; "Connection: keep-alive" (HTTP/1.0); protocol errors only close (842 bytes)
-        align 8, db 0
-response_heads:
-        db "HTTP/1.1 200 OK", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 21", 13, 10
-        db "Connection: close", 13, 10
+date_line:
+        db "Date: Thu, 01 Jan 1970 00:00:00 GMT", 13, 10
         db 13, 10
-        db "HTTP/1.1 200 OK", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 21", 13, 10
-        db 13, 10
-        db "HTTP/1.1 200 OK", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 21", 13, 10
-        db "Connection: keep-alive", 13, 10
-        db 13, 10
-        db "HTTP/1.1 400 Bad Request", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 16", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-        db "HTTP/1.1 413 Content Too Large", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 22", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-        db "HTTP/1.1 414 URI Too Long", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 17", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-        db "HTTP/1.1 431 Request Header Fields Too Large", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 36", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-        db "HTTP/1.1 501 Not Implemented", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 20", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-        db "HTTP/1.1 505 HTTP Version Not Supported", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 31", 13, 10
-        db "Connection: close", 13, 10
-        db 13, 10
-
-; every response's body, back to back (163 bytes)
-        align 8, db 0
-response_bodies:
-        db "Hello from assembly!", 10
-        db "400 Bad Request", 10
-        db "413 Content Too Large", 10
-        db "414 URI Too Long", 10
-        db "431 Request Header Fields Too Large", 10
-        db "501 Not Implemented", 10
-        db "505 HTTP Version Not Supported", 10
-
-; the response table, one 32-byte record per response: head offset,
-; head lengths (close, keep-alive, keep-alive 1.0), body offset, status,
-; body length, 1 if the connection always closes after it (224 bytes)
-        align 32, db 0
-responses:
-        dd 0, 84, 65, 89, 0, 200, 21, 0         ; 0: every request
-        dd 238, 93, 0, 0, 21, 400, 16, 1        ; 1: 400 for a malformed request
-        dd 331, 99, 0, 0, 37, 413, 22, 1        ; 2: 413 for a body over limits.body_bytes
-        dd 430, 94, 0, 0, 59, 414, 17, 1        ; 3: 414 for a request line over limits.request_bytes
-        dd 524, 113, 0, 0, 76, 431, 36, 1       ; 4: 431 for a header section over limits.request_bytes
-        dd 637, 97, 0, 0, 112, 501, 20, 1       ; 5: 501 for an unknown method or a Transfer-Encoding
-        dd 734, 108, 0, 0, 132, 505, 31, 1      ; 6: 505 for HTTP/2 and above
-
-; character classes by code: 1 token character (methods, header names),
-; 2 field-value character, 4 request-target character (256 bytes)
-        align 8, db 0
-char_class:
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6
-        db 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0
-        db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
-        db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
-
-; sigset_t { SIGTERM, SIGINT } (8 bytes)
-        align 8, db 0
-stop_signals:
-        db 2, 64, 0, 0, 0, 0, 0, 0
-
-; the empty sigset_t (8 bytes)
-        align 8, db 0
-no_signals:
-        db 0, 0, 0, 0, 0, 0, 0, 0
 
         section .bss
-
-; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
-        alignb 8
-client_pollfd:
-        resb 8
-
-; struct iovec[2]: the head and the body of a response (32 bytes)
-        alignb 8
-iov:
-        resb 32
-
-; bytes of the buffer already searched for the head's end (8 bytes)
-        alignb 8
-scanned:
-        resb 8
-
-; when the current wait times out (CLOCK_MONOTONIC, ms) (8 bytes)
-        alignb 8
-deadline:
-        resb 8
-
-; length of the request head, up to and with CR LF CR LF (8 bytes)
-        alignb 8
-head_len:
-        resb 8
 
 ; the request's Content-Length (8 bytes)
         alignb 8
@@ -1614,25 +1949,10 @@ req_path:
 req_path_len:
         resb 8
 
-; body bytes of the last response, for the log (8 bytes)
+; length of the request head, up to and with CR LF CR LF (8 bytes)
         alignb 8
-resp_body_bytes:
+req_head_len:
         resb 8
-
-; requests answered on this connection (4 bytes)
-        alignb 4
-served:
-        resb 4
-
-; after the response: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0) (4 bytes)
-        alignb 4
-conn_mode:
-        resb 4
-
-; status of the last response, for the log (4 bytes)
-        alignb 4
-resp_status:
-        resb 4
 
 ; 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
         alignb 4
@@ -1669,49 +1989,79 @@ req_cl_count:
 req_te:
         resb 4
 
-; the request is read here (8192 bytes)
+; clock_now (ms) when date_line must be made again (8 bytes)
+        alignb 8
+date_expires:
+        resb 8
+
+; struct timespec from CLOCK_REALTIME (16 bytes)
+        alignb 8
+date_ts:
+        resb 16
+
+; status of the last response, for the log (4 bytes)
+        alignb 4
+last_status:
+        resb 4
+
+; body bytes of the last response, for the log (8 bytes)
+        alignb 8
+last_body_bytes:
+        resb 8
+
+; the connection record (see conn_* above) (128 bytes)
+        alignb 64
+conn:
+        resb 128
+
+; the request is read here (8208 bytes)
         alignb 64
 request_buf:
-        resb 8192
-
-; bytes read from this connection, for the connection log (8 bytes)
-        alignb 8
-conn_bytes:
-        resb 8
+        resb 8208
 
 ; struct sockaddr_in: the client, filled by accept (16 bytes)
         alignb 8
 client_addr:
         resb 16
 
-; socklen_t: in: the buffer size, out: the address size (4 bytes)
+; socklen_t: in: the buffer's size, out: the address's (4 bytes)
         alignb 4
 client_addrlen:
         resb 4
+
+; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
+        alignb 8
+client_pollfd:
+        resb 8
+
+; struct timespec for ppoll (16 bytes)
+        alignb 8
+poll_timeout:
+        resb 16
 
 ; 1 while a connection is being served (4 bytes)
         alignb 4
 busy:
         resb 4
 
-; set by the signal handler when busy (4 bytes)
+; set by the signal handler: stop gracefully (4 bytes)
         alignb 4
 stop_requested:
         resb 4
 
-; log and error lines are built here (162 bytes)
+; CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
+        alignb 8
+clock_now:
+        resb 8
+
+; log and error lines are built here (8320 bytes)
         alignb 8
 line_buf:
-        resb 162
+        resb 8320
 
 ; struct timespec, filled by clock_gettime (16 bytes)
         alignb 8
 now_ts:
-        resb 16
-
-; struct timespec for ppoll (16 bytes)
-        alignb 8
-poll_timeout:
         resb 16
 
         ; An empty note that asks for a non-executable stack (PT_GNU_STACK RW).

@@ -13,8 +13,8 @@
 # Registers that live across the whole program:
 #   r12  the listening socket's file descriptor
 #   r13  the client socket's file descriptor
-#   r14  bytes in the request buffer
-#   rbp  the request buffer (HTTP)
+#   rbx  the connection record (conn_* fields)
+#   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
 #   r15  the log's file descriptor
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
@@ -23,6 +23,30 @@
         .globl _start
 
         .text
+
+## Named offsets: the fields of the records the code reads and writes.
+        .set conn_fd, 0                         # the socket
+        .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
+        .set conn_served, 8                     # requests answered on this connection
+        .set conn_mode, 12                      # after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        .set conn_len, 16                       # bytes in the request buffer
+        .set conn_scanned, 20                   # bytes of the buffer already searched for the head's end
+        .set conn_out, 24                       # 1 while the driver waits for the socket to become writable
+        .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
+        .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
+        .set conn_discard, 88                   # body bytes still to read and drop
+        .set conn_consume, 96                   # bytes to drop from the buffer once the response is out
+        .set conn_addr, 104                     # the client: sin_family, sin_port, sin_addr
+        .set conn_bytes, 112                    # bytes read, for the connection log
+        .set conn_buf, 120                      # this connection's request buffer
+        .set resp_head, 0                       # offset of the first head in response_heads
+        .set resp_len_close, 4                  # length of the head with Connection: close (without its last CR LF)
+        .set resp_len_keep, 8                   # ... for HTTP/1.1 keep-alive
+        .set resp_len_keep10, 12                # ... with Connection: keep-alive (HTTP/1.0)
+        .set resp_body, 16                      # offset of the body in response_bodies
+        .set resp_body_len, 20                  # length of the body
+        .set resp_status, 24                    # the status code, for the log
+        .set resp_flags, 28                     # bits 0-7: the kind; bit 8: always close the connection after it
 
 ## --------------------------------------------------------------------------
 ## start: ignore SIGPIPE: rt_sigaction(2), syscall 13
@@ -42,15 +66,15 @@ _start:
 ## C: sigaction(SIGTERM, &sa, NULL); sigaction(SIGINT, &sa, NULL)  with sa = { on_signal, SA_RESTORER, signal_restorer }
 ## SIGTERM (docker stop, kill) and SIGINT (Ctrl-C) end the server with status 0,
 ## also as PID 1, where signals without a handler are ignored. The handler
-## exits at once when idle, else it lets the current connection finish.
+## exits at once when idle, else it lets the connections in progress finish.
 ## No SA_RESTART: a blocked accept() or read() returns -EINTR.
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
-.Lcatch_stop_signals_29:
+.Lcatch_stop_signals:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal_12]
+        lea     rax, [rip + .Lon_signal]
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer_13]
+        lea     rax, [rip + .Lsignal_restorer]
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
@@ -70,25 +94,25 @@ _start:
 ## --------------------------------------------------------------------------
 ## choose the log's file descriptor
 ## C: log_fd = STDOUT_FILENO
-.Lchoose_log_30:
+.Lchoose_log:
         mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
 ## C: listen_fd = socket(AF_INET, SOCK_STREAM, 0)
 ## A TCP socket over IPv4.
-.Lsocket_31:
+.Lsocket:
         mov     edi, 2                          # domain = AF_INET
         mov     esi, 1                          # type = SOCK_STREAM
         xor     edx, edx                        # protocol = 0: TCP
         mov     eax, 41                         # syscall number: socket
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_32
+        jns     short .Lsocket.ok
         lea     rsi, [rip + error_socket]       # the start of the error message
         mov     edx, 14                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_32:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lsocket.ok:
         mov     r12, rax                        # r12 = listen_fd
 
 ## --------------------------------------------------------------------------
@@ -96,7 +120,7 @@ _start:
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
 ## Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections
 ## sit in TIME_WAIT.
-.Lreuseaddr_33:
+.Lreuseaddr:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
@@ -105,65 +129,67 @@ _start:
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_34
+        jns     short .Lreuseaddr.ok
         lea     rsi, [rip + error_setsockopt]   # the start of the error message
         mov     edx, 31                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_34:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lreuseaddr.ok:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
-.Lbind_35:
+.Lbind:
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + listen_addr]        # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_36
+        jns     short .Lbind.ok
         lea     rsi, [rip + error_bind]         # the start of the error message
         mov     edx, 25                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_36:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lbind.ok:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
 ## C: listen(listen_fd, 128)
 ## The kernel now completes handshakes and queues connections for accept().
-.Llisten_37:
+.Llisten:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 128                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     .Lok_38
+        jns     short .Llisten.ok
         lea     rsi, [rip + error_listen]       # the start of the error message
         mov     edx, 27                         # its length
-        jmp     .Ldie_11                        # print it with the errno's text and exit 1
-.Lok_38:
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Llisten.ok:
 
 ## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
 ## C: write_all(STDOUT_FILENO, "site listening on 0.0.0.0:8080\n", 31)
 ## Printed only once listen() succeeded, so a script can wait for this line.
-.Lannounce_39:
+.Lannounce:
         mov     edi, 1                          # fd = STDOUT_FILENO
         lea     rsi, [rip + startup_line]       # buf
         mov     edx, 31                         # count
-        call    .Lwrite_all_6                   # a closed stdout is not fatal: the result is ignored
+        call    .Lwrite_all                     # a closed stdout is not fatal: the result is ignored
+        jmp     short .Lworker_main
 
 ## --------------------------------------------------------------------------
 ## a worker starts
-.Lworker_main_15:
+.Lworker_main:
+        jmp     short .Lreap_children
 
 ## --------------------------------------------------------------------------
 ## reap children automatically: rt_sigaction(2), syscall 13
 ## C: sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)
 ## With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the
 ## kernel at once: no zombie ever stays, and no wait4() loop is needed.
-.Lreap_children_40:
+.Lreap_children:
         mov     edi, 17                         # signum = SIGCHLD
         lea     rsi, [rip + sigaction_nocldwait] # act = SIG_IGN + SA_NOCLDWAIT
         xor     edx, edx                        # oldact = NULL
@@ -176,7 +202,7 @@ _start:
 ## C: client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)
 ## Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
 ## while we wait here ends the server at once.
-.Laccept_1:
+.Laccept:
         mov     DWORD PTR [rip + busy], 0       # busy = 0
         # Stop signals are blocked while a connection is served (they arrive only in
         # ppoll, see read_timed); one that came meanwhile is delivered right here.
@@ -187,7 +213,7 @@ _start:
         mov     eax, 14                         # syscall number: rt_sigprocmask
         syscall
         cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal came while busy?
-        jne     .Lexit_ok_5                     # then exit now, between connections
+        {disp32} jne     .Lexit_ok              # then exit now, between connections
         mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
         mov     rdi, r12                        # fd = listen_fd
         lea     rsi, [rip + client_addr]        # addr = &client_addr
@@ -195,7 +221,7 @@ _start:
         mov     eax, 43                         # syscall number: accept
         syscall
         test    rax, rax
-        js      .Laccept_failed_2
+        js      short .Laccept_failed
         mov     r13, rax                        # r13 = client_fd
         mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          # SIG_BLOCK
@@ -204,7 +230,7 @@ _start:
         mov     r10d, 8                         # sizeof(sigset_t)
         mov     eax, 14                         # syscall number: rt_sigprocmask
         syscall
-        jmp     .Lfork_14
+        jmp     short .Lfork
 
 ## --------------------------------------------------------------------------
 ## survive a failed accept: nanosleep(2), syscall 35
@@ -212,67 +238,65 @@ _start:
 ## EINTR (a signal) and ECONNABORTED (the client gave up) are retried at once.
 ## EMFILE, ENFILE, ENOBUFS, ENOMEM and the rest would fail again at once:
 ## pausing 100 ms keeps the server alive without spinning the CPU.
-.Laccept_failed_2:
+.Laccept_failed:
         cmp     rax, -4                         # -EINTR
-        je      .Laccept_1
+        {disp32} je      .Laccept
         cmp     rax, -103                       # -ECONNABORTED
-        je      .Laccept_1
-        lea     rdi, [rip + accept_backoff]     # req = 100 ms
+        {disp32} je      .Laccept
+        lea     rdi, [rip + backoff]            # req = 100 ms
         xor     esi, esi                        # rem = NULL
         mov     eax, 35                         # syscall number: nanosleep
         syscall
-        jmp     .Laccept_1
+        {disp32} jmp     .Laccept
 
 ## --------------------------------------------------------------------------
 ## hand the connection to a child process: fork(2), syscall 57
 ## C: pid = fork()
 ## The child serves the connection and exits; the parent goes straight back
 ## to accept(). The kernel reaps the children (SA_NOCLDWAIT, above).
-.Lfork_14:
+.Lfork:
         mov     eax, 57                         # syscall number: fork
         syscall
         test    rax, rax
-        js      .Lfork_failed_42                # fork failed (EAGAIN, ENOMEM)
-        je      .Lchild_41                      # 0 in the child
+        js      short .Lfork_failed             # fork failed (EAGAIN, ENOMEM)
+        je      short .Lchild                   # 0 in the child
         # the parent: the child has its own copy of client_fd
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
-        jmp     .Laccept_1
+        {disp32} jmp     .Laccept
 
 ## --------------------------------------------------------------------------
 ## survive a failed fork: close(2), syscall 3
 ## C: close(client_fd); nanosleep(&(struct timespec){ 0, 100000000 }, NULL)
 ## Too many processes or no memory: drop this connection, pause 100 ms.
-.Lfork_failed_42:
+.Lfork_failed:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
-        lea     rdi, [rip + accept_backoff]     # req = 100 ms
+        lea     rdi, [rip + backoff]            # req = 100 ms
         xor     esi, esi                        # rem = NULL
         mov     eax, 35                         # syscall number: nanosleep
         syscall
-        jmp     .Laccept_1
+        {disp32} jmp     .Laccept
 
 ## --------------------------------------------------------------------------
 ## the child lets go of the listening socket: close(2), syscall 3
 ## C: close(listen_fd)
 ## Only the parent accepts; the child keeps just its client.
-.Lchild_41:
+.Lchild:
         mov     rdi, r12                        # fd = listen_fd
         mov     eax, 3                          # syscall number: close
         syscall
         mov     DWORD PTR [rip + stop_requested], 0 # a stop meant for the parent: this connection is served in full
-        jmp     .Lserve_3
 
 ## --------------------------------------------------------------------------
-## start an HTTP connection: setsockopt(2), syscall 54
+## serve a connection: setsockopt(2), syscall 54
 ## C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-##    len = 0; served = 0; deadline = now_ms() + header_timeout_ms
-## A client that never reads gives up its slot after 10 s (write() fails
-## with -EAGAIN). The first request's head must arrive within 10000 ms of
-## accept(), however slowly it trickles in.
-.Lserve_3:
+##    record = { client_fd, request_buf, client_addr }; http_open(&record)
+## A client that never reads gives up its slot after 10 s: write() then
+## fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
+.Lserve:
         mov     rdi, r13                        # fd = client_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 21                         # optname = SO_SNDTIMEO
@@ -280,505 +304,97 @@ _start:
         mov     r8d, 16                         # optlen = sizeof(struct timeval)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
-        lea     rbp, [rip + request_buf]        # rbp = the request buffer
-        xor     r14d, r14d                      # len = 0: the buffer is empty
-        mov     QWORD PTR [rip + scanned], 0
-        mov     QWORD PTR [rip + conn_bytes], 0
-        mov     DWORD PTR [rip + served], 0
-        call    .Lnow_ms_16
-        add     rax, 0x2710                     # + header_timeout_ms
-        mov     QWORD PTR [rip + deadline], rax # deadline
+        lea     rbx, [rip + conn]               # rbx = the connection record
+        mov     DWORD PTR [rbx+conn_fd], r13d
+        lea     rax, [rip + request_buf]
+        mov     QWORD PTR [rbx+conn_buf], rax
+        mov     rax, QWORD PTR [rip + client_addr] # family, port and address: 8 bytes
+        mov     QWORD PTR [rbx+conn_addr], rax  # kept for the logs
+        call    .Lnow_ms                        # clock_now, for the first deadline
+        call    .Lhttp_open
+        jmp     short .Lwait_for_input
 
 ## --------------------------------------------------------------------------
-## look for a complete request head
-## C: head_len = find_head_end(buf, len)
-## Pipelined requests may already be in the buffer: each is answered, in
-## order, before the next read.
-.Lnext_request_18:
-        call    .Lfind_head_end_22
-        test    rax, rax
-        jnz     .Lhave_head_43                  # complete: answer it
-        cmp     r14, 0x2000
-        jae     .Lhead_too_large_44             # the buffer is full and the head has no end
+## do what the connection asks (eax = action)
+## C: switch (action) { case send: ...; case close: ...; case want_read: ... }
+.Lnext_action:
+        cmp     eax, 1                          # send
+        je      short .Lsend
+        cmp     eax, 2                          # close
+        je      short .Lfinish_connection
 
 ## --------------------------------------------------------------------------
-## read more of the request: read(2), syscall 0
-## C: n = read_timed(buf + len, sizeof buf - len)
-## Waits until the deadline at most. End of file, a timeout or an error closes
-## the connection unanswered. A stop signal ends an idle keep-alive connection.
-.Lread_more_45:
-.Lread_again_46:
-        cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop (maybe while we wrote)?
-        je      .Lwait_ok_49
-        test    r14, r14                        # with no request under way...
-        jz      .Lfinish_connection_4           # ...close now rather than wait for one
-.Lwait_ok_49:
-        mov     rsi, rbp
-        add     rsi, r14                        # buf + len
-        mov     edx, 0x2000                     # the room left: request_bytes - len
-        sub     rdx, r14
-        call    .Lread_timed_21
-        cmp     rax, -4                         # -EINTR: a signal came
-        jne     .Lnot_eintr_47
+## wait for input: read(2), syscall 0
+## C: n = read_timed(read_window()); action = received(n)
+## Until the record's deadline at most. End of file, a timeout or an error
+## closes the connection. A stop signal ends an idle connection at once; a
+## request under way is answered first (with Connection: close).
+.Lwait_for_input:
+.Lwait_for_input.again:
         cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
-        je      .Lread_again_46                 # no: wait on
-        test    r14, r14                        # in the middle of a request?
-        jnz     .Lread_again_46                 # yes: finish it first
-        jmp     .Lfinish_connection_4           # no: close now
-.Lnot_eintr_47:
+        je      short .Lwait_for_input.wait
+        cmp     DWORD PTR [rbx+conn_state], 1   # idle: waiting for a request...
+        jne     short .Lwait_for_input.wait
+        cmp     DWORD PTR [rbx+conn_len], 0     # ...with nothing of it here?
+        je      short .Lfinish_connection       # then close now rather than wait for one
+.Lwait_for_input.wait:
+        call    .Lread_window                   # rsi = where, rdx = how much
+        call    .Lread_timed
+        cmp     rax, -4                         # -EINTR: a stop signal came
+        je      short .Lwait_for_input.again
         test    rax, rax
-        jle     .Lfinish_connection_4           # end of file, timeout or error: close
-        add     QWORD PTR [rip + conn_bytes], rax # count it for the connection log
-        # The first bytes of a keep-alive request start its header deadline.
-        test    r14, r14
-        jnz     .Lcounted_48
-        cmp     DWORD PTR [rip + served], 0
-        je      .Lcounted_48                    # the first request's deadline runs from accept()
-        mov     rbx, rax                        # keep n
-        call    .Lnow_ms_16
-        add     rax, 0x2710                     # + header_timeout_ms
-        mov     QWORD PTR [rip + deadline], rax # deadline
-        mov     rax, rbx
-.Lcounted_48:
-        add     r14, rax                        # len += n
-        jmp     .Lnext_request_18
+        jg      short .Lwait_for_input.got
+        jmp     short .Lfinish_connection       # end of file, timeout or error: close
+.Lwait_for_input.got:
+        push    rax                             # keep n
+        call    .Lnow_ms                        # clock_now, for the deadlines it sets
+        pop     rax
+        call    .Lhttp_received
+        jmp     short .Lnext_action
 
 ## --------------------------------------------------------------------------
-## the head does not fit in the buffer
-## C: response = too_large()
-.Lhead_too_large_44:
-        call    .Ltoo_large_27
-        jmp     .Lrespond_20
-
-## --------------------------------------------------------------------------
-## parse the request
-## C: response = parse_request(buf, head_len)
-## Everything the head says is checked, then routed to a response index.
-.Lhave_head_43:
-        mov     QWORD PTR [rip + head_len], rax
-        call    .Lparse_request_23              # eax = the response's index
-
-## --------------------------------------------------------------------------
-## answer
-## C: conn_mode = keep_alive(request) ? 1 or 2 : 0; send_response(index)
-## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
-## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
-## signal and the last of limits.keepalive_requests close the connection.
-.Lrespond_20:
-        mov     ebx, eax                        # ebx = response index
-        mov     ecx, DWORD PTR [rip + served]   # requests answered before this one
-        call    .Ldecide_mode_26                # conn_mode = 0, 1 or 2
-        mov     eax, ebx
-        call    .Lsend_response_25              # rax = 0, or -errno
-        mov     rbx, rax                        # keep the result
-        call    .Llog_request_28                # one access-log line
-        inc     DWORD PTR [rip + served]
-        test    rbx, rbx
-        js      .Lfinish_connection_4           # the client is gone
-        cmp     DWORD PTR [rip + conn_mode], 0
-        je      .Lfinish_connection_4           # Connection: close
-
-## --------------------------------------------------------------------------
-## drop the request and its body: read(2), syscall 0
-## C: discard(head_len + content_length); deadline = now_ms() + timeout
-## The next request starts right after this one's body. A body that is
-## already in the buffer is skipped; the rest is read and thrown away, each
-## read waiting at most header_timeout_ms.
-.Lafter_response_19:
-        mov     rax, QWORD PTR [rip + head_len]
-        mov     rbx, QWORD PTR [rip + req_content_length]
-        mov     rcx, r14
-        sub     rcx, rax                        # body bytes already here
-        cmp     rcx, rbx
-        jae     .Lbody_in_buffer_50
-        sub     rbx, rcx                        # rbx = body bytes still to come
-        xor     r14d, r14d                      # the buffer holds nothing we need
-.Ldiscard_51:
-        test    rbx, rbx
-        jz      .Lconsumed_54
-        call    .Lnow_ms_16
-        add     rax, 0x2710                     # + header_timeout_ms for each read
-        mov     QWORD PTR [rip + deadline], rax # deadline
-        mov     rsi, rbp                        # read into the buffer
-        mov     rdx, rbx                        # no more than the body's rest:
-        cmp     rdx, 0x2000                     # the next request stays unread
-        jbe     .Lcount_ok_52
-        mov     edx, 0x2000
-.Lcount_ok_52:
-        call    .Lread_timed_21
-        cmp     rax, -4
-        jne     .Ldiscard_ok_53
-        cmp     DWORD PTR [rip + stop_requested], 0 # a signal: stop if asked to
-        je      .Ldiscard_51
-        jmp     .Lfinish_connection_4
-.Ldiscard_ok_53:
+## send the response: writev(2), syscall 20
+## C: flush(record); action = sent(record)
+## Blocking writes: flush returns once all is out, or when the send timeout
+## ran out (0) or the client is gone (< 0): then the connection closes.
+.Lsend:
+        call    .Lflush
         test    rax, rax
-        jle     .Lfinish_connection_4           # end of file, timeout or error
-        add     QWORD PTR [rip + conn_bytes], rax
-        sub     rbx, rax
-        jmp     .Ldiscard_51
-.Lbody_in_buffer_50:
-        add     rax, rbx                        # n = head + body
-        mov     rdi, rbp                        # memmove(buf, buf + n, len - n)
-        lea     rsi, [rdi+rax]
-        mov     rcx, r14
-        sub     rcx, rax
-        sub     r14, rax                        # len -= n
-        rep movsb                               # forward copy: safe when the areas overlap this way
-.Lconsumed_54:
-        mov     QWORD PTR [rip + scanned], 0    # search the new request from its start
-        call    .Lnow_ms_16
-        test    r14, r14                        # is the next request already here?
-        jnz     .Lpipelined_55
-        add     rax, 0x1388                     # no: wait keepalive_timeout_ms for it
-        mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_18
-.Lpipelined_55:
-        add     rax, 0x2710                     # yes: its head has header_timeout_ms
-        mov     QWORD PTR [rip + deadline], rax
-        jmp     .Lnext_request_18
+        jle     short .Lfinish_connection       # timed out, or the client is gone
+        call    .Lnow_ms                        # clock_now: the write may have taken a while
+        call    .Lhttp_sent
+        jmp     short .Lnext_action
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
 ## C: drain_input(); log_connection(); close(client_fd)
 ## The child's work is done: it exits, and the kernel reaps it.
-.Lfinish_connection_4:
-        call    .Ldrain_input_9
+.Lfinish_connection:
+        call    .Ldrain_input
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
-        jmp     .Lexit_ok_5
-
-## --------------------------------------------------------------------------
-## subroutine drain_input: recvfrom(2), syscall 45
-## C: while (recv(client_fd, request_buf, sizeof request_buf, MSG_DONTWAIT) > 0 && ++n < 16) {}
-## Closing a socket with unread input makes the kernel send RST, which can
-## destroy the response before the client reads it. Take what has already
-## arrived, without waiting (at most 16 buffers), so close() sends FIN.
-.Ldrain_input_9:
-        mov     r10d, 16                        # at most 16 reads
-.Ldrain_56:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + request_buf]        # buf = request_buf, as scratch
-        mov     edx, 0x2000                     # len
-        mov     r8, r10                         # keep the count
-        mov     r10d, 64                        # flags = MSG_DONTWAIT
-        push    r8
-        xor     r8d, r8d                        # src_addr = NULL
-        xor     r9d, r9d                        # addrlen = NULL
-        mov     eax, 45                         # syscall number: recvfrom
-        syscall
-        pop     r10                             # the count
-        test    rax, rax
-        jle     .Ldrained_57                    # nothing more (-EAGAIN), end of file, or error
-        dec     r10
-        jnz     .Ldrain_56
-.Ldrained_57:
-        ret
-
-## --------------------------------------------------------------------------
-## exit: exit_group(2), syscall 231
-## C: exit_group(0)
-.Lexit_ok_5:
-        xor     edi, edi                        # status = 0
-        mov     eax, 231                        # syscall number: exit_group
-        syscall
-
-## --------------------------------------------------------------------------
-## subroutine write_all(rdi = fd, rsi = buf, rdx = count): write(2), syscall 1
-## C: while (count > 0) { n = write(fd, buf, count); if (n == -EINTR) continue;
-##   if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;
-## write() may write fewer bytes than asked (a full socket buffer, a signal):
-## loop until every byte is out. Returns rax = 0, or -errno.
-.Lwrite_all_6:
-.Lwrite_more_58:
-        test    rdx, rdx                        # anything left?
-        jz      .Lwrite_done_59
-        mov     eax, 1                          # syscall number: write
-        syscall
-        cmp     rax, -4                         # -EINTR: try again
-        je      .Lwrite_more_58
-        test    rax, rax
-        js      .Lwrite_return_61               # -errno: give up
-        jz      .Lwrite_eio_60                  # no progress: give up
-        add     rsi, rax                        # buf += n
-        sub     rdx, rax                        # count -= n
-        jmp     .Lwrite_more_58
-.Lwrite_eio_60:
-        mov     rax, -5                         # -EIO
-        ret
-.Lwrite_done_59:
-        xor     eax, eax                        # 0: all written
-.Lwrite_return_61:
-        ret
-
-## --------------------------------------------------------------------------
-## subroutine append_u64(rax = value, rdi = dst)
-## C: dst += sprintf(dst, "%lu", value)
-## Writes the decimal digits of rax at rdi and advances rdi past them.
-## Digits come out last first, so they are built backwards on the stack.
-## Clobbers rax, rcx, rdx, rsi.
-.Lappend_u64_7:
-        sub     rsp, 32                         # room for 20 digits
-        lea     rsi, [rsp+32]                   # rsi = end of the room
-        mov     ecx, 10                         # divisor
-.Ldigit_62:
-        xor     edx, edx                        # rdx:rax / 10
-        div     rcx                             # rax = quotient, rdx = last digit
-        add     dl, 48                          # to ASCII
-        dec     rsi
-        mov     BYTE PTR [rsi], dl
-        test    rax, rax
-        jnz     .Ldigit_62
-        lea     rcx, [rsp+32]
-        sub     rcx, rsi                        # rcx = number of digits
-        rep movsb                               # copy them to dst
-        add     rsp, 32
-        ret
-
-## --------------------------------------------------------------------------
-## subroutine append_ip(rdi = dst)
-## C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
-## The client's address from client_addr, as text; advances rdi.
-## Clobbers rax, rcx, rdx, rsi, r8.
-.Lappend_ip_8:
-        lea     r8, [rip + client_addr]         # r8 = &client_addr
-        movzx   eax, BYTE PTR [r8+4]            # address byte 1
-        call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 46              # '.'
-        inc     rdi
-        movzx   eax, BYTE PTR [r8+5]            # address byte 2
-        call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 46              # '.'
-        inc     rdi
-        movzx   eax, BYTE PTR [r8+6]            # address byte 3
-        call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 46              # '.'
-        inc     rdi
-        movzx   eax, BYTE PTR [r8+7]            # address byte 4
-        call    .Lappend_u64_7
-        ret
-
-## --------------------------------------------------------------------------
-## fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
-## C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
-## Names the call, the address and the reason, e.g.
-## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
-## text here is printed as its number.
-.Ldie_11:
-        neg     rax
-        mov     rbx, rax                        # rbx = errno
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
-        mov     rcx, rdx
-        rep movsb                               # copy the message start
-        lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
-        cmp     ebx, 1                          # EPERM
-        je      .Lis_EPERM_66
-        cmp     ebx, 2                          # ENOENT
-        je      .Lis_ENOENT_67
-        cmp     ebx, 9                          # EBADF
-        je      .Lis_EBADF_68
-        cmp     ebx, 12                         # ENOMEM
-        je      .Lis_ENOMEM_69
-        cmp     ebx, 13                         # EACCES
-        je      .Lis_EACCES_70
-        cmp     ebx, 17                         # EEXIST
-        je      .Lis_EEXIST_71
-        cmp     ebx, 20                         # ENOTDIR
-        je      .Lis_ENOTDIR_72
-        cmp     ebx, 21                         # EISDIR
-        je      .Lis_EISDIR_73
-        cmp     ebx, 22                         # EINVAL
-        je      .Lis_EINVAL_74
-        cmp     ebx, 23                         # ENFILE
-        je      .Lis_ENFILE_75
-        cmp     ebx, 24                         # EMFILE
-        je      .Lis_EMFILE_76
-        cmp     ebx, 28                         # ENOSPC
-        je      .Lis_ENOSPC_77
-        cmp     ebx, 30                         # EROFS
-        je      .Lis_EROFS_78
-        cmp     ebx, 36                         # ENAMETOOLONG
-        je      .Lis_ENAMETOOLONG_79
-        cmp     ebx, 40                         # ELOOP
-        je      .Lis_ELOOP_80
-        cmp     ebx, 93                         # EPROTONOSUPPORT
-        je      .Lis_EPROTONOSUPPORT_81
-        cmp     ebx, 97                         # EAFNOSUPPORT
-        je      .Lis_EAFNOSUPPORT_82
-        cmp     ebx, 98                         # EADDRINUSE
-        je      .Lis_EADDRINUSE_83
-        cmp     ebx, 99                         # EADDRNOTAVAIL
-        je      .Lis_EADDRNOTAVAIL_84
-        cmp     ebx, 105                        # ENOBUFS
-        je      .Lis_ENOBUFS_85
-        jmp     .Lunknown_errno_64
-.Lis_EPERM_66:
-        add     rsi, 0                          # "Operation not permitted"
-        mov     ecx, 23
-        jmp     .Lcopy_text_63
-.Lis_ENOENT_67:
-        add     rsi, 23                         # "No such file or directory"
-        mov     ecx, 25
-        jmp     .Lcopy_text_63
-.Lis_EBADF_68:
-        add     rsi, 48                         # "Bad file descriptor"
-        mov     ecx, 19
-        jmp     .Lcopy_text_63
-.Lis_ENOMEM_69:
-        add     rsi, 67                         # "Cannot allocate memory"
-        mov     ecx, 22
-        jmp     .Lcopy_text_63
-.Lis_EACCES_70:
-        add     rsi, 89                         # "Permission denied"
-        mov     ecx, 17
-        jmp     .Lcopy_text_63
-.Lis_EEXIST_71:
-        add     rsi, 106                        # "File exists"
-        mov     ecx, 11
-        jmp     .Lcopy_text_63
-.Lis_ENOTDIR_72:
-        add     rsi, 117                        # "Not a directory"
-        mov     ecx, 15
-        jmp     .Lcopy_text_63
-.Lis_EISDIR_73:
-        add     rsi, 132                        # "Is a directory"
-        mov     ecx, 14
-        jmp     .Lcopy_text_63
-.Lis_EINVAL_74:
-        add     rsi, 146                        # "Invalid argument"
-        mov     ecx, 16
-        jmp     .Lcopy_text_63
-.Lis_ENFILE_75:
-        add     rsi, 162                        # "Too many open files in system"
-        mov     ecx, 29
-        jmp     .Lcopy_text_63
-.Lis_EMFILE_76:
-        add     rsi, 191                        # "Too many open files"
-        mov     ecx, 19
-        jmp     .Lcopy_text_63
-.Lis_ENOSPC_77:
-        add     rsi, 210                        # "No space left on device"
-        mov     ecx, 23
-        jmp     .Lcopy_text_63
-.Lis_EROFS_78:
-        add     rsi, 233                        # "Read-only file system"
-        mov     ecx, 21
-        jmp     .Lcopy_text_63
-.Lis_ENAMETOOLONG_79:
-        add     rsi, 254                        # "File name too long"
-        mov     ecx, 18
-        jmp     .Lcopy_text_63
-.Lis_ELOOP_80:
-        add     rsi, 272                        # "Too many levels of symbolic links"
-        mov     ecx, 33
-        jmp     .Lcopy_text_63
-.Lis_EPROTONOSUPPORT_81:
-        add     rsi, 305                        # "Protocol not supported"
-        mov     ecx, 22
-        jmp     .Lcopy_text_63
-.Lis_EAFNOSUPPORT_82:
-        add     rsi, 327                        # "Address family not supported by protocol"
-        mov     ecx, 40
-        jmp     .Lcopy_text_63
-.Lis_EADDRINUSE_83:
-        add     rsi, 367                        # "Address already in use"
-        mov     ecx, 22
-        jmp     .Lcopy_text_63
-.Lis_EADDRNOTAVAIL_84:
-        add     rsi, 389                        # "Cannot assign requested address"
-        mov     ecx, 31
-        jmp     .Lcopy_text_63
-.Lis_ENOBUFS_85:
-        add     rsi, 420                        # "No buffer space available"
-        mov     ecx, 25
-        jmp     .Lcopy_text_63
-.Lunknown_errno_64:
-        lea     rsi, [rip + errno_word]
-        mov     ecx, 6
-        rep movsb                               # "errno "
-        mov     rax, rbx
-        call    .Lappend_u64_7
-        jmp     .Lnewline_65
-.Lcopy_text_63:
-        rep movsb                               # copy the errno's text
-.Lnewline_65:
-        mov     BYTE PTR [rdi], 10              # '\n'
-        inc     rdi
-        mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
-        sub     rdx, rsi
-        mov     edi, 2                          # fd = STDERR_FILENO
-        call    .Lwrite_all_6
-        mov     edi, 1                          # status = 1
-        mov     eax, 231                        # syscall number: exit_group
-        syscall
-
-## --------------------------------------------------------------------------
-## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
-## C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
-## Idle (blocked in accept): exit now. Busy: note the request; the accept
-## loop exits once the current connection is done. A second signal exits
-## at once.
-.Lon_signal_12:
-.Lsignal_in_worker_86:
-        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
-        jne     .Lexit_now_87
-        cmp     DWORD PTR [rip + busy], 0       # serving a connection?
-        je      .Lexit_now_87
-        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
-        ret                                     # returns into signal_restorer
-.Lexit_now_87:
-        xor     edi, edi                        # status = 0
-        mov     eax, 231                        # syscall number: exit_group
-        syscall
-
-## --------------------------------------------------------------------------
-## signal return trampoline: rt_sigreturn(2), syscall 15
-## C: rt_sigreturn()
-## The kernel pushed this address as the handler's return address
-## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
-.Lsignal_restorer_13:
-        mov     eax, 15                         # syscall number: rt_sigreturn
-        syscall
-
-## --------------------------------------------------------------------------
-## subroutine now_ms: clock_gettime(2), syscall 228
-## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return tv_sec * 1000 + tv_nsec / 1000000
-## rax = milliseconds on a clock that never jumps. Clobbers rax, rcx, rdx,
-## rsi, rdi, r11.
-.Lnow_ms_16:
-        mov     edi, 1                          # CLOCK_MONOTONIC
-        lea     rsi, [rip + now_ts]
-        mov     eax, 228                        # syscall number: clock_gettime
-        syscall
-        mov     rax, QWORD PTR [rsi+8]          # tv_nsec
-        xor     edx, edx
-        mov     ecx, 0xf4240
-        div     rcx                             # rax = tv_nsec / 1000000
-        imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
-        add     rax, rcx
-        ret
+        {disp32} jmp     .Lexit_ok
 
 ## --------------------------------------------------------------------------
 ## subroutine read_timed(rsi = buf, rdx = count): ppoll(2), syscall 271
-## C: if (ppoll(&(struct pollfd){ client_fd, POLLIN }, 1, &(deadline - now_ms()), &no_signals) <= 0)
+## C: if (ppoll(&(struct pollfd){ client_fd, POLLIN }, 1, &(record.deadline - now_ms()), &no_signals) <= 0)
 ##    return -ETIMEDOUT (or -errno); return read(client_fd, buf, count);
-## Waits for input until the deadline, then reads it: rax = bytes read, 0 at
-## end of file, -ETIMEDOUT, -EINTR when a stop signal came, or -errno. Stop
-## signals are blocked while serving; ppoll unblocks them for the wait only,
-## atomically, so one cannot slip in between the stop check and the wait.
-.Lread_timed_21:
+## Waits for input until the record's deadline, then reads it: rax = bytes
+## read, 0 at end of file, -ETIMEDOUT, -EINTR when a stop signal came, or
+## -errno. Stop signals are blocked while serving; ppoll unblocks them for the
+## wait only, atomically, so one cannot slip in between the check and the wait.
+.Lread_timed:
         push    rsi                             # keep buf
         push    rdx                             # keep count
-        call    .Lnow_ms_16
-        mov     rcx, QWORD PTR [rip + deadline]
+        call    .Lnow_ms
+        mov     rcx, QWORD PTR [rbx+conn_deadline]
         sub     rcx, rax                        # ms left = deadline - now
-        jg      .Lwait_88
-.Ltimed_out_89:
+        jg      short .Lread_timed.wait
+.Lread_timed.timed_out:
         mov     rax, -110                       # -ETIMEDOUT
-        jmp     .Lread_timed_done_90
-.Lwait_88:
+        jmp     short .Lread_timed.done
+.Lread_timed.wait:
         mov     rax, rcx
         xor     edx, edx
         mov     ecx, 1000
@@ -797,50 +413,348 @@ _start:
         mov     eax, 271                        # syscall number: ppoll
         syscall
         test    rax, rax
-        jz      .Ltimed_out_89                  # 0: nothing came in time
-        js      .Lread_timed_done_90            # -EINTR or -errno
+        jz      short .Lread_timed.timed_out    # 0: nothing came in time
+        js      short .Lread_timed.done         # -EINTR or -errno
         mov     rdi, r13                        # fd = client_fd
         mov     rdx, QWORD PTR [rsp]            # count
         mov     rsi, QWORD PTR [rsp+8]          # buf
         mov     eax, 0                          # syscall number: read
         syscall
-.Lread_timed_done_90:
+.Lread_timed.done:
         add     rsp, 16                         # drop buf and count
         ret
 
 ## --------------------------------------------------------------------------
+## subroutine http_open(rbx = record)
+## C: record = { reading, len 0, scanned 0, served 0 }; deadline = now + header_timeout_ms
+## The first request's head must arrive within 10000 ms of accept(), however
+## slowly it trickles in.
+.Lhttp_open:
+        mov     DWORD PTR [rbx+conn_state], 1   # waiting for the first request
+        mov     DWORD PTR [rbx+conn_len], 0
+        mov     DWORD PTR [rbx+conn_scanned], 0
+        mov     DWORD PTR [rbx+conn_served], 0
+        mov     DWORD PTR [rbx+conn_out], 0
+        mov     QWORD PTR [rbx+conn_discard], 0
+        mov     QWORD PTR [rbx+conn_bytes], 0
+        mov     eax, 0x2710                     # header_timeout_ms
+        {disp32} jmp     .Lset_deadline         # set_deadline returns for us
+
+## --------------------------------------------------------------------------
+## subroutine http_received(rax = n bytes read)
+## C: dropping a body: discard -= n;  reading: len += n, then answer what is complete
+## The first bytes of a keep-alive request start its header deadline; a body
+## being dropped gets header_timeout_ms for each read.
+.Lhttp_received:
+        add     QWORD PTR [rbx+conn_bytes], rax # for the connection log
+        cmp     DWORD PTR [rbx+conn_state], 3
+        jne     short .Lhttp_received.reading
+        sub     QWORD PTR [rbx+conn_discard], rax
+        jz      short .Lhttp_received.body_dropped
+        mov     eax, 0x2710                     # more to come: header_timeout_ms for it
+        call    .Lset_deadline
+        mov     eax, 0                          # want to read
+        ret
+.Lhttp_received.body_dropped:
+        mov     DWORD PTR [rbx+conn_state], 1   # the body is gone: wait for the next request
+        mov     eax, 0x1388                     # keepalive_timeout_ms
+        call    .Lset_deadline
+        mov     eax, 0                          # want to read
+        ret
+.Lhttp_received.reading:
+        mov     rbp, QWORD PTR [rbx+conn_buf]   # rbp = the buffer
+        mov     r14d, DWORD PTR [rbx+conn_len]  # r14 = bytes in it
+        test    r14, r14                        # the first bytes of a request?
+        jnz     short .Lhttp_received.counted
+        cmp     DWORD PTR [rbx+conn_served], 0  # and not the first request?
+        je      short .Lhttp_received.counted   # the first request's deadline runs from accept()
+        mov     rcx, rax                        # keep n
+        mov     eax, 0x2710                     # header_timeout_ms for this head
+        call    .Lset_deadline
+        mov     rax, rcx
+.Lhttp_received.counted:
+        add     r14, rax                        # len += n
+        mov     DWORD PTR [rbx+conn_len], r14d
+
+## --------------------------------------------------------------------------
+## answer the next complete request in the buffer
+## C: if (!(head_len = find_head_end())) return buffer full ? respond(too_large()) : want_read;
+##    respond(parse_request())
+## rbp = the buffer, r14 = its length. Pipelined requests are answered one at
+## a time, in order: the next one when this response is out (http_sent).
+.Lhttp_process:
+        call    .Lfind_head_end
+        test    rax, rax
+        jnz     short .Lhttp_process.have_head  # complete: answer it
+        cmp     r14, 8192
+        jb      short .Lhttp_process.want_more  # incomplete: wait for more
+        call    .Ltoo_large                     # the buffer is full and the head has no end: 414 or 431
+        jmp     short .Lhttp_process.respond
+.Lhttp_process.want_more:
+        mov     eax, 0                          # want to read
+        ret
+.Lhttp_process.have_head:
+        mov     QWORD PTR [rip + req_head_len], rax
+        call    .Lparse_request                 # eax = the response's index
+.Lhttp_process.respond:
+        call    .Ldecide_mode                   # record.mode = 0, 1 or 2; keeps eax
+        call    .Lprepare_response              # record.iov = its head, Date line and body
+        call    .Llog_request                   # one access-log line
+        inc     DWORD PTR [rbx+conn_served]
+        # What to drop once the response is out: the head, and the body (read and
+        # thrown away later if it is not all here yet).
+        mov     rax, QWORD PTR [rip + req_head_len]
+        mov     rcx, r14
+        sub     rcx, rax                        # body bytes already here
+        mov     rdx, QWORD PTR [rip + req_content_length]
+        cmp     rcx, rdx
+        jae     short .Lhttp_process.body_here
+        sub     rdx, rcx
+        mov     QWORD PTR [rbx+conn_discard], rdx # the rest is read and dropped later
+        mov     QWORD PTR [rbx+conn_consume], r14 # the whole buffer goes
+        jmp     short .Lhttp_process.queued
+.Lhttp_process.body_here:
+        add     rax, rdx
+        mov     QWORD PTR [rbx+conn_consume], rax # head + body
+        mov     QWORD PTR [rbx+conn_discard], 0
+.Lhttp_process.queued:
+        mov     DWORD PTR [rbx+conn_state], 2
+        mov     eax, 0x2710                     # a client must take the response within 10 s
+        call    .Lset_deadline
+        mov     eax, 1                          # send
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine http_sent(rbx = record)
+## C: close, or drop the request from the buffer and wait for the body's rest,
+##    answer the next pipelined request, or wait for one
+## Connection: close, and a stop signal, close the connection here.
+.Lhttp_sent:
+        cmp     DWORD PTR [rbx+conn_mode], 0    # Connection: close?
+        je      short .Lhttp_sent.close
+        cmp     DWORD PTR [rip + stop_requested], 0 # stopping?
+        jne     short .Lhttp_sent.close
+        mov     rbp, QWORD PTR [rbx+conn_buf]
+        mov     r14d, DWORD PTR [rbx+conn_len]
+        mov     rax, QWORD PTR [rbx+conn_consume] # memmove(buf, buf + consume, len - consume)
+        mov     rdi, rbp
+        lea     rsi, [rbp+rax]
+        mov     rcx, r14
+        sub     rcx, rax
+        sub     r14, rax                        # len -= consume
+        rep movsb                               # forward copy: safe when the areas overlap this way
+        mov     DWORD PTR [rbx+conn_len], r14d
+        mov     DWORD PTR [rbx+conn_scanned], 0 # search the next request from its start
+        cmp     QWORD PTR [rbx+conn_discard], 0 # a body still to drop?
+        je      short .Lhttp_sent.no_discard
+        mov     DWORD PTR [rbx+conn_state], 3
+        mov     eax, 0x2710                     # header_timeout_ms for each read of it
+        call    .Lset_deadline
+        mov     eax, 0                          # want to read
+        ret
+.Lhttp_sent.no_discard:
+        mov     DWORD PTR [rbx+conn_state], 1
+        test    r14, r14                        # the next request already here?
+        jz      short .Lhttp_sent.idle
+        mov     eax, 0x2710                     # yes: its head has header_timeout_ms
+        call    .Lset_deadline
+        {disp32} jmp     .Lhttp_process
+.Lhttp_sent.idle:
+        mov     eax, 0x1388                     # no: wait keepalive_timeout_ms for it
+        call    .Lset_deadline
+        mov     eax, 0                          # want to read
+        ret
+.Lhttp_sent.close:
+        mov     eax, 2                          # close
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine decide_mode(eax = response index)
+## C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
+## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
+## signal and the last of limits.keepalive_requests close the connection.
+## Keeps eax.
+.Ldecide_mode:
+        mov     DWORD PTR [rbx+conn_mode], 0    # close, unless kept below
+        mov     ecx, DWORD PTR [rbx+conn_served]
+        inc     ecx                             # this one too
+        cmp     ecx, 1000                       # the last request allowed?
+        jae     short .Ldecide_mode.decided
+        mov     ecx, eax
+        shl     rcx, 5                          # its record
+        lea     rdx, [rip + responses]
+        add     rdx, rcx
+        test    DWORD PTR [rdx+resp_flags], 256 # always close after it?
+        jnz     short .Ldecide_mode.decided
+        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
+        jne     short .Ldecide_mode.decided
+        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
+        jne     short .Ldecide_mode.decided
+        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
+        je      short .Ldecide_mode.http10
+        mov     DWORD PTR [rbx+conn_mode], 1    # HTTP/1.1: keep-alive
+        ret
+.Ldecide_mode.http10:
+        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
+        je      short .Ldecide_mode.decided
+        mov     DWORD PTR [rbx+conn_mode], 2    # HTTP/1.0 with Connection: keep-alive
+.Ldecide_mode.decided:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine read_window
+## C: reading: rsi = buf + len, rdx = room left;  dropping a body: rsi = buf, rdx = min(discard, room)
+## Where the next read goes. A body that is dropped is read into the buffer,
+## which is empty then, and never past its end: the next request stays unread.
+.Lread_window:
+        mov     rsi, QWORD PTR [rbx+conn_buf]
+        cmp     DWORD PTR [rbx+conn_state], 3
+        je      short .Lread_window.dropping
+        mov     eax, DWORD PTR [rbx+conn_len]
+        add     rsi, rax                        # buf + len
+        mov     edx, 0x2000                     # request_bytes - len
+        sub     rdx, rax
+        ret
+.Lread_window.dropping:
+        mov     rdx, QWORD PTR [rbx+conn_discard] # what is left of the body...
+        cmp     rdx, 8192
+        jbe     short .Lread_window.capped
+        mov     edx, 0x2000                     # ...at most a buffer
+.Lread_window.capped:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine set_deadline(eax = ms)
+## C: record.deadline = clock_now + ms
+## clock_now is read once per wake-up by the driver, as nginx does: no
+## clock_gettime per request.
+.Lset_deadline:
+        add     rax, QWORD PTR [rip + clock_now]
+        mov     QWORD PTR [rbx+conn_deadline], rax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine flush(rbx = record): writev(2), syscall 20
+## C: while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }
+## rax = 1 when all is sent, 0 when the socket would block (the rest waits for
+## it to drain; a blocking socket says so only when its send timeout ran out),
+## or -errno. Up to three parts go out in one system call.
+.Lflush:
+.Lflush.again:
+        mov     rax, QWORD PTR [rbx+conn_iov+8]
+        or      rax, QWORD PTR [rbx+conn_iov+24]
+        or      rax, QWORD PTR [rbx+conn_iov+40] # anything left?
+        jz      short .Lflush.done
+        mov     edi, DWORD PTR [rbx+conn_fd]    # fd = record.fd
+        lea     rsi, [rbx+conn_iov]             # iov = record.iov
+        mov     edx, 3                          # iovcnt
+        mov     eax, 20                         # syscall number: writev
+        syscall
+        cmp     rax, -11                        # the socket buffer is full
+        je      short .Lflush.would_block
+        cmp     rax, -4
+        je      short .Lflush.again
+        test    rax, rax
+        js      short .Lflush.return            # -errno: the client is gone
+        # rax bytes went out: move the iov past them, part by part.
+        mov     rcx, QWORD PTR [rbx+conn_iov+8] # the head
+        cmp     rax, rcx
+        jb      short .Lflush.partial
+        add     QWORD PTR [rbx+conn_iov], rcx   # all of it went
+        mov     QWORD PTR [rbx+conn_iov+8], 0
+        sub     rax, rcx
+        mov     rcx, QWORD PTR [rbx+conn_iov+24] # the Date line
+        cmp     rax, rcx
+        jb      short .Lflush.partial_2
+        add     QWORD PTR [rbx+conn_iov+16], rcx # all of it went
+        mov     QWORD PTR [rbx+conn_iov+24], 0
+        sub     rax, rcx
+        mov     rcx, QWORD PTR [rbx+conn_iov+40] # the body
+        cmp     rax, rcx
+        jb      short .Lflush.partial_3
+        add     QWORD PTR [rbx+conn_iov+32], rcx # all of it went
+        mov     QWORD PTR [rbx+conn_iov+40], 0
+        sub     rax, rcx
+        jmp     short .Lflush.again
+.Lflush.would_block:
+        xor     eax, eax                        # 0: would block
+        ret
+.Lflush.done:
+        mov     eax, 1                          # 1: all sent
+.Lflush.return:
+        ret
+.Lflush.partial:
+        add     QWORD PTR [rbx+conn_iov], rax   # part of the head went
+        sub     QWORD PTR [rbx+conn_iov+8], rax
+        {disp32} jmp     .Lflush.again
+.Lflush.partial_2:
+        add     QWORD PTR [rbx+conn_iov+16], rax # part of the Date line went
+        sub     QWORD PTR [rbx+conn_iov+24], rax
+        {disp32} jmp     .Lflush.again
+.Lflush.partial_3:
+        add     QWORD PTR [rbx+conn_iov+32], rax # part of the body went
+        sub     QWORD PTR [rbx+conn_iov+40], rax
+        {disp32} jmp     .Lflush.again
+
+## --------------------------------------------------------------------------
 ## subroutine find_head_end
 ## C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
-##    scanned = len; return 0;
+##    record.scanned = len; return 0;
 ## rax = the length of the request head, up to and with CR LF CR LF, or 0.
 ## Only bytes not searched before are looked at (the test looks back). A bare
 ## LF also ends the head, so that parse_request answers it with 400 instead of
 ## leaving the client to the header timeout.
-.Lfind_head_end_22:
-        mov     rcx, QWORD PTR [rip + scanned]  # i = the first new byte
-.Lscan_91:
+.Lfind_head_end:
+        mov     ecx, DWORD PTR [rbx+conn_scanned] # i = the first new byte
+.Lfind_head_end.scan:
         cmp     rcx, r14
-        jae     .Lno_end_yet_93                 # all searched
+        jae     short .Lfind_head_end.no_end_yet # all searched
         cmp     BYTE PTR [rbp+rcx], 10          # LF?
-        jne     .Lscan_next_92
+        jne     short .Lfind_head_end.next
         test    rcx, rcx
-        jz      .Lbare_lf_95                    # an LF first of all: bare
+        jz      short .Lfind_head_end.found_end # an LF first of all: bare (parse_request says 400)
         cmp     BYTE PTR [rbp+rcx-1], 13        # CR before it?
-        jne     .Lbare_lf_95
+        jne     short .Lfind_head_end.found_end # no: a bare LF (parse_request says 400)
         cmp     rcx, 3
-        jb      .Lscan_next_92
+        jb      short .Lfind_head_end.next
         cmp     DWORD PTR [rbp+rcx-3], 0xa0d0a0d # "\r\n\r\n" read as a little-endian dword
-        je      .Lfound_end_94
-.Lscan_next_92:
+        je      short .Lfind_head_end.found_end
+.Lfind_head_end.next:
         inc     rcx
-        jmp     .Lscan_91
-.Lbare_lf_95:
-.Lfound_end_94:
+        jmp     short .Lfind_head_end.scan
+.Lfind_head_end.found_end:
         lea     rax, [rcx+1]                    # rax = i + 1
         ret
-.Lno_end_yet_93:
-        mov     QWORD PTR [rip + scanned], r14  # scanned = len
+.Lfind_head_end.no_end_yet:
+        mov     DWORD PTR [rbx+conn_scanned], r14d # record.scanned = len
         xor     eax, eax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine too_large: the head does not fit
+## C: return memchr(buf, '\n', len) ? 431 : 414
+## Over limits.request_bytes (8192): 414 URI Too Long when even the request
+## line has no end, else 431 Request Header Fields Too Large. The whole
+## buffer counts as the head.
+.Ltoo_large:
+        xor     ecx, ecx                        # i = 0
+.Ltoo_large.scan:
+        cmp     rcx, r14
+        jae     short .Ltoo_large.no_lf
+        cmp     BYTE PTR [rbp+rcx], 10
+        je      short .Ltoo_large.found_lf
+        inc     rcx
+        jmp     short .Ltoo_large.scan
+.Ltoo_large.found_lf:
+        mov     eax, 12                         # 431
+        jmp     short .Ltoo_large.answer
+.Ltoo_large.no_lf:
+        mov     eax, 11                         # 414
+.Ltoo_large.answer:
+        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
+        mov     QWORD PTR [rip + req_content_length], 0
+        mov     QWORD PTR [rip + req_head_len], r14
         ret
 
 ## --------------------------------------------------------------------------
@@ -850,7 +764,7 @@ _start:
 ## The head ends in CR LF CR LF (find_head_end made sure), so every scan
 ## below stops inside it. rsi walks the head; r8 = char_class.
 ## A token that is not a known method: 501. Anything else malformed: 400.
-.Lparse_request_23:
+.Lparse_request:
         mov     DWORD PTR [rip + req_minor], 0
         mov     DWORD PTR [rip + req_close], 0
         mov     DWORD PTR [rip + req_keepalive], 0
@@ -862,70 +776,70 @@ _start:
         mov     rsi, rbp                        # rsi = the request line
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     .Lnot_GET_101
+        jne     short .Lparse_request.not_GET
         mov     DWORD PTR [rip + req_method], 1 # GET
         add     rsi, 4
-        jmp     .Ltarget_96
-.Lnot_GET_101:
+        {disp32} jmp     .Ltarget
+.Lparse_request.not_GET:
         cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     .Lnot_HEAD_102
+        jne     short .Lparse_request.not_HEAD
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     .Lnot_HEAD_102
+        jne     short .Lparse_request.not_HEAD
         mov     DWORD PTR [rip + req_method], 2 # HEAD
         add     rsi, 5
-        jmp     .Ltarget_96
-.Lnot_HEAD_102:
+        {disp32} jmp     .Ltarget
+.Lparse_request.not_HEAD:
         cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     .Lnot_POST_103
+        jne     short .Lparse_request.not_POST
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     .Lnot_POST_103
+        jne     short .Lparse_request.not_POST
         mov     DWORD PTR [rip + req_method], 3 # POST
         add     rsi, 5
-        jmp     .Ltarget_96
-.Lnot_POST_103:
+        {disp32} jmp     .Ltarget
+.Lparse_request.not_POST:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     .Lnot_PUT_104
+        jne     short .Lparse_request.not_PUT
         mov     DWORD PTR [rip + req_method], 4 # PUT
         add     rsi, 4
-        jmp     .Ltarget_96
-.Lnot_PUT_104:
+        {disp32} jmp     .Ltarget
+.Lparse_request.not_PUT:
         cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     .Lnot_DELETE_105
+        jne     short .Lparse_request.not_DELETE
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     .Lnot_DELETE_105
+        jne     short .Lparse_request.not_DELETE
         mov     DWORD PTR [rip + req_method], 5 # DELETE
         add     rsi, 7
-        jmp     .Ltarget_96
-.Lnot_DELETE_105:
+        jmp     short .Ltarget
+.Lparse_request.not_DELETE:
         cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     .Lnot_PATCH_106
+        jne     short .Lparse_request.not_PATCH
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     .Lnot_PATCH_106
+        jne     short .Lparse_request.not_PATCH
         mov     DWORD PTR [rip + req_method], 6 # PATCH
         add     rsi, 6
-        jmp     .Ltarget_96
-.Lnot_PATCH_106:
+        jmp     short .Ltarget
+.Lparse_request.not_PATCH:
         cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     .Lnot_OPTIONS_107
+        jne     short .Lparse_request.not_OPTIONS
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     .Lnot_OPTIONS_107
+        jne     short .Lparse_request.not_OPTIONS
         mov     DWORD PTR [rip + req_method], 7 # OPTIONS
         add     rsi, 8
-        jmp     .Ltarget_96
-.Lnot_OPTIONS_107:
-.Lunknown_method_97:
+        jmp     short .Ltarget
+.Lparse_request.not_OPTIONS:
+.Lparse_request.unknown_method:
         mov     rcx, rsi
-.Lmethod_token_98:
+.Lparse_request.token:
         movzx   eax, BYTE PTR [rcx]
         test    BYTE PTR [r8+rax], 1            # a token character?
-        jz      .Lmethod_token_end_99
+        jz      short .Lparse_request.token_end
         inc     rcx
-        jmp     .Lmethod_token_98
-.Lmethod_token_end_99:
+        jmp     short .Lparse_request.token
+.Lparse_request.token_end:
         cmp     rcx, rsi
-        je      .Lbad_request_100               # no method at all
-        cmp     BYTE PTR [rcx], 32
-        jne     .Lbad_request_100               # not followed by one space
+        {disp32} je      .Lbad_request          # no method at all
+        cmp     BYTE PTR [rcx], ' '
+        {disp32} jne     .Lbad_request          # not followed by one space
         mov     eax, 13                         # 501 Not Implemented
         ret
 
@@ -934,90 +848,91 @@ _start:
 ## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
-.Ltarget_96:
-        cmp     BYTE PTR [rsi], 47
-        je      .Lorigin_form_108
+.Ltarget:
+        cmp     BYTE PTR [rsi], '/'
+        je      short .Ltarget.origin_form
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
-        jne     .Lbad_request_100
+        {disp32} jne     .Lbad_request
         mov     eax, DWORD PTR [rsi+3]
         or      eax, 32                         # to lower case
         cmp     eax, 0x2f2f3a70                 # "p://"
-        jne     .Lbad_request_100
+        {disp32} jne     .Lbad_request
         add     rsi, 7                          # skip "http://"
-.Lauthority_109:
+.Ltarget.authority:
         movzx   eax, BYTE PTR [rsi]
-        cmp     eax, 47
-        je      .Lorigin_form_108               # the path starts
-        cmp     eax, 32
-        je      .Lno_path_110                   # "http://host": the path is "/"
+        cmp     eax, '/'
+        je      short .Ltarget.origin_form      # the path starts
+        cmp     eax, ' '
+        je      short .Ltarget.no_path          # "http://host": the path is "/"
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_100
+        {disp32} jz      .Lbad_request
         inc     rsi
-        jmp     .Lauthority_109
-.Lno_path_110:
+        jmp     short .Ltarget.authority
+.Ltarget.no_path:
         lea     rax, [rip + path_root]
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     .Lversion_114
-.Lorigin_form_108:
+        jmp     short .Lversion
+.Ltarget.origin_form:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
-.Lpath_111:
+.Ltarget.path:
         movzx   eax, BYTE PTR [rsi]
-        cmp     eax, 32
-        je      .Lpath_end_112
-        cmp     eax, 63
-        je      .Lquery_113
-        cmp     eax, 35
-        je      .Lquery_113
+        cmp     eax, ' '
+        je      short .Ltarget.path_end
+        cmp     eax, '?'
+        je      short .Ltarget.query
+        cmp     eax, '#'
+        je      short .Ltarget.query
         test    BYTE PTR [r8+rax], 4            # a visible character?
-        jz      .Lbad_request_100               # CR, LF, a control character: malformed
+        {disp32} jz      .Lbad_request          # CR, LF, a control character: malformed
         inc     rsi
-        jmp     .Lpath_111
-.Lquery_113:
+        jmp     short .Ltarget.path
+.Ltarget.query:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
-.Lskip_query_115:
+.Ltarget.skip_query:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
-        cmp     eax, 32
-        je      .Lversion_114
+        cmp     eax, ' '
+        je      short .Lversion
         test    BYTE PTR [r8+rax], 4
-        jz      .Lbad_request_100
-        jmp     .Lskip_query_115
-.Lpath_end_112:
+        {disp32} jz      .Lbad_request
+        jmp     short .Ltarget.skip_query
+.Ltarget.path_end:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
         mov     QWORD PTR [rip + req_path_len], rax
+        jmp     short .Lversion
 
 ## --------------------------------------------------------------------------
 ## parse_request: the version
 ## C: " HTTP/" DIGIT "." DIGIT CR LF
 ## HTTP/1.0 and HTTP/1.x; other majors get 505 (HTTP/2 and above, and 0.9).
-.Lversion_114:
+.Lversion:
         cmp     DWORD PTR [rsi], 0x54544820     # " HTT"
-        jne     .Lbad_request_100
+        {disp32} jne     .Lbad_request
         cmp     DWORD PTR [rsi+2], 0x2f505454   # "TTP/"
-        jne     .Lbad_request_100
+        {disp32} jne     .Lbad_request
         movzx   eax, BYTE PTR [rsi+6]           # the major digit
-        sub     eax, 48
+        sub     eax, '0'
         cmp     eax, 9
-        ja      .Lbad_request_100               # not a digit
-        cmp     BYTE PTR [rsi+7], 46
-        jne     .Lbad_request_100
+        {disp32} ja      .Lbad_request          # not a digit
+        cmp     BYTE PTR [rsi+7], '.'
+        {disp32} jne     .Lbad_request
         movzx   ecx, BYTE PTR [rsi+8]           # the minor digit
-        sub     ecx, 48
+        sub     ecx, '0'
         cmp     ecx, 9
-        ja      .Lbad_request_100
+        {disp32} ja      .Lbad_request
         cmp     WORD PTR [rsi+9], 2573          # CR LF ends the request line
-        jne     .Lbad_request_100               # anything else (a bare CR, trailing text): malformed
+        {disp32} jne     .Lbad_request          # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
-        je      .Lhttp_1_116
+        je      short .Lversion.http_1
         mov     eax, 14                         # 505 HTTP Version Not Supported
         ret
-.Lhttp_1_116:
+.Lversion.http_1:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
@@ -1027,215 +942,270 @@ _start:
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
 ## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
-.Lheader_line_117:
+.Lparse_headers:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
-        je      .Lheaders_done_126
+        {disp32} je      .Lparse_headers.done
         mov     rcx, rsi                        # rcx = the name
-.Lfield_name_118:
+.Lparse_headers.name:
         movzx   eax, BYTE PTR [rsi]
         test    BYTE PTR [r8+rax], 1
-        jz      .Lfield_name_end_119
+        jz      short .Lparse_headers.name_end
         inc     rsi
-        jmp     .Lfield_name_118
-.Lfield_name_end_119:
+        jmp     short .Lparse_headers.name
+.Lparse_headers.name_end:
         mov     rdx, rsi
         sub     rdx, rcx                        # rdx = its length
-        jz      .Lbad_request_100               # empty: a line that starts with a space (obs-fold) or ':'
-        cmp     BYTE PTR [rsi], 58
-        jne     .Lbad_request_100               # whitespace (or anything) before the colon
+        {disp32} jz      .Lbad_request          # empty: a line that starts with a space (obs-fold) or ':'
+        cmp     BYTE PTR [rsi], ':'
+        {disp32} jne     .Lbad_request          # whitespace (or anything) before the colon
         inc     rsi
-.Lskip_ows_120:
-        cmp     BYTE PTR [rsi], 32              # optional whitespace before the value
-        je      .Lows_char_127
+.Lparse_headers.skip_ows:
+        cmp     BYTE PTR [rsi], ' '             # optional whitespace before the value
+        je      short .Lparse_headers.ows_char
         cmp     BYTE PTR [rsi], 9
-        jne     .Lfield_value_121
-.Lows_char_127:
+        jne     short .Lparse_headers.value
+.Lparse_headers.ows_char:
         inc     rsi
-        jmp     .Lskip_ows_120
-.Lfield_value_121:
+        jmp     short .Lparse_headers.skip_ows
+.Lparse_headers.value:
         mov     r11, rsi                        # r11 = the value
-.Lvalue_char_128:
+.Lparse_headers.value_char:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, 13
-        je      .Lfield_cr_122
+        je      short .Lparse_headers.cr
         test    BYTE PTR [r8+rax], 2            # allowed in a value?
-        jz      .Lbad_request_100               # a bare LF, NUL or another control character
+        {disp32} jz      .Lbad_request          # a bare LF, NUL or another control character
         inc     rsi
-        jmp     .Lvalue_char_128
-.Lfield_cr_122:
+        jmp     short .Lparse_headers.value_char
+.Lparse_headers.cr:
         cmp     BYTE PTR [rsi+1], 10
-        jne     .Lbad_request_100               # a bare CR
+        {disp32} jne     .Lbad_request          # a bare CR
         mov     r9, rsi                         # r9 = the value's end
-.Ltrim_123:
+.Lparse_headers.trim:
         cmp     r9, r11
-        je      .Ltrimmed_124
+        je      short .Lparse_headers.trimmed
         movzx   eax, BYTE PTR [r9-1]
-        cmp     eax, 32                         # trailing whitespace is not part of the value
-        je      .Ltrim_one_129
+        cmp     eax, ' '                        # trailing whitespace is not part of the value
+        je      short .Lparse_headers.trim_one
         cmp     eax, 9
-        jne     .Ltrimmed_124
-.Ltrim_one_129:
+        jne     short .Lparse_headers.trimmed
+.Lparse_headers.trim_one:
         dec     r9
-        jmp     .Ltrim_123
-.Ltrimmed_124:
+        jmp     short .Lparse_headers.trim
+.Lparse_headers.trimmed:
         cmp     rdx, 4
-        jne     .Lnot_host_130
+        {disp32} jne     .Lparse_headers.not_host
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x74736f68                 # "host"
-        jne     .Lnot_host_130
+        {disp32} jne     .Lparse_headers.not_host
         inc     DWORD PTR [rip + req_host]      # Host
-        jmp     .Lnext_field_125
-.Lnot_host_130:
+        mov     rcx, r11                        # rcx walks the value; empty is allowed
+        cmp     rcx, r9
+        {disp32} je      .Lparse_headers.next_field
+        cmp     BYTE PTR [rcx], '['             # an IP-literal?
+        jne     short .Lparse_headers.host_name
+.Lparse_headers.host_literal:
+        inc     rcx
+        cmp     rcx, r9
+        {disp32} jae     .Lbad_request          # no closing ']'
+        movzx   eax, BYTE PTR [rcx]
+        cmp     eax, ']'
+        je      short .Lparse_headers.host_literal_end
+        test    BYTE PTR [r8+rax], 32           # hex digits, ':', '.'...
+        {disp32} jz      .Lbad_request
+        jmp     short .Lparse_headers.host_literal
+.Lparse_headers.host_literal_end:
+        inc     rcx                             # past ']'
+.Lparse_headers.host_after:
+        cmp     rcx, r9
+        {disp32} je      .Lparse_headers.next_field # no port
+        cmp     BYTE PTR [rcx], ':'
+        je      short .Lparse_headers.host_port
+        {disp32} jmp     .Lbad_request          # anything else after the host
+.Lparse_headers.host_name:
+        cmp     rcx, r9
+        {disp32} je      .Lparse_headers.next_field
+        movzx   eax, BYTE PTR [rcx]
+        cmp     eax, ':'
+        je      short .Lparse_headers.host_port
+        cmp     eax, '%'
+        je      short .Lparse_headers.host_pct
+        test    BYTE PTR [r8+rax], 8            # unreserved or a sub-delim?
+        {disp32} jz      .Lbad_request          # a space, '@' (userinfo), '/'...
+        inc     rcx
+        jmp     short .Lparse_headers.host_name
+.Lparse_headers.host_pct:
+        # '%' and two hex digits; what follows the value (whitespace, CR) is no hex digit.
+        movzx   eax, BYTE PTR [rcx+1]
+        test    BYTE PTR [r8+rax], 16
+        {disp32} jz      .Lbad_request
+        movzx   eax, BYTE PTR [rcx+2]
+        test    BYTE PTR [r8+rax], 16
+        {disp32} jz      .Lbad_request
+        add     rcx, 3
+        jmp     short .Lparse_headers.host_name
+.Lparse_headers.host_port:
+        inc     rcx                             # past ':'; the port may be empty
+.Lparse_headers.host_port_digit:
+        cmp     rcx, r9
+        {disp32} je      .Lparse_headers.next_field
+        movzx   eax, BYTE PTR [rcx]
+        sub     eax, '0'
+        cmp     eax, 9
+        {disp32} ja      .Lbad_request          # the port has digits only
+        inc     rcx
+        jmp     short .Lparse_headers.host_port_digit
+.Lparse_headers.not_host:
         cmp     rdx, 14
-        jne     .Lnot_content_length_132
+        {disp32} jne     .Lparse_headers.not_content_length
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x746e6f63                 # "cont"
-        jne     .Lnot_content_length_132
+        {disp32} jne     .Lparse_headers.not_content_length
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x202020                   # to lower case
         cmp     eax, 0x2d746e65                 # "ent-"
-        jne     .Lnot_content_length_132
+        jne     short .Lparse_headers.not_content_length
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e656c                 # "leng"
-        jne     .Lnot_content_length_132
+        jne     short .Lparse_headers.not_content_length
         mov     eax, DWORD PTR [rcx+10]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6874676e                 # "ngth"
-        jne     .Lnot_content_length_132
+        jne     short .Lparse_headers.not_content_length
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
-        je      .Lbad_request_100               # empty
+        {disp32} je      .Lbad_request          # empty
         xor     eax, eax                        # the value
         xor     edx, edx                        # digits seen
-.Lcl_digit_134:
+.Lparse_headers.cl_digit:
         cmp     r11, r9
-        je      .Lcl_end_135
+        je      short .Lparse_headers.cl_end
         movzx   ecx, BYTE PTR [r11]
-        sub     ecx, 48
+        sub     ecx, '0'
         cmp     ecx, 9
-        ja      .Lbad_request_100               # not a digit: invalid
+        {disp32} ja      .Lbad_request          # not a digit: invalid
         inc     rdx
         cmp     rdx, 15
-        ja      .Lcl_too_many_digits_136        # over 15 digits: far over any limit
+        ja      short .Lparse_headers.cl_too_many_digits # over 15 digits: far over any limit
         imul    rax, rax, 10
         add     rax, rcx
-.Lcl_too_many_digits_136:
+.Lparse_headers.cl_too_many_digits:
         inc     r11
-        jmp     .Lcl_digit_134
-.Lcl_end_135:
+        jmp     short .Lparse_headers.cl_digit
+.Lparse_headers.cl_end:
         cmp     rdx, 15
-        jbe     .Lcl_store_137
+        jbe     short .Lparse_headers.cl_store
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
-.Lcl_store_137:
+.Lparse_headers.cl_store:
         mov     QWORD PTR [rip + req_content_length], rax
-        jmp     .Lnext_field_125
-.Lnot_content_length_132:
+        {disp32} jmp     .Lparse_headers.next_field
+.Lparse_headers.not_content_length:
         cmp     rdx, 17
-        jne     .Lnot_transfer_encoding_133
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     .Lnot_transfer_encoding_133
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     .Lnot_transfer_encoding_133
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     .Lnot_transfer_encoding_133
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     .Lnot_transfer_encoding_133
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     .Lnot_transfer_encoding_133
+        jne     short .Lparse_headers.not_transfer_encoding
         mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        jmp     .Lnext_field_125
-.Lnot_transfer_encoding_133:
+        {disp32} jmp     .Lparse_headers.next_field
+.Lparse_headers.not_transfer_encoding:
         cmp     rdx, 10
-        jne     .Lnot_connection_131
+        {disp32} jne     .Lparse_headers.not_connection
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6e6f63                 # "conn"
-        jne     .Lnot_connection_131
+        {disp32} jne     .Lparse_headers.not_connection
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x69746365                 # "ecti"
-        jne     .Lnot_connection_131
+        {disp32} jne     .Lparse_headers.not_connection
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e6f6974                 # "tion"
-        jne     .Lnot_connection_131
-.Lconn_token_138:
+        {disp32} jne     .Lparse_headers.not_connection
+.Lparse_headers.conn_token:
         cmp     r11, r9
-        jae     .Lnext_field_125                # no more tokens
+        {disp32} jae     .Lparse_headers.next_field # no more tokens
         movzx   eax, BYTE PTR [r11]
-        cmp     eax, 44
-        je      .Lconn_separator_139
-        cmp     eax, 32
-        je      .Lconn_separator_139
+        cmp     eax, ','
+        je      short .Lparse_headers.conn_separator
+        cmp     eax, ' '
+        je      short .Lparse_headers.conn_separator
         cmp     eax, 9
-        jne     .Lconn_token_start_144
-.Lconn_separator_139:
+        jne     short .Lparse_headers.conn_token_start
+.Lparse_headers.conn_separator:
         inc     r11
-        jmp     .Lconn_token_138
-.Lconn_token_start_144:
+        jmp     short .Lparse_headers.conn_token
+.Lparse_headers.conn_token_start:
         mov     rcx, r11                        # rcx = the token
-.Lconn_scan_140:
+.Lparse_headers.conn_scan:
         cmp     r11, r9
-        jae     .Lconn_scanned_141
+        jae     short .Lparse_headers.conn_scanned
         movzx   eax, BYTE PTR [r11]
-        cmp     eax, 44
-        je      .Lconn_scanned_141
-        cmp     eax, 32
-        je      .Lconn_scanned_141
+        cmp     eax, ','
+        je      short .Lparse_headers.conn_scanned
+        cmp     eax, ' '
+        je      short .Lparse_headers.conn_scanned
         cmp     eax, 9
-        je      .Lconn_scanned_141
+        je      short .Lparse_headers.conn_scanned
         inc     r11
-        jmp     .Lconn_scan_140
-.Lconn_scanned_141:
+        jmp     short .Lparse_headers.conn_scan
+.Lparse_headers.conn_scanned:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
         cmp     rdx, 5
-        jne     .Lnot_close_142
+        jne     short .Lparse_headers.not_close
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x736f6c63                 # "clos"
-        jne     .Lnot_close_142
+        jne     short .Lparse_headers.not_close
         mov     eax, DWORD PTR [rcx+1]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
-        jne     .Lnot_close_142
+        jne     short .Lparse_headers.not_close
         mov     DWORD PTR [rip + req_close], 1  # Connection: close
-.Lnot_close_142:
+.Lparse_headers.not_close:
         cmp     rdx, 10
-        jne     .Lnot_keep_alive_143
+        jne     short .Lparse_headers.not_keep_alive
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x7065656b                 # "keep"
-        jne     .Lnot_keep_alive_143
+        jne     short .Lparse_headers.not_keep_alive
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x696c612d                 # "-ali"
-        jne     .Lnot_keep_alive_143
+        jne     short .Lparse_headers.not_keep_alive
         mov     eax, DWORD PTR [rcx+6]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
-        jne     .Lnot_keep_alive_143
+        jne     short .Lparse_headers.not_keep_alive
         mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
-.Lnot_keep_alive_143:
-        jmp     .Lconn_token_138
-.Lnot_connection_131:
-.Lnext_field_125:
+.Lparse_headers.not_keep_alive:
+        {disp32} jmp     .Lparse_headers.conn_token
+.Lparse_headers.not_connection:
+.Lparse_headers.next_field:
         add     rsi, 2                          # past the field's CR LF
-        jmp     .Lheader_line_117
-.Lheaders_done_126:
+        {disp32} jmp     .Lparse_headers
+.Lparse_headers.done:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
@@ -1243,298 +1213,358 @@ _start:
 ##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
 ## A request body is read and thrown away, so only Content-Length bodies
 ## are accepted: chunked bodies are not implemented.
-.Lcheck_request_148:
+.Lcheck_request:
         cmp     DWORD PTR [rip + req_te], 0
-        je      .Lno_transfer_encoding_145
+        je      short .Lcheck_request.no_transfer_encoding
         cmp     DWORD PTR [rip + req_cl_count], 0
-        jne     .Lbad_request_100               # both framings: a smuggling attempt
+        jne     short .Lbad_request             # both framings: a smuggling attempt
         mov     eax, 13                         # 501 Not Implemented
         ret
-.Lno_transfer_encoding_145:
+.Lcheck_request.no_transfer_encoding:
         cmp     DWORD PTR [rip + req_cl_count], 1
-        ja      .Lbad_request_100               # Content-Length twice
+        ja      short .Lbad_request             # Content-Length twice
         cmp     DWORD PTR [rip + req_host], 1
-        ja      .Lbad_request_100               # Host twice
-        je      .Lhost_ok_146
+        ja      short .Lbad_request             # Host twice
+        je      short .Lcheck_request.host_ok
         cmp     DWORD PTR [rip + req_minor], 0
-        jne     .Lbad_request_100               # HTTP/1.1 without Host
-.Lhost_ok_146:
+        jne     short .Lbad_request             # HTTP/1.1 without Host
+.Lcheck_request.host_ok:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
-        jbe     .Lsize_ok_147
+        jbe     short .Lcheck_request.size_ok
         mov     eax, 10                         # 413 Content Too Large
         ret
-.Lsize_ok_147:
-
-## --------------------------------------------------------------------------
-## parse_request: route by exact path
-## C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
-## A compare chain generated from the spec: the length first, then the bytes.
-## Unknown paths get not_found.
-.Lroute_149:
-        mov     r9, QWORD PTR [rip + req_path]  # r9 = the path
-        mov     r10, QWORD PTR [rip + req_path_len] # r10 = its length
-        cmp     r10, 1                          # "/"
-        jne     .Lnot_path_150
-        mov     rsi, r9
-        lea     rdi, [rip + path_0]
-        mov     ecx, 1
-        repe cmpsb                              # compare while equal
-        je      .Lpath_151
-.Lnot_path_150:
-        cmp     r10, 11                         # "/index.html"
-        jne     .Lnot_path_152
-        mov     rsi, r9
-        lea     rdi, [rip + path_1]
-        mov     ecx, 11
-        repe cmpsb                              # compare while equal
-        je      .Lpath_153
-.Lnot_path_152:
-        cmp     r10, 10                         # "/style.css"
-        jne     .Lnot_path_154
-        mov     rsi, r9
-        lea     rdi, [rip + path_2]
-        mov     ecx, 10
-        repe cmpsb                              # compare while equal
-        je      .Lpath_155
-.Lnot_path_154:
-        cmp     r10, 9                          # "/logo.png"
-        jne     .Lnot_path_156
-        mov     rsi, r9
-        lea     rdi, [rip + path_3]
-        mov     ecx, 9
-        repe cmpsb                              # compare while equal
-        je      .Lpath_157
-.Lnot_path_156:
-        mov     eax, 8                          # 404: not_found
-        ret
-
-## --------------------------------------------------------------------------
-## parse_request: the methods of /
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lpath_151:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 1                          # GET
-        jne     .Lnot_158
-        mov     eax, 0                          # GET /
-        ret
-.Lnot_158:
-        cmp     ecx, 2                          # HEAD
-        jne     .Lnot_159
-        mov     eax, 0                          # GET /
-        ret
-.Lnot_159:
-        mov     eax, 4                          # 405 Method Not Allowed
-        ret
-
-## --------------------------------------------------------------------------
-## parse_request: the methods of /index.html
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lpath_153:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 1                          # GET
-        jne     .Lnot_160
-        mov     eax, 1                          # GET /index.html
-        ret
-.Lnot_160:
-        cmp     ecx, 2                          # HEAD
-        jne     .Lnot_161
-        mov     eax, 1                          # GET /index.html
-        ret
-.Lnot_161:
-        mov     eax, 5                          # 405 Method Not Allowed
-        ret
-
-## --------------------------------------------------------------------------
-## parse_request: the methods of /style.css
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lpath_155:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 1                          # GET
-        jne     .Lnot_162
-        mov     eax, 2                          # GET /style.css
-        ret
-.Lnot_162:
-        cmp     ecx, 2                          # HEAD
-        jne     .Lnot_163
-        mov     eax, 2                          # GET /style.css
-        ret
-.Lnot_163:
-        mov     eax, 6                          # 405 Method Not Allowed
-        ret
-
-## --------------------------------------------------------------------------
-## parse_request: the methods of /logo.png
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lpath_157:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 1                          # GET
-        jne     .Lnot_164
-        mov     eax, 3                          # GET /logo.png
-        ret
-.Lnot_164:
-        cmp     ecx, 2                          # HEAD
-        jne     .Lnot_165
-        mov     eax, 3                          # GET /logo.png
-        ret
-.Lnot_165:
-        mov     eax, 7                          # 405 Method Not Allowed
-        ret
+.Lcheck_request.size_ok:
+        jmp     short .Lroute                   # route it: a tail call, route returns to our caller
 
 ## --------------------------------------------------------------------------
 ## parse_request: a malformed request
 ## C: return 400
-.Lbad_request_100:
+.Lbad_request:
         mov     eax, 9                          # 400 Bad Request
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine decide_mode(eax = response, ecx = requests answered)
-## C: conn_mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
-## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
-## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
-## signal and the last of limits.keepalive_requests close the connection.
-## Keeps eax.
-.Ldecide_mode_26:
-        mov     DWORD PTR [rip + conn_mode], 0  # close, unless kept below
-        inc     ecx                             # this one too
-        cmp     ecx, 1000                       # the last request allowed?
-        jae     .Lmode_decided_166
-        mov     ecx, eax
-        shl     rcx, 5                          # index * 32: its record
-        lea     rdx, [rip + responses]
-        cmp     DWORD PTR [rdx+rcx+28], 0       # always close after it?
-        jne     .Lmode_decided_166
-        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
-        jne     .Lmode_decided_166
-        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     .Lmode_decided_166
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
-        je      .Lhttp10_167
-        mov     DWORD PTR [rip + conn_mode], 1  # HTTP/1.1: keep-alive
-        ret
-.Lhttp10_167:
-        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      .Lmode_decided_166
-        mov     DWORD PTR [rip + conn_mode], 2  # HTTP/1.0 with Connection: keep-alive
-.Lmode_decided_166:
+## route by exact path
+## C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
+## A compare chain generated from the spec: the length first, then the bytes.
+## Unknown paths get not_found.
+.Lroute:
+        mov     r9, QWORD PTR [rip + req_path]  # r9 = the path
+        mov     r10, QWORD PTR [rip + req_path_len] # r10 = its length
+        cmp     r10, 1                          # "/"
+        jne     short .Lroute.not_0
+        mov     rsi, r9
+        lea     rdi, [rip + route_path_0]
+        mov     ecx, 1
+        repe cmpsb                              # compare while equal
+        je      short .Lroute_0
+.Lroute.not_0:
+        cmp     r10, 11                         # "/index.html"
+        jne     short .Lroute.not_1
+        mov     rsi, r9
+        lea     rdi, [rip + route_path_1]
+        mov     ecx, 11
+        repe cmpsb                              # compare while equal
+        je      short .Lroute_1
+.Lroute.not_1:
+        cmp     r10, 10                         # "/style.css"
+        jne     short .Lroute.not_2
+        mov     rsi, r9
+        lea     rdi, [rip + route_path_2]
+        mov     ecx, 10
+        repe cmpsb                              # compare while equal
+        je      short .Lroute_2
+.Lroute.not_2:
+        cmp     r10, 9                          # "/logo.png"
+        jne     short .Lroute.not_3
+        mov     rsi, r9
+        lea     rdi, [rip + route_path_3]
+        mov     ecx, 9
+        repe cmpsb                              # compare while equal
+        je      short .Lroute_3
+.Lroute.not_3:
+        mov     eax, 8                          # 404: not_found
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine too_large: the head does not fit
-## C: return memchr(buf, '\n', len) ? 431 : 414
-## Over limits.request_bytes (8192): 414 URI Too Long when even the request
-## line has no end, else 431 Request Header Fields Too Large. The whole
-## buffer counts as the head.
-.Ltoo_large_27:
-        xor     ecx, ecx                        # i = 0
-.Lscan_lf_169:
-        cmp     rcx, r14
-        jae     .Lno_lf_170
-        cmp     BYTE PTR [rbp+rcx], 10          # '\n'
-        je      .Lfound_lf_168
-        inc     rcx
-        jmp     .Lscan_lf_169
-.Lfound_lf_168:
-        mov     eax, 12                         # 431
-        jmp     .Lanswer_too_large_171
-.Lno_lf_170:
-        mov     eax, 11                         # 414
-.Lanswer_too_large_171:
-        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
-        mov     QWORD PTR [rip + req_content_length], 0
-        mov     QWORD PTR [rip + head_len], r14
+## route: the methods of /
+## C: switch (method)
+## Other methods: 405 with Allow.
+.Lroute_0:
+        mov     ecx, DWORD PTR [rip + req_method]
+        cmp     ecx, 1                          # GET
+        jne     short .Lroute_0.not_GET
+        mov     eax, 0                          # GET /
+        ret
+.Lroute_0.not_GET:
+        cmp     ecx, 2                          # HEAD
+        jne     short .Lroute_0.not_HEAD
+        mov     eax, 0                          # GET /
+        ret
+.Lroute_0.not_HEAD:
+        mov     eax, 4                          # 405 Method Not Allowed
+        ret
+
+## --------------------------------------------------------------------------
+## route: the methods of /index.html
+## C: switch (method)
+## Other methods: 405 with Allow.
+.Lroute_1:
+        mov     ecx, DWORD PTR [rip + req_method]
+        cmp     ecx, 1                          # GET
+        jne     short .Lroute_1.not_GET
+        mov     eax, 1                          # GET /index.html
+        ret
+.Lroute_1.not_GET:
+        cmp     ecx, 2                          # HEAD
+        jne     short .Lroute_1.not_HEAD
+        mov     eax, 1                          # GET /index.html
+        ret
+.Lroute_1.not_HEAD:
+        mov     eax, 5                          # 405 Method Not Allowed
+        ret
+
+## --------------------------------------------------------------------------
+## route: the methods of /style.css
+## C: switch (method)
+## Other methods: 405 with Allow.
+.Lroute_2:
+        mov     ecx, DWORD PTR [rip + req_method]
+        cmp     ecx, 1                          # GET
+        jne     short .Lroute_2.not_GET
+        mov     eax, 2                          # GET /style.css
+        ret
+.Lroute_2.not_GET:
+        cmp     ecx, 2                          # HEAD
+        jne     short .Lroute_2.not_HEAD
+        mov     eax, 2                          # GET /style.css
+        ret
+.Lroute_2.not_HEAD:
+        mov     eax, 6                          # 405 Method Not Allowed
+        ret
+
+## --------------------------------------------------------------------------
+## route: the methods of /logo.png
+## C: switch (method)
+## Other methods: 405 with Allow.
+.Lroute_3:
+        mov     ecx, DWORD PTR [rip + req_method]
+        cmp     ecx, 1                          # GET
+        jne     short .Lroute_3.not_GET
+        mov     eax, 3                          # GET /logo.png
+        ret
+.Lroute_3.not_GET:
+        cmp     ecx, 2                          # HEAD
+        jne     short .Lroute_3.not_HEAD
+        mov     eax, 3                          # GET /logo.png
+        ret
+.Lroute_3.not_HEAD:
+        mov     eax, 7                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
 ## subroutine prepare_response(eax = response index)
-## C: iov[0] = { head for conn_mode, its length }; iov[1] = { body, HEAD ? 0 : body_len }
-## Looks the response up in the table: the head for this connection mode
-## and the body, both precomputed. HEAD gets no body. Also records the
-## status and body bytes for the access log.
-.Lprepare_response_24:
+## C: r10 = &responses[index]; switch (r10->kind) ...
+## Looks the response up in the table; its kind says how its parts are made.
+## The record's conn_mode is already decided. Also records the status and
+## the body bytes for the access log.
+.Lprepare_response:
         mov     ecx, eax
         shl     rcx, 5                          # index * 32
         lea     r10, [rip + responses]
         add     r10, rcx                        # r10 = &responses[index]
+        mov     eax, DWORD PTR [r10+resp_status]
+        mov     DWORD PTR [rip + last_status], eax # for the access log
+
+## --------------------------------------------------------------------------
+## prepare_response: a fixed response
+## C: iov[0] = { head for conn_mode }; iov[1] = { date_line }; iov[2] = { body, HEAD ? 0 : body_len }
+## Head and body were made at compile time; the Date line is made at most once
+## a second (refresh_date). HEAD gets the same head and no body.
+.Lkind_fixed:
         lea     rsi, [rip + response_heads]
-        mov     eax, DWORD PTR [r10]            # head offset
+        mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head with Connection: close
-        mov     edx, DWORD PTR [r10+4]          # rdx = its length
-        mov     ecx, DWORD PTR [rip + conn_mode]
+        mov     edx, DWORD PTR [r10+resp_len_close] # rdx = its length
+        mov     ecx, DWORD PTR [rbx+conn_mode]
         test    ecx, ecx
-        jz      .Lhead_ready_172                # mode 0: close
+        jz      short .Lkind_fixed.head_ready   # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
-        mov     edx, DWORD PTR [r10+8]
+        mov     edx, DWORD PTR [r10+resp_len_keep]
         cmp     ecx, 1
-        je      .Lhead_ready_172                # mode 1: HTTP/1.1 keep-alive
+        je      short .Lkind_fixed.head_ready   # mode 1: HTTP/1.1 keep-alive
         add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
-        mov     edx, DWORD PTR [r10+12]
-.Lhead_ready_172:
+        mov     edx, DWORD PTR [r10+resp_len_keep10]
+.Lkind_fixed.head_ready:
+        mov     QWORD PTR [rbx+conn_iov], rsi   # iov[0] = { head, head_len }
+        mov     QWORD PTR [rbx+conn_iov+8], rdx
         lea     r8, [rip + response_bodies]
-        mov     eax, DWORD PTR [r10+16]         # body offset
+        mov     eax, DWORD PTR [r10+resp_body]  # body offset
         add     r8, rax                         # r8 = the body
-        mov     r9d, DWORD PTR [r10+24]         # r9 = its length
+        mov     r9d, DWORD PTR [r10+resp_body_len] # r9 = its length
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     .Lbody_ready_173
+        jne     short .Lkind_fixed.body_ready
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lbody_ready_173:
-        mov     eax, DWORD PTR [r10+20]
-        mov     DWORD PTR [rip + resp_status], eax # for the access log
-        mov     QWORD PTR [rip + resp_body_bytes], r9
-        lea     rdi, [rip + iov]
-        mov     QWORD PTR [rdi], rsi            # iov[0] = { head, head_len }
-        mov     QWORD PTR [rdi+8], rdx
-        mov     QWORD PTR [rdi+16], r8          # iov[1] = { body, body_len }
-        mov     QWORD PTR [rdi+24], r9
+.Lkind_fixed.body_ready:
+        mov     QWORD PTR [rbx+conn_iov+32], r8 # iov[2] = { body, body_len }
+        mov     QWORD PTR [rbx+conn_iov+40], r9
+        mov     QWORD PTR [rip + last_body_bytes], r9 # for the access log
+        mov     rax, QWORD PTR [rip + clock_now]
+        cmp     rax, QWORD PTR [rip + date_expires] # a new second since the Date line was made?
+        jl      short .Lkind_fixed.date_fresh
+        call    .Lrefresh_date
+.Lkind_fixed.date_fresh:
+        lea     rax, [rip + date_line]
+        mov     QWORD PTR [rbx+conn_iov+16], rax # iov[1] = { date_line, 39 }
+        mov     QWORD PTR [rbx+conn_iov+24], 39
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine send_response(eax = response index): writev(2), syscall 20
-## C: writev(client_fd, iov, 2) after prepare_response
-## Head and body in one system call; a short write is finished with
-## write_all (blocking modes). rax = 0, or -errno.
-.Lsend_response_25:
-        call    .Lprepare_response_24
-.Lwritev_again_174:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + iov]                # iov
-        mov     edx, 2                          # iovcnt = 2
-        mov     eax, 20                         # syscall number: writev
+## subroutine refresh_date: clock_gettime(2), syscall 228
+## C: clock_gettime(CLOCK_REALTIME, &ts); strftime(date_line + 6, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&ts.tv_sec));
+##    date_expires = clock_now + 1000 - ts.tv_nsec / 1000000
+## The wall clock, read at most once a second: the line stays valid until the
+## second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
+.Lrefresh_date:
+        mov     edi, 0                          # CLOCK_REALTIME
+        lea     rsi, [rip + date_ts]
+        mov     eax, 228                        # syscall number: clock_gettime
         syscall
-        cmp     rax, -4                         # -EINTR: try again
-        je      .Lwritev_again_174
-        test    rax, rax
-        js      .Lsend_done_176                 # -errno: the client is gone
-        # A short write: finish the head, then the body, with write_all.
-        lea     r10, [rip + iov]
-        mov     rcx, QWORD PTR [r10+8]          # head_len
-        cmp     rax, rcx
-        jae     .Lhead_done_175
-        mov     rsi, QWORD PTR [r10]
-        add     rsi, rax                        # the head's rest
-        mov     rdx, rcx
+        lea     rsi, [rip + date_ts]
+        mov     rax, QWORD PTR [rsi+8]          # tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             # rax = ms into this second
+        mov     rcx, QWORD PTR [rip + clock_now]
+        add     rcx, 1000
+        sub     rcx, rax
+        mov     QWORD PTR [rip + date_expires], rcx # made again when the next second starts
+        mov     rax, QWORD PTR [rsi]            # tv_sec
+        xor     edx, edx
+        mov     ecx, 0x15180
+        div     rcx                             # rax = days since 1970-01-01, rdx = second of the day
+        mov     r8, rdx                         # r8 = second of the day
+        mov     r9, rax                         # r9 = days
+        lea     rdi, [rip + date_line]          # rdi = the line; the date starts at +6
+        # The weekday: 1970-01-01 was a Thursday (4).
+        lea     rax, [r9+4]
+        xor     edx, edx
+        mov     ecx, 7
+        div     rcx                             # rdx = weekday, 0 = Sunday
+        shl     rdx, 2                          # 4 bytes a name
+        lea     rsi, [rip + day_names]
+        mov     eax, DWORD PTR [rsi+rdx]
+        mov     DWORD PTR [rdi+6], eax          # "Sun,"
+        # z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
+        lea     rax, [r9+719468]
+        xor     edx, edx
+        mov     ecx, 0x23ab1
+        div     rcx                             # rax = era, rdx = day of the era
+        imul    r10, rax, 400                   # r10 = the era's first year
+        mov     r11, rdx                        # r11 = doe
+        # yoe = (doe - doe/1460 + doe/36524 - doe/146096) / 365: the year of the era
+        mov     rsi, r11
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 1460
+        div     rcx
+        sub     rsi, rax                        # - doe / 1460
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 0x8eac
+        div     rcx
+        add     rsi, rax                        # + doe / 36524
+        mov     rax, r11
+        xor     edx, edx
+        mov     ecx, 0x23ab0
+        div     rcx
+        sub     rsi, rax                        # - doe / 146096
+        mov     rax, rsi
+        xor     edx, edx
+        mov     ecx, 365
+        div     rcx                             # rax = yoe
+        add     r10, rax                        # r10 = the year, counted from March
+        # doy = doe - (365 * yoe + yoe/4 - yoe/100): the day of the year, from 1 March
+        mov     r9, rax                         # r9 = yoe
+        imul    rsi, rax, 365
+        shr     rax, 2
+        add     rsi, rax                        # + yoe / 4
+        mov     rax, r9
+        xor     edx, edx
+        mov     ecx, 100
+        div     rcx
+        sub     rsi, rax                        # - yoe / 100
+        sub     r11, rsi                        # r11 = doy
+        # mp = (5 * doy + 2) / 153: the month, from March = 0
+        imul    rax, r11, 5
+        add     rax, 2
+        xor     edx, edx
+        mov     ecx, 153
+        div     rcx
+        mov     r9, rax                         # r9 = mp
+        # day = doy - (153 * mp + 2) / 5 + 1
+        imul    rax, rax, 153
+        add     rax, 2
+        xor     edx, edx
+        mov     ecx, 5
+        div     rcx
+        mov     rdx, r11
         sub     rdx, rax
-        mov     rdi, r13
-        call    .Lwrite_all_6
-        test    rax, rax
-        js      .Lsend_done_176
-        xor     eax, eax                        # no body bytes written yet
-        lea     r10, [rip + iov]
-        mov     ecx, 0
-.Lhead_done_175:
-        sub     rax, rcx                        # body bytes written
-        mov     rsi, QWORD PTR [r10+16]
-        add     rsi, rax                        # the body's rest
-        mov     rdx, QWORD PTR [r10+24]
-        sub     rdx, rax
-        mov     rdi, r13
-        call    .Lwrite_all_6                   # returns at once when nothing is left
-.Lsend_done_176:
+        lea     rax, [rdx+1]                    # the day of the month, 1 to 31
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+11], ax           # "06"
+        # January and February belong to the next year: month = mp < 10 ? mp + 2 : mp - 10
+        cmp     r9, 10
+        jb      short .Lrefresh_date.march_to_december
+        sub     r9, 12
+        inc     r10                             # the year turns in January
+.Lrefresh_date.march_to_december:
+        add     r9, 2                           # r9 = month, 0 = January
+        shl     r9, 2                           # 4 bytes a name
+        lea     rsi, [rip + month_names]
+        mov     eax, DWORD PTR [rsi+r9]
+        mov     DWORD PTR [rdi+14], eax         # "Nov "
+        mov     rax, r10
+        xor     edx, edx
+        mov     ecx, 100
+        div     rcx                             # rax = century, rdx = year in it
+        mov     r10, rdx
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+18], ax           # "19"
+        mov     rax, r10
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+20], ax           # "94"
+        # The time of day from r8, the second of the day.
+        mov     rax, r8
+        xor     edx, edx
+        mov     ecx, 3600
+        div     rcx                             # rax = hours, rdx = seconds into the hour
+        mov     r8, rdx
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+23], ax           # "08"
+        mov     rax, r8
+        xor     edx, edx
+        mov     ecx, 60
+        div     rcx                             # rax = minutes, rdx = seconds
+        mov     r8, rdx
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+26], ax           # "49"
+        mov     rax, r8
+        mov     ecx, 10
+        div     cl                              # al = tens, ah = ones (ax < 100)
+        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     WORD PTR [rdi+29], ax           # "37"
         ret
 
 ## --------------------------------------------------------------------------
@@ -1542,119 +1572,404 @@ _start:
 ## C: dprintf(log_fd, "%s \"%.*s\" %d %zu\n", ip, line_len, buf, status, body_bytes)
 ## One access-log line: client address, request line, status, body bytes.
 ## Built in line_buf and written with one write(). Keeps rbx and rbp.
-.Llog_request_28:
+.Llog_request:
         lea     rdi, [rip + line_buf]
-        call    .Lappend_ip_8
+        lea     rsi, [rbx+conn_addr]            # the client's address
+        call    .Lappend_ip
         mov     WORD PTR [rdi], 0x2220          # ' "'
         add     rdi, 2
         mov     rsi, rbp
         xor     ecx, ecx                        # the request line: up to the first CR or LF
-.Lline_len_177:
+.Llog_request.line_len:
         cmp     rcx, r14
-        jae     .Lcopy_line_178
+        jae     short .Llog_request.copy_line
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      .Lcopy_line_178
+        je      short .Llog_request.copy_line
         cmp     eax, 10
-        je      .Lcopy_line_178
+        je      short .Llog_request.copy_line
         inc     rcx
-        jmp     .Lline_len_177
-.Lcopy_line_178:
+        jmp     short .Llog_request.line_len
+.Llog_request.copy_line:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2
-        mov     eax, DWORD PTR [rip + resp_status]
-        call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 32              # ' '
+        mov     eax, DWORD PTR [rip + last_status]
+        call    .Lappend_u64
+        mov     BYTE PTR [rdi], ' '
         inc     rdi
-        mov     rax, QWORD PTR [rip + resp_body_bytes]
-        call    .Lappend_u64_7
-        mov     BYTE PTR [rdi], 10              # '\n'
+        mov     rax, QWORD PTR [rip + last_body_bytes]
+        call    .Lappend_u64
+        mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
         lea     rsi, [rip + line_buf]           # buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        # fd = log_fd
-        call    .Lwrite_all_6                   # a failed log write is not fatal
+        call    .Lwrite_all                     # a failed log write is not fatal
+        ret
+
+## --------------------------------------------------------------------------
+## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
+## C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
+## Idle (a blocking server waiting in accept): exit now. Otherwise note the
+## request: the loop stops gracefully once the connections in progress are
+## done. A second signal exits at once.
+.Lon_signal:
+        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
+        jne     short .Lon_signal.exit_now
+        cmp     DWORD PTR [rip + busy], 0       # serving a connection?
+        je      short .Lon_signal.exit_now
+        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
+        ret                                     # returns into signal_restorer
+.Lon_signal.exit_now:
+        xor     edi, edi                        # status = 0
+        mov     eax, 231                        # syscall number: exit_group
+        syscall
+
+## --------------------------------------------------------------------------
+## signal return trampoline: rt_sigreturn(2), syscall 15
+## C: rt_sigreturn()
+## The kernel pushed this address as the handler's return address
+## (SA_RESTORER); rt_sigreturn restores the interrupted registers.
+.Lsignal_restorer:
+        mov     eax, 15                         # syscall number: rt_sigreturn
+        syscall
+
+## --------------------------------------------------------------------------
+## fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
+## C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
+## Names the call, the address and the reason, e.g.
+## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
+## text here is printed as its number.
+.Ldie:
+        neg     rax
+        mov     rbx, rax                        # rbx = errno
+        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     rcx, rdx
+        rep movsb                               # copy the message start
+        lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
+        cmp     ebx, 1                          # EPERM
+        {disp32} je      .Ldie.is_EPERM
+        cmp     ebx, 2                          # ENOENT
+        {disp32} je      .Ldie.is_ENOENT
+        cmp     ebx, 9                          # EBADF
+        {disp32} je      .Ldie.is_EBADF
+        cmp     ebx, 12                         # ENOMEM
+        {disp32} je      .Ldie.is_ENOMEM
+        cmp     ebx, 13                         # EACCES
+        {disp32} je      .Ldie.is_EACCES
+        cmp     ebx, 17                         # EEXIST
+        {disp32} je      .Ldie.is_EEXIST
+        cmp     ebx, 20                         # ENOTDIR
+        {disp32} je      .Ldie.is_ENOTDIR
+        cmp     ebx, 21                         # EISDIR
+        {disp32} je      .Ldie.is_EISDIR
+        cmp     ebx, 22                         # EINVAL
+        {disp32} je      .Ldie.is_EINVAL
+        cmp     ebx, 23                         # ENFILE
+        {disp32} je      .Ldie.is_ENFILE
+        cmp     ebx, 24                         # EMFILE
+        {disp32} je      .Ldie.is_EMFILE
+        cmp     ebx, 28                         # ENOSPC
+        {disp32} je      .Ldie.is_ENOSPC
+        cmp     ebx, 30                         # EROFS
+        {disp32} je      .Ldie.is_EROFS
+        cmp     ebx, 36                         # ENAMETOOLONG
+        {disp32} je      .Ldie.is_ENAMETOOLONG
+        cmp     ebx, 40                         # ELOOP
+        {disp32} je      .Ldie.is_ELOOP
+        cmp     ebx, 93                         # EPROTONOSUPPORT
+        {disp32} je      .Ldie.is_EPROTONOSUPPORT
+        cmp     ebx, 97                         # EAFNOSUPPORT
+        {disp32} je      .Ldie.is_EAFNOSUPPORT
+        cmp     ebx, 98                         # EADDRINUSE
+        {disp32} je      .Ldie.is_EADDRINUSE
+        cmp     ebx, 99                         # EADDRNOTAVAIL
+        {disp32} je      .Ldie.is_EADDRNOTAVAIL
+        cmp     ebx, 105                        # ENOBUFS
+        {disp32} je      .Ldie.is_ENOBUFS
+        {disp32} jmp     .Ldie.unknown_errno
+.Ldie.is_EPERM:
+        add     rsi, 0                          # "Operation not permitted"
+        mov     ecx, 23
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOENT:
+        add     rsi, 23                         # "No such file or directory"
+        mov     ecx, 25
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EBADF:
+        add     rsi, 48                         # "Bad file descriptor"
+        mov     ecx, 19
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOMEM:
+        add     rsi, 67                         # "Cannot allocate memory"
+        mov     ecx, 22
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EACCES:
+        add     rsi, 89                         # "Permission denied"
+        mov     ecx, 17
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EEXIST:
+        add     rsi, 106                        # "File exists"
+        mov     ecx, 11
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOTDIR:
+        add     rsi, 117                        # "Not a directory"
+        mov     ecx, 15
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EISDIR:
+        add     rsi, 132                        # "Is a directory"
+        mov     ecx, 14
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EINVAL:
+        add     rsi, 146                        # "Invalid argument"
+        mov     ecx, 16
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENFILE:
+        add     rsi, 162                        # "Too many open files in system"
+        mov     ecx, 29
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EMFILE:
+        add     rsi, 191                        # "Too many open files"
+        mov     ecx, 19
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_ENOSPC:
+        add     rsi, 210                        # "No space left on device"
+        mov     ecx, 23
+        {disp32} jmp     .Ldie.copy_text
+.Ldie.is_EROFS:
+        add     rsi, 233                        # "Read-only file system"
+        mov     ecx, 21
+        jmp     short .Ldie.copy_text
+.Ldie.is_ENAMETOOLONG:
+        add     rsi, 254                        # "File name too long"
+        mov     ecx, 18
+        jmp     short .Ldie.copy_text
+.Ldie.is_ELOOP:
+        add     rsi, 272                        # "Too many levels of symbolic links"
+        mov     ecx, 33
+        jmp     short .Ldie.copy_text
+.Ldie.is_EPROTONOSUPPORT:
+        add     rsi, 305                        # "Protocol not supported"
+        mov     ecx, 22
+        jmp     short .Ldie.copy_text
+.Ldie.is_EAFNOSUPPORT:
+        add     rsi, 327                        # "Address family not supported by protocol"
+        mov     ecx, 40
+        jmp     short .Ldie.copy_text
+.Ldie.is_EADDRINUSE:
+        add     rsi, 367                        # "Address already in use"
+        mov     ecx, 22
+        jmp     short .Ldie.copy_text
+.Ldie.is_EADDRNOTAVAIL:
+        add     rsi, 389                        # "Cannot assign requested address"
+        mov     ecx, 31
+        jmp     short .Ldie.copy_text
+.Ldie.is_ENOBUFS:
+        add     rsi, 420                        # "No buffer space available"
+        mov     ecx, 25
+        jmp     short .Ldie.copy_text
+.Ldie.unknown_errno:
+        lea     rsi, [rip + errno_word]
+        mov     ecx, 6
+        rep movsb                               # "errno "
+        mov     rax, rbx
+        call    .Lappend_u64
+        jmp     short .Ldie.newline
+.Ldie.copy_text:
+        rep movsb                               # copy the errno's text
+.Ldie.newline:
+        mov     BYTE PTR [rdi], 10              # '\n'
+        inc     rdi
+        mov     rdx, rdi                        # count = end - start
+        lea     rsi, [rip + line_buf]           # buf = line_buf
+        sub     rdx, rsi
+        mov     edi, 2                          # fd = STDERR_FILENO
+        call    .Lwrite_all
+        mov     edi, 1                          # status = 1
+        mov     eax, 231                        # syscall number: exit_group
+        syscall
+
+## --------------------------------------------------------------------------
+## subroutine drain_input: recvfrom(2), syscall 45
+## C: while (recv(client_fd, line_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
+## Closing a socket with unread input makes the kernel send RST, which can
+## destroy the response before the client reads it. Take what has already
+## arrived, without waiting (at most 16 reads), so close() sends FIN.
+.Ldrain_input:
+        mov     r10d, 16                        # at most 16 reads
+.Ldrain_input.again:
+        mov     rdi, r13                        # fd = client_fd
+        lea     rsi, [rip + line_buf]           # buf = line_buf, as scratch
+        mov     edx, 0x2000                     # len
+        mov     r8, r10                         # keep the count
+        mov     r10d, 64                        # flags = MSG_DONTWAIT
+        push    r8
+        xor     r8d, r8d                        # src_addr = NULL
+        xor     r9d, r9d                        # addrlen = NULL
+        mov     eax, 45                         # syscall number: recvfrom
+        syscall
+        pop     r10                             # the count
+        test    rax, rax
+        jle     short .Ldrain_input.drained     # nothing more (-EAGAIN), end of file, or error
+        dec     r10
+        jnz     short .Ldrain_input.again
+.Ldrain_input.drained:
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine now_ms: clock_gettime(2), syscall 228
+## C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return clock_now = tv_sec * 1000 + tv_nsec / 1000000
+## rax = milliseconds on a clock that never jumps, also kept in clock_now for
+## the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
+.Lnow_ms:
+        mov     edi, 1                          # CLOCK_MONOTONIC
+        lea     rsi, [rip + now_ts]
+        mov     eax, 228                        # syscall number: clock_gettime
+        syscall
+        mov     rax, QWORD PTR [rsi+8]          # tv_nsec
+        xor     edx, edx
+        mov     ecx, 0xf4240
+        div     rcx                             # rax = tv_nsec / 1000000
+        imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
+        add     rax, rcx
+        mov     QWORD PTR [rip + clock_now], rax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine append_ip(rsi = address, rdi = dst)
+## C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
+## The client's address as text, from the first 8 bytes of a sockaddr_in;
+## advances rdi. Clobbers rax, rcx, rdx, rsi, r8.
+.Lappend_ip:
+        mov     r8, rsi                         # r8 = the address
+        movzx   eax, BYTE PTR [r8+4]            # address byte 1
+        call    .Lappend_u64
+        mov     BYTE PTR [rdi], '.'
+        inc     rdi
+        movzx   eax, BYTE PTR [r8+5]            # address byte 2
+        call    .Lappend_u64
+        mov     BYTE PTR [rdi], '.'
+        inc     rdi
+        movzx   eax, BYTE PTR [r8+6]            # address byte 3
+        call    .Lappend_u64
+        mov     BYTE PTR [rdi], '.'
+        inc     rdi
+        movzx   eax, BYTE PTR [r8+7]            # address byte 4
+        call    .Lappend_u64
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine write_all(rdi = fd, rsi = buf, rdx = count): write(2), syscall 1
+## C: while (count > 0) { n = write(fd, buf, count); if (n == -EINTR) continue;
+##   if (n <= 0) return n ? n : -EIO; buf += n; count -= n; } return 0;
+## write() may write fewer bytes than asked (a full socket buffer, a signal):
+## loop until every byte is out. Returns rax = 0, or -errno.
+.Lwrite_all:
+.Lwrite_all.more:
+        test    rdx, rdx                        # anything left?
+        jz      short .Lwrite_all.done
+        mov     eax, 1                          # syscall number: write
+        syscall
+        cmp     rax, -4                         # -EINTR: try again
+        je      short .Lwrite_all.more
+        test    rax, rax
+        js      short .Lwrite_all.return        # -errno: give up
+        jz      short .Lwrite_all.eio           # no progress: give up
+        add     rsi, rax                        # buf += n
+        sub     rdx, rax                        # count -= n
+        jmp     short .Lwrite_all.more
+.Lwrite_all.eio:
+        mov     rax, -5                         # -EIO
+        ret
+.Lwrite_all.done:
+        xor     eax, eax                        # 0: all written
+.Lwrite_all.return:
+        ret
+
+## --------------------------------------------------------------------------
+## exit: exit_group(2), syscall 231
+## C: exit_group(0)
+.Lexit_ok:
+        xor     edi, edi                        # status = 0
+        mov     eax, 231                        # syscall number: exit_group
+        syscall
+
+## --------------------------------------------------------------------------
+## subroutine append_u64(rax = value, rdi = dst)
+## C: dst += sprintf(dst, "%lu", value)
+## Writes the decimal digits of rax at rdi and advances rdi past them.
+## Digits come out last first, so they are built backwards on the stack.
+## Clobbers rax, rcx, rdx, rsi.
+.Lappend_u64:
+        sub     rsp, 32                         # room for 20 digits
+        lea     rsi, [rsp+32]                   # rsi = end of the room
+        mov     ecx, 10                         # divisor
+.Lappend_u64.digit:
+        xor     edx, edx                        # rdx:rax / 10
+        div     rcx                             # rax = quotient, rdx = last digit
+        add     dl, '0'                         # to ASCII
+        dec     rsi
+        mov     BYTE PTR [rsi], dl
+        test    rax, rax
+        jnz     short .Lappend_u64.digit
+        lea     rcx, [rsp+32]
+        sub     rcx, rsi                        # rcx = number of digits
+        rep movsb
+        add     rsp, 32
         ret
 
         .section .rodata
 
-# struct sigaction: sa_handler = SIG_IGN, no flags (32 bytes)
+# character classes by code: 1 token (methods, header names), 2 field
+# value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
         .balign 8, 0
-sigaction_ignore:
-        .byte 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+char_class:
+        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 47, 6, 7, 47, 7, 47, 47, 46, 46, 47, 47, 46, 47, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 46, 6, 46, 6, 6
+        .byte 6, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 6, 6, 7, 47, 7, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 7, 6, 47, 0
+        .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
+        .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
-# struct sigaction: SIG_IGN with SA_NOCLDWAIT: the kernel reaps children itself (32 bytes)
+# the path of an absolute-form target without one (1 bytes)
         .balign 8, 0
-sigaction_nocldwait:
-        .byte 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+path_root:
+        .ascii "/"
 
-# struct sockaddr_in for 0.0.0.0:8080: family AF_INET, port 8080 in network byte order, address, zero padding (16 bytes)
+# route path 0 (1 bytes)
         .balign 8, 0
-listen_addr:
-        .byte 2, 0, 31, 144, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+route_path_0:
+        .ascii "/"
 
-# int 1: the value that turns a socket option on (4 bytes)
+# route path 1 (11 bytes)
         .balign 8, 0
-int_one:
-        .byte 1, 0, 0, 0
+route_path_1:
+        .ascii "/index.html"
 
-# struct timeval { 10 s, 0 us }: client socket timeout (16 bytes)
+# route path 2 (10 bytes)
         .balign 8, 0
-io_timeout:
-        .ascii "\n"
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+route_path_2:
+        .ascii "/style.css"
 
-# struct timespec { 0 s, 100 ms }: pause after a failed accept (16 bytes)
+# route path 3 (9 bytes)
         .balign 8, 0
-accept_backoff:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 225, 245, 5, 0, 0, 0, 0
+route_path_3:
+        .ascii "/logo.png"
 
-# printed once the socket listens (31 bytes)
+# four bytes a weekday, Sunday first (28 bytes)
         .balign 8, 0
-startup_line:
-        .ascii "site listening on 0.0.0.0:8080\n"
+day_names:
+        .ascii "Sun,Mon,Tue,Wed,Thu,Fri,Sat,"
 
-# error message start (14 bytes)
+# four bytes a month (48 bytes)
         .balign 8, 0
-error_socket:
-        .ascii "site: socket: "
+month_names:
+        .ascii "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
-# error message start (31 bytes)
-        .balign 8, 0
-error_setsockopt:
-        .ascii "site: setsockopt SO_REUSEADDR: "
-
-# error message start (25 bytes)
-        .balign 8, 0
-error_bind:
-        .ascii "site: bind 0.0.0.0:8080: "
-
-# error message start (27 bytes)
-        .balign 8, 0
-error_listen:
-        .ascii "site: listen 0.0.0.0:8080: "
-
-# strerror() texts of the errnos named by die (445 bytes)
-        .balign 8, 0
-errno_texts:
-        .ascii "Operation not permittedNo such file or directoryBad file descrip"
-        .ascii "torCannot allocate memoryPermission deniedFile existsNot a direc"
-        .ascii "toryIs a directoryInvalid argumentToo many open files in systemT"
-        .ascii "oo many open filesNo space left on deviceRead-only file systemFi"
-        .ascii "le name too longToo many levels of symbolic linksProtocol not su"
-        .ascii "pportedAddress family not supported by protocolAddress already i"
-        .ascii "n useCannot assign requested addressNo buffer space available"
-
-# for an errno without a text (6 bytes)
-        .balign 8, 0
-errno_word:
-        .ascii "errno "
-
-# every response's status line and header section, three times: with
+# every response's status line and header fields, three times: with
 # "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
-# "Connection: keep-alive" (HTTP/1.0); protocol errors only close (4012 bytes)
+# "Connection: keep-alive" (HTTP/1.0); protocol errors only close.
+# The Date line and the blank line follow from date_line. (3946 bytes)
         .balign 8, 0
 response_heads:
         .ascii "HTTP/1.1 200 OK\r\n"
@@ -1662,208 +1977,175 @@ response_heads:
         .ascii "Content-Length: 345\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: text/html; charset=utf-8\r\n"
         .ascii "Content-Length: 345\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: text/html; charset=utf-8\r\n"
         .ascii "Content-Length: 345\r\n"
         .ascii "Connection: keep-alive\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: text/html; charset=utf-8\r\n"
         .ascii "Content-Length: 345\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: text/html; charset=utf-8\r\n"
         .ascii "Content-Length: 345\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: text/html; charset=utf-8\r\n"
         .ascii "Content-Length: 345\r\n"
         .ascii "Connection: keep-alive\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: text/css; charset=utf-8\r\n"
         .ascii "Content-Length: 157\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Cache-Control: max-age=3600\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: text/css; charset=utf-8\r\n"
         .ascii "Content-Length: 157\r\n"
         .ascii "Cache-Control: max-age=3600\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: text/css; charset=utf-8\r\n"
         .ascii "Content-Length: 157\r\n"
         .ascii "Connection: keep-alive\r\n"
         .ascii "Cache-Control: max-age=3600\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: image/png\r\n"
         .ascii "Content-Length: 374\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Cache-Control: max-age=86400\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: image/png\r\n"
         .ascii "Content-Length: 374\r\n"
         .ascii "Cache-Control: max-age=86400\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Content-Type: image/png\r\n"
         .ascii "Content-Length: 374\r\n"
         .ascii "Connection: keep-alive\r\n"
         .ascii "Cache-Control: max-age=86400\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: keep-alive\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: keep-alive\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: keep-alive\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: keep-alive\r\n"
         .ascii "Allow: GET, HEAD\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 404 Not Found\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 10\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 404 Not Found\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 10\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 404 Not Found\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 10\r\n"
         .ascii "Connection: keep-alive\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 400 Bad Request\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 16\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 413 Content Too Large\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 22\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 414 URI Too Long\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 17\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 431 Request Header Fields Too Large\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 36\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 501 Not Implemented\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 20\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
         .ascii "HTTP/1.1 505 HTTP Version Not Supported\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 31\r\n"
         .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "\r\n"
 
 # every response's body, back to back (1465 bytes)
         .balign 8, 0
@@ -1885,96 +2167,128 @@ response_bodies:
         .ascii "505 HTTP Version Not Supported\n"
 
 # the response table, one 32-byte record per response: head offset,
-# head lengths (close, keep-alive, keep-alive 1.0), body offset, status,
-# body length, 1 if the connection always closes after it (480 bytes)
+# head lengths (close, keep-alive, keep-alive 1.0), body offset,
+# body length, status, flags (kind, always close) (480 bytes)
         .balign 32, 0
 responses:
-        .long 0, 115, 96, 120, 0, 200, 345, 0   # 0: GET /
-        .long 331, 115, 96, 120, 345, 200, 345, 0 # 1: GET /index.html
-        .long 662, 143, 124, 148, 690, 200, 157, 0 # 2: GET /style.css
-        .long 1077, 130, 111, 135, 847, 200, 374, 0 # 3: GET /logo.png
-        .long 1453, 134, 115, 139, 1221, 405, 23, 0 # 4: 405 for / (Allow: GET, HEAD)
-        .long 1841, 134, 115, 139, 1244, 405, 23, 0 # 5: 405 for /index.html (Allow: GET, HEAD)
-        .long 2229, 134, 115, 139, 1267, 405, 23, 0 # 6: 405 for /style.css (Allow: GET, HEAD)
-        .long 2617, 134, 115, 139, 1290, 405, 23, 0 # 7: 405 for /logo.png (Allow: GET, HEAD)
-        .long 3005, 107, 88, 112, 1313, 404, 10, 0 # 8: not found
-        .long 3312, 109, 0, 0, 1323, 400, 16, 1 # 9: 400 for a malformed request
-        .long 3421, 115, 0, 0, 1339, 413, 22, 1 # 10: 413 for a body over limits.body_bytes
-        .long 3536, 110, 0, 0, 1361, 414, 17, 1 # 11: 414 for a request line over limits.request_bytes
-        .long 3646, 129, 0, 0, 1378, 431, 36, 1 # 12: 431 for a header section over limits.request_bytes
-        .long 3775, 113, 0, 0, 1414, 501, 20, 1 # 13: 501 for an unknown method or a Transfer-Encoding
-        .long 3888, 124, 0, 0, 1434, 505, 31, 1 # 14: 505 for HTTP/2 and above
+        .long 0, 113, 94, 118, 0, 345, 200, 0   # 0: GET / (fixed)
+        .long 325, 113, 94, 118, 345, 345, 200, 0 # 1: GET /index.html (fixed)
+        .long 650, 141, 122, 146, 690, 157, 200, 0 # 2: GET /style.css (fixed)
+        .long 1059, 128, 109, 133, 847, 374, 200, 0 # 3: GET /logo.png (fixed)
+        .long 1429, 132, 113, 137, 1221, 23, 405, 0 # 4: 405 for / (Allow: GET, HEAD) (fixed)
+        .long 1811, 132, 113, 137, 1244, 23, 405, 0 # 5: 405 for /index.html (Allow: GET, HEAD) (fixed)
+        .long 2193, 132, 113, 137, 1267, 23, 405, 0 # 6: 405 for /style.css (Allow: GET, HEAD) (fixed)
+        .long 2575, 132, 113, 137, 1290, 23, 405, 0 # 7: 405 for /logo.png (Allow: GET, HEAD) (fixed)
+        .long 2957, 105, 86, 110, 1313, 10, 404, 0 # 8: not found (fixed)
+        .long 3258, 107, 0, 0, 1323, 16, 400, 256 # 9: 400 for a malformed request (fixed, closes)
+        .long 3365, 113, 0, 0, 1339, 22, 413, 256 # 10: 413 for a body over limits.body_bytes (fixed, closes)
+        .long 3478, 108, 0, 0, 1361, 17, 414, 256 # 11: 414 for a request line over limits.request_bytes (fixed, closes)
+        .long 3586, 127, 0, 0, 1378, 36, 431, 256 # 12: 431 for a header section over limits.request_bytes (fixed, closes)
+        .long 3713, 111, 0, 0, 1414, 20, 501, 256 # 13: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        .long 3824, 122, 0, 0, 1434, 31, 505, 256 # 14: 505 for HTTP/2 and above (fixed, closes)
 
-# character classes by code: 1 token character (methods, header names),
-# 2 field-value character, 4 request-target character (256 bytes)
+# error message start (14 bytes)
         .balign 8, 0
-char_class:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6
-        .byte 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0
-        .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
-        .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
+error_socket:
+        .ascii "site: socket: "
 
-# route path 0 (1 bytes)
+# error message start (31 bytes)
         .balign 8, 0
-path_0:
-        .ascii "/"
+error_setsockopt:
+        .ascii "site: setsockopt SO_REUSEADDR: "
 
-# route path 1 (11 bytes)
+# error message start (25 bytes)
         .balign 8, 0
-path_1:
-        .ascii "/index.html"
+error_bind:
+        .ascii "site: bind 0.0.0.0:8080: "
 
-# route path 2 (10 bytes)
+# error message start (27 bytes)
         .balign 8, 0
-path_2:
-        .ascii "/style.css"
+error_listen:
+        .ascii "site: listen 0.0.0.0:8080: "
 
-# route path 3 (9 bytes)
+# struct sigaction: ignore the signal (32 bytes)
         .balign 8, 0
-path_3:
-        .ascii "/logo.png"
+sigaction_ignore:
+        .quad 1                                 # sa_handler = SIG_IGN
+        .quad 0                                 # sa_flags
+        .quad 0                                 # sa_restorer
+        .quad 0                                 # sa_mask
 
-# the path of an absolute-form target without one (1 bytes)
+# the value that turns a socket option on (4 bytes)
         .balign 8, 0
-path_root:
-        .ascii "/"
+int_one:
+        .long 1                                 # int 1
+
+# struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
+        .balign 8, 0
+listen_addr:
+        .short 2                                # sin_family = AF_INET
+        .short 0x901f                           # sin_port = 8080, in network byte order
+        .long 0                                 # sin_addr = 0.0.0.0, in network byte order
+        .quad 0                                 # sin_zero
+
+# printed once the socket listens (31 bytes)
+        .balign 8, 0
+startup_line:
+        .ascii "site listening on 0.0.0.0:8080\n"
+
+# struct timeval: how long a write may block (16 bytes)
+        .balign 8, 0
+io_timeout:
+        .quad 10                                # tv_sec
+        .quad 0                                 # tv_usec
+
+# struct sigaction: the kernel reaps children itself (32 bytes)
+        .balign 8, 0
+sigaction_nocldwait:
+        .quad 1                                 # sa_handler = SIG_IGN
+        .quad 2                                 # sa_flags = SA_NOCLDWAIT
+        .quad 0                                 # sa_restorer
+        .quad 0                                 # sa_mask
 
 # sigset_t { SIGTERM, SIGINT } (8 bytes)
         .balign 8, 0
 stop_signals:
-        .byte 2, 64, 0, 0, 0, 0, 0, 0
+        .quad 0x4002                            # bits of SIGTERM and SIGINT
+
+# struct timespec { 0 s, 100 ms }: the pause after a call that failed (16 bytes)
+        .balign 8, 0
+backoff:
+        .quad 0                                 # tv_sec
+        .quad 0x5f5e100                         # tv_nsec: 100 ms
 
 # the empty sigset_t (8 bytes)
         .balign 8, 0
 no_signals:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0
+        .quad 0                                 # no signal
+
+# strerror() texts of the errnos named by die (445 bytes)
+        .balign 8, 0
+errno_texts:
+        .ascii "Operation not permittedNo such file or directoryBad file descrip"
+        .ascii "torCannot allocate memoryPermission deniedFile existsNot a direc"
+        .ascii "toryIs a directoryInvalid argumentToo many open files in systemT"
+        .ascii "oo many open filesNo space left on deviceRead-only file systemFi"
+        .ascii "le name too longToo many levels of symbolic linksProtocol not su"
+        .ascii "pportedAddress family not supported by protocolAddress already i"
+        .ascii "n useCannot assign requested addressNo buffer space available"
+
+# for an errno without a text (6 bytes)
+        .balign 8, 0
+errno_word:
+        .ascii "errno "
+
+        .data
+
+# the Date field and the blank line that ends the head; refresh_date
+# rewrites the date in place once a second (39 bytes)
+        .balign 8, 0
+date_line:
+        .ascii "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+        .ascii "\r\n"
 
         .bss
-
-# struct pollfd { client_fd, POLLIN, revents } (8 bytes)
-        .balign 8
-client_pollfd:
-        .skip 8
-
-# struct iovec[2]: the head and the body of a response (32 bytes)
-        .balign 8
-iov:
-        .skip 32
-
-# bytes of the buffer already searched for the head's end (8 bytes)
-        .balign 8
-scanned:
-        .skip 8
-
-# when the current wait times out (CLOCK_MONOTONIC, ms) (8 bytes)
-        .balign 8
-deadline:
-        .skip 8
-
-# length of the request head, up to and with CR LF CR LF (8 bytes)
-        .balign 8
-head_len:
-        .skip 8
 
 # the request's Content-Length (8 bytes)
         .balign 8
@@ -1991,25 +2305,10 @@ req_path:
 req_path_len:
         .skip 8
 
-# body bytes of the last response, for the log (8 bytes)
+# length of the request head, up to and with CR LF CR LF (8 bytes)
         .balign 8
-resp_body_bytes:
+req_head_len:
         .skip 8
-
-# requests answered on this connection (4 bytes)
-        .balign 4
-served:
-        .skip 4
-
-# after the response: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0) (4 bytes)
-        .balign 4
-conn_mode:
-        .skip 4
-
-# status of the last response, for the log (4 bytes)
-        .balign 4
-resp_status:
-        .skip 4
 
 # 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
         .balign 4
@@ -2046,35 +2345,70 @@ req_cl_count:
 req_te:
         .skip 4
 
-# the request is read here (8192 bytes)
+# clock_now (ms) when date_line must be made again (8 bytes)
+        .balign 8
+date_expires:
+        .skip 8
+
+# struct timespec from CLOCK_REALTIME (16 bytes)
+        .balign 8
+date_ts:
+        .skip 16
+
+# status of the last response, for the log (4 bytes)
+        .balign 4
+last_status:
+        .skip 4
+
+# body bytes of the last response, for the log (8 bytes)
+        .balign 8
+last_body_bytes:
+        .skip 8
+
+# the connection record (see conn_* above) (128 bytes)
+        .balign 64
+conn:
+        .skip 128
+
+# the request is read here (8208 bytes)
         .balign 64
 request_buf:
-        .skip 8192
-
-# bytes read from this connection, for the connection log (8 bytes)
-        .balign 8
-conn_bytes:
-        .skip 8
+        .skip 8208
 
 # struct sockaddr_in: the client, filled by accept (16 bytes)
         .balign 8
 client_addr:
         .skip 16
 
-# socklen_t: in: the buffer size, out: the address size (4 bytes)
+# socklen_t: in: the buffer's size, out: the address's (4 bytes)
         .balign 4
 client_addrlen:
         .skip 4
+
+# struct pollfd { client_fd, POLLIN, revents } (8 bytes)
+        .balign 8
+client_pollfd:
+        .skip 8
+
+# struct timespec for ppoll (16 bytes)
+        .balign 8
+poll_timeout:
+        .skip 16
 
 # 1 while a connection is being served (4 bytes)
         .balign 4
 busy:
         .skip 4
 
-# set by the signal handler when busy (4 bytes)
+# set by the signal handler: stop gracefully (4 bytes)
         .balign 4
 stop_requested:
         .skip 4
+
+# CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
+        .balign 8
+clock_now:
+        .skip 8
 
 # log and error lines are built here (8320 bytes)
         .balign 8
@@ -2084,11 +2418,6 @@ line_buf:
 # struct timespec, filled by clock_gettime (16 bytes)
         .balign 8
 now_ts:
-        .skip 16
-
-# struct timespec for ppoll (16 bytes)
-        .balign 8
-poll_timeout:
         .skip 16
 
         # An empty note that asks for a non-executable stack (PT_GNU_STACK RW).
