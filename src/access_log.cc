@@ -69,15 +69,16 @@ void AccessLog::emit() {
     ret();
   }
   if (want_connection_) {
-    Label from = b_.bytes("log_from", "connection from ", "connection log, part 1");
-    Label bytes = b_.bytes("log_bytes", ", bytes read: ", "connection log, part 2");
+    const std::string from_text = "connection from ", bytes_text = ", bytes read: ";
+    Label from = b_.bytes("log_from", from_text, "connection log, part 1");
+    Label bytes = b_.bytes("log_bytes", bytes_text, "connection log, part 2");
     block(connection_, "subroutine log_connection", &kWrite,
           "dprintf(log_fd, \"connection from %s:%u, bytes read: %zu\\n\", ip, port, record.bytes)",
           "Built in line_buf and written with one write(), so lines from several\n"
           "processes do not interleave.");
     lea(Reg::rdi, rt_.line_buf(), "rdi = where the line is built");
     lea(Reg::rsi, from);
-    set(Reg::rcx, 16);
+    set(Reg::rcx, static_cast<int64_t>(from_text.size()));
     plain(Op::rep_movsb, "copy \"connection from \"");
     lea(Reg::rsi, conn(ConnField::addr), "the client's address");
     call(rt_.append_ip(), "\"127.0.0.1\"");
@@ -89,7 +90,7 @@ void AccessLog::emit() {
     op(Op::ror, r16(Reg::rax), imm(8), "ntohs: swap the two bytes");
     call(rt_.append_u64());
     lea(Reg::rsi, bytes);
-    set(Reg::rcx, 14);
+    set(Reg::rcx, static_cast<int64_t>(bytes_text.size()));
     plain(Op::rep_movsb, "copy \", bytes read: \"");
     mov(r64(Reg::rax), conn(ConnField::bytes));
     call(rt_.append_u64());

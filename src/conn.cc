@@ -13,7 +13,7 @@ Conn::Conn(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt) {
 }
 
 void Conn::set_deadline(int ms, const std::string& what) {
-  set(Reg::rax, ms, what);
+  b_.mov_imm(Reg::rax, dec(ms), what);
   call(deadline_);
 }
 
@@ -32,7 +32,7 @@ void Conn::emit_shared() {
         "Where the next read goes. A body that is dropped is read into the buffer,\n"
         "which is empty then, and never past its end: the next request stays unread.");
   mov(r64(Reg::rsi), conn(ConnField::buf));
-  op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding));
+  op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding), "dropping a body?");
   jmp(Op::je, dropping);
   mov(r32(Reg::rax), conn(ConnField::len));
   op(Op::add, r64(Reg::rsi), r64(Reg::rax), "buf + len");

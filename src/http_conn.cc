@@ -35,7 +35,7 @@ void HttpConn::emit_open() {
   for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served, ConnField::out})
     mov(conn(f), imm(0));
   for (ConnField f : {ConnField::discard, ConnField::bytes}) mov(conn(f), imm(0));
-  set(Reg::rax, spec_.limits.header_timeout_ms, "header_timeout_ms");
+  b_.mov_imm(Reg::rax, dec(spec_.limits.header_timeout_ms), "header_timeout_ms");
   jmp(Op::jmp, deadline(), "set_deadline returns for us");
 }
 
@@ -49,14 +49,14 @@ void HttpConn::emit_received() {
         "The first bytes of a keep-alive request start its header deadline; a body\n"
         "being dropped gets header_timeout_ms for each read.");
   op(Op::add, conn(ConnField::bytes), r64(Reg::rax), "for the connection log");
-  op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding));
+  op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding), "dropping a body?");
   jmp(Op::jne, reading);
   op(Op::sub, conn(ConnField::discard), r64(Reg::rax));
   jmp(Op::jz, body_done);
   set_deadline(lim.header_timeout_ms, "more to come: header_timeout_ms for it");
   answer(kActRead);
   label(body_done);
-  mov(conn(ConnField::state), imm(kConnReading), "the body is gone: wait for the next request");
+  mov(conn(ConnField::state), imm(kConnReading), "reading: the body is gone, wait for the next request");
   set_deadline(lim.keepalive_timeout_ms, "keepalive_timeout_ms");
   answer(kActRead);
   label(reading);
@@ -121,7 +121,7 @@ void HttpConn::emit_process() {
   mov(conn(ConnField::consume), r64(Reg::rax), "head + body");
   mov(conn(ConnField::discard), imm(0));
   label(queued);
-  mov(conn(ConnField::state), imm(kConnWriting));
+  mov(conn(ConnField::state), imm(kConnWriting), "writing");
   set_deadline(kSendTimeoutMs, "a client must take the response within 10 s");
   answer(kActSend);
 }
@@ -152,11 +152,11 @@ void HttpConn::emit_sent() {
   mov(conn(ConnField::scanned), imm(0), "search the next request from its start");
   op(Op::cmp, conn(ConnField::discard), imm(0), "a body still to drop?");
   jmp(Op::je, no_discard);
-  mov(conn(ConnField::state), imm(kConnDiscarding));
+  mov(conn(ConnField::state), imm(kConnDiscarding), "dropping the body");
   set_deadline(lim.header_timeout_ms, "header_timeout_ms for each read of it");
   answer(kActRead);
   label(no_discard);
-  mov(conn(ConnField::state), imm(kConnReading));
+  mov(conn(ConnField::state), imm(kConnReading), "reading");
   op(Op::test, r64(kBufLen), r64(kBufLen), "the next request already here?");
   jmp(Op::jz, idle);
   set_deadline(lim.header_timeout_ms, "yes: its head has header_timeout_ms");

@@ -267,7 +267,7 @@ void EpollDriver::emit_event() {
         "for more input. A response that does not fit in the socket buffer waits\n"
         "for EPOLLOUT; reading resumes after it.");
   mov(r32(kClientFd), conn(ConnField::fd), "r13 = fd");
-  op(Op::cmp, conn(ConnField::state), imm(kConnWriting));
+  op(Op::cmp, conn(ConnField::state), imm(kConnWriting), "writing?");
   jmp(Op::je, writing);
   call(conn_.read_window(), "rsi = where, rdx = how much");
   mov(r64(Reg::rdi), r64(kClientFd));
@@ -301,7 +301,7 @@ void EpollDriver::emit_event() {
   call(conn_.sent(), "what next: the next pipelined response, more input, or close");
   jmp(Op::jmp, act);
   label(pending);
-  set(Reg::rax, Conn::kSendTimeoutMs, "10 s for the client to read on");
+  b_.mov_imm(Reg::rax, dec(Conn::kSendTimeoutMs), "10 s for the client to read on");
   call(conn_.deadline());
   op(Op::cmp, conn(ConnField::out), imm(0));
   jmp(Op::jne, armed);
@@ -334,7 +334,7 @@ void EpollDriver::emit_sweep() {
         "the record; one pass over the table every 100 ms enforces them. Also\n"
         "retries accepting after EMFILE.");
   table_.emit_for_each("check", [&](Label next) {
-    op(Op::cmp, conn(ConnField::state), imm(kConnFree));
+    op(Op::cmp, conn(ConnField::state), imm(kConnFree), "free?");
     jmp(Op::je, next, "free");
     mov(r64(Reg::rax), var64(rt_.clock_now()));
     op(Op::cmp, conn(ConnField::deadline), r64(Reg::rax));

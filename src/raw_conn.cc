@@ -15,11 +15,11 @@ void RawConn::emit() {
   block(open_, "subroutine raw_open(rbx = record)", nullptr,
         "record = { reading, len 0 }; deadline = now + 10 s",
         "A client that sends nothing gives up its slot after 10 s.");
-  mov(conn(ConnField::state), imm(kConnReading));
+  mov(conn(ConnField::state), imm(kConnReading), "reading");
   for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served, ConnField::out, ConnField::mode})
     mov(conn(f), imm(0));
   for (ConnField f : {ConnField::discard, ConnField::bytes}) mov(conn(f), imm(0));
-  set(Reg::rax, kFirstBytesTimeoutMs, "10 s");
+  b_.mov_imm(Reg::rax, dec(kFirstBytesTimeoutMs), "10 s");
   jmp(Op::jmp, deadline(), "set_deadline returns for us");
 
   uint64_t n = spec_.raw_response->size();
@@ -33,7 +33,7 @@ void RawConn::emit() {
   mov(conn(ConnField::iov), r64(Reg::rax), "iov[0] = the response");
   mov(conn(ConnField::iov, 8), imm(static_cast<int64_t>(n)), "its length, computed at compile time");
   for (int off : {16, 24, 32, 40}) mov(conn(ConnField::iov, off), imm(0));
-  mov(conn(ConnField::state), imm(kConnWriting));
+  mov(conn(ConnField::state), imm(kConnWriting), "writing");
   set_deadline(kSendTimeoutMs, "a client must take the response within 10 s");
   answer(kActSend);
 

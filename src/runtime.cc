@@ -316,7 +316,8 @@ void Runtime::emit_die(Label l) {
     texts += e.text;
   }
   Label texts_label = b_.bytes("errno_texts", texts, "strerror() texts of the errnos named by die");
-  Label word = b_.bytes("errno_word", "errno ", "for an errno without a text");
+  const std::string word_text = "errno ";
+  Label word = b_.bytes("errno_word", word_text, "for an errno without a text");
   Label copy = local("copy_text");
   Label unknown = local("unknown_errno");
   Label newline = local("newline");
@@ -349,7 +350,7 @@ void Runtime::emit_die(Label l) {
   }
   label(unknown);
   lea(Reg::rsi, word);
-  set(Reg::rcx, 6);
+  set(Reg::rcx, static_cast<int64_t>(word_text.size()));
   plain(Op::rep_movsb, "\"errno \"");
   mov(r64(Reg::rax), r64(Reg::rbx));
   call(append_u64());
