@@ -7,6 +7,9 @@
 #include <cstring>
 #include <map>
 
+#include "encode.h"
+#include "lower.h"
+#include "spec.h"
 #include "test_util.h"
 
 namespace asmsrv::test {
@@ -50,6 +53,28 @@ const Elf& binary(const std::string& spec, const std::string& syntax) {
 }
 
 class Binary : public ::testing::TestWithParam<std::string> {};
+
+// The IR chooses every jump's size from max_length (encode.h): a short jump
+// is safe only if no instruction is longer than the model says. The
+// assemblers reject a short jump out of reach, so an underestimate would
+// fail the build; this also checks the model stays close to the truth.
+TEST_P(Binary, TheLengthModelBoundsTheRealCode) {
+  Program p = lower(load_spec(source_dir() + "/specs/" + GetParam() + ".json"));
+  uint64_t model = 0;
+  int jumps = 0, near = 0;
+  for (const Block& b : p.blocks)
+    for (const Line& line : b.lines)
+      if (auto* ins = std::get_if<Instr>(&line)) {
+        model += static_cast<uint64_t>(max_length(*ins));
+        if (ins->jump != JumpSize::any) ++jumps;
+        if (ins->jump == JumpSize::near_) ++near;
+      }
+  uint64_t real = binary(GetParam(), "nasm").sections()[".text"].size();
+  EXPECT_GE(model, real) << "max_length underestimates some instruction";
+  EXPECT_LE(model, real + real / 50) << "max_length is more than 2% above the real code";
+  EXPECT_GT(jumps, 50);
+  EXPECT_LT(near, jumps / 2) << "most jumps should be short";
+}
 
 TEST_P(Binary, NasmAndGasGiveByteIdenticalText) {
   auto nasm = binary(GetParam(), "nasm").sections();
