@@ -59,14 +59,8 @@ void AccessLog::emit() {
     op(Op::inc, r64(Reg::rdi));
     mov(r64(Reg::rax), var64(body_bytes_));
     call(rt_.append_u64());
-    mov(mem8(Reg::rdi), chr('\n'));
-    op(Op::inc, r64(Reg::rdi));
-    mov(r64(Reg::rdx), r64(Reg::rdi), "count = end - start");
-    lea(Reg::rsi, rt_.line_buf(), "buf = line_buf");
-    op(Op::sub, r64(Reg::rdx), r64(Reg::rsi));
-    mov(r64(Reg::rdi), r64(kLogFd), "fd = log_fd");
-    call(rt_.write_all(), "a failed log write is not fatal");
-    ret();
+    rt_.write_line(r64(kLogFd), "log_fd");
+    ret("a failed log write is not fatal");
   }
   if (want_connection_) {
     const std::string from_text = "connection from ", bytes_text = ", bytes read: ";
@@ -94,14 +88,8 @@ void AccessLog::emit() {
     plain(Op::rep_movsb, "copy \", bytes read: \"");
     mov(r64(Reg::rax), conn(ConnField::bytes));
     call(rt_.append_u64());
-    mov(mem8(Reg::rdi), chr('\n'));
-    op(Op::inc, r64(Reg::rdi));
-    mov(r64(Reg::rdx), r64(Reg::rdi), "count = end - start");
-    lea(Reg::rsi, rt_.line_buf(), "buf = line_buf");
-    op(Op::sub, r64(Reg::rdx), r64(Reg::rsi));
-    mov(r64(Reg::rdi), r64(kLogFd), "fd = log_fd");
-    call(rt_.write_all(), "a failed log write is not fatal");
-    ret();
+    rt_.write_line(r64(kLogFd), "log_fd");
+    ret("a failed log write is not fatal");
   }
 }
 

@@ -125,6 +125,19 @@ void Runtime::sigaction(int sig, const std::string& sig_name, Operand act, const
   sys(kRtSigaction);
 }
 
+void Runtime::write_line(Operand fd, const std::string& fd_name) {
+  mov(mem8(Reg::rdi), chr('\n'));
+  op(Op::inc, r64(Reg::rdi));
+  mov(r64(Reg::rdx), r64(Reg::rdi), "count = end - start");
+  lea(Reg::rsi, line_buf(), "buf = line_buf");
+  op(Op::sub, r64(Reg::rdx), r64(Reg::rsi));
+  if (std::holds_alternative<ImmOp>(fd))
+    set(Reg::rdi, std::get<ImmOp>(fd).value, "fd = " + fd_name);
+  else
+    mov(r64(Reg::rdi), fd, "fd = " + fd_name);
+  call(write_all());
+}
+
 void Runtime::mask_stop_signals(int how, const std::string& why) {
   set(Reg::rdi, how, how == kSigBlock ? "SIG_BLOCK" : "SIG_UNBLOCK");
   lea(Reg::rsi, stop_signals(), why.empty() ? "{ SIGTERM, SIGINT }" : why);
@@ -358,13 +371,7 @@ void Runtime::emit_die(Label l) {
   label(copy);
   plain(Op::rep_movsb, "copy the errno's text");
   label(newline);
-  mov(mem8(Reg::rdi), imm('\n'), "'\\n'");
-  op(Op::inc, r64(Reg::rdi));
-  mov(r64(Reg::rdx), r64(Reg::rdi), "count = end - start");
-  lea(Reg::rsi, line_buf(), "buf = line_buf");
-  op(Op::sub, r64(Reg::rdx), r64(Reg::rsi));
-  set(Reg::rdi, kStderr, "fd = STDERR_FILENO");
-  call(write_all());
+  write_line(imm(kStderr), "STDERR_FILENO");
   set(Reg::rdi, 1, "status = 1");
   sys(kExitGroup);
 }

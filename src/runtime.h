@@ -53,6 +53,9 @@ class Runtime : public Gen {
   void pause_100ms(const std::string& why);
   /// rt_sigaction(sig, act, NULL, sizeof(sigset_t)); `act` an address operand.
   void sigaction(int sig, const std::string& sig_name, Operand act, const std::string& act_comment);
+  /// Ends the line built in line_buf up to rdi with '\n' and writes it to
+  /// `fd` with write_all (whose result is in rax).
+  void write_line(Operand fd, const std::string& fd_name);
   /// rt_sigprocmask(how, &stop_signals, NULL, sizeof(sigset_t)).
   void mask_stop_signals(int how, const std::string& why);
 
