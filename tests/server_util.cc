@@ -17,7 +17,9 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <sstream>
 #include <thread>
@@ -358,6 +360,236 @@ bool Client::closed_within(int timeout_ms, std::string* extra) {
 }
 
 // ---------------------------------------------------------------------------
+// The Date header
+
+namespace {
+
+constexpr const char* kDayNames[7] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+constexpr const char* kMonthNames[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+/// The number in s[pos, pos + n) if those are all digits, else -1.
+int digits(std::string_view s, size_t pos, size_t n) {
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (i >= s.size() || !std::isdigit(static_cast<unsigned char>(s[i]))) return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+std::string printable(std::string_view s) { return testing::PrintToString(std::string(s)); }
+
+/// The Content-Length of a head, if it has exactly one that is all digits.
+std::optional<uint64_t> content_length(std::string_view head) {
+  std::optional<uint64_t> found;
+  size_t pos = head.find("\r\n");
+  while (pos != std::string_view::npos && pos + 2 < head.size()) {
+    size_t start = pos + 2;
+    size_t end = head.find("\r\n", start);
+    if (end == std::string_view::npos || end == start) break;
+    std::string_view line = head.substr(start, end - start);
+    size_t colon = line.find(':');
+    if (colon != std::string_view::npos && same_name(line.substr(0, colon), "content-length")) {
+      std::string v = trim(line.substr(colon + 1));
+      if (v.empty() || v.size() > 19 ||
+          !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+      if (found) return std::nullopt;
+      found = std::stoull(v);
+    }
+    pos = end;
+  }
+  return found;
+}
+
+}  // namespace
+
+std::string imf_fixdate(time_t t) {
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDayNames[tm.tm_wday],
+                tm.tm_mday, kMonthNames[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
+
+std::optional<time_t> parse_imf_fixdate(std::string_view s) {
+  // 0123456789012345678901234567 8
+  // Sun, 06 Nov 1994 08:49:37 GMT
+  if (s.size() != 29) return std::nullopt;
+  if (s.substr(3, 2) != ", " || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || s[19] != ':' ||
+      s[22] != ':' || s.substr(25) != " GMT")
+    return std::nullopt;
+  int wday = -1, mon = -1;
+  for (int i = 0; i < 7; ++i)
+    if (s.substr(0, 3) == kDayNames[i]) wday = i;
+  for (int i = 0; i < 12; ++i)
+    if (s.substr(8, 3) == kMonthNames[i]) mon = i;
+  int day = digits(s, 5, 2), year = digits(s, 12, 4);
+  int hour = digits(s, 17, 2), min = digits(s, 20, 2), sec = digits(s, 23, 2);
+  if (wday < 0 || mon < 0 || day < 1 || year < 0 || hour < 0 || hour > 23 || min < 0 ||
+      min > 59 || sec < 0 || sec > 59)
+    return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  time_t t = ::timegm(&tm);
+  // timegm normalizes (31 Feb is 3 Mar): a real date comes back unchanged.
+  std::tm back{};
+  ::gmtime_r(&t, &back);
+  if (back.tm_mday != day || back.tm_mon != mon || back.tm_year != year - 1900) return std::nullopt;
+  if (back.tm_wday != wday) return std::nullopt;
+  return t;
+}
+
+double wall_clock() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+std::string DateCheck::problem_text() const {
+  std::string s;
+  for (const auto& p : problems) s += p + "\n";
+  return s;
+}
+
+DateCheck check_dates(std::string_view bytes, const DateOptions& opt) {
+  DateCheck c;
+  const double received = opt.received_at ? *opt.received_at : wall_clock();
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    std::string_view rest = bytes.substr(pos);
+    size_t end = rest.find("\r\n\r\n");
+    if (rest.substr(0, 5) != "HTTP/" || end == std::string_view::npos) {
+      c.stripped.append(rest);  // not a (whole) response head: left to the caller's comparison
+      break;
+    }
+    std::string_view head = rest.substr(0, end + 4);
+    size_t status_end = head.find("\r\n");
+    std::string_view status_line = head.substr(0, status_end);
+    std::string where = "response " + std::to_string(c.responses + 1) + " (" +
+                        printable(status_line) + "): ";
+    ++c.responses;
+    // The field lines, each with its CR LF; Date lines are left out.
+    std::vector<std::string_view> fields;
+    for (size_t p = status_end + 2; p < head.size() - 2;) {
+      size_t e = head.find("\r\n", p);
+      fields.push_back(head.substr(p, e + 2 - p));
+      p = e + 2;
+    }
+    int dates = 0;
+    std::string kept = std::string(status_line) + "\r\n";
+    for (size_t i = 0; i < fields.size(); ++i) {
+      std::string_view line = fields[i].substr(0, fields[i].size() - 2);
+      size_t colon = line.find(':');
+      if (colon == std::string_view::npos || !same_name(line.substr(0, colon), "date")) {
+        kept.append(fields[i]);
+        continue;
+      }
+      ++dates;
+      std::string_view value = line.substr(std::min(line.size(), colon + 2));
+      if (line.substr(0, 6) != "Date: ") {
+        c.problems.push_back(where + "the Date line is not written \"Date: <IMF-fixdate>\": " +
+                             printable(line));
+      } else if (auto t = parse_imf_fixdate(value)) {
+        c.dates.emplace_back(value);
+        double t_d = static_cast<double>(*t);
+        if (t_d < received - opt.max_skew_s || t_d > received + opt.max_skew_s)
+          c.problems.push_back(where + "Date " + printable(value) + " is " +
+                               std::to_string(received - t_d) +
+                               " s from the time it was received (" +
+                               imf_fixdate(static_cast<time_t>(received)) + ")");
+      } else {
+        c.problems.push_back(where + "not an IMF-fixdate: " + printable(line));
+      }
+      if (i + 1 != fields.size())
+        c.problems.push_back(where + "Date is not the last field of the head");
+    }
+    if (dates == 0 && opt.require) c.problems.push_back(where + "no Date field");
+    if (dates > 1) c.problems.push_back(where + std::to_string(dates) + " Date fields");
+    kept += "\r\n";
+    c.stripped += kept;
+    pos += head.size();
+    // The body.
+    int status = digits(status_line, 9, 3);
+    size_t left = bytes.size() - pos;
+    size_t body = left;
+    if ((status >= 100 && status < 200) || status == 204 || status == 304) {
+      body = 0;
+    } else if (auto cl = content_length(head)) {
+      body = static_cast<size_t>(std::min<uint64_t>(*cl, left));
+    }
+    c.stripped.append(bytes.substr(pos, body));
+    pos += body;
+  }
+  return c;
+}
+
+bool date_required() {
+  const char* v = std::getenv("ASMSRV_TEST_DATE");
+  return !(v && std::string(v) == "optional");
+}
+
+std::string undate(std::string_view bytes, std::optional<double> received_at) {
+  DateOptions opt;
+  opt.require = date_required();
+  opt.received_at = received_at;
+  DateCheck c = check_dates(bytes, opt);
+  if (!c.ok()) {
+    // Once Date is missing, every response of a test says so: keep it short.
+    static const testing::TestInfo* test = nullptr;
+    static int reported = 0;
+    const testing::TestInfo* now = testing::UnitTest::GetInstance()->current_test_info();
+    if (now != test) {
+      test = now;
+      reported = 0;
+    }
+    if (reported < 10) {
+      ADD_FAILURE() << "Date: " << c.problem_text() << "in "
+                    << printable(bytes.substr(0, std::min<size_t>(bytes.size(), 400)))
+                    << (reported == 0 && opt.require
+                            ? "\n(ASMSRV_TEST_DATE=optional accepts responses without Date)"
+                            : "");
+    } else if (reported == 10) {
+      ADD_FAILURE() << "more Date problems in this test are not reported";
+    }
+    ++reported;
+  }
+  return c.stripped;
+}
+
+Reply undate(Reply r, std::optional<double> received_at) {
+  if (!r.complete) {
+    r.raw = undate(r.raw, received_at);
+    return r;
+  }
+  r.head = undate(r.head, received_at);
+  r.raw = r.head + r.body;
+  r.headers.erase(std::remove_if(r.headers.begin(), r.headers.end(),
+                                 [](const auto& h) { return same_name(h.first, "date"); }),
+                  r.headers.end());
+  return r;
+}
+
+std::string with_date(std::string_view response, std::string_view date) {
+  size_t end = response.find("\r\n\r\n");
+  if (end == std::string_view::npos) return std::string(response);
+  std::string out(response.substr(0, end + 2));
+  out += "Date: ";
+  out += date;
+  out += "\r\n";
+  out.append(response.substr(end + 2));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
 // /proc
 
 std::optional<ProcStat> proc_stat(pid_t pid) {
@@ -423,9 +655,14 @@ std::string build_server(const std::string& spec, const std::string& syntax, int
   CmdResult r = asmsrv::test::asmsrv(
       {"build", spec, "--syntax", syntax, "--port", std::to_string(port), "-o", bin});
   if (r.status != 0 || !exists(bin)) {
+    // An assembler can print thousands of lines: the first ones tell.
+    auto head = [](const std::string& s) {
+      return s.size() <= 4000 ? s : s.substr(0, 4000) + "\n[... " +
+                                        std::to_string(s.size() - 4000) + " more bytes]";
+    };
     ADD_FAILURE() << "asmsrv build " << spec << " --syntax " << syntax << " --port " << port
-                  << " failed with status " << r.status << "\nstdout: " << r.out
-                  << "\nstderr: " << r.err;
+                  << " failed with status " << r.status << "\nstdout: " << head(r.out)
+                  << "\nstderr: " << head(r.err);
     return "";
   }
   return bin;

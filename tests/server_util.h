@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <ctime>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <memory>
@@ -163,6 +164,83 @@ class Client {
   Fd fd_;
   std::string pending_;
 };
+
+// ---------------------------------------------------------------------------
+// The Date header (RFC 9110 §6.6.1)
+//
+// Every HTTP response a server sends, error responses included and in every
+// mode, carries "Date: <IMF-fixdate>" as the LAST field of its head (the head
+// ends with "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"), formatted at run
+// time from CLOCK_REALTIME and refreshed at most once per second. The
+// compiler's own response table (build_response_table, response_head) holds
+// the heads WITHOUT it. So the tests check the Date lines of what they
+// receive and strip them, then compare the rest byte for byte with the table:
+//
+//   EXPECT_EQ(undate(c.read_response()).raw, expect().answer("GET", "/health"));
+//   EXPECT_EQ(undate(exchange(port, request).data), want);
+//
+// raw_response specs are not HTTP responses of asmsrv's: no Date; compare
+// their bytes as they are.
+
+/// "Sun, 06 Nov 1994 08:49:37 GMT" for `t` (seconds since the epoch).
+std::string imf_fixdate(time_t t);
+
+/// Parses an IMF-fixdate (RFC 9110 §5.6.7) strictly: exactly
+/// "Www, DD Mmm YYYY HH:MM:SS GMT" (29 bytes), a day name that matches the
+/// date, a month name, a real calendar day, 00-23:00-59:00-59. nullopt
+/// when it is not one.
+std::optional<time_t> parse_imf_fixdate(std::string_view s);
+
+/// Seconds since the epoch, with a fraction (CLOCK_REALTIME).
+double wall_clock();
+
+struct DateOptions {
+  /// A response head without a Date line is a problem. When false, a Date
+  /// line is still checked and stripped when present.
+  bool require = true;
+  /// When the bytes were received (wall_clock()); default: now. Pass it
+  /// when bytes are checked long after they arrived.
+  std::optional<double> received_at;
+  /// How far, in seconds, a Date may be from received_at.
+  double max_skew_s = 3.0;
+};
+
+struct DateCheck {
+  std::string stripped;               // the bytes without their Date lines
+  std::vector<std::string> dates;     // each Date value, in order
+  int responses = 0;                  // response heads found
+  std::vector<std::string> problems;  // one line each; empty when all is well
+  bool ok() const { return problems.empty(); }
+  std::string problem_text() const;   // the problems, one per line
+};
+
+/// Walks the HTTP responses in `bytes` (one, or several pipelined): each
+/// head (from "HTTP/" to CR LF CR LF) is followed by Content-Length body
+/// bytes (none for 1xx, 204 and 304; fewer when the bytes end first, as
+/// after a HEAD; the rest without Content-Length). Every head must hold
+/// exactly one field named Date, as its last field, written
+/// "Date: <IMF-fixdate>", within max_skew_s of received_at. Returns the
+/// bytes with every Date field line removed (also misplaced or malformed
+/// ones), the values and the problems. Bytes that do not start with "HTTP/"
+/// where a response should start are kept as they are and end the walk.
+DateCheck check_dates(std::string_view bytes, const DateOptions& opt = {});
+
+/// false when the environment says ASMSRV_TEST_DATE=optional: then undate()
+/// accepts responses without Date (checking and stripping Date where it is
+/// there), so that the byte-for-byte tests can run against a server built
+/// before Date existed. The tests about Date itself ignore it.
+bool date_required();
+
+/// check_dates() with `require` = date_required(), recording a test failure
+/// (at most 10 per test) for each problem; returns the stripped bytes.
+std::string undate(std::string_view bytes, std::optional<double> received_at = std::nullopt);
+/// The same for one reply: raw, head and headers lose their Date.
+Reply undate(Reply r, std::optional<double> received_at = std::nullopt);
+
+/// The bytes of ONE response from the table (`response`) with
+/// "Date: <date>\r\n" inserted before the CR LF that ends its head: what the
+/// server sends.
+std::string with_date(std::string_view response, std::string_view date);
 
 // ---------------------------------------------------------------------------
 // /proc
