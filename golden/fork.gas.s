@@ -421,7 +421,7 @@ _start:
 ## C: record = { reading, len 0 }; deadline = now + 10 s
 ## A client that sends nothing gives up its slot after 10 s.
 .Lraw_open:
-        mov     DWORD PTR [rbx+conn_state], 1
+        mov     DWORD PTR [rbx+conn_state], 1   # reading
         mov     DWORD PTR [rbx+conn_len], 0
         mov     DWORD PTR [rbx+conn_scanned], 0
         mov     DWORD PTR [rbx+conn_served], 0
@@ -429,7 +429,7 @@ _start:
         mov     DWORD PTR [rbx+conn_mode], 0
         mov     QWORD PTR [rbx+conn_discard], 0
         mov     QWORD PTR [rbx+conn_bytes], 0
-        mov     eax, 0x2710                     # 10 s
+        mov     eax, 10000                      # 10 s
         {disp32} jmp     .Lset_deadline         # set_deadline returns for us
 
 ## --------------------------------------------------------------------------
@@ -447,8 +447,8 @@ _start:
         mov     QWORD PTR [rbx+conn_iov+24], 0
         mov     QWORD PTR [rbx+conn_iov+32], 0
         mov     QWORD PTR [rbx+conn_iov+40], 0
-        mov     DWORD PTR [rbx+conn_state], 2
-        mov     eax, 0x2710                     # a client must take the response within 10 s
+        mov     DWORD PTR [rbx+conn_state], 2   # writing
+        mov     eax, 10000                      # a client must take the response within 10 s
         call    .Lset_deadline
         mov     eax, 1                          # send
         ret
@@ -467,7 +467,7 @@ _start:
 ## which is empty then, and never past its end: the next request stays unread.
 .Lread_window:
         mov     rsi, QWORD PTR [rbx+conn_buf]
-        cmp     DWORD PTR [rbx+conn_state], 3
+        cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body?
         je      short .Lread_window.dropping
         mov     eax, DWORD PTR [rbx+conn_len]
         add     rsi, rax                        # buf + len
@@ -726,7 +726,7 @@ _start:
 .Ldie.copy_text:
         rep movsb                               # copy the errno's text
 .Ldie.newline:
-        mov     BYTE PTR [rdi], 10              # '\n'
+        mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
         lea     rsi, [rip + line_buf]           # buf = line_buf

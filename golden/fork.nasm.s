@@ -421,7 +421,7 @@ read_timed.done:
 ;; C: record = { reading, len 0 }; deadline = now + 10 s
 ;; A client that sends nothing gives up its slot after 10 s.
 raw_open:
-        mov     dword [rbx+conn_state], 1
+        mov     dword [rbx+conn_state], 1       ; reading
         mov     dword [rbx+conn_len], 0
         mov     dword [rbx+conn_scanned], 0
         mov     dword [rbx+conn_served], 0
@@ -429,7 +429,7 @@ raw_open:
         mov     dword [rbx+conn_mode], 0
         mov     qword [rbx+conn_discard], 0
         mov     qword [rbx+conn_bytes], 0
-        mov     eax, 0x2710                     ; 10 s
+        mov     eax, 10000                      ; 10 s
         jmp     near set_deadline               ; set_deadline returns for us
 
 ;; --------------------------------------------------------------------------
@@ -447,8 +447,8 @@ raw_received:
         mov     qword [rbx+conn_iov+24], 0
         mov     qword [rbx+conn_iov+32], 0
         mov     qword [rbx+conn_iov+40], 0
-        mov     dword [rbx+conn_state], 2
-        mov     eax, 0x2710                     ; a client must take the response within 10 s
+        mov     dword [rbx+conn_state], 2       ; writing
+        mov     eax, 10000                      ; a client must take the response within 10 s
         call    set_deadline
         mov     eax, 1                          ; send
         ret
@@ -467,7 +467,7 @@ raw_sent:
 ;; which is empty then, and never past its end: the next request stays unread.
 read_window:
         mov     rsi, qword [rbx+conn_buf]
-        cmp     dword [rbx+conn_state], 3
+        cmp     dword [rbx+conn_state], 3       ; dropping a body?
         je      short read_window.dropping
         mov     eax, dword [rbx+conn_len]
         add     rsi, rax                        ; buf + len
@@ -726,7 +726,7 @@ die.unknown_errno:
 die.copy_text:
         rep movsb                               ; copy the errno's text
 die.newline:
-        mov     byte [rdi], 10                  ; '\n'
+        mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
         lea     rsi, [rel line_buf]             ; buf = line_buf

@@ -437,7 +437,7 @@ _start:
         mov     DWORD PTR [rbx+conn_out], 0
         mov     QWORD PTR [rbx+conn_discard], 0
         mov     QWORD PTR [rbx+conn_bytes], 0
-        mov     eax, 0x2710                     # header_timeout_ms
+        mov     eax, 10000                      # header_timeout_ms
         {disp32} jmp     .Lset_deadline         # set_deadline returns for us
 
 ## --------------------------------------------------------------------------
@@ -447,17 +447,17 @@ _start:
 ## being dropped gets header_timeout_ms for each read.
 .Lhttp_received:
         add     QWORD PTR [rbx+conn_bytes], rax # for the connection log
-        cmp     DWORD PTR [rbx+conn_state], 3
+        cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body?
         jne     short .Lhttp_received.reading
         sub     QWORD PTR [rbx+conn_discard], rax
         jz      short .Lhttp_received.body_dropped
-        mov     eax, 0x2710                     # more to come: header_timeout_ms for it
+        mov     eax, 10000                      # more to come: header_timeout_ms for it
         call    .Lset_deadline
         mov     eax, 0                          # want to read
         ret
 .Lhttp_received.body_dropped:
-        mov     DWORD PTR [rbx+conn_state], 1   # the body is gone: wait for the next request
-        mov     eax, 0x1388                     # keepalive_timeout_ms
+        mov     DWORD PTR [rbx+conn_state], 1   # reading: the body is gone, wait for the next request
+        mov     eax, 5000                       # keepalive_timeout_ms
         call    .Lset_deadline
         mov     eax, 0                          # want to read
         ret
@@ -469,7 +469,7 @@ _start:
         cmp     DWORD PTR [rbx+conn_served], 0  # and not the first request?
         je      short .Lhttp_received.counted   # the first request's deadline runs from accept()
         mov     rcx, rax                        # keep n
-        mov     eax, 0x2710                     # header_timeout_ms for this head
+        mov     eax, 10000                      # header_timeout_ms for this head
         call    .Lset_deadline
         mov     rax, rcx
 .Lhttp_received.counted:
@@ -518,8 +518,8 @@ _start:
         mov     QWORD PTR [rbx+conn_consume], rax # head + body
         mov     QWORD PTR [rbx+conn_discard], 0
 .Lhttp_process.queued:
-        mov     DWORD PTR [rbx+conn_state], 2
-        mov     eax, 0x2710                     # a client must take the response within 10 s
+        mov     DWORD PTR [rbx+conn_state], 2   # writing
+        mov     eax, 10000                      # a client must take the response within 10 s
         call    .Lset_deadline
         mov     eax, 1                          # send
         ret
@@ -547,20 +547,20 @@ _start:
         mov     DWORD PTR [rbx+conn_scanned], 0 # search the next request from its start
         cmp     QWORD PTR [rbx+conn_discard], 0 # a body still to drop?
         je      short .Lhttp_sent.no_discard
-        mov     DWORD PTR [rbx+conn_state], 3
-        mov     eax, 0x2710                     # header_timeout_ms for each read of it
+        mov     DWORD PTR [rbx+conn_state], 3   # dropping the body
+        mov     eax, 10000                      # header_timeout_ms for each read of it
         call    .Lset_deadline
         mov     eax, 0                          # want to read
         ret
 .Lhttp_sent.no_discard:
-        mov     DWORD PTR [rbx+conn_state], 1
+        mov     DWORD PTR [rbx+conn_state], 1   # reading
         test    r14, r14                        # the next request already here?
         jz      short .Lhttp_sent.idle
-        mov     eax, 0x2710                     # yes: its head has header_timeout_ms
+        mov     eax, 10000                      # yes: its head has header_timeout_ms
         call    .Lset_deadline
         {disp32} jmp     .Lhttp_process
 .Lhttp_sent.idle:
-        mov     eax, 0x1388                     # no: wait keepalive_timeout_ms for it
+        mov     eax, 5000                       # no: wait keepalive_timeout_ms for it
         call    .Lset_deadline
         mov     eax, 0                          # want to read
         ret
@@ -609,7 +609,7 @@ _start:
 ## which is empty then, and never past its end: the next request stays unread.
 .Lread_window:
         mov     rsi, QWORD PTR [rbx+conn_buf]
-        cmp     DWORD PTR [rbx+conn_state], 3
+        cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body?
         je      short .Lread_window.dropping
         mov     eax, DWORD PTR [rbx+conn_len]
         add     rsi, rax                        # buf + len
@@ -1606,8 +1606,8 @@ _start:
         lea     rsi, [rip + line_buf]           # buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        # fd = log_fd
-        call    .Lwrite_all                     # a failed log write is not fatal
-        ret
+        call    .Lwrite_all
+        ret                                     # a failed log write is not fatal
 
 ## --------------------------------------------------------------------------
 ## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
@@ -1780,7 +1780,7 @@ _start:
 .Ldie.copy_text:
         rep movsb                               # copy the errno's text
 .Ldie.newline:
-        mov     BYTE PTR [rdi], 10              # '\n'
+        mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
         lea     rsi, [rip + line_buf]           # buf = line_buf

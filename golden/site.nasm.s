@@ -437,7 +437,7 @@ http_open:
         mov     dword [rbx+conn_out], 0
         mov     qword [rbx+conn_discard], 0
         mov     qword [rbx+conn_bytes], 0
-        mov     eax, 0x2710                     ; header_timeout_ms
+        mov     eax, 10000                      ; header_timeout_ms
         jmp     near set_deadline               ; set_deadline returns for us
 
 ;; --------------------------------------------------------------------------
@@ -447,17 +447,17 @@ http_open:
 ;; being dropped gets header_timeout_ms for each read.
 http_received:
         add     qword [rbx+conn_bytes], rax     ; for the connection log
-        cmp     dword [rbx+conn_state], 3
+        cmp     dword [rbx+conn_state], 3       ; dropping a body?
         jne     short http_received.reading
         sub     qword [rbx+conn_discard], rax
         jz      short http_received.body_dropped
-        mov     eax, 0x2710                     ; more to come: header_timeout_ms for it
+        mov     eax, 10000                      ; more to come: header_timeout_ms for it
         call    set_deadline
         mov     eax, 0                          ; want to read
         ret
 http_received.body_dropped:
-        mov     dword [rbx+conn_state], 1       ; the body is gone: wait for the next request
-        mov     eax, 0x1388                     ; keepalive_timeout_ms
+        mov     dword [rbx+conn_state], 1       ; reading: the body is gone, wait for the next request
+        mov     eax, 5000                       ; keepalive_timeout_ms
         call    set_deadline
         mov     eax, 0                          ; want to read
         ret
@@ -469,7 +469,7 @@ http_received.reading:
         cmp     dword [rbx+conn_served], 0      ; and not the first request?
         je      short http_received.counted     ; the first request's deadline runs from accept()
         mov     rcx, rax                        ; keep n
-        mov     eax, 0x2710                     ; header_timeout_ms for this head
+        mov     eax, 10000                      ; header_timeout_ms for this head
         call    set_deadline
         mov     rax, rcx
 http_received.counted:
@@ -518,8 +518,8 @@ http_process.body_here:
         mov     qword [rbx+conn_consume], rax   ; head + body
         mov     qword [rbx+conn_discard], 0
 http_process.queued:
-        mov     dword [rbx+conn_state], 2
-        mov     eax, 0x2710                     ; a client must take the response within 10 s
+        mov     dword [rbx+conn_state], 2       ; writing
+        mov     eax, 10000                      ; a client must take the response within 10 s
         call    set_deadline
         mov     eax, 1                          ; send
         ret
@@ -547,20 +547,20 @@ http_sent:
         mov     dword [rbx+conn_scanned], 0     ; search the next request from its start
         cmp     qword [rbx+conn_discard], 0     ; a body still to drop?
         je      short http_sent.no_discard
-        mov     dword [rbx+conn_state], 3
-        mov     eax, 0x2710                     ; header_timeout_ms for each read of it
+        mov     dword [rbx+conn_state], 3       ; dropping the body
+        mov     eax, 10000                      ; header_timeout_ms for each read of it
         call    set_deadline
         mov     eax, 0                          ; want to read
         ret
 http_sent.no_discard:
-        mov     dword [rbx+conn_state], 1
+        mov     dword [rbx+conn_state], 1       ; reading
         test    r14, r14                        ; the next request already here?
         jz      short http_sent.idle
-        mov     eax, 0x2710                     ; yes: its head has header_timeout_ms
+        mov     eax, 10000                      ; yes: its head has header_timeout_ms
         call    set_deadline
         jmp     near http_process
 http_sent.idle:
-        mov     eax, 0x1388                     ; no: wait keepalive_timeout_ms for it
+        mov     eax, 5000                       ; no: wait keepalive_timeout_ms for it
         call    set_deadline
         mov     eax, 0                          ; want to read
         ret
@@ -609,7 +609,7 @@ decide_mode.decided:
 ;; which is empty then, and never past its end: the next request stays unread.
 read_window:
         mov     rsi, qword [rbx+conn_buf]
-        cmp     dword [rbx+conn_state], 3
+        cmp     dword [rbx+conn_state], 3       ; dropping a body?
         je      short read_window.dropping
         mov     eax, dword [rbx+conn_len]
         add     rsi, rax                        ; buf + len
@@ -1606,8 +1606,8 @@ log_request.copy_line:
         lea     rsi, [rel line_buf]             ; buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        ; fd = log_fd
-        call    write_all                       ; a failed log write is not fatal
-        ret
+        call    write_all
+        ret                                     ; a failed log write is not fatal
 
 ;; --------------------------------------------------------------------------
 ;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
@@ -1780,7 +1780,7 @@ die.unknown_errno:
 die.copy_text:
         rep movsb                               ; copy the errno's text
 die.newline:
-        mov     byte [rdi], 10                  ; '\n'
+        mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
         lea     rsi, [rel line_buf]             ; buf = line_buf
