@@ -10,6 +10,13 @@ Conn::Conn(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt) {
   read_window_ = local("read_window");
   flush_ = local("flush");
   deadline_ = local("set_deadline");
+  idle_ = local("idle");
+}
+
+void Conn::reset_record() {
+  mov(conn(ConnField::state), imm(kConnReading), "waiting for the first request");
+  for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served, ConnField::mode}) mov(conn(f), imm(0));
+  for (ConnField f : {ConnField::discard, ConnField::bytes}) mov(conn(f), imm(0));
 }
 
 void Conn::set_deadline(int ms, const std::string& what) {
@@ -55,6 +62,25 @@ void Conn::emit_shared() {
   ret();
 
   emit_flush();
+  emit_idle();
+}
+
+void Conn::emit_idle() {
+  Label no = local("no");
+  block(idle_, "subroutine idle(rbx = record)", nullptr, "return state == reading && len == 0",
+        "eax = 1 when the connection waits for a request and has none of it, so\n"
+        "that a stop may close it at once; otherwise 0. A body being dropped is\n"
+        "read to its end first: closing with input unread would send a reset,\n"
+        "which can cost the client the end of the response it was sent.");
+  op(Op::cmp, conn(ConnField::state), imm(kConnReading), "waiting for a request...");
+  jmp(Op::jne, no);
+  op(Op::cmp, conn(ConnField::len), imm(0), "...with nothing of it received?");
+  jmp(Op::jne, no);
+  set(Reg::rax, 1, "idle");
+  ret();
+  label(no);
+  zero(Reg::rax, "busy");
+  ret();
 }
 
 void Conn::emit_flush() {

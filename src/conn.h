@@ -9,10 +9,20 @@
 //   received     rax = n > 0 bytes just read             -> eax = action
 //   flush        write what is left of the response       -> rax = 1 sent, 0 would block, < 0 error
 //   sent         the whole response is out                -> eax = action
+//   idle         may a stop close it now?                 -> eax = 1 yes, 0 no
 //
 // Actions: kActRead (wait for input until record.deadline), kActSend (flush,
-// then sent), kActClose. An idle connection (one a stop may close at once) is
-// one in state kConnReading with record.len == 0.
+// then sent), kActClose. A connection is idle (a stop closes it at once) when
+// it waits for a request with nothing of it received. One that drops the body
+// of a request already answered is not: closing it with input unread would
+// reset the connection and could cost the client the response's tail
+// (nginx's lingering close), so the driver lets it finish, within
+// limits.shutdown_timeout_ms.
+//
+// received and sent may clobber rax, rcx, rdx, rsi, rdi, r8-r11, rbp and r14
+// (the buffer and its length while a request is parsed); rbx, r12, r13, r15
+// and rsp are kept. The driver initialises record.fd, .buf, .addr and .out
+// before open.
 #pragma once
 
 #include "gen.h"
@@ -30,6 +40,8 @@ class Conn : public Gen {
   Conn(const Spec& spec, Builder& b, Runtime& rt);
   virtual ~Conn() = default;
 
+  /// The protocol's name, as its subroutines are named: "http", "raw".
+  virtual const char* protocol() const = 0;
   virtual Label open() const = 0;
   virtual Label received() const = 0;
   virtual Label sent() const = 0;
@@ -37,12 +49,15 @@ class Conn : public Gen {
   Label flush() const { return flush_; }
   /// Subroutine: record.deadline = clock_now + eax ms. Clobbers rax.
   Label deadline() const { return deadline_; }
+  Label idle() const { return idle_; }
 
   /// Emits the protocol's subroutines and the shared ones.
   virtual void emit() = 0;
 
  protected:
   void emit_shared();
+  /// The start of open: the state and counters every protocol starts from.
+  void reset_record();
   /// mov eax, ms; call deadline.
   void set_deadline(int ms, const std::string& what);
   /// mov eax, action; ret.
@@ -51,7 +66,8 @@ class Conn : public Gen {
 
  private:
   void emit_flush();
-  Label read_window_, flush_, deadline_;
+  void emit_idle();
+  Label read_window_, flush_, deadline_, idle_;
 };
 
 }  // namespace asmsrv

@@ -49,6 +49,12 @@ class Gen {
              std::move(why));
   }
 
+  /// Ends the current block by falling into a new one, started here.
+  void next_block(Label l, std::string title, const Sys* s, std::string c_equiv, std::string why) {
+    falls_into(l);
+    block(l, std::move(title), s, std::move(c_equiv), std::move(why));
+  }
+
   const Spec& spec_;
   Builder& b_;
 };

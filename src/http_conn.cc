@@ -27,14 +27,11 @@ void HttpConn::emit() {
 
 void HttpConn::emit_open() {
   block(open_, "subroutine http_open(rbx = record)", nullptr,
-        "record = { reading, len 0, scanned 0, served 0 }; deadline = now + header_timeout_ms",
+        "record = { reading, len 0, served 0, ... }; deadline = now + header_timeout_ms",
         fmt::format("The first request's head must arrive within {} ms of accept(), however\n"
                     "slowly it trickles in.",
                     spec_.limits.header_timeout_ms));
-  mov(conn(ConnField::state), imm(kConnReading), "waiting for the first request");
-  for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served, ConnField::out})
-    mov(conn(f), imm(0));
-  for (ConnField f : {ConnField::discard, ConnField::bytes}) mov(conn(f), imm(0));
+  reset_record();
   b_.mov_imm(Reg::rax, dec(spec_.limits.header_timeout_ms), "header_timeout_ms");
   jmp(Op::jmp, deadline(), "set_deadline returns for us");
 }

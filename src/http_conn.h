@@ -14,6 +14,7 @@ class HttpConn : public Conn {
  public:
   HttpConn(const Spec& spec, Builder& b, Runtime& rt, const HttpParse& parse, Responses& responses,
            AccessLog& log);
+  const char* protocol() const override { return "http"; }
   Label open() const override { return open_; }
   Label received() const override { return received_; }
   Label sent() const override { return sent_; }

@@ -16,7 +16,7 @@ constexpr int kFieldChar = 2;   // field value: VCHAR, obs-text, SP, HT
 constexpr int kTargetChar = 4;  // request target: VCHAR and obs-text
 constexpr int kHostChar = 8;    // reg-name: unreserved and sub-delims (RFC 3986 §3.2.2)
 constexpr int kHexChar = 16;    // HEXDIG, after '%' in a reg-name
-constexpr int kLiteralChar = 32;  // inside an IP-literal's brackets: host characters and ':'
+constexpr int kLiteralChar = 32;  // inside an IPv6 literal's brackets: HEXDIG, ':' and '.'
 
 std::string char_class_table() {
   std::string t(256, '\0');
@@ -27,9 +27,9 @@ std::string char_class_table() {
     if ((c > 0x20 && c < 0x7f) || c >= 0x80 || c == ' ' || c == '\t') bits |= kFieldChar;
     if ((c > 0x20 && c < 0x7f) || c >= 0x80) bits |= kTargetChar;
     if (alnum || (c != 0 && std::string_view("-._~!$&'()*+,;=").find(static_cast<char>(c)) != std::string_view::npos))
-      bits |= kHostChar | kLiteralChar;
-    if (c == ':') bits |= kLiteralChar;
-    if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')) bits |= kHexChar;
+      bits |= kHostChar;
+    if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')) bits |= kHexChar | kLiteralChar;
+    if (c == ':' || c == '.') bits |= kLiteralChar;
     t[c] = static_cast<char>(bits);
   }
   return t;
@@ -434,7 +434,9 @@ void HttpParse::emit_headers(Label line) {
 
 void HttpParse::emit_host(Label next) {
   // Host = uri-host [ ":" port ] (RFC 9112 §3.2, RFC 3986 §3.2.2): a reg-name
-  // (which includes IPv4 addresses), or an IP-literal in brackets.
+  // (which includes IPv4 addresses), or an IPv6 address in brackets. The
+  // literal is checked for its characters and for the two colons every IPv6
+  // address has ("::" at least), not parsed in full; IPvFuture gets 400.
   Label reg_name = local("host_name");
   Label pct = local("host_pct");
   Label literal = local("host_literal");
@@ -448,6 +450,7 @@ void HttpParse::emit_host(Label next) {
   jmp(Op::je, next);
   op(Op::cmp, mem8(Reg::rcx), chr('['), "an IP-literal?");
   jmp(Op::jne, reg_name);
+  zero(Reg::rdx, "edx counts the colons (the name's length is no longer needed)");
   label(literal);
   op(Op::inc, r64(Reg::rcx));
   op(Op::cmp, r64(Reg::rcx), r64(Reg::r9));
@@ -455,10 +458,15 @@ void HttpParse::emit_host(Label next) {
   b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rcx)});
   op(Op::cmp, r32(Reg::rax), chr(']'));
   jmp(Op::je, literal_end);
-  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kLiteralChar), "hex digits, ':', '.'...");
+  op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kLiteralChar), "hex digits, ':' and '.' only");
   jmp(Op::jz, bad_request_);
+  op(Op::cmp, r32(Reg::rax), chr(':'));
+  jmp(Op::jne, literal);
+  op(Op::inc, r32(Reg::rdx));
   jmp(Op::jmp, literal);
   label(literal_end);
+  op(Op::cmp, r32(Reg::rdx), imm(2), "an IPv6 address has two colons at least");
+  jmp(Op::jb, bad_request_, "\"[]\", \"[1.2.3.4]\", \"[v1.x]\"");
   op(Op::inc, r64(Reg::rcx), "past ']'");
   label(after);
   op(Op::cmp, r64(Reg::rcx), r64(Reg::r9));

@@ -71,6 +71,9 @@ uint64_t DataItem::size() const {
 namespace {
 
 // One bit per operand kind.
+// The system calls that do not return (x86-64 Linux).
+constexpr int kRtSigreturnNr = 15, kExitNr = 60, kExitGroupNr = 231;
+
 constexpr uint16_t kR8 = 1 << 0, kR16 = 1 << 1, kR32 = 1 << 2, kR64 = 1 << 3;
 constexpr uint16_t kM8 = 1 << 4, kM16 = 1 << 5, kM32 = 1 << 6, kM64 = 1 << 7;
 constexpr uint16_t kMem = 1 << 8;  // memory without a width: what lea takes
@@ -361,6 +364,7 @@ class Finisher {
     check_code();
     check_entry();
     check_data();
+    check_flow();
   }
 
  private:
@@ -438,6 +442,28 @@ class Finisher {
       own(p_.constants[i].name, at);
       constants_.emplace(p_.constants[i].name, p_.constants[i].value);
     }
+  }
+
+  // Control never passes a block's last line: a jmp, a ret, or a system call
+  // that does not return (Builder::syscall: mov eax, nr; syscall).
+  static bool ends_flow(const Block& b) {
+    size_t n = b.lines.size();
+    const Instr* last = n ? std::get_if<Instr>(&b.lines[n - 1]) : nullptr;
+    if (!last) return false;
+    if (last->op == Op::jmp || last->op == Op::ret) return true;
+    const Instr* nr = n > 1 ? std::get_if<Instr>(&b.lines[n - 2]) : nullptr;
+    if (last->op != Op::syscall || !nr || nr->op != Op::mov || nr->operands.size() != 2) return false;
+    const auto* reg = std::get_if<RegOp>(&nr->operands[0]);
+    const auto* value = std::get_if<ImmOp>(&nr->operands[1]);
+    return reg && reg->reg == Reg::rax && value &&
+           (value->value == kExitGroupNr || value->value == kExitNr || value->value == kRtSigreturnNr);
+  }
+
+  // Last: a program made wrong on purpose, in a test, fails for its own fault.
+  void check_flow() {
+    for (const Block& b : p_.blocks)
+      if (b.falls_into.id < 0 && !ends_flow(b))
+        throw IrError(fmt::format("block \"{}\": it may run past its end, but it falls into no block", b.title));
   }
 
   void check_code() {

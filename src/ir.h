@@ -308,7 +308,9 @@ class Builder {
   ///  - two labels or constants end up with one name, or a block, data item
   ///    or constant is named after a register, a mnemonic or another
   ///    assembler keyword;
-  ///  - a block that falls into another is not right before it;
+  ///  - a block that falls into another is not right before it, or a block
+  ///    may run past its end (its last line is no jmp, ret or exit system
+  ///    call) without saying which block it falls into;
   ///  - a memory operand's disp_name is not a constant (plus a number) whose
   ///    value is its disp;
   ///  - an instruction's operands have a shape it does not take (see

@@ -34,7 +34,7 @@ class BlockingDriver : public Driver, Gen {
   AccessLog& log_;
   bool fork_;
   Label entry_, accept_, fork_label_, serve_, dispatch_, want_read_, send_, finish_, read_timed_;
-  Label record_, buf_, client_addr_, client_addrlen_, pollfd_, poll_ts_, io_timeout_;
+  Label record_, buf_, client_addr_, client_addrlen_, pollfd_, poll_ts_, io_timeout_, stop_deadline_;
 };
 
 void BlockingDriver::emit() {
@@ -52,6 +52,7 @@ void BlockingDriver::emit() {
   client_addrlen_ = b_.bss("client_addrlen", kIntBytes, "socklen_t: in: the buffer's size, out: the address's", 4);
   pollfd_ = b_.bss("client_pollfd", kPollfdBytes, "struct pollfd { client_fd, POLLIN, revents }");
   poll_ts_ = b_.bss("poll_timeout", kTimespecBytes, "struct timespec for ppoll");
+  stop_deadline_ = b_.bss("stop_deadline", 8, "when a stop gives up on the connection (ms); 0 before one");
   io_timeout_ = b_.data("io_timeout", Section::rodata,
                         {Fields{{{8, Conn::kSendTimeoutMs / 1000, "tv_sec"}, {8, 0, "tv_usec"}}}},
                         "struct timeval: how long a write may block");
@@ -145,8 +146,9 @@ void BlockingDriver::emit_fork() {
 
 void BlockingDriver::emit_serve() {
   block(serve_, "serve a connection", &kSetsockopt,
-        "setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);\n"
-        "   record = { client_fd, request_buf, client_addr }; http_open(&record)",
+        fmt::format("setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);\n"
+                    "   record = {{ client_fd, request_buf, client_addr }}; {}_open(&record)",
+                    conn_.protocol()),
         fmt::format("A client that never reads gives up its slot after {} s: write() then\n"
                     "fails with -EAGAIN. Reads wait in ppoll until the record's deadline.",
                     Conn::kSendTimeoutMs / 1000));
@@ -176,18 +178,32 @@ void BlockingDriver::emit_serve() {
 
   Label again = local("again");
   Label wait = local("wait");
+  Label bounded = local("bounded");
   Label got = local("got");
+  int grace = spec_.limits.shutdown_timeout_ms;
   block(want_read_, "wait for input", &kRead, "n = read_timed(read_window()); action = received(n)",
-        "Until the record's deadline at most. End of file, a timeout or an error\n"
-        "closes the connection. A stop signal ends an idle connection at once; a\n"
-        "request under way is answered first (with Connection: close).");
+        fmt::format("Until the record's deadline at most. End of file, a timeout or an error\n"
+                    "closes the connection. A stop signal ends an idle connection at once; a\n"
+                    "request under way is answered first, and a body being dropped is read to\n"
+                    "its end, then the connection closes: all within shutdown_timeout_ms\n"
+                    "({} ms) of the stop, however slowly the client sends.",
+                    grace));
   label(again);
   op(Op::cmp, var32(rt_.stop_requested()), imm(0), "asked to stop?");
   jmp(Op::je, wait);
-  op(Op::cmp, conn(ConnField::state), imm(kConnReading), "idle: waiting for a request...");
-  jmp(Op::jne, wait);
-  op(Op::cmp, conn(ConnField::len), imm(0), "...with nothing of it here?");
-  jmp(Op::je, finish_, "then close now rather than wait for one");
+  call(conn_.idle(), "waiting for a request, with none of it here?");
+  op(Op::test, r32(Reg::rax), r32(Reg::rax));
+  jmp(Op::jnz, finish_, "then close now rather than wait for one");
+  op(Op::cmp, var64(stop_deadline_), imm(0), "the stop's deadline, set once");
+  jmp(Op::jne, bounded);
+  call(rt_.now_ms());
+  op(Op::add, r64(Reg::rax), dec(grace), "+ shutdown_timeout_ms");
+  mov(var64(stop_deadline_), r64(Reg::rax));
+  label(bounded);
+  mov(r64(Reg::rax), var64(stop_deadline_));
+  op(Op::cmp, conn(ConnField::deadline), r64(Reg::rax), "no read waits past it");
+  jmp(Op::jle, wait);
+  mov(conn(ConnField::deadline), r64(Reg::rax));
   label(wait);
   call(conn_.read_window(), "rsi = where, rdx = how much");
   call(read_timed_);
@@ -250,7 +266,7 @@ void BlockingDriver::emit_read_timed() {
   op(Op::div, r64(Reg::rcx), "rax = seconds, rdx = the rest in ms");
   lea(Reg::rsi, poll_ts_);
   mov(mem64(Reg::rsi), r64(Reg::rax), "tv_sec");
-  b_.emit(Op::imul, {r64(Reg::rdx), r64(Reg::rdx), imm(1000000)});
+  b_.emit(Op::imul, {r64(Reg::rdx), r64(Reg::rdx), dec(1000000)}, "ns");
   mov(mem64(Reg::rsi, 8), r64(Reg::rdx), "tv_nsec");
   lea(Reg::rdi, pollfd_, "fds = &client_pollfd");
   mov(mem32(Reg::rdi), r32(kClientFd), "fd = client_fd");

@@ -171,8 +171,8 @@ void EpollDriver::emit_shutdown() {
   Label not_yet = local("not_yet");
   block(shutdown_, "subroutine begin_shutdown: a graceful stop", &kClose,
         "close(listen_fd); close idle connections; exit when none is left or at the deadline",
-        fmt::format("Responses in flight are finished (with Connection: close); requests being\n"
-                    "received are answered, then closed. After limits.shutdown_timeout_ms\n"
+        fmt::format("Responses in flight are finished, then their connections close; requests\n"
+                    "under way are answered, then closed. After limits.shutdown_timeout_ms\n"
                     "({} ms) the worker exits anyway. A second signal exits at once (see the\n"
                     "handler).",
                     lim.shutdown_timeout_ms));
@@ -188,10 +188,9 @@ void EpollDriver::emit_shutdown() {
   label(started);
   note("On every pass: a connection may have become idle since the last one.");
   table_.emit_for_each("close_idle", [&](Label next) {
-    op(Op::cmp, conn(ConnField::state), imm(kConnReading), "waiting for a request...");
-    jmp(Op::jne, next);
-    op(Op::cmp, conn(ConnField::len), imm(0), "...with nothing of it received");
-    jmp(Op::jne, next);
+    call(conn_.idle(), "waiting for a request, with none of it here?");
+    op(Op::test, r32(Reg::rax), r32(Reg::rax));
+    jmp(Op::jz, next);
     call(close_);
   });
   op(Op::cmp, var32(table_.count()), imm(0));
@@ -241,6 +240,7 @@ void EpollDriver::emit_accept() {
   mov(conn(ConnField::fd), r32(kClientFd), "record.fd");
   mov(r64(Reg::rax), var64(client_addr_), "family, port and address: 8 bytes");
   mov(conn(ConnField::addr), r64(Reg::rax), "kept for the logs");
+  mov(conn(ConnField::out), imm(0), "not waiting for EPOLLOUT");
   call(conn_.open(), "the record starts reading, with its first deadline");
   epoll_ctl(kEpollCtlAdd, r64(kClientFd), kEpollIn, r64(kConn), "EPOLLIN");
   op(Op::test, r64(Reg::rax), r64(Reg::rax));

@@ -15,10 +15,7 @@ void RawConn::emit() {
   block(open_, "subroutine raw_open(rbx = record)", nullptr,
         "record = { reading, len 0 }; deadline = now + 10 s",
         "A client that sends nothing gives up its slot after 10 s.");
-  mov(conn(ConnField::state), imm(kConnReading), "reading");
-  for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served, ConnField::out, ConnField::mode})
-    mov(conn(f), imm(0));
-  for (ConnField f : {ConnField::discard, ConnField::bytes}) mov(conn(f), imm(0));
+  reset_record();
   b_.mov_imm(Reg::rax, dec(kFirstBytesTimeoutMs), "10 s");
   jmp(Op::jmp, deadline(), "set_deadline returns for us");
 

@@ -12,6 +12,7 @@ class RawConn : public Conn {
   static constexpr int kFirstBytesTimeoutMs = 10000;
 
   RawConn(const Spec& spec, Builder& b, Runtime& rt);
+  const char* protocol() const override { return "raw"; }
   Label open() const override { return open_; }
   Label received() const override { return received_; }
   Label sent() const override { return sent_; }

@@ -35,8 +35,8 @@ class Responses : public Gen {
   Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTable& table, const RequestVars& req);
 
   Label table() const { return responses_; }
-  /// Subroutine: eax = response index, ebx = the record's conn_mode already
-  /// decided -> record.iov = its parts; resp_status and resp_body_bytes set
+  /// Subroutine: eax = response index, rbx = the record, its conn_mode
+  /// already decided -> record.iov = its parts; resp_status and resp_body_bytes set
   /// for the log. Keeps rbx, rbp, r12-r15.
   Label prepare() const { return prepare_; }
   Label status() const { return status_; }       // dd: status of the last response

@@ -33,7 +33,7 @@ void Startup::emit(Label next) {
         "write() to a closed socket returns -EPIPE instead.");
   rt_.sigaction(kSigpipe, "SIGPIPE", rip(sa_ignore), "act = SIG_IGN");
 
-  block(local("catch_stop_signals"), "catch SIGTERM and SIGINT", &kRtSigaction,
+  next_block(local("catch_stop_signals"), "catch SIGTERM and SIGINT", &kRtSigaction,
         "sigaction(SIGTERM, &sa, NULL); sigaction(SIGINT, &sa, NULL)  "
         "with sa = { on_signal, SA_RESTORER, signal_restorer }",
         "SIGTERM (docker stop, kill) and SIGINT (Ctrl-C) end the server with status 0,\n"
@@ -54,7 +54,7 @@ void Startup::emit(Label next) {
 
   if (spec_.log_target == LogTarget::file) {
     Label path = b_.bytes("log_path", spec_.log_path + '\0', "the log file's path, NUL-terminated for open(2)");
-    block(local("open_log"), "open the log file", &kOpen,
+    next_block(local("open_log"), "open the log file", &kOpen,
           fmt::format("log_fd = open(\"{}\", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)",
                       spec_.log_path),
           "Opened once at start. O_APPEND makes each line one atomic append, so\n"
@@ -67,12 +67,12 @@ void Startup::emit(Label next) {
     mov(r64(kLogFd), r64(Reg::rax), "r15 = log_fd");
   } else {
     bool err = spec_.log_target == LogTarget::stderr_;
-    block(local("choose_log"), "choose the log's file descriptor", nullptr,
+    next_block(local("choose_log"), "choose the log's file descriptor", nullptr,
           err ? "log_fd = STDERR_FILENO" : "log_fd = STDOUT_FILENO", "");
     set(kLogFd, err ? kStderr : kStdout, "r15 = log_fd");
   }
 
-  block(local("socket"), "create the listening socket", &kSocket,
+  next_block(local("socket"), "create the listening socket", &kSocket,
         "listen_fd = socket(AF_INET, SOCK_STREAM, 0)", "A TCP socket over IPv4.");
   set(Reg::rdi, kAfInet, "domain = AF_INET");
   set(Reg::rsi, kSockStream, "type = SOCK_STREAM");
@@ -83,7 +83,7 @@ void Startup::emit(Label next) {
 
   Label one = b_.data("int_one", Section::rodata, {Fields{{{4, 1, "int 1"}}}},
                       "the value that turns a socket option on");
-  block(local("reuseaddr"), "allow a quick restart", &kSetsockopt,
+  next_block(local("reuseaddr"), "allow a quick restart", &kSetsockopt,
         "setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)",
         "Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections\n"
         "sit in TIME_WAIT.");
@@ -105,7 +105,7 @@ void Startup::emit(Label next) {
                {4, addr, fmt::format("sin_addr = {}, in network byte order", spec_.address)},
                {8, 0, "sin_zero"}}}},
       fmt::format("struct sockaddr_in for {}", at));
-  block(local("bind"), "bind the address", &kBind,
+  next_block(local("bind"), "bind the address", &kBind,
         "bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)",
         fmt::format("Give the socket its address, {}.", at));
   mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
@@ -114,7 +114,7 @@ void Startup::emit(Label next) {
   sys(kBind);
   rt_.die_if_failed(err_bind_);
 
-  block(local("listen"), "start listening", &kListen, fmt::format("listen(listen_fd, {})", spec_.backlog),
+  next_block(local("listen"), "start listening", &kListen, fmt::format("listen(listen_fd, {})", spec_.backlog),
         "The kernel now completes handshakes and queues connections for accept().");
   mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
   set(Reg::rsi, spec_.backlog, "backlog");
@@ -122,7 +122,7 @@ void Startup::emit(Label next) {
   rt_.die_if_failed(err_listen_);
 
   if (nonblocking_) {
-    block(local("nonblocking"), "make the listener non-blocking", &kFcntl,
+    next_block(local("nonblocking"), "make the listener non-blocking", &kFcntl,
           "fcntl(listen_fd, F_SETFL, O_NONBLOCK)",
           "The event loop accepts until -EAGAIN instead of blocking in accept().");
     mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
@@ -134,7 +134,7 @@ void Startup::emit(Label next) {
 
   std::string line = fmt::format("{} listening on {}\n", spec_.name, at);
   Label startup = b_.bytes("startup_line", line, "printed once the socket listens");
-  block(local("announce"), "say that the server is up", &kWrite,
+  next_block(local("announce"), "say that the server is up", &kWrite,
         fmt::format("write_all(STDOUT_FILENO, \"{} listening on {}\\n\", {})", spec_.name, at, line.size()),
         "Printed only once listen() succeeded, so a script can wait for this line.");
   set(Reg::rdi, kStdout, "fd = STDOUT_FILENO");

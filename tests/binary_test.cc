@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <map>
+#include <sstream>
 
 #include "encode.h"
 #include "lower.h"
@@ -17,6 +18,7 @@ namespace {
 
 struct Elf {
   std::string bytes;
+  std::string path;
   const Elf64_Ehdr* ehdr() const { return reinterpret_cast<const Elf64_Ehdr*>(bytes.data()); }
   const Elf64_Phdr* phdr(int i) const {
     return reinterpret_cast<const Elf64_Phdr*>(bytes.data() + ehdr()->e_phoff + i * ehdr()->e_phentsize);
@@ -46,7 +48,7 @@ const Elf& binary(const std::string& spec, const std::string& syntax) {
   std::string out = temp_dir() + "/" + key;
   CmdResult r = asmsrv({"build", "specs/" + spec + ".json", "--syntax", syntax, "-o", out});
   EXPECT_EQ(r.status, 0) << r.err;
-  Elf elf{read(out)};
+  Elf elf{read(out), out};
   EXPECT_GE(elf.bytes.size(), sizeof(Elf64_Ehdr));
   EXPECT_EQ(std::memcmp(elf.bytes.data(), ELFMAG, SELFMAG), 0);
   return cache[key] = elf;
@@ -58,19 +60,44 @@ class Binary : public ::testing::TestWithParam<std::string> {};
 // is safe only if no instruction is longer than the model says. The
 // assemblers reject a short jump out of reach, so an underestimate would
 // fail the build; this also checks the model stays close to the truth.
+// Instruction by instruction: objdump's disassembly of .text lists the IR's
+// instructions in order, one line each (plus lines that continue a long one's
+// bytes), so its addresses give each instruction's real length.
 TEST_P(Binary, TheLengthModelBoundsTheRealCode) {
   Program p = lower(load_spec(source_dir() + "/specs/" + GetParam() + ".json"));
+  std::vector<const Instr*> ir;
   uint64_t model = 0;
   int jumps = 0, near = 0;
   for (const Block& b : p.blocks)
     for (const Line& line : b.lines)
       if (auto* ins = std::get_if<Instr>(&line)) {
+        ir.push_back(ins);
         model += static_cast<uint64_t>(max_length(*ins));
         if (ins->jump != JumpSize::any) ++jumps;
         if (ins->jump == JumpSize::near_) ++near;
       }
   uint64_t real = binary(GetParam(), "nasm").sections()[".text"].size();
-  EXPECT_GE(model, real) << "max_length underestimates some instruction";
+  CmdResult dis = run({"objdump", "-d", "-M", "intel", "-j", ".text", binary(GetParam(), "nasm").path});
+  ASSERT_EQ(dis.status, 0) << dis.err;
+  std::vector<uint64_t> addr;
+  std::vector<std::string> text;
+  std::istringstream lines(dis.out);
+  for (std::string l; std::getline(lines, l);) {
+    size_t colon = l.find(":\t");
+    size_t tab = colon == std::string::npos ? colon : l.find('\t', colon + 2);
+    if (tab == std::string::npos || l.find_first_not_of(' ') != l.find_first_of("0123456789abcdef")) continue;
+    addr.push_back(std::stoull(l.substr(0, colon), nullptr, 16));
+    text.push_back(l.substr(tab + 1));
+  }
+  ASSERT_EQ(addr.size(), ir.size()) << "one machine instruction per IR instruction";
+  addr.push_back(addr.front() + real);
+  int under = 0;
+  for (size_t i = 0; i < ir.size(); ++i) {
+    int length = static_cast<int>(addr[i + 1] - addr[i]);
+    if (length > max_length(*ir[i]) && ++under <= 5)
+      ADD_FAILURE() << text[i] << ": " << length << " bytes, the model says at most " << max_length(*ir[i]);
+  }
+  EXPECT_EQ(under, 0) << "instructions longer than max_length";
   EXPECT_LE(model, real + real / 50) << "max_length is more than 2% above the real code";
   EXPECT_GT(jumps, 50);
   EXPECT_LT(near, jumps / 2) << "most jumps should be short";

@@ -1017,6 +1017,39 @@ TEST_P(Epoll, ConnectionIdleOnlyAfterTheStopClosesAtOnce) {
   EXPECT_LT(dt, 1.0) << "exited " << dt << " s after the body (shutdown_timeout_ms is 20 s)";
 }
 
+// A body still being dropped when a stop comes is read to its end (closing
+// with input unread would reset the connection), but a client that trickles it
+// cannot keep the server alive: in every mode the stop gives up after
+// limits.shutdown_timeout_ms, although each byte comes well within
+// header_timeout_ms.
+TEST_P(Epoll, ATrickledBodyCannotHoldUpAStop) {
+  for (const char* mode : {"epoll", "iterative"}) {
+    SCOPED_TRACE(mode);
+    json spec = base_spec();
+    spec["mode"] = mode;
+    spec["limits"] = json::object();
+    spec["limits"]["shutdown_timeout_ms"] = 1000;
+    spec["limits"]["header_timeout_ms"] = 5000;
+    START(r, spec);
+    Client c(r.port);
+    ASSERT_TRUE(c.valid());
+    ASSERT_TRUE(c.send("POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"));
+    Reply rep = undate(c.read_response(false, 3000));
+    EXPECT_EQ(rep.raw, answer(r, "/post", ConnHeader::keep_alive, "POST"));
+    ASSERT_TRUE(r.proc->signal(SIGTERM));
+    auto t0 = Clock::now();
+    std::optional<int> status;
+    for (int i = 0; i < 20 && !status; ++i) {  // a byte every 200 ms: 4 s at most
+      c.send("x");
+      status = r.proc->wait_exit(200);
+    }
+    double dt = seconds_since(t0);
+    EXPECT_EQ(status, std::optional<int>(0)) << "still running " << dt << " s after the stop";
+    EXPECT_GT(dt, 0.7) << "the body was not given its time";
+    EXPECT_LT(dt, 1.8) << "shutdown_timeout_ms is 1 s";
+  }
+}
+
 // ---------------------------------------------------------------------------
 // PID 1
 

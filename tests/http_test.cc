@@ -420,7 +420,8 @@ TEST_P(Http, MalformedRequestsGet400AndClose) {
 // Host header field with an invalid field value." A valid value is
 // uri-host [ ":" port ] (RFC 3986 §3.2.2-3.2.3): a reg-name of unreserved,
 // pct-encoded and sub-delims characters (possibly empty), an IPv4 address, or
-// an IP-literal in brackets; the port is digits only, possibly none. The
+// an IPv6 address in brackets (checked for its characters and at least two
+// colons); the port is digits only, possibly none. The
 // field value is what is left once the whitespace around it is trimmed.
 struct HostCase {
   std::string value;  // what follows "Host:" up to the CR LF, as sent
@@ -449,6 +450,13 @@ const std::vector<HostCase> kInvalidHosts = {
     {" a%zzb", "a % not followed by two hex digits"},
     {" a%2", "a truncated pct-encoding"},
     {" localhost:-1", "a sign in the port"},
+    {" []", "an empty IP-literal"},
+    {" [!$&]", "sub-delims in an IP-literal"},
+    {" [1.2.3.4]", "an IPv4 address in brackets"},
+    {" [:]", "one colon: no IPv6 address"},
+    {" [::g]", "a letter that is no hex digit"},
+    {" [v1.fe80::a+en1]", "IPvFuture, which no client sends (left out)"},
+    {" [::1%25eth0]", "a zone identifier (RFC 6874; not for Host)"},
 };
 
 const std::vector<HostCase> kValidHosts = {
@@ -458,6 +466,8 @@ const std::vector<HostCase> kValidHosts = {
     {" [::1]:8080", "an IP-literal and a port"},
     {" [::1]", "an IP-literal"},
     {" [2001:db8::a:1]", "a longer IPv6 address"},
+    {" [::]", "the unspecified address"},
+    {" [::FFFF:127.0.0.1]:80", "an IPv4-mapped address, in upper case, and a port"},
     {" example.com:", "an empty port"},
     {" my-host.example", "a hyphen"},
     {"", "an empty value (allowed when the target has no authority)"},

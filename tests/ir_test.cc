@@ -36,8 +36,16 @@ struct Prog {
     p.entry = b.symbol("_start");
     b.block(p.entry, "start", "", -1, "", "");
   }
-  // finish()'s message, or "finished".
+  // finish()'s message, or "finished". A block that may run past its end
+  // gets a ret first, unless a test checks that rule (end_blocks = false).
+  bool end_blocks = true;
   std::string finish() {
+    if (end_blocks)
+      for (Block& blk : p.blocks) {
+        const Instr* last = blk.lines.empty() ? nullptr : std::get_if<Instr>(&blk.lines.back());
+        if (blk.falls_into.id < 0 && !(last && (last->op == Op::jmp || last->op == Op::ret)))
+          blk.lines.push_back(Instr{Op::ret, {}});
+      }
     try {
       b.finish();
     } catch (const IrError& e) {
@@ -431,6 +439,36 @@ TEST(IrCheck, ABlockFallsIntoTheNextOne) {
     t.b.falls_into(a);
     EXPECT_EQ(t.finish(), "block \"accept a connection\": falls into 'accept', but it is the last block");
   }
+}
+
+TEST(IrCheck, ABlockEndsOrSaysWhereItFalls) {
+  auto ended_by = [](auto&& end) {
+    Prog t;
+    t.end_blocks = false;
+    end(t.b);
+    return t.finish();
+  };
+  EXPECT_EQ(ended_by([](Builder& b) { b.emit(Op::ret, {}); }), "finished");
+  EXPECT_EQ(ended_by([](Builder& b) { b.syscall(231, "exit_group"); }), "finished");
+  EXPECT_EQ(ended_by([](Builder& b) { b.syscall(15, "rt_sigreturn"); }), "finished");
+  EXPECT_EQ(ended_by([](Builder& b) {
+              Label l = b.new_label("again");
+              b.label(l);
+              b.emit(Op::jmp, {LabelOp{l}});
+            }),
+            "finished");
+  const std::string runs_on = "block \"start\": it may run past its end, but it falls into no block";
+  EXPECT_EQ(ended_by([](Builder&) {}), runs_on);
+  EXPECT_EQ(ended_by([](Builder& b) { b.syscall(1, "write"); }), runs_on) << "write returns";
+  EXPECT_EQ(ended_by([](Builder& b) {
+              Label l = b.new_label("out");
+              b.emit(Op::je, {LabelOp{l}});
+              b.emit(Op::ret, {});
+              b.label(l);
+            }),
+            runs_on)
+      << "a label at the end is reached and runs on";
+  EXPECT_EQ(ended_by([](Builder& b) { b.emit(Op::call, {LabelOp{b.program().entry}}); }), runs_on);
 }
 
 // (e) Data fits its declared widths.

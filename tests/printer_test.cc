@@ -85,6 +85,7 @@ TEST(Printer, OnlyAFinishedProgram) {
     EXPECT_STREQ(e.what(), "print_program: the program is not finished (Builder::finish)");
   }
   EXPECT_THROW(explain_program(p), std::logic_error);
+  b.emit(Op::ret, {});  // every block ends
   b.finish();
   EXPECT_NO_THROW(print_program(p, nasm_dialect()));
 }
@@ -97,6 +98,7 @@ std::string data_text(const std::string& bytes, const Dialect& d) {
   b.block(p.entry, "t", "", -1, "", "");
   b.bytes("msg", bytes, "a message");
   b.bss("buf", 64, "a buffer", 64);
+  b.emit(Op::ret, {});  // every block ends
   b.finish();
   std::string out = print_program(p, d);
   size_t start = out.find(d.comment + " a message");
@@ -160,6 +162,7 @@ TEST(Printer, HugeBinaryDataPrintsInLinearTime) {
   std::string body(16 << 20, '\0');
   for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 7 % 251);
   b.data("body", Section::rodata, {Bytes{std::move(body)}}, "16 MiB");
+  b.emit(Op::ret, {});  // every block ends
   b.finish();
   auto t0 = std::chrono::steady_clock::now();
   std::string out = print_program(p, nasm_dialect());
@@ -175,6 +178,7 @@ TEST(Printer, FieldsOneALineWithTheirNames) {
   b.block(p.entry, "t", "", -1, "", "");
   b.data("backoff", Section::rodata, {Fields{{{8, 0, "tv_sec"}, {8, 100'000'000, "tv_nsec: 100 ms"}}}},
          "struct timespec");
+  b.emit(Op::ret, {});  // every block ends
   b.finish();
   std::string n = print_program(p, nasm_dialect()), g = print_program(p, gas_dialect());
   EXPECT_NE(n.find("; struct timespec (16 bytes)\n"
@@ -233,6 +237,7 @@ TEST(Printer, BssAndIncbin) {
   b.block(p.entry, "t", "", -1, "", "");
   b.data("page", Section::rodata, {Bytes{"H\n"}, Incbin{"index.html", 42}}, "page");
   b.bss("buf", 8192, "buffer", 64);
+  b.emit(Op::ret, {});  // every block ends
   b.finish();
   std::string n = print_program(p, nasm_dialect()), g = print_program(p, gas_dialect());
   EXPECT_NE(n.find("        incbin \"index.html\"                     ; 42 bytes, read by the assembler\n"),
@@ -249,6 +254,7 @@ TEST(Printer, BlocksHaveAHeading) {
   p.entry = b.symbol("_start");
   b.block(p.entry, "bind the address", "bind", 49, "bind(fd, &addr, 16)", "Give it an address.");
   b.emit(Op::mov, {r64(Reg::rdi), r64(Reg::r12)}, "fd");
+  b.emit(Op::ret, {});  // every block ends
   b.finish();
   std::string n = print_program(p, nasm_dialect());
   EXPECT_NE(n.find(";; bind the address: bind(2), syscall 49\n"
@@ -271,6 +277,7 @@ TEST(Printer, CommandsInTheHeader) {
   p.spec_file = "x.json";
   p.include_dirs = {"specs"};
   b.block(p.entry, "t", "", -1, "", "");
+  b.emit(Op::ret, {});  // every block ends
   b.finish();
   EXPECT_NE(print_program(p, nasm_dialect()).find(";   nasm -f elf64 -i specs/ -o server.o server.s\n"),
             std::string::npos);
@@ -286,6 +293,7 @@ TEST(Printer, ExplainAlignsContinuationLines) {
           "Waits until the deadline at most.\nA timeout closes the connection.");
   b.note("two lines\nof note");
   b.emit(Op::ret, {});
+  b.emit(Op::ret, {});  // every block ends
   b.finish();
   std::string e = explain_program(p);
   EXPECT_NE(e.find("    C        ppoll(&pfd, 1,\n"
