@@ -285,7 +285,7 @@ child:
 ;; --------------------------------------------------------------------------
 ;; serve a connection: setsockopt(2), syscall 54
 ;; C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-;;    record = { client_fd, request_buf, client_addr }; http_open(&record)
+;;    record = { client_fd, request_buf, client_addr }; raw_open(&record)
 ;; A client that never reads gives up its slot after 10 s: write() then
 ;; fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
 serve:
@@ -320,15 +320,26 @@ next_action:
 ;; C: n = read_timed(read_window()); action = received(n)
 ;; Until the record's deadline at most. End of file, a timeout or an error
 ;; closes the connection. A stop signal ends an idle connection at once; a
-;; request under way is answered first (with Connection: close).
+;; request under way is answered first, and a body being dropped is read to
+;; its end, then the connection closes: all within shutdown_timeout_ms
+;; (5000 ms) of the stop, however slowly the client sends.
 wait_for_input:
 wait_for_input.again:
         cmp     dword [rel stop_requested], 0   ; asked to stop?
         je      short wait_for_input.wait
-        cmp     dword [rbx+conn_state], 1       ; idle: waiting for a request...
-        jne     short wait_for_input.wait
-        cmp     dword [rbx+conn_len], 0         ; ...with nothing of it here?
-        je      short finish_connection         ; then close now rather than wait for one
+        call    idle                            ; waiting for a request, with none of it here?
+        test    eax, eax
+        jnz     short finish_connection         ; then close now rather than wait for one
+        cmp     qword [rel stop_deadline], 0    ; the stop's deadline, set once
+        jne     short wait_for_input.bounded
+        call    now_ms
+        add     rax, 5000                       ; + shutdown_timeout_ms
+        mov     qword [rel stop_deadline], rax
+wait_for_input.bounded:
+        mov     rax, qword [rel stop_deadline]
+        cmp     qword [rbx+conn_deadline], rax  ; no read waits past it
+        jle     short wait_for_input.wait
+        mov     qword [rbx+conn_deadline], rax
 wait_for_input.wait:
         call    read_window                     ; rsi = where, rdx = how much
         call    read_timed
@@ -355,7 +366,7 @@ send:
         jle     short finish_connection         ; timed out, or the client is gone
         call    now_ms                          ; clock_now: the write may have taken a while
         call    raw_sent
-        jmp     short next_action
+        jmp     near next_action
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
@@ -393,7 +404,7 @@ read_timed.wait:
         div     rcx                             ; rax = seconds, rdx = the rest in ms
         lea     rsi, [rel poll_timeout]
         mov     qword [rsi], rax                ; tv_sec
-        imul    rdx, rdx, 0xf4240
+        imul    rdx, rdx, 1000000               ; ns
         mov     qword [rsi+8], rdx              ; tv_nsec
         lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
@@ -421,11 +432,10 @@ read_timed.done:
 ;; C: record = { reading, len 0 }; deadline = now + 10 s
 ;; A client that sends nothing gives up its slot after 10 s.
 raw_open:
-        mov     dword [rbx+conn_state], 1       ; reading
+        mov     dword [rbx+conn_state], 1       ; waiting for the first request
         mov     dword [rbx+conn_len], 0
         mov     dword [rbx+conn_scanned], 0
         mov     dword [rbx+conn_served], 0
-        mov     dword [rbx+conn_out], 0
         mov     dword [rbx+conn_mode], 0
         mov     qword [rbx+conn_discard], 0
         mov     qword [rbx+conn_bytes], 0
@@ -554,6 +564,24 @@ flush.partial_3:
         add     qword [rbx+conn_iov+32], rax    ; part of the body went
         sub     qword [rbx+conn_iov+40], rax
         jmp     near flush.again
+
+;; --------------------------------------------------------------------------
+;; subroutine idle(rbx = record)
+;; C: return state == reading && len == 0
+;; eax = 1 when the connection waits for a request and has none of it, so
+;; that a stop may close it at once; otherwise 0. A body being dropped is
+;; read to its end first: closing with input unread would send a reset,
+;; which can cost the client the end of the response it was sent.
+idle:
+        cmp     dword [rbx+conn_state], 1       ; waiting for a request...
+        jne     short idle.no
+        cmp     dword [rbx+conn_len], 0         ; ...with nothing of it received?
+        jne     short idle.no
+        mov     eax, 1                          ; idle
+        ret
+idle.no:
+        xor     eax, eax                        ; busy
+        ret
 
 ;; --------------------------------------------------------------------------
 ;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
@@ -974,6 +1002,11 @@ client_pollfd:
         alignb 8
 poll_timeout:
         resb 16
+
+; when a stop gives up on the connection (ms); 0 before one (8 bytes)
+        alignb 8
+stop_deadline:
+        resb 8
 
 ; 1 while a connection is being served (4 bytes)
         alignb 4

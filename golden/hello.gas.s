@@ -300,8 +300,8 @@ _start:
 ## --------------------------------------------------------------------------
 ## subroutine begin_shutdown: a graceful stop: close(2), syscall 3
 ## C: close(listen_fd); close idle connections; exit when none is left or at the deadline
-## Responses in flight are finished (with Connection: close); requests being
-## received are answered, then closed. After limits.shutdown_timeout_ms
+## Responses in flight are finished, then their connections close; requests
+## under way are answered, then closed. After limits.shutdown_timeout_ms
 ## (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ## handler).
 .Lbegin_shutdown:
@@ -323,10 +323,9 @@ _start:
         add     rax, 131072                     # the table's end
         cmp     rbx, rax
         jae     short .Lbegin_shutdown.close_idle_done
-        cmp     DWORD PTR [rbx+conn_state], 1   # waiting for a request...
-        jne     short .Lbegin_shutdown.close_idle_next
-        cmp     DWORD PTR [rbx+conn_len], 0     # ...with nothing of it received
-        jne     short .Lbegin_shutdown.close_idle_next
+        call    .Lidle                          # waiting for a request, with none of it here?
+        test    eax, eax
+        jz      short .Lbegin_shutdown.close_idle_next
         call    .Lclose_connection
 .Lbegin_shutdown.close_idle_next:
         add     rbx, 128
@@ -384,6 +383,7 @@ _start:
         mov     DWORD PTR [rbx+conn_fd], r13d   # record.fd
         mov     rax, QWORD PTR [rip + client_addr] # family, port and address: 8 bytes
         mov     QWORD PTR [rbx+conn_addr], rax  # kept for the logs
+        mov     DWORD PTR [rbx+conn_out], 0     # not waiting for EPOLLOUT
         call    .Lhttp_open                     # the record starts reading, with its first deadline
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # EPOLLIN
@@ -563,7 +563,7 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine http_open(rbx = record)
-## C: record = { reading, len 0, scanned 0, served 0 }; deadline = now + header_timeout_ms
+## C: record = { reading, len 0, served 0, ... }; deadline = now + header_timeout_ms
 ## The first request's head must arrive within 10000 ms of accept(), however
 ## slowly it trickles in.
 .Lhttp_open:
@@ -571,7 +571,7 @@ _start:
         mov     DWORD PTR [rbx+conn_len], 0
         mov     DWORD PTR [rbx+conn_scanned], 0
         mov     DWORD PTR [rbx+conn_served], 0
-        mov     DWORD PTR [rbx+conn_out], 0
+        mov     DWORD PTR [rbx+conn_mode], 0
         mov     QWORD PTR [rbx+conn_discard], 0
         mov     QWORD PTR [rbx+conn_bytes], 0
         mov     eax, 10000                      # header_timeout_ms
@@ -832,6 +832,24 @@ _start:
         add     QWORD PTR [rbx+conn_iov+32], rax # part of the body went
         sub     QWORD PTR [rbx+conn_iov+40], rax
         {disp32} jmp     .Lflush.again
+
+## --------------------------------------------------------------------------
+## subroutine idle(rbx = record)
+## C: return state == reading && len == 0
+## eax = 1 when the connection waits for a request and has none of it, so
+## that a stop may close it at once; otherwise 0. A body being dropped is
+## read to its end first: closing with input unread would send a reset,
+## which can cost the client the end of the response it was sent.
+.Lidle:
+        cmp     DWORD PTR [rbx+conn_state], 1   # waiting for a request...
+        jne     short .Lidle.no
+        cmp     DWORD PTR [rbx+conn_len], 0     # ...with nothing of it received?
+        jne     short .Lidle.no
+        mov     eax, 1                          # idle
+        ret
+.Lidle.no:
+        xor     eax, eax                        # busy
+        ret
 
 ## --------------------------------------------------------------------------
 ## subroutine find_head_end
@@ -1139,6 +1157,7 @@ _start:
         {disp32} je      .Lparse_headers.next_field
         cmp     BYTE PTR [rcx], '['             # an IP-literal?
         jne     short .Lparse_headers.host_name
+        xor     edx, edx                        # edx counts the colons (the name's length is no longer needed)
 .Lparse_headers.host_literal:
         inc     rcx
         cmp     rcx, r9
@@ -1146,10 +1165,15 @@ _start:
         movzx   eax, BYTE PTR [rcx]
         cmp     eax, ']'
         je      short .Lparse_headers.host_literal_end
-        test    BYTE PTR [r8+rax], 32           # hex digits, ':', '.'...
+        test    BYTE PTR [r8+rax], 32           # hex digits, ':' and '.' only
         {disp32} jz      .Lbad_request
+        cmp     eax, ':'
+        jne     short .Lparse_headers.host_literal
+        inc     edx
         jmp     short .Lparse_headers.host_literal
 .Lparse_headers.host_literal_end:
+        cmp     edx, 2                          # an IPv6 address has two colons at least
+        {disp32} jb      .Lbad_request          # "[]", "[1.2.3.4]", "[v1.x]"
         inc     rcx                             # past ']'
 .Lparse_headers.host_after:
         cmp     rcx, r9
@@ -1884,8 +1908,8 @@ _start:
 # value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
         .balign 8, 0
 char_class:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 47, 6, 7, 47, 7, 47, 47, 46, 46, 47, 47, 46, 47, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 46, 6, 46, 6, 6
-        .byte 6, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 6, 6, 7, 47, 7, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 7, 6, 47, 0
+        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 7, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
+        .byte 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 

@@ -300,8 +300,8 @@ event_loop.no_sweep:
 ;; --------------------------------------------------------------------------
 ;; subroutine begin_shutdown: a graceful stop: close(2), syscall 3
 ;; C: close(listen_fd); close idle connections; exit when none is left or at the deadline
-;; Responses in flight are finished (with Connection: close); requests being
-;; received are answered, then closed. After limits.shutdown_timeout_ms
+;; Responses in flight are finished, then their connections close; requests
+;; under way are answered, then closed. After limits.shutdown_timeout_ms
 ;; (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ;; handler).
 begin_shutdown:
@@ -323,10 +323,9 @@ begin_shutdown.close_idle:
         add     rax, 131072                     ; the table's end
         cmp     rbx, rax
         jae     short begin_shutdown.close_idle_done
-        cmp     dword [rbx+conn_state], 1       ; waiting for a request...
-        jne     short begin_shutdown.close_idle_next
-        cmp     dword [rbx+conn_len], 0         ; ...with nothing of it received
-        jne     short begin_shutdown.close_idle_next
+        call    idle                            ; waiting for a request, with none of it here?
+        test    eax, eax
+        jz      short begin_shutdown.close_idle_next
         call    close_connection
 begin_shutdown.close_idle_next:
         add     rbx, 128
@@ -384,6 +383,7 @@ accept_all.accepted:
         mov     dword [rbx+conn_fd], r13d       ; record.fd
         mov     rax, qword [rel client_addr]    ; family, port and address: 8 bytes
         mov     qword [rbx+conn_addr], rax      ; kept for the logs
+        mov     dword [rbx+conn_out], 0         ; not waiting for EPOLLOUT
         call    http_open                       ; the record starts reading, with its first deadline
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 1                  ; EPOLLIN
@@ -563,7 +563,7 @@ listen_off.skip:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine http_open(rbx = record)
-;; C: record = { reading, len 0, scanned 0, served 0 }; deadline = now + header_timeout_ms
+;; C: record = { reading, len 0, served 0, ... }; deadline = now + header_timeout_ms
 ;; The first request's head must arrive within 10000 ms of accept(), however
 ;; slowly it trickles in.
 http_open:
@@ -571,7 +571,7 @@ http_open:
         mov     dword [rbx+conn_len], 0
         mov     dword [rbx+conn_scanned], 0
         mov     dword [rbx+conn_served], 0
-        mov     dword [rbx+conn_out], 0
+        mov     dword [rbx+conn_mode], 0
         mov     qword [rbx+conn_discard], 0
         mov     qword [rbx+conn_bytes], 0
         mov     eax, 10000                      ; header_timeout_ms
@@ -832,6 +832,24 @@ flush.partial_3:
         add     qword [rbx+conn_iov+32], rax    ; part of the body went
         sub     qword [rbx+conn_iov+40], rax
         jmp     near flush.again
+
+;; --------------------------------------------------------------------------
+;; subroutine idle(rbx = record)
+;; C: return state == reading && len == 0
+;; eax = 1 when the connection waits for a request and has none of it, so
+;; that a stop may close it at once; otherwise 0. A body being dropped is
+;; read to its end first: closing with input unread would send a reset,
+;; which can cost the client the end of the response it was sent.
+idle:
+        cmp     dword [rbx+conn_state], 1       ; waiting for a request...
+        jne     short idle.no
+        cmp     dword [rbx+conn_len], 0         ; ...with nothing of it received?
+        jne     short idle.no
+        mov     eax, 1                          ; idle
+        ret
+idle.no:
+        xor     eax, eax                        ; busy
+        ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine find_head_end
@@ -1139,6 +1157,7 @@ parse_headers.trimmed:
         je      near parse_headers.next_field
         cmp     byte [rcx], '['                 ; an IP-literal?
         jne     short parse_headers.host_name
+        xor     edx, edx                        ; edx counts the colons (the name's length is no longer needed)
 parse_headers.host_literal:
         inc     rcx
         cmp     rcx, r9
@@ -1146,10 +1165,15 @@ parse_headers.host_literal:
         movzx   eax, byte [rcx]
         cmp     eax, ']'
         je      short parse_headers.host_literal_end
-        test    byte [r8+rax], 32               ; hex digits, ':', '.'...
+        test    byte [r8+rax], 32               ; hex digits, ':' and '.' only
         jz      near bad_request
+        cmp     eax, ':'
+        jne     short parse_headers.host_literal
+        inc     edx
         jmp     short parse_headers.host_literal
 parse_headers.host_literal_end:
+        cmp     edx, 2                          ; an IPv6 address has two colons at least
+        jb      near bad_request                ; "[]", "[1.2.3.4]", "[v1.x]"
         inc     rcx                             ; past ']'
 parse_headers.host_after:
         cmp     rcx, r9
@@ -1884,8 +1908,8 @@ append_u64.digit:
 ; value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
         align 8, db 0
 char_class:
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 47, 6, 7, 47, 7, 47, 47, 46, 46, 47, 47, 46, 47, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 46, 6, 46, 6, 6
-        db 6, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 6, 6, 7, 47, 7, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 7, 6, 47, 0
+        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 7, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
+        db 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
         db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
         db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 

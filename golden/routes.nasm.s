@@ -274,15 +274,26 @@ next_action:
 ;; C: n = read_timed(read_window()); action = received(n)
 ;; Until the record's deadline at most. End of file, a timeout or an error
 ;; closes the connection. A stop signal ends an idle connection at once; a
-;; request under way is answered first (with Connection: close).
+;; request under way is answered first, and a body being dropped is read to
+;; its end, then the connection closes: all within shutdown_timeout_ms
+;; (5000 ms) of the stop, however slowly the client sends.
 wait_for_input:
 wait_for_input.again:
         cmp     dword [rel stop_requested], 0   ; asked to stop?
         je      short wait_for_input.wait
-        cmp     dword [rbx+conn_state], 1       ; idle: waiting for a request...
-        jne     short wait_for_input.wait
-        cmp     dword [rbx+conn_len], 0         ; ...with nothing of it here?
-        je      short finish_connection         ; then close now rather than wait for one
+        call    idle                            ; waiting for a request, with none of it here?
+        test    eax, eax
+        jnz     short finish_connection         ; then close now rather than wait for one
+        cmp     qword [rel stop_deadline], 0    ; the stop's deadline, set once
+        jne     short wait_for_input.bounded
+        call    now_ms
+        add     rax, 5000                       ; + shutdown_timeout_ms
+        mov     qword [rel stop_deadline], rax
+wait_for_input.bounded:
+        mov     rax, qword [rel stop_deadline]
+        cmp     qword [rbx+conn_deadline], rax  ; no read waits past it
+        jle     short wait_for_input.wait
+        mov     qword [rbx+conn_deadline], rax
 wait_for_input.wait:
         call    read_window                     ; rsi = where, rdx = how much
         call    read_timed
@@ -309,7 +320,7 @@ send:
         jle     short finish_connection         ; timed out, or the client is gone
         call    now_ms                          ; clock_now: the write may have taken a while
         call    http_sent
-        jmp     short next_action
+        jmp     near next_action
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
@@ -347,7 +358,7 @@ read_timed.wait:
         div     rcx                             ; rax = seconds, rdx = the rest in ms
         lea     rsi, [rel poll_timeout]
         mov     qword [rsi], rax                ; tv_sec
-        imul    rdx, rdx, 0xf4240
+        imul    rdx, rdx, 1000000               ; ns
         mov     qword [rsi+8], rdx              ; tv_nsec
         lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
@@ -372,7 +383,7 @@ read_timed.done:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine http_open(rbx = record)
-;; C: record = { reading, len 0, scanned 0, served 0 }; deadline = now + header_timeout_ms
+;; C: record = { reading, len 0, served 0, ... }; deadline = now + header_timeout_ms
 ;; The first request's head must arrive within 10000 ms of accept(), however
 ;; slowly it trickles in.
 http_open:
@@ -380,7 +391,7 @@ http_open:
         mov     dword [rbx+conn_len], 0
         mov     dword [rbx+conn_scanned], 0
         mov     dword [rbx+conn_served], 0
-        mov     dword [rbx+conn_out], 0
+        mov     dword [rbx+conn_mode], 0
         mov     qword [rbx+conn_discard], 0
         mov     qword [rbx+conn_bytes], 0
         mov     eax, 10000                      ; header_timeout_ms
@@ -642,6 +653,24 @@ flush.partial_3:
         add     qword [rbx+conn_iov+32], rax    ; part of the body went
         sub     qword [rbx+conn_iov+40], rax
         jmp     near flush.again
+
+;; --------------------------------------------------------------------------
+;; subroutine idle(rbx = record)
+;; C: return state == reading && len == 0
+;; eax = 1 when the connection waits for a request and has none of it, so
+;; that a stop may close it at once; otherwise 0. A body being dropped is
+;; read to its end first: closing with input unread would send a reset,
+;; which can cost the client the end of the response it was sent.
+idle:
+        cmp     dword [rbx+conn_state], 1       ; waiting for a request...
+        jne     short idle.no
+        cmp     dword [rbx+conn_len], 0         ; ...with nothing of it received?
+        jne     short idle.no
+        mov     eax, 1                          ; idle
+        ret
+idle.no:
+        xor     eax, eax                        ; busy
+        ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine find_head_end
@@ -951,6 +980,7 @@ parse_headers.trimmed:
         je      near parse_headers.next_field
         cmp     byte [rcx], '['                 ; an IP-literal?
         jne     short parse_headers.host_name
+        xor     edx, edx                        ; edx counts the colons (the name's length is no longer needed)
 parse_headers.host_literal:
         inc     rcx
         cmp     rcx, r9
@@ -958,10 +988,15 @@ parse_headers.host_literal:
         movzx   eax, byte [rcx]
         cmp     eax, ']'
         je      short parse_headers.host_literal_end
-        test    byte [r8+rax], 32               ; hex digits, ':', '.'...
+        test    byte [r8+rax], 32               ; hex digits, ':' and '.' only
         jz      near bad_request
+        cmp     eax, ':'
+        jne     short parse_headers.host_literal
+        inc     edx
         jmp     short parse_headers.host_literal
 parse_headers.host_literal_end:
+        cmp     edx, 2                          ; an IPv6 address has two colons at least
+        jb      near bad_request                ; "[]", "[1.2.3.4]", "[v1.x]"
         inc     rcx                             ; past ']'
 parse_headers.host_after:
         cmp     rcx, r9
@@ -1970,8 +2005,8 @@ append_u64.digit:
 ; value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
         align 8, db 0
 char_class:
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 47, 6, 7, 47, 7, 47, 47, 46, 46, 47, 47, 46, 47, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 46, 6, 46, 6, 6
-        db 6, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 6, 6, 7, 47, 7, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 7, 6, 47, 0
+        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 7, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
+        db 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
         db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
         db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
@@ -2648,6 +2683,11 @@ client_pollfd:
         alignb 8
 poll_timeout:
         resb 16
+
+; when a stop gives up on the connection (ms); 0 before one (8 bytes)
+        alignb 8
+stop_deadline:
+        resb 8
 
 ; 1 while a connection is being served (4 bytes)
         alignb 4

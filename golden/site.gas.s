@@ -328,15 +328,26 @@ _start:
 ## C: n = read_timed(read_window()); action = received(n)
 ## Until the record's deadline at most. End of file, a timeout or an error
 ## closes the connection. A stop signal ends an idle connection at once; a
-## request under way is answered first (with Connection: close).
+## request under way is answered first, and a body being dropped is read to
+## its end, then the connection closes: all within shutdown_timeout_ms
+## (5000 ms) of the stop, however slowly the client sends.
 .Lwait_for_input:
 .Lwait_for_input.again:
         cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
         je      short .Lwait_for_input.wait
-        cmp     DWORD PTR [rbx+conn_state], 1   # idle: waiting for a request...
-        jne     short .Lwait_for_input.wait
-        cmp     DWORD PTR [rbx+conn_len], 0     # ...with nothing of it here?
-        je      short .Lfinish_connection       # then close now rather than wait for one
+        call    .Lidle                          # waiting for a request, with none of it here?
+        test    eax, eax
+        jnz     short .Lfinish_connection       # then close now rather than wait for one
+        cmp     QWORD PTR [rip + stop_deadline], 0 # the stop's deadline, set once
+        jne     short .Lwait_for_input.bounded
+        call    .Lnow_ms
+        add     rax, 5000                       # + shutdown_timeout_ms
+        mov     QWORD PTR [rip + stop_deadline], rax
+.Lwait_for_input.bounded:
+        mov     rax, QWORD PTR [rip + stop_deadline]
+        cmp     QWORD PTR [rbx+conn_deadline], rax # no read waits past it
+        jle     short .Lwait_for_input.wait
+        mov     QWORD PTR [rbx+conn_deadline], rax
 .Lwait_for_input.wait:
         call    .Lread_window                   # rsi = where, rdx = how much
         call    .Lread_timed
@@ -363,7 +374,7 @@ _start:
         jle     short .Lfinish_connection       # timed out, or the client is gone
         call    .Lnow_ms                        # clock_now: the write may have taken a while
         call    .Lhttp_sent
-        jmp     short .Lnext_action
+        {disp32} jmp     .Lnext_action
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
@@ -401,7 +412,7 @@ _start:
         div     rcx                             # rax = seconds, rdx = the rest in ms
         lea     rsi, [rip + poll_timeout]
         mov     QWORD PTR [rsi], rax            # tv_sec
-        imul    rdx, rdx, 0xf4240
+        imul    rdx, rdx, 1000000               # ns
         mov     QWORD PTR [rsi+8], rdx          # tv_nsec
         lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
@@ -426,7 +437,7 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine http_open(rbx = record)
-## C: record = { reading, len 0, scanned 0, served 0 }; deadline = now + header_timeout_ms
+## C: record = { reading, len 0, served 0, ... }; deadline = now + header_timeout_ms
 ## The first request's head must arrive within 10000 ms of accept(), however
 ## slowly it trickles in.
 .Lhttp_open:
@@ -434,7 +445,7 @@ _start:
         mov     DWORD PTR [rbx+conn_len], 0
         mov     DWORD PTR [rbx+conn_scanned], 0
         mov     DWORD PTR [rbx+conn_served], 0
-        mov     DWORD PTR [rbx+conn_out], 0
+        mov     DWORD PTR [rbx+conn_mode], 0
         mov     QWORD PTR [rbx+conn_discard], 0
         mov     QWORD PTR [rbx+conn_bytes], 0
         mov     eax, 10000                      # header_timeout_ms
@@ -696,6 +707,24 @@ _start:
         add     QWORD PTR [rbx+conn_iov+32], rax # part of the body went
         sub     QWORD PTR [rbx+conn_iov+40], rax
         {disp32} jmp     .Lflush.again
+
+## --------------------------------------------------------------------------
+## subroutine idle(rbx = record)
+## C: return state == reading && len == 0
+## eax = 1 when the connection waits for a request and has none of it, so
+## that a stop may close it at once; otherwise 0. A body being dropped is
+## read to its end first: closing with input unread would send a reset,
+## which can cost the client the end of the response it was sent.
+.Lidle:
+        cmp     DWORD PTR [rbx+conn_state], 1   # waiting for a request...
+        jne     short .Lidle.no
+        cmp     DWORD PTR [rbx+conn_len], 0     # ...with nothing of it received?
+        jne     short .Lidle.no
+        mov     eax, 1                          # idle
+        ret
+.Lidle.no:
+        xor     eax, eax                        # busy
+        ret
 
 ## --------------------------------------------------------------------------
 ## subroutine find_head_end
@@ -1005,6 +1034,7 @@ _start:
         {disp32} je      .Lparse_headers.next_field
         cmp     BYTE PTR [rcx], '['             # an IP-literal?
         jne     short .Lparse_headers.host_name
+        xor     edx, edx                        # edx counts the colons (the name's length is no longer needed)
 .Lparse_headers.host_literal:
         inc     rcx
         cmp     rcx, r9
@@ -1012,10 +1042,15 @@ _start:
         movzx   eax, BYTE PTR [rcx]
         cmp     eax, ']'
         je      short .Lparse_headers.host_literal_end
-        test    BYTE PTR [r8+rax], 32           # hex digits, ':', '.'...
+        test    BYTE PTR [r8+rax], 32           # hex digits, ':' and '.' only
         {disp32} jz      .Lbad_request
+        cmp     eax, ':'
+        jne     short .Lparse_headers.host_literal
+        inc     edx
         jmp     short .Lparse_headers.host_literal
 .Lparse_headers.host_literal_end:
+        cmp     edx, 2                          # an IPv6 address has two colons at least
+        {disp32} jb      .Lbad_request          # "[]", "[1.2.3.4]", "[v1.x]"
         inc     rcx                             # past ']'
 .Lparse_headers.host_after:
         cmp     rcx, r9
@@ -1926,8 +1961,8 @@ _start:
 # value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
         .balign 8, 0
 char_class:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 47, 6, 7, 47, 7, 47, 47, 46, 46, 47, 47, 46, 47, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 46, 6, 46, 6, 6
-        .byte 6, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 6, 6, 7, 47, 7, 63, 63, 63, 63, 63, 63, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 6, 7, 6, 47, 0
+        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 7, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
+        .byte 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
@@ -2394,6 +2429,11 @@ client_pollfd:
         .balign 8
 poll_timeout:
         .skip 16
+
+# when a stop gives up on the connection (ms); 0 before one (8 bytes)
+        .balign 8
+stop_deadline:
+        .skip 8
 
 # 1 while a connection is being served (4 bytes)
         .balign 4
