@@ -67,6 +67,8 @@ inline constexpr int kAfInet = 2;
 inline constexpr int kSockStream = 1;
 inline constexpr int kSolSocket = 1;
 inline constexpr int kSoReuseaddr = 2;
+inline constexpr int kIpprotoTcp = 6;
+inline constexpr int kTcpDeferAccept = 9;
 inline constexpr int kSoRcvtimeo = 20;
 inline constexpr int kSoSndtimeo = 21;
 inline constexpr int kMsgDontwait = 0x40;
@@ -156,7 +158,7 @@ template <size_t N, typename F>
 MemOp field(const Layout<N>& l, const char* prefix, Reg base, F f, int extra = 0) {
   size_t i = static_cast<size_t>(f);
   const FieldDecl& d = l.decl[i];
-  Width w = d.bytes == 4 ? Width::b32 : Width::b64;
+  Width w = d.bytes == 1 ? Width::b8 : d.bytes == 2 ? Width::b16 : d.bytes == 4 ? Width::b32 : Width::b64;
   MemOp m = mem(w, base, l.offset[i] + extra);
   m.disp_name = std::string(prefix) + d.name + (extra ? "+" + std::to_string(extra) : "");
   return m;
@@ -167,16 +169,17 @@ MemOp field(const Layout<N>& l, const char* prefix, Reg base, F f, int extra = 0
 // epoll mode. The HTTP state machine (http_conn.cc) reads and writes it; the
 // drivers only know fd, state, deadline and what flush needs.
 enum class ConnField {
-  fd, state, served, mode, len, scanned, out, deadline, iov, discard, consume, addr, bytes, buf,
+  fd, state, served, mode, said_close, len, scanned, watch, deadline, iov, discard, consume, addr, bytes, buf,
 };
-inline constexpr Layout<14> kConnLayout{{{
+inline constexpr Layout<15> kConnLayout{{{
     {"fd", 4, "the socket"},
     {"state", 4, "0 free, 1 reading a request, 2 writing a response, 3 dropping a body"},
     {"served", 4, "requests answered on this connection"},
-    {"mode", 4, "after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)"},
+    {"mode", 2, "after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)"},
+    {"said_close", 2, "1: the client said its request is its last (Connection: close, HTTP/1.0)"},
     {"len", 4, "bytes in the request buffer"},
     {"scanned", 4, "bytes of the buffer already searched for the head's end"},
-    {"out", 4, "1 while the driver waits for the socket to become writable"},
+    {"watch", 4, "epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set"},
     {"deadline", 8, "when the current wait times out (CLOCK_MONOTONIC, ms)"},
     {"iov", 48, "struct iovec[3]: what is left to send of head, Date line and body"},
     {"discard", 8, "body bytes still to read and drop"},
@@ -189,6 +192,7 @@ inline constexpr int kConnRecordBytes = kConnLayout.size;
 /// A request buffer holds limits.request_bytes and this much slack beyond it.
 inline constexpr int kRequestBufferSlack = 16;
 inline constexpr int kConnFree = 0, kConnReading = 1, kConnWriting = 2, kConnDiscarding = 3;
+inline constexpr int kWatchIn = 0, kWatchOut = 1, kWatchNone = 2;
 
 /// [base + conn_<field>] (+ extra bytes into an array field).
 inline MemOp conn(Reg base, ConnField f, int extra = 0) {

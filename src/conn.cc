@@ -15,7 +15,8 @@ Conn::Conn(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt) {
 
 void Conn::reset_record() {
   mov(conn(ConnField::state), imm(kConnReading), "waiting for the first request");
-  for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served, ConnField::mode}) mov(conn(f), imm(0));
+  for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served}) mov(conn(f), imm(0));
+  for (ConnField f : {ConnField::mode, ConnField::said_close}) mov(conn(f), imm(0));
   for (ConnField f : {ConnField::discard, ConnField::bytes}) mov(conn(f), imm(0));
 }
 
@@ -25,7 +26,7 @@ void Conn::set_deadline(int ms, const std::string& what) {
 }
 
 void Conn::answer(ConnAction a) {
-  const char* what[] = {"want to read", "send", "close"};
+  const char* what[] = {"want to read", "send", "close", "close: the client sends no more"};
   set(Reg::rax, a, what[a]);
   ret();
 }

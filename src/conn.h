@@ -12,7 +12,9 @@
 //   idle         may a stop close it now?                 -> eax = 1 yes, 0 no
 //
 // Actions: kActRead (wait for input until record.deadline), kActSend (flush,
-// then sent), kActClose. A connection is idle (a stop closes it at once) when
+// then sent), kActClose (read what input is left, then close), kActDone
+// (close at once: the client said it sends nothing more, and all it sent
+// was read). A connection is idle (a stop closes it at once) when
 // it waits for a request with nothing of it received. One that drops the body
 // of a request already answered is not: closing it with input unread would
 // reset the connection and could cost the client the response's tail
@@ -21,7 +23,7 @@
 //
 // received and sent may clobber rax, rcx, rdx, rsi, rdi, r8-r11, rbp and r14
 // (the buffer and its length while a request is parsed); rbx, r12, r13, r15
-// and rsp are kept. The driver initialises record.fd, .buf, .addr and .out
+// and rsp are kept. The driver initialises record.fd, .buf, .addr and .watch
 // before open.
 #pragma once
 
@@ -30,7 +32,7 @@
 
 namespace asmsrv {
 
-enum ConnAction { kActRead = 0, kActSend = 1, kActClose = 2 };
+enum ConnAction { kActRead = 0, kActSend = 1, kActClose = 2, kActDone = 3 };
 
 class Conn : public Gen {
  public:

@@ -85,8 +85,10 @@ std::vector<std::string> assemble_command(const Dialect& d, const std::string& s
 
 std::vector<std::string> link_command(const std::string& obj, const std::string& exe) {
   // -static: no dynamic loader; -s: strip symbols; noexecstack: PT_GNU_STACK RW;
-  // separate-code keeps .text apart from data, so no segment is both W and X.
-  return {"ld", "-static", "-s", "-z", "noexecstack", "-z", "separate-code",
+  // noseparate-code: the ELF headers, .text and .rodata share one read-and-
+  // execute segment instead of a page each (15 KiB -> 9 KiB for hello); the
+  // data stays in its own read-write segment, so none is both W and X.
+  return {"ld", "-static", "-s", "-z", "noexecstack", "-z", "noseparate-code",
           "-o", exe, obj};
 }
 

@@ -126,6 +126,7 @@ void HttpConn::emit_process() {
 void HttpConn::emit_sent() {
   const Limits& lim = spec_.limits;
   Label close = local("close");
+  Label drain = local("drain");
   Label no_discard = local("no_discard");
   Label idle = local("idle");
   block(sent_, "subroutine http_sent(rbx = record)", nullptr,
@@ -162,6 +163,18 @@ void HttpConn::emit_sent() {
   set_deadline(lim.keepalive_timeout_ms, "no: wait keepalive_timeout_ms for it");
   answer(kActRead);
   label(close);
+  note("Closing with input unread resets the connection, which can cost the client");
+  note("the response: what is left is read first (kActClose), unless the client said");
+  note("this request was its last and nothing of it is left (kActDone).");
+  op(Op::cmp, conn(ConnField::said_close), imm(0), "Connection: close from the client?");
+  jmp(Op::je, drain);
+  op(Op::cmp, conn(ConnField::discard), imm(0), "a body still to come?");
+  jmp(Op::jne, drain);
+  mov(r32(Reg::rax), conn(ConnField::len));
+  op(Op::cmp, conn(ConnField::consume), r64(Reg::rax), "more in the buffer than this request?");
+  jmp(Op::jne, drain);
+  answer(kActDone);
+  label(drain);
   answer(kActClose);
 }
 
@@ -169,35 +182,45 @@ void HttpConn::emit_decide_mode() {
   const Limits& lim = spec_.limits;
   Label decided = local("decided");
   Label http10 = local("http10");
+  Label client_closes = local("client_closes");
+  Label may_keep = local("may_keep");
   block(decide_mode_, "subroutine decide_mode(eax = response index)", nullptr,
-        "record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0",
+        "record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0;\n"
+        "   record.said_close = the client said this request is its last",
         "Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with\n"
         "\"Connection: keep-alive\"; \"Connection: close\", protocol errors, a stop\n"
         "signal and the last of limits.keepalive_requests close the connection.\n"
         "Keeps eax.");
   mov(conn(ConnField::mode), imm(0), "close, unless kept below");
+  mov(conn(ConnField::said_close), imm(0));
+  mov(r32(Reg::rcx), r32(Reg::rax));
+  op(Op::shl, r64(Reg::rcx), imm(kRespLayout.shift), "its record");
+  lea(Reg::rdx, responses_.table());
+  op(Op::add, r64(Reg::rdx), r64(Reg::rcx));
+  op(Op::test, resp(Reg::rdx, RespField::flags), imm(kRespAlwaysClose), "an error: always close after it");
+  jmp(Op::jnz, decided);
+  op(Op::cmp, var32(req_.close), imm(0), "Connection: close?");
+  jmp(Op::jne, client_closes);
+  op(Op::cmp, var32(req_.minor), imm(0), "HTTP/1.0 without Connection: keep-alive?");
+  jmp(Op::jne, may_keep);
+  op(Op::cmp, var32(req_.keepalive), imm(0));
+  jmp(Op::jne, may_keep);
+  label(client_closes);
+  mov(conn(ConnField::said_close), imm(1), "the client sends no more: close");
+  ret();
+  label(may_keep);
   if (lim.keepalive_timeout_ms > 0) {
     mov(r32(Reg::rcx), conn(ConnField::served));
     op(Op::inc, r32(Reg::rcx), "this one too");
     op(Op::cmp, r32(Reg::rcx), dec(lim.keepalive_requests), "the last request allowed?");
     jmp(Op::jae, decided);
-    mov(r32(Reg::rcx), r32(Reg::rax));
-    op(Op::shl, r64(Reg::rcx), imm(kRespLayout.shift), "its record");
-    lea(Reg::rdx, responses_.table());
-    op(Op::add, r64(Reg::rdx), r64(Reg::rcx));
-    op(Op::test, resp(Reg::rdx, RespField::flags), imm(kRespAlwaysClose), "always close after it?");
-    jmp(Op::jnz, decided);
     op(Op::cmp, var32(rt_.stop_requested()), imm(0), "shutting down?");
     jmp(Op::jne, decided);
-    op(Op::cmp, var32(req_.close), imm(0), "Connection: close?");
-    jmp(Op::jne, decided);
-    op(Op::cmp, var32(req_.minor), imm(0), "HTTP/1.0?");
+    op(Op::cmp, var32(req_.minor), imm(0), "HTTP/1.0 (with Connection: keep-alive)?");
     jmp(Op::je, http10);
     mov(conn(ConnField::mode), imm(1), "HTTP/1.1: keep-alive");
     ret();
     label(http10);
-    op(Op::cmp, var32(req_.keepalive), imm(0), "HTTP/1.0 keeps only when asked");
-    jmp(Op::je, decided);
     mov(conn(ConnField::mode), imm(2), "HTTP/1.0 with Connection: keep-alive");
   } else {
     note("limits.keepalive_timeout_ms is 0: every connection closes after one response.");

@@ -4,6 +4,7 @@
 // or in a child of its own (fork). One static connection record.
 #include <fmt/format.h>
 
+#include "client_addr.h"
 #include "driver.h"
 
 namespace asmsrv {
@@ -32,9 +33,10 @@ class BlockingDriver : public Driver, Gen {
   Runtime& rt_;
   Conn& conn_;
   AccessLog& log_;
+  ClientAddress peer_{spec_, b_};
   bool fork_;
-  Label entry_, accept_, fork_label_, serve_, dispatch_, want_read_, send_, finish_, read_timed_;
-  Label record_, buf_, client_addr_, client_addrlen_, pollfd_, poll_ts_, io_timeout_, stop_deadline_;
+  Label entry_, accept_, fork_label_, serve_, dispatch_, want_read_, send_, finish_, close_now_, read_timed_;
+  Label record_, buf_, pollfd_, poll_ts_, io_timeout_, stop_deadline_;
 };
 
 void BlockingDriver::emit() {
@@ -43,13 +45,12 @@ void BlockingDriver::emit() {
   want_read_ = local("wait_for_input");
   send_ = local("send");
   finish_ = local("finish_connection");
+  close_now_ = local("close_now");
   read_timed_ = local("read_timed");
   if (fork_) fork_label_ = local("fork");
   int buf_bytes = spec_.limits.request_bytes + kRequestBufferSlack;
   record_ = b_.bss("conn", kConnRecordBytes, "the connection record (see conn_* above)", 64);
   buf_ = b_.bss("request_buf", static_cast<uint64_t>(buf_bytes), "the request is read here", 64);
-  client_addr_ = b_.bss("client_addr", kSockaddrInBytes, "struct sockaddr_in: the client, filled by accept");
-  client_addrlen_ = b_.bss("client_addrlen", kIntBytes, "socklen_t: in: the buffer's size, out: the address's", 4);
   pollfd_ = b_.bss("client_pollfd", kPollfdBytes, "struct pollfd { client_fd, POLLIN, revents }");
   poll_ts_ = b_.bss("poll_timeout", kTimespecBytes, "struct timespec for ppoll");
   stop_deadline_ = b_.bss("stop_deadline", 8, "when a stop gives up on the connection (ms); 0 before one");
@@ -79,7 +80,8 @@ void BlockingDriver::emit() {
 void BlockingDriver::emit_accept() {
   Label failed = local("accept_failed");
   block(accept_, "wait for the next connection", &kAccept,
-        "client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)",
+        peer_.wanted() ? "client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)"
+                        : "client_fd = accept(listen_fd, NULL, NULL)",
         "Blocks until a client connects. busy = 0 first: a SIGTERM that arrives\n"
         "while we wait here ends the server at once.");
   mov(var32(rt_.busy()), imm(0), "busy = 0");
@@ -88,10 +90,8 @@ void BlockingDriver::emit_accept() {
   rt_.mask_stop_signals(kSigUnblock, "");
   op(Op::cmp, var32(rt_.stop_requested()), imm(0), "a stop signal came while busy?");
   jmp(Op::jne, rt_.exit_ok(), "then exit now, between connections");
-  mov(var32(client_addrlen_), imm(kSockaddrInBytes), "client_addrlen = sizeof(struct sockaddr_in)");
   mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
-  lea(Reg::rsi, client_addr_, "addr = &client_addr");
-  lea(Reg::rdx, client_addrlen_, "addrlen = &client_addrlen");
+  peer_.accept_args();
   sys(kAccept);
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::js, failed);
@@ -147,23 +147,19 @@ void BlockingDriver::emit_fork() {
 void BlockingDriver::emit_serve() {
   block(serve_, "serve a connection", &kSetsockopt,
         fmt::format("setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);\n"
-                    "   record = {{ client_fd, request_buf, client_addr }}; {}_open(&record)",
-                    conn_.protocol()),
+                    "   record = {{ client_fd, request_buf{} }}; {}_open(&record)",
+                    peer_.wanted() ? ", client_addr" : "", conn_.protocol()),
         fmt::format("A client that never reads gives up its slot after {} s: write() then\n"
                     "fails with -EAGAIN. Reads wait in ppoll until the record's deadline.",
                     Conn::kSendTimeoutMs / 1000));
-  mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
-  set(Reg::rsi, kSolSocket, "level = SOL_SOCKET");
-  set(Reg::rdx, kSoSndtimeo, "optname = SO_SNDTIMEO");
-  lea(Reg::r10, io_timeout_, "optval = &io_timeout");
-  set(Reg::r8, kTimevalBytes, "optlen = sizeof(struct timeval)");
-  sys(kSetsockopt);
+  rt_.setsockopt(kClientFd, "client_fd",
+                 {kSolSocket, "SOL_SOCKET", kSoSndtimeo, "SO_SNDTIMEO", kTimevalBytes, "sizeof(struct timeval)"},
+                 io_timeout_, "io_timeout");
   lea(kConn, record_, "rbx = the connection record");
   mov(conn(ConnField::fd), r32(kClientFd));
   lea(Reg::rax, buf_);
   mov(conn(ConnField::buf), r64(Reg::rax));
-  mov(r64(Reg::rax), var64(client_addr_), "family, port and address: 8 bytes");
-  mov(conn(ConnField::addr), r64(Reg::rax), "kept for the logs");
+  peer_.keep();
   call(rt_.now_ms(), "clock_now, for the first deadline");
   call(conn_.open());
   jmp(Op::jmp, want_read_);
@@ -174,6 +170,8 @@ void BlockingDriver::emit_serve() {
   jmp(Op::je, send_);
   op(Op::cmp, r32(Reg::rax), imm(kActClose), "close");
   jmp(Op::je, finish_);
+  op(Op::cmp, r32(Reg::rax), imm(kActDone), "close, with nothing left to read");
+  jmp(Op::je, close_now_);
   falls_into(want_read_);
 
   Label again = local("again");
@@ -229,10 +227,15 @@ void BlockingDriver::emit_serve() {
   call(conn_.sent());
   jmp(Op::jmp, dispatch_);
 
-  block(finish_, "close the connection", &kClose, "drain_input(); log_connection(); close(client_fd)",
+  block(finish_, "read what is left, then close", nullptr, "drain_input()",
+        "What the client sent and nobody read is read first: a close with input\n"
+        "unread would reset the connection, and the reset can cost the client the\n"
+        "end of the response.");
+  call(rt_.drain_input());
+  falls_into(close_now_);
+  block(close_now_, "close the connection", &kClose, "log_connection(); close(client_fd)",
         fork_ ? "The child's work is done: it exits, and the kernel reaps it."
               : "Then back to accept() for the next client.");
-  call(rt_.drain_input());
   if (spec_.log_connections) call(log_.connection());
   mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
   sys(kClose);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "conn_table.h"
+#include "client_addr.h"
 #include "driver.h"
 
 namespace asmsrv {
@@ -41,10 +42,11 @@ class EpollDriver : public Driver, Gen {
   Conn& conn_;
   AccessLog& log_;
   ConnTable table_;
+  ClientAddress peer_{spec_, b_};
   ErrorPrefix err_epoll_;
-  Label entry_, loop_, accept_all_, event_, close_, sweep_, listen_on_, listen_off_, shutdown_;
+  Label entry_, loop_, accept_all_, event_, close_, close_now_, sweep_, listen_on_, listen_off_, shutdown_;
   Label epfd_, accepting_, shutting_down_, ev_i_, ev_n_, next_sweep_, shutdown_deadline_;
-  Label ctl_event_, events_, client_addr_, client_addrlen_;
+  Label ctl_event_, events_;
 };
 
 void EpollDriver::epoll_ctl(int ctl, Operand fd, int events, Operand data, const std::string& why) {
@@ -62,6 +64,7 @@ void EpollDriver::emit() {
   accept_all_ = local("accept_all");
   event_ = local("connection_event");
   close_ = local("close_connection");
+  close_now_ = local("close_now");
   sweep_ = local("sweep");
   listen_on_ = local("listen_on");
   listen_off_ = local("listen_off");
@@ -75,8 +78,6 @@ void EpollDriver::emit() {
   shutdown_deadline_ = b_.bss("shutdown_deadline", 8, "when a graceful stop gives up (ms)");
   ctl_event_ = b_.bss("ctl_event", 16, "struct epoll_event for epoll_ctl: events, data (packed)");
   events_ = b_.bss("events", kEvents * kEpollEventBytes, fmt::format("struct epoll_event[{}] for epoll_wait", kEvents));
-  client_addr_ = b_.bss("client_addr", kSockaddrInBytes, "struct sockaddr_in: the client, filled by accept4");
-  client_addrlen_ = b_.bss("client_addrlen", kIntBytes, "socklen_t: in: the buffer's size, out: the address's", 4);
   emit_loop();
   emit_shutdown();
   emit_accept();
@@ -209,7 +210,8 @@ void EpollDriver::emit_accept() {
   Label full = local("table_full");
   Label done = local("done");
   block(accept_all_, "subroutine accept_all: take every pending connection", &kAccept4,
-        "while ((fd = accept4(listen_fd, &client_addr, &len, SOCK_NONBLOCK)) >= 0) add it",
+        fmt::format("while ((fd = accept4(listen_fd, {}, SOCK_NONBLOCK)) >= 0) serve it",
+                    peer_.wanted() ? "&client_addr, &len" : "NULL, NULL"),
         "Until -EAGAIN. With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM,\n"
         "the listener leaves the epoll set: pending clients wait in the kernel's\n"
         "queue instead of being accepted and dropped, and nothing spins. It comes\n"
@@ -217,10 +219,8 @@ void EpollDriver::emit_accept() {
   label(next);
   op(Op::cmp, var32(table_.count()), dec(table_.max()), "a free slot?");
   jmp(Op::jae, full);
-  mov(var32(client_addrlen_), imm(kSockaddrInBytes));
   mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
-  lea(Reg::rsi, client_addr_, "addr");
-  lea(Reg::rdx, client_addrlen_, "addrlen");
+  peer_.accept_args();
   set(Reg::r10, kSockNonblock, "SOCK_NONBLOCK");
   sys(kAccept4);
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
@@ -238,14 +238,13 @@ void EpollDriver::emit_accept() {
   mov(r64(kClientFd), r64(Reg::rax), "r13 = the new socket");
   table_.emit_alloc();
   mov(conn(ConnField::fd), r32(kClientFd), "record.fd");
-  mov(r64(Reg::rax), var64(client_addr_), "family, port and address: 8 bytes");
-  mov(conn(ConnField::addr), r64(Reg::rax), "kept for the logs");
-  mov(conn(ConnField::out), imm(0), "not waiting for EPOLLOUT");
+  peer_.keep();
+  mov(conn(ConnField::watch), imm(kWatchNone), "not in the epoll set yet");
   call(conn_.open(), "the record starts reading, with its first deadline");
-  epoll_ctl(kEpollCtlAdd, r64(kClientFd), kEpollIn, r64(kConn), "EPOLLIN");
-  op(Op::test, r64(Reg::rax), r64(Reg::rax));
-  jmp(Op::jns, next);
-  call(close_, "could not watch it (ENOMEM, ENOSPC): close it at once");
+  note("Serve it at once: the request is usually here already (TCP_DEFER_ACCEPT).");
+  note("connection_event reads it, answers it, and puts the socket in the epoll");
+  note("set only if it must wait; a connection done at once never enters it.");
+  call(event_);
   jmp(Op::jmp, next);
   label(done);
   ret();
@@ -255,17 +254,20 @@ void EpollDriver::emit_event() {
   Label writing = local("writing");
   Label act = local("act");
   Label send = local("send");
-  Label flushed = local("flushed");
   Label in_again = local("in_again");
   Label pending = local("pending");
   Label armed = local("armed");
+  Label add_out = local("add_out");
+  Label watched = local("watched");
   Label closing = local("close");
   Label quiet = local("quiet");
   block(event_, "subroutine connection_event(rbx = record)", &kRead,
         "writing: flush;  else: n = read(fd, read_window()); action = received(n)",
         "Then do what the connection asks: send (flush, then sent), close, or wait\n"
         "for more input. A response that does not fit in the socket buffer waits\n"
-        "for EPOLLOUT; reading resumes after it.");
+        "for EPOLLOUT; reading resumes after it. A new connection comes here from\n"
+        "accept_all before it is in the epoll set (watch = 2): it is added when it\n"
+        "first has to wait.");
   mov(r32(kClientFd), conn(ConnField::fd), "r13 = fd");
   op(Op::cmp, conn(ConnField::state), imm(kConnWriting), "writing?");
   jmp(Op::je, writing);
@@ -284,18 +286,27 @@ void EpollDriver::emit_event() {
   jmp(Op::je, send);
   op(Op::cmp, r32(Reg::rax), imm(kActClose), "close?");
   jmp(Op::je, closing);
+  op(Op::cmp, r32(Reg::rax), imm(kActDone), "close, with nothing left to read?");
+  jmp(Op::je, close_now_, "close_now returns for us");
   label(quiet);
-  ret("want to read: wait for EPOLLIN");
+  note("Want to read: wait for EPOLLIN.");
+  op(Op::cmp, conn(ConnField::watch), imm(kWatchNone), "not in the epoll set yet?");
+  jmp(Op::jne, watched);
+  mov(conn(ConnField::watch), imm(kWatchIn));
+  epoll_ctl(kEpollCtlAdd, r64(kClientFd), kEpollIn, r64(kConn), "EPOLLIN");
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::js, closing, "could not watch it (ENOMEM, ENOSPC): close it");
+  label(watched);
+  ret();
   label(writing);
   label(send);
   call(conn_.flush());
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::js, closing, "the client is gone");
   jmp(Op::jz, pending, "the rest goes out on EPOLLOUT");
-  label(flushed);
-  op(Op::cmp, conn(ConnField::out), imm(0), "was it waiting for EPOLLOUT?");
-  jmp(Op::je, in_again);
-  mov(conn(ConnField::out), imm(0));
+  op(Op::cmp, conn(ConnField::watch), imm(kWatchOut), "was it waiting for EPOLLOUT?");
+  jmp(Op::jne, in_again);
+  mov(conn(ConnField::watch), imm(kWatchIn));
   epoll_ctl(kEpollCtlMod, r64(kClientFd), kEpollIn, r64(kConn), "back to EPOLLIN");
   label(in_again);
   call(conn_.sent(), "what next: the next pipelined response, more input, or close");
@@ -303,22 +314,33 @@ void EpollDriver::emit_event() {
   label(pending);
   b_.mov_imm(Reg::rax, dec(Conn::kSendTimeoutMs), "10 s for the client to read on");
   call(conn_.deadline());
-  op(Op::cmp, conn(ConnField::out), imm(0));
-  jmp(Op::jne, armed);
-  mov(conn(ConnField::out), imm(1));
+  op(Op::cmp, conn(ConnField::watch), imm(kWatchOut));
+  jmp(Op::je, armed);
+  op(Op::cmp, conn(ConnField::watch), imm(kWatchNone), "not in the epoll set yet?");
+  mov(conn(ConnField::watch), imm(kWatchOut));
+  jmp(Op::je, add_out);
   epoll_ctl(kEpollCtlMod, r64(kClientFd), kEpollOut, r64(kConn), "wait for EPOLLOUT");
   label(armed);
   ret();
+  label(add_out);
+  epoll_ctl(kEpollCtlAdd, r64(kClientFd), kEpollOut, r64(kConn), "wait for EPOLLOUT");
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::jns, armed);
   label(closing);
   jmp(Op::jmp, close_, "close_connection returns for us");
 }
 
 void EpollDriver::emit_close() {
-  block(close_, "subroutine close_connection(rbx = record)", &kClose,
-        "drain_input(); log; close(fd); free the slot; listen_on()",
-        "close() also takes the socket out of the epoll set.");
+  block(close_, "subroutine close_connection(rbx = record)", nullptr, "drain_input(); close_now(record)",
+        "What the client sent and nobody read is read first: a close with input\n"
+        "unread would reset the connection, and the reset can cost the client the\n"
+        "end of the response.");
   mov(r32(kClientFd), conn(ConnField::fd));
   call(rt_.drain_input());
+  falls_into(close_now_);
+  block(close_now_, "subroutine close_now(rbx = record)", &kClose, "log; close(fd); free the slot; listen_on()",
+        "close() also takes the socket out of the epoll set.");
+  mov(r32(kClientFd), conn(ConnField::fd));
   if (spec_.log_connections) call(log_.connection());
   mov(r64(Reg::rdi), r64(kClientFd));
   sys(kClose);

@@ -116,7 +116,7 @@ void Responses::emit_fixed(Label l) {
   mov(r32(Reg::rax), resp(Reg::r10, RespField::head), "head offset");
   op(Op::add, r64(Reg::rsi), r64(Reg::rax), "rsi = the head with Connection: close");
   mov(r32(Reg::rdx), resp(Reg::r10, RespField::len_close), "rdx = its length");
-  mov(r32(Reg::rcx), conn(ConnField::mode));
+  b_.emit(Op::movzx, {r32(Reg::rcx), conn(ConnField::mode)});
   op(Op::test, r32(Reg::rcx), r32(Reg::rcx));
   jmp(Op::jz, head_ready, "mode 0: close");
   op(Op::add, r64(Reg::rsi), r64(Reg::rdx), "the keep-alive head follows it");

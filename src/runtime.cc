@@ -125,6 +125,16 @@ void Runtime::sigaction(int sig, const std::string& sig_name, Operand act, const
   sys(kRtSigaction);
 }
 
+void Runtime::setsockopt(Reg fd, const char* fd_name, const SockOpt& o, Label optval,
+                         const std::string& optval_name) {
+  mov(r64(Reg::rdi), r64(fd), fmt::format("fd = {}", fd_name));
+  set(Reg::rsi, o.level, fmt::format("level = {}", o.level_name));
+  set(Reg::rdx, o.name, fmt::format("optname = {}", o.opt_name));
+  lea(Reg::r10, optval, "optval = &" + optval_name);
+  set(Reg::r8, o.optlen, fmt::format("optlen = {}", o.optlen_text));
+  sys(kSetsockopt);
+}
+
 void Runtime::write_line(Operand fd, const std::string& fd_name) {
   mov(mem8(Reg::rdi), chr('\n'));
   op(Op::inc, r64(Reg::rdi));

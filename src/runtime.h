@@ -53,6 +53,17 @@ class Runtime : public Gen {
   void pause_100ms(const std::string& why);
   /// rt_sigaction(sig, act, NULL, sizeof(sigset_t)); `act` an address operand.
   void sigaction(int sig, const std::string& sig_name, Operand act, const std::string& act_comment);
+  /// A socket option, from the value at `optval`: setsockopt(fd, level, name,
+  /// &optval, optlen). The names are C's, for the comments.
+  struct SockOpt {
+    int level;
+    const char* level_name;
+    int name;
+    const char* opt_name;
+    int optlen;
+    const char* optlen_text;
+  };
+  void setsockopt(Reg fd, const char* fd_name, const SockOpt& o, Label optval, const std::string& optval_name);
   /// Ends the line built in line_buf up to rdi with '\n' and writes it to
   /// `fd` with write_all (whose result is in rax).
   void write_line(Operand fd, const std::string& fd_name);

@@ -176,7 +176,7 @@ std::optional<std::array<uint8_t, 4>> parse_ipv4(const std::string& s) {
 
 void check_listen(Checker& c, const json& j, Spec& spec) {
   const std::string ptr = "/listen";
-  if (!c.object(j, ptr, {"address", "port", "backlog"})) return;
+  if (!c.object(j, ptr, {"address", "port", "backlog", "defer_accept_s"})) return;
   if (j.contains("address")) {
     if (auto s = c.string(j["address"], ptr + "/address")) {
       if (auto bytes = parse_ipv4(*s)) {
@@ -191,6 +191,8 @@ void check_listen(Checker& c, const json& j, Spec& spec) {
     if (auto v = c.integer(j["port"], ptr + "/port", 1, 65535)) spec.port = *v;
   if (j.contains("backlog"))
     if (auto v = c.integer(j["backlog"], ptr + "/backlog", 1, 65535)) spec.backlog = *v;
+  if (j.contains("defer_accept_s"))
+    if (auto v = c.integer(j["defer_accept_s"], ptr + "/defer_accept_s", 0, 60)) spec.defer_accept_s = *v;
 }
 
 void check_body_size(Checker& c, uint64_t size, const std::string& ptr) {

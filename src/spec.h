@@ -63,6 +63,9 @@ struct Spec {
   std::array<uint8_t, 4> address_bytes = {0, 0, 0, 0};
   int port = 8080;
   int backlog = 128;
+  /// TCP_DEFER_ACCEPT: accept() returns once the first bytes have come, or
+  /// after about this many seconds of silence; 0: off.
+  int defer_accept_s = 3;
   Mode mode = Mode::epoll;
   int workers = 1;                     // server processes; more than 1: a supervisor
   std::optional<std::string> raw_response;

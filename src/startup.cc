@@ -11,6 +11,7 @@ Startup::Startup(const Spec& spec, Builder& b, Runtime& rt, bool nonblocking)
   std::string at = listen_text(spec_);
   err_socket_ = rt_.error_prefix("error_socket", "socket");
   err_reuse_ = rt_.error_prefix("error_setsockopt", "setsockopt SO_REUSEADDR");
+  if (spec_.defer_accept_s > 0) err_defer_ = rt_.error_prefix("error_defer", "setsockopt TCP_DEFER_ACCEPT");
   err_bind_ = rt_.error_prefix("error_bind", "bind " + at);
   err_listen_ = rt_.error_prefix("error_listen", "listen " + at);
   if (nonblocking_) err_fcntl_ = rt_.error_prefix("error_fcntl", "fcntl O_NONBLOCK");
@@ -87,13 +88,26 @@ void Startup::emit(Label next) {
         "setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)",
         "Without SO_REUSEADDR a restart fails with EADDRINUSE while old connections\n"
         "sit in TIME_WAIT.");
-  mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
-  set(Reg::rsi, kSolSocket, "level = SOL_SOCKET");
-  set(Reg::rdx, kSoReuseaddr, "optname = SO_REUSEADDR");
-  lea(Reg::r10, one, "optval = &one");
-  set(Reg::r8, kIntBytes, "optlen = sizeof(int)");
-  sys(kSetsockopt);
+  rt_.setsockopt(kListenFd, "listen_fd", {kSolSocket, "SOL_SOCKET", kSoReuseaddr, "SO_REUSEADDR", kIntBytes, "sizeof(int)"},
+                 one, "one");
   rt_.die_if_failed(err_reuse_);
+
+  if (spec_.defer_accept_s > 0) {
+    Label secs = b_.data("defer_seconds", Section::rodata, {Fields{{{4, static_cast<uint64_t>(spec_.defer_accept_s),
+                                                                       "int: seconds"}}}},
+                         "listen.defer_accept_s, for TCP_DEFER_ACCEPT");
+    next_block(local("defer_accept"), "accept only once the request comes", &kSetsockopt,
+               fmt::format("setsockopt(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &(int){{ {} }}, sizeof(int))",
+                           spec_.defer_accept_s),
+               fmt::format("accept() returns a connection once its first bytes have arrived (or after\n"
+                           "about {} s of silence), so the request is read at once, with no wait for\n"
+                           "readiness, and a client that only connects costs no slot meanwhile.",
+                           spec_.defer_accept_s));
+    rt_.setsockopt(kListenFd, "listen_fd",
+                   {kIpprotoTcp, "IPPROTO_TCP", kTcpDeferAccept, "TCP_DEFER_ACCEPT", kIntBytes, "sizeof(int)"}, secs,
+                   "defer_seconds");
+    rt_.die_if_failed(err_defer_);
+  }
 
   uint64_t addr = 0;
   for (int i = 0; i < 4; ++i) addr |= uint64_t{spec_.address_bytes[i]} << (8 * i);

@@ -17,7 +17,7 @@ class Startup : public Gen {
  private:
   Runtime& rt_;
   bool nonblocking_;
-  ErrorPrefix err_socket_, err_reuse_, err_bind_, err_listen_, err_fcntl_, err_open_;
+  ErrorPrefix err_socket_, err_reuse_, err_defer_, err_bind_, err_listen_, err_fcntl_, err_open_;
 };
 
 }  // namespace asmsrv

@@ -24,6 +24,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
+#include <functional>
+#include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -145,6 +149,13 @@ json base_spec(const std::string& name = "ep") {
   post["method"] = "POST";
   post["status"] = 201;
   j["routes"] = json::array({route("/", "Hello from epoll!\n"), other, post});
+  return j;
+}
+
+/// `j` with TCP_DEFER_ACCEPT off: a client that connects and sends nothing is
+/// accepted at once (the default holds it in the kernel for 3 s).
+json no_defer(json j) {
+  j["listen"]["defer_accept_s"] = 0;
   return j;
 }
 
@@ -566,7 +577,7 @@ TEST_P(Epoll, LargeBodyToSlowReaderIsExactAndDelaysNobody) {
 }
 
 TEST_P(Epoll, SilentTricklingIdleAndStalledClientsDelayNobody) {
-  auto r_opt = start_big();
+  auto r_opt = start(no_defer(big_spec()), std::nullopt, {{"big.bin", &big_content()}});
   ASSERT_TRUE(r_opt.has_value());
   Running& r = *r_opt;
   Client silent(r.port);          // connected, never sends a byte
@@ -629,7 +640,7 @@ TEST_P(Epoll, HeaderTimeoutClosesSilentAndTricklingConnections) {
   json spec = base_spec();
   spec["limits"] = json::object();
   spec["limits"]["header_timeout_ms"] = 500;
-  START(r, spec);
+  START(r, no_defer(spec));
   Client silent(r.port), trickle(r.port), idle(r.port);
   auto t0 = Clock::now();
   ASSERT_TRUE(silent.valid());
@@ -1048,6 +1059,97 @@ TEST_P(Epoll, ATrickledBodyCannotHoldUpAStop) {
     EXPECT_GT(dt, 0.7) << "the body was not given its time";
     EXPECT_LT(dt, 1.8) << "shutdown_timeout_ms is 1 s";
   }
+}
+
+// System calls made by `pid` (and its threads and children) while `work`
+// runs, counted by strace -c: name -> calls. Empty when strace cannot attach.
+std::map<std::string, int> syscalls_during(pid_t pid, const std::function<void()>& work) {
+  std::string out = temp_dir() + "/strace";
+  pid_t tracer = ::fork();
+  if (tracer == 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 0), ::dup2(null, 1), ::dup2(null, 2);
+    std::string p = std::to_string(pid);
+    ::execlp("strace", "strace", "-f", "-c", "-o", out.c_str(), "-p", p.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Attached once the server shows a tracer in /proc/PID/status (bounded).
+  for (int i = 0; i < 200; ++i) {
+    std::string status = read("/proc/" + std::to_string(pid) + "/status");
+    size_t at = status.find("TracerPid:");
+    if (at != std::string::npos && std::atoi(status.c_str() + at + 10) != 0) break;
+    sleep_ms(10);
+  }
+  work();
+  ::kill(tracer, SIGINT);
+  int st = 0;
+  ::waitpid(tracer, &st, 0);
+  std::map<std::string, int> calls;
+  std::istringstream lines(read(out));
+  for (std::string l; std::getline(lines, l);) {
+    std::istringstream words(l);
+    std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
+    if (w.size() >= 5 && std::isdigit(static_cast<unsigned char>(w[0][0])) && w.back() != "total")
+      calls[w.back()] = std::atoi(w[3].c_str());
+  }
+  return calls;
+}
+
+// With TCP_DEFER_ACCEPT, accept4 returns a connection whose request is
+// there: it is answered at once, and a client that said Connection: close
+// and sent nothing more is closed without reading again. So a request on a
+// new connection costs accept4, read, writev and close: no epoll_ctl, no
+// epoll_pwait round, no drain (nginx: accept4, epoll_ctl, epoll_wait,
+// recvfrom, writev, close).
+TEST_P(Epoll, ANewConnectionIsServedAtAccept) {
+  if (run({"strace", "-V"}).status != 0) GTEST_SKIP() << "no strace";
+  START(r, base_spec());
+  constexpr int kRequests = 20;
+  int answered = 0;
+  auto calls = syscalls_during(r.proc->pid(), [&] {
+    for (int i = 0; i < kRequests; ++i) {
+      ReadResult res = exchange(r.port, get_close("/"), 3000);
+      answered += undate(res.data) == answer(r, "/", ConnHeader::close) && res.eof;
+    }
+  });
+  if (calls.empty()) GTEST_SKIP() << "strace could not attach";
+  EXPECT_EQ(answered, kRequests);
+  EXPECT_EQ(calls["read"], kRequests) << "one read per request";
+  EXPECT_EQ(calls["writev"], kRequests);
+  EXPECT_EQ(calls["close"], kRequests);
+  EXPECT_EQ(calls["epoll_ctl"], 0) << "a connection done at once never enters the epoll set";
+  EXPECT_EQ(calls["recvfrom"], 0) << "no drain after Connection: close";
+  EXPECT_GE(calls["accept4"], kRequests);
+  // The drain stays where it matters: more input after a Connection: close
+  // request is read before the close (a reset could destroy the answer).
+  Client c(r.port);
+  ASSERT_TRUE(c.valid());
+  auto more = syscalls_during(r.proc->pid(), [&] {
+    ASSERT_TRUE(c.send(get_close("/") + get("/other")));
+    EXPECT_EQ(undate(c.read_response(false, 3000)).raw, answer(r, "/", ConnHeader::close));
+    EXPECT_TRUE(c.closed_within(2000));
+  });
+  EXPECT_GE(more["recvfrom"], 1) << "the unread request was not drained";
+}
+
+// TCP_DEFER_ACCEPT (listen.defer_accept_s, 3 s by default): a client that
+// connects and sends nothing stays in the kernel meanwhile, so it does not
+// hold an iterative server, which serves the next client at once.
+TEST_P(Epoll, ASilentClientDoesNotHoldAnIterativeServer) {
+  json spec = base_spec();
+  spec["mode"] = "iterative";
+  START(r, spec);
+  Client silent(r.port);
+  ASSERT_TRUE(silent.valid());
+  sleep_ms(200);
+  EXPECT_EQ(socket_count(r.proc->pid()), 1) << "the silent client was accepted";
+  auto t0 = Clock::now();
+  ReadResult res = exchange(r.port, get_close("/"), 3000);
+  EXPECT_EQ(undate(res.data), answer(r, "/", ConnHeader::close));
+  EXPECT_LT(seconds_since(t0), 0.5) << "the next client waited";
+  ASSERT_TRUE(silent.send(get_close("/other")));
+  EXPECT_EQ(undate(silent.read_response(false, 3000)).raw, answer(r, "/other", ConnHeader::close))
+      << "once it sends, it is served";
 }
 
 // ---------------------------------------------------------------------------

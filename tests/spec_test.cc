@@ -32,6 +32,7 @@ TEST(Spec, Defaults) {
   EXPECT_EQ(s.address, "0.0.0.0");
   EXPECT_EQ(s.port, 8080);
   EXPECT_EQ(s.backlog, 128);
+  EXPECT_EQ(s.defer_accept_s, 3);
   EXPECT_EQ(s.mode, Mode::epoll);
   EXPECT_EQ(s.workers, 1);
   EXPECT_EQ(s.limits.max_connections, 1024);
@@ -131,6 +132,8 @@ TEST(SpecErrors, OutOfRange) {
             "s.json: /listen/port: expected an integer from 1 to 65535, got 70000");
   EXPECT_EQ(error(R"({"response": {}, "listen": {"backlog": 0}})"),
             "s.json: /listen/backlog: expected an integer from 1 to 65535, got 0");
+  EXPECT_EQ(error(R"({"response": {}, "listen": {"defer_accept_s": 61}})"),
+            "s.json: /listen/defer_accept_s: expected an integer from 0 to 60, got 61");
   EXPECT_EQ(error(R"({"response": {"status": 99}})"),
             "s.json: /response/status: expected an integer from 100 to 599, got 99");
   EXPECT_EQ(error(R"({"response": {"status": 600}})"),
