@@ -4,7 +4,7 @@
 #
 # Build:
 #   as --64 -o server.o server.s
-#   ld -static -s -z noexecstack -z separate-code -o server server.o
+#   ld -static -s -z noexecstack -z noseparate-code -o server server.o
 #
 # Linux x86-64 syscall convention: the number goes in rax, the arguments in
 # rdi, rsi, rdx, r10, r8, r9; the result comes back in rax, and a value from
@@ -23,15 +23,17 @@
         .globl _start
 
         .text
+        .balign 16                      # as NASM aligns .text: both put the code at one address
 
 ## Named offsets: the fields of the records the code reads and writes.
         .set conn_fd, 0                         # the socket
         .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
         .set conn_served, 8                     # requests answered on this connection
         .set conn_mode, 12                      # after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        .set conn_said_close, 14                # 1: the client said its request is its last (Connection: close, HTTP/1.0)
         .set conn_len, 16                       # bytes in the request buffer
         .set conn_scanned, 20                   # bytes of the buffer already searched for the head's end
-        .set conn_out, 24                       # 1 while the driver waits for the socket to become writable
+        .set conn_watch, 24                     # epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
         .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
         .set conn_discard, 88                   # body bytes still to read and drop
@@ -128,6 +130,27 @@ _start:
 .Lreuseaddr.ok:
 
 ## --------------------------------------------------------------------------
+## accept only once the request comes: setsockopt(2), syscall 54
+## C: setsockopt(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &(int){ 3 }, sizeof(int))
+## accept() returns a connection once its first bytes have arrived (or after
+## about 3 s of silence), so the request is read at once, with no wait for
+## readiness, and a client that only connects costs no slot meanwhile.
+.Ldefer_accept:
+        mov     rdi, r12                        # fd = listen_fd
+        mov     esi, 6                          # level = IPPROTO_TCP
+        mov     edx, 9                          # optname = TCP_DEFER_ACCEPT
+        lea     r10, [rip + defer_seconds]      # optval = &defer_seconds
+        mov     r8d, 4                          # optlen = sizeof(int)
+        mov     eax, 54                         # syscall number: setsockopt
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     short .Ldefer_accept.ok
+        lea     rsi, [rip + error_defer]        # the start of the error message
+        mov     edx, 42                         # its length
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Ldefer_accept.ok:
+
+## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
@@ -191,7 +214,7 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## wait for the next connection: accept(2), syscall 43
-## C: client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)
+## C: client_fd = accept(listen_fd, NULL, NULL)
 ## Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
 ## while we wait here ends the server at once.
 .Laccept:
@@ -206,10 +229,9 @@ _start:
         syscall
         cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal came while busy?
         {disp32} jne     .Lexit_ok              # then exit now, between connections
-        mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
         mov     rdi, r12                        # fd = listen_fd
-        lea     rsi, [rip + client_addr]        # addr = &client_addr
-        lea     rdx, [rip + client_addrlen]     # addrlen = &client_addrlen
+        xor     esi, esi                        # addr = NULL: no log prints the client's address
+        xor     edx, edx                        # addrlen = NULL
         mov     eax, 43                         # syscall number: accept
         syscall
         test    rax, rax
@@ -232,9 +254,9 @@ _start:
 ## pausing 100 ms keeps the server alive without spinning the CPU.
 .Laccept_failed:
         cmp     rax, -4                         # -EINTR
-        {disp32} je      .Laccept
+        je      short .Laccept
         cmp     rax, -103                       # -ECONNABORTED
-        {disp32} je      .Laccept
+        je      short .Laccept
         lea     rdi, [rip + backoff]            # req = 100 ms
         xor     esi, esi                        # rem = NULL
         mov     eax, 35                         # syscall number: nanosleep
@@ -285,7 +307,7 @@ _start:
 ## --------------------------------------------------------------------------
 ## serve a connection: setsockopt(2), syscall 54
 ## C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-##    record = { client_fd, request_buf, client_addr }; raw_open(&record)
+##    record = { client_fd, request_buf }; raw_open(&record)
 ## A client that never reads gives up its slot after 10 s: write() then
 ## fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
 .Lserve:
@@ -300,8 +322,6 @@ _start:
         mov     DWORD PTR [rbx+conn_fd], r13d
         lea     rax, [rip + request_buf]
         mov     QWORD PTR [rbx+conn_buf], rax
-        mov     rax, QWORD PTR [rip + client_addr] # family, port and address: 8 bytes
-        mov     QWORD PTR [rbx+conn_addr], rax  # kept for the logs
         call    .Lnow_ms                        # clock_now, for the first deadline
         call    .Lraw_open
         jmp     short .Lwait_for_input
@@ -313,7 +333,9 @@ _start:
         cmp     eax, 1                          # send
         je      short .Lsend
         cmp     eax, 2                          # close
-        je      short .Lfinish_connection
+        {disp32} je      .Lfinish_connection
+        cmp     eax, 3                          # close, with nothing left to read
+        {disp32} je      .Lclose_now
 
 ## --------------------------------------------------------------------------
 ## wait for input: read(2), syscall 0
@@ -369,11 +391,19 @@ _start:
         {disp32} jmp     .Lnext_action
 
 ## --------------------------------------------------------------------------
-## close the connection: close(2), syscall 3
-## C: drain_input(); log_connection(); close(client_fd)
-## The child's work is done: it exits, and the kernel reaps it.
+## read what is left, then close
+## C: drain_input()
+## What the client sent and nobody read is read first: a close with input
+## unread would reset the connection, and the reset can cost the client the
+## end of the response.
 .Lfinish_connection:
         call    .Ldrain_input
+
+## --------------------------------------------------------------------------
+## close the connection: close(2), syscall 3
+## C: log_connection(); close(client_fd)
+## The child's work is done: it exits, and the kernel reaps it.
+.Lclose_now:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -436,7 +466,8 @@ _start:
         mov     DWORD PTR [rbx+conn_len], 0
         mov     DWORD PTR [rbx+conn_scanned], 0
         mov     DWORD PTR [rbx+conn_served], 0
-        mov     DWORD PTR [rbx+conn_mode], 0
+        mov     WORD PTR [rbx+conn_mode], 0
+        mov     WORD PTR [rbx+conn_said_close], 0
         mov     QWORD PTR [rbx+conn_discard], 0
         mov     QWORD PTR [rbx+conn_bytes], 0
         mov     eax, 10000                      # 10 s
@@ -889,6 +920,11 @@ error_socket:
 error_setsockopt:
         .ascii "fork_server: setsockopt SO_REUSEADDR: "
 
+# error message start (42 bytes)
+        .balign 8, 0
+error_defer:
+        .ascii "fork_server: setsockopt TCP_DEFER_ACCEPT: "
+
 # error message start (32 bytes)
         .balign 8, 0
 error_bind:
@@ -911,6 +947,11 @@ sigaction_ignore:
         .balign 8, 0
 int_one:
         .long 1                                 # int 1
+
+# listen.defer_accept_s, for TCP_DEFER_ACCEPT (4 bytes)
+        .balign 8, 0
+defer_seconds:
+        .long 3                                 # int: seconds
 
 # struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
         .balign 8, 0
@@ -982,16 +1023,6 @@ conn:
         .balign 64
 request_buf:
         .skip 8208
-
-# struct sockaddr_in: the client, filled by accept (16 bytes)
-        .balign 8
-client_addr:
-        .skip 16
-
-# socklen_t: in: the buffer's size, out: the address's (4 bytes)
-        .balign 4
-client_addrlen:
-        .skip 4
 
 # struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         .balign 8

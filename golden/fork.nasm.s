@@ -4,7 +4,7 @@
 ;
 ; Build:
 ;   nasm -f elf64 -o server.o server.s
-;   ld -static -s -z noexecstack -z separate-code -o server server.o
+;   ld -static -s -z noexecstack -z noseparate-code -o server server.o
 ;
 ; Linux x86-64 syscall convention: the number goes in rax, the arguments in
 ; rdi, rsi, rdx, r10, r8, r9; the result comes back in rax, and a value from
@@ -22,16 +22,17 @@
         bits 64
         global _start
 
-        section .text
+        section .text align=16
 
 ;; Named offsets: the fields of the records the code reads and writes.
         conn_fd equ 0                           ; the socket
         conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
         conn_served equ 8                       ; requests answered on this connection
         conn_mode equ 12                        ; after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        conn_said_close equ 14                  ; 1: the client said its request is its last (Connection: close, HTTP/1.0)
         conn_len equ 16                         ; bytes in the request buffer
         conn_scanned equ 20                     ; bytes of the buffer already searched for the head's end
-        conn_out equ 24                         ; 1 while the driver waits for the socket to become writable
+        conn_watch equ 24                       ; epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
         conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
         conn_discard equ 88                     ; body bytes still to read and drop
@@ -128,6 +129,27 @@ reuseaddr:
 reuseaddr.ok:
 
 ;; --------------------------------------------------------------------------
+;; accept only once the request comes: setsockopt(2), syscall 54
+;; C: setsockopt(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &(int){ 3 }, sizeof(int))
+;; accept() returns a connection once its first bytes have arrived (or after
+;; about 3 s of silence), so the request is read at once, with no wait for
+;; readiness, and a client that only connects costs no slot meanwhile.
+defer_accept:
+        mov     rdi, r12                        ; fd = listen_fd
+        mov     esi, 6                          ; level = IPPROTO_TCP
+        mov     edx, 9                          ; optname = TCP_DEFER_ACCEPT
+        lea     r10, [rel defer_seconds]        ; optval = &defer_seconds
+        mov     r8d, 4                          ; optlen = sizeof(int)
+        mov     eax, 54                         ; syscall number: setsockopt
+        syscall
+        test    rax, rax                        ; rax < 0 means -errno
+        jns     short defer_accept.ok
+        lea     rsi, [rel error_defer]          ; the start of the error message
+        mov     edx, 42                         ; its length
+        jmp     near die                        ; print it with the errno's text and exit 1
+defer_accept.ok:
+
+;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
@@ -191,7 +213,7 @@ reap_children:
 
 ;; --------------------------------------------------------------------------
 ;; wait for the next connection: accept(2), syscall 43
-;; C: client_fd = accept(listen_fd, (struct sockaddr *)&client_addr, &client_addrlen)
+;; C: client_fd = accept(listen_fd, NULL, NULL)
 ;; Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
 ;; while we wait here ends the server at once.
 accept:
@@ -206,10 +228,9 @@ accept:
         syscall
         cmp     dword [rel stop_requested], 0   ; a stop signal came while busy?
         jne     near exit_ok                    ; then exit now, between connections
-        mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
         mov     rdi, r12                        ; fd = listen_fd
-        lea     rsi, [rel client_addr]          ; addr = &client_addr
-        lea     rdx, [rel client_addrlen]       ; addrlen = &client_addrlen
+        xor     esi, esi                        ; addr = NULL: no log prints the client's address
+        xor     edx, edx                        ; addrlen = NULL
         mov     eax, 43                         ; syscall number: accept
         syscall
         test    rax, rax
@@ -232,9 +253,9 @@ accept:
 ;; pausing 100 ms keeps the server alive without spinning the CPU.
 accept_failed:
         cmp     rax, -4                         ; -EINTR
-        je      near accept
+        je      short accept
         cmp     rax, -103                       ; -ECONNABORTED
-        je      near accept
+        je      short accept
         lea     rdi, [rel backoff]              ; req = 100 ms
         xor     esi, esi                        ; rem = NULL
         mov     eax, 35                         ; syscall number: nanosleep
@@ -285,7 +306,7 @@ child:
 ;; --------------------------------------------------------------------------
 ;; serve a connection: setsockopt(2), syscall 54
 ;; C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-;;    record = { client_fd, request_buf, client_addr }; raw_open(&record)
+;;    record = { client_fd, request_buf }; raw_open(&record)
 ;; A client that never reads gives up its slot after 10 s: write() then
 ;; fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
 serve:
@@ -300,8 +321,6 @@ serve:
         mov     dword [rbx+conn_fd], r13d
         lea     rax, [rel request_buf]
         mov     qword [rbx+conn_buf], rax
-        mov     rax, qword [rel client_addr]    ; family, port and address: 8 bytes
-        mov     qword [rbx+conn_addr], rax      ; kept for the logs
         call    now_ms                          ; clock_now, for the first deadline
         call    raw_open
         jmp     short wait_for_input
@@ -313,7 +332,9 @@ next_action:
         cmp     eax, 1                          ; send
         je      short send
         cmp     eax, 2                          ; close
-        je      short finish_connection
+        je      near finish_connection
+        cmp     eax, 3                          ; close, with nothing left to read
+        je      near close_now
 
 ;; --------------------------------------------------------------------------
 ;; wait for input: read(2), syscall 0
@@ -369,11 +390,19 @@ send:
         jmp     near next_action
 
 ;; --------------------------------------------------------------------------
-;; close the connection: close(2), syscall 3
-;; C: drain_input(); log_connection(); close(client_fd)
-;; The child's work is done: it exits, and the kernel reaps it.
+;; read what is left, then close
+;; C: drain_input()
+;; What the client sent and nobody read is read first: a close with input
+;; unread would reset the connection, and the reset can cost the client the
+;; end of the response.
 finish_connection:
         call    drain_input
+
+;; --------------------------------------------------------------------------
+;; close the connection: close(2), syscall 3
+;; C: log_connection(); close(client_fd)
+;; The child's work is done: it exits, and the kernel reaps it.
+close_now:
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
         syscall
@@ -436,7 +465,8 @@ raw_open:
         mov     dword [rbx+conn_len], 0
         mov     dword [rbx+conn_scanned], 0
         mov     dword [rbx+conn_served], 0
-        mov     dword [rbx+conn_mode], 0
+        mov     word [rbx+conn_mode], 0
+        mov     word [rbx+conn_said_close], 0
         mov     qword [rbx+conn_discard], 0
         mov     qword [rbx+conn_bytes], 0
         mov     eax, 10000                      ; 10 s
@@ -889,6 +919,11 @@ error_socket:
 error_setsockopt:
         db "fork_server: setsockopt SO_REUSEADDR: "
 
+; error message start (42 bytes)
+        align 8, db 0
+error_defer:
+        db "fork_server: setsockopt TCP_DEFER_ACCEPT: "
+
 ; error message start (32 bytes)
         align 8, db 0
 error_bind:
@@ -911,6 +946,11 @@ sigaction_ignore:
         align 8, db 0
 int_one:
         dd 1                                    ; int 1
+
+; listen.defer_accept_s, for TCP_DEFER_ACCEPT (4 bytes)
+        align 8, db 0
+defer_seconds:
+        dd 3                                    ; int: seconds
 
 ; struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
         align 8, db 0
@@ -982,16 +1022,6 @@ conn:
         alignb 64
 request_buf:
         resb 8208
-
-; struct sockaddr_in: the client, filled by accept (16 bytes)
-        alignb 8
-client_addr:
-        resb 16
-
-; socklen_t: in: the buffer's size, out: the address's (4 bytes)
-        alignb 4
-client_addrlen:
-        resb 4
 
 ; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         alignb 8

@@ -4,7 +4,7 @@
 #
 # Build:
 #   as --64 -o server.o server.s
-#   ld -static -s -z noexecstack -z separate-code -o server server.o
+#   ld -static -s -z noexecstack -z noseparate-code -o server server.o
 #
 # Linux x86-64 syscall convention: the number goes in rax, the arguments in
 # rdi, rsi, rdx, r10, r8, r9; the result comes back in rax, and a value from
@@ -23,15 +23,17 @@
         .globl _start
 
         .text
+        .balign 16                      # as NASM aligns .text: both put the code at one address
 
 ## Named offsets: the fields of the records the code reads and writes.
         .set conn_fd, 0                         # the socket
         .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
         .set conn_served, 8                     # requests answered on this connection
         .set conn_mode, 12                      # after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        .set conn_said_close, 14                # 1: the client said its request is its last (Connection: close, HTTP/1.0)
         .set conn_len, 16                       # bytes in the request buffer
         .set conn_scanned, 20                   # bytes of the buffer already searched for the head's end
-        .set conn_out, 24                       # 1 while the driver waits for the socket to become writable
+        .set conn_watch, 24                     # epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
         .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
         .set conn_discard, 88                   # body bytes still to read and drop
@@ -134,6 +136,27 @@ _start:
         mov     edx, 32                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lreuseaddr.ok:
+
+## --------------------------------------------------------------------------
+## accept only once the request comes: setsockopt(2), syscall 54
+## C: setsockopt(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &(int){ 3 }, sizeof(int))
+## accept() returns a connection once its first bytes have arrived (or after
+## about 3 s of silence), so the request is read at once, with no wait for
+## readiness, and a client that only connects costs no slot meanwhile.
+.Ldefer_accept:
+        mov     rdi, r12                        # fd = listen_fd
+        mov     esi, 6                          # level = IPPROTO_TCP
+        mov     edx, 9                          # optname = TCP_DEFER_ACCEPT
+        lea     r10, [rip + defer_seconds]      # optval = &defer_seconds
+        mov     r8d, 4                          # optlen = sizeof(int)
+        mov     eax, 54                         # syscall number: setsockopt
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     short .Ldefer_accept.ok
+        lea     rsi, [rip + error_defer]        # the start of the error message
+        mov     edx, 36                         # its length
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Ldefer_accept.ok:
 
 ## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
@@ -342,7 +365,7 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine accept_all: take every pending connection: accept4(2), syscall 288
-## C: while ((fd = accept4(listen_fd, &client_addr, &len, SOCK_NONBLOCK)) >= 0) add it
+## C: while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK)) >= 0) serve it
 ## Until -EAGAIN. With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM,
 ## the listener leaves the epoll set: pending clients wait in the kernel's
 ## queue instead of being accepted and dropped, and nothing spins. It comes
@@ -351,17 +374,16 @@ _start:
 .Laccept_all.next:
         cmp     DWORD PTR [rip + nconns], 1024  # a free slot?
         jae     short .Laccept_all.table_full
-        mov     DWORD PTR [rip + client_addrlen], 16
         mov     rdi, r12                        # fd = listen_fd
-        lea     rsi, [rip + client_addr]        # addr
-        lea     rdx, [rip + client_addrlen]     # addrlen
+        xor     esi, esi                        # addr = NULL: no log prints the client's address
+        xor     edx, edx                        # addrlen = NULL
         mov     r10d, 2048                      # SOCK_NONBLOCK
         mov     eax, 288                        # syscall number: accept4
         syscall
         test    rax, rax
         jns     short .Laccept_all.accepted
         cmp     rax, -11                        # -EAGAIN: none left
-        {disp32} je      .Laccept_all.done
+        je      short .Laccept_all.done
         cmp     rax, -4
         je      short .Laccept_all.next
         cmp     rax, -103                       # the client gave up
@@ -381,21 +403,12 @@ _start:
         add     rbx, rcx                        # rbx = &conns[index]
         inc     DWORD PTR [rip + nconns]
         mov     DWORD PTR [rbx+conn_fd], r13d   # record.fd
-        mov     rax, QWORD PTR [rip + client_addr] # family, port and address: 8 bytes
-        mov     QWORD PTR [rbx+conn_addr], rax  # kept for the logs
-        mov     DWORD PTR [rbx+conn_out], 0     # not waiting for EPOLLOUT
+        mov     DWORD PTR [rbx+conn_watch], 2   # not in the epoll set yet
         call    .Lhttp_open                     # the record starts reading, with its first deadline
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
-        mov     DWORD PTR [r10], 1              # EPOLLIN
-        mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
-        mov     esi, 1                          # EPOLL_CTL_ADD
-        mov     rdx, r13                        # fd
-        mov     eax, 233                        # syscall number: epoll_ctl
-        syscall
-        test    rax, rax
-        {disp32} jns     .Laccept_all.next
-        call    .Lclose_connection              # could not watch it (ENOMEM, ENOSPC): close it at once
+        # Serve it at once: the request is usually here already (TCP_DEFER_ACCEPT).
+        # connection_event reads it, answers it, and puts the socket in the epoll
+        # set only if it must wait; a connection done at once never enters it.
+        call    .Lconnection_event
         {disp32} jmp     .Laccept_all.next
 .Laccept_all.done:
         ret
@@ -405,7 +418,9 @@ _start:
 ## C: writing: flush;  else: n = read(fd, read_window()); action = received(n)
 ## Then do what the connection asks: send (flush, then sent), close, or wait
 ## for more input. A response that does not fit in the socket buffer waits
-## for EPOLLOUT; reading resumes after it.
+## for EPOLLOUT; reading resumes after it. A new connection comes here from
+## accept_all before it is in the epoll set (watch = 2): it is added when it
+## first has to wait.
 .Lconnection_event:
         mov     r13d, DWORD PTR [rbx+conn_fd]   # r13 = fd
         cmp     DWORD PTR [rbx+conn_state], 2   # writing?
@@ -426,18 +441,34 @@ _start:
         je      short .Lconnection_event.send
         cmp     eax, 2                          # close?
         {disp32} je      .Lconnection_event.close
+        cmp     eax, 3                          # close, with nothing left to read?
+        {disp32} je      .Lclose_now            # close_now returns for us
 .Lconnection_event.quiet:
-        ret                                     # want to read: wait for EPOLLIN
+        # Want to read: wait for EPOLLIN.
+        cmp     DWORD PTR [rbx+conn_watch], 2   # not in the epoll set yet?
+        jne     short .Lconnection_event.watched
+        mov     DWORD PTR [rbx+conn_watch], 0
+        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     DWORD PTR [r10], 1              # EPOLLIN
+        mov     QWORD PTR [r10+4], rbx          # data: the record
+        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     esi, 1                          # EPOLL_CTL_ADD
+        mov     rdx, r13                        # fd
+        mov     eax, 233                        # syscall number: epoll_ctl
+        syscall
+        test    rax, rax
+        {disp32} js      .Lconnection_event.close # could not watch it (ENOMEM, ENOSPC): close it
+.Lconnection_event.watched:
+        ret
 .Lconnection_event.writing:
 .Lconnection_event.send:
         call    .Lflush
         test    rax, rax
-        js      short .Lconnection_event.close  # the client is gone
+        {disp32} js      .Lconnection_event.close # the client is gone
         jz      short .Lconnection_event.pending # the rest goes out on EPOLLOUT
-.Lconnection_event.flushed:
-        cmp     DWORD PTR [rbx+conn_out], 0     # was it waiting for EPOLLOUT?
-        je      short .Lconnection_event.in_again
-        mov     DWORD PTR [rbx+conn_out], 0
+        cmp     DWORD PTR [rbx+conn_watch], 1   # was it waiting for EPOLLOUT?
+        jne     short .Lconnection_event.in_again
+        mov     DWORD PTR [rbx+conn_watch], 0
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # back to EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: the record
@@ -448,13 +479,15 @@ _start:
         syscall
 .Lconnection_event.in_again:
         call    .Lhttp_sent                     # what next: the next pipelined response, more input, or close
-        jmp     short .Lconnection_event.act
+        {disp32} jmp     .Lconnection_event.act
 .Lconnection_event.pending:
         mov     eax, 10000                      # 10 s for the client to read on
         call    .Lset_deadline
-        cmp     DWORD PTR [rbx+conn_out], 0
-        jne     short .Lconnection_event.armed
-        mov     DWORD PTR [rbx+conn_out], 1
+        cmp     DWORD PTR [rbx+conn_watch], 1
+        je      short .Lconnection_event.armed
+        cmp     DWORD PTR [rbx+conn_watch], 2   # not in the epoll set yet?
+        mov     DWORD PTR [rbx+conn_watch], 1
+        je      short .Lconnection_event.add_out
         lea     r10, [rip + ctl_event]          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
         mov     QWORD PTR [r10+4], rbx          # data: the record
@@ -465,16 +498,36 @@ _start:
         syscall
 .Lconnection_event.armed:
         ret
+.Lconnection_event.add_out:
+        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
+        mov     QWORD PTR [r10+4], rbx          # data: the record
+        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     esi, 1                          # EPOLL_CTL_ADD
+        mov     rdx, r13                        # fd
+        mov     eax, 233                        # syscall number: epoll_ctl
+        syscall
+        test    rax, rax
+        jns     short .Lconnection_event.armed
 .Lconnection_event.close:
         jmp     short .Lclose_connection        # close_connection returns for us
 
 ## --------------------------------------------------------------------------
-## subroutine close_connection(rbx = record): close(2), syscall 3
-## C: drain_input(); log; close(fd); free the slot; listen_on()
-## close() also takes the socket out of the epoll set.
+## subroutine close_connection(rbx = record)
+## C: drain_input(); close_now(record)
+## What the client sent and nobody read is read first: a close with input
+## unread would reset the connection, and the reset can cost the client the
+## end of the response.
 .Lclose_connection:
         mov     r13d, DWORD PTR [rbx+conn_fd]
         call    .Ldrain_input
+
+## --------------------------------------------------------------------------
+## subroutine close_now(rbx = record): close(2), syscall 3
+## C: log; close(fd); free the slot; listen_on()
+## close() also takes the socket out of the epoll set.
+.Lclose_now:
+        mov     r13d, DWORD PTR [rbx+conn_fd]
         mov     rdi, r13
         mov     eax, 3                          # syscall number: close
         syscall
@@ -571,7 +624,8 @@ _start:
         mov     DWORD PTR [rbx+conn_len], 0
         mov     DWORD PTR [rbx+conn_scanned], 0
         mov     DWORD PTR [rbx+conn_served], 0
-        mov     DWORD PTR [rbx+conn_mode], 0
+        mov     WORD PTR [rbx+conn_mode], 0
+        mov     WORD PTR [rbx+conn_said_close], 0
         mov     QWORD PTR [rbx+conn_discard], 0
         mov     QWORD PTR [rbx+conn_bytes], 0
         mov     eax, 10000                      # header_timeout_ms
@@ -666,7 +720,7 @@ _start:
 ##    answer the next pipelined request, or wait for one
 ## Connection: close, and a stop signal, close the connection here.
 .Lhttp_sent:
-        cmp     DWORD PTR [rbx+conn_mode], 0    # Connection: close?
+        cmp     WORD PTR [rbx+conn_mode], 0     # Connection: close?
         je      short .Lhttp_sent.close
         cmp     DWORD PTR [rip + stop_requested], 0 # stopping?
         jne     short .Lhttp_sent.close
@@ -701,40 +755,61 @@ _start:
         mov     eax, 0                          # want to read
         ret
 .Lhttp_sent.close:
+        # Closing with input unread resets the connection, which can cost the client
+        # the response: what is left is read first (kActClose), unless the client said
+        # this request was its last and nothing of it is left (kActDone).
+        cmp     WORD PTR [rbx+conn_said_close], 0 # Connection: close from the client?
+        je      short .Lhttp_sent.drain
+        cmp     QWORD PTR [rbx+conn_discard], 0 # a body still to come?
+        jne     short .Lhttp_sent.drain
+        mov     eax, DWORD PTR [rbx+conn_len]
+        cmp     QWORD PTR [rbx+conn_consume], rax # more in the buffer than this request?
+        jne     short .Lhttp_sent.drain
+        mov     eax, 3                          # close: the client sends no more
+        ret
+.Lhttp_sent.drain:
         mov     eax, 2                          # close
         ret
 
 ## --------------------------------------------------------------------------
 ## subroutine decide_mode(eax = response index)
-## C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+## C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0;
+##    record.said_close = the client said this request is its last
 ## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ## signal and the last of limits.keepalive_requests close the connection.
 ## Keeps eax.
 .Ldecide_mode:
-        mov     DWORD PTR [rbx+conn_mode], 0    # close, unless kept below
-        mov     ecx, DWORD PTR [rbx+conn_served]
-        inc     ecx                             # this one too
-        cmp     ecx, 1000                       # the last request allowed?
-        jae     short .Ldecide_mode.decided
+        mov     WORD PTR [rbx+conn_mode], 0     # close, unless kept below
+        mov     WORD PTR [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          # its record
         lea     rdx, [rip + responses]
         add     rdx, rcx
-        test    DWORD PTR [rdx+resp_flags], 256 # always close after it?
+        test    DWORD PTR [rdx+resp_flags], 256 # an error: always close after it
         jnz     short .Ldecide_mode.decided
+        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
+        jne     short .Ldecide_mode.client_closes
+        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 without Connection: keep-alive?
+        jne     short .Ldecide_mode.may_keep
+        cmp     DWORD PTR [rip + req_keepalive], 0
+        jne     short .Ldecide_mode.may_keep
+.Ldecide_mode.client_closes:
+        mov     WORD PTR [rbx+conn_said_close], 1 # the client sends no more: close
+        ret
+.Ldecide_mode.may_keep:
+        mov     ecx, DWORD PTR [rbx+conn_served]
+        inc     ecx                             # this one too
+        cmp     ecx, 1000                       # the last request allowed?
+        jae     short .Ldecide_mode.decided
         cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
         jne     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
+        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 (with Connection: keep-alive)?
         je      short .Ldecide_mode.http10
-        mov     DWORD PTR [rbx+conn_mode], 1    # HTTP/1.1: keep-alive
+        mov     WORD PTR [rbx+conn_mode], 1     # HTTP/1.1: keep-alive
         ret
 .Ldecide_mode.http10:
-        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      short .Ldecide_mode.decided
-        mov     DWORD PTR [rbx+conn_mode], 2    # HTTP/1.0 with Connection: keep-alive
+        mov     WORD PTR [rbx+conn_mode], 2     # HTTP/1.0 with Connection: keep-alive
 .Ldecide_mode.decided:
         ret
 
@@ -1434,7 +1509,7 @@ _start:
         mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head with Connection: close
         mov     edx, DWORD PTR [r10+resp_len_close] # rdx = its length
-        mov     ecx, DWORD PTR [rbx+conn_mode]
+        movzx   ecx, WORD PTR [rbx+conn_mode]
         test    ecx, ecx
         jz      short .Lkind_fixed.head_ready   # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
@@ -2007,6 +2082,11 @@ error_socket:
 error_setsockopt:
         .ascii "hello: setsockopt SO_REUSEADDR: "
 
+# error message start (36 bytes)
+        .balign 8, 0
+error_defer:
+        .ascii "hello: setsockopt TCP_DEFER_ACCEPT: "
+
 # error message start (26 bytes)
         .balign 8, 0
 error_bind:
@@ -2034,6 +2114,11 @@ sigaction_ignore:
         .balign 8, 0
 int_one:
         .long 1                                 # int 1
+
+# listen.defer_accept_s, for TCP_DEFER_ACCEPT (4 bytes)
+        .balign 8, 0
+defer_seconds:
+        .long 3                                 # int: seconds
 
 # struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
         .balign 8, 0
@@ -2229,16 +2314,6 @@ ctl_event:
         .balign 8
 events:
         .skip 768
-
-# struct sockaddr_in: the client, filled by accept4 (16 bytes)
-        .balign 8
-client_addr:
-        .skip 16
-
-# socklen_t: in: the buffer's size, out: the address's (4 bytes)
-        .balign 4
-client_addrlen:
-        .skip 4
 
 # 1 while a connection is being served (4 bytes)
         .balign 4

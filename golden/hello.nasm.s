@@ -4,7 +4,7 @@
 ;
 ; Build:
 ;   nasm -f elf64 -o server.o server.s
-;   ld -static -s -z noexecstack -z separate-code -o server server.o
+;   ld -static -s -z noexecstack -z noseparate-code -o server server.o
 ;
 ; Linux x86-64 syscall convention: the number goes in rax, the arguments in
 ; rdi, rsi, rdx, r10, r8, r9; the result comes back in rax, and a value from
@@ -22,16 +22,17 @@
         bits 64
         global _start
 
-        section .text
+        section .text align=16
 
 ;; Named offsets: the fields of the records the code reads and writes.
         conn_fd equ 0                           ; the socket
         conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
         conn_served equ 8                       ; requests answered on this connection
         conn_mode equ 12                        ; after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        conn_said_close equ 14                  ; 1: the client said its request is its last (Connection: close, HTTP/1.0)
         conn_len equ 16                         ; bytes in the request buffer
         conn_scanned equ 20                     ; bytes of the buffer already searched for the head's end
-        conn_out equ 24                         ; 1 while the driver waits for the socket to become writable
+        conn_watch equ 24                       ; epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
         conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
         conn_discard equ 88                     ; body bytes still to read and drop
@@ -134,6 +135,27 @@ reuseaddr:
         mov     edx, 32                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 reuseaddr.ok:
+
+;; --------------------------------------------------------------------------
+;; accept only once the request comes: setsockopt(2), syscall 54
+;; C: setsockopt(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &(int){ 3 }, sizeof(int))
+;; accept() returns a connection once its first bytes have arrived (or after
+;; about 3 s of silence), so the request is read at once, with no wait for
+;; readiness, and a client that only connects costs no slot meanwhile.
+defer_accept:
+        mov     rdi, r12                        ; fd = listen_fd
+        mov     esi, 6                          ; level = IPPROTO_TCP
+        mov     edx, 9                          ; optname = TCP_DEFER_ACCEPT
+        lea     r10, [rel defer_seconds]        ; optval = &defer_seconds
+        mov     r8d, 4                          ; optlen = sizeof(int)
+        mov     eax, 54                         ; syscall number: setsockopt
+        syscall
+        test    rax, rax                        ; rax < 0 means -errno
+        jns     short defer_accept.ok
+        lea     rsi, [rel error_defer]          ; the start of the error message
+        mov     edx, 36                         ; its length
+        jmp     near die                        ; print it with the errno's text and exit 1
+defer_accept.ok:
 
 ;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
@@ -342,7 +364,7 @@ begin_shutdown.not_yet:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine accept_all: take every pending connection: accept4(2), syscall 288
-;; C: while ((fd = accept4(listen_fd, &client_addr, &len, SOCK_NONBLOCK)) >= 0) add it
+;; C: while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK)) >= 0) serve it
 ;; Until -EAGAIN. With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM,
 ;; the listener leaves the epoll set: pending clients wait in the kernel's
 ;; queue instead of being accepted and dropped, and nothing spins. It comes
@@ -351,17 +373,16 @@ accept_all:
 accept_all.next:
         cmp     dword [rel nconns], 1024        ; a free slot?
         jae     short accept_all.table_full
-        mov     dword [rel client_addrlen], 16
         mov     rdi, r12                        ; fd = listen_fd
-        lea     rsi, [rel client_addr]          ; addr
-        lea     rdx, [rel client_addrlen]       ; addrlen
+        xor     esi, esi                        ; addr = NULL: no log prints the client's address
+        xor     edx, edx                        ; addrlen = NULL
         mov     r10d, 2048                      ; SOCK_NONBLOCK
         mov     eax, 288                        ; syscall number: accept4
         syscall
         test    rax, rax
         jns     short accept_all.accepted
         cmp     rax, -11                        ; -EAGAIN: none left
-        je      near accept_all.done
+        je      short accept_all.done
         cmp     rax, -4
         je      short accept_all.next
         cmp     rax, -103                       ; the client gave up
@@ -381,21 +402,12 @@ accept_all.accepted:
         add     rbx, rcx                        ; rbx = &conns[index]
         inc     dword [rel nconns]
         mov     dword [rbx+conn_fd], r13d       ; record.fd
-        mov     rax, qword [rel client_addr]    ; family, port and address: 8 bytes
-        mov     qword [rbx+conn_addr], rax      ; kept for the logs
-        mov     dword [rbx+conn_out], 0         ; not waiting for EPOLLOUT
+        mov     dword [rbx+conn_watch], 2       ; not in the epoll set yet
         call    http_open                       ; the record starts reading, with its first deadline
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
-        mov     dword [r10], 1                  ; EPOLLIN
-        mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [rel epfd]           ; epfd
-        mov     esi, 1                          ; EPOLL_CTL_ADD
-        mov     rdx, r13                        ; fd
-        mov     eax, 233                        ; syscall number: epoll_ctl
-        syscall
-        test    rax, rax
-        jns     near accept_all.next
-        call    close_connection                ; could not watch it (ENOMEM, ENOSPC): close it at once
+        ; Serve it at once: the request is usually here already (TCP_DEFER_ACCEPT).
+        ; connection_event reads it, answers it, and puts the socket in the epoll
+        ; set only if it must wait; a connection done at once never enters it.
+        call    connection_event
         jmp     near accept_all.next
 accept_all.done:
         ret
@@ -405,7 +417,9 @@ accept_all.done:
 ;; C: writing: flush;  else: n = read(fd, read_window()); action = received(n)
 ;; Then do what the connection asks: send (flush, then sent), close, or wait
 ;; for more input. A response that does not fit in the socket buffer waits
-;; for EPOLLOUT; reading resumes after it.
+;; for EPOLLOUT; reading resumes after it. A new connection comes here from
+;; accept_all before it is in the epoll set (watch = 2): it is added when it
+;; first has to wait.
 connection_event:
         mov     r13d, dword [rbx+conn_fd]       ; r13 = fd
         cmp     dword [rbx+conn_state], 2       ; writing?
@@ -426,18 +440,34 @@ connection_event.act:
         je      short connection_event.send
         cmp     eax, 2                          ; close?
         je      near connection_event.close
+        cmp     eax, 3                          ; close, with nothing left to read?
+        je      near close_now                  ; close_now returns for us
 connection_event.quiet:
-        ret                                     ; want to read: wait for EPOLLIN
+        ; Want to read: wait for EPOLLIN.
+        cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
+        jne     short connection_event.watched
+        mov     dword [rbx+conn_watch], 0
+        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     dword [r10], 1                  ; EPOLLIN
+        mov     qword [r10+4], rbx              ; data: the record
+        mov     edi, dword [rel epfd]           ; epfd
+        mov     esi, 1                          ; EPOLL_CTL_ADD
+        mov     rdx, r13                        ; fd
+        mov     eax, 233                        ; syscall number: epoll_ctl
+        syscall
+        test    rax, rax
+        js      near connection_event.close     ; could not watch it (ENOMEM, ENOSPC): close it
+connection_event.watched:
+        ret
 connection_event.writing:
 connection_event.send:
         call    flush
         test    rax, rax
-        js      short connection_event.close    ; the client is gone
+        js      near connection_event.close     ; the client is gone
         jz      short connection_event.pending  ; the rest goes out on EPOLLOUT
-connection_event.flushed:
-        cmp     dword [rbx+conn_out], 0         ; was it waiting for EPOLLOUT?
-        je      short connection_event.in_again
-        mov     dword [rbx+conn_out], 0
+        cmp     dword [rbx+conn_watch], 1       ; was it waiting for EPOLLOUT?
+        jne     short connection_event.in_again
+        mov     dword [rbx+conn_watch], 0
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 1                  ; back to EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
@@ -448,13 +478,15 @@ connection_event.flushed:
         syscall
 connection_event.in_again:
         call    http_sent                       ; what next: the next pipelined response, more input, or close
-        jmp     short connection_event.act
+        jmp     near connection_event.act
 connection_event.pending:
         mov     eax, 10000                      ; 10 s for the client to read on
         call    set_deadline
-        cmp     dword [rbx+conn_out], 0
-        jne     short connection_event.armed
-        mov     dword [rbx+conn_out], 1
+        cmp     dword [rbx+conn_watch], 1
+        je      short connection_event.armed
+        cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
+        mov     dword [rbx+conn_watch], 1
+        je      short connection_event.add_out
         lea     r10, [rel ctl_event]            ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
@@ -465,16 +497,36 @@ connection_event.pending:
         syscall
 connection_event.armed:
         ret
+connection_event.add_out:
+        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     dword [r10], 4                  ; wait for EPOLLOUT
+        mov     qword [r10+4], rbx              ; data: the record
+        mov     edi, dword [rel epfd]           ; epfd
+        mov     esi, 1                          ; EPOLL_CTL_ADD
+        mov     rdx, r13                        ; fd
+        mov     eax, 233                        ; syscall number: epoll_ctl
+        syscall
+        test    rax, rax
+        jns     short connection_event.armed
 connection_event.close:
         jmp     short close_connection          ; close_connection returns for us
 
 ;; --------------------------------------------------------------------------
-;; subroutine close_connection(rbx = record): close(2), syscall 3
-;; C: drain_input(); log; close(fd); free the slot; listen_on()
-;; close() also takes the socket out of the epoll set.
+;; subroutine close_connection(rbx = record)
+;; C: drain_input(); close_now(record)
+;; What the client sent and nobody read is read first: a close with input
+;; unread would reset the connection, and the reset can cost the client the
+;; end of the response.
 close_connection:
         mov     r13d, dword [rbx+conn_fd]
         call    drain_input
+
+;; --------------------------------------------------------------------------
+;; subroutine close_now(rbx = record): close(2), syscall 3
+;; C: log; close(fd); free the slot; listen_on()
+;; close() also takes the socket out of the epoll set.
+close_now:
+        mov     r13d, dword [rbx+conn_fd]
         mov     rdi, r13
         mov     eax, 3                          ; syscall number: close
         syscall
@@ -571,7 +623,8 @@ http_open:
         mov     dword [rbx+conn_len], 0
         mov     dword [rbx+conn_scanned], 0
         mov     dword [rbx+conn_served], 0
-        mov     dword [rbx+conn_mode], 0
+        mov     word [rbx+conn_mode], 0
+        mov     word [rbx+conn_said_close], 0
         mov     qword [rbx+conn_discard], 0
         mov     qword [rbx+conn_bytes], 0
         mov     eax, 10000                      ; header_timeout_ms
@@ -666,7 +719,7 @@ http_process.queued:
 ;;    answer the next pipelined request, or wait for one
 ;; Connection: close, and a stop signal, close the connection here.
 http_sent:
-        cmp     dword [rbx+conn_mode], 0        ; Connection: close?
+        cmp     word [rbx+conn_mode], 0         ; Connection: close?
         je      short http_sent.close
         cmp     dword [rel stop_requested], 0   ; stopping?
         jne     short http_sent.close
@@ -701,40 +754,61 @@ http_sent.idle:
         mov     eax, 0                          ; want to read
         ret
 http_sent.close:
+        ; Closing with input unread resets the connection, which can cost the client
+        ; the response: what is left is read first (kActClose), unless the client said
+        ; this request was its last and nothing of it is left (kActDone).
+        cmp     word [rbx+conn_said_close], 0   ; Connection: close from the client?
+        je      short http_sent.drain
+        cmp     qword [rbx+conn_discard], 0     ; a body still to come?
+        jne     short http_sent.drain
+        mov     eax, dword [rbx+conn_len]
+        cmp     qword [rbx+conn_consume], rax   ; more in the buffer than this request?
+        jne     short http_sent.drain
+        mov     eax, 3                          ; close: the client sends no more
+        ret
+http_sent.drain:
         mov     eax, 2                          ; close
         ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine decide_mode(eax = response index)
-;; C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+;; C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0;
+;;    record.said_close = the client said this request is its last
 ;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ;; signal and the last of limits.keepalive_requests close the connection.
 ;; Keeps eax.
 decide_mode:
-        mov     dword [rbx+conn_mode], 0        ; close, unless kept below
-        mov     ecx, dword [rbx+conn_served]
-        inc     ecx                             ; this one too
-        cmp     ecx, 1000                       ; the last request allowed?
-        jae     short decide_mode.decided
+        mov     word [rbx+conn_mode], 0         ; close, unless kept below
+        mov     word [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          ; its record
         lea     rdx, [rel responses]
         add     rdx, rcx
-        test    dword [rdx+resp_flags], 256     ; always close after it?
+        test    dword [rdx+resp_flags], 256     ; an error: always close after it
         jnz     short decide_mode.decided
+        cmp     dword [rel req_close], 0        ; Connection: close?
+        jne     short decide_mode.client_closes
+        cmp     dword [rel req_minor], 0        ; HTTP/1.0 without Connection: keep-alive?
+        jne     short decide_mode.may_keep
+        cmp     dword [rel req_keepalive], 0
+        jne     short decide_mode.may_keep
+decide_mode.client_closes:
+        mov     word [rbx+conn_said_close], 1   ; the client sends no more: close
+        ret
+decide_mode.may_keep:
+        mov     ecx, dword [rbx+conn_served]
+        inc     ecx                             ; this one too
+        cmp     ecx, 1000                       ; the last request allowed?
+        jae     short decide_mode.decided
         cmp     dword [rel stop_requested], 0   ; shutting down?
         jne     short decide_mode.decided
-        cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     short decide_mode.decided
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
+        cmp     dword [rel req_minor], 0        ; HTTP/1.0 (with Connection: keep-alive)?
         je      short decide_mode.http10
-        mov     dword [rbx+conn_mode], 1        ; HTTP/1.1: keep-alive
+        mov     word [rbx+conn_mode], 1         ; HTTP/1.1: keep-alive
         ret
 decide_mode.http10:
-        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      short decide_mode.decided
-        mov     dword [rbx+conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
+        mov     word [rbx+conn_mode], 2         ; HTTP/1.0 with Connection: keep-alive
 decide_mode.decided:
         ret
 
@@ -1434,7 +1508,7 @@ kind_fixed:
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head with Connection: close
         mov     edx, dword [r10+resp_len_close] ; rdx = its length
-        mov     ecx, dword [rbx+conn_mode]
+        movzx   ecx, word [rbx+conn_mode]
         test    ecx, ecx
         jz      short kind_fixed.head_ready     ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
@@ -2007,6 +2081,11 @@ error_socket:
 error_setsockopt:
         db "hello: setsockopt SO_REUSEADDR: "
 
+; error message start (36 bytes)
+        align 8, db 0
+error_defer:
+        db "hello: setsockopt TCP_DEFER_ACCEPT: "
+
 ; error message start (26 bytes)
         align 8, db 0
 error_bind:
@@ -2034,6 +2113,11 @@ sigaction_ignore:
         align 8, db 0
 int_one:
         dd 1                                    ; int 1
+
+; listen.defer_accept_s, for TCP_DEFER_ACCEPT (4 bytes)
+        align 8, db 0
+defer_seconds:
+        dd 3                                    ; int: seconds
 
 ; struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
         align 8, db 0
@@ -2229,16 +2313,6 @@ ctl_event:
         alignb 8
 events:
         resb 768
-
-; struct sockaddr_in: the client, filled by accept4 (16 bytes)
-        alignb 8
-client_addr:
-        resb 16
-
-; socklen_t: in: the buffer's size, out: the address's (4 bytes)
-        alignb 4
-client_addrlen:
-        resb 4
 
 ; 1 while a connection is being served (4 bytes)
         alignb 4

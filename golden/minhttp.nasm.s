@@ -4,7 +4,7 @@
 ;
 ; Build:
 ;   nasm -f elf64 -o server.o server.s
-;   ld -static -s -z noexecstack -z separate-code -o server server.o
+;   ld -static -s -z noexecstack -z noseparate-code -o server server.o
 ;
 ; Linux x86-64 syscall convention: the number goes in rax, the arguments in
 ; rdi, rsi, rdx, r10, r8, r9; the result comes back in rax, and a value from
@@ -22,16 +22,17 @@
         bits 64
         global _start
 
-        section .text
+        section .text align=16
 
 ;; Named offsets: the fields of the records the code reads and writes.
         conn_fd equ 0                           ; the socket
         conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
         conn_served equ 8                       ; requests answered on this connection
         conn_mode equ 12                        ; after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        conn_said_close equ 14                  ; 1: the client said its request is its last (Connection: close, HTTP/1.0)
         conn_len equ 16                         ; bytes in the request buffer
         conn_scanned equ 20                     ; bytes of the buffer already searched for the head's end
-        conn_out equ 24                         ; 1 while the driver waits for the socket to become writable
+        conn_watch equ 24                       ; epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
         conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
         conn_discard equ 88                     ; body bytes still to read and drop
@@ -136,6 +137,27 @@ reuseaddr:
 reuseaddr.ok:
 
 ;; --------------------------------------------------------------------------
+;; accept only once the request comes: setsockopt(2), syscall 54
+;; C: setsockopt(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &(int){ 3 }, sizeof(int))
+;; accept() returns a connection once its first bytes have arrived (or after
+;; about 3 s of silence), so the request is read at once, with no wait for
+;; readiness, and a client that only connects costs no slot meanwhile.
+defer_accept:
+        mov     rdi, r12                        ; fd = listen_fd
+        mov     esi, 6                          ; level = IPPROTO_TCP
+        mov     edx, 9                          ; optname = TCP_DEFER_ACCEPT
+        lea     r10, [rel defer_seconds]        ; optval = &defer_seconds
+        mov     r8d, 4                          ; optlen = sizeof(int)
+        mov     eax, 54                         ; syscall number: setsockopt
+        syscall
+        test    rax, rax                        ; rax < 0 means -errno
+        jns     short defer_accept.ok
+        lea     rsi, [rel error_defer]          ; the start of the error message
+        mov     edx, 38                         ; its length
+        jmp     near die                        ; print it with the errno's text and exit 1
+defer_accept.ok:
+
+;; --------------------------------------------------------------------------
 ;; bind the address: bind(2), syscall 49
 ;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ;; Give the socket its address, 0.0.0.0:8080.
@@ -201,8 +223,8 @@ accept:
         syscall
         cmp     dword [rel stop_requested], 0   ; a stop signal came while busy?
         jne     near exit_ok                    ; then exit now, between connections
-        mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
         mov     rdi, r12                        ; fd = listen_fd
+        mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
         lea     rsi, [rel client_addr]          ; addr = &client_addr
         lea     rdx, [rel client_addrlen]       ; addrlen = &client_addrlen
         mov     eax, 43                         ; syscall number: accept
@@ -267,7 +289,9 @@ next_action:
         cmp     eax, 1                          ; send
         je      short send
         cmp     eax, 2                          ; close
-        je      short finish_connection
+        je      near finish_connection
+        cmp     eax, 3                          ; close, with nothing left to read
+        je      near close_now
 
 ;; --------------------------------------------------------------------------
 ;; wait for input: read(2), syscall 0
@@ -323,11 +347,19 @@ send:
         jmp     near next_action
 
 ;; --------------------------------------------------------------------------
-;; close the connection: close(2), syscall 3
-;; C: drain_input(); log_connection(); close(client_fd)
-;; Then back to accept() for the next client.
+;; read what is left, then close
+;; C: drain_input()
+;; What the client sent and nobody read is read first: a close with input
+;; unread would reset the connection, and the reset can cost the client the
+;; end of the response.
 finish_connection:
         call    drain_input
+
+;; --------------------------------------------------------------------------
+;; close the connection: close(2), syscall 3
+;; C: log_connection(); close(client_fd)
+;; Then back to accept() for the next client.
+close_now:
         call    log_connection
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
@@ -392,7 +424,8 @@ http_open:
         mov     dword [rbx+conn_len], 0
         mov     dword [rbx+conn_scanned], 0
         mov     dword [rbx+conn_served], 0
-        mov     dword [rbx+conn_mode], 0
+        mov     word [rbx+conn_mode], 0
+        mov     word [rbx+conn_said_close], 0
         mov     qword [rbx+conn_discard], 0
         mov     qword [rbx+conn_bytes], 0
         mov     eax, 10000                      ; header_timeout_ms
@@ -487,7 +520,7 @@ http_process.queued:
 ;;    answer the next pipelined request, or wait for one
 ;; Connection: close, and a stop signal, close the connection here.
 http_sent:
-        cmp     dword [rbx+conn_mode], 0        ; Connection: close?
+        cmp     word [rbx+conn_mode], 0         ; Connection: close?
         je      short http_sent.close
         cmp     dword [rel stop_requested], 0   ; stopping?
         jne     short http_sent.close
@@ -522,40 +555,61 @@ http_sent.idle:
         mov     eax, 0                          ; want to read
         ret
 http_sent.close:
+        ; Closing with input unread resets the connection, which can cost the client
+        ; the response: what is left is read first (kActClose), unless the client said
+        ; this request was its last and nothing of it is left (kActDone).
+        cmp     word [rbx+conn_said_close], 0   ; Connection: close from the client?
+        je      short http_sent.drain
+        cmp     qword [rbx+conn_discard], 0     ; a body still to come?
+        jne     short http_sent.drain
+        mov     eax, dword [rbx+conn_len]
+        cmp     qword [rbx+conn_consume], rax   ; more in the buffer than this request?
+        jne     short http_sent.drain
+        mov     eax, 3                          ; close: the client sends no more
+        ret
+http_sent.drain:
         mov     eax, 2                          ; close
         ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine decide_mode(eax = response index)
-;; C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+;; C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0;
+;;    record.said_close = the client said this request is its last
 ;; Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ;; "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ;; signal and the last of limits.keepalive_requests close the connection.
 ;; Keeps eax.
 decide_mode:
-        mov     dword [rbx+conn_mode], 0        ; close, unless kept below
-        mov     ecx, dword [rbx+conn_served]
-        inc     ecx                             ; this one too
-        cmp     ecx, 1000                       ; the last request allowed?
-        jae     short decide_mode.decided
+        mov     word [rbx+conn_mode], 0         ; close, unless kept below
+        mov     word [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          ; its record
         lea     rdx, [rel responses]
         add     rdx, rcx
-        test    dword [rdx+resp_flags], 256     ; always close after it?
+        test    dword [rdx+resp_flags], 256     ; an error: always close after it
         jnz     short decide_mode.decided
+        cmp     dword [rel req_close], 0        ; Connection: close?
+        jne     short decide_mode.client_closes
+        cmp     dword [rel req_minor], 0        ; HTTP/1.0 without Connection: keep-alive?
+        jne     short decide_mode.may_keep
+        cmp     dword [rel req_keepalive], 0
+        jne     short decide_mode.may_keep
+decide_mode.client_closes:
+        mov     word [rbx+conn_said_close], 1   ; the client sends no more: close
+        ret
+decide_mode.may_keep:
+        mov     ecx, dword [rbx+conn_served]
+        inc     ecx                             ; this one too
+        cmp     ecx, 1000                       ; the last request allowed?
+        jae     short decide_mode.decided
         cmp     dword [rel stop_requested], 0   ; shutting down?
         jne     short decide_mode.decided
-        cmp     dword [rel req_close], 0        ; Connection: close?
-        jne     short decide_mode.decided
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0?
+        cmp     dword [rel req_minor], 0        ; HTTP/1.0 (with Connection: keep-alive)?
         je      short decide_mode.http10
-        mov     dword [rbx+conn_mode], 1        ; HTTP/1.1: keep-alive
+        mov     word [rbx+conn_mode], 1         ; HTTP/1.1: keep-alive
         ret
 decide_mode.http10:
-        cmp     dword [rel req_keepalive], 0    ; HTTP/1.0 keeps only when asked
-        je      short decide_mode.decided
-        mov     dword [rbx+conn_mode], 2        ; HTTP/1.0 with Connection: keep-alive
+        mov     word [rbx+conn_mode], 2         ; HTTP/1.0 with Connection: keep-alive
 decide_mode.decided:
         ret
 
@@ -1255,7 +1309,7 @@ kind_fixed:
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head with Connection: close
         mov     edx, dword [r10+resp_len_close] ; rdx = its length
-        mov     ecx, dword [rbx+conn_mode]
+        movzx   ecx, word [rbx+conn_mode]
         test    ecx, ecx
         jz      short kind_fixed.head_ready     ; mode 0: close
         add     rsi, rdx                        ; the keep-alive head follows it
@@ -1874,6 +1928,11 @@ error_socket:
 error_setsockopt:
         db "minhttp: setsockopt SO_REUSEADDR: "
 
+; error message start (38 bytes)
+        align 8, db 0
+error_defer:
+        db "minhttp: setsockopt TCP_DEFER_ACCEPT: "
+
 ; error message start (28 bytes)
         align 8, db 0
 error_bind:
@@ -1896,6 +1955,11 @@ sigaction_ignore:
         align 8, db 0
 int_one:
         dd 1                                    ; int 1
+
+; listen.defer_accept_s, for TCP_DEFER_ACCEPT (4 bytes)
+        align 8, db 0
+defer_seconds:
+        dd 3                                    ; int: seconds
 
 ; struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
         align 8, db 0
@@ -2044,16 +2108,6 @@ last_status:
 last_body_bytes:
         resb 8
 
-; the connection record (see conn_* above) (128 bytes)
-        alignb 64
-conn:
-        resb 128
-
-; the request is read here (8208 bytes)
-        alignb 64
-request_buf:
-        resb 8208
-
 ; struct sockaddr_in: the client, filled by accept (16 bytes)
         alignb 8
 client_addr:
@@ -2063,6 +2117,16 @@ client_addr:
         alignb 4
 client_addrlen:
         resb 4
+
+; the connection record (see conn_* above) (128 bytes)
+        alignb 64
+conn:
+        resb 128
+
+; the request is read here (8208 bytes)
+        alignb 64
+request_buf:
+        resb 8208
 
 ; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         alignb 8

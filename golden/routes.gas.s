@@ -4,7 +4,7 @@
 #
 # Build:
 #   as --64 -o server.o server.s
-#   ld -static -s -z noexecstack -z separate-code -o server server.o
+#   ld -static -s -z noexecstack -z noseparate-code -o server server.o
 #
 # Linux x86-64 syscall convention: the number goes in rax, the arguments in
 # rdi, rsi, rdx, r10, r8, r9; the result comes back in rax, and a value from
@@ -23,15 +23,17 @@
         .globl _start
 
         .text
+        .balign 16                      # as NASM aligns .text: both put the code at one address
 
 ## Named offsets: the fields of the records the code reads and writes.
         .set conn_fd, 0                         # the socket
         .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
         .set conn_served, 8                     # requests answered on this connection
         .set conn_mode, 12                      # after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
+        .set conn_said_close, 14                # 1: the client said its request is its last (Connection: close, HTTP/1.0)
         .set conn_len, 16                       # bytes in the request buffer
         .set conn_scanned, 20                   # bytes of the buffer already searched for the head's end
-        .set conn_out, 24                       # 1 while the driver waits for the socket to become writable
+        .set conn_watch, 24                     # epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
         .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
         .set conn_discard, 88                   # body bytes still to read and drop
@@ -136,6 +138,27 @@ _start:
 .Lreuseaddr.ok:
 
 ## --------------------------------------------------------------------------
+## accept only once the request comes: setsockopt(2), syscall 54
+## C: setsockopt(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &(int){ 3 }, sizeof(int))
+## accept() returns a connection once its first bytes have arrived (or after
+## about 3 s of silence), so the request is read at once, with no wait for
+## readiness, and a client that only connects costs no slot meanwhile.
+.Ldefer_accept:
+        mov     rdi, r12                        # fd = listen_fd
+        mov     esi, 6                          # level = IPPROTO_TCP
+        mov     edx, 9                          # optname = TCP_DEFER_ACCEPT
+        lea     r10, [rip + defer_seconds]      # optval = &defer_seconds
+        mov     r8d, 4                          # optlen = sizeof(int)
+        mov     eax, 54                         # syscall number: setsockopt
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     short .Ldefer_accept.ok
+        lea     rsi, [rip + error_defer]        # the start of the error message
+        mov     edx, 37                         # its length
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Ldefer_accept.ok:
+
+## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
@@ -201,8 +224,8 @@ _start:
         syscall
         cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal came while busy?
         {disp32} jne     .Lexit_ok              # then exit now, between connections
-        mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
         mov     rdi, r12                        # fd = listen_fd
+        mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
         lea     rsi, [rip + client_addr]        # addr = &client_addr
         lea     rdx, [rip + client_addrlen]     # addrlen = &client_addrlen
         mov     eax, 43                         # syscall number: accept
@@ -267,7 +290,9 @@ _start:
         cmp     eax, 1                          # send
         je      short .Lsend
         cmp     eax, 2                          # close
-        je      short .Lfinish_connection
+        {disp32} je      .Lfinish_connection
+        cmp     eax, 3                          # close, with nothing left to read
+        {disp32} je      .Lclose_now
 
 ## --------------------------------------------------------------------------
 ## wait for input: read(2), syscall 0
@@ -323,11 +348,19 @@ _start:
         {disp32} jmp     .Lnext_action
 
 ## --------------------------------------------------------------------------
-## close the connection: close(2), syscall 3
-## C: drain_input(); log_connection(); close(client_fd)
-## Then back to accept() for the next client.
+## read what is left, then close
+## C: drain_input()
+## What the client sent and nobody read is read first: a close with input
+## unread would reset the connection, and the reset can cost the client the
+## end of the response.
 .Lfinish_connection:
         call    .Ldrain_input
+
+## --------------------------------------------------------------------------
+## close the connection: close(2), syscall 3
+## C: log_connection(); close(client_fd)
+## Then back to accept() for the next client.
+.Lclose_now:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -391,7 +424,8 @@ _start:
         mov     DWORD PTR [rbx+conn_len], 0
         mov     DWORD PTR [rbx+conn_scanned], 0
         mov     DWORD PTR [rbx+conn_served], 0
-        mov     DWORD PTR [rbx+conn_mode], 0
+        mov     WORD PTR [rbx+conn_mode], 0
+        mov     WORD PTR [rbx+conn_said_close], 0
         mov     QWORD PTR [rbx+conn_discard], 0
         mov     QWORD PTR [rbx+conn_bytes], 0
         mov     eax, 10000                      # header_timeout_ms
@@ -487,7 +521,7 @@ _start:
 ##    answer the next pipelined request, or wait for one
 ## Connection: close, and a stop signal, close the connection here.
 .Lhttp_sent:
-        cmp     DWORD PTR [rbx+conn_mode], 0    # Connection: close?
+        cmp     WORD PTR [rbx+conn_mode], 0     # Connection: close?
         je      short .Lhttp_sent.close
         cmp     DWORD PTR [rip + stop_requested], 0 # stopping?
         jne     short .Lhttp_sent.close
@@ -522,40 +556,61 @@ _start:
         mov     eax, 0                          # want to read
         ret
 .Lhttp_sent.close:
+        # Closing with input unread resets the connection, which can cost the client
+        # the response: what is left is read first (kActClose), unless the client said
+        # this request was its last and nothing of it is left (kActDone).
+        cmp     WORD PTR [rbx+conn_said_close], 0 # Connection: close from the client?
+        je      short .Lhttp_sent.drain
+        cmp     QWORD PTR [rbx+conn_discard], 0 # a body still to come?
+        jne     short .Lhttp_sent.drain
+        mov     eax, DWORD PTR [rbx+conn_len]
+        cmp     QWORD PTR [rbx+conn_consume], rax # more in the buffer than this request?
+        jne     short .Lhttp_sent.drain
+        mov     eax, 3                          # close: the client sends no more
+        ret
+.Lhttp_sent.drain:
         mov     eax, 2                          # close
         ret
 
 ## --------------------------------------------------------------------------
 ## subroutine decide_mode(eax = response index)
-## C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0
+## C: record.mode = keep_alive(request) ? (HTTP/1.1 ? 1 : 2) : 0;
+##    record.said_close = the client said this request is its last
 ## Keep-alive is the default for HTTP/1.1, for HTTP/1.0 only with
 ## "Connection: keep-alive"; "Connection: close", protocol errors, a stop
 ## signal and the last of limits.keepalive_requests close the connection.
 ## Keeps eax.
 .Ldecide_mode:
-        mov     DWORD PTR [rbx+conn_mode], 0    # close, unless kept below
-        mov     ecx, DWORD PTR [rbx+conn_served]
-        inc     ecx                             # this one too
-        cmp     ecx, 100                        # the last request allowed?
-        jae     short .Ldecide_mode.decided
+        mov     WORD PTR [rbx+conn_mode], 0     # close, unless kept below
+        mov     WORD PTR [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          # its record
         lea     rdx, [rip + responses]
         add     rdx, rcx
-        test    DWORD PTR [rdx+resp_flags], 256 # always close after it?
+        test    DWORD PTR [rdx+resp_flags], 256 # an error: always close after it
         jnz     short .Ldecide_mode.decided
+        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
+        jne     short .Ldecide_mode.client_closes
+        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 without Connection: keep-alive?
+        jne     short .Ldecide_mode.may_keep
+        cmp     DWORD PTR [rip + req_keepalive], 0
+        jne     short .Ldecide_mode.may_keep
+.Ldecide_mode.client_closes:
+        mov     WORD PTR [rbx+conn_said_close], 1 # the client sends no more: close
+        ret
+.Ldecide_mode.may_keep:
+        mov     ecx, DWORD PTR [rbx+conn_served]
+        inc     ecx                             # this one too
+        cmp     ecx, 100                        # the last request allowed?
+        jae     short .Ldecide_mode.decided
         cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
         jne     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
-        jne     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0?
+        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 (with Connection: keep-alive)?
         je      short .Ldecide_mode.http10
-        mov     DWORD PTR [rbx+conn_mode], 1    # HTTP/1.1: keep-alive
+        mov     WORD PTR [rbx+conn_mode], 1     # HTTP/1.1: keep-alive
         ret
 .Ldecide_mode.http10:
-        cmp     DWORD PTR [rip + req_keepalive], 0 # HTTP/1.0 keeps only when asked
-        je      short .Ldecide_mode.decided
-        mov     DWORD PTR [rbx+conn_mode], 2    # HTTP/1.0 with Connection: keep-alive
+        mov     WORD PTR [rbx+conn_mode], 2     # HTTP/1.0 with Connection: keep-alive
 .Ldecide_mode.decided:
         ret
 
@@ -1466,7 +1521,7 @@ _start:
         mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head with Connection: close
         mov     edx, DWORD PTR [r10+resp_len_close] # rdx = its length
-        mov     ecx, DWORD PTR [rbx+conn_mode]
+        movzx   ecx, WORD PTR [rbx+conn_mode]
         test    ecx, ecx
         jz      short .Lkind_fixed.head_ready   # mode 0: close
         add     rsi, rdx                        # the keep-alive head follows it
@@ -2494,6 +2549,11 @@ error_socket:
 error_setsockopt:
         .ascii "routes: setsockopt SO_REUSEADDR: "
 
+# error message start (37 bytes)
+        .balign 8, 0
+error_defer:
+        .ascii "routes: setsockopt TCP_DEFER_ACCEPT: "
+
 # error message start (27 bytes)
         .balign 8, 0
 error_bind:
@@ -2516,6 +2576,11 @@ sigaction_ignore:
         .balign 8, 0
 int_one:
         .long 1                                 # int 1
+
+# listen.defer_accept_s, for TCP_DEFER_ACCEPT (4 bytes)
+        .balign 8, 0
+defer_seconds:
+        .long 3                                 # int: seconds
 
 # struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
         .balign 8, 0
@@ -2654,16 +2719,6 @@ last_status:
 last_body_bytes:
         .skip 8
 
-# the connection record (see conn_* above) (128 bytes)
-        .balign 64
-conn:
-        .skip 128
-
-# the request is read here (8208 bytes)
-        .balign 64
-request_buf:
-        .skip 8208
-
 # struct sockaddr_in: the client, filled by accept (16 bytes)
         .balign 8
 client_addr:
@@ -2673,6 +2728,16 @@ client_addr:
         .balign 4
 client_addrlen:
         .skip 4
+
+# the connection record (see conn_* above) (128 bytes)
+        .balign 64
+conn:
+        .skip 128
+
+# the request is read here (8208 bytes)
+        .balign 64
+request_buf:
+        .skip 8208
 
 # struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         .balign 8
