@@ -35,7 +35,7 @@ class BlockingDriver : public Driver, Gen {
   AccessLog& log_;
   ClientAddress peer_{spec_, b_};
   bool fork_;
-  Label entry_, accept_, fork_label_, serve_, dispatch_, want_read_, send_, finish_, close_now_, read_timed_;
+  Label entry_, accept_, fork_label_, serve_, dispatch_, want_read_, got_, send_, finish_, close_now_, read_timed_;
   Label record_, buf_, pollfd_, poll_ts_, io_timeout_, stop_deadline_;
 };
 
@@ -45,6 +45,7 @@ void BlockingDriver::emit() {
   want_read_ = local("wait_for_input");
   send_ = local("send");
   finish_ = local("finish_connection");
+  got_ = local("got");
   close_now_ = local("close_now");
   read_timed_ = local("read_timed");
   if (fork_) fork_label_ = local("fork");
@@ -162,6 +163,18 @@ void BlockingDriver::emit_serve() {
   peer_.keep();
   call(rt_.now_ms(), "clock_now, for the first deadline");
   call(conn_.open());
+  if (spec_.defer_accept_s > 0) {
+    note("TCP_DEFER_ACCEPT: the request is usually here already. Read it without");
+    note("waiting (MSG_DONTWAIT); only if it is not, wait for it in ppoll.");
+    call(conn_.read_window(), "rsi = where, rdx = how much");
+    mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
+    set(Reg::r10, kMsgDontwait, "flags = MSG_DONTWAIT");
+    zero(Reg::r8, "src_addr = NULL");
+    zero(Reg::r9, "addrlen = NULL");
+    sys(kRecvfrom);
+    op(Op::test, r64(Reg::rax), r64(Reg::rax));
+    jmp(Op::jg, got_, "n > 0 bytes: the request, or its start");
+  }
   jmp(Op::jmp, want_read_);
 
   block(dispatch_, "do what the connection asks (eax = action)", nullptr,
@@ -177,7 +190,6 @@ void BlockingDriver::emit_serve() {
   Label again = local("again");
   Label wait = local("wait");
   Label bounded = local("bounded");
-  Label got = local("got");
   int grace = spec_.limits.shutdown_timeout_ms;
   block(want_read_, "wait for input", &kRead, "n = read_timed(read_window()); action = received(n)",
         fmt::format("Until the record's deadline at most. End of file, a timeout or an error\n"
@@ -208,9 +220,9 @@ void BlockingDriver::emit_serve() {
   op(Op::cmp, r64(Reg::rax), imm(-kEintr), "-EINTR: a stop signal came");
   jmp(Op::je, again);
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
-  jmp(Op::jg, got);
+  jmp(Op::jg, got_);
   jmp(Op::jmp, finish_, "end of file, timeout or error: close");
-  label(got);
+  label(got_);
   op(Op::push, r64(Reg::rax), "keep n");
   call(rt_.now_ms(), "clock_now, for the deadlines it sets");
   op(Op::pop, r64(Reg::rax));

@@ -1132,6 +1132,32 @@ TEST_P(Epoll, ANewConnectionIsServedAtAccept) {
   EXPECT_GE(more["recvfrom"], 1) << "the unread request was not drained";
 }
 
+// The blocking modes read the first request without waiting for it in ppoll
+// (one recvfrom with MSG_DONTWAIT), and skip the drain in the same way.
+TEST_P(Epoll, BlockingModesReadANewConnectionAtOnce) {
+  if (run({"strace", "-V"}).status != 0) GTEST_SKIP() << "no strace";
+  for (const char* mode : {"iterative", "fork"}) {
+    SCOPED_TRACE(mode);
+    json spec = base_spec();
+    spec["mode"] = mode;
+    START(r, spec);
+    constexpr int kRequests = 10;
+    int answered = 0;
+    auto calls = syscalls_during(r.proc->pid(), [&] {
+      for (int i = 0; i < kRequests; ++i) {
+        ReadResult res = exchange(r.port, get_close("/"), 3000);
+        answered += undate(res.data) == answer(r, "/", ConnHeader::close) && res.eof;
+      }
+    });
+    if (calls.empty()) GTEST_SKIP() << "strace could not attach";
+    EXPECT_EQ(answered, kRequests);
+    EXPECT_EQ(calls["recvfrom"], kRequests) << "one read per request, and no drain";
+    EXPECT_EQ(calls["ppoll"], 0) << "the request was there: no wait for it";
+    EXPECT_EQ(calls["read"], 0);
+    EXPECT_EQ(calls["writev"], kRequests);
+  }
+}
+
 // TCP_DEFER_ACCEPT (listen.defer_accept_s, 3 s by default): a client that
 // connects and sends nothing stays in the kernel meanwhile, so it does not
 // hold an iterative server, which serves the next client at once.
