@@ -281,6 +281,17 @@ _start:
         mov     QWORD PTR [rbx+conn_addr], rax  # kept for the logs
         call    .Lnow_ms                        # clock_now, for the first deadline
         call    .Lhttp_open
+        # TCP_DEFER_ACCEPT: the request is usually here already. Read it without
+        # waiting (MSG_DONTWAIT); only if it is not, wait for it in ppoll.
+        call    .Lread_window                   # rsi = where, rdx = how much
+        mov     rdi, r13                        # fd = client_fd
+        mov     r10d, 64                        # flags = MSG_DONTWAIT
+        xor     r8d, r8d                        # src_addr = NULL
+        xor     r9d, r9d                        # addrlen = NULL
+        mov     eax, 45                         # syscall number: recvfrom
+        syscall
+        test    rax, rax
+        jg      short .Lwait_for_input.got      # n > 0 bytes: the request, or its start
         jmp     short .Lwait_for_input
 
 ## --------------------------------------------------------------------------
