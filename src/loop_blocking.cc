@@ -17,8 +17,9 @@ class BlockingDriver : public Driver, Gen {
  public:
   explicit BlockingDriver(const DriverDeps& d)
       : Gen(d.spec, d.b), rt_(d.rt), conn_(d.conn), log_(d.log), fork_(d.spec.mode == Mode::fork) {
-    entry_ = local(fork_ ? "reap_children" : "accept");
-    accept_ = fork_ ? local("accept") : entry_;
+    entry_ = local("send_timeout");
+    err_sndtimeo_ = rt_.error_prefix("error_sndtimeo", "setsockopt SO_SNDTIMEO");
+    accept_ = local("accept");
   }
   bool nonblocking_listener() const override { return false; }
   Label entry() const override { return entry_; }
@@ -31,6 +32,7 @@ class BlockingDriver : public Driver, Gen {
   void emit_read_timed();
 
   Runtime& rt_;
+  ErrorPrefix err_sndtimeo_;
   Conn& conn_;
   AccessLog& log_;
   ClientAddress peer_{spec_, b_};
@@ -58,6 +60,19 @@ void BlockingDriver::emit() {
   io_timeout_ = b_.data("io_timeout", Section::rodata,
                         {Fields{{{8, Conn::kSendTimeoutMs / 1000, "tv_sec"}, {8, 0, "tv_usec"}}}},
                         "struct timeval: how long a write may block");
+  Label after = accept_;
+  if (fork_) after = local("reap_children");
+  block(entry_, "a send timeout for every connection", &kSetsockopt,
+        "setsockopt(listen_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)",
+        fmt::format("Set once, on the listener: every socket accept() returns inherits it. A\n"
+                    "client that never reads gives up its slot after {} s: write() then fails\n"
+                    "with -EAGAIN.",
+                    Conn::kSendTimeoutMs / 1000));
+  rt_.setsockopt(kListenFd, "listen_fd",
+                 {kSolSocket, "SOL_SOCKET", kSoSndtimeo, "SO_SNDTIMEO", kTimevalBytes, "sizeof(struct timeval)"},
+                 io_timeout_, "io_timeout");
+  rt_.die_if_failed(err_sndtimeo_);
+  falls_into(after);
   if (fork_) {
     Label sa = b_.data("sigaction_nocldwait", Section::rodata,
                        {Fields{{{8, static_cast<uint64_t>(kSigIgn), "sa_handler = SIG_IGN"},
@@ -65,7 +80,7 @@ void BlockingDriver::emit() {
                                 {8, 0, "sa_restorer"},
                                 {8, 0, "sa_mask"}}}},
                        "struct sigaction: the kernel reaps children itself");
-    block(entry_, "reap children automatically", &kRtSigaction,
+    block(after, "reap children automatically", &kRtSigaction,
           "sigaction(SIGCHLD, &(struct sigaction){ .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT }, NULL)",
           "With SIGCHLD ignored and SA_NOCLDWAIT, a child that exits is reaped by the\n"
           "kernel at once: no zombie ever stays, and no wait4() loop is needed.");
@@ -146,16 +161,11 @@ void BlockingDriver::emit_fork() {
 }
 
 void BlockingDriver::emit_serve() {
-  block(serve_, "serve a connection", &kSetsockopt,
-        fmt::format("setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);\n"
-                    "   record = {{ client_fd, request_buf{} }}; {}_open(&record)",
+  block(serve_, "serve a connection", nullptr,
+        fmt::format("record = {{ client_fd, request_buf{} }}; {}_open(&record)",
                     peer_.wanted() ? ", client_addr" : "", conn_.protocol()),
-        fmt::format("A client that never reads gives up its slot after {} s: write() then\n"
-                    "fails with -EAGAIN. Reads wait in ppoll until the record's deadline.",
-                    Conn::kSendTimeoutMs / 1000));
-  rt_.setsockopt(kClientFd, "client_fd",
-                 {kSolSocket, "SOL_SOCKET", kSoSndtimeo, "SO_SNDTIMEO", kTimevalBytes, "sizeof(struct timeval)"},
-                 io_timeout_, "io_timeout");
+        "Writes block at most 10 s (SO_SNDTIMEO, inherited from the listener);\n"
+        "reads wait in ppoll until the record's deadline.");
   lea(kConn, record_, "rbx = the connection record");
   mov(conn(ConnField::fd), r32(kClientFd));
   lea(Reg::rax, buf_);

@@ -1155,6 +1155,7 @@ TEST_P(Epoll, BlockingModesReadANewConnectionAtOnce) {
     EXPECT_EQ(calls["ppoll"], 0) << "the request was there: no wait for it";
     EXPECT_EQ(calls["read"], 0);
     EXPECT_EQ(calls["writev"], kRequests);
+    EXPECT_EQ(calls["setsockopt"], 0) << "SO_SNDTIMEO comes from the listener";
   }
 }
 
