@@ -197,7 +197,28 @@ _start:
 ## --------------------------------------------------------------------------
 ## a worker starts
 .Lworker_main:
-        jmp     short .Lreap_children
+        jmp     short .Lsend_timeout
+
+## --------------------------------------------------------------------------
+## a send timeout for every connection: setsockopt(2), syscall 54
+## C: setsockopt(listen_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
+## Set once, on the listener: every socket accept() returns inherits it. A
+## client that never reads gives up its slot after 10 s: write() then fails
+## with -EAGAIN.
+.Lsend_timeout:
+        mov     rdi, r12                        # fd = listen_fd
+        mov     esi, 1                          # level = SOL_SOCKET
+        mov     edx, 21                         # optname = SO_SNDTIMEO
+        lea     r10, [rip + io_timeout]         # optval = &io_timeout
+        mov     r8d, 16                         # optlen = sizeof(struct timeval)
+        mov     eax, 54                         # syscall number: setsockopt
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     short .Lsend_timeout.ok
+        lea     rsi, [rip + error_sndtimeo]     # the start of the error message
+        mov     edx, 37                         # its length
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lsend_timeout.ok:
 
 ## --------------------------------------------------------------------------
 ## reap children automatically: rt_sigaction(2), syscall 13
@@ -305,19 +326,11 @@ _start:
         mov     DWORD PTR [rip + stop_requested], 0 # a stop meant for the parent: this connection is served in full
 
 ## --------------------------------------------------------------------------
-## serve a connection: setsockopt(2), syscall 54
-## C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-##    record = { client_fd, request_buf }; raw_open(&record)
-## A client that never reads gives up its slot after 10 s: write() then
-## fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
+## serve a connection
+## C: record = { client_fd, request_buf }; raw_open(&record)
+## Writes block at most 10 s (SO_SNDTIMEO, inherited from the listener);
+## reads wait in ppoll until the record's deadline.
 .Lserve:
-        mov     rdi, r13                        # fd = client_fd
-        mov     esi, 1                          # level = SOL_SOCKET
-        mov     edx, 21                         # optname = SO_SNDTIMEO
-        lea     r10, [rip + io_timeout]         # optval = &io_timeout
-        mov     r8d, 16                         # optlen = sizeof(struct timeval)
-        mov     eax, 54                         # syscall number: setsockopt
-        syscall
         lea     rbx, [rip + conn]               # rbx = the connection record
         mov     DWORD PTR [rbx+conn_fd], r13d
         lea     rax, [rip + request_buf]
@@ -920,6 +933,11 @@ _start:
 response:
         .ascii "HTTP/1.0 200 OK FROM TCP SERVER\r\n"
         .ascii "\r\n"
+
+# error message start (37 bytes)
+        .balign 8, 0
+error_sndtimeo:
+        .ascii "fork_server: setsockopt SO_SNDTIMEO: "
 
 # error message start (21 bytes)
         .balign 8, 0

@@ -196,7 +196,28 @@ announce:
 ;; --------------------------------------------------------------------------
 ;; a worker starts
 worker_main:
-        jmp     short reap_children
+        jmp     short send_timeout
+
+;; --------------------------------------------------------------------------
+;; a send timeout for every connection: setsockopt(2), syscall 54
+;; C: setsockopt(listen_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
+;; Set once, on the listener: every socket accept() returns inherits it. A
+;; client that never reads gives up its slot after 10 s: write() then fails
+;; with -EAGAIN.
+send_timeout:
+        mov     rdi, r12                        ; fd = listen_fd
+        mov     esi, 1                          ; level = SOL_SOCKET
+        mov     edx, 21                         ; optname = SO_SNDTIMEO
+        lea     r10, [rel io_timeout]           ; optval = &io_timeout
+        mov     r8d, 16                         ; optlen = sizeof(struct timeval)
+        mov     eax, 54                         ; syscall number: setsockopt
+        syscall
+        test    rax, rax                        ; rax < 0 means -errno
+        jns     short send_timeout.ok
+        lea     rsi, [rel error_sndtimeo]       ; the start of the error message
+        mov     edx, 37                         ; its length
+        jmp     near die                        ; print it with the errno's text and exit 1
+send_timeout.ok:
 
 ;; --------------------------------------------------------------------------
 ;; reap children automatically: rt_sigaction(2), syscall 13
@@ -304,19 +325,11 @@ child:
         mov     dword [rel stop_requested], 0   ; a stop meant for the parent: this connection is served in full
 
 ;; --------------------------------------------------------------------------
-;; serve a connection: setsockopt(2), syscall 54
-;; C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-;;    record = { client_fd, request_buf }; raw_open(&record)
-;; A client that never reads gives up its slot after 10 s: write() then
-;; fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
+;; serve a connection
+;; C: record = { client_fd, request_buf }; raw_open(&record)
+;; Writes block at most 10 s (SO_SNDTIMEO, inherited from the listener);
+;; reads wait in ppoll until the record's deadline.
 serve:
-        mov     rdi, r13                        ; fd = client_fd
-        mov     esi, 1                          ; level = SOL_SOCKET
-        mov     edx, 21                         ; optname = SO_SNDTIMEO
-        lea     r10, [rel io_timeout]           ; optval = &io_timeout
-        mov     r8d, 16                         ; optlen = sizeof(struct timeval)
-        mov     eax, 54                         ; syscall number: setsockopt
-        syscall
         lea     rbx, [rel conn]                 ; rbx = the connection record
         mov     dword [rbx+conn_fd], r13d
         lea     rax, [rel request_buf]
@@ -919,6 +932,11 @@ append_u64.digit:
 response:
         db "HTTP/1.0 200 OK FROM TCP SERVER", 13, 10
         db 13, 10
+
+; error message start (37 bytes)
+        align 8, db 0
+error_sndtimeo:
+        db "fork_server: setsockopt SO_SNDTIMEO: "
 
 ; error message start (21 bytes)
         align 8, db 0

@@ -205,7 +205,28 @@ _start:
 ## --------------------------------------------------------------------------
 ## a worker starts
 .Lworker_main:
-        jmp     short .Laccept
+        jmp     short .Lsend_timeout
+
+## --------------------------------------------------------------------------
+## a send timeout for every connection: setsockopt(2), syscall 54
+## C: setsockopt(listen_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
+## Set once, on the listener: every socket accept() returns inherits it. A
+## client that never reads gives up its slot after 10 s: write() then fails
+## with -EAGAIN.
+.Lsend_timeout:
+        mov     rdi, r12                        # fd = listen_fd
+        mov     esi, 1                          # level = SOL_SOCKET
+        mov     edx, 21                         # optname = SO_SNDTIMEO
+        lea     r10, [rip + io_timeout]         # optval = &io_timeout
+        mov     r8d, 16                         # optlen = sizeof(struct timeval)
+        mov     eax, 54                         # syscall number: setsockopt
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     short .Lsend_timeout.ok
+        lea     rsi, [rip + error_sndtimeo]     # the start of the error message
+        mov     edx, 33                         # its length
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lsend_timeout.ok:
 
 ## --------------------------------------------------------------------------
 ## wait for the next connection: accept(2), syscall 43
@@ -260,19 +281,11 @@ _start:
         {disp32} jmp     .Laccept
 
 ## --------------------------------------------------------------------------
-## serve a connection: setsockopt(2), syscall 54
-## C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-##    record = { client_fd, request_buf, client_addr }; http_open(&record)
-## A client that never reads gives up its slot after 10 s: write() then
-## fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
+## serve a connection
+## C: record = { client_fd, request_buf, client_addr }; http_open(&record)
+## Writes block at most 10 s (SO_SNDTIMEO, inherited from the listener);
+## reads wait in ppoll until the record's deadline.
 .Lserve:
-        mov     rdi, r13                        # fd = client_fd
-        mov     esi, 1                          # level = SOL_SOCKET
-        mov     edx, 21                         # optname = SO_SNDTIMEO
-        lea     r10, [rip + io_timeout]         # optval = &io_timeout
-        mov     r8d, 16                         # optlen = sizeof(struct timeval)
-        mov     eax, 54                         # syscall number: setsockopt
-        syscall
         lea     rbx, [rip + conn]               # rbx = the connection record
         mov     DWORD PTR [rbx+conn_fd], r13d
         lea     rax, [rip + request_buf]
@@ -1929,6 +1942,11 @@ responses:
         .long 512, 111, 0, 0, 76, 36, 431, 256  # 4: 431 for a header section over limits.request_bytes (fixed, closes)
         .long 623, 95, 0, 0, 112, 20, 501, 256  # 5: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
         .long 718, 106, 0, 0, 132, 31, 505, 256 # 6: 505 for HTTP/2 and above (fixed, closes)
+
+# error message start (33 bytes)
+        .balign 8, 0
+error_sndtimeo:
+        .ascii "minhttp: setsockopt SO_SNDTIMEO: "
 
 # error message start (17 bytes)
         .balign 8, 0

@@ -204,7 +204,28 @@ announce:
 ;; --------------------------------------------------------------------------
 ;; a worker starts
 worker_main:
-        jmp     short accept
+        jmp     short send_timeout
+
+;; --------------------------------------------------------------------------
+;; a send timeout for every connection: setsockopt(2), syscall 54
+;; C: setsockopt(listen_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
+;; Set once, on the listener: every socket accept() returns inherits it. A
+;; client that never reads gives up its slot after 10 s: write() then fails
+;; with -EAGAIN.
+send_timeout:
+        mov     rdi, r12                        ; fd = listen_fd
+        mov     esi, 1                          ; level = SOL_SOCKET
+        mov     edx, 21                         ; optname = SO_SNDTIMEO
+        lea     r10, [rel io_timeout]           ; optval = &io_timeout
+        mov     r8d, 16                         ; optlen = sizeof(struct timeval)
+        mov     eax, 54                         ; syscall number: setsockopt
+        syscall
+        test    rax, rax                        ; rax < 0 means -errno
+        jns     short send_timeout.ok
+        lea     rsi, [rel error_sndtimeo]       ; the start of the error message
+        mov     edx, 32                         ; its length
+        jmp     near die                        ; print it with the errno's text and exit 1
+send_timeout.ok:
 
 ;; --------------------------------------------------------------------------
 ;; wait for the next connection: accept(2), syscall 43
@@ -259,19 +280,11 @@ accept_failed:
         jmp     near accept
 
 ;; --------------------------------------------------------------------------
-;; serve a connection: setsockopt(2), syscall 54
-;; C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-;;    record = { client_fd, request_buf, client_addr }; http_open(&record)
-;; A client that never reads gives up its slot after 10 s: write() then
-;; fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
+;; serve a connection
+;; C: record = { client_fd, request_buf, client_addr }; http_open(&record)
+;; Writes block at most 10 s (SO_SNDTIMEO, inherited from the listener);
+;; reads wait in ppoll until the record's deadline.
 serve:
-        mov     rdi, r13                        ; fd = client_fd
-        mov     esi, 1                          ; level = SOL_SOCKET
-        mov     edx, 21                         ; optname = SO_SNDTIMEO
-        lea     r10, [rel io_timeout]           ; optval = &io_timeout
-        mov     r8d, 16                         ; optlen = sizeof(struct timeval)
-        mov     eax, 54                         ; syscall number: setsockopt
-        syscall
         lea     rbx, [rel conn]                 ; rbx = the connection record
         mov     dword [rbx+conn_fd], r13d
         lea     rax, [rel request_buf]
@@ -2548,6 +2561,11 @@ responses:
         dd 8046, 159, 0, 0, 375, 36, 431, 256   ; 20: 431 for a header section over limits.request_bytes (fixed, closes)
         dd 8205, 143, 0, 0, 411, 20, 501, 256   ; 21: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
         dd 8348, 154, 0, 0, 431, 31, 505, 256   ; 22: 505 for HTTP/2 and above (fixed, closes)
+
+; error message start (32 bytes)
+        align 8, db 0
+error_sndtimeo:
+        db "routes: setsockopt SO_SNDTIMEO: "
 
 ; error message start (16 bytes)
         align 8, db 0

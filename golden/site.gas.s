@@ -205,7 +205,28 @@ _start:
 ## --------------------------------------------------------------------------
 ## a worker starts
 .Lworker_main:
-        jmp     short .Lreap_children
+        jmp     short .Lsend_timeout
+
+## --------------------------------------------------------------------------
+## a send timeout for every connection: setsockopt(2), syscall 54
+## C: setsockopt(listen_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
+## Set once, on the listener: every socket accept() returns inherits it. A
+## client that never reads gives up its slot after 10 s: write() then fails
+## with -EAGAIN.
+.Lsend_timeout:
+        mov     rdi, r12                        # fd = listen_fd
+        mov     esi, 1                          # level = SOL_SOCKET
+        mov     edx, 21                         # optname = SO_SNDTIMEO
+        lea     r10, [rip + io_timeout]         # optval = &io_timeout
+        mov     r8d, 16                         # optlen = sizeof(struct timeval)
+        mov     eax, 54                         # syscall number: setsockopt
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     short .Lsend_timeout.ok
+        lea     rsi, [rip + error_sndtimeo]     # the start of the error message
+        mov     edx, 30                         # its length
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lsend_timeout.ok:
 
 ## --------------------------------------------------------------------------
 ## reap children automatically: rt_sigaction(2), syscall 13
@@ -314,19 +335,11 @@ _start:
         mov     DWORD PTR [rip + stop_requested], 0 # a stop meant for the parent: this connection is served in full
 
 ## --------------------------------------------------------------------------
-## serve a connection: setsockopt(2), syscall 54
-## C: setsockopt(client_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
-##    record = { client_fd, request_buf, client_addr }; http_open(&record)
-## A client that never reads gives up its slot after 10 s: write() then
-## fails with -EAGAIN. Reads wait in ppoll until the record's deadline.
+## serve a connection
+## C: record = { client_fd, request_buf, client_addr }; http_open(&record)
+## Writes block at most 10 s (SO_SNDTIMEO, inherited from the listener);
+## reads wait in ppoll until the record's deadline.
 .Lserve:
-        mov     rdi, r13                        # fd = client_fd
-        mov     esi, 1                          # level = SOL_SOCKET
-        mov     edx, 21                         # optname = SO_SNDTIMEO
-        lea     r10, [rip + io_timeout]         # optval = &io_timeout
-        mov     r8d, 16                         # optlen = sizeof(struct timeval)
-        mov     eax, 54                         # syscall number: setsockopt
-        syscall
         lea     rbx, [rip + conn]               # rbx = the connection record
         mov     DWORD PTR [rbx+conn_fd], r13d
         lea     rax, [rip + request_buf]
@@ -2287,6 +2300,11 @@ responses:
         .long 3586, 127, 0, 0, 1378, 36, 431, 256 # 12: 431 for a header section over limits.request_bytes (fixed, closes)
         .long 3713, 111, 0, 0, 1414, 20, 501, 256 # 13: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
         .long 3824, 122, 0, 0, 1434, 31, 505, 256 # 14: 505 for HTTP/2 and above (fixed, closes)
+
+# error message start (30 bytes)
+        .balign 8, 0
+error_sndtimeo:
+        .ascii "site: setsockopt SO_SNDTIMEO: "
 
 # error message start (14 bytes)
         .balign 8, 0
