@@ -1,5 +1,8 @@
 #include "errno_text.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace asmsrv {
 
 namespace {
@@ -30,5 +33,11 @@ constexpr ErrnoText kErrnos[] = {
 }  // namespace
 
 std::span<const ErrnoText> common_errnos() { return kErrnos; }
+
+const ErrnoText& errno_named(std::string_view name) {
+  for (const ErrnoText& e : kErrnos)
+    if (name == e.name) return e;
+  throw std::logic_error("no errno named " + std::string(name));
+}
 
 }  // namespace asmsrv

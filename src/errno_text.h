@@ -2,6 +2,7 @@
 #pragma once
 
 #include <span>
+#include <string_view>
 
 namespace asmsrv {
 
@@ -13,5 +14,7 @@ struct ErrnoText {
 
 /// The errnos that socket, setsockopt, bind, listen and open commonly return.
 std::span<const ErrnoText> common_errnos();
+/// The entry named `name` ("EADDRINUSE"); std::logic_error if there is none.
+const ErrnoText& errno_named(std::string_view name);
 
 }  // namespace asmsrv

@@ -21,7 +21,7 @@ class EpollDriver : public Driver, Gen {
   explicit EpollDriver(const DriverDeps& d)
       : Gen(d.spec, d.b), rt_(d.rt), conn_(d.conn), log_(d.log), table_(d.spec, d.b) {
     entry_ = local("epoll_start");
-    err_epoll_ = rt_.error_prefix("error_epoll", "epoll_create1");
+    err_epoll_ = rt_.error_prefix("error_epoll", "epoll_create1", {"EINVAL", "EMFILE", "ENFILE", "ENOMEM"});
   }
   bool nonblocking_listener() const override { return true; }
   Label entry() const override { return entry_; }

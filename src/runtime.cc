@@ -86,8 +86,10 @@ void Runtime::need_line(size_t bytes) {
   line_need_ = std::max(line_need_, bytes);
 }
 
-ErrorPrefix Runtime::error_prefix(const std::string& data_name, const std::string& what) {
+ErrorPrefix Runtime::error_prefix(const std::string& data_name, const std::string& what,
+                                  std::initializer_list<const char*> errnos) {
   if (line_buf_made_) throw std::logic_error("error_prefix after line_buf was laid out");
+  for (const char* name : errnos) errnos_.insert(errno_named(name).number);
   std::string s = fmt::format("{}: {}: ", spec_.name, what);
   longest_prefix_ = std::max(longest_prefix_, s.size());
   return {b_.bytes(data_name, s, "error message start"), s.size()};
@@ -332,15 +334,21 @@ void Runtime::emit_append_u64(Label l) {
 }
 
 void Runtime::emit_die(Label l) {
-  std::string texts;
-  std::vector<size_t> offsets;
+  // One entry per errno some call can fail with: its number, the length of
+  // its text, the text; a 0 ends the table.
+  std::vector<Piece> table;
   for (const ErrnoText& e : common_errnos()) {
-    offsets.push_back(texts.size());
-    texts += e.text;
+    if (!errnos_.count(e.number)) continue;
+    std::string_view text = e.text;
+    table.push_back(Fields{{{1, static_cast<uint64_t>(e.number), e.name}, {1, text.size(), "its text's length"}}});
+    table.push_back(Bytes{std::string(text)});
   }
-  Label texts_label = b_.bytes("errno_texts", texts, "strerror() texts of the errnos named by die");
+  table.push_back(Fields{{{1, 0, "the end"}}});
+  Label texts_label = b_.data("errno_texts", Section::rodata, std::move(table),
+                              "errno, length, strerror() text: the errnos die names", 1);
   const std::string word_text = "errno ";
   Label word = b_.bytes("errno_word", word_text, "for an errno without a text");
+  Label next = local("next_errno");
   Label copy = local("copy_text");
   Label unknown = local("unknown_errno");
   Label newline = local("newline");
@@ -354,23 +362,17 @@ void Runtime::emit_die(Label l) {
   lea(Reg::rdi, line_buf(), "the line is built in line_buf");
   mov(r64(Reg::rcx), r64(Reg::rdx));
   plain(Op::rep_movsb, "copy the message start");
-  lea(Reg::rsi, texts_label, "rsi = all the texts, one after another");
-  std::vector<std::pair<Label, size_t>> cases;
-  size_t i = 0;
-  for (const ErrnoText& e : common_errnos()) {
-    Label c = local(std::string("is_") + e.name);
-    op(Op::cmp, r32(Reg::rbx), dec(e.number), e.name);
-    jmp(Op::je, c);
-    cases.emplace_back(c, i++);
-  }
-  jmp(Op::jmp, unknown);
-  for (const auto& [c, idx] : cases) {
-    const ErrnoText& e = common_errnos()[idx];
-    label(c);
-    op(Op::add, r64(Reg::rsi), imm(static_cast<int64_t>(offsets[idx])), fmt::format("\"{}\"", e.text));
-    set(Reg::rcx, static_cast<int64_t>(std::string_view(e.text).size()));
-    jmp(Op::jmp, copy);
-  }
+  lea(Reg::rsi, texts_label, "rsi walks the table");
+  label(next);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)}, "an errno");
+  op(Op::test, r32(Reg::rax), r32(Reg::rax));
+  jmp(Op::jz, unknown, "the end: not in the table");
+  b_.emit(Op::movzx, {r32(Reg::rcx), mem8(Reg::rsi, 1)}, "its text's length");
+  op(Op::add, r64(Reg::rsi), imm(2), "its text");
+  op(Op::cmp, r32(Reg::rax), r32(Reg::rbx));
+  jmp(Op::je, copy);
+  op(Op::add, r64(Reg::rsi), r64(Reg::rcx), "the next entry");
+  jmp(Op::jmp, next);
   label(unknown);
   lea(Reg::rsi, word);
   set(Reg::rcx, static_cast<int64_t>(word_text.size()));

@@ -4,6 +4,9 @@
 // component asked for its label.
 #pragma once
 
+#include <initializer_list>
+#include <set>
+
 #include <functional>
 #include <map>
 #include <string>
@@ -44,7 +47,10 @@ class Runtime : public Gen {
   /// line_buf must hold `bytes` more than the longest error prefix.
   void need_line(size_t bytes);
   /// "<name>: <what>: ", for die.
-  ErrorPrefix error_prefix(const std::string& data_name, const std::string& what);
+  /// `errnos`: the ones the call can fail with that die names by their text
+  /// (any other is printed as its number); only these are in the program.
+  ErrorPrefix error_prefix(const std::string& data_name, const std::string& what,
+                           std::initializer_list<const char*> errnos);
 
   // Inline code.
   /// rax < 0 after a syscall: print prefix + the errno's text and exit 1.
@@ -99,6 +105,7 @@ class Runtime : public Gen {
   bool restorer_made_ = false;
   Label is_supervisor_, supervisor_signal_;
   size_t longest_prefix_ = 0;
+  std::set<int> errnos_;  // named by die, by number
   size_t line_need_ = 0;
   Label line_buf_;
   bool line_buf_made_ = false;

@@ -9,13 +9,17 @@ using namespace linux;
 Startup::Startup(const Spec& spec, Builder& b, Runtime& rt, bool nonblocking)
     : Gen(spec, b), rt_(rt), nonblocking_(nonblocking) {
   std::string at = listen_text(spec_);
-  err_socket_ = rt_.error_prefix("error_socket", "socket");
-  err_reuse_ = rt_.error_prefix("error_setsockopt", "setsockopt SO_REUSEADDR");
-  if (spec_.defer_accept_s > 0) err_defer_ = rt_.error_prefix("error_defer", "setsockopt TCP_DEFER_ACCEPT");
-  err_bind_ = rt_.error_prefix("error_bind", "bind " + at);
-  err_listen_ = rt_.error_prefix("error_listen", "listen " + at);
-  if (nonblocking_) err_fcntl_ = rt_.error_prefix("error_fcntl", "fcntl O_NONBLOCK");
-  if (spec_.log_target == LogTarget::file) err_open_ = rt_.error_prefix("error_open_log", "open " + spec_.log_path);
+  err_socket_ = rt_.error_prefix("error_socket", "socket",
+                                {"EACCES", "EAFNOSUPPORT", "EINVAL", "EMFILE", "ENFILE", "ENOBUFS", "ENOMEM",
+                                 "EPROTONOSUPPORT"});
+  err_reuse_ = rt_.error_prefix("error_setsockopt", "setsockopt SO_REUSEADDR", {"EBADF", "EINVAL", "ENOMEM"});
+  if (spec_.defer_accept_s > 0) err_defer_ = rt_.error_prefix("error_defer", "setsockopt TCP_DEFER_ACCEPT", {"EBADF", "EINVAL", "ENOMEM"});
+  err_bind_ = rt_.error_prefix("error_bind", "bind " + at, {"EACCES", "EADDRINUSE", "EADDRNOTAVAIL", "EINVAL", "ENOMEM"});
+  err_listen_ = rt_.error_prefix("error_listen", "listen " + at, {"EADDRINUSE", "EINVAL", "ENOMEM"});
+  if (nonblocking_) err_fcntl_ = rt_.error_prefix("error_fcntl", "fcntl O_NONBLOCK", {"EBADF", "EINVAL"});
+  if (spec_.log_target == LogTarget::file) err_open_ = rt_.error_prefix("error_open_log", "open " + spec_.log_path,
+                                                  {"EACCES", "EISDIR", "ELOOP", "EMFILE", "ENAMETOOLONG", "ENFILE",
+                                                   "ENOENT", "ENOMEM", "ENOSPC", "ENOTDIR", "EPERM", "EROFS"});
 }
 
 void Startup::emit(Label next) {

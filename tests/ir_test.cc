@@ -563,6 +563,23 @@ std::string bytes_of(const DataItem& item) {
 }
 
 // Lowering: every number is resolved at compile time.
+// die names an errno by its text only if one of the start-up calls the spec
+// makes can fail with it: a server without a log file has no ENOENT.
+TEST(Lower, DieNamesOnlyTheErrnosOfItsCalls) {
+  auto texts = [](const std::string& spec) {
+    Program p = lower(parse_spec(spec, "s.json"));
+    auto it = std::find_if(p.data.begin(), p.data.end(),
+                           [&](const DataItem& d) { return p.info(d.label).name == "errno_texts"; });
+    return it == p.data.end() ? std::string() : bytes_of(*it);
+  };
+  std::string plain = texts(R"({"response": {}})");
+  EXPECT_NE(plain.find("\x62\x16" "Address already in use"), std::string::npos) << "EADDRINUSE (98), 22 bytes";
+  EXPECT_EQ(plain.find("No such file or directory"), std::string::npos);
+  EXPECT_EQ(plain.back(), '\0') << "the end of the table";
+  std::string logged = texts(R"({"response": {}, "log": {"target": "/var/log/x.log"}})");
+  EXPECT_NE(logged.find("\x02\x19" "No such file or directory"), std::string::npos) << "ENOENT (2), 25 bytes";
+}
+
 TEST(Lower, SockaddrHasThePortInNetworkOrder) {
   Spec s = parse_spec(R"({"response": {}, "listen": {"address": "10.1.2.3", "port": 8080}})", "s.json");
   Program p = lower(s);
