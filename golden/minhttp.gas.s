@@ -1584,128 +1584,17 @@ _start:
         lea     rdi, [rip + line_buf]           # the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               # copy the message start
-        lea     rsi, [rip + errno_texts]        # rsi = all the texts, one after another
-        cmp     ebx, 1                          # EPERM
-        {disp32} je      .Ldie.is_EPERM
-        cmp     ebx, 2                          # ENOENT
-        {disp32} je      .Ldie.is_ENOENT
-        cmp     ebx, 9                          # EBADF
-        {disp32} je      .Ldie.is_EBADF
-        cmp     ebx, 12                         # ENOMEM
-        {disp32} je      .Ldie.is_ENOMEM
-        cmp     ebx, 13                         # EACCES
-        {disp32} je      .Ldie.is_EACCES
-        cmp     ebx, 17                         # EEXIST
-        {disp32} je      .Ldie.is_EEXIST
-        cmp     ebx, 20                         # ENOTDIR
-        {disp32} je      .Ldie.is_ENOTDIR
-        cmp     ebx, 21                         # EISDIR
-        {disp32} je      .Ldie.is_EISDIR
-        cmp     ebx, 22                         # EINVAL
-        {disp32} je      .Ldie.is_EINVAL
-        cmp     ebx, 23                         # ENFILE
-        {disp32} je      .Ldie.is_ENFILE
-        cmp     ebx, 24                         # EMFILE
-        {disp32} je      .Ldie.is_EMFILE
-        cmp     ebx, 28                         # ENOSPC
-        {disp32} je      .Ldie.is_ENOSPC
-        cmp     ebx, 30                         # EROFS
-        {disp32} je      .Ldie.is_EROFS
-        cmp     ebx, 36                         # ENAMETOOLONG
-        {disp32} je      .Ldie.is_ENAMETOOLONG
-        cmp     ebx, 40                         # ELOOP
-        {disp32} je      .Ldie.is_ELOOP
-        cmp     ebx, 93                         # EPROTONOSUPPORT
-        {disp32} je      .Ldie.is_EPROTONOSUPPORT
-        cmp     ebx, 97                         # EAFNOSUPPORT
-        {disp32} je      .Ldie.is_EAFNOSUPPORT
-        cmp     ebx, 98                         # EADDRINUSE
-        {disp32} je      .Ldie.is_EADDRINUSE
-        cmp     ebx, 99                         # EADDRNOTAVAIL
-        {disp32} je      .Ldie.is_EADDRNOTAVAIL
-        cmp     ebx, 105                        # ENOBUFS
-        {disp32} je      .Ldie.is_ENOBUFS
-        {disp32} jmp     .Ldie.unknown_errno
-.Ldie.is_EPERM:
-        add     rsi, 0                          # "Operation not permitted"
-        mov     ecx, 23
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_ENOENT:
-        add     rsi, 23                         # "No such file or directory"
-        mov     ecx, 25
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_EBADF:
-        add     rsi, 48                         # "Bad file descriptor"
-        mov     ecx, 19
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_ENOMEM:
-        add     rsi, 67                         # "Cannot allocate memory"
-        mov     ecx, 22
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_EACCES:
-        add     rsi, 89                         # "Permission denied"
-        mov     ecx, 17
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_EEXIST:
-        add     rsi, 106                        # "File exists"
-        mov     ecx, 11
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_ENOTDIR:
-        add     rsi, 117                        # "Not a directory"
-        mov     ecx, 15
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_EISDIR:
-        add     rsi, 132                        # "Is a directory"
-        mov     ecx, 14
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_EINVAL:
-        add     rsi, 146                        # "Invalid argument"
-        mov     ecx, 16
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_ENFILE:
-        add     rsi, 162                        # "Too many open files in system"
-        mov     ecx, 29
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_EMFILE:
-        add     rsi, 191                        # "Too many open files"
-        mov     ecx, 19
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_ENOSPC:
-        add     rsi, 210                        # "No space left on device"
-        mov     ecx, 23
-        {disp32} jmp     .Ldie.copy_text
-.Ldie.is_EROFS:
-        add     rsi, 233                        # "Read-only file system"
-        mov     ecx, 21
-        jmp     short .Ldie.copy_text
-.Ldie.is_ENAMETOOLONG:
-        add     rsi, 254                        # "File name too long"
-        mov     ecx, 18
-        jmp     short .Ldie.copy_text
-.Ldie.is_ELOOP:
-        add     rsi, 272                        # "Too many levels of symbolic links"
-        mov     ecx, 33
-        jmp     short .Ldie.copy_text
-.Ldie.is_EPROTONOSUPPORT:
-        add     rsi, 305                        # "Protocol not supported"
-        mov     ecx, 22
-        jmp     short .Ldie.copy_text
-.Ldie.is_EAFNOSUPPORT:
-        add     rsi, 327                        # "Address family not supported by protocol"
-        mov     ecx, 40
-        jmp     short .Ldie.copy_text
-.Ldie.is_EADDRINUSE:
-        add     rsi, 367                        # "Address already in use"
-        mov     ecx, 22
-        jmp     short .Ldie.copy_text
-.Ldie.is_EADDRNOTAVAIL:
-        add     rsi, 389                        # "Cannot assign requested address"
-        mov     ecx, 31
-        jmp     short .Ldie.copy_text
-.Ldie.is_ENOBUFS:
-        add     rsi, 420                        # "No buffer space available"
-        mov     ecx, 25
-        jmp     short .Ldie.copy_text
+        lea     rsi, [rip + errno_texts]        # rsi walks the table
+.Ldie.next_errno:
+        movzx   eax, BYTE PTR [rsi]             # an errno
+        test    eax, eax
+        jz      short .Ldie.unknown_errno       # the end: not in the table
+        movzx   ecx, BYTE PTR [rsi+1]           # its text's length
+        add     rsi, 2                          # its text
+        cmp     eax, ebx
+        je      short .Ldie.copy_text
+        add     rsi, rcx                        # the next entry
+        jmp     short .Ldie.next_errno
 .Ldie.unknown_errno:
         lea     rsi, [rip + errno_word]
         mov     ecx, 6
@@ -2036,16 +1925,43 @@ log_from:
 log_bytes:
         .ascii ", bytes read: "
 
-# strerror() texts of the errnos named by die (445 bytes)
-        .balign 8, 0
+# errno, length, strerror() text: the errnos die names (285 bytes)
+        .balign 1, 0
 errno_texts:
-        .ascii "Operation not permittedNo such file or directoryBad file descrip"
-        .ascii "torCannot allocate memoryPermission deniedFile existsNot a direc"
-        .ascii "toryIs a directoryInvalid argumentToo many open files in systemT"
-        .ascii "oo many open filesNo space left on deviceRead-only file systemFi"
-        .ascii "le name too longToo many levels of symbolic linksProtocol not su"
-        .ascii "pportedAddress family not supported by protocolAddress already i"
-        .ascii "n useCannot assign requested addressNo buffer space available"
+        .byte 9                                 # EBADF
+        .byte 19                                # its text's length
+        .ascii "Bad file descriptor"
+        .byte 12                                # ENOMEM
+        .byte 22                                # its text's length
+        .ascii "Cannot allocate memory"
+        .byte 13                                # EACCES
+        .byte 17                                # its text's length
+        .ascii "Permission denied"
+        .byte 22                                # EINVAL
+        .byte 16                                # its text's length
+        .ascii "Invalid argument"
+        .byte 23                                # ENFILE
+        .byte 29                                # its text's length
+        .ascii "Too many open files in system"
+        .byte 24                                # EMFILE
+        .byte 19                                # its text's length
+        .ascii "Too many open files"
+        .byte 93                                # EPROTONOSUPPORT
+        .byte 22                                # its text's length
+        .ascii "Protocol not supported"
+        .byte 97                                # EAFNOSUPPORT
+        .byte 40                                # its text's length
+        .ascii "Address family not supported by protocol"
+        .byte 98                                # EADDRINUSE
+        .byte 22                                # its text's length
+        .ascii "Address already in use"
+        .byte 99                                # EADDRNOTAVAIL
+        .byte 31                                # its text's length
+        .ascii "Cannot assign requested address"
+        .byte 105                               # ENOBUFS
+        .byte 25                                # its text's length
+        .ascii "No buffer space available"
+        .byte 0                                 # the end
 
 # for an errno without a text (6 bytes)
         .balign 8, 0

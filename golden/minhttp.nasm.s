@@ -1583,128 +1583,17 @@ die:
         lea     rdi, [rel line_buf]             ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
-        lea     rsi, [rel errno_texts]          ; rsi = all the texts, one after another
-        cmp     ebx, 1                          ; EPERM
-        je      near die.is_EPERM
-        cmp     ebx, 2                          ; ENOENT
-        je      near die.is_ENOENT
-        cmp     ebx, 9                          ; EBADF
-        je      near die.is_EBADF
-        cmp     ebx, 12                         ; ENOMEM
-        je      near die.is_ENOMEM
-        cmp     ebx, 13                         ; EACCES
-        je      near die.is_EACCES
-        cmp     ebx, 17                         ; EEXIST
-        je      near die.is_EEXIST
-        cmp     ebx, 20                         ; ENOTDIR
-        je      near die.is_ENOTDIR
-        cmp     ebx, 21                         ; EISDIR
-        je      near die.is_EISDIR
-        cmp     ebx, 22                         ; EINVAL
-        je      near die.is_EINVAL
-        cmp     ebx, 23                         ; ENFILE
-        je      near die.is_ENFILE
-        cmp     ebx, 24                         ; EMFILE
-        je      near die.is_EMFILE
-        cmp     ebx, 28                         ; ENOSPC
-        je      near die.is_ENOSPC
-        cmp     ebx, 30                         ; EROFS
-        je      near die.is_EROFS
-        cmp     ebx, 36                         ; ENAMETOOLONG
-        je      near die.is_ENAMETOOLONG
-        cmp     ebx, 40                         ; ELOOP
-        je      near die.is_ELOOP
-        cmp     ebx, 93                         ; EPROTONOSUPPORT
-        je      near die.is_EPROTONOSUPPORT
-        cmp     ebx, 97                         ; EAFNOSUPPORT
-        je      near die.is_EAFNOSUPPORT
-        cmp     ebx, 98                         ; EADDRINUSE
-        je      near die.is_EADDRINUSE
-        cmp     ebx, 99                         ; EADDRNOTAVAIL
-        je      near die.is_EADDRNOTAVAIL
-        cmp     ebx, 105                        ; ENOBUFS
-        je      near die.is_ENOBUFS
-        jmp     near die.unknown_errno
-die.is_EPERM:
-        add     rsi, 0                          ; "Operation not permitted"
-        mov     ecx, 23
-        jmp     near die.copy_text
-die.is_ENOENT:
-        add     rsi, 23                         ; "No such file or directory"
-        mov     ecx, 25
-        jmp     near die.copy_text
-die.is_EBADF:
-        add     rsi, 48                         ; "Bad file descriptor"
-        mov     ecx, 19
-        jmp     near die.copy_text
-die.is_ENOMEM:
-        add     rsi, 67                         ; "Cannot allocate memory"
-        mov     ecx, 22
-        jmp     near die.copy_text
-die.is_EACCES:
-        add     rsi, 89                         ; "Permission denied"
-        mov     ecx, 17
-        jmp     near die.copy_text
-die.is_EEXIST:
-        add     rsi, 106                        ; "File exists"
-        mov     ecx, 11
-        jmp     near die.copy_text
-die.is_ENOTDIR:
-        add     rsi, 117                        ; "Not a directory"
-        mov     ecx, 15
-        jmp     near die.copy_text
-die.is_EISDIR:
-        add     rsi, 132                        ; "Is a directory"
-        mov     ecx, 14
-        jmp     near die.copy_text
-die.is_EINVAL:
-        add     rsi, 146                        ; "Invalid argument"
-        mov     ecx, 16
-        jmp     near die.copy_text
-die.is_ENFILE:
-        add     rsi, 162                        ; "Too many open files in system"
-        mov     ecx, 29
-        jmp     near die.copy_text
-die.is_EMFILE:
-        add     rsi, 191                        ; "Too many open files"
-        mov     ecx, 19
-        jmp     near die.copy_text
-die.is_ENOSPC:
-        add     rsi, 210                        ; "No space left on device"
-        mov     ecx, 23
-        jmp     near die.copy_text
-die.is_EROFS:
-        add     rsi, 233                        ; "Read-only file system"
-        mov     ecx, 21
-        jmp     short die.copy_text
-die.is_ENAMETOOLONG:
-        add     rsi, 254                        ; "File name too long"
-        mov     ecx, 18
-        jmp     short die.copy_text
-die.is_ELOOP:
-        add     rsi, 272                        ; "Too many levels of symbolic links"
-        mov     ecx, 33
-        jmp     short die.copy_text
-die.is_EPROTONOSUPPORT:
-        add     rsi, 305                        ; "Protocol not supported"
-        mov     ecx, 22
-        jmp     short die.copy_text
-die.is_EAFNOSUPPORT:
-        add     rsi, 327                        ; "Address family not supported by protocol"
-        mov     ecx, 40
-        jmp     short die.copy_text
-die.is_EADDRINUSE:
-        add     rsi, 367                        ; "Address already in use"
-        mov     ecx, 22
-        jmp     short die.copy_text
-die.is_EADDRNOTAVAIL:
-        add     rsi, 389                        ; "Cannot assign requested address"
-        mov     ecx, 31
-        jmp     short die.copy_text
-die.is_ENOBUFS:
-        add     rsi, 420                        ; "No buffer space available"
-        mov     ecx, 25
-        jmp     short die.copy_text
+        lea     rsi, [rel errno_texts]          ; rsi walks the table
+die.next_errno:
+        movzx   eax, byte [rsi]                 ; an errno
+        test    eax, eax
+        jz      short die.unknown_errno         ; the end: not in the table
+        movzx   ecx, byte [rsi+1]               ; its text's length
+        add     rsi, 2                          ; its text
+        cmp     eax, ebx
+        je      short die.copy_text
+        add     rsi, rcx                        ; the next entry
+        jmp     short die.next_errno
 die.unknown_errno:
         lea     rsi, [rel errno_word]
         mov     ecx, 6
@@ -2035,16 +1924,43 @@ log_from:
 log_bytes:
         db ", bytes read: "
 
-; strerror() texts of the errnos named by die (445 bytes)
-        align 8, db 0
+; errno, length, strerror() text: the errnos die names (285 bytes)
+        align 1, db 0
 errno_texts:
-        db "Operation not permittedNo such file or directoryBad file descrip"
-        db "torCannot allocate memoryPermission deniedFile existsNot a direc"
-        db "toryIs a directoryInvalid argumentToo many open files in systemT"
-        db "oo many open filesNo space left on deviceRead-only file systemFi"
-        db "le name too longToo many levels of symbolic linksProtocol not su"
-        db "pportedAddress family not supported by protocolAddress already i"
-        db "n useCannot assign requested addressNo buffer space available"
+        db 9                                    ; EBADF
+        db 19                                   ; its text's length
+        db "Bad file descriptor"
+        db 12                                   ; ENOMEM
+        db 22                                   ; its text's length
+        db "Cannot allocate memory"
+        db 13                                   ; EACCES
+        db 17                                   ; its text's length
+        db "Permission denied"
+        db 22                                   ; EINVAL
+        db 16                                   ; its text's length
+        db "Invalid argument"
+        db 23                                   ; ENFILE
+        db 29                                   ; its text's length
+        db "Too many open files in system"
+        db 24                                   ; EMFILE
+        db 19                                   ; its text's length
+        db "Too many open files"
+        db 93                                   ; EPROTONOSUPPORT
+        db 22                                   ; its text's length
+        db "Protocol not supported"
+        db 97                                   ; EAFNOSUPPORT
+        db 40                                   ; its text's length
+        db "Address family not supported by protocol"
+        db 98                                   ; EADDRINUSE
+        db 22                                   ; its text's length
+        db "Address already in use"
+        db 99                                   ; EADDRNOTAVAIL
+        db 31                                   ; its text's length
+        db "Cannot assign requested address"
+        db 105                                  ; ENOBUFS
+        db 25                                   ; its text's length
+        db "No buffer space available"
+        db 0                                    ; the end
 
 ; for an errno without a text (6 bytes)
         align 8, db 0
