@@ -88,7 +88,9 @@ std::vector<std::string> link_command(const std::string& obj, const std::string&
   // noseparate-code: the ELF headers, .text and .rodata share one read-and-
   // execute segment instead of a page each (15 KiB -> 9 KiB for hello); the
   // data stays in its own read-write segment, so none is both W and X.
-  return {"ld", "-static", "-s", "-z", "noexecstack", "-z", "noseparate-code",
+  // common-page-size=64: the data segment continues in the file where the
+  // code ends (its address is one page further) instead of on a new page.
+  return {"ld", "-static", "-s", "-z", "noexecstack", "-z", "noseparate-code", "-z", "common-page-size=64",
           "-o", exe, obj};
 }
 

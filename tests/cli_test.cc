@@ -106,7 +106,7 @@ TEST(Cli, BuildVerboseAndKeepAsm) {
                         "--keep-asm", dir + "/srv.s", "-v"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "as --64 -o ")) << r.err;
-  EXPECT_TRUE(contains(r.err, "ld -static -s -z noexecstack -z noseparate-code -o ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "ld -static -s -z noexecstack -z noseparate-code -z common-page-size=64 -o ")) << r.err;
   EXPECT_EQ(read(dir + "/srv.s"), asmsrv({"gen", "specs/hello.json", "--syntax", "gas"}).out);
   EXPECT_EQ(::access((dir + "/srv").c_str(), X_OK), 0);
 }
