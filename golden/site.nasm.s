@@ -4,7 +4,7 @@
 ;
 ; Build:
 ;   nasm -f elf64 -i specs/ -o server.o server.s
-;   ld -static -s -z noexecstack -z noseparate-code -o server server.o
+;   ld -static -s -z noexecstack -z noseparate-code -z common-page-size=64 -o server server.o
 ;
 ; Linux x86-64 syscall convention: the number goes in rax, the arguments in
 ; rdi, rsi, rdx, r10, r8, r9; the result comes back in rax, and a value from
