@@ -45,7 +45,7 @@ class EpollDriver : public Driver, Gen {
   ClientAddress peer_{spec_, b_};
   ErrorPrefix err_epoll_;
   Label entry_, loop_, accept_all_, event_, close_, close_now_, sweep_, listen_on_, listen_off_, shutdown_;
-  Label epfd_, accepting_, shutting_down_, ev_i_, ev_n_, next_sweep_, shutdown_deadline_;
+  Label epfd_, accepting_, shutting_down_, ev_i_, ev_n_, accepted_, next_sweep_, shutdown_deadline_;
   Label ctl_event_, events_;
 };
 
@@ -74,6 +74,7 @@ void EpollDriver::emit() {
   shutting_down_ = b_.bss("shutting_down", 4, "1 once a stop signal came", 4);
   ev_i_ = b_.bss("ev_i", 4, "the event being handled", 4);
   ev_n_ = b_.bss("ev_n", 4, "events returned by epoll_wait", 4);
+  accepted_ = b_.bss("accepted", 4, "accept4 calls in this turn of accept_all", 4);
   next_sweep_ = b_.bss("next_sweep", 8, "when deadlines are next checked (ms)");
   shutdown_deadline_ = b_.bss("shutdown_deadline", 8, "when a graceful stop gives up (ms)");
   ctl_event_ = b_.bss("ctl_event", 16, "struct epoll_event for epoll_ctl: events, data (packed)");
@@ -209,14 +210,22 @@ void EpollDriver::emit_accept() {
   Label got = local("accepted");
   Label full = local("table_full");
   Label done = local("done");
-  block(accept_all_, "subroutine accept_all: take every pending connection", &kAccept4,
-        fmt::format("while ((fd = accept4(listen_fd, {}, SOCK_NONBLOCK)) >= 0) serve it",
-                    peer_.wanted() ? "&client_addr, &len" : "NULL, NULL"),
-        "Until -EAGAIN. With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM,\n"
-        "the listener leaves the epoll set: pending clients wait in the kernel's\n"
-        "queue instead of being accepted and dropped, and nothing spins. It comes\n"
-        "back when a connection closes (or at the next sweep).");
+  block(accept_all_, "subroutine accept_all: take the pending connections", &kAccept4,
+        fmt::format("for (n = 0; n < {} && (fd = accept4(listen_fd, {}, SOCK_NONBLOCK)) >= 0; n++) serve it",
+                    kEvents, peer_.wanted() ? "&client_addr, &len" : "NULL, NULL"),
+        fmt::format("Until -EAGAIN, or {} connections: then back to the loop (the listener is\n"
+                    "level-triggered, it comes again), so a flood of new connections, each\n"
+                    "served and closed at once, cannot starve the others, the sweep or a stop.\n"
+                    "With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM, the listener\n"
+                    "leaves the epoll set: pending clients wait in the kernel's queue instead\n"
+                    "of being accepted and dropped, and nothing spins. It comes back when a\n"
+                    "connection closes (or at the next sweep).",
+                    kEvents));
+  mov(var32(accepted_), imm(0), "n = 0");
   label(next);
+  op(Op::cmp, var32(accepted_), dec(kEvents), "enough for one turn of the loop?");
+  jmp(Op::jae, done);
+  op(Op::inc, var32(accepted_));
   op(Op::cmp, var32(table_.count()), dec(table_.max()), "a free slot?");
   jmp(Op::jae, full);
   mov(r64(Reg::rdi), r64(kListenFd), "fd = listen_fd");
