@@ -364,14 +364,21 @@ _start:
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine accept_all: take every pending connection: accept4(2), syscall 288
-## C: while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK)) >= 0) serve it
-## Until -EAGAIN. With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM,
-## the listener leaves the epoll set: pending clients wait in the kernel's
-## queue instead of being accepted and dropped, and nothing spins. It comes
-## back when a connection closes (or at the next sweep).
+## subroutine accept_all: take the pending connections: accept4(2), syscall 288
+## C: for (n = 0; n < 64 && (fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK)) >= 0; n++) serve it
+## Until -EAGAIN, or 64 connections: then back to the loop (the listener is
+## level-triggered, it comes again), so a flood of new connections, each
+## served and closed at once, cannot starve the others, the sweep or a stop.
+## With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM, the listener
+## leaves the epoll set: pending clients wait in the kernel's queue instead
+## of being accepted and dropped, and nothing spins. It comes back when a
+## connection closes (or at the next sweep).
 .Laccept_all:
+        mov     DWORD PTR [rip + accepted], 0   # n = 0
 .Laccept_all.next:
+        cmp     DWORD PTR [rip + accepted], 64  # enough for one turn of the loop?
+        {disp32} jae     .Laccept_all.done
+        inc     DWORD PTR [rip + accepted]
         cmp     DWORD PTR [rip + nconns], 1024  # a free slot?
         jae     short .Laccept_all.table_full
         mov     rdi, r12                        # fd = listen_fd
@@ -2209,6 +2216,11 @@ ev_i:
 # events returned by epoll_wait (4 bytes)
         .balign 4
 ev_n:
+        .skip 4
+
+# accept4 calls in this turn of accept_all (4 bytes)
+        .balign 4
+accepted:
         .skip 4
 
 # when deadlines are next checked (ms) (8 bytes)

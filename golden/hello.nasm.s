@@ -363,14 +363,21 @@ begin_shutdown.not_yet:
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine accept_all: take every pending connection: accept4(2), syscall 288
-;; C: while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK)) >= 0) serve it
-;; Until -EAGAIN. With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM,
-;; the listener leaves the epoll set: pending clients wait in the kernel's
-;; queue instead of being accepted and dropped, and nothing spins. It comes
-;; back when a connection closes (or at the next sweep).
+;; subroutine accept_all: take the pending connections: accept4(2), syscall 288
+;; C: for (n = 0; n < 64 && (fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK)) >= 0; n++) serve it
+;; Until -EAGAIN, or 64 connections: then back to the loop (the listener is
+;; level-triggered, it comes again), so a flood of new connections, each
+;; served and closed at once, cannot starve the others, the sweep or a stop.
+;; With the table full, or on EMFILE/ENFILE/ENOBUFS/ENOMEM, the listener
+;; leaves the epoll set: pending clients wait in the kernel's queue instead
+;; of being accepted and dropped, and nothing spins. It comes back when a
+;; connection closes (or at the next sweep).
 accept_all:
+        mov     dword [rel accepted], 0         ; n = 0
 accept_all.next:
+        cmp     dword [rel accepted], 64        ; enough for one turn of the loop?
+        jae     near accept_all.done
+        inc     dword [rel accepted]
         cmp     dword [rel nconns], 1024        ; a free slot?
         jae     short accept_all.table_full
         mov     rdi, r12                        ; fd = listen_fd
@@ -2208,6 +2215,11 @@ ev_i:
 ; events returned by epoll_wait (4 bytes)
         alignb 4
 ev_n:
+        resb 4
+
+; accept4 calls in this turn of accept_all (4 bytes)
+        alignb 4
+accepted:
         resb 4
 
 ; when deadlines are next checked (ms) (8 bytes)
