@@ -60,6 +60,7 @@ inline constexpr Sys kWait4{"wait4", 61};
 inline constexpr Sys kPrctl{"prctl", 157};
 inline constexpr Sys kSetpgid{"setpgid", 109};
 inline constexpr Sys kPpoll{"ppoll", 271};
+inline constexpr Sys kIoctl{"ioctl", 16};
 inline constexpr Sys kGetpid{"getpid", 39};
 inline constexpr Sys kGetppid{"getppid", 110};
 
@@ -68,6 +69,7 @@ inline constexpr int kSockStream = 1;
 inline constexpr int kSolSocket = 1;
 inline constexpr int kSoReuseaddr = 2;
 inline constexpr int kIpprotoTcp = 6;
+inline constexpr int kSiocoutq = 0x5411;  // ioctl: bytes in the socket's send queue, not yet acknowledged
 inline constexpr int kTcpDeferAccept = 9;
 inline constexpr int kSoRcvtimeo = 20;
 inline constexpr int kSoSndtimeo = 21;
@@ -169,9 +171,9 @@ MemOp field(const Layout<N>& l, const char* prefix, Reg base, F f, int extra = 0
 // epoll mode. The HTTP state machine (http_conn.cc) reads and writes it; the
 // drivers only know fd, state, deadline and what flush needs.
 enum class ConnField {
-  fd, state, served, mode, said_close, len, scanned, watch, deadline, iov, discard, consume, addr, bytes, buf,
+  fd, state, served, mode, said_close, len, scanned, watch, outq, deadline, iov, discard, consume, addr, bytes, buf,
 };
-inline constexpr Layout<15> kConnLayout{{{
+inline constexpr Layout<16> kConnLayout{{{
     {"fd", 4, "the socket"},
     {"state", 4, "0 free, 1 reading a request, 2 writing a response, 3 dropping a body"},
     {"served", 4, "requests answered on this connection"},
@@ -180,6 +182,7 @@ inline constexpr Layout<15> kConnLayout{{{
     {"len", 4, "bytes in the request buffer"},
     {"scanned", 4, "bytes of the buffer already searched for the head's end"},
     {"watch", 4, "epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set"},
+    {"outq", 4, "epoll: bytes not yet sent in the socket when the send deadline was last set"},
     {"deadline", 8, "when the current wait times out (CLOCK_MONOTONIC, ms)"},
     {"iov", 48, "struct iovec[3]: what is left to send of head, Date line and body"},
     {"discard", 8, "body bytes still to read and drop"},

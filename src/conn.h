@@ -36,8 +36,6 @@ enum ConnAction { kActRead = 0, kActSend = 1, kActClose = 2, kActDone = 3 };
 
 class Conn : public Gen {
  public:
-  /// How long a client may take to read a response, each time it stalls.
-  static constexpr int kSendTimeoutMs = 10000;
 
   Conn(const Spec& spec, Builder& b, Runtime& rt);
   virtual ~Conn() = default;

@@ -119,7 +119,7 @@ void HttpConn::emit_process() {
   mov(conn(ConnField::discard), imm(0));
   label(queued);
   mov(conn(ConnField::state), imm(kConnWriting), "writing");
-  set_deadline(kSendTimeoutMs, "a client must take the response within 10 s");
+  set_deadline(spec_.limits.send_timeout_ms, "send_timeout_ms: the client must take some of it by then");
   answer(kActSend);
 }
 

@@ -58,16 +58,17 @@ void BlockingDriver::emit() {
   poll_ts_ = b_.bss("poll_timeout", kTimespecBytes, "struct timespec for ppoll");
   stop_deadline_ = b_.bss("stop_deadline", 8, "when a stop gives up on the connection (ms); 0 before one");
   io_timeout_ = b_.data("io_timeout", Section::rodata,
-                        {Fields{{{8, Conn::kSendTimeoutMs / 1000, "tv_sec"}, {8, 0, "tv_usec"}}}},
+                        {Fields{{{8, static_cast<uint64_t>(spec_.limits.send_timeout_ms / 1000), "tv_sec"},
+                                 {8, static_cast<uint64_t>(spec_.limits.send_timeout_ms % 1000 * 1000), "tv_usec"}}}},
                         "struct timeval: how long a write may block");
   Label after = accept_;
   if (fork_) after = local("reap_children");
   block(entry_, "a send timeout for every connection", &kSetsockopt,
         "setsockopt(listen_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)",
         fmt::format("Set once, on the listener: every socket accept() returns inherits it. A\n"
-                    "client that never reads gives up its slot after {} s: write() then fails\n"
-                    "with -EAGAIN.",
-                    Conn::kSendTimeoutMs / 1000));
+                    "write that makes no progress for limits.send_timeout_ms ({} ms) fails with\n"
+                    "-EAGAIN, and the client gives up its slot.",
+                    spec_.limits.send_timeout_ms));
   rt_.setsockopt(kListenFd, "listen_fd",
                  {kSolSocket, "SOL_SOCKET", kSoSndtimeo, "SO_SNDTIMEO", kTimevalBytes, "sizeof(struct timeval)"},
                  io_timeout_, "io_timeout");
@@ -164,8 +165,8 @@ void BlockingDriver::emit_serve() {
   block(serve_, "serve a connection", nullptr,
         fmt::format("record = {{ client_fd, request_buf{} }}; {}_open(&record)",
                     peer_.wanted() ? ", client_addr" : "", conn_.protocol()),
-        "Writes block at most 10 s (SO_SNDTIMEO, inherited from the listener);\n"
-        "reads wait in ppoll until the record's deadline.");
+        "A write waits at most send_timeout_ms for progress (SO_SNDTIMEO, from the\n"
+        "listener); reads wait in ppoll until the record's deadline.");
   lea(kConn, record_, "rbx = the connection record");
   mov(conn(ConnField::fd), r32(kClientFd));
   lea(Reg::rax, buf_);

@@ -35,6 +35,8 @@ class EpollDriver : public Driver, Gen {
   void emit_close();
   void emit_sweep();
   void emit_listen();
+  /// ioctl(fd, SIOCOUTQ, &to): the bytes still in the socket's send queue.
+  void outq(Operand fd, MemOp to, const std::string& to_name);
   /// epoll_ctl(epfd, op, fd, &(struct epoll_event){ events, data }).
   void epoll_ctl(int ctl, Operand fd, int events, Operand data, const std::string& why);
 
@@ -45,7 +47,7 @@ class EpollDriver : public Driver, Gen {
   ClientAddress peer_{spec_, b_};
   ErrorPrefix err_epoll_;
   Label entry_, loop_, accept_all_, event_, close_, close_now_, sweep_, listen_on_, listen_off_, shutdown_;
-  Label epfd_, accepting_, shutting_down_, ev_i_, ev_n_, accepted_, next_sweep_, shutdown_deadline_;
+  Label epfd_, accepting_, shutting_down_, ev_i_, ev_n_, accepted_, outq_now_, next_sweep_, shutdown_deadline_;
   Label ctl_event_, events_;
 };
 
@@ -57,6 +59,14 @@ void EpollDriver::epoll_ctl(int ctl, Operand fd, int events, Operand data, const
   set(Reg::rsi, ctl, ctl == kEpollCtlAdd ? "EPOLL_CTL_ADD" : ctl == kEpollCtlDel ? "EPOLL_CTL_DEL" : "EPOLL_CTL_MOD");
   mov(r64(Reg::rdx), fd, "fd");
   sys(kEpollCtl);
+}
+
+void EpollDriver::outq(Operand fd, MemOp to, const std::string& to_name) {
+  mov(r64(Reg::rdi), fd, "fd");
+  set(Reg::rsi, kSiocoutq, "SIOCOUTQ");
+  to.width = Width::none;
+  lea(Reg::rdx, to, "&" + to_name);
+  sys(kIoctl);
 }
 
 void EpollDriver::emit() {
@@ -75,6 +85,7 @@ void EpollDriver::emit() {
   ev_i_ = b_.bss("ev_i", 4, "the event being handled", 4);
   ev_n_ = b_.bss("ev_n", 4, "events returned by epoll_wait", 4);
   accepted_ = b_.bss("accepted", 4, "accept4 calls in this turn of accept_all", 4);
+  outq_now_ = b_.bss("outq_now", 4, "int: SIOCOUTQ of the record being swept", 4);
   next_sweep_ = b_.bss("next_sweep", 8, "when deadlines are next checked (ms)");
   shutdown_deadline_ = b_.bss("shutdown_deadline", 8, "when a graceful stop gives up (ms)");
   ctl_event_ = b_.bss("ctl_event", 16, "struct epoll_event for epoll_ctl: events, data (packed)");
@@ -321,8 +332,9 @@ void EpollDriver::emit_event() {
   call(conn_.sent(), "what next: the next pipelined response, more input, or close");
   jmp(Op::jmp, act);
   label(pending);
-  b_.mov_imm(Reg::rax, dec(Conn::kSendTimeoutMs), "10 s for the client to read on");
+  b_.mov_imm(Reg::rax, dec(spec_.limits.send_timeout_ms), "send_timeout_ms for the client to take some of it");
   call(conn_.deadline());
+  outq(r64(kClientFd), conn(ConnField::outq), "record.outq");
   op(Op::cmp, conn(ConnField::watch), imm(kWatchOut));
   jmp(Op::je, armed);
   op(Op::cmp, conn(ConnField::watch), imm(kWatchNone), "not in the epoll set yet?");
@@ -359,17 +371,36 @@ void EpollDriver::emit_close() {
 }
 
 void EpollDriver::emit_sweep() {
-  block(sweep_, "subroutine sweep: close connections past their deadline", nullptr,
-        "for each open record: if (record.deadline <= clock_now) close_connection(record)",
+  block(sweep_, "subroutine sweep: close connections past their deadline", &kIoctl,
+        "for each open record: if (record.deadline <= clock_now && !(writing && took_some(record)))\n"
+        "   close_connection(record)",
         "Header deadlines, idle keep-alive and send timeouts are all a deadline in\n"
-        "the record; one pass over the table every 100 ms enforces them. Also\n"
-        "retries accepting after EMFILE.");
+        "the record; one pass over the table every 100 ms enforces them. A client\n"
+        "that is taking a response, however slowly, keeps its connection: the\n"
+        "kernel's send queue (ioctl SIOCOUTQ) shrank since the deadline was set,\n"
+        "although it may still be too full to report EPOLLOUT. Also retries\n"
+        "accepting after EMFILE.");
   table_.emit_for_each("check", [&](Label next) {
+    Label expire = local("expire");
     op(Op::cmp, conn(ConnField::state), imm(kConnFree), "free?");
     jmp(Op::je, next, "free");
     mov(r64(Reg::rax), var64(rt_.clock_now()));
     op(Op::cmp, conn(ConnField::deadline), r64(Reg::rax));
     jmp(Op::jg, next, "not yet");
+    op(Op::cmp, conn(ConnField::state), imm(kConnWriting), "sending a response?");
+    jmp(Op::jne, expire);
+    mov(r32(kClientFd), conn(ConnField::fd), "r13 = fd");
+    outq(r64(kClientFd), var32(outq_now_), "outq_now");
+    op(Op::test, r64(Reg::rax), r64(Reg::rax));
+    jmp(Op::js, expire);
+    mov(r32(Reg::rax), var32(outq_now_));
+    op(Op::cmp, r32(Reg::rax), conn(ConnField::outq), "less than when the deadline was set?");
+    jmp(Op::jae, expire, "no: the client took nothing");
+    mov(conn(ConnField::outq), r32(Reg::rax));
+    b_.mov_imm(Reg::rax, dec(spec_.limits.send_timeout_ms), "yes: send_timeout_ms more");
+    call(conn_.deadline());
+    jmp(Op::jmp, next);
+    label(expire);
     call(close_);
   });
   call(listen_on_);

@@ -31,7 +31,7 @@ void RawConn::emit() {
   mov(conn(ConnField::iov, 8), imm(static_cast<int64_t>(n)), "its length, computed at compile time");
   for (int off : {16, 24, 32, 40}) mov(conn(ConnField::iov, off), imm(0));
   mov(conn(ConnField::state), imm(kConnWriting), "writing");
-  set_deadline(kSendTimeoutMs, "a client must take the response within 10 s");
+  set_deadline(spec_.limits.send_timeout_ms, "send_timeout_ms: the client must take some of it by then");
   answer(kActSend);
 
   block(sent_, "subroutine raw_sent(rbx = record)", nullptr, "return close", "");

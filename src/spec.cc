@@ -329,7 +329,7 @@ void check_log(Checker& c, const json& j, Spec& spec) {
 void check_limits(Checker& c, const json& j, Limits& l) {
   const std::string ptr = "/limits";
   if (!c.object(j, ptr, {"request_bytes", "body_bytes", "header_timeout_ms", "keepalive_timeout_ms",
-                         "keepalive_requests", "max_connections", "shutdown_timeout_ms"}))
+                         "keepalive_requests", "max_connections", "shutdown_timeout_ms", "send_timeout_ms"}))
     return;
   auto get = [&](const char* key, auto& field, int64_t lo, int64_t hi) {
     if (j.contains(key))
@@ -342,6 +342,7 @@ void check_limits(Checker& c, const json& j, Limits& l) {
   get("keepalive_requests", l.keepalive_requests, 1, 1'000'000'000);
   get("max_connections", l.max_connections, 1, 65536);
   get("shutdown_timeout_ms", l.shutdown_timeout_ms, 0, 3'600'000);
+  get("send_timeout_ms", l.send_timeout_ms, 1, 3'600'000);
 }
 
 void check_route_path(Checker& c, const json& j, const std::string& ptr, std::string& path) {

@@ -53,6 +53,7 @@ struct Limits {
   int keepalive_requests = 1000;       // requests per connection
   int max_connections = 1024;          // epoll: the per-worker connection table
   int shutdown_timeout_ms = 5000;      // epoll: how long a graceful stop may take
+  int send_timeout_ms = 10000;         // how long a client may take nothing of a response
 };
 
 struct Spec {

@@ -1169,6 +1169,37 @@ TEST_P(Epoll, BlockingModesReadANewConnectionAtOnce) {
   }
 }
 
+// A client that takes a large response slowly but steadily gets all of it.
+// The kernel's send queue grows to megabytes, so EPOLLOUT (which waits for a
+// third of it to drain) can take longer than send_timeout_ms; the sweep sees
+// the queue shrink (SIOCOUTQ) and gives the client more time instead of
+// cutting the response short (before: 2.8 of 6 MB arrived).
+TEST_P(Epoll, ASlowSteadyReaderGetsTheWholeResponse) {
+  static const std::string body = big_content().substr(0, 4'000'000);
+  json spec = base_spec();
+  spec["limits"] = json::object();
+  spec["limits"]["send_timeout_ms"] = 2000;
+  json slow = json::object();
+  slow["path"] = "/slow";
+  slow["file"] = "slow.bin";
+  spec["routes"].push_back(slow);
+  START(r, spec, std::nullopt, {{"slow.bin", &body}});
+  Client c(r.port, 4096);
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send(get_close("/slow")));
+  std::string got;
+  auto t0 = Clock::now();
+  while (seconds_since(t0) < 40) {  // about 400 KB/s: ~10 s
+    if (!readable_within(c.fd(), 3000)) break;
+    if (!recv_now(c.fd(), got, 4096)) break;  // end of file or error
+    sleep_ms(10);
+  }
+  size_t head_end = got.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos);
+  EXPECT_EQ(got.size() - head_end - 4, body.size()) << "the response was cut short";
+  EXPECT_TRUE(got.compare(head_end + 4, std::string::npos, body) == 0) << "the body differs";
+}
+
 // TCP_DEFER_ACCEPT (listen.defer_accept_s, 3 s by default): a client that
 // connects and sends nothing stays in the kernel meanwhile, so for those
 // seconds it does not hold an iterative server, which serves the next client

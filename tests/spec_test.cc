@@ -37,6 +37,7 @@ TEST(Spec, Defaults) {
   EXPECT_EQ(s.workers, 1);
   EXPECT_EQ(s.limits.max_connections, 1024);
   EXPECT_EQ(s.limits.shutdown_timeout_ms, 5000);
+  EXPECT_EQ(s.limits.send_timeout_ms, 10000);
   EXPECT_EQ(s.dir, "dir");
   ASSERT_TRUE(s.response);
   EXPECT_EQ(s.response->status, 200);
@@ -152,6 +153,8 @@ TEST(SpecErrors, OutOfRange) {
   EXPECT_TRUE(errors(R"({"response": {}, "mode": "fork", "limits": {"max_connections": 65536, "request_bytes": 65536}})").empty());
   EXPECT_EQ(error(R"({"response": {}, "limits": {"shutdown_timeout_ms": -1}})"),
             "s.json: /limits/shutdown_timeout_ms: expected an integer from 0 to 3600000, got -1");
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"send_timeout_ms": 0}})"),
+            "s.json: /limits/send_timeout_ms: expected an integer from 1 to 3600000, got 0");
 }
 
 TEST(SpecErrors, Address) {
@@ -313,7 +316,7 @@ TEST(SpecErrors, Limits) {
   EXPECT_EQ(error(R"({"response": {}, "limits": {"keepalive": 1}})"),
             "s.json: /limits/keepalive: unknown key; valid keys here: \"request_bytes\", \"body_bytes\", "
             "\"header_timeout_ms\", \"keepalive_timeout_ms\", \"keepalive_requests\", \"max_connections\", "
-            "\"shutdown_timeout_ms\"");
+            "\"shutdown_timeout_ms\", \"send_timeout_ms\"");
 }
 
 TEST(SpecErrors, EveryErrorIsReported) {
