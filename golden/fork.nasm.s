@@ -33,6 +33,7 @@
         conn_len equ 16                         ; bytes in the request buffer
         conn_scanned equ 20                     ; bytes of the buffer already searched for the head's end
         conn_watch equ 24                       ; epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
+        conn_outq equ 28                        ; epoll: bytes not yet sent in the socket when the send deadline was last set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
         conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
         conn_discard equ 88                     ; body bytes still to read and drop
@@ -202,8 +203,8 @@ worker_main:
 ;; a send timeout for every connection: setsockopt(2), syscall 54
 ;; C: setsockopt(listen_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
 ;; Set once, on the listener: every socket accept() returns inherits it. A
-;; client that never reads gives up its slot after 10 s: write() then fails
-;; with -EAGAIN.
+;; write that makes no progress for limits.send_timeout_ms (10000 ms) fails with
+;; -EAGAIN, and the client gives up its slot.
 send_timeout:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
@@ -327,8 +328,8 @@ child:
 ;; --------------------------------------------------------------------------
 ;; serve a connection
 ;; C: record = { client_fd, request_buf }; raw_open(&record)
-;; Writes block at most 10 s (SO_SNDTIMEO, inherited from the listener);
-;; reads wait in ppoll until the record's deadline.
+;; A write waits at most send_timeout_ms for progress (SO_SNDTIMEO, from the
+;; listener); reads wait in ppoll until the record's deadline.
 serve:
         lea     rbx, [rel conn]                 ; rbx = the connection record
         mov     dword [rbx+conn_fd], r13d
@@ -512,7 +513,7 @@ raw_received:
         mov     qword [rbx+conn_iov+32], 0
         mov     qword [rbx+conn_iov+40], 0
         mov     dword [rbx+conn_state], 2       ; writing
-        mov     eax, 10000                      ; a client must take the response within 10 s
+        mov     eax, 10000                      ; send_timeout_ms: the client must take some of it by then
         call    set_deadline
         mov     eax, 1                          ; send
         ret

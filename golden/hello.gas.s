@@ -34,6 +34,7 @@
         .set conn_len, 16                       # bytes in the request buffer
         .set conn_scanned, 20                   # bytes of the buffer already searched for the head's end
         .set conn_watch, 24                     # epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
+        .set conn_outq, 28                      # epoll: bytes not yet sent in the socket when the send deadline was last set
         .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
         .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
         .set conn_discard, 88                   # body bytes still to read and drop
@@ -488,8 +489,13 @@ _start:
         call    .Lhttp_sent                     # what next: the next pipelined response, more input, or close
         {disp32} jmp     .Lconnection_event.act
 .Lconnection_event.pending:
-        mov     eax, 10000                      # 10 s for the client to read on
+        mov     eax, 10000                      # send_timeout_ms for the client to take some of it
         call    .Lset_deadline
+        mov     rdi, r13                        # fd
+        mov     esi, 0x5411                     # SIOCOUTQ
+        lea     rdx, [rbx+conn_outq]            # &record.outq
+        mov     eax, 16                         # syscall number: ioctl
+        syscall
         cmp     DWORD PTR [rbx+conn_watch], 1
         je      short .Lconnection_event.armed
         cmp     DWORD PTR [rbx+conn_watch], 2   # not in the epoll set yet?
@@ -553,11 +559,15 @@ _start:
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine sweep: close connections past their deadline
-## C: for each open record: if (record.deadline <= clock_now) close_connection(record)
+## subroutine sweep: close connections past their deadline: ioctl(2), syscall 16
+## C: for each open record: if (record.deadline <= clock_now && !(writing && took_some(record)))
+##    close_connection(record)
 ## Header deadlines, idle keep-alive and send timeouts are all a deadline in
-## the record; one pass over the table every 100 ms enforces them. Also
-## retries accepting after EMFILE.
+## the record; one pass over the table every 100 ms enforces them. A client
+## that is taking a response, however slowly, keeps its connection: the
+## kernel's send queue (ioctl SIOCOUTQ) shrank since the deadline was set,
+## although it may still be too full to report EPOLLOUT. Also retries
+## accepting after EMFILE.
 .Lsweep:
         lea     rbx, [rip + conns]
 .Lsweep.check:
@@ -570,6 +580,24 @@ _start:
         mov     rax, QWORD PTR [rip + clock_now]
         cmp     QWORD PTR [rbx+conn_deadline], rax
         jg      short .Lsweep.check_next        # not yet
+        cmp     DWORD PTR [rbx+conn_state], 2   # sending a response?
+        jne     short .Lsweep.expire
+        mov     r13d, DWORD PTR [rbx+conn_fd]   # r13 = fd
+        mov     rdi, r13                        # fd
+        mov     esi, 0x5411                     # SIOCOUTQ
+        lea     rdx, [rip + outq_now]           # &outq_now
+        mov     eax, 16                         # syscall number: ioctl
+        syscall
+        test    rax, rax
+        js      short .Lsweep.expire
+        mov     eax, DWORD PTR [rip + outq_now]
+        cmp     eax, DWORD PTR [rbx+conn_outq]  # less than when the deadline was set?
+        jae     short .Lsweep.expire            # no: the client took nothing
+        mov     DWORD PTR [rbx+conn_outq], eax
+        mov     eax, 10000                      # yes: send_timeout_ms more
+        call    .Lset_deadline
+        jmp     short .Lsweep.check_next
+.Lsweep.expire:
         call    .Lclose_connection
 .Lsweep.check_next:
         add     rbx, 128
@@ -716,7 +744,7 @@ _start:
         mov     QWORD PTR [rbx+conn_discard], 0
 .Lhttp_process.queued:
         mov     DWORD PTR [rbx+conn_state], 2   # writing
-        mov     eax, 10000                      # a client must take the response within 10 s
+        mov     eax, 10000                      # send_timeout_ms: the client must take some of it by then
         call    .Lset_deadline
         mov     eax, 1                          # send
         ret
@@ -2221,6 +2249,11 @@ ev_n:
 # accept4 calls in this turn of accept_all (4 bytes)
         .balign 4
 accepted:
+        .skip 4
+
+# int: SIOCOUTQ of the record being swept (4 bytes)
+        .balign 4
+outq_now:
         .skip 4
 
 # when deadlines are next checked (ms) (8 bytes)

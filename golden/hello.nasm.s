@@ -33,6 +33,7 @@
         conn_len equ 16                         ; bytes in the request buffer
         conn_scanned equ 20                     ; bytes of the buffer already searched for the head's end
         conn_watch equ 24                       ; epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
+        conn_outq equ 28                        ; epoll: bytes not yet sent in the socket when the send deadline was last set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
         conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
         conn_discard equ 88                     ; body bytes still to read and drop
@@ -487,8 +488,13 @@ connection_event.in_again:
         call    http_sent                       ; what next: the next pipelined response, more input, or close
         jmp     near connection_event.act
 connection_event.pending:
-        mov     eax, 10000                      ; 10 s for the client to read on
+        mov     eax, 10000                      ; send_timeout_ms for the client to take some of it
         call    set_deadline
+        mov     rdi, r13                        ; fd
+        mov     esi, 0x5411                     ; SIOCOUTQ
+        lea     rdx, [rbx+conn_outq]            ; &record.outq
+        mov     eax, 16                         ; syscall number: ioctl
+        syscall
         cmp     dword [rbx+conn_watch], 1
         je      short connection_event.armed
         cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
@@ -552,11 +558,15 @@ close_now:
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine sweep: close connections past their deadline
-;; C: for each open record: if (record.deadline <= clock_now) close_connection(record)
+;; subroutine sweep: close connections past their deadline: ioctl(2), syscall 16
+;; C: for each open record: if (record.deadline <= clock_now && !(writing && took_some(record)))
+;;    close_connection(record)
 ;; Header deadlines, idle keep-alive and send timeouts are all a deadline in
-;; the record; one pass over the table every 100 ms enforces them. Also
-;; retries accepting after EMFILE.
+;; the record; one pass over the table every 100 ms enforces them. A client
+;; that is taking a response, however slowly, keeps its connection: the
+;; kernel's send queue (ioctl SIOCOUTQ) shrank since the deadline was set,
+;; although it may still be too full to report EPOLLOUT. Also retries
+;; accepting after EMFILE.
 sweep:
         lea     rbx, [rel conns]
 sweep.check:
@@ -569,6 +579,24 @@ sweep.check:
         mov     rax, qword [rel clock_now]
         cmp     qword [rbx+conn_deadline], rax
         jg      short sweep.check_next          ; not yet
+        cmp     dword [rbx+conn_state], 2       ; sending a response?
+        jne     short sweep.expire
+        mov     r13d, dword [rbx+conn_fd]       ; r13 = fd
+        mov     rdi, r13                        ; fd
+        mov     esi, 0x5411                     ; SIOCOUTQ
+        lea     rdx, [rel outq_now]             ; &outq_now
+        mov     eax, 16                         ; syscall number: ioctl
+        syscall
+        test    rax, rax
+        js      short sweep.expire
+        mov     eax, dword [rel outq_now]
+        cmp     eax, dword [rbx+conn_outq]      ; less than when the deadline was set?
+        jae     short sweep.expire              ; no: the client took nothing
+        mov     dword [rbx+conn_outq], eax
+        mov     eax, 10000                      ; yes: send_timeout_ms more
+        call    set_deadline
+        jmp     short sweep.check_next
+sweep.expire:
         call    close_connection
 sweep.check_next:
         add     rbx, 128
@@ -715,7 +743,7 @@ http_process.body_here:
         mov     qword [rbx+conn_discard], 0
 http_process.queued:
         mov     dword [rbx+conn_state], 2       ; writing
-        mov     eax, 10000                      ; a client must take the response within 10 s
+        mov     eax, 10000                      ; send_timeout_ms: the client must take some of it by then
         call    set_deadline
         mov     eax, 1                          ; send
         ret
@@ -2220,6 +2248,11 @@ ev_n:
 ; accept4 calls in this turn of accept_all (4 bytes)
         alignb 4
 accepted:
+        resb 4
+
+; int: SIOCOUTQ of the record being swept (4 bytes)
+        alignb 4
+outq_now:
         resb 4
 
 ; when deadlines are next checked (ms) (8 bytes)

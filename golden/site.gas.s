@@ -34,6 +34,7 @@
         .set conn_len, 16                       # bytes in the request buffer
         .set conn_scanned, 20                   # bytes of the buffer already searched for the head's end
         .set conn_watch, 24                     # epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
+        .set conn_outq, 28                      # epoll: bytes not yet sent in the socket when the send deadline was last set
         .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
         .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
         .set conn_discard, 88                   # body bytes still to read and drop
@@ -211,8 +212,8 @@ _start:
 ## a send timeout for every connection: setsockopt(2), syscall 54
 ## C: setsockopt(listen_fd, SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout)
 ## Set once, on the listener: every socket accept() returns inherits it. A
-## client that never reads gives up its slot after 10 s: write() then fails
-## with -EAGAIN.
+## write that makes no progress for limits.send_timeout_ms (10000 ms) fails with
+## -EAGAIN, and the client gives up its slot.
 .Lsend_timeout:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
@@ -337,8 +338,8 @@ _start:
 ## --------------------------------------------------------------------------
 ## serve a connection
 ## C: record = { client_fd, request_buf, client_addr }; http_open(&record)
-## Writes block at most 10 s (SO_SNDTIMEO, inherited from the listener);
-## reads wait in ppoll until the record's deadline.
+## A write waits at most send_timeout_ms for progress (SO_SNDTIMEO, from the
+## listener); reads wait in ppoll until the record's deadline.
 .Lserve:
         lea     rbx, [rip + conn]               # rbx = the connection record
         mov     DWORD PTR [rbx+conn_fd], r13d
@@ -588,7 +589,7 @@ _start:
         mov     QWORD PTR [rbx+conn_discard], 0
 .Lhttp_process.queued:
         mov     DWORD PTR [rbx+conn_state], 2   # writing
-        mov     eax, 10000                      # a client must take the response within 10 s
+        mov     eax, 10000                      # send_timeout_ms: the client must take some of it by then
         call    .Lset_deadline
         mov     eax, 1                          # send
         ret
