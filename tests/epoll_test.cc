@@ -1002,6 +1002,17 @@ TEST_P(Epoll, CloseWithUnreadPipelinedInputDeliversTheWholeResponse) {
   EXPECT_TRUE(got == want) << describe(got, want);
 }
 
+// On `c`: POST /post announcing `body_bytes` of body and sending none of it,
+// its answer (kept alive), then SIGTERM: the server is stopping while the
+// connection still has a body to drop.
+void post_then_stop(const Running& r, Client& c, int body_bytes) {
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send("POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body_bytes) + "\r\n\r\n"));
+  Reply rep = undate(c.read_response(false, 3000));
+  EXPECT_EQ(rep.raw, answer(r, "/post", ConnHeader::keep_alive, "POST"));
+  ASSERT_TRUE(r.proc->signal(SIGTERM));
+}
+
 // A stopped connection that still has a request body to discard: once the
 // body is in, the connection is idle and closes at once. Before a fix, the
 // idle scan ran only on the first pass after the signal, so the server
@@ -1012,11 +1023,7 @@ TEST_P(Epoll, ConnectionIdleOnlyAfterTheStopClosesAtOnce) {
   spec["limits"]["shutdown_timeout_ms"] = 20000;
   START(r, spec);
   Client c(r.port);
-  ASSERT_TRUE(c.valid());
-  ASSERT_TRUE(c.send("POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"));
-  Reply rep = undate(c.read_response(false, 3000));
-  EXPECT_EQ(rep.raw, answer(r, "/post", ConnHeader::keep_alive, "POST"));
-  ASSERT_TRUE(r.proc->signal(SIGTERM));
+  ASSERT_NO_FATAL_FAILURE(post_then_stop(r, c, 10));
   EXPECT_FALSE(r.proc->wait_exit(200).has_value()) << "exited with a body still to come";
   auto t0 = Clock::now();
   ASSERT_TRUE(c.send("0123456789"));
@@ -1043,11 +1050,7 @@ TEST_P(Epoll, ATrickledBodyCannotHoldUpAStop) {
     spec["limits"]["header_timeout_ms"] = 5000;
     START(r, spec);
     Client c(r.port);
-    ASSERT_TRUE(c.valid());
-    ASSERT_TRUE(c.send("POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"));
-    Reply rep = undate(c.read_response(false, 3000));
-    EXPECT_EQ(rep.raw, answer(r, "/post", ConnHeader::keep_alive, "POST"));
-    ASSERT_TRUE(r.proc->signal(SIGTERM));
+    ASSERT_NO_FATAL_FAILURE(post_then_stop(r, c, 1000));
     auto t0 = Clock::now();
     std::optional<int> status;
     for (int i = 0; i < 20 && !status; ++i) {  // a byte every 200 ms: 4 s at most
