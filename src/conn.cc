@@ -15,9 +15,9 @@ Conn::Conn(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt) {
 
 void Conn::reset_record() {
   mov(conn(ConnField::state), imm(kConnReading), "waiting for the first request");
-  for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served}) mov(conn(f), imm(0));
-  for (ConnField f : {ConnField::mode, ConnField::said_close}) mov(conn(f), imm(0));
-  for (ConnField f : {ConnField::discard, ConnField::bytes}) mov(conn(f), imm(0));
+  for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served, ConnField::mode, ConnField::said_close,
+                      ConnField::discard, ConnField::bytes})
+    mov(conn(f), imm(0));
 }
 
 void Conn::set_deadline(int ms, const std::string& what) {

@@ -18,7 +18,7 @@ class BlockingDriver : public Driver, Gen {
   explicit BlockingDriver(const DriverDeps& d)
       : Gen(d.spec, d.b), rt_(d.rt), conn_(d.conn), log_(d.log), fork_(d.spec.mode == Mode::fork) {
     entry_ = local("send_timeout");
-    err_sndtimeo_ = rt_.error_prefix("error_sndtimeo", "setsockopt SO_SNDTIMEO", {"EBADF", "EINVAL", "ENOMEM"});
+    err_sndtimeo_ = rt_.setsockopt_error("error_sndtimeo", "SO_SNDTIMEO");
     accept_ = local("accept");
   }
   bool nonblocking_listener() const override { return false; }

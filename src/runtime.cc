@@ -137,6 +137,10 @@ void Runtime::setsockopt(Reg fd, const char* fd_name, const SockOpt& o, Label op
   sys(kSetsockopt);
 }
 
+ErrorPrefix Runtime::setsockopt_error(const std::string& data_name, const char* opt_name) {
+  return error_prefix(data_name, fmt::format("setsockopt {}", opt_name), {"EBADF", "EINVAL", "ENOMEM"});
+}
+
 void Runtime::write_line(Operand fd, const std::string& fd_name) {
   mov(mem8(Reg::rdi), chr('\n'));
   op(Op::inc, r64(Reg::rdi));

@@ -70,6 +70,8 @@ class Runtime : public Gen {
     const char* optlen_text;
   };
   void setsockopt(Reg fd, const char* fd_name, const SockOpt& o, Label optval, const std::string& optval_name);
+  /// error_prefix for a setsockopt call, with the errnos setsockopt fails with.
+  ErrorPrefix setsockopt_error(const std::string& data_name, const char* opt_name);
   /// Ends the line built in line_buf up to rdi with '\n' and writes it to
   /// `fd` with write_all (whose result is in rax).
   void write_line(Operand fd, const std::string& fd_name);

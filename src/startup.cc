@@ -12,8 +12,8 @@ Startup::Startup(const Spec& spec, Builder& b, Runtime& rt, bool nonblocking)
   err_socket_ = rt_.error_prefix("error_socket", "socket",
                                 {"EACCES", "EAFNOSUPPORT", "EINVAL", "EMFILE", "ENFILE", "ENOBUFS", "ENOMEM",
                                  "EPROTONOSUPPORT"});
-  err_reuse_ = rt_.error_prefix("error_setsockopt", "setsockopt SO_REUSEADDR", {"EBADF", "EINVAL", "ENOMEM"});
-  if (spec_.defer_accept_s > 0) err_defer_ = rt_.error_prefix("error_defer", "setsockopt TCP_DEFER_ACCEPT", {"EBADF", "EINVAL", "ENOMEM"});
+  err_reuse_ = rt_.setsockopt_error("error_setsockopt", "SO_REUSEADDR");
+  if (spec_.defer_accept_s > 0) err_defer_ = rt_.setsockopt_error("error_defer", "TCP_DEFER_ACCEPT");
   err_bind_ = rt_.error_prefix("error_bind", "bind " + at, {"EACCES", "EADDRINUSE", "EADDRNOTAVAIL", "EINVAL", "ENOMEM"});
   err_listen_ = rt_.error_prefix("error_listen", "listen " + at, {"EADDRINUSE", "EINVAL", "ENOMEM"});
   if (nonblocking_) err_fcntl_ = rt_.error_prefix("error_fcntl", "fcntl O_NONBLOCK", {"EBADF", "EINVAL"});
