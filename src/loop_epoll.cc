@@ -359,9 +359,8 @@ void EpollDriver::emit_close() {
   mov(r32(kClientFd), conn(ConnField::fd));
   call(rt_.drain_input());
   falls_into(close_now_);
-  block(close_now_, "subroutine close_now(rbx = record)", &kClose, "log; close(fd); free the slot; listen_on()",
-        "close() also takes the socket out of the epoll set.");
-  mov(r32(kClientFd), conn(ConnField::fd));
+  block(close_now_, "subroutine close_now(rbx = record, r13 = its fd)", &kClose,
+        "log; close(fd); free the slot; listen_on()", "close() also takes the socket out of the epoll set.");
   if (spec_.log_connections) call(log_.connection());
   mov(r64(Reg::rdi), r64(kClientFd));
   sys(kClose);
