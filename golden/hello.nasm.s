@@ -535,11 +535,10 @@ close_connection:
         call    drain_input
 
 ;; --------------------------------------------------------------------------
-;; subroutine close_now(rbx = record): close(2), syscall 3
+;; subroutine close_now(rbx = record, r13 = its fd): close(2), syscall 3
 ;; C: log; close(fd); free the slot; listen_on()
 ;; close() also takes the socket out of the epoll set.
 close_now:
-        mov     r13d, dword [rbx+conn_fd]
         mov     rdi, r13
         mov     eax, 3                          ; syscall number: close
         syscall
