@@ -1,35 +1,25 @@
 #include "templates.h"
 
-#include <unistd.h>
-
-#include <filesystem>
+#include <cstdlib>
 #include <stdexcept>
-#include <vector>
 
 #include "fs.h"
 
 namespace asmsrv {
 
-namespace fsys = std::filesystem;
-
-std::string templates_dir() {
-  std::vector<fsys::path> tried;
-  if (const char* env = std::getenv("ASMSRV_TEMPLATES")) tried.emplace_back(env);
-  std::error_code ec;
-  fsys::path exe = fsys::read_symlink("/proc/self/exe", ec);
-  if (!ec) tried.push_back(exe.parent_path() / ASMSRV_INSTALL_TEMPLATES_REL);
-  tried.emplace_back(ASMSRV_SOURCE_TEMPLATES);
-  for (const fsys::path& dir : tried) {
-    if (fsys::is_regular_file(dir / "header.txt", ec))
-      return fsys::weakly_canonical(dir).string();
-  }
-  std::string where;
-  for (const fsys::path& dir : tried) where += "\n  " + dir.lexically_normal().string();
-  throw std::runtime_error("cannot find the templates directory; looked in:" + where);
-}
-
 std::string load_template(const std::string& name) {
-  return read_file(templates_dir() + "/" + name);
+  if (const char* dir = std::getenv("ASMSRV_TEMPLATES"); dir && *dir) {
+    std::string path = std::string(dir) + "/" + name;
+    try {
+      return read_file(path);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string(e.what()) + " (ASMSRV_TEMPLATES is set to " + dir +
+                               "; unset it to use the templates built into asmsrv)");
+    }
+  }
+  for (const EmbeddedTemplate& t : embedded_templates())
+    if (t.name == name) return std::string(t.text);
+  throw std::runtime_error("no template named " + name + " is built into asmsrv");
 }
 
 std::string render(const std::string& text, const std::map<std::string, std::string>& vars) {

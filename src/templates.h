@@ -1,17 +1,28 @@
 // templates/: what is text rather than code (file header, per-dialect
-// skeletons, default bodies). Found next to the installed binary, in the
-// source tree, or where $ASMSRV_TEMPLATES points.
+// skeletons, default bodies). They are compiled into asmsrv at build time
+// (cmake/embed_templates.cmake), so a copied binary works anywhere;
+// $ASMSRV_TEMPLATES names a directory to read them from instead, for
+// trying an edit without rebuilding asmsrv.
 #pragma once
 
 #include <map>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace asmsrv {
 
-/// The templates directory; throws std::runtime_error naming where it looked.
-std::string templates_dir();
+struct EmbeddedTemplate {
+  std::string_view name;
+  std::string_view text;
+};
 
-/// The text of templates/<name>; throws std::runtime_error when unreadable.
+/// Every file of templates/ as it was when asmsrv was built (templates_data.cc).
+const std::vector<EmbeddedTemplate>& embedded_templates();
+
+/// The text of template `name`: from $ASMSRV_TEMPLATES/<name> when that
+/// variable is set, else the compiled-in copy. Throws std::runtime_error
+/// when there is no such template.
 std::string load_template(const std::string& name);
 
 /// Replaces every {{key}} in `text` with vars[key]; an unknown key throws.

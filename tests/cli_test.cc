@@ -132,18 +132,31 @@ TEST(Cli, MissingToolsNameTheirPackage) {
   EXPECT_FALSE(exists(dir + "/x"));
 }
 
-TEST(Cli, InstalledAsmsrvWorksFromAnyDirectory) {
-  std::string prefix = temp_dir();
-  CmdResult inst = run({"cmake", "--install", ASMSRV_BUILD_DIR, "--prefix", prefix});
-  ASSERT_EQ(inst.status, 0) << inst.err;
-  ASSERT_TRUE(exists(prefix + "/share/asmsrv/templates/header.txt"));
-  // Mark the installed header: the installed binary must read its own templates.
-  write(prefix + "/share/asmsrv/templates/header.txt",
-        read(prefix + "/share/asmsrv/templates/header.txt") + "installed-templates-marker\n");
+TEST(Cli, ACopiedAsmsrvNeedsNoFilesBesideIt) {
+  // The templates are compiled in: a copy in an empty directory, run from
+  // another, makes the same listing as the build tree's asmsrv.
+  std::string bin = temp_dir() + "/asmsrv";
+  fsys::copy_file(asmsrv_bin(), bin);
+  fsys::permissions(bin, fsys::perms::owner_all);
   std::string elsewhere = temp_dir();
-  CmdResult r = run({prefix + "/bin/asmsrv", "gen", source_dir() + "/specs/hello.json"}, elsewhere);
+  CmdResult r = run({bin, "gen", source_dir() + "/specs/hello.json"}, elsewhere);
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_TRUE(contains(r.out, "; installed-templates-marker")) << r.out.substr(0, 400);
+  EXPECT_EQ(r.out, asmsrv({"gen", "specs/hello.json"}).out);
+}
+
+TEST(Cli, AsmsrvTemplatesReadsEditedTemplates) {
+  std::string dir = temp_dir();
+  for (const auto& f : fsys::directory_iterator(source_dir() + "/templates"))
+    fsys::copy_file(f.path(), dir / f.path().filename());
+  write(dir + "/header.txt", read(dir + "/header.txt") + "edited-template-marker\n");
+  CmdResult r = asmsrv({"gen", "specs/hello.json"}, {{"ASMSRV_TEMPLATES", dir}});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "; edited-template-marker\n")) << r.out.substr(0, 400);
+  r = asmsrv({"gen", "specs/hello.json"}, {{"ASMSRV_TEMPLATES", "/nonexistent"}});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "asmsrv: cannot read /nonexistent/error_body.txt: No such file or directory "
+                   "(ASMSRV_TEMPLATES is set to /nonexistent; unset it to use the templates "
+                   "built into asmsrv)\n");
 }
 
 TEST(Cli, RunForwardsSignalsAndCleansUp) {
