@@ -12,7 +12,8 @@
 
 namespace asmsrv {
 
-/// What every compiling subcommand shares: the spec, the syntax, --port.
+/// What every compiling subcommand shares: the spec ("-": standard input),
+/// the syntax, --port.
 struct CompileOptions {
   std::string spec;
   std::string syntax = "nasm";
@@ -59,10 +60,17 @@ int run_explain(const ExplainOptions& opt);
 
 /// Declares SPEC, --syntax and --port on a subcommand.
 void add_compile_options(CLI::App& cmd, CompileOptions& opt);
-/// Loads the spec and applies --port.
+/// Loads the spec ("-": standard input) and applies --port.
 Spec load_for_compile(const std::string& spec_path, std::optional<int> port);
-/// The spec compiled to assembly text in the chosen syntax.
-std::string compile_to_asm(const CompileOptions& opt, Program* program = nullptr);
+/// The spec compiled to assembly text in the chosen syntax; `listing` is
+/// where the text will be saved, for the header's build commands.
+std::string compile_to_asm(const CompileOptions& opt, Program* program = nullptr,
+                           const std::string& listing = "");
+/// The file -o names: `output` itself, or for an existing directory or a
+/// path ending in '/', DIR/<spec name><ext> (the spec's file name without
+/// .json; "server" for standard input). Throws when such a DIR is missing.
+std::string output_path(const std::string& output, const std::string& spec_path,
+                        const std::string& ext);
 /// Assembles and links `asm_text` (the output of `program`) in `workdir`;
 /// returns the path of the binary there (cli_build.cc).
 std::string build_in(const Program& program, const std::string& syntax, const std::string& asm_text,

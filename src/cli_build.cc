@@ -10,7 +10,8 @@ namespace asmsrv {
 CLI::App* setup_build(CLI::App& app, BuildOptions& opt) {
   CLI::App* cmd = app.add_subcommand("build", "Assemble and link the server into a static binary");
   add_compile_options(*cmd, opt.compile);
-  cmd->add_option("-o,--output", opt.output, "The executable to write")->required();
+  cmd->add_option("-o,--output", opt.output,
+                  "The executable to write; DIR/ writes DIR/<spec name>")->required();
   cmd->add_option("--keep-asm", opt.keep_asm, "Also write the assembly source to FILE");
   cmd->add_flag("-v,--verbose", opt.verbose, "Print each tool's command line");
   return cmd;
@@ -31,12 +32,14 @@ std::string build_in(const Program& program, const std::string& syntax, const st
 
 int run_build(const BuildOptions& opt) {
   return guarded([&] {
+    std::string out = output_path(opt.output, opt.compile.spec, "");
+    std::string keep_asm = opt.keep_asm.empty() ? "" : output_path(opt.keep_asm, opt.compile.spec, ".s");
     Program program;
-    std::string text = compile_to_asm(opt.compile, &program);
+    std::string text = compile_to_asm(opt.compile, &program, keep_asm);
     TempDir tmp;
     std::string exe = build_in(program, opt.compile.syntax, text, tmp.path(), opt.verbose);
-    if (!opt.keep_asm.empty()) write_file_atomic(opt.keep_asm, text);
-    copy_file_atomic(exe, opt.output, 0755);
+    if (!keep_asm.empty()) write_file_atomic(keep_asm, text);
+    copy_file_atomic(exe, out, 0755);
     return 0;
   });
 }

@@ -8,7 +8,7 @@ namespace asmsrv {
 
 CLI::App* setup_explain(CLI::App& app, ExplainOptions& opt) {
   CLI::App* cmd = app.add_subcommand("explain", "List the IR: each block, its syscall and C equivalent");
-  cmd->add_option("SPEC", opt.spec, "The server spec (JSON)")->required();
+  cmd->add_option("SPEC", opt.spec, "The server spec (JSON); - reads standard input")->required();
   cmd->add_option("--port", opt.port, "Listen on this port instead of listen.port")
       ->check(CLI::Range(1, 65535));
   return cmd;

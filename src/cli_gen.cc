@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include "cli.h"
 #include "dialect.h"
 #include "fs.h"
@@ -9,7 +11,7 @@
 namespace asmsrv {
 
 void add_compile_options(CLI::App& cmd, CompileOptions& opt) {
-  cmd.add_option("SPEC", opt.spec, "The server spec (JSON)")->required();
+  cmd.add_option("SPEC", opt.spec, "The server spec (JSON); - reads standard input")->required();
   cmd.add_option("--syntax", opt.syntax, "Assembly syntax")
       ->check(CLI::IsMember({"nasm", "gas"}))
       ->default_str("nasm");
@@ -23,12 +25,26 @@ Spec load_for_compile(const std::string& spec_path, std::optional<int> port) {
   return spec;
 }
 
-std::string compile_to_asm(const CompileOptions& opt, Program* program) {
+std::string compile_to_asm(const CompileOptions& opt, Program* program, const std::string& listing) {
   Spec spec = load_for_compile(opt.spec, opt.port);
   Program p = lower(spec);
-  std::string text = print_program(p, *find_dialect(opt.syntax));
+  std::string text = print_program(p, *find_dialect(opt.syntax), listing);
   if (program) *program = std::move(p);
   return text;
+}
+
+std::string output_path(const std::string& output, const std::string& spec_path,
+                        const std::string& ext) {
+  namespace fsys = std::filesystem;
+  std::error_code ec;
+  bool dir = fsys::is_directory(output, ec);
+  if (!dir && (output.empty() || output.back() != '/')) return output;
+  if (!dir)
+    throw std::runtime_error(fmt::format(
+        "cannot write {}: no such directory (give a file name, or a directory that exists)", output));
+  std::string name = spec_path == "-" ? "server" : fsys::path(spec_path).filename().string();
+  if (name.size() > 5 && name.ends_with(".json")) name.resize(name.size() - 5);
+  return (fsys::path(output) / (name + ext)).string();
 }
 
 int guarded(const std::function<int()>& body) {
@@ -46,17 +62,19 @@ int guarded(const std::function<int()>& body) {
 CLI::App* setup_gen(CLI::App& app, GenOptions& opt) {
   CLI::App* cmd = app.add_subcommand("gen", "Print the server as assembly source");
   add_compile_options(*cmd, opt.compile);
-  cmd->add_option("-o,--output", opt.output, "Write to FILE (atomically) instead of stdout");
+  cmd->add_option("-o,--output", opt.output,
+                  "Write to FILE (atomically) instead of stdout; DIR/ writes DIR/<spec name>.s");
   return cmd;
 }
 
 int run_gen(const GenOptions& opt) {
   return guarded([&] {
-    std::string text = compile_to_asm(opt.compile);
-    if (opt.output.empty() || opt.output == "-")
-      fmt::print("{}", text);
-    else
-      write_file_atomic(opt.output, text);
+    if (opt.output.empty() || opt.output == "-") {
+      fmt::print("{}", compile_to_asm(opt.compile));
+    } else {
+      std::string out = output_path(opt.output, opt.compile.spec, ".s");
+      write_file_atomic(out, compile_to_asm(opt.compile, nullptr, out));
+    }
     return 0;
   });
 }

@@ -20,26 +20,39 @@ std::runtime_error io_error(const std::string& what, const std::string& path) {
 
 }  // namespace
 
-std::string read_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw io_error("cannot read", path);
+namespace {
+
+// Reads fd to its end; `name` is what an error calls it.
+std::string read_all(int fd, const std::string& name) {
   std::string out;
   char buf[65536];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int saved = errno;
-      ::close(fd);
-      errno = saved;
-      throw io_error("cannot read", path);
-    }
-    if (n == 0) break;
+    if (n < 0) throw io_error("cannot read", name);
+    if (n == 0) return out;
     out.append(buf, static_cast<size_t>(n));
   }
-  ::close(fd);
-  return out;
 }
+
+}  // namespace
+
+std::string read_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw io_error("cannot read", path);
+  try {
+    std::string out = read_all(fd, path);
+    ::close(fd);
+    return out;
+  } catch (...) {
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+    throw;
+  }
+}
+
+std::string read_stdin() { return read_all(0, "standard input"); }
 
 void write_file_atomic(const std::string& path, const std::string& data, int mode) {
   std::string tmp = path + ".tmp.XXXXXX";

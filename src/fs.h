@@ -8,6 +8,9 @@ namespace asmsrv {
 /// The whole file; throws std::runtime_error "cannot read PATH: strerror".
 std::string read_file(const std::string& path);
 
+/// Standard input, read to its end; throws like read_file.
+std::string read_stdin();
+
 /// Writes `data` to a temp file beside `path`, then renames it over `path`,
 /// so readers see the old file or the new one, never a part. `mode` is the
 /// new file's permission bits. Throws std::runtime_error on failure.

@@ -2,7 +2,40 @@
 // main() only wires the subcommands; each lives in its own cli_*.cc.
 #include <fmt/format.h>
 
+#include <string_view>
+#include <vector>
+
 #include "cli.h"
+#include "suggest.h"
+
+namespace {
+
+// What CLI11 would say about a missing or unknown first word is "A
+// subcommand is required" in every case; say what is wrong instead.
+// Returns the message, or "" when argv[1] is fine.
+std::string first_word_error(int argc, char** argv, const std::vector<std::string_view>& subcommands) {
+  auto listed = [&](const char* last) {
+    std::string out;
+    for (size_t i = 0; i < subcommands.size(); ++i)
+      out += std::string(i == 0 ? "" : i + 1 == subcommands.size() ? last : ", ") +
+             std::string(subcommands[i]);
+    return out;
+  };
+  std::string list = listed(" or ");
+  if (argc < 2) return "asmsrv: a subcommand is required: " + list + " (asmsrv --help says more)";
+  std::string_view word = argv[1];
+  if (word == "-h" || word == "--help" || word == "--version") return "";
+  for (std::string_view s : subcommands)
+    if (word == s) return "";
+  if (word.starts_with("-"))
+    return fmt::format("asmsrv: unknown option {}; a subcommand comes first: {}", word, list);
+  if (auto best = asmsrv::closest_word(word, subcommands))
+    return fmt::format("asmsrv: unknown subcommand \"{}\"; did you mean \"{}\"?", word, *best);
+  return fmt::format("asmsrv: unknown subcommand \"{}\"; the subcommands are {}", word,
+                     listed(" and "));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace asmsrv;
@@ -21,6 +54,12 @@ int main(int argc, char** argv) {
   CLI::App* check_cmd = setup_check(app, check);
   CLI::App* explain_cmd = setup_explain(app, explain);
 
+  std::vector<std::string_view> names;
+  for (const CLI::App* cmd : app.get_subcommands({})) names.push_back(cmd->get_name());
+  if (std::string error = first_word_error(argc, argv, names); !error.empty()) {
+    fmt::print(stderr, "{}\n", error);
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 #include "templates.h"
@@ -270,16 +271,42 @@ std::string instr_text(const Program& p, const Instr& ins) {
   return out;
 }
 
-std::string print_program(const Program& p, const Dialect& d) {
+namespace {
+
+// The header's two build commands for a listing saved at `listing`.
+std::pair<std::string, std::string> build_commands(const Program& p, const Dialect& d,
+                                                   const std::string& listing) {
+  namespace fsys = std::filesystem;
+  std::string src = "server.s", exe = "server";
+  std::vector<std::string> includes = p.include_dirs;
+  if (!listing.empty()) {
+    fsys::path path(listing);
+    src = path.filename().string();
+    // site.s -> site; a name without an extension must not be overwritten.
+    exe = path.has_extension() ? path.stem().string() : src + ".out";
+    fsys::path from = fsys::absolute(path).parent_path().lexically_normal();
+    for (std::string& dir : includes) {
+      std::string rel = fsys::absolute(dir).lexically_normal().lexically_relative(from).string();
+      dir = rel.empty() ? "." : rel;
+    }
+  }
+  return {command_line(assemble_command(d, src, exe + ".o", includes)),
+          command_line(link_command(exe + ".o", exe))};
+}
+
+}  // namespace
+
+std::string print_program(const Program& p, const Dialect& d, const std::string& listing) {
   require_finished(p, "print_program");
+  auto [assemble, link] = build_commands(p, d, listing);
   std::string header_text = render(
       load_template("header.txt"),
       {{"name", p.name},
        {"dialect", d.name == "nasm" ? "NASM" : "GNU as, Intel syntax"},
        {"version", ASMSRV_VERSION},
        {"spec", p.spec_file},
-       {"assemble", command_line(assemble_command(d, "server.s", "server.o", p.include_dirs))},
-       {"link", command_line(link_command("server.o", "server"))}});
+       {"assemble", assemble},
+       {"link", link}});
   if (!p.notes.empty()) header_text += "\n" + p.notes;
   std::string header;
   emit_comment(header, d, d.comment, header_text);

@@ -92,16 +92,40 @@ ErrorPrefix Runtime::error_prefix(const std::string& data_name, const std::strin
   for (const char* name : errnos) errnos_.insert(errno_named(name).number);
   std::string s = fmt::format("{}: {}: ", spec_.name, what);
   longest_prefix_ = std::max(longest_prefix_, s.size());
-  return {b_.bytes(data_name, s, "error message start"), s.size()};
+  ErrorPrefix prefix;
+  prefix.label = b_.bytes(data_name, s, "error message start");
+  prefix.len = s.size();
+  return prefix;
+}
+
+void Runtime::add_hint(ErrorPrefix& prefix, const std::string& data_name, const char* errno_name,
+                       const std::string& hint) {
+  if (line_buf_made_) throw std::logic_error("add_hint after line_buf was laid out");
+  prefix.hint_errno = errno_name;
+  errnos_.insert(errno_named(errno_name).number);
+  prefix.hint = b_.bytes(data_name, hint, fmt::format("printed after {}'s text", errno_name));
+  prefix.hint_len = hint.size();
+  longest_prefix_ = std::max(longest_prefix_, prefix.len + hint.size());
+  if (die_hint_.id < 0) die_hint_ = local("die_hint");
 }
 
 void Runtime::die_if_failed(const ErrorPrefix& prefix) {
   Label ok = local("ok");
+  Label die = sub(Sub::die, "die");
   op(Op::test, r64(Reg::rax), r64(Reg::rax), "rax < 0 means -errno");
   jmp(Op::jns, ok);
   lea(Reg::rsi, prefix.label, "the start of the error message");
   set(Reg::rdx, static_cast<int64_t>(prefix.len), "its length");
-  jmp(Op::jmp, sub(Sub::die, "die"), "print it with the errno's text and exit 1");
+  if (prefix.hint_len == 0) {
+    jmp(Op::jmp, die, "print it with the errno's text and exit 1");
+  } else {
+    op(Op::cmp, r64(Reg::rax), imm(-errno_named(prefix.hint_errno).number),
+       fmt::format("-{}?", prefix.hint_errno));
+    jmp(Op::jne, die, "no: print it with the errno's text and exit 1");
+    lea(Reg::rbp, prefix.hint, "yes: and a hint after the text");
+    set(Reg::r14, static_cast<int64_t>(prefix.hint_len), "its length");
+    jmp(Op::jmp, die_hint_);
+  }
   label(ok);
 }
 
@@ -356,11 +380,17 @@ void Runtime::emit_die(Label l) {
   Label copy = local("copy_text");
   Label unknown = local("unknown_errno");
   Label newline = local("newline");
+  bool hints = die_hint_.id >= 0;
   block(l, "fatal start-up error (rax = -errno, rsi/rdx = message start)", &kWrite,
-        "fprintf(stderr, \"%s%s\\n\", message, strerror(errno)); exit(1)",
+        hints ? "fprintf(stderr, \"%s%s%s\\n\", message, strerror(errno), hint); exit(1)"
+              : "fprintf(stderr, \"%s%s\\n\", message, strerror(errno)); exit(1)",
         "Names the call, the address and the reason, e.g.\n"
         "\"server: bind 0.0.0.0:8080: Address already in use\"; an errno without a\n"
         "text here is printed as its number.");
+  if (hints) {
+    zero(Reg::r14, "no hint");
+    label(die_hint_);  // rbp/r14: a hint to print after the errno's text
+  }
   op(Op::neg, r64(Reg::rax));
   mov(r64(Reg::rbx), r64(Reg::rax), "rbx = errno");
   lea(Reg::rdi, line_buf(), "the line is built in line_buf");
@@ -387,6 +417,11 @@ void Runtime::emit_die(Label l) {
   label(copy);
   plain(Op::rep_movsb, "copy the errno's text");
   label(newline);
+  if (hints) {
+    mov(r64(Reg::rsi), r64(Reg::rbp));
+    mov(r64(Reg::rcx), r64(Reg::r14));
+    plain(Op::rep_movsb, "the hint (none when rcx = 0)");
+  }
   write_line(imm(kStderr), "STDERR_FILENO");
   set(Reg::rdi, 1, "status = 1");
   sys(kExitGroup);

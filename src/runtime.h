@@ -20,6 +20,9 @@ namespace asmsrv {
 struct ErrorPrefix {
   Label label;
   size_t len = 0;
+  const char* hint_errno = nullptr;  // for this errno ("EACCES"), die also prints the hint
+  Label hint;
+  size_t hint_len = 0;
 };
 
 class Runtime : public Gen {
@@ -52,8 +55,14 @@ class Runtime : public Gen {
   ErrorPrefix error_prefix(const std::string& data_name, const std::string& what,
                            std::initializer_list<const char*> errnos);
 
+  /// Adds to `prefix` a hint die prints after the text of `errno_name`, for
+  /// the one cause a user can act on, e.g. bind's EACCES.
+  void add_hint(ErrorPrefix& prefix, const std::string& data_name, const char* errno_name,
+                const std::string& hint);
+
   // Inline code.
-  /// rax < 0 after a syscall: print prefix + the errno's text and exit 1.
+  /// rax < 0 after a syscall: print prefix + the errno's text (+ its hint)
+  /// and exit 1.
   void die_if_failed(const ErrorPrefix& prefix);
   /// nanosleep 100 ms, so that a call that keeps failing cannot spin.
   void pause_100ms(const std::string& why);
@@ -106,6 +115,7 @@ class Runtime : public Gen {
   Label restorer_;
   bool restorer_made_ = false;
   Label is_supervisor_, supervisor_signal_;
+  Label die_hint_;  // die's entry with a hint in rbp/r14; id -1 until asked for
   size_t longest_prefix_ = 0;
   std::set<int> errnos_;  // named by die, by number
   size_t line_need_ = 0;

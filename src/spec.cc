@@ -12,9 +12,11 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string_view>
 
 #include "fs.h"
+#include "suggest.h"
 #include "http.h"
 #include "templates.h"
 
@@ -50,22 +52,6 @@ std::string shown(const json& j) {
   return s;
 }
 
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
-                         diag + (std::tolower(a[i - 1]) == std::tolower(b[j - 1]) ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // Collects every error with its JSON pointer; the checks read like the spec.
 class Checker {
  public:
@@ -84,15 +70,10 @@ class Checker {
     }
     for (const auto& [key, value] : obj.items()) {
       if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-      std::string_view best;
-      size_t best_d = SIZE_MAX;
-      for (std::string_view k : allowed) {
-        size_t d = edit_distance(key, k);
-        if (d < best_d) best_d = d, best = k;
-      }
-      if (best_d <= std::max<size_t>(2, key.size() / 3))
-        error(child(ptr, key), fmt::format("unknown key; did you mean {}?", json_quote(best)));
-      else {
+      if (auto best = closest_word(key, allowed)) {
+        error(child(ptr, key), fmt::format("unknown key; did you mean {}?", json_quote(*best)));
+        suggested_.insert(child(ptr, *best));
+      } else {
         std::string all;
         for (std::string_view k : allowed) all += (all.empty() ? "" : ", ") + json_quote(k);
         error(child(ptr, key), "unknown key; valid keys here: " + all);
@@ -100,6 +81,11 @@ class Checker {
     }
     return true;
   }
+
+  // True when an unknown key was reported as a likely typo of the key at
+  // `ptr`: a check for that key being missing then says nothing more, so
+  // one mistake gives one error.
+  bool suggested(const std::string& ptr) const { return suggested_.count(ptr) != 0; }
 
   std::optional<int64_t> integer(const json& j, const std::string& ptr, int64_t lo, int64_t hi) {
     if (j.is_number_integer()) {
@@ -152,6 +138,7 @@ class Checker {
  private:
   std::string file_;
   std::vector<std::string> errors_;
+  std::set<std::string> suggested_;
 };
 
 std::optional<std::array<uint8_t, 4>> parse_ipv4(const std::string& s) {
@@ -380,7 +367,7 @@ void check_routes(Checker& c, const json& j, Spec& spec) {
       }
     }
     if (!j[i].contains("path")) {
-      c.error(ptr, "missing \"path\"");
+      if (!c.suggested(ptr + "/path")) c.error(ptr, "missing \"path\"");
       continue;
     }
     check_route_path(c, j[i]["path"], ptr + "/path", route.path);
@@ -461,7 +448,8 @@ Spec parse_spec(const std::string& text, const std::string& path) {
       c.error("/" + given[1], fmt::format("give exactly one of \"raw_response\", \"response\" or "
                                           "\"routes\", not both \"{}\" and \"{}\"", given[0], given[1]));
     } else if (given.empty()) {
-      c.error("", "missing the response: give \"response\", \"routes\" or \"raw_response\"");
+      if (!c.suggested("/raw_response") && !c.suggested("/response") && !c.suggested("/routes"))
+        c.error("", "missing the response: give \"response\", \"routes\" or \"raw_response\"");
     } else if (given[0] == "raw_response") {
       if (auto s = c.string(root["raw_response"], "/raw_response")) {
         if (s->empty()) c.error("/raw_response", "expected at least one byte, got \"\"");
@@ -506,6 +494,9 @@ Spec parse_spec(const std::string& text, const std::string& path) {
   return spec;
 }
 
-Spec load_spec(const std::string& path) { return parse_spec(read_file(path), path); }
+Spec load_spec(const std::string& path) {
+  if (path == "-") return parse_spec(read_stdin(), "<stdin>");
+  return parse_spec(read_file(path), path);
+}
 
 }  // namespace asmsrv

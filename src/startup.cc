@@ -15,6 +15,9 @@ Startup::Startup(const Spec& spec, Builder& b, Runtime& rt, bool nonblocking)
   err_reuse_ = rt_.setsockopt_error("error_setsockopt", "SO_REUSEADDR");
   if (spec_.defer_accept_s > 0) err_defer_ = rt_.setsockopt_error("error_defer", "TCP_DEFER_ACCEPT");
   err_bind_ = rt_.error_prefix("error_bind", "bind " + at, {"EACCES", "EADDRINUSE", "EADDRNOTAVAIL", "EINVAL", "ENOMEM"});
+  if (spec_.port < 1024)  // the one cause of EACCES from bind a user can fix
+    rt_.add_hint(err_bind_, "hint_bind", "EACCES",
+                 " (ports below 1024 need root or CAP_NET_BIND_SERVICE)");
   err_listen_ = rt_.error_prefix("error_listen", "listen " + at, {"EADDRINUSE", "EINVAL", "ENOMEM"});
   if (nonblocking_) err_fcntl_ = rt_.error_prefix("error_fcntl", "fcntl O_NONBLOCK", {"EBADF", "EINVAL"});
   if (spec_.log_target == LogTarget::file) err_open_ = rt_.error_prefix("error_open_log", "open " + spec_.log_path,

@@ -98,6 +98,18 @@ TEST(SpecErrors, RootAndUnknownKeys) {
             "s.json: /log/a~1b~0c: unknown key; valid keys here: \"connections\", \"requests\", \"target\"");
 }
 
+TEST(SpecErrors, AMistypedRequiredKeyIsOneError) {
+  // The typo is the cause; "missing" would only repeat it.
+  EXPECT_EQ(errors(R"({"respnse": {"body": "x"}})"),
+            std::vector<std::string>{"s.json: /respnse: unknown key; did you mean \"response\"?"});
+  EXPECT_EQ(errors(R"({"rotes": []})"),
+            std::vector<std::string>{"s.json: /rotes: unknown key; did you mean \"routes\"?"});
+  EXPECT_EQ(errors(R"({"routes": [{"pth": "/"}]})"),
+            std::vector<std::string>{"s.json: /routes/0/pth: unknown key; did you mean \"path\"?"});
+  // An unrelated unknown key still leaves the response missing.
+  EXPECT_EQ(errors(R"({"zzzzzzzz": 1})").size(), 2u);
+}
+
 TEST(SpecErrors, ExactlyOneResponse) {
   EXPECT_EQ(error(R"({"raw_response": "x", "response": {}})"),
             "s.json: /response: give exactly one of \"raw_response\", \"response\" or \"routes\", "
