@@ -13,11 +13,12 @@
 namespace asmsrv {
 
 /// What every compiling subcommand shares: the spec ("-": standard input),
-/// the syntax, --port.
+/// the syntax, --port, --teach.
 struct CompileOptions {
   std::string spec;
   std::string syntax = "nasm";
   std::optional<int> port;
+  bool teach = false;  // leave out what a first reading does not need
 };
 
 struct GenOptions {
@@ -58,7 +59,7 @@ int run_explain(const ExplainOptions& opt);
 
 // Shared by the subcommands (cli_gen.cc).
 
-/// Declares SPEC, --syntax and --port on a subcommand.
+/// Declares SPEC, --syntax, --port and --teach on a subcommand.
 void add_compile_options(CLI::App& cmd, CompileOptions& opt);
 /// Loads the spec ("-": standard input) and applies --port.
 Spec load_for_compile(const std::string& spec_path, std::optional<int> port);

@@ -17,6 +17,8 @@ void add_compile_options(CLI::App& cmd, CompileOptions& opt) {
       ->default_str("nasm");
   cmd.add_option("--port", opt.port, "Listen on this port instead of listen.port")
       ->check(CLI::Range(1, 65535));
+  cmd.add_flag("--teach", opt.teach,
+               "A listing for a first reading: no workers, no logs, no TCP_DEFER_ACCEPT");
 }
 
 Spec load_for_compile(const std::string& spec_path, std::optional<int> port) {
@@ -25,9 +27,27 @@ Spec load_for_compile(const std::string& spec_path, std::optional<int> port) {
   return spec;
 }
 
+namespace {
+
+// --teach: the spec's server with what a first reading does not need left
+// out. Every part it drops is optional and works the same when present.
+void simplify_for_teaching(Spec& spec) {
+  spec.workers = 1;
+  spec.log_connections = spec.log_requests = false;
+  spec.defer_accept_s = 0;
+  spec.teach = true;
+}
+
+}  // namespace
+
 std::string compile_to_asm(const CompileOptions& opt, Program* program, const std::string& listing) {
   Spec spec = load_for_compile(opt.spec, opt.port);
+  if (opt.teach) simplify_for_teaching(spec);
   Program p = lower(spec);
+  if (opt.teach)
+    p.notes += "\nMade with --teach: one process, no logs, no TCP_DEFER_ACCEPT, and die names\n"
+               "only EADDRINUSE and EACCES. The README's \"Reading the listing\" follows a\n"
+               "request through it, block by block.\n";
   std::string text = print_program(p, *find_dialect(opt.syntax), listing);
   if (program) *program = std::move(p);
   return text;

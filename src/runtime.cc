@@ -89,7 +89,13 @@ void Runtime::need_line(size_t bytes) {
 ErrorPrefix Runtime::error_prefix(const std::string& data_name, const std::string& what,
                                   std::initializer_list<const char*> errnos) {
   if (line_buf_made_) throw std::logic_error("error_prefix after line_buf was laid out");
-  for (const char* name : errnos) errnos_.insert(errno_named(name).number);
+  for (const char* name : errnos) {
+    // A listing for a first reading keeps the table to the errors of bind,
+    // the ones a first run meets; others are printed as numbers.
+    if (spec_.teach && std::string_view(name) != "EADDRINUSE" && std::string_view(name) != "EACCES")
+      continue;
+    errnos_.insert(errno_named(name).number);
+  }
   std::string s = fmt::format("{}: {}: ", spec_.name, what);
   longest_prefix_ = std::max(longest_prefix_, s.size());
   ErrorPrefix prefix;

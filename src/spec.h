@@ -79,6 +79,9 @@ struct Spec {
   bool log_requests = false;
   LogTarget log_target = LogTarget::stdout_;
   std::string log_path;                // when log_target is file
+  /// Not from the JSON: `--teach` asks for a listing for a first reading,
+  /// in which die names only the errnos a first run is likely to meet.
+  bool teach = false;
 };
 
 /// Thrown for an invalid spec; what() holds every error, one per line.

@@ -285,6 +285,33 @@ TEST(Cli, BindOnAPrivilegedPortSaysWhatItNeeds) {
   EXPECT_FALSE(contains(asmsrv({"gen", "specs/hello.json"}).out, "CAP_NET_BIND_SERVICE"));
 }
 
+TEST(Cli, TeachLeavesOutWhatAFirstReadingDoesNotNeed) {
+  // minhttp logs every connection; a copy with 4 workers has a supervisor.
+  std::string spec = spec_copy("minhttp", {{"workers", 4}});
+  std::string full = asmsrv({"gen", spec}).out;
+  CmdResult r = asmsrv({"gen", "--teach", spec});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string& teach = r.out;
+  EXPECT_TRUE(contains(teach, "; Made with --teach: one process, no logs, no TCP_DEFER_ACCEPT")) << teach.substr(0, 1500);
+  for (const char* gone : {"log_connection:", "supervisor", "TCP_DEFER_ACCEPT, &", "; EPROTONOSUPPORT"}) {
+    EXPECT_TRUE(contains(full, gone)) << gone;
+    EXPECT_FALSE(contains(teach, gone)) << gone;
+  }
+  EXPECT_TRUE(contains(teach, "; EADDRINUSE")) << "bind's errors keep their text";
+  auto lines = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n'); };
+  EXPECT_LT(lines(teach), lines(full) * 9 / 10);
+  // The server it makes still serves.
+  std::string dir = temp_dir();
+  int port = free_port();
+  ASSERT_EQ(asmsrv({"build", "--teach", spec, "--port", std::to_string(port), "-o", dir + "/server"}).status, 0);
+  ServerProcess server(dir + "/server", dir);
+  ASSERT_TRUE(server.wait_ready()) << server.err();
+  ReadResult got = exchange(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(got.data.starts_with("HTTP/1.1 200 OK\r\n")) << got.data;
+  EXPECT_TRUE(got.data.ends_with("Hello from assembly!\n")) << got.data;
+  EXPECT_EQ(server.out(), "minhttp listening on 0.0.0.0:" + std::to_string(port) + "\n") << "no log lines";
+}
+
 TEST(Cli, RunForwardsSignalsAndCleansUp) {
   std::string tmp = temp_dir();
   int port = free_port();
