@@ -350,6 +350,28 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
+TEST(QuickStart, HelloBuildsAsmsrvAndServes) {
+  // The README's first command, as a user runs it (in build-release/, the
+  // build scripts/package shares): it gets to a server that answers, and
+  // a SIGTERM to it stops the server with status 0.
+  std::string curl = find_in_path("curl");
+  ASSERT_FALSE(curl.empty()) << "curl is not installed: install it (scripts/deps) to run this test";
+  int port = free_port();
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  CmdResult r = run({"timeout", "300", "sh", "-c",
+                     "scripts/hello --port " + std::to_string(port) + " & pid=$!\n"
+                     "for i in $(seq 1 500); do\n"
+                     "  if " + curl + " -sf --max-time 2 " + url + "; then break; fi\n"
+                     "  kill -0 $pid 2>/dev/null || break\n"
+                     "  sleep 0.5\n"
+                     "done\n"
+                     "kill -TERM $pid; wait $pid; echo \"exit $?\""});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "hello listening on 0.0.0.0:" + std::to_string(port) + "\n")) << describe(r);
+  EXPECT_TRUE(contains(r.out, "Hello from asmsrv!\n")) << describe(r);
+  EXPECT_TRUE(r.out.ends_with("exit 0\n")) << describe(r);
+}
+
 TEST(PackageDocs, EveryOptionIsInTheManPageAndTheCompletion) {
   const std::string scd = read(source_dir() + "/doc/asmsrv.1.scd");
   std::map<std::string, std::string> sections = scd_sections(scd);
