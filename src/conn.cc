@@ -16,8 +16,9 @@ Conn::Conn(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt) {
 void Conn::reset_record() {
   mov(conn(ConnField::state), imm(kConnReading), "waiting for the first request");
   for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served, ConnField::mode, ConnField::said_close,
-                      ConnField::discard, ConnField::bytes})
+                      ConnField::discard})
     mov(conn(f), imm(0));
+  if (spec_.log_connections) mov(conn(ConnField::bytes), imm(0), "counted for the connection log");
 }
 
 void Conn::set_deadline(int ms, const std::string& what) {

@@ -45,7 +45,7 @@ void HttpConn::emit_received() {
         "dropping a body: discard -= n;  reading: len += n, then answer what is complete",
         "The first bytes of a keep-alive request start its header deadline; a body\n"
         "being dropped gets header_timeout_ms for each read.");
-  op(Op::add, conn(ConnField::bytes), r64(Reg::rax), "for the connection log");
+  if (spec_.log_connections) op(Op::add, conn(ConnField::bytes), r64(Reg::rax), "for the connection log");
   op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding), "dropping a body?");
   jmp(Op::jne, reading);
   op(Op::sub, conn(ConnField::discard), r64(Reg::rax));

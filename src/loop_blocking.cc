@@ -256,7 +256,8 @@ void BlockingDriver::emit_serve() {
         "end of the response.");
   call(rt_.drain_input());
   falls_into(close_now_);
-  block(close_now_, "close the connection", &kClose, "log_connection(); close(client_fd)",
+  block(close_now_, "close the connection", &kClose,
+        spec_.log_connections ? "log_connection(); close(client_fd)" : "close(client_fd)",
         fork_ ? "The child's work is done: it exits, and the kernel reaps it."
               : "Then back to accept() for the next client.");
   if (spec_.log_connections) call(log_.connection());

@@ -3,6 +3,8 @@
 // protocol (HTTP or a raw response).
 #include "lower.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <memory>
 
@@ -46,7 +48,7 @@ constexpr const char* kRegisterMap =
     "  r13  the client socket's file descriptor\n"
     "  rbx  the connection record (conn_* fields)\n"
     "  rbp  the connection's request buffer, r14 the bytes in it (HTTP)\n"
-    "  r15  the log's file descriptor\n"
+    "{}"
     "Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep\n"
     "rbx, rbp and r12-r15.";
 
@@ -56,7 +58,8 @@ Program lower(const Spec& spec) {
   Program p;
   p.name = spec.name;
   p.spec_file = std::filesystem::path(spec.file).filename().string();
-  p.notes = kRegisterMap;
+  p.notes = fmt::format(fmt::runtime(kRegisterMap),
+                        spec.log_connections || spec.log_requests ? "  r15  the log's file descriptor\n" : "");
   Builder b(p);
   for (size_t i = 0; i < kConnLayout.decl.size(); ++i)
     b.constant(std::string("conn_") + kConnLayout.decl[i].name, kConnLayout.offset[i], kConnLayout.decl[i].what);

@@ -24,7 +24,7 @@ void RawConn::emit() {
         fmt::format("record.iov = {{ response, {} }}, {{}}, {{}}; then close", n),
         "Any bytes at all are answered with the raw response; what they said does\n"
         "not matter. Then the connection closes.");
-  op(Op::add, conn(ConnField::bytes), r64(Reg::rax), "for the connection log");
+  if (spec_.log_connections) op(Op::add, conn(ConnField::bytes), r64(Reg::rax), "for the connection log");
   op(Op::add, conn(ConnField::len), r32(Reg::rax));
   lea(Reg::rax, response_);
   mov(conn(ConnField::iov), r64(Reg::rax), "iov[0] = the response");

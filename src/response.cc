@@ -63,8 +63,10 @@ Responses::Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTa
                                    "body length, status, flags (kind, always close)",
                                    kRespLayout.size),
                        kRespLayout.size);
-  status_ = b_.bss("last_status", 4, "status of the last response, for the log", 4);
-  body_bytes_ = b_.bss("last_body_bytes", 8, "body bytes of the last response, for the log");
+  if (spec_.log_requests) {
+    status_ = b_.bss("last_status", 4, "status of the last response, for the log", 4);
+    body_bytes_ = b_.bss("last_body_bytes", 8, "body bytes of the last response, for the log");
+  }
   for (size_t i = 0; i < kRespLayout.decl.size(); ++i)
     b_.constant(std::string("resp_") + kRespLayout.decl[i].name, kRespLayout.offset[i], kRespLayout.decl[i].what);
 }
@@ -76,15 +78,17 @@ void Responses::emit() {
     if (std::find(kinds.begin(), kinds.end(), r.kind) == kinds.end()) kinds.push_back(r.kind);
   block(prepare_, "subroutine prepare_response(eax = response index)", nullptr,
         "r10 = &responses[index]; switch (r10->kind) ...",
-        "Looks the response up in the table; its kind says how its parts are made.\n"
-        "The record's conn_mode is already decided. Also records the status and\n"
-        "the body bytes for the access log.");
+        std::string("Looks the response up in the table; its kind says how its parts are made.\n"
+                    "The record's conn_mode is already decided.") +
+            (spec_.log_requests ? " Also records the status and\nthe body bytes for the access log." : ""));
   mov(r32(Reg::rcx), r32(Reg::rax));
   op(Op::shl, r64(Reg::rcx), imm(kRespLayout.shift), fmt::format("index * {}", kRespLayout.size));
   lea(Reg::r10, responses_);
   op(Op::add, r64(Reg::r10), r64(Reg::rcx), "r10 = &responses[index]");
-  mov(r32(Reg::rax), resp(Reg::r10, RespField::status));
-  mov(var32(status_), r32(Reg::rax), "for the access log");
+  if (spec_.log_requests) {
+    mov(r32(Reg::rax), resp(Reg::r10, RespField::status));
+    mov(var32(status_), r32(Reg::rax), "for the access log");
+  }
   std::vector<Label> cases;
   for (ResponseKind k : kinds) cases.push_back(local(std::string("kind_") + kind_name(k)));
   if (kinds.size() > 1) {
@@ -138,7 +142,7 @@ void Responses::emit_fixed(Label l) {
   label(body_ready);
   mov(iov(2, 0), r64(Reg::r8), "iov[2] = { body, body_len }");
   mov(iov(2, 1), r64(Reg::r9));
-  mov(var64(body_bytes_), r64(Reg::r9), "for the access log");
+  if (spec_.log_requests) mov(var64(body_bytes_), r64(Reg::r9), "for the access log");
   date_.refresh_if_stale();
   lea(Reg::rax, date_.line());
   mov(iov(1, 0), r64(Reg::rax), "iov[1] = { date_line, 39 }");

@@ -20,9 +20,10 @@ Startup::Startup(const Spec& spec, Builder& b, Runtime& rt, bool nonblocking)
                  " (ports below 1024 need root or CAP_NET_BIND_SERVICE)");
   err_listen_ = rt_.error_prefix("error_listen", "listen " + at, {"EADDRINUSE", "EINVAL", "ENOMEM"});
   if (nonblocking_) err_fcntl_ = rt_.error_prefix("error_fcntl", "fcntl O_NONBLOCK", {"EBADF", "EINVAL"});
-  if (spec_.log_target == LogTarget::file) err_open_ = rt_.error_prefix("error_open_log", "open " + spec_.log_path,
-                                                  {"EACCES", "EISDIR", "ELOOP", "EMFILE", "ENAMETOOLONG", "ENFILE",
-                                                   "ENOENT", "ENOMEM", "ENOSPC", "ENOTDIR", "EPERM", "EROFS"});
+  if ((spec_.log_connections || spec_.log_requests) && spec_.log_target == LogTarget::file)
+    err_open_ = rt_.error_prefix("error_open_log", "open " + spec_.log_path,
+                                 {"EACCES", "EISDIR", "ELOOP", "EMFILE", "ENAMETOOLONG", "ENFILE",
+                                  "ENOENT", "ENOMEM", "ENOSPC", "ENOTDIR", "EPERM", "EROFS"});
 }
 
 void Startup::emit(Label next) {
@@ -60,7 +61,8 @@ void Startup::emit(Label next) {
   rt_.sigaction(kSigint, "SIGINT", r64(Reg::rsp), "act = the struct above");
   op(Op::add, r64(Reg::rsp), imm(kSigactionBytes), "drop the struct");
 
-  if (spec_.log_target == LogTarget::file) {
+  bool logs = spec_.log_connections || spec_.log_requests;
+  if (logs && spec_.log_target == LogTarget::file) {
     Label path = b_.bytes("log_path", spec_.log_path + '\0', "the log file's path, NUL-terminated for open(2)");
     next_block(local("open_log"), "open the log file", &kOpen,
           fmt::format("log_fd = open(\"{}\", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)",
@@ -73,7 +75,7 @@ void Startup::emit(Label next) {
     sys(kOpen);
     rt_.die_if_failed(err_open_);
     mov(r64(kLogFd), r64(Reg::rax), "r15 = log_fd");
-  } else {
+  } else if (logs) {
     bool err = spec_.log_target == LogTarget::stderr_;
     next_block(local("choose_log"), "choose the log's file descriptor", nullptr,
           err ? "log_fd = STDERR_FILENO" : "log_fd = STDOUT_FILENO", "");

@@ -576,7 +576,9 @@ TEST(Lower, DieNamesOnlyTheErrnosOfItsCalls) {
   EXPECT_NE(plain.find("\x62\x16" "Address already in use"), std::string::npos) << "EADDRINUSE (98), 22 bytes";
   EXPECT_EQ(plain.find("No such file or directory"), std::string::npos);
   EXPECT_EQ(plain.back(), '\0') << "the end of the table";
-  std::string logged = texts(R"({"response": {}, "log": {"target": "/var/log/x.log"}})");
+  std::string logged = texts(R"({"response": {}, "log": {"requests": true, "target": "/var/log/x.log"}})");
+  EXPECT_EQ(texts(R"({"response": {}, "log": {"target": "/var/log/x.log"}})"), plain)
+      << "a log target with nothing to log opens no file";
   EXPECT_NE(logged.find("\x02\x19" "No such file or directory"), std::string::npos) << "ENOENT (2), 25 bytes";
 }
 
