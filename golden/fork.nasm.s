@@ -15,7 +15,6 @@
 ;   r13  the client socket's file descriptor
 ;   rbx  the connection record (conn_* fields)
 ;   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
-;   r15  the log's file descriptor
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
 
@@ -84,12 +83,6 @@ catch_stop_signals:
         mov     eax, 13                         ; syscall number: rt_sigaction
         syscall
         add     rsp, 32                         ; drop the struct
-
-;; --------------------------------------------------------------------------
-;; choose the log's file descriptor
-;; C: log_fd = STDOUT_FILENO
-choose_log:
-        mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
@@ -425,7 +418,7 @@ finish_connection:
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
-;; C: log_connection(); close(client_fd)
+;; C: close(client_fd)
 ;; The child's work is done: it exits, and the kernel reaps it.
 close_now:
         mov     rdi, r13                        ; fd = client_fd
@@ -493,9 +486,8 @@ raw_open:
         mov     word [rbx+conn_mode], 0
         mov     word [rbx+conn_said_close], 0
         mov     qword [rbx+conn_discard], 0
-        mov     qword [rbx+conn_bytes], 0
         mov     eax, 10000                      ; 10 s
-        jmp     near set_deadline               ; set_deadline returns for us
+        jmp     short set_deadline              ; set_deadline returns for us
 
 ;; --------------------------------------------------------------------------
 ;; subroutine raw_received(rax = n bytes read)
@@ -503,7 +495,6 @@ raw_open:
 ;; Any bytes at all are answered with the raw response; what they said does
 ;; not matter. Then the connection closes.
 raw_received:
-        add     qword [rbx+conn_bytes], rax     ; for the connection log
         add     dword [rbx+conn_len], eax
         lea     rax, [rel response]
         mov     qword [rbx+conn_iov], rax       ; iov[0] = the response

@@ -15,7 +15,6 @@
 #   r13  the client socket's file descriptor
 #   rbx  the connection record (conn_* fields)
 #   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
-#   r15  the log's file descriptor
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
 
@@ -93,12 +92,6 @@ _start:
         mov     eax, 13                         # syscall number: rt_sigaction
         syscall
         add     rsp, 32                         # drop the struct
-
-## --------------------------------------------------------------------------
-## choose the log's file descriptor
-## C: log_fd = STDOUT_FILENO
-.Lchoose_log:
-        mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
@@ -661,7 +654,6 @@ _start:
         mov     WORD PTR [rbx+conn_mode], 0
         mov     WORD PTR [rbx+conn_said_close], 0
         mov     QWORD PTR [rbx+conn_discard], 0
-        mov     QWORD PTR [rbx+conn_bytes], 0
         mov     eax, 10000                      # header_timeout_ms
         {disp32} jmp     .Lset_deadline         # set_deadline returns for us
 
@@ -671,7 +663,6 @@ _start:
 ## The first bytes of a keep-alive request start its header deadline; a body
 ## being dropped gets header_timeout_ms for each read.
 .Lhttp_received:
-        add     QWORD PTR [rbx+conn_bytes], rax # for the connection log
         cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body?
         jne     short .Lhttp_received.reading
         sub     QWORD PTR [rbx+conn_discard], rax
@@ -1523,15 +1514,12 @@ _start:
 ## subroutine prepare_response(eax = response index)
 ## C: r10 = &responses[index]; switch (r10->kind) ...
 ## Looks the response up in the table; its kind says how its parts are made.
-## The record's conn_mode is already decided. Also records the status and
-## the body bytes for the access log.
+## The record's conn_mode is already decided.
 .Lprepare_response:
         mov     ecx, eax
         shl     rcx, 5                          # index * 32
         lea     r10, [rip + responses]
         add     r10, rcx                        # r10 = &responses[index]
-        mov     eax, DWORD PTR [r10+resp_status]
-        mov     DWORD PTR [rip + last_status], eax # for the access log
 
 ## --------------------------------------------------------------------------
 ## prepare_response: a fixed response
@@ -1565,7 +1553,6 @@ _start:
 .Lkind_fixed.body_ready:
         mov     QWORD PTR [rbx+conn_iov+32], r8 # iov[2] = { body, body_len }
         mov     QWORD PTR [rbx+conn_iov+40], r9
-        mov     QWORD PTR [rip + last_body_bytes], r9 # for the access log
         mov     rax, QWORD PTR [rip + clock_now]
         cmp     rax, QWORD PTR [rip + date_expires] # a new second since the Date line was made?
         jl      short .Lkind_fixed.date_fresh
@@ -2184,16 +2171,6 @@ date_expires:
         .balign 8
 date_ts:
         .skip 16
-
-# status of the last response, for the log (4 bytes)
-        .balign 4
-last_status:
-        .skip 4
-
-# body bytes of the last response, for the log (8 bytes)
-        .balign 8
-last_body_bytes:
-        .skip 8
 
 # open connections (4 bytes)
         .balign 4

@@ -15,7 +15,6 @@
 ;   r13  the client socket's file descriptor
 ;   rbx  the connection record (conn_* fields)
 ;   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
-;   r15  the log's file descriptor
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
 
@@ -92,12 +91,6 @@ catch_stop_signals:
         mov     eax, 13                         ; syscall number: rt_sigaction
         syscall
         add     rsp, 32                         ; drop the struct
-
-;; --------------------------------------------------------------------------
-;; choose the log's file descriptor
-;; C: log_fd = STDOUT_FILENO
-choose_log:
-        mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
@@ -660,7 +653,6 @@ http_open:
         mov     word [rbx+conn_mode], 0
         mov     word [rbx+conn_said_close], 0
         mov     qword [rbx+conn_discard], 0
-        mov     qword [rbx+conn_bytes], 0
         mov     eax, 10000                      ; header_timeout_ms
         jmp     near set_deadline               ; set_deadline returns for us
 
@@ -670,7 +662,6 @@ http_open:
 ;; The first bytes of a keep-alive request start its header deadline; a body
 ;; being dropped gets header_timeout_ms for each read.
 http_received:
-        add     qword [rbx+conn_bytes], rax     ; for the connection log
         cmp     dword [rbx+conn_state], 3       ; dropping a body?
         jne     short http_received.reading
         sub     qword [rbx+conn_discard], rax
@@ -1522,15 +1513,12 @@ route:
 ;; subroutine prepare_response(eax = response index)
 ;; C: r10 = &responses[index]; switch (r10->kind) ...
 ;; Looks the response up in the table; its kind says how its parts are made.
-;; The record's conn_mode is already decided. Also records the status and
-;; the body bytes for the access log.
+;; The record's conn_mode is already decided.
 prepare_response:
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32
         lea     r10, [rel responses]
         add     r10, rcx                        ; r10 = &responses[index]
-        mov     eax, dword [r10+resp_status]
-        mov     dword [rel last_status], eax    ; for the access log
 
 ;; --------------------------------------------------------------------------
 ;; prepare_response: a fixed response
@@ -1564,7 +1552,6 @@ kind_fixed.head_ready:
 kind_fixed.body_ready:
         mov     qword [rbx+conn_iov+32], r8     ; iov[2] = { body, body_len }
         mov     qword [rbx+conn_iov+40], r9
-        mov     qword [rel last_body_bytes], r9 ; for the access log
         mov     rax, qword [rel clock_now]
         cmp     rax, qword [rel date_expires]   ; a new second since the Date line was made?
         jl      short kind_fixed.date_fresh
@@ -2183,16 +2170,6 @@ date_expires:
         alignb 8
 date_ts:
         resb 16
-
-; status of the last response, for the log (4 bytes)
-        alignb 4
-last_status:
-        resb 4
-
-; body bytes of the last response, for the log (8 bytes)
-        alignb 8
-last_body_bytes:
-        resb 8
 
 ; open connections (4 bytes)
         alignb 4

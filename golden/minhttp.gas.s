@@ -453,7 +453,7 @@ _start:
         mov     WORD PTR [rbx+conn_mode], 0
         mov     WORD PTR [rbx+conn_said_close], 0
         mov     QWORD PTR [rbx+conn_discard], 0
-        mov     QWORD PTR [rbx+conn_bytes], 0
+        mov     QWORD PTR [rbx+conn_bytes], 0   # counted for the connection log
         mov     eax, 10000                      # header_timeout_ms
         {disp32} jmp     .Lset_deadline         # set_deadline returns for us
 
@@ -1315,15 +1315,12 @@ _start:
 ## subroutine prepare_response(eax = response index)
 ## C: r10 = &responses[index]; switch (r10->kind) ...
 ## Looks the response up in the table; its kind says how its parts are made.
-## The record's conn_mode is already decided. Also records the status and
-## the body bytes for the access log.
+## The record's conn_mode is already decided.
 .Lprepare_response:
         mov     ecx, eax
         shl     rcx, 5                          # index * 32
         lea     r10, [rip + responses]
         add     r10, rcx                        # r10 = &responses[index]
-        mov     eax, DWORD PTR [r10+resp_status]
-        mov     DWORD PTR [rip + last_status], eax # for the access log
 
 ## --------------------------------------------------------------------------
 ## prepare_response: a fixed response
@@ -1357,7 +1354,6 @@ _start:
 .Lkind_fixed.body_ready:
         mov     QWORD PTR [rbx+conn_iov+32], r8 # iov[2] = { body, body_len }
         mov     QWORD PTR [rbx+conn_iov+40], r9
-        mov     QWORD PTR [rip + last_body_bytes], r9 # for the access log
         mov     rax, QWORD PTR [rip + clock_now]
         cmp     rax, QWORD PTR [rip + date_expires] # a new second since the Date line was made?
         jl      short .Lkind_fixed.date_fresh
@@ -2044,16 +2040,6 @@ date_expires:
         .balign 8
 date_ts:
         .skip 16
-
-# status of the last response, for the log (4 bytes)
-        .balign 4
-last_status:
-        .skip 4
-
-# body bytes of the last response, for the log (8 bytes)
-        .balign 8
-last_body_bytes:
-        .skip 8
 
 # struct sockaddr_in: the client, filled by accept (16 bytes)
         .balign 8

@@ -452,7 +452,7 @@ http_open:
         mov     word [rbx+conn_mode], 0
         mov     word [rbx+conn_said_close], 0
         mov     qword [rbx+conn_discard], 0
-        mov     qword [rbx+conn_bytes], 0
+        mov     qword [rbx+conn_bytes], 0       ; counted for the connection log
         mov     eax, 10000                      ; header_timeout_ms
         jmp     near set_deadline               ; set_deadline returns for us
 
@@ -1314,15 +1314,12 @@ route:
 ;; subroutine prepare_response(eax = response index)
 ;; C: r10 = &responses[index]; switch (r10->kind) ...
 ;; Looks the response up in the table; its kind says how its parts are made.
-;; The record's conn_mode is already decided. Also records the status and
-;; the body bytes for the access log.
+;; The record's conn_mode is already decided.
 prepare_response:
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32
         lea     r10, [rel responses]
         add     r10, rcx                        ; r10 = &responses[index]
-        mov     eax, dword [r10+resp_status]
-        mov     dword [rel last_status], eax    ; for the access log
 
 ;; --------------------------------------------------------------------------
 ;; prepare_response: a fixed response
@@ -1356,7 +1353,6 @@ kind_fixed.head_ready:
 kind_fixed.body_ready:
         mov     qword [rbx+conn_iov+32], r8     ; iov[2] = { body, body_len }
         mov     qword [rbx+conn_iov+40], r9
-        mov     qword [rel last_body_bytes], r9 ; for the access log
         mov     rax, qword [rel clock_now]
         cmp     rax, qword [rel date_expires]   ; a new second since the Date line was made?
         jl      short kind_fixed.date_fresh
@@ -2043,16 +2039,6 @@ date_expires:
         alignb 8
 date_ts:
         resb 16
-
-; status of the last response, for the log (4 bytes)
-        alignb 4
-last_status:
-        resb 4
-
-; body bytes of the last response, for the log (8 bytes)
-        alignb 8
-last_body_bytes:
-        resb 8
 
 ; struct sockaddr_in: the client, filled by accept (16 bytes)
         alignb 8

@@ -383,7 +383,7 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
-## C: log_connection(); close(client_fd)
+## C: close(client_fd)
 ## Then back to accept() for the next client.
 .Lclose_now:
         mov     rdi, r13                        # fd = client_fd
@@ -452,7 +452,6 @@ _start:
         mov     WORD PTR [rbx+conn_mode], 0
         mov     WORD PTR [rbx+conn_said_close], 0
         mov     QWORD PTR [rbx+conn_discard], 0
-        mov     QWORD PTR [rbx+conn_bytes], 0
         mov     eax, 10000                      # header_timeout_ms
         {disp32} jmp     .Lset_deadline         # set_deadline returns for us
 
@@ -462,7 +461,6 @@ _start:
 ## The first bytes of a keep-alive request start its header deadline; a body
 ## being dropped gets header_timeout_ms for each read.
 .Lhttp_received:
-        add     QWORD PTR [rbx+conn_bytes], rax # for the connection log
         cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body?
         jne     short .Lhttp_received.reading
         sub     QWORD PTR [rbx+conn_discard], rax

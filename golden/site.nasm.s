@@ -436,7 +436,7 @@ finish_connection:
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
-;; C: log_connection(); close(client_fd)
+;; C: close(client_fd)
 ;; The child's work is done: it exits, and the kernel reaps it.
 close_now:
         mov     rdi, r13                        ; fd = client_fd
@@ -505,7 +505,6 @@ http_open:
         mov     word [rbx+conn_mode], 0
         mov     word [rbx+conn_said_close], 0
         mov     qword [rbx+conn_discard], 0
-        mov     qword [rbx+conn_bytes], 0
         mov     eax, 10000                      ; header_timeout_ms
         jmp     near set_deadline               ; set_deadline returns for us
 
@@ -515,7 +514,6 @@ http_open:
 ;; The first bytes of a keep-alive request start its header deadline; a body
 ;; being dropped gets header_timeout_ms for each read.
 http_received:
-        add     qword [rbx+conn_bytes], rax     ; for the connection log
         cmp     dword [rbx+conn_state], 3       ; dropping a body?
         jne     short http_received.reading
         sub     qword [rbx+conn_discard], rax
