@@ -73,7 +73,7 @@ set(CPACK_DEBIAN_PACKAGE_SUGGESTS "curl")
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
 "asmsrv compiles a JSON server spec into a standalone HTTP (or raw TCP)
 server for x86-64 Linux, written in assembly (NASM or GNU as). The result
-is a static binary of about 8 to 25 KB with no libc: only raw system calls. It
+is a static binary of 3 to 25 KB with no libc: only raw system calls. It
 answers every request with a response computed at compile time, and exits
 cleanly on SIGTERM, also as PID 1.
 .

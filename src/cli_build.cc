@@ -32,6 +32,9 @@ std::string build_in(const Program& program, const std::string& syntax, const st
 
 int run_build(const BuildOptions& opt) {
   return guarded([&] {
+    for (const std::string* o : {&opt.output, &opt.keep_asm})
+      if (*o == "-") throw std::runtime_error("build writes files: -o - and --keep-asm - are not "
+                                              "allowed (asmsrv gen prints the assembly)");
     std::string out = output_path(opt.output, opt.compile.spec, "");
     std::string keep_asm = opt.keep_asm.empty() ? "" : output_path(opt.keep_asm, opt.compile.spec, ".s");
     Program program;

@@ -56,15 +56,23 @@ std::string compile_to_asm(const CompileOptions& opt, Program* program, const st
 std::string output_path(const std::string& output, const std::string& spec_path,
                         const std::string& ext) {
   namespace fsys = std::filesystem;
+  if (output.empty()) throw std::runtime_error("-o \"\": give a file name or a directory");
   std::error_code ec;
   bool dir = fsys::is_directory(output, ec);
-  if (!dir && (output.empty() || output.back() != '/')) return output;
-  if (!dir)
-    throw std::runtime_error(fmt::format(
-        "cannot write {}: no such directory (give a file name, or a directory that exists)", output));
+  if (!dir && output.back() != '/') return output;
+  if (!dir) {
+    bool exists = fsys::exists(output.substr(0, output.find_last_not_of('/') + 1), ec);
+    throw std::runtime_error(fmt::format("cannot write {}: {}", output,
+                                         exists ? "not a directory"
+                                                : "no such directory (give a file name, or a "
+                                                  "directory that exists)"));
+  }
   std::string name = spec_path == "-" ? "server" : fsys::path(spec_path).filename().string();
   if (name.size() > 5 && name.ends_with(".json")) name.resize(name.size() - 5);
-  return (fsys::path(output) / (name + ext)).string();
+  std::string path = (fsys::path(output) / (name + ext)).string();
+  if (fsys::is_directory(path, ec))
+    throw std::runtime_error(fmt::format("cannot write {}: it is a directory (give a file name)", path));
+  return path;
 }
 
 int guarded(const std::function<int()>& body) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -240,9 +241,18 @@ void require_finished(const Program& p, const char* what) {
     throw std::logic_error(std::string(what) + ": the program is not finished (Builder::finish)");
 }
 
+// argv as a shell would need it typed: a word with anything but letters,
+// digits and _-./=:,+@% is single-quoted.
 std::string command_line(const std::vector<std::string>& argv) {
   std::string out;
-  for (const std::string& a : argv) out += (out.empty() ? "" : " ") + a;
+  for (const std::string& a : argv) {
+    bool plain = !a.empty() && std::all_of(a.begin(), a.end(), [](unsigned char c) {
+      return std::isalnum(c) || std::strchr("_-./=:,+@%", c);
+    });
+    std::string word = "'";
+    for (char c : a) word += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += (out.empty() ? "" : " ") + (plain ? a : word + "'");
+  }
   return out;
 }
 
@@ -277,21 +287,26 @@ namespace {
 std::pair<std::string, std::string> build_commands(const Program& p, const Dialect& d,
                                                    const std::string& listing) {
   namespace fsys = std::filesystem;
-  std::string src = "server.s", exe = "server";
+  std::string src = "server.s", obj = "server.o", exe = "server";
   std::vector<std::string> includes = p.include_dirs;
   if (!listing.empty()) {
     fsys::path path(listing);
     src = path.filename().string();
-    // site.s -> site; a name without an extension must not be overwritten.
+    // Resolved on disk (symlinks too), so that ".." in the result climbs
+    // where the shell will.
+    fsys::path from = fsys::weakly_canonical(fsys::absolute(path).parent_path());
+    // site.s -> site; a name without an extension must not be overwritten,
+    // nor may the program take the name of a directory (site/ of site.json).
     exe = path.has_extension() ? path.stem().string() : src + ".out";
-    fsys::path from = fsys::absolute(path).parent_path().lexically_normal();
+    obj = exe + ".o";
+    if (fsys::is_directory(from / exe)) exe += ".out";
     for (std::string& dir : includes) {
-      std::string rel = fsys::absolute(dir).lexically_normal().lexically_relative(from).string();
+      std::string rel = fsys::weakly_canonical(fsys::absolute(dir)).lexically_relative(from).string();
       dir = rel.empty() ? "." : rel;
     }
   }
-  return {command_line(assemble_command(d, src, exe + ".o", includes)),
-          command_line(link_command(exe + ".o", exe))};
+  return {command_line(assemble_command(d, src, obj, includes)),
+          command_line(link_command(obj, exe))};
 }
 
 }  // namespace

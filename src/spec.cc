@@ -495,7 +495,10 @@ Spec parse_spec(const std::string& text, const std::string& path) {
 }
 
 Spec load_spec(const std::string& path) {
-  if (path == "-") return parse_spec(read_stdin(), "<stdin>");
+  if (path == "-") {
+    if (::isatty(0)) fmt::print(stderr, "asmsrv: reading the spec from standard input (Ctrl-D ends it)\n");
+    return parse_spec(read_stdin(), "<stdin>");
+  }
   return parse_spec(read_file(path), path);
 }
 

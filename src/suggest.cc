@@ -30,7 +30,8 @@ std::optional<std::string_view> closest_word(std::string_view word,
     size_t d = edit_distance(word, k);
     if (d < best_d) best_d = d, best = k;
   }
-  if (best_d <= std::max<size_t>(2, word.size() / 3)) return best;
+  // Not when every letter would change ("r" is not a typo of "run").
+  if (best_d <= std::max<size_t>(2, word.size() / 3) && best_d < word.size()) return best;
   return std::nullopt;
 }
 

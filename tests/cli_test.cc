@@ -146,6 +146,15 @@ TEST(Cli, ACopiedAsmsrvNeedsNoFilesBesideIt) {
   CmdResult r = run({bin, "gen", source_dir() + "/specs/hello.json"}, elsewhere);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, asmsrv({"gen", "specs/hello.json"}).out);
+  // Also with the source tree's templates/ out of sight (an empty tmpfs over
+  // it, in a mount namespace of its own): nothing is read from there.
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for the mount namespace";
+  r = run({"unshare", "-m", "sh", "-c",
+           "mount -t tmpfs none '" + source_dir() + "/templates' && exec '" + bin + "' gen '" +
+               source_dir() + "/specs/hello.json'"},
+          elsewhere);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, asmsrv({"gen", "specs/hello.json"}).out);
 }
 
 TEST(Cli, AsmsrvTemplatesReadsEditedTemplates) {
@@ -206,6 +215,30 @@ TEST(Cli, OutputIntoADirectoryTakesTheSpecsName) {
                    "or a directory that exists)\n");
 }
 
+TEST(Cli, OddOutputsAreRefusedBeforeAnyWork) {
+  std::string dir = temp_dir();
+  write(dir + "/file", "x");
+  fsys::create_directory(dir + "/hello");
+  struct Case {
+    std::vector<std::string> args;
+    std::string err;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"build", "specs/hello.json", "-o", ""}, "asmsrv: -o \"\": give a file name or a directory\n"},
+           {{"build", "specs/hello.json", "-o", "-"},
+            "asmsrv: build writes files: -o - and --keep-asm - are not allowed (asmsrv gen prints the "
+            "assembly)\n"},
+           {{"gen", "specs/hello.json", "-o", dir + "/file/"}, "asmsrv: cannot write " + dir + "/file/: not a directory\n"},
+           {{"build", "specs/hello.json", "-o", dir + "/", "--keep-asm", dir + "/x.s"},
+            "asmsrv: cannot write " + dir + "/hello: it is a directory (give a file name)\n"},
+       }) {
+    CmdResult r = asmsrv(c.args);
+    EXPECT_EQ(r.status, 1) << c.args[3];
+    EXPECT_EQ(r.err, c.err);
+  }
+  EXPECT_FALSE(exists(dir + "/x.s")) << "nothing is written when an output is wrong";
+}
+
 TEST(Cli, AMistypedSubcommandIsNamed) {
   CmdResult r = asmsrv({"serve", "specs/hello.json"});
   EXPECT_EQ(r.status, 2);
@@ -214,6 +247,9 @@ TEST(Cli, AMistypedSubcommandIsNamed) {
   r = asmsrv({"chek", "specs/hello.json"});
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.err, "asmsrv: unknown subcommand \"chek\"; did you mean \"check\"?\n");
+  r = asmsrv({"r", "specs/hello.json"});
+  EXPECT_EQ(r.err, "asmsrv: unknown subcommand \"r\"; the subcommands are gen, build, run, "
+                   "check and explain\n") << "one letter is no typo of run";
   r = asmsrv({"--syntax", "gas"});
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.err, "asmsrv: unknown option --syntax; a subcommand comes first: gen, build, run, "
@@ -239,33 +275,57 @@ std::vector<std::string> header_commands(const std::string& listing) {
 }
 
 TEST(Cli, TheHeadersBuildCommandsWorkAsPrinted) {
-  // A spec with files, written next to the spec's directory and far from
-  // it, in both syntaxes: the printed commands, run in the listing's
+  // A spec with files, its listing saved far from the spec, in a directory
+  // reached through a symlink, in a directory whose name needs quoting, and
+  // beside the spec (where site/ is a directory: the program cannot be
+  // named site). In each, the printed commands, run in the listing's
   // directory, build a server that serves the files.
-  std::string far = temp_dir() + "/a/b";
-  fsys::create_directories(far);
+  std::string base = temp_dir();
+  fsys::create_directories(base + "/a/b");
+  fsys::create_directories(base + "/real/deep");
+  fsys::create_directory_symlink(base + "/real/deep", base + "/link");
+  fsys::create_directories(base + "/with space");
+  struct Case {
+    std::string dash_o;   // what -o says
+    std::string listing;  // the file it writes
+  };
   for (const char* syntax : {"nasm", "gas"}) {
-    for (const std::string& dir : {far, source_dir() + "/specs"}) {
+    std::string s = syntax;
+    std::vector<Case> cases = {
+        {base + "/a/b/site-" + s + ".s", base + "/a/b/site-" + s + ".s"},
+        {base + "/link/", base + "/link/site.s"},
+        {base + "/with space/", base + "/with space/site.s"},
+    };
+    // Beside the spec: a copy of specs/, so the source tree stays clean.
+    std::string specs = base + "/specs-" + s;
+    fsys::copy(source_dir() + "/specs", specs, fsys::copy_options::recursive);
+    cases.push_back({specs + "/", specs + "/site.s"});
+    for (const Case& c : cases) {
+      SCOPED_TRACE(syntax + (" -o " + c.dash_o));
       int port = free_port();
-      std::string listing = dir + "/site-" + syntax + ".s";
-      ASSERT_EQ(asmsrv({"gen", "specs/site.json", "--syntax", syntax, "--port", std::to_string(port),
-                        "-o", listing}).status, 0);
-      std::vector<std::string> cmds = header_commands(listing);
+      ASSERT_EQ(asmsrv({"gen", specs + "/site.json", "--syntax", syntax, "--port", std::to_string(port),
+                        "-o", c.dash_o}).status, 0);
+      std::vector<std::string> cmds = header_commands(c.listing);
       ASSERT_EQ(cmds.size(), 2u);
-      std::string exe = dir + "/site-" + syntax;
-      EXPECT_TRUE(cmds[1].ends_with("-o site-" + std::string(syntax) + " site-" + syntax + ".o")) << cmds[1];
-      for (const std::string& c : cmds) {
-        CmdResult r = run({"sh", "-c", c}, dir);
-        ASSERT_EQ(r.status, 0) << c << "\n" << r.err;
+      std::string dir = fsys::path(c.listing).parent_path().string();
+      for (const std::string& cmd : cmds) {
+        CmdResult r = run({"sh", "-c", cmd}, dir);
+        ASSERT_EQ(r.status, 0) << cmd << "\n" << r.err;
       }
-      std::string work = temp_dir();
-      ServerProcess server(exe, work);
+      std::string exe = cmds[1].substr(cmds[1].find(" -o ") + 4);
+      exe = dir + "/" + exe.substr(0, exe.find(' '));
+      ServerProcess server(exe, temp_dir());
       ASSERT_TRUE(server.wait_ready()) << server.err();
       ReadResult got = exchange(port, "GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
       EXPECT_TRUE(got.data.ends_with(read(source_dir() + "/specs/site/style.css"))) << got.data.substr(0, 300);
-      for (const std::string& f : {listing, exe, exe + ".o"}) fsys::remove(f);
     }
+    EXPECT_TRUE(contains(read(specs + "/site.s"), " -o site.out site.o\n")) << "site/ is a directory";
+    EXPECT_TRUE(contains(read(base + "/with space/site.s"), " -o site.o site.s\n"));
   }
+  // A name with a space is quoted.
+  ASSERT_EQ(asmsrv({"gen", "specs/hello.json", "-o", base + "/with space/my server.s"}).status, 0);
+  EXPECT_TRUE(contains(read(base + "/with space/my server.s"),
+                       ";   nasm -f elf64 -o 'my server.o' 'my server.s'\n"));
 }
 
 TEST(Cli, BindOnAPrivilegedPortSaysWhatItNeeds) {
