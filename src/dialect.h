@@ -23,6 +23,7 @@ struct Dialect {
   std::string align_bss;       // the same in .bss: "alignb {}" or ".balign {}"
   std::string skip;            // reserve zeroed bytes: "resb" or ".skip"
   std::string incbin;          // "incbin" or ".incbin"
+  bool quoted_escapes;         // a backslash in "..." starts an escape (GAS; NASM's are literal)
   std::string near_prefix;     // before a near jump's mnemonic: "" or "{disp32} "
   std::string near_keyword;    // before a near jump's target: "near " or ""
   std::string short_keyword;   // before a short jump's target: "short "

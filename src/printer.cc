@@ -9,6 +9,8 @@
 #include <stdexcept>
 
 #include "templates.h"
+#include "text.h"
+#include "toolchain.h"
 
 namespace asmsrv {
 
@@ -73,6 +75,27 @@ std::string format_operand(const Program& p, const Dialect& d, const Operand& op
   return label_name(p, d, std::get<LabelOp>(op).label);
 }
 
+// A comment's text as it may stand in the listing: control characters
+// escaped (a CR or ^Z would end NASM's line or file), and a backslash that
+// would end the line escaped too (NASM joins a line ending in one to the
+// next, which would comment out code).
+std::string comment_text(std::string_view s) {
+  std::string out = escape_controls(s);
+  size_t end = out.find_last_not_of(' ');
+  if (end != std::string::npos && out[end] == '\\') out.replace(end, 1, "\\u005c");
+  return out;
+}
+
+// A file name inside "...": the spec checker rules out '"' and control
+// characters, so only a backslash can need escaping, where the dialect
+// reads escapes in strings.
+std::string quoted_path(const Dialect& d, const std::string& path) {
+  if (!d.quoted_escapes) return path;
+  std::string out;
+  for (char c : path) out += c == '\\' ? std::string("\\\\") : std::string(1, c);
+  return out;
+}
+
 // One line of output: text, then the comment at kCommentColumn.
 void emit_line(std::string& out, const Dialect& d, const std::string& text,
                const std::string& comment) {
@@ -80,7 +103,7 @@ void emit_line(std::string& out, const Dialect& d, const std::string& text,
   if (!comment.empty()) {
     size_t pad = text.size() < kCommentColumn ? kCommentColumn - text.size() : 1;
     out.append(pad, ' ');
-    out += d.comment + " " + comment;
+    out += d.comment + " " + comment_text(comment);
   }
   out += '\n';
 }
@@ -95,7 +118,7 @@ void emit_comment(std::string& out, const Dialect& d, const std::string& marker,
   size_t start = 0;
   while (start <= text.size()) {
     size_t nl = text.find('\n', start);
-    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    std::string line = comment_text(text.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
     out += line.empty() ? marker + "\n" : marker + " " + line + "\n";
     if (nl == std::string::npos) break;
     start = nl + 1;
@@ -182,7 +205,7 @@ std::string section_text(const Program& p, const Dialect& d, Section s) {
     for (const Piece& piece : item.pieces) {
       if (auto* b = std::get_if<Bytes>(&piece)) emit_bytes(out, d, b->bytes);
       if (auto* f = std::get_if<Incbin>(&piece))
-        emit_line(out, d, indent(fmt::format("{} \"{}\"", d.incbin, f->path)),
+        emit_line(out, d, indent(fmt::format("{} \"{}\"", d.incbin, quoted_path(d, f->path))),
                   fmt::format("{} bytes, read by the assembler", f->size));
       if (auto* z = std::get_if<Zeros>(&piece))
         out += indent(fmt::format("{} {}", d.skip, z->size)) + "\n";
@@ -241,21 +264,6 @@ void require_finished(const Program& p, const char* what) {
     throw std::logic_error(std::string(what) + ": the program is not finished (Builder::finish)");
 }
 
-// argv as a shell would need it typed: a word with anything but letters,
-// digits and _-./=:,+@% is single-quoted.
-std::string command_line(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const std::string& a : argv) {
-    bool plain = !a.empty() && std::all_of(a.begin(), a.end(), [](unsigned char c) {
-      return std::isalnum(c) || std::strchr("_-./=:,+@%", c);
-    });
-    std::string word = "'";
-    for (char c : a) word += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    out += (out.empty() ? "" : " ") + (plain ? a : word + "'");
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string format_instr(const Program& p, const Dialect& d, const Instr& ins) {
@@ -305,8 +313,8 @@ std::pair<std::string, std::string> build_commands(const Program& p, const Diale
       dir = rel.empty() ? "." : rel;
     }
   }
-  return {command_line(assemble_command(d, src, obj, includes)),
-          command_line(link_command(obj, exe))};
+  return {shell_words(assemble_command(d, src, obj, includes)),
+          shell_words(link_command(obj, exe))};
 }
 
 }  // namespace

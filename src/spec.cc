@@ -262,8 +262,9 @@ void check_response(Checker& c, const json& j, const std::string& ptr, const Spe
         why = std::strerror(errno);
       if (s->empty()) {
         c.error(ptr + "/file", "expected a file path, got \"\"");
-      } else if (s->find_first_of("\"\n\r") != std::string::npos) {
-        c.error(ptr + "/file", "the path must not contain a double quote, CR or LF");
+      } else if (std::any_of(s->begin(), s->end(),
+                             [](unsigned char ch) { return ch == '"' || ch < 0x20 || ch == 0x7f; })) {
+        c.error(ptr + "/file", "the path must not contain a double quote or a control character");
       } else if (!why.empty()) {
         c.error(ptr + "/file", fmt::format("cannot read {}: {}", json_quote(*s), why));
       } else {

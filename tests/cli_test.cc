@@ -328,6 +328,44 @@ TEST(Cli, TheHeadersBuildCommandsWorkAsPrinted) {
                        ";   nasm -f elf64 -o 'my server.o' 'my server.s'\n"));
 }
 
+TEST(Cli, NoStringFromASpecBreaksTheListing) {
+  // back\slash.txt beside backslash.txt: GAS reads escapes in "...", so an
+  // unescaped name would embed the other file (with the first one's length).
+  std::string dir = temp_dir();
+  write(dir + "/back\\slash.txt", "the file with a backslash\n");
+  write(dir + "/backslash.txt", "the wrong file, a bit longer than the right one\n");
+  // A log path with CR and ^Z, and a header value ending in a backslash:
+  // both reach comments, where NASM would end the line or the file, or join
+  // the next line to the comment.
+  std::string spec = write_spec(R"({"name": "esc", "mode": "iterative",
+      "routes": [{"path": "/f", "file": "back\\slash.txt", "headers": {"X-A": "a\\"}}],
+      "log": {"requests": true, "target": "log\r\u001a.txt"}})", dir);
+  for (const char* syntax : {"nasm", "gas"}) {
+    SCOPED_TRACE(syntax);
+    int port = free_port();
+    std::string listing = dir + "/esc-" + syntax + ".s";
+    CmdResult r = asmsrv({"build", spec, "--syntax", syntax, "--port", std::to_string(port), "-o",
+                          dir + "/esc-" + syntax, "--keep-asm", listing});
+    ASSERT_EQ(r.status, 0) << r.err;
+    std::string text = read(listing);
+    EXPECT_FALSE(std::any_of(text.begin(), text.end(), [](unsigned char c) { return c < 0x20 && c != '\n'; }))
+        << "a control character in the listing";
+    EXPECT_TRUE(contains(text, "log\\r\\u001a.txt")) << "shown escaped in the comments";
+    std::string run_dir = temp_dir();
+    ServerProcess server(dir + "/esc-" + syntax, run_dir);
+    ASSERT_TRUE(server.wait_ready()) << server.err();
+    ReadResult got = exchange(port, "GET /f HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_TRUE(got.data.ends_with("\r\n\r\nthe file with a backslash\n")) << got.data;
+    EXPECT_TRUE(contains(got.data, "\r\nX-A: a\\\r\n")) << got.data;
+    EXPECT_TRUE(exists(run_dir + "/log\r\x1a.txt")) << "the log file has the name the spec gave";
+  }
+  // A control character in a file name is refused with its pointer.
+  std::string bad = write_spec(R"({"response": {"file": "a\u0000b"}})", dir);
+  CmdResult r = asmsrv({"check", bad});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, bad + ": /response/file: the path must not contain a double quote or a control character\n");
+}
+
 TEST(Cli, BindOnAPrivilegedPortSaysWhatItNeeds) {
   // An unprivileged user in a network namespace of its own, where ports
   // below 1024 are privileged whatever the host's setting.
