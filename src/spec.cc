@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 
 #include "fs.h"
 #include "suggest.h"
+#include "text.h"
 #include "http.h"
 #include "templates.h"
 
@@ -397,40 +399,134 @@ void check_name(Checker& c, const json& j, Spec& spec) {
     c.error("/name", "expected 1 to 64 characters from A-Z a-z 0-9 . _ -, got " + json_quote(*s));
 }
 
-// "FILE:LINE:COL: message" for a JSON syntax error at byte offset `byte` (1-based).
-std::string syntax_error(const std::string& file, const std::string& text,
-                         const json::parse_error& e) {
-  size_t end = std::min<size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());
+// "FILE:LINE:COL" for the byte at offset `at` (0-based) of text.
+std::string position(const std::string& file, const std::string& text, size_t at) {
   size_t line = 1, col = 1;
-  for (size_t i = 0; i < end; ++i) {
+  for (size_t i = 0; i < std::min(at, text.size()); ++i) {
     if (text[i] == '\n') ++line, col = 1;
     else ++col;
   }
+  return fmt::format("{}:{}:{}", file, line, col);
+}
+
+// "FILE:LINE:COL: message" for a JSON syntax error at byte offset `byte` (1-based).
+std::string syntax_error(const std::string& file, const std::string& text,
+                         const json::parse_error& e) {
   std::string msg = e.what();
   if (size_t p = msg.find(": "); p != std::string::npos && msg.find("parse error") < p) msg = msg.substr(p + 2);
-  return fmt::format("{}:{}:{}: {}", file, line, col, msg);
+  return fmt::format("{}: {}", position(file, text, e.byte == 0 ? 0 : e.byte - 1), msg);
+}
+
+// nlohmann reports a number too large for a double without a position:
+// "FILE:LINE:COL: number out of range: 1e999", found by reading the text.
+std::string overflow_error(const std::string& file, const std::string& text) {
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) {
+      size_t j = i;
+      while (j < text.size() && std::strchr("+-.eE0123456789", text[j]) && text[j] != '\0') ++j;
+      std::string token = text.substr(i, j - i);
+      errno = 0;
+      double v = std::strtod(token.c_str(), nullptr);
+      if (errno == ERANGE && std::isinf(v))
+        return fmt::format("{}: number out of range: {}", position(file, text, i),
+                           token.size() > 40 ? token.substr(0, 37) + "..." : token);
+      i = j - 1;
+    }
+  }
+  return file + ": a number is out of range";
+}
+
+// Duplicate keys, which JSON parsers resolve silently (here the last would
+// win): each is an error at its pointer. Fed by the parser's callback.
+class DuplicateKeys {
+ public:
+  explicit DuplicateKeys(Checker& c) : c_(c) {}
+  bool operator()(int, json::parse_event_t event, json& parsed) {
+    using E = json::parse_event_t;
+    switch (event) {
+      case E::object_start: stack_.emplace_back(); break;
+      case E::array_start:
+        stack_.emplace_back();
+        stack_.back().array = true;
+        break;
+      case E::key: {
+        Frame& top = stack_.back();
+        top.key = parsed.get<std::string>();
+        if (!top.keys.insert(top.key).second)
+          c_.error(pointer(), "duplicate key: JSON objects need unique keys (this one would win)");
+        break;
+      }
+      case E::value: next(); break;
+      case E::object_end:
+      case E::array_end:
+        stack_.pop_back();
+        next();
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool array = false;
+    size_t index = 0;
+    std::string key;
+    std::set<std::string> keys;
+  };
+  void next() {
+    if (!stack_.empty() && stack_.back().array) ++stack_.back().index;
+  }
+  std::string pointer() const {
+    std::string p;
+    for (const Frame& f : stack_) p = f.array ? p + "/" + std::to_string(f.index) : child(p, f.key);
+    return p;
+  }
+  Checker& c_;
+  std::vector<Frame> stack_;
+};
+
+}  // namespace
+
+namespace {
+
+// An error line is one line: a spec's CR, LF or NUL in a key or a value
+// is shown escaped, as JSON writes it.
+std::vector<std::string> one_line_each(std::vector<std::string> lines) {
+  for (std::string& l : lines) l = escape_controls(l);
+  return lines;
 }
 
 }  // namespace
 
 SpecError::SpecError(std::vector<std::string> lines)
-    : std::runtime_error(join_lines(lines)), lines_(std::move(lines)) {}
+    : std::runtime_error(join_lines(one_line_each(lines))), lines_(one_line_each(std::move(lines))) {}
 
 std::string listen_text(const Spec& spec) { return fmt::format("{}:{}", spec.address, spec.port); }
 
 Spec parse_spec(const std::string& text, const std::string& path) {
+  Checker c(path);
   json root;
   try {
-    root = json::parse(text);
+    root = json::parse(text, DuplicateKeys(c));  // a UTF-8 BOM is skipped
   } catch (const json::parse_error& e) {
     throw SpecError({syntax_error(path, text, e)});
+  } catch (const json::out_of_range&) {
+    throw SpecError({overflow_error(path, text)});
   }
   Spec spec;
   spec.file = path;
   std::string dir = std::filesystem::path(path).parent_path().string();
   spec.dir = dir.empty() ? "." : dir;
 
-  Checker c(path);
   if (c.object(root, "", {"name", "listen", "mode", "workers", "raw_response", "response", "routes",
                           "not_found", "headers", "limits", "log"})) {
     if (root.contains("name")) check_name(c, root["name"], spec);

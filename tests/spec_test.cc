@@ -98,6 +98,36 @@ TEST(SpecErrors, RootAndUnknownKeys) {
             "s.json: /log/a~1b~0c: unknown key; valid keys here: \"connections\", \"requests\", \"target\"");
 }
 
+TEST(SpecErrors, JsonEdgeCases) {
+  // A number too large for a double is a spec error with its position.
+  EXPECT_EQ(error("{\"response\": {},\n \"listen\": {\"port\": 1e999}}"),
+            "s.json:2:21: number out of range: 1e999");
+  EXPECT_EQ(error(R"({"response": {"body": "1e999"}, "workers": -1e999})"),
+            "s.json:1:44: number out of range: -1e999") << "not the one in a string";
+  // Duplicate keys, at any depth, each at its pointer.
+  EXPECT_EQ(errors(R"({"name": "a", "name": "b", "routes": [{"path": "/"}, {"path": "/b", "path": "/c"}]})"),
+            (std::vector<std::string>{
+                "s.json: /name: duplicate key: JSON objects need unique keys (this one would win)",
+                "s.json: /routes/1/path: duplicate key: JSON objects need unique keys (this one would win)"}));
+  EXPECT_EQ(errors(R"({"response": {}, "log": {"a/b": true, "a/b": true}})").front(),
+            "s.json: /log/a~1b: duplicate key: JSON objects need unique keys (this one would win)")
+      << "then: unknown key";
+  // A UTF-8 byte order mark is skipped.
+  EXPECT_TRUE(errors("\xEF\xBB\xBF{\"response\": {}}").empty());
+  // Control characters from the spec are shown escaped: one error, one line.
+  EXPECT_EQ(error(R"({"response": {}, "a\nb\u0000": 1})"),
+            "s.json: /a\\nb\\u0000: unknown key; valid keys here: \"name\", \"listen\", \"mode\", "
+            "\"workers\", \"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", "
+            "\"limits\", \"log\"");
+  EXPECT_EQ(error(R"({"response": {"headers": {"X\r\nY": "1"}}})"),
+            "s.json: /response/headers/X\\r\\nY: header name is not a token (letters, digits and "
+            "!#$%&'*+-.^_`|~)");
+  EXPECT_EQ(error("{\"response\": {\"body\": \"a\nb\"}}").substr(0, 44),
+            "s.json:1:25: syntax error while parsing valu") << "raw LF in a string";
+  for (const std::string& line : errors("{\"response\": {\"body\": \"a\nb\"}}"))
+    EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+}
+
 TEST(SpecErrors, AMistypedRequiredKeyIsOneError) {
   // The typo is the cause; "missing" would only repeat it.
   EXPECT_EQ(errors(R"({"respnse": {"body": "x"}})"),
