@@ -232,8 +232,15 @@ void check_response(Checker& c, const json& j, const std::string& ptr, const Spe
   std::vector<std::string_view> keys = {"status", "reason", "content_type", "headers", "body", "file"};
   keys.insert(keys.begin(), extra_keys.begin(), extra_keys.end());
   if (!c.object(j, ptr, keys)) return;
-  if (j.contains("status"))
-    if (auto v = c.integer(j["status"], ptr + "/status", 100, 599)) r.status = *v;
+  if (j.contains("status")) {
+    const json& st = j["status"];
+    if (st.is_number_integer() && st.get<int64_t>() >= 100 && st.get<int64_t>() <= 199)
+      c.error(ptr + "/status", fmt::format("{} is informational (1xx): a client would wait for a final "
+                                           "response; expected an integer from 200 to 599",
+                                           st.get<int64_t>()));
+    else if (auto v = c.integer(st, ptr + "/status", 200, 599))
+      r.status = *v;
+  }
   r.reason = std::string(standard_reason(r.status));
   if (j.contains("reason")) {
     if (auto s = c.string(j["reason"], ptr + "/reason"); s && c.field_text(*s, ptr + "/reason", "a reason phrase"))

@@ -58,7 +58,7 @@ TEST(Cli, SpecErrorExits2AndWritesNothing) {
     std::string out = dir + "/out-" + cmd;
     CmdResult r = asmsrv({cmd, dir + "/bad.json", "-o", out});
     EXPECT_EQ(r.status, 2) << cmd;
-    EXPECT_EQ(r.err, dir + "/bad.json: /response/status: expected an integer from 100 to 599, got 700\n");
+    EXPECT_EQ(r.err, dir + "/bad.json: /response/status: expected an integer from 200 to 599, got 700\n");
     EXPECT_EQ(r.out, "");
     EXPECT_FALSE(exists(out)) << cmd;
   }

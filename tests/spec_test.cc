@@ -178,9 +178,12 @@ TEST(SpecErrors, OutOfRange) {
   EXPECT_EQ(error(R"({"response": {}, "listen": {"defer_accept_s": 61}})"),
             "s.json: /listen/defer_accept_s: expected an integer from 0 to 60, got 61");
   EXPECT_EQ(error(R"({"response": {"status": 99}})"),
-            "s.json: /response/status: expected an integer from 100 to 599, got 99");
+            "s.json: /response/status: expected an integer from 200 to 599, got 99");
   EXPECT_EQ(error(R"({"response": {"status": 600}})"),
-            "s.json: /response/status: expected an integer from 100 to 599, got 600");
+            "s.json: /response/status: expected an integer from 200 to 599, got 600");
+  EXPECT_EQ(error(R"({"routes": [{"path": "/", "status": 101}]})"),
+            "s.json: /routes/0/status: 101 is informational (1xx): a client would wait for a final "
+            "response; expected an integer from 200 to 599");
   EXPECT_EQ(error(R"({"response": {}, "mode": "forks"})"),
             "s.json: /mode: expected \"epoll\" or \"iterative\" or \"fork\", got \"forks\"");
   EXPECT_EQ(error(R"({"response": {}, "workers": 0})"),
@@ -367,7 +370,7 @@ TEST(SpecErrors, EveryErrorIsReported) {
                 "s.json: /listen/port: expected an integer from 1 to 65535, got 0",
                 "s.json: /listen/backlog: expected an integer from 1 to 65535, got -1",
                 "s.json: /mode: expected \"epoll\" or \"iterative\" or \"fork\", got 1",
-                "s.json: /response/status: expected an integer from 100 to 599, got 1",
+                "s.json: /response/status: expected an integer from 200 to 599, got 1",
             }));
 }
 
