@@ -70,7 +70,7 @@ _asmsrv() {
     build) opts="-o --output --syntax --port --teach --keep-asm -v --verbose -h --help" ;;
     run) opts="--syntax --port --teach -v --verbose -h --help" ;;
     check) opts="-h --help" ;;
-    explain) opts="--port -h --help" ;;
+    explain) opts="--port --teach -h --help" ;;
   esac
 
   if [[ $cur == -* ]]; then

@@ -53,6 +53,7 @@ int run_check(const CheckOptions& opt);
 struct ExplainOptions {
   std::string spec;
   std::optional<int> port;
+  bool teach = false;
 };
 CLI::App* setup_explain(CLI::App& app, ExplainOptions& opt);
 int run_explain(const ExplainOptions& opt);
@@ -61,8 +62,8 @@ int run_explain(const ExplainOptions& opt);
 
 /// Declares SPEC, --syntax, --port and --teach on a subcommand.
 void add_compile_options(CLI::App& cmd, CompileOptions& opt);
-/// Loads the spec ("-": standard input) and applies --port.
-Spec load_for_compile(const std::string& spec_path, std::optional<int> port);
+/// Loads the spec ("-": standard input) and applies --port and --teach.
+Spec load_for_compile(const std::string& spec_path, std::optional<int> port, bool teach);
 /// The spec compiled to assembly text in the chosen syntax; `listing` is
 /// where the text will be saved, for the header's build commands.
 std::string compile_to_asm(const CompileOptions& opt, Program* program = nullptr,

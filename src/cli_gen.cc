@@ -21,12 +21,6 @@ void add_compile_options(CLI::App& cmd, CompileOptions& opt) {
                "A listing for a first reading: no workers, no logs, no TCP_DEFER_ACCEPT");
 }
 
-Spec load_for_compile(const std::string& spec_path, std::optional<int> port) {
-  Spec spec = load_spec(spec_path);
-  if (port) spec.port = *port;
-  return spec;
-}
-
 namespace {
 
 // --teach: the spec's server with what a first reading does not need left
@@ -40,10 +34,15 @@ void simplify_for_teaching(Spec& spec) {
 
 }  // namespace
 
+Spec load_for_compile(const std::string& spec_path, std::optional<int> port, bool teach) {
+  Spec spec = load_spec(spec_path);
+  if (port) spec.port = *port;
+  if (teach) simplify_for_teaching(spec);
+  return spec;
+}
+
 std::string compile_to_asm(const CompileOptions& opt, Program* program, const std::string& listing) {
-  Spec spec = load_for_compile(opt.spec, opt.port);
-  if (opt.teach) simplify_for_teaching(spec);
-  Program p = lower(spec);
+  Program p = lower(load_for_compile(opt.spec, opt.port, opt.teach));
   if (opt.teach)
     p.notes += "\nMade with --teach: one process, no logs, no TCP_DEFER_ACCEPT, and die names\n"
                "only EADDRINUSE and EACCES. The README's \"Reading the listing\" follows a\n"

@@ -396,6 +396,11 @@ TEST(Cli, TeachLeavesOutWhatAFirstReadingDoesNotNeed) {
     EXPECT_FALSE(contains(teach, gone)) << gone;
   }
   EXPECT_TRUE(contains(teach, "; EADDRINUSE")) << "bind's errors keep their text";
+  // explain --teach lists the same blocks.
+  CmdResult e = asmsrv({"explain", "--teach", spec});
+  ASSERT_EQ(e.status, 0) << e.err;
+  EXPECT_FALSE(contains(e.out, "log_connection")) << "no log in the teaching variant";
+  EXPECT_TRUE(contains(asmsrv({"explain", spec}).out, "log_connection"));
   auto lines = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n'); };
   EXPECT_LT(lines(teach), lines(full) * 9 / 10);
   // The server it makes still serves.
