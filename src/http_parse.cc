@@ -13,7 +13,7 @@ namespace {
 // Bits of char_class: one byte per character code, computed here.
 constexpr int kTchar = 1;       // token: methods and header names (RFC 9110 §5.6.2)
 constexpr int kFieldChar = 2;   // field value: VCHAR, obs-text, SP, HT
-constexpr int kTargetChar = 4;  // request target: VCHAR and obs-text
+constexpr int kTargetChar = 4;  // request target: VCHAR but '#', and obs-text
 constexpr int kHostChar = 8;    // reg-name: unreserved and sub-delims (RFC 3986 §3.2.2)
 constexpr int kHexChar = 16;    // HEXDIG, after '%' in a reg-name
 constexpr int kLiteralChar = 32;  // inside an IPv6 literal's brackets: HEXDIG, ':' and '.'
@@ -25,7 +25,9 @@ std::string char_class_table() {
     bool alnum = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
     if (c < 128 && is_token(std::string(1, static_cast<char>(c)))) bits |= kTchar;
     if ((c > 0x20 && c < 0x7f) || c >= 0x80 || c == ' ' || c == '\t') bits |= kFieldChar;
-    if ((c > 0x20 && c < 0x7f) || c >= 0x80) bits |= kTargetChar;
+    // A '#' starts a fragment, which a client never sends: 400, not a guess
+    // at what was meant (RFC 9112 3.2).
+    if (((c > 0x20 && c < 0x7f) || c >= 0x80) && c != '#') bits |= kTargetChar;
     if (alnum || (c != 0 && std::string_view("-._~!$&'()*+,;=").find(static_cast<char>(c)) != std::string_view::npos))
       bits |= kHostChar;
     if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')) bits |= kHexChar | kLiteralChar;
@@ -135,26 +137,52 @@ void HttpParse::emit(Label route) {
 }
 
 void HttpParse::emit_find_head_end() {
+  Label skip = local("skip_empty_lines");
+  Label skip_one = local("empty_line_byte");
+  Label start = local("start");
   Label loop = local("scan");
   Label next = local("next");
   Label none = local("no_end_yet");
   Label found = local("found_end");
+  Label line = local("first_line");
+  Label first_lf = local("first_lf");
+  Label wait = local("wait");
+  Label not_http = local("not_http");
   block(find_head_end_, "subroutine find_head_end", nullptr,
-        "for each new LF at i: if buf[i-3..i] == \"\\r\\n\\r\\n\" or buf[i-1] != '\\r' return i + 1;\n"
+        "s = the first byte after leading CR and LF;\n"
+        "   for each new LF at i >= s: if buf[i-3..i] == \"\\r\\n\\r\\n\" or buf[i-1] != '\\r' return i + 1;\n"
+        "   if the request line is whole and does not end in \" HTTP/x.y\\r\\n\": return its length;\n"
         "   record.scanned = len; return 0;",
         "rax = the length of the request head, up to and with CR LF CR LF, or 0.\n"
-        "Only bytes not searched before are looked at (the test looks back). A bare\n"
-        "LF also ends the head, so that parse_request answers it with 400 instead of\n"
-        "leaving the client to the header timeout.");
+        "Empty lines before a request line are skipped (RFC 9112 2.2: some clients\n"
+        "send CR LF after a body). Only bytes not searched before are looked at (the\n"
+        "test looks back). A bare LF also ends the head, and so does a request line\n"
+        "that is not HTTP/1.x-shaped (HTTP/0.9's \"GET /\" CR LF): parse_request\n"
+        "answers them with 400 at once instead of leaving the client to the header\n"
+        "timeout.");
+  zero(Reg::rdx, "s = 0");
+  label(skip);
+  op(Op::cmp, r64(Reg::rdx), r64(kBufLen));
+  jmp(Op::jae, none, "only empty lines so far");
+  b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, kBuf, Reg::rdx)});
+  op(Op::cmp, r32(Reg::rax), chr('\n'));
+  jmp(Op::je, skip_one);
+  op(Op::cmp, r32(Reg::rax), chr('\r'));
+  jmp(Op::jne, start);
+  label(skip_one);
+  op(Op::inc, r64(Reg::rdx));
+  jmp(Op::jmp, skip);
+  label(start);
   mov(r32(Reg::rcx), conn(ConnField::scanned), "i = the first new byte");
+  op(Op::cmp, r64(Reg::rcx), r64(Reg::rdx));
+  jmp(Op::jae, loop);
+  mov(r64(Reg::rcx), r64(Reg::rdx), "but not before s");
   label(loop);
   op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
   jmp(Op::jae, none, "all searched");
   op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx), chr('\n'), "LF?");
   jmp(Op::jne, next);
-  op(Op::test, r64(Reg::rcx), r64(Reg::rcx));
-  jmp(Op::jz, found, "an LF first of all: bare (parse_request says 400)");
-  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx, -1), chr('\r'), "CR before it?");
+  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx, -1), chr('\r'), "CR before it? (i > s: buf[s] is no LF)");
   jmp(Op::jne, found, "no: a bare LF (parse_request says 400)");
   op(Op::cmp, r64(Reg::rcx), imm(3));
   jmp(Op::jb, next);
@@ -169,7 +197,32 @@ void HttpParse::emit_find_head_end() {
   ret();
   label(none);
   mov(conn(ConnField::scanned), r32(kBufLen), "record.scanned = len");
-  zero(Reg::rax);
+  // No end yet: is the request line (from s to its LF) whole, and does it
+  // end in " HTTP/x.y" CR? Checked only here, off the path of a request
+  // that came whole.
+  mov(r64(Reg::rcx), r64(Reg::rdx), "i = s");
+  label(line);
+  op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
+  jmp(Op::jae, wait, "the request line is not whole yet");
+  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx), chr('\n'));
+  jmp(Op::je, first_lf);
+  op(Op::inc, r64(Reg::rcx));
+  jmp(Op::jmp, line);
+  label(first_lf);
+  lea(Reg::rax, mem(Width::none, Reg::rdx, 10), "its LF; CR before it (else it ended the head)");
+  op(Op::cmp, r64(Reg::rcx), r64(Reg::rax));
+  jmp(Op::jb, not_http, "too short for \" HTTP/x.y\" CR");
+  op(Op::cmp, mem_index(Width::b32, kBuf, Reg::rcx, -9), imm(0x50545448), "\"HTTP\" as a dword");
+  jmp(Op::jne, not_http);
+  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx, -10), chr(' '));
+  jmp(Op::jne, not_http);
+  op(Op::cmp, mem_index(Width::b8, kBuf, Reg::rcx, -5), chr('/'));
+  jmp(Op::jne, not_http);
+  label(wait);
+  zero(Reg::rax, "no end yet: read on");
+  ret();
+  label(not_http);
+  lea(Reg::rax, mem(Width::none, Reg::rcx, 1), "the request line is the head: parse_request says 400");
   ret();
 }
 
@@ -217,7 +270,20 @@ void HttpParse::emit_method(Label target) {
   for (Label l : {v_.minor, v_.close, v_.keepalive, v_.host, v_.cl_count, v_.te, v_.method})
     mov(var32(l), imm(0));
   mov(var64(v_.content_length), imm(0));
-  mov(r64(Reg::rsi), r64(kBuf), "rsi = the request line");
+  mov(r64(Reg::rsi), r64(kBuf));
+  Label skip = local("skip_empty_lines");
+  Label skip_byte = local("empty_line_byte");
+  Label skipped = local("request_line");
+  label(skip);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
+  op(Op::cmp, r32(Reg::rax), chr('\r'));
+  jmp(Op::je, skip_byte);
+  op(Op::cmp, r32(Reg::rax), chr('\n'));
+  jmp(Op::jne, skipped);
+  label(skip_byte);
+  op(Op::inc, r64(Reg::rsi), "an empty line before the request line (find_head_end skipped it too)");
+  jmp(Op::jmp, skip);
+  label(skipped);
   lea(Reg::r8, char_class_);
   for (int m = 1; m <= kMethodCount; ++m) {
     std::string name = kMethodNames[m];
@@ -282,8 +348,6 @@ void HttpParse::emit_target(Label version) {
   jmp(Op::je, path_end);
   op(Op::cmp, r32(Reg::rax), chr('?'));
   jmp(Op::je, query);
-  op(Op::cmp, r32(Reg::rax), chr('#'));
-  jmp(Op::je, query);
   op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kTargetChar), "a visible character?");
   jmp(Op::jz, bad_request_, "CR, LF, a control character: malformed");
   op(Op::inc, r64(Reg::rsi));
@@ -291,7 +355,7 @@ void HttpParse::emit_target(Label version) {
   label(query);
   mov(r64(Reg::rax), r64(Reg::rsi));
   op(Op::sub, r64(Reg::rax), var64(v_.path));
-  mov(var64(v_.path_len), r64(Reg::rax), "the path ends at '?' or '#'");
+  mov(var64(v_.path_len), r64(Reg::rax), "the path ends at '?'");
   label(skip);
   op(Op::inc, r64(Reg::rsi));
   b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});

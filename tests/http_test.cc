@@ -394,6 +394,8 @@ TEST_P(Http, MalformedRequestsGet400AndClose) {
       "GET  / HTTP/1.1\r\nHost: x\r\n\r\n",                      // two spaces
       "GET / HTTP/1.1 x\r\nHost: x\r\n\r\n",                     // trailing text
       "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",                    // a space in the target
+      "GET /health#top HTTP/1.1\r\nHost: x\r\n\r\n",              // a fragment (RFC 9112 3.2)
+      "GET /health?q#top HTTP/1.1\r\nHost: x\r\n\r\n",            // ... after a query
       "GET health HTTP/1.1\r\nHost: x\r\n\r\n",                  // not origin or absolute form
       "GET / http/1.1\r\nHost: x\r\n\r\n",                       // the version is case-sensitive
       "GET / HTTP/1.1\r\n\r\n",                                  // HTTP/1.1 without Host
@@ -547,6 +549,44 @@ TEST_P(Http, BareLfLineEndsGet400Promptly) {
     EXPECT_LT(seconds_since(t0), 1.0);
   }
   EXPECT_EQ(undate(exchange(port(), req_close("GET", "/health")).data), kHealthClose);
+}
+
+// HTTP/0.9 (a request line without a version) gets 400 at once: the
+// server does not wait for a head that will never come (it waited for the
+// header deadline, 10 s, before).
+TEST_P(Http, Http09RequestGets400AtOnce) {
+  ASSERT_TRUE(start("routes"));
+  for (const std::string request : {"GET /\r\n", "GET /health\r\n", "GET / HTTP/1.1 x\r\n"}) {
+    SCOPED_TRACE(testing::PrintToString(request));
+    auto t0 = Clock::now();
+    expect_answer_then_close(request, kBadRequest);
+    EXPECT_LT(seconds_since(t0), 1.0);
+  }
+  // A request line that is HTTP/1.x-shaped still waits for the rest of the head.
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send("GET /health HTTP/1.1\r\nHost: x\r\n"));
+  EXPECT_FALSE(readable_within(c.fd(), 300)) << "answered before the head was whole";
+  ASSERT_TRUE(c.send("Connection: close\r\n\r\n"));
+  EXPECT_EQ(undate(c.read_until_eof(3000).data), kHealthClose);
+}
+
+// RFC 9112 2.2: empty lines before a request line are ignored, also the
+// CR LF some clients send after a body.
+TEST_P(Http, EmptyLinesBeforeARequestLineAreIgnored) {
+  ASSERT_TRUE(start("routes"));
+  for (const std::string lead : {"\r\n", "\r\n\r\n", "\n"}) {
+    SCOPED_TRACE(testing::PrintToString(lead));
+    EXPECT_EQ(undate(exchange(port(), lead + req_close("GET", "/health")).data), kHealthClose);
+  }
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send("POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\n" +
+                     req_close("GET", "/health")));
+  ReadResult r = c.read_until_eof(3000);
+  std::string got = undate(r.data);
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 201 Created\r\n")) << got;
+  EXPECT_TRUE(got.ends_with(kHealthClose)) << got;
 }
 
 TEST_P(Http, RequestLineOverLimitGets414) {
