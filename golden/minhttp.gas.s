@@ -754,22 +754,41 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine find_head_end
-## C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+## C: s = the first byte after leading CR and LF;
+##    for each new LF at i >= s: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+##    if the request line is whole and does not end in " HTTP/x.y\r\n": return its length;
 ##    record.scanned = len; return 0;
 ## rax = the length of the request head, up to and with CR LF CR LF, or 0.
-## Only bytes not searched before are looked at (the test looks back). A bare
-## LF also ends the head, so that parse_request answers it with 400 instead of
-## leaving the client to the header timeout.
+## Empty lines before a request line are skipped (RFC 9112 2.2: some clients
+## send CR LF after a body). Only bytes not searched before are looked at (the
+## test looks back). A bare LF also ends the head, and so does a request line
+## that is not HTTP/1.x-shaped (HTTP/0.9's "GET /" CR LF): parse_request
+## answers them with 400 at once instead of leaving the client to the header
+## timeout.
 .Lfind_head_end:
+        xor     edx, edx                        # s = 0
+.Lfind_head_end.skip_empty_lines:
+        cmp     rdx, r14
+        jae     short .Lfind_head_end.no_end_yet # only empty lines so far
+        movzx   eax, BYTE PTR [rbp+rdx]
+        cmp     eax, 10
+        je      short .Lfind_head_end.empty_line_byte
+        cmp     eax, 13
+        jne     short .Lfind_head_end.start
+.Lfind_head_end.empty_line_byte:
+        inc     rdx
+        jmp     short .Lfind_head_end.skip_empty_lines
+.Lfind_head_end.start:
         mov     ecx, DWORD PTR [rbx+conn_scanned] # i = the first new byte
+        cmp     rcx, rdx
+        jae     short .Lfind_head_end.scan
+        mov     rcx, rdx                        # but not before s
 .Lfind_head_end.scan:
         cmp     rcx, r14
         jae     short .Lfind_head_end.no_end_yet # all searched
         cmp     BYTE PTR [rbp+rcx], 10          # LF?
         jne     short .Lfind_head_end.next
-        test    rcx, rcx
-        jz      short .Lfind_head_end.found_end # an LF first of all: bare (parse_request says 400)
-        cmp     BYTE PTR [rbp+rcx-1], 13        # CR before it?
+        cmp     BYTE PTR [rbp+rcx-1], 13        # CR before it? (i > s: buf[s] is no LF)
         jne     short .Lfind_head_end.found_end # no: a bare LF (parse_request says 400)
         cmp     rcx, 3
         jb      short .Lfind_head_end.next
@@ -783,7 +802,29 @@ _start:
         ret
 .Lfind_head_end.no_end_yet:
         mov     DWORD PTR [rbx+conn_scanned], r14d # record.scanned = len
-        xor     eax, eax
+        mov     rcx, rdx                        # i = s
+.Lfind_head_end.first_line:
+        cmp     rcx, r14
+        jae     short .Lfind_head_end.wait      # the request line is not whole yet
+        cmp     BYTE PTR [rbp+rcx], 10
+        je      short .Lfind_head_end.first_lf
+        inc     rcx
+        jmp     short .Lfind_head_end.first_line
+.Lfind_head_end.first_lf:
+        lea     rax, [rdx+10]                   # its LF; CR before it (else it ended the head)
+        cmp     rcx, rax
+        jb      short .Lfind_head_end.not_http  # too short for " HTTP/x.y" CR
+        cmp     DWORD PTR [rbp+rcx-9], 0x50545448 # "HTTP" as a dword
+        jne     short .Lfind_head_end.not_http
+        cmp     BYTE PTR [rbp+rcx-10], ' '
+        jne     short .Lfind_head_end.not_http
+        cmp     BYTE PTR [rbp+rcx-5], '/'
+        jne     short .Lfind_head_end.not_http
+.Lfind_head_end.wait:
+        xor     eax, eax                        # no end yet: read on
+        ret
+.Lfind_head_end.not_http:
+        lea     rax, [rcx+1]                    # the request line is the head: parse_request says 400
         ret
 
 ## --------------------------------------------------------------------------
@@ -828,7 +869,17 @@ _start:
         mov     DWORD PTR [rip + req_te], 0
         mov     DWORD PTR [rip + req_method], 0
         mov     QWORD PTR [rip + req_content_length], 0
-        mov     rsi, rbp                        # rsi = the request line
+        mov     rsi, rbp
+.Lparse_request.skip_empty_lines:
+        movzx   eax, BYTE PTR [rsi]
+        cmp     eax, 13
+        je      short .Lparse_request.empty_line_byte
+        cmp     eax, 10
+        jne     short .Lparse_request.request_line
+.Lparse_request.empty_line_byte:
+        inc     rsi                             # an empty line before the request line (find_head_end skipped it too)
+        jmp     short .Lparse_request.skip_empty_lines
+.Lparse_request.request_line:
         lea     r8, [rip + char_class]
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
         jne     short .Lparse_request.not_GET
@@ -936,8 +987,6 @@ _start:
         je      short .Ltarget.path_end
         cmp     eax, '?'
         je      short .Ltarget.query
-        cmp     eax, '#'
-        je      short .Ltarget.query
         test    BYTE PTR [r8+rax], 4            # a visible character?
         {disp32} jz      .Lbad_request          # CR, LF, a control character: malformed
         inc     rsi
@@ -945,7 +994,7 @@ _start:
 .Ltarget.query:
         mov     rax, rsi
         sub     rax, QWORD PTR [rip + req_path]
-        mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?' or '#'
+        mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?'
 .Ltarget.skip_query:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
@@ -1748,7 +1797,7 @@ _start:
 # value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
         .balign 8, 0
 char_class:
-        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 7, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
+        .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 3, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
         .byte 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6

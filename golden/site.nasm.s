@@ -805,22 +805,41 @@ idle.no:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine find_head_end
-;; C: for each new LF at i: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+;; C: s = the first byte after leading CR and LF;
+;;    for each new LF at i >= s: if buf[i-3..i] == "\r\n\r\n" or buf[i-1] != '\r' return i + 1;
+;;    if the request line is whole and does not end in " HTTP/x.y\r\n": return its length;
 ;;    record.scanned = len; return 0;
 ;; rax = the length of the request head, up to and with CR LF CR LF, or 0.
-;; Only bytes not searched before are looked at (the test looks back). A bare
-;; LF also ends the head, so that parse_request answers it with 400 instead of
-;; leaving the client to the header timeout.
+;; Empty lines before a request line are skipped (RFC 9112 2.2: some clients
+;; send CR LF after a body). Only bytes not searched before are looked at (the
+;; test looks back). A bare LF also ends the head, and so does a request line
+;; that is not HTTP/1.x-shaped (HTTP/0.9's "GET /" CR LF): parse_request
+;; answers them with 400 at once instead of leaving the client to the header
+;; timeout.
 find_head_end:
+        xor     edx, edx                        ; s = 0
+find_head_end.skip_empty_lines:
+        cmp     rdx, r14
+        jae     short find_head_end.no_end_yet  ; only empty lines so far
+        movzx   eax, byte [rbp+rdx]
+        cmp     eax, 10
+        je      short find_head_end.empty_line_byte
+        cmp     eax, 13
+        jne     short find_head_end.start
+find_head_end.empty_line_byte:
+        inc     rdx
+        jmp     short find_head_end.skip_empty_lines
+find_head_end.start:
         mov     ecx, dword [rbx+conn_scanned]   ; i = the first new byte
+        cmp     rcx, rdx
+        jae     short find_head_end.scan
+        mov     rcx, rdx                        ; but not before s
 find_head_end.scan:
         cmp     rcx, r14
         jae     short find_head_end.no_end_yet  ; all searched
         cmp     byte [rbp+rcx], 10              ; LF?
         jne     short find_head_end.next
-        test    rcx, rcx
-        jz      short find_head_end.found_end   ; an LF first of all: bare (parse_request says 400)
-        cmp     byte [rbp+rcx-1], 13            ; CR before it?
+        cmp     byte [rbp+rcx-1], 13            ; CR before it? (i > s: buf[s] is no LF)
         jne     short find_head_end.found_end   ; no: a bare LF (parse_request says 400)
         cmp     rcx, 3
         jb      short find_head_end.next
@@ -834,7 +853,29 @@ find_head_end.found_end:
         ret
 find_head_end.no_end_yet:
         mov     dword [rbx+conn_scanned], r14d  ; record.scanned = len
-        xor     eax, eax
+        mov     rcx, rdx                        ; i = s
+find_head_end.first_line:
+        cmp     rcx, r14
+        jae     short find_head_end.wait        ; the request line is not whole yet
+        cmp     byte [rbp+rcx], 10
+        je      short find_head_end.first_lf
+        inc     rcx
+        jmp     short find_head_end.first_line
+find_head_end.first_lf:
+        lea     rax, [rdx+10]                   ; its LF; CR before it (else it ended the head)
+        cmp     rcx, rax
+        jb      short find_head_end.not_http    ; too short for " HTTP/x.y" CR
+        cmp     dword [rbp+rcx-9], 0x50545448   ; "HTTP" as a dword
+        jne     short find_head_end.not_http
+        cmp     byte [rbp+rcx-10], ' '
+        jne     short find_head_end.not_http
+        cmp     byte [rbp+rcx-5], '/'
+        jne     short find_head_end.not_http
+find_head_end.wait:
+        xor     eax, eax                        ; no end yet: read on
+        ret
+find_head_end.not_http:
+        lea     rax, [rcx+1]                    ; the request line is the head: parse_request says 400
         ret
 
 ;; --------------------------------------------------------------------------
@@ -879,7 +920,17 @@ parse_request:
         mov     dword [rel req_te], 0
         mov     dword [rel req_method], 0
         mov     qword [rel req_content_length], 0
-        mov     rsi, rbp                        ; rsi = the request line
+        mov     rsi, rbp
+parse_request.skip_empty_lines:
+        movzx   eax, byte [rsi]
+        cmp     eax, 13
+        je      short parse_request.empty_line_byte
+        cmp     eax, 10
+        jne     short parse_request.request_line
+parse_request.empty_line_byte:
+        inc     rsi                             ; an empty line before the request line (find_head_end skipped it too)
+        jmp     short parse_request.skip_empty_lines
+parse_request.request_line:
         lea     r8, [rel char_class]
         cmp     dword [rsi], 0x20544547         ; "GET "
         jne     short parse_request.not_GET
@@ -989,8 +1040,6 @@ target.path:
         je      short target.path_end
         cmp     eax, '?'
         je      short target.query
-        cmp     eax, '#'
-        je      short target.query
         test    byte [r8+rax], 4                ; a visible character?
         jz      near bad_request                ; CR, LF, a control character: malformed
         inc     rsi
@@ -998,7 +1047,7 @@ target.path:
 target.query:
         mov     rax, rsi
         sub     rax, qword [rel req_path]
-        mov     qword [rel req_path_len], rax   ; the path ends at '?' or '#'
+        mov     qword [rel req_path_len], rax   ; the path ends at '?'
 target.skip_query:
         inc     rsi
         movzx   eax, byte [rsi]
@@ -1927,7 +1976,7 @@ append_u64.digit:
 ; value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
         align 8, db 0
 char_class:
-        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 7, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
+        db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 3, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
         db 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
         db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
         db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
