@@ -46,7 +46,9 @@ struct Route {
 
 /// Bounds on every request and connection.
 struct Limits {
-  int request_bytes = 8192;            // the request line and header section
+  /// The request line and header section: 16 KiB, so that an 8,000-octet
+  /// request line (RFC 9112 3 RECOMMENDED) fits with a browser's fields.
+  int request_bytes = 16384;
   int64_t body_bytes = 1048576;        // a request body, read and discarded
   int header_timeout_ms = 10000;       // deadline for the whole header section
   int keepalive_timeout_ms = 5000;     // idle time between requests
@@ -63,7 +65,7 @@ struct Spec {
   std::string address = "0.0.0.0";
   std::array<uint8_t, 4> address_bytes = {0, 0, 0, 0};
   int port = 8080;
-  int backlog = 128;
+  int backlog = 511;                   // nginx's default; the kernel caps it at somaxconn
   /// TCP_DEFER_ACCEPT: accept() returns once the first bytes have come, or
   /// after about this many seconds of silence; 0: off.
   int defer_accept_s = 3;

@@ -828,7 +828,7 @@ TEST_P(E2e, TerminatorSplitAcrossReads) {
 }
 
 TEST_P(E2e, OversizedHeaderIsAnsweredWhenBufferIsFull) {
-  // A head over limits.request_bytes (8192) without CR LF CR LF: 431 when the
+  // A head over limits.request_bytes (16384) without CR LF CR LF: 431 when the
   // buffer holds a '\n' (the header section is too large), 414 when it does
   // not (the request line alone is too long). Both close the connection.
   for (const std::string name : {"hello", "minhttp"}) {
@@ -847,7 +847,7 @@ TEST_P(E2e, OversizedHeaderIsAnsweredWhenBufferIsFull) {
                 "Content-Length: 17\r\nConnection: close\r\n\r\n414 URI Too Long\n");
     }
     for (bool long_line : {false, true}) {
-      for (size_t size : {size_t{8192}, size_t{10000}, size_t{40000}}) {
+      for (size_t size : {size_t{16384}, size_t{20000}, size_t{40000}}) {
         SCOPED_TRACE((long_line ? "request line, " : "header, ") + std::to_string(size));
         std::string req = long_line ? "GET /" : "GET / HTTP/1.1\r\nX-Big: ";
         req += std::string(size - req.size(), 'a');  // no CRLF CRLF anywhere
@@ -861,7 +861,7 @@ TEST_P(E2e, OversizedHeaderIsAnsweredWhenBufferIsFull) {
         EXPECT_EQ(undate(r.data), long_line ? e414 : e431);
         EXPECT_FALSE(r.timeout) << "no answer with a full buffer";
         if (name == "minhttp") {
-          std::string line = conn_log_line(lp, 8192);
+          std::string line = conn_log_line(lp, 16384);
           EXPECT_TRUE(s->proc->wait_out_contains(line))
               << "want " << line << " in " << s->proc->out();
         }

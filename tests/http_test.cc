@@ -593,12 +593,12 @@ TEST_P(Http, RequestLineOverLimitGets414) {
   ASSERT_TRUE(start("routes"));
   std::string e414 = expect().error(&ResponseTable::uri_too_long);
   EXPECT_EQ(e414, error_by_hand(414, "URI Too Long"));
-  ASSERT_EQ(server_->spec.limits.request_bytes, 8192);
-  expect_answer_then_close("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", e414);
-  expect_answer_then_close("GET /health?q=" + std::string(20000, 'q') + " HTTP/1.1\r\nHost: x\r\n\r\n",
+  ASSERT_EQ(server_->spec.limits.request_bytes, 16384);
+  expect_answer_then_close("GET /" + std::string(17000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", e414);
+  expect_answer_then_close("GET /health?q=" + std::string(40000, 'q') + " HTTP/1.1\r\nHost: x\r\n\r\n",
                            e414);
-  // Exactly 8192 bytes of request line, its CR LF beyond the limit.
-  expect_answer_then_close("GET /" + std::string(8192 - 5, 'b') + "\r\nHost: x\r\n\r\n", e414);
+  // Exactly 16384 bytes of request line, its CR LF beyond the limit.
+  expect_answer_then_close("GET /" + std::string(16384 - 5, 'b') + "\r\nHost: x\r\n\r\n", e414);
   EXPECT_EQ(undate(exchange(port(), req_close("GET", "/health")).data), kHealthClose)
       << "the next client is served";
 }
@@ -607,19 +607,19 @@ TEST_P(Http, HeaderSectionOverLimitGets431) {
   ASSERT_TRUE(start("routes"));
   std::string e431 = expect().error(&ResponseTable::headers_too_large);
   EXPECT_EQ(e431, error_by_hand(431, "Request Header Fields Too Large"));
-  expect_answer_then_close(req("GET", "/health", "X-Big: " + std::string(9000, 'a') + "\r\n"), e431);
+  expect_answer_then_close(req("GET", "/health", "X-Big: " + std::string(17000, 'a') + "\r\n"), e431);
   std::string many;
-  for (int i = 0; i < 600; ++i) many += "X-Field-" + std::to_string(i) + ": value\r\n";
-  ASSERT_GT(many.size(), 10000u);
+  for (int i = 0; i < 1200; ++i) many += "X-Field-" + std::to_string(i) + ": value\r\n";
+  ASSERT_GT(many.size(), 20000u);
   expect_answer_then_close(req("GET", "/health", many), e431);
-  // The limit is the head with its final CR LF CR LF: 8192 bytes fit, 8193 do not.
+  // The limit is the head with its final CR LF CR LF: 16384 bytes fit, 16385 do not.
   auto head_of_size = [](size_t n) {
     std::string base = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ";
     return base + std::string(n - base.size() - 4, 'p') + "\r\n\r\n";
   };
-  ASSERT_EQ(head_of_size(8192).size(), 8192u);
-  expect_answer_then_close(head_of_size(8192), kHealthClose);
-  expect_answer_then_close(head_of_size(8193), e431);
+  ASSERT_EQ(head_of_size(16384).size(), 16384u);
+  expect_answer_then_close(head_of_size(16384), kHealthClose);
+  expect_answer_then_close(head_of_size(16385), e431);
   EXPECT_EQ(undate(exchange(port(), req_close("GET", "/health")).data), kHealthClose);
 }
 
@@ -670,8 +670,8 @@ TEST_P(Http, ErrorResponsesSayCloseAndClose) {
   ASSERT_TRUE(start("routes"));
   const std::vector<std::string> requests = {
       "GET / HTTP/1.1\r\n\r\n",
-      "GET /" + std::string(9000, 'u') + " HTTP/1.1\r\nHost: x\r\n\r\n",
-      req("GET", "/", "X-Big: " + std::string(9000, 'h') + "\r\n"),
+      "GET /" + std::string(17000, 'u') + " HTTP/1.1\r\nHost: x\r\n\r\n",
+      req("GET", "/", "X-Big: " + std::string(17000, 'h') + "\r\n"),
       req("POST", "/api/items", "Content-Length: 2000000\r\n"),
       "BREW / HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
@@ -885,14 +885,14 @@ TEST_P(Http, PipelinedRequestsAreAnsweredInOrder) {
 }
 
 TEST_P(Http, PipelinedRequestsBeyondTheRequestBuffer) {
-  // 60 requests of ~200 bytes in one write: more than limits.request_bytes
-  // (8192), so the server answers, shifts the buffer, and reads on.
+  // 60 requests of ~500 bytes in one write: more than limits.request_bytes
+  // (16384), so the server answers, shifts the buffer, and reads on.
   ASSERT_TRUE(start("routes"));
   std::string all;
   for (int i = 0; i < 60; ++i)
     all += req("GET", i % 3 ? "/health" : "/nope",
-               "X-Pad: " + std::string(150, static_cast<char>('a' + i % 26)) + "\r\n");
-  ASSERT_GT(all.size(), 8192u * 1.4);
+               "X-Pad: " + std::string(450, static_cast<char>('a' + i % 26)) + "\r\n");
+  ASSERT_GT(all.size(), 16384u * 1.4);
   Client c = client();
   ASSERT_TRUE(c.valid());
   ASSERT_TRUE(c.send(all));
@@ -1044,9 +1044,9 @@ TEST_P(Http, DateOnEveryResponse) {
       {"GET /health HTTP/1.1\r\nHost: a b\r\n\r\n", kBadRequest},
       {req("POST", "/api/items", "Content-Length: 99999999\r\n"),
        error_by_hand(413, "Content Too Large")},
-      {"GET /" + std::string(9000, 'u') + " HTTP/1.1\r\nHost: x\r\n\r\n",
+      {"GET /" + std::string(17000, 'u') + " HTTP/1.1\r\nHost: x\r\n\r\n",
        error_by_hand(414, "URI Too Long")},
-      {req("GET", "/", "X-Big: " + std::string(9000, 'h') + "\r\n"),
+      {req("GET", "/", "X-Big: " + std::string(17000, 'h') + "\r\n"),
        error_by_hand(431, "Request Header Fields Too Large")},
       {"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", error_by_hand(501, "Not Implemented")},
       {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", error_by_hand(505, "HTTP Version Not Supported")},

@@ -31,7 +31,7 @@ TEST(Spec, Defaults) {
   EXPECT_EQ(s.name, "asmsrv");
   EXPECT_EQ(s.address, "0.0.0.0");
   EXPECT_EQ(s.port, 8080);
-  EXPECT_EQ(s.backlog, 128);
+  EXPECT_EQ(s.backlog, 511);
   EXPECT_EQ(s.defer_accept_s, 3);
   EXPECT_EQ(s.mode, Mode::epoll);
   EXPECT_EQ(s.workers, 1);
@@ -312,7 +312,7 @@ TEST(Spec, DefaultNotFoundAndLimits) {
   EXPECT_EQ(s.not_found.status, 404);
   EXPECT_EQ(s.not_found.content_type, "text/plain");
   EXPECT_EQ(s.not_found.body, "Not Found\n");
-  EXPECT_EQ(s.limits.request_bytes, 8192);
+  EXPECT_EQ(s.limits.request_bytes, 16384);
   EXPECT_EQ(s.limits.body_bytes, 1048576);
   EXPECT_EQ(s.limits.header_timeout_ms, 10000);
   EXPECT_EQ(s.limits.keepalive_timeout_ms, 5000);
