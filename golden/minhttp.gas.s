@@ -178,11 +178,11 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## start listening: listen(2), syscall 50
-## C: listen(listen_fd, 128)
+## C: listen(listen_fd, 511)
 ## The kernel now completes handshakes and queues connections for accept().
 .Llisten:
         mov     rdi, r12                        # fd = listen_fd
-        mov     esi, 128                        # backlog
+        mov     esi, 511                        # backlog
         mov     eax, 50                         # syscall number: listen
         syscall
         test    rax, rax                        # rax < 0 means -errno
@@ -503,7 +503,7 @@ _start:
         call    .Lfind_head_end
         test    rax, rax
         jnz     short .Lhttp_process.have_head  # complete: answer it
-        cmp     r14, 8192
+        cmp     r14, 16384
         jb      short .Lhttp_process.want_more  # incomplete: wait for more
         call    .Ltoo_large                     # the buffer is full and the head has no end: 414 or 431
         jmp     short .Lhttp_process.respond
@@ -650,14 +650,14 @@ _start:
         je      short .Lread_window.dropping
         mov     eax, DWORD PTR [rbx+conn_len]
         add     rsi, rax                        # buf + len
-        mov     edx, 0x2000                     # request_bytes - len
+        mov     edx, 0x4000                     # request_bytes - len
         sub     rdx, rax
         ret
 .Lread_window.dropping:
         mov     rdx, QWORD PTR [rbx+conn_discard] # what is left of the body...
-        cmp     rdx, 8192
+        cmp     rdx, 16384
         jbe     short .Lread_window.capped
-        mov     edx, 0x2000                     # ...at most a buffer
+        mov     edx, 0x4000                     # ...at most a buffer
 .Lread_window.capped:
         ret
 
@@ -830,7 +830,7 @@ _start:
 ## --------------------------------------------------------------------------
 ## subroutine too_large: the head does not fit
 ## C: return memchr(buf, '\n', len) ? 431 : 414
-## Over limits.request_bytes (8192): 414 URI Too Long when even the request
+## Over limits.request_bytes (16384): 414 URI Too Long when even the request
 ## line has no end, else 431 Request Header Fields Too Large. The whole
 ## buffer counts as the head.
 .Ltoo_large:
@@ -1664,7 +1664,7 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine drain_input: recvfrom(2), syscall 45
-## C: while (recv(client_fd, line_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
+## C: while (recv(client_fd, line_buf, 16384, MSG_DONTWAIT) > 0 && ++n < 16) {}
 ## Closing a socket with unread input makes the kernel send RST, which can
 ## destroy the response before the client reads it. Take what has already
 ## arrived, without waiting (at most 16 reads), so close() sends FIN.
@@ -1673,7 +1673,7 @@ _start:
 .Ldrain_input.again:
         mov     rdi, r13                        # fd = client_fd
         lea     rsi, [rip + line_buf]           # buf = line_buf, as scratch
-        mov     edx, 0x2000                     # len
+        mov     edx, 0x4000                     # len
         mov     r8, r10                         # keep the count
         mov     r10d, 64                        # flags = MSG_DONTWAIT
         push    r8
@@ -2105,10 +2105,10 @@ client_addrlen:
 conn:
         .skip 128
 
-# the request is read here (8208 bytes)
+# the request is read here (16400 bytes)
         .balign 64
 request_buf:
-        .skip 8208
+        .skip 16400
 
 # struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         .balign 8
@@ -2140,10 +2140,10 @@ stop_requested:
 clock_now:
         .skip 8
 
-# log and error lines are built here (8320 bytes)
+# log and error lines are built here (16512 bytes)
         .balign 8
 line_buf:
-        .skip 8320
+        .skip 16512
 
 # struct timespec, filled by clock_gettime (16 bytes)
         .balign 8

@@ -177,11 +177,11 @@ bind.ok:
 
 ;; --------------------------------------------------------------------------
 ;; start listening: listen(2), syscall 50
-;; C: listen(listen_fd, 128)
+;; C: listen(listen_fd, 511)
 ;; The kernel now completes handshakes and queues connections for accept().
 listen:
         mov     rdi, r12                        ; fd = listen_fd
-        mov     esi, 128                        ; backlog
+        mov     esi, 511                        ; backlog
         mov     eax, 50                         ; syscall number: listen
         syscall
         test    rax, rax                        ; rax < 0 means -errno
@@ -499,7 +499,7 @@ http_process:
         call    find_head_end
         test    rax, rax
         jnz     short http_process.have_head    ; complete: answer it
-        cmp     r14, 8192
+        cmp     r14, 16384
         jb      short http_process.want_more    ; incomplete: wait for more
         call    too_large                       ; the buffer is full and the head has no end: 414 or 431
         jmp     short http_process.respond
@@ -647,14 +647,14 @@ read_window:
         je      short read_window.dropping
         mov     eax, dword [rbx+conn_len]
         add     rsi, rax                        ; buf + len
-        mov     edx, 0x2000                     ; request_bytes - len
+        mov     edx, 0x4000                     ; request_bytes - len
         sub     rdx, rax
         ret
 read_window.dropping:
         mov     rdx, qword [rbx+conn_discard]   ; what is left of the body...
-        cmp     rdx, 8192
+        cmp     rdx, 16384
         jbe     short read_window.capped
-        mov     edx, 0x2000                     ; ...at most a buffer
+        mov     edx, 0x4000                     ; ...at most a buffer
 read_window.capped:
         ret
 
@@ -827,7 +827,7 @@ find_head_end.not_http:
 ;; --------------------------------------------------------------------------
 ;; subroutine too_large: the head does not fit
 ;; C: return memchr(buf, '\n', len) ? 431 : 414
-;; Over limits.request_bytes (8192): 414 URI Too Long when even the request
+;; Over limits.request_bytes (16384): 414 URI Too Long when even the request
 ;; line has no end, else 431 Request Header Fields Too Large. The whole
 ;; buffer counts as the head.
 too_large:
@@ -1887,7 +1887,7 @@ die.newline:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine drain_input: recvfrom(2), syscall 45
-;; C: while (recv(client_fd, line_buf, 8192, MSG_DONTWAIT) > 0 && ++n < 16) {}
+;; C: while (recv(client_fd, line_buf, 16384, MSG_DONTWAIT) > 0 && ++n < 16) {}
 ;; Closing a socket with unread input makes the kernel send RST, which can
 ;; destroy the response before the client reads it. Take what has already
 ;; arrived, without waiting (at most 16 reads), so close() sends FIN.
@@ -1896,7 +1896,7 @@ drain_input:
 drain_input.again:
         mov     rdi, r13                        ; fd = client_fd
         lea     rsi, [rel line_buf]             ; buf = line_buf, as scratch
-        mov     edx, 0x2000                     ; len
+        mov     edx, 0x4000                     ; len
         mov     r8, r10                         ; keep the count
         mov     r10d, 64                        ; flags = MSG_DONTWAIT
         push    r8
@@ -2726,10 +2726,10 @@ client_addrlen:
 conn:
         resb 128
 
-; the request is read here (8208 bytes)
+; the request is read here (16400 bytes)
         alignb 64
 request_buf:
-        resb 8208
+        resb 16400
 
 ; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         alignb 8
@@ -2761,10 +2761,10 @@ stop_requested:
 clock_now:
         resb 8
 
-; log and error lines are built here (8320 bytes)
+; log and error lines are built here (16512 bytes)
         alignb 8
 line_buf:
-        resb 8320
+        resb 16512
 
 ; struct timespec, filled by clock_gettime (16 bytes)
         alignb 8
