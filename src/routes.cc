@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <map>
+
 #include "templates.h"
 
 namespace asmsrv {
@@ -58,21 +60,40 @@ class TableBuilder {
             add(fmt::format("{} {}", kMethodNames[static_cast<int>(route.method)], route.path),
                 route.response, false);
       }
+      // Paths with the same methods share their 204 and 405 responses.
+      std::map<std::string, int> options_for, not_allowed_for;
       for (PathRoutes& p : table_.paths) {
         // A GET route also answers HEAD, with the same head and no body.
         int get = p.by_method[static_cast<int>(Method::GET)];
         int& head = p.by_method[static_cast<int>(Method::HEAD)];
         if (head < 0 && get >= 0) head = get;
+        // OPTIONS is answered on every known path (RFC 9110 9.3.7): 204 with
+        // Allow, unless a route defines it.
+        int& options = p.by_method[static_cast<int>(Method::OPTIONS)];
         std::string allow;
         bool missing = false;
         for (int m = 1; m <= kMethodCount; ++m) {
-          if (p.by_method[m] >= 0)
+          if (p.by_method[m] >= 0 || m == static_cast<int>(Method::OPTIONS))
             allow += (allow.empty() ? "" : ", ") + std::string(kMethodNames[m]);
           else
             missing = true;
         }
-        if (missing)
-          p.not_allowed = error(405, "for " + p.path + " (Allow: " + allow + ")", false, {{"Allow", allow}});
+        if (options < 0) {
+          auto [it, fresh] = options_for.try_emplace(allow, -1);
+          if (fresh) {
+            HttpResponse r;
+            r.status = 204;
+            r.reason = std::string(standard_reason(204));
+            r.headers = {{"Allow", allow}};
+            it->second = add("OPTIONS (Allow: " + allow + ")", r, false);
+          }
+          options = it->second;
+        }
+        if (missing) {
+          auto [it, fresh] = not_allowed_for.try_emplace(allow, -1);
+          if (fresh) it->second = error(405, "(Allow: " + allow + ")", false, {{"Allow", allow}});
+          p.not_allowed = it->second;
+        }
       }
       table_.not_found = add("not found", spec_.not_found, false);
     }

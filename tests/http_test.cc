@@ -351,10 +351,10 @@ TEST_P(Http, MethodNotAllowedListsAllowedMethods) {
     std::string method, path, allow;
   };
   const std::vector<Case> cases = {
-      {"GET", "/api/items", "POST"},        {"HEAD", "/api/items", "POST"},
-      {"DELETE", "/api/items", "POST"},     {"POST", "/", "GET, HEAD"},
-      {"PUT", "/health", "GET, HEAD"},      {"OPTIONS", "/old", "GET, HEAD"},
-      {"GET", "/api/items/1", "DELETE"},    {"PATCH", "/maintenance", "GET, HEAD"},
+      {"GET", "/api/items", "POST, OPTIONS"},     {"HEAD", "/api/items", "POST, OPTIONS"},
+      {"DELETE", "/api/items", "POST, OPTIONS"},  {"POST", "/", "GET, HEAD, OPTIONS"},
+      {"PUT", "/health", "GET, HEAD, OPTIONS"},   {"PUT", "/old", "GET, HEAD, OPTIONS"},
+      {"GET", "/api/items/1", "DELETE, OPTIONS"}, {"PATCH", "/maintenance", "GET, HEAD, OPTIONS"},
   };
   Client c = client();
   ASSERT_TRUE(c.valid());
@@ -371,16 +371,37 @@ TEST_P(Http, MethodNotAllowedListsAllowedMethods) {
   ASSERT_TRUE(c.send(req("GET", "/api/items")));
   EXPECT_EQ(undate(c.read_response()).raw,
             "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n"
-            "Allow: POST\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
+            "Allow: POST, OPTIONS\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
             "405 Method Not Allowed\n");
   ASSERT_TRUE(c.send(req("POST", "/", "Content-Length: 0\r\n")));
   EXPECT_EQ(undate(c.read_response()).raw,
             "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n"
-            "Allow: GET, HEAD\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
+            "Allow: GET, HEAD, OPTIONS\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
             "405 Method Not Allowed\n");
   // Still the same connection.
   ASSERT_TRUE(c.send(req("GET", "/health")));
   EXPECT_EQ(undate(c.read_response()).raw, kHealthKeep);
+}
+
+// OPTIONS on a known path: 204 with Allow (RFC 9110 9.3.7), kept alive;
+// on an unknown path: not_found; a route for OPTIONS answers itself.
+TEST_P(Http, OptionsOnAKnownPathListsItsMethods) {
+  ASSERT_TRUE(start("routes"));
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  for (const auto& [path, allow] : std::vector<std::pair<std::string, std::string>>{
+           {"/health", "GET, HEAD, OPTIONS"}, {"/api/items", "POST, OPTIONS"},
+           {"/api/items/1", "DELETE, OPTIONS"}, {"/health?x=1", "GET, HEAD, OPTIONS"}}) {
+    SCOPED_TRACE(path);
+    ASSERT_TRUE(c.send(req("OPTIONS", path)));
+    Reply r = undate(c.read_response());
+    ASSERT_TRUE(r.complete);
+    EXPECT_EQ(r.raw, "HTTP/1.1 204 No Content\r\nAllow: " + allow +
+                         "\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n");
+    EXPECT_EQ(r.raw, expect().answer("OPTIONS", path.substr(0, path.find('?'))));
+  }
+  ASSERT_TRUE(c.send(req("OPTIONS", "/nope")));
+  EXPECT_EQ(undate(c.read_response()).raw, kNotFoundKeep);
 }
 
 // ===========================================================================

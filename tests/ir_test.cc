@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "lower.h"
+#include "routes.h"
 #include "spec.h"
 
 namespace asmsrv {
@@ -582,6 +583,23 @@ TEST(Lower, DieNamesOnlyTheErrnosOfItsCalls) {
   EXPECT_NE(logged.find("\x02\x19" "No such file or directory"), std::string::npos) << "ENOENT (2), 25 bytes";
 }
 
+TEST(Lower, OptionsIsAnsweredOnEveryKnownPath) {
+  Spec s = parse_spec(R"({"routes": [{"path": "/a"}, {"path": "/b", "method": "POST"},
+                                     {"path": "/c", "method": "OPTIONS", "status": 200}]})", "s.json");
+  ResponseTable t = build_response_table(s);
+  auto options = [&](size_t path) { return t.responses[t.paths[path].by_method[int(Method::OPTIONS)]]; };
+  EXPECT_EQ(options(0).status, 204);
+  EXPECT_EQ(options(0).heads[1], "HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, OPTIONS\r\n\r\n");
+  EXPECT_EQ(options(1).heads[1], "HTTP/1.1 204 No Content\r\nAllow: POST, OPTIONS\r\n\r\n");
+  EXPECT_EQ(options(2).status, 200) << "a route for OPTIONS answers itself";
+  EXPECT_EQ(t.responses[t.paths[2].not_allowed].heads[1].find("Allow: OPTIONS\r\n") != std::string::npos, true);
+  // Paths with the same methods share their 204 and their 405.
+  Spec many = parse_spec(R"({"routes": [{"path": "/a"}, {"path": "/b"}, {"path": "/c"}]})", "s.json");
+  ResponseTable m = build_response_table(many);
+  EXPECT_EQ(m.paths[0].by_method[int(Method::OPTIONS)], m.paths[2].by_method[int(Method::OPTIONS)]);
+  EXPECT_EQ(m.paths[0].not_allowed, m.paths[2].not_allowed);
+}
+
 TEST(Lower, SockaddrHasThePortInNetworkOrder) {
   Spec s = parse_spec(R"({"response": {}, "listen": {"address": "10.1.2.3", "port": 8080}})", "s.json");
   Program p = lower(s);
@@ -621,7 +639,8 @@ TEST(Lower, ResponseTableRecords) {
   // its length, the status, the flags.
   EXPECT_EQ(first.values,
             (std::vector<uint64_t>{0, close.size() - 2, keep.size() - 2, keep10.size() - 2, 0, 2, 200, 0}));
-  EXPECT_EQ(it->size(), 32u * (1 + 1 + 1 + 6)) << "the route, its 405, not_found, and six protocol errors";
+  EXPECT_EQ(it->size(), 32u * (1 + 1 + 1 + 1 + 6))
+      << "the route, its OPTIONS 204, its 405, not_found, and six protocol errors";
 }
 
 TEST(Lower, ModesDiffer) {
