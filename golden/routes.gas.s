@@ -841,10 +841,10 @@ _start:
         inc     rcx
         jmp     short .Ltoo_large.scan
 .Ltoo_large.found_lf:
-        mov     eax, 20                         # 431
+        mov     eax, 18                         # 431
         jmp     short .Ltoo_large.answer
 .Ltoo_large.no_lf:
-        mov     eax, 19                         # 414
+        mov     eax, 17                         # 414
 .Ltoo_large.answer:
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
@@ -944,7 +944,7 @@ _start:
         {disp32} je      .Lbad_request          # no method at all
         cmp     BYTE PTR [rcx], ' '
         {disp32} jne     .Lbad_request          # not followed by one space
-        mov     eax, 21                         # 501 Not Implemented
+        mov     eax, 19                         # 501 Not Implemented
         ret
 
 ## --------------------------------------------------------------------------
@@ -1032,7 +1032,7 @@ _start:
         {disp32} jne     .Lbad_request          # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
         je      short .Lversion.http_1
-        mov     eax, 22                         # 505 HTTP Version Not Supported
+        mov     eax, 20                         # 505 HTTP Version Not Supported
         ret
 .Lversion.http_1:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
@@ -1326,7 +1326,7 @@ _start:
         je      short .Lcheck_request.no_transfer_encoding
         cmp     DWORD PTR [rip + req_cl_count], 0
         jne     short .Lbad_request             # both framings: a smuggling attempt
-        mov     eax, 21                         # 501 Not Implemented
+        mov     eax, 19                         # 501 Not Implemented
         ret
 .Lcheck_request.no_transfer_encoding:
         cmp     DWORD PTR [rip + req_cl_count], 1
@@ -1340,7 +1340,7 @@ _start:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
         jbe     short .Lcheck_request.size_ok
-        mov     eax, 18                         # 413 Content Too Large
+        mov     eax, 16                         # 413 Content Too Large
         ret
 .Lcheck_request.size_ok:
         jmp     short .Lroute                   # route it: a tail call, route returns to our caller
@@ -1349,7 +1349,7 @@ _start:
 ## parse_request: a malformed request
 ## C: return 400
 .Lbad_request:
-        mov     eax, 17                         # 400 Bad Request
+        mov     eax, 15                         # 400 Bad Request
         ret
 
 ## --------------------------------------------------------------------------
@@ -1424,7 +1424,7 @@ _start:
         repe cmpsb                              # compare while equal
         {disp32} je      .Lroute_7
 .Lroute.not_7:
-        mov     eax, 16                         # 404: not_found
+        mov     eax, 14                         # 404: not_found
         ret
 
 ## --------------------------------------------------------------------------
@@ -1443,7 +1443,12 @@ _start:
         mov     eax, 0                          # GET /
         ret
 .Lroute_0.not_HEAD:
-        mov     eax, 8                          # 405 Method Not Allowed
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_0.not_OPTIONS
+        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+.Lroute_0.not_OPTIONS:
+        mov     eax, 9                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
@@ -1462,6 +1467,11 @@ _start:
         mov     eax, 1                          # GET /health
         ret
 .Lroute_1.not_HEAD:
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_1.not_OPTIONS
+        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+.Lroute_1.not_OPTIONS:
         mov     eax, 9                          # 405 Method Not Allowed
         ret
 
@@ -1481,7 +1491,12 @@ _start:
         mov     eax, 2                          # GET /api/status
         ret
 .Lroute_2.not_HEAD:
-        mov     eax, 10                         # 405 Method Not Allowed
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_2.not_OPTIONS
+        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+.Lroute_2.not_OPTIONS:
+        mov     eax, 9                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
@@ -1495,6 +1510,11 @@ _start:
         mov     eax, 3                          # POST /api/items
         ret
 .Lroute_3.not_POST:
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_3.not_OPTIONS
+        mov     eax, 10                         # OPTIONS (Allow: POST, OPTIONS)
+        ret
+.Lroute_3.not_OPTIONS:
         mov     eax, 11                         # 405 Method Not Allowed
         ret
 
@@ -1509,7 +1529,12 @@ _start:
         mov     eax, 4                          # DELETE /api/items/1
         ret
 .Lroute_4.not_DELETE:
-        mov     eax, 12                         # 405 Method Not Allowed
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_4.not_OPTIONS
+        mov     eax, 12                         # OPTIONS (Allow: DELETE, OPTIONS)
+        ret
+.Lroute_4.not_OPTIONS:
+        mov     eax, 13                         # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
@@ -1528,7 +1553,12 @@ _start:
         mov     eax, 5                          # GET /old
         ret
 .Lroute_5.not_HEAD:
-        mov     eax, 13                         # 405 Method Not Allowed
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_5.not_OPTIONS
+        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+.Lroute_5.not_OPTIONS:
+        mov     eax, 9                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
@@ -1547,7 +1577,12 @@ _start:
         mov     eax, 6                          # GET /teapot
         ret
 .Lroute_6.not_HEAD:
-        mov     eax, 14                         # 405 Method Not Allowed
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_6.not_OPTIONS
+        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+.Lroute_6.not_OPTIONS:
+        mov     eax, 9                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
@@ -1566,7 +1601,12 @@ _start:
         mov     eax, 7                          # GET /maintenance
         ret
 .Lroute_7.not_HEAD:
-        mov     eax, 15                         # 405 Method Not Allowed
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_7.not_OPTIONS
+        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+.Lroute_7.not_OPTIONS:
+        mov     eax, 9                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
@@ -2084,7 +2124,7 @@ month_names:
 # every response's status line and header fields, three times: with
 # "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
 # "Connection: keep-alive" (HTTP/1.0); protocol errors only close.
-# The Date line and the blank line follow from date_line. (8502 bytes)
+# The Date line and the blank line follow from date_line. (7198 bytes)
         .balign 8, 0
 response_heads:
         .ascii "HTTP/1.1 200 OK\r\n"
@@ -2229,164 +2269,106 @@ response_heads:
         .ascii "Retry-After: 3600\r\n"
         .ascii "Server: maintenance-page\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
         .ascii "Connection: close\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
         .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: close\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
+        .ascii "Server: asmsrv\r\n"
+        .ascii "Access-Control-Allow-Origin: *\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "Allow: POST, OPTIONS\r\n"
+        .ascii "Server: asmsrv\r\n"
+        .ascii "Access-Control-Allow-Origin: *\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
+        .ascii "Allow: POST, OPTIONS\r\n"
+        .ascii "Server: asmsrv\r\n"
+        .ascii "Access-Control-Allow-Origin: *\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
+        .ascii "Connection: keep-alive\r\n"
+        .ascii "Allow: POST, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: close\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: POST, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: POST, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: POST, OPTIONS\r\n"
+        .ascii "Server: asmsrv\r\n"
+        .ascii "Access-Control-Allow-Origin: *\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
+        .ascii "Connection: close\r\n"
+        .ascii "Allow: DELETE, OPTIONS\r\n"
+        .ascii "Server: asmsrv\r\n"
+        .ascii "Access-Control-Allow-Origin: *\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
+        .ascii "Allow: DELETE, OPTIONS\r\n"
+        .ascii "Server: asmsrv\r\n"
+        .ascii "Access-Control-Allow-Origin: *\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
+        .ascii "Connection: keep-alive\r\n"
+        .ascii "Allow: DELETE, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: close\r\n"
-        .ascii "Allow: POST\r\n"
+        .ascii "Allow: DELETE, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: POST\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: POST\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "Allow: DELETE\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: DELETE\r\n"
+        .ascii "Allow: DELETE, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: DELETE\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "Access-Control-Allow-Origin: *\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: DELETE, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
         .ascii "HTTP/1.1 404 Not Found\r\n"
@@ -2443,7 +2425,7 @@ response_heads:
         .ascii "Server: asmsrv\r\n"
         .ascii "Access-Control-Allow-Origin: *\r\n"
 
-# every response's body, back to back (462 bytes)
+# every response's body, back to back (347 bytes)
         .balign 8, 0
 response_bodies:
         .ascii "<!doctype html>\n"
@@ -2458,11 +2440,6 @@ response_bodies:
         .ascii "405 Method Not Allowed\n"
         .ascii "405 Method Not Allowed\n"
         .ascii "405 Method Not Allowed\n"
-        .ascii "405 Method Not Allowed\n"
-        .ascii "405 Method Not Allowed\n"
-        .ascii "405 Method Not Allowed\n"
-        .ascii "405 Method Not Allowed\n"
-        .ascii "405 Method Not Allowed\n"
         .ascii "<h1>Not here</h1>\n"
         .ascii "400 Bad Request\n"
         .ascii "413 Content Too Large\n"
@@ -2473,7 +2450,7 @@ response_bodies:
 
 # the response table, one 32-byte record per response: head offset,
 # head lengths (close, keep-alive, keep-alive 1.0), body offset,
-# body length, status, flags (kind, always close) (736 bytes)
+# body length, status, flags (kind, always close) (672 bytes)
         .balign 32, 0
 responses:
         .long 0, 144, 125, 149, 0, 56, 200, 0   # 0: GET / (fixed)
@@ -2484,21 +2461,19 @@ responses:
         .long 2000, 158, 139, 163, 84, 11, 301, 0 # 5: GET /old (fixed)
         .long 2460, 140, 121, 145, 95, 13, 418, 0 # 6: GET /teapot (fixed)
         .long 2866, 177, 158, 182, 108, 10, 503, 0 # 7: GET /maintenance (fixed)
-        .long 3383, 164, 145, 169, 118, 23, 405, 0 # 8: 405 for / (Allow: GET, HEAD) (fixed)
-        .long 3861, 164, 145, 169, 141, 23, 405, 0 # 9: 405 for /health (Allow: GET, HEAD) (fixed)
-        .long 4339, 164, 145, 169, 164, 23, 405, 0 # 10: 405 for /api/status (Allow: GET, HEAD) (fixed)
-        .long 4817, 159, 140, 164, 187, 23, 405, 0 # 11: 405 for /api/items (Allow: POST) (fixed)
-        .long 5280, 161, 142, 166, 210, 23, 405, 0 # 12: 405 for /api/items/1 (Allow: DELETE) (fixed)
-        .long 5749, 164, 145, 169, 233, 23, 405, 0 # 13: 405 for /old (Allow: GET, HEAD) (fixed)
-        .long 6227, 164, 145, 169, 256, 23, 405, 0 # 14: 405 for /teapot (Allow: GET, HEAD) (fixed)
-        .long 6705, 164, 145, 169, 279, 23, 405, 0 # 15: 405 for /maintenance (Allow: GET, HEAD) (fixed)
-        .long 7183, 151, 132, 156, 302, 18, 404, 0 # 16: not found (fixed)
-        .long 7622, 139, 0, 0, 320, 16, 400, 256 # 17: 400 for a malformed request (fixed, closes)
-        .long 7761, 145, 0, 0, 336, 22, 413, 256 # 18: 413 for a body over limits.body_bytes (fixed, closes)
-        .long 7906, 140, 0, 0, 358, 17, 414, 256 # 19: 414 for a request line over limits.request_bytes (fixed, closes)
-        .long 8046, 159, 0, 0, 375, 36, 431, 256 # 20: 431 for a header section over limits.request_bytes (fixed, closes)
-        .long 8205, 143, 0, 0, 411, 20, 501, 256 # 21: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
-        .long 8348, 154, 0, 0, 431, 31, 505, 256 # 22: 505 for HTTP/2 and above (fixed, closes)
+        .long 3383, 119, 100, 124, 118, 0, 204, 0 # 8: OPTIONS (Allow: GET, HEAD, OPTIONS) (fixed)
+        .long 3726, 173, 154, 178, 118, 23, 405, 0 # 9: 405 (Allow: GET, HEAD, OPTIONS) (fixed)
+        .long 4231, 114, 95, 119, 141, 0, 204, 0 # 10: OPTIONS (Allow: POST, OPTIONS) (fixed)
+        .long 4559, 168, 149, 173, 141, 23, 405, 0 # 11: 405 (Allow: POST, OPTIONS) (fixed)
+        .long 5049, 116, 97, 121, 164, 0, 204, 0 # 12: OPTIONS (Allow: DELETE, OPTIONS) (fixed)
+        .long 5383, 170, 151, 175, 164, 23, 405, 0 # 13: 405 (Allow: DELETE, OPTIONS) (fixed)
+        .long 5879, 151, 132, 156, 187, 18, 404, 0 # 14: not found (fixed)
+        .long 6318, 139, 0, 0, 205, 16, 400, 256 # 15: 400 for a malformed request (fixed, closes)
+        .long 6457, 145, 0, 0, 221, 22, 413, 256 # 16: 413 for a body over limits.body_bytes (fixed, closes)
+        .long 6602, 140, 0, 0, 243, 17, 414, 256 # 17: 414 for a request line over limits.request_bytes (fixed, closes)
+        .long 6742, 159, 0, 0, 260, 36, 431, 256 # 18: 431 for a header section over limits.request_bytes (fixed, closes)
+        .long 6901, 143, 0, 0, 296, 20, 501, 256 # 19: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        .long 7044, 154, 0, 0, 316, 31, 505, 256 # 20: 505 for HTTP/2 and above (fixed, closes)
 
 # error message start (32 bytes)
         .balign 8, 0

@@ -840,10 +840,10 @@ too_large.scan:
         inc     rcx
         jmp     short too_large.scan
 too_large.found_lf:
-        mov     eax, 20                         ; 431
+        mov     eax, 18                         ; 431
         jmp     short too_large.answer
 too_large.no_lf:
-        mov     eax, 19                         ; 414
+        mov     eax, 17                         ; 414
 too_large.answer:
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
@@ -943,7 +943,7 @@ parse_request.token_end:
         je      near bad_request                ; no method at all
         cmp     byte [rcx], ' '
         jne     near bad_request                ; not followed by one space
-        mov     eax, 21                         ; 501 Not Implemented
+        mov     eax, 19                         ; 501 Not Implemented
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1031,7 +1031,7 @@ version:
         jne     near bad_request                ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
         je      short version.http_1
-        mov     eax, 22                         ; 505 HTTP Version Not Supported
+        mov     eax, 20                         ; 505 HTTP Version Not Supported
         ret
 version.http_1:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
@@ -1325,7 +1325,7 @@ check_request:
         je      short check_request.no_transfer_encoding
         cmp     dword [rel req_cl_count], 0
         jne     short bad_request               ; both framings: a smuggling attempt
-        mov     eax, 21                         ; 501 Not Implemented
+        mov     eax, 19                         ; 501 Not Implemented
         ret
 check_request.no_transfer_encoding:
         cmp     dword [rel req_cl_count], 1
@@ -1339,7 +1339,7 @@ check_request.host_ok:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
         jbe     short check_request.size_ok
-        mov     eax, 18                         ; 413 Content Too Large
+        mov     eax, 16                         ; 413 Content Too Large
         ret
 check_request.size_ok:
         jmp     short route                     ; route it: a tail call, route returns to our caller
@@ -1348,7 +1348,7 @@ check_request.size_ok:
 ;; parse_request: a malformed request
 ;; C: return 400
 bad_request:
-        mov     eax, 17                         ; 400 Bad Request
+        mov     eax, 15                         ; 400 Bad Request
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1423,7 +1423,7 @@ route.not_6:
         repe cmpsb                              ; compare while equal
         je      near route_7
 route.not_7:
-        mov     eax, 16                         ; 404: not_found
+        mov     eax, 14                         ; 404: not_found
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1442,7 +1442,12 @@ route_0.not_GET:
         mov     eax, 0                          ; GET /
         ret
 route_0.not_HEAD:
-        mov     eax, 8                          ; 405 Method Not Allowed
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_0.not_OPTIONS
+        mov     eax, 8                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+route_0.not_OPTIONS:
+        mov     eax, 9                          ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1461,6 +1466,11 @@ route_1.not_GET:
         mov     eax, 1                          ; GET /health
         ret
 route_1.not_HEAD:
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_1.not_OPTIONS
+        mov     eax, 8                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+route_1.not_OPTIONS:
         mov     eax, 9                          ; 405 Method Not Allowed
         ret
 
@@ -1480,7 +1490,12 @@ route_2.not_GET:
         mov     eax, 2                          ; GET /api/status
         ret
 route_2.not_HEAD:
-        mov     eax, 10                         ; 405 Method Not Allowed
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_2.not_OPTIONS
+        mov     eax, 8                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+route_2.not_OPTIONS:
+        mov     eax, 9                          ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1494,6 +1509,11 @@ route_3:
         mov     eax, 3                          ; POST /api/items
         ret
 route_3.not_POST:
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_3.not_OPTIONS
+        mov     eax, 10                         ; OPTIONS (Allow: POST, OPTIONS)
+        ret
+route_3.not_OPTIONS:
         mov     eax, 11                         ; 405 Method Not Allowed
         ret
 
@@ -1508,7 +1528,12 @@ route_4:
         mov     eax, 4                          ; DELETE /api/items/1
         ret
 route_4.not_DELETE:
-        mov     eax, 12                         ; 405 Method Not Allowed
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_4.not_OPTIONS
+        mov     eax, 12                         ; OPTIONS (Allow: DELETE, OPTIONS)
+        ret
+route_4.not_OPTIONS:
+        mov     eax, 13                         ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1527,7 +1552,12 @@ route_5.not_GET:
         mov     eax, 5                          ; GET /old
         ret
 route_5.not_HEAD:
-        mov     eax, 13                         ; 405 Method Not Allowed
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_5.not_OPTIONS
+        mov     eax, 8                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+route_5.not_OPTIONS:
+        mov     eax, 9                          ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1546,7 +1576,12 @@ route_6.not_GET:
         mov     eax, 6                          ; GET /teapot
         ret
 route_6.not_HEAD:
-        mov     eax, 14                         ; 405 Method Not Allowed
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_6.not_OPTIONS
+        mov     eax, 8                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+route_6.not_OPTIONS:
+        mov     eax, 9                          ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1565,7 +1600,12 @@ route_7.not_GET:
         mov     eax, 7                          ; GET /maintenance
         ret
 route_7.not_HEAD:
-        mov     eax, 15                         ; 405 Method Not Allowed
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_7.not_OPTIONS
+        mov     eax, 8                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+route_7.not_OPTIONS:
+        mov     eax, 9                          ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
@@ -2083,7 +2123,7 @@ month_names:
 ; every response's status line and header fields, three times: with
 ; "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
 ; "Connection: keep-alive" (HTTP/1.0); protocol errors only close.
-; The Date line and the blank line follow from date_line. (8502 bytes)
+; The Date line and the blank line follow from date_line. (7198 bytes)
         align 8, db 0
 response_heads:
         db "HTTP/1.1 200 OK", 13, 10
@@ -2228,164 +2268,106 @@ response_heads:
         db "Retry-After: 3600", 13, 10
         db "Server: maintenance-page", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
         db "Connection: close", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
         db "Connection: keep-alive", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
         db "Connection: close", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
         db "Connection: keep-alive", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
+        db "Server: asmsrv", 13, 10
+        db "Access-Control-Allow-Origin: *", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
+        db "Connection: close", 13, 10
+        db "Allow: POST, OPTIONS", 13, 10
+        db "Server: asmsrv", 13, 10
+        db "Access-Control-Allow-Origin: *", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
+        db "Allow: POST, OPTIONS", 13, 10
+        db "Server: asmsrv", 13, 10
+        db "Access-Control-Allow-Origin: *", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
+        db "Connection: keep-alive", 13, 10
+        db "Allow: POST, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
         db "Connection: close", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: POST, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: POST, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
         db "Connection: keep-alive", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: POST, OPTIONS", 13, 10
+        db "Server: asmsrv", 13, 10
+        db "Access-Control-Allow-Origin: *", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
+        db "Connection: close", 13, 10
+        db "Allow: DELETE, OPTIONS", 13, 10
+        db "Server: asmsrv", 13, 10
+        db "Access-Control-Allow-Origin: *", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
+        db "Allow: DELETE, OPTIONS", 13, 10
+        db "Server: asmsrv", 13, 10
+        db "Access-Control-Allow-Origin: *", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
+        db "Connection: keep-alive", 13, 10
+        db "Allow: DELETE, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
         db "Connection: close", 13, 10
-        db "Allow: POST", 13, 10
+        db "Allow: DELETE, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
-        db "Allow: POST", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: keep-alive", 13, 10
-        db "Allow: POST", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: close", 13, 10
-        db "Allow: DELETE", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Allow: DELETE", 13, 10
+        db "Allow: DELETE, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
         db "Connection: keep-alive", 13, 10
-        db "Allow: DELETE", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: close", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: keep-alive", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: close", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: keep-alive", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: close", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "Access-Control-Allow-Origin: *", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: keep-alive", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: DELETE, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
         db "HTTP/1.1 404 Not Found", 13, 10
@@ -2442,7 +2424,7 @@ response_heads:
         db "Server: asmsrv", 13, 10
         db "Access-Control-Allow-Origin: *", 13, 10
 
-; every response's body, back to back (462 bytes)
+; every response's body, back to back (347 bytes)
         align 8, db 0
 response_bodies:
         db "<!doctype html>", 10
@@ -2457,11 +2439,6 @@ response_bodies:
         db "405 Method Not Allowed", 10
         db "405 Method Not Allowed", 10
         db "405 Method Not Allowed", 10
-        db "405 Method Not Allowed", 10
-        db "405 Method Not Allowed", 10
-        db "405 Method Not Allowed", 10
-        db "405 Method Not Allowed", 10
-        db "405 Method Not Allowed", 10
         db "<h1>Not here</h1>", 10
         db "400 Bad Request", 10
         db "413 Content Too Large", 10
@@ -2472,7 +2449,7 @@ response_bodies:
 
 ; the response table, one 32-byte record per response: head offset,
 ; head lengths (close, keep-alive, keep-alive 1.0), body offset,
-; body length, status, flags (kind, always close) (736 bytes)
+; body length, status, flags (kind, always close) (672 bytes)
         align 32, db 0
 responses:
         dd 0, 144, 125, 149, 0, 56, 200, 0      ; 0: GET / (fixed)
@@ -2483,21 +2460,19 @@ responses:
         dd 2000, 158, 139, 163, 84, 11, 301, 0  ; 5: GET /old (fixed)
         dd 2460, 140, 121, 145, 95, 13, 418, 0  ; 6: GET /teapot (fixed)
         dd 2866, 177, 158, 182, 108, 10, 503, 0 ; 7: GET /maintenance (fixed)
-        dd 3383, 164, 145, 169, 118, 23, 405, 0 ; 8: 405 for / (Allow: GET, HEAD) (fixed)
-        dd 3861, 164, 145, 169, 141, 23, 405, 0 ; 9: 405 for /health (Allow: GET, HEAD) (fixed)
-        dd 4339, 164, 145, 169, 164, 23, 405, 0 ; 10: 405 for /api/status (Allow: GET, HEAD) (fixed)
-        dd 4817, 159, 140, 164, 187, 23, 405, 0 ; 11: 405 for /api/items (Allow: POST) (fixed)
-        dd 5280, 161, 142, 166, 210, 23, 405, 0 ; 12: 405 for /api/items/1 (Allow: DELETE) (fixed)
-        dd 5749, 164, 145, 169, 233, 23, 405, 0 ; 13: 405 for /old (Allow: GET, HEAD) (fixed)
-        dd 6227, 164, 145, 169, 256, 23, 405, 0 ; 14: 405 for /teapot (Allow: GET, HEAD) (fixed)
-        dd 6705, 164, 145, 169, 279, 23, 405, 0 ; 15: 405 for /maintenance (Allow: GET, HEAD) (fixed)
-        dd 7183, 151, 132, 156, 302, 18, 404, 0 ; 16: not found (fixed)
-        dd 7622, 139, 0, 0, 320, 16, 400, 256   ; 17: 400 for a malformed request (fixed, closes)
-        dd 7761, 145, 0, 0, 336, 22, 413, 256   ; 18: 413 for a body over limits.body_bytes (fixed, closes)
-        dd 7906, 140, 0, 0, 358, 17, 414, 256   ; 19: 414 for a request line over limits.request_bytes (fixed, closes)
-        dd 8046, 159, 0, 0, 375, 36, 431, 256   ; 20: 431 for a header section over limits.request_bytes (fixed, closes)
-        dd 8205, 143, 0, 0, 411, 20, 501, 256   ; 21: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
-        dd 8348, 154, 0, 0, 431, 31, 505, 256   ; 22: 505 for HTTP/2 and above (fixed, closes)
+        dd 3383, 119, 100, 124, 118, 0, 204, 0  ; 8: OPTIONS (Allow: GET, HEAD, OPTIONS) (fixed)
+        dd 3726, 173, 154, 178, 118, 23, 405, 0 ; 9: 405 (Allow: GET, HEAD, OPTIONS) (fixed)
+        dd 4231, 114, 95, 119, 141, 0, 204, 0   ; 10: OPTIONS (Allow: POST, OPTIONS) (fixed)
+        dd 4559, 168, 149, 173, 141, 23, 405, 0 ; 11: 405 (Allow: POST, OPTIONS) (fixed)
+        dd 5049, 116, 97, 121, 164, 0, 204, 0   ; 12: OPTIONS (Allow: DELETE, OPTIONS) (fixed)
+        dd 5383, 170, 151, 175, 164, 23, 405, 0 ; 13: 405 (Allow: DELETE, OPTIONS) (fixed)
+        dd 5879, 151, 132, 156, 187, 18, 404, 0 ; 14: not found (fixed)
+        dd 6318, 139, 0, 0, 205, 16, 400, 256   ; 15: 400 for a malformed request (fixed, closes)
+        dd 6457, 145, 0, 0, 221, 22, 413, 256   ; 16: 413 for a body over limits.body_bytes (fixed, closes)
+        dd 6602, 140, 0, 0, 243, 17, 414, 256   ; 17: 414 for a request line over limits.request_bytes (fixed, closes)
+        dd 6742, 159, 0, 0, 260, 36, 431, 256   ; 18: 431 for a header section over limits.request_bytes (fixed, closes)
+        dd 6901, 143, 0, 0, 296, 20, 501, 256   ; 19: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        dd 7044, 154, 0, 0, 316, 31, 505, 256   ; 20: 505 for HTTP/2 and above (fixed, closes)
 
 ; error message start (32 bytes)
         align 8, db 0

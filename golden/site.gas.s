@@ -895,10 +895,10 @@ _start:
         inc     rcx
         jmp     short .Ltoo_large.scan
 .Ltoo_large.found_lf:
-        mov     eax, 12                         # 431
+        mov     eax, 10                         # 431
         jmp     short .Ltoo_large.answer
 .Ltoo_large.no_lf:
-        mov     eax, 11                         # 414
+        mov     eax, 9                          # 414
 .Ltoo_large.answer:
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
         mov     QWORD PTR [rip + req_content_length], 0
@@ -998,7 +998,7 @@ _start:
         {disp32} je      .Lbad_request          # no method at all
         cmp     BYTE PTR [rcx], ' '
         {disp32} jne     .Lbad_request          # not followed by one space
-        mov     eax, 13                         # 501 Not Implemented
+        mov     eax, 11                         # 501 Not Implemented
         ret
 
 ## --------------------------------------------------------------------------
@@ -1086,7 +1086,7 @@ _start:
         {disp32} jne     .Lbad_request          # anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
         je      short .Lversion.http_1
-        mov     eax, 14                         # 505 HTTP Version Not Supported
+        mov     eax, 12                         # 505 HTTP Version Not Supported
         ret
 .Lversion.http_1:
         mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
@@ -1380,7 +1380,7 @@ _start:
         je      short .Lcheck_request.no_transfer_encoding
         cmp     DWORD PTR [rip + req_cl_count], 0
         jne     short .Lbad_request             # both framings: a smuggling attempt
-        mov     eax, 13                         # 501 Not Implemented
+        mov     eax, 11                         # 501 Not Implemented
         ret
 .Lcheck_request.no_transfer_encoding:
         cmp     DWORD PTR [rip + req_cl_count], 1
@@ -1394,7 +1394,7 @@ _start:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
         jbe     short .Lcheck_request.size_ok
-        mov     eax, 10                         # 413 Content Too Large
+        mov     eax, 8                          # 413 Content Too Large
         ret
 .Lcheck_request.size_ok:
         jmp     short .Lroute                   # route it: a tail call, route returns to our caller
@@ -1403,7 +1403,7 @@ _start:
 ## parse_request: a malformed request
 ## C: return 400
 .Lbad_request:
-        mov     eax, 9                          # 400 Bad Request
+        mov     eax, 7                          # 400 Bad Request
         ret
 
 ## --------------------------------------------------------------------------
@@ -1444,9 +1444,9 @@ _start:
         lea     rdi, [rip + route_path_3]
         mov     ecx, 9
         repe cmpsb                              # compare while equal
-        je      short .Lroute_3
+        {disp32} je      .Lroute_3
 .Lroute.not_3:
-        mov     eax, 8                          # 404: not_found
+        mov     eax, 6                          # 404: not_found
         ret
 
 ## --------------------------------------------------------------------------
@@ -1465,7 +1465,12 @@ _start:
         mov     eax, 0                          # GET /
         ret
 .Lroute_0.not_HEAD:
-        mov     eax, 4                          # 405 Method Not Allowed
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_0.not_OPTIONS
+        mov     eax, 4                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+.Lroute_0.not_OPTIONS:
+        mov     eax, 5                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
@@ -1484,6 +1489,11 @@ _start:
         mov     eax, 1                          # GET /index.html
         ret
 .Lroute_1.not_HEAD:
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_1.not_OPTIONS
+        mov     eax, 4                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+.Lroute_1.not_OPTIONS:
         mov     eax, 5                          # 405 Method Not Allowed
         ret
 
@@ -1503,7 +1513,12 @@ _start:
         mov     eax, 2                          # GET /style.css
         ret
 .Lroute_2.not_HEAD:
-        mov     eax, 6                          # 405 Method Not Allowed
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_2.not_OPTIONS
+        mov     eax, 4                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+.Lroute_2.not_OPTIONS:
+        mov     eax, 5                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
@@ -1522,7 +1537,12 @@ _start:
         mov     eax, 3                          # GET /logo.png
         ret
 .Lroute_3.not_HEAD:
-        mov     eax, 7                          # 405 Method Not Allowed
+        cmp     ecx, 7                          # OPTIONS
+        jne     short .Lroute_3.not_OPTIONS
+        mov     eax, 4                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+.Lroute_3.not_OPTIONS:
+        mov     eax, 5                          # 405 Method Not Allowed
         ret
 
 ## --------------------------------------------------------------------------
@@ -2020,7 +2040,7 @@ month_names:
 # every response's status line and header fields, three times: with
 # "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
 # "Connection: keep-alive" (HTTP/1.0); protocol errors only close.
-# The Date line and the blank line follow from date_line. (3946 bytes)
+# The Date line and the blank line follow from date_line. (3074 bytes)
         .balign 8, 0
 response_heads:
         .ascii "HTTP/1.1 200 OK\r\n"
@@ -2085,73 +2105,33 @@ response_heads:
         .ascii "Connection: keep-alive\r\n"
         .ascii "Cache-Control: max-age=86400\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
         .ascii "Connection: close\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
+        .ascii "HTTP/1.1 204 No Content\r\n"
         .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: close\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 23\r\n"
         .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: close\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 405 Method Not Allowed\r\n"
-        .ascii "Content-Type: text/plain\r\n"
-        .ascii "Content-Length: 23\r\n"
-        .ascii "Connection: keep-alive\r\n"
-        .ascii "Allow: GET, HEAD\r\n"
+        .ascii "Allow: GET, HEAD, OPTIONS\r\n"
         .ascii "Server: asmsrv\r\n"
         .ascii "HTTP/1.1 404 Not Found\r\n"
         .ascii "Content-Type: text/plain\r\n"
@@ -2198,16 +2178,13 @@ response_heads:
         .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
 
-# every response's body, back to back (1465 bytes)
+# every response's body, back to back (1396 bytes)
         .balign 8, 0
 response_bodies:
         .incbin "site/index.html"               # 345 bytes, read by the assembler
         .incbin "site/index.html"               # 345 bytes, read by the assembler
         .incbin "site/style.css"                # 157 bytes, read by the assembler
         .incbin "site/logo.png"                 # 374 bytes, read by the assembler
-        .ascii "405 Method Not Allowed\n"
-        .ascii "405 Method Not Allowed\n"
-        .ascii "405 Method Not Allowed\n"
         .ascii "405 Method Not Allowed\n"
         .ascii "Not Found\n"
         .ascii "400 Bad Request\n"
@@ -2219,24 +2196,22 @@ response_bodies:
 
 # the response table, one 32-byte record per response: head offset,
 # head lengths (close, keep-alive, keep-alive 1.0), body offset,
-# body length, status, flags (kind, always close) (480 bytes)
+# body length, status, flags (kind, always close) (416 bytes)
         .balign 32, 0
 responses:
         .long 0, 113, 94, 118, 0, 345, 200, 0   # 0: GET / (fixed)
         .long 325, 113, 94, 118, 345, 345, 200, 0 # 1: GET /index.html (fixed)
         .long 650, 141, 122, 146, 690, 157, 200, 0 # 2: GET /style.css (fixed)
         .long 1059, 128, 109, 133, 847, 374, 200, 0 # 3: GET /logo.png (fixed)
-        .long 1429, 132, 113, 137, 1221, 23, 405, 0 # 4: 405 for / (Allow: GET, HEAD) (fixed)
-        .long 1811, 132, 113, 137, 1244, 23, 405, 0 # 5: 405 for /index.html (Allow: GET, HEAD) (fixed)
-        .long 2193, 132, 113, 137, 1267, 23, 405, 0 # 6: 405 for /style.css (Allow: GET, HEAD) (fixed)
-        .long 2575, 132, 113, 137, 1290, 23, 405, 0 # 7: 405 for /logo.png (Allow: GET, HEAD) (fixed)
-        .long 2957, 105, 86, 110, 1313, 10, 404, 0 # 8: not found (fixed)
-        .long 3258, 107, 0, 0, 1323, 16, 400, 256 # 9: 400 for a malformed request (fixed, closes)
-        .long 3365, 113, 0, 0, 1339, 22, 413, 256 # 10: 413 for a body over limits.body_bytes (fixed, closes)
-        .long 3478, 108, 0, 0, 1361, 17, 414, 256 # 11: 414 for a request line over limits.request_bytes (fixed, closes)
-        .long 3586, 127, 0, 0, 1378, 36, 431, 256 # 12: 431 for a header section over limits.request_bytes (fixed, closes)
-        .long 3713, 111, 0, 0, 1414, 20, 501, 256 # 13: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
-        .long 3824, 122, 0, 0, 1434, 31, 505, 256 # 14: 505 for HTTP/2 and above (fixed, closes)
+        .long 1429, 87, 68, 92, 1221, 0, 204, 0 # 4: OPTIONS (Allow: GET, HEAD, OPTIONS) (fixed)
+        .long 1676, 141, 122, 146, 1221, 23, 405, 0 # 5: 405 (Allow: GET, HEAD, OPTIONS) (fixed)
+        .long 2085, 105, 86, 110, 1244, 10, 404, 0 # 6: not found (fixed)
+        .long 2386, 107, 0, 0, 1254, 16, 400, 256 # 7: 400 for a malformed request (fixed, closes)
+        .long 2493, 113, 0, 0, 1270, 22, 413, 256 # 8: 413 for a body over limits.body_bytes (fixed, closes)
+        .long 2606, 108, 0, 0, 1292, 17, 414, 256 # 9: 414 for a request line over limits.request_bytes (fixed, closes)
+        .long 2714, 127, 0, 0, 1309, 36, 431, 256 # 10: 431 for a header section over limits.request_bytes (fixed, closes)
+        .long 2841, 111, 0, 0, 1345, 20, 501, 256 # 11: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        .long 2952, 122, 0, 0, 1365, 31, 505, 256 # 12: 505 for HTTP/2 and above (fixed, closes)
 
 # error message start (30 bytes)
         .balign 8, 0

@@ -894,10 +894,10 @@ too_large.scan:
         inc     rcx
         jmp     short too_large.scan
 too_large.found_lf:
-        mov     eax, 12                         ; 431
+        mov     eax, 10                         ; 431
         jmp     short too_large.answer
 too_large.no_lf:
-        mov     eax, 11                         ; 414
+        mov     eax, 9                          ; 414
 too_large.answer:
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
         mov     qword [rel req_content_length], 0
@@ -997,7 +997,7 @@ parse_request.token_end:
         je      near bad_request                ; no method at all
         cmp     byte [rcx], ' '
         jne     near bad_request                ; not followed by one space
-        mov     eax, 13                         ; 501 Not Implemented
+        mov     eax, 11                         ; 501 Not Implemented
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1085,7 +1085,7 @@ version:
         jne     near bad_request                ; anything else (a bare CR, trailing text): malformed
         cmp     eax, 1
         je      short version.http_1
-        mov     eax, 14                         ; 505 HTTP Version Not Supported
+        mov     eax, 12                         ; 505 HTTP Version Not Supported
         ret
 version.http_1:
         mov     dword [rel req_minor], ecx      ; HTTP/1.minor
@@ -1379,7 +1379,7 @@ check_request:
         je      short check_request.no_transfer_encoding
         cmp     dword [rel req_cl_count], 0
         jne     short bad_request               ; both framings: a smuggling attempt
-        mov     eax, 13                         ; 501 Not Implemented
+        mov     eax, 11                         ; 501 Not Implemented
         ret
 check_request.no_transfer_encoding:
         cmp     dword [rel req_cl_count], 1
@@ -1393,7 +1393,7 @@ check_request.host_ok:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
         jbe     short check_request.size_ok
-        mov     eax, 10                         ; 413 Content Too Large
+        mov     eax, 8                          ; 413 Content Too Large
         ret
 check_request.size_ok:
         jmp     short route                     ; route it: a tail call, route returns to our caller
@@ -1402,7 +1402,7 @@ check_request.size_ok:
 ;; parse_request: a malformed request
 ;; C: return 400
 bad_request:
-        mov     eax, 9                          ; 400 Bad Request
+        mov     eax, 7                          ; 400 Bad Request
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1443,9 +1443,9 @@ route.not_2:
         lea     rdi, [rel route_path_3]
         mov     ecx, 9
         repe cmpsb                              ; compare while equal
-        je      short route_3
+        je      near route_3
 route.not_3:
-        mov     eax, 8                          ; 404: not_found
+        mov     eax, 6                          ; 404: not_found
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1464,7 +1464,12 @@ route_0.not_GET:
         mov     eax, 0                          ; GET /
         ret
 route_0.not_HEAD:
-        mov     eax, 4                          ; 405 Method Not Allowed
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_0.not_OPTIONS
+        mov     eax, 4                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+route_0.not_OPTIONS:
+        mov     eax, 5                          ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1483,6 +1488,11 @@ route_1.not_GET:
         mov     eax, 1                          ; GET /index.html
         ret
 route_1.not_HEAD:
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_1.not_OPTIONS
+        mov     eax, 4                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+route_1.not_OPTIONS:
         mov     eax, 5                          ; 405 Method Not Allowed
         ret
 
@@ -1502,7 +1512,12 @@ route_2.not_GET:
         mov     eax, 2                          ; GET /style.css
         ret
 route_2.not_HEAD:
-        mov     eax, 6                          ; 405 Method Not Allowed
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_2.not_OPTIONS
+        mov     eax, 4                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+route_2.not_OPTIONS:
+        mov     eax, 5                          ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1521,7 +1536,12 @@ route_3.not_GET:
         mov     eax, 3                          ; GET /logo.png
         ret
 route_3.not_HEAD:
-        mov     eax, 7                          ; 405 Method Not Allowed
+        cmp     ecx, 7                          ; OPTIONS
+        jne     short route_3.not_OPTIONS
+        mov     eax, 4                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
+        ret
+route_3.not_OPTIONS:
+        mov     eax, 5                          ; 405 Method Not Allowed
         ret
 
 ;; --------------------------------------------------------------------------
@@ -2019,7 +2039,7 @@ month_names:
 ; every response's status line and header fields, three times: with
 ; "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
 ; "Connection: keep-alive" (HTTP/1.0); protocol errors only close.
-; The Date line and the blank line follow from date_line. (3946 bytes)
+; The Date line and the blank line follow from date_line. (3074 bytes)
         align 8, db 0
 response_heads:
         db "HTTP/1.1 200 OK", 13, 10
@@ -2084,73 +2104,33 @@ response_heads:
         db "Connection: keep-alive", 13, 10
         db "Cache-Control: max-age=86400", 13, 10
         db "Server: asmsrv", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
         db "Connection: close", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
+        db "HTTP/1.1 204 No Content", 13, 10
         db "Connection: keep-alive", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
         db "Connection: close", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: keep-alive", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: close", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "HTTP/1.1 405 Method Not Allowed", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 23", 13, 10
         db "Connection: keep-alive", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: close", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Allow: GET, HEAD", 13, 10
-        db "Server: asmsrv", 13, 10
-        db "HTTP/1.1 405 Method Not Allowed", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 23", 13, 10
-        db "Connection: keep-alive", 13, 10
-        db "Allow: GET, HEAD", 13, 10
+        db "Allow: GET, HEAD, OPTIONS", 13, 10
         db "Server: asmsrv", 13, 10
         db "HTTP/1.1 404 Not Found", 13, 10
         db "Content-Type: text/plain", 13, 10
@@ -2197,16 +2177,13 @@ response_heads:
         db "Connection: close", 13, 10
         db "Server: asmsrv", 13, 10
 
-; every response's body, back to back (1465 bytes)
+; every response's body, back to back (1396 bytes)
         align 8, db 0
 response_bodies:
         incbin "site/index.html"                ; 345 bytes, read by the assembler
         incbin "site/index.html"                ; 345 bytes, read by the assembler
         incbin "site/style.css"                 ; 157 bytes, read by the assembler
         incbin "site/logo.png"                  ; 374 bytes, read by the assembler
-        db "405 Method Not Allowed", 10
-        db "405 Method Not Allowed", 10
-        db "405 Method Not Allowed", 10
         db "405 Method Not Allowed", 10
         db "Not Found", 10
         db "400 Bad Request", 10
@@ -2218,24 +2195,22 @@ response_bodies:
 
 ; the response table, one 32-byte record per response: head offset,
 ; head lengths (close, keep-alive, keep-alive 1.0), body offset,
-; body length, status, flags (kind, always close) (480 bytes)
+; body length, status, flags (kind, always close) (416 bytes)
         align 32, db 0
 responses:
         dd 0, 113, 94, 118, 0, 345, 200, 0      ; 0: GET / (fixed)
         dd 325, 113, 94, 118, 345, 345, 200, 0  ; 1: GET /index.html (fixed)
         dd 650, 141, 122, 146, 690, 157, 200, 0 ; 2: GET /style.css (fixed)
         dd 1059, 128, 109, 133, 847, 374, 200, 0 ; 3: GET /logo.png (fixed)
-        dd 1429, 132, 113, 137, 1221, 23, 405, 0 ; 4: 405 for / (Allow: GET, HEAD) (fixed)
-        dd 1811, 132, 113, 137, 1244, 23, 405, 0 ; 5: 405 for /index.html (Allow: GET, HEAD) (fixed)
-        dd 2193, 132, 113, 137, 1267, 23, 405, 0 ; 6: 405 for /style.css (Allow: GET, HEAD) (fixed)
-        dd 2575, 132, 113, 137, 1290, 23, 405, 0 ; 7: 405 for /logo.png (Allow: GET, HEAD) (fixed)
-        dd 2957, 105, 86, 110, 1313, 10, 404, 0 ; 8: not found (fixed)
-        dd 3258, 107, 0, 0, 1323, 16, 400, 256  ; 9: 400 for a malformed request (fixed, closes)
-        dd 3365, 113, 0, 0, 1339, 22, 413, 256  ; 10: 413 for a body over limits.body_bytes (fixed, closes)
-        dd 3478, 108, 0, 0, 1361, 17, 414, 256  ; 11: 414 for a request line over limits.request_bytes (fixed, closes)
-        dd 3586, 127, 0, 0, 1378, 36, 431, 256  ; 12: 431 for a header section over limits.request_bytes (fixed, closes)
-        dd 3713, 111, 0, 0, 1414, 20, 501, 256  ; 13: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
-        dd 3824, 122, 0, 0, 1434, 31, 505, 256  ; 14: 505 for HTTP/2 and above (fixed, closes)
+        dd 1429, 87, 68, 92, 1221, 0, 204, 0    ; 4: OPTIONS (Allow: GET, HEAD, OPTIONS) (fixed)
+        dd 1676, 141, 122, 146, 1221, 23, 405, 0 ; 5: 405 (Allow: GET, HEAD, OPTIONS) (fixed)
+        dd 2085, 105, 86, 110, 1244, 10, 404, 0 ; 6: not found (fixed)
+        dd 2386, 107, 0, 0, 1254, 16, 400, 256  ; 7: 400 for a malformed request (fixed, closes)
+        dd 2493, 113, 0, 0, 1270, 22, 413, 256  ; 8: 413 for a body over limits.body_bytes (fixed, closes)
+        dd 2606, 108, 0, 0, 1292, 17, 414, 256  ; 9: 414 for a request line over limits.request_bytes (fixed, closes)
+        dd 2714, 127, 0, 0, 1309, 36, 431, 256  ; 10: 431 for a header section over limits.request_bytes (fixed, closes)
+        dd 2841, 111, 0, 0, 1345, 20, 501, 256  ; 11: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        dd 2952, 122, 0, 0, 1365, 31, 505, 256  ; 12: 505 for HTTP/2 and above (fixed, closes)
 
 ; error message start (30 bytes)
         align 8, db 0
