@@ -85,6 +85,11 @@ class TableBuilder {
             r.status = 204;
             r.reason = std::string(standard_reason(204));
             r.headers = {{"Allow", allow}};
+            if (spec_.cors) {  // a browser's preflight asks with OPTIONS
+              r.headers.emplace_back("Access-Control-Allow-Methods", allow);
+              r.headers.emplace_back("Access-Control-Allow-Headers", spec_.cors->allow_headers);
+              r.headers.emplace_back("Access-Control-Max-Age", std::to_string(spec_.cors->max_age_s));
+            }
             it->second = add("OPTIONS (Allow: " + allow + ")", r, false);
           }
           options = it->second;

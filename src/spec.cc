@@ -393,6 +393,36 @@ void check_routes(Checker& c, const json& j, Spec& spec) {
   }
 }
 
+// "cors": {"allow_origin": "*", "allow_headers": "*", "max_age_s": 600}
+void check_cors(Checker& c, const json& j, Spec& spec, bool routes) {
+  const std::string ptr = "/cors";
+  if (!routes) {
+    c.error(ptr, "only with \"routes\": OPTIONS is answered per path");
+    return;
+  }
+  if (!c.object(j, ptr, {"allow_origin", "allow_headers", "max_age_s"})) return;
+  Cors cors;
+  for (auto [key, field] : {std::pair{"allow_origin", &cors.allow_origin},
+                            std::pair{"allow_headers", &cors.allow_headers}}) {
+    if (!j.contains(key)) continue;
+    std::string p = ptr + "/" + key;
+    if (auto s = c.string(j[key], p); s && c.field_text(*s, p, "a header value")) {
+      if (s->empty()) c.error(p, "expected a header value, got \"\"");
+      *field = *s;
+    }
+  }
+  if (j.contains("max_age_s"))
+    if (auto v = c.integer(j["max_age_s"], ptr + "/max_age_s", 0, 86400)) cors.max_age_s = static_cast<int>(*v);
+  // Every response says who may read it, unless "headers" already does.
+  bool own = std::any_of(spec.headers.begin(), spec.headers.end(), [](const auto& h) {
+    std::string lower = h.first;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    return lower == "access-control-allow-origin";
+  });
+  if (!own) spec.headers.emplace_back("Access-Control-Allow-Origin", cors.allow_origin);
+  spec.cors = cors;
+}
+
 void check_name(Checker& c, const json& j, Spec& spec) {
   auto s = c.string(j, "/name");
   if (!s) return;
@@ -535,7 +565,7 @@ Spec parse_spec(const std::string& text, const std::string& path) {
   spec.dir = dir.empty() ? "." : dir;
 
   if (c.object(root, "", {"name", "listen", "mode", "workers", "raw_response", "response", "routes",
-                          "not_found", "headers", "limits", "log"})) {
+                          "not_found", "headers", "limits", "log", "cors"})) {
     if (root.contains("name")) check_name(c, root["name"], spec);
     if (root.contains("listen")) check_listen(c, root["listen"], spec);
     if (root.contains("mode")) {
@@ -583,6 +613,7 @@ Spec parse_spec(const std::string& text, const std::string& path) {
       spec.not_found = nf;
     }
     if (root.contains("headers") && !spec.raw_response) check_headers(c, root["headers"], "/headers", spec.headers);
+    if (root.contains("cors")) check_cors(c, root["cors"], spec, root.contains("routes"));
     if (root.contains("limits")) check_limits(c, root["limits"], spec.limits);
     // epoll keeps a request buffer per connection slot in .bss.
     uint64_t table = static_cast<uint64_t>(spec.limits.max_connections) *

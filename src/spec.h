@@ -58,6 +58,15 @@ struct Limits {
   int send_timeout_ms = 10000;         // how long a client may take nothing of a response
 };
 
+/// Cross-origin requests (routes only): every response says
+/// Access-Control-Allow-Origin, and OPTIONS on a known path answers a
+/// browser's preflight with the path's methods.
+struct Cors {
+  std::string allow_origin = "*";
+  std::string allow_headers = "*";
+  int max_age_s = 600;
+};
+
 struct Spec {
   std::string file;                    // the spec's path, as given
   std::string dir;                     // its directory ("." for a bare name)
@@ -76,6 +85,7 @@ struct Spec {
   std::vector<Route> routes;           // when neither raw_response nor response
   HttpResponse not_found;              // for unmatched paths (routes only)
   std::vector<std::pair<std::string, std::string>> headers;  // added to every HTTP response
+  std::optional<Cors> cors;
   Limits limits;
   bool log_connections = false;
   bool log_requests = false;

@@ -991,6 +991,41 @@ TEST_P(E2e, ForkModeStopWhileChildServes) {
 // ===========================================================================
 // Slow: the 10 s read timeout
 
+// "cors": a browser's preflight, as curl sends it, gets the path's methods
+// and the configured Access-Control-* fields; the request that follows
+// says who may read it.
+TEST(E2eCors, PreflightAndRequestCarryTheirHeaders) {
+  std::string curl = find_in_path("curl");
+  ASSERT_FALSE(curl.empty()) << "curl is not installed: install it (scripts/deps) to run this test";
+  std::string dir = temp_dir();
+  std::string spec = write_spec(R"({"name": "mock", "mode": "iterative",
+      "routes": [{"path": "/api/items", "method": "POST", "status": 201, "body": "{}"},
+                 {"path": "/api/items", "body": "[]"}],
+      "cors": {"allow_headers": "Content-Type, Authorization", "max_age_s": 120}})", dir);
+  for (const char* syntax : {"nasm", "gas"}) {
+    SCOPED_TRACE(syntax);
+    std::optional<Running> s = start_server(spec, syntax);
+    ASSERT_TRUE(s);
+    std::string url = "http://127.0.0.1:" + std::to_string(s->port) + "/api/items";
+    CmdResult pre = run({curl, "-s", "-i", "--max-time", "5", "-X", "OPTIONS", "-H", "Origin: http://app.example",
+                         "-H", "Access-Control-Request-Method: POST", "-H",
+                         "Access-Control-Request-Headers: content-type", url});
+    ASSERT_EQ(pre.status, 0) << pre.err;
+    EXPECT_TRUE(pre.out.starts_with("HTTP/1.1 204 No Content\r\n")) << pre.out;
+    for (const char* field : {"Allow: GET, HEAD, POST, OPTIONS\r\n",
+                              "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\n",
+                              "Access-Control-Allow-Headers: Content-Type, Authorization\r\n",
+                              "Access-Control-Max-Age: 120\r\n", "Access-Control-Allow-Origin: *\r\n"})
+      EXPECT_NE(pre.out.find(field), std::string::npos) << field << " in\n" << pre.out;
+    CmdResult post = run({curl, "-s", "-i", "--max-time", "5", "-H", "Origin: http://app.example", "-H",
+                          "Content-Type: application/json", "--data", "{\"a\":1}", url});
+    ASSERT_EQ(post.status, 0) << post.err;
+    EXPECT_TRUE(post.out.starts_with("HTTP/1.1 201 Created\r\n")) << post.out;
+    EXPECT_NE(post.out.find("Access-Control-Allow-Origin: *\r\n"), std::string::npos) << post.out;
+    EXPECT_EQ(post.out.find("Access-Control-Max-Age"), std::string::npos) << "only on the preflight";
+  }
+}
+
 TEST(E2eSlow, SilentClientIsDroppedAfter10sAndNextClientServed) {
   // Both syntaxes at once, so the test takes ~10 s, not 20.
   struct Case {

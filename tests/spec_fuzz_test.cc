@@ -52,7 +52,7 @@ std::vector<json> interesting_values() {
 std::vector<std::string> interesting_keys() {
   return {"name",   "listen",  "port",     "address",   "mode",   "workers",   "response",
           "routes", "path",    "method",   "status",    "reason", "body",      "file",
-          "headers", "limits", "log",      "target",    "requests", "connections",
+          "headers", "limits", "log", "cors", "allow_origin", "target",    "requests", "connections",
           "raw_response",      "not_found", "request_bytes", "backlog", "defer_accept_s",
           "a\nb",   "X\r\nY",  "",         "~",         "/"};
 }

@@ -90,7 +90,7 @@ TEST(SpecErrors, RootAndUnknownKeys) {
   EXPECT_EQ(error(R"({"response": {}, "lisen": {}})"), "s.json: /lisen: unknown key; did you mean \"listen\"?");
   EXPECT_EQ(error(R"({"response": {}, "zzzzzzzz": 1})"),
             "s.json: /zzzzzzzz: unknown key; valid keys here: \"name\", \"listen\", \"mode\", \"workers\", "
-            "\"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", \"limits\", \"log\"");
+            "\"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", \"limits\", \"log\", \"cors\"");
   EXPECT_EQ(error(R"({"response": {"bdy": "x"}})"), "s.json: /response/bdy: unknown key; did you mean \"body\"?");
   EXPECT_EQ(error(R"({"response": {}, "listen": {"prot": 1}})"),
             "s.json: /listen/prot: unknown key; did you mean \"port\"?");
@@ -118,7 +118,7 @@ TEST(SpecErrors, JsonEdgeCases) {
   EXPECT_EQ(error(R"({"response": {}, "a\nb\u0000": 1})"),
             "s.json: /a\\nb\\u0000: unknown key; valid keys here: \"name\", \"listen\", \"mode\", "
             "\"workers\", \"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", "
-            "\"limits\", \"log\"");
+            "\"limits\", \"log\", \"cors\"");
   EXPECT_EQ(error(R"({"response": {"headers": {"X\r\nY": "1"}}})"),
             "s.json: /response/headers/X\\r\\nY: header name is not a token (letters, digits and "
             "!#$%&'*+-.^_`|~)");
@@ -126,6 +126,28 @@ TEST(SpecErrors, JsonEdgeCases) {
             "s.json:1:25: syntax error while parsing valu") << "raw LF in a string";
   for (const std::string& line : errors("{\"response\": {\"body\": \"a\nb\"}}"))
     EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+}
+
+TEST(Spec, Cors) {
+  Spec s = parse_spec(R"({"routes": [{"path": "/"}], "cors": {}})", "s.json");
+  ASSERT_TRUE(s.cors);
+  EXPECT_EQ(s.cors->allow_origin, "*");
+  EXPECT_EQ(s.cors->allow_headers, "*");
+  EXPECT_EQ(s.cors->max_age_s, 600);
+  EXPECT_EQ(s.headers, (std::vector<std::pair<std::string, std::string>>{{"Access-Control-Allow-Origin", "*"}}));
+  s = parse_spec(R"({"routes": [{"path": "/"}], "headers": {"access-control-allow-origin": "https://a.example"},
+                     "cors": {"allow_headers": "Content-Type", "max_age_s": 0}})", "s.json");
+  EXPECT_EQ(s.headers.size(), 1u) << "the spec's own header wins";
+  EXPECT_EQ(s.cors->allow_headers, "Content-Type");
+  EXPECT_EQ(error(R"({"response": {}, "cors": {}})"), "s.json: /cors: only with \"routes\": OPTIONS is answered per path");
+  EXPECT_EQ(error(R"({"routes": [{"path": "/"}], "cors": {"max_age_s": 86401}})"),
+            "s.json: /cors/max_age_s: expected an integer from 0 to 86400, got 86401");
+  EXPECT_EQ(error(R"({"routes": [{"path": "/"}], "cors": {"allow_origin": "a\r\nb"}})"),
+            "s.json: /cors/allow_origin: a header value must not contain CR or LF");
+  EXPECT_EQ(error(R"({"routes": [{"path": "/"}], "cors": {"allow_headers": ""}})"),
+            "s.json: /cors/allow_headers: expected a header value, got \"\"");
+  EXPECT_EQ(error(R"({"routes": [{"path": "/"}], "cors": {"origin": "*"}})"),
+            "s.json: /cors/origin: unknown key; valid keys here: \"allow_origin\", \"allow_headers\", \"max_age_s\"");
 }
 
 TEST(SpecErrors, AMistypedRequiredKeyIsOneError) {
