@@ -76,15 +76,11 @@ bool status_has_no_body(int status) {
   return status < 200 || status == 204 || status == 304;
 }
 
-namespace {
-
 bool same_name(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
          });
 }
-
-}  // namespace
 
 std::string response_head(const HttpResponse& r, ConnHeader conn, const Headers& global) {
   std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason);

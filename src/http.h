@@ -18,6 +18,9 @@ std::string_view media_type_for(std::string_view filename);
 /// true for a token (RFC 9110 §5.6.2): a valid header name or method.
 bool is_token(std::string_view s);
 
+/// Field names compare case-insensitively (RFC 9110 5.1).
+bool same_name(std::string_view a, std::string_view b);
+
 /// true when a response with this status carries no body (1xx, 204, 304).
 bool status_has_no_body(int status);
 

@@ -37,15 +37,6 @@ std::string char_class_table() {
   return t;
 }
 
-std::string printable(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\r') out += "\\r";
-    else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -98,7 +89,7 @@ void HttpParse::match_text(Reg base, int disp, const std::string& text, bool fol
     std::string chunk = text.substr(at, n);
     auto [value, mask] = text_imm(chunk, fold);
     Width w = n == 4 ? Width::b32 : n == 2 ? Width::b16 : Width::b8;
-    std::string what = fmt::format("\"{}\"", printable(chunk));
+    std::string what = fmt::format("\"{}\"", chunk);  // the printer escapes CR and LF in comments
     MemOp m = mem(w, base, disp + static_cast<int>(at));
     if (fold && mask) {
       if (n == 4) mov(r32(Reg::rax), m);

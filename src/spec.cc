@@ -211,11 +211,7 @@ void check_headers(Checker& c, const json& j, const std::string& ptr,
       c.error(hptr, "use \"content_type\" for the Content-Type header");
       continue;
     }
-    auto dup = std::find_if(headers.begin(), headers.end(), [&](const auto& h) {
-      return h.first.size() == name.size() &&
-             std::equal(h.first.begin(), h.first.end(), name.begin(),
-                        [](char a, char b) { return std::tolower(a) == std::tolower(b); });
-    });
+    auto dup = std::find_if(headers.begin(), headers.end(), [&](const auto& h) { return same_name(h.first, name); });
     if (dup != headers.end()) {
       c.error(hptr, fmt::format("duplicate of header {}", json_quote(dup->first)));
       continue;
@@ -414,11 +410,8 @@ void check_cors(Checker& c, const json& j, Spec& spec, bool routes) {
   if (j.contains("max_age_s"))
     if (auto v = c.integer(j["max_age_s"], ptr + "/max_age_s", 0, 86400)) cors.max_age_s = static_cast<int>(*v);
   // Every response says who may read it, unless "headers" already does.
-  bool own = std::any_of(spec.headers.begin(), spec.headers.end(), [](const auto& h) {
-    std::string lower = h.first;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
-    return lower == "access-control-allow-origin";
-  });
+  bool own = std::any_of(spec.headers.begin(), spec.headers.end(),
+                         [](const auto& h) { return same_name(h.first, "Access-Control-Allow-Origin"); });
   if (!own) spec.headers.emplace_back("Access-Control-Allow-Origin", cors.allow_origin);
   spec.cors = cors;
 }
@@ -530,10 +523,6 @@ class DuplicateKeys {
   Checker& c_;
   std::vector<Frame> stack_;
 };
-
-}  // namespace
-
-namespace {
 
 // An error line is one line: a spec's CR, LF or NUL in a key or a value
 // is shown escaped, as JSON writes it.
