@@ -951,7 +951,7 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the target
-## C: path = target up to '?' or '#': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"
+## C: path = target up to '?': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"; '#' -> 400
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
 .Ltarget:

@@ -111,7 +111,7 @@ void HttpParse::emit(Label route) {
   Label version = local("version");
   emit_method(target);
   block(target, "parse_request: the target", nullptr,
-        "path = target up to '?' or '#': \"/a/b?x=1\" -> \"/a/b\"; \"http://host/a\" -> \"/a\"",
+        "path = target up to '?': \"/a/b?x=1\" -> \"/a/b\"; \"http://host/a\" -> \"/a\"; '#' -> 400",
         "Origin form (\"/path?query\"), or absolute form (\"http://host/path\"), which a\n"
         "server must accept too. The query is ignored for routing.");
   emit_target(version);
