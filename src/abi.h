@@ -40,6 +40,7 @@ inline constexpr Sys kNanosleep{"nanosleep", 35};
 inline constexpr Sys kSocket{"socket", 41};
 inline constexpr Sys kAccept{"accept", 43};
 inline constexpr Sys kRecvfrom{"recvfrom", 45};
+inline constexpr Sys kShutdown{"shutdown", 48};
 inline constexpr Sys kBind{"bind", 49};
 inline constexpr Sys kListen{"listen", 50};
 inline constexpr Sys kSetsockopt{"setsockopt", 54};
@@ -74,6 +75,7 @@ inline constexpr int kTcpDeferAccept = 9;
 inline constexpr int kSoRcvtimeo = 20;
 inline constexpr int kSoSndtimeo = 21;
 inline constexpr int kMsgDontwait = 0x40;
+inline constexpr int kShutWr = 1;
 
 inline constexpr int kSigint = 2;
 inline constexpr int kSigpipe = 13;
@@ -175,7 +177,7 @@ enum class ConnField {
 };
 inline constexpr Layout<16> kConnLayout{{{
     {"fd", 4, "the socket"},
-    {"state", 4, "0 free, 1 reading a request, 2 writing a response, 3 dropping a body"},
+    {"state", 4, "0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering"},
     {"served", 4, "requests answered on this connection"},
     {"mode", 2, "after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)"},
     {"said_close", 2, "1: the client said its request is its last (Connection: close, HTTP/1.0)"},
@@ -185,7 +187,7 @@ inline constexpr Layout<16> kConnLayout{{{
     {"outq", 4, "epoll: bytes not yet sent in the socket when the send deadline was last set"},
     {"deadline", 8, "when the current wait times out (CLOCK_MONOTONIC, ms)"},
     {"iov", 48, "struct iovec[3]: what is left to send of head, Date line and body"},
-    {"discard", 8, "body bytes still to read and drop"},
+    {"discard", 8, "body bytes still to read and drop; lingering: bytes it may still read"},
     {"consume", 8, "bytes to drop from the buffer once the response is out"},
     {"addr", 8, "the client: sin_family, sin_port, sin_addr"},
     {"bytes", 8, "bytes read, for the connection log"},
@@ -194,7 +196,7 @@ inline constexpr Layout<16> kConnLayout{{{
 inline constexpr int kConnRecordBytes = kConnLayout.size;
 /// A request buffer holds limits.request_bytes and this much slack beyond it.
 inline constexpr int kRequestBufferSlack = 16;
-inline constexpr int kConnFree = 0, kConnReading = 1, kConnWriting = 2, kConnDiscarding = 3;
+inline constexpr int kConnFree = 0, kConnReading = 1, kConnWriting = 2, kConnDiscarding = 3, kConnLingering = 4;
 inline constexpr int kWatchIn = 0, kWatchOut = 1, kWatchNone = 2;
 
 /// [base + conn_<field>] (+ extra bytes into an array field).

@@ -7,6 +7,8 @@ namespace asmsrv {
 using namespace linux;
 
 Conn::Conn(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt) {
+  received_ = local("received");
+  linger_ = local("linger");
   read_window_ = local("read_window");
   flush_ = local("flush");
   deadline_ = local("set_deadline");
@@ -27,7 +29,7 @@ void Conn::set_deadline(int ms, const std::string& what) {
 }
 
 void Conn::answer(ConnAction a) {
-  const char* what[] = {"want to read", "send", "close", "close: the client sends no more"};
+  const char* what[] = {"want to read", "send", "close now"};
   set(Reg::rax, a, what[a]);
   ret();
 }
@@ -37,12 +39,14 @@ void Conn::emit_shared() {
   Label dropping = local("dropping");
   Label capped = local("capped");
   block(read_window_, "subroutine read_window", nullptr,
-        "reading: rsi = buf + len, rdx = room left;  dropping a body: rsi = buf, rdx = min(discard, room)",
-        "Where the next read goes. A body that is dropped is read into the buffer,\n"
-        "which is empty then, and never past its end: the next request stays unread.");
+        "reading: rsi = buf + len, rdx = room left;\n"
+        "   dropping a body or lingering: rsi = buf, rdx = min(discard, room)",
+        "Where the next read goes. What is dropped is read into the buffer, which\n"
+        "is empty then, and never past its end: the next request stays unread.");
   mov(r64(Reg::rsi), conn(ConnField::buf));
-  op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding), "dropping a body?");
-  jmp(Op::je, dropping);
+  static_assert(kConnLingering == kConnDiscarding + 1);
+  op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding), "dropping a body, or lingering?");
+  jmp(Op::jae, dropping);
   mov(r32(Reg::rax), conn(ConnField::len));
   op(Op::add, r64(Reg::rsi), r64(Reg::rax), "buf + len");
   set(Reg::rdx, room, "request_bytes - len");
@@ -63,8 +67,63 @@ void Conn::emit_shared() {
   mov(conn(ConnField::deadline), r64(Reg::rax));
   ret();
 
+  emit_received();
+  emit_linger();
   emit_flush();
   emit_idle();
+}
+
+void Conn::emit_received() {
+  Label more = local("more");
+  block(received_, "subroutine received(rbx = record, rax = n bytes read)", nullptr,
+        fmt::format("lingering: discard -= n; return discard > 0 ? want_read : close;\n"
+                    "   else {}_received(n)",
+                    protocol()),
+        "A lingering connection's input is read only to be dropped, up to\n"
+        "limits.linger_bytes; the rest is the protocol's.");
+  if (spec_.log_connections) op(Op::add, conn(ConnField::bytes), r64(Reg::rax), "for the connection log");
+  op(Op::cmp, conn(ConnField::state), imm(kConnLingering), "lingering?");
+  jmp(Op::jne, protocol_received(), "no: a request (or its body) for the protocol");
+  op(Op::sub, conn(ConnField::discard), r64(Reg::rax), "dropped");
+  jmp(Op::jg, more);
+  answer(kActClose);
+  label(more);
+  answer(kActRead);
+}
+
+void Conn::emit_linger() {
+  const Limits& lim = spec_.limits;
+  if (lim.linger_ms == 0) {
+    block(linger_, "subroutine linger(rbx = record)", nullptr, "return close",
+          "limits.linger_ms is 0: the connection closes as soon as its last response\n"
+          "is out, even with input unread (which resets it).");
+    answer(kActClose);
+    return;
+  }
+  Label gone = local("gone");
+  block(linger_, "subroutine linger(rbx = record)", &kShutdown,
+        "shutdown(record.fd, SHUT_WR); state = lingering; discard = linger_bytes;\n"
+        "   record.deadline = now + linger_ms; return want_read",
+        fmt::format("The last response is out, but the client may still be sending (pipelined\n"
+                    "requests, a body we refused). Closing now, with input unread, would make\n"
+                    "the kernel reset the connection, and a reset can destroy answers the\n"
+                    "client has not read yet. So: end of file after the response (the write\n"
+                    "side is shut down), then read and drop what comes until the client\n"
+                    "closes, for at most limits.linger_ms ({} ms) and limits.linger_bytes\n"
+                    "({} bytes); then close. nginx calls this a lingering close.",
+                    lim.linger_ms, lim.linger_bytes));
+  mov(r32(Reg::rdi), conn(ConnField::fd), "fd = record.fd");
+  set(Reg::rsi, kShutWr, "SHUT_WR: FIN after the response; reading goes on");
+  sys(kShutdown);
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::js, gone, "ENOTCONN: the client is gone already");
+  mov(conn(ConnField::state), imm(kConnLingering), "lingering");
+  b_.mov_imm(Reg::rax, dec(lim.linger_bytes), "linger_bytes");
+  mov(conn(ConnField::discard), r64(Reg::rax), "at most this much is read and dropped");
+  set_deadline(lim.linger_ms, "linger_ms, for all of it");
+  answer(kActRead);
+  label(gone);
+  answer(kActClose);
 }
 
 void Conn::emit_idle() {
@@ -72,8 +131,9 @@ void Conn::emit_idle() {
   block(idle_, "subroutine idle(rbx = record)", nullptr, "return state == reading && len == 0",
         "eax = 1 when the connection waits for a request and has none of it, so\n"
         "that a stop may close it at once; otherwise 0. A body being dropped is\n"
-        "read to its end first: closing with input unread would send a reset,\n"
-        "which can cost the client the end of the response it was sent.");
+        "read to its end first, and a lingering connection lingers: closing with\n"
+        "input unread would send a reset, which can cost the client the end of\n"
+        "the response it was sent.");
   op(Op::cmp, conn(ConnField::state), imm(kConnReading), "waiting for a request...");
   jmp(Op::jne, no);
   op(Op::cmp, conn(ConnField::len), imm(0), "...with nothing of it received?");

@@ -12,14 +12,19 @@
 //   idle         may a stop close it now?                 -> eax = 1 yes, 0 no
 //
 // Actions: kActRead (wait for input until record.deadline), kActSend (flush,
-// then sent), kActClose (read what input is left, then close), kActDone
-// (close at once: the client said it sends nothing more, and all it sent
-// was read). A connection is idle (a stop closes it at once) when
-// it waits for a request with nothing of it received. One that drops the body
-// of a request already answered is not: closing it with input unread would
-// reset the connection and could cost the client the response's tail
-// (nginx's lingering close), so the driver lets it finish, within
-// limits.shutdown_timeout_ms.
+// then sent), kActClose (close at once). The driver also closes at once on
+// end of file, an error, or a deadline passed. A connection that ends after
+// a response while the client may still be sending is not closed at once:
+// closing a socket with input unread resets the connection, and the reset
+// can destroy answers the client has not read yet. It lingers instead
+// (nginx's lingering close): the write side is shut down, so the client
+// reads every answer and then end of file, and what it still sends is read
+// and dropped until it closes, for at most limits.linger_ms and
+// limits.linger_bytes; for the driver that is just reading (kActRead).
+//
+// A connection is idle (a stop closes it at once) when it waits for a
+// request with nothing of it received. One that drops a body or lingers is
+// not: the driver lets it finish, within limits.shutdown_timeout_ms.
 //
 // received and sent may clobber rax, rcx, rdx, rsi, rdi, r8-r11, rbp and r14
 // (the buffer and its length while a request is parsed); rbx, r12, r13, r15
@@ -32,7 +37,7 @@
 
 namespace asmsrv {
 
-enum ConnAction { kActRead = 0, kActSend = 1, kActClose = 2, kActDone = 3 };
+enum ConnAction { kActRead = 0, kActSend = 1, kActClose = 2 };
 
 class Conn : public Gen {
  public:
@@ -43,8 +48,9 @@ class Conn : public Gen {
   /// The protocol's name, as its subroutines are named: "http", "raw".
   virtual const char* protocol() const = 0;
   virtual Label open() const = 0;
-  virtual Label received() const = 0;
   virtual Label sent() const = 0;
+  /// Lingering input is dropped here; the rest goes to the protocol's own.
+  Label received() const { return received_; }
   Label read_window() const { return read_window_; }
   Label flush() const { return flush_; }
   /// Subroutine: record.deadline = clock_now + eax ms. Clobbers rax.
@@ -62,12 +68,20 @@ class Conn : public Gen {
   void set_deadline(int ms, const std::string& what);
   /// mov eax, action; ret.
   void answer(ConnAction a);
+  /// The protocol's received subroutine (rax = n bytes of a request).
+  virtual Label protocol_received() const = 0;
+  /// Subroutine: the connection ends after this response; shut down the
+  /// write side and linger (or close at once) -> eax = action. The
+  /// protocols' sent jumps here.
+  Label linger() const { return linger_; }
   Runtime& rt_;
 
  private:
+  void emit_received();
+  void emit_linger();
   void emit_flush();
   void emit_idle();
-  Label read_window_, flush_, deadline_, idle_;
+  Label received_, linger_, read_window_, flush_, deadline_, idle_;
 };
 
 }  // namespace asmsrv

@@ -45,7 +45,6 @@ void HttpConn::emit_received() {
         "dropping a body: discard -= n;  reading: len += n, then answer what is complete",
         "The first bytes of a keep-alive request start its header deadline; a body\n"
         "being dropped gets header_timeout_ms for each read.");
-  if (spec_.log_connections) op(Op::add, conn(ConnField::bytes), r64(Reg::rax), "for the connection log");
   op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding), "dropping a body?");
   jmp(Op::jne, reading);
   op(Op::sub, conn(ConnField::discard), r64(Reg::rax));
@@ -126,7 +125,7 @@ void HttpConn::emit_process() {
 void HttpConn::emit_sent() {
   const Limits& lim = spec_.limits;
   Label close = local("close");
-  Label drain = local("drain");
+  Label lingers = local("lingers");
   Label no_discard = local("no_discard");
   Label idle = local("idle");
   block(sent_, "subroutine http_sent(rbx = record)", nullptr,
@@ -164,18 +163,18 @@ void HttpConn::emit_sent() {
   answer(kActRead);
   label(close);
   note("Closing with input unread resets the connection, which can cost the client");
-  note("the response: what is left is read first (kActClose), unless the client said");
-  note("this request was its last and nothing of it is left (kActDone).");
+  note("the response: the connection lingers (see linger), unless the client said");
+  note("this request was its last and nothing of it is left: then it closes now.");
   op(Op::cmp, conn(ConnField::said_close), imm(0), "Connection: close from the client?");
-  jmp(Op::je, drain);
+  jmp(Op::je, lingers);
   op(Op::cmp, conn(ConnField::discard), imm(0), "a body still to come?");
-  jmp(Op::jne, drain);
+  jmp(Op::jne, lingers);
   mov(r32(Reg::rax), conn(ConnField::len));
   op(Op::cmp, conn(ConnField::consume), r64(Reg::rax), "more in the buffer than this request?");
-  jmp(Op::jne, drain);
-  answer(kActDone);
-  label(drain);
+  jmp(Op::jne, lingers);
   answer(kActClose);
+  label(lingers);
+  jmp(Op::jmp, linger(), "linger returns for us");
 }
 
 void HttpConn::emit_decide_mode() {

@@ -16,11 +16,11 @@ class HttpConn : public Conn {
            AccessLog& log);
   const char* protocol() const override { return "http"; }
   Label open() const override { return open_; }
-  Label received() const override { return received_; }
   Label sent() const override { return sent_; }
   void emit() override;
 
  private:
+  Label protocol_received() const override { return received_; }
   void emit_open();
   void emit_received();
   void emit_process();

@@ -37,7 +37,7 @@ class BlockingDriver : public Driver, Gen {
   AccessLog& log_;
   ClientAddress peer_{spec_, b_};
   bool fork_;
-  Label entry_, accept_, fork_label_, serve_, dispatch_, want_read_, got_, send_, finish_, close_now_, read_timed_;
+  Label entry_, accept_, fork_label_, serve_, dispatch_, want_read_, got_, send_, close_, read_timed_;
   Label record_, buf_, pollfd_, poll_ts_, io_timeout_, stop_deadline_;
 };
 
@@ -46,9 +46,8 @@ void BlockingDriver::emit() {
   dispatch_ = local("next_action");
   want_read_ = local("wait_for_input");
   send_ = local("send");
-  finish_ = local("finish_connection");
   got_ = local("got");
-  close_now_ = local("close_now");
+  close_ = local("close_connection");
   read_timed_ = local("read_timed");
   if (fork_) fork_label_ = local("fork");
   int buf_bytes = spec_.limits.request_bytes + kRequestBufferSlack;
@@ -193,9 +192,7 @@ void BlockingDriver::emit_serve() {
   op(Op::cmp, r32(Reg::rax), imm(kActSend), "send");
   jmp(Op::je, send_);
   op(Op::cmp, r32(Reg::rax), imm(kActClose), "close");
-  jmp(Op::je, finish_);
-  op(Op::cmp, r32(Reg::rax), imm(kActDone), "close, with nothing left to read");
-  jmp(Op::je, close_now_);
+  jmp(Op::je, close_);
   falls_into(want_read_);
 
   Label again = local("again");
@@ -214,7 +211,7 @@ void BlockingDriver::emit_serve() {
   jmp(Op::je, wait);
   call(conn_.idle(), "waiting for a request, with none of it here?");
   op(Op::test, r32(Reg::rax), r32(Reg::rax));
-  jmp(Op::jnz, finish_, "then close now rather than wait for one");
+  jmp(Op::jnz, close_, "then close now rather than wait for one");
   op(Op::cmp, var64(stop_deadline_), imm(0), "the stop's deadline, set once");
   jmp(Op::jne, bounded);
   call(rt_.now_ms());
@@ -232,7 +229,7 @@ void BlockingDriver::emit_serve() {
   jmp(Op::je, again);
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::jg, got_);
-  jmp(Op::jmp, finish_, "end of file, timeout or error: close");
+  jmp(Op::jmp, close_, "end of file, timeout or error: close");
   label(got_);
   op(Op::push, r64(Reg::rax), "keep n");
   call(rt_.now_ms(), "clock_now, for the deadlines it sets");
@@ -245,18 +242,12 @@ void BlockingDriver::emit_serve() {
         "ran out (0) or the client is gone (< 0): then the connection closes.");
   call(conn_.flush());
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
-  jmp(Op::jle, finish_, "timed out, or the client is gone");
+  jmp(Op::jle, close_, "timed out, or the client is gone");
   call(rt_.now_ms(), "clock_now: the write may have taken a while");
   call(conn_.sent());
   jmp(Op::jmp, dispatch_);
 
-  block(finish_, "read what is left, then close", nullptr, "drain_input()",
-        "What the client sent and nobody read is read first: a close with input\n"
-        "unread would reset the connection, and the reset can cost the client the\n"
-        "end of the response.");
-  call(rt_.drain_input());
-  falls_into(close_now_);
-  block(close_now_, "close the connection", &kClose,
+  block(close_, "close the connection", &kClose,
         spec_.log_connections ? "log_connection(); close(client_fd)" : "close(client_fd)",
         fork_ ? "The child's work is done: it exits, and the kernel reaps it."
               : "Then back to accept() for the next client.");

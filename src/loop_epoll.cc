@@ -46,7 +46,7 @@ class EpollDriver : public Driver, Gen {
   ConnTable table_;
   ClientAddress peer_{spec_, b_};
   ErrorPrefix err_epoll_;
-  Label entry_, loop_, accept_all_, event_, close_, close_now_, sweep_, listen_on_, listen_off_, shutdown_;
+  Label entry_, loop_, accept_all_, event_, close_, sweep_, listen_on_, listen_off_, shutdown_;
   Label epfd_, accepting_, shutting_down_, ev_i_, ev_n_, accepted_, outq_now_, next_sweep_, shutdown_deadline_;
   Label ctl_event_, events_;
 };
@@ -74,7 +74,6 @@ void EpollDriver::emit() {
   accept_all_ = local("accept_all");
   event_ = local("connection_event");
   close_ = local("close_connection");
-  close_now_ = local("close_now");
   sweep_ = local("sweep");
   listen_on_ = local("listen_on");
   listen_off_ = local("listen_off");
@@ -306,8 +305,6 @@ void EpollDriver::emit_event() {
   jmp(Op::je, send);
   op(Op::cmp, r32(Reg::rax), imm(kActClose), "close?");
   jmp(Op::je, closing);
-  op(Op::cmp, r32(Reg::rax), imm(kActDone), "close, with nothing left to read?");
-  jmp(Op::je, close_now_, "close_now returns for us");
   label(quiet);
   note("Want to read: wait for EPOLLIN.");
   op(Op::cmp, conn(ConnField::watch), imm(kWatchNone), "not in the epoll set yet?");
@@ -352,17 +349,13 @@ void EpollDriver::emit_event() {
 }
 
 void EpollDriver::emit_close() {
-  block(close_, "subroutine close_connection(rbx = record)", nullptr, "drain_input(); close_now(record)",
-        "What the client sent and nobody read is read first: a close with input\n"
-        "unread would reset the connection, and the reset can cost the client the\n"
-        "end of the response.");
-  mov(r32(kClientFd), conn(ConnField::fd));
-  call(rt_.drain_input());
-  falls_into(close_now_);
-  block(close_now_, "subroutine close_now(rbx = record, r13 = its fd)", &kClose,
-        "log; close(fd); free the slot; listen_on()", "close() also takes the socket out of the epoll set.");
+  block(close_, "subroutine close_connection(rbx = record)", &kClose,
+        "log; close(record.fd); free the slot; listen_on()",
+        "close() also takes the socket out of the epoll set. A connection that ends\n"
+        "after a response while the client may still send lingers first (see\n"
+        "linger): it comes here at end of file, or at its deadline.");
   if (spec_.log_connections) call(log_.connection());
-  mov(r64(Reg::rdi), r64(kClientFd));
+  mov(r32(Reg::rdi), conn(ConnField::fd), "fd = record.fd");
   sys(kClose);
   table_.emit_release();
   call(listen_on_, "a slot is free: accept again if we had stopped");

@@ -24,7 +24,6 @@ void RawConn::emit() {
         fmt::format("record.iov = {{ response, {} }}, {{}}, {{}}; then close", n),
         "Any bytes at all are answered with the raw response; what they said does\n"
         "not matter. Then the connection closes.");
-  if (spec_.log_connections) op(Op::add, conn(ConnField::bytes), r64(Reg::rax), "for the connection log");
   op(Op::add, conn(ConnField::len), r32(Reg::rax));
   lea(Reg::rax, response_);
   mov(conn(ConnField::iov), r64(Reg::rax), "iov[0] = the response");
@@ -34,8 +33,10 @@ void RawConn::emit() {
   set_deadline(spec_.limits.send_timeout_ms, "send_timeout_ms: the client must take some of it by then");
   answer(kActSend);
 
-  block(sent_, "subroutine raw_sent(rbx = record)", nullptr, "return close", "");
-  answer(kActClose);
+  block(sent_, "subroutine raw_sent(rbx = record)", nullptr, "return linger()",
+        "The connection ends after the response; what the client still sends is\n"
+        "read and dropped first (see linger).");
+  jmp(Op::jmp, linger(), "linger returns for us");
   emit_shared();
 }
 

@@ -14,11 +14,11 @@ class RawConn : public Conn {
   RawConn(const Spec& spec, Builder& b, Runtime& rt);
   const char* protocol() const override { return "raw"; }
   Label open() const override { return open_; }
-  Label received() const override { return received_; }
   Label sent() const override { return sent_; }
   void emit() override;
 
  private:
+  Label protocol_received() const override { return received_; }
   Label open_, received_, sent_, response_;
 };
 

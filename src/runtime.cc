@@ -26,10 +26,6 @@ Label Runtime::write_all() { return sub(Sub::write_all, "write_all"); }
 Label Runtime::append_u64() { return sub(Sub::append_u64, "append_u64"); }
 Label Runtime::append_ip() { return sub(Sub::append_ip, "append_ip"); }
 Label Runtime::now_ms() { return sub(Sub::now_ms, "now_ms"); }
-Label Runtime::drain_input() {
-  need_line(static_cast<size_t>(spec_.limits.request_bytes));  // its scratch
-  return sub(Sub::drain_input, "drain_input");
-}
 Label Runtime::exit_ok() { return sub(Sub::exit_ok, "exit_ok"); }
 Label Runtime::on_signal() { return sub(Sub::on_signal, "on_signal"); }
 
@@ -204,7 +200,6 @@ void Runtime::emit() {
 void Runtime::emit_sub(Sub s, Label l) {
   switch (s) {
     case Sub::on_signal: return emit_on_signal(l);
-    case Sub::drain_input: return emit_drain_input(l);
     case Sub::now_ms: return emit_now_ms(l);
     case Sub::append_ip: return emit_append_ip(l);
     case Sub::write_all: return emit_write_all(l);
@@ -239,35 +234,6 @@ void Runtime::emit_on_signal(Label l) {
         "The kernel pushed this address as the handler's return address\n"
         "(SA_RESTORER); rt_sigreturn restores the interrupted registers.");
   sys(kRtSigreturn);
-}
-
-void Runtime::emit_drain_input(Label l) {
-  Label drain = local("again");
-  Label drained = local("drained");
-  int room = spec_.limits.request_bytes;
-  block(l, "subroutine drain_input", &kRecvfrom,
-        fmt::format("while (recv(client_fd, line_buf, {}, MSG_DONTWAIT) > 0 && ++n < 16) {{}}", room),
-        "Closing a socket with unread input makes the kernel send RST, which can\n"
-        "destroy the response before the client reads it. Take what has already\n"
-        "arrived, without waiting (at most 16 reads), so close() sends FIN.");
-  set(Reg::r10, 16, "at most 16 reads");
-  label(drain);
-  mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
-  lea(Reg::rsi, line_buf(), "buf = line_buf, as scratch");
-  set(Reg::rdx, room, "len");
-  mov(r64(Reg::r8), r64(Reg::r10), "keep the count");
-  set(Reg::r10, kMsgDontwait, "flags = MSG_DONTWAIT");
-  op(Op::push, r64(Reg::r8));
-  zero(Reg::r8, "src_addr = NULL");
-  zero(Reg::r9, "addrlen = NULL");
-  sys(kRecvfrom);
-  op(Op::pop, r64(Reg::r10), "the count");
-  op(Op::test, r64(Reg::rax), r64(Reg::rax));
-  jmp(Op::jle, drained, "nothing more (-EAGAIN), end of file, or error");
-  op(Op::dec, r64(Reg::r10));
-  jmp(Op::jnz, drain);
-  label(drained);
-  ret();
 }
 
 void Runtime::emit_now_ms(Label l) {

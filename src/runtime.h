@@ -35,7 +35,6 @@ class Runtime : public Gen {
   Label append_u64();   // rax = value, rdi = dst: decimal digits, rdi advanced
   Label append_ip();    // rsi = the 8 bytes family, port, address; rdi = dst
   Label now_ms();       // rax = CLOCK_MONOTONIC in ms, also kept in clock_now
-  Label drain_input();  // recv what already arrived on r13, so close() sends FIN
   Label exit_ok();      // exit_group(0)
   Label on_signal();    // the SIGTERM/SIGINT handler
   Label restorer();     // its SA_RESTORER trampoline
@@ -97,7 +96,7 @@ class Runtime : public Gen {
   void emit();
 
  private:
-  enum class Sub { on_signal, die, drain_input, now_ms, append_ip, write_all, exit_ok, append_u64 };
+  enum class Sub { on_signal, die, now_ms, append_ip, write_all, exit_ok, append_u64 };
   Label sub(Sub s, const char* name);
   Label data_once(const char* name, const std::function<Label()>& make);
   void emit_sub(Sub s, Label l);
@@ -105,7 +104,6 @@ class Runtime : public Gen {
   void emit_append_u64(Label l);
   void emit_append_ip(Label l);
   void emit_now_ms(Label l);
-  void emit_drain_input(Label l);
   void emit_exit_ok(Label l);
   void emit_die(Label l);
   void emit_on_signal(Label l);

@@ -322,7 +322,8 @@ void check_log(Checker& c, const json& j, Spec& spec) {
 void check_limits(Checker& c, const json& j, Limits& l) {
   const std::string ptr = "/limits";
   if (!c.object(j, ptr, {"request_bytes", "body_bytes", "header_timeout_ms", "keepalive_timeout_ms",
-                         "keepalive_requests", "max_connections", "shutdown_timeout_ms", "send_timeout_ms"}))
+                         "keepalive_requests", "max_connections", "shutdown_timeout_ms", "send_timeout_ms",
+                         "linger_ms", "linger_bytes"}))
     return;
   auto get = [&](const char* key, auto& field, int64_t lo, int64_t hi) {
     if (j.contains(key))
@@ -336,6 +337,8 @@ void check_limits(Checker& c, const json& j, Limits& l) {
   get("max_connections", l.max_connections, 1, 65536);
   get("shutdown_timeout_ms", l.shutdown_timeout_ms, 0, 3'600'000);
   get("send_timeout_ms", l.send_timeout_ms, 1, 3'600'000);
+  get("linger_ms", l.linger_ms, 0, 3'600'000);
+  get("linger_bytes", l.linger_bytes, 1, int64_t{1} << 40);
 }
 
 void check_route_path(Checker& c, const json& j, const std::string& ptr, std::string& path) {

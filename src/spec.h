@@ -56,6 +56,13 @@ struct Limits {
   int max_connections = 1024;          // epoll: the per-worker connection table
   int shutdown_timeout_ms = 5000;      // epoll: how long a graceful stop may take
   int send_timeout_ms = 10000;         // how long a client may take nothing of a response
+  /// Lingering close: after its last response the server shuts down its
+  /// write side, then reads and drops what the client still sends, for at
+  /// most this long and this much, before close() (nginx's lingering_timeout
+  /// is 5 s). Closing with input unread would reset the connection and
+  /// could destroy answers the client has not read yet. 0 ms: close at once.
+  int linger_ms = 5000;
+  int64_t linger_bytes = 1048576;
 };
 
 /// Cross-origin requests (routes only): every response says

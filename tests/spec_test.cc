@@ -38,6 +38,8 @@ TEST(Spec, Defaults) {
   EXPECT_EQ(s.limits.max_connections, 1024);
   EXPECT_EQ(s.limits.shutdown_timeout_ms, 5000);
   EXPECT_EQ(s.limits.send_timeout_ms, 10000);
+  EXPECT_EQ(s.limits.linger_ms, 5000);
+  EXPECT_EQ(s.limits.linger_bytes, 1048576);
   EXPECT_EQ(s.dir, "dir");
   ASSERT_TRUE(s.response);
   EXPECT_EQ(s.response->status, 200);
@@ -222,6 +224,10 @@ TEST(SpecErrors, OutOfRange) {
             "s.json: /limits/shutdown_timeout_ms: expected an integer from 0 to 3600000, got -1");
   EXPECT_EQ(error(R"({"response": {}, "limits": {"send_timeout_ms": 0}})"),
             "s.json: /limits/send_timeout_ms: expected an integer from 1 to 3600000, got 0");
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"linger_ms": -1}})"),
+            "s.json: /limits/linger_ms: expected an integer from 0 to 3600000, got -1");
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"linger_bytes": 0}})"),
+            "s.json: /limits/linger_bytes: expected an integer from 1 to 1099511627776, got 0");
 }
 
 TEST(SpecErrors, Address) {
@@ -383,7 +389,7 @@ TEST(SpecErrors, Limits) {
   EXPECT_EQ(error(R"({"response": {}, "limits": {"keepalive": 1}})"),
             "s.json: /limits/keepalive: unknown key; valid keys here: \"request_bytes\", \"body_bytes\", "
             "\"header_timeout_ms\", \"keepalive_timeout_ms\", \"keepalive_requests\", \"max_connections\", "
-            "\"shutdown_timeout_ms\", \"send_timeout_ms\"");
+            "\"shutdown_timeout_ms\", \"send_timeout_ms\", \"linger_ms\", \"linger_bytes\"");
 }
 
 TEST(SpecErrors, EveryErrorIsReported) {
