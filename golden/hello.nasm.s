@@ -25,7 +25,7 @@
 
 ;; Named offsets: the fields of the records the code reads and writes.
         conn_fd equ 0                           ; the socket
-        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
+        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering
         conn_served equ 8                       ; requests answered on this connection
         conn_mode equ 12                        ; after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
         conn_said_close equ 14                  ; 1: the client said its request is its last (Connection: close, HTTP/1.0)
@@ -35,7 +35,7 @@
         conn_outq equ 28                        ; epoll: bytes not yet sent in the socket when the send deadline was last set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
         conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
-        conn_discard equ 88                     ; body bytes still to read and drop
+        conn_discard equ 88                     ; body bytes still to read and drop; lingering: bytes it may still read
         conn_consume equ 96                     ; bytes to drop from the buffer once the response is out
         conn_addr equ 104                       ; the client: sin_family, sin_port, sin_addr
         conn_bytes equ 112                      ; bytes read, for the connection log
@@ -435,14 +435,12 @@ connection_event:
         je      short connection_event.quiet    ; level-triggered: it comes back
         test    rax, rax
         jle     near connection_event.close     ; end of file or error
-        call    http_received
+        call    received
 connection_event.act:
         cmp     eax, 1                          ; send?
         je      short connection_event.send
         cmp     eax, 2                          ; close?
         je      near connection_event.close
-        cmp     eax, 3                          ; close, with nothing left to read?
-        je      near close_now                  ; close_now returns for us
 connection_event.quiet:
         ; Want to read: wait for EPOLLIN.
         cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
@@ -518,21 +516,13 @@ connection_event.close:
         jmp     short close_connection          ; close_connection returns for us
 
 ;; --------------------------------------------------------------------------
-;; subroutine close_connection(rbx = record)
-;; C: drain_input(); close_now(record)
-;; What the client sent and nobody read is read first: a close with input
-;; unread would reset the connection, and the reset can cost the client the
-;; end of the response.
+;; subroutine close_connection(rbx = record): close(2), syscall 3
+;; C: log; close(record.fd); free the slot; listen_on()
+;; close() also takes the socket out of the epoll set. A connection that ends
+;; after a response while the client may still send lingers first (see
+;; linger): it comes here at end of file, or at its deadline.
 close_connection:
-        mov     r13d, dword [rbx+conn_fd]
-        call    drain_input
-
-;; --------------------------------------------------------------------------
-;; subroutine close_now(rbx = record, r13 = its fd): close(2), syscall 3
-;; C: log; close(fd); free the slot; listen_on()
-;; close() also takes the socket out of the epoll set.
-close_now:
-        mov     rdi, r13
+        mov     edi, dword [rbx+conn_fd]        ; fd = record.fd
         mov     eax, 3                          ; syscall number: close
         syscall
         mov     dword [rbx+conn_state], 0       ; the slot is free
@@ -780,20 +770,19 @@ http_sent.idle:
         ret
 http_sent.close:
         ; Closing with input unread resets the connection, which can cost the client
-        ; the response: what is left is read first (kActClose), unless the client said
-        ; this request was its last and nothing of it is left (kActDone).
+        ; the response: the connection lingers (see linger), unless the client said
+        ; this request was its last and nothing of it is left: then it closes now.
         cmp     word [rbx+conn_said_close], 0   ; Connection: close from the client?
-        je      short http_sent.drain
+        je      short http_sent.lingers
         cmp     qword [rbx+conn_discard], 0     ; a body still to come?
-        jne     short http_sent.drain
+        jne     short http_sent.lingers
         mov     eax, dword [rbx+conn_len]
         cmp     qword [rbx+conn_consume], rax   ; more in the buffer than this request?
-        jne     short http_sent.drain
-        mov     eax, 3                          ; close: the client sends no more
+        jne     short http_sent.lingers
+        mov     eax, 2                          ; close now
         ret
-http_sent.drain:
-        mov     eax, 2                          ; close
-        ret
+http_sent.lingers:
+        jmp     near linger                     ; linger returns for us
 
 ;; --------------------------------------------------------------------------
 ;; subroutine decide_mode(eax = response index)
@@ -839,13 +828,14 @@ decide_mode.decided:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine read_window
-;; C: reading: rsi = buf + len, rdx = room left;  dropping a body: rsi = buf, rdx = min(discard, room)
-;; Where the next read goes. A body that is dropped is read into the buffer,
-;; which is empty then, and never past its end: the next request stays unread.
+;; C: reading: rsi = buf + len, rdx = room left;
+;;    dropping a body or lingering: rsi = buf, rdx = min(discard, room)
+;; Where the next read goes. What is dropped is read into the buffer, which
+;; is empty then, and never past its end: the next request stays unread.
 read_window:
         mov     rsi, qword [rbx+conn_buf]
-        cmp     dword [rbx+conn_state], 3       ; dropping a body?
-        je      short read_window.dropping
+        cmp     dword [rbx+conn_state], 3       ; dropping a body, or lingering?
+        jae     short read_window.dropping
         mov     eax, dword [rbx+conn_len]
         add     rsi, rax                        ; buf + len
         mov     edx, 0x4000                     ; request_bytes - len
@@ -867,6 +857,52 @@ read_window.capped:
 set_deadline:
         add     rax, qword [rel clock_now]
         mov     qword [rbx+conn_deadline], rax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine received(rbx = record, rax = n bytes read)
+;; C: lingering: discard -= n; return discard > 0 ? want_read : close;
+;;    else http_received(n)
+;; A lingering connection's input is read only to be dropped, up to
+;; limits.linger_bytes; the rest is the protocol's.
+received:
+        cmp     dword [rbx+conn_state], 4       ; lingering?
+        jne     near http_received              ; no: a request (or its body) for the protocol
+        sub     qword [rbx+conn_discard], rax   ; dropped
+        jg      short received.more
+        mov     eax, 2                          ; close now
+        ret
+received.more:
+        mov     eax, 0                          ; want to read
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine linger(rbx = record): shutdown(2), syscall 48
+;; C: shutdown(record.fd, SHUT_WR); state = lingering; discard = linger_bytes;
+;;    record.deadline = now + linger_ms; return want_read
+;; The last response is out, but the client may still be sending (pipelined
+;; requests, a body we refused). Closing now, with input unread, would make
+;; the kernel reset the connection, and a reset can destroy answers the
+;; client has not read yet. So: end of file after the response (the write
+;; side is shut down), then read and drop what comes until the client
+;; closes, for at most limits.linger_ms (5000 ms) and limits.linger_bytes
+;; (1048576 bytes); then close. nginx calls this a lingering close.
+linger:
+        mov     edi, dword [rbx+conn_fd]        ; fd = record.fd
+        mov     esi, 1                          ; SHUT_WR: FIN after the response; reading goes on
+        mov     eax, 48                         ; syscall number: shutdown
+        syscall
+        test    rax, rax
+        js      short linger.gone               ; ENOTCONN: the client is gone already
+        mov     dword [rbx+conn_state], 4       ; lingering
+        mov     eax, 1048576                    ; linger_bytes
+        mov     qword [rbx+conn_discard], rax   ; at most this much is read and dropped
+        mov     eax, 5000                       ; linger_ms, for all of it
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+linger.gone:
+        mov     eax, 2                          ; close now
         ret
 
 ;; --------------------------------------------------------------------------
@@ -937,8 +973,9 @@ flush.partial_3:
 ;; C: return state == reading && len == 0
 ;; eax = 1 when the connection waits for a request and has none of it, so
 ;; that a stop may close it at once; otherwise 0. A body being dropped is
-;; read to its end first: closing with input unread would send a reset,
-;; which can cost the client the end of the response it was sent.
+;; read to its end first, and a lingering connection lingers: closing with
+;; input unread would send a reset, which can cost the client the end of
+;; the response it was sent.
 idle:
         cmp     dword [rbx+conn_state], 1       ; waiting for a request...
         jne     short idle.no
@@ -1830,33 +1867,6 @@ die.newline:
         syscall
 
 ;; --------------------------------------------------------------------------
-;; subroutine drain_input: recvfrom(2), syscall 45
-;; C: while (recv(client_fd, line_buf, 16384, MSG_DONTWAIT) > 0 && ++n < 16) {}
-;; Closing a socket with unread input makes the kernel send RST, which can
-;; destroy the response before the client reads it. Take what has already
-;; arrived, without waiting (at most 16 reads), so close() sends FIN.
-drain_input:
-        mov     r10d, 16                        ; at most 16 reads
-drain_input.again:
-        mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel line_buf]             ; buf = line_buf, as scratch
-        mov     edx, 0x4000                     ; len
-        mov     r8, r10                         ; keep the count
-        mov     r10d, 64                        ; flags = MSG_DONTWAIT
-        push    r8
-        xor     r8d, r8d                        ; src_addr = NULL
-        xor     r9d, r9d                        ; addrlen = NULL
-        mov     eax, 45                         ; syscall number: recvfrom
-        syscall
-        pop     r10                             ; the count
-        test    rax, rax
-        jle     short drain_input.drained       ; nothing more (-EAGAIN), end of file, or error
-        dec     r10
-        jnz     short drain_input.again
-drain_input.drained:
-        ret
-
-;; --------------------------------------------------------------------------
 ;; subroutine now_ms: clock_gettime(2), syscall 228
 ;; C: clock_gettime(CLOCK_MONOTONIC, &now_ts); return clock_now = tv_sec * 1000 + tv_nsec / 1000000
 ;; rax = milliseconds on a clock that never jumps, also kept in clock_now for
@@ -2315,10 +2325,10 @@ stop_requested:
 clock_now:
         resb 8
 
-; log and error lines are built here (16512 bytes)
+; log and error lines are built here (164 bytes)
         alignb 8
 line_buf:
-        resb 16512
+        resb 164
 
 ; struct timespec, filled by clock_gettime (16 bytes)
         alignb 8

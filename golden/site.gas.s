@@ -27,7 +27,7 @@
 
 ## Named offsets: the fields of the records the code reads and writes.
         .set conn_fd, 0                         # the socket
-        .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
+        .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering
         .set conn_served, 8                     # requests answered on this connection
         .set conn_mode, 12                      # after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
         .set conn_said_close, 14                # 1: the client said its request is its last (Connection: close, HTTP/1.0)
@@ -37,7 +37,7 @@
         .set conn_outq, 28                      # epoll: bytes not yet sent in the socket when the send deadline was last set
         .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
         .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
-        .set conn_discard, 88                   # body bytes still to read and drop
+        .set conn_discard, 88                   # body bytes still to read and drop; lingering: bytes it may still read
         .set conn_consume, 96                   # bytes to drop from the buffer once the response is out
         .set conn_addr, 104                     # the client: sin_family, sin_port, sin_addr
         .set conn_bytes, 112                    # bytes read, for the connection log
@@ -369,9 +369,7 @@ _start:
         cmp     eax, 1                          # send
         je      short .Lsend
         cmp     eax, 2                          # close
-        {disp32} je      .Lfinish_connection
-        cmp     eax, 3                          # close, with nothing left to read
-        {disp32} je      .Lclose_now
+        je      short .Lclose_connection
 
 ## --------------------------------------------------------------------------
 ## wait for input: read(2), syscall 0
@@ -387,7 +385,7 @@ _start:
         je      short .Lwait_for_input.wait
         call    .Lidle                          # waiting for a request, with none of it here?
         test    eax, eax
-        jnz     short .Lfinish_connection       # then close now rather than wait for one
+        jnz     short .Lclose_connection        # then close now rather than wait for one
         cmp     QWORD PTR [rip + stop_deadline], 0 # the stop's deadline, set once
         jne     short .Lwait_for_input.bounded
         call    .Lnow_ms
@@ -405,12 +403,12 @@ _start:
         je      short .Lwait_for_input.again
         test    rax, rax
         jg      short .Lwait_for_input.got
-        jmp     short .Lfinish_connection       # end of file, timeout or error: close
+        jmp     short .Lclose_connection        # end of file, timeout or error: close
 .Lwait_for_input.got:
         push    rax                             # keep n
         call    .Lnow_ms                        # clock_now, for the deadlines it sets
         pop     rax
-        call    .Lhttp_received
+        call    .Lreceived
         jmp     short .Lnext_action
 
 ## --------------------------------------------------------------------------
@@ -421,25 +419,16 @@ _start:
 .Lsend:
         call    .Lflush
         test    rax, rax
-        jle     short .Lfinish_connection       # timed out, or the client is gone
+        jle     short .Lclose_connection        # timed out, or the client is gone
         call    .Lnow_ms                        # clock_now: the write may have taken a while
         call    .Lhttp_sent
         {disp32} jmp     .Lnext_action
 
 ## --------------------------------------------------------------------------
-## read what is left, then close
-## C: drain_input()
-## What the client sent and nobody read is read first: a close with input
-## unread would reset the connection, and the reset can cost the client the
-## end of the response.
-.Lfinish_connection:
-        call    .Ldrain_input
-
-## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
 ## C: close(client_fd)
 ## The child's work is done: it exits, and the kernel reaps it.
-.Lclose_now:
+.Lclose_connection:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
@@ -634,20 +623,19 @@ _start:
         ret
 .Lhttp_sent.close:
         # Closing with input unread resets the connection, which can cost the client
-        # the response: what is left is read first (kActClose), unless the client said
-        # this request was its last and nothing of it is left (kActDone).
+        # the response: the connection lingers (see linger), unless the client said
+        # this request was its last and nothing of it is left: then it closes now.
         cmp     WORD PTR [rbx+conn_said_close], 0 # Connection: close from the client?
-        je      short .Lhttp_sent.drain
+        je      short .Lhttp_sent.lingers
         cmp     QWORD PTR [rbx+conn_discard], 0 # a body still to come?
-        jne     short .Lhttp_sent.drain
+        jne     short .Lhttp_sent.lingers
         mov     eax, DWORD PTR [rbx+conn_len]
         cmp     QWORD PTR [rbx+conn_consume], rax # more in the buffer than this request?
-        jne     short .Lhttp_sent.drain
-        mov     eax, 3                          # close: the client sends no more
+        jne     short .Lhttp_sent.lingers
+        mov     eax, 2                          # close now
         ret
-.Lhttp_sent.drain:
-        mov     eax, 2                          # close
-        ret
+.Lhttp_sent.lingers:
+        {disp32} jmp     .Llinger               # linger returns for us
 
 ## --------------------------------------------------------------------------
 ## subroutine decide_mode(eax = response index)
@@ -693,13 +681,14 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine read_window
-## C: reading: rsi = buf + len, rdx = room left;  dropping a body: rsi = buf, rdx = min(discard, room)
-## Where the next read goes. A body that is dropped is read into the buffer,
-## which is empty then, and never past its end: the next request stays unread.
+## C: reading: rsi = buf + len, rdx = room left;
+##    dropping a body or lingering: rsi = buf, rdx = min(discard, room)
+## Where the next read goes. What is dropped is read into the buffer, which
+## is empty then, and never past its end: the next request stays unread.
 .Lread_window:
         mov     rsi, QWORD PTR [rbx+conn_buf]
-        cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body?
-        je      short .Lread_window.dropping
+        cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body, or lingering?
+        jae     short .Lread_window.dropping
         mov     eax, DWORD PTR [rbx+conn_len]
         add     rsi, rax                        # buf + len
         mov     edx, 0x4000                     # request_bytes - len
@@ -721,6 +710,52 @@ _start:
 .Lset_deadline:
         add     rax, QWORD PTR [rip + clock_now]
         mov     QWORD PTR [rbx+conn_deadline], rax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine received(rbx = record, rax = n bytes read)
+## C: lingering: discard -= n; return discard > 0 ? want_read : close;
+##    else http_received(n)
+## A lingering connection's input is read only to be dropped, up to
+## limits.linger_bytes; the rest is the protocol's.
+.Lreceived:
+        cmp     DWORD PTR [rbx+conn_state], 4   # lingering?
+        {disp32} jne     .Lhttp_received        # no: a request (or its body) for the protocol
+        sub     QWORD PTR [rbx+conn_discard], rax # dropped
+        jg      short .Lreceived.more
+        mov     eax, 2                          # close now
+        ret
+.Lreceived.more:
+        mov     eax, 0                          # want to read
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine linger(rbx = record): shutdown(2), syscall 48
+## C: shutdown(record.fd, SHUT_WR); state = lingering; discard = linger_bytes;
+##    record.deadline = now + linger_ms; return want_read
+## The last response is out, but the client may still be sending (pipelined
+## requests, a body we refused). Closing now, with input unread, would make
+## the kernel reset the connection, and a reset can destroy answers the
+## client has not read yet. So: end of file after the response (the write
+## side is shut down), then read and drop what comes until the client
+## closes, for at most limits.linger_ms (5000 ms) and limits.linger_bytes
+## (1048576 bytes); then close. nginx calls this a lingering close.
+.Llinger:
+        mov     edi, DWORD PTR [rbx+conn_fd]    # fd = record.fd
+        mov     esi, 1                          # SHUT_WR: FIN after the response; reading goes on
+        mov     eax, 48                         # syscall number: shutdown
+        syscall
+        test    rax, rax
+        js      short .Llinger.gone             # ENOTCONN: the client is gone already
+        mov     DWORD PTR [rbx+conn_state], 4   # lingering
+        mov     eax, 1048576                    # linger_bytes
+        mov     QWORD PTR [rbx+conn_discard], rax # at most this much is read and dropped
+        mov     eax, 5000                       # linger_ms, for all of it
+        call    .Lset_deadline
+        mov     eax, 0                          # want to read
+        ret
+.Llinger.gone:
+        mov     eax, 2                          # close now
         ret
 
 ## --------------------------------------------------------------------------
@@ -791,8 +826,9 @@ _start:
 ## C: return state == reading && len == 0
 ## eax = 1 when the connection waits for a request and has none of it, so
 ## that a stop may close it at once; otherwise 0. A body being dropped is
-## read to its end first: closing with input unread would send a reset,
-## which can cost the client the end of the response it was sent.
+## read to its end first, and a lingering connection lingers: closing with
+## input unread would send a reset, which can cost the client the end of
+## the response it was sent.
 .Lidle:
         cmp     DWORD PTR [rbx+conn_state], 1   # waiting for a request...
         jne     short .Lidle.no
@@ -1861,33 +1897,6 @@ _start:
         mov     edi, 1                          # status = 1
         mov     eax, 231                        # syscall number: exit_group
         syscall
-
-## --------------------------------------------------------------------------
-## subroutine drain_input: recvfrom(2), syscall 45
-## C: while (recv(client_fd, line_buf, 16384, MSG_DONTWAIT) > 0 && ++n < 16) {}
-## Closing a socket with unread input makes the kernel send RST, which can
-## destroy the response before the client reads it. Take what has already
-## arrived, without waiting (at most 16 reads), so close() sends FIN.
-.Ldrain_input:
-        mov     r10d, 16                        # at most 16 reads
-.Ldrain_input.again:
-        mov     rdi, r13                        # fd = client_fd
-        lea     rsi, [rip + line_buf]           # buf = line_buf, as scratch
-        mov     edx, 0x4000                     # len
-        mov     r8, r10                         # keep the count
-        mov     r10d, 64                        # flags = MSG_DONTWAIT
-        push    r8
-        xor     r8d, r8d                        # src_addr = NULL
-        xor     r9d, r9d                        # addrlen = NULL
-        mov     eax, 45                         # syscall number: recvfrom
-        syscall
-        pop     r10                             # the count
-        test    rax, rax
-        jle     short .Ldrain_input.drained     # nothing more (-EAGAIN), end of file, or error
-        dec     r10
-        jnz     short .Ldrain_input.again
-.Ldrain_input.drained:
-        ret
 
 ## --------------------------------------------------------------------------
 ## subroutine now_ms: clock_gettime(2), syscall 228

@@ -26,7 +26,7 @@
 
 ;; Named offsets: the fields of the records the code reads and writes.
         conn_fd equ 0                           ; the socket
-        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body
+        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering
         conn_served equ 8                       ; requests answered on this connection
         conn_mode equ 12                        ; after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
         conn_said_close equ 14                  ; 1: the client said its request is its last (Connection: close, HTTP/1.0)
@@ -36,7 +36,7 @@
         conn_outq equ 28                        ; epoll: bytes not yet sent in the socket when the send deadline was last set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
         conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
-        conn_discard equ 88                     ; body bytes still to read and drop
+        conn_discard equ 88                     ; body bytes still to read and drop; lingering: bytes it may still read
         conn_consume equ 96                     ; bytes to drop from the buffer once the response is out
         conn_addr equ 104                       ; the client: sin_family, sin_port, sin_addr
         conn_bytes equ 112                      ; bytes read, for the connection log
@@ -368,9 +368,7 @@ next_action:
         cmp     eax, 1                          ; send
         je      short send
         cmp     eax, 2                          ; close
-        je      near finish_connection
-        cmp     eax, 3                          ; close, with nothing left to read
-        je      near close_now
+        je      short close_connection
 
 ;; --------------------------------------------------------------------------
 ;; wait for input: read(2), syscall 0
@@ -386,7 +384,7 @@ wait_for_input.again:
         je      short wait_for_input.wait
         call    idle                            ; waiting for a request, with none of it here?
         test    eax, eax
-        jnz     short finish_connection         ; then close now rather than wait for one
+        jnz     short close_connection          ; then close now rather than wait for one
         cmp     qword [rel stop_deadline], 0    ; the stop's deadline, set once
         jne     short wait_for_input.bounded
         call    now_ms
@@ -404,12 +402,12 @@ wait_for_input.wait:
         je      short wait_for_input.again
         test    rax, rax
         jg      short wait_for_input.got
-        jmp     short finish_connection         ; end of file, timeout or error: close
+        jmp     short close_connection          ; end of file, timeout or error: close
 wait_for_input.got:
         push    rax                             ; keep n
         call    now_ms                          ; clock_now, for the deadlines it sets
         pop     rax
-        call    http_received
+        call    received
         jmp     short next_action
 
 ;; --------------------------------------------------------------------------
@@ -420,25 +418,16 @@ wait_for_input.got:
 send:
         call    flush
         test    rax, rax
-        jle     short finish_connection         ; timed out, or the client is gone
+        jle     short close_connection          ; timed out, or the client is gone
         call    now_ms                          ; clock_now: the write may have taken a while
         call    http_sent
         jmp     near next_action
 
 ;; --------------------------------------------------------------------------
-;; read what is left, then close
-;; C: drain_input()
-;; What the client sent and nobody read is read first: a close with input
-;; unread would reset the connection, and the reset can cost the client the
-;; end of the response.
-finish_connection:
-        call    drain_input
-
-;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
 ;; C: close(client_fd)
 ;; The child's work is done: it exits, and the kernel reaps it.
-close_now:
+close_connection:
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
         syscall
@@ -633,20 +622,19 @@ http_sent.idle:
         ret
 http_sent.close:
         ; Closing with input unread resets the connection, which can cost the client
-        ; the response: what is left is read first (kActClose), unless the client said
-        ; this request was its last and nothing of it is left (kActDone).
+        ; the response: the connection lingers (see linger), unless the client said
+        ; this request was its last and nothing of it is left: then it closes now.
         cmp     word [rbx+conn_said_close], 0   ; Connection: close from the client?
-        je      short http_sent.drain
+        je      short http_sent.lingers
         cmp     qword [rbx+conn_discard], 0     ; a body still to come?
-        jne     short http_sent.drain
+        jne     short http_sent.lingers
         mov     eax, dword [rbx+conn_len]
         cmp     qword [rbx+conn_consume], rax   ; more in the buffer than this request?
-        jne     short http_sent.drain
-        mov     eax, 3                          ; close: the client sends no more
+        jne     short http_sent.lingers
+        mov     eax, 2                          ; close now
         ret
-http_sent.drain:
-        mov     eax, 2                          ; close
-        ret
+http_sent.lingers:
+        jmp     near linger                     ; linger returns for us
 
 ;; --------------------------------------------------------------------------
 ;; subroutine decide_mode(eax = response index)
@@ -692,13 +680,14 @@ decide_mode.decided:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine read_window
-;; C: reading: rsi = buf + len, rdx = room left;  dropping a body: rsi = buf, rdx = min(discard, room)
-;; Where the next read goes. A body that is dropped is read into the buffer,
-;; which is empty then, and never past its end: the next request stays unread.
+;; C: reading: rsi = buf + len, rdx = room left;
+;;    dropping a body or lingering: rsi = buf, rdx = min(discard, room)
+;; Where the next read goes. What is dropped is read into the buffer, which
+;; is empty then, and never past its end: the next request stays unread.
 read_window:
         mov     rsi, qword [rbx+conn_buf]
-        cmp     dword [rbx+conn_state], 3       ; dropping a body?
-        je      short read_window.dropping
+        cmp     dword [rbx+conn_state], 3       ; dropping a body, or lingering?
+        jae     short read_window.dropping
         mov     eax, dword [rbx+conn_len]
         add     rsi, rax                        ; buf + len
         mov     edx, 0x4000                     ; request_bytes - len
@@ -720,6 +709,52 @@ read_window.capped:
 set_deadline:
         add     rax, qword [rel clock_now]
         mov     qword [rbx+conn_deadline], rax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine received(rbx = record, rax = n bytes read)
+;; C: lingering: discard -= n; return discard > 0 ? want_read : close;
+;;    else http_received(n)
+;; A lingering connection's input is read only to be dropped, up to
+;; limits.linger_bytes; the rest is the protocol's.
+received:
+        cmp     dword [rbx+conn_state], 4       ; lingering?
+        jne     near http_received              ; no: a request (or its body) for the protocol
+        sub     qword [rbx+conn_discard], rax   ; dropped
+        jg      short received.more
+        mov     eax, 2                          ; close now
+        ret
+received.more:
+        mov     eax, 0                          ; want to read
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine linger(rbx = record): shutdown(2), syscall 48
+;; C: shutdown(record.fd, SHUT_WR); state = lingering; discard = linger_bytes;
+;;    record.deadline = now + linger_ms; return want_read
+;; The last response is out, but the client may still be sending (pipelined
+;; requests, a body we refused). Closing now, with input unread, would make
+;; the kernel reset the connection, and a reset can destroy answers the
+;; client has not read yet. So: end of file after the response (the write
+;; side is shut down), then read and drop what comes until the client
+;; closes, for at most limits.linger_ms (5000 ms) and limits.linger_bytes
+;; (1048576 bytes); then close. nginx calls this a lingering close.
+linger:
+        mov     edi, dword [rbx+conn_fd]        ; fd = record.fd
+        mov     esi, 1                          ; SHUT_WR: FIN after the response; reading goes on
+        mov     eax, 48                         ; syscall number: shutdown
+        syscall
+        test    rax, rax
+        js      short linger.gone               ; ENOTCONN: the client is gone already
+        mov     dword [rbx+conn_state], 4       ; lingering
+        mov     eax, 1048576                    ; linger_bytes
+        mov     qword [rbx+conn_discard], rax   ; at most this much is read and dropped
+        mov     eax, 5000                       ; linger_ms, for all of it
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+linger.gone:
+        mov     eax, 2                          ; close now
         ret
 
 ;; --------------------------------------------------------------------------
@@ -790,8 +825,9 @@ flush.partial_3:
 ;; C: return state == reading && len == 0
 ;; eax = 1 when the connection waits for a request and has none of it, so
 ;; that a stop may close it at once; otherwise 0. A body being dropped is
-;; read to its end first: closing with input unread would send a reset,
-;; which can cost the client the end of the response it was sent.
+;; read to its end first, and a lingering connection lingers: closing with
+;; input unread would send a reset, which can cost the client the end of
+;; the response it was sent.
 idle:
         cmp     dword [rbx+conn_state], 1       ; waiting for a request...
         jne     short idle.no
@@ -1860,33 +1896,6 @@ die.newline:
         mov     edi, 1                          ; status = 1
         mov     eax, 231                        ; syscall number: exit_group
         syscall
-
-;; --------------------------------------------------------------------------
-;; subroutine drain_input: recvfrom(2), syscall 45
-;; C: while (recv(client_fd, line_buf, 16384, MSG_DONTWAIT) > 0 && ++n < 16) {}
-;; Closing a socket with unread input makes the kernel send RST, which can
-;; destroy the response before the client reads it. Take what has already
-;; arrived, without waiting (at most 16 reads), so close() sends FIN.
-drain_input:
-        mov     r10d, 16                        ; at most 16 reads
-drain_input.again:
-        mov     rdi, r13                        ; fd = client_fd
-        lea     rsi, [rel line_buf]             ; buf = line_buf, as scratch
-        mov     edx, 0x4000                     ; len
-        mov     r8, r10                         ; keep the count
-        mov     r10d, 64                        ; flags = MSG_DONTWAIT
-        push    r8
-        xor     r8d, r8d                        ; src_addr = NULL
-        xor     r9d, r9d                        ; addrlen = NULL
-        mov     eax, 45                         ; syscall number: recvfrom
-        syscall
-        pop     r10                             ; the count
-        test    rax, rax
-        jle     short drain_input.drained       ; nothing more (-EAGAIN), end of file, or error
-        dec     r10
-        jnz     short drain_input.again
-drain_input.drained:
-        ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine now_ms: clock_gettime(2), syscall 228
