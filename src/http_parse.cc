@@ -127,9 +127,24 @@ void HttpParse::emit(Label route) {
   ret();
 }
 
-void HttpParse::emit_find_head_end() {
+void HttpParse::skip_empty_lines(Reg s, Label none, Label start, const std::string& why_none) {
   Label skip = local("skip_empty_lines");
   Label skip_one = local("empty_line_byte");
+  zero(s, "s = 0");
+  label(skip);
+  op(Op::cmp, r64(s), r64(kBufLen));
+  jmp(Op::jae, none, why_none);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, kBuf, s)});
+  op(Op::cmp, r32(Reg::rax), chr('\n'));
+  jmp(Op::je, skip_one);
+  op(Op::cmp, r32(Reg::rax), chr('\r'));
+  jmp(Op::jne, start);
+  label(skip_one);
+  op(Op::inc, r64(s));
+  jmp(Op::jmp, skip);
+}
+
+void HttpParse::emit_find_head_end() {
   Label start = local("start");
   Label loop = local("scan");
   Label next = local("next");
@@ -151,18 +166,7 @@ void HttpParse::emit_find_head_end() {
         "that is not HTTP/1.x-shaped (HTTP/0.9's \"GET /\" CR LF): parse_request\n"
         "answers them with 400 at once instead of leaving the client to the header\n"
         "timeout.");
-  zero(Reg::rdx, "s = 0");
-  label(skip);
-  op(Op::cmp, r64(Reg::rdx), r64(kBufLen));
-  jmp(Op::jae, none, "only empty lines so far");
-  b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, kBuf, Reg::rdx)});
-  op(Op::cmp, r32(Reg::rax), chr('\n'));
-  jmp(Op::je, skip_one);
-  op(Op::cmp, r32(Reg::rax), chr('\r'));
-  jmp(Op::jne, start);
-  label(skip_one);
-  op(Op::inc, r64(Reg::rdx));
-  jmp(Op::jmp, skip);
+  skip_empty_lines(Reg::rdx, none, start, "only empty lines so far");
   label(start);
   mov(r32(Reg::rcx), conn(ConnField::scanned), "i = the first new byte");
   op(Op::cmp, r64(Reg::rcx), r64(Reg::rdx));
@@ -223,12 +227,13 @@ void HttpParse::emit_too_large() {
   Label no_lf = local("no_lf");
   Label answer = local("answer");
   block(too_large_, "subroutine too_large: the head does not fit", nullptr,
-        "return memchr(buf, '\\n', len) ? 431 : 414",
+        "s = the first byte after leading CR and LF; return memchr(buf + s, '\\n', len - s) ? 431 : 414",
         fmt::format("Over limits.request_bytes ({}): 414 URI Too Long when even the request\n"
                     "line has no end, else 431 Request Header Fields Too Large. The whole\n"
-                    "buffer counts as the head.",
+                    "buffer counts as the head. The LF of an empty line before the request\n"
+                    "line (find_head_end skips them) does not end the request line.",
                     spec_.limits.request_bytes));
-  zero(Reg::rcx, "i = 0");
+  skip_empty_lines(Reg::rcx, no_lf, scan, "only empty lines");
   label(scan);
   op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
   jmp(Op::jae, no_lf);
