@@ -111,7 +111,8 @@ void HttpParse::emit(Label route) {
   Label version = local("version");
   emit_method(target);
   block(target, "parse_request: the target", nullptr,
-        "path = target up to '?': \"/a/b?x=1\" -> \"/a/b\"; \"http://host/a\" -> \"/a\"; '#' -> 400",
+        "path = target up to '?': \"/a/b?x=1\" -> \"/a/b\"; \"http://host/a\" -> \"/a\";\n"
+        "   \"http://host?x=/a\" -> \"/\"; '#' -> 400",
         "Origin form (\"/path?query\"), or absolute form (\"http://host/path\"), which a\n"
         "server must accept too. The query is ignored for routing.");
   emit_target(version);
@@ -325,6 +326,8 @@ void HttpParse::emit_target(Label version) {
   jmp(Op::je, origin, "the path starts");
   op(Op::cmp, r32(Reg::rax), chr(' '));
   jmp(Op::je, no_path, "\"http://host\": the path is \"/\"");
+  op(Op::cmp, r32(Reg::rax), chr('?'));
+  jmp(Op::je, no_path, "\"http://host?q\": so is it, whatever the query holds");
   op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kTargetChar));
   jmp(Op::jz, bad_request_);
   op(Op::inc, r64(Reg::rsi));
@@ -335,7 +338,9 @@ void HttpParse::emit_target(Label version) {
     mov(var64(v_.path), r64(Reg::rax));
   }
   mov(var64(v_.path_len), imm(1));
-  jmp(Op::jmp, version);
+  op(Op::cmp, mem8(Reg::rsi), chr(' '));
+  jmp(Op::je, version);
+  jmp(Op::jmp, skip, "skip the query");
   label(origin);
   mov(var64(v_.path), r64(Reg::rsi), "the path starts here");
   label(path);

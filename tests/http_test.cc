@@ -266,6 +266,10 @@ TEST_P(Http, RoutesByExactPathIgnoringTheQuery) {
       {"http://127.0.0.1:8080/api/status?q=1", "/api/status"},
       {"HTTP://EXAMPLE.COM/teapot", "/teapot"},
       {"http://host/nope", "/nope"},
+      // The authority ends at '?' too (RFC 3986 3.2): the path is empty, so "/"
+      // (found by the differential fuzzer: this was routed to /health).
+      {"http://host?next=/health", "/"},
+      {"http://host?", "/"},
   };
   Client c = client();
   ASSERT_TRUE(c.valid());
