@@ -1161,7 +1161,8 @@ parse_request.token_end:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the target
-;; C: path = target up to '?': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"; '#' -> 400
+;; C: path = target up to '?': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a";
+;;    "http://host?x=/a" -> "/"; '#' -> 400
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
 target:
@@ -1182,13 +1183,17 @@ target.authority:
         je      short target.origin_form        ; the path starts
         cmp     eax, ' '
         je      short target.no_path            ; "http://host": the path is "/"
+        cmp     eax, '?'
+        je      short target.no_path            ; "http://host?q": so is it, whatever the query holds
         test    byte [r8+rax], 4
         jz      near bad_request
         inc     rsi
         jmp     short target.authority
 target.no_path:
         mov     qword [rel req_path_len], 1
-        jmp     short version
+        cmp     byte [rsi], ' '
+        je      short version
+        jmp     short target.skip_query         ; skip the query
 target.origin_form:
         mov     qword [rel req_path], rsi       ; the path starts here
 target.path:

@@ -963,7 +963,8 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the target
-## C: path = target up to '?': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"; '#' -> 400
+## C: path = target up to '?': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a";
+##    "http://host?x=/a" -> "/"; '#' -> 400
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
 .Ltarget:
@@ -984,13 +985,17 @@ _start:
         je      short .Ltarget.origin_form      # the path starts
         cmp     eax, ' '
         je      short .Ltarget.no_path          # "http://host": the path is "/"
+        cmp     eax, '?'
+        je      short .Ltarget.no_path          # "http://host?q": so is it, whatever the query holds
         test    BYTE PTR [r8+rax], 4
         {disp32} jz      .Lbad_request
         inc     rsi
         jmp     short .Ltarget.authority
 .Ltarget.no_path:
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     short .Lversion
+        cmp     BYTE PTR [rsi], ' '
+        je      short .Lversion
+        jmp     short .Ltarget.skip_query       # skip the query
 .Ltarget.origin_form:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
 .Ltarget.path:
