@@ -78,6 +78,7 @@ class RequestGen {
     std::string method = method_for(path);
     std::string target = path + (chance(15) ? "?q=1&x=%20y/z" : "");
     if (chance(10)) target = "http://x:80" + target;
+    if (chance(2)) target = "http://x?to=" + path;  // no path: "/", whatever the query says
     bool http10 = chance(15);
     std::string r = method + " " + target + (http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
     if (!http10 || chance(50)) r += one_of<std::string>({"Host: x\r\n", "Host: 127.0.0.1:8080\r\n", "host: [::1]\r\n"});
