@@ -864,12 +864,24 @@ find_head_end.not_http:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine too_large: the head does not fit
-;; C: return memchr(buf, '\n', len) ? 431 : 414
+;; C: s = the first byte after leading CR and LF; return memchr(buf + s, '\n', len - s) ? 431 : 414
 ;; Over limits.request_bytes (16384): 414 URI Too Long when even the request
 ;; line has no end, else 431 Request Header Fields Too Large. The whole
-;; buffer counts as the head.
+;; buffer counts as the head. The LF of an empty line before the request
+;; line (find_head_end skips them) does not end the request line.
 too_large:
-        xor     ecx, ecx                        ; i = 0
+        xor     ecx, ecx                        ; s = 0
+too_large.skip_empty_lines:
+        cmp     rcx, r14
+        jae     short too_large.no_lf           ; only empty lines
+        movzx   eax, byte [rbp+rcx]
+        cmp     eax, 10
+        je      short too_large.empty_line_byte
+        cmp     eax, 13
+        jne     short too_large.scan
+too_large.empty_line_byte:
+        inc     rcx
+        jmp     short too_large.skip_empty_lines
 too_large.scan:
         cmp     rcx, r14
         jae     short too_large.no_lf
@@ -986,7 +998,8 @@ parse_request.token_end:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the target
-;; C: path = target up to '?': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"; '#' -> 400
+;; C: path = target up to '?': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a";
+;;    "http://host?x=/a" -> "/"; '#' -> 400
 ;; Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ;; server must accept too. The query is ignored for routing.
 target:
@@ -1007,13 +1020,17 @@ target.authority:
         je      short target.origin_form        ; the path starts
         cmp     eax, ' '
         je      short target.no_path            ; "http://host": the path is "/"
+        cmp     eax, '?'
+        je      short target.no_path            ; "http://host?q": so is it, whatever the query holds
         test    byte [r8+rax], 4
         jz      near bad_request
         inc     rsi
         jmp     short target.authority
 target.no_path:
         mov     qword [rel req_path_len], 1
-        jmp     short version
+        cmp     byte [rsi], ' '
+        je      short version
+        jmp     short target.skip_query         ; skip the query
 target.origin_form:
         mov     qword [rel req_path], rsi       ; the path starts here
 target.path:

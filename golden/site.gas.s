@@ -917,12 +917,24 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine too_large: the head does not fit
-## C: return memchr(buf, '\n', len) ? 431 : 414
+## C: s = the first byte after leading CR and LF; return memchr(buf + s, '\n', len - s) ? 431 : 414
 ## Over limits.request_bytes (16384): 414 URI Too Long when even the request
 ## line has no end, else 431 Request Header Fields Too Large. The whole
-## buffer counts as the head.
+## buffer counts as the head. The LF of an empty line before the request
+## line (find_head_end skips them) does not end the request line.
 .Ltoo_large:
-        xor     ecx, ecx                        # i = 0
+        xor     ecx, ecx                        # s = 0
+.Ltoo_large.skip_empty_lines:
+        cmp     rcx, r14
+        jae     short .Ltoo_large.no_lf         # only empty lines
+        movzx   eax, BYTE PTR [rbp+rcx]
+        cmp     eax, 10
+        je      short .Ltoo_large.empty_line_byte
+        cmp     eax, 13
+        jne     short .Ltoo_large.scan
+.Ltoo_large.empty_line_byte:
+        inc     rcx
+        jmp     short .Ltoo_large.skip_empty_lines
 .Ltoo_large.scan:
         cmp     rcx, r14
         jae     short .Ltoo_large.no_lf
@@ -1039,7 +1051,8 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the target
-## C: path = target up to '?': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a"; '#' -> 400
+## C: path = target up to '?': "/a/b?x=1" -> "/a/b"; "http://host/a" -> "/a";
+##    "http://host?x=/a" -> "/"; '#' -> 400
 ## Origin form ("/path?query"), or absolute form ("http://host/path"), which a
 ## server must accept too. The query is ignored for routing.
 .Ltarget:
@@ -1060,6 +1073,8 @@ _start:
         je      short .Ltarget.origin_form      # the path starts
         cmp     eax, ' '
         je      short .Ltarget.no_path          # "http://host": the path is "/"
+        cmp     eax, '?'
+        je      short .Ltarget.no_path          # "http://host?q": so is it, whatever the query holds
         test    BYTE PTR [r8+rax], 4
         {disp32} jz      .Lbad_request
         inc     rsi
@@ -1068,7 +1083,9 @@ _start:
         lea     rax, [rip + path_root]
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
-        jmp     short .Lversion
+        cmp     BYTE PTR [rsi], ' '
+        je      short .Lversion
+        jmp     short .Ltarget.skip_query       # skip the query
 .Ltarget.origin_form:
         mov     QWORD PTR [rip + req_path], rsi # the path starts here
 .Ltarget.path:

@@ -111,7 +111,8 @@ void HttpParse::emit(Label route) {
   Label version = local("version");
   emit_method(target);
   block(target, "parse_request: the target", nullptr,
-        "path = target up to '?': \"/a/b?x=1\" -> \"/a/b\"; \"http://host/a\" -> \"/a\"; '#' -> 400",
+        "path = target up to '?': \"/a/b?x=1\" -> \"/a/b\"; \"http://host/a\" -> \"/a\";\n"
+        "   \"http://host?x=/a\" -> \"/\"; '#' -> 400",
         "Origin form (\"/path?query\"), or absolute form (\"http://host/path\"), which a\n"
         "server must accept too. The query is ignored for routing.");
   emit_target(version);
@@ -127,9 +128,24 @@ void HttpParse::emit(Label route) {
   ret();
 }
 
-void HttpParse::emit_find_head_end() {
+void HttpParse::skip_empty_lines(Reg s, Label none, Label start, const std::string& why_none) {
   Label skip = local("skip_empty_lines");
   Label skip_one = local("empty_line_byte");
+  zero(s, "s = 0");
+  label(skip);
+  op(Op::cmp, r64(s), r64(kBufLen));
+  jmp(Op::jae, none, why_none);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, kBuf, s)});
+  op(Op::cmp, r32(Reg::rax), chr('\n'));
+  jmp(Op::je, skip_one);
+  op(Op::cmp, r32(Reg::rax), chr('\r'));
+  jmp(Op::jne, start);
+  label(skip_one);
+  op(Op::inc, r64(s));
+  jmp(Op::jmp, skip);
+}
+
+void HttpParse::emit_find_head_end() {
   Label start = local("start");
   Label loop = local("scan");
   Label next = local("next");
@@ -151,18 +167,7 @@ void HttpParse::emit_find_head_end() {
         "that is not HTTP/1.x-shaped (HTTP/0.9's \"GET /\" CR LF): parse_request\n"
         "answers them with 400 at once instead of leaving the client to the header\n"
         "timeout.");
-  zero(Reg::rdx, "s = 0");
-  label(skip);
-  op(Op::cmp, r64(Reg::rdx), r64(kBufLen));
-  jmp(Op::jae, none, "only empty lines so far");
-  b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, kBuf, Reg::rdx)});
-  op(Op::cmp, r32(Reg::rax), chr('\n'));
-  jmp(Op::je, skip_one);
-  op(Op::cmp, r32(Reg::rax), chr('\r'));
-  jmp(Op::jne, start);
-  label(skip_one);
-  op(Op::inc, r64(Reg::rdx));
-  jmp(Op::jmp, skip);
+  skip_empty_lines(Reg::rdx, none, start, "only empty lines so far");
   label(start);
   mov(r32(Reg::rcx), conn(ConnField::scanned), "i = the first new byte");
   op(Op::cmp, r64(Reg::rcx), r64(Reg::rdx));
@@ -223,12 +228,13 @@ void HttpParse::emit_too_large() {
   Label no_lf = local("no_lf");
   Label answer = local("answer");
   block(too_large_, "subroutine too_large: the head does not fit", nullptr,
-        "return memchr(buf, '\\n', len) ? 431 : 414",
+        "s = the first byte after leading CR and LF; return memchr(buf + s, '\\n', len - s) ? 431 : 414",
         fmt::format("Over limits.request_bytes ({}): 414 URI Too Long when even the request\n"
                     "line has no end, else 431 Request Header Fields Too Large. The whole\n"
-                    "buffer counts as the head.",
+                    "buffer counts as the head. The LF of an empty line before the request\n"
+                    "line (find_head_end skips them) does not end the request line.",
                     spec_.limits.request_bytes));
-  zero(Reg::rcx, "i = 0");
+  skip_empty_lines(Reg::rcx, no_lf, scan, "only empty lines");
   label(scan);
   op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
   jmp(Op::jae, no_lf);
@@ -320,6 +326,8 @@ void HttpParse::emit_target(Label version) {
   jmp(Op::je, origin, "the path starts");
   op(Op::cmp, r32(Reg::rax), chr(' '));
   jmp(Op::je, no_path, "\"http://host\": the path is \"/\"");
+  op(Op::cmp, r32(Reg::rax), chr('?'));
+  jmp(Op::je, no_path, "\"http://host?q\": so is it, whatever the query holds");
   op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kTargetChar));
   jmp(Op::jz, bad_request_);
   op(Op::inc, r64(Reg::rsi));
@@ -330,7 +338,9 @@ void HttpParse::emit_target(Label version) {
     mov(var64(v_.path), r64(Reg::rax));
   }
   mov(var64(v_.path_len), imm(1));
-  jmp(Op::jmp, version);
+  op(Op::cmp, mem8(Reg::rsi), chr(' '));
+  jmp(Op::je, version);
+  jmp(Op::jmp, skip, "skip the query");
   label(origin);
   mov(var64(v_.path), r64(Reg::rsi), "the path starts here");
   label(path);

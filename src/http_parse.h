@@ -33,6 +33,10 @@ class HttpParse : public Gen {
   static std::pair<int64_t, int64_t> text_imm(const std::string& text, bool fold);
 
  private:
+  /// s = the first byte of the buffer that is not CR or LF (RFC 9112 2.2:
+  /// empty lines before a request line), then on to `start`; to `none`
+  /// when every byte is. Uses eax.
+  void skip_empty_lines(Reg s, Label none, Label start, const std::string& why_none);
   void emit_find_head_end();
   void emit_too_large();
   void emit_method(Label target);

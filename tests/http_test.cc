@@ -266,6 +266,10 @@ TEST_P(Http, RoutesByExactPathIgnoringTheQuery) {
       {"http://127.0.0.1:8080/api/status?q=1", "/api/status"},
       {"HTTP://EXAMPLE.COM/teapot", "/teapot"},
       {"http://host/nope", "/nope"},
+      // The authority ends at '?' too (RFC 3986 3.2): the path is empty, so "/"
+      // (found by the differential fuzzer: this was routed to /health).
+      {"http://host?next=/health", "/"},
+      {"http://host?", "/"},
   };
   Client c = client();
   ASSERT_TRUE(c.valid());
@@ -620,6 +624,10 @@ TEST_P(Http, RequestLineOverLimitGets414) {
                            e414);
   // Exactly 16384 bytes of request line, its CR LF beyond the limit.
   expect_answer_then_close("GET /" + std::string(16384 - 5, 'b') + "\r\nHost: x\r\n\r\n", e414);
+  // The LF of an empty line before it does not end the request line (found
+  // by the differential fuzzer: this was 431).
+  expect_answer_then_close("\r\n\r\nGET /" + std::string(17000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", e414);
+  expect_answer_then_close(std::string(16384, '\n'), e414);
   EXPECT_EQ(undate(exchange(port(), req_close("GET", "/health")).data), kHealthClose)
       << "the next client is served";
 }

@@ -31,11 +31,6 @@ namespace {
 using json = nlohmann::ordered_json;
 namespace fsys = std::filesystem;
 
-long env_number(const char* name, long fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::strtol(v, nullptr, 10) : fallback;
-}
-
 // Values that have broken parsers, printers and assemblers before.
 std::vector<json> interesting_values() {
   return {"",          "\r\n",        std::string("a\0b", 3), "\x1a",      "back\\slash.txt",

@@ -117,4 +117,9 @@ std::vector<std::string> spec_names() {
   return names;
 }
 
+long env_number(const char* name, long fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtol(v, nullptr, 10) : fallback;
+}
+
 }  // namespace asmsrv::test

@@ -37,6 +37,9 @@ bool exists(const std::string& path);
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port();
 
+/// The environment variable `name` as a number, `fallback` when unset or empty.
+long env_number(const char* name, long fallback);
+
 /// The specs in specs/ (file stems: "hello", "minhttp", ...), sorted.
 std::vector<std::string> spec_names();
 
