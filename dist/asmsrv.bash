@@ -29,11 +29,11 @@ _asmsrv() {
   fi
   COMPREPLY=()
 
-  local subcommands="gen build run check explain"
+  local subcommands="gen build run check explain image"
   local sub= i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
-      gen | build | run | check | explain)
+      gen | build | run | check | explain | image)
         sub=${COMP_WORDS[i]}
         break
         ;;
@@ -55,8 +55,8 @@ _asmsrv() {
       COMPREPLY=($(compgen -W "nasm gas" -- "$cur"))
       return 0
       ;;
-    --port)
-      return 0 # a number: nothing to offer
+    --port | --tag)
+      return 0 # a number, a name: nothing to offer
       ;;
     -o | --output | --keep-asm)
       _asmsrv_files "$cur"
@@ -71,6 +71,7 @@ _asmsrv() {
     run) opts="--syntax --port --teach -v --verbose -h --help" ;;
     check) opts="-h --help" ;;
     explain) opts="--port --teach -h --help" ;;
+    image) opts="-o --output --tag --syntax --port --teach -v --verbose -h --help" ;;
   esac
 
   if [[ $cur == -* ]]; then

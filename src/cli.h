@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ir.h"
+#include "oci.h"
 #include "spec.h"
 
 namespace asmsrv {
@@ -58,6 +59,25 @@ struct ExplainOptions {
 CLI::App* setup_explain(CLI::App& app, ExplainOptions& opt);
 int run_explain(const ExplainOptions& opt);
 
+struct ImageOptions {
+  CompileOptions compile;
+  std::string output;
+  std::string tag;  // NAME:TAG; empty: an unnamed image
+  bool verbose = false;
+};
+CLI::App* setup_image(CLI::App& app, ImageOptions& opt);
+int run_image(const ImageOptions& opt);
+/// The image config of `spec`'s server (cli_image.cc): /server as the
+/// entrypoint, its port, user 65534, SIGTERM, the OCI labels; `created`
+/// is the build time (SOURCE_DATE_EPOCH).
+ImageConfig server_image_config(const Spec& spec, int64_t created);
+/// The files of `spec`'s image besides /server: what the server needs at
+/// run time (a log file it may create as user 65534).
+std::vector<TarEntry> server_runtime_files(const Spec& spec);
+/// The health check that runs `/server --probe`, whose own deadline is
+/// `probe_timeout_ms`: the engine's timeout leaves it a second more.
+Healthcheck probe_healthcheck(int probe_timeout_ms);
+
 // Shared by the subcommands (cli_gen.cc).
 
 /// Declares SPEC, --syntax, --port and --teach on a subcommand.
@@ -68,6 +88,10 @@ Spec load_for_compile(const std::string& spec_path, std::optional<int> port, boo
 /// where the text will be saved, for the header's build commands.
 std::string compile_to_asm(const CompileOptions& opt, Program* program = nullptr,
                            const std::string& listing = "");
+/// The same for a spec already loaded with load_for_compile (e.g. to read
+/// it first: a spec on standard input can be read only once).
+std::string compile_spec(const Spec& spec, const CompileOptions& opt, Program* program = nullptr,
+                         const std::string& listing = "");
 /// The file -o names: `output` itself, or for an existing directory or a
 /// path ending in '/', DIR/<spec name><ext> (the spec's file name without
 /// .json; "server" for standard input). Throws when such a DIR is missing.

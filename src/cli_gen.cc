@@ -42,7 +42,12 @@ Spec load_for_compile(const std::string& spec_path, std::optional<int> port, boo
 }
 
 std::string compile_to_asm(const CompileOptions& opt, Program* program, const std::string& listing) {
-  Program p = lower(load_for_compile(opt.spec, opt.port, opt.teach));
+  return compile_spec(load_for_compile(opt.spec, opt.port, opt.teach), opt, program, listing);
+}
+
+std::string compile_spec(const Spec& spec, const CompileOptions& opt, Program* program,
+                         const std::string& listing) {
+  Program p = lower(spec);
   if (opt.teach)
     p.notes += "\nMade with --teach: one process, no logs, no TCP_DEFER_ACCEPT, and die names\n"
                "only EADDRINUSE and EACCES. The README's \"Reading the listing\" follows a\n"

@@ -48,11 +48,13 @@ int main(int argc, char** argv) {
   RunOptions run;
   CheckOptions check;
   ExplainOptions explain;
+  ImageOptions image;
   CLI::App* gen_cmd = setup_gen(app, gen);
   CLI::App* build_cmd = setup_build(app, build);
   CLI::App* run_cmd = setup_run(app, run);
   CLI::App* check_cmd = setup_check(app, check);
   CLI::App* explain_cmd = setup_explain(app, explain);
+  CLI::App* image_cmd = setup_image(app, image);
 
   std::vector<std::string_view> names;
   for (const CLI::App* cmd : app.get_subcommands({})) names.push_back(cmd->get_name());
@@ -71,5 +73,6 @@ int main(int argc, char** argv) {
   if (run_cmd->parsed()) return run_run(run);
   if (check_cmd->parsed()) return run_check(check);
   if (explain_cmd->parsed()) return run_explain(explain);
+  if (image_cmd->parsed()) return run_image(image);
   return 2;
 }

@@ -169,7 +169,8 @@ TEST(Package, DebBuildsInstallsAndWorks) {
   struct stat st {};
   ASSERT_EQ(::stat(bin.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0755u);
-  EXPECT_LT(st.st_size, 5 * 1024 * 1024) << "an unstripped asmsrv is tens of MB";
+  // 6.7 MB on 2026-11-23, 3.5 of them libcrypto, libarchive and zlib (asmsrv image).
+  EXPECT_LT(st.st_size, 8 * 1024 * 1024) << "an unstripped asmsrv is tens of MB";
   CmdResult sections = run({"readelf", "-S", "-W", bin});
   ASSERT_EQ(sections.status, 0) << describe(sections);
   EXPECT_FALSE(contains(sections.out, ".symtab")) << "the packaged asmsrv is not stripped";
