@@ -72,6 +72,7 @@ inline constexpr int kSoReuseaddr = 2;
 inline constexpr int kIpprotoTcp = 6;
 inline constexpr int kSiocoutq = 0x5411;  // ioctl: bytes in the socket's send queue, not yet acknowledged
 inline constexpr int kTcpDeferAccept = 9;
+inline constexpr int kTcpNotsentLowat = 25;
 inline constexpr int kSoRcvtimeo = 20;
 inline constexpr int kSoSndtimeo = 21;
 inline constexpr int kMsgDontwait = 0x40;

@@ -6,6 +6,11 @@ namespace asmsrv {
 
 using namespace linux;
 
+namespace {
+/// TCP_NOTSENT_LOWAT on the listener, inherited by every connection.
+constexpr int kNotsentLowat = 128 * 1024;
+}  // namespace
+
 Startup::Startup(const Spec& spec, Builder& b, Runtime& rt, bool nonblocking)
     : Gen(spec, b), rt_(rt), nonblocking_(nonblocking) {
   std::string at = listen_text(spec_);
@@ -117,6 +122,23 @@ void Startup::emit(Label next) {
                    "defer_seconds");
     rt_.die_if_failed(err_defer_);
   }
+
+  Label lowat = b_.data("lowat_bytes", Section::rodata, {Fields{{{4, kNotsentLowat, "int: bytes"}}}},
+                        "TCP_NOTSENT_LOWAT: the unsent bytes a socket may hold");
+  next_block(local("notsent_lowat"), "bound what each connection keeps unsent", &kSetsockopt,
+             fmt::format("setsockopt(listen_fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &(int){{ {} }}, sizeof(int))",
+                         kNotsentLowat),
+             fmt::format("Every accepted socket inherits it: a write takes at most about {} KiB more\n"
+                         "than the client has yet been sent, and the socket is writable again only\n"
+                         "when less is left. Without it the kernel lets each socket queue megabytes\n"
+                         "of a large response: a thousand slow readers then pin gigabytes, the\n"
+                         "kernel's TCP memory runs into pressure, and every write of every client\n"
+                         "slows down. An old kernel without the option refuses it: that is harmless,\n"
+                         "so the result is not checked.",
+                         kNotsentLowat / 1024));
+  rt_.setsockopt(kListenFd, "listen_fd",
+                 {kIpprotoTcp, "IPPROTO_TCP", kTcpNotsentLowat, "TCP_NOTSENT_LOWAT", kIntBytes, "sizeof(int)"}, lowat,
+                 "lowat_bytes");
 
   uint64_t addr = 0;
   for (int i = 0; i < 4; ++i) addr |= uint64_t{spec_.address_bytes[i]} << (8 * i);

@@ -577,6 +577,60 @@ TEST_P(Epoll, LargeBodyToSlowReaderIsExactAndDelaysNobody) {
   EXPECT_EQ(tail.data, "");
 }
 
+// The send queues of the server's established connections on `port`, as
+// ss(8) reports them (Send-Q: bytes not yet acknowledged by the client).
+std::vector<long> server_send_queues(int port) {
+  CmdResult r = run({"ss", "-tnH", "state", "established", "( sport = :" + std::to_string(port) + " )"});
+  std::vector<long> out;
+  std::istringstream in(r.out);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    long recv_q = 0, send_q = 0;
+    if (f >> recv_q >> send_q) out.push_back(send_q);
+  }
+  return out;
+}
+
+// slowhttptest -X in miniature: many clients ask for a 10 MiB response and
+// read none of it. Each connection may keep only about TCP_NOTSENT_LOWAT
+// (128 KiB) unsent in the kernel, not the whole response (without it, each
+// queued about 1 MiB here, and a thousand of them pushed the kernel's TCP
+// memory into pressure: a fresh request then took up to 5.5 s). Meanwhile a
+// fresh request is answered promptly. In fork mode too, each child's socket
+// is bounded the same way (the option is set on the listener).
+TEST_P(Epoll, ManySlowReadersOfALargeResponsePinLittleAndDelayNobody) {
+  if (run({"ss", "-V"}).status != 0) GTEST_SKIP() << "no ss (iproute2)";
+  for (const char* mode : {"epoll", "fork"}) {
+    SCOPED_TRACE(mode);
+    json spec = big_spec();
+    spec["mode"] = mode;
+    START(r, spec, std::nullopt, {{"big.bin", &big_content()}});
+    constexpr int kReaders = 200;
+    std::vector<Client> readers;
+    for (int i = 0; i < kReaders; ++i) {
+      readers.emplace_back(r.port, 4096);
+      ASSERT_TRUE(readers.back().valid());
+      ASSERT_TRUE(readers.back().send(get("/big")));
+    }
+    // Every reader's response has started, and fills what it may.
+    std::vector<long> q;
+    EXPECT_TRUE(eventually(
+        [&] {
+          q = server_send_queues(r.port);
+          return q.size() >= kReaders && *std::min_element(q.begin(), q.end()) > 64 * 1024;
+        },
+        5000, 50))
+        << q.size() << " connections";
+    sleep_ms(300);
+    q = server_send_queues(r.port);
+    ASSERT_GE(q.size(), static_cast<size_t>(kReaders));
+    long most = *std::max_element(q.begin(), q.end());
+    EXPECT_LE(most, 256 * 1024) << "a stalled reader pins more than about TCP_NOTSENT_LOWAT";
+    for (int i = 0; i < 20; ++i) expect_prompt(r, "with the slow readers, request " + std::to_string(i));
+  }
+}
+
 TEST_P(Epoll, SilentTricklingIdleAndStalledClientsDelayNobody) {
   auto r_opt = start(no_defer(big_spec()), std::nullopt, {{"big.bin", &big_content()}});
   ASSERT_TRUE(r_opt.has_value());
