@@ -145,6 +145,25 @@ _start:
 .Ldefer_accept.ok:
 
 ## --------------------------------------------------------------------------
+## bound what each connection keeps unsent: setsockopt(2), syscall 54
+## C: setsockopt(listen_fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &(int){ 131072 }, sizeof(int))
+## Every accepted socket inherits it: a write takes at most about 128 KiB more
+## than the client has yet been sent, and the socket is writable again only
+## when less is left. Without it the kernel lets each socket queue megabytes
+## of a large response: a thousand slow readers then pin gigabytes, the
+## kernel's TCP memory runs into pressure, and every write of every client
+## slows down. An old kernel without the option refuses it: that is harmless,
+## so the result is not checked.
+.Lnotsent_lowat:
+        mov     rdi, r12                        # fd = listen_fd
+        mov     esi, 6                          # level = IPPROTO_TCP
+        mov     edx, 25                         # optname = TCP_NOTSENT_LOWAT
+        lea     r10, [rip + lowat_bytes]        # optval = &lowat_bytes
+        mov     r8d, 4                          # optlen = sizeof(int)
+        mov     eax, 54                         # syscall number: setsockopt
+        syscall
+
+## --------------------------------------------------------------------------
 ## bind the address: bind(2), syscall 49
 ## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
 ## Give the socket its address, 0.0.0.0:8080.
@@ -873,6 +892,11 @@ int_one:
         .balign 8, 0
 defer_seconds:
         .long 3                                 # int: seconds
+
+# TCP_NOTSENT_LOWAT: the unsent bytes a socket may hold (4 bytes)
+        .balign 8, 0
+lowat_bytes:
+        .long 0x20000                           # int: bytes
 
 # struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
         .balign 8, 0
