@@ -39,9 +39,9 @@
         .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
         .set conn_discard, 88                   # body bytes still to read and drop; lingering: bytes it may still read
         .set conn_consume, 96                   # bytes to drop from the buffer once the response is out
-        .set conn_addr, 104                     # the client: sin_family, sin_port, sin_addr
-        .set conn_bytes, 112                    # bytes read, for the connection log
-        .set conn_buf, 120                      # this connection's request buffer
+        .set conn_bytes, 104                    # bytes read, for the connection log
+        .set conn_buf, 112                      # this connection's request buffer
+        .set conn_addr, 120                     # the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
         .set resp_head, 0                       # offset of the first head in response_heads
         .set resp_len_close, 4                  # length of the head with Connection: close (without its last CR LF)
         .set resp_len_keep, 8                   # ... for HTTP/1.1 keep-alive
@@ -63,6 +63,79 @@ _start:
         mov     r10d, 8                         # sizeof(sigset_t) as the kernel counts it
         mov     eax, 13                         # syscall number: rt_sigaction
         syscall
+
+## --------------------------------------------------------------------------
+## find the environment
+## C: environ = &argv[argc + 1]
+## The kernel starts the process with argc at [rsp], then argv[], a NULL,
+## then the environment's "NAME=value" strings and a NULL.
+.Lenvironment:
+        mov     rax, QWORD PTR [rsp]            # argc
+        shl     rax, 3                          # * 8
+        lea     rax, [rsp+rax+16]               # past argc, argv[] and its NULL
+        mov     QWORD PTR [rip + environ], rax
+
+## --------------------------------------------------------------------------
+## the port from $PORT
+## C: if ((s = getenv("PORT"))) { port = atoi(s); if (port < 1 || port > 65535) die; }
+## Cloud Run, Heroku, Render and Fly say which port to listen on in $PORT;
+## when it is set it replaces listen.port (8080), so one binary serves every
+## environment. A value that is not a port stops the server.
+.Lport_from_env:
+        lea     rsi, [rip + env_port]           # name
+        mov     ecx, 5                          # its length
+        call    .Lfind_env                      # rax = getenv("PORT")
+        test    rax, rax
+        jz      short .Lport_from_env.port_set  # not set: listen.port
+        mov     rsi, rax                        # the value
+        call    .Lparse_decimal
+        test    rax, rax
+        jle     short .Lport_from_env.bad_port  # not a number, or 0
+        cmp     rax, 0xffff
+        ja      short .Lport_from_env.bad_port
+        mov     DWORD PTR [rip + listen_port], eax # listen_port = the port
+        ror     ax, 8                           # htons
+        lea     rdi, [rip + listen_addr]
+        mov     WORD PTR [rdi+2], ax            # listen_addr.sin_port
+        jmp     short .Lport_from_env.port_set
+.Lport_from_env.bad_port:
+        mov     rdx, rsi                        # the value
+        lea     rdi, [rip + line_buf]
+        lea     rsi, [rip + bad_port_head]
+        mov     ecx, 14
+        rep movsb                               # "minhttp: PORT="
+        mov     rsi, rdx
+        mov     ecx, 32                         # at most 32 bytes of the value
+.Lport_from_env.copy_value:
+        movzx   eax, BYTE PTR [rsi]
+        test    eax, eax
+        jz      short .Lport_from_env.copied    # its end
+        mov     BYTE PTR [rdi], al
+        inc     rsi
+        inc     rdi
+        dec     rcx
+        jnz     short .Lport_from_env.copy_value
+.Lport_from_env.copied:
+        lea     rsi, [rip + bad_port_tail]
+        mov     ecx, 40
+        rep movsb                               # ": expected a port number from 1 to 65535"
+        {disp32} jmp     .Ldie.fail             # write it, exit 1
+.Lport_from_env.port_set:
+
+## --------------------------------------------------------------------------
+## no arguments
+## C: if (argc > 1) die
+## The server takes no arguments: refused, rather than starting a second
+## server ("probe" in the spec adds --probe).
+.Larguments:
+        cmp     QWORD PTR [rsp], 1              # argc, at the top of the initial stack
+        jbe     short .Larguments.no_arguments
+        lea     rsi, [rip + usage]              # the message
+        mov     ecx, 62                         # its length
+        lea     rdi, [rip + line_buf]
+        rep movsb                               # into line_buf
+        {disp32} jmp     .Ldie.fail             # write it, exit 1
+.Larguments.no_arguments:
 
 ## --------------------------------------------------------------------------
 ## catch SIGTERM and SIGINT: rt_sigaction(2), syscall 13
@@ -99,6 +172,84 @@ _start:
 ## C: log_fd = STDOUT_FILENO
 .Lchoose_log:
         mov     r15d, 1                         # r15 = log_fd
+
+## --------------------------------------------------------------------------
+## socket activation?: getpid(2), syscall 39
+## C: if ((s = getenv("LISTEN_PID")) && atoi(s) == getpid()) listen_fd = 3
+## systemd (or systemd-socket-activate) may have bound the socket already and
+## passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
+## A LISTEN_PID of another process was meant for it: then bind as usual.
+.Lsocket_activation:
+        lea     rsi, [rip + env_listen_pid]     # name
+        mov     ecx, 11                         # its length
+        call    .Lfind_env                      # rax = getenv("LISTEN_PID")
+        test    rax, rax
+        {disp32} jz      .Lsocket               # not set: bind
+        mov     rsi, rax
+        call    .Lparse_decimal
+        mov     rbx, rax                        # LISTEN_PID
+        mov     eax, 39                         # syscall number: getpid
+        syscall
+        cmp     rax, rbx
+        {disp32} jne     .Lsocket               # not ours: bind
+
+## --------------------------------------------------------------------------
+## check fd 3: getsockopt(2), syscall 55
+## C: for (c = fd3_checks; c->opt; c++) { getsockopt(3, SOL_SOCKET, c->opt, &v, &len); if (v != c->value) die; }
+## LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv4 (the
+## family of listen.address, which the logs print), else the server stops.
+.Lcheck_fd3:
+        lea     rsi, [rip + env_listen_fds]     # name
+        mov     ecx, 11                         # its length
+        call    .Lfind_env                      # rax = getenv("LISTEN_FDS")
+        test    rax, rax
+        jz      short .Lcheck_fd3.count
+        mov     rsi, rax
+        call    .Lparse_decimal
+        cmp     rax, 1
+        jne     short .Lcheck_fd3.count
+        lea     rbx, [rip + fd3_checks]         # rbx walks the checks
+        sub     rsp, 16                         # int v at [rsp], socklen_t len at [rsp+8]
+.Lcheck_fd3.check:
+        mov     edx, DWORD PTR [rbx]            # optname
+        test    edx, edx
+        jz      short .Lcheck_fd3.listening     # all done
+        mov     edi, 3                          # fd = 3
+        mov     esi, 1                          # level = SOL_SOCKET
+        lea     r10, [rsp]                      # optval = &v
+        mov     DWORD PTR [rsp+8], 4            # len = sizeof(int)
+        lea     r8, [rsp+8]                     # optlen = &len
+        mov     eax, 55                         # syscall number: getsockopt
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     short .Lcheck_fd3.ok
+        lea     rsi, [rip + error_fd3]          # the start of the error message
+        mov     edx, 41                         # its length
+        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
+.Lcheck_fd3.ok:
+        mov     eax, DWORD PTR [rsp]            # v
+        cmp     eax, DWORD PTR [rbx+4]          # what it must be
+        jne     short .Lcheck_fd3.wrong
+        add     rbx, 8                          # the next check
+        jmp     short .Lcheck_fd3.check
+.Lcheck_fd3.count:
+        lea     rsi, [rip + error_fds]          # the message
+        mov     ecx, 51                         # its length
+        lea     rdi, [rip + line_buf]
+        rep movsb                               # into line_buf
+        {disp32} jmp     .Ldie.fail             # write it, exit 1
+.Lcheck_fd3.wrong:
+        lea     rsi, [rip + error_fd3_kind]     # the message
+        mov     ecx, 97                         # its length
+        lea     rdi, [rip + line_buf]
+        rep movsb                               # into line_buf
+        {disp32} jmp     .Ldie.fail             # write it, exit 1
+.Lcheck_fd3.listening:
+        add     rsp, 16
+        mov     r12d, 3                         # r12 = listen_fd = 3
+        lea     rbx, [rip + activated_line]     # the start-up line, for announce
+        mov     ebp, 39                         # its length
+        {disp32} jmp     .Lconfigure
 
 ## --------------------------------------------------------------------------
 ## create the listening socket: socket(2), syscall 41
@@ -139,6 +290,79 @@ _start:
 .Lreuseaddr.ok:
 
 ## --------------------------------------------------------------------------
+## bind the address: bind(2), syscall 49
+## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
+## Give the socket its address, 0.0.0.0:8080.
+.Lbind:
+        mov     rdi, r12                        # fd = listen_fd
+        lea     rsi, [rip + listen_addr]        # addr = &listen_addr
+        mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
+        mov     eax, 49                         # syscall number: bind
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     short .Lbind.ok
+        lea     rsi, [rip + error_bind]         # the start of the error message
+        mov     edx, 22                         # its length
+        cmp     rax, -13                        # -EACCES?
+        {disp32} jne     .Ldie_port             # no: print it with the port and the errno's text, exit 1
+        lea     rbp, [rip + hint_bind]          # yes: and a hint after the text
+        mov     r14d, 53                        # its length
+        {disp32} jmp     .Ldie_port.die_port_hint
+.Lbind.ok:
+
+## --------------------------------------------------------------------------
+## start listening: listen(2), syscall 50
+## C: listen(listen_fd, 511)
+## The kernel now completes handshakes and queues connections for accept().
+.Llisten:
+        mov     rdi, r12                        # fd = listen_fd
+        mov     esi, 511                        # backlog
+        mov     eax, 50                         # syscall number: listen
+        syscall
+        test    rax, rax                        # rax < 0 means -errno
+        jns     short .Llisten.ok
+        lea     rsi, [rip + error_listen]       # the start of the error message
+        mov     edx, 24                         # its length
+        {disp32} jmp     .Ldie_port             # print it with the port and the errno's text, exit 1
+.Llisten.ok:
+
+## --------------------------------------------------------------------------
+## the start-up line, with the port
+## C: sprintf(line_buf, "minhttp listening on 0.0.0.0:%u\n", listen_port)
+## The port may have come from the environment.
+.Lmake_startup_line:
+        lea     rdi, [rip + line_buf]
+        lea     rsi, [rip + startup_line]
+        mov     ecx, 29
+        rep movsb
+        mov     eax, DWORD PTR [rip + listen_port] # the port
+        call    .Lappend_u64
+        mov     BYTE PTR [rdi], 10
+        inc     rdi
+        lea     rbx, [rip + line_buf]           # the start-up line, for announce
+        mov     rbp, rdi
+        sub     rbp, rbx                        # its length
+
+## --------------------------------------------------------------------------
+## bound what each connection keeps unsent: setsockopt(2), syscall 54
+## C: setsockopt(listen_fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &(int){ 131072 }, sizeof(int))
+## Every accepted socket inherits it: a write takes at most about 128 KiB more
+## than the client has yet been sent, and the socket is writable again only
+## when less is left. Without it the kernel lets each socket queue megabytes
+## of a large response: a thousand slow readers then pin gigabytes, the
+## kernel's TCP memory runs into pressure, and every write of every client
+## slows down. An old kernel without the option refuses it: that is harmless,
+## so the result is not checked.
+.Lconfigure:
+        mov     rdi, r12                        # fd = listen_fd
+        mov     esi, 6                          # level = IPPROTO_TCP
+        mov     edx, 25                         # optname = TCP_NOTSENT_LOWAT
+        lea     r10, [rip + lowat_bytes]        # optval = &lowat_bytes
+        mov     r8d, 4                          # optlen = sizeof(int)
+        mov     eax, 54                         # syscall number: setsockopt
+        syscall
+
+## --------------------------------------------------------------------------
 ## accept only once the request comes: setsockopt(2), syscall 54
 ## C: setsockopt(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &(int){ 3 }, sizeof(int))
 ## accept() returns a connection once its first bytes have arrived (or after
@@ -160,67 +384,67 @@ _start:
 .Ldefer_accept.ok:
 
 ## --------------------------------------------------------------------------
-## bound what each connection keeps unsent: setsockopt(2), syscall 54
-## C: setsockopt(listen_fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &(int){ 131072 }, sizeof(int))
-## Every accepted socket inherits it: a write takes at most about 128 KiB more
-## than the client has yet been sent, and the socket is writable again only
-## when less is left. Without it the kernel lets each socket queue megabytes
-## of a large response: a thousand slow readers then pin gigabytes, the
-## kernel's TCP memory runs into pressure, and every write of every client
-## slows down. An old kernel without the option refuses it: that is harmless,
-## so the result is not checked.
-.Lnotsent_lowat:
-        mov     rdi, r12                        # fd = listen_fd
-        mov     esi, 6                          # level = IPPROTO_TCP
-        mov     edx, 25                         # optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rip + lowat_bytes]        # optval = &lowat_bytes
-        mov     r8d, 4                          # optlen = sizeof(int)
-        mov     eax, 54                         # syscall number: setsockopt
-        syscall
-
-## --------------------------------------------------------------------------
-## bind the address: bind(2), syscall 49
-## C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
-## Give the socket its address, 0.0.0.0:8080.
-.Lbind:
-        mov     rdi, r12                        # fd = listen_fd
-        lea     rsi, [rip + listen_addr]        # addr = &listen_addr
-        mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
-        mov     eax, 49                         # syscall number: bind
-        syscall
-        test    rax, rax                        # rax < 0 means -errno
-        jns     short .Lbind.ok
-        lea     rsi, [rip + error_bind]         # the start of the error message
-        mov     edx, 28                         # its length
-        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
-.Lbind.ok:
-
-## --------------------------------------------------------------------------
-## start listening: listen(2), syscall 50
-## C: listen(listen_fd, 511)
-## The kernel now completes handshakes and queues connections for accept().
-.Llisten:
-        mov     rdi, r12                        # fd = listen_fd
-        mov     esi, 511                        # backlog
-        mov     eax, 50                         # syscall number: listen
-        syscall
-        test    rax, rax                        # rax < 0 means -errno
-        jns     short .Llisten.ok
-        lea     rsi, [rip + error_listen]       # the start of the error message
-        mov     edx, 30                         # its length
-        {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
-.Llisten.ok:
-
-## --------------------------------------------------------------------------
 ## say that the server is up: write(2), syscall 1
-## C: write_all(STDOUT_FILENO, "minhttp listening on 0.0.0.0:8080\n", 34)
-## Printed only once listen() succeeded, so a script can wait for this line.
+## C: write_all(STDOUT_FILENO, "minhttp listening on 0.0.0.0:8080\n", ...)
+## Printed only once listen() succeeded (or fd 3 passed its checks), so a
+## script can wait for this line. rbx and rbp: the line and its length.
 .Lannounce:
         mov     edi, 1                          # fd = STDOUT_FILENO
-        lea     rsi, [rip + startup_line]       # buf
-        mov     edx, 34                         # count
+        mov     rsi, rbx                        # buf
+        mov     rdx, rbp                        # count
         call    .Lwrite_all                     # a closed stdout is not fatal: the result is ignored
         jmp     short .Lworker_main
+
+## --------------------------------------------------------------------------
+## subroutine find_env(rsi = "NAME=", rcx = its length)
+## C: for (e = environ; *e; e++) if (!strncmp(*e, name, len)) return *e + len; return NULL
+## getenv(): rax = the value, or 0. Clobbers rcx, rdx, rdi.
+.Lfind_env:
+        mov     rdx, QWORD PTR [rip + environ]
+.Lfind_env.next:
+        mov     rdi, QWORD PTR [rdx]            # the next "NAME=value"
+        test    rdi, rdi
+        jz      short .Lfind_env.none           # the end: not set
+        add     rdx, 8
+        push    rsi
+        push    rcx
+        repe cmpsb                              # compare; a shorter string stops at its NUL
+        pop     rcx
+        pop     rsi
+        jne     short .Lfind_env.next
+        mov     rax, rdi                        # rdi is past "NAME=": the value
+        ret
+.Lfind_env.none:
+        xor     eax, eax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine parse_decimal(rsi = a NUL-terminated string)
+## C: rax = 1 to 10 decimal digits ? their value : -1
+## For $PORT, LISTEN_PID and LISTEN_FDS: digits only, no sign, no space.
+## Keeps rsi. Clobbers rcx, rdx.
+.Lparse_decimal:
+        xor     eax, eax
+        xor     ecx, ecx
+.Lparse_decimal.digit:
+        movzx   edx, BYTE PTR [rsi+rcx]
+        test    edx, edx
+        jz      short .Lparse_decimal.end
+        sub     edx, '0'
+        cmp     edx, 9
+        ja      short .Lparse_decimal.bad       # not a digit
+        imul    rax, rax, 10
+        add     rax, rdx
+        inc     ecx
+        cmp     ecx, 10
+        jbe     short .Lparse_decimal.digit     # 11 digits are too many
+.Lparse_decimal.bad:
+        mov     rax, -1
+        ret
+.Lparse_decimal.end:
+        test    ecx, ecx
+        jz      short .Lparse_decimal.bad       # no digit
+        ret
 
 ## --------------------------------------------------------------------------
 ## a worker starts
@@ -1642,13 +1866,7 @@ _start:
         lea     rsi, [rip + log_from]
         mov     ecx, 16
         rep movsb                               # copy "connection from "
-        lea     rsi, [rbx+conn_addr]            # the client's address
-        call    .Lappend_ip                     # "127.0.0.1"
-        mov     BYTE PTR [rdi], ':'
-        inc     rdi
-        movzx   eax, WORD PTR [rbx+conn_addr+2] # sin_port, network byte order
-        ror     ax, 8                           # ntohs: swap the two bytes
-        call    .Lappend_u64
+        call    .Lappend_client_port            # "127.0.0.1:54321"
         lea     rsi, [rip + log_bytes]
         mov     ecx, 14
         rep movsb                               # copy ", bytes read: "
@@ -1662,6 +1880,43 @@ _start:
         mov     rdi, r15                        # fd = log_fd
         call    .Lwrite_all
         ret                                     # a failed log write is not fatal
+
+## --------------------------------------------------------------------------
+## subroutine append_client_port(rbx = record, rdi = dst)
+## C: dst += sprintf(dst, "%s:%u", ip, port)
+## The client's address and port, for the connection log.
+.Lappend_client_port:
+        lea     rsi, [rbx+conn_addr]            # the client's address
+        call    .Lappend_client                 # "127.0.0.1"
+.Lappend_client_port.port:
+        mov     BYTE PTR [rdi], ':'
+        inc     rdi
+        movzx   eax, WORD PTR [rbx+conn_addr+2] # the port, network byte order
+        ror     ax, 8                           # ntohs: swap the two bytes
+        {disp32} jmp     .Lappend_u64           # append_u64 returns to our caller
+
+## --------------------------------------------------------------------------
+## subroutine append_client(rsi = address, rdi = dst)
+## C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
+## The client's address as text, from the first 8 bytes of a sockaddr_in;
+## advances rdi. Clobbers rax, rcx, rdx, rsi, r8.
+.Lappend_client:
+        mov     r8, rsi                         # r8 = the address
+        movzx   eax, BYTE PTR [r8+4]            # address byte 1
+        call    .Lappend_u64
+        mov     BYTE PTR [rdi], '.'
+        inc     rdi
+        movzx   eax, BYTE PTR [r8+5]            # address byte 2
+        call    .Lappend_u64
+        mov     BYTE PTR [rdi], '.'
+        inc     rdi
+        movzx   eax, BYTE PTR [r8+6]            # address byte 3
+        call    .Lappend_u64
+        mov     BYTE PTR [rdi], '.'
+        inc     rdi
+        movzx   eax, BYTE PTR [r8+7]            # address byte 4
+        call    .Lappend_u64
+        ret
 
 ## --------------------------------------------------------------------------
 ## signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
@@ -1691,12 +1946,36 @@ _start:
         syscall
 
 ## --------------------------------------------------------------------------
+## fatal start-up error naming the port (rax = -errno, rsi/rdx = message start)
+## C: sprintf(line_buf, "%s%u: ", message, listen_port); then die
+## The port came from the environment, so the message is finished at run
+## time: "server: bind 0.0.0.0:" + the port + ": ", then die as usual.
+.Ldie_port:
+        xor     r14d, r14d                      # no hint
+.Ldie_port.die_port_hint:
+        mov     rbx, rax                        # rbx = -errno, kept
+        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     rcx, rdx
+        rep movsb                               # copy the message start
+        mov     eax, DWORD PTR [rip + listen_port] # the port
+        call    .Lappend_u64
+        mov     WORD PTR [rdi], 0x203a          # ': '
+        add     rdi, 2
+        lea     rsi, [rip + line_buf]           # die copies line_buf onto itself
+        mov     rdx, rdi
+        sub     rdx, rsi                        # the message's length
+        mov     rax, rbx                        # -errno
+        jmp     short .Ldie.die_hint
+
+## --------------------------------------------------------------------------
 ## fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
-## C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
+## C: fprintf(stderr, "%s%s%s\n", message, strerror(errno), hint); exit(1)
 ## Names the call, the address and the reason, e.g.
 ## "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
 ## text here is printed as its number.
 .Ldie:
+        xor     r14d, r14d                      # no hint
+.Ldie.die_hint:
         neg     rax
         mov     rbx, rax                        # rbx = errno
         lea     rdi, [rip + line_buf]           # the line is built in line_buf
@@ -1723,6 +2002,10 @@ _start:
 .Ldie.copy_text:
         rep movsb                               # copy the errno's text
 .Ldie.newline:
+        mov     rsi, rbp
+        mov     rcx, r14
+        rep movsb                               # the hint (none when rcx = 0)
+.Ldie.fail:
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -1751,29 +2034,6 @@ _start:
         imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
         add     rax, rcx
         mov     QWORD PTR [rip + clock_now], rax
-        ret
-
-## --------------------------------------------------------------------------
-## subroutine append_ip(rsi = address, rdi = dst)
-## C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
-## The client's address as text, from the first 8 bytes of a sockaddr_in;
-## advances rdi. Clobbers rax, rcx, rdx, rsi, r8.
-.Lappend_ip:
-        mov     r8, rsi                         # r8 = the address
-        movzx   eax, BYTE PTR [r8+4]            # address byte 1
-        call    .Lappend_u64
-        mov     BYTE PTR [rdi], '.'
-        inc     rdi
-        movzx   eax, BYTE PTR [r8+5]            # address byte 2
-        call    .Lappend_u64
-        mov     BYTE PTR [rdi], '.'
-        inc     rdi
-        movzx   eax, BYTE PTR [r8+6]            # address byte 3
-        call    .Lappend_u64
-        mov     BYTE PTR [rdi], '.'
-        inc     rdi
-        movzx   eax, BYTE PTR [r8+7]            # address byte 4
-        call    .Lappend_u64
         ret
 
 ## --------------------------------------------------------------------------
@@ -1943,15 +2203,25 @@ error_setsockopt:
 error_defer:
         .ascii "minhttp: setsockopt TCP_DEFER_ACCEPT: "
 
-# error message start (28 bytes)
+# error message start; the port follows (22 bytes)
         .balign 8, 0
 error_bind:
-        .ascii "minhttp: bind 0.0.0.0:8080: "
+        .ascii "minhttp: bind 0.0.0.0:"
 
-# error message start (30 bytes)
+# printed after EACCES's text (53 bytes)
+        .balign 8, 0
+hint_bind:
+        .ascii " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+
+# error message start; the port follows (24 bytes)
         .balign 8, 0
 error_listen:
-        .ascii "minhttp: listen 0.0.0.0:8080: "
+        .ascii "minhttp: listen 0.0.0.0:"
+
+# error message start (41 bytes)
+        .balign 8, 0
+error_fd3:
+        .ascii "minhttp: fd 3 from systemd (LISTEN_FDS): "
 
 # struct sigaction: ignore the signal (32 bytes)
         .balign 8, 0
@@ -1961,33 +2231,82 @@ sigaction_ignore:
         .quad 0                                 # sa_restorer
         .quad 0                                 # sa_mask
 
+# "PORT=": the start of the variable (5 bytes)
+        .balign 8, 0
+env_port:
+        .ascii "PORT="
+
+# the error's start (14 bytes)
+        .balign 8, 0
+bad_port_head:
+        .ascii "minhttp: PORT="
+
+# and its end (40 bytes)
+        .balign 8, 0
+bad_port_tail:
+        .ascii ": expected a port number from 1 to 65535"
+
+# a fatal error, written as it is (62 bytes)
+        .balign 8, 0
+usage:
+        .ascii "minhttp: takes no arguments (\"probe\" in the spec adds --probe)"
+
+# "LISTEN_PID=": the start of the variable (11 bytes)
+        .balign 8, 0
+env_listen_pid:
+        .ascii "LISTEN_PID="
+
+# the socket options fd 3 must have: option, value (28 bytes)
+        .balign 4, 0
+fd3_checks:
+        .long 30                                # SO_ACCEPTCONN
+        .long 1                                 # = 1: listening
+        .long 39                                # SO_DOMAIN
+        .long 2                                 # IPv4
+        .long 38                                # SO_PROTOCOL
+        .long 6                                 # IPPROTO_TCP
+        .long 0                                 # the end
+
+# "LISTEN_FDS=": the start of the variable (11 bytes)
+        .balign 8, 0
+env_listen_fds:
+        .ascii "LISTEN_FDS="
+
+# a fatal error, written as it is (51 bytes)
+        .balign 8, 0
+error_fds:
+        .ascii "minhttp: LISTEN_FDS: expected 1 socket from systemd"
+
+# a fatal error, written as it is (97 bytes)
+        .balign 8, 0
+error_fd3_kind:
+        .ascii "minhttp: fd 3 from systemd is not a listening TCP socket over IP"
+        .ascii "v4 (the family of listen.address)"
+
+# printed once the socket from systemd is checked (39 bytes)
+        .balign 8, 0
+activated_line:
+        .ascii "minhttp listening on fd 3 from systemd\n"
+
 # the value that turns a socket option on (4 bytes)
         .balign 8, 0
 int_one:
         .long 1                                 # int 1
 
-# listen.defer_accept_s, for TCP_DEFER_ACCEPT (4 bytes)
+# printed once the socket listens, with the port (29 bytes)
         .balign 8, 0
-defer_seconds:
-        .long 3                                 # int: seconds
+startup_line:
+        .ascii "minhttp listening on 0.0.0.0:"
 
 # TCP_NOTSENT_LOWAT: the unsent bytes a socket may hold (4 bytes)
         .balign 8, 0
 lowat_bytes:
         .long 0x20000                           # int: bytes
 
-# struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
+# listen.defer_accept_s, for TCP_DEFER_ACCEPT (4 bytes)
         .balign 8, 0
-listen_addr:
-        .short 2                                # sin_family = AF_INET
-        .short 0x901f                           # sin_port = 8080, in network byte order
-        .long 0                                 # sin_addr = 0.0.0.0, in network byte order
-        .quad 0                                 # sin_zero
-
-# printed once the socket listens (34 bytes)
-        .balign 8, 0
-startup_line:
-        .ascii "minhttp listening on 0.0.0.0:8080\n"
+defer_seconds:
+        .long 3                                 # int: seconds
 
 # struct timeval: how long a write may block (16 bytes)
         .balign 8, 0
@@ -2021,7 +2340,7 @@ log_from:
 log_bytes:
         .ascii ", bytes read: "
 
-# errno, length, strerror() text: the errnos die names (285 bytes)
+# errno, length, strerror() text: the errnos die names (317 bytes)
         .balign 1, 0
 errno_texts:
         .byte 9                                 # EBADF
@@ -2042,6 +2361,9 @@ errno_texts:
         .byte 24                                # EMFILE
         .byte 19                                # its text's length
         .ascii "Too many open files"
+        .byte 88                                # ENOTSOCK
+        .byte 30                                # its text's length
+        .ascii "Socket operation on non-socket"
         .byte 93                                # EPROTONOSUPPORT
         .byte 22                                # its text's length
         .ascii "Protocol not supported"
@@ -2072,6 +2394,19 @@ errno_word:
 date_line:
         .ascii "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
         .ascii "\r\n"
+
+# struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
+        .balign 8, 0
+listen_addr:
+        .short 2                                # sin_family = AF_INET
+        .short 0x901f                           # sin_port = 8080, in network byte order ($PORT when set)
+        .long 0                                 # sin_addr = 0.0.0.0, in network byte order
+        .quad 0                                 # sin_zero
+
+# the port, host byte order: 8080, or $PORT when set (4 bytes)
+        .balign 4, 0
+listen_port:
+        .long 0x1f90                            # int: listen.port
 
         .bss
 
@@ -2150,10 +2485,20 @@ client_addr:
 client_addrlen:
         .skip 4
 
-# the connection record (see conn_* above) (128 bytes)
+# char **environ: the environment, after argv on the initial stack (8 bytes)
+        .balign 8
+environ:
+        .skip 8
+
+# log and error lines are built here (225 bytes)
+        .balign 8
+line_buf:
+        .skip 225
+
+# the connection record (see conn_* above) (256 bytes)
         .balign 64
 conn:
-        .skip 128
+        .skip 256
 
 # the request is read here (16400 bytes)
         .balign 64
@@ -2189,11 +2534,6 @@ stop_requested:
         .balign 8
 clock_now:
         .skip 8
-
-# log and error lines are built here (166 bytes)
-        .balign 8
-line_buf:
-        .skip 166
 
 # struct timespec, filled by clock_gettime (16 bytes)
         .balign 8

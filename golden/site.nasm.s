@@ -38,9 +38,9 @@
         conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
         conn_discard equ 88                     ; body bytes still to read and drop; lingering: bytes it may still read
         conn_consume equ 96                     ; bytes to drop from the buffer once the response is out
-        conn_addr equ 104                       ; the client: sin_family, sin_port, sin_addr
-        conn_bytes equ 112                      ; bytes read, for the connection log
-        conn_buf equ 120                        ; this connection's request buffer
+        conn_bytes equ 104                      ; bytes read, for the connection log
+        conn_buf equ 112                        ; this connection's request buffer
+        conn_addr equ 120                       ; the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
         resp_head equ 0                         ; offset of the first head in response_heads
         resp_len_close equ 4                    ; length of the head with Connection: close (without its last CR LF)
         resp_len_keep equ 8                     ; ... for HTTP/1.1 keep-alive
@@ -62,6 +62,79 @@ _start:
         mov     r10d, 8                         ; sizeof(sigset_t) as the kernel counts it
         mov     eax, 13                         ; syscall number: rt_sigaction
         syscall
+
+;; --------------------------------------------------------------------------
+;; find the environment
+;; C: environ = &argv[argc + 1]
+;; The kernel starts the process with argc at [rsp], then argv[], a NULL,
+;; then the environment's "NAME=value" strings and a NULL.
+environment:
+        mov     rax, qword [rsp]                ; argc
+        shl     rax, 3                          ; * 8
+        lea     rax, [rsp+rax+16]               ; past argc, argv[] and its NULL
+        mov     qword [rel environ], rax
+
+;; --------------------------------------------------------------------------
+;; the port from $PORT
+;; C: if ((s = getenv("PORT"))) { port = atoi(s); if (port < 1 || port > 65535) die; }
+;; Cloud Run, Heroku, Render and Fly say which port to listen on in $PORT;
+;; when it is set it replaces listen.port (8080), so one binary serves every
+;; environment. A value that is not a port stops the server.
+port_from_env:
+        lea     rsi, [rel env_port]             ; name
+        mov     ecx, 5                          ; its length
+        call    find_env                        ; rax = getenv("PORT")
+        test    rax, rax
+        jz      short port_from_env.port_set    ; not set: listen.port
+        mov     rsi, rax                        ; the value
+        call    parse_decimal
+        test    rax, rax
+        jle     short port_from_env.bad_port    ; not a number, or 0
+        cmp     rax, 0xffff
+        ja      short port_from_env.bad_port
+        mov     dword [rel listen_port], eax    ; listen_port = the port
+        ror     ax, 8                           ; htons
+        lea     rdi, [rel listen_addr]
+        mov     word [rdi+2], ax                ; listen_addr.sin_port
+        jmp     short port_from_env.port_set
+port_from_env.bad_port:
+        mov     rdx, rsi                        ; the value
+        lea     rdi, [rel line_buf]
+        lea     rsi, [rel bad_port_head]
+        mov     ecx, 11
+        rep movsb                               ; "site: PORT="
+        mov     rsi, rdx
+        mov     ecx, 32                         ; at most 32 bytes of the value
+port_from_env.copy_value:
+        movzx   eax, byte [rsi]
+        test    eax, eax
+        jz      short port_from_env.copied      ; its end
+        mov     byte [rdi], al
+        inc     rsi
+        inc     rdi
+        dec     rcx
+        jnz     short port_from_env.copy_value
+port_from_env.copied:
+        lea     rsi, [rel bad_port_tail]
+        mov     ecx, 40
+        rep movsb                               ; ": expected a port number from 1 to 65535"
+        jmp     near die.fail                   ; write it, exit 1
+port_from_env.port_set:
+
+;; --------------------------------------------------------------------------
+;; no arguments
+;; C: if (argc > 1) die
+;; The server takes no arguments: refused, rather than starting a second
+;; server ("probe" in the spec adds --probe).
+arguments:
+        cmp     qword [rsp], 1                  ; argc, at the top of the initial stack
+        jbe     short arguments.no_arguments
+        lea     rsi, [rel usage]                ; the message
+        mov     ecx, 59                         ; its length
+        lea     rdi, [rel line_buf]
+        rep movsb                               ; into line_buf
+        jmp     near die.fail                   ; write it, exit 1
+arguments.no_arguments:
 
 ;; --------------------------------------------------------------------------
 ;; catch SIGTERM and SIGINT: rt_sigaction(2), syscall 13
@@ -98,6 +171,84 @@ catch_stop_signals:
 ;; C: log_fd = STDOUT_FILENO
 choose_log:
         mov     r15d, 1                         ; r15 = log_fd
+
+;; --------------------------------------------------------------------------
+;; socket activation?: getpid(2), syscall 39
+;; C: if ((s = getenv("LISTEN_PID")) && atoi(s) == getpid()) listen_fd = 3
+;; systemd (or systemd-socket-activate) may have bound the socket already and
+;; passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
+;; A LISTEN_PID of another process was meant for it: then bind as usual.
+socket_activation:
+        lea     rsi, [rel env_listen_pid]       ; name
+        mov     ecx, 11                         ; its length
+        call    find_env                        ; rax = getenv("LISTEN_PID")
+        test    rax, rax
+        jz      near socket                     ; not set: bind
+        mov     rsi, rax
+        call    parse_decimal
+        mov     rbx, rax                        ; LISTEN_PID
+        mov     eax, 39                         ; syscall number: getpid
+        syscall
+        cmp     rax, rbx
+        jne     near socket                     ; not ours: bind
+
+;; --------------------------------------------------------------------------
+;; check fd 3: getsockopt(2), syscall 55
+;; C: for (c = fd3_checks; c->opt; c++) { getsockopt(3, SOL_SOCKET, c->opt, &v, &len); if (v != c->value) die; }
+;; LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv4 (the
+;; family of listen.address, which the logs print), else the server stops.
+check_fd3:
+        lea     rsi, [rel env_listen_fds]       ; name
+        mov     ecx, 11                         ; its length
+        call    find_env                        ; rax = getenv("LISTEN_FDS")
+        test    rax, rax
+        jz      short check_fd3.count
+        mov     rsi, rax
+        call    parse_decimal
+        cmp     rax, 1
+        jne     short check_fd3.count
+        lea     rbx, [rel fd3_checks]           ; rbx walks the checks
+        sub     rsp, 16                         ; int v at [rsp], socklen_t len at [rsp+8]
+check_fd3.check:
+        mov     edx, dword [rbx]                ; optname
+        test    edx, edx
+        jz      short check_fd3.listening       ; all done
+        mov     edi, 3                          ; fd = 3
+        mov     esi, 1                          ; level = SOL_SOCKET
+        lea     r10, [rsp]                      ; optval = &v
+        mov     dword [rsp+8], 4                ; len = sizeof(int)
+        lea     r8, [rsp+8]                     ; optlen = &len
+        mov     eax, 55                         ; syscall number: getsockopt
+        syscall
+        test    rax, rax                        ; rax < 0 means -errno
+        jns     short check_fd3.ok
+        lea     rsi, [rel error_fd3]            ; the start of the error message
+        mov     edx, 38                         ; its length
+        jmp     near die                        ; print it with the errno's text and exit 1
+check_fd3.ok:
+        mov     eax, dword [rsp]                ; v
+        cmp     eax, dword [rbx+4]              ; what it must be
+        jne     short check_fd3.wrong
+        add     rbx, 8                          ; the next check
+        jmp     short check_fd3.check
+check_fd3.count:
+        lea     rsi, [rel error_fds]            ; the message
+        mov     ecx, 48                         ; its length
+        lea     rdi, [rel line_buf]
+        rep movsb                               ; into line_buf
+        jmp     near die.fail                   ; write it, exit 1
+check_fd3.wrong:
+        lea     rsi, [rel error_fd3_kind]       ; the message
+        mov     ecx, 94                         ; its length
+        lea     rdi, [rel line_buf]
+        rep movsb                               ; into line_buf
+        jmp     near die.fail                   ; write it, exit 1
+check_fd3.listening:
+        add     rsp, 16
+        mov     r12d, 3                         ; r12 = listen_fd = 3
+        lea     rbx, [rel activated_line]       ; the start-up line, for announce
+        mov     ebp, 36                         ; its length
+        jmp     near configure
 
 ;; --------------------------------------------------------------------------
 ;; create the listening socket: socket(2), syscall 41
@@ -138,6 +289,79 @@ reuseaddr:
 reuseaddr.ok:
 
 ;; --------------------------------------------------------------------------
+;; bind the address: bind(2), syscall 49
+;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
+;; Give the socket its address, 0.0.0.0:8080.
+bind:
+        mov     rdi, r12                        ; fd = listen_fd
+        lea     rsi, [rel listen_addr]          ; addr = &listen_addr
+        mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
+        mov     eax, 49                         ; syscall number: bind
+        syscall
+        test    rax, rax                        ; rax < 0 means -errno
+        jns     short bind.ok
+        lea     rsi, [rel error_bind]           ; the start of the error message
+        mov     edx, 19                         ; its length
+        cmp     rax, -13                        ; -EACCES?
+        jne     near die_port                   ; no: print it with the port and the errno's text, exit 1
+        lea     rbp, [rel hint_bind]            ; yes: and a hint after the text
+        mov     r14d, 53                        ; its length
+        jmp     near die_port.die_port_hint
+bind.ok:
+
+;; --------------------------------------------------------------------------
+;; start listening: listen(2), syscall 50
+;; C: listen(listen_fd, 511)
+;; The kernel now completes handshakes and queues connections for accept().
+listen:
+        mov     rdi, r12                        ; fd = listen_fd
+        mov     esi, 511                        ; backlog
+        mov     eax, 50                         ; syscall number: listen
+        syscall
+        test    rax, rax                        ; rax < 0 means -errno
+        jns     short listen.ok
+        lea     rsi, [rel error_listen]         ; the start of the error message
+        mov     edx, 21                         ; its length
+        jmp     near die_port                   ; print it with the port and the errno's text, exit 1
+listen.ok:
+
+;; --------------------------------------------------------------------------
+;; the start-up line, with the port
+;; C: sprintf(line_buf, "site listening on 0.0.0.0:%u\n", listen_port)
+;; The port may have come from the environment.
+make_startup_line:
+        lea     rdi, [rel line_buf]
+        lea     rsi, [rel startup_line]
+        mov     ecx, 26
+        rep movsb
+        mov     eax, dword [rel listen_port]    ; the port
+        call    append_u64
+        mov     byte [rdi], 10
+        inc     rdi
+        lea     rbx, [rel line_buf]             ; the start-up line, for announce
+        mov     rbp, rdi
+        sub     rbp, rbx                        ; its length
+
+;; --------------------------------------------------------------------------
+;; bound what each connection keeps unsent: setsockopt(2), syscall 54
+;; C: setsockopt(listen_fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &(int){ 131072 }, sizeof(int))
+;; Every accepted socket inherits it: a write takes at most about 128 KiB more
+;; than the client has yet been sent, and the socket is writable again only
+;; when less is left. Without it the kernel lets each socket queue megabytes
+;; of a large response: a thousand slow readers then pin gigabytes, the
+;; kernel's TCP memory runs into pressure, and every write of every client
+;; slows down. An old kernel without the option refuses it: that is harmless,
+;; so the result is not checked.
+configure:
+        mov     rdi, r12                        ; fd = listen_fd
+        mov     esi, 6                          ; level = IPPROTO_TCP
+        mov     edx, 25                         ; optname = TCP_NOTSENT_LOWAT
+        lea     r10, [rel lowat_bytes]          ; optval = &lowat_bytes
+        mov     r8d, 4                          ; optlen = sizeof(int)
+        mov     eax, 54                         ; syscall number: setsockopt
+        syscall
+
+;; --------------------------------------------------------------------------
 ;; accept only once the request comes: setsockopt(2), syscall 54
 ;; C: setsockopt(listen_fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &(int){ 3 }, sizeof(int))
 ;; accept() returns a connection once its first bytes have arrived (or after
@@ -159,67 +383,67 @@ defer_accept:
 defer_accept.ok:
 
 ;; --------------------------------------------------------------------------
-;; bound what each connection keeps unsent: setsockopt(2), syscall 54
-;; C: setsockopt(listen_fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &(int){ 131072 }, sizeof(int))
-;; Every accepted socket inherits it: a write takes at most about 128 KiB more
-;; than the client has yet been sent, and the socket is writable again only
-;; when less is left. Without it the kernel lets each socket queue megabytes
-;; of a large response: a thousand slow readers then pin gigabytes, the
-;; kernel's TCP memory runs into pressure, and every write of every client
-;; slows down. An old kernel without the option refuses it: that is harmless,
-;; so the result is not checked.
-notsent_lowat:
-        mov     rdi, r12                        ; fd = listen_fd
-        mov     esi, 6                          ; level = IPPROTO_TCP
-        mov     edx, 25                         ; optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rel lowat_bytes]          ; optval = &lowat_bytes
-        mov     r8d, 4                          ; optlen = sizeof(int)
-        mov     eax, 54                         ; syscall number: setsockopt
-        syscall
-
-;; --------------------------------------------------------------------------
-;; bind the address: bind(2), syscall 49
-;; C: bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof listen_addr)
-;; Give the socket its address, 0.0.0.0:8080.
-bind:
-        mov     rdi, r12                        ; fd = listen_fd
-        lea     rsi, [rel listen_addr]          ; addr = &listen_addr
-        mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
-        mov     eax, 49                         ; syscall number: bind
-        syscall
-        test    rax, rax                        ; rax < 0 means -errno
-        jns     short bind.ok
-        lea     rsi, [rel error_bind]           ; the start of the error message
-        mov     edx, 25                         ; its length
-        jmp     near die                        ; print it with the errno's text and exit 1
-bind.ok:
-
-;; --------------------------------------------------------------------------
-;; start listening: listen(2), syscall 50
-;; C: listen(listen_fd, 511)
-;; The kernel now completes handshakes and queues connections for accept().
-listen:
-        mov     rdi, r12                        ; fd = listen_fd
-        mov     esi, 511                        ; backlog
-        mov     eax, 50                         ; syscall number: listen
-        syscall
-        test    rax, rax                        ; rax < 0 means -errno
-        jns     short listen.ok
-        lea     rsi, [rel error_listen]         ; the start of the error message
-        mov     edx, 27                         ; its length
-        jmp     near die                        ; print it with the errno's text and exit 1
-listen.ok:
-
-;; --------------------------------------------------------------------------
 ;; say that the server is up: write(2), syscall 1
-;; C: write_all(STDOUT_FILENO, "site listening on 0.0.0.0:8080\n", 31)
-;; Printed only once listen() succeeded, so a script can wait for this line.
+;; C: write_all(STDOUT_FILENO, "site listening on 0.0.0.0:8080\n", ...)
+;; Printed only once listen() succeeded (or fd 3 passed its checks), so a
+;; script can wait for this line. rbx and rbp: the line and its length.
 announce:
         mov     edi, 1                          ; fd = STDOUT_FILENO
-        lea     rsi, [rel startup_line]         ; buf
-        mov     edx, 31                         ; count
+        mov     rsi, rbx                        ; buf
+        mov     rdx, rbp                        ; count
         call    write_all                       ; a closed stdout is not fatal: the result is ignored
         jmp     short worker_main
+
+;; --------------------------------------------------------------------------
+;; subroutine find_env(rsi = "NAME=", rcx = its length)
+;; C: for (e = environ; *e; e++) if (!strncmp(*e, name, len)) return *e + len; return NULL
+;; getenv(): rax = the value, or 0. Clobbers rcx, rdx, rdi.
+find_env:
+        mov     rdx, qword [rel environ]
+find_env.next:
+        mov     rdi, qword [rdx]                ; the next "NAME=value"
+        test    rdi, rdi
+        jz      short find_env.none             ; the end: not set
+        add     rdx, 8
+        push    rsi
+        push    rcx
+        repe cmpsb                              ; compare; a shorter string stops at its NUL
+        pop     rcx
+        pop     rsi
+        jne     short find_env.next
+        mov     rax, rdi                        ; rdi is past "NAME=": the value
+        ret
+find_env.none:
+        xor     eax, eax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine parse_decimal(rsi = a NUL-terminated string)
+;; C: rax = 1 to 10 decimal digits ? their value : -1
+;; For $PORT, LISTEN_PID and LISTEN_FDS: digits only, no sign, no space.
+;; Keeps rsi. Clobbers rcx, rdx.
+parse_decimal:
+        xor     eax, eax
+        xor     ecx, ecx
+parse_decimal.digit:
+        movzx   edx, byte [rsi+rcx]
+        test    edx, edx
+        jz      short parse_decimal.end
+        sub     edx, '0'
+        cmp     edx, 9
+        ja      short parse_decimal.bad         ; not a digit
+        imul    rax, rax, 10
+        add     rax, rdx
+        inc     ecx
+        cmp     ecx, 10
+        jbe     short parse_decimal.digit       ; 11 digits are too many
+parse_decimal.bad:
+        mov     rax, -1
+        ret
+parse_decimal.end:
+        test    ecx, ecx
+        jz      short parse_decimal.bad         ; no digit
+        ret
 
 ;; --------------------------------------------------------------------------
 ;; a worker starts
@@ -1828,11 +2052,11 @@ refresh_date.march_to_december:
 log_request:
         lea     rdi, [rel line_buf]
         lea     rsi, [rbx+conn_addr]            ; the client's address
-        call    append_ip
+        call    append_client
         mov     word [rdi], 0x2220              ; ' "'
         add     rdi, 2
         mov     rsi, rbp
-        xor     ecx, ecx                        ; the request line: up to the first CR or LF
+        xor     ecx, ecx                        ; the line: up to the first CR or LF
 log_request.line_len:
         cmp     rcx, r14
         jae     short log_request.copy_line
@@ -1863,6 +2087,29 @@ log_request.copy_line:
         ret                                     ; a failed log write is not fatal
 
 ;; --------------------------------------------------------------------------
+;; subroutine append_client(rsi = address, rdi = dst)
+;; C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
+;; The client's address as text, from the first 8 bytes of a sockaddr_in;
+;; advances rdi. Clobbers rax, rcx, rdx, rsi, r8.
+append_client:
+        mov     r8, rsi                         ; r8 = the address
+        movzx   eax, byte [r8+4]                ; address byte 1
+        call    append_u64
+        mov     byte [rdi], '.'
+        inc     rdi
+        movzx   eax, byte [r8+5]                ; address byte 2
+        call    append_u64
+        mov     byte [rdi], '.'
+        inc     rdi
+        movzx   eax, byte [r8+6]                ; address byte 3
+        call    append_u64
+        mov     byte [rdi], '.'
+        inc     rdi
+        movzx   eax, byte [r8+7]                ; address byte 4
+        call    append_u64
+        ret
+
+;; --------------------------------------------------------------------------
 ;; signal handler for SIGTERM and SIGINT: exit_group(2), syscall 231
 ;; C: if (stop_requested || !busy) _exit(0); stop_requested = 1;
 ;; Idle (a blocking server waiting in accept): exit now. Otherwise note the
@@ -1890,12 +2137,36 @@ signal_restorer:
         syscall
 
 ;; --------------------------------------------------------------------------
+;; fatal start-up error naming the port (rax = -errno, rsi/rdx = message start)
+;; C: sprintf(line_buf, "%s%u: ", message, listen_port); then die
+;; The port came from the environment, so the message is finished at run
+;; time: "server: bind 0.0.0.0:" + the port + ": ", then die as usual.
+die_port:
+        xor     r14d, r14d                      ; no hint
+die_port.die_port_hint:
+        mov     rbx, rax                        ; rbx = -errno, kept
+        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     rcx, rdx
+        rep movsb                               ; copy the message start
+        mov     eax, dword [rel listen_port]    ; the port
+        call    append_u64
+        mov     word [rdi], 0x203a              ; ': '
+        add     rdi, 2
+        lea     rsi, [rel line_buf]             ; die copies line_buf onto itself
+        mov     rdx, rdi
+        sub     rdx, rsi                        ; the message's length
+        mov     rax, rbx                        ; -errno
+        jmp     short die.die_hint
+
+;; --------------------------------------------------------------------------
 ;; fatal start-up error (rax = -errno, rsi/rdx = message start): write(2), syscall 1
-;; C: fprintf(stderr, "%s%s\n", message, strerror(errno)); exit(1)
+;; C: fprintf(stderr, "%s%s%s\n", message, strerror(errno), hint); exit(1)
 ;; Names the call, the address and the reason, e.g.
 ;; "server: bind 0.0.0.0:8080: Address already in use"; an errno without a
 ;; text here is printed as its number.
 die:
+        xor     r14d, r14d                      ; no hint
+die.die_hint:
         neg     rax
         mov     rbx, rax                        ; rbx = errno
         lea     rdi, [rel line_buf]             ; the line is built in line_buf
@@ -1922,6 +2193,10 @@ die.unknown_errno:
 die.copy_text:
         rep movsb                               ; copy the errno's text
 die.newline:
+        mov     rsi, rbp
+        mov     rcx, r14
+        rep movsb                               ; the hint (none when rcx = 0)
+die.fail:
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -1950,29 +2225,6 @@ now_ms:
         imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
         add     rax, rcx
         mov     qword [rel clock_now], rax
-        ret
-
-;; --------------------------------------------------------------------------
-;; subroutine append_ip(rsi = address, rdi = dst)
-;; C: dst += sprintf(dst, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3])
-;; The client's address as text, from the first 8 bytes of a sockaddr_in;
-;; advances rdi. Clobbers rax, rcx, rdx, rsi, r8.
-append_ip:
-        mov     r8, rsi                         ; r8 = the address
-        movzx   eax, byte [r8+4]                ; address byte 1
-        call    append_u64
-        mov     byte [rdi], '.'
-        inc     rdi
-        movzx   eax, byte [r8+5]                ; address byte 2
-        call    append_u64
-        mov     byte [rdi], '.'
-        inc     rdi
-        movzx   eax, byte [r8+6]                ; address byte 3
-        call    append_u64
-        mov     byte [rdi], '.'
-        inc     rdi
-        movzx   eax, byte [r8+7]                ; address byte 4
-        call    append_u64
         ret
 
 ;; --------------------------------------------------------------------------
@@ -2277,15 +2529,25 @@ error_setsockopt:
 error_defer:
         db "site: setsockopt TCP_DEFER_ACCEPT: "
 
-; error message start (25 bytes)
+; error message start; the port follows (19 bytes)
         align 8, db 0
 error_bind:
-        db "site: bind 0.0.0.0:8080: "
+        db "site: bind 0.0.0.0:"
 
-; error message start (27 bytes)
+; printed after EACCES's text (53 bytes)
+        align 8, db 0
+hint_bind:
+        db " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+
+; error message start; the port follows (21 bytes)
         align 8, db 0
 error_listen:
-        db "site: listen 0.0.0.0:8080: "
+        db "site: listen 0.0.0.0:"
+
+; error message start (38 bytes)
+        align 8, db 0
+error_fd3:
+        db "site: fd 3 from systemd (LISTEN_FDS): "
 
 ; struct sigaction: ignore the signal (32 bytes)
         align 8, db 0
@@ -2295,33 +2557,82 @@ sigaction_ignore:
         dq 0                                    ; sa_restorer
         dq 0                                    ; sa_mask
 
+; "PORT=": the start of the variable (5 bytes)
+        align 8, db 0
+env_port:
+        db "PORT="
+
+; the error's start (11 bytes)
+        align 8, db 0
+bad_port_head:
+        db "site: PORT="
+
+; and its end (40 bytes)
+        align 8, db 0
+bad_port_tail:
+        db ": expected a port number from 1 to 65535"
+
+; a fatal error, written as it is (59 bytes)
+        align 8, db 0
+usage:
+        db "site: takes no arguments (", 34, "probe", 34, " in the spec adds --probe)"
+
+; "LISTEN_PID=": the start of the variable (11 bytes)
+        align 8, db 0
+env_listen_pid:
+        db "LISTEN_PID="
+
+; the socket options fd 3 must have: option, value (28 bytes)
+        align 4, db 0
+fd3_checks:
+        dd 30                                   ; SO_ACCEPTCONN
+        dd 1                                    ; = 1: listening
+        dd 39                                   ; SO_DOMAIN
+        dd 2                                    ; IPv4
+        dd 38                                   ; SO_PROTOCOL
+        dd 6                                    ; IPPROTO_TCP
+        dd 0                                    ; the end
+
+; "LISTEN_FDS=": the start of the variable (11 bytes)
+        align 8, db 0
+env_listen_fds:
+        db "LISTEN_FDS="
+
+; a fatal error, written as it is (48 bytes)
+        align 8, db 0
+error_fds:
+        db "site: LISTEN_FDS: expected 1 socket from systemd"
+
+; a fatal error, written as it is (94 bytes)
+        align 8, db 0
+error_fd3_kind:
+        db "site: fd 3 from systemd is not a listening TCP socket over IPv4 "
+        db "(the family of listen.address)"
+
+; printed once the socket from systemd is checked (36 bytes)
+        align 8, db 0
+activated_line:
+        db "site listening on fd 3 from systemd", 10
+
 ; the value that turns a socket option on (4 bytes)
         align 8, db 0
 int_one:
         dd 1                                    ; int 1
 
-; listen.defer_accept_s, for TCP_DEFER_ACCEPT (4 bytes)
+; printed once the socket listens, with the port (26 bytes)
         align 8, db 0
-defer_seconds:
-        dd 3                                    ; int: seconds
+startup_line:
+        db "site listening on 0.0.0.0:"
 
 ; TCP_NOTSENT_LOWAT: the unsent bytes a socket may hold (4 bytes)
         align 8, db 0
 lowat_bytes:
         dd 0x20000                              ; int: bytes
 
-; struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
+; listen.defer_accept_s, for TCP_DEFER_ACCEPT (4 bytes)
         align 8, db 0
-listen_addr:
-        dw 2                                    ; sin_family = AF_INET
-        dw 0x901f                               ; sin_port = 8080, in network byte order
-        dd 0                                    ; sin_addr = 0.0.0.0, in network byte order
-        dq 0                                    ; sin_zero
-
-; printed once the socket listens (31 bytes)
-        align 8, db 0
-startup_line:
-        db "site listening on 0.0.0.0:8080", 10
+defer_seconds:
+        dd 3                                    ; int: seconds
 
 ; struct timeval: how long a write may block (16 bytes)
         align 8, db 0
@@ -2353,7 +2664,7 @@ backoff:
 no_signals:
         dq 0                                    ; no signal
 
-; errno, length, strerror() text: the errnos die names (285 bytes)
+; errno, length, strerror() text: the errnos die names (317 bytes)
         align 1, db 0
 errno_texts:
         db 9                                    ; EBADF
@@ -2374,6 +2685,9 @@ errno_texts:
         db 24                                   ; EMFILE
         db 19                                   ; its text's length
         db "Too many open files"
+        db 88                                   ; ENOTSOCK
+        db 30                                   ; its text's length
+        db "Socket operation on non-socket"
         db 93                                   ; EPROTONOSUPPORT
         db 22                                   ; its text's length
         db "Protocol not supported"
@@ -2404,6 +2718,19 @@ errno_word:
 date_line:
         db "Date: Thu, 01 Jan 1970 00:00:00 GMT", 13, 10
         db 13, 10
+
+; struct sockaddr_in for 0.0.0.0:8080 (16 bytes)
+        align 8, db 0
+listen_addr:
+        dw 2                                    ; sin_family = AF_INET
+        dw 0x901f                               ; sin_port = 8080, in network byte order ($PORT when set)
+        dd 0                                    ; sin_addr = 0.0.0.0, in network byte order
+        dq 0                                    ; sin_zero
+
+; the port, host byte order: 8080, or $PORT when set (4 bytes)
+        align 4, db 0
+listen_port:
+        dd 0x1f90                               ; int: listen.port
 
         section .bss
 
@@ -2492,10 +2819,20 @@ client_addr:
 client_addrlen:
         resb 4
 
-; the connection record (see conn_* above) (128 bytes)
+; char **environ: the environment, after argv on the initial stack (8 bytes)
+        alignb 8
+environ:
+        resb 8
+
+; log and error lines are built here (16512 bytes)
+        alignb 8
+line_buf:
+        resb 16512
+
+; the connection record (see conn_* above) (256 bytes)
         alignb 64
 conn:
-        resb 128
+        resb 256
 
 ; the request is read here (16400 bytes)
         alignb 64
@@ -2531,11 +2868,6 @@ stop_requested:
         alignb 8
 clock_now:
         resb 8
-
-; log and error lines are built here (16512 bytes)
-        alignb 8
-line_buf:
-        resb 16512
 
 ; struct timespec, filled by clock_gettime (16 bytes)
         alignb 8

@@ -64,8 +64,20 @@ inline constexpr Sys kPpoll{"ppoll", 271};
 inline constexpr Sys kIoctl{"ioctl", 16};
 inline constexpr Sys kGetpid{"getpid", 39};
 inline constexpr Sys kGetppid{"getppid", 110};
+inline constexpr Sys kConnect{"connect", 42};
+inline constexpr Sys kGetsockopt{"getsockopt", 55};
+inline constexpr Sys kSetitimer{"setitimer", 38};
 
 inline constexpr int kAfInet = 2;
+inline constexpr int kAfInet6 = 10;
+inline constexpr int kIpprotoIpv6 = 41;
+inline constexpr int kIpv6V6only = 26;
+inline constexpr int kSoType = 3;
+inline constexpr int kSoAcceptconn = 30;
+inline constexpr int kSoProtocol = 38;
+inline constexpr int kSoDomain = 39;
+inline constexpr int kSigalrm = 14;
+inline constexpr int kItimerReal = 0;
 inline constexpr int kSockStream = 1;
 inline constexpr int kSolSocket = 1;
 inline constexpr int kSoReuseaddr = 2;
@@ -114,6 +126,8 @@ inline constexpr int kStdout = 1, kStderr = 2;
 
 // Struct sizes, as the kernel lays them out on x86-64.
 inline constexpr int kSockaddrInBytes = 16;  // struct sockaddr_in
+inline constexpr int kSockaddrIn6Bytes = 28; // struct sockaddr_in6
+inline constexpr int kItimervalBytes = 32;   // struct itimerval { interval, value }
 inline constexpr int kTimespecBytes = 16;    // struct timespec { tv_sec, tv_nsec }
 inline constexpr int kTimevalBytes = 16;     // struct timeval { tv_sec, tv_usec }
 inline constexpr int kSigactionBytes = 32;   // the kernel's struct sigaction
@@ -174,7 +188,7 @@ MemOp field(const Layout<N>& l, const char* prefix, Reg base, F f, int extra = 0
 // epoll mode. The HTTP state machine (http_conn.cc) reads and writes it; the
 // drivers only know fd, state, deadline and what flush needs.
 enum class ConnField {
-  fd, state, served, mode, said_close, len, scanned, watch, outq, deadline, iov, discard, consume, addr, bytes, buf,
+  fd, state, served, mode, said_close, len, scanned, watch, outq, deadline, iov, discard, consume, bytes, buf, addr,
 };
 inline constexpr Layout<16> kConnLayout{{{
     {"fd", 4, "the socket"},
@@ -190,9 +204,10 @@ inline constexpr Layout<16> kConnLayout{{{
     {"iov", 48, "struct iovec[3]: what is left to send of head, Date line and body"},
     {"discard", 8, "body bytes still to read and drop; lingering: bytes it may still read"},
     {"consume", 8, "bytes to drop from the buffer once the response is out"},
-    {"addr", 8, "the client: sin_family, sin_port, sin_addr"},
     {"bytes", 8, "bytes read, for the connection log"},
     {"buf", 8, "this connection's request buffer"},
+    // Last, so that only the logs pay for offsets past 127 (a disp32).
+    {"addr", 24, "the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr"},
 }}};
 inline constexpr int kConnRecordBytes = kConnLayout.size;
 /// A request buffer holds limits.request_bytes and this much slack beyond it.

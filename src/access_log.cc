@@ -4,7 +4,7 @@ namespace asmsrv {
 
 using namespace linux;
 
-AccessLog::AccessLog(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt) {
+AccessLog::AccessLog(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt), addr_text_(spec, b, rt) {
   request_ = local("log_request");
   connection_ = local("log_connection");
   // An access log line holds a request line of up to request_bytes, plus
@@ -26,31 +26,16 @@ Label AccessLog::connection() {
 
 void AccessLog::emit() {
   if (want_request_) {
-    Label len = local("line_len");
-    Label copy = local("copy_line");
     block(request_, "subroutine log_request", &kWrite,
           "dprintf(log_fd, \"%s \\\"%.*s\\\" %d %zu\\n\", ip, line_len, buf, status, body_bytes)",
           "One access-log line: client address, request line, status, body bytes.\n"
           "Built in line_buf and written with one write(). Keeps rbx and rbp.");
     lea(Reg::rdi, rt_.line_buf());
     lea(Reg::rsi, conn(ConnField::addr), "the client's address");
-    call(rt_.append_ip());
+    call(addr_text_.append());
     mov(mem16(Reg::rdi), imm(0x2220), "' \"'");
     op(Op::add, r64(Reg::rdi), imm(2));
-    mov(r64(Reg::rsi), r64(kBuf));
-    zero(Reg::rcx, "the request line: up to the first CR or LF");
-    label(len);
-    op(Op::cmp, r64(Reg::rcx), r64(kBufLen));
-    jmp(Op::jae, copy);
-    b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, Reg::rsi, Reg::rcx)});
-    op(Op::cmp, r32(Reg::rax), chr('\r'));
-    jmp(Op::je, copy);
-    op(Op::cmp, r32(Reg::rax), chr('\n'));
-    jmp(Op::je, copy);
-    op(Op::inc, r64(Reg::rcx));
-    jmp(Op::jmp, len);
-    label(copy);
-    plain(Op::rep_movsb, "copy it");
+    rt_.copy_line(kBuf, kBufLen);
     mov(mem16(Reg::rdi), imm(0x2022), "'\" '");
     op(Op::add, r64(Reg::rdi), imm(2));
     mov(r32(Reg::rax), var32(status_));
@@ -67,22 +52,15 @@ void AccessLog::emit() {
     Label from = b_.bytes("log_from", from_text, "connection log, part 1");
     Label bytes = b_.bytes("log_bytes", bytes_text, "connection log, part 2");
     block(connection_, "subroutine log_connection", &kWrite,
-          "dprintf(log_fd, \"connection from %s:%u, bytes read: %zu\\n\", ip, port, record.bytes)",
+          spec_.ipv6 ? "dprintf(log_fd, \"connection from %s, bytes read: %zu\\n\", \"[ip]:port\", record.bytes)"
+                     : "dprintf(log_fd, \"connection from %s:%u, bytes read: %zu\\n\", ip, port, record.bytes)",
           "Built in line_buf and written with one write(), so lines from several\n"
           "processes do not interleave.");
     lea(Reg::rdi, rt_.line_buf(), "rdi = where the line is built");
     lea(Reg::rsi, from);
     set(Reg::rcx, static_cast<int64_t>(from_text.size()));
     plain(Op::rep_movsb, "copy \"connection from \"");
-    lea(Reg::rsi, conn(ConnField::addr), "the client's address");
-    call(rt_.append_ip(), "\"127.0.0.1\"");
-    mov(mem8(Reg::rdi), chr(':'));
-    op(Op::inc, r64(Reg::rdi));
-    MemOp port = conn(ConnField::addr, 2);
-    port.width = Width::b16;
-    b_.emit(Op::movzx, {r32(Reg::rax), port}, "sin_port, network byte order");
-    op(Op::ror, r16(Reg::rax), imm(8), "ntohs: swap the two bytes");
-    call(rt_.append_u64());
+    call(addr_text_.append_with_port(), "\"127.0.0.1:54321\"");
     lea(Reg::rsi, bytes);
     set(Reg::rcx, static_cast<int64_t>(bytes_text.size()));
     plain(Op::rep_movsb, "copy \", bytes read: \"");
@@ -91,6 +69,7 @@ void AccessLog::emit() {
     rt_.write_line(r64(kLogFd), "log_fd");
     ret("a failed log write is not fatal");
   }
+  addr_text_.emit();
 }
 
 }  // namespace asmsrv

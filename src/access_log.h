@@ -3,6 +3,7 @@
 // write() so that lines from several processes never interleave.
 #pragma once
 
+#include "client_addr.h"
 #include "gen.h"
 #include "http_parse.h"
 #include "runtime.h"
@@ -21,6 +22,7 @@ class AccessLog : public Gen {
 
  private:
   Runtime& rt_;
+  AddressText addr_text_;
   Label request_, connection_, status_, body_bytes_;
   bool want_request_ = false, want_connection_ = false;
 };

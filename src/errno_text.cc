@@ -22,12 +22,19 @@ constexpr ErrnoText kErrnos[] = {
     {28, "ENOSPC", "No space left on device"},
     {30, "EROFS", "Read-only file system"},
     {36, "ENAMETOOLONG", "File name too long"},
+    {32, "EPIPE", "Broken pipe"},
     {40, "ELOOP", "Too many levels of symbolic links"},
+    {88, "ENOTSOCK", "Socket operation on non-socket"},
     {93, "EPROTONOSUPPORT", "Protocol not supported"},
     {97, "EAFNOSUPPORT", "Address family not supported by protocol"},
     {98, "EADDRINUSE", "Address already in use"},
     {99, "EADDRNOTAVAIL", "Cannot assign requested address"},
+    {101, "ENETUNREACH", "Network is unreachable"},
+    {104, "ECONNRESET", "Connection reset by peer"},
     {105, "ENOBUFS", "No buffer space available"},
+    {110, "ETIMEDOUT", "Connection timed out"},
+    {111, "ECONNREFUSED", "Connection refused"},
+    {113, "EHOSTUNREACH", "No route to host"},
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "http_conn.h"
 #include "http_parse.h"
 #include "http_route.h"
+#include "probe.h"
 #include "raw_conn.h"
 #include "response.h"
 #include "routes.h"
@@ -84,12 +85,15 @@ Program lower(const Spec& spec) {
     conn = std::make_unique<HttpConn>(spec, b, rt, *parse, *responses, log);
   }
   std::unique_ptr<Driver> driver = make_driver({spec, b, rt, *conn, log});
-  Startup startup(spec, b, rt, driver->nonblocking_listener());
+  std::unique_ptr<HealthProbe> probe;
+  if (spec.probe) probe = std::make_unique<HealthProbe>(spec, b, rt);
+  Startup startup(spec, b, rt, driver->nonblocking_listener(), probe ? probe->entry() : Label{});
   Supervisor supervisor(spec, b, rt);
 
   // The text, in the order a reader follows it: start-up, the workers, the
   // driver's loop, the connection, HTTP, then the shared subroutines.
   startup.emit(supervisor.entry());
+  if (probe) probe->emit();
   supervisor.emit(driver->entry());
   driver->emit();
   conn->emit();

@@ -24,7 +24,6 @@ Label Runtime::sub(Sub s, const char* name) {
 
 Label Runtime::write_all() { return sub(Sub::write_all, "write_all"); }
 Label Runtime::append_u64() { return sub(Sub::append_u64, "append_u64"); }
-Label Runtime::append_ip() { return sub(Sub::append_ip, "append_ip"); }
 Label Runtime::now_ms() { return sub(Sub::now_ms, "now_ms"); }
 Label Runtime::exit_ok() { return sub(Sub::exit_ok, "exit_ok"); }
 Label Runtime::on_signal() { return sub(Sub::on_signal, "on_signal"); }
@@ -70,21 +69,26 @@ Label Runtime::no_signals() {
 
 Label Runtime::line_buf() {
   if (!line_buf_made_) {
-    line_buf_ = b_.bss("line_buf", std::max(longest_prefix_, line_need_) + 128,
-                       "log and error lines are built here");
+    // Its size is final only once every message is known: emit() sets it.
+    line_buf_ = b_.bss("line_buf", 0, "log and error lines are built here");
     line_buf_made_ = true;
   }
   return line_buf_;
 }
 
+Label Runtime::listen_port() {
+  return data_once("listen_port", [&] {
+    return b_.data("listen_port", Section::data,
+                   {Fields{{{4, static_cast<uint64_t>(spec_.port), "int: listen.port"}}}},
+                   fmt::format("the port, host byte order: {}, or ${} when set", spec_.port, spec_.port_env), 4);
+  });
+}
+
 void Runtime::need_line(size_t bytes) {
-  if (line_buf_made_ && bytes > line_need_) throw std::logic_error("need_line after line_buf was laid out");
   line_need_ = std::max(line_need_, bytes);
 }
 
-ErrorPrefix Runtime::error_prefix(const std::string& data_name, const std::string& what,
-                                  std::initializer_list<const char*> errnos) {
-  if (line_buf_made_) throw std::logic_error("error_prefix after line_buf was laid out");
+void Runtime::name_errnos(std::initializer_list<const char*> errnos) {
   for (const char* name : errnos) {
     // A listing for a first reading keeps the table to the errors of bind,
     // the ones a first run meets; others are printed as numbers.
@@ -92,6 +96,11 @@ ErrorPrefix Runtime::error_prefix(const std::string& data_name, const std::strin
       continue;
     errnos_.insert(errno_named(name).number);
   }
+}
+
+ErrorPrefix Runtime::error_prefix(const std::string& data_name, const std::string& what,
+                                  std::initializer_list<const char*> errnos) {
+  name_errnos(errnos);
   std::string s = fmt::format("{}: {}: ", spec_.name, what);
   longest_prefix_ = std::max(longest_prefix_, s.size());
   ErrorPrefix prefix;
@@ -100,9 +109,27 @@ ErrorPrefix Runtime::error_prefix(const std::string& data_name, const std::strin
   return prefix;
 }
 
+ErrorPrefix Runtime::error_prefix_at(const std::string& data_name, const std::string& what,
+                                     const std::string& address, std::initializer_list<const char*> errnos) {
+  if (spec_.port_env.empty()) return error_prefix(data_name, fmt::format("{} {}:{}", what, address, spec_.port), errnos);
+  name_errnos(errnos);
+  // "name: bind 0.0.0.0:"; the port and ": " come at run time.
+  std::string s = fmt::format("{}: {} {}:", spec_.name, what, address);
+  ErrorPrefix prefix;
+  prefix.label = b_.bytes(data_name, s, "error message start; the port follows");
+  prefix.len = s.size();
+  prefix.port_follows = true;
+  longest_prefix_ = std::max(longest_prefix_, s.size() + 7);  // 5 digits and ": "
+  if (die_port_.id < 0) {
+    die_port_ = local("die_port");
+    die_port_hint_ = local("die_port_hint");
+    if (die_hint_.id < 0) die_hint_ = local("die_hint");
+  }
+  return prefix;
+}
+
 void Runtime::add_hint(ErrorPrefix& prefix, const std::string& data_name, const char* errno_name,
                        const std::string& hint) {
-  if (line_buf_made_) throw std::logic_error("add_hint after line_buf was laid out");
   prefix.hint_errno = errno_name;
   errnos_.insert(errno_named(errno_name).number);
   prefix.hint = b_.bytes(data_name, hint, fmt::format("printed after {}'s text", errno_name));
@@ -118,7 +145,18 @@ void Runtime::die_if_failed(const ErrorPrefix& prefix) {
   jmp(Op::jns, ok);
   lea(Reg::rsi, prefix.label, "the start of the error message");
   set(Reg::rdx, static_cast<int64_t>(prefix.len), "its length");
-  if (prefix.hint_len == 0) {
+  if (prefix.port_follows) {
+    if (prefix.hint_len == 0) {
+      jmp(Op::jmp, die_port_, "print it with the port and the errno's text, exit 1");
+    } else {
+      op(Op::cmp, r64(Reg::rax), imm(-errno_named(prefix.hint_errno).number),
+         fmt::format("-{}?", prefix.hint_errno));
+      jmp(Op::jne, die_port_, "no: print it with the port and the errno's text, exit 1");
+      lea(Reg::rbp, prefix.hint, "yes: and a hint after the text");
+      set(Reg::r14, static_cast<int64_t>(prefix.hint_len), "its length");
+      jmp(Op::jmp, die_port_hint_);
+    }
+  } else if (prefix.hint_len == 0) {
     jmp(Op::jmp, die, "print it with the errno's text and exit 1");
   } else {
     op(Op::cmp, r64(Reg::rax), imm(-errno_named(prefix.hint_errno).number),
@@ -129,6 +167,57 @@ void Runtime::die_if_failed(const ErrorPrefix& prefix) {
     jmp(Op::jmp, die_hint_);
   }
   label(ok);
+}
+
+void Runtime::append_port_colon() {
+  mov(r32(Reg::rax), var32(listen_port()), "the port");
+  call(append_u64());
+  mov(mem16(Reg::rdi), imm(0x203a), "': '");
+  op(Op::add, r64(Reg::rdi), imm(2));
+}
+
+void Runtime::start_message(const ErrorPrefix& prefix) {
+  lea(Reg::rdi, line_buf(), "the line is built in line_buf");
+  lea(Reg::rsi, prefix.label);
+  set(Reg::rcx, static_cast<int64_t>(prefix.len));
+  plain(Op::rep_movsb, "the message start");
+  if (prefix.port_follows) append_port_colon();
+}
+
+void Runtime::copy_line(Reg src, Reg len) {
+  Label scan = local("line_len");
+  Label copy = local("copy_line");
+  mov(r64(Reg::rsi), r64(src));
+  zero(Reg::rcx, "the line: up to the first CR or LF");
+  label(scan);
+  op(Op::cmp, r64(Reg::rcx), r64(len));
+  jmp(Op::jae, copy);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, Reg::rsi, Reg::rcx)});
+  op(Op::cmp, r32(Reg::rax), chr('\r'));
+  jmp(Op::je, copy);
+  op(Op::cmp, r32(Reg::rax), chr('\n'));
+  jmp(Op::je, copy);
+  op(Op::inc, r64(Reg::rcx));
+  jmp(Op::jmp, scan);
+  label(copy);
+  plain(Op::rep_movsb, "copy it");
+}
+
+Label Runtime::fail_line() {
+  sub(Sub::die, "die");  // fail_line is die's last step
+  if (fail_.id < 0) fail_ = local("fail");
+  return fail_;
+}
+
+void Runtime::fail_with(const std::string& data_name, const std::string& text) {
+  std::string s = fmt::format("{}: {}", spec_.name, text);
+  longest_prefix_ = std::max(longest_prefix_, s.size());
+  Label msg = b_.bytes(data_name, s, "a fatal error, written as it is");
+  lea(Reg::rsi, msg, "the message");
+  set(Reg::rcx, static_cast<int64_t>(s.size()), "its length");
+  lea(Reg::rdi, line_buf());
+  plain(Op::rep_movsb, "into line_buf");
+  jmp(Op::jmp, fail_line(), "write it, exit 1");
 }
 
 void Runtime::pause_100ms(const std::string& why) {
@@ -151,6 +240,19 @@ void Runtime::sigaction(int sig, const std::string& sig_name, Operand act, const
   zero(Reg::rdx, "oldact = NULL");
   set(Reg::r10, kSigsetBytes, "sizeof(sigset_t) as the kernel counts it");
   sys(kRtSigaction);
+}
+
+void Runtime::catch_signals(std::initializer_list<std::pair<int, const char*>> sigs, Label handler,
+                            const std::string& handler_name) {
+  op(Op::sub, r64(Reg::rsp), imm(kSigactionBytes), "struct sigaction on the stack");
+  lea(Reg::rax, handler);
+  mov(mem64(Reg::rsp, 0), r64(Reg::rax), "sa_handler = " + handler_name);
+  mov(mem64(Reg::rsp, 8), imm(kSaRestorer), "sa_flags = SA_RESTORER");
+  lea(Reg::rax, restorer());
+  mov(mem64(Reg::rsp, 16), r64(Reg::rax), "sa_restorer = signal_restorer");
+  mov(mem64(Reg::rsp, 24), imm(0), "sa_mask = {} (the signal itself is masked anyway)");
+  for (auto [sig, name] : sigs) sigaction(sig, name, r64(Reg::rsp), "act = the struct above");
+  op(Op::add, r64(Reg::rsp), imm(kSigactionBytes), "drop the struct");
 }
 
 void Runtime::setsockopt(Reg fd, const char* fd_name, const SockOpt& o, Label optval,
@@ -195,13 +297,15 @@ void Runtime::emit() {
     auto it = subs_.find(static_cast<Sub>(s));
     if (it != subs_.end()) emit_sub(it->first, it->second);
   }
+  if (!line_buf_made_) return;
+  for (DataItem& d : b_.program().data)
+    if (d.label == line_buf_) d.pieces = {Zeros{std::max(longest_prefix_, line_need_) + 128}};
 }
 
 void Runtime::emit_sub(Sub s, Label l) {
   switch (s) {
     case Sub::on_signal: return emit_on_signal(l);
     case Sub::now_ms: return emit_now_ms(l);
-    case Sub::append_ip: return emit_append_ip(l);
     case Sub::write_all: return emit_write_all(l);
     case Sub::exit_ok: return emit_exit_ok(l);
     case Sub::append_u64: return emit_append_u64(l);
@@ -252,22 +356,6 @@ void Runtime::emit_now_ms(Label l) {
   b_.emit(Op::imul, {r64(Reg::rcx), mem64(Reg::rsi), imm(1000)}, "rcx = tv_sec * 1000");
   op(Op::add, r64(Reg::rax), r64(Reg::rcx));
   mov(var64(clock_now()), r64(Reg::rax));
-  ret();
-}
-
-void Runtime::emit_append_ip(Label l) {
-  block(l, "subroutine append_ip(rsi = address, rdi = dst)", nullptr,
-        "dst += sprintf(dst, \"%u.%u.%u.%u\", ip[0], ip[1], ip[2], ip[3])",
-        "The client's address as text, from the first 8 bytes of a sockaddr_in;\n"
-        "advances rdi. Clobbers rax, rcx, rdx, rsi, r8.");
-  mov(r64(Reg::r8), r64(Reg::rsi), "r8 = the address");
-  for (int i = 0; i < 4; ++i) {
-    b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r8, 4 + i)}, fmt::format("address byte {}", i + 1));
-    call(append_u64());
-    if (i == 3) break;
-    mov(mem8(Reg::rdi), chr('.'));
-    op(Op::inc, r64(Reg::rdi));
-  }
   ret();
 }
 
@@ -353,6 +441,24 @@ void Runtime::emit_die(Label l) {
   Label unknown = local("unknown_errno");
   Label newline = local("newline");
   bool hints = die_hint_.id >= 0;
+  if (die_port_.id >= 0) {
+    block(die_port_, "fatal start-up error naming the port (rax = -errno, rsi/rdx = message start)", nullptr,
+          "sprintf(line_buf, \"%s%u: \", message, listen_port); then die",
+          "The port came from the environment, so the message is finished at run\n"
+          "time: \"server: bind 0.0.0.0:\" + the port + \": \", then die as usual.");
+    zero(Reg::r14, "no hint");
+    label(die_port_hint_);  // rbp/r14: a hint, as for die_hint
+    mov(r64(Reg::rbx), r64(Reg::rax), "rbx = -errno, kept");
+    lea(Reg::rdi, line_buf(), "the line is built in line_buf");
+    mov(r64(Reg::rcx), r64(Reg::rdx));
+    plain(Op::rep_movsb, "copy the message start");
+    append_port_colon();
+    lea(Reg::rsi, line_buf(), "die copies line_buf onto itself");
+    mov(r64(Reg::rdx), r64(Reg::rdi));
+    op(Op::sub, r64(Reg::rdx), r64(Reg::rsi), "the message's length");
+    mov(r64(Reg::rax), r64(Reg::rbx), "-errno");
+    jmp(Op::jmp, die_hint_);
+  }
   block(l, "fatal start-up error (rax = -errno, rsi/rdx = message start)", &kWrite,
         hints ? "fprintf(stderr, \"%s%s%s\\n\", message, strerror(errno), hint); exit(1)"
               : "fprintf(stderr, \"%s%s\\n\", message, strerror(errno)); exit(1)",
@@ -394,6 +500,7 @@ void Runtime::emit_die(Label l) {
     mov(r64(Reg::rcx), r64(Reg::r14));
     plain(Op::rep_movsb, "the hint (none when rcx = 0)");
   }
+  if (fail_.id >= 0) label(fail_);  // rdi: the end of a message in line_buf
   write_line(imm(kStderr), "STDERR_FILENO");
   set(Reg::rdi, 1, "status = 1");
   sys(kExitGroup);

@@ -3,6 +3,7 @@
 #include "abi.h"
 
 #include <fmt/format.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -163,25 +164,81 @@ std::optional<std::array<uint8_t, 4>> parse_ipv4(const std::string& s) {
   return out;
 }
 
+// An IPv6 literal (RFC 4291 2.2, no zone), as inet_pton reads it; the
+// canonical text (RFC 5952: lower case, the longest run of zeros as "::")
+// comes from inet_ntop.
+std::optional<std::pair<std::array<uint8_t, 16>, std::string>> parse_ipv6(const std::string& s) {
+  std::array<uint8_t, 16> out{};
+  if (s.find(':') == std::string::npos || ::inet_pton(AF_INET6, s.c_str(), out.data()) != 1) return std::nullopt;
+  char text[INET6_ADDRSTRLEN];
+  if (!::inet_ntop(AF_INET6, out.data(), text, sizeof text)) return std::nullopt;
+  return std::pair{out, std::string(text)};
+}
+
+// An environment variable's name as a shell writes it: a letter or _, then
+// letters, digits and _.
+bool env_name(const std::string& s) {
+  if (s.empty() || s.size() > 64 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isalnum(c) || c == '_'; });
+}
+
 void check_listen(Checker& c, const json& j, Spec& spec) {
   const std::string ptr = "/listen";
-  if (!c.object(j, ptr, {"address", "port", "backlog", "defer_accept_s"})) return;
+  if (!c.object(j, ptr, {"address", "port", "port_env", "backlog", "defer_accept_s"})) return;
   if (j.contains("address")) {
     if (auto s = c.string(j["address"], ptr + "/address")) {
       if (auto bytes = parse_ipv4(*s)) {
         spec.address = *s;
-        spec.address_bytes = *bytes;
+        std::copy(bytes->begin(), bytes->end(), spec.address_bytes.begin());
+      } else if (auto v6 = parse_ipv6(*s)) {
+        spec.ipv6 = true;
+        spec.address_bytes = v6->first;
+        spec.address = v6->second;
       } else {
-        c.error(ptr + "/address", "expected an IPv4 address like \"127.0.0.1\", got " + json_quote(*s));
+        c.error(ptr + "/address",
+                "expected an IPv4 or IPv6 address like \"127.0.0.1\" or \"::\", got " + json_quote(*s));
       }
     }
   }
   if (j.contains("port"))
     if (auto v = c.integer(j["port"], ptr + "/port", 1, 65535)) spec.port = *v;
+  if (j.contains("port_env")) {
+    const json& e = j["port_env"];
+    if (e.is_null() || (e.is_string() && e.get<std::string>().empty()))
+      spec.port_env.clear();
+    else if (e.is_string() && env_name(e.get<std::string>()))
+      spec.port_env = e.get<std::string>();
+    else
+      c.error(ptr + "/port_env",
+              "expected an environment variable name like \"PORT\" (letters, digits and _, at most 64), "
+              "or null to turn it off, got " + shown(e));
+  }
   if (j.contains("backlog"))
     if (auto v = c.integer(j["backlog"], ptr + "/backlog", 1, 65535)) spec.backlog = *v;
   if (j.contains("defer_accept_s"))
     if (auto v = c.integer(j["defer_accept_s"], ptr + "/defer_accept_s", 0, 60)) spec.defer_accept_s = *v;
+}
+
+void check_probe(Checker& c, const json& j, Spec& spec) {
+  const std::string ptr = "/probe";
+  if (!c.object(j, ptr, {"path", "timeout_ms"})) return;
+  Probe probe;
+  if (j.contains("path")) {
+    if (auto s = c.string(j["path"], ptr + "/path")) {
+      bool visible = std::all_of(s->begin(), s->end(), [](unsigned char ch) { return ch > 0x20 && ch != 0x7f; });
+      if (s->empty() || (*s)[0] != '/')
+        c.error(ptr + "/path", "expected a path that starts with \"/\", got " + json_quote(*s));
+      else if (s->size() > 1024)
+        c.error(ptr + "/path", "a probe path has at most 1024 bytes");
+      else if (!visible || s->find('#') != std::string::npos)
+        c.error(ptr + "/path", "a probe path has no spaces, control characters or fragment");
+      else
+        probe.path = *s;
+    }
+  }
+  if (j.contains("timeout_ms"))
+    if (auto v = c.integer(j["timeout_ms"], ptr + "/timeout_ms", 1, 600000)) probe.timeout_ms = static_cast<int>(*v);
+  spec.probe = probe;
 }
 
 void check_body_size(Checker& c, uint64_t size, const std::string& ptr) {
@@ -539,7 +596,9 @@ std::vector<std::string> one_line_each(std::vector<std::string> lines) {
 SpecError::SpecError(std::vector<std::string> lines)
     : std::runtime_error(join_lines(one_line_each(lines))), lines_(one_line_each(std::move(lines))) {}
 
-std::string listen_text(const Spec& spec) { return fmt::format("{}:{}", spec.address, spec.port); }
+std::string address_text(const Spec& spec) { return spec.ipv6 ? "[" + spec.address + "]" : spec.address; }
+
+std::string listen_text(const Spec& spec) { return fmt::format("{}:{}", address_text(spec), spec.port); }
 
 Spec parse_spec(const std::string& text, const std::string& path) {
   Checker c(path);
@@ -557,7 +616,7 @@ Spec parse_spec(const std::string& text, const std::string& path) {
   spec.dir = dir.empty() ? "." : dir;
 
   if (c.object(root, "", {"name", "listen", "mode", "workers", "raw_response", "response", "routes",
-                          "not_found", "headers", "limits", "log", "cors"})) {
+                          "not_found", "headers", "limits", "log", "cors", "probe"})) {
     if (root.contains("name")) check_name(c, root["name"], spec);
     if (root.contains("listen")) check_listen(c, root["listen"], spec);
     if (root.contains("mode")) {
@@ -616,6 +675,12 @@ Spec parse_spec(const std::string& text, const std::string& path) {
                           "1024 MiB: lower max_connections or request_bytes",
                           spec.limits.max_connections, spec.limits.request_bytes, table >> 20));
     if (root.contains("log")) check_log(c, root["log"], spec);
+    if (root.contains("probe")) {
+      if (spec.raw_response)
+        c.error("/probe", "only with \"response\" or \"routes\": the probe reads an HTTP status");
+      else
+        check_probe(c, root["probe"], spec);
+    }
   }
   if (!c.errors().empty()) throw SpecError(c.errors());
   return spec;

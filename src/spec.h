@@ -74,13 +74,25 @@ struct Cors {
   int max_age_s = 600;
 };
 
+/// `server --probe`: a health check the server binary runs against itself
+/// (a Docker HEALTHCHECK in an image with nothing else inside).
+struct Probe {
+  std::string path = "/";   // GET this on the server's own port, over loopback
+  int timeout_ms = 2000;    // the whole probe: connect, send, the status line
+};
+
 struct Spec {
   std::string file;                    // the spec's path, as given
   std::string dir;                     // its directory ("." for a bare name)
   std::string name = "asmsrv";
-  std::string address = "0.0.0.0";
-  std::array<uint8_t, 4> address_bytes = {0, 0, 0, 0};
+  std::string address = "0.0.0.0";     // IPv6 in RFC 5952 form, without brackets
+  bool ipv6 = false;
+  /// The address in network byte order: 4 bytes (IPv4) or 16 (IPv6).
+  std::array<uint8_t, 16> address_bytes = {};
   int port = 8080;
+  /// When this environment variable is set at run time, its value is the
+  /// port (Cloud Run, Heroku, Render and Fly set PORT); empty: off.
+  std::string port_env = "PORT";
   int backlog = 511;                   // nginx's default; the kernel caps it at somaxconn
   /// TCP_DEFER_ACCEPT: accept() returns once the first bytes have come, or
   /// after about this many seconds of silence; 0: off.
@@ -98,6 +110,7 @@ struct Spec {
   bool log_requests = false;
   LogTarget log_target = LogTarget::stdout_;
   std::string log_path;                // when log_target is file
+  std::optional<Probe> probe;          // `server --probe`; none: no probe code
   /// Not from the JSON: `--teach` asks for a listing for a first reading,
   /// in which die names only the errnos a first run is likely to meet.
   bool teach = false;
@@ -121,7 +134,9 @@ Spec load_spec(const std::string& path);
 /// Validates spec text; `path` is used for messages and to find files.
 Spec parse_spec(const std::string& text, const std::string& path);
 
-/// "0.0.0.0:8080"
+/// "0.0.0.0:8080", "[::1]:8080"
 std::string listen_text(const Spec& spec);
+/// "0.0.0.0", "[::1]": the address as it goes before ":port".
+std::string address_text(const Spec& spec);
 
 }  // namespace asmsrv

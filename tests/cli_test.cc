@@ -379,8 +379,18 @@ TEST(Cli, BindOnAPrivilegedPortSaysWhatItNeeds) {
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.err, "hello: bind 0.0.0.0:80: Permission denied (ports below 1024 need root or "
                    "CAP_NET_BIND_SERVICE)\n");
-  // Above 1024 there is no such hint in the binary.
-  EXPECT_FALSE(contains(asmsrv({"gen", "specs/hello.json"}).out, "CAP_NET_BIND_SERVICE"));
+  // The same from a port that $PORT gives at run time.
+  ASSERT_EQ(asmsrv({"build", "specs/hello.json", "-o", dir + "/server8080"}).status, 0);
+  r = run({"unshare", "-n", "sh", "-c",
+           "sysctl -qw net.ipv4.ip_unprivileged_port_start=1024 && "
+           "PORT=80 exec setpriv --reuid=65534 --regid=65534 --clear-groups " + dir + "/server8080"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "hello: bind 0.0.0.0:80: Permission denied (ports below 1024 need root or "
+                   "CAP_NET_BIND_SERVICE)\n");
+  // Above 1024, with the port fixed (port_env off), there is no such hint
+  // in the binary.
+  EXPECT_FALSE(contains(asmsrv({"gen", spec_copy("hello", {{"listen", {{"port_env", ""}}}})}).out,
+                        "CAP_NET_BIND_SERVICE"));
 }
 
 TEST(Cli, TeachLeavesOutWhatAFirstReadingDoesNotNeed) {

@@ -154,7 +154,7 @@ TEST_P(EverySpec, AnswersExactBytes) {
     EXPECT_TRUE(r.eof) << "request " << i << ": the server did not close the connection";
     ASSERT_EQ(received(*s, r.data), s->expected) << "request " << i;
   }
-  int requests = 5;
+  int requests = 5, connections = 5;
   if (!s->spec.raw_response) {
     // HTTP/1.1 keeps the connection: three responses on one, then close.
     Client c(s->port);
@@ -170,6 +170,7 @@ TEST_P(EverySpec, AnswersExactBytes) {
     EXPECT_TRUE(r.eof);
     EXPECT_EQ(undate(r.data), s->expected);
     requests += 4;
+    connections += 1;
   }
   EXPECT_FALSE(s->proc->exited()) << "the server died";
   EXPECT_EQ(s->proc->err(), "") << "nothing expected on stderr";
@@ -182,12 +183,14 @@ TEST_P(EverySpec, AnswersExactBytes) {
   } else {
     EXPECT_EQ(out.rfind(line, 0), 0u) << out;
     if (s->spec.log_requests) {
-      // One access-log line per request (written before the connection closes).
+      // One access-log line per request (written before the connection
+      // closes), and one per connection when they are logged too.
+      int lines = 1 + requests + (s->spec.log_connections ? connections : 0);
       eventually([&] {
         out = s->proc->out();
-        return std::count(out.begin(), out.end(), '\n') >= 1 + requests;
+        return std::count(out.begin(), out.end(), '\n') >= lines;
       });
-      EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1 + requests) << out;
+      EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), lines) << out;
     }
   }
 }

@@ -79,7 +79,7 @@ std::string spec_copy(const std::string& name, const nlohmann::ordered_json& pat
 }
 
 std::string startup_line(const Spec& spec, int port) {
-  return spec.name + " listening on " + spec.address + ":" + std::to_string(port) + "\n";
+  return spec.name + " listening on " + address_text(spec) + ":" + std::to_string(port) + "\n";
 }
 
 // ---------------------------------------------------------------------------
@@ -668,7 +668,8 @@ std::string build_server(const std::string& spec, const std::string& syntax, int
   return bin;
 }
 
-ServerProcess::ServerProcess(std::string bin, std::string dir, std::optional<rlim_t> nofile)
+ServerProcess::ServerProcess(std::string bin, std::string dir, std::optional<rlim_t> nofile,
+                             std::vector<std::string> args, std::vector<std::string> env)
     : dir_(std::move(dir)) {
   // Children of a fork-mode server that outlive it are re-parented to this
   // process, which reaps them in the destructor: nothing is left behind.
@@ -702,9 +703,13 @@ ServerProcess::ServerProcess(std::string bin, std::string dir, std::optional<rli
       rlimit rl{*nofile, *nofile};
       if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) ::_exit(125);
     }
-    char* argv[] = {const_cast<char*>(bin.c_str()), nullptr};
-    char* envp[] = {nullptr};
-    ::execve(bin.c_str(), argv, envp);
+    std::vector<char*> argv = {const_cast<char*>(bin.c_str())};
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (std::string& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    ::execve(bin.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
   ::setpgid(pid_, pid_);  // also from here: no race with the child's own call

@@ -279,8 +279,11 @@ class ServerProcess {
  public:
   /// Starts `bin` in `dir` with stdout/stderr in dir/stdout and dir/stderr,
   /// an empty environment and only fds 0, 1, 2 open; `nofile` sets
-  /// RLIMIT_NOFILE in the child before exec.
-  ServerProcess(std::string bin, std::string dir, std::optional<rlim_t> nofile = std::nullopt);
+  /// RLIMIT_NOFILE in the child before exec. `args` follow argv[0]; `env`
+  /// ("NAME=value") is the whole environment (never the tests' own: a PORT
+  /// there must not move a server).
+  ServerProcess(std::string bin, std::string dir, std::optional<rlim_t> nofile = std::nullopt,
+                std::vector<std::string> args = {}, std::vector<std::string> env = {});
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
   ~ServerProcess();

@@ -48,6 +48,36 @@ TEST(Spec, Defaults) {
   EXPECT_EQ(s.response->body, "200 OK\n");
   EXPECT_FALSE(s.log_connections);
   EXPECT_EQ(s.log_target, LogTarget::stdout_);
+  EXPECT_EQ(s.port_env, "PORT");
+  EXPECT_FALSE(s.ipv6);
+  EXPECT_FALSE(s.probe);
+}
+
+TEST(Spec, Ipv6AddressIsKeptInRfc5952Form) {
+  Spec s = parse_spec(R"({"response": {}, "listen": {"address": "2001:DB8:0:0:0:0:0:01"}})", "s.json");
+  EXPECT_TRUE(s.ipv6);
+  EXPECT_EQ(s.address, "2001:db8::1");
+  EXPECT_EQ(listen_text(s), "[2001:db8::1]:8080");
+  EXPECT_EQ(s.address_bytes, (std::array<uint8_t, 16>{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));
+  s = parse_spec(R"({"response": {}, "listen": {"address": "::"}})", "s.json");
+  EXPECT_EQ(listen_text(s), "[::]:8080");
+  EXPECT_EQ(s.address_bytes, (std::array<uint8_t, 16>{}));
+  s = parse_spec(R"({"response": {}, "listen": {"address": "::FFFF:127.0.0.1"}})", "s.json");
+  EXPECT_EQ(s.address, "::ffff:127.0.0.1");
+}
+
+TEST(Spec, PortEnvAndProbe) {
+  Spec s = parse_spec(R"({"response": {}, "listen": {"port_env": "HTTP_PORT"}, "probe": {}})", "s.json");
+  EXPECT_EQ(s.port_env, "HTTP_PORT");
+  ASSERT_TRUE(s.probe);
+  EXPECT_EQ(s.probe->path, "/");
+  EXPECT_EQ(s.probe->timeout_ms, 2000);
+  s = parse_spec(R"({"response": {}, "listen": {"port_env": null}, "probe": {"path": "/healthz?full=1", "timeout_ms": 500}})",
+                 "s.json");
+  EXPECT_EQ(s.port_env, "");
+  EXPECT_EQ(s.probe->path, "/healthz?full=1");
+  EXPECT_EQ(s.probe->timeout_ms, 500);
+  EXPECT_EQ(parse_spec(R"({"response": {}, "listen": {"port_env": ""}})", "s.json").port_env, "");
 }
 
 TEST(Spec, FullSpec) {
@@ -59,7 +89,8 @@ TEST(Spec, FullSpec) {
     "log": {"connections": true, "target": "/var/log/x.log"}})",
                       "s.json");
   EXPECT_EQ(s.name, "svc-1.0");
-  EXPECT_EQ(s.address_bytes, (std::array<uint8_t, 4>{127, 0, 0, 1}));
+  EXPECT_EQ(s.address_bytes, (std::array<uint8_t, 16>{127, 0, 0, 1}));
+  EXPECT_FALSE(s.ipv6);
   EXPECT_EQ(s.port, 9000);
   EXPECT_EQ(s.backlog, 16);
   EXPECT_EQ(s.mode, Mode::fork);
@@ -92,7 +123,8 @@ TEST(SpecErrors, RootAndUnknownKeys) {
   EXPECT_EQ(error(R"({"response": {}, "lisen": {}})"), "s.json: /lisen: unknown key; did you mean \"listen\"?");
   EXPECT_EQ(error(R"({"response": {}, "zzzzzzzz": 1})"),
             "s.json: /zzzzzzzz: unknown key; valid keys here: \"name\", \"listen\", \"mode\", \"workers\", "
-            "\"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", \"limits\", \"log\", \"cors\"");
+            "\"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", \"limits\", \"log\", \"cors\", "
+            "\"probe\"");
   EXPECT_EQ(error(R"({"response": {"bdy": "x"}})"), "s.json: /response/bdy: unknown key; did you mean \"body\"?");
   EXPECT_EQ(error(R"({"response": {}, "listen": {"prot": 1}})"),
             "s.json: /listen/prot: unknown key; did you mean \"port\"?");
@@ -120,7 +152,7 @@ TEST(SpecErrors, JsonEdgeCases) {
   EXPECT_EQ(error(R"({"response": {}, "a\nb\u0000": 1})"),
             "s.json: /a\\nb\\u0000: unknown key; valid keys here: \"name\", \"listen\", \"mode\", "
             "\"workers\", \"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", "
-            "\"limits\", \"log\", \"cors\"");
+            "\"limits\", \"log\", \"cors\", \"probe\"");
   EXPECT_EQ(error(R"({"response": {"headers": {"X\r\nY": "1"}}})"),
             "s.json: /response/headers/X\\r\\nY: header name is not a token (letters, digits and "
             "!#$%&'*+-.^_`|~)");
@@ -217,7 +249,7 @@ TEST(SpecErrors, OutOfRange) {
   EXPECT_EQ(error(R"({"response": {}, "limits": {"max_connections": 0}})"),
             "s.json: /limits/max_connections: expected an integer from 1 to 65536, got 0");
   EXPECT_EQ(error(R"({"response": {}, "limits": {"max_connections": 65536, "request_bytes": 65536}})"),
-            "s.json: /limits/max_connections: 65536 connections with 65536-byte buffers need 4105 MiB "
+            "s.json: /limits/max_connections: 65536 connections with 65536-byte buffers need 4113 MiB "
             "of memory; the limit is 1024 MiB: lower max_connections or request_bytes");
   EXPECT_TRUE(errors(R"({"response": {}, "mode": "fork", "limits": {"max_connections": 65536, "request_bytes": 65536}})").empty());
   EXPECT_EQ(error(R"({"response": {}, "limits": {"shutdown_timeout_ms": -1}})"),
@@ -231,11 +263,37 @@ TEST(SpecErrors, OutOfRange) {
 }
 
 TEST(SpecErrors, Address) {
-  for (const char* bad : {"1.2.3", "1.2.3.4.5", "256.0.0.1", "01.2.3.4", "a.b.c.d", "1.2.3.4 ", ""}) {
+  for (const char* bad : {"1.2.3", "1.2.3.4.5", "256.0.0.1", "01.2.3.4", "a.b.c.d", "1.2.3.4 ", "", ":::",
+                          "1::2::3", "[::1]", "fe80::1%eth0", "12345::", "1:2:3:4:5:6:7:8:9", "::g"}) {
     EXPECT_EQ(error(std::string(R"({"response": {}, "listen": {"address": ")") + bad + "\"}}"),
-              std::string("s.json: /listen/address: expected an IPv4 address like \"127.0.0.1\", got \"") + bad + "\"");
+              std::string("s.json: /listen/address: expected an IPv4 or IPv6 address like \"127.0.0.1\" or "
+                          "\"::\", got \"") + bad + "\"");
   }
   EXPECT_TRUE(errors(R"({"response": {}, "listen": {"address": "255.255.255.255"}})").empty());
+  EXPECT_TRUE(errors(R"({"response": {}, "listen": {"address": "::1"}})").empty());
+}
+
+TEST(SpecErrors, PortEnv) {
+  for (const char* bad : {R"("1PORT")", R"("MY-PORT")", R"("PORT=")", R"(8080)", R"(true)"})
+    EXPECT_EQ(error(std::string(R"({"response": {}, "listen": {"port_env": )") + bad + "}}"),
+              std::string("s.json: /listen/port_env: expected an environment variable name like \"PORT\" "
+                          "(letters, digits and _, at most 64), or null to turn it off, got ") + bad);
+}
+
+TEST(SpecErrors, Probe) {
+  EXPECT_EQ(error(R"({"response": {}, "probe": {"path": "healthz"}})"),
+            "s.json: /probe/path: expected a path that starts with \"/\", got \"healthz\"");
+  EXPECT_EQ(error(R"({"response": {}, "probe": {"path": "/a b"}})"),
+            "s.json: /probe/path: a probe path has no spaces, control characters or fragment");
+  EXPECT_EQ(error(R"({"response": {}, "probe": {"path": "/a#b"}})"),
+            "s.json: /probe/path: a probe path has no spaces, control characters or fragment");
+  EXPECT_EQ(error(R"({"response": {}, "probe": {"timeout_ms": 0}})"),
+            "s.json: /probe/timeout_ms: expected an integer from 1 to 600000, got 0");
+  EXPECT_EQ(error(R"({"response": {}, "probe": {"timeot_ms": 10}})"),
+            "s.json: /probe/timeot_ms: unknown key; did you mean \"timeout_ms\"?");
+  EXPECT_EQ(error(R"({"response": {}, "probe": true})"), "s.json: /probe: expected an object, got true");
+  EXPECT_EQ(error(R"({"raw_response": "x", "probe": {}})"),
+            "s.json: /probe: only with \"response\" or \"routes\": the probe reads an HTTP status");
 }
 
 TEST(SpecErrors, HeadersAndReason) {

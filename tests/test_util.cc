@@ -71,6 +71,9 @@ CmdResult run(const std::vector<std::string>& argv, const std::string& cwd,
     ::dup2(out, 1);
     ::dup2(err, 2);
     if (::chdir((cwd.empty() ? source_dir() : cwd).c_str()) != 0) ::_exit(126);
+    // What would move a server the test starts (asmsrv run) to another port
+    // or socket comes only from `env`, never from the tests' environment.
+    for (const char* k : {"PORT", "LISTEN_PID", "LISTEN_FDS"}) ::unsetenv(k);
     for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
