@@ -75,8 +75,7 @@ ImageConfig server_image_config(const Spec& spec, int64_t created) {
                    "on {}", spec.name, ASMSRV_VERSION, from, listen_text(spec))},
       {"org.opencontainers.image.created", rfc3339_utc(created)},
   };
-  // TODO(probe): `if (spec.probe) c.healthcheck = probe_healthcheck(spec.probe->timeout_ms);`
-  // once the spec has its probe key.
+  if (spec.probe) c.healthcheck = probe_healthcheck(spec.probe->timeout_ms);
   return c;
 }
 

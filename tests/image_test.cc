@@ -190,6 +190,37 @@ TEST(Image, ServerRunsAsPid1InItsRootfs) {
   EXPECT_EQ(c.proc().wait_exit(3000), std::optional<int>(0)) << c.proc().err();
 }
 
+// A spec with a probe: the image's Healthcheck runs `/server --probe`, and
+// that command, run in the image's rootfs as its user (as an engine runs a
+// health check), says healthy while the server answers and unhealthy once it
+// is gone.
+TEST(Image, TheHealthcheckRunsTheProbe) {
+  std::string dir = temp_dir();
+  int port = free_port();
+  Image image = make_image(spec_path("health"), dir, port, "health:1.0");
+  ASSERT_FALSE(image.archive.empty());
+  // The raw config blob: skopeo's parsed view leaves Healthcheck out (the OCI
+  // spec has no such field; Docker's config does, and engines read it).
+  CmdResult r = run({"skopeo", "inspect", "--config", "--raw", "oci-archive:" + image.archive});
+  ASSERT_EQ(r.status, 0) << r.err;
+  json hc = json::parse(r.out)["config"]["Healthcheck"];
+  EXPECT_EQ(hc["Test"], json::array({"CMD", "/server", "--probe"})) << r.out;
+  EXPECT_EQ(hc["Timeout"].get<int64_t>(), int64_t{3000} * 1000 * 1000) << "the probe's 2000 ms + 1 s, in ns";
+  std::string rootfs = unpack_with_tar(image, dir);
+  ASSERT_FALSE(rootfs.empty());
+  Pid1Server c(rootfs, dir);
+  if (!c.skip().empty()) GTEST_SKIP() << c.skip();
+  ASSERT_TRUE(c.proc().wait_ready(5000)) << c.proc().out() << c.proc().err();
+  std::vector<std::string> probe = {"chroot", "--userspec=65534:65534", rootfs, "/server", "--probe"};
+  CmdResult healthy = run(probe);
+  EXPECT_EQ(healthy.status, 0) << healthy.err;
+  ASSERT_EQ(::kill(c.server(), SIGTERM), 0);
+  EXPECT_EQ(c.proc().wait_exit(3000), std::optional<int>(0)) << c.proc().err();
+  CmdResult gone = run(probe);
+  EXPECT_EQ(gone.status, 1);
+  EXPECT_TRUE(contains(gone.err, "Connection refused")) << gone.err;
+}
+
 TEST(Image, ALogFileIsWritableByTheImagesUser) {
   std::string dir = temp_dir();
   std::string spec =
