@@ -8,8 +8,6 @@ namespace asmsrv {
 
 namespace {
 
-constexpr int kHead = static_cast<int>(Method::HEAD);
-
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_hex(char c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
 bool is_tchar(char c) { return is_token(std::string_view(&c, 1)); }
@@ -255,7 +253,7 @@ ModelResult HttpModel::run(std::string_view bytes) const {
     ModelAnswer a;
     a.response = r.response;
     a.status = table_.responses[r.response].status;
-    a.body = r.method != kHead;
+    a.body = r.method != static_cast<int>(Method::HEAD);
     a.why = r.why;
     // Keep-alive (RFC 9112 9.3): the default in HTTP/1.1, in HTTP/1.0 only
     // when asked; errors, Connection: close and the last request allowed close.
