@@ -39,6 +39,9 @@ install(DIRECTORY specs/
         FILES_MATCHING
         PATTERN "*.json"
         REGEX "/site/[^/]+$")
+# The spec's JSON Schema, as `asmsrv schema` prints it (schema_test keeps the
+# committed copy in step).
+install(FILES doc/asmsrv.schema.json DESTINATION ${CMAKE_INSTALL_DATADIR}/asmsrv)
 # The README is the reference for every spec key (the man page points to it).
 install(FILES dist/copyright README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 

@@ -29,11 +29,11 @@ _asmsrv() {
   fi
   COMPREPLY=()
 
-  local subcommands="gen build run check explain image"
+  local subcommands="gen build run check explain image schema"
   local sub= i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
-      gen | build | run | check | explain | image)
+      gen | build | run | check | explain | image | schema)
         sub=${COMP_WORDS[i]}
         break
         ;;
@@ -72,9 +72,13 @@ _asmsrv() {
     check) opts="-h --help" ;;
     explain) opts="--port --teach -h --help" ;;
     image) opts="-o --output --tag --syntax --port --teach -v --verbose -h --help" ;;
+    schema) opts="-h --help" ;;
   esac
 
-  if [[ $cur == -* ]]; then
+  if [[ $sub == schema ]]; then
+    # No SPEC: only the options.
+    [[ $cur == -* ]] && COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  elif [[ $cur == -* ]]; then
     # An option, or "-": the spec from standard input.
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
     [[ $cur == - ]] && COMPREPLY+=(-)

@@ -78,6 +78,10 @@ std::vector<TarEntry> server_runtime_files(const Spec& spec);
 /// `probe_timeout_ms`: the engine's timeout leaves it a second more.
 Healthcheck probe_healthcheck(int probe_timeout_ms);
 
+/// `asmsrv schema` prints the spec's JSON Schema; it takes no options.
+CLI::App* setup_schema(CLI::App& app);
+int run_schema();
+
 // Shared by the subcommands (cli_gen.cc).
 
 /// Declares SPEC, --syntax, --port and --teach on a subcommand.

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   CLI::App* check_cmd = setup_check(app, check);
   CLI::App* explain_cmd = setup_explain(app, explain);
   CLI::App* image_cmd = setup_image(app, image);
+  CLI::App* schema_cmd = setup_schema(app);
 
   std::vector<std::string_view> names;
   for (const CLI::App* cmd : app.get_subcommands({})) names.push_back(cmd->get_name());
@@ -74,5 +75,6 @@ int main(int argc, char** argv) {
   if (check_cmd->parsed()) return run_check(check);
   if (explain_cmd->parsed()) return run_explain(explain);
   if (image_cmd->parsed()) return run_image(image);
+  if (schema_cmd->parsed()) return run_schema();
   return 2;
 }

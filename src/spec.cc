@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "fs.h"
+#include "spec_keys.h"
 #include "suggest.h"
 #include "text.h"
 #include "http.h"
@@ -65,14 +66,15 @@ class Checker {
   }
   const std::vector<std::string>& errors() const { return errors_; }
 
-  // Reports keys of `obj` not in `allowed`, suggesting the closest one.
-  bool object(const json& obj, const std::string& ptr, const std::vector<std::string_view>& allowed) {
+  // Reports keys of `obj` that `spec` does not have, suggesting the closest one.
+  bool object(const json& obj, const std::string& ptr, const ObjectSpec& spec) {
     if (!obj.is_object()) {
       error(ptr, "expected an object, got " + shown(obj));
       return false;
     }
+    const std::vector<std::string_view> allowed = spec.listed();
     for (const auto& [key, value] : obj.items()) {
-      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+      if (spec.accepts(key)) continue;
       if (auto best = closest_word(key, allowed)) {
         error(child(ptr, key), fmt::format("unknown key; did you mean {}?", json_quote(*best)));
         suggested_.insert(child(ptr, *best));
@@ -89,6 +91,11 @@ class Checker {
   // `ptr`: a check for that key being missing then says nothing more, so
   // one mistake gives one error.
   bool suggested(const std::string& ptr) const { return suggested_.count(ptr) != 0; }
+
+  // The integer key `key` of `obj`, in the key's range.
+  std::optional<int64_t> integer(const json& obj, const std::string& ptr, const KeySpec& key) {
+    return integer(obj.at(std::string(key.name)), child(ptr, key.name), key.min, key.max);
+  }
 
   std::optional<int64_t> integer(const json& j, const std::string& ptr, int64_t lo, int64_t hi) {
     if (j.is_number_integer()) {
@@ -112,7 +119,7 @@ class Checker {
   }
 
   std::optional<std::string> one_of(const json& j, const std::string& ptr,
-                                    std::initializer_list<std::string_view> choices) {
+                                    const std::vector<std::string_view>& choices) {
     if (j.is_string()) {
       auto s = j.get<std::string>();
       if (std::find(choices.begin(), choices.end(), s) != choices.end()) return s;
@@ -184,7 +191,8 @@ bool env_name(const std::string& s) {
 
 void check_listen(Checker& c, const json& j, Spec& spec) {
   const std::string ptr = "/listen";
-  if (!c.object(j, ptr, {"address", "port", "port_env", "backlog", "defer_accept_s"})) return;
+  const ObjectSpec& keys = spec_object("listen");
+  if (!c.object(j, ptr, keys)) return;
   if (j.contains("address")) {
     if (auto s = c.string(j["address"], ptr + "/address")) {
       if (auto bytes = parse_ipv4(*s)) {
@@ -201,7 +209,7 @@ void check_listen(Checker& c, const json& j, Spec& spec) {
     }
   }
   if (j.contains("port"))
-    if (auto v = c.integer(j["port"], ptr + "/port", 1, 65535)) spec.port = *v;
+    if (auto v = c.integer(j, ptr, keys.key("port"))) spec.port = *v;
   if (j.contains("port_env")) {
     const json& e = j["port_env"];
     if (e.is_null() || (e.is_string() && e.get<std::string>().empty()))
@@ -214,14 +222,15 @@ void check_listen(Checker& c, const json& j, Spec& spec) {
               "or null to turn it off, got " + shown(e));
   }
   if (j.contains("backlog"))
-    if (auto v = c.integer(j["backlog"], ptr + "/backlog", 1, 65535)) spec.backlog = *v;
+    if (auto v = c.integer(j, ptr, keys.key("backlog"))) spec.backlog = *v;
   if (j.contains("defer_accept_s"))
-    if (auto v = c.integer(j["defer_accept_s"], ptr + "/defer_accept_s", 0, 60)) spec.defer_accept_s = *v;
+    if (auto v = c.integer(j, ptr, keys.key("defer_accept_s"))) spec.defer_accept_s = *v;
 }
 
 void check_probe(Checker& c, const json& j, Spec& spec) {
   const std::string ptr = "/probe";
-  if (!c.object(j, ptr, {"path", "timeout_ms"})) return;
+  const ObjectSpec& keys = spec_object("probe");
+  if (!c.object(j, ptr, keys)) return;
   Probe probe;
   if (j.contains("path")) {
     if (auto s = c.string(j["path"], ptr + "/path")) {
@@ -237,7 +246,7 @@ void check_probe(Checker& c, const json& j, Spec& spec) {
     }
   }
   if (j.contains("timeout_ms"))
-    if (auto v = c.integer(j["timeout_ms"], ptr + "/timeout_ms", 1, 600000)) probe.timeout_ms = static_cast<int>(*v);
+    if (auto v = c.integer(j, ptr, keys.key("timeout_ms"))) probe.timeout_ms = static_cast<int>(*v);
   spec.probe = probe;
 }
 
@@ -279,19 +288,18 @@ void check_headers(Checker& c, const json& j, const std::string& ptr,
   }
 }
 
-// A response object at `ptr`; `extra_keys` are allowed beside the response's own.
+// A response object at `ptr`, or a route (`keys`: a response's and more).
 void check_response(Checker& c, const json& j, const std::string& ptr, const Spec& spec,
-                    HttpResponse& r, std::vector<std::string_view> extra_keys = {}) {
-  std::vector<std::string_view> keys = {"status", "reason", "content_type", "headers", "body", "file"};
-  keys.insert(keys.begin(), extra_keys.begin(), extra_keys.end());
+                    HttpResponse& r, const ObjectSpec& keys = spec_object("response")) {
   if (!c.object(j, ptr, keys)) return;
   if (j.contains("status")) {
     const json& st = j["status"];
+    const KeySpec& status = keys.key("status");
     if (st.is_number_integer() && st.get<int64_t>() >= 100 && st.get<int64_t>() <= 199)
       c.error(ptr + "/status", fmt::format("{} is informational (1xx): a client would wait for a final "
-                                           "response; expected an integer from 200 to 599",
-                                           st.get<int64_t>()));
-    else if (auto v = c.integer(st, ptr + "/status", 200, 599))
+                                           "response; expected an integer from {} to {}",
+                                           st.get<int64_t>(), status.min, status.max));
+    else if (auto v = c.integer(j, ptr, status))
       r.status = *v;
   }
   r.reason = std::string(standard_reason(r.status));
@@ -355,7 +363,7 @@ void check_response(Checker& c, const json& j, const std::string& ptr, const Spe
 
 void check_log(Checker& c, const json& j, Spec& spec) {
   const std::string ptr = "/log";
-  if (!c.object(j, ptr, {"connections", "requests", "target"})) return;
+  if (!c.object(j, ptr, spec_object("log"))) return;
   if (j.contains("connections"))
     if (auto b = c.boolean(j["connections"], ptr + "/connections")) spec.log_connections = *b;
   if (j.contains("requests"))
@@ -378,24 +386,22 @@ void check_log(Checker& c, const json& j, Spec& spec) {
 
 void check_limits(Checker& c, const json& j, Limits& l) {
   const std::string ptr = "/limits";
-  if (!c.object(j, ptr, {"request_bytes", "body_bytes", "header_timeout_ms", "keepalive_timeout_ms",
-                         "keepalive_requests", "max_connections", "shutdown_timeout_ms", "send_timeout_ms",
-                         "linger_ms", "linger_bytes"}))
-    return;
-  auto get = [&](const char* key, auto& field, int64_t lo, int64_t hi) {
+  const ObjectSpec& keys = spec_object("limits");
+  if (!c.object(j, ptr, keys)) return;
+  auto get = [&](const char* key, auto& field) {
     if (j.contains(key))
-      if (auto v = c.integer(j[key], ptr + "/" + key, lo, hi)) field = static_cast<std::decay_t<decltype(field)>>(*v);
+      if (auto v = c.integer(j, ptr, keys.key(key))) field = static_cast<std::decay_t<decltype(field)>>(*v);
   };
-  get("request_bytes", l.request_bytes, 256, 1 << 20);
-  get("body_bytes", l.body_bytes, 0, int64_t{1} << 40);
-  get("header_timeout_ms", l.header_timeout_ms, 1, 3'600'000);
-  get("keepalive_timeout_ms", l.keepalive_timeout_ms, 0, 3'600'000);
-  get("keepalive_requests", l.keepalive_requests, 1, 1'000'000'000);
-  get("max_connections", l.max_connections, 1, 65536);
-  get("shutdown_timeout_ms", l.shutdown_timeout_ms, 0, 3'600'000);
-  get("send_timeout_ms", l.send_timeout_ms, 1, 3'600'000);
-  get("linger_ms", l.linger_ms, 0, 3'600'000);
-  get("linger_bytes", l.linger_bytes, 1, int64_t{1} << 40);
+  get("request_bytes", l.request_bytes);
+  get("body_bytes", l.body_bytes);
+  get("header_timeout_ms", l.header_timeout_ms);
+  get("keepalive_timeout_ms", l.keepalive_timeout_ms);
+  get("keepalive_requests", l.keepalive_requests);
+  get("max_connections", l.max_connections);
+  get("shutdown_timeout_ms", l.shutdown_timeout_ms);
+  get("send_timeout_ms", l.send_timeout_ms);
+  get("linger_ms", l.linger_ms);
+  get("linger_bytes", l.linger_bytes);
 }
 
 void check_route_path(Checker& c, const json& j, const std::string& ptr, std::string& path) {
@@ -423,11 +429,11 @@ void check_routes(Checker& c, const json& j, Spec& spec) {
   for (size_t i = 0; i < j.size(); ++i) {
     std::string ptr = "/routes/" + std::to_string(i);
     Route route;
-    check_response(c, j[i], ptr, spec, route.response, {"method", "path"});
+    const ObjectSpec& keys = spec_object("route");
+    check_response(c, j[i], ptr, spec, route.response, keys);
     if (!j[i].is_object()) continue;
     if (j[i].contains("method")) {
-      if (auto m = c.one_of(j[i]["method"], ptr + "/method",
-                            {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})) {
+      if (auto m = c.one_of(j[i]["method"], ptr + "/method", keys.key("method").choices)) {
         for (int k = 1; k <= kMethodCount; ++k)
           if (*m == kMethodNames[k]) route.method = static_cast<Method>(k);
       }
@@ -456,7 +462,8 @@ void check_cors(Checker& c, const json& j, Spec& spec, bool routes) {
     c.error(ptr, "only with \"routes\": OPTIONS is answered per path");
     return;
   }
-  if (!c.object(j, ptr, {"allow_origin", "allow_headers", "max_age_s"})) return;
+  const ObjectSpec& keys = spec_object("cors");
+  if (!c.object(j, ptr, keys)) return;
   Cors cors;
   for (auto [key, field] : {std::pair{"allow_origin", &cors.allow_origin},
                             std::pair{"allow_headers", &cors.allow_headers}}) {
@@ -468,7 +475,7 @@ void check_cors(Checker& c, const json& j, Spec& spec, bool routes) {
     }
   }
   if (j.contains("max_age_s"))
-    if (auto v = c.integer(j["max_age_s"], ptr + "/max_age_s", 0, 86400)) cors.max_age_s = static_cast<int>(*v);
+    if (auto v = c.integer(j, ptr, keys.key("max_age_s"))) cors.max_age_s = static_cast<int>(*v);
   // Every response says who may read it, unless "headers" already does.
   bool own = std::any_of(spec.headers.begin(), spec.headers.end(),
                          [](const auto& h) { return same_name(h.first, "Access-Control-Allow-Origin"); });
@@ -615,20 +622,21 @@ Spec parse_spec(const std::string& text, const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
   spec.dir = dir.empty() ? "." : dir;
 
-  if (c.object(root, "", {"name", "listen", "mode", "workers", "raw_response", "response", "routes",
-                          "not_found", "headers", "limits", "log", "cors", "probe"})) {
+  const ObjectSpec& keys = spec_object("");
+  if (c.object(root, "", keys)) {
+    if (root.contains("$schema")) c.string(root["$schema"], "/$schema");  // for editors only
     if (root.contains("name")) check_name(c, root["name"], spec);
     if (root.contains("listen")) check_listen(c, root["listen"], spec);
     if (root.contains("mode")) {
-      if (auto m = c.one_of(root["mode"], "/mode", {"epoll", "iterative", "fork"}))
+      if (auto m = c.one_of(root["mode"], "/mode", keys.key("mode").choices))
         for (int k = 0; k < 3; ++k)
           if (*m == kModeNames[k]) spec.mode = static_cast<Mode>(k);
     }
     if (root.contains("workers"))
-      if (auto v = c.integer(root["workers"], "/workers", 1, 64)) spec.workers = static_cast<int>(*v);
+      if (auto v = c.integer(root, "", keys.key("workers"))) spec.workers = static_cast<int>(*v);
     std::vector<std::string> given;
-    for (const char* k : {"raw_response", "response", "routes"})
-      if (root.contains(k)) given.push_back(k);
+    for (std::string_view k : keys.exactly_one)
+      if (root.contains(std::string(k))) given.emplace_back(k);
     if (given.size() > 1) {
       c.error("/" + given[1], fmt::format("give exactly one of \"raw_response\", \"response\" or "
                                           "\"routes\", not both \"{}\" and \"{}\"", given[0], given[1]));

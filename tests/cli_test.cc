@@ -243,21 +243,21 @@ TEST(Cli, AMistypedSubcommandIsNamed) {
   CmdResult r = asmsrv({"serve", "specs/hello.json"});
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.err, "asmsrv: unknown subcommand \"serve\"; the subcommands are gen, build, run, "
-                   "check, explain and image\n");
+                   "check, explain, image and schema\n");
   r = asmsrv({"chek", "specs/hello.json"});
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.err, "asmsrv: unknown subcommand \"chek\"; did you mean \"check\"?\n");
   r = asmsrv({"r", "specs/hello.json"});
   EXPECT_EQ(r.err, "asmsrv: unknown subcommand \"r\"; the subcommands are gen, build, run, "
-                   "check, explain and image\n") << "one letter is no typo of run";
+                   "check, explain, image and schema\n") << "one letter is no typo of run";
   r = asmsrv({"--syntax", "gas"});
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.err, "asmsrv: unknown option --syntax; a subcommand comes first: gen, build, run, "
-                   "check, explain or image\n");
+                   "check, explain, image or schema\n");
   r = asmsrv({});
   EXPECT_EQ(r.status, 2);
-  EXPECT_EQ(r.err, "asmsrv: a subcommand is required: gen, build, run, check, explain or "
-                   "image (asmsrv --help says more)\n");
+  EXPECT_EQ(r.err, "asmsrv: a subcommand is required: gen, build, run, check, explain, image "
+                   "or schema (asmsrv --help says more)\n");
 }
 
 // The two commands the header prints, for a listing saved at `listing`.

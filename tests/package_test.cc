@@ -84,6 +84,7 @@ std::vector<std::string> expected_files() {
   const std::string examples = "usr/share/doc/asmsrv/examples/";
   std::vector<std::string> files = {
       "usr/bin/asmsrv",
+      "usr/share/asmsrv/asmsrv.schema.json",
       "usr/share/bash-completion/completions/asmsrv",
       "usr/share/doc/asmsrv/README.md",
       "usr/share/doc/asmsrv/copyright",
@@ -189,6 +190,10 @@ TEST(Package, DebBuildsInstallsAndWorks) {
     EXPECT_EQ(c.status, 0) << name << ": " << describe(c);
     EXPECT_TRUE(starts_with(c.out, spec + ": ok (")) << c.out;
   }
+  // The installed schema is the one the installed asmsrv prints.
+  CmdResult schema = run({bin, "schema"}, work);
+  EXPECT_EQ(schema.status, 0) << describe(schema);
+  EXPECT_EQ(read(root + "/usr/share/asmsrv/asmsrv.schema.json"), schema.out);
   CmdResult g = run({bin, "gen", examples + "/hello.json"}, work);
   ASSERT_EQ(g.status, 0) << describe(g);
   EXPECT_EQ(g.out, read(source_dir() + "/golden/hello.nasm.s"))
@@ -440,8 +445,12 @@ TEST(PackageDocs, EveryOptionIsInTheManPageAndTheCompletion) {
       for (const std::string& name : o.names)
         EXPECT_EQ(complete({"asmsrv", sub, name, ""}, cwd), choices) << name;
     }
-    // SPEC: *.json files and directories.
-    EXPECT_EQ(complete({"asmsrv", sub, ""}, cwd), (std::vector<std::string>{"a.json", "sub"}));
+    // SPEC: *.json files and directories; nothing for a subcommand without
+    // one (schema).
+    bool takes_spec = contains(::asmsrv::test::asmsrv({sub, "--help"}).out, "SPEC");
+    const std::vector<std::string> specs =
+        takes_spec ? std::vector<std::string>{"a.json", "sub"} : std::vector<std::string>{};
+    EXPECT_EQ(complete({"asmsrv", sub, ""}, cwd), specs);
     // -o: any file or directory.
     if (names.count("-o")) {
       EXPECT_EQ(complete({"asmsrv", sub, "a.json", "-o", ""}, cwd),
