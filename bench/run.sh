@@ -41,21 +41,7 @@ fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 [ "$(nproc)" -ge 2 ] || { echo "bench: needs 2 CPUs (server on one, wrk on the other)" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {  # a port nobody listens on
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
-  done
-}
+. bench/lib.sh  # $work, pids, cleanup at exit, free_port
 
 # --- the three servers ---------------------------------------------------------
 port_a=$(free_port)

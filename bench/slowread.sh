@@ -32,21 +32,8 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 [ "$(ulimit -n)" -ge $((conns + 100)) ] || ulimit -n $((conns + 100)) ||
   { echo "slowread: needs $((conns + 100)) open files" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh  # $work, pids, cleanup at exit, free_port
 
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
-  done
-}
 port_a=$(free_port)
 port_b=$(free_port)
 while [ "$port_b" = "$port_a" ]; do port_b=$(free_port); done
