@@ -249,14 +249,16 @@ void emit_block(std::string& out, const Program& p, const Dialect& d, const Bloc
 }
 
 // "    why      " and the text, its continuation lines aligned under its first.
+// "    key      text", its further lines aligned under the first; control
+// characters from a spec (a log path, a probe path) escaped, as in the listing.
 std::string explain_field(const std::string& key, const std::string& text) {
   std::string head = fmt::format("    {:<8} ", key);
   std::string out = head;
-  for (char c : text) {
-    out += c;
-    if (c == '\n') out.append(head.size(), ' ');
-  }
-  return out + "\n";
+  size_t start = 0;
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
+    out += escape_controls(std::string_view(text).substr(start, nl - start)) + "\n" +
+           std::string(head.size(), ' ');
+  return out + escape_controls(std::string_view(text).substr(start)) + "\n";
 }
 
 void require_finished(const Program& p, const char* what) {
@@ -360,7 +362,7 @@ std::string explain_program(const Program& p) {
   if (!p.notes.empty()) out += "\n" + p.notes + "\n";
   int n = 0;
   for (const Block& b : p.blocks) {
-    out += fmt::format("\n[{}] {}\n", ++n, b.title);
+    out += fmt::format("\n[{}] {}\n", ++n, escape_controls(b.title));
     out += explain_field("label", label_name(p, d, b.label));
     if (!b.syscall.empty()) out += explain_field("syscall", fmt::format("{} ({})", b.syscall, b.syscall_nr));
     if (!b.c_equiv.empty()) out += explain_field("C", b.c_equiv);
@@ -379,7 +381,7 @@ std::string explain_program(const Program& p) {
   for (const DataItem& item : p.data) {
     static const char* kSection[] = {".rodata", ".data", ".bss"};
     out += fmt::format("    {:<8} {:<20} {:>8} bytes  {}\n", kSection[static_cast<int>(item.section)],
-                       p.info(item.label).name, item.size(), item.comment);
+                       p.info(item.label).name, item.size(), escape_controls(item.comment));
   }
   return out;
 }

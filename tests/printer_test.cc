@@ -306,5 +306,26 @@ TEST(Printer, ExplainAlignsContinuationLines) {
             std::string::npos) << e;
 }
 
+// Text from a spec (a log path, a probe path) can reach a title, a C line or
+// a data comment: explain escapes its control characters, as the listing
+// does, so that it cannot move the terminal's cursor or split a line.
+TEST(Printer, ExplainEscapesControlCharacters) {
+  Program p;
+  Builder b(p);
+  p.entry = b.symbol("_start");
+  b.block(p.entry, "open \x1b[2J", "open", 2, "open(\"log\r.txt\")\nthen\tmore", "why");
+  b.bytes("path", std::string("a\rb\0", 4), "the path \x1b]0;x\x07");
+  b.emit(Op::ret, {});
+  b.finish();
+  std::string e = explain_program(p);
+  EXPECT_NE(e.find("[1] open \\u001b[2J\n"), std::string::npos) << e;
+  EXPECT_NE(e.find("    C        open(\"log\\r.txt\")\n"
+                   "             then\\tmore\n"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("the path \\u001b]0;x\\u0007\n"), std::string::npos) << e;
+  for (char c : e) EXPECT_TRUE(c == '\n' || (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f)) << e;
+}
+
 }  // namespace
 }  // namespace asmsrv
