@@ -627,15 +627,15 @@ _start:
         xor     ecx, ecx                        # the line: up to the first CR or LF
 .Lprobe_status.line_len:
         cmp     rcx, r13
-        jae     short .Lprobe_status.copy_line
+        jae     short .Lprobe_status.line_end
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      short .Lprobe_status.copy_line
+        je      short .Lprobe_status.line_end
         cmp     eax, 10
-        je      short .Lprobe_status.copy_line
+        je      short .Lprobe_status.line_end
         inc     rcx
         jmp     short .Lprobe_status.line_len
-.Lprobe_status.copy_line:
+.Lprobe_status.line_end:
         rep movsb                               # copy it
         {disp32} jmp     .Ldie.fail             # "...: HTTP/1.1 503 Service Unavailable", exit 1
 .Lprobe_status.not_http:
@@ -2369,15 +2369,15 @@ _start:
         xor     ecx, ecx                        # the line: up to the first CR or LF
 .Llog_request.line_len:
         cmp     rcx, r14
-        jae     short .Llog_request.copy_line
+        jae     short .Llog_request.line_end
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      short .Llog_request.copy_line
+        je      short .Llog_request.line_end
         cmp     eax, 10
-        je      short .Llog_request.copy_line
+        je      short .Llog_request.line_end
         inc     rcx
         jmp     short .Llog_request.line_len
-.Llog_request.copy_line:
+.Llog_request.line_end:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2

@@ -626,15 +626,15 @@ probe_status.failed:
         xor     ecx, ecx                        ; the line: up to the first CR or LF
 probe_status.line_len:
         cmp     rcx, r13
-        jae     short probe_status.copy_line
+        jae     short probe_status.line_end
         movzx   eax, byte [rsi+rcx]
         cmp     eax, 13
-        je      short probe_status.copy_line
+        je      short probe_status.line_end
         cmp     eax, 10
-        je      short probe_status.copy_line
+        je      short probe_status.line_end
         inc     rcx
         jmp     short probe_status.line_len
-probe_status.copy_line:
+probe_status.line_end:
         rep movsb                               ; copy it
         jmp     near die.fail                   ; "...: HTTP/1.1 503 Service Unavailable", exit 1
 probe_status.not_http:
@@ -2368,15 +2368,15 @@ log_request:
         xor     ecx, ecx                        ; the line: up to the first CR or LF
 log_request.line_len:
         cmp     rcx, r14
-        jae     short log_request.copy_line
+        jae     short log_request.line_end
         movzx   eax, byte [rsi+rcx]
         cmp     eax, 13
-        je      short log_request.copy_line
+        je      short log_request.line_end
         cmp     eax, 10
-        je      short log_request.copy_line
+        je      short log_request.line_end
         inc     rcx
         jmp     short log_request.line_len
-log_request.copy_line:
+log_request.line_end:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2

@@ -2123,15 +2123,15 @@ log_request:
         xor     ecx, ecx                        ; the line: up to the first CR or LF
 log_request.line_len:
         cmp     rcx, r14
-        jae     short log_request.copy_line
+        jae     short log_request.line_end
         movzx   eax, byte [rsi+rcx]
         cmp     eax, 13
-        je      short log_request.copy_line
+        je      short log_request.line_end
         cmp     eax, 10
-        je      short log_request.copy_line
+        je      short log_request.line_end
         inc     rcx
         jmp     short log_request.line_len
-log_request.copy_line:
+log_request.line_end:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2

@@ -2060,15 +2060,15 @@ _start:
         xor     ecx, ecx                        # the line: up to the first CR or LF
 .Llog_request.line_len:
         cmp     rcx, r14
-        jae     short .Llog_request.copy_line
+        jae     short .Llog_request.line_end
         movzx   eax, BYTE PTR [rsi+rcx]
         cmp     eax, 13
-        je      short .Llog_request.copy_line
+        je      short .Llog_request.line_end
         cmp     eax, 10
-        je      short .Llog_request.copy_line
+        je      short .Llog_request.line_end
         inc     rcx
         jmp     short .Llog_request.line_len
-.Llog_request.copy_line:
+.Llog_request.line_end:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2

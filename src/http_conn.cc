@@ -98,7 +98,8 @@ void HttpConn::emit_process() {
   label(respond);
   call(decide_mode_, "record.mode = 0, 1 or 2; keeps eax");
   call(responses_.prepare(), "record.iov = its head, Date line and body");
-  if (spec_.log_requests) call(log_.request(responses_.status(), responses_.body_bytes()), "one access-log line");
+  if (spec_.log_requests) call(log_.request(responses_.status(), responses_.body_bytes(), req_, responses_.date()),
+                                "one access-log line");
   op(Op::inc, conn(ConnField::served));
   note("What to drop once the response is out: the head, and the body (read and");
   note("thrown away later if it is not all here yet).");

@@ -26,11 +26,19 @@ void HttpDate::refresh_if_stale() {
   label(fresh);
 }
 
-void HttpDate::put2(int at, const std::string& what) {
+void HttpDate::want_for_log(bool month) {
+  used_ = true;
+  if (month && !want_month_) {
+    want_month_ = true;
+    month_ = b_.bss("date_month", 2, "the month of date_line as two digits (\"11\"), for the log", 2);
+  }
+}
+
+void HttpDate::put2(MemOp dst, const std::string& what) {
   set(Reg::rcx, 10);
   op(Op::div, r8(Reg::rcx), "al = tens, ah = ones (ax < 100)");
   op(Op::add, r16(Reg::rax), imm(0x3030), "both to ASCII: + '0' each");
-  mov(mem16(Reg::rdi, at), r16(Reg::rax), what);
+  mov(dst, r16(Reg::rax), what);
 }
 
 void HttpDate::emit() {
@@ -121,7 +129,7 @@ void HttpDate::emit() {
   mov(r64(Reg::rdx), r64(Reg::r11));
   op(Op::sub, r64(Reg::rdx), r64(Reg::rax));
   lea(Reg::rax, mem(Width::none, Reg::rdx, 1), "the day of the month, 1 to 31");
-  put2(11, "\"06\"");
+  put2(mem16(Reg::rdi, 11), "\"06\"");
   note("January and February belong to the next year: month = mp < 10 ? mp + 2 : mp - 10");
   op(Op::cmp, r64(Reg::r9), imm(10));
   jmp(Op::jb, spring);
@@ -129,6 +137,10 @@ void HttpDate::emit() {
   op(Op::inc, r64(Reg::r10), "the year turns in January");
   label(spring);
   op(Op::add, r64(Reg::r9), imm(2), "r9 = month, 0 = January");
+  if (want_month_) {
+    lea(Reg::rax, mem(Width::none, Reg::r9, 1), "the month, 1 to 12, for the log");
+    put2(rip(month_, Width::b16), "date_month = \"11\"");
+  }
   op(Op::shl, r64(Reg::r9), imm(2), "4 bytes a name");
   lea(Reg::rsi, months_);
   mov(r32(Reg::rax), mem_index(Width::b32, Reg::rsi, Reg::r9));
@@ -138,24 +150,24 @@ void HttpDate::emit() {
   set(Reg::rcx, 100);
   op(Op::div, r64(Reg::rcx), "rax = century, rdx = year in it");
   mov(r64(Reg::r10), r64(Reg::rdx));
-  put2(18, "\"19\"");
+  put2(mem16(Reg::rdi, 18), "\"19\"");
   mov(r64(Reg::rax), r64(Reg::r10));
-  put2(20, "\"94\"");
+  put2(mem16(Reg::rdi, 20), "\"94\"");
   note("The time of day from r8, the second of the day.");
   mov(r64(Reg::rax), r64(Reg::r8));
   zero(Reg::rdx);
   set(Reg::rcx, 3600);
   op(Op::div, r64(Reg::rcx), "rax = hours, rdx = seconds into the hour");
   mov(r64(Reg::r8), r64(Reg::rdx));
-  put2(23, "\"08\"");
+  put2(mem16(Reg::rdi, 23), "\"08\"");
   mov(r64(Reg::rax), r64(Reg::r8));
   zero(Reg::rdx);
   set(Reg::rcx, 60);
   op(Op::div, r64(Reg::rcx), "rax = minutes, rdx = seconds");
   mov(r64(Reg::r8), r64(Reg::rdx));
-  put2(26, "\"49\"");
+  put2(mem16(Reg::rdi, 26), "\"49\"");
   mov(r64(Reg::rax), r64(Reg::r8));
-  put2(29, "\"37\"");
+  put2(mem16(Reg::rdi, 29), "\"37\"");
   ret();
 }
 

@@ -18,14 +18,20 @@ class HttpDate : public Gen {
   /// Inline: refresh the line when clock_now has reached the next second.
   /// Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
   void refresh_if_stale();
+  /// For a log line's timestamp: the line is made (refreshed by
+  /// refresh_if_stale) even if no response used it. With `month`, refresh_date
+  /// also keeps the month as two ASCII digits ("11") in month_digits().
+  /// Ask before emit().
+  void want_for_log(bool month);
+  Label month_digits() const { return month_; }
   void emit();
 
  private:
-  /// Two decimal digits of eax (< 100) at [rdi + at]. Clobbers eax, cl.
-  void put2(int at, const std::string& what);
+  /// Two decimal digits of eax (< 100) at `dst` (a word). Clobbers eax, cl.
+  void put2(MemOp dst, const std::string& what);
   Runtime& rt_;
-  Label line_, expires_, ts_, refresh_, days_, months_;
-  bool used_ = false;
+  Label line_, expires_, ts_, refresh_, days_, months_, month_;
+  bool used_ = false, want_month_ = false;
 };
 
 }  // namespace asmsrv

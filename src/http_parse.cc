@@ -1,5 +1,7 @@
 #include "http_parse.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "http.h"
@@ -74,6 +76,15 @@ HttpParse::HttpParse(const Spec& spec, Builder& b, const ResponseTable& table) :
   v_.host = b_.bss("req_host", 4, "number of Host fields", 4);
   v_.cl_count = b_.bss("req_cl_count", 4, "number of Content-Length fields", 4);
   v_.te = b_.bss("req_te", 4, "1: Transfer-Encoding", 4);
+  bool combined = spec.log_requests && spec.log_format == LogFormat::combined;
+  if (combined) {
+    v_.referer = b_.bss("req_referer", 8, "the Referer field's value, for the access log");
+    v_.referer_len = b_.bss("req_referer_len", 8, "its length; 0: none");
+  }
+  if (combined || (spec.log_requests && spec.log_format == LogFormat::json)) {
+    v_.user_agent = b_.bss("req_user_agent", 8, "the User-Agent field's value, for the access log");
+    v_.user_agent_len = b_.bss("req_user_agent_len", 8, "its length; 0: none");
+  }
 }
 
 void HttpParse::match_text(Reg base, int disp, const std::string& text, bool fold, Label fail) {
@@ -411,9 +422,13 @@ void HttpParse::emit_headers(Label line) {
   Label done = local("done");
   block(line, "parse_request: the header fields", nullptr,
         "for each \"name: value\\r\\n\": name is a token, value has no CTL, no bare CR",
-        "400 for whitespace before the colon, a line folded onto the previous one,\n"
-        "a bare CR or LF. The fields that matter here (case-insensitive): Host,\n"
-        "Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.");
+        std::string("400 for whitespace before the colon, a line folded onto the previous one,\n"
+                    "a bare CR or LF. The fields that matter here (case-insensitive): Host,\n"
+                    "Content-Length, Transfer-Encoding, Connection") +
+            (v_.referer.id >= 0      ? ", and Referer and User-Agent for the log"
+             : v_.user_agent.id >= 0 ? ", and User-Agent for the log"
+                                     : "") +
+            ". rcx/rdx = name, r11..r9 = value.");
   op(Op::cmp, mem16(Reg::rsi), imm(0x0A0D), "an empty line ends the head");
   jmp(Op::je, done);
   mov(r64(Reg::rcx), r64(Reg::rsi), "rcx = the name");
@@ -491,10 +506,27 @@ void HttpParse::emit_headers(Label line) {
   match_text(Reg::rcx, 0, "connection", true, not_conn);
   emit_connection(next);
   label(not_conn);
+  if (v_.referer.id >= 0) emit_logged_field("referer", v_.referer, v_.referer_len, next);
+  if (v_.user_agent.id >= 0) emit_logged_field("user-agent", v_.user_agent, v_.user_agent_len, next);
   label(next);
   op(Op::add, r64(Reg::rsi), imm(2), "past the field's CR LF");
   jmp(Op::jmp, line);
   label(done);
+}
+
+void HttpParse::emit_logged_field(const std::string& name, Label value, Label len, Label next) {
+  std::string hint = "not_" + name;
+  std::replace(hint.begin(), hint.end(), '-', '_');
+  Label other = local(hint);
+  op(Op::cmp, r64(Reg::rdx), imm(static_cast<int64_t>(name.size())));
+  jmp(Op::jne, other);
+  match_text(Reg::rcx, 0, name, true, other);
+  mov(var64(value), r64(Reg::r11), "for the access log: the value");
+  mov(r64(Reg::rax), r64(Reg::r9));
+  op(Op::sub, r64(Reg::rax), r64(Reg::r11));
+  mov(var64(len), r64(Reg::rax), "and its length (the last such field wins)");
+  jmp(Op::jmp, next);
+  label(other);
 }
 
 void HttpParse::emit_host(Label next) {

@@ -13,6 +13,10 @@ namespace asmsrv {
 struct RequestVars {
   Label method, minor, close, keepalive, host, cl_count, te;  // dwords
   Label content_length, path, path_len, head_len;             // qwords
+  /// Only when the access log's format logs them (id -1 otherwise): the
+  /// value of the last Referer / User-Agent field, a pointer into the buffer
+  /// and its length (0: none). The log zeroes the lengths once it is written.
+  Label referer, referer_len, user_agent, user_agent_len;     // qwords
 };
 
 class HttpParse : public Gen {
@@ -46,6 +50,9 @@ class HttpParse : public Gen {
   void emit_host(Label next);
   void emit_content_length(Label next);
   void emit_connection(Label next);
+  /// name == `name` (rdx = its length): keep the value r11..r9 in `value`
+  /// and `len`, then on to `next`.
+  void emit_logged_field(const std::string& name, Label value, Label len, Label next);
   void emit_checks(Label route);
   /// Compares the bytes of `text` at [base+disp] with immediates (case-folded
   /// when `fold`); jumps to `fail` on a difference.

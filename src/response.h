@@ -41,6 +41,7 @@ class Responses : public Gen {
   Label prepare() const { return prepare_; }
   Label status() const { return status_; }       // dd: status of the last response
   Label body_bytes() const { return body_bytes_; }  // dq: its body bytes
+  HttpDate& date() { return date_; }
   void emit();
 
  private:

@@ -185,22 +185,26 @@ void Runtime::start_message(const ErrorPrefix& prefix) {
 }
 
 void Runtime::copy_line(Reg src, Reg len) {
+  line_length(src, len);
+  plain(Op::rep_movsb, "copy it");
+}
+
+void Runtime::line_length(Reg src, Reg len) {
   Label scan = local("line_len");
-  Label copy = local("copy_line");
+  Label found = local("line_end");
   mov(r64(Reg::rsi), r64(src));
   zero(Reg::rcx, "the line: up to the first CR or LF");
   label(scan);
   op(Op::cmp, r64(Reg::rcx), r64(len));
-  jmp(Op::jae, copy);
+  jmp(Op::jae, found);
   b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, Reg::rsi, Reg::rcx)});
   op(Op::cmp, r32(Reg::rax), chr('\r'));
-  jmp(Op::je, copy);
+  jmp(Op::je, found);
   op(Op::cmp, r32(Reg::rax), chr('\n'));
-  jmp(Op::je, copy);
+  jmp(Op::je, found);
   op(Op::inc, r64(Reg::rcx));
   jmp(Op::jmp, scan);
-  label(copy);
-  plain(Op::rep_movsb, "copy it");
+  label(found);
 }
 
 Label Runtime::fail_line() {

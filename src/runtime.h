@@ -80,6 +80,9 @@ class Runtime : public Gen {
   /// rdi = line_buf holding the message `prefix` starts (the port and ": "
   /// appended when it follows). Clobbers rax, rcx, rdx, rsi.
   void start_message(const ErrorPrefix& prefix);
+  /// rsi = src, rcx = the number of bytes at `src` up to the first CR or
+  /// LF, at most `len`. Clobbers rax.
+  void line_length(Reg src, Reg len);
   /// Copies the bytes at `src` up to the first CR or LF, at most `len`
   /// of them, to rdi (advanced). Clobbers rax, rcx, rsi.
   void copy_line(Reg src, Reg len);

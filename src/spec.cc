@@ -368,6 +368,13 @@ void check_log(Checker& c, const json& j, Spec& spec) {
     if (auto b = c.boolean(j["connections"], ptr + "/connections")) spec.log_connections = *b;
   if (j.contains("requests"))
     if (auto b = c.boolean(j["requests"], ptr + "/requests")) spec.log_requests = *b;
+  if (j.contains("format")) {
+    if (auto f = c.one_of(j["format"], ptr + "/format", spec_object("log").key("format").choices)) {
+      for (int k = 0; k < 4; ++k)
+        if (*f == kLogFormatNames[k]) spec.log_format = static_cast<LogFormat>(k);
+      if (!spec.log_requests) c.error(ptr + "/format", "only with \"requests\": true: it is the access log's format");
+    }
+  }
   if (j.contains("target")) {
     if (auto s = c.string(j["target"], ptr + "/target")) {
       if (*s == "stdout") {

@@ -32,6 +32,11 @@ struct HttpResponse {
 
 enum class LogTarget { stdout_, stderr_, file };
 
+/// The access log's line (log.format): asmsrv's own, NCSA Common and
+/// Combined Log Format, or one JSON object per line.
+enum class LogFormat { asmsrv, common, combined, json };
+inline constexpr const char* kLogFormatNames[] = {"asmsrv", "common", "combined", "json"};
+
 /// The methods a route can name, numbered as the generated parser numbers them.
 enum class Method { GET = 1, HEAD, POST, PUT, DELETE, PATCH, OPTIONS };
 inline constexpr const char* kMethodNames[] = {"", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
@@ -108,6 +113,7 @@ struct Spec {
   Limits limits;
   bool log_connections = false;
   bool log_requests = false;
+  LogFormat log_format = LogFormat::asmsrv;  // of the log.requests lines
   LogTarget log_target = LogTarget::stdout_;
   std::string log_path;                // when log_target is file
   std::optional<Probe> probe;          // `server --probe`; none: no probe code

@@ -108,6 +108,8 @@ std::vector<ObjectSpec> make_objects() {
        .keys = {
            flag("connections", "One line per connection when it closes"),
            flag("requests", "One access-log line per request"),
+           choice("format", {"asmsrv", "common", "combined", "json"},
+                  "The access log's lines (with requests): asmsrv (the default), NCSA common or combined, or json"),
            str("target", "\"stdout\", \"stderr\", or a file path, opened with O_APPEND"),
        }},
       {.name = "cors",

@@ -129,7 +129,7 @@ TEST(SpecErrors, RootAndUnknownKeys) {
   EXPECT_EQ(error(R"({"response": {}, "listen": {"prot": 1}})"),
             "s.json: /listen/prot: unknown key; did you mean \"port\"?");
   EXPECT_EQ(error(R"({"response": {}, "log": {"a/b~c": 1}})"),
-            "s.json: /log/a~1b~0c: unknown key; valid keys here: \"connections\", \"requests\", \"target\"");
+            "s.json: /log/a~1b~0c: unknown key; valid keys here: \"connections\", \"requests\", \"format\", \"target\"");
 }
 
 TEST(SpecErrors, JsonEdgeCases) {
@@ -391,6 +391,24 @@ TEST(Spec, Routes) {
   EXPECT_EQ(s.limits.keepalive_timeout_ms, 0);
   EXPECT_EQ(s.limits.keepalive_requests, 7);
   EXPECT_TRUE(s.log_requests);
+}
+
+TEST(Spec, LogFormat) {
+  EXPECT_EQ(parse_spec(R"({"response": {}, "log": {"requests": true}})", "s.json").log_format, LogFormat::asmsrv);
+  for (int k = 0; k < 4; ++k) {
+    std::string text = std::string(R"({"response": {}, "log": {"requests": true, "format": ")") +
+                       kLogFormatNames[k] + "\"}}";
+    EXPECT_EQ(parse_spec(text, "s.json").log_format, static_cast<LogFormat>(k)) << text;
+  }
+}
+
+TEST(SpecErrors, LogFormat) {
+  EXPECT_EQ(error(R"({"response": {}, "log": {"requests": true, "format": "clf"}})"),
+            "s.json: /log/format: expected \"asmsrv\" or \"common\" or \"combined\" or \"json\", got \"clf\"");
+  EXPECT_EQ(error(R"({"response": {}, "log": {"format": "json"}})"),
+            "s.json: /log/format: only with \"requests\": true: it is the access log's format");
+  EXPECT_EQ(error(R"({"response": {}, "log": {"requests": false, "format": "common"}})"),
+            "s.json: /log/format: only with \"requests\": true: it is the access log's format");
 }
 
 TEST(Spec, DefaultNotFoundAndLimits) {
