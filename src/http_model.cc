@@ -152,6 +152,8 @@ HttpModel::Request HttpModel::parse(std::string_view head) const {
     // absolute-form (RFC 9112 3.2.2): the path follows the authority, "/" if none.
     if (!starts_with_nocase(target, "http://")) return bad("a target neither /path nor http://");
     std::string_view rest = target.substr(7);
+    // An http URI needs a host (RFC 9110 4.2.1).
+    if (rest.empty() || rest[0] == '/' || rest[0] == '?') return bad("an empty authority");
     size_t end = rest.find_first_of("/?");
     path = end == std::string_view::npos || rest[end] == '?' ? "/" : rest.substr(end, rest.find('?') - end);
   }

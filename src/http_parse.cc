@@ -331,6 +331,15 @@ void HttpParse::emit_target(Label version) {
   jmp(Op::je, origin);
   match_text(Reg::rsi, 0, "http://", true, bad_request_);
   op(Op::add, r64(Reg::rsi), imm(7), "skip \"http://\"");
+  note("An empty authority (\"http:///x\", \"http://?q\", \"http:// \") is 400: an http");
+  note("URI needs a host (RFC 9110 4.2.1).");
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
+  op(Op::cmp, r32(Reg::rax), chr('/'));
+  jmp(Op::je, bad_request_);
+  op(Op::cmp, r32(Reg::rax), chr('?'));
+  jmp(Op::je, bad_request_);
+  op(Op::cmp, r32(Reg::rax), chr(' '));
+  jmp(Op::je, bad_request_);
   label(authority);
   b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
   op(Op::cmp, r32(Reg::rax), chr('/'));

@@ -64,6 +64,8 @@ TEST_F(Model, AbsoluteFormTargets) {
   EXPECT_EQ(first("GET HTTP://x:80 HTTP/1.1\r\nHost: x\r\n\r\n").why, "GET / -> GET /");
   EXPECT_EQ(first("GET http://x?a=/health HTTP/1.1\r\nHost: x\r\n\r\n").why, "GET / -> GET /");
   EXPECT_EQ(run("GET https://x/ HTTP/1.1\r\nHost: x\r\n\r\n"), "400 close | closes");
+  for (const char* empty : {"http:///health", "http://?a", "http://"})
+    EXPECT_EQ(run(std::string("GET ") + empty + " HTTP/1.1\r\nHost: x\r\n\r\n"), "400 close | closes") << empty;
   EXPECT_EQ(run("GET * HTTP/1.1\r\nHost: x\r\n\r\n"), "400 close | closes");
 }
 

@@ -422,6 +422,9 @@ TEST_P(Http, MalformedRequestsGet400AndClose) {
       "GET /health#top HTTP/1.1\r\nHost: x\r\n\r\n",              // a fragment (RFC 9112 3.2)
       "GET /health?q#top HTTP/1.1\r\nHost: x\r\n\r\n",            // ... after a query
       "GET health HTTP/1.1\r\nHost: x\r\n\r\n",                  // not origin or absolute form
+      "GET http:///health HTTP/1.1\r\nHost: x\r\n\r\n",          // an empty authority (RFC 9110 4.2.1)
+      "GET http://?x HTTP/1.1\r\nHost: x\r\n\r\n",               // ... before a query
+      "GET http:// HTTP/1.1\r\nHost: x\r\n\r\n",                 // ... and nothing else
       "GET / http/1.1\r\nHost: x\r\n\r\n",                       // the version is case-sensitive
       "GET / HTTP/1.1\r\n\r\n",                                  // HTTP/1.1 without Host
       "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",            // two Hosts
