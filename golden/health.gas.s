@@ -1673,7 +1673,7 @@ _start:
 ## server must accept too. The query is ignored for routing.
 .Ltarget:
         cmp     BYTE PTR [rsi], '/'
-        je      short .Ltarget.origin_form
+        {disp32} je      .Ltarget.origin_form
         mov     eax, DWORD PTR [rsi]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x70747468                 # "http"
@@ -1683,6 +1683,15 @@ _start:
         cmp     eax, 0x2f2f3a70                 # "p://"
         {disp32} jne     .Lbad_request
         add     rsi, 7                          # skip "http://"
+        # An empty authority ("http:///x", "http://?q", "http:// ") is 400: an http
+        # URI needs a host (RFC 9110 4.2.1).
+        movzx   eax, BYTE PTR [rsi]
+        cmp     eax, '/'
+        {disp32} je      .Lbad_request
+        cmp     eax, '?'
+        {disp32} je      .Lbad_request
+        cmp     eax, ' '
+        {disp32} je      .Lbad_request
 .Ltarget.authority:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, '/'

@@ -1257,6 +1257,15 @@ target:
         cmp     eax, 0x2f2f3a70                 ; "p://"
         jne     near bad_request
         add     rsi, 7                          ; skip "http://"
+        ; An empty authority ("http:///x", "http://?q", "http:// ") is 400: an http
+        ; URI needs a host (RFC 9110 4.2.1).
+        movzx   eax, byte [rsi]
+        cmp     eax, '/'
+        je      near bad_request
+        cmp     eax, '?'
+        je      near bad_request
+        cmp     eax, ' '
+        je      near bad_request
 target.authority:
         movzx   eax, byte [rsi]
         cmp     eax, '/'

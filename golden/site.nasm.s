@@ -1299,7 +1299,7 @@ parse_request.token_end:
 ;; server must accept too. The query is ignored for routing.
 target:
         cmp     byte [rsi], '/'
-        je      short target.origin_form
+        je      near target.origin_form
         mov     eax, dword [rsi]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x70747468                 ; "http"
@@ -1309,6 +1309,15 @@ target:
         cmp     eax, 0x2f2f3a70                 ; "p://"
         jne     near bad_request
         add     rsi, 7                          ; skip "http://"
+        ; An empty authority ("http:///x", "http://?q", "http:// ") is 400: an http
+        ; URI needs a host (RFC 9110 4.2.1).
+        movzx   eax, byte [rsi]
+        cmp     eax, '/'
+        je      near bad_request
+        cmp     eax, '?'
+        je      near bad_request
+        cmp     eax, ' '
+        je      near bad_request
 target.authority:
         movzx   eax, byte [rsi]
         cmp     eax, '/'
