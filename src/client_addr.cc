@@ -113,14 +113,18 @@ void AddressText::emit_ipv4(Label l) {
         "The client's address as text, from the first 8 bytes of a sockaddr_in;\n"
         "advances rdi. Clobbers rax, rcx, rdx, rsi, r8.");
   mov(r64(Reg::r8), r64(Reg::rsi), "r8 = the address");
+  append_dotted(4, "address byte");
+  ret();
+}
+
+void AddressText::append_dotted(int offset, const char* what) {
   for (int i = 0; i < 4; ++i) {
-    b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r8, 4 + i)}, fmt::format("address byte {}", i + 1));
+    b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r8, offset + i)}, fmt::format("{} {}", what, i + 1));
     call(rt_.append_u64());
     if (i == 3) break;
     mov(mem8(Reg::rdi), chr('.'));
     op(Op::inc, r64(Reg::rdi));
   }
-  ret();
 }
 
 void AddressText::emit_ipv6(Label l) {
@@ -138,13 +142,7 @@ void AddressText::emit_ipv6(Label l) {
   mov(r64(Reg::r8), r64(Reg::rsi), "r8 = the address");
   unless_mapped(Reg::r8, v6);
   note("IPv4-mapped: the last 4 bytes, dotted");
-  for (int i = 0; i < 4; ++i) {
-    b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r8, 20 + i)}, fmt::format("IPv4 byte {}", i + 1));
-    call(rt_.append_u64());
-    if (i == 3) break;
-    mov(mem8(Reg::rdi), chr('.'));
-    op(Op::inc, r64(Reg::rdi));
-  }
+  append_dotted(20, "IPv4 byte");
   ret();
 
   label(v6);

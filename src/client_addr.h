@@ -46,6 +46,9 @@ class AddressText : public Gen {
   /// Jumps to `not_mapped` unless the sockaddr_in6 copy at `base` holds an
   /// IPv4-mapped address (::ffff:a.b.c.d). Clobbers rax.
   void unless_mapped(Reg base, Label not_mapped);
+  /// Inline: the 4 bytes at r8 + offset as "a.b.c.d" at rdi (advanced).
+  /// Clobbers rax, rcx, rdx, rsi.
+  void append_dotted(int offset, const char* what);
   Runtime& rt_;
   Label append_, with_port_;
 };

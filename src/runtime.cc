@@ -145,26 +145,20 @@ void Runtime::die_if_failed(const ErrorPrefix& prefix) {
   jmp(Op::jns, ok);
   lea(Reg::rsi, prefix.label, "the start of the error message");
   set(Reg::rdx, static_cast<int64_t>(prefix.len), "its length");
-  if (prefix.port_follows) {
-    if (prefix.hint_len == 0) {
-      jmp(Op::jmp, die_port_, "print it with the port and the errno's text, exit 1");
-    } else {
-      op(Op::cmp, r64(Reg::rax), imm(-errno_named(prefix.hint_errno).number),
-         fmt::format("-{}?", prefix.hint_errno));
-      jmp(Op::jne, die_port_, "no: print it with the port and the errno's text, exit 1");
-      lea(Reg::rbp, prefix.hint, "yes: and a hint after the text");
-      set(Reg::r14, static_cast<int64_t>(prefix.hint_len), "its length");
-      jmp(Op::jmp, die_port_hint_);
-    }
-  } else if (prefix.hint_len == 0) {
-    jmp(Op::jmp, die, "print it with the errno's text and exit 1");
+  // die, or die_port when the port follows the prefix; each with a hint entry.
+  Label plain = prefix.port_follows ? die_port_ : die;
+  Label hinted = prefix.port_follows ? die_port_hint_ : die_hint_;
+  std::string print = prefix.port_follows ? "print it with the port and the errno's text, exit 1"
+                                          : "print it with the errno's text and exit 1";
+  if (prefix.hint_len == 0) {
+    jmp(Op::jmp, plain, print);
   } else {
     op(Op::cmp, r64(Reg::rax), imm(-errno_named(prefix.hint_errno).number),
        fmt::format("-{}?", prefix.hint_errno));
-    jmp(Op::jne, die, "no: print it with the errno's text and exit 1");
+    jmp(Op::jne, plain, "no: " + print);
     lea(Reg::rbp, prefix.hint, "yes: and a hint after the text");
     set(Reg::r14, static_cast<int64_t>(prefix.hint_len), "its length");
-    jmp(Op::jmp, die_hint_);
+    jmp(Op::jmp, hinted);
   }
   label(ok);
 }
