@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "site.h"
+
 namespace asmsrv {
 
 /// The largest body asmsrv embeds (16 MiB).
@@ -107,6 +109,7 @@ struct Spec {
   std::optional<std::string> raw_response;
   std::optional<HttpResponse> response;
   std::vector<Route> routes;           // when neither raw_response nor response
+  std::vector<StaticSite> sites;       // "static" entries, alone or with routes
   HttpResponse not_found;              // for unmatched paths (routes only)
   std::vector<std::pair<std::string, std::string>> headers;  // added to every HTTP response
   std::optional<Cors> cors;
