@@ -82,21 +82,62 @@ bool same_name(std::string_view a, std::string_view b) {
          });
 }
 
-std::string response_head(const HttpResponse& r, ConnHeader conn, const Headers& global) {
-  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason);
-  if (!status_has_no_body(r.status)) {
-    out += fmt::format("Content-Type: {}\r\n", r.content_type);
-    out += fmt::format("Content-Length: {}\r\n", r.body_size());
+std::string_view connection_line(ConnHeader conn) {
+  switch (conn) {
+    case ConnHeader::close: return "Connection: close\r\n";
+    case ConnHeader::keep_alive: return "";
+    case ConnHeader::keep_alive_10: return "Connection: keep-alive\r\n";
   }
-  if (conn == ConnHeader::close) out += "Connection: close\r\n";
-  if (conn == ConnHeader::keep_alive_10) out += "Connection: keep-alive\r\n";
+  return "";
+}
+
+bool is_entity(const HttpResponse& r) { return r.status == 200 && r.body_size() > 0; }
+
+std::string shared_fields(const HttpResponse& r, const Headers& global) {
+  std::string out;
   for (const auto& [name, value] : r.headers) out += fmt::format("{}: {}\r\n", name, value);
   for (const auto& [name, value] : global) {
     bool own = std::any_of(r.headers.begin(), r.headers.end(),
                            [&](const auto& h) { return same_name(h.first, name); });
     if (!own) out += fmt::format("{}: {}\r\n", name, value);
   }
-  return out + "\r\n";
+  return out;
+}
+
+EntityFields entity_fields(const std::string& shared, const std::string& etag, const std::string& cache_control,
+                           bool vary, std::string_view content_type, std::string_view coding, uint64_t size) {
+  EntityFields f;
+  f.text = shared;
+  f.len_shared = f.text.size();
+  f.text += fmt::format("ETag: {}\r\n", etag);
+  if (!cache_control.empty()) f.text += fmt::format("Cache-Control: {}\r\n", cache_control);
+  if (vary) f.text += "Vary: Accept-Encoding\r\n";
+  f.len_304 = f.text.size();
+  f.text += fmt::format("Content-Type: {}\r\n", content_type);
+  if (!coding.empty()) f.text += fmt::format("Content-Encoding: {}\r\n", coding);
+  f.text += "Accept-Ranges: bytes\r\n";
+  f.len_ranged = f.text.size();
+  f.text += fmt::format("Content-Length: {}\r\n", size);
+  return f;
+}
+
+std::string fixed_head(const HttpResponse& r, const Headers& global) {
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason);
+  if (!status_has_no_body(r.status)) {
+    out += fmt::format("Content-Type: {}\r\n", r.content_type);
+    out += fmt::format("Content-Length: {}\r\n", r.body_size());
+  }
+  return out + shared_fields(r, global);
+}
+
+std::string response_head(const HttpResponse& r, ConnHeader conn, const Headers& global) {
+  std::string head;
+  if (is_entity(r))
+    head = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason) +
+           entity_fields(shared_fields(r, global), r.etag, "", false, r.content_type, "", r.body_size()).text;
+  else
+    head = fixed_head(r, global);
+  return head + std::string(connection_line(conn)) + "\r\n";
 }
 
 }  // namespace asmsrv

@@ -359,6 +359,7 @@ void check_response(Checker& c, const json& j, const std::string& ptr, const Spe
   } else {
     r.content_type = r.file.empty() ? "text/plain" : std::string(media_type_for(r.file));
   }
+  if (is_entity(r)) r.etag = strong_etag(r.file.empty() ? r.body : read_file(std::filesystem::path(spec.dir) / r.file));
 }
 
 void check_log(Checker& c, const json& j, Spec& spec) {
@@ -683,7 +684,7 @@ Spec parse_spec(const std::string& text, const std::string& path) {
     if (root.contains("limits")) check_limits(c, root["limits"], spec.limits);
     // epoll keeps a request buffer per connection slot in .bss.
     uint64_t table = static_cast<uint64_t>(spec.limits.max_connections) *
-                     static_cast<uint64_t>(spec.limits.request_bytes + kRequestBufferSlack + kConnRecordBytes);
+                     static_cast<uint64_t>(conn_buffer_bytes(spec.limits.request_bytes) + kConnRecordBytes);
     if (spec.mode == Mode::epoll && table > (uint64_t{1} << 30))
       c.error("/limits/max_connections",
               fmt::format("{} connections with {}-byte buffers need {} MiB of memory; the limit is "

@@ -412,7 +412,7 @@ TEST(Cli, TeachLeavesOutWhatAFirstReadingDoesNotNeed) {
   EXPECT_FALSE(contains(e.out, "log_connection")) << "no log in the teaching variant";
   EXPECT_TRUE(contains(asmsrv({"explain", spec}).out, "log_connection"));
   auto lines = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n'); };
-  EXPECT_LT(lines(teach), lines(full) * 9 / 10);
+  EXPECT_LT(lines(teach) + 300, lines(full)) << "the supervisor, the logs and their data: over 300 lines";
   // The server it makes still serves.
   std::string dir = temp_dir();
   int port = free_port();

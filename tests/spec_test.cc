@@ -249,7 +249,7 @@ TEST(SpecErrors, OutOfRange) {
   EXPECT_EQ(error(R"({"response": {}, "limits": {"max_connections": 0}})"),
             "s.json: /limits/max_connections: expected an integer from 1 to 65536, got 0");
   EXPECT_EQ(error(R"({"response": {}, "limits": {"max_connections": 65536, "request_bytes": 65536}})"),
-            "s.json: /limits/max_connections: 65536 connections with 65536-byte buffers need 4113 MiB "
+            "s.json: /limits/max_connections: 65536 connections with 65536-byte buffers need 4121 MiB "
             "of memory; the limit is 1024 MiB: lower max_connections or request_bytes");
   EXPECT_TRUE(errors(R"({"response": {}, "mode": "fork", "limits": {"max_connections": 65536, "request_bytes": 65536}})").empty());
   EXPECT_EQ(error(R"({"response": {}, "limits": {"shutdown_timeout_ms": -1}})"),
