@@ -47,8 +47,6 @@ std::string child(const std::string& ptr, std::string_view key) {
   return out;
 }
 
-std::string json_quote(std::string_view s) { return json(std::string(s)).dump(); }
-
 // A JSON value as shown in a message, cut short when long.
 std::string shown(const json& j) {
   std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
