@@ -4,11 +4,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <sstream>
 #include <utility>
+
+#include "templates.h"
 
 namespace asmsrv {
 
 namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
 
 constexpr std::pair<int, std::string_view> kReasons[] = {
     {100, "Continue"}, {101, "Switching Protocols"}, {102, "Processing"}, {103, "Early Hints"},
@@ -34,14 +44,21 @@ constexpr std::pair<int, std::string_view> kReasons[] = {
     {510, "Not Extended"}, {511, "Network Authentication Required"},
 };
 
-constexpr std::pair<std::string_view, std::string_view> kMediaTypes[] = {
-    {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
-    {"css", "text/css; charset=utf-8"}, {"js", "text/javascript; charset=utf-8"},
-    {"json", "application/json"}, {"txt", "text/plain; charset=utf-8"},
-    {"svg", "image/svg+xml"}, {"png", "image/png"}, {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"}, {"gif", "image/gif"}, {"ico", "image/x-icon"},
-    {"wasm", "application/wasm"}, {"pdf", "application/pdf"}, {"woff2", "font/woff2"},
-};
+// templates/mime.types, read once: lower-case extension -> Content-Type,
+// text/* with "; charset=utf-8" (the rule the file states).
+std::map<std::string, std::string, std::less<>> parse_mime_types(const std::string& text) {
+  std::map<std::string, std::string, std::less<>> out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (size_t hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    std::string type, ext;
+    if (!(words >> type)) continue;
+    if (type.starts_with("text/")) type += "; charset=utf-8";
+    while (words >> ext) out.emplace(lower(ext), type);  // the first line naming an extension wins
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -52,14 +69,12 @@ std::string_view standard_reason(int status) {
 }
 
 std::string_view media_type_for(std::string_view filename) {
+  static const auto types = parse_mime_types(load_template("mime.types"));
   size_t slash = filename.rfind('/');
   std::string_view base = slash == std::string_view::npos ? filename : filename.substr(slash + 1);
   size_t dot = base.rfind('.');
   if (dot != std::string_view::npos) {
-    std::string ext(base.substr(dot + 1));
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    for (const auto& [e, type] : kMediaTypes)
-      if (e == ext) return type;
+    if (auto it = types.find(lower(base.substr(dot + 1))); it != types.end()) return it->second;
   }
   return "application/octet-stream";
 }

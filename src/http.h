@@ -12,7 +12,8 @@ namespace asmsrv {
 /// The standard reason phrase for `status` (RFC 9110 §15), or "" if none.
 std::string_view standard_reason(int status);
 
-/// The media type for a file name's extension, application/octet-stream if unknown.
+/// The media type for a file name's extension, from templates/mime.types
+/// (text/* with "; charset=utf-8"); application/octet-stream if unknown.
 std::string_view media_type_for(std::string_view filename);
 
 /// true for a token (RFC 9110 §5.6.2): a valid header name or method.
