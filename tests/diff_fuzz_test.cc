@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -72,9 +73,31 @@ class RequestGen {
     return one_of<std::string>({"GET", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"});
   }
 
+  /// The same path as a client may spell it, or one that climbs or escapes
+  /// badly: the server matches paths decoded and normalised.
+  std::string respelled(std::string path) {
+    size_t at = 1 + pick(path.size());
+    switch (pick(9)) {
+      case 0:  // one byte percent-encoded, in either case
+        if (at - 1 < path.size() && path[at - 1] != '/')
+          path.replace(at - 1, 1, chance(50) ? fmt::format("%{:02X}", static_cast<unsigned char>(path[at - 1]))
+                                             : fmt::format("%{:02x}", static_cast<unsigned char>(path[at - 1])));
+        return path;
+      case 1: return "/." + path;
+      case 2: return "/zz/.." + path;
+      case 3: return "/" + path;
+      case 4: return path + (path.back() == '/' ? ".." : "/..");
+      case 5: return "/.." + path;
+      case 6: return path.insert(std::min(at, path.size()), one_of<std::string>({"%2F", "%00", "%zz", "%2", "%"}));
+      case 7: return path + "/.";
+      default: return "/%2e%2E" + path;
+    }
+  }
+
   /// A request as a client sends it: request line, fields, body.
   std::string valid() {
     std::string path = one_of(paths_);
+    if (chance(15)) path = respelled(path);
     std::string method = method_for(path);
     std::string target = path + (chance(15) ? "?q=1&x=%20y/z" : "");
     if (chance(10)) target = "http://x:80" + target;
