@@ -615,13 +615,15 @@ void Responses::emit_etag_listed() {
   Label loop = local("element");
   Label skip = local("separator");
   Label quoted = local("quoted");
+  Label weak = local("weak");
   Label close = local("closing_quote");
   Label yes = local("listed");
   Label no = local("not_listed");
   block(etag_listed_, "subroutine etag_listed(rsi = If-None-Match, rcx = its length, r11 = representation)",
         nullptr, "eax = value == \"*\" || any entity-tag in it, W/ or not, has the ETag's opaque-tag",
         "RFC 9110 13.1.2: If-None-Match compares weakly, so W/\"x\" matches \"x\".\n"
-        "A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi, r8.");
+        "A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi; keeps\n"
+        "r8-r11 (the body, its length, the response and the representation).");
   lea(Reg::rdx, heads_);
   mov(r32(Reg::rax), rep(Reg::r11, RepField::etag));
   op(Op::add, r64(Reg::rdx), r64(Reg::rax), "rdx = the ETag, quotes included");
@@ -637,7 +639,20 @@ void Responses::emit_etag_listed() {
   op(Op::cmp, r32(Reg::rax), chr('\t'));
   jmp(Op::je, skip);
   op(Op::cmp, r32(Reg::rax), chr('*'));
-  jmp(Op::je, yes, "any representation");
+  jmp(Op::jne, weak);
+  lea(Reg::rax, mem(Width::none, Reg::rsi, 1));
+  op(Op::cmp, r64(Reg::rax), r64(Reg::rdi));
+  jmp(Op::je, yes, "\"*\": any representation");
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi, 1)});
+  op(Op::cmp, r32(Reg::rax), chr(','));
+  jmp(Op::je, yes);
+  op(Op::cmp, r32(Reg::rax), chr(' '));
+  jmp(Op::je, yes);
+  op(Op::cmp, r32(Reg::rax), chr('\t'));
+  jmp(Op::je, yes);
+  jmp(Op::jmp, no, "\"*x\": malformed");
+  label(weak);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
   op(Op::cmp, r32(Reg::rax), chr('W'));
   jmp(Op::jne, quoted);
   op(Op::cmp, mem8(Reg::rsi, 1), chr('/'), "W/: a weak tag, compared all the same");
@@ -646,7 +661,7 @@ void Responses::emit_etag_listed() {
   label(quoted);
   op(Op::cmp, mem8(Reg::rsi), chr('"'));
   jmp(Op::jne, no, "not an entity-tag");
-  mov(r64(Reg::r8), r64(Reg::rsi), "r8 = the tag, from its opening quote");
+  mov(r64(Reg::rcx), r64(Reg::rsi), "rcx = the tag, from its opening quote");
   label(close);
   op(Op::inc, r64(Reg::rsi));
   op(Op::cmp, r64(Reg::rsi), r64(Reg::rdi));
@@ -655,10 +670,10 @@ void Responses::emit_etag_listed() {
   jmp(Op::jne, close);
   op(Op::inc, r64(Reg::rsi), "past it");
   mov(r64(Reg::rax), r64(Reg::rsi));
-  op(Op::sub, r64(Reg::rax), r64(Reg::r8));
+  op(Op::sub, r64(Reg::rax), r64(Reg::rcx));
   op(Op::cmp, r64(Reg::rax), imm(kEtagBytes), "an ETag's length?");
   jmp(Op::jne, loop);
-  same_etag(Reg::r8, loop);
+  same_etag(Reg::rcx, loop);
   jmp(Op::jmp, yes);
   label(skip);
   op(Op::inc, r64(Reg::rsi));

@@ -67,7 +67,13 @@ class TableBuilder {
         path_for(route.path).by_method[static_cast<int>(route.method)] =
             add(fmt::format("{} {}", kMethodNames[static_cast<int>(route.method)], route.path),
                 route.response, false);
-      for (const StaticSite& site : spec_.sites) add_site(site);
+      // Longest prefix first: "/app/index.html" is the "/app/" site's, even
+      // when the "/" site's directory holds it too.
+      std::vector<const StaticSite*> sites;
+      for (const StaticSite& site : spec_.sites) sites.push_back(&site);
+      std::stable_sort(sites.begin(), sites.end(),
+                       [](const StaticSite* a, const StaticSite* b) { return a->path.size() > b->path.size(); });
+      for (const StaticSite* site : sites) add_site(*site);
       std::stable_sort(table_.fallbacks.begin(), table_.fallbacks.end(),
                        [](const PathRoutes& a, const PathRoutes& b) { return a.path.size() > b.path.size(); });
       // Paths with the same methods share their 204 and 405 responses.

@@ -326,6 +326,58 @@ TEST_P(Http, EveryRouteAnswersItsResponse) {
   EXPECT_FALSE(readable_within(c.fd(), 100)) << "bytes after the last response";
 }
 
+// An entity (a 200 with a body) answers If-None-Match, Range and If-Range;
+// written out by hand from kHealthFields ("ok\n", ETag "dc51b8c96c2d745d").
+TEST_P(Http, EntitiesAnswerValidatorsAndRanges) {
+  ASSERT_TRUE(start("routes"));
+  const std::string etag = "\"dc51b8c96c2d745d\"";
+  const std::string shared = "Cache-Control: no-store\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n";
+  const std::string not_modified = "HTTP/1.1 304 Not Modified\r\n" + shared + "ETag: " + etag + "\r\n\r\n";
+  const std::string ranged_fields =
+      shared + "ETag: " + etag + "\r\nContent-Type: text/plain\r\nAccept-Ranges: bytes\r\n\r\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"If-None-Match: \"0000000000000000\"\r\n", kHealthKeep},  // no match: the whole body, not the field's bytes
+      {"If-None-Match: *x\r\n", kHealthKeep},                    // malformed: no match
+      {"If-None-Match: " + etag + "\r\n", not_modified},
+      {"If-None-Match: W/" + etag + "\r\n", not_modified},       // weak comparison
+      {"If-None-Match: \"a\", " + etag + "\r\n", not_modified},   // a list
+      {"If-None-Match: *\r\n", not_modified},
+      {"Range: bytes=1-\r\n",
+       "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 1-2/3\r\nContent-Length: 2\r\n" + ranged_fields + "k\n"},
+      {"Range: bytes=-1\r\n",
+       "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-2/3\r\nContent-Length: 1\r\n" + ranged_fields + "\n"},
+      {"Range: bytes=0-99\r\n",
+       "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-2/3\r\nContent-Length: 3\r\n" + ranged_fields + "ok\n"},
+      {"Range: bytes=3-\r\n", "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */3\r\nContent-Length: 0\r\n" +
+                                   shared + "\r\n"},
+      {"Range: bytes=-0\r\n", "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */3\r\nContent-Length: 0\r\n" +
+                                   shared + "\r\n"},
+      {"Range: bytes=0-0,2-2\r\n", kHealthKeep},  // several ranges: the whole body
+      {"Range: bytes=2-1\r\n", kHealthKeep},      // invalid
+      {"Range: lines=1-2\r\n", kHealthKeep},      // another unit
+      {"Range: bytes=1-\r\nIf-Range: " + etag + "\r\n",
+       "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 1-2/3\r\nContent-Length: 2\r\n" + ranged_fields + "k\n"},
+      {"Range: bytes=1-\r\nIf-Range: W/" + etag + "\r\n", kHealthKeep},  // If-Range compares strongly
+      {"Range: bytes=1-\r\nIf-Range: Tue, 24 Nov 2026 00:00:00 GMT\r\n", kHealthKeep},
+  };
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  for (const auto& [fields, want] : cases) {
+    SCOPED_TRACE(fields);
+    ASSERT_TRUE(c.send(req("GET", "/health", fields)));
+    EXPECT_EQ(undate(c.read_response()).raw, want);
+  }
+  // HEAD ignores Range; a 304 to HEAD is a 304.
+  ASSERT_TRUE(c.send(req("HEAD", "/health", "Range: bytes=1-\r\n")));
+  EXPECT_EQ(undate(c.read_response(true)).raw, kHealthKeep.substr(0, kHealthKeep.size() - 3));
+  ASSERT_TRUE(c.send(req("HEAD", "/health", "If-None-Match: " + etag + "\r\n")));
+  EXPECT_EQ(undate(c.read_response(true)).raw, not_modified);
+  // Had any answer carried a stray byte, it would show up here.
+  ASSERT_TRUE(c.send(req("GET", "/health")));
+  EXPECT_EQ(undate(c.read_response()).raw, kHealthKeep);
+  EXPECT_FALSE(readable_within(c.fd(), 100)) << "bytes after the last response";
+}
+
 TEST_P(Http, HeadAnswersLikeGetWithoutBody) {
   ASSERT_TRUE(start("routes"));
   Client c = client();
