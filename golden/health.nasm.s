@@ -2858,7 +2858,8 @@ decide.chosen:
 ;; subroutine etag_listed(rsi = If-None-Match, rcx = its length, r11 = representation)
 ;; C: eax = value == "*" || any entity-tag in it, W/ or not, has the ETag's opaque-tag
 ;; RFC 9110 13.1.2: If-None-Match compares weakly, so W/"x" matches "x".
-;; A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi, r8.
+;; A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi; keeps
+;; r8-r11 (the body, its length, the response and the representation).
 etag_listed:
         lea     rdx, [rel response_heads]
         mov     eax, dword [r11+rep_etag]
@@ -2866,16 +2867,29 @@ etag_listed:
         lea     rdi, [rsi+rcx]                  ; rdi = the value's end
 etag_listed.element:
         cmp     rsi, rdi
-        jae     short etag_listed.not_listed
+        jae     near etag_listed.not_listed
         movzx   eax, byte [rsi]
         cmp     eax, ','
-        je      short etag_listed.separator
+        je      near etag_listed.separator
         cmp     eax, ' '
-        je      short etag_listed.separator
+        je      near etag_listed.separator
         cmp     eax, 9
-        je      short etag_listed.separator
+        je      near etag_listed.separator
         cmp     eax, '*'
-        je      short etag_listed.listed        ; any representation
+        jne     short etag_listed.weak
+        lea     rax, [rsi+1]
+        cmp     rax, rdi
+        je      short etag_listed.listed        ; "*": any representation
+        movzx   eax, byte [rsi+1]
+        cmp     eax, ','
+        je      short etag_listed.listed
+        cmp     eax, ' '
+        je      short etag_listed.listed
+        cmp     eax, 9
+        je      short etag_listed.listed
+        jmp     short etag_listed.not_listed    ; "*x": malformed
+etag_listed.weak:
+        movzx   eax, byte [rsi]
         cmp     eax, 'W'
         jne     short etag_listed.quoted
         cmp     byte [rsi+1], '/'               ; W/: a weak tag, compared all the same
@@ -2884,7 +2898,7 @@ etag_listed.element:
 etag_listed.quoted:
         cmp     byte [rsi], '"'
         jne     short etag_listed.not_listed    ; not an entity-tag
-        mov     r8, rsi                         ; r8 = the tag, from its opening quote
+        mov     rcx, rsi                        ; rcx = the tag, from its opening quote
 etag_listed.closing_quote:
         inc     rsi
         cmp     rsi, rdi
@@ -2893,22 +2907,22 @@ etag_listed.closing_quote:
         jne     short etag_listed.closing_quote
         inc     rsi                             ; past it
         mov     rax, rsi
-        sub     rax, r8
+        sub     rax, rcx
         cmp     rax, 18                         ; an ETag's length?
         jne     short etag_listed.element
-        mov     rax, qword [r8]                 ; the 18 bytes: 8, 8, then 2
+        mov     rax, qword [rcx]                ; the 18 bytes: 8, 8, then 2
         cmp     rax, qword [rdx]
-        jne     short etag_listed.element
-        mov     rax, qword [r8+8]
+        jne     near etag_listed.element
+        mov     rax, qword [rcx+8]
         cmp     rax, qword [rdx+8]
-        jne     short etag_listed.element
-        movzx   eax, word [r8+16]
+        jne     near etag_listed.element
+        movzx   eax, word [rcx+16]
         cmp     word [rdx+16], ax
-        jne     short etag_listed.element
+        jne     near etag_listed.element
         jmp     short etag_listed.listed
 etag_listed.separator:
         inc     rsi
-        jmp     short etag_listed.element
+        jmp     near etag_listed.element
 etag_listed.listed:
         mov     eax, 1
         ret

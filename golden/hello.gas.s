@@ -2452,7 +2452,8 @@ _start:
 ## subroutine etag_listed(rsi = If-None-Match, rcx = its length, r11 = representation)
 ## C: eax = value == "*" || any entity-tag in it, W/ or not, has the ETag's opaque-tag
 ## RFC 9110 13.1.2: If-None-Match compares weakly, so W/"x" matches "x".
-## A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi, r8.
+## A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi; keeps
+## r8-r11 (the body, its length, the response and the representation).
 .Letag_listed:
         lea     rdx, [rip + response_heads]
         mov     eax, DWORD PTR [r11+rep_etag]
@@ -2460,16 +2461,29 @@ _start:
         lea     rdi, [rsi+rcx]                  # rdi = the value's end
 .Letag_listed.element:
         cmp     rsi, rdi
-        jae     short .Letag_listed.not_listed
+        {disp32} jae     .Letag_listed.not_listed
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, ','
-        je      short .Letag_listed.separator
+        {disp32} je      .Letag_listed.separator
         cmp     eax, ' '
-        je      short .Letag_listed.separator
+        {disp32} je      .Letag_listed.separator
         cmp     eax, 9
-        je      short .Letag_listed.separator
+        {disp32} je      .Letag_listed.separator
         cmp     eax, '*'
-        je      short .Letag_listed.listed      # any representation
+        jne     short .Letag_listed.weak
+        lea     rax, [rsi+1]
+        cmp     rax, rdi
+        je      short .Letag_listed.listed      # "*": any representation
+        movzx   eax, BYTE PTR [rsi+1]
+        cmp     eax, ','
+        je      short .Letag_listed.listed
+        cmp     eax, ' '
+        je      short .Letag_listed.listed
+        cmp     eax, 9
+        je      short .Letag_listed.listed
+        jmp     short .Letag_listed.not_listed  # "*x": malformed
+.Letag_listed.weak:
+        movzx   eax, BYTE PTR [rsi]
         cmp     eax, 'W'
         jne     short .Letag_listed.quoted
         cmp     BYTE PTR [rsi+1], '/'           # W/: a weak tag, compared all the same
@@ -2478,7 +2492,7 @@ _start:
 .Letag_listed.quoted:
         cmp     BYTE PTR [rsi], '"'
         jne     short .Letag_listed.not_listed  # not an entity-tag
-        mov     r8, rsi                         # r8 = the tag, from its opening quote
+        mov     rcx, rsi                        # rcx = the tag, from its opening quote
 .Letag_listed.closing_quote:
         inc     rsi
         cmp     rsi, rdi
@@ -2487,22 +2501,22 @@ _start:
         jne     short .Letag_listed.closing_quote
         inc     rsi                             # past it
         mov     rax, rsi
-        sub     rax, r8
+        sub     rax, rcx
         cmp     rax, 18                         # an ETag's length?
         jne     short .Letag_listed.element
-        mov     rax, QWORD PTR [r8]             # the 18 bytes: 8, 8, then 2
+        mov     rax, QWORD PTR [rcx]            # the 18 bytes: 8, 8, then 2
         cmp     rax, QWORD PTR [rdx]
-        jne     short .Letag_listed.element
-        mov     rax, QWORD PTR [r8+8]
+        {disp32} jne     .Letag_listed.element
+        mov     rax, QWORD PTR [rcx+8]
         cmp     rax, QWORD PTR [rdx+8]
-        jne     short .Letag_listed.element
-        movzx   eax, WORD PTR [r8+16]
+        {disp32} jne     .Letag_listed.element
+        movzx   eax, WORD PTR [rcx+16]
         cmp     WORD PTR [rdx+16], ax
-        jne     short .Letag_listed.element
+        {disp32} jne     .Letag_listed.element
         jmp     short .Letag_listed.listed
 .Letag_listed.separator:
         inc     rsi
-        jmp     short .Letag_listed.element
+        {disp32} jmp     .Letag_listed.element
 .Letag_listed.listed:
         mov     eax, 1
         ret
