@@ -35,12 +35,14 @@
         .set conn_watch, 24                     # epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         .set conn_outq, 28                      # epoll: bytes not yet sent in the socket when the send deadline was last set
         .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
-        .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
-        .set conn_discard, 88                   # body bytes still to read and drop; lingering: bytes it may still read
-        .set conn_consume, 96                   # bytes to drop from the buffer once the response is out
-        .set conn_bytes, 104                    # bytes read, for the connection log
-        .set conn_buf, 112                      # this connection's request buffer
-        .set conn_addr, 120                     # the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
+        .set conn_discard, 40                   # body bytes still to read and drop; lingering: bytes it may still read
+        .set conn_consume, 48                   # bytes to drop from the buffer once the response is out
+        .set conn_bytes, 56                     # bytes read, for the connection log
+        .set conn_buf, 64                       # this connection's request buffer; its response scratch follows it
+        .set conn_iov, 72                       # struct iovec[6]: what is left to send of the response's parts (IovPart)
+        .set conn_addr, 168                     # the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
+        .set iov_base, 0                        # struct iovec: where a part starts
+        .set iov_len, 8                         # ... and how many of its bytes are left
 
 ## --------------------------------------------------------------------------
 ## start: ignore SIGPIPE: rt_sigaction(2), syscall 13
@@ -720,22 +722,23 @@ _start:
         mov     WORD PTR [rbx+conn_said_close], 0
         mov     QWORD PTR [rbx+conn_discard], 0
         mov     eax, 10000                      # 10 s
-        jmp     short .Lset_deadline            # set_deadline returns for us
+        {disp32} jmp     .Lset_deadline         # set_deadline returns for us
 
 ## --------------------------------------------------------------------------
 ## subroutine raw_received(rax = n bytes read)
-## C: record.iov = { response, 35 }, {}, {}; then close
+## C: record.iov = { response, 35 }, then nothing; then close
 ## Any bytes at all are answered with the raw response; what they said does
 ## not matter. Then the connection closes.
 .Lraw_received:
         add     DWORD PTR [rbx+conn_len], eax
         lea     rax, [rip + response]
-        mov     QWORD PTR [rbx+conn_iov], rax   # iov[0] = the response
+        mov     QWORD PTR [rbx+conn_iov], rax   # the first part: the response
         mov     QWORD PTR [rbx+conn_iov+8], 35  # its length, computed at compile time
-        mov     QWORD PTR [rbx+conn_iov+16], 0
-        mov     QWORD PTR [rbx+conn_iov+24], 0
-        mov     QWORD PTR [rbx+conn_iov+32], 0
-        mov     QWORD PTR [rbx+conn_iov+40], 0
+        mov     QWORD PTR [rbx+conn_iov+24], 0  # no other part
+        mov     QWORD PTR [rbx+conn_iov+40], 0  # no other part
+        mov     QWORD PTR [rbx+conn_iov+56], 0  # no other part
+        mov     QWORD PTR [rbx+conn_iov+72], 0  # no other part
+        mov     QWORD PTR [rbx+conn_iov+88], 0  # no other part
         mov     DWORD PTR [rbx+conn_state], 2   # writing
         mov     eax, 10000                      # send_timeout_ms: the client must take some of it by then
         call    .Lset_deadline
@@ -831,19 +834,26 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine flush(rbx = record): writev(2), syscall 20
-## C: while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }
+## C: while (anything left) { n = writev(record.fd, record.iov, 6); advance record.iov by n }
 ## rax = 1 when all is sent, 0 when the socket would block (the rest waits for
 ## it to drain; a blocking socket says so only when its send timeout ran out),
-## or -errno. Up to three parts go out in one system call.
+## or -errno. The 6 parts of the response (status, runtime, fields, conn,
+## date, body; empty ones cost nothing) go out in one system call.
 .Lflush:
 .Lflush.again:
-        mov     rax, QWORD PTR [rbx+conn_iov+8]
-        or      rax, QWORD PTR [rbx+conn_iov+24]
-        or      rax, QWORD PTR [rbx+conn_iov+40] # anything left?
+        lea     rsi, [rbx+conn_iov]             # rsi = record.iov
+        xor     eax, eax
+        mov     ecx, 6
+.Lflush.sum:
+        or      rax, QWORD PTR [rsi+iov_len]    # anything left of this part?
+        add     rsi, 16
+        dec     ecx
+        jnz     short .Lflush.sum
+        test    rax, rax
         jz      short .Lflush.done
         mov     edi, DWORD PTR [rbx+conn_fd]    # fd = record.fd
         lea     rsi, [rbx+conn_iov]             # iov = record.iov
-        mov     edx, 3                          # iovcnt
+        mov     edx, 6                          # iovcnt
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -11                        # the socket buffer is full
@@ -853,24 +863,21 @@ _start:
         test    rax, rax
         js      short .Lflush.return            # -errno: the client is gone
         # rax bytes went out: move the iov past them, part by part.
-        mov     rcx, QWORD PTR [rbx+conn_iov+8] # the head
+        lea     rsi, [rbx+conn_iov]             # rsi = the first part
+.Lflush.advance:
+        mov     rcx, QWORD PTR [rsi+iov_len]    # what was left of this part
         cmp     rax, rcx
-        jb      short .Lflush.partial
-        add     QWORD PTR [rbx+conn_iov], rcx   # all of it went
-        mov     QWORD PTR [rbx+conn_iov+8], 0
+        jb      short .Lflush.partial           # only some of it went
+        add     QWORD PTR [rsi+iov_base], rcx   # all of it went
+        mov     QWORD PTR [rsi+iov_len], 0
         sub     rax, rcx
-        mov     rcx, QWORD PTR [rbx+conn_iov+24] # the Date line
-        cmp     rax, rcx
-        jb      short .Lflush.partial_2
-        add     QWORD PTR [rbx+conn_iov+16], rcx # all of it went
-        mov     QWORD PTR [rbx+conn_iov+24], 0
-        sub     rax, rcx
-        mov     rcx, QWORD PTR [rbx+conn_iov+40] # the body
-        cmp     rax, rcx
-        jb      short .Lflush.partial_3
-        add     QWORD PTR [rbx+conn_iov+32], rcx # all of it went
-        mov     QWORD PTR [rbx+conn_iov+40], 0
-        sub     rax, rcx
+        add     rsi, 16                         # the next part
+        test    rax, rax
+        jnz     short .Lflush.advance           # more of n to account for
+        jmp     short .Lflush.again
+.Lflush.partial:
+        add     QWORD PTR [rsi+iov_base], rax
+        sub     QWORD PTR [rsi+iov_len], rax
         jmp     short .Lflush.again
 .Lflush.would_block:
         xor     eax, eax                        # 0: would block
@@ -879,18 +886,6 @@ _start:
         mov     eax, 1                          # 1: all sent
 .Lflush.return:
         ret
-.Lflush.partial:
-        add     QWORD PTR [rbx+conn_iov], rax   # part of the head went
-        sub     QWORD PTR [rbx+conn_iov+8], rax
-        {disp32} jmp     .Lflush.again
-.Lflush.partial_2:
-        add     QWORD PTR [rbx+conn_iov+16], rax # part of the Date line went
-        sub     QWORD PTR [rbx+conn_iov+24], rax
-        {disp32} jmp     .Lflush.again
-.Lflush.partial_3:
-        add     QWORD PTR [rbx+conn_iov+32], rax # part of the body went
-        sub     QWORD PTR [rbx+conn_iov+40], rax
-        {disp32} jmp     .Lflush.again
 
 ## --------------------------------------------------------------------------
 ## subroutine idle(rbx = record)
@@ -1331,10 +1326,10 @@ line_buf:
 conn:
         .skip 256
 
-# the request is read here (16400 bytes)
+# the request is read here (16528 bytes)
         .balign 64
 request_buf:
-        .skip 16400
+        .skip 16528
 
 # struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         .balign 8

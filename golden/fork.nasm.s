@@ -34,12 +34,14 @@
         conn_watch equ 24                       ; epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         conn_outq equ 28                        ; epoll: bytes not yet sent in the socket when the send deadline was last set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
-        conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
-        conn_discard equ 88                     ; body bytes still to read and drop; lingering: bytes it may still read
-        conn_consume equ 96                     ; bytes to drop from the buffer once the response is out
-        conn_bytes equ 104                      ; bytes read, for the connection log
-        conn_buf equ 112                        ; this connection's request buffer
-        conn_addr equ 120                       ; the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
+        conn_discard equ 40                     ; body bytes still to read and drop; lingering: bytes it may still read
+        conn_consume equ 48                     ; bytes to drop from the buffer once the response is out
+        conn_bytes equ 56                       ; bytes read, for the connection log
+        conn_buf equ 64                         ; this connection's request buffer; its response scratch follows it
+        conn_iov equ 72                         ; struct iovec[6]: what is left to send of the response's parts (IovPart)
+        conn_addr equ 168                       ; the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
+        iov_base equ 0                          ; struct iovec: where a part starts
+        iov_len equ 8                           ; ... and how many of its bytes are left
 
 ;; --------------------------------------------------------------------------
 ;; start: ignore SIGPIPE: rt_sigaction(2), syscall 13
@@ -719,22 +721,23 @@ raw_open:
         mov     word [rbx+conn_said_close], 0
         mov     qword [rbx+conn_discard], 0
         mov     eax, 10000                      ; 10 s
-        jmp     short set_deadline              ; set_deadline returns for us
+        jmp     near set_deadline               ; set_deadline returns for us
 
 ;; --------------------------------------------------------------------------
 ;; subroutine raw_received(rax = n bytes read)
-;; C: record.iov = { response, 35 }, {}, {}; then close
+;; C: record.iov = { response, 35 }, then nothing; then close
 ;; Any bytes at all are answered with the raw response; what they said does
 ;; not matter. Then the connection closes.
 raw_received:
         add     dword [rbx+conn_len], eax
         lea     rax, [rel response]
-        mov     qword [rbx+conn_iov], rax       ; iov[0] = the response
+        mov     qword [rbx+conn_iov], rax       ; the first part: the response
         mov     qword [rbx+conn_iov+8], 35      ; its length, computed at compile time
-        mov     qword [rbx+conn_iov+16], 0
-        mov     qword [rbx+conn_iov+24], 0
-        mov     qword [rbx+conn_iov+32], 0
-        mov     qword [rbx+conn_iov+40], 0
+        mov     qword [rbx+conn_iov+24], 0      ; no other part
+        mov     qword [rbx+conn_iov+40], 0      ; no other part
+        mov     qword [rbx+conn_iov+56], 0      ; no other part
+        mov     qword [rbx+conn_iov+72], 0      ; no other part
+        mov     qword [rbx+conn_iov+88], 0      ; no other part
         mov     dword [rbx+conn_state], 2       ; writing
         mov     eax, 10000                      ; send_timeout_ms: the client must take some of it by then
         call    set_deadline
@@ -830,19 +833,26 @@ linger.gone:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine flush(rbx = record): writev(2), syscall 20
-;; C: while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }
+;; C: while (anything left) { n = writev(record.fd, record.iov, 6); advance record.iov by n }
 ;; rax = 1 when all is sent, 0 when the socket would block (the rest waits for
 ;; it to drain; a blocking socket says so only when its send timeout ran out),
-;; or -errno. Up to three parts go out in one system call.
+;; or -errno. The 6 parts of the response (status, runtime, fields, conn,
+;; date, body; empty ones cost nothing) go out in one system call.
 flush:
 flush.again:
-        mov     rax, qword [rbx+conn_iov+8]
-        or      rax, qword [rbx+conn_iov+24]
-        or      rax, qword [rbx+conn_iov+40]    ; anything left?
+        lea     rsi, [rbx+conn_iov]             ; rsi = record.iov
+        xor     eax, eax
+        mov     ecx, 6
+flush.sum:
+        or      rax, qword [rsi+iov_len]        ; anything left of this part?
+        add     rsi, 16
+        dec     ecx
+        jnz     short flush.sum
+        test    rax, rax
         jz      short flush.done
         mov     edi, dword [rbx+conn_fd]        ; fd = record.fd
         lea     rsi, [rbx+conn_iov]             ; iov = record.iov
-        mov     edx, 3                          ; iovcnt
+        mov     edx, 6                          ; iovcnt
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -11                        ; the socket buffer is full
@@ -852,24 +862,21 @@ flush.again:
         test    rax, rax
         js      short flush.return              ; -errno: the client is gone
         ; rax bytes went out: move the iov past them, part by part.
-        mov     rcx, qword [rbx+conn_iov+8]     ; the head
+        lea     rsi, [rbx+conn_iov]             ; rsi = the first part
+flush.advance:
+        mov     rcx, qword [rsi+iov_len]        ; what was left of this part
         cmp     rax, rcx
-        jb      short flush.partial
-        add     qword [rbx+conn_iov], rcx       ; all of it went
-        mov     qword [rbx+conn_iov+8], 0
+        jb      short flush.partial             ; only some of it went
+        add     qword [rsi+iov_base], rcx       ; all of it went
+        mov     qword [rsi+iov_len], 0
         sub     rax, rcx
-        mov     rcx, qword [rbx+conn_iov+24]    ; the Date line
-        cmp     rax, rcx
-        jb      short flush.partial_2
-        add     qword [rbx+conn_iov+16], rcx    ; all of it went
-        mov     qword [rbx+conn_iov+24], 0
-        sub     rax, rcx
-        mov     rcx, qword [rbx+conn_iov+40]    ; the body
-        cmp     rax, rcx
-        jb      short flush.partial_3
-        add     qword [rbx+conn_iov+32], rcx    ; all of it went
-        mov     qword [rbx+conn_iov+40], 0
-        sub     rax, rcx
+        add     rsi, 16                         ; the next part
+        test    rax, rax
+        jnz     short flush.advance             ; more of n to account for
+        jmp     short flush.again
+flush.partial:
+        add     qword [rsi+iov_base], rax
+        sub     qword [rsi+iov_len], rax
         jmp     short flush.again
 flush.would_block:
         xor     eax, eax                        ; 0: would block
@@ -878,18 +885,6 @@ flush.done:
         mov     eax, 1                          ; 1: all sent
 flush.return:
         ret
-flush.partial:
-        add     qword [rbx+conn_iov], rax       ; part of the head went
-        sub     qword [rbx+conn_iov+8], rax
-        jmp     near flush.again
-flush.partial_2:
-        add     qword [rbx+conn_iov+16], rax    ; part of the Date line went
-        sub     qword [rbx+conn_iov+24], rax
-        jmp     near flush.again
-flush.partial_3:
-        add     qword [rbx+conn_iov+32], rax    ; part of the body went
-        sub     qword [rbx+conn_iov+40], rax
-        jmp     near flush.again
 
 ;; --------------------------------------------------------------------------
 ;; subroutine idle(rbx = record)
@@ -1330,10 +1325,10 @@ line_buf:
 conn:
         resb 256
 
-; the request is read here (16400 bytes)
+; the request is read here (16528 bytes)
         alignb 64
 request_buf:
-        resb 16400
+        resb 16528
 
 ; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         alignb 8

@@ -35,20 +35,30 @@
         .set conn_watch, 24                     # epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         .set conn_outq, 28                      # epoll: bytes not yet sent in the socket when the send deadline was last set
         .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
-        .set conn_iov, 40                       # struct iovec[3]: what is left to send of head, Date line and body
-        .set conn_discard, 88                   # body bytes still to read and drop; lingering: bytes it may still read
-        .set conn_consume, 96                   # bytes to drop from the buffer once the response is out
-        .set conn_bytes, 104                    # bytes read, for the connection log
-        .set conn_buf, 112                      # this connection's request buffer
-        .set conn_addr, 120                     # the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
-        .set resp_head, 0                       # offset of the first head in response_heads
-        .set resp_len_close, 4                  # length of the head with Connection: close (without its last CR LF)
-        .set resp_len_keep, 8                   # ... for HTTP/1.1 keep-alive
-        .set resp_len_keep10, 12                # ... with Connection: keep-alive (HTTP/1.0)
-        .set resp_body, 16                      # offset of the body in response_bodies
-        .set resp_body_len, 20                  # length of the body
-        .set resp_status, 24                    # the status code, for the log
-        .set resp_flags, 28                     # bits 0-7: the kind; bit 8: always close the connection after it
+        .set conn_discard, 40                   # body bytes still to read and drop; lingering: bytes it may still read
+        .set conn_consume, 48                   # bytes to drop from the buffer once the response is out
+        .set conn_bytes, 56                     # bytes read, for the connection log
+        .set conn_buf, 64                       # this connection's request buffer; its response scratch follows it
+        .set conn_iov, 72                       # struct iovec[6]: what is left to send of the response's parts (IovPart)
+        .set conn_addr, 168                     # the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
+        .set resp_head, 0                       # offset of the head in response_heads (an entity: its 200 status line)
+        .set resp_head_len, 4                   # its length
+        .set resp_body, 8                       # offset of the body in response_bodies
+        .set resp_body_len, 12                  # length of the body
+        .set resp_status, 16                    # the status code, for the log
+        .set resp_flags, 20                     # bits 0-7: the kind; bit 8: always close; bits 16-18: an entity's codings
+        .set resp_reps, 24                      # an entity: the index of its first record in representations
+        .set resp_spare, 28                     # 0: a record is 32 bytes, so that an index shifts into an offset
+        .set rep_fields, 0                      # offset of its field lines in response_heads
+        .set rep_len_shared, 4                  # what a 416 sends of them: the response's own and the spec's headers
+        .set rep_len_304, 8                     # ... a 304: and ETag, Cache-Control, Vary
+        .set rep_len_ranged, 12                 # ... a 206: and Content-Type, Content-Encoding, Accept-Ranges
+        .set rep_len_full, 16                   # ... a 200: all, Content-Length too
+        .set rep_body, 20                       # offset of the body in response_bodies
+        .set rep_body_len, 24                   # length of the body
+        .set rep_etag, 28                       # offset of the ETag's value in response_heads (18 bytes, quotes included)
+        .set iov_base, 0                        # struct iovec: where a part starts
+        .set iov_len, 8                         # ... and how many of its bytes are left
 
 ## --------------------------------------------------------------------------
 ## start: ignore SIGPIPE: rt_sigaction(2), syscall 13
@@ -465,7 +475,7 @@ _start:
 ## create the epoll instance: epoll_create1(2), syscall 291
 ## C: epfd = epoll_create1(EPOLL_CLOEXEC); every slot free; listen_on()
 ## One loop serves up to 1024 connections (limits.max_connections) from
-## static memory: a table of 256-byte records and a 16400-byte buffer each.
+## static memory: a table of 256-byte records and a 16528-byte buffer each.
 .Lepoll_start:
         mov     edi, 0x80000                    # EPOLL_CLOEXEC
         mov     eax, 291                        # syscall number: epoll_create1
@@ -496,7 +506,7 @@ _start:
         dec     ecx
         mov     DWORD PTR [rdx], ecx            # free_stack[i] = max - 1 - i
         add     rdi, 256
-        add     rsi, 16400
+        add     rsi, 16528
         add     rdx, 4
         test    ecx, ecx
         jnz     short .Lepoll_start.init_slot
@@ -1151,19 +1161,26 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine flush(rbx = record): writev(2), syscall 20
-## C: while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }
+## C: while (anything left) { n = writev(record.fd, record.iov, 6); advance record.iov by n }
 ## rax = 1 when all is sent, 0 when the socket would block (the rest waits for
 ## it to drain; a blocking socket says so only when its send timeout ran out),
-## or -errno. Up to three parts go out in one system call.
+## or -errno. The 6 parts of the response (status, runtime, fields, conn,
+## date, body; empty ones cost nothing) go out in one system call.
 .Lflush:
 .Lflush.again:
-        mov     rax, QWORD PTR [rbx+conn_iov+8]
-        or      rax, QWORD PTR [rbx+conn_iov+24]
-        or      rax, QWORD PTR [rbx+conn_iov+40] # anything left?
+        lea     rsi, [rbx+conn_iov]             # rsi = record.iov
+        xor     eax, eax
+        mov     ecx, 6
+.Lflush.sum:
+        or      rax, QWORD PTR [rsi+iov_len]    # anything left of this part?
+        add     rsi, 16
+        dec     ecx
+        jnz     short .Lflush.sum
+        test    rax, rax
         jz      short .Lflush.done
         mov     edi, DWORD PTR [rbx+conn_fd]    # fd = record.fd
         lea     rsi, [rbx+conn_iov]             # iov = record.iov
-        mov     edx, 3                          # iovcnt
+        mov     edx, 6                          # iovcnt
         mov     eax, 20                         # syscall number: writev
         syscall
         cmp     rax, -11                        # the socket buffer is full
@@ -1173,24 +1190,21 @@ _start:
         test    rax, rax
         js      short .Lflush.return            # -errno: the client is gone
         # rax bytes went out: move the iov past them, part by part.
-        mov     rcx, QWORD PTR [rbx+conn_iov+8] # the head
+        lea     rsi, [rbx+conn_iov]             # rsi = the first part
+.Lflush.advance:
+        mov     rcx, QWORD PTR [rsi+iov_len]    # what was left of this part
         cmp     rax, rcx
-        jb      short .Lflush.partial
-        add     QWORD PTR [rbx+conn_iov], rcx   # all of it went
-        mov     QWORD PTR [rbx+conn_iov+8], 0
+        jb      short .Lflush.partial           # only some of it went
+        add     QWORD PTR [rsi+iov_base], rcx   # all of it went
+        mov     QWORD PTR [rsi+iov_len], 0
         sub     rax, rcx
-        mov     rcx, QWORD PTR [rbx+conn_iov+24] # the Date line
-        cmp     rax, rcx
-        jb      short .Lflush.partial_2
-        add     QWORD PTR [rbx+conn_iov+16], rcx # all of it went
-        mov     QWORD PTR [rbx+conn_iov+24], 0
-        sub     rax, rcx
-        mov     rcx, QWORD PTR [rbx+conn_iov+40] # the body
-        cmp     rax, rcx
-        jb      short .Lflush.partial_3
-        add     QWORD PTR [rbx+conn_iov+32], rcx # all of it went
-        mov     QWORD PTR [rbx+conn_iov+40], 0
-        sub     rax, rcx
+        add     rsi, 16                         # the next part
+        test    rax, rax
+        jnz     short .Lflush.advance           # more of n to account for
+        jmp     short .Lflush.again
+.Lflush.partial:
+        add     QWORD PTR [rsi+iov_base], rax
+        sub     QWORD PTR [rsi+iov_len], rax
         jmp     short .Lflush.again
 .Lflush.would_block:
         xor     eax, eax                        # 0: would block
@@ -1199,18 +1213,6 @@ _start:
         mov     eax, 1                          # 1: all sent
 .Lflush.return:
         ret
-.Lflush.partial:
-        add     QWORD PTR [rbx+conn_iov], rax   # part of the head went
-        sub     QWORD PTR [rbx+conn_iov+8], rax
-        {disp32} jmp     .Lflush.again
-.Lflush.partial_2:
-        add     QWORD PTR [rbx+conn_iov+16], rax # part of the Date line went
-        sub     QWORD PTR [rbx+conn_iov+24], rax
-        {disp32} jmp     .Lflush.again
-.Lflush.partial_3:
-        add     QWORD PTR [rbx+conn_iov+32], rax # part of the body went
-        sub     QWORD PTR [rbx+conn_iov+40], rax
-        {disp32} jmp     .Lflush.again
 
 ## --------------------------------------------------------------------------
 ## subroutine idle(rbx = record)
@@ -1360,6 +1362,10 @@ _start:
         mov     DWORD PTR [rip + req_te], 0
         mov     DWORD PTR [rip + req_method], 0
         mov     QWORD PTR [rip + req_content_length], 0
+        mov     QWORD PTR [rip + req_accept_encoding_len], 0
+        mov     QWORD PTR [rip + req_if_none_match_len], 0
+        mov     QWORD PTR [rip + req_range_len], 0
+        mov     QWORD PTR [rip + req_if_range_len], 0
         mov     rsi, rbp
 .Lparse_request.skip_empty_lines:
         movzx   eax, BYTE PTR [rsi]
@@ -1548,7 +1554,7 @@ _start:
 ## C: for each "name: value\r\n": name is a token, value has no CTL, no bare CR
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
-## Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
+## Content-Length, Transfer-Encoding, Connection, and the fields that choose an entity's answer. rcx/rdx = name, r11..r9 = value.
 .Lparse_headers:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
         {disp32} je      .Lparse_headers.done
@@ -1815,6 +1821,86 @@ _start:
 .Lparse_headers.not_keep_alive:
         {disp32} jmp     .Lparse_headers.conn_token
 .Lparse_headers.not_connection:
+        cmp     rdx, 15
+        jne     short .Lparse_headers.not_accept_encoding
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x65636361                 # "acce"
+        jne     short .Lparse_headers.not_accept_encoding
+        mov     eax, DWORD PTR [rcx+4]
+        or      eax, 0x20002020                 # to lower case
+        cmp     eax, 0x652d7470                 # "pt-e"
+        jne     short .Lparse_headers.not_accept_encoding
+        mov     eax, DWORD PTR [rcx+8]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x646f636e                 # "ncod"
+        jne     short .Lparse_headers.not_accept_encoding
+        mov     eax, DWORD PTR [rcx+11]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x676e6964                 # "ding"
+        jne     short .Lparse_headers.not_accept_encoding
+        mov     QWORD PTR [rip + req_accept_encoding], r11 # to choose a coding: the value
+        mov     rax, r9
+        sub     rax, r11
+        mov     QWORD PTR [rip + req_accept_encoding_len], rax # and its length (the last such field wins)
+        {disp32} jmp     .Lparse_headers.next_field
+.Lparse_headers.not_accept_encoding:
+        cmp     rdx, 13
+        jne     short .Lparse_headers.not_if_none_match
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20002020                 # to lower case
+        cmp     eax, 0x6e2d6669                 # "if-n"
+        jne     short .Lparse_headers.not_if_none_match
+        mov     eax, DWORD PTR [rcx+4]
+        or      eax, 0x202020                   # to lower case
+        cmp     eax, 0x2d656e6f                 # "one-"
+        jne     short .Lparse_headers.not_if_none_match
+        mov     eax, DWORD PTR [rcx+8]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x6374616d                 # "matc"
+        jne     short .Lparse_headers.not_if_none_match
+        mov     eax, DWORD PTR [rcx+9]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x68637461                 # "atch"
+        jne     short .Lparse_headers.not_if_none_match
+        mov     QWORD PTR [rip + req_if_none_match], r11 # for a 304: the value
+        mov     rax, r9
+        sub     rax, r11
+        mov     QWORD PTR [rip + req_if_none_match_len], rax # and its length (the last such field wins)
+        jmp     short .Lparse_headers.next_field
+.Lparse_headers.not_if_none_match:
+        cmp     rdx, 5
+        jne     short .Lparse_headers.not_range
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x676e6172                 # "rang"
+        jne     short .Lparse_headers.not_range
+        mov     eax, DWORD PTR [rcx+1]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x65676e61                 # "ange"
+        jne     short .Lparse_headers.not_range
+        mov     QWORD PTR [rip + req_range], r11 # for a 206: the value
+        mov     rax, r9
+        sub     rax, r11
+        mov     QWORD PTR [rip + req_range_len], rax # and its length (the last such field wins)
+        jmp     short .Lparse_headers.next_field
+.Lparse_headers.not_range:
+        cmp     rdx, 8
+        jne     short .Lparse_headers.not_if_range
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20002020                 # to lower case
+        cmp     eax, 0x722d6669                 # "if-r"
+        jne     short .Lparse_headers.not_if_range
+        mov     eax, DWORD PTR [rcx+4]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x65676e61                 # "ange"
+        jne     short .Lparse_headers.not_if_range
+        mov     QWORD PTR [rip + req_if_range], r11 # for a 206: the value
+        mov     rax, r9
+        sub     rax, r11
+        mov     QWORD PTR [rip + req_if_range_len], rax # and its length (the last such field wins)
+        jmp     short .Lparse_headers.next_field
+.Lparse_headers.not_if_range:
 .Lparse_headers.next_field:
         add     rsi, 2                          # past the field's CR LF
         {disp32} jmp     .Lparse_headers
@@ -1875,47 +1961,704 @@ _start:
         shl     rcx, 5                          # index * 32
         lea     r10, [rip + responses]
         add     r10, rcx                        # r10 = &responses[index]
+        movzx   eax, BYTE PTR [r10+resp_flags]  # the kind: the flags' low byte
+        cmp     eax, 1                          # entity
+        je      short .Lkind_entity
+        {disp32} jmp     .Lkind_fixed           # fixed
+
+## --------------------------------------------------------------------------
+## prepare_response: an entity
+## C: r11 = its representation for Accept-Encoding;
+##    if ((GET || HEAD) && If-None-Match lists its ETag) 304;
+##    else if (GET && Range && (!If-Range || If-Range == ETag)) 206 or 416; else 200
+## RFC 9110 13.2.2: If-None-Match first, then Range (14.2), which only GET
+## honours; a Range that is malformed, has several ranges or another unit is
+## ignored: the whole body. Each answer sends a prefix of the
+## representation's field lines (rep_len_304, rep_len_ranged, rep_len_full).
+.Lkind_entity:
+        mov     ecx, DWORD PTR [r10+resp_flags]
+        shr     ecx, 16                         # ecx = its codings: 1 br, 2 gzip, 4 identity
+        xor     eax, eax                        # the first representation
+        cmp     ecx, 4
+        je      short .Lkind_entity.one_coding  # identity alone: nothing to choose
+        push    r10
+        call    .Lchoose_coding                 # eax = how many representations come before the chosen one
+        pop     r10
+.Lkind_entity.one_coding:
+        add     eax, DWORD PTR [r10+resp_reps]
+        shl     rax, 5                          # index * 32
+        lea     r11, [rip + representations]
+        add     r11, rax                        # r11 = the representation
+        # rdi = its field lines; r8, r9 = its body and length.
+        lea     rdi, [rip + response_heads]
+        mov     eax, DWORD PTR [r11+rep_fields]
+        add     rdi, rax
+        mov     QWORD PTR [rbx+conn_iov+32], rdi # iov[fields] = its field lines; the length below
+        mov     QWORD PTR [rbx+conn_iov+40], 0
+        lea     r8, [rip + response_bodies]
+        mov     eax, DWORD PTR [r11+rep_body]
+        add     r8, rax
+        mov     r9d, DWORD PTR [r11+rep_body_len]
+        mov     QWORD PTR [rbx+conn_iov+24], 0
+        cmp     DWORD PTR [rip + req_method], 2
+        {disp32} ja      .Lkind_entity.full     # neither GET nor HEAD: no conditions
+        cmp     QWORD PTR [rip + req_if_none_match_len], 0
+        je      short .Lkind_entity.no_if_none_match
+        mov     rsi, QWORD PTR [rip + req_if_none_match]
+        mov     rcx, QWORD PTR [rip + req_if_none_match_len]
+        call    .Letag_listed                   # eax = 1: the ETag is listed (weak comparison)
+        test    eax, eax
+        {disp32} jnz     .Lkind_entity.not_modified
+.Lkind_entity.no_if_none_match:
+        cmp     DWORD PTR [rip + req_method], 1
+        jne     short .Lkind_entity.full        # HEAD ignores Range
+        cmp     QWORD PTR [rip + req_range_len], 0
+        je      short .Lkind_entity.full
+        cmp     QWORD PTR [rip + req_if_range_len], 0
+        je      short .Lkind_entity.range
+        # If-Range: the Range counts only when the tag is this one, compared strongly
+        # (a date or a weak tag never matches here: there is no Last-Modified).
+        cmp     QWORD PTR [rip + req_if_range_len], 18
+        jne     short .Lkind_entity.full
+        mov     rsi, QWORD PTR [rip + req_if_range]
+        lea     rdx, [rip + response_heads]
+        mov     eax, DWORD PTR [r11+rep_etag]
+        add     rdx, rax                        # rdx = the ETag
+        mov     rax, QWORD PTR [rsi]            # the 18 bytes: 8, 8, then 2
+        cmp     rax, QWORD PTR [rdx]
+        jne     short .Lkind_entity.full
+        mov     rax, QWORD PTR [rsi+8]
+        cmp     rax, QWORD PTR [rdx+8]
+        jne     short .Lkind_entity.full
+        movzx   eax, WORD PTR [rsi+16]
+        cmp     WORD PTR [rdx+16], ax
+        jne     short .Lkind_entity.full
+.Lkind_entity.range:
+        mov     rsi, QWORD PTR [rip + req_range]
+        mov     rcx, QWORD PTR [rip + req_range_len]
+        mov     rdx, r9                         # the representation's length
+        call    .Lparse_range                   # eax = 0 ignore it, 1 satisfiable (rdx = first, rcx = last), 2 not
+        cmp     eax, 1
+        je      short .Lkind_entity.ranged
+        {disp32} ja      .Lkind_entity.unsatisfiable
+.Lkind_entity.full:
+        mov     eax, DWORD PTR [r11+rep_len_full]
+        mov     QWORD PTR [rbx+conn_iov+40], rax # all of its field lines
+        lea     rsi, [rip + response_heads]
+        mov     eax, DWORD PTR [r10+resp_head]
+        add     rsi, rax
+        mov     edx, DWORD PTR [r10+resp_head_len]
+        mov     QWORD PTR [rbx+conn_iov], rsi   # iov[status] = the 200 status line
+        mov     QWORD PTR [rbx+conn_iov+8], rdx
+        {disp32} jmp     .Lfinish_response
+.Lkind_entity.not_modified:
+        mov     eax, DWORD PTR [r11+rep_len_304]
+        mov     QWORD PTR [rbx+conn_iov+40], rax # up to Vary: no Content-Type, no Content-Length
+        lea     rax, [rip + status_304]
+        mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 304 status line
+        mov     QWORD PTR [rbx+conn_iov+8], 27
+        xor     r9d, r9d                        # no body
+        {disp32} jmp     .Lfinish_response
+.Lkind_entity.ranged:
+        mov     r10, rdx                        # r10 = the first byte
+        add     r8, rdx                         # the body from there
+        mov     r9, rcx
+        sub     r9, rdx
+        inc     r9                              # r9 = last - first + 1 bytes
+        mov     eax, DWORD PTR [r11+rep_len_ranged]
+        mov     QWORD PTR [rbx+conn_iov+40], rax # all but Content-Length
+        lea     rax, [rip + status_206]
+        mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 206 status line
+        mov     QWORD PTR [rbx+conn_iov+8], 30
+        mov     rdi, QWORD PTR [rbx+conn_buf]
+        lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
+        mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
+        lea     rsi, [rip + range_text]
+        mov     ecx, 21
+        rep movsb
+        mov     rax, r10
+        call    .Lappend_u64                    # the first byte
+        mov     BYTE PTR [rdi], '-'
+        inc     rdi
+        lea     rax, [r10+r9-1]                 # first + count - 1
+        call    .Lappend_u64                    # the last byte
+        mov     BYTE PTR [rdi], '/'
+        inc     rdi
+        mov     eax, DWORD PTR [r11+rep_body_len]
+        call    .Lappend_u64                    # the representation's length
+        lea     rsi, [rip + length_text]
+        mov     ecx, 18
+        rep movsb
+        mov     rax, r9
+        call    .Lappend_u64                    # the bytes sent
+        mov     WORD PTR [rdi], 2573            # CR LF
+        add     rdi, 2
+        sub     rdi, QWORD PTR [rbx+conn_iov+16]
+        mov     QWORD PTR [rbx+conn_iov+24], rdi # its length
+        {disp32} jmp     .Lfinish_response
+.Lkind_entity.unsatisfiable:
+        mov     eax, DWORD PTR [r11+rep_len_shared]
+        mov     QWORD PTR [rbx+conn_iov+40], rax # only the shared fields
+        lea     rax, [rip + status_416]
+        mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 416 status line
+        mov     QWORD PTR [rbx+conn_iov+8], 36
+        mov     rdi, QWORD PTR [rbx+conn_buf]
+        lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
+        mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
+        lea     rsi, [rip + unsatisfied_text]
+        mov     ecx, 23
+        rep movsb
+        mov     eax, DWORD PTR [r11+rep_body_len]
+        call    .Lappend_u64                    # the representation's length
+        lea     rsi, [rip + length_text]
+        mov     ecx, 18
+        rep movsb
+        mov     BYTE PTR [rdi], '0'             # Content-Length: 0
+        inc     rdi
+        mov     WORD PTR [rdi], 2573            # CR LF
+        add     rdi, 2
+        sub     rdi, QWORD PTR [rbx+conn_iov+16]
+        mov     QWORD PTR [rbx+conn_iov+24], rdi # its length
+        xor     r9d, r9d                        # no body
+        jmp     short .Lfinish_response
 
 ## --------------------------------------------------------------------------
 ## prepare_response: a fixed response
-## C: iov[0] = { head for conn_mode }; iov[1] = { date_line }; iov[2] = { body, HEAD ? 0 : body_len }
-## Head and body were made at compile time; the Date line is made at most once
-## a second (refresh_date). HEAD gets the same head and no body.
+## C: iov[status] = { head, head_len }; r8, r9 = body, body_len; goto finish_response
+## Head and body were made at compile time.
 .Lkind_fixed:
         lea     rsi, [rip + response_heads]
         mov     eax, DWORD PTR [r10+resp_head]  # head offset
-        add     rsi, rax                        # rsi = the head with Connection: close
-        mov     edx, DWORD PTR [r10+resp_len_close] # rdx = its length
-        movzx   ecx, WORD PTR [rbx+conn_mode]
-        test    ecx, ecx
-        jz      short .Lkind_fixed.head_ready   # mode 0: close
-        add     rsi, rdx                        # the keep-alive head follows it
-        mov     edx, DWORD PTR [r10+resp_len_keep]
-        cmp     ecx, 1
-        je      short .Lkind_fixed.head_ready   # mode 1: HTTP/1.1 keep-alive
-        add     rsi, rdx                        # then the HTTP/1.0 keep-alive head
-        mov     edx, DWORD PTR [r10+resp_len_keep10]
-.Lkind_fixed.head_ready:
-        mov     QWORD PTR [rbx+conn_iov], rsi   # iov[0] = { head, head_len }
+        add     rsi, rax                        # rsi = the head
+        mov     edx, DWORD PTR [r10+resp_head_len]
+        mov     QWORD PTR [rbx+conn_iov], rsi   # iov[status] = the head
         mov     QWORD PTR [rbx+conn_iov+8], rdx
+        mov     QWORD PTR [rbx+conn_iov+24], 0  # nothing else made here
+        mov     QWORD PTR [rbx+conn_iov+40], 0
         lea     r8, [rip + response_bodies]
         mov     eax, DWORD PTR [r10+resp_body]  # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+resp_body_len] # r9 = its length
+        jmp     short .Lfinish_response
+
+## --------------------------------------------------------------------------
+## prepare_response: the parts every answer ends with
+## C: iov[conn] = Connection line for conn_mode; iov[date] = { date_line, 39 };
+##    iov[body] = { r8, HEAD ? 0 : r9 }
+## The Date line is made at most once a second (refresh_date). HEAD gets
+## the same head and no body.
+.Lfinish_response:
         cmp     DWORD PTR [rip + req_method], 2 # HEAD?
-        jne     short .Lkind_fixed.body_ready
+        jne     short .Lfinish_response.body_ready
         xor     r9d, r9d                        # HEAD: the same head, no body
-.Lkind_fixed.body_ready:
-        mov     QWORD PTR [rbx+conn_iov+32], r8 # iov[2] = { body, body_len }
-        mov     QWORD PTR [rbx+conn_iov+40], r9
+.Lfinish_response.body_ready:
+        mov     QWORD PTR [rbx+conn_iov+80], r8 # iov[body] = the body
+        mov     QWORD PTR [rbx+conn_iov+88], r9
+        movzx   ecx, WORD PTR [rbx+conn_mode]
+        lea     rsi, [rip + conn_close]
+        mov     edx, 19
+        test    ecx, ecx
+        jz      short .Lfinish_response.conn_ready # mode 0: Connection: close
+        lea     rsi, [rip + conn_keep10]
+        mov     edx, 24
+        cmp     ecx, 2
+        je      short .Lfinish_response.conn_ready # mode 2: HTTP/1.0 keep-alive
+        xor     edx, edx                        # mode 1: HTTP/1.1 keeps the connection by default
+.Lfinish_response.conn_ready:
+        mov     QWORD PTR [rbx+conn_iov+48], rsi # iov[conn] = the Connection line
+        mov     QWORD PTR [rbx+conn_iov+56], rdx
         mov     rax, QWORD PTR [rip + clock_now]
         cmp     rax, QWORD PTR [rip + date_expires] # a new second since the Date line was made?
-        jl      short .Lkind_fixed.date_fresh
+        jl      short .Lfinish_response.date_fresh
         call    .Lrefresh_date
-.Lkind_fixed.date_fresh:
+.Lfinish_response.date_fresh:
         lea     rax, [rip + date_line]
-        mov     QWORD PTR [rbx+conn_iov+16], rax # iov[1] = { date_line, 39 }
-        mov     QWORD PTR [rbx+conn_iov+24], 39
+        mov     QWORD PTR [rbx+conn_iov+64], rax # iov[date] = date_line
+        mov     QWORD PTR [rbx+conn_iov+72], 39
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine choose_coding(ecx = the codings an entity has)
+## C: q[br, gzip, identity, *] = from Accept-Encoding; c = argmax over the codings it has of
+##    (q[c] set ? q[c] : q[*] set ? q[*] : c == identity ? 0.001 : 0); eax = c's rank
+## RFC 9110 12.5.3: each coding's q-value (in thousandths; q=0: not acceptable).
+## Equal values prefer br, then gzip, then identity. No Accept-Encoding: identity;
+## identity that nothing names is the last resort. When nothing is
+## acceptable, identity anyway. x-gzip is gzip. The q-values live on the stack:
+## [rsp] br, [rsp+4] gzip, [rsp+8] identity, [rsp+12] *, -1 when not named.
+## Returns in eax how many of its representations come before the chosen one.
+## Clobbers rcx, rdx, rsi, rdi, r8-r11.
+.Lchoose_coding:
+        sub     rsp, 16                         # q[4]
+        mov     DWORD PTR [rsp], -1
+        mov     DWORD PTR [rsp+4], -1
+        mov     DWORD PTR [rsp+8], -1
+        mov     DWORD PTR [rsp+12], -1
+        mov     r11d, ecx                       # r11d = the codings it has
+        mov     rsi, QWORD PTR [rip + req_accept_encoding]
+        mov     rdi, rsi
+        add     rdi, QWORD PTR [rip + req_accept_encoding_len] # rdi = the value's end (none: rsi)
+.Lchoose_coding.element:
+        cmp     rsi, rdi
+        {disp32} jae     .Ldecide               # every element read
+        movzx   eax, BYTE PTR [rsi]
+        cmp     eax, ','
+        je      short .Lchoose_coding.separator
+        cmp     eax, ' '
+        je      short .Lchoose_coding.separator
+        cmp     eax, 9
+        jne     short .Lchoose_coding.token
+.Lchoose_coding.separator:
+        inc     rsi
+        jmp     short .Lchoose_coding.element
+.Lchoose_coding.token:
+        mov     rdx, rsi                        # rdx = the coding's name
+.Lchoose_coding.token_char:
+        cmp     rsi, rdi
+        jae     short .Lchoose_coding.token_end
+        movzx   eax, BYTE PTR [rsi]
+        cmp     eax, ','
+        je      short .Lchoose_coding.token_end
+        cmp     eax, ';'
+        je      short .Lchoose_coding.token_end
+        cmp     eax, ' '
+        je      short .Lchoose_coding.token_end
+        cmp     eax, 9
+        je      short .Lchoose_coding.token_end
+        inc     rsi
+        jmp     short .Lchoose_coding.token_char
+.Lchoose_coding.token_end:
+        mov     rcx, rsi
+        sub     rcx, rdx                        # rcx = its length
+        mov     r8, -1                          # r8 = its offset in q, -1: a coding no representation has
+        cmp     rcx, 2
+        jne     short .Lchoose_coding.not_br
+        movzx   eax, WORD PTR [rdx]
+        or      eax, 0x2020                     # to lower case
+        cmp     eax, 0x7262                     # "br"
+        jne     short .Lchoose_coding.not_br
+        mov     r8d, 0                          # br: q + 0
+        {disp32} jmp     .Lchoose_coding.named
+.Lchoose_coding.not_br:
+        cmp     rcx, 4
+        jne     short .Lchoose_coding.not_gzip
+        mov     eax, DWORD PTR [rdx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x70697a67                 # "gzip"
+        jne     short .Lchoose_coding.not_gzip
+        mov     r8d, 4                          # gzip: q + 4
+        jmp     short .Lchoose_coding.named
+.Lchoose_coding.not_gzip:
+        cmp     rcx, 6
+        jne     short .Lchoose_coding.not_x_gzip
+        mov     eax, DWORD PTR [rdx]
+        or      eax, 0x20200020                 # to lower case
+        cmp     eax, 0x7a672d78                 # "x-gz"
+        jne     short .Lchoose_coding.not_x_gzip
+        mov     eax, DWORD PTR [rdx+2]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x70697a67                 # "gzip"
+        jne     short .Lchoose_coding.not_x_gzip
+        mov     r8d, 4                          # x-gzip: q + 4
+        jmp     short .Lchoose_coding.named
+.Lchoose_coding.not_x_gzip:
+        cmp     rcx, 8
+        jne     short .Lchoose_coding.not_identity
+        mov     eax, DWORD PTR [rdx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x6e656469                 # "iden"
+        jne     short .Lchoose_coding.not_identity
+        mov     eax, DWORD PTR [rdx+4]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x79746974                 # "tity"
+        jne     short .Lchoose_coding.not_identity
+        mov     r8d, 8                          # identity: q + 8
+        jmp     short .Lchoose_coding.named
+.Lchoose_coding.not_identity:
+        cmp     rcx, 1
+        jne     short .Lchoose_coding.not_star
+        cmp     BYTE PTR [rdx], '*'             # "*"
+        jne     short .Lchoose_coding.not_star
+        mov     r8d, 12                         # *: q + 12
+        jmp     short .Lchoose_coding.named
+.Lchoose_coding.not_star:
+.Lchoose_coding.named:
+        mov     r9d, 1000                       # r9 = its q: 1 unless a parameter says otherwise
+.Lchoose_coding.params:
+.Lchoose_coding.ows:
+        cmp     rsi, rdi
+        jae     short .Lchoose_coding.ows_done
+        cmp     BYTE PTR [rsi], ' '
+        je      short .Lchoose_coding.ows_char
+        cmp     BYTE PTR [rsi], 9
+        jne     short .Lchoose_coding.ows_done  # rsi at what follows the spaces and tabs
+.Lchoose_coding.ows_char:
+        inc     rsi
+        jmp     short .Lchoose_coding.ows
+.Lchoose_coding.ows_done:
+        cmp     rsi, rdi
+        {disp32} jae     .Lchoose_coding.store
+        cmp     BYTE PTR [rsi], ';'             # a parameter?
+        {disp32} jne     .Lchoose_coding.store
+        inc     rsi
+.Lchoose_coding.param_ows:
+        cmp     rsi, rdi
+        jae     short .Lchoose_coding.param_ows_done
+        cmp     BYTE PTR [rsi], ' '
+        je      short .Lchoose_coding.param_ows_char
+        cmp     BYTE PTR [rsi], 9
+        jne     short .Lchoose_coding.param_ows_done # rsi at what follows the spaces and tabs
+.Lchoose_coding.param_ows_char:
+        inc     rsi
+        jmp     short .Lchoose_coding.param_ows
+.Lchoose_coding.param_ows_done:
+        cmp     rsi, rdi
+        {disp32} jae     .Lchoose_coding.store
+        movzx   eax, BYTE PTR [rsi]
+        or      eax, 32
+        cmp     eax, 'q'
+        {disp32} jne     .Lchoose_coding.param_skip # another parameter: ignored
+        cmp     BYTE PTR [rsi+1], '='           # the value ends before the head's CR LF: safe to read
+        {disp32} jne     .Lchoose_coding.param_skip
+        add     rsi, 2
+        # qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
+        cmp     rsi, rdi
+        jae     short .Lchoose_coding.bad_q
+        movzx   eax, BYTE PTR [rsi]
+        sub     eax, '0'
+        cmp     eax, 1
+        ja      short .Lchoose_coding.bad_q     # not 0 or 1
+        imul    r9d, eax, 1000
+        inc     rsi
+        cmp     rsi, rdi
+        jae     short .Lchoose_coding.q_done
+        cmp     BYTE PTR [rsi], '.'
+        jne     short .Lchoose_coding.q_done
+        inc     rsi
+        cmp     rsi, rdi
+        jae     short .Lchoose_coding.q_done
+        movzx   eax, BYTE PTR [rsi]
+        sub     eax, '0'
+        cmp     eax, 9
+        ja      short .Lchoose_coding.q_done
+        imul    eax, eax, 100
+        add     r9d, eax                        # digit * 100
+        inc     rsi
+        cmp     rsi, rdi
+        jae     short .Lchoose_coding.q_done
+        movzx   eax, BYTE PTR [rsi]
+        sub     eax, '0'
+        cmp     eax, 9
+        ja      short .Lchoose_coding.q_done
+        imul    eax, eax, 10
+        add     r9d, eax                        # digit * 10
+        inc     rsi
+        cmp     rsi, rdi
+        jae     short .Lchoose_coding.q_done
+        movzx   eax, BYTE PTR [rsi]
+        sub     eax, '0'
+        cmp     eax, 9
+        ja      short .Lchoose_coding.q_done
+        add     r9d, eax                        # digit * 1
+        inc     rsi
+.Lchoose_coding.q_done:
+        cmp     r9d, 1000
+        jbe     short .Lchoose_coding.param_skip
+.Lchoose_coding.bad_q:
+        mov     r9d, 0                          # over 1 or malformed: not acceptable
+.Lchoose_coding.param_skip:
+        cmp     rsi, rdi
+        jae     short .Lchoose_coding.store
+        movzx   eax, BYTE PTR [rsi]
+        cmp     eax, ';'
+        {disp32} je      .Lchoose_coding.params # the next parameter
+        cmp     eax, ','
+        je      short .Lchoose_coding.store
+        inc     rsi
+        jmp     short .Lchoose_coding.param_skip
+.Lchoose_coding.store:
+        test    r8, r8
+        {disp32} js      .Lchoose_coding.element # not a coding we have
+        mov     DWORD PTR [rsp+r8], r9d         # its q
+        {disp32} jmp     .Lchoose_coding.element
+
+## --------------------------------------------------------------------------
+## choose_coding: the best coding it has
+## C: for (c = br; c <= identity; c++) if (has(c) && q(c) > best) best = q(c), rank = n; n += has(c)
+## r9d = the best q so far, r8d = its rank, ecx = the representations seen.
+.Ldecide:
+        mov     r9, -1
+        xor     ecx, ecx
+        test    r11d, 1                         # has it br?
+        jz      short .Ldecide.absent
+        mov     eax, DWORD PTR [rsp]            # q[br]
+        test    eax, eax
+        jns     short .Ldecide.q_known
+        mov     eax, DWORD PTR [rsp+12]         # q[*]
+        test    eax, eax
+        jns     short .Ldecide.q_known
+        mov     eax, 0                          # not named: not acceptable
+.Ldecide.q_known:
+        cmp     eax, r9d
+        jle     short .Ldecide.not_better       # equal: the earlier coding stays
+        mov     r9d, eax
+        mov     r8d, ecx
+.Ldecide.not_better:
+        inc     ecx
+.Ldecide.absent:
+        test    r11d, 2                         # has it gzip?
+        jz      short .Ldecide.absent_2
+        mov     eax, DWORD PTR [rsp+4]          # q[gzip]
+        test    eax, eax
+        jns     short .Ldecide.q_known_2
+        mov     eax, DWORD PTR [rsp+12]         # q[*]
+        test    eax, eax
+        jns     short .Ldecide.q_known_2
+        mov     eax, 0                          # not named: not acceptable
+.Ldecide.q_known_2:
+        cmp     eax, r9d
+        jle     short .Ldecide.not_better_2     # equal: the earlier coding stays
+        mov     r9d, eax
+        mov     r8d, ecx
+.Ldecide.not_better_2:
+        inc     ecx
+.Ldecide.absent_2:
+        test    r11d, 4                         # has it identity?
+        jz      short .Ldecide.absent_3
+        mov     eax, DWORD PTR [rsp+8]          # q[identity]
+        test    eax, eax
+        jns     short .Ldecide.q_known_3
+        mov     eax, DWORD PTR [rsp+12]         # q[*]
+        test    eax, eax
+        jns     short .Ldecide.q_known_3
+        mov     eax, 1                          # identity: acceptable, last
+.Ldecide.q_known_3:
+        cmp     eax, r9d
+        jle     short .Ldecide.not_better_3     # equal: the earlier coding stays
+        mov     r9d, eax
+        mov     r8d, ecx
+.Ldecide.not_better_3:
+        inc     ecx
+.Ldecide.absent_3:
+        test    r9d, r9d
+        jg      short .Ldecide.chosen
+        lea     r8, [rcx-1]                     # nothing acceptable: identity, the last
+.Ldecide.chosen:
+        mov     eax, r8d
+        add     rsp, 16
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine etag_listed(rsi = If-None-Match, rcx = its length, r11 = representation)
+## C: eax = value == "*" || any entity-tag in it, W/ or not, has the ETag's opaque-tag
+## RFC 9110 13.1.2: If-None-Match compares weakly, so W/"x" matches "x".
+## A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi, r8.
+.Letag_listed:
+        lea     rdx, [rip + response_heads]
+        mov     eax, DWORD PTR [r11+rep_etag]
+        add     rdx, rax                        # rdx = the ETag, quotes included
+        lea     rdi, [rsi+rcx]                  # rdi = the value's end
+.Letag_listed.element:
+        cmp     rsi, rdi
+        jae     short .Letag_listed.not_listed
+        movzx   eax, BYTE PTR [rsi]
+        cmp     eax, ','
+        je      short .Letag_listed.separator
+        cmp     eax, ' '
+        je      short .Letag_listed.separator
+        cmp     eax, 9
+        je      short .Letag_listed.separator
+        cmp     eax, '*'
+        je      short .Letag_listed.listed      # any representation
+        cmp     eax, 'W'
+        jne     short .Letag_listed.quoted
+        cmp     BYTE PTR [rsi+1], '/'           # W/: a weak tag, compared all the same
+        jne     short .Letag_listed.not_listed
+        add     rsi, 2
+.Letag_listed.quoted:
+        cmp     BYTE PTR [rsi], '"'
+        jne     short .Letag_listed.not_listed  # not an entity-tag
+        mov     r8, rsi                         # r8 = the tag, from its opening quote
+.Letag_listed.closing_quote:
+        inc     rsi
+        cmp     rsi, rdi
+        jae     short .Letag_listed.not_listed  # no closing quote
+        cmp     BYTE PTR [rsi], '"'
+        jne     short .Letag_listed.closing_quote
+        inc     rsi                             # past it
+        mov     rax, rsi
+        sub     rax, r8
+        cmp     rax, 18                         # an ETag's length?
+        jne     short .Letag_listed.element
+        mov     rax, QWORD PTR [r8]             # the 18 bytes: 8, 8, then 2
+        cmp     rax, QWORD PTR [rdx]
+        jne     short .Letag_listed.element
+        mov     rax, QWORD PTR [r8+8]
+        cmp     rax, QWORD PTR [rdx+8]
+        jne     short .Letag_listed.element
+        movzx   eax, WORD PTR [r8+16]
+        cmp     WORD PTR [rdx+16], ax
+        jne     short .Letag_listed.element
+        jmp     short .Letag_listed.listed
+.Letag_listed.separator:
+        inc     rsi
+        jmp     short .Letag_listed.element
+.Letag_listed.listed:
+        mov     eax, 1
+        ret
+.Letag_listed.not_listed:
+        xor     eax, eax
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine parse_range(rsi = Range, rcx = its length, rdx = the length)
+## C: "bytes=" (first "-" [last] | "-" suffix) -> eax = 1 (rdx = first, rcx = last),
+##    2 unsatisfiable, 0 anything else: ignore it
+## RFC 9110 14.1.2: one range of bytes. A last byte past the end is the end;
+## a first byte at or past it, or a suffix of 0, cannot be satisfied (416).
+## last < first, another unit, several ranges or junk: the Range is ignored
+## (several ranges may be answered with the whole body, 14.2). Numbers over
+## 15 digits are junk too. Keeps r8-r11; clobbers rax, rcx, rdx, rsi, rdi.
+.Lparse_range:
+        push    r8
+        push    r9
+        mov     r9, rdx                         # r9 = the representation's length
+        lea     rdi, [rsi+rcx]                  # rdi = the value's end
+        cmp     rcx, 6
+        {disp32} jb      .Lparse_range.ignore
+        mov     eax, DWORD PTR [rsi]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x65747962                 # "byte"
+        {disp32} jne     .Lparse_range.ignore
+        mov     eax, DWORD PTR [rsi+2]
+        or      eax, 0x202020                   # to lower case
+        cmp     eax, 0x3d736574                 # "tes="
+        {disp32} jne     .Lparse_range.ignore
+        add     rsi, 6
+.Lparse_range.ows:
+        cmp     rsi, rdi
+        jae     short .Lparse_range.ows_done
+        cmp     BYTE PTR [rsi], ' '
+        je      short .Lparse_range.ows_char
+        cmp     BYTE PTR [rsi], 9
+        jne     short .Lparse_range.ows_done    # rsi at what follows the spaces and tabs
+.Lparse_range.ows_char:
+        inc     rsi
+        jmp     short .Lparse_range.ows
+.Lparse_range.ows_done:
+        cmp     rsi, rdi
+        {disp32} jae     .Lparse_range.ignore
+        cmp     BYTE PTR [rsi], '-'
+        je      short .Lparse_range.suffix
+        call    .Lrange_number                  # rax = the first byte, ecx = its digits
+        test    ecx, ecx
+        {disp32} jz      .Lparse_range.ignore
+        mov     r8, rax                         # r8 = first
+        cmp     rsi, rdi
+        {disp32} jae     .Lparse_range.ignore
+        cmp     BYTE PTR [rsi], '-'
+        {disp32} jne     .Lparse_range.ignore
+        inc     rsi
+        call    .Lrange_number                  # rax = the last byte, ecx = its digits (none: to the end)
+        mov     rdx, -1                         # no last byte: the end
+        test    ecx, ecx
+        jz      short .Lparse_range.after
+.Lparse_range.have_last:
+        mov     rdx, rax                        # rdx = last
+        cmp     rdx, r8
+        {disp32} jb      .Lparse_range.ignore   # last < first: invalid
+.Lparse_range.after:
+.Lparse_range.ows_end:
+        cmp     rsi, rdi
+        jae     short .Lparse_range.ows_end_done
+        cmp     BYTE PTR [rsi], ' '
+        je      short .Lparse_range.ows_end_char
+        cmp     BYTE PTR [rsi], 9
+        jne     short .Lparse_range.ows_end_done # rsi at what follows the spaces and tabs
+.Lparse_range.ows_end_char:
+        inc     rsi
+        jmp     short .Lparse_range.ows_end
+.Lparse_range.ows_end_done:
+        cmp     rsi, rdi
+        jne     short .Lparse_range.ignore      # a second range, or junk
+        cmp     r8, r9
+        jae     short .Lparse_range.unsatisfiable # the first byte is past the end
+        lea     rax, [r9-1]                     # the last byte there is
+        cmp     rdx, rax
+        jbe     short .Lparse_range.clamped
+        mov     rdx, rax
+.Lparse_range.clamped:
+        mov     rcx, rdx                        # rcx = last
+        mov     rdx, r8                         # rdx = first
+.Lparse_range.satisfiable:
+        mov     eax, 1
+        jmp     short .Lparse_range.out
+.Lparse_range.suffix:
+        inc     rsi
+        call    .Lrange_number                  # rax = how many last bytes
+        test    ecx, ecx
+        jz      short .Lparse_range.ignore
+        mov     r8, rax
+.Lparse_range.ows_suffix:
+        cmp     rsi, rdi
+        jae     short .Lparse_range.ows_suffix_done
+        cmp     BYTE PTR [rsi], ' '
+        je      short .Lparse_range.ows_suffix_char
+        cmp     BYTE PTR [rsi], 9
+        jne     short .Lparse_range.ows_suffix_done # rsi at what follows the spaces and tabs
+.Lparse_range.ows_suffix_char:
+        inc     rsi
+        jmp     short .Lparse_range.ows_suffix
+.Lparse_range.ows_suffix_done:
+        cmp     rsi, rdi
+        jne     short .Lparse_range.ignore
+        test    r8, r8
+        jz      short .Lparse_range.unsatisfiable # "-0"
+        test    r9, r9
+        jz      short .Lparse_range.unsatisfiable # an empty representation has no last bytes
+        cmp     r8, r9
+        jbe     short .Lparse_range.suffix_ok
+        mov     r8, r9                          # more than there is: all of it
+.Lparse_range.suffix_ok:
+        lea     rcx, [r9-1]                     # rcx = last: the end
+        mov     rdx, r9
+        sub     rdx, r8                         # rdx = first: length - n
+        jmp     short .Lparse_range.satisfiable
+.Lparse_range.unsatisfiable:
+        mov     eax, 2
+        jmp     short .Lparse_range.out
+.Lparse_range.ignore:
+        xor     eax, eax
+.Lparse_range.out:
+        pop     r9
+        pop     r8
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine range_number(rsi = digits, rdi = the end)
+## C: for (rax = 0, ecx = 0; rsi < rdi && isdigit(*rsi); rsi++, ecx++) rax = rax * 10 + *rsi - '0'
+## At most 15 digits, so rax cannot overflow; more: ecx = 0, junk.
+## Clobbers rdx.
+.Lrange_number:
+        xor     eax, eax
+        xor     ecx, ecx
+.Lrange_number.digit:
+        cmp     rsi, rdi
+        jae     short .Lrange_number.done
+        movzx   edx, BYTE PTR [rsi]
+        sub     edx, '0'
+        cmp     edx, 9
+        ja      short .Lrange_number.done
+        cmp     ecx, 15
+        jae     short .Lrange_number.too_long
+        imul    rax, rax, 10
+        add     rax, rdx
+        inc     ecx
+        inc     rsi
+        jmp     short .Lrange_number.digit
+.Lrange_number.too_long:
+        xor     ecx, ecx
+.Lrange_number.done:
         ret
 
 ## --------------------------------------------------------------------------
@@ -2264,52 +3007,38 @@ day_names:
 month_names:
         .ascii "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
-# every response's status line and header fields, three times: with
-# "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
-# "Connection: keep-alive" (HTTP/1.0); protocol errors only close.
-# The Date line and the blank line follow from date_line. (917 bytes)
+# every response's head: a fixed one's status line and field lines; an
+# entity's 200 status line, then each representation's field lines. The
+# Connection line and the Date line follow from conn_close/conn_keep10 and
+# date_line. (620 bytes)
         .balign 8, 0
 response_heads:
         .ascii "HTTP/1.1 200 OK\r\n"
-        .ascii "Content-Type: text/plain; charset=utf-8\r\n"
-        .ascii "Content-Length: 19\r\n"
-        .ascii "Connection: close\r\n"
         .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 200 OK\r\n"
+        .ascii "ETag: \"64e6a149977e60dc\"\r\n"
         .ascii "Content-Type: text/plain; charset=utf-8\r\n"
+        .ascii "Accept-Ranges: bytes\r\n"
         .ascii "Content-Length: 19\r\n"
-        .ascii "Server: asmsrv\r\n"
-        .ascii "HTTP/1.1 200 OK\r\n"
-        .ascii "Content-Type: text/plain; charset=utf-8\r\n"
-        .ascii "Content-Length: 19\r\n"
-        .ascii "Connection: keep-alive\r\n"
-        .ascii "Server: asmsrv\r\n"
         .ascii "HTTP/1.1 400 Bad Request\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 16\r\n"
-        .ascii "Connection: close\r\n"
         .ascii "HTTP/1.1 413 Content Too Large\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 22\r\n"
-        .ascii "Connection: close\r\n"
         .ascii "HTTP/1.1 414 URI Too Long\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 17\r\n"
-        .ascii "Connection: close\r\n"
         .ascii "HTTP/1.1 431 Request Header Fields Too Large\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 36\r\n"
-        .ascii "Connection: close\r\n"
         .ascii "HTTP/1.1 501 Not Implemented\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 20\r\n"
-        .ascii "Connection: close\r\n"
         .ascii "HTTP/1.1 505 HTTP Version Not Supported\r\n"
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 31\r\n"
-        .ascii "Connection: close\r\n"
 
-# every response's body, back to back (161 bytes)
+# every response's body, back to back; identical bodies once (161 bytes)
         .balign 8, 0
 response_bodies:
         .ascii "Hello from asmsrv!\n"
@@ -2320,18 +3049,66 @@ response_bodies:
         .ascii "501 Not Implemented\n"
         .ascii "505 HTTP Version Not Supported\n"
 
-# the response table, one 32-byte record per response: head offset,
-# head lengths (close, keep-alive, keep-alive 1.0), body offset,
-# body length, status, flags (kind, always close) (224 bytes)
+# the response table, one 32-byte record per response: head offset and
+# length, body offset and length, status, flags (kind, always close,
+# codings), first representation (224 bytes)
         .balign 32, 0
 responses:
-        .long 0, 113, 94, 118, 0, 19, 200, 0    # 0: every request (fixed)
-        .long 325, 91, 0, 0, 19, 16, 400, 256   # 1: 400 for a malformed request (fixed, closes)
-        .long 416, 97, 0, 0, 35, 22, 413, 256   # 2: 413 for a body over limits.body_bytes (fixed, closes)
-        .long 513, 92, 0, 0, 57, 17, 414, 256   # 3: 414 for a request line over limits.request_bytes (fixed, closes)
-        .long 605, 111, 0, 0, 74, 36, 431, 256  # 4: 431 for a header section over limits.request_bytes (fixed, closes)
-        .long 716, 95, 0, 0, 110, 20, 501, 256  # 5: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
-        .long 811, 106, 0, 0, 130, 31, 505, 256 # 6: 505 for HTTP/2 and above (fixed, closes)
+        .long 0, 17, 0, 0, 200, 262145, 0, 0    # 0: every request (entity)
+        .long 142, 72, 19, 16, 400, 256, 1, 0   # 1: 400 for a malformed request (fixed, closes)
+        .long 214, 78, 35, 22, 413, 256, 1, 0   # 2: 413 for a body over limits.body_bytes (fixed, closes)
+        .long 292, 73, 57, 17, 414, 256, 1, 0   # 3: 414 for a request line over limits.request_bytes (fixed, closes)
+        .long 365, 92, 74, 36, 431, 256, 1, 0   # 4: 431 for a header section over limits.request_bytes (fixed, closes)
+        .long 457, 76, 110, 20, 501, 256, 1, 0  # 5: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        .long 533, 87, 130, 31, 505, 256, 1, 0  # 6: 505 for HTTP/2 and above (fixed, closes)
+
+# an entity's representations, one 32-byte record each: field lines
+# offset, the lengths a 416, 304, 206 and 200 send of them, body offset
+# and length, ETag offset (32 bytes)
+        .balign 32, 0
+representations:
+        .long 17, 16, 42, 105, 125, 0, 19, 39   # 0: every request (identity)
+
+# the Connection line of a closing answer (19 bytes)
+        .balign 8, 0
+conn_close:
+        .ascii "Connection: close\r\n"
+
+# ... of a keep-alive answer to HTTP/1.0 (HTTP/1.1 needs none) (24 bytes)
+        .balign 8, 0
+conn_keep10:
+        .ascii "Connection: keep-alive\r\n"
+
+# an entity's status lines (27 bytes)
+        .balign 8, 0
+status_304:
+        .ascii "HTTP/1.1 304 Not Modified\r\n"
+
+#  (30 bytes)
+        .balign 8, 0
+status_206:
+        .ascii "HTTP/1.1 206 Partial Content\r\n"
+
+#  (36 bytes)
+        .balign 8, 0
+status_416:
+        .ascii "HTTP/1.1 416 Range Not Satisfiable\r\n"
+
+# what a 206 makes in the scratch (21 bytes)
+        .balign 8, 0
+range_text:
+        .ascii "Content-Range: bytes "
+
+#  (18 bytes)
+        .balign 8, 0
+length_text:
+        .ascii "\r\n"
+        .ascii "Content-Length: "
+
+# ... and a 416 (23 bytes)
+        .balign 8, 0
+unsatisfied_text:
+        .ascii "Content-Range: bytes */"
 
 # error message start (22 bytes)
         .balign 8, 0
@@ -2598,6 +3375,46 @@ req_cl_count:
 req_te:
         .skip 4
 
+# the Accept-Encoding field's value (8 bytes)
+        .balign 8
+req_accept_encoding:
+        .skip 8
+
+# its length; 0: none (8 bytes)
+        .balign 8
+req_accept_encoding_len:
+        .skip 8
+
+# the If-None-Match field's value (8 bytes)
+        .balign 8
+req_if_none_match:
+        .skip 8
+
+# its length; 0: none (8 bytes)
+        .balign 8
+req_if_none_match_len:
+        .skip 8
+
+# the Range field's value (8 bytes)
+        .balign 8
+req_range:
+        .skip 8
+
+# its length; 0: none (8 bytes)
+        .balign 8
+req_range_len:
+        .skip 8
+
+# the If-Range field's value (8 bytes)
+        .balign 8
+req_if_range:
+        .skip 8
+
+# its length; 0: none (8 bytes)
+        .balign 8
+req_if_range_len:
+        .skip 8
+
 # clock_now (ms) when date_line must be made again (8 bytes)
         .balign 8
 date_expires:
@@ -2628,10 +3445,10 @@ free_stack:
 conns:
         .skip 262144
 
-# a 16400-byte request buffer per connection (16793600 bytes)
+# a 16528-byte request buffer per connection (16924672 bytes)
         .balign 64
 conn_bufs:
-        .skip 16793600
+        .skip 16924672
 
 # char **environ: the environment, after argv on the initial stack (8 bytes)
         .balign 8

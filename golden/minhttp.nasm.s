@@ -35,20 +35,30 @@
         conn_watch equ 24                       ; epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         conn_outq equ 28                        ; epoll: bytes not yet sent in the socket when the send deadline was last set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
-        conn_iov equ 40                         ; struct iovec[3]: what is left to send of head, Date line and body
-        conn_discard equ 88                     ; body bytes still to read and drop; lingering: bytes it may still read
-        conn_consume equ 96                     ; bytes to drop from the buffer once the response is out
-        conn_bytes equ 104                      ; bytes read, for the connection log
-        conn_buf equ 112                        ; this connection's request buffer
-        conn_addr equ 120                       ; the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
-        resp_head equ 0                         ; offset of the first head in response_heads
-        resp_len_close equ 4                    ; length of the head with Connection: close (without its last CR LF)
-        resp_len_keep equ 8                     ; ... for HTTP/1.1 keep-alive
-        resp_len_keep10 equ 12                  ; ... with Connection: keep-alive (HTTP/1.0)
-        resp_body equ 16                        ; offset of the body in response_bodies
-        resp_body_len equ 20                    ; length of the body
-        resp_status equ 24                      ; the status code, for the log
-        resp_flags equ 28                       ; bits 0-7: the kind; bit 8: always close the connection after it
+        conn_discard equ 40                     ; body bytes still to read and drop; lingering: bytes it may still read
+        conn_consume equ 48                     ; bytes to drop from the buffer once the response is out
+        conn_bytes equ 56                       ; bytes read, for the connection log
+        conn_buf equ 64                         ; this connection's request buffer; its response scratch follows it
+        conn_iov equ 72                         ; struct iovec[6]: what is left to send of the response's parts (IovPart)
+        conn_addr equ 168                       ; the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
+        resp_head equ 0                         ; offset of the head in response_heads (an entity: its 200 status line)
+        resp_head_len equ 4                     ; its length
+        resp_body equ 8                         ; offset of the body in response_bodies
+        resp_body_len equ 12                    ; length of the body
+        resp_status equ 16                      ; the status code, for the log
+        resp_flags equ 20                       ; bits 0-7: the kind; bit 8: always close; bits 16-18: an entity's codings
+        resp_reps equ 24                        ; an entity: the index of its first record in representations
+        resp_spare equ 28                       ; 0: a record is 32 bytes, so that an index shifts into an offset
+        rep_fields equ 0                        ; offset of its field lines in response_heads
+        rep_len_shared equ 4                    ; what a 416 sends of them: the response's own and the spec's headers
+        rep_len_304 equ 8                       ; ... a 304: and ETag, Cache-Control, Vary
+        rep_len_ranged equ 12                   ; ... a 206: and Content-Type, Content-Encoding, Accept-Ranges
+        rep_len_full equ 16                     ; ... a 200: all, Content-Length too
+        rep_body equ 20                         ; offset of the body in response_bodies
+        rep_body_len equ 24                     ; length of the body
+        rep_etag equ 28                         ; offset of the ETag's value in response_heads (18 bytes, quotes included)
+        iov_base equ 0                          ; struct iovec: where a part starts
+        iov_len equ 8                           ; ... and how many of its bytes are left
 
 ;; --------------------------------------------------------------------------
 ;; start: ignore SIGPIPE: rt_sigaction(2), syscall 13
@@ -950,19 +960,26 @@ linger.gone:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine flush(rbx = record): writev(2), syscall 20
-;; C: while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }
+;; C: while (anything left) { n = writev(record.fd, record.iov, 6); advance record.iov by n }
 ;; rax = 1 when all is sent, 0 when the socket would block (the rest waits for
 ;; it to drain; a blocking socket says so only when its send timeout ran out),
-;; or -errno. Up to three parts go out in one system call.
+;; or -errno. The 6 parts of the response (status, runtime, fields, conn,
+;; date, body; empty ones cost nothing) go out in one system call.
 flush:
 flush.again:
-        mov     rax, qword [rbx+conn_iov+8]
-        or      rax, qword [rbx+conn_iov+24]
-        or      rax, qword [rbx+conn_iov+40]    ; anything left?
+        lea     rsi, [rbx+conn_iov]             ; rsi = record.iov
+        xor     eax, eax
+        mov     ecx, 6
+flush.sum:
+        or      rax, qword [rsi+iov_len]        ; anything left of this part?
+        add     rsi, 16
+        dec     ecx
+        jnz     short flush.sum
+        test    rax, rax
         jz      short flush.done
         mov     edi, dword [rbx+conn_fd]        ; fd = record.fd
         lea     rsi, [rbx+conn_iov]             ; iov = record.iov
-        mov     edx, 3                          ; iovcnt
+        mov     edx, 6                          ; iovcnt
         mov     eax, 20                         ; syscall number: writev
         syscall
         cmp     rax, -11                        ; the socket buffer is full
@@ -972,24 +989,21 @@ flush.again:
         test    rax, rax
         js      short flush.return              ; -errno: the client is gone
         ; rax bytes went out: move the iov past them, part by part.
-        mov     rcx, qword [rbx+conn_iov+8]     ; the head
+        lea     rsi, [rbx+conn_iov]             ; rsi = the first part
+flush.advance:
+        mov     rcx, qword [rsi+iov_len]        ; what was left of this part
         cmp     rax, rcx
-        jb      short flush.partial
-        add     qword [rbx+conn_iov], rcx       ; all of it went
-        mov     qword [rbx+conn_iov+8], 0
+        jb      short flush.partial             ; only some of it went
+        add     qword [rsi+iov_base], rcx       ; all of it went
+        mov     qword [rsi+iov_len], 0
         sub     rax, rcx
-        mov     rcx, qword [rbx+conn_iov+24]    ; the Date line
-        cmp     rax, rcx
-        jb      short flush.partial_2
-        add     qword [rbx+conn_iov+16], rcx    ; all of it went
-        mov     qword [rbx+conn_iov+24], 0
-        sub     rax, rcx
-        mov     rcx, qword [rbx+conn_iov+40]    ; the body
-        cmp     rax, rcx
-        jb      short flush.partial_3
-        add     qword [rbx+conn_iov+32], rcx    ; all of it went
-        mov     qword [rbx+conn_iov+40], 0
-        sub     rax, rcx
+        add     rsi, 16                         ; the next part
+        test    rax, rax
+        jnz     short flush.advance             ; more of n to account for
+        jmp     short flush.again
+flush.partial:
+        add     qword [rsi+iov_base], rax
+        sub     qword [rsi+iov_len], rax
         jmp     short flush.again
 flush.would_block:
         xor     eax, eax                        ; 0: would block
@@ -998,18 +1012,6 @@ flush.done:
         mov     eax, 1                          ; 1: all sent
 flush.return:
         ret
-flush.partial:
-        add     qword [rbx+conn_iov], rax       ; part of the head went
-        sub     qword [rbx+conn_iov+8], rax
-        jmp     near flush.again
-flush.partial_2:
-        add     qword [rbx+conn_iov+16], rax    ; part of the Date line went
-        sub     qword [rbx+conn_iov+24], rax
-        jmp     near flush.again
-flush.partial_3:
-        add     qword [rbx+conn_iov+32], rax    ; part of the body went
-        sub     qword [rbx+conn_iov+40], rax
-        jmp     near flush.again
 
 ;; --------------------------------------------------------------------------
 ;; subroutine idle(rbx = record)
@@ -1159,6 +1161,10 @@ parse_request:
         mov     dword [rel req_te], 0
         mov     dword [rel req_method], 0
         mov     qword [rel req_content_length], 0
+        mov     qword [rel req_accept_encoding_len], 0
+        mov     qword [rel req_if_none_match_len], 0
+        mov     qword [rel req_range_len], 0
+        mov     qword [rel req_if_range_len], 0
         mov     rsi, rbp
 parse_request.skip_empty_lines:
         movzx   eax, byte [rsi]
@@ -1347,7 +1353,7 @@ version.http_1:
 ;; C: for each "name: value\r\n": name is a token, value has no CTL, no bare CR
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
-;; Content-Length, Transfer-Encoding, Connection. rcx/rdx = name, r11..r9 = value.
+;; Content-Length, Transfer-Encoding, Connection, and the fields that choose an entity's answer. rcx/rdx = name, r11..r9 = value.
 parse_headers:
         cmp     word [rsi], 2573                ; an empty line ends the head
         je      near parse_headers.done
@@ -1614,6 +1620,86 @@ parse_headers.not_close:
 parse_headers.not_keep_alive:
         jmp     near parse_headers.conn_token
 parse_headers.not_connection:
+        cmp     rdx, 15
+        jne     short parse_headers.not_accept_encoding
+        mov     eax, dword [rcx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x65636361                 ; "acce"
+        jne     short parse_headers.not_accept_encoding
+        mov     eax, dword [rcx+4]
+        or      eax, 0x20002020                 ; to lower case
+        cmp     eax, 0x652d7470                 ; "pt-e"
+        jne     short parse_headers.not_accept_encoding
+        mov     eax, dword [rcx+8]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x646f636e                 ; "ncod"
+        jne     short parse_headers.not_accept_encoding
+        mov     eax, dword [rcx+11]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x676e6964                 ; "ding"
+        jne     short parse_headers.not_accept_encoding
+        mov     qword [rel req_accept_encoding], r11 ; to choose a coding: the value
+        mov     rax, r9
+        sub     rax, r11
+        mov     qword [rel req_accept_encoding_len], rax ; and its length (the last such field wins)
+        jmp     near parse_headers.next_field
+parse_headers.not_accept_encoding:
+        cmp     rdx, 13
+        jne     short parse_headers.not_if_none_match
+        mov     eax, dword [rcx]
+        or      eax, 0x20002020                 ; to lower case
+        cmp     eax, 0x6e2d6669                 ; "if-n"
+        jne     short parse_headers.not_if_none_match
+        mov     eax, dword [rcx+4]
+        or      eax, 0x202020                   ; to lower case
+        cmp     eax, 0x2d656e6f                 ; "one-"
+        jne     short parse_headers.not_if_none_match
+        mov     eax, dword [rcx+8]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x6374616d                 ; "matc"
+        jne     short parse_headers.not_if_none_match
+        mov     eax, dword [rcx+9]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x68637461                 ; "atch"
+        jne     short parse_headers.not_if_none_match
+        mov     qword [rel req_if_none_match], r11 ; for a 304: the value
+        mov     rax, r9
+        sub     rax, r11
+        mov     qword [rel req_if_none_match_len], rax ; and its length (the last such field wins)
+        jmp     short parse_headers.next_field
+parse_headers.not_if_none_match:
+        cmp     rdx, 5
+        jne     short parse_headers.not_range
+        mov     eax, dword [rcx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x676e6172                 ; "rang"
+        jne     short parse_headers.not_range
+        mov     eax, dword [rcx+1]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x65676e61                 ; "ange"
+        jne     short parse_headers.not_range
+        mov     qword [rel req_range], r11      ; for a 206: the value
+        mov     rax, r9
+        sub     rax, r11
+        mov     qword [rel req_range_len], rax  ; and its length (the last such field wins)
+        jmp     short parse_headers.next_field
+parse_headers.not_range:
+        cmp     rdx, 8
+        jne     short parse_headers.not_if_range
+        mov     eax, dword [rcx]
+        or      eax, 0x20002020                 ; to lower case
+        cmp     eax, 0x722d6669                 ; "if-r"
+        jne     short parse_headers.not_if_range
+        mov     eax, dword [rcx+4]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x65676e61                 ; "ange"
+        jne     short parse_headers.not_if_range
+        mov     qword [rel req_if_range], r11   ; for a 206: the value
+        mov     rax, r9
+        sub     rax, r11
+        mov     qword [rel req_if_range_len], rax ; and its length (the last such field wins)
+        jmp     short parse_headers.next_field
+parse_headers.not_if_range:
 parse_headers.next_field:
         add     rsi, 2                          ; past the field's CR LF
         jmp     near parse_headers
@@ -1674,47 +1760,704 @@ prepare_response:
         shl     rcx, 5                          ; index * 32
         lea     r10, [rel responses]
         add     r10, rcx                        ; r10 = &responses[index]
+        movzx   eax, byte [r10+resp_flags]      ; the kind: the flags' low byte
+        cmp     eax, 1                          ; entity
+        je      short kind_entity
+        jmp     near kind_fixed                 ; fixed
+
+;; --------------------------------------------------------------------------
+;; prepare_response: an entity
+;; C: r11 = its representation for Accept-Encoding;
+;;    if ((GET || HEAD) && If-None-Match lists its ETag) 304;
+;;    else if (GET && Range && (!If-Range || If-Range == ETag)) 206 or 416; else 200
+;; RFC 9110 13.2.2: If-None-Match first, then Range (14.2), which only GET
+;; honours; a Range that is malformed, has several ranges or another unit is
+;; ignored: the whole body. Each answer sends a prefix of the
+;; representation's field lines (rep_len_304, rep_len_ranged, rep_len_full).
+kind_entity:
+        mov     ecx, dword [r10+resp_flags]
+        shr     ecx, 16                         ; ecx = its codings: 1 br, 2 gzip, 4 identity
+        xor     eax, eax                        ; the first representation
+        cmp     ecx, 4
+        je      short kind_entity.one_coding    ; identity alone: nothing to choose
+        push    r10
+        call    choose_coding                   ; eax = how many representations come before the chosen one
+        pop     r10
+kind_entity.one_coding:
+        add     eax, dword [r10+resp_reps]
+        shl     rax, 5                          ; index * 32
+        lea     r11, [rel representations]
+        add     r11, rax                        ; r11 = the representation
+        ; rdi = its field lines; r8, r9 = its body and length.
+        lea     rdi, [rel response_heads]
+        mov     eax, dword [r11+rep_fields]
+        add     rdi, rax
+        mov     qword [rbx+conn_iov+32], rdi    ; iov[fields] = its field lines; the length below
+        mov     qword [rbx+conn_iov+40], 0
+        lea     r8, [rel response_bodies]
+        mov     eax, dword [r11+rep_body]
+        add     r8, rax
+        mov     r9d, dword [r11+rep_body_len]
+        mov     qword [rbx+conn_iov+24], 0
+        cmp     dword [rel req_method], 2
+        ja      near kind_entity.full           ; neither GET nor HEAD: no conditions
+        cmp     qword [rel req_if_none_match_len], 0
+        je      short kind_entity.no_if_none_match
+        mov     rsi, qword [rel req_if_none_match]
+        mov     rcx, qword [rel req_if_none_match_len]
+        call    etag_listed                     ; eax = 1: the ETag is listed (weak comparison)
+        test    eax, eax
+        jnz     near kind_entity.not_modified
+kind_entity.no_if_none_match:
+        cmp     dword [rel req_method], 1
+        jne     short kind_entity.full          ; HEAD ignores Range
+        cmp     qword [rel req_range_len], 0
+        je      short kind_entity.full
+        cmp     qword [rel req_if_range_len], 0
+        je      short kind_entity.range
+        ; If-Range: the Range counts only when the tag is this one, compared strongly
+        ; (a date or a weak tag never matches here: there is no Last-Modified).
+        cmp     qword [rel req_if_range_len], 18
+        jne     short kind_entity.full
+        mov     rsi, qword [rel req_if_range]
+        lea     rdx, [rel response_heads]
+        mov     eax, dword [r11+rep_etag]
+        add     rdx, rax                        ; rdx = the ETag
+        mov     rax, qword [rsi]                ; the 18 bytes: 8, 8, then 2
+        cmp     rax, qword [rdx]
+        jne     short kind_entity.full
+        mov     rax, qword [rsi+8]
+        cmp     rax, qword [rdx+8]
+        jne     short kind_entity.full
+        movzx   eax, word [rsi+16]
+        cmp     word [rdx+16], ax
+        jne     short kind_entity.full
+kind_entity.range:
+        mov     rsi, qword [rel req_range]
+        mov     rcx, qword [rel req_range_len]
+        mov     rdx, r9                         ; the representation's length
+        call    parse_range                     ; eax = 0 ignore it, 1 satisfiable (rdx = first, rcx = last), 2 not
+        cmp     eax, 1
+        je      short kind_entity.ranged
+        ja      near kind_entity.unsatisfiable
+kind_entity.full:
+        mov     eax, dword [r11+rep_len_full]
+        mov     qword [rbx+conn_iov+40], rax    ; all of its field lines
+        lea     rsi, [rel response_heads]
+        mov     eax, dword [r10+resp_head]
+        add     rsi, rax
+        mov     edx, dword [r10+resp_head_len]
+        mov     qword [rbx+conn_iov], rsi       ; iov[status] = the 200 status line
+        mov     qword [rbx+conn_iov+8], rdx
+        jmp     near finish_response
+kind_entity.not_modified:
+        mov     eax, dword [r11+rep_len_304]
+        mov     qword [rbx+conn_iov+40], rax    ; up to Vary: no Content-Type, no Content-Length
+        lea     rax, [rel status_304]
+        mov     qword [rbx+conn_iov], rax       ; iov[status] = the 304 status line
+        mov     qword [rbx+conn_iov+8], 27
+        xor     r9d, r9d                        ; no body
+        jmp     near finish_response
+kind_entity.ranged:
+        mov     r10, rdx                        ; r10 = the first byte
+        add     r8, rdx                         ; the body from there
+        mov     r9, rcx
+        sub     r9, rdx
+        inc     r9                              ; r9 = last - first + 1 bytes
+        mov     eax, dword [r11+rep_len_ranged]
+        mov     qword [rbx+conn_iov+40], rax    ; all but Content-Length
+        lea     rax, [rel status_206]
+        mov     qword [rbx+conn_iov], rax       ; iov[status] = the 206 status line
+        mov     qword [rbx+conn_iov+8], 30
+        mov     rdi, qword [rbx+conn_buf]
+        lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
+        mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
+        lea     rsi, [rel range_text]
+        mov     ecx, 21
+        rep movsb
+        mov     rax, r10
+        call    append_u64                      ; the first byte
+        mov     byte [rdi], '-'
+        inc     rdi
+        lea     rax, [r10+r9-1]                 ; first + count - 1
+        call    append_u64                      ; the last byte
+        mov     byte [rdi], '/'
+        inc     rdi
+        mov     eax, dword [r11+rep_body_len]
+        call    append_u64                      ; the representation's length
+        lea     rsi, [rel length_text]
+        mov     ecx, 18
+        rep movsb
+        mov     rax, r9
+        call    append_u64                      ; the bytes sent
+        mov     word [rdi], 2573                ; CR LF
+        add     rdi, 2
+        sub     rdi, qword [rbx+conn_iov+16]
+        mov     qword [rbx+conn_iov+24], rdi    ; its length
+        jmp     near finish_response
+kind_entity.unsatisfiable:
+        mov     eax, dword [r11+rep_len_shared]
+        mov     qword [rbx+conn_iov+40], rax    ; only the shared fields
+        lea     rax, [rel status_416]
+        mov     qword [rbx+conn_iov], rax       ; iov[status] = the 416 status line
+        mov     qword [rbx+conn_iov+8], 36
+        mov     rdi, qword [rbx+conn_buf]
+        lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
+        mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
+        lea     rsi, [rel unsatisfied_text]
+        mov     ecx, 23
+        rep movsb
+        mov     eax, dword [r11+rep_body_len]
+        call    append_u64                      ; the representation's length
+        lea     rsi, [rel length_text]
+        mov     ecx, 18
+        rep movsb
+        mov     byte [rdi], '0'                 ; Content-Length: 0
+        inc     rdi
+        mov     word [rdi], 2573                ; CR LF
+        add     rdi, 2
+        sub     rdi, qword [rbx+conn_iov+16]
+        mov     qword [rbx+conn_iov+24], rdi    ; its length
+        xor     r9d, r9d                        ; no body
+        jmp     short finish_response
 
 ;; --------------------------------------------------------------------------
 ;; prepare_response: a fixed response
-;; C: iov[0] = { head for conn_mode }; iov[1] = { date_line }; iov[2] = { body, HEAD ? 0 : body_len }
-;; Head and body were made at compile time; the Date line is made at most once
-;; a second (refresh_date). HEAD gets the same head and no body.
+;; C: iov[status] = { head, head_len }; r8, r9 = body, body_len; goto finish_response
+;; Head and body were made at compile time.
 kind_fixed:
         lea     rsi, [rel response_heads]
         mov     eax, dword [r10+resp_head]      ; head offset
-        add     rsi, rax                        ; rsi = the head with Connection: close
-        mov     edx, dword [r10+resp_len_close] ; rdx = its length
-        movzx   ecx, word [rbx+conn_mode]
-        test    ecx, ecx
-        jz      short kind_fixed.head_ready     ; mode 0: close
-        add     rsi, rdx                        ; the keep-alive head follows it
-        mov     edx, dword [r10+resp_len_keep]
-        cmp     ecx, 1
-        je      short kind_fixed.head_ready     ; mode 1: HTTP/1.1 keep-alive
-        add     rsi, rdx                        ; then the HTTP/1.0 keep-alive head
-        mov     edx, dword [r10+resp_len_keep10]
-kind_fixed.head_ready:
-        mov     qword [rbx+conn_iov], rsi       ; iov[0] = { head, head_len }
+        add     rsi, rax                        ; rsi = the head
+        mov     edx, dword [r10+resp_head_len]
+        mov     qword [rbx+conn_iov], rsi       ; iov[status] = the head
         mov     qword [rbx+conn_iov+8], rdx
+        mov     qword [rbx+conn_iov+24], 0      ; nothing else made here
+        mov     qword [rbx+conn_iov+40], 0
         lea     r8, [rel response_bodies]
         mov     eax, dword [r10+resp_body]      ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+resp_body_len]  ; r9 = its length
+        jmp     short finish_response
+
+;; --------------------------------------------------------------------------
+;; prepare_response: the parts every answer ends with
+;; C: iov[conn] = Connection line for conn_mode; iov[date] = { date_line, 39 };
+;;    iov[body] = { r8, HEAD ? 0 : r9 }
+;; The Date line is made at most once a second (refresh_date). HEAD gets
+;; the same head and no body.
+finish_response:
         cmp     dword [rel req_method], 2       ; HEAD?
-        jne     short kind_fixed.body_ready
+        jne     short finish_response.body_ready
         xor     r9d, r9d                        ; HEAD: the same head, no body
-kind_fixed.body_ready:
-        mov     qword [rbx+conn_iov+32], r8     ; iov[2] = { body, body_len }
-        mov     qword [rbx+conn_iov+40], r9
+finish_response.body_ready:
+        mov     qword [rbx+conn_iov+80], r8     ; iov[body] = the body
+        mov     qword [rbx+conn_iov+88], r9
+        movzx   ecx, word [rbx+conn_mode]
+        lea     rsi, [rel conn_close]
+        mov     edx, 19
+        test    ecx, ecx
+        jz      short finish_response.conn_ready ; mode 0: Connection: close
+        lea     rsi, [rel conn_keep10]
+        mov     edx, 24
+        cmp     ecx, 2
+        je      short finish_response.conn_ready ; mode 2: HTTP/1.0 keep-alive
+        xor     edx, edx                        ; mode 1: HTTP/1.1 keeps the connection by default
+finish_response.conn_ready:
+        mov     qword [rbx+conn_iov+48], rsi    ; iov[conn] = the Connection line
+        mov     qword [rbx+conn_iov+56], rdx
         mov     rax, qword [rel clock_now]
         cmp     rax, qword [rel date_expires]   ; a new second since the Date line was made?
-        jl      short kind_fixed.date_fresh
+        jl      short finish_response.date_fresh
         call    refresh_date
-kind_fixed.date_fresh:
+finish_response.date_fresh:
         lea     rax, [rel date_line]
-        mov     qword [rbx+conn_iov+16], rax    ; iov[1] = { date_line, 39 }
-        mov     qword [rbx+conn_iov+24], 39
+        mov     qword [rbx+conn_iov+64], rax    ; iov[date] = date_line
+        mov     qword [rbx+conn_iov+72], 39
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine choose_coding(ecx = the codings an entity has)
+;; C: q[br, gzip, identity, *] = from Accept-Encoding; c = argmax over the codings it has of
+;;    (q[c] set ? q[c] : q[*] set ? q[*] : c == identity ? 0.001 : 0); eax = c's rank
+;; RFC 9110 12.5.3: each coding's q-value (in thousandths; q=0: not acceptable).
+;; Equal values prefer br, then gzip, then identity. No Accept-Encoding: identity;
+;; identity that nothing names is the last resort. When nothing is
+;; acceptable, identity anyway. x-gzip is gzip. The q-values live on the stack:
+;; [rsp] br, [rsp+4] gzip, [rsp+8] identity, [rsp+12] *, -1 when not named.
+;; Returns in eax how many of its representations come before the chosen one.
+;; Clobbers rcx, rdx, rsi, rdi, r8-r11.
+choose_coding:
+        sub     rsp, 16                         ; q[4]
+        mov     dword [rsp], -1
+        mov     dword [rsp+4], -1
+        mov     dword [rsp+8], -1
+        mov     dword [rsp+12], -1
+        mov     r11d, ecx                       ; r11d = the codings it has
+        mov     rsi, qword [rel req_accept_encoding]
+        mov     rdi, rsi
+        add     rdi, qword [rel req_accept_encoding_len] ; rdi = the value's end (none: rsi)
+choose_coding.element:
+        cmp     rsi, rdi
+        jae     near decide                     ; every element read
+        movzx   eax, byte [rsi]
+        cmp     eax, ','
+        je      short choose_coding.separator
+        cmp     eax, ' '
+        je      short choose_coding.separator
+        cmp     eax, 9
+        jne     short choose_coding.token
+choose_coding.separator:
+        inc     rsi
+        jmp     short choose_coding.element
+choose_coding.token:
+        mov     rdx, rsi                        ; rdx = the coding's name
+choose_coding.token_char:
+        cmp     rsi, rdi
+        jae     short choose_coding.token_end
+        movzx   eax, byte [rsi]
+        cmp     eax, ','
+        je      short choose_coding.token_end
+        cmp     eax, ';'
+        je      short choose_coding.token_end
+        cmp     eax, ' '
+        je      short choose_coding.token_end
+        cmp     eax, 9
+        je      short choose_coding.token_end
+        inc     rsi
+        jmp     short choose_coding.token_char
+choose_coding.token_end:
+        mov     rcx, rsi
+        sub     rcx, rdx                        ; rcx = its length
+        mov     r8, -1                          ; r8 = its offset in q, -1: a coding no representation has
+        cmp     rcx, 2
+        jne     short choose_coding.not_br
+        movzx   eax, word [rdx]
+        or      eax, 0x2020                     ; to lower case
+        cmp     eax, 0x7262                     ; "br"
+        jne     short choose_coding.not_br
+        mov     r8d, 0                          ; br: q + 0
+        jmp     near choose_coding.named
+choose_coding.not_br:
+        cmp     rcx, 4
+        jne     short choose_coding.not_gzip
+        mov     eax, dword [rdx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x70697a67                 ; "gzip"
+        jne     short choose_coding.not_gzip
+        mov     r8d, 4                          ; gzip: q + 4
+        jmp     short choose_coding.named
+choose_coding.not_gzip:
+        cmp     rcx, 6
+        jne     short choose_coding.not_x_gzip
+        mov     eax, dword [rdx]
+        or      eax, 0x20200020                 ; to lower case
+        cmp     eax, 0x7a672d78                 ; "x-gz"
+        jne     short choose_coding.not_x_gzip
+        mov     eax, dword [rdx+2]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x70697a67                 ; "gzip"
+        jne     short choose_coding.not_x_gzip
+        mov     r8d, 4                          ; x-gzip: q + 4
+        jmp     short choose_coding.named
+choose_coding.not_x_gzip:
+        cmp     rcx, 8
+        jne     short choose_coding.not_identity
+        mov     eax, dword [rdx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x6e656469                 ; "iden"
+        jne     short choose_coding.not_identity
+        mov     eax, dword [rdx+4]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x79746974                 ; "tity"
+        jne     short choose_coding.not_identity
+        mov     r8d, 8                          ; identity: q + 8
+        jmp     short choose_coding.named
+choose_coding.not_identity:
+        cmp     rcx, 1
+        jne     short choose_coding.not_star
+        cmp     byte [rdx], '*'                 ; "*"
+        jne     short choose_coding.not_star
+        mov     r8d, 12                         ; *: q + 12
+        jmp     short choose_coding.named
+choose_coding.not_star:
+choose_coding.named:
+        mov     r9d, 1000                       ; r9 = its q: 1 unless a parameter says otherwise
+choose_coding.params:
+choose_coding.ows:
+        cmp     rsi, rdi
+        jae     short choose_coding.ows_done
+        cmp     byte [rsi], ' '
+        je      short choose_coding.ows_char
+        cmp     byte [rsi], 9
+        jne     short choose_coding.ows_done    ; rsi at what follows the spaces and tabs
+choose_coding.ows_char:
+        inc     rsi
+        jmp     short choose_coding.ows
+choose_coding.ows_done:
+        cmp     rsi, rdi
+        jae     near choose_coding.store
+        cmp     byte [rsi], ';'                 ; a parameter?
+        jne     near choose_coding.store
+        inc     rsi
+choose_coding.param_ows:
+        cmp     rsi, rdi
+        jae     short choose_coding.param_ows_done
+        cmp     byte [rsi], ' '
+        je      short choose_coding.param_ows_char
+        cmp     byte [rsi], 9
+        jne     short choose_coding.param_ows_done ; rsi at what follows the spaces and tabs
+choose_coding.param_ows_char:
+        inc     rsi
+        jmp     short choose_coding.param_ows
+choose_coding.param_ows_done:
+        cmp     rsi, rdi
+        jae     near choose_coding.store
+        movzx   eax, byte [rsi]
+        or      eax, 32
+        cmp     eax, 'q'
+        jne     near choose_coding.param_skip   ; another parameter: ignored
+        cmp     byte [rsi+1], '='               ; the value ends before the head's CR LF: safe to read
+        jne     near choose_coding.param_skip
+        add     rsi, 2
+        ; qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
+        cmp     rsi, rdi
+        jae     short choose_coding.bad_q
+        movzx   eax, byte [rsi]
+        sub     eax, '0'
+        cmp     eax, 1
+        ja      short choose_coding.bad_q       ; not 0 or 1
+        imul    r9d, eax, 1000
+        inc     rsi
+        cmp     rsi, rdi
+        jae     short choose_coding.q_done
+        cmp     byte [rsi], '.'
+        jne     short choose_coding.q_done
+        inc     rsi
+        cmp     rsi, rdi
+        jae     short choose_coding.q_done
+        movzx   eax, byte [rsi]
+        sub     eax, '0'
+        cmp     eax, 9
+        ja      short choose_coding.q_done
+        imul    eax, eax, 100
+        add     r9d, eax                        ; digit * 100
+        inc     rsi
+        cmp     rsi, rdi
+        jae     short choose_coding.q_done
+        movzx   eax, byte [rsi]
+        sub     eax, '0'
+        cmp     eax, 9
+        ja      short choose_coding.q_done
+        imul    eax, eax, 10
+        add     r9d, eax                        ; digit * 10
+        inc     rsi
+        cmp     rsi, rdi
+        jae     short choose_coding.q_done
+        movzx   eax, byte [rsi]
+        sub     eax, '0'
+        cmp     eax, 9
+        ja      short choose_coding.q_done
+        add     r9d, eax                        ; digit * 1
+        inc     rsi
+choose_coding.q_done:
+        cmp     r9d, 1000
+        jbe     short choose_coding.param_skip
+choose_coding.bad_q:
+        mov     r9d, 0                          ; over 1 or malformed: not acceptable
+choose_coding.param_skip:
+        cmp     rsi, rdi
+        jae     short choose_coding.store
+        movzx   eax, byte [rsi]
+        cmp     eax, ';'
+        je      near choose_coding.params       ; the next parameter
+        cmp     eax, ','
+        je      short choose_coding.store
+        inc     rsi
+        jmp     short choose_coding.param_skip
+choose_coding.store:
+        test    r8, r8
+        js      near choose_coding.element      ; not a coding we have
+        mov     dword [rsp+r8], r9d             ; its q
+        jmp     near choose_coding.element
+
+;; --------------------------------------------------------------------------
+;; choose_coding: the best coding it has
+;; C: for (c = br; c <= identity; c++) if (has(c) && q(c) > best) best = q(c), rank = n; n += has(c)
+;; r9d = the best q so far, r8d = its rank, ecx = the representations seen.
+decide:
+        mov     r9, -1
+        xor     ecx, ecx
+        test    r11d, 1                         ; has it br?
+        jz      short decide.absent
+        mov     eax, dword [rsp]                ; q[br]
+        test    eax, eax
+        jns     short decide.q_known
+        mov     eax, dword [rsp+12]             ; q[*]
+        test    eax, eax
+        jns     short decide.q_known
+        mov     eax, 0                          ; not named: not acceptable
+decide.q_known:
+        cmp     eax, r9d
+        jle     short decide.not_better         ; equal: the earlier coding stays
+        mov     r9d, eax
+        mov     r8d, ecx
+decide.not_better:
+        inc     ecx
+decide.absent:
+        test    r11d, 2                         ; has it gzip?
+        jz      short decide.absent_2
+        mov     eax, dword [rsp+4]              ; q[gzip]
+        test    eax, eax
+        jns     short decide.q_known_2
+        mov     eax, dword [rsp+12]             ; q[*]
+        test    eax, eax
+        jns     short decide.q_known_2
+        mov     eax, 0                          ; not named: not acceptable
+decide.q_known_2:
+        cmp     eax, r9d
+        jle     short decide.not_better_2       ; equal: the earlier coding stays
+        mov     r9d, eax
+        mov     r8d, ecx
+decide.not_better_2:
+        inc     ecx
+decide.absent_2:
+        test    r11d, 4                         ; has it identity?
+        jz      short decide.absent_3
+        mov     eax, dword [rsp+8]              ; q[identity]
+        test    eax, eax
+        jns     short decide.q_known_3
+        mov     eax, dword [rsp+12]             ; q[*]
+        test    eax, eax
+        jns     short decide.q_known_3
+        mov     eax, 1                          ; identity: acceptable, last
+decide.q_known_3:
+        cmp     eax, r9d
+        jle     short decide.not_better_3       ; equal: the earlier coding stays
+        mov     r9d, eax
+        mov     r8d, ecx
+decide.not_better_3:
+        inc     ecx
+decide.absent_3:
+        test    r9d, r9d
+        jg      short decide.chosen
+        lea     r8, [rcx-1]                     ; nothing acceptable: identity, the last
+decide.chosen:
+        mov     eax, r8d
+        add     rsp, 16
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine etag_listed(rsi = If-None-Match, rcx = its length, r11 = representation)
+;; C: eax = value == "*" || any entity-tag in it, W/ or not, has the ETag's opaque-tag
+;; RFC 9110 13.1.2: If-None-Match compares weakly, so W/"x" matches "x".
+;; A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi, r8.
+etag_listed:
+        lea     rdx, [rel response_heads]
+        mov     eax, dword [r11+rep_etag]
+        add     rdx, rax                        ; rdx = the ETag, quotes included
+        lea     rdi, [rsi+rcx]                  ; rdi = the value's end
+etag_listed.element:
+        cmp     rsi, rdi
+        jae     short etag_listed.not_listed
+        movzx   eax, byte [rsi]
+        cmp     eax, ','
+        je      short etag_listed.separator
+        cmp     eax, ' '
+        je      short etag_listed.separator
+        cmp     eax, 9
+        je      short etag_listed.separator
+        cmp     eax, '*'
+        je      short etag_listed.listed        ; any representation
+        cmp     eax, 'W'
+        jne     short etag_listed.quoted
+        cmp     byte [rsi+1], '/'               ; W/: a weak tag, compared all the same
+        jne     short etag_listed.not_listed
+        add     rsi, 2
+etag_listed.quoted:
+        cmp     byte [rsi], '"'
+        jne     short etag_listed.not_listed    ; not an entity-tag
+        mov     r8, rsi                         ; r8 = the tag, from its opening quote
+etag_listed.closing_quote:
+        inc     rsi
+        cmp     rsi, rdi
+        jae     short etag_listed.not_listed    ; no closing quote
+        cmp     byte [rsi], '"'
+        jne     short etag_listed.closing_quote
+        inc     rsi                             ; past it
+        mov     rax, rsi
+        sub     rax, r8
+        cmp     rax, 18                         ; an ETag's length?
+        jne     short etag_listed.element
+        mov     rax, qword [r8]                 ; the 18 bytes: 8, 8, then 2
+        cmp     rax, qword [rdx]
+        jne     short etag_listed.element
+        mov     rax, qword [r8+8]
+        cmp     rax, qword [rdx+8]
+        jne     short etag_listed.element
+        movzx   eax, word [r8+16]
+        cmp     word [rdx+16], ax
+        jne     short etag_listed.element
+        jmp     short etag_listed.listed
+etag_listed.separator:
+        inc     rsi
+        jmp     short etag_listed.element
+etag_listed.listed:
+        mov     eax, 1
+        ret
+etag_listed.not_listed:
+        xor     eax, eax
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine parse_range(rsi = Range, rcx = its length, rdx = the length)
+;; C: "bytes=" (first "-" [last] | "-" suffix) -> eax = 1 (rdx = first, rcx = last),
+;;    2 unsatisfiable, 0 anything else: ignore it
+;; RFC 9110 14.1.2: one range of bytes. A last byte past the end is the end;
+;; a first byte at or past it, or a suffix of 0, cannot be satisfied (416).
+;; last < first, another unit, several ranges or junk: the Range is ignored
+;; (several ranges may be answered with the whole body, 14.2). Numbers over
+;; 15 digits are junk too. Keeps r8-r11; clobbers rax, rcx, rdx, rsi, rdi.
+parse_range:
+        push    r8
+        push    r9
+        mov     r9, rdx                         ; r9 = the representation's length
+        lea     rdi, [rsi+rcx]                  ; rdi = the value's end
+        cmp     rcx, 6
+        jb      near parse_range.ignore
+        mov     eax, dword [rsi]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x65747962                 ; "byte"
+        jne     near parse_range.ignore
+        mov     eax, dword [rsi+2]
+        or      eax, 0x202020                   ; to lower case
+        cmp     eax, 0x3d736574                 ; "tes="
+        jne     near parse_range.ignore
+        add     rsi, 6
+parse_range.ows:
+        cmp     rsi, rdi
+        jae     short parse_range.ows_done
+        cmp     byte [rsi], ' '
+        je      short parse_range.ows_char
+        cmp     byte [rsi], 9
+        jne     short parse_range.ows_done      ; rsi at what follows the spaces and tabs
+parse_range.ows_char:
+        inc     rsi
+        jmp     short parse_range.ows
+parse_range.ows_done:
+        cmp     rsi, rdi
+        jae     near parse_range.ignore
+        cmp     byte [rsi], '-'
+        je      short parse_range.suffix
+        call    range_number                    ; rax = the first byte, ecx = its digits
+        test    ecx, ecx
+        jz      near parse_range.ignore
+        mov     r8, rax                         ; r8 = first
+        cmp     rsi, rdi
+        jae     near parse_range.ignore
+        cmp     byte [rsi], '-'
+        jne     near parse_range.ignore
+        inc     rsi
+        call    range_number                    ; rax = the last byte, ecx = its digits (none: to the end)
+        mov     rdx, -1                         ; no last byte: the end
+        test    ecx, ecx
+        jz      short parse_range.after
+parse_range.have_last:
+        mov     rdx, rax                        ; rdx = last
+        cmp     rdx, r8
+        jb      near parse_range.ignore         ; last < first: invalid
+parse_range.after:
+parse_range.ows_end:
+        cmp     rsi, rdi
+        jae     short parse_range.ows_end_done
+        cmp     byte [rsi], ' '
+        je      short parse_range.ows_end_char
+        cmp     byte [rsi], 9
+        jne     short parse_range.ows_end_done  ; rsi at what follows the spaces and tabs
+parse_range.ows_end_char:
+        inc     rsi
+        jmp     short parse_range.ows_end
+parse_range.ows_end_done:
+        cmp     rsi, rdi
+        jne     short parse_range.ignore        ; a second range, or junk
+        cmp     r8, r9
+        jae     short parse_range.unsatisfiable ; the first byte is past the end
+        lea     rax, [r9-1]                     ; the last byte there is
+        cmp     rdx, rax
+        jbe     short parse_range.clamped
+        mov     rdx, rax
+parse_range.clamped:
+        mov     rcx, rdx                        ; rcx = last
+        mov     rdx, r8                         ; rdx = first
+parse_range.satisfiable:
+        mov     eax, 1
+        jmp     short parse_range.out
+parse_range.suffix:
+        inc     rsi
+        call    range_number                    ; rax = how many last bytes
+        test    ecx, ecx
+        jz      short parse_range.ignore
+        mov     r8, rax
+parse_range.ows_suffix:
+        cmp     rsi, rdi
+        jae     short parse_range.ows_suffix_done
+        cmp     byte [rsi], ' '
+        je      short parse_range.ows_suffix_char
+        cmp     byte [rsi], 9
+        jne     short parse_range.ows_suffix_done ; rsi at what follows the spaces and tabs
+parse_range.ows_suffix_char:
+        inc     rsi
+        jmp     short parse_range.ows_suffix
+parse_range.ows_suffix_done:
+        cmp     rsi, rdi
+        jne     short parse_range.ignore
+        test    r8, r8
+        jz      short parse_range.unsatisfiable ; "-0"
+        test    r9, r9
+        jz      short parse_range.unsatisfiable ; an empty representation has no last bytes
+        cmp     r8, r9
+        jbe     short parse_range.suffix_ok
+        mov     r8, r9                          ; more than there is: all of it
+parse_range.suffix_ok:
+        lea     rcx, [r9-1]                     ; rcx = last: the end
+        mov     rdx, r9
+        sub     rdx, r8                         ; rdx = first: length - n
+        jmp     short parse_range.satisfiable
+parse_range.unsatisfiable:
+        mov     eax, 2
+        jmp     short parse_range.out
+parse_range.ignore:
+        xor     eax, eax
+parse_range.out:
+        pop     r9
+        pop     r8
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine range_number(rsi = digits, rdi = the end)
+;; C: for (rax = 0, ecx = 0; rsi < rdi && isdigit(*rsi); rsi++, ecx++) rax = rax * 10 + *rsi - '0'
+;; At most 15 digits, so rax cannot overflow; more: ecx = 0, junk.
+;; Clobbers rdx.
+range_number:
+        xor     eax, eax
+        xor     ecx, ecx
+range_number.digit:
+        cmp     rsi, rdi
+        jae     short range_number.done
+        movzx   edx, byte [rsi]
+        sub     edx, '0'
+        cmp     edx, 9
+        ja      short range_number.done
+        cmp     ecx, 15
+        jae     short range_number.too_long
+        imul    rax, rax, 10
+        add     rax, rdx
+        inc     ecx
+        inc     rsi
+        jmp     short range_number.digit
+range_number.too_long:
+        xor     ecx, ecx
+range_number.done:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -2125,49 +2868,37 @@ day_names:
 month_names:
         db "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
-; every response's status line and header fields, three times: with
-; "Connection: close", with nothing (HTTP/1.1 keep-alive), and with
-; "Connection: keep-alive" (HTTP/1.0); protocol errors only close.
-; The Date line and the blank line follow from date_line. (824 bytes)
+; every response's head: a fixed one's status line and field lines; an
+; entity's 200 status line, then each representation's field lines. The
+; Connection line and the Date line follow from conn_close/conn_keep10 and
+; date_line. (589 bytes)
         align 8, db 0
 response_heads:
         db "HTTP/1.1 200 OK", 13, 10
+        db "ETag: ", 34, "65760878ae4c49a1", 34, 13, 10
         db "Content-Type: text/plain", 13, 10
+        db "Accept-Ranges: bytes", 13, 10
         db "Content-Length: 21", 13, 10
-        db "Connection: close", 13, 10
-        db "HTTP/1.1 200 OK", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 21", 13, 10
-        db "HTTP/1.1 200 OK", 13, 10
-        db "Content-Type: text/plain", 13, 10
-        db "Content-Length: 21", 13, 10
-        db "Connection: keep-alive", 13, 10
         db "HTTP/1.1 400 Bad Request", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 16", 13, 10
-        db "Connection: close", 13, 10
         db "HTTP/1.1 413 Content Too Large", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 22", 13, 10
-        db "Connection: close", 13, 10
         db "HTTP/1.1 414 URI Too Long", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 17", 13, 10
-        db "Connection: close", 13, 10
         db "HTTP/1.1 431 Request Header Fields Too Large", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 36", 13, 10
-        db "Connection: close", 13, 10
         db "HTTP/1.1 501 Not Implemented", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 20", 13, 10
-        db "Connection: close", 13, 10
         db "HTTP/1.1 505 HTTP Version Not Supported", 13, 10
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 31", 13, 10
-        db "Connection: close", 13, 10
 
-; every response's body, back to back (163 bytes)
+; every response's body, back to back; identical bodies once (163 bytes)
         align 8, db 0
 response_bodies:
         db "Hello from assembly!", 10
@@ -2178,18 +2909,66 @@ response_bodies:
         db "501 Not Implemented", 10
         db "505 HTTP Version Not Supported", 10
 
-; the response table, one 32-byte record per response: head offset,
-; head lengths (close, keep-alive, keep-alive 1.0), body offset,
-; body length, status, flags (kind, always close) (224 bytes)
+; the response table, one 32-byte record per response: head offset and
+; length, body offset and length, status, flags (kind, always close,
+; codings), first representation (224 bytes)
         align 32, db 0
 responses:
-        dd 0, 82, 63, 87, 0, 21, 200, 0         ; 0: every request (fixed)
-        dd 232, 91, 0, 0, 21, 16, 400, 256      ; 1: 400 for a malformed request (fixed, closes)
-        dd 323, 97, 0, 0, 37, 22, 413, 256      ; 2: 413 for a body over limits.body_bytes (fixed, closes)
-        dd 420, 92, 0, 0, 59, 17, 414, 256      ; 3: 414 for a request line over limits.request_bytes (fixed, closes)
-        dd 512, 111, 0, 0, 76, 36, 431, 256     ; 4: 431 for a header section over limits.request_bytes (fixed, closes)
-        dd 623, 95, 0, 0, 112, 20, 501, 256     ; 5: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
-        dd 718, 106, 0, 0, 132, 31, 505, 256    ; 6: 505 for HTTP/2 and above (fixed, closes)
+        dd 0, 17, 0, 0, 200, 262145, 0, 0       ; 0: every request (entity)
+        dd 111, 72, 21, 16, 400, 256, 1, 0      ; 1: 400 for a malformed request (fixed, closes)
+        dd 183, 78, 37, 22, 413, 256, 1, 0      ; 2: 413 for a body over limits.body_bytes (fixed, closes)
+        dd 261, 73, 59, 17, 414, 256, 1, 0      ; 3: 414 for a request line over limits.request_bytes (fixed, closes)
+        dd 334, 92, 76, 36, 431, 256, 1, 0      ; 4: 431 for a header section over limits.request_bytes (fixed, closes)
+        dd 426, 76, 112, 20, 501, 256, 1, 0     ; 5: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        dd 502, 87, 132, 31, 505, 256, 1, 0     ; 6: 505 for HTTP/2 and above (fixed, closes)
+
+; an entity's representations, one 32-byte record each: field lines
+; offset, the lengths a 416, 304, 206 and 200 send of them, body offset
+; and length, ETag offset (32 bytes)
+        align 32, db 0
+representations:
+        dd 17, 0, 26, 74, 94, 0, 21, 23         ; 0: every request (identity)
+
+; the Connection line of a closing answer (19 bytes)
+        align 8, db 0
+conn_close:
+        db "Connection: close", 13, 10
+
+; ... of a keep-alive answer to HTTP/1.0 (HTTP/1.1 needs none) (24 bytes)
+        align 8, db 0
+conn_keep10:
+        db "Connection: keep-alive", 13, 10
+
+; an entity's status lines (27 bytes)
+        align 8, db 0
+status_304:
+        db "HTTP/1.1 304 Not Modified", 13, 10
+
+;  (30 bytes)
+        align 8, db 0
+status_206:
+        db "HTTP/1.1 206 Partial Content", 13, 10
+
+;  (36 bytes)
+        align 8, db 0
+status_416:
+        db "HTTP/1.1 416 Range Not Satisfiable", 13, 10
+
+; what a 206 makes in the scratch (21 bytes)
+        align 8, db 0
+range_text:
+        db "Content-Range: bytes "
+
+;  (18 bytes)
+        align 8, db 0
+length_text:
+        db 13, 10
+        db "Content-Length: "
+
+; ... and a 416 (23 bytes)
+        align 8, db 0
+unsatisfied_text:
+        db "Content-Range: bytes */"
 
 ; error message start (33 bytes)
         align 8, db 0
@@ -2473,6 +3252,46 @@ req_cl_count:
 req_te:
         resb 4
 
+; the Accept-Encoding field's value (8 bytes)
+        alignb 8
+req_accept_encoding:
+        resb 8
+
+; its length; 0: none (8 bytes)
+        alignb 8
+req_accept_encoding_len:
+        resb 8
+
+; the If-None-Match field's value (8 bytes)
+        alignb 8
+req_if_none_match:
+        resb 8
+
+; its length; 0: none (8 bytes)
+        alignb 8
+req_if_none_match_len:
+        resb 8
+
+; the Range field's value (8 bytes)
+        alignb 8
+req_range:
+        resb 8
+
+; its length; 0: none (8 bytes)
+        alignb 8
+req_range_len:
+        resb 8
+
+; the If-Range field's value (8 bytes)
+        alignb 8
+req_if_range:
+        resb 8
+
+; its length; 0: none (8 bytes)
+        alignb 8
+req_if_range_len:
+        resb 8
+
 ; clock_now (ms) when date_line must be made again (8 bytes)
         alignb 8
 date_expires:
@@ -2508,10 +3327,10 @@ line_buf:
 conn:
         resb 256
 
-; the request is read here (16400 bytes)
+; the request is read here (16528 bytes)
         alignb 64
 request_buf:
-        resb 16400
+        resb 16528
 
 ; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
         alignb 8

@@ -188,7 +188,7 @@ MemOp field(const Layout<N>& l, const char* prefix, Reg base, F f, int extra = 0
 // epoll mode. The HTTP state machine (http_conn.cc) reads and writes it; the
 // drivers only know fd, state, deadline and what flush needs.
 enum class ConnField {
-  fd, state, served, mode, said_close, len, scanned, watch, outq, deadline, iov, discard, consume, bytes, buf, addr,
+  fd, state, served, mode, said_close, len, scanned, watch, outq, deadline, discard, consume, bytes, buf, iov, addr,
 };
 inline constexpr Layout<16> kConnLayout{{{
     {"fd", 4, "the socket"},
@@ -201,17 +201,39 @@ inline constexpr Layout<16> kConnLayout{{{
     {"watch", 4, "epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set"},
     {"outq", 4, "epoll: bytes not yet sent in the socket when the send deadline was last set"},
     {"deadline", 8, "when the current wait times out (CLOCK_MONOTONIC, ms)"},
-    {"iov", 48, "struct iovec[3]: what is left to send of head, Date line and body"},
     {"discard", 8, "body bytes still to read and drop; lingering: bytes it may still read"},
     {"consume", 8, "bytes to drop from the buffer once the response is out"},
     {"bytes", 8, "bytes read, for the connection log"},
-    {"buf", 8, "this connection's request buffer"},
+    {"buf", 8, "this connection's request buffer; its response scratch follows it"},
+    {"iov", 96, "struct iovec[6]: what is left to send of the response's parts (IovPart)"},
     // Last, so that only the logs pay for offsets past 127 (a disp32).
     {"addr", 24, "the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr"},
 }}};
 inline constexpr int kConnRecordBytes = kConnLayout.size;
 /// A request buffer holds limits.request_bytes and this much slack beyond it.
 inline constexpr int kRequestBufferSlack = 16;
+/// After the slack, each buffer has this much scratch for the parts of a
+/// response made at run time (Content-Range and Content-Length of a 206).
+inline constexpr int kResponseScratchBytes = 128;
+/// Bytes per connection buffer: the request, the slack, the scratch.
+inline constexpr int conn_buffer_bytes(int request_bytes) {
+  return request_bytes + kRequestBufferSlack + kResponseScratchBytes;
+}
+
+/// A response goes out as six parts, in this order, each an iovec of the
+/// record; a part a response does not use is empty. Every part but the body
+/// ends with CR LF, so that a response can be put together from slices of
+/// its head at line boundaries.
+enum class IovPart {
+  status,   // the status line, or a whole fixed head
+  runtime,  // lines made at run time (in the scratch), or a slice of the request
+  fields,   // a slice of the response's fields
+  conn,     // "Connection: close", nothing, or "Connection: keep-alive"
+  date,     // date_line: the Date field and the blank line
+  body,
+};
+inline constexpr int kIovParts = 6;
+inline constexpr const char* kIovPartNames[] = {"status", "runtime", "fields", "conn", "date", "body"};
 inline constexpr int kConnFree = 0, kConnReading = 1, kConnWriting = 2, kConnDiscarding = 3, kConnLingering = 4;
 inline constexpr int kWatchIn = 0, kWatchOut = 1, kWatchNone = 2;
 
@@ -220,5 +242,8 @@ inline MemOp conn(Reg base, ConnField f, int extra = 0) {
   return field(kConnLayout, "conn_", base, f, extra);
 }
 inline MemOp conn(ConnField f, int extra = 0) { return conn(kConn, f, extra); }
+/// The record's iovec for a part of the response: its base, its length.
+inline MemOp iov_base(IovPart p) { return conn(ConnField::iov, 16 * static_cast<int>(p)); }
+inline MemOp iov_len(IovPart p) { return conn(ConnField::iov, 16 * static_cast<int>(p) + 8); }
 
 }  // namespace asmsrv

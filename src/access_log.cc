@@ -99,7 +99,7 @@ void AccessLog::put(const std::string& text) {
     std::string chunk = text.substr(i, n);
     Width w = n == 4 ? Width::b32 : n == 2 ? Width::b16 : Width::b8;
     mov(mem(w, Reg::rdi, static_cast<int32_t>(i)),
-        n == 1 ? chr(chunk[0]) : imm(HttpParse::text_imm(chunk, false).first), "'" + chunk + "'");
+        n == 1 ? chr(chunk[0]) : imm(Gen::text_imm(chunk, false).first), "'" + chunk + "'");
     i += n;
   }
   if (text.size() == 1) op(Op::inc, r64(Reg::rdi));

@@ -147,24 +147,40 @@ void Conn::emit_idle() {
 
 void Conn::emit_flush() {
   Label again = local("again");
+  Label sum = local("sum");
   Label pending = local("would_block");
   Label done = local("done");
   Label fail = local("return");
-  std::array<Label, 3> partial = {local("partial"), local("partial"), local("partial")};
-  const char* part[] = {"the head", "the Date line", "the body"};
+  Label advance = local("advance");
+  Label partial = local("partial");
+  MemOp base = mem64(Reg::rsi, 0);
+  MemOp len = mem64(Reg::rsi, 8);
+  base.disp_name = "iov_base";
+  len.disp_name = "iov_len";
+  b_.constant("iov_base", 0, "struct iovec: where a part starts");
+  b_.constant("iov_len", 8, "... and how many of its bytes are left");
   block(flush_, "subroutine flush(rbx = record)", &kWritev,
-        "while (anything left) { n = writev(record.fd, record.iov, 3); advance record.iov by n }",
-        "rax = 1 when all is sent, 0 when the socket would block (the rest waits for\n"
-        "it to drain; a blocking socket says so only when its send timeout ran out),\n"
-        "or -errno. Up to three parts go out in one system call.");
+        fmt::format("while (anything left) {{ n = writev(record.fd, record.iov, {}); advance record.iov by n }}",
+                    kIovParts),
+        fmt::format("rax = 1 when all is sent, 0 when the socket would block (the rest waits for\n"
+                    "it to drain; a blocking socket says so only when its send timeout ran out),\n"
+                    "or -errno. The {} parts of the response (status, runtime, fields, conn,\n"
+                    "date, body; empty ones cost nothing) go out in one system call.",
+                    kIovParts));
   label(again);
-  mov(r64(Reg::rax), conn(ConnField::iov, 8));
-  op(Op::or_, r64(Reg::rax), conn(ConnField::iov, 24));
-  op(Op::or_, r64(Reg::rax), conn(ConnField::iov, 40), "anything left?");
+  lea(Reg::rsi, [] { MemOp m = conn(ConnField::iov); m.width = Width::none; return m; }(), "rsi = record.iov");
+  zero(Reg::rax);
+  set(Reg::rcx, kIovParts);
+  label(sum);
+  op(Op::or_, r64(Reg::rax), len, "anything left of this part?");
+  op(Op::add, r64(Reg::rsi), imm(16));
+  op(Op::dec, r32(Reg::rcx));
+  jmp(Op::jnz, sum);
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::jz, done);
   mov(r32(Reg::rdi), conn(ConnField::fd), "fd = record.fd");
   lea(Reg::rsi, [] { MemOp m = conn(ConnField::iov); m.width = Width::none; return m; }(), "iov = record.iov");
-  set(Reg::rdx, 3, "iovcnt");
+  set(Reg::rdx, kIovParts, "iovcnt");
   sys(kWritev);
   op(Op::cmp, r64(Reg::rax), imm(-kEagain), "the socket buffer is full");
   jmp(Op::je, pending);
@@ -173,17 +189,22 @@ void Conn::emit_flush() {
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::js, fail, "-errno: the client is gone");
   note("rax bytes went out: move the iov past them, part by part.");
-  for (int i = 0; i < 3; ++i) {
-    mov(r64(Reg::rcx), conn(ConnField::iov, 16 * i + 8), part[i]);
-    op(Op::cmp, r64(Reg::rax), r64(Reg::rcx));
-    jmp(Op::jb, partial[i]);
-    op(Op::add, conn(ConnField::iov, 16 * i), r64(Reg::rcx), "all of it went");
-    mov(conn(ConnField::iov, 16 * i + 8), imm(0));
-    op(Op::sub, r64(Reg::rax), r64(Reg::rcx));
-  }
+  lea(Reg::rsi, [] { MemOp m = conn(ConnField::iov); m.width = Width::none; return m; }(), "rsi = the first part");
+  label(advance);
+  mov(r64(Reg::rcx), len, "what was left of this part");
+  op(Op::cmp, r64(Reg::rax), r64(Reg::rcx));
+  jmp(Op::jb, partial, "only some of it went");
+  op(Op::add, base, r64(Reg::rcx), "all of it went");
+  mov(len, imm(0));
+  op(Op::sub, r64(Reg::rax), r64(Reg::rcx));
+  op(Op::add, r64(Reg::rsi), imm(16), "the next part");
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::jnz, advance, "more of n to account for");
   jmp(Op::jmp, again);
-  // The exits come before the partial writes' tails, so that no forward jump
-  // crosses a backward one: NASM and GAS then agree on every jump's size.
+  label(partial);
+  op(Op::add, base, r64(Reg::rax));
+  op(Op::sub, len, r64(Reg::rax));
+  jmp(Op::jmp, again);
   label(pending);
   zero(Reg::rax, "0: would block");
   ret();
@@ -191,12 +212,6 @@ void Conn::emit_flush() {
   set(Reg::rax, 1, "1: all sent");
   label(fail);
   ret();
-  for (int i = 0; i < 3; ++i) {
-    label(partial[i]);
-    op(Op::add, conn(ConnField::iov, 16 * i), r64(Reg::rax), fmt::format("part of {} went", part[i]));
-    op(Op::sub, conn(ConnField::iov, 16 * i + 8), r64(Reg::rax));
-    jmp(Op::jmp, again);
-  }
 }
 
 }  // namespace asmsrv

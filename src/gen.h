@@ -55,6 +55,16 @@ class Gen {
     block(l, std::move(title), s, std::move(c_equiv), std::move(why));
   }
 
+  /// Compares the bytes of `text` at [base+disp] with immediates (case-folded
+  /// when `fold`); jumps to `fail` on a difference. Uses eax when folding.
+  void match_text(Reg base, int disp, const std::string& text, bool fold, Label fail);
+
+ public:
+  /// "ab" as a little-endian immediate of text.size() bytes, with each
+  /// letter's 0x20 bit in the second value when folding case.
+  static std::pair<int64_t, int64_t> text_imm(const std::string& text, bool fold);
+
+ protected:
   const Spec& spec_;
   Builder& b_;
 };

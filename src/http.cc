@@ -4,11 +4,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <sstream>
 #include <utility>
+
+#include "templates.h"
 
 namespace asmsrv {
 
 namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
 
 constexpr std::pair<int, std::string_view> kReasons[] = {
     {100, "Continue"}, {101, "Switching Protocols"}, {102, "Processing"}, {103, "Early Hints"},
@@ -34,14 +44,21 @@ constexpr std::pair<int, std::string_view> kReasons[] = {
     {510, "Not Extended"}, {511, "Network Authentication Required"},
 };
 
-constexpr std::pair<std::string_view, std::string_view> kMediaTypes[] = {
-    {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
-    {"css", "text/css; charset=utf-8"}, {"js", "text/javascript; charset=utf-8"},
-    {"json", "application/json"}, {"txt", "text/plain; charset=utf-8"},
-    {"svg", "image/svg+xml"}, {"png", "image/png"}, {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"}, {"gif", "image/gif"}, {"ico", "image/x-icon"},
-    {"wasm", "application/wasm"}, {"pdf", "application/pdf"}, {"woff2", "font/woff2"},
-};
+// templates/mime.types, read once: lower-case extension -> Content-Type,
+// text/* with "; charset=utf-8" (the rule the file states).
+std::map<std::string, std::string, std::less<>> parse_mime_types(const std::string& text) {
+  std::map<std::string, std::string, std::less<>> out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (size_t hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    std::string type, ext;
+    if (!(words >> type)) continue;
+    if (type.starts_with("text/")) type += "; charset=utf-8";
+    while (words >> ext) out.emplace(lower(ext), type);  // the first line naming an extension wins
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -52,14 +69,12 @@ std::string_view standard_reason(int status) {
 }
 
 std::string_view media_type_for(std::string_view filename) {
+  static const auto types = parse_mime_types(load_template("mime.types"));
   size_t slash = filename.rfind('/');
   std::string_view base = slash == std::string_view::npos ? filename : filename.substr(slash + 1);
   size_t dot = base.rfind('.');
   if (dot != std::string_view::npos) {
-    std::string ext(base.substr(dot + 1));
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    for (const auto& [e, type] : kMediaTypes)
-      if (e == ext) return type;
+    if (auto it = types.find(lower(base.substr(dot + 1))); it != types.end()) return it->second;
   }
   return "application/octet-stream";
 }
@@ -82,21 +97,62 @@ bool same_name(std::string_view a, std::string_view b) {
          });
 }
 
-std::string response_head(const HttpResponse& r, ConnHeader conn, const Headers& global) {
-  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason);
-  if (!status_has_no_body(r.status)) {
-    out += fmt::format("Content-Type: {}\r\n", r.content_type);
-    out += fmt::format("Content-Length: {}\r\n", r.body_size());
+std::string_view connection_line(ConnHeader conn) {
+  switch (conn) {
+    case ConnHeader::close: return "Connection: close\r\n";
+    case ConnHeader::keep_alive: return "";
+    case ConnHeader::keep_alive_10: return "Connection: keep-alive\r\n";
   }
-  if (conn == ConnHeader::close) out += "Connection: close\r\n";
-  if (conn == ConnHeader::keep_alive_10) out += "Connection: keep-alive\r\n";
+  return "";
+}
+
+bool is_entity(const HttpResponse& r) { return r.status == 200 && r.body_size() > 0; }
+
+std::string shared_fields(const HttpResponse& r, const Headers& global) {
+  std::string out;
   for (const auto& [name, value] : r.headers) out += fmt::format("{}: {}\r\n", name, value);
   for (const auto& [name, value] : global) {
     bool own = std::any_of(r.headers.begin(), r.headers.end(),
                            [&](const auto& h) { return same_name(h.first, name); });
     if (!own) out += fmt::format("{}: {}\r\n", name, value);
   }
-  return out + "\r\n";
+  return out;
+}
+
+EntityFields entity_fields(const std::string& shared, const std::string& etag, const std::string& cache_control,
+                           bool vary, std::string_view content_type, std::string_view coding, uint64_t size) {
+  EntityFields f;
+  f.text = shared;
+  f.len_shared = f.text.size();
+  f.text += fmt::format("ETag: {}\r\n", etag);
+  if (!cache_control.empty()) f.text += fmt::format("Cache-Control: {}\r\n", cache_control);
+  if (vary) f.text += "Vary: Accept-Encoding\r\n";
+  f.len_304 = f.text.size();
+  f.text += fmt::format("Content-Type: {}\r\n", content_type);
+  if (!coding.empty()) f.text += fmt::format("Content-Encoding: {}\r\n", coding);
+  f.text += "Accept-Ranges: bytes\r\n";
+  f.len_ranged = f.text.size();
+  f.text += fmt::format("Content-Length: {}\r\n", size);
+  return f;
+}
+
+std::string fixed_head(const HttpResponse& r, const Headers& global) {
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason);
+  if (!status_has_no_body(r.status)) {
+    out += fmt::format("Content-Type: {}\r\n", r.content_type);
+    out += fmt::format("Content-Length: {}\r\n", r.body_size());
+  }
+  return out + shared_fields(r, global);
+}
+
+std::string response_head(const HttpResponse& r, ConnHeader conn, const Headers& global) {
+  std::string head;
+  if (is_entity(r))
+    head = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason) +
+           entity_fields(shared_fields(r, global), r.etag, "", false, r.content_type, "", r.body_size()).text;
+  else
+    head = fixed_head(r, global);
+  return head + std::string(connection_line(conn)) + "\r\n";
 }
 
 }  // namespace asmsrv

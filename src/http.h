@@ -12,7 +12,8 @@ namespace asmsrv {
 /// The standard reason phrase for `status` (RFC 9110 §15), or "" if none.
 std::string_view standard_reason(int status);
 
-/// The media type for a file name's extension, application/octet-stream if unknown.
+/// The media type for a file name's extension, from templates/mime.types
+/// (text/* with "; charset=utf-8"); application/octet-stream if unknown.
 std::string_view media_type_for(std::string_view filename);
 
 /// true for a token (RFC 9110 §5.6.2): a valid header name or method.
@@ -33,10 +34,37 @@ enum class ConnHeader {
   keep_alive_10,  // "Connection: keep-alive", for an HTTP/1.0 client that asked
 };
 
-/// The status line and header section, ending in CRLF CRLF:
-/// "HTTP/1.1 200 OK\r\nContent-Type: ...\r\nContent-Length: N\r\nConnection: close\r\n...\r\n".
-/// `global` headers follow the response's own, except those it sets itself
-/// (names compared without case).
+/// "Connection: close\r\n", "" or "Connection: keep-alive\r\n".
+std::string_view connection_line(ConnHeader conn);
+
+/// A response is an entity when it is a 200 with a body: it then has a
+/// strong ETag (set by the spec checker), and answers If-None-Match and
+/// Range (see response.h).
+bool is_entity(const HttpResponse& r);
+
+/// The field lines of a response that every answer to it repeats, each
+/// ending in CR LF: its own headers, then the `global` ones it does not set
+/// itself (names compared without case).
+std::string shared_fields(const HttpResponse& r, const Headers& global);
+
+/// The field lines of one representation of an entity, in the order in
+/// which the answers take prefixes of them (see CompiledRep in routes.h).
+struct EntityFields {
+  std::string text;
+  size_t len_shared = 0, len_304 = 0, len_ranged = 0;
+};
+/// `shared` from shared_fields; `cache_control` and `coding` empty when
+/// none; `vary`: the entity has other codings.
+EntityFields entity_fields(const std::string& shared, const std::string& etag, const std::string& cache_control,
+                           bool vary, std::string_view content_type, std::string_view coding, uint64_t size);
+
+/// The head of a response that is not an entity: the status line and its
+/// field lines, each ending in CR LF, without Connection.
+std::string fixed_head(const HttpResponse& r, const Headers& global);
+
+/// The head a full answer to `r` has, ending in CR LF CR LF, without the
+/// Date line the server adds last:
+/// "HTTP/1.1 200 OK\r\nServer: ...\r\nETag: ...\r\nContent-Length: N\r\nConnection: close\r\n\r\n".
 std::string response_head(const HttpResponse& r, ConnHeader conn = ConnHeader::close,
                           const Headers& global = {});
 

@@ -42,20 +42,6 @@ std::string char_class_table() {
 
 }  // namespace
 
-std::pair<int64_t, int64_t> HttpParse::text_imm(const std::string& text, bool fold) {
-  int64_t v = 0, mask = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    bool letter = (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
-    if (fold && letter) {
-      c |= 0x20;
-      mask |= int64_t{0x20} << (8 * i);
-    }
-    v |= int64_t{c} << (8 * i);
-  }
-  return {v, mask};
-}
-
 HttpParse::HttpParse(const Spec& spec, Builder& b, const ResponseTable& table) : Gen(spec, b), t_(table) {
   find_head_end_ = local("find_head_end");
   parse_request_ = local("parse_request");
@@ -85,33 +71,21 @@ HttpParse::HttpParse(const Spec& spec, Builder& b, const ResponseTable& table) :
     v_.user_agent = b_.bss("req_user_agent", 8, "the User-Agent field's value, for the access log");
     v_.user_agent_len = b_.bss("req_user_agent_len", 8, "its length; 0: none");
   }
-}
-
-void HttpParse::match_text(Reg base, int disp, const std::string& text, bool fold, Label fail) {
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t left = text.size() - i;
-    // Whole dwords; the tail as an overlapping dword when the text has 4 bytes.
-    size_t at = i, n = 4;
-    if (left < 4) {
-      if (text.size() >= 4) at = text.size() - 4;
-      else n = left >= 2 ? 2 : 1;
-    }
-    std::string chunk = text.substr(at, n);
-    auto [value, mask] = text_imm(chunk, fold);
-    Width w = n == 4 ? Width::b32 : n == 2 ? Width::b16 : Width::b8;
-    std::string what = fmt::format("\"{}\"", chunk);  // the printer escapes CR and LF in comments
-    MemOp m = mem(w, base, disp + static_cast<int>(at));
-    if (fold && mask) {
-      if (n == 4) mov(r32(Reg::rax), m);
-      else b_.emit(Op::movzx, {r32(Reg::rax), m});
-      op(Op::or_, r32(Reg::rax), imm(mask), "to lower case");
-      op(Op::cmp, r32(Reg::rax), imm(value), what);
-    } else {
-      op(Op::cmp, m, n == 1 ? chr(static_cast<char>(value)) : imm(value), what);
-    }
-    jmp(Op::jne, fail);
-    i = at + n;
+  if (std::any_of(t_.responses.begin(), t_.responses.end(),
+                  [](const CompiledResponse& r) { return r.kind == ResponseKind::entity; })) {
+    auto field = [&](Label& value, Label& len, const char* name, const char* what) {
+      value = b_.bss(fmt::format("req_{}", name), 8, fmt::format("the {} field's value", what));
+      len = b_.bss(fmt::format("req_{}_len", name), 8, "its length; 0: none");
+    };
+    field(v_.accept_encoding, v_.accept_encoding_len, "accept_encoding", "Accept-Encoding");
+    field(v_.if_none_match, v_.if_none_match_len, "if_none_match", "If-None-Match");
+    field(v_.range, v_.range_len, "range", "Range");
+    field(v_.if_range, v_.if_range_len, "if_range", "If-Range");
+  }
+  if (std::any_of(t_.responses.begin(), t_.responses.end(),
+                  [](const CompiledResponse& r) { return r.kind == ResponseKind::redirect; })) {
+    v_.query = b_.bss("req_query", 8, "the request's query, from its '?', for a redirect's Location");
+    v_.query_len = b_.bss("req_query_len", 8, "its length; 0: none");
   }
 }
 
@@ -278,6 +252,10 @@ void HttpParse::emit_method(Label target) {
   for (Label l : {v_.minor, v_.close, v_.keepalive, v_.host, v_.cl_count, v_.te, v_.method})
     mov(var32(l), imm(0));
   mov(var64(v_.content_length), imm(0));
+  if (v_.range.id >= 0)
+    for (Label l : {v_.accept_encoding_len, v_.if_none_match_len, v_.range_len, v_.if_range_len})
+      mov(var64(l), imm(0));
+  if (v_.query.id >= 0) mov(var64(v_.query_len), imm(0));
   mov(r64(Reg::rsi), r64(kBuf));
   Label skip = local("skip_empty_lines");
   Label skip_byte = local("empty_line_byte");
@@ -360,6 +338,7 @@ void HttpParse::emit_target(Label version) {
   mov(var64(v_.path_len), imm(1));
   op(Op::cmp, mem8(Reg::rsi), chr(' '));
   jmp(Op::je, version);
+  if (v_.query.id >= 0) mov(var64(v_.query), r64(Reg::rsi), "the query starts at its '?'");
   jmp(Op::jmp, skip, "skip the query");
   label(origin);
   mov(var64(v_.path), r64(Reg::rsi), "the path starts here");
@@ -377,14 +356,23 @@ void HttpParse::emit_target(Label version) {
   mov(r64(Reg::rax), r64(Reg::rsi));
   op(Op::sub, r64(Reg::rax), var64(v_.path));
   mov(var64(v_.path_len), r64(Reg::rax), "the path ends at '?'");
+  if (v_.query.id >= 0) mov(var64(v_.query), r64(Reg::rsi), "the query starts at its '?'");
   label(skip);
   op(Op::inc, r64(Reg::rsi));
   b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
   op(Op::cmp, r32(Reg::rax), chr(' '));
-  jmp(Op::je, version);
+  Label query_end = local("query_end");
+  jmp(Op::je, v_.query.id >= 0 ? query_end : version);
   op(Op::test, mem_index(Width::b8, Reg::r8, Reg::rax), imm(kTargetChar));
   jmp(Op::jz, bad_request_);
   jmp(Op::jmp, skip);
+  if (v_.query.id >= 0) {
+    label(query_end);
+    mov(r64(Reg::rax), r64(Reg::rsi));
+    op(Op::sub, r64(Reg::rax), var64(v_.query));
+    mov(var64(v_.query_len), r64(Reg::rax), "the query's length, its '?' included");
+    jmp(Op::jmp, version);
+  }
   label(path_end);
   mov(r64(Reg::rax), r64(Reg::rsi));
   op(Op::sub, r64(Reg::rax), var64(v_.path));
@@ -437,6 +425,7 @@ void HttpParse::emit_headers(Label line) {
             (v_.referer.id >= 0      ? ", and Referer and User-Agent for the log"
              : v_.user_agent.id >= 0 ? ", and User-Agent for the log"
                                      : "") +
+            (v_.range.id >= 0 ? ", and the fields that choose an entity's answer" : "") +
             ". rcx/rdx = name, r11..r9 = value.");
   op(Op::cmp, mem16(Reg::rsi), imm(0x0A0D), "an empty line ends the head");
   jmp(Op::je, done);
@@ -515,22 +504,29 @@ void HttpParse::emit_headers(Label line) {
   match_text(Reg::rcx, 0, "connection", true, not_conn);
   emit_connection(next);
   label(not_conn);
-  if (v_.referer.id >= 0) emit_logged_field("referer", v_.referer, v_.referer_len, next);
-  if (v_.user_agent.id >= 0) emit_logged_field("user-agent", v_.user_agent, v_.user_agent_len, next);
+  if (v_.referer.id >= 0) emit_kept_field("referer", v_.referer, v_.referer_len, next, "for the access log");
+  if (v_.user_agent.id >= 0)
+    emit_kept_field("user-agent", v_.user_agent, v_.user_agent_len, next, "for the access log");
+  if (v_.range.id >= 0) {
+    emit_kept_field("accept-encoding", v_.accept_encoding, v_.accept_encoding_len, next, "to choose a coding");
+    emit_kept_field("if-none-match", v_.if_none_match, v_.if_none_match_len, next, "for a 304");
+    emit_kept_field("range", v_.range, v_.range_len, next, "for a 206");
+    emit_kept_field("if-range", v_.if_range, v_.if_range_len, next, "for a 206");
+  }
   label(next);
   op(Op::add, r64(Reg::rsi), imm(2), "past the field's CR LF");
   jmp(Op::jmp, line);
   label(done);
 }
 
-void HttpParse::emit_logged_field(const std::string& name, Label value, Label len, Label next) {
+void HttpParse::emit_kept_field(const std::string& name, Label value, Label len, Label next, const std::string& why) {
   std::string hint = "not_" + name;
   std::replace(hint.begin(), hint.end(), '-', '_');
   Label other = local(hint);
   op(Op::cmp, r64(Reg::rdx), imm(static_cast<int64_t>(name.size())));
   jmp(Op::jne, other);
   match_text(Reg::rcx, 0, name, true, other);
-  mov(var64(value), r64(Reg::r11), "for the access log: the value");
+  mov(var64(value), r64(Reg::r11), why + ": the value");
   mov(r64(Reg::rax), r64(Reg::r9));
   op(Op::sub, r64(Reg::rax), r64(Reg::r11));
   mov(var64(len), r64(Reg::rax), "and its length (the last such field wins)");

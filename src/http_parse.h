@@ -17,6 +17,13 @@ struct RequestVars {
   /// value of the last Referer / User-Agent field, a pointer into the buffer
   /// and its length (0: none). The log zeroes the lengths once it is written.
   Label referer, referer_len, user_agent, user_agent_len;     // qwords
+  /// Only when some response is an entity (id -1 otherwise): the values of
+  /// the fields that choose its answer, a pointer into the buffer and a
+  /// length (0: none; the last such field wins). Zeroed for each request.
+  Label accept_encoding, accept_encoding_len, if_none_match, if_none_match_len;  // qwords
+  Label range, range_len, if_range, if_range_len;                              // qwords
+  /// Only when some response is a redirect: the query, from its '?'.
+  Label query, query_len;                                                      // qwords
 };
 
 class HttpParse : public Gen {
@@ -32,9 +39,6 @@ class HttpParse : public Gen {
   /// Emits the subroutines; parse_request ends in a tail call to `route`.
   void emit(Label route);
 
-  /// "ab" as a little-endian immediate of text.size() bytes, with each
-  /// letter's 0x20 bit in the second value when folding case.
-  static std::pair<int64_t, int64_t> text_imm(const std::string& text, bool fold);
 
  private:
   /// s = the first byte of the buffer that is not CR or LF (RFC 9112 2.2:
@@ -52,11 +56,8 @@ class HttpParse : public Gen {
   void emit_connection(Label next);
   /// name == `name` (rdx = its length): keep the value r11..r9 in `value`
   /// and `len`, then on to `next`.
-  void emit_logged_field(const std::string& name, Label value, Label len, Label next);
+  void emit_kept_field(const std::string& name, Label value, Label len, Label next, const std::string& why);
   void emit_checks(Label route);
-  /// Compares the bytes of `text` at [base+disp] with immediates (case-folded
-  /// when `fold`); jumps to `fail` on a difference.
-  void match_text(Reg base, int disp, const std::string& text, bool fold, Label fail);
 
   const ResponseTable& t_;
   RequestVars v_;

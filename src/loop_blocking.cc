@@ -50,7 +50,7 @@ void BlockingDriver::emit() {
   close_ = local("close_connection");
   read_timed_ = local("read_timed");
   if (fork_) fork_label_ = local("fork");
-  int buf_bytes = spec_.limits.request_bytes + kRequestBufferSlack;
+  int buf_bytes = conn_buffer_bytes(spec_.limits.request_bytes);
   record_ = b_.bss("conn", kConnRecordBytes, "the connection record (see conn_* above)", 64);
   buf_ = b_.bss("request_buf", static_cast<uint64_t>(buf_bytes), "the request is read here", 64);
   pollfd_ = b_.bss("client_pollfd", kPollfdBytes, "struct pollfd { client_fd, POLLIN, revents }");

@@ -77,8 +77,7 @@ Program lower(const Spec& spec) {
     conn = std::make_unique<RawConn>(spec, b, rt);
   } else {
     table = build_response_table(spec);
-    for (const CompiledResponse& r : table.responses)
-      if (!r.file.empty() && p.include_dirs.empty()) p.include_dirs.push_back(spec.dir);
+    if (embeds_files(table)) p.include_dirs.push_back(spec.dir);
     parse = std::make_unique<HttpParse>(spec, b, table);
     route = std::make_unique<HttpRoute>(spec, b, table, parse->vars());
     responses = std::make_unique<Responses>(spec, b, rt, table, parse->vars());

@@ -82,11 +82,11 @@ std::string tar_archive(std::vector<TarEntry> entries, int64_t mtime) {
   return out;
 }
 
-std::string gzip_compress(std::string_view data) {
+std::string gzip_compress(std::string_view data, int level) {
   z_stream z{};
   // windowBits 15 + 16: a gzip wrapper. Without deflateSetHeader, zlib writes
-  // a header with no name and mtime 0.
-  if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+  // a header with no name, mtime 0 and a fixed OS byte (3, Unix).
+  if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
     throw std::runtime_error("gzip: cannot start zlib");
   std::string out(deflateBound(&z, static_cast<uLong>(data.size())), '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));

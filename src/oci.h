@@ -32,9 +32,9 @@ struct TarEntry {
 /// std::runtime_error on a path or size ustar cannot hold.
 std::string tar_archive(std::vector<TarEntry> entries, int64_t mtime);
 
-/// `data` in gzip format (RFC 1952, zlib, level 9) with no file name and a
-/// zero mtime in the header.
-std::string gzip_compress(std::string_view data);
+/// `data` in gzip format (RFC 1952, zlib, at `level` 1-9) with no file
+/// name and a zero mtime in the header: the same bytes on every run.
+std::string gzip_compress(std::string_view data, int level = 9);
 
 /// "sha256:<64 lowercase hex digits>" (OpenSSL's libcrypto).
 std::string sha256_digest(std::string_view data);

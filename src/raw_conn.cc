@@ -21,14 +21,14 @@ void RawConn::emit() {
 
   uint64_t n = spec_.raw_response->size();
   block(received_, "subroutine raw_received(rax = n bytes read)", nullptr,
-        fmt::format("record.iov = {{ response, {} }}, {{}}, {{}}; then close", n),
+        fmt::format("record.iov = {{ response, {} }}, then nothing; then close", n),
         "Any bytes at all are answered with the raw response; what they said does\n"
         "not matter. Then the connection closes.");
   op(Op::add, conn(ConnField::len), r32(Reg::rax));
   lea(Reg::rax, response_);
-  mov(conn(ConnField::iov), r64(Reg::rax), "iov[0] = the response");
-  mov(conn(ConnField::iov, 8), imm(static_cast<int64_t>(n)), "its length, computed at compile time");
-  for (int off : {16, 24, 32, 40}) mov(conn(ConnField::iov, off), imm(0));
+  mov(iov_base(IovPart::status), r64(Reg::rax), "the first part: the response");
+  mov(iov_len(IovPart::status), imm(static_cast<int64_t>(n)), "its length, computed at compile time");
+  for (int p = 1; p < kIovParts; ++p) mov(iov_len(static_cast<IovPart>(p)), imm(0), "no other part");
   mov(conn(ConnField::state), imm(kConnWriting), "writing");
   set_deadline(spec_.limits.send_timeout_ms, "send_timeout_ms: the client must take some of it by then");
   answer(kActSend);

@@ -1,10 +1,19 @@
 // Responses: the table of every response the server can send, laid out at
-// compile time, and prepare_response, which turns a response index into what
-// the connection record sends (its iov). A response has a kind: the kind
-// says which parts are made at run time. Today's kind, "fixed", is a
-// precomputed head, the Date line made once a second, and a precomputed
-// body. A new kind (a body from a file, say) is a new case in prepare and,
-// if it sends differently, in flush.
+// compile time, and prepare_response, which turns a response index into the
+// six parts the connection record sends (IovPart, abi.h). A response has a
+// kind, which says which parts are made at run time:
+//
+//   fixed     a head and a body made at compile time.
+//   entity    a 200 with a body. It has one representation per content
+//             coding (br, gzip, identity), each with its own field lines and
+//             body. Accept-Encoding chooses one; If-None-Match may make it a
+//             304; Range a 206 or 416. Each answer is the status line and a
+//             prefix of the representation's field lines, plus, for 206 and
+//             416, Content-Range and Content-Length made in the scratch.
+//   redirect  a fixed head ending in a Location, the request's query after it.
+//
+// Every kind ends the same way: the Connection line for the record's mode,
+// the Date line (made once a second), and the body, none for HEAD.
 #pragma once
 
 #include "gen.h"
@@ -16,19 +25,34 @@
 namespace asmsrv {
 
 /// A record of the `responses` table.
-enum class RespField { head, len_close, len_keep, len_keep10, body, body_len, status, flags };
+enum class RespField { head, head_len, body, body_len, status, flags, reps, spare };
 inline constexpr Layout<8> kRespLayout{{{
-    {"head", 4, "offset of the first head in response_heads"},
-    {"len_close", 4, "length of the head with Connection: close (without its last CR LF)"},
-    {"len_keep", 4, "... for HTTP/1.1 keep-alive"},
-    {"len_keep10", 4, "... with Connection: keep-alive (HTTP/1.0)"},
+    {"head", 4, "offset of the head in response_heads (an entity: its 200 status line)"},
+    {"head_len", 4, "its length"},
     {"body", 4, "offset of the body in response_bodies"},
     {"body_len", 4, "length of the body"},
     {"status", 4, "the status code, for the log"},
-    {"flags", 4, "bits 0-7: the kind; bit 8: always close the connection after it"},
+    {"flags", 4, "bits 0-7: the kind; bit 8: always close; bits 16-18: an entity's codings"},
+    {"reps", 4, "an entity: the index of its first record in representations"},
+    {"spare", 4, "0: a record is 32 bytes, so that an index shifts into an offset"},
 }}};
 inline constexpr int kRespAlwaysClose = 1 << 8;
+inline constexpr int kRespCodingShift = 16;
 inline MemOp resp(Reg base, RespField f) { return field(kRespLayout, "resp_", base, f); }
+
+/// A record of the `representations` table: one coding of an entity.
+enum class RepField { fields, len_shared, len_304, len_ranged, len_full, body, body_len, etag };
+inline constexpr Layout<8> kRepLayout{{{
+    {"fields", 4, "offset of its field lines in response_heads"},
+    {"len_shared", 4, "what a 416 sends of them: the response's own and the spec's headers"},
+    {"len_304", 4, "... a 304: and ETag, Cache-Control, Vary"},
+    {"len_ranged", 4, "... a 206: and Content-Type, Content-Encoding, Accept-Ranges"},
+    {"len_full", 4, "... a 200: all, Content-Length too"},
+    {"body", 4, "offset of the body in response_bodies"},
+    {"body_len", 4, "length of the body"},
+    {"etag", 4, "offset of the ETag's value in response_heads (18 bytes, quotes included)"},
+}}};
+inline MemOp rep(Reg base, RepField f) { return field(kRepLayout, "rep_", base, f); }
 
 class Responses : public Gen {
  public:
@@ -46,11 +70,28 @@ class Responses : public Gen {
 
  private:
   void emit_fixed(Label l);
+  void emit_entity(Label l);
+  void emit_redirect(Label l);
+  void emit_finish();
+  void emit_choose_coding();
+  void emit_etag_listed();
+  void emit_parse_range();
+  /// Inline: the 18 bytes of an ETag at `tag` and at rdx differ -> `differ`. Uses rax.
+  void same_etag(Reg tag, Label differ);
+  /// Inline: rsi past spaces and tabs, up to rdi. No other register.
+  void skip_ows(const std::string& hint);
+  /// iov[part] = { rsi-or-reg, len }.
+  void set_part(IovPart p, Operand base, Operand len, const std::string& what);
+  void status_line(Label text, size_t len, int status);
   Runtime& rt_;
   const ResponseTable& t_;
   const RequestVars& req_;
   HttpDate date_;
-  Label heads_, bodies_, responses_, prepare_, status_, body_bytes_;
+  bool entities_ = false, redirects_ = false;
+  Label heads_, bodies_, responses_, reps_, prepare_, status_, body_bytes_, finish_;
+  Label conn_close_, conn_keep10_, crlf_;
+  Label status_304_, status_206_, status_416_, range_text_, length_text_, unsatisfied_text_;
+  Label choose_coding_, etag_listed_, parse_range_, range_number_;
 };
 
 }  // namespace asmsrv

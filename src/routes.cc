@@ -19,16 +19,29 @@ class TableBuilder {
     c.what = what;
     c.status = r.status;
     c.always_close = always_close;
-    c.heads[0] = response_head(r, ConnHeader::close, spec_.headers);
-    if (!always_close) {
-      c.heads[1] = response_head(r, ConnHeader::keep_alive, spec_.headers);
-      c.heads[2] = response_head(r, ConnHeader::keep_alive_10, spec_.headers);
+    if (is_entity(r)) {
+      c.kind = ResponseKind::entity;
+      c.head = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason);
+      EntityFields f =
+          entity_fields(shared_fields(r, spec_.headers), r.etag, "", false, r.content_type, "", r.body_size());
+      CompiledRep rep;
+      rep.fields = f.text;
+      rep.len_shared = f.len_shared;
+      rep.len_304 = f.len_304;
+      rep.len_ranged = f.len_ranged;
+      rep.etag = r.etag;
+      rep.body = r.body;
+      rep.file = r.file;
+      rep.size = r.body_size();
+      c.reps.push_back(std::move(rep));
+    } else {
+      c.head = fixed_head(r, spec_.headers);
+      if (r.file.empty())
+        c.body = r.body;
+      else
+        c.file = r.file;
+      c.body_size = status_has_no_body(r.status) ? 0 : r.body_size();
     }
-    if (r.file.empty())
-      c.body = r.body;
-    else
-      c.file = r.file;
-    c.body_size = status_has_no_body(r.status) ? 0 : r.body_size();
     table_.responses.push_back(std::move(c));
     return static_cast<int>(table_.responses.size()) - 1;
   }
@@ -125,5 +138,28 @@ class TableBuilder {
 }  // namespace
 
 ResponseTable build_response_table(const Spec& spec) { return TableBuilder(spec).build(); }
+
+std::string full_head(const CompiledResponse& c, ConnHeader conn) {
+  std::string head = c.head;
+  if (c.kind == ResponseKind::entity) head += c.reps.back().fields;
+  return head + std::string(connection_line(conn)) + "\r\n";
+}
+
+const std::string& full_file(const CompiledResponse& c) {
+  return c.kind == ResponseKind::entity ? c.reps.back().file : c.file;
+}
+
+bool embeds_files(const ResponseTable& t) {
+  for (const CompiledResponse& r : t.responses) {
+    if (!r.file.empty()) return true;
+    for (const CompiledRep& p : r.reps)
+      if (!p.file.empty()) return true;
+  }
+  return false;
+}
+
+const std::string& full_body(const CompiledResponse& c) {
+  return c.kind == ResponseKind::entity ? c.reps.back().body : c.body;
+}
 
 }  // namespace asmsrv

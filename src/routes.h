@@ -7,13 +7,34 @@
 #include <vector>
 
 #include "http.h"
+#include "site.h"
 #include "spec.h"
 
 namespace asmsrv {
 
 /// How a response is made at run time (see response.h).
 enum class ResponseKind : uint8_t {
-  fixed,  // a head and a body made at compile time, the Date line made once a second
+  fixed,     // a head and a body made at compile time, the Date line made once a second
+  entity,    // a 200 with a body: a representation chosen by Accept-Encoding, then 200,
+             // 304 (If-None-Match), 206 or 416 (Range), made from slices of its fields
+  redirect,  // a head made at compile time ending in a Location, the request's query after it
+};
+
+/// One representation of an entity: its bytes and the field lines that
+/// describe it, laid out so that each answer is a prefix of them.
+struct CompiledRep {
+  Coding coding = Coding::identity;
+  /// Field lines, each ending in CR LF: the response's own and the spec's
+  /// headers; then ETag, Cache-Control and Vary; then Content-Type,
+  /// Content-Encoding and Accept-Ranges; then Content-Length.
+  std::string fields;
+  size_t len_shared = 0;  // a 416 sends fields[0, len_shared)
+  size_t len_304 = 0;     // a 304 also the validators
+  size_t len_ranged = 0;  // a 206 all but Content-Length (it says its own); a 200 all of them
+  std::string etag;       // with its quotes
+  std::string body;       // the bytes, or
+  std::string file;       // a file embedded with incbin
+  uint64_t size = 0;
 };
 
 /// One response, ready to be laid out in .rodata.
@@ -21,11 +42,15 @@ struct CompiledResponse {
   ResponseKind kind = ResponseKind::fixed;
   std::string what;                 // "GET /index.html", "400 for a malformed request"
   int status = 200;
-  std::array<std::string, 3> heads; // by ConnHeader: close, keep-alive, keep-alive 1.0
+  /// fixed: the status line and every field line but Connection, each
+  /// ending in CR LF. redirect: the same, ending in the Location's value
+  /// without its CR LF. entity: the 200 status line.
+  std::string head;
   bool always_close = false;        // protocol errors end the connection
-  std::string body;                 // the inline body, or
+  std::string body;                 // fixed: the inline body, or
   std::string file;                 // a file embedded with incbin
   uint64_t body_size = 0;
+  std::vector<CompiledRep> reps;    // entity: in Coding order, identity last
 };
 
 /// The responses for one exact path.
@@ -50,5 +75,16 @@ struct ResponseTable {
 
 /// Every response of an HTTP spec (`response` or `routes`).
 ResponseTable build_response_table(const Spec& spec);
+
+/// The head of the full answer to `c` (an entity's identity 200), ending in
+/// CR LF CR LF, without the Date line the server adds last. Not for a
+/// redirect, whose Location ends at run time.
+std::string full_head(const CompiledResponse& c, ConnHeader conn);
+/// true when some body is a file, which the assembler reads (incbin).
+bool embeds_files(const ResponseTable& t);
+/// Its inline body ("" when the body is a file).
+const std::string& full_body(const CompiledResponse& c);
+/// Its body's file, relative to the spec's directory ("" when inline).
+const std::string& full_file(const CompiledResponse& c);
 
 }  // namespace asmsrv

@@ -45,6 +45,11 @@ json key_schema(const KeySpec& k) {
       s["propertyNames"] = {{"pattern", kTokenPattern}};
       s["additionalProperties"] = {{"type", "string"}};
       break;
+    case KeyType::text_map:
+      s["type"] = "object";
+      s["propertyNames"] = {{"minLength", 1}};
+      s["additionalProperties"] = {{"type", "string"}};
+      break;
     case KeyType::annotation: s["type"] = "string"; break;
   }
   s["description"] = k.description;
@@ -69,7 +74,11 @@ json object_schema(const ObjectSpec& o) {
   for (const ObjectSpec* c : chain) {
     if (!c->exactly_one.empty()) {
       json one = json::array();
-      for (std::string_view k : c->exactly_one) one.push_back({{"required", json::array({k})}});
+      for (const auto& keys : c->exactly_one) {
+        json any = json::array();
+        for (std::string_view k : keys) any.push_back({{"required", json::array({k})}});
+        one.push_back(any.size() == 1 ? any[0] : json{{"anyOf", any}});
+      }
       s["oneOf"] = one;
     }
     const auto& few = c->at_most_one;

@@ -46,6 +46,7 @@ struct StaticSite {
   std::vector<std::pair<std::string, std::string>> cache_control;  // glob -> value, in spec order
   std::vector<SiteFile> files;     // sorted by path
   std::vector<std::string> dirs;   // every directory that holds files: "" (dir itself), "sub", "sub/deeper"
+                                   // (sorted; a directory's ancestors are listed too)
   uint64_t bytes = 0;              // the files' identity bytes
   uint64_t stored_bytes = 0;       // what the binary holds: identical contents once, compressed variants too
 };
@@ -53,5 +54,36 @@ struct StaticSite {
 /// A strong entity-tag for these bytes: "\"" + 16 hex digits of their
 /// SHA-256 + "\"" (RFC 9110 8.8.3), so equal bytes get equal tags.
 std::string strong_etag(std::string_view bytes);
+
+/// True for a Content-Type worth compressing (parameters ignored): text/*,
+/// JSON and XML types (+json, +xml too), JavaScript, WebAssembly, SVG,
+/// uncompressed fonts (ttf, otf) and icons. Images, audio, video, archives
+/// and woff/woff2 are compressed already.
+bool compressible(std::string_view content_type);
+
+/// What is wrong with a site, as the checker reports it: the key of the
+/// "static" entry it is about ("dir", "fallback") and the message.
+struct SiteProblem {
+  std::string key;
+  std::string message;
+};
+
+/// Walks site.dir (relative to `spec_dir`) and fills site.files, dirs,
+/// bytes and stored_bytes; the other fields are the spec's, set before.
+/// The walk is sorted (byte order), so the result is the same on every
+/// run; names starting with "." are skipped unless site.hidden; a symlink
+/// is followed only when its target stays inside the directory. Returns
+/// every problem found (empty: the site is good). Compression uses up to
+/// `threads` threads (0: one per core); the output does not depend on it.
+std::vector<SiteProblem> load_site(StaticSite& site, const std::string& spec_dir, unsigned threads = 0);
+
+/// The first value of `patterns` whose glob matches `path` ('/'-separated,
+/// relative to the site's dir), "" when none does: "*" and "?" match within
+/// a segment, "**" across segments ("**/" also matches no directory, so
+/// "**/*.css" matches "a.css" and "x/y/a.css").
+std::string first_match(const std::vector<std::pair<std::string, std::string>>& patterns, std::string_view path);
+
+/// One glob against one path, as first_match matches them.
+bool glob_match(std::string_view glob, std::string_view path);
 
 }  // namespace asmsrv

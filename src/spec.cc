@@ -22,6 +22,7 @@
 #include "suggest.h"
 #include "text.h"
 #include "http.h"
+#include "site.h"
 #include "templates.h"
 
 namespace asmsrv {
@@ -46,8 +47,6 @@ std::string child(const std::string& ptr, std::string_view key) {
   }
   return out;
 }
-
-std::string json_quote(std::string_view s) { return json(std::string(s)).dump(); }
 
 // A JSON value as shown in a message, cut short when long.
 std::string shown(const json& j) {
@@ -359,6 +358,7 @@ void check_response(Checker& c, const json& j, const std::string& ptr, const Spe
   } else {
     r.content_type = r.file.empty() ? "text/plain" : std::string(media_type_for(r.file));
   }
+  if (is_entity(r)) r.etag = strong_etag(r.file.empty() ? r.body : read_file(std::filesystem::path(spec.dir) / r.file));
 }
 
 void check_log(Checker& c, const json& j, Spec& spec) {
@@ -459,6 +459,90 @@ void check_routes(Checker& c, const json& j, Spec& spec) {
     }
     seen.emplace_back(key, i);
     spec.routes.push_back(std::move(route));
+  }
+}
+
+// A static path: a URL prefix, normalised as the server normalises a
+// request's path before it matches (no empty, "." or ".." segment).
+void check_static_path(Checker& c, const json& j, const std::string& ptr, std::string& path) {
+  std::string s;
+  check_route_path(c, j, ptr, s);
+  if (s.empty()) return;
+  if (s.back() != '/')
+    c.error(ptr, "a static path is a prefix: it ends with \"/\", like \"" + s + "/\"");
+  else if (s.find("//") != std::string::npos || s.find("/./") != std::string::npos ||
+           s.find("/../") != std::string::npos)
+    c.error(ptr, "a static path has no empty, \".\" or \"..\" segment (requests are normalised before matching)");
+  else
+    path = s;
+}
+
+// "cache_control": {"*.html": "no-cache", "assets/**": "public, max-age=31536000, immutable"}
+void check_cache_control(Checker& c, const json& j, const std::string& ptr, StaticSite& site) {
+  if (!j.is_object()) {
+    c.error(ptr, "expected an object of patterns to Cache-Control values, got " + shown(j));
+    return;
+  }
+  for (const auto& [glob, value] : j.items()) {
+    std::string p = child(ptr, glob);
+    if (glob.empty() || glob[0] == '/') {
+      c.error(p, "expected a pattern relative to \"dir\", like \"*.html\" or \"assets/**\"");
+      continue;
+    }
+    auto v = c.string(value, p);
+    if (!v || !c.field_text(*v, p, "a header value")) continue;
+    if (v->empty()) c.error(p, "expected a Cache-Control value like \"no-cache\", got \"\"");
+    site.cache_control.emplace_back(glob, *v);
+  }
+}
+
+// "static": [{"path": "/", "dir": "public", ...}]: each directory is walked,
+// hashed and compressed now (site.cc); its problems are errors at its keys.
+void check_static(Checker& c, const json& j, Spec& spec) {
+  if (!j.is_array() || j.empty()) {
+    c.error("/static", "expected a non-empty array of sites like {\"dir\": \"public\"}, got " + shown(j));
+    return;
+  }
+  const ObjectSpec& keys = spec_object("static");
+  for (size_t i = 0; i < j.size(); ++i) {
+    const std::string ptr = "/static/" + std::to_string(i);
+    json entry = j[i];
+    bool root = entry.is_object() && entry.contains("root");
+    if (root) {
+      c.error(ptr + "/root", "files read at run time (\"root\") are not supported yet; use \"dir\"");
+      entry.erase("root");
+    }
+    if (!c.object(entry, ptr, keys)) continue;
+    StaticSite site;
+    if (entry.contains("path")) check_static_path(c, entry["path"], ptr + "/path", site.path);
+    for (size_t k = 0; k < spec.sites.size() && entry.contains("path"); ++k)
+      if (spec.sites[k].path == site.path)
+        c.error(ptr + "/path", fmt::format("duplicate static path {}: already /static/{}", json_quote(site.path), k));
+    if (entry.contains("index")) {
+      if (auto s = c.string(entry["index"], ptr + "/index")) {
+        if (s->empty() || s->find('/') != std::string::npos || *s == "." || *s == "..")
+          c.error(ptr + "/index", "expected a file name without \"/\", like \"index.html\", got " + json_quote(*s));
+        else
+          site.index = *s;
+      }
+    }
+    if (entry.contains("fallback"))
+      if (auto s = c.string(entry["fallback"], ptr + "/fallback")) site.fallback = *s;
+    if (entry.contains("compress"))
+      if (auto b = c.boolean(entry["compress"], ptr + "/compress")) site.compress = *b;
+    if (entry.contains("hidden"))
+      if (auto b = c.boolean(entry["hidden"], ptr + "/hidden")) site.hidden = *b;
+    if (entry.contains("cache_control")) check_cache_control(c, entry["cache_control"], ptr + "/cache_control", site);
+    if (!entry.contains("dir")) {
+      if (!root && !c.suggested(ptr + "/dir")) c.error(ptr, "missing \"dir\"");
+    } else if (auto s = c.string(entry["dir"], ptr + "/dir")) {
+      site.dir = *s;
+      if (s->empty())
+        c.error(ptr + "/dir", "expected a directory, got \"\"");
+      else
+        for (const SiteProblem& p : load_site(site, spec.dir)) c.error(ptr + "/" + p.key, p.message);
+    }
+    spec.sites.push_back(std::move(site));
   }
 }
 
@@ -641,15 +725,22 @@ Spec parse_spec(const std::string& text, const std::string& path) {
     }
     if (root.contains("workers"))
       if (auto v = c.integer(root, "", keys.key("workers"))) spec.workers = static_cast<int>(*v);
+    // The alternatives given, each by its first key ("routes" and "static" are one).
     std::vector<std::string> given;
-    for (std::string_view k : keys.exactly_one)
-      if (root.contains(std::string(k))) given.emplace_back(k);
-    if (given.size() > 1) {
+    for (const auto& alternative : keys.exactly_one) {
+      auto k = std::find_if(alternative.begin(), alternative.end(),
+                            [&](std::string_view k) { return root.contains(std::string(k)); });
+      if (k != alternative.end()) given.emplace_back(*k);
+    }
+    if (given.size() > 1 && given[1] == "static") {
+      c.error("/static", fmt::format("\"static\" goes alone or with \"routes\", not with \"{}\"", given[0]));
+    } else if (given.size() > 1) {
       c.error("/" + given[1], fmt::format("give exactly one of \"raw_response\", \"response\" or "
                                           "\"routes\", not both \"{}\" and \"{}\"", given[0], given[1]));
     } else if (given.empty()) {
-      if (!c.suggested("/raw_response") && !c.suggested("/response") && !c.suggested("/routes"))
-        c.error("", "missing the response: give \"response\", \"routes\" or \"raw_response\"");
+      if (!c.suggested("/raw_response") && !c.suggested("/response") && !c.suggested("/routes") &&
+          !c.suggested("/static"))
+        c.error("", "missing the response: give \"response\", \"routes\", \"static\" or \"raw_response\"");
     } else if (given[0] == "raw_response") {
       if (auto s = c.string(root["raw_response"], "/raw_response")) {
         if (s->empty()) c.error("/raw_response", "expected at least one byte, got \"\"");
@@ -666,7 +757,8 @@ Spec parse_spec(const std::string& text, const std::string& path) {
       spec.response = r;
       if (root.contains("not_found")) c.error("/not_found", "only with \"routes\": \"response\" answers every path");
     } else {
-      check_routes(c, root["routes"], spec);
+      if (root.contains("routes")) check_routes(c, root["routes"], spec);
+      if (root.contains("static")) check_static(c, root["static"], spec);
     }
     spec.not_found.status = 404;
     spec.not_found.reason = "Not Found";
@@ -683,7 +775,7 @@ Spec parse_spec(const std::string& text, const std::string& path) {
     if (root.contains("limits")) check_limits(c, root["limits"], spec.limits);
     // epoll keeps a request buffer per connection slot in .bss.
     uint64_t table = static_cast<uint64_t>(spec.limits.max_connections) *
-                     static_cast<uint64_t>(spec.limits.request_bytes + kRequestBufferSlack + kConnRecordBytes);
+                     static_cast<uint64_t>(conn_buffer_bytes(spec.limits.request_bytes) + kConnRecordBytes);
     if (spec.mode == Mode::epoll && table > (uint64_t{1} << 30))
       c.error("/limits/max_connections",
               fmt::format("{} connections with {}-byte buffers need {} MiB of memory; the limit is "

@@ -29,6 +29,7 @@ struct HttpResponse {
   std::string body;          // when file is empty
   std::string file;          // as written in the spec: relative to the spec's directory
   uint64_t file_size = 0;
+  std::string etag;          // a 200 with a body: strong_etag of its bytes
   uint64_t body_size() const { return file.empty() ? body.size() : file_size; }
 };
 

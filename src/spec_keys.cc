@@ -29,12 +29,13 @@ KeySpec list(std::string_view name, std::string_view object, std::string_view de
   return {name, KeyType::array, description, 0, 0, {}, object};
 }
 KeySpec headers(std::string_view name, std::string_view description) { return {name, KeyType::headers, description}; }
+KeySpec text_map(std::string_view name, std::string_view description) { return {name, KeyType::text_map, description}; }
 
 std::vector<ObjectSpec> make_objects() {
   return {
       {.name = "",
-       .description = "An asmsrv server spec: one HTTP response for every request, routes by exact path, "
-                      "or raw TCP with raw_response (exactly one of the three).",
+       .description = "An asmsrv server spec: one HTTP response for every request, routes by exact path "
+                      "and/or static sites, or raw TCP with raw_response (exactly one of the three).",
        .keys = {
            str("name", "1 to 64 characters from A-Z a-z 0-9 . _ -: names the listing and the server",
                "^[A-Za-z0-9._-]{1,64}$"),
@@ -45,7 +46,9 @@ std::vector<ObjectSpec> make_objects() {
            str("raw_response", "Raw TCP: written verbatim to each connection, which is then closed (at most 16 MiB)"),
            obj("response", "response", "One HTTP response for every path and method"),
            list("routes", "route", "Routes by exact path and method"),
-           obj("not_found", "response", "With routes: the answer for unknown paths (status defaults to 404)"),
+           list("static", "static", "Directories embedded at build time, served under URL prefixes (alone or with routes)"),
+           obj("not_found", "response",
+               "With routes or static: the answer for unknown paths (status defaults to 404)"),
            headers("headers", "Headers added to every HTTP response"),
            obj("limits", "limits", "Bounds on every request and connection"),
            obj("log", "log", "Connection and access logs"),
@@ -53,7 +56,7 @@ std::vector<ObjectSpec> make_objects() {
            obj("probe", "probe", "server --probe: a health check the server binary runs against itself"),
            {"$schema", KeyType::annotation, "The JSON Schema this spec follows, for editors; asmsrv ignores it"},
        },
-       .exactly_one = {"raw_response", "response", "routes"}},
+       .exactly_one = {{"raw_response"}, {"response"}, {"routes", "static"}}},
       {.name = "listen",
        .description = "Where the server listens.",
        .keys = {
@@ -87,6 +90,19 @@ std::vector<ObjectSpec> make_objects() {
        },
        .base = "response",
        .required = {"path"}},
+      {.name = "static",
+       .description = "A directory embedded at build time and served under a URL prefix.",
+       .keys = {
+           str("path", "The URL prefix: starts and ends with /; default \"/\"", "^/([^?#]*/)?$"),
+           str("dir", "A directory relative to the spec's directory: every regular file below it is embedded"),
+           str("index", "The file that answers for its directory's URL; default \"index.html\"", "^[^/]+$"),
+           str("fallback", "A file of dir that answers paths that match nothing (a single-page app's index.html)"),
+           flag("compress", "Brotli and gzip variants of compressible files, made at build time; default true"),
+           flag("hidden", "Also serve names that start with \".\"; default false"),
+           text_map("cache_control",
+                    "Glob relative to dir (* and ? within a segment, ** across) -> Cache-Control; the first match wins"),
+       },
+       .required = {"dir"}},
       {.name = "limits",
        .description = "Bounds on every request and connection.",
        .keys = {
@@ -155,6 +171,12 @@ std::vector<std::string_view> ObjectSpec::listed() const {
 bool ObjectSpec::accepts(std::string_view name) const {
   auto all = all_keys();
   return std::any_of(all.begin(), all.end(), [&](const KeySpec* k) { return k->name == name; });
+}
+
+bool ObjectSpec::alternative(std::string_view name) const {
+  return std::any_of(exactly_one.begin(), exactly_one.end(), [&](const auto& keys) {
+    return std::find(keys.begin(), keys.end(), name) != keys.end();
+  });
 }
 
 const std::vector<ObjectSpec>& spec_objects() {

@@ -18,6 +18,7 @@ enum class KeyType {
   object,     // the object named `object`
   array,      // a non-empty array of the object named `object`
   headers,    // an object of header names to values
+  text_map,   // an object of any names (patterns) to strings
   annotation, // accepted and ignored ("$schema"); never suggested
 };
 
@@ -38,7 +39,9 @@ struct ObjectSpec {
   std::vector<KeySpec> keys = {}; // in the order "valid keys here" lists them
   std::string_view base = {};     // keys of this object follow `keys` (a route is a response)
   std::vector<std::string_view> required = {};
-  std::vector<std::string_view> exactly_one = {};  // exactly one of these keys is given
+  /// Exactly one of these alternatives is given; an alternative is one key,
+  /// or keys that go together (any of them: "routes" and/or "static").
+  std::vector<std::vector<std::string_view>> exactly_one = {};
   std::vector<std::string_view> at_most_one = {};  // not two of these keys together
 
   /// The row of `key`; throws std::logic_error when the table has none.
@@ -49,6 +52,8 @@ struct ObjectSpec {
   std::vector<std::string_view> listed() const;
   /// True when `key` may be given here (annotations too).
   bool accepts(std::string_view key) const;
+  /// True when `key` is one of the exactly_one alternatives' keys.
+  bool alternative(std::string_view key) const;
 };
 
 /// Every object of the spec, the root first.

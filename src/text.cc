@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 namespace asmsrv {
 
 std::string escape_controls(std::string_view s) {
@@ -18,6 +20,20 @@ std::string escape_controls(std::string_view s) {
       case '\t': out += "\\t"; break;
       default: out += fmt::format("\\u{:04x}", c);
     }
+  }
+  return out;
+}
+
+std::string json_quote(std::string_view s) {
+  using json = nlohmann::ordered_json;
+  return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string group_digits(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
   }
   return out;
 }

@@ -390,8 +390,8 @@ struct Totals {
 // What the server must send for answer `a`, Date aside: the table's head and body.
 std::string expected_bytes(const HttpModel& m, const ModelAnswer& a) {
   const CompiledResponse& c = m.table().responses.at(static_cast<size_t>(a.response));
-  std::string out = c.heads[static_cast<size_t>(a.head)];
-  if (a.body && !status_has_no_body(c.status)) out += c.file.empty() ? c.body : read(m.spec().dir + "/" + c.file);
+  std::string out = full_head(c, a.head);
+  if (a.body && !status_has_no_body(c.status)) out += full_file(c).empty() ? full_body(c) : read(m.spec().dir + "/" + full_file(c));
   return out;
 }
 

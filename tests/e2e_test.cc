@@ -47,7 +47,7 @@ const std::string kKeepRequest = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 /// The body a compiled response sends (files read from the spec's directory).
 std::string body_of(const ::asmsrv::Spec& spec, const ::asmsrv::CompiledResponse& c) {
   if (::asmsrv::status_has_no_body(c.status)) return "";
-  return c.file.empty() ? c.body : read(spec.dir + "/" + c.file);
+  return full_file(c).empty() ? full_body(c) : read(spec.dir + "/" + full_file(c));
 }
 
 /// The exact bytes a server built from this spec sends for "GET /", with
@@ -66,14 +66,14 @@ std::string expected_response(const ::asmsrv::Spec& spec, ConnHeader conn = Conn
     if (p.path == "/" && p.by_method[static_cast<int>(::asmsrv::Method::GET)] >= 0)
       idx = p.by_method[static_cast<int>(::asmsrv::Method::GET)];
   const auto& c = t.responses[static_cast<size_t>(idx)];
-  return c.heads[static_cast<size_t>(conn)] + body_of(spec, c);
+  return full_head(c, conn) + body_of(spec, c);
 }
 
 /// The generated error response `index` of the spec's table (always "close").
 std::string expected_error(const ::asmsrv::Spec& spec, int ::asmsrv::ResponseTable::*which) {
   ::asmsrv::ResponseTable t = ::asmsrv::build_response_table(spec);
   const auto& c = t.responses[static_cast<size_t>(t.*which)];
-  return c.heads[0] + body_of(spec, c);
+  return full_head(c, ConnHeader::close) + body_of(spec, c);
 }
 
 std::string conn_log_line(int client_port, size_t bytes) {
@@ -223,30 +223,35 @@ class E2e : public testing::TestWithParam<std::string> {
 INSTANTIATE_TEST_SUITE_P(Syntax, E2e, testing::ValuesIn(kSyntaxes),
                          [](const testing::TestParamInfo<std::string>& i) { return i.param; });
 
+// Written out by hand; each ETag is the first 16 hex digits of the
+// body's SHA-256 (`printf 'Hello from assembly!\n' | sha256sum`).
+const std::string kMinhttpFields =
+    "HTTP/1.1 200 OK\r\nETag: \"65760878ae4c49a1\"\r\nContent-Type: text/plain\r\nAccept-Ranges: bytes\r\n"
+    "Content-Length: 21\r\n";
+const std::string kHelloFields =
+    "HTTP/1.1 200 OK\r\nServer: asmsrv\r\nETag: \"64e6a149977e60dc\"\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\nAccept-Ranges: bytes\r\nContent-Length: 19\r\n";
+
 TEST_P(E2e, ExactResponsesForMinhttpAndFork) {
   auto m = serve(spec_path("minhttp"), syntax());
   ASSERT_TRUE(m);
   EXPECT_EQ(undate(exchange(m->port, kRequest).data),
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
-            "Connection: close\r\n\r\nHello from assembly!\n");
+            kMinhttpFields + "Connection: close\r\n\r\nHello from assembly!\n");
   {
     // Kept alive: HTTP/1.1 by default, HTTP/1.0 when asked; HTTP/1.0 closes.
     Client c(m->port);
     ASSERT_TRUE(c.valid());
     ASSERT_TRUE(c.send(kKeepRequest));
     EXPECT_EQ(undate(c.read_response()).raw,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n\r\n"
-              "Hello from assembly!\n");
+              kMinhttpFields + "\r\nHello from assembly!\n");
     ASSERT_TRUE(c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
     EXPECT_EQ(undate(c.read_response()).raw,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
-              "Connection: keep-alive\r\n\r\nHello from assembly!\n");
+              kMinhttpFields + "Connection: keep-alive\r\n\r\nHello from assembly!\n");
     ASSERT_TRUE(c.send("GET / HTTP/1.0\r\n\r\n"));
     ReadResult r = c.read_until_eof();
     EXPECT_TRUE(r.eof);
     EXPECT_EQ(undate(r.data),
-              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
-              "Connection: close\r\n\r\nHello from assembly!\n");
+              kMinhttpFields + "Connection: close\r\n\r\nHello from assembly!\n");
   }
   // HTTP/1.1 without Host is malformed.
   EXPECT_EQ(undate(exchange(m->port, "GET / HTTP/1.1\r\n\r\n").data),
@@ -259,12 +264,10 @@ TEST_P(E2e, ExactResponsesForMinhttpAndFork) {
     ASSERT_TRUE(c.valid());
     ASSERT_TRUE(c.send(kKeepRequest));
     EXPECT_EQ(undate(c.read_response()).raw,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
-              "Content-Length: 19\r\nServer: asmsrv\r\n\r\nHello from asmsrv!\n");
+              kHelloFields + "\r\nHello from asmsrv!\n");
   }
   EXPECT_EQ(undate(exchange(h->port, kRequest).data),
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 19\r\n"
-            "Connection: close\r\nServer: asmsrv\r\n\r\nHello from asmsrv!\n");
+            kHelloFields + "Connection: close\r\n\r\nHello from asmsrv!\n");
   auto f = serve(spec_path("fork"), syntax());
   ASSERT_TRUE(f);
   std::string raw = exchange(f->port, kRequest).data;  // raw: as it is, no Date

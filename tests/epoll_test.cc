@@ -93,7 +93,7 @@ std::string answer(const Running& r, const std::string& path, ConnHeader conn,
 std::string error_answer(const Running& r, int ResponseTable::*which) {
   ResponseTable t = ::asmsrv::build_response_table(r.spec);
   const auto& c = t.responses.at(static_cast<size_t>(t.*which));
-  return c.heads[0] + c.body;
+  return full_head(c, ConnHeader::close) + full_body(c);
 }
 
 /// 10 MiB of deterministic noise, made once.
@@ -1719,7 +1719,7 @@ TEST_P(Epoll, DateFromWorkersInEveryMode) {
                  answer(r, "/", ConnHeader::keep_alive, "HEAD"));
     ASSERT_TRUE(c.send(get("/nope")));
     expect_dated(c.read_response(false, 3000).raw,
-                 nf.heads[static_cast<size_t>(ConnHeader::keep_alive)] + nf.body);
+                 full_head(nf, ConnHeader::keep_alive) + full_body(nf));
   }
 }
 

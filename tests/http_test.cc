@@ -81,9 +81,9 @@ class Expected {
   /// always have the "close" head); no body for HEAD.
   std::string bytes(int idx, ConnHeader conn, bool head_request = false) const {
     const auto& c = t_.responses.at(static_cast<size_t>(idx));
-    std::string out = c.always_close ? c.heads[0] : c.heads[static_cast<size_t>(conn)];
+    std::string out = c.always_close ? full_head(c, ConnHeader::close) : full_head(c, conn);
     if (!head_request && !::asmsrv::status_has_no_body(c.status))
-      out += c.file.empty() ? c.body : read(spec_.dir + "/" + c.file);
+      out += full_file(c).empty() ? full_body(c) : read(spec_.dir + "/" + full_file(c));
     return out;
   }
 
@@ -100,30 +100,27 @@ class Expected {
   ResponseTable t_;
 };
 
-// Written out by hand (routes.json): the table must agree with these.
-const std::string kHealthKeep =
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
-    "Cache-Control: no-store\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\nok\n";
-const std::string kHealthClose =
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n"
-    "Cache-Control: no-store\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\nok\n";
-const std::string kHealthKeep10 =
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
-    "Connection: keep-alive\r\nCache-Control: no-store\r\nServer: asmsrv\r\n"
-    "Access-Control-Allow-Origin: *\r\n\r\nok\n";
+// Written out by hand (routes.json): the table must agree with these. The
+// ETag is the first 16 hex digits of `printf 'ok\n' | sha256sum`.
+const std::string kHealthFields =
+    "Cache-Control: no-store\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n"
+    "ETag: \"dc51b8c96c2d745d\"\r\nContent-Type: text/plain\r\nAccept-Ranges: bytes\r\nContent-Length: 3\r\n";
+const std::string kHealthKeep = "HTTP/1.1 200 OK\r\n" + kHealthFields + "\r\nok\n";
+const std::string kHealthClose = "HTTP/1.1 200 OK\r\n" + kHealthFields + "Connection: close\r\n\r\nok\n";
+const std::string kHealthKeep10 = "HTTP/1.1 200 OK\r\n" + kHealthFields + "Connection: keep-alive\r\n\r\nok\n";
 const std::string kNotFoundKeep =
     "HTTP/1.1 404 Not Found\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 18\r\n"
     "Server: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n<h1>Not here</h1>\n";
 const std::string kBadRequest =
     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n"
-    "Connection: close\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
+    "Server: asmsrv\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n"
     "400 Bad Request\n";
 
 std::string error_by_hand(int status, const std::string& reason) {
   std::string body = std::to_string(status) + " " + reason + "\n";
   return "HTTP/1.1 " + std::to_string(status) + " " + reason +
          "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\nConnection: close\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\n\r\n" + body;
+         "\r\nServer: asmsrv\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n" + body;
 }
 
 // ---------------------------------------------------------------------------
@@ -1191,10 +1188,10 @@ TEST_P(Http, SiteServesFilesWithTheirTypes) {
   std::string png = read(source_dir() + "/specs/site/logo.png");
   ASSERT_TRUE(c.send(req_close("GET", "/logo.png")));
   std::string got = undate(c.read_until_eof(3000).data);
-  EXPECT_TRUE(got == "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: " +
-                            std::to_string(png.size()) +
-                            "\r\nConnection: close\r\nCache-Control: max-age=86400\r\n"
-                            "Server: asmsrv\r\n\r\n" + png)
+  // The ETag: the first 16 hex digits of `sha256sum specs/site/logo.png`.
+  EXPECT_TRUE(got == "HTTP/1.1 200 OK\r\nCache-Control: max-age=86400\r\nServer: asmsrv\r\n"
+                     "ETag: \"3766a4cb0dffdd76\"\r\nContent-Type: image/png\r\nAccept-Ranges: bytes\r\n"
+                     "Content-Length: " + std::to_string(png.size()) + "\r\nConnection: close\r\n\r\n" + png)
       << testing::PrintToString(got.substr(0, 200));
   EXPECT_EQ(png.compare(0, 8, "\x89PNG\r\n\x1a\n"), 0) << "the fixture is a PNG";
 }

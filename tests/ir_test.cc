@@ -589,10 +589,10 @@ TEST(Lower, OptionsIsAnsweredOnEveryKnownPath) {
   ResponseTable t = build_response_table(s);
   auto options = [&](size_t path) { return t.responses[t.paths[path].by_method[int(Method::OPTIONS)]]; };
   EXPECT_EQ(options(0).status, 204);
-  EXPECT_EQ(options(0).heads[1], "HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, OPTIONS\r\n\r\n");
-  EXPECT_EQ(options(1).heads[1], "HTTP/1.1 204 No Content\r\nAllow: POST, OPTIONS\r\n\r\n");
+  EXPECT_EQ(full_head(options(0), ConnHeader::keep_alive), "HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, OPTIONS\r\n\r\n");
+  EXPECT_EQ(full_head(options(1), ConnHeader::keep_alive), "HTTP/1.1 204 No Content\r\nAllow: POST, OPTIONS\r\n\r\n");
   EXPECT_EQ(options(2).status, 200) << "a route for OPTIONS answers itself";
-  EXPECT_EQ(t.responses[t.paths[2].not_allowed].heads[1].find("Allow: OPTIONS\r\n") != std::string::npos, true);
+  EXPECT_EQ(full_head(t.responses[t.paths[2].not_allowed], ConnHeader::keep_alive).find("Allow: OPTIONS\r\n") != std::string::npos, true);
   // Paths with the same methods share their 204 and their 405.
   Spec many = parse_spec(R"({"routes": [{"path": "/a"}, {"path": "/b"}, {"path": "/c"}]})", "s.json");
   ResponseTable m = build_response_table(many);
@@ -624,23 +624,38 @@ TEST(Lower, RawResponseLengthIsAnImmediate) {
 
 // The response table: one 32-byte record per response, every field a constant.
 TEST(Lower, ResponseTableRecords) {
-  Spec s = parse_spec(R"({"routes": [{"path": "/", "body": "hi"}]})", "s.json");
+  Spec s = parse_spec(R"({"routes": [{"path": "/", "body": "hi"}, {"path": "/n", "status": 204}]})", "s.json");
   Program p = lower(s);
   auto it = std::find_if(p.data.begin(), p.data.end(),
                          [&](const DataItem& d) { return p.info(d.label).name == "responses"; });
   ASSERT_NE(it, p.data.end());
   const Ints& first = std::get<Ints>(it->pieces[0]);
   EXPECT_EQ(first.width, 4);
-  EXPECT_EQ(first.comment, "0: GET / (fixed)");
-  std::string close = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n";
-  std::string keep = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n";
-  std::string keep10 = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n";
-  // Each head without its last CR LF (the Date line ends it); then the body,
-  // its length, the status, the flags.
-  EXPECT_EQ(first.values,
-            (std::vector<uint64_t>{0, close.size() - 2, keep.size() - 2, keep10.size() - 2, 0, 2, 200, 0}));
-  EXPECT_EQ(it->size(), 32u * (1 + 1 + 1 + 1 + 6))
-      << "the route, its OPTIONS 204, its 405, not_found, and six protocol errors";
+  EXPECT_EQ(first.comment, "0: GET / (entity)");
+  // An entity: its 200 status line; no body of its own (its representation
+  // has it); status, flags (kind 1, identity alone: bit 16 + 2), its first
+  // representation, the spare dword.
+  std::string status = "HTTP/1.1 200 OK\r\n";
+  EXPECT_EQ(first.values, (std::vector<uint64_t>{0, status.size(), 0, 0, 200, 1 | (4 << 16), 0, 0}));
+  const Ints& second = std::get<Ints>(it->pieces[1]);
+  EXPECT_EQ(second.comment, "1: GET /n (fixed)");
+  // A fixed response: its whole head, without the Connection line, follows.
+  std::string head = "HTTP/1.1 204 No Content\r\n";
+  std::string fields = "ETag: \"8f434346648f6b96\"\r\nContent-Type: text/plain\r\nAccept-Ranges: bytes\r\n"
+                       "Content-Length: 2\r\n";
+  EXPECT_EQ(second.values[0], status.size() + fields.size());
+  EXPECT_EQ(second.values[1], head.size());
+  EXPECT_EQ(second.values[4], 204u);
+  EXPECT_EQ(second.values[5], 0u) << "kind 0: fixed";
+  auto reps = std::find_if(p.data.begin(), p.data.end(),
+                           [&](const DataItem& d) { return p.info(d.label).name == "representations"; });
+  ASSERT_NE(reps, p.data.end());
+  const Ints& rep = std::get<Ints>(reps->pieces[0]);
+  // Field lines at 17: 0 shared, 416 up to the ETag, 304 up to the type,
+  // 206 up to the length, 200 all; body 0, 2 bytes; the ETag's value at 17 + 6.
+  EXPECT_EQ(rep.values, (std::vector<uint64_t>{17, 0, 26, 26 + 26 + 22, fields.size(), 0, 2, 23}));
+  EXPECT_EQ(it->size(), 32u * (2 + 1 + 1 + 1 + 6))
+      << "the routes, the OPTIONS 204 and the 405 they share, not_found, and six protocol errors";
 }
 
 TEST(Lower, ModesDiffer) {

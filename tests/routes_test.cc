@@ -51,8 +51,8 @@ std::string expected(const ::asmsrv::ResponseTable& t, const std::string& method
                                                               : p.not_allowed;
   }
   const auto& c = t.responses.at(static_cast<size_t>(idx));
-  std::string out = c.heads[static_cast<size_t>(ConnHeader::keep_alive)];
-  if (method != "HEAD" && !::asmsrv::status_has_no_body(c.status)) out += c.body;
+  std::string out = full_head(c, ConnHeader::keep_alive);
+  if (method != "HEAD" && !::asmsrv::status_has_no_body(c.status)) out += full_body(c);
   return out;
 }
 
@@ -78,7 +78,8 @@ TEST_P(ManyRoutes, BuildAndAnswer) {
   ::asmsrv::ResponseTable t = ::asmsrv::build_response_table(r->spec);
   // The table agrees with the spec (and by hand for one).
   EXPECT_EQ(expected(t, "GET", "/r/999"),
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 18\r\n\r\n" +
+            "HTTP/1.1 200 OK\r\nETag: " + ::asmsrv::strong_etag(body_of_route(999)) +
+                "\r\nContent-Type: text/plain\r\nAccept-Ranges: bytes\r\nContent-Length: 18\r\n\r\n" +
                 body_of_route(999));
 
   struct Ask {

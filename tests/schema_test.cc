@@ -167,6 +167,11 @@ TEST(Schema, RejectsWhatTheCheckerRejects) {
       {R"({"response": {}, "name": "no spaces"})", "/name"},
       {R"({"response": {}, "listen": {"port_env": "1PORT"}})", "/listen/port_env"},
       {R"({"$schema": 2020, "response": {}})", "/$schema"},
+      {R"({"response": {}, "static": [{"dir": "public"}]})", "/"},           // static with response
+      {R"({"static": [{"dir": "public", "root": "www"}]})", "/static/0"},    // not yet
+      {R"({"static": [{"path": "/docs", "dir": "public"}]})", "/static/0/path"},
+      {R"({"static": [{"dir": "public", "index": "a/b.html"}]})", "/static/0/index"},
+      {R"({"static": [{"dir": "public", "cache_control": {"*": 1}}]})", "/static/0/cache_control/*"},
   };
   std::vector<std::string> texts;
   for (const Case& c : cases) texts.push_back(c.spec);
@@ -192,6 +197,7 @@ Place place_of(std::string_view object) {
   if (object == "route") return {routes, "/routes/0"};
   if (object == "cors") return {{{"routes", routes["routes"]}, {"cors", json::object()}}, "/cors"};
   if (object == "response") return {{{"response", json::object()}}, "/response"};
+  if (object == "static") return {{{"static", json::array({{{"dir", "no-such-dir"}}})}}, "/static/0"};
   json spec = response;
   spec[std::string(object)] = json::object();
   return {spec, "/" + std::string(object)};
@@ -227,7 +233,7 @@ TEST(Schema, TheTableDrivesTheCheckerAndTheSchema) {
       // The checker reads the key: a wrong type is an error at the key, not
       // an unknown key, and the schema refuses it too.
       Place p = place_of(o.name);
-      if (std::count(o.exactly_one.begin(), o.exactly_one.end(), k->name)) p.spec = json::object();  // alone
+      if (o.alternative(k->name)) p.spec = json::object();  // alone
       const std::string ptr = p.pointer + "/" + name;
       const json::json_pointer at(ptr);
       p.spec[at] = wrong_type(k->type);

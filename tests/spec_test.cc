@@ -5,6 +5,8 @@
 
 #include <filesystem>
 
+#include <unistd.h>
+
 #include "test_util.h"
 
 namespace asmsrv {
@@ -119,12 +121,12 @@ TEST(SpecErrors, InvalidJson) {
 TEST(SpecErrors, RootAndUnknownKeys) {
   EXPECT_EQ(error("[1]"), "s.json: /: expected an object, got [1]");
   EXPECT_EQ(error(R"({"listen": {}})"),
-            "s.json: /: missing the response: give \"response\", \"routes\" or \"raw_response\"");
+            "s.json: /: missing the response: give \"response\", \"routes\", \"static\" or \"raw_response\"");
   EXPECT_EQ(error(R"({"response": {}, "lisen": {}})"), "s.json: /lisen: unknown key; did you mean \"listen\"?");
   EXPECT_EQ(error(R"({"response": {}, "zzzzzzzz": 1})"),
             "s.json: /zzzzzzzz: unknown key; valid keys here: \"name\", \"listen\", \"mode\", \"workers\", "
-            "\"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", \"limits\", \"log\", \"cors\", "
-            "\"probe\"");
+            "\"raw_response\", \"response\", \"routes\", \"static\", \"not_found\", \"headers\", \"limits\", \"log\", "
+            "\"cors\", \"probe\"");
   EXPECT_EQ(error(R"({"response": {"bdy": "x"}})"), "s.json: /response/bdy: unknown key; did you mean \"body\"?");
   EXPECT_EQ(error(R"({"response": {}, "listen": {"prot": 1}})"),
             "s.json: /listen/prot: unknown key; did you mean \"port\"?");
@@ -151,7 +153,7 @@ TEST(SpecErrors, JsonEdgeCases) {
   // Control characters from the spec are shown escaped: one error, one line.
   EXPECT_EQ(error(R"({"response": {}, "a\nb\u0000": 1})"),
             "s.json: /a\\nb\\u0000: unknown key; valid keys here: \"name\", \"listen\", \"mode\", "
-            "\"workers\", \"raw_response\", \"response\", \"routes\", \"not_found\", \"headers\", "
+            "\"workers\", \"raw_response\", \"response\", \"routes\", \"static\", \"not_found\", \"headers\", "
             "\"limits\", \"log\", \"cors\", \"probe\"");
   EXPECT_EQ(error(R"({"response": {"headers": {"X\r\nY": "1"}}})"),
             "s.json: /response/headers/X\\r\\nY: header name is not a token (letters, digits and "
@@ -249,7 +251,7 @@ TEST(SpecErrors, OutOfRange) {
   EXPECT_EQ(error(R"({"response": {}, "limits": {"max_connections": 0}})"),
             "s.json: /limits/max_connections: expected an integer from 1 to 65536, got 0");
   EXPECT_EQ(error(R"({"response": {}, "limits": {"max_connections": 65536, "request_bytes": 65536}})"),
-            "s.json: /limits/max_connections: 65536 connections with 65536-byte buffers need 4113 MiB "
+            "s.json: /limits/max_connections: 65536 connections with 65536-byte buffers need 4121 MiB "
             "of memory; the limit is 1024 MiB: lower max_connections or request_bytes");
   EXPECT_TRUE(errors(R"({"response": {}, "mode": "fork", "limits": {"max_connections": 65536, "request_bytes": 65536}})").empty());
   EXPECT_EQ(error(R"({"response": {}, "limits": {"shutdown_timeout_ms": -1}})"),
@@ -481,6 +483,109 @@ TEST(SpecErrors, EveryErrorIsReported) {
 TEST(Spec, EveryShippedSpecIsValid) {
   for (const std::string& name : test::spec_names())
     EXPECT_NO_THROW(load_spec(test::source_dir() + "/specs/" + name + ".json")) << name;
+}
+
+// A spec in a fresh directory with a small site: public/index.html,
+// public/app.js, public/docs/index.html.
+std::string site_dir() {
+  std::string dir = test::temp_dir();
+  std::filesystem::create_directories(dir + "/public/docs");
+  test::write(dir + "/public/index.html", "<h1>home</h1>\n");
+  test::write(dir + "/public/app.js", "console.log('hi');\n");
+  test::write(dir + "/public/docs/index.html", "<h1>docs</h1>\n");
+  test::write(dir + "/notes.txt", "not a directory\n");
+  return dir;
+}
+
+TEST(Spec, StaticSites) {
+  std::string dir = site_dir();
+  Spec s = parse_spec(R"({"static": [{"dir": "public"}]})", dir + "/s.json");
+  ASSERT_EQ(s.sites.size(), 1u);
+  const StaticSite& site = s.sites[0];
+  EXPECT_EQ(site.path, "/");
+  EXPECT_EQ(site.dir, "public");
+  EXPECT_EQ(site.index, "index.html");
+  EXPECT_EQ(site.fallback, "");
+  EXPECT_TRUE(site.compress);
+  EXPECT_FALSE(site.hidden);
+  ASSERT_EQ(site.files.size(), 3u);
+  EXPECT_EQ(site.files[0].path, "app.js");
+  EXPECT_EQ(site.files[0].reps[0].file, "public/app.js");
+  EXPECT_EQ(site.dirs, (std::vector<std::string>{"", "docs"}));
+  EXPECT_TRUE(s.routes.empty());
+
+  s = parse_spec(R"({"routes": [{"path": "/api", "body": "{}"}], "not_found": {"body": "no\n"},
+      "static": [{"path": "/", "dir": "public", "index": "index.html", "fallback": "index.html",
+                  "compress": false, "hidden": true,
+                  "cache_control": {"*.html": "no-cache", "**": "public, max-age=60"}},
+                 {"path": "/docs/", "dir": "public/docs"}]})",
+                 dir + "/s.json");
+  ASSERT_EQ(s.sites.size(), 2u);
+  EXPECT_EQ(s.routes.size(), 1u);
+  EXPECT_EQ(s.not_found.body, "no\n");
+  EXPECT_EQ(s.sites[0].fallback, "index.html");
+  EXPECT_FALSE(s.sites[0].compress);
+  EXPECT_TRUE(s.sites[0].hidden);
+  EXPECT_EQ(s.sites[0].files[0].cache_control, "public, max-age=60");
+  EXPECT_EQ(s.sites[0].files[2].cache_control, "no-cache");
+  EXPECT_EQ(s.sites[1].path, "/docs/");
+  EXPECT_EQ(s.sites[1].files[0].reps[0].file, "public/docs/index.html");
+}
+
+TEST(SpecErrors, Static) {
+  std::string dir = site_dir();
+  std::string f = dir + "/s.json";
+  auto one = [&](const std::string& text) {
+    std::vector<std::string> lines = errors(text, f);
+    EXPECT_EQ(lines.size(), 1u) << text;
+    return lines.empty() ? "" : lines[0].substr(f.size() + 2);
+  };
+  EXPECT_EQ(one(R"({"response": {}, "static": [{"dir": "public"}]})"),
+            "/static: \"static\" goes alone or with \"routes\", not with \"response\"");
+  EXPECT_EQ(one(R"({"raw_response": "x", "static": [{"dir": "public"}]})"),
+            "/static: \"static\" goes alone or with \"routes\", not with \"raw_response\"");
+  EXPECT_EQ(one(R"({"static": []})"), "/static: expected a non-empty array of sites like {\"dir\": \"public\"}, got []");
+  EXPECT_EQ(one(R"({"static": [{}]})"), "/static/0: missing \"dir\"");
+  EXPECT_EQ(one(R"({"static": [{"dri": "public"}]})"), "/static/0/dri: unknown key; did you mean \"dir\"?");
+  EXPECT_EQ(one(R"({"static": [{"root": "/srv/www"}]})"),
+            "/static/0/root: files read at run time (\"root\") are not supported yet; use \"dir\"");
+  EXPECT_EQ(one(R"({"static": [{"path": "docs/", "dir": "public"}]})"),
+            "/static/0/path: expected a path that starts with \"/\", got \"docs/\"");
+  EXPECT_EQ(one(R"({"static": [{"path": "/docs", "dir": "public"}]})"),
+            "/static/0/path: a static path is a prefix: it ends with \"/\", like \"/docs/\"");
+  EXPECT_EQ(one(R"({"static": [{"path": "/a//b/", "dir": "public"}]})"),
+            "/static/0/path: a static path has no empty, \".\" or \"..\" segment (requests are normalised before "
+            "matching)");
+  EXPECT_EQ(one(R"({"static": [{"path": "/a/../", "dir": "public"}]})"),
+            "/static/0/path: a static path has no empty, \".\" or \"..\" segment (requests are normalised before "
+            "matching)");
+  EXPECT_EQ(one(R"({"static": [{"dir": "public"}, {"path": "/", "dir": "public/docs"}]})"),
+            "/static/1/path: duplicate static path \"/\": already /static/0");
+  EXPECT_EQ(one(R"({"static": [{"dir": "missing"}]})"),
+            "/static/0/dir: cannot read \"missing\": No such file or directory");
+  EXPECT_EQ(one(R"({"static": [{"dir": "notes.txt"}]})"), "/static/0/dir: \"notes.txt\" is not a directory");
+  EXPECT_EQ(one(R"({"static": [{"dir": ""}]})"), "/static/0/dir: expected a directory, got \"\"");
+  std::filesystem::create_directories(dir + "/empty");
+  EXPECT_EQ(one(R"({"static": [{"dir": "empty"}]})"), "/static/0/dir: \"empty\" has no files to serve");
+  EXPECT_EQ(one(R"({"static": [{"dir": "public", "fallback": "app.html"}]})"),
+            "/static/0/fallback: \"app.html\" is not a file of \"public\"");
+  EXPECT_EQ(one(R"({"static": [{"dir": "public", "index": "docs/index.html"}]})"),
+            "/static/0/index: expected a file name without \"/\", like \"index.html\", got \"docs/index.html\"");
+  EXPECT_EQ(one(R"({"static": [{"dir": "public", "compress": "yes"}]})"),
+            "/static/0/compress: expected true or false, got \"yes\"");
+  EXPECT_EQ(one(R"({"static": [{"dir": "public", "cache_control": ["no-cache"]}]})"),
+            "/static/0/cache_control: expected an object of patterns to Cache-Control values, got [\"no-cache\"]");
+  EXPECT_EQ(one(R"({"static": [{"dir": "public", "cache_control": {"*.html": "no-cache\r\nX: y"}}]})"),
+            "/static/0/cache_control/*.html: a header value must not contain CR or LF");
+  EXPECT_EQ(one(R"({"static": [{"dir": "public", "cache_control": {"*.html": ""}}]})"),
+            "/static/0/cache_control/*.html: expected a Cache-Control value like \"no-cache\", got \"\"");
+  EXPECT_EQ(one(R"({"static": [{"dir": "public", "cache_control": {"/assets/*": "no-cache"}}]})"),
+            "/static/0/cache_control/~1assets~1*: expected a pattern relative to \"dir\", like \"*.html\" or "
+            "\"assets/**\"");
+  ASSERT_EQ(::symlink("../notes.txt", (dir + "/public/notes.txt").c_str()), 0);
+  EXPECT_EQ(one(R"({"static": [{"dir": "public"}]})"),
+            "/static/0/dir: \"public/notes.txt\" is a symlink to \"../notes.txt\", outside \"public\": only links "
+            "that stay inside are followed");
 }
 
 }  // namespace
