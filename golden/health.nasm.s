@@ -2171,77 +2171,183 @@ bad_request:
 
 ;; --------------------------------------------------------------------------
 ;; route by exact path
-;; C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
-;; A compare chain generated from the spec: the length first, then the bytes.
-;; Unknown paths get not_found.
+;; C: path = normalise(path); h = fnv1a(path); for (i = h; slots[i].len; i++) if (match) return row[method]
+;; The paths are laid out at compile time in a hash table of 16 slots,
+;; so a lookup costs one pass over the path and, almost always, one
+;; compare. Unknown paths: a static site's fallback, or not_found.
 route:
-        mov     r9, qword [rel req_path]        ; r9 = the path
-        mov     r10, qword [rel req_path_len]   ; r10 = its length
-        cmp     r10, 1                          ; "/"
-        jne     short route.not_0
-        mov     rsi, r9
-        lea     rdi, [rel route_path_0]
-        mov     ecx, 1
+        call    normalise_path                  ; r9 = the path, r10 = its length; eax != 0: a bad path
+        test    eax, eax
+        jnz     near route.bad_path
+        mov     rax, -0x7ee3623b                ; FNV-1a: the offset basis
+        xor     ecx, ecx
+route.hash:
+        cmp     rcx, r10
+        jae     short route.hashed
+        movzx   edx, byte [r9+rcx]
+        xor     eax, edx                        ; h ^= byte
+        imul    eax, eax, 0x1000193             ; h *= 16777619
+        inc     rcx
+        jmp     short route.hash
+route.hashed:
+        mov     r11d, eax                       ; r11d = h
+        and     eax, 15                         ; eax = the slot: h % slots
+route.probe:
+        mov     edx, eax
+        shl     rdx, 4                          ; 16 bytes a slot
+        lea     r8, [rel route_slots]
+        add     r8, rdx                         ; r8 = the slot
+        mov     ecx, dword [r8+4]               ; its path's length
+        test    ecx, ecx
+        jz      short miss                      ; an empty slot: no such path
+        cmp     rcx, r10
+        jne     short route.next_slot
+        cmp     dword [r8+12], r11d             ; the same hash?
+        jne     short route.next_slot
+        mov     esi, dword [r8]                 ; offset in route_paths
+        lea     rdx, [rel route_paths]
+        add     rsi, rdx
+        mov     rdi, r9
         repe cmpsb                              ; compare while equal
-        je      short route_0
-route.not_0:
-        cmp     r10, 8                          ; "/healthz"
-        jne     short route.not_1
-        mov     rsi, r9
-        lea     rdi, [rel route_path_1]
-        mov     ecx, 8
-        repe cmpsb                              ; compare while equal
-        je      short route_1
-route.not_1:
+        je      short route.found
+route.next_slot:
+        inc     eax
+        and     eax, 15                         ; the next slot, round
+        jmp     short route.probe
+route.found:
+        mov     eax, dword [r8+8]               ; its row
+        shl     rax, 5                          ; 32 bytes a row
+        lea     rdx, [rel route_methods]
+        add     rdx, rax
+route.by_method:
+        mov     eax, dword [rel req_method]
+        shl     rax, 2                          ; 4 bytes a method
+        add     rdx, rax
+        mov     eax, dword [rdx]                ; the response for this method
+        ret
+route.bad_path:
+        mov     eax, 5                          ; 400: a bad escape, an escaped NUL or '/', .. above /
+        ret
+
+;; --------------------------------------------------------------------------
+;; route: no exact path
+;; C: return not_found
+miss:
         mov     eax, 4                          ; 404: not_found
         ret
 
 ;; --------------------------------------------------------------------------
-;; route: the methods of /
-;; C: switch (method)
-;; Other methods: 405 with Allow.
-route_0:
-        mov     ecx, dword [rel req_method]
-        cmp     ecx, 1                          ; GET
-        jne     short route_0.not_GET
-        mov     eax, 0                          ; GET /
+;; subroutine normalise_path
+;; C: r9 = norm_path = remove_dot_segments(percent_decode(req_path)), r10 = its length; eax = 0, or 1: bad
+;; RFC 3986 6.2.2: routes match the path as its bytes are meant, however
+;; escaped: %XX decoded; a bad escape, a decoded NUL or '/' are bad (400). Segment
+;; by segment: "." is dropped, ".." drops the segment before it (above / is
+;; bad), an empty one ("//") is merged. rsi walks the path to r8, rdi writes,
+;; r11 = where the current segment starts in norm_path. Clobbers rax-rdx,
+;; rsi, rdi, r8-r11.
+normalise_path:
+        mov     rsi, qword [rel req_path]
+        mov     r8, rsi
+        add     r8, qword [rel req_path_len]    ; r8 = its end
+        lea     r9, [rel norm_path]
+        mov     rdi, r9
+        mov     byte [rdi], '/'                 ; every path starts with '/'
+        inc     rdi
+        inc     rsi                             ; past the request's own
+normalise_path.segment:
+        mov     r11, rdi                        ; a segment starts
+        xor     edx, edx                        ; edx = 1 when a '/' ends it
+normalise_path.segment_char:
+        cmp     rsi, r8
+        jae     short normalise_path.segment_end
+        movzx   eax, byte [rsi]
+        inc     rsi
+        cmp     eax, '/'
+        je      short normalise_path.slash
+        cmp     eax, '%'
+        jne     short normalise_path.store
+normalise_path.escape:
+        lea     rax, [rsi+2]
+        cmp     rax, r8
+        ja      near normalise_path.bad         ; '%' without two digits
+        xor     ecx, ecx                        ; ecx = the byte
+        movzx   eax, byte [rsi]
+        sub     eax, '0'
+        cmp     eax, 9
+        jbe     short normalise_path.hex_high
+        or      eax, 32                         ; to lower case
+        sub     eax, 49
+        cmp     eax, 5
+        ja      near normalise_path.bad         ; not a hex digit
+        add     eax, 10
+normalise_path.hex_high:
+        shl     ecx, 4
+        or      ecx, eax
+        movzx   eax, byte [rsi+1]
+        sub     eax, '0'
+        cmp     eax, 9
+        jbe     short normalise_path.hex_low
+        or      eax, 32                         ; to lower case
+        sub     eax, 49
+        cmp     eax, 5
+        ja      near normalise_path.bad         ; not a hex digit
+        add     eax, 10
+normalise_path.hex_low:
+        shl     ecx, 4
+        or      ecx, eax
+        add     rsi, 2
+        test    ecx, ecx
+        jz      short normalise_path.bad        ; %00
+        cmp     ecx, '/'
+        je      short normalise_path.bad        ; %2F: a '/' that is not a separator
+        mov     eax, ecx
+normalise_path.store:
+        mov     byte [rdi], al
+        inc     rdi
+        jmp     short normalise_path.segment_char
+normalise_path.slash:
+        mov     edx, 1
+normalise_path.segment_end:
+        mov     rax, rdi
+        sub     rax, r11                        ; rax = the segment's length
+        cmp     rax, 1
+        jne     short normalise_path.not_dot
+        cmp     byte [r11], '.'
+        jne     short normalise_path.keep
+        mov     rdi, r11                        ; ".": dropped
+        jmp     short normalise_path.after
+normalise_path.not_dot:
+        cmp     rax, 2
+        jne     short normalise_path.keep
+        cmp     word [r11], 0x2e2e              ; ".."
+        jne     short normalise_path.keep
+        lea     rax, [r9+1]
+        cmp     r11, rax
+        je      short normalise_path.bad        ; ".." above /
+        lea     rdi, [r11-1]                    ; "..": drop it and the segment before
+normalise_path.back:
+        dec     rdi
+        cmp     byte [rdi], '/'
+        jne     short normalise_path.back       ; norm_path starts with '/': this stops
+        inc     rdi
+        jmp     short normalise_path.after
+normalise_path.keep:
+        test    rax, rax
+        jz      short normalise_path.after      ; an empty segment: "//" is "/"
+        test    edx, edx
+        jz      short normalise_path.done
+        mov     byte [rdi], '/'
+        inc     rdi
+normalise_path.after:
+        test    edx, edx
+        jnz     near normalise_path.segment     ; a '/' ended it: the next segment
+normalise_path.done:
+        mov     r10, rdi
+        sub     r10, r9                         ; r10 = the length
+        xor     eax, eax
         ret
-route_0.not_GET:
-        cmp     ecx, 2                          ; HEAD
-        jne     short route_0.not_HEAD
-        mov     eax, 0                          ; GET /
-        ret
-route_0.not_HEAD:
-        cmp     ecx, 7                          ; OPTIONS
-        jne     short route_0.not_OPTIONS
-        mov     eax, 2                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
-        ret
-route_0.not_OPTIONS:
-        mov     eax, 3                          ; 405 Method Not Allowed
-        ret
-
-;; --------------------------------------------------------------------------
-;; route: the methods of /healthz
-;; C: switch (method)
-;; Other methods: 405 with Allow.
-route_1:
-        mov     ecx, dword [rel req_method]
-        cmp     ecx, 1                          ; GET
-        jne     short route_1.not_GET
-        mov     eax, 1                          ; GET /healthz
-        ret
-route_1.not_GET:
-        cmp     ecx, 2                          ; HEAD
-        jne     short route_1.not_HEAD
-        mov     eax, 1                          ; GET /healthz
-        ret
-route_1.not_HEAD:
-        cmp     ecx, 7                          ; OPTIONS
-        jne     short route_1.not_OPTIONS
-        mov     eax, 2                          ; OPTIONS (Allow: GET, HEAD, OPTIONS)
-        ret
-route_1.not_OPTIONS:
-        mov     eax, 3                          ; 405 Method Not Allowed
+normalise_path.bad:
+        mov     eax, 1
         ret
 
 ;; --------------------------------------------------------------------------
@@ -3500,15 +3606,37 @@ char_class:
 path_root:
         db "/"
 
-; route path 0 (1 bytes)
+; every exact path, back to back (9 bytes)
         align 8, db 0
-route_path_0:
-        db "/"
+route_paths:
+        db "//healthz"
 
-; route path 1 (8 bytes)
-        align 8, db 0
-route_path_1:
-        db "/healthz"
+; per path, the response for each method (0 and the missing ones: 405) (64 bytes)
+        align 32, db 0
+route_methods:
+        dd 3, 0, 0, 3, 3, 3, 3, 2               ; 0: /
+        dd 3, 1, 1, 3, 3, 3, 3, 2               ; 1: /healthz
+
+; the paths by hash: 16 slots of { offset in route_paths, length (0: empty),
+; row in route_methods, FNV-1a hash } (256 bytes)
+        align 16, db 0
+route_slots:
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 1, 8, 1, 3110524466                  ; /healthz
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 0, 0, 0                           ; empty
+        dd 0, 1, 0, 705468254                   ; /
+        dd 0, 0, 0, 0                           ; empty
 
 ; four bytes a weekday, Sunday first (28 bytes)
         align 8, db 0
@@ -4035,6 +4163,11 @@ req_if_range:
         alignb 8
 req_if_range_len:
         resb 8
+
+; the request's path, decoded and normalised (never longer than it was) (16384 bytes)
+        alignb 16
+norm_path:
+        resb 16384
 
 ; clock_now (ms) when date_line must be made again (8 bytes)
         alignb 8

@@ -1745,259 +1745,183 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## route by exact path
-## C: for each route path: if (len == strlen(p) && memcmp(path, p, len) == 0) ...
-## A compare chain generated from the spec: the length first, then the bytes.
-## Unknown paths get not_found.
+## C: path = normalise(path); h = fnv1a(path); for (i = h; slots[i].len; i++) if (match) return row[method]
+## The paths are laid out at compile time in a hash table of 16 slots,
+## so a lookup costs one pass over the path and, almost always, one
+## compare. Unknown paths: a static site's fallback, or not_found.
 .Lroute:
-        mov     r9, QWORD PTR [rip + req_path]  # r9 = the path
-        mov     r10, QWORD PTR [rip + req_path_len] # r10 = its length
-        cmp     r10, 1                          # "/"
-        jne     short .Lroute.not_0
-        mov     rsi, r9
-        lea     rdi, [rip + route_path_0]
-        mov     ecx, 1
+        call    .Lnormalise_path                # r9 = the path, r10 = its length; eax != 0: a bad path
+        test    eax, eax
+        {disp32} jnz     .Lroute.bad_path
+        mov     rax, -0x7ee3623b                # FNV-1a: the offset basis
+        xor     ecx, ecx
+.Lroute.hash:
+        cmp     rcx, r10
+        jae     short .Lroute.hashed
+        movzx   edx, BYTE PTR [r9+rcx]
+        xor     eax, edx                        # h ^= byte
+        imul    eax, eax, 0x1000193             # h *= 16777619
+        inc     rcx
+        jmp     short .Lroute.hash
+.Lroute.hashed:
+        mov     r11d, eax                       # r11d = h
+        and     eax, 15                         # eax = the slot: h % slots
+.Lroute.probe:
+        mov     edx, eax
+        shl     rdx, 4                          # 16 bytes a slot
+        lea     r8, [rip + route_slots]
+        add     r8, rdx                         # r8 = the slot
+        mov     ecx, DWORD PTR [r8+4]           # its path's length
+        test    ecx, ecx
+        jz      short .Lmiss                    # an empty slot: no such path
+        cmp     rcx, r10
+        jne     short .Lroute.next_slot
+        cmp     DWORD PTR [r8+12], r11d         # the same hash?
+        jne     short .Lroute.next_slot
+        mov     esi, DWORD PTR [r8]             # offset in route_paths
+        lea     rdx, [rip + route_paths]
+        add     rsi, rdx
+        mov     rdi, r9
         repe cmpsb                              # compare while equal
-        {disp32} je      .Lroute_0
-.Lroute.not_0:
-        cmp     r10, 7                          # "/health"
-        jne     short .Lroute.not_1
-        mov     rsi, r9
-        lea     rdi, [rip + route_path_1]
-        mov     ecx, 7
-        repe cmpsb                              # compare while equal
-        {disp32} je      .Lroute_1
-.Lroute.not_1:
-        cmp     r10, 11                         # "/api/status"
-        jne     short .Lroute.not_2
-        mov     rsi, r9
-        lea     rdi, [rip + route_path_2]
-        mov     ecx, 11
-        repe cmpsb                              # compare while equal
-        {disp32} je      .Lroute_2
-.Lroute.not_2:
-        cmp     r10, 10                         # "/api/items"
-        jne     short .Lroute.not_3
-        mov     rsi, r9
-        lea     rdi, [rip + route_path_3]
-        mov     ecx, 10
-        repe cmpsb                              # compare while equal
-        {disp32} je      .Lroute_3
-.Lroute.not_3:
-        cmp     r10, 12                         # "/api/items/1"
-        jne     short .Lroute.not_4
-        mov     rsi, r9
-        lea     rdi, [rip + route_path_4]
-        mov     ecx, 12
-        repe cmpsb                              # compare while equal
-        {disp32} je      .Lroute_4
-.Lroute.not_4:
-        cmp     r10, 4                          # "/old"
-        jne     short .Lroute.not_5
-        mov     rsi, r9
-        lea     rdi, [rip + route_path_5]
-        mov     ecx, 4
-        repe cmpsb                              # compare while equal
-        {disp32} je      .Lroute_5
-.Lroute.not_5:
-        cmp     r10, 7                          # "/teapot"
-        jne     short .Lroute.not_6
-        mov     rsi, r9
-        lea     rdi, [rip + route_path_6]
-        mov     ecx, 7
-        repe cmpsb                              # compare while equal
-        {disp32} je      .Lroute_6
-.Lroute.not_6:
-        cmp     r10, 12                         # "/maintenance"
-        jne     short .Lroute.not_7
-        mov     rsi, r9
-        lea     rdi, [rip + route_path_7]
-        mov     ecx, 12
-        repe cmpsb                              # compare while equal
-        {disp32} je      .Lroute_7
-.Lroute.not_7:
+        je      short .Lroute.found
+.Lroute.next_slot:
+        inc     eax
+        and     eax, 15                         # the next slot, round
+        jmp     short .Lroute.probe
+.Lroute.found:
+        mov     eax, DWORD PTR [r8+8]           # its row
+        shl     rax, 5                          # 32 bytes a row
+        lea     rdx, [rip + route_methods]
+        add     rdx, rax
+.Lroute.by_method:
+        mov     eax, DWORD PTR [rip + req_method]
+        shl     rax, 2                          # 4 bytes a method
+        add     rdx, rax
+        mov     eax, DWORD PTR [rdx]            # the response for this method
+        ret
+.Lroute.bad_path:
+        mov     eax, 15                         # 400: a bad escape, an escaped NUL or '/', .. above /
+        ret
+
+## --------------------------------------------------------------------------
+## route: no exact path
+## C: return not_found
+.Lmiss:
         mov     eax, 14                         # 404: not_found
         ret
 
 ## --------------------------------------------------------------------------
-## route: the methods of /
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lroute_0:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 1                          # GET
-        jne     short .Lroute_0.not_GET
-        mov     eax, 0                          # GET /
+## subroutine normalise_path
+## C: r9 = norm_path = remove_dot_segments(percent_decode(req_path)), r10 = its length; eax = 0, or 1: bad
+## RFC 3986 6.2.2: routes match the path as its bytes are meant, however
+## escaped: %XX decoded; a bad escape, a decoded NUL or '/' are bad (400). Segment
+## by segment: "." is dropped, ".." drops the segment before it (above / is
+## bad), an empty one ("//") is merged. rsi walks the path to r8, rdi writes,
+## r11 = where the current segment starts in norm_path. Clobbers rax-rdx,
+## rsi, rdi, r8-r11.
+.Lnormalise_path:
+        mov     rsi, QWORD PTR [rip + req_path]
+        mov     r8, rsi
+        add     r8, QWORD PTR [rip + req_path_len] # r8 = its end
+        lea     r9, [rip + norm_path]
+        mov     rdi, r9
+        mov     BYTE PTR [rdi], '/'             # every path starts with '/'
+        inc     rdi
+        inc     rsi                             # past the request's own
+.Lnormalise_path.segment:
+        mov     r11, rdi                        # a segment starts
+        xor     edx, edx                        # edx = 1 when a '/' ends it
+.Lnormalise_path.segment_char:
+        cmp     rsi, r8
+        jae     short .Lnormalise_path.segment_end
+        movzx   eax, BYTE PTR [rsi]
+        inc     rsi
+        cmp     eax, '/'
+        je      short .Lnormalise_path.slash
+        cmp     eax, '%'
+        jne     short .Lnormalise_path.store
+.Lnormalise_path.escape:
+        lea     rax, [rsi+2]
+        cmp     rax, r8
+        {disp32} ja      .Lnormalise_path.bad   # '%' without two digits
+        xor     ecx, ecx                        # ecx = the byte
+        movzx   eax, BYTE PTR [rsi]
+        sub     eax, '0'
+        cmp     eax, 9
+        jbe     short .Lnormalise_path.hex_high
+        or      eax, 32                         # to lower case
+        sub     eax, 49
+        cmp     eax, 5
+        {disp32} ja      .Lnormalise_path.bad   # not a hex digit
+        add     eax, 10
+.Lnormalise_path.hex_high:
+        shl     ecx, 4
+        or      ecx, eax
+        movzx   eax, BYTE PTR [rsi+1]
+        sub     eax, '0'
+        cmp     eax, 9
+        jbe     short .Lnormalise_path.hex_low
+        or      eax, 32                         # to lower case
+        sub     eax, 49
+        cmp     eax, 5
+        {disp32} ja      .Lnormalise_path.bad   # not a hex digit
+        add     eax, 10
+.Lnormalise_path.hex_low:
+        shl     ecx, 4
+        or      ecx, eax
+        add     rsi, 2
+        test    ecx, ecx
+        jz      short .Lnormalise_path.bad      # %00
+        cmp     ecx, '/'
+        je      short .Lnormalise_path.bad      # %2F: a '/' that is not a separator
+        mov     eax, ecx
+.Lnormalise_path.store:
+        mov     BYTE PTR [rdi], al
+        inc     rdi
+        jmp     short .Lnormalise_path.segment_char
+.Lnormalise_path.slash:
+        mov     edx, 1
+.Lnormalise_path.segment_end:
+        mov     rax, rdi
+        sub     rax, r11                        # rax = the segment's length
+        cmp     rax, 1
+        jne     short .Lnormalise_path.not_dot
+        cmp     BYTE PTR [r11], '.'
+        jne     short .Lnormalise_path.keep
+        mov     rdi, r11                        # ".": dropped
+        jmp     short .Lnormalise_path.after
+.Lnormalise_path.not_dot:
+        cmp     rax, 2
+        jne     short .Lnormalise_path.keep
+        cmp     WORD PTR [r11], 0x2e2e          # ".."
+        jne     short .Lnormalise_path.keep
+        lea     rax, [r9+1]
+        cmp     r11, rax
+        je      short .Lnormalise_path.bad      # ".." above /
+        lea     rdi, [r11-1]                    # "..": drop it and the segment before
+.Lnormalise_path.back:
+        dec     rdi
+        cmp     BYTE PTR [rdi], '/'
+        jne     short .Lnormalise_path.back     # norm_path starts with '/': this stops
+        inc     rdi
+        jmp     short .Lnormalise_path.after
+.Lnormalise_path.keep:
+        test    rax, rax
+        jz      short .Lnormalise_path.after    # an empty segment: "//" is "/"
+        test    edx, edx
+        jz      short .Lnormalise_path.done
+        mov     BYTE PTR [rdi], '/'
+        inc     rdi
+.Lnormalise_path.after:
+        test    edx, edx
+        {disp32} jnz     .Lnormalise_path.segment # a '/' ended it: the next segment
+.Lnormalise_path.done:
+        mov     r10, rdi
+        sub     r10, r9                         # r10 = the length
+        xor     eax, eax
         ret
-.Lroute_0.not_GET:
-        cmp     ecx, 2                          # HEAD
-        jne     short .Lroute_0.not_HEAD
-        mov     eax, 0                          # GET /
-        ret
-.Lroute_0.not_HEAD:
-        cmp     ecx, 7                          # OPTIONS
-        jne     short .Lroute_0.not_OPTIONS
-        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
-        ret
-.Lroute_0.not_OPTIONS:
-        mov     eax, 9                          # 405 Method Not Allowed
-        ret
-
-## --------------------------------------------------------------------------
-## route: the methods of /health
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lroute_1:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 1                          # GET
-        jne     short .Lroute_1.not_GET
-        mov     eax, 1                          # GET /health
-        ret
-.Lroute_1.not_GET:
-        cmp     ecx, 2                          # HEAD
-        jne     short .Lroute_1.not_HEAD
-        mov     eax, 1                          # GET /health
-        ret
-.Lroute_1.not_HEAD:
-        cmp     ecx, 7                          # OPTIONS
-        jne     short .Lroute_1.not_OPTIONS
-        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
-        ret
-.Lroute_1.not_OPTIONS:
-        mov     eax, 9                          # 405 Method Not Allowed
-        ret
-
-## --------------------------------------------------------------------------
-## route: the methods of /api/status
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lroute_2:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 1                          # GET
-        jne     short .Lroute_2.not_GET
-        mov     eax, 2                          # GET /api/status
-        ret
-.Lroute_2.not_GET:
-        cmp     ecx, 2                          # HEAD
-        jne     short .Lroute_2.not_HEAD
-        mov     eax, 2                          # GET /api/status
-        ret
-.Lroute_2.not_HEAD:
-        cmp     ecx, 7                          # OPTIONS
-        jne     short .Lroute_2.not_OPTIONS
-        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
-        ret
-.Lroute_2.not_OPTIONS:
-        mov     eax, 9                          # 405 Method Not Allowed
-        ret
-
-## --------------------------------------------------------------------------
-## route: the methods of /api/items
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lroute_3:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 3                          # POST
-        jne     short .Lroute_3.not_POST
-        mov     eax, 3                          # POST /api/items
-        ret
-.Lroute_3.not_POST:
-        cmp     ecx, 7                          # OPTIONS
-        jne     short .Lroute_3.not_OPTIONS
-        mov     eax, 10                         # OPTIONS (Allow: POST, OPTIONS)
-        ret
-.Lroute_3.not_OPTIONS:
-        mov     eax, 11                         # 405 Method Not Allowed
-        ret
-
-## --------------------------------------------------------------------------
-## route: the methods of /api/items/1
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lroute_4:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 5                          # DELETE
-        jne     short .Lroute_4.not_DELETE
-        mov     eax, 4                          # DELETE /api/items/1
-        ret
-.Lroute_4.not_DELETE:
-        cmp     ecx, 7                          # OPTIONS
-        jne     short .Lroute_4.not_OPTIONS
-        mov     eax, 12                         # OPTIONS (Allow: DELETE, OPTIONS)
-        ret
-.Lroute_4.not_OPTIONS:
-        mov     eax, 13                         # 405 Method Not Allowed
-        ret
-
-## --------------------------------------------------------------------------
-## route: the methods of /old
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lroute_5:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 1                          # GET
-        jne     short .Lroute_5.not_GET
-        mov     eax, 5                          # GET /old
-        ret
-.Lroute_5.not_GET:
-        cmp     ecx, 2                          # HEAD
-        jne     short .Lroute_5.not_HEAD
-        mov     eax, 5                          # GET /old
-        ret
-.Lroute_5.not_HEAD:
-        cmp     ecx, 7                          # OPTIONS
-        jne     short .Lroute_5.not_OPTIONS
-        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
-        ret
-.Lroute_5.not_OPTIONS:
-        mov     eax, 9                          # 405 Method Not Allowed
-        ret
-
-## --------------------------------------------------------------------------
-## route: the methods of /teapot
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lroute_6:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 1                          # GET
-        jne     short .Lroute_6.not_GET
-        mov     eax, 6                          # GET /teapot
-        ret
-.Lroute_6.not_GET:
-        cmp     ecx, 2                          # HEAD
-        jne     short .Lroute_6.not_HEAD
-        mov     eax, 6                          # GET /teapot
-        ret
-.Lroute_6.not_HEAD:
-        cmp     ecx, 7                          # OPTIONS
-        jne     short .Lroute_6.not_OPTIONS
-        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
-        ret
-.Lroute_6.not_OPTIONS:
-        mov     eax, 9                          # 405 Method Not Allowed
-        ret
-
-## --------------------------------------------------------------------------
-## route: the methods of /maintenance
-## C: switch (method)
-## Other methods: 405 with Allow.
-.Lroute_7:
-        mov     ecx, DWORD PTR [rip + req_method]
-        cmp     ecx, 1                          # GET
-        jne     short .Lroute_7.not_GET
-        mov     eax, 7                          # GET /maintenance
-        ret
-.Lroute_7.not_GET:
-        cmp     ecx, 2                          # HEAD
-        jne     short .Lroute_7.not_HEAD
-        mov     eax, 7                          # GET /maintenance
-        ret
-.Lroute_7.not_HEAD:
-        cmp     ecx, 7                          # OPTIONS
-        jne     short .Lroute_7.not_OPTIONS
-        mov     eax, 8                          # OPTIONS (Allow: GET, HEAD, OPTIONS)
-        ret
-.Lroute_7.not_OPTIONS:
-        mov     eax, 9                          # 405 Method Not Allowed
+.Lnormalise_path.bad:
+        mov     eax, 1
         ret
 
 ## --------------------------------------------------------------------------
@@ -3123,45 +3047,43 @@ char_class:
 path_root:
         .ascii "/"
 
-# route path 0 (1 bytes)
+# every exact path, back to back (64 bytes)
         .balign 8, 0
-route_path_0:
-        .ascii "/"
+route_paths:
+        .ascii "//health/api/status/api/items/api/items/1/old/teapot/maintenance"
 
-# route path 1 (7 bytes)
-        .balign 8, 0
-route_path_1:
-        .ascii "/health"
+# per path, the response for each method (0 and the missing ones: 405) (256 bytes)
+        .balign 32, 0
+route_methods:
+        .long 9, 0, 0, 9, 9, 9, 9, 8            # 0: /
+        .long 9, 1, 1, 9, 9, 9, 9, 8            # 1: /health
+        .long 9, 2, 2, 9, 9, 9, 9, 8            # 2: /api/status
+        .long 11, 11, 11, 3, 11, 11, 11, 10     # 3: /api/items
+        .long 13, 13, 13, 13, 13, 4, 13, 12     # 4: /api/items/1
+        .long 9, 5, 5, 9, 9, 9, 9, 8            # 5: /old
+        .long 9, 6, 6, 9, 9, 9, 9, 8            # 6: /teapot
+        .long 9, 7, 7, 9, 9, 9, 9, 8            # 7: /maintenance
 
-# route path 2 (11 bytes)
-        .balign 8, 0
-route_path_2:
-        .ascii "/api/status"
-
-# route path 3 (10 bytes)
-        .balign 8, 0
-route_path_3:
-        .ascii "/api/items"
-
-# route path 4 (12 bytes)
-        .balign 8, 0
-route_path_4:
-        .ascii "/api/items/1"
-
-# route path 5 (4 bytes)
-        .balign 8, 0
-route_path_5:
-        .ascii "/old"
-
-# route path 6 (7 bytes)
-        .balign 8, 0
-route_path_6:
-        .ascii "/teapot"
-
-# route path 7 (12 bytes)
-        .balign 8, 0
-route_path_7:
-        .ascii "/maintenance"
+# the paths by hash: 16 slots of { offset in route_paths, length (0: empty),
+# row in route_methods, FNV-1a hash } (256 bytes)
+        .balign 16, 0
+route_slots:
+        .long 0, 0, 0, 0                        # empty
+        .long 19, 10, 3, 3652490449             # /api/items
+        .long 29, 12, 4, 1225671409             # /api/items/1
+        .long 52, 12, 7, 418890657              # /maintenance
+        .long 0, 0, 0, 0                        # empty
+        .long 0, 0, 0, 0                        # empty
+        .long 0, 0, 0, 0                        # empty
+        .long 0, 0, 0, 0                        # empty
+        .long 0, 0, 0, 0                        # empty
+        .long 8, 11, 2, 647882665               # /api/status
+        .long 0, 0, 0, 0                        # empty
+        .long 41, 4, 5, 937058235               # /old
+        .long 1, 7, 1, 1923151932               # /health
+        .long 45, 7, 6, 768777563               # /teapot
+        .long 0, 1, 0, 705468254                # /
+        .long 0, 0, 0, 0                        # empty
 
 # four bytes a weekday, Sunday first (28 bytes)
         .balign 8, 0
@@ -3704,6 +3626,11 @@ req_if_range:
         .balign 8
 req_if_range_len:
         .skip 8
+
+# the request's path, decoded and normalised (never longer than it was) (16384 bytes)
+        .balign 16
+norm_path:
+        .skip 16384
 
 # clock_now (ms) when date_line must be made again (8 bytes)
         .balign 8

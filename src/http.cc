@@ -97,6 +97,56 @@ bool same_name(std::string_view a, std::string_view b) {
          });
 }
 
+std::string percent_encode_path(std::string_view path) {
+  static constexpr std::string_view kKeep = "-._~!$&'()*+,;=:@/";
+  std::string out;
+  for (unsigned char c : path) {
+    if (std::isalnum(c) || kKeep.find(static_cast<char>(c)) != std::string_view::npos)
+      out += static_cast<char>(c);
+    else
+      out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
+std::optional<std::string> normalise_path(std::string_view path) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    c = static_cast<char>(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  std::string out = "/";
+  size_t i = path.empty() ? 0 : 1;  // past the leading '/'
+  while (true) {
+    size_t start = out.size();
+    bool slash = false;
+    while (i < path.size()) {
+      char c = path[i++];
+      if (c == '/') {
+        slash = true;
+        break;
+      }
+      if (c == '%') {
+        if (i + 2 > path.size() || hex(path[i]) < 0 || hex(path[i + 1]) < 0) return std::nullopt;
+        c = static_cast<char>(hex(path[i]) * 16 + hex(path[i + 1]));
+        i += 2;
+        if (c == '\0' || c == '/') return std::nullopt;
+      }
+      out += c;
+    }
+    std::string_view seg = std::string_view(out).substr(start);
+    if (seg == ".") {
+      out.resize(start);
+    } else if (seg == "..") {
+      if (start == 1) return std::nullopt;
+      out.resize(out.rfind('/', start - 2) + 1);
+    } else if (!seg.empty() && slash) {
+      out += '/';
+    }
+    if (!slash) return out;
+  }
+}
+
 std::string_view connection_line(ConnHeader conn) {
   switch (conn) {
     case ConnHeader::close: return "Connection: close\r\n";

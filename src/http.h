@@ -2,6 +2,7 @@
 // bytes of a complete response head.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,16 @@ enum class ConnHeader {
   keep_alive,     // nothing: HTTP/1.1 keeps the connection by default
   keep_alive_10,  // "Connection: keep-alive", for an HTTP/1.0 client that asked
 };
+
+/// A path as a URL spells it: every byte but unreserved ones, sub-delims,
+/// ':', '@' and '/' percent-encoded (RFC 3986 3.3).
+std::string percent_encode_path(std::string_view path);
+
+/// What the server matches routes against (RFC 3986 6.2.2): the path
+/// percent-decoded, "." segments dropped, ".." dropping the segment before
+/// it, "//" merged. nullopt (400) for a bad escape, a decoded NUL or '/',
+/// or a ".." above the root.
+std::optional<std::string> normalise_path(std::string_view path);
 
 /// "Connection: close\r\n", "" or "Connection: keep-alive\r\n".
 std::string_view connection_line(ConnHeader conn);

@@ -111,13 +111,18 @@ struct HttpModel::Request {
 
 HttpModel::HttpModel(const Spec& spec) : spec_(spec), table_(build_response_table(spec)) {}
 
-int HttpModel::route(int method, std::string_view path) const {
+int HttpModel::route(int method, std::string_view raw) const {
   if (table_.catch_all >= 0) return table_.catch_all;
-  for (const PathRoutes& p : table_.paths) {
-    if (p.path != path) continue;
+  std::optional<std::string> path = normalise_path(raw);
+  if (!path) return table_.bad_request;
+  auto answer = [&](const PathRoutes& p) {
     if (p.by_method[method] >= 0) return p.by_method[method];
     return p.not_allowed >= 0 ? p.not_allowed : table_.not_found;
-  }
+  };
+  for (const PathRoutes& p : table_.paths)
+    if (p.path == *path) return answer(p);
+  for (const PathRoutes& p : table_.fallbacks)  // longest first
+    if (path->compare(0, p.path.size(), p.path) == 0) return answer(p);
   return table_.not_found;
 }
 
@@ -225,7 +230,9 @@ HttpModel::Request HttpModel::parse(std::string_view head) const {
   if (r.content_length > static_cast<uint64_t>(spec_.limits.body_bytes))
     return fail(table_.content_too_large, "413: a body over limits.body_bytes");
   r.response = route(r.method, path);
-  r.why = fmt::format("{} {} -> {}", kMethodNames[r.method], path, table_.responses[r.response].what);
+  r.why = r.response == table_.bad_request
+              ? "400: a path with a bad escape, a NUL or '/' escaped, or .. above /"
+              : fmt::format("{} {} -> {}", kMethodNames[r.method], path, table_.responses[r.response].what);
   return r;
 }
 

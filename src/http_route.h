@@ -18,10 +18,12 @@ class HttpRoute : public Gen {
   void emit();
 
  private:
+  void emit_normalise();
   const ResponseTable& t_;
   const RequestVars& req_;
-  Label entry_;
-  std::vector<Label> path_data_;
+  Label entry_, normalise_, norm_buf_, paths_, rows_, slots_label_;
+  size_t slots_ = 0;  // a power of two, at least twice the paths
+  std::vector<Label> fallback_paths_, fallback_rows_;
 };
 
 }  // namespace asmsrv

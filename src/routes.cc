@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 
 #include "templates.h"
@@ -62,57 +63,16 @@ class TableBuilder {
     if (spec_.response) {
       table_.catch_all = add("every request", *spec_.response, false);
     } else {
-      for (const Route& route : spec_.routes) {
-        PathRoutes* p = find_path(route.path);
-        if (!p) {
-          table_.paths.push_back(PathRoutes{route.path, {}, -1});
-          p = &table_.paths.back();
-          p->by_method.fill(-1);
-        }
-        p->by_method[static_cast<int>(route.method)] =
+      for (const Route& route : spec_.routes)
+        path_for(route.path).by_method[static_cast<int>(route.method)] =
             add(fmt::format("{} {}", kMethodNames[static_cast<int>(route.method)], route.path),
                 route.response, false);
-      }
+      for (const StaticSite& site : spec_.sites) add_site(site);
+      std::stable_sort(table_.fallbacks.begin(), table_.fallbacks.end(),
+                       [](const PathRoutes& a, const PathRoutes& b) { return a.path.size() > b.path.size(); });
       // Paths with the same methods share their 204 and 405 responses.
-      std::map<std::string, int> options_for, not_allowed_for;
-      for (PathRoutes& p : table_.paths) {
-        // A GET route also answers HEAD, with the same head and no body.
-        int get = p.by_method[static_cast<int>(Method::GET)];
-        int& head = p.by_method[static_cast<int>(Method::HEAD)];
-        if (head < 0 && get >= 0) head = get;
-        // OPTIONS is answered on every known path (RFC 9110 9.3.7): 204 with
-        // Allow, unless a route defines it.
-        int& options = p.by_method[static_cast<int>(Method::OPTIONS)];
-        std::string allow;
-        bool missing = false;
-        for (int m = 1; m <= kMethodCount; ++m) {
-          if (p.by_method[m] >= 0 || m == static_cast<int>(Method::OPTIONS))
-            allow += (allow.empty() ? "" : ", ") + std::string(kMethodNames[m]);
-          else
-            missing = true;
-        }
-        if (options < 0) {
-          auto [it, fresh] = options_for.try_emplace(allow, -1);
-          if (fresh) {
-            HttpResponse r;
-            r.status = 204;
-            r.reason = std::string(standard_reason(204));
-            r.headers = {{"Allow", allow}};
-            if (spec_.cors) {  // a browser's preflight asks with OPTIONS
-              r.headers.emplace_back("Access-Control-Allow-Methods", allow);
-              r.headers.emplace_back("Access-Control-Allow-Headers", spec_.cors->allow_headers);
-              r.headers.emplace_back("Access-Control-Max-Age", std::to_string(spec_.cors->max_age_s));
-            }
-            it->second = add("OPTIONS (Allow: " + allow + ")", r, false);
-          }
-          options = it->second;
-        }
-        if (missing) {
-          auto [it, fresh] = not_allowed_for.try_emplace(allow, -1);
-          if (fresh) it->second = error(405, "(Allow: " + allow + ")", false, {{"Allow", allow}});
-          p.not_allowed = it->second;
-        }
-      }
+      for (PathRoutes& p : table_.paths) complete(p);
+      for (PathRoutes& p : table_.fallbacks) complete(p);
       table_.not_found = add("not found", spec_.not_found, false);
     }
     table_.bad_request = error(400, "for a malformed request", true);
@@ -125,14 +85,129 @@ class TableBuilder {
   }
 
  private:
-  PathRoutes* find_path(const std::string& path) {
-    for (PathRoutes& p : table_.paths)
-      if (p.path == path) return &p;
-    return nullptr;
+  PathRoutes& path_for(const std::string& path) {
+    auto [it, fresh] = path_at_.try_emplace(path, table_.paths.size());
+    if (fresh) {
+      table_.paths.push_back(PathRoutes{path, {}, -1});
+      table_.paths.back().by_method.fill(-1);
+    }
+    return table_.paths[it->second];
+  }
+
+  // OPTIONS and 405 for a path whose own methods are set; a GET also
+  // answers HEAD, with the same head and no body.
+  void complete(PathRoutes& p) {
+    int get = p.by_method[static_cast<int>(Method::GET)];
+    int& head = p.by_method[static_cast<int>(Method::HEAD)];
+    if (head < 0 && get >= 0) head = get;
+    // OPTIONS is answered on every known path (RFC 9110 9.3.7): 204 with
+    // Allow, unless a route defines it.
+    int& options = p.by_method[static_cast<int>(Method::OPTIONS)];
+    std::string allow;
+    bool missing = false;
+    for (int m = 1; m <= kMethodCount; ++m) {
+      if (p.by_method[m] >= 0 || m == static_cast<int>(Method::OPTIONS))
+        allow += (allow.empty() ? "" : ", ") + std::string(kMethodNames[m]);
+      else
+        missing = true;
+    }
+    if (options < 0) {
+      auto [it, fresh] = options_for_.try_emplace(allow, -1);
+      if (fresh) {
+        HttpResponse r;
+        r.status = 204;
+        r.reason = std::string(standard_reason(204));
+        r.headers = {{"Allow", allow}};
+        if (spec_.cors) {  // a browser's preflight asks with OPTIONS
+          r.headers.emplace_back("Access-Control-Allow-Methods", allow);
+          r.headers.emplace_back("Access-Control-Allow-Headers", spec_.cors->allow_headers);
+          r.headers.emplace_back("Access-Control-Max-Age", std::to_string(spec_.cors->max_age_s));
+        }
+        it->second = add("OPTIONS (Allow: " + allow + ")", r, false);
+      }
+      options = it->second;
+    }
+    if (missing) {
+      auto [it, fresh] = not_allowed_for_.try_emplace(allow, -1);
+      if (fresh) it->second = error(405, "(Allow: " + allow + ")", false, {{"Allow", allow}});
+      p.not_allowed = it->second;
+    }
+  }
+
+  // A static site: a path per file, per directory with an index ("/sub/"),
+  // and a redirect for that directory without its slash ("/sub"). An exact
+  // route of the same path wins.
+  void add_site(const StaticSite& site) {
+    std::map<std::string, int> by_file;
+    for (const SiteFile& f : site.files) {
+      std::string url = site.path + f.path;
+      int index = add_file(site, f, url);
+      by_file[f.path] = index;
+      if (!path_at_.count(url)) path_for(url).by_method[static_cast<int>(Method::GET)] = index;
+    }
+    for (const std::string& d : site.dirs) {
+      auto it = by_file.find(d.empty() ? site.index : d + "/" + site.index);
+      if (it == by_file.end()) continue;
+      std::string dir_url = site.path + (d.empty() ? "" : d + "/");
+      if (!path_at_.count(dir_url)) path_for(dir_url).by_method[static_cast<int>(Method::GET)] = it->second;
+      std::string bare = dir_url.substr(0, dir_url.size() - 1);
+      if (!bare.empty() && !path_at_.count(bare))
+        path_for(bare).by_method[static_cast<int>(Method::GET)] = add_redirect(bare, dir_url);
+    }
+    if (!site.fallback.empty()) {
+      PathRoutes p{site.path, {}, -1};
+      p.by_method.fill(-1);
+      p.by_method[static_cast<int>(Method::GET)] = by_file.at(site.fallback);
+      table_.fallbacks.push_back(p);
+    }
+  }
+
+  int add_file(const StaticSite& site, const SiteFile& f, const std::string& url) {
+    CompiledResponse c;
+    c.kind = ResponseKind::entity;
+    c.what = "GET " + url + (site.fallback == f.path ? " (and the fallback)" : "");
+    c.head = "HTTP/1.1 200 OK\r\n";
+    std::string shared = shared_fields(HttpResponse{}, spec_.headers);
+    std::vector<const SiteRepresentation*> reps;
+    for (const SiteRepresentation& r : f.reps) reps.push_back(&r);
+    std::sort(reps.begin(), reps.end(), [](auto* a, auto* b) { return a->coding < b->coding; });
+    for (const SiteRepresentation* r : reps) {
+      EntityFields fields = entity_fields(shared, r->etag, f.cache_control, f.reps.size() > 1, f.content_type,
+                                          r->coding == Coding::identity ? "" : kCodingNames[static_cast<int>(r->coding)],
+                                          r->size);
+      CompiledRep rep;
+      rep.coding = r->coding;
+      rep.fields = fields.text;
+      rep.len_shared = fields.len_shared;
+      rep.len_304 = fields.len_304;
+      rep.len_ranged = fields.len_ranged;
+      rep.etag = r->etag;
+      rep.file = r->file;
+      rep.body = r->data;
+      rep.size = r->size;
+      c.reps.push_back(std::move(rep));
+    }
+    table_.responses.push_back(std::move(c));
+    return static_cast<int>(table_.responses.size()) - 1;
+  }
+
+  // 301 to the directory's path with its slash; the request's query follows
+  // at run time.
+  int add_redirect(const std::string& from, const std::string& to) {
+    CompiledResponse c;
+    c.kind = ResponseKind::redirect;
+    c.what = fmt::format("GET {} -> 301 {}", from, to);
+    c.status = 301;
+    c.head = "HTTP/1.1 301 Moved Permanently\r\nContent-Length: 0\r\n" +
+             shared_fields(HttpResponse{}, spec_.headers) + "Location: " + percent_encode_path(to);
+    table_.responses.push_back(std::move(c));
+    return static_cast<int>(table_.responses.size()) - 1;
   }
 
   const Spec& spec_;
   ResponseTable table_;
+  std::map<std::string, size_t> path_at_;              // path -> its index in table_.paths
+  std::map<std::string, int> options_for_, not_allowed_for_;  // by Allow
 };
 
 }  // namespace

@@ -62,7 +62,10 @@ struct PathRoutes {
 
 struct ResponseTable {
   std::vector<CompiledResponse> responses;
-  std::vector<PathRoutes> paths;  // "routes" specs
+  std::vector<PathRoutes> paths;  // "routes" and "static" specs: exact paths
+  /// Static sites with a fallback: a request under `path` that no exact
+  /// path matches, longest prefix first.
+  std::vector<PathRoutes> fallbacks;
   int catch_all = -1;             // "response" specs: every path and method
   int not_found = -1;
   int bad_request = -1;           // 400

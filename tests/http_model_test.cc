@@ -176,3 +176,26 @@ TEST_F(Model, HostValues) {
 
 }  // namespace
 }  // namespace asmsrv::test
+
+namespace asmsrv {
+namespace {
+
+// The path the model (and the server) routes by: RFC 3986 6.2.2.
+TEST(NormalisePath, DecodesAndRemovesDotSegments) {
+  const std::pair<std::string, std::optional<std::string>> cases[] = {
+      {"/", "/"},         {"/a/b", "/a/b"},     {"/a/", "/a/"},         {"//a//b/", "/a/b/"},
+      {"/./a", "/a"},     {"/a/.", "/a/"},      {"/a/..", "/"},          {"/a/b/../c", "/a/c"},
+      {"/%61", "/a"},     {"/%2e%2E/", std::nullopt}, {"/..", std::nullopt}, {"/a/../..", std::nullopt},
+      {"/a%2Fb", std::nullopt}, {"/a%00", std::nullopt}, {"/a%2", std::nullopt}, {"/a%g0", std::nullopt},
+      {"/my%20file.txt", "/my file.txt"}, {"/%C3%A9", "/\xc3\xa9"}, {"/a/%2e/b", "/a/b"},
+  };
+  for (const auto& [in, want] : cases) EXPECT_EQ(normalise_path(in), want) << in;
+}
+
+TEST(PercentEncodePath, KeepsWhatAPathMayHold) {
+  EXPECT_EQ(percent_encode_path("/a b/\xc3\xa9?#%"), "/a%20b/%C3%A9%3F%23%25");
+  EXPECT_EQ(percent_encode_path("/a-b_c.d~e!$&'()*+,;=:@"), "/a-b_c.d~e!$&'()*+,;=:@");
+}
+
+}  // namespace
+}  // namespace asmsrv

@@ -255,7 +255,15 @@ TEST_P(Http, RoutesByExactPathIgnoringTheQuery) {
       {"/healthz", "/nope"},
       {"/Health", "/nope"},
       {"/health/", "/nope"},
-      {"//health", "/nope"},
+      // Paths are matched decoded and normalised (RFC 3986 6.2.2), "//" merged as nginx does.
+      {"//health", "/health"},
+      {"/he%61lth", "/health"},
+      {"/%68ealth", "/health"},
+      {"/./health", "/health"},
+      {"/api/../health", "/health"},
+      {"/api/status/..", "/nope"},  // "/api/"
+      {"/api/./status", "/api/status"},
+      {"/health%3F", "/nope"},
       {"/api", "/nope"},
       {"/api/items/1/x", "/nope"},
       {"/index.html", "/nope"},
@@ -422,6 +430,13 @@ TEST_P(Http, MalformedRequestsGet400AndClose) {
       "GET http:///health HTTP/1.1\r\nHost: x\r\n\r\n",          // an empty authority (RFC 9110 4.2.1)
       "GET http://?x HTTP/1.1\r\nHost: x\r\n\r\n",               // ... before a query
       "GET http:// HTTP/1.1\r\nHost: x\r\n\r\n",                 // ... and nothing else
+      "GET /.. HTTP/1.1\r\nHost: x\r\n\r\n",                    // a path above /
+      "GET /health/../../x HTTP/1.1\r\nHost: x\r\n\r\n",        // ... however it gets there
+      "GET /%2e%2e/health HTTP/1.1\r\nHost: x\r\n\r\n",         // ... escaped
+      "GET /api%2Fstatus HTTP/1.1\r\nHost: x\r\n\r\n",          // an escaped '/'
+      "GET /health%00 HTTP/1.1\r\nHost: x\r\n\r\n",             // an escaped NUL
+      "GET /health%2 HTTP/1.1\r\nHost: x\r\n\r\n",              // a short escape
+      "GET /health%zz HTTP/1.1\r\nHost: x\r\n\r\n",             // not hex
       "GET / http/1.1\r\nHost: x\r\n\r\n",                       // the version is case-sensitive
       "GET / HTTP/1.1\r\n\r\n",                                  // HTTP/1.1 without Host
       "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",            // two Hosts
