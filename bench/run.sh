@@ -14,7 +14,17 @@
 # binary size, and the ratios asmsrv/nginx and asmsrv/nginx deferred. Writes
 # bench/results.md and the table between the bench markers in README.md.
 #
-# Knobs: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50).
+# A second case, a static site: specs/static.json (epoll, 1 worker, its access
+# log turned off) against nginx serving the same directory (specs/static-site)
+# with `etag on; gzip_static on;` and .gz files made with `gzip -k -9` in a
+# copy, for two requests in keep-alive: (a) the 10 KB lorem.html with
+# Accept-Encoding: gzip, (b) its revalidation, If-None-Match with the ETag
+# each server gave the gzip response first (a 304). Reported as a second
+# table with the same metrics and the ratio asmsrv/nginx.
+#
+# Knobs: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50),
+# BENCH_CASES ("hello static": which cases run; README.md's table is
+# rewritten only when both did).
 # BENCH_STRACE=1 also counts system calls per request of asmsrv and nginx in
 # Connection: close mode (strace -c during a 2 s wrk run, after the rounds) and
 # appends them to bench/results.md (not to README.md).
@@ -25,6 +35,8 @@ seconds=${BENCH_SECONDS:-5}
 rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNECTIONS:-50}
 trace=${BENCH_STRACE:-0}
+cases=${BENCH_CASES:-hello static}
+has_case() { [[ " $cases " == *" $1 "* ]]; }
 
 # --- what it needs -------------------------------------------------------------
 scripts/build >/dev/null
@@ -43,16 +55,40 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 . bench/lib.sh  # $work, pids, cleanup at exit, free_port
 
-# --- the three servers ---------------------------------------------------------
-port_a=$(free_port)
-port_b=$(free_port)
-port_c=$(free_port)
-while [ "$port_b" = "$port_a" ]; do port_b=$(free_port); done
-while [ "$port_c" = "$port_a" ] || [ "$port_c" = "$port_b" ]; do port_c=$(free_port); done
-build/asmsrv build specs/hello.json --port "$port_a" -o "$work/hello"
+# Server name -> port, pid. "deferred" is nginx with `listen ... deferred`.
+declare -A port_of pid_of
+taken=" "
+next_port() {  # var: a free port no other server of this run has
+  local p
+  p=$(free_port)
+  while [[ "$taken" == *" $p "* ]]; do p=$(free_port); done
+  taken+="$p "
+  printf -v "$1" '%s' "$p"
+}
+start() {  # name, port, command...: runs it pinned to CPU 0
+  local name=$1 port=$2
+  shift 2
+  taskset -c 0 "$@" > /dev/null &
+  pids+=($!)
+  port_of[$name]=$port
+  pid_of[$name]=$!
+}
+wait_up() {  # port, path: until it answers (5 s at most)
+  for _ in $(seq 100); do
+    curl -fs -o /dev/null "http://127.0.0.1:$1$2" && return
+    sleep 0.05
+  done
+}
 
-nginx_conf() {  # name, listen directive: writes $work/<name>.conf
-  cat > "$work/$1.conf" <<EOF
+# --- the hello servers ---------------------------------------------------------
+if has_case hello; then
+  next_port port_a
+  next_port port_b
+  next_port port_c
+  build/asmsrv build specs/hello.json --port "$port_a" -o "$work/hello"
+
+  nginx_conf() {  # name, listen directive: writes $work/<name>.conf
+    cat > "$work/$1.conf" <<EOF
 worker_processes 1;
 daemon off;
 pid $work/$1.pid;
@@ -71,35 +107,82 @@ http {
   }
 }
 EOF
-}
-nginx_conf nginx "127.0.0.1:$port_b"
-nginx_conf nginx-deferred "127.0.0.1:$port_c deferred"
+  }
+  nginx_conf nginx "127.0.0.1:$port_b"
+  nginx_conf nginx-deferred "127.0.0.1:$port_c deferred"
 
-taskset -c 0 "$work/hello" > /dev/null &
-pids+=($!)
-pid_a=$!
-taskset -c 0 "$nginx_bin" -c "$work/nginx.conf" -p "$work" &
-pids+=($!)
-pid_b=$!
-taskset -c 0 "$nginx_bin" -c "$work/nginx-deferred.conf" -p "$work" &
-pids+=($!)
-pid_c=$!
-for port in "$port_a" "$port_b" "$port_c"; do
-  for _ in $(seq 100); do
-    curl -fs "http://127.0.0.1:$port/" >/dev/null && break
-    sleep 0.05
+  start asmsrv "$port_a" "$work/hello"
+  start nginx "$port_b" "$nginx_bin" -c "$work/nginx.conf" -p "$work"
+  start deferred "$port_c" "$nginx_bin" -c "$work/nginx-deferred.conf" -p "$work"
+  for port in "$port_a" "$port_b" "$port_c"; do wait_up "$port" /; done
+  answer_a=$(curl -fs "http://127.0.0.1:$port_a/") || { echo "bench: asmsrv does not answer" >&2; exit 1; }
+  for port in "$port_b" "$port_c"; do
+    [ "$(curl -fs "http://127.0.0.1:$port/")" = "$answer_a" ] ||
+      { echo "bench: the servers answer differently (port $port vs asmsrv)" >&2; exit 1; }
   done
-done
-answer_a=$(curl -fs "http://127.0.0.1:$port_a/") || { echo "bench: asmsrv does not answer" >&2; exit 1; }
-for port in "$port_b" "$port_c"; do
-  [ "$(curl -fs "http://127.0.0.1:$port/")" = "$answer_a" ] ||
-    { echo "bench: the servers answer differently (port $port vs asmsrv)" >&2; exit 1; }
-done
+fi
 
-# Server name -> port, pid. "deferred" is nginx with `listen ... deferred`.
-servers=(asmsrv nginx deferred)
-declare -A port_of=([asmsrv]=$port_a [nginx]=$port_b [deferred]=$port_c)
-declare -A pid_of=([asmsrv]=$pid_a [nginx]=$pid_b [deferred]=$pid_c)
+# --- the static-site servers ---------------------------------------------------
+static_page=/lorem.html
+declare -A etag_of
+if has_case static; then
+  next_port port_s
+  next_port port_t
+  # asmsrv: specs/static.json beside a copy of its site, its access log off
+  # (nginx logs nothing either).
+  mkdir "$work/static"
+  cp -r specs/static-site "$work/static/"
+  sed 's/"requests": true/"requests": false/' specs/static.json > "$work/static/static.json"
+  grep -q '"requests": false' "$work/static/static.json" ||
+    { echo "bench: cannot turn the log of specs/static.json off" >&2; exit 1; }
+  build/asmsrv build "$work/static/static.json" --port "$port_s" -o "$work/static-server"
+  # nginx: the same files, and a .gz of each text file for gzip_static. Its
+  # worker (www-data, when the bench runs as root) must reach them.
+  chmod 755 "$work"
+  cp -r specs/static-site "$work/nginx-site"
+  find "$work/nginx-site" -type f \( -name '*.html' -o -name '*.css' -o -name '*.mjs' -o -name '*.json' \
+    -o -name '*.svg' -o -name '*.txt' -o -name '*.webmanifest' \) -exec gzip -k -9 {} +
+  cat > "$work/nginx-static.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx-static.pid;
+error_log $work/nginx-static-error.log;
+events { worker_connections 4096; }
+http {
+  include /etc/nginx/mime.types;
+  types { text/javascript mjs; application/manifest+json webmanifest; }
+  charset utf-8;
+  access_log off;
+  keepalive_requests 1000;
+  keepalive_timeout 5s;
+  etag on;
+  gzip_static on;
+  gzip_vary on;
+  server {
+    listen 127.0.0.1:$port_t;
+    root $work/nginx-site;
+    location ~ \.html\$ { add_header Cache-Control no-cache; }
+    location /assets/ { add_header Cache-Control "public, max-age=31536000, immutable"; }
+  }
+}
+EOF
+  start asmsrv-static "$port_s" "$work/static-server"
+  start nginx-static "$port_t" "$nginx_bin" -c "$work/nginx-static.conf" -p "$work"
+  # Each must send the page gzip-encoded, and answer its own ETag with a 304.
+  for server in asmsrv-static nginx-static; do
+    url="http://127.0.0.1:${port_of[$server]}$static_page"
+    wait_up "${port_of[$server]}" "$static_page"
+    curl -fs -H 'Accept-Encoding: gzip' -D "$work/head" -o "$work/body.gz" "$url" ||
+      { echo "bench: $server does not answer $static_page" >&2; exit 1; }
+    gzip -dc < "$work/body.gz" | cmp -s - "specs/static-site$static_page" ||
+      { echo "bench: $server's gzip answer is not $static_page" >&2; exit 1; }
+    etag_of[$server]=$(awk 'tolower($1) == "etag:" { sub(/\r$/, "", $2); print $2 }' "$work/head")
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept-Encoding: gzip' \
+      -H "If-None-Match: ${etag_of[$server]}" "$url")
+    [ "$code" = 304 ] ||
+      { echo "bench: $server answers If-None-Match: ${etag_of[$server]} with $code, not 304" >&2; exit 1; }
+  done
+fi
 
 # All processes of a server: the one we started and its children (nginx's worker).
 procs() { echo "$1"; cat "/proc/$1/task/"*/children 2>/dev/null | tr ' ' '\n' | grep . || true; }
@@ -126,20 +209,22 @@ to_ms() {  # wrk's "1.23ms", "850.00us", "1.02s" in milliseconds
     printf "%.3f", n }'
 }
 
-# One wrk run: prints "rps cpu_us_per_request p99_ms".
-run_wrk() {
-  local port=$1 pid=$2 mode=$3 out before after
+# One wrk run against port and path, with these request fields: prints
+# "rps cpu_us_per_request p99_ms".
+run_wrk() {  # port, pid, label (for messages), path, field...
+  local port=$1 pid=$2 label=$3 path=$4 out before after f
+  shift 4
   local extra=()
-  [ "$mode" = close ] && extra=(-H "Connection: close")
+  for f in "$@"; do extra+=(-H "$f"); done
   before=$(cpu_ns "$pid")
-  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${seconds}s" --latency "${extra[@]}" "http://127.0.0.1:$port/")
+  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${seconds}s" --latency "${extra[@]}" "http://127.0.0.1:$port$path")
   after=$(cpu_ns "$pid")
   local requests rps p99 errors
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
   errors=$(awk '/Non-2xx|Socket errors/' <<<"$out")
-  [ -z "$errors" ] || echo "bench: port $port $mode: $errors" >&2
+  [ -z "$errors" ] || echo "bench: port $port $label: $errors" >&2
   awk -v r="$rps" -v c=$((after - before)) -v n="$requests" -v p="$p99" \
     'BEGIN { printf "%.0f %.2f %s\n", r, (n > 0 ? c / n / 1000 : 0), p }'
 }
@@ -147,43 +232,78 @@ run_wrk() {
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 
 declare -A samples
-for mode in keepalive close; do
-  for r in $(seq "$rounds"); do
-    for server in "${servers[@]}"; do
-      read -r rps cpu p99 < <(run_wrk "${port_of[$server]}" "${pid_of[$server]}" "$mode")
-      echo "round $r $mode $server: $rps req/s, $cpu us CPU/request, p99 $p99 ms" >&2
-      samples[$server.$mode.rps]+="$rps "
-      samples[$server.$mode.cpu]+="$cpu "
-      samples[$server.$mode.p99]+="$p99 "
+sample() {  # server, kind, path, field...: one wrk run of round $r, recorded
+  local server=$1 kind=$2 rps cpu p99
+  shift 2
+  read -r rps cpu p99 < <(run_wrk "${port_of[$server]}" "${pid_of[$server]}" "$kind" "$@")
+  echo "round $r $kind $server: $rps req/s, $cpu us CPU/request, p99 $p99 ms" >&2
+  samples[$server.$kind.rps]+="$rps "
+  samples[$server.$kind.cpu]+="$cpu "
+  samples[$server.$kind.p99]+="$p99 "
+}
+if has_case hello; then
+  for mode in keepalive close; do
+    for r in $(seq "$rounds"); do
+      for server in asmsrv nginx deferred; do
+        if [ "$mode" = close ]; then sample "$server" close / "Connection: close"; else sample "$server" keepalive /; fi
+      done
     done
   done
-done
+fi
+if has_case static; then
+  for kind in gzip revalidate; do
+    for r in $(seq "$rounds"); do
+      for server in asmsrv-static nginx-static; do
+        fields=("Accept-Encoding: gzip")
+        [ "$kind" = revalidate ] && fields+=("If-None-Match: ${etag_of[$server]}")
+        sample "$server" "$kind" "$static_page" "${fields[@]}"
+      done
+    done
+  done
+fi
 
 med() { tr ' ' '\n' <<<"${samples[$1]}" | grep . | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-size_a=$(stat -c %s "$work/hello")
-size_b=$(stat -c %s "$nginx_bin")
-size_c=$size_b  # the same nginx binary
-rss_a=$(rss_kb "$pid_a")
-rss_b=$(rss_kb "$pid_b")
-rss_c=$(rss_kb "$pid_c")
 
-row() {  # label, metric, asmsrv, nginx, nginx deferred
-  echo "| $1 | $2 | $3 | $4 | $5 | $(ratio "$3" "$4") | $(ratio "$3" "$5") |"
-}
-table() {
-  echo "| mode | metric | asmsrv | nginx | nginx deferred | asmsrv/nginx | asmsrv/nginx deferred |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
-  local mode label
-  for mode in keepalive close; do
-    label="Connection: close"
-    [ "$mode" = keepalive ] && label="keep-alive"
-    row "$label" "requests/s" "$(med "asmsrv.$mode.rps")" "$(med "nginx.$mode.rps")" "$(med "deferred.$mode.rps")"
-    row "$label" "server CPU µs/request" "$(med "asmsrv.$mode.cpu")" "$(med "nginx.$mode.cpu")" "$(med "deferred.$mode.cpu")"
-    row "$label" "p99 latency ms" "$(med "asmsrv.$mode.p99")" "$(med "nginx.$mode.p99")" "$(med "deferred.$mode.p99")"
+# What the tables call each server and each kind of request, and each
+# server's binary.
+declare -A title_of=([asmsrv]=asmsrv [nginx]=nginx [deferred]="nginx deferred"
+  [asmsrv-static]=asmsrv [nginx-static]=nginx)
+declare -A label_of=([keepalive]=keep-alive [close]="Connection: close"
+  [gzip]="10 KB html, gzip" [revalidate]="304 revalidation")
+declare -A bin_of=([asmsrv]=$work/hello [nginx]=$nginx_bin [deferred]=$nginx_bin
+  [asmsrv-static]=$work/static-server [nginx-static]=$nginx_bin)
+
+row() {  # label, metric, asmsrv's value, the others': each with the ratio asmsrv/it
+  local line="| $1 | $2 | $3" ratios="" a=$3 v
+  shift 3
+  for v in "$@"; do
+    line+=" | $v"
+    ratios+=" | $(ratio "$a" "$v")"
   done
-  row all "peak RSS KiB" "$rss_a" "$rss_b" "$rss_c"
-  row all "binary bytes" "$size_a" "$size_b" "$size_c"
+  echo "$line$ratios |"
+}
+table() {  # first column's title, kinds of request (words), servers (asmsrv first)
+  local what=$1 kinds=$2 kind metric s
+  shift 2
+  local head="| $what | metric" sep="| --- | ---" vals
+  for s in "$@"; do head+=" | ${title_of[$s]}"; sep+=" | ---:"; done
+  for s in "${@:2}"; do head+=" | asmsrv/${title_of[$s]}"; sep+=" | ---:"; done
+  echo "$head |"
+  echo "$sep |"
+  for kind in $kinds; do
+    for metric in "rps requests/s" "cpu server CPU µs/request" "p99 p99 latency ms"; do
+      vals=()
+      for s in "$@"; do vals+=("$(med "$s.$kind.${metric%% *}")"); done
+      row "${label_of[$kind]}" "${metric#* }" "${vals[@]}"
+    done
+  done
+  vals=()
+  for s in "$@"; do vals+=("$(rss_kb "${pid_of[$s]}")"); done
+  row all "peak RSS KiB" "${vals[@]}"
+  vals=()
+  for s in "$@"; do vals+=("$(stat -c %s "${bin_of[$s]}")"); done
+  row all "binary bytes" "${vals[@]}"
 }
 
 # --- system calls per request (BENCH_STRACE=1) ---------------------------------
@@ -232,7 +352,7 @@ syscalls() {  # name: prints a markdown section for that server, or a note
 
 strace_md=$work/strace.md
 : > "$strace_md"
-if [ "$trace" = 1 ]; then
+if [ "$trace" = 1 ] && has_case hello; then
   {
     echo "## System calls per request (Connection: close)"
     echo
@@ -252,23 +372,44 @@ machine="$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
   echo
   echo "Run by \`bench/run.sh\` on $(date -u +%Y-%m-%d): $machine."
   echo "$("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)."
-  echo "specs/hello.json (epoll, 1 worker) vs nginx (1 worker, \`return 200\`, access_log off),"
-  echo "and nginx deferred, the same nginx with \`listen ... deferred\`: that sets TCP_DEFER_ACCEPT,"
-  echo "so accept() returns only once the request has arrived. Each pinned to CPU 0, wrk pinned"
-  echo "to CPU 1 with $conns connections, $seconds s per run, median of $rounds alternating rounds"
-  echo "(A B C A B C). CPU time is the server's own (schedstat), nginx's master and worker"
-  echo "together; RSS likewise. nginx's binary size excludes its shared libraries; asmsrv's"
-  echo "binary is static and has none."
-  echo
-  table
+  if has_case hello; then
+    echo "specs/hello.json (epoll, 1 worker) vs nginx (1 worker, \`return 200\`, access_log off),"
+    echo "and nginx deferred, the same nginx with \`listen ... deferred\`: that sets TCP_DEFER_ACCEPT,"
+    echo "so accept() returns only once the request has arrived."
+  fi
+  echo "Each server is pinned to CPU 0, wrk to CPU 1 with $conns connections, $seconds s per run,"
+  echo "median of $rounds alternating rounds (A B C A B C). CPU time is the server's own"
+  echo "(schedstat), nginx's master and worker together; RSS likewise. nginx's binary size"
+  echo "excludes its shared libraries; asmsrv's binary is static and has none."
+  if has_case hello; then
+    echo
+    table mode "keepalive close" asmsrv nginx deferred
+  fi
+  if has_case static; then
+    echo
+    echo "### A static site"
+    echo
+    echo "specs/static.json (epoll, 1 worker, its access log off) vs nginx (1 worker, \`etag on;"
+    echo "gzip_static on;\` with .gz files made by \`gzip -k -9\`, access_log off), both serving"
+    echo "specs/static-site/, in keep-alive: (a) GET $static_page (10 KB) with \`Accept-Encoding: gzip\`;"
+    echo "(b) the same with \`If-None-Match:\` the ETag that server gave the gzip response, a 304."
+    echo "asmsrv's binary holds the site (1.2 MiB of it one file); nginx reads it from disk."
+    echo
+    table request "gzip revalidate" asmsrv-static nginx-static
+  fi
 } > "$work/results.md"
 {
   cat "$work/results.md"
   if [ -s "$strace_md" ]; then echo; cat "$strace_md"; fi
-} > bench/results.md
-cat bench/results.md
+} > "$work/results-full.md"
+cat "$work/results-full.md"
 
-# The README shows the latest table.
+# bench/results.md and README.md's table hold complete runs only.
+if ! has_case hello || ! has_case static; then
+  echo "bench: BENCH_CASES=\"$cases\": bench/results.md and README.md left as they were" >&2
+  exit 0
+fi
+cp "$work/results-full.md" bench/results.md
 if grep -q '<!-- bench:start -->' README.md; then
   awk -v f="$work/results.md" '
     /<!-- bench:start -->/ { print; while ((getline l < f) > 0) if (l !~ /^# /) print l; skip = 1; next }

@@ -33,12 +33,14 @@ endif()
 install(FILES dist/asmsrv.bash
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
         RENAME asmsrv)
-# The example specs, with the files site.json embeds (specs/site/).
+# The example specs, with the files site.json embeds (specs/site/) and the
+# whole site static.json serves (specs/static-site/, hidden files included).
 install(DIRECTORY specs/
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
         FILES_MATCHING
         PATTERN "*.json"
-        REGEX "/site/[^/]+$")
+        REGEX "/site/[^/]+$"
+        REGEX "/static-site/.+$")
 # The spec's JSON Schema, as `asmsrv schema` prints it (schema_test keeps the
 # committed copy in step).
 install(FILES doc/asmsrv.schema.json DESTINATION ${CMAKE_INSTALL_DATADIR}/asmsrv)

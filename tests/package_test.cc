@@ -93,6 +93,10 @@ std::vector<std::string> expected_files() {
   for (const std::string& name : spec_names()) files.push_back(examples + name + ".json");
   for (const auto& e : fsys::directory_iterator(source_dir() + "/specs/site"))
     files.push_back(examples + "site/" + e.path().filename().string());
+  const fsys::path static_site = source_dir() + "/specs/static-site";
+  for (const auto& e : fsys::recursive_directory_iterator(static_site))
+    if (e.is_regular_file())
+      files.push_back(examples + "static-site/" + fsys::relative(e.path(), static_site).string());
   std::sort(files.begin(), files.end());
   return files;
 }

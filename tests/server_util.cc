@@ -201,7 +201,8 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-/// Parses reply.head into status and headers; false if it is not HTTP.
+}  // namespace
+
 bool parse_head(Reply& r) {
   std::string_view h = r.head;
   size_t eol = h.find("\r\n");
@@ -225,8 +226,6 @@ bool parse_head(Reply& r) {
   }
   return true;
 }
-
-}  // namespace
 
 ReadResult read_until_eof(int fd, int timeout_ms) {
   ReadResult r;

@@ -132,6 +132,10 @@ struct Reply {
   int header_count(std::string_view name) const;
 };
 
+/// Parses r.head (a status line and fields, as received) into status_line,
+/// status and headers; false if it is not an HTTP/1.x response head.
+bool parse_head(Reply& r);
+
 /// Reads exactly one response from `fd`: the head, then Content-Length body
 /// bytes. No body for a response to HEAD (`head_request`) nor for 1xx, 204
 /// and 304; without Content-Length, the body runs to EOF. `pending` holds

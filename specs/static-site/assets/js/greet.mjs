@@ -1,0 +1,4 @@
+// Imported by main.mjs: a module graph of two files, both served as JavaScript.
+export function greeting() {
+  return 'module ran';
+}
