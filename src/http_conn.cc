@@ -165,7 +165,8 @@ void HttpConn::emit_sent() {
   label(close);
   note("Closing with input unread resets the connection, which can cost the client");
   note("the response: the connection lingers (see linger), unless the client said");
-  note("this request was its last and nothing of it is left: then it closes now.");
+  note("this request was its last and nothing of it is left: then it closes now. A");
+  note("full buffer may have left bytes in the socket: closing would reset it.");
   op(Op::cmp, conn(ConnField::said_close), imm(0), "Connection: close from the client?");
   jmp(Op::je, lingers);
   op(Op::cmp, conn(ConnField::discard), imm(0), "a body still to come?");
@@ -173,6 +174,8 @@ void HttpConn::emit_sent() {
   mov(r32(Reg::rax), conn(ConnField::len));
   op(Op::cmp, conn(ConnField::consume), r64(Reg::rax), "more in the buffer than this request?");
   jmp(Op::jne, lingers);
+  op(Op::cmp, r32(Reg::rax), dec(lim.request_bytes), "a full buffer: more may wait in the socket");
+  jmp(Op::jae, lingers);
   answer(kActClose);
   label(lingers);
   jmp(Op::jmp, linger(), "linger returns for us");

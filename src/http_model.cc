@@ -107,6 +107,7 @@ struct HttpModel::Request {
   bool keep_alive = false;
   uint64_t content_length = 0;
   std::string why;
+  std::string query;
 };
 
 HttpModel::HttpModel(const Spec& spec) : spec_(spec), table_(build_response_table(spec)) {}
@@ -152,6 +153,7 @@ HttpModel::Request HttpModel::parse(std::string_view head) const {
   std::string_view target = head.substr(t, p - t);
   if (p >= head.size() || head[p] != ' ') return bad("the target is not followed by a space");
   std::string_view path = target.substr(0, target.find('?'));
+  if (target.find('?') != std::string_view::npos) r.query = std::string(target.substr(target.find('?')));
   if (target.empty()) return bad("no target");
   if (target[0] != '/') {
     // absolute-form (RFC 9112 3.2.2): the path follows the authority, "/" if none.
@@ -261,6 +263,7 @@ ModelResult HttpModel::run(std::string_view bytes) const {
     }
     ModelAnswer a;
     a.response = r.response;
+    a.query = r.query;
     a.status = table_.responses[r.response].status;
     a.body = r.method != static_cast<int>(Method::HEAD);
     a.why = r.why;

@@ -27,6 +27,7 @@ struct ModelAnswer {
   bool body = true;       // false for HEAD (the head alone; 204 has no body anyway)
   bool closes = false;    // the server closes the connection after it
   std::string why;        // "GET /health", "400: no Host in HTTP/1.1", ...
+  std::string query;      // the target's query, from its '?' ("" if none): a redirect's Location ends with it
 };
 
 /// What the server does with the bytes of one connection.

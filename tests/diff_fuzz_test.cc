@@ -391,6 +391,7 @@ std::vector<Target> targets() {
        {{"limits", {{"request_bytes", 512}, {"body_bytes", 64}, {"keepalive_requests", 4}}}, {"cors", json::object()}}},
       {"minhttp", "minhttp", json::object()},
       {"hello", "hello", json::object()},
+      {"static", "static", json::object()},  // directories, a fallback, redirects
   };
 }
 
@@ -413,7 +414,10 @@ struct Totals {
 // What the server must send for answer `a`, Date aside: the table's head and body.
 std::string expected_bytes(const HttpModel& m, const ModelAnswer& a) {
   const CompiledResponse& c = m.table().responses.at(static_cast<size_t>(a.response));
-  std::string out = full_head(c, a.head);
+  // A redirect's Location ends with the request's query.
+  std::string out = c.kind == ResponseKind::redirect
+                        ? c.head + a.query + "\r\n" + std::string(connection_line(a.head)) + "\r\n"
+                        : full_head(c, a.head);
   if (a.body && !status_has_no_body(c.status)) out += full_file(c).empty() ? full_body(c) : read(m.spec().dir + "/" + full_file(c));
   return out;
 }
@@ -501,6 +505,9 @@ TEST(DiffFuzz, ServersAnswerAsTheModelSays) {
         if (diff.empty()) continue;
         (dead ? t.deaths : got.malformed ? t.malformed : t.disagreements)++;
         if (++reported <= 20) {
+          // ASMSRV_DIFF_DUMP=DIR keeps each failing connection's bytes whole, to replay.
+          if (const char* dump = std::getenv("ASMSRV_DIFF_DUMP"))
+            write(fmt::format("{}/{}-{}.bin", dump, specs[s].label, reported), bytes);
           std::string cut_text;
           for (size_t c : cuts) cut_text += " " + std::to_string(c);
           ADD_FAILURE() << where << ": " << diff << "\n  spec: specs/" << specs[s].spec << ".json + " << patch.dump()

@@ -890,6 +890,25 @@ TEST_P(Http, ConnectionCloseIsHonoured) {
   EXPECT_TRUE(r.eof);
 }
 
+// A last request (Connection: close) that fills the request buffer exactly,
+// with more bytes behind it: the server cannot know they are there, so it
+// must linger rather than close, or the reset would destroy its answer.
+// Found by the differential fuzzer.
+TEST_P(Http, ALastRequestThatFillsTheBufferIsAnsweredWhole) {
+  ASSERT_TRUE(start("routes"));
+  const size_t limit = static_cast<size_t>(server_->spec.limits.request_bytes);
+  std::string head = req("GET", "/health", "Connection: close\r\nX-Pad: \r\n");
+  head.insert(head.find("X-Pad: ") + 7, std::string(limit - head.size(), 'p'));
+  ASSERT_EQ(head.size(), limit);
+  Client c = client();
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(c.send(head + req("GET", "/health") + std::string(300, 'x')));
+  ReadResult r = c.read_until_eof(5000);
+  EXPECT_FALSE(r.error) << "reset: the server closed with the rest unread";
+  EXPECT_TRUE(r.eof);
+  EXPECT_EQ(undate(r.data), kHealthClose);
+}
+
 TEST_P(Http, AtMostKeepaliveRequestsPerConnection) {
   ASSERT_TRUE(start("routes"));
   const int limit = server_->spec.limits.keepalive_requests;
