@@ -823,7 +823,8 @@ http_sent.idle:
 http_sent.close:
         ; Closing with input unread resets the connection, which can cost the client
         ; the response: the connection lingers (see linger), unless the client said
-        ; this request was its last and nothing of it is left: then it closes now.
+        ; this request was its last and nothing of it is left: then it closes now. A
+        ; full buffer may have left bytes in the socket: closing would reset it.
         cmp     word [rbx+conn_said_close], 0   ; Connection: close from the client?
         je      short http_sent.lingers
         cmp     qword [rbx+conn_discard], 0     ; a body still to come?
@@ -831,6 +832,8 @@ http_sent.close:
         mov     eax, dword [rbx+conn_len]
         cmp     qword [rbx+conn_consume], rax   ; more in the buffer than this request?
         jne     short http_sent.lingers
+        cmp     eax, 16384                      ; a full buffer: more may wait in the socket
+        jae     short http_sent.lingers
         mov     eax, 2                          ; close now
         ret
 http_sent.lingers:

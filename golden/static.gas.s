@@ -1036,7 +1036,8 @@ _start:
 .Lhttp_sent.close:
         # Closing with input unread resets the connection, which can cost the client
         # the response: the connection lingers (see linger), unless the client said
-        # this request was its last and nothing of it is left: then it closes now.
+        # this request was its last and nothing of it is left: then it closes now. A
+        # full buffer may have left bytes in the socket: closing would reset it.
         cmp     WORD PTR [rbx+conn_said_close], 0 # Connection: close from the client?
         je      short .Lhttp_sent.lingers
         cmp     QWORD PTR [rbx+conn_discard], 0 # a body still to come?
@@ -1044,6 +1045,8 @@ _start:
         mov     eax, DWORD PTR [rbx+conn_len]
         cmp     QWORD PTR [rbx+conn_consume], rax # more in the buffer than this request?
         jne     short .Lhttp_sent.lingers
+        cmp     eax, 16384                      # a full buffer: more may wait in the socket
+        jae     short .Lhttp_sent.lingers
         mov     eax, 2                          # close now
         ret
 .Lhttp_sent.lingers:
