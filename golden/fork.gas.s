@@ -35,12 +35,15 @@
         .set conn_watch, 24                     # epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         .set conn_outq, 28                      # epoll: bytes not yet sent in the socket when the send deadline was last set
         .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
-        .set conn_discard, 40                   # body bytes still to read and drop; lingering: bytes it may still read
+        .set conn_discard, 40                   # body bytes still to read and drop (chunked: of this chunk); lingering: bytes it may still read
         .set conn_consume, 48                   # bytes to drop from the buffer once the response is out
         .set conn_bytes, 56                     # bytes read, for the connection log
         .set conn_buf, 64                       # this connection's request buffer; its response scratch follows it
         .set conn_iov, 72                       # struct iovec[6]: what is left to send of the response's parts (IovPart)
         .set conn_addr, 168                     # the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
+        .set conn_chunk, 192                    # a chunked body being dropped: where its parser is (kChunk*), 0 none
+        .set conn_chunk_digits, 196             # hex digits of the chunk size being read
+        .set conn_body_total, 200               # a chunked body: its data, extension and trailer bytes so far
         .set iov_base, 0                        # struct iovec: where a part starts
         .set iov_len, 8                         # ... and how many of its bytes are left
 
@@ -721,6 +724,7 @@ _start:
         mov     WORD PTR [rbx+conn_mode], 0
         mov     WORD PTR [rbx+conn_said_close], 0
         mov     QWORD PTR [rbx+conn_discard], 0
+        mov     DWORD PTR [rbx+conn_chunk], 0
         mov     eax, 10000                      # 10 s
         {disp32} jmp     .Lset_deadline         # set_deadline returns for us
 
@@ -756,9 +760,12 @@ _start:
 ## --------------------------------------------------------------------------
 ## subroutine read_window
 ## C: reading: rsi = buf + len, rdx = room left;
-##    dropping a body or lingering: rsi = buf, rdx = min(discard, room)
+##    dropping a body or lingering: rsi = buf, rdx = min(discard, room);
+##    dropping a chunked body: rsi = buf, rdx = room
 ## Where the next read goes. What is dropped is read into the buffer, which
 ## is empty then, and never past its end: the next request stays unread.
+## A chunked body's end is known only once its last chunk is read, so it is
+## read a buffer at a time; what follows it stays in the buffer.
 .Lread_window:
         mov     rsi, QWORD PTR [rbx+conn_buf]
         cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body, or lingering?
@@ -770,6 +777,13 @@ _start:
         ret
 .Lread_window.dropping:
         mov     rdx, QWORD PTR [rbx+conn_discard] # what is left of the body...
+        cmp     DWORD PTR [rbx+conn_state], 4
+        je      short .Lread_window.bounded
+        cmp     DWORD PTR [rbx+conn_chunk], 0   # a chunked body?
+        je      short .Lread_window.bounded
+        mov     edx, 0x4000                     # its framing is read too: a buffer
+        ret
+.Lread_window.bounded:
         cmp     rdx, 16384
         jbe     short .Lread_window.capped
         mov     edx, 0x4000                     # ...at most a buffer

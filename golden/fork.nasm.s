@@ -34,12 +34,15 @@
         conn_watch equ 24                       ; epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         conn_outq equ 28                        ; epoll: bytes not yet sent in the socket when the send deadline was last set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
-        conn_discard equ 40                     ; body bytes still to read and drop; lingering: bytes it may still read
+        conn_discard equ 40                     ; body bytes still to read and drop (chunked: of this chunk); lingering: bytes it may still read
         conn_consume equ 48                     ; bytes to drop from the buffer once the response is out
         conn_bytes equ 56                       ; bytes read, for the connection log
         conn_buf equ 64                         ; this connection's request buffer; its response scratch follows it
         conn_iov equ 72                         ; struct iovec[6]: what is left to send of the response's parts (IovPart)
         conn_addr equ 168                       ; the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
+        conn_chunk equ 192                      ; a chunked body being dropped: where its parser is (kChunk*), 0 none
+        conn_chunk_digits equ 196               ; hex digits of the chunk size being read
+        conn_body_total equ 200                 ; a chunked body: its data, extension and trailer bytes so far
         iov_base equ 0                          ; struct iovec: where a part starts
         iov_len equ 8                           ; ... and how many of its bytes are left
 
@@ -720,6 +723,7 @@ raw_open:
         mov     word [rbx+conn_mode], 0
         mov     word [rbx+conn_said_close], 0
         mov     qword [rbx+conn_discard], 0
+        mov     dword [rbx+conn_chunk], 0
         mov     eax, 10000                      ; 10 s
         jmp     near set_deadline               ; set_deadline returns for us
 
@@ -755,9 +759,12 @@ raw_sent:
 ;; --------------------------------------------------------------------------
 ;; subroutine read_window
 ;; C: reading: rsi = buf + len, rdx = room left;
-;;    dropping a body or lingering: rsi = buf, rdx = min(discard, room)
+;;    dropping a body or lingering: rsi = buf, rdx = min(discard, room);
+;;    dropping a chunked body: rsi = buf, rdx = room
 ;; Where the next read goes. What is dropped is read into the buffer, which
 ;; is empty then, and never past its end: the next request stays unread.
+;; A chunked body's end is known only once its last chunk is read, so it is
+;; read a buffer at a time; what follows it stays in the buffer.
 read_window:
         mov     rsi, qword [rbx+conn_buf]
         cmp     dword [rbx+conn_state], 3       ; dropping a body, or lingering?
@@ -769,6 +776,13 @@ read_window:
         ret
 read_window.dropping:
         mov     rdx, qword [rbx+conn_discard]   ; what is left of the body...
+        cmp     dword [rbx+conn_state], 4
+        je      short read_window.bounded
+        cmp     dword [rbx+conn_chunk], 0       ; a chunked body?
+        je      short read_window.bounded
+        mov     edx, 0x4000                     ; its framing is read too: a buffer
+        ret
+read_window.bounded:
         cmp     rdx, 16384
         jbe     short read_window.capped
         mov     edx, 0x4000                     ; ...at most a buffer

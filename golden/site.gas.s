@@ -36,12 +36,15 @@
         .set conn_watch, 24                     # epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         .set conn_outq, 28                      # epoll: bytes not yet sent in the socket when the send deadline was last set
         .set conn_deadline, 32                  # when the current wait times out (CLOCK_MONOTONIC, ms)
-        .set conn_discard, 40                   # body bytes still to read and drop; lingering: bytes it may still read
+        .set conn_discard, 40                   # body bytes still to read and drop (chunked: of this chunk); lingering: bytes it may still read
         .set conn_consume, 48                   # bytes to drop from the buffer once the response is out
         .set conn_bytes, 56                     # bytes read, for the connection log
         .set conn_buf, 64                       # this connection's request buffer; its response scratch follows it
         .set conn_iov, 72                       # struct iovec[6]: what is left to send of the response's parts (IovPart)
         .set conn_addr, 168                     # the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
+        .set conn_chunk, 192                    # a chunked body being dropped: where its parser is (kChunk*), 0 none
+        .set conn_chunk_digits, 196             # hex digits of the chunk size being read
+        .set conn_body_total, 200               # a chunked body: its data, extension and trailer bytes so far
         .set resp_head, 0                       # offset of the head in response_heads (an entity: its 200 status line)
         .set resp_head_len, 4                   # its length
         .set resp_body, 8                       # offset of the body in response_bodies
@@ -748,23 +751,30 @@ _start:
         mov     WORD PTR [rbx+conn_mode], 0
         mov     WORD PTR [rbx+conn_said_close], 0
         mov     QWORD PTR [rbx+conn_discard], 0
+        mov     DWORD PTR [rbx+conn_chunk], 0
         mov     eax, 10000                      # header_timeout_ms
         {disp32} jmp     .Lset_deadline         # set_deadline returns for us
 
 ## --------------------------------------------------------------------------
 ## subroutine http_received(rax = n bytes read)
-## C: dropping a body: discard -= n;  reading: len += n, then answer what is complete
+## C: dropping a body: discard -= n, or chunk_drop(n);  reading: len += n, then
+##    answer what is complete
 ## The first bytes of a keep-alive request start its header deadline; a body
-## being dropped gets header_timeout_ms for each read.
+## being dropped has body_timeout_ms in all, set when its drop began.
 .Lhttp_received:
         cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body?
         jne     short .Lhttp_received.reading
+        cmp     DWORD PTR [rbx+conn_chunk], 0   # a chunked one?
+        jne     short .Lhttp_received.chunked
         sub     QWORD PTR [rbx+conn_discard], rax
         jz      short .Lhttp_received.body_dropped
-        mov     eax, 10000                      # more to come: header_timeout_ms for it
-        call    .Lset_deadline
         mov     eax, 0                          # want to read
         ret
+.Lhttp_received.chunked:
+        mov     rbp, QWORD PTR [rbx+conn_buf]   # rbp = the buffer: the n bytes are at its start
+        mov     r14, rax                        # r14 = n
+        mov     DWORD PTR [rbx+conn_len], r14d
+        {disp32} jmp     .Lchunk_drop           # chunk_drop returns for us
 .Lhttp_received.body_dropped:
         mov     DWORD PTR [rbx+conn_state], 1   # reading: the body is gone, wait for the next request
         mov     eax, 5000                       # keepalive_timeout_ms
@@ -812,8 +822,18 @@ _start:
         call    .Llog_request                   # one access-log line
         inc     DWORD PTR [rbx+conn_served]
         # What to drop once the response is out: the head, and the body (read and
-        # thrown away later if it is not all here yet).
+        # thrown away later if it is not all here yet). A chunked body is dropped
+        # after the response, from the buffer (chunk_drop): its end is found as it is read.
         mov     rax, QWORD PTR [rip + req_head_len]
+        cmp     DWORD PTR [rip + req_te], 2     # a chunked body?
+        jne     short .Lhttp_process.sized
+        mov     QWORD PTR [rbx+conn_consume], rax # the head now; the body in chunk_drop
+        mov     DWORD PTR [rbx+conn_chunk], 1   # its first size line comes first
+        mov     DWORD PTR [rbx+conn_chunk_digits], 0
+        mov     QWORD PTR [rbx+conn_discard], 0
+        mov     QWORD PTR [rbx+conn_body_total], 0
+        jmp     short .Lhttp_process.queued
+.Lhttp_process.sized:
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
         mov     rdx, QWORD PTR [rip + req_content_length]
@@ -838,7 +858,8 @@ _start:
 ## subroutine http_sent(rbx = record)
 ## C: close, or drop the request from the buffer and wait for the body's rest,
 ##    answer the next pipelined request, or wait for one
-## Connection: close, and a stop signal, close the connection here.
+## Connection: close, and a stop signal, close the connection here. A body
+## still to drop has limits.body_timeout_ms (60000 ms) for all of it.
 .Lhttp_sent:
         cmp     WORD PTR [rbx+conn_mode], 0     # Connection: close?
         je      short .Lhttp_sent.close
@@ -846,34 +867,22 @@ _start:
         jne     short .Lhttp_sent.close
         mov     rbp, QWORD PTR [rbx+conn_buf]
         mov     r14d, DWORD PTR [rbx+conn_len]
-        mov     rax, QWORD PTR [rbx+conn_consume] # memmove(buf, buf + consume, len - consume)
-        mov     rdi, rbp
-        lea     rsi, [rbp+rax]
-        mov     rcx, r14
-        sub     rcx, rax
-        sub     r14, rax                        # len -= consume
-        rep movsb                               # forward copy: safe when the areas overlap this way
-        mov     DWORD PTR [rbx+conn_len], r14d
-        mov     DWORD PTR [rbx+conn_scanned], 0 # search the next request from its start
-        cmp     QWORD PTR [rbx+conn_discard], 0 # a body still to drop?
-        je      short .Lhttp_sent.no_discard
+        mov     rax, QWORD PTR [rbx+conn_consume]
+        call    .Lbuffer_drop                   # the request (and what is here of a sized body) goes
+        cmp     DWORD PTR [rbx+conn_chunk], 0   # a chunked body to drop?
+        jne     short .Lhttp_sent.chunked
+        cmp     QWORD PTR [rbx+conn_discard], 0 # the rest of a sized body to drop?
+        je      short .Lhttp_next
         mov     DWORD PTR [rbx+conn_state], 3   # dropping the body
-        mov     eax, 10000                      # header_timeout_ms for each read of it
+        mov     eax, 60000                      # body_timeout_ms for all of it
         call    .Lset_deadline
         mov     eax, 0                          # want to read
         ret
-.Lhttp_sent.no_discard:
-        mov     DWORD PTR [rbx+conn_state], 1   # reading
-        test    r14, r14                        # the next request already here?
-        jz      short .Lhttp_sent.idle
-        mov     eax, 10000                      # yes: its head has header_timeout_ms
+.Lhttp_sent.chunked:
+        mov     DWORD PTR [rbx+conn_state], 3   # dropping the body
+        mov     eax, 60000                      # body_timeout_ms for all of it
         call    .Lset_deadline
-        {disp32} jmp     .Lhttp_process
-.Lhttp_sent.idle:
-        mov     eax, 5000                       # no: wait keepalive_timeout_ms for it
-        call    .Lset_deadline
-        mov     eax, 0                          # want to read
-        ret
+        jmp     short .Lchunk_drop              # what of it is here already; chunk_drop returns for us
 .Lhttp_sent.close:
         # Closing with input unread resets the connection, which can cost the client
         # the response: the connection lingers (see linger), unless the client said
@@ -882,6 +891,8 @@ _start:
         cmp     WORD PTR [rbx+conn_said_close], 0 # Connection: close from the client?
         je      short .Lhttp_sent.lingers
         cmp     QWORD PTR [rbx+conn_discard], 0 # a body still to come?
+        jne     short .Lhttp_sent.lingers
+        cmp     DWORD PTR [rbx+conn_chunk], 0   # a chunked one?
         jne     short .Lhttp_sent.lingers
         mov     eax, DWORD PTR [rbx+conn_len]
         cmp     QWORD PTR [rbx+conn_consume], rax # more in the buffer than this request?
@@ -892,6 +903,231 @@ _start:
         ret
 .Lhttp_sent.lingers:
         {disp32} jmp     .Llinger               # linger returns for us
+
+## --------------------------------------------------------------------------
+## the next request
+## C: state = reading; if (len) { deadline = now + header_timeout_ms; answer it }
+##    else { deadline = now + keepalive_timeout_ms; return want_read }
+## A response and its request's body are done with: rbp = the buffer, r14 =
+## what is left in it, the start of the next request, if any.
+.Lhttp_next:
+        mov     DWORD PTR [rbx+conn_state], 1   # reading
+        test    r14, r14                        # the next request already here?
+        jz      short .Lhttp_next.idle
+        mov     eax, 10000                      # yes: its head has header_timeout_ms
+        call    .Lset_deadline
+        {disp32} jmp     .Lhttp_process
+.Lhttp_next.idle:
+        mov     eax, 5000                       # no: wait keepalive_timeout_ms for it
+        call    .Lset_deadline
+        mov     eax, 0                          # want to read
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine chunk_drop(rbx = record)
+## C: n = chunk_scan(); if (n < 0) linger(); if (n == 0) { len = 0; return want_read }
+##    buffer_drop(n); the next request
+## The buffer (rbp, r14) holds the next bytes of a chunked body, and maybe
+## what follows it. All of it is body until its last chunk and trailers end:
+## then the rest is the next request. A malformed body ends the connection,
+## its response already sent: the client cannot be understood any more.
+.Lchunk_drop:
+        call    .Lchunk_scan                    # rax = the body's bytes in the buffer if it ends there, 0 if not, -1 malformed
+        test    rax, rax
+        js      short .Lchunk_drop.malformed
+        jz      short .Lchunk_drop.more
+        call    .Lbuffer_drop                   # the end of the body goes; the next request stays
+        jmp     short .Lhttp_next
+.Lchunk_drop.more:
+        mov     DWORD PTR [rbx+conn_len], 0     # all of it was body: dropped
+        mov     eax, 0                          # want to read
+        ret
+.Lchunk_drop.malformed:
+        mov     DWORD PTR [rbx+conn_chunk], 0
+        {disp32} jmp     .Llinger               # linger returns for us
+
+## --------------------------------------------------------------------------
+## subroutine buffer_drop(rax = n)
+## C: memmove(buf, buf + n, len - n); len -= n; scanned = 0
+## rbp = the buffer, r14 = its length, n <= r14. What follows the n bytes
+## moves to the start, where the next request is read from.
+.Lbuffer_drop:
+        mov     rdi, rbp
+        lea     rsi, [rbp+rax]
+        mov     rcx, r14
+        sub     rcx, rax
+        sub     r14, rax                        # len -= n
+        rep movsb                               # forward copy: safe when the areas overlap this way
+        mov     DWORD PTR [rbx+conn_len], r14d
+        mov     DWORD PTR [rbx+conn_scanned], 0 # search the next request from its start
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine chunk_scan: a chunked body, byte by byte
+## C: for each byte of buf[0, len): step the chunked-body parser (record.chunk);
+##    return its end (bytes used) once the final CRLF is in, 0 when all were body, -1 if malformed
+## RFC 9112 7.1: chunk-size (hex) [ chunk-ext ] CRLF, chunk-data CRLF, ...,
+## "0" [ chunk-ext ] CRLF, trailer lines, CRLF. Bytes may come one at a
+## time: the parser's state lives in the record (chunk, chunk_digits, the
+## size so far or data left in discard, body_total). Extensions and trailer
+## fields are dropped; their bytes and the data count against
+## limits.body_bytes (1048576), a size as soon as its digits say it is over. At
+## most 16 hex digits. Registers: edx state, ecx digits, r8 size or data
+## left, r9 total, r10 the limit, rsi the next byte.
+.Lchunk_scan:
+        mov     edx, DWORD PTR [rbx+conn_chunk]
+        mov     ecx, DWORD PTR [rbx+conn_chunk_digits]
+        mov     r8, QWORD PTR [rbx+conn_discard]
+        mov     r9, QWORD PTR [rbx+conn_body_total]
+        mov     r10d, 0x100000                  # limits.body_bytes
+        xor     esi, esi
+.Lchunk_scan.next:
+        cmp     rsi, r14
+        {disp32} jae     .Lchunk_scan.need_more # every byte here was body
+        cmp     edx, 4                          # in the data?
+        {disp32} je      .Lchunk_scan.data
+        movzx   eax, BYTE PTR [rbp+rsi]         # the next byte
+        inc     rsi
+        cmp     edx, 1                          # in the size?
+        je      short .Lchunk_scan.size
+        cmp     edx, 2                          # in an extension?
+        {disp32} je      .Lchunk_scan.ext
+        cmp     edx, 8                          # in a trailer line?
+        {disp32} je      .Lchunk_scan.trailer_line
+        cmp     edx, 3                          # the size line's LF?
+        {disp32} je      .Lchunk_scan.size_lf
+        cmp     edx, 5                          # the data's CR?
+        {disp32} je      .Lchunk_scan.data_cr
+        cmp     edx, 6                          # the data's LF?
+        {disp32} je      .Lchunk_scan.data_lf
+        cmp     edx, 7                          # at a trailer line?
+        {disp32} je      .Lchunk_scan.trailer
+        cmp     edx, 9                          # a trailer line's LF?
+        {disp32} je      .Lchunk_scan.trailer_lf
+        # The final LF: the body ends here.
+        cmp     eax, 10
+        {disp32} jne     .Lchunk_scan.bad
+        mov     DWORD PTR [rbx+conn_chunk], 0   # no chunked body any more
+        mov     rax, rsi                        # its last bytes end here
+        ret
+.Lchunk_scan.size:
+        mov     edi, eax
+        sub     edi, '0'
+        cmp     edi, 9
+        jbe     short .Lchunk_scan.digit        # 0-9
+        mov     edi, eax
+        or      edi, 32                         # to lower case
+        sub     edi, 'a'
+        cmp     edi, 5
+        ja      short .Lchunk_scan.not_digit
+        add     edi, 10                         # a-f, A-F
+.Lchunk_scan.digit:
+        inc     ecx
+        cmp     ecx, 16
+        {disp32} ja      .Lchunk_scan.bad       # too many digits
+        shl     r8, 4                           # size = size * 16 + digit: no overflow, size <= body_bytes < 2^60
+        add     r8, rdi
+        lea     rax, [r8+r9]
+        cmp     rax, r10                        # total + size over limits.body_bytes?
+        {disp32} ja      .Lchunk_scan.bad       # yes: not read
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.not_digit:
+        test    ecx, ecx
+        {disp32} jz      .Lchunk_scan.bad       # no size at all
+        cmp     eax, 13
+        je      short .Lchunk_scan.to_size_lf
+        cmp     eax, ';'                        # an extension
+        je      short .Lchunk_scan.to_ext
+        cmp     eax, ' '                        # whitespace before one (BWS)
+        je      short .Lchunk_scan.to_ext
+        cmp     eax, 9
+        {disp32} jne     .Lchunk_scan.bad
+.Lchunk_scan.to_ext:
+        mov     edx, 2                          # next: in an extension
+        jmp     short .Lchunk_scan.count        # its bytes count
+.Lchunk_scan.ext:
+        cmp     eax, 13
+        je      short .Lchunk_scan.to_size_lf
+        cmp     eax, 10
+        {disp32} je      .Lchunk_scan.bad       # a bare LF
+.Lchunk_scan.count:
+        inc     r9                              # an extension's or trailer's byte
+        lea     rax, [r8+r9]
+        cmp     rax, r10                        # over limits.body_bytes?
+        {disp32} ja      .Lchunk_scan.bad
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.to_size_lf:
+        mov     edx, 3                          # next: the size line's LF
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.size_lf:
+        cmp     eax, 10
+        {disp32} jne     .Lchunk_scan.bad
+        xor     ecx, ecx                        # no digits yet for the next size
+        test    r8, r8                          # size 0: the last chunk
+        jz      short .Lchunk_scan.last_chunk
+        add     r9, r8                          # total += size
+        mov     edx, 4                          # then size bytes of data
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.last_chunk:
+        mov     edx, 7                          # then trailer lines, or the final CRLF
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.data:
+        mov     rax, r14
+        sub     rax, rsi                        # bytes here
+        cmp     rax, r8
+        jae     short .Lchunk_scan.data_end     # the chunk's data ends here
+        add     rsi, rax                        # all of them are data
+        sub     r8, rax
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.data_end:
+        add     rsi, r8
+        xor     r8d, r8d                        # the next size starts from 0
+        mov     edx, 5                          # next: the data's CR
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.data_cr:
+        cmp     eax, 13
+        jne     short .Lchunk_scan.bad          # data longer than its size
+        mov     edx, 6                          # next: the data's LF
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.data_lf:
+        cmp     eax, 10
+        jne     short .Lchunk_scan.bad
+        mov     edx, 1                          # next: in the size
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.trailer:
+        cmp     eax, 13
+        je      short .Lchunk_scan.to_last_lf   # an empty line: the end
+        cmp     eax, 10
+        je      short .Lchunk_scan.bad
+        mov     edx, 8                          # a trailer field: dropped
+        {disp32} jmp     .Lchunk_scan.count
+.Lchunk_scan.trailer_line:
+        cmp     eax, 13
+        je      short .Lchunk_scan.to_trailer_lf
+        cmp     eax, 10
+        je      short .Lchunk_scan.bad          # a bare LF
+        {disp32} jmp     .Lchunk_scan.count
+.Lchunk_scan.to_trailer_lf:
+        mov     edx, 9                          # next: a trailer line's LF
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.trailer_lf:
+        cmp     eax, 10
+        jne     short .Lchunk_scan.bad
+        mov     edx, 7                          # next: at a trailer line
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.to_last_lf:
+        mov     edx, 10                         # next: the final LF
+        {disp32} jmp     .Lchunk_scan.next
+.Lchunk_scan.need_more:
+        mov     DWORD PTR [rbx+conn_chunk], edx # where the parser is, for the next bytes
+        mov     DWORD PTR [rbx+conn_chunk_digits], ecx
+        mov     QWORD PTR [rbx+conn_discard], r8
+        mov     QWORD PTR [rbx+conn_body_total], r9
+        xor     eax, eax                        # 0: more to come
+        ret
+.Lchunk_scan.bad:
+        mov     rax, -1                         # -1: malformed, or over limits.body_bytes
+        ret
 
 ## --------------------------------------------------------------------------
 ## subroutine decide_mode(eax = response index)
@@ -910,6 +1146,18 @@ _start:
         add     rdx, rcx
         test    DWORD PTR [rdx+resp_flags], 256 # an error: always close after it
         jnz     short .Ldecide_mode.decided
+        # Expect: 100-continue, and a body: the client waits for 100 Continue before
+        # sending it. No response here needs the body (they drop it), so the final
+        # response goes at once (RFC 9110 10.1.1), and the client then does not send
+        # the body: the connection cannot go on, so it closes after it. (A route that
+        # reads bodies would send 100 Continue here instead, and keep it.)
+        cmp     DWORD PTR [rip + req_expect], 1 # Expect: 100-continue?
+        jne     short .Ldecide_mode.no_expect
+        cmp     QWORD PTR [rip + req_content_length], 0 # with a body?
+        jne     short .Ldecide_mode.decided
+        cmp     DWORD PTR [rip + req_te], 2
+        je      short .Ldecide_mode.decided
+.Ldecide_mode.no_expect:
         cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
         jne     short .Ldecide_mode.client_closes
         cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 without Connection: keep-alive?
@@ -938,9 +1186,12 @@ _start:
 ## --------------------------------------------------------------------------
 ## subroutine read_window
 ## C: reading: rsi = buf + len, rdx = room left;
-##    dropping a body or lingering: rsi = buf, rdx = min(discard, room)
+##    dropping a body or lingering: rsi = buf, rdx = min(discard, room);
+##    dropping a chunked body: rsi = buf, rdx = room
 ## Where the next read goes. What is dropped is read into the buffer, which
 ## is empty then, and never past its end: the next request stays unread.
+## A chunked body's end is known only once its last chunk is read, so it is
+## read a buffer at a time; what follows it stays in the buffer.
 .Lread_window:
         mov     rsi, QWORD PTR [rbx+conn_buf]
         cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body, or lingering?
@@ -952,6 +1203,13 @@ _start:
         ret
 .Lread_window.dropping:
         mov     rdx, QWORD PTR [rbx+conn_discard] # what is left of the body...
+        cmp     DWORD PTR [rbx+conn_state], 4
+        je      short .Lread_window.bounded
+        cmp     DWORD PTR [rbx+conn_chunk], 0   # a chunked body?
+        je      short .Lread_window.bounded
+        mov     edx, 0x4000                     # its framing is read too: a buffer
+        ret
+.Lread_window.bounded:
         cmp     rdx, 16384
         jbe     short .Lread_window.capped
         mov     edx, 0x4000                     # ...at most a buffer
@@ -1197,7 +1455,9 @@ _start:
         mov     eax, 9                          # 414
 .Ltoo_large.answer:
         mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
-        mov     QWORD PTR [rip + req_content_length], 0
+        mov     QWORD PTR [rip + req_content_length], 0 # and no body follows that http_conn would drop
+        mov     DWORD PTR [rip + req_te], 0
+        mov     DWORD PTR [rip + req_expect], 0
         mov     QWORD PTR [rip + req_head_len], r14
         ret
 
@@ -1215,6 +1475,7 @@ _start:
         mov     DWORD PTR [rip + req_host], 0
         mov     DWORD PTR [rip + req_cl_count], 0
         mov     DWORD PTR [rip + req_te], 0
+        mov     DWORD PTR [rip + req_expect], 0
         mov     DWORD PTR [rip + req_method], 0
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + req_accept_encoding_len], 0
@@ -1411,7 +1672,7 @@ _start:
 ## C: for each "name: value\r\n": name is a token, value has no CTL, no bare CR
 ## 400 for whitespace before the colon, a line folded onto the previous one,
 ## a bare CR or LF. The fields that matter here (case-insensitive): Host,
-## Content-Length, Transfer-Encoding, Connection, and the fields that choose an entity's answer. rcx/rdx = name, r11..r9 = value.
+## Content-Length, Transfer-Encoding, Connection, Expect, and the fields that choose an entity's answer. rcx/rdx = name, r11..r9 = value.
 .Lparse_headers:
         cmp     WORD PTR [rsi], 2573            # an empty line ends the head
         {disp32} je      .Lparse_headers.done
@@ -1580,29 +1841,85 @@ _start:
         {disp32} jmp     .Lparse_headers.next_field
 .Lparse_headers.not_content_length:
         cmp     rdx, 17
-        jne     short .Lparse_headers.not_transfer_encoding
+        {disp32} jne     .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e617274                 # "tran"
-        jne     short .Lparse_headers.not_transfer_encoding
+        {disp32} jne     .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+4]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x72656673                 # "sfer"
-        jne     short .Lparse_headers.not_transfer_encoding
+        {disp32} jne     .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+8]
         or      eax, 0x20202000                 # to lower case
         cmp     eax, 0x636e652d                 # "-enc"
-        jne     short .Lparse_headers.not_transfer_encoding
+        {disp32} jne     .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+12]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e69646f                 # "odin"
-        jne     short .Lparse_headers.not_transfer_encoding
+        {disp32} jne     .Lparse_headers.not_transfer_encoding
         mov     eax, DWORD PTR [rcx+13]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x676e6964                 # "ding"
-        jne     short .Lparse_headers.not_transfer_encoding
-        mov     DWORD PTR [rip + req_te], 1     # Transfer-Encoding
-        {disp32} jmp     .Lparse_headers.next_field
+        {disp32} jne     .Lparse_headers.not_transfer_encoding
+        cmp     DWORD PTR [rip + req_te], 0     # the first Transfer-Encoding field?
+        jne     short .Lparse_headers.te_element
+        mov     DWORD PTR [rip + req_te], 1     # present; chunked only once it is its last coding
+.Lparse_headers.te_element:
+        cmp     r11, r9
+        {disp32} jae     .Lparse_headers.next_field # no more codings
+        movzx   eax, BYTE PTR [r11]
+        cmp     eax, ','
+        je      short .Lparse_headers.te_separator
+        cmp     eax, ' '
+        je      short .Lparse_headers.te_separator
+        cmp     eax, 9
+        jne     short .Lparse_headers.te_scan
+.Lparse_headers.te_separator:
+        inc     r11                             # an empty element, or whitespace before one
+        jmp     short .Lparse_headers.te_element
+.Lparse_headers.te_scan:
+        mov     rcx, r11                        # rcx = the coding
+.Lparse_headers.te_scan_byte:
+        cmp     r11, r9
+        jae     short .Lparse_headers.te_scanned
+        cmp     BYTE PTR [r11], ','
+        je      short .Lparse_headers.te_scanned
+        inc     r11
+        jmp     short .Lparse_headers.te_scan_byte
+.Lparse_headers.te_scanned:
+        mov     rdx, r11                        # rdx = its end, without whitespace before the comma
+.Lparse_headers.te_trim:
+        movzx   eax, BYTE PTR [rdx-1]           # the coding starts with neither: the loop stops there
+        cmp     eax, ' '
+        je      short .Lparse_headers.te_trim_one
+        cmp     eax, 9
+        jne     short .Lparse_headers.te_trimmed
+.Lparse_headers.te_trim_one:
+        dec     rdx
+        jmp     short .Lparse_headers.te_trim
+.Lparse_headers.te_trimmed:
+        cmp     DWORD PTR [rip + req_te], 2     # a coding after chunked?
+        jne     short .Lparse_headers.te_not_after_chunked
+        mov     DWORD PTR [rip + req_te], 3     # chunked, then another: 400
+        jmp     short .Lparse_headers.te_element
+.Lparse_headers.te_not_after_chunked:
+        cmp     DWORD PTR [rip + req_te], 3     # that stays
+        je      short .Lparse_headers.te_element
+        mov     DWORD PTR [rip + req_te], 1     # the last coding so far is not chunked...
+        sub     rdx, rcx
+        cmp     rdx, 7
+        jne     short .Lparse_headers.te_element
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x6e756863                 # "chun"
+        {disp32} jne     .Lparse_headers.te_element
+        mov     eax, DWORD PTR [rcx+3]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x64656b6e                 # "nked"
+        {disp32} jne     .Lparse_headers.te_element
+        mov     DWORD PTR [rip + req_te], 2     # ...unless it is chunked
+        {disp32} jmp     .Lparse_headers.te_element
 .Lparse_headers.not_transfer_encoding:
         cmp     rdx, 10
         {disp32} jne     .Lparse_headers.not_connection
@@ -1629,7 +1946,7 @@ _start:
         cmp     eax, 9
         jne     short .Lparse_headers.conn_token_start
 .Lparse_headers.conn_separator:
-        inc     r11
+        inc     r11                             # an empty element, or whitespace before one
         jmp     short .Lparse_headers.conn_token
 .Lparse_headers.conn_token_start:
         mov     rcx, r11                        # rcx = the token
@@ -1678,6 +1995,38 @@ _start:
 .Lparse_headers.not_keep_alive:
         {disp32} jmp     .Lparse_headers.conn_token
 .Lparse_headers.not_connection:
+        cmp     rdx, 6
+        {disp32} jne     .Lparse_headers.not_expect
+        mov     eax, DWORD PTR [rcx]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x65707865                 # "expe"
+        jne     short .Lparse_headers.not_expect
+        mov     eax, DWORD PTR [rcx+2]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x74636570                 # "pect"
+        jne     short .Lparse_headers.not_expect
+        mov     rdx, r9
+        sub     rdx, r11                        # the value's length
+        cmp     rdx, 12
+        jne     short .Lparse_headers.expect_other
+        cmp     DWORD PTR [r11], 0x2d303031     # "100-"
+        jne     short .Lparse_headers.expect_other
+        mov     eax, DWORD PTR [r11+4]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x746e6f63                 # "cont"
+        jne     short .Lparse_headers.expect_other
+        mov     eax, DWORD PTR [r11+8]
+        or      eax, 0x20202020                 # to lower case
+        cmp     eax, 0x65756e69                 # "inue"
+        jne     short .Lparse_headers.expect_other
+        cmp     DWORD PTR [rip + req_expect], 2 # another Expect field had something else?
+        {disp32} je      .Lparse_headers.next_field # that stays
+        mov     DWORD PTR [rip + req_expect], 1 # Expect: 100-continue
+        {disp32} jmp     .Lparse_headers.next_field
+.Lparse_headers.expect_other:
+        mov     DWORD PTR [rip + req_expect], 2 # an expectation we cannot meet: 417
+        {disp32} jmp     .Lparse_headers.next_field
+.Lparse_headers.not_expect:
         cmp     rdx, 15
         jne     short .Lparse_headers.not_accept_encoding
         mov     eax, DWORD PTR [rcx]
@@ -1765,17 +2114,22 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## parse_request: the rules across fields
-## C: Transfer-Encoding: 501 (400 with Content-Length); two Content-Lengths,
-##    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
-## A request body is read and thrown away, so only Content-Length bodies
-## are accepted: chunked bodies are not implemented.
+## C: Transfer-Encoding with Content-Length, in HTTP/1.0, or whose last coding is
+##    not chunked: 400; two Content-Lengths, no Host in HTTP/1.1 or two Hosts: 400;
+##    an Expect other than 100-continue: 417; a body over limits.body_bytes: 413
+## RFC 9112 6.1 and 6.3: a chunked body is read (and dropped, by http_conn);
+## any other framing by Transfer-Encoding cannot be, so the request is
+## malformed. HTTP/1.0 has no Transfer-Encoding. RFC 9110 10.1.1: Expect is
+## ignored in HTTP/1.0.
 .Lcheck_request:
         cmp     DWORD PTR [rip + req_te], 0
         je      short .Lcheck_request.no_transfer_encoding
         cmp     DWORD PTR [rip + req_cl_count], 0
         jne     short .Lbad_request             # both framings: a smuggling attempt
-        mov     eax, 11                         # 501 Not Implemented
-        ret
+        cmp     DWORD PTR [rip + req_minor], 0
+        je      short .Lbad_request             # Transfer-Encoding in HTTP/1.0
+        cmp     DWORD PTR [rip + req_te], 2
+        jne     short .Lbad_request             # the last coding is not chunked: no way to find the body's end
 .Lcheck_request.no_transfer_encoding:
         cmp     DWORD PTR [rip + req_cl_count], 1
         ja      short .Lbad_request             # Content-Length twice
@@ -1785,6 +2139,15 @@ _start:
         cmp     DWORD PTR [rip + req_minor], 0
         jne     short .Lbad_request             # HTTP/1.1 without Host
 .Lcheck_request.host_ok:
+        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0: Expect is ignored
+        jne     short .Lcheck_request.expect_ok
+        mov     DWORD PTR [rip + req_expect], 0
+.Lcheck_request.expect_ok:
+        cmp     DWORD PTR [rip + req_expect], 2
+        jne     short .Lcheck_request.expect_met
+        mov     eax, 13                         # 417 Expectation Failed
+        ret
+.Lcheck_request.expect_met:
         mov     ecx, 0x100000                   # limits.body_bytes
         cmp     QWORD PTR [rip + req_content_length], rcx
         jbe     short .Lcheck_request.size_ok
@@ -3165,7 +3528,7 @@ month_names:
 # every response's head: a fixed one's status line and field lines; an
 # entity's 200 status line, then each representation's field lines. The
 # Connection line and the Date line follow from conn_close/conn_keep10 and
-# date_line. (1461 bytes)
+# date_line. (1556 bytes)
         .balign 8, 0
 response_heads:
         .ascii "HTTP/1.1 200 OK\r\n"
@@ -3230,8 +3593,12 @@ response_heads:
         .ascii "Content-Type: text/plain\r\n"
         .ascii "Content-Length: 31\r\n"
         .ascii "Server: asmsrv\r\n"
+        .ascii "HTTP/1.1 417 Expectation Failed\r\n"
+        .ascii "Content-Type: text/plain\r\n"
+        .ascii "Content-Length: 23\r\n"
+        .ascii "Server: asmsrv\r\n"
 
-# every response's body, back to back; identical bodies once (1051 bytes)
+# every response's body, back to back; identical bodies once (1074 bytes)
         .balign 8, 0
 response_bodies:
         .incbin "site/index.html"               # 345 bytes, read by the assembler
@@ -3245,10 +3612,11 @@ response_bodies:
         .ascii "431 Request Header Fields Too Large\n"
         .ascii "501 Not Implemented\n"
         .ascii "505 HTTP Version Not Supported\n"
+        .ascii "417 Expectation Failed\n"
 
 # the response table, one 32-byte record per response: head offset and
 # length, body offset and length, status, flags (kind, always close,
-# codings), first representation (416 bytes)
+# codings), first representation (448 bytes)
         .balign 32, 0
 responses:
         .long 0, 17, 0, 0, 200, 262145, 0, 0    # 0: GET / (entity)
@@ -3262,8 +3630,9 @@ responses:
         .long 975, 94, 925, 22, 413, 256, 4, 0  # 8: 413 for a body over limits.body_bytes (fixed, closes)
         .long 1069, 89, 947, 17, 414, 256, 4, 0 # 9: 414 for a request line over limits.request_bytes (fixed, closes)
         .long 1158, 108, 964, 36, 431, 256, 4, 0 # 10: 431 for a header section over limits.request_bytes (fixed, closes)
-        .long 1266, 92, 1000, 20, 501, 256, 4, 0 # 11: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        .long 1266, 92, 1000, 20, 501, 256, 4, 0 # 11: 501 for an unknown method (fixed, closes)
         .long 1358, 103, 1020, 31, 505, 256, 4, 0 # 12: 505 for HTTP/2 and above (fixed, closes)
+        .long 1461, 95, 1051, 23, 417, 256, 4, 0 # 13: 417 for an Expect other than 100-continue (fixed, closes)
 
 # an entity's representations, one 32-byte record each: field lines
 # offset, the lengths a 416, 304, 206 and 200 send of them, body offset
@@ -3591,9 +3960,14 @@ req_host:
 req_cl_count:
         .skip 4
 
-# 1: Transfer-Encoding (4 bytes)
+# Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
         .balign 4
 req_te:
+        .skip 4
+
+# Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)
+        .balign 4
+req_expect:
         .skip 4
 
 # the Accept-Encoding field's value (8 bytes)

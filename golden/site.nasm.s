@@ -35,12 +35,15 @@
         conn_watch equ 24                       ; epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set
         conn_outq equ 28                        ; epoll: bytes not yet sent in the socket when the send deadline was last set
         conn_deadline equ 32                    ; when the current wait times out (CLOCK_MONOTONIC, ms)
-        conn_discard equ 40                     ; body bytes still to read and drop; lingering: bytes it may still read
+        conn_discard equ 40                     ; body bytes still to read and drop (chunked: of this chunk); lingering: bytes it may still read
         conn_consume equ 48                     ; bytes to drop from the buffer once the response is out
         conn_bytes equ 56                       ; bytes read, for the connection log
         conn_buf equ 64                         ; this connection's request buffer; its response scratch follows it
         conn_iov equ 72                         ; struct iovec[6]: what is left to send of the response's parts (IovPart)
         conn_addr equ 168                       ; the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr
+        conn_chunk equ 192                      ; a chunked body being dropped: where its parser is (kChunk*), 0 none
+        conn_chunk_digits equ 196               ; hex digits of the chunk size being read
+        conn_body_total equ 200                 ; a chunked body: its data, extension and trailer bytes so far
         resp_head equ 0                         ; offset of the head in response_heads (an entity: its 200 status line)
         resp_head_len equ 4                     ; its length
         resp_body equ 8                         ; offset of the body in response_bodies
@@ -747,23 +750,30 @@ http_open:
         mov     word [rbx+conn_mode], 0
         mov     word [rbx+conn_said_close], 0
         mov     qword [rbx+conn_discard], 0
+        mov     dword [rbx+conn_chunk], 0
         mov     eax, 10000                      ; header_timeout_ms
         jmp     near set_deadline               ; set_deadline returns for us
 
 ;; --------------------------------------------------------------------------
 ;; subroutine http_received(rax = n bytes read)
-;; C: dropping a body: discard -= n;  reading: len += n, then answer what is complete
+;; C: dropping a body: discard -= n, or chunk_drop(n);  reading: len += n, then
+;;    answer what is complete
 ;; The first bytes of a keep-alive request start its header deadline; a body
-;; being dropped gets header_timeout_ms for each read.
+;; being dropped has body_timeout_ms in all, set when its drop began.
 http_received:
         cmp     dword [rbx+conn_state], 3       ; dropping a body?
         jne     short http_received.reading
+        cmp     dword [rbx+conn_chunk], 0       ; a chunked one?
+        jne     short http_received.chunked
         sub     qword [rbx+conn_discard], rax
         jz      short http_received.body_dropped
-        mov     eax, 10000                      ; more to come: header_timeout_ms for it
-        call    set_deadline
         mov     eax, 0                          ; want to read
         ret
+http_received.chunked:
+        mov     rbp, qword [rbx+conn_buf]       ; rbp = the buffer: the n bytes are at its start
+        mov     r14, rax                        ; r14 = n
+        mov     dword [rbx+conn_len], r14d
+        jmp     near chunk_drop                 ; chunk_drop returns for us
 http_received.body_dropped:
         mov     dword [rbx+conn_state], 1       ; reading: the body is gone, wait for the next request
         mov     eax, 5000                       ; keepalive_timeout_ms
@@ -811,8 +821,18 @@ http_process.respond:
         call    log_request                     ; one access-log line
         inc     dword [rbx+conn_served]
         ; What to drop once the response is out: the head, and the body (read and
-        ; thrown away later if it is not all here yet).
+        ; thrown away later if it is not all here yet). A chunked body is dropped
+        ; after the response, from the buffer (chunk_drop): its end is found as it is read.
         mov     rax, qword [rel req_head_len]
+        cmp     dword [rel req_te], 2           ; a chunked body?
+        jne     short http_process.sized
+        mov     qword [rbx+conn_consume], rax   ; the head now; the body in chunk_drop
+        mov     dword [rbx+conn_chunk], 1       ; its first size line comes first
+        mov     dword [rbx+conn_chunk_digits], 0
+        mov     qword [rbx+conn_discard], 0
+        mov     qword [rbx+conn_body_total], 0
+        jmp     short http_process.queued
+http_process.sized:
         mov     rcx, r14
         sub     rcx, rax                        ; body bytes already here
         mov     rdx, qword [rel req_content_length]
@@ -837,7 +857,8 @@ http_process.queued:
 ;; subroutine http_sent(rbx = record)
 ;; C: close, or drop the request from the buffer and wait for the body's rest,
 ;;    answer the next pipelined request, or wait for one
-;; Connection: close, and a stop signal, close the connection here.
+;; Connection: close, and a stop signal, close the connection here. A body
+;; still to drop has limits.body_timeout_ms (60000 ms) for all of it.
 http_sent:
         cmp     word [rbx+conn_mode], 0         ; Connection: close?
         je      short http_sent.close
@@ -845,34 +866,22 @@ http_sent:
         jne     short http_sent.close
         mov     rbp, qword [rbx+conn_buf]
         mov     r14d, dword [rbx+conn_len]
-        mov     rax, qword [rbx+conn_consume]   ; memmove(buf, buf + consume, len - consume)
-        mov     rdi, rbp
-        lea     rsi, [rbp+rax]
-        mov     rcx, r14
-        sub     rcx, rax
-        sub     r14, rax                        ; len -= consume
-        rep movsb                               ; forward copy: safe when the areas overlap this way
-        mov     dword [rbx+conn_len], r14d
-        mov     dword [rbx+conn_scanned], 0     ; search the next request from its start
-        cmp     qword [rbx+conn_discard], 0     ; a body still to drop?
-        je      short http_sent.no_discard
+        mov     rax, qword [rbx+conn_consume]
+        call    buffer_drop                     ; the request (and what is here of a sized body) goes
+        cmp     dword [rbx+conn_chunk], 0       ; a chunked body to drop?
+        jne     short http_sent.chunked
+        cmp     qword [rbx+conn_discard], 0     ; the rest of a sized body to drop?
+        je      short http_next
         mov     dword [rbx+conn_state], 3       ; dropping the body
-        mov     eax, 10000                      ; header_timeout_ms for each read of it
+        mov     eax, 60000                      ; body_timeout_ms for all of it
         call    set_deadline
         mov     eax, 0                          ; want to read
         ret
-http_sent.no_discard:
-        mov     dword [rbx+conn_state], 1       ; reading
-        test    r14, r14                        ; the next request already here?
-        jz      short http_sent.idle
-        mov     eax, 10000                      ; yes: its head has header_timeout_ms
+http_sent.chunked:
+        mov     dword [rbx+conn_state], 3       ; dropping the body
+        mov     eax, 60000                      ; body_timeout_ms for all of it
         call    set_deadline
-        jmp     near http_process
-http_sent.idle:
-        mov     eax, 5000                       ; no: wait keepalive_timeout_ms for it
-        call    set_deadline
-        mov     eax, 0                          ; want to read
-        ret
+        jmp     short chunk_drop                ; what of it is here already; chunk_drop returns for us
 http_sent.close:
         ; Closing with input unread resets the connection, which can cost the client
         ; the response: the connection lingers (see linger), unless the client said
@@ -881,6 +890,8 @@ http_sent.close:
         cmp     word [rbx+conn_said_close], 0   ; Connection: close from the client?
         je      short http_sent.lingers
         cmp     qword [rbx+conn_discard], 0     ; a body still to come?
+        jne     short http_sent.lingers
+        cmp     dword [rbx+conn_chunk], 0       ; a chunked one?
         jne     short http_sent.lingers
         mov     eax, dword [rbx+conn_len]
         cmp     qword [rbx+conn_consume], rax   ; more in the buffer than this request?
@@ -891,6 +902,231 @@ http_sent.close:
         ret
 http_sent.lingers:
         jmp     near linger                     ; linger returns for us
+
+;; --------------------------------------------------------------------------
+;; the next request
+;; C: state = reading; if (len) { deadline = now + header_timeout_ms; answer it }
+;;    else { deadline = now + keepalive_timeout_ms; return want_read }
+;; A response and its request's body are done with: rbp = the buffer, r14 =
+;; what is left in it, the start of the next request, if any.
+http_next:
+        mov     dword [rbx+conn_state], 1       ; reading
+        test    r14, r14                        ; the next request already here?
+        jz      short http_next.idle
+        mov     eax, 10000                      ; yes: its head has header_timeout_ms
+        call    set_deadline
+        jmp     near http_process
+http_next.idle:
+        mov     eax, 5000                       ; no: wait keepalive_timeout_ms for it
+        call    set_deadline
+        mov     eax, 0                          ; want to read
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine chunk_drop(rbx = record)
+;; C: n = chunk_scan(); if (n < 0) linger(); if (n == 0) { len = 0; return want_read }
+;;    buffer_drop(n); the next request
+;; The buffer (rbp, r14) holds the next bytes of a chunked body, and maybe
+;; what follows it. All of it is body until its last chunk and trailers end:
+;; then the rest is the next request. A malformed body ends the connection,
+;; its response already sent: the client cannot be understood any more.
+chunk_drop:
+        call    chunk_scan                      ; rax = the body's bytes in the buffer if it ends there, 0 if not, -1 malformed
+        test    rax, rax
+        js      short chunk_drop.malformed
+        jz      short chunk_drop.more
+        call    buffer_drop                     ; the end of the body goes; the next request stays
+        jmp     short http_next
+chunk_drop.more:
+        mov     dword [rbx+conn_len], 0         ; all of it was body: dropped
+        mov     eax, 0                          ; want to read
+        ret
+chunk_drop.malformed:
+        mov     dword [rbx+conn_chunk], 0
+        jmp     near linger                     ; linger returns for us
+
+;; --------------------------------------------------------------------------
+;; subroutine buffer_drop(rax = n)
+;; C: memmove(buf, buf + n, len - n); len -= n; scanned = 0
+;; rbp = the buffer, r14 = its length, n <= r14. What follows the n bytes
+;; moves to the start, where the next request is read from.
+buffer_drop:
+        mov     rdi, rbp
+        lea     rsi, [rbp+rax]
+        mov     rcx, r14
+        sub     rcx, rax
+        sub     r14, rax                        ; len -= n
+        rep movsb                               ; forward copy: safe when the areas overlap this way
+        mov     dword [rbx+conn_len], r14d
+        mov     dword [rbx+conn_scanned], 0     ; search the next request from its start
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine chunk_scan: a chunked body, byte by byte
+;; C: for each byte of buf[0, len): step the chunked-body parser (record.chunk);
+;;    return its end (bytes used) once the final CRLF is in, 0 when all were body, -1 if malformed
+;; RFC 9112 7.1: chunk-size (hex) [ chunk-ext ] CRLF, chunk-data CRLF, ...,
+;; "0" [ chunk-ext ] CRLF, trailer lines, CRLF. Bytes may come one at a
+;; time: the parser's state lives in the record (chunk, chunk_digits, the
+;; size so far or data left in discard, body_total). Extensions and trailer
+;; fields are dropped; their bytes and the data count against
+;; limits.body_bytes (1048576), a size as soon as its digits say it is over. At
+;; most 16 hex digits. Registers: edx state, ecx digits, r8 size or data
+;; left, r9 total, r10 the limit, rsi the next byte.
+chunk_scan:
+        mov     edx, dword [rbx+conn_chunk]
+        mov     ecx, dword [rbx+conn_chunk_digits]
+        mov     r8, qword [rbx+conn_discard]
+        mov     r9, qword [rbx+conn_body_total]
+        mov     r10d, 0x100000                  ; limits.body_bytes
+        xor     esi, esi
+chunk_scan.next:
+        cmp     rsi, r14
+        jae     near chunk_scan.need_more       ; every byte here was body
+        cmp     edx, 4                          ; in the data?
+        je      near chunk_scan.data
+        movzx   eax, byte [rbp+rsi]             ; the next byte
+        inc     rsi
+        cmp     edx, 1                          ; in the size?
+        je      short chunk_scan.size
+        cmp     edx, 2                          ; in an extension?
+        je      near chunk_scan.ext
+        cmp     edx, 8                          ; in a trailer line?
+        je      near chunk_scan.trailer_line
+        cmp     edx, 3                          ; the size line's LF?
+        je      near chunk_scan.size_lf
+        cmp     edx, 5                          ; the data's CR?
+        je      near chunk_scan.data_cr
+        cmp     edx, 6                          ; the data's LF?
+        je      near chunk_scan.data_lf
+        cmp     edx, 7                          ; at a trailer line?
+        je      near chunk_scan.trailer
+        cmp     edx, 9                          ; a trailer line's LF?
+        je      near chunk_scan.trailer_lf
+        ; The final LF: the body ends here.
+        cmp     eax, 10
+        jne     near chunk_scan.bad
+        mov     dword [rbx+conn_chunk], 0       ; no chunked body any more
+        mov     rax, rsi                        ; its last bytes end here
+        ret
+chunk_scan.size:
+        mov     edi, eax
+        sub     edi, '0'
+        cmp     edi, 9
+        jbe     short chunk_scan.digit          ; 0-9
+        mov     edi, eax
+        or      edi, 32                         ; to lower case
+        sub     edi, 'a'
+        cmp     edi, 5
+        ja      short chunk_scan.not_digit
+        add     edi, 10                         ; a-f, A-F
+chunk_scan.digit:
+        inc     ecx
+        cmp     ecx, 16
+        ja      near chunk_scan.bad             ; too many digits
+        shl     r8, 4                           ; size = size * 16 + digit: no overflow, size <= body_bytes < 2^60
+        add     r8, rdi
+        lea     rax, [r8+r9]
+        cmp     rax, r10                        ; total + size over limits.body_bytes?
+        ja      near chunk_scan.bad             ; yes: not read
+        jmp     near chunk_scan.next
+chunk_scan.not_digit:
+        test    ecx, ecx
+        jz      near chunk_scan.bad             ; no size at all
+        cmp     eax, 13
+        je      short chunk_scan.to_size_lf
+        cmp     eax, ';'                        ; an extension
+        je      short chunk_scan.to_ext
+        cmp     eax, ' '                        ; whitespace before one (BWS)
+        je      short chunk_scan.to_ext
+        cmp     eax, 9
+        jne     near chunk_scan.bad
+chunk_scan.to_ext:
+        mov     edx, 2                          ; next: in an extension
+        jmp     short chunk_scan.count          ; its bytes count
+chunk_scan.ext:
+        cmp     eax, 13
+        je      short chunk_scan.to_size_lf
+        cmp     eax, 10
+        je      near chunk_scan.bad             ; a bare LF
+chunk_scan.count:
+        inc     r9                              ; an extension's or trailer's byte
+        lea     rax, [r8+r9]
+        cmp     rax, r10                        ; over limits.body_bytes?
+        ja      near chunk_scan.bad
+        jmp     near chunk_scan.next
+chunk_scan.to_size_lf:
+        mov     edx, 3                          ; next: the size line's LF
+        jmp     near chunk_scan.next
+chunk_scan.size_lf:
+        cmp     eax, 10
+        jne     near chunk_scan.bad
+        xor     ecx, ecx                        ; no digits yet for the next size
+        test    r8, r8                          ; size 0: the last chunk
+        jz      short chunk_scan.last_chunk
+        add     r9, r8                          ; total += size
+        mov     edx, 4                          ; then size bytes of data
+        jmp     near chunk_scan.next
+chunk_scan.last_chunk:
+        mov     edx, 7                          ; then trailer lines, or the final CRLF
+        jmp     near chunk_scan.next
+chunk_scan.data:
+        mov     rax, r14
+        sub     rax, rsi                        ; bytes here
+        cmp     rax, r8
+        jae     short chunk_scan.data_end       ; the chunk's data ends here
+        add     rsi, rax                        ; all of them are data
+        sub     r8, rax
+        jmp     near chunk_scan.next
+chunk_scan.data_end:
+        add     rsi, r8
+        xor     r8d, r8d                        ; the next size starts from 0
+        mov     edx, 5                          ; next: the data's CR
+        jmp     near chunk_scan.next
+chunk_scan.data_cr:
+        cmp     eax, 13
+        jne     short chunk_scan.bad            ; data longer than its size
+        mov     edx, 6                          ; next: the data's LF
+        jmp     near chunk_scan.next
+chunk_scan.data_lf:
+        cmp     eax, 10
+        jne     short chunk_scan.bad
+        mov     edx, 1                          ; next: in the size
+        jmp     near chunk_scan.next
+chunk_scan.trailer:
+        cmp     eax, 13
+        je      short chunk_scan.to_last_lf     ; an empty line: the end
+        cmp     eax, 10
+        je      short chunk_scan.bad
+        mov     edx, 8                          ; a trailer field: dropped
+        jmp     near chunk_scan.count
+chunk_scan.trailer_line:
+        cmp     eax, 13
+        je      short chunk_scan.to_trailer_lf
+        cmp     eax, 10
+        je      short chunk_scan.bad            ; a bare LF
+        jmp     near chunk_scan.count
+chunk_scan.to_trailer_lf:
+        mov     edx, 9                          ; next: a trailer line's LF
+        jmp     near chunk_scan.next
+chunk_scan.trailer_lf:
+        cmp     eax, 10
+        jne     short chunk_scan.bad
+        mov     edx, 7                          ; next: at a trailer line
+        jmp     near chunk_scan.next
+chunk_scan.to_last_lf:
+        mov     edx, 10                         ; next: the final LF
+        jmp     near chunk_scan.next
+chunk_scan.need_more:
+        mov     dword [rbx+conn_chunk], edx     ; where the parser is, for the next bytes
+        mov     dword [rbx+conn_chunk_digits], ecx
+        mov     qword [rbx+conn_discard], r8
+        mov     qword [rbx+conn_body_total], r9
+        xor     eax, eax                        ; 0: more to come
+        ret
+chunk_scan.bad:
+        mov     rax, -1                         ; -1: malformed, or over limits.body_bytes
+        ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine decide_mode(eax = response index)
@@ -909,6 +1145,18 @@ decide_mode:
         add     rdx, rcx
         test    dword [rdx+resp_flags], 256     ; an error: always close after it
         jnz     short decide_mode.decided
+        ; Expect: 100-continue, and a body: the client waits for 100 Continue before
+        ; sending it. No response here needs the body (they drop it), so the final
+        ; response goes at once (RFC 9110 10.1.1), and the client then does not send
+        ; the body: the connection cannot go on, so it closes after it. (A route that
+        ; reads bodies would send 100 Continue here instead, and keep it.)
+        cmp     dword [rel req_expect], 1       ; Expect: 100-continue?
+        jne     short decide_mode.no_expect
+        cmp     qword [rel req_content_length], 0 ; with a body?
+        jne     short decide_mode.decided
+        cmp     dword [rel req_te], 2
+        je      short decide_mode.decided
+decide_mode.no_expect:
         cmp     dword [rel req_close], 0        ; Connection: close?
         jne     short decide_mode.client_closes
         cmp     dword [rel req_minor], 0        ; HTTP/1.0 without Connection: keep-alive?
@@ -937,9 +1185,12 @@ decide_mode.decided:
 ;; --------------------------------------------------------------------------
 ;; subroutine read_window
 ;; C: reading: rsi = buf + len, rdx = room left;
-;;    dropping a body or lingering: rsi = buf, rdx = min(discard, room)
+;;    dropping a body or lingering: rsi = buf, rdx = min(discard, room);
+;;    dropping a chunked body: rsi = buf, rdx = room
 ;; Where the next read goes. What is dropped is read into the buffer, which
 ;; is empty then, and never past its end: the next request stays unread.
+;; A chunked body's end is known only once its last chunk is read, so it is
+;; read a buffer at a time; what follows it stays in the buffer.
 read_window:
         mov     rsi, qword [rbx+conn_buf]
         cmp     dword [rbx+conn_state], 3       ; dropping a body, or lingering?
@@ -951,6 +1202,13 @@ read_window:
         ret
 read_window.dropping:
         mov     rdx, qword [rbx+conn_discard]   ; what is left of the body...
+        cmp     dword [rbx+conn_state], 4
+        je      short read_window.bounded
+        cmp     dword [rbx+conn_chunk], 0       ; a chunked body?
+        je      short read_window.bounded
+        mov     edx, 0x4000                     ; its framing is read too: a buffer
+        ret
+read_window.bounded:
         cmp     rdx, 16384
         jbe     short read_window.capped
         mov     edx, 0x4000                     ; ...at most a buffer
@@ -1196,7 +1454,9 @@ too_large.no_lf:
         mov     eax, 9                          ; 414
 too_large.answer:
         mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0
+        mov     qword [rel req_content_length], 0 ; and no body follows that http_conn would drop
+        mov     dword [rel req_te], 0
+        mov     dword [rel req_expect], 0
         mov     qword [rel req_head_len], r14
         ret
 
@@ -1214,6 +1474,7 @@ parse_request:
         mov     dword [rel req_host], 0
         mov     dword [rel req_cl_count], 0
         mov     dword [rel req_te], 0
+        mov     dword [rel req_expect], 0
         mov     dword [rel req_method], 0
         mov     qword [rel req_content_length], 0
         mov     qword [rel req_accept_encoding_len], 0
@@ -1410,7 +1671,7 @@ version.http_1:
 ;; C: for each "name: value\r\n": name is a token, value has no CTL, no bare CR
 ;; 400 for whitespace before the colon, a line folded onto the previous one,
 ;; a bare CR or LF. The fields that matter here (case-insensitive): Host,
-;; Content-Length, Transfer-Encoding, Connection, and the fields that choose an entity's answer. rcx/rdx = name, r11..r9 = value.
+;; Content-Length, Transfer-Encoding, Connection, Expect, and the fields that choose an entity's answer. rcx/rdx = name, r11..r9 = value.
 parse_headers:
         cmp     word [rsi], 2573                ; an empty line ends the head
         je      near parse_headers.done
@@ -1579,29 +1840,85 @@ parse_headers.cl_store:
         jmp     near parse_headers.next_field
 parse_headers.not_content_length:
         cmp     rdx, 17
-        jne     short parse_headers.not_transfer_encoding
+        jne     near parse_headers.not_transfer_encoding
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e617274                 ; "tran"
-        jne     short parse_headers.not_transfer_encoding
+        jne     near parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+4]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x72656673                 ; "sfer"
-        jne     short parse_headers.not_transfer_encoding
+        jne     near parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+8]
         or      eax, 0x20202000                 ; to lower case
         cmp     eax, 0x636e652d                 ; "-enc"
-        jne     short parse_headers.not_transfer_encoding
+        jne     near parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+12]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e69646f                 ; "odin"
-        jne     short parse_headers.not_transfer_encoding
+        jne     near parse_headers.not_transfer_encoding
         mov     eax, dword [rcx+13]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x676e6964                 ; "ding"
-        jne     short parse_headers.not_transfer_encoding
-        mov     dword [rel req_te], 1           ; Transfer-Encoding
-        jmp     near parse_headers.next_field
+        jne     near parse_headers.not_transfer_encoding
+        cmp     dword [rel req_te], 0           ; the first Transfer-Encoding field?
+        jne     short parse_headers.te_element
+        mov     dword [rel req_te], 1           ; present; chunked only once it is its last coding
+parse_headers.te_element:
+        cmp     r11, r9
+        jae     near parse_headers.next_field   ; no more codings
+        movzx   eax, byte [r11]
+        cmp     eax, ','
+        je      short parse_headers.te_separator
+        cmp     eax, ' '
+        je      short parse_headers.te_separator
+        cmp     eax, 9
+        jne     short parse_headers.te_scan
+parse_headers.te_separator:
+        inc     r11                             ; an empty element, or whitespace before one
+        jmp     short parse_headers.te_element
+parse_headers.te_scan:
+        mov     rcx, r11                        ; rcx = the coding
+parse_headers.te_scan_byte:
+        cmp     r11, r9
+        jae     short parse_headers.te_scanned
+        cmp     byte [r11], ','
+        je      short parse_headers.te_scanned
+        inc     r11
+        jmp     short parse_headers.te_scan_byte
+parse_headers.te_scanned:
+        mov     rdx, r11                        ; rdx = its end, without whitespace before the comma
+parse_headers.te_trim:
+        movzx   eax, byte [rdx-1]               ; the coding starts with neither: the loop stops there
+        cmp     eax, ' '
+        je      short parse_headers.te_trim_one
+        cmp     eax, 9
+        jne     short parse_headers.te_trimmed
+parse_headers.te_trim_one:
+        dec     rdx
+        jmp     short parse_headers.te_trim
+parse_headers.te_trimmed:
+        cmp     dword [rel req_te], 2           ; a coding after chunked?
+        jne     short parse_headers.te_not_after_chunked
+        mov     dword [rel req_te], 3           ; chunked, then another: 400
+        jmp     short parse_headers.te_element
+parse_headers.te_not_after_chunked:
+        cmp     dword [rel req_te], 3           ; that stays
+        je      short parse_headers.te_element
+        mov     dword [rel req_te], 1           ; the last coding so far is not chunked...
+        sub     rdx, rcx
+        cmp     rdx, 7
+        jne     short parse_headers.te_element
+        mov     eax, dword [rcx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x6e756863                 ; "chun"
+        jne     near parse_headers.te_element
+        mov     eax, dword [rcx+3]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x64656b6e                 ; "nked"
+        jne     near parse_headers.te_element
+        mov     dword [rel req_te], 2           ; ...unless it is chunked
+        jmp     near parse_headers.te_element
 parse_headers.not_transfer_encoding:
         cmp     rdx, 10
         jne     near parse_headers.not_connection
@@ -1628,7 +1945,7 @@ parse_headers.conn_token:
         cmp     eax, 9
         jne     short parse_headers.conn_token_start
 parse_headers.conn_separator:
-        inc     r11
+        inc     r11                             ; an empty element, or whitespace before one
         jmp     short parse_headers.conn_token
 parse_headers.conn_token_start:
         mov     rcx, r11                        ; rcx = the token
@@ -1677,6 +1994,38 @@ parse_headers.not_close:
 parse_headers.not_keep_alive:
         jmp     near parse_headers.conn_token
 parse_headers.not_connection:
+        cmp     rdx, 6
+        jne     near parse_headers.not_expect
+        mov     eax, dword [rcx]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x65707865                 ; "expe"
+        jne     short parse_headers.not_expect
+        mov     eax, dword [rcx+2]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x74636570                 ; "pect"
+        jne     short parse_headers.not_expect
+        mov     rdx, r9
+        sub     rdx, r11                        ; the value's length
+        cmp     rdx, 12
+        jne     short parse_headers.expect_other
+        cmp     dword [r11], 0x2d303031         ; "100-"
+        jne     short parse_headers.expect_other
+        mov     eax, dword [r11+4]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x746e6f63                 ; "cont"
+        jne     short parse_headers.expect_other
+        mov     eax, dword [r11+8]
+        or      eax, 0x20202020                 ; to lower case
+        cmp     eax, 0x65756e69                 ; "inue"
+        jne     short parse_headers.expect_other
+        cmp     dword [rel req_expect], 2       ; another Expect field had something else?
+        je      near parse_headers.next_field   ; that stays
+        mov     dword [rel req_expect], 1       ; Expect: 100-continue
+        jmp     near parse_headers.next_field
+parse_headers.expect_other:
+        mov     dword [rel req_expect], 2       ; an expectation we cannot meet: 417
+        jmp     near parse_headers.next_field
+parse_headers.not_expect:
         cmp     rdx, 15
         jne     short parse_headers.not_accept_encoding
         mov     eax, dword [rcx]
@@ -1764,17 +2113,22 @@ parse_headers.done:
 
 ;; --------------------------------------------------------------------------
 ;; parse_request: the rules across fields
-;; C: Transfer-Encoding: 501 (400 with Content-Length); two Content-Lengths,
-;;    no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413
-;; A request body is read and thrown away, so only Content-Length bodies
-;; are accepted: chunked bodies are not implemented.
+;; C: Transfer-Encoding with Content-Length, in HTTP/1.0, or whose last coding is
+;;    not chunked: 400; two Content-Lengths, no Host in HTTP/1.1 or two Hosts: 400;
+;;    an Expect other than 100-continue: 417; a body over limits.body_bytes: 413
+;; RFC 9112 6.1 and 6.3: a chunked body is read (and dropped, by http_conn);
+;; any other framing by Transfer-Encoding cannot be, so the request is
+;; malformed. HTTP/1.0 has no Transfer-Encoding. RFC 9110 10.1.1: Expect is
+;; ignored in HTTP/1.0.
 check_request:
         cmp     dword [rel req_te], 0
         je      short check_request.no_transfer_encoding
         cmp     dword [rel req_cl_count], 0
         jne     short bad_request               ; both framings: a smuggling attempt
-        mov     eax, 11                         ; 501 Not Implemented
-        ret
+        cmp     dword [rel req_minor], 0
+        je      short bad_request               ; Transfer-Encoding in HTTP/1.0
+        cmp     dword [rel req_te], 2
+        jne     short bad_request               ; the last coding is not chunked: no way to find the body's end
 check_request.no_transfer_encoding:
         cmp     dword [rel req_cl_count], 1
         ja      short bad_request               ; Content-Length twice
@@ -1784,6 +2138,15 @@ check_request.no_transfer_encoding:
         cmp     dword [rel req_minor], 0
         jne     short bad_request               ; HTTP/1.1 without Host
 check_request.host_ok:
+        cmp     dword [rel req_minor], 0        ; HTTP/1.0: Expect is ignored
+        jne     short check_request.expect_ok
+        mov     dword [rel req_expect], 0
+check_request.expect_ok:
+        cmp     dword [rel req_expect], 2
+        jne     short check_request.expect_met
+        mov     eax, 13                         ; 417 Expectation Failed
+        ret
+check_request.expect_met:
         mov     ecx, 0x100000                   ; limits.body_bytes
         cmp     qword [rel req_content_length], rcx
         jbe     short check_request.size_ok
@@ -3164,7 +3527,7 @@ month_names:
 ; every response's head: a fixed one's status line and field lines; an
 ; entity's 200 status line, then each representation's field lines. The
 ; Connection line and the Date line follow from conn_close/conn_keep10 and
-; date_line. (1461 bytes)
+; date_line. (1556 bytes)
         align 8, db 0
 response_heads:
         db "HTTP/1.1 200 OK", 13, 10
@@ -3229,8 +3592,12 @@ response_heads:
         db "Content-Type: text/plain", 13, 10
         db "Content-Length: 31", 13, 10
         db "Server: asmsrv", 13, 10
+        db "HTTP/1.1 417 Expectation Failed", 13, 10
+        db "Content-Type: text/plain", 13, 10
+        db "Content-Length: 23", 13, 10
+        db "Server: asmsrv", 13, 10
 
-; every response's body, back to back; identical bodies once (1051 bytes)
+; every response's body, back to back; identical bodies once (1074 bytes)
         align 8, db 0
 response_bodies:
         incbin "site/index.html"                ; 345 bytes, read by the assembler
@@ -3244,10 +3611,11 @@ response_bodies:
         db "431 Request Header Fields Too Large", 10
         db "501 Not Implemented", 10
         db "505 HTTP Version Not Supported", 10
+        db "417 Expectation Failed", 10
 
 ; the response table, one 32-byte record per response: head offset and
 ; length, body offset and length, status, flags (kind, always close,
-; codings), first representation (416 bytes)
+; codings), first representation (448 bytes)
         align 32, db 0
 responses:
         dd 0, 17, 0, 0, 200, 262145, 0, 0       ; 0: GET / (entity)
@@ -3261,8 +3629,9 @@ responses:
         dd 975, 94, 925, 22, 413, 256, 4, 0     ; 8: 413 for a body over limits.body_bytes (fixed, closes)
         dd 1069, 89, 947, 17, 414, 256, 4, 0    ; 9: 414 for a request line over limits.request_bytes (fixed, closes)
         dd 1158, 108, 964, 36, 431, 256, 4, 0   ; 10: 431 for a header section over limits.request_bytes (fixed, closes)
-        dd 1266, 92, 1000, 20, 501, 256, 4, 0   ; 11: 501 for an unknown method or a Transfer-Encoding (fixed, closes)
+        dd 1266, 92, 1000, 20, 501, 256, 4, 0   ; 11: 501 for an unknown method (fixed, closes)
         dd 1358, 103, 1020, 31, 505, 256, 4, 0  ; 12: 505 for HTTP/2 and above (fixed, closes)
+        dd 1461, 95, 1051, 23, 417, 256, 4, 0   ; 13: 417 for an Expect other than 100-continue (fixed, closes)
 
 ; an entity's representations, one 32-byte record each: field lines
 ; offset, the lengths a 416, 304, 206 and 200 send of them, body offset
@@ -3590,9 +3959,14 @@ req_host:
 req_cl_count:
         resb 4
 
-; 1: Transfer-Encoding (4 bytes)
+; Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
         alignb 4
 req_te:
+        resb 4
+
+; Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)
+        alignb 4
+req_expect:
         resb 4
 
 ; the Accept-Encoding field's value (8 bytes)

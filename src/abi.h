@@ -189,8 +189,9 @@ MemOp field(const Layout<N>& l, const char* prefix, Reg base, F f, int extra = 0
 // drivers only know fd, state, deadline and what flush needs.
 enum class ConnField {
   fd, state, served, mode, said_close, len, scanned, watch, outq, deadline, discard, consume, bytes, buf, iov, addr,
+  chunk, chunk_digits, body_total,
 };
-inline constexpr Layout<16> kConnLayout{{{
+inline constexpr Layout<19> kConnLayout{{{
     {"fd", 4, "the socket"},
     {"state", 4, "0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering"},
     {"served", 4, "requests answered on this connection"},
@@ -201,14 +202,18 @@ inline constexpr Layout<16> kConnLayout{{{
     {"watch", 4, "epoll: what the socket is watched for: 0 EPOLLIN, 1 EPOLLOUT, 2 not yet in the set"},
     {"outq", 4, "epoll: bytes not yet sent in the socket when the send deadline was last set"},
     {"deadline", 8, "when the current wait times out (CLOCK_MONOTONIC, ms)"},
-    {"discard", 8, "body bytes still to read and drop; lingering: bytes it may still read"},
+    {"discard", 8, "body bytes still to read and drop (chunked: of this chunk); lingering: bytes it may still read"},
     {"consume", 8, "bytes to drop from the buffer once the response is out"},
     {"bytes", 8, "bytes read, for the connection log"},
     {"buf", 8, "this connection's request buffer; its response scratch follows it"},
     {"iov", 96, "struct iovec[6]: what is left to send of the response's parts (IovPart)"},
-    // Last, so that only the logs pay for offsets past 127 (a disp32).
+    // Past 127 (a disp32), so that only the logs and bodies pay for it.
     {"addr", 24, "the client: family, port, then sin_addr, or sin6_flowinfo and sin6_addr"},
+    {"chunk", 4, "a chunked body being dropped: where its parser is (kChunk*), 0 none"},
+    {"chunk_digits", 4, "hex digits of the chunk size being read"},
+    {"body_total", 8, "a chunked body: its data, extension and trailer bytes so far"},
 }}};
+static_assert(kConnLayout.size == 256, "the connection record stays 256 bytes");
 inline constexpr int kConnRecordBytes = kConnLayout.size;
 /// A request buffer holds limits.request_bytes and this much slack beyond it.
 inline constexpr int kRequestBufferSlack = 16;
@@ -236,6 +241,24 @@ inline constexpr int kIovParts = 6;
 inline constexpr const char* kIovPartNames[] = {"status", "runtime", "fields", "conn", "date", "body"};
 inline constexpr int kConnFree = 0, kConnReading = 1, kConnWriting = 2, kConnDiscarding = 3, kConnLingering = 4;
 inline constexpr int kWatchIn = 0, kWatchOut = 1, kWatchNone = 2;
+/// record.chunk: where the parser of a chunked body (RFC 9112 7.1) is.
+/// chunk-size [ chunk-ext ] CRLF, chunk-data CRLF, ..., "0" [ chunk-ext ]
+/// CRLF, trailer lines, CRLF.
+enum ChunkState {
+  kChunkNone = 0,      // no chunked body
+  kChunkSize = 1,      // in the size's hex digits (chunk_digits so far)
+  kChunkExt = 2,       // in an extension, after the size: dropped up to CR
+  kChunkSizeLf = 3,    // the size line's LF
+  kChunkData = 4,      // discard bytes of data left
+  kChunkDataCr = 5,    // the CR after the data
+  kChunkDataLf = 6,    // ... and its LF
+  kChunkTrailer = 7,   // at the start of a trailer line, or of the final CRLF
+  kChunkTrailerLine = 8,  // in a trailer line: dropped up to CR
+  kChunkTrailerLf = 9,    // a trailer line's LF
+  kChunkLastLf = 10,      // the final LF: then the body is over
+};
+/// A chunk size has at most this many hex digits (leading zeros included).
+inline constexpr int kChunkMaxDigits = 16;
 
 /// [base + conn_<field>] (+ extra bytes into an array field).
 inline MemOp conn(Reg base, ConnField f, int extra = 0) {

@@ -18,7 +18,7 @@ Conn::Conn(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt) {
 void Conn::reset_record() {
   mov(conn(ConnField::state), imm(kConnReading), "waiting for the first request");
   for (ConnField f : {ConnField::len, ConnField::scanned, ConnField::served, ConnField::mode, ConnField::said_close,
-                      ConnField::discard})
+                      ConnField::discard, ConnField::chunk})
     mov(conn(f), imm(0));
   if (spec_.log_connections) mov(conn(ConnField::bytes), imm(0), "counted for the connection log");
 }
@@ -38,11 +38,15 @@ void Conn::emit_shared() {
   int room = spec_.limits.request_bytes;
   Label dropping = local("dropping");
   Label capped = local("capped");
+  Label bounded = local("bounded");
   block(read_window_, "subroutine read_window", nullptr,
         "reading: rsi = buf + len, rdx = room left;\n"
-        "   dropping a body or lingering: rsi = buf, rdx = min(discard, room)",
+        "   dropping a body or lingering: rsi = buf, rdx = min(discard, room);\n"
+        "   dropping a chunked body: rsi = buf, rdx = room",
         "Where the next read goes. What is dropped is read into the buffer, which\n"
-        "is empty then, and never past its end: the next request stays unread.");
+        "is empty then, and never past its end: the next request stays unread.\n"
+        "A chunked body's end is known only once its last chunk is read, so it is\n"
+        "read a buffer at a time; what follows it stays in the buffer.");
   mov(r64(Reg::rsi), conn(ConnField::buf));
   static_assert(kConnLingering == kConnDiscarding + 1);
   op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding), "dropping a body, or lingering?");
@@ -54,6 +58,13 @@ void Conn::emit_shared() {
   ret();
   label(dropping);
   mov(r64(Reg::rdx), conn(ConnField::discard), "what is left of the body...");
+  op(Op::cmp, conn(ConnField::state), imm(kConnLingering));
+  jmp(Op::je, bounded);
+  op(Op::cmp, conn(ConnField::chunk), imm(kChunkNone), "a chunked body?");
+  jmp(Op::je, bounded);
+  set(Reg::rdx, room, "its framing is read too: a buffer");
+  ret();
+  label(bounded);
   op(Op::cmp, r64(Reg::rdx), dec(room));
   jmp(Op::jbe, capped);
   set(Reg::rdx, room, "...at most a buffer");

@@ -26,11 +26,16 @@ class HttpConn : public Conn {
   void emit_process();
   void emit_decide_mode();
   void emit_sent();
+  void emit_next();
+  void emit_buffer_drop();
+  void emit_chunk_drop();
+  void emit_chunk_scan();
   const HttpParse& parse_;
   const RequestVars& req_;
   Responses& responses_;
   AccessLog& log_;
   Label open_, received_, sent_, process_, decide_mode_;
+  Label next_, buffer_drop_, chunk_drop_, chunk_scan_;
 };
 
 }  // namespace asmsrv

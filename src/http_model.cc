@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <limits>
+#include <optional>
 
 namespace asmsrv {
 
@@ -97,6 +98,68 @@ Framing frame_head(std::string_view in, size_t limit) {
   return {Framing::too_large, 0, first_lf != std::string_view::npos};
 }
 
+// Where a chunked body that starts `in` ends (RFC 9112 7.1): chunk-size in
+// 1 to 16 hex digits, an optional extension (after ';', SP or HTAB, up to
+// CR), CR LF, the data, CR LF; after the size-0 chunk, trailer lines up to
+// an empty line. Extension and trailer bytes count with the data against
+// `limit`, a size as soon as its digits say it is over.
+struct ChunkedBody {
+  enum Kind { whole, incomplete, malformed } kind;
+  size_t len = 0;  // whole: its length, the final CR LF included
+  std::string why;
+};
+
+ChunkedBody frame_chunked(std::string_view in, uint64_t limit) {
+  uint64_t total = 0;
+  size_t p = 0;
+  auto bad = [](std::string why) { return ChunkedBody{ChunkedBody::malformed, 0, std::move(why)}; };
+  const ChunkedBody more{ChunkedBody::incomplete, 0, ""};
+  // A line that is dropped (an extension, a trailer field): up to CR LF.
+  auto drop_line = [&](uint64_t size) -> std::optional<ChunkedBody> {
+    for (; p < in.size() && in[p] != '\r'; ++p) {
+      if (in[p] == '\n') return bad("a bare LF in a chunk extension or trailer");
+      if (++total + size > limit) return bad("a chunked body over limits.body_bytes");
+    }
+    if (p == in.size()) return more;
+    return std::nullopt;
+  };
+  while (true) {
+    uint64_t size = 0;
+    int digits = 0;
+    for (; p < in.size() && is_hex(in[p]); ++p) {
+      if (++digits > 16) return bad("a chunk size of more than 16 digits");
+      char c = static_cast<char>(in[p] | 0x20);
+      size = size * 16 + static_cast<uint64_t>(is_digit(in[p]) ? in[p] - '0' : c - 'a' + 10);
+      if (total + size > limit) return bad("a chunk size over limits.body_bytes");
+    }
+    if (p == in.size()) return more;
+    if (digits == 0) return bad("no chunk size");
+    if (in[p] == ';' || is_ows(in[p]))
+      if (auto r = drop_line(size)) return *r;
+    if (in[p] != '\r') return bad("a chunk size followed by neither an extension nor CR LF");
+    if (++p == in.size()) return more;
+    if (in[p++] != '\n') return bad("a bare CR after a chunk size");
+    if (size == 0) break;
+    total += size;
+    if (in.size() - p < size) return more;
+    p += size;
+    if (p == in.size()) return more;
+    if (in[p++] != '\r') return bad("chunk data longer than its size, or no CR LF after it");
+    if (p == in.size()) return more;
+    if (in[p++] != '\n') return bad("no LF after chunk data");
+  }
+  while (true) {  // trailer lines, then the final CR LF
+    if (p == in.size()) return more;
+    if (in[p] == '\n') return bad("a bare LF in the trailer section");
+    bool empty = in[p] == '\r';  // the empty line that ends the body
+    if (!empty)
+      if (auto r = drop_line(0)) return *r;
+    if (++p == in.size()) return more;
+    if (in[p++] != '\n') return bad("a bare CR in the trailer section");
+    if (empty) return {ChunkedBody::whole, p, ""};
+  }
+}
+
 }  // namespace
 
 struct HttpModel::Request {
@@ -106,6 +169,8 @@ struct HttpModel::Request {
   bool close = false;
   bool keep_alive = false;
   uint64_t content_length = 0;
+  bool chunked = false;      // a chunked body follows
+  bool expects_100 = false;  // Expect: 100-continue (HTTP/1.1)
   std::string why;
   std::string query;
 };
@@ -175,7 +240,9 @@ HttpModel::Request HttpModel::parse(std::string_view head) const {
 
   // field-line = field-name ":" OWS field-value OWS, CR LF (RFC 9112 5)
   int hosts = 0, lengths = 0;
-  bool chunked = false;
+  // Transfer-Encoding: its codings over every field, in order (RFC 9112 6.1).
+  enum { no_te, last_not_chunked, last_chunked, chunked_not_last } te = no_te;
+  enum { no_expect, continue_100, other_expectation } expect = no_expect;
   while (!head.substr(p).starts_with("\r\n")) {
     size_t n = p;
     while (p < head.size() && is_tchar(head[p])) ++p;
@@ -209,7 +276,20 @@ HttpModel::Request HttpModel::parse(std::string_view head) const {
                                : r.content_length * 10 + d;
       }
     } else if (same_name(name, "Transfer-Encoding")) {
-      chunked = true;
+      if (te == no_te) te = last_not_chunked;
+      for (size_t i = 0; i <= value.size();) {
+        size_t j = std::min(value.find(',', i), value.size());
+        std::string_view coding = value.substr(i, j - i);
+        while (!coding.empty() && is_ows(coding.front())) coding.remove_prefix(1);
+        while (!coding.empty() && is_ows(coding.back())) coding.remove_suffix(1);
+        i = j + 1;
+        if (coding.empty()) continue;
+        if (te == last_chunked || te == chunked_not_last) te = chunked_not_last;
+        else te = same_name(coding, "chunked") ? last_chunked : last_not_chunked;
+      }
+    } else if (same_name(name, "Expect")) {
+      // RFC 9110 10.1.1: 100-continue is the only expectation there is.
+      if (expect != other_expectation) expect = same_name(value, "100-continue") ? continue_100 : other_expectation;
     } else if (same_name(name, "Connection")) {
       // #connection-option: tokens between commas and whitespace
       for (size_t i = 0; i < value.size();) {
@@ -224,11 +304,18 @@ HttpModel::Request HttpModel::parse(std::string_view head) const {
   }
 
   // The rules across fields (RFC 9112 6.1, 6.3; RFC 9110 7.2).
-  if (chunked && lengths > 0) return bad("Transfer-Encoding with Content-Length");
-  if (chunked) return fail(table_.not_implemented, "501: Transfer-Encoding");
+  if (te != no_te) {
+    if (lengths > 0) return bad("Transfer-Encoding with Content-Length");
+    if (r.minor == 0) return bad("Transfer-Encoding in HTTP/1.0");
+    if (te != last_chunked) return bad("a Transfer-Encoding whose last coding is not chunked");
+    r.chunked = true;
+  }
   if (lengths > 1) return bad("two Content-Length fields");
   if (hosts > 1) return bad("two Host fields");
   if (hosts == 0 && r.minor >= 1) return bad("HTTP/1.1 without Host");
+  if (r.minor >= 1 && expect == other_expectation)  // HTTP/1.0: Expect is ignored
+    return fail(table_.expectation_failed, "417: an expectation other than 100-continue");
+  r.expects_100 = r.minor >= 1 && expect == continue_100;
   if (r.content_length > static_cast<uint64_t>(spec_.limits.body_bytes))
     return fail(table_.content_too_large, "413: a body over limits.body_bytes");
   r.response = route(r.method, path);
@@ -271,6 +358,11 @@ ModelResult HttpModel::run(std::string_view bytes) const {
     // when asked; errors, Connection: close and the last request allowed close.
     if (table_.responses[r.response].always_close) {
       a.closes = true;
+    } else if (r.expects_100 && (r.content_length > 0 || r.chunked)) {
+      // RFC 9110 10.1.1: the final response goes at once, and then the
+      // client does not send the body, so the connection cannot go on.
+      a.closes = true;
+      a.why += " (Expect: 100-continue: the body is not sent)";
     } else if (r.close || (r.minor == 0 && !r.keep_alive)) {
       a.closes = true;
     } else if (spec_.limits.keepalive_timeout_ms == 0 ||
@@ -287,6 +379,20 @@ ModelResult HttpModel::run(std::string_view bytes) const {
       return out;
     }
     uint64_t used = f.len + r.content_length;
+    if (r.chunked) {
+      // Dropped after the response: a malformed body ends the connection then.
+      ChunkedBody body = frame_chunked(rest.substr(f.len), static_cast<uint64_t>(spec_.limits.body_bytes));
+      if (body.kind == ChunkedBody::incomplete) {
+        out.end = "waits for the rest of a chunked body";
+        return out;
+      }
+      if (body.kind == ChunkedBody::malformed) {
+        out.closes = true;
+        out.end = "closes after " + a.why + ": " + body.why;
+        return out;
+      }
+      used = f.len + body.len;
+    }
     if (rest.size() < used) {
       out.end = "waits for the rest of a body";
       return out;

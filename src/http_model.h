@@ -25,7 +25,7 @@ struct ModelAnswer {
   int status = 0;         // that response's status
   ConnHeader head = ConnHeader::close;  // which of its heads: what it says about the connection
   bool body = true;       // false for HEAD (the head alone; 204 has no body anyway)
-  bool closes = false;    // the server closes the connection after it
+  bool closes = false;    // the server closes the connection after it (its head says so)
   std::string why;        // "GET /health", "400: no Host in HTTP/1.1", ...
   std::string query;      // the target's query, from its '?' ("" if none): a redirect's Location ends with it
 };
@@ -33,7 +33,8 @@ struct ModelAnswer {
 /// What the server does with the bytes of one connection.
 struct ModelResult {
   std::vector<ModelAnswer> answers;
-  /// true: the server closes after the last answer (it reads nothing more);
+  /// true: the server closes after the last answer (it reads nothing more),
+  /// also after a keep-alive answer whose chunked body then turned out malformed;
   /// false: it waits for more input (the rest of a head or a body, or the
   /// next request) and sends nothing further unless more comes.
   bool closes = false;

@@ -61,7 +61,8 @@ HttpParse::HttpParse(const Spec& spec, Builder& b, const ResponseTable& table) :
   v_.keepalive = b_.bss("req_keepalive", 4, "1: Connection: keep-alive", 4);
   v_.host = b_.bss("req_host", 4, "number of Host fields", 4);
   v_.cl_count = b_.bss("req_cl_count", 4, "number of Content-Length fields", 4);
-  v_.te = b_.bss("req_te", 4, "1: Transfer-Encoding", 4);
+  v_.te = b_.bss("req_te", 4, "Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more", 4);
+  v_.expect = b_.bss("req_expect", 4, "Expect: 0 none, 1 100-continue, 2 another expectation", 4);
   bool combined = spec.log_requests && spec.log_format == LogFormat::combined;
   if (combined) {
     v_.referer = b_.bss("req_referer", 8, "the Referer field's value, for the access log");
@@ -234,7 +235,9 @@ void HttpParse::emit_too_large() {
   set(Reg::rax, t_.uri_too_long, "414");
   label(answer);
   mov(var32(v_.method), imm(0), "not HEAD: the error has a body");
-  mov(var64(v_.content_length), imm(0));
+  mov(var64(v_.content_length), imm(0), "and no body follows that http_conn would drop");
+  mov(var32(v_.te), imm(kTeNone));
+  mov(var32(v_.expect), imm(kExpectNone));
   mov(var64(v_.head_len), r64(kBufLen));
   ret();
 }
@@ -249,7 +252,7 @@ void HttpParse::emit_method(Label target) {
         "The head ends in CR LF CR LF (find_head_end made sure), so every scan\n"
         "below stops inside it. rsi walks the head; r8 = char_class.\n"
         "A token that is not a known method: 501. Anything else malformed: 400.");
-  for (Label l : {v_.minor, v_.close, v_.keepalive, v_.host, v_.cl_count, v_.te, v_.method})
+  for (Label l : {v_.minor, v_.close, v_.keepalive, v_.host, v_.cl_count, v_.te, v_.expect, v_.method})
     mov(var32(l), imm(0));
   mov(var64(v_.content_length), imm(0));
   if (v_.range.id >= 0)
@@ -421,7 +424,7 @@ void HttpParse::emit_headers(Label line) {
         "for each \"name: value\\r\\n\": name is a token, value has no CTL, no bare CR",
         std::string("400 for whitespace before the colon, a line folded onto the previous one,\n"
                     "a bare CR or LF. The fields that matter here (case-insensitive): Host,\n"
-                    "Content-Length, Transfer-Encoding, Connection") +
+                    "Content-Length, Transfer-Encoding, Connection, Expect") +
             (v_.referer.id >= 0      ? ", and Referer and User-Agent for the log"
              : v_.user_agent.id >= 0 ? ", and User-Agent for the log"
                                      : "") +
@@ -496,14 +499,19 @@ void HttpParse::emit_headers(Label line) {
   op(Op::cmp, r64(Reg::rdx), imm(17));
   jmp(Op::jne, not_te);
   match_text(Reg::rcx, 0, "transfer-encoding", true, not_te);
-  mov(var32(v_.te), imm(1), "Transfer-Encoding");
-  jmp(Op::jmp, next);
+  emit_transfer_encoding(next);
   label(not_te);
   op(Op::cmp, r64(Reg::rdx), imm(10));
   jmp(Op::jne, not_conn);
   match_text(Reg::rcx, 0, "connection", true, not_conn);
   emit_connection(next);
   label(not_conn);
+  Label not_expect = local("not_expect");
+  op(Op::cmp, r64(Reg::rdx), imm(6));
+  jmp(Op::jne, not_expect);
+  match_text(Reg::rcx, 0, "expect", true, not_expect);
+  emit_expect(next);
+  label(not_expect);
   if (v_.referer.id >= 0) emit_kept_field("referer", v_.referer, v_.referer_len, next, "for the access log");
   if (v_.user_agent.id >= 0)
     emit_kept_field("user-agent", v_.user_agent, v_.user_agent_len, next, "for the access log");
@@ -645,6 +653,23 @@ void HttpParse::emit_content_length(Label next) {
   jmp(Op::jmp, next);
 }
 
+void HttpParse::list_element(Label element, Label skip, Label none, Label start, const std::string& why_none) {
+  label(element);
+  op(Op::cmp, r64(Reg::r11), r64(Reg::r9));
+  jmp(Op::jae, none, why_none);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r11)});
+  op(Op::cmp, r32(Reg::rax), chr(','));
+  jmp(Op::je, skip);
+  op(Op::cmp, r32(Reg::rax), chr(' '));
+  jmp(Op::je, skip);
+  op(Op::cmp, r32(Reg::rax), chr('\t'));
+  jmp(Op::jne, start);
+  label(skip);
+  op(Op::inc, r64(Reg::r11), "an empty element, or whitespace before one");
+  jmp(Op::jmp, element);
+  label(start);
+}
+
 void HttpParse::emit_connection(Label next) {
   // Connection: a comma-separated list of tokens; close and keep-alive matter.
   Label tok = local("conn_token");
@@ -654,20 +679,7 @@ void HttpParse::emit_connection(Label next) {
   Label scanned = local("conn_scanned");
   Label not_close = local("not_close");
   Label not_ka = local("not_keep_alive");
-  label(tok);
-  op(Op::cmp, r64(Reg::r11), r64(Reg::r9));
-  jmp(Op::jae, next, "no more tokens");
-  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::r11)});
-  op(Op::cmp, r32(Reg::rax), chr(','));
-  jmp(Op::je, sep);
-  op(Op::cmp, r32(Reg::rax), chr(' '));
-  jmp(Op::je, sep);
-  op(Op::cmp, r32(Reg::rax), chr('\t'));
-  jmp(Op::jne, start_tok);
-  label(sep);
-  op(Op::inc, r64(Reg::r11));
-  jmp(Op::jmp, tok);
-  label(start_tok);
+  list_element(tok, sep, next, start_tok, "no more tokens");
   mov(r64(Reg::rcx), r64(Reg::r11), "rcx = the token");
   label(scan);
   op(Op::cmp, r64(Reg::r11), r64(Reg::r9));
@@ -697,23 +709,99 @@ void HttpParse::emit_connection(Label next) {
   jmp(Op::jmp, tok);
 }
 
+void HttpParse::emit_transfer_encoding(Label next) {
+  // Transfer-Encoding = #transfer-coding (RFC 9112 6.1): the codings of all
+  // its fields, in order. Only the last may be "chunked"; what comes before
+  // it (gzip...) does not matter, since the body is dropped.
+  Label element = local("te_element");
+  Label skip = local("te_separator");
+  Label scan = local("te_scan");
+  Label scanned = local("te_scanned");
+  Label trim = local("te_trim");
+  Label trimmed = local("te_trimmed");
+  Label trim_one = local("te_trim_one");
+  Label not_after = local("te_not_after_chunked");
+  op(Op::cmp, var32(v_.te), imm(kTeNone), "the first Transfer-Encoding field?");
+  jmp(Op::jne, element);
+  mov(var32(v_.te), imm(kTeOther), "present; chunked only once it is its last coding");
+  list_element(element, skip, next, scan, "no more codings");
+  mov(r64(Reg::rcx), r64(Reg::r11), "rcx = the coding");
+  Label scan_byte = local("te_scan_byte");
+  label(scan_byte);
+  op(Op::cmp, r64(Reg::r11), r64(Reg::r9));
+  jmp(Op::jae, scanned);
+  op(Op::cmp, mem8(Reg::r11), chr(','));
+  jmp(Op::je, scanned);
+  op(Op::inc, r64(Reg::r11));
+  jmp(Op::jmp, scan_byte);
+  label(scanned);
+  mov(r64(Reg::rdx), r64(Reg::r11), "rdx = its end, without whitespace before the comma");
+  label(trim);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rdx, -1)}, "the coding starts with neither: the loop stops there");
+  op(Op::cmp, r32(Reg::rax), chr(' '));
+  jmp(Op::je, trim_one);
+  op(Op::cmp, r32(Reg::rax), chr('\t'));
+  jmp(Op::jne, trimmed);
+  label(trim_one);
+  op(Op::dec, r64(Reg::rdx));
+  jmp(Op::jmp, trim);
+  label(trimmed);
+  op(Op::cmp, var32(v_.te), imm(kTeChunked), "a coding after chunked?");
+  jmp(Op::jne, not_after);
+  mov(var32(v_.te), imm(kTeChunkedNotLast), "chunked, then another: 400");
+  jmp(Op::jmp, element);
+  label(not_after);
+  op(Op::cmp, var32(v_.te), imm(kTeChunkedNotLast), "that stays");
+  jmp(Op::je, element);
+  mov(var32(v_.te), imm(kTeOther), "the last coding so far is not chunked...");
+  op(Op::sub, r64(Reg::rdx), r64(Reg::rcx));
+  op(Op::cmp, r64(Reg::rdx), imm(7));
+  jmp(Op::jne, element);
+  match_text(Reg::rcx, 0, "chunked", true, element);
+  mov(var32(v_.te), imm(kTeChunked), "...unless it is chunked");
+  jmp(Op::jmp, element);
+}
+
+void HttpParse::emit_expect(Label next) {
+  // Expect (RFC 9110 10.1.1): "100-continue" is the only expectation.
+  Label other = local("expect_other");
+  mov(r64(Reg::rdx), r64(Reg::r9));
+  op(Op::sub, r64(Reg::rdx), r64(Reg::r11), "the value's length");
+  op(Op::cmp, r64(Reg::rdx), imm(12));
+  jmp(Op::jne, other);
+  match_text(Reg::r11, 0, "100-continue", true, other);
+  op(Op::cmp, var32(v_.expect), imm(kExpectOther), "another Expect field had something else?");
+  jmp(Op::je, next, "that stays");
+  mov(var32(v_.expect), imm(kExpectContinue), "Expect: 100-continue");
+  jmp(Op::jmp, next);
+  label(other);
+  mov(var32(v_.expect), imm(kExpectOther), "an expectation we cannot meet: 417");
+  jmp(Op::jmp, next);
+}
+
 void HttpParse::emit_checks(Label route) {
   Label no_te = local("no_transfer_encoding");
   Label host_ok = local("host_ok");
   Label size_ok = local("size_ok");
+  Label expect_ok = local("expect_ok");
   Label check = local("check_request");
   falls_into(check);
   block(check, "parse_request: the rules across fields", nullptr,
-        "Transfer-Encoding: 501 (400 with Content-Length); two Content-Lengths,\n"
-        "   no Host in HTTP/1.1 or two Hosts: 400; a body over limits.body_bytes: 413",
-        "A request body is read and thrown away, so only Content-Length bodies\n"
-        "are accepted: chunked bodies are not implemented.");
-  op(Op::cmp, var32(v_.te), imm(0));
+        "Transfer-Encoding with Content-Length, in HTTP/1.0, or whose last coding is\n"
+        "   not chunked: 400; two Content-Lengths, no Host in HTTP/1.1 or two Hosts: 400;\n"
+        "   an Expect other than 100-continue: 417; a body over limits.body_bytes: 413",
+        "RFC 9112 6.1 and 6.3: a chunked body is read (and dropped, by http_conn);\n"
+        "any other framing by Transfer-Encoding cannot be, so the request is\n"
+        "malformed. HTTP/1.0 has no Transfer-Encoding. RFC 9110 10.1.1: Expect is\n"
+        "ignored in HTTP/1.0.");
+  op(Op::cmp, var32(v_.te), imm(kTeNone));
   jmp(Op::je, no_te);
   op(Op::cmp, var32(v_.cl_count), imm(0));
   jmp(Op::jne, bad_request_, "both framings: a smuggling attempt");
-  set(Reg::rax, t_.not_implemented, "501 Not Implemented");
-  ret();
+  op(Op::cmp, var32(v_.minor), imm(0));
+  jmp(Op::je, bad_request_, "Transfer-Encoding in HTTP/1.0");
+  op(Op::cmp, var32(v_.te), imm(kTeChunked));
+  jmp(Op::jne, bad_request_, "the last coding is not chunked: no way to find the body's end");
   label(no_te);
   op(Op::cmp, var32(v_.cl_count), imm(1));
   jmp(Op::ja, bad_request_, "Content-Length twice");
@@ -723,6 +811,16 @@ void HttpParse::emit_checks(Label route) {
   op(Op::cmp, var32(v_.minor), imm(0));
   jmp(Op::jne, bad_request_, "HTTP/1.1 without Host");
   label(host_ok);
+  op(Op::cmp, var32(v_.minor), imm(0), "HTTP/1.0: Expect is ignored");
+  jmp(Op::jne, expect_ok);
+  mov(var32(v_.expect), imm(kExpectNone));
+  label(expect_ok);
+  op(Op::cmp, var32(v_.expect), imm(kExpectOther));
+  Label expect_met = local("expect_met");
+  jmp(Op::jne, expect_met);
+  set(Reg::rax, t_.expectation_failed, "417 Expectation Failed");
+  ret();
+  label(expect_met);
   set(Reg::rcx, spec_.limits.body_bytes, "limits.body_bytes");
   op(Op::cmp, var64(v_.content_length), r64(Reg::rcx));
   jmp(Op::jbe, size_ok);

@@ -11,7 +11,11 @@ namespace asmsrv {
 /// What parse_request leaves for routing, responses and the logs: one
 /// variable each in .bss, valid until the next request is parsed.
 struct RequestVars {
-  Label method, minor, close, keepalive, host, cl_count, te;  // dwords
+  Label method, minor, close, keepalive, host, cl_count;      // dwords
+  /// Transfer-Encoding (dword): one of the kTe values below.
+  Label te;
+  /// Expect (dword): one of the kExpect values below.
+  Label expect;
   Label content_length, path, path_len, head_len;             // qwords
   /// Only when the access log's format logs them (id -1 otherwise): the
   /// value of the last Referer / User-Agent field, a pointer into the buffer
@@ -25,6 +29,14 @@ struct RequestVars {
   /// Only when some response is a redirect: the query, from its '?'.
   Label query, query_len;                                                      // qwords
 };
+
+/// RequestVars::te, from the codings of every Transfer-Encoding field in
+/// order (RFC 9112 6.1): none; some, the last not "chunked"; "chunked" last
+/// (a chunked body follows); "chunked" and then another coding (400).
+inline constexpr int kTeNone = 0, kTeOther = 1, kTeChunked = 2, kTeChunkedNotLast = 3;
+/// RequestVars::expect: no Expect field; "100-continue" (RFC 9110 10.1.1,
+/// case-insensitive); anything else (417).
+inline constexpr int kExpectNone = 0, kExpectContinue = 1, kExpectOther = 2;
 
 class HttpParse : public Gen {
  public:
@@ -53,7 +65,13 @@ class HttpParse : public Gen {
   void emit_headers(Label line);
   void emit_host(Label next);
   void emit_content_length(Label next);
+  /// A comma-separated list in the value r11..r9 (RFC 9110 5.6.1): at
+  /// `element`, separators and whitespace are skipped (at `skip`); then on
+  /// to `start` with r11 at an element, or to `none` at the value's end.
+  void list_element(Label element, Label skip, Label none, Label start, const std::string& why_none);
   void emit_connection(Label next);
+  void emit_transfer_encoding(Label next);
+  void emit_expect(Label next);
   /// name == `name` (rdx = its length): keep the value r11..r9 in `value`
   /// and `len`, then on to `next`.
   void emit_kept_field(const std::string& name, Label value, Label len, Label next, const std::string& why);

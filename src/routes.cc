@@ -85,8 +85,9 @@ class TableBuilder {
     table_.content_too_large = error(413, "for a body over limits.body_bytes", true);
     table_.uri_too_long = error(414, "for a request line over limits.request_bytes", true);
     table_.headers_too_large = error(431, "for a header section over limits.request_bytes", true);
-    table_.not_implemented = error(501, "for an unknown method or a Transfer-Encoding", true);
+    table_.not_implemented = error(501, "for an unknown method", true);
     table_.version_not_supported = error(505, "for HTTP/2 and above", true);
+    table_.expectation_failed = error(417, "for an Expect other than 100-continue", true);
     return std::move(table_);
   }
 

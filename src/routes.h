@@ -74,6 +74,7 @@ struct ResponseTable {
   int headers_too_large = -1;     // 431
   int not_implemented = -1;       // 501
   int version_not_supported = -1; // 505
+  int expectation_failed = -1;    // 417
 };
 
 /// Every response of an HTTP spec (`response` or `routes`).

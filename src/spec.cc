@@ -402,6 +402,7 @@ void check_limits(Checker& c, const json& j, Limits& l) {
   get("request_bytes", l.request_bytes);
   get("body_bytes", l.body_bytes);
   get("header_timeout_ms", l.header_timeout_ms);
+  get("body_timeout_ms", l.body_timeout_ms);
   get("keepalive_timeout_ms", l.keepalive_timeout_ms);
   get("keepalive_requests", l.keepalive_requests);
   get("max_connections", l.max_connections);

@@ -59,6 +59,7 @@ struct Limits {
   int request_bytes = 16384;
   int64_t body_bytes = 1048576;        // a request body, read and discarded
   int header_timeout_ms = 10000;       // deadline for the whole header section
+  int body_timeout_ms = 60000;         // deadline for the whole body being dropped
   int keepalive_timeout_ms = 5000;     // idle time between requests
   int keepalive_requests = 1000;       // requests per connection
   int max_connections = 1024;          // epoll: the per-worker connection table

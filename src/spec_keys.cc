@@ -108,8 +108,10 @@ std::vector<ObjectSpec> make_objects() {
        .keys = {
            num("request_bytes", 256, 1 << 20,
                "The request line and header section together; also the read buffer's size"),
-           num("body_bytes", 0, kTiB, "The largest request body (read and discarded); more is 413"),
+           num("body_bytes", 0, kTiB, "The largest request body (read and discarded; chunked: data, extensions and trailers); more is 413"),
            num("header_timeout_ms", 1, kHour, "A deadline for the whole request head, from its first byte"),
+           num("body_timeout_ms", 1, kHour,
+               "A deadline for the whole request body being read and dropped, from the response's end"),
            num("keepalive_timeout_ms", 0, kHour, "How long an idle keep-alive connection waits; 0: no keep-alive"),
            num("keepalive_requests", 1, 1'000'000'000, "Requests per connection"),
            num("max_connections", 1, 65536, "epoll: the size of each worker's connection table"),

@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "http.h"
 #include "http_model.h"
 #include "server_util.h"
@@ -109,12 +111,35 @@ class RequestGen {
     if (chance(30)) r += "Accept: */*\r\n";
     if (chance(10)) r += "Connection: close\r\n";
     if (chance(10)) r += "Connection: keep-alive\r\n";
+    if (chance(5)) r += one_of<std::string>({"Expect: 100-continue\r\n", "expect: 100-Continue\r\n", "Expect: nope\r\n"});
     std::string body;
     if (method == "POST" || method == "PUT" || method == "PATCH" || chance(5)) {
-      body.assign(pick(std::min<size_t>(200, static_cast<size_t>(m_.spec().limits.body_bytes)) + 1), 'b');
-      r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+      if (!http10 && chance(40)) {
+        r += chance(80) ? "Transfer-Encoding: chunked\r\n" : "Transfer-Encoding: gzip, chunked\r\n";
+        body = chunked_body();
+      } else {
+        body.assign(pick(std::min<size_t>(200, static_cast<size_t>(m_.spec().limits.body_bytes)) + 1), 'b');
+        r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+      }
     }
     return r + "\r\n" + body;
+  }
+
+  /// A chunked body (RFC 9112 7.1): 0 to 3 chunks, sizes in either case and
+  /// sometimes with leading zeros, extensions, trailer fields.
+  std::string chunked_body() {
+    const size_t most = std::min<size_t>(100, static_cast<size_t>(m_.spec().limits.body_bytes));
+    std::string b;
+    for (int n = static_cast<int>(pick(4)); n > 0; --n) {
+      size_t size = 1 + pick(most + 1);
+      std::string hex = chance(50) ? fmt::format("{:x}", size) : fmt::format("{:X}", size);
+      if (chance(10)) hex = "00" + hex;
+      b += hex + (chance(15) ? one_of<std::string>({";a=b", " ;x", ";q=\"1\""}) : "") + "\r\n" +
+           std::string(size, 'c') + "\r\n";
+    }
+    b += chance(10) ? "0;end\r\n" : "0\r\n";
+    if (chance(15)) b += one_of<std::string>({"X-Trailer: 1\r\n", "A: b\r\nC: d\r\n"});
+    return b + "\r\n";
   }
 
   char interesting_byte() {
@@ -143,7 +168,7 @@ class RequestGen {
     size_t head_end = 0;
     std::vector<size_t> lines = field_lines(r, &head_end);
     const size_t limit = static_cast<size_t>(m_.spec().limits.request_bytes);
-    switch (pick(14)) {
+    switch (pick(15)) {
       case 0: r[pick(r.size())] = interesting_byte(); break;
       case 1: r.insert(r.begin() + static_cast<long>(pick(r.size() + 1)), interesting_byte()); break;
       case 2: r.erase(pick(r.size()), 1 + pick(3)); break;
@@ -185,10 +210,14 @@ class RequestGen {
         if (chance(70)) r += body;
         break;
       }
-      case 7:  // chunked
+      case 7:  // chunked: codings, and bodies well and badly framed
         if (!lines.empty())
-          r.insert(one_of(lines), one_of<std::string>({"Transfer-Encoding: chunked\r\n", "transfer-encoding: gzip, chunked\r\n"}));
-        r += "5\r\nhello\r\n0\r\n\r\n";
+          r.insert(one_of(lines), one_of<std::string>({"Transfer-Encoding: chunked\r\n", "transfer-encoding: gzip, chunked\r\n",
+                                                       "Transfer-Encoding: chunked, gzip\r\n", "Transfer-Encoding: identity\r\n",
+                                                       "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"}));
+        r += one_of<std::string>({"5\r\nhello\r\n0\r\n\r\n", "5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\n", "5\r\nhelloX\r\n0\r\n\r\n",
+                                  "z\r\n", "FFFFFFFFFF\r\n", "00000000000000005\r\nhello\r\n", "40\r\n" + std::string(64, 'd') + "\r\n0\r\n\r\n",
+                                  "41\r\n", "5\nhello\n0\n\n", "0\r\n\r\n"});
         break;
       case 8: {  // the version
         size_t at = r.find(" HTTP/1.");
@@ -217,6 +246,11 @@ class RequestGen {
         if (!lines.empty())
           r.insert(one_of(lines), "Host: " + one_of<std::string>({"", "a b", "user@x", "[::1]:80", "[1.2.3.4]",
                                                                    "%41", "%4", "x:8o", "x:", "[v1.x]", "ex.com"}) + "\r\n");
+        break;
+      case 13:  // Expect
+        if (!lines.empty())
+          r.insert(one_of(lines), one_of<std::string>({"Expect: 100-continue\r\n", "Expect: 100-CONTINUE \r\n",
+                                                       "Expect: 100-continue, x\r\n", "Expect:\r\n", "Expect: 101-continue\r\n"}));
         break;
       default: {  // a field with an odd name or value
         if (lines.empty()) break;

@@ -109,12 +109,83 @@ TEST_F(Model, BareLfAndHttp09AreAnsweredAtOnce) {
   EXPECT_EQ(run("GET / HTTP/1.1"), " | waits");
 }
 
-TEST_F(Model, MethodsVersionsAndTransferEncoding) {
+TEST_F(Model, MethodsAndVersions) {
   EXPECT_EQ(run("BREW / HTTP/1.1\r\nHost: x\r\n\r\n"), "501 close | closes");
   EXPECT_EQ(run("get / HTTP/1.1\r\nHost: x\r\n\r\n"), "501 close | closes");
   EXPECT_EQ(run("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), "505 close | closes");
   EXPECT_EQ(run("GET / HTTP/0.9\r\n\r\n"), "505 close | closes");
-  EXPECT_EQ(run("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), "501 close | closes");
+}
+
+// RFC 9112 6.1, 6.3: chunked must be the last coding, once; not in HTTP/1.0.
+TEST_F(Model, TransferEncoding) {
+  auto te = [](const std::string& fields) { return "POST /api/items HTTP/1.1\r\nHost: x\r\n" + fields + "\r\n0\r\n\r\n"; };
+  for (const char* ok : {"Transfer-Encoding: chunked\r\n", "transfer-encoding: CHUNKED\r\n",
+                         "Transfer-Encoding: gzip, chunked\r\n", "Transfer-Encoding: gzip,chunked , \r\n",
+                         "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                         "Transfer-Encoding: chunked\r\nTransfer-Encoding:\r\n"})
+    EXPECT_EQ(run(te(ok) + get("/health")), "201 keep; 200 keep | waits") << ok;
+  for (const char* bad : {"Transfer-Encoding: gzip\r\n", "Transfer-Encoding: chunked, gzip\r\n",
+                          "Transfer-Encoding: chunked, chunked\r\n", "Transfer-Encoding:\r\n",
+                          "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+                          "Transfer-Encoding: chunked;x=1\r\n", "Transfer-Encoding: identity\r\n",
+                          "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n"})
+    EXPECT_EQ(run(te(bad)), "400 close | closes") << bad;
+  EXPECT_EQ(first("POST /api/items HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").why,
+            "400: Transfer-Encoding in HTTP/1.0");
+}
+
+TEST_F(Model, ChunkedBodies) {
+  const std::string head = "POST /api/items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (const char* body : {"0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", "5;a=b;c\r\nhello\r\n000\r\n\r\n",
+                           "A \r\n0123456789\r\n1\r\nx\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n",
+                           "a\t;x\r\nGET / HTTP\r\n0 ; y\r\n\r\n", "0000000000000001\r\nx\r\n0\r\n\r\n"})
+    EXPECT_EQ(run(head + body + get("/teapot")), "201 keep; 418 keep | waits") << body;
+  for (const char* part : {"", "5", "5\r", "5\r\nhel", "5\r\nhello\r", "5\r\nhello\r\n0\r\n",
+                           "0\r\nX-T: 1\r\n", "0\r\n\r"}) {
+    EXPECT_EQ(run(head + part), "201 keep | waits") << part;
+    EXPECT_EQ(routes_.run(head + part).end, "waits for the rest of a chunked body");
+  }
+  // Malformed after the response: no more answers, the connection closes.
+  for (const char* body : {"z\r\n", "\r\n", ";x\r\n", "5x\r\n", "5\rx", "5\nhello", "5\r\nhelloX\r\n",
+                           "5\r\nhello\n", "0\r\nX-T\n", "0\r\nX\rY", "0\r\n\rx", "5;a\nb",
+                           "00000000000000001\r\nx\r\n"})
+    EXPECT_EQ(run(head + body + get("/teapot")), "201 keep | closes") << testing::PrintToString(std::string(body));
+  EXPECT_EQ(routes_.run(head + "z\r\n").end, "closes after POST /api/items -> POST /api/items: no chunk size");
+}
+
+TEST_F(Model, ChunkedBodiesAreBoundedByBodyBytes) {
+  HttpModel m = with(R"({"response": {"body": "x"}, "limits": {"body_bytes": 10}})");
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_EQ(summary(m.run(head + "a\r\n0123456789\r\n0\r\n\r\n" + get("/"))), "200 keep; 200 keep | waits");
+  EXPECT_EQ(summary(m.run(head + "5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n" + get("/"))), "200 keep; 200 keep | waits");
+  // Over: known from the size's digits, before any data.
+  EXPECT_EQ(summary(m.run(head + "b")), "200 keep | closes");
+  EXPECT_EQ(summary(m.run(head + "5\r\n01234\r\n6")), "200 keep | closes");
+  EXPECT_EQ(m.run(head + "b").end, "closes after POST / -> every request: a chunk size over limits.body_bytes");
+  // Extensions and trailers count too.
+  EXPECT_EQ(summary(m.run(head + "5;abcd\r\n01234\r\n0\r\n\r\n" + get("/"))), "200 keep; 200 keep | waits");
+  EXPECT_EQ(summary(m.run(head + "5;abcde\r\n")), "200 keep | closes");
+  EXPECT_EQ(summary(m.run(head + "5\r\n01234\r\n0\r\nX: 12\r\n\r\n" + get("/"))), "200 keep; 200 keep | waits");
+  EXPECT_EQ(summary(m.run(head + "5\r\n01234\r\n0\r\nX: 123\r\n")), "200 keep | closes");
+}
+
+// RFC 9110 10.1.1: the server answers at once instead of 100 Continue (no
+// route reads bodies), so the client does not send the body: close.
+TEST_F(Model, Expect) {
+  const std::string post = "POST /api/items HTTP/1.1\r\nHost: x\r\n";
+  EXPECT_EQ(run(post + "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"), "201 close | closes");
+  EXPECT_EQ(run(post + "Expect: 100-Continue\r\nTransfer-Encoding: chunked\r\n\r\n"), "201 close | closes");
+  EXPECT_EQ(run("PUT /nope HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"),
+            "404 close | closes");
+  EXPECT_EQ(run(post + "Content-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"), "413 close | closes");
+  // No body: nothing to wait for, the connection stays.
+  EXPECT_EQ(run(get("/health", "Expect: 100-continue\r\n") + get("/")), "200 keep; 200 keep | waits");
+  EXPECT_EQ(run(post + "Expect: 100-continue\r\nContent-Length: 0\r\n\r\n" + get("/")), "201 keep; 200 keep | waits");
+  // Another expectation: 417, also next to 100-continue; HTTP/1.0 ignores Expect.
+  for (const char* other : {"Expect: 100-continue, x\r\n", "Expect: x\r\n", "Expect:\r\n",
+                            "Expect: 100-continue\r\nExpect: 200-ok\r\n"})
+    EXPECT_EQ(run(get("/", other)), "417 close | closes") << other;
+  EXPECT_EQ(run("GET / HTTP/1.0\r\nExpect: x\r\nConnection: keep-alive\r\n\r\n"), "200 keep-1.0 | waits");
 }
 
 TEST_F(Model, KeepAliveAndClose) {

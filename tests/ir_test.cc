@@ -654,8 +654,8 @@ TEST(Lower, ResponseTableRecords) {
   // Field lines at 17: 0 shared, 416 up to the ETag, 304 up to the type,
   // 206 up to the length, 200 all; body 0, 2 bytes; the ETag's value at 17 + 6.
   EXPECT_EQ(rep.values, (std::vector<uint64_t>{17, 0, 26, 26 + 26 + 22, fields.size(), 0, 2, 23}));
-  EXPECT_EQ(it->size(), 32u * (2 + 1 + 1 + 1 + 6))
-      << "the routes, the OPTIONS 204 and the 405 they share, not_found, and six protocol errors";
+  EXPECT_EQ(it->size(), 32u * (2 + 1 + 1 + 1 + 7))
+      << "the routes, the OPTIONS 204 and the 405 they share, not_found, and seven protocol errors";
 }
 
 TEST(Lower, ModesDiffer) {

@@ -373,7 +373,7 @@ TEST(Spec, Routes) {
       {"method": "POST", "path": "/api", "status": 201, "body": "made"},
       {"method": "HEAD", "path": "/x", "status": 204}],
     "not_found": {"body": "nope"},
-    "limits": {"request_bytes": 4096, "body_bytes": 0, "header_timeout_ms": 500,
+    "limits": {"request_bytes": 4096, "body_bytes": 0, "header_timeout_ms": 500, "body_timeout_ms": 2500,
                "keepalive_timeout_ms": 0, "keepalive_requests": 7},
     "log": {"requests": true}})",
                       "s.json");
@@ -390,6 +390,7 @@ TEST(Spec, Routes) {
   EXPECT_EQ(s.limits.request_bytes, 4096);
   EXPECT_EQ(s.limits.body_bytes, 0);
   EXPECT_EQ(s.limits.header_timeout_ms, 500);
+  EXPECT_EQ(s.limits.body_timeout_ms, 2500);
   EXPECT_EQ(s.limits.keepalive_timeout_ms, 0);
   EXPECT_EQ(s.limits.keepalive_requests, 7);
   EXPECT_TRUE(s.log_requests);
@@ -421,6 +422,7 @@ TEST(Spec, DefaultNotFoundAndLimits) {
   EXPECT_EQ(s.limits.request_bytes, 16384);
   EXPECT_EQ(s.limits.body_bytes, 1048576);
   EXPECT_EQ(s.limits.header_timeout_ms, 10000);
+  EXPECT_EQ(s.limits.body_timeout_ms, 60000);
   EXPECT_EQ(s.limits.keepalive_timeout_ms, 5000);
   EXPECT_EQ(s.limits.keepalive_requests, 1000);
 }
@@ -460,13 +462,16 @@ TEST(SpecErrors, Limits) {
             "s.json: /limits/request_bytes: expected an integer from 256 to 1048576, got 100");
   EXPECT_EQ(error(R"({"response": {}, "limits": {"header_timeout_ms": 0}})"),
             "s.json: /limits/header_timeout_ms: expected an integer from 1 to 3600000, got 0");
+  EXPECT_EQ(error(R"({"response": {}, "limits": {"body_timeout_ms": 0}})"),
+            "s.json: /limits/body_timeout_ms: expected an integer from 1 to 3600000, got 0");
   EXPECT_EQ(error(R"({"response": {}, "limits": {"keepalive_requests": 0}})"),
             "s.json: /limits/keepalive_requests: expected an integer from 1 to 1000000000, got 0");
   EXPECT_EQ(error(R"({"response": {}, "limits": {"body_bytes": -1}})"),
             "s.json: /limits/body_bytes: expected an integer from 0 to 1099511627776, got -1");
   EXPECT_EQ(error(R"({"response": {}, "limits": {"keepalive": 1}})"),
             "s.json: /limits/keepalive: unknown key; valid keys here: \"request_bytes\", \"body_bytes\", "
-            "\"header_timeout_ms\", \"keepalive_timeout_ms\", \"keepalive_requests\", \"max_connections\", "
+            "\"header_timeout_ms\", \"body_timeout_ms\", \"keepalive_timeout_ms\", \"keepalive_requests\", "
+            "\"max_connections\", "
             "\"shutdown_timeout_ms\", \"send_timeout_ms\", \"linger_ms\", \"linger_bytes\"");
 }
 
