@@ -47,4 +47,17 @@ void Gen::match_text(Reg base, int disp, const std::string& text, bool fold, Lab
   }
 }
 
+void Gen::hex_value(Reg r, Label not_hex) {
+  Label done = local("hex_done");
+  op(Op::sub, r32(r), chr('0'));
+  op(Op::cmp, r32(r), imm(9));
+  jmp(Op::jbe, done, "0-9");
+  op(Op::or_, r32(r), imm(0x20), "to lower case: 'A' - '0' becomes 'a' - '0'");
+  op(Op::sub, r32(r), imm('a' - '0'));
+  op(Op::cmp, r32(r), imm(5));
+  jmp(Op::ja, not_hex, "not a hex digit");
+  op(Op::add, r32(r), imm(10), "a-f, A-F");
+  label(done);
+}
+
 }  // namespace asmsrv

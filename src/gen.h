@@ -58,6 +58,9 @@ class Gen {
   /// Compares the bytes of `text` at [base+disp] with immediates (case-folded
   /// when `fold`); jumps to `fail` on a difference. Uses eax when folding.
   void match_text(Reg base, int disp, const std::string& text, bool fold, Label fail);
+  /// Inline: the character in r's low 32 bits becomes its value as a hex
+  /// digit (0-9, a-f, A-F), or a jump to `not_hex` (r is clobbered then).
+  void hex_value(Reg r, Label not_hex);
 
  public:
   /// "ab" as a little-endian immediate of text.size() bytes, with each

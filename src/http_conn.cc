@@ -263,7 +263,6 @@ void HttpConn::emit_chunk_scan() {
   const Limits& lim = spec_.limits;
   Label next = local("next");
   Label size = local("size");
-  Label digit = local("digit");
   Label not_digit = local("not_digit");
   Label to_ext = local("to_ext");
   Label to_size_lf = local("to_size_lf");
@@ -331,17 +330,8 @@ void HttpConn::emit_chunk_scan() {
   ret();
 
   label(size);
-  mov(r32(Reg::rdi), r32(Reg::rax));
-  op(Op::sub, r32(Reg::rdi), chr('0'));
-  op(Op::cmp, r32(Reg::rdi), imm(9));
-  jmp(Op::jbe, digit, "0-9");
-  mov(r32(Reg::rdi), r32(Reg::rax));
-  op(Op::or_, r32(Reg::rdi), imm(0x20), "to lower case");
-  op(Op::sub, r32(Reg::rdi), chr('a'));
-  op(Op::cmp, r32(Reg::rdi), imm(5));
-  jmp(Op::ja, not_digit);
-  op(Op::add, r32(Reg::rdi), imm(10), "a-f, A-F");
-  label(digit);
+  mov(r32(Reg::rdi), r32(Reg::rax), "the character stays in eax");
+  hex_value(Reg::rdi, not_digit);
   op(Op::inc, r32(Reg::rcx));
   op(Op::cmp, r32(Reg::rcx), imm(kChunkMaxDigits));
   jmp(Op::ja, bad, "too many digits");

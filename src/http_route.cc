@@ -174,9 +174,6 @@ void HttpRoute::emit() {
 void HttpRoute::emit_normalise() {
   Label segment = local("segment");
   Label seg_char = local("segment_char");
-  Label escape = local("escape");
-  Label high = local("hex_high");
-  Label low = local("hex_low");
   Label store = local("store");
   Label slash_end = local("slash");
   Label seg_end = local("segment_end");
@@ -214,22 +211,13 @@ void HttpRoute::emit_normalise() {
   jmp(Op::je, slash_end);
   op(Op::cmp, r32(Reg::rax), chr('%'));
   jmp(Op::jne, store);
-  label(escape);
   lea(Reg::rax, mem(Width::none, Reg::rsi, 2));
   op(Op::cmp, r64(Reg::rax), r64(Reg::r8));
   jmp(Op::ja, bad, "'%' without two digits");
   zero(Reg::rcx, "ecx = the byte");
   for (int d = 0; d < 2; ++d) {
     b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi, d)});
-    op(Op::sub, r32(Reg::rax), chr('0'));
-    op(Op::cmp, r32(Reg::rax), imm(9));
-    jmp(Op::jbe, d == 0 ? high : low);
-    op(Op::or_, r32(Reg::rax), imm(0x20), "to lower case");
-    op(Op::sub, r32(Reg::rax), imm('a' - '0'));
-    op(Op::cmp, r32(Reg::rax), imm(5));
-    jmp(Op::ja, bad, "not a hex digit");
-    op(Op::add, r32(Reg::rax), imm(10));
-    label(d == 0 ? high : low);
+    hex_value(Reg::rax, bad);
     op(Op::shl, r32(Reg::rcx), imm(4));
     op(Op::or_, r32(Reg::rcx), r32(Reg::rax));
   }

@@ -71,13 +71,13 @@ Responses::Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTa
       for (const CompiledRep& p : r.reps) {
         flags |= uint64_t{1} << (kRespCodingShift + static_cast<int>(p.coding));
         uint64_t fields = heads.size();
-        heads += p.fields;
-        size_t etag_at = p.fields.find("ETag: " + p.etag);
+        heads += p.fields.text;
+        size_t etag_at = p.fields.text.find("ETag: " + p.etag);
         if (p.etag.size() != kEtagBytes || etag_at == std::string::npos)
           throw std::logic_error("an entity's ETag is not strong_etag's: " + p.etag);
         uint64_t at = add_body(p.etag, p.file, p.body, p.size);
         reps.push_back(Ints{4,
-                            {fields, p.len_shared, p.len_304, p.len_ranged, p.fields.size(), at, p.size,
+                            {fields, p.fields.len_shared, p.fields.len_304, p.fields.len_ranged, p.fields.text.size(), at, p.size,
                              fields + etag_at + 6},
                             fmt::format("{}: {} ({})", rep_count, r.what, kCodingNames[static_cast<int>(p.coding)])});
         ++rep_count;
@@ -143,6 +143,21 @@ void Responses::set_part(IovPart p, Operand base, Operand len, const std::string
   mov(iov_len(p), len);
 }
 
+void Responses::head_part(const std::string& what) {
+  lea(Reg::rsi, heads_);
+  mov(r32(Reg::rax), resp(Reg::r10, RespField::head), "head offset");
+  op(Op::add, r64(Reg::rsi), r64(Reg::rax), "rsi = the head");
+  mov(r32(Reg::rdx), resp(Reg::r10, RespField::head_len));
+  set_part(IovPart::status, r64(Reg::rsi), r64(Reg::rdx), what);
+}
+
+void Responses::jmp_if_one_of(Reg r, std::string_view chars, Label to) {
+  for (char c : chars) {
+    op(Op::cmp, r32(r), chr(c));
+    jmp(Op::je, to);
+  }
+}
+
 void Responses::status_line(Label text, size_t len, int status) {
   lea(Reg::rax, text);
   set_part(IovPart::status, r64(Reg::rax), dec(static_cast<int64_t>(len)), fmt::format("the {} status line", status));
@@ -200,11 +215,7 @@ void Responses::emit_fixed(Label l) {
   block(l, "prepare_response: a fixed response", nullptr,
         "iov[status] = { head, head_len }; r8, r9 = body, body_len; goto finish_response",
         "Head and body were made at compile time.");
-  lea(Reg::rsi, heads_);
-  mov(r32(Reg::rax), resp(Reg::r10, RespField::head), "head offset");
-  op(Op::add, r64(Reg::rsi), r64(Reg::rax), "rsi = the head");
-  mov(r32(Reg::rdx), resp(Reg::r10, RespField::head_len));
-  set_part(IovPart::status, r64(Reg::rsi), r64(Reg::rdx), "the head");
+  head_part("the head");
   mov(iov_len(IovPart::runtime), imm(0), "nothing else made here");
   mov(iov_len(IovPart::fields), imm(0));
   lea(Reg::r8, bodies_);
@@ -220,11 +231,7 @@ void Responses::emit_redirect(Label l) {
         "The head ends in \"Location: /dir/\", made at compile time; the request's\n"
         "query (\"?x=1\", or nothing) follows, then the CR LF that ends the line.\n"
         "No body.");
-  lea(Reg::rsi, heads_);
-  mov(r32(Reg::rax), resp(Reg::r10, RespField::head), "head offset");
-  op(Op::add, r64(Reg::rsi), r64(Reg::rax), "rsi = the head");
-  mov(r32(Reg::rdx), resp(Reg::r10, RespField::head_len));
-  set_part(IovPart::status, r64(Reg::rsi), r64(Reg::rdx), "the head, up to the Location's path");
+  head_part("the head, up to the Location's path");
   mov(r64(Reg::rax), var64(req_.query));
   mov(r64(Reg::rdx), var64(req_.query_len));
   set_part(IovPart::runtime, r64(Reg::rax), r64(Reg::rdx), "the query, in the request buffer");
@@ -341,11 +348,7 @@ void Responses::emit_entity(Label l) {
   label(full);
   mov(r32(Reg::rax), rep(Reg::r11, RepField::len_full));
   mov(iov_len(IovPart::fields), r64(Reg::rax), "all of its field lines");
-  lea(Reg::rsi, heads_);
-  mov(r32(Reg::rax), resp(Reg::r10, RespField::head));
-  op(Op::add, r64(Reg::rsi), r64(Reg::rax));
-  mov(r32(Reg::rdx), resp(Reg::r10, RespField::head_len));
-  set_part(IovPart::status, r64(Reg::rsi), r64(Reg::rdx), "the 200 status line");
+  head_part("the 200 status line");
   jmp(Op::jmp, finish_);
 
   label(not_modified);
@@ -475,12 +478,8 @@ void Responses::emit_choose_coding() {
   op(Op::cmp, r64(Reg::rsi), r64(Reg::rdi));
   jmp(Op::jae, decide, "every element read");
   b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
-  op(Op::cmp, r32(Reg::rax), chr(','));
-  jmp(Op::je, skip);
-  op(Op::cmp, r32(Reg::rax), chr(' '));
-  jmp(Op::je, skip);
-  op(Op::cmp, r32(Reg::rax), chr('\t'));
-  jmp(Op::jne, token);
+  jmp_if_one_of(Reg::rax, ", \t", skip);
+  jmp(Op::jmp, token);
   label(skip);
   op(Op::inc, r64(Reg::rsi));
   jmp(Op::jmp, element);
@@ -491,10 +490,7 @@ void Responses::emit_choose_coding() {
   op(Op::cmp, r64(Reg::rsi), r64(Reg::rdi));
   jmp(Op::jae, token_end);
   b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
-  for (char c : {',', ';', ' ', '\t'}) {
-    op(Op::cmp, r32(Reg::rax), chr(c));
-    jmp(Op::je, token_end);
-  }
+  jmp_if_one_of(Reg::rax, ",; \t", token_end);
   op(Op::inc, r64(Reg::rsi));
   jmp(Op::jmp, tok_loop);
   label(token_end);
@@ -632,24 +628,14 @@ void Responses::emit_etag_listed() {
   op(Op::cmp, r64(Reg::rsi), r64(Reg::rdi));
   jmp(Op::jae, no);
   b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});
-  op(Op::cmp, r32(Reg::rax), chr(','));
-  jmp(Op::je, skip);
-  op(Op::cmp, r32(Reg::rax), chr(' '));
-  jmp(Op::je, skip);
-  op(Op::cmp, r32(Reg::rax), chr('\t'));
-  jmp(Op::je, skip);
+  jmp_if_one_of(Reg::rax, ", \t", skip);
   op(Op::cmp, r32(Reg::rax), chr('*'));
   jmp(Op::jne, weak);
   lea(Reg::rax, mem(Width::none, Reg::rsi, 1));
   op(Op::cmp, r64(Reg::rax), r64(Reg::rdi));
   jmp(Op::je, yes, "\"*\": any representation");
   b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi, 1)});
-  op(Op::cmp, r32(Reg::rax), chr(','));
-  jmp(Op::je, yes);
-  op(Op::cmp, r32(Reg::rax), chr(' '));
-  jmp(Op::je, yes);
-  op(Op::cmp, r32(Reg::rax), chr('\t'));
-  jmp(Op::je, yes);
+  jmp_if_one_of(Reg::rax, ", \t", yes);
   jmp(Op::jmp, no, "\"*x\": malformed");
   label(weak);
   b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rsi)});

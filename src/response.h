@@ -83,6 +83,10 @@ class Responses : public Gen {
   /// iov[part] = { rsi-or-reg, len }.
   void set_part(IovPart p, Operand base, Operand len, const std::string& what);
   void status_line(Label text, size_t len, int status);
+  /// Inline: iov[status] = the head of the response at r10.
+  void head_part(const std::string& what);
+  /// Inline: to `to` when r's low byte is one of `chars`.
+  void jmp_if_one_of(Reg r, std::string_view chars, Label to);
   Runtime& rt_;
   const ResponseTable& t_;
   const RequestVars& req_;

@@ -13,7 +13,8 @@ namespace {
 
 class TableBuilder {
  public:
-  explicit TableBuilder(const Spec& spec) : spec_(spec) {}
+  explicit TableBuilder(const Spec& spec)
+      : spec_(spec), site_fields_(shared_fields(HttpResponse{}, spec.headers)) {}
 
   int add(const std::string& what, const HttpResponse& r, bool always_close) {
     CompiledResponse c;
@@ -23,13 +24,9 @@ class TableBuilder {
     if (is_entity(r)) {
       c.kind = ResponseKind::entity;
       c.head = fmt::format("HTTP/1.1 {} {}\r\n", r.status, r.reason);
-      EntityFields f =
-          entity_fields(shared_fields(r, spec_.headers), r.etag, "", false, r.content_type, "", r.body_size());
       CompiledRep rep;
-      rep.fields = f.text;
-      rep.len_shared = f.len_shared;
-      rep.len_304 = f.len_304;
-      rep.len_ranged = f.len_ranged;
+      rep.fields =
+          entity_fields(shared_fields(r, spec_.headers), r.etag, "", false, r.content_type, "", r.body_size());
       rep.etag = r.etag;
       rep.body = r.body;
       rep.file = r.file;
@@ -174,20 +171,15 @@ class TableBuilder {
     c.kind = ResponseKind::entity;
     c.what = "GET " + url + (site.fallback == f.path ? " (and the fallback)" : "");
     c.head = "HTTP/1.1 200 OK\r\n";
-    std::string shared = shared_fields(HttpResponse{}, spec_.headers);
     std::vector<const SiteRepresentation*> reps;
     for (const SiteRepresentation& r : f.reps) reps.push_back(&r);
     std::sort(reps.begin(), reps.end(), [](auto* a, auto* b) { return a->coding < b->coding; });
     for (const SiteRepresentation* r : reps) {
-      EntityFields fields = entity_fields(shared, r->etag, f.cache_control, f.reps.size() > 1, f.content_type,
-                                          r->coding == Coding::identity ? "" : kCodingNames[static_cast<int>(r->coding)],
-                                          r->size);
       CompiledRep rep;
       rep.coding = r->coding;
-      rep.fields = fields.text;
-      rep.len_shared = fields.len_shared;
-      rep.len_304 = fields.len_304;
-      rep.len_ranged = fields.len_ranged;
+      rep.fields = entity_fields(site_fields_, r->etag, f.cache_control, f.reps.size() > 1, f.content_type,
+                                 r->coding == Coding::identity ? "" : kCodingNames[static_cast<int>(r->coding)],
+                                 r->size);
       rep.etag = r->etag;
       rep.file = r->file;
       rep.body = r->data;
@@ -206,12 +198,13 @@ class TableBuilder {
     c.what = fmt::format("GET {} -> 301 {}", from, to);
     c.status = 301;
     c.head = "HTTP/1.1 301 Moved Permanently\r\nContent-Length: 0\r\n" +
-             shared_fields(HttpResponse{}, spec_.headers) + "Location: " + percent_encode_path(to);
+             site_fields_ + "Location: " + percent_encode_path(to);
     table_.responses.push_back(std::move(c));
     return static_cast<int>(table_.responses.size()) - 1;
   }
 
   const Spec& spec_;
+  const std::string site_fields_;  // what a static file's answers share: the spec's headers
   ResponseTable table_;
   std::map<std::string, size_t> path_at_;              // path -> its index in table_.paths
   std::map<std::string, int> options_for_, not_allowed_for_;  // by Allow
@@ -221,9 +214,10 @@ class TableBuilder {
 
 ResponseTable build_response_table(const Spec& spec) { return TableBuilder(spec).build(); }
 
-std::string full_head(const CompiledResponse& c, ConnHeader conn) {
+std::string full_head(const CompiledResponse& c, ConnHeader conn, const std::string& query) {
   std::string head = c.head;
-  if (c.kind == ResponseKind::entity) head += c.reps.back().fields;
+  if (c.kind == ResponseKind::entity) head += c.reps.back().fields.text;
+  if (c.kind == ResponseKind::redirect) head += query + "\r\n";
   return head + std::string(connection_line(conn)) + "\r\n";
 }
 

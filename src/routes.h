@@ -26,11 +26,9 @@ struct CompiledRep {
   Coding coding = Coding::identity;
   /// Field lines, each ending in CR LF: the response's own and the spec's
   /// headers; then ETag, Cache-Control and Vary; then Content-Type,
-  /// Content-Encoding and Accept-Ranges; then Content-Length.
-  std::string fields;
-  size_t len_shared = 0;  // a 416 sends fields[0, len_shared)
-  size_t len_304 = 0;     // a 304 also the validators
-  size_t len_ranged = 0;  // a 206 all but Content-Length (it says its own); a 200 all of them
+  /// Content-Encoding and Accept-Ranges; then Content-Length. A 416 sends
+  /// the first len_shared bytes, a 304 len_304, a 206 len_ranged, a 200 all.
+  EntityFields fields;
   std::string etag;       // with its quotes
   std::string body;       // the bytes, or
   std::string file;       // a file embedded with incbin
@@ -81,9 +79,9 @@ struct ResponseTable {
 ResponseTable build_response_table(const Spec& spec);
 
 /// The head of the full answer to `c` (an entity's identity 200), ending in
-/// CR LF CR LF, without the Date line the server adds last. Not for a
-/// redirect, whose Location ends at run time.
-std::string full_head(const CompiledResponse& c, ConnHeader conn);
+/// CR LF CR LF, without the Date line the server adds last. A redirect's
+/// Location ends with the request's `query` (from its '?', or "").
+std::string full_head(const CompiledResponse& c, ConnHeader conn, const std::string& query = "");
 /// true when some body is a file, which the assembler reads (incbin).
 bool embeds_files(const ResponseTable& t);
 /// Its inline body ("" when the body is a file).

@@ -448,10 +448,7 @@ struct Totals {
 // What the server must send for answer `a`, Date aside: the table's head and body.
 std::string expected_bytes(const HttpModel& m, const ModelAnswer& a) {
   const CompiledResponse& c = m.table().responses.at(static_cast<size_t>(a.response));
-  // A redirect's Location ends with the request's query.
-  std::string out = c.kind == ResponseKind::redirect
-                        ? c.head + a.query + "\r\n" + std::string(connection_line(a.head)) + "\r\n"
-                        : full_head(c, a.head);
+  std::string out = full_head(c, a.head, a.query);
   if (a.body && !status_has_no_body(c.status)) out += full_file(c).empty() ? full_body(c) : read(m.spec().dir + "/" + full_file(c));
   return out;
 }
