@@ -1382,17 +1382,16 @@ chunk_scan.next:
         mov     rax, rsi                        ; its last bytes end here
         ret
 chunk_scan.size:
-        mov     edi, eax
+        mov     edi, eax                        ; the character stays in eax
         sub     edi, '0'
         cmp     edi, 9
-        jbe     short chunk_scan.digit          ; 0-9
-        mov     edi, eax
-        or      edi, 32                         ; to lower case
-        sub     edi, 'a'
+        jbe     short chunk_scan.hex_done       ; 0-9
+        or      edi, 32                         ; to lower case: 'A' - '0' becomes 'a' - '0'
+        sub     edi, 49
         cmp     edi, 5
-        ja      short chunk_scan.not_digit
+        ja      short chunk_scan.not_digit      ; not a hex digit
         add     edi, 10                         ; a-f, A-F
-chunk_scan.digit:
+chunk_scan.hex_done:
         inc     ecx
         cmp     ecx, 16
         ja      near chunk_scan.bad             ; too many digits
@@ -2632,7 +2631,6 @@ normalise_path.segment_char:
         je      short normalise_path.slash
         cmp     eax, '%'
         jne     short normalise_path.store
-normalise_path.escape:
         lea     rax, [rsi+2]
         cmp     rax, r8
         ja      near normalise_path.bad         ; '%' without two digits
@@ -2640,25 +2638,25 @@ normalise_path.escape:
         movzx   eax, byte [rsi]
         sub     eax, '0'
         cmp     eax, 9
-        jbe     short normalise_path.hex_high
-        or      eax, 32                         ; to lower case
+        jbe     short normalise_path.hex_done   ; 0-9
+        or      eax, 32                         ; to lower case: 'A' - '0' becomes 'a' - '0'
         sub     eax, 49
         cmp     eax, 5
         ja      near normalise_path.bad         ; not a hex digit
-        add     eax, 10
-normalise_path.hex_high:
+        add     eax, 10                         ; a-f, A-F
+normalise_path.hex_done:
         shl     ecx, 4
         or      ecx, eax
         movzx   eax, byte [rsi+1]
         sub     eax, '0'
         cmp     eax, 9
-        jbe     short normalise_path.hex_low
-        or      eax, 32                         ; to lower case
+        jbe     short normalise_path.hex_done_2 ; 0-9
+        or      eax, 32                         ; to lower case: 'A' - '0' becomes 'a' - '0'
         sub     eax, 49
         cmp     eax, 5
         ja      near normalise_path.bad         ; not a hex digit
-        add     eax, 10
-normalise_path.hex_low:
+        add     eax, 10                         ; a-f, A-F
+normalise_path.hex_done_2:
         shl     ecx, 4
         or      ecx, eax
         add     rsi, 2
@@ -2813,8 +2811,8 @@ kind_entity.full:
         mov     eax, dword [r11+rep_len_full]
         mov     qword [rbx+conn_iov+40], rax    ; all of its field lines
         lea     rsi, [rel response_heads]
-        mov     eax, dword [r10+resp_head]
-        add     rsi, rax
+        mov     eax, dword [r10+resp_head]      ; head offset
+        add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
         mov     qword [rbx+conn_iov], rsi       ; iov[status] = the 200 status line
         mov     qword [rbx+conn_iov+8], rdx
@@ -2979,7 +2977,8 @@ choose_coding.element:
         cmp     eax, ' '
         je      short choose_coding.separator
         cmp     eax, 9
-        jne     short choose_coding.token
+        je      short choose_coding.separator
+        jmp     short choose_coding.token
 choose_coding.separator:
         inc     rsi
         jmp     short choose_coding.element

@@ -1159,17 +1159,16 @@ _start:
         mov     rax, rsi                        # its last bytes end here
         ret
 .Lchunk_scan.size:
-        mov     edi, eax
+        mov     edi, eax                        # the character stays in eax
         sub     edi, '0'
         cmp     edi, 9
-        jbe     short .Lchunk_scan.digit        # 0-9
-        mov     edi, eax
-        or      edi, 32                         # to lower case
-        sub     edi, 'a'
+        jbe     short .Lchunk_scan.hex_done     # 0-9
+        or      edi, 32                         # to lower case: 'A' - '0' becomes 'a' - '0'
+        sub     edi, 49
         cmp     edi, 5
-        ja      short .Lchunk_scan.not_digit
+        ja      short .Lchunk_scan.not_digit    # not a hex digit
         add     edi, 10                         # a-f, A-F
-.Lchunk_scan.digit:
+.Lchunk_scan.hex_done:
         inc     ecx
         cmp     ecx, 16
         {disp32} ja      .Lchunk_scan.bad       # too many digits
@@ -2411,8 +2410,8 @@ _start:
         mov     eax, DWORD PTR [r11+rep_len_full]
         mov     QWORD PTR [rbx+conn_iov+40], rax # all of its field lines
         lea     rsi, [rip + response_heads]
-        mov     eax, DWORD PTR [r10+resp_head]
-        add     rsi, rax
+        mov     eax, DWORD PTR [r10+resp_head]  # head offset
+        add     rsi, rax                        # rsi = the head
         mov     edx, DWORD PTR [r10+resp_head_len]
         mov     QWORD PTR [rbx+conn_iov], rsi   # iov[status] = the 200 status line
         mov     QWORD PTR [rbx+conn_iov+8], rdx
@@ -2573,7 +2572,8 @@ _start:
         cmp     eax, ' '
         je      short .Lchoose_coding.separator
         cmp     eax, 9
-        jne     short .Lchoose_coding.token
+        je      short .Lchoose_coding.separator
+        jmp     short .Lchoose_coding.token
 .Lchoose_coding.separator:
         inc     rsi
         jmp     short .Lchoose_coding.element

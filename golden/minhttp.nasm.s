@@ -957,17 +957,16 @@ chunk_scan.next:
         mov     rax, rsi                        ; its last bytes end here
         ret
 chunk_scan.size:
-        mov     edi, eax
+        mov     edi, eax                        ; the character stays in eax
         sub     edi, '0'
         cmp     edi, 9
-        jbe     short chunk_scan.digit          ; 0-9
-        mov     edi, eax
-        or      edi, 32                         ; to lower case
-        sub     edi, 'a'
+        jbe     short chunk_scan.hex_done       ; 0-9
+        or      edi, 32                         ; to lower case: 'A' - '0' becomes 'a' - '0'
+        sub     edi, 49
         cmp     edi, 5
-        ja      short chunk_scan.not_digit
+        ja      short chunk_scan.not_digit      ; not a hex digit
         add     edi, 10                         ; a-f, A-F
-chunk_scan.digit:
+chunk_scan.hex_done:
         inc     ecx
         cmp     ecx, 16
         ja      near chunk_scan.bad             ; too many digits
@@ -2210,8 +2209,8 @@ kind_entity.full:
         mov     eax, dword [r11+rep_len_full]
         mov     qword [rbx+conn_iov+40], rax    ; all of its field lines
         lea     rsi, [rel response_heads]
-        mov     eax, dword [r10+resp_head]
-        add     rsi, rax
+        mov     eax, dword [r10+resp_head]      ; head offset
+        add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
         mov     qword [rbx+conn_iov], rsi       ; iov[status] = the 200 status line
         mov     qword [rbx+conn_iov+8], rdx
@@ -2372,7 +2371,8 @@ choose_coding.element:
         cmp     eax, ' '
         je      short choose_coding.separator
         cmp     eax, 9
-        jne     short choose_coding.token
+        je      short choose_coding.separator
+        jmp     short choose_coding.token
 choose_coding.separator:
         inc     rsi
         jmp     short choose_coding.element

@@ -957,17 +957,16 @@ _start:
         mov     rax, rsi                        # its last bytes end here
         ret
 .Lchunk_scan.size:
-        mov     edi, eax
+        mov     edi, eax                        # the character stays in eax
         sub     edi, '0'
         cmp     edi, 9
-        jbe     short .Lchunk_scan.digit        # 0-9
-        mov     edi, eax
-        or      edi, 32                         # to lower case
-        sub     edi, 'a'
+        jbe     short .Lchunk_scan.hex_done     # 0-9
+        or      edi, 32                         # to lower case: 'A' - '0' becomes 'a' - '0'
+        sub     edi, 49
         cmp     edi, 5
-        ja      short .Lchunk_scan.not_digit
+        ja      short .Lchunk_scan.not_digit    # not a hex digit
         add     edi, 10                         # a-f, A-F
-.Lchunk_scan.digit:
+.Lchunk_scan.hex_done:
         inc     ecx
         cmp     ecx, 16
         {disp32} ja      .Lchunk_scan.bad       # too many digits
@@ -2206,7 +2205,6 @@ _start:
         je      short .Lnormalise_path.slash
         cmp     eax, '%'
         jne     short .Lnormalise_path.store
-.Lnormalise_path.escape:
         lea     rax, [rsi+2]
         cmp     rax, r8
         {disp32} ja      .Lnormalise_path.bad   # '%' without two digits
@@ -2214,25 +2212,25 @@ _start:
         movzx   eax, BYTE PTR [rsi]
         sub     eax, '0'
         cmp     eax, 9
-        jbe     short .Lnormalise_path.hex_high
-        or      eax, 32                         # to lower case
+        jbe     short .Lnormalise_path.hex_done # 0-9
+        or      eax, 32                         # to lower case: 'A' - '0' becomes 'a' - '0'
         sub     eax, 49
         cmp     eax, 5
         {disp32} ja      .Lnormalise_path.bad   # not a hex digit
-        add     eax, 10
-.Lnormalise_path.hex_high:
+        add     eax, 10                         # a-f, A-F
+.Lnormalise_path.hex_done:
         shl     ecx, 4
         or      ecx, eax
         movzx   eax, BYTE PTR [rsi+1]
         sub     eax, '0'
         cmp     eax, 9
-        jbe     short .Lnormalise_path.hex_low
-        or      eax, 32                         # to lower case
+        jbe     short .Lnormalise_path.hex_done_2 # 0-9
+        or      eax, 32                         # to lower case: 'A' - '0' becomes 'a' - '0'
         sub     eax, 49
         cmp     eax, 5
         {disp32} ja      .Lnormalise_path.bad   # not a hex digit
-        add     eax, 10
-.Lnormalise_path.hex_low:
+        add     eax, 10                         # a-f, A-F
+.Lnormalise_path.hex_done_2:
         shl     ecx, 4
         or      ecx, eax
         add     rsi, 2
@@ -2387,8 +2385,8 @@ _start:
         mov     eax, DWORD PTR [r11+rep_len_full]
         mov     QWORD PTR [rbx+conn_iov+40], rax # all of its field lines
         lea     rsi, [rip + response_heads]
-        mov     eax, DWORD PTR [r10+resp_head]
-        add     rsi, rax
+        mov     eax, DWORD PTR [r10+resp_head]  # head offset
+        add     rsi, rax                        # rsi = the head
         mov     edx, DWORD PTR [r10+resp_head_len]
         mov     QWORD PTR [rbx+conn_iov], rsi   # iov[status] = the 200 status line
         mov     QWORD PTR [rbx+conn_iov+8], rdx
@@ -2553,7 +2551,8 @@ _start:
         cmp     eax, ' '
         je      short .Lchoose_coding.separator
         cmp     eax, 9
-        jne     short .Lchoose_coding.token
+        je      short .Lchoose_coding.separator
+        jmp     short .Lchoose_coding.token
 .Lchoose_coding.separator:
         inc     rsi
         jmp     short .Lchoose_coding.element
