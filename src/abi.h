@@ -67,6 +67,13 @@ inline constexpr Sys kGetppid{"getppid", 110};
 inline constexpr Sys kConnect{"connect", 42};
 inline constexpr Sys kGetsockopt{"getsockopt", 55};
 inline constexpr Sys kSetitimer{"setitimer", 38};
+inline constexpr Sys kFstat{"fstat", 5};
+inline constexpr Sys kSendfile{"sendfile", 40};
+inline constexpr Sys kFsync{"fsync", 74};
+inline constexpr Sys kOpenat{"openat", 257};
+inline constexpr Sys kUnlinkat{"unlinkat", 263};
+inline constexpr Sys kRenameat2{"renameat2", 316};
+inline constexpr Sys kOpenat2{"openat2", 437};
 
 inline constexpr int kAfInet = 2;
 inline constexpr int kAfInet6 = 10;
@@ -103,9 +110,36 @@ inline constexpr int kOWronly = 0x1;
 inline constexpr int kOCreat = 0x40;
 inline constexpr int kOAppend = 0x400;
 inline constexpr int kOCloexec = 0x80000;
+inline constexpr int kORdonly = 0;
+inline constexpr int kOExcl = 0x80;
+inline constexpr int kODirectory = 0x10000;
+inline constexpr int kONofollow = 0x20000;
+inline constexpr int kOPath = 0x200000;
+inline constexpr int kAtFdcwd = -100;
+// struct open_how's resolve flags (openat2(2)).
+inline constexpr int kResolveNoMagiclinks = 0x02;
+inline constexpr int kResolveBeneath = 0x08;
+inline constexpr int kRenameNoreplace = 1;
+// st_mode's file type.
+inline constexpr int kSIfmt = 0xF000, kSIfreg = 0x8000, kSIfdir = 0x4000;
 
+inline constexpr int kEperm = 1;
+inline constexpr int kEnoent = 2;
 inline constexpr int kEintr = 4;
 inline constexpr int kEio = 5;
+inline constexpr int kEnomem = 12;
+inline constexpr int kEacces = 13;
+inline constexpr int kEexist = 17;
+inline constexpr int kExdev = 18;
+inline constexpr int kEnotdir = 20;
+inline constexpr int kEnfile = 23;
+inline constexpr int kEmfile = 24;
+inline constexpr int kEfbig = 27;
+inline constexpr int kEnospc = 28;
+inline constexpr int kEnametoolong = 36;
+inline constexpr int kEnosys = 38;
+inline constexpr int kEloop = 40;
+inline constexpr int kEdquot = 122;
 inline constexpr int kEconnaborted = 103;
 inline constexpr int kEtimedout = 110;
 
@@ -135,6 +169,13 @@ inline constexpr int kEpollEventBytes = 12;  // struct epoll_event, packed on x8
 inline constexpr int kIovecBytes = 16;       // struct iovec { base, len }
 inline constexpr int kPollfdBytes = 8;       // struct pollfd { fd, events, revents }
 inline constexpr int kIntBytes = 4;          // int, socklen_t
+inline constexpr int kOpenHowBytes = 24;     // struct open_how { flags, mode, resolve }
+inline constexpr int kStatBytes = 144;       // struct stat
+// Fields of struct stat on x86-64.
+inline constexpr int kStMode = 24;       // unsigned int st_mode
+inline constexpr int kStSize = 48;       // off_t st_size
+inline constexpr int kStMtime = 88;      // st_mtim.tv_sec
+inline constexpr int kStMtimeNsec = 96;  // st_mtim.tv_nsec
 
 }  // namespace asmsrv::linux
 
@@ -189,9 +230,9 @@ MemOp field(const Layout<N>& l, const char* prefix, Reg base, F f, int extra = 0
 // drivers only know fd, state, deadline and what flush needs.
 enum class ConnField {
   fd, state, served, mode, said_close, len, scanned, watch, outq, deadline, discard, consume, bytes, buf, iov, addr,
-  chunk, chunk_digits, body_total,
+  chunk, chunk_digits, body_total, file, file_off, file_left,
 };
-inline constexpr Layout<19> kConnLayout{{{
+inline constexpr Layout<22> kConnLayout{{{
     {"fd", 4, "the socket"},
     {"state", 4, "0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering"},
     {"served", 4, "requests answered on this connection"},
@@ -212,6 +253,9 @@ inline constexpr Layout<19> kConnLayout{{{
     {"chunk", 4, "a chunked body being dropped: where its parser is (kChunk*), 0 none"},
     {"chunk_digits", 4, "hex digits of the chunk size being read"},
     {"body_total", 8, "a chunked body: its data, extension and trailer bytes so far"},
+    {"file", 4, "a file being sent (or written): its descriptor; -1 none"},
+    {"file_off", 8, "the file's offset of the next byte to send"},
+    {"file_left", 8, "bytes of the file still to send after the iov parts"},
 }}};
 static_assert(kConnLayout.size == 256, "the connection record stays 256 bytes");
 inline constexpr int kConnRecordBytes = kConnLayout.size;
@@ -220,9 +264,19 @@ inline constexpr int kRequestBufferSlack = 16;
 /// After the slack, each buffer has this much scratch for the parts of a
 /// response made at run time (Content-Range and Content-Length of a 206).
 inline constexpr int kResponseScratchBytes = 128;
+/// A file is sent with sendfile at most this many bytes per flush, so that
+/// one fast reader of a large file cannot hold an event loop.
+inline constexpr int kSendFileSlice = 512 * 1024;
+/// A server that sends files read at run time makes more in the scratch:
+/// a file's fields, and a directory's redirect, whose Location holds the
+/// request's path and query (at most request_bytes).
+inline constexpr int kFileScratchBytes = 512;
+inline constexpr int response_scratch_bytes(int request_bytes, bool files) {
+  return files ? request_bytes + kFileScratchBytes : kResponseScratchBytes;
+}
 /// Bytes per connection buffer: the request, the slack, the scratch.
-inline constexpr int conn_buffer_bytes(int request_bytes) {
-  return request_bytes + kRequestBufferSlack + kResponseScratchBytes;
+inline constexpr int conn_buffer_bytes(int request_bytes, bool files) {
+  return request_bytes + kRequestBufferSlack + response_scratch_bytes(request_bytes, files);
 }
 
 /// A response goes out as six parts, in this order, each an iovec of the

@@ -13,6 +13,8 @@ Conn::Conn(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt) {
   flush_ = local("flush");
   deadline_ = local("set_deadline");
   idle_ = local("idle");
+  files_ = spec.files_at_run_time();
+  if (files_) release_ = local("release_file");
 }
 
 void Conn::reset_record() {
@@ -21,6 +23,10 @@ void Conn::reset_record() {
                       ConnField::discard, ConnField::chunk})
     mov(conn(f), imm(0));
   if (spec_.log_connections) mov(conn(ConnField::bytes), imm(0), "counted for the connection log");
+  if (files_) {
+    mov(conn(ConnField::file), imm(-1), "no file open");
+    mov(conn(ConnField::file_left), imm(0));
+  }
 }
 
 void Conn::set_deadline(int ms, const std::string& what) {
@@ -82,6 +88,7 @@ void Conn::emit_shared() {
   emit_linger();
   emit_flush();
   emit_idle();
+  if (files_) emit_release();
 }
 
 void Conn::emit_received() {
@@ -220,8 +227,92 @@ void Conn::emit_flush() {
   zero(Reg::rax, "0: would block");
   ret();
   label(done);
+  if (files_) {
+    Label send_file = local("send_file");
+    op(Op::cmp, conn(ConnField::file_left), imm(0), "a file to send after the parts?");
+    jmp(Op::jne, send_file);
+    set(Reg::rax, 1, "1: all sent");
+    label(fail);
+    ret();
+    emit_send_file(send_file);
+    return;
+  }
   set(Reg::rax, 1, "1: all sent");
   label(fail);
+  ret();
+}
+
+void Conn::emit_send_file(Label l) {
+  Label again = local("again");
+  Label sized = local("sized");
+  Label more = local("more");
+  Label pending = local("would_block");
+  Label shrank = local("shrank");
+  Label out = local("return");
+  block(l, "flush: the file, with sendfile", &kSendfile,
+        fmt::format("while (file_left) {{ n = sendfile(record.fd, record.file, &record.file_off, min(file_left, {0})); "
+                    "file_left -= n; if (sent {0} this time) return 2 }}\n   release_file(); return 1",
+                    kSendFileSlice),
+        fmt::format("The file goes from the page cache to the socket without a copy through\n"
+                    "user space. At most {} KiB per flush: then rax = 2, and an event loop\n"
+                    "serves the other connections before it sends more (a blocking one just\n"
+                    "calls flush again). sendfile returning 0 before the end means the file\n"
+                    "shrank while it was sent: the response cannot be finished, so -EIO ends\n"
+                    "the connection. r8 = the bytes sent in this call.",
+                    kSendFileSlice / 1024));
+  zero(Reg::r8);
+  label(again);
+  mov(r64(Reg::r10), conn(ConnField::file_left));
+  op(Op::cmp, r64(Reg::r10), dec(kSendFileSlice));
+  jmp(Op::jbe, sized);
+  set(Reg::r10, kSendFileSlice, "count: at most a slice");
+  label(sized);
+  mov(r32(Reg::rdi), conn(ConnField::fd), "out_fd = the socket");
+  mov(r32(Reg::rsi), conn(ConnField::file), "in_fd = the file");
+  lea(Reg::rdx, [] { MemOp m = conn(ConnField::file_off); m.width = Width::none; return m; }(),
+      "offset = &record.file_off: the kernel advances it");
+  sys(kSendfile);
+  op(Op::cmp, r64(Reg::rax), imm(-kEagain), "the socket buffer is full");
+  jmp(Op::je, pending);
+  op(Op::cmp, r64(Reg::rax), imm(-kEintr));
+  jmp(Op::je, again);
+  op(Op::test, r64(Reg::rax), r64(Reg::rax));
+  jmp(Op::js, out, "-errno: the client is gone, or the file cannot be read");
+  jmp(Op::jz, shrank, "end of file before the end: it shrank");
+  op(Op::sub, conn(ConnField::file_left), r64(Reg::rax));
+  jmp(Op::jz, more, "all of it sent");
+  op(Op::add, r64(Reg::r8), r64(Reg::rax));
+  op(Op::cmp, r64(Reg::r8), dec(kSendFileSlice));
+  jmp(Op::jb, again);
+  set(Reg::rax, 2, "2: more to send; the others first");
+  ret();
+  label(more);
+  call(release_, "the file is sent: close it");
+  set(Reg::rax, 1, "1: all sent");
+  ret();
+  label(pending);
+  zero(Reg::rax, "0: would block");
+  ret();
+  label(shrank);
+  set(Reg::rax, -kEio, "-EIO: the file shrank");
+  label(out);
+  ret();
+}
+
+void Conn::emit_release() {
+  Label none = local("none");
+  block(release_, "subroutine release_file(rbx = record)", &kClose,
+        "if (record.file >= 0) { close(record.file); record.file = -1; } record.file_left = 0",
+        "A response's file is closed when it is sent, when its answer needs no body\n"
+        "(HEAD, 304, 416), and when the connection ends before: no descriptor\n"
+        "outlives its response. Clobbers rax, rcx, rdi, r11.");
+  op(Op::cmp, conn(ConnField::file), imm(0), "a file open?");
+  jmp(Op::jl, none);
+  mov(r32(Reg::rdi), conn(ConnField::file));
+  sys(kClose);
+  mov(conn(ConnField::file), imm(-1));
+  label(none);
+  mov(conn(ConnField::file_left), imm(0));
   ret();
 }
 

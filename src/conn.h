@@ -7,7 +7,8 @@
 //   open         a new connection: the record is initialised, its deadline set
 //   read_window  rsi = where to read, rdx = how many bytes at most
 //   received     rax = n > 0 bytes just read             -> eax = action
-//   flush        write what is left of the response       -> rax = 1 sent, 0 would block, < 0 error
+//   flush        write what is left of the response       -> rax = 1 sent, 0 would block, < 0 error,
+//                2 more to send, but others should have their turn (a file sent in slices)
 //   sent         the whole response is out                -> eax = action
 //   idle         may a stop close it now?                 -> eax = 1 yes, 0 no
 //
@@ -56,6 +57,9 @@ class Conn : public Gen {
   /// Subroutine: record.deadline = clock_now + eax ms. Clobbers rax.
   Label deadline() const { return deadline_; }
   Label idle() const { return idle_; }
+  /// Subroutine: close the file the record sends, if any (id -1 when the
+  /// spec serves no files). A driver calls it before it closes a connection.
+  Label release() const { return release_; }
 
   /// Emits the protocol's subroutines and the shared ones.
   virtual void emit() = 0;
@@ -81,7 +85,10 @@ class Conn : public Gen {
   void emit_linger();
   void emit_flush();
   void emit_idle();
-  Label received_, linger_, read_window_, flush_, deadline_, idle_;
+  void emit_send_file(Label l);
+  void emit_release();
+  bool files_ = false;  // the spec sends files read at run time
+  Label received_, linger_, read_window_, flush_, deadline_, idle_, release_;
 };
 
 }  // namespace asmsrv

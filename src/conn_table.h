@@ -12,7 +12,7 @@ class ConnTable : public Gen {
  public:
   ConnTable(const Spec& spec, Builder& b);
   int max() const { return spec_.limits.max_connections; }
-  int buf_bytes() const { return conn_buffer_bytes(spec_.limits.request_bytes); }
+  int buf_bytes() const { return conn_buffer_bytes(spec_.limits.request_bytes, spec_.files_at_run_time()); }
   Label count() const { return nconns_; }  // dd: records in use
 
   /// Inline: every record gets its buffer; every slot is free.

@@ -68,8 +68,13 @@ std::string_view standard_reason(int status) {
   return "";
 }
 
-std::string_view media_type_for(std::string_view filename) {
+const std::map<std::string, std::string, std::less<>>& media_types() {
   static const auto types = parse_mime_types(load_template("mime.types"));
+  return types;
+}
+
+std::string_view media_type_for(std::string_view filename) {
+  const auto& types = media_types();
   size_t slash = filename.rfind('/');
   std::string_view base = slash == std::string_view::npos ? filename : filename.substr(slash + 1);
   size_t dot = base.rfind('.');

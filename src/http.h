@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,8 @@ std::string_view standard_reason(int status);
 /// The media type for a file name's extension, from templates/mime.types
 /// (text/* with "; charset=utf-8"); application/octet-stream if unknown.
 std::string_view media_type_for(std::string_view filename);
+/// The whole table: lower-case extension -> Content-Type, sorted by extension.
+const std::map<std::string, std::string, std::less<>>& media_types();
 
 /// true for a token (RFC 9110 §5.6.2): a valid header name or method.
 bool is_token(std::string_view s);

@@ -24,14 +24,20 @@ class HttpDate : public Gen {
   /// Ask before emit().
   void want_for_log(bool month);
   Label month_digits() const { return month_; }
+  /// Subroutine format_date(rax = seconds since 1970, rdi = the date's
+  /// first byte in a copy of "Thu, 01 Jan 1970 00:00:00 GMT"): rewrites its
+  /// weekday, day, month, year and time. Keeps rdi; clobbers rax, rcx, rdx,
+  /// rsi, r8-r11. Ask before emit() (a Last-Modified line uses it too).
+  Label format();
   void emit();
 
  private:
   /// Two decimal digits of eax (< 100) at `dst` (a word). Clobbers eax, cl.
   void put2(MemOp dst, const std::string& what);
   Runtime& rt_;
-  Label line_, expires_, ts_, refresh_, days_, months_, month_;
-  bool used_ = false, want_month_ = false;
+  void emit_format();
+  Label line_, expires_, ts_, refresh_, format_, days_, months_, month_;
+  bool used_ = false, want_month_ = false, format_used_ = false;
 };
 
 }  // namespace asmsrv

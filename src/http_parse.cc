@@ -72,19 +72,20 @@ HttpParse::HttpParse(const Spec& spec, Builder& b, const ResponseTable& table) :
     v_.user_agent = b_.bss("req_user_agent", 8, "the User-Agent field's value, for the access log");
     v_.user_agent_len = b_.bss("req_user_agent_len", 8, "its length; 0: none");
   }
-  if (std::any_of(t_.responses.begin(), t_.responses.end(),
-                  [](const CompiledResponse& r) { return r.kind == ResponseKind::entity; })) {
-    auto field = [&](Label& value, Label& len, const char* name, const char* what) {
-      value = b_.bss(fmt::format("req_{}", name), 8, fmt::format("the {} field's value", what));
-      len = b_.bss(fmt::format("req_{}_len", name), 8, "its length; 0: none");
-    };
+  auto any = [&](auto pred) { return std::any_of(t_.responses.begin(), t_.responses.end(), pred); };
+  bool disk = !t_.disk_sites.empty();
+  auto field = [&](Label& value, Label& len, const char* name, const char* what) {
+    value = b_.bss(fmt::format("req_{}", name), 8, fmt::format("the {} field's value", what));
+    len = b_.bss(fmt::format("req_{}_len", name), 8, "its length; 0: none");
+  };
+  if (disk || any([](const CompiledResponse& r) { return r.kind == ResponseKind::entity; })) {
     field(v_.accept_encoding, v_.accept_encoding_len, "accept_encoding", "Accept-Encoding");
     field(v_.if_none_match, v_.if_none_match_len, "if_none_match", "If-None-Match");
     field(v_.range, v_.range_len, "range", "Range");
     field(v_.if_range, v_.if_range_len, "if_range", "If-Range");
   }
-  if (std::any_of(t_.responses.begin(), t_.responses.end(),
-                  [](const CompiledResponse& r) { return r.kind == ResponseKind::redirect; })) {
+  if (disk) field(v_.if_modified_since, v_.if_modified_since_len, "if_modified_since", "If-Modified-Since");
+  if (disk || any([](const CompiledResponse& r) { return r.kind == ResponseKind::redirect; })) {
     v_.query = b_.bss("req_query", 8, "the request's query, from its '?', for a redirect's Location");
     v_.query_len = b_.bss("req_query_len", 8, "its length; 0: none");
   }
@@ -258,6 +259,7 @@ void HttpParse::emit_method(Label target) {
   if (v_.range.id >= 0)
     for (Label l : {v_.accept_encoding_len, v_.if_none_match_len, v_.range_len, v_.if_range_len})
       mov(var64(l), imm(0));
+  if (v_.if_modified_since.id >= 0) mov(var64(v_.if_modified_since_len), imm(0));
   if (v_.query.id >= 0) mov(var64(v_.query_len), imm(0));
   mov(r64(Reg::rsi), r64(kBuf));
   Label skip = local("skip_empty_lines");
@@ -521,6 +523,8 @@ void HttpParse::emit_headers(Label line) {
     emit_kept_field("range", v_.range, v_.range_len, next, "for a 206");
     emit_kept_field("if-range", v_.if_range, v_.if_range_len, next, "for a 206");
   }
+  if (v_.if_modified_since.id >= 0)
+    emit_kept_field("if-modified-since", v_.if_modified_since, v_.if_modified_since_len, next, "for a 304");
   label(next);
   op(Op::add, r64(Reg::rsi), imm(2), "past the field's CR LF");
   jmp(Op::jmp, line);

@@ -26,6 +26,8 @@ struct RequestVars {
   /// length (0: none; the last such field wins). Zeroed for each request.
   Label accept_encoding, accept_encoding_len, if_none_match, if_none_match_len;  // qwords
   Label range, range_len, if_range, if_range_len;                              // qwords
+  /// Only when some response is read from disk (its Last-Modified).
+  Label if_modified_since, if_modified_since_len;                              // qwords
   /// Only when some response is a redirect: the query, from its '?'.
   Label query, query_len;                                                      // qwords
 };

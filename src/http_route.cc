@@ -26,8 +26,10 @@ HttpRoute::HttpRoute(const Spec& spec, Builder& b, const ResponseTable& table, c
   entry_ = local("route");
   if (t_.catch_all >= 0) return;
   normalise_ = local("normalise_path");
-  norm_buf_ = b_.bss("norm_path", static_cast<uint64_t>(spec_.limits.request_bytes),
-                     "the request's path, decoded and normalised (never longer than it was)", 16);
+  norm_buf_ = b_.bss("norm_path", static_cast<uint64_t>(spec_.limits.request_bytes) + 16,
+                     "the request's path, decoded and normalised (never longer than it was), and\n"
+                     "room for a NUL after it", 16);
+  if (!t_.disk_sites.empty()) norm_len_ = b_.bss("norm_len", 8, "its length, for a file read from disk");
   // The methods of every path: a row of 8 response indexes, by method
   // number; [0] and the methods a path lacks: its 405 (or not_found).
   auto row_of = [&](const PathRoutes& p) {
@@ -96,6 +98,7 @@ void HttpRoute::emit() {
   call(normalise_, "r9 = the path, r10 = its length; eax != 0: a bad path");
   op(Op::test, r32(Reg::rax), r32(Reg::rax));
   jmp(Op::jnz, bad);
+  if (norm_len_.id >= 0) mov(var64(norm_len_), r64(Reg::r10), "for a file read from disk");
   set(Reg::rax, static_cast<int32_t>(kFnvBasis), "FNV-1a: the offset basis");
   zero(Reg::rcx);
   label(hash);

@@ -50,7 +50,7 @@ void BlockingDriver::emit() {
   close_ = local("close_connection");
   read_timed_ = local("read_timed");
   if (fork_) fork_label_ = local("fork");
-  int buf_bytes = conn_buffer_bytes(spec_.limits.request_bytes);
+  int buf_bytes = conn_buffer_bytes(spec_.limits.request_bytes, spec_.files_at_run_time());
   record_ = b_.bss("conn", kConnRecordBytes, "the connection record (see conn_* above)", 64);
   buf_ = b_.bss("request_buf", static_cast<uint64_t>(buf_bytes), "the request is read here", 64);
   pollfd_ = b_.bss("client_pollfd", kPollfdBytes, "struct pollfd { client_fd, POLLIN, revents }");
@@ -243,6 +243,10 @@ void BlockingDriver::emit_serve() {
   call(conn_.flush());
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::jle, close_, "timed out, or the client is gone");
+  if (spec_.files_at_run_time()) {
+    op(Op::cmp, r64(Reg::rax), imm(2), "a slice of a file went: no one else waits here");
+    jmp(Op::je, send_, "send more");
+  }
   call(rt_.now_ms(), "clock_now: the write may have taken a while");
   call(conn_.sent());
   jmp(Op::jmp, dispatch_);
@@ -252,6 +256,7 @@ void BlockingDriver::emit_serve() {
         fork_ ? "The child's work is done: it exits, and the kernel reaps it."
               : "Then back to accept() for the next client.");
   if (spec_.log_connections) call(log_.connection());
+  if (conn_.release().id >= 0) call(conn_.release(), "its response's file, if one is open");
   mov(r64(Reg::rdi), r64(kClientFd), "fd = client_fd");
   sys(kClose);
   jmp(Op::jmp, fork_ ? rt_.exit_ok() : accept_);

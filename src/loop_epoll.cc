@@ -321,6 +321,10 @@ void EpollDriver::emit_event() {
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::js, closing, "the client is gone");
   jmp(Op::jz, pending, "the rest goes out on EPOLLOUT");
+  if (spec_.files_at_run_time()) {
+    op(Op::cmp, r64(Reg::rax), imm(2), "a slice of a file went: the others' turn");
+    jmp(Op::je, pending, "EPOLLOUT comes back at once if there is room");
+  }
   op(Op::cmp, conn(ConnField::watch), imm(kWatchOut), "was it waiting for EPOLLOUT?");
   jmp(Op::jne, in_again);
   mov(conn(ConnField::watch), imm(kWatchIn));
@@ -355,6 +359,7 @@ void EpollDriver::emit_close() {
         "after a response while the client may still send lingers first (see\n"
         "linger): it comes here at end of file, or at its deadline.");
   if (spec_.log_connections) call(log_.connection());
+  if (conn_.release().id >= 0) call(conn_.release(), "its response's file, if one is open");
   mov(r32(Reg::rdi), conn(ConnField::fd), "fd = record.fd");
   sys(kClose);
   table_.emit_release();

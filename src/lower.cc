@@ -16,6 +16,7 @@
 #include "probe.h"
 #include "raw_conn.h"
 #include "response.h"
+#include "roots.h"
 #include "routes.h"
 #include "runtime.h"
 #include "startup.h"
@@ -67,6 +68,7 @@ Program lower(const Spec& spec) {
 
   Runtime rt(spec, b);
   AccessLog log(spec, b, rt);
+  Roots roots(spec, b, rt);
   // The protocol: HTTP from the response table, or the raw response.
   ResponseTable table;
   std::unique_ptr<HttpParse> parse;
@@ -80,13 +82,14 @@ Program lower(const Spec& spec) {
     if (embeds_files(table)) p.include_dirs.push_back(spec.dir);
     parse = std::make_unique<HttpParse>(spec, b, table);
     route = std::make_unique<HttpRoute>(spec, b, table, parse->vars());
-    responses = std::make_unique<Responses>(spec, b, rt, table, parse->vars());
+    responses = std::make_unique<Responses>(spec, b, rt, table, parse->vars(), roots,
+                                            NormalisedPath{route->norm_path(), route->norm_len()});
     conn = std::make_unique<HttpConn>(spec, b, rt, *parse, *responses, log);
   }
   std::unique_ptr<Driver> driver = make_driver({spec, b, rt, *conn, log});
   std::unique_ptr<HealthProbe> probe;
   if (spec.probe) probe = std::make_unique<HealthProbe>(spec, b, rt);
-  Startup startup(spec, b, rt, driver->nonblocking_listener(), probe ? probe->entry() : Label{});
+  Startup startup(spec, b, rt, roots, driver->nonblocking_listener(), probe ? probe->entry() : Label{});
   Supervisor supervisor(spec, b, rt);
 
   // The text, in the order a reader follows it: start-up, the workers, the

@@ -20,24 +20,19 @@ const char* kind_name(ResponseKind k) {
     case ResponseKind::fixed: return "fixed";
     case ResponseKind::entity: return "entity";
     case ResponseKind::redirect: return "redirect";
+    case ResponseKind::disk: return "disk";
   }
   return "?";
 }
 
 constexpr std::string_view kConnClose = "Connection: close\r\n";
 constexpr std::string_view kConnKeep10 = "Connection: keep-alive\r\n";
-constexpr std::string_view kStatus304 = "HTTP/1.1 304 Not Modified\r\n";
-constexpr std::string_view kStatus206 = "HTTP/1.1 206 Partial Content\r\n";
-constexpr std::string_view kStatus416 = "HTTP/1.1 416 Range Not Satisfiable\r\n";
-constexpr std::string_view kRangeText = "Content-Range: bytes ";
-constexpr std::string_view kLengthText = "\r\nContent-Length: ";
-constexpr std::string_view kUnsatisfied = "Content-Range: bytes */";
 
 }  // namespace
 
 Responses::Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTable& table,
-                     const RequestVars& req)
-    : Gen(spec, b), rt_(rt), t_(table), req_(req), date_(spec, b, rt) {
+                     const RequestVars& req, const Roots& roots, NormalisedPath path)
+    : Gen(spec, b), rt_(rt), t_(table), req_(req), date_(spec, b, rt), roots_(roots), norm_(path) {
   prepare_ = local("prepare_response");
   finish_ = local("finish_response");
   std::string heads;
@@ -63,6 +58,8 @@ Responses::Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTa
     const CompiledResponse& r = t_.responses[k];
     entities_ |= r.kind == ResponseKind::entity;
     redirects_ |= r.kind == ResponseKind::redirect;
+    disk_ |= r.kind == ResponseKind::disk;
+    codings_ |= r.reps.size() > 1;
     uint64_t head_offset = heads.size();
     heads += r.head;
     uint64_t flags = static_cast<uint64_t>(r.kind) | (r.always_close ? kRespAlwaysClose : 0);
@@ -82,6 +79,8 @@ Responses::Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTa
                             fmt::format("{}: {} ({})", rep_count, r.what, kCodingNames[static_cast<int>(p.coding)])});
         ++rep_count;
       }
+    } else if (r.kind == ResponseKind::disk) {
+      first_rep = static_cast<uint64_t>(r.disk_site);
     } else {
       body = add_body("", r.file, r.body, r.body_size);
     }
@@ -114,19 +113,20 @@ Responses::Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTa
   conn_close_ = b_.bytes("conn_close", std::string(kConnClose), "the Connection line of a closing answer");
   conn_keep10_ = b_.bytes("conn_keep10", std::string(kConnKeep10),
                           "... of a keep-alive answer to HTTP/1.0 (HTTP/1.1 needs none)");
-  if (entities_) {
+  if (entities_ || disk_) {
     status_304_ = b_.bytes("status_304", std::string(kStatus304), "an entity's status lines");
     status_206_ = b_.bytes("status_206", std::string(kStatus206), "");
     status_416_ = b_.bytes("status_416", std::string(kStatus416), "");
     range_text_ = b_.bytes("range_text", std::string(kRangeText), "what a 206 makes in the scratch");
     length_text_ = b_.bytes("length_text", std::string(kLengthText), "");
     unsatisfied_text_ = b_.bytes("unsatisfied_text", std::string(kUnsatisfied), "... and a 416");
-    choose_coding_ = local("choose_coding");
+    if (codings_) choose_coding_ = local("choose_coding");
     etag_listed_ = local("etag_listed");
     parse_range_ = local("parse_range");
     range_number_ = local("range_number");
   }
   if (redirects_) crlf_ = b_.bytes("crlf", "\r\n", "the end of a redirect's Location line");
+  if (disk_) make_disk_data();
   if (spec_.log_requests) {
     status_ = b_.bss("last_status", 4, "status of the last response, for the log", 4);
     body_bytes_ = b_.bss("last_body_bytes", 8, "body bytes of the last response, for the log");
@@ -200,13 +200,20 @@ void Responses::emit() {
       case ResponseKind::fixed: emit_fixed(cases[i]); break;
       case ResponseKind::entity: emit_entity(cases[i]); break;
       case ResponseKind::redirect: emit_redirect(cases[i]); break;
+      case ResponseKind::disk: emit_disk(cases[i]); break;
     }
   }
   emit_finish();
-  if (entities_) {
-    emit_choose_coding();
+  if (codings_) emit_choose_coding();
+  if (entities_ || disk_) {
     emit_etag_listed();
     emit_parse_range();
+  }
+  if (disk_) {
+    emit_disk_redirect(disk_redirect_);
+    emit_stat_file();
+    emit_media_type();
+    emit_open_failed();
   }
   date_.emit();
 }
@@ -254,7 +261,13 @@ void Responses::emit_finish() {
   zero(Reg::r9, "HEAD: the same head, no body");
   label(body_ready);
   set_part(IovPart::body, r64(Reg::r8), r64(Reg::r9), "the body");
-  if (spec_.log_requests) mov(var64(body_bytes_), r64(Reg::r9), "for the access log");
+  if (spec_.log_requests && disk_) {
+    mov(r64(Reg::rax), r64(Reg::r9));
+    op(Op::add, r64(Reg::rax), conn(ConnField::file_left), "and a file's bytes, sent after the parts");
+    mov(var64(body_bytes_), r64(Reg::rax), "for the access log");
+  } else if (spec_.log_requests) {
+    mov(var64(body_bytes_), r64(Reg::r9), "for the access log");
+  }
   b_.emit(Op::movzx, {r32(Reg::rcx), conn(ConnField::mode)});
   lea(Reg::rsi, conn_close_);
   set(Reg::rdx, static_cast<int64_t>(kConnClose.size()));
@@ -292,11 +305,15 @@ void Responses::emit_entity(Label l) {
   mov(r32(Reg::rcx), resp(Reg::r10, RespField::flags));
   op(Op::shr, r32(Reg::rcx), imm(kRespCodingShift), "ecx = its codings: 1 br, 2 gzip, 4 identity");
   zero(Reg::rax, "the first representation");
-  op(Op::cmp, r32(Reg::rcx), imm(1 << static_cast<int>(Coding::identity)));
-  jmp(Op::je, one, "identity alone: nothing to choose");
-  op(Op::push, r64(Reg::r10));
-  call(choose_coding_, "eax = how many representations come before the chosen one");
-  op(Op::pop, r64(Reg::r10));
+  if (codings_) {
+    op(Op::cmp, r32(Reg::rcx), imm(1 << static_cast<int>(Coding::identity)));
+    jmp(Op::je, one, "identity alone: nothing to choose");
+    op(Op::push, r64(Reg::r10));
+    call(choose_coding_, "eax = how many representations come before the chosen one");
+    op(Op::pop, r64(Reg::r10));
+  } else {
+    note("Every entity here has one representation: nothing to choose.");
+  }
   label(one);
   op(Op::add, r32(Reg::rax), resp(Reg::r10, RespField::reps));
   op(Op::shl, r64(Reg::rax), imm(kRepLayout.shift), fmt::format("index * {}", kRepLayout.size));
@@ -318,6 +335,9 @@ void Responses::emit_entity(Label l) {
   jmp(Op::je, no_inm);
   mov(r64(Reg::rsi), var64(req_.if_none_match));
   mov(r64(Reg::rcx), var64(req_.if_none_match_len));
+  lea(Reg::rdx, heads_);
+  mov(r32(Reg::rax), rep(Reg::r11, RepField::etag));
+  op(Op::add, r64(Reg::rdx), r64(Reg::rax), "rdx = its ETag, quotes included");
   call(etag_listed_, "eax = 1: the ETag is listed (weak comparison)");
   op(Op::test, r32(Reg::rax), r32(Reg::rax));
   jmp(Op::jnz, not_modified);
@@ -359,23 +379,9 @@ void Responses::emit_entity(Label l) {
   jmp(Op::jmp, finish_);
 
   // 206: "Content-Range: bytes F-L/LEN\r\nContent-Length: N\r\n" in the scratch.
-  auto scratch = [&] {
-    mov(r64(Reg::rdi), conn(ConnField::buf));
-    lea(Reg::rdi, mem(Width::none, Reg::rdi, spec_.limits.request_bytes + kRequestBufferSlack),
-        "rdi = the scratch, after the request buffer and its slack");
-    mov(iov_base(IovPart::runtime), r64(Reg::rdi), "iov[runtime] = the scratch");
-  };
-  auto copy = [&](Label text, size_t len) {
-    lea(Reg::rsi, text);
-    set(Reg::rcx, static_cast<int64_t>(len));
-    plain(Op::rep_movsb);
-  };
-  auto end_runtime = [&] {
-    mov(mem16(Reg::rdi), imm(0x0A0D), "CR LF");
-    op(Op::add, r64(Reg::rdi), imm(2));
-    op(Op::sub, r64(Reg::rdi), iov_base(IovPart::runtime));
-    mov(iov_len(IovPart::runtime), r64(Reg::rdi), "its length");
-  };
+  auto scratch = [&] { scratch_start(); };
+  auto copy = [&](Label text, size_t len) { copy_text(text, len); };
+  auto end_runtime = [&] { scratch_end(true); };
   label(ranged);
   mov(r64(Reg::r10), r64(Reg::rdx), "r10 = the first byte");
   op(Op::add, r64(Reg::r8), r64(Reg::rdx), "the body from there");
@@ -386,17 +392,7 @@ void Responses::emit_entity(Label l) {
   mov(iov_len(IovPart::fields), r64(Reg::rax), "all but Content-Length");
   status_line(status_206_, kStatus206.size(), 206);
   scratch();
-  copy(range_text_, kRangeText.size());
-  mov(r64(Reg::rax), r64(Reg::r10));
-  call(rt_.append_u64(), "the first byte");
-  mov(mem8(Reg::rdi), chr('-'));
-  op(Op::inc, r64(Reg::rdi));
-  lea(Reg::rax, mem_index(Width::none, Reg::r10, Reg::r9, -1), "first + count - 1");
-  call(rt_.append_u64(), "the last byte");
-  mov(mem8(Reg::rdi), chr('/'));
-  op(Op::inc, r64(Reg::rdi));
-  mov(r32(Reg::rax), rep(Reg::r11, RepField::body_len));
-  call(rt_.append_u64(), "the representation's length");
+  content_range(Reg::r10, [&] { mov(r32(Reg::rax), rep(Reg::r11, RepField::body_len)); });
   copy(length_text_, kLengthText.size());
   mov(r64(Reg::rax), r64(Reg::r9));
   call(rt_.append_u64(), "the bytes sent");
@@ -417,6 +413,42 @@ void Responses::emit_entity(Label l) {
   end_runtime();
   zero(Reg::r9, "no body");
   jmp(Op::jmp, finish_);
+}
+
+void Responses::scratch_start() {
+  mov(r64(Reg::rdi), conn(ConnField::buf));
+  lea(Reg::rdi, mem(Width::none, Reg::rdi, spec_.limits.request_bytes + kRequestBufferSlack),
+      "rdi = the scratch, after the request buffer and its slack");
+  mov(iov_base(IovPart::runtime), r64(Reg::rdi), "iov[runtime] = the scratch");
+}
+
+void Responses::copy_text(Label text, size_t len) {
+  lea(Reg::rsi, text);
+  set(Reg::rcx, static_cast<int64_t>(len));
+  plain(Op::rep_movsb);
+}
+
+void Responses::scratch_end(bool crlf) {
+  if (crlf) {
+    mov(mem16(Reg::rdi), imm(0x0A0D), "CR LF");
+    op(Op::add, r64(Reg::rdi), imm(2));
+  }
+  op(Op::sub, r64(Reg::rdi), iov_base(IovPart::runtime));
+  mov(iov_len(IovPart::runtime), r64(Reg::rdi), "its length");
+}
+
+void Responses::content_range(Reg first, const std::function<void()>& load_length) {
+  copy_text(range_text_, kRangeText.size());
+  mov(r64(Reg::rax), r64(first));
+  call(rt_.append_u64(), "the first byte");
+  mov(mem8(Reg::rdi), chr('-'));
+  op(Op::inc, r64(Reg::rdi));
+  lea(Reg::rax, mem_index(Width::none, first, Reg::r9, -1), "first + count - 1");
+  call(rt_.append_u64(), "the last byte");
+  mov(mem8(Reg::rdi), chr('/'));
+  op(Op::inc, r64(Reg::rdi));
+  load_length();
+  call(rt_.append_u64(), "the whole length");
 }
 
 void Responses::same_etag(Reg tag, Label differ) {
@@ -615,14 +647,12 @@ void Responses::emit_etag_listed() {
   Label close = local("closing_quote");
   Label yes = local("listed");
   Label no = local("not_listed");
-  block(etag_listed_, "subroutine etag_listed(rsi = If-None-Match, rcx = its length, r11 = representation)",
+  block(etag_listed_, "subroutine etag_listed(rsi = If-None-Match, rcx = its length, rdx = the ETag)",
         nullptr, "eax = value == \"*\" || any entity-tag in it, W/ or not, has the ETag's opaque-tag",
         "RFC 9110 13.1.2: If-None-Match compares weakly, so W/\"x\" matches \"x\".\n"
-        "A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi; keeps\n"
-        "r8-r11 (the body, its length, the response and the representation).");
-  lea(Reg::rdx, heads_);
-  mov(r32(Reg::rax), rep(Reg::r11, RepField::etag));
-  op(Op::add, r64(Reg::rdx), r64(Reg::rax), "rdx = the ETag, quotes included");
+        "The ETag is 18 bytes, quotes included. A malformed list matches nothing.\n"
+        "Clobbers rax, rcx, rsi, rdi; keeps rdx and r8-r11 (the body, its length,\n"
+        "the response and the representation).");
   lea(Reg::rdi, mem_index(Width::none, Reg::rsi, Reg::rcx), "rdi = the value's end");
   label(loop);
   op(Op::cmp, r64(Reg::rsi), r64(Reg::rdi));

@@ -11,18 +11,33 @@
 //             prefix of the representation's field lines, plus, for 206 and
 //             416, Content-Range and Content-Length made in the scratch.
 //   redirect  a fixed head ending in a Location, the request's query after it.
+//   disk      a file below a static site's root, opened at run time
+//             (response_disk.cc): its fields made in the scratch from fstat,
+//             If-None-Match, If-Modified-Since and Range as for an entity,
+//             the body sent by flush with sendfile.
 //
 // Every kind ends the same way: the Connection line for the record's mode,
 // the Date line (made once a second), and the body, none for HEAD.
 #pragma once
 
+#include <functional>
+
 #include "gen.h"
 #include "http_date.h"
 #include "http_parse.h"
+#include "roots.h"
 #include "routes.h"
 #include "runtime.h"
 
 namespace asmsrv {
+
+// The texts that answers made at run time are put together from.
+inline constexpr std::string_view kStatus304 = "HTTP/1.1 304 Not Modified\r\n";
+inline constexpr std::string_view kStatus206 = "HTTP/1.1 206 Partial Content\r\n";
+inline constexpr std::string_view kStatus416 = "HTTP/1.1 416 Range Not Satisfiable\r\n";
+inline constexpr std::string_view kRangeText = "Content-Range: bytes ";
+inline constexpr std::string_view kLengthText = "\r\nContent-Length: ";
+inline constexpr std::string_view kUnsatisfied = "Content-Range: bytes */";
 
 /// A record of the `responses` table.
 enum class RespField { head, head_len, body, body_len, status, flags, reps, spare };
@@ -33,7 +48,7 @@ inline constexpr Layout<8> kRespLayout{{{
     {"body_len", 4, "length of the body"},
     {"status", 4, "the status code, for the log"},
     {"flags", 4, "bits 0-7: the kind; bit 8: always close; bits 16-18: an entity's codings"},
-    {"reps", 4, "an entity: the index of its first record in representations"},
+    {"reps", 4, "an entity: the index of its first record in representations; disk: its site"},
     {"spare", 4, "0: a record is 32 bytes, so that an index shifts into an offset"},
 }}};
 inline constexpr int kRespAlwaysClose = 1 << 8;
@@ -54,9 +69,30 @@ inline constexpr Layout<8> kRepLayout{{{
 }}};
 inline MemOp rep(Reg base, RepField f) { return field(kRepLayout, "rep_", base, f); }
 
+/// A record of the `disk_sites` table: a static site read at run time.
+enum class SiteField { root, prefix_len, hidden, index, index_type, index_type_len, spare1, spare2 };
+inline constexpr Layout<8> kSiteLayout{{{
+    {"root", 4, "its directory: the index in root_fds"},
+    {"prefix_len", 4, "the length of its URL prefix"},
+    {"hidden", 4, "1: names starting with '.' are served too"},
+    {"index", 4, "offset in disk_text of its index file's name, NUL-terminated"},
+    {"index_type", 4, "offset in disk_text of the index's Content-Type line"},
+    {"index_type_len", 4, "its length"},
+    {"spare1", 4, "0"},
+    {"spare2", 4, "0: a record is 32 bytes"},
+}}};
+inline MemOp site(Reg base, SiteField f) { return field(kSiteLayout, "site_", base, f); }
+
+/// The path routing decoded and normalised, for a disk response.
+struct NormalisedPath {
+  Label path;  // bytes, with room for a NUL and ".\0" after them
+  Label len;   // qword
+};
+
 class Responses : public Gen {
  public:
-  Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTable& table, const RequestVars& req);
+  Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTable& table, const RequestVars& req,
+            const Roots& roots, NormalisedPath path);
 
   Label table() const { return responses_; }
   /// Subroutine: eax = response index, rbx = the record, its conn_mode
@@ -72,6 +108,24 @@ class Responses : public Gen {
   void emit_fixed(Label l);
   void emit_entity(Label l);
   void emit_redirect(Label l);
+  // response_disk.cc
+  void make_disk_data();
+  void emit_disk(Label l);
+  void emit_disk_redirect(Label l);
+  void emit_stat_file();
+  void emit_media_type();
+  void emit_open_failed();
+  /// Inline: rdi = this connection's response scratch, iov[runtime] starts there.
+  void scratch_start();
+  /// Inline: copies `len` bytes of `text` to rdi (advanced). Clobbers rsi, rcx.
+  void copy_text(Label text, size_t len);
+  /// Inline: iov[runtime] ends at rdi, after a CR LF written there when `crlf`.
+  void scratch_end(bool crlf);
+  /// Inline: "Content-Range: bytes F-L/LEN" at rdi (advanced), F = `first`,
+  /// L = first + r9 - 1, LEN = rax after `load_length`. Clobbers rax, rcx, rsi.
+  void content_range(Reg first, const std::function<void()>& load_length);
+  /// Inline: close(record.file); record.file = -1, file_left = 0.
+  void close_file(const std::string& why);
   void emit_finish();
   void emit_choose_coding();
   void emit_etag_listed();
@@ -91,7 +145,14 @@ class Responses : public Gen {
   const ResponseTable& t_;
   const RequestVars& req_;
   HttpDate date_;
-  bool entities_ = false, redirects_ = false;
+  const Roots& roots_;
+  NormalisedPath norm_;
+  bool entities_ = false, redirects_ = false, disk_ = false, codings_ = false;
+  Label disk_sites_, disk_text_, media_types_, media_lines_, file_stat_, disk_site_, disk_rel_, disk_rel_len_;
+  Label etag_text_, modified_text_, content_length_text_, location_text_, status_200_, status_301_,
+      hex_digits_, length_zero_text_;
+  Label stat_file_, media_type_, open_failed_, disk_redirect_;
+  size_t media_count_ = 0, default_type_at_ = 0, default_type_len_ = 0;
   Label heads_, bodies_, responses_, reps_, prepare_, status_, body_bytes_, finish_;
   Label conn_close_, conn_keep10_, crlf_;
   Label status_304_, status_206_, status_416_, range_text_, length_text_, unsatisfied_text_;

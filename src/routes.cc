@@ -70,7 +70,12 @@ class TableBuilder {
       for (const StaticSite& site : spec_.sites) sites.push_back(&site);
       std::stable_sort(sites.begin(), sites.end(),
                        [](const StaticSite* a, const StaticSite* b) { return a->path.size() > b->path.size(); });
-      for (const StaticSite* site : sites) add_site(*site);
+      for (const StaticSite* site : sites) {
+        if (site->root.empty())
+          add_site(*site);
+        else
+          add_disk_site(*site);
+      }
       std::stable_sort(table_.fallbacks.begin(), table_.fallbacks.end(),
                        [](const PathRoutes& a, const PathRoutes& b) { return a.path.size() > b.path.size(); });
       // Paths with the same methods share their 204 and 405 responses.
@@ -85,6 +90,11 @@ class TableBuilder {
     table_.not_implemented = error(501, "for an unknown method", true);
     table_.version_not_supported = error(505, "for HTTP/2 and above", true);
     table_.expectation_failed = error(417, "for an Expect other than 100-continue", true);
+    if (!table_.disk_sites.empty()) {
+      table_.forbidden = error(403, "for a file that may not be served", false);
+      table_.unavailable = error(503, "for a file that cannot be opened now (EMFILE, ENFILE, ENOMEM)", false);
+      table_.server_error = error(500, "for a file the system fails to read", false);
+    }
     return std::move(table_);
   }
 
@@ -138,6 +148,40 @@ class TableBuilder {
     }
   }
 
+  // A site read at run time: every path below its prefix (longer prefixes
+  // and exact paths first) is a disk response; the prefix without its
+  // slash redirects to it.
+  void add_disk_site(const StaticSite& site) {
+    std::vector<std::string> roots = run_time_roots(spec_);
+    DiskSite d;
+    d.prefix = site.path;
+    d.root = static_cast<int>(std::find(roots.begin(), roots.end(), site.root) - roots.begin());
+    d.index = site.index;
+    d.index_type = std::string(media_type_for(site.index));
+    d.hidden = site.hidden;
+    table_.disk_sites.push_back(d);
+    disk_prefixes_.push_back(site.path);
+    CompiledResponse c;
+    c.kind = ResponseKind::disk;
+    c.what = fmt::format("GET {}... from {}", site.path, site.root);
+    c.head = site_fields_ + "Accept-Ranges: bytes\r\n";
+    c.disk_site = static_cast<int>(table_.disk_sites.size()) - 1;
+    table_.responses.push_back(std::move(c));
+    PathRoutes p{site.path, {}, -1};
+    p.by_method.fill(-1);
+    p.by_method[static_cast<int>(Method::GET)] = static_cast<int>(table_.responses.size()) - 1;
+    table_.fallbacks.push_back(p);
+    std::string bare = site.path.substr(0, site.path.size() - 1);
+    if (!bare.empty() && !path_at_.count(bare))
+      path_for(bare).by_method[static_cast<int>(Method::GET)] = add_redirect(bare, site.path);
+  }
+
+  // True when a longer site read at run time owns `url`.
+  bool under_disk_site(const std::string& url) const {
+    return std::any_of(disk_prefixes_.begin(), disk_prefixes_.end(),
+                       [&](const std::string& p) { return url.compare(0, p.size(), p) == 0; });
+  }
+
   // A static site: a path per file, per directory with an index ("/sub/"),
   // and a redirect for that directory without its slash ("/sub"). An exact
   // route of the same path wins.
@@ -145,6 +189,7 @@ class TableBuilder {
     std::map<std::string, int> by_file;
     for (const SiteFile& f : site.files) {
       std::string url = site.path + f.path;
+      if (under_disk_site(url)) continue;
       int index = add_file(site, f, url);
       by_file[f.path] = index;
       if (!path_at_.count(url)) path_for(url).by_method[static_cast<int>(Method::GET)] = index;
@@ -153,6 +198,7 @@ class TableBuilder {
       auto it = by_file.find(d.empty() ? site.index : d + "/" + site.index);
       if (it == by_file.end()) continue;
       std::string dir_url = site.path + (d.empty() ? "" : d + "/");
+      if (under_disk_site(dir_url)) continue;
       if (!path_at_.count(dir_url)) path_for(dir_url).by_method[static_cast<int>(Method::GET)] = it->second;
       std::string bare = dir_url.substr(0, dir_url.size() - 1);
       if (!bare.empty() && !path_at_.count(bare))
@@ -208,11 +254,20 @@ class TableBuilder {
   ResponseTable table_;
   std::map<std::string, size_t> path_at_;              // path -> its index in table_.paths
   std::map<std::string, int> options_for_, not_allowed_for_;  // by Allow
+  std::vector<std::string> disk_prefixes_;             // sites read at run time, so far
 };
 
 }  // namespace
 
 ResponseTable build_response_table(const Spec& spec) { return TableBuilder(spec).build(); }
+
+std::vector<std::string> run_time_roots(const Spec& spec) {
+  std::vector<std::string> roots;
+  for (const StaticSite& site : spec.sites)
+    if (!site.root.empty() && std::find(roots.begin(), roots.end(), site.root) == roots.end())
+      roots.push_back(site.root);
+  return roots;
+}
 
 std::string full_head(const CompiledResponse& c, ConnHeader conn, const std::string& query) {
   std::string head = c.head;

@@ -18,7 +18,21 @@ enum class ResponseKind : uint8_t {
   entity,    // a 200 with a body: a representation chosen by Accept-Encoding, then 200,
              // 304 (If-None-Match), 206 or 416 (Range), made from slices of its fields
   redirect,  // a head made at compile time ending in a Location, the request's query after it
+  disk,      // a file read at run time from a static site's root: opened, checked, sent with sendfile
 };
+
+/// A static site read at run time ("root"): what its disk responses need.
+struct DiskSite {
+  std::string prefix;        // the URL prefix, ending in '/'
+  int root = -1;             // its directory in run_time_roots()
+  std::string index;         // the file that answers for a directory
+  std::string index_type;    // the index's Content-Type
+  bool hidden = false;       // serve names starting with '.'
+};
+
+/// The directories the server opens at start, each once: static sites'
+/// roots, in spec order.
+std::vector<std::string> run_time_roots(const Spec& spec);
 
 /// One representation of an entity: its bytes and the field lines that
 /// describe it, laid out so that each answer is a prefix of them.
@@ -49,6 +63,8 @@ struct CompiledResponse {
   std::string file;                 // a file embedded with incbin
   uint64_t body_size = 0;
   std::vector<CompiledRep> reps;    // entity: in Coding order, identity last
+  int disk_site = -1;               // disk: its site in ResponseTable::disk_sites; head: the
+                                    // field lines its answers share (Accept-Ranges, the spec's headers)
 };
 
 /// The responses for one exact path.
@@ -73,6 +89,12 @@ struct ResponseTable {
   int not_implemented = -1;       // 501
   int version_not_supported = -1; // 505
   int expectation_failed = -1;    // 417
+  /// With sites read at run time: the sites, and their answers when a
+  /// file cannot be served.
+  std::vector<DiskSite> disk_sites;
+  int forbidden = -1;             // 403: a directory without its index, not a regular file, EACCES
+  int unavailable = -1;           // 503: out of file descriptors or memory
+  int server_error = -1;          // 500: another error of the file system (EIO)
 };
 
 /// Every response of an HTTP spec (`response` or `routes`).

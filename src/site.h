@@ -35,10 +35,13 @@ struct SiteFile {
   std::vector<SiteRepresentation> reps;  // identity first, then br and gzip when kept
 };
 
-/// A "static" entry with "dir", read at build time.
+/// A "static" entry: with "dir", read at build time; with "root", a
+/// directory the server opens at start and reads at run time (then only
+/// path, root, index and hidden apply).
 struct StaticSite {
   std::string path = "/";          // the URL prefix, starting and ending with '/'
   std::string dir;                 // as written in the spec, relative to the spec's directory
+  std::string root;                // as written in the spec: absolute, or relative to the server's cwd
   std::string index = "index.html";  // a file name, no '/'
   std::string fallback;            // "" for none; else a path of `files`
   bool compress = true;

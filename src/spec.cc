@@ -497,6 +497,19 @@ void check_cache_control(Checker& c, const json& j, const std::string& ptr, Stat
   }
 }
 
+// A directory the server opens at run time ("root" of static and uploads):
+// any path but an empty one, or one with a NUL (open(2) could not take it).
+// Whether it exists is the server's business, at start: it may be made
+// after the build, or be a volume mounted into the container.
+void check_root(Checker& c, const std::string& s, const std::string& ptr, std::string& out) {
+  if (s.empty())
+    c.error(ptr, "expected a directory, got \"\"");
+  else if (s.find('\0') != std::string::npos)
+    c.error(ptr, "expected a directory, got a name with a NUL byte");
+  else
+    out = s;
+}
+
 // "static": [{"path": "/", "dir": "public", ...}]: each directory is walked,
 // hashed and compressed now (site.cc); its problems are errors at its keys.
 void check_static(Checker& c, const json& j, Spec& spec) {
@@ -507,12 +520,7 @@ void check_static(Checker& c, const json& j, Spec& spec) {
   const ObjectSpec& keys = spec_object("static");
   for (size_t i = 0; i < j.size(); ++i) {
     const std::string ptr = "/static/" + std::to_string(i);
-    json entry = j[i];
-    bool root = entry.is_object() && entry.contains("root");
-    if (root) {
-      c.error(ptr + "/root", "files read at run time (\"root\") are not supported yet; use \"dir\"");
-      entry.erase("root");
-    }
+    const json& entry = j[i];
     if (!c.object(entry, ptr, keys)) continue;
     StaticSite site;
     if (entry.contains("path")) check_static_path(c, entry["path"], ptr + "/path", site.path);
@@ -534,8 +542,16 @@ void check_static(Checker& c, const json& j, Spec& spec) {
     if (entry.contains("hidden"))
       if (auto b = c.boolean(entry["hidden"], ptr + "/hidden")) site.hidden = *b;
     if (entry.contains("cache_control")) check_cache_control(c, entry["cache_control"], ptr + "/cache_control", site);
-    if (!entry.contains("dir")) {
-      if (!root && !c.suggested(ptr + "/dir")) c.error(ptr, "missing \"dir\"");
+    if (entry.contains("root")) {
+      if (entry.contains("dir"))
+        c.error(ptr + "/root", "give \"dir\" (embedded at build time) or \"root\" (read at run time), not both");
+      else if (auto s = c.string(entry["root"], ptr + "/root"))
+        check_root(c, *s, ptr + "/root", site.root);
+      for (const char* k : {"fallback", "compress", "cache_control"})
+        if (entry.contains(k))
+          c.error(ptr + "/" + k, "only with \"dir\": a \"root\" is read at run time, file by file");
+    } else if (!entry.contains("dir")) {
+      if (!c.suggested(ptr + "/dir") && !c.suggested(ptr + "/root")) c.error(ptr, "missing \"dir\" or \"root\"");
     } else if (auto s = c.string(entry["dir"], ptr + "/dir")) {
       site.dir = *s;
       if (s->empty())
@@ -776,7 +792,7 @@ Spec parse_spec(const std::string& text, const std::string& path) {
     if (root.contains("limits")) check_limits(c, root["limits"], spec.limits);
     // epoll keeps a request buffer per connection slot in .bss.
     uint64_t table = static_cast<uint64_t>(spec.limits.max_connections) *
-                     static_cast<uint64_t>(conn_buffer_bytes(spec.limits.request_bytes) + kConnRecordBytes);
+                     static_cast<uint64_t>(conn_buffer_bytes(spec.limits.request_bytes, spec.files_at_run_time()) + kConnRecordBytes);
     if (spec.mode == Mode::epoll && table > (uint64_t{1} << 30))
       c.error("/limits/max_connections",
               fmt::format("{} connections with {}-byte buffers need {} MiB of memory; the limit is "

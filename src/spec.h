@@ -125,6 +125,13 @@ struct Spec {
   /// Not from the JSON: `--teach` asks for a listing for a first reading,
   /// in which die names only the errnos a first run is likely to meet.
   bool teach = false;
+
+  /// True when the server opens files at run time (a static site's root).
+  bool files_at_run_time() const {
+    for (const StaticSite& s : sites)
+      if (!s.root.empty()) return true;
+    return false;
+  }
 };
 
 /// Thrown for an invalid spec; what() holds every error, one per line.

@@ -91,10 +91,12 @@ std::vector<ObjectSpec> make_objects() {
        .base = "response",
        .required = {"path"}},
       {.name = "static",
-       .description = "A directory embedded at build time and served under a URL prefix.",
+       .description = "A directory served under a URL prefix: embedded at build time (dir) or read at run time (root).",
        .keys = {
            str("path", "The URL prefix: starts and ends with /; default \"/\"", "^/([^?#]*/)?$"),
            str("dir", "A directory relative to the spec's directory: every regular file below it is embedded"),
+           str("root",
+               "A directory read at run time, absolute or relative to the server's working directory; opened at start"),
            str("index", "The file that answers for its directory's URL; default \"index.html\"", "^[^/]+$"),
            str("fallback", "A file of dir that answers paths that match nothing (a single-page app's index.html)"),
            flag("compress", "Brotli and gzip variants of compressible files, made at build time; default true"),
@@ -102,7 +104,7 @@ std::vector<ObjectSpec> make_objects() {
            text_map("cache_control",
                     "Glob relative to dir (* and ? within a segment, ** across) -> Cache-Control; the first match wins"),
        },
-       .required = {"dir"}},
+       .exactly_one = {{"dir"}, {"root"}}},
       {.name = "limits",
        .description = "Bounds on every request and connection.",
        .keys = {

@@ -38,8 +38,8 @@ constexpr size_t kValueShown = 32;  // bytes of a bad $PORT the error shows
 bool dual_stack(const Spec& spec) { return spec.ipv6 && spec.address == "::"; }
 }  // namespace
 
-Startup::Startup(const Spec& spec, Builder& b, Runtime& rt, bool nonblocking, Label probe)
-    : Gen(spec, b), rt_(rt), nonblocking_(nonblocking), probe_(probe) {
+Startup::Startup(const Spec& spec, Builder& b, Runtime& rt, Roots& roots, bool nonblocking, Label probe)
+    : Gen(spec, b), rt_(rt), roots_(roots), nonblocking_(nonblocking), probe_(probe) {
   std::string addr = address_text(spec_);
   err_socket_ = rt_.error_prefix("error_socket", "socket",
                                 {"EACCES", "EAFNOSUPPORT", "EINVAL", "EMFILE", "ENFILE", "ENOBUFS", "ENOMEM",
@@ -342,6 +342,8 @@ void Startup::emit(Label next) {
           err ? "log_fd = STDERR_FILENO" : "log_fd = STDOUT_FILENO", "");
     set(kLogFd, err ? kStderr : kStdout, "r15 = log_fd");
   }
+
+  roots_.emit_open();
 
   Label bind = local("socket");
   Label configure = local("configure");

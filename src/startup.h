@@ -5,6 +5,7 @@
 #pragma once
 
 #include "gen.h"
+#include "roots.h"
 #include "runtime.h"
 
 namespace asmsrv {
@@ -17,7 +18,7 @@ class Startup : public Gen {
  public:
   /// `nonblocking`: the driver wants a non-blocking listener. `probe`: where
   /// `server --probe` goes (id -1: the spec has no probe).
-  Startup(const Spec& spec, Builder& b, Runtime& rt, bool nonblocking, Label probe);
+  Startup(const Spec& spec, Builder& b, Runtime& rt, Roots& roots, bool nonblocking, Label probe);
   /// Emits start-up from `_start`; ends with a jump to `next`.
   void emit(Label next);
 
@@ -33,6 +34,7 @@ class Startup : public Gen {
   void find_env(const std::string& name, const std::string& data_name);
 
   Runtime& rt_;
+  Roots& roots_;
   bool nonblocking_;
   Label probe_;
   Label environ_, find_env_, parse_decimal_, listen_addr_;

@@ -537,6 +537,18 @@ TEST(Spec, StaticSites) {
   EXPECT_EQ(s.sites[1].files[0].reps[0].file, "public/docs/index.html");
 }
 
+TEST(Spec, StaticRootIsReadAtRunTime) {
+  // A root need not exist when the spec is checked: the server opens it at start.
+  Spec s = parse_spec(R"({"static": [{"path": "/media/", "root": "/no/such/dir", "hidden": true}]})", "s.json");
+  ASSERT_EQ(s.sites.size(), 1u);
+  EXPECT_EQ(s.sites[0].root, "/no/such/dir");
+  EXPECT_TRUE(s.sites[0].dir.empty());
+  EXPECT_TRUE(s.sites[0].files.empty());
+  EXPECT_TRUE(s.sites[0].hidden);
+  EXPECT_TRUE(s.files_at_run_time());
+  EXPECT_FALSE(parse_spec(R"({"response": {}})", "s.json").files_at_run_time());
+}
+
 TEST(SpecErrors, Static) {
   std::string dir = site_dir();
   std::string f = dir + "/s.json";
@@ -550,10 +562,15 @@ TEST(SpecErrors, Static) {
   EXPECT_EQ(one(R"({"raw_response": "x", "static": [{"dir": "public"}]})"),
             "/static: \"static\" goes alone or with \"routes\", not with \"raw_response\"");
   EXPECT_EQ(one(R"({"static": []})"), "/static: expected a non-empty array of sites like {\"dir\": \"public\"}, got []");
-  EXPECT_EQ(one(R"({"static": [{}]})"), "/static/0: missing \"dir\"");
+  EXPECT_EQ(one(R"({"static": [{}]})"), "/static/0: missing \"dir\" or \"root\"");
   EXPECT_EQ(one(R"({"static": [{"dri": "public"}]})"), "/static/0/dri: unknown key; did you mean \"dir\"?");
-  EXPECT_EQ(one(R"({"static": [{"root": "/srv/www"}]})"),
-            "/static/0/root: files read at run time (\"root\") are not supported yet; use \"dir\"");
+  EXPECT_EQ(one(R"({"static": [{"root": "/srv/www", "dir": "public"}]})"),
+            "/static/0/root: give \"dir\" (embedded at build time) or \"root\" (read at run time), not both");
+  EXPECT_EQ(one(R"({"static": [{"root": ""}]})"), "/static/0/root: expected a directory, got \"\"");
+  EXPECT_EQ(one(R"({"static": [{"root": "/srv/www", "fallback": "index.html"}]})"),
+            "/static/0/fallback: only with \"dir\": a \"root\" is read at run time, file by file");
+  EXPECT_EQ(one(R"({"static": [{"root": "/srv/www", "cache_control": {"*": "no-cache"}}]})"),
+            "/static/0/cache_control: only with \"dir\": a \"root\" is read at run time, file by file");
   EXPECT_EQ(one(R"({"static": [{"path": "docs/", "dir": "public"}]})"),
             "/static/0/path: expected a path that starts with \"/\", got \"docs/\"");
   EXPECT_EQ(one(R"({"static": [{"path": "/docs", "dir": "public"}]})"),
