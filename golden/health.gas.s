@@ -45,13 +45,16 @@
         .set conn_chunk, 192                    # a chunked body being dropped: where its parser is (kChunk*), 0 none
         .set conn_chunk_digits, 196             # hex digits of the chunk size being read
         .set conn_body_total, 200               # a chunked body: its data, extension and trailer bytes so far
+        .set conn_file, 208                     # a file being sent (or written): its descriptor; -1 none
+        .set conn_file_off, 216                 # the file's offset of the next byte to send
+        .set conn_file_left, 224                # bytes of the file still to send after the iov parts
         .set resp_head, 0                       # offset of the head in response_heads (an entity: its 200 status line)
         .set resp_head_len, 4                   # its length
         .set resp_body, 8                       # offset of the body in response_bodies
         .set resp_body_len, 12                  # length of the body
         .set resp_status, 16                    # the status code, for the log
         .set resp_flags, 20                     # bits 0-7: the kind; bit 8: always close; bits 16-18: an entity's codings
-        .set resp_reps, 24                      # an entity: the index of its first record in representations
+        .set resp_reps, 24                      # an entity: the index of its first record in representations; disk: its site
         .set resp_spare, 28                     # 0: a record is 32 bytes, so that an index shifts into an offset
         .set rep_fields, 0                      # offset of its field lines in response_heads
         .set rep_len_shared, 4                  # what a 416 sends of them: the response's own and the spec's headers
@@ -2746,11 +2749,7 @@ _start:
         mov     ecx, DWORD PTR [r10+resp_flags]
         shr     ecx, 16                         # ecx = its codings: 1 br, 2 gzip, 4 identity
         xor     eax, eax                        # the first representation
-        cmp     ecx, 4
-        je      short .Lkind_entity.one_coding  # identity alone: nothing to choose
-        push    r10
-        call    .Lchoose_coding                 # eax = how many representations come before the chosen one
-        pop     r10
+        # Every entity here has one representation: nothing to choose.
 .Lkind_entity.one_coding:
         add     eax, DWORD PTR [r10+resp_reps]
         shl     rax, 5                          # index * 32
@@ -2773,6 +2772,9 @@ _start:
         je      short .Lkind_entity.no_if_none_match
         mov     rsi, QWORD PTR [rip + req_if_none_match]
         mov     rcx, QWORD PTR [rip + req_if_none_match_len]
+        lea     rdx, [rip + response_heads]
+        mov     eax, DWORD PTR [r11+rep_etag]
+        add     rdx, rax                        # rdx = its ETag, quotes included
         call    .Letag_listed                   # eax = 1: the ETag is listed (weak comparison)
         test    eax, eax
         {disp32} jnz     .Lkind_entity.not_modified
@@ -2854,7 +2856,7 @@ _start:
         mov     BYTE PTR [rdi], '/'
         inc     rdi
         mov     eax, DWORD PTR [r11+rep_body_len]
-        call    .Lappend_u64                    # the representation's length
+        call    .Lappend_u64                    # the whole length
         lea     rsi, [rip + length_text]
         mov     ecx, 18
         rep movsb
@@ -2949,287 +2951,13 @@ _start:
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine choose_coding(ecx = the codings an entity has)
-## C: q[br, gzip, identity, *] = from Accept-Encoding; c = argmax over the codings it has of
-##    (q[c] set ? q[c] : q[*] set ? q[*] : c == identity ? 0.001 : 0); eax = c's rank
-## RFC 9110 12.5.3: each coding's q-value (in thousandths; q=0: not acceptable).
-## Equal values prefer br, then gzip, then identity. No Accept-Encoding: identity;
-## identity that nothing names is the last resort. When nothing is
-## acceptable, identity anyway. x-gzip is gzip. The q-values live on the stack:
-## [rsp] br, [rsp+4] gzip, [rsp+8] identity, [rsp+12] *, -1 when not named.
-## Returns in eax how many of its representations come before the chosen one.
-## Clobbers rcx, rdx, rsi, rdi, r8-r11.
-.Lchoose_coding:
-        sub     rsp, 16                         # q[4]
-        mov     DWORD PTR [rsp], -1
-        mov     DWORD PTR [rsp+4], -1
-        mov     DWORD PTR [rsp+8], -1
-        mov     DWORD PTR [rsp+12], -1
-        mov     r11d, ecx                       # r11d = the codings it has
-        mov     rsi, QWORD PTR [rip + req_accept_encoding]
-        mov     rdi, rsi
-        add     rdi, QWORD PTR [rip + req_accept_encoding_len] # rdi = the value's end (none: rsi)
-.Lchoose_coding.element:
-        cmp     rsi, rdi
-        {disp32} jae     .Ldecide               # every element read
-        movzx   eax, BYTE PTR [rsi]
-        cmp     eax, ','
-        je      short .Lchoose_coding.separator
-        cmp     eax, ' '
-        je      short .Lchoose_coding.separator
-        cmp     eax, 9
-        je      short .Lchoose_coding.separator
-        jmp     short .Lchoose_coding.token
-.Lchoose_coding.separator:
-        inc     rsi
-        jmp     short .Lchoose_coding.element
-.Lchoose_coding.token:
-        mov     rdx, rsi                        # rdx = the coding's name
-.Lchoose_coding.token_char:
-        cmp     rsi, rdi
-        jae     short .Lchoose_coding.token_end
-        movzx   eax, BYTE PTR [rsi]
-        cmp     eax, ','
-        je      short .Lchoose_coding.token_end
-        cmp     eax, ';'
-        je      short .Lchoose_coding.token_end
-        cmp     eax, ' '
-        je      short .Lchoose_coding.token_end
-        cmp     eax, 9
-        je      short .Lchoose_coding.token_end
-        inc     rsi
-        jmp     short .Lchoose_coding.token_char
-.Lchoose_coding.token_end:
-        mov     rcx, rsi
-        sub     rcx, rdx                        # rcx = its length
-        mov     r8, -1                          # r8 = its offset in q, -1: a coding no representation has
-        cmp     rcx, 2
-        jne     short .Lchoose_coding.not_br
-        movzx   eax, WORD PTR [rdx]
-        or      eax, 0x2020                     # to lower case
-        cmp     eax, 0x7262                     # "br"
-        jne     short .Lchoose_coding.not_br
-        mov     r8d, 0                          # br: q + 0
-        {disp32} jmp     .Lchoose_coding.named
-.Lchoose_coding.not_br:
-        cmp     rcx, 4
-        jne     short .Lchoose_coding.not_gzip
-        mov     eax, DWORD PTR [rdx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x70697a67                 # "gzip"
-        jne     short .Lchoose_coding.not_gzip
-        mov     r8d, 4                          # gzip: q + 4
-        jmp     short .Lchoose_coding.named
-.Lchoose_coding.not_gzip:
-        cmp     rcx, 6
-        jne     short .Lchoose_coding.not_x_gzip
-        mov     eax, DWORD PTR [rdx]
-        or      eax, 0x20200020                 # to lower case
-        cmp     eax, 0x7a672d78                 # "x-gz"
-        jne     short .Lchoose_coding.not_x_gzip
-        mov     eax, DWORD PTR [rdx+2]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x70697a67                 # "gzip"
-        jne     short .Lchoose_coding.not_x_gzip
-        mov     r8d, 4                          # x-gzip: q + 4
-        jmp     short .Lchoose_coding.named
-.Lchoose_coding.not_x_gzip:
-        cmp     rcx, 8
-        jne     short .Lchoose_coding.not_identity
-        mov     eax, DWORD PTR [rdx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x6e656469                 # "iden"
-        jne     short .Lchoose_coding.not_identity
-        mov     eax, DWORD PTR [rdx+4]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x79746974                 # "tity"
-        jne     short .Lchoose_coding.not_identity
-        mov     r8d, 8                          # identity: q + 8
-        jmp     short .Lchoose_coding.named
-.Lchoose_coding.not_identity:
-        cmp     rcx, 1
-        jne     short .Lchoose_coding.not_star
-        cmp     BYTE PTR [rdx], '*'             # "*"
-        jne     short .Lchoose_coding.not_star
-        mov     r8d, 12                         # *: q + 12
-        jmp     short .Lchoose_coding.named
-.Lchoose_coding.not_star:
-.Lchoose_coding.named:
-        mov     r9d, 1000                       # r9 = its q: 1 unless a parameter says otherwise
-.Lchoose_coding.params:
-.Lchoose_coding.ows:
-        cmp     rsi, rdi
-        jae     short .Lchoose_coding.ows_done
-        cmp     BYTE PTR [rsi], ' '
-        je      short .Lchoose_coding.ows_char
-        cmp     BYTE PTR [rsi], 9
-        jne     short .Lchoose_coding.ows_done  # rsi at what follows the spaces and tabs
-.Lchoose_coding.ows_char:
-        inc     rsi
-        jmp     short .Lchoose_coding.ows
-.Lchoose_coding.ows_done:
-        cmp     rsi, rdi
-        {disp32} jae     .Lchoose_coding.store
-        cmp     BYTE PTR [rsi], ';'             # a parameter?
-        {disp32} jne     .Lchoose_coding.store
-        inc     rsi
-.Lchoose_coding.param_ows:
-        cmp     rsi, rdi
-        jae     short .Lchoose_coding.param_ows_done
-        cmp     BYTE PTR [rsi], ' '
-        je      short .Lchoose_coding.param_ows_char
-        cmp     BYTE PTR [rsi], 9
-        jne     short .Lchoose_coding.param_ows_done # rsi at what follows the spaces and tabs
-.Lchoose_coding.param_ows_char:
-        inc     rsi
-        jmp     short .Lchoose_coding.param_ows
-.Lchoose_coding.param_ows_done:
-        cmp     rsi, rdi
-        {disp32} jae     .Lchoose_coding.store
-        movzx   eax, BYTE PTR [rsi]
-        or      eax, 32
-        cmp     eax, 'q'
-        {disp32} jne     .Lchoose_coding.param_skip # another parameter: ignored
-        cmp     BYTE PTR [rsi+1], '='           # the value ends before the head's CR LF: safe to read
-        {disp32} jne     .Lchoose_coding.param_skip
-        add     rsi, 2
-        # qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
-        cmp     rsi, rdi
-        jae     short .Lchoose_coding.bad_q
-        movzx   eax, BYTE PTR [rsi]
-        sub     eax, '0'
-        cmp     eax, 1
-        ja      short .Lchoose_coding.bad_q     # not 0 or 1
-        imul    r9d, eax, 1000
-        inc     rsi
-        cmp     rsi, rdi
-        jae     short .Lchoose_coding.q_done
-        cmp     BYTE PTR [rsi], '.'
-        jne     short .Lchoose_coding.q_done
-        inc     rsi
-        cmp     rsi, rdi
-        jae     short .Lchoose_coding.q_done
-        movzx   eax, BYTE PTR [rsi]
-        sub     eax, '0'
-        cmp     eax, 9
-        ja      short .Lchoose_coding.q_done
-        imul    eax, eax, 100
-        add     r9d, eax                        # digit * 100
-        inc     rsi
-        cmp     rsi, rdi
-        jae     short .Lchoose_coding.q_done
-        movzx   eax, BYTE PTR [rsi]
-        sub     eax, '0'
-        cmp     eax, 9
-        ja      short .Lchoose_coding.q_done
-        imul    eax, eax, 10
-        add     r9d, eax                        # digit * 10
-        inc     rsi
-        cmp     rsi, rdi
-        jae     short .Lchoose_coding.q_done
-        movzx   eax, BYTE PTR [rsi]
-        sub     eax, '0'
-        cmp     eax, 9
-        ja      short .Lchoose_coding.q_done
-        add     r9d, eax                        # digit * 1
-        inc     rsi
-.Lchoose_coding.q_done:
-        cmp     r9d, 1000
-        jbe     short .Lchoose_coding.param_skip
-.Lchoose_coding.bad_q:
-        mov     r9d, 0                          # over 1 or malformed: not acceptable
-.Lchoose_coding.param_skip:
-        cmp     rsi, rdi
-        jae     short .Lchoose_coding.store
-        movzx   eax, BYTE PTR [rsi]
-        cmp     eax, ';'
-        {disp32} je      .Lchoose_coding.params # the next parameter
-        cmp     eax, ','
-        je      short .Lchoose_coding.store
-        inc     rsi
-        jmp     short .Lchoose_coding.param_skip
-.Lchoose_coding.store:
-        test    r8, r8
-        {disp32} js      .Lchoose_coding.element # not a coding we have
-        mov     DWORD PTR [rsp+r8], r9d         # its q
-        {disp32} jmp     .Lchoose_coding.element
-
-## --------------------------------------------------------------------------
-## choose_coding: the best coding it has
-## C: for (c = br; c <= identity; c++) if (has(c) && q(c) > best) best = q(c), rank = n; n += has(c)
-## r9d = the best q so far, r8d = its rank, ecx = the representations seen.
-.Ldecide:
-        mov     r9, -1
-        xor     ecx, ecx
-        test    r11d, 1                         # has it br?
-        jz      short .Ldecide.absent
-        mov     eax, DWORD PTR [rsp]            # q[br]
-        test    eax, eax
-        jns     short .Ldecide.q_known
-        mov     eax, DWORD PTR [rsp+12]         # q[*]
-        test    eax, eax
-        jns     short .Ldecide.q_known
-        mov     eax, 0                          # not named: not acceptable
-.Ldecide.q_known:
-        cmp     eax, r9d
-        jle     short .Ldecide.not_better       # equal: the earlier coding stays
-        mov     r9d, eax
-        mov     r8d, ecx
-.Ldecide.not_better:
-        inc     ecx
-.Ldecide.absent:
-        test    r11d, 2                         # has it gzip?
-        jz      short .Ldecide.absent_2
-        mov     eax, DWORD PTR [rsp+4]          # q[gzip]
-        test    eax, eax
-        jns     short .Ldecide.q_known_2
-        mov     eax, DWORD PTR [rsp+12]         # q[*]
-        test    eax, eax
-        jns     short .Ldecide.q_known_2
-        mov     eax, 0                          # not named: not acceptable
-.Ldecide.q_known_2:
-        cmp     eax, r9d
-        jle     short .Ldecide.not_better_2     # equal: the earlier coding stays
-        mov     r9d, eax
-        mov     r8d, ecx
-.Ldecide.not_better_2:
-        inc     ecx
-.Ldecide.absent_2:
-        test    r11d, 4                         # has it identity?
-        jz      short .Ldecide.absent_3
-        mov     eax, DWORD PTR [rsp+8]          # q[identity]
-        test    eax, eax
-        jns     short .Ldecide.q_known_3
-        mov     eax, DWORD PTR [rsp+12]         # q[*]
-        test    eax, eax
-        jns     short .Ldecide.q_known_3
-        mov     eax, 1                          # identity: acceptable, last
-.Ldecide.q_known_3:
-        cmp     eax, r9d
-        jle     short .Ldecide.not_better_3     # equal: the earlier coding stays
-        mov     r9d, eax
-        mov     r8d, ecx
-.Ldecide.not_better_3:
-        inc     ecx
-.Ldecide.absent_3:
-        test    r9d, r9d
-        jg      short .Ldecide.chosen
-        lea     r8, [rcx-1]                     # nothing acceptable: identity, the last
-.Ldecide.chosen:
-        mov     eax, r8d
-        add     rsp, 16
-        ret
-
-## --------------------------------------------------------------------------
-## subroutine etag_listed(rsi = If-None-Match, rcx = its length, r11 = representation)
+## subroutine etag_listed(rsi = If-None-Match, rcx = its length, rdx = the ETag)
 ## C: eax = value == "*" || any entity-tag in it, W/ or not, has the ETag's opaque-tag
 ## RFC 9110 13.1.2: If-None-Match compares weakly, so W/"x" matches "x".
-## A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi; keeps
-## r8-r11 (the body, its length, the response and the representation).
+## The ETag is 18 bytes, quotes included. A malformed list matches nothing.
+## Clobbers rax, rcx, rsi, rdi; keeps rdx and r8-r11 (the body, its length,
+## the response and the representation).
 .Letag_listed:
-        lea     rdx, [rip + response_heads]
-        mov     eax, DWORD PTR [r11+rep_etag]
-        add     rdx, rax                        # rdx = the ETag, quotes included
         lea     rdi, [rsi+rcx]                  # rdi = the value's end
 .Letag_listed.element:
         cmp     rsi, rdi
@@ -3449,7 +3177,7 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine refresh_date: clock_gettime(2), syscall 228
-## C: clock_gettime(CLOCK_REALTIME, &ts); strftime(date_line + 6, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&ts.tv_sec));
+## C: clock_gettime(CLOCK_REALTIME, &ts); format_date(ts.tv_sec, date_line + 6);
 ##    date_expires = clock_now + 1000 - ts.tv_nsec / 1000000
 ## The wall clock, read at most once a second: the line stays valid until the
 ## second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
@@ -3468,12 +3196,22 @@ _start:
         sub     rcx, rax
         mov     QWORD PTR [rip + date_expires], rcx # made again when the next second starts
         mov     rax, QWORD PTR [rsi]            # tv_sec
+        lea     rdi, [rip + date_line]
+        add     rdi, 6                          # rdi = the date, after "Date: "
+        jmp     short .Lformat_date             # format_date returns for us
+
+## --------------------------------------------------------------------------
+## subroutine format_date(rax = seconds since 1970, rdi = the date)
+## C: strftime(rdi, "%a, %d %b %Y %H:%M:%S", gmtime(&seconds))
+## Rewrites the fields of "Thu, 01 Jan 1970 00:00:00 GMT" at rdi: for the Date
+## line and for a file's Last-Modified. Keeps rdi; leaves r9 = 4 * the month
+## (0 = January). Clobbers rax, rcx, rdx, rsi, r8-r11.
+.Lformat_date:
         xor     edx, edx
         mov     ecx, 0x15180
         div     rcx                             # rax = days since 1970-01-01, rdx = second of the day
         mov     r8, rdx                         # r8 = second of the day
         mov     r9, rax                         # r9 = days
-        lea     rdi, [rip + date_line]          # rdi = the line; the date starts at +6
         # The weekday: 1970-01-01 was a Thursday (4).
         lea     rax, [r9+4]
         xor     edx, edx
@@ -3482,7 +3220,7 @@ _start:
         shl     rdx, 2                          # 4 bytes a name
         lea     rsi, [rip + day_names]
         mov     eax, DWORD PTR [rsi+rdx]
-        mov     DWORD PTR [rdi+6], eax          # "Sun,"
+        mov     DWORD PTR [rdi], eax            # "Sun,"
         # z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
         lea     rax, [r9+719468]
         xor     edx, edx
@@ -3542,18 +3280,18 @@ _start:
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+11], ax           # "06"
+        mov     WORD PTR [rdi+5], ax            # "06"
         # January and February belong to the next year: month = mp < 10 ? mp + 2 : mp - 10
         cmp     r9, 10
-        jb      short .Lrefresh_date.march_to_december
+        jb      short .Lformat_date.march_to_december
         sub     r9, 12
         inc     r10                             # the year turns in January
-.Lrefresh_date.march_to_december:
+.Lformat_date.march_to_december:
         add     r9, 2                           # r9 = month, 0 = January
         shl     r9, 2                           # 4 bytes a name
         lea     rsi, [rip + month_names]
         mov     eax, DWORD PTR [rsi+r9]
-        mov     DWORD PTR [rdi+14], eax         # "Nov "
+        mov     DWORD PTR [rdi+8], eax          # "Nov "
         mov     rax, r10
         xor     edx, edx
         mov     ecx, 100
@@ -3562,12 +3300,12 @@ _start:
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+18], ax           # "19"
+        mov     WORD PTR [rdi+12], ax           # "19"
         mov     rax, r10
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+20], ax           # "94"
+        mov     WORD PTR [rdi+14], ax           # "94"
         # The time of day from r8, the second of the day.
         mov     rax, r8
         xor     edx, edx
@@ -3577,7 +3315,7 @@ _start:
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+23], ax           # "08"
+        mov     WORD PTR [rdi+17], ax           # "08"
         mov     rax, r8
         xor     edx, edx
         mov     ecx, 60
@@ -3586,12 +3324,12 @@ _start:
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+26], ax           # "49"
+        mov     WORD PTR [rdi+20], ax           # "49"
         mov     rax, r8
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+29], ax           # "37"
+        mov     WORD PTR [rdi+23], ax           # "37"
         ret
 
 ## --------------------------------------------------------------------------
@@ -4554,10 +4292,11 @@ req_if_range:
 req_if_range_len:
         .skip 8
 
-# the request's path, decoded and normalised (never longer than it was) (16384 bytes)
+# the request's path, decoded and normalised (never longer than it was), and
+# room for a NUL after it (16400 bytes)
         .balign 16
 norm_path:
-        .skip 16384
+        .skip 16400
 
 # clock_now (ms) when date_line must be made again (8 bytes)
         .balign 8

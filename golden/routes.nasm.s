@@ -44,13 +44,16 @@
         conn_chunk equ 192                      ; a chunked body being dropped: where its parser is (kChunk*), 0 none
         conn_chunk_digits equ 196               ; hex digits of the chunk size being read
         conn_body_total equ 200                 ; a chunked body: its data, extension and trailer bytes so far
+        conn_file equ 208                       ; a file being sent (or written): its descriptor; -1 none
+        conn_file_off equ 216                   ; the file's offset of the next byte to send
+        conn_file_left equ 224                  ; bytes of the file still to send after the iov parts
         resp_head equ 0                         ; offset of the head in response_heads (an entity: its 200 status line)
         resp_head_len equ 4                     ; its length
         resp_body equ 8                         ; offset of the body in response_bodies
         resp_body_len equ 12                    ; length of the body
         resp_status equ 16                      ; the status code, for the log
         resp_flags equ 20                       ; bits 0-7: the kind; bit 8: always close; bits 16-18: an entity's codings
-        resp_reps equ 24                        ; an entity: the index of its first record in representations
+        resp_reps equ 24                        ; an entity: the index of its first record in representations; disk: its site
         resp_spare equ 28                       ; 0: a record is 32 bytes, so that an index shifts into an offset
         rep_fields equ 0                        ; offset of its field lines in response_heads
         rep_len_shared equ 4                    ; what a 416 sends of them: the response's own and the spec's headers
@@ -2318,11 +2321,7 @@ kind_entity:
         mov     ecx, dword [r10+resp_flags]
         shr     ecx, 16                         ; ecx = its codings: 1 br, 2 gzip, 4 identity
         xor     eax, eax                        ; the first representation
-        cmp     ecx, 4
-        je      short kind_entity.one_coding    ; identity alone: nothing to choose
-        push    r10
-        call    choose_coding                   ; eax = how many representations come before the chosen one
-        pop     r10
+        ; Every entity here has one representation: nothing to choose.
 kind_entity.one_coding:
         add     eax, dword [r10+resp_reps]
         shl     rax, 5                          ; index * 32
@@ -2345,6 +2344,9 @@ kind_entity.one_coding:
         je      short kind_entity.no_if_none_match
         mov     rsi, qword [rel req_if_none_match]
         mov     rcx, qword [rel req_if_none_match_len]
+        lea     rdx, [rel response_heads]
+        mov     eax, dword [r11+rep_etag]
+        add     rdx, rax                        ; rdx = its ETag, quotes included
         call    etag_listed                     ; eax = 1: the ETag is listed (weak comparison)
         test    eax, eax
         jnz     near kind_entity.not_modified
@@ -2426,7 +2428,7 @@ kind_entity.ranged:
         mov     byte [rdi], '/'
         inc     rdi
         mov     eax, dword [r11+rep_body_len]
-        call    append_u64                      ; the representation's length
+        call    append_u64                      ; the whole length
         lea     rsi, [rel length_text]
         mov     ecx, 18
         rep movsb
@@ -2521,287 +2523,13 @@ finish_response.date_fresh:
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine choose_coding(ecx = the codings an entity has)
-;; C: q[br, gzip, identity, *] = from Accept-Encoding; c = argmax over the codings it has of
-;;    (q[c] set ? q[c] : q[*] set ? q[*] : c == identity ? 0.001 : 0); eax = c's rank
-;; RFC 9110 12.5.3: each coding's q-value (in thousandths; q=0: not acceptable).
-;; Equal values prefer br, then gzip, then identity. No Accept-Encoding: identity;
-;; identity that nothing names is the last resort. When nothing is
-;; acceptable, identity anyway. x-gzip is gzip. The q-values live on the stack:
-;; [rsp] br, [rsp+4] gzip, [rsp+8] identity, [rsp+12] *, -1 when not named.
-;; Returns in eax how many of its representations come before the chosen one.
-;; Clobbers rcx, rdx, rsi, rdi, r8-r11.
-choose_coding:
-        sub     rsp, 16                         ; q[4]
-        mov     dword [rsp], -1
-        mov     dword [rsp+4], -1
-        mov     dword [rsp+8], -1
-        mov     dword [rsp+12], -1
-        mov     r11d, ecx                       ; r11d = the codings it has
-        mov     rsi, qword [rel req_accept_encoding]
-        mov     rdi, rsi
-        add     rdi, qword [rel req_accept_encoding_len] ; rdi = the value's end (none: rsi)
-choose_coding.element:
-        cmp     rsi, rdi
-        jae     near decide                     ; every element read
-        movzx   eax, byte [rsi]
-        cmp     eax, ','
-        je      short choose_coding.separator
-        cmp     eax, ' '
-        je      short choose_coding.separator
-        cmp     eax, 9
-        je      short choose_coding.separator
-        jmp     short choose_coding.token
-choose_coding.separator:
-        inc     rsi
-        jmp     short choose_coding.element
-choose_coding.token:
-        mov     rdx, rsi                        ; rdx = the coding's name
-choose_coding.token_char:
-        cmp     rsi, rdi
-        jae     short choose_coding.token_end
-        movzx   eax, byte [rsi]
-        cmp     eax, ','
-        je      short choose_coding.token_end
-        cmp     eax, ';'
-        je      short choose_coding.token_end
-        cmp     eax, ' '
-        je      short choose_coding.token_end
-        cmp     eax, 9
-        je      short choose_coding.token_end
-        inc     rsi
-        jmp     short choose_coding.token_char
-choose_coding.token_end:
-        mov     rcx, rsi
-        sub     rcx, rdx                        ; rcx = its length
-        mov     r8, -1                          ; r8 = its offset in q, -1: a coding no representation has
-        cmp     rcx, 2
-        jne     short choose_coding.not_br
-        movzx   eax, word [rdx]
-        or      eax, 0x2020                     ; to lower case
-        cmp     eax, 0x7262                     ; "br"
-        jne     short choose_coding.not_br
-        mov     r8d, 0                          ; br: q + 0
-        jmp     near choose_coding.named
-choose_coding.not_br:
-        cmp     rcx, 4
-        jne     short choose_coding.not_gzip
-        mov     eax, dword [rdx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x70697a67                 ; "gzip"
-        jne     short choose_coding.not_gzip
-        mov     r8d, 4                          ; gzip: q + 4
-        jmp     short choose_coding.named
-choose_coding.not_gzip:
-        cmp     rcx, 6
-        jne     short choose_coding.not_x_gzip
-        mov     eax, dword [rdx]
-        or      eax, 0x20200020                 ; to lower case
-        cmp     eax, 0x7a672d78                 ; "x-gz"
-        jne     short choose_coding.not_x_gzip
-        mov     eax, dword [rdx+2]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x70697a67                 ; "gzip"
-        jne     short choose_coding.not_x_gzip
-        mov     r8d, 4                          ; x-gzip: q + 4
-        jmp     short choose_coding.named
-choose_coding.not_x_gzip:
-        cmp     rcx, 8
-        jne     short choose_coding.not_identity
-        mov     eax, dword [rdx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x6e656469                 ; "iden"
-        jne     short choose_coding.not_identity
-        mov     eax, dword [rdx+4]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x79746974                 ; "tity"
-        jne     short choose_coding.not_identity
-        mov     r8d, 8                          ; identity: q + 8
-        jmp     short choose_coding.named
-choose_coding.not_identity:
-        cmp     rcx, 1
-        jne     short choose_coding.not_star
-        cmp     byte [rdx], '*'                 ; "*"
-        jne     short choose_coding.not_star
-        mov     r8d, 12                         ; *: q + 12
-        jmp     short choose_coding.named
-choose_coding.not_star:
-choose_coding.named:
-        mov     r9d, 1000                       ; r9 = its q: 1 unless a parameter says otherwise
-choose_coding.params:
-choose_coding.ows:
-        cmp     rsi, rdi
-        jae     short choose_coding.ows_done
-        cmp     byte [rsi], ' '
-        je      short choose_coding.ows_char
-        cmp     byte [rsi], 9
-        jne     short choose_coding.ows_done    ; rsi at what follows the spaces and tabs
-choose_coding.ows_char:
-        inc     rsi
-        jmp     short choose_coding.ows
-choose_coding.ows_done:
-        cmp     rsi, rdi
-        jae     near choose_coding.store
-        cmp     byte [rsi], ';'                 ; a parameter?
-        jne     near choose_coding.store
-        inc     rsi
-choose_coding.param_ows:
-        cmp     rsi, rdi
-        jae     short choose_coding.param_ows_done
-        cmp     byte [rsi], ' '
-        je      short choose_coding.param_ows_char
-        cmp     byte [rsi], 9
-        jne     short choose_coding.param_ows_done ; rsi at what follows the spaces and tabs
-choose_coding.param_ows_char:
-        inc     rsi
-        jmp     short choose_coding.param_ows
-choose_coding.param_ows_done:
-        cmp     rsi, rdi
-        jae     near choose_coding.store
-        movzx   eax, byte [rsi]
-        or      eax, 32
-        cmp     eax, 'q'
-        jne     near choose_coding.param_skip   ; another parameter: ignored
-        cmp     byte [rsi+1], '='               ; the value ends before the head's CR LF: safe to read
-        jne     near choose_coding.param_skip
-        add     rsi, 2
-        ; qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
-        cmp     rsi, rdi
-        jae     short choose_coding.bad_q
-        movzx   eax, byte [rsi]
-        sub     eax, '0'
-        cmp     eax, 1
-        ja      short choose_coding.bad_q       ; not 0 or 1
-        imul    r9d, eax, 1000
-        inc     rsi
-        cmp     rsi, rdi
-        jae     short choose_coding.q_done
-        cmp     byte [rsi], '.'
-        jne     short choose_coding.q_done
-        inc     rsi
-        cmp     rsi, rdi
-        jae     short choose_coding.q_done
-        movzx   eax, byte [rsi]
-        sub     eax, '0'
-        cmp     eax, 9
-        ja      short choose_coding.q_done
-        imul    eax, eax, 100
-        add     r9d, eax                        ; digit * 100
-        inc     rsi
-        cmp     rsi, rdi
-        jae     short choose_coding.q_done
-        movzx   eax, byte [rsi]
-        sub     eax, '0'
-        cmp     eax, 9
-        ja      short choose_coding.q_done
-        imul    eax, eax, 10
-        add     r9d, eax                        ; digit * 10
-        inc     rsi
-        cmp     rsi, rdi
-        jae     short choose_coding.q_done
-        movzx   eax, byte [rsi]
-        sub     eax, '0'
-        cmp     eax, 9
-        ja      short choose_coding.q_done
-        add     r9d, eax                        ; digit * 1
-        inc     rsi
-choose_coding.q_done:
-        cmp     r9d, 1000
-        jbe     short choose_coding.param_skip
-choose_coding.bad_q:
-        mov     r9d, 0                          ; over 1 or malformed: not acceptable
-choose_coding.param_skip:
-        cmp     rsi, rdi
-        jae     short choose_coding.store
-        movzx   eax, byte [rsi]
-        cmp     eax, ';'
-        je      near choose_coding.params       ; the next parameter
-        cmp     eax, ','
-        je      short choose_coding.store
-        inc     rsi
-        jmp     short choose_coding.param_skip
-choose_coding.store:
-        test    r8, r8
-        js      near choose_coding.element      ; not a coding we have
-        mov     dword [rsp+r8], r9d             ; its q
-        jmp     near choose_coding.element
-
-;; --------------------------------------------------------------------------
-;; choose_coding: the best coding it has
-;; C: for (c = br; c <= identity; c++) if (has(c) && q(c) > best) best = q(c), rank = n; n += has(c)
-;; r9d = the best q so far, r8d = its rank, ecx = the representations seen.
-decide:
-        mov     r9, -1
-        xor     ecx, ecx
-        test    r11d, 1                         ; has it br?
-        jz      short decide.absent
-        mov     eax, dword [rsp]                ; q[br]
-        test    eax, eax
-        jns     short decide.q_known
-        mov     eax, dword [rsp+12]             ; q[*]
-        test    eax, eax
-        jns     short decide.q_known
-        mov     eax, 0                          ; not named: not acceptable
-decide.q_known:
-        cmp     eax, r9d
-        jle     short decide.not_better         ; equal: the earlier coding stays
-        mov     r9d, eax
-        mov     r8d, ecx
-decide.not_better:
-        inc     ecx
-decide.absent:
-        test    r11d, 2                         ; has it gzip?
-        jz      short decide.absent_2
-        mov     eax, dword [rsp+4]              ; q[gzip]
-        test    eax, eax
-        jns     short decide.q_known_2
-        mov     eax, dword [rsp+12]             ; q[*]
-        test    eax, eax
-        jns     short decide.q_known_2
-        mov     eax, 0                          ; not named: not acceptable
-decide.q_known_2:
-        cmp     eax, r9d
-        jle     short decide.not_better_2       ; equal: the earlier coding stays
-        mov     r9d, eax
-        mov     r8d, ecx
-decide.not_better_2:
-        inc     ecx
-decide.absent_2:
-        test    r11d, 4                         ; has it identity?
-        jz      short decide.absent_3
-        mov     eax, dword [rsp+8]              ; q[identity]
-        test    eax, eax
-        jns     short decide.q_known_3
-        mov     eax, dword [rsp+12]             ; q[*]
-        test    eax, eax
-        jns     short decide.q_known_3
-        mov     eax, 1                          ; identity: acceptable, last
-decide.q_known_3:
-        cmp     eax, r9d
-        jle     short decide.not_better_3       ; equal: the earlier coding stays
-        mov     r9d, eax
-        mov     r8d, ecx
-decide.not_better_3:
-        inc     ecx
-decide.absent_3:
-        test    r9d, r9d
-        jg      short decide.chosen
-        lea     r8, [rcx-1]                     ; nothing acceptable: identity, the last
-decide.chosen:
-        mov     eax, r8d
-        add     rsp, 16
-        ret
-
-;; --------------------------------------------------------------------------
-;; subroutine etag_listed(rsi = If-None-Match, rcx = its length, r11 = representation)
+;; subroutine etag_listed(rsi = If-None-Match, rcx = its length, rdx = the ETag)
 ;; C: eax = value == "*" || any entity-tag in it, W/ or not, has the ETag's opaque-tag
 ;; RFC 9110 13.1.2: If-None-Match compares weakly, so W/"x" matches "x".
-;; A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi; keeps
-;; r8-r11 (the body, its length, the response and the representation).
+;; The ETag is 18 bytes, quotes included. A malformed list matches nothing.
+;; Clobbers rax, rcx, rsi, rdi; keeps rdx and r8-r11 (the body, its length,
+;; the response and the representation).
 etag_listed:
-        lea     rdx, [rel response_heads]
-        mov     eax, dword [r11+rep_etag]
-        add     rdx, rax                        ; rdx = the ETag, quotes included
         lea     rdi, [rsi+rcx]                  ; rdi = the value's end
 etag_listed.element:
         cmp     rsi, rdi
@@ -3021,7 +2749,7 @@ range_number.done:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine refresh_date: clock_gettime(2), syscall 228
-;; C: clock_gettime(CLOCK_REALTIME, &ts); strftime(date_line + 6, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&ts.tv_sec));
+;; C: clock_gettime(CLOCK_REALTIME, &ts); format_date(ts.tv_sec, date_line + 6);
 ;;    date_expires = clock_now + 1000 - ts.tv_nsec / 1000000
 ;; The wall clock, read at most once a second: the line stays valid until the
 ;; second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
@@ -3040,12 +2768,22 @@ refresh_date:
         sub     rcx, rax
         mov     qword [rel date_expires], rcx   ; made again when the next second starts
         mov     rax, qword [rsi]                ; tv_sec
+        lea     rdi, [rel date_line]
+        add     rdi, 6                          ; rdi = the date, after "Date: "
+        jmp     short format_date               ; format_date returns for us
+
+;; --------------------------------------------------------------------------
+;; subroutine format_date(rax = seconds since 1970, rdi = the date)
+;; C: strftime(rdi, "%a, %d %b %Y %H:%M:%S", gmtime(&seconds))
+;; Rewrites the fields of "Thu, 01 Jan 1970 00:00:00 GMT" at rdi: for the Date
+;; line and for a file's Last-Modified. Keeps rdi; leaves r9 = 4 * the month
+;; (0 = January). Clobbers rax, rcx, rdx, rsi, r8-r11.
+format_date:
         xor     edx, edx
         mov     ecx, 0x15180
         div     rcx                             ; rax = days since 1970-01-01, rdx = second of the day
         mov     r8, rdx                         ; r8 = second of the day
         mov     r9, rax                         ; r9 = days
-        lea     rdi, [rel date_line]            ; rdi = the line; the date starts at +6
         ; The weekday: 1970-01-01 was a Thursday (4).
         lea     rax, [r9+4]
         xor     edx, edx
@@ -3054,7 +2792,7 @@ refresh_date:
         shl     rdx, 2                          ; 4 bytes a name
         lea     rsi, [rel day_names]
         mov     eax, dword [rsi+rdx]
-        mov     dword [rdi+6], eax              ; "Sun,"
+        mov     dword [rdi], eax                ; "Sun,"
         ; z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
         lea     rax, [r9+719468]
         xor     edx, edx
@@ -3114,18 +2852,18 @@ refresh_date:
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+11], ax               ; "06"
+        mov     word [rdi+5], ax                ; "06"
         ; January and February belong to the next year: month = mp < 10 ? mp + 2 : mp - 10
         cmp     r9, 10
-        jb      short refresh_date.march_to_december
+        jb      short format_date.march_to_december
         sub     r9, 12
         inc     r10                             ; the year turns in January
-refresh_date.march_to_december:
+format_date.march_to_december:
         add     r9, 2                           ; r9 = month, 0 = January
         shl     r9, 2                           ; 4 bytes a name
         lea     rsi, [rel month_names]
         mov     eax, dword [rsi+r9]
-        mov     dword [rdi+14], eax             ; "Nov "
+        mov     dword [rdi+8], eax              ; "Nov "
         mov     rax, r10
         xor     edx, edx
         mov     ecx, 100
@@ -3134,12 +2872,12 @@ refresh_date.march_to_december:
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+18], ax               ; "19"
+        mov     word [rdi+12], ax               ; "19"
         mov     rax, r10
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+20], ax               ; "94"
+        mov     word [rdi+14], ax               ; "94"
         ; The time of day from r8, the second of the day.
         mov     rax, r8
         xor     edx, edx
@@ -3149,7 +2887,7 @@ refresh_date.march_to_december:
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+23], ax               ; "08"
+        mov     word [rdi+17], ax               ; "08"
         mov     rax, r8
         xor     edx, edx
         mov     ecx, 60
@@ -3158,12 +2896,12 @@ refresh_date.march_to_december:
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+26], ax               ; "49"
+        mov     word [rdi+20], ax               ; "49"
         mov     rax, r8
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+29], ax               ; "37"
+        mov     word [rdi+23], ax               ; "37"
         ret
 
 ;; --------------------------------------------------------------------------
@@ -4017,10 +3755,11 @@ req_if_range:
 req_if_range_len:
         resb 8
 
-; the request's path, decoded and normalised (never longer than it was) (16384 bytes)
+; the request's path, decoded and normalised (never longer than it was), and
+; room for a NUL after it (16400 bytes)
         alignb 16
 norm_path:
-        resb 16384
+        resb 16400
 
 ; clock_now (ms) when date_line must be made again (8 bytes)
         alignb 8

@@ -45,13 +45,16 @@
         .set conn_chunk, 192                    # a chunked body being dropped: where its parser is (kChunk*), 0 none
         .set conn_chunk_digits, 196             # hex digits of the chunk size being read
         .set conn_body_total, 200               # a chunked body: its data, extension and trailer bytes so far
+        .set conn_file, 208                     # a file being sent (or written): its descriptor; -1 none
+        .set conn_file_off, 216                 # the file's offset of the next byte to send
+        .set conn_file_left, 224                # bytes of the file still to send after the iov parts
         .set resp_head, 0                       # offset of the head in response_heads (an entity: its 200 status line)
         .set resp_head_len, 4                   # its length
         .set resp_body, 8                       # offset of the body in response_bodies
         .set resp_body_len, 12                  # length of the body
         .set resp_status, 16                    # the status code, for the log
         .set resp_flags, 20                     # bits 0-7: the kind; bit 8: always close; bits 16-18: an entity's codings
-        .set resp_reps, 24                      # an entity: the index of its first record in representations
+        .set resp_reps, 24                      # an entity: the index of its first record in representations; disk: its site
         .set resp_spare, 28                     # 0: a record is 32 bytes, so that an index shifts into an offset
         .set rep_fields, 0                      # offset of its field lines in response_heads
         .set rep_len_shared, 4                  # what a 416 sends of them: the response's own and the spec's headers
@@ -2581,6 +2584,9 @@ _start:
         je      short .Lkind_entity.no_if_none_match
         mov     rsi, QWORD PTR [rip + req_if_none_match]
         mov     rcx, QWORD PTR [rip + req_if_none_match_len]
+        lea     rdx, [rip + response_heads]
+        mov     eax, DWORD PTR [r11+rep_etag]
+        add     rdx, rax                        # rdx = its ETag, quotes included
         call    .Letag_listed                   # eax = 1: the ETag is listed (weak comparison)
         test    eax, eax
         {disp32} jnz     .Lkind_entity.not_modified
@@ -2662,7 +2668,7 @@ _start:
         mov     BYTE PTR [rdi], '/'
         inc     rdi
         mov     eax, DWORD PTR [r11+rep_body_len]
-        call    .Lappend_u64                    # the representation's length
+        call    .Lappend_u64                    # the whole length
         lea     rsi, [rip + length_text]
         mov     ecx, 18
         rep movsb
@@ -3052,15 +3058,13 @@ _start:
         ret
 
 ## --------------------------------------------------------------------------
-## subroutine etag_listed(rsi = If-None-Match, rcx = its length, r11 = representation)
+## subroutine etag_listed(rsi = If-None-Match, rcx = its length, rdx = the ETag)
 ## C: eax = value == "*" || any entity-tag in it, W/ or not, has the ETag's opaque-tag
 ## RFC 9110 13.1.2: If-None-Match compares weakly, so W/"x" matches "x".
-## A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi; keeps
-## r8-r11 (the body, its length, the response and the representation).
+## The ETag is 18 bytes, quotes included. A malformed list matches nothing.
+## Clobbers rax, rcx, rsi, rdi; keeps rdx and r8-r11 (the body, its length,
+## the response and the representation).
 .Letag_listed:
-        lea     rdx, [rip + response_heads]
-        mov     eax, DWORD PTR [r11+rep_etag]
-        add     rdx, rax                        # rdx = the ETag, quotes included
         lea     rdi, [rsi+rcx]                  # rdi = the value's end
 .Letag_listed.element:
         cmp     rsi, rdi
@@ -3280,7 +3284,7 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine refresh_date: clock_gettime(2), syscall 228
-## C: clock_gettime(CLOCK_REALTIME, &ts); strftime(date_line + 6, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&ts.tv_sec));
+## C: clock_gettime(CLOCK_REALTIME, &ts); format_date(ts.tv_sec, date_line + 6);
 ##    date_expires = clock_now + 1000 - ts.tv_nsec / 1000000
 ## The wall clock, read at most once a second: the line stays valid until the
 ## second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
@@ -3299,12 +3303,22 @@ _start:
         sub     rcx, rax
         mov     QWORD PTR [rip + date_expires], rcx # made again when the next second starts
         mov     rax, QWORD PTR [rsi]            # tv_sec
+        lea     rdi, [rip + date_line]
+        add     rdi, 6                          # rdi = the date, after "Date: "
+        jmp     short .Lformat_date             # format_date returns for us
+
+## --------------------------------------------------------------------------
+## subroutine format_date(rax = seconds since 1970, rdi = the date)
+## C: strftime(rdi, "%a, %d %b %Y %H:%M:%S", gmtime(&seconds))
+## Rewrites the fields of "Thu, 01 Jan 1970 00:00:00 GMT" at rdi: for the Date
+## line and for a file's Last-Modified. Keeps rdi; leaves r9 = 4 * the month
+## (0 = January). Clobbers rax, rcx, rdx, rsi, r8-r11.
+.Lformat_date:
         xor     edx, edx
         mov     ecx, 0x15180
         div     rcx                             # rax = days since 1970-01-01, rdx = second of the day
         mov     r8, rdx                         # r8 = second of the day
         mov     r9, rax                         # r9 = days
-        lea     rdi, [rip + date_line]          # rdi = the line; the date starts at +6
         # The weekday: 1970-01-01 was a Thursday (4).
         lea     rax, [r9+4]
         xor     edx, edx
@@ -3313,7 +3327,7 @@ _start:
         shl     rdx, 2                          # 4 bytes a name
         lea     rsi, [rip + day_names]
         mov     eax, DWORD PTR [rsi+rdx]
-        mov     DWORD PTR [rdi+6], eax          # "Sun,"
+        mov     DWORD PTR [rdi], eax            # "Sun,"
         # z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
         lea     rax, [r9+719468]
         xor     edx, edx
@@ -3373,18 +3387,18 @@ _start:
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+11], ax           # "06"
+        mov     WORD PTR [rdi+5], ax            # "06"
         # January and February belong to the next year: month = mp < 10 ? mp + 2 : mp - 10
         cmp     r9, 10
-        jb      short .Lrefresh_date.march_to_december
+        jb      short .Lformat_date.march_to_december
         sub     r9, 12
         inc     r10                             # the year turns in January
-.Lrefresh_date.march_to_december:
+.Lformat_date.march_to_december:
         add     r9, 2                           # r9 = month, 0 = January
         shl     r9, 2                           # 4 bytes a name
         lea     rsi, [rip + month_names]
         mov     eax, DWORD PTR [rsi+r9]
-        mov     DWORD PTR [rdi+14], eax         # "Nov "
+        mov     DWORD PTR [rdi+8], eax          # "Nov "
         mov     rax, r10
         xor     edx, edx
         mov     ecx, 100
@@ -3393,12 +3407,12 @@ _start:
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+18], ax           # "19"
+        mov     WORD PTR [rdi+12], ax           # "19"
         mov     rax, r10
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+20], ax           # "94"
+        mov     WORD PTR [rdi+14], ax           # "94"
         # The time of day from r8, the second of the day.
         mov     rax, r8
         xor     edx, edx
@@ -3408,7 +3422,7 @@ _start:
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+23], ax           # "08"
+        mov     WORD PTR [rdi+17], ax           # "08"
         mov     rax, r8
         xor     edx, edx
         mov     ecx, 60
@@ -3417,12 +3431,12 @@ _start:
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+26], ax           # "49"
+        mov     WORD PTR [rdi+20], ax           # "49"
         mov     rax, r8
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+29], ax           # "37"
+        mov     WORD PTR [rdi+23], ax           # "37"
         ret
 
 ## --------------------------------------------------------------------------
@@ -4800,10 +4814,11 @@ req_query:
 req_query_len:
         .skip 8
 
-# the request's path, decoded and normalised (never longer than it was) (16384 bytes)
+# the request's path, decoded and normalised (never longer than it was), and
+# room for a NUL after it (16400 bytes)
         .balign 16
 norm_path:
-        .skip 16384
+        .skip 16400
 
 # clock_now (ms) when date_line must be made again (8 bytes)
         .balign 8

@@ -44,13 +44,16 @@
         conn_chunk equ 192                      ; a chunked body being dropped: where its parser is (kChunk*), 0 none
         conn_chunk_digits equ 196               ; hex digits of the chunk size being read
         conn_body_total equ 200                 ; a chunked body: its data, extension and trailer bytes so far
+        conn_file equ 208                       ; a file being sent (or written): its descriptor; -1 none
+        conn_file_off equ 216                   ; the file's offset of the next byte to send
+        conn_file_left equ 224                  ; bytes of the file still to send after the iov parts
         resp_head equ 0                         ; offset of the head in response_heads (an entity: its 200 status line)
         resp_head_len equ 4                     ; its length
         resp_body equ 8                         ; offset of the body in response_bodies
         resp_body_len equ 12                    ; length of the body
         resp_status equ 16                      ; the status code, for the log
         resp_flags equ 20                       ; bits 0-7: the kind; bit 8: always close; bits 16-18: an entity's codings
-        resp_reps equ 24                        ; an entity: the index of its first record in representations
+        resp_reps equ 24                        ; an entity: the index of its first record in representations; disk: its site
         resp_spare equ 28                       ; 0: a record is 32 bytes, so that an index shifts into an offset
         rep_fields equ 0                        ; offset of its field lines in response_heads
         rep_len_shared equ 4                    ; what a 416 sends of them: the response's own and the spec's headers
@@ -2580,6 +2583,9 @@ kind_entity.one_coding:
         je      short kind_entity.no_if_none_match
         mov     rsi, qword [rel req_if_none_match]
         mov     rcx, qword [rel req_if_none_match_len]
+        lea     rdx, [rel response_heads]
+        mov     eax, dword [r11+rep_etag]
+        add     rdx, rax                        ; rdx = its ETag, quotes included
         call    etag_listed                     ; eax = 1: the ETag is listed (weak comparison)
         test    eax, eax
         jnz     near kind_entity.not_modified
@@ -2661,7 +2667,7 @@ kind_entity.ranged:
         mov     byte [rdi], '/'
         inc     rdi
         mov     eax, dword [r11+rep_body_len]
-        call    append_u64                      ; the representation's length
+        call    append_u64                      ; the whole length
         lea     rsi, [rel length_text]
         mov     ecx, 18
         rep movsb
@@ -3051,15 +3057,13 @@ decide.chosen:
         ret
 
 ;; --------------------------------------------------------------------------
-;; subroutine etag_listed(rsi = If-None-Match, rcx = its length, r11 = representation)
+;; subroutine etag_listed(rsi = If-None-Match, rcx = its length, rdx = the ETag)
 ;; C: eax = value == "*" || any entity-tag in it, W/ or not, has the ETag's opaque-tag
 ;; RFC 9110 13.1.2: If-None-Match compares weakly, so W/"x" matches "x".
-;; A malformed list matches nothing. Clobbers rax, rcx, rdx, rsi, rdi; keeps
-;; r8-r11 (the body, its length, the response and the representation).
+;; The ETag is 18 bytes, quotes included. A malformed list matches nothing.
+;; Clobbers rax, rcx, rsi, rdi; keeps rdx and r8-r11 (the body, its length,
+;; the response and the representation).
 etag_listed:
-        lea     rdx, [rel response_heads]
-        mov     eax, dword [r11+rep_etag]
-        add     rdx, rax                        ; rdx = the ETag, quotes included
         lea     rdi, [rsi+rcx]                  ; rdi = the value's end
 etag_listed.element:
         cmp     rsi, rdi
@@ -3279,7 +3283,7 @@ range_number.done:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine refresh_date: clock_gettime(2), syscall 228
-;; C: clock_gettime(CLOCK_REALTIME, &ts); strftime(date_line + 6, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&ts.tv_sec));
+;; C: clock_gettime(CLOCK_REALTIME, &ts); format_date(ts.tv_sec, date_line + 6);
 ;;    date_expires = clock_now + 1000 - ts.tv_nsec / 1000000
 ;; The wall clock, read at most once a second: the line stays valid until the
 ;; second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
@@ -3298,12 +3302,22 @@ refresh_date:
         sub     rcx, rax
         mov     qword [rel date_expires], rcx   ; made again when the next second starts
         mov     rax, qword [rsi]                ; tv_sec
+        lea     rdi, [rel date_line]
+        add     rdi, 6                          ; rdi = the date, after "Date: "
+        jmp     short format_date               ; format_date returns for us
+
+;; --------------------------------------------------------------------------
+;; subroutine format_date(rax = seconds since 1970, rdi = the date)
+;; C: strftime(rdi, "%a, %d %b %Y %H:%M:%S", gmtime(&seconds))
+;; Rewrites the fields of "Thu, 01 Jan 1970 00:00:00 GMT" at rdi: for the Date
+;; line and for a file's Last-Modified. Keeps rdi; leaves r9 = 4 * the month
+;; (0 = January). Clobbers rax, rcx, rdx, rsi, r8-r11.
+format_date:
         xor     edx, edx
         mov     ecx, 0x15180
         div     rcx                             ; rax = days since 1970-01-01, rdx = second of the day
         mov     r8, rdx                         ; r8 = second of the day
         mov     r9, rax                         ; r9 = days
-        lea     rdi, [rel date_line]            ; rdi = the line; the date starts at +6
         ; The weekday: 1970-01-01 was a Thursday (4).
         lea     rax, [r9+4]
         xor     edx, edx
@@ -3312,7 +3326,7 @@ refresh_date:
         shl     rdx, 2                          ; 4 bytes a name
         lea     rsi, [rel day_names]
         mov     eax, dword [rsi+rdx]
-        mov     dword [rdi+6], eax              ; "Sun,"
+        mov     dword [rdi], eax                ; "Sun,"
         ; z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
         lea     rax, [r9+719468]
         xor     edx, edx
@@ -3372,18 +3386,18 @@ refresh_date:
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+11], ax               ; "06"
+        mov     word [rdi+5], ax                ; "06"
         ; January and February belong to the next year: month = mp < 10 ? mp + 2 : mp - 10
         cmp     r9, 10
-        jb      short refresh_date.march_to_december
+        jb      short format_date.march_to_december
         sub     r9, 12
         inc     r10                             ; the year turns in January
-refresh_date.march_to_december:
+format_date.march_to_december:
         add     r9, 2                           ; r9 = month, 0 = January
         shl     r9, 2                           ; 4 bytes a name
         lea     rsi, [rel month_names]
         mov     eax, dword [rsi+r9]
-        mov     dword [rdi+14], eax             ; "Nov "
+        mov     dword [rdi+8], eax              ; "Nov "
         mov     rax, r10
         xor     edx, edx
         mov     ecx, 100
@@ -3392,12 +3406,12 @@ refresh_date.march_to_december:
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+18], ax               ; "19"
+        mov     word [rdi+12], ax               ; "19"
         mov     rax, r10
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+20], ax               ; "94"
+        mov     word [rdi+14], ax               ; "94"
         ; The time of day from r8, the second of the day.
         mov     rax, r8
         xor     edx, edx
@@ -3407,7 +3421,7 @@ refresh_date.march_to_december:
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+23], ax               ; "08"
+        mov     word [rdi+17], ax               ; "08"
         mov     rax, r8
         xor     edx, edx
         mov     ecx, 60
@@ -3416,12 +3430,12 @@ refresh_date.march_to_december:
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+26], ax               ; "49"
+        mov     word [rdi+20], ax               ; "49"
         mov     rax, r8
         mov     ecx, 10
         div     cl                              ; al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      ; both to ASCII: + '0' each
-        mov     word [rdi+29], ax               ; "37"
+        mov     word [rdi+23], ax               ; "37"
         ret
 
 ;; --------------------------------------------------------------------------
@@ -4799,10 +4813,11 @@ req_query:
 req_query_len:
         resb 8
 
-; the request's path, decoded and normalised (never longer than it was) (16384 bytes)
+; the request's path, decoded and normalised (never longer than it was), and
+; room for a NUL after it (16400 bytes)
         alignb 16
 norm_path:
-        resb 16384
+        resb 16400
 
 ; clock_now (ms) when date_line must be made again (8 bytes)
         alignb 8
