@@ -22,9 +22,13 @@
 # each server gave the gzip response first (a 304). Reported as a second
 # table with the same metrics and the ratio asmsrv/nginx.
 #
+# A third case, files from disk: a static site with "root" serving a
+# directory that holds a 1 MiB file of random bytes, against nginx with
+# `sendfile on; etag on;` serving the same directory, keep-alive GETs of it.
+#
 # Knobs: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50),
-# BENCH_CASES ("hello static": which cases run; README.md's table is
-# rewritten only when both did).
+# BENCH_CASES ("hello static files": which cases run; README.md's table is
+# rewritten only when all did).
 # BENCH_STRACE=1 also counts system calls per request of asmsrv and nginx in
 # Connection: close mode (strace -c during a 2 s wrk run, after the rounds) and
 # appends them to bench/results.md (not to README.md).
@@ -35,7 +39,7 @@ seconds=${BENCH_SECONDS:-5}
 rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNECTIONS:-50}
 trace=${BENCH_STRACE:-0}
-cases=${BENCH_CASES:-hello static}
+cases=${BENCH_CASES:-hello static files}
 has_case() { [[ " $cases " == *" $1 "* ]]; }
 
 # --- what it needs -------------------------------------------------------------
@@ -184,6 +188,50 @@ EOF
   done
 fi
 
+# --- the servers of files from disk ----------------------------------------------
+file_page=/1mib.bin
+if has_case files; then
+  next_port port_f
+  next_port port_g
+  chmod 755 "$work"
+  mkdir "$work/files"
+  head -c 1048576 /dev/urandom > "$work/files$file_page"
+  chmod -R a+rX "$work/files"
+  cat > "$work/files.json" <<EOF
+{ "name": "files", "listen": { "address": "127.0.0.1", "port": $port_f },
+  "static": [ { "path": "/", "root": "$work/files" } ] }
+EOF
+  build/asmsrv build "$work/files.json" -o "$work/files-server"
+  cat > "$work/nginx-files.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx-files.pid;
+error_log $work/nginx-files-error.log;
+events { worker_connections 4096; }
+http {
+  include /etc/nginx/mime.types;
+  access_log off;
+  keepalive_requests 1000;
+  keepalive_timeout 5s;
+  sendfile on;
+  etag on;
+  server {
+    listen 127.0.0.1:$port_g;
+    root $work/files;
+  }
+}
+EOF
+  start asmsrv-files "$port_f" "$work/files-server"
+  start nginx-files "$port_g" "$nginx_bin" -c "$work/nginx-files.conf" -p "$work"
+  for server in asmsrv-files nginx-files; do
+    wait_up "${port_of[$server]}" "$file_page"
+    curl -fs -o "$work/file.out" "http://127.0.0.1:${port_of[$server]}$file_page" ||
+      { echo "bench: $server does not answer $file_page" >&2; exit 1; }
+    cmp -s "$work/file.out" "$work/files$file_page" ||
+      { echo "bench: $server's answer is not $file_page" >&2; exit 1; }
+  done
+fi
+
 # All processes of a server: the one we started and its children (nginx's worker).
 procs() { echo "$1"; cat "/proc/$1/task/"*/children 2>/dev/null | tr ' ' '\n' | grep . || true; }
 cpu_ns() {  # time on CPU so far, all threads of all its processes
@@ -262,17 +310,24 @@ if has_case static; then
   done
 fi
 
+if has_case files; then
+  for r in $(seq "$rounds"); do
+    for server in asmsrv-files nginx-files; do sample "$server" file "$file_page"; done
+  done
+fi
+
 med() { tr ' ' '\n' <<<"${samples[$1]}" | grep . | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 # What the tables call each server and each kind of request, and each
 # server's binary.
 declare -A title_of=([asmsrv]=asmsrv [nginx]=nginx [deferred]="nginx deferred"
-  [asmsrv-static]=asmsrv [nginx-static]=nginx)
+  [asmsrv-static]=asmsrv [nginx-static]=nginx [asmsrv-files]=asmsrv [nginx-files]=nginx)
 declare -A label_of=([keepalive]=keep-alive [close]="Connection: close"
-  [gzip]="10 KB html, gzip" [revalidate]="304 revalidation")
+  [gzip]="10 KB html, gzip" [revalidate]="304 revalidation" [file]="1 MiB file")
 declare -A bin_of=([asmsrv]=$work/hello [nginx]=$nginx_bin [deferred]=$nginx_bin
-  [asmsrv-static]=$work/static-server [nginx-static]=$nginx_bin)
+  [asmsrv-static]=$work/static-server [nginx-static]=$nginx_bin
+  [asmsrv-files]=$work/files-server [nginx-files]=$nginx_bin)
 
 row() {  # label, metric, asmsrv's value, the others': each with the ratio asmsrv/it
   local line="| $1 | $2 | $3" ratios="" a=$3 v
@@ -397,6 +452,16 @@ machine="$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
     echo
     table request "gzip revalidate" asmsrv-static nginx-static
   fi
+  if has_case files; then
+    echo
+    echo "### Files from disk"
+    echo
+    echo "A static site with \`\"root\"\` (epoll, 1 worker, no log) vs nginx (1 worker, \`sendfile on;"
+    echo "etag on;\`, access_log off), both serving one directory from disk, in keep-alive: GET"
+    echo "$file_page, 1 MiB of random bytes. Both open, fstat and sendfile the file for each request."
+    echo
+    table request "file" asmsrv-files nginx-files
+  fi
 } > "$work/results.md"
 {
   cat "$work/results.md"
@@ -405,7 +470,7 @@ machine="$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 cat "$work/results-full.md"
 
 # bench/results.md and README.md's table hold complete runs only.
-if ! has_case hello || ! has_case static; then
+if ! has_case hello || ! has_case static || ! has_case files; then
   echo "bench: BENCH_CASES=\"$cases\": bench/results.md and README.md left as they were" >&2
   exit 0
 fi

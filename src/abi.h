@@ -230,9 +230,9 @@ MemOp field(const Layout<N>& l, const char* prefix, Reg base, F f, int extra = 0
 // drivers only know fd, state, deadline and what flush needs.
 enum class ConnField {
   fd, state, served, mode, said_close, len, scanned, watch, outq, deadline, discard, consume, bytes, buf, iov, addr,
-  chunk, chunk_digits, body_total, file, file_off, file_left,
+  chunk, chunk_digits, body_total, file, file_lowat, file_off, file_left,
 };
-inline constexpr Layout<22> kConnLayout{{{
+inline constexpr Layout<23> kConnLayout{{{
     {"fd", 4, "the socket"},
     {"state", 4, "0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering"},
     {"served", 4, "requests answered on this connection"},
@@ -254,6 +254,7 @@ inline constexpr Layout<22> kConnLayout{{{
     {"chunk_digits", 4, "hex digits of the chunk size being read"},
     {"body_total", 8, "a chunked body: its data, extension and trailer bytes so far"},
     {"file", 4, "a file being sent (or written): its descriptor; -1 none"},
+    {"file_lowat", 4, "1: the socket's TCP_NOTSENT_LOWAT was raised for files"},
     {"file_off", 8, "the file's offset of the next byte to send"},
     {"file_left", 8, "bytes of the file still to send after the iov parts"},
 }}};
@@ -266,7 +267,11 @@ inline constexpr int kRequestBufferSlack = 16;
 inline constexpr int kResponseScratchBytes = 128;
 /// A file is sent with sendfile at most this many bytes per flush, so that
 /// one fast reader of a large file cannot hold an event loop.
-inline constexpr int kSendFileSlice = 512 * 1024;
+inline constexpr int kSendFileSlice = 2 * 1024 * 1024;
+/// TCP_NOTSENT_LOWAT of a socket once it sends a file: sendfile then moves a
+/// megabyte per call; at the listener's 128 KiB it moves a tenth of that, and
+/// a 1 MiB file costs three times the CPU (bench/run.sh, the files case).
+inline constexpr int kFileNotsentLowat = 1024 * 1024;
 /// A server that sends files read at run time makes more in the scratch:
 /// a file's fields, and a directory's redirect, whose Location holds the
 /// request's path and query (at most request_bytes).

@@ -13,8 +13,10 @@ CLI::App* setup_check(CLI::App& app, CheckOptions& opt) {
 
 namespace {
 
-// "static /: public: 12 files, 1,234,567 bytes, 456,789 bytes stored (brotli and gzip)"
+// "static /: public: 12 files, 1,234,567 bytes, 456,789 bytes stored (brotli and gzip)",
+// "static /media/: /srv/media: read at run time"
 std::string site_line(const StaticSite& site) {
+  if (!site.root.empty()) return fmt::format("static {}: {}: read at run time\n", site.path, site.root);
   bool codings[2] = {};
   for (const SiteFile& f : site.files)
     for (const SiteRepresentation& r : f.reps)

@@ -26,6 +26,7 @@ void Conn::reset_record() {
   if (files_) {
     mov(conn(ConnField::file), imm(-1), "no file open");
     mov(conn(ConnField::file_left), imm(0));
+    mov(conn(ConnField::file_lowat), imm(0), "the listener's TCP_NOTSENT_LOWAT");
   }
 }
 

@@ -150,7 +150,7 @@ class Responses : public Gen {
   bool entities_ = false, redirects_ = false, disk_ = false, codings_ = false;
   Label disk_sites_, disk_text_, media_types_, media_lines_, file_stat_, disk_site_, disk_rel_, disk_rel_len_;
   Label etag_text_, modified_text_, content_length_text_, location_text_, status_200_, status_301_,
-      hex_digits_, length_zero_text_;
+      hex_digits_, length_zero_text_, file_lowat_;
   Label stat_file_, media_type_, open_failed_, disk_redirect_;
   size_t media_count_ = 0, default_type_at_ = 0, default_type_len_ = 0;
   Label heads_, bodies_, responses_, reps_, prepare_, status_, body_bytes_, finish_;

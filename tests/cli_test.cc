@@ -114,7 +114,8 @@ TEST(Cli, CheckSaysWhatEachSiteHolds) {
   write(dir + "/public/docs/index.html", page);  // the same bytes: stored once
   write(dir + "/public/logo.png", std::string(1000, 'x'));  // compressible bytes, an image type: as is
   write(dir + "/public/.env", "SECRET=1\n");  // hidden: not served
-  write(dir + "/s.json", R"({"static": [{"dir": "public"}, {"path": "/raw/", "dir": "public/docs", "compress": false}],
+  write(dir + "/s.json", R"({"static": [{"dir": "public"}, {"path": "/raw/", "dir": "public/docs", "compress": false},
+                                        {"path": "/media/", "root": "/srv/media"}],
                              "listen": {"port": 8181}})");
   CmdResult r = asmsrv({"check", dir + "/s.json"});
   ASSERT_EQ(r.status, 0) << r.err;
@@ -125,7 +126,8 @@ TEST(Cli, CheckSaysWhatEachSiteHolds) {
   uint64_t stored = page.size() + 1000 + html.reps[1].size + html.reps[2].size;
   EXPECT_EQ(r.out, fmt::format("{0}/s.json: ok (0.0.0.0:8181, epoll mode, 1 worker)\n"
                                "static /: public: 3 files, 7,000 bytes, {1} bytes stored (brotli and gzip)\n"
-                               "static /raw/: public/docs: 1 file, 3,000 bytes, 3,000 bytes stored (not compressed)\n",
+                               "static /raw/: public/docs: 1 file, 3,000 bytes, 3,000 bytes stored (not compressed)\n"
+                               "static /media/: /srv/media: read at run time\n",
                                dir, group_digits(stored)));
   for (auto [n, text] : {std::pair<uint64_t, const char*>{0, "0"}, {999, "999"}, {1000, "1,000"},
                          {1234567, "1,234,567"}, {100000, "100,000"}})
