@@ -780,6 +780,24 @@ TEST(FileServer, AMissingRootStopsTheServerAtStart) {
   }
 }
 
+TEST(FileServer, TwoRootsEachServeTheirOwn) {
+  Tree t = make_tree();
+  write(t.base + "/outside/other.txt", "beside the root\n");
+  json spec = {{"name", "files"},
+               {"static", json::array({json{{"path", "/"}, {"root", t.root}},
+                                       json{{"path", "/out/"}, {"root", t.base + "/outside"}}})}};
+  const std::string file = write_spec(spec.dump(), t.base);
+  for (const char* syntax : {"nasm", "gas"}) {
+    SCOPED_TRACE(syntax);
+    auto server = start_server(file, syntax);
+    ASSERT_TRUE(server);
+    EXPECT_EQ(ask(server->port, "/out/other.txt").body, "beside the root\n");
+    EXPECT_EQ(ask(server->port, "/hello.txt").body, kHello);
+    EXPECT_EQ(ask(server->port, "/out/../other.txt").status, 404);  // "/" has no other.txt
+    EXPECT_EQ(ask(server->port, "/out/hello.txt").status, 404);
+  }
+}
+
 TEST(FileServer, PermissionsAsNobody) {
   const std::string setpriv = find_in_path("setpriv");
   ASSERT_FALSE(setpriv.empty()) << "setpriv (util-linux) is not installed";
