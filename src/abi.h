@@ -172,6 +172,7 @@ inline constexpr int kIntBytes = 4;          // int, socklen_t
 inline constexpr int kOpenHowBytes = 24;     // struct open_how { flags, mode, resolve }
 inline constexpr int kStatBytes = 144;       // struct stat
 // Fields of struct stat on x86-64.
+inline constexpr int kStIno = 8;         // ino_t st_ino
 inline constexpr int kStMode = 24;       // unsigned int st_mode
 inline constexpr int kStSize = 48;       // off_t st_size
 inline constexpr int kStMtime = 88;      // st_mtim.tv_sec

@@ -264,8 +264,10 @@ void Responses::emit_disk(Label l) {
              "scratch = \"ETag: \\\"<mtime>-<size>\\\"\" CRLF \"Last-Modified: \" http_date(st_mtime) CRLF",
              "Made from fstat: the ETag's 16 hex digits are the modification time's\n"
              "seconds (8), then the size folded to 32 bits xor the time's nanoseconds\n"
-             "(8), so a file rewritten within a second, its size unchanged, still gets\n"
-             "a new tag. A 304 sends these two lines; the other answers add theirs.");
+             "xor the inode number's low half (8), so a file rewritten within a second,\n"
+             "its size unchanged, still gets a new tag; and so does one renamed over it\n"
+             "within the same tick of the file system's clock (a few ms: both have one\n"
+             "time). A 304 sends these two lines; the other answers add theirs.");
   scratch_start();
   copy_text(etag_text_, kEtagText.size());
   lea(Reg::r8, file_stat_);
@@ -274,9 +276,10 @@ void Responses::emit_disk(Label l) {
   op(Op::shr, r64(Reg::rdx), imm(32));
   op(Op::xor_, r32(Reg::rax), r32(Reg::rdx), "the size folded to 32 bits");
   op(Op::xor_, r32(Reg::rax), mem32(Reg::r8, kStMtimeNsec), "xor st_mtim.tv_nsec");
+  op(Op::xor_, r32(Reg::rax), mem32(Reg::r8, kStIno), "xor st_ino's low half");
   mov(r64(Reg::rdx), mem64(Reg::r8, kStMtime), "st_mtim.tv_sec");
   op(Op::shl, r64(Reg::rdx), imm(32));
-  op(Op::or_, r64(Reg::rax), r64(Reg::rdx), "rax = seconds:32, size ^ nsec:32");
+  op(Op::or_, r64(Reg::rax), r64(Reg::rdx), "rax = seconds:32, size ^ nsec ^ ino:32");
   lea(Reg::rsi, hex_digits_);
   set(Reg::rcx, 16, "16 hex digits, the highest first");
   label(hex);

@@ -784,6 +784,10 @@ bool ServerProcess::wait_out_contains(const std::string& text, int timeout_ms) {
   return eventually([&] { return out().find(text) != std::string::npos; }, timeout_ms, 10);
 }
 
+void PrintTo(const ModeVariant& v, std::ostream* os) { *os << v.label << " (" << v.syntax << ")"; }
+
+std::string mode_variant_name(const testing::TestParamInfo<ModeVariant>& info) { return info.param.label; }
+
 std::optional<Running> start_server(const std::string& spec_file, const std::string& syntax,
                                     std::optional<rlim_t> nofile) {
   Running r;

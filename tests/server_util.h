@@ -13,6 +13,7 @@
 #include <chrono>
 #include <ctime>
 #include <functional>
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <memory>
 #include <optional>
@@ -317,6 +318,28 @@ class ServerProcess {
   bool reaped_ = false;
   int status_ = 0;
 };
+
+/// One way to run a server, for the tests that try each mode.
+struct ModeVariant {
+  const char* label;  // the test's name suffix
+  const char* mode;   // the spec's "mode"
+  int workers;
+  const char* syntax;  // nasm or gas
+};
+
+/// Every mode (epoll, iterative, fork, epoll with 2 workers); NASM and GAS
+/// alternate so that each builds twice.
+inline constexpr ModeVariant kModeVariants[] = {
+    {"epoll", "epoll", 1, "nasm"},
+    {"iterative", "iterative", 1, "gas"},
+    {"fork", "fork", 1, "nasm"},
+    {"epoll2Workers", "epoll", 2, "gas"},
+};
+
+void PrintTo(const ModeVariant& v, std::ostream* os);
+
+/// The label, as INSTANTIATE_TEST_SUITE_P's name generator.
+std::string mode_variant_name(const testing::TestParamInfo<ModeVariant>& info);
 
 /// A server built from a spec and started on a free port.
 struct Running {

@@ -571,6 +571,15 @@ TEST(SpecErrors, Static) {
             "/static/0/fallback: only with \"dir\": a \"root\" is read at run time, file by file");
   EXPECT_EQ(one(R"({"static": [{"root": "/srv/www", "cache_control": {"*": "no-cache"}}]})"),
             "/static/0/cache_control: only with \"dir\": a \"root\" is read at run time, file by file");
+  EXPECT_EQ(one(R"({"static": [{"root": "/srv/www", "compress": false}]})"),
+            "/static/0/compress: only with \"dir\": a \"root\" is read at run time, file by file");
+  EXPECT_EQ(one(R"({"static": [{"root": "/srv\u0000x"}]})"),
+            "/static/0/root: expected a directory, got a name with a NUL byte");
+  EXPECT_EQ(one(R"({"static": [{"root": 5}]})"), "/static/0/root: expected a string, got 5");
+  EXPECT_EQ(one(R"({"static": [{"root": "/srv", "index": "a/b"}]})"),
+            "/static/0/index: expected a file name without \"/\", like \"index.html\", got \"a/b\"");
+  EXPECT_EQ(one(R"({"static": [{"path": "/m/", "root": "/srv"}, {"path": "/m/", "root": "/srv/m"}]})"),
+            "/static/1/path: duplicate static path \"/m/\": already /static/0");
   EXPECT_EQ(one(R"({"static": [{"path": "docs/", "dir": "public"}]})"),
             "/static/0/path: expected a path that starts with \"/\", got \"docs/\"");
   EXPECT_EQ(one(R"({"static": [{"path": "/docs", "dir": "public"}]})"),

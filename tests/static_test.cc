@@ -175,28 +175,11 @@ std::string fields_of(const Reply& r) {
 // ---------------------------------------------------------------------------
 // The servers
 
-struct Variant {
-  const char* label;
-  const char* mode;
-  int workers;
-  const char* syntax;
-};
-
-void PrintTo(const Variant& v, std::ostream* os) { *os << v.label << " (" << v.syntax << ")"; }
-
-// Every mode; NASM and GAS alternate so that each builds the site twice.
-const Variant kVariants[] = {
-    {"epoll", "epoll", 1, "nasm"},
-    {"iterative", "iterative", 1, "gas"},
-    {"fork", "fork", 1, "nasm"},
-    {"epoll2Workers", "epoll", 2, "gas"},
-};
-
-class StaticTest : public testing::TestWithParam<Variant> {
+class StaticTest : public testing::TestWithParam<ModeVariant> {
  protected:
   void SetUp() override {
     ASSERT_FALSE(find_in_path("curl").empty()) << "curl is not installed (scripts/deps installs it)";
-    const Variant& v = GetParam();
+    const ModeVariant& v = GetParam();
     std::string spec = spec_copy("static", json{{"mode", v.mode}, {"workers", v.workers}});
     server_ = start_server(spec, v.syntax);
     ASSERT_TRUE(server_) << "specs/static.json did not start in " << v.label;
@@ -227,9 +210,7 @@ class StaticTest : public testing::TestWithParam<Variant> {
   int port_ = 0;
 };
 
-std::string variant_name(const testing::TestParamInfo<Variant>& info) { return info.param.label; }
-
-INSTANTIATE_TEST_SUITE_P(Modes, StaticTest, testing::ValuesIn(kVariants), variant_name);
+INSTANTIATE_TEST_SUITE_P(Modes, StaticTest, testing::ValuesIn(kModeVariants), mode_variant_name);
 
 // ---------------------------------------------------------------------------
 // Routing: indexes, redirects, the fallback, hidden names, normalisation
