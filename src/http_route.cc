@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace asmsrv {
 
 namespace {
@@ -26,9 +28,11 @@ HttpRoute::HttpRoute(const Spec& spec, Builder& b, const ResponseTable& table, c
   entry_ = local("route");
   if (t_.catch_all >= 0) return;
   normalise_ = local("normalise_path");
-  norm_buf_ = b_.bss("norm_path", static_cast<uint64_t>(spec_.limits.request_bytes) + 16,
+  size_t index = 0;  // a directory's path gets its index's name appended
+  for (const DiskSite& d : t_.disk_sites) index = std::max(index, d.index.size() + 1);
+  norm_buf_ = b_.bss("norm_path", static_cast<uint64_t>(spec_.limits.request_bytes) + 16 + index,
                      "the request's path, decoded and normalised (never longer than it was), and\n"
-                     "room for a NUL after it", 16);
+                     "room for a NUL after it (and a directory's index name)", 16);
   if (!t_.disk_sites.empty()) norm_len_ = b_.bss("norm_len", 8, "its length, for a file read from disk");
   // The methods of every path: a row of 8 response indexes, by method
   // number; [0] and the methods a path lacks: its 405 (or not_found).

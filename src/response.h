@@ -70,16 +70,16 @@ inline constexpr Layout<8> kRepLayout{{{
 inline MemOp rep(Reg base, RepField f) { return field(kRepLayout, "rep_", base, f); }
 
 /// A record of the `disk_sites` table: a static site read at run time.
-enum class SiteField { root, prefix_len, hidden, index, index_type, index_type_len, spare1, spare2 };
+enum class SiteField { root, prefix_len, hidden, index, index_len, index_type, index_type_len, spare };
 inline constexpr Layout<8> kSiteLayout{{{
     {"root", 4, "its directory: the index in root_fds"},
     {"prefix_len", 4, "the length of its URL prefix"},
     {"hidden", 4, "1: names starting with '.' are served too"},
     {"index", 4, "offset in disk_text of its index file's name, NUL-terminated"},
+    {"index_len", 4, "its length, the NUL included"},
     {"index_type", 4, "offset in disk_text of the index's Content-Type line"},
     {"index_type_len", 4, "its length"},
-    {"spare1", 4, "0"},
-    {"spare2", 4, "0: a record is 32 bytes"},
+    {"spare", 4, "0: a record is 32 bytes"},
 }}};
 inline MemOp site(Reg base, SiteField f) { return field(kSiteLayout, "site_", base, f); }
 
@@ -124,6 +124,8 @@ class Responses : public Gen {
   /// Inline: "Content-Range: bytes F-L/LEN" at rdi (advanced), F = `first`,
   /// L = first + r9 - 1, LEN = rax after `load_length`. Clobbers rax, rcx, rsi.
   void content_range(Reg first, const std::function<void()>& load_length);
+  /// Inline: rax = openat2(root_fds[site.root], disk_rel, &how_read, sizeof how_read).
+  void open_below_root();
   /// Inline: close(record.file); record.file = -1, file_left = 0.
   void close_file(const std::string& why);
   void emit_finish();

@@ -57,8 +57,8 @@ void Responses::make_disk_data() {
     std::string type = content_type_line(d.index_type);
     text += type;
     sites.push_back(Ints{4,
-                         {static_cast<uint64_t>(d.root), d.prefix.size(), d.hidden ? 1u : 0u, index_at, type_at,
-                          type.size(), 0, 0},
+                         {static_cast<uint64_t>(d.root), d.prefix.size(), d.hidden ? 1u : 0u, index_at,
+                          d.index.size() + 1, type_at, type.size(), 0},
                          fmt::format("{}: {}", i, d.prefix)});
   }
   disk_sites_ = b_.data("disk_sites", Section::rodata, std::move(sites),
@@ -193,14 +193,7 @@ void Responses::emit_disk(Label l) {
   jmp(Op::jnz, visible);
   mov(mem16(Reg::rdi), imm('.'), "the root itself: \".\"");
   label(visible);
-  mov(r32(Reg::rax), site(Reg::r11, SiteField::root));
-  op(Op::shl, r32(Reg::rax), imm(2), "4 bytes a descriptor");
-  lea(Reg::rdx, roots_.fds());
-  mov(r32(Reg::rdi), mem_index(Width::b32, Reg::rdx, Reg::rax), "dirfd = root_fds[site.root]");
-  mov(r64(Reg::rsi), var64(disk_rel_), "pathname: relative to it");
-  lea(Reg::rdx, roots_.how_read(), "how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS");
-  set(Reg::r10, kOpenHowBytes, "size");
-  sys(kOpenat2);
+  open_below_root();
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::js, open_failed_, "ENOENT 404, EACCES 403, EMFILE 503...");
   mov(conn(ConnField::file), r32(Reg::rax), "record.file: closed when its response is done");
@@ -220,17 +213,18 @@ void Responses::emit_disk(Label l) {
   close_file("the directory is not needed");
   jmp(Op::jmp, disk_redirect_);
   label(index);
+  close_file("the directory: its index is opened from the root");
+  note("path = path + index name, in norm_path (sized for it): a link in the index's");
+  note("name is then judged against the root, as a link anywhere else is.");
   mov(r64(Reg::r11), var64(disk_site_));
-  mov(r32(Reg::rdi), conn(ConnField::file), "dirfd = the directory");
+  mov(r64(Reg::rdi), var64(disk_rel_));
+  op(Op::add, r64(Reg::rdi), var64(disk_rel_len_), "after the path's '/' (the root: over its \".\")");
   lea(Reg::rsi, disk_text_);
   mov(r32(Reg::rax), site(Reg::r11, SiteField::index));
-  op(Op::add, r64(Reg::rsi), r64(Reg::rax), "pathname = the index's name");
-  lea(Reg::rdx, roots_.how_read());
-  set(Reg::r10, kOpenHowBytes);
-  sys(kOpenat2);
-  op(Op::push, r64(Reg::rax), "the index's descriptor, or -errno");
-  close_file("close the directory");
-  op(Op::pop, r64(Reg::rax));
+  op(Op::add, r64(Reg::rsi), r64(Reg::rax), "the index's name");
+  mov(r32(Reg::rcx), site(Reg::r11, SiteField::index_len), "its length, its NUL included");
+  plain(Op::rep_movsb);
+  open_below_root();
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::js, no_index);
   mov(conn(ConnField::file), r32(Reg::rax));
@@ -435,6 +429,18 @@ void Responses::emit_disk(Label l) {
   zero(Reg::r8, "no body in memory: a file goes after the parts");
   zero(Reg::r9);
   jmp(Op::jmp, finish_);
+}
+
+void Responses::open_below_root() {
+  mov(r64(Reg::r11), var64(disk_site_));
+  mov(r32(Reg::rax), site(Reg::r11, SiteField::root));
+  op(Op::shl, r32(Reg::rax), imm(2), "4 bytes a descriptor");
+  lea(Reg::rdx, roots_.fds());
+  mov(r32(Reg::rdi), mem_index(Width::b32, Reg::rdx, Reg::rax), "dirfd = root_fds[site.root]");
+  mov(r64(Reg::rsi), var64(disk_rel_), "pathname: relative to it");
+  lea(Reg::rdx, roots_.how_read(), "how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS");
+  set(Reg::r10, kOpenHowBytes, "size");
+  sys(kOpenat2);
 }
 
 void Responses::close_file(const std::string& why) {

@@ -102,7 +102,7 @@ Tree make_tree() {
   t.base = temp_dir();
   t.root = t.base + "/root";
   fsys::permissions(t.base, fsys::perms(0755));
-  for (const char* d : {"root", "root/sub", "root/empty", "root/.git", "root/inner", "outside"})
+  for (const char* d : {"root", "root/sub", "root/empty", "root/.git", "root/inner", "root/linked", "outside"})
     fsys::create_directories(t.base + "/" + d);
   write(t.base + "/secret.txt", kSecret);
   write(t.base + "/outside/secret.txt", kSecret);
@@ -128,6 +128,7 @@ Tree make_tree() {
   fsys::create_symlink("../secret.txt", t.at("leak.txt"));
   fsys::create_symlink("sub/../../secret.txt", t.at("dotdot.txt"));
   fsys::create_symlink("../../secret.txt", t.at("inner/index.html"));
+  fsys::create_symlink("../hello.txt", t.at("linked/index.html"));  // inside the root: served
   fsys::create_symlink("../../../../../../../../etc/passwd", t.at("deep.txt"));
   fsys::create_symlink("/proc/self/root/etc/passwd", t.at("magic.txt"));
   fsys::create_symlink("nothing-here", t.at("dead.txt"));
@@ -365,6 +366,7 @@ TEST_P(FileServerTest, TraversalsStayInsideTheRoot) {
       {"/media/deep.txt", 403, ""},
       {"/media/magic.txt", 403, ""},
       {"/media/inner/", 403, ""},  // an index that is a link out of the root
+      {"/media/linked/", 200, kHello},  // an index that is a link to a file inside it
       {"/media/dead.txt", 404, ""},
       {"/media/nothing", 404, ""},
       // Names with spaces and UTF-8 are served.
@@ -803,7 +805,7 @@ TEST(FileServer, PermissionsAsNobody) {
   ASSERT_FALSE(setpriv.empty()) << "setpriv (util-linux) is not installed";
   Tree t = make_tree();
   fsys::permissions(t.root, fsys::perms(0755));
-  for (const char* d : {"sub", "empty", ".git", "inner"}) fsys::permissions(t.at(d), fsys::perms(0755));
+  for (const char* d : {"sub", "empty", ".git", "inner", "linked"}) fsys::permissions(t.at(d), fsys::perms(0755));
   for (const char* f : {"hello.txt", "sub/index.html", "sub/page.txt"})
     fsys::permissions(t.at(f), fsys::perms(0644));
   write(t.at("locked.txt"), "root only\n");
