@@ -45,6 +45,7 @@
         .set conn_chunk_digits, 196             # hex digits of the chunk size being read
         .set conn_body_total, 200               # a chunked body: its data, extension and trailer bytes so far
         .set conn_file, 208                     # a file being sent (or written): its descriptor; -1 none
+        .set conn_file_lowat, 212               # 1: the socket's TCP_NOTSENT_LOWAT was raised for files
         .set conn_file_off, 216                 # the file's offset of the next byte to send
         .set conn_file_left, 224                # bytes of the file still to send after the iov parts
         .set iov_base, 0                        # struct iovec: where a part starts

@@ -44,6 +44,7 @@
         conn_chunk_digits equ 196               ; hex digits of the chunk size being read
         conn_body_total equ 200                 ; a chunked body: its data, extension and trailer bytes so far
         conn_file equ 208                       ; a file being sent (or written): its descriptor; -1 none
+        conn_file_lowat equ 212                 ; 1: the socket's TCP_NOTSENT_LOWAT was raised for files
         conn_file_off equ 216                   ; the file's offset of the next byte to send
         conn_file_left equ 224                  ; bytes of the file still to send after the iov parts
         iov_base equ 0                          ; struct iovec: where a part starts

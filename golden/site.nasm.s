@@ -45,6 +45,7 @@
         conn_chunk_digits equ 196               ; hex digits of the chunk size being read
         conn_body_total equ 200                 ; a chunked body: its data, extension and trailer bytes so far
         conn_file equ 208                       ; a file being sent (or written): its descriptor; -1 none
+        conn_file_lowat equ 212                 ; 1: the socket's TCP_NOTSENT_LOWAT was raised for files
         conn_file_off equ 216                   ; the file's offset of the next byte to send
         conn_file_left equ 224                  ; bytes of the file still to send after the iov parts
         resp_head equ 0                         ; offset of the head in response_heads (an entity: its 200 status line)
@@ -3747,7 +3748,7 @@ req_if_range_len:
         resb 8
 
 ; the request's path, decoded and normalised (never longer than it was), and
-; room for a NUL after it (16400 bytes)
+; room for a NUL after it (and a directory's index name) (16400 bytes)
         alignb 16
 norm_path:
         resb 16400
