@@ -782,6 +782,23 @@ TEST(FileServer, AMissingRootStopsTheServerAtStart) {
   }
 }
 
+TEST(FileServer, WithoutOpenat2TheServerRefusesToStart) {
+  // tests/no_openat2.cc: openat2 fails with ENOSYS, as on Linux before 5.6.
+  Tree t = make_tree();
+  json spec = {{"name", "files"}, {"static", json::array({json{{"path", "/"}, {"root", t.root}}})}};
+  Built b = build_files(write_spec(spec.dump(), t.base));
+  ASSERT_FALSE(b.bin.empty());
+  ServerProcess p(NO_OPENAT2_BIN, b.dir, std::nullopt, {b.bin});
+  EXPECT_EQ(p.wait_exit(5000), 1);
+  EXPECT_EQ(p.err(),
+            "files: openat2 is not available (Linux 5.6 or later, and a seccomp profile that allows it); "
+            "files are served only with it\n");
+  EXPECT_EQ(p.out(), "");
+  // The same binary, the same root, openat2 allowed: it starts.
+  ServerProcess q(b.bin, b.dir);
+  EXPECT_TRUE(q.wait_ready());
+}
+
 TEST(FileServer, TwoRootsEachServeTheirOwn) {
   Tree t = make_tree();
   write(t.base + "/outside/other.txt", "beside the root\n");
