@@ -41,7 +41,8 @@ Roots::Roots(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), rt_(rt),
 void Roots::emit_open() {
   if (dirs_.empty()) return;
   for (size_t i = 0; i < dirs_.size(); ++i) {
-    next_block(local("open_root"), fmt::format("open the root {}", dirs_[i]), &kOpenat,
+    next_block(local(i == 0 ? std::string("open_root") : fmt::format("open_root_{}", i)),
+               fmt::format("open the root {}", dirs_[i]), &kOpenat,
                fmt::format("root_fds[{}] = openat(AT_FDCWD, \"{}\", O_PATH | O_DIRECTORY | O_CLOEXEC)", i, dirs_[i]),
                i > 0 ? ""
                      : "Each directory served or written at run time is opened once, here: a\n"
