@@ -26,7 +26,7 @@
 
 ## Named offsets: the fields of the records the code reads and writes.
         .set conn_fd, 0                         # the socket
-        .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering
+        .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         .set conn_served, 8                     # requests answered on this connection
         .set conn_mode, 12                      # after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
         .set conn_said_close, 14                # 1: the client said its request is its last (Connection: close, HTTP/1.0)
@@ -48,6 +48,8 @@
         .set conn_file_lowat, 212               # 1: the socket's TCP_NOTSENT_LOWAT was raised for files
         .set conn_file_off, 216                 # the file's offset of the next byte to send
         .set conn_file_left, 224                # bytes of the file still to send after the iov parts
+        .set conn_upload, 232                   # a body being stored: its upload's response index
+        .set conn_upload_id, 240                # its temporary file's number (".upload-PID-N"); 0: none
         .set iov_base, 0                        # struct iovec: where a part starts
         .set iov_len, 8                         # ... and how many of its bytes are left
 
@@ -772,7 +774,7 @@ _start:
 ## read a buffer at a time; what follows it stays in the buffer.
 .Lread_window:
         mov     rsi, QWORD PTR [rbx+conn_buf]
-        cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body, or lingering?
+        cmp     DWORD PTR [rbx+conn_state], 4   # dropping a body, or lingering?
         jae     short .Lread_window.dropping
         mov     eax, DWORD PTR [rbx+conn_len]
         add     rsi, rax                        # buf + len
@@ -780,17 +782,16 @@ _start:
         sub     rdx, rax
         ret
 .Lread_window.dropping:
-        mov     rdx, QWORD PTR [rbx+conn_discard] # what is left of the body...
-        cmp     DWORD PTR [rbx+conn_state], 4
+        mov     edx, 0x4000                     # a buffer, or...
+        cmp     DWORD PTR [rbx+conn_state], 5
         je      short .Lread_window.bounded
-        cmp     DWORD PTR [rbx+conn_chunk], 0   # a chunked body?
+        cmp     DWORD PTR [rbx+conn_chunk], 0   # a chunked body: its framing is read too
         je      short .Lread_window.bounded
-        mov     edx, 0x4000                     # its framing is read too: a buffer
         ret
 .Lread_window.bounded:
-        cmp     rdx, 16384
+        cmp     rdx, QWORD PTR [rbx+conn_discard] # what is left of the body...
         jbe     short .Lread_window.capped
-        mov     edx, 0x4000                     # ...at most a buffer
+        mov     rdx, QWORD PTR [rbx+conn_discard] # ...at most the room
 .Lread_window.capped:
         ret
 
@@ -811,7 +812,7 @@ _start:
 ## A lingering connection's input is read only to be dropped, up to
 ## limits.linger_bytes; the rest is the protocol's.
 .Lreceived:
-        cmp     DWORD PTR [rbx+conn_state], 4   # lingering?
+        cmp     DWORD PTR [rbx+conn_state], 5   # lingering?
         {disp32} jne     .Lraw_received         # no: a request (or its body) for the protocol
         sub     QWORD PTR [rbx+conn_discard], rax # dropped
         jg      short .Lreceived.more
@@ -839,7 +840,7 @@ _start:
         syscall
         test    rax, rax
         js      short .Llinger.gone             # ENOTCONN: the client is gone already
-        mov     DWORD PTR [rbx+conn_state], 4   # lingering
+        mov     DWORD PTR [rbx+conn_state], 5   # lingering
         mov     eax, 1048576                    # linger_bytes
         mov     QWORD PTR [rbx+conn_discard], rax # at most this much is read and dropped
         mov     eax, 5000                       # linger_ms, for all of it

@@ -25,7 +25,7 @@
 
 ;; Named offsets: the fields of the records the code reads and writes.
         conn_fd equ 0                           ; the socket
-        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering
+        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         conn_served equ 8                       ; requests answered on this connection
         conn_mode equ 12                        ; after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
         conn_said_close equ 14                  ; 1: the client said its request is its last (Connection: close, HTTP/1.0)
@@ -47,6 +47,8 @@
         conn_file_lowat equ 212                 ; 1: the socket's TCP_NOTSENT_LOWAT was raised for files
         conn_file_off equ 216                   ; the file's offset of the next byte to send
         conn_file_left equ 224                  ; bytes of the file still to send after the iov parts
+        conn_upload equ 232                     ; a body being stored: its upload's response index
+        conn_upload_id equ 240                  ; its temporary file's number (".upload-PID-N"); 0: none
         iov_base equ 0                          ; struct iovec: where a part starts
         iov_len equ 8                           ; ... and how many of its bytes are left
 
@@ -771,7 +773,7 @@ raw_sent:
 ;; read a buffer at a time; what follows it stays in the buffer.
 read_window:
         mov     rsi, qword [rbx+conn_buf]
-        cmp     dword [rbx+conn_state], 3       ; dropping a body, or lingering?
+        cmp     dword [rbx+conn_state], 4       ; dropping a body, or lingering?
         jae     short read_window.dropping
         mov     eax, dword [rbx+conn_len]
         add     rsi, rax                        ; buf + len
@@ -779,17 +781,16 @@ read_window:
         sub     rdx, rax
         ret
 read_window.dropping:
-        mov     rdx, qword [rbx+conn_discard]   ; what is left of the body...
-        cmp     dword [rbx+conn_state], 4
+        mov     edx, 0x4000                     ; a buffer, or...
+        cmp     dword [rbx+conn_state], 5
         je      short read_window.bounded
-        cmp     dword [rbx+conn_chunk], 0       ; a chunked body?
+        cmp     dword [rbx+conn_chunk], 0       ; a chunked body: its framing is read too
         je      short read_window.bounded
-        mov     edx, 0x4000                     ; its framing is read too: a buffer
         ret
 read_window.bounded:
-        cmp     rdx, 16384
+        cmp     rdx, qword [rbx+conn_discard]   ; what is left of the body...
         jbe     short read_window.capped
-        mov     edx, 0x4000                     ; ...at most a buffer
+        mov     rdx, qword [rbx+conn_discard]   ; ...at most the room
 read_window.capped:
         ret
 
@@ -810,7 +811,7 @@ set_deadline:
 ;; A lingering connection's input is read only to be dropped, up to
 ;; limits.linger_bytes; the rest is the protocol's.
 received:
-        cmp     dword [rbx+conn_state], 4       ; lingering?
+        cmp     dword [rbx+conn_state], 5       ; lingering?
         jne     near raw_received               ; no: a request (or its body) for the protocol
         sub     qword [rbx+conn_discard], rax   ; dropped
         jg      short received.more
@@ -838,7 +839,7 @@ linger:
         syscall
         test    rax, rax
         js      short linger.gone               ; ENOTCONN: the client is gone already
-        mov     dword [rbx+conn_state], 4       ; lingering
+        mov     dword [rbx+conn_state], 5       ; lingering
         mov     eax, 1048576                    ; linger_bytes
         mov     qword [rbx+conn_discard], rax   ; at most this much is read and dropped
         mov     eax, 5000                       ; linger_ms, for all of it

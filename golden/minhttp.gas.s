@@ -27,7 +27,7 @@
 
 ## Named offsets: the fields of the records the code reads and writes.
         .set conn_fd, 0                         # the socket
-        .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering
+        .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         .set conn_served, 8                     # requests answered on this connection
         .set conn_mode, 12                      # after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
         .set conn_said_close, 14                # 1: the client said its request is its last (Connection: close, HTTP/1.0)
@@ -49,6 +49,8 @@
         .set conn_file_lowat, 212               # 1: the socket's TCP_NOTSENT_LOWAT was raised for files
         .set conn_file_off, 216                 # the file's offset of the next byte to send
         .set conn_file_left, 224                # bytes of the file still to send after the iov parts
+        .set conn_upload, 232                   # a body being stored: its upload's response index
+        .set conn_upload_id, 240                # its temporary file's number (".upload-PID-N"); 0: none
         .set resp_head, 0                       # offset of the head in response_heads (an entity: its 200 status line)
         .set resp_head_len, 4                   # its length
         .set resp_body, 8                       # offset of the body in response_bodies
@@ -714,7 +716,7 @@ _start:
 ## The first bytes of a keep-alive request start its header deadline; a body
 ## being dropped has body_timeout_ms in all, set when its drop began.
 .Lhttp_received:
-        cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body?
+        cmp     DWORD PTR [rbx+conn_state], 4   # dropping a body?
         jne     short .Lhttp_received.reading
         cmp     DWORD PTR [rbx+conn_chunk], 0   # a chunked one?
         jne     short .Lhttp_received.chunked
@@ -824,13 +826,13 @@ _start:
         jne     short .Lhttp_sent.chunked
         cmp     QWORD PTR [rbx+conn_discard], 0 # the rest of a sized body to drop?
         je      short .Lhttp_next
-        mov     DWORD PTR [rbx+conn_state], 3   # dropping the body
+        mov     DWORD PTR [rbx+conn_state], 4   # dropping the body
         mov     eax, 60000                      # body_timeout_ms for all of it
         call    .Lset_deadline
         mov     eax, 0                          # want to read
         ret
 .Lhttp_sent.chunked:
-        mov     DWORD PTR [rbx+conn_state], 3   # dropping the body
+        mov     DWORD PTR [rbx+conn_state], 4   # dropping the body
         mov     eax, 60000                      # body_timeout_ms for all of it
         call    .Lset_deadline
         jmp     short .Lchunk_drop              # what of it is here already; chunk_drop returns for us
@@ -926,12 +928,12 @@ _start:
 ## most 16 hex digits. Registers: edx state, ecx digits, r8 size or data
 ## left, r9 total, r10 the limit, rsi the next byte.
 .Lchunk_scan:
+        mov     r10d, 0x100000                  # limits.body_bytes
+        xor     esi, esi
         mov     edx, DWORD PTR [rbx+conn_chunk]
         mov     ecx, DWORD PTR [rbx+conn_chunk_digits]
         mov     r8, QWORD PTR [rbx+conn_discard]
         mov     r9, QWORD PTR [rbx+conn_body_total]
-        mov     r10d, 0x100000                  # limits.body_bytes
-        xor     esi, esi
 .Lchunk_scan.next:
         cmp     rsi, r14
         {disp32} jae     .Lchunk_scan.need_more # every byte here was body
@@ -978,7 +980,7 @@ _start:
         shl     r8, 4                           # size = size * 16 + digit: no overflow, size <= body_bytes < 2^60
         add     r8, rdi
         lea     rax, [r8+r9]
-        cmp     rax, r10                        # total + size over limits.body_bytes?
+        cmp     rax, r10                        # total + size over the limit?
         {disp32} ja      .Lchunk_scan.bad       # yes: not read
         {disp32} jmp     .Lchunk_scan.next
 .Lchunk_scan.not_digit:
@@ -1003,7 +1005,7 @@ _start:
 .Lchunk_scan.count:
         inc     r9                              # an extension's or trailer's byte
         lea     rax, [r8+r9]
-        cmp     rax, r10                        # over limits.body_bytes?
+        cmp     rax, r10                        # over the limit?
         {disp32} ja      .Lchunk_scan.bad
         {disp32} jmp     .Lchunk_scan.next
 .Lchunk_scan.to_size_lf:
@@ -1144,7 +1146,7 @@ _start:
 ## read a buffer at a time; what follows it stays in the buffer.
 .Lread_window:
         mov     rsi, QWORD PTR [rbx+conn_buf]
-        cmp     DWORD PTR [rbx+conn_state], 3   # dropping a body, or lingering?
+        cmp     DWORD PTR [rbx+conn_state], 4   # dropping a body, or lingering?
         jae     short .Lread_window.dropping
         mov     eax, DWORD PTR [rbx+conn_len]
         add     rsi, rax                        # buf + len
@@ -1152,17 +1154,16 @@ _start:
         sub     rdx, rax
         ret
 .Lread_window.dropping:
-        mov     rdx, QWORD PTR [rbx+conn_discard] # what is left of the body...
-        cmp     DWORD PTR [rbx+conn_state], 4
+        mov     edx, 0x4000                     # a buffer, or...
+        cmp     DWORD PTR [rbx+conn_state], 5
         je      short .Lread_window.bounded
-        cmp     DWORD PTR [rbx+conn_chunk], 0   # a chunked body?
+        cmp     DWORD PTR [rbx+conn_chunk], 0   # a chunked body: its framing is read too
         je      short .Lread_window.bounded
-        mov     edx, 0x4000                     # its framing is read too: a buffer
         ret
 .Lread_window.bounded:
-        cmp     rdx, 16384
+        cmp     rdx, QWORD PTR [rbx+conn_discard] # what is left of the body...
         jbe     short .Lread_window.capped
-        mov     edx, 0x4000                     # ...at most a buffer
+        mov     rdx, QWORD PTR [rbx+conn_discard] # ...at most the room
 .Lread_window.capped:
         ret
 
@@ -1184,7 +1185,7 @@ _start:
 ## limits.linger_bytes; the rest is the protocol's.
 .Lreceived:
         add     QWORD PTR [rbx+conn_bytes], rax # for the connection log
-        cmp     DWORD PTR [rbx+conn_state], 4   # lingering?
+        cmp     DWORD PTR [rbx+conn_state], 5   # lingering?
         {disp32} jne     .Lhttp_received        # no: a request (or its body) for the protocol
         sub     QWORD PTR [rbx+conn_discard], rax # dropped
         jg      short .Lreceived.more
@@ -1212,7 +1213,7 @@ _start:
         syscall
         test    rax, rax
         js      short .Llinger.gone             # ENOTCONN: the client is gone already
-        mov     DWORD PTR [rbx+conn_state], 4   # lingering
+        mov     DWORD PTR [rbx+conn_state], 5   # lingering
         mov     eax, 1048576                    # linger_bytes
         mov     QWORD PTR [rbx+conn_discard], rax # at most this much is read and dropped
         mov     eax, 5000                       # linger_ms, for all of it

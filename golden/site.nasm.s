@@ -26,7 +26,7 @@
 
 ;; Named offsets: the fields of the records the code reads and writes.
         conn_fd equ 0                           ; the socket
-        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering
+        conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         conn_served equ 8                       ; requests answered on this connection
         conn_mode equ 12                        ; after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)
         conn_said_close equ 14                  ; 1: the client said its request is its last (Connection: close, HTTP/1.0)
@@ -48,6 +48,8 @@
         conn_file_lowat equ 212                 ; 1: the socket's TCP_NOTSENT_LOWAT was raised for files
         conn_file_off equ 216                   ; the file's offset of the next byte to send
         conn_file_left equ 224                  ; bytes of the file still to send after the iov parts
+        conn_upload equ 232                     ; a body being stored: its upload's response index
+        conn_upload_id equ 240                  ; its temporary file's number (".upload-PID-N"); 0: none
         resp_head equ 0                         ; offset of the head in response_heads (an entity: its 200 status line)
         resp_head_len equ 4                     ; its length
         resp_body equ 8                         ; offset of the body in response_bodies
@@ -765,7 +767,7 @@ http_open:
 ;; The first bytes of a keep-alive request start its header deadline; a body
 ;; being dropped has body_timeout_ms in all, set when its drop began.
 http_received:
-        cmp     dword [rbx+conn_state], 3       ; dropping a body?
+        cmp     dword [rbx+conn_state], 4       ; dropping a body?
         jne     short http_received.reading
         cmp     dword [rbx+conn_chunk], 0       ; a chunked one?
         jne     short http_received.chunked
@@ -876,13 +878,13 @@ http_sent:
         jne     short http_sent.chunked
         cmp     qword [rbx+conn_discard], 0     ; the rest of a sized body to drop?
         je      short http_next
-        mov     dword [rbx+conn_state], 3       ; dropping the body
+        mov     dword [rbx+conn_state], 4       ; dropping the body
         mov     eax, 60000                      ; body_timeout_ms for all of it
         call    set_deadline
         mov     eax, 0                          ; want to read
         ret
 http_sent.chunked:
-        mov     dword [rbx+conn_state], 3       ; dropping the body
+        mov     dword [rbx+conn_state], 4       ; dropping the body
         mov     eax, 60000                      ; body_timeout_ms for all of it
         call    set_deadline
         jmp     short chunk_drop                ; what of it is here already; chunk_drop returns for us
@@ -978,12 +980,12 @@ buffer_drop:
 ;; most 16 hex digits. Registers: edx state, ecx digits, r8 size or data
 ;; left, r9 total, r10 the limit, rsi the next byte.
 chunk_scan:
+        mov     r10d, 0x100000                  ; limits.body_bytes
+        xor     esi, esi
         mov     edx, dword [rbx+conn_chunk]
         mov     ecx, dword [rbx+conn_chunk_digits]
         mov     r8, qword [rbx+conn_discard]
         mov     r9, qword [rbx+conn_body_total]
-        mov     r10d, 0x100000                  ; limits.body_bytes
-        xor     esi, esi
 chunk_scan.next:
         cmp     rsi, r14
         jae     near chunk_scan.need_more       ; every byte here was body
@@ -1030,7 +1032,7 @@ chunk_scan.hex_done:
         shl     r8, 4                           ; size = size * 16 + digit: no overflow, size <= body_bytes < 2^60
         add     r8, rdi
         lea     rax, [r8+r9]
-        cmp     rax, r10                        ; total + size over limits.body_bytes?
+        cmp     rax, r10                        ; total + size over the limit?
         ja      near chunk_scan.bad             ; yes: not read
         jmp     near chunk_scan.next
 chunk_scan.not_digit:
@@ -1055,7 +1057,7 @@ chunk_scan.ext:
 chunk_scan.count:
         inc     r9                              ; an extension's or trailer's byte
         lea     rax, [r8+r9]
-        cmp     rax, r10                        ; over limits.body_bytes?
+        cmp     rax, r10                        ; over the limit?
         ja      near chunk_scan.bad
         jmp     near chunk_scan.next
 chunk_scan.to_size_lf:
@@ -1196,7 +1198,7 @@ decide_mode.decided:
 ;; read a buffer at a time; what follows it stays in the buffer.
 read_window:
         mov     rsi, qword [rbx+conn_buf]
-        cmp     dword [rbx+conn_state], 3       ; dropping a body, or lingering?
+        cmp     dword [rbx+conn_state], 4       ; dropping a body, or lingering?
         jae     short read_window.dropping
         mov     eax, dword [rbx+conn_len]
         add     rsi, rax                        ; buf + len
@@ -1204,17 +1206,16 @@ read_window:
         sub     rdx, rax
         ret
 read_window.dropping:
-        mov     rdx, qword [rbx+conn_discard]   ; what is left of the body...
-        cmp     dword [rbx+conn_state], 4
+        mov     edx, 0x4000                     ; a buffer, or...
+        cmp     dword [rbx+conn_state], 5
         je      short read_window.bounded
-        cmp     dword [rbx+conn_chunk], 0       ; a chunked body?
+        cmp     dword [rbx+conn_chunk], 0       ; a chunked body: its framing is read too
         je      short read_window.bounded
-        mov     edx, 0x4000                     ; its framing is read too: a buffer
         ret
 read_window.bounded:
-        cmp     rdx, 16384
+        cmp     rdx, qword [rbx+conn_discard]   ; what is left of the body...
         jbe     short read_window.capped
-        mov     edx, 0x4000                     ; ...at most a buffer
+        mov     rdx, qword [rbx+conn_discard]   ; ...at most the room
 read_window.capped:
         ret
 
@@ -1235,7 +1236,7 @@ set_deadline:
 ;; A lingering connection's input is read only to be dropped, up to
 ;; limits.linger_bytes; the rest is the protocol's.
 received:
-        cmp     dword [rbx+conn_state], 4       ; lingering?
+        cmp     dword [rbx+conn_state], 5       ; lingering?
         jne     near http_received              ; no: a request (or its body) for the protocol
         sub     qword [rbx+conn_discard], rax   ; dropped
         jg      short received.more
@@ -1263,7 +1264,7 @@ linger:
         syscall
         test    rax, rax
         js      short linger.gone               ; ENOTCONN: the client is gone already
-        mov     dword [rbx+conn_state], 4       ; lingering
+        mov     dword [rbx+conn_state], 5       ; lingering
         mov     eax, 1048576                    ; linger_bytes
         mov     qword [rbx+conn_discard], rax   ; at most this much is read and dropped
         mov     eax, 5000                       ; linger_ms, for all of it

@@ -101,6 +101,7 @@ inline constexpr int kSigint = 2;
 inline constexpr int kSigpipe = 13;
 inline constexpr int kSigterm = 15;
 inline constexpr int kSigchld = 17;
+inline constexpr int kSigxfsz = 25;
 inline constexpr int kSigIgn = 1;
 inline constexpr int kSaNocldwait = 0x2;
 inline constexpr int kSaRestorer = 0x04000000;
@@ -132,6 +133,9 @@ inline constexpr int kEacces = 13;
 inline constexpr int kEexist = 17;
 inline constexpr int kExdev = 18;
 inline constexpr int kEnotdir = 20;
+inline constexpr int kEisdir = 21;
+inline constexpr int kErofs = 30;
+inline constexpr int kEnotempty = 39;
 inline constexpr int kEnfile = 23;
 inline constexpr int kEmfile = 24;
 inline constexpr int kEfbig = 27;
@@ -231,11 +235,11 @@ MemOp field(const Layout<N>& l, const char* prefix, Reg base, F f, int extra = 0
 // drivers only know fd, state, deadline and what flush needs.
 enum class ConnField {
   fd, state, served, mode, said_close, len, scanned, watch, outq, deadline, discard, consume, bytes, buf, iov, addr,
-  chunk, chunk_digits, body_total, file, file_lowat, file_off, file_left,
+  chunk, chunk_digits, body_total, file, file_lowat, file_off, file_left, upload, upload_id,
 };
-inline constexpr Layout<23> kConnLayout{{{
+inline constexpr Layout<25> kConnLayout{{{
     {"fd", 4, "the socket"},
-    {"state", 4, "0 free, 1 reading a request, 2 writing a response, 3 dropping a body, 4 lingering"},
+    {"state", 4, "0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering"},
     {"served", 4, "requests answered on this connection"},
     {"mode", 2, "after the response in flight: 0 close, 1 keep-alive, 2 keep-alive (HTTP/1.0)"},
     {"said_close", 2, "1: the client said its request is its last (Connection: close, HTTP/1.0)"},
@@ -258,6 +262,8 @@ inline constexpr Layout<23> kConnLayout{{{
     {"file_lowat", 4, "1: the socket's TCP_NOTSENT_LOWAT was raised for files"},
     {"file_off", 8, "the file's offset of the next byte to send"},
     {"file_left", 8, "bytes of the file still to send after the iov parts"},
+    {"upload", 4, "a body being stored: its upload's response index"},
+    {"upload_id", 8, "its temporary file's number (\".upload-PID-N\"); 0: none"},
 }}};
 static_assert(kConnLayout.size == 256, "the connection record stays 256 bytes");
 inline constexpr int kConnRecordBytes = kConnLayout.size;
@@ -299,7 +305,8 @@ enum class IovPart {
 };
 inline constexpr int kIovParts = 6;
 inline constexpr const char* kIovPartNames[] = {"status", "runtime", "fields", "conn", "date", "body"};
-inline constexpr int kConnFree = 0, kConnReading = 1, kConnWriting = 2, kConnDiscarding = 3, kConnLingering = 4;
+inline constexpr int kConnFree = 0, kConnReading = 1, kConnWriting = 2, kConnUploading = 3, kConnDiscarding = 4,
+                     kConnLingering = 5;
 inline constexpr int kWatchIn = 0, kWatchOut = 1, kWatchNone = 2;
 /// record.chunk: where the parser of a chunked body (RFC 9112 7.1) is.
 /// chunk-size [ chunk-ext ] CRLF, chunk-data CRLF, ..., "0" [ chunk-ext ]

@@ -28,6 +28,7 @@ void Conn::reset_record() {
     mov(conn(ConnField::file_left), imm(0));
     mov(conn(ConnField::file_lowat), imm(0), "the listener's TCP_NOTSENT_LOWAT");
   }
+  if (!spec_.uploads.empty()) mov(conn(ConnField::upload_id), imm(0), "no upload's temporary file");
 }
 
 void Conn::set_deadline(int ms, const std::string& what) {
@@ -55,26 +56,39 @@ void Conn::emit_shared() {
         "A chunked body's end is known only once its last chunk is read, so it is\n"
         "read a buffer at a time; what follows it stays in the buffer.");
   mov(r64(Reg::rsi), conn(ConnField::buf));
-  static_assert(kConnLingering == kConnDiscarding + 1);
+  static_assert(kConnLingering == kConnDiscarding + 1 && kConnUploading < kConnDiscarding);
   op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding), "dropping a body, or lingering?");
   jmp(Op::jae, dropping);
   mov(r32(Reg::rax), conn(ConnField::len));
   op(Op::add, r64(Reg::rsi), r64(Reg::rax), "buf + len");
+  if (!spec_.uploads.empty()) {
+    Label reading = local("reading");
+    op(Op::cmp, conn(ConnField::state), imm(kConnUploading), "storing a body?");
+    jmp(Op::jne, reading);
+    note("An upload's body goes after its head (kept until the end), up to the");
+    note("slack: the scratch stays free for the answer. A sized body is read no");
+    note("further than its end.");
+    set(Reg::rdx, room + kRequestBufferSlack, "request_bytes + slack - len");
+    op(Op::sub, r64(Reg::rdx), r64(Reg::rax));
+    op(Op::cmp, conn(ConnField::chunk), imm(kChunkNone), "a chunked one?");
+    jmp(Op::jne, capped);
+    jmp(Op::jmp, bounded);
+    label(reading);
+  }
   set(Reg::rdx, room, "request_bytes - len");
   op(Op::sub, r64(Reg::rdx), r64(Reg::rax));
   ret();
   label(dropping);
-  mov(r64(Reg::rdx), conn(ConnField::discard), "what is left of the body...");
+  set(Reg::rdx, room, "a buffer, or...");
   op(Op::cmp, conn(ConnField::state), imm(kConnLingering));
   jmp(Op::je, bounded);
-  op(Op::cmp, conn(ConnField::chunk), imm(kChunkNone), "a chunked body?");
+  op(Op::cmp, conn(ConnField::chunk), imm(kChunkNone), "a chunked body: its framing is read too");
   jmp(Op::je, bounded);
-  set(Reg::rdx, room, "its framing is read too: a buffer");
   ret();
   label(bounded);
-  op(Op::cmp, r64(Reg::rdx), dec(room));
+  op(Op::cmp, r64(Reg::rdx), conn(ConnField::discard), "what is left of the body...");
   jmp(Op::jbe, capped);
-  set(Reg::rdx, room, "...at most a buffer");
+  mov(r64(Reg::rdx), conn(ConnField::discard), "...at most the room");
   label(capped);
   ret();
 
@@ -307,6 +321,13 @@ void Conn::emit_release() {
         "A response's file is closed when it is sent, when its answer needs no body\n"
         "(HEAD, 304, 416), and when the connection ends before: no descriptor\n"
         "outlives its response. Clobbers rax, rcx, rdi, r11.");
+  if (discard_upload_.id >= 0) {
+    Label no_upload = local("no_upload");
+    op(Op::cmp, conn(ConnField::upload_id), imm(0), "a body being stored?");
+    jmp(Op::je, no_upload);
+    call(discard_upload_, "ended before it was stored: its temporary file goes");
+    label(no_upload);
+  }
   op(Op::cmp, conn(ConnField::file), imm(0), "a file open?");
   jmp(Op::jl, none);
   mov(r32(Reg::rdi), conn(ConnField::file));

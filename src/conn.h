@@ -79,6 +79,9 @@ class Conn : public Gen {
   /// protocols' sent jumps here.
   Label linger() const { return linger_; }
   Runtime& rt_;
+  /// Subroutine, with uploads: remove the record's temporary file (the
+  /// protocol's); release calls it when record.upload_id is not 0.
+  Label discard_upload_;
 
  private:
   void emit_received();

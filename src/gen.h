@@ -2,6 +2,7 @@
 // as chibicc's codegen has one helper per instruction line.
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -58,6 +59,13 @@ class Gen {
   /// Compares the bytes of `text` at [base+disp] with immediates (case-folded
   /// when `fold`); jumps to `fail` on a difference. Uses eax when folding.
   void match_text(Reg base, int disp, const std::string& text, bool fold, Label fail);
+  /// Inline: to `to` when rax is -e for one of `errnos`.
+  void jmp_on_errno(std::initializer_list<int> errnos, Label to) {
+    for (int e : errnos) {
+      b_.emit(Op::cmp, {r64(Reg::rax), imm(-e)});
+      b_.emit(Op::je, {LabelOp{to}});
+    }
+  }
   /// Inline: the character in r's low 32 bits becomes its value as a hex
   /// digit (0-9, a-f, A-F), or a jump to `not_hex` (r is clobbered then).
   void hex_value(Reg r, Label not_hex);

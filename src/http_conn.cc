@@ -18,6 +18,21 @@ HttpConn::HttpConn(const Spec& spec, Builder& b, Runtime& rt, const HttpParse& p
   buffer_drop_ = local("buffer_drop");
   chunk_drop_ = local("chunk_drop");
   chunk_scan_ = local("chunk_scan");
+  respond_ = local("respond");
+  uploads_ = !responses.routes().upload_sites.empty();
+  if (uploads_) {
+    upload_begin_ = local("upload_begin");
+    upload_received_ = local("upload_received");
+    upload_store_ = local("upload_store");
+    upload_end_ = local("upload_end");
+    upload_answer_ = local("upload_answer");
+    upload_site_ = local("upload_site");
+    upload_write_ = local("upload_write");
+    upload_chunks_ = local("upload_chunks");
+    upload_temp_name_ = local("upload_temp_name");
+    upload_suffix_ = local("upload_suffix");
+    discard_upload_ = local("discard_upload");
+  }
 }
 
 void HttpConn::emit() {
@@ -28,8 +43,9 @@ void HttpConn::emit() {
   emit_next();
   emit_chunk_drop();
   emit_buffer_drop();
-  emit_chunk_scan();
+  emit_chunk_scan(chunk_scan_, false);
   emit_decide_mode();
+  if (uploads_) emit_upload();
   emit_shared();
 }
 
@@ -55,6 +71,10 @@ void HttpConn::emit_received() {
         "   answer what is complete",
         "The first bytes of a keep-alive request start its header deadline; a body\n"
         "being dropped has body_timeout_ms in all, set when its drop began.");
+  if (uploads_) {
+    op(Op::cmp, conn(ConnField::state), imm(kConnUploading), "storing a body?");
+    jmp(Op::je, upload_received_);
+  }
   op(Op::cmp, conn(ConnField::state), imm(kConnDiscarding), "dropping a body?");
   jmp(Op::jne, reading);
   op(Op::cmp, conn(ConnField::chunk), imm(kChunkNone), "a chunked one?");
@@ -90,7 +110,7 @@ void HttpConn::emit_received() {
 void HttpConn::emit_process() {
   const Limits& lim = spec_.limits;
   Label have_head = local("have_head");
-  Label respond = local("respond");
+  Label respond = respond_;
   Label body_here = local("body_here");
   Label queued = local("queued");
   Label want = local("want_more");
@@ -111,12 +131,18 @@ void HttpConn::emit_process() {
   label(have_head);
   mov(var64(req_.head_len), r64(Reg::rax));
   call(parse_.parse_request(), "eax = the response's index");
+  if (uploads_) {
+    mov(r32(Reg::rcx), r32(Reg::rax));
+    op(Op::shl, r64(Reg::rcx), imm(kRespLayout.shift), "its record");
+    lea(Reg::rdx, responses_.table());
+    op(Op::add, r64(Reg::rdx), r64(Reg::rcx));
+    MemOp kind = resp(Reg::rdx, RespField::flags);
+    kind.width = Width::b8;
+    op(Op::cmp, kind, imm(static_cast<int>(ResponseKind::upload)), "an upload? (the kind: the flags' low byte)");
+    jmp(Op::je, upload_begin_, "it reads the body before it answers");
+  }
   label(respond);
-  call(decide_mode_, "record.mode = 0, 1 or 2; keeps eax");
-  call(responses_.prepare(), "record.iov = its head, Date line and body");
-  if (spec_.log_requests) call(log_.request(responses_.status(), responses_.body_bytes(), req_, responses_.date()),
-                                "one access-log line");
-  op(Op::inc, conn(ConnField::served));
+  prepare_answer();
   note("What to drop once the response is out: the head, and the body (read and");
   note("thrown away later if it is not all here yet). A chunked body is dropped");
   note("after the response, from the buffer (chunk_drop): its end is found as it is read.");
@@ -145,6 +171,18 @@ void HttpConn::emit_process() {
   mov(conn(ConnField::consume), r64(Reg::rax), "head + body");
   mov(conn(ConnField::discard), imm(0));
   label(queued);
+  queue_answer();
+}
+
+void HttpConn::prepare_answer() {
+  call(decide_mode_, "record.mode = 0, 1 or 2; keeps eax");
+  call(responses_.prepare(), "record.iov = its head, Date line and body");
+  if (spec_.log_requests) call(log_.request(responses_.status(), responses_.body_bytes(), req_, responses_.date()),
+                                "one access-log line");
+  op(Op::inc, conn(ConnField::served));
+}
+
+void HttpConn::queue_answer() {
   mov(conn(ConnField::state), imm(kConnWriting), "writing");
   set_deadline(spec_.limits.send_timeout_ms, "send_timeout_ms: the client must take some of it by then");
   answer(kActSend);
@@ -259,7 +297,7 @@ void HttpConn::emit_chunk_drop() {
   jmp(Op::jmp, linger(), "linger returns for us");
 }
 
-void HttpConn::emit_chunk_scan() {
+void HttpConn::emit_chunk_scan(Label l, bool decode) {
   const Limits& lim = spec_.limits;
   Label next = local("next");
   Label size = local("size");
@@ -281,7 +319,29 @@ void HttpConn::emit_chunk_scan() {
   Label to_last_lf = local("to_last_lf");
   Label need_more = local("need_more");
   Label bad = local("bad");
-  block(chunk_scan_, "subroutine chunk_scan: a chunked body, byte by byte", nullptr,
+  // Over the limit: malformed when dropping, 413 when storing.
+  Label over = decode ? local("over") : bad;
+  // decode: the data so far moves down to r11, over the framing.
+  auto keep_data = [&](Reg count) {
+    if (!decode) return;
+    mov(r64(Reg::rcx), r64(count), "rcx = the data's bytes (no size digits are pending)");
+    lea(Reg::rdi, mem_index(Width::none, kBuf, Reg::r11), "to r11...");
+    op(Op::add, r64(Reg::r11), r64(count));
+    op(Op::push, r64(Reg::rsi));
+    lea(Reg::rsi, mem_index(Width::none, kBuf, Reg::rsi), "... from rsi: r11 <= rsi, a forward copy is safe");
+    plain(Op::rep_movsb, "rcx is 0 again");
+    op(Op::pop, r64(Reg::rsi));
+  };
+  if (decode)
+    block(l, "subroutine upload_chunks: a chunked body being stored, byte by byte", nullptr,
+          "as chunk_scan over buf[consume, len), but the data moves down to buf[consume, r11)\n"
+          "   and the limit is the upload's max_bytes: -2 over it",
+          "The same parser as chunk_scan's (and the same record fields); the data\n"
+          "bytes are kept, moved down over the size lines and CR LFs, so that\n"
+          "buf[consume, r11) is what to write to the file. Extensions and trailer\n"
+          "fields are dropped.");
+  else
+  block(l, "subroutine chunk_scan: a chunked body, byte by byte", nullptr,
         "for each byte of buf[0, len): step the chunked-body parser (record.chunk);\n"
         "   return its end (bytes used) once the final CRLF is in, 0 when all were body, -1 if malformed",
         fmt::format("RFC 9112 7.1: chunk-size (hex) [ chunk-ext ] CRLF, chunk-data CRLF, ...,\n"
@@ -293,12 +353,19 @@ void HttpConn::emit_chunk_scan() {
                     "most {} hex digits. Registers: edx state, ecx digits, r8 size or data\n"
                     "left, r9 total, r10 the limit, rsi the next byte.",
                     lim.body_bytes, kChunkMaxDigits));
+  if (decode) {
+    call(upload_site_, "r11 = the upload");
+    mov(r64(Reg::r10), upload(Reg::r11, UploadField::max_bytes), "its max_bytes");
+    mov(r64(Reg::rsi), conn(ConnField::consume), "the body starts after the head");
+    mov(r64(Reg::r11), r64(Reg::rsi), "... and so does its data");
+  } else {
+    set(Reg::r10, lim.body_bytes, "limits.body_bytes");
+    zero(Reg::rsi);
+  }
   mov(r32(Reg::rdx), conn(ConnField::chunk));
   mov(r32(Reg::rcx), conn(ConnField::chunk_digits));
   mov(r64(Reg::r8), conn(ConnField::discard));
   mov(r64(Reg::r9), conn(ConnField::body_total));
-  set(Reg::r10, lim.body_bytes, "limits.body_bytes");
-  zero(Reg::rsi);
   label(next);
   op(Op::cmp, r64(Reg::rsi), r64(kBufLen));
   jmp(Op::jae, need_more, "every byte here was body");
@@ -338,8 +405,8 @@ void HttpConn::emit_chunk_scan() {
   op(Op::shl, r64(Reg::r8), imm(4), "size = size * 16 + digit: no overflow, size <= body_bytes < 2^60");
   op(Op::add, r64(Reg::r8), r64(Reg::rdi));
   lea(Reg::rax, mem_index(Width::none, Reg::r8, Reg::r9));
-  op(Op::cmp, r64(Reg::rax), r64(Reg::r10), "total + size over limits.body_bytes?");
-  jmp(Op::ja, bad, "yes: not read");
+  op(Op::cmp, r64(Reg::rax), r64(Reg::r10), "total + size over the limit?");
+  jmp(Op::ja, over, "yes: not read");
   jmp(Op::jmp, next);
   label(not_digit);
   op(Op::test, r32(Reg::rcx), r32(Reg::rcx));
@@ -363,8 +430,8 @@ void HttpConn::emit_chunk_scan() {
   label(count);
   op(Op::inc, r64(Reg::r9), "an extension's or trailer's byte");
   lea(Reg::rax, mem_index(Width::none, Reg::r8, Reg::r9));
-  op(Op::cmp, r64(Reg::rax), r64(Reg::r10), "over limits.body_bytes?");
-  jmp(Op::ja, bad);
+  op(Op::cmp, r64(Reg::rax), r64(Reg::r10), "over the limit?");
+  jmp(Op::ja, over);
   jmp(Op::jmp, next);
   label(to_size_lf);
   mov(r32(Reg::rdx), imm(kChunkSizeLf), "next: the size line's LF");
@@ -388,10 +455,12 @@ void HttpConn::emit_chunk_scan() {
   op(Op::sub, r64(Reg::rax), r64(Reg::rsi), "bytes here");
   op(Op::cmp, r64(Reg::rax), r64(Reg::r8));
   jmp(Op::jae, data_end, "the chunk's data ends here");
+  keep_data(Reg::rax);
   op(Op::add, r64(Reg::rsi), r64(Reg::rax), "all of them are data");
   op(Op::sub, r64(Reg::r8), r64(Reg::rax));
   jmp(Op::jmp, next);
   label(data_end);
+  keep_data(Reg::r8);
   op(Op::add, r64(Reg::rsi), r64(Reg::r8));
   zero(Reg::r8, "the next size starts from 0");
   mov(r32(Reg::rdx), imm(kChunkDataCr), "next: the data's CR");
@@ -440,8 +509,13 @@ void HttpConn::emit_chunk_scan() {
   zero(Reg::rax, "0: more to come");
   ret();
   label(bad);
-  set(Reg::rax, -1, "-1: malformed, or over limits.body_bytes");
+  set(Reg::rax, -1, decode ? "-1: malformed" : "-1: malformed, or over limits.body_bytes");
   ret();
+  if (decode) {
+    label(over);
+    set(Reg::rax, -2, "-2: over max_bytes");
+    ret();
+  }
 }
 
 void HttpConn::emit_decide_mode() {

@@ -828,8 +828,24 @@ void HttpParse::emit_checks(Label route) {
   set(Reg::rcx, spec_.limits.body_bytes, "limits.body_bytes");
   op(Op::cmp, var64(v_.content_length), r64(Reg::rcx));
   jmp(Op::jbe, size_ok);
-  set(Reg::rax, t_.content_too_large, "413 Content Too Large");
-  ret();
+  std::vector<int> uploads;
+  for (size_t i = 0; i < t_.responses.size(); ++i)
+    if (t_.responses[i].kind == ResponseKind::upload) uploads.push_back(static_cast<int>(i));
+  if (!uploads.empty()) {
+    note("An upload has its own max_bytes (checked when it starts): route first.");
+    Label stored = local("stored");
+    call(route, "eax = the response");
+    for (int u : uploads) {
+      op(Op::cmp, r32(Reg::rax), imm(u), t_.responses[u].what);
+      jmp(Op::je, stored);
+    }
+    set(Reg::rax, t_.content_too_large, "not an upload: 413 Content Too Large");
+    label(stored);
+    ret();
+  } else {
+    set(Reg::rax, t_.content_too_large, "413 Content Too Large");
+    ret();
+  }
   label(size_ok);
   jmp(Op::jmp, route, "route it: a tail call, route returns to our caller");
 }

@@ -33,7 +33,8 @@ HttpRoute::HttpRoute(const Spec& spec, Builder& b, const ResponseTable& table, c
   norm_buf_ = b_.bss("norm_path", static_cast<uint64_t>(spec_.limits.request_bytes) + 16 + index,
                      "the request's path, decoded and normalised (never longer than it was), and\n"
                      "room for a NUL after it (and a directory's index name)", 16);
-  if (!t_.disk_sites.empty()) norm_len_ = b_.bss("norm_len", 8, "its length, for a file read from disk");
+  if (!t_.disk_sites.empty() || !t_.upload_sites.empty())
+    norm_len_ = b_.bss("norm_len", 8, "its length, for a file read from disk or stored");
   // The methods of every path: a row of 8 response indexes, by method
   // number; [0] and the methods a path lacks: its 405 (or not_found).
   auto row_of = [&](const PathRoutes& p) {

@@ -21,6 +21,7 @@ const char* kind_name(ResponseKind k) {
     case ResponseKind::entity: return "entity";
     case ResponseKind::redirect: return "redirect";
     case ResponseKind::disk: return "disk";
+    case ResponseKind::upload: return "upload";
   }
   return "?";
 }
@@ -59,6 +60,7 @@ Responses::Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTa
     entities_ |= r.kind == ResponseKind::entity;
     redirects_ |= r.kind == ResponseKind::redirect;
     disk_ |= r.kind == ResponseKind::disk;
+    uploads_ |= r.kind == ResponseKind::upload;
     codings_ |= r.reps.size() > 1;
     uint64_t head_offset = heads.size();
     heads += r.head;
@@ -79,7 +81,7 @@ Responses::Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTa
                             fmt::format("{}: {} ({})", rep_count, r.what, kCodingNames[static_cast<int>(p.coding)])});
         ++rep_count;
       }
-    } else if (r.kind == ResponseKind::disk) {
+    } else if (r.kind == ResponseKind::disk || r.kind == ResponseKind::upload) {
       first_rep = static_cast<uint64_t>(r.disk_site);
     } else {
       body = add_body("", r.file, r.body, r.body_size);
@@ -127,6 +129,7 @@ Responses::Responses(const Spec& spec, Builder& b, Runtime& rt, const ResponseTa
   }
   if (redirects_) crlf_ = b_.bytes("crlf", "\r\n", "the end of a redirect's Location line");
   if (disk_) make_disk_data();
+  if (uploads_) make_upload_data();
   if (spec_.log_requests) {
     status_ = b_.bss("last_status", 4, "status of the last response, for the log", 4);
     body_bytes_ = b_.bss("last_body_bytes", 8, "body bytes of the last response, for the log");
@@ -201,6 +204,7 @@ void Responses::emit() {
       case ResponseKind::entity: emit_entity(cases[i]); break;
       case ResponseKind::redirect: emit_redirect(cases[i]); break;
       case ResponseKind::disk: emit_disk(cases[i]); break;
+      case ResponseKind::upload: emit_upload(cases[i]); break;
     }
   }
   emit_finish();

@@ -15,6 +15,9 @@
 //             (response_disk.cc): its fields made in the scratch from fstat,
 //             If-None-Match, If-Modified-Since and Range as for an entity,
 //             the body sent by flush with sendfile.
+//   upload    the 201 Created of a body stored below an upload's root
+//             (response_upload.cc; http_upload.cc stores it): a fixed head,
+//             and a Location made in the scratch.
 //
 // Every kind ends the same way: the Connection line for the record's mode,
 // the Date line (made once a second), and the body, none for HEAD.
@@ -83,6 +86,20 @@ inline constexpr Layout<8> kSiteLayout{{{
 }}};
 inline MemOp site(Reg base, SiteField f) { return field(kSiteLayout, "site_", base, f); }
 
+/// A record of the `upload_sites` table: an upload's directory and rules.
+enum class UploadField { root, prefix_len, flags, mode, max_bytes, prefix, spare };
+inline constexpr Layout<7> kUploadLayout{{{
+    {"root", 4, "its directory: the index in root_fds"},
+    {"prefix_len", 4, "the length of its URL prefix"},
+    {"flags", 4, "bit 0: overwrite; bit 1: fsync"},
+    {"mode", 4, "the new files' permissions"},
+    {"max_bytes", 8, "the largest body stored"},
+    {"prefix", 4, "offset in upload_text of its URL prefix"},
+    {"spare", 4, "0: a record is 32 bytes"},
+}}};
+inline constexpr int kUploadOverwrite = 1, kUploadFsync = 2;
+inline MemOp upload(Reg base, UploadField f) { return field(kUploadLayout, "upload_", base, f); }
+
 /// The path routing decoded and normalised, for a disk response.
 struct NormalisedPath {
   Label path;  // bytes, with room for a NUL and ".\0" after them
@@ -102,6 +119,16 @@ class Responses : public Gen {
   Label status() const { return status_; }       // dd: status of the last response
   Label body_bytes() const { return body_bytes_; }  // dq: its body bytes
   HttpDate& date() { return date_; }
+  const ResponseTable& routes() const { return t_; }
+  const Roots& roots() const { return roots_; }
+  NormalisedPath norm() const { return norm_; }
+  /// With uploads: the upload_sites table, their prefixes (upload_text),
+  /// and the Location of the 201 being prepared, which the code that
+  /// stored the body sets: a pointer and a length (dq each).
+  Label upload_sites() const { return upload_sites_; }
+  Label upload_text() const { return upload_text_; }
+  Label upload_location() const { return upload_location_; }
+  Label upload_location_len() const { return upload_location_len_; }
   void emit();
 
  private:
@@ -115,6 +142,9 @@ class Responses : public Gen {
   void emit_stat_file();
   void emit_media_type();
   void emit_open_failed();
+  // response_upload.cc
+  void make_upload_data();
+  void emit_upload(Label l);
   /// Inline: rdi = this connection's response scratch, iov[runtime] starts there.
   void scratch_start();
   /// Inline: copies `len` bytes of `text` to rdi (advanced). Clobbers rsi, rcx.
@@ -154,6 +184,8 @@ class Responses : public Gen {
   Label etag_text_, modified_text_, content_length_text_, location_text_, status_200_, status_301_,
       hex_digits_, length_zero_text_, file_lowat_;
   Label stat_file_, media_type_, open_failed_, disk_redirect_;
+  Label upload_sites_, upload_text_, upload_location_, upload_location_len_, upload_location_text_;
+  bool uploads_ = false;
   size_t media_count_ = 0, default_type_at_ = 0, default_type_len_ = 0;
   Label heads_, bodies_, responses_, reps_, prepare_, status_, body_bytes_, finish_;
   Label conn_close_, conn_keep10_, crlf_;

@@ -577,18 +577,9 @@ void Responses::emit_open_failed() {
         "RESOLVE_BENEATH and RESOLVE_NO_MAGICLINKS answer for a link that leaves the\n"
         "root. Out of descriptors is 503: the server goes on, and the client may\n"
         "retry. No file is open here.");
-  for (int e : {kEnoent, kEnotdir, kEnametoolong}) {
-    op(Op::cmp, r64(Reg::rax), imm(-e));
-    jmp(Op::je, missing);
-  }
-  for (int e : {kEacces, kEperm, kEloop, kExdev}) {
-    op(Op::cmp, r64(Reg::rax), imm(-e));
-    jmp(Op::je, forbidden);
-  }
-  for (int e : {kEmfile, kEnfile, kEnomem}) {
-    op(Op::cmp, r64(Reg::rax), imm(-e));
-    jmp(Op::je, unavailable);
-  }
+  jmp_on_errno({kEnoent, kEnotdir, kEnametoolong}, missing);
+  jmp_on_errno({kEacces, kEperm, kEloop, kExdev}, forbidden);
+  jmp_on_errno({kEmfile, kEnfile, kEnomem}, unavailable);
   set(Reg::rax, t_.server_error, "500");
   jmp(Op::jmp, prepare_);
   label(missing);

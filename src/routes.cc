@@ -76,8 +76,10 @@ class TableBuilder {
         else
           add_disk_site(*site);
       }
+      for (const Upload& up : spec_.uploads) add_upload(up);
       std::stable_sort(table_.fallbacks.begin(), table_.fallbacks.end(),
                        [](const PathRoutes& a, const PathRoutes& b) { return a.path.size() > b.path.size(); });
+      inherit_reads();
       // Paths with the same methods share their 204 and 405 responses.
       for (PathRoutes& p : table_.paths) complete(p);
       for (PathRoutes& p : table_.fallbacks) complete(p);
@@ -90,7 +92,12 @@ class TableBuilder {
     table_.not_implemented = error(501, "for an unknown method", true);
     table_.version_not_supported = error(505, "for HTTP/2 and above", true);
     table_.expectation_failed = error(417, "for an Expect other than 100-continue", true);
-    if (!table_.disk_sites.empty()) {
+    if (!table_.upload_sites.empty()) {
+      table_.conflict = error(409, "for an upload whose name exists", false);
+      table_.insufficient_storage = error(507, "for an upload the file system has no room for", true);
+      table_.upload_failed = error(500, "for an upload the file system fails to store", true);
+    }
+    if (!table_.disk_sites.empty() || !table_.upload_sites.empty()) {
       table_.forbidden = error(403, "for a file that may not be served", false);
       table_.unavailable = error(503, "for a file that cannot be opened now (EMFILE, ENFILE, ENOMEM)", false);
       table_.server_error = error(500, "for a file the system fails to read", false);
@@ -174,6 +181,48 @@ class TableBuilder {
     std::string bare = site.path.substr(0, site.path.size() - 1);
     if (!bare.empty() && !path_at_.count(bare))
       path_for(bare).by_method[static_cast<int>(Method::GET)] = add_redirect(bare, site.path);
+  }
+
+  // An upload: PUT and POST below its prefix store the body. They join the
+  // fallback of a site with the same prefix (GET reads what PUT stored).
+  void add_upload(const Upload& up) {
+    std::vector<std::string> roots = run_time_roots(spec_);
+    UploadSite u;
+    u.prefix = up.path;
+    u.root = static_cast<int>(std::find(roots.begin(), roots.end(), up.root) - roots.begin());
+    u.overwrite = up.overwrite;
+    u.fsync = up.fsync;
+    u.mode = up.mode;
+    u.max_bytes = up.max_bytes;
+    table_.upload_sites.push_back(u);
+    CompiledResponse c;
+    c.kind = ResponseKind::upload;
+    c.what = fmt::format("PUT, POST {}... into {}", up.path, up.root);
+    c.status = 201;
+    c.head = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n" + site_fields_;
+    c.disk_site = static_cast<int>(table_.upload_sites.size()) - 1;
+    table_.responses.push_back(std::move(c));
+    int index = static_cast<int>(table_.responses.size()) - 1;
+    auto it = std::find_if(table_.fallbacks.begin(), table_.fallbacks.end(),
+                           [&](const PathRoutes& p) { return p.path == up.path; });
+    if (it == table_.fallbacks.end()) {
+      table_.fallbacks.push_back(PathRoutes{up.path, {}, -1});
+      table_.fallbacks.back().by_method.fill(-1);
+      it = table_.fallbacks.end() - 1;
+    }
+    if (up.put) it->by_method[static_cast<int>(Method::PUT)] = index;
+    if (up.post) it->by_method[static_cast<int>(Method::POST)] = index;
+  }
+
+  // A prefix with uploads only (no GET) reads with the site whose prefix
+  // holds it, if any: "/files/" under a "/" site read at run time.
+  void inherit_reads() {
+    auto& f = table_.fallbacks;
+    for (size_t i = 0; i < f.size(); ++i) {
+      int& get = f[i].by_method[static_cast<int>(Method::GET)];
+      for (size_t j = i + 1; j < f.size() && get < 0; ++j)
+        if (f[i].path.starts_with(f[j].path)) get = f[j].by_method[static_cast<int>(Method::GET)];
+    }
   }
 
   // True when a longer site read at run time owns `url`.
@@ -266,6 +315,8 @@ std::vector<std::string> run_time_roots(const Spec& spec) {
   for (const StaticSite& site : spec.sites)
     if (!site.root.empty() && std::find(roots.begin(), roots.end(), site.root) == roots.end())
       roots.push_back(site.root);
+  for (const Upload& up : spec.uploads)
+    if (std::find(roots.begin(), roots.end(), up.root) == roots.end()) roots.push_back(up.root);
   return roots;
 }
 

@@ -19,6 +19,7 @@ enum class ResponseKind : uint8_t {
              // 304 (If-None-Match), 206 or 416 (Range), made from slices of its fields
   redirect,  // a head made at compile time ending in a Location, the request's query after it
   disk,      // a file read at run time from a static site's root: opened, checked, sent with sendfile
+  upload,    // a request body stored in an upload's root: 201 Created, its Location made at run time
 };
 
 /// A static site read at run time ("root"): what its disk responses need.
@@ -30,8 +31,18 @@ struct DiskSite {
   bool hidden = false;       // serve names starting with '.'
 };
 
+/// An upload read at run time: what its answers need.
+struct UploadSite {
+  std::string prefix;        // the URL prefix, ending in '/'
+  int root = -1;             // its directory in run_time_roots()
+  bool overwrite = false;
+  bool fsync = false;
+  int mode = 0644;
+  int64_t max_bytes = 0;
+};
+
 /// The directories the server opens at start, each once: static sites'
-/// roots, in spec order.
+/// roots, then uploads' roots, in spec order.
 std::vector<std::string> run_time_roots(const Spec& spec);
 
 /// One representation of an entity: its bytes and the field lines that
@@ -65,6 +76,8 @@ struct CompiledResponse {
   std::vector<CompiledRep> reps;    // entity: in Coding order, identity last
   int disk_site = -1;               // disk: its site in ResponseTable::disk_sites; head: the
                                     // field lines its answers share (Accept-Ranges, the spec's headers)
+                                    // upload: its site in ResponseTable::upload_sites; head: the
+                                    // 201's status line and field lines, the Location after them
 };
 
 /// The responses for one exact path.
@@ -95,6 +108,11 @@ struct ResponseTable {
   int forbidden = -1;             // 403: a directory without its index, not a regular file, EACCES
   int unavailable = -1;           // 503: out of file descriptors or memory
   int server_error = -1;          // 500: another error of the file system (EIO)
+  /// With uploads: the uploads, and their answers when a body is not stored.
+  std::vector<UploadSite> upload_sites;
+  int conflict = -1;              // 409: the name exists (and overwrite is false), or is a directory
+  int insufficient_storage = -1;  // 507: ENOSPC, EDQUOT
+  int upload_failed = -1;         // 500, closing: another error, the body not all read
 };
 
 /// Every response of an HTTP spec (`response` or `routes`).

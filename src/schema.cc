@@ -34,6 +34,13 @@ json key_schema(const KeySpec& k) {
       s["enum"] = json::array();
       for (std::string_view c : k.choices) s["enum"].push_back(c);
       break;
+    case KeyType::choices:
+      s["type"] = "array";
+      s["minItems"] = 1;
+      s["uniqueItems"] = true;
+      s["items"] = {{"enum", json::array()}};
+      for (std::string_view c : k.choices) s["items"]["enum"].push_back(c);
+      break;
     case KeyType::object: s["$ref"] = ref(k.object); break;
     case KeyType::array:
       s["type"] = "array";

@@ -465,15 +465,18 @@ void check_routes(Checker& c, const json& j, Spec& spec) {
 
 // A static path: a URL prefix, normalised as the server normalises a
 // request's path before it matches (no empty, "." or ".." segment).
-void check_static_path(Checker& c, const json& j, const std::string& ptr, std::string& path) {
+// `what`: "a static" or "an upload".
+void check_prefix_path(Checker& c, const json& j, const std::string& ptr, std::string& path, const char* what) {
   std::string s;
   check_route_path(c, j, ptr, s);
   if (s.empty()) return;
   if (s.back() != '/')
-    c.error(ptr, "a static path is a prefix: it ends with \"/\", like \"" + s + "/\"");
+    c.error(ptr, fmt::format("{} path is a prefix: it ends with \"/\", like \"{}/\"", what, s));
   else if (s.find("//") != std::string::npos || s.find("/./") != std::string::npos ||
            s.find("/../") != std::string::npos)
-    c.error(ptr, "a static path has no empty, \".\" or \"..\" segment (requests are normalised before matching)");
+    c.error(ptr, fmt::format("{} path has no empty, \".\" or \"..\" segment (requests are normalised before "
+                             "matching)",
+                             what));
   else
     path = s;
 }
@@ -523,7 +526,7 @@ void check_static(Checker& c, const json& j, Spec& spec) {
     const json& entry = j[i];
     if (!c.object(entry, ptr, keys)) continue;
     StaticSite site;
-    if (entry.contains("path")) check_static_path(c, entry["path"], ptr + "/path", site.path);
+    if (entry.contains("path")) check_prefix_path(c, entry["path"], ptr + "/path", site.path, "a static");
     for (size_t k = 0; k < spec.sites.size() && entry.contains("path"); ++k)
       if (spec.sites[k].path == site.path)
         c.error(ptr + "/path", fmt::format("duplicate static path {}: already /static/{}", json_quote(site.path), k));
@@ -560,6 +563,65 @@ void check_static(Checker& c, const json& j, Spec& spec) {
         for (const SiteProblem& p : load_site(site, spec.dir)) c.error(ptr + "/" + p.key, p.message);
     }
     spec.sites.push_back(std::move(site));
+  }
+}
+
+// "uploads": [{"path": "/incoming/", "root": "/srv/incoming", "methods": ["PUT"], ...}]
+void check_uploads(Checker& c, const json& j, Spec& spec) {
+  if (!j.is_array() || j.empty()) {
+    c.error("/uploads",
+            "expected a non-empty array of uploads like {\"path\": \"/incoming/\", \"root\": \"incoming\"}, got " +
+                shown(j));
+    return;
+  }
+  const ObjectSpec& keys = spec_object("upload");
+  for (size_t i = 0; i < j.size(); ++i) {
+    const std::string ptr = "/uploads/" + std::to_string(i);
+    const json& entry = j[i];
+    if (!c.object(entry, ptr, keys)) continue;
+    Upload up;
+    if (entry.contains("path")) check_prefix_path(c, entry["path"], ptr + "/path", up.path, "an upload");
+    for (size_t k = 0; k < spec.uploads.size(); ++k)
+      if (spec.uploads[k].path == up.path)
+        c.error(ptr + "/path", fmt::format("duplicate upload path {}: already /uploads/{}", json_quote(up.path), k));
+    if (!entry.contains("root")) {
+      if (!c.suggested(ptr + "/root")) c.error(ptr, "missing \"root\"");
+    } else if (auto s = c.string(entry["root"], ptr + "/root")) {
+      check_root(c, *s, ptr + "/root", up.root);
+    }
+    if (entry.contains("methods")) {
+      const json& m = entry["methods"];
+      const std::string mptr = ptr + "/methods";
+      if (!m.is_array() || m.empty()) {
+        c.error(mptr, "expected a non-empty array of \"PUT\" and \"POST\", got " + shown(m));
+      } else {
+        up.put = up.post = false;
+        for (size_t k = 0; k < m.size(); ++k) {
+          auto name = c.one_of(m[k], mptr + "/" + std::to_string(k), keys.key("methods").choices);
+          if (!name) continue;
+          bool& on = *name == "PUT" ? up.put : up.post;
+          if (on) c.error(mptr + "/" + std::to_string(k), fmt::format("duplicate method \"{}\"", *name));
+          on = true;
+        }
+      }
+    }
+    if (entry.contains("overwrite"))
+      if (auto b = c.boolean(entry["overwrite"], ptr + "/overwrite")) up.overwrite = *b;
+    if (entry.contains("fsync"))
+      if (auto b = c.boolean(entry["fsync"], ptr + "/fsync")) up.fsync = *b;
+    if (entry.contains("max_bytes"))
+      if (auto v = c.integer(entry, ptr, keys.key("max_bytes"))) up.max_bytes = *v;
+    if (entry.contains("mode")) {
+      auto s = entry["mode"].is_string() ? entry["mode"].get<std::string>() : "";
+      bool octal = (s.size() == 3 || (s.size() == 4 && s[0] == '0')) &&
+                   std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '7'; });
+      if (octal)
+        up.mode = std::stoi(s, nullptr, 8);
+      else
+        c.error(ptr + "/mode",
+                "expected permissions in octal from \"0000\" to \"0777\", like \"0644\", got " + shown(entry["mode"]));
+    }
+    spec.uploads.push_back(std::move(up));
   }
 }
 
@@ -749,14 +811,17 @@ Spec parse_spec(const std::string& text, const std::string& path) {
                             [&](std::string_view k) { return root.contains(std::string(k)); });
       if (k != alternative.end()) given.emplace_back(*k);
     }
-    if (given.size() > 1 && given[1] == "static") {
+    if (given.size() > 1 && given[1] == "uploads") {
+      c.error("/uploads",
+              fmt::format("\"uploads\" goes alone or with \"routes\" and \"static\", not with \"{}\"", given[0]));
+    } else if (given.size() > 1 && given[1] == "static") {
       c.error("/static", fmt::format("\"static\" goes alone or with \"routes\", not with \"{}\"", given[0]));
     } else if (given.size() > 1) {
       c.error("/" + given[1], fmt::format("give exactly one of \"raw_response\", \"response\" or "
                                           "\"routes\", not both \"{}\" and \"{}\"", given[0], given[1]));
     } else if (given.empty()) {
       if (!c.suggested("/raw_response") && !c.suggested("/response") && !c.suggested("/routes") &&
-          !c.suggested("/static"))
+          !c.suggested("/static") && !c.suggested("/uploads"))
         c.error("", "missing the response: give \"response\", \"routes\", \"static\" or \"raw_response\"");
     } else if (given[0] == "raw_response") {
       if (auto s = c.string(root["raw_response"], "/raw_response")) {
@@ -776,6 +841,7 @@ Spec parse_spec(const std::string& text, const std::string& path) {
     } else {
       if (root.contains("routes")) check_routes(c, root["routes"], spec);
       if (root.contains("static")) check_static(c, root["static"], spec);
+      if (root.contains("uploads")) check_uploads(c, root["uploads"], spec);
     }
     spec.not_found.status = 404;
     spec.not_found.reason = "Not Found";

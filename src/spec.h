@@ -52,6 +52,18 @@ struct Route {
   HttpResponse response;
 };
 
+/// "uploads": a URL prefix under which PUT and POST store request bodies
+/// as files of a directory, at run time.
+struct Upload {
+  std::string path = "/";            // the URL prefix, ending in '/'
+  std::string root;                  // the directory, opened at start
+  bool put = true, post = true;      // the methods that store
+  bool overwrite = false;            // an existing name is replaced, not 409
+  int64_t max_bytes = 104857600;     // a larger body is 413
+  int mode = 0644;                   // the new file's permissions (before the umask)
+  bool fsync = false;                // fsync(2) before the rename
+};
+
 /// Bounds on every request and connection.
 struct Limits {
   /// The request line and header section: 16 KiB, so that an 8,000-octet
@@ -112,6 +124,7 @@ struct Spec {
   std::optional<HttpResponse> response;
   std::vector<Route> routes;           // when neither raw_response nor response
   std::vector<StaticSite> sites;       // "static" entries, alone or with routes
+  std::vector<Upload> uploads;         // "uploads" entries, alone or with routes and static
   HttpResponse not_found;              // for unmatched paths (routes only)
   std::vector<std::pair<std::string, std::string>> headers;  // added to every HTTP response
   std::optional<Cors> cors;
@@ -126,8 +139,10 @@ struct Spec {
   /// in which die names only the errnos a first run is likely to meet.
   bool teach = false;
 
-  /// True when the server opens files at run time (a static site's root).
+  /// True when the server opens files at run time (a static site's root,
+  /// an upload's).
   bool files_at_run_time() const {
+    if (!uploads.empty()) return true;
     for (const StaticSite& s : sites)
       if (!s.root.empty()) return true;
     return false;

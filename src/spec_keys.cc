@@ -22,6 +22,9 @@ KeySpec flag(std::string_view name, std::string_view description) { return {name
 KeySpec choice(std::string_view name, std::vector<std::string_view> choices, std::string_view description) {
   return {name, KeyType::choice, description, 0, 0, std::move(choices)};
 }
+KeySpec choices(std::string_view name, std::vector<std::string_view> choices, std::string_view description) {
+  return {name, KeyType::choices, description, 0, 0, std::move(choices)};
+}
 KeySpec obj(std::string_view name, std::string_view object, std::string_view description) {
   return {name, KeyType::object, description, 0, 0, {}, object};
 }
@@ -47,6 +50,8 @@ std::vector<ObjectSpec> make_objects() {
            obj("response", "response", "One HTTP response for every path and method"),
            list("routes", "route", "Routes by exact path and method"),
            list("static", "static", "Directories embedded at build time, served under URL prefixes (alone or with routes)"),
+           list("uploads", "upload",
+                "Directories that PUT and POST store request bodies in, under URL prefixes (alone or with routes, static)"),
            obj("not_found", "response",
                "With routes or static: the answer for unknown paths (status defaults to 404)"),
            headers("headers", "Headers added to every HTTP response"),
@@ -56,7 +61,7 @@ std::vector<ObjectSpec> make_objects() {
            obj("probe", "probe", "server --probe: a health check the server binary runs against itself"),
            {"$schema", KeyType::annotation, "The JSON Schema this spec follows, for editors; asmsrv ignores it"},
        },
-       .exactly_one = {{"raw_response"}, {"response"}, {"routes", "static"}}},
+       .exactly_one = {{"raw_response"}, {"response"}, {"routes", "static", "uploads"}}},
       {.name = "listen",
        .description = "Where the server listens.",
        .keys = {
@@ -105,6 +110,21 @@ std::vector<ObjectSpec> make_objects() {
                     "Glob relative to dir (* and ? within a segment, ** across) -> Cache-Control; the first match wins"),
        },
        .exactly_one = {{"dir"}, {"root"}}},
+      {.name = "upload",
+       .description = "A directory that PUT and POST store request bodies in, under a URL prefix, at run time.",
+       .keys = {
+           str("path", "The URL prefix: starts and ends with /; default \"/\"", "^/([^?#]*/)?$"),
+           str("root",
+               "The directory, absolute or relative to the server's working directory; opened at start"),
+           choices("methods", {"PUT", "POST"},
+                   "PUT stores under the name the path gives, POST under a new name; default both"),
+           flag("overwrite", "PUT replaces an existing file; default false (409 Conflict)"),
+           num("max_bytes", 0, kTiB, "The largest body stored (chunked: data, extensions and trailers); more is 413"),
+           str("mode", "The new files' permissions, in octal, before the umask; default \"0644\"",
+               "^0?[0-7]{3}$"),
+           flag("fsync", "fsync(2) each file before it is renamed into place; default false"),
+       },
+       .required = {"root"}},
       {.name = "limits",
        .description = "Bounds on every request and connection.",
        .keys = {

@@ -15,6 +15,7 @@ enum class KeyType {
   integer,    // from min to max
   boolean,
   choice,     // one of `choices`
+  choices,    // a non-empty array of distinct `choices`
   object,     // the object named `object`
   array,      // a non-empty array of the object named `object`
   headers,    // an object of header names to values

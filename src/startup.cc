@@ -299,7 +299,13 @@ void Startup::emit(Label next) {
         "A client that closes early must not kill the server: with SIGPIPE ignored,\n"
         "write() to a closed socket returns -EPIPE instead.");
   rt_.sigaction(kSigpipe, "SIGPIPE", rip(sa_ignore), "act = SIG_IGN");
-
+  if (!spec_.uploads.empty()) {
+    next_block(local("ignore_sigxfsz"), "start: ignore SIGXFSZ", &kRtSigaction,
+               "sigaction(SIGXFSZ, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL)",
+               "An upload past RLIMIT_FSIZE must not kill the server: with SIGXFSZ\n"
+               "ignored, write() returns -EFBIG instead, and the upload is answered 413.");
+    rt_.sigaction(kSigxfsz, "SIGXFSZ", rip(sa_ignore), "act = SIG_IGN");
+  }
 
   next_block(local("environment"), "find the environment", nullptr,
              "environ = &argv[argc + 1]",

@@ -198,6 +198,7 @@ Place place_of(std::string_view object) {
   if (object == "cors") return {{{"routes", routes["routes"]}, {"cors", json::object()}}, "/cors"};
   if (object == "response") return {{{"response", json::object()}}, "/response"};
   if (object == "static") return {{{"static", json::array({{{"dir", "no-such-dir"}}})}}, "/static/0"};
+  if (object == "upload") return {{{"uploads", json::array({{{"root", "r"}}})}}, "/uploads/0"};
   json spec = response;
   spec[std::string(object)] = json::object();
   return {spec, "/" + std::string(object)};

@@ -1,4 +1,5 @@
 #include "server_util.h"
+#include "routes.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -805,6 +806,10 @@ std::optional<Running> start_server(const std::string& spec_file, const std::str
       return std::nullopt;
     }
     r.dir = temp_dir();
+    // A relative root read or written at run time is the server's working
+    // directory's: an empty one, there.
+    for (const std::string& root : run_time_roots(r.spec))
+      if (root[0] != '/') std::filesystem::create_directories(r.dir + "/" + root);
     std::string bin = build_server(spec_file, syntax, r.port, r.dir);
     if (bin.empty()) return std::nullopt;
     r.proc = std::make_unique<ServerProcess>(bin, r.dir, nofile);

@@ -1,4 +1,5 @@
 // Spec validation: every error message, verbatim.
+#include "routes.h"
 #include "spec.h"
 
 #include <gtest/gtest.h>
@@ -125,7 +126,7 @@ TEST(SpecErrors, RootAndUnknownKeys) {
   EXPECT_EQ(error(R"({"response": {}, "lisen": {}})"), "s.json: /lisen: unknown key; did you mean \"listen\"?");
   EXPECT_EQ(error(R"({"response": {}, "zzzzzzzz": 1})"),
             "s.json: /zzzzzzzz: unknown key; valid keys here: \"name\", \"listen\", \"mode\", \"workers\", "
-            "\"raw_response\", \"response\", \"routes\", \"static\", \"not_found\", \"headers\", \"limits\", \"log\", "
+            "\"raw_response\", \"response\", \"routes\", \"static\", \"uploads\", \"not_found\", \"headers\", \"limits\", \"log\", "
             "\"cors\", \"probe\"");
   EXPECT_EQ(error(R"({"response": {"bdy": "x"}})"), "s.json: /response/bdy: unknown key; did you mean \"body\"?");
   EXPECT_EQ(error(R"({"response": {}, "listen": {"prot": 1}})"),
@@ -153,7 +154,7 @@ TEST(SpecErrors, JsonEdgeCases) {
   // Control characters from the spec are shown escaped: one error, one line.
   EXPECT_EQ(error(R"({"response": {}, "a\nb\u0000": 1})"),
             "s.json: /a\\nb\\u0000: unknown key; valid keys here: \"name\", \"listen\", \"mode\", "
-            "\"workers\", \"raw_response\", \"response\", \"routes\", \"static\", \"not_found\", \"headers\", "
+            "\"workers\", \"raw_response\", \"response\", \"routes\", \"static\", \"uploads\", \"not_found\", \"headers\", "
             "\"limits\", \"log\", \"cors\", \"probe\"");
   EXPECT_EQ(error(R"({"response": {"headers": {"X\r\nY": "1"}}})"),
             "s.json: /response/headers/X\\r\\nY: header name is not a token (letters, digits and "
@@ -547,6 +548,54 @@ TEST(Spec, StaticRootIsReadAtRunTime) {
   EXPECT_TRUE(s.sites[0].hidden);
   EXPECT_TRUE(s.files_at_run_time());
   EXPECT_FALSE(parse_spec(R"({"response": {}})", "s.json").files_at_run_time());
+}
+
+TEST(Spec, Uploads) {
+  Spec s = parse_spec(R"({"static": [{"path": "/f/", "root": "files"}],
+                          "uploads": [{"path": "/f/", "root": "files", "methods": ["PUT"], "overwrite": true,
+                                       "max_bytes": 5, "mode": "0600", "fsync": true},
+                                      {"path": "/in/", "root": "/srv/in"}]})",
+                      "s.json");
+  ASSERT_EQ(s.uploads.size(), 2u);
+  EXPECT_TRUE(s.uploads[0].put);
+  EXPECT_FALSE(s.uploads[0].post);
+  EXPECT_TRUE(s.uploads[0].overwrite);
+  EXPECT_TRUE(s.uploads[0].fsync);
+  EXPECT_EQ(s.uploads[0].max_bytes, 5);
+  EXPECT_EQ(s.uploads[0].mode, 0600);
+  EXPECT_TRUE(s.uploads[1].put && s.uploads[1].post);
+  EXPECT_EQ(s.uploads[1].max_bytes, 104857600);
+  EXPECT_EQ(s.uploads[1].mode, 0644);
+  EXPECT_TRUE(s.files_at_run_time());
+  EXPECT_EQ(run_time_roots(s), (std::vector<std::string>{"files", "/srv/in"}));  // one descriptor for "files"
+}
+
+TEST(SpecErrors, Uploads) {
+  auto one = [&](const std::string& text) {
+    std::vector<std::string> lines = errors(text, "s.json");
+    EXPECT_EQ(lines.size(), 1u) << text;
+    return lines.empty() ? "" : lines[0].substr(8);
+  };
+  EXPECT_EQ(one(R"({"response": {}, "uploads": [{"root": "r"}]})"),
+            "/uploads: \"uploads\" goes alone or with \"routes\" and \"static\", not with \"response\"");
+  EXPECT_EQ(one(R"({"uploads": []})"),
+            "/uploads: expected a non-empty array of uploads like {\"path\": \"/incoming/\", \"root\": \"incoming\"}, got []");
+  EXPECT_EQ(one(R"({"uploads": [{"path": "/in/"}]})"), "/uploads/0: missing \"root\"");
+  EXPECT_EQ(one(R"({"uploads": [{"root": "r", "path": "/in"}]})"),
+            "/uploads/0/path: an upload path is a prefix: it ends with \"/\", like \"/in/\"");
+  EXPECT_EQ(one(R"({"uploads": [{"root": "r"}, {"root": "s"}]})"),
+            "/uploads/1/path: duplicate upload path \"/\": already /uploads/0");
+  EXPECT_EQ(one(R"({"uploads": [{"root": "r", "methods": ["GET"]}]})"),
+            "/uploads/0/methods/0: expected \"PUT\" or \"POST\", got \"GET\"");
+  EXPECT_EQ(one(R"({"uploads": [{"root": "r", "methods": ["PUT", "PUT"]}]})"),
+            "/uploads/0/methods/1: duplicate method \"PUT\"");
+  EXPECT_EQ(one(R"({"uploads": [{"root": "r", "methods": []}]})"),
+            "/uploads/0/methods: expected a non-empty array of \"PUT\" and \"POST\", got []");
+  EXPECT_EQ(one(R"({"uploads": [{"root": "r", "mode": "0800"}]})"),
+            "/uploads/0/mode: expected permissions in octal from \"0000\" to \"0777\", like \"0644\", got \"0800\"");
+  EXPECT_EQ(one(R"({"uploads": [{"root": "r", "mode": 644}]})"),
+            "/uploads/0/mode: expected permissions in octal from \"0000\" to \"0777\", like \"0644\", got 644");
+  EXPECT_EQ(one(R"({"uploads": [{"root": ""}]})"), "/uploads/0/root: expected a directory, got \"\"");
 }
 
 TEST(SpecErrors, Static) {
