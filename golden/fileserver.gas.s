@@ -46,6 +46,7 @@
         .set conn_chunk_digits, 196             # hex digits of the chunk size being read
         .set conn_body_total, 200               # a chunked body: its data, extension and trailer bytes so far
         .set conn_file, 208                     # a file being sent (or written): its descriptor; -1 none
+        .set conn_file_lowat, 212               # 1: the socket's TCP_NOTSENT_LOWAT was raised for files
         .set conn_file_off, 216                 # the file's offset of the next byte to send
         .set conn_file_left, 224                # bytes of the file still to send after the iov parts
         .set conn_upload, 232                   # a body being stored: its upload's response index
@@ -54,10 +55,10 @@
         .set site_prefix_len, 4                 # the length of its URL prefix
         .set site_hidden, 8                     # 1: names starting with '.' are served too
         .set site_index, 12                     # offset in disk_text of its index file's name, NUL-terminated
-        .set site_index_type, 16                # offset in disk_text of the index's Content-Type line
-        .set site_index_type_len, 20            # its length
-        .set site_spare1, 24                    # 0
-        .set site_spare2, 28                    # 0: a record is 32 bytes
+        .set site_index_len, 16                 # its length, the NUL included
+        .set site_index_type, 20                # offset in disk_text of the index's Content-Type line
+        .set site_index_type_len, 24            # its length
+        .set site_spare, 28                     # 0: a record is 32 bytes
         .set upload_root, 0                     # its directory: the index in root_fds
         .set upload_prefix_len, 4               # the length of its URL prefix
         .set upload_flags, 8                    # bit 0: overwrite; bit 1: fsync
@@ -217,7 +218,7 @@ _start:
 ## Each directory served or written at run time is opened once, here: a
 ## missing one stops the server now, not at its first request. O_PATH: the
 ## descriptor only names the directory; files are opened below it.
-.Lopen_root:
+.Lopen_root_0:
         mov     rdi, -100                       # AT_FDCWD: a relative root is the working directory's
         lea     rsi, [rip + root_path_0]        # pathname
         mov     edx, 0x290000                   # O_PATH | O_DIRECTORY | O_CLOEXEC
@@ -225,11 +226,11 @@ _start:
         mov     eax, 257                        # syscall number: openat
         syscall
         test    rax, rax                        # rax < 0 means -errno
-        jns     short .Lopen_root.ok
+        jns     short .Lopen_root_0.ok
         lea     rsi, [rip + error_root_0]       # the start of the error message
         mov     edx, 24                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
-.Lopen_root.ok:
+.Lopen_root_0.ok:
         lea     rdi, [rip + root_fds]
         mov     DWORD PTR [rdi], eax            # root_fds[0]
 
@@ -989,6 +990,7 @@ _start:
         mov     DWORD PTR [rbx+conn_chunk], 0
         mov     DWORD PTR [rbx+conn_file], -1   # no file open
         mov     QWORD PTR [rbx+conn_file_left], 0
+        mov     DWORD PTR [rbx+conn_file_lowat], 0 # the listener's TCP_NOTSENT_LOWAT
         mov     QWORD PTR [rbx+conn_upload_id], 0 # no upload's temporary file
         mov     eax, 10000                      # header_timeout_ms
         {disp32} jmp     .Lset_deadline         # set_deadline returns for us
@@ -2221,10 +2223,10 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## flush: the file, with sendfile: sendfile(2), syscall 40
-## C: while (file_left) { n = sendfile(record.fd, record.file, &record.file_off, min(file_left, 524288)); file_left -= n; if (sent 524288 this time) return 2 }
+## C: while (file_left) { n = sendfile(record.fd, record.file, &record.file_off, min(file_left, 2097152)); file_left -= n; if (sent 2097152 this time) return 2 }
 ##    release_file(); return 1
 ## The file goes from the page cache to the socket without a copy through
-## user space. At most 512 KiB per flush: then rax = 2, and an event loop
+## user space. At most 2048 KiB per flush: then rax = 2, and an event loop
 ## serves the other connections before it sends more (a blocking one just
 ## calls flush again). sendfile returning 0 before the end means the file
 ## shrank while it was sent: the response cannot be finished, so -EIO ends
@@ -2233,9 +2235,9 @@ _start:
         xor     r8d, r8d
 .Lsend_file.again:
         mov     r10, QWORD PTR [rbx+conn_file_left]
-        cmp     r10, 524288
+        cmp     r10, 2097152
         jbe     short .Lsend_file.sized
-        mov     r10d, 0x80000                   # count: at most a slice
+        mov     r10d, 0x200000                  # count: at most a slice
 .Lsend_file.sized:
         mov     edi, DWORD PTR [rbx+conn_fd]    # out_fd = the socket
         mov     esi, DWORD PTR [rbx+conn_file]  # in_fd = the file
@@ -2252,7 +2254,7 @@ _start:
         sub     QWORD PTR [rbx+conn_file_left], rax
         jz      short .Lsend_file.more          # all of it sent
         add     r8, rax
-        cmp     r8, 524288
+        cmp     r8, 2097152
         jb      short .Lsend_file.again
         mov     eax, 2                          # 2: more to send; the others first
         ret
@@ -3439,6 +3441,7 @@ _start:
         jnz     short .Lkind_disk.visible
         mov     WORD PTR [rdi], 46              # the root itself: "."
 .Lkind_disk.visible:
+        mov     r11, QWORD PTR [rip + disk_site]
         mov     eax, DWORD PTR [r11+site_root]
         shl     eax, 2                          # 4 bytes a descriptor
         lea     rdx, [rip + root_fds]
@@ -3471,22 +3474,31 @@ _start:
         mov     QWORD PTR [rbx+conn_file_left], 0
         {disp32} jmp     .Ldirectory_redirect
 .Lkind_disk.index:
-        mov     r11, QWORD PTR [rip + disk_site]
-        mov     edi, DWORD PTR [rbx+conn_file]  # dirfd = the directory
-        lea     rsi, [rip + disk_text]
-        mov     eax, DWORD PTR [r11+site_index]
-        add     rsi, rax                        # pathname = the index's name
-        lea     rdx, [rip + how_read]
-        mov     r10d, 24
-        mov     eax, 437                        # syscall number: openat2
-        syscall
-        push    rax                             # the index's descriptor, or -errno
-        mov     edi, DWORD PTR [rbx+conn_file]  # close the directory
+        mov     edi, DWORD PTR [rbx+conn_file]  # the directory: its index is opened from the root
         mov     eax, 3                          # syscall number: close
         syscall
         mov     DWORD PTR [rbx+conn_file], -1   # closed
         mov     QWORD PTR [rbx+conn_file_left], 0
-        pop     rax
+        # path = path + index name, in norm_path (sized for it): a link in the index's
+        # name is then judged against the root, as a link anywhere else is.
+        mov     r11, QWORD PTR [rip + disk_site]
+        mov     rdi, QWORD PTR [rip + disk_rel]
+        add     rdi, QWORD PTR [rip + disk_rel_len] # after the path's '/' (the root: over its ".")
+        lea     rsi, [rip + disk_text]
+        mov     eax, DWORD PTR [r11+site_index]
+        add     rsi, rax                        # the index's name
+        mov     ecx, DWORD PTR [r11+site_index_len] # its length, its NUL included
+        rep movsb
+        mov     r11, QWORD PTR [rip + disk_site]
+        mov     eax, DWORD PTR [r11+site_root]
+        shl     eax, 2                          # 4 bytes a descriptor
+        lea     rdx, [rip + root_fds]
+        mov     edi, DWORD PTR [rdx+rax]        # dirfd = root_fds[site.root]
+        mov     rsi, QWORD PTR [rip + disk_rel] # pathname: relative to it
+        lea     rdx, [rip + how_read]           # how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+        mov     r10d, 24                        # size
+        mov     eax, 437                        # syscall number: openat2
+        syscall
         test    rax, rax
         js      short .Lkind_disk.no_index
         mov     DWORD PTR [rbx+conn_file], eax
@@ -3525,8 +3537,10 @@ _start:
 ## C: scratch = "ETag: \"<mtime>-<size>\"" CRLF "Last-Modified: " http_date(st_mtime) CRLF
 ## Made from fstat: the ETag's 16 hex digits are the modification time's
 ## seconds (8), then the size folded to 32 bits xor the time's nanoseconds
-## (8), so a file rewritten within a second, its size unchanged, still gets
-## a new tag. A 304 sends these two lines; the other answers add theirs.
+## xor the inode number's low half (8), so a file rewritten within a second,
+## its size unchanged, still gets a new tag; and so does one renamed over it
+## within the same tick of the file system's clock (a few ms: both have one
+## time). A 304 sends these two lines; the other answers add theirs.
 .Lvalidators:
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
@@ -3540,9 +3554,10 @@ _start:
         shr     rdx, 32
         xor     eax, edx                        # the size folded to 32 bits
         xor     eax, DWORD PTR [r8+96]          # xor st_mtim.tv_nsec
+        xor     eax, DWORD PTR [r8+8]           # xor st_ino's low half
         mov     rdx, QWORD PTR [r8+88]          # st_mtim.tv_sec
         shl     rdx, 32
-        or      rax, rdx                        # rax = seconds:32, size ^ nsec:32
+        or      rax, rdx                        # rax = seconds:32, size ^ nsec ^ ino:32
         lea     rsi, [rip + hex_digits]
         mov     ecx, 16                         # 16 hex digits, the highest first
 .Lvalidators.hex_digit:
@@ -3688,13 +3703,28 @@ _start:
         mov     QWORD PTR [rbx+conn_file_off], r8 # sendfile starts there
         mov     QWORD PTR [rbx+conn_file_left], r9 # ... and sends this much, after the parts
         cmp     DWORD PTR [rip + req_method], 2 # HEAD: the same head, no body
-        {disp32} jne     .Lconditions.done
+        jne     short .Lconditions.get
         mov     edi, DWORD PTR [rbx+conn_file]  # the file
         mov     eax, 3                          # syscall number: close
         syscall
         mov     DWORD PTR [rbx+conn_file], -1   # closed
         mov     QWORD PTR [rbx+conn_file_left], 0
         {disp32} jmp     .Lconditions.done
+.Lconditions.get:
+        cmp     DWORD PTR [rbx+conn_file_lowat], 0 # the socket's first file?
+        {disp32} jne     .Lconditions.done
+        mov     DWORD PTR [rbx+conn_file_lowat], 1
+        # TCP_NOTSENT_LOWAT 1024 KiB for this socket: sendfile moves that much a call.
+        # At the listener's 128 KiB a large file costs three times the CPU.
+        mov     edi, DWORD PTR [rbx+conn_fd]
+        mov     rdi, rdi                        # fd = record.fd
+        mov     esi, 6                          # level = IPPROTO_TCP
+        mov     edx, 25                         # optname = TCP_NOTSENT_LOWAT
+        lea     r10, [rip + file_lowat_bytes]   # optval = &file_lowat_bytes
+        mov     r8d, 4                          # optlen = sizeof(int)
+        mov     eax, 54                         # syscall number: setsockopt
+        syscall
+        {disp32} jmp     .Lconditions.done      # a failure only costs speed
 .Lconditions.not_modified:
         add     rsp, 16                         # the Content-Type line is not sent
         lea     rax, [rip + status_304]
@@ -4897,7 +4927,7 @@ crlf:
 # length, hidden, index name, index Content-Type line and its length (32 bytes)
         .balign 32, 0
 disk_sites:
-        .long 0, 7, 0, 0, 11, 40, 0, 0          # 0: /files/
+        .long 0, 7, 0, 0, 11, 11, 40, 0         # 0: /files/
 
 # the sites' index names and their Content-Type lines (51 bytes)
         .balign 8, 0
@@ -5093,6 +5123,11 @@ status_301:
         .balign 8, 0
 hex_digits:
         .ascii "0123456789abcdef"
+
+# TCP_NOTSENT_LOWAT of a socket that sends files (4 bytes)
+        .balign 8, 0
+file_lowat_bytes:
+        .long 0x100000                          # int: bytes
 
 # the uploads, one 32-byte record each: root, prefix length, flags
 # (overwrite, fsync), mode, max_bytes, prefix (32 bytes)
@@ -5473,10 +5508,10 @@ req_query_len:
         .skip 8
 
 # the request's path, decoded and normalised (never longer than it was), and
-# room for a NUL after it (16400 bytes)
+# room for a NUL after it (and a directory's index name) (16411 bytes)
         .balign 16
 norm_path:
-        .skip 16400
+        .skip 16411
 
 # its length, for a file read from disk or stored (8 bytes)
         .balign 8

@@ -45,6 +45,7 @@
         conn_chunk_digits equ 196               ; hex digits of the chunk size being read
         conn_body_total equ 200                 ; a chunked body: its data, extension and trailer bytes so far
         conn_file equ 208                       ; a file being sent (or written): its descriptor; -1 none
+        conn_file_lowat equ 212                 ; 1: the socket's TCP_NOTSENT_LOWAT was raised for files
         conn_file_off equ 216                   ; the file's offset of the next byte to send
         conn_file_left equ 224                  ; bytes of the file still to send after the iov parts
         conn_upload equ 232                     ; a body being stored: its upload's response index
@@ -53,10 +54,10 @@
         site_prefix_len equ 4                   ; the length of its URL prefix
         site_hidden equ 8                       ; 1: names starting with '.' are served too
         site_index equ 12                       ; offset in disk_text of its index file's name, NUL-terminated
-        site_index_type equ 16                  ; offset in disk_text of the index's Content-Type line
-        site_index_type_len equ 20              ; its length
-        site_spare1 equ 24                      ; 0
-        site_spare2 equ 28                      ; 0: a record is 32 bytes
+        site_index_len equ 16                   ; its length, the NUL included
+        site_index_type equ 20                  ; offset in disk_text of the index's Content-Type line
+        site_index_type_len equ 24              ; its length
+        site_spare equ 28                       ; 0: a record is 32 bytes
         upload_root equ 0                       ; its directory: the index in root_fds
         upload_prefix_len equ 4                 ; the length of its URL prefix
         upload_flags equ 8                      ; bit 0: overwrite; bit 1: fsync
@@ -216,7 +217,7 @@ choose_log:
 ;; Each directory served or written at run time is opened once, here: a
 ;; missing one stops the server now, not at its first request. O_PATH: the
 ;; descriptor only names the directory; files are opened below it.
-open_root:
+open_root_0:
         mov     rdi, -100                       ; AT_FDCWD: a relative root is the working directory's
         lea     rsi, [rel root_path_0]          ; pathname
         mov     edx, 0x290000                   ; O_PATH | O_DIRECTORY | O_CLOEXEC
@@ -224,11 +225,11 @@ open_root:
         mov     eax, 257                        ; syscall number: openat
         syscall
         test    rax, rax                        ; rax < 0 means -errno
-        jns     short open_root.ok
+        jns     short open_root_0.ok
         lea     rsi, [rel error_root_0]         ; the start of the error message
         mov     edx, 24                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
-open_root.ok:
+open_root_0.ok:
         lea     rdi, [rel root_fds]
         mov     dword [rdi], eax                ; root_fds[0]
 
@@ -988,6 +989,7 @@ http_open:
         mov     dword [rbx+conn_chunk], 0
         mov     dword [rbx+conn_file], -1       ; no file open
         mov     qword [rbx+conn_file_left], 0
+        mov     dword [rbx+conn_file_lowat], 0  ; the listener's TCP_NOTSENT_LOWAT
         mov     qword [rbx+conn_upload_id], 0   ; no upload's temporary file
         mov     eax, 10000                      ; header_timeout_ms
         jmp     near set_deadline               ; set_deadline returns for us
@@ -2220,10 +2222,10 @@ flush.return:
 
 ;; --------------------------------------------------------------------------
 ;; flush: the file, with sendfile: sendfile(2), syscall 40
-;; C: while (file_left) { n = sendfile(record.fd, record.file, &record.file_off, min(file_left, 524288)); file_left -= n; if (sent 524288 this time) return 2 }
+;; C: while (file_left) { n = sendfile(record.fd, record.file, &record.file_off, min(file_left, 2097152)); file_left -= n; if (sent 2097152 this time) return 2 }
 ;;    release_file(); return 1
 ;; The file goes from the page cache to the socket without a copy through
-;; user space. At most 512 KiB per flush: then rax = 2, and an event loop
+;; user space. At most 2048 KiB per flush: then rax = 2, and an event loop
 ;; serves the other connections before it sends more (a blocking one just
 ;; calls flush again). sendfile returning 0 before the end means the file
 ;; shrank while it was sent: the response cannot be finished, so -EIO ends
@@ -2232,9 +2234,9 @@ send_file:
         xor     r8d, r8d
 send_file.again:
         mov     r10, qword [rbx+conn_file_left]
-        cmp     r10, 524288
+        cmp     r10, 2097152
         jbe     short send_file.sized
-        mov     r10d, 0x80000                   ; count: at most a slice
+        mov     r10d, 0x200000                  ; count: at most a slice
 send_file.sized:
         mov     edi, dword [rbx+conn_fd]        ; out_fd = the socket
         mov     esi, dword [rbx+conn_file]      ; in_fd = the file
@@ -2251,7 +2253,7 @@ send_file.sized:
         sub     qword [rbx+conn_file_left], rax
         jz      short send_file.more            ; all of it sent
         add     r8, rax
-        cmp     r8, 524288
+        cmp     r8, 2097152
         jb      short send_file.again
         mov     eax, 2                          ; 2: more to send; the others first
         ret
@@ -3438,6 +3440,7 @@ kind_disk.named:
         jnz     short kind_disk.visible
         mov     word [rdi], 46                  ; the root itself: "."
 kind_disk.visible:
+        mov     r11, qword [rel disk_site]
         mov     eax, dword [r11+site_root]
         shl     eax, 2                          ; 4 bytes a descriptor
         lea     rdx, [rel root_fds]
@@ -3470,22 +3473,31 @@ kind_disk.visible:
         mov     qword [rbx+conn_file_left], 0
         jmp     near directory_redirect
 kind_disk.index:
-        mov     r11, qword [rel disk_site]
-        mov     edi, dword [rbx+conn_file]      ; dirfd = the directory
-        lea     rsi, [rel disk_text]
-        mov     eax, dword [r11+site_index]
-        add     rsi, rax                        ; pathname = the index's name
-        lea     rdx, [rel how_read]
-        mov     r10d, 24
-        mov     eax, 437                        ; syscall number: openat2
-        syscall
-        push    rax                             ; the index's descriptor, or -errno
-        mov     edi, dword [rbx+conn_file]      ; close the directory
+        mov     edi, dword [rbx+conn_file]      ; the directory: its index is opened from the root
         mov     eax, 3                          ; syscall number: close
         syscall
         mov     dword [rbx+conn_file], -1       ; closed
         mov     qword [rbx+conn_file_left], 0
-        pop     rax
+        ; path = path + index name, in norm_path (sized for it): a link in the index's
+        ; name is then judged against the root, as a link anywhere else is.
+        mov     r11, qword [rel disk_site]
+        mov     rdi, qword [rel disk_rel]
+        add     rdi, qword [rel disk_rel_len]   ; after the path's '/' (the root: over its ".")
+        lea     rsi, [rel disk_text]
+        mov     eax, dword [r11+site_index]
+        add     rsi, rax                        ; the index's name
+        mov     ecx, dword [r11+site_index_len] ; its length, its NUL included
+        rep movsb
+        mov     r11, qword [rel disk_site]
+        mov     eax, dword [r11+site_root]
+        shl     eax, 2                          ; 4 bytes a descriptor
+        lea     rdx, [rel root_fds]
+        mov     edi, dword [rdx+rax]            ; dirfd = root_fds[site.root]
+        mov     rsi, qword [rel disk_rel]       ; pathname: relative to it
+        lea     rdx, [rel how_read]             ; how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+        mov     r10d, 24                        ; size
+        mov     eax, 437                        ; syscall number: openat2
+        syscall
         test    rax, rax
         js      short kind_disk.no_index
         mov     dword [rbx+conn_file], eax
@@ -3524,8 +3536,10 @@ kind_disk.typed:
 ;; C: scratch = "ETag: \"<mtime>-<size>\"" CRLF "Last-Modified: " http_date(st_mtime) CRLF
 ;; Made from fstat: the ETag's 16 hex digits are the modification time's
 ;; seconds (8), then the size folded to 32 bits xor the time's nanoseconds
-;; (8), so a file rewritten within a second, its size unchanged, still gets
-;; a new tag. A 304 sends these two lines; the other answers add theirs.
+;; xor the inode number's low half (8), so a file rewritten within a second,
+;; its size unchanged, still gets a new tag; and so does one renamed over it
+;; within the same tick of the file system's clock (a few ms: both have one
+;; time). A 304 sends these two lines; the other answers add theirs.
 validators:
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
@@ -3539,9 +3553,10 @@ validators:
         shr     rdx, 32
         xor     eax, edx                        ; the size folded to 32 bits
         xor     eax, dword [r8+96]              ; xor st_mtim.tv_nsec
+        xor     eax, dword [r8+8]               ; xor st_ino's low half
         mov     rdx, qword [r8+88]              ; st_mtim.tv_sec
         shl     rdx, 32
-        or      rax, rdx                        ; rax = seconds:32, size ^ nsec:32
+        or      rax, rdx                        ; rax = seconds:32, size ^ nsec ^ ino:32
         lea     rsi, [rel hex_digits]
         mov     ecx, 16                         ; 16 hex digits, the highest first
 validators.hex_digit:
@@ -3687,13 +3702,28 @@ conditions.sized:
         mov     qword [rbx+conn_file_off], r8   ; sendfile starts there
         mov     qword [rbx+conn_file_left], r9  ; ... and sends this much, after the parts
         cmp     dword [rel req_method], 2       ; HEAD: the same head, no body
-        jne     near conditions.done
+        jne     short conditions.get
         mov     edi, dword [rbx+conn_file]      ; the file
         mov     eax, 3                          ; syscall number: close
         syscall
         mov     dword [rbx+conn_file], -1       ; closed
         mov     qword [rbx+conn_file_left], 0
         jmp     near conditions.done
+conditions.get:
+        cmp     dword [rbx+conn_file_lowat], 0  ; the socket's first file?
+        jne     near conditions.done
+        mov     dword [rbx+conn_file_lowat], 1
+        ; TCP_NOTSENT_LOWAT 1024 KiB for this socket: sendfile moves that much a call.
+        ; At the listener's 128 KiB a large file costs three times the CPU.
+        mov     edi, dword [rbx+conn_fd]
+        mov     rdi, rdi                        ; fd = record.fd
+        mov     esi, 6                          ; level = IPPROTO_TCP
+        mov     edx, 25                         ; optname = TCP_NOTSENT_LOWAT
+        lea     r10, [rel file_lowat_bytes]     ; optval = &file_lowat_bytes
+        mov     r8d, 4                          ; optlen = sizeof(int)
+        mov     eax, 54                         ; syscall number: setsockopt
+        syscall
+        jmp     near conditions.done            ; a failure only costs speed
 conditions.not_modified:
         add     rsp, 16                         ; the Content-Type line is not sent
         lea     rax, [rel status_304]
@@ -4896,7 +4926,7 @@ crlf:
 ; length, hidden, index name, index Content-Type line and its length (32 bytes)
         align 32, db 0
 disk_sites:
-        dd 0, 7, 0, 0, 11, 40, 0, 0             ; 0: /files/
+        dd 0, 7, 0, 0, 11, 11, 40, 0            ; 0: /files/
 
 ; the sites' index names and their Content-Type lines (51 bytes)
         align 8, db 0
@@ -5092,6 +5122,11 @@ status_301:
         align 8, db 0
 hex_digits:
         db "0123456789abcdef"
+
+; TCP_NOTSENT_LOWAT of a socket that sends files (4 bytes)
+        align 8, db 0
+file_lowat_bytes:
+        dd 0x100000                             ; int: bytes
 
 ; the uploads, one 32-byte record each: root, prefix length, flags
 ; (overwrite, fsync), mode, max_bytes, prefix (32 bytes)
@@ -5472,10 +5507,10 @@ req_query_len:
         resb 8
 
 ; the request's path, decoded and normalised (never longer than it was), and
-; room for a NUL after it (16400 bytes)
+; room for a NUL after it (and a directory's index name) (16411 bytes)
         alignb 16
 norm_path:
-        resb 16400
+        resb 16411
 
 ; its length, for a file read from disk or stored (8 bytes)
         alignb 8
