@@ -274,7 +274,7 @@ inline constexpr int kRequestBufferSlack = 16;
 inline constexpr int kResponseScratchBytes = 128;
 /// A file is sent with sendfile at most this many bytes per flush, so that
 /// one fast reader of a large file cannot hold an event loop.
-inline constexpr int kSendFileSlice = 2 * 1024 * 1024;
+inline constexpr int kSendFileSlice = 1024 * 1024;
 /// TCP_NOTSENT_LOWAT of a socket once it sends a file: sendfile then moves a
 /// megabyte per call; at the listener's 128 KiB it moves a tenth of that, and
 /// a 1 MiB file costs three times the CPU (bench/run.sh, the files case).

@@ -19,7 +19,39 @@ AccessLog::AccessLog(const Spec& spec, Builder& b, Runtime& rt) : Gen(spec, b), 
     case LogFormat::combined: request_bytes += 2 * kHeaderBytes + 256; break;
     case LogFormat::json: request_bytes += kHeaderBytes + 2 * kWordBytes + 256; break;
   }
+  line_bytes_ = request_bytes;
   if (spec_.log_requests) rt_.need_line(request_bytes);
+}
+
+void AccessLog::log_stored(Label location, Label len) {
+  if (!spec_.log_requests || spec_.log_format == LogFormat::common || spec_.log_format == LogFormat::combined)
+    return;  // their fields are fixed: a tool that reads them would not expect one more
+  stored_ = location;
+  stored_len_ = len;
+  // The path is at most a request's; a made-up name adds under 64 bytes.
+  rt_.need_line(line_bytes_ + static_cast<size_t>(spec_.limits.request_bytes) + 64);
+}
+
+void AccessLog::put_stored() {
+  if (stored_.id < 0) return;
+  Label not_stored = local("not_stored");
+  op(Op::cmp, var32(status_), imm(201), "a body stored?");
+  jmp(Op::jne, not_stored);
+  op(Op::cmp, var64(stored_len_), imm(0), "by an upload (a route may answer 201 too)");
+  jmp(Op::je, not_stored);
+  mov(r64(Reg::rsi), var64(stored_), "where: the 201's Location");
+  mov(r64(Reg::rcx), var64(stored_len_));
+  if (spec_.log_format == LogFormat::json) {
+    put(",\"stored\":\"");
+    lea(Reg::rdx, mem(Width::none, Reg::rdi, spec_.limits.request_bytes + 64), "at most that much of it");
+    call(escape_, "the path, escaped");
+    put("\"");
+  } else {
+    put(" stored ");
+    plain(Op::rep_movsb, "the path: no space or control character (the parser saw to it)");
+  }
+  label(not_stored);
+  mov(var64(stored_len_), imm(0), "said once: the next line is another request's");
 }
 
 Label AccessLog::request(Label status, Label body_bytes, const RequestVars& req, HttpDate& date) {
@@ -65,6 +97,7 @@ void AccessLog::emit() {
     op(Op::inc, r64(Reg::rdi));
     mov(r64(Reg::rax), var64(body_bytes_));
     call(rt_.append_u64());
+    put_stored();
     rt_.write_line(r64(kLogFd), "log_fd");
     ret("a failed log write is not fatal");
   }
@@ -216,6 +249,7 @@ void AccessLog::emit_request() {
     put_number(body_bytes_, Width::b64);
     put(",\"user_agent\":");
     put_header(req_.user_agent, req_.user_agent_len, "\"", "null");
+    put_stored();
     put("}");
   } else {
     client();

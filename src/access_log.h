@@ -23,6 +23,9 @@ class AccessLog : public Gen {
   /// line, in spec.log_format, for the response prepared last (status and
   /// body bytes given); `req` and `date` for the fields the format logs.
   Label request(Label status, Label body_bytes, const RequestVars& req, HttpDate& date);
+  /// With uploads: after a 201, the line also says where the body was
+  /// stored (`location`, `len`: qwords of the path, set by the upload).
+  void log_stored(Label location, Label len);
   /// Subroutine, rbx = record: "connection from ADDR:PORT, bytes read: N".
   Label connection();
   void emit();
@@ -44,7 +47,10 @@ class AccessLog : public Gen {
 
   Runtime& rt_;
   AddressText addr_text_;
-  Label request_, connection_, status_, body_bytes_, escape_, word_;
+  /// Inline: " stored /path" (asmsrv) or ,"stored":"/path" (json) after a 201.
+  void put_stored();
+  Label request_, connection_, status_, body_bytes_, escape_, word_, stored_, stored_len_;
+  size_t line_bytes_ = 0;
   RequestVars req_;
   HttpDate* date_ = nullptr;
   bool want_request_ = false, want_connection_ = false;

@@ -84,6 +84,7 @@ Program lower(const Spec& spec) {
     route = std::make_unique<HttpRoute>(spec, b, table, parse->vars());
     responses = std::make_unique<Responses>(spec, b, rt, table, parse->vars(), roots,
                                             NormalisedPath{route->norm_path(), route->norm_len()});
+    if (!table.upload_sites.empty()) log.log_stored(responses->upload_location(), responses->upload_location_len());
     conn = std::make_unique<HttpConn>(spec, b, rt, *parse, *responses, log);
   }
   std::unique_ptr<Driver> driver = make_driver({spec, b, rt, *conn, log});

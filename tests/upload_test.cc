@@ -143,6 +143,23 @@ TEST_P(Upload, PutPostChunkedConflictAndOverwrite) {
                    "200\r\n" + std::string(512, 'x') + "\r\n200\r\n" + std::string(512, 'x') + "\r\n0\r\n\r\n");
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(names_in(s->files).size(), 4u);
+  // The access log says what was stored, and only then.
+  const std::string log = s->proc->out();
+  EXPECT_NE(log.find("\"PUT /files/a.txt HTTP/1.1\" 201 0 stored /files/a.txt\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("\"POST /files/ HTTP/1.1\" 201 0 stored " + *loc + "\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("\"PUT /files/a.txt HTTP/1.1\" 409 "), std::string::npos) << log;
+  EXPECT_EQ(log.find("\" 409 13 stored"), std::string::npos) << log;
+  EXPECT_NE(log.find("\"GET /files/a.txt HTTP/1.1\" 200 6\n"), std::string::npos) << log;
+}
+
+TEST(UploadLog, JsonLinesSayWhereTheBodyWasStored) {
+  auto s = start_fileserver({{"log", {{"requests", true}, {"format", "json"}}}});
+  ASSERT_TRUE(s);
+  EXPECT_EQ(ask(s->port, put("/files/q%22.txt", "q")).status, 201);
+  EXPECT_EQ(ask(s->port, put("/files/q%22.txt", "q")).status, 409);
+  const std::string log = s->proc->out();
+  EXPECT_NE(log.find(",\"stored\":\"/files/q%22.txt\"}\n"), std::string::npos) << log;
+  EXPECT_EQ(log.find("\"stored\""), log.rfind("\"stored\"")) << "only the 201 says stored: " << log;
 }
 
 TEST_P(Upload, OverwriteReplacesAtomically) {
