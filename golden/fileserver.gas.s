@@ -2223,10 +2223,10 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## flush: the file, with sendfile: sendfile(2), syscall 40
-## C: while (file_left) { n = sendfile(record.fd, record.file, &record.file_off, min(file_left, 2097152)); file_left -= n; if (sent 2097152 this time) return 2 }
+## C: while (file_left) { n = sendfile(record.fd, record.file, &record.file_off, min(file_left, 1048576)); file_left -= n; if (sent 1048576 this time) return 2 }
 ##    release_file(); return 1
 ## The file goes from the page cache to the socket without a copy through
-## user space. At most 2048 KiB per flush: then rax = 2, and an event loop
+## user space. At most 1024 KiB per flush: then rax = 2, and an event loop
 ## serves the other connections before it sends more (a blocking one just
 ## calls flush again). sendfile returning 0 before the end means the file
 ## shrank while it was sent: the response cannot be finished, so -EIO ends
@@ -2235,9 +2235,9 @@ _start:
         xor     r8d, r8d
 .Lsend_file.again:
         mov     r10, QWORD PTR [rbx+conn_file_left]
-        cmp     r10, 2097152
+        cmp     r10, 1048576
         jbe     short .Lsend_file.sized
-        mov     r10d, 0x200000                  # count: at most a slice
+        mov     r10d, 0x100000                  # count: at most a slice
 .Lsend_file.sized:
         mov     edi, DWORD PTR [rbx+conn_fd]    # out_fd = the socket
         mov     esi, DWORD PTR [rbx+conn_file]  # in_fd = the file
@@ -2254,7 +2254,7 @@ _start:
         sub     QWORD PTR [rbx+conn_file_left], rax
         jz      short .Lsend_file.more          # all of it sent
         add     r8, rax
-        cmp     r8, 2097152
+        cmp     r8, 1048576
         jb      short .Lsend_file.again
         mov     eax, 2                          # 2: more to send; the others first
         ret
@@ -4457,6 +4457,18 @@ _start:
         inc     rdi
         mov     rax, QWORD PTR [rip + last_body_bytes]
         call    .Lappend_u64
+        cmp     DWORD PTR [rip + last_status], 201 # a body stored?
+        jne     short .Llog_request.not_stored
+        cmp     QWORD PTR [rip + upload_location_len], 0 # by an upload (a route may answer 201 too)
+        je      short .Llog_request.not_stored
+        mov     rsi, QWORD PTR [rip + upload_location] # where: the 201's Location
+        mov     rcx, QWORD PTR [rip + upload_location_len]
+        mov     DWORD PTR [rdi], 0x6f747320     # ' sto'
+        mov     DWORD PTR [rdi+4], 0x20646572   # 'red '
+        add     rdi, 8
+        rep movsb                               # the path: no space or control character (the parser saw to it)
+.Llog_request.not_stored:
+        mov     QWORD PTR [rip + upload_location_len], 0 # said once: the next line is another request's
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
@@ -5608,10 +5620,10 @@ client_addrlen:
 environ:
         .skip 8
 
-# log and error lines are built here (16512 bytes)
+# log and error lines are built here (32960 bytes)
         .balign 8
 line_buf:
-        .skip 16512
+        .skip 32960
 
 # the epoll instance (4 bytes)
         .balign 4

@@ -2222,10 +2222,10 @@ flush.return:
 
 ;; --------------------------------------------------------------------------
 ;; flush: the file, with sendfile: sendfile(2), syscall 40
-;; C: while (file_left) { n = sendfile(record.fd, record.file, &record.file_off, min(file_left, 2097152)); file_left -= n; if (sent 2097152 this time) return 2 }
+;; C: while (file_left) { n = sendfile(record.fd, record.file, &record.file_off, min(file_left, 1048576)); file_left -= n; if (sent 1048576 this time) return 2 }
 ;;    release_file(); return 1
 ;; The file goes from the page cache to the socket without a copy through
-;; user space. At most 2048 KiB per flush: then rax = 2, and an event loop
+;; user space. At most 1024 KiB per flush: then rax = 2, and an event loop
 ;; serves the other connections before it sends more (a blocking one just
 ;; calls flush again). sendfile returning 0 before the end means the file
 ;; shrank while it was sent: the response cannot be finished, so -EIO ends
@@ -2234,9 +2234,9 @@ send_file:
         xor     r8d, r8d
 send_file.again:
         mov     r10, qword [rbx+conn_file_left]
-        cmp     r10, 2097152
+        cmp     r10, 1048576
         jbe     short send_file.sized
-        mov     r10d, 0x200000                  ; count: at most a slice
+        mov     r10d, 0x100000                  ; count: at most a slice
 send_file.sized:
         mov     edi, dword [rbx+conn_fd]        ; out_fd = the socket
         mov     esi, dword [rbx+conn_file]      ; in_fd = the file
@@ -2253,7 +2253,7 @@ send_file.sized:
         sub     qword [rbx+conn_file_left], rax
         jz      short send_file.more            ; all of it sent
         add     r8, rax
-        cmp     r8, 2097152
+        cmp     r8, 1048576
         jb      short send_file.again
         mov     eax, 2                          ; 2: more to send; the others first
         ret
@@ -4456,6 +4456,18 @@ log_request.line_end:
         inc     rdi
         mov     rax, qword [rel last_body_bytes]
         call    append_u64
+        cmp     dword [rel last_status], 201    ; a body stored?
+        jne     short log_request.not_stored
+        cmp     qword [rel upload_location_len], 0 ; by an upload (a route may answer 201 too)
+        je      short log_request.not_stored
+        mov     rsi, qword [rel upload_location] ; where: the 201's Location
+        mov     rcx, qword [rel upload_location_len]
+        mov     dword [rdi], 0x6f747320         ; ' sto'
+        mov     dword [rdi+4], 0x20646572       ; 'red '
+        add     rdi, 8
+        rep movsb                               ; the path: no space or control character (the parser saw to it)
+log_request.not_stored:
+        mov     qword [rel upload_location_len], 0 ; said once: the next line is another request's
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
@@ -5607,10 +5619,10 @@ client_addrlen:
 environ:
         resb 8
 
-; log and error lines are built here (16512 bytes)
+; log and error lines are built here (32960 bytes)
         alignb 8
 line_buf:
-        resb 16512
+        resb 32960
 
 ; the epoll instance (4 bytes)
         alignb 4
