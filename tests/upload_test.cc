@@ -2,11 +2,15 @@
 // raw sockets and curl over 127.0.0.1; the upload's root is checked after
 // each request (the stored bytes, and never a temporary file left over).
 #include <dirent.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,12 +41,15 @@ struct UploadServer {
 };
 
 // specs/fileserver.json with `patch`, run from a temp dir holding its root.
-std::optional<UploadServer> start_fileserver(const json& patch, std::vector<std::string> prefix_args = {}) {
+// `prepare` runs on the root before the server opens it (e.g. mounts a file system there).
+std::optional<UploadServer> start_fileserver(const json& patch, std::vector<std::string> prefix_args = {},
+                                             const std::function<void(const std::string&)>& prepare = {}) {
   UploadServer s;
   std::string spec = spec_copy("fileserver", patch);
   s.dir = spec.substr(0, spec.rfind('/'));
   s.files = s.dir + "/files";
   ::mkdir(s.files.c_str(), 0755);
+  if (prepare) prepare(s.files);
   s.port = free_port();
   std::string bin = build_server(spec, "nasm", s.port, s.dir);
   if (bin.empty()) return std::nullopt;
@@ -255,6 +262,35 @@ TEST_P(Upload, AFullDiskIs413ThroughRlimitFsize) {
   EXPECT_EQ(r.status, 413) << r.raw;
   EXPECT_EQ(names_in(s->files), (std::vector<std::string>{"small"}));
   EXPECT_FALSE(s->proc->exited());
+}
+
+TEST_P(Upload, AFullDiskIs507OnASmallTmpfs) {
+  // A 64 KiB tmpfs as the root (root may mount one; a container may not:
+  // then RLIMIT_FSIZE above is the full-disk test). A 200 KB body fills it:
+  // ENOSPC, 507, the temporary file removed, and the next upload that fits
+  // is stored.
+  struct Mount {
+    std::string at;
+    ~Mount() {
+      if (!at.empty()) ::umount2(at.c_str(), MNT_DETACH);
+    }
+  } mount;
+  int mount_errno = 0;
+  std::optional<UploadServer> s = start_fileserver(mode({{"max_bytes", 1 << 20}}), {}, [&](const std::string& files) {
+    if (::mount("tmpfs", files.c_str(), "tmpfs", 0, "size=64k,mode=0755") == 0)
+      mount.at = files;
+    else
+      mount_errno = errno;
+  });
+  if (mount.at.empty()) GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(mount_errno);
+  ASSERT_TRUE(s);
+  Reply r = ask(s->port, put("/files/big", std::string(200 * 1000, 'b')));
+  EXPECT_EQ(r.status, 507) << r.raw;
+  EXPECT_EQ(names_in(s->files), std::vector<std::string>{});
+  EXPECT_EQ(ask(s->port, put("/files/small", "fits")).status, 201);
+  EXPECT_EQ(names_in(s->files), (std::vector<std::string>{"small"}));
+  EXPECT_FALSE(s->proc->exited());
+  s.reset();  // the server lets go of the root before it is unmounted
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Upload, testing::Values("epoll", "iterative", "fork", "epoll2"));
