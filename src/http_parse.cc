@@ -79,7 +79,9 @@ HttpParse::HttpParse(const Spec& spec, Builder& b, const ResponseTable& table) :
     len = b_.bss(fmt::format("req_{}_len", name), 8, "its length; 0: none");
   };
   if (disk || any([](const CompiledResponse& r) { return r.kind == ResponseKind::entity; })) {
-    field(v_.accept_encoding, v_.accept_encoding_len, "accept_encoding", "Accept-Encoding");
+    // Only a response with several codings chooses among them.
+    if (any([](const CompiledResponse& r) { return r.reps.size() > 1; }))
+      field(v_.accept_encoding, v_.accept_encoding_len, "accept_encoding", "Accept-Encoding");
     field(v_.if_none_match, v_.if_none_match_len, "if_none_match", "If-None-Match");
     field(v_.range, v_.range_len, "range", "Range");
     field(v_.if_range, v_.if_range_len, "if_range", "If-Range");
@@ -258,7 +260,7 @@ void HttpParse::emit_method(Label target) {
   mov(var64(v_.content_length), imm(0));
   if (v_.range.id >= 0)
     for (Label l : {v_.accept_encoding_len, v_.if_none_match_len, v_.range_len, v_.if_range_len})
-      mov(var64(l), imm(0));
+      if (l.id >= 0) mov(var64(l), imm(0));
   if (v_.if_modified_since.id >= 0) mov(var64(v_.if_modified_since_len), imm(0));
   if (v_.query.id >= 0) mov(var64(v_.query_len), imm(0));
   mov(r64(Reg::rsi), r64(kBuf));
@@ -518,7 +520,8 @@ void HttpParse::emit_headers(Label line) {
   if (v_.user_agent.id >= 0)
     emit_kept_field("user-agent", v_.user_agent, v_.user_agent_len, next, "for the access log");
   if (v_.range.id >= 0) {
-    emit_kept_field("accept-encoding", v_.accept_encoding, v_.accept_encoding_len, next, "to choose a coding");
+    if (v_.accept_encoding.id >= 0)
+      emit_kept_field("accept-encoding", v_.accept_encoding, v_.accept_encoding_len, next, "to choose a coding");
     emit_kept_field("if-none-match", v_.if_none_match, v_.if_none_match_len, next, "for a 304");
     emit_kept_field("range", v_.range, v_.range_len, next, "for a 206");
     emit_kept_field("if-range", v_.if_range, v_.if_range_len, next, "for a 206");
