@@ -1428,7 +1428,6 @@ _start:
         mov     DWORD PTR [rip + req_expect], 0
         mov     DWORD PTR [rip + req_method], 0
         mov     QWORD PTR [rip + req_content_length], 0
-        mov     QWORD PTR [rip + req_accept_encoding_len], 0
         mov     QWORD PTR [rip + req_if_none_match_len], 0
         mov     QWORD PTR [rip + req_range_len], 0
         mov     QWORD PTR [rip + req_if_range_len], 0
@@ -1977,30 +1976,6 @@ _start:
         mov     DWORD PTR [rip + req_expect], 2 # an expectation we cannot meet: 417
         {disp32} jmp     .Lparse_headers.next_field
 .Lparse_headers.not_expect:
-        cmp     rdx, 15
-        jne     short .Lparse_headers.not_accept_encoding
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x65636361                 # "acce"
-        jne     short .Lparse_headers.not_accept_encoding
-        mov     eax, DWORD PTR [rcx+4]
-        or      eax, 0x20002020                 # to lower case
-        cmp     eax, 0x652d7470                 # "pt-e"
-        jne     short .Lparse_headers.not_accept_encoding
-        mov     eax, DWORD PTR [rcx+8]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x646f636e                 # "ncod"
-        jne     short .Lparse_headers.not_accept_encoding
-        mov     eax, DWORD PTR [rcx+11]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x676e6964                 # "ding"
-        jne     short .Lparse_headers.not_accept_encoding
-        mov     QWORD PTR [rip + req_accept_encoding], r11 # to choose a coding: the value
-        mov     rax, r9
-        sub     rax, r11
-        mov     QWORD PTR [rip + req_accept_encoding_len], rax # and its length (the last such field wins)
-        {disp32} jmp     .Lparse_headers.next_field
-.Lparse_headers.not_accept_encoding:
         cmp     rdx, 13
         jne     short .Lparse_headers.not_if_none_match
         mov     eax, DWORD PTR [rcx]
@@ -3717,16 +3692,6 @@ req_te:
         .balign 4
 req_expect:
         .skip 4
-
-# the Accept-Encoding field's value (8 bytes)
-        .balign 8
-req_accept_encoding:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_accept_encoding_len:
-        .skip 8
 
 # the If-None-Match field's value (8 bytes)
         .balign 8

@@ -1427,7 +1427,6 @@ parse_request:
         mov     dword [rel req_expect], 0
         mov     dword [rel req_method], 0
         mov     qword [rel req_content_length], 0
-        mov     qword [rel req_accept_encoding_len], 0
         mov     qword [rel req_if_none_match_len], 0
         mov     qword [rel req_range_len], 0
         mov     qword [rel req_if_range_len], 0
@@ -1976,30 +1975,6 @@ parse_headers.expect_other:
         mov     dword [rel req_expect], 2       ; an expectation we cannot meet: 417
         jmp     near parse_headers.next_field
 parse_headers.not_expect:
-        cmp     rdx, 15
-        jne     short parse_headers.not_accept_encoding
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x65636361                 ; "acce"
-        jne     short parse_headers.not_accept_encoding
-        mov     eax, dword [rcx+4]
-        or      eax, 0x20002020                 ; to lower case
-        cmp     eax, 0x652d7470                 ; "pt-e"
-        jne     short parse_headers.not_accept_encoding
-        mov     eax, dword [rcx+8]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x646f636e                 ; "ncod"
-        jne     short parse_headers.not_accept_encoding
-        mov     eax, dword [rcx+11]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x676e6964                 ; "ding"
-        jne     short parse_headers.not_accept_encoding
-        mov     qword [rel req_accept_encoding], r11 ; to choose a coding: the value
-        mov     rax, r9
-        sub     rax, r11
-        mov     qword [rel req_accept_encoding_len], rax ; and its length (the last such field wins)
-        jmp     near parse_headers.next_field
-parse_headers.not_accept_encoding:
         cmp     rdx, 13
         jne     short parse_headers.not_if_none_match
         mov     eax, dword [rcx]
@@ -3716,16 +3691,6 @@ req_te:
         alignb 4
 req_expect:
         resb 4
-
-; the Accept-Encoding field's value (8 bytes)
-        alignb 8
-req_accept_encoding:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_accept_encoding_len:
-        resb 8
 
 ; the If-None-Match field's value (8 bytes)
         alignb 8
