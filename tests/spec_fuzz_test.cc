@@ -37,7 +37,8 @@ std::vector<json> interesting_values() {
           "quo\"te",   "site/../site/index.html", "/",        "a b",       "/x\ny",
           "\xff\xfe",  "~1/~0",       "%00",         std::string(300, 'x'),  "stdout",
           "stderr",    "epoll",       "fork",        "iterative", "GET",       "OPTIONS",
-          "site/index.html",          "X-A",         "text/html", 0,         -1,
+          "site/index.html",          "X-A",         "text/html", "files",   "/files/",
+          "0644",      "0777",        "PUT",         "POST",      0,         -1,
           1,           99,            100,           204,       599,         600,
           65535,       65536,         1u << 31,      INT64_MAX, -INT64_MAX,  1.5,
           true,        false,         nullptr,       json::array(), json::object(),
@@ -49,7 +50,8 @@ std::vector<std::string> interesting_keys() {
           "routes", "path",    "method",   "status",    "reason", "body",      "file",
           "headers", "limits", "log", "cors", "allow_origin", "target",    "requests", "connections",
           "raw_response",      "not_found", "request_bytes", "backlog", "defer_accept_s",
-          "a\nb",   "X\r\nY",  "",         "~",         "/"};
+          "static", "root",    "dir",      "index",     "hidden", "uploads",   "methods",
+          "overwrite", "max_bytes", "fsync", "a\nb",   "X\r\nY",  "",         "~",         "/"};
 }
 
 class Mutator {
