@@ -71,7 +71,7 @@ void HttpConn::emit_upload_begin() {
         "   RESOLVE_BENEATH }); Expect: 100-continue: write(fd, \"100 Continue\"); state = uploading",
         "eax = the upload's response. A name is one segment of the decoded path:\n"
         "no '/' (routing refused %2F already), no leading '.', no control\n"
-        "character; PUT needs one, POST without one gets a new name at the end.\n"
+        "character, at most 255 bytes (NAME_MAX); PUT needs one, POST without one gets a new name at the end.\n"
         "O_EXCL: a temporary file is always new, never another's; RESOLVE_BENEATH\n"
         "and O_NOFOLLOW: nothing outside the root is written. The body's bytes\n"
         "already here are stored next (upload_store).");
@@ -83,6 +83,8 @@ void HttpConn::emit_upload_begin() {
   op(Op::add, r64(Reg::rdi), r64(Reg::rax), "rdi = the name");
   op(Op::sub, r64(Reg::rcx), r64(Reg::rax), "rcx = its length");
   jmp(Op::jz, unnamed);
+  op(Op::cmp, r64(Reg::rcx), imm(kNameMax), "longer than NAME_MAX: renameat2 would fail, after the body");
+  jmp(Op::ja, bad_name);
   op(Op::cmp, mem8(Reg::rdi), chr('.'), "\".x\": hidden, and \".\" or \"..\" are no names");
   jmp(Op::je, bad_name);
   label(check);
