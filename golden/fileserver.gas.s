@@ -1437,7 +1437,7 @@ _start:
 ##    RESOLVE_BENEATH }); Expect: 100-continue: write(fd, "100 Continue"); state = uploading
 ## eax = the upload's response. A name is one segment of the decoded path:
 ## no '/' (routing refused %2F already), no leading '.', no control
-## character; PUT needs one, POST without one gets a new name at the end.
+## character, at most 255 bytes (NAME_MAX); PUT needs one, POST without one gets a new name at the end.
 ## O_EXCL: a temporary file is always new, never another's; RESOLVE_BENEATH
 ## and O_NOFOLLOW: nothing outside the root is written. The body's bytes
 ## already here are stored next (upload_store).
@@ -1450,6 +1450,8 @@ _start:
         add     rdi, rax                        # rdi = the name
         sub     rcx, rax                        # rcx = its length
         jz      short .Lupload_begin.unnamed
+        cmp     rcx, 255                        # longer than NAME_MAX: renameat2 would fail, after the body
+        {disp32} ja      .Lupload_begin.bad_name
         cmp     BYTE PTR [rdi], '.'             # ".x": hidden, and "." or ".." are no names
         {disp32} je      .Lupload_begin.bad_name
 .Lupload_begin.check_name:

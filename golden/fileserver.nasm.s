@@ -1436,7 +1436,7 @@ decide_mode.decided:
 ;;    RESOLVE_BENEATH }); Expect: 100-continue: write(fd, "100 Continue"); state = uploading
 ;; eax = the upload's response. A name is one segment of the decoded path:
 ;; no '/' (routing refused %2F already), no leading '.', no control
-;; character; PUT needs one, POST without one gets a new name at the end.
+;; character, at most 255 bytes (NAME_MAX); PUT needs one, POST without one gets a new name at the end.
 ;; O_EXCL: a temporary file is always new, never another's; RESOLVE_BENEATH
 ;; and O_NOFOLLOW: nothing outside the root is written. The body's bytes
 ;; already here are stored next (upload_store).
@@ -1449,6 +1449,8 @@ upload_begin:
         add     rdi, rax                        ; rdi = the name
         sub     rcx, rax                        ; rcx = its length
         jz      short upload_begin.unnamed
+        cmp     rcx, 255                        ; longer than NAME_MAX: renameat2 would fail, after the body
+        ja      near upload_begin.bad_name
         cmp     byte [rdi], '.'                 ; ".x": hidden, and "." or ".." are no names
         je      near upload_begin.bad_name
 upload_begin.check_name:
