@@ -61,12 +61,14 @@ void HttpConn::emit_upload_begin() {
   Label bad_name = local("bad_name");
   Label sized = local("size_ok");
   Label too_large = local("too_large");
+  Label coded = local("coded");
   Label open_failed = local("open_failed");
   Label chunked = local("chunked");
   Label framed = local("framed");
   Label no_expect = local("no_expect");
   block(upload_begin_, "an upload: check the name and the size, create the temporary file", &kOpenat2,
-        "name = path below the prefix; if (bad name) 400; if (Content-Length > max_bytes) 413;\n"
+        "name = path below the prefix; if (bad name) 400; if (gzip, chunked) 501;\n"
+        "   if (Content-Length > max_bytes) 413;\n"
         "   record.file = openat2(root, \".upload-PID-N\", { O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, mode,\n"
         "   RESOLVE_BENEATH }); Expect: 100-continue: write(fd, \"100 Continue\"); state = uploading",
         "eax = the upload's response. A name is one segment of the decoded path:\n"
@@ -102,6 +104,8 @@ void HttpConn::emit_upload_begin() {
   op(Op::cmp, var32(v.method), imm(kPut), "PUT names what it stores");
   jmp(Op::je, bad_name);
   label(named);
+  op(Op::cmp, var32(v.te_coded), imm(0), "a coding before chunked (gzip, chunked)?");
+  jmp(Op::jne, coded);
   op(Op::cmp, var32(v.te), imm(kTeChunked), "a chunked body is checked as it comes");
   jmp(Op::je, sized);
   mov(r64(Reg::rax), upload(Reg::r11, UploadField::max_bytes));
@@ -160,6 +164,9 @@ void HttpConn::emit_upload_begin() {
   jmp(Op::jmp, respond_);
   label(too_large);
   set(Reg::rax, t.content_too_large, "413: over max_bytes");
+  jmp(Op::jmp, respond_);
+  label(coded);
+  set(Reg::rax, t.not_implemented, "501: a transfer coding we cannot undo (RFC 9112 6.1)");
   jmp(Op::jmp, respond_);
   label(open_failed);
   mov(conn(ConnField::upload_id), imm(0), "nothing was created");

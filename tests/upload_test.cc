@@ -147,6 +147,13 @@ TEST_P(Upload, PutPostChunkedConflictAndOverwrite) {
   r = read_response(fd.get(), pending);
   EXPECT_EQ(r.body, "hello, world");
   }
+  // A coding before chunked cannot be undone: 501 at once, not its coded
+  // bytes stored as the file; nothing left.
+  r = ask(s->port, "PUT /files/gz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(r.status, 501) << r.raw;
+  r = ask(s->port, "PUT /files/gz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(r.status, 501) << r.raw;
   // A malformed chunked body: 400, nothing left.
   r = ask(s->port, "PUT /files/d.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
   EXPECT_EQ(r.status, 400);
