@@ -1432,7 +1432,8 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## an upload: check the name and the size, create the temporary file: openat2(2), syscall 437
-## C: name = path below the prefix; if (bad name) 400; if (Content-Length > max_bytes) 413;
+## C: name = path below the prefix; if (bad name) 400; if (gzip, chunked) 501;
+##    if (Content-Length > max_bytes) 413;
 ##    record.file = openat2(root, ".upload-PID-N", { O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, mode,
 ##    RESOLVE_BENEATH }); Expect: 100-continue: write(fd, "100 Continue"); state = uploading
 ## eax = the upload's response. A name is one segment of the decoded path:
@@ -1469,6 +1470,8 @@ _start:
         cmp     DWORD PTR [rip + req_method], 4 # PUT names what it stores
         {disp32} je      .Lupload_begin.bad_name
 .Lupload_begin.named:
+        cmp     DWORD PTR [rip + req_te_coded], 0 # a coding before chunked (gzip, chunked)?
+        {disp32} jne     .Lupload_begin.coded
         cmp     DWORD PTR [rip + req_te], 2     # a chunked body is checked as it comes
         je      short .Lupload_begin.size_ok
         mov     rax, QWORD PTR [r11+upload_max_bytes]
@@ -1529,6 +1532,9 @@ _start:
         {disp32} jmp     .Lhttp_process.respond
 .Lupload_begin.too_large:
         mov     eax, 9                          # 413: over max_bytes
+        {disp32} jmp     .Lhttp_process.respond
+.Lupload_begin.coded:
+        mov     eax, 12                         # 501: a transfer coding we cannot undo (RFC 9112 6.1)
         {disp32} jmp     .Lhttp_process.respond
 .Lupload_begin.open_failed:
         mov     QWORD PTR [rbx+conn_upload_id], 0 # nothing was created
@@ -2443,6 +2449,7 @@ _start:
         mov     DWORD PTR [rip + req_te], 0
         mov     DWORD PTR [rip + req_expect], 0
         mov     DWORD PTR [rip + req_method], 0
+        mov     DWORD PTR [rip + req_te_coded], 0
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + req_accept_encoding_len], 0
         mov     QWORD PTR [rip + req_if_none_match_len], 0
@@ -2884,16 +2891,19 @@ _start:
         mov     DWORD PTR [rip + req_te], 1     # the last coding so far is not chunked...
         sub     rdx, rcx
         cmp     rdx, 7
-        jne     short .Lparse_headers.te_element
+        jne     short .Lparse_headers.te_other_coding
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e756863                 # "chun"
-        {disp32} jne     .Lparse_headers.te_element
+        jne     short .Lparse_headers.te_other_coding
         mov     eax, DWORD PTR [rcx+3]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x64656b6e                 # "nked"
-        {disp32} jne     .Lparse_headers.te_element
+        jne     short .Lparse_headers.te_other_coding
         mov     DWORD PTR [rip + req_te], 2     # ...unless it is chunked
+        {disp32} jmp     .Lparse_headers.te_element
+.Lparse_headers.te_other_coding:
+        mov     DWORD PTR [rip + req_te_coded], 1 # gzip, deflate...: an upload could not store it decoded
         {disp32} jmp     .Lparse_headers.te_element
 .Lparse_headers.not_transfer_encoding:
         cmp     rdx, 10
@@ -5454,6 +5464,11 @@ req_cl_count:
 # Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
         .balign 4
 req_te:
+        .skip 4
+
+# 1: a coding before chunked (gzip...), for uploads (4 bytes)
+        .balign 4
+req_te_coded:
         .skip 4
 
 # Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)
