@@ -169,6 +169,14 @@ void HttpConn::emit_upload_begin() {
   set(Reg::rax, t.not_implemented, "501: a transfer coding we cannot undo (RFC 9112 6.1)");
   jmp(Op::jmp, respond_);
   label(open_failed);
+  Label not_stale = local("not_stale");
+  op(Op::cmp, r64(Reg::rax), imm(-kEexist), "left by a worker that was killed, with the same pid?");
+  jmp(Op::jne, not_stale);
+  note("(A container's server restarts with the same pids.) The next N: each");
+  note("stale file is passed once, N only grows.");
+  call(upload_site_, "r11 = the upload again: syscall took r11");
+  jmp(Op::jmp, sized);
+  label(not_stale);
   mov(conn(ConnField::upload_id), imm(0), "nothing was created");
   Label full = local("full"), busy = local("busy"), denied = local("denied");
   jmp_on_errno({kEnospc, kEdquot}, full);

@@ -175,6 +175,22 @@ TEST_P(Upload, PutPostChunkedConflictAndOverwrite) {
   EXPECT_NE(log.find("\"GET /files/a.txt HTTP/1.1\" 200 6\n"), std::string::npos) << log;
 }
 
+// A temporary name left by a server that was killed (a container restarts
+// with the same pids) is passed over, and left alone: the upload is stored.
+TEST(UploadStale, ATemporaryFileLeftByADeadServerIsPassedOver) {
+  for (const char* m : {"epoll", "iterative"}) {
+    auto s = start_fileserver({{"mode", m}});
+    ASSERT_TRUE(s);
+    const std::string stale = ".upload-" + std::to_string(s->proc->pid());
+    write(s->files + "/" + stale + "-1", "stale");
+    write(s->files + "/" + stale + "-2", "stale");
+    Reply r = ask(s->port, put("/files/new", "fresh"));
+    EXPECT_EQ(r.status, 201) << m << r.raw;
+    EXPECT_EQ(read(s->files + "/new"), "fresh") << m;
+    EXPECT_EQ(names_in(s->files), (std::vector<std::string>{stale + "-1", stale + "-2", "new"})) << m;
+  }
+}
+
 TEST(UploadLog, JsonLinesSayWhereTheBodyWasStored) {
   auto s = start_fileserver({{"log", {{"requests", true}, {"format", "json"}}}});
   ASSERT_TRUE(s);
