@@ -1537,6 +1537,13 @@ _start:
         mov     eax, 12                         # 501: a transfer coding we cannot undo (RFC 9112 6.1)
         {disp32} jmp     .Lhttp_process.respond
 .Lupload_begin.open_failed:
+        cmp     rax, -17                        # left by a worker that was killed, with the same pid?
+        jne     short .Lupload_begin.not_stale
+        # (A container's server restarts with the same pids.) The next N: each
+        # stale file is passed once, N only grows.
+        call    .Lupload_site                   # r11 = the upload again: syscall took r11
+        {disp32} jmp     .Lupload_begin.size_ok
+.Lupload_begin.not_stale:
         mov     QWORD PTR [rbx+conn_upload_id], 0 # nothing was created
         cmp     rax, -28
         je      short .Lupload_begin.full

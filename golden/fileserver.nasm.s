@@ -1536,6 +1536,13 @@ upload_begin.coded:
         mov     eax, 12                         ; 501: a transfer coding we cannot undo (RFC 9112 6.1)
         jmp     near http_process.respond
 upload_begin.open_failed:
+        cmp     rax, -17                        ; left by a worker that was killed, with the same pid?
+        jne     short upload_begin.not_stale
+        ; (A container's server restarts with the same pids.) The next N: each
+        ; stale file is passed once, N only grows.
+        call    upload_site                     ; r11 = the upload again: syscall took r11
+        jmp     near upload_begin.size_ok
+upload_begin.not_stale:
         mov     qword [rbx+conn_upload_id], 0   ; nothing was created
         cmp     rax, -28
         je      short upload_begin.full
