@@ -1432,12 +1432,13 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## an upload: check the name and the size, create the temporary file: openat2(2), syscall 437
-## C: name = path below the prefix; if (bad name) 400; if (Content-Length > max_bytes) 413;
+## C: name = path below the prefix; if (bad name) 400; if (gzip, chunked) 501;
+##    if (Content-Length > max_bytes) 413;
 ##    record.file = openat2(root, ".upload-PID-N", { O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, mode,
 ##    RESOLVE_BENEATH }); Expect: 100-continue: write(fd, "100 Continue"); state = uploading
 ## eax = the upload's response. A name is one segment of the decoded path:
 ## no '/' (routing refused %2F already), no leading '.', no control
-## character; PUT needs one, POST without one gets a new name at the end.
+## character, at most 255 bytes (NAME_MAX); PUT needs one, POST without one gets a new name at the end.
 ## O_EXCL: a temporary file is always new, never another's; RESOLVE_BENEATH
 ## and O_NOFOLLOW: nothing outside the root is written. The body's bytes
 ## already here are stored next (upload_store).
@@ -1450,6 +1451,8 @@ _start:
         add     rdi, rax                        # rdi = the name
         sub     rcx, rax                        # rcx = its length
         jz      short .Lupload_begin.unnamed
+        cmp     rcx, 255                        # longer than NAME_MAX: renameat2 would fail, after the body
+        {disp32} ja      .Lupload_begin.bad_name
         cmp     BYTE PTR [rdi], '.'             # ".x": hidden, and "." or ".." are no names
         {disp32} je      .Lupload_begin.bad_name
 .Lupload_begin.check_name:
@@ -1467,6 +1470,8 @@ _start:
         cmp     DWORD PTR [rip + req_method], 4 # PUT names what it stores
         {disp32} je      .Lupload_begin.bad_name
 .Lupload_begin.named:
+        cmp     DWORD PTR [rip + req_te_coded], 0 # a coding before chunked (gzip, chunked)?
+        {disp32} jne     .Lupload_begin.coded
         cmp     DWORD PTR [rip + req_te], 2     # a chunked body is checked as it comes
         je      short .Lupload_begin.size_ok
         mov     rax, QWORD PTR [r11+upload_max_bytes]
@@ -1528,7 +1533,17 @@ _start:
 .Lupload_begin.too_large:
         mov     eax, 9                          # 413: over max_bytes
         {disp32} jmp     .Lhttp_process.respond
+.Lupload_begin.coded:
+        mov     eax, 12                         # 501: a transfer coding we cannot undo (RFC 9112 6.1)
+        {disp32} jmp     .Lhttp_process.respond
 .Lupload_begin.open_failed:
+        cmp     rax, -17                        # left by a worker that was killed, with the same pid?
+        jne     short .Lupload_begin.not_stale
+        # (A container's server restarts with the same pids.) The next N: each
+        # stale file is passed once, N only grows.
+        call    .Lupload_site                   # r11 = the upload again: syscall took r11
+        {disp32} jmp     .Lupload_begin.size_ok
+.Lupload_begin.not_stale:
         mov     QWORD PTR [rbx+conn_upload_id], 0 # nothing was created
         cmp     rax, -28
         je      short .Lupload_begin.full
@@ -2441,6 +2456,7 @@ _start:
         mov     DWORD PTR [rip + req_te], 0
         mov     DWORD PTR [rip + req_expect], 0
         mov     DWORD PTR [rip + req_method], 0
+        mov     DWORD PTR [rip + req_te_coded], 0
         mov     QWORD PTR [rip + req_content_length], 0
         mov     QWORD PTR [rip + req_if_none_match_len], 0
         mov     QWORD PTR [rip + req_range_len], 0
@@ -2881,16 +2897,19 @@ _start:
         mov     DWORD PTR [rip + req_te], 1     # the last coding so far is not chunked...
         sub     rdx, rcx
         cmp     rdx, 7
-        jne     short .Lparse_headers.te_element
+        jne     short .Lparse_headers.te_other_coding
         mov     eax, DWORD PTR [rcx]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6e756863                 # "chun"
-        {disp32} jne     .Lparse_headers.te_element
+        jne     short .Lparse_headers.te_other_coding
         mov     eax, DWORD PTR [rcx+3]
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x64656b6e                 # "nked"
-        {disp32} jne     .Lparse_headers.te_element
+        jne     short .Lparse_headers.te_other_coding
         mov     DWORD PTR [rip + req_te], 2     # ...unless it is chunked
+        {disp32} jmp     .Lparse_headers.te_element
+.Lparse_headers.te_other_coding:
+        mov     DWORD PTR [rip + req_te_coded], 1 # gzip, deflate...: an upload could not store it decoded
         {disp32} jmp     .Lparse_headers.te_element
 .Lparse_headers.not_transfer_encoding:
         cmp     rdx, 10
@@ -5427,6 +5446,11 @@ req_cl_count:
 # Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
         .balign 4
 req_te:
+        .skip 4
+
+# 1: a coding before chunked (gzip...), for uploads (4 bytes)
+        .balign 4
+req_te_coded:
         .skip 4
 
 # Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)

@@ -1431,12 +1431,13 @@ decide_mode.decided:
 
 ;; --------------------------------------------------------------------------
 ;; an upload: check the name and the size, create the temporary file: openat2(2), syscall 437
-;; C: name = path below the prefix; if (bad name) 400; if (Content-Length > max_bytes) 413;
+;; C: name = path below the prefix; if (bad name) 400; if (gzip, chunked) 501;
+;;    if (Content-Length > max_bytes) 413;
 ;;    record.file = openat2(root, ".upload-PID-N", { O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, mode,
 ;;    RESOLVE_BENEATH }); Expect: 100-continue: write(fd, "100 Continue"); state = uploading
 ;; eax = the upload's response. A name is one segment of the decoded path:
 ;; no '/' (routing refused %2F already), no leading '.', no control
-;; character; PUT needs one, POST without one gets a new name at the end.
+;; character, at most 255 bytes (NAME_MAX); PUT needs one, POST without one gets a new name at the end.
 ;; O_EXCL: a temporary file is always new, never another's; RESOLVE_BENEATH
 ;; and O_NOFOLLOW: nothing outside the root is written. The body's bytes
 ;; already here are stored next (upload_store).
@@ -1449,6 +1450,8 @@ upload_begin:
         add     rdi, rax                        ; rdi = the name
         sub     rcx, rax                        ; rcx = its length
         jz      short upload_begin.unnamed
+        cmp     rcx, 255                        ; longer than NAME_MAX: renameat2 would fail, after the body
+        ja      near upload_begin.bad_name
         cmp     byte [rdi], '.'                 ; ".x": hidden, and "." or ".." are no names
         je      near upload_begin.bad_name
 upload_begin.check_name:
@@ -1466,6 +1469,8 @@ upload_begin.unnamed:
         cmp     dword [rel req_method], 4       ; PUT names what it stores
         je      near upload_begin.bad_name
 upload_begin.named:
+        cmp     dword [rel req_te_coded], 0     ; a coding before chunked (gzip, chunked)?
+        jne     near upload_begin.coded
         cmp     dword [rel req_te], 2           ; a chunked body is checked as it comes
         je      short upload_begin.size_ok
         mov     rax, qword [r11+upload_max_bytes]
@@ -1527,7 +1532,17 @@ upload_begin.bad_name:
 upload_begin.too_large:
         mov     eax, 9                          ; 413: over max_bytes
         jmp     near http_process.respond
+upload_begin.coded:
+        mov     eax, 12                         ; 501: a transfer coding we cannot undo (RFC 9112 6.1)
+        jmp     near http_process.respond
 upload_begin.open_failed:
+        cmp     rax, -17                        ; left by a worker that was killed, with the same pid?
+        jne     short upload_begin.not_stale
+        ; (A container's server restarts with the same pids.) The next N: each
+        ; stale file is passed once, N only grows.
+        call    upload_site                     ; r11 = the upload again: syscall took r11
+        jmp     near upload_begin.size_ok
+upload_begin.not_stale:
         mov     qword [rbx+conn_upload_id], 0   ; nothing was created
         cmp     rax, -28
         je      short upload_begin.full
@@ -2440,6 +2455,7 @@ parse_request:
         mov     dword [rel req_te], 0
         mov     dword [rel req_expect], 0
         mov     dword [rel req_method], 0
+        mov     dword [rel req_te_coded], 0
         mov     qword [rel req_content_length], 0
         mov     qword [rel req_if_none_match_len], 0
         mov     qword [rel req_range_len], 0
@@ -2880,16 +2896,19 @@ parse_headers.te_not_after_chunked:
         mov     dword [rel req_te], 1           ; the last coding so far is not chunked...
         sub     rdx, rcx
         cmp     rdx, 7
-        jne     short parse_headers.te_element
+        jne     short parse_headers.te_other_coding
         mov     eax, dword [rcx]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6e756863                 ; "chun"
-        jne     near parse_headers.te_element
+        jne     short parse_headers.te_other_coding
         mov     eax, dword [rcx+3]
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x64656b6e                 ; "nked"
-        jne     near parse_headers.te_element
+        jne     short parse_headers.te_other_coding
         mov     dword [rel req_te], 2           ; ...unless it is chunked
+        jmp     near parse_headers.te_element
+parse_headers.te_other_coding:
+        mov     dword [rel req_te_coded], 1     ; gzip, deflate...: an upload could not store it decoded
         jmp     near parse_headers.te_element
 parse_headers.not_transfer_encoding:
         cmp     rdx, 10
@@ -5426,6 +5445,11 @@ req_cl_count:
 ; Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
         alignb 4
 req_te:
+        resb 4
+
+; 1: a coding before chunked (gzip...), for uploads (4 bytes)
+        alignb 4
+req_te_coded:
         resb 4
 
 ; Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)

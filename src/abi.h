@@ -141,6 +141,7 @@ inline constexpr int kEmfile = 24;
 inline constexpr int kEfbig = 27;
 inline constexpr int kEnospc = 28;
 inline constexpr int kEnametoolong = 36;
+inline constexpr int kNameMax = 255;  // NAME_MAX: the bytes of one name in a directory
 inline constexpr int kEnosys = 38;
 inline constexpr int kEloop = 40;
 inline constexpr int kEdquot = 122;

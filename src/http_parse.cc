@@ -62,6 +62,8 @@ HttpParse::HttpParse(const Spec& spec, Builder& b, const ResponseTable& table) :
   v_.host = b_.bss("req_host", 4, "number of Host fields", 4);
   v_.cl_count = b_.bss("req_cl_count", 4, "number of Content-Length fields", 4);
   v_.te = b_.bss("req_te", 4, "Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more", 4);
+  if (!t_.upload_sites.empty())
+    v_.te_coded = b_.bss("req_te_coded", 4, "1: a coding before chunked (gzip...), for uploads", 4);
   v_.expect = b_.bss("req_expect", 4, "Expect: 0 none, 1 100-continue, 2 another expectation", 4);
   bool combined = spec.log_requests && spec.log_format == LogFormat::combined;
   if (combined) {
@@ -257,6 +259,7 @@ void HttpParse::emit_method(Label target) {
         "A token that is not a known method: 501. Anything else malformed: 400.");
   for (Label l : {v_.minor, v_.close, v_.keepalive, v_.host, v_.cl_count, v_.te, v_.expect, v_.method})
     mov(var32(l), imm(0));
+  if (v_.te_coded.id >= 0) mov(var32(v_.te_coded), imm(0));
   mov(var64(v_.content_length), imm(0));
   if (v_.range.id >= 0)
     for (Label l : {v_.accept_encoding_len, v_.if_none_match_len, v_.range_len, v_.if_range_len})
@@ -719,7 +722,8 @@ void HttpParse::emit_connection(Label next) {
 void HttpParse::emit_transfer_encoding(Label next) {
   // Transfer-Encoding = #transfer-coding (RFC 9112 6.1): the codings of all
   // its fields, in order. Only the last may be "chunked"; what comes before
-  // it (gzip...) does not matter, since the body is dropped.
+  // it (gzip...) does not matter to a body that is dropped; an upload
+  // needs to know (te_coded).
   Label element = local("te_element");
   Label skip = local("te_separator");
   Label scan = local("te_scan");
@@ -761,11 +765,16 @@ void HttpParse::emit_transfer_encoding(Label next) {
   op(Op::cmp, var32(v_.te), imm(kTeChunkedNotLast), "that stays");
   jmp(Op::je, element);
   mov(var32(v_.te), imm(kTeOther), "the last coding so far is not chunked...");
+  Label other = v_.te_coded.id >= 0 ? local("te_other_coding") : element;
   op(Op::sub, r64(Reg::rdx), r64(Reg::rcx));
   op(Op::cmp, r64(Reg::rdx), imm(7));
-  jmp(Op::jne, element);
-  match_text(Reg::rcx, 0, "chunked", true, element);
+  jmp(Op::jne, other);
+  match_text(Reg::rcx, 0, "chunked", true, other);
   mov(var32(v_.te), imm(kTeChunked), "...unless it is chunked");
+  jmp(Op::jmp, element);
+  if (v_.te_coded.id < 0) return;
+  label(other);
+  mov(var32(v_.te_coded), imm(1), "gzip, deflate...: an upload could not store it decoded");
   jmp(Op::jmp, element);
 }
 

@@ -16,6 +16,10 @@ struct RequestVars {
   Label te;
   /// Expect (dword): one of the kExpect values below.
   Label expect;
+  /// Only with uploads (id -1 otherwise), dword: 1 when a Transfer-Encoding
+  /// coding other than "chunked" (gzip...) came before it. A dropped body
+  /// may have one; a stored body cannot be decoded (501).
+  Label te_coded;
   Label content_length, path, path_len, head_len;             // qwords
   /// Only when the access log's format logs them (id -1 otherwise): the
   /// value of the last Referer / User-Agent field, a pointer into the buffer

@@ -61,17 +61,19 @@ void HttpConn::emit_upload_begin() {
   Label bad_name = local("bad_name");
   Label sized = local("size_ok");
   Label too_large = local("too_large");
+  Label coded = local("coded");
   Label open_failed = local("open_failed");
   Label chunked = local("chunked");
   Label framed = local("framed");
   Label no_expect = local("no_expect");
   block(upload_begin_, "an upload: check the name and the size, create the temporary file", &kOpenat2,
-        "name = path below the prefix; if (bad name) 400; if (Content-Length > max_bytes) 413;\n"
+        "name = path below the prefix; if (bad name) 400; if (gzip, chunked) 501;\n"
+        "   if (Content-Length > max_bytes) 413;\n"
         "   record.file = openat2(root, \".upload-PID-N\", { O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, mode,\n"
         "   RESOLVE_BENEATH }); Expect: 100-continue: write(fd, \"100 Continue\"); state = uploading",
         "eax = the upload's response. A name is one segment of the decoded path:\n"
         "no '/' (routing refused %2F already), no leading '.', no control\n"
-        "character; PUT needs one, POST without one gets a new name at the end.\n"
+        "character, at most 255 bytes (NAME_MAX); PUT needs one, POST without one gets a new name at the end.\n"
         "O_EXCL: a temporary file is always new, never another's; RESOLVE_BENEATH\n"
         "and O_NOFOLLOW: nothing outside the root is written. The body's bytes\n"
         "already here are stored next (upload_store).");
@@ -83,6 +85,8 @@ void HttpConn::emit_upload_begin() {
   op(Op::add, r64(Reg::rdi), r64(Reg::rax), "rdi = the name");
   op(Op::sub, r64(Reg::rcx), r64(Reg::rax), "rcx = its length");
   jmp(Op::jz, unnamed);
+  op(Op::cmp, r64(Reg::rcx), imm(kNameMax), "longer than NAME_MAX: renameat2 would fail, after the body");
+  jmp(Op::ja, bad_name);
   op(Op::cmp, mem8(Reg::rdi), chr('.'), "\".x\": hidden, and \".\" or \"..\" are no names");
   jmp(Op::je, bad_name);
   label(check);
@@ -100,6 +104,8 @@ void HttpConn::emit_upload_begin() {
   op(Op::cmp, var32(v.method), imm(kPut), "PUT names what it stores");
   jmp(Op::je, bad_name);
   label(named);
+  op(Op::cmp, var32(v.te_coded), imm(0), "a coding before chunked (gzip, chunked)?");
+  jmp(Op::jne, coded);
   op(Op::cmp, var32(v.te), imm(kTeChunked), "a chunked body is checked as it comes");
   jmp(Op::je, sized);
   mov(r64(Reg::rax), upload(Reg::r11, UploadField::max_bytes));
@@ -159,7 +165,18 @@ void HttpConn::emit_upload_begin() {
   label(too_large);
   set(Reg::rax, t.content_too_large, "413: over max_bytes");
   jmp(Op::jmp, respond_);
+  label(coded);
+  set(Reg::rax, t.not_implemented, "501: a transfer coding we cannot undo (RFC 9112 6.1)");
+  jmp(Op::jmp, respond_);
   label(open_failed);
+  Label not_stale = local("not_stale");
+  op(Op::cmp, r64(Reg::rax), imm(-kEexist), "left by a worker that was killed, with the same pid?");
+  jmp(Op::jne, not_stale);
+  note("(A container's server restarts with the same pids.) The next N: each");
+  note("stale file is passed once, N only grows.");
+  call(upload_site_, "r11 = the upload again: syscall took r11");
+  jmp(Op::jmp, sized);
+  label(not_stale);
   mov(conn(ConnField::upload_id), imm(0), "nothing was created");
   Label full = local("full"), busy = local("busy"), denied = local("denied");
   jmp_on_errno({kEnospc, kEdquot}, full);

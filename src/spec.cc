@@ -513,6 +513,18 @@ void check_root(Checker& c, const std::string& s, const std::string& ptr, std::s
     out = s;
 }
 
+// Whether directory `inner` is `outer` or below it, as written: both are
+// normalised lexically ("files/", "./files" and "files" are one), a
+// relative one is never within an absolute one (the working directory is
+// the server's, at run time), and links cannot be seen at build time.
+bool root_within(const std::string& inner, const std::string& outer) {
+  namespace fs = std::filesystem;
+  fs::path in = fs::path(inner).lexically_normal(), out = fs::path(outer).lexically_normal();
+  if (in.is_absolute() != out.is_absolute()) return false;
+  fs::path rel = (in / "").lexically_relative(out / "");
+  return !rel.empty() && *rel.begin() != "..";
+}
+
 // "static": [{"path": "/", "dir": "public", ...}]: each directory is walked,
 // hashed and compressed now (site.cc); its problems are errors at its keys.
 void check_static(Checker& c, const json& j, Spec& spec) {
@@ -588,6 +600,14 @@ void check_uploads(Checker& c, const json& j, Spec& spec) {
       if (!c.suggested(ptr + "/root")) c.error(ptr, "missing \"root\"");
     } else if (auto s = c.string(entry["root"], ptr + "/root")) {
       check_root(c, *s, ptr + "/root", up.root);
+      // The body is written to ".upload-PID-N" in the root before its
+      // rename: a site serving hidden names there would serve it partial.
+      for (size_t k = 0; k < spec.sites.size() && !up.root.empty(); ++k)
+        if (spec.sites[k].hidden && !spec.sites[k].root.empty() && root_within(up.root, spec.sites[k].root))
+          c.error(ptr + "/root",
+                  fmt::format("{} is served by /static/{} with \"hidden\": true, which would serve a body "
+                              "being stored (\".upload-PID-N\") before it is whole",
+                              json_quote(up.root), k));
     }
     if (entry.contains("methods")) {
       const json& m = entry["methods"];

@@ -596,6 +596,21 @@ TEST(SpecErrors, Uploads) {
   EXPECT_EQ(one(R"({"uploads": [{"root": "r", "mode": 644}]})"),
             "/uploads/0/mode: expected permissions in octal from \"0000\" to \"0777\", like \"0644\", got 644");
   EXPECT_EQ(one(R"({"uploads": [{"root": ""}]})"), "/uploads/0/root: expected a directory, got \"\"");
+  // A site that serves hidden names would serve the temporary file, partial.
+  const std::string hidden_error =
+      " is served by /static/0 with \"hidden\": true, which would serve a body being stored "
+      "(\".upload-PID-N\") before it is whole";
+  EXPECT_EQ(one(R"({"static": [{"path": "/f/", "root": "files", "hidden": true}],
+                    "uploads": [{"path": "/f/", "root": "./files/"}]})"),
+            "/uploads/0/root: \"./files/\"" + hidden_error);
+  EXPECT_EQ(one(R"({"static": [{"path": "/", "root": "/srv", "hidden": true}],
+                    "uploads": [{"path": "/in/", "root": "/srv/x/../in"}]})"),
+            "/uploads/0/root: \"/srv/x/../in\"" + hidden_error);
+  for (const char* ok : {R"({"static": [{"path": "/f/", "root": "files"}], "uploads": [{"root": "files"}]})",
+                         R"({"static": [{"path": "/f/", "root": "files", "hidden": true}], "uploads": [{"root": "in"}]})",
+                         R"({"static": [{"path": "/f/", "root": "files", "hidden": true}], "uploads": [{"root": "files2"}]})",
+                         R"({"static": [{"path": "/f/", "root": "files/in", "hidden": true}], "uploads": [{"root": "files"}]})"})
+    EXPECT_TRUE(errors(ok, "s.json").empty()) << ok;
 }
 
 TEST(SpecErrors, Static) {

@@ -118,6 +118,15 @@ TEST_P(Upload, PutPostChunkedConflictAndOverwrite) {
   EXPECT_EQ(read(s->files + "/b c.txt"), "bc");
   for (const char* bad : {"/files/.hidden", "/files/x/y", "/files/a%01b", "/files/"})
     EXPECT_EQ(ask(s->port, put(bad, "x")).status, 400) << bad;
+  // A name of NAME_MAX bytes is stored; one more is 400 at once, not a 500
+  // from renameat2 once the whole body is in: no 100 Continue for it.
+  const std::string longest(255, 'n');
+  EXPECT_EQ(ask(s->port, put("/files/" + longest, "x")).status, 201);
+  EXPECT_EQ(read(s->files + "/" + longest), "x");
+  ASSERT_EQ(::unlink((s->files + "/" + longest).c_str()), 0);
+  r = ask(s->port, "PUT /files/" + longest + "n HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                   "Expect: 100-continue\r\n\r\n");
+  EXPECT_EQ(r.status, 400) << r.raw;
   // POST: a new name under the prefix.
   r = ask(s->port, "POST /files/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\npost");
   EXPECT_EQ(r.status, 201) << r.raw;
@@ -138,6 +147,13 @@ TEST_P(Upload, PutPostChunkedConflictAndOverwrite) {
   r = read_response(fd.get(), pending);
   EXPECT_EQ(r.body, "hello, world");
   }
+  // A coding before chunked cannot be undone: 501 at once, not its coded
+  // bytes stored as the file; nothing left.
+  r = ask(s->port, "PUT /files/gz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(r.status, 501) << r.raw;
+  r = ask(s->port, "PUT /files/gz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(r.status, 501) << r.raw;
   // A malformed chunked body: 400, nothing left.
   r = ask(s->port, "PUT /files/d.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
   EXPECT_EQ(r.status, 400);
@@ -157,6 +173,22 @@ TEST_P(Upload, PutPostChunkedConflictAndOverwrite) {
   EXPECT_NE(log.find("\"PUT /files/a.txt HTTP/1.1\" 409 "), std::string::npos) << log;
   EXPECT_EQ(log.find("\" 409 13 stored"), std::string::npos) << log;
   EXPECT_NE(log.find("\"GET /files/a.txt HTTP/1.1\" 200 6\n"), std::string::npos) << log;
+}
+
+// A temporary name left by a server that was killed (a container restarts
+// with the same pids) is passed over, and left alone: the upload is stored.
+TEST(UploadStale, ATemporaryFileLeftByADeadServerIsPassedOver) {
+  for (const char* m : {"epoll", "iterative"}) {
+    auto s = start_fileserver({{"mode", m}});
+    ASSERT_TRUE(s);
+    const std::string stale = ".upload-" + std::to_string(s->proc->pid());
+    write(s->files + "/" + stale + "-1", "stale");
+    write(s->files + "/" + stale + "-2", "stale");
+    Reply r = ask(s->port, put("/files/new", "fresh"));
+    EXPECT_EQ(r.status, 201) << m << r.raw;
+    EXPECT_EQ(read(s->files + "/new"), "fresh") << m;
+    EXPECT_EQ(names_in(s->files), (std::vector<std::string>{stale + "-1", stale + "-2", "new"})) << m;
+  }
 }
 
 TEST(UploadLog, JsonLinesSayWhereTheBodyWasStored) {
