@@ -91,6 +91,7 @@ inline constexpr int kSoReuseaddr = 2;
 inline constexpr int kIpprotoTcp = 6;
 inline constexpr int kSiocoutq = 0x5411;  // ioctl: bytes in the socket's send queue, not yet acknowledged
 inline constexpr int kTcpDeferAccept = 9;
+inline constexpr int kTcpNodelay = 1;
 inline constexpr int kTcpNotsentLowat = 25;
 inline constexpr int kSoRcvtimeo = 20;
 inline constexpr int kSoSndtimeo = 21;
@@ -277,9 +278,10 @@ inline constexpr int kResponseScratchBytes = 128;
 /// one fast reader of a large file cannot hold an event loop.
 inline constexpr int kSendFileSlice = 1024 * 1024;
 /// TCP_NOTSENT_LOWAT of a socket once it sends a file: sendfile then moves a
-/// megabyte per call; at the listener's 128 KiB it moves a tenth of that, and
-/// a 1 MiB file costs three times the CPU (bench/run.sh, the files case).
-inline constexpr int kFileNotsentLowat = 1024 * 1024;
+/// file in one call, as the send buffer allows (tcp_wmem caps it at 4 MiB);
+/// at the listener's 128 KiB it took six calls for a megabyte, and three times
+/// nginx's CPU (bench/run.sh, the files case). The socket also gets TCP_NODELAY.
+inline constexpr int kFileNotsentLowat = 4 * 1024 * 1024;
 /// A server that sends files read at run time makes more in the scratch:
 /// a file's fields, and a directory's redirect, whose Location holds the
 /// request's path and query (at most request_bytes).
