@@ -1,6 +1,8 @@
 // The emit helpers that are more than one line (gen.h).
 #include "gen.h"
 
+#include <vector>
+
 #include <fmt/format.h>
 
 namespace asmsrv {
@@ -44,6 +46,23 @@ void Gen::match_text(Reg base, int disp, const std::string& text, bool fold, Lab
     }
     jmp(Op::jne, fail);
     i = at + n;
+  }
+}
+
+void Gen::answer_errno(std::initializer_list<ErrnoAnswer> cases, int otherwise, const char* otherwise_what,
+                       Label then) {
+  std::vector<Label> at;
+  for (const ErrnoAnswer& c : cases) {
+    at.push_back(local(c.label));
+    jmp_on_errno(c.errnos, at.back());
+  }
+  set(Reg::rax, otherwise, otherwise_what);
+  jmp(Op::jmp, then);
+  size_t i = 0;
+  for (const ErrnoAnswer& c : cases) {
+    label(at[i++]);
+    set(Reg::rax, c.response, c.what);
+    jmp(Op::jmp, then);
   }
 }
 

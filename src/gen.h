@@ -66,6 +66,17 @@ class Gen {
       b_.emit(Op::je, {LabelOp{to}});
     }
   }
+  /// One answer to a failed call: when rax is -e for one of `errnos`,
+  /// eax = `response` (`what` names it in the listing).
+  struct ErrnoAnswer {
+    const char* label;
+    std::initializer_list<int> errnos;
+    int response;
+    const char* what;
+  };
+  /// Inline: eax = the response for the errno in rax (`otherwise` for any
+  /// other), then a jump to `then`.
+  void answer_errno(std::initializer_list<ErrnoAnswer> cases, int otherwise, const char* otherwise_what, Label then);
   /// Inline: the character in r's low 32 bits becomes its value as a hex
   /// digit (0-9, a-f, A-F), or a jump to `not_hex` (r is clobbered then).
   void hex_value(Reg r, Label not_hex);

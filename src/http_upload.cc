@@ -178,21 +178,10 @@ void HttpConn::emit_upload_begin() {
   jmp(Op::jmp, sized);
   label(not_stale);
   mov(conn(ConnField::upload_id), imm(0), "nothing was created");
-  Label full = local("full"), busy = local("busy"), denied = local("denied");
-  jmp_on_errno({kEnospc, kEdquot}, full);
-  jmp_on_errno({kEmfile, kEnfile, kEnomem}, busy);
-  jmp_on_errno({kEacces, kEperm, kErofs}, denied);
-  set(Reg::rax, t.upload_failed, "500, closing: the body is not read");
-  jmp(Op::jmp, respond_);
-  label(full);
-  set(Reg::rax, t.insufficient_storage, "507");
-  jmp(Op::jmp, respond_);
-  label(busy);
-  set(Reg::rax, t.unavailable, "503: the client may retry");
-  jmp(Op::jmp, respond_);
-  label(denied);
-  set(Reg::rax, t.forbidden, "403: the root is not writable");
-  jmp(Op::jmp, respond_);
+  answer_errno({{"full", {kEnospc, kEdquot}, t.insufficient_storage, "507"},
+                {"busy", {kEmfile, kEnfile, kEnomem}, t.unavailable, "503: the client may retry"},
+                {"denied", {kEacces, kEperm, kErofs}, t.forbidden, "403: the root is not writable"}},
+               t.upload_failed, "500, closing: the body is not read", respond_);
 }
 
 void HttpConn::emit_upload_received() {

@@ -572,9 +572,6 @@ void Responses::emit_media_type() {
 }
 
 void Responses::emit_open_failed() {
-  Label forbidden = local("forbidden");
-  Label unavailable = local("unavailable");
-  Label missing = local("missing");
   block(open_failed_, "prepare_response: a file that cannot be served", nullptr,
         "switch (-rax) { ENOENT, ENOTDIR, ENAMETOOLONG: 404; EACCES, EPERM, ELOOP, EXDEV: 403;\n"
         "   EMFILE, ENFILE, ENOMEM: 503; default: 500 }; prepare_response(that)",
@@ -582,20 +579,10 @@ void Responses::emit_open_failed() {
         "RESOLVE_BENEATH and RESOLVE_NO_MAGICLINKS answer for a link that leaves the\n"
         "root. Out of descriptors is 503: the server goes on, and the client may\n"
         "retry. No file is open here.");
-  jmp_on_errno({kEnoent, kEnotdir, kEnametoolong}, missing);
-  jmp_on_errno({kEacces, kEperm, kEloop, kExdev}, forbidden);
-  jmp_on_errno({kEmfile, kEnfile, kEnomem}, unavailable);
-  set(Reg::rax, t_.server_error, "500");
-  jmp(Op::jmp, prepare_);
-  label(missing);
-  set(Reg::rax, t_.not_found, "404: not_found");
-  jmp(Op::jmp, prepare_);
-  label(forbidden);
-  set(Reg::rax, t_.forbidden, "403");
-  jmp(Op::jmp, prepare_);
-  label(unavailable);
-  set(Reg::rax, t_.unavailable, "503");
-  jmp(Op::jmp, prepare_);
+  answer_errno({{"missing", {kEnoent, kEnotdir, kEnametoolong}, t_.not_found, "404: not_found"},
+                {"forbidden", {kEacces, kEperm, kEloop, kExdev}, t_.forbidden, "403"},
+                {"unavailable", {kEmfile, kEnfile, kEnomem}, t_.unavailable, "503"}},
+               t_.server_error, "500", prepare_);
 }
 
 }  // namespace asmsrv
