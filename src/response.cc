@@ -9,9 +9,6 @@ namespace asmsrv {
 
 namespace {
 
-constexpr int kGet = static_cast<int>(Method::GET);
-constexpr int kHeadMethod = static_cast<int>(Method::HEAD);
-constexpr int kEtagBytes = 18;  // strong_etag: '"', 16 hex digits, '"'
 // The tables below are laid out as 8 dwords a record.
 static_assert(kRespLayout.size == 8 * 4 && kRepLayout.size == 8 * 4);
 

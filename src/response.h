@@ -34,7 +34,13 @@
 
 namespace asmsrv {
 
+inline constexpr int kGet = static_cast<int>(Method::GET);
+inline constexpr int kHeadMethod = static_cast<int>(Method::HEAD);
+/// An ETag's length: '"', 16 hex digits, '"' (strong_etag's, and a file's).
+inline constexpr int kEtagBytes = 18;
+
 // The texts that answers made at run time are put together from.
+inline constexpr std::string_view kLocation = "Location: ";
 inline constexpr std::string_view kStatus304 = "HTTP/1.1 304 Not Modified\r\n";
 inline constexpr std::string_view kStatus206 = "HTTP/1.1 206 Partial Content\r\n";
 inline constexpr std::string_view kStatus416 = "HTTP/1.1 416 Range Not Satisfiable\r\n";

@@ -15,9 +15,6 @@ using namespace linux;
 
 namespace {
 
-constexpr int kGet = static_cast<int>(Method::GET);
-constexpr int kHeadMethod = static_cast<int>(Method::HEAD);
-constexpr int kEtagBytes = 18;  // '"', 16 hex digits, '"': the length an entity's has
 constexpr int kHttpDateBytes = 29;  // "Sun, 06 Nov 1994 08:49:37 GMT"
 constexpr int kMediaEntryBytes = 24;  // the extension (16 bytes), the line's offset and length
 constexpr int kMaxExtension = 16;
@@ -25,7 +22,6 @@ constexpr int kMaxExtension = 16;
 constexpr std::string_view kEtagText = "ETag: \"";
 constexpr std::string_view kModifiedText = "Last-Modified: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
 constexpr std::string_view kContentLength = "Content-Length: ";
-constexpr std::string_view kLocation = "Location: ";
 constexpr std::string_view kLengthZero = "Content-Length: 0\r\n";
 constexpr std::string_view kStatus200 = "HTTP/1.1 200 OK\r\n";
 constexpr std::string_view kStatus301 = "HTTP/1.1 301 Moved Permanently\r\n";

@@ -10,7 +10,6 @@ namespace asmsrv {
 
 namespace {
 
-constexpr std::string_view kLocation = "Location: ";
 
 }  // namespace
 
