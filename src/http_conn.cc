@@ -27,7 +27,6 @@ HttpConn::HttpConn(const Spec& spec, Builder& b, Runtime& rt, const HttpParse& p
     upload_end_ = local("upload_end");
     upload_answer_ = local("upload_answer");
     upload_site_ = local("upload_site");
-    upload_write_ = local("upload_write");
     upload_chunks_ = local("upload_chunks");
     upload_temp_name_ = local("upload_temp_name");
     upload_suffix_ = local("upload_suffix");

@@ -44,7 +44,8 @@ class HttpConn : public Conn {
   void emit_upload_store();
   void emit_upload_end();
   void emit_upload_site();
-  void emit_upload_write();
+  /// Inline: write_all(record.file, buf + rsi, rdx) -> rax = 0 or -errno.
+  void write_to_file();
   void emit_upload_names();
   void emit_discard_upload();
   const HttpParse& parse_;
@@ -54,7 +55,7 @@ class HttpConn : public Conn {
   Label open_, received_, sent_, process_, decide_mode_;
   Label next_, buffer_drop_, chunk_drop_, chunk_scan_, respond_;
   bool uploads_ = false;
-  Label upload_begin_, upload_received_, upload_store_, upload_end_, upload_answer_, upload_site_, upload_write_,
+  Label upload_begin_, upload_received_, upload_store_, upload_end_, upload_answer_, upload_site_,
       upload_chunks_, upload_temp_name_, upload_suffix_;
   Label upload_counter_, upload_temp_, upload_name_, how_create_, continue_text_;
 };

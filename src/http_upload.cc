@@ -45,7 +45,6 @@ void HttpConn::emit_upload() {
   emit_upload_store();
   emit_upload_end();
   emit_upload_site();
-  emit_upload_write();
   emit_chunk_scan(upload_chunks_, true);
   emit_upload_names();
   emit_discard_upload();
@@ -223,7 +222,7 @@ void HttpConn::emit_upload_store() {
   label(fits);
   lea(Reg::r8, mem_index(Width::none, Reg::rsi, Reg::rdx), "r8 = where the body's bytes here end");
   op(Op::sub, conn(ConnField::discard), r64(Reg::rdx));
-  call(upload_write_);
+  write_to_file();
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::js, failed);
   op(Op::cmp, conn(ConnField::discard), imm(0), "all of it?");
@@ -237,7 +236,7 @@ void HttpConn::emit_upload_store() {
   mov(r64(Reg::rsi), conn(ConnField::consume));
   mov(r64(Reg::rdx), r64(Reg::r11));
   op(Op::sub, r64(Reg::rdx), r64(Reg::rsi), "the data kept");
-  call(upload_write_);
+  write_to_file();
   mov(r64(Reg::rcx), r64(Reg::rax));
   op(Op::pop, r64(Reg::r8));
   op(Op::test, r64(Reg::rcx), r64(Reg::rcx));
@@ -435,37 +434,10 @@ void HttpConn::emit_upload_site() {
   ret();
 }
 
-void HttpConn::emit_upload_write() {
-  Label again = local("again");
-  Label done = local("done");
-  Label out = local("return");
-  block(upload_write_, "subroutine upload_write(rsi = offset in the buffer, rdx = bytes)", &kWrite,
-        "while (rdx) { n = write(record.file, buf + rsi, rdx); if (n < 0 && n != -EINTR) return n; rsi += n; rdx -= n }",
-        "A file's write may be partial (a signal, the disk filling up): the loop\n"
-        "writes the rest, and the error comes with the next call. rax = 0 or\n"
-        "-errno. Clobbers rcx, rdx, rsi, rdi, r11.");
-  lea(Reg::rsi, mem_index(Width::none, kBuf, Reg::rsi));
-  label(again);
-  op(Op::test, r64(Reg::rdx), r64(Reg::rdx));
-  jmp(Op::jz, done);
-  mov(r32(Reg::rdi), conn(ConnField::file));
-  sys(kWrite);
-  op(Op::cmp, r64(Reg::rax), imm(-kEintr));
-  jmp(Op::je, again);
-  op(Op::test, r64(Reg::rax), r64(Reg::rax));
-  jmp(Op::js, out);
-  Label wrote = local("wrote");
-  jmp(Op::jnz, wrote);
-  set(Reg::rax, -kEio, "0 bytes: -EIO, rather than loop");
-  ret();
-  label(wrote);
-  op(Op::add, r64(Reg::rsi), r64(Reg::rax));
-  op(Op::sub, r64(Reg::rdx), r64(Reg::rax));
-  jmp(Op::jmp, again);
-  label(done);
-  zero(Reg::rax);
-  label(out);
-  ret();
+void HttpConn::write_to_file() {
+  lea(Reg::rsi, mem_index(Width::none, kBuf, Reg::rsi), "buf + the offset");
+  mov(r32(Reg::rdi), conn(ConnField::file), "fd = the temporary file");
+  call(rt_.write_all(), "rax = 0 or -errno: every byte, a partial write or EINTR retried");
 }
 
 void HttpConn::emit_upload_names() {

@@ -86,6 +86,7 @@ Program lower(const Spec& spec) {
                                             NormalisedPath{route->norm_path(), route->norm_len()});
     if (!table.upload_sites.empty()) log.log_stored(responses->upload_location(), responses->upload_location_len());
     conn = std::make_unique<HttpConn>(spec, b, rt, *parse, *responses, log);
+    responses->use_release(conn->release());
   }
   std::unique_ptr<Driver> driver = make_driver({spec, b, rt, *conn, log});
   std::unique_ptr<HealthProbe> probe;

@@ -416,6 +416,12 @@ void Responses::emit_entity(Label l) {
   jmp(Op::jmp, finish_);
 }
 
+Label Responses::location_text() {
+  if (location_text_.id < 0)
+    location_text_ = b_.bytes("location_text", std::string(kLocation), "a directory's 301 and an upload's 201");
+  return location_text_;
+}
+
 void Responses::scratch_start() {
   mov(r64(Reg::rdi), conn(ConnField::buf));
   lea(Reg::rdi, mem(Width::none, Reg::rdi, spec_.limits.request_bytes + kRequestBufferSlack),

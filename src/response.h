@@ -118,6 +118,9 @@ class Responses : public Gen {
             const Roots& roots, NormalisedPath path);
 
   Label table() const { return responses_; }
+  /// The connection's release_file (Conn::release), which closes the file a
+  /// disk response opened when it sends none of it. Before emit().
+  void use_release(Label release) { release_ = release; }
   /// Subroutine: eax = response index, rbx = the record, its conn_mode
   /// already decided -> record.iov = its parts; resp_status and resp_body_bytes set
   /// for the log. Keeps rbx, rbp, r12-r15.
@@ -162,7 +165,9 @@ class Responses : public Gen {
   void content_range(Reg first, const std::function<void()>& load_length);
   /// Inline: rax = openat2(root_fds[site.root], disk_rel, &how_read, sizeof how_read).
   void open_below_root();
-  /// Inline: close(record.file); record.file = -1, file_left = 0.
+  /// "Location: ", laid out once for a directory's 301 and an upload's 201.
+  Label location_text();
+  /// Inline: call release_file (the connection's: close record.file).
   void close_file(const std::string& why);
   void emit_finish();
   void emit_choose_coding();
@@ -189,8 +194,8 @@ class Responses : public Gen {
   Label disk_sites_, disk_text_, media_types_, media_lines_, file_stat_, disk_site_, disk_rel_, disk_rel_len_;
   Label etag_text_, modified_text_, content_length_text_, location_text_, status_200_, status_301_,
       hex_digits_, length_zero_text_, file_lowat_;
-  Label stat_file_, media_type_, open_failed_, disk_redirect_;
-  Label upload_sites_, upload_text_, upload_location_, upload_location_len_, upload_location_text_;
+  Label stat_file_, media_type_, open_failed_, disk_redirect_, release_;
+  Label upload_sites_, upload_text_, upload_location_, upload_location_len_;
   bool uploads_ = false;
   size_t media_count_ = 0, default_type_at_ = 0, default_type_len_ = 0;
   Label heads_, bodies_, responses_, reps_, prepare_, status_, body_bytes_, finish_;

@@ -100,7 +100,6 @@ void Responses::make_disk_data() {
   etag_text_ = b_.bytes("etag_text", std::string(kEtagText), "what a file's scratch starts with");
   modified_text_ = b_.bytes("modified_text", std::string(kModifiedText), "format_date fills in the date");
   content_length_text_ = b_.bytes("content_length_text", std::string(kContentLength), "");
-  location_text_ = b_.bytes("location_text", std::string(kLocation), "a directory's redirect");
   length_zero_text_ = b_.bytes("length_zero_text", std::string(kLengthZero), "");
   status_200_ = b_.bytes("status_200", std::string(kStatus200), "a file's status lines");
   status_301_ = b_.bytes("status_301", std::string(kStatus301), "");
@@ -445,10 +444,7 @@ void Responses::open_below_root() {
 }
 
 void Responses::close_file(const std::string& why) {
-  mov(r32(Reg::rdi), conn(ConnField::file), why.empty() ? "the file" : why);
-  sys(kClose);
-  mov(conn(ConnField::file), imm(-1), "closed");
-  mov(conn(ConnField::file_left), imm(0));
+  call(release_, why.empty() ? "release_file: close the file" : why);
 }
 
 void Responses::emit_disk_redirect(Label l) {
@@ -459,7 +455,7 @@ void Responses::emit_disk_redirect(Label l) {
         "scratch holds request_bytes and more: the path and query always fit.");
   status_line(status_301_, kStatus301.size(), 301);
   scratch_start();
-  copy_text(location_text_, kLocation.size());
+  copy_text(location_text(), kLocation.size());
   mov(r64(Reg::rsi), var64(req_.path));
   mov(r64(Reg::rcx), var64(req_.path_len));
   plain(Op::rep_movsb, "the path");

@@ -8,11 +8,6 @@
 
 namespace asmsrv {
 
-namespace {
-
-
-}  // namespace
-
 void Responses::make_upload_data() {
   std::string text;
   std::vector<Piece> sites;
@@ -37,7 +32,6 @@ void Responses::make_upload_data() {
                 kUploadLayout.decl[i].what);
   upload_location_ = b_.bss("upload_location", 8, "the 201's Location: where it is");
   upload_location_len_ = b_.bss("upload_location_len", 8, "... and its length");
-  upload_location_text_ = b_.bytes("upload_location_text", std::string(kLocation), "a 201's Location line");
 }
 
 void Responses::emit_upload(Label l) {
@@ -50,7 +44,7 @@ void Responses::emit_upload(Label l) {
   head_part("the head");
   mov(iov_len(IovPart::fields), imm(0));
   scratch_start();
-  copy_text(upload_location_text_, kLocation.size());
+  copy_text(location_text(), kLocation.size());
   mov(r64(Reg::rsi), var64(upload_location_));
   mov(r64(Reg::rcx), var64(upload_location_len_));
   plain(Op::rep_movsb, "the path");
