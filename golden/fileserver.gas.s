@@ -1604,20 +1604,24 @@ _start:
 .Lupload_store.fits:
         lea     r8, [rsi+rdx]                   # r8 = where the body's bytes here end
         sub     QWORD PTR [rbx+conn_discard], rdx
-        call    .Lupload_write
+        lea     rsi, [rbp+rsi]                  # buf + the offset
+        mov     edi, DWORD PTR [rbx+conn_file]  # fd = the temporary file
+        call    .Lwrite_all                     # rax = 0 or -errno: every byte, a partial write or EINTR retried
         test    rax, rax
         js      short .Lupload_store.write_failed
         cmp     QWORD PTR [rbx+conn_discard], 0 # all of it?
         jne     short .Lupload_store.more
         mov     rax, -1                         # -1: stored
-        jmp     short .Lupload_end
+        {disp32} jmp     .Lupload_end
 .Lupload_store.chunked:
         call    .Lupload_chunks                 # rax = the body's end, 0 more to come, -1 malformed, -2 too large; r11 = the data's end
         push    rax
         mov     rsi, QWORD PTR [rbx+conn_consume]
         mov     rdx, r11
         sub     rdx, rsi                        # the data kept
-        call    .Lupload_write
+        lea     rsi, [rbp+rsi]                  # buf + the offset
+        mov     edi, DWORD PTR [rbx+conn_file]  # fd = the temporary file
+        call    .Lwrite_all                     # rax = 0 or -errno: every byte, a partial write or EINTR retried
         mov     rcx, rax
         pop     r8
         test    rcx, rcx
@@ -1817,36 +1821,6 @@ _start:
         lea     rcx, [rip + root_fds]
         add     rcx, rax
         mov     eax, DWORD PTR [rcx]            # root_fds[root]
-        ret
-
-## --------------------------------------------------------------------------
-## subroutine upload_write(rsi = offset in the buffer, rdx = bytes): write(2), syscall 1
-## C: while (rdx) { n = write(record.file, buf + rsi, rdx); if (n < 0 && n != -EINTR) return n; rsi += n; rdx -= n }
-## A file's write may be partial (a signal, the disk filling up): the loop
-## writes the rest, and the error comes with the next call. rax = 0 or
-## -errno. Clobbers rcx, rdx, rsi, rdi, r11.
-.Lupload_write:
-        lea     rsi, [rbp+rsi]
-.Lupload_write.again:
-        test    rdx, rdx
-        jz      short .Lupload_write.done
-        mov     edi, DWORD PTR [rbx+conn_file]
-        mov     eax, 1                          # syscall number: write
-        syscall
-        cmp     rax, -4
-        je      short .Lupload_write.again
-        test    rax, rax
-        js      short .Lupload_write.return
-        jnz     short .Lupload_write.wrote
-        mov     rax, -5                         # 0 bytes: -EIO, rather than loop
-        ret
-.Lupload_write.wrote:
-        add     rsi, rax
-        sub     rdx, rax
-        jmp     short .Lupload_write.again
-.Lupload_write.done:
-        xor     eax, eax
-.Lupload_write.return:
         ret
 
 ## --------------------------------------------------------------------------
@@ -3461,18 +3435,10 @@ _start:
         mov     rsi, QWORD PTR [rip + disk_rel]
         cmp     BYTE PTR [rsi+rcx-1], '/'
         je      short .Lkind_disk.index
-        mov     edi, DWORD PTR [rbx+conn_file]  # the directory is not needed
-        mov     eax, 3                          # syscall number: close
-        syscall
-        mov     DWORD PTR [rbx+conn_file], -1   # closed
-        mov     QWORD PTR [rbx+conn_file_left], 0
+        call    .Lrelease_file                  # the directory is not needed
         {disp32} jmp     .Ldirectory_redirect
 .Lkind_disk.index:
-        mov     edi, DWORD PTR [rbx+conn_file]  # the directory: its index is opened from the root
-        mov     eax, 3                          # syscall number: close
-        syscall
-        mov     DWORD PTR [rbx+conn_file], -1   # closed
-        mov     QWORD PTR [rbx+conn_file_left], 0
+        call    .Lrelease_file                  # the directory: its index is opened from the root
         # path = path + index name, in norm_path (sized for it): a link in the index's
         # name is then judged against the root, as a link anywhere else is.
         mov     r11, QWORD PTR [rip + disk_site]
@@ -3511,11 +3477,7 @@ _start:
         mov     rax, -13                        # 403
         {disp32} jmp     .Lopen_failed
 .Lkind_disk.forbidden:
-        mov     edi, DWORD PTR [rbx+conn_file]  # the file
-        mov     eax, 3                          # syscall number: close
-        syscall
-        mov     DWORD PTR [rbx+conn_file], -1   # closed
-        mov     QWORD PTR [rbx+conn_file_left], 0
+        call    .Lrelease_file                  # release_file: close the file
         mov     rax, -13                        # 403
         {disp32} jmp     .Lopen_failed
 .Lkind_disk.regular:
@@ -3698,11 +3660,7 @@ _start:
         mov     QWORD PTR [rbx+conn_file_left], r9 # ... and sends this much, after the parts
         cmp     DWORD PTR [rip + req_method], 2 # HEAD: the same head, no body
         jne     short .Lconditions.get
-        mov     edi, DWORD PTR [rbx+conn_file]  # the file
-        mov     eax, 3                          # syscall number: close
-        syscall
-        mov     DWORD PTR [rbx+conn_file], -1   # closed
-        mov     QWORD PTR [rbx+conn_file_left], 0
+        call    .Lrelease_file                  # release_file: close the file
         {disp32} jmp     .Lconditions.done
 .Lconditions.get:
         cmp     DWORD PTR [rbx+conn_file_lowat], 0 # the socket's first file?
@@ -3737,11 +3695,7 @@ _start:
         lea     rdi, [r11+72]                   # only the ETag and Last-Modified
         sub     rdi, QWORD PTR [rbx+conn_iov+16]
         mov     QWORD PTR [rbx+conn_iov+24], rdi # its length
-        mov     edi, DWORD PTR [rbx+conn_file]  # no body
-        mov     eax, 3                          # syscall number: close
-        syscall
-        mov     DWORD PTR [rbx+conn_file], -1   # closed
-        mov     QWORD PTR [rbx+conn_file_left], 0
+        call    .Lrelease_file                  # no body
         jmp     short .Lconditions.done
 .Lconditions.unsatisfiable:
         add     rsp, 16                         # the Content-Type line is not sent
@@ -3763,11 +3717,7 @@ _start:
         add     rdi, 2
         sub     rdi, QWORD PTR [rbx+conn_iov+16]
         mov     QWORD PTR [rbx+conn_iov+24], rdi # its length
-        mov     edi, DWORD PTR [rbx+conn_file]  # no body
-        mov     eax, 3                          # syscall number: close
-        syscall
-        mov     DWORD PTR [rbx+conn_file], -1   # closed
-        mov     QWORD PTR [rbx+conn_file_left], 0
+        call    .Lrelease_file                  # no body
 .Lconditions.done:
         xor     r8d, r8d                        # no body in memory: a file goes after the parts
         xor     r9d, r9d
@@ -3814,7 +3764,7 @@ _start:
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
-        lea     rsi, [rip + upload_location_text]
+        lea     rsi, [rip + location_text]
         mov     ecx, 10
         rep movsb
         mov     rsi, QWORD PTR [rip + upload_location]
@@ -5114,11 +5064,6 @@ modified_text:
 content_length_text:
         .ascii "Content-Length: "
 
-# a directory's redirect (10 bytes)
-        .balign 8, 0
-location_text:
-        .ascii "Location: "
-
 #  (19 bytes)
         .balign 8, 0
 length_zero_text:
@@ -5156,11 +5101,6 @@ upload_sites:
         .balign 8, 0
 upload_text:
         .ascii "/files/"
-
-# a 201's Location line (10 bytes)
-        .balign 8, 0
-upload_location_text:
-        .ascii "Location: "
 
 # error message start (27 bytes)
         .balign 8, 0
@@ -5314,6 +5254,11 @@ no_signals:
 continue_text:
         .ascii "HTTP/1.1 100 Continue\r\n"
         .ascii "\r\n"
+
+# a directory's 301 and an upload's 201 (10 bytes)
+        .balign 8, 0
+location_text:
+        .ascii "Location: "
 
 # errno, length, strerror() text: the errnos die names (416 bytes)
         .balign 1, 0

@@ -1603,20 +1603,24 @@ upload_store:
 upload_store.fits:
         lea     r8, [rsi+rdx]                   ; r8 = where the body's bytes here end
         sub     qword [rbx+conn_discard], rdx
-        call    upload_write
+        lea     rsi, [rbp+rsi]                  ; buf + the offset
+        mov     edi, dword [rbx+conn_file]      ; fd = the temporary file
+        call    write_all                       ; rax = 0 or -errno: every byte, a partial write or EINTR retried
         test    rax, rax
         js      short upload_store.write_failed
         cmp     qword [rbx+conn_discard], 0     ; all of it?
         jne     short upload_store.more
         mov     rax, -1                         ; -1: stored
-        jmp     short upload_end
+        jmp     near upload_end
 upload_store.chunked:
         call    upload_chunks                   ; rax = the body's end, 0 more to come, -1 malformed, -2 too large; r11 = the data's end
         push    rax
         mov     rsi, qword [rbx+conn_consume]
         mov     rdx, r11
         sub     rdx, rsi                        ; the data kept
-        call    upload_write
+        lea     rsi, [rbp+rsi]                  ; buf + the offset
+        mov     edi, dword [rbx+conn_file]      ; fd = the temporary file
+        call    write_all                       ; rax = 0 or -errno: every byte, a partial write or EINTR retried
         mov     rcx, rax
         pop     r8
         test    rcx, rcx
@@ -1816,36 +1820,6 @@ upload_site:
         lea     rcx, [rel root_fds]
         add     rcx, rax
         mov     eax, dword [rcx]                ; root_fds[root]
-        ret
-
-;; --------------------------------------------------------------------------
-;; subroutine upload_write(rsi = offset in the buffer, rdx = bytes): write(2), syscall 1
-;; C: while (rdx) { n = write(record.file, buf + rsi, rdx); if (n < 0 && n != -EINTR) return n; rsi += n; rdx -= n }
-;; A file's write may be partial (a signal, the disk filling up): the loop
-;; writes the rest, and the error comes with the next call. rax = 0 or
-;; -errno. Clobbers rcx, rdx, rsi, rdi, r11.
-upload_write:
-        lea     rsi, [rbp+rsi]
-upload_write.again:
-        test    rdx, rdx
-        jz      short upload_write.done
-        mov     edi, dword [rbx+conn_file]
-        mov     eax, 1                          ; syscall number: write
-        syscall
-        cmp     rax, -4
-        je      short upload_write.again
-        test    rax, rax
-        js      short upload_write.return
-        jnz     short upload_write.wrote
-        mov     rax, -5                         ; 0 bytes: -EIO, rather than loop
-        ret
-upload_write.wrote:
-        add     rsi, rax
-        sub     rdx, rax
-        jmp     short upload_write.again
-upload_write.done:
-        xor     eax, eax
-upload_write.return:
         ret
 
 ;; --------------------------------------------------------------------------
@@ -3460,18 +3434,10 @@ kind_disk.visible:
         mov     rsi, qword [rel disk_rel]
         cmp     byte [rsi+rcx-1], '/'
         je      short kind_disk.index
-        mov     edi, dword [rbx+conn_file]      ; the directory is not needed
-        mov     eax, 3                          ; syscall number: close
-        syscall
-        mov     dword [rbx+conn_file], -1       ; closed
-        mov     qword [rbx+conn_file_left], 0
+        call    release_file                    ; the directory is not needed
         jmp     near directory_redirect
 kind_disk.index:
-        mov     edi, dword [rbx+conn_file]      ; the directory: its index is opened from the root
-        mov     eax, 3                          ; syscall number: close
-        syscall
-        mov     dword [rbx+conn_file], -1       ; closed
-        mov     qword [rbx+conn_file_left], 0
+        call    release_file                    ; the directory: its index is opened from the root
         ; path = path + index name, in norm_path (sized for it): a link in the index's
         ; name is then judged against the root, as a link anywhere else is.
         mov     r11, qword [rel disk_site]
@@ -3510,11 +3476,7 @@ kind_disk.no_index:
         mov     rax, -13                        ; 403
         jmp     near open_failed
 kind_disk.forbidden:
-        mov     edi, dword [rbx+conn_file]      ; the file
-        mov     eax, 3                          ; syscall number: close
-        syscall
-        mov     dword [rbx+conn_file], -1       ; closed
-        mov     qword [rbx+conn_file_left], 0
+        call    release_file                    ; release_file: close the file
         mov     rax, -13                        ; 403
         jmp     near open_failed
 kind_disk.regular:
@@ -3697,11 +3659,7 @@ conditions.sized:
         mov     qword [rbx+conn_file_left], r9  ; ... and sends this much, after the parts
         cmp     dword [rel req_method], 2       ; HEAD: the same head, no body
         jne     short conditions.get
-        mov     edi, dword [rbx+conn_file]      ; the file
-        mov     eax, 3                          ; syscall number: close
-        syscall
-        mov     dword [rbx+conn_file], -1       ; closed
-        mov     qword [rbx+conn_file_left], 0
+        call    release_file                    ; release_file: close the file
         jmp     near conditions.done
 conditions.get:
         cmp     dword [rbx+conn_file_lowat], 0  ; the socket's first file?
@@ -3736,11 +3694,7 @@ conditions.not_modified:
         lea     rdi, [r11+72]                   ; only the ETag and Last-Modified
         sub     rdi, qword [rbx+conn_iov+16]
         mov     qword [rbx+conn_iov+24], rdi    ; its length
-        mov     edi, dword [rbx+conn_file]      ; no body
-        mov     eax, 3                          ; syscall number: close
-        syscall
-        mov     dword [rbx+conn_file], -1       ; closed
-        mov     qword [rbx+conn_file_left], 0
+        call    release_file                    ; no body
         jmp     short conditions.done
 conditions.unsatisfiable:
         add     rsp, 16                         ; the Content-Type line is not sent
@@ -3762,11 +3716,7 @@ conditions.unsatisfiable:
         add     rdi, 2
         sub     rdi, qword [rbx+conn_iov+16]
         mov     qword [rbx+conn_iov+24], rdi    ; its length
-        mov     edi, dword [rbx+conn_file]      ; no body
-        mov     eax, 3                          ; syscall number: close
-        syscall
-        mov     dword [rbx+conn_file], -1       ; closed
-        mov     qword [rbx+conn_file_left], 0
+        call    release_file                    ; no body
 conditions.done:
         xor     r8d, r8d                        ; no body in memory: a file goes after the parts
         xor     r9d, r9d
@@ -3813,7 +3763,7 @@ kind_upload:
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
-        lea     rsi, [rel upload_location_text]
+        lea     rsi, [rel location_text]
         mov     ecx, 10
         rep movsb
         mov     rsi, qword [rel upload_location]
@@ -5113,11 +5063,6 @@ modified_text:
 content_length_text:
         db "Content-Length: "
 
-; a directory's redirect (10 bytes)
-        align 8, db 0
-location_text:
-        db "Location: "
-
 ;  (19 bytes)
         align 8, db 0
 length_zero_text:
@@ -5155,11 +5100,6 @@ upload_sites:
         align 8, db 0
 upload_text:
         db "/files/"
-
-; a 201's Location line (10 bytes)
-        align 8, db 0
-upload_location_text:
-        db "Location: "
 
 ; error message start (27 bytes)
         align 8, db 0
@@ -5313,6 +5253,11 @@ no_signals:
 continue_text:
         db "HTTP/1.1 100 Continue", 13, 10
         db 13, 10
+
+; a directory's 301 and an upload's 201 (10 bytes)
+        align 8, db 0
+location_text:
+        db "Location: "
 
 ; errno, length, strerror() text: the errnos die names (416 bytes)
         align 1, db 0
