@@ -15,6 +15,7 @@ struct Dialect {
   std::string local_prefix;    // prefix for code labels: "" or ".L"
   std::string size_kw[5];      // by Width: "", "byte ", ... or "BYTE PTR "
   std::string rip_open;        // "[rel " or "[rip + "
+  std::string address_of;      // before a label whose address is an immediate: "" or "OFFSET "
   std::string movabs;          // mnemonic for a 64-bit immediate load
   std::string db;              // list of bytes: "db" or ".byte"
   std::string ints[4];         // by log2(width): dw/dd/dq or .short/.long/.quad (and db)

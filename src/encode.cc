@@ -81,6 +81,7 @@ int max_length(const Instr& ins) {
   const ImmOp* imm = ops.size() >= 2 ? std::get_if<ImmOp>(&ops.back()) : nullptr;
   switch (ins.op) {
     case Op::mov:
+      if (ops.size() == 2 && std::holds_alternative<AddrOp>(ops[1])) return n + 1 + 4;  // B8+r id
       if (imm && std::holds_alternative<RegOp>(ops[0])) return n + 1 + imm_bytes(w) + (w == Width::b64 ? 1 : 0);
       return n + 1 + 1 + mem + (imm ? imm_bytes(w) : 0);  // C6/C7 or 88-8B, ModRM
     case Op::movzx:

@@ -23,7 +23,8 @@ class Gen {
 
  protected:
   using Sys = linux::Sys;
-  void lea(Reg r, Label l, std::string c = "") { b_.emit(Op::lea, {r64(r), rip(l)}, std::move(c)); }
+  /// r = the address of l: `mov r32, label`, which zero-extends (see AddrOp).
+  void lea(Reg r, Label l, std::string c = "") { b_.emit(Op::mov, {r32(r), AddrOp{l}}, std::move(c)); }
   void lea(Reg r, MemOp m, std::string c = "") { b_.emit(Op::lea, {r64(r), m}, std::move(c)); }
   void mov(Operand d, Operand s, std::string c = "") { b_.emit(Op::mov, {d, s}, std::move(c)); }
   void op(Op o, Operand d, Operand s, std::string c = "") { b_.emit(o, {d, s}, std::move(c)); }

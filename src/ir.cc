@@ -153,7 +153,7 @@ uint16_t kind_of(const Operand& o) {
     return r->width == Width::none ? 0 : kR8 << (static_cast<int>(r->width) - 1);
   if (auto* m = std::get_if<MemOp>(&o))
     return m->width == Width::none ? kMem : kM8 << (static_cast<int>(m->width) - 1);
-  if (std::holds_alternative<ImmOp>(o)) return kImm;
+  if (std::holds_alternative<ImmOp>(o) || std::holds_alternative<AddrOp>(o)) return kImm;
   return kLab;
 }
 
@@ -349,6 +349,7 @@ bool label_made(const Program& p, Label l) {
 const Label* referenced_label(const Operand& o) {
   if (auto* m = std::get_if<MemOp>(&o); m && m->rip) return &m->label;
   if (auto* t = std::get_if<LabelOp>(&o)) return &t->label;
+  if (auto* a = std::get_if<AddrOp>(&o)) return &a->label;
   return nullptr;
 }
 
@@ -614,6 +615,10 @@ void Builder::emit(Op op, std::vector<Operand> ops, std::string comment) {
   // (a record field from a helper) means nothing, so it is dropped.
   if (op == Op::lea && ops.size() == 2)
     if (auto* m = std::get_if<MemOp>(&ops[1])) m->width = Width::none;
+  for (size_t i = 0; i < ops.size(); ++i)
+    if (std::holds_alternative<AddrOp>(ops[i]) &&
+        !(op == Op::mov && i == 1 && std::holds_alternative<RegOp>(ops[0]) && std::get<RegOp>(ops[0]).width == Width::b32))
+      throw std::logic_error("a label's address is an immediate of mov r32 only, in block \"" + cur().title + "\"");
   for (const Operand& o : ops) {
     const Label* l = referenced_label(o);
     if (l && !label_made(p_, *l))

@@ -72,7 +72,16 @@ struct LabelOp {
   bool operator==(const LabelOp&) const = default;
 };
 
-using Operand = std::variant<RegOp, ImmOp, MemOp, LabelOp>;
+/// The address of a label as a 32-bit immediate: `mov esi, label` (GAS: `OFFSET
+/// label`). A server is linked static at a fixed address below 2 GiB (ld's
+/// 0x400000, not position-independent), so five bytes load an address where
+/// `lea rsi, [rel label]` takes seven.
+struct AddrOp {
+  Label label;
+  bool operator==(const AddrOp&) const = default;
+};
+
+using Operand = std::variant<RegOp, ImmOp, MemOp, LabelOp, AddrOp>;
 
 // Typed operand helpers: r64(Reg::rdi), imm(16), mem32(Reg::rsp, 8), rip(label).
 inline RegOp r64(Reg r) { return {r, Width::b64}; }

@@ -72,6 +72,7 @@ std::string format_operand(const Program& p, const Dialect& d, const Operand& op
   if (auto* r = std::get_if<RegOp>(&op)) return reg_name(r->reg, r->width);
   if (auto* i = std::get_if<ImmOp>(&op)) return format_imm(*i);
   if (auto* m = std::get_if<MemOp>(&op)) return format_mem(p, d, *m);
+  if (auto* a = std::get_if<AddrOp>(&op)) return d.address_of + label_name(p, d, a->label);
   return label_name(p, d, std::get<LabelOp>(op).label);
 }
 

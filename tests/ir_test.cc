@@ -138,6 +138,29 @@ TEST(IrCheck, AnAddressOfALabelNeverPlaced) {
   EXPECT_EQ(t.finish(), "block \"start\": lea rsi, [rel buf]: 'buf' is a label never placed");
 }
 
+TEST(IrCheck, AnAddressImmediateOfALabelNeverPlaced) {
+  Prog t;
+  Label buf = t.b.new_label("buf");
+  t.b.emit(Op::mov, {r32(Reg::rsi), AddrOp{buf}});
+  EXPECT_EQ(t.finish(), "block \"start\": mov esi, buf: 'buf' is a label never placed");
+}
+
+TEST(IrCheck, AnAddressImmediateIsLoadedWithMovR32Only) {
+  Prog t;
+  Label buf = t.b.symbol("buf");
+  for (std::vector<Operand> ops : {std::vector<Operand>{r64(Reg::rsi), AddrOp{buf}},
+                                   std::vector<Operand>{mem32(Reg::rsi), AddrOp{buf}},
+                                   std::vector<Operand>{AddrOp{buf}, r32(Reg::rsi)}}) {
+    try {
+      t.b.emit(Op::mov, ops);
+      ADD_FAILURE() << "accepted";
+    } catch (const std::logic_error& e) {
+      EXPECT_STREQ(e.what(), "a label's address is an immediate of mov r32 only, in block \"start\"");
+    }
+  }
+  EXPECT_THROW(t.b.emit(Op::cmp, {r32(Reg::rsi), AddrOp{buf}}), std::logic_error);
+}
+
 TEST(IrCheck, TheEntryIsAPlacedSymbol) {
   Program p;
   Builder b(p);

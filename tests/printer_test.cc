@@ -27,6 +27,8 @@ TEST(Printer, Instructions) {
   EXPECT_EQ(f.both({Op::mov, {r64(Reg::rdi), r64(Reg::r12)}}), "mov     rdi, r12 | mov     rdi, r12");
   EXPECT_EQ(f.both({Op::lea, {r64(Reg::rsi), rip(f.data)}}),
             "lea     rsi, [rel response] | lea     rsi, [rip + response]");
+  EXPECT_EQ(f.both({Op::mov, {r32(Reg::rsi), AddrOp{f.data}}}),
+            "mov     esi, response | mov     esi, OFFSET response");
   EXPECT_EQ(f.both({Op::mov, {rip(f.data, Width::b32), imm(0)}}),
             "mov     dword [rel response], 0 | mov     DWORD PTR [rip + response], 0");
   EXPECT_EQ(f.both({Op::cmp, {mem_index(Width::b32, Reg::rsi, Reg::rbx), imm(0x0A0D0A0D)}}),
