@@ -121,7 +121,7 @@ _start:
 ## when it is set it replaces listen.port (8080), so one binary serves every
 ## environment. A value that is not a port stops the server.
 .Lport_from_env:
-        lea     rsi, [rip + env_port]           # name
+        mov     esi, OFFSET env_port            # name
         mov     ecx, 5                          # its length
         call    .Lfind_env                      # rax = getenv("PORT")
         test    rax, rax
@@ -134,13 +134,13 @@ _start:
         ja      short .Lport_from_env.bad_port
         mov     DWORD PTR [rip + listen_port], eax # listen_port = the port
         ror     ax, 8                           # htons
-        lea     rdi, [rip + listen_addr]
+        mov     edi, OFFSET listen_addr
         mov     WORD PTR [rdi+2], ax            # listen_addr.sin_port
         jmp     short .Lport_from_env.port_set
 .Lport_from_env.bad_port:
         mov     rdx, rsi                        # the value
-        lea     rdi, [rip + line_buf]
-        lea     rsi, [rip + bad_port_head]
+        mov     edi, OFFSET line_buf
+        mov     esi, OFFSET bad_port_head
         mov     ecx, 17
         rep movsb                               # "fileserver: PORT="
         mov     rsi, rdx
@@ -155,7 +155,7 @@ _start:
         dec     rcx
         jnz     short .Lport_from_env.copy_value
 .Lport_from_env.copied:
-        lea     rsi, [rip + bad_port_tail]
+        mov     esi, OFFSET bad_port_tail
         mov     ecx, 40
         rep movsb                               # ": expected a port number from 1 to 65535"
         {disp32} jmp     .Ldie.fail             # write it, exit 1
@@ -169,9 +169,9 @@ _start:
 .Larguments:
         cmp     QWORD PTR [rsp], 1              # argc, at the top of the initial stack
         jbe     short .Larguments.no_arguments
-        lea     rsi, [rip + usage]              # the message
+        mov     esi, OFFSET usage               # the message
         mov     ecx, 65                         # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Larguments.no_arguments:
@@ -186,10 +186,10 @@ _start:
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
 .Lcatch_stop_signals:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal]
+        mov     eax, OFFSET .Lon_signal
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer]
+        mov     eax, OFFSET .Lsignal_restorer
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
@@ -220,18 +220,18 @@ _start:
 ## descriptor only names the directory; files are opened below it.
 .Lopen_root_0:
         mov     rdi, -100                       # AT_FDCWD: a relative root is the working directory's
-        lea     rsi, [rip + root_path_0]        # pathname
+        mov     esi, OFFSET root_path_0         # pathname
         mov     edx, 0x290000                   # O_PATH | O_DIRECTORY | O_CLOEXEC
         xor     r10d, r10d                      # mode: none
         mov     eax, 257                        # syscall number: openat
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lopen_root_0.ok
-        lea     rsi, [rip + error_root_0]       # the start of the error message
+        mov     esi, OFFSET error_root_0        # the start of the error message
         mov     edx, 24                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lopen_root_0.ok:
-        lea     rdi, [rip + root_fds]
+        mov     edi, OFFSET root_fds
         mov     DWORD PTR [rdi], eax            # root_fds[0]
 
 ## --------------------------------------------------------------------------
@@ -243,16 +243,16 @@ _start:
 ## profile (an old container runtime's) that forbids it.
 .Lcheck_openat2:
         mov     edi, DWORD PTR [rip + root_fds] # dirfd = root_fds[0]
-        lea     rsi, [rip + dot_path]           # "."
-        lea     rdx, [rip + how_probe]          # how
+        mov     esi, OFFSET dot_path            # "."
+        mov     edx, OFFSET how_probe           # how
         mov     r10d, 24                        # size: sizeof(struct open_how)
         mov     eax, 437                        # syscall number: openat2
         syscall
         test    rax, rax
         jns     short .Lcheck_openat2.works
-        lea     rsi, [rip + error_openat2]      # the message
+        mov     esi, OFFSET error_openat2       # the message
         mov     ecx, 126                        # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Lcheck_openat2.works:
@@ -267,7 +267,7 @@ _start:
 ## passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
 ## A LISTEN_PID of another process was meant for it: then bind as usual.
 .Lsocket_activation:
-        lea     rsi, [rip + env_listen_pid]     # name
+        mov     esi, OFFSET env_listen_pid      # name
         mov     ecx, 11                         # its length
         call    .Lfind_env                      # rax = getenv("LISTEN_PID")
         test    rax, rax
@@ -286,7 +286,7 @@ _start:
 ## LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv4 (the
 ## family of listen.address, which the logs print), else the server stops.
 .Lcheck_fd3:
-        lea     rsi, [rip + env_listen_fds]     # name
+        mov     esi, OFFSET env_listen_fds      # name
         mov     ecx, 11                         # its length
         call    .Lfind_env                      # rax = getenv("LISTEN_FDS")
         test    rax, rax
@@ -295,7 +295,7 @@ _start:
         call    .Lparse_decimal
         cmp     rax, 1
         jne     short .Lcheck_fd3.count
-        lea     rbx, [rip + fd3_checks]         # rbx walks the checks
+        mov     ebx, OFFSET fd3_checks          # rbx walks the checks
         sub     rsp, 16                         # int v at [rsp], socklen_t len at [rsp+8]
 .Lcheck_fd3.check:
         mov     edx, DWORD PTR [rbx]            # optname
@@ -310,7 +310,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lcheck_fd3.ok
-        lea     rsi, [rip + error_fd3]          # the start of the error message
+        mov     esi, OFFSET error_fd3           # the start of the error message
         mov     edx, 44                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lcheck_fd3.ok:
@@ -320,21 +320,21 @@ _start:
         add     rbx, 8                          # the next check
         jmp     short .Lcheck_fd3.check
 .Lcheck_fd3.count:
-        lea     rsi, [rip + error_fds]          # the message
+        mov     esi, OFFSET error_fds           # the message
         mov     ecx, 54                         # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Lcheck_fd3.wrong:
-        lea     rsi, [rip + error_fd3_kind]     # the message
+        mov     esi, OFFSET error_fd3_kind      # the message
         mov     ecx, 100                        # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Lcheck_fd3.listening:
         add     rsp, 16
         mov     r12d, 3                         # r12 = listen_fd = 3
-        lea     rbx, [rip + activated_line]     # the start-up line, for announce
+        mov     ebx, OFFSET activated_line      # the start-up line, for announce
         mov     ebp, 42                         # its length
         {disp32} jmp     .Lconfigure
 
@@ -350,7 +350,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lsocket.ok
-        lea     rsi, [rip + error_socket]       # the start of the error message
+        mov     esi, OFFSET error_socket        # the start of the error message
         mov     edx, 20                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lsocket.ok:
@@ -365,13 +365,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
-        lea     r10, [rip + int_one]            # optval = &one
+        mov     r10d, OFFSET int_one            # optval = &one
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lreuseaddr.ok
-        lea     rsi, [rip + error_setsockopt]   # the start of the error message
+        mov     esi, OFFSET error_setsockopt    # the start of the error message
         mov     edx, 37                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lreuseaddr.ok:
@@ -382,17 +382,17 @@ _start:
 ## Give the socket its address, 0.0.0.0:8080.
 .Lbind:
         mov     rdi, r12                        # fd = listen_fd
-        lea     rsi, [rip + listen_addr]        # addr = &listen_addr
+        mov     esi, OFFSET listen_addr         # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lbind.ok
-        lea     rsi, [rip + error_bind]         # the start of the error message
+        mov     esi, OFFSET error_bind          # the start of the error message
         mov     edx, 25                         # its length
         cmp     rax, -13                        # -EACCES?
         {disp32} jne     .Ldie_port             # no: print it with the port and the errno's text, exit 1
-        lea     rbp, [rip + hint_bind]          # yes: and a hint after the text
+        mov     ebp, OFFSET hint_bind           # yes: and a hint after the text
         mov     r14d, 53                        # its length
         {disp32} jmp     .Ldie_port.die_port_hint
 .Lbind.ok:
@@ -408,7 +408,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Llisten.ok
-        lea     rsi, [rip + error_listen]       # the start of the error message
+        mov     esi, OFFSET error_listen        # the start of the error message
         mov     edx, 27                         # its length
         {disp32} jmp     .Ldie_port             # print it with the port and the errno's text, exit 1
 .Llisten.ok:
@@ -418,15 +418,15 @@ _start:
 ## C: sprintf(line_buf, "fileserver listening on 0.0.0.0:%u\n", listen_port)
 ## The port may have come from the environment.
 .Lmake_startup_line:
-        lea     rdi, [rip + line_buf]
-        lea     rsi, [rip + startup_line]
+        mov     edi, OFFSET line_buf
+        mov     esi, OFFSET startup_line
         mov     ecx, 32
         rep movsb
         mov     eax, DWORD PTR [rip + listen_port] # the port
         call    .Lappend_u64
         mov     BYTE PTR [rdi], 10
         inc     rdi
-        lea     rbx, [rip + line_buf]           # the start-up line, for announce
+        mov     ebx, OFFSET line_buf            # the start-up line, for announce
         mov     rbp, rdi
         sub     rbp, rbx                        # its length
 
@@ -444,7 +444,7 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 6                          # level = IPPROTO_TCP
         mov     edx, 25                         # optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rip + lowat_bytes]        # optval = &lowat_bytes
+        mov     r10d, OFFSET lowat_bytes        # optval = &lowat_bytes
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
@@ -459,13 +459,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 6                          # level = IPPROTO_TCP
         mov     edx, 9                          # optname = TCP_DEFER_ACCEPT
-        lea     r10, [rip + defer_seconds]      # optval = &defer_seconds
+        mov     r10d, OFFSET defer_seconds      # optval = &defer_seconds
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Ldefer_accept.ok
-        lea     rsi, [rip + error_defer]        # the start of the error message
+        mov     esi, OFFSET error_defer         # the start of the error message
         mov     edx, 41                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Ldefer_accept.ok:
@@ -482,7 +482,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lnonblocking.ok
-        lea     rsi, [rip + error_fcntl]        # the start of the error message
+        mov     esi, OFFSET error_fcntl         # the start of the error message
         mov     edx, 30                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lnonblocking.ok:
@@ -566,7 +566,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lepoll_start.ok
-        lea     rsi, [rip + error_epoll]        # the start of the error message
+        mov     esi, OFFSET error_epoll         # the start of the error message
         mov     edx, 27                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lepoll_start.ok:
@@ -575,15 +575,15 @@ _start:
         # SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
         # atomically: a signal can never slip in between the stop check and the wait.
         mov     edi, 0                          # SIG_BLOCK
-        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        mov     esi, OFFSET stop_signals        # { SIGTERM, SIGINT }
         xor     edx, edx                        # oldset = NULL
         mov     r10d, 8                         # sizeof(sigset_t)
         mov     eax, 14                         # syscall number: rt_sigprocmask
         syscall
         # Each record gets its buffer; the free stack holds every index, 0 on top.
-        lea     rdi, [rip + conns]
-        lea     rsi, [rip + conn_bufs]
-        lea     rdx, [rip + free_stack]
+        mov     edi, OFFSET conns
+        mov     esi, OFFSET conn_bufs
+        mov     edx, OFFSET free_stack
         mov     ecx, 1024                       # rcx = slots left to set up
 .Lepoll_start.init_slot:
         mov     QWORD PTR [rdi+conn_buf], rsi   # record.buf
@@ -612,10 +612,10 @@ _start:
         call    .Lbegin_shutdown                # exits when done
 .Levent_loop.wait:
         mov     edi, DWORD PTR [rip + epfd]     # epfd
-        lea     rsi, [rip + events]             # events
+        mov     esi, OFFSET events              # events
         mov     edx, 64                         # maxevents
         mov     r10d, 100                       # timeout in ms
-        lea     r8, [rip + no_signals]          # sigmask = {}: stop signals may arrive now
+        mov     r8d, OFFSET no_signals          # sigmask = {}: stop signals may arrive now
         mov     r9d, 8                          # sizeof(sigset_t)
         mov     eax, 281                        # syscall number: epoll_pwait
         syscall
@@ -632,7 +632,7 @@ _start:
         jae     short .Levent_loop.events_done
         inc     DWORD PTR [rip + ev_i]
         imul    rcx, rcx, 12                    # i * sizeof(struct epoll_event)
-        lea     rsi, [rip + events]
+        mov     esi, OFFSET events
         mov     rbx, QWORD PTR [rsi+rcx+4]      # data: the connection's record
         test    rbx, rbx
         jnz     short .Levent_loop.is_connection
@@ -671,9 +671,9 @@ _start:
         syscall
 .Lbegin_shutdown.started:
         # On every pass: a connection may have become idle since the last one.
-        lea     rbx, [rip + conns]
+        mov     ebx, OFFSET conns
 .Lbegin_shutdown.close_idle:
-        lea     rax, [rip + conns]
+        mov     eax, OFFSET conns
         add     rax, 262144                     # the table's end
         cmp     rbx, rax
         jae     short .Lbegin_shutdown.close_idle_done
@@ -714,8 +714,8 @@ _start:
         jae     short .Laccept_all.table_full
         mov     rdi, r12                        # fd = listen_fd
         mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
-        lea     rsi, [rip + client_addr]        # addr = &client_addr
-        lea     rdx, [rip + client_addrlen]     # addrlen = &client_addrlen
+        mov     esi, OFFSET client_addr         # addr = &client_addr
+        mov     edx, OFFSET client_addrlen      # addrlen = &client_addrlen
         mov     r10d, 2048                      # SOCK_NONBLOCK
         mov     eax, 288                        # syscall number: accept4
         syscall
@@ -735,10 +735,10 @@ _start:
         dec     DWORD PTR [rip + free_top]      # pop a free slot
         mov     ecx, DWORD PTR [rip + free_top]
         shl     rcx, 2
-        lea     rdx, [rip + free_stack]
+        mov     edx, OFFSET free_stack
         mov     ecx, DWORD PTR [rdx+rcx]        # its index
         shl     rcx, 8                          # * 256
-        lea     rbx, [rip + conns]
+        mov     ebx, OFFSET conns
         add     rbx, rcx                        # rbx = &conns[index]
         inc     DWORD PTR [rip + nconns]
         mov     DWORD PTR [rbx+conn_fd], r13d   # record.fd
@@ -787,7 +787,7 @@ _start:
         cmp     DWORD PTR [rbx+conn_watch], 2   # not in the epoll set yet?
         jne     short .Lconnection_event.watched
         mov     DWORD PTR [rbx+conn_watch], 0
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -810,7 +810,7 @@ _start:
         cmp     DWORD PTR [rbx+conn_watch], 1   # was it waiting for EPOLLOUT?
         jne     short .Lconnection_event.in_again
         mov     DWORD PTR [rbx+conn_watch], 0
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # back to EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -834,7 +834,7 @@ _start:
         cmp     DWORD PTR [rbx+conn_watch], 2   # not in the epoll set yet?
         mov     DWORD PTR [rbx+conn_watch], 1
         je      short .Lconnection_event.add_out
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
         mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -845,7 +845,7 @@ _start:
 .Lconnection_event.armed:
         ret
 .Lconnection_event.add_out:
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
         mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -871,12 +871,12 @@ _start:
         syscall
         mov     DWORD PTR [rbx+conn_state], 0   # the slot is free
         mov     rax, rbx
-        lea     rcx, [rip + conns]
+        mov     ecx, OFFSET conns
         sub     rax, rcx
         shr     rax, 8                          # its index
         mov     ecx, DWORD PTR [rip + free_top]
         shl     rcx, 2
-        lea     rdx, [rip + free_stack]
+        mov     edx, OFFSET free_stack
         mov     DWORD PTR [rdx+rcx], eax        # push it on the free stack
         inc     DWORD PTR [rip + free_top]
         dec     DWORD PTR [rip + nconns]
@@ -894,9 +894,9 @@ _start:
 ## although it may still be too full to report EPOLLOUT. Also retries
 ## accepting after EMFILE.
 .Lsweep:
-        lea     rbx, [rip + conns]
+        mov     ebx, OFFSET conns
 .Lsweep.check:
-        lea     rax, [rip + conns]
+        mov     eax, OFFSET conns
         add     rax, 262144                     # the table's end
         cmp     rbx, rax
         jae     short .Lsweep.check_done
@@ -943,7 +943,7 @@ _start:
         jne     short .Llisten_on.skip
         cmp     DWORD PTR [rip + nconns], 1024
         jae     short .Llisten_on.skip
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 0x10000001     # EPOLLIN | EPOLLEXCLUSIVE
         mov     QWORD PTR [r10+4], 0            # data: 0, the listener
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -962,7 +962,7 @@ _start:
 .Llisten_off:
         cmp     DWORD PTR [rip + accepting], 0
         je      short .Llisten_off.skip
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 0              # no events
         mov     QWORD PTR [r10+4], 0            # data: 0, the listener
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -1060,7 +1060,7 @@ _start:
         call    .Lparse_request                 # eax = the response's index
         mov     ecx, eax
         shl     rcx, 5                          # its record
-        lea     rdx, [rip + responses]
+        mov     edx, OFFSET responses
         add     rdx, rcx
         cmp     BYTE PTR [rdx+resp_flags], 4    # an upload? (the kind: the flags' low byte)
         {disp32} je      .Lupload_begin         # it reads the body before it answers
@@ -1389,7 +1389,7 @@ _start:
         mov     WORD PTR [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          # its record
-        lea     rdx, [rip + responses]
+        mov     edx, OFFSET responses
         add     rdx, rcx
         test    DWORD PTR [rdx+resp_flags], 256 # an error: always close after it
         jnz     short .Ldecide_mode.decided
@@ -1445,7 +1445,7 @@ _start:
 .Lupload_begin:
         mov     DWORD PTR [rbx+conn_upload], eax # the upload, for the rest of the body
         call    .Lupload_site                   # r11 = its upload_sites record
-        lea     rdi, [rip + norm_path]
+        mov     edi, OFFSET norm_path
         mov     rcx, QWORD PTR [rip + norm_len]
         mov     eax, DWORD PTR [r11+upload_prefix_len]
         add     rdi, rax                        # rdi = the name
@@ -1478,7 +1478,7 @@ _start:
         cmp     QWORD PTR [rip + req_content_length], rax # over max_bytes?
         {disp32} ja      .Lupload_begin.too_large
 .Lupload_begin.size_ok:
-        lea     rdi, [rip + how_create]
+        mov     edi, OFFSET how_create
         mov     eax, 0xa00c1
         mov     QWORD PTR [rdi], rax            # how.flags = O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC
         mov     eax, DWORD PTR [r11+upload_mode]
@@ -1490,8 +1490,8 @@ _start:
         call    .Lupload_temp_name              # upload_temp = ".upload-PID-N"
         call    .Lupload_site                   # eax = the root's descriptor
         mov     edi, eax                        # dirfd = the root
-        lea     rsi, [rip + upload_temp]        # pathname
-        lea     rdx, [rip + how_create]         # how
+        mov     esi, OFFSET upload_temp         # pathname
+        mov     edx, OFFSET how_create          # how
         mov     r10d, 24                        # size
         mov     eax, 437                        # syscall number: openat2
         syscall
@@ -1518,7 +1518,7 @@ _start:
         # takes these 25 bytes; if it cannot, the client sends the body after its
         # own wait anyway (RFC 9110 10.1.1).
         mov     edi, DWORD PTR [rbx+conn_fd]
-        lea     rsi, [rip + continue_text]
+        mov     esi, OFFSET continue_text
         mov     edx, 25
         mov     eax, 1                          # syscall number: write
         syscall
@@ -1697,7 +1697,7 @@ _start:
 .Lupload_end.synced:
         call    .Lupload_temp_name              # upload_temp = its temporary name
         call    .Lupload_site
-        lea     rdi, [rip + norm_path]
+        mov     edi, OFFSET norm_path
         mov     rcx, QWORD PTR [rip + norm_len]
         mov     BYTE PTR [rdi+rcx], 0           # NUL-terminate the path for renameat2
         mov     edx, DWORD PTR [r11+upload_prefix_len]
@@ -1711,9 +1711,9 @@ _start:
         mov     QWORD PTR [rip + upload_location_len], rax
         jmp     short .Lupload_end.rename
 .Lupload_end.unnamed:
-        lea     rdi, [rip + upload_name]
+        mov     edi, OFFSET upload_name
         mov     QWORD PTR [rip + upload_location], rdi # Location: the prefix and the new name
-        lea     rsi, [rip + upload_text]
+        mov     esi, OFFSET upload_text
         mov     eax, DWORD PTR [r11+upload_prefix]
         add     rsi, rax
         mov     ecx, DWORD PTR [r11+upload_prefix_len]
@@ -1732,14 +1732,14 @@ _start:
         inc     rdi
         call    .Lupload_suffix                 # "PID-N", NUL-terminated
         mov     rax, rdi
-        lea     rdx, [rip + upload_name]
+        mov     edx, OFFSET upload_name
         sub     rax, rdx
         mov     QWORD PTR [rip + upload_location_len], rax
         pop     r10                             # newpath = the new name
 .Lupload_end.rename:
         call    .Lupload_site                   # r11 = the upload, eax = its root
         mov     edi, eax                        # olddirfd = the root
-        lea     rsi, [rip + upload_temp]        # oldpath = the temporary file
+        mov     esi, OFFSET upload_temp         # oldpath = the temporary file
         mov     edx, eax                        # newdirfd = the root
         mov     r8d, 1                          # flags = RENAME_NOREPLACE: an existing name is kept...
         test    DWORD PTR [r11+upload_flags], 1
@@ -1810,15 +1810,15 @@ _start:
 .Lupload_site:
         mov     eax, DWORD PTR [rbx+conn_upload]
         shl     rax, 5
-        lea     r11, [rip + responses]
+        mov     r11d, OFFSET responses
         add     r11, rax                        # its response
         mov     eax, DWORD PTR [r11+resp_reps]  # the upload's number
         shl     rax, 5
-        lea     r11, [rip + upload_sites]
+        mov     r11d, OFFSET upload_sites
         add     r11, rax                        # r11 = &upload_sites[n]
         mov     eax, DWORD PTR [r11+upload_root]
         shl     rax, 2
-        lea     rcx, [rip + root_fds]
+        mov     ecx, OFFSET root_fds
         add     rcx, rax
         mov     eax, DWORD PTR [rcx]            # root_fds[root]
         ret
@@ -2010,7 +2010,7 @@ _start:
 ## The temporary file's name: its number is the process's, so workers never
 ## meet. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 .Lupload_temp_name:
-        lea     rdi, [rip + upload_temp]
+        mov     edi, OFFSET upload_temp
         movabs  rax, 0x2d64616f6c70752e
         mov     QWORD PTR [rdi], rax            # ".upload-"
         add     rdi, 8
@@ -2045,7 +2045,7 @@ _start:
         call    .Lupload_temp_name
         call    .Lupload_site                   # eax = the root
         mov     edi, eax                        # dirfd = the root
-        lea     rsi, [rip + upload_temp]        # pathname
+        mov     esi, OFFSET upload_temp         # pathname
         xor     edx, edx                        # flags: a file
         mov     eax, 263                        # syscall number: unlinkat
         syscall
@@ -2448,7 +2448,7 @@ _start:
         inc     rsi                             # an empty line before the request line (find_head_end skipped it too)
         jmp     short .Lparse_request.skip_empty_lines
 .Lparse_request.request_line:
-        lea     r8, [rip + char_class]
+        mov     r8d, OFFSET char_class
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
         jne     short .Lparse_request.not_GET
         mov     DWORD PTR [rip + req_method], 1 # GET
@@ -2557,7 +2557,7 @@ _start:
         inc     rsi
         jmp     short .Ltarget.authority
 .Ltarget.no_path:
-        lea     rax, [rip + path_root]
+        mov     eax, OFFSET path_root
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
         cmp     BYTE PTR [rsi], ' '
@@ -3164,7 +3164,7 @@ _start:
 .Lroute.probe:
         mov     edx, eax
         shl     rdx, 4                          # 16 bytes a slot
-        lea     r8, [rip + route_slots]
+        mov     r8d, OFFSET route_slots
         add     r8, rdx                         # r8 = the slot
         mov     ecx, DWORD PTR [r8+4]           # its path's length
         test    ecx, ecx
@@ -3174,7 +3174,7 @@ _start:
         cmp     DWORD PTR [r8+12], r11d         # the same hash?
         jne     short .Lroute.next_slot
         mov     esi, DWORD PTR [r8]             # offset in route_paths
-        lea     rdx, [rip + route_paths]
+        mov     edx, OFFSET route_paths
         add     rsi, rdx
         mov     rdi, r9
         repe cmpsb                              # compare while equal
@@ -3186,7 +3186,7 @@ _start:
 .Lroute.found:
         mov     eax, DWORD PTR [r8+8]           # its row
         shl     rax, 5                          # 32 bytes a row
-        lea     rdx, [rip + route_methods]
+        mov     edx, OFFSET route_methods
         add     rdx, rax
 .Lroute.by_method:
         mov     eax, DWORD PTR [rip + req_method]
@@ -3207,11 +3207,11 @@ _start:
         cmp     r10, 7                          # "/files/"
         jb      short .Lmiss.not_under
         mov     rdi, r9
-        lea     rsi, [rip + fallback_path_0]
+        mov     esi, OFFSET fallback_path_0
         mov     ecx, 7
         repe cmpsb                              # compare while equal
         jne     short .Lmiss.not_under
-        lea     rdx, [rip + fallback_methods_0]
+        mov     edx, OFFSET fallback_methods_0
         jmp     short .Lroute.by_method
 .Lmiss.not_under:
         mov     eax, 7                          # 404: not_found
@@ -3230,7 +3230,7 @@ _start:
         mov     rsi, QWORD PTR [rip + req_path]
         mov     r8, rsi
         add     r8, QWORD PTR [rip + req_path_len] # r8 = its end
-        lea     r9, [rip + norm_path]
+        mov     r9d, OFFSET norm_path
         mov     rdi, r9
         mov     BYTE PTR [rdi], '/'             # every path starts with '/'
         inc     rdi
@@ -3339,7 +3339,7 @@ _start:
 .Lprepare_response:
         mov     ecx, eax
         shl     rcx, 5                          # index * 32
-        lea     r10, [rip + responses]
+        mov     r10d, OFFSET responses
         add     r10, rcx                        # r10 = &responses[index]
         mov     eax, DWORD PTR [r10+resp_status]
         mov     DWORD PTR [rip + last_status], eax # for the access log
@@ -3366,17 +3366,17 @@ _start:
 .Lkind_disk:
         mov     eax, DWORD PTR [r10+resp_reps]  # the site's number
         shl     rax, 5                          # * 32
-        lea     r11, [rip + disk_sites]
+        mov     r11d, OFFSET disk_sites
         add     r11, rax                        # r11 = &disk_sites[n]
         mov     QWORD PTR [rip + disk_site], r11
-        lea     rsi, [rip + response_heads]
+        mov     esi, OFFSET response_heads
         mov     eax, DWORD PTR [r10+resp_head]
         add     rsi, rax
         mov     edx, DWORD PTR [r10+resp_head_len]
         mov     QWORD PTR [rbx+conn_iov+32], rsi # iov[fields] = the site's shared field lines
         mov     QWORD PTR [rbx+conn_iov+40], rdx
         mov     QWORD PTR [rbx+conn_iov+24], 0
-        lea     rdi, [rip + norm_path]
+        mov     edi, OFFSET norm_path
         mov     rcx, QWORD PTR [rip + norm_len]
         mov     BYTE PTR [rdi+rcx], 0           # NUL-terminate the path for openat2
         mov     eax, DWORD PTR [r11+site_prefix_len]
@@ -3412,10 +3412,10 @@ _start:
         mov     r11, QWORD PTR [rip + disk_site]
         mov     eax, DWORD PTR [r11+site_root]
         shl     eax, 2                          # 4 bytes a descriptor
-        lea     rdx, [rip + root_fds]
+        mov     edx, OFFSET root_fds
         mov     edi, DWORD PTR [rdx+rax]        # dirfd = root_fds[site.root]
         mov     rsi, QWORD PTR [rip + disk_rel] # pathname: relative to it
-        lea     rdx, [rip + how_read]           # how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+        mov     edx, OFFSET how_read            # how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
         mov     r10d, 24                        # size
         mov     eax, 437                        # syscall number: openat2
         syscall
@@ -3444,7 +3444,7 @@ _start:
         mov     r11, QWORD PTR [rip + disk_site]
         mov     rdi, QWORD PTR [rip + disk_rel]
         add     rdi, QWORD PTR [rip + disk_rel_len] # after the path's '/' (the root: over its ".")
-        lea     rsi, [rip + disk_text]
+        mov     esi, OFFSET disk_text
         mov     eax, DWORD PTR [r11+site_index]
         add     rsi, rax                        # the index's name
         mov     ecx, DWORD PTR [r11+site_index_len] # its length, its NUL included
@@ -3452,10 +3452,10 @@ _start:
         mov     r11, QWORD PTR [rip + disk_site]
         mov     eax, DWORD PTR [r11+site_root]
         shl     eax, 2                          # 4 bytes a descriptor
-        lea     rdx, [rip + root_fds]
+        mov     edx, OFFSET root_fds
         mov     edi, DWORD PTR [rdx+rax]        # dirfd = root_fds[site.root]
         mov     rsi, QWORD PTR [rip + disk_rel] # pathname: relative to it
-        lea     rdx, [rip + how_read]           # how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+        mov     edx, OFFSET how_read            # how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
         mov     r10d, 24                        # size
         mov     eax, 437                        # syscall number: openat2
         syscall
@@ -3466,7 +3466,7 @@ _start:
         cmp     eax, 0x8000                     # the index must be a regular file
         jne     short .Lkind_disk.forbidden
         mov     r11, QWORD PTR [rip + disk_site]
-        lea     rsi, [rip + disk_text]
+        mov     esi, OFFSET disk_text
         mov     eax, DWORD PTR [r11+site_index_type]
         add     rsi, rax                        # rsi = the index's Content-Type line
         mov     ecx, DWORD PTR [r11+site_index_type_len]
@@ -3501,10 +3501,10 @@ _start:
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
-        lea     rsi, [rip + etag_text]
+        mov     esi, OFFSET etag_text
         mov     ecx, 7
         rep movsb
-        lea     r8, [rip + file_stat]
+        mov     r8d, OFFSET file_stat
         mov     rax, QWORD PTR [r8+48]          # st_size
         mov     rdx, rax
         shr     rdx, 32
@@ -3514,7 +3514,7 @@ _start:
         mov     rdx, QWORD PTR [r8+88]          # st_mtim.tv_sec
         shl     rdx, 32
         or      rax, rdx                        # rax = seconds:32, size ^ nsec ^ ino:32
-        lea     rsi, [rip + hex_digits]
+        mov     esi, OFFSET hex_digits
         mov     ecx, 16                         # 16 hex digits, the highest first
 .Lvalidators.hex_digit:
         ror     rax, 60                         # rotate left by 4: the next digit lowest
@@ -3528,11 +3528,11 @@ _start:
         mov     BYTE PTR [rdi], '"'
         mov     WORD PTR [rdi+1], 2573          # CR LF
         add     rdi, 3
-        lea     rsi, [rip + modified_text]
+        mov     esi, OFFSET modified_text
         mov     ecx, 46
         rep movsb
         sub     rdi, 31                         # rdi = its date
-        lea     r8, [rip + file_stat]
+        mov     r8d, OFFSET file_stat
         mov     rax, QWORD PTR [r8+88]
         call    .Lformat_date                   # the date, in place; keeps rdi
         add     rdi, 31                         # rdi = past the two lines
@@ -3547,7 +3547,7 @@ _start:
 ## rdi = the end of the scratch so far; r11 = the scratch.
 .Lconditions:
         mov     r11, QWORD PTR [rbx+conn_iov+16] # r11 = the scratch
-        lea     r8, [rip + file_stat]
+        mov     r8d, OFFSET file_stat
         mov     r9, QWORD PTR [r8+48]           # r9 = st_size
         cmp     QWORD PTR [rip + req_if_none_match_len], 0
         je      short .Lconditions.no_if_none_match
@@ -3612,7 +3612,7 @@ _start:
         je      short .Lconditions.ranged
         {disp32} ja      .Lconditions.unsatisfiable
 .Lconditions.full:
-        lea     rax, [rip + status_200]
+        mov     eax, OFFSET status_200
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 200 status line
         mov     QWORD PTR [rbx+conn_iov+8], 17
         mov     DWORD PTR [rip + last_status], 200 # for the access log
@@ -3622,11 +3622,11 @@ _start:
         mov     r8, rdx                         # r8 = the first byte
         sub     rcx, rdx
         lea     r9, [rcx+1]                     # r9 = last - first + 1 bytes
-        lea     rax, [rip + status_206]
+        mov     eax, OFFSET status_206
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 206 status line
         mov     QWORD PTR [rbx+conn_iov+8], 30
         mov     DWORD PTR [rip + last_status], 206 # for the access log
-        lea     rsi, [rip + range_text]
+        mov     esi, OFFSET range_text
         mov     ecx, 21
         rep movsb
         mov     rax, r8
@@ -3637,7 +3637,7 @@ _start:
         call    .Lappend_u64                    # the last byte
         mov     BYTE PTR [rdi], '/'
         inc     rdi
-        lea     rax, [rip + file_stat]
+        mov     eax, OFFSET file_stat
         mov     rax, QWORD PTR [rax+48]
         call    .Lappend_u64                    # the whole length
         mov     WORD PTR [rdi], 2573            # CR LF
@@ -3647,7 +3647,7 @@ _start:
         pop     rcx                             # the Content-Type line's length
         pop     rsi                             # ... and the line
         rep movsb
-        lea     rsi, [rip + content_length_text]
+        mov     esi, OFFSET content_length_text
         mov     ecx, 16
         rep movsb
         mov     rax, r9
@@ -3673,7 +3673,7 @@ _start:
         mov     rdi, rdi                        # fd = record.fd
         mov     esi, 6                          # level = IPPROTO_TCP
         mov     edx, 25                         # optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rip + file_lowat_bytes]   # optval = &file_lowat_bytes
+        mov     r10d, OFFSET file_lowat_bytes   # optval = &file_lowat_bytes
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
@@ -3681,14 +3681,14 @@ _start:
         mov     rdi, rdi                        # fd = record.fd
         mov     esi, 6                          # level = IPPROTO_TCP
         mov     edx, 1                          # optname = TCP_NODELAY
-        lea     r10, [rip + file_lowat_bytes]   # optval = &file_lowat_bytes: not 0, so on
+        mov     r10d, OFFSET file_lowat_bytes   # optval = &file_lowat_bytes: not 0, so on
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         {disp32} jmp     .Lconditions.done      # a failure only costs speed
 .Lconditions.not_modified:
         add     rsp, 16                         # the Content-Type line is not sent
-        lea     rax, [rip + status_304]
+        mov     eax, OFFSET status_304
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 304 status line
         mov     QWORD PTR [rbx+conn_iov+8], 27
         mov     DWORD PTR [rip + last_status], 304 # for the access log
@@ -3699,16 +3699,16 @@ _start:
         jmp     short .Lconditions.done
 .Lconditions.unsatisfiable:
         add     rsp, 16                         # the Content-Type line is not sent
-        lea     rax, [rip + status_416]
+        mov     eax, OFFSET status_416
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 416 status line
         mov     QWORD PTR [rbx+conn_iov+8], 36
         mov     DWORD PTR [rip + last_status], 416 # for the access log
-        lea     rsi, [rip + unsatisfied_text]
+        mov     esi, OFFSET unsatisfied_text
         mov     ecx, 23
         rep movsb
         mov     rax, r9
         call    .Lappend_u64                    # the file's length
-        lea     rsi, [rip + length_text]
+        mov     esi, OFFSET length_text
         mov     ecx, 18
         rep movsb
         mov     BYTE PTR [rdi], '0'             # Content-Length: 0
@@ -3730,7 +3730,7 @@ _start:
 ## query ("?x=1", or nothing) follows, then the CR LF that ends the line.
 ## No body.
 .Lkind_redirect:
-        lea     rsi, [rip + response_heads]
+        mov     esi, OFFSET response_heads
         mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head
         mov     edx, DWORD PTR [r10+resp_head_len]
@@ -3740,7 +3740,7 @@ _start:
         mov     rdx, QWORD PTR [rip + req_query_len]
         mov     QWORD PTR [rbx+conn_iov+16], rax # iov[runtime] = the query, in the request buffer
         mov     QWORD PTR [rbx+conn_iov+24], rdx
-        lea     rax, [rip + crlf]
+        mov     eax, OFFSET crlf
         mov     QWORD PTR [rbx+conn_iov+32], rax # iov[fields] = CR LF
         mov     QWORD PTR [rbx+conn_iov+40], 2
         xor     r9d, r9d                        # no body
@@ -3754,7 +3754,7 @@ _start:
 ## name under the prefix for POST: the code that stored the body chose it.
 ## Both are at most request_bytes long, which the scratch holds.
 .Lkind_upload:
-        lea     rsi, [rip + response_heads]
+        mov     esi, OFFSET response_heads
         mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head
         mov     edx, DWORD PTR [r10+resp_head_len]
@@ -3764,7 +3764,7 @@ _start:
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
-        lea     rsi, [rip + location_text]
+        mov     esi, OFFSET location_text
         mov     ecx, 10
         rep movsb
         mov     rsi, QWORD PTR [rip + upload_location]
@@ -3782,7 +3782,7 @@ _start:
 ## C: iov[status] = { head, head_len }; r8, r9 = body, body_len; goto finish_response
 ## Head and body were made at compile time.
 .Lkind_fixed:
-        lea     rsi, [rip + response_heads]
+        mov     esi, OFFSET response_heads
         mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head
         mov     edx, DWORD PTR [r10+resp_head_len]
@@ -3790,7 +3790,7 @@ _start:
         mov     QWORD PTR [rbx+conn_iov+8], rdx
         mov     QWORD PTR [rbx+conn_iov+24], 0  # nothing else made here
         mov     QWORD PTR [rbx+conn_iov+40], 0
-        lea     r8, [rip + response_bodies]
+        mov     r8d, OFFSET response_bodies
         mov     eax, DWORD PTR [r10+resp_body]  # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+resp_body_len] # r9 = its length
@@ -3813,11 +3813,11 @@ _start:
         add     rax, QWORD PTR [rbx+conn_file_left] # and a file's bytes, sent after the parts
         mov     QWORD PTR [rip + last_body_bytes], rax # for the access log
         movzx   ecx, WORD PTR [rbx+conn_mode]
-        lea     rsi, [rip + conn_close]
+        mov     esi, OFFSET conn_close
         mov     edx, 19
         test    ecx, ecx
         jz      short .Lfinish_response.conn_ready # mode 0: Connection: close
-        lea     rsi, [rip + conn_keep10]
+        mov     esi, OFFSET conn_keep10
         mov     edx, 24
         cmp     ecx, 2
         je      short .Lfinish_response.conn_ready # mode 2: HTTP/1.0 keep-alive
@@ -3830,7 +3830,7 @@ _start:
         jl      short .Lfinish_response.date_fresh
         call    .Lrefresh_date
 .Lfinish_response.date_fresh:
-        lea     rax, [rip + date_line]
+        mov     eax, OFFSET date_line
         mov     QWORD PTR [rbx+conn_iov+64], rax # iov[date] = date_line
         mov     QWORD PTR [rbx+conn_iov+72], 39
         ret
@@ -4067,14 +4067,14 @@ _start:
 ## that relative links in the directory's index resolve below it. The
 ## scratch holds request_bytes and more: the path and query always fit.
 .Ldirectory_redirect:
-        lea     rax, [rip + status_301]
+        mov     eax, OFFSET status_301
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 301 status line
         mov     QWORD PTR [rbx+conn_iov+8], 32
         mov     DWORD PTR [rip + last_status], 301 # for the access log
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
-        lea     rsi, [rip + location_text]
+        mov     esi, OFFSET location_text
         mov     ecx, 10
         rep movsb
         mov     rsi, QWORD PTR [rip + req_path]
@@ -4087,7 +4087,7 @@ _start:
         rep movsb                               # the query, from its '?', or nothing
         mov     WORD PTR [rdi], 2573            # CR LF
         add     rdi, 2
-        lea     rsi, [rip + length_zero_text]
+        mov     esi, OFFSET length_zero_text
         mov     ecx, 19
         rep movsb
         sub     rdi, QWORD PTR [rbx+conn_iov+16]
@@ -4102,7 +4102,7 @@ _start:
 ## regular file). Clobbers rax, rcx, rsi, rdi, r11.
 .Lstat_file:
         mov     edi, DWORD PTR [rbx+conn_file]
-        lea     rsi, [rip + file_stat]
+        mov     esi, OFFSET file_stat
         mov     eax, 5                          # syscall number: fstat
         syscall
         test    rax, rax
@@ -4110,7 +4110,7 @@ _start:
         xor     eax, eax
         ret
 .Lstat_file.ok:
-        lea     rsi, [rip + file_stat]
+        mov     esi, OFFSET file_stat
         mov     eax, DWORD PTR [rsi+24]         # st_mode
         and     eax, 0xf000                     # S_IFMT
         ret
@@ -4157,7 +4157,7 @@ _start:
         mov     rax, QWORD PTR [rsp]
         mov     rdx, QWORD PTR [rsp+8]
         add     rsp, 16
-        lea     rsi, [rip + media_types]
+        mov     esi, OFFSET media_types
         mov     ecx, 51
 .Lmedia_type.find:
         cmp     rax, QWORD PTR [rsi]
@@ -4166,7 +4166,7 @@ _start:
         jne     short .Lmedia_type.next
         mov     ecx, DWORD PTR [rsi+20]         # its line's length
         mov     eax, DWORD PTR [rsi+16]         # ... and offset
-        lea     rsi, [rip + media_lines]
+        mov     esi, OFFSET media_lines
         add     rsi, rax
         ret
 .Lmedia_type.next:
@@ -4174,7 +4174,7 @@ _start:
         dec     ecx
         jnz     short .Lmedia_type.find
 .Lmedia_type.none:
-        lea     rsi, [rip + media_lines]
+        mov     esi, OFFSET media_lines
         add     rsi, 62                         # application/octet-stream
         mov     ecx, 40
         ret
@@ -4228,10 +4228,10 @@ _start:
 ## second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
 .Lrefresh_date:
         mov     edi, 0                          # CLOCK_REALTIME
-        lea     rsi, [rip + date_ts]
+        mov     esi, OFFSET date_ts
         mov     eax, 228                        # syscall number: clock_gettime
         syscall
-        lea     rsi, [rip + date_ts]
+        mov     esi, OFFSET date_ts
         mov     rax, QWORD PTR [rsi+8]          # tv_nsec
         xor     edx, edx
         mov     ecx, 0xf4240
@@ -4241,7 +4241,7 @@ _start:
         sub     rcx, rax
         mov     QWORD PTR [rip + date_expires], rcx # made again when the next second starts
         mov     rax, QWORD PTR [rsi]            # tv_sec
-        lea     rdi, [rip + date_line]
+        mov     edi, OFFSET date_line
         add     rdi, 6                          # rdi = the date, after "Date: "
         jmp     short .Lformat_date             # format_date returns for us
 
@@ -4263,7 +4263,7 @@ _start:
         mov     ecx, 7
         div     rcx                             # rdx = weekday, 0 = Sunday
         shl     rdx, 2                          # 4 bytes a name
-        lea     rsi, [rip + day_names]
+        mov     esi, OFFSET day_names
         mov     eax, DWORD PTR [rsi+rdx]
         mov     DWORD PTR [rdi], eax            # "Sun,"
         # z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
@@ -4334,7 +4334,7 @@ _start:
 .Lformat_date.march_to_december:
         add     r9, 2                           # r9 = month, 0 = January
         shl     r9, 2                           # 4 bytes a name
-        lea     rsi, [rip + month_names]
+        mov     esi, OFFSET month_names
         mov     eax, DWORD PTR [rsi+r9]
         mov     DWORD PTR [rdi+8], eax          # "Nov "
         mov     rax, r10
@@ -4383,7 +4383,7 @@ _start:
 ## One access-log line: client address, request line, status, body bytes.
 ## Built in line_buf and written with one write(). Keeps rbx and rbp.
 .Llog_request:
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         lea     rsi, [rbx+conn_addr]            # the client's address
         call    .Lappend_client
         mov     WORD PTR [rdi], 0x2220          # ' "'
@@ -4425,7 +4425,7 @@ _start:
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
+        mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        # fd = log_fd
         call    .Lwrite_all
@@ -4490,14 +4490,14 @@ _start:
         xor     r14d, r14d                      # no hint
 .Ldie_port.die_port_hint:
         mov     rbx, rax                        # rbx = -errno, kept
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               # copy the message start
         mov     eax, DWORD PTR [rip + listen_port] # the port
         call    .Lappend_u64
         mov     WORD PTR [rdi], 0x203a          # ': '
         add     rdi, 2
-        lea     rsi, [rip + line_buf]           # die copies line_buf onto itself
+        mov     esi, OFFSET line_buf            # die copies line_buf onto itself
         mov     rdx, rdi
         sub     rdx, rsi                        # the message's length
         mov     rax, rbx                        # -errno
@@ -4514,10 +4514,10 @@ _start:
 .Ldie.die_hint:
         neg     rax
         mov     rbx, rax                        # rbx = errno
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               # copy the message start
-        lea     rsi, [rip + errno_texts]        # rsi walks the table
+        mov     esi, OFFSET errno_texts         # rsi walks the table
 .Ldie.next_errno:
         movzx   eax, BYTE PTR [rsi]             # an errno
         test    eax, eax
@@ -4529,7 +4529,7 @@ _start:
         add     rsi, rcx                        # the next entry
         jmp     short .Ldie.next_errno
 .Ldie.unknown_errno:
-        lea     rsi, [rip + errno_word]
+        mov     esi, OFFSET errno_word
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
@@ -4545,7 +4545,7 @@ _start:
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
+        mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
         mov     edi, 2                          # fd = STDERR_FILENO
         call    .Lwrite_all
@@ -4560,7 +4560,7 @@ _start:
 ## the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 .Lnow_ms:
         mov     edi, 1                          # CLOCK_MONOTONIC
-        lea     rsi, [rip + now_ts]
+        mov     esi, OFFSET now_ts
         mov     eax, 228                        # syscall number: clock_gettime
         syscall
         mov     rax, QWORD PTR [rsi+8]          # tv_nsec

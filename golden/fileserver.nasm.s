@@ -120,7 +120,7 @@ environment:
 ;; when it is set it replaces listen.port (8080), so one binary serves every
 ;; environment. A value that is not a port stops the server.
 port_from_env:
-        lea     rsi, [rel env_port]             ; name
+        mov     esi, env_port                   ; name
         mov     ecx, 5                          ; its length
         call    find_env                        ; rax = getenv("PORT")
         test    rax, rax
@@ -133,13 +133,13 @@ port_from_env:
         ja      short port_from_env.bad_port
         mov     dword [rel listen_port], eax    ; listen_port = the port
         ror     ax, 8                           ; htons
-        lea     rdi, [rel listen_addr]
+        mov     edi, listen_addr
         mov     word [rdi+2], ax                ; listen_addr.sin_port
         jmp     short port_from_env.port_set
 port_from_env.bad_port:
         mov     rdx, rsi                        ; the value
-        lea     rdi, [rel line_buf]
-        lea     rsi, [rel bad_port_head]
+        mov     edi, line_buf
+        mov     esi, bad_port_head
         mov     ecx, 17
         rep movsb                               ; "fileserver: PORT="
         mov     rsi, rdx
@@ -154,7 +154,7 @@ port_from_env.copy_value:
         dec     rcx
         jnz     short port_from_env.copy_value
 port_from_env.copied:
-        lea     rsi, [rel bad_port_tail]
+        mov     esi, bad_port_tail
         mov     ecx, 40
         rep movsb                               ; ": expected a port number from 1 to 65535"
         jmp     near die.fail                   ; write it, exit 1
@@ -168,9 +168,9 @@ port_from_env.port_set:
 arguments:
         cmp     qword [rsp], 1                  ; argc, at the top of the initial stack
         jbe     short arguments.no_arguments
-        lea     rsi, [rel usage]                ; the message
+        mov     esi, usage                      ; the message
         mov     ecx, 65                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 arguments.no_arguments:
@@ -185,10 +185,10 @@ arguments.no_arguments:
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
 catch_stop_signals:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal]
+        mov     eax, on_signal
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer]
+        mov     eax, signal_restorer
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
@@ -219,18 +219,18 @@ choose_log:
 ;; descriptor only names the directory; files are opened below it.
 open_root_0:
         mov     rdi, -100                       ; AT_FDCWD: a relative root is the working directory's
-        lea     rsi, [rel root_path_0]          ; pathname
+        mov     esi, root_path_0                ; pathname
         mov     edx, 0x290000                   ; O_PATH | O_DIRECTORY | O_CLOEXEC
         xor     r10d, r10d                      ; mode: none
         mov     eax, 257                        ; syscall number: openat
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short open_root_0.ok
-        lea     rsi, [rel error_root_0]         ; the start of the error message
+        mov     esi, error_root_0               ; the start of the error message
         mov     edx, 24                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 open_root_0.ok:
-        lea     rdi, [rel root_fds]
+        mov     edi, root_fds
         mov     dword [rdi], eax                ; root_fds[0]
 
 ;; --------------------------------------------------------------------------
@@ -242,16 +242,16 @@ open_root_0.ok:
 ;; profile (an old container runtime's) that forbids it.
 check_openat2:
         mov     edi, dword [rel root_fds]       ; dirfd = root_fds[0]
-        lea     rsi, [rel dot_path]             ; "."
-        lea     rdx, [rel how_probe]            ; how
+        mov     esi, dot_path                   ; "."
+        mov     edx, how_probe                  ; how
         mov     r10d, 24                        ; size: sizeof(struct open_how)
         mov     eax, 437                        ; syscall number: openat2
         syscall
         test    rax, rax
         jns     short check_openat2.works
-        lea     rsi, [rel error_openat2]        ; the message
+        mov     esi, error_openat2              ; the message
         mov     ecx, 126                        ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_openat2.works:
@@ -266,7 +266,7 @@ check_openat2.works:
 ;; passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
 ;; A LISTEN_PID of another process was meant for it: then bind as usual.
 socket_activation:
-        lea     rsi, [rel env_listen_pid]       ; name
+        mov     esi, env_listen_pid             ; name
         mov     ecx, 11                         ; its length
         call    find_env                        ; rax = getenv("LISTEN_PID")
         test    rax, rax
@@ -285,7 +285,7 @@ socket_activation:
 ;; LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv4 (the
 ;; family of listen.address, which the logs print), else the server stops.
 check_fd3:
-        lea     rsi, [rel env_listen_fds]       ; name
+        mov     esi, env_listen_fds             ; name
         mov     ecx, 11                         ; its length
         call    find_env                        ; rax = getenv("LISTEN_FDS")
         test    rax, rax
@@ -294,7 +294,7 @@ check_fd3:
         call    parse_decimal
         cmp     rax, 1
         jne     short check_fd3.count
-        lea     rbx, [rel fd3_checks]           ; rbx walks the checks
+        mov     ebx, fd3_checks                 ; rbx walks the checks
         sub     rsp, 16                         ; int v at [rsp], socklen_t len at [rsp+8]
 check_fd3.check:
         mov     edx, dword [rbx]                ; optname
@@ -309,7 +309,7 @@ check_fd3.check:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short check_fd3.ok
-        lea     rsi, [rel error_fd3]            ; the start of the error message
+        mov     esi, error_fd3                  ; the start of the error message
         mov     edx, 44                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 check_fd3.ok:
@@ -319,21 +319,21 @@ check_fd3.ok:
         add     rbx, 8                          ; the next check
         jmp     short check_fd3.check
 check_fd3.count:
-        lea     rsi, [rel error_fds]            ; the message
+        mov     esi, error_fds                  ; the message
         mov     ecx, 54                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_fd3.wrong:
-        lea     rsi, [rel error_fd3_kind]       ; the message
+        mov     esi, error_fd3_kind             ; the message
         mov     ecx, 100                        ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_fd3.listening:
         add     rsp, 16
         mov     r12d, 3                         ; r12 = listen_fd = 3
-        lea     rbx, [rel activated_line]       ; the start-up line, for announce
+        mov     ebx, activated_line             ; the start-up line, for announce
         mov     ebp, 42                         ; its length
         jmp     near configure
 
@@ -349,7 +349,7 @@ socket:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short socket.ok
-        lea     rsi, [rel error_socket]         ; the start of the error message
+        mov     esi, error_socket               ; the start of the error message
         mov     edx, 20                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 socket.ok:
@@ -364,13 +364,13 @@ reuseaddr:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
-        lea     r10, [rel int_one]              ; optval = &one
+        mov     r10d, int_one                   ; optval = &one
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short reuseaddr.ok
-        lea     rsi, [rel error_setsockopt]     ; the start of the error message
+        mov     esi, error_setsockopt           ; the start of the error message
         mov     edx, 37                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 reuseaddr.ok:
@@ -381,17 +381,17 @@ reuseaddr.ok:
 ;; Give the socket its address, 0.0.0.0:8080.
 bind:
         mov     rdi, r12                        ; fd = listen_fd
-        lea     rsi, [rel listen_addr]          ; addr = &listen_addr
+        mov     esi, listen_addr                ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short bind.ok
-        lea     rsi, [rel error_bind]           ; the start of the error message
+        mov     esi, error_bind                 ; the start of the error message
         mov     edx, 25                         ; its length
         cmp     rax, -13                        ; -EACCES?
         jne     near die_port                   ; no: print it with the port and the errno's text, exit 1
-        lea     rbp, [rel hint_bind]            ; yes: and a hint after the text
+        mov     ebp, hint_bind                  ; yes: and a hint after the text
         mov     r14d, 53                        ; its length
         jmp     near die_port.die_port_hint
 bind.ok:
@@ -407,7 +407,7 @@ listen:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short listen.ok
-        lea     rsi, [rel error_listen]         ; the start of the error message
+        mov     esi, error_listen               ; the start of the error message
         mov     edx, 27                         ; its length
         jmp     near die_port                   ; print it with the port and the errno's text, exit 1
 listen.ok:
@@ -417,15 +417,15 @@ listen.ok:
 ;; C: sprintf(line_buf, "fileserver listening on 0.0.0.0:%u\n", listen_port)
 ;; The port may have come from the environment.
 make_startup_line:
-        lea     rdi, [rel line_buf]
-        lea     rsi, [rel startup_line]
+        mov     edi, line_buf
+        mov     esi, startup_line
         mov     ecx, 32
         rep movsb
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     byte [rdi], 10
         inc     rdi
-        lea     rbx, [rel line_buf]             ; the start-up line, for announce
+        mov     ebx, line_buf                   ; the start-up line, for announce
         mov     rbp, rdi
         sub     rbp, rbx                        ; its length
 
@@ -443,7 +443,7 @@ configure:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 25                         ; optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rel lowat_bytes]          ; optval = &lowat_bytes
+        mov     r10d, lowat_bytes               ; optval = &lowat_bytes
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
@@ -458,13 +458,13 @@ defer_accept:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 9                          ; optname = TCP_DEFER_ACCEPT
-        lea     r10, [rel defer_seconds]        ; optval = &defer_seconds
+        mov     r10d, defer_seconds             ; optval = &defer_seconds
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short defer_accept.ok
-        lea     rsi, [rel error_defer]          ; the start of the error message
+        mov     esi, error_defer                ; the start of the error message
         mov     edx, 41                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 defer_accept.ok:
@@ -481,7 +481,7 @@ nonblocking:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short nonblocking.ok
-        lea     rsi, [rel error_fcntl]          ; the start of the error message
+        mov     esi, error_fcntl                ; the start of the error message
         mov     edx, 30                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 nonblocking.ok:
@@ -565,7 +565,7 @@ epoll_start:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short epoll_start.ok
-        lea     rsi, [rel error_epoll]          ; the start of the error message
+        mov     esi, error_epoll                ; the start of the error message
         mov     edx, 27                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 epoll_start.ok:
@@ -574,15 +574,15 @@ epoll_start.ok:
         ; SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
         ; atomically: a signal can never slip in between the stop check and the wait.
         mov     edi, 0                          ; SIG_BLOCK
-        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        mov     esi, stop_signals               ; { SIGTERM, SIGINT }
         xor     edx, edx                        ; oldset = NULL
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
         syscall
         ; Each record gets its buffer; the free stack holds every index, 0 on top.
-        lea     rdi, [rel conns]
-        lea     rsi, [rel conn_bufs]
-        lea     rdx, [rel free_stack]
+        mov     edi, conns
+        mov     esi, conn_bufs
+        mov     edx, free_stack
         mov     ecx, 1024                       ; rcx = slots left to set up
 epoll_start.init_slot:
         mov     qword [rdi+conn_buf], rsi       ; record.buf
@@ -611,10 +611,10 @@ event_loop:
         call    begin_shutdown                  ; exits when done
 event_loop.wait:
         mov     edi, dword [rel epfd]           ; epfd
-        lea     rsi, [rel events]               ; events
+        mov     esi, events                     ; events
         mov     edx, 64                         ; maxevents
         mov     r10d, 100                       ; timeout in ms
-        lea     r8, [rel no_signals]            ; sigmask = {}: stop signals may arrive now
+        mov     r8d, no_signals                 ; sigmask = {}: stop signals may arrive now
         mov     r9d, 8                          ; sizeof(sigset_t)
         mov     eax, 281                        ; syscall number: epoll_pwait
         syscall
@@ -631,7 +631,7 @@ event_loop.next_event:
         jae     short event_loop.events_done
         inc     dword [rel ev_i]
         imul    rcx, rcx, 12                    ; i * sizeof(struct epoll_event)
-        lea     rsi, [rel events]
+        mov     esi, events
         mov     rbx, qword [rsi+rcx+4]          ; data: the connection's record
         test    rbx, rbx
         jnz     short event_loop.is_connection
@@ -670,9 +670,9 @@ begin_shutdown:
         syscall
 begin_shutdown.started:
         ; On every pass: a connection may have become idle since the last one.
-        lea     rbx, [rel conns]
+        mov     ebx, conns
 begin_shutdown.close_idle:
-        lea     rax, [rel conns]
+        mov     eax, conns
         add     rax, 262144                     ; the table's end
         cmp     rbx, rax
         jae     short begin_shutdown.close_idle_done
@@ -713,8 +713,8 @@ accept_all.next:
         jae     short accept_all.table_full
         mov     rdi, r12                        ; fd = listen_fd
         mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
-        lea     rsi, [rel client_addr]          ; addr = &client_addr
-        lea     rdx, [rel client_addrlen]       ; addrlen = &client_addrlen
+        mov     esi, client_addr                ; addr = &client_addr
+        mov     edx, client_addrlen             ; addrlen = &client_addrlen
         mov     r10d, 2048                      ; SOCK_NONBLOCK
         mov     eax, 288                        ; syscall number: accept4
         syscall
@@ -734,10 +734,10 @@ accept_all.accepted:
         dec     dword [rel free_top]            ; pop a free slot
         mov     ecx, dword [rel free_top]
         shl     rcx, 2
-        lea     rdx, [rel free_stack]
+        mov     edx, free_stack
         mov     ecx, dword [rdx+rcx]            ; its index
         shl     rcx, 8                          ; * 256
-        lea     rbx, [rel conns]
+        mov     ebx, conns
         add     rbx, rcx                        ; rbx = &conns[index]
         inc     dword [rel nconns]
         mov     dword [rbx+conn_fd], r13d       ; record.fd
@@ -786,7 +786,7 @@ connection_event.quiet:
         cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
         jne     short connection_event.watched
         mov     dword [rbx+conn_watch], 0
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 1                  ; EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -809,7 +809,7 @@ connection_event.send:
         cmp     dword [rbx+conn_watch], 1       ; was it waiting for EPOLLOUT?
         jne     short connection_event.in_again
         mov     dword [rbx+conn_watch], 0
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 1                  ; back to EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -833,7 +833,7 @@ connection_event.pending:
         cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
         mov     dword [rbx+conn_watch], 1
         je      short connection_event.add_out
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -844,7 +844,7 @@ connection_event.pending:
 connection_event.armed:
         ret
 connection_event.add_out:
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -870,12 +870,12 @@ close_connection:
         syscall
         mov     dword [rbx+conn_state], 0       ; the slot is free
         mov     rax, rbx
-        lea     rcx, [rel conns]
+        mov     ecx, conns
         sub     rax, rcx
         shr     rax, 8                          ; its index
         mov     ecx, dword [rel free_top]
         shl     rcx, 2
-        lea     rdx, [rel free_stack]
+        mov     edx, free_stack
         mov     dword [rdx+rcx], eax            ; push it on the free stack
         inc     dword [rel free_top]
         dec     dword [rel nconns]
@@ -893,9 +893,9 @@ close_connection:
 ;; although it may still be too full to report EPOLLOUT. Also retries
 ;; accepting after EMFILE.
 sweep:
-        lea     rbx, [rel conns]
+        mov     ebx, conns
 sweep.check:
-        lea     rax, [rel conns]
+        mov     eax, conns
         add     rax, 262144                     ; the table's end
         cmp     rbx, rax
         jae     short sweep.check_done
@@ -942,7 +942,7 @@ listen_on:
         jne     short listen_on.skip
         cmp     dword [rel nconns], 1024
         jae     short listen_on.skip
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 0x10000001         ; EPOLLIN | EPOLLEXCLUSIVE
         mov     qword [r10+4], 0                ; data: 0, the listener
         mov     edi, dword [rel epfd]           ; epfd
@@ -961,7 +961,7 @@ listen_on.skip:
 listen_off:
         cmp     dword [rel accepting], 0
         je      short listen_off.skip
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 0                  ; no events
         mov     qword [r10+4], 0                ; data: 0, the listener
         mov     edi, dword [rel epfd]           ; epfd
@@ -1059,7 +1059,7 @@ http_process.have_head:
         call    parse_request                   ; eax = the response's index
         mov     ecx, eax
         shl     rcx, 5                          ; its record
-        lea     rdx, [rel responses]
+        mov     edx, responses
         add     rdx, rcx
         cmp     byte [rdx+resp_flags], 4        ; an upload? (the kind: the flags' low byte)
         je      near upload_begin               ; it reads the body before it answers
@@ -1388,7 +1388,7 @@ decide_mode:
         mov     word [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          ; its record
-        lea     rdx, [rel responses]
+        mov     edx, responses
         add     rdx, rcx
         test    dword [rdx+resp_flags], 256     ; an error: always close after it
         jnz     short decide_mode.decided
@@ -1444,7 +1444,7 @@ decide_mode.decided:
 upload_begin:
         mov     dword [rbx+conn_upload], eax    ; the upload, for the rest of the body
         call    upload_site                     ; r11 = its upload_sites record
-        lea     rdi, [rel norm_path]
+        mov     edi, norm_path
         mov     rcx, qword [rel norm_len]
         mov     eax, dword [r11+upload_prefix_len]
         add     rdi, rax                        ; rdi = the name
@@ -1477,7 +1477,7 @@ upload_begin.named:
         cmp     qword [rel req_content_length], rax ; over max_bytes?
         ja      near upload_begin.too_large
 upload_begin.size_ok:
-        lea     rdi, [rel how_create]
+        mov     edi, how_create
         mov     eax, 0xa00c1
         mov     qword [rdi], rax                ; how.flags = O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC
         mov     eax, dword [r11+upload_mode]
@@ -1489,8 +1489,8 @@ upload_begin.size_ok:
         call    upload_temp_name                ; upload_temp = ".upload-PID-N"
         call    upload_site                     ; eax = the root's descriptor
         mov     edi, eax                        ; dirfd = the root
-        lea     rsi, [rel upload_temp]          ; pathname
-        lea     rdx, [rel how_create]           ; how
+        mov     esi, upload_temp                ; pathname
+        mov     edx, how_create                 ; how
         mov     r10d, 24                        ; size
         mov     eax, 437                        ; syscall number: openat2
         syscall
@@ -1517,7 +1517,7 @@ upload_begin.framed:
         ; takes these 25 bytes; if it cannot, the client sends the body after its
         ; own wait anyway (RFC 9110 10.1.1).
         mov     edi, dword [rbx+conn_fd]
-        lea     rsi, [rel continue_text]
+        mov     esi, continue_text
         mov     edx, 25
         mov     eax, 1                          ; syscall number: write
         syscall
@@ -1696,7 +1696,7 @@ upload_end.stored:
 upload_end.synced:
         call    upload_temp_name                ; upload_temp = its temporary name
         call    upload_site
-        lea     rdi, [rel norm_path]
+        mov     edi, norm_path
         mov     rcx, qword [rel norm_len]
         mov     byte [rdi+rcx], 0               ; NUL-terminate the path for renameat2
         mov     edx, dword [r11+upload_prefix_len]
@@ -1710,9 +1710,9 @@ upload_end.synced:
         mov     qword [rel upload_location_len], rax
         jmp     short upload_end.rename
 upload_end.unnamed:
-        lea     rdi, [rel upload_name]
+        mov     edi, upload_name
         mov     qword [rel upload_location], rdi ; Location: the prefix and the new name
-        lea     rsi, [rel upload_text]
+        mov     esi, upload_text
         mov     eax, dword [r11+upload_prefix]
         add     rsi, rax
         mov     ecx, dword [r11+upload_prefix_len]
@@ -1731,14 +1731,14 @@ upload_end.unnamed:
         inc     rdi
         call    upload_suffix                   ; "PID-N", NUL-terminated
         mov     rax, rdi
-        lea     rdx, [rel upload_name]
+        mov     edx, upload_name
         sub     rax, rdx
         mov     qword [rel upload_location_len], rax
         pop     r10                             ; newpath = the new name
 upload_end.rename:
         call    upload_site                     ; r11 = the upload, eax = its root
         mov     edi, eax                        ; olddirfd = the root
-        lea     rsi, [rel upload_temp]          ; oldpath = the temporary file
+        mov     esi, upload_temp                ; oldpath = the temporary file
         mov     edx, eax                        ; newdirfd = the root
         mov     r8d, 1                          ; flags = RENAME_NOREPLACE: an existing name is kept...
         test    dword [r11+upload_flags], 1
@@ -1809,15 +1809,15 @@ upload_answer:
 upload_site:
         mov     eax, dword [rbx+conn_upload]
         shl     rax, 5
-        lea     r11, [rel responses]
+        mov     r11d, responses
         add     r11, rax                        ; its response
         mov     eax, dword [r11+resp_reps]      ; the upload's number
         shl     rax, 5
-        lea     r11, [rel upload_sites]
+        mov     r11d, upload_sites
         add     r11, rax                        ; r11 = &upload_sites[n]
         mov     eax, dword [r11+upload_root]
         shl     rax, 2
-        lea     rcx, [rel root_fds]
+        mov     ecx, root_fds
         add     rcx, rax
         mov     eax, dword [rcx]                ; root_fds[root]
         ret
@@ -2009,7 +2009,7 @@ upload_chunks.over:
 ;; The temporary file's name: its number is the process's, so workers never
 ;; meet. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 upload_temp_name:
-        lea     rdi, [rel upload_temp]
+        mov     edi, upload_temp
         mov     rax, 0x2d64616f6c70752e
         mov     qword [rdi], rax                ; ".upload-"
         add     rdi, 8
@@ -2044,7 +2044,7 @@ discard_upload:
         call    upload_temp_name
         call    upload_site                     ; eax = the root
         mov     edi, eax                        ; dirfd = the root
-        lea     rsi, [rel upload_temp]          ; pathname
+        mov     esi, upload_temp                ; pathname
         xor     edx, edx                        ; flags: a file
         mov     eax, 263                        ; syscall number: unlinkat
         syscall
@@ -2447,7 +2447,7 @@ parse_request.empty_line_byte:
         inc     rsi                             ; an empty line before the request line (find_head_end skipped it too)
         jmp     short parse_request.skip_empty_lines
 parse_request.request_line:
-        lea     r8, [rel char_class]
+        mov     r8d, char_class
         cmp     dword [rsi], 0x20544547         ; "GET "
         jne     short parse_request.not_GET
         mov     dword [rel req_method], 1       ; GET
@@ -2556,7 +2556,7 @@ target.authority:
         inc     rsi
         jmp     short target.authority
 target.no_path:
-        lea     rax, [rel path_root]
+        mov     eax, path_root
         mov     qword [rel req_path], rax
         mov     qword [rel req_path_len], 1
         cmp     byte [rsi], ' '
@@ -3163,7 +3163,7 @@ route.hashed:
 route.probe:
         mov     edx, eax
         shl     rdx, 4                          ; 16 bytes a slot
-        lea     r8, [rel route_slots]
+        mov     r8d, route_slots
         add     r8, rdx                         ; r8 = the slot
         mov     ecx, dword [r8+4]               ; its path's length
         test    ecx, ecx
@@ -3173,7 +3173,7 @@ route.probe:
         cmp     dword [r8+12], r11d             ; the same hash?
         jne     short route.next_slot
         mov     esi, dword [r8]                 ; offset in route_paths
-        lea     rdx, [rel route_paths]
+        mov     edx, route_paths
         add     rsi, rdx
         mov     rdi, r9
         repe cmpsb                              ; compare while equal
@@ -3185,7 +3185,7 @@ route.next_slot:
 route.found:
         mov     eax, dword [r8+8]               ; its row
         shl     rax, 5                          ; 32 bytes a row
-        lea     rdx, [rel route_methods]
+        mov     edx, route_methods
         add     rdx, rax
 route.by_method:
         mov     eax, dword [rel req_method]
@@ -3206,11 +3206,11 @@ miss:
         cmp     r10, 7                          ; "/files/"
         jb      short miss.not_under
         mov     rdi, r9
-        lea     rsi, [rel fallback_path_0]
+        mov     esi, fallback_path_0
         mov     ecx, 7
         repe cmpsb                              ; compare while equal
         jne     short miss.not_under
-        lea     rdx, [rel fallback_methods_0]
+        mov     edx, fallback_methods_0
         jmp     short route.by_method
 miss.not_under:
         mov     eax, 7                          ; 404: not_found
@@ -3229,7 +3229,7 @@ normalise_path:
         mov     rsi, qword [rel req_path]
         mov     r8, rsi
         add     r8, qword [rel req_path_len]    ; r8 = its end
-        lea     r9, [rel norm_path]
+        mov     r9d, norm_path
         mov     rdi, r9
         mov     byte [rdi], '/'                 ; every path starts with '/'
         inc     rdi
@@ -3338,7 +3338,7 @@ normalise_path.bad:
 prepare_response:
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32
-        lea     r10, [rel responses]
+        mov     r10d, responses
         add     r10, rcx                        ; r10 = &responses[index]
         mov     eax, dword [r10+resp_status]
         mov     dword [rel last_status], eax    ; for the access log
@@ -3365,17 +3365,17 @@ prepare_response:
 kind_disk:
         mov     eax, dword [r10+resp_reps]      ; the site's number
         shl     rax, 5                          ; * 32
-        lea     r11, [rel disk_sites]
+        mov     r11d, disk_sites
         add     r11, rax                        ; r11 = &disk_sites[n]
         mov     qword [rel disk_site], r11
-        lea     rsi, [rel response_heads]
+        mov     esi, response_heads
         mov     eax, dword [r10+resp_head]
         add     rsi, rax
         mov     edx, dword [r10+resp_head_len]
         mov     qword [rbx+conn_iov+32], rsi    ; iov[fields] = the site's shared field lines
         mov     qword [rbx+conn_iov+40], rdx
         mov     qword [rbx+conn_iov+24], 0
-        lea     rdi, [rel norm_path]
+        mov     edi, norm_path
         mov     rcx, qword [rel norm_len]
         mov     byte [rdi+rcx], 0               ; NUL-terminate the path for openat2
         mov     eax, dword [r11+site_prefix_len]
@@ -3411,10 +3411,10 @@ kind_disk.visible:
         mov     r11, qword [rel disk_site]
         mov     eax, dword [r11+site_root]
         shl     eax, 2                          ; 4 bytes a descriptor
-        lea     rdx, [rel root_fds]
+        mov     edx, root_fds
         mov     edi, dword [rdx+rax]            ; dirfd = root_fds[site.root]
         mov     rsi, qword [rel disk_rel]       ; pathname: relative to it
-        lea     rdx, [rel how_read]             ; how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+        mov     edx, how_read                   ; how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
         mov     r10d, 24                        ; size
         mov     eax, 437                        ; syscall number: openat2
         syscall
@@ -3443,7 +3443,7 @@ kind_disk.index:
         mov     r11, qword [rel disk_site]
         mov     rdi, qword [rel disk_rel]
         add     rdi, qword [rel disk_rel_len]   ; after the path's '/' (the root: over its ".")
-        lea     rsi, [rel disk_text]
+        mov     esi, disk_text
         mov     eax, dword [r11+site_index]
         add     rsi, rax                        ; the index's name
         mov     ecx, dword [r11+site_index_len] ; its length, its NUL included
@@ -3451,10 +3451,10 @@ kind_disk.index:
         mov     r11, qword [rel disk_site]
         mov     eax, dword [r11+site_root]
         shl     eax, 2                          ; 4 bytes a descriptor
-        lea     rdx, [rel root_fds]
+        mov     edx, root_fds
         mov     edi, dword [rdx+rax]            ; dirfd = root_fds[site.root]
         mov     rsi, qword [rel disk_rel]       ; pathname: relative to it
-        lea     rdx, [rel how_read]             ; how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+        mov     edx, how_read                   ; how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
         mov     r10d, 24                        ; size
         mov     eax, 437                        ; syscall number: openat2
         syscall
@@ -3465,7 +3465,7 @@ kind_disk.index:
         cmp     eax, 0x8000                     ; the index must be a regular file
         jne     short kind_disk.forbidden
         mov     r11, qword [rel disk_site]
-        lea     rsi, [rel disk_text]
+        mov     esi, disk_text
         mov     eax, dword [r11+site_index_type]
         add     rsi, rax                        ; rsi = the index's Content-Type line
         mov     ecx, dword [r11+site_index_type_len]
@@ -3500,10 +3500,10 @@ validators:
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
-        lea     rsi, [rel etag_text]
+        mov     esi, etag_text
         mov     ecx, 7
         rep movsb
-        lea     r8, [rel file_stat]
+        mov     r8d, file_stat
         mov     rax, qword [r8+48]              ; st_size
         mov     rdx, rax
         shr     rdx, 32
@@ -3513,7 +3513,7 @@ validators:
         mov     rdx, qword [r8+88]              ; st_mtim.tv_sec
         shl     rdx, 32
         or      rax, rdx                        ; rax = seconds:32, size ^ nsec ^ ino:32
-        lea     rsi, [rel hex_digits]
+        mov     esi, hex_digits
         mov     ecx, 16                         ; 16 hex digits, the highest first
 validators.hex_digit:
         ror     rax, 60                         ; rotate left by 4: the next digit lowest
@@ -3527,11 +3527,11 @@ validators.hex_digit:
         mov     byte [rdi], '"'
         mov     word [rdi+1], 2573              ; CR LF
         add     rdi, 3
-        lea     rsi, [rel modified_text]
+        mov     esi, modified_text
         mov     ecx, 46
         rep movsb
         sub     rdi, 31                         ; rdi = its date
-        lea     r8, [rel file_stat]
+        mov     r8d, file_stat
         mov     rax, qword [r8+88]
         call    format_date                     ; the date, in place; keeps rdi
         add     rdi, 31                         ; rdi = past the two lines
@@ -3546,7 +3546,7 @@ validators.hex_digit:
 ;; rdi = the end of the scratch so far; r11 = the scratch.
 conditions:
         mov     r11, qword [rbx+conn_iov+16]    ; r11 = the scratch
-        lea     r8, [rel file_stat]
+        mov     r8d, file_stat
         mov     r9, qword [r8+48]               ; r9 = st_size
         cmp     qword [rel req_if_none_match_len], 0
         je      short conditions.no_if_none_match
@@ -3611,7 +3611,7 @@ conditions.honour_range:
         je      short conditions.ranged
         ja      near conditions.unsatisfiable
 conditions.full:
-        lea     rax, [rel status_200]
+        mov     eax, status_200
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 200 status line
         mov     qword [rbx+conn_iov+8], 17
         mov     dword [rel last_status], 200    ; for the access log
@@ -3621,11 +3621,11 @@ conditions.ranged:
         mov     r8, rdx                         ; r8 = the first byte
         sub     rcx, rdx
         lea     r9, [rcx+1]                     ; r9 = last - first + 1 bytes
-        lea     rax, [rel status_206]
+        mov     eax, status_206
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 206 status line
         mov     qword [rbx+conn_iov+8], 30
         mov     dword [rel last_status], 206    ; for the access log
-        lea     rsi, [rel range_text]
+        mov     esi, range_text
         mov     ecx, 21
         rep movsb
         mov     rax, r8
@@ -3636,7 +3636,7 @@ conditions.ranged:
         call    append_u64                      ; the last byte
         mov     byte [rdi], '/'
         inc     rdi
-        lea     rax, [rel file_stat]
+        mov     eax, file_stat
         mov     rax, qword [rax+48]
         call    append_u64                      ; the whole length
         mov     word [rdi], 2573                ; CR LF
@@ -3646,7 +3646,7 @@ conditions.sized:
         pop     rcx                             ; the Content-Type line's length
         pop     rsi                             ; ... and the line
         rep movsb
-        lea     rsi, [rel content_length_text]
+        mov     esi, content_length_text
         mov     ecx, 16
         rep movsb
         mov     rax, r9
@@ -3672,7 +3672,7 @@ conditions.get:
         mov     rdi, rdi                        ; fd = record.fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 25                         ; optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rel file_lowat_bytes]     ; optval = &file_lowat_bytes
+        mov     r10d, file_lowat_bytes          ; optval = &file_lowat_bytes
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
@@ -3680,14 +3680,14 @@ conditions.get:
         mov     rdi, rdi                        ; fd = record.fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 1                          ; optname = TCP_NODELAY
-        lea     r10, [rel file_lowat_bytes]     ; optval = &file_lowat_bytes: not 0, so on
+        mov     r10d, file_lowat_bytes          ; optval = &file_lowat_bytes: not 0, so on
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         jmp     near conditions.done            ; a failure only costs speed
 conditions.not_modified:
         add     rsp, 16                         ; the Content-Type line is not sent
-        lea     rax, [rel status_304]
+        mov     eax, status_304
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 304 status line
         mov     qword [rbx+conn_iov+8], 27
         mov     dword [rel last_status], 304    ; for the access log
@@ -3698,16 +3698,16 @@ conditions.not_modified:
         jmp     short conditions.done
 conditions.unsatisfiable:
         add     rsp, 16                         ; the Content-Type line is not sent
-        lea     rax, [rel status_416]
+        mov     eax, status_416
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 416 status line
         mov     qword [rbx+conn_iov+8], 36
         mov     dword [rel last_status], 416    ; for the access log
-        lea     rsi, [rel unsatisfied_text]
+        mov     esi, unsatisfied_text
         mov     ecx, 23
         rep movsb
         mov     rax, r9
         call    append_u64                      ; the file's length
-        lea     rsi, [rel length_text]
+        mov     esi, length_text
         mov     ecx, 18
         rep movsb
         mov     byte [rdi], '0'                 ; Content-Length: 0
@@ -3729,7 +3729,7 @@ conditions.done:
 ;; query ("?x=1", or nothing) follows, then the CR LF that ends the line.
 ;; No body.
 kind_redirect:
-        lea     rsi, [rel response_heads]
+        mov     esi, response_heads
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
@@ -3739,7 +3739,7 @@ kind_redirect:
         mov     rdx, qword [rel req_query_len]
         mov     qword [rbx+conn_iov+16], rax    ; iov[runtime] = the query, in the request buffer
         mov     qword [rbx+conn_iov+24], rdx
-        lea     rax, [rel crlf]
+        mov     eax, crlf
         mov     qword [rbx+conn_iov+32], rax    ; iov[fields] = CR LF
         mov     qword [rbx+conn_iov+40], 2
         xor     r9d, r9d                        ; no body
@@ -3753,7 +3753,7 @@ kind_redirect:
 ;; name under the prefix for POST: the code that stored the body chose it.
 ;; Both are at most request_bytes long, which the scratch holds.
 kind_upload:
-        lea     rsi, [rel response_heads]
+        mov     esi, response_heads
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
@@ -3763,7 +3763,7 @@ kind_upload:
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
-        lea     rsi, [rel location_text]
+        mov     esi, location_text
         mov     ecx, 10
         rep movsb
         mov     rsi, qword [rel upload_location]
@@ -3781,7 +3781,7 @@ kind_upload:
 ;; C: iov[status] = { head, head_len }; r8, r9 = body, body_len; goto finish_response
 ;; Head and body were made at compile time.
 kind_fixed:
-        lea     rsi, [rel response_heads]
+        mov     esi, response_heads
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
@@ -3789,7 +3789,7 @@ kind_fixed:
         mov     qword [rbx+conn_iov+8], rdx
         mov     qword [rbx+conn_iov+24], 0      ; nothing else made here
         mov     qword [rbx+conn_iov+40], 0
-        lea     r8, [rel response_bodies]
+        mov     r8d, response_bodies
         mov     eax, dword [r10+resp_body]      ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+resp_body_len]  ; r9 = its length
@@ -3812,11 +3812,11 @@ finish_response.body_ready:
         add     rax, qword [rbx+conn_file_left] ; and a file's bytes, sent after the parts
         mov     qword [rel last_body_bytes], rax ; for the access log
         movzx   ecx, word [rbx+conn_mode]
-        lea     rsi, [rel conn_close]
+        mov     esi, conn_close
         mov     edx, 19
         test    ecx, ecx
         jz      short finish_response.conn_ready ; mode 0: Connection: close
-        lea     rsi, [rel conn_keep10]
+        mov     esi, conn_keep10
         mov     edx, 24
         cmp     ecx, 2
         je      short finish_response.conn_ready ; mode 2: HTTP/1.0 keep-alive
@@ -3829,7 +3829,7 @@ finish_response.conn_ready:
         jl      short finish_response.date_fresh
         call    refresh_date
 finish_response.date_fresh:
-        lea     rax, [rel date_line]
+        mov     eax, date_line
         mov     qword [rbx+conn_iov+64], rax    ; iov[date] = date_line
         mov     qword [rbx+conn_iov+72], 39
         ret
@@ -4066,14 +4066,14 @@ range_number.done:
 ;; that relative links in the directory's index resolve below it. The
 ;; scratch holds request_bytes and more: the path and query always fit.
 directory_redirect:
-        lea     rax, [rel status_301]
+        mov     eax, status_301
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 301 status line
         mov     qword [rbx+conn_iov+8], 32
         mov     dword [rel last_status], 301    ; for the access log
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
-        lea     rsi, [rel location_text]
+        mov     esi, location_text
         mov     ecx, 10
         rep movsb
         mov     rsi, qword [rel req_path]
@@ -4086,7 +4086,7 @@ directory_redirect:
         rep movsb                               ; the query, from its '?', or nothing
         mov     word [rdi], 2573                ; CR LF
         add     rdi, 2
-        lea     rsi, [rel length_zero_text]
+        mov     esi, length_zero_text
         mov     ecx, 19
         rep movsb
         sub     rdi, qword [rbx+conn_iov+16]
@@ -4101,7 +4101,7 @@ directory_redirect:
 ;; regular file). Clobbers rax, rcx, rsi, rdi, r11.
 stat_file:
         mov     edi, dword [rbx+conn_file]
-        lea     rsi, [rel file_stat]
+        mov     esi, file_stat
         mov     eax, 5                          ; syscall number: fstat
         syscall
         test    rax, rax
@@ -4109,7 +4109,7 @@ stat_file:
         xor     eax, eax
         ret
 stat_file.ok:
-        lea     rsi, [rel file_stat]
+        mov     esi, file_stat
         mov     eax, dword [rsi+24]             ; st_mode
         and     eax, 0xf000                     ; S_IFMT
         ret
@@ -4156,7 +4156,7 @@ media_type.kept:
         mov     rax, qword [rsp]
         mov     rdx, qword [rsp+8]
         add     rsp, 16
-        lea     rsi, [rel media_types]
+        mov     esi, media_types
         mov     ecx, 51
 media_type.find:
         cmp     rax, qword [rsi]
@@ -4165,7 +4165,7 @@ media_type.find:
         jne     short media_type.next
         mov     ecx, dword [rsi+20]             ; its line's length
         mov     eax, dword [rsi+16]             ; ... and offset
-        lea     rsi, [rel media_lines]
+        mov     esi, media_lines
         add     rsi, rax
         ret
 media_type.next:
@@ -4173,7 +4173,7 @@ media_type.next:
         dec     ecx
         jnz     short media_type.find
 media_type.none:
-        lea     rsi, [rel media_lines]
+        mov     esi, media_lines
         add     rsi, 62                         ; application/octet-stream
         mov     ecx, 40
         ret
@@ -4227,10 +4227,10 @@ open_failed.unavailable:
 ;; second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
 refresh_date:
         mov     edi, 0                          ; CLOCK_REALTIME
-        lea     rsi, [rel date_ts]
+        mov     esi, date_ts
         mov     eax, 228                        ; syscall number: clock_gettime
         syscall
-        lea     rsi, [rel date_ts]
+        mov     esi, date_ts
         mov     rax, qword [rsi+8]              ; tv_nsec
         xor     edx, edx
         mov     ecx, 0xf4240
@@ -4240,7 +4240,7 @@ refresh_date:
         sub     rcx, rax
         mov     qword [rel date_expires], rcx   ; made again when the next second starts
         mov     rax, qword [rsi]                ; tv_sec
-        lea     rdi, [rel date_line]
+        mov     edi, date_line
         add     rdi, 6                          ; rdi = the date, after "Date: "
         jmp     short format_date               ; format_date returns for us
 
@@ -4262,7 +4262,7 @@ format_date:
         mov     ecx, 7
         div     rcx                             ; rdx = weekday, 0 = Sunday
         shl     rdx, 2                          ; 4 bytes a name
-        lea     rsi, [rel day_names]
+        mov     esi, day_names
         mov     eax, dword [rsi+rdx]
         mov     dword [rdi], eax                ; "Sun,"
         ; z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
@@ -4333,7 +4333,7 @@ format_date:
 format_date.march_to_december:
         add     r9, 2                           ; r9 = month, 0 = January
         shl     r9, 2                           ; 4 bytes a name
-        lea     rsi, [rel month_names]
+        mov     esi, month_names
         mov     eax, dword [rsi+r9]
         mov     dword [rdi+8], eax              ; "Nov "
         mov     rax, r10
@@ -4382,7 +4382,7 @@ format_date.march_to_december:
 ;; One access-log line: client address, request line, status, body bytes.
 ;; Built in line_buf and written with one write(). Keeps rbx and rbp.
 log_request:
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         lea     rsi, [rbx+conn_addr]            ; the client's address
         call    append_client
         mov     word [rdi], 0x2220              ; ' "'
@@ -4424,7 +4424,7 @@ log_request.not_stored:
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
+        mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        ; fd = log_fd
         call    write_all
@@ -4489,14 +4489,14 @@ die_port:
         xor     r14d, r14d                      ; no hint
 die_port.die_port_hint:
         mov     rbx, rax                        ; rbx = -errno, kept
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     edi, line_buf                   ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     word [rdi], 0x203a              ; ': '
         add     rdi, 2
-        lea     rsi, [rel line_buf]             ; die copies line_buf onto itself
+        mov     esi, line_buf                   ; die copies line_buf onto itself
         mov     rdx, rdi
         sub     rdx, rsi                        ; the message's length
         mov     rax, rbx                        ; -errno
@@ -4513,10 +4513,10 @@ die:
 die.die_hint:
         neg     rax
         mov     rbx, rax                        ; rbx = errno
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     edi, line_buf                   ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
-        lea     rsi, [rel errno_texts]          ; rsi walks the table
+        mov     esi, errno_texts                ; rsi walks the table
 die.next_errno:
         movzx   eax, byte [rsi]                 ; an errno
         test    eax, eax
@@ -4528,7 +4528,7 @@ die.next_errno:
         add     rsi, rcx                        ; the next entry
         jmp     short die.next_errno
 die.unknown_errno:
-        lea     rsi, [rel errno_word]
+        mov     esi, errno_word
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
@@ -4544,7 +4544,7 @@ die.fail:
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
+        mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
         mov     edi, 2                          ; fd = STDERR_FILENO
         call    write_all
@@ -4559,7 +4559,7 @@ die.fail:
 ;; the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 now_ms:
         mov     edi, 1                          ; CLOCK_MONOTONIC
-        lea     rsi, [rel now_ts]
+        mov     esi, now_ts
         mov     eax, 228                        ; syscall number: clock_gettime
         syscall
         mov     rax, qword [rsi+8]              ; tv_nsec

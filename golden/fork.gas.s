@@ -84,7 +84,7 @@ _start:
 ## when it is set it replaces listen.port (8080), so one binary serves every
 ## environment. A value that is not a port stops the server.
 .Lport_from_env:
-        lea     rsi, [rip + env_port]           # name
+        mov     esi, OFFSET env_port            # name
         mov     ecx, 5                          # its length
         call    .Lfind_env                      # rax = getenv("PORT")
         test    rax, rax
@@ -97,13 +97,13 @@ _start:
         ja      short .Lport_from_env.bad_port
         mov     DWORD PTR [rip + listen_port], eax # listen_port = the port
         ror     ax, 8                           # htons
-        lea     rdi, [rip + listen_addr]
+        mov     edi, OFFSET listen_addr
         mov     WORD PTR [rdi+2], ax            # listen_addr.sin_port
         jmp     short .Lport_from_env.port_set
 .Lport_from_env.bad_port:
         mov     rdx, rsi                        # the value
-        lea     rdi, [rip + line_buf]
-        lea     rsi, [rip + bad_port_head]
+        mov     edi, OFFSET line_buf
+        mov     esi, OFFSET bad_port_head
         mov     ecx, 18
         rep movsb                               # "fork_server: PORT="
         mov     rsi, rdx
@@ -118,7 +118,7 @@ _start:
         dec     rcx
         jnz     short .Lport_from_env.copy_value
 .Lport_from_env.copied:
-        lea     rsi, [rip + bad_port_tail]
+        mov     esi, OFFSET bad_port_tail
         mov     ecx, 40
         rep movsb                               # ": expected a port number from 1 to 65535"
         {disp32} jmp     .Ldie.fail             # write it, exit 1
@@ -132,9 +132,9 @@ _start:
 .Larguments:
         cmp     QWORD PTR [rsp], 1              # argc, at the top of the initial stack
         jbe     short .Larguments.no_arguments
-        lea     rsi, [rip + usage]              # the message
+        mov     esi, OFFSET usage               # the message
         mov     ecx, 66                         # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Larguments.no_arguments:
@@ -149,10 +149,10 @@ _start:
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
 .Lcatch_stop_signals:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal]
+        mov     eax, OFFSET .Lon_signal
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer]
+        mov     eax, OFFSET .Lsignal_restorer
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
@@ -176,7 +176,7 @@ _start:
 ## passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
 ## A LISTEN_PID of another process was meant for it: then bind as usual.
 .Lsocket_activation:
-        lea     rsi, [rip + env_listen_pid]     # name
+        mov     esi, OFFSET env_listen_pid      # name
         mov     ecx, 11                         # its length
         call    .Lfind_env                      # rax = getenv("LISTEN_PID")
         test    rax, rax
@@ -195,7 +195,7 @@ _start:
 ## LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv4 (the
 ## family of listen.address, which the logs print), else the server stops.
 .Lcheck_fd3:
-        lea     rsi, [rip + env_listen_fds]     # name
+        mov     esi, OFFSET env_listen_fds      # name
         mov     ecx, 11                         # its length
         call    .Lfind_env                      # rax = getenv("LISTEN_FDS")
         test    rax, rax
@@ -204,7 +204,7 @@ _start:
         call    .Lparse_decimal
         cmp     rax, 1
         jne     short .Lcheck_fd3.count
-        lea     rbx, [rip + fd3_checks]         # rbx walks the checks
+        mov     ebx, OFFSET fd3_checks          # rbx walks the checks
         sub     rsp, 16                         # int v at [rsp], socklen_t len at [rsp+8]
 .Lcheck_fd3.check:
         mov     edx, DWORD PTR [rbx]            # optname
@@ -219,7 +219,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lcheck_fd3.ok
-        lea     rsi, [rip + error_fd3]          # the start of the error message
+        mov     esi, OFFSET error_fd3           # the start of the error message
         mov     edx, 45                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lcheck_fd3.ok:
@@ -229,21 +229,21 @@ _start:
         add     rbx, 8                          # the next check
         jmp     short .Lcheck_fd3.check
 .Lcheck_fd3.count:
-        lea     rsi, [rip + error_fds]          # the message
+        mov     esi, OFFSET error_fds           # the message
         mov     ecx, 55                         # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Lcheck_fd3.wrong:
-        lea     rsi, [rip + error_fd3_kind]     # the message
+        mov     esi, OFFSET error_fd3_kind      # the message
         mov     ecx, 101                        # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Lcheck_fd3.listening:
         add     rsp, 16
         mov     r12d, 3                         # r12 = listen_fd = 3
-        lea     rbx, [rip + activated_line]     # the start-up line, for announce
+        mov     ebx, OFFSET activated_line      # the start-up line, for announce
         mov     ebp, 43                         # its length
         {disp32} jmp     .Lconfigure
 
@@ -259,7 +259,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lsocket.ok
-        lea     rsi, [rip + error_socket]       # the start of the error message
+        mov     esi, OFFSET error_socket        # the start of the error message
         mov     edx, 21                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lsocket.ok:
@@ -274,13 +274,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
-        lea     r10, [rip + int_one]            # optval = &one
+        mov     r10d, OFFSET int_one            # optval = &one
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lreuseaddr.ok
-        lea     rsi, [rip + error_setsockopt]   # the start of the error message
+        mov     esi, OFFSET error_setsockopt    # the start of the error message
         mov     edx, 38                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lreuseaddr.ok:
@@ -291,17 +291,17 @@ _start:
 ## Give the socket its address, 0.0.0.0:8080.
 .Lbind:
         mov     rdi, r12                        # fd = listen_fd
-        lea     rsi, [rip + listen_addr]        # addr = &listen_addr
+        mov     esi, OFFSET listen_addr         # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lbind.ok
-        lea     rsi, [rip + error_bind]         # the start of the error message
+        mov     esi, OFFSET error_bind          # the start of the error message
         mov     edx, 26                         # its length
         cmp     rax, -13                        # -EACCES?
         {disp32} jne     .Ldie_port             # no: print it with the port and the errno's text, exit 1
-        lea     rbp, [rip + hint_bind]          # yes: and a hint after the text
+        mov     ebp, OFFSET hint_bind           # yes: and a hint after the text
         mov     r14d, 53                        # its length
         {disp32} jmp     .Ldie_port.die_port_hint
 .Lbind.ok:
@@ -317,7 +317,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Llisten.ok
-        lea     rsi, [rip + error_listen]       # the start of the error message
+        mov     esi, OFFSET error_listen        # the start of the error message
         mov     edx, 28                         # its length
         {disp32} jmp     .Ldie_port             # print it with the port and the errno's text, exit 1
 .Llisten.ok:
@@ -327,15 +327,15 @@ _start:
 ## C: sprintf(line_buf, "fork_server listening on 0.0.0.0:%u\n", listen_port)
 ## The port may have come from the environment.
 .Lmake_startup_line:
-        lea     rdi, [rip + line_buf]
-        lea     rsi, [rip + startup_line]
+        mov     edi, OFFSET line_buf
+        mov     esi, OFFSET startup_line
         mov     ecx, 33
         rep movsb
         mov     eax, DWORD PTR [rip + listen_port] # the port
         call    .Lappend_u64
         mov     BYTE PTR [rdi], 10
         inc     rdi
-        lea     rbx, [rip + line_buf]           # the start-up line, for announce
+        mov     ebx, OFFSET line_buf            # the start-up line, for announce
         mov     rbp, rdi
         sub     rbp, rbx                        # its length
 
@@ -353,7 +353,7 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 6                          # level = IPPROTO_TCP
         mov     edx, 25                         # optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rip + lowat_bytes]        # optval = &lowat_bytes
+        mov     r10d, OFFSET lowat_bytes        # optval = &lowat_bytes
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
@@ -368,13 +368,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 6                          # level = IPPROTO_TCP
         mov     edx, 9                          # optname = TCP_DEFER_ACCEPT
-        lea     r10, [rip + defer_seconds]      # optval = &defer_seconds
+        mov     r10d, OFFSET defer_seconds      # optval = &defer_seconds
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Ldefer_accept.ok
-        lea     rsi, [rip + error_defer]        # the start of the error message
+        mov     esi, OFFSET error_defer         # the start of the error message
         mov     edx, 42                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Ldefer_accept.ok:
@@ -457,13 +457,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 21                         # optname = SO_SNDTIMEO
-        lea     r10, [rip + io_timeout]         # optval = &io_timeout
+        mov     r10d, OFFSET io_timeout         # optval = &io_timeout
         mov     r8d, 16                         # optlen = sizeof(struct timeval)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lsend_timeout.ok
-        lea     rsi, [rip + error_sndtimeo]     # the start of the error message
+        mov     esi, OFFSET error_sndtimeo      # the start of the error message
         mov     edx, 37                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lsend_timeout.ok:
@@ -491,7 +491,7 @@ _start:
         # Stop signals are blocked while a connection is served (they arrive only in
         # ppoll, see read_timed); one that came meanwhile is delivered right here.
         mov     edi, 1                          # SIG_UNBLOCK
-        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        mov     esi, OFFSET stop_signals        # { SIGTERM, SIGINT }
         xor     edx, edx                        # oldset = NULL
         mov     r10d, 8                         # sizeof(sigset_t)
         mov     eax, 14                         # syscall number: rt_sigprocmask
@@ -508,7 +508,7 @@ _start:
         mov     r13, rax                        # r13 = client_fd
         mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          # SIG_BLOCK
-        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        mov     esi, OFFSET stop_signals        # { SIGTERM, SIGINT }
         xor     edx, edx                        # oldset = NULL
         mov     r10d, 8                         # sizeof(sigset_t)
         mov     eax, 14                         # syscall number: rt_sigprocmask
@@ -526,7 +526,7 @@ _start:
         je      short .Laccept
         cmp     rax, -103                       # -ECONNABORTED
         je      short .Laccept
-        lea     rdi, [rip + backoff]            # req = 100 ms
+        mov     edi, OFFSET backoff             # req = 100 ms
         xor     esi, esi                        # rem = NULL
         mov     eax, 35                         # syscall number: nanosleep
         syscall
@@ -557,7 +557,7 @@ _start:
         mov     rdi, r13                        # fd = client_fd
         mov     eax, 3                          # syscall number: close
         syscall
-        lea     rdi, [rip + backoff]            # req = 100 ms
+        mov     edi, OFFSET backoff             # req = 100 ms
         xor     esi, esi                        # rem = NULL
         mov     eax, 35                         # syscall number: nanosleep
         syscall
@@ -579,9 +579,9 @@ _start:
 ## A write waits at most send_timeout_ms for progress (SO_SNDTIMEO, from the
 ## listener); reads wait in ppoll until the record's deadline.
 .Lserve:
-        lea     rbx, [rip + conn]               # rbx = the connection record
+        mov     ebx, OFFSET conn                # rbx = the connection record
         mov     DWORD PTR [rbx+conn_fd], r13d
-        lea     rax, [rip + request_buf]
+        mov     eax, OFFSET request_buf
         mov     QWORD PTR [rbx+conn_buf], rax
         call    .Lnow_ms                        # clock_now, for the first deadline
         call    .Lraw_open
@@ -693,16 +693,16 @@ _start:
         xor     edx, edx
         mov     ecx, 1000
         div     rcx                             # rax = seconds, rdx = the rest in ms
-        lea     rsi, [rip + poll_timeout]
+        mov     esi, OFFSET poll_timeout
         mov     QWORD PTR [rsi], rax            # tv_sec
         imul    rdx, rdx, 1000000               # ns
         mov     QWORD PTR [rsi+8], rdx          # tv_nsec
-        lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
+        mov     edi, OFFSET client_pollfd       # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
         mov     rdx, rsi                        # tmo_p = &poll_timeout
         mov     esi, 1                          # nfds = 1
-        lea     r10, [rip + no_signals]         # sigmask = {}: stop signals may arrive now
+        mov     r10d, OFFSET no_signals         # sigmask = {}: stop signals may arrive now
         mov     r8d, 8                          # sizeof(sigset_t)
         mov     eax, 271                        # syscall number: ppoll
         syscall
@@ -741,7 +741,7 @@ _start:
 ## not matter. Then the connection closes.
 .Lraw_received:
         add     DWORD PTR [rbx+conn_len], eax
-        lea     rax, [rip + response]
+        mov     eax, OFFSET response
         mov     QWORD PTR [rbx+conn_iov], rax   # the first part: the response
         mov     QWORD PTR [rbx+conn_iov+8], 35  # its length, computed at compile time
         mov     QWORD PTR [rbx+conn_iov+24], 0  # no other part
@@ -961,14 +961,14 @@ _start:
         xor     r14d, r14d                      # no hint
 .Ldie_port.die_port_hint:
         mov     rbx, rax                        # rbx = -errno, kept
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               # copy the message start
         mov     eax, DWORD PTR [rip + listen_port] # the port
         call    .Lappend_u64
         mov     WORD PTR [rdi], 0x203a          # ': '
         add     rdi, 2
-        lea     rsi, [rip + line_buf]           # die copies line_buf onto itself
+        mov     esi, OFFSET line_buf            # die copies line_buf onto itself
         mov     rdx, rdi
         sub     rdx, rsi                        # the message's length
         mov     rax, rbx                        # -errno
@@ -985,10 +985,10 @@ _start:
 .Ldie.die_hint:
         neg     rax
         mov     rbx, rax                        # rbx = errno
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               # copy the message start
-        lea     rsi, [rip + errno_texts]        # rsi walks the table
+        mov     esi, OFFSET errno_texts         # rsi walks the table
 .Ldie.next_errno:
         movzx   eax, BYTE PTR [rsi]             # an errno
         test    eax, eax
@@ -1000,7 +1000,7 @@ _start:
         add     rsi, rcx                        # the next entry
         jmp     short .Ldie.next_errno
 .Ldie.unknown_errno:
-        lea     rsi, [rip + errno_word]
+        mov     esi, OFFSET errno_word
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
@@ -1016,7 +1016,7 @@ _start:
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
+        mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
         mov     edi, 2                          # fd = STDERR_FILENO
         call    .Lwrite_all
@@ -1031,7 +1031,7 @@ _start:
 ## the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 .Lnow_ms:
         mov     edi, 1                          # CLOCK_MONOTONIC
-        lea     rsi, [rip + now_ts]
+        mov     esi, OFFSET now_ts
         mov     eax, 228                        # syscall number: clock_gettime
         syscall
         mov     rax, QWORD PTR [rsi+8]          # tv_nsec

@@ -83,7 +83,7 @@ environment:
 ;; when it is set it replaces listen.port (8080), so one binary serves every
 ;; environment. A value that is not a port stops the server.
 port_from_env:
-        lea     rsi, [rel env_port]             ; name
+        mov     esi, env_port                   ; name
         mov     ecx, 5                          ; its length
         call    find_env                        ; rax = getenv("PORT")
         test    rax, rax
@@ -96,13 +96,13 @@ port_from_env:
         ja      short port_from_env.bad_port
         mov     dword [rel listen_port], eax    ; listen_port = the port
         ror     ax, 8                           ; htons
-        lea     rdi, [rel listen_addr]
+        mov     edi, listen_addr
         mov     word [rdi+2], ax                ; listen_addr.sin_port
         jmp     short port_from_env.port_set
 port_from_env.bad_port:
         mov     rdx, rsi                        ; the value
-        lea     rdi, [rel line_buf]
-        lea     rsi, [rel bad_port_head]
+        mov     edi, line_buf
+        mov     esi, bad_port_head
         mov     ecx, 18
         rep movsb                               ; "fork_server: PORT="
         mov     rsi, rdx
@@ -117,7 +117,7 @@ port_from_env.copy_value:
         dec     rcx
         jnz     short port_from_env.copy_value
 port_from_env.copied:
-        lea     rsi, [rel bad_port_tail]
+        mov     esi, bad_port_tail
         mov     ecx, 40
         rep movsb                               ; ": expected a port number from 1 to 65535"
         jmp     near die.fail                   ; write it, exit 1
@@ -131,9 +131,9 @@ port_from_env.port_set:
 arguments:
         cmp     qword [rsp], 1                  ; argc, at the top of the initial stack
         jbe     short arguments.no_arguments
-        lea     rsi, [rel usage]                ; the message
+        mov     esi, usage                      ; the message
         mov     ecx, 66                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 arguments.no_arguments:
@@ -148,10 +148,10 @@ arguments.no_arguments:
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
 catch_stop_signals:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal]
+        mov     eax, on_signal
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer]
+        mov     eax, signal_restorer
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
@@ -175,7 +175,7 @@ catch_stop_signals:
 ;; passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
 ;; A LISTEN_PID of another process was meant for it: then bind as usual.
 socket_activation:
-        lea     rsi, [rel env_listen_pid]       ; name
+        mov     esi, env_listen_pid             ; name
         mov     ecx, 11                         ; its length
         call    find_env                        ; rax = getenv("LISTEN_PID")
         test    rax, rax
@@ -194,7 +194,7 @@ socket_activation:
 ;; LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv4 (the
 ;; family of listen.address, which the logs print), else the server stops.
 check_fd3:
-        lea     rsi, [rel env_listen_fds]       ; name
+        mov     esi, env_listen_fds             ; name
         mov     ecx, 11                         ; its length
         call    find_env                        ; rax = getenv("LISTEN_FDS")
         test    rax, rax
@@ -203,7 +203,7 @@ check_fd3:
         call    parse_decimal
         cmp     rax, 1
         jne     short check_fd3.count
-        lea     rbx, [rel fd3_checks]           ; rbx walks the checks
+        mov     ebx, fd3_checks                 ; rbx walks the checks
         sub     rsp, 16                         ; int v at [rsp], socklen_t len at [rsp+8]
 check_fd3.check:
         mov     edx, dword [rbx]                ; optname
@@ -218,7 +218,7 @@ check_fd3.check:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short check_fd3.ok
-        lea     rsi, [rel error_fd3]            ; the start of the error message
+        mov     esi, error_fd3                  ; the start of the error message
         mov     edx, 45                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 check_fd3.ok:
@@ -228,21 +228,21 @@ check_fd3.ok:
         add     rbx, 8                          ; the next check
         jmp     short check_fd3.check
 check_fd3.count:
-        lea     rsi, [rel error_fds]            ; the message
+        mov     esi, error_fds                  ; the message
         mov     ecx, 55                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_fd3.wrong:
-        lea     rsi, [rel error_fd3_kind]       ; the message
+        mov     esi, error_fd3_kind             ; the message
         mov     ecx, 101                        ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_fd3.listening:
         add     rsp, 16
         mov     r12d, 3                         ; r12 = listen_fd = 3
-        lea     rbx, [rel activated_line]       ; the start-up line, for announce
+        mov     ebx, activated_line             ; the start-up line, for announce
         mov     ebp, 43                         ; its length
         jmp     near configure
 
@@ -258,7 +258,7 @@ socket:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short socket.ok
-        lea     rsi, [rel error_socket]         ; the start of the error message
+        mov     esi, error_socket               ; the start of the error message
         mov     edx, 21                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 socket.ok:
@@ -273,13 +273,13 @@ reuseaddr:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
-        lea     r10, [rel int_one]              ; optval = &one
+        mov     r10d, int_one                   ; optval = &one
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short reuseaddr.ok
-        lea     rsi, [rel error_setsockopt]     ; the start of the error message
+        mov     esi, error_setsockopt           ; the start of the error message
         mov     edx, 38                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 reuseaddr.ok:
@@ -290,17 +290,17 @@ reuseaddr.ok:
 ;; Give the socket its address, 0.0.0.0:8080.
 bind:
         mov     rdi, r12                        ; fd = listen_fd
-        lea     rsi, [rel listen_addr]          ; addr = &listen_addr
+        mov     esi, listen_addr                ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short bind.ok
-        lea     rsi, [rel error_bind]           ; the start of the error message
+        mov     esi, error_bind                 ; the start of the error message
         mov     edx, 26                         ; its length
         cmp     rax, -13                        ; -EACCES?
         jne     near die_port                   ; no: print it with the port and the errno's text, exit 1
-        lea     rbp, [rel hint_bind]            ; yes: and a hint after the text
+        mov     ebp, hint_bind                  ; yes: and a hint after the text
         mov     r14d, 53                        ; its length
         jmp     near die_port.die_port_hint
 bind.ok:
@@ -316,7 +316,7 @@ listen:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short listen.ok
-        lea     rsi, [rel error_listen]         ; the start of the error message
+        mov     esi, error_listen               ; the start of the error message
         mov     edx, 28                         ; its length
         jmp     near die_port                   ; print it with the port and the errno's text, exit 1
 listen.ok:
@@ -326,15 +326,15 @@ listen.ok:
 ;; C: sprintf(line_buf, "fork_server listening on 0.0.0.0:%u\n", listen_port)
 ;; The port may have come from the environment.
 make_startup_line:
-        lea     rdi, [rel line_buf]
-        lea     rsi, [rel startup_line]
+        mov     edi, line_buf
+        mov     esi, startup_line
         mov     ecx, 33
         rep movsb
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     byte [rdi], 10
         inc     rdi
-        lea     rbx, [rel line_buf]             ; the start-up line, for announce
+        mov     ebx, line_buf                   ; the start-up line, for announce
         mov     rbp, rdi
         sub     rbp, rbx                        ; its length
 
@@ -352,7 +352,7 @@ configure:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 25                         ; optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rel lowat_bytes]          ; optval = &lowat_bytes
+        mov     r10d, lowat_bytes               ; optval = &lowat_bytes
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
@@ -367,13 +367,13 @@ defer_accept:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 9                          ; optname = TCP_DEFER_ACCEPT
-        lea     r10, [rel defer_seconds]        ; optval = &defer_seconds
+        mov     r10d, defer_seconds             ; optval = &defer_seconds
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short defer_accept.ok
-        lea     rsi, [rel error_defer]          ; the start of the error message
+        mov     esi, error_defer                ; the start of the error message
         mov     edx, 42                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 defer_accept.ok:
@@ -456,13 +456,13 @@ send_timeout:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 21                         ; optname = SO_SNDTIMEO
-        lea     r10, [rel io_timeout]           ; optval = &io_timeout
+        mov     r10d, io_timeout                ; optval = &io_timeout
         mov     r8d, 16                         ; optlen = sizeof(struct timeval)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short send_timeout.ok
-        lea     rsi, [rel error_sndtimeo]       ; the start of the error message
+        mov     esi, error_sndtimeo             ; the start of the error message
         mov     edx, 37                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 send_timeout.ok:
@@ -490,7 +490,7 @@ accept:
         ; Stop signals are blocked while a connection is served (they arrive only in
         ; ppoll, see read_timed); one that came meanwhile is delivered right here.
         mov     edi, 1                          ; SIG_UNBLOCK
-        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        mov     esi, stop_signals               ; { SIGTERM, SIGINT }
         xor     edx, edx                        ; oldset = NULL
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
@@ -507,7 +507,7 @@ accept:
         mov     r13, rax                        ; r13 = client_fd
         mov     dword [rel busy], 1             ; busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          ; SIG_BLOCK
-        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        mov     esi, stop_signals               ; { SIGTERM, SIGINT }
         xor     edx, edx                        ; oldset = NULL
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
@@ -525,7 +525,7 @@ accept_failed:
         je      short accept
         cmp     rax, -103                       ; -ECONNABORTED
         je      short accept
-        lea     rdi, [rel backoff]              ; req = 100 ms
+        mov     edi, backoff                    ; req = 100 ms
         xor     esi, esi                        ; rem = NULL
         mov     eax, 35                         ; syscall number: nanosleep
         syscall
@@ -556,7 +556,7 @@ fork_failed:
         mov     rdi, r13                        ; fd = client_fd
         mov     eax, 3                          ; syscall number: close
         syscall
-        lea     rdi, [rel backoff]              ; req = 100 ms
+        mov     edi, backoff                    ; req = 100 ms
         xor     esi, esi                        ; rem = NULL
         mov     eax, 35                         ; syscall number: nanosleep
         syscall
@@ -578,9 +578,9 @@ child:
 ;; A write waits at most send_timeout_ms for progress (SO_SNDTIMEO, from the
 ;; listener); reads wait in ppoll until the record's deadline.
 serve:
-        lea     rbx, [rel conn]                 ; rbx = the connection record
+        mov     ebx, conn                       ; rbx = the connection record
         mov     dword [rbx+conn_fd], r13d
-        lea     rax, [rel request_buf]
+        mov     eax, request_buf
         mov     qword [rbx+conn_buf], rax
         call    now_ms                          ; clock_now, for the first deadline
         call    raw_open
@@ -692,16 +692,16 @@ read_timed.wait:
         xor     edx, edx
         mov     ecx, 1000
         div     rcx                             ; rax = seconds, rdx = the rest in ms
-        lea     rsi, [rel poll_timeout]
+        mov     esi, poll_timeout
         mov     qword [rsi], rax                ; tv_sec
         imul    rdx, rdx, 1000000               ; ns
         mov     qword [rsi+8], rdx              ; tv_nsec
-        lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
+        mov     edi, client_pollfd              ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
         mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
         mov     rdx, rsi                        ; tmo_p = &poll_timeout
         mov     esi, 1                          ; nfds = 1
-        lea     r10, [rel no_signals]           ; sigmask = {}: stop signals may arrive now
+        mov     r10d, no_signals                ; sigmask = {}: stop signals may arrive now
         mov     r8d, 8                          ; sizeof(sigset_t)
         mov     eax, 271                        ; syscall number: ppoll
         syscall
@@ -740,7 +740,7 @@ raw_open:
 ;; not matter. Then the connection closes.
 raw_received:
         add     dword [rbx+conn_len], eax
-        lea     rax, [rel response]
+        mov     eax, response
         mov     qword [rbx+conn_iov], rax       ; the first part: the response
         mov     qword [rbx+conn_iov+8], 35      ; its length, computed at compile time
         mov     qword [rbx+conn_iov+24], 0      ; no other part
@@ -960,14 +960,14 @@ die_port:
         xor     r14d, r14d                      ; no hint
 die_port.die_port_hint:
         mov     rbx, rax                        ; rbx = -errno, kept
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     edi, line_buf                   ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     word [rdi], 0x203a              ; ': '
         add     rdi, 2
-        lea     rsi, [rel line_buf]             ; die copies line_buf onto itself
+        mov     esi, line_buf                   ; die copies line_buf onto itself
         mov     rdx, rdi
         sub     rdx, rsi                        ; the message's length
         mov     rax, rbx                        ; -errno
@@ -984,10 +984,10 @@ die:
 die.die_hint:
         neg     rax
         mov     rbx, rax                        ; rbx = errno
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     edi, line_buf                   ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
-        lea     rsi, [rel errno_texts]          ; rsi walks the table
+        mov     esi, errno_texts                ; rsi walks the table
 die.next_errno:
         movzx   eax, byte [rsi]                 ; an errno
         test    eax, eax
@@ -999,7 +999,7 @@ die.next_errno:
         add     rsi, rcx                        ; the next entry
         jmp     short die.next_errno
 die.unknown_errno:
-        lea     rsi, [rel errno_word]
+        mov     esi, errno_word
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
@@ -1015,7 +1015,7 @@ die.fail:
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
+        mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
         mov     edi, 2                          ; fd = STDERR_FILENO
         call    write_all
@@ -1030,7 +1030,7 @@ die.fail:
 ;; the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 now_ms:
         mov     edi, 1                          ; CLOCK_MONOTONIC
-        lea     rsi, [rel now_ts]
+        mov     esi, now_ts
         mov     eax, 228                        ; syscall number: clock_gettime
         syscall
         mov     rax, qword [rsi+8]              ; tv_nsec

@@ -101,7 +101,7 @@ _start:
 ## when it is set it replaces listen.port (8080), so one binary serves every
 ## environment. A value that is not a port stops the server.
 .Lport_from_env:
-        lea     rsi, [rip + env_port]           # name
+        mov     esi, OFFSET env_port            # name
         mov     ecx, 5                          # its length
         call    .Lfind_env                      # rax = getenv("PORT")
         test    rax, rax
@@ -114,13 +114,13 @@ _start:
         ja      short .Lport_from_env.bad_port
         mov     DWORD PTR [rip + listen_port], eax # listen_port = the port
         ror     ax, 8                           # htons
-        lea     rdi, [rip + listen_addr]
+        mov     edi, OFFSET listen_addr
         mov     WORD PTR [rdi+2], ax            # listen_addr.sin_port
         jmp     short .Lport_from_env.port_set
 .Lport_from_env.bad_port:
         mov     rdx, rsi                        # the value
-        lea     rdi, [rip + line_buf]
-        lea     rsi, [rip + bad_port_head]
+        mov     edi, OFFSET line_buf
+        mov     esi, OFFSET bad_port_head
         mov     ecx, 13
         rep movsb                               # "health: PORT="
         mov     rsi, rdx
@@ -135,7 +135,7 @@ _start:
         dec     rcx
         jnz     short .Lport_from_env.copy_value
 .Lport_from_env.copied:
-        lea     rsi, [rip + bad_port_tail]
+        mov     esi, OFFSET bad_port_tail
         mov     ecx, 40
         rep movsb                               # ": expected a port number from 1 to 65535"
         {disp32} jmp     .Ldie.fail             # write it, exit 1
@@ -153,9 +153,9 @@ _start:
         movabs  rax, 0x65626f72702d2d           # "--probe\0", 8 bytes
         cmp     QWORD PTR [rsi], rax
         {disp32} je      .Lprobe
-        lea     rsi, [rip + usage]              # the message
+        mov     esi, OFFSET usage               # the message
         mov     ecx, 49                         # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Larguments.no_arguments:
@@ -170,10 +170,10 @@ _start:
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
 .Lcatch_stop_signals:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal]
+        mov     eax, OFFSET .Lon_signal
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer]
+        mov     eax, OFFSET .Lsignal_restorer
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
@@ -203,7 +203,7 @@ _start:
 ## passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
 ## A LISTEN_PID of another process was meant for it: then bind as usual.
 .Lsocket_activation:
-        lea     rsi, [rip + env_listen_pid]     # name
+        mov     esi, OFFSET env_listen_pid      # name
         mov     ecx, 11                         # its length
         call    .Lfind_env                      # rax = getenv("LISTEN_PID")
         test    rax, rax
@@ -222,7 +222,7 @@ _start:
 ## LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv6 (the
 ## family of listen.address, which the logs print), else the server stops.
 .Lcheck_fd3:
-        lea     rsi, [rip + env_listen_fds]     # name
+        mov     esi, OFFSET env_listen_fds      # name
         mov     ecx, 11                         # its length
         call    .Lfind_env                      # rax = getenv("LISTEN_FDS")
         test    rax, rax
@@ -231,7 +231,7 @@ _start:
         call    .Lparse_decimal
         cmp     rax, 1
         jne     short .Lcheck_fd3.count
-        lea     rbx, [rip + fd3_checks]         # rbx walks the checks
+        mov     ebx, OFFSET fd3_checks          # rbx walks the checks
         sub     rsp, 16                         # int v at [rsp], socklen_t len at [rsp+8]
 .Lcheck_fd3.check:
         mov     edx, DWORD PTR [rbx]            # optname
@@ -246,7 +246,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lcheck_fd3.ok
-        lea     rsi, [rip + error_fd3]          # the start of the error message
+        mov     esi, OFFSET error_fd3           # the start of the error message
         mov     edx, 40                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lcheck_fd3.ok:
@@ -256,21 +256,21 @@ _start:
         add     rbx, 8                          # the next check
         jmp     short .Lcheck_fd3.check
 .Lcheck_fd3.count:
-        lea     rsi, [rip + error_fds]          # the message
+        mov     esi, OFFSET error_fds           # the message
         mov     ecx, 50                         # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Lcheck_fd3.wrong:
-        lea     rsi, [rip + error_fd3_kind]     # the message
+        mov     esi, OFFSET error_fd3_kind      # the message
         mov     ecx, 96                         # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Lcheck_fd3.listening:
         add     rsp, 16
         mov     r12d, 3                         # r12 = listen_fd = 3
-        lea     rbx, [rip + activated_line]     # the start-up line, for announce
+        mov     ebx, OFFSET activated_line      # the start-up line, for announce
         mov     ebp, 38                         # its length
         {disp32} jmp     .Lconfigure
 
@@ -286,7 +286,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lsocket.ok
-        lea     rsi, [rip + error_socket]       # the start of the error message
+        mov     esi, OFFSET error_socket        # the start of the error message
         mov     edx, 16                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lsocket.ok:
@@ -301,13 +301,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
-        lea     r10, [rip + int_one]            # optval = &one
+        mov     r10d, OFFSET int_one            # optval = &one
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lreuseaddr.ok
-        lea     rsi, [rip + error_setsockopt]   # the start of the error message
+        mov     esi, OFFSET error_setsockopt    # the start of the error message
         mov     edx, 33                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lreuseaddr.ok:
@@ -322,13 +322,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 41                         # level = IPPROTO_IPV6
         mov     edx, 26                         # optname = IPV6_V6ONLY
-        lea     r10, [rip + int_zero]           # optval = &zero
+        mov     r10d, OFFSET int_zero           # optval = &zero
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Ldual_stack.ok
-        lea     rsi, [rip + error_v6only]       # the start of the error message
+        mov     esi, OFFSET error_v6only        # the start of the error message
         mov     edx, 32                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Ldual_stack.ok:
@@ -339,17 +339,17 @@ _start:
 ## Give the socket its address, [::]:8080.
 .Lbind:
         mov     rdi, r12                        # fd = listen_fd
-        lea     rsi, [rip + listen_addr]        # addr = &listen_addr
+        mov     esi, OFFSET listen_addr         # addr = &listen_addr
         mov     edx, 28                         # addrlen = sizeof(struct sockaddr_in6)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lbind.ok
-        lea     rsi, [rip + error_bind]         # the start of the error message
+        mov     esi, OFFSET error_bind          # the start of the error message
         mov     edx, 18                         # its length
         cmp     rax, -13                        # -EACCES?
         {disp32} jne     .Ldie_port             # no: print it with the port and the errno's text, exit 1
-        lea     rbp, [rip + hint_bind]          # yes: and a hint after the text
+        mov     ebp, OFFSET hint_bind           # yes: and a hint after the text
         mov     r14d, 53                        # its length
         {disp32} jmp     .Ldie_port.die_port_hint
 .Lbind.ok:
@@ -365,7 +365,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Llisten.ok
-        lea     rsi, [rip + error_listen]       # the start of the error message
+        mov     esi, OFFSET error_listen        # the start of the error message
         mov     edx, 20                         # its length
         {disp32} jmp     .Ldie_port             # print it with the port and the errno's text, exit 1
 .Llisten.ok:
@@ -375,15 +375,15 @@ _start:
 ## C: sprintf(line_buf, "health listening on [::]:%u\n", listen_port)
 ## The port may have come from the environment.
 .Lmake_startup_line:
-        lea     rdi, [rip + line_buf]
-        lea     rsi, [rip + startup_line]
+        mov     edi, OFFSET line_buf
+        mov     esi, OFFSET startup_line
         mov     ecx, 25
         rep movsb
         mov     eax, DWORD PTR [rip + listen_port] # the port
         call    .Lappend_u64
         mov     BYTE PTR [rdi], 10
         inc     rdi
-        lea     rbx, [rip + line_buf]           # the start-up line, for announce
+        mov     ebx, OFFSET line_buf            # the start-up line, for announce
         mov     rbp, rdi
         sub     rbp, rbx                        # its length
 
@@ -401,7 +401,7 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 6                          # level = IPPROTO_TCP
         mov     edx, 25                         # optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rip + lowat_bytes]        # optval = &lowat_bytes
+        mov     r10d, OFFSET lowat_bytes        # optval = &lowat_bytes
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
@@ -416,13 +416,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 6                          # level = IPPROTO_TCP
         mov     edx, 9                          # optname = TCP_DEFER_ACCEPT
-        lea     r10, [rip + defer_seconds]      # optval = &defer_seconds
+        mov     r10d, OFFSET defer_seconds      # optval = &defer_seconds
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Ldefer_accept.ok
-        lea     rsi, [rip + error_defer]        # the start of the error message
+        mov     esi, OFFSET error_defer         # the start of the error message
         mov     edx, 37                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Ldefer_accept.ok:
@@ -439,7 +439,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lnonblocking.ok
-        lea     rsi, [rip + error_fcntl]        # the start of the error message
+        mov     esi, OFFSET error_fcntl         # the start of the error message
         mov     edx, 26                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lnonblocking.ok:
@@ -515,10 +515,10 @@ _start:
 ## (probe.timeout_ms) in all, SIGALRM ends the probe.
 .Lprobe:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lprobe_timeout]
+        mov     eax, OFFSET .Lprobe_timeout
         mov     QWORD PTR [rsp], rax            # sa_handler = probe_timeout
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer]
+        mov     eax, OFFSET .Lsignal_restorer
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 14                         # signum = SIGALRM
@@ -529,7 +529,7 @@ _start:
         syscall
         add     rsp, 32                         # drop the struct
         mov     edi, 0                          # ITIMER_REAL: real time
-        lea     rsi, [rip + probe_deadline]     # new = &probe_deadline
+        mov     esi, OFFSET probe_deadline      # new = &probe_deadline
         xor     edx, edx                        # old = NULL
         mov     eax, 38                         # syscall number: setitimer
         syscall
@@ -546,7 +546,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lprobe_socket.ok
-        lea     rsi, [rip + error_probe_socket] # the start of the error message
+        mov     esi, OFFSET error_probe_socket  # the start of the error message
         mov     edx, 23                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lprobe_socket.ok:
@@ -557,7 +557,7 @@ _start:
 ## C: connect(fd, (struct sockaddr *)&probe_addr, sizeof probe_addr)
 ## The server listens on [::]: the probe goes to [::1], its loopback.
 .Lprobe_connect:
-        lea     rsi, [rip + probe_addr]         # addr = &probe_addr
+        mov     esi, OFFSET probe_addr          # addr = &probe_addr
         mov     eax, DWORD PTR [rip + listen_port] # the port, maybe from the environment
         ror     ax, 8                           # htons
         mov     WORD PTR [rsi+2], ax            # probe_addr's port
@@ -567,7 +567,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lprobe_connect.ok
-        lea     rsi, [rip + error_probe]        # the start of the error message
+        mov     esi, OFFSET error_probe         # the start of the error message
         mov     edx, 36                         # its length
         {disp32} jmp     .Ldie_port             # print it with the port and the errno's text, exit 1
 .Lprobe_connect.ok:
@@ -578,12 +578,12 @@ _start:
 ## HTTP/1.1 needs Host; Connection: close, so the server does not wait.
 .Lprobe_send:
         mov     rdi, r12                        # fd
-        lea     rsi, [rip + probe_request]      # buf
+        mov     esi, OFFSET probe_request       # buf
         mov     edx, 57                         # count
         call    .Lwrite_all
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lprobe_send.ok
-        lea     rsi, [rip + error_probe]        # the start of the error message
+        mov     esi, OFFSET error_probe         # the start of the error message
         mov     edx, 36                         # its length
         {disp32} jmp     .Ldie_port             # print it with the port and the errno's text, exit 1
 .Lprobe_send.ok:
@@ -596,7 +596,7 @@ _start:
         xor     r13d, r13d                      # r13 = n, the bytes read
 .Lprobe_read.more:
         mov     rdi, r12                        # fd
-        lea     rsi, [rip + probe_buf]
+        mov     esi, OFFSET probe_buf
         add     rsi, r13                        # buf = probe_buf + n
         mov     edx, 120
         sub     rdx, r13                        # count = the room left
@@ -604,7 +604,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lprobe_read.ok
-        lea     rsi, [rip + error_probe]        # the start of the error message
+        mov     esi, OFFSET error_probe         # the start of the error message
         mov     edx, 36                         # its length
         {disp32} jmp     .Ldie_port             # print it with the port and the errno's text, exit 1
 .Lprobe_read.ok:
@@ -620,7 +620,7 @@ _start:
 ## Docker's and Kubernetes' HTTP checks count it); else the status line is
 ## printed and the probe fails.
 .Lprobe_status:
-        lea     r8, [rip + probe_buf]
+        mov     r8d, OFFSET probe_buf
         cmp     DWORD PTR [r8], 0x50545448      # "HTTP"
         jne     short .Lprobe_status.not_http
         cmp     BYTE PTR [r8+4], '/'
@@ -634,8 +634,8 @@ _start:
         ja      short .Lprobe_status.failed
         {disp32} jmp     .Lexit_ok              # healthy: exit 0
 .Lprobe_status.failed:
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
-        lea     rsi, [rip + error_probe]
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
+        mov     esi, OFFSET error_probe
         mov     ecx, 36
         rep movsb                               # the message start
         mov     eax, DWORD PTR [rip + listen_port] # the port
@@ -658,15 +658,15 @@ _start:
         rep movsb                               # copy it
         {disp32} jmp     .Ldie.fail             # "...: HTTP/1.1 503 Service Unavailable", exit 1
 .Lprobe_status.not_http:
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
-        lea     rsi, [rip + error_probe]
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
+        mov     esi, OFFSET error_probe
         mov     ecx, 36
         rep movsb                               # the message start
         mov     eax, DWORD PTR [rip + listen_port] # the port
         call    .Lappend_u64
         mov     WORD PTR [rdi], 0x203a          # ': '
         add     rdi, 2
-        lea     rsi, [rip + probe_not_http]
+        mov     esi, OFFSET probe_not_http
         mov     ecx, 22
         rep movsb
         {disp32} jmp     .Ldie.fail             # write it, exit 1
@@ -676,15 +676,15 @@ _start:
 ## C: fprintf(stderr, "...: no answer within 2000 ms\n"); exit(1)
 ## The deadline passed in connect, write or read: the server is not healthy.
 .Lprobe_timeout:
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
-        lea     rsi, [rip + error_probe]
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
+        mov     esi, OFFSET error_probe
         mov     ecx, 36
         rep movsb                               # the message start
         mov     eax, DWORD PTR [rip + listen_port] # the port
         call    .Lappend_u64
         mov     WORD PTR [rdi], 0x203a          # ': '
         add     rdi, 2
-        lea     rsi, [rip + probe_late]
+        mov     esi, OFFSET probe_late
         mov     ecx, 24
         rep movsb
         {disp32} jmp     .Ldie.fail             # write it, exit 1
@@ -705,7 +705,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lepoll_start.ok
-        lea     rsi, [rip + error_epoll]        # the start of the error message
+        mov     esi, OFFSET error_epoll         # the start of the error message
         mov     edx, 23                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lepoll_start.ok:
@@ -714,15 +714,15 @@ _start:
         # SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
         # atomically: a signal can never slip in between the stop check and the wait.
         mov     edi, 0                          # SIG_BLOCK
-        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        mov     esi, OFFSET stop_signals        # { SIGTERM, SIGINT }
         xor     edx, edx                        # oldset = NULL
         mov     r10d, 8                         # sizeof(sigset_t)
         mov     eax, 14                         # syscall number: rt_sigprocmask
         syscall
         # Each record gets its buffer; the free stack holds every index, 0 on top.
-        lea     rdi, [rip + conns]
-        lea     rsi, [rip + conn_bufs]
-        lea     rdx, [rip + free_stack]
+        mov     edi, OFFSET conns
+        mov     esi, OFFSET conn_bufs
+        mov     edx, OFFSET free_stack
         mov     ecx, 1024                       # rcx = slots left to set up
 .Lepoll_start.init_slot:
         mov     QWORD PTR [rdi+conn_buf], rsi   # record.buf
@@ -751,10 +751,10 @@ _start:
         call    .Lbegin_shutdown                # exits when done
 .Levent_loop.wait:
         mov     edi, DWORD PTR [rip + epfd]     # epfd
-        lea     rsi, [rip + events]             # events
+        mov     esi, OFFSET events              # events
         mov     edx, 64                         # maxevents
         mov     r10d, 100                       # timeout in ms
-        lea     r8, [rip + no_signals]          # sigmask = {}: stop signals may arrive now
+        mov     r8d, OFFSET no_signals          # sigmask = {}: stop signals may arrive now
         mov     r9d, 8                          # sizeof(sigset_t)
         mov     eax, 281                        # syscall number: epoll_pwait
         syscall
@@ -771,7 +771,7 @@ _start:
         jae     short .Levent_loop.events_done
         inc     DWORD PTR [rip + ev_i]
         imul    rcx, rcx, 12                    # i * sizeof(struct epoll_event)
-        lea     rsi, [rip + events]
+        mov     esi, OFFSET events
         mov     rbx, QWORD PTR [rsi+rcx+4]      # data: the connection's record
         test    rbx, rbx
         jnz     short .Levent_loop.is_connection
@@ -810,9 +810,9 @@ _start:
         syscall
 .Lbegin_shutdown.started:
         # On every pass: a connection may have become idle since the last one.
-        lea     rbx, [rip + conns]
+        mov     ebx, OFFSET conns
 .Lbegin_shutdown.close_idle:
-        lea     rax, [rip + conns]
+        mov     eax, OFFSET conns
         add     rax, 262144                     # the table's end
         cmp     rbx, rax
         jae     short .Lbegin_shutdown.close_idle_done
@@ -853,8 +853,8 @@ _start:
         jae     short .Laccept_all.table_full
         mov     rdi, r12                        # fd = listen_fd
         mov     DWORD PTR [rip + client_addrlen], 28 # client_addrlen = sizeof(struct sockaddr_in6)
-        lea     rsi, [rip + client_addr]        # addr = &client_addr
-        lea     rdx, [rip + client_addrlen]     # addrlen = &client_addrlen
+        mov     esi, OFFSET client_addr         # addr = &client_addr
+        mov     edx, OFFSET client_addrlen      # addrlen = &client_addrlen
         mov     r10d, 2048                      # SOCK_NONBLOCK
         mov     eax, 288                        # syscall number: accept4
         syscall
@@ -874,10 +874,10 @@ _start:
         dec     DWORD PTR [rip + free_top]      # pop a free slot
         mov     ecx, DWORD PTR [rip + free_top]
         shl     rcx, 2
-        lea     rdx, [rip + free_stack]
+        mov     edx, OFFSET free_stack
         mov     ecx, DWORD PTR [rdx+rcx]        # its index
         shl     rcx, 8                          # * 256
-        lea     rbx, [rip + conns]
+        mov     ebx, OFFSET conns
         add     rbx, rcx                        # rbx = &conns[index]
         inc     DWORD PTR [rip + nconns]
         mov     DWORD PTR [rbx+conn_fd], r13d   # record.fd
@@ -930,7 +930,7 @@ _start:
         cmp     DWORD PTR [rbx+conn_watch], 2   # not in the epoll set yet?
         jne     short .Lconnection_event.watched
         mov     DWORD PTR [rbx+conn_watch], 0
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -951,7 +951,7 @@ _start:
         cmp     DWORD PTR [rbx+conn_watch], 1   # was it waiting for EPOLLOUT?
         jne     short .Lconnection_event.in_again
         mov     DWORD PTR [rbx+conn_watch], 0
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # back to EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -975,7 +975,7 @@ _start:
         cmp     DWORD PTR [rbx+conn_watch], 2   # not in the epoll set yet?
         mov     DWORD PTR [rbx+conn_watch], 1
         je      short .Lconnection_event.add_out
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
         mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -986,7 +986,7 @@ _start:
 .Lconnection_event.armed:
         ret
 .Lconnection_event.add_out:
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
         mov     QWORD PTR [r10+4], rbx          # data: the record
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -1012,12 +1012,12 @@ _start:
         syscall
         mov     DWORD PTR [rbx+conn_state], 0   # the slot is free
         mov     rax, rbx
-        lea     rcx, [rip + conns]
+        mov     ecx, OFFSET conns
         sub     rax, rcx
         shr     rax, 8                          # its index
         mov     ecx, DWORD PTR [rip + free_top]
         shl     rcx, 2
-        lea     rdx, [rip + free_stack]
+        mov     edx, OFFSET free_stack
         mov     DWORD PTR [rdx+rcx], eax        # push it on the free stack
         inc     DWORD PTR [rip + free_top]
         dec     DWORD PTR [rip + nconns]
@@ -1035,9 +1035,9 @@ _start:
 ## although it may still be too full to report EPOLLOUT. Also retries
 ## accepting after EMFILE.
 .Lsweep:
-        lea     rbx, [rip + conns]
+        mov     ebx, OFFSET conns
 .Lsweep.check:
-        lea     rax, [rip + conns]
+        mov     eax, OFFSET conns
         add     rax, 262144                     # the table's end
         cmp     rbx, rax
         jae     short .Lsweep.check_done
@@ -1084,7 +1084,7 @@ _start:
         jne     short .Llisten_on.skip
         cmp     DWORD PTR [rip + nconns], 1024
         jae     short .Llisten_on.skip
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 0x10000001     # EPOLLIN | EPOLLEXCLUSIVE
         mov     QWORD PTR [r10+4], 0            # data: 0, the listener
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -1103,7 +1103,7 @@ _start:
 .Llisten_off:
         cmp     DWORD PTR [rip + accepting], 0
         je      short .Llisten_off.skip
-        lea     r10, [rip + ctl_event]          # event = &ctl_event
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 0              # no events
         mov     QWORD PTR [r10+4], 0            # data: 0, the listener
         mov     edi, DWORD PTR [rip + epfd]     # epfd
@@ -1519,7 +1519,7 @@ _start:
         mov     WORD PTR [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          # its record
-        lea     rdx, [rip + responses]
+        mov     edx, OFFSET responses
         add     rdx, rcx
         test    DWORD PTR [rdx+resp_flags], 256 # an error: always close after it
         jnz     short .Ldecide_mode.decided
@@ -1869,7 +1869,7 @@ _start:
         inc     rsi                             # an empty line before the request line (find_head_end skipped it too)
         jmp     short .Lparse_request.skip_empty_lines
 .Lparse_request.request_line:
-        lea     r8, [rip + char_class]
+        mov     r8d, OFFSET char_class
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
         jne     short .Lparse_request.not_GET
         mov     DWORD PTR [rip + req_method], 1 # GET
@@ -1978,7 +1978,7 @@ _start:
         inc     rsi
         jmp     short .Ltarget.authority
 .Ltarget.no_path:
-        lea     rax, [rip + path_root]
+        mov     eax, OFFSET path_root
         mov     QWORD PTR [rip + req_path], rax
         mov     QWORD PTR [rip + req_path_len], 1
         cmp     BYTE PTR [rsi], ' '
@@ -2541,7 +2541,7 @@ _start:
 .Lroute.probe:
         mov     edx, eax
         shl     rdx, 4                          # 16 bytes a slot
-        lea     r8, [rip + route_slots]
+        mov     r8d, OFFSET route_slots
         add     r8, rdx                         # r8 = the slot
         mov     ecx, DWORD PTR [r8+4]           # its path's length
         test    ecx, ecx
@@ -2551,7 +2551,7 @@ _start:
         cmp     DWORD PTR [r8+12], r11d         # the same hash?
         jne     short .Lroute.next_slot
         mov     esi, DWORD PTR [r8]             # offset in route_paths
-        lea     rdx, [rip + route_paths]
+        mov     edx, OFFSET route_paths
         add     rsi, rdx
         mov     rdi, r9
         repe cmpsb                              # compare while equal
@@ -2563,7 +2563,7 @@ _start:
 .Lroute.found:
         mov     eax, DWORD PTR [r8+8]           # its row
         shl     rax, 5                          # 32 bytes a row
-        lea     rdx, [rip + route_methods]
+        mov     edx, OFFSET route_methods
         add     rdx, rax
 .Lroute.by_method:
         mov     eax, DWORD PTR [rip + req_method]
@@ -2595,7 +2595,7 @@ _start:
         mov     rsi, QWORD PTR [rip + req_path]
         mov     r8, rsi
         add     r8, QWORD PTR [rip + req_path_len] # r8 = its end
-        lea     r9, [rip + norm_path]
+        mov     r9d, OFFSET norm_path
         mov     rdi, r9
         mov     BYTE PTR [rdi], '/'             # every path starts with '/'
         inc     rdi
@@ -2704,7 +2704,7 @@ _start:
 .Lprepare_response:
         mov     ecx, eax
         shl     rcx, 5                          # index * 32
-        lea     r10, [rip + responses]
+        mov     r10d, OFFSET responses
         add     r10, rcx                        # r10 = &responses[index]
         mov     eax, DWORD PTR [r10+resp_status]
         mov     DWORD PTR [rip + last_status], eax # for the access log
@@ -2730,15 +2730,15 @@ _start:
 .Lkind_entity.one_coding:
         add     eax, DWORD PTR [r10+resp_reps]
         shl     rax, 5                          # index * 32
-        lea     r11, [rip + representations]
+        mov     r11d, OFFSET representations
         add     r11, rax                        # r11 = the representation
         # rdi = its field lines; r8, r9 = its body and length.
-        lea     rdi, [rip + response_heads]
+        mov     edi, OFFSET response_heads
         mov     eax, DWORD PTR [r11+rep_fields]
         add     rdi, rax
         mov     QWORD PTR [rbx+conn_iov+32], rdi # iov[fields] = its field lines; the length below
         mov     QWORD PTR [rbx+conn_iov+40], 0
-        lea     r8, [rip + response_bodies]
+        mov     r8d, OFFSET response_bodies
         mov     eax, DWORD PTR [r11+rep_body]
         add     r8, rax
         mov     r9d, DWORD PTR [r11+rep_body_len]
@@ -2749,7 +2749,7 @@ _start:
         je      short .Lkind_entity.no_if_none_match
         mov     rsi, QWORD PTR [rip + req_if_none_match]
         mov     rcx, QWORD PTR [rip + req_if_none_match_len]
-        lea     rdx, [rip + response_heads]
+        mov     edx, OFFSET response_heads
         mov     eax, DWORD PTR [r11+rep_etag]
         add     rdx, rax                        # rdx = its ETag, quotes included
         call    .Letag_listed                   # eax = 1: the ETag is listed (weak comparison)
@@ -2767,7 +2767,7 @@ _start:
         cmp     QWORD PTR [rip + req_if_range_len], 18
         jne     short .Lkind_entity.full
         mov     rsi, QWORD PTR [rip + req_if_range]
-        lea     rdx, [rip + response_heads]
+        mov     edx, OFFSET response_heads
         mov     eax, DWORD PTR [r11+rep_etag]
         add     rdx, rax                        # rdx = the ETag
         mov     rax, QWORD PTR [rsi]            # the 18 bytes: 8, 8, then 2
@@ -2790,7 +2790,7 @@ _start:
 .Lkind_entity.full:
         mov     eax, DWORD PTR [r11+rep_len_full]
         mov     QWORD PTR [rbx+conn_iov+40], rax # all of its field lines
-        lea     rsi, [rip + response_heads]
+        mov     esi, OFFSET response_heads
         mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head
         mov     edx, DWORD PTR [r10+resp_head_len]
@@ -2800,7 +2800,7 @@ _start:
 .Lkind_entity.not_modified:
         mov     eax, DWORD PTR [r11+rep_len_304]
         mov     QWORD PTR [rbx+conn_iov+40], rax # up to Vary: no Content-Type, no Content-Length
-        lea     rax, [rip + status_304]
+        mov     eax, OFFSET status_304
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 304 status line
         mov     QWORD PTR [rbx+conn_iov+8], 27
         mov     DWORD PTR [rip + last_status], 304 # for the access log
@@ -2814,14 +2814,14 @@ _start:
         inc     r9                              # r9 = last - first + 1 bytes
         mov     eax, DWORD PTR [r11+rep_len_ranged]
         mov     QWORD PTR [rbx+conn_iov+40], rax # all but Content-Length
-        lea     rax, [rip + status_206]
+        mov     eax, OFFSET status_206
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 206 status line
         mov     QWORD PTR [rbx+conn_iov+8], 30
         mov     DWORD PTR [rip + last_status], 206 # for the access log
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
-        lea     rsi, [rip + range_text]
+        mov     esi, OFFSET range_text
         mov     ecx, 21
         rep movsb
         mov     rax, r10
@@ -2834,7 +2834,7 @@ _start:
         inc     rdi
         mov     eax, DWORD PTR [r11+rep_body_len]
         call    .Lappend_u64                    # the whole length
-        lea     rsi, [rip + length_text]
+        mov     esi, OFFSET length_text
         mov     ecx, 18
         rep movsb
         mov     rax, r9
@@ -2847,19 +2847,19 @@ _start:
 .Lkind_entity.unsatisfiable:
         mov     eax, DWORD PTR [r11+rep_len_shared]
         mov     QWORD PTR [rbx+conn_iov+40], rax # only the shared fields
-        lea     rax, [rip + status_416]
+        mov     eax, OFFSET status_416
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 416 status line
         mov     QWORD PTR [rbx+conn_iov+8], 36
         mov     DWORD PTR [rip + last_status], 416 # for the access log
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
-        lea     rsi, [rip + unsatisfied_text]
+        mov     esi, OFFSET unsatisfied_text
         mov     ecx, 23
         rep movsb
         mov     eax, DWORD PTR [r11+rep_body_len]
         call    .Lappend_u64                    # the representation's length
-        lea     rsi, [rip + length_text]
+        mov     esi, OFFSET length_text
         mov     ecx, 18
         rep movsb
         mov     BYTE PTR [rdi], '0'             # Content-Length: 0
@@ -2876,7 +2876,7 @@ _start:
 ## C: iov[status] = { head, head_len }; r8, r9 = body, body_len; goto finish_response
 ## Head and body were made at compile time.
 .Lkind_fixed:
-        lea     rsi, [rip + response_heads]
+        mov     esi, OFFSET response_heads
         mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head
         mov     edx, DWORD PTR [r10+resp_head_len]
@@ -2884,7 +2884,7 @@ _start:
         mov     QWORD PTR [rbx+conn_iov+8], rdx
         mov     QWORD PTR [rbx+conn_iov+24], 0  # nothing else made here
         mov     QWORD PTR [rbx+conn_iov+40], 0
-        lea     r8, [rip + response_bodies]
+        mov     r8d, OFFSET response_bodies
         mov     eax, DWORD PTR [r10+resp_body]  # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+resp_body_len] # r9 = its length
@@ -2905,11 +2905,11 @@ _start:
         mov     QWORD PTR [rbx+conn_iov+88], r9
         mov     QWORD PTR [rip + last_body_bytes], r9 # for the access log
         movzx   ecx, WORD PTR [rbx+conn_mode]
-        lea     rsi, [rip + conn_close]
+        mov     esi, OFFSET conn_close
         mov     edx, 19
         test    ecx, ecx
         jz      short .Lfinish_response.conn_ready # mode 0: Connection: close
-        lea     rsi, [rip + conn_keep10]
+        mov     esi, OFFSET conn_keep10
         mov     edx, 24
         cmp     ecx, 2
         je      short .Lfinish_response.conn_ready # mode 2: HTTP/1.0 keep-alive
@@ -2922,7 +2922,7 @@ _start:
         jl      short .Lfinish_response.date_fresh
         call    .Lrefresh_date
 .Lfinish_response.date_fresh:
-        lea     rax, [rip + date_line]
+        mov     eax, OFFSET date_line
         mov     QWORD PTR [rbx+conn_iov+64], rax # iov[date] = date_line
         mov     QWORD PTR [rbx+conn_iov+72], 39
         ret
@@ -3160,10 +3160,10 @@ _start:
 ## second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
 .Lrefresh_date:
         mov     edi, 0                          # CLOCK_REALTIME
-        lea     rsi, [rip + date_ts]
+        mov     esi, OFFSET date_ts
         mov     eax, 228                        # syscall number: clock_gettime
         syscall
-        lea     rsi, [rip + date_ts]
+        mov     esi, OFFSET date_ts
         mov     rax, QWORD PTR [rsi+8]          # tv_nsec
         xor     edx, edx
         mov     ecx, 0xf4240
@@ -3173,7 +3173,7 @@ _start:
         sub     rcx, rax
         mov     QWORD PTR [rip + date_expires], rcx # made again when the next second starts
         mov     rax, QWORD PTR [rsi]            # tv_sec
-        lea     rdi, [rip + date_line]
+        mov     edi, OFFSET date_line
         add     rdi, 6                          # rdi = the date, after "Date: "
         jmp     short .Lformat_date             # format_date returns for us
 
@@ -3195,7 +3195,7 @@ _start:
         mov     ecx, 7
         div     rcx                             # rdx = weekday, 0 = Sunday
         shl     rdx, 2                          # 4 bytes a name
-        lea     rsi, [rip + day_names]
+        mov     esi, OFFSET day_names
         mov     eax, DWORD PTR [rsi+rdx]
         mov     DWORD PTR [rdi], eax            # "Sun,"
         # z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
@@ -3266,7 +3266,7 @@ _start:
 .Lformat_date.march_to_december:
         add     r9, 2                           # r9 = month, 0 = January
         shl     r9, 2                           # 4 bytes a name
-        lea     rsi, [rip + month_names]
+        mov     esi, OFFSET month_names
         mov     eax, DWORD PTR [rsi+r9]
         mov     DWORD PTR [rdi+8], eax          # "Nov "
         mov     rax, r10
@@ -3315,7 +3315,7 @@ _start:
 ## One access-log line: client address, request line, status, body bytes.
 ## Built in line_buf and written with one write(). Keeps rbx and rbp.
 .Llog_request:
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         lea     rsi, [rbx+conn_addr]            # the client's address
         call    .Lappend_client
         mov     WORD PTR [rdi], 0x2220          # ' "'
@@ -3345,7 +3345,7 @@ _start:
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
+        mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        # fd = log_fd
         call    .Lwrite_all
@@ -3357,12 +3357,12 @@ _start:
 ## Built in line_buf and written with one write(), so lines from several
 ## processes do not interleave.
 .Llog_connection:
-        lea     rdi, [rip + line_buf]           # rdi = where the line is built
-        lea     rsi, [rip + log_from]
+        mov     edi, OFFSET line_buf            # rdi = where the line is built
+        mov     esi, OFFSET log_from
         mov     ecx, 16
         rep movsb                               # copy "connection from "
         call    .Lappend_client_port            # "127.0.0.1:54321"
-        lea     rsi, [rip + log_bytes]
+        mov     esi, OFFSET log_bytes
         mov     ecx, 14
         rep movsb                               # copy ", bytes read: "
         mov     rax, QWORD PTR [rbx+conn_bytes]
@@ -3370,7 +3370,7 @@ _start:
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
+        mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        # fd = log_fd
         call    .Lwrite_all
@@ -3543,14 +3543,14 @@ _start:
         xor     r14d, r14d                      # no hint
 .Ldie_port.die_port_hint:
         mov     rbx, rax                        # rbx = -errno, kept
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               # copy the message start
         mov     eax, DWORD PTR [rip + listen_port] # the port
         call    .Lappend_u64
         mov     WORD PTR [rdi], 0x203a          # ': '
         add     rdi, 2
-        lea     rsi, [rip + line_buf]           # die copies line_buf onto itself
+        mov     esi, OFFSET line_buf            # die copies line_buf onto itself
         mov     rdx, rdi
         sub     rdx, rsi                        # the message's length
         mov     rax, rbx                        # -errno
@@ -3567,10 +3567,10 @@ _start:
 .Ldie.die_hint:
         neg     rax
         mov     rbx, rax                        # rbx = errno
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               # copy the message start
-        lea     rsi, [rip + errno_texts]        # rsi walks the table
+        mov     esi, OFFSET errno_texts         # rsi walks the table
 .Ldie.next_errno:
         movzx   eax, BYTE PTR [rsi]             # an errno
         test    eax, eax
@@ -3582,7 +3582,7 @@ _start:
         add     rsi, rcx                        # the next entry
         jmp     short .Ldie.next_errno
 .Ldie.unknown_errno:
-        lea     rsi, [rip + errno_word]
+        mov     esi, OFFSET errno_word
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
@@ -3598,7 +3598,7 @@ _start:
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
+        mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
         mov     edi, 2                          # fd = STDERR_FILENO
         call    .Lwrite_all
@@ -3613,7 +3613,7 @@ _start:
 ## the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 .Lnow_ms:
         mov     edi, 1                          # CLOCK_MONOTONIC
-        lea     rsi, [rip + now_ts]
+        mov     esi, OFFSET now_ts
         mov     eax, 228                        # syscall number: clock_gettime
         syscall
         mov     rax, QWORD PTR [rsi+8]          # tv_nsec

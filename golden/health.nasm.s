@@ -100,7 +100,7 @@ environment:
 ;; when it is set it replaces listen.port (8080), so one binary serves every
 ;; environment. A value that is not a port stops the server.
 port_from_env:
-        lea     rsi, [rel env_port]             ; name
+        mov     esi, env_port                   ; name
         mov     ecx, 5                          ; its length
         call    find_env                        ; rax = getenv("PORT")
         test    rax, rax
@@ -113,13 +113,13 @@ port_from_env:
         ja      short port_from_env.bad_port
         mov     dword [rel listen_port], eax    ; listen_port = the port
         ror     ax, 8                           ; htons
-        lea     rdi, [rel listen_addr]
+        mov     edi, listen_addr
         mov     word [rdi+2], ax                ; listen_addr.sin_port
         jmp     short port_from_env.port_set
 port_from_env.bad_port:
         mov     rdx, rsi                        ; the value
-        lea     rdi, [rel line_buf]
-        lea     rsi, [rel bad_port_head]
+        mov     edi, line_buf
+        mov     esi, bad_port_head
         mov     ecx, 13
         rep movsb                               ; "health: PORT="
         mov     rsi, rdx
@@ -134,7 +134,7 @@ port_from_env.copy_value:
         dec     rcx
         jnz     short port_from_env.copy_value
 port_from_env.copied:
-        lea     rsi, [rel bad_port_tail]
+        mov     esi, bad_port_tail
         mov     ecx, 40
         rep movsb                               ; ": expected a port number from 1 to 65535"
         jmp     near die.fail                   ; write it, exit 1
@@ -152,9 +152,9 @@ arguments:
         mov     rax, 0x65626f72702d2d           ; "--probe\0", 8 bytes
         cmp     qword [rsi], rax
         je      near probe
-        lea     rsi, [rel usage]                ; the message
+        mov     esi, usage                      ; the message
         mov     ecx, 49                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 arguments.no_arguments:
@@ -169,10 +169,10 @@ arguments.no_arguments:
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
 catch_stop_signals:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal]
+        mov     eax, on_signal
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer]
+        mov     eax, signal_restorer
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
@@ -202,7 +202,7 @@ choose_log:
 ;; passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
 ;; A LISTEN_PID of another process was meant for it: then bind as usual.
 socket_activation:
-        lea     rsi, [rel env_listen_pid]       ; name
+        mov     esi, env_listen_pid             ; name
         mov     ecx, 11                         ; its length
         call    find_env                        ; rax = getenv("LISTEN_PID")
         test    rax, rax
@@ -221,7 +221,7 @@ socket_activation:
 ;; LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv6 (the
 ;; family of listen.address, which the logs print), else the server stops.
 check_fd3:
-        lea     rsi, [rel env_listen_fds]       ; name
+        mov     esi, env_listen_fds             ; name
         mov     ecx, 11                         ; its length
         call    find_env                        ; rax = getenv("LISTEN_FDS")
         test    rax, rax
@@ -230,7 +230,7 @@ check_fd3:
         call    parse_decimal
         cmp     rax, 1
         jne     short check_fd3.count
-        lea     rbx, [rel fd3_checks]           ; rbx walks the checks
+        mov     ebx, fd3_checks                 ; rbx walks the checks
         sub     rsp, 16                         ; int v at [rsp], socklen_t len at [rsp+8]
 check_fd3.check:
         mov     edx, dword [rbx]                ; optname
@@ -245,7 +245,7 @@ check_fd3.check:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short check_fd3.ok
-        lea     rsi, [rel error_fd3]            ; the start of the error message
+        mov     esi, error_fd3                  ; the start of the error message
         mov     edx, 40                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 check_fd3.ok:
@@ -255,21 +255,21 @@ check_fd3.ok:
         add     rbx, 8                          ; the next check
         jmp     short check_fd3.check
 check_fd3.count:
-        lea     rsi, [rel error_fds]            ; the message
+        mov     esi, error_fds                  ; the message
         mov     ecx, 50                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_fd3.wrong:
-        lea     rsi, [rel error_fd3_kind]       ; the message
+        mov     esi, error_fd3_kind             ; the message
         mov     ecx, 96                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_fd3.listening:
         add     rsp, 16
         mov     r12d, 3                         ; r12 = listen_fd = 3
-        lea     rbx, [rel activated_line]       ; the start-up line, for announce
+        mov     ebx, activated_line             ; the start-up line, for announce
         mov     ebp, 38                         ; its length
         jmp     near configure
 
@@ -285,7 +285,7 @@ socket:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short socket.ok
-        lea     rsi, [rel error_socket]         ; the start of the error message
+        mov     esi, error_socket               ; the start of the error message
         mov     edx, 16                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 socket.ok:
@@ -300,13 +300,13 @@ reuseaddr:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
-        lea     r10, [rel int_one]              ; optval = &one
+        mov     r10d, int_one                   ; optval = &one
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short reuseaddr.ok
-        lea     rsi, [rel error_setsockopt]     ; the start of the error message
+        mov     esi, error_setsockopt           ; the start of the error message
         mov     edx, 33                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 reuseaddr.ok:
@@ -321,13 +321,13 @@ dual_stack:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 41                         ; level = IPPROTO_IPV6
         mov     edx, 26                         ; optname = IPV6_V6ONLY
-        lea     r10, [rel int_zero]             ; optval = &zero
+        mov     r10d, int_zero                  ; optval = &zero
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short dual_stack.ok
-        lea     rsi, [rel error_v6only]         ; the start of the error message
+        mov     esi, error_v6only               ; the start of the error message
         mov     edx, 32                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 dual_stack.ok:
@@ -338,17 +338,17 @@ dual_stack.ok:
 ;; Give the socket its address, [::]:8080.
 bind:
         mov     rdi, r12                        ; fd = listen_fd
-        lea     rsi, [rel listen_addr]          ; addr = &listen_addr
+        mov     esi, listen_addr                ; addr = &listen_addr
         mov     edx, 28                         ; addrlen = sizeof(struct sockaddr_in6)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short bind.ok
-        lea     rsi, [rel error_bind]           ; the start of the error message
+        mov     esi, error_bind                 ; the start of the error message
         mov     edx, 18                         ; its length
         cmp     rax, -13                        ; -EACCES?
         jne     near die_port                   ; no: print it with the port and the errno's text, exit 1
-        lea     rbp, [rel hint_bind]            ; yes: and a hint after the text
+        mov     ebp, hint_bind                  ; yes: and a hint after the text
         mov     r14d, 53                        ; its length
         jmp     near die_port.die_port_hint
 bind.ok:
@@ -364,7 +364,7 @@ listen:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short listen.ok
-        lea     rsi, [rel error_listen]         ; the start of the error message
+        mov     esi, error_listen               ; the start of the error message
         mov     edx, 20                         ; its length
         jmp     near die_port                   ; print it with the port and the errno's text, exit 1
 listen.ok:
@@ -374,15 +374,15 @@ listen.ok:
 ;; C: sprintf(line_buf, "health listening on [::]:%u\n", listen_port)
 ;; The port may have come from the environment.
 make_startup_line:
-        lea     rdi, [rel line_buf]
-        lea     rsi, [rel startup_line]
+        mov     edi, line_buf
+        mov     esi, startup_line
         mov     ecx, 25
         rep movsb
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     byte [rdi], 10
         inc     rdi
-        lea     rbx, [rel line_buf]             ; the start-up line, for announce
+        mov     ebx, line_buf                   ; the start-up line, for announce
         mov     rbp, rdi
         sub     rbp, rbx                        ; its length
 
@@ -400,7 +400,7 @@ configure:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 25                         ; optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rel lowat_bytes]          ; optval = &lowat_bytes
+        mov     r10d, lowat_bytes               ; optval = &lowat_bytes
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
@@ -415,13 +415,13 @@ defer_accept:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 9                          ; optname = TCP_DEFER_ACCEPT
-        lea     r10, [rel defer_seconds]        ; optval = &defer_seconds
+        mov     r10d, defer_seconds             ; optval = &defer_seconds
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short defer_accept.ok
-        lea     rsi, [rel error_defer]          ; the start of the error message
+        mov     esi, error_defer                ; the start of the error message
         mov     edx, 37                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 defer_accept.ok:
@@ -438,7 +438,7 @@ nonblocking:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short nonblocking.ok
-        lea     rsi, [rel error_fcntl]          ; the start of the error message
+        mov     esi, error_fcntl                ; the start of the error message
         mov     edx, 26                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 nonblocking.ok:
@@ -514,10 +514,10 @@ parse_decimal.end:
 ;; (probe.timeout_ms) in all, SIGALRM ends the probe.
 probe:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel probe_timeout]
+        mov     eax, probe_timeout
         mov     qword [rsp], rax                ; sa_handler = probe_timeout
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer]
+        mov     eax, signal_restorer
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 14                         ; signum = SIGALRM
@@ -528,7 +528,7 @@ probe:
         syscall
         add     rsp, 32                         ; drop the struct
         mov     edi, 0                          ; ITIMER_REAL: real time
-        lea     rsi, [rel probe_deadline]       ; new = &probe_deadline
+        mov     esi, probe_deadline             ; new = &probe_deadline
         xor     edx, edx                        ; old = NULL
         mov     eax, 38                         ; syscall number: setitimer
         syscall
@@ -545,7 +545,7 @@ probe_socket:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short probe_socket.ok
-        lea     rsi, [rel error_probe_socket]   ; the start of the error message
+        mov     esi, error_probe_socket         ; the start of the error message
         mov     edx, 23                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 probe_socket.ok:
@@ -556,7 +556,7 @@ probe_socket.ok:
 ;; C: connect(fd, (struct sockaddr *)&probe_addr, sizeof probe_addr)
 ;; The server listens on [::]: the probe goes to [::1], its loopback.
 probe_connect:
-        lea     rsi, [rel probe_addr]           ; addr = &probe_addr
+        mov     esi, probe_addr                 ; addr = &probe_addr
         mov     eax, dword [rel listen_port]    ; the port, maybe from the environment
         ror     ax, 8                           ; htons
         mov     word [rsi+2], ax                ; probe_addr's port
@@ -566,7 +566,7 @@ probe_connect:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short probe_connect.ok
-        lea     rsi, [rel error_probe]          ; the start of the error message
+        mov     esi, error_probe                ; the start of the error message
         mov     edx, 36                         ; its length
         jmp     near die_port                   ; print it with the port and the errno's text, exit 1
 probe_connect.ok:
@@ -577,12 +577,12 @@ probe_connect.ok:
 ;; HTTP/1.1 needs Host; Connection: close, so the server does not wait.
 probe_send:
         mov     rdi, r12                        ; fd
-        lea     rsi, [rel probe_request]        ; buf
+        mov     esi, probe_request              ; buf
         mov     edx, 57                         ; count
         call    write_all
         test    rax, rax                        ; rax < 0 means -errno
         jns     short probe_send.ok
-        lea     rsi, [rel error_probe]          ; the start of the error message
+        mov     esi, error_probe                ; the start of the error message
         mov     edx, 36                         ; its length
         jmp     near die_port                   ; print it with the port and the errno's text, exit 1
 probe_send.ok:
@@ -595,7 +595,7 @@ probe_read:
         xor     r13d, r13d                      ; r13 = n, the bytes read
 probe_read.more:
         mov     rdi, r12                        ; fd
-        lea     rsi, [rel probe_buf]
+        mov     esi, probe_buf
         add     rsi, r13                        ; buf = probe_buf + n
         mov     edx, 120
         sub     rdx, r13                        ; count = the room left
@@ -603,7 +603,7 @@ probe_read.more:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short probe_read.ok
-        lea     rsi, [rel error_probe]          ; the start of the error message
+        mov     esi, error_probe                ; the start of the error message
         mov     edx, 36                         ; its length
         jmp     near die_port                   ; print it with the port and the errno's text, exit 1
 probe_read.ok:
@@ -619,7 +619,7 @@ probe_read.ok:
 ;; Docker's and Kubernetes' HTTP checks count it); else the status line is
 ;; printed and the probe fails.
 probe_status:
-        lea     r8, [rel probe_buf]
+        mov     r8d, probe_buf
         cmp     dword [r8], 0x50545448          ; "HTTP"
         jne     short probe_status.not_http
         cmp     byte [r8+4], '/'
@@ -633,8 +633,8 @@ probe_status:
         ja      short probe_status.failed
         jmp     near exit_ok                    ; healthy: exit 0
 probe_status.failed:
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
-        lea     rsi, [rel error_probe]
+        mov     edi, line_buf                   ; the line is built in line_buf
+        mov     esi, error_probe
         mov     ecx, 36
         rep movsb                               ; the message start
         mov     eax, dword [rel listen_port]    ; the port
@@ -657,15 +657,15 @@ probe_status.line_end:
         rep movsb                               ; copy it
         jmp     near die.fail                   ; "...: HTTP/1.1 503 Service Unavailable", exit 1
 probe_status.not_http:
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
-        lea     rsi, [rel error_probe]
+        mov     edi, line_buf                   ; the line is built in line_buf
+        mov     esi, error_probe
         mov     ecx, 36
         rep movsb                               ; the message start
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     word [rdi], 0x203a              ; ': '
         add     rdi, 2
-        lea     rsi, [rel probe_not_http]
+        mov     esi, probe_not_http
         mov     ecx, 22
         rep movsb
         jmp     near die.fail                   ; write it, exit 1
@@ -675,15 +675,15 @@ probe_status.not_http:
 ;; C: fprintf(stderr, "...: no answer within 2000 ms\n"); exit(1)
 ;; The deadline passed in connect, write or read: the server is not healthy.
 probe_timeout:
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
-        lea     rsi, [rel error_probe]
+        mov     edi, line_buf                   ; the line is built in line_buf
+        mov     esi, error_probe
         mov     ecx, 36
         rep movsb                               ; the message start
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     word [rdi], 0x203a              ; ': '
         add     rdi, 2
-        lea     rsi, [rel probe_late]
+        mov     esi, probe_late
         mov     ecx, 24
         rep movsb
         jmp     near die.fail                   ; write it, exit 1
@@ -704,7 +704,7 @@ epoll_start:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short epoll_start.ok
-        lea     rsi, [rel error_epoll]          ; the start of the error message
+        mov     esi, error_epoll                ; the start of the error message
         mov     edx, 23                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 epoll_start.ok:
@@ -713,15 +713,15 @@ epoll_start.ok:
         ; SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
         ; atomically: a signal can never slip in between the stop check and the wait.
         mov     edi, 0                          ; SIG_BLOCK
-        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        mov     esi, stop_signals               ; { SIGTERM, SIGINT }
         xor     edx, edx                        ; oldset = NULL
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
         syscall
         ; Each record gets its buffer; the free stack holds every index, 0 on top.
-        lea     rdi, [rel conns]
-        lea     rsi, [rel conn_bufs]
-        lea     rdx, [rel free_stack]
+        mov     edi, conns
+        mov     esi, conn_bufs
+        mov     edx, free_stack
         mov     ecx, 1024                       ; rcx = slots left to set up
 epoll_start.init_slot:
         mov     qword [rdi+conn_buf], rsi       ; record.buf
@@ -750,10 +750,10 @@ event_loop:
         call    begin_shutdown                  ; exits when done
 event_loop.wait:
         mov     edi, dword [rel epfd]           ; epfd
-        lea     rsi, [rel events]               ; events
+        mov     esi, events                     ; events
         mov     edx, 64                         ; maxevents
         mov     r10d, 100                       ; timeout in ms
-        lea     r8, [rel no_signals]            ; sigmask = {}: stop signals may arrive now
+        mov     r8d, no_signals                 ; sigmask = {}: stop signals may arrive now
         mov     r9d, 8                          ; sizeof(sigset_t)
         mov     eax, 281                        ; syscall number: epoll_pwait
         syscall
@@ -770,7 +770,7 @@ event_loop.next_event:
         jae     short event_loop.events_done
         inc     dword [rel ev_i]
         imul    rcx, rcx, 12                    ; i * sizeof(struct epoll_event)
-        lea     rsi, [rel events]
+        mov     esi, events
         mov     rbx, qword [rsi+rcx+4]          ; data: the connection's record
         test    rbx, rbx
         jnz     short event_loop.is_connection
@@ -809,9 +809,9 @@ begin_shutdown:
         syscall
 begin_shutdown.started:
         ; On every pass: a connection may have become idle since the last one.
-        lea     rbx, [rel conns]
+        mov     ebx, conns
 begin_shutdown.close_idle:
-        lea     rax, [rel conns]
+        mov     eax, conns
         add     rax, 262144                     ; the table's end
         cmp     rbx, rax
         jae     short begin_shutdown.close_idle_done
@@ -852,8 +852,8 @@ accept_all.next:
         jae     short accept_all.table_full
         mov     rdi, r12                        ; fd = listen_fd
         mov     dword [rel client_addrlen], 28  ; client_addrlen = sizeof(struct sockaddr_in6)
-        lea     rsi, [rel client_addr]          ; addr = &client_addr
-        lea     rdx, [rel client_addrlen]       ; addrlen = &client_addrlen
+        mov     esi, client_addr                ; addr = &client_addr
+        mov     edx, client_addrlen             ; addrlen = &client_addrlen
         mov     r10d, 2048                      ; SOCK_NONBLOCK
         mov     eax, 288                        ; syscall number: accept4
         syscall
@@ -873,10 +873,10 @@ accept_all.accepted:
         dec     dword [rel free_top]            ; pop a free slot
         mov     ecx, dword [rel free_top]
         shl     rcx, 2
-        lea     rdx, [rel free_stack]
+        mov     edx, free_stack
         mov     ecx, dword [rdx+rcx]            ; its index
         shl     rcx, 8                          ; * 256
-        lea     rbx, [rel conns]
+        mov     ebx, conns
         add     rbx, rcx                        ; rbx = &conns[index]
         inc     dword [rel nconns]
         mov     dword [rbx+conn_fd], r13d       ; record.fd
@@ -929,7 +929,7 @@ connection_event.quiet:
         cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
         jne     short connection_event.watched
         mov     dword [rbx+conn_watch], 0
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 1                  ; EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -950,7 +950,7 @@ connection_event.send:
         cmp     dword [rbx+conn_watch], 1       ; was it waiting for EPOLLOUT?
         jne     short connection_event.in_again
         mov     dword [rbx+conn_watch], 0
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 1                  ; back to EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -974,7 +974,7 @@ connection_event.pending:
         cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
         mov     dword [rbx+conn_watch], 1
         je      short connection_event.add_out
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -985,7 +985,7 @@ connection_event.pending:
 connection_event.armed:
         ret
 connection_event.add_out:
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -1011,12 +1011,12 @@ close_connection:
         syscall
         mov     dword [rbx+conn_state], 0       ; the slot is free
         mov     rax, rbx
-        lea     rcx, [rel conns]
+        mov     ecx, conns
         sub     rax, rcx
         shr     rax, 8                          ; its index
         mov     ecx, dword [rel free_top]
         shl     rcx, 2
-        lea     rdx, [rel free_stack]
+        mov     edx, free_stack
         mov     dword [rdx+rcx], eax            ; push it on the free stack
         inc     dword [rel free_top]
         dec     dword [rel nconns]
@@ -1034,9 +1034,9 @@ close_connection:
 ;; although it may still be too full to report EPOLLOUT. Also retries
 ;; accepting after EMFILE.
 sweep:
-        lea     rbx, [rel conns]
+        mov     ebx, conns
 sweep.check:
-        lea     rax, [rel conns]
+        mov     eax, conns
         add     rax, 262144                     ; the table's end
         cmp     rbx, rax
         jae     short sweep.check_done
@@ -1083,7 +1083,7 @@ listen_on:
         jne     short listen_on.skip
         cmp     dword [rel nconns], 1024
         jae     short listen_on.skip
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 0x10000001         ; EPOLLIN | EPOLLEXCLUSIVE
         mov     qword [r10+4], 0                ; data: 0, the listener
         mov     edi, dword [rel epfd]           ; epfd
@@ -1102,7 +1102,7 @@ listen_on.skip:
 listen_off:
         cmp     dword [rel accepting], 0
         je      short listen_off.skip
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 0                  ; no events
         mov     qword [r10+4], 0                ; data: 0, the listener
         mov     edi, dword [rel epfd]           ; epfd
@@ -1518,7 +1518,7 @@ decide_mode:
         mov     word [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          ; its record
-        lea     rdx, [rel responses]
+        mov     edx, responses
         add     rdx, rcx
         test    dword [rdx+resp_flags], 256     ; an error: always close after it
         jnz     short decide_mode.decided
@@ -1868,7 +1868,7 @@ parse_request.empty_line_byte:
         inc     rsi                             ; an empty line before the request line (find_head_end skipped it too)
         jmp     short parse_request.skip_empty_lines
 parse_request.request_line:
-        lea     r8, [rel char_class]
+        mov     r8d, char_class
         cmp     dword [rsi], 0x20544547         ; "GET "
         jne     short parse_request.not_GET
         mov     dword [rel req_method], 1       ; GET
@@ -1977,7 +1977,7 @@ target.authority:
         inc     rsi
         jmp     short target.authority
 target.no_path:
-        lea     rax, [rel path_root]
+        mov     eax, path_root
         mov     qword [rel req_path], rax
         mov     qword [rel req_path_len], 1
         cmp     byte [rsi], ' '
@@ -2540,7 +2540,7 @@ route.hashed:
 route.probe:
         mov     edx, eax
         shl     rdx, 4                          ; 16 bytes a slot
-        lea     r8, [rel route_slots]
+        mov     r8d, route_slots
         add     r8, rdx                         ; r8 = the slot
         mov     ecx, dword [r8+4]               ; its path's length
         test    ecx, ecx
@@ -2550,7 +2550,7 @@ route.probe:
         cmp     dword [r8+12], r11d             ; the same hash?
         jne     short route.next_slot
         mov     esi, dword [r8]                 ; offset in route_paths
-        lea     rdx, [rel route_paths]
+        mov     edx, route_paths
         add     rsi, rdx
         mov     rdi, r9
         repe cmpsb                              ; compare while equal
@@ -2562,7 +2562,7 @@ route.next_slot:
 route.found:
         mov     eax, dword [r8+8]               ; its row
         shl     rax, 5                          ; 32 bytes a row
-        lea     rdx, [rel route_methods]
+        mov     edx, route_methods
         add     rdx, rax
 route.by_method:
         mov     eax, dword [rel req_method]
@@ -2594,7 +2594,7 @@ normalise_path:
         mov     rsi, qword [rel req_path]
         mov     r8, rsi
         add     r8, qword [rel req_path_len]    ; r8 = its end
-        lea     r9, [rel norm_path]
+        mov     r9d, norm_path
         mov     rdi, r9
         mov     byte [rdi], '/'                 ; every path starts with '/'
         inc     rdi
@@ -2703,7 +2703,7 @@ normalise_path.bad:
 prepare_response:
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32
-        lea     r10, [rel responses]
+        mov     r10d, responses
         add     r10, rcx                        ; r10 = &responses[index]
         mov     eax, dword [r10+resp_status]
         mov     dword [rel last_status], eax    ; for the access log
@@ -2729,15 +2729,15 @@ kind_entity:
 kind_entity.one_coding:
         add     eax, dword [r10+resp_reps]
         shl     rax, 5                          ; index * 32
-        lea     r11, [rel representations]
+        mov     r11d, representations
         add     r11, rax                        ; r11 = the representation
         ; rdi = its field lines; r8, r9 = its body and length.
-        lea     rdi, [rel response_heads]
+        mov     edi, response_heads
         mov     eax, dword [r11+rep_fields]
         add     rdi, rax
         mov     qword [rbx+conn_iov+32], rdi    ; iov[fields] = its field lines; the length below
         mov     qword [rbx+conn_iov+40], 0
-        lea     r8, [rel response_bodies]
+        mov     r8d, response_bodies
         mov     eax, dword [r11+rep_body]
         add     r8, rax
         mov     r9d, dword [r11+rep_body_len]
@@ -2748,7 +2748,7 @@ kind_entity.one_coding:
         je      short kind_entity.no_if_none_match
         mov     rsi, qword [rel req_if_none_match]
         mov     rcx, qword [rel req_if_none_match_len]
-        lea     rdx, [rel response_heads]
+        mov     edx, response_heads
         mov     eax, dword [r11+rep_etag]
         add     rdx, rax                        ; rdx = its ETag, quotes included
         call    etag_listed                     ; eax = 1: the ETag is listed (weak comparison)
@@ -2766,7 +2766,7 @@ kind_entity.no_if_none_match:
         cmp     qword [rel req_if_range_len], 18
         jne     short kind_entity.full
         mov     rsi, qword [rel req_if_range]
-        lea     rdx, [rel response_heads]
+        mov     edx, response_heads
         mov     eax, dword [r11+rep_etag]
         add     rdx, rax                        ; rdx = the ETag
         mov     rax, qword [rsi]                ; the 18 bytes: 8, 8, then 2
@@ -2789,7 +2789,7 @@ kind_entity.range:
 kind_entity.full:
         mov     eax, dword [r11+rep_len_full]
         mov     qword [rbx+conn_iov+40], rax    ; all of its field lines
-        lea     rsi, [rel response_heads]
+        mov     esi, response_heads
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
@@ -2799,7 +2799,7 @@ kind_entity.full:
 kind_entity.not_modified:
         mov     eax, dword [r11+rep_len_304]
         mov     qword [rbx+conn_iov+40], rax    ; up to Vary: no Content-Type, no Content-Length
-        lea     rax, [rel status_304]
+        mov     eax, status_304
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 304 status line
         mov     qword [rbx+conn_iov+8], 27
         mov     dword [rel last_status], 304    ; for the access log
@@ -2813,14 +2813,14 @@ kind_entity.ranged:
         inc     r9                              ; r9 = last - first + 1 bytes
         mov     eax, dword [r11+rep_len_ranged]
         mov     qword [rbx+conn_iov+40], rax    ; all but Content-Length
-        lea     rax, [rel status_206]
+        mov     eax, status_206
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 206 status line
         mov     qword [rbx+conn_iov+8], 30
         mov     dword [rel last_status], 206    ; for the access log
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
-        lea     rsi, [rel range_text]
+        mov     esi, range_text
         mov     ecx, 21
         rep movsb
         mov     rax, r10
@@ -2833,7 +2833,7 @@ kind_entity.ranged:
         inc     rdi
         mov     eax, dword [r11+rep_body_len]
         call    append_u64                      ; the whole length
-        lea     rsi, [rel length_text]
+        mov     esi, length_text
         mov     ecx, 18
         rep movsb
         mov     rax, r9
@@ -2846,19 +2846,19 @@ kind_entity.ranged:
 kind_entity.unsatisfiable:
         mov     eax, dword [r11+rep_len_shared]
         mov     qword [rbx+conn_iov+40], rax    ; only the shared fields
-        lea     rax, [rel status_416]
+        mov     eax, status_416
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 416 status line
         mov     qword [rbx+conn_iov+8], 36
         mov     dword [rel last_status], 416    ; for the access log
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
-        lea     rsi, [rel unsatisfied_text]
+        mov     esi, unsatisfied_text
         mov     ecx, 23
         rep movsb
         mov     eax, dword [r11+rep_body_len]
         call    append_u64                      ; the representation's length
-        lea     rsi, [rel length_text]
+        mov     esi, length_text
         mov     ecx, 18
         rep movsb
         mov     byte [rdi], '0'                 ; Content-Length: 0
@@ -2875,7 +2875,7 @@ kind_entity.unsatisfiable:
 ;; C: iov[status] = { head, head_len }; r8, r9 = body, body_len; goto finish_response
 ;; Head and body were made at compile time.
 kind_fixed:
-        lea     rsi, [rel response_heads]
+        mov     esi, response_heads
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
@@ -2883,7 +2883,7 @@ kind_fixed:
         mov     qword [rbx+conn_iov+8], rdx
         mov     qword [rbx+conn_iov+24], 0      ; nothing else made here
         mov     qword [rbx+conn_iov+40], 0
-        lea     r8, [rel response_bodies]
+        mov     r8d, response_bodies
         mov     eax, dword [r10+resp_body]      ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+resp_body_len]  ; r9 = its length
@@ -2904,11 +2904,11 @@ finish_response.body_ready:
         mov     qword [rbx+conn_iov+88], r9
         mov     qword [rel last_body_bytes], r9 ; for the access log
         movzx   ecx, word [rbx+conn_mode]
-        lea     rsi, [rel conn_close]
+        mov     esi, conn_close
         mov     edx, 19
         test    ecx, ecx
         jz      short finish_response.conn_ready ; mode 0: Connection: close
-        lea     rsi, [rel conn_keep10]
+        mov     esi, conn_keep10
         mov     edx, 24
         cmp     ecx, 2
         je      short finish_response.conn_ready ; mode 2: HTTP/1.0 keep-alive
@@ -2921,7 +2921,7 @@ finish_response.conn_ready:
         jl      short finish_response.date_fresh
         call    refresh_date
 finish_response.date_fresh:
-        lea     rax, [rel date_line]
+        mov     eax, date_line
         mov     qword [rbx+conn_iov+64], rax    ; iov[date] = date_line
         mov     qword [rbx+conn_iov+72], 39
         ret
@@ -3159,10 +3159,10 @@ range_number.done:
 ;; second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
 refresh_date:
         mov     edi, 0                          ; CLOCK_REALTIME
-        lea     rsi, [rel date_ts]
+        mov     esi, date_ts
         mov     eax, 228                        ; syscall number: clock_gettime
         syscall
-        lea     rsi, [rel date_ts]
+        mov     esi, date_ts
         mov     rax, qword [rsi+8]              ; tv_nsec
         xor     edx, edx
         mov     ecx, 0xf4240
@@ -3172,7 +3172,7 @@ refresh_date:
         sub     rcx, rax
         mov     qword [rel date_expires], rcx   ; made again when the next second starts
         mov     rax, qword [rsi]                ; tv_sec
-        lea     rdi, [rel date_line]
+        mov     edi, date_line
         add     rdi, 6                          ; rdi = the date, after "Date: "
         jmp     short format_date               ; format_date returns for us
 
@@ -3194,7 +3194,7 @@ format_date:
         mov     ecx, 7
         div     rcx                             ; rdx = weekday, 0 = Sunday
         shl     rdx, 2                          ; 4 bytes a name
-        lea     rsi, [rel day_names]
+        mov     esi, day_names
         mov     eax, dword [rsi+rdx]
         mov     dword [rdi], eax                ; "Sun,"
         ; z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
@@ -3265,7 +3265,7 @@ format_date:
 format_date.march_to_december:
         add     r9, 2                           ; r9 = month, 0 = January
         shl     r9, 2                           ; 4 bytes a name
-        lea     rsi, [rel month_names]
+        mov     esi, month_names
         mov     eax, dword [rsi+r9]
         mov     dword [rdi+8], eax              ; "Nov "
         mov     rax, r10
@@ -3314,7 +3314,7 @@ format_date.march_to_december:
 ;; One access-log line: client address, request line, status, body bytes.
 ;; Built in line_buf and written with one write(). Keeps rbx and rbp.
 log_request:
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         lea     rsi, [rbx+conn_addr]            ; the client's address
         call    append_client
         mov     word [rdi], 0x2220              ; ' "'
@@ -3344,7 +3344,7 @@ log_request.line_end:
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
+        mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        ; fd = log_fd
         call    write_all
@@ -3356,12 +3356,12 @@ log_request.line_end:
 ;; Built in line_buf and written with one write(), so lines from several
 ;; processes do not interleave.
 log_connection:
-        lea     rdi, [rel line_buf]             ; rdi = where the line is built
-        lea     rsi, [rel log_from]
+        mov     edi, line_buf                   ; rdi = where the line is built
+        mov     esi, log_from
         mov     ecx, 16
         rep movsb                               ; copy "connection from "
         call    append_client_port              ; "127.0.0.1:54321"
-        lea     rsi, [rel log_bytes]
+        mov     esi, log_bytes
         mov     ecx, 14
         rep movsb                               ; copy ", bytes read: "
         mov     rax, qword [rbx+conn_bytes]
@@ -3369,7 +3369,7 @@ log_connection:
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
+        mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        ; fd = log_fd
         call    write_all
@@ -3542,14 +3542,14 @@ die_port:
         xor     r14d, r14d                      ; no hint
 die_port.die_port_hint:
         mov     rbx, rax                        ; rbx = -errno, kept
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     edi, line_buf                   ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     word [rdi], 0x203a              ; ': '
         add     rdi, 2
-        lea     rsi, [rel line_buf]             ; die copies line_buf onto itself
+        mov     esi, line_buf                   ; die copies line_buf onto itself
         mov     rdx, rdi
         sub     rdx, rsi                        ; the message's length
         mov     rax, rbx                        ; -errno
@@ -3566,10 +3566,10 @@ die:
 die.die_hint:
         neg     rax
         mov     rbx, rax                        ; rbx = errno
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     edi, line_buf                   ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
-        lea     rsi, [rel errno_texts]          ; rsi walks the table
+        mov     esi, errno_texts                ; rsi walks the table
 die.next_errno:
         movzx   eax, byte [rsi]                 ; an errno
         test    eax, eax
@@ -3581,7 +3581,7 @@ die.next_errno:
         add     rsi, rcx                        ; the next entry
         jmp     short die.next_errno
 die.unknown_errno:
-        lea     rsi, [rel errno_word]
+        mov     esi, errno_word
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
@@ -3597,7 +3597,7 @@ die.fail:
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
+        mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
         mov     edi, 2                          ; fd = STDERR_FILENO
         call    write_all
@@ -3612,7 +3612,7 @@ die.fail:
 ;; the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 now_ms:
         mov     edi, 1                          ; CLOCK_MONOTONIC
-        lea     rsi, [rel now_ts]
+        mov     esi, now_ts
         mov     eax, 228                        ; syscall number: clock_gettime
         syscall
         mov     rax, qword [rsi+8]              ; tv_nsec

@@ -99,7 +99,7 @@ environment:
 ;; when it is set it replaces listen.port (8080), so one binary serves every
 ;; environment. A value that is not a port stops the server.
 port_from_env:
-        lea     rsi, [rel env_port]             ; name
+        mov     esi, env_port                   ; name
         mov     ecx, 5                          ; its length
         call    find_env                        ; rax = getenv("PORT")
         test    rax, rax
@@ -112,13 +112,13 @@ port_from_env:
         ja      short port_from_env.bad_port
         mov     dword [rel listen_port], eax    ; listen_port = the port
         ror     ax, 8                           ; htons
-        lea     rdi, [rel listen_addr]
+        mov     edi, listen_addr
         mov     word [rdi+2], ax                ; listen_addr.sin_port
         jmp     short port_from_env.port_set
 port_from_env.bad_port:
         mov     rdx, rsi                        ; the value
-        lea     rdi, [rel line_buf]
-        lea     rsi, [rel bad_port_head]
+        mov     edi, line_buf
+        mov     esi, bad_port_head
         mov     ecx, 12
         rep movsb                               ; "hello: PORT="
         mov     rsi, rdx
@@ -133,7 +133,7 @@ port_from_env.copy_value:
         dec     rcx
         jnz     short port_from_env.copy_value
 port_from_env.copied:
-        lea     rsi, [rel bad_port_tail]
+        mov     esi, bad_port_tail
         mov     ecx, 40
         rep movsb                               ; ": expected a port number from 1 to 65535"
         jmp     near die.fail                   ; write it, exit 1
@@ -147,9 +147,9 @@ port_from_env.port_set:
 arguments:
         cmp     qword [rsp], 1                  ; argc, at the top of the initial stack
         jbe     short arguments.no_arguments
-        lea     rsi, [rel usage]                ; the message
+        mov     esi, usage                      ; the message
         mov     ecx, 60                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 arguments.no_arguments:
@@ -164,10 +164,10 @@ arguments.no_arguments:
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
 catch_stop_signals:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal]
+        mov     eax, on_signal
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer]
+        mov     eax, signal_restorer
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
@@ -191,7 +191,7 @@ catch_stop_signals:
 ;; passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
 ;; A LISTEN_PID of another process was meant for it: then bind as usual.
 socket_activation:
-        lea     rsi, [rel env_listen_pid]       ; name
+        mov     esi, env_listen_pid             ; name
         mov     ecx, 11                         ; its length
         call    find_env                        ; rax = getenv("LISTEN_PID")
         test    rax, rax
@@ -210,7 +210,7 @@ socket_activation:
 ;; LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv4 (the
 ;; family of listen.address, which the logs print), else the server stops.
 check_fd3:
-        lea     rsi, [rel env_listen_fds]       ; name
+        mov     esi, env_listen_fds             ; name
         mov     ecx, 11                         ; its length
         call    find_env                        ; rax = getenv("LISTEN_FDS")
         test    rax, rax
@@ -219,7 +219,7 @@ check_fd3:
         call    parse_decimal
         cmp     rax, 1
         jne     short check_fd3.count
-        lea     rbx, [rel fd3_checks]           ; rbx walks the checks
+        mov     ebx, fd3_checks                 ; rbx walks the checks
         sub     rsp, 16                         ; int v at [rsp], socklen_t len at [rsp+8]
 check_fd3.check:
         mov     edx, dword [rbx]                ; optname
@@ -234,7 +234,7 @@ check_fd3.check:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short check_fd3.ok
-        lea     rsi, [rel error_fd3]            ; the start of the error message
+        mov     esi, error_fd3                  ; the start of the error message
         mov     edx, 39                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 check_fd3.ok:
@@ -244,21 +244,21 @@ check_fd3.ok:
         add     rbx, 8                          ; the next check
         jmp     short check_fd3.check
 check_fd3.count:
-        lea     rsi, [rel error_fds]            ; the message
+        mov     esi, error_fds                  ; the message
         mov     ecx, 49                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_fd3.wrong:
-        lea     rsi, [rel error_fd3_kind]       ; the message
+        mov     esi, error_fd3_kind             ; the message
         mov     ecx, 95                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_fd3.listening:
         add     rsp, 16
         mov     r12d, 3                         ; r12 = listen_fd = 3
-        lea     rbx, [rel activated_line]       ; the start-up line, for announce
+        mov     ebx, activated_line             ; the start-up line, for announce
         mov     ebp, 37                         ; its length
         jmp     near configure
 
@@ -274,7 +274,7 @@ socket:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short socket.ok
-        lea     rsi, [rel error_socket]         ; the start of the error message
+        mov     esi, error_socket               ; the start of the error message
         mov     edx, 15                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 socket.ok:
@@ -289,13 +289,13 @@ reuseaddr:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
-        lea     r10, [rel int_one]              ; optval = &one
+        mov     r10d, int_one                   ; optval = &one
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short reuseaddr.ok
-        lea     rsi, [rel error_setsockopt]     ; the start of the error message
+        mov     esi, error_setsockopt           ; the start of the error message
         mov     edx, 32                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 reuseaddr.ok:
@@ -306,17 +306,17 @@ reuseaddr.ok:
 ;; Give the socket its address, 0.0.0.0:8080.
 bind:
         mov     rdi, r12                        ; fd = listen_fd
-        lea     rsi, [rel listen_addr]          ; addr = &listen_addr
+        mov     esi, listen_addr                ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short bind.ok
-        lea     rsi, [rel error_bind]           ; the start of the error message
+        mov     esi, error_bind                 ; the start of the error message
         mov     edx, 20                         ; its length
         cmp     rax, -13                        ; -EACCES?
         jne     near die_port                   ; no: print it with the port and the errno's text, exit 1
-        lea     rbp, [rel hint_bind]            ; yes: and a hint after the text
+        mov     ebp, hint_bind                  ; yes: and a hint after the text
         mov     r14d, 53                        ; its length
         jmp     near die_port.die_port_hint
 bind.ok:
@@ -332,7 +332,7 @@ listen:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short listen.ok
-        lea     rsi, [rel error_listen]         ; the start of the error message
+        mov     esi, error_listen               ; the start of the error message
         mov     edx, 22                         ; its length
         jmp     near die_port                   ; print it with the port and the errno's text, exit 1
 listen.ok:
@@ -342,15 +342,15 @@ listen.ok:
 ;; C: sprintf(line_buf, "hello listening on 0.0.0.0:%u\n", listen_port)
 ;; The port may have come from the environment.
 make_startup_line:
-        lea     rdi, [rel line_buf]
-        lea     rsi, [rel startup_line]
+        mov     edi, line_buf
+        mov     esi, startup_line
         mov     ecx, 27
         rep movsb
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     byte [rdi], 10
         inc     rdi
-        lea     rbx, [rel line_buf]             ; the start-up line, for announce
+        mov     ebx, line_buf                   ; the start-up line, for announce
         mov     rbp, rdi
         sub     rbp, rbx                        ; its length
 
@@ -368,7 +368,7 @@ configure:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 25                         ; optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rel lowat_bytes]          ; optval = &lowat_bytes
+        mov     r10d, lowat_bytes               ; optval = &lowat_bytes
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
@@ -383,13 +383,13 @@ defer_accept:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 9                          ; optname = TCP_DEFER_ACCEPT
-        lea     r10, [rel defer_seconds]        ; optval = &defer_seconds
+        mov     r10d, defer_seconds             ; optval = &defer_seconds
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short defer_accept.ok
-        lea     rsi, [rel error_defer]          ; the start of the error message
+        mov     esi, error_defer                ; the start of the error message
         mov     edx, 36                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 defer_accept.ok:
@@ -406,7 +406,7 @@ nonblocking:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short nonblocking.ok
-        lea     rsi, [rel error_fcntl]          ; the start of the error message
+        mov     esi, error_fcntl                ; the start of the error message
         mov     edx, 25                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 nonblocking.ok:
@@ -490,7 +490,7 @@ epoll_start:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short epoll_start.ok
-        lea     rsi, [rel error_epoll]          ; the start of the error message
+        mov     esi, error_epoll                ; the start of the error message
         mov     edx, 22                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 epoll_start.ok:
@@ -499,15 +499,15 @@ epoll_start.ok:
         ; SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
         ; atomically: a signal can never slip in between the stop check and the wait.
         mov     edi, 0                          ; SIG_BLOCK
-        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        mov     esi, stop_signals               ; { SIGTERM, SIGINT }
         xor     edx, edx                        ; oldset = NULL
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
         syscall
         ; Each record gets its buffer; the free stack holds every index, 0 on top.
-        lea     rdi, [rel conns]
-        lea     rsi, [rel conn_bufs]
-        lea     rdx, [rel free_stack]
+        mov     edi, conns
+        mov     esi, conn_bufs
+        mov     edx, free_stack
         mov     ecx, 1024                       ; rcx = slots left to set up
 epoll_start.init_slot:
         mov     qword [rdi+conn_buf], rsi       ; record.buf
@@ -536,10 +536,10 @@ event_loop:
         call    begin_shutdown                  ; exits when done
 event_loop.wait:
         mov     edi, dword [rel epfd]           ; epfd
-        lea     rsi, [rel events]               ; events
+        mov     esi, events                     ; events
         mov     edx, 64                         ; maxevents
         mov     r10d, 100                       ; timeout in ms
-        lea     r8, [rel no_signals]            ; sigmask = {}: stop signals may arrive now
+        mov     r8d, no_signals                 ; sigmask = {}: stop signals may arrive now
         mov     r9d, 8                          ; sizeof(sigset_t)
         mov     eax, 281                        ; syscall number: epoll_pwait
         syscall
@@ -556,7 +556,7 @@ event_loop.next_event:
         jae     short event_loop.events_done
         inc     dword [rel ev_i]
         imul    rcx, rcx, 12                    ; i * sizeof(struct epoll_event)
-        lea     rsi, [rel events]
+        mov     esi, events
         mov     rbx, qword [rsi+rcx+4]          ; data: the connection's record
         test    rbx, rbx
         jnz     short event_loop.is_connection
@@ -595,9 +595,9 @@ begin_shutdown:
         syscall
 begin_shutdown.started:
         ; On every pass: a connection may have become idle since the last one.
-        lea     rbx, [rel conns]
+        mov     ebx, conns
 begin_shutdown.close_idle:
-        lea     rax, [rel conns]
+        mov     eax, conns
         add     rax, 262144                     ; the table's end
         cmp     rbx, rax
         jae     short begin_shutdown.close_idle_done
@@ -658,10 +658,10 @@ accept_all.accepted:
         dec     dword [rel free_top]            ; pop a free slot
         mov     ecx, dword [rel free_top]
         shl     rcx, 2
-        lea     rdx, [rel free_stack]
+        mov     edx, free_stack
         mov     ecx, dword [rdx+rcx]            ; its index
         shl     rcx, 8                          ; * 256
-        lea     rbx, [rel conns]
+        mov     ebx, conns
         add     rbx, rcx                        ; rbx = &conns[index]
         inc     dword [rel nconns]
         mov     dword [rbx+conn_fd], r13d       ; record.fd
@@ -708,7 +708,7 @@ connection_event.quiet:
         cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
         jne     short connection_event.watched
         mov     dword [rbx+conn_watch], 0
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 1                  ; EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -729,7 +729,7 @@ connection_event.send:
         cmp     dword [rbx+conn_watch], 1       ; was it waiting for EPOLLOUT?
         jne     short connection_event.in_again
         mov     dword [rbx+conn_watch], 0
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 1                  ; back to EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -753,7 +753,7 @@ connection_event.pending:
         cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
         mov     dword [rbx+conn_watch], 1
         je      short connection_event.add_out
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -764,7 +764,7 @@ connection_event.pending:
 connection_event.armed:
         ret
 connection_event.add_out:
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
         mov     edi, dword [rel epfd]           ; epfd
@@ -789,12 +789,12 @@ close_connection:
         syscall
         mov     dword [rbx+conn_state], 0       ; the slot is free
         mov     rax, rbx
-        lea     rcx, [rel conns]
+        mov     ecx, conns
         sub     rax, rcx
         shr     rax, 8                          ; its index
         mov     ecx, dword [rel free_top]
         shl     rcx, 2
-        lea     rdx, [rel free_stack]
+        mov     edx, free_stack
         mov     dword [rdx+rcx], eax            ; push it on the free stack
         inc     dword [rel free_top]
         dec     dword [rel nconns]
@@ -812,9 +812,9 @@ close_connection:
 ;; although it may still be too full to report EPOLLOUT. Also retries
 ;; accepting after EMFILE.
 sweep:
-        lea     rbx, [rel conns]
+        mov     ebx, conns
 sweep.check:
-        lea     rax, [rel conns]
+        mov     eax, conns
         add     rax, 262144                     ; the table's end
         cmp     rbx, rax
         jae     short sweep.check_done
@@ -861,7 +861,7 @@ listen_on:
         jne     short listen_on.skip
         cmp     dword [rel nconns], 1024
         jae     short listen_on.skip
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 0x10000001         ; EPOLLIN | EPOLLEXCLUSIVE
         mov     qword [r10+4], 0                ; data: 0, the listener
         mov     edi, dword [rel epfd]           ; epfd
@@ -880,7 +880,7 @@ listen_on.skip:
 listen_off:
         cmp     dword [rel accepting], 0
         je      short listen_off.skip
-        lea     r10, [rel ctl_event]            ; event = &ctl_event
+        mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 0                  ; no events
         mov     qword [r10+4], 0                ; data: 0, the listener
         mov     edi, dword [rel epfd]           ; epfd
@@ -1294,7 +1294,7 @@ decide_mode:
         mov     word [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          ; its record
-        lea     rdx, [rel responses]
+        mov     edx, responses
         add     rdx, rcx
         test    dword [rdx+resp_flags], 256     ; an error: always close after it
         jnz     short decide_mode.decided
@@ -1643,7 +1643,7 @@ parse_request.empty_line_byte:
         inc     rsi                             ; an empty line before the request line (find_head_end skipped it too)
         jmp     short parse_request.skip_empty_lines
 parse_request.request_line:
-        lea     r8, [rel char_class]
+        mov     r8d, char_class
         cmp     dword [rsi], 0x20544547         ; "GET "
         jne     short parse_request.not_GET
         mov     dword [rel req_method], 1       ; GET
@@ -2303,7 +2303,7 @@ route:
 prepare_response:
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32
-        lea     r10, [rel responses]
+        mov     r10d, responses
         add     r10, rcx                        ; r10 = &responses[index]
         movzx   eax, byte [r10+resp_flags]      ; the kind: the flags' low byte
         cmp     eax, 1                          ; entity
@@ -2327,15 +2327,15 @@ kind_entity:
 kind_entity.one_coding:
         add     eax, dword [r10+resp_reps]
         shl     rax, 5                          ; index * 32
-        lea     r11, [rel representations]
+        mov     r11d, representations
         add     r11, rax                        ; r11 = the representation
         ; rdi = its field lines; r8, r9 = its body and length.
-        lea     rdi, [rel response_heads]
+        mov     edi, response_heads
         mov     eax, dword [r11+rep_fields]
         add     rdi, rax
         mov     qword [rbx+conn_iov+32], rdi    ; iov[fields] = its field lines; the length below
         mov     qword [rbx+conn_iov+40], 0
-        lea     r8, [rel response_bodies]
+        mov     r8d, response_bodies
         mov     eax, dword [r11+rep_body]
         add     r8, rax
         mov     r9d, dword [r11+rep_body_len]
@@ -2346,7 +2346,7 @@ kind_entity.one_coding:
         je      short kind_entity.no_if_none_match
         mov     rsi, qword [rel req_if_none_match]
         mov     rcx, qword [rel req_if_none_match_len]
-        lea     rdx, [rel response_heads]
+        mov     edx, response_heads
         mov     eax, dword [r11+rep_etag]
         add     rdx, rax                        ; rdx = its ETag, quotes included
         call    etag_listed                     ; eax = 1: the ETag is listed (weak comparison)
@@ -2364,7 +2364,7 @@ kind_entity.no_if_none_match:
         cmp     qword [rel req_if_range_len], 18
         jne     short kind_entity.full
         mov     rsi, qword [rel req_if_range]
-        lea     rdx, [rel response_heads]
+        mov     edx, response_heads
         mov     eax, dword [r11+rep_etag]
         add     rdx, rax                        ; rdx = the ETag
         mov     rax, qword [rsi]                ; the 18 bytes: 8, 8, then 2
@@ -2387,7 +2387,7 @@ kind_entity.range:
 kind_entity.full:
         mov     eax, dword [r11+rep_len_full]
         mov     qword [rbx+conn_iov+40], rax    ; all of its field lines
-        lea     rsi, [rel response_heads]
+        mov     esi, response_heads
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
@@ -2397,7 +2397,7 @@ kind_entity.full:
 kind_entity.not_modified:
         mov     eax, dword [r11+rep_len_304]
         mov     qword [rbx+conn_iov+40], rax    ; up to Vary: no Content-Type, no Content-Length
-        lea     rax, [rel status_304]
+        mov     eax, status_304
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 304 status line
         mov     qword [rbx+conn_iov+8], 27
         xor     r9d, r9d                        ; no body
@@ -2410,13 +2410,13 @@ kind_entity.ranged:
         inc     r9                              ; r9 = last - first + 1 bytes
         mov     eax, dword [r11+rep_len_ranged]
         mov     qword [rbx+conn_iov+40], rax    ; all but Content-Length
-        lea     rax, [rel status_206]
+        mov     eax, status_206
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 206 status line
         mov     qword [rbx+conn_iov+8], 30
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
-        lea     rsi, [rel range_text]
+        mov     esi, range_text
         mov     ecx, 21
         rep movsb
         mov     rax, r10
@@ -2429,7 +2429,7 @@ kind_entity.ranged:
         inc     rdi
         mov     eax, dword [r11+rep_body_len]
         call    append_u64                      ; the whole length
-        lea     rsi, [rel length_text]
+        mov     esi, length_text
         mov     ecx, 18
         rep movsb
         mov     rax, r9
@@ -2442,18 +2442,18 @@ kind_entity.ranged:
 kind_entity.unsatisfiable:
         mov     eax, dword [r11+rep_len_shared]
         mov     qword [rbx+conn_iov+40], rax    ; only the shared fields
-        lea     rax, [rel status_416]
+        mov     eax, status_416
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 416 status line
         mov     qword [rbx+conn_iov+8], 36
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
-        lea     rsi, [rel unsatisfied_text]
+        mov     esi, unsatisfied_text
         mov     ecx, 23
         rep movsb
         mov     eax, dword [r11+rep_body_len]
         call    append_u64                      ; the representation's length
-        lea     rsi, [rel length_text]
+        mov     esi, length_text
         mov     ecx, 18
         rep movsb
         mov     byte [rdi], '0'                 ; Content-Length: 0
@@ -2470,7 +2470,7 @@ kind_entity.unsatisfiable:
 ;; C: iov[status] = { head, head_len }; r8, r9 = body, body_len; goto finish_response
 ;; Head and body were made at compile time.
 kind_fixed:
-        lea     rsi, [rel response_heads]
+        mov     esi, response_heads
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
@@ -2478,7 +2478,7 @@ kind_fixed:
         mov     qword [rbx+conn_iov+8], rdx
         mov     qword [rbx+conn_iov+24], 0      ; nothing else made here
         mov     qword [rbx+conn_iov+40], 0
-        lea     r8, [rel response_bodies]
+        mov     r8d, response_bodies
         mov     eax, dword [r10+resp_body]      ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+resp_body_len]  ; r9 = its length
@@ -2498,11 +2498,11 @@ finish_response.body_ready:
         mov     qword [rbx+conn_iov+80], r8     ; iov[body] = the body
         mov     qword [rbx+conn_iov+88], r9
         movzx   ecx, word [rbx+conn_mode]
-        lea     rsi, [rel conn_close]
+        mov     esi, conn_close
         mov     edx, 19
         test    ecx, ecx
         jz      short finish_response.conn_ready ; mode 0: Connection: close
-        lea     rsi, [rel conn_keep10]
+        mov     esi, conn_keep10
         mov     edx, 24
         cmp     ecx, 2
         je      short finish_response.conn_ready ; mode 2: HTTP/1.0 keep-alive
@@ -2515,7 +2515,7 @@ finish_response.conn_ready:
         jl      short finish_response.date_fresh
         call    refresh_date
 finish_response.date_fresh:
-        lea     rax, [rel date_line]
+        mov     eax, date_line
         mov     qword [rbx+conn_iov+64], rax    ; iov[date] = date_line
         mov     qword [rbx+conn_iov+72], 39
         ret
@@ -2753,10 +2753,10 @@ range_number.done:
 ;; second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
 refresh_date:
         mov     edi, 0                          ; CLOCK_REALTIME
-        lea     rsi, [rel date_ts]
+        mov     esi, date_ts
         mov     eax, 228                        ; syscall number: clock_gettime
         syscall
-        lea     rsi, [rel date_ts]
+        mov     esi, date_ts
         mov     rax, qword [rsi+8]              ; tv_nsec
         xor     edx, edx
         mov     ecx, 0xf4240
@@ -2766,7 +2766,7 @@ refresh_date:
         sub     rcx, rax
         mov     qword [rel date_expires], rcx   ; made again when the next second starts
         mov     rax, qword [rsi]                ; tv_sec
-        lea     rdi, [rel date_line]
+        mov     edi, date_line
         add     rdi, 6                          ; rdi = the date, after "Date: "
         jmp     short format_date               ; format_date returns for us
 
@@ -2788,7 +2788,7 @@ format_date:
         mov     ecx, 7
         div     rcx                             ; rdx = weekday, 0 = Sunday
         shl     rdx, 2                          ; 4 bytes a name
-        lea     rsi, [rel day_names]
+        mov     esi, day_names
         mov     eax, dword [rsi+rdx]
         mov     dword [rdi], eax                ; "Sun,"
         ; z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
@@ -2859,7 +2859,7 @@ format_date:
 format_date.march_to_december:
         add     r9, 2                           ; r9 = month, 0 = January
         shl     r9, 2                           ; 4 bytes a name
-        lea     rsi, [rel month_names]
+        mov     esi, month_names
         mov     eax, dword [rsi+r9]
         mov     dword [rdi+8], eax              ; "Nov "
         mov     rax, r10
@@ -2938,14 +2938,14 @@ die_port:
         xor     r14d, r14d                      ; no hint
 die_port.die_port_hint:
         mov     rbx, rax                        ; rbx = -errno, kept
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     edi, line_buf                   ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     word [rdi], 0x203a              ; ': '
         add     rdi, 2
-        lea     rsi, [rel line_buf]             ; die copies line_buf onto itself
+        mov     esi, line_buf                   ; die copies line_buf onto itself
         mov     rdx, rdi
         sub     rdx, rsi                        ; the message's length
         mov     rax, rbx                        ; -errno
@@ -2962,10 +2962,10 @@ die:
 die.die_hint:
         neg     rax
         mov     rbx, rax                        ; rbx = errno
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     edi, line_buf                   ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
-        lea     rsi, [rel errno_texts]          ; rsi walks the table
+        mov     esi, errno_texts                ; rsi walks the table
 die.next_errno:
         movzx   eax, byte [rsi]                 ; an errno
         test    eax, eax
@@ -2977,7 +2977,7 @@ die.next_errno:
         add     rsi, rcx                        ; the next entry
         jmp     short die.next_errno
 die.unknown_errno:
-        lea     rsi, [rel errno_word]
+        mov     esi, errno_word
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
@@ -2993,7 +2993,7 @@ die.fail:
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
+        mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
         mov     edi, 2                          ; fd = STDERR_FILENO
         call    write_all
@@ -3008,7 +3008,7 @@ die.fail:
 ;; the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 now_ms:
         mov     edi, 1                          ; CLOCK_MONOTONIC
-        lea     rsi, [rel now_ts]
+        mov     esi, now_ts
         mov     eax, 228                        ; syscall number: clock_gettime
         syscall
         mov     rax, qword [rsi+8]              ; tv_nsec

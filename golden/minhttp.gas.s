@@ -101,7 +101,7 @@ _start:
 ## when it is set it replaces listen.port (8080), so one binary serves every
 ## environment. A value that is not a port stops the server.
 .Lport_from_env:
-        lea     rsi, [rip + env_port]           # name
+        mov     esi, OFFSET env_port            # name
         mov     ecx, 5                          # its length
         call    .Lfind_env                      # rax = getenv("PORT")
         test    rax, rax
@@ -114,13 +114,13 @@ _start:
         ja      short .Lport_from_env.bad_port
         mov     DWORD PTR [rip + listen_port], eax # listen_port = the port
         ror     ax, 8                           # htons
-        lea     rdi, [rip + listen_addr]
+        mov     edi, OFFSET listen_addr
         mov     WORD PTR [rdi+2], ax            # listen_addr.sin_port
         jmp     short .Lport_from_env.port_set
 .Lport_from_env.bad_port:
         mov     rdx, rsi                        # the value
-        lea     rdi, [rip + line_buf]
-        lea     rsi, [rip + bad_port_head]
+        mov     edi, OFFSET line_buf
+        mov     esi, OFFSET bad_port_head
         mov     ecx, 14
         rep movsb                               # "minhttp: PORT="
         mov     rsi, rdx
@@ -135,7 +135,7 @@ _start:
         dec     rcx
         jnz     short .Lport_from_env.copy_value
 .Lport_from_env.copied:
-        lea     rsi, [rip + bad_port_tail]
+        mov     esi, OFFSET bad_port_tail
         mov     ecx, 40
         rep movsb                               # ": expected a port number from 1 to 65535"
         {disp32} jmp     .Ldie.fail             # write it, exit 1
@@ -149,9 +149,9 @@ _start:
 .Larguments:
         cmp     QWORD PTR [rsp], 1              # argc, at the top of the initial stack
         jbe     short .Larguments.no_arguments
-        lea     rsi, [rip + usage]              # the message
+        mov     esi, OFFSET usage               # the message
         mov     ecx, 62                         # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Larguments.no_arguments:
@@ -166,10 +166,10 @@ _start:
 ## x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
 .Lcatch_stop_signals:
         sub     rsp, 32                         # struct sigaction on the stack
-        lea     rax, [rip + .Lon_signal]
+        mov     eax, OFFSET .Lon_signal
         mov     QWORD PTR [rsp], rax            # sa_handler = on_signal
         mov     QWORD PTR [rsp+8], 0x4000000    # sa_flags = SA_RESTORER
-        lea     rax, [rip + .Lsignal_restorer]
+        mov     eax, OFFSET .Lsignal_restorer
         mov     QWORD PTR [rsp+16], rax         # sa_restorer = signal_restorer
         mov     QWORD PTR [rsp+24], 0           # sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         # signum = SIGTERM
@@ -199,7 +199,7 @@ _start:
 ## passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
 ## A LISTEN_PID of another process was meant for it: then bind as usual.
 .Lsocket_activation:
-        lea     rsi, [rip + env_listen_pid]     # name
+        mov     esi, OFFSET env_listen_pid      # name
         mov     ecx, 11                         # its length
         call    .Lfind_env                      # rax = getenv("LISTEN_PID")
         test    rax, rax
@@ -218,7 +218,7 @@ _start:
 ## LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv4 (the
 ## family of listen.address, which the logs print), else the server stops.
 .Lcheck_fd3:
-        lea     rsi, [rip + env_listen_fds]     # name
+        mov     esi, OFFSET env_listen_fds      # name
         mov     ecx, 11                         # its length
         call    .Lfind_env                      # rax = getenv("LISTEN_FDS")
         test    rax, rax
@@ -227,7 +227,7 @@ _start:
         call    .Lparse_decimal
         cmp     rax, 1
         jne     short .Lcheck_fd3.count
-        lea     rbx, [rip + fd3_checks]         # rbx walks the checks
+        mov     ebx, OFFSET fd3_checks          # rbx walks the checks
         sub     rsp, 16                         # int v at [rsp], socklen_t len at [rsp+8]
 .Lcheck_fd3.check:
         mov     edx, DWORD PTR [rbx]            # optname
@@ -242,7 +242,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lcheck_fd3.ok
-        lea     rsi, [rip + error_fd3]          # the start of the error message
+        mov     esi, OFFSET error_fd3           # the start of the error message
         mov     edx, 41                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lcheck_fd3.ok:
@@ -252,21 +252,21 @@ _start:
         add     rbx, 8                          # the next check
         jmp     short .Lcheck_fd3.check
 .Lcheck_fd3.count:
-        lea     rsi, [rip + error_fds]          # the message
+        mov     esi, OFFSET error_fds           # the message
         mov     ecx, 51                         # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Lcheck_fd3.wrong:
-        lea     rsi, [rip + error_fd3_kind]     # the message
+        mov     esi, OFFSET error_fd3_kind      # the message
         mov     ecx, 97                         # its length
-        lea     rdi, [rip + line_buf]
+        mov     edi, OFFSET line_buf
         rep movsb                               # into line_buf
         {disp32} jmp     .Ldie.fail             # write it, exit 1
 .Lcheck_fd3.listening:
         add     rsp, 16
         mov     r12d, 3                         # r12 = listen_fd = 3
-        lea     rbx, [rip + activated_line]     # the start-up line, for announce
+        mov     ebx, OFFSET activated_line      # the start-up line, for announce
         mov     ebp, 39                         # its length
         {disp32} jmp     .Lconfigure
 
@@ -282,7 +282,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lsocket.ok
-        lea     rsi, [rip + error_socket]       # the start of the error message
+        mov     esi, OFFSET error_socket        # the start of the error message
         mov     edx, 17                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lsocket.ok:
@@ -297,13 +297,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 2                          # optname = SO_REUSEADDR
-        lea     r10, [rip + int_one]            # optval = &one
+        mov     r10d, OFFSET int_one            # optval = &one
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lreuseaddr.ok
-        lea     rsi, [rip + error_setsockopt]   # the start of the error message
+        mov     esi, OFFSET error_setsockopt    # the start of the error message
         mov     edx, 34                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lreuseaddr.ok:
@@ -314,17 +314,17 @@ _start:
 ## Give the socket its address, 0.0.0.0:8080.
 .Lbind:
         mov     rdi, r12                        # fd = listen_fd
-        lea     rsi, [rip + listen_addr]        # addr = &listen_addr
+        mov     esi, OFFSET listen_addr         # addr = &listen_addr
         mov     edx, 16                         # addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         # syscall number: bind
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lbind.ok
-        lea     rsi, [rip + error_bind]         # the start of the error message
+        mov     esi, OFFSET error_bind          # the start of the error message
         mov     edx, 22                         # its length
         cmp     rax, -13                        # -EACCES?
         {disp32} jne     .Ldie_port             # no: print it with the port and the errno's text, exit 1
-        lea     rbp, [rip + hint_bind]          # yes: and a hint after the text
+        mov     ebp, OFFSET hint_bind           # yes: and a hint after the text
         mov     r14d, 53                        # its length
         {disp32} jmp     .Ldie_port.die_port_hint
 .Lbind.ok:
@@ -340,7 +340,7 @@ _start:
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Llisten.ok
-        lea     rsi, [rip + error_listen]       # the start of the error message
+        mov     esi, OFFSET error_listen        # the start of the error message
         mov     edx, 24                         # its length
         {disp32} jmp     .Ldie_port             # print it with the port and the errno's text, exit 1
 .Llisten.ok:
@@ -350,15 +350,15 @@ _start:
 ## C: sprintf(line_buf, "minhttp listening on 0.0.0.0:%u\n", listen_port)
 ## The port may have come from the environment.
 .Lmake_startup_line:
-        lea     rdi, [rip + line_buf]
-        lea     rsi, [rip + startup_line]
+        mov     edi, OFFSET line_buf
+        mov     esi, OFFSET startup_line
         mov     ecx, 29
         rep movsb
         mov     eax, DWORD PTR [rip + listen_port] # the port
         call    .Lappend_u64
         mov     BYTE PTR [rdi], 10
         inc     rdi
-        lea     rbx, [rip + line_buf]           # the start-up line, for announce
+        mov     ebx, OFFSET line_buf            # the start-up line, for announce
         mov     rbp, rdi
         sub     rbp, rbx                        # its length
 
@@ -376,7 +376,7 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 6                          # level = IPPROTO_TCP
         mov     edx, 25                         # optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rip + lowat_bytes]        # optval = &lowat_bytes
+        mov     r10d, OFFSET lowat_bytes        # optval = &lowat_bytes
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
@@ -391,13 +391,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 6                          # level = IPPROTO_TCP
         mov     edx, 9                          # optname = TCP_DEFER_ACCEPT
-        lea     r10, [rip + defer_seconds]      # optval = &defer_seconds
+        mov     r10d, OFFSET defer_seconds      # optval = &defer_seconds
         mov     r8d, 4                          # optlen = sizeof(int)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Ldefer_accept.ok
-        lea     rsi, [rip + error_defer]        # the start of the error message
+        mov     esi, OFFSET error_defer         # the start of the error message
         mov     edx, 38                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Ldefer_accept.ok:
@@ -480,13 +480,13 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     esi, 1                          # level = SOL_SOCKET
         mov     edx, 21                         # optname = SO_SNDTIMEO
-        lea     r10, [rip + io_timeout]         # optval = &io_timeout
+        mov     r10d, OFFSET io_timeout         # optval = &io_timeout
         mov     r8d, 16                         # optlen = sizeof(struct timeval)
         mov     eax, 54                         # syscall number: setsockopt
         syscall
         test    rax, rax                        # rax < 0 means -errno
         jns     short .Lsend_timeout.ok
-        lea     rsi, [rip + error_sndtimeo]     # the start of the error message
+        mov     esi, OFFSET error_sndtimeo      # the start of the error message
         mov     edx, 33                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lsend_timeout.ok:
@@ -501,7 +501,7 @@ _start:
         # Stop signals are blocked while a connection is served (they arrive only in
         # ppoll, see read_timed); one that came meanwhile is delivered right here.
         mov     edi, 1                          # SIG_UNBLOCK
-        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        mov     esi, OFFSET stop_signals        # { SIGTERM, SIGINT }
         xor     edx, edx                        # oldset = NULL
         mov     r10d, 8                         # sizeof(sigset_t)
         mov     eax, 14                         # syscall number: rt_sigprocmask
@@ -510,8 +510,8 @@ _start:
         {disp32} jne     .Lexit_ok              # then exit now, between connections
         mov     rdi, r12                        # fd = listen_fd
         mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
-        lea     rsi, [rip + client_addr]        # addr = &client_addr
-        lea     rdx, [rip + client_addrlen]     # addrlen = &client_addrlen
+        mov     esi, OFFSET client_addr         # addr = &client_addr
+        mov     edx, OFFSET client_addrlen      # addrlen = &client_addrlen
         mov     eax, 43                         # syscall number: accept
         syscall
         test    rax, rax
@@ -519,7 +519,7 @@ _start:
         mov     r13, rax                        # r13 = client_fd
         mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          # SIG_BLOCK
-        lea     rsi, [rip + stop_signals]       # { SIGTERM, SIGINT }
+        mov     esi, OFFSET stop_signals        # { SIGTERM, SIGINT }
         xor     edx, edx                        # oldset = NULL
         mov     r10d, 8                         # sizeof(sigset_t)
         mov     eax, 14                         # syscall number: rt_sigprocmask
@@ -537,7 +537,7 @@ _start:
         {disp32} je      .Laccept
         cmp     rax, -103                       # -ECONNABORTED
         {disp32} je      .Laccept
-        lea     rdi, [rip + backoff]            # req = 100 ms
+        mov     edi, OFFSET backoff             # req = 100 ms
         xor     esi, esi                        # rem = NULL
         mov     eax, 35                         # syscall number: nanosleep
         syscall
@@ -549,9 +549,9 @@ _start:
 ## A write waits at most send_timeout_ms for progress (SO_SNDTIMEO, from the
 ## listener); reads wait in ppoll until the record's deadline.
 .Lserve:
-        lea     rbx, [rip + conn]               # rbx = the connection record
+        mov     ebx, OFFSET conn                # rbx = the connection record
         mov     DWORD PTR [rbx+conn_fd], r13d
-        lea     rax, [rip + request_buf]
+        mov     eax, OFFSET request_buf
         mov     QWORD PTR [rbx+conn_buf], rax
         mov     rax, QWORD PTR [rip + client_addr] # family, port and address: 8 bytes
         mov     QWORD PTR [rbx+conn_addr], rax  # kept for the logs
@@ -666,16 +666,16 @@ _start:
         xor     edx, edx
         mov     ecx, 1000
         div     rcx                             # rax = seconds, rdx = the rest in ms
-        lea     rsi, [rip + poll_timeout]
+        mov     esi, OFFSET poll_timeout
         mov     QWORD PTR [rsi], rax            # tv_sec
         imul    rdx, rdx, 1000000               # ns
         mov     QWORD PTR [rsi+8], rdx          # tv_nsec
-        lea     rdi, [rip + client_pollfd]      # fds = &client_pollfd
+        mov     edi, OFFSET client_pollfd       # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
         mov     rdx, rsi                        # tmo_p = &poll_timeout
         mov     esi, 1                          # nfds = 1
-        lea     r10, [rip + no_signals]         # sigmask = {}: stop signals may arrive now
+        mov     r10d, OFFSET no_signals         # sigmask = {}: stop signals may arrive now
         mov     r8d, 8                          # sizeof(sigset_t)
         mov     eax, 271                        # syscall number: ppoll
         syscall
@@ -1094,7 +1094,7 @@ _start:
         mov     WORD PTR [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          # its record
-        lea     rdx, [rip + responses]
+        mov     edx, OFFSET responses
         add     rdx, rcx
         test    DWORD PTR [rdx+resp_flags], 256 # an error: always close after it
         jnz     short .Ldecide_mode.decided
@@ -1444,7 +1444,7 @@ _start:
         inc     rsi                             # an empty line before the request line (find_head_end skipped it too)
         jmp     short .Lparse_request.skip_empty_lines
 .Lparse_request.request_line:
-        lea     r8, [rip + char_class]
+        mov     r8d, OFFSET char_class
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
         jne     short .Lparse_request.not_GET
         mov     DWORD PTR [rip + req_method], 1 # GET
@@ -2104,7 +2104,7 @@ _start:
 .Lprepare_response:
         mov     ecx, eax
         shl     rcx, 5                          # index * 32
-        lea     r10, [rip + responses]
+        mov     r10d, OFFSET responses
         add     r10, rcx                        # r10 = &responses[index]
         movzx   eax, BYTE PTR [r10+resp_flags]  # the kind: the flags' low byte
         cmp     eax, 1                          # entity
@@ -2128,15 +2128,15 @@ _start:
 .Lkind_entity.one_coding:
         add     eax, DWORD PTR [r10+resp_reps]
         shl     rax, 5                          # index * 32
-        lea     r11, [rip + representations]
+        mov     r11d, OFFSET representations
         add     r11, rax                        # r11 = the representation
         # rdi = its field lines; r8, r9 = its body and length.
-        lea     rdi, [rip + response_heads]
+        mov     edi, OFFSET response_heads
         mov     eax, DWORD PTR [r11+rep_fields]
         add     rdi, rax
         mov     QWORD PTR [rbx+conn_iov+32], rdi # iov[fields] = its field lines; the length below
         mov     QWORD PTR [rbx+conn_iov+40], 0
-        lea     r8, [rip + response_bodies]
+        mov     r8d, OFFSET response_bodies
         mov     eax, DWORD PTR [r11+rep_body]
         add     r8, rax
         mov     r9d, DWORD PTR [r11+rep_body_len]
@@ -2147,7 +2147,7 @@ _start:
         je      short .Lkind_entity.no_if_none_match
         mov     rsi, QWORD PTR [rip + req_if_none_match]
         mov     rcx, QWORD PTR [rip + req_if_none_match_len]
-        lea     rdx, [rip + response_heads]
+        mov     edx, OFFSET response_heads
         mov     eax, DWORD PTR [r11+rep_etag]
         add     rdx, rax                        # rdx = its ETag, quotes included
         call    .Letag_listed                   # eax = 1: the ETag is listed (weak comparison)
@@ -2165,7 +2165,7 @@ _start:
         cmp     QWORD PTR [rip + req_if_range_len], 18
         jne     short .Lkind_entity.full
         mov     rsi, QWORD PTR [rip + req_if_range]
-        lea     rdx, [rip + response_heads]
+        mov     edx, OFFSET response_heads
         mov     eax, DWORD PTR [r11+rep_etag]
         add     rdx, rax                        # rdx = the ETag
         mov     rax, QWORD PTR [rsi]            # the 18 bytes: 8, 8, then 2
@@ -2188,7 +2188,7 @@ _start:
 .Lkind_entity.full:
         mov     eax, DWORD PTR [r11+rep_len_full]
         mov     QWORD PTR [rbx+conn_iov+40], rax # all of its field lines
-        lea     rsi, [rip + response_heads]
+        mov     esi, OFFSET response_heads
         mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head
         mov     edx, DWORD PTR [r10+resp_head_len]
@@ -2198,7 +2198,7 @@ _start:
 .Lkind_entity.not_modified:
         mov     eax, DWORD PTR [r11+rep_len_304]
         mov     QWORD PTR [rbx+conn_iov+40], rax # up to Vary: no Content-Type, no Content-Length
-        lea     rax, [rip + status_304]
+        mov     eax, OFFSET status_304
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 304 status line
         mov     QWORD PTR [rbx+conn_iov+8], 27
         xor     r9d, r9d                        # no body
@@ -2211,13 +2211,13 @@ _start:
         inc     r9                              # r9 = last - first + 1 bytes
         mov     eax, DWORD PTR [r11+rep_len_ranged]
         mov     QWORD PTR [rbx+conn_iov+40], rax # all but Content-Length
-        lea     rax, [rip + status_206]
+        mov     eax, OFFSET status_206
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 206 status line
         mov     QWORD PTR [rbx+conn_iov+8], 30
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
-        lea     rsi, [rip + range_text]
+        mov     esi, OFFSET range_text
         mov     ecx, 21
         rep movsb
         mov     rax, r10
@@ -2230,7 +2230,7 @@ _start:
         inc     rdi
         mov     eax, DWORD PTR [r11+rep_body_len]
         call    .Lappend_u64                    # the whole length
-        lea     rsi, [rip + length_text]
+        mov     esi, OFFSET length_text
         mov     ecx, 18
         rep movsb
         mov     rax, r9
@@ -2243,18 +2243,18 @@ _start:
 .Lkind_entity.unsatisfiable:
         mov     eax, DWORD PTR [r11+rep_len_shared]
         mov     QWORD PTR [rbx+conn_iov+40], rax # only the shared fields
-        lea     rax, [rip + status_416]
+        mov     eax, OFFSET status_416
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 416 status line
         mov     QWORD PTR [rbx+conn_iov+8], 36
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
-        lea     rsi, [rip + unsatisfied_text]
+        mov     esi, OFFSET unsatisfied_text
         mov     ecx, 23
         rep movsb
         mov     eax, DWORD PTR [r11+rep_body_len]
         call    .Lappend_u64                    # the representation's length
-        lea     rsi, [rip + length_text]
+        mov     esi, OFFSET length_text
         mov     ecx, 18
         rep movsb
         mov     BYTE PTR [rdi], '0'             # Content-Length: 0
@@ -2271,7 +2271,7 @@ _start:
 ## C: iov[status] = { head, head_len }; r8, r9 = body, body_len; goto finish_response
 ## Head and body were made at compile time.
 .Lkind_fixed:
-        lea     rsi, [rip + response_heads]
+        mov     esi, OFFSET response_heads
         mov     eax, DWORD PTR [r10+resp_head]  # head offset
         add     rsi, rax                        # rsi = the head
         mov     edx, DWORD PTR [r10+resp_head_len]
@@ -2279,7 +2279,7 @@ _start:
         mov     QWORD PTR [rbx+conn_iov+8], rdx
         mov     QWORD PTR [rbx+conn_iov+24], 0  # nothing else made here
         mov     QWORD PTR [rbx+conn_iov+40], 0
-        lea     r8, [rip + response_bodies]
+        mov     r8d, OFFSET response_bodies
         mov     eax, DWORD PTR [r10+resp_body]  # body offset
         add     r8, rax                         # r8 = the body
         mov     r9d, DWORD PTR [r10+resp_body_len] # r9 = its length
@@ -2299,11 +2299,11 @@ _start:
         mov     QWORD PTR [rbx+conn_iov+80], r8 # iov[body] = the body
         mov     QWORD PTR [rbx+conn_iov+88], r9
         movzx   ecx, WORD PTR [rbx+conn_mode]
-        lea     rsi, [rip + conn_close]
+        mov     esi, OFFSET conn_close
         mov     edx, 19
         test    ecx, ecx
         jz      short .Lfinish_response.conn_ready # mode 0: Connection: close
-        lea     rsi, [rip + conn_keep10]
+        mov     esi, OFFSET conn_keep10
         mov     edx, 24
         cmp     ecx, 2
         je      short .Lfinish_response.conn_ready # mode 2: HTTP/1.0 keep-alive
@@ -2316,7 +2316,7 @@ _start:
         jl      short .Lfinish_response.date_fresh
         call    .Lrefresh_date
 .Lfinish_response.date_fresh:
-        lea     rax, [rip + date_line]
+        mov     eax, OFFSET date_line
         mov     QWORD PTR [rbx+conn_iov+64], rax # iov[date] = date_line
         mov     QWORD PTR [rbx+conn_iov+72], 39
         ret
@@ -2554,10 +2554,10 @@ _start:
 ## second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
 .Lrefresh_date:
         mov     edi, 0                          # CLOCK_REALTIME
-        lea     rsi, [rip + date_ts]
+        mov     esi, OFFSET date_ts
         mov     eax, 228                        # syscall number: clock_gettime
         syscall
-        lea     rsi, [rip + date_ts]
+        mov     esi, OFFSET date_ts
         mov     rax, QWORD PTR [rsi+8]          # tv_nsec
         xor     edx, edx
         mov     ecx, 0xf4240
@@ -2567,7 +2567,7 @@ _start:
         sub     rcx, rax
         mov     QWORD PTR [rip + date_expires], rcx # made again when the next second starts
         mov     rax, QWORD PTR [rsi]            # tv_sec
-        lea     rdi, [rip + date_line]
+        mov     edi, OFFSET date_line
         add     rdi, 6                          # rdi = the date, after "Date: "
         jmp     short .Lformat_date             # format_date returns for us
 
@@ -2589,7 +2589,7 @@ _start:
         mov     ecx, 7
         div     rcx                             # rdx = weekday, 0 = Sunday
         shl     rdx, 2                          # 4 bytes a name
-        lea     rsi, [rip + day_names]
+        mov     esi, OFFSET day_names
         mov     eax, DWORD PTR [rsi+rdx]
         mov     DWORD PTR [rdi], eax            # "Sun,"
         # z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
@@ -2660,7 +2660,7 @@ _start:
 .Lformat_date.march_to_december:
         add     r9, 2                           # r9 = month, 0 = January
         shl     r9, 2                           # 4 bytes a name
-        lea     rsi, [rip + month_names]
+        mov     esi, OFFSET month_names
         mov     eax, DWORD PTR [rsi+r9]
         mov     DWORD PTR [rdi+8], eax          # "Nov "
         mov     rax, r10
@@ -2709,12 +2709,12 @@ _start:
 ## Built in line_buf and written with one write(), so lines from several
 ## processes do not interleave.
 .Llog_connection:
-        lea     rdi, [rip + line_buf]           # rdi = where the line is built
-        lea     rsi, [rip + log_from]
+        mov     edi, OFFSET line_buf            # rdi = where the line is built
+        mov     esi, OFFSET log_from
         mov     ecx, 16
         rep movsb                               # copy "connection from "
         call    .Lappend_client_port            # "127.0.0.1:54321"
-        lea     rsi, [rip + log_bytes]
+        mov     esi, OFFSET log_bytes
         mov     ecx, 14
         rep movsb                               # copy ", bytes read: "
         mov     rax, QWORD PTR [rbx+conn_bytes]
@@ -2722,7 +2722,7 @@ _start:
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
+        mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        # fd = log_fd
         call    .Lwrite_all
@@ -2801,14 +2801,14 @@ _start:
         xor     r14d, r14d                      # no hint
 .Ldie_port.die_port_hint:
         mov     rbx, rax                        # rbx = -errno, kept
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               # copy the message start
         mov     eax, DWORD PTR [rip + listen_port] # the port
         call    .Lappend_u64
         mov     WORD PTR [rdi], 0x203a          # ': '
         add     rdi, 2
-        lea     rsi, [rip + line_buf]           # die copies line_buf onto itself
+        mov     esi, OFFSET line_buf            # die copies line_buf onto itself
         mov     rdx, rdi
         sub     rdx, rsi                        # the message's length
         mov     rax, rbx                        # -errno
@@ -2825,10 +2825,10 @@ _start:
 .Ldie.die_hint:
         neg     rax
         mov     rbx, rax                        # rbx = errno
-        lea     rdi, [rip + line_buf]           # the line is built in line_buf
+        mov     edi, OFFSET line_buf            # the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               # copy the message start
-        lea     rsi, [rip + errno_texts]        # rsi walks the table
+        mov     esi, OFFSET errno_texts         # rsi walks the table
 .Ldie.next_errno:
         movzx   eax, BYTE PTR [rsi]             # an errno
         test    eax, eax
@@ -2840,7 +2840,7 @@ _start:
         add     rsi, rcx                        # the next entry
         jmp     short .Ldie.next_errno
 .Ldie.unknown_errno:
-        lea     rsi, [rip + errno_word]
+        mov     esi, OFFSET errno_word
         mov     ecx, 6
         rep movsb                               # "errno "
         mov     rax, rbx
@@ -2856,7 +2856,7 @@ _start:
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
-        lea     rsi, [rip + line_buf]           # buf = line_buf
+        mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
         mov     edi, 2                          # fd = STDERR_FILENO
         call    .Lwrite_all
@@ -2871,7 +2871,7 @@ _start:
 ## the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 .Lnow_ms:
         mov     edi, 1                          # CLOCK_MONOTONIC
-        lea     rsi, [rip + now_ts]
+        mov     esi, OFFSET now_ts
         mov     eax, 228                        # syscall number: clock_gettime
         syscall
         mov     rax, QWORD PTR [rsi+8]          # tv_nsec

@@ -100,7 +100,7 @@ environment:
 ;; when it is set it replaces listen.port (8080), so one binary serves every
 ;; environment. A value that is not a port stops the server.
 port_from_env:
-        lea     rsi, [rel env_port]             ; name
+        mov     esi, env_port                   ; name
         mov     ecx, 5                          ; its length
         call    find_env                        ; rax = getenv("PORT")
         test    rax, rax
@@ -113,13 +113,13 @@ port_from_env:
         ja      short port_from_env.bad_port
         mov     dword [rel listen_port], eax    ; listen_port = the port
         ror     ax, 8                           ; htons
-        lea     rdi, [rel listen_addr]
+        mov     edi, listen_addr
         mov     word [rdi+2], ax                ; listen_addr.sin_port
         jmp     short port_from_env.port_set
 port_from_env.bad_port:
         mov     rdx, rsi                        ; the value
-        lea     rdi, [rel line_buf]
-        lea     rsi, [rel bad_port_head]
+        mov     edi, line_buf
+        mov     esi, bad_port_head
         mov     ecx, 14
         rep movsb                               ; "minhttp: PORT="
         mov     rsi, rdx
@@ -134,7 +134,7 @@ port_from_env.copy_value:
         dec     rcx
         jnz     short port_from_env.copy_value
 port_from_env.copied:
-        lea     rsi, [rel bad_port_tail]
+        mov     esi, bad_port_tail
         mov     ecx, 40
         rep movsb                               ; ": expected a port number from 1 to 65535"
         jmp     near die.fail                   ; write it, exit 1
@@ -148,9 +148,9 @@ port_from_env.port_set:
 arguments:
         cmp     qword [rsp], 1                  ; argc, at the top of the initial stack
         jbe     short arguments.no_arguments
-        lea     rsi, [rel usage]                ; the message
+        mov     esi, usage                      ; the message
         mov     ecx, 62                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 arguments.no_arguments:
@@ -165,10 +165,10 @@ arguments.no_arguments:
 ;; x86-64 requires SA_RESTORER: the restorer calls rt_sigreturn.
 catch_stop_signals:
         sub     rsp, 32                         ; struct sigaction on the stack
-        lea     rax, [rel on_signal]
+        mov     eax, on_signal
         mov     qword [rsp], rax                ; sa_handler = on_signal
         mov     qword [rsp+8], 0x4000000        ; sa_flags = SA_RESTORER
-        lea     rax, [rel signal_restorer]
+        mov     eax, signal_restorer
         mov     qword [rsp+16], rax             ; sa_restorer = signal_restorer
         mov     qword [rsp+24], 0               ; sa_mask = {} (the signal itself is masked anyway)
         mov     edi, 15                         ; signum = SIGTERM
@@ -198,7 +198,7 @@ choose_log:
 ;; passed it as fd 3, saying so with LISTEN_PID (this process) and LISTEN_FDS.
 ;; A LISTEN_PID of another process was meant for it: then bind as usual.
 socket_activation:
-        lea     rsi, [rel env_listen_pid]       ; name
+        mov     esi, env_listen_pid             ; name
         mov     ecx, 11                         ; its length
         call    find_env                        ; rax = getenv("LISTEN_PID")
         test    rax, rax
@@ -217,7 +217,7 @@ socket_activation:
 ;; LISTEN_FDS must be 1, and fd 3 a listening TCP socket over IPv4 (the
 ;; family of listen.address, which the logs print), else the server stops.
 check_fd3:
-        lea     rsi, [rel env_listen_fds]       ; name
+        mov     esi, env_listen_fds             ; name
         mov     ecx, 11                         ; its length
         call    find_env                        ; rax = getenv("LISTEN_FDS")
         test    rax, rax
@@ -226,7 +226,7 @@ check_fd3:
         call    parse_decimal
         cmp     rax, 1
         jne     short check_fd3.count
-        lea     rbx, [rel fd3_checks]           ; rbx walks the checks
+        mov     ebx, fd3_checks                 ; rbx walks the checks
         sub     rsp, 16                         ; int v at [rsp], socklen_t len at [rsp+8]
 check_fd3.check:
         mov     edx, dword [rbx]                ; optname
@@ -241,7 +241,7 @@ check_fd3.check:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short check_fd3.ok
-        lea     rsi, [rel error_fd3]            ; the start of the error message
+        mov     esi, error_fd3                  ; the start of the error message
         mov     edx, 41                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 check_fd3.ok:
@@ -251,21 +251,21 @@ check_fd3.ok:
         add     rbx, 8                          ; the next check
         jmp     short check_fd3.check
 check_fd3.count:
-        lea     rsi, [rel error_fds]            ; the message
+        mov     esi, error_fds                  ; the message
         mov     ecx, 51                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_fd3.wrong:
-        lea     rsi, [rel error_fd3_kind]       ; the message
+        mov     esi, error_fd3_kind             ; the message
         mov     ecx, 97                         ; its length
-        lea     rdi, [rel line_buf]
+        mov     edi, line_buf
         rep movsb                               ; into line_buf
         jmp     near die.fail                   ; write it, exit 1
 check_fd3.listening:
         add     rsp, 16
         mov     r12d, 3                         ; r12 = listen_fd = 3
-        lea     rbx, [rel activated_line]       ; the start-up line, for announce
+        mov     ebx, activated_line             ; the start-up line, for announce
         mov     ebp, 39                         ; its length
         jmp     near configure
 
@@ -281,7 +281,7 @@ socket:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short socket.ok
-        lea     rsi, [rel error_socket]         ; the start of the error message
+        mov     esi, error_socket               ; the start of the error message
         mov     edx, 17                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 socket.ok:
@@ -296,13 +296,13 @@ reuseaddr:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 2                          ; optname = SO_REUSEADDR
-        lea     r10, [rel int_one]              ; optval = &one
+        mov     r10d, int_one                   ; optval = &one
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short reuseaddr.ok
-        lea     rsi, [rel error_setsockopt]     ; the start of the error message
+        mov     esi, error_setsockopt           ; the start of the error message
         mov     edx, 34                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 reuseaddr.ok:
@@ -313,17 +313,17 @@ reuseaddr.ok:
 ;; Give the socket its address, 0.0.0.0:8080.
 bind:
         mov     rdi, r12                        ; fd = listen_fd
-        lea     rsi, [rel listen_addr]          ; addr = &listen_addr
+        mov     esi, listen_addr                ; addr = &listen_addr
         mov     edx, 16                         ; addrlen = sizeof(struct sockaddr_in)
         mov     eax, 49                         ; syscall number: bind
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short bind.ok
-        lea     rsi, [rel error_bind]           ; the start of the error message
+        mov     esi, error_bind                 ; the start of the error message
         mov     edx, 22                         ; its length
         cmp     rax, -13                        ; -EACCES?
         jne     near die_port                   ; no: print it with the port and the errno's text, exit 1
-        lea     rbp, [rel hint_bind]            ; yes: and a hint after the text
+        mov     ebp, hint_bind                  ; yes: and a hint after the text
         mov     r14d, 53                        ; its length
         jmp     near die_port.die_port_hint
 bind.ok:
@@ -339,7 +339,7 @@ listen:
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short listen.ok
-        lea     rsi, [rel error_listen]         ; the start of the error message
+        mov     esi, error_listen               ; the start of the error message
         mov     edx, 24                         ; its length
         jmp     near die_port                   ; print it with the port and the errno's text, exit 1
 listen.ok:
@@ -349,15 +349,15 @@ listen.ok:
 ;; C: sprintf(line_buf, "minhttp listening on 0.0.0.0:%u\n", listen_port)
 ;; The port may have come from the environment.
 make_startup_line:
-        lea     rdi, [rel line_buf]
-        lea     rsi, [rel startup_line]
+        mov     edi, line_buf
+        mov     esi, startup_line
         mov     ecx, 29
         rep movsb
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     byte [rdi], 10
         inc     rdi
-        lea     rbx, [rel line_buf]             ; the start-up line, for announce
+        mov     ebx, line_buf                   ; the start-up line, for announce
         mov     rbp, rdi
         sub     rbp, rbx                        ; its length
 
@@ -375,7 +375,7 @@ configure:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 25                         ; optname = TCP_NOTSENT_LOWAT
-        lea     r10, [rel lowat_bytes]          ; optval = &lowat_bytes
+        mov     r10d, lowat_bytes               ; optval = &lowat_bytes
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
@@ -390,13 +390,13 @@ defer_accept:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 6                          ; level = IPPROTO_TCP
         mov     edx, 9                          ; optname = TCP_DEFER_ACCEPT
-        lea     r10, [rel defer_seconds]        ; optval = &defer_seconds
+        mov     r10d, defer_seconds             ; optval = &defer_seconds
         mov     r8d, 4                          ; optlen = sizeof(int)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short defer_accept.ok
-        lea     rsi, [rel error_defer]          ; the start of the error message
+        mov     esi, error_defer                ; the start of the error message
         mov     edx, 38                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 defer_accept.ok:
@@ -479,13 +479,13 @@ send_timeout:
         mov     rdi, r12                        ; fd = listen_fd
         mov     esi, 1                          ; level = SOL_SOCKET
         mov     edx, 21                         ; optname = SO_SNDTIMEO
-        lea     r10, [rel io_timeout]           ; optval = &io_timeout
+        mov     r10d, io_timeout                ; optval = &io_timeout
         mov     r8d, 16                         ; optlen = sizeof(struct timeval)
         mov     eax, 54                         ; syscall number: setsockopt
         syscall
         test    rax, rax                        ; rax < 0 means -errno
         jns     short send_timeout.ok
-        lea     rsi, [rel error_sndtimeo]       ; the start of the error message
+        mov     esi, error_sndtimeo             ; the start of the error message
         mov     edx, 33                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 send_timeout.ok:
@@ -500,7 +500,7 @@ accept:
         ; Stop signals are blocked while a connection is served (they arrive only in
         ; ppoll, see read_timed); one that came meanwhile is delivered right here.
         mov     edi, 1                          ; SIG_UNBLOCK
-        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        mov     esi, stop_signals               ; { SIGTERM, SIGINT }
         xor     edx, edx                        ; oldset = NULL
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
@@ -509,8 +509,8 @@ accept:
         jne     near exit_ok                    ; then exit now, between connections
         mov     rdi, r12                        ; fd = listen_fd
         mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
-        lea     rsi, [rel client_addr]          ; addr = &client_addr
-        lea     rdx, [rel client_addrlen]       ; addrlen = &client_addrlen
+        mov     esi, client_addr                ; addr = &client_addr
+        mov     edx, client_addrlen             ; addrlen = &client_addrlen
         mov     eax, 43                         ; syscall number: accept
         syscall
         test    rax, rax
@@ -518,7 +518,7 @@ accept:
         mov     r13, rax                        ; r13 = client_fd
         mov     dword [rel busy], 1             ; busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          ; SIG_BLOCK
-        lea     rsi, [rel stop_signals]         ; { SIGTERM, SIGINT }
+        mov     esi, stop_signals               ; { SIGTERM, SIGINT }
         xor     edx, edx                        ; oldset = NULL
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
@@ -536,7 +536,7 @@ accept_failed:
         je      near accept
         cmp     rax, -103                       ; -ECONNABORTED
         je      near accept
-        lea     rdi, [rel backoff]              ; req = 100 ms
+        mov     edi, backoff                    ; req = 100 ms
         xor     esi, esi                        ; rem = NULL
         mov     eax, 35                         ; syscall number: nanosleep
         syscall
@@ -548,9 +548,9 @@ accept_failed:
 ;; A write waits at most send_timeout_ms for progress (SO_SNDTIMEO, from the
 ;; listener); reads wait in ppoll until the record's deadline.
 serve:
-        lea     rbx, [rel conn]                 ; rbx = the connection record
+        mov     ebx, conn                       ; rbx = the connection record
         mov     dword [rbx+conn_fd], r13d
-        lea     rax, [rel request_buf]
+        mov     eax, request_buf
         mov     qword [rbx+conn_buf], rax
         mov     rax, qword [rel client_addr]    ; family, port and address: 8 bytes
         mov     qword [rbx+conn_addr], rax      ; kept for the logs
@@ -665,16 +665,16 @@ read_timed.wait:
         xor     edx, edx
         mov     ecx, 1000
         div     rcx                             ; rax = seconds, rdx = the rest in ms
-        lea     rsi, [rel poll_timeout]
+        mov     esi, poll_timeout
         mov     qword [rsi], rax                ; tv_sec
         imul    rdx, rdx, 1000000               ; ns
         mov     qword [rsi+8], rdx              ; tv_nsec
-        lea     rdi, [rel client_pollfd]        ; fds = &client_pollfd
+        mov     edi, client_pollfd              ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
         mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
         mov     rdx, rsi                        ; tmo_p = &poll_timeout
         mov     esi, 1                          ; nfds = 1
-        lea     r10, [rel no_signals]           ; sigmask = {}: stop signals may arrive now
+        mov     r10d, no_signals                ; sigmask = {}: stop signals may arrive now
         mov     r8d, 8                          ; sizeof(sigset_t)
         mov     eax, 271                        ; syscall number: ppoll
         syscall
@@ -1093,7 +1093,7 @@ decide_mode:
         mov     word [rbx+conn_said_close], 0
         mov     ecx, eax
         shl     rcx, 5                          ; its record
-        lea     rdx, [rel responses]
+        mov     edx, responses
         add     rdx, rcx
         test    dword [rdx+resp_flags], 256     ; an error: always close after it
         jnz     short decide_mode.decided
@@ -1443,7 +1443,7 @@ parse_request.empty_line_byte:
         inc     rsi                             ; an empty line before the request line (find_head_end skipped it too)
         jmp     short parse_request.skip_empty_lines
 parse_request.request_line:
-        lea     r8, [rel char_class]
+        mov     r8d, char_class
         cmp     dword [rsi], 0x20544547         ; "GET "
         jne     short parse_request.not_GET
         mov     dword [rel req_method], 1       ; GET
@@ -2103,7 +2103,7 @@ route:
 prepare_response:
         mov     ecx, eax
         shl     rcx, 5                          ; index * 32
-        lea     r10, [rel responses]
+        mov     r10d, responses
         add     r10, rcx                        ; r10 = &responses[index]
         movzx   eax, byte [r10+resp_flags]      ; the kind: the flags' low byte
         cmp     eax, 1                          ; entity
@@ -2127,15 +2127,15 @@ kind_entity:
 kind_entity.one_coding:
         add     eax, dword [r10+resp_reps]
         shl     rax, 5                          ; index * 32
-        lea     r11, [rel representations]
+        mov     r11d, representations
         add     r11, rax                        ; r11 = the representation
         ; rdi = its field lines; r8, r9 = its body and length.
-        lea     rdi, [rel response_heads]
+        mov     edi, response_heads
         mov     eax, dword [r11+rep_fields]
         add     rdi, rax
         mov     qword [rbx+conn_iov+32], rdi    ; iov[fields] = its field lines; the length below
         mov     qword [rbx+conn_iov+40], 0
-        lea     r8, [rel response_bodies]
+        mov     r8d, response_bodies
         mov     eax, dword [r11+rep_body]
         add     r8, rax
         mov     r9d, dword [r11+rep_body_len]
@@ -2146,7 +2146,7 @@ kind_entity.one_coding:
         je      short kind_entity.no_if_none_match
         mov     rsi, qword [rel req_if_none_match]
         mov     rcx, qword [rel req_if_none_match_len]
-        lea     rdx, [rel response_heads]
+        mov     edx, response_heads
         mov     eax, dword [r11+rep_etag]
         add     rdx, rax                        ; rdx = its ETag, quotes included
         call    etag_listed                     ; eax = 1: the ETag is listed (weak comparison)
@@ -2164,7 +2164,7 @@ kind_entity.no_if_none_match:
         cmp     qword [rel req_if_range_len], 18
         jne     short kind_entity.full
         mov     rsi, qword [rel req_if_range]
-        lea     rdx, [rel response_heads]
+        mov     edx, response_heads
         mov     eax, dword [r11+rep_etag]
         add     rdx, rax                        ; rdx = the ETag
         mov     rax, qword [rsi]                ; the 18 bytes: 8, 8, then 2
@@ -2187,7 +2187,7 @@ kind_entity.range:
 kind_entity.full:
         mov     eax, dword [r11+rep_len_full]
         mov     qword [rbx+conn_iov+40], rax    ; all of its field lines
-        lea     rsi, [rel response_heads]
+        mov     esi, response_heads
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
@@ -2197,7 +2197,7 @@ kind_entity.full:
 kind_entity.not_modified:
         mov     eax, dword [r11+rep_len_304]
         mov     qword [rbx+conn_iov+40], rax    ; up to Vary: no Content-Type, no Content-Length
-        lea     rax, [rel status_304]
+        mov     eax, status_304
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 304 status line
         mov     qword [rbx+conn_iov+8], 27
         xor     r9d, r9d                        ; no body
@@ -2210,13 +2210,13 @@ kind_entity.ranged:
         inc     r9                              ; r9 = last - first + 1 bytes
         mov     eax, dword [r11+rep_len_ranged]
         mov     qword [rbx+conn_iov+40], rax    ; all but Content-Length
-        lea     rax, [rel status_206]
+        mov     eax, status_206
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 206 status line
         mov     qword [rbx+conn_iov+8], 30
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
-        lea     rsi, [rel range_text]
+        mov     esi, range_text
         mov     ecx, 21
         rep movsb
         mov     rax, r10
@@ -2229,7 +2229,7 @@ kind_entity.ranged:
         inc     rdi
         mov     eax, dword [r11+rep_body_len]
         call    append_u64                      ; the whole length
-        lea     rsi, [rel length_text]
+        mov     esi, length_text
         mov     ecx, 18
         rep movsb
         mov     rax, r9
@@ -2242,18 +2242,18 @@ kind_entity.ranged:
 kind_entity.unsatisfiable:
         mov     eax, dword [r11+rep_len_shared]
         mov     qword [rbx+conn_iov+40], rax    ; only the shared fields
-        lea     rax, [rel status_416]
+        mov     eax, status_416
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 416 status line
         mov     qword [rbx+conn_iov+8], 36
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
-        lea     rsi, [rel unsatisfied_text]
+        mov     esi, unsatisfied_text
         mov     ecx, 23
         rep movsb
         mov     eax, dword [r11+rep_body_len]
         call    append_u64                      ; the representation's length
-        lea     rsi, [rel length_text]
+        mov     esi, length_text
         mov     ecx, 18
         rep movsb
         mov     byte [rdi], '0'                 ; Content-Length: 0
@@ -2270,7 +2270,7 @@ kind_entity.unsatisfiable:
 ;; C: iov[status] = { head, head_len }; r8, r9 = body, body_len; goto finish_response
 ;; Head and body were made at compile time.
 kind_fixed:
-        lea     rsi, [rel response_heads]
+        mov     esi, response_heads
         mov     eax, dword [r10+resp_head]      ; head offset
         add     rsi, rax                        ; rsi = the head
         mov     edx, dword [r10+resp_head_len]
@@ -2278,7 +2278,7 @@ kind_fixed:
         mov     qword [rbx+conn_iov+8], rdx
         mov     qword [rbx+conn_iov+24], 0      ; nothing else made here
         mov     qword [rbx+conn_iov+40], 0
-        lea     r8, [rel response_bodies]
+        mov     r8d, response_bodies
         mov     eax, dword [r10+resp_body]      ; body offset
         add     r8, rax                         ; r8 = the body
         mov     r9d, dword [r10+resp_body_len]  ; r9 = its length
@@ -2298,11 +2298,11 @@ finish_response.body_ready:
         mov     qword [rbx+conn_iov+80], r8     ; iov[body] = the body
         mov     qword [rbx+conn_iov+88], r9
         movzx   ecx, word [rbx+conn_mode]
-        lea     rsi, [rel conn_close]
+        mov     esi, conn_close
         mov     edx, 19
         test    ecx, ecx
         jz      short finish_response.conn_ready ; mode 0: Connection: close
-        lea     rsi, [rel conn_keep10]
+        mov     esi, conn_keep10
         mov     edx, 24
         cmp     ecx, 2
         je      short finish_response.conn_ready ; mode 2: HTTP/1.0 keep-alive
@@ -2315,7 +2315,7 @@ finish_response.conn_ready:
         jl      short finish_response.date_fresh
         call    refresh_date
 finish_response.date_fresh:
-        lea     rax, [rel date_line]
+        mov     eax, date_line
         mov     qword [rbx+conn_iov+64], rax    ; iov[date] = date_line
         mov     qword [rbx+conn_iov+72], 39
         ret
@@ -2553,10 +2553,10 @@ range_number.done:
 ;; second changes. Clobbers rax, rcx, rdx, rsi, rdi, r8-r11.
 refresh_date:
         mov     edi, 0                          ; CLOCK_REALTIME
-        lea     rsi, [rel date_ts]
+        mov     esi, date_ts
         mov     eax, 228                        ; syscall number: clock_gettime
         syscall
-        lea     rsi, [rel date_ts]
+        mov     esi, date_ts
         mov     rax, qword [rsi+8]              ; tv_nsec
         xor     edx, edx
         mov     ecx, 0xf4240
@@ -2566,7 +2566,7 @@ refresh_date:
         sub     rcx, rax
         mov     qword [rel date_expires], rcx   ; made again when the next second starts
         mov     rax, qword [rsi]                ; tv_sec
-        lea     rdi, [rel date_line]
+        mov     edi, date_line
         add     rdi, 6                          ; rdi = the date, after "Date: "
         jmp     short format_date               ; format_date returns for us
 
@@ -2588,7 +2588,7 @@ format_date:
         mov     ecx, 7
         div     rcx                             ; rdx = weekday, 0 = Sunday
         shl     rdx, 2                          ; 4 bytes a name
-        lea     rsi, [rel day_names]
+        mov     esi, day_names
         mov     eax, dword [rsi+rdx]
         mov     dword [rdi], eax                ; "Sun,"
         ; z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
@@ -2659,7 +2659,7 @@ format_date:
 format_date.march_to_december:
         add     r9, 2                           ; r9 = month, 0 = January
         shl     r9, 2                           ; 4 bytes a name
-        lea     rsi, [rel month_names]
+        mov     esi, month_names
         mov     eax, dword [rsi+r9]
         mov     dword [rdi+8], eax              ; "Nov "
         mov     rax, r10
@@ -2708,12 +2708,12 @@ format_date.march_to_december:
 ;; Built in line_buf and written with one write(), so lines from several
 ;; processes do not interleave.
 log_connection:
-        lea     rdi, [rel line_buf]             ; rdi = where the line is built
-        lea     rsi, [rel log_from]
+        mov     edi, line_buf                   ; rdi = where the line is built
+        mov     esi, log_from
         mov     ecx, 16
         rep movsb                               ; copy "connection from "
         call    append_client_port              ; "127.0.0.1:54321"
-        lea     rsi, [rel log_bytes]
+        mov     esi, log_bytes
         mov     ecx, 14
         rep movsb                               ; copy ", bytes read: "
         mov     rax, qword [rbx+conn_bytes]
@@ -2721,7 +2721,7 @@ log_connection:
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
+        mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
         mov     rdi, r15                        ; fd = log_fd
         call    write_all
@@ -2800,14 +2800,14 @@ die_port:
         xor     r14d, r14d                      ; no hint
 die_port.die_port_hint:
         mov     rbx, rax                        ; rbx = -errno, kept
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     edi, line_buf                   ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
         mov     eax, dword [rel listen_port]    ; the port
         call    append_u64
         mov     word [rdi], 0x203a              ; ': '
         add     rdi, 2
-        lea     rsi, [rel line_buf]             ; die copies line_buf onto itself
+        mov     esi, line_buf                   ; die copies line_buf onto itself
         mov     rdx, rdi
         sub     rdx, rsi                        ; the message's length
         mov     rax, rbx                        ; -errno
@@ -2824,10 +2824,10 @@ die:
 die.die_hint:
         neg     rax
         mov     rbx, rax                        ; rbx = errno
-        lea     rdi, [rel line_buf]             ; the line is built in line_buf
+        mov     edi, line_buf                   ; the line is built in line_buf
         mov     rcx, rdx
         rep movsb                               ; copy the message start
-        lea     rsi, [rel errno_texts]          ; rsi walks the table
+        mov     esi, errno_texts                ; rsi walks the table
 die.next_errno:
         movzx   eax, byte [rsi]                 ; an errno
         test    eax, eax
@@ -2839,7 +2839,7 @@ die.next_errno:
         add     rsi, rcx                        ; the next entry
         jmp     short die.next_errno
 die.unknown_errno:
-        lea     rsi, [rel errno_word]
+        mov     esi, errno_word
         mov     ecx, 6
         rep movsb                               ; "errno "
         mov     rax, rbx
@@ -2855,7 +2855,7 @@ die.fail:
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
-        lea     rsi, [rel line_buf]             ; buf = line_buf
+        mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
         mov     edi, 2                          ; fd = STDERR_FILENO
         call    write_all
@@ -2870,7 +2870,7 @@ die.fail:
 ;; the deadlines. Clobbers rax, rcx, rdx, rsi, rdi, r11.
 now_ms:
         mov     edi, 1                          ; CLOCK_MONOTONIC
-        lea     rsi, [rel now_ts]
+        mov     esi, now_ts
         mov     eax, 228                        ; syscall number: clock_gettime
         syscall
         mov     rax, qword [rsi+8]              ; tv_nsec
