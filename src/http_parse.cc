@@ -257,15 +257,13 @@ void HttpParse::emit_method(Label target) {
         "The head ends in CR LF CR LF (find_head_end made sure), so every scan\n"
         "below stops inside it. rsi walks the head; r8 = char_class.\n"
         "A token that is not a known method: 501. Anything else malformed: 400.");
-  for (Label l : {v_.minor, v_.close, v_.keepalive, v_.host, v_.cl_count, v_.te, v_.expect, v_.method})
-    mov(var32(l), imm(0));
-  if (v_.te_coded.id >= 0) mov(var32(v_.te_coded), imm(0));
-  mov(var64(v_.content_length), imm(0));
-  if (v_.range.id >= 0)
-    for (Label l : {v_.accept_encoding_len, v_.if_none_match_len, v_.range_len, v_.if_range_len})
-      if (l.id >= 0) mov(var64(l), imm(0));
-  if (v_.if_modified_since.id >= 0) mov(var64(v_.if_modified_since_len), imm(0));
-  if (v_.query.id >= 0) mov(var64(v_.query_len), imm(0));
+  // Stored from a zeroed register: mov [rel x], eax is 6 bytes, mov dword [rel x], 0 is 10.
+  zero(Reg::rax, "the request's state starts at 0");
+  for (Label l : {v_.minor, v_.close, v_.keepalive, v_.host, v_.cl_count, v_.te, v_.expect, v_.method, v_.te_coded})
+    if (l.id >= 0) mov(var32(l), r32(Reg::rax));
+  for (Label l : {v_.content_length, v_.accept_encoding_len, v_.if_none_match_len, v_.range_len, v_.if_range_len,
+                  v_.if_modified_since_len, v_.query_len})
+    if (l.id >= 0) mov(var64(l), r64(Reg::rax));
   mov(r64(Reg::rsi), r64(kBuf));
   Label skip = local("skip_empty_lines");
   Label skip_byte = local("empty_line_byte");
@@ -488,68 +486,100 @@ void HttpParse::emit_headers(Label line) {
   jmp(Op::jmp, trim);
   label(trimmed);
 
-  // Dispatch on the name's length, then its letters.
-  Label not_host = local("not_host");
-  Label not_cl = local("not_content_length");
-  Label not_te = local("not_transfer_encoding");
-  Label not_conn = local("not_connection");
-  op(Op::cmp, r64(Reg::rdx), imm(4));
-  jmp(Op::jne, not_host);
-  match_text(Reg::rcx, 0, "host", true, not_host);
-  emit_host(next);
-  label(not_host);
-  op(Op::cmp, r64(Reg::rdx), imm(14));
-  jmp(Op::jne, not_cl);
-  match_text(Reg::rcx, 0, "content-length", true, not_cl);
-  emit_content_length(next);
-  label(not_cl);
-  op(Op::cmp, r64(Reg::rdx), imm(17));
-  jmp(Op::jne, not_te);
-  match_text(Reg::rcx, 0, "transfer-encoding", true, not_te);
-  emit_transfer_encoding(next);
-  label(not_te);
-  op(Op::cmp, r64(Reg::rdx), imm(10));
-  jmp(Op::jne, not_conn);
-  match_text(Reg::rcx, 0, "connection", true, not_conn);
-  emit_connection(next);
-  label(not_conn);
-  Label not_expect = local("not_expect");
-  op(Op::cmp, r64(Reg::rdx), imm(6));
-  jmp(Op::jne, not_expect);
-  match_text(Reg::rcx, 0, "expect", true, not_expect);
-  emit_expect(next);
-  label(not_expect);
-  if (v_.referer.id >= 0) emit_kept_field("referer", v_.referer, v_.referer_len, next, "for the access log");
-  if (v_.user_agent.id >= 0)
-    emit_kept_field("user-agent", v_.user_agent, v_.user_agent_len, next, "for the access log");
-  if (v_.range.id >= 0) {
-    if (v_.accept_encoding.id >= 0)
-      emit_kept_field("accept-encoding", v_.accept_encoding, v_.accept_encoding_len, next, "to choose a coding");
-    emit_kept_field("if-none-match", v_.if_none_match, v_.if_none_match_len, next, "for a 304");
-    emit_kept_field("range", v_.range, v_.range_len, next, "for a 206");
-    emit_kept_field("if-range", v_.if_range, v_.if_range_len, next, "for a 206");
+  // Which known field: one walk of a table of names (field_names), then a
+  // compare of the number found, where an inline compare of each name's
+  // letters took some 60 bytes a field.
+  struct Known {
+    std::string name;
+    Label value, len;  // a field kept as it is; id -1 for one with its own parser
+    const char* why = "";
+  };
+  std::vector<Known> known = {{"host"}, {"content-length"}, {"transfer-encoding"}, {"connection"}, {"expect"}};
+  auto keep = [&](const char* name, Label value, Label len, const char* why) {
+    if (value.id >= 0) known.push_back({name, value, len, why});
+  };
+  keep("referer", v_.referer, v_.referer_len, "for the access log");
+  keep("user-agent", v_.user_agent, v_.user_agent_len, "for the access log");
+  keep("accept-encoding", v_.accept_encoding, v_.accept_encoding_len, "to choose a coding");
+  keep("if-none-match", v_.if_none_match, v_.if_none_match_len, "for a 304");
+  keep("range", v_.range, v_.range_len, "for a 206");
+  keep("if-range", v_.if_range, v_.if_range_len, "for a 206");
+  keep("if-modified-since", v_.if_modified_since, v_.if_modified_since_len, "for a 304");
+  std::string table;
+  for (size_t i = 0; i < known.size(); ++i) {
+    table += static_cast<char>(known[i].name.size());
+    table += static_cast<char>(i + 1);
+    table += known[i].name;
   }
-  if (v_.if_modified_since.id >= 0)
-    emit_kept_field("if-modified-since", v_.if_modified_since, v_.if_modified_since_len, next, "for a 304");
+  table += '\0';
+  Label names = b_.bytes("field_names", table,
+                         "the header fields parse_request knows: a name's length, its number, the name in\n"
+                         "lower case; a length of 0 ends the table");
+  Label entry = local("known_field");
+  Label letter = local("field_letter");
+  Label other_name = local("other_field_name");
+  Label skip = local("skip_field_name");
+  Label found = local("field_found");
+  lea(Reg::rdi, names, "rdi walks the names of the fields known here");
+  label(entry);
+  b_.emit(Op::movzx, {r32(Reg::r10), mem8(Reg::rdi)}, "r10 = the length of this one's name");
+  op(Op::test, r32(Reg::r10), r32(Reg::r10));
+  jmp(Op::jz, next, "the end of the table: a field not known here is ignored");
+  op(Op::cmp, r64(Reg::r10), r64(Reg::rdx));
+  jmp(Op::jne, skip, "another length: not this one");
+  label(letter);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, Reg::rcx, Reg::r10, -1)}, "the request's letters, last first");
+  op(Op::or_, r32(Reg::rax), imm(0x20), "to lower case ('-' and digits stay; a name is a token)");
+  op(Op::cmp, r8(Reg::rax), mem_index(Width::b8, Reg::rdi, Reg::r10, 1), "the table's letter (its name is at rdi+2)");
+  jmp(Op::jne, other_name);
+  op(Op::dec, r64(Reg::r10));
+  jmp(Op::jnz, letter);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rdi, 1)}, "eax = the field's number");
+  jmp(Op::jmp, found);
+  label(other_name);
+  mov(r64(Reg::r10), r64(Reg::rdx), "the same length as the request's name");
+  label(skip);
+  lea(Reg::rdi, mem_index(Width::none, Reg::rdi, Reg::r10, 2), "the next entry");
+  jmp(Op::jmp, entry);
+
+  label(found);
+  Label store = local("keep_field");
+  for (size_t i = 0; i < known.size(); ++i) {
+    const Known& k = known[i];
+    bool last = i + 1 == known.size();  // no number is left to compare with
+    std::string hint = "not_" + k.name;
+    std::replace(hint.begin(), hint.end(), '-', '_');
+    Label other = local(hint);
+    if (!last) {
+      op(Op::cmp, r32(Reg::rax), imm(static_cast<int64_t>(i + 1)), k.name + "?");
+      jmp(Op::jne, other);
+    } else {
+      note(fmt::format("the last number: {}", k.name));
+    }
+    if (k.value.id < 0) {
+      if (k.name == "host") emit_host(next);
+      if (k.name == "content-length") emit_content_length(next);
+      if (k.name == "transfer-encoding") emit_transfer_encoding(next);
+      if (k.name == "connection") emit_connection(next);
+      if (k.name == "expect") emit_expect(next);
+    } else {
+      // The variable of the value and that of its length are defined one
+      // after the other, 8 bytes each (see the constructor).
+      lea(Reg::rdi, k.value, std::string(k.why) + ": where its value and length go");
+      if (!last) jmp(Op::jmp, store);
+    }
+    if (!last) label(other);
+  }
+  if (known.back().value.id >= 0) {
+    label(store);
+    mov(mem64(Reg::rdi), r64(Reg::r11), "the value (the last such field wins)");
+    op(Op::sub, r64(Reg::r9), r64(Reg::r11));
+    mov(mem64(Reg::rdi, 8), r64(Reg::r9), "and its length, in the variable after it");
+  }
   label(next);
   op(Op::add, r64(Reg::rsi), imm(2), "past the field's CR LF");
   jmp(Op::jmp, line);
   label(done);
-}
-
-void HttpParse::emit_kept_field(const std::string& name, Label value, Label len, Label next, const std::string& why) {
-  std::string hint = "not_" + name;
-  std::replace(hint.begin(), hint.end(), '-', '_');
-  Label other = local(hint);
-  op(Op::cmp, r64(Reg::rdx), imm(static_cast<int64_t>(name.size())));
-  jmp(Op::jne, other);
-  match_text(Reg::rcx, 0, name, true, other);
-  mov(var64(value), r64(Reg::r11), why + ": the value");
-  mov(r64(Reg::rax), r64(Reg::r9));
-  op(Op::sub, r64(Reg::rax), r64(Reg::r11));
-  mov(var64(len), r64(Reg::rax), "and its length (the last such field wins)");
-  jmp(Op::jmp, next);
-  label(other);
 }
 
 void HttpParse::emit_host(Label next) {

@@ -78,9 +78,6 @@ class HttpParse : public Gen {
   void emit_connection(Label next);
   void emit_transfer_encoding(Label next);
   void emit_expect(Label next);
-  /// name == `name` (rdx = its length): keep the value r11..r9 in `value`
-  /// and `len`, then on to `next`.
-  void emit_kept_field(const std::string& name, Label value, Label len, Label next, const std::string& why);
   void emit_checks(Label route);
 
   const ResponseTable& t_;
