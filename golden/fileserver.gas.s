@@ -2422,21 +2422,22 @@ _start:
 ## below stops inside it. rsi walks the head; r8 = char_class.
 ## A token that is not a known method: 501. Anything else malformed: 400.
 .Lparse_request:
-        mov     DWORD PTR [rip + req_minor], 0
-        mov     DWORD PTR [rip + req_close], 0
-        mov     DWORD PTR [rip + req_keepalive], 0
-        mov     DWORD PTR [rip + req_host], 0
-        mov     DWORD PTR [rip + req_cl_count], 0
-        mov     DWORD PTR [rip + req_te], 0
-        mov     DWORD PTR [rip + req_expect], 0
-        mov     DWORD PTR [rip + req_method], 0
-        mov     DWORD PTR [rip + req_te_coded], 0
-        mov     QWORD PTR [rip + req_content_length], 0
-        mov     QWORD PTR [rip + req_if_none_match_len], 0
-        mov     QWORD PTR [rip + req_range_len], 0
-        mov     QWORD PTR [rip + req_if_range_len], 0
-        mov     QWORD PTR [rip + req_if_modified_since_len], 0
-        mov     QWORD PTR [rip + req_query_len], 0
+        xor     eax, eax                        # the request's state starts at 0
+        mov     DWORD PTR [rip + req_minor], eax
+        mov     DWORD PTR [rip + req_close], eax
+        mov     DWORD PTR [rip + req_keepalive], eax
+        mov     DWORD PTR [rip + req_host], eax
+        mov     DWORD PTR [rip + req_cl_count], eax
+        mov     DWORD PTR [rip + req_te], eax
+        mov     DWORD PTR [rip + req_expect], eax
+        mov     DWORD PTR [rip + req_method], eax
+        mov     DWORD PTR [rip + req_te_coded], eax
+        mov     QWORD PTR [rip + req_content_length], rax
+        mov     QWORD PTR [rip + req_if_none_match_len], rax
+        mov     QWORD PTR [rip + req_range_len], rax
+        mov     QWORD PTR [rip + req_if_range_len], rax
+        mov     QWORD PTR [rip + req_if_modified_since_len], rax
+        mov     QWORD PTR [rip + req_query_len], rax
         mov     rsi, rbp
 .Lparse_request.skip_empty_lines:
         movzx   eax, BYTE PTR [rsi]
@@ -2686,11 +2687,29 @@ _start:
         dec     r9
         jmp     short .Lparse_headers.trim
 .Lparse_headers.trimmed:
-        cmp     rdx, 4
-        {disp32} jne     .Lparse_headers.not_host
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x74736f68                 # "host"
+        mov     edi, OFFSET field_names         # rdi walks the names of the fields known here
+.Lparse_headers.known_field:
+        movzx   r10d, BYTE PTR [rdi]            # r10 = the length of this one's name
+        test    r10d, r10d
+        {disp32} jz      .Lparse_headers.next_field # the end of the table: a field not known here is ignored
+        cmp     r10, rdx
+        jne     short .Lparse_headers.skip_field_name # another length: not this one
+.Lparse_headers.field_letter:
+        movzx   eax, BYTE PTR [rcx+r10-1]       # the request's letters, last first
+        or      eax, 32                         # to lower case ('-' and digits stay; a name is a token)
+        cmp     al, BYTE PTR [rdi+r10+1]        # the table's letter (its name is at rdi+2)
+        jne     short .Lparse_headers.other_field_name
+        dec     r10
+        jnz     short .Lparse_headers.field_letter
+        movzx   eax, BYTE PTR [rdi+1]           # eax = the field's number
+        jmp     short .Lparse_headers.field_found
+.Lparse_headers.other_field_name:
+        mov     r10, rdx                        # the same length as the request's name
+.Lparse_headers.skip_field_name:
+        lea     rdi, [rdi+r10+2]                # the next entry
+        jmp     short .Lparse_headers.known_field
+.Lparse_headers.field_found:
+        cmp     eax, 1                          # host?
         {disp32} jne     .Lparse_headers.not_host
         inc     DWORD PTR [rip + req_host]      # Host
         mov     rcx, r11                        # rcx walks the value; empty is allowed
@@ -2756,23 +2775,7 @@ _start:
         inc     rcx
         jmp     short .Lparse_headers.host_port_digit
 .Lparse_headers.not_host:
-        cmp     rdx, 14
-        {disp32} jne     .Lparse_headers.not_content_length
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x746e6f63                 # "cont"
-        {disp32} jne     .Lparse_headers.not_content_length
-        mov     eax, DWORD PTR [rcx+4]
-        or      eax, 0x202020                   # to lower case
-        cmp     eax, 0x2d746e65                 # "ent-"
-        jne     short .Lparse_headers.not_content_length
-        mov     eax, DWORD PTR [rcx+8]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x676e656c                 # "leng"
-        jne     short .Lparse_headers.not_content_length
-        mov     eax, DWORD PTR [rcx+10]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x6874676e                 # "ngth"
+        cmp     eax, 2                          # content-length?
         jne     short .Lparse_headers.not_content_length
         inc     DWORD PTR [rip + req_cl_count]  # Content-Length
         cmp     r11, r9
@@ -2802,27 +2805,7 @@ _start:
         mov     QWORD PTR [rip + req_content_length], rax
         {disp32} jmp     .Lparse_headers.next_field
 .Lparse_headers.not_content_length:
-        cmp     rdx, 17
-        {disp32} jne     .Lparse_headers.not_transfer_encoding
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x6e617274                 # "tran"
-        {disp32} jne     .Lparse_headers.not_transfer_encoding
-        mov     eax, DWORD PTR [rcx+4]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x72656673                 # "sfer"
-        {disp32} jne     .Lparse_headers.not_transfer_encoding
-        mov     eax, DWORD PTR [rcx+8]
-        or      eax, 0x20202000                 # to lower case
-        cmp     eax, 0x636e652d                 # "-enc"
-        {disp32} jne     .Lparse_headers.not_transfer_encoding
-        mov     eax, DWORD PTR [rcx+12]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x6e69646f                 # "odin"
-        {disp32} jne     .Lparse_headers.not_transfer_encoding
-        mov     eax, DWORD PTR [rcx+13]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x676e6964                 # "ding"
+        cmp     eax, 3                          # transfer-encoding?
         {disp32} jne     .Lparse_headers.not_transfer_encoding
         cmp     DWORD PTR [rip + req_te], 0     # the first Transfer-Encoding field?
         jne     short .Lparse_headers.te_element
@@ -2886,19 +2869,7 @@ _start:
         mov     DWORD PTR [rip + req_te_coded], 1 # gzip, deflate...: an upload could not store it decoded
         {disp32} jmp     .Lparse_headers.te_element
 .Lparse_headers.not_transfer_encoding:
-        cmp     rdx, 10
-        {disp32} jne     .Lparse_headers.not_connection
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x6e6e6f63                 # "conn"
-        {disp32} jne     .Lparse_headers.not_connection
-        mov     eax, DWORD PTR [rcx+4]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x69746365                 # "ecti"
-        {disp32} jne     .Lparse_headers.not_connection
-        mov     eax, DWORD PTR [rcx+6]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x6e6f6974                 # "tion"
+        cmp     eax, 4                          # connection?
         {disp32} jne     .Lparse_headers.not_connection
 .Lparse_headers.conn_token:
         cmp     r11, r9
@@ -2960,15 +2931,7 @@ _start:
 .Lparse_headers.not_keep_alive:
         {disp32} jmp     .Lparse_headers.conn_token
 .Lparse_headers.not_connection:
-        cmp     rdx, 6
-        {disp32} jne     .Lparse_headers.not_expect
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x65707865                 # "expe"
-        jne     short .Lparse_headers.not_expect
-        mov     eax, DWORD PTR [rcx+2]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x74636570                 # "pect"
+        cmp     eax, 5                          # expect?
         jne     short .Lparse_headers.not_expect
         mov     rdx, r9
         sub     rdx, r11                        # the value's length
@@ -2985,97 +2948,34 @@ _start:
         cmp     eax, 0x65756e69                 # "inue"
         jne     short .Lparse_headers.expect_other
         cmp     DWORD PTR [rip + req_expect], 2 # another Expect field had something else?
-        {disp32} je      .Lparse_headers.next_field # that stays
+        je      short .Lparse_headers.next_field # that stays
         mov     DWORD PTR [rip + req_expect], 1 # Expect: 100-continue
-        {disp32} jmp     .Lparse_headers.next_field
+        jmp     short .Lparse_headers.next_field
 .Lparse_headers.expect_other:
         mov     DWORD PTR [rip + req_expect], 2 # an expectation we cannot meet: 417
-        {disp32} jmp     .Lparse_headers.next_field
+        jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_expect:
-        cmp     rdx, 13
+        cmp     eax, 6                          # if-none-match?
         jne     short .Lparse_headers.not_if_none_match
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20002020                 # to lower case
-        cmp     eax, 0x6e2d6669                 # "if-n"
-        jne     short .Lparse_headers.not_if_none_match
-        mov     eax, DWORD PTR [rcx+4]
-        or      eax, 0x202020                   # to lower case
-        cmp     eax, 0x2d656e6f                 # "one-"
-        jne     short .Lparse_headers.not_if_none_match
-        mov     eax, DWORD PTR [rcx+8]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x6374616d                 # "matc"
-        jne     short .Lparse_headers.not_if_none_match
-        mov     eax, DWORD PTR [rcx+9]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x68637461                 # "atch"
-        jne     short .Lparse_headers.not_if_none_match
-        mov     QWORD PTR [rip + req_if_none_match], r11 # for a 304: the value
-        mov     rax, r9
-        sub     rax, r11
-        mov     QWORD PTR [rip + req_if_none_match_len], rax # and its length (the last such field wins)
-        {disp32} jmp     .Lparse_headers.next_field
+        mov     edi, OFFSET req_if_none_match   # for a 304: where its value and length go
+        jmp     short .Lparse_headers.keep_field
 .Lparse_headers.not_if_none_match:
-        cmp     rdx, 5
+        cmp     eax, 7                          # range?
         jne     short .Lparse_headers.not_range
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x676e6172                 # "rang"
-        jne     short .Lparse_headers.not_range
-        mov     eax, DWORD PTR [rcx+1]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x65676e61                 # "ange"
-        jne     short .Lparse_headers.not_range
-        mov     QWORD PTR [rip + req_range], r11 # for a 206: the value
-        mov     rax, r9
-        sub     rax, r11
-        mov     QWORD PTR [rip + req_range_len], rax # and its length (the last such field wins)
-        {disp32} jmp     .Lparse_headers.next_field
+        mov     edi, OFFSET req_range           # for a 206: where its value and length go
+        jmp     short .Lparse_headers.keep_field
 .Lparse_headers.not_range:
-        cmp     rdx, 8
+        cmp     eax, 8                          # if-range?
         jne     short .Lparse_headers.not_if_range
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20002020                 # to lower case
-        cmp     eax, 0x722d6669                 # "if-r"
-        jne     short .Lparse_headers.not_if_range
-        mov     eax, DWORD PTR [rcx+4]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x65676e61                 # "ange"
-        jne     short .Lparse_headers.not_if_range
-        mov     QWORD PTR [rip + req_if_range], r11 # for a 206: the value
-        mov     rax, r9
-        sub     rax, r11
-        mov     QWORD PTR [rip + req_if_range_len], rax # and its length (the last such field wins)
-        jmp     short .Lparse_headers.next_field
+        mov     edi, OFFSET req_if_range        # for a 206: where its value and length go
+        jmp     short .Lparse_headers.keep_field
 .Lparse_headers.not_if_range:
-        cmp     rdx, 17
-        jne     short .Lparse_headers.not_if_modified_since
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20002020                 # to lower case
-        cmp     eax, 0x6d2d6669                 # "if-m"
-        jne     short .Lparse_headers.not_if_modified_since
-        mov     eax, DWORD PTR [rcx+4]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x6669646f                 # "odif"
-        jne     short .Lparse_headers.not_if_modified_since
-        mov     eax, DWORD PTR [rcx+8]
-        or      eax, 0x202020                   # to lower case
-        cmp     eax, 0x2d646569                 # "ied-"
-        jne     short .Lparse_headers.not_if_modified_since
-        mov     eax, DWORD PTR [rcx+12]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x636e6973                 # "sinc"
-        jne     short .Lparse_headers.not_if_modified_since
-        mov     eax, DWORD PTR [rcx+13]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x65636e69                 # "ince"
-        jne     short .Lparse_headers.not_if_modified_since
-        mov     QWORD PTR [rip + req_if_modified_since], r11 # for a 304: the value
-        mov     rax, r9
-        sub     rax, r11
-        mov     QWORD PTR [rip + req_if_modified_since_len], rax # and its length (the last such field wins)
-        jmp     short .Lparse_headers.next_field
-.Lparse_headers.not_if_modified_since:
+        # the last number: if-modified-since
+        mov     edi, OFFSET req_if_modified_since # for a 304: where its value and length go
+.Lparse_headers.keep_field:
+        mov     QWORD PTR [rdi], r11            # the value (the last such field wins)
+        sub     r9, r11
+        mov     QWORD PTR [rdi+8], r9           # and its length, in the variable after it
 .Lparse_headers.next_field:
         add     rsi, 2                          # past the field's CR LF
         {disp32} jmp     .Lparse_headers
@@ -5254,6 +5154,13 @@ no_signals:
 continue_text:
         .ascii "HTTP/1.1 100 Continue\r\n"
         .ascii "\r\n"
+
+# the header fields parse_request knows: a name's length, its number, the name in
+# lower case; a length of 0 ends the table (113 bytes)
+        .balign 8, 0
+field_names:
+        .byte 4, 1, 104, 111, 115, 116, 14, 2, 99, 111, 110, 116, 101, 110, 116, 45, 108, 101, 110, 103, 116, 104, 17, 3, 116, 114, 97, 110, 115, 102, 101, 114, 45, 101, 110, 99, 111, 100, 105, 110, 103, 10, 4, 99, 111, 110, 110, 101, 99, 116, 105, 111, 110, 6, 5, 101, 120, 112, 101, 99, 116, 13, 6, 105
+        .byte 102, 45, 110, 111, 110, 101, 45, 109, 97, 116, 99, 104, 5, 7, 114, 97, 110, 103, 101, 8, 8, 105, 102, 45, 114, 97, 110, 103, 101, 17, 9, 105, 102, 45, 109, 111, 100, 105, 102, 105, 101, 100, 45, 115, 105, 110, 99, 101, 0
 
 # a directory's 301 and an upload's 201 (10 bytes)
         .balign 8, 0

@@ -1631,20 +1631,21 @@ too_large.answer:
 ;; below stops inside it. rsi walks the head; r8 = char_class.
 ;; A token that is not a known method: 501. Anything else malformed: 400.
 parse_request:
-        mov     dword [rel req_minor], 0
-        mov     dword [rel req_close], 0
-        mov     dword [rel req_keepalive], 0
-        mov     dword [rel req_host], 0
-        mov     dword [rel req_cl_count], 0
-        mov     dword [rel req_te], 0
-        mov     dword [rel req_expect], 0
-        mov     dword [rel req_method], 0
-        mov     qword [rel req_content_length], 0
-        mov     qword [rel req_accept_encoding_len], 0
-        mov     qword [rel req_if_none_match_len], 0
-        mov     qword [rel req_range_len], 0
-        mov     qword [rel req_if_range_len], 0
-        mov     qword [rel req_query_len], 0
+        xor     eax, eax                        ; the request's state starts at 0
+        mov     dword [rel req_minor], eax
+        mov     dword [rel req_close], eax
+        mov     dword [rel req_keepalive], eax
+        mov     dword [rel req_host], eax
+        mov     dword [rel req_cl_count], eax
+        mov     dword [rel req_te], eax
+        mov     dword [rel req_expect], eax
+        mov     dword [rel req_method], eax
+        mov     qword [rel req_content_length], rax
+        mov     qword [rel req_accept_encoding_len], rax
+        mov     qword [rel req_if_none_match_len], rax
+        mov     qword [rel req_range_len], rax
+        mov     qword [rel req_if_range_len], rax
+        mov     qword [rel req_query_len], rax
         mov     rsi, rbp
 parse_request.skip_empty_lines:
         movzx   eax, byte [rsi]
@@ -1894,11 +1895,29 @@ parse_headers.trim_one:
         dec     r9
         jmp     short parse_headers.trim
 parse_headers.trimmed:
-        cmp     rdx, 4
-        jne     near parse_headers.not_host
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x74736f68                 ; "host"
+        mov     edi, field_names                ; rdi walks the names of the fields known here
+parse_headers.known_field:
+        movzx   r10d, byte [rdi]                ; r10 = the length of this one's name
+        test    r10d, r10d
+        jz      near parse_headers.next_field   ; the end of the table: a field not known here is ignored
+        cmp     r10, rdx
+        jne     short parse_headers.skip_field_name ; another length: not this one
+parse_headers.field_letter:
+        movzx   eax, byte [rcx+r10-1]           ; the request's letters, last first
+        or      eax, 32                         ; to lower case ('-' and digits stay; a name is a token)
+        cmp     al, byte [rdi+r10+1]            ; the table's letter (its name is at rdi+2)
+        jne     short parse_headers.other_field_name
+        dec     r10
+        jnz     short parse_headers.field_letter
+        movzx   eax, byte [rdi+1]               ; eax = the field's number
+        jmp     short parse_headers.field_found
+parse_headers.other_field_name:
+        mov     r10, rdx                        ; the same length as the request's name
+parse_headers.skip_field_name:
+        lea     rdi, [rdi+r10+2]                ; the next entry
+        jmp     short parse_headers.known_field
+parse_headers.field_found:
+        cmp     eax, 1                          ; host?
         jne     near parse_headers.not_host
         inc     dword [rel req_host]            ; Host
         mov     rcx, r11                        ; rcx walks the value; empty is allowed
@@ -1964,23 +1983,7 @@ parse_headers.host_port_digit:
         inc     rcx
         jmp     short parse_headers.host_port_digit
 parse_headers.not_host:
-        cmp     rdx, 14
-        jne     near parse_headers.not_content_length
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x746e6f63                 ; "cont"
-        jne     near parse_headers.not_content_length
-        mov     eax, dword [rcx+4]
-        or      eax, 0x202020                   ; to lower case
-        cmp     eax, 0x2d746e65                 ; "ent-"
-        jne     short parse_headers.not_content_length
-        mov     eax, dword [rcx+8]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x676e656c                 ; "leng"
-        jne     short parse_headers.not_content_length
-        mov     eax, dword [rcx+10]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x6874676e                 ; "ngth"
+        cmp     eax, 2                          ; content-length?
         jne     short parse_headers.not_content_length
         inc     dword [rel req_cl_count]        ; Content-Length
         cmp     r11, r9
@@ -2010,27 +2013,7 @@ parse_headers.cl_store:
         mov     qword [rel req_content_length], rax
         jmp     near parse_headers.next_field
 parse_headers.not_content_length:
-        cmp     rdx, 17
-        jne     near parse_headers.not_transfer_encoding
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x6e617274                 ; "tran"
-        jne     near parse_headers.not_transfer_encoding
-        mov     eax, dword [rcx+4]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x72656673                 ; "sfer"
-        jne     near parse_headers.not_transfer_encoding
-        mov     eax, dword [rcx+8]
-        or      eax, 0x20202000                 ; to lower case
-        cmp     eax, 0x636e652d                 ; "-enc"
-        jne     near parse_headers.not_transfer_encoding
-        mov     eax, dword [rcx+12]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x6e69646f                 ; "odin"
-        jne     near parse_headers.not_transfer_encoding
-        mov     eax, dword [rcx+13]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x676e6964                 ; "ding"
+        cmp     eax, 3                          ; transfer-encoding?
         jne     near parse_headers.not_transfer_encoding
         cmp     dword [rel req_te], 0           ; the first Transfer-Encoding field?
         jne     short parse_headers.te_element
@@ -2091,19 +2074,7 @@ parse_headers.te_not_after_chunked:
         mov     dword [rel req_te], 2           ; ...unless it is chunked
         jmp     near parse_headers.te_element
 parse_headers.not_transfer_encoding:
-        cmp     rdx, 10
-        jne     near parse_headers.not_connection
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x6e6e6f63                 ; "conn"
-        jne     near parse_headers.not_connection
-        mov     eax, dword [rcx+4]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x69746365                 ; "ecti"
-        jne     near parse_headers.not_connection
-        mov     eax, dword [rcx+6]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x6e6f6974                 ; "tion"
+        cmp     eax, 4                          ; connection?
         jne     near parse_headers.not_connection
 parse_headers.conn_token:
         cmp     r11, r9
@@ -2165,15 +2136,7 @@ parse_headers.not_close:
 parse_headers.not_keep_alive:
         jmp     near parse_headers.conn_token
 parse_headers.not_connection:
-        cmp     rdx, 6
-        jne     near parse_headers.not_expect
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x65707865                 ; "expe"
-        jne     short parse_headers.not_expect
-        mov     eax, dword [rcx+2]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x74636570                 ; "pect"
+        cmp     eax, 5                          ; expect?
         jne     short parse_headers.not_expect
         mov     rdx, r9
         sub     rdx, r11                        ; the value's length
@@ -2190,93 +2153,34 @@ parse_headers.not_connection:
         cmp     eax, 0x65756e69                 ; "inue"
         jne     short parse_headers.expect_other
         cmp     dword [rel req_expect], 2       ; another Expect field had something else?
-        je      near parse_headers.next_field   ; that stays
+        je      short parse_headers.next_field  ; that stays
         mov     dword [rel req_expect], 1       ; Expect: 100-continue
-        jmp     near parse_headers.next_field
+        jmp     short parse_headers.next_field
 parse_headers.expect_other:
         mov     dword [rel req_expect], 2       ; an expectation we cannot meet: 417
-        jmp     near parse_headers.next_field
+        jmp     short parse_headers.next_field
 parse_headers.not_expect:
-        cmp     rdx, 15
+        cmp     eax, 6                          ; accept-encoding?
         jne     short parse_headers.not_accept_encoding
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x65636361                 ; "acce"
-        jne     short parse_headers.not_accept_encoding
-        mov     eax, dword [rcx+4]
-        or      eax, 0x20002020                 ; to lower case
-        cmp     eax, 0x652d7470                 ; "pt-e"
-        jne     short parse_headers.not_accept_encoding
-        mov     eax, dword [rcx+8]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x646f636e                 ; "ncod"
-        jne     short parse_headers.not_accept_encoding
-        mov     eax, dword [rcx+11]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x676e6964                 ; "ding"
-        jne     short parse_headers.not_accept_encoding
-        mov     qword [rel req_accept_encoding], r11 ; to choose a coding: the value
-        mov     rax, r9
-        sub     rax, r11
-        mov     qword [rel req_accept_encoding_len], rax ; and its length (the last such field wins)
-        jmp     near parse_headers.next_field
+        mov     edi, req_accept_encoding        ; to choose a coding: where its value and length go
+        jmp     short parse_headers.keep_field
 parse_headers.not_accept_encoding:
-        cmp     rdx, 13
+        cmp     eax, 7                          ; if-none-match?
         jne     short parse_headers.not_if_none_match
-        mov     eax, dword [rcx]
-        or      eax, 0x20002020                 ; to lower case
-        cmp     eax, 0x6e2d6669                 ; "if-n"
-        jne     short parse_headers.not_if_none_match
-        mov     eax, dword [rcx+4]
-        or      eax, 0x202020                   ; to lower case
-        cmp     eax, 0x2d656e6f                 ; "one-"
-        jne     short parse_headers.not_if_none_match
-        mov     eax, dword [rcx+8]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x6374616d                 ; "matc"
-        jne     short parse_headers.not_if_none_match
-        mov     eax, dword [rcx+9]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x68637461                 ; "atch"
-        jne     short parse_headers.not_if_none_match
-        mov     qword [rel req_if_none_match], r11 ; for a 304: the value
-        mov     rax, r9
-        sub     rax, r11
-        mov     qword [rel req_if_none_match_len], rax ; and its length (the last such field wins)
-        jmp     short parse_headers.next_field
+        mov     edi, req_if_none_match          ; for a 304: where its value and length go
+        jmp     short parse_headers.keep_field
 parse_headers.not_if_none_match:
-        cmp     rdx, 5
+        cmp     eax, 8                          ; range?
         jne     short parse_headers.not_range
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x676e6172                 ; "rang"
-        jne     short parse_headers.not_range
-        mov     eax, dword [rcx+1]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x65676e61                 ; "ange"
-        jne     short parse_headers.not_range
-        mov     qword [rel req_range], r11      ; for a 206: the value
-        mov     rax, r9
-        sub     rax, r11
-        mov     qword [rel req_range_len], rax  ; and its length (the last such field wins)
-        jmp     short parse_headers.next_field
+        mov     edi, req_range                  ; for a 206: where its value and length go
+        jmp     short parse_headers.keep_field
 parse_headers.not_range:
-        cmp     rdx, 8
-        jne     short parse_headers.not_if_range
-        mov     eax, dword [rcx]
-        or      eax, 0x20002020                 ; to lower case
-        cmp     eax, 0x722d6669                 ; "if-r"
-        jne     short parse_headers.not_if_range
-        mov     eax, dword [rcx+4]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x65676e61                 ; "ange"
-        jne     short parse_headers.not_if_range
-        mov     qword [rel req_if_range], r11   ; for a 206: the value
-        mov     rax, r9
-        sub     rax, r11
-        mov     qword [rel req_if_range_len], rax ; and its length (the last such field wins)
-        jmp     short parse_headers.next_field
-parse_headers.not_if_range:
+        ; the last number: if-range
+        mov     edi, req_if_range               ; for a 206: where its value and length go
+parse_headers.keep_field:
+        mov     qword [rdi], r11                ; the value (the last such field wins)
+        sub     r9, r11
+        mov     qword [rdi+8], r9               ; and its length, in the variable after it
 parse_headers.next_field:
         add     rsi, 2                          ; past the field's CR LF
         jmp     near parse_headers
@@ -4634,6 +4538,13 @@ stop_signals:
         align 8, db 0
 no_signals:
         dq 0                                    ; no signal
+
+; the header fields parse_request knows: a name's length, its number, the name in
+; lower case; a length of 0 ends the table (111 bytes)
+        align 8, db 0
+field_names:
+        db 4, 1, 104, 111, 115, 116, 14, 2, 99, 111, 110, 116, 101, 110, 116, 45, 108, 101, 110, 103, 116, 104, 17, 3, 116, 114, 97, 110, 115, 102, 101, 114, 45, 101, 110, 99, 111, 100, 105, 110, 103, 10, 4, 99, 111, 110, 110, 101, 99, 116, 105, 111, 110, 6, 5, 101, 120, 112, 101, 99, 116, 15, 6, 97
+        db 99, 99, 101, 112, 116, 45, 101, 110, 99, 111, 100, 105, 110, 103, 13, 7, 105, 102, 45, 110, 111, 110, 101, 45, 109, 97, 116, 99, 104, 5, 8, 114, 97, 110, 103, 101, 8, 9, 105, 102, 45, 114, 97, 110, 103, 101, 0
 
 ; errno, length, strerror() text: the errnos die names (317 bytes)
         align 1, db 0
