@@ -34,9 +34,11 @@ class HttpDate : public Gen {
  private:
   /// Two decimal digits of eax (< 100) at `dst` (a word). Clobbers eax, cl.
   void put2(MemOp dst, const std::string& what);
+  /// The same, left in ax.
+  void put2_ax();
   Runtime& rt_;
   void emit_format();
-  Label line_, expires_, ts_, refresh_, format_, days_, months_, month_;
+  Label line_, expires_, ts_, refresh_, format_, days_, months_, month_days_, month_;
   bool used_ = false, want_month_ = false, format_used_ = false;
 };
 

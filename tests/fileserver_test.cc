@@ -21,10 +21,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <atomic>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -819,6 +821,45 @@ TEST(FileServer, TwoRootsEachServeTheirOwn) {
     EXPECT_EQ(ask(server->port, "/hello.txt").body, kHello);
     EXPECT_EQ(ask(server->port, "/out/../other.txt").status, 404);  // "/" has no other.txt
     EXPECT_EQ(ask(server->port, "/out/hello.txt").status, 404);
+  }
+}
+
+// format_date counts 400-year eras, years and months: every leap rule
+// (2000 is a leap year, 2100 is not), each turn of a year and of February,
+// 2038, and year 9999, against gmtime, through a file's Last-Modified.
+TEST(FileServer, LastModifiedIsRightForAnyDate) {
+  Tree t = make_tree();
+  json spec = {{"name", "files"}, {"static", json::array({json{{"path", "/"}, {"root", t.root}}})}};
+  auto server = start_server(write_spec(spec.dump(), t.base), "gas");
+  ASSERT_TRUE(server);
+  std::vector<int64_t> times = {0,          1,          59,         86399,        86400,       2147483647,
+                                2147483648, 4102444799, 4102444800, 253402300799, -1,          -86401,
+                                -2208988800, 253402300800, 1LL << 40};
+  for (int year = 1970; year <= 2404; year += year < 2110 ? 1 : 97) {
+    std::tm tm{};
+    tm.tm_year = year - 1900;
+    for (auto [mon, day] : {std::pair{0, 1}, {1, 28}, {1, 29}, {2, 1}, {11, 31}}) {
+      tm.tm_mon = mon;
+      tm.tm_mday = day;
+      int64_t at = ::timegm(&tm);  // 29 February of a common year is 1 March: both are right
+      times.insert(times.end(), {at - 1, at, at + 86399});
+    }
+  }
+  std::mt19937_64 rng(12);
+  for (int i = 0; i < 200; ++i) times.push_back(static_cast<int64_t>(rng() % 253402300800ULL));
+  const std::string path = t.at("hello.txt");
+  int wrong = 0;
+  for (int64_t at : times) {
+    struct timespec ts[2] = {{at, 0}, {at, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), ts, 0), 0) << at;
+    // What the file system kept (ext4: 1901 to 2446), and the server's
+    // range: before 1970 is 1970, after 9999 is 9999's last second.
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    std::string want = imf_fixdate(std::clamp<int64_t>(st.st_mtim.tv_sec, 0, 253402300799));
+    Reply r = ask(server->port, "/hello.txt", "", "HEAD");
+    EXPECT_EQ(field(r, "Last-Modified"), want) << "mtime " << at << ", kept as " << st.st_mtim.tv_sec;
+    if (field(r, "Last-Modified") != want && ++wrong >= 5) break;
   }
 }
 
