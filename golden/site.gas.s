@@ -2732,15 +2732,26 @@ _start:
 ## C: strftime(rdi, "%a, %d %b %Y %H:%M:%S", gmtime(&seconds))
 ## Rewrites the fields of "Thu, 01 Jan 1970 00:00:00 GMT" at rdi: for the Date
 ## line and for a file's Last-Modified. Keeps rdi; leaves r9 = 4 * the month
-## (0 = January). Clobbers rax, rcx, rdx, rsi, r8-r11.
+## (0 = January). Clobbers rax, rcx, rdx, rsi, r8-r11. A time before 1970 is
+## 1970-01-01 00:00:00, one after 9999 is 9999-12-31 23:59:59 (a file system
+## may hold either: four digits of year and no division that overflows).
 .Lformat_date:
+        test    rax, rax
+        jns     short .Lformat_date.after_1970
+        xor     eax, eax                        # before 1970: 1970
+.Lformat_date.after_1970:
+        movabs  rcx, 0x3afff4417f               # 9999-12-31 23:59:59
+        cmp     rax, rcx
+        jbe     short .Lformat_date.before_10000
+        mov     rax, rcx
+.Lformat_date.before_10000:
         xor     edx, edx
         mov     ecx, 0x15180
         div     rcx                             # rax = days since 1970-01-01, rdx = second of the day
         mov     r8, rdx                         # r8 = second of the day
-        mov     r9, rax                         # r9 = days
+        mov     r11, rax                        # r11 = days
         # The weekday: 1970-01-01 was a Thursday (4).
-        lea     rax, [r9+4]
+        lea     rax, [r11+4]
         xor     edx, edx
         mov     ecx, 7
         div     rcx                             # rdx = weekday, 0 = Sunday
@@ -2748,73 +2759,53 @@ _start:
         mov     esi, OFFSET day_names
         mov     eax, DWORD PTR [rsi+rdx]
         mov     DWORD PTR [rdi], eax            # "Sun,"
-        # z = days + 719468 (from 0000-03-01); era = z / 146097; doe = z % 146097
-        lea     rax, [r9+719468]
-        xor     edx, edx
-        mov     ecx, 0x23ab1
-        div     rcx                             # rax = era, rdx = day of the era
-        imul    r10, rax, 400                   # r10 = the era's first year
-        mov     r11, rdx                        # r11 = doe
-        # yoe = (doe - doe/1460 + doe/36524 - doe/146096) / 365: the year of the era
-        mov     rsi, r11
-        mov     rax, r11
-        xor     edx, edx
-        mov     ecx, 1460
-        div     rcx
-        sub     rsi, rax                        # - doe / 1460
-        mov     rax, r11
-        xor     edx, edx
-        mov     ecx, 0x8eac
-        div     rcx
-        add     rsi, rax                        # + doe / 36524
-        mov     rax, r11
-        xor     edx, edx
-        mov     ecx, 0x23ab0
-        div     rcx
-        sub     rsi, rax                        # - doe / 146096
-        mov     rax, rsi
-        xor     edx, edx
+        mov     r10d, 1970                      # r10 = the year
+.Lformat_date.era:
+        cmp     r11, 0x23ab1                    # 400 years at a time: 146,097 days
+        jb      short .Lformat_date.year
+        sub     r11, 0x23ab1
+        add     r10, 400
+        jmp     short .Lformat_date.era
+.Lformat_date.year:
+        # ecx = the days of year r10: 366 when it divides by 4, unless by 100 but not 400
         mov     ecx, 365
-        div     rcx                             # rax = yoe
-        add     r10, rax                        # r10 = the year, counted from March
-        # doy = doe - (365 * yoe + yoe/4 - yoe/100): the day of the year, from 1 March
-        mov     r9, rax                         # r9 = yoe
-        imul    rsi, rax, 365
-        shr     rax, 2
-        add     rsi, rax                        # + yoe / 4
-        mov     rax, r9
+        test    r10b, 3
+        jnz     short .Lformat_date.common_year
+        mov     rax, r10
         xor     edx, edx
-        mov     ecx, 100
-        div     rcx
-        sub     rsi, rax                        # - yoe / 100
-        sub     r11, rsi                        # r11 = doy
-        # mp = (5 * doy + 2) / 153: the month, from March = 0
-        imul    rax, r11, 5
-        add     rax, 2
-        xor     edx, edx
-        mov     ecx, 153
-        div     rcx
-        mov     r9, rax                         # r9 = mp
-        # day = doy - (153 * mp + 2) / 5 + 1
-        imul    rax, rax, 153
-        add     rax, 2
-        xor     edx, edx
-        mov     ecx, 5
-        div     rcx
-        mov     rdx, r11
-        sub     rdx, rax
-        lea     rax, [rdx+1]                    # the day of the month, 1 to 31
-        mov     ecx, 10
-        div     cl                              # al = tens, ah = ones (ax < 100)
-        add     ax, 0x3030                      # both to ASCII: + '0' each
+        mov     esi, 100
+        div     rsi                             # rax = the century, rdx = the year in it
+        test    rdx, rdx
+        jnz     short .Lformat_date.leap_year   # not a century's first year: leap
+        test    al, 3                           # a century's: leap when the century divides by 4 (2000, not 2100)
+        jnz     short .Lformat_date.common_year
+.Lformat_date.leap_year:
+        inc     ecx                             # 366
+.Lformat_date.common_year:
+        cmp     r11, rcx
+        jb      short .Lformat_date.year_found  # the day is in this year
+        sub     r11, rcx
+        inc     r10
+        jmp     short .Lformat_date.year
+.Lformat_date.year_found:
+        sub     ecx, 337                        # ecx = February's days, 28 or 29; r11 = the day of the year, from 0
+        xor     r9d, r9d                        # r9 = the month, 0 = January
+        mov     esi, OFFSET month_days
+.Lformat_date.month:
+        movzx   eax, BYTE PTR [rsi+r9]          # the month's days
+        cmp     r9d, 1
+        jne     short .Lformat_date.not_february
+        mov     eax, ecx                        # February: this year's
+.Lformat_date.not_february:
+        cmp     r11, rax
+        jb      short .Lformat_date.month_found # the day is in this month
+        sub     r11, rax
+        inc     r9d
+        jmp     short .Lformat_date.month
+.Lformat_date.month_found:
+        lea     rax, [r11+1]                    # the day of the month, 1 to 31
+        call    .Lformat_date.two_digits
         mov     WORD PTR [rdi+5], ax            # "06"
-        # January and February belong to the next year: month = mp < 10 ? mp + 2 : mp - 10
-        cmp     r9, 10
-        jb      short .Lformat_date.march_to_december
-        sub     r9, 12
-        inc     r10                             # the year turns in January
-.Lformat_date.march_to_december:
-        add     r9, 2                           # r9 = month, 0 = January
         shl     r9, 2                           # 4 bytes a name
         mov     esi, OFFSET month_names
         mov     eax, DWORD PTR [rsi+r9]
@@ -2824,14 +2815,10 @@ _start:
         mov     ecx, 100
         div     rcx                             # rax = century, rdx = year in it
         mov     r10, rdx
-        mov     ecx, 10
-        div     cl                              # al = tens, ah = ones (ax < 100)
-        add     ax, 0x3030                      # both to ASCII: + '0' each
+        call    .Lformat_date.two_digits
         mov     WORD PTR [rdi+12], ax           # "19"
         mov     rax, r10
-        mov     ecx, 10
-        div     cl                              # al = tens, ah = ones (ax < 100)
-        add     ax, 0x3030                      # both to ASCII: + '0' each
+        call    .Lformat_date.two_digits
         mov     WORD PTR [rdi+14], ax           # "94"
         # The time of day from r8, the second of the day.
         mov     rax, r8
@@ -2839,24 +2826,24 @@ _start:
         mov     ecx, 3600
         div     rcx                             # rax = hours, rdx = seconds into the hour
         mov     r8, rdx
-        mov     ecx, 10
-        div     cl                              # al = tens, ah = ones (ax < 100)
-        add     ax, 0x3030                      # both to ASCII: + '0' each
+        call    .Lformat_date.two_digits
         mov     WORD PTR [rdi+17], ax           # "08"
         mov     rax, r8
         xor     edx, edx
         mov     ecx, 60
         div     rcx                             # rax = minutes, rdx = seconds
         mov     r8, rdx
-        mov     ecx, 10
-        div     cl                              # al = tens, ah = ones (ax < 100)
-        add     ax, 0x3030                      # both to ASCII: + '0' each
+        call    .Lformat_date.two_digits
         mov     WORD PTR [rdi+20], ax           # "49"
         mov     rax, r8
+        call    .Lformat_date.two_digits
+        mov     WORD PTR [rdi+23], ax           # "37"
+        ret
+.Lformat_date.two_digits:
+        # ax = eax (< 100) as two ASCII digits, tens first in memory
         mov     ecx, 10
         div     cl                              # al = tens, ah = ones (ax < 100)
         add     ax, 0x3030                      # both to ASCII: + '0' each
-        mov     WORD PTR [rdi+23], ax           # "37"
         ret
 
 ## --------------------------------------------------------------------------
@@ -3156,6 +3143,11 @@ route_slots:
         .balign 8, 0
 day_names:
         .ascii "Sun,Mon,Tue,Wed,Thu,Fri,Sat,"
+
+# the days of each month, January first (February: format_date's own) (12 bytes)
+        .balign 8, 0
+month_days:
+        .byte 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
 
 # four bytes a month (48 bytes)
         .balign 8, 0
