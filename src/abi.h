@@ -16,7 +16,7 @@ namespace asmsrv {
 inline constexpr Reg kListenFd = Reg::r12;  // the listening socket
 inline constexpr Reg kClientFd = Reg::r13;  // the current connection's socket
 inline constexpr Reg kBufLen = Reg::r14;    // bytes in the current request buffer
-inline constexpr Reg kLogFd = Reg::r15;     // the log's file descriptor
+inline constexpr Reg kVars = Reg::r15;      // the small variables' block, + 128 (Builder::variables)
 inline constexpr Reg kBuf = Reg::rbp;       // the current request buffer
 inline constexpr Reg kConn = Reg::rbx;      // the current connection record
 

@@ -98,7 +98,7 @@ void AccessLog::emit() {
     mov(r64(Reg::rax), var64(body_bytes_));
     call(rt_.append_u64());
     put_stored();
-    rt_.write_line(r64(kLogFd), "log_fd");
+    rt_.write_line(rt_.log_fd(), "log_fd");
     ret("a failed log write is not fatal");
   }
   if (want_connection_) {
@@ -120,7 +120,7 @@ void AccessLog::emit() {
     plain(Op::rep_movsb, "copy \", bytes read: \"");
     mov(r64(Reg::rax), conn(ConnField::bytes));
     call(rt_.append_u64());
-    rt_.write_line(r64(kLogFd), "log_fd");
+    rt_.write_line(rt_.log_fd(), "log_fd");
     ret("a failed log write is not fatal");
   }
   addr_text_.emit();
@@ -270,7 +270,7 @@ void AccessLog::emit_request() {
       put_header(req_.user_agent, req_.user_agent_len, "\"", "\"-\"");
     }
   }
-  rt_.write_line(r64(kLogFd), "log_fd");
+  rt_.write_line(rt_.log_fd(), "log_fd");
   ret("a failed log write is not fatal");
 }
 

@@ -543,7 +543,6 @@ void HttpParse::emit_headers(Label line) {
   jmp(Op::jmp, entry);
 
   label(found);
-  Label store = local("keep_field");
   for (size_t i = 0; i < known.size(); ++i) {
     const Known& k = known[i];
     bool last = i + 1 == known.size();  // no number is left to compare with
@@ -563,18 +562,12 @@ void HttpParse::emit_headers(Label line) {
       if (k.name == "connection") emit_connection(next);
       if (k.name == "expect") emit_expect(next);
     } else {
-      // The variable of the value and that of its length are defined one
-      // after the other, 8 bytes each (see the constructor).
-      lea(Reg::rdi, k.value, std::string(k.why) + ": where its value and length go");
-      if (!last) jmp(Op::jmp, store);
+      mov(var64(k.value), r64(Reg::r11), std::string(k.why) + ": the value (the last such field wins)");
+      op(Op::sub, r64(Reg::r9), r64(Reg::r11));
+      mov(var64(k.len), r64(Reg::r9), "and its length");
+      if (!last) jmp(Op::jmp, next);
     }
     if (!last) label(other);
-  }
-  if (known.back().value.id >= 0) {
-    label(store);
-    mov(mem64(Reg::rdi), r64(Reg::r11), "the value (the last such field wins)");
-    op(Op::sub, r64(Reg::r9), r64(Reg::r11));
-    mov(mem64(Reg::rdi, 8), r64(Reg::r9), "and its length, in the variable after it");
   }
   label(next);
   op(Op::add, r64(Reg::rsi), imm(2), "past the field's CR LF");

@@ -675,8 +675,86 @@ void Builder::constant(std::string name, int64_t value, std::string comment) {
   p_.constants.push_back({std::move(name), value, std::move(comment)});
 }
 
+Label Builder::variables(Reg base) {
+  if (vars_.id < 0) {
+    vars_base_ = base;
+    vars_ = bss("vars", 0, "the small variables, one block: each is [r15+name] (see the named offsets)");
+  }
+  return vars_;
+}
+
+void Builder::pack_variables() {
+  if (vars_.id < 0) return;
+  std::unordered_map<int, int> refs;
+  for (const Block& b : p_.blocks)
+    for (const Line& line : b.lines)
+      if (auto* ins = std::get_if<Instr>(&line))
+        for (const Operand& o : ins->operands) {
+          if (auto* m = std::get_if<MemOp>(&o); m && m->rip) ++refs[m->label.id];
+          if (auto* a = std::get_if<AddrOp>(&o)) ++refs[a->label.id];
+        }
+  auto rounded = [](const DataItem& d) { return (d.size() + d.align - 1) / d.align * d.align; };
+  // The most used first (then in the order they were made), while they fit.
+  std::vector<size_t> wanted;
+  for (size_t i = 0; i < p_.data.size(); ++i) {
+    const DataItem& d = p_.data[i];
+    if (d.section == Section::bss && d.label != vars_ && d.size() > 0 && d.size() <= 8 && d.align <= 8 &&
+        refs[d.label.id] > 0)
+      wanted.push_back(i);
+  }
+  std::stable_sort(wanted.begin(), wanted.end(),
+                   [&](size_t a, size_t b) { return refs[p_.data[a].label.id] > refs[p_.data[b].label.id]; });
+  std::vector<size_t> chosen;
+  uint64_t total = 0;
+  for (size_t i : wanted)
+    if (total + rounded(p_.data[i]) <= static_cast<uint64_t>(kVarsSpan)) {
+      chosen.push_back(i);
+      total += rounded(p_.data[i]);
+    }
+  // Laid out by alignment, the widest first: no padding between them.
+  std::stable_sort(chosen.begin(), chosen.end(), [&](size_t a, size_t b) { return p_.data[a].align > p_.data[b].align; });
+  std::unordered_map<int, std::pair<int32_t, std::string>> at;  // label id: offset from the base, name
+  int32_t pos = -kVarsBias;
+  for (size_t i : chosen) {
+    const DataItem& d = p_.data[i];
+    const std::string& name = p_.info(d.label).name;
+    std::string what = d.comment;
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    at[d.label.id] = {pos, name};
+    p_.constants.push_back({name, pos, fmt::format("{} bytes: {}", d.size(), what)});
+    pos += static_cast<int32_t>(rounded(d));
+  }
+  for (DataItem& d : p_.data)
+    if (d.label == vars_) d.pieces = {Zeros{static_cast<uint64_t>(pos + kVarsBias)}};
+  std::vector<DataItem> kept;
+  for (size_t i = 0; i < p_.data.size(); ++i)
+    if (!at.count(p_.data[i].label.id)) kept.push_back(std::move(p_.data[i]));
+  p_.data = std::move(kept);
+  auto based = [&](const std::pair<int32_t, std::string>& v, int32_t extra, Width w) {
+    MemOp m = mem(w, vars_base_, v.first + extra);
+    m.disp_name = v.second + (extra > 0 ? fmt::format("+{}", extra) : extra < 0 ? fmt::format("-{}", -extra) : "");
+    return m;
+  };
+  for (Block& b : p_.blocks)
+    for (Line& line : b.lines) {
+      auto* ins = std::get_if<Instr>(&line);
+      if (!ins) continue;
+      for (Operand& o : ins->operands)
+        if (auto* m = std::get_if<MemOp>(&o); m && m->rip)
+          if (auto it = at.find(m->label.id); it != at.end()) o = based(it->second, m->disp, m->width);
+      if (ins->operands.size() == 2)
+        if (auto* a = std::get_if<AddrOp>(&ins->operands[1]))
+          if (auto it = at.find(a->label.id); it != at.end()) {
+            Reg r = std::get<RegOp>(ins->operands[0]).reg;
+            ins->op = Op::lea;  // mov r32, v: lea r64, [base+v]
+            ins->operands = {r64(r), based(it->second, a->addend, Width::none)};
+          }
+    }
+}
+
 void Builder::finish() {
   check_open();
+  pack_variables();
   Finisher(p_).run();
   size_jumps(p_);
   p_.finished = true;

@@ -78,6 +78,7 @@ struct LabelOp {
 /// `lea rsi, [rel label]` takes seven.
 struct AddrOp {
   Label label;
+  int32_t addend = 0;  // label+addend
   bool operator==(const AddrOp&) const = default;
 };
 
@@ -327,11 +328,25 @@ class Builder {
   ///  - a data field or table entry does not fit its width.
   void finish();
 
+  /// The program's small variables, .bss items of at most 8 bytes, as one
+  /// block (the label returned) addressed from `base`, which the lowering
+  /// sets to the block's address + kVarsBias before any variable is used,
+  /// and never changes: finish() lays out the most used variables that fit
+  /// kVarsSpan bytes, each a constant of its own name (an offset from base,
+  /// from -kVarsBias), and rewrites [rel v] into [base+v] and `mov r32, v`
+  /// into `lea r64, [base+v]`. A byte of displacement where rip-relative
+  /// addressing takes four. The others stay where they are.
+  Label variables(Reg base);
+  static constexpr int32_t kVarsBias = 128, kVarsSpan = 256;
+
  private:
   Program& p_;
   Block& cur();
   void check_open() const;
+  void pack_variables();
   size_t cur_ = SIZE_MAX;  // index into p_.blocks
+  Label vars_;
+  Reg vars_base_ = Reg::rax;
 };
 
 }  // namespace asmsrv

@@ -50,7 +50,7 @@ constexpr const char* kRegisterMap =
     "  r13  the client socket's file descriptor\n"
     "  rbx  the connection record (conn_* fields)\n"
     "  rbp  the connection's request buffer, r14 the bytes in it (HTTP)\n"
-    "{}"
+    "  r15  the variables: vars+128, so that [r15+name] reaches each\n"
     "Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep\n"
     "rbx, rbp and r12-r15.";
 
@@ -60,8 +60,7 @@ Program lower(const Spec& spec) {
   Program p;
   p.name = spec.name;
   p.spec_file = std::filesystem::path(spec.file).filename().string();
-  p.notes = fmt::format(fmt::runtime(kRegisterMap),
-                        spec.log_connections || spec.log_requests ? "  r15  the log's file descriptor\n" : "");
+  p.notes = kRegisterMap;
   Builder b(p);
   for (size_t i = 0; i < kConnLayout.decl.size(); ++i)
     b.constant(std::string("conn_") + kConnLayout.decl[i].name, kConnLayout.offset[i], kConnLayout.decl[i].what);

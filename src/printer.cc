@@ -72,7 +72,8 @@ std::string format_operand(const Program& p, const Dialect& d, const Operand& op
   if (auto* r = std::get_if<RegOp>(&op)) return reg_name(r->reg, r->width);
   if (auto* i = std::get_if<ImmOp>(&op)) return format_imm(*i);
   if (auto* m = std::get_if<MemOp>(&op)) return format_mem(p, d, *m);
-  if (auto* a = std::get_if<AddrOp>(&op)) return d.address_of + label_name(p, d, a->label);
+  if (auto* a = std::get_if<AddrOp>(&op))
+    return d.address_of + label_name(p, d, a->label) + (a->addend ? fmt::format("+{}", a->addend) : "");
   return label_name(p, d, std::get<LabelOp>(op).label);
 }
 
@@ -341,7 +342,8 @@ std::string print_program(const Program& p, const Dialect& d, const std::string&
   if (!p.constants.empty()) {
     text += "\n";
     emit_comment(text, d, d.comment + d.comment,
-                 "Named offsets: the fields of the records the code reads and writes.");
+                 "Named offsets: the fields of the records the code reads and writes, and\n"
+                 "the variables, from r15 (vars+128), which holds them all within a byte.");
     for (const Constant& c : p.constants)
       emit_line(text, d, indent(fmt::format(fmt::runtime(d.equ), c.name, c.value)), c.comment);
   }

@@ -67,6 +67,12 @@ Label Runtime::no_signals() {
   });
 }
 
+Operand Runtime::log_fd() {
+  if (spec_.log_target == LogTarget::stderr_) return imm(kStderr);
+  if (spec_.log_target != LogTarget::file) return imm(kStdout);
+  return var32(data_once("log_fd", [&] { return b_.bss("log_fd", 4, "the log file's descriptor", 4); }));
+}
+
 Label Runtime::line_buf() {
   if (!line_buf_made_) {
     // Its size is final only once every message is known: emit() sets it.
@@ -275,6 +281,8 @@ void Runtime::write_line(Operand fd, const std::string& fd_name) {
   op(Op::sub, r64(Reg::rdx), r64(Reg::rsi));
   if (std::holds_alternative<ImmOp>(fd))
     set(Reg::rdi, std::get<ImmOp>(fd).value, "fd = " + fd_name);
+  else if (auto* m = std::get_if<MemOp>(&fd); m && m->width == Width::b32)
+    mov(r32(Reg::rdi), fd, "fd = " + fd_name);
   else
     mov(r64(Reg::rdi), fd, "fd = " + fd_name);
   call(write_all());

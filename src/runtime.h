@@ -48,6 +48,9 @@ class Runtime : public Gen {
   Label stop_signals();    // sigset_t { SIGTERM, SIGINT }
   Label no_signals();      // the empty sigset_t
   Label line_buf();        // where log and error lines are built
+  /// The access log's file descriptor: 1 or 2, or the variable log_fd
+  /// (dd) that start-up sets when the log is a file.
+  Operand log_fd();
   /// dd, host byte order: listen.port, or the port the environment gave
   /// (listen.port_env); only when the spec reads the port at run time.
   Label listen_port();

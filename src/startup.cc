@@ -294,7 +294,11 @@ void Startup::emit(Label next) {
                             "struct sigaction: ignore the signal");
   Label start = b_.symbol("_start");
   b_.program().entry = start;
-  block(start, "start: ignore SIGPIPE", &kRtSigaction,
+  block(start, "start: find the variables", nullptr, "r15 = vars + 128",
+        "Every small variable is [r15+name], within a signed byte of r15: one byte\n"
+        "of displacement where [rel name] takes four. r15 never changes after this.");
+  mov(r32(kVars), AddrOp{b_.variables(kVars), Builder::kVarsBias}, "r15 = the variables");
+  next_block(local("ignore_sigpipe"), "start: ignore SIGPIPE", &kRtSigaction,
         "sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL)",
         "A client that closes early must not kill the server: with SIGPIPE ignored,\n"
         "write() to a closed socket returns -EPIPE instead.");
@@ -341,12 +345,7 @@ void Startup::emit(Label next) {
     set(Reg::rdx, 0644, "mode 0644 (octal)");
     sys(kOpen);
     rt_.die_if_failed(err_open_);
-    mov(r64(kLogFd), r64(Reg::rax), "r15 = log_fd");
-  } else if (logs) {
-    bool err = spec_.log_target == LogTarget::stderr_;
-    next_block(local("choose_log"), "choose the log's file descriptor", nullptr,
-          err ? "log_fd = STDERR_FILENO" : "log_fd = STDOUT_FILENO", "");
-    set(kLogFd, err ? kStderr : kStdout, "r15 = log_fd");
+    mov(rt_.log_fd(), r32(Reg::rax), "log_fd");
   }
 
   roots_.emit_open();

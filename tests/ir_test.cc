@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "lower.h"
+#include "printer.h"
 #include "routes.h"
 #include "spec.h"
 
@@ -557,6 +558,66 @@ TEST(Ir, BlocksCarryTheirSyscall) {
   ASSERT_EQ(p.blocks[0].lines.size(), 2u);
   EXPECT_EQ(std::get<Instr>(p.blocks[0].lines[0]).operands[1], Operand(imm(49)));
   EXPECT_EQ(std::get<Instr>(p.blocks[0].lines[1]).op, Op::syscall);
+}
+
+// Builder::variables: the small .bss items as one block from a base register.
+TEST(Ir, VariablesArePackedBehindABaseRegister) {
+  Prog t;
+  Label vars = t.b.variables(Reg::r15);
+  Label flag = t.b.bss("flag", 4, "a flag", 4);
+  Label count = t.b.bss("count", 8, "a count\nof things");
+  Label unused = t.b.bss("unused", 8, "never read");
+  Label big = t.b.bss("big", 16, "a struct");
+  t.b.emit(Op::mov, {r32(Reg::r15), AddrOp{vars, Builder::kVarsBias}});
+  t.b.emit(Op::cmp, {rip(flag, Width::b32), imm(0)});
+  t.b.emit(Op::mov, {r64(Reg::rax), rip(count, Width::b64)});
+  t.b.emit(Op::inc, {rip(count, Width::b64)});
+  MemOp second = rip(count, Width::b32);
+  second.disp = 4;
+  t.b.emit(Op::mov, {r32(Reg::rax), second});
+  t.b.emit(Op::mov, {r32(Reg::rsi), AddrOp{flag}});
+  t.b.emit(Op::lea, {r64(Reg::rdi), rip(big)});
+  ASSERT_EQ(t.finish(), "finished");
+  std::vector<std::string> lines;
+  for (const Line& line : t.p.blocks[0].lines)
+    lines.push_back(format_instr(t.p, nasm_dialect(), std::get<Instr>(line)));
+  // count (8 bytes, the most used) first, at -128; then flag; big stays where it is.
+  EXPECT_EQ(lines, (std::vector<std::string>{"mov     r15d, vars+128", "cmp     dword [r15+flag], 0",
+                                             "mov     rax, qword [r15+count]", "inc     qword [r15+count]",
+                                             "mov     eax, dword [r15+count+4]", "lea     rsi, [r15+flag]",
+                                             "lea     rdi, [rel big]", "ret"}));
+  ASSERT_EQ(t.p.constants.size(), 2u);
+  EXPECT_EQ(t.p.constants[0].name, "count");
+  EXPECT_EQ(t.p.constants[0].value, -128);
+  EXPECT_EQ(t.p.constants[0].comment, "8 bytes: a count of things");
+  EXPECT_EQ(t.p.constants[1].name, "flag");
+  EXPECT_EQ(t.p.constants[1].value, -120);
+  std::vector<std::string> data;
+  for (const DataItem& d : t.p.data) data.push_back(t.name(d.label) + " " + std::to_string(d.size()));
+  EXPECT_EQ(data, (std::vector<std::string>{"vars 12", "unused 8", "big 16"}));
+  (void)unused;
+}
+
+TEST(Ir, VariablesPastTheSpanStayRipRelative) {
+  Prog t;
+  t.b.emit(Op::mov, {r32(Reg::r15), AddrOp{t.b.variables(Reg::r15), Builder::kVarsBias}});
+  std::vector<Label> v;
+  for (int i = 0; i < 40; ++i) {
+    v.push_back(t.b.bss("v" + std::to_string(i), 8, "a variable"));
+    for (int n = 0; n <= i % 5; ++n) t.b.emit(Op::inc, {rip(v.back(), Width::b64)});  // used 1 to 5 times
+  }
+  ASSERT_EQ(t.finish(), "finished");
+  // 32 of 40 fit 256 bytes: the most used first, in the order they were made.
+  ASSERT_EQ(t.p.constants.size(), 32u);
+  EXPECT_EQ(t.p.constants[0].name, "v4");
+  EXPECT_EQ(t.p.constants[0].value, -128);
+  EXPECT_EQ(t.p.constants[31].value, 120);
+  size_t rip_left = 0;
+  for (const Line& line : t.p.blocks[0].lines)
+    if (auto* ins = std::get_if<Instr>(&line))
+      for (const Operand& o : ins->operands)
+        if (auto* m = std::get_if<MemOp>(&o); m && m->rip) ++rip_left;
+  EXPECT_EQ(rip_left, 8u);  // v0, v5, ... v35: used once each, the last to fit
 }
 
 TEST(Ir, DataSizes) {
