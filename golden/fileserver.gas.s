@@ -15,7 +15,7 @@
 #   r13  the client socket's file descriptor
 #   rbx  the connection record (conn_* fields)
 #   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
-#   r15  the log's file descriptor
+#   r15  the variables: vars+128, so that [r15+name] reaches each
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
 
@@ -25,7 +25,8 @@
         .text
         .balign 16                      # as NASM aligns .text: both put the code at one address
 
-## Named offsets: the fields of the records the code reads and writes.
+## Named offsets: the fields of the records the code reads and writes, and
+## the variables, from r15 (vars+128), which holds them all within a byte.
         .set conn_fd, 0                         # the socket
         .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         .set conn_served, 8                     # requests answered on this connection
@@ -76,13 +77,63 @@
         .set resp_spare, 28                     # 0: a record is 32 bytes, so that an index shifts into an offset
         .set iov_base, 0                        # struct iovec: where a part starts
         .set iov_len, 8                         # ... and how many of its bytes are left
+        .set req_content_length, -128           # 8 bytes: the request's Content-Length
+        .set clock_now, -120                    # 8 bytes: CLOCK_MONOTONIC in ms, as now_ms last read it
+        .set req_path, -112                     # 8 bytes: address of the request's path
+        .set req_path_len, -104                 # 8 bytes: its length, without the query
+        .set disk_rel, -96                      # 8 bytes: its path below the site's root, NUL-terminated (in norm_path)
+        .set upload_location_len, -88           # 8 bytes: ... and its length
+        .set req_head_len, -80                  # 8 bytes: length of the request head, up to and with CR LF CR LF
+        .set req_if_range_len, -72              # 8 bytes: its length; 0: none
+        .set req_query, -64                     # 8 bytes: the request's query, from its '?', for a redirect's Location
+        .set disk_site, -56                     # 8 bytes: the disk_sites record of the request being answered
+        .set req_if_none_match_len, -48         # 8 bytes: its length; 0: none
+        .set req_range_len, -40                 # 8 bytes: its length; 0: none
+        .set req_query_len, -32                 # 8 bytes: its length; 0: none
+        .set norm_len, -24                      # 8 bytes: its length, for a file read from disk or stored
+        .set disk_rel_len, -16                  # 8 bytes: its length; 0: the root itself
+        .set upload_location, -8                # 8 bytes: the 201's Location: where it is
+        .set req_if_range, 0                    # 8 bytes: the If-Range field's value
+        .set req_if_modified_since_len, 8       # 8 bytes: its length; 0: none
+        .set next_sweep, 16                     # 8 bytes: when deadlines are next checked (ms)
+        .set req_if_none_match, 24              # 8 bytes: the If-None-Match field's value
+        .set req_range, 32                      # 8 bytes: the Range field's value
+        .set req_if_modified_since, 40          # 8 bytes: the If-Modified-Since field's value
+        .set req_te, 48                         # 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
+        .set req_method, 52                     # 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
+        .set req_expect, 56                     # 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
+        .set last_status, 60                    # 4 bytes: status of the last response, for the log
+        .set epfd, 64                           # 4 bytes: the epoll instance
+        .set req_minor, 68                      # 4 bytes: HTTP/1.x: x
+        .set root_fds, 72                       # 4 bytes: each root directory's descriptor (O_PATH), opened at start
+        .set nconns, 76                         # 4 bytes: open connections
+        .set free_top, 80                       # 4 bytes: free slots on the stack
+        .set stop_requested, 84                 # 4 bytes: set by the signal handler: stop gracefully
+        .set req_cl_count, 88                   # 4 bytes: number of Content-Length fields
+        .set accepting, 92                      # 4 bytes: 1 while the listener is in the epoll set
+        .set req_close, 96                      # 4 bytes: 1: Connection: close
+        .set req_keepalive, 100                 # 4 bytes: 1: Connection: keep-alive
+        .set req_host, 104                      # 4 bytes: number of Host fields
+        .set req_te_coded, 108                  # 4 bytes: 1: a coding before chunked (gzip...), for uploads
+        .set shutting_down, 112                 # 4 bytes: 1 once a stop signal came
+        .set ev_i, 116                          # 4 bytes: the event being handled
+        .set accepted, 120                      # 4 bytes: accept4 calls in this turn of accept_all
+        .set client_addrlen, 124                # 4 bytes: socklen_t: in: the buffer's size, out: the address's
+
+## --------------------------------------------------------------------------
+## start: find the variables
+## C: r15 = vars + 128
+## Every small variable is [r15+name], within a signed byte of r15: one byte
+## of displacement where [rel name] takes four. r15 never changes after this.
+_start:
+        mov     r15d, OFFSET vars+128           # r15 = the variables
 
 ## --------------------------------------------------------------------------
 ## start: ignore SIGPIPE: rt_sigaction(2), syscall 13
 ## C: sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL)
 ## A client that closes early must not kill the server: with SIGPIPE ignored,
 ## write() to a closed socket returns -EPIPE instead.
-_start:
+.Lignore_sigpipe:
         mov     edi, 13                         # signum = SIGPIPE
         lea     rsi, [rip + sigaction_ignore]   # act = SIG_IGN
         xor     edx, edx                        # oldact = NULL
@@ -207,12 +258,6 @@ _start:
         add     rsp, 32                         # drop the struct
 
 ## --------------------------------------------------------------------------
-## choose the log's file descriptor
-## C: log_fd = STDOUT_FILENO
-.Lchoose_log:
-        mov     r15d, 1                         # r15 = log_fd
-
-## --------------------------------------------------------------------------
 ## open the root files: openat(2), syscall 257
 ## C: root_fds[0] = openat(AT_FDCWD, "files", O_PATH | O_DIRECTORY | O_CLOEXEC)
 ## Each directory served or written at run time is opened once, here: a
@@ -231,7 +276,7 @@ _start:
         mov     edx, 24                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lopen_root_0.ok:
-        mov     edi, OFFSET root_fds
+        lea     rdi, [r15+root_fds]
         mov     DWORD PTR [rdi], eax            # root_fds[0]
 
 ## --------------------------------------------------------------------------
@@ -242,7 +287,7 @@ _start:
 ## server refuses to start. ENOSYS: an older kernel; EPERM: a seccomp
 ## profile (an old container runtime's) that forbids it.
 .Lcheck_openat2:
-        mov     edi, DWORD PTR [rip + root_fds] # dirfd = root_fds[0]
+        mov     edi, DWORD PTR [r15+root_fds]   # dirfd = root_fds[0]
         mov     esi, OFFSET dot_path            # "."
         mov     edx, OFFSET how_probe           # how
         mov     r10d, 24                        # size: sizeof(struct open_how)
@@ -570,7 +615,7 @@ _start:
         mov     edx, 27                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lepoll_start.ok:
-        mov     DWORD PTR [rip + epfd], eax
+        mov     DWORD PTR [r15+epfd], eax
         mov     DWORD PTR [rip + busy], 1       # stop signals are handled by the loop, not the handler
         # SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
         # atomically: a signal can never slip in between the stop check and the wait.
@@ -594,11 +639,11 @@ _start:
         add     rdx, 4
         test    ecx, ecx
         jnz     short .Lepoll_start.init_slot
-        mov     DWORD PTR [rip + free_top], 1024 # every slot is free
+        mov     DWORD PTR [r15+free_top], 1024  # every slot is free
         call    .Llisten_on
         call    .Lnow_ms
         add     rax, 100
-        mov     QWORD PTR [rip + next_sweep], rax
+        mov     QWORD PTR [r15+next_sweep], rax
 
 ## --------------------------------------------------------------------------
 ## the event loop: epoll_pwait(2), syscall 281
@@ -607,11 +652,11 @@ _start:
 ## past their deadline (header, keep-alive, send), so a slow or idle client
 ## never delays another. The clock is read once per wake-up.
 .Levent_loop:
-        cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal?
+        cmp     DWORD PTR [r15+stop_requested], 0 # a stop signal?
         je      short .Levent_loop.wait
         call    .Lbegin_shutdown                # exits when done
 .Levent_loop.wait:
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, OFFSET events              # events
         mov     edx, 64                         # maxevents
         mov     r10d, 100                       # timeout in ms
@@ -624,13 +669,13 @@ _start:
         xor     eax, eax                        # -EINTR (a signal): no events
 .Levent_loop.wait_ok:
         mov     DWORD PTR [rip + ev_n], eax
-        mov     DWORD PTR [rip + ev_i], 0
+        mov     DWORD PTR [r15+ev_i], 0
         call    .Lnow_ms                        # clock_now, once for the whole batch
 .Levent_loop.next_event:
-        mov     ecx, DWORD PTR [rip + ev_i]
+        mov     ecx, DWORD PTR [r15+ev_i]
         cmp     ecx, DWORD PTR [rip + ev_n]
         jae     short .Levent_loop.events_done
-        inc     DWORD PTR [rip + ev_i]
+        inc     DWORD PTR [r15+ev_i]
         imul    rcx, rcx, 12                    # i * sizeof(struct epoll_event)
         mov     esi, OFFSET events
         mov     rbx, QWORD PTR [rsi+rcx+4]      # data: the connection's record
@@ -642,11 +687,11 @@ _start:
         call    .Lconnection_event
         jmp     short .Levent_loop.next_event
 .Levent_loop.events_done:
-        mov     rax, QWORD PTR [rip + clock_now]
-        cmp     rax, QWORD PTR [rip + next_sweep]
+        mov     rax, QWORD PTR [r15+clock_now]
+        cmp     rax, QWORD PTR [r15+next_sweep]
         jl      short .Levent_loop.no_sweep
         add     rax, 100
-        mov     QWORD PTR [rip + next_sweep], rax
+        mov     QWORD PTR [r15+next_sweep], rax
         call    .Lsweep
 .Levent_loop.no_sweep:
         {disp32} jmp     .Levent_loop
@@ -659,10 +704,10 @@ _start:
 ## (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ## handler).
 .Lbegin_shutdown:
-        cmp     DWORD PTR [rip + shutting_down], 0
+        cmp     DWORD PTR [r15+shutting_down], 0
         jne     short .Lbegin_shutdown.started  # already stopping
-        mov     DWORD PTR [rip + shutting_down], 1
-        mov     rax, QWORD PTR [rip + clock_now]
+        mov     DWORD PTR [r15+shutting_down], 1
+        mov     rax, QWORD PTR [r15+clock_now]
         add     rax, 5000                       # + shutdown_timeout_ms
         mov     QWORD PTR [rip + shutdown_deadline], rax
         call    .Llisten_off
@@ -685,9 +730,9 @@ _start:
         add     rbx, 256
         jmp     short .Lbegin_shutdown.close_idle
 .Lbegin_shutdown.close_idle_done:
-        cmp     DWORD PTR [rip + nconns], 0
+        cmp     DWORD PTR [r15+nconns], 0
         {disp32} je      .Lexit_ok              # nothing left: exit 0
-        mov     rax, QWORD PTR [rip + clock_now]
+        mov     rax, QWORD PTR [r15+clock_now]
         cmp     rax, QWORD PTR [rip + shutdown_deadline]
         jl      short .Lbegin_shutdown.not_yet
         {disp32} jmp     .Lexit_ok              # out of time: exit 0
@@ -705,17 +750,17 @@ _start:
 ## of being accepted and dropped, and nothing spins. It comes back when a
 ## connection closes (or at the next sweep).
 .Laccept_all:
-        mov     DWORD PTR [rip + accepted], 0   # n = 0
+        mov     DWORD PTR [r15+accepted], 0     # n = 0
 .Laccept_all.next:
-        cmp     DWORD PTR [rip + accepted], 64  # enough for one turn of the loop?
+        cmp     DWORD PTR [r15+accepted], 64    # enough for one turn of the loop?
         {disp32} jae     .Laccept_all.done
-        inc     DWORD PTR [rip + accepted]
-        cmp     DWORD PTR [rip + nconns], 1024  # a free slot?
+        inc     DWORD PTR [r15+accepted]
+        cmp     DWORD PTR [r15+nconns], 1024    # a free slot?
         jae     short .Laccept_all.table_full
         mov     rdi, r12                        # fd = listen_fd
-        mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
+        mov     DWORD PTR [r15+client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
         mov     esi, OFFSET client_addr         # addr = &client_addr
-        mov     edx, OFFSET client_addrlen      # addrlen = &client_addrlen
+        lea     rdx, [r15+client_addrlen]       # addrlen = &client_addrlen
         mov     r10d, 2048                      # SOCK_NONBLOCK
         mov     eax, 288                        # syscall number: accept4
         syscall
@@ -732,15 +777,15 @@ _start:
         ret
 .Laccept_all.accepted:
         mov     r13, rax                        # r13 = the new socket
-        dec     DWORD PTR [rip + free_top]      # pop a free slot
-        mov     ecx, DWORD PTR [rip + free_top]
+        dec     DWORD PTR [r15+free_top]        # pop a free slot
+        mov     ecx, DWORD PTR [r15+free_top]
         shl     rcx, 2
         mov     edx, OFFSET free_stack
         mov     ecx, DWORD PTR [rdx+rcx]        # its index
         shl     rcx, 8                          # * 256
         mov     ebx, OFFSET conns
         add     rbx, rcx                        # rbx = &conns[index]
-        inc     DWORD PTR [rip + nconns]
+        inc     DWORD PTR [r15+nconns]
         mov     DWORD PTR [rbx+conn_fd], r13d   # record.fd
         mov     rax, QWORD PTR [rip + client_addr] # family, port and address: 8 bytes
         mov     QWORD PTR [rbx+conn_addr], rax  # kept for the logs
@@ -790,7 +835,7 @@ _start:
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 1                          # EPOLL_CTL_ADD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
@@ -813,7 +858,7 @@ _start:
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # back to EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 3                          # EPOLL_CTL_MOD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
@@ -837,7 +882,7 @@ _start:
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
         mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 3                          # EPOLL_CTL_MOD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
@@ -848,7 +893,7 @@ _start:
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
         mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 1                          # EPOLL_CTL_ADD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
@@ -874,12 +919,12 @@ _start:
         mov     ecx, OFFSET conns
         sub     rax, rcx
         shr     rax, 8                          # its index
-        mov     ecx, DWORD PTR [rip + free_top]
+        mov     ecx, DWORD PTR [r15+free_top]
         shl     rcx, 2
         mov     edx, OFFSET free_stack
         mov     DWORD PTR [rdx+rcx], eax        # push it on the free stack
-        inc     DWORD PTR [rip + free_top]
-        dec     DWORD PTR [rip + nconns]
+        inc     DWORD PTR [r15+free_top]
+        dec     DWORD PTR [r15+nconns]
         call    .Llisten_on                     # a slot is free: accept again if we had stopped
         ret
 
@@ -902,7 +947,7 @@ _start:
         jae     short .Lsweep.check_done
         cmp     DWORD PTR [rbx+conn_state], 0   # free?
         je      short .Lsweep.check_next        # free
-        mov     rax, QWORD PTR [rip + clock_now]
+        mov     rax, QWORD PTR [r15+clock_now]
         cmp     QWORD PTR [rbx+conn_deadline], rax
         jg      short .Lsweep.check_next        # not yet
         cmp     DWORD PTR [rbx+conn_state], 2   # sending a response?
@@ -937,21 +982,21 @@ _start:
 ## EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
 ## wakes one of them per connection, not all.
 .Llisten_on:
-        cmp     DWORD PTR [rip + accepting], 0
+        cmp     DWORD PTR [r15+accepting], 0
         jne     short .Llisten_on.skip
-        cmp     DWORD PTR [rip + shutting_down], 0
+        cmp     DWORD PTR [r15+shutting_down], 0
         jne     short .Llisten_on.skip
-        cmp     DWORD PTR [rip + nconns], 1024
+        cmp     DWORD PTR [r15+nconns], 1024
         jae     short .Llisten_on.skip
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 0x10000001     # EPOLLIN | EPOLLEXCLUSIVE
         mov     QWORD PTR [r10+4], 0            # data: 0, the listener
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 1                          # EPOLL_CTL_ADD
         mov     rdx, r12                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
-        mov     DWORD PTR [rip + accepting], 1
+        mov     DWORD PTR [r15+accepting], 1
 .Llisten_on.skip:
         ret
 
@@ -960,17 +1005,17 @@ _start:
 ## C: if (accepting) epoll_ctl(DEL, listen_fd)
 ## Pending connections wait in the kernel's queue (the listen backlog).
 .Llisten_off:
-        cmp     DWORD PTR [rip + accepting], 0
+        cmp     DWORD PTR [r15+accepting], 0
         je      short .Llisten_off.skip
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 0              # no events
         mov     QWORD PTR [r10+4], 0            # data: 0, the listener
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 2                          # EPOLL_CTL_DEL
         mov     rdx, r12                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
-        mov     DWORD PTR [rip + accepting], 0
+        mov     DWORD PTR [r15+accepting], 0
 .Llisten_off.skip:
         ret
 
@@ -1056,7 +1101,7 @@ _start:
         mov     eax, 0                          # want to read
         ret
 .Lhttp_process.have_head:
-        mov     QWORD PTR [rip + req_head_len], rax
+        mov     QWORD PTR [r15+req_head_len], rax
         call    .Lparse_request                 # eax = the response's index
         mov     ecx, eax
         shl     rcx, 5                          # its record
@@ -1072,8 +1117,8 @@ _start:
         # What to drop once the response is out: the head, and the body (read and
         # thrown away later if it is not all here yet). A chunked body is dropped
         # after the response, from the buffer (chunk_drop): its end is found as it is read.
-        mov     rax, QWORD PTR [rip + req_head_len]
-        cmp     DWORD PTR [rip + req_te], 2     # a chunked body?
+        mov     rax, QWORD PTR [r15+req_head_len]
+        cmp     DWORD PTR [r15+req_te], 2       # a chunked body?
         jne     short .Lhttp_process.sized
         mov     QWORD PTR [rbx+conn_consume], rax # the head now; the body in chunk_drop
         mov     DWORD PTR [rbx+conn_chunk], 1   # its first size line comes first
@@ -1084,7 +1129,7 @@ _start:
 .Lhttp_process.sized:
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
-        mov     rdx, QWORD PTR [rip + req_content_length]
+        mov     rdx, QWORD PTR [r15+req_content_length]
         cmp     rcx, rdx
         jae     short .Lhttp_process.body_here
         sub     rdx, rcx
@@ -1111,7 +1156,7 @@ _start:
 .Lhttp_sent:
         cmp     WORD PTR [rbx+conn_mode], 0     # Connection: close?
         je      short .Lhttp_sent.close
-        cmp     DWORD PTR [rip + stop_requested], 0 # stopping?
+        cmp     DWORD PTR [r15+stop_requested], 0 # stopping?
         jne     short .Lhttp_sent.close
         mov     rbp, QWORD PTR [rbx+conn_buf]
         mov     r14d, DWORD PTR [rbx+conn_len]
@@ -1398,18 +1443,18 @@ _start:
         # response goes at once (RFC 9110 10.1.1), and the client then does not send
         # the body: the connection cannot go on, so it closes after it. (A route that
         # reads bodies would send 100 Continue here instead, and keep it.)
-        cmp     DWORD PTR [rip + req_expect], 1 # Expect: 100-continue?
+        cmp     DWORD PTR [r15+req_expect], 1   # Expect: 100-continue?
         jne     short .Ldecide_mode.no_expect
-        cmp     QWORD PTR [rip + req_content_length], 0 # with a body?
+        cmp     QWORD PTR [r15+req_content_length], 0 # with a body?
         jne     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + req_te], 2
+        cmp     DWORD PTR [r15+req_te], 2
         je      short .Ldecide_mode.decided
 .Ldecide_mode.no_expect:
-        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
+        cmp     DWORD PTR [r15+req_close], 0    # Connection: close?
         jne     short .Ldecide_mode.client_closes
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 without Connection: keep-alive?
+        cmp     DWORD PTR [r15+req_minor], 0    # HTTP/1.0 without Connection: keep-alive?
         jne     short .Ldecide_mode.may_keep
-        cmp     DWORD PTR [rip + req_keepalive], 0
+        cmp     DWORD PTR [r15+req_keepalive], 0
         jne     short .Ldecide_mode.may_keep
 .Ldecide_mode.client_closes:
         mov     WORD PTR [rbx+conn_said_close], 1 # the client sends no more: close
@@ -1419,9 +1464,9 @@ _start:
         inc     ecx                             # this one too
         cmp     ecx, 1000                       # the last request allowed?
         jae     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
+        cmp     DWORD PTR [r15+stop_requested], 0 # shutting down?
         jne     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 (with Connection: keep-alive)?
+        cmp     DWORD PTR [r15+req_minor], 0    # HTTP/1.0 (with Connection: keep-alive)?
         je      short .Ldecide_mode.http10
         mov     WORD PTR [rbx+conn_mode], 1     # HTTP/1.1: keep-alive
         ret
@@ -1446,7 +1491,7 @@ _start:
         mov     DWORD PTR [rbx+conn_upload], eax # the upload, for the rest of the body
         call    .Lupload_site                   # r11 = its upload_sites record
         mov     edi, OFFSET norm_path
-        mov     rcx, QWORD PTR [rip + norm_len]
+        mov     rcx, QWORD PTR [r15+norm_len]
         mov     eax, DWORD PTR [r11+upload_prefix_len]
         add     rdi, rax                        # rdi = the name
         sub     rcx, rax                        # rcx = its length
@@ -1467,15 +1512,15 @@ _start:
         jnz     short .Lupload_begin.check_name
         jmp     short .Lupload_begin.named
 .Lupload_begin.unnamed:
-        cmp     DWORD PTR [rip + req_method], 4 # PUT names what it stores
+        cmp     DWORD PTR [r15+req_method], 4   # PUT names what it stores
         {disp32} je      .Lupload_begin.bad_name
 .Lupload_begin.named:
-        cmp     DWORD PTR [rip + req_te_coded], 0 # a coding before chunked (gzip, chunked)?
+        cmp     DWORD PTR [r15+req_te_coded], 0 # a coding before chunked (gzip, chunked)?
         {disp32} jne     .Lupload_begin.coded
-        cmp     DWORD PTR [rip + req_te], 2     # a chunked body is checked as it comes
+        cmp     DWORD PTR [r15+req_te], 2       # a chunked body is checked as it comes
         je      short .Lupload_begin.size_ok
         mov     rax, QWORD PTR [r11+upload_max_bytes]
-        cmp     QWORD PTR [rip + req_content_length], rax # over max_bytes?
+        cmp     QWORD PTR [r15+req_content_length], rax # over max_bytes?
         {disp32} ja      .Lupload_begin.too_large
 .Lupload_begin.size_ok:
         mov     edi, OFFSET how_create
@@ -1498,13 +1543,13 @@ _start:
         test    rax, rax
         {disp32} js      .Lupload_begin.open_failed
         mov     DWORD PTR [rbx+conn_file], eax  # record.file = the temporary file
-        mov     rax, QWORD PTR [rip + req_head_len]
+        mov     rax, QWORD PTR [r15+req_head_len]
         mov     QWORD PTR [rbx+conn_consume], rax # the body starts after the head, which stays
         mov     QWORD PTR [rbx+conn_body_total], 0
-        cmp     DWORD PTR [rip + req_te], 2
+        cmp     DWORD PTR [r15+req_te], 2
         je      short .Lupload_begin.chunked
         mov     DWORD PTR [rbx+conn_chunk], 0
-        mov     rax, QWORD PTR [rip + req_content_length]
+        mov     rax, QWORD PTR [r15+req_content_length]
         mov     QWORD PTR [rbx+conn_discard], rax # the body's bytes still to store
         jmp     short .Lupload_begin.framed
 .Lupload_begin.chunked:
@@ -1512,7 +1557,7 @@ _start:
         mov     DWORD PTR [rbx+conn_chunk_digits], 0
         mov     QWORD PTR [rbx+conn_discard], 0
 .Lupload_begin.framed:
-        cmp     DWORD PTR [rip + req_expect], 1 # Expect: 100-continue?
+        cmp     DWORD PTR [r15+req_expect], 1   # Expect: 100-continue?
         jne     short .Lupload_begin.no_expect
         # The client waits for it before it sends the body. An empty socket buffer
         # takes these 25 bytes; if it cannot, the client sends the body after its
@@ -1677,9 +1722,9 @@ _start:
         push    r8
         push    rax
         mov     rax, QWORD PTR [rbx+conn_consume]
-        mov     QWORD PTR [rip + req_head_len], rax # the head, still at the buffer's start
+        mov     QWORD PTR [r15+req_head_len], rax # the head, still at the buffer's start
         call    .Lparse_request                 # the request variables are this request's again
-        mov     DWORD PTR [rip + req_expect], 0 # its 100 Continue is sent: the answer keeps the connection
+        mov     DWORD PTR [r15+req_expect], 0   # its 100 Continue is sent: the answer keeps the connection
         pop     rax
         cmp     rax, -1
         je      short .Lupload_end.stored
@@ -1698,21 +1743,21 @@ _start:
         call    .Lupload_temp_name              # upload_temp = its temporary name
         call    .Lupload_site
         mov     edi, OFFSET norm_path
-        mov     rcx, QWORD PTR [rip + norm_len]
+        mov     rcx, QWORD PTR [r15+norm_len]
         mov     BYTE PTR [rdi+rcx], 0           # NUL-terminate the path for renameat2
         mov     edx, DWORD PTR [r11+upload_prefix_len]
         add     rdi, rdx                        # the name below the prefix
         cmp     rcx, rdx
         je      short .Lupload_end.unnamed      # none: POST, which gets one
         mov     r10, rdi                        # newpath = the path's last segment
-        mov     rax, QWORD PTR [rip + req_path]
-        mov     QWORD PTR [rip + upload_location], rax # Location: the request's path
-        mov     rax, QWORD PTR [rip + req_path_len]
-        mov     QWORD PTR [rip + upload_location_len], rax
+        mov     rax, QWORD PTR [r15+req_path]
+        mov     QWORD PTR [r15+upload_location], rax # Location: the request's path
+        mov     rax, QWORD PTR [r15+req_path_len]
+        mov     QWORD PTR [r15+upload_location_len], rax
         jmp     short .Lupload_end.rename
 .Lupload_end.unnamed:
         mov     edi, OFFSET upload_name
-        mov     QWORD PTR [rip + upload_location], rdi # Location: the prefix and the new name
+        mov     QWORD PTR [r15+upload_location], rdi # Location: the prefix and the new name
         mov     esi, OFFSET upload_text
         mov     eax, DWORD PTR [r11+upload_prefix]
         add     rsi, rax
@@ -1734,7 +1779,7 @@ _start:
         mov     rax, rdi
         mov     edx, OFFSET upload_name
         sub     rax, rdx
-        mov     QWORD PTR [rip + upload_location_len], rax
+        mov     QWORD PTR [r15+upload_location_len], rax
         pop     r10                             # newpath = the new name
 .Lupload_end.rename:
         call    .Lupload_site                   # r11 = the upload, eax = its root
@@ -1818,7 +1863,7 @@ _start:
         add     r11, rax                        # r11 = &upload_sites[n]
         mov     eax, DWORD PTR [r11+upload_root]
         shl     rax, 2
-        mov     ecx, OFFSET root_fds
+        lea     rcx, [r15+root_fds]
         add     rcx, rax
         mov     eax, DWORD PTR [rcx]            # root_fds[root]
         ret
@@ -2103,7 +2148,7 @@ _start:
 ## clock_now is read once per wake-up by the driver, as nginx does: no
 ## clock_gettime per request.
 .Lset_deadline:
-        add     rax, QWORD PTR [rip + clock_now]
+        add     rax, QWORD PTR [r15+clock_now]
         mov     QWORD PTR [rbx+conn_deadline], rax
         ret
 
@@ -2407,11 +2452,11 @@ _start:
 .Ltoo_large.no_lf:
         mov     eax, 10                         # 414
 .Ltoo_large.answer:
-        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
-        mov     QWORD PTR [rip + req_content_length], 0 # and no body follows that http_conn would drop
-        mov     DWORD PTR [rip + req_te], 0
-        mov     DWORD PTR [rip + req_expect], 0
-        mov     QWORD PTR [rip + req_head_len], r14
+        mov     DWORD PTR [r15+req_method], 0   # not HEAD: the error has a body
+        mov     QWORD PTR [r15+req_content_length], 0 # and no body follows that http_conn would drop
+        mov     DWORD PTR [r15+req_te], 0
+        mov     DWORD PTR [r15+req_expect], 0
+        mov     QWORD PTR [r15+req_head_len], r14
         ret
 
 ## --------------------------------------------------------------------------
@@ -2423,21 +2468,21 @@ _start:
 ## A token that is not a known method: 501. Anything else malformed: 400.
 .Lparse_request:
         xor     eax, eax                        # the request's state starts at 0
-        mov     DWORD PTR [rip + req_minor], eax
-        mov     DWORD PTR [rip + req_close], eax
-        mov     DWORD PTR [rip + req_keepalive], eax
-        mov     DWORD PTR [rip + req_host], eax
-        mov     DWORD PTR [rip + req_cl_count], eax
-        mov     DWORD PTR [rip + req_te], eax
-        mov     DWORD PTR [rip + req_expect], eax
-        mov     DWORD PTR [rip + req_method], eax
-        mov     DWORD PTR [rip + req_te_coded], eax
-        mov     QWORD PTR [rip + req_content_length], rax
-        mov     QWORD PTR [rip + req_if_none_match_len], rax
-        mov     QWORD PTR [rip + req_range_len], rax
-        mov     QWORD PTR [rip + req_if_range_len], rax
-        mov     QWORD PTR [rip + req_if_modified_since_len], rax
-        mov     QWORD PTR [rip + req_query_len], rax
+        mov     DWORD PTR [r15+req_minor], eax
+        mov     DWORD PTR [r15+req_close], eax
+        mov     DWORD PTR [r15+req_keepalive], eax
+        mov     DWORD PTR [r15+req_host], eax
+        mov     DWORD PTR [r15+req_cl_count], eax
+        mov     DWORD PTR [r15+req_te], eax
+        mov     DWORD PTR [r15+req_expect], eax
+        mov     DWORD PTR [r15+req_method], eax
+        mov     DWORD PTR [r15+req_te_coded], eax
+        mov     QWORD PTR [r15+req_content_length], rax
+        mov     QWORD PTR [r15+req_if_none_match_len], rax
+        mov     QWORD PTR [r15+req_range_len], rax
+        mov     QWORD PTR [r15+req_if_range_len], rax
+        mov     QWORD PTR [r15+req_if_modified_since_len], rax
+        mov     QWORD PTR [r15+req_query_len], rax
         mov     rsi, rbp
 .Lparse_request.skip_empty_lines:
         movzx   eax, BYTE PTR [rsi]
@@ -2452,7 +2497,7 @@ _start:
         mov     r8d, OFFSET char_class
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
         jne     short .Lparse_request.not_GET
-        mov     DWORD PTR [rip + req_method], 1 # GET
+        mov     DWORD PTR [r15+req_method], 1   # GET
         add     rsi, 4
         {disp32} jmp     .Ltarget
 .Lparse_request.not_GET:
@@ -2460,7 +2505,7 @@ _start:
         jne     short .Lparse_request.not_HEAD
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
         jne     short .Lparse_request.not_HEAD
-        mov     DWORD PTR [rip + req_method], 2 # HEAD
+        mov     DWORD PTR [r15+req_method], 2   # HEAD
         add     rsi, 5
         {disp32} jmp     .Ltarget
 .Lparse_request.not_HEAD:
@@ -2468,13 +2513,13 @@ _start:
         jne     short .Lparse_request.not_POST
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
         jne     short .Lparse_request.not_POST
-        mov     DWORD PTR [rip + req_method], 3 # POST
+        mov     DWORD PTR [r15+req_method], 3   # POST
         add     rsi, 5
         {disp32} jmp     .Ltarget
 .Lparse_request.not_POST:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
         jne     short .Lparse_request.not_PUT
-        mov     DWORD PTR [rip + req_method], 4 # PUT
+        mov     DWORD PTR [r15+req_method], 4   # PUT
         add     rsi, 4
         {disp32} jmp     .Ltarget
 .Lparse_request.not_PUT:
@@ -2482,7 +2527,7 @@ _start:
         jne     short .Lparse_request.not_DELETE
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
         jne     short .Lparse_request.not_DELETE
-        mov     DWORD PTR [rip + req_method], 5 # DELETE
+        mov     DWORD PTR [r15+req_method], 5   # DELETE
         add     rsi, 7
         jmp     short .Ltarget
 .Lparse_request.not_DELETE:
@@ -2490,7 +2535,7 @@ _start:
         jne     short .Lparse_request.not_PATCH
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
         jne     short .Lparse_request.not_PATCH
-        mov     DWORD PTR [rip + req_method], 6 # PATCH
+        mov     DWORD PTR [r15+req_method], 6   # PATCH
         add     rsi, 6
         jmp     short .Ltarget
 .Lparse_request.not_PATCH:
@@ -2498,7 +2543,7 @@ _start:
         jne     short .Lparse_request.not_OPTIONS
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
         jne     short .Lparse_request.not_OPTIONS
-        mov     DWORD PTR [rip + req_method], 7 # OPTIONS
+        mov     DWORD PTR [r15+req_method], 7   # OPTIONS
         add     rsi, 8
         jmp     short .Ltarget
 .Lparse_request.not_OPTIONS:
@@ -2559,14 +2604,14 @@ _start:
         jmp     short .Ltarget.authority
 .Ltarget.no_path:
         mov     eax, OFFSET path_root
-        mov     QWORD PTR [rip + req_path], rax
-        mov     QWORD PTR [rip + req_path_len], 1
+        mov     QWORD PTR [r15+req_path], rax
+        mov     QWORD PTR [r15+req_path_len], 1
         cmp     BYTE PTR [rsi], ' '
-        {disp32} je      .Lversion
-        mov     QWORD PTR [rip + req_query], rsi # the query starts at its '?'
+        je      short .Lversion
+        mov     QWORD PTR [r15+req_query], rsi  # the query starts at its '?'
         jmp     short .Ltarget.skip_query       # skip the query
 .Ltarget.origin_form:
-        mov     QWORD PTR [rip + req_path], rsi # the path starts here
+        mov     QWORD PTR [r15+req_path], rsi   # the path starts here
 .Ltarget.path:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, ' '
@@ -2579,9 +2624,9 @@ _start:
         jmp     short .Ltarget.path
 .Ltarget.query:
         mov     rax, rsi
-        sub     rax, QWORD PTR [rip + req_path]
-        mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?'
-        mov     QWORD PTR [rip + req_query], rsi # the query starts at its '?'
+        sub     rax, QWORD PTR [r15+req_path]
+        mov     QWORD PTR [r15+req_path_len], rax # the path ends at '?'
+        mov     QWORD PTR [r15+req_query], rsi  # the query starts at its '?'
 .Ltarget.skip_query:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
@@ -2592,13 +2637,13 @@ _start:
         jmp     short .Ltarget.skip_query
 .Ltarget.query_end:
         mov     rax, rsi
-        sub     rax, QWORD PTR [rip + req_query]
-        mov     QWORD PTR [rip + req_query_len], rax # the query's length, its '?' included
+        sub     rax, QWORD PTR [r15+req_query]
+        mov     QWORD PTR [r15+req_query_len], rax # the query's length, its '?' included
         jmp     short .Lversion
 .Ltarget.path_end:
         mov     rax, rsi
-        sub     rax, QWORD PTR [rip + req_path]
-        mov     QWORD PTR [rip + req_path_len], rax
+        sub     rax, QWORD PTR [r15+req_path]
+        mov     QWORD PTR [r15+req_path_len], rax
         jmp     short .Lversion
 
 ## --------------------------------------------------------------------------
@@ -2627,7 +2672,7 @@ _start:
         mov     eax, 13                         # 505 HTTP Version Not Supported
         ret
 .Lversion.http_1:
-        mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
+        mov     DWORD PTR [r15+req_minor], ecx  # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
 ## --------------------------------------------------------------------------
@@ -2711,7 +2756,7 @@ _start:
 .Lparse_headers.field_found:
         cmp     eax, 1                          # host?
         {disp32} jne     .Lparse_headers.not_host
-        inc     DWORD PTR [rip + req_host]      # Host
+        inc     DWORD PTR [r15+req_host]        # Host
         mov     rcx, r11                        # rcx walks the value; empty is allowed
         cmp     rcx, r9
         {disp32} je      .Lparse_headers.next_field
@@ -2777,7 +2822,7 @@ _start:
 .Lparse_headers.not_host:
         cmp     eax, 2                          # content-length?
         jne     short .Lparse_headers.not_content_length
-        inc     DWORD PTR [rip + req_cl_count]  # Content-Length
+        inc     DWORD PTR [r15+req_cl_count]    # Content-Length
         cmp     r11, r9
         {disp32} je      .Lbad_request          # empty
         xor     eax, eax                        # the value
@@ -2802,14 +2847,14 @@ _start:
         jbe     short .Lparse_headers.cl_store
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
 .Lparse_headers.cl_store:
-        mov     QWORD PTR [rip + req_content_length], rax
+        mov     QWORD PTR [r15+req_content_length], rax
         {disp32} jmp     .Lparse_headers.next_field
 .Lparse_headers.not_content_length:
         cmp     eax, 3                          # transfer-encoding?
         {disp32} jne     .Lparse_headers.not_transfer_encoding
-        cmp     DWORD PTR [rip + req_te], 0     # the first Transfer-Encoding field?
+        cmp     DWORD PTR [r15+req_te], 0       # the first Transfer-Encoding field?
         jne     short .Lparse_headers.te_element
-        mov     DWORD PTR [rip + req_te], 1     # present; chunked only once it is its last coding
+        mov     DWORD PTR [r15+req_te], 1       # present; chunked only once it is its last coding
 .Lparse_headers.te_element:
         cmp     r11, r9
         {disp32} jae     .Lparse_headers.next_field # no more codings
@@ -2844,14 +2889,14 @@ _start:
         dec     rdx
         jmp     short .Lparse_headers.te_trim
 .Lparse_headers.te_trimmed:
-        cmp     DWORD PTR [rip + req_te], 2     # a coding after chunked?
+        cmp     DWORD PTR [r15+req_te], 2       # a coding after chunked?
         jne     short .Lparse_headers.te_not_after_chunked
-        mov     DWORD PTR [rip + req_te], 3     # chunked, then another: 400
+        mov     DWORD PTR [r15+req_te], 3       # chunked, then another: 400
         jmp     short .Lparse_headers.te_element
 .Lparse_headers.te_not_after_chunked:
-        cmp     DWORD PTR [rip + req_te], 3     # that stays
+        cmp     DWORD PTR [r15+req_te], 3       # that stays
         je      short .Lparse_headers.te_element
-        mov     DWORD PTR [rip + req_te], 1     # the last coding so far is not chunked...
+        mov     DWORD PTR [r15+req_te], 1       # the last coding so far is not chunked...
         sub     rdx, rcx
         cmp     rdx, 7
         jne     short .Lparse_headers.te_other_coding
@@ -2863,10 +2908,10 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x64656b6e                 # "nked"
         jne     short .Lparse_headers.te_other_coding
-        mov     DWORD PTR [rip + req_te], 2     # ...unless it is chunked
+        mov     DWORD PTR [r15+req_te], 2       # ...unless it is chunked
         {disp32} jmp     .Lparse_headers.te_element
 .Lparse_headers.te_other_coding:
-        mov     DWORD PTR [rip + req_te_coded], 1 # gzip, deflate...: an upload could not store it decoded
+        mov     DWORD PTR [r15+req_te_coded], 1 # gzip, deflate...: an upload could not store it decoded
         {disp32} jmp     .Lparse_headers.te_element
 .Lparse_headers.not_transfer_encoding:
         cmp     eax, 4                          # connection?
@@ -2911,7 +2956,7 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
         jne     short .Lparse_headers.not_close
-        mov     DWORD PTR [rip + req_close], 1  # Connection: close
+        mov     DWORD PTR [r15+req_close], 1    # Connection: close
 .Lparse_headers.not_close:
         cmp     rdx, 10
         jne     short .Lparse_headers.not_keep_alive
@@ -2927,7 +2972,7 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
         jne     short .Lparse_headers.not_keep_alive
-        mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
+        mov     DWORD PTR [r15+req_keepalive], 1 # Connection: keep-alive
 .Lparse_headers.not_keep_alive:
         {disp32} jmp     .Lparse_headers.conn_token
 .Lparse_headers.not_connection:
@@ -2947,35 +2992,39 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65756e69                 # "inue"
         jne     short .Lparse_headers.expect_other
-        cmp     DWORD PTR [rip + req_expect], 2 # another Expect field had something else?
+        cmp     DWORD PTR [r15+req_expect], 2   # another Expect field had something else?
         je      short .Lparse_headers.next_field # that stays
-        mov     DWORD PTR [rip + req_expect], 1 # Expect: 100-continue
+        mov     DWORD PTR [r15+req_expect], 1   # Expect: 100-continue
         jmp     short .Lparse_headers.next_field
 .Lparse_headers.expect_other:
-        mov     DWORD PTR [rip + req_expect], 2 # an expectation we cannot meet: 417
+        mov     DWORD PTR [r15+req_expect], 2   # an expectation we cannot meet: 417
         jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_expect:
         cmp     eax, 6                          # if-none-match?
         jne     short .Lparse_headers.not_if_none_match
-        mov     edi, OFFSET req_if_none_match   # for a 304: where its value and length go
-        jmp     short .Lparse_headers.keep_field
+        mov     QWORD PTR [r15+req_if_none_match], r11 # for a 304: the value (the last such field wins)
+        sub     r9, r11
+        mov     QWORD PTR [r15+req_if_none_match_len], r9 # and its length
+        jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_if_none_match:
         cmp     eax, 7                          # range?
         jne     short .Lparse_headers.not_range
-        mov     edi, OFFSET req_range           # for a 206: where its value and length go
-        jmp     short .Lparse_headers.keep_field
+        mov     QWORD PTR [r15+req_range], r11  # for a 206: the value (the last such field wins)
+        sub     r9, r11
+        mov     QWORD PTR [r15+req_range_len], r9 # and its length
+        jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_range:
         cmp     eax, 8                          # if-range?
         jne     short .Lparse_headers.not_if_range
-        mov     edi, OFFSET req_if_range        # for a 206: where its value and length go
-        jmp     short .Lparse_headers.keep_field
+        mov     QWORD PTR [r15+req_if_range], r11 # for a 206: the value (the last such field wins)
+        sub     r9, r11
+        mov     QWORD PTR [r15+req_if_range_len], r9 # and its length
+        jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_if_range:
         # the last number: if-modified-since
-        mov     edi, OFFSET req_if_modified_since # for a 304: where its value and length go
-.Lparse_headers.keep_field:
-        mov     QWORD PTR [rdi], r11            # the value (the last such field wins)
+        mov     QWORD PTR [r15+req_if_modified_since], r11 # for a 304: the value (the last such field wins)
         sub     r9, r11
-        mov     QWORD PTR [rdi+8], r9           # and its length, in the variable after it
+        mov     QWORD PTR [r15+req_if_modified_since_len], r9 # and its length
 .Lparse_headers.next_field:
         add     rsi, 2                          # past the field's CR LF
         {disp32} jmp     .Lparse_headers
@@ -2991,34 +3040,34 @@ _start:
 ## malformed. HTTP/1.0 has no Transfer-Encoding. RFC 9110 10.1.1: Expect is
 ## ignored in HTTP/1.0.
 .Lcheck_request:
-        cmp     DWORD PTR [rip + req_te], 0
+        cmp     DWORD PTR [r15+req_te], 0
         je      short .Lcheck_request.no_transfer_encoding
-        cmp     DWORD PTR [rip + req_cl_count], 0
+        cmp     DWORD PTR [r15+req_cl_count], 0
         jne     short .Lbad_request             # both framings: a smuggling attempt
-        cmp     DWORD PTR [rip + req_minor], 0
+        cmp     DWORD PTR [r15+req_minor], 0
         je      short .Lbad_request             # Transfer-Encoding in HTTP/1.0
-        cmp     DWORD PTR [rip + req_te], 2
+        cmp     DWORD PTR [r15+req_te], 2
         jne     short .Lbad_request             # the last coding is not chunked: no way to find the body's end
 .Lcheck_request.no_transfer_encoding:
-        cmp     DWORD PTR [rip + req_cl_count], 1
+        cmp     DWORD PTR [r15+req_cl_count], 1
         ja      short .Lbad_request             # Content-Length twice
-        cmp     DWORD PTR [rip + req_host], 1
+        cmp     DWORD PTR [r15+req_host], 1
         ja      short .Lbad_request             # Host twice
         je      short .Lcheck_request.host_ok
-        cmp     DWORD PTR [rip + req_minor], 0
+        cmp     DWORD PTR [r15+req_minor], 0
         jne     short .Lbad_request             # HTTP/1.1 without Host
 .Lcheck_request.host_ok:
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0: Expect is ignored
+        cmp     DWORD PTR [r15+req_minor], 0    # HTTP/1.0: Expect is ignored
         jne     short .Lcheck_request.expect_ok
-        mov     DWORD PTR [rip + req_expect], 0
+        mov     DWORD PTR [r15+req_expect], 0
 .Lcheck_request.expect_ok:
-        cmp     DWORD PTR [rip + req_expect], 2
+        cmp     DWORD PTR [r15+req_expect], 2
         jne     short .Lcheck_request.expect_met
         mov     eax, 14                         # 417 Expectation Failed
         ret
 .Lcheck_request.expect_met:
         mov     ecx, 0x100000                   # limits.body_bytes
-        cmp     QWORD PTR [rip + req_content_length], rcx
+        cmp     QWORD PTR [r15+req_content_length], rcx
         jbe     short .Lcheck_request.size_ok
         # An upload has its own max_bytes (checked when it starts): route first.
         call    .Lroute                         # eax = the response
@@ -3047,7 +3096,7 @@ _start:
         call    .Lnormalise_path                # r9 = the path, r10 = its length; eax != 0: a bad path
         test    eax, eax
         {disp32} jnz     .Lroute.bad_path
-        mov     QWORD PTR [rip + norm_len], r10 # for a file read from disk
+        mov     QWORD PTR [r15+norm_len], r10   # for a file read from disk
         mov     rax, -0x7ee3623b                # FNV-1a: the offset basis
         xor     ecx, ecx
 .Lroute.hash:
@@ -3089,7 +3138,7 @@ _start:
         mov     edx, OFFSET route_methods
         add     rdx, rax
 .Lroute.by_method:
-        mov     eax, DWORD PTR [rip + req_method]
+        mov     eax, DWORD PTR [r15+req_method]
         shl     rax, 2                          # 4 bytes a method
         add     rdx, rax
         mov     eax, DWORD PTR [rdx]            # the response for this method
@@ -3127,9 +3176,9 @@ _start:
 ## r11 = where the current segment starts in norm_path. Clobbers rax-rdx,
 ## rsi, rdi, r8-r11.
 .Lnormalise_path:
-        mov     rsi, QWORD PTR [rip + req_path]
+        mov     rsi, QWORD PTR [r15+req_path]
         mov     r8, rsi
-        add     r8, QWORD PTR [rip + req_path_len] # r8 = its end
+        add     r8, QWORD PTR [r15+req_path_len] # r8 = its end
         mov     r9d, OFFSET norm_path
         mov     rdi, r9
         mov     BYTE PTR [rdi], '/'             # every path starts with '/'
@@ -3242,7 +3291,7 @@ _start:
         mov     r10d, OFFSET responses
         add     r10, rcx                        # r10 = &responses[index]
         mov     eax, DWORD PTR [r10+resp_status]
-        mov     DWORD PTR [rip + last_status], eax # for the access log
+        mov     DWORD PTR [r15+last_status], eax # for the access log
         movzx   eax, BYTE PTR [r10+resp_flags]  # the kind: the flags' low byte
         cmp     eax, 3                          # disk
         je      short .Lkind_disk
@@ -3268,7 +3317,7 @@ _start:
         shl     rax, 5                          # * 32
         mov     r11d, OFFSET disk_sites
         add     r11, rax                        # r11 = &disk_sites[n]
-        mov     QWORD PTR [rip + disk_site], r11
+        mov     QWORD PTR [r15+disk_site], r11
         mov     esi, OFFSET response_heads
         mov     eax, DWORD PTR [r10+resp_head]
         add     rsi, rax
@@ -3277,13 +3326,13 @@ _start:
         mov     QWORD PTR [rbx+conn_iov+40], rdx
         mov     QWORD PTR [rbx+conn_iov+24], 0
         mov     edi, OFFSET norm_path
-        mov     rcx, QWORD PTR [rip + norm_len]
+        mov     rcx, QWORD PTR [r15+norm_len]
         mov     BYTE PTR [rdi+rcx], 0           # NUL-terminate the path for openat2
         mov     eax, DWORD PTR [r11+site_prefix_len]
         add     rdi, rax                        # rdi = the path below the prefix
         sub     rcx, rax                        # rcx = its length
-        mov     QWORD PTR [rip + disk_rel], rdi
-        mov     QWORD PTR [rip + disk_rel_len], rcx
+        mov     QWORD PTR [r15+disk_rel], rdi
+        mov     QWORD PTR [r15+disk_rel_len], rcx
         cmp     DWORD PTR [r11+site_hidden], 0  # names starting with '.' served?
         jne     short .Lkind_disk.named
         # A segment starting with '.' (".git", ".env"): as if it were not there.
@@ -3309,12 +3358,12 @@ _start:
         jnz     short .Lkind_disk.visible
         mov     WORD PTR [rdi], 46              # the root itself: "."
 .Lkind_disk.visible:
-        mov     r11, QWORD PTR [rip + disk_site]
+        mov     r11, QWORD PTR [r15+disk_site]
         mov     eax, DWORD PTR [r11+site_root]
         shl     eax, 2                          # 4 bytes a descriptor
-        mov     edx, OFFSET root_fds
+        lea     rdx, [r15+root_fds]
         mov     edi, DWORD PTR [rdx+rax]        # dirfd = root_fds[site.root]
-        mov     rsi, QWORD PTR [rip + disk_rel] # pathname: relative to it
+        mov     rsi, QWORD PTR [r15+disk_rel]   # pathname: relative to it
         mov     edx, OFFSET how_read            # how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
         mov     r10d, 24                        # size
         mov     eax, 437                        # syscall number: openat2
@@ -3329,10 +3378,10 @@ _start:
         {disp32} jne     .Lkind_disk.forbidden  # a FIFO, a device, a socket: not served
         # A directory: its URL must end in '/' (so that relative links in its index
         # resolve below it), else 301 there; then its index file, or 403 (no listings).
-        mov     rcx, QWORD PTR [rip + disk_rel_len]
+        mov     rcx, QWORD PTR [r15+disk_rel_len]
         test    rcx, rcx
         jz      short .Lkind_disk.index         # the site's root: its prefix ends in '/'
-        mov     rsi, QWORD PTR [rip + disk_rel]
+        mov     rsi, QWORD PTR [r15+disk_rel]
         cmp     BYTE PTR [rsi+rcx-1], '/'
         je      short .Lkind_disk.index
         call    .Lrelease_file                  # the directory is not needed
@@ -3341,20 +3390,20 @@ _start:
         call    .Lrelease_file                  # the directory: its index is opened from the root
         # path = path + index name, in norm_path (sized for it): a link in the index's
         # name is then judged against the root, as a link anywhere else is.
-        mov     r11, QWORD PTR [rip + disk_site]
-        mov     rdi, QWORD PTR [rip + disk_rel]
-        add     rdi, QWORD PTR [rip + disk_rel_len] # after the path's '/' (the root: over its ".")
+        mov     r11, QWORD PTR [r15+disk_site]
+        mov     rdi, QWORD PTR [r15+disk_rel]
+        add     rdi, QWORD PTR [r15+disk_rel_len] # after the path's '/' (the root: over its ".")
         mov     esi, OFFSET disk_text
         mov     eax, DWORD PTR [r11+site_index]
         add     rsi, rax                        # the index's name
         mov     ecx, DWORD PTR [r11+site_index_len] # its length, its NUL included
         rep movsb
-        mov     r11, QWORD PTR [rip + disk_site]
+        mov     r11, QWORD PTR [r15+disk_site]
         mov     eax, DWORD PTR [r11+site_root]
         shl     eax, 2                          # 4 bytes a descriptor
-        mov     edx, OFFSET root_fds
+        lea     rdx, [r15+root_fds]
         mov     edi, DWORD PTR [rdx+rax]        # dirfd = root_fds[site.root]
-        mov     rsi, QWORD PTR [rip + disk_rel] # pathname: relative to it
+        mov     rsi, QWORD PTR [r15+disk_rel]   # pathname: relative to it
         mov     edx, OFFSET how_read            # how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
         mov     r10d, 24                        # size
         mov     eax, 437                        # syscall number: openat2
@@ -3365,7 +3414,7 @@ _start:
         call    .Lstat_file
         cmp     eax, 0x8000                     # the index must be a regular file
         jne     short .Lkind_disk.forbidden
-        mov     r11, QWORD PTR [rip + disk_site]
+        mov     r11, QWORD PTR [r15+disk_site]
         mov     esi, OFFSET disk_text
         mov     eax, DWORD PTR [r11+site_index_type]
         add     rsi, rax                        # rsi = the index's Content-Type line
@@ -3381,8 +3430,8 @@ _start:
         mov     rax, -13                        # 403
         {disp32} jmp     .Lopen_failed
 .Lkind_disk.regular:
-        mov     rsi, QWORD PTR [rip + disk_rel]
-        mov     rcx, QWORD PTR [rip + disk_rel_len]
+        mov     rsi, QWORD PTR [r15+disk_rel]
+        mov     rcx, QWORD PTR [r15+disk_rel_len]
         call    .Lmedia_type                    # rsi, rcx = its Content-Type line, by the name's extension
 .Lkind_disk.typed:
         push    rsi                             # the Content-Type line
@@ -3449,11 +3498,11 @@ _start:
         mov     r11, QWORD PTR [rbx+conn_iov+16] # r11 = the scratch
         mov     r8d, OFFSET file_stat
         mov     r9, QWORD PTR [r8+48]           # r9 = st_size
-        cmp     QWORD PTR [rip + req_if_none_match_len], 0
+        cmp     QWORD PTR [r15+req_if_none_match_len], 0
         je      short .Lconditions.no_if_none_match
         push    rdi
-        mov     rsi, QWORD PTR [rip + req_if_none_match]
-        mov     rcx, QWORD PTR [rip + req_if_none_match_len]
+        mov     rsi, QWORD PTR [r15+req_if_none_match]
+        mov     rcx, QWORD PTR [r15+req_if_none_match_len]
         lea     rdx, [r11+6]                    # rdx = the ETag, quotes included
         call    .Letag_listed                   # eax = 1: listed (weak comparison)
         pop     rdi
@@ -3461,25 +3510,25 @@ _start:
         {disp32} jnz     .Lconditions.not_modified
         jmp     short .Lconditions.range        # If-None-Match given: If-Modified-Since is ignored
 .Lconditions.no_if_none_match:
-        cmp     QWORD PTR [rip + req_if_modified_since_len], 29
+        cmp     QWORD PTR [r15+req_if_modified_since_len], 29
         jne     short .Lconditions.range
         push    rdi
-        mov     rsi, QWORD PTR [rip + req_if_modified_since]
+        mov     rsi, QWORD PTR [r15+req_if_modified_since]
         lea     rdi, [r11+41]                   # the Last-Modified date
         mov     ecx, 29
         repe cmpsb                              # the same date?
         pop     rdi
         {disp32} je      .Lconditions.not_modified
 .Lconditions.range:
-        cmp     DWORD PTR [rip + req_method], 1
-        {disp32} jne     .Lconditions.full      # HEAD ignores Range
-        cmp     QWORD PTR [rip + req_range_len], 0
-        {disp32} je      .Lconditions.full
-        cmp     QWORD PTR [rip + req_if_range_len], 0
+        cmp     DWORD PTR [r15+req_method], 1
+        jne     short .Lconditions.full         # HEAD ignores Range
+        cmp     QWORD PTR [r15+req_range_len], 0
+        je      short .Lconditions.full
+        cmp     QWORD PTR [r15+req_if_range_len], 0
         je      short .Lconditions.honour_range
-        cmp     QWORD PTR [rip + req_if_range_len], 18 # If-Range: the ETag, compared strongly...
+        cmp     QWORD PTR [r15+req_if_range_len], 18 # If-Range: the ETag, compared strongly...
         jne     short .Lconditions.if_range_date
-        mov     rsi, QWORD PTR [rip + req_if_range]
+        mov     rsi, QWORD PTR [r15+req_if_range]
         lea     rdx, [r11+6]
         mov     rax, QWORD PTR [rsi]            # the 18 bytes: 8, 8, then 2
         cmp     rax, QWORD PTR [rdx]
@@ -3492,10 +3541,10 @@ _start:
         jne     short .Lconditions.full
         jmp     short .Lconditions.honour_range
 .Lconditions.if_range_date:
-        cmp     QWORD PTR [rip + req_if_range_len], 29 # ... or the date, exactly
+        cmp     QWORD PTR [r15+req_if_range_len], 29 # ... or the date, exactly
         jne     short .Lconditions.full
         push    rdi
-        mov     rsi, QWORD PTR [rip + req_if_range]
+        mov     rsi, QWORD PTR [r15+req_if_range]
         lea     rdi, [r11+41]
         mov     ecx, 29
         repe cmpsb
@@ -3503,8 +3552,8 @@ _start:
         jne     short .Lconditions.full
 .Lconditions.honour_range:
         push    rdi
-        mov     rsi, QWORD PTR [rip + req_range]
-        mov     rcx, QWORD PTR [rip + req_range_len]
+        mov     rsi, QWORD PTR [r15+req_range]
+        mov     rcx, QWORD PTR [r15+req_range_len]
         mov     rdx, r9                         # the file's length
         call    .Lparse_range                   # eax = 0 ignore it, 1 satisfiable (rdx = first, rcx = last), 2 not
         pop     rdi
@@ -3515,7 +3564,7 @@ _start:
         mov     eax, OFFSET status_200
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 200 status line
         mov     QWORD PTR [rbx+conn_iov+8], 17
-        mov     DWORD PTR [rip + last_status], 200 # for the access log
+        mov     DWORD PTR [r15+last_status], 200 # for the access log
         xor     r8d, r8d                        # from the first byte
         jmp     short .Lconditions.sized
 .Lconditions.ranged:
@@ -3525,7 +3574,7 @@ _start:
         mov     eax, OFFSET status_206
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 206 status line
         mov     QWORD PTR [rbx+conn_iov+8], 30
-        mov     DWORD PTR [rip + last_status], 206 # for the access log
+        mov     DWORD PTR [r15+last_status], 206 # for the access log
         mov     esi, OFFSET range_text
         mov     ecx, 21
         rep movsb
@@ -3558,7 +3607,7 @@ _start:
         mov     QWORD PTR [rbx+conn_iov+24], rdi # its length
         mov     QWORD PTR [rbx+conn_file_off], r8 # sendfile starts there
         mov     QWORD PTR [rbx+conn_file_left], r9 # ... and sends this much, after the parts
-        cmp     DWORD PTR [rip + req_method], 2 # HEAD: the same head, no body
+        cmp     DWORD PTR [r15+req_method], 2   # HEAD: the same head, no body
         jne     short .Lconditions.get
         call    .Lrelease_file                  # release_file: close the file
         {disp32} jmp     .Lconditions.done
@@ -3591,7 +3640,7 @@ _start:
         mov     eax, OFFSET status_304
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 304 status line
         mov     QWORD PTR [rbx+conn_iov+8], 27
-        mov     DWORD PTR [rip + last_status], 304 # for the access log
+        mov     DWORD PTR [r15+last_status], 304 # for the access log
         lea     rdi, [r11+72]                   # only the ETag and Last-Modified
         sub     rdi, QWORD PTR [rbx+conn_iov+16]
         mov     QWORD PTR [rbx+conn_iov+24], rdi # its length
@@ -3602,7 +3651,7 @@ _start:
         mov     eax, OFFSET status_416
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 416 status line
         mov     QWORD PTR [rbx+conn_iov+8], 36
-        mov     DWORD PTR [rip + last_status], 416 # for the access log
+        mov     DWORD PTR [r15+last_status], 416 # for the access log
         mov     esi, OFFSET unsatisfied_text
         mov     ecx, 23
         rep movsb
@@ -3636,8 +3685,8 @@ _start:
         mov     edx, DWORD PTR [r10+resp_head_len]
         mov     QWORD PTR [rbx+conn_iov], rsi   # iov[status] = the head, up to the Location's path
         mov     QWORD PTR [rbx+conn_iov+8], rdx
-        mov     rax, QWORD PTR [rip + req_query]
-        mov     rdx, QWORD PTR [rip + req_query_len]
+        mov     rax, QWORD PTR [r15+req_query]
+        mov     rdx, QWORD PTR [r15+req_query_len]
         mov     QWORD PTR [rbx+conn_iov+16], rax # iov[runtime] = the query, in the request buffer
         mov     QWORD PTR [rbx+conn_iov+24], rdx
         mov     eax, OFFSET crlf
@@ -3667,8 +3716,8 @@ _start:
         mov     esi, OFFSET location_text
         mov     ecx, 10
         rep movsb
-        mov     rsi, QWORD PTR [rip + upload_location]
-        mov     rcx, QWORD PTR [rip + upload_location_len]
+        mov     rsi, QWORD PTR [r15+upload_location]
+        mov     rcx, QWORD PTR [r15+upload_location_len]
         rep movsb                               # the path
         mov     WORD PTR [rdi], 2573            # CR LF
         add     rdi, 2
@@ -3703,7 +3752,7 @@ _start:
 ## The Date line is made at most once a second (refresh_date). HEAD gets
 ## the same head and no body.
 .Lfinish_response:
-        cmp     DWORD PTR [rip + req_method], 2 # HEAD?
+        cmp     DWORD PTR [r15+req_method], 2   # HEAD?
         jne     short .Lfinish_response.body_ready
         xor     r9d, r9d                        # HEAD: the same head, no body
 .Lfinish_response.body_ready:
@@ -3725,7 +3774,7 @@ _start:
 .Lfinish_response.conn_ready:
         mov     QWORD PTR [rbx+conn_iov+48], rsi # iov[conn] = the Connection line
         mov     QWORD PTR [rbx+conn_iov+56], rdx
-        mov     rax, QWORD PTR [rip + clock_now]
+        mov     rax, QWORD PTR [r15+clock_now]
         cmp     rax, QWORD PTR [rip + date_expires] # a new second since the Date line was made?
         jl      short .Lfinish_response.date_fresh
         call    .Lrefresh_date
@@ -3970,20 +4019,20 @@ _start:
         mov     eax, OFFSET status_301
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 301 status line
         mov     QWORD PTR [rbx+conn_iov+8], 32
-        mov     DWORD PTR [rip + last_status], 301 # for the access log
+        mov     DWORD PTR [r15+last_status], 301 # for the access log
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
         mov     esi, OFFSET location_text
         mov     ecx, 10
         rep movsb
-        mov     rsi, QWORD PTR [rip + req_path]
-        mov     rcx, QWORD PTR [rip + req_path_len]
+        mov     rsi, QWORD PTR [r15+req_path]
+        mov     rcx, QWORD PTR [r15+req_path_len]
         rep movsb                               # the path
         mov     BYTE PTR [rdi], '/'
         inc     rdi
-        mov     rsi, QWORD PTR [rip + req_query]
-        mov     rcx, QWORD PTR [rip + req_query_len]
+        mov     rsi, QWORD PTR [r15+req_query]
+        mov     rcx, QWORD PTR [r15+req_query_len]
         rep movsb                               # the query, from its '?', or nothing
         mov     WORD PTR [rdi], 2573            # CR LF
         add     rdi, 2
@@ -4136,7 +4185,7 @@ _start:
         xor     edx, edx
         mov     ecx, 0xf4240
         div     rcx                             # rax = ms into this second
-        mov     rcx, QWORD PTR [rip + clock_now]
+        mov     rcx, QWORD PTR [r15+clock_now]
         add     rcx, 1000
         sub     rcx, rax
         mov     QWORD PTR [rip + date_expires], rcx # made again when the next second starts
@@ -4291,30 +4340,30 @@ _start:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2
-        mov     eax, DWORD PTR [rip + last_status]
+        mov     eax, DWORD PTR [r15+last_status]
         call    .Lappend_u64
         mov     BYTE PTR [rdi], ' '
         inc     rdi
         mov     rax, QWORD PTR [rip + last_body_bytes]
         call    .Lappend_u64
-        cmp     DWORD PTR [rip + last_status], 201 # a body stored?
+        cmp     DWORD PTR [r15+last_status], 201 # a body stored?
         jne     short .Llog_request.not_stored
-        cmp     QWORD PTR [rip + upload_location_len], 0 # by an upload (a route may answer 201 too)
+        cmp     QWORD PTR [r15+upload_location_len], 0 # by an upload (a route may answer 201 too)
         je      short .Llog_request.not_stored
-        mov     rsi, QWORD PTR [rip + upload_location] # where: the 201's Location
-        mov     rcx, QWORD PTR [rip + upload_location_len]
+        mov     rsi, QWORD PTR [r15+upload_location] # where: the 201's Location
+        mov     rcx, QWORD PTR [r15+upload_location_len]
         mov     DWORD PTR [rdi], 0x6f747320     # ' sto'
         mov     DWORD PTR [rdi+4], 0x20646572   # 'red '
         add     rdi, 8
         rep movsb                               # the path: no space or control character (the parser saw to it)
 .Llog_request.not_stored:
-        mov     QWORD PTR [rip + upload_location_len], 0 # said once: the next line is another request's
+        mov     QWORD PTR [r15+upload_location_len], 0 # said once: the next line is another request's
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
         mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
-        mov     rdi, r15                        # fd = log_fd
+        mov     edi, 1                          # fd = log_fd
         call    .Lwrite_all
         ret                                     # a failed log write is not fatal
 
@@ -4348,11 +4397,11 @@ _start:
 ## request: the loop stops gracefully once the connections in progress are
 ## done. A second signal exits at once.
 .Lon_signal:
-        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
+        cmp     DWORD PTR [r15+stop_requested], 0 # a second signal?
         jne     short .Lon_signal.exit_now
         cmp     DWORD PTR [rip + busy], 0       # serving a connection?
         je      short .Lon_signal.exit_now
-        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
+        mov     DWORD PTR [r15+stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
 .Lon_signal.exit_now:
         xor     edi, edi                        # status = 0
@@ -4456,7 +4505,7 @@ _start:
         div     rcx                             # rax = tv_nsec / 1000000
         imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
         add     rax, rcx
-        mov     QWORD PTR [rip + clock_now], rax
+        mov     QWORD PTR [r15+clock_now], rax
         ret
 
 ## --------------------------------------------------------------------------
@@ -5241,136 +5290,11 @@ listen_port:
 
         .bss
 
-# each root directory's descriptor (O_PATH), opened at start (4 bytes)
-        .balign 4
-root_fds:
-        .skip 4
-
-# the request's Content-Length (8 bytes)
-        .balign 8
-req_content_length:
-        .skip 8
-
-# address of the request's path (8 bytes)
-        .balign 8
-req_path:
-        .skip 8
-
-# its length, without the query (8 bytes)
-        .balign 8
-req_path_len:
-        .skip 8
-
-# length of the request head, up to and with CR LF CR LF (8 bytes)
-        .balign 8
-req_head_len:
-        .skip 8
-
-# 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
-        .balign 4
-req_method:
-        .skip 4
-
-# HTTP/1.x: x (4 bytes)
-        .balign 4
-req_minor:
-        .skip 4
-
-# 1: Connection: close (4 bytes)
-        .balign 4
-req_close:
-        .skip 4
-
-# 1: Connection: keep-alive (4 bytes)
-        .balign 4
-req_keepalive:
-        .skip 4
-
-# number of Host fields (4 bytes)
-        .balign 4
-req_host:
-        .skip 4
-
-# number of Content-Length fields (4 bytes)
-        .balign 4
-req_cl_count:
-        .skip 4
-
-# Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
-        .balign 4
-req_te:
-        .skip 4
-
-# 1: a coding before chunked (gzip...), for uploads (4 bytes)
-        .balign 4
-req_te_coded:
-        .skip 4
-
-# Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)
-        .balign 4
-req_expect:
-        .skip 4
-
-# the If-None-Match field's value (8 bytes)
-        .balign 8
-req_if_none_match:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_if_none_match_len:
-        .skip 8
-
-# the Range field's value (8 bytes)
-        .balign 8
-req_range:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_range_len:
-        .skip 8
-
-# the If-Range field's value (8 bytes)
-        .balign 8
-req_if_range:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_if_range_len:
-        .skip 8
-
-# the If-Modified-Since field's value (8 bytes)
-        .balign 8
-req_if_modified_since:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_if_modified_since_len:
-        .skip 8
-
-# the request's query, from its '?', for a redirect's Location (8 bytes)
-        .balign 8
-req_query:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_query_len:
-        .skip 8
-
 # the request's path, decoded and normalised (never longer than it was), and
 # room for a NUL after it (and a directory's index name) (16411 bytes)
         .balign 16
 norm_path:
         .skip 16411
-
-# its length, for a file read from disk or stored (8 bytes)
-        .balign 8
-norm_len:
-        .skip 8
 
 # clock_now (ms) when date_line must be made again (8 bytes)
         .balign 8
@@ -5387,50 +5311,10 @@ date_ts:
 file_stat:
         .skip 144
 
-# the disk_sites record of the request being answered (8 bytes)
-        .balign 8
-disk_site:
-        .skip 8
-
-# its path below the site's root, NUL-terminated (in norm_path) (8 bytes)
-        .balign 8
-disk_rel:
-        .skip 8
-
-# its length; 0: the root itself (8 bytes)
-        .balign 8
-disk_rel_len:
-        .skip 8
-
-# the 201's Location: where it is (8 bytes)
-        .balign 8
-upload_location:
-        .skip 8
-
-# ... and its length (8 bytes)
-        .balign 8
-upload_location_len:
-        .skip 8
-
-# status of the last response, for the log (4 bytes)
-        .balign 4
-last_status:
-        .skip 4
-
 # body bytes of the last response, for the log (8 bytes)
         .balign 8
 last_body_bytes:
         .skip 8
-
-# open connections (4 bytes)
-        .balign 4
-nconns:
-        .skip 4
-
-# free slots on the stack (4 bytes)
-        .balign 4
-free_top:
-        .skip 4
 
 # indices of free connection slots (a stack) (4096 bytes)
         .balign 4
@@ -5452,60 +5336,30 @@ conn_bufs:
 client_addr:
         .skip 16
 
-# socklen_t: in: the buffer's size, out: the address's (4 bytes)
-        .balign 4
-client_addrlen:
-        .skip 4
-
 # char **environ: the environment, after argv on the initial stack (8 bytes)
         .balign 8
 environ:
         .skip 8
+
+# the small variables, one block: each is [r15+name] (see the named offsets) (256 bytes)
+        .balign 8
+vars:
+        .skip 256
 
 # log and error lines are built here (32960 bytes)
         .balign 8
 line_buf:
         .skip 32960
 
-# the epoll instance (4 bytes)
-        .balign 4
-epfd:
-        .skip 4
-
-# 1 while the listener is in the epoll set (4 bytes)
-        .balign 4
-accepting:
-        .skip 4
-
-# 1 once a stop signal came (4 bytes)
-        .balign 4
-shutting_down:
-        .skip 4
-
-# the event being handled (4 bytes)
-        .balign 4
-ev_i:
-        .skip 4
-
 # events returned by epoll_wait (4 bytes)
         .balign 4
 ev_n:
-        .skip 4
-
-# accept4 calls in this turn of accept_all (4 bytes)
-        .balign 4
-accepted:
         .skip 4
 
 # int: SIOCOUTQ of the record being swept (4 bytes)
         .balign 4
 outq_now:
         .skip 4
-
-# when deadlines are next checked (ms) (8 bytes)
-        .balign 8
-next_sweep:
-        .skip 8
 
 # when a graceful stop gives up (ms) (8 bytes)
         .balign 8
@@ -5526,16 +5380,6 @@ events:
         .balign 4
 busy:
         .skip 4
-
-# set by the signal handler: stop gracefully (4 bytes)
-        .balign 4
-stop_requested:
-        .skip 4
-
-# CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
-        .balign 8
-clock_now:
-        .skip 8
 
 # uploads started by this process: N of .upload-PID-N (8 bytes)
         .balign 8

@@ -15,7 +15,7 @@
 ;   r13  the client socket's file descriptor
 ;   rbx  the connection record (conn_* fields)
 ;   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
-;   r15  the log's file descriptor
+;   r15  the variables: vars+128, so that [r15+name] reaches each
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
 
@@ -24,7 +24,8 @@
 
         section .text align=16
 
-;; Named offsets: the fields of the records the code reads and writes.
+;; Named offsets: the fields of the records the code reads and writes, and
+;; the variables, from r15 (vars+128), which holds them all within a byte.
         conn_fd equ 0                           ; the socket
         conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         conn_served equ 8                       ; requests answered on this connection
@@ -75,13 +76,63 @@
         resp_spare equ 28                       ; 0: a record is 32 bytes, so that an index shifts into an offset
         iov_base equ 0                          ; struct iovec: where a part starts
         iov_len equ 8                           ; ... and how many of its bytes are left
+        req_content_length equ -128             ; 8 bytes: the request's Content-Length
+        clock_now equ -120                      ; 8 bytes: CLOCK_MONOTONIC in ms, as now_ms last read it
+        req_path equ -112                       ; 8 bytes: address of the request's path
+        req_path_len equ -104                   ; 8 bytes: its length, without the query
+        disk_rel equ -96                        ; 8 bytes: its path below the site's root, NUL-terminated (in norm_path)
+        upload_location_len equ -88             ; 8 bytes: ... and its length
+        req_head_len equ -80                    ; 8 bytes: length of the request head, up to and with CR LF CR LF
+        req_if_range_len equ -72                ; 8 bytes: its length; 0: none
+        req_query equ -64                       ; 8 bytes: the request's query, from its '?', for a redirect's Location
+        disk_site equ -56                       ; 8 bytes: the disk_sites record of the request being answered
+        req_if_none_match_len equ -48           ; 8 bytes: its length; 0: none
+        req_range_len equ -40                   ; 8 bytes: its length; 0: none
+        req_query_len equ -32                   ; 8 bytes: its length; 0: none
+        norm_len equ -24                        ; 8 bytes: its length, for a file read from disk or stored
+        disk_rel_len equ -16                    ; 8 bytes: its length; 0: the root itself
+        upload_location equ -8                  ; 8 bytes: the 201's Location: where it is
+        req_if_range equ 0                      ; 8 bytes: the If-Range field's value
+        req_if_modified_since_len equ 8         ; 8 bytes: its length; 0: none
+        next_sweep equ 16                       ; 8 bytes: when deadlines are next checked (ms)
+        req_if_none_match equ 24                ; 8 bytes: the If-None-Match field's value
+        req_range equ 32                        ; 8 bytes: the Range field's value
+        req_if_modified_since equ 40            ; 8 bytes: the If-Modified-Since field's value
+        req_te equ 48                           ; 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
+        req_method equ 52                       ; 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
+        req_expect equ 56                       ; 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
+        last_status equ 60                      ; 4 bytes: status of the last response, for the log
+        epfd equ 64                             ; 4 bytes: the epoll instance
+        req_minor equ 68                        ; 4 bytes: HTTP/1.x: x
+        root_fds equ 72                         ; 4 bytes: each root directory's descriptor (O_PATH), opened at start
+        nconns equ 76                           ; 4 bytes: open connections
+        free_top equ 80                         ; 4 bytes: free slots on the stack
+        stop_requested equ 84                   ; 4 bytes: set by the signal handler: stop gracefully
+        req_cl_count equ 88                     ; 4 bytes: number of Content-Length fields
+        accepting equ 92                        ; 4 bytes: 1 while the listener is in the epoll set
+        req_close equ 96                        ; 4 bytes: 1: Connection: close
+        req_keepalive equ 100                   ; 4 bytes: 1: Connection: keep-alive
+        req_host equ 104                        ; 4 bytes: number of Host fields
+        req_te_coded equ 108                    ; 4 bytes: 1: a coding before chunked (gzip...), for uploads
+        shutting_down equ 112                   ; 4 bytes: 1 once a stop signal came
+        ev_i equ 116                            ; 4 bytes: the event being handled
+        accepted equ 120                        ; 4 bytes: accept4 calls in this turn of accept_all
+        client_addrlen equ 124                  ; 4 bytes: socklen_t: in: the buffer's size, out: the address's
+
+;; --------------------------------------------------------------------------
+;; start: find the variables
+;; C: r15 = vars + 128
+;; Every small variable is [r15+name], within a signed byte of r15: one byte
+;; of displacement where [rel name] takes four. r15 never changes after this.
+_start:
+        mov     r15d, vars+128                  ; r15 = the variables
 
 ;; --------------------------------------------------------------------------
 ;; start: ignore SIGPIPE: rt_sigaction(2), syscall 13
 ;; C: sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL)
 ;; A client that closes early must not kill the server: with SIGPIPE ignored,
 ;; write() to a closed socket returns -EPIPE instead.
-_start:
+ignore_sigpipe:
         mov     edi, 13                         ; signum = SIGPIPE
         lea     rsi, [rel sigaction_ignore]     ; act = SIG_IGN
         xor     edx, edx                        ; oldact = NULL
@@ -206,12 +257,6 @@ catch_stop_signals:
         add     rsp, 32                         ; drop the struct
 
 ;; --------------------------------------------------------------------------
-;; choose the log's file descriptor
-;; C: log_fd = STDOUT_FILENO
-choose_log:
-        mov     r15d, 1                         ; r15 = log_fd
-
-;; --------------------------------------------------------------------------
 ;; open the root files: openat(2), syscall 257
 ;; C: root_fds[0] = openat(AT_FDCWD, "files", O_PATH | O_DIRECTORY | O_CLOEXEC)
 ;; Each directory served or written at run time is opened once, here: a
@@ -230,7 +275,7 @@ open_root_0:
         mov     edx, 24                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 open_root_0.ok:
-        mov     edi, root_fds
+        lea     rdi, [r15+root_fds]
         mov     dword [rdi], eax                ; root_fds[0]
 
 ;; --------------------------------------------------------------------------
@@ -241,7 +286,7 @@ open_root_0.ok:
 ;; server refuses to start. ENOSYS: an older kernel; EPERM: a seccomp
 ;; profile (an old container runtime's) that forbids it.
 check_openat2:
-        mov     edi, dword [rel root_fds]       ; dirfd = root_fds[0]
+        mov     edi, dword [r15+root_fds]       ; dirfd = root_fds[0]
         mov     esi, dot_path                   ; "."
         mov     edx, how_probe                  ; how
         mov     r10d, 24                        ; size: sizeof(struct open_how)
@@ -569,7 +614,7 @@ epoll_start:
         mov     edx, 27                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 epoll_start.ok:
-        mov     dword [rel epfd], eax
+        mov     dword [r15+epfd], eax
         mov     dword [rel busy], 1             ; stop signals are handled by the loop, not the handler
         ; SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
         ; atomically: a signal can never slip in between the stop check and the wait.
@@ -593,11 +638,11 @@ epoll_start.init_slot:
         add     rdx, 4
         test    ecx, ecx
         jnz     short epoll_start.init_slot
-        mov     dword [rel free_top], 1024      ; every slot is free
+        mov     dword [r15+free_top], 1024      ; every slot is free
         call    listen_on
         call    now_ms
         add     rax, 100
-        mov     qword [rel next_sweep], rax
+        mov     qword [r15+next_sweep], rax
 
 ;; --------------------------------------------------------------------------
 ;; the event loop: epoll_pwait(2), syscall 281
@@ -606,11 +651,11 @@ epoll_start.init_slot:
 ;; past their deadline (header, keep-alive, send), so a slow or idle client
 ;; never delays another. The clock is read once per wake-up.
 event_loop:
-        cmp     dword [rel stop_requested], 0   ; a stop signal?
+        cmp     dword [r15+stop_requested], 0   ; a stop signal?
         je      short event_loop.wait
         call    begin_shutdown                  ; exits when done
 event_loop.wait:
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, events                     ; events
         mov     edx, 64                         ; maxevents
         mov     r10d, 100                       ; timeout in ms
@@ -623,13 +668,13 @@ event_loop.wait:
         xor     eax, eax                        ; -EINTR (a signal): no events
 event_loop.wait_ok:
         mov     dword [rel ev_n], eax
-        mov     dword [rel ev_i], 0
+        mov     dword [r15+ev_i], 0
         call    now_ms                          ; clock_now, once for the whole batch
 event_loop.next_event:
-        mov     ecx, dword [rel ev_i]
+        mov     ecx, dword [r15+ev_i]
         cmp     ecx, dword [rel ev_n]
         jae     short event_loop.events_done
-        inc     dword [rel ev_i]
+        inc     dword [r15+ev_i]
         imul    rcx, rcx, 12                    ; i * sizeof(struct epoll_event)
         mov     esi, events
         mov     rbx, qword [rsi+rcx+4]          ; data: the connection's record
@@ -641,11 +686,11 @@ event_loop.is_connection:
         call    connection_event
         jmp     short event_loop.next_event
 event_loop.events_done:
-        mov     rax, qword [rel clock_now]
-        cmp     rax, qword [rel next_sweep]
+        mov     rax, qword [r15+clock_now]
+        cmp     rax, qword [r15+next_sweep]
         jl      short event_loop.no_sweep
         add     rax, 100
-        mov     qword [rel next_sweep], rax
+        mov     qword [r15+next_sweep], rax
         call    sweep
 event_loop.no_sweep:
         jmp     near event_loop
@@ -658,10 +703,10 @@ event_loop.no_sweep:
 ;; (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ;; handler).
 begin_shutdown:
-        cmp     dword [rel shutting_down], 0
+        cmp     dword [r15+shutting_down], 0
         jne     short begin_shutdown.started    ; already stopping
-        mov     dword [rel shutting_down], 1
-        mov     rax, qword [rel clock_now]
+        mov     dword [r15+shutting_down], 1
+        mov     rax, qword [r15+clock_now]
         add     rax, 5000                       ; + shutdown_timeout_ms
         mov     qword [rel shutdown_deadline], rax
         call    listen_off
@@ -684,9 +729,9 @@ begin_shutdown.close_idle_next:
         add     rbx, 256
         jmp     short begin_shutdown.close_idle
 begin_shutdown.close_idle_done:
-        cmp     dword [rel nconns], 0
+        cmp     dword [r15+nconns], 0
         je      near exit_ok                    ; nothing left: exit 0
-        mov     rax, qword [rel clock_now]
+        mov     rax, qword [r15+clock_now]
         cmp     rax, qword [rel shutdown_deadline]
         jl      short begin_shutdown.not_yet
         jmp     near exit_ok                    ; out of time: exit 0
@@ -704,17 +749,17 @@ begin_shutdown.not_yet:
 ;; of being accepted and dropped, and nothing spins. It comes back when a
 ;; connection closes (or at the next sweep).
 accept_all:
-        mov     dword [rel accepted], 0         ; n = 0
+        mov     dword [r15+accepted], 0         ; n = 0
 accept_all.next:
-        cmp     dword [rel accepted], 64        ; enough for one turn of the loop?
+        cmp     dword [r15+accepted], 64        ; enough for one turn of the loop?
         jae     near accept_all.done
-        inc     dword [rel accepted]
-        cmp     dword [rel nconns], 1024        ; a free slot?
+        inc     dword [r15+accepted]
+        cmp     dword [r15+nconns], 1024        ; a free slot?
         jae     short accept_all.table_full
         mov     rdi, r12                        ; fd = listen_fd
-        mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
+        mov     dword [r15+client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
         mov     esi, client_addr                ; addr = &client_addr
-        mov     edx, client_addrlen             ; addrlen = &client_addrlen
+        lea     rdx, [r15+client_addrlen]       ; addrlen = &client_addrlen
         mov     r10d, 2048                      ; SOCK_NONBLOCK
         mov     eax, 288                        ; syscall number: accept4
         syscall
@@ -731,15 +776,15 @@ accept_all.table_full:
         ret
 accept_all.accepted:
         mov     r13, rax                        ; r13 = the new socket
-        dec     dword [rel free_top]            ; pop a free slot
-        mov     ecx, dword [rel free_top]
+        dec     dword [r15+free_top]            ; pop a free slot
+        mov     ecx, dword [r15+free_top]
         shl     rcx, 2
         mov     edx, free_stack
         mov     ecx, dword [rdx+rcx]            ; its index
         shl     rcx, 8                          ; * 256
         mov     ebx, conns
         add     rbx, rcx                        ; rbx = &conns[index]
-        inc     dword [rel nconns]
+        inc     dword [r15+nconns]
         mov     dword [rbx+conn_fd], r13d       ; record.fd
         mov     rax, qword [rel client_addr]    ; family, port and address: 8 bytes
         mov     qword [rbx+conn_addr], rax      ; kept for the logs
@@ -789,7 +834,7 @@ connection_event.quiet:
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 1                  ; EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 1                          ; EPOLL_CTL_ADD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
@@ -812,7 +857,7 @@ connection_event.send:
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 1                  ; back to EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 3                          ; EPOLL_CTL_MOD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
@@ -836,7 +881,7 @@ connection_event.pending:
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 3                          ; EPOLL_CTL_MOD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
@@ -847,7 +892,7 @@ connection_event.add_out:
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 1                          ; EPOLL_CTL_ADD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
@@ -873,12 +918,12 @@ close_connection:
         mov     ecx, conns
         sub     rax, rcx
         shr     rax, 8                          ; its index
-        mov     ecx, dword [rel free_top]
+        mov     ecx, dword [r15+free_top]
         shl     rcx, 2
         mov     edx, free_stack
         mov     dword [rdx+rcx], eax            ; push it on the free stack
-        inc     dword [rel free_top]
-        dec     dword [rel nconns]
+        inc     dword [r15+free_top]
+        dec     dword [r15+nconns]
         call    listen_on                       ; a slot is free: accept again if we had stopped
         ret
 
@@ -901,7 +946,7 @@ sweep.check:
         jae     short sweep.check_done
         cmp     dword [rbx+conn_state], 0       ; free?
         je      short sweep.check_next          ; free
-        mov     rax, qword [rel clock_now]
+        mov     rax, qword [r15+clock_now]
         cmp     qword [rbx+conn_deadline], rax
         jg      short sweep.check_next          ; not yet
         cmp     dword [rbx+conn_state], 2       ; sending a response?
@@ -936,21 +981,21 @@ sweep.check_done:
 ;; EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
 ;; wakes one of them per connection, not all.
 listen_on:
-        cmp     dword [rel accepting], 0
+        cmp     dword [r15+accepting], 0
         jne     short listen_on.skip
-        cmp     dword [rel shutting_down], 0
+        cmp     dword [r15+shutting_down], 0
         jne     short listen_on.skip
-        cmp     dword [rel nconns], 1024
+        cmp     dword [r15+nconns], 1024
         jae     short listen_on.skip
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 0x10000001         ; EPOLLIN | EPOLLEXCLUSIVE
         mov     qword [r10+4], 0                ; data: 0, the listener
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 1                          ; EPOLL_CTL_ADD
         mov     rdx, r12                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-        mov     dword [rel accepting], 1
+        mov     dword [r15+accepting], 1
 listen_on.skip:
         ret
 
@@ -959,17 +1004,17 @@ listen_on.skip:
 ;; C: if (accepting) epoll_ctl(DEL, listen_fd)
 ;; Pending connections wait in the kernel's queue (the listen backlog).
 listen_off:
-        cmp     dword [rel accepting], 0
+        cmp     dword [r15+accepting], 0
         je      short listen_off.skip
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 0                  ; no events
         mov     qword [r10+4], 0                ; data: 0, the listener
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 2                          ; EPOLL_CTL_DEL
         mov     rdx, r12                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-        mov     dword [rel accepting], 0
+        mov     dword [r15+accepting], 0
 listen_off.skip:
         ret
 
@@ -1055,7 +1100,7 @@ http_process.want_more:
         mov     eax, 0                          ; want to read
         ret
 http_process.have_head:
-        mov     qword [rel req_head_len], rax
+        mov     qword [r15+req_head_len], rax
         call    parse_request                   ; eax = the response's index
         mov     ecx, eax
         shl     rcx, 5                          ; its record
@@ -1071,8 +1116,8 @@ http_process.respond:
         ; What to drop once the response is out: the head, and the body (read and
         ; thrown away later if it is not all here yet). A chunked body is dropped
         ; after the response, from the buffer (chunk_drop): its end is found as it is read.
-        mov     rax, qword [rel req_head_len]
-        cmp     dword [rel req_te], 2           ; a chunked body?
+        mov     rax, qword [r15+req_head_len]
+        cmp     dword [r15+req_te], 2           ; a chunked body?
         jne     short http_process.sized
         mov     qword [rbx+conn_consume], rax   ; the head now; the body in chunk_drop
         mov     dword [rbx+conn_chunk], 1       ; its first size line comes first
@@ -1083,7 +1128,7 @@ http_process.respond:
 http_process.sized:
         mov     rcx, r14
         sub     rcx, rax                        ; body bytes already here
-        mov     rdx, qword [rel req_content_length]
+        mov     rdx, qword [r15+req_content_length]
         cmp     rcx, rdx
         jae     short http_process.body_here
         sub     rdx, rcx
@@ -1110,7 +1155,7 @@ http_process.queued:
 http_sent:
         cmp     word [rbx+conn_mode], 0         ; Connection: close?
         je      short http_sent.close
-        cmp     dword [rel stop_requested], 0   ; stopping?
+        cmp     dword [r15+stop_requested], 0   ; stopping?
         jne     short http_sent.close
         mov     rbp, qword [rbx+conn_buf]
         mov     r14d, dword [rbx+conn_len]
@@ -1397,18 +1442,18 @@ decide_mode:
         ; response goes at once (RFC 9110 10.1.1), and the client then does not send
         ; the body: the connection cannot go on, so it closes after it. (A route that
         ; reads bodies would send 100 Continue here instead, and keep it.)
-        cmp     dword [rel req_expect], 1       ; Expect: 100-continue?
+        cmp     dword [r15+req_expect], 1       ; Expect: 100-continue?
         jne     short decide_mode.no_expect
-        cmp     qword [rel req_content_length], 0 ; with a body?
+        cmp     qword [r15+req_content_length], 0 ; with a body?
         jne     short decide_mode.decided
-        cmp     dword [rel req_te], 2
+        cmp     dword [r15+req_te], 2
         je      short decide_mode.decided
 decide_mode.no_expect:
-        cmp     dword [rel req_close], 0        ; Connection: close?
+        cmp     dword [r15+req_close], 0        ; Connection: close?
         jne     short decide_mode.client_closes
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0 without Connection: keep-alive?
+        cmp     dword [r15+req_minor], 0        ; HTTP/1.0 without Connection: keep-alive?
         jne     short decide_mode.may_keep
-        cmp     dword [rel req_keepalive], 0
+        cmp     dword [r15+req_keepalive], 0
         jne     short decide_mode.may_keep
 decide_mode.client_closes:
         mov     word [rbx+conn_said_close], 1   ; the client sends no more: close
@@ -1418,9 +1463,9 @@ decide_mode.may_keep:
         inc     ecx                             ; this one too
         cmp     ecx, 1000                       ; the last request allowed?
         jae     short decide_mode.decided
-        cmp     dword [rel stop_requested], 0   ; shutting down?
+        cmp     dword [r15+stop_requested], 0   ; shutting down?
         jne     short decide_mode.decided
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0 (with Connection: keep-alive)?
+        cmp     dword [r15+req_minor], 0        ; HTTP/1.0 (with Connection: keep-alive)?
         je      short decide_mode.http10
         mov     word [rbx+conn_mode], 1         ; HTTP/1.1: keep-alive
         ret
@@ -1445,7 +1490,7 @@ upload_begin:
         mov     dword [rbx+conn_upload], eax    ; the upload, for the rest of the body
         call    upload_site                     ; r11 = its upload_sites record
         mov     edi, norm_path
-        mov     rcx, qword [rel norm_len]
+        mov     rcx, qword [r15+norm_len]
         mov     eax, dword [r11+upload_prefix_len]
         add     rdi, rax                        ; rdi = the name
         sub     rcx, rax                        ; rcx = its length
@@ -1466,15 +1511,15 @@ upload_begin.check_name:
         jnz     short upload_begin.check_name
         jmp     short upload_begin.named
 upload_begin.unnamed:
-        cmp     dword [rel req_method], 4       ; PUT names what it stores
+        cmp     dword [r15+req_method], 4       ; PUT names what it stores
         je      near upload_begin.bad_name
 upload_begin.named:
-        cmp     dword [rel req_te_coded], 0     ; a coding before chunked (gzip, chunked)?
+        cmp     dword [r15+req_te_coded], 0     ; a coding before chunked (gzip, chunked)?
         jne     near upload_begin.coded
-        cmp     dword [rel req_te], 2           ; a chunked body is checked as it comes
+        cmp     dword [r15+req_te], 2           ; a chunked body is checked as it comes
         je      short upload_begin.size_ok
         mov     rax, qword [r11+upload_max_bytes]
-        cmp     qword [rel req_content_length], rax ; over max_bytes?
+        cmp     qword [r15+req_content_length], rax ; over max_bytes?
         ja      near upload_begin.too_large
 upload_begin.size_ok:
         mov     edi, how_create
@@ -1497,13 +1542,13 @@ upload_begin.size_ok:
         test    rax, rax
         js      near upload_begin.open_failed
         mov     dword [rbx+conn_file], eax      ; record.file = the temporary file
-        mov     rax, qword [rel req_head_len]
+        mov     rax, qword [r15+req_head_len]
         mov     qword [rbx+conn_consume], rax   ; the body starts after the head, which stays
         mov     qword [rbx+conn_body_total], 0
-        cmp     dword [rel req_te], 2
+        cmp     dword [r15+req_te], 2
         je      short upload_begin.chunked
         mov     dword [rbx+conn_chunk], 0
-        mov     rax, qword [rel req_content_length]
+        mov     rax, qword [r15+req_content_length]
         mov     qword [rbx+conn_discard], rax   ; the body's bytes still to store
         jmp     short upload_begin.framed
 upload_begin.chunked:
@@ -1511,7 +1556,7 @@ upload_begin.chunked:
         mov     dword [rbx+conn_chunk_digits], 0
         mov     qword [rbx+conn_discard], 0
 upload_begin.framed:
-        cmp     dword [rel req_expect], 1       ; Expect: 100-continue?
+        cmp     dword [r15+req_expect], 1       ; Expect: 100-continue?
         jne     short upload_begin.no_expect
         ; The client waits for it before it sends the body. An empty socket buffer
         ; takes these 25 bytes; if it cannot, the client sends the body after its
@@ -1676,9 +1721,9 @@ upload_end:
         push    r8
         push    rax
         mov     rax, qword [rbx+conn_consume]
-        mov     qword [rel req_head_len], rax   ; the head, still at the buffer's start
+        mov     qword [r15+req_head_len], rax   ; the head, still at the buffer's start
         call    parse_request                   ; the request variables are this request's again
-        mov     dword [rel req_expect], 0       ; its 100 Continue is sent: the answer keeps the connection
+        mov     dword [r15+req_expect], 0       ; its 100 Continue is sent: the answer keeps the connection
         pop     rax
         cmp     rax, -1
         je      short upload_end.stored
@@ -1697,21 +1742,21 @@ upload_end.synced:
         call    upload_temp_name                ; upload_temp = its temporary name
         call    upload_site
         mov     edi, norm_path
-        mov     rcx, qword [rel norm_len]
+        mov     rcx, qword [r15+norm_len]
         mov     byte [rdi+rcx], 0               ; NUL-terminate the path for renameat2
         mov     edx, dword [r11+upload_prefix_len]
         add     rdi, rdx                        ; the name below the prefix
         cmp     rcx, rdx
         je      short upload_end.unnamed        ; none: POST, which gets one
         mov     r10, rdi                        ; newpath = the path's last segment
-        mov     rax, qword [rel req_path]
-        mov     qword [rel upload_location], rax ; Location: the request's path
-        mov     rax, qword [rel req_path_len]
-        mov     qword [rel upload_location_len], rax
+        mov     rax, qword [r15+req_path]
+        mov     qword [r15+upload_location], rax ; Location: the request's path
+        mov     rax, qword [r15+req_path_len]
+        mov     qword [r15+upload_location_len], rax
         jmp     short upload_end.rename
 upload_end.unnamed:
         mov     edi, upload_name
-        mov     qword [rel upload_location], rdi ; Location: the prefix and the new name
+        mov     qword [r15+upload_location], rdi ; Location: the prefix and the new name
         mov     esi, upload_text
         mov     eax, dword [r11+upload_prefix]
         add     rsi, rax
@@ -1733,7 +1778,7 @@ upload_end.unnamed:
         mov     rax, rdi
         mov     edx, upload_name
         sub     rax, rdx
-        mov     qword [rel upload_location_len], rax
+        mov     qword [r15+upload_location_len], rax
         pop     r10                             ; newpath = the new name
 upload_end.rename:
         call    upload_site                     ; r11 = the upload, eax = its root
@@ -1817,7 +1862,7 @@ upload_site:
         add     r11, rax                        ; r11 = &upload_sites[n]
         mov     eax, dword [r11+upload_root]
         shl     rax, 2
-        mov     ecx, root_fds
+        lea     rcx, [r15+root_fds]
         add     rcx, rax
         mov     eax, dword [rcx]                ; root_fds[root]
         ret
@@ -2102,7 +2147,7 @@ read_window.capped:
 ;; clock_now is read once per wake-up by the driver, as nginx does: no
 ;; clock_gettime per request.
 set_deadline:
-        add     rax, qword [rel clock_now]
+        add     rax, qword [r15+clock_now]
         mov     qword [rbx+conn_deadline], rax
         ret
 
@@ -2406,11 +2451,11 @@ too_large.found_lf:
 too_large.no_lf:
         mov     eax, 10                         ; 414
 too_large.answer:
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0 ; and no body follows that http_conn would drop
-        mov     dword [rel req_te], 0
-        mov     dword [rel req_expect], 0
-        mov     qword [rel req_head_len], r14
+        mov     dword [r15+req_method], 0       ; not HEAD: the error has a body
+        mov     qword [r15+req_content_length], 0 ; and no body follows that http_conn would drop
+        mov     dword [r15+req_te], 0
+        mov     dword [r15+req_expect], 0
+        mov     qword [r15+req_head_len], r14
         ret
 
 ;; --------------------------------------------------------------------------
@@ -2422,21 +2467,21 @@ too_large.answer:
 ;; A token that is not a known method: 501. Anything else malformed: 400.
 parse_request:
         xor     eax, eax                        ; the request's state starts at 0
-        mov     dword [rel req_minor], eax
-        mov     dword [rel req_close], eax
-        mov     dword [rel req_keepalive], eax
-        mov     dword [rel req_host], eax
-        mov     dword [rel req_cl_count], eax
-        mov     dword [rel req_te], eax
-        mov     dword [rel req_expect], eax
-        mov     dword [rel req_method], eax
-        mov     dword [rel req_te_coded], eax
-        mov     qword [rel req_content_length], rax
-        mov     qword [rel req_if_none_match_len], rax
-        mov     qword [rel req_range_len], rax
-        mov     qword [rel req_if_range_len], rax
-        mov     qword [rel req_if_modified_since_len], rax
-        mov     qword [rel req_query_len], rax
+        mov     dword [r15+req_minor], eax
+        mov     dword [r15+req_close], eax
+        mov     dword [r15+req_keepalive], eax
+        mov     dword [r15+req_host], eax
+        mov     dword [r15+req_cl_count], eax
+        mov     dword [r15+req_te], eax
+        mov     dword [r15+req_expect], eax
+        mov     dword [r15+req_method], eax
+        mov     dword [r15+req_te_coded], eax
+        mov     qword [r15+req_content_length], rax
+        mov     qword [r15+req_if_none_match_len], rax
+        mov     qword [r15+req_range_len], rax
+        mov     qword [r15+req_if_range_len], rax
+        mov     qword [r15+req_if_modified_since_len], rax
+        mov     qword [r15+req_query_len], rax
         mov     rsi, rbp
 parse_request.skip_empty_lines:
         movzx   eax, byte [rsi]
@@ -2451,7 +2496,7 @@ parse_request.request_line:
         mov     r8d, char_class
         cmp     dword [rsi], 0x20544547         ; "GET "
         jne     short parse_request.not_GET
-        mov     dword [rel req_method], 1       ; GET
+        mov     dword [r15+req_method], 1       ; GET
         add     rsi, 4
         jmp     near target
 parse_request.not_GET:
@@ -2459,7 +2504,7 @@ parse_request.not_GET:
         jne     short parse_request.not_HEAD
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
         jne     short parse_request.not_HEAD
-        mov     dword [rel req_method], 2       ; HEAD
+        mov     dword [r15+req_method], 2       ; HEAD
         add     rsi, 5
         jmp     near target
 parse_request.not_HEAD:
@@ -2467,13 +2512,13 @@ parse_request.not_HEAD:
         jne     short parse_request.not_POST
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
         jne     short parse_request.not_POST
-        mov     dword [rel req_method], 3       ; POST
+        mov     dword [r15+req_method], 3       ; POST
         add     rsi, 5
         jmp     near target
 parse_request.not_POST:
         cmp     dword [rsi], 0x20545550         ; "PUT "
         jne     short parse_request.not_PUT
-        mov     dword [rel req_method], 4       ; PUT
+        mov     dword [r15+req_method], 4       ; PUT
         add     rsi, 4
         jmp     near target
 parse_request.not_PUT:
@@ -2481,7 +2526,7 @@ parse_request.not_PUT:
         jne     short parse_request.not_DELETE
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
         jne     short parse_request.not_DELETE
-        mov     dword [rel req_method], 5       ; DELETE
+        mov     dword [r15+req_method], 5       ; DELETE
         add     rsi, 7
         jmp     short target
 parse_request.not_DELETE:
@@ -2489,7 +2534,7 @@ parse_request.not_DELETE:
         jne     short parse_request.not_PATCH
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
         jne     short parse_request.not_PATCH
-        mov     dword [rel req_method], 6       ; PATCH
+        mov     dword [r15+req_method], 6       ; PATCH
         add     rsi, 6
         jmp     short target
 parse_request.not_PATCH:
@@ -2497,7 +2542,7 @@ parse_request.not_PATCH:
         jne     short parse_request.not_OPTIONS
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
         jne     short parse_request.not_OPTIONS
-        mov     dword [rel req_method], 7       ; OPTIONS
+        mov     dword [r15+req_method], 7       ; OPTIONS
         add     rsi, 8
         jmp     short target
 parse_request.not_OPTIONS:
@@ -2558,14 +2603,14 @@ target.authority:
         jmp     short target.authority
 target.no_path:
         mov     eax, path_root
-        mov     qword [rel req_path], rax
-        mov     qword [rel req_path_len], 1
+        mov     qword [r15+req_path], rax
+        mov     qword [r15+req_path_len], 1
         cmp     byte [rsi], ' '
-        je      near version
-        mov     qword [rel req_query], rsi      ; the query starts at its '?'
+        je      short version
+        mov     qword [r15+req_query], rsi      ; the query starts at its '?'
         jmp     short target.skip_query         ; skip the query
 target.origin_form:
-        mov     qword [rel req_path], rsi       ; the path starts here
+        mov     qword [r15+req_path], rsi       ; the path starts here
 target.path:
         movzx   eax, byte [rsi]
         cmp     eax, ' '
@@ -2578,9 +2623,9 @@ target.path:
         jmp     short target.path
 target.query:
         mov     rax, rsi
-        sub     rax, qword [rel req_path]
-        mov     qword [rel req_path_len], rax   ; the path ends at '?'
-        mov     qword [rel req_query], rsi      ; the query starts at its '?'
+        sub     rax, qword [r15+req_path]
+        mov     qword [r15+req_path_len], rax   ; the path ends at '?'
+        mov     qword [r15+req_query], rsi      ; the query starts at its '?'
 target.skip_query:
         inc     rsi
         movzx   eax, byte [rsi]
@@ -2591,13 +2636,13 @@ target.skip_query:
         jmp     short target.skip_query
 target.query_end:
         mov     rax, rsi
-        sub     rax, qword [rel req_query]
-        mov     qword [rel req_query_len], rax  ; the query's length, its '?' included
+        sub     rax, qword [r15+req_query]
+        mov     qword [r15+req_query_len], rax  ; the query's length, its '?' included
         jmp     short version
 target.path_end:
         mov     rax, rsi
-        sub     rax, qword [rel req_path]
-        mov     qword [rel req_path_len], rax
+        sub     rax, qword [r15+req_path]
+        mov     qword [r15+req_path_len], rax
         jmp     short version
 
 ;; --------------------------------------------------------------------------
@@ -2626,7 +2671,7 @@ version:
         mov     eax, 13                         ; 505 HTTP Version Not Supported
         ret
 version.http_1:
-        mov     dword [rel req_minor], ecx      ; HTTP/1.minor
+        mov     dword [r15+req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
 ;; --------------------------------------------------------------------------
@@ -2710,7 +2755,7 @@ parse_headers.skip_field_name:
 parse_headers.field_found:
         cmp     eax, 1                          ; host?
         jne     near parse_headers.not_host
-        inc     dword [rel req_host]            ; Host
+        inc     dword [r15+req_host]            ; Host
         mov     rcx, r11                        ; rcx walks the value; empty is allowed
         cmp     rcx, r9
         je      near parse_headers.next_field
@@ -2776,7 +2821,7 @@ parse_headers.host_port_digit:
 parse_headers.not_host:
         cmp     eax, 2                          ; content-length?
         jne     short parse_headers.not_content_length
-        inc     dword [rel req_cl_count]        ; Content-Length
+        inc     dword [r15+req_cl_count]        ; Content-Length
         cmp     r11, r9
         je      near bad_request                ; empty
         xor     eax, eax                        ; the value
@@ -2801,14 +2846,14 @@ parse_headers.cl_end:
         jbe     short parse_headers.cl_store
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
 parse_headers.cl_store:
-        mov     qword [rel req_content_length], rax
+        mov     qword [r15+req_content_length], rax
         jmp     near parse_headers.next_field
 parse_headers.not_content_length:
         cmp     eax, 3                          ; transfer-encoding?
         jne     near parse_headers.not_transfer_encoding
-        cmp     dword [rel req_te], 0           ; the first Transfer-Encoding field?
+        cmp     dword [r15+req_te], 0           ; the first Transfer-Encoding field?
         jne     short parse_headers.te_element
-        mov     dword [rel req_te], 1           ; present; chunked only once it is its last coding
+        mov     dword [r15+req_te], 1           ; present; chunked only once it is its last coding
 parse_headers.te_element:
         cmp     r11, r9
         jae     near parse_headers.next_field   ; no more codings
@@ -2843,14 +2888,14 @@ parse_headers.te_trim_one:
         dec     rdx
         jmp     short parse_headers.te_trim
 parse_headers.te_trimmed:
-        cmp     dword [rel req_te], 2           ; a coding after chunked?
+        cmp     dword [r15+req_te], 2           ; a coding after chunked?
         jne     short parse_headers.te_not_after_chunked
-        mov     dword [rel req_te], 3           ; chunked, then another: 400
+        mov     dword [r15+req_te], 3           ; chunked, then another: 400
         jmp     short parse_headers.te_element
 parse_headers.te_not_after_chunked:
-        cmp     dword [rel req_te], 3           ; that stays
+        cmp     dword [r15+req_te], 3           ; that stays
         je      short parse_headers.te_element
-        mov     dword [rel req_te], 1           ; the last coding so far is not chunked...
+        mov     dword [r15+req_te], 1           ; the last coding so far is not chunked...
         sub     rdx, rcx
         cmp     rdx, 7
         jne     short parse_headers.te_other_coding
@@ -2862,10 +2907,10 @@ parse_headers.te_not_after_chunked:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x64656b6e                 ; "nked"
         jne     short parse_headers.te_other_coding
-        mov     dword [rel req_te], 2           ; ...unless it is chunked
+        mov     dword [r15+req_te], 2           ; ...unless it is chunked
         jmp     near parse_headers.te_element
 parse_headers.te_other_coding:
-        mov     dword [rel req_te_coded], 1     ; gzip, deflate...: an upload could not store it decoded
+        mov     dword [r15+req_te_coded], 1     ; gzip, deflate...: an upload could not store it decoded
         jmp     near parse_headers.te_element
 parse_headers.not_transfer_encoding:
         cmp     eax, 4                          ; connection?
@@ -2910,7 +2955,7 @@ parse_headers.conn_scanned:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
         jne     short parse_headers.not_close
-        mov     dword [rel req_close], 1        ; Connection: close
+        mov     dword [r15+req_close], 1        ; Connection: close
 parse_headers.not_close:
         cmp     rdx, 10
         jne     short parse_headers.not_keep_alive
@@ -2926,7 +2971,7 @@ parse_headers.not_close:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
         jne     short parse_headers.not_keep_alive
-        mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
+        mov     dword [r15+req_keepalive], 1    ; Connection: keep-alive
 parse_headers.not_keep_alive:
         jmp     near parse_headers.conn_token
 parse_headers.not_connection:
@@ -2946,35 +2991,39 @@ parse_headers.not_connection:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65756e69                 ; "inue"
         jne     short parse_headers.expect_other
-        cmp     dword [rel req_expect], 2       ; another Expect field had something else?
+        cmp     dword [r15+req_expect], 2       ; another Expect field had something else?
         je      short parse_headers.next_field  ; that stays
-        mov     dword [rel req_expect], 1       ; Expect: 100-continue
+        mov     dword [r15+req_expect], 1       ; Expect: 100-continue
         jmp     short parse_headers.next_field
 parse_headers.expect_other:
-        mov     dword [rel req_expect], 2       ; an expectation we cannot meet: 417
+        mov     dword [r15+req_expect], 2       ; an expectation we cannot meet: 417
         jmp     short parse_headers.next_field
 parse_headers.not_expect:
         cmp     eax, 6                          ; if-none-match?
         jne     short parse_headers.not_if_none_match
-        mov     edi, req_if_none_match          ; for a 304: where its value and length go
-        jmp     short parse_headers.keep_field
+        mov     qword [r15+req_if_none_match], r11 ; for a 304: the value (the last such field wins)
+        sub     r9, r11
+        mov     qword [r15+req_if_none_match_len], r9 ; and its length
+        jmp     short parse_headers.next_field
 parse_headers.not_if_none_match:
         cmp     eax, 7                          ; range?
         jne     short parse_headers.not_range
-        mov     edi, req_range                  ; for a 206: where its value and length go
-        jmp     short parse_headers.keep_field
+        mov     qword [r15+req_range], r11      ; for a 206: the value (the last such field wins)
+        sub     r9, r11
+        mov     qword [r15+req_range_len], r9   ; and its length
+        jmp     short parse_headers.next_field
 parse_headers.not_range:
         cmp     eax, 8                          ; if-range?
         jne     short parse_headers.not_if_range
-        mov     edi, req_if_range               ; for a 206: where its value and length go
-        jmp     short parse_headers.keep_field
+        mov     qword [r15+req_if_range], r11   ; for a 206: the value (the last such field wins)
+        sub     r9, r11
+        mov     qword [r15+req_if_range_len], r9 ; and its length
+        jmp     short parse_headers.next_field
 parse_headers.not_if_range:
         ; the last number: if-modified-since
-        mov     edi, req_if_modified_since      ; for a 304: where its value and length go
-parse_headers.keep_field:
-        mov     qword [rdi], r11                ; the value (the last such field wins)
+        mov     qword [r15+req_if_modified_since], r11 ; for a 304: the value (the last such field wins)
         sub     r9, r11
-        mov     qword [rdi+8], r9               ; and its length, in the variable after it
+        mov     qword [r15+req_if_modified_since_len], r9 ; and its length
 parse_headers.next_field:
         add     rsi, 2                          ; past the field's CR LF
         jmp     near parse_headers
@@ -2990,34 +3039,34 @@ parse_headers.done:
 ;; malformed. HTTP/1.0 has no Transfer-Encoding. RFC 9110 10.1.1: Expect is
 ;; ignored in HTTP/1.0.
 check_request:
-        cmp     dword [rel req_te], 0
+        cmp     dword [r15+req_te], 0
         je      short check_request.no_transfer_encoding
-        cmp     dword [rel req_cl_count], 0
+        cmp     dword [r15+req_cl_count], 0
         jne     short bad_request               ; both framings: a smuggling attempt
-        cmp     dword [rel req_minor], 0
+        cmp     dword [r15+req_minor], 0
         je      short bad_request               ; Transfer-Encoding in HTTP/1.0
-        cmp     dword [rel req_te], 2
+        cmp     dword [r15+req_te], 2
         jne     short bad_request               ; the last coding is not chunked: no way to find the body's end
 check_request.no_transfer_encoding:
-        cmp     dword [rel req_cl_count], 1
+        cmp     dword [r15+req_cl_count], 1
         ja      short bad_request               ; Content-Length twice
-        cmp     dword [rel req_host], 1
+        cmp     dword [r15+req_host], 1
         ja      short bad_request               ; Host twice
         je      short check_request.host_ok
-        cmp     dword [rel req_minor], 0
+        cmp     dword [r15+req_minor], 0
         jne     short bad_request               ; HTTP/1.1 without Host
 check_request.host_ok:
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0: Expect is ignored
+        cmp     dword [r15+req_minor], 0        ; HTTP/1.0: Expect is ignored
         jne     short check_request.expect_ok
-        mov     dword [rel req_expect], 0
+        mov     dword [r15+req_expect], 0
 check_request.expect_ok:
-        cmp     dword [rel req_expect], 2
+        cmp     dword [r15+req_expect], 2
         jne     short check_request.expect_met
         mov     eax, 14                         ; 417 Expectation Failed
         ret
 check_request.expect_met:
         mov     ecx, 0x100000                   ; limits.body_bytes
-        cmp     qword [rel req_content_length], rcx
+        cmp     qword [r15+req_content_length], rcx
         jbe     short check_request.size_ok
         ; An upload has its own max_bytes (checked when it starts): route first.
         call    route                           ; eax = the response
@@ -3046,7 +3095,7 @@ route:
         call    normalise_path                  ; r9 = the path, r10 = its length; eax != 0: a bad path
         test    eax, eax
         jnz     near route.bad_path
-        mov     qword [rel norm_len], r10       ; for a file read from disk
+        mov     qword [r15+norm_len], r10       ; for a file read from disk
         mov     rax, -0x7ee3623b                ; FNV-1a: the offset basis
         xor     ecx, ecx
 route.hash:
@@ -3088,7 +3137,7 @@ route.found:
         mov     edx, route_methods
         add     rdx, rax
 route.by_method:
-        mov     eax, dword [rel req_method]
+        mov     eax, dword [r15+req_method]
         shl     rax, 2                          ; 4 bytes a method
         add     rdx, rax
         mov     eax, dword [rdx]                ; the response for this method
@@ -3126,9 +3175,9 @@ miss.not_under:
 ;; r11 = where the current segment starts in norm_path. Clobbers rax-rdx,
 ;; rsi, rdi, r8-r11.
 normalise_path:
-        mov     rsi, qword [rel req_path]
+        mov     rsi, qword [r15+req_path]
         mov     r8, rsi
-        add     r8, qword [rel req_path_len]    ; r8 = its end
+        add     r8, qword [r15+req_path_len]    ; r8 = its end
         mov     r9d, norm_path
         mov     rdi, r9
         mov     byte [rdi], '/'                 ; every path starts with '/'
@@ -3241,7 +3290,7 @@ prepare_response:
         mov     r10d, responses
         add     r10, rcx                        ; r10 = &responses[index]
         mov     eax, dword [r10+resp_status]
-        mov     dword [rel last_status], eax    ; for the access log
+        mov     dword [r15+last_status], eax    ; for the access log
         movzx   eax, byte [r10+resp_flags]      ; the kind: the flags' low byte
         cmp     eax, 3                          ; disk
         je      short kind_disk
@@ -3267,7 +3316,7 @@ kind_disk:
         shl     rax, 5                          ; * 32
         mov     r11d, disk_sites
         add     r11, rax                        ; r11 = &disk_sites[n]
-        mov     qword [rel disk_site], r11
+        mov     qword [r15+disk_site], r11
         mov     esi, response_heads
         mov     eax, dword [r10+resp_head]
         add     rsi, rax
@@ -3276,13 +3325,13 @@ kind_disk:
         mov     qword [rbx+conn_iov+40], rdx
         mov     qword [rbx+conn_iov+24], 0
         mov     edi, norm_path
-        mov     rcx, qword [rel norm_len]
+        mov     rcx, qword [r15+norm_len]
         mov     byte [rdi+rcx], 0               ; NUL-terminate the path for openat2
         mov     eax, dword [r11+site_prefix_len]
         add     rdi, rax                        ; rdi = the path below the prefix
         sub     rcx, rax                        ; rcx = its length
-        mov     qword [rel disk_rel], rdi
-        mov     qword [rel disk_rel_len], rcx
+        mov     qword [r15+disk_rel], rdi
+        mov     qword [r15+disk_rel_len], rcx
         cmp     dword [r11+site_hidden], 0      ; names starting with '.' served?
         jne     short kind_disk.named
         ; A segment starting with '.' (".git", ".env"): as if it were not there.
@@ -3308,12 +3357,12 @@ kind_disk.named:
         jnz     short kind_disk.visible
         mov     word [rdi], 46                  ; the root itself: "."
 kind_disk.visible:
-        mov     r11, qword [rel disk_site]
+        mov     r11, qword [r15+disk_site]
         mov     eax, dword [r11+site_root]
         shl     eax, 2                          ; 4 bytes a descriptor
-        mov     edx, root_fds
+        lea     rdx, [r15+root_fds]
         mov     edi, dword [rdx+rax]            ; dirfd = root_fds[site.root]
-        mov     rsi, qword [rel disk_rel]       ; pathname: relative to it
+        mov     rsi, qword [r15+disk_rel]       ; pathname: relative to it
         mov     edx, how_read                   ; how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
         mov     r10d, 24                        ; size
         mov     eax, 437                        ; syscall number: openat2
@@ -3328,10 +3377,10 @@ kind_disk.visible:
         jne     near kind_disk.forbidden        ; a FIFO, a device, a socket: not served
         ; A directory: its URL must end in '/' (so that relative links in its index
         ; resolve below it), else 301 there; then its index file, or 403 (no listings).
-        mov     rcx, qword [rel disk_rel_len]
+        mov     rcx, qword [r15+disk_rel_len]
         test    rcx, rcx
         jz      short kind_disk.index           ; the site's root: its prefix ends in '/'
-        mov     rsi, qword [rel disk_rel]
+        mov     rsi, qword [r15+disk_rel]
         cmp     byte [rsi+rcx-1], '/'
         je      short kind_disk.index
         call    release_file                    ; the directory is not needed
@@ -3340,20 +3389,20 @@ kind_disk.index:
         call    release_file                    ; the directory: its index is opened from the root
         ; path = path + index name, in norm_path (sized for it): a link in the index's
         ; name is then judged against the root, as a link anywhere else is.
-        mov     r11, qword [rel disk_site]
-        mov     rdi, qword [rel disk_rel]
-        add     rdi, qword [rel disk_rel_len]   ; after the path's '/' (the root: over its ".")
+        mov     r11, qword [r15+disk_site]
+        mov     rdi, qword [r15+disk_rel]
+        add     rdi, qword [r15+disk_rel_len]   ; after the path's '/' (the root: over its ".")
         mov     esi, disk_text
         mov     eax, dword [r11+site_index]
         add     rsi, rax                        ; the index's name
         mov     ecx, dword [r11+site_index_len] ; its length, its NUL included
         rep movsb
-        mov     r11, qword [rel disk_site]
+        mov     r11, qword [r15+disk_site]
         mov     eax, dword [r11+site_root]
         shl     eax, 2                          ; 4 bytes a descriptor
-        mov     edx, root_fds
+        lea     rdx, [r15+root_fds]
         mov     edi, dword [rdx+rax]            ; dirfd = root_fds[site.root]
-        mov     rsi, qword [rel disk_rel]       ; pathname: relative to it
+        mov     rsi, qword [r15+disk_rel]       ; pathname: relative to it
         mov     edx, how_read                   ; how: O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
         mov     r10d, 24                        ; size
         mov     eax, 437                        ; syscall number: openat2
@@ -3364,7 +3413,7 @@ kind_disk.index:
         call    stat_file
         cmp     eax, 0x8000                     ; the index must be a regular file
         jne     short kind_disk.forbidden
-        mov     r11, qword [rel disk_site]
+        mov     r11, qword [r15+disk_site]
         mov     esi, disk_text
         mov     eax, dword [r11+site_index_type]
         add     rsi, rax                        ; rsi = the index's Content-Type line
@@ -3380,8 +3429,8 @@ kind_disk.forbidden:
         mov     rax, -13                        ; 403
         jmp     near open_failed
 kind_disk.regular:
-        mov     rsi, qword [rel disk_rel]
-        mov     rcx, qword [rel disk_rel_len]
+        mov     rsi, qword [r15+disk_rel]
+        mov     rcx, qword [r15+disk_rel_len]
         call    media_type                      ; rsi, rcx = its Content-Type line, by the name's extension
 kind_disk.typed:
         push    rsi                             ; the Content-Type line
@@ -3448,11 +3497,11 @@ conditions:
         mov     r11, qword [rbx+conn_iov+16]    ; r11 = the scratch
         mov     r8d, file_stat
         mov     r9, qword [r8+48]               ; r9 = st_size
-        cmp     qword [rel req_if_none_match_len], 0
+        cmp     qword [r15+req_if_none_match_len], 0
         je      short conditions.no_if_none_match
         push    rdi
-        mov     rsi, qword [rel req_if_none_match]
-        mov     rcx, qword [rel req_if_none_match_len]
+        mov     rsi, qword [r15+req_if_none_match]
+        mov     rcx, qword [r15+req_if_none_match_len]
         lea     rdx, [r11+6]                    ; rdx = the ETag, quotes included
         call    etag_listed                     ; eax = 1: listed (weak comparison)
         pop     rdi
@@ -3460,25 +3509,25 @@ conditions:
         jnz     near conditions.not_modified
         jmp     short conditions.range          ; If-None-Match given: If-Modified-Since is ignored
 conditions.no_if_none_match:
-        cmp     qword [rel req_if_modified_since_len], 29
+        cmp     qword [r15+req_if_modified_since_len], 29
         jne     short conditions.range
         push    rdi
-        mov     rsi, qword [rel req_if_modified_since]
+        mov     rsi, qword [r15+req_if_modified_since]
         lea     rdi, [r11+41]                   ; the Last-Modified date
         mov     ecx, 29
         repe cmpsb                              ; the same date?
         pop     rdi
         je      near conditions.not_modified
 conditions.range:
-        cmp     dword [rel req_method], 1
-        jne     near conditions.full            ; HEAD ignores Range
-        cmp     qword [rel req_range_len], 0
-        je      near conditions.full
-        cmp     qword [rel req_if_range_len], 0
+        cmp     dword [r15+req_method], 1
+        jne     short conditions.full           ; HEAD ignores Range
+        cmp     qword [r15+req_range_len], 0
+        je      short conditions.full
+        cmp     qword [r15+req_if_range_len], 0
         je      short conditions.honour_range
-        cmp     qword [rel req_if_range_len], 18 ; If-Range: the ETag, compared strongly...
+        cmp     qword [r15+req_if_range_len], 18 ; If-Range: the ETag, compared strongly...
         jne     short conditions.if_range_date
-        mov     rsi, qword [rel req_if_range]
+        mov     rsi, qword [r15+req_if_range]
         lea     rdx, [r11+6]
         mov     rax, qword [rsi]                ; the 18 bytes: 8, 8, then 2
         cmp     rax, qword [rdx]
@@ -3491,10 +3540,10 @@ conditions.range:
         jne     short conditions.full
         jmp     short conditions.honour_range
 conditions.if_range_date:
-        cmp     qword [rel req_if_range_len], 29 ; ... or the date, exactly
+        cmp     qword [r15+req_if_range_len], 29 ; ... or the date, exactly
         jne     short conditions.full
         push    rdi
-        mov     rsi, qword [rel req_if_range]
+        mov     rsi, qword [r15+req_if_range]
         lea     rdi, [r11+41]
         mov     ecx, 29
         repe cmpsb
@@ -3502,8 +3551,8 @@ conditions.if_range_date:
         jne     short conditions.full
 conditions.honour_range:
         push    rdi
-        mov     rsi, qword [rel req_range]
-        mov     rcx, qword [rel req_range_len]
+        mov     rsi, qword [r15+req_range]
+        mov     rcx, qword [r15+req_range_len]
         mov     rdx, r9                         ; the file's length
         call    parse_range                     ; eax = 0 ignore it, 1 satisfiable (rdx = first, rcx = last), 2 not
         pop     rdi
@@ -3514,7 +3563,7 @@ conditions.full:
         mov     eax, status_200
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 200 status line
         mov     qword [rbx+conn_iov+8], 17
-        mov     dword [rel last_status], 200    ; for the access log
+        mov     dword [r15+last_status], 200    ; for the access log
         xor     r8d, r8d                        ; from the first byte
         jmp     short conditions.sized
 conditions.ranged:
@@ -3524,7 +3573,7 @@ conditions.ranged:
         mov     eax, status_206
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 206 status line
         mov     qword [rbx+conn_iov+8], 30
-        mov     dword [rel last_status], 206    ; for the access log
+        mov     dword [r15+last_status], 206    ; for the access log
         mov     esi, range_text
         mov     ecx, 21
         rep movsb
@@ -3557,7 +3606,7 @@ conditions.sized:
         mov     qword [rbx+conn_iov+24], rdi    ; its length
         mov     qword [rbx+conn_file_off], r8   ; sendfile starts there
         mov     qword [rbx+conn_file_left], r9  ; ... and sends this much, after the parts
-        cmp     dword [rel req_method], 2       ; HEAD: the same head, no body
+        cmp     dword [r15+req_method], 2       ; HEAD: the same head, no body
         jne     short conditions.get
         call    release_file                    ; release_file: close the file
         jmp     near conditions.done
@@ -3590,7 +3639,7 @@ conditions.not_modified:
         mov     eax, status_304
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 304 status line
         mov     qword [rbx+conn_iov+8], 27
-        mov     dword [rel last_status], 304    ; for the access log
+        mov     dword [r15+last_status], 304    ; for the access log
         lea     rdi, [r11+72]                   ; only the ETag and Last-Modified
         sub     rdi, qword [rbx+conn_iov+16]
         mov     qword [rbx+conn_iov+24], rdi    ; its length
@@ -3601,7 +3650,7 @@ conditions.unsatisfiable:
         mov     eax, status_416
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 416 status line
         mov     qword [rbx+conn_iov+8], 36
-        mov     dword [rel last_status], 416    ; for the access log
+        mov     dword [r15+last_status], 416    ; for the access log
         mov     esi, unsatisfied_text
         mov     ecx, 23
         rep movsb
@@ -3635,8 +3684,8 @@ kind_redirect:
         mov     edx, dword [r10+resp_head_len]
         mov     qword [rbx+conn_iov], rsi       ; iov[status] = the head, up to the Location's path
         mov     qword [rbx+conn_iov+8], rdx
-        mov     rax, qword [rel req_query]
-        mov     rdx, qword [rel req_query_len]
+        mov     rax, qword [r15+req_query]
+        mov     rdx, qword [r15+req_query_len]
         mov     qword [rbx+conn_iov+16], rax    ; iov[runtime] = the query, in the request buffer
         mov     qword [rbx+conn_iov+24], rdx
         mov     eax, crlf
@@ -3666,8 +3715,8 @@ kind_upload:
         mov     esi, location_text
         mov     ecx, 10
         rep movsb
-        mov     rsi, qword [rel upload_location]
-        mov     rcx, qword [rel upload_location_len]
+        mov     rsi, qword [r15+upload_location]
+        mov     rcx, qword [r15+upload_location_len]
         rep movsb                               ; the path
         mov     word [rdi], 2573                ; CR LF
         add     rdi, 2
@@ -3702,7 +3751,7 @@ kind_fixed:
 ;; The Date line is made at most once a second (refresh_date). HEAD gets
 ;; the same head and no body.
 finish_response:
-        cmp     dword [rel req_method], 2       ; HEAD?
+        cmp     dword [r15+req_method], 2       ; HEAD?
         jne     short finish_response.body_ready
         xor     r9d, r9d                        ; HEAD: the same head, no body
 finish_response.body_ready:
@@ -3724,7 +3773,7 @@ finish_response.body_ready:
 finish_response.conn_ready:
         mov     qword [rbx+conn_iov+48], rsi    ; iov[conn] = the Connection line
         mov     qword [rbx+conn_iov+56], rdx
-        mov     rax, qword [rel clock_now]
+        mov     rax, qword [r15+clock_now]
         cmp     rax, qword [rel date_expires]   ; a new second since the Date line was made?
         jl      short finish_response.date_fresh
         call    refresh_date
@@ -3969,20 +4018,20 @@ directory_redirect:
         mov     eax, status_301
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 301 status line
         mov     qword [rbx+conn_iov+8], 32
-        mov     dword [rel last_status], 301    ; for the access log
+        mov     dword [r15+last_status], 301    ; for the access log
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
         mov     esi, location_text
         mov     ecx, 10
         rep movsb
-        mov     rsi, qword [rel req_path]
-        mov     rcx, qword [rel req_path_len]
+        mov     rsi, qword [r15+req_path]
+        mov     rcx, qword [r15+req_path_len]
         rep movsb                               ; the path
         mov     byte [rdi], '/'
         inc     rdi
-        mov     rsi, qword [rel req_query]
-        mov     rcx, qword [rel req_query_len]
+        mov     rsi, qword [r15+req_query]
+        mov     rcx, qword [r15+req_query_len]
         rep movsb                               ; the query, from its '?', or nothing
         mov     word [rdi], 2573                ; CR LF
         add     rdi, 2
@@ -4135,7 +4184,7 @@ refresh_date:
         xor     edx, edx
         mov     ecx, 0xf4240
         div     rcx                             ; rax = ms into this second
-        mov     rcx, qword [rel clock_now]
+        mov     rcx, qword [r15+clock_now]
         add     rcx, 1000
         sub     rcx, rax
         mov     qword [rel date_expires], rcx   ; made again when the next second starts
@@ -4290,30 +4339,30 @@ log_request.line_end:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2
-        mov     eax, dword [rel last_status]
+        mov     eax, dword [r15+last_status]
         call    append_u64
         mov     byte [rdi], ' '
         inc     rdi
         mov     rax, qword [rel last_body_bytes]
         call    append_u64
-        cmp     dword [rel last_status], 201    ; a body stored?
+        cmp     dword [r15+last_status], 201    ; a body stored?
         jne     short log_request.not_stored
-        cmp     qword [rel upload_location_len], 0 ; by an upload (a route may answer 201 too)
+        cmp     qword [r15+upload_location_len], 0 ; by an upload (a route may answer 201 too)
         je      short log_request.not_stored
-        mov     rsi, qword [rel upload_location] ; where: the 201's Location
-        mov     rcx, qword [rel upload_location_len]
+        mov     rsi, qword [r15+upload_location] ; where: the 201's Location
+        mov     rcx, qword [r15+upload_location_len]
         mov     dword [rdi], 0x6f747320         ; ' sto'
         mov     dword [rdi+4], 0x20646572       ; 'red '
         add     rdi, 8
         rep movsb                               ; the path: no space or control character (the parser saw to it)
 log_request.not_stored:
-        mov     qword [rel upload_location_len], 0 ; said once: the next line is another request's
+        mov     qword [r15+upload_location_len], 0 ; said once: the next line is another request's
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
         mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
-        mov     rdi, r15                        ; fd = log_fd
+        mov     edi, 1                          ; fd = log_fd
         call    write_all
         ret                                     ; a failed log write is not fatal
 
@@ -4347,11 +4396,11 @@ append_client:
 ;; request: the loop stops gracefully once the connections in progress are
 ;; done. A second signal exits at once.
 on_signal:
-        cmp     dword [rel stop_requested], 0   ; a second signal?
+        cmp     dword [r15+stop_requested], 0   ; a second signal?
         jne     short on_signal.exit_now
         cmp     dword [rel busy], 0             ; serving a connection?
         je      short on_signal.exit_now
-        mov     dword [rel stop_requested], 1   ; stop_requested = 1
+        mov     dword [r15+stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
 on_signal.exit_now:
         xor     edi, edi                        ; status = 0
@@ -4455,7 +4504,7 @@ now_ms:
         div     rcx                             ; rax = tv_nsec / 1000000
         imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
         add     rax, rcx
-        mov     qword [rel clock_now], rax
+        mov     qword [r15+clock_now], rax
         ret
 
 ;; --------------------------------------------------------------------------
@@ -5240,136 +5289,11 @@ listen_port:
 
         section .bss
 
-; each root directory's descriptor (O_PATH), opened at start (4 bytes)
-        alignb 4
-root_fds:
-        resb 4
-
-; the request's Content-Length (8 bytes)
-        alignb 8
-req_content_length:
-        resb 8
-
-; address of the request's path (8 bytes)
-        alignb 8
-req_path:
-        resb 8
-
-; its length, without the query (8 bytes)
-        alignb 8
-req_path_len:
-        resb 8
-
-; length of the request head, up to and with CR LF CR LF (8 bytes)
-        alignb 8
-req_head_len:
-        resb 8
-
-; 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
-        alignb 4
-req_method:
-        resb 4
-
-; HTTP/1.x: x (4 bytes)
-        alignb 4
-req_minor:
-        resb 4
-
-; 1: Connection: close (4 bytes)
-        alignb 4
-req_close:
-        resb 4
-
-; 1: Connection: keep-alive (4 bytes)
-        alignb 4
-req_keepalive:
-        resb 4
-
-; number of Host fields (4 bytes)
-        alignb 4
-req_host:
-        resb 4
-
-; number of Content-Length fields (4 bytes)
-        alignb 4
-req_cl_count:
-        resb 4
-
-; Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
-        alignb 4
-req_te:
-        resb 4
-
-; 1: a coding before chunked (gzip...), for uploads (4 bytes)
-        alignb 4
-req_te_coded:
-        resb 4
-
-; Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)
-        alignb 4
-req_expect:
-        resb 4
-
-; the If-None-Match field's value (8 bytes)
-        alignb 8
-req_if_none_match:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_if_none_match_len:
-        resb 8
-
-; the Range field's value (8 bytes)
-        alignb 8
-req_range:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_range_len:
-        resb 8
-
-; the If-Range field's value (8 bytes)
-        alignb 8
-req_if_range:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_if_range_len:
-        resb 8
-
-; the If-Modified-Since field's value (8 bytes)
-        alignb 8
-req_if_modified_since:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_if_modified_since_len:
-        resb 8
-
-; the request's query, from its '?', for a redirect's Location (8 bytes)
-        alignb 8
-req_query:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_query_len:
-        resb 8
-
 ; the request's path, decoded and normalised (never longer than it was), and
 ; room for a NUL after it (and a directory's index name) (16411 bytes)
         alignb 16
 norm_path:
         resb 16411
-
-; its length, for a file read from disk or stored (8 bytes)
-        alignb 8
-norm_len:
-        resb 8
 
 ; clock_now (ms) when date_line must be made again (8 bytes)
         alignb 8
@@ -5386,50 +5310,10 @@ date_ts:
 file_stat:
         resb 144
 
-; the disk_sites record of the request being answered (8 bytes)
-        alignb 8
-disk_site:
-        resb 8
-
-; its path below the site's root, NUL-terminated (in norm_path) (8 bytes)
-        alignb 8
-disk_rel:
-        resb 8
-
-; its length; 0: the root itself (8 bytes)
-        alignb 8
-disk_rel_len:
-        resb 8
-
-; the 201's Location: where it is (8 bytes)
-        alignb 8
-upload_location:
-        resb 8
-
-; ... and its length (8 bytes)
-        alignb 8
-upload_location_len:
-        resb 8
-
-; status of the last response, for the log (4 bytes)
-        alignb 4
-last_status:
-        resb 4
-
 ; body bytes of the last response, for the log (8 bytes)
         alignb 8
 last_body_bytes:
         resb 8
-
-; open connections (4 bytes)
-        alignb 4
-nconns:
-        resb 4
-
-; free slots on the stack (4 bytes)
-        alignb 4
-free_top:
-        resb 4
 
 ; indices of free connection slots (a stack) (4096 bytes)
         alignb 4
@@ -5451,60 +5335,30 @@ conn_bufs:
 client_addr:
         resb 16
 
-; socklen_t: in: the buffer's size, out: the address's (4 bytes)
-        alignb 4
-client_addrlen:
-        resb 4
-
 ; char **environ: the environment, after argv on the initial stack (8 bytes)
         alignb 8
 environ:
         resb 8
+
+; the small variables, one block: each is [r15+name] (see the named offsets) (256 bytes)
+        alignb 8
+vars:
+        resb 256
 
 ; log and error lines are built here (32960 bytes)
         alignb 8
 line_buf:
         resb 32960
 
-; the epoll instance (4 bytes)
-        alignb 4
-epfd:
-        resb 4
-
-; 1 while the listener is in the epoll set (4 bytes)
-        alignb 4
-accepting:
-        resb 4
-
-; 1 once a stop signal came (4 bytes)
-        alignb 4
-shutting_down:
-        resb 4
-
-; the event being handled (4 bytes)
-        alignb 4
-ev_i:
-        resb 4
-
 ; events returned by epoll_wait (4 bytes)
         alignb 4
 ev_n:
-        resb 4
-
-; accept4 calls in this turn of accept_all (4 bytes)
-        alignb 4
-accepted:
         resb 4
 
 ; int: SIOCOUTQ of the record being swept (4 bytes)
         alignb 4
 outq_now:
         resb 4
-
-; when deadlines are next checked (ms) (8 bytes)
-        alignb 8
-next_sweep:
-        resb 8
 
 ; when a graceful stop gives up (ms) (8 bytes)
         alignb 8
@@ -5525,16 +5379,6 @@ events:
         alignb 4
 busy:
         resb 4
-
-; set by the signal handler: stop gracefully (4 bytes)
-        alignb 4
-stop_requested:
-        resb 4
-
-; CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
-        alignb 8
-clock_now:
-        resb 8
 
 ; uploads started by this process: N of .upload-PID-N (8 bytes)
         alignb 8

@@ -15,6 +15,7 @@
 #   r13  the client socket's file descriptor
 #   rbx  the connection record (conn_* fields)
 #   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
+#   r15  the variables: vars+128, so that [r15+name] reaches each
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
 
@@ -24,7 +25,8 @@
         .text
         .balign 16                      # as NASM aligns .text: both put the code at one address
 
-## Named offsets: the fields of the records the code reads and writes.
+## Named offsets: the fields of the records the code reads and writes, and
+## the variables, from r15 (vars+128), which holds them all within a byte.
         .set conn_fd, 0                         # the socket
         .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         .set conn_served, 8                     # requests answered on this connection
@@ -52,13 +54,27 @@
         .set conn_upload_id, 240                # its temporary file's number (".upload-PID-N"); 0: none
         .set iov_base, 0                        # struct iovec: where a part starts
         .set iov_len, 8                         # ... and how many of its bytes are left
+        .set stop_deadline, -128                # 8 bytes: when a stop gives up on the connection (ms); 0 before one
+        .set environ, -120                      # 8 bytes: char **environ: the environment, after argv on the initial stack
+        .set clock_now, -112                    # 8 bytes: CLOCK_MONOTONIC in ms, as now_ms last read it
+        .set client_pollfd, -104                # 8 bytes: struct pollfd { client_fd, POLLIN, revents }
+        .set stop_requested, -96                # 4 bytes: set by the signal handler: stop gracefully
+        .set busy, -92                          # 4 bytes: 1 while a connection is being served
+
+## --------------------------------------------------------------------------
+## start: find the variables
+## C: r15 = vars + 128
+## Every small variable is [r15+name], within a signed byte of r15: one byte
+## of displacement where [rel name] takes four. r15 never changes after this.
+_start:
+        mov     r15d, OFFSET vars+128           # r15 = the variables
 
 ## --------------------------------------------------------------------------
 ## start: ignore SIGPIPE: rt_sigaction(2), syscall 13
 ## C: sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL)
 ## A client that closes early must not kill the server: with SIGPIPE ignored,
 ## write() to a closed socket returns -EPIPE instead.
-_start:
+.Lignore_sigpipe:
         mov     edi, 13                         # signum = SIGPIPE
         lea     rsi, [rip + sigaction_ignore]   # act = SIG_IGN
         xor     edx, edx                        # oldact = NULL
@@ -75,7 +91,7 @@ _start:
         mov     rax, QWORD PTR [rsp]            # argc
         shl     rax, 3                          # * 8
         lea     rax, [rsp+rax+16]               # past argc, argv[] and its NULL
-        mov     QWORD PTR [rip + environ], rax
+        mov     QWORD PTR [r15+environ], rax
 
 ## --------------------------------------------------------------------------
 ## the port from $PORT
@@ -396,7 +412,7 @@ _start:
 ## C: for (e = environ; *e; e++) if (!strncmp(*e, name, len)) return *e + len; return NULL
 ## getenv(): rax = the value, or 0. Clobbers rcx, rdx, rdi.
 .Lfind_env:
-        mov     rdx, QWORD PTR [rip + environ]
+        mov     rdx, QWORD PTR [r15+environ]
 .Lfind_env.next:
         mov     rdi, QWORD PTR [rdx]            # the next "NAME=value"
         test    rdi, rdi
@@ -487,7 +503,7 @@ _start:
 ## Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
 ## while we wait here ends the server at once.
 .Laccept:
-        mov     DWORD PTR [rip + busy], 0       # busy = 0
+        mov     DWORD PTR [r15+busy], 0         # busy = 0
         # Stop signals are blocked while a connection is served (they arrive only in
         # ppoll, see read_timed); one that came meanwhile is delivered right here.
         mov     edi, 1                          # SIG_UNBLOCK
@@ -496,7 +512,7 @@ _start:
         mov     r10d, 8                         # sizeof(sigset_t)
         mov     eax, 14                         # syscall number: rt_sigprocmask
         syscall
-        cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal came while busy?
+        cmp     DWORD PTR [r15+stop_requested], 0 # a stop signal came while busy?
         {disp32} jne     .Lexit_ok              # then exit now, between connections
         mov     rdi, r12                        # fd = listen_fd
         xor     esi, esi                        # addr = NULL: no log prints the client's address
@@ -506,7 +522,7 @@ _start:
         test    rax, rax
         js      short .Laccept_failed
         mov     r13, rax                        # r13 = client_fd
-        mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
+        mov     DWORD PTR [r15+busy], 1         # busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          # SIG_BLOCK
         mov     esi, OFFSET stop_signals        # { SIGTERM, SIGINT }
         xor     edx, edx                        # oldset = NULL
@@ -571,7 +587,7 @@ _start:
         mov     rdi, r12                        # fd = listen_fd
         mov     eax, 3                          # syscall number: close
         syscall
-        mov     DWORD PTR [rip + stop_requested], 0 # a stop meant for the parent: this connection is served in full
+        mov     DWORD PTR [r15+stop_requested], 0 # a stop meant for the parent: this connection is served in full
 
 ## --------------------------------------------------------------------------
 ## serve a connection
@@ -617,18 +633,18 @@ _start:
 ## (5000 ms) of the stop, however slowly the client sends.
 .Lwait_for_input:
 .Lwait_for_input.again:
-        cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
+        cmp     DWORD PTR [r15+stop_requested], 0 # asked to stop?
         je      short .Lwait_for_input.wait
         call    .Lidle                          # waiting for a request, with none of it here?
         test    eax, eax
         jnz     short .Lclose_connection        # then close now rather than wait for one
-        cmp     QWORD PTR [rip + stop_deadline], 0 # the stop's deadline, set once
+        cmp     QWORD PTR [r15+stop_deadline], 0 # the stop's deadline, set once
         jne     short .Lwait_for_input.bounded
         call    .Lnow_ms
         add     rax, 5000                       # + shutdown_timeout_ms
-        mov     QWORD PTR [rip + stop_deadline], rax
+        mov     QWORD PTR [r15+stop_deadline], rax
 .Lwait_for_input.bounded:
-        mov     rax, QWORD PTR [rip + stop_deadline]
+        mov     rax, QWORD PTR [r15+stop_deadline]
         cmp     QWORD PTR [rbx+conn_deadline], rax # no read waits past it
         jle     short .Lwait_for_input.wait
         mov     QWORD PTR [rbx+conn_deadline], rax
@@ -658,7 +674,7 @@ _start:
         jle     short .Lclose_connection        # timed out, or the client is gone
         call    .Lnow_ms                        # clock_now: the write may have taken a while
         call    .Lraw_sent
-        {disp32} jmp     .Lnext_action
+        jmp     short .Lnext_action
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
@@ -697,7 +713,7 @@ _start:
         mov     QWORD PTR [rsi], rax            # tv_sec
         imul    rdx, rdx, 1000000               # ns
         mov     QWORD PTR [rsi+8], rdx          # tv_nsec
-        mov     edi, OFFSET client_pollfd       # fds = &client_pollfd
+        lea     rdi, [r15+client_pollfd]        # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
         mov     rdx, rsi                        # tmo_p = &poll_timeout
@@ -801,7 +817,7 @@ _start:
 ## clock_now is read once per wake-up by the driver, as nginx does: no
 ## clock_gettime per request.
 .Lset_deadline:
-        add     rax, QWORD PTR [rip + clock_now]
+        add     rax, QWORD PTR [r15+clock_now]
         mov     QWORD PTR [rbx+conn_deadline], rax
         ret
 
@@ -932,11 +948,11 @@ _start:
 ## request: the loop stops gracefully once the connections in progress are
 ## done. A second signal exits at once.
 .Lon_signal:
-        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
+        cmp     DWORD PTR [r15+stop_requested], 0 # a second signal?
         jne     short .Lon_signal.exit_now
-        cmp     DWORD PTR [rip + busy], 0       # serving a connection?
+        cmp     DWORD PTR [r15+busy], 0         # serving a connection?
         je      short .Lon_signal.exit_now
-        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
+        mov     DWORD PTR [r15+stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
 .Lon_signal.exit_now:
         xor     edi, edi                        # status = 0
@@ -1040,7 +1056,7 @@ _start:
         div     rcx                             # rax = tv_nsec / 1000000
         imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
         add     rax, rcx
-        mov     QWORD PTR [rip + clock_now], rax
+        mov     QWORD PTR [r15+clock_now], rax
         ret
 
 ## --------------------------------------------------------------------------
@@ -1330,10 +1346,10 @@ listen_port:
 
         .bss
 
-# char **environ: the environment, after argv on the initial stack (8 bytes)
+# the small variables, one block: each is [r15+name] (see the named offsets) (40 bytes)
         .balign 8
-environ:
-        .skip 8
+vars:
+        .skip 40
 
 # log and error lines are built here (229 bytes)
         .balign 8
@@ -1350,35 +1366,10 @@ conn:
 request_buf:
         .skip 16528
 
-# struct pollfd { client_fd, POLLIN, revents } (8 bytes)
-        .balign 8
-client_pollfd:
-        .skip 8
-
 # struct timespec for ppoll (16 bytes)
         .balign 8
 poll_timeout:
         .skip 16
-
-# when a stop gives up on the connection (ms); 0 before one (8 bytes)
-        .balign 8
-stop_deadline:
-        .skip 8
-
-# 1 while a connection is being served (4 bytes)
-        .balign 4
-busy:
-        .skip 4
-
-# set by the signal handler: stop gracefully (4 bytes)
-        .balign 4
-stop_requested:
-        .skip 4
-
-# CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
-        .balign 8
-clock_now:
-        .skip 8
 
 # struct timespec, filled by clock_gettime (16 bytes)
         .balign 8

@@ -15,6 +15,7 @@
 ;   r13  the client socket's file descriptor
 ;   rbx  the connection record (conn_* fields)
 ;   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
+;   r15  the variables: vars+128, so that [r15+name] reaches each
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
 
@@ -23,7 +24,8 @@
 
         section .text align=16
 
-;; Named offsets: the fields of the records the code reads and writes.
+;; Named offsets: the fields of the records the code reads and writes, and
+;; the variables, from r15 (vars+128), which holds them all within a byte.
         conn_fd equ 0                           ; the socket
         conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         conn_served equ 8                       ; requests answered on this connection
@@ -51,13 +53,27 @@
         conn_upload_id equ 240                  ; its temporary file's number (".upload-PID-N"); 0: none
         iov_base equ 0                          ; struct iovec: where a part starts
         iov_len equ 8                           ; ... and how many of its bytes are left
+        stop_deadline equ -128                  ; 8 bytes: when a stop gives up on the connection (ms); 0 before one
+        environ equ -120                        ; 8 bytes: char **environ: the environment, after argv on the initial stack
+        clock_now equ -112                      ; 8 bytes: CLOCK_MONOTONIC in ms, as now_ms last read it
+        client_pollfd equ -104                  ; 8 bytes: struct pollfd { client_fd, POLLIN, revents }
+        stop_requested equ -96                  ; 4 bytes: set by the signal handler: stop gracefully
+        busy equ -92                            ; 4 bytes: 1 while a connection is being served
+
+;; --------------------------------------------------------------------------
+;; start: find the variables
+;; C: r15 = vars + 128
+;; Every small variable is [r15+name], within a signed byte of r15: one byte
+;; of displacement where [rel name] takes four. r15 never changes after this.
+_start:
+        mov     r15d, vars+128                  ; r15 = the variables
 
 ;; --------------------------------------------------------------------------
 ;; start: ignore SIGPIPE: rt_sigaction(2), syscall 13
 ;; C: sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL)
 ;; A client that closes early must not kill the server: with SIGPIPE ignored,
 ;; write() to a closed socket returns -EPIPE instead.
-_start:
+ignore_sigpipe:
         mov     edi, 13                         ; signum = SIGPIPE
         lea     rsi, [rel sigaction_ignore]     ; act = SIG_IGN
         xor     edx, edx                        ; oldact = NULL
@@ -74,7 +90,7 @@ environment:
         mov     rax, qword [rsp]                ; argc
         shl     rax, 3                          ; * 8
         lea     rax, [rsp+rax+16]               ; past argc, argv[] and its NULL
-        mov     qword [rel environ], rax
+        mov     qword [r15+environ], rax
 
 ;; --------------------------------------------------------------------------
 ;; the port from $PORT
@@ -395,7 +411,7 @@ announce:
 ;; C: for (e = environ; *e; e++) if (!strncmp(*e, name, len)) return *e + len; return NULL
 ;; getenv(): rax = the value, or 0. Clobbers rcx, rdx, rdi.
 find_env:
-        mov     rdx, qword [rel environ]
+        mov     rdx, qword [r15+environ]
 find_env.next:
         mov     rdi, qword [rdx]                ; the next "NAME=value"
         test    rdi, rdi
@@ -486,7 +502,7 @@ reap_children:
 ;; Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
 ;; while we wait here ends the server at once.
 accept:
-        mov     dword [rel busy], 0             ; busy = 0
+        mov     dword [r15+busy], 0             ; busy = 0
         ; Stop signals are blocked while a connection is served (they arrive only in
         ; ppoll, see read_timed); one that came meanwhile is delivered right here.
         mov     edi, 1                          ; SIG_UNBLOCK
@@ -495,7 +511,7 @@ accept:
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
         syscall
-        cmp     dword [rel stop_requested], 0   ; a stop signal came while busy?
+        cmp     dword [r15+stop_requested], 0   ; a stop signal came while busy?
         jne     near exit_ok                    ; then exit now, between connections
         mov     rdi, r12                        ; fd = listen_fd
         xor     esi, esi                        ; addr = NULL: no log prints the client's address
@@ -505,7 +521,7 @@ accept:
         test    rax, rax
         js      short accept_failed
         mov     r13, rax                        ; r13 = client_fd
-        mov     dword [rel busy], 1             ; busy = 1: a stop signal now waits for this connection
+        mov     dword [r15+busy], 1             ; busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          ; SIG_BLOCK
         mov     esi, stop_signals               ; { SIGTERM, SIGINT }
         xor     edx, edx                        ; oldset = NULL
@@ -570,7 +586,7 @@ child:
         mov     rdi, r12                        ; fd = listen_fd
         mov     eax, 3                          ; syscall number: close
         syscall
-        mov     dword [rel stop_requested], 0   ; a stop meant for the parent: this connection is served in full
+        mov     dword [r15+stop_requested], 0   ; a stop meant for the parent: this connection is served in full
 
 ;; --------------------------------------------------------------------------
 ;; serve a connection
@@ -616,18 +632,18 @@ next_action:
 ;; (5000 ms) of the stop, however slowly the client sends.
 wait_for_input:
 wait_for_input.again:
-        cmp     dword [rel stop_requested], 0   ; asked to stop?
+        cmp     dword [r15+stop_requested], 0   ; asked to stop?
         je      short wait_for_input.wait
         call    idle                            ; waiting for a request, with none of it here?
         test    eax, eax
         jnz     short close_connection          ; then close now rather than wait for one
-        cmp     qword [rel stop_deadline], 0    ; the stop's deadline, set once
+        cmp     qword [r15+stop_deadline], 0    ; the stop's deadline, set once
         jne     short wait_for_input.bounded
         call    now_ms
         add     rax, 5000                       ; + shutdown_timeout_ms
-        mov     qword [rel stop_deadline], rax
+        mov     qword [r15+stop_deadline], rax
 wait_for_input.bounded:
-        mov     rax, qword [rel stop_deadline]
+        mov     rax, qword [r15+stop_deadline]
         cmp     qword [rbx+conn_deadline], rax  ; no read waits past it
         jle     short wait_for_input.wait
         mov     qword [rbx+conn_deadline], rax
@@ -657,7 +673,7 @@ send:
         jle     short close_connection          ; timed out, or the client is gone
         call    now_ms                          ; clock_now: the write may have taken a while
         call    raw_sent
-        jmp     near next_action
+        jmp     short next_action
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
@@ -696,7 +712,7 @@ read_timed.wait:
         mov     qword [rsi], rax                ; tv_sec
         imul    rdx, rdx, 1000000               ; ns
         mov     qword [rsi+8], rdx              ; tv_nsec
-        mov     edi, client_pollfd              ; fds = &client_pollfd
+        lea     rdi, [r15+client_pollfd]        ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
         mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
         mov     rdx, rsi                        ; tmo_p = &poll_timeout
@@ -800,7 +816,7 @@ read_window.capped:
 ;; clock_now is read once per wake-up by the driver, as nginx does: no
 ;; clock_gettime per request.
 set_deadline:
-        add     rax, qword [rel clock_now]
+        add     rax, qword [r15+clock_now]
         mov     qword [rbx+conn_deadline], rax
         ret
 
@@ -931,11 +947,11 @@ idle.no:
 ;; request: the loop stops gracefully once the connections in progress are
 ;; done. A second signal exits at once.
 on_signal:
-        cmp     dword [rel stop_requested], 0   ; a second signal?
+        cmp     dword [r15+stop_requested], 0   ; a second signal?
         jne     short on_signal.exit_now
-        cmp     dword [rel busy], 0             ; serving a connection?
+        cmp     dword [r15+busy], 0             ; serving a connection?
         je      short on_signal.exit_now
-        mov     dword [rel stop_requested], 1   ; stop_requested = 1
+        mov     dword [r15+stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
 on_signal.exit_now:
         xor     edi, edi                        ; status = 0
@@ -1039,7 +1055,7 @@ now_ms:
         div     rcx                             ; rax = tv_nsec / 1000000
         imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
         add     rax, rcx
-        mov     qword [rel clock_now], rax
+        mov     qword [r15+clock_now], rax
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1329,10 +1345,10 @@ listen_port:
 
         section .bss
 
-; char **environ: the environment, after argv on the initial stack (8 bytes)
+; the small variables, one block: each is [r15+name] (see the named offsets) (40 bytes)
         alignb 8
-environ:
-        resb 8
+vars:
+        resb 40
 
 ; log and error lines are built here (229 bytes)
         alignb 8
@@ -1349,35 +1365,10 @@ conn:
 request_buf:
         resb 16528
 
-; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
-        alignb 8
-client_pollfd:
-        resb 8
-
 ; struct timespec for ppoll (16 bytes)
         alignb 8
 poll_timeout:
         resb 16
-
-; when a stop gives up on the connection (ms); 0 before one (8 bytes)
-        alignb 8
-stop_deadline:
-        resb 8
-
-; 1 while a connection is being served (4 bytes)
-        alignb 4
-busy:
-        resb 4
-
-; set by the signal handler: stop gracefully (4 bytes)
-        alignb 4
-stop_requested:
-        resb 4
-
-; CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
-        alignb 8
-clock_now:
-        resb 8
 
 ; struct timespec, filled by clock_gettime (16 bytes)
         alignb 8

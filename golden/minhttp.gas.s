@@ -15,7 +15,7 @@
 #   r13  the client socket's file descriptor
 #   rbx  the connection record (conn_* fields)
 #   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
-#   r15  the log's file descriptor
+#   r15  the variables: vars+128, so that [r15+name] reaches each
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
 
@@ -25,7 +25,8 @@
         .text
         .balign 16                      # as NASM aligns .text: both put the code at one address
 
-## Named offsets: the fields of the records the code reads and writes.
+## Named offsets: the fields of the records the code reads and writes, and
+## the variables, from r15 (vars+128), which holds them all within a byte.
         .set conn_fd, 0                         # the socket
         .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         .set conn_served, 8                     # requests answered on this connection
@@ -69,13 +70,47 @@
         .set rep_etag, 28                       # offset of the ETag's value in response_heads (18 bytes, quotes included)
         .set iov_base, 0                        # struct iovec: where a part starts
         .set iov_len, 8                         # ... and how many of its bytes are left
+        .set req_content_length, -128           # 8 bytes: the request's Content-Length
+        .set req_if_none_match_len, -120        # 8 bytes: its length; 0: none
+        .set req_range_len, -112                # 8 bytes: its length; 0: none
+        .set req_if_range_len, -104             # 8 bytes: its length; 0: none
+        .set clock_now, -96                     # 8 bytes: CLOCK_MONOTONIC in ms, as now_ms last read it
+        .set req_path, -88                      # 8 bytes: address of the request's path
+        .set req_path_len, -80                  # 8 bytes: its length, without the query
+        .set req_head_len, -72                  # 8 bytes: length of the request head, up to and with CR LF CR LF
+        .set stop_deadline, -64                 # 8 bytes: when a stop gives up on the connection (ms); 0 before one
+        .set req_if_none_match, -56             # 8 bytes: the If-None-Match field's value
+        .set req_range, -48                     # 8 bytes: the Range field's value
+        .set req_if_range, -40                  # 8 bytes: the If-Range field's value
+        .set date_expires, -32                  # 8 bytes: clock_now (ms) when date_line must be made again
+        .set environ, -24                       # 8 bytes: char **environ: the environment, after argv on the initial stack
+        .set client_pollfd, -16                 # 8 bytes: struct pollfd { client_fd, POLLIN, revents }
+        .set req_te, -8                         # 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
+        .set req_method, -4                     # 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
+        .set req_expect, 0                      # 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
+        .set req_minor, 4                       # 4 bytes: HTTP/1.x: x
+        .set stop_requested, 8                  # 4 bytes: set by the signal handler: stop gracefully
+        .set req_cl_count, 12                   # 4 bytes: number of Content-Length fields
+        .set req_close, 16                      # 4 bytes: 1: Connection: close
+        .set req_keepalive, 20                  # 4 bytes: 1: Connection: keep-alive
+        .set req_host, 24                       # 4 bytes: number of Host fields
+        .set busy, 28                           # 4 bytes: 1 while a connection is being served
+        .set client_addrlen, 32                 # 4 bytes: socklen_t: in: the buffer's size, out: the address's
+
+## --------------------------------------------------------------------------
+## start: find the variables
+## C: r15 = vars + 128
+## Every small variable is [r15+name], within a signed byte of r15: one byte
+## of displacement where [rel name] takes four. r15 never changes after this.
+_start:
+        mov     r15d, OFFSET vars+128           # r15 = the variables
 
 ## --------------------------------------------------------------------------
 ## start: ignore SIGPIPE: rt_sigaction(2), syscall 13
 ## C: sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL)
 ## A client that closes early must not kill the server: with SIGPIPE ignored,
 ## write() to a closed socket returns -EPIPE instead.
-_start:
+.Lignore_sigpipe:
         mov     edi, 13                         # signum = SIGPIPE
         lea     rsi, [rip + sigaction_ignore]   # act = SIG_IGN
         xor     edx, edx                        # oldact = NULL
@@ -92,7 +127,7 @@ _start:
         mov     rax, QWORD PTR [rsp]            # argc
         shl     rax, 3                          # * 8
         lea     rax, [rsp+rax+16]               # past argc, argv[] and its NULL
-        mov     QWORD PTR [rip + environ], rax
+        mov     QWORD PTR [r15+environ], rax
 
 ## --------------------------------------------------------------------------
 ## the port from $PORT
@@ -185,12 +220,6 @@ _start:
         mov     eax, 13                         # syscall number: rt_sigaction
         syscall
         add     rsp, 32                         # drop the struct
-
-## --------------------------------------------------------------------------
-## choose the log's file descriptor
-## C: log_fd = STDOUT_FILENO
-.Lchoose_log:
-        mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## socket activation?: getpid(2), syscall 39
@@ -419,7 +448,7 @@ _start:
 ## C: for (e = environ; *e; e++) if (!strncmp(*e, name, len)) return *e + len; return NULL
 ## getenv(): rax = the value, or 0. Clobbers rcx, rdx, rdi.
 .Lfind_env:
-        mov     rdx, QWORD PTR [rip + environ]
+        mov     rdx, QWORD PTR [r15+environ]
 .Lfind_env.next:
         mov     rdi, QWORD PTR [rdx]            # the next "NAME=value"
         test    rdi, rdi
@@ -497,7 +526,7 @@ _start:
 ## Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
 ## while we wait here ends the server at once.
 .Laccept:
-        mov     DWORD PTR [rip + busy], 0       # busy = 0
+        mov     DWORD PTR [r15+busy], 0         # busy = 0
         # Stop signals are blocked while a connection is served (they arrive only in
         # ppoll, see read_timed); one that came meanwhile is delivered right here.
         mov     edi, 1                          # SIG_UNBLOCK
@@ -506,18 +535,18 @@ _start:
         mov     r10d, 8                         # sizeof(sigset_t)
         mov     eax, 14                         # syscall number: rt_sigprocmask
         syscall
-        cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal came while busy?
+        cmp     DWORD PTR [r15+stop_requested], 0 # a stop signal came while busy?
         {disp32} jne     .Lexit_ok              # then exit now, between connections
         mov     rdi, r12                        # fd = listen_fd
-        mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
+        mov     DWORD PTR [r15+client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
         mov     esi, OFFSET client_addr         # addr = &client_addr
-        mov     edx, OFFSET client_addrlen      # addrlen = &client_addrlen
+        lea     rdx, [r15+client_addrlen]       # addrlen = &client_addrlen
         mov     eax, 43                         # syscall number: accept
         syscall
         test    rax, rax
         js      short .Laccept_failed
         mov     r13, rax                        # r13 = client_fd
-        mov     DWORD PTR [rip + busy], 1       # busy = 1: a stop signal now waits for this connection
+        mov     DWORD PTR [r15+busy], 1         # busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          # SIG_BLOCK
         mov     esi, OFFSET stop_signals        # { SIGTERM, SIGINT }
         xor     edx, edx                        # oldset = NULL
@@ -534,9 +563,9 @@ _start:
 ## pausing 100 ms keeps the server alive without spinning the CPU.
 .Laccept_failed:
         cmp     rax, -4                         # -EINTR
-        {disp32} je      .Laccept
+        je      short .Laccept
         cmp     rax, -103                       # -ECONNABORTED
-        {disp32} je      .Laccept
+        je      short .Laccept
         mov     edi, OFFSET backoff             # req = 100 ms
         xor     esi, esi                        # rem = NULL
         mov     eax, 35                         # syscall number: nanosleep
@@ -589,18 +618,18 @@ _start:
 ## (5000 ms) of the stop, however slowly the client sends.
 .Lwait_for_input:
 .Lwait_for_input.again:
-        cmp     DWORD PTR [rip + stop_requested], 0 # asked to stop?
+        cmp     DWORD PTR [r15+stop_requested], 0 # asked to stop?
         je      short .Lwait_for_input.wait
         call    .Lidle                          # waiting for a request, with none of it here?
         test    eax, eax
         jnz     short .Lclose_connection        # then close now rather than wait for one
-        cmp     QWORD PTR [rip + stop_deadline], 0 # the stop's deadline, set once
+        cmp     QWORD PTR [r15+stop_deadline], 0 # the stop's deadline, set once
         jne     short .Lwait_for_input.bounded
         call    .Lnow_ms
         add     rax, 5000                       # + shutdown_timeout_ms
-        mov     QWORD PTR [rip + stop_deadline], rax
+        mov     QWORD PTR [r15+stop_deadline], rax
 .Lwait_for_input.bounded:
-        mov     rax, QWORD PTR [rip + stop_deadline]
+        mov     rax, QWORD PTR [r15+stop_deadline]
         cmp     QWORD PTR [rbx+conn_deadline], rax # no read waits past it
         jle     short .Lwait_for_input.wait
         mov     QWORD PTR [rbx+conn_deadline], rax
@@ -630,7 +659,7 @@ _start:
         jle     short .Lclose_connection        # timed out, or the client is gone
         call    .Lnow_ms                        # clock_now: the write may have taken a while
         call    .Lhttp_sent
-        {disp32} jmp     .Lnext_action
+        jmp     short .Lnext_action
 
 ## --------------------------------------------------------------------------
 ## close the connection: close(2), syscall 3
@@ -670,7 +699,7 @@ _start:
         mov     QWORD PTR [rsi], rax            # tv_sec
         imul    rdx, rdx, 1000000               # ns
         mov     QWORD PTR [rsi+8], rdx          # tv_nsec
-        mov     edi, OFFSET client_pollfd       # fds = &client_pollfd
+        lea     rdi, [r15+client_pollfd]        # fds = &client_pollfd
         mov     DWORD PTR [rdi], r13d           # fd = client_fd
         mov     DWORD PTR [rdi+4], 1            # events = POLLIN, revents = 0
         mov     rdx, rsi                        # tmo_p = &poll_timeout
@@ -768,7 +797,7 @@ _start:
         mov     eax, 0                          # want to read
         ret
 .Lhttp_process.have_head:
-        mov     QWORD PTR [rip + req_head_len], rax
+        mov     QWORD PTR [r15+req_head_len], rax
         call    .Lparse_request                 # eax = the response's index
 .Lhttp_process.respond:
         call    .Ldecide_mode                   # record.mode = 0, 1 or 2; keeps eax
@@ -777,8 +806,8 @@ _start:
         # What to drop once the response is out: the head, and the body (read and
         # thrown away later if it is not all here yet). A chunked body is dropped
         # after the response, from the buffer (chunk_drop): its end is found as it is read.
-        mov     rax, QWORD PTR [rip + req_head_len]
-        cmp     DWORD PTR [rip + req_te], 2     # a chunked body?
+        mov     rax, QWORD PTR [r15+req_head_len]
+        cmp     DWORD PTR [r15+req_te], 2       # a chunked body?
         jne     short .Lhttp_process.sized
         mov     QWORD PTR [rbx+conn_consume], rax # the head now; the body in chunk_drop
         mov     DWORD PTR [rbx+conn_chunk], 1   # its first size line comes first
@@ -789,7 +818,7 @@ _start:
 .Lhttp_process.sized:
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
-        mov     rdx, QWORD PTR [rip + req_content_length]
+        mov     rdx, QWORD PTR [r15+req_content_length]
         cmp     rcx, rdx
         jae     short .Lhttp_process.body_here
         sub     rdx, rcx
@@ -816,7 +845,7 @@ _start:
 .Lhttp_sent:
         cmp     WORD PTR [rbx+conn_mode], 0     # Connection: close?
         je      short .Lhttp_sent.close
-        cmp     DWORD PTR [rip + stop_requested], 0 # stopping?
+        cmp     DWORD PTR [r15+stop_requested], 0 # stopping?
         jne     short .Lhttp_sent.close
         mov     rbp, QWORD PTR [rbx+conn_buf]
         mov     r14d, DWORD PTR [rbx+conn_len]
@@ -1103,18 +1132,18 @@ _start:
         # response goes at once (RFC 9110 10.1.1), and the client then does not send
         # the body: the connection cannot go on, so it closes after it. (A route that
         # reads bodies would send 100 Continue here instead, and keep it.)
-        cmp     DWORD PTR [rip + req_expect], 1 # Expect: 100-continue?
+        cmp     DWORD PTR [r15+req_expect], 1   # Expect: 100-continue?
         jne     short .Ldecide_mode.no_expect
-        cmp     QWORD PTR [rip + req_content_length], 0 # with a body?
+        cmp     QWORD PTR [r15+req_content_length], 0 # with a body?
         jne     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + req_te], 2
+        cmp     DWORD PTR [r15+req_te], 2
         je      short .Ldecide_mode.decided
 .Ldecide_mode.no_expect:
-        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
+        cmp     DWORD PTR [r15+req_close], 0    # Connection: close?
         jne     short .Ldecide_mode.client_closes
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 without Connection: keep-alive?
+        cmp     DWORD PTR [r15+req_minor], 0    # HTTP/1.0 without Connection: keep-alive?
         jne     short .Ldecide_mode.may_keep
-        cmp     DWORD PTR [rip + req_keepalive], 0
+        cmp     DWORD PTR [r15+req_keepalive], 0
         jne     short .Ldecide_mode.may_keep
 .Ldecide_mode.client_closes:
         mov     WORD PTR [rbx+conn_said_close], 1 # the client sends no more: close
@@ -1124,9 +1153,9 @@ _start:
         inc     ecx                             # this one too
         cmp     ecx, 1000                       # the last request allowed?
         jae     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
+        cmp     DWORD PTR [r15+stop_requested], 0 # shutting down?
         jne     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 (with Connection: keep-alive)?
+        cmp     DWORD PTR [r15+req_minor], 0    # HTTP/1.0 (with Connection: keep-alive)?
         je      short .Ldecide_mode.http10
         mov     WORD PTR [rbx+conn_mode], 1     # HTTP/1.1: keep-alive
         ret
@@ -1173,7 +1202,7 @@ _start:
 ## clock_now is read once per wake-up by the driver, as nginx does: no
 ## clock_gettime per request.
 .Lset_deadline:
-        add     rax, QWORD PTR [rip + clock_now]
+        add     rax, QWORD PTR [r15+clock_now]
         mov     QWORD PTR [rbx+conn_deadline], rax
         ret
 
@@ -1406,11 +1435,11 @@ _start:
 .Ltoo_large.no_lf:
         mov     eax, 3                          # 414
 .Ltoo_large.answer:
-        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
-        mov     QWORD PTR [rip + req_content_length], 0 # and no body follows that http_conn would drop
-        mov     DWORD PTR [rip + req_te], 0
-        mov     DWORD PTR [rip + req_expect], 0
-        mov     QWORD PTR [rip + req_head_len], r14
+        mov     DWORD PTR [r15+req_method], 0   # not HEAD: the error has a body
+        mov     QWORD PTR [r15+req_content_length], 0 # and no body follows that http_conn would drop
+        mov     DWORD PTR [r15+req_te], 0
+        mov     DWORD PTR [r15+req_expect], 0
+        mov     QWORD PTR [r15+req_head_len], r14
         ret
 
 ## --------------------------------------------------------------------------
@@ -1422,18 +1451,18 @@ _start:
 ## A token that is not a known method: 501. Anything else malformed: 400.
 .Lparse_request:
         xor     eax, eax                        # the request's state starts at 0
-        mov     DWORD PTR [rip + req_minor], eax
-        mov     DWORD PTR [rip + req_close], eax
-        mov     DWORD PTR [rip + req_keepalive], eax
-        mov     DWORD PTR [rip + req_host], eax
-        mov     DWORD PTR [rip + req_cl_count], eax
-        mov     DWORD PTR [rip + req_te], eax
-        mov     DWORD PTR [rip + req_expect], eax
-        mov     DWORD PTR [rip + req_method], eax
-        mov     QWORD PTR [rip + req_content_length], rax
-        mov     QWORD PTR [rip + req_if_none_match_len], rax
-        mov     QWORD PTR [rip + req_range_len], rax
-        mov     QWORD PTR [rip + req_if_range_len], rax
+        mov     DWORD PTR [r15+req_minor], eax
+        mov     DWORD PTR [r15+req_close], eax
+        mov     DWORD PTR [r15+req_keepalive], eax
+        mov     DWORD PTR [r15+req_host], eax
+        mov     DWORD PTR [r15+req_cl_count], eax
+        mov     DWORD PTR [r15+req_te], eax
+        mov     DWORD PTR [r15+req_expect], eax
+        mov     DWORD PTR [r15+req_method], eax
+        mov     QWORD PTR [r15+req_content_length], rax
+        mov     QWORD PTR [r15+req_if_none_match_len], rax
+        mov     QWORD PTR [r15+req_range_len], rax
+        mov     QWORD PTR [r15+req_if_range_len], rax
         mov     rsi, rbp
 .Lparse_request.skip_empty_lines:
         movzx   eax, BYTE PTR [rsi]
@@ -1448,7 +1477,7 @@ _start:
         mov     r8d, OFFSET char_class
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
         jne     short .Lparse_request.not_GET
-        mov     DWORD PTR [rip + req_method], 1 # GET
+        mov     DWORD PTR [r15+req_method], 1   # GET
         add     rsi, 4
         {disp32} jmp     .Ltarget
 .Lparse_request.not_GET:
@@ -1456,7 +1485,7 @@ _start:
         jne     short .Lparse_request.not_HEAD
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
         jne     short .Lparse_request.not_HEAD
-        mov     DWORD PTR [rip + req_method], 2 # HEAD
+        mov     DWORD PTR [r15+req_method], 2   # HEAD
         add     rsi, 5
         {disp32} jmp     .Ltarget
 .Lparse_request.not_HEAD:
@@ -1464,13 +1493,13 @@ _start:
         jne     short .Lparse_request.not_POST
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
         jne     short .Lparse_request.not_POST
-        mov     DWORD PTR [rip + req_method], 3 # POST
+        mov     DWORD PTR [r15+req_method], 3   # POST
         add     rsi, 5
         {disp32} jmp     .Ltarget
 .Lparse_request.not_POST:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
         jne     short .Lparse_request.not_PUT
-        mov     DWORD PTR [rip + req_method], 4 # PUT
+        mov     DWORD PTR [r15+req_method], 4   # PUT
         add     rsi, 4
         {disp32} jmp     .Ltarget
 .Lparse_request.not_PUT:
@@ -1478,7 +1507,7 @@ _start:
         jne     short .Lparse_request.not_DELETE
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
         jne     short .Lparse_request.not_DELETE
-        mov     DWORD PTR [rip + req_method], 5 # DELETE
+        mov     DWORD PTR [r15+req_method], 5   # DELETE
         add     rsi, 7
         jmp     short .Ltarget
 .Lparse_request.not_DELETE:
@@ -1486,7 +1515,7 @@ _start:
         jne     short .Lparse_request.not_PATCH
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
         jne     short .Lparse_request.not_PATCH
-        mov     DWORD PTR [rip + req_method], 6 # PATCH
+        mov     DWORD PTR [r15+req_method], 6   # PATCH
         add     rsi, 6
         jmp     short .Ltarget
 .Lparse_request.not_PATCH:
@@ -1494,7 +1523,7 @@ _start:
         jne     short .Lparse_request.not_OPTIONS
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
         jne     short .Lparse_request.not_OPTIONS
-        mov     DWORD PTR [rip + req_method], 7 # OPTIONS
+        mov     DWORD PTR [r15+req_method], 7   # OPTIONS
         add     rsi, 8
         jmp     short .Ltarget
 .Lparse_request.not_OPTIONS:
@@ -1554,12 +1583,12 @@ _start:
         inc     rsi
         jmp     short .Ltarget.authority
 .Ltarget.no_path:
-        mov     QWORD PTR [rip + req_path_len], 1
+        mov     QWORD PTR [r15+req_path_len], 1
         cmp     BYTE PTR [rsi], ' '
         je      short .Lversion
         jmp     short .Ltarget.skip_query       # skip the query
 .Ltarget.origin_form:
-        mov     QWORD PTR [rip + req_path], rsi # the path starts here
+        mov     QWORD PTR [r15+req_path], rsi   # the path starts here
 .Ltarget.path:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, ' '
@@ -1572,8 +1601,8 @@ _start:
         jmp     short .Ltarget.path
 .Ltarget.query:
         mov     rax, rsi
-        sub     rax, QWORD PTR [rip + req_path]
-        mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?'
+        sub     rax, QWORD PTR [r15+req_path]
+        mov     QWORD PTR [r15+req_path_len], rax # the path ends at '?'
 .Ltarget.skip_query:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
@@ -1584,8 +1613,8 @@ _start:
         jmp     short .Ltarget.skip_query
 .Ltarget.path_end:
         mov     rax, rsi
-        sub     rax, QWORD PTR [rip + req_path]
-        mov     QWORD PTR [rip + req_path_len], rax
+        sub     rax, QWORD PTR [r15+req_path]
+        mov     QWORD PTR [r15+req_path_len], rax
         jmp     short .Lversion
 
 ## --------------------------------------------------------------------------
@@ -1614,7 +1643,7 @@ _start:
         mov     eax, 6                          # 505 HTTP Version Not Supported
         ret
 .Lversion.http_1:
-        mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
+        mov     DWORD PTR [r15+req_minor], ecx  # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
 ## --------------------------------------------------------------------------
@@ -1698,7 +1727,7 @@ _start:
 .Lparse_headers.field_found:
         cmp     eax, 1                          # host?
         {disp32} jne     .Lparse_headers.not_host
-        inc     DWORD PTR [rip + req_host]      # Host
+        inc     DWORD PTR [r15+req_host]        # Host
         mov     rcx, r11                        # rcx walks the value; empty is allowed
         cmp     rcx, r9
         {disp32} je      .Lparse_headers.next_field
@@ -1764,7 +1793,7 @@ _start:
 .Lparse_headers.not_host:
         cmp     eax, 2                          # content-length?
         jne     short .Lparse_headers.not_content_length
-        inc     DWORD PTR [rip + req_cl_count]  # Content-Length
+        inc     DWORD PTR [r15+req_cl_count]    # Content-Length
         cmp     r11, r9
         {disp32} je      .Lbad_request          # empty
         xor     eax, eax                        # the value
@@ -1789,14 +1818,14 @@ _start:
         jbe     short .Lparse_headers.cl_store
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
 .Lparse_headers.cl_store:
-        mov     QWORD PTR [rip + req_content_length], rax
+        mov     QWORD PTR [r15+req_content_length], rax
         {disp32} jmp     .Lparse_headers.next_field
 .Lparse_headers.not_content_length:
         cmp     eax, 3                          # transfer-encoding?
         {disp32} jne     .Lparse_headers.not_transfer_encoding
-        cmp     DWORD PTR [rip + req_te], 0     # the first Transfer-Encoding field?
+        cmp     DWORD PTR [r15+req_te], 0       # the first Transfer-Encoding field?
         jne     short .Lparse_headers.te_element
-        mov     DWORD PTR [rip + req_te], 1     # present; chunked only once it is its last coding
+        mov     DWORD PTR [r15+req_te], 1       # present; chunked only once it is its last coding
 .Lparse_headers.te_element:
         cmp     r11, r9
         {disp32} jae     .Lparse_headers.next_field # no more codings
@@ -1831,14 +1860,14 @@ _start:
         dec     rdx
         jmp     short .Lparse_headers.te_trim
 .Lparse_headers.te_trimmed:
-        cmp     DWORD PTR [rip + req_te], 2     # a coding after chunked?
+        cmp     DWORD PTR [r15+req_te], 2       # a coding after chunked?
         jne     short .Lparse_headers.te_not_after_chunked
-        mov     DWORD PTR [rip + req_te], 3     # chunked, then another: 400
+        mov     DWORD PTR [r15+req_te], 3       # chunked, then another: 400
         jmp     short .Lparse_headers.te_element
 .Lparse_headers.te_not_after_chunked:
-        cmp     DWORD PTR [rip + req_te], 3     # that stays
+        cmp     DWORD PTR [r15+req_te], 3       # that stays
         je      short .Lparse_headers.te_element
-        mov     DWORD PTR [rip + req_te], 1     # the last coding so far is not chunked...
+        mov     DWORD PTR [r15+req_te], 1       # the last coding so far is not chunked...
         sub     rdx, rcx
         cmp     rdx, 7
         jne     short .Lparse_headers.te_element
@@ -1850,7 +1879,7 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x64656b6e                 # "nked"
         {disp32} jne     .Lparse_headers.te_element
-        mov     DWORD PTR [rip + req_te], 2     # ...unless it is chunked
+        mov     DWORD PTR [r15+req_te], 2       # ...unless it is chunked
         {disp32} jmp     .Lparse_headers.te_element
 .Lparse_headers.not_transfer_encoding:
         cmp     eax, 4                          # connection?
@@ -1895,7 +1924,7 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
         jne     short .Lparse_headers.not_close
-        mov     DWORD PTR [rip + req_close], 1  # Connection: close
+        mov     DWORD PTR [r15+req_close], 1    # Connection: close
 .Lparse_headers.not_close:
         cmp     rdx, 10
         jne     short .Lparse_headers.not_keep_alive
@@ -1911,7 +1940,7 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
         jne     short .Lparse_headers.not_keep_alive
-        mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
+        mov     DWORD PTR [r15+req_keepalive], 1 # Connection: keep-alive
 .Lparse_headers.not_keep_alive:
         {disp32} jmp     .Lparse_headers.conn_token
 .Lparse_headers.not_connection:
@@ -1931,30 +1960,32 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65756e69                 # "inue"
         jne     short .Lparse_headers.expect_other
-        cmp     DWORD PTR [rip + req_expect], 2 # another Expect field had something else?
+        cmp     DWORD PTR [r15+req_expect], 2   # another Expect field had something else?
         je      short .Lparse_headers.next_field # that stays
-        mov     DWORD PTR [rip + req_expect], 1 # Expect: 100-continue
+        mov     DWORD PTR [r15+req_expect], 1   # Expect: 100-continue
         jmp     short .Lparse_headers.next_field
 .Lparse_headers.expect_other:
-        mov     DWORD PTR [rip + req_expect], 2 # an expectation we cannot meet: 417
+        mov     DWORD PTR [r15+req_expect], 2   # an expectation we cannot meet: 417
         jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_expect:
         cmp     eax, 6                          # if-none-match?
         jne     short .Lparse_headers.not_if_none_match
-        mov     edi, OFFSET req_if_none_match   # for a 304: where its value and length go
-        jmp     short .Lparse_headers.keep_field
+        mov     QWORD PTR [r15+req_if_none_match], r11 # for a 304: the value (the last such field wins)
+        sub     r9, r11
+        mov     QWORD PTR [r15+req_if_none_match_len], r9 # and its length
+        jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_if_none_match:
         cmp     eax, 7                          # range?
         jne     short .Lparse_headers.not_range
-        mov     edi, OFFSET req_range           # for a 206: where its value and length go
-        jmp     short .Lparse_headers.keep_field
+        mov     QWORD PTR [r15+req_range], r11  # for a 206: the value (the last such field wins)
+        sub     r9, r11
+        mov     QWORD PTR [r15+req_range_len], r9 # and its length
+        jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_range:
         # the last number: if-range
-        mov     edi, OFFSET req_if_range        # for a 206: where its value and length go
-.Lparse_headers.keep_field:
-        mov     QWORD PTR [rdi], r11            # the value (the last such field wins)
+        mov     QWORD PTR [r15+req_if_range], r11 # for a 206: the value (the last such field wins)
         sub     r9, r11
-        mov     QWORD PTR [rdi+8], r9           # and its length, in the variable after it
+        mov     QWORD PTR [r15+req_if_range_len], r9 # and its length
 .Lparse_headers.next_field:
         add     rsi, 2                          # past the field's CR LF
         {disp32} jmp     .Lparse_headers
@@ -1970,34 +2001,34 @@ _start:
 ## malformed. HTTP/1.0 has no Transfer-Encoding. RFC 9110 10.1.1: Expect is
 ## ignored in HTTP/1.0.
 .Lcheck_request:
-        cmp     DWORD PTR [rip + req_te], 0
+        cmp     DWORD PTR [r15+req_te], 0
         je      short .Lcheck_request.no_transfer_encoding
-        cmp     DWORD PTR [rip + req_cl_count], 0
+        cmp     DWORD PTR [r15+req_cl_count], 0
         jne     short .Lbad_request             # both framings: a smuggling attempt
-        cmp     DWORD PTR [rip + req_minor], 0
+        cmp     DWORD PTR [r15+req_minor], 0
         je      short .Lbad_request             # Transfer-Encoding in HTTP/1.0
-        cmp     DWORD PTR [rip + req_te], 2
+        cmp     DWORD PTR [r15+req_te], 2
         jne     short .Lbad_request             # the last coding is not chunked: no way to find the body's end
 .Lcheck_request.no_transfer_encoding:
-        cmp     DWORD PTR [rip + req_cl_count], 1
+        cmp     DWORD PTR [r15+req_cl_count], 1
         ja      short .Lbad_request             # Content-Length twice
-        cmp     DWORD PTR [rip + req_host], 1
+        cmp     DWORD PTR [r15+req_host], 1
         ja      short .Lbad_request             # Host twice
         je      short .Lcheck_request.host_ok
-        cmp     DWORD PTR [rip + req_minor], 0
+        cmp     DWORD PTR [r15+req_minor], 0
         jne     short .Lbad_request             # HTTP/1.1 without Host
 .Lcheck_request.host_ok:
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0: Expect is ignored
+        cmp     DWORD PTR [r15+req_minor], 0    # HTTP/1.0: Expect is ignored
         jne     short .Lcheck_request.expect_ok
-        mov     DWORD PTR [rip + req_expect], 0
+        mov     DWORD PTR [r15+req_expect], 0
 .Lcheck_request.expect_ok:
-        cmp     DWORD PTR [rip + req_expect], 2
+        cmp     DWORD PTR [r15+req_expect], 2
         jne     short .Lcheck_request.expect_met
         mov     eax, 7                          # 417 Expectation Failed
         ret
 .Lcheck_request.expect_met:
         mov     ecx, 0x100000                   # limits.body_bytes
-        cmp     QWORD PTR [rip + req_content_length], rcx
+        cmp     QWORD PTR [r15+req_content_length], rcx
         jbe     short .Lcheck_request.size_ok
         mov     eax, 2                          # 413 Content Too Large
         ret
@@ -2064,12 +2095,12 @@ _start:
         add     r8, rax
         mov     r9d, DWORD PTR [r11+rep_body_len]
         mov     QWORD PTR [rbx+conn_iov+24], 0
-        cmp     DWORD PTR [rip + req_method], 2
+        cmp     DWORD PTR [r15+req_method], 2
         {disp32} ja      .Lkind_entity.full     # neither GET nor HEAD: no conditions
-        cmp     QWORD PTR [rip + req_if_none_match_len], 0
+        cmp     QWORD PTR [r15+req_if_none_match_len], 0
         je      short .Lkind_entity.no_if_none_match
-        mov     rsi, QWORD PTR [rip + req_if_none_match]
-        mov     rcx, QWORD PTR [rip + req_if_none_match_len]
+        mov     rsi, QWORD PTR [r15+req_if_none_match]
+        mov     rcx, QWORD PTR [r15+req_if_none_match_len]
         mov     edx, OFFSET response_heads
         mov     eax, DWORD PTR [r11+rep_etag]
         add     rdx, rax                        # rdx = its ETag, quotes included
@@ -2077,17 +2108,17 @@ _start:
         test    eax, eax
         {disp32} jnz     .Lkind_entity.not_modified
 .Lkind_entity.no_if_none_match:
-        cmp     DWORD PTR [rip + req_method], 1
+        cmp     DWORD PTR [r15+req_method], 1
         jne     short .Lkind_entity.full        # HEAD ignores Range
-        cmp     QWORD PTR [rip + req_range_len], 0
+        cmp     QWORD PTR [r15+req_range_len], 0
         je      short .Lkind_entity.full
-        cmp     QWORD PTR [rip + req_if_range_len], 0
+        cmp     QWORD PTR [r15+req_if_range_len], 0
         je      short .Lkind_entity.range
         # If-Range: the Range counts only when the tag is this one, compared strongly
         # (a date or a weak tag never matches here: there is no Last-Modified).
-        cmp     QWORD PTR [rip + req_if_range_len], 18
+        cmp     QWORD PTR [r15+req_if_range_len], 18
         jne     short .Lkind_entity.full
-        mov     rsi, QWORD PTR [rip + req_if_range]
+        mov     rsi, QWORD PTR [r15+req_if_range]
         mov     edx, OFFSET response_heads
         mov     eax, DWORD PTR [r11+rep_etag]
         add     rdx, rax                        # rdx = the ETag
@@ -2101,8 +2132,8 @@ _start:
         cmp     WORD PTR [rdx+16], ax
         jne     short .Lkind_entity.full
 .Lkind_entity.range:
-        mov     rsi, QWORD PTR [rip + req_range]
-        mov     rcx, QWORD PTR [rip + req_range_len]
+        mov     rsi, QWORD PTR [r15+req_range]
+        mov     rcx, QWORD PTR [r15+req_range_len]
         mov     rdx, r9                         # the representation's length
         call    .Lparse_range                   # eax = 0 ignore it, 1 satisfiable (rdx = first, rcx = last), 2 not
         cmp     eax, 1
@@ -2215,7 +2246,7 @@ _start:
 ## The Date line is made at most once a second (refresh_date). HEAD gets
 ## the same head and no body.
 .Lfinish_response:
-        cmp     DWORD PTR [rip + req_method], 2 # HEAD?
+        cmp     DWORD PTR [r15+req_method], 2   # HEAD?
         jne     short .Lfinish_response.body_ready
         xor     r9d, r9d                        # HEAD: the same head, no body
 .Lfinish_response.body_ready:
@@ -2234,8 +2265,8 @@ _start:
 .Lfinish_response.conn_ready:
         mov     QWORD PTR [rbx+conn_iov+48], rsi # iov[conn] = the Connection line
         mov     QWORD PTR [rbx+conn_iov+56], rdx
-        mov     rax, QWORD PTR [rip + clock_now]
-        cmp     rax, QWORD PTR [rip + date_expires] # a new second since the Date line was made?
+        mov     rax, QWORD PTR [r15+clock_now]
+        cmp     rax, QWORD PTR [r15+date_expires] # a new second since the Date line was made?
         jl      short .Lfinish_response.date_fresh
         call    .Lrefresh_date
 .Lfinish_response.date_fresh:
@@ -2485,10 +2516,10 @@ _start:
         xor     edx, edx
         mov     ecx, 0xf4240
         div     rcx                             # rax = ms into this second
-        mov     rcx, QWORD PTR [rip + clock_now]
+        mov     rcx, QWORD PTR [r15+clock_now]
         add     rcx, 1000
         sub     rcx, rax
-        mov     QWORD PTR [rip + date_expires], rcx # made again when the next second starts
+        mov     QWORD PTR [r15+date_expires], rcx # made again when the next second starts
         mov     rax, QWORD PTR [rsi]            # tv_sec
         mov     edi, OFFSET date_line
         add     rdi, 6                          # rdi = the date, after "Date: "
@@ -2634,7 +2665,7 @@ _start:
         mov     rdx, rdi                        # count = end - start
         mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
-        mov     rdi, r15                        # fd = log_fd
+        mov     edi, 1                          # fd = log_fd
         call    .Lwrite_all
         ret                                     # a failed log write is not fatal
 
@@ -2682,11 +2713,11 @@ _start:
 ## request: the loop stops gracefully once the connections in progress are
 ## done. A second signal exits at once.
 .Lon_signal:
-        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
+        cmp     DWORD PTR [r15+stop_requested], 0 # a second signal?
         jne     short .Lon_signal.exit_now
-        cmp     DWORD PTR [rip + busy], 0       # serving a connection?
+        cmp     DWORD PTR [r15+busy], 0         # serving a connection?
         je      short .Lon_signal.exit_now
-        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
+        mov     DWORD PTR [r15+stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
 .Lon_signal.exit_now:
         xor     edi, edi                        # status = 0
@@ -2790,7 +2821,7 @@ _start:
         div     rcx                             # rax = tv_nsec / 1000000
         imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
         add     rax, rcx
-        mov     QWORD PTR [rip + clock_now], rax
+        mov     QWORD PTR [r15+clock_now], rax
         ret
 
 ## --------------------------------------------------------------------------
@@ -3220,101 +3251,6 @@ listen_port:
 
         .bss
 
-# the request's Content-Length (8 bytes)
-        .balign 8
-req_content_length:
-        .skip 8
-
-# address of the request's path (8 bytes)
-        .balign 8
-req_path:
-        .skip 8
-
-# its length, without the query (8 bytes)
-        .balign 8
-req_path_len:
-        .skip 8
-
-# length of the request head, up to and with CR LF CR LF (8 bytes)
-        .balign 8
-req_head_len:
-        .skip 8
-
-# 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
-        .balign 4
-req_method:
-        .skip 4
-
-# HTTP/1.x: x (4 bytes)
-        .balign 4
-req_minor:
-        .skip 4
-
-# 1: Connection: close (4 bytes)
-        .balign 4
-req_close:
-        .skip 4
-
-# 1: Connection: keep-alive (4 bytes)
-        .balign 4
-req_keepalive:
-        .skip 4
-
-# number of Host fields (4 bytes)
-        .balign 4
-req_host:
-        .skip 4
-
-# number of Content-Length fields (4 bytes)
-        .balign 4
-req_cl_count:
-        .skip 4
-
-# Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
-        .balign 4
-req_te:
-        .skip 4
-
-# Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)
-        .balign 4
-req_expect:
-        .skip 4
-
-# the If-None-Match field's value (8 bytes)
-        .balign 8
-req_if_none_match:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_if_none_match_len:
-        .skip 8
-
-# the Range field's value (8 bytes)
-        .balign 8
-req_range:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_range_len:
-        .skip 8
-
-# the If-Range field's value (8 bytes)
-        .balign 8
-req_if_range:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_if_range_len:
-        .skip 8
-
-# clock_now (ms) when date_line must be made again (8 bytes)
-        .balign 8
-date_expires:
-        .skip 8
-
 # struct timespec from CLOCK_REALTIME (16 bytes)
         .balign 8
 date_ts:
@@ -3325,15 +3261,10 @@ date_ts:
 client_addr:
         .skip 16
 
-# socklen_t: in: the buffer's size, out: the address's (4 bytes)
-        .balign 4
-client_addrlen:
-        .skip 4
-
-# char **environ: the environment, after argv on the initial stack (8 bytes)
+# the small variables, one block: each is [r15+name] (see the named offsets) (164 bytes)
         .balign 8
-environ:
-        .skip 8
+vars:
+        .skip 164
 
 # log and error lines are built here (225 bytes)
         .balign 8
@@ -3350,35 +3281,10 @@ conn:
 request_buf:
         .skip 16528
 
-# struct pollfd { client_fd, POLLIN, revents } (8 bytes)
-        .balign 8
-client_pollfd:
-        .skip 8
-
 # struct timespec for ppoll (16 bytes)
         .balign 8
 poll_timeout:
         .skip 16
-
-# when a stop gives up on the connection (ms); 0 before one (8 bytes)
-        .balign 8
-stop_deadline:
-        .skip 8
-
-# 1 while a connection is being served (4 bytes)
-        .balign 4
-busy:
-        .skip 4
-
-# set by the signal handler: stop gracefully (4 bytes)
-        .balign 4
-stop_requested:
-        .skip 4
-
-# CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
-        .balign 8
-clock_now:
-        .skip 8
 
 # struct timespec, filled by clock_gettime (16 bytes)
         .balign 8

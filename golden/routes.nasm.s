@@ -15,7 +15,7 @@
 ;   r13  the client socket's file descriptor
 ;   rbx  the connection record (conn_* fields)
 ;   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
-;   r15  the log's file descriptor
+;   r15  the variables: vars+128, so that [r15+name] reaches each
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
 
@@ -24,7 +24,8 @@
 
         section .text align=16
 
-;; Named offsets: the fields of the records the code reads and writes.
+;; Named offsets: the fields of the records the code reads and writes, and
+;; the variables, from r15 (vars+128), which holds them all within a byte.
         conn_fd equ 0                           ; the socket
         conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         conn_served equ 8                       ; requests answered on this connection
@@ -68,13 +69,49 @@
         rep_etag equ 28                         ; offset of the ETag's value in response_heads (18 bytes, quotes included)
         iov_base equ 0                          ; struct iovec: where a part starts
         iov_len equ 8                           ; ... and how many of its bytes are left
+        req_content_length equ -128             ; 8 bytes: the request's Content-Length
+        req_path equ -120                       ; 8 bytes: address of the request's path
+        req_path_len equ -112                   ; 8 bytes: its length, without the query
+        req_if_none_match_len equ -104          ; 8 bytes: its length; 0: none
+        req_range_len equ -96                   ; 8 bytes: its length; 0: none
+        req_if_range_len equ -88                ; 8 bytes: its length; 0: none
+        clock_now equ -80                       ; 8 bytes: CLOCK_MONOTONIC in ms, as now_ms last read it
+        req_head_len equ -72                    ; 8 bytes: length of the request head, up to and with CR LF CR LF
+        stop_deadline equ -64                   ; 8 bytes: when a stop gives up on the connection (ms); 0 before one
+        req_if_none_match equ -56               ; 8 bytes: the If-None-Match field's value
+        req_range equ -48                       ; 8 bytes: the Range field's value
+        req_if_range equ -40                    ; 8 bytes: the If-Range field's value
+        date_expires equ -32                    ; 8 bytes: clock_now (ms) when date_line must be made again
+        last_body_bytes equ -24                 ; 8 bytes: body bytes of the last response, for the log
+        environ equ -16                         ; 8 bytes: char **environ: the environment, after argv on the initial stack
+        client_pollfd equ -8                    ; 8 bytes: struct pollfd { client_fd, POLLIN, revents }
+        req_method equ 0                        ; 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
+        req_te equ 4                            ; 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
+        req_expect equ 8                        ; 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
+        req_minor equ 12                        ; 4 bytes: HTTP/1.x: x
+        stop_requested equ 16                   ; 4 bytes: set by the signal handler: stop gracefully
+        last_status equ 20                      ; 4 bytes: status of the last response, for the log
+        req_cl_count equ 24                     ; 4 bytes: number of Content-Length fields
+        req_close equ 28                        ; 4 bytes: 1: Connection: close
+        req_keepalive equ 32                    ; 4 bytes: 1: Connection: keep-alive
+        req_host equ 36                         ; 4 bytes: number of Host fields
+        busy equ 40                             ; 4 bytes: 1 while a connection is being served
+        client_addrlen equ 44                   ; 4 bytes: socklen_t: in: the buffer's size, out: the address's
+
+;; --------------------------------------------------------------------------
+;; start: find the variables
+;; C: r15 = vars + 128
+;; Every small variable is [r15+name], within a signed byte of r15: one byte
+;; of displacement where [rel name] takes four. r15 never changes after this.
+_start:
+        mov     r15d, vars+128                  ; r15 = the variables
 
 ;; --------------------------------------------------------------------------
 ;; start: ignore SIGPIPE: rt_sigaction(2), syscall 13
 ;; C: sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL)
 ;; A client that closes early must not kill the server: with SIGPIPE ignored,
 ;; write() to a closed socket returns -EPIPE instead.
-_start:
+ignore_sigpipe:
         mov     edi, 13                         ; signum = SIGPIPE
         lea     rsi, [rel sigaction_ignore]     ; act = SIG_IGN
         xor     edx, edx                        ; oldact = NULL
@@ -91,7 +128,7 @@ environment:
         mov     rax, qword [rsp]                ; argc
         shl     rax, 3                          ; * 8
         lea     rax, [rsp+rax+16]               ; past argc, argv[] and its NULL
-        mov     qword [rel environ], rax
+        mov     qword [r15+environ], rax
 
 ;; --------------------------------------------------------------------------
 ;; the port from $PORT
@@ -184,12 +221,6 @@ catch_stop_signals:
         mov     eax, 13                         ; syscall number: rt_sigaction
         syscall
         add     rsp, 32                         ; drop the struct
-
-;; --------------------------------------------------------------------------
-;; choose the log's file descriptor
-;; C: log_fd = STDOUT_FILENO
-choose_log:
-        mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; socket activation?: getpid(2), syscall 39
@@ -418,7 +449,7 @@ announce:
 ;; C: for (e = environ; *e; e++) if (!strncmp(*e, name, len)) return *e + len; return NULL
 ;; getenv(): rax = the value, or 0. Clobbers rcx, rdx, rdi.
 find_env:
-        mov     rdx, qword [rel environ]
+        mov     rdx, qword [r15+environ]
 find_env.next:
         mov     rdi, qword [rdx]                ; the next "NAME=value"
         test    rdi, rdi
@@ -496,7 +527,7 @@ send_timeout.ok:
 ;; Blocks until a client connects. busy = 0 first: a SIGTERM that arrives
 ;; while we wait here ends the server at once.
 accept:
-        mov     dword [rel busy], 0             ; busy = 0
+        mov     dword [r15+busy], 0             ; busy = 0
         ; Stop signals are blocked while a connection is served (they arrive only in
         ; ppoll, see read_timed); one that came meanwhile is delivered right here.
         mov     edi, 1                          ; SIG_UNBLOCK
@@ -505,18 +536,18 @@ accept:
         mov     r10d, 8                         ; sizeof(sigset_t)
         mov     eax, 14                         ; syscall number: rt_sigprocmask
         syscall
-        cmp     dword [rel stop_requested], 0   ; a stop signal came while busy?
+        cmp     dword [r15+stop_requested], 0   ; a stop signal came while busy?
         jne     near exit_ok                    ; then exit now, between connections
         mov     rdi, r12                        ; fd = listen_fd
-        mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
+        mov     dword [r15+client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
         mov     esi, client_addr                ; addr = &client_addr
-        mov     edx, client_addrlen             ; addrlen = &client_addrlen
+        lea     rdx, [r15+client_addrlen]       ; addrlen = &client_addrlen
         mov     eax, 43                         ; syscall number: accept
         syscall
         test    rax, rax
         js      short accept_failed
         mov     r13, rax                        ; r13 = client_fd
-        mov     dword [rel busy], 1             ; busy = 1: a stop signal now waits for this connection
+        mov     dword [r15+busy], 1             ; busy = 1: a stop signal now waits for this connection
         mov     edi, 0                          ; SIG_BLOCK
         mov     esi, stop_signals               ; { SIGTERM, SIGINT }
         xor     edx, edx                        ; oldset = NULL
@@ -533,9 +564,9 @@ accept:
 ;; pausing 100 ms keeps the server alive without spinning the CPU.
 accept_failed:
         cmp     rax, -4                         ; -EINTR
-        je      near accept
+        je      short accept
         cmp     rax, -103                       ; -ECONNABORTED
-        je      near accept
+        je      short accept
         mov     edi, backoff                    ; req = 100 ms
         xor     esi, esi                        ; rem = NULL
         mov     eax, 35                         ; syscall number: nanosleep
@@ -588,18 +619,18 @@ next_action:
 ;; (5000 ms) of the stop, however slowly the client sends.
 wait_for_input:
 wait_for_input.again:
-        cmp     dword [rel stop_requested], 0   ; asked to stop?
+        cmp     dword [r15+stop_requested], 0   ; asked to stop?
         je      short wait_for_input.wait
         call    idle                            ; waiting for a request, with none of it here?
         test    eax, eax
         jnz     short close_connection          ; then close now rather than wait for one
-        cmp     qword [rel stop_deadline], 0    ; the stop's deadline, set once
+        cmp     qword [r15+stop_deadline], 0    ; the stop's deadline, set once
         jne     short wait_for_input.bounded
         call    now_ms
         add     rax, 5000                       ; + shutdown_timeout_ms
-        mov     qword [rel stop_deadline], rax
+        mov     qword [r15+stop_deadline], rax
 wait_for_input.bounded:
-        mov     rax, qword [rel stop_deadline]
+        mov     rax, qword [r15+stop_deadline]
         cmp     qword [rbx+conn_deadline], rax  ; no read waits past it
         jle     short wait_for_input.wait
         mov     qword [rbx+conn_deadline], rax
@@ -629,7 +660,7 @@ send:
         jle     short close_connection          ; timed out, or the client is gone
         call    now_ms                          ; clock_now: the write may have taken a while
         call    http_sent
-        jmp     near next_action
+        jmp     short next_action
 
 ;; --------------------------------------------------------------------------
 ;; close the connection: close(2), syscall 3
@@ -668,7 +699,7 @@ read_timed.wait:
         mov     qword [rsi], rax                ; tv_sec
         imul    rdx, rdx, 1000000               ; ns
         mov     qword [rsi+8], rdx              ; tv_nsec
-        mov     edi, client_pollfd              ; fds = &client_pollfd
+        lea     rdi, [r15+client_pollfd]        ; fds = &client_pollfd
         mov     dword [rdi], r13d               ; fd = client_fd
         mov     dword [rdi+4], 1                ; events = POLLIN, revents = 0
         mov     rdx, rsi                        ; tmo_p = &poll_timeout
@@ -765,7 +796,7 @@ http_process.want_more:
         mov     eax, 0                          ; want to read
         ret
 http_process.have_head:
-        mov     qword [rel req_head_len], rax
+        mov     qword [r15+req_head_len], rax
         call    parse_request                   ; eax = the response's index
 http_process.respond:
         call    decide_mode                     ; record.mode = 0, 1 or 2; keeps eax
@@ -775,8 +806,8 @@ http_process.respond:
         ; What to drop once the response is out: the head, and the body (read and
         ; thrown away later if it is not all here yet). A chunked body is dropped
         ; after the response, from the buffer (chunk_drop): its end is found as it is read.
-        mov     rax, qword [rel req_head_len]
-        cmp     dword [rel req_te], 2           ; a chunked body?
+        mov     rax, qword [r15+req_head_len]
+        cmp     dword [r15+req_te], 2           ; a chunked body?
         jne     short http_process.sized
         mov     qword [rbx+conn_consume], rax   ; the head now; the body in chunk_drop
         mov     dword [rbx+conn_chunk], 1       ; its first size line comes first
@@ -787,7 +818,7 @@ http_process.respond:
 http_process.sized:
         mov     rcx, r14
         sub     rcx, rax                        ; body bytes already here
-        mov     rdx, qword [rel req_content_length]
+        mov     rdx, qword [r15+req_content_length]
         cmp     rcx, rdx
         jae     short http_process.body_here
         sub     rdx, rcx
@@ -814,7 +845,7 @@ http_process.queued:
 http_sent:
         cmp     word [rbx+conn_mode], 0         ; Connection: close?
         je      short http_sent.close
-        cmp     dword [rel stop_requested], 0   ; stopping?
+        cmp     dword [r15+stop_requested], 0   ; stopping?
         jne     short http_sent.close
         mov     rbp, qword [rbx+conn_buf]
         mov     r14d, dword [rbx+conn_len]
@@ -1101,18 +1132,18 @@ decide_mode:
         ; response goes at once (RFC 9110 10.1.1), and the client then does not send
         ; the body: the connection cannot go on, so it closes after it. (A route that
         ; reads bodies would send 100 Continue here instead, and keep it.)
-        cmp     dword [rel req_expect], 1       ; Expect: 100-continue?
+        cmp     dword [r15+req_expect], 1       ; Expect: 100-continue?
         jne     short decide_mode.no_expect
-        cmp     qword [rel req_content_length], 0 ; with a body?
+        cmp     qword [r15+req_content_length], 0 ; with a body?
         jne     short decide_mode.decided
-        cmp     dword [rel req_te], 2
+        cmp     dword [r15+req_te], 2
         je      short decide_mode.decided
 decide_mode.no_expect:
-        cmp     dword [rel req_close], 0        ; Connection: close?
+        cmp     dword [r15+req_close], 0        ; Connection: close?
         jne     short decide_mode.client_closes
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0 without Connection: keep-alive?
+        cmp     dword [r15+req_minor], 0        ; HTTP/1.0 without Connection: keep-alive?
         jne     short decide_mode.may_keep
-        cmp     dword [rel req_keepalive], 0
+        cmp     dword [r15+req_keepalive], 0
         jne     short decide_mode.may_keep
 decide_mode.client_closes:
         mov     word [rbx+conn_said_close], 1   ; the client sends no more: close
@@ -1122,9 +1153,9 @@ decide_mode.may_keep:
         inc     ecx                             ; this one too
         cmp     ecx, 100                        ; the last request allowed?
         jae     short decide_mode.decided
-        cmp     dword [rel stop_requested], 0   ; shutting down?
+        cmp     dword [r15+stop_requested], 0   ; shutting down?
         jne     short decide_mode.decided
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0 (with Connection: keep-alive)?
+        cmp     dword [r15+req_minor], 0        ; HTTP/1.0 (with Connection: keep-alive)?
         je      short decide_mode.http10
         mov     word [rbx+conn_mode], 1         ; HTTP/1.1: keep-alive
         ret
@@ -1171,7 +1202,7 @@ read_window.capped:
 ;; clock_now is read once per wake-up by the driver, as nginx does: no
 ;; clock_gettime per request.
 set_deadline:
-        add     rax, qword [rel clock_now]
+        add     rax, qword [r15+clock_now]
         mov     qword [rbx+conn_deadline], rax
         ret
 
@@ -1403,11 +1434,11 @@ too_large.found_lf:
 too_large.no_lf:
         mov     eax, 17                         ; 414
 too_large.answer:
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0 ; and no body follows that http_conn would drop
-        mov     dword [rel req_te], 0
-        mov     dword [rel req_expect], 0
-        mov     qword [rel req_head_len], r14
+        mov     dword [r15+req_method], 0       ; not HEAD: the error has a body
+        mov     qword [r15+req_content_length], 0 ; and no body follows that http_conn would drop
+        mov     dword [r15+req_te], 0
+        mov     dword [r15+req_expect], 0
+        mov     qword [r15+req_head_len], r14
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1419,18 +1450,18 @@ too_large.answer:
 ;; A token that is not a known method: 501. Anything else malformed: 400.
 parse_request:
         xor     eax, eax                        ; the request's state starts at 0
-        mov     dword [rel req_minor], eax
-        mov     dword [rel req_close], eax
-        mov     dword [rel req_keepalive], eax
-        mov     dword [rel req_host], eax
-        mov     dword [rel req_cl_count], eax
-        mov     dword [rel req_te], eax
-        mov     dword [rel req_expect], eax
-        mov     dword [rel req_method], eax
-        mov     qword [rel req_content_length], rax
-        mov     qword [rel req_if_none_match_len], rax
-        mov     qword [rel req_range_len], rax
-        mov     qword [rel req_if_range_len], rax
+        mov     dword [r15+req_minor], eax
+        mov     dword [r15+req_close], eax
+        mov     dword [r15+req_keepalive], eax
+        mov     dword [r15+req_host], eax
+        mov     dword [r15+req_cl_count], eax
+        mov     dword [r15+req_te], eax
+        mov     dword [r15+req_expect], eax
+        mov     dword [r15+req_method], eax
+        mov     qword [r15+req_content_length], rax
+        mov     qword [r15+req_if_none_match_len], rax
+        mov     qword [r15+req_range_len], rax
+        mov     qword [r15+req_if_range_len], rax
         mov     rsi, rbp
 parse_request.skip_empty_lines:
         movzx   eax, byte [rsi]
@@ -1445,7 +1476,7 @@ parse_request.request_line:
         mov     r8d, char_class
         cmp     dword [rsi], 0x20544547         ; "GET "
         jne     short parse_request.not_GET
-        mov     dword [rel req_method], 1       ; GET
+        mov     dword [r15+req_method], 1       ; GET
         add     rsi, 4
         jmp     near target
 parse_request.not_GET:
@@ -1453,7 +1484,7 @@ parse_request.not_GET:
         jne     short parse_request.not_HEAD
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
         jne     short parse_request.not_HEAD
-        mov     dword [rel req_method], 2       ; HEAD
+        mov     dword [r15+req_method], 2       ; HEAD
         add     rsi, 5
         jmp     near target
 parse_request.not_HEAD:
@@ -1461,13 +1492,13 @@ parse_request.not_HEAD:
         jne     short parse_request.not_POST
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
         jne     short parse_request.not_POST
-        mov     dword [rel req_method], 3       ; POST
+        mov     dword [r15+req_method], 3       ; POST
         add     rsi, 5
         jmp     near target
 parse_request.not_POST:
         cmp     dword [rsi], 0x20545550         ; "PUT "
         jne     short parse_request.not_PUT
-        mov     dword [rel req_method], 4       ; PUT
+        mov     dword [r15+req_method], 4       ; PUT
         add     rsi, 4
         jmp     near target
 parse_request.not_PUT:
@@ -1475,7 +1506,7 @@ parse_request.not_PUT:
         jne     short parse_request.not_DELETE
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
         jne     short parse_request.not_DELETE
-        mov     dword [rel req_method], 5       ; DELETE
+        mov     dword [r15+req_method], 5       ; DELETE
         add     rsi, 7
         jmp     short target
 parse_request.not_DELETE:
@@ -1483,7 +1514,7 @@ parse_request.not_DELETE:
         jne     short parse_request.not_PATCH
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
         jne     short parse_request.not_PATCH
-        mov     dword [rel req_method], 6       ; PATCH
+        mov     dword [r15+req_method], 6       ; PATCH
         add     rsi, 6
         jmp     short target
 parse_request.not_PATCH:
@@ -1491,7 +1522,7 @@ parse_request.not_PATCH:
         jne     short parse_request.not_OPTIONS
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
         jne     short parse_request.not_OPTIONS
-        mov     dword [rel req_method], 7       ; OPTIONS
+        mov     dword [r15+req_method], 7       ; OPTIONS
         add     rsi, 8
         jmp     short target
 parse_request.not_OPTIONS:
@@ -1552,13 +1583,13 @@ target.authority:
         jmp     short target.authority
 target.no_path:
         mov     eax, path_root
-        mov     qword [rel req_path], rax
-        mov     qword [rel req_path_len], 1
+        mov     qword [r15+req_path], rax
+        mov     qword [r15+req_path_len], 1
         cmp     byte [rsi], ' '
         je      short version
         jmp     short target.skip_query         ; skip the query
 target.origin_form:
-        mov     qword [rel req_path], rsi       ; the path starts here
+        mov     qword [r15+req_path], rsi       ; the path starts here
 target.path:
         movzx   eax, byte [rsi]
         cmp     eax, ' '
@@ -1571,8 +1602,8 @@ target.path:
         jmp     short target.path
 target.query:
         mov     rax, rsi
-        sub     rax, qword [rel req_path]
-        mov     qword [rel req_path_len], rax   ; the path ends at '?'
+        sub     rax, qword [r15+req_path]
+        mov     qword [r15+req_path_len], rax   ; the path ends at '?'
 target.skip_query:
         inc     rsi
         movzx   eax, byte [rsi]
@@ -1583,8 +1614,8 @@ target.skip_query:
         jmp     short target.skip_query
 target.path_end:
         mov     rax, rsi
-        sub     rax, qword [rel req_path]
-        mov     qword [rel req_path_len], rax
+        sub     rax, qword [r15+req_path]
+        mov     qword [r15+req_path_len], rax
         jmp     short version
 
 ;; --------------------------------------------------------------------------
@@ -1613,7 +1644,7 @@ version:
         mov     eax, 20                         ; 505 HTTP Version Not Supported
         ret
 version.http_1:
-        mov     dword [rel req_minor], ecx      ; HTTP/1.minor
+        mov     dword [r15+req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
 ;; --------------------------------------------------------------------------
@@ -1697,7 +1728,7 @@ parse_headers.skip_field_name:
 parse_headers.field_found:
         cmp     eax, 1                          ; host?
         jne     near parse_headers.not_host
-        inc     dword [rel req_host]            ; Host
+        inc     dword [r15+req_host]            ; Host
         mov     rcx, r11                        ; rcx walks the value; empty is allowed
         cmp     rcx, r9
         je      near parse_headers.next_field
@@ -1763,7 +1794,7 @@ parse_headers.host_port_digit:
 parse_headers.not_host:
         cmp     eax, 2                          ; content-length?
         jne     short parse_headers.not_content_length
-        inc     dword [rel req_cl_count]        ; Content-Length
+        inc     dword [r15+req_cl_count]        ; Content-Length
         cmp     r11, r9
         je      near bad_request                ; empty
         xor     eax, eax                        ; the value
@@ -1788,14 +1819,14 @@ parse_headers.cl_end:
         jbe     short parse_headers.cl_store
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
 parse_headers.cl_store:
-        mov     qword [rel req_content_length], rax
+        mov     qword [r15+req_content_length], rax
         jmp     near parse_headers.next_field
 parse_headers.not_content_length:
         cmp     eax, 3                          ; transfer-encoding?
         jne     near parse_headers.not_transfer_encoding
-        cmp     dword [rel req_te], 0           ; the first Transfer-Encoding field?
+        cmp     dword [r15+req_te], 0           ; the first Transfer-Encoding field?
         jne     short parse_headers.te_element
-        mov     dword [rel req_te], 1           ; present; chunked only once it is its last coding
+        mov     dword [r15+req_te], 1           ; present; chunked only once it is its last coding
 parse_headers.te_element:
         cmp     r11, r9
         jae     near parse_headers.next_field   ; no more codings
@@ -1830,14 +1861,14 @@ parse_headers.te_trim_one:
         dec     rdx
         jmp     short parse_headers.te_trim
 parse_headers.te_trimmed:
-        cmp     dword [rel req_te], 2           ; a coding after chunked?
+        cmp     dword [r15+req_te], 2           ; a coding after chunked?
         jne     short parse_headers.te_not_after_chunked
-        mov     dword [rel req_te], 3           ; chunked, then another: 400
+        mov     dword [r15+req_te], 3           ; chunked, then another: 400
         jmp     short parse_headers.te_element
 parse_headers.te_not_after_chunked:
-        cmp     dword [rel req_te], 3           ; that stays
+        cmp     dword [r15+req_te], 3           ; that stays
         je      short parse_headers.te_element
-        mov     dword [rel req_te], 1           ; the last coding so far is not chunked...
+        mov     dword [r15+req_te], 1           ; the last coding so far is not chunked...
         sub     rdx, rcx
         cmp     rdx, 7
         jne     short parse_headers.te_element
@@ -1849,7 +1880,7 @@ parse_headers.te_not_after_chunked:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x64656b6e                 ; "nked"
         jne     near parse_headers.te_element
-        mov     dword [rel req_te], 2           ; ...unless it is chunked
+        mov     dword [r15+req_te], 2           ; ...unless it is chunked
         jmp     near parse_headers.te_element
 parse_headers.not_transfer_encoding:
         cmp     eax, 4                          ; connection?
@@ -1894,7 +1925,7 @@ parse_headers.conn_scanned:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
         jne     short parse_headers.not_close
-        mov     dword [rel req_close], 1        ; Connection: close
+        mov     dword [r15+req_close], 1        ; Connection: close
 parse_headers.not_close:
         cmp     rdx, 10
         jne     short parse_headers.not_keep_alive
@@ -1910,7 +1941,7 @@ parse_headers.not_close:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
         jne     short parse_headers.not_keep_alive
-        mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
+        mov     dword [r15+req_keepalive], 1    ; Connection: keep-alive
 parse_headers.not_keep_alive:
         jmp     near parse_headers.conn_token
 parse_headers.not_connection:
@@ -1930,30 +1961,32 @@ parse_headers.not_connection:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65756e69                 ; "inue"
         jne     short parse_headers.expect_other
-        cmp     dword [rel req_expect], 2       ; another Expect field had something else?
+        cmp     dword [r15+req_expect], 2       ; another Expect field had something else?
         je      short parse_headers.next_field  ; that stays
-        mov     dword [rel req_expect], 1       ; Expect: 100-continue
+        mov     dword [r15+req_expect], 1       ; Expect: 100-continue
         jmp     short parse_headers.next_field
 parse_headers.expect_other:
-        mov     dword [rel req_expect], 2       ; an expectation we cannot meet: 417
+        mov     dword [r15+req_expect], 2       ; an expectation we cannot meet: 417
         jmp     short parse_headers.next_field
 parse_headers.not_expect:
         cmp     eax, 6                          ; if-none-match?
         jne     short parse_headers.not_if_none_match
-        mov     edi, req_if_none_match          ; for a 304: where its value and length go
-        jmp     short parse_headers.keep_field
+        mov     qword [r15+req_if_none_match], r11 ; for a 304: the value (the last such field wins)
+        sub     r9, r11
+        mov     qword [r15+req_if_none_match_len], r9 ; and its length
+        jmp     short parse_headers.next_field
 parse_headers.not_if_none_match:
         cmp     eax, 7                          ; range?
         jne     short parse_headers.not_range
-        mov     edi, req_range                  ; for a 206: where its value and length go
-        jmp     short parse_headers.keep_field
+        mov     qword [r15+req_range], r11      ; for a 206: the value (the last such field wins)
+        sub     r9, r11
+        mov     qword [r15+req_range_len], r9   ; and its length
+        jmp     short parse_headers.next_field
 parse_headers.not_range:
         ; the last number: if-range
-        mov     edi, req_if_range               ; for a 206: where its value and length go
-parse_headers.keep_field:
-        mov     qword [rdi], r11                ; the value (the last such field wins)
+        mov     qword [r15+req_if_range], r11   ; for a 206: the value (the last such field wins)
         sub     r9, r11
-        mov     qword [rdi+8], r9               ; and its length, in the variable after it
+        mov     qword [r15+req_if_range_len], r9 ; and its length
 parse_headers.next_field:
         add     rsi, 2                          ; past the field's CR LF
         jmp     near parse_headers
@@ -1969,34 +2002,34 @@ parse_headers.done:
 ;; malformed. HTTP/1.0 has no Transfer-Encoding. RFC 9110 10.1.1: Expect is
 ;; ignored in HTTP/1.0.
 check_request:
-        cmp     dword [rel req_te], 0
+        cmp     dword [r15+req_te], 0
         je      short check_request.no_transfer_encoding
-        cmp     dword [rel req_cl_count], 0
+        cmp     dword [r15+req_cl_count], 0
         jne     short bad_request               ; both framings: a smuggling attempt
-        cmp     dword [rel req_minor], 0
+        cmp     dword [r15+req_minor], 0
         je      short bad_request               ; Transfer-Encoding in HTTP/1.0
-        cmp     dword [rel req_te], 2
+        cmp     dword [r15+req_te], 2
         jne     short bad_request               ; the last coding is not chunked: no way to find the body's end
 check_request.no_transfer_encoding:
-        cmp     dword [rel req_cl_count], 1
+        cmp     dword [r15+req_cl_count], 1
         ja      short bad_request               ; Content-Length twice
-        cmp     dword [rel req_host], 1
+        cmp     dword [r15+req_host], 1
         ja      short bad_request               ; Host twice
         je      short check_request.host_ok
-        cmp     dword [rel req_minor], 0
+        cmp     dword [r15+req_minor], 0
         jne     short bad_request               ; HTTP/1.1 without Host
 check_request.host_ok:
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0: Expect is ignored
+        cmp     dword [r15+req_minor], 0        ; HTTP/1.0: Expect is ignored
         jne     short check_request.expect_ok
-        mov     dword [rel req_expect], 0
+        mov     dword [r15+req_expect], 0
 check_request.expect_ok:
-        cmp     dword [rel req_expect], 2
+        cmp     dword [r15+req_expect], 2
         jne     short check_request.expect_met
         mov     eax, 21                         ; 417 Expectation Failed
         ret
 check_request.expect_met:
         mov     ecx, 0x100000                   ; limits.body_bytes
-        cmp     qword [rel req_content_length], rcx
+        cmp     qword [r15+req_content_length], rcx
         jbe     short check_request.size_ok
         mov     eax, 16                         ; 413 Content Too Large
         ret
@@ -2019,7 +2052,7 @@ bad_request:
 route:
         call    normalise_path                  ; r9 = the path, r10 = its length; eax != 0: a bad path
         test    eax, eax
-        jnz     near route.bad_path
+        jnz     short route.bad_path
         mov     rax, -0x7ee3623b                ; FNV-1a: the offset basis
         xor     ecx, ecx
 route.hash:
@@ -2061,7 +2094,7 @@ route.found:
         mov     edx, route_methods
         add     rdx, rax
 route.by_method:
-        mov     eax, dword [rel req_method]
+        mov     eax, dword [r15+req_method]
         shl     rax, 2                          ; 4 bytes a method
         add     rdx, rax
         mov     eax, dword [rdx]                ; the response for this method
@@ -2087,9 +2120,9 @@ miss:
 ;; r11 = where the current segment starts in norm_path. Clobbers rax-rdx,
 ;; rsi, rdi, r8-r11.
 normalise_path:
-        mov     rsi, qword [rel req_path]
+        mov     rsi, qword [r15+req_path]
         mov     r8, rsi
-        add     r8, qword [rel req_path_len]    ; r8 = its end
+        add     r8, qword [r15+req_path_len]    ; r8 = its end
         mov     r9d, norm_path
         mov     rdi, r9
         mov     byte [rdi], '/'                 ; every path starts with '/'
@@ -2202,7 +2235,7 @@ prepare_response:
         mov     r10d, responses
         add     r10, rcx                        ; r10 = &responses[index]
         mov     eax, dword [r10+resp_status]
-        mov     dword [rel last_status], eax    ; for the access log
+        mov     dword [r15+last_status], eax    ; for the access log
         movzx   eax, byte [r10+resp_flags]      ; the kind: the flags' low byte
         cmp     eax, 1                          ; entity
         je      short kind_entity
@@ -2238,12 +2271,12 @@ kind_entity.one_coding:
         add     r8, rax
         mov     r9d, dword [r11+rep_body_len]
         mov     qword [rbx+conn_iov+24], 0
-        cmp     dword [rel req_method], 2
+        cmp     dword [r15+req_method], 2
         ja      near kind_entity.full           ; neither GET nor HEAD: no conditions
-        cmp     qword [rel req_if_none_match_len], 0
+        cmp     qword [r15+req_if_none_match_len], 0
         je      short kind_entity.no_if_none_match
-        mov     rsi, qword [rel req_if_none_match]
-        mov     rcx, qword [rel req_if_none_match_len]
+        mov     rsi, qword [r15+req_if_none_match]
+        mov     rcx, qword [r15+req_if_none_match_len]
         mov     edx, response_heads
         mov     eax, dword [r11+rep_etag]
         add     rdx, rax                        ; rdx = its ETag, quotes included
@@ -2251,17 +2284,17 @@ kind_entity.one_coding:
         test    eax, eax
         jnz     near kind_entity.not_modified
 kind_entity.no_if_none_match:
-        cmp     dword [rel req_method], 1
+        cmp     dword [r15+req_method], 1
         jne     short kind_entity.full          ; HEAD ignores Range
-        cmp     qword [rel req_range_len], 0
+        cmp     qword [r15+req_range_len], 0
         je      short kind_entity.full
-        cmp     qword [rel req_if_range_len], 0
+        cmp     qword [r15+req_if_range_len], 0
         je      short kind_entity.range
         ; If-Range: the Range counts only when the tag is this one, compared strongly
         ; (a date or a weak tag never matches here: there is no Last-Modified).
-        cmp     qword [rel req_if_range_len], 18
+        cmp     qword [r15+req_if_range_len], 18
         jne     short kind_entity.full
-        mov     rsi, qword [rel req_if_range]
+        mov     rsi, qword [r15+req_if_range]
         mov     edx, response_heads
         mov     eax, dword [r11+rep_etag]
         add     rdx, rax                        ; rdx = the ETag
@@ -2275,8 +2308,8 @@ kind_entity.no_if_none_match:
         cmp     word [rdx+16], ax
         jne     short kind_entity.full
 kind_entity.range:
-        mov     rsi, qword [rel req_range]
-        mov     rcx, qword [rel req_range_len]
+        mov     rsi, qword [r15+req_range]
+        mov     rcx, qword [r15+req_range_len]
         mov     rdx, r9                         ; the representation's length
         call    parse_range                     ; eax = 0 ignore it, 1 satisfiable (rdx = first, rcx = last), 2 not
         cmp     eax, 1
@@ -2298,7 +2331,7 @@ kind_entity.not_modified:
         mov     eax, status_304
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 304 status line
         mov     qword [rbx+conn_iov+8], 27
-        mov     dword [rel last_status], 304    ; for the access log
+        mov     dword [r15+last_status], 304    ; for the access log
         xor     r9d, r9d                        ; no body
         jmp     near finish_response
 kind_entity.ranged:
@@ -2312,7 +2345,7 @@ kind_entity.ranged:
         mov     eax, status_206
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 206 status line
         mov     qword [rbx+conn_iov+8], 30
-        mov     dword [rel last_status], 206    ; for the access log
+        mov     dword [r15+last_status], 206    ; for the access log
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
@@ -2345,7 +2378,7 @@ kind_entity.unsatisfiable:
         mov     eax, status_416
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 416 status line
         mov     qword [rbx+conn_iov+8], 36
-        mov     dword [rel last_status], 416    ; for the access log
+        mov     dword [r15+last_status], 416    ; for the access log
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
@@ -2392,13 +2425,13 @@ kind_fixed:
 ;; The Date line is made at most once a second (refresh_date). HEAD gets
 ;; the same head and no body.
 finish_response:
-        cmp     dword [rel req_method], 2       ; HEAD?
+        cmp     dword [r15+req_method], 2       ; HEAD?
         jne     short finish_response.body_ready
         xor     r9d, r9d                        ; HEAD: the same head, no body
 finish_response.body_ready:
         mov     qword [rbx+conn_iov+80], r8     ; iov[body] = the body
         mov     qword [rbx+conn_iov+88], r9
-        mov     qword [rel last_body_bytes], r9 ; for the access log
+        mov     qword [r15+last_body_bytes], r9 ; for the access log
         movzx   ecx, word [rbx+conn_mode]
         mov     esi, conn_close
         mov     edx, 19
@@ -2412,8 +2445,8 @@ finish_response.body_ready:
 finish_response.conn_ready:
         mov     qword [rbx+conn_iov+48], rsi    ; iov[conn] = the Connection line
         mov     qword [rbx+conn_iov+56], rdx
-        mov     rax, qword [rel clock_now]
-        cmp     rax, qword [rel date_expires]   ; a new second since the Date line was made?
+        mov     rax, qword [r15+clock_now]
+        cmp     rax, qword [r15+date_expires]   ; a new second since the Date line was made?
         jl      short finish_response.date_fresh
         call    refresh_date
 finish_response.date_fresh:
@@ -2663,10 +2696,10 @@ refresh_date:
         xor     edx, edx
         mov     ecx, 0xf4240
         div     rcx                             ; rax = ms into this second
-        mov     rcx, qword [rel clock_now]
+        mov     rcx, qword [r15+clock_now]
         add     rcx, 1000
         sub     rcx, rax
-        mov     qword [rel date_expires], rcx   ; made again when the next second starts
+        mov     qword [r15+date_expires], rcx   ; made again when the next second starts
         mov     rax, qword [rsi]                ; tv_sec
         mov     edi, date_line
         add     rdi, 6                          ; rdi = the date, after "Date: "
@@ -2818,18 +2851,18 @@ log_request.line_end:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2
-        mov     eax, dword [rel last_status]
+        mov     eax, dword [r15+last_status]
         call    append_u64
         mov     byte [rdi], ' '
         inc     rdi
-        mov     rax, qword [rel last_body_bytes]
+        mov     rax, qword [r15+last_body_bytes]
         call    append_u64
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
         mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
-        mov     rdi, r15                        ; fd = log_fd
+        mov     edi, 1                          ; fd = log_fd
         call    write_all
         ret                                     ; a failed log write is not fatal
 
@@ -2863,11 +2896,11 @@ append_client:
 ;; request: the loop stops gracefully once the connections in progress are
 ;; done. A second signal exits at once.
 on_signal:
-        cmp     dword [rel stop_requested], 0   ; a second signal?
+        cmp     dword [r15+stop_requested], 0   ; a second signal?
         jne     short on_signal.exit_now
-        cmp     dword [rel busy], 0             ; serving a connection?
+        cmp     dword [r15+busy], 0             ; serving a connection?
         je      short on_signal.exit_now
-        mov     dword [rel stop_requested], 1   ; stop_requested = 1
+        mov     dword [r15+stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
 on_signal.exit_now:
         xor     edi, edi                        ; status = 0
@@ -2971,7 +3004,7 @@ now_ms:
         div     rcx                             ; rax = tv_nsec / 1000000
         imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
         add     rax, rcx
-        mov     qword [rel clock_now], rax
+        mov     qword [r15+clock_now], rax
         ret
 
 ;; --------------------------------------------------------------------------
@@ -3554,136 +3587,26 @@ listen_port:
 
         section .bss
 
-; the request's Content-Length (8 bytes)
-        alignb 8
-req_content_length:
-        resb 8
-
-; address of the request's path (8 bytes)
-        alignb 8
-req_path:
-        resb 8
-
-; its length, without the query (8 bytes)
-        alignb 8
-req_path_len:
-        resb 8
-
-; length of the request head, up to and with CR LF CR LF (8 bytes)
-        alignb 8
-req_head_len:
-        resb 8
-
-; 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
-        alignb 4
-req_method:
-        resb 4
-
-; HTTP/1.x: x (4 bytes)
-        alignb 4
-req_minor:
-        resb 4
-
-; 1: Connection: close (4 bytes)
-        alignb 4
-req_close:
-        resb 4
-
-; 1: Connection: keep-alive (4 bytes)
-        alignb 4
-req_keepalive:
-        resb 4
-
-; number of Host fields (4 bytes)
-        alignb 4
-req_host:
-        resb 4
-
-; number of Content-Length fields (4 bytes)
-        alignb 4
-req_cl_count:
-        resb 4
-
-; Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
-        alignb 4
-req_te:
-        resb 4
-
-; Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)
-        alignb 4
-req_expect:
-        resb 4
-
-; the If-None-Match field's value (8 bytes)
-        alignb 8
-req_if_none_match:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_if_none_match_len:
-        resb 8
-
-; the Range field's value (8 bytes)
-        alignb 8
-req_range:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_range_len:
-        resb 8
-
-; the If-Range field's value (8 bytes)
-        alignb 8
-req_if_range:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_if_range_len:
-        resb 8
-
 ; the request's path, decoded and normalised (never longer than it was), and
 ; room for a NUL after it (and a directory's index name) (16400 bytes)
         alignb 16
 norm_path:
         resb 16400
 
-; clock_now (ms) when date_line must be made again (8 bytes)
-        alignb 8
-date_expires:
-        resb 8
-
 ; struct timespec from CLOCK_REALTIME (16 bytes)
         alignb 8
 date_ts:
         resb 16
-
-; status of the last response, for the log (4 bytes)
-        alignb 4
-last_status:
-        resb 4
-
-; body bytes of the last response, for the log (8 bytes)
-        alignb 8
-last_body_bytes:
-        resb 8
 
 ; struct sockaddr_in: the client, filled by accept (16 bytes)
         alignb 8
 client_addr:
         resb 16
 
-; socklen_t: in: the buffer's size, out: the address's (4 bytes)
-        alignb 4
-client_addrlen:
-        resb 4
-
-; char **environ: the environment, after argv on the initial stack (8 bytes)
+; the small variables, one block: each is [r15+name] (see the named offsets) (176 bytes)
         alignb 8
-environ:
-        resb 8
+vars:
+        resb 176
 
 ; log and error lines are built here (16512 bytes)
         alignb 8
@@ -3700,35 +3623,10 @@ conn:
 request_buf:
         resb 16528
 
-; struct pollfd { client_fd, POLLIN, revents } (8 bytes)
-        alignb 8
-client_pollfd:
-        resb 8
-
 ; struct timespec for ppoll (16 bytes)
         alignb 8
 poll_timeout:
         resb 16
-
-; when a stop gives up on the connection (ms); 0 before one (8 bytes)
-        alignb 8
-stop_deadline:
-        resb 8
-
-; 1 while a connection is being served (4 bytes)
-        alignb 4
-busy:
-        resb 4
-
-; set by the signal handler: stop gracefully (4 bytes)
-        alignb 4
-stop_requested:
-        resb 4
-
-; CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
-        alignb 8
-clock_now:
-        resb 8
 
 ; struct timespec, filled by clock_gettime (16 bytes)
         alignb 8

@@ -15,7 +15,7 @@
 #   r13  the client socket's file descriptor
 #   rbx  the connection record (conn_* fields)
 #   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
-#   r15  the log's file descriptor
+#   r15  the variables: vars+128, so that [r15+name] reaches each
 # Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 # rbx, rbp and r12-r15.
 
@@ -25,7 +25,8 @@
         .text
         .balign 16                      # as NASM aligns .text: both put the code at one address
 
-## Named offsets: the fields of the records the code reads and writes.
+## Named offsets: the fields of the records the code reads and writes, and
+## the variables, from r15 (vars+128), which holds them all within a byte.
         .set conn_fd, 0                         # the socket
         .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         .set conn_served, 8                     # requests answered on this connection
@@ -69,13 +70,62 @@
         .set rep_etag, 28                       # offset of the ETag's value in response_heads (18 bytes, quotes included)
         .set iov_base, 0                        # struct iovec: where a part starts
         .set iov_len, 8                         # ... and how many of its bytes are left
+        .set clock_now, -128                    # 8 bytes: CLOCK_MONOTONIC in ms, as now_ms last read it
+        .set req_content_length, -120           # 8 bytes: the request's Content-Length
+        .set req_path, -112                     # 8 bytes: address of the request's path
+        .set req_path_len, -104                 # 8 bytes: its length, without the query
+        .set req_if_none_match_len, -96         # 8 bytes: its length; 0: none
+        .set req_range_len, -88                 # 8 bytes: its length; 0: none
+        .set req_if_range_len, -80              # 8 bytes: its length; 0: none
+        .set req_query, -72                     # 8 bytes: the request's query, from its '?', for a redirect's Location
+        .set req_head_len, -64                  # 8 bytes: length of the request head, up to and with CR LF CR LF
+        .set req_accept_encoding_len, -56       # 8 bytes: its length; 0: none
+        .set req_query_len, -48                 # 8 bytes: its length; 0: none
+        .set next_sweep, -40                    # 8 bytes: when deadlines are next checked (ms)
+        .set req_accept_encoding, -32           # 8 bytes: the Accept-Encoding field's value
+        .set req_if_none_match, -24             # 8 bytes: the If-None-Match field's value
+        .set req_range, -16                     # 8 bytes: the Range field's value
+        .set req_if_range, -8                   # 8 bytes: the If-Range field's value
+        .set date_expires, 0                    # 8 bytes: clock_now (ms) when date_line must be made again
+        .set last_body_bytes, 8                 # 8 bytes: body bytes of the last response, for the log
+        .set environ, 16                        # 8 bytes: char **environ: the environment, after argv on the initial stack
+        .set shutdown_deadline, 24              # 8 bytes: when a graceful stop gives up (ms)
+        .set req_method, 32                     # 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
+        .set req_te, 36                         # 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
+        .set req_expect, 40                     # 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
+        .set epfd, 44                           # 4 bytes: the epoll instance
+        .set req_minor, 48                      # 4 bytes: HTTP/1.x: x
+        .set last_status, 52                    # 4 bytes: status of the last response, for the log
+        .set nconns, 56                         # 4 bytes: open connections
+        .set free_top, 60                       # 4 bytes: free slots on the stack
+        .set stop_requested, 64                 # 4 bytes: set by the signal handler: stop gracefully
+        .set req_cl_count, 68                   # 4 bytes: number of Content-Length fields
+        .set accepting, 72                      # 4 bytes: 1 while the listener is in the epoll set
+        .set req_close, 76                      # 4 bytes: 1: Connection: close
+        .set req_keepalive, 80                  # 4 bytes: 1: Connection: keep-alive
+        .set req_host, 84                       # 4 bytes: number of Host fields
+        .set shutting_down, 88                  # 4 bytes: 1 once a stop signal came
+        .set ev_i, 92                           # 4 bytes: the event being handled
+        .set accepted, 96                       # 4 bytes: accept4 calls in this turn of accept_all
+        .set client_addrlen, 100                # 4 bytes: socklen_t: in: the buffer's size, out: the address's
+        .set ev_n, 104                          # 4 bytes: events returned by epoll_wait
+        .set outq_now, 108                      # 4 bytes: int: SIOCOUTQ of the record being swept
+        .set busy, 112                          # 4 bytes: 1 while a connection is being served
+
+## --------------------------------------------------------------------------
+## start: find the variables
+## C: r15 = vars + 128
+## Every small variable is [r15+name], within a signed byte of r15: one byte
+## of displacement where [rel name] takes four. r15 never changes after this.
+_start:
+        mov     r15d, OFFSET vars+128           # r15 = the variables
 
 ## --------------------------------------------------------------------------
 ## start: ignore SIGPIPE: rt_sigaction(2), syscall 13
 ## C: sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL)
 ## A client that closes early must not kill the server: with SIGPIPE ignored,
 ## write() to a closed socket returns -EPIPE instead.
-_start:
+.Lignore_sigpipe:
         mov     edi, 13                         # signum = SIGPIPE
         lea     rsi, [rip + sigaction_ignore]   # act = SIG_IGN
         xor     edx, edx                        # oldact = NULL
@@ -92,7 +142,7 @@ _start:
         mov     rax, QWORD PTR [rsp]            # argc
         shl     rax, 3                          # * 8
         lea     rax, [rsp+rax+16]               # past argc, argv[] and its NULL
-        mov     QWORD PTR [rip + environ], rax
+        mov     QWORD PTR [r15+environ], rax
 
 ## --------------------------------------------------------------------------
 ## the port from $PORT
@@ -185,12 +235,6 @@ _start:
         mov     eax, 13                         # syscall number: rt_sigaction
         syscall
         add     rsp, 32                         # drop the struct
-
-## --------------------------------------------------------------------------
-## choose the log's file descriptor
-## C: log_fd = STDOUT_FILENO
-.Lchoose_log:
-        mov     r15d, 1                         # r15 = log_fd
 
 ## --------------------------------------------------------------------------
 ## socket activation?: getpid(2), syscall 39
@@ -436,7 +480,7 @@ _start:
 ## C: for (e = environ; *e; e++) if (!strncmp(*e, name, len)) return *e + len; return NULL
 ## getenv(): rax = the value, or 0. Clobbers rcx, rdx, rdi.
 .Lfind_env:
-        mov     rdx, QWORD PTR [rip + environ]
+        mov     rdx, QWORD PTR [r15+environ]
 .Lfind_env.next:
         mov     rdi, QWORD PTR [rdx]            # the next "NAME=value"
         test    rdi, rdi
@@ -502,8 +546,8 @@ _start:
         mov     edx, 23                         # its length
         {disp32} jmp     .Ldie                  # print it with the errno's text and exit 1
 .Lepoll_start.ok:
-        mov     DWORD PTR [rip + epfd], eax
-        mov     DWORD PTR [rip + busy], 1       # stop signals are handled by the loop, not the handler
+        mov     DWORD PTR [r15+epfd], eax
+        mov     DWORD PTR [r15+busy], 1         # stop signals are handled by the loop, not the handler
         # SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
         # atomically: a signal can never slip in between the stop check and the wait.
         mov     edi, 0                          # SIG_BLOCK
@@ -526,11 +570,11 @@ _start:
         add     rdx, 4
         test    ecx, ecx
         jnz     short .Lepoll_start.init_slot
-        mov     DWORD PTR [rip + free_top], 1024 # every slot is free
+        mov     DWORD PTR [r15+free_top], 1024  # every slot is free
         call    .Llisten_on
         call    .Lnow_ms
         add     rax, 100
-        mov     QWORD PTR [rip + next_sweep], rax
+        mov     QWORD PTR [r15+next_sweep], rax
 
 ## --------------------------------------------------------------------------
 ## the event loop: epoll_pwait(2), syscall 281
@@ -539,11 +583,11 @@ _start:
 ## past their deadline (header, keep-alive, send), so a slow or idle client
 ## never delays another. The clock is read once per wake-up.
 .Levent_loop:
-        cmp     DWORD PTR [rip + stop_requested], 0 # a stop signal?
+        cmp     DWORD PTR [r15+stop_requested], 0 # a stop signal?
         je      short .Levent_loop.wait
         call    .Lbegin_shutdown                # exits when done
 .Levent_loop.wait:
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, OFFSET events              # events
         mov     edx, 64                         # maxevents
         mov     r10d, 100                       # timeout in ms
@@ -555,14 +599,14 @@ _start:
         jns     short .Levent_loop.wait_ok
         xor     eax, eax                        # -EINTR (a signal): no events
 .Levent_loop.wait_ok:
-        mov     DWORD PTR [rip + ev_n], eax
-        mov     DWORD PTR [rip + ev_i], 0
+        mov     DWORD PTR [r15+ev_n], eax
+        mov     DWORD PTR [r15+ev_i], 0
         call    .Lnow_ms                        # clock_now, once for the whole batch
 .Levent_loop.next_event:
-        mov     ecx, DWORD PTR [rip + ev_i]
-        cmp     ecx, DWORD PTR [rip + ev_n]
+        mov     ecx, DWORD PTR [r15+ev_i]
+        cmp     ecx, DWORD PTR [r15+ev_n]
         jae     short .Levent_loop.events_done
-        inc     DWORD PTR [rip + ev_i]
+        inc     DWORD PTR [r15+ev_i]
         imul    rcx, rcx, 12                    # i * sizeof(struct epoll_event)
         mov     esi, OFFSET events
         mov     rbx, QWORD PTR [rsi+rcx+4]      # data: the connection's record
@@ -574,11 +618,11 @@ _start:
         call    .Lconnection_event
         jmp     short .Levent_loop.next_event
 .Levent_loop.events_done:
-        mov     rax, QWORD PTR [rip + clock_now]
-        cmp     rax, QWORD PTR [rip + next_sweep]
+        mov     rax, QWORD PTR [r15+clock_now]
+        cmp     rax, QWORD PTR [r15+next_sweep]
         jl      short .Levent_loop.no_sweep
         add     rax, 100
-        mov     QWORD PTR [rip + next_sweep], rax
+        mov     QWORD PTR [r15+next_sweep], rax
         call    .Lsweep
 .Levent_loop.no_sweep:
         {disp32} jmp     .Levent_loop
@@ -591,12 +635,12 @@ _start:
 ## (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ## handler).
 .Lbegin_shutdown:
-        cmp     DWORD PTR [rip + shutting_down], 0
+        cmp     DWORD PTR [r15+shutting_down], 0
         jne     short .Lbegin_shutdown.started  # already stopping
-        mov     DWORD PTR [rip + shutting_down], 1
-        mov     rax, QWORD PTR [rip + clock_now]
+        mov     DWORD PTR [r15+shutting_down], 1
+        mov     rax, QWORD PTR [r15+clock_now]
         add     rax, 5000                       # + shutdown_timeout_ms
-        mov     QWORD PTR [rip + shutdown_deadline], rax
+        mov     QWORD PTR [r15+shutdown_deadline], rax
         call    .Llisten_off
         mov     rdi, r12                        # close the listener: no new connections
         mov     eax, 3                          # syscall number: close
@@ -617,10 +661,10 @@ _start:
         add     rbx, 256
         jmp     short .Lbegin_shutdown.close_idle
 .Lbegin_shutdown.close_idle_done:
-        cmp     DWORD PTR [rip + nconns], 0
+        cmp     DWORD PTR [r15+nconns], 0
         {disp32} je      .Lexit_ok              # nothing left: exit 0
-        mov     rax, QWORD PTR [rip + clock_now]
-        cmp     rax, QWORD PTR [rip + shutdown_deadline]
+        mov     rax, QWORD PTR [r15+clock_now]
+        cmp     rax, QWORD PTR [r15+shutdown_deadline]
         jl      short .Lbegin_shutdown.not_yet
         {disp32} jmp     .Lexit_ok              # out of time: exit 0
 .Lbegin_shutdown.not_yet:
@@ -637,17 +681,17 @@ _start:
 ## of being accepted and dropped, and nothing spins. It comes back when a
 ## connection closes (or at the next sweep).
 .Laccept_all:
-        mov     DWORD PTR [rip + accepted], 0   # n = 0
+        mov     DWORD PTR [r15+accepted], 0     # n = 0
 .Laccept_all.next:
-        cmp     DWORD PTR [rip + accepted], 64  # enough for one turn of the loop?
+        cmp     DWORD PTR [r15+accepted], 64    # enough for one turn of the loop?
         {disp32} jae     .Laccept_all.done
-        inc     DWORD PTR [rip + accepted]
-        cmp     DWORD PTR [rip + nconns], 1024  # a free slot?
+        inc     DWORD PTR [r15+accepted]
+        cmp     DWORD PTR [r15+nconns], 1024    # a free slot?
         jae     short .Laccept_all.table_full
         mov     rdi, r12                        # fd = listen_fd
-        mov     DWORD PTR [rip + client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
+        mov     DWORD PTR [r15+client_addrlen], 16 # client_addrlen = sizeof(struct sockaddr_in)
         mov     esi, OFFSET client_addr         # addr = &client_addr
-        mov     edx, OFFSET client_addrlen      # addrlen = &client_addrlen
+        lea     rdx, [r15+client_addrlen]       # addrlen = &client_addrlen
         mov     r10d, 2048                      # SOCK_NONBLOCK
         mov     eax, 288                        # syscall number: accept4
         syscall
@@ -664,15 +708,15 @@ _start:
         ret
 .Laccept_all.accepted:
         mov     r13, rax                        # r13 = the new socket
-        dec     DWORD PTR [rip + free_top]      # pop a free slot
-        mov     ecx, DWORD PTR [rip + free_top]
+        dec     DWORD PTR [r15+free_top]        # pop a free slot
+        mov     ecx, DWORD PTR [r15+free_top]
         shl     rcx, 2
         mov     edx, OFFSET free_stack
         mov     ecx, DWORD PTR [rdx+rcx]        # its index
         shl     rcx, 8                          # * 256
         mov     ebx, OFFSET conns
         add     rbx, rcx                        # rbx = &conns[index]
-        inc     DWORD PTR [rip + nconns]
+        inc     DWORD PTR [r15+nconns]
         mov     DWORD PTR [rbx+conn_fd], r13d   # record.fd
         mov     rax, QWORD PTR [rip + client_addr] # family, port and address: 8 bytes
         mov     QWORD PTR [rbx+conn_addr], rax  # kept for the logs
@@ -722,7 +766,7 @@ _start:
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 1                          # EPOLL_CTL_ADD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
@@ -743,7 +787,7 @@ _start:
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 1              # back to EPOLLIN
         mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 3                          # EPOLL_CTL_MOD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
@@ -767,7 +811,7 @@ _start:
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
         mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 3                          # EPOLL_CTL_MOD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
@@ -778,7 +822,7 @@ _start:
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
         mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 1                          # EPOLL_CTL_ADD
         mov     rdx, r13                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
@@ -803,12 +847,12 @@ _start:
         mov     ecx, OFFSET conns
         sub     rax, rcx
         shr     rax, 8                          # its index
-        mov     ecx, DWORD PTR [rip + free_top]
+        mov     ecx, DWORD PTR [r15+free_top]
         shl     rcx, 2
         mov     edx, OFFSET free_stack
         mov     DWORD PTR [rdx+rcx], eax        # push it on the free stack
-        inc     DWORD PTR [rip + free_top]
-        dec     DWORD PTR [rip + nconns]
+        inc     DWORD PTR [r15+free_top]
+        dec     DWORD PTR [r15+nconns]
         call    .Llisten_on                     # a slot is free: accept again if we had stopped
         ret
 
@@ -831,7 +875,7 @@ _start:
         jae     short .Lsweep.check_done
         cmp     DWORD PTR [rbx+conn_state], 0   # free?
         je      short .Lsweep.check_next        # free
-        mov     rax, QWORD PTR [rip + clock_now]
+        mov     rax, QWORD PTR [r15+clock_now]
         cmp     QWORD PTR [rbx+conn_deadline], rax
         jg      short .Lsweep.check_next        # not yet
         cmp     DWORD PTR [rbx+conn_state], 2   # sending a response?
@@ -839,12 +883,12 @@ _start:
         mov     r13d, DWORD PTR [rbx+conn_fd]   # r13 = fd
         mov     rdi, r13                        # fd
         mov     esi, 0x5411                     # SIOCOUTQ
-        lea     rdx, [rip + outq_now]           # &outq_now
+        lea     rdx, [r15+outq_now]             # &outq_now
         mov     eax, 16                         # syscall number: ioctl
         syscall
         test    rax, rax
         js      short .Lsweep.expire
-        mov     eax, DWORD PTR [rip + outq_now]
+        mov     eax, DWORD PTR [r15+outq_now]
         cmp     eax, DWORD PTR [rbx+conn_outq]  # less than when the deadline was set?
         jae     short .Lsweep.expire            # no: the client took nothing
         mov     DWORD PTR [rbx+conn_outq], eax
@@ -866,21 +910,21 @@ _start:
 ## EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
 ## wakes one of them per connection, not all.
 .Llisten_on:
-        cmp     DWORD PTR [rip + accepting], 0
+        cmp     DWORD PTR [r15+accepting], 0
         jne     short .Llisten_on.skip
-        cmp     DWORD PTR [rip + shutting_down], 0
+        cmp     DWORD PTR [r15+shutting_down], 0
         jne     short .Llisten_on.skip
-        cmp     DWORD PTR [rip + nconns], 1024
+        cmp     DWORD PTR [r15+nconns], 1024
         jae     short .Llisten_on.skip
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 0x10000001     # EPOLLIN | EPOLLEXCLUSIVE
         mov     QWORD PTR [r10+4], 0            # data: 0, the listener
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 1                          # EPOLL_CTL_ADD
         mov     rdx, r12                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
-        mov     DWORD PTR [rip + accepting], 1
+        mov     DWORD PTR [r15+accepting], 1
 .Llisten_on.skip:
         ret
 
@@ -889,17 +933,17 @@ _start:
 ## C: if (accepting) epoll_ctl(DEL, listen_fd)
 ## Pending connections wait in the kernel's queue (the listen backlog).
 .Llisten_off:
-        cmp     DWORD PTR [rip + accepting], 0
+        cmp     DWORD PTR [r15+accepting], 0
         je      short .Llisten_off.skip
         mov     r10d, OFFSET ctl_event          # event = &ctl_event
         mov     DWORD PTR [r10], 0              # no events
         mov     QWORD PTR [r10+4], 0            # data: 0, the listener
-        mov     edi, DWORD PTR [rip + epfd]     # epfd
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 2                          # EPOLL_CTL_DEL
         mov     rdx, r12                        # fd
         mov     eax, 233                        # syscall number: epoll_ctl
         syscall
-        mov     DWORD PTR [rip + accepting], 0
+        mov     DWORD PTR [r15+accepting], 0
 .Llisten_off.skip:
         ret
 
@@ -979,7 +1023,7 @@ _start:
         mov     eax, 0                          # want to read
         ret
 .Lhttp_process.have_head:
-        mov     QWORD PTR [rip + req_head_len], rax
+        mov     QWORD PTR [r15+req_head_len], rax
         call    .Lparse_request                 # eax = the response's index
 .Lhttp_process.respond:
         call    .Ldecide_mode                   # record.mode = 0, 1 or 2; keeps eax
@@ -989,8 +1033,8 @@ _start:
         # What to drop once the response is out: the head, and the body (read and
         # thrown away later if it is not all here yet). A chunked body is dropped
         # after the response, from the buffer (chunk_drop): its end is found as it is read.
-        mov     rax, QWORD PTR [rip + req_head_len]
-        cmp     DWORD PTR [rip + req_te], 2     # a chunked body?
+        mov     rax, QWORD PTR [r15+req_head_len]
+        cmp     DWORD PTR [r15+req_te], 2       # a chunked body?
         jne     short .Lhttp_process.sized
         mov     QWORD PTR [rbx+conn_consume], rax # the head now; the body in chunk_drop
         mov     DWORD PTR [rbx+conn_chunk], 1   # its first size line comes first
@@ -1001,7 +1045,7 @@ _start:
 .Lhttp_process.sized:
         mov     rcx, r14
         sub     rcx, rax                        # body bytes already here
-        mov     rdx, QWORD PTR [rip + req_content_length]
+        mov     rdx, QWORD PTR [r15+req_content_length]
         cmp     rcx, rdx
         jae     short .Lhttp_process.body_here
         sub     rdx, rcx
@@ -1028,7 +1072,7 @@ _start:
 .Lhttp_sent:
         cmp     WORD PTR [rbx+conn_mode], 0     # Connection: close?
         je      short .Lhttp_sent.close
-        cmp     DWORD PTR [rip + stop_requested], 0 # stopping?
+        cmp     DWORD PTR [r15+stop_requested], 0 # stopping?
         jne     short .Lhttp_sent.close
         mov     rbp, QWORD PTR [rbx+conn_buf]
         mov     r14d, DWORD PTR [rbx+conn_len]
@@ -1315,18 +1359,18 @@ _start:
         # response goes at once (RFC 9110 10.1.1), and the client then does not send
         # the body: the connection cannot go on, so it closes after it. (A route that
         # reads bodies would send 100 Continue here instead, and keep it.)
-        cmp     DWORD PTR [rip + req_expect], 1 # Expect: 100-continue?
+        cmp     DWORD PTR [r15+req_expect], 1   # Expect: 100-continue?
         jne     short .Ldecide_mode.no_expect
-        cmp     QWORD PTR [rip + req_content_length], 0 # with a body?
+        cmp     QWORD PTR [r15+req_content_length], 0 # with a body?
         jne     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + req_te], 2
+        cmp     DWORD PTR [r15+req_te], 2
         je      short .Ldecide_mode.decided
 .Ldecide_mode.no_expect:
-        cmp     DWORD PTR [rip + req_close], 0  # Connection: close?
+        cmp     DWORD PTR [r15+req_close], 0    # Connection: close?
         jne     short .Ldecide_mode.client_closes
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 without Connection: keep-alive?
+        cmp     DWORD PTR [r15+req_minor], 0    # HTTP/1.0 without Connection: keep-alive?
         jne     short .Ldecide_mode.may_keep
-        cmp     DWORD PTR [rip + req_keepalive], 0
+        cmp     DWORD PTR [r15+req_keepalive], 0
         jne     short .Ldecide_mode.may_keep
 .Ldecide_mode.client_closes:
         mov     WORD PTR [rbx+conn_said_close], 1 # the client sends no more: close
@@ -1336,9 +1380,9 @@ _start:
         inc     ecx                             # this one too
         cmp     ecx, 1000                       # the last request allowed?
         jae     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + stop_requested], 0 # shutting down?
+        cmp     DWORD PTR [r15+stop_requested], 0 # shutting down?
         jne     short .Ldecide_mode.decided
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0 (with Connection: keep-alive)?
+        cmp     DWORD PTR [r15+req_minor], 0    # HTTP/1.0 (with Connection: keep-alive)?
         je      short .Ldecide_mode.http10
         mov     WORD PTR [rbx+conn_mode], 1     # HTTP/1.1: keep-alive
         ret
@@ -1385,7 +1429,7 @@ _start:
 ## clock_now is read once per wake-up by the driver, as nginx does: no
 ## clock_gettime per request.
 .Lset_deadline:
-        add     rax, QWORD PTR [rip + clock_now]
+        add     rax, QWORD PTR [r15+clock_now]
         mov     QWORD PTR [rbx+conn_deadline], rax
         ret
 
@@ -1617,11 +1661,11 @@ _start:
 .Ltoo_large.no_lf:
         mov     eax, 26                         # 414
 .Ltoo_large.answer:
-        mov     DWORD PTR [rip + req_method], 0 # not HEAD: the error has a body
-        mov     QWORD PTR [rip + req_content_length], 0 # and no body follows that http_conn would drop
-        mov     DWORD PTR [rip + req_te], 0
-        mov     DWORD PTR [rip + req_expect], 0
-        mov     QWORD PTR [rip + req_head_len], r14
+        mov     DWORD PTR [r15+req_method], 0   # not HEAD: the error has a body
+        mov     QWORD PTR [r15+req_content_length], 0 # and no body follows that http_conn would drop
+        mov     DWORD PTR [r15+req_te], 0
+        mov     DWORD PTR [r15+req_expect], 0
+        mov     QWORD PTR [r15+req_head_len], r14
         ret
 
 ## --------------------------------------------------------------------------
@@ -1633,20 +1677,20 @@ _start:
 ## A token that is not a known method: 501. Anything else malformed: 400.
 .Lparse_request:
         xor     eax, eax                        # the request's state starts at 0
-        mov     DWORD PTR [rip + req_minor], eax
-        mov     DWORD PTR [rip + req_close], eax
-        mov     DWORD PTR [rip + req_keepalive], eax
-        mov     DWORD PTR [rip + req_host], eax
-        mov     DWORD PTR [rip + req_cl_count], eax
-        mov     DWORD PTR [rip + req_te], eax
-        mov     DWORD PTR [rip + req_expect], eax
-        mov     DWORD PTR [rip + req_method], eax
-        mov     QWORD PTR [rip + req_content_length], rax
-        mov     QWORD PTR [rip + req_accept_encoding_len], rax
-        mov     QWORD PTR [rip + req_if_none_match_len], rax
-        mov     QWORD PTR [rip + req_range_len], rax
-        mov     QWORD PTR [rip + req_if_range_len], rax
-        mov     QWORD PTR [rip + req_query_len], rax
+        mov     DWORD PTR [r15+req_minor], eax
+        mov     DWORD PTR [r15+req_close], eax
+        mov     DWORD PTR [r15+req_keepalive], eax
+        mov     DWORD PTR [r15+req_host], eax
+        mov     DWORD PTR [r15+req_cl_count], eax
+        mov     DWORD PTR [r15+req_te], eax
+        mov     DWORD PTR [r15+req_expect], eax
+        mov     DWORD PTR [r15+req_method], eax
+        mov     QWORD PTR [r15+req_content_length], rax
+        mov     QWORD PTR [r15+req_accept_encoding_len], rax
+        mov     QWORD PTR [r15+req_if_none_match_len], rax
+        mov     QWORD PTR [r15+req_range_len], rax
+        mov     QWORD PTR [r15+req_if_range_len], rax
+        mov     QWORD PTR [r15+req_query_len], rax
         mov     rsi, rbp
 .Lparse_request.skip_empty_lines:
         movzx   eax, BYTE PTR [rsi]
@@ -1661,7 +1705,7 @@ _start:
         mov     r8d, OFFSET char_class
         cmp     DWORD PTR [rsi], 0x20544547     # "GET "
         jne     short .Lparse_request.not_GET
-        mov     DWORD PTR [rip + req_method], 1 # GET
+        mov     DWORD PTR [r15+req_method], 1   # GET
         add     rsi, 4
         {disp32} jmp     .Ltarget
 .Lparse_request.not_GET:
@@ -1669,7 +1713,7 @@ _start:
         jne     short .Lparse_request.not_HEAD
         cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
         jne     short .Lparse_request.not_HEAD
-        mov     DWORD PTR [rip + req_method], 2 # HEAD
+        mov     DWORD PTR [r15+req_method], 2   # HEAD
         add     rsi, 5
         {disp32} jmp     .Ltarget
 .Lparse_request.not_HEAD:
@@ -1677,13 +1721,13 @@ _start:
         jne     short .Lparse_request.not_POST
         cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
         jne     short .Lparse_request.not_POST
-        mov     DWORD PTR [rip + req_method], 3 # POST
+        mov     DWORD PTR [r15+req_method], 3   # POST
         add     rsi, 5
         {disp32} jmp     .Ltarget
 .Lparse_request.not_POST:
         cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
         jne     short .Lparse_request.not_PUT
-        mov     DWORD PTR [rip + req_method], 4 # PUT
+        mov     DWORD PTR [r15+req_method], 4   # PUT
         add     rsi, 4
         {disp32} jmp     .Ltarget
 .Lparse_request.not_PUT:
@@ -1691,7 +1735,7 @@ _start:
         jne     short .Lparse_request.not_DELETE
         cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
         jne     short .Lparse_request.not_DELETE
-        mov     DWORD PTR [rip + req_method], 5 # DELETE
+        mov     DWORD PTR [r15+req_method], 5   # DELETE
         add     rsi, 7
         jmp     short .Ltarget
 .Lparse_request.not_DELETE:
@@ -1699,7 +1743,7 @@ _start:
         jne     short .Lparse_request.not_PATCH
         cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
         jne     short .Lparse_request.not_PATCH
-        mov     DWORD PTR [rip + req_method], 6 # PATCH
+        mov     DWORD PTR [r15+req_method], 6   # PATCH
         add     rsi, 6
         jmp     short .Ltarget
 .Lparse_request.not_PATCH:
@@ -1707,7 +1751,7 @@ _start:
         jne     short .Lparse_request.not_OPTIONS
         cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
         jne     short .Lparse_request.not_OPTIONS
-        mov     DWORD PTR [rip + req_method], 7 # OPTIONS
+        mov     DWORD PTR [r15+req_method], 7   # OPTIONS
         add     rsi, 8
         jmp     short .Ltarget
 .Lparse_request.not_OPTIONS:
@@ -1768,14 +1812,14 @@ _start:
         jmp     short .Ltarget.authority
 .Ltarget.no_path:
         mov     eax, OFFSET path_root
-        mov     QWORD PTR [rip + req_path], rax
-        mov     QWORD PTR [rip + req_path_len], 1
+        mov     QWORD PTR [r15+req_path], rax
+        mov     QWORD PTR [r15+req_path_len], 1
         cmp     BYTE PTR [rsi], ' '
-        {disp32} je      .Lversion
-        mov     QWORD PTR [rip + req_query], rsi # the query starts at its '?'
+        je      short .Lversion
+        mov     QWORD PTR [r15+req_query], rsi  # the query starts at its '?'
         jmp     short .Ltarget.skip_query       # skip the query
 .Ltarget.origin_form:
-        mov     QWORD PTR [rip + req_path], rsi # the path starts here
+        mov     QWORD PTR [r15+req_path], rsi   # the path starts here
 .Ltarget.path:
         movzx   eax, BYTE PTR [rsi]
         cmp     eax, ' '
@@ -1788,9 +1832,9 @@ _start:
         jmp     short .Ltarget.path
 .Ltarget.query:
         mov     rax, rsi
-        sub     rax, QWORD PTR [rip + req_path]
-        mov     QWORD PTR [rip + req_path_len], rax # the path ends at '?'
-        mov     QWORD PTR [rip + req_query], rsi # the query starts at its '?'
+        sub     rax, QWORD PTR [r15+req_path]
+        mov     QWORD PTR [r15+req_path_len], rax # the path ends at '?'
+        mov     QWORD PTR [r15+req_query], rsi  # the query starts at its '?'
 .Ltarget.skip_query:
         inc     rsi
         movzx   eax, BYTE PTR [rsi]
@@ -1801,13 +1845,13 @@ _start:
         jmp     short .Ltarget.skip_query
 .Ltarget.query_end:
         mov     rax, rsi
-        sub     rax, QWORD PTR [rip + req_query]
-        mov     QWORD PTR [rip + req_query_len], rax # the query's length, its '?' included
+        sub     rax, QWORD PTR [r15+req_query]
+        mov     QWORD PTR [r15+req_query_len], rax # the query's length, its '?' included
         jmp     short .Lversion
 .Ltarget.path_end:
         mov     rax, rsi
-        sub     rax, QWORD PTR [rip + req_path]
-        mov     QWORD PTR [rip + req_path_len], rax
+        sub     rax, QWORD PTR [r15+req_path]
+        mov     QWORD PTR [r15+req_path_len], rax
         jmp     short .Lversion
 
 ## --------------------------------------------------------------------------
@@ -1836,7 +1880,7 @@ _start:
         mov     eax, 29                         # 505 HTTP Version Not Supported
         ret
 .Lversion.http_1:
-        mov     DWORD PTR [rip + req_minor], ecx # HTTP/1.minor
+        mov     DWORD PTR [r15+req_minor], ecx  # HTTP/1.minor
         add     rsi, 11                         # the first header line
 
 ## --------------------------------------------------------------------------
@@ -1920,7 +1964,7 @@ _start:
 .Lparse_headers.field_found:
         cmp     eax, 1                          # host?
         {disp32} jne     .Lparse_headers.not_host
-        inc     DWORD PTR [rip + req_host]      # Host
+        inc     DWORD PTR [r15+req_host]        # Host
         mov     rcx, r11                        # rcx walks the value; empty is allowed
         cmp     rcx, r9
         {disp32} je      .Lparse_headers.next_field
@@ -1986,7 +2030,7 @@ _start:
 .Lparse_headers.not_host:
         cmp     eax, 2                          # content-length?
         jne     short .Lparse_headers.not_content_length
-        inc     DWORD PTR [rip + req_cl_count]  # Content-Length
+        inc     DWORD PTR [r15+req_cl_count]    # Content-Length
         cmp     r11, r9
         {disp32} je      .Lbad_request          # empty
         xor     eax, eax                        # the value
@@ -2011,14 +2055,14 @@ _start:
         jbe     short .Lparse_headers.cl_store
         movabs  rax, 0x4000000000000000         # too large to matter: 2^62
 .Lparse_headers.cl_store:
-        mov     QWORD PTR [rip + req_content_length], rax
+        mov     QWORD PTR [r15+req_content_length], rax
         {disp32} jmp     .Lparse_headers.next_field
 .Lparse_headers.not_content_length:
         cmp     eax, 3                          # transfer-encoding?
         {disp32} jne     .Lparse_headers.not_transfer_encoding
-        cmp     DWORD PTR [rip + req_te], 0     # the first Transfer-Encoding field?
+        cmp     DWORD PTR [r15+req_te], 0       # the first Transfer-Encoding field?
         jne     short .Lparse_headers.te_element
-        mov     DWORD PTR [rip + req_te], 1     # present; chunked only once it is its last coding
+        mov     DWORD PTR [r15+req_te], 1       # present; chunked only once it is its last coding
 .Lparse_headers.te_element:
         cmp     r11, r9
         {disp32} jae     .Lparse_headers.next_field # no more codings
@@ -2053,14 +2097,14 @@ _start:
         dec     rdx
         jmp     short .Lparse_headers.te_trim
 .Lparse_headers.te_trimmed:
-        cmp     DWORD PTR [rip + req_te], 2     # a coding after chunked?
+        cmp     DWORD PTR [r15+req_te], 2       # a coding after chunked?
         jne     short .Lparse_headers.te_not_after_chunked
-        mov     DWORD PTR [rip + req_te], 3     # chunked, then another: 400
+        mov     DWORD PTR [r15+req_te], 3       # chunked, then another: 400
         jmp     short .Lparse_headers.te_element
 .Lparse_headers.te_not_after_chunked:
-        cmp     DWORD PTR [rip + req_te], 3     # that stays
+        cmp     DWORD PTR [r15+req_te], 3       # that stays
         je      short .Lparse_headers.te_element
-        mov     DWORD PTR [rip + req_te], 1     # the last coding so far is not chunked...
+        mov     DWORD PTR [r15+req_te], 1       # the last coding so far is not chunked...
         sub     rdx, rcx
         cmp     rdx, 7
         jne     short .Lparse_headers.te_element
@@ -2072,7 +2116,7 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x64656b6e                 # "nked"
         {disp32} jne     .Lparse_headers.te_element
-        mov     DWORD PTR [rip + req_te], 2     # ...unless it is chunked
+        mov     DWORD PTR [r15+req_te], 2       # ...unless it is chunked
         {disp32} jmp     .Lparse_headers.te_element
 .Lparse_headers.not_transfer_encoding:
         cmp     eax, 4                          # connection?
@@ -2117,7 +2161,7 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65736f6c                 # "lose"
         jne     short .Lparse_headers.not_close
-        mov     DWORD PTR [rip + req_close], 1  # Connection: close
+        mov     DWORD PTR [r15+req_close], 1    # Connection: close
 .Lparse_headers.not_close:
         cmp     rdx, 10
         jne     short .Lparse_headers.not_keep_alive
@@ -2133,7 +2177,7 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x6576696c                 # "live"
         jne     short .Lparse_headers.not_keep_alive
-        mov     DWORD PTR [rip + req_keepalive], 1 # Connection: keep-alive
+        mov     DWORD PTR [r15+req_keepalive], 1 # Connection: keep-alive
 .Lparse_headers.not_keep_alive:
         {disp32} jmp     .Lparse_headers.conn_token
 .Lparse_headers.not_connection:
@@ -2153,35 +2197,39 @@ _start:
         or      eax, 0x20202020                 # to lower case
         cmp     eax, 0x65756e69                 # "inue"
         jne     short .Lparse_headers.expect_other
-        cmp     DWORD PTR [rip + req_expect], 2 # another Expect field had something else?
+        cmp     DWORD PTR [r15+req_expect], 2   # another Expect field had something else?
         je      short .Lparse_headers.next_field # that stays
-        mov     DWORD PTR [rip + req_expect], 1 # Expect: 100-continue
+        mov     DWORD PTR [r15+req_expect], 1   # Expect: 100-continue
         jmp     short .Lparse_headers.next_field
 .Lparse_headers.expect_other:
-        mov     DWORD PTR [rip + req_expect], 2 # an expectation we cannot meet: 417
+        mov     DWORD PTR [r15+req_expect], 2   # an expectation we cannot meet: 417
         jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_expect:
         cmp     eax, 6                          # accept-encoding?
         jne     short .Lparse_headers.not_accept_encoding
-        mov     edi, OFFSET req_accept_encoding # to choose a coding: where its value and length go
-        jmp     short .Lparse_headers.keep_field
+        mov     QWORD PTR [r15+req_accept_encoding], r11 # to choose a coding: the value (the last such field wins)
+        sub     r9, r11
+        mov     QWORD PTR [r15+req_accept_encoding_len], r9 # and its length
+        jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_accept_encoding:
         cmp     eax, 7                          # if-none-match?
         jne     short .Lparse_headers.not_if_none_match
-        mov     edi, OFFSET req_if_none_match   # for a 304: where its value and length go
-        jmp     short .Lparse_headers.keep_field
+        mov     QWORD PTR [r15+req_if_none_match], r11 # for a 304: the value (the last such field wins)
+        sub     r9, r11
+        mov     QWORD PTR [r15+req_if_none_match_len], r9 # and its length
+        jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_if_none_match:
         cmp     eax, 8                          # range?
         jne     short .Lparse_headers.not_range
-        mov     edi, OFFSET req_range           # for a 206: where its value and length go
-        jmp     short .Lparse_headers.keep_field
+        mov     QWORD PTR [r15+req_range], r11  # for a 206: the value (the last such field wins)
+        sub     r9, r11
+        mov     QWORD PTR [r15+req_range_len], r9 # and its length
+        jmp     short .Lparse_headers.next_field
 .Lparse_headers.not_range:
         # the last number: if-range
-        mov     edi, OFFSET req_if_range        # for a 206: where its value and length go
-.Lparse_headers.keep_field:
-        mov     QWORD PTR [rdi], r11            # the value (the last such field wins)
+        mov     QWORD PTR [r15+req_if_range], r11 # for a 206: the value (the last such field wins)
         sub     r9, r11
-        mov     QWORD PTR [rdi+8], r9           # and its length, in the variable after it
+        mov     QWORD PTR [r15+req_if_range_len], r9 # and its length
 .Lparse_headers.next_field:
         add     rsi, 2                          # past the field's CR LF
         {disp32} jmp     .Lparse_headers
@@ -2197,34 +2245,34 @@ _start:
 ## malformed. HTTP/1.0 has no Transfer-Encoding. RFC 9110 10.1.1: Expect is
 ## ignored in HTTP/1.0.
 .Lcheck_request:
-        cmp     DWORD PTR [rip + req_te], 0
+        cmp     DWORD PTR [r15+req_te], 0
         je      short .Lcheck_request.no_transfer_encoding
-        cmp     DWORD PTR [rip + req_cl_count], 0
+        cmp     DWORD PTR [r15+req_cl_count], 0
         jne     short .Lbad_request             # both framings: a smuggling attempt
-        cmp     DWORD PTR [rip + req_minor], 0
+        cmp     DWORD PTR [r15+req_minor], 0
         je      short .Lbad_request             # Transfer-Encoding in HTTP/1.0
-        cmp     DWORD PTR [rip + req_te], 2
+        cmp     DWORD PTR [r15+req_te], 2
         jne     short .Lbad_request             # the last coding is not chunked: no way to find the body's end
 .Lcheck_request.no_transfer_encoding:
-        cmp     DWORD PTR [rip + req_cl_count], 1
+        cmp     DWORD PTR [r15+req_cl_count], 1
         ja      short .Lbad_request             # Content-Length twice
-        cmp     DWORD PTR [rip + req_host], 1
+        cmp     DWORD PTR [r15+req_host], 1
         ja      short .Lbad_request             # Host twice
         je      short .Lcheck_request.host_ok
-        cmp     DWORD PTR [rip + req_minor], 0
+        cmp     DWORD PTR [r15+req_minor], 0
         jne     short .Lbad_request             # HTTP/1.1 without Host
 .Lcheck_request.host_ok:
-        cmp     DWORD PTR [rip + req_minor], 0  # HTTP/1.0: Expect is ignored
+        cmp     DWORD PTR [r15+req_minor], 0    # HTTP/1.0: Expect is ignored
         jne     short .Lcheck_request.expect_ok
-        mov     DWORD PTR [rip + req_expect], 0
+        mov     DWORD PTR [r15+req_expect], 0
 .Lcheck_request.expect_ok:
-        cmp     DWORD PTR [rip + req_expect], 2
+        cmp     DWORD PTR [r15+req_expect], 2
         jne     short .Lcheck_request.expect_met
         mov     eax, 30                         # 417 Expectation Failed
         ret
 .Lcheck_request.expect_met:
         mov     ecx, 0x100000                   # limits.body_bytes
-        cmp     QWORD PTR [rip + req_content_length], rcx
+        cmp     QWORD PTR [r15+req_content_length], rcx
         jbe     short .Lcheck_request.size_ok
         mov     eax, 25                         # 413 Content Too Large
         ret
@@ -2247,7 +2295,7 @@ _start:
 .Lroute:
         call    .Lnormalise_path                # r9 = the path, r10 = its length; eax != 0: a bad path
         test    eax, eax
-        {disp32} jnz     .Lroute.bad_path
+        jnz     short .Lroute.bad_path
         mov     rax, -0x7ee3623b                # FNV-1a: the offset basis
         xor     ecx, ecx
 .Lroute.hash:
@@ -2289,7 +2337,7 @@ _start:
         mov     edx, OFFSET route_methods
         add     rdx, rax
 .Lroute.by_method:
-        mov     eax, DWORD PTR [rip + req_method]
+        mov     eax, DWORD PTR [r15+req_method]
         shl     rax, 2                          # 4 bytes a method
         add     rdx, rax
         mov     eax, DWORD PTR [rdx]            # the response for this method
@@ -2327,9 +2375,9 @@ _start:
 ## r11 = where the current segment starts in norm_path. Clobbers rax-rdx,
 ## rsi, rdi, r8-r11.
 .Lnormalise_path:
-        mov     rsi, QWORD PTR [rip + req_path]
+        mov     rsi, QWORD PTR [r15+req_path]
         mov     r8, rsi
-        add     r8, QWORD PTR [rip + req_path_len] # r8 = its end
+        add     r8, QWORD PTR [r15+req_path_len] # r8 = its end
         mov     r9d, OFFSET norm_path
         mov     rdi, r9
         mov     BYTE PTR [rdi], '/'             # every path starts with '/'
@@ -2442,7 +2490,7 @@ _start:
         mov     r10d, OFFSET responses
         add     r10, rcx                        # r10 = &responses[index]
         mov     eax, DWORD PTR [r10+resp_status]
-        mov     DWORD PTR [rip + last_status], eax # for the access log
+        mov     DWORD PTR [r15+last_status], eax # for the access log
         movzx   eax, BYTE PTR [r10+resp_flags]  # the kind: the flags' low byte
         cmp     eax, 1                          # entity
         je      short .Lkind_entity
@@ -2484,12 +2532,12 @@ _start:
         add     r8, rax
         mov     r9d, DWORD PTR [r11+rep_body_len]
         mov     QWORD PTR [rbx+conn_iov+24], 0
-        cmp     DWORD PTR [rip + req_method], 2
+        cmp     DWORD PTR [r15+req_method], 2
         {disp32} ja      .Lkind_entity.full     # neither GET nor HEAD: no conditions
-        cmp     QWORD PTR [rip + req_if_none_match_len], 0
+        cmp     QWORD PTR [r15+req_if_none_match_len], 0
         je      short .Lkind_entity.no_if_none_match
-        mov     rsi, QWORD PTR [rip + req_if_none_match]
-        mov     rcx, QWORD PTR [rip + req_if_none_match_len]
+        mov     rsi, QWORD PTR [r15+req_if_none_match]
+        mov     rcx, QWORD PTR [r15+req_if_none_match_len]
         mov     edx, OFFSET response_heads
         mov     eax, DWORD PTR [r11+rep_etag]
         add     rdx, rax                        # rdx = its ETag, quotes included
@@ -2497,17 +2545,17 @@ _start:
         test    eax, eax
         {disp32} jnz     .Lkind_entity.not_modified
 .Lkind_entity.no_if_none_match:
-        cmp     DWORD PTR [rip + req_method], 1
+        cmp     DWORD PTR [r15+req_method], 1
         jne     short .Lkind_entity.full        # HEAD ignores Range
-        cmp     QWORD PTR [rip + req_range_len], 0
+        cmp     QWORD PTR [r15+req_range_len], 0
         je      short .Lkind_entity.full
-        cmp     QWORD PTR [rip + req_if_range_len], 0
+        cmp     QWORD PTR [r15+req_if_range_len], 0
         je      short .Lkind_entity.range
         # If-Range: the Range counts only when the tag is this one, compared strongly
         # (a date or a weak tag never matches here: there is no Last-Modified).
-        cmp     QWORD PTR [rip + req_if_range_len], 18
+        cmp     QWORD PTR [r15+req_if_range_len], 18
         jne     short .Lkind_entity.full
-        mov     rsi, QWORD PTR [rip + req_if_range]
+        mov     rsi, QWORD PTR [r15+req_if_range]
         mov     edx, OFFSET response_heads
         mov     eax, DWORD PTR [r11+rep_etag]
         add     rdx, rax                        # rdx = the ETag
@@ -2521,8 +2569,8 @@ _start:
         cmp     WORD PTR [rdx+16], ax
         jne     short .Lkind_entity.full
 .Lkind_entity.range:
-        mov     rsi, QWORD PTR [rip + req_range]
-        mov     rcx, QWORD PTR [rip + req_range_len]
+        mov     rsi, QWORD PTR [r15+req_range]
+        mov     rcx, QWORD PTR [r15+req_range_len]
         mov     rdx, r9                         # the representation's length
         call    .Lparse_range                   # eax = 0 ignore it, 1 satisfiable (rdx = first, rcx = last), 2 not
         cmp     eax, 1
@@ -2544,7 +2592,7 @@ _start:
         mov     eax, OFFSET status_304
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 304 status line
         mov     QWORD PTR [rbx+conn_iov+8], 27
-        mov     DWORD PTR [rip + last_status], 304 # for the access log
+        mov     DWORD PTR [r15+last_status], 304 # for the access log
         xor     r9d, r9d                        # no body
         {disp32} jmp     .Lfinish_response
 .Lkind_entity.ranged:
@@ -2558,7 +2606,7 @@ _start:
         mov     eax, OFFSET status_206
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 206 status line
         mov     QWORD PTR [rbx+conn_iov+8], 30
-        mov     DWORD PTR [rip + last_status], 206 # for the access log
+        mov     DWORD PTR [r15+last_status], 206 # for the access log
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
@@ -2591,7 +2639,7 @@ _start:
         mov     eax, OFFSET status_416
         mov     QWORD PTR [rbx+conn_iov], rax   # iov[status] = the 416 status line
         mov     QWORD PTR [rbx+conn_iov+8], 36
-        mov     DWORD PTR [rip + last_status], 416 # for the access log
+        mov     DWORD PTR [r15+last_status], 416 # for the access log
         mov     rdi, QWORD PTR [rbx+conn_buf]
         lea     rdi, [rdi+16400]                # rdi = the scratch, after the request buffer and its slack
         mov     QWORD PTR [rbx+conn_iov+16], rdi # iov[runtime] = the scratch
@@ -2625,8 +2673,8 @@ _start:
         mov     edx, DWORD PTR [r10+resp_head_len]
         mov     QWORD PTR [rbx+conn_iov], rsi   # iov[status] = the head, up to the Location's path
         mov     QWORD PTR [rbx+conn_iov+8], rdx
-        mov     rax, QWORD PTR [rip + req_query]
-        mov     rdx, QWORD PTR [rip + req_query_len]
+        mov     rax, QWORD PTR [r15+req_query]
+        mov     rdx, QWORD PTR [r15+req_query_len]
         mov     QWORD PTR [rbx+conn_iov+16], rax # iov[runtime] = the query, in the request buffer
         mov     QWORD PTR [rbx+conn_iov+24], rdx
         mov     eax, OFFSET crlf
@@ -2661,13 +2709,13 @@ _start:
 ## The Date line is made at most once a second (refresh_date). HEAD gets
 ## the same head and no body.
 .Lfinish_response:
-        cmp     DWORD PTR [rip + req_method], 2 # HEAD?
+        cmp     DWORD PTR [r15+req_method], 2   # HEAD?
         jne     short .Lfinish_response.body_ready
         xor     r9d, r9d                        # HEAD: the same head, no body
 .Lfinish_response.body_ready:
         mov     QWORD PTR [rbx+conn_iov+80], r8 # iov[body] = the body
         mov     QWORD PTR [rbx+conn_iov+88], r9
-        mov     QWORD PTR [rip + last_body_bytes], r9 # for the access log
+        mov     QWORD PTR [r15+last_body_bytes], r9 # for the access log
         movzx   ecx, WORD PTR [rbx+conn_mode]
         mov     esi, OFFSET conn_close
         mov     edx, 19
@@ -2681,8 +2729,8 @@ _start:
 .Lfinish_response.conn_ready:
         mov     QWORD PTR [rbx+conn_iov+48], rsi # iov[conn] = the Connection line
         mov     QWORD PTR [rbx+conn_iov+56], rdx
-        mov     rax, QWORD PTR [rip + clock_now]
-        cmp     rax, QWORD PTR [rip + date_expires] # a new second since the Date line was made?
+        mov     rax, QWORD PTR [r15+clock_now]
+        cmp     rax, QWORD PTR [r15+date_expires] # a new second since the Date line was made?
         jl      short .Lfinish_response.date_fresh
         call    .Lrefresh_date
 .Lfinish_response.date_fresh:
@@ -2709,9 +2757,9 @@ _start:
         mov     DWORD PTR [rsp+8], -1
         mov     DWORD PTR [rsp+12], -1
         mov     r11d, ecx                       # r11d = the codings it has
-        mov     rsi, QWORD PTR [rip + req_accept_encoding]
+        mov     rsi, QWORD PTR [r15+req_accept_encoding]
         mov     rdi, rsi
-        add     rdi, QWORD PTR [rip + req_accept_encoding_len] # rdi = the value's end (none: rsi)
+        add     rdi, QWORD PTR [r15+req_accept_encoding_len] # rdi = the value's end (none: rsi)
 .Lchoose_coding.element:
         cmp     rsi, rdi
         {disp32} jae     .Ldecide               # every element read
@@ -3204,10 +3252,10 @@ _start:
         xor     edx, edx
         mov     ecx, 0xf4240
         div     rcx                             # rax = ms into this second
-        mov     rcx, QWORD PTR [rip + clock_now]
+        mov     rcx, QWORD PTR [r15+clock_now]
         add     rcx, 1000
         sub     rcx, rax
-        mov     QWORD PTR [rip + date_expires], rcx # made again when the next second starts
+        mov     QWORD PTR [r15+date_expires], rcx # made again when the next second starts
         mov     rax, QWORD PTR [rsi]            # tv_sec
         mov     edi, OFFSET date_line
         add     rdi, 6                          # rdi = the date, after "Date: "
@@ -3359,18 +3407,18 @@ _start:
         rep movsb                               # copy it
         mov     WORD PTR [rdi], 0x2022          # '" '
         add     rdi, 2
-        mov     eax, DWORD PTR [rip + last_status]
+        mov     eax, DWORD PTR [r15+last_status]
         call    .Lappend_u64
         mov     BYTE PTR [rdi], ' '
         inc     rdi
-        mov     rax, QWORD PTR [rip + last_body_bytes]
+        mov     rax, QWORD PTR [r15+last_body_bytes]
         call    .Lappend_u64
         mov     BYTE PTR [rdi], 10
         inc     rdi
         mov     rdx, rdi                        # count = end - start
         mov     esi, OFFSET line_buf            # buf = line_buf
         sub     rdx, rsi
-        mov     rdi, r15                        # fd = log_fd
+        mov     edi, 1                          # fd = log_fd
         call    .Lwrite_all
         ret                                     # a failed log write is not fatal
 
@@ -3404,11 +3452,11 @@ _start:
 ## request: the loop stops gracefully once the connections in progress are
 ## done. A second signal exits at once.
 .Lon_signal:
-        cmp     DWORD PTR [rip + stop_requested], 0 # a second signal?
+        cmp     DWORD PTR [r15+stop_requested], 0 # a second signal?
         jne     short .Lon_signal.exit_now
-        cmp     DWORD PTR [rip + busy], 0       # serving a connection?
+        cmp     DWORD PTR [r15+busy], 0         # serving a connection?
         je      short .Lon_signal.exit_now
-        mov     DWORD PTR [rip + stop_requested], 1 # stop_requested = 1
+        mov     DWORD PTR [r15+stop_requested], 1 # stop_requested = 1
         ret                                     # returns into signal_restorer
 .Lon_signal.exit_now:
         xor     edi, edi                        # status = 0
@@ -3512,7 +3560,7 @@ _start:
         div     rcx                             # rax = tv_nsec / 1000000
         imul    rcx, QWORD PTR [rsi], 1000      # rcx = tv_sec * 1000
         add     rax, rcx
-        mov     QWORD PTR [rip + clock_now], rax
+        mov     QWORD PTR [r15+clock_now], rax
         ret
 
 ## --------------------------------------------------------------------------
@@ -4609,151 +4657,16 @@ listen_port:
 
         .bss
 
-# the request's Content-Length (8 bytes)
-        .balign 8
-req_content_length:
-        .skip 8
-
-# address of the request's path (8 bytes)
-        .balign 8
-req_path:
-        .skip 8
-
-# its length, without the query (8 bytes)
-        .balign 8
-req_path_len:
-        .skip 8
-
-# length of the request head, up to and with CR LF CR LF (8 bytes)
-        .balign 8
-req_head_len:
-        .skip 8
-
-# 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
-        .balign 4
-req_method:
-        .skip 4
-
-# HTTP/1.x: x (4 bytes)
-        .balign 4
-req_minor:
-        .skip 4
-
-# 1: Connection: close (4 bytes)
-        .balign 4
-req_close:
-        .skip 4
-
-# 1: Connection: keep-alive (4 bytes)
-        .balign 4
-req_keepalive:
-        .skip 4
-
-# number of Host fields (4 bytes)
-        .balign 4
-req_host:
-        .skip 4
-
-# number of Content-Length fields (4 bytes)
-        .balign 4
-req_cl_count:
-        .skip 4
-
-# Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
-        .balign 4
-req_te:
-        .skip 4
-
-# Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)
-        .balign 4
-req_expect:
-        .skip 4
-
-# the Accept-Encoding field's value (8 bytes)
-        .balign 8
-req_accept_encoding:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_accept_encoding_len:
-        .skip 8
-
-# the If-None-Match field's value (8 bytes)
-        .balign 8
-req_if_none_match:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_if_none_match_len:
-        .skip 8
-
-# the Range field's value (8 bytes)
-        .balign 8
-req_range:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_range_len:
-        .skip 8
-
-# the If-Range field's value (8 bytes)
-        .balign 8
-req_if_range:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_if_range_len:
-        .skip 8
-
-# the request's query, from its '?', for a redirect's Location (8 bytes)
-        .balign 8
-req_query:
-        .skip 8
-
-# its length; 0: none (8 bytes)
-        .balign 8
-req_query_len:
-        .skip 8
-
 # the request's path, decoded and normalised (never longer than it was), and
 # room for a NUL after it (and a directory's index name) (16400 bytes)
         .balign 16
 norm_path:
         .skip 16400
 
-# clock_now (ms) when date_line must be made again (8 bytes)
-        .balign 8
-date_expires:
-        .skip 8
-
 # struct timespec from CLOCK_REALTIME (16 bytes)
         .balign 8
 date_ts:
         .skip 16
-
-# status of the last response, for the log (4 bytes)
-        .balign 4
-last_status:
-        .skip 4
-
-# body bytes of the last response, for the log (8 bytes)
-        .balign 8
-last_body_bytes:
-        .skip 8
-
-# open connections (4 bytes)
-        .balign 4
-nconns:
-        .skip 4
-
-# free slots on the stack (4 bytes)
-        .balign 4
-free_top:
-        .skip 4
 
 # indices of free connection slots (a stack) (4096 bytes)
         .balign 4
@@ -4775,65 +4688,15 @@ conn_bufs:
 client_addr:
         .skip 16
 
-# socklen_t: in: the buffer's size, out: the address's (4 bytes)
-        .balign 4
-client_addrlen:
-        .skip 4
-
-# char **environ: the environment, after argv on the initial stack (8 bytes)
+# the small variables, one block: each is [r15+name] (see the named offsets) (244 bytes)
         .balign 8
-environ:
-        .skip 8
+vars:
+        .skip 244
 
 # log and error lines are built here (16512 bytes)
         .balign 8
 line_buf:
         .skip 16512
-
-# the epoll instance (4 bytes)
-        .balign 4
-epfd:
-        .skip 4
-
-# 1 while the listener is in the epoll set (4 bytes)
-        .balign 4
-accepting:
-        .skip 4
-
-# 1 once a stop signal came (4 bytes)
-        .balign 4
-shutting_down:
-        .skip 4
-
-# the event being handled (4 bytes)
-        .balign 4
-ev_i:
-        .skip 4
-
-# events returned by epoll_wait (4 bytes)
-        .balign 4
-ev_n:
-        .skip 4
-
-# accept4 calls in this turn of accept_all (4 bytes)
-        .balign 4
-accepted:
-        .skip 4
-
-# int: SIOCOUTQ of the record being swept (4 bytes)
-        .balign 4
-outq_now:
-        .skip 4
-
-# when deadlines are next checked (ms) (8 bytes)
-        .balign 8
-next_sweep:
-        .skip 8
-
-# when a graceful stop gives up (ms) (8 bytes)
-        .balign 8
-shutdown_deadline:
-        .skip 8
 
 # struct epoll_event for epoll_ctl: events, data (packed) (16 bytes)
         .balign 8
@@ -4844,21 +4707,6 @@ ctl_event:
         .balign 8
 events:
         .skip 768
-
-# 1 while a connection is being served (4 bytes)
-        .balign 4
-busy:
-        .skip 4
-
-# set by the signal handler: stop gracefully (4 bytes)
-        .balign 4
-stop_requested:
-        .skip 4
-
-# CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
-        .balign 8
-clock_now:
-        .skip 8
 
 # struct timespec, filled by clock_gettime (16 bytes)
         .balign 8

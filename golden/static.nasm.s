@@ -15,7 +15,7 @@
 ;   r13  the client socket's file descriptor
 ;   rbx  the connection record (conn_* fields)
 ;   rbp  the connection's request buffer, r14 the bytes in it (HTTP)
-;   r15  the log's file descriptor
+;   r15  the variables: vars+128, so that [r15+name] reaches each
 ; Subroutines may clobber rax, rcx, rdx, rsi, rdi and r8-r11; they keep
 ; rbx, rbp and r12-r15.
 
@@ -24,7 +24,8 @@
 
         section .text align=16
 
-;; Named offsets: the fields of the records the code reads and writes.
+;; Named offsets: the fields of the records the code reads and writes, and
+;; the variables, from r15 (vars+128), which holds them all within a byte.
         conn_fd equ 0                           ; the socket
         conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         conn_served equ 8                       ; requests answered on this connection
@@ -68,13 +69,62 @@
         rep_etag equ 28                         ; offset of the ETag's value in response_heads (18 bytes, quotes included)
         iov_base equ 0                          ; struct iovec: where a part starts
         iov_len equ 8                           ; ... and how many of its bytes are left
+        clock_now equ -128                      ; 8 bytes: CLOCK_MONOTONIC in ms, as now_ms last read it
+        req_content_length equ -120             ; 8 bytes: the request's Content-Length
+        req_path equ -112                       ; 8 bytes: address of the request's path
+        req_path_len equ -104                   ; 8 bytes: its length, without the query
+        req_if_none_match_len equ -96           ; 8 bytes: its length; 0: none
+        req_range_len equ -88                   ; 8 bytes: its length; 0: none
+        req_if_range_len equ -80                ; 8 bytes: its length; 0: none
+        req_query equ -72                       ; 8 bytes: the request's query, from its '?', for a redirect's Location
+        req_head_len equ -64                    ; 8 bytes: length of the request head, up to and with CR LF CR LF
+        req_accept_encoding_len equ -56         ; 8 bytes: its length; 0: none
+        req_query_len equ -48                   ; 8 bytes: its length; 0: none
+        next_sweep equ -40                      ; 8 bytes: when deadlines are next checked (ms)
+        req_accept_encoding equ -32             ; 8 bytes: the Accept-Encoding field's value
+        req_if_none_match equ -24               ; 8 bytes: the If-None-Match field's value
+        req_range equ -16                       ; 8 bytes: the Range field's value
+        req_if_range equ -8                     ; 8 bytes: the If-Range field's value
+        date_expires equ 0                      ; 8 bytes: clock_now (ms) when date_line must be made again
+        last_body_bytes equ 8                   ; 8 bytes: body bytes of the last response, for the log
+        environ equ 16                          ; 8 bytes: char **environ: the environment, after argv on the initial stack
+        shutdown_deadline equ 24                ; 8 bytes: when a graceful stop gives up (ms)
+        req_method equ 32                       ; 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
+        req_te equ 36                           ; 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
+        req_expect equ 40                       ; 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
+        epfd equ 44                             ; 4 bytes: the epoll instance
+        req_minor equ 48                        ; 4 bytes: HTTP/1.x: x
+        last_status equ 52                      ; 4 bytes: status of the last response, for the log
+        nconns equ 56                           ; 4 bytes: open connections
+        free_top equ 60                         ; 4 bytes: free slots on the stack
+        stop_requested equ 64                   ; 4 bytes: set by the signal handler: stop gracefully
+        req_cl_count equ 68                     ; 4 bytes: number of Content-Length fields
+        accepting equ 72                        ; 4 bytes: 1 while the listener is in the epoll set
+        req_close equ 76                        ; 4 bytes: 1: Connection: close
+        req_keepalive equ 80                    ; 4 bytes: 1: Connection: keep-alive
+        req_host equ 84                         ; 4 bytes: number of Host fields
+        shutting_down equ 88                    ; 4 bytes: 1 once a stop signal came
+        ev_i equ 92                             ; 4 bytes: the event being handled
+        accepted equ 96                         ; 4 bytes: accept4 calls in this turn of accept_all
+        client_addrlen equ 100                  ; 4 bytes: socklen_t: in: the buffer's size, out: the address's
+        ev_n equ 104                            ; 4 bytes: events returned by epoll_wait
+        outq_now equ 108                        ; 4 bytes: int: SIOCOUTQ of the record being swept
+        busy equ 112                            ; 4 bytes: 1 while a connection is being served
+
+;; --------------------------------------------------------------------------
+;; start: find the variables
+;; C: r15 = vars + 128
+;; Every small variable is [r15+name], within a signed byte of r15: one byte
+;; of displacement where [rel name] takes four. r15 never changes after this.
+_start:
+        mov     r15d, vars+128                  ; r15 = the variables
 
 ;; --------------------------------------------------------------------------
 ;; start: ignore SIGPIPE: rt_sigaction(2), syscall 13
 ;; C: sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL)
 ;; A client that closes early must not kill the server: with SIGPIPE ignored,
 ;; write() to a closed socket returns -EPIPE instead.
-_start:
+ignore_sigpipe:
         mov     edi, 13                         ; signum = SIGPIPE
         lea     rsi, [rel sigaction_ignore]     ; act = SIG_IGN
         xor     edx, edx                        ; oldact = NULL
@@ -91,7 +141,7 @@ environment:
         mov     rax, qword [rsp]                ; argc
         shl     rax, 3                          ; * 8
         lea     rax, [rsp+rax+16]               ; past argc, argv[] and its NULL
-        mov     qword [rel environ], rax
+        mov     qword [r15+environ], rax
 
 ;; --------------------------------------------------------------------------
 ;; the port from $PORT
@@ -184,12 +234,6 @@ catch_stop_signals:
         mov     eax, 13                         ; syscall number: rt_sigaction
         syscall
         add     rsp, 32                         ; drop the struct
-
-;; --------------------------------------------------------------------------
-;; choose the log's file descriptor
-;; C: log_fd = STDOUT_FILENO
-choose_log:
-        mov     r15d, 1                         ; r15 = log_fd
 
 ;; --------------------------------------------------------------------------
 ;; socket activation?: getpid(2), syscall 39
@@ -435,7 +479,7 @@ announce:
 ;; C: for (e = environ; *e; e++) if (!strncmp(*e, name, len)) return *e + len; return NULL
 ;; getenv(): rax = the value, or 0. Clobbers rcx, rdx, rdi.
 find_env:
-        mov     rdx, qword [rel environ]
+        mov     rdx, qword [r15+environ]
 find_env.next:
         mov     rdi, qword [rdx]                ; the next "NAME=value"
         test    rdi, rdi
@@ -501,8 +545,8 @@ epoll_start:
         mov     edx, 23                         ; its length
         jmp     near die                        ; print it with the errno's text and exit 1
 epoll_start.ok:
-        mov     dword [rel epfd], eax
-        mov     dword [rel busy], 1             ; stop signals are handled by the loop, not the handler
+        mov     dword [r15+epfd], eax
+        mov     dword [r15+busy], 1             ; stop signals are handled by the loop, not the handler
         ; SIGTERM and SIGINT stay blocked but inside epoll_pwait, which unblocks them
         ; atomically: a signal can never slip in between the stop check and the wait.
         mov     edi, 0                          ; SIG_BLOCK
@@ -525,11 +569,11 @@ epoll_start.init_slot:
         add     rdx, 4
         test    ecx, ecx
         jnz     short epoll_start.init_slot
-        mov     dword [rel free_top], 1024      ; every slot is free
+        mov     dword [r15+free_top], 1024      ; every slot is free
         call    listen_on
         call    now_ms
         add     rax, 100
-        mov     qword [rel next_sweep], rax
+        mov     qword [r15+next_sweep], rax
 
 ;; --------------------------------------------------------------------------
 ;; the event loop: epoll_pwait(2), syscall 281
@@ -538,11 +582,11 @@ epoll_start.init_slot:
 ;; past their deadline (header, keep-alive, send), so a slow or idle client
 ;; never delays another. The clock is read once per wake-up.
 event_loop:
-        cmp     dword [rel stop_requested], 0   ; a stop signal?
+        cmp     dword [r15+stop_requested], 0   ; a stop signal?
         je      short event_loop.wait
         call    begin_shutdown                  ; exits when done
 event_loop.wait:
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, events                     ; events
         mov     edx, 64                         ; maxevents
         mov     r10d, 100                       ; timeout in ms
@@ -554,14 +598,14 @@ event_loop.wait:
         jns     short event_loop.wait_ok
         xor     eax, eax                        ; -EINTR (a signal): no events
 event_loop.wait_ok:
-        mov     dword [rel ev_n], eax
-        mov     dword [rel ev_i], 0
+        mov     dword [r15+ev_n], eax
+        mov     dword [r15+ev_i], 0
         call    now_ms                          ; clock_now, once for the whole batch
 event_loop.next_event:
-        mov     ecx, dword [rel ev_i]
-        cmp     ecx, dword [rel ev_n]
+        mov     ecx, dword [r15+ev_i]
+        cmp     ecx, dword [r15+ev_n]
         jae     short event_loop.events_done
-        inc     dword [rel ev_i]
+        inc     dword [r15+ev_i]
         imul    rcx, rcx, 12                    ; i * sizeof(struct epoll_event)
         mov     esi, events
         mov     rbx, qword [rsi+rcx+4]          ; data: the connection's record
@@ -573,11 +617,11 @@ event_loop.is_connection:
         call    connection_event
         jmp     short event_loop.next_event
 event_loop.events_done:
-        mov     rax, qword [rel clock_now]
-        cmp     rax, qword [rel next_sweep]
+        mov     rax, qword [r15+clock_now]
+        cmp     rax, qword [r15+next_sweep]
         jl      short event_loop.no_sweep
         add     rax, 100
-        mov     qword [rel next_sweep], rax
+        mov     qword [r15+next_sweep], rax
         call    sweep
 event_loop.no_sweep:
         jmp     near event_loop
@@ -590,12 +634,12 @@ event_loop.no_sweep:
 ;; (5000 ms) the worker exits anyway. A second signal exits at once (see the
 ;; handler).
 begin_shutdown:
-        cmp     dword [rel shutting_down], 0
+        cmp     dword [r15+shutting_down], 0
         jne     short begin_shutdown.started    ; already stopping
-        mov     dword [rel shutting_down], 1
-        mov     rax, qword [rel clock_now]
+        mov     dword [r15+shutting_down], 1
+        mov     rax, qword [r15+clock_now]
         add     rax, 5000                       ; + shutdown_timeout_ms
-        mov     qword [rel shutdown_deadline], rax
+        mov     qword [r15+shutdown_deadline], rax
         call    listen_off
         mov     rdi, r12                        ; close the listener: no new connections
         mov     eax, 3                          ; syscall number: close
@@ -616,10 +660,10 @@ begin_shutdown.close_idle_next:
         add     rbx, 256
         jmp     short begin_shutdown.close_idle
 begin_shutdown.close_idle_done:
-        cmp     dword [rel nconns], 0
+        cmp     dword [r15+nconns], 0
         je      near exit_ok                    ; nothing left: exit 0
-        mov     rax, qword [rel clock_now]
-        cmp     rax, qword [rel shutdown_deadline]
+        mov     rax, qword [r15+clock_now]
+        cmp     rax, qword [r15+shutdown_deadline]
         jl      short begin_shutdown.not_yet
         jmp     near exit_ok                    ; out of time: exit 0
 begin_shutdown.not_yet:
@@ -636,17 +680,17 @@ begin_shutdown.not_yet:
 ;; of being accepted and dropped, and nothing spins. It comes back when a
 ;; connection closes (or at the next sweep).
 accept_all:
-        mov     dword [rel accepted], 0         ; n = 0
+        mov     dword [r15+accepted], 0         ; n = 0
 accept_all.next:
-        cmp     dword [rel accepted], 64        ; enough for one turn of the loop?
+        cmp     dword [r15+accepted], 64        ; enough for one turn of the loop?
         jae     near accept_all.done
-        inc     dword [rel accepted]
-        cmp     dword [rel nconns], 1024        ; a free slot?
+        inc     dword [r15+accepted]
+        cmp     dword [r15+nconns], 1024        ; a free slot?
         jae     short accept_all.table_full
         mov     rdi, r12                        ; fd = listen_fd
-        mov     dword [rel client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
+        mov     dword [r15+client_addrlen], 16  ; client_addrlen = sizeof(struct sockaddr_in)
         mov     esi, client_addr                ; addr = &client_addr
-        mov     edx, client_addrlen             ; addrlen = &client_addrlen
+        lea     rdx, [r15+client_addrlen]       ; addrlen = &client_addrlen
         mov     r10d, 2048                      ; SOCK_NONBLOCK
         mov     eax, 288                        ; syscall number: accept4
         syscall
@@ -663,15 +707,15 @@ accept_all.table_full:
         ret
 accept_all.accepted:
         mov     r13, rax                        ; r13 = the new socket
-        dec     dword [rel free_top]            ; pop a free slot
-        mov     ecx, dword [rel free_top]
+        dec     dword [r15+free_top]            ; pop a free slot
+        mov     ecx, dword [r15+free_top]
         shl     rcx, 2
         mov     edx, free_stack
         mov     ecx, dword [rdx+rcx]            ; its index
         shl     rcx, 8                          ; * 256
         mov     ebx, conns
         add     rbx, rcx                        ; rbx = &conns[index]
-        inc     dword [rel nconns]
+        inc     dword [r15+nconns]
         mov     dword [rbx+conn_fd], r13d       ; record.fd
         mov     rax, qword [rel client_addr]    ; family, port and address: 8 bytes
         mov     qword [rbx+conn_addr], rax      ; kept for the logs
@@ -721,7 +765,7 @@ connection_event.quiet:
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 1                  ; EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 1                          ; EPOLL_CTL_ADD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
@@ -742,7 +786,7 @@ connection_event.send:
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 1                  ; back to EPOLLIN
         mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 3                          ; EPOLL_CTL_MOD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
@@ -766,7 +810,7 @@ connection_event.pending:
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 3                          ; EPOLL_CTL_MOD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
@@ -777,7 +821,7 @@ connection_event.add_out:
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 4                  ; wait for EPOLLOUT
         mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 1                          ; EPOLL_CTL_ADD
         mov     rdx, r13                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
@@ -802,12 +846,12 @@ close_connection:
         mov     ecx, conns
         sub     rax, rcx
         shr     rax, 8                          ; its index
-        mov     ecx, dword [rel free_top]
+        mov     ecx, dword [r15+free_top]
         shl     rcx, 2
         mov     edx, free_stack
         mov     dword [rdx+rcx], eax            ; push it on the free stack
-        inc     dword [rel free_top]
-        dec     dword [rel nconns]
+        inc     dword [r15+free_top]
+        dec     dword [r15+nconns]
         call    listen_on                       ; a slot is free: accept again if we had stopped
         ret
 
@@ -830,7 +874,7 @@ sweep.check:
         jae     short sweep.check_done
         cmp     dword [rbx+conn_state], 0       ; free?
         je      short sweep.check_next          ; free
-        mov     rax, qword [rel clock_now]
+        mov     rax, qword [r15+clock_now]
         cmp     qword [rbx+conn_deadline], rax
         jg      short sweep.check_next          ; not yet
         cmp     dword [rbx+conn_state], 2       ; sending a response?
@@ -838,12 +882,12 @@ sweep.check:
         mov     r13d, dword [rbx+conn_fd]       ; r13 = fd
         mov     rdi, r13                        ; fd
         mov     esi, 0x5411                     ; SIOCOUTQ
-        lea     rdx, [rel outq_now]             ; &outq_now
+        lea     rdx, [r15+outq_now]             ; &outq_now
         mov     eax, 16                         ; syscall number: ioctl
         syscall
         test    rax, rax
         js      short sweep.expire
-        mov     eax, dword [rel outq_now]
+        mov     eax, dword [r15+outq_now]
         cmp     eax, dword [rbx+conn_outq]      ; less than when the deadline was set?
         jae     short sweep.expire              ; no: the client took nothing
         mov     dword [rbx+conn_outq], eax
@@ -865,21 +909,21 @@ sweep.check_done:
 ;; EPOLLEXCLUSIVE: with several workers on the shared listener, the kernel
 ;; wakes one of them per connection, not all.
 listen_on:
-        cmp     dword [rel accepting], 0
+        cmp     dword [r15+accepting], 0
         jne     short listen_on.skip
-        cmp     dword [rel shutting_down], 0
+        cmp     dword [r15+shutting_down], 0
         jne     short listen_on.skip
-        cmp     dword [rel nconns], 1024
+        cmp     dword [r15+nconns], 1024
         jae     short listen_on.skip
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 0x10000001         ; EPOLLIN | EPOLLEXCLUSIVE
         mov     qword [r10+4], 0                ; data: 0, the listener
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 1                          ; EPOLL_CTL_ADD
         mov     rdx, r12                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-        mov     dword [rel accepting], 1
+        mov     dword [r15+accepting], 1
 listen_on.skip:
         ret
 
@@ -888,17 +932,17 @@ listen_on.skip:
 ;; C: if (accepting) epoll_ctl(DEL, listen_fd)
 ;; Pending connections wait in the kernel's queue (the listen backlog).
 listen_off:
-        cmp     dword [rel accepting], 0
+        cmp     dword [r15+accepting], 0
         je      short listen_off.skip
         mov     r10d, ctl_event                 ; event = &ctl_event
         mov     dword [r10], 0                  ; no events
         mov     qword [r10+4], 0                ; data: 0, the listener
-        mov     edi, dword [rel epfd]           ; epfd
+        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 2                          ; EPOLL_CTL_DEL
         mov     rdx, r12                        ; fd
         mov     eax, 233                        ; syscall number: epoll_ctl
         syscall
-        mov     dword [rel accepting], 0
+        mov     dword [r15+accepting], 0
 listen_off.skip:
         ret
 
@@ -978,7 +1022,7 @@ http_process.want_more:
         mov     eax, 0                          ; want to read
         ret
 http_process.have_head:
-        mov     qword [rel req_head_len], rax
+        mov     qword [r15+req_head_len], rax
         call    parse_request                   ; eax = the response's index
 http_process.respond:
         call    decide_mode                     ; record.mode = 0, 1 or 2; keeps eax
@@ -988,8 +1032,8 @@ http_process.respond:
         ; What to drop once the response is out: the head, and the body (read and
         ; thrown away later if it is not all here yet). A chunked body is dropped
         ; after the response, from the buffer (chunk_drop): its end is found as it is read.
-        mov     rax, qword [rel req_head_len]
-        cmp     dword [rel req_te], 2           ; a chunked body?
+        mov     rax, qword [r15+req_head_len]
+        cmp     dword [r15+req_te], 2           ; a chunked body?
         jne     short http_process.sized
         mov     qword [rbx+conn_consume], rax   ; the head now; the body in chunk_drop
         mov     dword [rbx+conn_chunk], 1       ; its first size line comes first
@@ -1000,7 +1044,7 @@ http_process.respond:
 http_process.sized:
         mov     rcx, r14
         sub     rcx, rax                        ; body bytes already here
-        mov     rdx, qword [rel req_content_length]
+        mov     rdx, qword [r15+req_content_length]
         cmp     rcx, rdx
         jae     short http_process.body_here
         sub     rdx, rcx
@@ -1027,7 +1071,7 @@ http_process.queued:
 http_sent:
         cmp     word [rbx+conn_mode], 0         ; Connection: close?
         je      short http_sent.close
-        cmp     dword [rel stop_requested], 0   ; stopping?
+        cmp     dword [r15+stop_requested], 0   ; stopping?
         jne     short http_sent.close
         mov     rbp, qword [rbx+conn_buf]
         mov     r14d, dword [rbx+conn_len]
@@ -1314,18 +1358,18 @@ decide_mode:
         ; response goes at once (RFC 9110 10.1.1), and the client then does not send
         ; the body: the connection cannot go on, so it closes after it. (A route that
         ; reads bodies would send 100 Continue here instead, and keep it.)
-        cmp     dword [rel req_expect], 1       ; Expect: 100-continue?
+        cmp     dword [r15+req_expect], 1       ; Expect: 100-continue?
         jne     short decide_mode.no_expect
-        cmp     qword [rel req_content_length], 0 ; with a body?
+        cmp     qword [r15+req_content_length], 0 ; with a body?
         jne     short decide_mode.decided
-        cmp     dword [rel req_te], 2
+        cmp     dword [r15+req_te], 2
         je      short decide_mode.decided
 decide_mode.no_expect:
-        cmp     dword [rel req_close], 0        ; Connection: close?
+        cmp     dword [r15+req_close], 0        ; Connection: close?
         jne     short decide_mode.client_closes
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0 without Connection: keep-alive?
+        cmp     dword [r15+req_minor], 0        ; HTTP/1.0 without Connection: keep-alive?
         jne     short decide_mode.may_keep
-        cmp     dword [rel req_keepalive], 0
+        cmp     dword [r15+req_keepalive], 0
         jne     short decide_mode.may_keep
 decide_mode.client_closes:
         mov     word [rbx+conn_said_close], 1   ; the client sends no more: close
@@ -1335,9 +1379,9 @@ decide_mode.may_keep:
         inc     ecx                             ; this one too
         cmp     ecx, 1000                       ; the last request allowed?
         jae     short decide_mode.decided
-        cmp     dword [rel stop_requested], 0   ; shutting down?
+        cmp     dword [r15+stop_requested], 0   ; shutting down?
         jne     short decide_mode.decided
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0 (with Connection: keep-alive)?
+        cmp     dword [r15+req_minor], 0        ; HTTP/1.0 (with Connection: keep-alive)?
         je      short decide_mode.http10
         mov     word [rbx+conn_mode], 1         ; HTTP/1.1: keep-alive
         ret
@@ -1384,7 +1428,7 @@ read_window.capped:
 ;; clock_now is read once per wake-up by the driver, as nginx does: no
 ;; clock_gettime per request.
 set_deadline:
-        add     rax, qword [rel clock_now]
+        add     rax, qword [r15+clock_now]
         mov     qword [rbx+conn_deadline], rax
         ret
 
@@ -1616,11 +1660,11 @@ too_large.found_lf:
 too_large.no_lf:
         mov     eax, 26                         ; 414
 too_large.answer:
-        mov     dword [rel req_method], 0       ; not HEAD: the error has a body
-        mov     qword [rel req_content_length], 0 ; and no body follows that http_conn would drop
-        mov     dword [rel req_te], 0
-        mov     dword [rel req_expect], 0
-        mov     qword [rel req_head_len], r14
+        mov     dword [r15+req_method], 0       ; not HEAD: the error has a body
+        mov     qword [r15+req_content_length], 0 ; and no body follows that http_conn would drop
+        mov     dword [r15+req_te], 0
+        mov     dword [r15+req_expect], 0
+        mov     qword [r15+req_head_len], r14
         ret
 
 ;; --------------------------------------------------------------------------
@@ -1632,20 +1676,20 @@ too_large.answer:
 ;; A token that is not a known method: 501. Anything else malformed: 400.
 parse_request:
         xor     eax, eax                        ; the request's state starts at 0
-        mov     dword [rel req_minor], eax
-        mov     dword [rel req_close], eax
-        mov     dword [rel req_keepalive], eax
-        mov     dword [rel req_host], eax
-        mov     dword [rel req_cl_count], eax
-        mov     dword [rel req_te], eax
-        mov     dword [rel req_expect], eax
-        mov     dword [rel req_method], eax
-        mov     qword [rel req_content_length], rax
-        mov     qword [rel req_accept_encoding_len], rax
-        mov     qword [rel req_if_none_match_len], rax
-        mov     qword [rel req_range_len], rax
-        mov     qword [rel req_if_range_len], rax
-        mov     qword [rel req_query_len], rax
+        mov     dword [r15+req_minor], eax
+        mov     dword [r15+req_close], eax
+        mov     dword [r15+req_keepalive], eax
+        mov     dword [r15+req_host], eax
+        mov     dword [r15+req_cl_count], eax
+        mov     dword [r15+req_te], eax
+        mov     dword [r15+req_expect], eax
+        mov     dword [r15+req_method], eax
+        mov     qword [r15+req_content_length], rax
+        mov     qword [r15+req_accept_encoding_len], rax
+        mov     qword [r15+req_if_none_match_len], rax
+        mov     qword [r15+req_range_len], rax
+        mov     qword [r15+req_if_range_len], rax
+        mov     qword [r15+req_query_len], rax
         mov     rsi, rbp
 parse_request.skip_empty_lines:
         movzx   eax, byte [rsi]
@@ -1660,7 +1704,7 @@ parse_request.request_line:
         mov     r8d, char_class
         cmp     dword [rsi], 0x20544547         ; "GET "
         jne     short parse_request.not_GET
-        mov     dword [rel req_method], 1       ; GET
+        mov     dword [r15+req_method], 1       ; GET
         add     rsi, 4
         jmp     near target
 parse_request.not_GET:
@@ -1668,7 +1712,7 @@ parse_request.not_GET:
         jne     short parse_request.not_HEAD
         cmp     dword [rsi+1], 0x20444145       ; "EAD "
         jne     short parse_request.not_HEAD
-        mov     dword [rel req_method], 2       ; HEAD
+        mov     dword [r15+req_method], 2       ; HEAD
         add     rsi, 5
         jmp     near target
 parse_request.not_HEAD:
@@ -1676,13 +1720,13 @@ parse_request.not_HEAD:
         jne     short parse_request.not_POST
         cmp     dword [rsi+1], 0x2054534f       ; "OST "
         jne     short parse_request.not_POST
-        mov     dword [rel req_method], 3       ; POST
+        mov     dword [r15+req_method], 3       ; POST
         add     rsi, 5
         jmp     near target
 parse_request.not_POST:
         cmp     dword [rsi], 0x20545550         ; "PUT "
         jne     short parse_request.not_PUT
-        mov     dword [rel req_method], 4       ; PUT
+        mov     dword [r15+req_method], 4       ; PUT
         add     rsi, 4
         jmp     near target
 parse_request.not_PUT:
@@ -1690,7 +1734,7 @@ parse_request.not_PUT:
         jne     short parse_request.not_DELETE
         cmp     dword [rsi+3], 0x20455445       ; "ETE "
         jne     short parse_request.not_DELETE
-        mov     dword [rel req_method], 5       ; DELETE
+        mov     dword [r15+req_method], 5       ; DELETE
         add     rsi, 7
         jmp     short target
 parse_request.not_DELETE:
@@ -1698,7 +1742,7 @@ parse_request.not_DELETE:
         jne     short parse_request.not_PATCH
         cmp     dword [rsi+2], 0x20484354       ; "TCH "
         jne     short parse_request.not_PATCH
-        mov     dword [rel req_method], 6       ; PATCH
+        mov     dword [r15+req_method], 6       ; PATCH
         add     rsi, 6
         jmp     short target
 parse_request.not_PATCH:
@@ -1706,7 +1750,7 @@ parse_request.not_PATCH:
         jne     short parse_request.not_OPTIONS
         cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
         jne     short parse_request.not_OPTIONS
-        mov     dword [rel req_method], 7       ; OPTIONS
+        mov     dword [r15+req_method], 7       ; OPTIONS
         add     rsi, 8
         jmp     short target
 parse_request.not_OPTIONS:
@@ -1767,14 +1811,14 @@ target.authority:
         jmp     short target.authority
 target.no_path:
         mov     eax, path_root
-        mov     qword [rel req_path], rax
-        mov     qword [rel req_path_len], 1
+        mov     qword [r15+req_path], rax
+        mov     qword [r15+req_path_len], 1
         cmp     byte [rsi], ' '
-        je      near version
-        mov     qword [rel req_query], rsi      ; the query starts at its '?'
+        je      short version
+        mov     qword [r15+req_query], rsi      ; the query starts at its '?'
         jmp     short target.skip_query         ; skip the query
 target.origin_form:
-        mov     qword [rel req_path], rsi       ; the path starts here
+        mov     qword [r15+req_path], rsi       ; the path starts here
 target.path:
         movzx   eax, byte [rsi]
         cmp     eax, ' '
@@ -1787,9 +1831,9 @@ target.path:
         jmp     short target.path
 target.query:
         mov     rax, rsi
-        sub     rax, qword [rel req_path]
-        mov     qword [rel req_path_len], rax   ; the path ends at '?'
-        mov     qword [rel req_query], rsi      ; the query starts at its '?'
+        sub     rax, qword [r15+req_path]
+        mov     qword [r15+req_path_len], rax   ; the path ends at '?'
+        mov     qword [r15+req_query], rsi      ; the query starts at its '?'
 target.skip_query:
         inc     rsi
         movzx   eax, byte [rsi]
@@ -1800,13 +1844,13 @@ target.skip_query:
         jmp     short target.skip_query
 target.query_end:
         mov     rax, rsi
-        sub     rax, qword [rel req_query]
-        mov     qword [rel req_query_len], rax  ; the query's length, its '?' included
+        sub     rax, qword [r15+req_query]
+        mov     qword [r15+req_query_len], rax  ; the query's length, its '?' included
         jmp     short version
 target.path_end:
         mov     rax, rsi
-        sub     rax, qword [rel req_path]
-        mov     qword [rel req_path_len], rax
+        sub     rax, qword [r15+req_path]
+        mov     qword [r15+req_path_len], rax
         jmp     short version
 
 ;; --------------------------------------------------------------------------
@@ -1835,7 +1879,7 @@ version:
         mov     eax, 29                         ; 505 HTTP Version Not Supported
         ret
 version.http_1:
-        mov     dword [rel req_minor], ecx      ; HTTP/1.minor
+        mov     dword [r15+req_minor], ecx      ; HTTP/1.minor
         add     rsi, 11                         ; the first header line
 
 ;; --------------------------------------------------------------------------
@@ -1919,7 +1963,7 @@ parse_headers.skip_field_name:
 parse_headers.field_found:
         cmp     eax, 1                          ; host?
         jne     near parse_headers.not_host
-        inc     dword [rel req_host]            ; Host
+        inc     dword [r15+req_host]            ; Host
         mov     rcx, r11                        ; rcx walks the value; empty is allowed
         cmp     rcx, r9
         je      near parse_headers.next_field
@@ -1985,7 +2029,7 @@ parse_headers.host_port_digit:
 parse_headers.not_host:
         cmp     eax, 2                          ; content-length?
         jne     short parse_headers.not_content_length
-        inc     dword [rel req_cl_count]        ; Content-Length
+        inc     dword [r15+req_cl_count]        ; Content-Length
         cmp     r11, r9
         je      near bad_request                ; empty
         xor     eax, eax                        ; the value
@@ -2010,14 +2054,14 @@ parse_headers.cl_end:
         jbe     short parse_headers.cl_store
         mov     rax, 0x4000000000000000         ; too large to matter: 2^62
 parse_headers.cl_store:
-        mov     qword [rel req_content_length], rax
+        mov     qword [r15+req_content_length], rax
         jmp     near parse_headers.next_field
 parse_headers.not_content_length:
         cmp     eax, 3                          ; transfer-encoding?
         jne     near parse_headers.not_transfer_encoding
-        cmp     dword [rel req_te], 0           ; the first Transfer-Encoding field?
+        cmp     dword [r15+req_te], 0           ; the first Transfer-Encoding field?
         jne     short parse_headers.te_element
-        mov     dword [rel req_te], 1           ; present; chunked only once it is its last coding
+        mov     dword [r15+req_te], 1           ; present; chunked only once it is its last coding
 parse_headers.te_element:
         cmp     r11, r9
         jae     near parse_headers.next_field   ; no more codings
@@ -2052,14 +2096,14 @@ parse_headers.te_trim_one:
         dec     rdx
         jmp     short parse_headers.te_trim
 parse_headers.te_trimmed:
-        cmp     dword [rel req_te], 2           ; a coding after chunked?
+        cmp     dword [r15+req_te], 2           ; a coding after chunked?
         jne     short parse_headers.te_not_after_chunked
-        mov     dword [rel req_te], 3           ; chunked, then another: 400
+        mov     dword [r15+req_te], 3           ; chunked, then another: 400
         jmp     short parse_headers.te_element
 parse_headers.te_not_after_chunked:
-        cmp     dword [rel req_te], 3           ; that stays
+        cmp     dword [r15+req_te], 3           ; that stays
         je      short parse_headers.te_element
-        mov     dword [rel req_te], 1           ; the last coding so far is not chunked...
+        mov     dword [r15+req_te], 1           ; the last coding so far is not chunked...
         sub     rdx, rcx
         cmp     rdx, 7
         jne     short parse_headers.te_element
@@ -2071,7 +2115,7 @@ parse_headers.te_not_after_chunked:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x64656b6e                 ; "nked"
         jne     near parse_headers.te_element
-        mov     dword [rel req_te], 2           ; ...unless it is chunked
+        mov     dword [r15+req_te], 2           ; ...unless it is chunked
         jmp     near parse_headers.te_element
 parse_headers.not_transfer_encoding:
         cmp     eax, 4                          ; connection?
@@ -2116,7 +2160,7 @@ parse_headers.conn_scanned:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65736f6c                 ; "lose"
         jne     short parse_headers.not_close
-        mov     dword [rel req_close], 1        ; Connection: close
+        mov     dword [r15+req_close], 1        ; Connection: close
 parse_headers.not_close:
         cmp     rdx, 10
         jne     short parse_headers.not_keep_alive
@@ -2132,7 +2176,7 @@ parse_headers.not_close:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x6576696c                 ; "live"
         jne     short parse_headers.not_keep_alive
-        mov     dword [rel req_keepalive], 1    ; Connection: keep-alive
+        mov     dword [r15+req_keepalive], 1    ; Connection: keep-alive
 parse_headers.not_keep_alive:
         jmp     near parse_headers.conn_token
 parse_headers.not_connection:
@@ -2152,35 +2196,39 @@ parse_headers.not_connection:
         or      eax, 0x20202020                 ; to lower case
         cmp     eax, 0x65756e69                 ; "inue"
         jne     short parse_headers.expect_other
-        cmp     dword [rel req_expect], 2       ; another Expect field had something else?
+        cmp     dword [r15+req_expect], 2       ; another Expect field had something else?
         je      short parse_headers.next_field  ; that stays
-        mov     dword [rel req_expect], 1       ; Expect: 100-continue
+        mov     dword [r15+req_expect], 1       ; Expect: 100-continue
         jmp     short parse_headers.next_field
 parse_headers.expect_other:
-        mov     dword [rel req_expect], 2       ; an expectation we cannot meet: 417
+        mov     dword [r15+req_expect], 2       ; an expectation we cannot meet: 417
         jmp     short parse_headers.next_field
 parse_headers.not_expect:
         cmp     eax, 6                          ; accept-encoding?
         jne     short parse_headers.not_accept_encoding
-        mov     edi, req_accept_encoding        ; to choose a coding: where its value and length go
-        jmp     short parse_headers.keep_field
+        mov     qword [r15+req_accept_encoding], r11 ; to choose a coding: the value (the last such field wins)
+        sub     r9, r11
+        mov     qword [r15+req_accept_encoding_len], r9 ; and its length
+        jmp     short parse_headers.next_field
 parse_headers.not_accept_encoding:
         cmp     eax, 7                          ; if-none-match?
         jne     short parse_headers.not_if_none_match
-        mov     edi, req_if_none_match          ; for a 304: where its value and length go
-        jmp     short parse_headers.keep_field
+        mov     qword [r15+req_if_none_match], r11 ; for a 304: the value (the last such field wins)
+        sub     r9, r11
+        mov     qword [r15+req_if_none_match_len], r9 ; and its length
+        jmp     short parse_headers.next_field
 parse_headers.not_if_none_match:
         cmp     eax, 8                          ; range?
         jne     short parse_headers.not_range
-        mov     edi, req_range                  ; for a 206: where its value and length go
-        jmp     short parse_headers.keep_field
+        mov     qword [r15+req_range], r11      ; for a 206: the value (the last such field wins)
+        sub     r9, r11
+        mov     qword [r15+req_range_len], r9   ; and its length
+        jmp     short parse_headers.next_field
 parse_headers.not_range:
         ; the last number: if-range
-        mov     edi, req_if_range               ; for a 206: where its value and length go
-parse_headers.keep_field:
-        mov     qword [rdi], r11                ; the value (the last such field wins)
+        mov     qword [r15+req_if_range], r11   ; for a 206: the value (the last such field wins)
         sub     r9, r11
-        mov     qword [rdi+8], r9               ; and its length, in the variable after it
+        mov     qword [r15+req_if_range_len], r9 ; and its length
 parse_headers.next_field:
         add     rsi, 2                          ; past the field's CR LF
         jmp     near parse_headers
@@ -2196,34 +2244,34 @@ parse_headers.done:
 ;; malformed. HTTP/1.0 has no Transfer-Encoding. RFC 9110 10.1.1: Expect is
 ;; ignored in HTTP/1.0.
 check_request:
-        cmp     dword [rel req_te], 0
+        cmp     dword [r15+req_te], 0
         je      short check_request.no_transfer_encoding
-        cmp     dword [rel req_cl_count], 0
+        cmp     dword [r15+req_cl_count], 0
         jne     short bad_request               ; both framings: a smuggling attempt
-        cmp     dword [rel req_minor], 0
+        cmp     dword [r15+req_minor], 0
         je      short bad_request               ; Transfer-Encoding in HTTP/1.0
-        cmp     dword [rel req_te], 2
+        cmp     dword [r15+req_te], 2
         jne     short bad_request               ; the last coding is not chunked: no way to find the body's end
 check_request.no_transfer_encoding:
-        cmp     dword [rel req_cl_count], 1
+        cmp     dword [r15+req_cl_count], 1
         ja      short bad_request               ; Content-Length twice
-        cmp     dword [rel req_host], 1
+        cmp     dword [r15+req_host], 1
         ja      short bad_request               ; Host twice
         je      short check_request.host_ok
-        cmp     dword [rel req_minor], 0
+        cmp     dword [r15+req_minor], 0
         jne     short bad_request               ; HTTP/1.1 without Host
 check_request.host_ok:
-        cmp     dword [rel req_minor], 0        ; HTTP/1.0: Expect is ignored
+        cmp     dword [r15+req_minor], 0        ; HTTP/1.0: Expect is ignored
         jne     short check_request.expect_ok
-        mov     dword [rel req_expect], 0
+        mov     dword [r15+req_expect], 0
 check_request.expect_ok:
-        cmp     dword [rel req_expect], 2
+        cmp     dword [r15+req_expect], 2
         jne     short check_request.expect_met
         mov     eax, 30                         ; 417 Expectation Failed
         ret
 check_request.expect_met:
         mov     ecx, 0x100000                   ; limits.body_bytes
-        cmp     qword [rel req_content_length], rcx
+        cmp     qword [r15+req_content_length], rcx
         jbe     short check_request.size_ok
         mov     eax, 25                         ; 413 Content Too Large
         ret
@@ -2246,7 +2294,7 @@ bad_request:
 route:
         call    normalise_path                  ; r9 = the path, r10 = its length; eax != 0: a bad path
         test    eax, eax
-        jnz     near route.bad_path
+        jnz     short route.bad_path
         mov     rax, -0x7ee3623b                ; FNV-1a: the offset basis
         xor     ecx, ecx
 route.hash:
@@ -2288,7 +2336,7 @@ route.found:
         mov     edx, route_methods
         add     rdx, rax
 route.by_method:
-        mov     eax, dword [rel req_method]
+        mov     eax, dword [r15+req_method]
         shl     rax, 2                          ; 4 bytes a method
         add     rdx, rax
         mov     eax, dword [rdx]                ; the response for this method
@@ -2326,9 +2374,9 @@ miss.not_under:
 ;; r11 = where the current segment starts in norm_path. Clobbers rax-rdx,
 ;; rsi, rdi, r8-r11.
 normalise_path:
-        mov     rsi, qword [rel req_path]
+        mov     rsi, qword [r15+req_path]
         mov     r8, rsi
-        add     r8, qword [rel req_path_len]    ; r8 = its end
+        add     r8, qword [r15+req_path_len]    ; r8 = its end
         mov     r9d, norm_path
         mov     rdi, r9
         mov     byte [rdi], '/'                 ; every path starts with '/'
@@ -2441,7 +2489,7 @@ prepare_response:
         mov     r10d, responses
         add     r10, rcx                        ; r10 = &responses[index]
         mov     eax, dword [r10+resp_status]
-        mov     dword [rel last_status], eax    ; for the access log
+        mov     dword [r15+last_status], eax    ; for the access log
         movzx   eax, byte [r10+resp_flags]      ; the kind: the flags' low byte
         cmp     eax, 1                          ; entity
         je      short kind_entity
@@ -2483,12 +2531,12 @@ kind_entity.one_coding:
         add     r8, rax
         mov     r9d, dword [r11+rep_body_len]
         mov     qword [rbx+conn_iov+24], 0
-        cmp     dword [rel req_method], 2
+        cmp     dword [r15+req_method], 2
         ja      near kind_entity.full           ; neither GET nor HEAD: no conditions
-        cmp     qword [rel req_if_none_match_len], 0
+        cmp     qword [r15+req_if_none_match_len], 0
         je      short kind_entity.no_if_none_match
-        mov     rsi, qword [rel req_if_none_match]
-        mov     rcx, qword [rel req_if_none_match_len]
+        mov     rsi, qword [r15+req_if_none_match]
+        mov     rcx, qword [r15+req_if_none_match_len]
         mov     edx, response_heads
         mov     eax, dword [r11+rep_etag]
         add     rdx, rax                        ; rdx = its ETag, quotes included
@@ -2496,17 +2544,17 @@ kind_entity.one_coding:
         test    eax, eax
         jnz     near kind_entity.not_modified
 kind_entity.no_if_none_match:
-        cmp     dword [rel req_method], 1
+        cmp     dword [r15+req_method], 1
         jne     short kind_entity.full          ; HEAD ignores Range
-        cmp     qword [rel req_range_len], 0
+        cmp     qword [r15+req_range_len], 0
         je      short kind_entity.full
-        cmp     qword [rel req_if_range_len], 0
+        cmp     qword [r15+req_if_range_len], 0
         je      short kind_entity.range
         ; If-Range: the Range counts only when the tag is this one, compared strongly
         ; (a date or a weak tag never matches here: there is no Last-Modified).
-        cmp     qword [rel req_if_range_len], 18
+        cmp     qword [r15+req_if_range_len], 18
         jne     short kind_entity.full
-        mov     rsi, qword [rel req_if_range]
+        mov     rsi, qword [r15+req_if_range]
         mov     edx, response_heads
         mov     eax, dword [r11+rep_etag]
         add     rdx, rax                        ; rdx = the ETag
@@ -2520,8 +2568,8 @@ kind_entity.no_if_none_match:
         cmp     word [rdx+16], ax
         jne     short kind_entity.full
 kind_entity.range:
-        mov     rsi, qword [rel req_range]
-        mov     rcx, qword [rel req_range_len]
+        mov     rsi, qword [r15+req_range]
+        mov     rcx, qword [r15+req_range_len]
         mov     rdx, r9                         ; the representation's length
         call    parse_range                     ; eax = 0 ignore it, 1 satisfiable (rdx = first, rcx = last), 2 not
         cmp     eax, 1
@@ -2543,7 +2591,7 @@ kind_entity.not_modified:
         mov     eax, status_304
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 304 status line
         mov     qword [rbx+conn_iov+8], 27
-        mov     dword [rel last_status], 304    ; for the access log
+        mov     dword [r15+last_status], 304    ; for the access log
         xor     r9d, r9d                        ; no body
         jmp     near finish_response
 kind_entity.ranged:
@@ -2557,7 +2605,7 @@ kind_entity.ranged:
         mov     eax, status_206
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 206 status line
         mov     qword [rbx+conn_iov+8], 30
-        mov     dword [rel last_status], 206    ; for the access log
+        mov     dword [r15+last_status], 206    ; for the access log
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
@@ -2590,7 +2638,7 @@ kind_entity.unsatisfiable:
         mov     eax, status_416
         mov     qword [rbx+conn_iov], rax       ; iov[status] = the 416 status line
         mov     qword [rbx+conn_iov+8], 36
-        mov     dword [rel last_status], 416    ; for the access log
+        mov     dword [r15+last_status], 416    ; for the access log
         mov     rdi, qword [rbx+conn_buf]
         lea     rdi, [rdi+16400]                ; rdi = the scratch, after the request buffer and its slack
         mov     qword [rbx+conn_iov+16], rdi    ; iov[runtime] = the scratch
@@ -2624,8 +2672,8 @@ kind_redirect:
         mov     edx, dword [r10+resp_head_len]
         mov     qword [rbx+conn_iov], rsi       ; iov[status] = the head, up to the Location's path
         mov     qword [rbx+conn_iov+8], rdx
-        mov     rax, qword [rel req_query]
-        mov     rdx, qword [rel req_query_len]
+        mov     rax, qword [r15+req_query]
+        mov     rdx, qword [r15+req_query_len]
         mov     qword [rbx+conn_iov+16], rax    ; iov[runtime] = the query, in the request buffer
         mov     qword [rbx+conn_iov+24], rdx
         mov     eax, crlf
@@ -2660,13 +2708,13 @@ kind_fixed:
 ;; The Date line is made at most once a second (refresh_date). HEAD gets
 ;; the same head and no body.
 finish_response:
-        cmp     dword [rel req_method], 2       ; HEAD?
+        cmp     dword [r15+req_method], 2       ; HEAD?
         jne     short finish_response.body_ready
         xor     r9d, r9d                        ; HEAD: the same head, no body
 finish_response.body_ready:
         mov     qword [rbx+conn_iov+80], r8     ; iov[body] = the body
         mov     qword [rbx+conn_iov+88], r9
-        mov     qword [rel last_body_bytes], r9 ; for the access log
+        mov     qword [r15+last_body_bytes], r9 ; for the access log
         movzx   ecx, word [rbx+conn_mode]
         mov     esi, conn_close
         mov     edx, 19
@@ -2680,8 +2728,8 @@ finish_response.body_ready:
 finish_response.conn_ready:
         mov     qword [rbx+conn_iov+48], rsi    ; iov[conn] = the Connection line
         mov     qword [rbx+conn_iov+56], rdx
-        mov     rax, qword [rel clock_now]
-        cmp     rax, qword [rel date_expires]   ; a new second since the Date line was made?
+        mov     rax, qword [r15+clock_now]
+        cmp     rax, qword [r15+date_expires]   ; a new second since the Date line was made?
         jl      short finish_response.date_fresh
         call    refresh_date
 finish_response.date_fresh:
@@ -2708,9 +2756,9 @@ choose_coding:
         mov     dword [rsp+8], -1
         mov     dword [rsp+12], -1
         mov     r11d, ecx                       ; r11d = the codings it has
-        mov     rsi, qword [rel req_accept_encoding]
+        mov     rsi, qword [r15+req_accept_encoding]
         mov     rdi, rsi
-        add     rdi, qword [rel req_accept_encoding_len] ; rdi = the value's end (none: rsi)
+        add     rdi, qword [r15+req_accept_encoding_len] ; rdi = the value's end (none: rsi)
 choose_coding.element:
         cmp     rsi, rdi
         jae     near decide                     ; every element read
@@ -3203,10 +3251,10 @@ refresh_date:
         xor     edx, edx
         mov     ecx, 0xf4240
         div     rcx                             ; rax = ms into this second
-        mov     rcx, qword [rel clock_now]
+        mov     rcx, qword [r15+clock_now]
         add     rcx, 1000
         sub     rcx, rax
-        mov     qword [rel date_expires], rcx   ; made again when the next second starts
+        mov     qword [r15+date_expires], rcx   ; made again when the next second starts
         mov     rax, qword [rsi]                ; tv_sec
         mov     edi, date_line
         add     rdi, 6                          ; rdi = the date, after "Date: "
@@ -3358,18 +3406,18 @@ log_request.line_end:
         rep movsb                               ; copy it
         mov     word [rdi], 0x2022              ; '" '
         add     rdi, 2
-        mov     eax, dword [rel last_status]
+        mov     eax, dword [r15+last_status]
         call    append_u64
         mov     byte [rdi], ' '
         inc     rdi
-        mov     rax, qword [rel last_body_bytes]
+        mov     rax, qword [r15+last_body_bytes]
         call    append_u64
         mov     byte [rdi], 10
         inc     rdi
         mov     rdx, rdi                        ; count = end - start
         mov     esi, line_buf                   ; buf = line_buf
         sub     rdx, rsi
-        mov     rdi, r15                        ; fd = log_fd
+        mov     edi, 1                          ; fd = log_fd
         call    write_all
         ret                                     ; a failed log write is not fatal
 
@@ -3403,11 +3451,11 @@ append_client:
 ;; request: the loop stops gracefully once the connections in progress are
 ;; done. A second signal exits at once.
 on_signal:
-        cmp     dword [rel stop_requested], 0   ; a second signal?
+        cmp     dword [r15+stop_requested], 0   ; a second signal?
         jne     short on_signal.exit_now
-        cmp     dword [rel busy], 0             ; serving a connection?
+        cmp     dword [r15+busy], 0             ; serving a connection?
         je      short on_signal.exit_now
-        mov     dword [rel stop_requested], 1   ; stop_requested = 1
+        mov     dword [r15+stop_requested], 1   ; stop_requested = 1
         ret                                     ; returns into signal_restorer
 on_signal.exit_now:
         xor     edi, edi                        ; status = 0
@@ -3511,7 +3559,7 @@ now_ms:
         div     rcx                             ; rax = tv_nsec / 1000000
         imul    rcx, qword [rsi], 1000          ; rcx = tv_sec * 1000
         add     rax, rcx
-        mov     qword [rel clock_now], rax
+        mov     qword [r15+clock_now], rax
         ret
 
 ;; --------------------------------------------------------------------------
@@ -4608,151 +4656,16 @@ listen_port:
 
         section .bss
 
-; the request's Content-Length (8 bytes)
-        alignb 8
-req_content_length:
-        resb 8
-
-; address of the request's path (8 bytes)
-        alignb 8
-req_path:
-        resb 8
-
-; its length, without the query (8 bytes)
-        alignb 8
-req_path_len:
-        resb 8
-
-; length of the request head, up to and with CR LF CR LF (8 bytes)
-        alignb 8
-req_head_len:
-        resb 8
-
-; 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS (4 bytes)
-        alignb 4
-req_method:
-        resb 4
-
-; HTTP/1.x: x (4 bytes)
-        alignb 4
-req_minor:
-        resb 4
-
-; 1: Connection: close (4 bytes)
-        alignb 4
-req_close:
-        resb 4
-
-; 1: Connection: keep-alive (4 bytes)
-        alignb 4
-req_keepalive:
-        resb 4
-
-; number of Host fields (4 bytes)
-        alignb 4
-req_host:
-        resb 4
-
-; number of Content-Length fields (4 bytes)
-        alignb 4
-req_cl_count:
-        resb 4
-
-; Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more (4 bytes)
-        alignb 4
-req_te:
-        resb 4
-
-; Expect: 0 none, 1 100-continue, 2 another expectation (4 bytes)
-        alignb 4
-req_expect:
-        resb 4
-
-; the Accept-Encoding field's value (8 bytes)
-        alignb 8
-req_accept_encoding:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_accept_encoding_len:
-        resb 8
-
-; the If-None-Match field's value (8 bytes)
-        alignb 8
-req_if_none_match:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_if_none_match_len:
-        resb 8
-
-; the Range field's value (8 bytes)
-        alignb 8
-req_range:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_range_len:
-        resb 8
-
-; the If-Range field's value (8 bytes)
-        alignb 8
-req_if_range:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_if_range_len:
-        resb 8
-
-; the request's query, from its '?', for a redirect's Location (8 bytes)
-        alignb 8
-req_query:
-        resb 8
-
-; its length; 0: none (8 bytes)
-        alignb 8
-req_query_len:
-        resb 8
-
 ; the request's path, decoded and normalised (never longer than it was), and
 ; room for a NUL after it (and a directory's index name) (16400 bytes)
         alignb 16
 norm_path:
         resb 16400
 
-; clock_now (ms) when date_line must be made again (8 bytes)
-        alignb 8
-date_expires:
-        resb 8
-
 ; struct timespec from CLOCK_REALTIME (16 bytes)
         alignb 8
 date_ts:
         resb 16
-
-; status of the last response, for the log (4 bytes)
-        alignb 4
-last_status:
-        resb 4
-
-; body bytes of the last response, for the log (8 bytes)
-        alignb 8
-last_body_bytes:
-        resb 8
-
-; open connections (4 bytes)
-        alignb 4
-nconns:
-        resb 4
-
-; free slots on the stack (4 bytes)
-        alignb 4
-free_top:
-        resb 4
 
 ; indices of free connection slots (a stack) (4096 bytes)
         alignb 4
@@ -4774,65 +4687,15 @@ conn_bufs:
 client_addr:
         resb 16
 
-; socklen_t: in: the buffer's size, out: the address's (4 bytes)
-        alignb 4
-client_addrlen:
-        resb 4
-
-; char **environ: the environment, after argv on the initial stack (8 bytes)
+; the small variables, one block: each is [r15+name] (see the named offsets) (244 bytes)
         alignb 8
-environ:
-        resb 8
+vars:
+        resb 244
 
 ; log and error lines are built here (16512 bytes)
         alignb 8
 line_buf:
         resb 16512
-
-; the epoll instance (4 bytes)
-        alignb 4
-epfd:
-        resb 4
-
-; 1 while the listener is in the epoll set (4 bytes)
-        alignb 4
-accepting:
-        resb 4
-
-; 1 once a stop signal came (4 bytes)
-        alignb 4
-shutting_down:
-        resb 4
-
-; the event being handled (4 bytes)
-        alignb 4
-ev_i:
-        resb 4
-
-; events returned by epoll_wait (4 bytes)
-        alignb 4
-ev_n:
-        resb 4
-
-; accept4 calls in this turn of accept_all (4 bytes)
-        alignb 4
-accepted:
-        resb 4
-
-; int: SIOCOUTQ of the record being swept (4 bytes)
-        alignb 4
-outq_now:
-        resb 4
-
-; when deadlines are next checked (ms) (8 bytes)
-        alignb 8
-next_sweep:
-        resb 8
-
-; when a graceful stop gives up (ms) (8 bytes)
-        alignb 8
-shutdown_deadline:
-        resb 8
 
 ; struct epoll_event for epoll_ctl: events, data (packed) (16 bytes)
         alignb 8
@@ -4843,21 +4706,6 @@ ctl_event:
         alignb 8
 events:
         resb 768
-
-; 1 while a connection is being served (4 bytes)
-        alignb 4
-busy:
-        resb 4
-
-; set by the signal handler: stop gracefully (4 bytes)
-        alignb 4
-stop_requested:
-        resb 4
-
-; CLOCK_MONOTONIC in ms, as now_ms last read it (8 bytes)
-        alignb 8
-clock_now:
-        resb 8
 
 ; struct timespec, filled by clock_gettime (16 bytes)
         alignb 8
