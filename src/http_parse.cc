@@ -51,6 +51,18 @@ HttpParse::HttpParse(const Spec& spec, Builder& b, const ResponseTable& table) :
                          "character classes by code: 1 token (methods, header names), 2 field\n"
                          "value, 4 request target, 8 host name, 16 hex digit, 32 IP literal");
   if (!t_.paths.empty()) slash_ = b_.bytes("path_root", "/", "the path of an absolute-form target without one");
+  find_name_ = local("find_name");
+  std::vector<std::pair<std::string, int>> methods;
+  for (int m = 1; m <= kMethodCount; ++m) methods.push_back({kMethodNames[m], m | 0x80});
+  method_names_ = b_.bytes("method_names", name_table(methods),
+                           "the methods, for find_name: length, number (| 0x80: exact), name");
+  value_tokens_ = b_.bytes("value_tokens",
+                           name_table({{"close", kTokenClose},
+                                       {"keep-alive", kTokenKeepAlive},
+                                       {"chunked", kTokenChunked},
+                                       {"100-continue", kToken100Continue}}),
+                           "the tokens that matter in Connection, Transfer-Encoding and Expect, for\n"
+                           "find_name: length, number, name in lower case");
   v_.content_length = b_.bss("req_content_length", 8, "the request's Content-Length");
   v_.path = b_.bss("req_path", 8, "address of the request's path");
   v_.path_len = b_.bss("req_path_len", 8, "its length, without the query");
@@ -95,6 +107,62 @@ HttpParse::HttpParse(const Spec& spec, Builder& b, const ResponseTable& table) :
   }
 }
 
+// A table for find_name: per entry its name's length, its number (bit 7:
+// compared exactly), the name; a length of 0 ends it.
+std::string HttpParse::name_table(const std::vector<std::pair<std::string, int>>& names) {
+  std::string t;
+  for (const auto& [name, number] : names) {
+    t += static_cast<char>(name.size());
+    t += static_cast<char>(number);
+    t += name;
+  }
+  return t + '\0';
+}
+
+void HttpParse::emit_find_name() {
+  Label entry = local("entry");
+  Label letter = local("letter");
+  Label folded = local("compare");
+  Label other_name = local("other_name");
+  Label skip = local("skip");
+  Label none = local("none");
+  block(find_name_, "subroutine find_name(rcx = a name, rdx = its length, rdi = a table)", nullptr,
+        "for (e = table; e->len; e = next) if (e->len == len && same(e->name, name)) return e->number & 0x7f;\n"
+        "   return 0",
+        "Methods, header field names and the tokens of their values, each looked\n"
+        "up in a table: an entry is the name's length, its number and the name. A\n"
+        "name is a token, so or-ing 0x20 folds its letters to lower case and maps\n"
+        "no other character onto a letter or '-'; a number with bit 7 (a method)\n"
+        "is compared exactly. eax = the number, 0: none. Clobbers rdi, r10.");
+  label(entry);
+  b_.emit(Op::movzx, {r32(Reg::r10), mem8(Reg::rdi)}, "r10 = the length of this entry's name");
+  op(Op::test, r32(Reg::r10), r32(Reg::r10));
+  jmp(Op::jz, none, "the end of the table");
+  op(Op::cmp, r64(Reg::r10), r64(Reg::rdx));
+  jmp(Op::jne, skip, "another length: not this one");
+  label(letter);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, Reg::rcx, Reg::r10, -1)}, "the name's letters, last first");
+  op(Op::test, mem8(Reg::rdi, 1), imm(0x80), "compared exactly?");
+  jmp(Op::jnz, folded);
+  op(Op::or_, r32(Reg::rax), imm(0x20), "to lower case");
+  label(folded);
+  op(Op::cmp, r8(Reg::rax), mem_index(Width::b8, Reg::rdi, Reg::r10, 1), "the entry's letter (its name is at rdi+2)");
+  jmp(Op::jne, other_name);
+  op(Op::dec, r64(Reg::r10));
+  jmp(Op::jnz, letter);
+  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rdi, 1)});
+  op(Op::and_, r32(Reg::rax), imm(0x7f), "eax = its number");
+  ret();
+  label(other_name);
+  mov(r64(Reg::r10), r64(Reg::rdx), "the same length as the name");
+  label(skip);
+  lea(Reg::rdi, mem_index(Width::none, Reg::rdi, Reg::r10, 2), "the next entry");
+  jmp(Op::jmp, entry);
+  label(none);
+  zero(Reg::rax, "not in the table");
+  ret();
+}
+
 void HttpParse::emit(Label route) {
   emit_find_head_end();
   emit_too_large();
@@ -117,6 +185,7 @@ void HttpParse::emit(Label route) {
   block(bad_request_, "parse_request: a malformed request", nullptr, "return 400", "");
   set(Reg::rax, t_.bad_request, "400 Bad Request");
   ret();
+  emit_find_name();
 }
 
 void HttpParse::skip_empty_lines(Reg s, Label none, Label start, const std::string& why_none) {
@@ -279,16 +348,6 @@ void HttpParse::emit_method(Label target) {
   jmp(Op::jmp, skip);
   label(skipped);
   lea(Reg::r8, char_class_);
-  for (int m = 1; m <= kMethodCount; ++m) {
-    std::string name = kMethodNames[m];
-    Label next = local("not_" + name);
-    match_text(Reg::rsi, 0, name + " ", false, next);
-    mov(var32(v_.method), imm(m), name);
-    op(Op::add, r64(Reg::rsi), imm(static_cast<int64_t>(name.size()) + 1));
-    jmp(Op::jmp, target);
-    label(next);
-  }
-  label(unknown);
   mov(r64(Reg::rcx), r64(Reg::rsi));
   label(tok);
   b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rcx)});
@@ -301,6 +360,17 @@ void HttpParse::emit_method(Label target) {
   jmp(Op::je, bad_request_, "no method at all");
   op(Op::cmp, mem8(Reg::rcx), chr(' '));
   jmp(Op::jne, bad_request_, "not followed by one space");
+  mov(r64(Reg::rdx), r64(Reg::rcx));
+  op(Op::sub, r64(Reg::rdx), r64(Reg::rsi), "rdx = the method's length");
+  mov(r64(Reg::rcx), r64(Reg::rsi), "rcx = the method");
+  lea(Reg::rdi, method_names_);
+  call(find_name_, "eax = the method's number (exactly: \"get\" is no method)");
+  op(Op::test, r32(Reg::rax), r32(Reg::rax));
+  jmp(Op::jz, unknown, "a token that is no method here");
+  mov(var32(v_.method), r32(Reg::rax), "GET 1, HEAD 2, POST 3, PUT 4, DELETE 5, PATCH 6, OPTIONS 7");
+  lea(Reg::rsi, mem_index(Width::none, Reg::rsi, Reg::rdx, 1), "past the method and its space");
+  jmp(Op::jmp, target);
+  label(unknown);
   set(Reg::rax, t_.not_implemented, "501 Not Implemented");
   ret();
 }
@@ -505,44 +575,15 @@ void HttpParse::emit_headers(Label line) {
   keep("range", v_.range, v_.range_len, "for a 206");
   keep("if-range", v_.if_range, v_.if_range_len, "for a 206");
   keep("if-modified-since", v_.if_modified_since, v_.if_modified_since_len, "for a 304");
-  std::string table;
-  for (size_t i = 0; i < known.size(); ++i) {
-    table += static_cast<char>(known[i].name.size());
-    table += static_cast<char>(i + 1);
-    table += known[i].name;
-  }
-  table += '\0';
-  Label names = b_.bytes("field_names", table,
-                         "the header fields parse_request knows: a name's length, its number, the name in\n"
-                         "lower case; a length of 0 ends the table");
-  Label entry = local("known_field");
-  Label letter = local("field_letter");
-  Label other_name = local("other_field_name");
-  Label skip = local("skip_field_name");
-  Label found = local("field_found");
-  lea(Reg::rdi, names, "rdi walks the names of the fields known here");
-  label(entry);
-  b_.emit(Op::movzx, {r32(Reg::r10), mem8(Reg::rdi)}, "r10 = the length of this one's name");
-  op(Op::test, r32(Reg::r10), r32(Reg::r10));
-  jmp(Op::jz, next, "the end of the table: a field not known here is ignored");
-  op(Op::cmp, r64(Reg::r10), r64(Reg::rdx));
-  jmp(Op::jne, skip, "another length: not this one");
-  label(letter);
-  b_.emit(Op::movzx, {r32(Reg::rax), mem_index(Width::b8, Reg::rcx, Reg::r10, -1)}, "the request's letters, last first");
-  op(Op::or_, r32(Reg::rax), imm(0x20), "to lower case ('-' and digits stay; a name is a token)");
-  op(Op::cmp, r8(Reg::rax), mem_index(Width::b8, Reg::rdi, Reg::r10, 1), "the table's letter (its name is at rdi+2)");
-  jmp(Op::jne, other_name);
-  op(Op::dec, r64(Reg::r10));
-  jmp(Op::jnz, letter);
-  b_.emit(Op::movzx, {r32(Reg::rax), mem8(Reg::rdi, 1)}, "eax = the field's number");
-  jmp(Op::jmp, found);
-  label(other_name);
-  mov(r64(Reg::r10), r64(Reg::rdx), "the same length as the request's name");
-  label(skip);
-  lea(Reg::rdi, mem_index(Width::none, Reg::rdi, Reg::r10, 2), "the next entry");
-  jmp(Op::jmp, entry);
-
-  label(found);
+  std::vector<std::pair<std::string, int>> numbered;
+  for (size_t i = 0; i < known.size(); ++i) numbered.push_back({known[i].name, static_cast<int>(i + 1)});
+  Label names = b_.bytes("field_names", name_table(numbered),
+                         "the header fields parse_request knows, for find_name: length, number, name\n"
+                         "in lower case");
+  lea(Reg::rdi, names, "the names of the fields known here");
+  call(find_name_, "eax = the field's number, 0: another");
+  op(Op::test, r32(Reg::rax), r32(Reg::rax));
+  jmp(Op::jz, next, "a field not known here is ignored");
   for (size_t i = 0; i < known.size(); ++i) {
     const Known& k = known[i];
     bool last = i + 1 == known.size();  // no number is left to compare with
@@ -729,14 +770,14 @@ void HttpParse::emit_connection(Label next) {
   label(scanned);
   mov(r64(Reg::rdx), r64(Reg::r11));
   op(Op::sub, r64(Reg::rdx), r64(Reg::rcx), "its length");
-  op(Op::cmp, r64(Reg::rdx), imm(5));
+  lea(Reg::rdi, value_tokens_);
+  call(find_name_);
+  op(Op::cmp, r32(Reg::rax), imm(kTokenClose));
   jmp(Op::jne, not_close);
-  match_text(Reg::rcx, 0, "close", true, not_close);
   mov(var32(v_.close), imm(1), "Connection: close");
   label(not_close);
-  op(Op::cmp, r64(Reg::rdx), imm(10));
+  op(Op::cmp, r32(Reg::rax), imm(kTokenKeepAlive));
   jmp(Op::jne, not_ka);
-  match_text(Reg::rcx, 0, "keep-alive", true, not_ka);
   mov(var32(v_.keepalive), imm(1), "Connection: keep-alive");
   label(not_ka);
   jmp(Op::jmp, tok);
@@ -790,9 +831,10 @@ void HttpParse::emit_transfer_encoding(Label next) {
   mov(var32(v_.te), imm(kTeOther), "the last coding so far is not chunked...");
   Label other = v_.te_coded.id >= 0 ? local("te_other_coding") : element;
   op(Op::sub, r64(Reg::rdx), r64(Reg::rcx));
-  op(Op::cmp, r64(Reg::rdx), imm(7));
+  lea(Reg::rdi, value_tokens_);
+  call(find_name_);
+  op(Op::cmp, r32(Reg::rax), imm(kTokenChunked));
   jmp(Op::jne, other);
-  match_text(Reg::rcx, 0, "chunked", true, other);
   mov(var32(v_.te), imm(kTeChunked), "...unless it is chunked");
   jmp(Op::jmp, element);
   if (v_.te_coded.id < 0) return;
@@ -806,9 +848,11 @@ void HttpParse::emit_expect(Label next) {
   Label other = local("expect_other");
   mov(r64(Reg::rdx), r64(Reg::r9));
   op(Op::sub, r64(Reg::rdx), r64(Reg::r11), "the value's length");
-  op(Op::cmp, r64(Reg::rdx), imm(12));
+  mov(r64(Reg::rcx), r64(Reg::r11));
+  lea(Reg::rdi, value_tokens_);
+  call(find_name_);
+  op(Op::cmp, r32(Reg::rax), imm(kToken100Continue));
   jmp(Op::jne, other);
-  match_text(Reg::r11, 0, "100-continue", true, other);
   op(Op::cmp, var32(v_.expect), imm(kExpectOther), "another Expect field had something else?");
   jmp(Op::je, next, "that stays");
   mov(var32(v_.expect), imm(kExpectContinue), "Expect: 100-continue");

@@ -79,11 +79,16 @@ class HttpParse : public Gen {
   void emit_transfer_encoding(Label next);
   void emit_expect(Label next);
   void emit_checks(Label route);
+  static std::string name_table(const std::vector<std::pair<std::string, int>>& names);
+  void emit_find_name();
+  // The numbers of value_tokens.
+  static constexpr int kTokenClose = 1, kTokenKeepAlive = 2, kTokenChunked = 3, kToken100Continue = 4;
 
   const ResponseTable& t_;
   RequestVars v_;
   Label char_class_, slash_;
   Label find_head_end_, parse_request_, too_large_, bad_request_;
+  Label find_name_, method_names_, value_tokens_;
 };
 
 }  // namespace asmsrv
