@@ -86,9 +86,9 @@
         .set last_body_bytes, -24               # 8 bytes: body bytes of the last response, for the log
         .set environ, -16                       # 8 bytes: char **environ: the environment, after argv on the initial stack
         .set client_pollfd, -8                  # 8 bytes: struct pollfd { client_fd, POLLIN, revents }
-        .set req_method, 0                      # 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
-        .set req_te, 4                          # 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
-        .set req_expect, 8                      # 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
+        .set req_te, 0                          # 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
+        .set req_expect, 4                      # 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
+        .set req_method, 8                      # 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
         .set req_minor, 12                      # 4 bytes: HTTP/1.x: x
         .set stop_requested, 16                 # 4 bytes: set by the signal handler: stop gracefully
         .set last_status, 20                    # 4 bytes: status of the last response, for the log
@@ -1475,59 +1475,6 @@ _start:
         jmp     short .Lparse_request.skip_empty_lines
 .Lparse_request.request_line:
         mov     r8d, OFFSET char_class
-        cmp     DWORD PTR [rsi], 0x20544547     # "GET "
-        jne     short .Lparse_request.not_GET
-        mov     DWORD PTR [r15+req_method], 1   # GET
-        add     rsi, 4
-        {disp32} jmp     .Ltarget
-.Lparse_request.not_GET:
-        cmp     DWORD PTR [rsi], 0x44414548     # "HEAD"
-        jne     short .Lparse_request.not_HEAD
-        cmp     DWORD PTR [rsi+1], 0x20444145   # "EAD "
-        jne     short .Lparse_request.not_HEAD
-        mov     DWORD PTR [r15+req_method], 2   # HEAD
-        add     rsi, 5
-        {disp32} jmp     .Ltarget
-.Lparse_request.not_HEAD:
-        cmp     DWORD PTR [rsi], 0x54534f50     # "POST"
-        jne     short .Lparse_request.not_POST
-        cmp     DWORD PTR [rsi+1], 0x2054534f   # "OST "
-        jne     short .Lparse_request.not_POST
-        mov     DWORD PTR [r15+req_method], 3   # POST
-        add     rsi, 5
-        {disp32} jmp     .Ltarget
-.Lparse_request.not_POST:
-        cmp     DWORD PTR [rsi], 0x20545550     # "PUT "
-        jne     short .Lparse_request.not_PUT
-        mov     DWORD PTR [r15+req_method], 4   # PUT
-        add     rsi, 4
-        {disp32} jmp     .Ltarget
-.Lparse_request.not_PUT:
-        cmp     DWORD PTR [rsi], 0x454c4544     # "DELE"
-        jne     short .Lparse_request.not_DELETE
-        cmp     DWORD PTR [rsi+3], 0x20455445   # "ETE "
-        jne     short .Lparse_request.not_DELETE
-        mov     DWORD PTR [r15+req_method], 5   # DELETE
-        add     rsi, 7
-        jmp     short .Ltarget
-.Lparse_request.not_DELETE:
-        cmp     DWORD PTR [rsi], 0x43544150     # "PATC"
-        jne     short .Lparse_request.not_PATCH
-        cmp     DWORD PTR [rsi+2], 0x20484354   # "TCH "
-        jne     short .Lparse_request.not_PATCH
-        mov     DWORD PTR [r15+req_method], 6   # PATCH
-        add     rsi, 6
-        jmp     short .Ltarget
-.Lparse_request.not_PATCH:
-        cmp     DWORD PTR [rsi], 0x4954504f     # "OPTI"
-        jne     short .Lparse_request.not_OPTIONS
-        cmp     DWORD PTR [rsi+4], 0x20534e4f   # "ONS "
-        jne     short .Lparse_request.not_OPTIONS
-        mov     DWORD PTR [r15+req_method], 7   # OPTIONS
-        add     rsi, 8
-        jmp     short .Ltarget
-.Lparse_request.not_OPTIONS:
-.Lparse_request.unknown_method:
         mov     rcx, rsi
 .Lparse_request.token:
         movzx   eax, BYTE PTR [rcx]
@@ -1540,6 +1487,17 @@ _start:
         {disp32} je      .Lbad_request          # no method at all
         cmp     BYTE PTR [rcx], ' '
         {disp32} jne     .Lbad_request          # not followed by one space
+        mov     rdx, rcx
+        sub     rdx, rsi                        # rdx = the method's length
+        mov     rcx, rsi                        # rcx = the method
+        mov     edi, OFFSET method_names
+        call    .Lfind_name                     # eax = the method's number (exactly: "get" is no method)
+        test    eax, eax
+        jz      short .Lparse_request.unknown_method # a token that is no method here
+        mov     DWORD PTR [r15+req_method], eax # GET 1, HEAD 2, POST 3, PUT 4, DELETE 5, PATCH 6, OPTIONS 7
+        lea     rsi, [rsi+rdx+1]                # past the method and its space
+        jmp     short .Ltarget
+.Lparse_request.unknown_method:
         mov     eax, 19                         # 501 Not Implemented
         ret
 
@@ -1705,28 +1663,10 @@ _start:
         dec     r9
         jmp     short .Lparse_headers.trim
 .Lparse_headers.trimmed:
-        mov     edi, OFFSET field_names         # rdi walks the names of the fields known here
-.Lparse_headers.known_field:
-        movzx   r10d, BYTE PTR [rdi]            # r10 = the length of this one's name
-        test    r10d, r10d
-        {disp32} jz      .Lparse_headers.next_field # the end of the table: a field not known here is ignored
-        cmp     r10, rdx
-        jne     short .Lparse_headers.skip_field_name # another length: not this one
-.Lparse_headers.field_letter:
-        movzx   eax, BYTE PTR [rcx+r10-1]       # the request's letters, last first
-        or      eax, 32                         # to lower case ('-' and digits stay; a name is a token)
-        cmp     al, BYTE PTR [rdi+r10+1]        # the table's letter (its name is at rdi+2)
-        jne     short .Lparse_headers.other_field_name
-        dec     r10
-        jnz     short .Lparse_headers.field_letter
-        movzx   eax, BYTE PTR [rdi+1]           # eax = the field's number
-        jmp     short .Lparse_headers.field_found
-.Lparse_headers.other_field_name:
-        mov     r10, rdx                        # the same length as the request's name
-.Lparse_headers.skip_field_name:
-        lea     rdi, [rdi+r10+2]                # the next entry
-        jmp     short .Lparse_headers.known_field
-.Lparse_headers.field_found:
+        mov     edi, OFFSET field_names         # the names of the fields known here
+        call    .Lfind_name                     # eax = the field's number, 0: another
+        test    eax, eax
+        {disp32} jz      .Lparse_headers.next_field # a field not known here is ignored
         cmp     eax, 1                          # host?
         {disp32} jne     .Lparse_headers.not_host
         inc     DWORD PTR [r15+req_host]        # Host
@@ -1871,21 +1811,15 @@ _start:
         je      short .Lparse_headers.te_element
         mov     DWORD PTR [r15+req_te], 1       # the last coding so far is not chunked...
         sub     rdx, rcx
-        cmp     rdx, 7
+        mov     edi, OFFSET value_tokens
+        call    .Lfind_name
+        cmp     eax, 3
         jne     short .Lparse_headers.te_element
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x6e756863                 # "chun"
-        {disp32} jne     .Lparse_headers.te_element
-        mov     eax, DWORD PTR [rcx+3]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x64656b6e                 # "nked"
-        {disp32} jne     .Lparse_headers.te_element
         mov     DWORD PTR [r15+req_te], 2       # ...unless it is chunked
         {disp32} jmp     .Lparse_headers.te_element
 .Lparse_headers.not_transfer_encoding:
         cmp     eax, 4                          # connection?
-        {disp32} jne     .Lparse_headers.not_connection
+        jne     short .Lparse_headers.not_connection
 .Lparse_headers.conn_token:
         cmp     r11, r9
         {disp32} jae     .Lparse_headers.next_field # no more tokens
@@ -1916,51 +1850,26 @@ _start:
 .Lparse_headers.conn_scanned:
         mov     rdx, r11
         sub     rdx, rcx                        # its length
-        cmp     rdx, 5
-        jne     short .Lparse_headers.not_close
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x736f6c63                 # "clos"
-        jne     short .Lparse_headers.not_close
-        mov     eax, DWORD PTR [rcx+1]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x65736f6c                 # "lose"
+        mov     edi, OFFSET value_tokens
+        call    .Lfind_name
+        cmp     eax, 1
         jne     short .Lparse_headers.not_close
         mov     DWORD PTR [r15+req_close], 1    # Connection: close
 .Lparse_headers.not_close:
-        cmp     rdx, 10
-        jne     short .Lparse_headers.not_keep_alive
-        mov     eax, DWORD PTR [rcx]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x7065656b                 # "keep"
-        jne     short .Lparse_headers.not_keep_alive
-        mov     eax, DWORD PTR [rcx+4]
-        or      eax, 0x20202000                 # to lower case
-        cmp     eax, 0x696c612d                 # "-ali"
-        jne     short .Lparse_headers.not_keep_alive
-        mov     eax, DWORD PTR [rcx+6]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x6576696c                 # "live"
+        cmp     eax, 2
         jne     short .Lparse_headers.not_keep_alive
         mov     DWORD PTR [r15+req_keepalive], 1 # Connection: keep-alive
 .Lparse_headers.not_keep_alive:
-        {disp32} jmp     .Lparse_headers.conn_token
+        jmp     short .Lparse_headers.conn_token
 .Lparse_headers.not_connection:
         cmp     eax, 5                          # expect?
         jne     short .Lparse_headers.not_expect
         mov     rdx, r9
         sub     rdx, r11                        # the value's length
-        cmp     rdx, 12
-        jne     short .Lparse_headers.expect_other
-        cmp     DWORD PTR [r11], 0x2d303031     # "100-"
-        jne     short .Lparse_headers.expect_other
-        mov     eax, DWORD PTR [r11+4]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x746e6f63                 # "cont"
-        jne     short .Lparse_headers.expect_other
-        mov     eax, DWORD PTR [r11+8]
-        or      eax, 0x20202020                 # to lower case
-        cmp     eax, 0x65756e69                 # "inue"
+        mov     rcx, r11
+        mov     edi, OFFSET value_tokens
+        call    .Lfind_name
+        cmp     eax, 4
         jne     short .Lparse_headers.expect_other
         cmp     DWORD PTR [r15+req_expect], 2   # another Expect field had something else?
         je      short .Lparse_headers.next_field # that stays
@@ -2042,6 +1951,44 @@ _start:
 ## C: return 400
 .Lbad_request:
         mov     eax, 15                         # 400 Bad Request
+        ret
+
+## --------------------------------------------------------------------------
+## subroutine find_name(rcx = a name, rdx = its length, rdi = a table)
+## C: for (e = table; e->len; e = next) if (e->len == len && same(e->name, name)) return e->number & 0x7f;
+##    return 0
+## Methods, header field names and the tokens of their values, each looked
+## up in a table: an entry is the name's length, its number and the name. A
+## name is a token, so or-ing 0x20 folds its letters to lower case and maps
+## no other character onto a letter or '-'; a number with bit 7 (a method)
+## is compared exactly. eax = the number, 0: none. Clobbers rdi, r10.
+.Lfind_name:
+.Lfind_name.entry:
+        movzx   r10d, BYTE PTR [rdi]            # r10 = the length of this entry's name
+        test    r10d, r10d
+        jz      short .Lfind_name.none          # the end of the table
+        cmp     r10, rdx
+        jne     short .Lfind_name.skip          # another length: not this one
+.Lfind_name.letter:
+        movzx   eax, BYTE PTR [rcx+r10-1]       # the name's letters, last first
+        test    BYTE PTR [rdi+1], 128           # compared exactly?
+        jnz     short .Lfind_name.compare
+        or      eax, 32                         # to lower case
+.Lfind_name.compare:
+        cmp     al, BYTE PTR [rdi+r10+1]        # the entry's letter (its name is at rdi+2)
+        jne     short .Lfind_name.other_name
+        dec     r10
+        jnz     short .Lfind_name.letter
+        movzx   eax, BYTE PTR [rdi+1]
+        and     eax, 127                        # eax = its number
+        ret
+.Lfind_name.other_name:
+        mov     r10, rdx                        # the same length as the name
+.Lfind_name.skip:
+        lea     rdi, [rdi+r10+2]                # the next entry
+        jmp     short .Lfind_name.entry
+.Lfind_name.none:
+        xor     eax, eax                        # not in the table
         ret
 
 ## --------------------------------------------------------------------------
@@ -3084,6 +3031,17 @@ char_class:
 path_root:
         .ascii "/"
 
+# the methods, for find_name: length, number (| 0x80: exact), name (47 bytes)
+        .balign 8, 0
+method_names:
+        .byte 3, 129, 71, 69, 84, 4, 130, 72, 69, 65, 68, 4, 131, 80, 79, 83, 84, 3, 132, 80, 85, 84, 6, 133, 68, 69, 76, 69, 84, 69, 5, 134, 80, 65, 84, 67, 72, 7, 135, 79, 80, 84, 73, 79, 78, 83, 0
+
+# the tokens that matter in Connection, Transfer-Encoding and Expect, for
+# find_name: length, number, name in lower case (43 bytes)
+        .balign 8, 0
+value_tokens:
+        .byte 5, 1, 99, 108, 111, 115, 101, 10, 2, 107, 101, 101, 112, 45, 97, 108, 105, 118, 101, 7, 3, 99, 104, 117, 110, 107, 101, 100, 12, 4, 49, 48, 48, 45, 99, 111, 110, 116, 105, 110, 117, 101, 0
+
 # every exact path, back to back (64 bytes)
         .balign 8, 0
 route_paths:
@@ -3511,8 +3469,8 @@ backoff:
 no_signals:
         .quad 0                                 # no signal
 
-# the header fields parse_request knows: a name's length, its number, the name in
-# lower case; a length of 0 ends the table (94 bytes)
+# the header fields parse_request knows, for find_name: length, number, name
+# in lower case (94 bytes)
         .balign 8, 0
 field_names:
         .byte 4, 1, 104, 111, 115, 116, 14, 2, 99, 111, 110, 116, 101, 110, 116, 45, 108, 101, 110, 103, 116, 104, 17, 3, 116, 114, 97, 110, 115, 102, 101, 114, 45, 101, 110, 99, 111, 100, 105, 110, 103, 10, 4, 99, 111, 110, 110, 101, 99, 116, 105, 111, 110, 6, 5, 101, 120, 112, 101, 99, 116, 13, 6, 105

@@ -89,10 +89,10 @@
         last_body_bytes equ 8                   ; 8 bytes: body bytes of the last response, for the log
         environ equ 16                          ; 8 bytes: char **environ: the environment, after argv on the initial stack
         shutdown_deadline equ 24                ; 8 bytes: when a graceful stop gives up (ms)
-        req_method equ 32                       ; 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
-        req_te equ 36                           ; 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
-        req_expect equ 40                       ; 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
-        epfd equ 44                             ; 4 bytes: the epoll instance
+        req_te equ 32                           ; 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
+        req_expect equ 36                       ; 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
+        epfd equ 40                             ; 4 bytes: the epoll instance
+        req_method equ 44                       ; 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
         req_minor equ 48                        ; 4 bytes: HTTP/1.x: x
         last_status equ 52                      ; 4 bytes: status of the last response, for the log
         nconns equ 56                           ; 4 bytes: open connections
@@ -1702,59 +1702,6 @@ parse_request.empty_line_byte:
         jmp     short parse_request.skip_empty_lines
 parse_request.request_line:
         mov     r8d, char_class
-        cmp     dword [rsi], 0x20544547         ; "GET "
-        jne     short parse_request.not_GET
-        mov     dword [r15+req_method], 1       ; GET
-        add     rsi, 4
-        jmp     near target
-parse_request.not_GET:
-        cmp     dword [rsi], 0x44414548         ; "HEAD"
-        jne     short parse_request.not_HEAD
-        cmp     dword [rsi+1], 0x20444145       ; "EAD "
-        jne     short parse_request.not_HEAD
-        mov     dword [r15+req_method], 2       ; HEAD
-        add     rsi, 5
-        jmp     near target
-parse_request.not_HEAD:
-        cmp     dword [rsi], 0x54534f50         ; "POST"
-        jne     short parse_request.not_POST
-        cmp     dword [rsi+1], 0x2054534f       ; "OST "
-        jne     short parse_request.not_POST
-        mov     dword [r15+req_method], 3       ; POST
-        add     rsi, 5
-        jmp     near target
-parse_request.not_POST:
-        cmp     dword [rsi], 0x20545550         ; "PUT "
-        jne     short parse_request.not_PUT
-        mov     dword [r15+req_method], 4       ; PUT
-        add     rsi, 4
-        jmp     near target
-parse_request.not_PUT:
-        cmp     dword [rsi], 0x454c4544         ; "DELE"
-        jne     short parse_request.not_DELETE
-        cmp     dword [rsi+3], 0x20455445       ; "ETE "
-        jne     short parse_request.not_DELETE
-        mov     dword [r15+req_method], 5       ; DELETE
-        add     rsi, 7
-        jmp     short target
-parse_request.not_DELETE:
-        cmp     dword [rsi], 0x43544150         ; "PATC"
-        jne     short parse_request.not_PATCH
-        cmp     dword [rsi+2], 0x20484354       ; "TCH "
-        jne     short parse_request.not_PATCH
-        mov     dword [r15+req_method], 6       ; PATCH
-        add     rsi, 6
-        jmp     short target
-parse_request.not_PATCH:
-        cmp     dword [rsi], 0x4954504f         ; "OPTI"
-        jne     short parse_request.not_OPTIONS
-        cmp     dword [rsi+4], 0x20534e4f       ; "ONS "
-        jne     short parse_request.not_OPTIONS
-        mov     dword [r15+req_method], 7       ; OPTIONS
-        add     rsi, 8
-        jmp     short target
-parse_request.not_OPTIONS:
-parse_request.unknown_method:
         mov     rcx, rsi
 parse_request.token:
         movzx   eax, byte [rcx]
@@ -1767,6 +1714,17 @@ parse_request.token_end:
         je      near bad_request                ; no method at all
         cmp     byte [rcx], ' '
         jne     near bad_request                ; not followed by one space
+        mov     rdx, rcx
+        sub     rdx, rsi                        ; rdx = the method's length
+        mov     rcx, rsi                        ; rcx = the method
+        mov     edi, method_names
+        call    find_name                       ; eax = the method's number (exactly: "get" is no method)
+        test    eax, eax
+        jz      short parse_request.unknown_method ; a token that is no method here
+        mov     dword [r15+req_method], eax     ; GET 1, HEAD 2, POST 3, PUT 4, DELETE 5, PATCH 6, OPTIONS 7
+        lea     rsi, [rsi+rdx+1]                ; past the method and its space
+        jmp     short target
+parse_request.unknown_method:
         mov     eax, 28                         ; 501 Not Implemented
         ret
 
@@ -1939,28 +1897,10 @@ parse_headers.trim_one:
         dec     r9
         jmp     short parse_headers.trim
 parse_headers.trimmed:
-        mov     edi, field_names                ; rdi walks the names of the fields known here
-parse_headers.known_field:
-        movzx   r10d, byte [rdi]                ; r10 = the length of this one's name
-        test    r10d, r10d
-        jz      near parse_headers.next_field   ; the end of the table: a field not known here is ignored
-        cmp     r10, rdx
-        jne     short parse_headers.skip_field_name ; another length: not this one
-parse_headers.field_letter:
-        movzx   eax, byte [rcx+r10-1]           ; the request's letters, last first
-        or      eax, 32                         ; to lower case ('-' and digits stay; a name is a token)
-        cmp     al, byte [rdi+r10+1]            ; the table's letter (its name is at rdi+2)
-        jne     short parse_headers.other_field_name
-        dec     r10
-        jnz     short parse_headers.field_letter
-        movzx   eax, byte [rdi+1]               ; eax = the field's number
-        jmp     short parse_headers.field_found
-parse_headers.other_field_name:
-        mov     r10, rdx                        ; the same length as the request's name
-parse_headers.skip_field_name:
-        lea     rdi, [rdi+r10+2]                ; the next entry
-        jmp     short parse_headers.known_field
-parse_headers.field_found:
+        mov     edi, field_names                ; the names of the fields known here
+        call    find_name                       ; eax = the field's number, 0: another
+        test    eax, eax
+        jz      near parse_headers.next_field   ; a field not known here is ignored
         cmp     eax, 1                          ; host?
         jne     near parse_headers.not_host
         inc     dword [r15+req_host]            ; Host
@@ -2105,21 +2045,15 @@ parse_headers.te_not_after_chunked:
         je      short parse_headers.te_element
         mov     dword [r15+req_te], 1           ; the last coding so far is not chunked...
         sub     rdx, rcx
-        cmp     rdx, 7
+        mov     edi, value_tokens
+        call    find_name
+        cmp     eax, 3
         jne     short parse_headers.te_element
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x6e756863                 ; "chun"
-        jne     near parse_headers.te_element
-        mov     eax, dword [rcx+3]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x64656b6e                 ; "nked"
-        jne     near parse_headers.te_element
         mov     dword [r15+req_te], 2           ; ...unless it is chunked
         jmp     near parse_headers.te_element
 parse_headers.not_transfer_encoding:
         cmp     eax, 4                          ; connection?
-        jne     near parse_headers.not_connection
+        jne     short parse_headers.not_connection
 parse_headers.conn_token:
         cmp     r11, r9
         jae     near parse_headers.next_field   ; no more tokens
@@ -2150,51 +2084,26 @@ parse_headers.conn_scan:
 parse_headers.conn_scanned:
         mov     rdx, r11
         sub     rdx, rcx                        ; its length
-        cmp     rdx, 5
-        jne     short parse_headers.not_close
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x736f6c63                 ; "clos"
-        jne     short parse_headers.not_close
-        mov     eax, dword [rcx+1]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x65736f6c                 ; "lose"
+        mov     edi, value_tokens
+        call    find_name
+        cmp     eax, 1
         jne     short parse_headers.not_close
         mov     dword [r15+req_close], 1        ; Connection: close
 parse_headers.not_close:
-        cmp     rdx, 10
-        jne     short parse_headers.not_keep_alive
-        mov     eax, dword [rcx]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x7065656b                 ; "keep"
-        jne     short parse_headers.not_keep_alive
-        mov     eax, dword [rcx+4]
-        or      eax, 0x20202000                 ; to lower case
-        cmp     eax, 0x696c612d                 ; "-ali"
-        jne     short parse_headers.not_keep_alive
-        mov     eax, dword [rcx+6]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x6576696c                 ; "live"
+        cmp     eax, 2
         jne     short parse_headers.not_keep_alive
         mov     dword [r15+req_keepalive], 1    ; Connection: keep-alive
 parse_headers.not_keep_alive:
-        jmp     near parse_headers.conn_token
+        jmp     short parse_headers.conn_token
 parse_headers.not_connection:
         cmp     eax, 5                          ; expect?
         jne     short parse_headers.not_expect
         mov     rdx, r9
         sub     rdx, r11                        ; the value's length
-        cmp     rdx, 12
-        jne     short parse_headers.expect_other
-        cmp     dword [r11], 0x2d303031         ; "100-"
-        jne     short parse_headers.expect_other
-        mov     eax, dword [r11+4]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x746e6f63                 ; "cont"
-        jne     short parse_headers.expect_other
-        mov     eax, dword [r11+8]
-        or      eax, 0x20202020                 ; to lower case
-        cmp     eax, 0x65756e69                 ; "inue"
+        mov     rcx, r11
+        mov     edi, value_tokens
+        call    find_name
+        cmp     eax, 4
         jne     short parse_headers.expect_other
         cmp     dword [r15+req_expect], 2       ; another Expect field had something else?
         je      short parse_headers.next_field  ; that stays
@@ -2283,6 +2192,44 @@ check_request.size_ok:
 ;; C: return 400
 bad_request:
         mov     eax, 24                         ; 400 Bad Request
+        ret
+
+;; --------------------------------------------------------------------------
+;; subroutine find_name(rcx = a name, rdx = its length, rdi = a table)
+;; C: for (e = table; e->len; e = next) if (e->len == len && same(e->name, name)) return e->number & 0x7f;
+;;    return 0
+;; Methods, header field names and the tokens of their values, each looked
+;; up in a table: an entry is the name's length, its number and the name. A
+;; name is a token, so or-ing 0x20 folds its letters to lower case and maps
+;; no other character onto a letter or '-'; a number with bit 7 (a method)
+;; is compared exactly. eax = the number, 0: none. Clobbers rdi, r10.
+find_name:
+find_name.entry:
+        movzx   r10d, byte [rdi]                ; r10 = the length of this entry's name
+        test    r10d, r10d
+        jz      short find_name.none            ; the end of the table
+        cmp     r10, rdx
+        jne     short find_name.skip            ; another length: not this one
+find_name.letter:
+        movzx   eax, byte [rcx+r10-1]           ; the name's letters, last first
+        test    byte [rdi+1], 128               ; compared exactly?
+        jnz     short find_name.compare
+        or      eax, 32                         ; to lower case
+find_name.compare:
+        cmp     al, byte [rdi+r10+1]            ; the entry's letter (its name is at rdi+2)
+        jne     short find_name.other_name
+        dec     r10
+        jnz     short find_name.letter
+        movzx   eax, byte [rdi+1]
+        and     eax, 127                        ; eax = its number
+        ret
+find_name.other_name:
+        mov     r10, rdx                        ; the same length as the name
+find_name.skip:
+        lea     rdi, [rdi+r10+2]                ; the next entry
+        jmp     short find_name.entry
+find_name.none:
+        xor     eax, eax                        ; not in the table
         ret
 
 ;; --------------------------------------------------------------------------
@@ -3638,6 +3585,17 @@ char_class:
 path_root:
         db "/"
 
+; the methods, for find_name: length, number (| 0x80: exact), name (47 bytes)
+        align 8, db 0
+method_names:
+        db 3, 129, 71, 69, 84, 4, 130, 72, 69, 65, 68, 4, 131, 80, 79, 83, 84, 3, 132, 80, 85, 84, 6, 133, 68, 69, 76, 69, 84, 69, 5, 134, 80, 65, 84, 67, 72, 7, 135, 79, 80, 84, 73, 79, 78, 83, 0
+
+; the tokens that matter in Connection, Transfer-Encoding and Expect, for
+; find_name: length, number, name in lower case (43 bytes)
+        align 8, db 0
+value_tokens:
+        db 5, 1, 99, 108, 111, 115, 101, 10, 2, 107, 101, 101, 112, 45, 97, 108, 105, 118, 101, 7, 3, 99, 104, 117, 110, 107, 101, 100, 12, 4, 49, 48, 48, 45, 99, 111, 110, 116, 105, 110, 117, 101, 0
+
 ; every exact path, back to back (334 bytes)
         align 8, db 0
 route_paths:
@@ -4579,8 +4537,8 @@ stop_signals:
 no_signals:
         dq 0                                    ; no signal
 
-; the header fields parse_request knows: a name's length, its number, the name in
-; lower case; a length of 0 ends the table (111 bytes)
+; the header fields parse_request knows, for find_name: length, number, name
+; in lower case (111 bytes)
         align 8, db 0
 field_names:
         db 4, 1, 104, 111, 115, 116, 14, 2, 99, 111, 110, 116, 101, 110, 116, 45, 108, 101, 110, 103, 116, 104, 17, 3, 116, 114, 97, 110, 115, 102, 101, 114, 45, 101, 110, 99, 111, 100, 105, 110, 103, 10, 4, 99, 111, 110, 110, 101, 99, 116, 105, 111, 110, 6, 5, 101, 120, 112, 101, 99, 116, 15, 6, 97
