@@ -662,7 +662,9 @@ Label Builder::data(const std::string& name, Section s, std::vector<Piece> piece
 }
 
 Label Builder::bytes(const std::string& name, std::string bytes, std::string comment) {
-  return data(name, Section::rodata, {Bytes{std::move(bytes)}}, std::move(comment), 8);
+  // Text and byte tables are read a byte, or an unaligned dword, at a time:
+  // no padding before them.
+  return data(name, Section::rodata, {Bytes{std::move(bytes)}}, std::move(comment), 1);
 }
 
 Label Builder::bss(const std::string& name, uint64_t size, std::string comment,

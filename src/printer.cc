@@ -202,7 +202,8 @@ std::string section_text(const Program& p, const Dialect& d, Section s) {
     if (item.section != s) continue;
     out += "\n";
     emit_comment(out, d, d.comment, fmt::format("{} ({} bytes)", item.comment, item.size()));
-    out += indent(fmt::format(fmt::runtime(s == Section::bss ? d.align_bss : d.align), item.align)) + "\n";
+    if (item.align > 1)  // text needs none
+      out += indent(fmt::format(fmt::runtime(s == Section::bss ? d.align_bss : d.align), item.align)) + "\n";
     out += label_name(p, d, item.label) + ":\n";
     for (const Piece& piece : item.pieces) {
       if (auto* b = std::get_if<Bytes>(&piece)) emit_bytes(out, d, b->bytes);

@@ -111,7 +111,6 @@ std::string data_text(const std::string& bytes, const Dialect& d) {
 TEST(Printer, TextData) {
   EXPECT_EQ(data_text("HTTP/1.1 200 OK\r\n\"q\"\n", nasm_dialect()),
             "; a message (21 bytes)\n"
-            "        align 8, db 0\n"
             "msg:\n"
             "        db \"HTTP/1.1 200 OK\", 13, 10\n"
             "        db 34, \"q\", 34, 10\n"
@@ -120,7 +119,6 @@ TEST(Printer, TextData) {
             "\n; ");
   EXPECT_EQ(data_text("HTTP/1.1 200 OK\r\n\"q\"\n", gas_dialect()),
             "# a message (21 bytes)\n"
-            "        .balign 8, 0\n"
             "msg:\n"
             "        .ascii \"HTTP/1.1 200 OK\\r\\n\"\n"
             "        .ascii \"\\\"q\\\"\\n\"\n"
