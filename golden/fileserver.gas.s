@@ -4518,7 +4518,6 @@ _start:
         .section .rodata
 
 # error message start (24 bytes)
-        .balign 8, 0
 error_root_0:
         .ascii "fileserver: open files: "
 
@@ -4538,18 +4537,15 @@ how_probe:
         .quad 8                                 # resolve = RESOLVE_BENEATH
 
 # ".": a root itself (2 bytes)
-        .balign 8, 0
 dot_path:
         .byte 46, 0
 
 # a root, NUL-terminated for openat(2) (6 bytes)
-        .balign 8, 0
 root_path_0:
         .byte 102, 105, 108, 101, 115, 0
 
 # character classes by code: 1 token (methods, header names), 2 field
 # value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
-        .balign 8, 0
 char_class:
         .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 3, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
         .byte 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
@@ -4557,23 +4553,19 @@ char_class:
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
 # the path of an absolute-form target without one (1 bytes)
-        .balign 8, 0
 path_root:
         .ascii "/"
 
 # the methods, for find_name: length, number (| 0x80: exact), name (47 bytes)
-        .balign 8, 0
 method_names:
         .byte 3, 129, 71, 69, 84, 4, 130, 72, 69, 65, 68, 4, 131, 80, 79, 83, 84, 3, 132, 80, 85, 84, 6, 133, 68, 69, 76, 69, 84, 69, 5, 134, 80, 65, 84, 67, 72, 7, 135, 79, 80, 84, 73, 79, 78, 83, 0
 
 # the tokens that matter in Connection, Transfer-Encoding and Expect, for
 # find_name: length, number, name in lower case (43 bytes)
-        .balign 8, 0
 value_tokens:
         .byte 5, 1, 99, 108, 111, 115, 101, 10, 2, 107, 101, 101, 112, 45, 97, 108, 105, 118, 101, 7, 3, 99, 104, 117, 110, 107, 101, 100, 12, 4, 49, 48, 48, 45, 99, 111, 110, 116, 105, 110, 117, 101, 0
 
 # every exact path, back to back (6 bytes)
-        .balign 8, 0
 route_paths:
         .ascii "/files"
 
@@ -4604,7 +4596,6 @@ route_slots:
         .long 0, 0, 0, 0                        # empty
 
 # a static site's prefix (7 bytes)
-        .balign 8, 0
 fallback_path_0:
         .ascii "/files/"
 
@@ -4614,17 +4605,14 @@ fallback_methods_0:
         .long 6, 0, 0, 2, 2, 6, 6, 5            # /files/ and below: its fallback
 
 # four bytes a weekday, Sunday first (28 bytes)
-        .balign 8, 0
 day_names:
         .ascii "Sun,Mon,Tue,Wed,Thu,Fri,Sat,"
 
 # the days of each month, January first (February: format_date's own) (12 bytes)
-        .balign 8, 0
 month_days:
         .byte 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
 
 # four bytes a month (48 bytes)
-        .balign 8, 0
 month_names:
         .ascii "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
@@ -4632,7 +4620,6 @@ month_names:
 # entity's 200 status line, then each representation's field lines. The
 # Connection line and the Date line follow from conn_close/conn_keep10 and
 # date_line. (1560 bytes)
-        .balign 8, 0
 response_heads:
         .ascii "Accept-Ranges: bytes\r\n"
         .ascii "HTTP/1.1 301 Moved Permanently\r\n"
@@ -4742,48 +4729,39 @@ responses:
         .long 1478, 82, 323, 26, 500, 0, 0, 0   # 20: 500 for a file the system fails to read (fixed)
 
 # the Connection line of a closing answer (19 bytes)
-        .balign 8, 0
 conn_close:
         .ascii "Connection: close\r\n"
 
 # ... of a keep-alive answer to HTTP/1.0 (HTTP/1.1 needs none) (24 bytes)
-        .balign 8, 0
 conn_keep10:
         .ascii "Connection: keep-alive\r\n"
 
 # an entity's status lines (27 bytes)
-        .balign 8, 0
 status_304:
         .ascii "HTTP/1.1 304 Not Modified\r\n"
 
 #  (30 bytes)
-        .balign 8, 0
 status_206:
         .ascii "HTTP/1.1 206 Partial Content\r\n"
 
 #  (36 bytes)
-        .balign 8, 0
 status_416:
         .ascii "HTTP/1.1 416 Range Not Satisfiable\r\n"
 
 # what a 206 makes in the scratch (21 bytes)
-        .balign 8, 0
 range_text:
         .ascii "Content-Range: bytes "
 
 #  (18 bytes)
-        .balign 8, 0
 length_text:
         .ascii "\r\n"
         .ascii "Content-Length: "
 
 # ... and a 416 (23 bytes)
-        .balign 8, 0
 unsatisfied_text:
         .ascii "Content-Range: bytes */"
 
 # the end of a redirect's Location line (2 bytes)
-        .balign 8, 0
 crlf:
         .ascii "\r\n"
 
@@ -4794,7 +4772,6 @@ disk_sites:
         .long 0, 7, 0, 0, 11, 11, 40, 0         # 0: /files/
 
 # the sites' index names and their Content-Type lines (51 bytes)
-        .balign 8, 0
 disk_text:
         .byte 105, 110, 100, 101, 120, 46, 104, 116, 109, 108, 0, 67, 111, 110, 116, 101, 110, 116, 45, 84, 121, 112, 101, 58, 32, 116, 101, 120, 116, 47, 104, 116, 109, 108, 59, 32, 99, 104, 97, 114, 115, 101, 116, 61, 117, 116, 102, 45, 56, 13, 10
 
@@ -4906,7 +4883,6 @@ media_types:
         .long 1197, 31                          # application/zip
 
 # the Content-Type lines of templates/mime.types (1228 bytes)
-        .balign 8, 0
 media_lines:
         .ascii "Content-Type: application/atom+xml\r\n"
         .ascii "Content-Type: image/avif\r\n"
@@ -4949,37 +4925,30 @@ media_lines:
         .ascii "Content-Type: application/zip\r\n"
 
 # what a file's scratch starts with (7 bytes)
-        .balign 8, 0
 etag_text:
         .ascii "ETag: \""
 
 # format_date fills in the date (46 bytes)
-        .balign 8, 0
 modified_text:
         .ascii "Last-Modified: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
 
 #  (16 bytes)
-        .balign 8, 0
 content_length_text:
         .ascii "Content-Length: "
 
 #  (19 bytes)
-        .balign 8, 0
 length_zero_text:
         .ascii "Content-Length: 0\r\n"
 
 # a file's status lines (17 bytes)
-        .balign 8, 0
 status_200:
         .ascii "HTTP/1.1 200 OK\r\n"
 
 #  (32 bytes)
-        .balign 8, 0
 status_301:
         .ascii "HTTP/1.1 301 Moved Permanently\r\n"
 
 # for the ETag (16 bytes)
-        .balign 8, 0
 hex_digits:
         .ascii "0123456789abcdef"
 
@@ -4997,52 +4966,42 @@ upload_sites:
         .long 0, 0                              # prefix
 
 # the uploads' URL prefixes (7 bytes)
-        .balign 8, 0
 upload_text:
         .ascii "/files/"
 
 # error message start (27 bytes)
-        .balign 8, 0
 error_epoll:
         .ascii "fileserver: epoll_create1: "
 
 # error message start (20 bytes)
-        .balign 8, 0
 error_socket:
         .ascii "fileserver: socket: "
 
 # error message start (37 bytes)
-        .balign 8, 0
 error_setsockopt:
         .ascii "fileserver: setsockopt SO_REUSEADDR: "
 
 # error message start (41 bytes)
-        .balign 8, 0
 error_defer:
         .ascii "fileserver: setsockopt TCP_DEFER_ACCEPT: "
 
 # error message start; the port follows (25 bytes)
-        .balign 8, 0
 error_bind:
         .ascii "fileserver: bind 0.0.0.0:"
 
 # printed after EACCES's text (53 bytes)
-        .balign 8, 0
 hint_bind:
         .ascii " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
 
 # error message start; the port follows (27 bytes)
-        .balign 8, 0
 error_listen:
         .ascii "fileserver: listen 0.0.0.0:"
 
 # error message start (30 bytes)
-        .balign 8, 0
 error_fcntl:
         .ascii "fileserver: fcntl O_NONBLOCK: "
 
 # error message start (44 bytes)
-        .balign 8, 0
 error_fd3:
         .ascii "fileserver: fd 3 from systemd (LISTEN_FDS): "
 
@@ -5055,34 +5014,28 @@ sigaction_ignore:
         .quad 0                                 # sa_mask
 
 # "PORT=": the start of the variable (5 bytes)
-        .balign 8, 0
 env_port:
         .ascii "PORT="
 
 # the error's start (17 bytes)
-        .balign 8, 0
 bad_port_head:
         .ascii "fileserver: PORT="
 
 # and its end (40 bytes)
-        .balign 8, 0
 bad_port_tail:
         .ascii ": expected a port number from 1 to 65535"
 
 # a fatal error, written as it is (65 bytes)
-        .balign 8, 0
 usage:
         .ascii "fileserver: takes no arguments (\"probe\" in the spec adds --probe"
         .ascii ")"
 
 # a fatal error, written as it is (126 bytes)
-        .balign 8, 0
 error_openat2:
         .ascii "fileserver: openat2 is not available (Linux 5.6 or later, and a "
         .ascii "seccomp profile that allows it); files are served only with it"
 
 # "LISTEN_PID=": the start of the variable (11 bytes)
-        .balign 8, 0
 env_listen_pid:
         .ascii "LISTEN_PID="
 
@@ -5098,23 +5051,19 @@ fd3_checks:
         .long 0                                 # the end
 
 # "LISTEN_FDS=": the start of the variable (11 bytes)
-        .balign 8, 0
 env_listen_fds:
         .ascii "LISTEN_FDS="
 
 # a fatal error, written as it is (54 bytes)
-        .balign 8, 0
 error_fds:
         .ascii "fileserver: LISTEN_FDS: expected 1 socket from systemd"
 
 # a fatal error, written as it is (100 bytes)
-        .balign 8, 0
 error_fd3_kind:
         .ascii "fileserver: fd 3 from systemd is not a listening TCP socket over"
         .ascii " IPv4 (the family of listen.address)"
 
 # printed once the socket from systemd is checked (42 bytes)
-        .balign 8, 0
 activated_line:
         .ascii "fileserver listening on fd 3 from systemd\n"
 
@@ -5124,7 +5073,6 @@ int_one:
         .long 1                                 # int 1
 
 # printed once the socket listens, with the port (32 bytes)
-        .balign 8, 0
 startup_line:
         .ascii "fileserver listening on 0.0.0.0:"
 
@@ -5149,25 +5097,21 @@ no_signals:
         .quad 0                                 # no signal
 
 # the interim answer to Expect: 100-continue (25 bytes)
-        .balign 8, 0
 continue_text:
         .ascii "HTTP/1.1 100 Continue\r\n"
         .ascii "\r\n"
 
 # the header fields parse_request knows, for find_name: length, number, name
 # in lower case (113 bytes)
-        .balign 8, 0
 field_names:
         .byte 4, 1, 104, 111, 115, 116, 14, 2, 99, 111, 110, 116, 101, 110, 116, 45, 108, 101, 110, 103, 116, 104, 17, 3, 116, 114, 97, 110, 115, 102, 101, 114, 45, 101, 110, 99, 111, 100, 105, 110, 103, 10, 4, 99, 111, 110, 110, 101, 99, 116, 105, 111, 110, 6, 5, 101, 120, 112, 101, 99, 116, 13, 6, 105
         .byte 102, 45, 110, 111, 110, 101, 45, 109, 97, 116, 99, 104, 5, 7, 114, 97, 110, 103, 101, 8, 8, 105, 102, 45, 114, 97, 110, 103, 101, 17, 9, 105, 102, 45, 109, 111, 100, 105, 102, 105, 101, 100, 45, 115, 105, 110, 99, 101, 0
 
 # a directory's 301 and an upload's 201 (10 bytes)
-        .balign 8, 0
 location_text:
         .ascii "Location: "
 
 # errno, length, strerror() text: the errnos die names (416 bytes)
-        .balign 1, 0
 errno_texts:
         .byte 2                                 # ENOENT
         .byte 25                                # its text's length
@@ -5220,7 +5164,6 @@ errno_texts:
         .byte 0                                 # the end
 
 # for an errno without a text (6 bytes)
-        .balign 8, 0
 errno_word:
         .ascii "errno "
 

@@ -4517,7 +4517,6 @@ append_u64.digit:
         section .rodata
 
 ; error message start (24 bytes)
-        align 8, db 0
 error_root_0:
         db "fileserver: open files: "
 
@@ -4537,18 +4536,15 @@ how_probe:
         dq 8                                    ; resolve = RESOLVE_BENEATH
 
 ; ".": a root itself (2 bytes)
-        align 8, db 0
 dot_path:
         db 46, 0
 
 ; a root, NUL-terminated for openat(2) (6 bytes)
-        align 8, db 0
 root_path_0:
         db 102, 105, 108, 101, 115, 0
 
 ; character classes by code: 1 token (methods, header names), 2 field
 ; value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
-        align 8, db 0
 char_class:
         db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 3, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
         db 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
@@ -4556,23 +4552,19 @@ char_class:
         db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
 ; the path of an absolute-form target without one (1 bytes)
-        align 8, db 0
 path_root:
         db "/"
 
 ; the methods, for find_name: length, number (| 0x80: exact), name (47 bytes)
-        align 8, db 0
 method_names:
         db 3, 129, 71, 69, 84, 4, 130, 72, 69, 65, 68, 4, 131, 80, 79, 83, 84, 3, 132, 80, 85, 84, 6, 133, 68, 69, 76, 69, 84, 69, 5, 134, 80, 65, 84, 67, 72, 7, 135, 79, 80, 84, 73, 79, 78, 83, 0
 
 ; the tokens that matter in Connection, Transfer-Encoding and Expect, for
 ; find_name: length, number, name in lower case (43 bytes)
-        align 8, db 0
 value_tokens:
         db 5, 1, 99, 108, 111, 115, 101, 10, 2, 107, 101, 101, 112, 45, 97, 108, 105, 118, 101, 7, 3, 99, 104, 117, 110, 107, 101, 100, 12, 4, 49, 48, 48, 45, 99, 111, 110, 116, 105, 110, 117, 101, 0
 
 ; every exact path, back to back (6 bytes)
-        align 8, db 0
 route_paths:
         db "/files"
 
@@ -4603,7 +4595,6 @@ route_slots:
         dd 0, 0, 0, 0                           ; empty
 
 ; a static site's prefix (7 bytes)
-        align 8, db 0
 fallback_path_0:
         db "/files/"
 
@@ -4613,17 +4604,14 @@ fallback_methods_0:
         dd 6, 0, 0, 2, 2, 6, 6, 5               ; /files/ and below: its fallback
 
 ; four bytes a weekday, Sunday first (28 bytes)
-        align 8, db 0
 day_names:
         db "Sun,Mon,Tue,Wed,Thu,Fri,Sat,"
 
 ; the days of each month, January first (February: format_date's own) (12 bytes)
-        align 8, db 0
 month_days:
         db 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
 
 ; four bytes a month (48 bytes)
-        align 8, db 0
 month_names:
         db "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
@@ -4631,7 +4619,6 @@ month_names:
 ; entity's 200 status line, then each representation's field lines. The
 ; Connection line and the Date line follow from conn_close/conn_keep10 and
 ; date_line. (1560 bytes)
-        align 8, db 0
 response_heads:
         db "Accept-Ranges: bytes", 13, 10
         db "HTTP/1.1 301 Moved Permanently", 13, 10
@@ -4741,48 +4728,39 @@ responses:
         dd 1478, 82, 323, 26, 500, 0, 0, 0      ; 20: 500 for a file the system fails to read (fixed)
 
 ; the Connection line of a closing answer (19 bytes)
-        align 8, db 0
 conn_close:
         db "Connection: close", 13, 10
 
 ; ... of a keep-alive answer to HTTP/1.0 (HTTP/1.1 needs none) (24 bytes)
-        align 8, db 0
 conn_keep10:
         db "Connection: keep-alive", 13, 10
 
 ; an entity's status lines (27 bytes)
-        align 8, db 0
 status_304:
         db "HTTP/1.1 304 Not Modified", 13, 10
 
 ;  (30 bytes)
-        align 8, db 0
 status_206:
         db "HTTP/1.1 206 Partial Content", 13, 10
 
 ;  (36 bytes)
-        align 8, db 0
 status_416:
         db "HTTP/1.1 416 Range Not Satisfiable", 13, 10
 
 ; what a 206 makes in the scratch (21 bytes)
-        align 8, db 0
 range_text:
         db "Content-Range: bytes "
 
 ;  (18 bytes)
-        align 8, db 0
 length_text:
         db 13, 10
         db "Content-Length: "
 
 ; ... and a 416 (23 bytes)
-        align 8, db 0
 unsatisfied_text:
         db "Content-Range: bytes */"
 
 ; the end of a redirect's Location line (2 bytes)
-        align 8, db 0
 crlf:
         db 13, 10
 
@@ -4793,7 +4771,6 @@ disk_sites:
         dd 0, 7, 0, 0, 11, 11, 40, 0            ; 0: /files/
 
 ; the sites' index names and their Content-Type lines (51 bytes)
-        align 8, db 0
 disk_text:
         db 105, 110, 100, 101, 120, 46, 104, 116, 109, 108, 0, 67, 111, 110, 116, 101, 110, 116, 45, 84, 121, 112, 101, 58, 32, 116, 101, 120, 116, 47, 104, 116, 109, 108, 59, 32, 99, 104, 97, 114, 115, 101, 116, 61, 117, 116, 102, 45, 56, 13, 10
 
@@ -4905,7 +4882,6 @@ media_types:
         dd 1197, 31                             ; application/zip
 
 ; the Content-Type lines of templates/mime.types (1228 bytes)
-        align 8, db 0
 media_lines:
         db "Content-Type: application/atom+xml", 13, 10
         db "Content-Type: image/avif", 13, 10
@@ -4948,37 +4924,30 @@ media_lines:
         db "Content-Type: application/zip", 13, 10
 
 ; what a file's scratch starts with (7 bytes)
-        align 8, db 0
 etag_text:
         db "ETag: ", 34
 
 ; format_date fills in the date (46 bytes)
-        align 8, db 0
 modified_text:
         db "Last-Modified: Thu, 01 Jan 1970 00:00:00 GMT", 13, 10
 
 ;  (16 bytes)
-        align 8, db 0
 content_length_text:
         db "Content-Length: "
 
 ;  (19 bytes)
-        align 8, db 0
 length_zero_text:
         db "Content-Length: 0", 13, 10
 
 ; a file's status lines (17 bytes)
-        align 8, db 0
 status_200:
         db "HTTP/1.1 200 OK", 13, 10
 
 ;  (32 bytes)
-        align 8, db 0
 status_301:
         db "HTTP/1.1 301 Moved Permanently", 13, 10
 
 ; for the ETag (16 bytes)
-        align 8, db 0
 hex_digits:
         db "0123456789abcdef"
 
@@ -4996,52 +4965,42 @@ upload_sites:
         dd 0, 0                                 ; prefix
 
 ; the uploads' URL prefixes (7 bytes)
-        align 8, db 0
 upload_text:
         db "/files/"
 
 ; error message start (27 bytes)
-        align 8, db 0
 error_epoll:
         db "fileserver: epoll_create1: "
 
 ; error message start (20 bytes)
-        align 8, db 0
 error_socket:
         db "fileserver: socket: "
 
 ; error message start (37 bytes)
-        align 8, db 0
 error_setsockopt:
         db "fileserver: setsockopt SO_REUSEADDR: "
 
 ; error message start (41 bytes)
-        align 8, db 0
 error_defer:
         db "fileserver: setsockopt TCP_DEFER_ACCEPT: "
 
 ; error message start; the port follows (25 bytes)
-        align 8, db 0
 error_bind:
         db "fileserver: bind 0.0.0.0:"
 
 ; printed after EACCES's text (53 bytes)
-        align 8, db 0
 hint_bind:
         db " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
 
 ; error message start; the port follows (27 bytes)
-        align 8, db 0
 error_listen:
         db "fileserver: listen 0.0.0.0:"
 
 ; error message start (30 bytes)
-        align 8, db 0
 error_fcntl:
         db "fileserver: fcntl O_NONBLOCK: "
 
 ; error message start (44 bytes)
-        align 8, db 0
 error_fd3:
         db "fileserver: fd 3 from systemd (LISTEN_FDS): "
 
@@ -5054,34 +5013,28 @@ sigaction_ignore:
         dq 0                                    ; sa_mask
 
 ; "PORT=": the start of the variable (5 bytes)
-        align 8, db 0
 env_port:
         db "PORT="
 
 ; the error's start (17 bytes)
-        align 8, db 0
 bad_port_head:
         db "fileserver: PORT="
 
 ; and its end (40 bytes)
-        align 8, db 0
 bad_port_tail:
         db ": expected a port number from 1 to 65535"
 
 ; a fatal error, written as it is (65 bytes)
-        align 8, db 0
 usage:
         db "fileserver: takes no arguments (", 34, "probe", 34, " in the spec adds --probe"
         db ")"
 
 ; a fatal error, written as it is (126 bytes)
-        align 8, db 0
 error_openat2:
         db "fileserver: openat2 is not available (Linux 5.6 or later, and a "
         db "seccomp profile that allows it); files are served only with it"
 
 ; "LISTEN_PID=": the start of the variable (11 bytes)
-        align 8, db 0
 env_listen_pid:
         db "LISTEN_PID="
 
@@ -5097,23 +5050,19 @@ fd3_checks:
         dd 0                                    ; the end
 
 ; "LISTEN_FDS=": the start of the variable (11 bytes)
-        align 8, db 0
 env_listen_fds:
         db "LISTEN_FDS="
 
 ; a fatal error, written as it is (54 bytes)
-        align 8, db 0
 error_fds:
         db "fileserver: LISTEN_FDS: expected 1 socket from systemd"
 
 ; a fatal error, written as it is (100 bytes)
-        align 8, db 0
 error_fd3_kind:
         db "fileserver: fd 3 from systemd is not a listening TCP socket over"
         db " IPv4 (the family of listen.address)"
 
 ; printed once the socket from systemd is checked (42 bytes)
-        align 8, db 0
 activated_line:
         db "fileserver listening on fd 3 from systemd", 10
 
@@ -5123,7 +5072,6 @@ int_one:
         dd 1                                    ; int 1
 
 ; printed once the socket listens, with the port (32 bytes)
-        align 8, db 0
 startup_line:
         db "fileserver listening on 0.0.0.0:"
 
@@ -5148,25 +5096,21 @@ no_signals:
         dq 0                                    ; no signal
 
 ; the interim answer to Expect: 100-continue (25 bytes)
-        align 8, db 0
 continue_text:
         db "HTTP/1.1 100 Continue", 13, 10
         db 13, 10
 
 ; the header fields parse_request knows, for find_name: length, number, name
 ; in lower case (113 bytes)
-        align 8, db 0
 field_names:
         db 4, 1, 104, 111, 115, 116, 14, 2, 99, 111, 110, 116, 101, 110, 116, 45, 108, 101, 110, 103, 116, 104, 17, 3, 116, 114, 97, 110, 115, 102, 101, 114, 45, 101, 110, 99, 111, 100, 105, 110, 103, 10, 4, 99, 111, 110, 110, 101, 99, 116, 105, 111, 110, 6, 5, 101, 120, 112, 101, 99, 116, 13, 6, 105
         db 102, 45, 110, 111, 110, 101, 45, 109, 97, 116, 99, 104, 5, 7, 114, 97, 110, 103, 101, 8, 8, 105, 102, 45, 114, 97, 110, 103, 101, 17, 9, 105, 102, 45, 109, 111, 100, 105, 102, 105, 101, 100, 45, 115, 105, 110, 99, 101, 0
 
 ; a directory's 301 and an upload's 201 (10 bytes)
-        align 8, db 0
 location_text:
         db "Location: "
 
 ; errno, length, strerror() text: the errnos die names (416 bytes)
-        align 1, db 0
 errno_texts:
         db 2                                    ; ENOENT
         db 25                                   ; its text's length
@@ -5219,7 +5163,6 @@ errno_texts:
         db 0                                    ; the end
 
 ; for an errno without a text (6 bytes)
-        align 8, db 0
 errno_word:
         db "errno "
 

@@ -1122,48 +1122,39 @@ _start:
         .section .rodata
 
 # the raw response, sent verbatim (35 bytes)
-        .balign 8, 0
 response:
         .ascii "HTTP/1.0 200 OK FROM TCP SERVER\r\n"
         .ascii "\r\n"
 
 # error message start (37 bytes)
-        .balign 8, 0
 error_sndtimeo:
         .ascii "fork_server: setsockopt SO_SNDTIMEO: "
 
 # error message start (21 bytes)
-        .balign 8, 0
 error_socket:
         .ascii "fork_server: socket: "
 
 # error message start (38 bytes)
-        .balign 8, 0
 error_setsockopt:
         .ascii "fork_server: setsockopt SO_REUSEADDR: "
 
 # error message start (42 bytes)
-        .balign 8, 0
 error_defer:
         .ascii "fork_server: setsockopt TCP_DEFER_ACCEPT: "
 
 # error message start; the port follows (26 bytes)
-        .balign 8, 0
 error_bind:
         .ascii "fork_server: bind 0.0.0.0:"
 
 # printed after EACCES's text (53 bytes)
-        .balign 8, 0
 hint_bind:
         .ascii " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
 
 # error message start; the port follows (28 bytes)
-        .balign 8, 0
 error_listen:
         .ascii "fork_server: listen 0.0.0.0:"
 
 # error message start (45 bytes)
-        .balign 8, 0
 error_fd3:
         .ascii "fork_server: fd 3 from systemd (LISTEN_FDS): "
 
@@ -1176,28 +1167,23 @@ sigaction_ignore:
         .quad 0                                 # sa_mask
 
 # "PORT=": the start of the variable (5 bytes)
-        .balign 8, 0
 env_port:
         .ascii "PORT="
 
 # the error's start (18 bytes)
-        .balign 8, 0
 bad_port_head:
         .ascii "fork_server: PORT="
 
 # and its end (40 bytes)
-        .balign 8, 0
 bad_port_tail:
         .ascii ": expected a port number from 1 to 65535"
 
 # a fatal error, written as it is (66 bytes)
-        .balign 8, 0
 usage:
         .ascii "fork_server: takes no arguments (\"probe\" in the spec adds --prob"
         .ascii "e)"
 
 # "LISTEN_PID=": the start of the variable (11 bytes)
-        .balign 8, 0
 env_listen_pid:
         .ascii "LISTEN_PID="
 
@@ -1213,23 +1199,19 @@ fd3_checks:
         .long 0                                 # the end
 
 # "LISTEN_FDS=": the start of the variable (11 bytes)
-        .balign 8, 0
 env_listen_fds:
         .ascii "LISTEN_FDS="
 
 # a fatal error, written as it is (55 bytes)
-        .balign 8, 0
 error_fds:
         .ascii "fork_server: LISTEN_FDS: expected 1 socket from systemd"
 
 # a fatal error, written as it is (101 bytes)
-        .balign 8, 0
 error_fd3_kind:
         .ascii "fork_server: fd 3 from systemd is not a listening TCP socket ove"
         .ascii "r IPv4 (the family of listen.address)"
 
 # printed once the socket from systemd is checked (43 bytes)
-        .balign 8, 0
 activated_line:
         .ascii "fork_server listening on fd 3 from systemd\n"
 
@@ -1239,7 +1221,6 @@ int_one:
         .long 1                                 # int 1
 
 # printed once the socket listens, with the port (33 bytes)
-        .balign 8, 0
 startup_line:
         .ascii "fork_server listening on 0.0.0.0:"
 
@@ -1284,7 +1265,6 @@ no_signals:
         .quad 0                                 # no signal
 
 # errno, length, strerror() text: the errnos die names (317 bytes)
-        .balign 1, 0
 errno_texts:
         .byte 9                                 # EBADF
         .byte 19                                # its text's length
@@ -1325,7 +1305,6 @@ errno_texts:
         .byte 0                                 # the end
 
 # for an errno without a text (6 bytes)
-        .balign 8, 0
 errno_word:
         .ascii "errno "
 

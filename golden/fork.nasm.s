@@ -1121,48 +1121,39 @@ append_u64.digit:
         section .rodata
 
 ; the raw response, sent verbatim (35 bytes)
-        align 8, db 0
 response:
         db "HTTP/1.0 200 OK FROM TCP SERVER", 13, 10
         db 13, 10
 
 ; error message start (37 bytes)
-        align 8, db 0
 error_sndtimeo:
         db "fork_server: setsockopt SO_SNDTIMEO: "
 
 ; error message start (21 bytes)
-        align 8, db 0
 error_socket:
         db "fork_server: socket: "
 
 ; error message start (38 bytes)
-        align 8, db 0
 error_setsockopt:
         db "fork_server: setsockopt SO_REUSEADDR: "
 
 ; error message start (42 bytes)
-        align 8, db 0
 error_defer:
         db "fork_server: setsockopt TCP_DEFER_ACCEPT: "
 
 ; error message start; the port follows (26 bytes)
-        align 8, db 0
 error_bind:
         db "fork_server: bind 0.0.0.0:"
 
 ; printed after EACCES's text (53 bytes)
-        align 8, db 0
 hint_bind:
         db " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
 
 ; error message start; the port follows (28 bytes)
-        align 8, db 0
 error_listen:
         db "fork_server: listen 0.0.0.0:"
 
 ; error message start (45 bytes)
-        align 8, db 0
 error_fd3:
         db "fork_server: fd 3 from systemd (LISTEN_FDS): "
 
@@ -1175,28 +1166,23 @@ sigaction_ignore:
         dq 0                                    ; sa_mask
 
 ; "PORT=": the start of the variable (5 bytes)
-        align 8, db 0
 env_port:
         db "PORT="
 
 ; the error's start (18 bytes)
-        align 8, db 0
 bad_port_head:
         db "fork_server: PORT="
 
 ; and its end (40 bytes)
-        align 8, db 0
 bad_port_tail:
         db ": expected a port number from 1 to 65535"
 
 ; a fatal error, written as it is (66 bytes)
-        align 8, db 0
 usage:
         db "fork_server: takes no arguments (", 34, "probe", 34, " in the spec adds --prob"
         db "e)"
 
 ; "LISTEN_PID=": the start of the variable (11 bytes)
-        align 8, db 0
 env_listen_pid:
         db "LISTEN_PID="
 
@@ -1212,23 +1198,19 @@ fd3_checks:
         dd 0                                    ; the end
 
 ; "LISTEN_FDS=": the start of the variable (11 bytes)
-        align 8, db 0
 env_listen_fds:
         db "LISTEN_FDS="
 
 ; a fatal error, written as it is (55 bytes)
-        align 8, db 0
 error_fds:
         db "fork_server: LISTEN_FDS: expected 1 socket from systemd"
 
 ; a fatal error, written as it is (101 bytes)
-        align 8, db 0
 error_fd3_kind:
         db "fork_server: fd 3 from systemd is not a listening TCP socket ove"
         db "r IPv4 (the family of listen.address)"
 
 ; printed once the socket from systemd is checked (43 bytes)
-        align 8, db 0
 activated_line:
         db "fork_server listening on fd 3 from systemd", 10
 
@@ -1238,7 +1220,6 @@ int_one:
         dd 1                                    ; int 1
 
 ; printed once the socket listens, with the port (33 bytes)
-        align 8, db 0
 startup_line:
         db "fork_server listening on 0.0.0.0:"
 
@@ -1283,7 +1264,6 @@ no_signals:
         dq 0                                    ; no signal
 
 ; errno, length, strerror() text: the errnos die names (317 bytes)
-        align 1, db 0
 errno_texts:
         db 9                                    ; EBADF
         db 19                                   ; its text's length
@@ -1324,7 +1304,6 @@ errno_texts:
         db 0                                    ; the end
 
 ; for an errno without a text (6 bytes)
-        align 8, db 0
 errno_word:
         db "errno "
 

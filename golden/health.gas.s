@@ -3588,7 +3588,6 @@ _start:
 
 # character classes by code: 1 token (methods, header names), 2 field
 # value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
-        .balign 8, 0
 char_class:
         .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 3, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
         .byte 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
@@ -3596,23 +3595,19 @@ char_class:
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
 # the path of an absolute-form target without one (1 bytes)
-        .balign 8, 0
 path_root:
         .ascii "/"
 
 # the methods, for find_name: length, number (| 0x80: exact), name (47 bytes)
-        .balign 8, 0
 method_names:
         .byte 3, 129, 71, 69, 84, 4, 130, 72, 69, 65, 68, 4, 131, 80, 79, 83, 84, 3, 132, 80, 85, 84, 6, 133, 68, 69, 76, 69, 84, 69, 5, 134, 80, 65, 84, 67, 72, 7, 135, 79, 80, 84, 73, 79, 78, 83, 0
 
 # the tokens that matter in Connection, Transfer-Encoding and Expect, for
 # find_name: length, number, name in lower case (43 bytes)
-        .balign 8, 0
 value_tokens:
         .byte 5, 1, 99, 108, 111, 115, 101, 10, 2, 107, 101, 101, 112, 45, 97, 108, 105, 118, 101, 7, 3, 99, 104, 117, 110, 107, 101, 100, 12, 4, 49, 48, 48, 45, 99, 111, 110, 116, 105, 110, 117, 101, 0
 
 # every exact path, back to back (9 bytes)
-        .balign 8, 0
 route_paths:
         .ascii "//healthz"
 
@@ -3644,17 +3639,14 @@ route_slots:
         .long 0, 0, 0, 0                        # empty
 
 # four bytes a weekday, Sunday first (28 bytes)
-        .balign 8, 0
 day_names:
         .ascii "Sun,Mon,Tue,Wed,Thu,Fri,Sat,"
 
 # the days of each month, January first (February: format_date's own) (12 bytes)
-        .balign 8, 0
 month_days:
         .byte 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
 
 # four bytes a month (48 bytes)
-        .balign 8, 0
 month_names:
         .ascii "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
@@ -3662,7 +3654,6 @@ month_names:
 # entity's 200 status line, then each representation's field lines. The
 # Connection line and the Date line follow from conn_close/conn_keep10 and
 # date_line. (1045 bytes)
-        .balign 8, 0
 response_heads:
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "ETag: \"0d76c5d3f9891afb\"\r\n"
@@ -3748,103 +3739,83 @@ representations:
         .long 142, 25, 51, 99, 118, 12, 3, 173  # 1: GET /healthz (identity)
 
 # the Connection line of a closing answer (19 bytes)
-        .balign 8, 0
 conn_close:
         .ascii "Connection: close\r\n"
 
 # ... of a keep-alive answer to HTTP/1.0 (HTTP/1.1 needs none) (24 bytes)
-        .balign 8, 0
 conn_keep10:
         .ascii "Connection: keep-alive\r\n"
 
 # an entity's status lines (27 bytes)
-        .balign 8, 0
 status_304:
         .ascii "HTTP/1.1 304 Not Modified\r\n"
 
 #  (30 bytes)
-        .balign 8, 0
 status_206:
         .ascii "HTTP/1.1 206 Partial Content\r\n"
 
 #  (36 bytes)
-        .balign 8, 0
 status_416:
         .ascii "HTTP/1.1 416 Range Not Satisfiable\r\n"
 
 # what a 206 makes in the scratch (21 bytes)
-        .balign 8, 0
 range_text:
         .ascii "Content-Range: bytes "
 
 #  (18 bytes)
-        .balign 8, 0
 length_text:
         .ascii "\r\n"
         .ascii "Content-Length: "
 
 # ... and a 416 (23 bytes)
-        .balign 8, 0
 unsatisfied_text:
         .ascii "Content-Range: bytes */"
 
 # error message start (23 bytes)
-        .balign 8, 0
 error_epoll:
         .ascii "health: epoll_create1: "
 
 # error message start (23 bytes)
-        .balign 8, 0
 error_probe_socket:
         .ascii "health: probe: socket: "
 
 # error message start; the port follows (36 bytes)
-        .balign 8, 0
 error_probe:
         .ascii "health: probe GET /healthz on [::1]:"
 
 # error message start (16 bytes)
-        .balign 8, 0
 error_socket:
         .ascii "health: socket: "
 
 # error message start (33 bytes)
-        .balign 8, 0
 error_setsockopt:
         .ascii "health: setsockopt SO_REUSEADDR: "
 
 # error message start (32 bytes)
-        .balign 8, 0
 error_v6only:
         .ascii "health: setsockopt IPV6_V6ONLY: "
 
 # error message start (37 bytes)
-        .balign 8, 0
 error_defer:
         .ascii "health: setsockopt TCP_DEFER_ACCEPT: "
 
 # error message start; the port follows (18 bytes)
-        .balign 8, 0
 error_bind:
         .ascii "health: bind [::]:"
 
 # printed after EACCES's text (53 bytes)
-        .balign 8, 0
 hint_bind:
         .ascii " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
 
 # error message start; the port follows (20 bytes)
-        .balign 8, 0
 error_listen:
         .ascii "health: listen [::]:"
 
 # error message start (26 bytes)
-        .balign 8, 0
 error_fcntl:
         .ascii "health: fcntl O_NONBLOCK: "
 
 # error message start (40 bytes)
-        .balign 8, 0
 error_fd3:
         .ascii "health: fd 3 from systemd (LISTEN_FDS): "
 
@@ -3857,27 +3828,22 @@ sigaction_ignore:
         .quad 0                                 # sa_mask
 
 # "PORT=": the start of the variable (5 bytes)
-        .balign 8, 0
 env_port:
         .ascii "PORT="
 
 # the error's start (13 bytes)
-        .balign 8, 0
 bad_port_head:
         .ascii "health: PORT="
 
 # and its end (40 bytes)
-        .balign 8, 0
 bad_port_tail:
         .ascii ": expected a port number from 1 to 65535"
 
 # a fatal error, written as it is (49 bytes)
-        .balign 8, 0
 usage:
         .ascii "health: unknown argument: the only one is --probe"
 
 # "LISTEN_PID=": the start of the variable (11 bytes)
-        .balign 8, 0
 env_listen_pid:
         .ascii "LISTEN_PID="
 
@@ -3893,23 +3859,19 @@ fd3_checks:
         .long 0                                 # the end
 
 # "LISTEN_FDS=": the start of the variable (11 bytes)
-        .balign 8, 0
 env_listen_fds:
         .ascii "LISTEN_FDS="
 
 # a fatal error, written as it is (50 bytes)
-        .balign 8, 0
 error_fds:
         .ascii "health: LISTEN_FDS: expected 1 socket from systemd"
 
 # a fatal error, written as it is (96 bytes)
-        .balign 8, 0
 error_fd3_kind:
         .ascii "health: fd 3 from systemd is not a listening TCP socket over IPv"
         .ascii "6 (the family of listen.address)"
 
 # printed once the socket from systemd is checked (38 bytes)
-        .balign 8, 0
 activated_line:
         .ascii "health listening on fd 3 from systemd\n"
 
@@ -3924,7 +3886,6 @@ int_zero:
         .long 0                                 # int 0
 
 # printed once the socket listens, with the port (25 bytes)
-        .balign 8, 0
 startup_line:
         .ascii "health listening on [::]:"
 
@@ -3947,7 +3908,6 @@ probe_deadline:
         .quad 0                                 # it_value.tv_usec: 2000 ms in all
 
 # the probe's request (57 bytes)
-        .balign 8, 0
 probe_request:
         .ascii "GET /healthz HTTP/1.1\r\n"
         .ascii "Host: [::1]\r\n"
@@ -3955,12 +3915,10 @@ probe_request:
         .ascii "\r\n"
 
 # when the answer has no status line (22 bytes)
-        .balign 8, 0
 probe_not_http:
         .ascii "the answer is not HTTP"
 
 # when SIGALRM comes first (24 bytes)
-        .balign 8, 0
 probe_late:
         .ascii "no answer within 2000 ms"
 
@@ -3976,23 +3934,19 @@ no_signals:
 
 # the header fields parse_request knows, for find_name: length, number, name
 # in lower case (94 bytes)
-        .balign 8, 0
 field_names:
         .byte 4, 1, 104, 111, 115, 116, 14, 2, 99, 111, 110, 116, 101, 110, 116, 45, 108, 101, 110, 103, 116, 104, 17, 3, 116, 114, 97, 110, 115, 102, 101, 114, 45, 101, 110, 99, 111, 100, 105, 110, 103, 10, 4, 99, 111, 110, 110, 101, 99, 116, 105, 111, 110, 6, 5, 101, 120, 112, 101, 99, 116, 13, 6, 105
         .byte 102, 45, 110, 111, 110, 101, 45, 109, 97, 116, 99, 104, 5, 7, 114, 97, 110, 103, 101, 8, 8, 105, 102, 45, 114, 97, 110, 103, 101, 0
 
 # connection log, part 1 (16 bytes)
-        .balign 8, 0
 log_from:
         .ascii "connection from "
 
 # connection log, part 2 (14 bytes)
-        .balign 8, 0
 log_bytes:
         .ascii ", bytes read: "
 
 # errno, length, strerror() text: the errnos die names (440 bytes)
-        .balign 1, 0
 errno_texts:
         .byte 9                                 # EBADF
         .byte 19                                # its text's length
@@ -4051,7 +4005,6 @@ errno_texts:
         .byte 0                                 # the end
 
 # for an errno without a text (6 bytes)
-        .balign 8, 0
 errno_word:
         .ascii "errno "
 

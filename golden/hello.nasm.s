@@ -2987,7 +2987,6 @@ append_u64.digit:
 
 ; character classes by code: 1 token (methods, header names), 2 field
 ; value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
-        align 8, db 0
 char_class:
         db 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 3, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
         db 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
@@ -2995,28 +2994,23 @@ char_class:
         db 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
 ; the methods, for find_name: length, number (| 0x80: exact), name (47 bytes)
-        align 8, db 0
 method_names:
         db 3, 129, 71, 69, 84, 4, 130, 72, 69, 65, 68, 4, 131, 80, 79, 83, 84, 3, 132, 80, 85, 84, 6, 133, 68, 69, 76, 69, 84, 69, 5, 134, 80, 65, 84, 67, 72, 7, 135, 79, 80, 84, 73, 79, 78, 83, 0
 
 ; the tokens that matter in Connection, Transfer-Encoding and Expect, for
 ; find_name: length, number, name in lower case (43 bytes)
-        align 8, db 0
 value_tokens:
         db 5, 1, 99, 108, 111, 115, 101, 10, 2, 107, 101, 101, 112, 45, 97, 108, 105, 118, 101, 7, 3, 99, 104, 117, 110, 107, 101, 100, 12, 4, 49, 48, 48, 45, 99, 111, 110, 116, 105, 110, 117, 101, 0
 
 ; four bytes a weekday, Sunday first (28 bytes)
-        align 8, db 0
 day_names:
         db "Sun,Mon,Tue,Wed,Thu,Fri,Sat,"
 
 ; the days of each month, January first (February: format_date's own) (12 bytes)
-        align 8, db 0
 month_days:
         db 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
 
 ; four bytes a month (48 bytes)
-        align 8, db 0
 month_names:
         db "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
@@ -3024,7 +3018,6 @@ month_names:
 ; entity's 200 status line, then each representation's field lines. The
 ; Connection line and the Date line follow from conn_close/conn_keep10 and
 ; date_line. (699 bytes)
-        align 8, db 0
 response_heads:
         db "HTTP/1.1 200 OK", 13, 10
         db "Server: asmsrv", 13, 10
@@ -3088,88 +3081,71 @@ representations:
         dd 17, 16, 42, 105, 125, 0, 19, 39      ; 0: every request (identity)
 
 ; the Connection line of a closing answer (19 bytes)
-        align 8, db 0
 conn_close:
         db "Connection: close", 13, 10
 
 ; ... of a keep-alive answer to HTTP/1.0 (HTTP/1.1 needs none) (24 bytes)
-        align 8, db 0
 conn_keep10:
         db "Connection: keep-alive", 13, 10
 
 ; an entity's status lines (27 bytes)
-        align 8, db 0
 status_304:
         db "HTTP/1.1 304 Not Modified", 13, 10
 
 ;  (30 bytes)
-        align 8, db 0
 status_206:
         db "HTTP/1.1 206 Partial Content", 13, 10
 
 ;  (36 bytes)
-        align 8, db 0
 status_416:
         db "HTTP/1.1 416 Range Not Satisfiable", 13, 10
 
 ; what a 206 makes in the scratch (21 bytes)
-        align 8, db 0
 range_text:
         db "Content-Range: bytes "
 
 ;  (18 bytes)
-        align 8, db 0
 length_text:
         db 13, 10
         db "Content-Length: "
 
 ; ... and a 416 (23 bytes)
-        align 8, db 0
 unsatisfied_text:
         db "Content-Range: bytes */"
 
 ; error message start (22 bytes)
-        align 8, db 0
 error_epoll:
         db "hello: epoll_create1: "
 
 ; error message start (15 bytes)
-        align 8, db 0
 error_socket:
         db "hello: socket: "
 
 ; error message start (32 bytes)
-        align 8, db 0
 error_setsockopt:
         db "hello: setsockopt SO_REUSEADDR: "
 
 ; error message start (36 bytes)
-        align 8, db 0
 error_defer:
         db "hello: setsockopt TCP_DEFER_ACCEPT: "
 
 ; error message start; the port follows (20 bytes)
-        align 8, db 0
 error_bind:
         db "hello: bind 0.0.0.0:"
 
 ; printed after EACCES's text (53 bytes)
-        align 8, db 0
 hint_bind:
         db " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
 
 ; error message start; the port follows (22 bytes)
-        align 8, db 0
 error_listen:
         db "hello: listen 0.0.0.0:"
 
 ; error message start (25 bytes)
-        align 8, db 0
 error_fcntl:
         db "hello: fcntl O_NONBLOCK: "
 
 ; error message start (39 bytes)
-        align 8, db 0
 error_fd3:
         db "hello: fd 3 from systemd (LISTEN_FDS): "
 
@@ -3182,27 +3158,22 @@ sigaction_ignore:
         dq 0                                    ; sa_mask
 
 ; "PORT=": the start of the variable (5 bytes)
-        align 8, db 0
 env_port:
         db "PORT="
 
 ; the error's start (12 bytes)
-        align 8, db 0
 bad_port_head:
         db "hello: PORT="
 
 ; and its end (40 bytes)
-        align 8, db 0
 bad_port_tail:
         db ": expected a port number from 1 to 65535"
 
 ; a fatal error, written as it is (60 bytes)
-        align 8, db 0
 usage:
         db "hello: takes no arguments (", 34, "probe", 34, " in the spec adds --probe)"
 
 ; "LISTEN_PID=": the start of the variable (11 bytes)
-        align 8, db 0
 env_listen_pid:
         db "LISTEN_PID="
 
@@ -3218,23 +3189,19 @@ fd3_checks:
         dd 0                                    ; the end
 
 ; "LISTEN_FDS=": the start of the variable (11 bytes)
-        align 8, db 0
 env_listen_fds:
         db "LISTEN_FDS="
 
 ; a fatal error, written as it is (49 bytes)
-        align 8, db 0
 error_fds:
         db "hello: LISTEN_FDS: expected 1 socket from systemd"
 
 ; a fatal error, written as it is (95 bytes)
-        align 8, db 0
 error_fd3_kind:
         db "hello: fd 3 from systemd is not a listening TCP socket over IPv4"
         db " (the family of listen.address)"
 
 ; printed once the socket from systemd is checked (37 bytes)
-        align 8, db 0
 activated_line:
         db "hello listening on fd 3 from systemd", 10
 
@@ -3244,7 +3211,6 @@ int_one:
         dd 1                                    ; int 1
 
 ; printed once the socket listens, with the port (27 bytes)
-        align 8, db 0
 startup_line:
         db "hello listening on 0.0.0.0:"
 
@@ -3270,13 +3236,11 @@ no_signals:
 
 ; the header fields parse_request knows, for find_name: length, number, name
 ; in lower case (94 bytes)
-        align 8, db 0
 field_names:
         db 4, 1, 104, 111, 115, 116, 14, 2, 99, 111, 110, 116, 101, 110, 116, 45, 108, 101, 110, 103, 116, 104, 17, 3, 116, 114, 97, 110, 115, 102, 101, 114, 45, 101, 110, 99, 111, 100, 105, 110, 103, 10, 4, 99, 111, 110, 110, 101, 99, 116, 105, 111, 110, 6, 5, 101, 120, 112, 101, 99, 116, 13, 6, 105
         db 102, 45, 110, 111, 110, 101, 45, 109, 97, 116, 99, 104, 5, 7, 114, 97, 110, 103, 101, 8, 8, 105, 102, 45, 114, 97, 110, 103, 101, 0
 
 ; errno, length, strerror() text: the errnos die names (317 bytes)
-        align 1, db 0
 errno_texts:
         db 9                                    ; EBADF
         db 19                                   ; its text's length
@@ -3317,7 +3281,6 @@ errno_texts:
         db 0                                    ; the end
 
 ; for an errno without a text (6 bytes)
-        align 8, db 0
 errno_word:
         db "errno "
 

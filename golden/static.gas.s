@@ -3574,7 +3574,6 @@ _start:
 
 # character classes by code: 1 token (methods, header names), 2 field
 # value, 4 request target, 8 host name, 16 hex digit, 32 IP literal (256 bytes)
-        .balign 8, 0
 char_class:
         .byte 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 15, 6, 3, 15, 7, 15, 15, 14, 14, 15, 15, 14, 15, 47, 6, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 38, 14, 6, 14, 6, 6
         .byte 6, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 6, 6, 7, 15, 7, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6, 7, 6, 15, 0
@@ -3582,23 +3581,19 @@ char_class:
         .byte 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 
 # the path of an absolute-form target without one (1 bytes)
-        .balign 8, 0
 path_root:
         .ascii "/"
 
 # the methods, for find_name: length, number (| 0x80: exact), name (47 bytes)
-        .balign 8, 0
 method_names:
         .byte 3, 129, 71, 69, 84, 4, 130, 72, 69, 65, 68, 4, 131, 80, 79, 83, 84, 3, 132, 80, 85, 84, 6, 133, 68, 69, 76, 69, 84, 69, 5, 134, 80, 65, 84, 67, 72, 7, 135, 79, 80, 84, 73, 79, 78, 83, 0
 
 # the tokens that matter in Connection, Transfer-Encoding and Expect, for
 # find_name: length, number, name in lower case (43 bytes)
-        .balign 8, 0
 value_tokens:
         .byte 5, 1, 99, 108, 111, 115, 101, 10, 2, 107, 101, 101, 112, 45, 97, 108, 105, 118, 101, 7, 3, 99, 104, 117, 110, 107, 101, 100, 12, 4, 49, 48, 48, 45, 99, 111, 110, 116, 105, 110, 117, 101, 0
 
 # every exact path, back to back (334 bytes)
-        .balign 8, 0
 route_paths:
         .ascii "/app/index.html/app//app/assets/css/site.css/assets/img/logo.svg"
         .ascii "/assets/img/photo.avif/assets/img/photo.jpg/assets/img/photo.web"
@@ -3705,7 +3700,6 @@ route_slots:
         .long 0, 0, 0, 0                        # empty
 
 # a static site's prefix (5 bytes)
-        .balign 8, 0
 fallback_path_0:
         .ascii "/app/"
 
@@ -3715,17 +3709,14 @@ fallback_methods_0:
         .long 22, 0, 0, 22, 22, 22, 22, 21      # /app/ and below: its fallback
 
 # four bytes a weekday, Sunday first (28 bytes)
-        .balign 8, 0
 day_names:
         .ascii "Sun,Mon,Tue,Wed,Thu,Fri,Sat,"
 
 # the days of each month, January first (February: format_date's own) (12 bytes)
-        .balign 8, 0
 month_days:
         .byte 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
 
 # four bytes a month (48 bytes)
-        .balign 8, 0
 month_names:
         .ascii "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec "
 
@@ -3733,7 +3724,6 @@ month_names:
 # entity's 200 status line, then each representation's field lines. The
 # Connection line and the Date line follow from conn_close/conn_keep10 and
 # date_line. (8725 bytes)
-        .balign 8, 0
 response_heads:
         .ascii "HTTP/1.1 200 OK\r\n"
         .ascii "Server: asmsrv\r\n"
@@ -4353,93 +4343,75 @@ representations:
         .long 7461, 16, 65, 127, 148, 1282789, 242, 7483 # 39: GET /sub/index.html (identity)
 
 # the Connection line of a closing answer (19 bytes)
-        .balign 8, 0
 conn_close:
         .ascii "Connection: close\r\n"
 
 # ... of a keep-alive answer to HTTP/1.0 (HTTP/1.1 needs none) (24 bytes)
-        .balign 8, 0
 conn_keep10:
         .ascii "Connection: keep-alive\r\n"
 
 # an entity's status lines (27 bytes)
-        .balign 8, 0
 status_304:
         .ascii "HTTP/1.1 304 Not Modified\r\n"
 
 #  (30 bytes)
-        .balign 8, 0
 status_206:
         .ascii "HTTP/1.1 206 Partial Content\r\n"
 
 #  (36 bytes)
-        .balign 8, 0
 status_416:
         .ascii "HTTP/1.1 416 Range Not Satisfiable\r\n"
 
 # what a 206 makes in the scratch (21 bytes)
-        .balign 8, 0
 range_text:
         .ascii "Content-Range: bytes "
 
 #  (18 bytes)
-        .balign 8, 0
 length_text:
         .ascii "\r\n"
         .ascii "Content-Length: "
 
 # ... and a 416 (23 bytes)
-        .balign 8, 0
 unsatisfied_text:
         .ascii "Content-Range: bytes */"
 
 # the end of a redirect's Location line (2 bytes)
-        .balign 8, 0
 crlf:
         .ascii "\r\n"
 
 # error message start (23 bytes)
-        .balign 8, 0
 error_epoll:
         .ascii "static: epoll_create1: "
 
 # error message start (16 bytes)
-        .balign 8, 0
 error_socket:
         .ascii "static: socket: "
 
 # error message start (33 bytes)
-        .balign 8, 0
 error_setsockopt:
         .ascii "static: setsockopt SO_REUSEADDR: "
 
 # error message start (37 bytes)
-        .balign 8, 0
 error_defer:
         .ascii "static: setsockopt TCP_DEFER_ACCEPT: "
 
 # error message start; the port follows (21 bytes)
-        .balign 8, 0
 error_bind:
         .ascii "static: bind 0.0.0.0:"
 
 # printed after EACCES's text (53 bytes)
-        .balign 8, 0
 hint_bind:
         .ascii " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
 
 # error message start; the port follows (23 bytes)
-        .balign 8, 0
 error_listen:
         .ascii "static: listen 0.0.0.0:"
 
 # error message start (26 bytes)
-        .balign 8, 0
 error_fcntl:
         .ascii "static: fcntl O_NONBLOCK: "
 
 # error message start (40 bytes)
-        .balign 8, 0
 error_fd3:
         .ascii "static: fd 3 from systemd (LISTEN_FDS): "
 
@@ -4452,27 +4424,22 @@ sigaction_ignore:
         .quad 0                                 # sa_mask
 
 # "PORT=": the start of the variable (5 bytes)
-        .balign 8, 0
 env_port:
         .ascii "PORT="
 
 # the error's start (13 bytes)
-        .balign 8, 0
 bad_port_head:
         .ascii "static: PORT="
 
 # and its end (40 bytes)
-        .balign 8, 0
 bad_port_tail:
         .ascii ": expected a port number from 1 to 65535"
 
 # a fatal error, written as it is (61 bytes)
-        .balign 8, 0
 usage:
         .ascii "static: takes no arguments (\"probe\" in the spec adds --probe)"
 
 # "LISTEN_PID=": the start of the variable (11 bytes)
-        .balign 8, 0
 env_listen_pid:
         .ascii "LISTEN_PID="
 
@@ -4488,23 +4455,19 @@ fd3_checks:
         .long 0                                 # the end
 
 # "LISTEN_FDS=": the start of the variable (11 bytes)
-        .balign 8, 0
 env_listen_fds:
         .ascii "LISTEN_FDS="
 
 # a fatal error, written as it is (50 bytes)
-        .balign 8, 0
 error_fds:
         .ascii "static: LISTEN_FDS: expected 1 socket from systemd"
 
 # a fatal error, written as it is (96 bytes)
-        .balign 8, 0
 error_fd3_kind:
         .ascii "static: fd 3 from systemd is not a listening TCP socket over IPv"
         .ascii "4 (the family of listen.address)"
 
 # printed once the socket from systemd is checked (38 bytes)
-        .balign 8, 0
 activated_line:
         .ascii "static listening on fd 3 from systemd\n"
 
@@ -4514,7 +4477,6 @@ int_one:
         .long 1                                 # int 1
 
 # printed once the socket listens, with the port (28 bytes)
-        .balign 8, 0
 startup_line:
         .ascii "static listening on 0.0.0.0:"
 
@@ -4540,13 +4502,11 @@ no_signals:
 
 # the header fields parse_request knows, for find_name: length, number, name
 # in lower case (111 bytes)
-        .balign 8, 0
 field_names:
         .byte 4, 1, 104, 111, 115, 116, 14, 2, 99, 111, 110, 116, 101, 110, 116, 45, 108, 101, 110, 103, 116, 104, 17, 3, 116, 114, 97, 110, 115, 102, 101, 114, 45, 101, 110, 99, 111, 100, 105, 110, 103, 10, 4, 99, 111, 110, 110, 101, 99, 116, 105, 111, 110, 6, 5, 101, 120, 112, 101, 99, 116, 15, 6, 97
         .byte 99, 99, 101, 112, 116, 45, 101, 110, 99, 111, 100, 105, 110, 103, 13, 7, 105, 102, 45, 110, 111, 110, 101, 45, 109, 97, 116, 99, 104, 5, 8, 114, 97, 110, 103, 101, 8, 9, 105, 102, 45, 114, 97, 110, 103, 101, 0
 
 # errno, length, strerror() text: the errnos die names (317 bytes)
-        .balign 1, 0
 errno_texts:
         .byte 9                                 # EBADF
         .byte 19                                # its text's length
@@ -4587,7 +4547,6 @@ errno_texts:
         .byte 0                                 # the end
 
 # for an errno without a text (6 bytes)
-        .balign 8, 0
 errno_word:
         .ascii "errno "
 
