@@ -39,6 +39,9 @@ class EpollDriver : public Driver, Gen {
   void outq(Operand fd, MemOp to, const std::string& to_name);
   /// epoll_ctl(epfd, op, fd, &(struct epoll_event){ events, data }).
   void epoll_ctl(int ctl, Operand fd, int events, Operand data, const std::string& why);
+  /// call watch: epoll_ctl(epfd, ctl, r13, { events, rbx }) for the connection.
+  void watch(int ctl, int events, const std::string& why);
+  void emit_watch();
 
   Runtime& rt_;
   Conn& conn_;
@@ -48,17 +51,42 @@ class EpollDriver : public Driver, Gen {
   ErrorPrefix err_epoll_;
   Label entry_, loop_, accept_all_, event_, close_, sweep_, listen_on_, listen_off_, shutdown_;
   Label epfd_, accepting_, shutting_down_, ev_i_, ev_n_, accepted_, outq_now_, next_sweep_, shutdown_deadline_;
-  Label ctl_event_, events_;
+  Label ctl_event_, events_, watch_;
 };
+
+const char* epoll_ctl_name(int ctl) {
+  return ctl == kEpollCtlAdd ? "EPOLL_CTL_ADD" : ctl == kEpollCtlDel ? "EPOLL_CTL_DEL" : "EPOLL_CTL_MOD";
+}
 
 void EpollDriver::epoll_ctl(int ctl, Operand fd, int events, Operand data, const std::string& why) {
   lea(Reg::r10, ctl_event_, "event = &ctl_event");
   mov(mem32(Reg::r10), imm(events), why);
   mov(mem64(Reg::r10, 4), data, std::holds_alternative<ImmOp>(data) ? "data: 0, the listener" : "data: the record");
   mov(r32(Reg::rdi), var32(epfd_), "epfd");
-  set(Reg::rsi, ctl, ctl == kEpollCtlAdd ? "EPOLL_CTL_ADD" : ctl == kEpollCtlDel ? "EPOLL_CTL_DEL" : "EPOLL_CTL_MOD");
+  set(Reg::rsi, ctl, epoll_ctl_name(ctl));
   mov(r64(Reg::rdx), fd, "fd");
   sys(kEpollCtl);
+}
+
+void EpollDriver::watch(int ctl, int events, const std::string& why) {
+  set(Reg::rsi, ctl, epoll_ctl_name(ctl));
+  set(Reg::rcx, events, why);
+  call(watch_);
+}
+
+void EpollDriver::emit_watch() {
+  block(watch_, "subroutine watch(rbx = record, esi = op, ecx = events)", &kEpollCtl,
+        "epoll_ctl(epfd, op, record.fd, &(struct epoll_event){ events, .data = record })",
+        "Puts a connection in the epoll set (EPOLL_CTL_ADD) or changes what it waits\n"
+        "for (EPOLL_CTL_MOD): EPOLLIN for a request, EPOLLOUT for room to send.\n"
+        "The event's data is the record, which epoll_pwait hands back. r13 = fd.");
+  lea(Reg::r10, ctl_event_, "event = &ctl_event");
+  mov(mem32(Reg::r10), r32(Reg::rcx), "events");
+  mov(mem64(Reg::r10, 4), r64(kConn), "data: the record");
+  mov(r32(Reg::rdi), var32(epfd_), "epfd");
+  mov(r64(Reg::rdx), r64(kClientFd), "fd");
+  sys(kEpollCtl);
+  ret();
 }
 
 void EpollDriver::outq(Operand fd, MemOp to, const std::string& to_name) {
@@ -73,6 +101,7 @@ void EpollDriver::emit() {
   loop_ = local("event_loop");
   accept_all_ = local("accept_all");
   event_ = local("connection_event");
+  watch_ = local("watch");
   close_ = local("close_connection");
   sweep_ = local("sweep");
   listen_on_ = local("listen_on");
@@ -93,6 +122,7 @@ void EpollDriver::emit() {
   emit_shutdown();
   emit_accept();
   emit_event();
+  emit_watch();
   emit_close();
   emit_sweep();
   emit_listen();
@@ -310,7 +340,7 @@ void EpollDriver::emit_event() {
   op(Op::cmp, conn(ConnField::watch), imm(kWatchNone), "not in the epoll set yet?");
   jmp(Op::jne, watched);
   mov(conn(ConnField::watch), imm(kWatchIn));
-  epoll_ctl(kEpollCtlAdd, r64(kClientFd), kEpollIn, r64(kConn), "EPOLLIN");
+  watch(kEpollCtlAdd, kEpollIn, "EPOLLIN");
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::js, closing, "could not watch it (ENOMEM, ENOSPC): close it");
   label(watched);
@@ -328,7 +358,7 @@ void EpollDriver::emit_event() {
   op(Op::cmp, conn(ConnField::watch), imm(kWatchOut), "was it waiting for EPOLLOUT?");
   jmp(Op::jne, in_again);
   mov(conn(ConnField::watch), imm(kWatchIn));
-  epoll_ctl(kEpollCtlMod, r64(kClientFd), kEpollIn, r64(kConn), "back to EPOLLIN");
+  watch(kEpollCtlMod, kEpollIn, "back to EPOLLIN");
   label(in_again);
   call(conn_.sent(), "what next: the next pipelined response, more input, or close");
   jmp(Op::jmp, act);
@@ -341,11 +371,11 @@ void EpollDriver::emit_event() {
   op(Op::cmp, conn(ConnField::watch), imm(kWatchNone), "not in the epoll set yet?");
   mov(conn(ConnField::watch), imm(kWatchOut));
   jmp(Op::je, add_out);
-  epoll_ctl(kEpollCtlMod, r64(kClientFd), kEpollOut, r64(kConn), "wait for EPOLLOUT");
+  watch(kEpollCtlMod, kEpollOut, "wait for EPOLLOUT");
   label(armed);
   ret();
   label(add_out);
-  epoll_ctl(kEpollCtlAdd, r64(kClientFd), kEpollOut, r64(kConn), "wait for EPOLLOUT");
+  watch(kEpollCtlAdd, kEpollOut, "wait for EPOLLOUT");
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::jns, armed);
   label(closing);
