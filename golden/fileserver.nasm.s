@@ -102,11 +102,11 @@
         req_expect equ 52                       ; 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
         req_method equ 56                       ; 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
         last_status equ 60                      ; 4 bytes: status of the last response, for the log
-        epfd equ 64                             ; 4 bytes: the epoll instance
-        req_minor equ 68                        ; 4 bytes: HTTP/1.x: x
-        root_fds equ 72                         ; 4 bytes: each root directory's descriptor (O_PATH), opened at start
-        nconns equ 76                           ; 4 bytes: open connections
-        free_top equ 80                         ; 4 bytes: free slots on the stack
+        req_minor equ 64                        ; 4 bytes: HTTP/1.x: x
+        root_fds equ 68                         ; 4 bytes: each root directory's descriptor (O_PATH), opened at start
+        nconns equ 72                           ; 4 bytes: open connections
+        free_top equ 76                         ; 4 bytes: free slots on the stack
+        epfd equ 80                             ; 4 bytes: the epoll instance
         stop_requested equ 84                   ; 4 bytes: set by the signal handler: stop gracefully
         req_cl_count equ 88                     ; 4 bytes: number of Content-Length fields
         accepting equ 92                        ; 4 bytes: 1 while the listener is in the epoll set
@@ -831,14 +831,9 @@ connection_event.quiet:
         cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
         jne     short connection_event.watched
         mov     dword [rbx+conn_watch], 0
-        mov     r10d, ctl_event                 ; event = &ctl_event
-        mov     dword [r10], 1                  ; EPOLLIN
-        mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 1                          ; EPOLL_CTL_ADD
-        mov     rdx, r13                        ; fd
-        mov     eax, 233                        ; syscall number: epoll_ctl
-        syscall
+        mov     ecx, 1                          ; EPOLLIN
+        call    watch
         test    rax, rax
         js      near connection_event.close     ; could not watch it (ENOMEM, ENOSPC): close it
 connection_event.watched:
@@ -847,24 +842,19 @@ connection_event.writing:
 connection_event.send:
         call    flush
         test    rax, rax
-        js      near connection_event.close     ; the client is gone
+        js      short connection_event.close    ; the client is gone
         jz      short connection_event.pending  ; the rest goes out on EPOLLOUT
         cmp     rax, 2                          ; a slice of a file went: the others' turn
         je      short connection_event.pending  ; EPOLLOUT comes back at once if there is room
         cmp     dword [rbx+conn_watch], 1       ; was it waiting for EPOLLOUT?
         jne     short connection_event.in_again
         mov     dword [rbx+conn_watch], 0
-        mov     r10d, ctl_event                 ; event = &ctl_event
-        mov     dword [r10], 1                  ; back to EPOLLIN
-        mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 3                          ; EPOLL_CTL_MOD
-        mov     rdx, r13                        ; fd
-        mov     eax, 233                        ; syscall number: epoll_ctl
-        syscall
+        mov     ecx, 1                          ; back to EPOLLIN
+        call    watch
 connection_event.in_again:
         call    http_sent                       ; what next: the next pipelined response, more input, or close
-        jmp     near connection_event.act
+        jmp     short connection_event.act
 connection_event.pending:
         mov     eax, 10000                      ; send_timeout_ms for the client to take some of it
         call    set_deadline
@@ -878,29 +868,35 @@ connection_event.pending:
         cmp     dword [rbx+conn_watch], 2       ; not in the epoll set yet?
         mov     dword [rbx+conn_watch], 1
         je      short connection_event.add_out
-        mov     r10d, ctl_event                 ; event = &ctl_event
-        mov     dword [r10], 4                  ; wait for EPOLLOUT
-        mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 3                          ; EPOLL_CTL_MOD
-        mov     rdx, r13                        ; fd
-        mov     eax, 233                        ; syscall number: epoll_ctl
-        syscall
+        mov     ecx, 4                          ; wait for EPOLLOUT
+        call    watch
 connection_event.armed:
         ret
 connection_event.add_out:
-        mov     r10d, ctl_event                 ; event = &ctl_event
-        mov     dword [r10], 4                  ; wait for EPOLLOUT
-        mov     qword [r10+4], rbx              ; data: the record
-        mov     edi, dword [r15+epfd]           ; epfd
         mov     esi, 1                          ; EPOLL_CTL_ADD
-        mov     rdx, r13                        ; fd
-        mov     eax, 233                        ; syscall number: epoll_ctl
-        syscall
+        mov     ecx, 4                          ; wait for EPOLLOUT
+        call    watch
         test    rax, rax
         jns     short connection_event.armed
 connection_event.close:
         jmp     short close_connection          ; close_connection returns for us
+
+;; --------------------------------------------------------------------------
+;; subroutine watch(rbx = record, esi = op, ecx = events): epoll_ctl(2), syscall 233
+;; C: epoll_ctl(epfd, op, record.fd, &(struct epoll_event){ events, .data = record })
+;; Puts a connection in the epoll set (EPOLL_CTL_ADD) or changes what it waits
+;; for (EPOLL_CTL_MOD): EPOLLIN for a request, EPOLLOUT for room to send.
+;; The event's data is the record, which epoll_pwait hands back. r13 = fd.
+watch:
+        mov     r10d, ctl_event                 ; event = &ctl_event
+        mov     dword [r10], ecx                ; events
+        mov     qword [r10+4], rbx              ; data: the record
+        mov     edi, dword [r15+epfd]           ; epfd
+        mov     rdx, r13                        ; fd
+        mov     eax, 233                        ; syscall number: epoll_ctl
+        syscall
+        ret
 
 ;; --------------------------------------------------------------------------
 ;; subroutine close_connection(rbx = record): close(2), syscall 3

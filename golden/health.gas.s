@@ -88,12 +88,12 @@
         .set shutdown_deadline, -8              # 8 bytes: when a graceful stop gives up (ms)
         .set req_te, 0                          # 4 bytes: Transfer-Encoding: 0 none, 1 not chunked last, 2 chunked last, 3 chunked then more
         .set req_expect, 4                      # 4 bytes: Expect: 0 none, 1 100-continue, 2 another expectation
-        .set epfd, 8                            # 4 bytes: the epoll instance
-        .set req_method, 12                     # 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
-        .set req_minor, 16                      # 4 bytes: HTTP/1.x: x
-        .set last_status, 20                    # 4 bytes: status of the last response, for the log
-        .set nconns, 24                         # 4 bytes: open connections
-        .set free_top, 28                       # 4 bytes: free slots on the stack
+        .set req_method, 8                      # 4 bytes: 1 GET, 2 HEAD, 3 POST, 4 PUT, 5 DELETE, 6 PATCH, 7 OPTIONS
+        .set req_minor, 12                      # 4 bytes: HTTP/1.x: x
+        .set last_status, 16                    # 4 bytes: status of the last response, for the log
+        .set nconns, 20                         # 4 bytes: open connections
+        .set free_top, 24                       # 4 bytes: free slots on the stack
+        .set epfd, 28                           # 4 bytes: the epoll instance
         .set stop_requested, 32                 # 4 bytes: set by the signal handler: stop gracefully
         .set req_cl_count, 36                   # 4 bytes: number of Content-Length fields
         .set accepting, 40                      # 4 bytes: 1 while the listener is in the epoll set
@@ -970,14 +970,9 @@ _start:
         cmp     DWORD PTR [rbx+conn_watch], 2   # not in the epoll set yet?
         jne     short .Lconnection_event.watched
         mov     DWORD PTR [rbx+conn_watch], 0
-        mov     r10d, OFFSET ctl_event          # event = &ctl_event
-        mov     DWORD PTR [r10], 1              # EPOLLIN
-        mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 1                          # EPOLL_CTL_ADD
-        mov     rdx, r13                        # fd
-        mov     eax, 233                        # syscall number: epoll_ctl
-        syscall
+        mov     ecx, 1                          # EPOLLIN
+        call    .Lwatch
         test    rax, rax
         {disp32} js      .Lconnection_event.close # could not watch it (ENOMEM, ENOSPC): close it
 .Lconnection_event.watched:
@@ -986,22 +981,17 @@ _start:
 .Lconnection_event.send:
         call    .Lflush
         test    rax, rax
-        {disp32} js      .Lconnection_event.close # the client is gone
+        js      short .Lconnection_event.close  # the client is gone
         jz      short .Lconnection_event.pending # the rest goes out on EPOLLOUT
         cmp     DWORD PTR [rbx+conn_watch], 1   # was it waiting for EPOLLOUT?
         jne     short .Lconnection_event.in_again
         mov     DWORD PTR [rbx+conn_watch], 0
-        mov     r10d, OFFSET ctl_event          # event = &ctl_event
-        mov     DWORD PTR [r10], 1              # back to EPOLLIN
-        mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 3                          # EPOLL_CTL_MOD
-        mov     rdx, r13                        # fd
-        mov     eax, 233                        # syscall number: epoll_ctl
-        syscall
+        mov     ecx, 1                          # back to EPOLLIN
+        call    .Lwatch
 .Lconnection_event.in_again:
         call    .Lhttp_sent                     # what next: the next pipelined response, more input, or close
-        {disp32} jmp     .Lconnection_event.act
+        jmp     short .Lconnection_event.act
 .Lconnection_event.pending:
         mov     eax, 10000                      # send_timeout_ms for the client to take some of it
         call    .Lset_deadline
@@ -1015,29 +1005,35 @@ _start:
         cmp     DWORD PTR [rbx+conn_watch], 2   # not in the epoll set yet?
         mov     DWORD PTR [rbx+conn_watch], 1
         je      short .Lconnection_event.add_out
-        mov     r10d, OFFSET ctl_event          # event = &ctl_event
-        mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
-        mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 3                          # EPOLL_CTL_MOD
-        mov     rdx, r13                        # fd
-        mov     eax, 233                        # syscall number: epoll_ctl
-        syscall
+        mov     ecx, 4                          # wait for EPOLLOUT
+        call    .Lwatch
 .Lconnection_event.armed:
         ret
 .Lconnection_event.add_out:
-        mov     r10d, OFFSET ctl_event          # event = &ctl_event
-        mov     DWORD PTR [r10], 4              # wait for EPOLLOUT
-        mov     QWORD PTR [r10+4], rbx          # data: the record
-        mov     edi, DWORD PTR [r15+epfd]       # epfd
         mov     esi, 1                          # EPOLL_CTL_ADD
-        mov     rdx, r13                        # fd
-        mov     eax, 233                        # syscall number: epoll_ctl
-        syscall
+        mov     ecx, 4                          # wait for EPOLLOUT
+        call    .Lwatch
         test    rax, rax
         jns     short .Lconnection_event.armed
 .Lconnection_event.close:
         jmp     short .Lclose_connection        # close_connection returns for us
+
+## --------------------------------------------------------------------------
+## subroutine watch(rbx = record, esi = op, ecx = events): epoll_ctl(2), syscall 233
+## C: epoll_ctl(epfd, op, record.fd, &(struct epoll_event){ events, .data = record })
+## Puts a connection in the epoll set (EPOLL_CTL_ADD) or changes what it waits
+## for (EPOLL_CTL_MOD): EPOLLIN for a request, EPOLLOUT for room to send.
+## The event's data is the record, which epoll_pwait hands back. r13 = fd.
+.Lwatch:
+        mov     r10d, OFFSET ctl_event          # event = &ctl_event
+        mov     DWORD PTR [r10], ecx            # events
+        mov     QWORD PTR [r10+4], rbx          # data: the record
+        mov     edi, DWORD PTR [r15+epfd]       # epfd
+        mov     rdx, r13                        # fd
+        mov     eax, 233                        # syscall number: epoll_ctl
+        syscall
+        ret
 
 ## --------------------------------------------------------------------------
 ## subroutine close_connection(rbx = record): close(2), syscall 3
