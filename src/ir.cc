@@ -680,7 +680,9 @@ void Builder::constant(std::string name, int64_t value, std::string comment) {
 Label Builder::variables(Reg base) {
   if (vars_.id < 0) {
     vars_base_ = base;
-    vars_ = bss("vars", 0, "the small variables, one block: each is [r15+name] (see the named offsets)");
+    vars_ = bss("vars", 0,
+                fmt::format("the small variables, one block: each is [{}+name] (see the named offsets)",
+                            reg_name(base, Width::b64)));
   }
   return vars_;
 }

@@ -344,7 +344,8 @@ std::string print_program(const Program& p, const Dialect& d, const std::string&
     text += "\n";
     emit_comment(text, d, d.comment + d.comment,
                  "Named offsets: the fields of the records the code reads and writes, and\n"
-                 "the variables, from r15 (vars+128), which holds them all within a byte.");
+                 "the variables' places in vars, from vars+128 (the register map says which\n"
+                 "register holds that).");
     for (const Constant& c : p.constants)
       emit_line(text, d, indent(fmt::format(fmt::runtime(d.equ), c.name, c.value)), c.comment);
   }
