@@ -26,7 +26,8 @@
         .balign 16                      # as NASM aligns .text: both put the code at one address
 
 ## Named offsets: the fields of the records the code reads and writes, and
-## the variables, from r15 (vars+128), which holds them all within a byte.
+## the variables' places in vars, from vars+128 (the register map says which
+## register holds that).
         .set conn_fd, 0                         # the socket
         .set conn_state, 4                      # 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         .set conn_served, 8                     # requests answered on this connection

@@ -25,7 +25,8 @@
         section .text align=16
 
 ;; Named offsets: the fields of the records the code reads and writes, and
-;; the variables, from r15 (vars+128), which holds them all within a byte.
+;; the variables' places in vars, from vars+128 (the register map says which
+;; register holds that).
         conn_fd equ 0                           ; the socket
         conn_state equ 4                        ; 0 free, 1 reading a request, 2 writing a response, 3 storing a body, 4 dropping one, 5 lingering
         conn_served equ 8                       ; requests answered on this connection
