@@ -561,12 +561,17 @@ void HttpParse::emit_headers(Label line) {
   // letters took some 60 bytes a field.
   struct Known {
     std::string name;
-    Label value, len;  // a field kept as it is; id -1 for one with its own parser
+    void (HttpParse::*parse)(Label next) = nullptr;  // a field with its own parser, or:
+    Label value, len;                                 // one kept as it is
     const char* why = "";
   };
-  std::vector<Known> known = {{"host"}, {"content-length"}, {"transfer-encoding"}, {"connection"}, {"expect"}};
+  std::vector<Known> known = {{"host", &HttpParse::emit_host},
+                              {"content-length", &HttpParse::emit_content_length},
+                              {"transfer-encoding", &HttpParse::emit_transfer_encoding},
+                              {"connection", &HttpParse::emit_connection},
+                              {"expect", &HttpParse::emit_expect}};
   auto keep = [&](const char* name, Label value, Label len, const char* why) {
-    if (value.id >= 0) known.push_back({name, value, len, why});
+    if (value.id >= 0) known.push_back({name, nullptr, value, len, why});
   };
   keep("referer", v_.referer, v_.referer_len, "for the access log");
   keep("user-agent", v_.user_agent, v_.user_agent_len, "for the access log");
@@ -596,12 +601,8 @@ void HttpParse::emit_headers(Label line) {
     } else {
       note(fmt::format("the last number: {}", k.name));
     }
-    if (k.value.id < 0) {
-      if (k.name == "host") emit_host(next);
-      if (k.name == "content-length") emit_content_length(next);
-      if (k.name == "transfer-encoding") emit_transfer_encoding(next);
-      if (k.name == "connection") emit_connection(next);
-      if (k.name == "expect") emit_expect(next);
+    if (k.parse) {
+      (this->*k.parse)(next);
     } else {
       mov(var64(k.value), r64(Reg::r11), std::string(k.why) + ": the value (the last such field wins)");
       op(Op::sub, r64(Reg::r9), r64(Reg::r11));
@@ -910,21 +911,18 @@ void HttpParse::emit_checks(Label route) {
   std::vector<int> uploads;
   for (size_t i = 0; i < t_.responses.size(); ++i)
     if (t_.responses[i].kind == ResponseKind::upload) uploads.push_back(static_cast<int>(i));
+  Label stored = uploads.empty() ? Label{} : local("stored");
   if (!uploads.empty()) {
     note("An upload has its own max_bytes (checked when it starts): route first.");
-    Label stored = local("stored");
     call(route, "eax = the response");
     for (int u : uploads) {
       op(Op::cmp, r32(Reg::rax), imm(u), t_.responses[u].what);
       jmp(Op::je, stored);
     }
-    set(Reg::rax, t_.content_too_large, "not an upload: 413 Content Too Large");
-    label(stored);
-    ret();
-  } else {
-    set(Reg::rax, t_.content_too_large, "413 Content Too Large");
-    ret();
   }
+  set(Reg::rax, t_.content_too_large, uploads.empty() ? "413 Content Too Large" : "not an upload: 413 Content Too Large");
+  if (!uploads.empty()) label(stored);
+  ret();
   label(size_ok);
   jmp(Op::jmp, route, "route it: a tail call, route returns to our caller");
 }
