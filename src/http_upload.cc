@@ -259,12 +259,8 @@ void HttpConn::emit_upload_store() {
   label(failed);
   note("rax = -errno of write: EFBIG (RLIMIT_FSIZE, or the file system's largest");
   note("file) is 413; no room is 507; anything else 500.");
-  op(Op::cmp, r64(Reg::rax), imm(-kEfbig));
-  jmp(Op::je, too_large);
-  op(Op::cmp, r64(Reg::rax), imm(-kEnospc));
-  jmp(Op::je, full);
-  op(Op::cmp, r64(Reg::rax), imm(-kEdquot));
-  jmp(Op::je, full);
+  jmp_on_errno({kEfbig}, too_large);
+  jmp_on_errno({kEnospc, kEdquot}, full);
   set(Reg::rax, t.upload_failed, "500");
   jmp(Op::jmp, answer_now);
   label(full);
@@ -290,12 +286,10 @@ void HttpConn::emit_upload_end() {
   Label rename = local("rename");
   Label renamed = local("renamed");
   Label failed = local("failed");
-  Label conflict = local("conflict");
-  Label full = local("full");
-  Label discard = local("discard");
+  Label answered = local("answered");
   block(upload_end_, "an upload's end: fsync, then rename into place, or remove", &kRenameat2,
         "parse_request() again; if (stored) { if (fsync) fsync(file); renameat2(root, temp, root, name,\n"
-        "   overwrite ? 0 : RENAME_NOREPLACE); close(file) } else discard_upload(); upload_answer()",
+        "   overwrite ? 0 : RENAME_NOREPLACE) }; release_file() (a body not stored: discard_upload); upload_answer()",
         "eax = -1 when the whole body is written, or the response that ends the\n"
         "upload; r8 = where the body ends in the buffer. The head is parsed again:\n"
         "the request variables may be another connection's by now. The name is\n"
@@ -311,8 +305,7 @@ void HttpConn::emit_upload_end() {
   op(Op::pop, r64(Reg::rax));
   op(Op::cmp, r64(Reg::rax), imm(-1));
   jmp(Op::je, stored);
-  op(Op::push, r64(Reg::rax));
-  jmp(Op::jmp, discard);
+  jmp(Op::jmp, answered);
 
   label(stored);
   call(upload_site_, "r11 = the upload, eax = its root");
@@ -376,29 +369,19 @@ void HttpConn::emit_upload_end() {
   sys(kRenameat2);
   op(Op::test, r64(Reg::rax), r64(Reg::rax));
   jmp(Op::js, failed);
-  mov(r32(Reg::rdi), conn(ConnField::file));
-  sys(kClose);
-  mov(conn(ConnField::file), imm(-1));
   mov(conn(ConnField::upload_id), imm(0), "stored: nothing to remove");
+  call(release(), "close(record.file)");
   mov(r32(Reg::rax), conn(ConnField::upload), "201 Created");
   jmp(Op::jmp, upload_answer_);
 
   label(failed);
   note("rax = -errno of fsync or renameat2.");
-  jmp_on_errno({kEexist, kEisdir, kEnotempty}, conflict);
-  jmp_on_errno({kEnospc, kEdquot}, full);
-  set(Reg::rax, t.upload_failed, "500");
+  answer_errno({{"conflict", {kEexist, kEisdir, kEnotempty}, t.conflict, "409"},
+                {"full", {kEnospc, kEdquot}, t.insufficient_storage, "507"}},
+               t.upload_failed, "500", answered);
+  label(answered);
   op(Op::push, r64(Reg::rax));
-  jmp(Op::jmp, discard);
-  label(full);
-  set(Reg::rax, t.insufficient_storage, "507");
-  op(Op::push, r64(Reg::rax));
-  jmp(Op::jmp, discard);
-  label(conflict);
-  set(Reg::rax, t.conflict, "409");
-  op(Op::push, r64(Reg::rax));
-  label(discard);
-  call(discard_upload_, "the temporary file goes");
+  call(release(), "the temporary file goes (discard_upload), and its descriptor");
   op(Op::pop, r64(Reg::rax));
   falls_into(upload_answer_);
 
@@ -465,14 +448,12 @@ void HttpConn::emit_upload_names() {
 
 void HttpConn::emit_discard_upload() {
   block(discard_upload_, "subroutine discard_upload(rbx = record)", &kUnlinkat,
-        "close(record.file); record.file = -1; unlinkat(root, \".upload-PID-N\", 0); record.upload_id = 0",
-        "An upload that ends without its body stored leaves nothing behind. Keeps\n"
-        "every register but rax, rcx, rdi and r11, as release_file does.");
+        "unlinkat(root, \".upload-PID-N\", 0); record.upload_id = 0",
+        "An upload that ends without its body stored leaves nothing behind:\n"
+        "release_file calls this, then closes the file. Keeps every register but\n"
+        "rax, rcx, rdi and r11, as release_file does.");
   op(Op::push, r64(Reg::rdx));
   op(Op::push, r64(Reg::rsi));
-  mov(r32(Reg::rdi), conn(ConnField::file));
-  sys(kClose);
-  mov(conn(ConnField::file), imm(-1));
   call(upload_temp_name_);
   call(upload_site_, "eax = the root");
   mov(r32(Reg::rdi), r32(Reg::rax), "dirfd = the root");
