@@ -1708,7 +1708,7 @@ _start:
 ## --------------------------------------------------------------------------
 ## an upload's end: fsync, then rename into place, or remove: renameat2(2), syscall 316
 ## C: parse_request() again; if (stored) { if (fsync) fsync(file); renameat2(root, temp, root, name,
-##    overwrite ? 0 : RENAME_NOREPLACE); close(file) } else discard_upload(); upload_answer()
+##    overwrite ? 0 : RENAME_NOREPLACE) }; release_file() (a body not stored: discard_upload); upload_answer()
 ## eax = -1 when the whole body is written, or the response that ends the
 ## upload; r8 = where the body ends in the buffer. The head is parsed again:
 ## the request variables may be another connection's by now. The name is
@@ -1725,8 +1725,7 @@ _start:
         pop     rax
         cmp     rax, -1
         je      short .Lupload_end.stored
-        push    rax
-        {disp32} jmp     .Lupload_end.discard
+        {disp32} jmp     .Lupload_end.answered
 .Lupload_end.stored:
         call    .Lupload_site                   # r11 = the upload, eax = its root
         test    DWORD PTR [r11+upload_flags], 2 # fsync?
@@ -1792,11 +1791,8 @@ _start:
         syscall
         test    rax, rax
         js      short .Lupload_end.failed
-        mov     edi, DWORD PTR [rbx+conn_file]
-        mov     eax, 3                          # syscall number: close
-        syscall
-        mov     DWORD PTR [rbx+conn_file], -1
         mov     QWORD PTR [rbx+conn_upload_id], 0 # stored: nothing to remove
+        call    .Lrelease_file                  # close(record.file)
         mov     eax, DWORD PTR [rbx+conn_upload] # 201 Created
         jmp     short .Lupload_answer
 .Lupload_end.failed:
@@ -1812,17 +1808,16 @@ _start:
         cmp     rax, -122
         je      short .Lupload_end.full
         mov     eax, 17                         # 500
-        push    rax
-        jmp     short .Lupload_end.discard
-.Lupload_end.full:
-        mov     eax, 16                         # 507
-        push    rax
-        jmp     short .Lupload_end.discard
+        jmp     short .Lupload_end.answered
 .Lupload_end.conflict:
         mov     eax, 15                         # 409
+        jmp     short .Lupload_end.answered
+.Lupload_end.full:
+        mov     eax, 16                         # 507
+        jmp     short .Lupload_end.answered
+.Lupload_end.answered:
         push    rax
-.Lupload_end.discard:
-        call    .Ldiscard_upload                # the temporary file goes
+        call    .Lrelease_file                  # the temporary file goes (discard_upload), and its descriptor
         pop     rax
 
 ## --------------------------------------------------------------------------
@@ -2074,16 +2069,13 @@ _start:
 
 ## --------------------------------------------------------------------------
 ## subroutine discard_upload(rbx = record): unlinkat(2), syscall 263
-## C: close(record.file); record.file = -1; unlinkat(root, ".upload-PID-N", 0); record.upload_id = 0
-## An upload that ends without its body stored leaves nothing behind. Keeps
-## every register but rax, rcx, rdi and r11, as release_file does.
+## C: unlinkat(root, ".upload-PID-N", 0); record.upload_id = 0
+## An upload that ends without its body stored leaves nothing behind:
+## release_file calls this, then closes the file. Keeps every register but
+## rax, rcx, rdi and r11, as release_file does.
 .Ldiscard_upload:
         push    rdx
         push    rsi
-        mov     edi, DWORD PTR [rbx+conn_file]
-        mov     eax, 3                          # syscall number: close
-        syscall
-        mov     DWORD PTR [rbx+conn_file], -1
         call    .Lupload_temp_name
         call    .Lupload_site                   # eax = the root
         mov     edi, eax                        # dirfd = the root

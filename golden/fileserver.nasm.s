@@ -1707,7 +1707,7 @@ upload_store.answer_now:
 ;; --------------------------------------------------------------------------
 ;; an upload's end: fsync, then rename into place, or remove: renameat2(2), syscall 316
 ;; C: parse_request() again; if (stored) { if (fsync) fsync(file); renameat2(root, temp, root, name,
-;;    overwrite ? 0 : RENAME_NOREPLACE); close(file) } else discard_upload(); upload_answer()
+;;    overwrite ? 0 : RENAME_NOREPLACE) }; release_file() (a body not stored: discard_upload); upload_answer()
 ;; eax = -1 when the whole body is written, or the response that ends the
 ;; upload; r8 = where the body ends in the buffer. The head is parsed again:
 ;; the request variables may be another connection's by now. The name is
@@ -1724,8 +1724,7 @@ upload_end:
         pop     rax
         cmp     rax, -1
         je      short upload_end.stored
-        push    rax
-        jmp     near upload_end.discard
+        jmp     near upload_end.answered
 upload_end.stored:
         call    upload_site                     ; r11 = the upload, eax = its root
         test    dword [r11+upload_flags], 2     ; fsync?
@@ -1791,11 +1790,8 @@ upload_end.renamed:
         syscall
         test    rax, rax
         js      short upload_end.failed
-        mov     edi, dword [rbx+conn_file]
-        mov     eax, 3                          ; syscall number: close
-        syscall
-        mov     dword [rbx+conn_file], -1
         mov     qword [rbx+conn_upload_id], 0   ; stored: nothing to remove
+        call    release_file                    ; close(record.file)
         mov     eax, dword [rbx+conn_upload]    ; 201 Created
         jmp     short upload_answer
 upload_end.failed:
@@ -1811,17 +1807,16 @@ upload_end.failed:
         cmp     rax, -122
         je      short upload_end.full
         mov     eax, 17                         ; 500
-        push    rax
-        jmp     short upload_end.discard
-upload_end.full:
-        mov     eax, 16                         ; 507
-        push    rax
-        jmp     short upload_end.discard
+        jmp     short upload_end.answered
 upload_end.conflict:
         mov     eax, 15                         ; 409
+        jmp     short upload_end.answered
+upload_end.full:
+        mov     eax, 16                         ; 507
+        jmp     short upload_end.answered
+upload_end.answered:
         push    rax
-upload_end.discard:
-        call    discard_upload                  ; the temporary file goes
+        call    release_file                    ; the temporary file goes (discard_upload), and its descriptor
         pop     rax
 
 ;; --------------------------------------------------------------------------
@@ -2073,16 +2068,13 @@ upload_suffix:
 
 ;; --------------------------------------------------------------------------
 ;; subroutine discard_upload(rbx = record): unlinkat(2), syscall 263
-;; C: close(record.file); record.file = -1; unlinkat(root, ".upload-PID-N", 0); record.upload_id = 0
-;; An upload that ends without its body stored leaves nothing behind. Keeps
-;; every register but rax, rcx, rdi and r11, as release_file does.
+;; C: unlinkat(root, ".upload-PID-N", 0); record.upload_id = 0
+;; An upload that ends without its body stored leaves nothing behind:
+;; release_file calls this, then closes the file. Keeps every register but
+;; rax, rcx, rdi and r11, as release_file does.
 discard_upload:
         push    rdx
         push    rsi
-        mov     edi, dword [rbx+conn_file]
-        mov     eax, 3                          ; syscall number: close
-        syscall
-        mov     dword [rbx+conn_file], -1
         call    upload_temp_name
         call    upload_site                     ; eax = the root
         mov     edi, eax                        ; dirfd = the root
