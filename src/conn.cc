@@ -242,19 +242,15 @@ void Conn::emit_flush() {
   zero(Reg::rax, "0: would block");
   ret();
   label(done);
+  Label send_file = files_ ? local("send_file") : Label{};
   if (files_) {
-    Label send_file = local("send_file");
     op(Op::cmp, conn(ConnField::file_left), imm(0), "a file to send after the parts?");
     jmp(Op::jne, send_file);
-    set(Reg::rax, 1, "1: all sent");
-    label(fail);
-    ret();
-    emit_send_file(send_file);
-    return;
   }
   set(Reg::rax, 1, "1: all sent");
   label(fail);
   ret();
+  if (files_) emit_send_file(send_file);
 }
 
 void Conn::emit_send_file(Label l) {

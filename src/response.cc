@@ -380,9 +380,6 @@ void Responses::emit_entity(Label l) {
   jmp(Op::jmp, finish_);
 
   // 206: "Content-Range: bytes F-L/LEN\r\nContent-Length: N\r\n" in the scratch.
-  auto scratch = [&] { scratch_start(); };
-  auto copy = [&](Label text, size_t len) { copy_text(text, len); };
-  auto end_runtime = [&] { scratch_end(true); };
   label(ranged);
   mov(r64(Reg::r10), r64(Reg::rdx), "r10 = the first byte");
   op(Op::add, r64(Reg::r8), r64(Reg::rdx), "the body from there");
@@ -392,26 +389,20 @@ void Responses::emit_entity(Label l) {
   mov(r32(Reg::rax), rep(Reg::r11, RepField::len_ranged));
   mov(iov_len(IovPart::fields), r64(Reg::rax), "all but Content-Length");
   status_line(status_206_, kStatus206.size(), 206);
-  scratch();
+  scratch_start();
   content_range(Reg::r10, [&] { mov(r32(Reg::rax), rep(Reg::r11, RepField::body_len)); });
-  copy(length_text_, kLengthText.size());
+  copy_text(length_text_, kLengthText.size());
   mov(r64(Reg::rax), r64(Reg::r9));
   call(rt_.append_u64(), "the bytes sent");
-  end_runtime();
+  scratch_end(true);
   jmp(Op::jmp, finish_);
 
   label(unsatisfiable);
   mov(r32(Reg::rax), rep(Reg::r11, RepField::len_shared));
   mov(iov_len(IovPart::fields), r64(Reg::rax), "only the shared fields");
   status_line(status_416_, kStatus416.size(), 416);
-  scratch();
-  copy(unsatisfied_text_, kUnsatisfied.size());
-  mov(r32(Reg::rax), rep(Reg::r11, RepField::body_len));
-  call(rt_.append_u64(), "the representation's length");
-  copy(length_text_, kLengthText.size());
-  mov(mem8(Reg::rdi), chr('0'), "Content-Length: 0");
-  op(Op::inc, r64(Reg::rdi));
-  end_runtime();
+  scratch_start();
+  unsatisfied_range([&] { mov(r32(Reg::rax), rep(Reg::r11, RepField::body_len)); }, "the representation's length");
   zero(Reg::r9, "no body");
   jmp(Op::jmp, finish_);
 }
@@ -456,6 +447,16 @@ void Responses::content_range(Reg first, const std::function<void()>& load_lengt
   op(Op::inc, r64(Reg::rdi));
   load_length();
   call(rt_.append_u64(), "the whole length");
+}
+
+void Responses::unsatisfied_range(const std::function<void()>& load_length, const std::string& what) {
+  copy_text(unsatisfied_text_, kUnsatisfied.size());
+  load_length();
+  call(rt_.append_u64(), what);
+  copy_text(length_text_, kLengthText.size());
+  mov(mem8(Reg::rdi), chr('0'), "Content-Length: 0");
+  op(Op::inc, r64(Reg::rdi));
+  scratch_end(true);
 }
 
 void Responses::same_etag(Reg tag, Label differ) {

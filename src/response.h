@@ -163,6 +163,10 @@ class Responses : public Gen {
   /// Inline: "Content-Range: bytes F-L/LEN" at rdi (advanced), F = `first`,
   /// L = first + r9 - 1, LEN = rax after `load_length`. Clobbers rax, rcx, rsi.
   void content_range(Reg first, const std::function<void()>& load_length);
+  /// Inline: a 416's "Content-Range: bytes */LEN\r\nContent-Length: 0\r\n" at rdi,
+  /// LEN = rax after `load_length` (`what` names it), and iov[runtime] ends
+  /// there. Clobbers rax, rcx, rsi.
+  void unsatisfied_range(const std::function<void()>& load_length, const std::string& what);
   /// Inline: rax = openat2(root_fds[site.root], disk_rel, &how_read, sizeof how_read).
   void open_below_root();
   /// "Location: ", laid out once for a directory's 301 and an upload's 201.

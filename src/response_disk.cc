@@ -300,6 +300,15 @@ void Responses::emit_disk(Label l) {
   mov(r64(Reg::r11), iov_base(IovPart::runtime), "r11 = the scratch");
   lea(Reg::r8, file_stat_);
   mov(r64(Reg::r9), mem64(Reg::r8, kStSize), "r9 = st_size");
+  // ZF = the field's value (kHttpDateBytes long) is the Last-Modified date exactly.
+  auto same_date = [&](Label value) {
+    op(Op::push, r64(Reg::rdi));
+    mov(r64(Reg::rsi), var64(value));
+    lea(Reg::rdi, mem(Width::none, Reg::r11, kModifiedAt), "the Last-Modified date");
+    set(Reg::rcx, kHttpDateBytes);
+    plain(Op::repe_cmpsb, "the same date?");
+    op(Op::pop, r64(Reg::rdi));
+  };
   op(Op::cmp, var64(req_.if_none_match_len), imm(0));
   jmp(Op::je, no_inm);
   op(Op::push, r64(Reg::rdi));
@@ -314,12 +323,7 @@ void Responses::emit_disk(Label l) {
   label(no_inm);
   op(Op::cmp, var64(req_.if_modified_since_len), imm(kHttpDateBytes));
   jmp(Op::jne, range_check);
-  op(Op::push, r64(Reg::rdi));
-  mov(r64(Reg::rsi), var64(req_.if_modified_since));
-  lea(Reg::rdi, mem(Width::none, Reg::r11, kModifiedAt), "the Last-Modified date");
-  set(Reg::rcx, kHttpDateBytes);
-  plain(Op::repe_cmpsb, "the same date?");
-  op(Op::pop, r64(Reg::rdi));
+  same_date(req_.if_modified_since);
   jmp(Op::je, not_modified);
   label(range_check);
   op(Op::cmp, var32(req_.method), imm(kGet));
@@ -338,12 +342,7 @@ void Responses::emit_disk(Label l) {
   label(if_range_date);
   op(Op::cmp, var64(req_.if_range_len), imm(kHttpDateBytes), "... or the date, exactly");
   jmp(Op::jne, full);
-  op(Op::push, r64(Reg::rdi));
-  mov(r64(Reg::rsi), var64(req_.if_range));
-  lea(Reg::rdi, mem(Width::none, Reg::r11, kModifiedAt));
-  set(Reg::rcx, kHttpDateBytes);
-  plain(Op::repe_cmpsb);
-  op(Op::pop, r64(Reg::rdi));
+  same_date(req_.if_range);
   jmp(Op::jne, full);
   label(honour);
   op(Op::push, r64(Reg::rdi));
@@ -417,13 +416,7 @@ void Responses::emit_disk(Label l) {
   label(unsatisfiable);
   op(Op::add, r64(Reg::rsp), imm(16), "the Content-Type line is not sent");
   status_line(status_416_, kStatus416.size(), 416);
-  copy_text(unsatisfied_text_, kUnsatisfied.size());
-  mov(r64(Reg::rax), r64(Reg::r9));
-  call(rt_.append_u64(), "the file's length");
-  copy_text(length_text_, kLengthText.size());
-  mov(mem8(Reg::rdi), chr('0'), "Content-Length: 0");
-  op(Op::inc, r64(Reg::rdi));
-  scratch_end(true);
+  unsatisfied_range([&] { mov(r64(Reg::rax), r64(Reg::r9)); }, "the file's length");
   close_file("no body");
   label(done);
   zero(Reg::r8, "no body in memory: a file goes after the parts");
