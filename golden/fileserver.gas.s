@@ -3481,9 +3481,9 @@ _start:
         jne     short .Lconditions.full
         push    rdi
         mov     rsi, QWORD PTR [r15+req_if_range]
-        lea     rdi, [r11+41]
+        lea     rdi, [r11+41]                   # the Last-Modified date
         mov     ecx, 29
-        repe cmpsb
+        repe cmpsb                              # the same date?
         pop     rdi
         jne     short .Lconditions.full
 .Lconditions.honour_range:

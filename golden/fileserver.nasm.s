@@ -3480,9 +3480,9 @@ conditions.if_range_date:
         jne     short conditions.full
         push    rdi
         mov     rsi, qword [r15+req_if_range]
-        lea     rdi, [r11+41]
+        lea     rdi, [r11+41]                   ; the Last-Modified date
         mov     ecx, 29
-        repe cmpsb
+        repe cmpsb                              ; the same date?
         pop     rdi
         jne     short conditions.full
 conditions.honour_range:
