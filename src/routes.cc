@@ -14,7 +14,7 @@ namespace {
 class TableBuilder {
  public:
   explicit TableBuilder(const Spec& spec)
-      : spec_(spec), site_fields_(shared_fields(HttpResponse{}, spec.headers)) {}
+      : spec_(spec), site_fields_(shared_fields(HttpResponse{}, spec.headers)), roots_(run_time_roots(spec)) {}
 
   int add(const std::string& what, const HttpResponse& r, bool always_close) {
     CompiledResponse c;
@@ -115,6 +115,21 @@ class TableBuilder {
     return table_.paths[it->second];
   }
 
+  // The fallback of a prefix: a site's (GET) and an upload's (PUT, POST) share one.
+  PathRoutes& fallback_for(const std::string& prefix) {
+    auto it = std::find_if(table_.fallbacks.begin(), table_.fallbacks.end(),
+                           [&](const PathRoutes& p) { return p.path == prefix; });
+    if (it != table_.fallbacks.end()) return *it;
+    table_.fallbacks.push_back(PathRoutes{prefix, {}, -1});
+    table_.fallbacks.back().by_method.fill(-1);
+    return table_.fallbacks.back();
+  }
+
+  // A root read at run time: its index in root_fds (run_time_roots).
+  int root_index(const std::string& root) const {
+    return static_cast<int>(std::find(roots_.begin(), roots_.end(), root) - roots_.begin());
+  }
+
   // OPTIONS and 405 for a path whose own methods are set; a GET also
   // answers HEAD, with the same head and no body.
   void complete(PathRoutes& p) {
@@ -159,10 +174,9 @@ class TableBuilder {
   // and exact paths first) is a disk response; the prefix without its
   // slash redirects to it.
   void add_disk_site(const StaticSite& site) {
-    std::vector<std::string> roots = run_time_roots(spec_);
     DiskSite d;
     d.prefix = site.path;
-    d.root = static_cast<int>(std::find(roots.begin(), roots.end(), site.root) - roots.begin());
+    d.root = root_index(site.root);
     d.index = site.index;
     d.index_type = std::string(media_type_for(site.index));
     d.hidden = site.hidden;
@@ -174,10 +188,7 @@ class TableBuilder {
     c.head = site_fields_ + "Accept-Ranges: bytes\r\n";
     c.disk_site = static_cast<int>(table_.disk_sites.size()) - 1;
     table_.responses.push_back(std::move(c));
-    PathRoutes p{site.path, {}, -1};
-    p.by_method.fill(-1);
-    p.by_method[static_cast<int>(Method::GET)] = static_cast<int>(table_.responses.size()) - 1;
-    table_.fallbacks.push_back(p);
+    fallback_for(site.path).by_method[static_cast<int>(Method::GET)] = static_cast<int>(table_.responses.size()) - 1;
     std::string bare = site.path.substr(0, site.path.size() - 1);
     if (!bare.empty() && !path_at_.count(bare))
       path_for(bare).by_method[static_cast<int>(Method::GET)] = add_redirect(bare, site.path);
@@ -186,10 +197,9 @@ class TableBuilder {
   // An upload: PUT and POST below its prefix store the body. They join the
   // fallback of a site with the same prefix (GET reads what PUT stored).
   void add_upload(const Upload& up) {
-    std::vector<std::string> roots = run_time_roots(spec_);
     UploadSite u;
     u.prefix = up.path;
-    u.root = static_cast<int>(std::find(roots.begin(), roots.end(), up.root) - roots.begin());
+    u.root = root_index(up.root);
     u.overwrite = up.overwrite;
     u.fsync = up.fsync;
     u.mode = up.mode;
@@ -203,15 +213,9 @@ class TableBuilder {
     c.disk_site = static_cast<int>(table_.upload_sites.size()) - 1;
     table_.responses.push_back(std::move(c));
     int index = static_cast<int>(table_.responses.size()) - 1;
-    auto it = std::find_if(table_.fallbacks.begin(), table_.fallbacks.end(),
-                           [&](const PathRoutes& p) { return p.path == up.path; });
-    if (it == table_.fallbacks.end()) {
-      table_.fallbacks.push_back(PathRoutes{up.path, {}, -1});
-      table_.fallbacks.back().by_method.fill(-1);
-      it = table_.fallbacks.end() - 1;
-    }
-    if (up.put) it->by_method[static_cast<int>(Method::PUT)] = index;
-    if (up.post) it->by_method[static_cast<int>(Method::POST)] = index;
+    PathRoutes& f = fallback_for(up.path);
+    if (up.put) f.by_method[static_cast<int>(Method::PUT)] = index;
+    if (up.post) f.by_method[static_cast<int>(Method::POST)] = index;
   }
 
   // A prefix with uploads only (no GET) reads with the site whose prefix
@@ -253,12 +257,8 @@ class TableBuilder {
       if (!bare.empty() && !path_at_.count(bare))
         path_for(bare).by_method[static_cast<int>(Method::GET)] = add_redirect(bare, dir_url);
     }
-    if (!site.fallback.empty()) {
-      PathRoutes p{site.path, {}, -1};
-      p.by_method.fill(-1);
-      p.by_method[static_cast<int>(Method::GET)] = by_file.at(site.fallback);
-      table_.fallbacks.push_back(p);
-    }
+    if (!site.fallback.empty())
+      fallback_for(site.path).by_method[static_cast<int>(Method::GET)] = by_file.at(site.fallback);
   }
 
   int add_file(const StaticSite& site, const SiteFile& f, const std::string& url) {
@@ -304,6 +304,7 @@ class TableBuilder {
   std::map<std::string, size_t> path_at_;              // path -> its index in table_.paths
   std::map<std::string, int> options_for_, not_allowed_for_;  // by Allow
   std::vector<std::string> disk_prefixes_;             // sites read at run time, so far
+  const std::vector<std::string> roots_;               // run_time_roots: root_fds's order
 };
 
 }  // namespace
